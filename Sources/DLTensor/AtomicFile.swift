@@ -1,0 +1,112 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes a file so that it appears whole or not at all: the bytes go to a temporary file in the
+/// same folder, which is synced and then renamed over the destination. On any failure the
+/// temporary file is removed and the destination is untouched.
+public final class AtomicFileWriter {
+    public let path: String
+    private let tempPath: String
+    private var fd: Int32
+    private var finished = false
+    public private(set) var bytesWritten = 0
+
+    /// Opens a temporary file beside `path`.
+    public init(path: String) throws(AtomicFileError) {
+        self.path = path
+        let slash = path.lastIndex(of: "/")
+        let dir = slash.map { String(path[..<$0]) } ?? "."
+        let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        var template = Array("\(dir.isEmpty ? "/" : dir)/.\(base).tmp-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else {
+            throw .cannotCreate(path: path, reason: String(cString: strerror(errno)))
+        }
+        self.fd = fd
+        tempPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        fchmod(fd, 0o644)
+    }
+
+    deinit {
+        if !finished { abandon() }
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(AtomicFileError) {
+        var done = 0
+        while done < bytes.count {
+            let n = systemWrite(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                let reason = String(cString: strerror(errno))
+                abandon()
+                throw .writeFailed(path: path, reason: reason)
+            }
+            done += n
+        }
+        bytesWritten += done
+    }
+
+    public func write(_ bytes: [UInt8]) throws(AtomicFileError) {
+        try bytes.withUnsafeBytes { (b: UnsafeRawBufferPointer) throws(AtomicFileError) in try write(b) }
+    }
+
+    public func write(_ string: String) throws(AtomicFileError) {
+        try write(Array(string.utf8))
+    }
+
+    /// Syncs and renames the temporary file into place.
+    public func commit() throws(AtomicFileError) {
+        guard !finished else { return }
+        if fsync(fd) != 0 {
+            let reason = String(cString: strerror(errno))
+            abandon()
+            throw .writeFailed(path: path, reason: reason)
+        }
+        close(fd)
+        finished = true
+        if rename(tempPath, path) != 0 {
+            let reason = String(cString: strerror(errno))
+            unlink(tempPath)
+            throw .writeFailed(path: path, reason: reason)
+        }
+    }
+
+    /// Removes the temporary file; the destination stays as it was.
+    public func abandon() {
+        guard !finished else { return }
+        finished = true
+        close(fd)
+        unlink(tempPath)
+    }
+
+    /// Writes `bytes` to `path` atomically.
+    public static func write(_ bytes: [UInt8], to path: String) throws(AtomicFileError) {
+        let w = try AtomicFileWriter(path: path)
+        try w.write(bytes)
+        try w.commit()
+    }
+}
+
+public enum AtomicFileError: Error, CustomStringConvertible, Equatable {
+    case cannotCreate(path: String, reason: String)
+    case writeFailed(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .cannotCreate(let p, let r): "\(p): cannot create: \(r)"
+        case .writeFailed(let p, let r): "\(p): write failed: \(r); the file was left as it was"
+        }
+    }
+}
+
+@inline(__always)
+private func systemWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int {
+    #if canImport(Glibc)
+    return Glibc.write(fd, p, n)
+    #else
+    return Darwin.write(fd, p, n)
+    #endif
+}

@@ -1,0 +1,60 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The bytes behind a tensor: either an owned, 64-byte-aligned allocation, or a read-only window
+/// into a memory-mapped file (kept alive by holding the mapping).
+public final class TensorStorage: @unchecked Sendable {
+    /// Alignment of owned allocations, enough for any SIMD width DLKit uses.
+    public static let alignment = 64
+
+    public let byteCount: Int
+    let pointer: UnsafeMutableRawPointer
+    /// True for views into a mapped file: those bytes must not be written.
+    public let isReadOnly: Bool
+    private let owner: AnyObject?
+    private let owned: Bool
+
+    /// An owned, zero-filled allocation of `byteCount` bytes.
+    public init(zeroedByteCount byteCount: Int) {
+        self.byteCount = byteCount
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: Self.alignment)
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
+        pointer = p
+        isReadOnly = false
+        owner = nil
+        owned = true
+    }
+
+    /// An owned allocation of `byteCount` bytes whose contents the caller fills at once.
+    public init(uninitializedByteCount byteCount: Int) {
+        self.byteCount = byteCount
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: Self.alignment)
+        isReadOnly = false
+        owner = nil
+        owned = true
+    }
+
+    /// A read-only view of `count` bytes at `offset` in `file`. The caller has checked the range.
+    public init(view file: MappedFile, offset: Int, count: Int) {
+        precondition(offset >= 0 && count >= 0 && offset <= file.byteCount - count, "view outside the mapping")
+        byteCount = count
+        if let base = file.base {
+            pointer = UnsafeMutableRawPointer(mutating: base + offset)
+        } else {
+            // An empty file only allows empty views; point at something valid that is never read.
+            pointer = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: Self.alignment)
+        }
+        isReadOnly = true
+        owner = file
+        owned = file.base == nil
+    }
+
+    deinit {
+        if owned { pointer.deallocate() }
+    }
+
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: pointer, count: byteCount) }
+}
