@@ -50,7 +50,11 @@ public final class AtomicFileWriter {
     }
 
     public func write(_ bytes: [UInt8]) throws(AtomicFileError) {
-        try bytes.withUnsafeBytes { (b: UnsafeRawBufferPointer) throws(AtomicFileError) in try write(b) }
+        var failure: AtomicFileError?
+        bytes.withUnsafeBytes { b in
+            do throws(AtomicFileError) { try self.write(b) } catch { failure = error }
+        }
+        if let failure { throw failure }
     }
 
     public func write(_ string: String) throws(AtomicFileError) {
