@@ -1,1 +1,69 @@
-print("dlconvert")
+import ArgumentParser
+import DLKit
+import Foundation
+
+/// `dlconvert IN OUT` converts; `dlconvert inspect FILE` describes.
+struct DLConvert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dlconvert",
+        abstract: "Convert neural network files between formats, and inspect them.",
+        discussion: """
+            The input format is recognised from the file's content; the output format from its
+            extension (.onnx, .ckpt, .safetensors).
+
+            Examples:
+              dlconvert model.onnx model.ckpt        # ONNX -> DLKit checkpoint
+              dlconvert model.ckpt model.onnx        # and back
+              dlconvert model.onnx weights.safetensors
+              dlconvert inspect model.onnx --json
+            """,
+        subcommands: [Convert.self, Inspect.self],
+        defaultSubcommand: Convert.self)
+}
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Convert IN to OUT (the default command).")
+
+    @Argument(help: "The file to read (.onnx, .ckpt, .safetensors).")
+    var input: String
+
+    @Argument(help: "The file to write; its extension picks the format (.onnx, .ckpt, .safetensors).")
+    var output: String
+
+    func run() throws {
+        try reportingErrors {
+            let format = try Converter.convert(from: URL(fileURLWithPath: input), to: URL(fileURLWithPath: output))
+            if isatty(STDERR_FILENO) != 0 {
+                FileHandle.standardError.write(Data("dlconvert: \(input) (\(format.rawValue)) -> \(output)\n".utf8))
+            }
+        }
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Describe a model or weights file: format, inputs, outputs, tensors, op counts, parameters.")
+
+    @Argument(help: "The file to describe.")
+    var file: String
+
+    @Flag(help: "Print one JSON object instead of text.")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let summary = try ModelSummary(contentsOf: URL(fileURLWithPath: file))
+            print(json ? summary.json.serialized() : summary.text, terminator: json ? "\n" : "")
+        }
+    }
+}
+
+/// Runs `body`; a DLKit error becomes one line on stderr and exit code 1.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do { try body() } catch let e as DLKitError {
+        FileHandle.standardError.write(Data("dlconvert: \(e)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+DLConvert.main()

@@ -1,0 +1,63 @@
+import DLTensor
+
+/// Model-level facts a source file carried; kept so a conversion back to that format loses nothing.
+public struct ModelMetadata: Sendable {
+    /// Operator set version per domain ("" = ai.onnx).
+    public var opsetImports: [(domain: String, version: Int)] = []
+    public var irVersion: Int = 0
+    public var producerName: String = ""
+    public var producerVersion: String = ""
+    public var domain: String = ""
+    public var modelVersion: Int = 0
+    public var docString: String = ""
+    public var metadataProps: [(key: String, value: String)] = []
+
+    public init() {}
+
+    /// The ai.onnx opset the graph was written for.
+    public var onnxOpset: Int? {
+        opsetImports.first(where: { $0.domain == "" || $0.domain == "ai.onnx" })?.version
+    }
+}
+
+/// DLKit's one intermediate representation: values named by strings, nodes in an order where
+/// every node comes after the nodes it reads from, weights as named tensors.
+///
+/// Ops are the ONNX standard operators with their newest semantics: importers translate other
+/// formats and older opsets into them, so the runtime, gradients and exporters key on one op set.
+public struct Graph: Sendable {
+    public var name: String
+    public var docString: String = ""
+    /// Inputs a caller feeds (initializers are not listed here even if the source listed them).
+    public var inputs: [ValueInfo]
+    public var outputs: [ValueInfo]
+    /// Types known for intermediate values.
+    public var valueInfo: [ValueInfo] = []
+    public var nodes: [Node]
+    /// Weights and other constant tensors, by value name.
+    public var initializers: NamedTensors
+    /// Initializer names the source file also listed as graph inputs (overridable at run time in ONNX).
+    public var overridableInitializers: [String] = []
+    public var metadata: ModelMetadata = ModelMetadata()
+
+    public init(name: String, inputs: [ValueInfo], outputs: [ValueInfo], nodes: [Node],
+                initializers: NamedTensors = NamedTensors()) {
+        self.name = name
+        self.inputs = inputs
+        self.outputs = outputs
+        self.nodes = nodes
+        self.initializers = initializers
+    }
+
+    /// Number of scalars in all floating-point and integer initializers.
+    public var parameterCount: Int {
+        initializers.reduce(0) { $0 + $1.tensor.elementCount }
+    }
+
+    /// How many nodes of each op type the graph has.
+    public var opCounts: [String: Int] {
+        var c: [String: Int] = [:]
+        for n in nodes { c[n.opType, default: 0] += 1 }
+        return c
+    }
+}

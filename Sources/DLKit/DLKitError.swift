@@ -1,0 +1,33 @@
+import DLCheckpoint
+import DLGraph
+import DLONNX
+import DLRuntime
+import DLSafeTensors
+
+/// Errors of the user-facing API. Each wraps the error of the layer that found the problem, whose
+/// message names the file, tensor or node.
+public enum DLKitError: Error, CustomStringConvertible {
+    case cannotRead(path: String, reason: String)
+    case unsupportedFormat(path: String, format: FileFormat, purpose: String)
+    case unsupportedOutput(path: String, reason: String)
+    case onnx(ONNXError)
+    case safetensors(SafeTensorsError)
+    case checkpoint(CheckpointError)
+    case runtime(RuntimeError)
+    case invalidArgument(String)
+
+    public var description: String {
+        switch self {
+        case .cannotRead(let p, let r): "\(p): \(r)"
+        case .unsupportedFormat(let p, let f, let purpose):
+            f == .unknown ? "\(p): not a format DLKit recognises (ONNX, .ckpt, safetensors)"
+                : "\(p): \(f.rawValue) files cannot be used \(purpose) yet"
+        case .unsupportedOutput(let p, let r): "\(p): \(r)"
+        case .onnx(let e): "\(e)"
+        case .safetensors(let e): "\(e)"
+        case .checkpoint(let e): "\(e)"
+        case .runtime(let e): "\(e)"
+        case .invalidArgument(let m): m
+        }
+    }
+}

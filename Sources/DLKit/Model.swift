@@ -1,0 +1,62 @@
+import DLCheckpoint
+import DLGraph
+import DLONNX
+import DLRuntime
+import DLTensor
+import Foundation
+
+/// A model loaded for inference: its graph and an executor for it.
+///
+/// ```swift
+/// let model = try Model(contentsOf: URL(fileURLWithPath: "mlp.onnx"))   // or .ckpt
+/// let y = try model.run(["x": Tensor(shape: [1, 784], scalars: pixels)])
+/// ```
+public final class Model: Sendable {
+    public let name: String
+    public let format: FileFormat
+    public let graph: Graph
+    let executor: Executor
+
+    /// Loads an ONNX model or a DLKit checkpoint; the format is told by the file's first bytes.
+    /// - Throws: `DLKitError` naming the file and what is wrong (unsupported ops all at once).
+    public convenience init(contentsOf url: URL) throws(DLKitError) {
+        let path = url.path
+        let (graph, format) = try Self.loadGraph(path: path)
+        let base = url.deletingPathExtension().lastPathComponent
+        try self.init(graph: graph, name: base, format: format)
+    }
+
+    public init(graph: Graph, name: String, format: FileFormat = .unknown) throws(DLKitError) {
+        do { executor = try Executor(graph: graph) } catch { throw .runtime(error) }
+        self.graph = executor.graph
+        self.name = name
+        self.format = format
+    }
+
+    public var inputs: [ValueInfo] { graph.inputs }
+    public var outputs: [ValueInfo] { graph.outputs }
+
+    /// Runs the model.
+    /// - Parameters:
+    ///   - inputs: one tensor per model input, by name.
+    ///   - outputs: names of the outputs wanted; all when nil.
+    /// - Throws: `DLKitError.runtime` naming the input or node at fault.
+    public func run(_ inputs: [String: Tensor], outputs: [String]? = nil) throws(DLKitError) -> [String: Tensor] {
+        do { return try executor.run(inputs, outputs: outputs) } catch { throw .runtime(error) }
+    }
+
+    /// Reads the graph of an ONNX file or checkpoint.
+    public static func loadGraph(path: String, checkOps: Bool = true) throws(DLKitError) -> (Graph, FileFormat) {
+        let format = try FileFormat.detect(path: path)
+        switch format {
+        case .onnx:
+            do { return (try ONNXReader.read(path: path, checkOps: checkOps), format) } catch { throw .onnx(error) }
+        case .checkpoint:
+            do { return (try Checkpoint(contentsOf: path, checkOps: checkOps).graph, format) } catch { throw .checkpoint(error) }
+        case .safetensors:
+            throw .unsupportedFormat(path: path, format: format, purpose: "as a model: it holds weights but no graph (bind it to one with an ONNX model)")
+        default:
+            throw .unsupportedFormat(path: path, format: format, purpose: "as a model")
+        }
+    }
+}

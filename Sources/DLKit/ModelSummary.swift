@@ -1,0 +1,96 @@
+import DLCheckpoint
+import DLGraph
+import DLONNX
+import DLSafeTensors
+import DLTensor
+import Foundation
+
+/// What `dlconvert inspect` reports: format, inputs and outputs, tensors, op counts, parameters.
+public struct ModelSummary: Sendable {
+    public struct Value: Sendable {
+        public var name: String
+        public var dtype: DType?
+        public var dims: [Dim]?
+    }
+
+    public var format: FileFormat
+    public var inputs: [Value]
+    public var outputs: [Value]
+    public var tensors: [Value]
+    public var ops: [String: Int]
+    public var parameters: Int
+    public var opset: Int?
+    public var producer: String?
+
+    /// Describes any ONNX, checkpoint or safetensors file, including models with ops DLKit
+    /// cannot run yet.
+    public init(contentsOf url: URL) throws(DLKitError) {
+        let path = url.path
+        format = try FileFormat.detect(path: path)
+        switch format {
+        case .onnx, .checkpoint:
+            let (g, _) = try Model.loadGraph(path: path, checkOps: false)
+            inputs = g.inputs.map { Value(name: $0.name, dtype: $0.type?.dtype, dims: $0.type?.dims) }
+            outputs = g.outputs.map { Value(name: $0.name, dtype: $0.type?.dtype, dims: $0.type?.dims) }
+            tensors = g.initializers.map { Value(name: $0.name, dtype: $0.tensor.dtype, dims: [Dim]($0.tensor.shape)) }
+            ops = g.opCounts
+            parameters = g.parameterCount
+            opset = g.metadata.onnxOpset
+            producer = g.metadata.producerName.isEmpty ? nil : g.metadata.producerName
+        case .safetensors:
+            let sd = try StateDict(contentsOf: url)
+            inputs = []
+            outputs = []
+            tensors = sd.map { Value(name: $0.name, dtype: $0.tensor.dtype, dims: [Dim]($0.tensor.shape)) }
+            ops = [:]
+            parameters = sd.reduce(0) { $0 + $1.tensor.elementCount }
+        default:
+            throw .unsupportedFormat(path: path, format: format, purpose: "for inspection")
+        }
+    }
+
+    public var json: JSON {
+        func value(_ v: Value) -> JSON {
+            var fields: [(String, JSON)] = [("name", .string(v.name))]
+            if let dims = v.dims {
+                fields.append(("shape", .array(dims.map { .int($0.value ?? -1) })))
+                if dims.contains(where: { if case .symbolic = $0 { true } else { false } }) {
+                    fields.append(("dim_params", .array(dims.map { if case .symbolic(let s) = $0 { .string(s) } else { .null } })))
+                }
+            } else {
+                fields.append(("shape", .null))
+            }
+            fields.append(("datatype", v.dtype.map { .string($0.inferenceProtocolName) } ?? .null))
+            return .object(fields)
+        }
+        var o: [(String, JSON)] = [("format", .string(format.rawValue))]
+        if let opset { o.append(("opset", .int(opset))) }
+        if let producer { o.append(("producer", .string(producer))) }
+        o += [
+            ("inputs", .array(inputs.map(value))),
+            ("outputs", .array(outputs.map(value))),
+            ("tensors", .array(tensors.map(value))),
+            ("ops", .object(ops.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
+            ("parameters", .int(parameters)),
+        ]
+        return .object(o)
+    }
+
+    /// A readable multi-line report.
+    public var text: String {
+        func line(_ v: Value) -> String {
+            let shape = v.dims.map { "[" + $0.map(\.description).joined(separator: ", ") + "]" } ?? "[?]"
+            return "  \(v.name): \(v.dtype?.rawValue ?? "?") \(shape)"
+        }
+        var s = "format: \(format.rawValue)\n"
+        if let opset { s += "opset: \(opset)\n" }
+        if let producer { s += "producer: \(producer)\n" }
+        if !inputs.isEmpty { s += "inputs:\n" + inputs.map(line).joined(separator: "\n") + "\n" }
+        if !outputs.isEmpty { s += "outputs:\n" + outputs.map(line).joined(separator: "\n") + "\n" }
+        if !ops.isEmpty {
+            s += "ops:\n" + ops.sorted { $0.key < $1.key }.map { "  \($0.key): \($0.value)" }.joined(separator: "\n") + "\n"
+        }
+        s += "tensors: \(tensors.count)\nparameters: \(parameters)\n"
+        return s
+    }
+}

@@ -1,0 +1,144 @@
+import DLGraph
+import DLKernels
+import DLTensor
+
+/// Conv, pooling and BatchNormalization for 1-D and 2-D spatial inputs (NCW, NCHW).
+enum ConvolutionKernels {
+    static var all: [(String, Kernel)] {
+        [("Conv", conv), ("MaxPool", pool(max: true)), ("AveragePool", pool(max: false)),
+         ("GlobalAveragePool", globalAveragePool), ("BatchNormalization", batchNorm)]
+    }
+
+    /// Geometry of a 1-D or 2-D window op, with 1-D as 2-D of height 1.
+    static func geometry(_ ctx: KernelContext, input: [Int], kernel: [Int], isPooling: Bool)
+        throws(RuntimeError) -> (g: WindowGeometry, twoD: Bool)
+    {
+        let spatial = Array(input.dropFirst(2))
+        guard spatial.count == 1 || spatial.count == 2 else {
+            throw .unsupported(node: ctx.node.displayName, reason: "\(ctx.node.opType) over \(spatial.count) spatial dims is not supported yet (1-D and 2-D)")
+        }
+        let g = try ctx.attribute { () throws(GraphError) in
+            try WindowGeometry.resolve(node: ctx.node, input: spatial, kernel: kernel, isPooling: isPooling)
+        }
+        return (g, spatial.count == 2)
+    }
+
+    static let conv: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0), w = try ctx.input(1)
+        let bias = ctx.optionalInput(2)
+        try ctx.requireFloat32(x, w)
+        if let bias { try ctx.requireFloat32(bias) }
+        let group = try ctx.attribute { () throws(GraphError) in try ctx.node.int("group", default: 1) }
+        let kernel = try ctx.attribute { () throws(GraphError) in try ctx.node.ints("kernel_shape") } ?? Array(w.shape.dropFirst(2))
+        let (g, twoD) = try geometry(ctx, input: x.shape, kernel: kernel, isPooling: false)
+        let p: Conv2DParams
+        if twoD {
+            p = Conv2DParams(batch: x.shape[0], inChannels: x.shape[1], inH: x.shape[2], inW: x.shape[3],
+                             outChannels: w.shape[0], kernelH: g.kernel[0], kernelW: g.kernel[1],
+                             strideH: g.strides[0], strideW: g.strides[1],
+                             padTop: g.padsBegin[0], padLeft: g.padsBegin[1], padBottom: g.padsEnd[0], padRight: g.padsEnd[1],
+                             dilationH: g.dilations[0], dilationW: g.dilations[1], groups: group)
+        } else {
+            p = Conv2DParams.conv1D(batch: x.shape[0], inChannels: x.shape[1], length: x.shape[2], outChannels: w.shape[0],
+                                    kernel: g.kernel[0], stride: g.strides[0], padBegin: g.padsBegin[0],
+                                    padEnd: g.padsEnd[0], dilation: g.dilations[0], groups: group)
+        }
+        var out = Tensor(zeros: .float32, shape: try ctx.outputShape(0))
+        guard p.outputCount > 0, p.inputCount > 0 else { return [out] }
+        out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+            x.withUnsafeBufferPointer(as: Float.self) { px in
+                w.withUnsafeBufferPointer(as: Float.self) { pw in
+                    guard let y = po.baseAddress, let xp = px.baseAddress, let wp = pw.baseAddress else { return }
+                    if let bias {
+                        bias.withUnsafeBufferPointer(as: Float.self) { pb in
+                            Convolution.conv2D(p, input: xp, weight: wp, bias: pb.baseAddress, output: y)
+                        }
+                    } else {
+                        Convolution.conv2D(p, input: xp, weight: wp, bias: nil, output: y)
+                    }
+                }
+            }
+        }
+        return [out]
+    }
+
+    static func pool(max isMax: Bool) -> Kernel {
+        { ctx throws(RuntimeError) in
+            let x = try ctx.input(0)
+            try ctx.requireFloat32(x)
+            if isMax, ctx.node.outputs.count > 1, !ctx.node.outputs[1].isEmpty {
+                throw .unsupported(node: ctx.node.displayName, reason: "the MaxPool Indices output is not supported yet")
+            }
+            let node = ctx.node
+            let (kernel, ceilMode, includePad) = try ctx.attribute { () throws(GraphError) in
+                (try node.ints("kernel_shape") ?? [], try node.int("ceil_mode", default: 0) != 0,
+                 try node.int("count_include_pad", default: 0) != 0)
+            }
+            let (g, twoD) = try geometry(ctx, input: x.shape, kernel: kernel, isPooling: true)
+            let p = twoD
+                ? Pool2DParams(batch: x.shape[0], channels: x.shape[1], inH: x.shape[2], inW: x.shape[3],
+                               kernelH: g.kernel[0], kernelW: g.kernel[1], strideH: g.strides[0], strideW: g.strides[1],
+                               padTop: g.padsBegin[0], padLeft: g.padsBegin[1], padBottom: g.padsEnd[0], padRight: g.padsEnd[1],
+                               dilationH: g.dilations[0], dilationW: g.dilations[1], ceilMode: ceilMode)
+                : Pool2DParams(batch: x.shape[0], channels: x.shape[1], inH: 1, inW: x.shape[2],
+                               kernelH: 1, kernelW: g.kernel[0], strideH: 1, strideW: g.strides[0],
+                               padLeft: g.padsBegin[0], padRight: g.padsEnd[0], dilationW: g.dilations[0], ceilMode: ceilMode)
+            return [try x.floats { (src) throws(RuntimeError) in
+                try Tensor.makeFloat(shape: try ctx.outputShape(0)) { dst in
+                    if isMax { Pooling.maxPool2D(p, input: src, output: dst) }
+                    else { Pooling.averagePool2D(p, countIncludePad: includePad, input: src, output: dst) }
+                }
+            }]
+        }
+    }
+
+    static let globalAveragePool: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0)
+        try ctx.requireFloat32(x)
+        let outer = x.shape[0] * x.shape[1]
+        let spatial = x.shape.dropFirst(2).reduce(1, *)
+        return [try x.floats { (src) throws(RuntimeError) in
+            try Tensor.makeFloat(shape: try ctx.outputShape(0)) { dst in
+                Pooling.globalAveragePool(input: src, output: dst, outer: outer, spatial: spatial)
+            }
+        }]
+    }
+
+    /// Inference form: y = scale·(x − mean)/√(var + ε) + B per channel.
+    static let batchNorm: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0)
+        let params = [try ctx.input(1), try ctx.input(2), try ctx.input(3), try ctx.input(4)]
+        try ctx.requireFloat32(x)
+        for t in params { try ctx.requireFloat32(t) }
+        let node = ctx.node
+        let (eps, training) = try ctx.attribute { () throws(GraphError) in
+            (try node.float("epsilon", default: 1e-5), try node.int("training_mode", default: 0) != 0)
+        }
+        if training || node.outputs.dropFirst().contains(where: { !$0.isEmpty }) {
+            throw .unsupported(node: node.displayName, reason: "BatchNormalization in training mode is not supported yet")
+        }
+        let channels = x.shape[1]
+        guard params.allSatisfy({ $0.elementCount == channels }) else {
+            throw .unsupported(node: node.displayName, reason: "scale, B, mean and var must each have \(channels) values")
+        }
+        let spatial = x.shape.dropFirst(2).reduce(1, *)
+        var out = Tensor(zeros: .float32, shape: x.shape)
+        out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+            x.withUnsafeBufferPointer(as: Float.self) { px in
+                params[0].withUnsafeBufferPointer(as: Float.self) { s in
+                    params[1].withUnsafeBufferPointer(as: Float.self) { b in
+                        params[2].withUnsafeBufferPointer(as: Float.self) { m in
+                            params[3].withUnsafeBufferPointer(as: Float.self) { v in
+                                guard let y = po.baseAddress, let xp = px.baseAddress, let sp = s.baseAddress,
+                                      let bp = b.baseAddress, let mp = m.baseAddress, let vp = v.baseAddress else { return }
+                                Normalization.batchNormInference(xp, y, batch: x.shape[0], channels: channels, spatial: spatial,
+                                                                 scale: sp, bias: bp, mean: mp, variance: vp, epsilon: eps)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return [out]
+    }
+}

@@ -1,0 +1,79 @@
+import DLGraph
+import DLKernels
+import DLTensor
+
+/// Unary activations, Softmax, and the broadcasting arithmetic ops.
+enum ElementwiseKernels {
+    static var all: [(String, Kernel)] {
+        [
+            ("Relu", unary { Elementwise.relu($0, $1, count: $2) }),
+            ("Sigmoid", unary { Elementwise.sigmoid($0, $1, count: $2) }),
+            ("Tanh", unary { Elementwise.tanh($0, $1, count: $2) }),
+            ("Add", binary(.add)), ("Sub", binary(.sub)), ("Mul", binary(.mul)), ("Div", binary(.div)),
+            ("Softmax", { ctx throws(RuntimeError) in
+                let x = try ctx.input(0)
+                try ctx.requireFloat32(x)
+                let axis = try ctx.attribute { () throws(GraphError) in try ctx.node.int("axis", default: -1) }
+                guard let a = DimMath.axis(axis, rank: x.rank) else {
+                    throw .unsupported(node: ctx.node.displayName, reason: "axis \(axis) is outside rank \(x.rank)")
+                }
+                let outer = x.shape[..<a].reduce(1, *), inner = x.shape[(a + 1)...].reduce(1, *)
+                return [try x.floats { (src) throws(RuntimeError) in
+                    try Tensor.makeFloat(shape: x.shape) { dst in
+                        Softmax.softmax(src, dst, outer: outer, axisSize: x.shape[a], inner: inner)
+                    }
+                }]
+            }),
+        ]
+    }
+
+    static func unary(_ f: @escaping @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Kernel {
+        { ctx throws(RuntimeError) in
+            let x = try ctx.input(0)
+            try ctx.requireFloat32(x)
+            return [try x.floats { (src) throws(RuntimeError) in
+                try Tensor.makeFloat(shape: x.shape) { dst in f(src, dst, x.elementCount) }
+            }]
+        }
+    }
+
+    static func binary(_ op: BinaryOperation) -> Kernel {
+        { ctx throws(RuntimeError) in
+            let a = try ctx.input(0), b = try ctx.input(1)
+            let shape = try ctx.outputShape(0)
+            var out = Tensor(zeros: a.dtype, shape: shape)
+            switch a.dtype {
+            case .float32:
+                a.withUnsafeBufferPointer(as: Float.self) { pa in
+                    b.withUnsafeBufferPointer(as: Float.self) { pb in
+                        out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+                            guard let x = pa.baseAddress, let y = pb.baseAddress, let z = po.baseAddress else { return }
+                            Elementwise.binary(op, x, shape: a.shape, y, shape: b.shape, z, shape: shape)
+                        }
+                    }
+                }
+            case .int64:
+                a.withUnsafeBufferPointer(as: Int64.self) { pa in
+                    b.withUnsafeBufferPointer(as: Int64.self) { pb in
+                        out.withUnsafeMutableBufferPointer(as: Int64.self) { po in
+                            guard let x = pa.baseAddress, let y = pb.baseAddress, let z = po.baseAddress else { return }
+                            Elementwise.binary(op, x, shape: a.shape, y, shape: b.shape, z, shape: shape)
+                        }
+                    }
+                }
+            case .int32:
+                a.withUnsafeBufferPointer(as: Int32.self) { pa in
+                    b.withUnsafeBufferPointer(as: Int32.self) { pb in
+                        out.withUnsafeMutableBufferPointer(as: Int32.self) { po in
+                            guard let x = pa.baseAddress, let y = pb.baseAddress, let z = po.baseAddress else { return }
+                            Elementwise.binary(op, x, shape: a.shape, y, shape: b.shape, z, shape: shape)
+                        }
+                    }
+                }
+            default:
+                throw .unsupported(node: ctx.node.displayName, reason: "\(ctx.node.opType) on \(a.dtype) is not supported yet (float32, int32, int64)")
+            }
+            return [out]
+        }
+    }
+}

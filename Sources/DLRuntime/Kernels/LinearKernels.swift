@@ -1,0 +1,107 @@
+import DLGraph
+import DLKernels
+import DLTensor
+
+/// Gemm and MatMul through OpenBLAS sgemm.
+enum LinearKernels {
+    static var all: [(String, Kernel)] { [("Gemm", gemm), ("MatMul", matmul)] }
+
+    /// Y = alpha·op(A)·op(B) + beta·C, with C broadcast to [M, N].
+    static let gemm: Kernel = { ctx throws(RuntimeError) in
+        let a = try ctx.input(0), b = try ctx.input(1)
+        let c = ctx.optionalInput(2)
+        try ctx.requireFloat32(a, b)
+        if let c { try ctx.requireFloat32(c) }
+        let node = ctx.node
+        let (transA, transB, alpha, beta) = try ctx.attribute { () throws(GraphError) in
+            (try node.int("transA", default: 0) != 0, try node.int("transB", default: 0) != 0,
+             try node.float("alpha", default: 1), try node.float("beta", default: 1))
+        }
+        let shape = try ctx.outputShape(0)
+        let m = shape[0], n = shape[1]
+        let k = transA ? a.shape[0] : a.shape[1]
+        var out = Tensor(zeros: .float32, shape: shape)
+        out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+            guard let y = po.baseAddress else { return }
+            var betaForGemm: Float = 0
+            if let c, beta != 0 {
+                // Fill Y with C broadcast to [M, N]; sgemm then adds alpha·A·B to beta·Y.
+                c.withUnsafeBufferPointer(as: Float.self) { pc in
+                    let cs = c.shape
+                    let rows = cs.count == 2 ? cs[0] : 1
+                    let cols = cs.count >= 1 ? cs[cs.count - 1] : 1
+                    for i in 0..<m {
+                        let ci = rows == 1 ? 0 : i
+                        for j in 0..<n { y[i * n + j] = pc[ci * cols + (cols == 1 ? 0 : j)] }
+                    }
+                }
+                betaForGemm = beta
+            }
+            guard m > 0, n > 0 else { return }
+            if k == 0 {
+                for i in 0..<(m * n) { y[i] *= betaForGemm }
+                return
+            }
+            a.withUnsafeBufferPointer(as: Float.self) { pa in
+                b.withUnsafeBufferPointer(as: Float.self) { pb in
+                    guard let ap = pa.baseAddress, let bp = pb.baseAddress else { return }
+                    GEMM.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                               a: ap, lda: a.shape[1], b: bp, ldb: b.shape[1],
+                               beta: betaForGemm, c: y, ldc: n)
+                }
+            }
+        }
+        return [out]
+    }
+
+    /// Numpy matmul: 1-D operands promoted, batch dims broadcast, one sgemm per batch entry.
+    static let matmul: Kernel = { ctx throws(RuntimeError) in
+        let a = try ctx.input(0), b = try ctx.input(1)
+        try ctx.requireFloat32(a, b)
+        let outShape = try ctx.outputShape(0)
+        let a2 = a.rank == 1 ? [1] + a.shape : a.shape
+        let b2 = b.rank == 1 ? b.shape + [1] : b.shape
+        let m = a2[a2.count - 2], k = a2[a2.count - 1], n = b2[b2.count - 1]
+        let aBatch = Array(a2.dropLast(2)), bBatch = Array(b2.dropLast(2))
+        guard let batch = ShapeMath.broadcast(aBatch, bBatch) else {
+            throw .unsupported(node: ctx.node.displayName, reason: "batch dims \(aBatch) and \(bBatch) do not broadcast")
+        }
+        let batchCount = batch.reduce(1, *)
+        // Element offsets of each batch entry in A and B (broadcast dims repeat).
+        func offsets(_ dims: [Int], matrixSize: Int) -> [Int] {
+            let padded = Array(repeating: 1, count: batch.count - dims.count) + dims
+            let strides = ShapeMath.strides(padded)
+            var result = [Int](repeating: 0, count: batchCount)
+            var index = [Int](repeating: 0, count: batch.count)
+            for e in 0..<batchCount {
+                var off = 0
+                for d in 0..<batch.count where padded[d] != 1 { off += index[d] * strides[d] }
+                result[e] = off * matrixSize
+                var d = batch.count - 1
+                while d >= 0 {
+                    index[d] += 1
+                    if index[d] < batch[d] { break }
+                    index[d] = 0
+                    d -= 1
+                }
+            }
+            return result
+        }
+        let aOff = offsets(aBatch, matrixSize: m * k), bOff = offsets(bBatch, matrixSize: k * n)
+        var out = Tensor(zeros: .float32, shape: outShape)
+        guard m > 0, n > 0, k > 0 else { return [out] }
+        out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+            a.withUnsafeBufferPointer(as: Float.self) { pa in
+                b.withUnsafeBufferPointer(as: Float.self) { pb in
+                    guard let y = po.baseAddress, let ap = pa.baseAddress, let bp = pb.baseAddress else { return }
+                    for e in 0..<batchCount {
+                        GEMM.sgemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1,
+                                   a: ap + aOff[e], lda: k, b: bp + bOff[e], ldb: n,
+                                   beta: 0, c: y + e * m * n, ldc: n)
+                    }
+                }
+            }
+        }
+        return [out]
+    }
+}

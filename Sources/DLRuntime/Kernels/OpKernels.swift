@@ -1,0 +1,76 @@
+import DLGraph
+import DLKernels
+import DLTensor
+
+/// What a kernel gets: the node, its input tensors (nil where left out) and the output types
+/// inference gave for these concrete inputs.
+struct KernelContext {
+    let node: Node
+    let inputs: [Tensor?]
+    let outputTypes: [TensorType?]
+
+    func input(_ i: Int) throws(RuntimeError) -> Tensor {
+        guard i < inputs.count, let t = inputs[i] else {
+            throw .unsupported(node: node.displayName, reason: "input \(i) is missing")
+        }
+        return t
+    }
+
+    func optionalInput(_ i: Int) -> Tensor? { i < inputs.count ? inputs[i] : nil }
+
+    /// The concrete shape of output `i`.
+    func outputShape(_ i: Int) throws(RuntimeError) -> [Int] {
+        guard i < outputTypes.count, let s = outputTypes[i]?.dims?.concrete else {
+            throw .unsupported(node: node.displayName, reason: "the shape of output \(i) could not be inferred")
+        }
+        return s
+    }
+
+    /// Fails unless every given input is float32 (the kernels' type for now).
+    func requireFloat32(_ tensors: Tensor...) throws(RuntimeError) {
+        for t in tensors where t.dtype != .float32 {
+            throw .unsupported(node: node.displayName, reason: "\(node.opType) on \(t.dtype) is not supported yet (float32 only)")
+        }
+    }
+
+    func attribute<T>(_ body: () throws(GraphError) -> T) throws(RuntimeError) -> T {
+        do { return try body() } catch { throw .node(node.displayName, error) }
+    }
+}
+
+typealias Kernel = @Sendable (KernelContext) throws(RuntimeError) -> [Tensor]
+
+/// Op type → kernel. Every IR op the runtime can execute is listed here.
+enum OpKernels {
+    static let table: [String: Kernel] = {
+        var t: [String: Kernel] = [:]
+        for (name, k) in ElementwiseKernels.all + LinearKernels.all + ConvolutionKernels.all + ShapeKernels.all {
+            t[name] = k
+        }
+        return t
+    }()
+}
+
+/// Float32 typed access helpers for kernels.
+extension Tensor {
+    func floats<R>(_ body: (UnsafePointer<Float>) throws(RuntimeError) -> R) throws(RuntimeError) -> R {
+        var result: Result<R, RuntimeError>!
+        withUnsafeBufferPointer(as: Float.self) { b in
+            do throws(RuntimeError) {
+                result = .success(try body(b.baseAddress ?? UnsafePointer(bitPattern: 64)!))
+            } catch { result = .failure(error) }
+        }
+        return try result.get()
+    }
+
+    /// A new float32 tensor of `shape` filled by `body`.
+    static func makeFloat(shape: [Int], _ body: (UnsafeMutablePointer<Float>) throws(RuntimeError) -> Void) throws(RuntimeError) -> Tensor {
+        var t = Tensor(zeros: .float32, shape: shape)
+        var failure: RuntimeError?
+        t.withUnsafeMutableBufferPointer(as: Float.self) { b in
+            do throws(RuntimeError) { try body(b.baseAddress ?? UnsafeMutablePointer(bitPattern: 64)!) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        return t
+    }
+}

@@ -1,0 +1,85 @@
+import DLGraph
+import DLKernels
+import DLTensor
+
+/// Ops that relabel or move elements. Reshape-like ops share the input's storage.
+enum ShapeKernels {
+    static var all: [(String, Kernel)] {
+        [("Flatten", relabel), ("Reshape", relabel), ("Identity", relabel),
+         ("Dropout", dropout), ("Transpose", transpose), ("Concat", concat), ("Constant", constant)]
+    }
+
+    /// Same elements, the inferred shape; no copy.
+    static let relabel: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0)
+        do { return [try x.reshaped(to: try ctx.outputShape(0))] } catch let e as RuntimeError { throw e } catch {
+            throw .unsupported(node: ctx.node.displayName, reason: "\(error)")
+        }
+    }
+
+    /// Inference: the input unchanged, and an all-true mask when one is asked for.
+    static let dropout: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0)
+        if let t = ctx.optionalInput(2), t.elementCount == 1, t.dtype == .bool, t.doubles()[0] != 0 {
+            throw .unsupported(node: ctx.node.displayName, reason: "Dropout in training mode is not supported yet")
+        }
+        guard ctx.node.outputs.count > 1 else { return [x] }
+        var mask = Tensor(zeros: .bool, shape: x.shape)
+        mask.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 1) }
+        return [x, mask]
+    }
+
+    static let transpose: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0)
+        guard x.dtype != .string else {
+            throw .unsupported(node: ctx.node.displayName, reason: "Transpose of strings is not supported yet")
+        }
+        let perm = try ctx.attribute { () throws(GraphError) in try TransposeOp.permutation(node: ctx.node, rank: x.rank) }
+        var out = Tensor(zeros: x.dtype, shape: try ctx.outputShape(0))
+        guard x.elementCount > 0 else { return [out] }
+        out.withUnsafeMutableBytes { dst in
+            x.withUnsafeBytes { src in
+                guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+                Layout.transpose(s, d, shape: x.shape, permutation: perm, elementWidth: x.dtype.byteWidth)
+            }
+        }
+        return [out]
+    }
+
+    static let concat: Kernel = { ctx throws(RuntimeError) in
+        let parts = try (0..<ctx.inputs.count).map { (i) throws(RuntimeError) in try ctx.input(i) }
+        let dtype = parts[0].dtype
+        guard dtype != .string else {
+            throw .unsupported(node: ctx.node.displayName, reason: "Concat of strings is not supported yet")
+        }
+        let axisAttr = try ctx.attribute { () throws(GraphError) in try ctx.node.int("axis", default: 0) }
+        let shape = try ctx.outputShape(0)
+        guard let axis = DimMath.axis(axisAttr, rank: shape.count) else {
+            throw .unsupported(node: ctx.node.displayName, reason: "axis \(axisAttr) is outside rank \(shape.count)")
+        }
+        var out = Tensor(zeros: dtype, shape: shape)
+        guard out.elementCount > 0 else { return [out] }
+        // Empty parts contribute nothing; the kernel gets only the others.
+        let used = parts.filter { $0.elementCount > 0 }
+        out.withUnsafeMutableBytes { dst in
+            guard let d = dst.baseAddress else { return }
+            var pointers: [UnsafeRawPointer] = []
+            func collect(_ i: Int) {
+                if i == used.count {
+                    Layout.concat(pointers, shapes: used.map(\.shape), axis: axis, into: d, elementWidth: dtype.byteWidth)
+                    return
+                }
+                used[i].withUnsafeBytes { b in
+                    if let p = b.baseAddress { pointers.append(p) }
+                    collect(i + 1)
+                }
+            }
+            collect(0)
+        }
+        return [out]
+    }
+
+    static let constant: Kernel = { ctx throws(RuntimeError) in
+        [try ctx.attribute { () throws(GraphError) in try ConstantOp.value(of: ctx.node) }]
+    }
+}
