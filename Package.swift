@@ -40,14 +40,16 @@ let package = Package(
         ]),
         .executableTarget(name: "dlserve", dependencies: ["DLKit"]),
 
-        .testTarget(name: "DLTensorTests", dependencies: ["DLTensor"]),
+        // Shared helpers of the test targets (paths, temporary folders, processes).
+        .target(name: "DLTestSupport", dependencies: ["DLTensor"], path: "Tests/DLTestSupport"),
+        .testTarget(name: "DLTensorTests", dependencies: ["DLTensor", "DLTestSupport"]),
         .testTarget(name: "DLKernelsTests", dependencies: ["DLKernels"]),
-        .testTarget(name: "DLGraphTests", dependencies: ["DLGraph"]),
-        .testTarget(name: "DLRuntimeTests", dependencies: ["DLRuntime"]),
-        .testTarget(name: "DLONNXTests", dependencies: ["DLONNX"]),
+        .testTarget(name: "DLGraphTests", dependencies: ["DLGraph", "DLTestSupport"]),
+        .testTarget(name: "DLRuntimeTests", dependencies: ["DLRuntime", "DLTestSupport"]),
+        .testTarget(name: "DLONNXTests", dependencies: ["DLONNX", "DLTestSupport"]),
         .testTarget(name: "DLSafeTensorsTests", dependencies: ["DLSafeTensors"]),
-        .testTarget(name: "DLCheckpointTests", dependencies: ["DLCheckpoint", "DLKit"]),
-        .testTarget(name: "DLKitTests", dependencies: ["DLKit"]),
-        .testTarget(name: "CLITests", dependencies: ["DLKit"]),
+        .testTarget(name: "DLCheckpointTests", dependencies: ["DLCheckpoint", "DLKit", "DLTestSupport"]),
+        .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLTestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),
     ]
 )

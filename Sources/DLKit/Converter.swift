@@ -35,12 +35,20 @@ public enum Converter {
                 throw .unsupportedFormat(path: input.path, format: format, purpose: "for conversion")
             }
             let (graph, _) = try Model.loadGraph(path: input.path)
-            if target == .onnx {
-                do { try ONNXWriter.write(graph, to: output.path) } catch { throw .onnx(error) }
-            } else {
-                do { try Checkpoint(graph: graph).write(to: output.path) } catch { throw .checkpoint(error) }
-            }
+            try write(graph, to: output)
         }
         return format
+    }
+
+    /// Writes a graph as ONNX or as a checkpoint, by the output's extension; atomically.
+    public static func write(_ graph: Graph, to output: URL) throws(DLKitError) {
+        switch Target(path: output.path) {
+        case .onnx?:
+            do { try ONNXWriter.write(graph, to: output.path) } catch { throw .onnx(error) }
+        case .ckpt?:
+            do { try Checkpoint(graph: graph).write(to: output.path) } catch { throw .checkpoint(error) }
+        default:
+            throw .unsupportedOutput(path: output.path, reason: "a graph is written as .onnx or .ckpt")
+        }
     }
 }

@@ -15,7 +15,9 @@ public enum FileFormat: String, Sendable, CaseIterable {
     /// - Throws: `DLKitError.cannotRead` when the file cannot be opened.
     public static func detect(path: String) throws(DLKitError) -> FileFormat {
         let file: MappedFile
-        do { file = try MappedFile(path: path) } catch { throw .cannotRead(path: path, reason: "\(error)") }
+        do { file = try MappedFile(path: path) } catch let e as MappedFileError { throw .cannotRead(path: path, reason: e.reason) } catch {
+            throw .cannotRead(path: path, reason: "\(error)")
+        }
         let b = file.bytes
         func starts(with prefix: [UInt8]) -> Bool {
             b.count >= prefix.count && zip(b, prefix).allSatisfy { $0 == $1 }

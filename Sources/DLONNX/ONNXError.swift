@@ -20,7 +20,7 @@ public enum ONNXError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .cannotRead(let p, let r): "\(p): cannot read: \(r)"
+        case .cannotRead(let p, let r): "\(p): \(r)"
         case .notONNX(let p, let r): "\(p): not an ONNX model (\(r))"
         case .tooLarge(let p, let n): "\(p): \(n) bytes is over the 2 GiB protobuf limit; keep weights as external data"
         case .noGraph(let p): "\(p): the model has no graph"

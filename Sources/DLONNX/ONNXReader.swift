@@ -16,9 +16,9 @@ public enum ONNXReader {
     ///   error; `inspect` turns this off to describe any model.
     public static func read(path: String, checkOps: Bool = true) throws(ONNXError) -> Graph {
         let file: MappedFile
-        do { file = try MappedFile(path: path) } catch {
-            throw .cannotRead(path: path, reason: "\(error)")
-        }
+        do { file = try MappedFile(path: path) } catch let e as MappedFileError {
+            throw .cannotRead(path: path, reason: e.reason)
+        } catch { throw .cannotRead(path: path, reason: "\(error)") }
         guard file.byteCount <= maxModelBytes else { throw .tooLarge(path: path, bytes: file.byteCount) }
         guard file.byteCount > 0, let base = file.base else { throw .notONNX(path: path, reason: "the file is empty") }
         let dir = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."

@@ -36,6 +36,9 @@ public struct JSONMember: Sendable, Equatable {
     /// Offset of the key's opening quote within the parsed bytes.
     public let offset: Int
 
+    /// Members are equal when key and value are; where they stood in the text does not matter.
+    public static func == (a: JSONMember, b: JSONMember) -> Bool { a.key == b.key && a.value == b.value }
+
     public init(key: String, value: JSON, offset: Int = 0) {
         self.key = key
         self.value = value

@@ -51,6 +51,14 @@ public enum MappedFileError: Error, CustomStringConvertible, Equatable {
     case cannotOpen(path: String, reason: String)
     case cannotMap(path: String, reason: String)
 
+    /// The message without the path: "cannot open: No such file or directory".
+    public var reason: String {
+        switch self {
+        case .cannotOpen(_, let r): "cannot open: \(r)"
+        case .cannotMap(_, let r): "cannot map into memory: \(r)"
+        }
+    }
+
     public var description: String {
         switch self {
         case .cannotOpen(let p, let r): "\(p): cannot open: \(r)"

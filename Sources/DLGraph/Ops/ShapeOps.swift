@@ -102,7 +102,29 @@ public enum ReshapeOp {
                 out.append(t == -1 ? .unknown : .fixed(t))
             }
         }
-        guard let input, let total = ShapeMath.elementCount(input.concrete ?? []), input.concrete != nil else {
+        guard let input else { return out }
+        guard let total = input.concrete.flatMap(ShapeMath.elementCount) else {
+            // Symbolic input: -1 is still known when the symbols cancel between input and output.
+            guard let hole = target.firstIndex(of: -1) else { return out }
+            var symbols: [String: Int] = [:]
+            var fixedIn = 1, fixedOut = 1
+            for d in input {
+                switch d {
+                case .fixed(let v): fixedIn *= v
+                case .symbolic(let s): symbols[s, default: 0] += 1
+                case .unknown: return out
+                }
+            }
+            for (i, d) in out.enumerated() where i != hole {
+                switch d {
+                case .fixed(let v): fixedOut *= v
+                case .symbolic(let s): symbols[s, default: 0] -= 1
+                case .unknown: return out
+                }
+            }
+            if symbols.values.allSatisfy({ $0 == 0 }), fixedOut > 0, fixedIn % fixedOut == 0 {
+                out[hole] = .fixed(fixedIn / fixedOut)
+            }
             return out
         }
         let known = out.compactMap(\.value)
