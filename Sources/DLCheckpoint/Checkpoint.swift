@@ -96,7 +96,7 @@ public struct Checkpoint: Sendable {
         inGraph.overridableInitializers.removeAll { kept[$0] == nil }
         inGraph.initializers = kept
         let names = tensors.map(\.name)
-        let proto = ONNXWriter.serialize(inGraph, includeInitializers: true)
+        let proto = ONNXWriter.serialize(inGraph, includeInitializers: true, keepSource: true)
         var metadata = extraMetadata
         metadata["format"] = "dlkit"
         metadata[Self.versionKey] = String(Self.version)

@@ -26,8 +26,10 @@ public enum ONNXWriter {
 
     /// The serialized model. With `includeInitializers: false` the initializers are left out
     /// (the checkpoint stores them as safetensors and keeps only the graph here).
-    public static func serialize(_ graph: Graph, includeInitializers: Bool = true) -> [UInt8] {
-        var m = model(graph, includeInitializers: includeInitializers)
+    /// With `keepSource: true` the producer fields and IR version are the source's, as read
+    /// (the checkpoint stores the graph this way so that converting back loses nothing).
+    public static func serialize(_ graph: Graph, includeInitializers: Bool = true, keepSource: Bool = false) -> [UInt8] {
+        var m = model(graph, includeInitializers: includeInitializers, keepSource: keepSource)
         return m.serialized()
     }
 
@@ -50,12 +52,12 @@ public enum ONNXWriter {
         return min(fromOpset, maxIRVersion)
     }
 
-    static func model(_ graph: Graph, includeInitializers: Bool) -> ProtoMessage {
+    static func model(_ graph: Graph, includeInitializers: Bool, keepSource: Bool = false) -> ProtoMessage {
         var m = ProtoMessage()
         let meta = graph.metadata
-        m.int(1, irVersion(for: graph))
-        m.string(2, producerName)
-        m.string(3, producerVersion)
+        m.int(1, keepSource && meta.irVersion > 0 ? meta.irVersion : irVersion(for: graph))
+        m.string(2, keepSource ? meta.producerName : producerName)
+        m.string(3, keepSource ? meta.producerVersion : producerVersion)
         m.optionalString(4, meta.domain)
         if meta.modelVersion != 0 { m.int(5, meta.modelVersion) }
         m.optionalString(6, meta.docString)

@@ -27,6 +27,8 @@ struct CheckpointTests {
             #expect(u.isMapped, "\(n) should be a view into the checkpoint")
         }
         #expect(loaded.metadata.onnxOpset == original.metadata.onnxOpset)
+        #expect(loaded.metadata.producerName == original.metadata.producerName)
+        #expect(loaded.metadata.irVersion == original.metadata.irVersion)
         #expect(loaded.metadata.metadataProps.map(\.value) == original.metadata.metadataProps.map(\.value))
     }
 

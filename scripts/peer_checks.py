@@ -1,0 +1,123 @@
+"""Checks DLKit's output with the real tools: onnx.checker, ONNX Runtime, safetensors.
+
+Run by scripts/test after the Swift tests, with the built dlconvert and dlserve:
+    .venv/bin/python scripts/peer_checks.py .build/debug
+Ends with the line "peer-checks: N passed, N failed" and exits non-zero on any failure.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from safetensors.numpy import load_file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build", "debug"))
+MODELS = ["mlp", "cnn", "ops"]
+RTOL, ATOL = 1e-5, 1e-6
+
+passed, failed = 0, 0
+
+
+def check(name, fn):
+    global passed, failed
+    try:
+        fn()
+        passed += 1
+        print(f"ok   {name}")
+    except Exception as e:  # report every failure, keep going
+        failed += 1
+        print(f"FAIL {name}: {e}")
+
+
+def run(*args, stdin=None):
+    r = subprocess.run(args, input=stdin, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {r.returncode}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def reference(model):
+    io = load_file(os.path.join(ROOT, "fixtures", "models", f"{model}.io.safetensors"))
+    ins = {k[6:]: v for k, v in io.items() if k.startswith("input.")}
+    outs = {k[7:]: v for k, v in io.items() if k.startswith("output.")}
+    return ins, outs
+
+
+def close(got, want, what):
+    if got.shape != want.shape:
+        raise AssertionError(f"{what}: shape {got.shape} != {want.shape}")
+    if not np.allclose(got, want, rtol=RTOL, atol=ATOL):
+        raise AssertionError(f"{what}: max abs diff {np.abs(got - want).max()}")
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="dlkit-peer-")
+    for model in MODELS:
+        src = os.path.join(ROOT, "fixtures", "models", f"{model}.onnx")
+        ckpt = os.path.join(tmp, f"{model}.ckpt")
+        back = os.path.join(tmp, f"{model}.onnx")
+        st = os.path.join(tmp, f"{model}.safetensors")
+        ins, outs = reference(model)
+
+        def convert():
+            run(os.path.join(BIN, "dlconvert"), src, ckpt)
+            run(os.path.join(BIN, "dlconvert"), ckpt, back)
+            run(os.path.join(BIN, "dlconvert"), src, st)
+        check(f"{model}: dlconvert onnx -> ckpt -> onnx, onnx -> safetensors", convert)
+
+        def checker():
+            m = onnx.load(back)
+            onnx.checker.check_model(m, full_check=True)
+            if m.ir_version > 13:
+                raise AssertionError(f"IR {m.ir_version} is newer than ONNX Runtime 1.31 loads")
+        check(f"{model}: re-exported model passes onnx.checker full_check", checker)
+
+        def ort_runs():
+            sess = ort.InferenceSession(back, providers=["CPUExecutionProvider"])
+            names = list(outs)
+            for name, g in zip(names, sess.run(names, ins)):
+                close(g, outs[name], name)
+        check(f"{model}: re-exported model runs in ONNX Runtime with the same outputs", ort_runs)
+
+        def weights_equal(path, what):
+            original = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(src).graph.initializer}
+            loaded = load_file(path)
+            if set(loaded) != set(original):
+                raise AssertionError(f"{what} names {sorted(loaded)} != {sorted(original)}")
+            for k, v in original.items():
+                if loaded[k].dtype != v.dtype or not np.array_equal(loaded[k], v):
+                    raise AssertionError(f"{what} tensor {k} differs")
+        check(f"{model}: safetensors.numpy.load_file opens the .ckpt with the ONNX weights",
+              lambda: weights_equal(ckpt, "ckpt"))
+        check(f"{model}: safetensors.numpy.load_file opens the .safetensors with the ONNX weights",
+              lambda: weights_equal(st, "safetensors"))
+
+        def serve():
+            lines = []
+            for n in range(ins[next(iter(ins))].shape[0]):
+                inputs = [{"name": k, "shape": [1, *v.shape[1:]], "datatype": "FP32",
+                           "data": v[n:n + 1].reshape(-1).tolist()} for k, v in ins.items()]
+                lines.append(json.dumps({"id": str(n), "inputs": inputs}))
+            out = run(os.path.join(BIN, "dlserve"), back, stdin="\n".join(lines) + "\n")
+            answers = [json.loads(l) for l in out.splitlines()]
+            if len(answers) != len(lines):
+                raise AssertionError(f"{len(answers)} answers for {len(lines)} requests")
+            for n, a in enumerate(answers):
+                if a.get("id") != str(n) or "error" in a:
+                    raise AssertionError(f"answer {n}: {a}")
+                for o in a["outputs"]:
+                    got = np.array(o["data"], dtype=np.float32).reshape(o["shape"])
+                    close(got, outs[o["name"]][n:n + 1], f"request {n} output {o['name']}")
+        check(f"{model}: dlserve answers match ONNX Runtime", serve)
+
+    print(f"peer-checks: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
