@@ -42,34 +42,24 @@ enum ElementwiseKernels {
             let a = try ctx.input(0), b = try ctx.input(1)
             let shape = try ctx.outputShape(0)
             var out = Tensor(zeros: a.dtype, shape: shape)
+            /// Runs the typed kernel of `T` over the three buffers.
+            func apply<T: TensorScalar>(
+                _: T.Type,
+                _ kernel: (UnsafePointer<T>, [Int], UnsafePointer<T>, [Int], UnsafeMutablePointer<T>, [Int]) -> Void
+            ) {
+                a.withUnsafeBufferPointer(as: T.self) { pa in
+                    b.withUnsafeBufferPointer(as: T.self) { pb in
+                        out.withUnsafeMutableBufferPointer(as: T.self) { po in
+                            guard let x = pa.baseAddress, let y = pb.baseAddress, let z = po.baseAddress else { return }
+                            kernel(x, a.shape, y, b.shape, z, shape)
+                        }
+                    }
+                }
+            }
             switch a.dtype {
-            case .float32:
-                a.withUnsafeBufferPointer(as: Float.self) { pa in
-                    b.withUnsafeBufferPointer(as: Float.self) { pb in
-                        out.withUnsafeMutableBufferPointer(as: Float.self) { po in
-                            guard let x = pa.baseAddress, let y = pb.baseAddress, let z = po.baseAddress else { return }
-                            Elementwise.binary(op, x, shape: a.shape, y, shape: b.shape, z, shape: shape)
-                        }
-                    }
-                }
-            case .int64:
-                a.withUnsafeBufferPointer(as: Int64.self) { pa in
-                    b.withUnsafeBufferPointer(as: Int64.self) { pb in
-                        out.withUnsafeMutableBufferPointer(as: Int64.self) { po in
-                            guard let x = pa.baseAddress, let y = pb.baseAddress, let z = po.baseAddress else { return }
-                            Elementwise.binary(op, x, shape: a.shape, y, shape: b.shape, z, shape: shape)
-                        }
-                    }
-                }
-            case .int32:
-                a.withUnsafeBufferPointer(as: Int32.self) { pa in
-                    b.withUnsafeBufferPointer(as: Int32.self) { pb in
-                        out.withUnsafeMutableBufferPointer(as: Int32.self) { po in
-                            guard let x = pa.baseAddress, let y = pb.baseAddress, let z = po.baseAddress else { return }
-                            Elementwise.binary(op, x, shape: a.shape, y, shape: b.shape, z, shape: shape)
-                        }
-                    }
-                }
+            case .float32: apply(Float.self) { Elementwise.binary(op, $0, shape: $1, $2, shape: $3, $4, shape: $5) }
+            case .int64: apply(Int64.self) { Elementwise.binary(op, $0, shape: $1, $2, shape: $3, $4, shape: $5) }
+            case .int32: apply(Int32.self) { Elementwise.binary(op, $0, shape: $1, $2, shape: $3, $4, shape: $5) }
             default:
                 throw .unsupported(node: ctx.node.displayName, reason: "\(ctx.node.opType) on \(a.dtype) is not supported yet (float32, int32, int64)")
             }

@@ -25,7 +25,7 @@ enum ShapeKernels {
         }
         guard ctx.node.outputs.count > 1 else { return [x] }
         var mask = Tensor(zeros: .bool, shape: x.shape)
-        mask.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 1) }
+        mask.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 1) }
         return [x, mask]
     }
 

@@ -1,0 +1,107 @@
+/// One binary operation on one element type, as a scalar and as an eight-lane vector, so the loops
+/// below are specialised per operation with no call or branch per element.
+protocol BinaryFunctor {
+    associatedtype Scalar: SIMDScalar
+    static func scalar(_ a: Scalar, _ b: Scalar) -> Scalar
+    static func vector(_ a: SIMD8<Scalar>, _ b: SIMD8<Scalar>) -> SIMD8<Scalar>
+}
+
+/// Contiguous loops: eight lanes at a time, then a scalar tail. `o` may be the same address as a
+/// vector operand (in place) but must not otherwise overlap it.
+enum BinaryLoops {
+    @inline(__always)
+    static func vectorVector<F: BinaryFunctor>(
+        _: F.Type, _ a: UnsafePointer<F.Scalar>, _ b: UnsafePointer<F.Scalar>,
+        _ o: UnsafeMutablePointer<F.Scalar>, _ n: Int
+    ) {
+        var i = 0
+        while i + 8 <= n {
+            F.vector(.load(a + i), .load(b + i)).store(o + i)
+            i += 8
+        }
+        while i < n {
+            o[i] = F.scalar(a[i], b[i])
+            i += 1
+        }
+    }
+
+    @inline(__always)
+    static func vectorScalar<F: BinaryFunctor>(
+        _: F.Type, _ a: UnsafePointer<F.Scalar>, _ b: F.Scalar,
+        _ o: UnsafeMutablePointer<F.Scalar>, _ n: Int
+    ) {
+        let vb = SIMD8<F.Scalar>(repeating: b)
+        var i = 0
+        while i + 8 <= n {
+            F.vector(.load(a + i), vb).store(o + i)
+            i += 8
+        }
+        while i < n {
+            o[i] = F.scalar(a[i], b)
+            i += 1
+        }
+    }
+
+    @inline(__always)
+    static func scalarVector<F: BinaryFunctor>(
+        _: F.Type, _ a: F.Scalar, _ b: UnsafePointer<F.Scalar>,
+        _ o: UnsafeMutablePointer<F.Scalar>, _ n: Int
+    ) {
+        let va = SIMD8<F.Scalar>(repeating: a)
+        var i = 0
+        while i + 8 <= n {
+            F.vector(va, .load(b + i)).store(o + i)
+            i += 8
+        }
+        while i < n {
+            o[i] = F.scalar(a, b[i])
+            i += 1
+        }
+    }
+}
+
+// MARK: Floating point (IEEE: division by zero gives ±infinity or NaN).
+
+enum FloatAdd<T: BinaryFloatingPoint & SIMDScalar>: BinaryFunctor {
+    @inline(__always) static func scalar(_ a: T, _ b: T) -> T { a + b }
+    @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> { a + b }
+}
+enum FloatSub<T: BinaryFloatingPoint & SIMDScalar>: BinaryFunctor {
+    @inline(__always) static func scalar(_ a: T, _ b: T) -> T { a - b }
+    @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> { a - b }
+}
+enum FloatMul<T: BinaryFloatingPoint & SIMDScalar>: BinaryFunctor {
+    @inline(__always) static func scalar(_ a: T, _ b: T) -> T { a * b }
+    @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> { a * b }
+}
+enum FloatDiv<T: BinaryFloatingPoint & SIMDScalar>: BinaryFunctor {
+    @inline(__always) static func scalar(_ a: T, _ b: T) -> T { a / b }
+    @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> { a / b }
+}
+
+// MARK: Integers (two's complement wrap-around; see `Elementwise` for division).
+
+enum IntAdd<T: FixedWidthInteger & SIMDScalar>: BinaryFunctor {
+    @inline(__always) static func scalar(_ a: T, _ b: T) -> T { a &+ b }
+    @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> { a &+ b }
+}
+enum IntSub<T: FixedWidthInteger & SIMDScalar>: BinaryFunctor {
+    @inline(__always) static func scalar(_ a: T, _ b: T) -> T { a &- b }
+    @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> { a &- b }
+}
+enum IntMul<T: FixedWidthInteger & SIMDScalar>: BinaryFunctor {
+    @inline(__always) static func scalar(_ a: T, _ b: T) -> T { a &* b }
+    @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> { a &* b }
+}
+enum IntDiv<T: FixedWidthInteger & SIMDScalar>: BinaryFunctor {
+    /// Truncates toward zero; `x / 0 == 0`; `T.min / -1 == T.min` (wraps). Never traps.
+    @inline(__always) static func scalar(_ a: T, _ b: T) -> T {
+        if b == 0 { return 0 }
+        return a.dividedReportingOverflow(by: b).partialValue
+    }
+    @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> {
+        var r = SIMD8<T>()
+        for i in 0..<8 { r[i] = scalar(a[i], b[i]) }
+        return r
+    }
+}

@@ -1,0 +1,84 @@
+/// A binary arithmetic operation (ONNX `Add`, `Sub`, `Mul`, `Div`).
+public enum BinaryOperation: String, Hashable, Sendable, CaseIterable {
+    case add, sub, mul, div
+}
+
+/// Elementwise kernels: binary arithmetic with numpy broadcasting (this file) and unary float32
+/// functions (`Elementwise+Unary.swift`).
+///
+/// Binary kernels take a ``BroadcastPlan`` (or the three shapes, to build one on the spot).
+/// `out` holds `plan.outputCount` elements and may be the same buffer as an operand whose shape
+/// equals the output shape (in place); it must not otherwise overlap an operand.
+/// Integer arithmetic wraps around on overflow (two's complement, like ONNX Runtime). Integer
+/// division truncates toward zero, as ONNX and C do; dividing by zero gives 0 (never a trap:
+/// ONNX leaves it undefined, and a server must not crash on a request), and `min / -1` gives `min`.
+public enum Elementwise {
+    /// `out = a op b` over float32, IEEE semantics (`x / 0` is ±infinity or NaN).
+    public static func binary(
+        _ op: BinaryOperation, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        _ out: UnsafeMutablePointer<Float>, plan: BroadcastPlan
+    ) {
+        switch op {
+        case .add: plan.run(FloatAdd<Float>.self, a, b, out)
+        case .sub: plan.run(FloatSub<Float>.self, a, b, out)
+        case .mul: plan.run(FloatMul<Float>.self, a, b, out)
+        case .div: plan.run(FloatDiv<Float>.self, a, b, out)
+        }
+    }
+
+    /// `out = a op b` over int64 (wrapping; division as described on ``Elementwise``).
+    public static func binary(
+        _ op: BinaryOperation, _ a: UnsafePointer<Int64>, _ b: UnsafePointer<Int64>,
+        _ out: UnsafeMutablePointer<Int64>, plan: BroadcastPlan
+    ) {
+        runInteger(op, a, b, out, plan)
+    }
+
+    /// `out = a op b` over int32 (wrapping; division as described on ``Elementwise``).
+    public static func binary(
+        _ op: BinaryOperation, _ a: UnsafePointer<Int32>, _ b: UnsafePointer<Int32>,
+        _ out: UnsafeMutablePointer<Int32>, plan: BroadcastPlan
+    ) {
+        runInteger(op, a, b, out, plan)
+    }
+
+    /// Builds the ``BroadcastPlan`` for `outShape`, `aShape`, `bShape` and runs the float32 kernel.
+    public static func binary(
+        _ op: BinaryOperation, _ a: UnsafePointer<Float>, shape aShape: [Int],
+        _ b: UnsafePointer<Float>, shape bShape: [Int],
+        _ out: UnsafeMutablePointer<Float>, shape outShape: [Int]
+    ) {
+        binary(op, a, b, out, plan: BroadcastPlan(outShape: outShape, aShape: aShape, bShape: bShape))
+    }
+
+    /// Builds the ``BroadcastPlan`` and runs the int64 kernel.
+    public static func binary(
+        _ op: BinaryOperation, _ a: UnsafePointer<Int64>, shape aShape: [Int],
+        _ b: UnsafePointer<Int64>, shape bShape: [Int],
+        _ out: UnsafeMutablePointer<Int64>, shape outShape: [Int]
+    ) {
+        binary(op, a, b, out, plan: BroadcastPlan(outShape: outShape, aShape: aShape, bShape: bShape))
+    }
+
+    /// Builds the ``BroadcastPlan`` and runs the int32 kernel.
+    public static func binary(
+        _ op: BinaryOperation, _ a: UnsafePointer<Int32>, shape aShape: [Int],
+        _ b: UnsafePointer<Int32>, shape bShape: [Int],
+        _ out: UnsafeMutablePointer<Int32>, shape outShape: [Int]
+    ) {
+        binary(op, a, b, out, plan: BroadcastPlan(outShape: outShape, aShape: aShape, bShape: bShape))
+    }
+
+    @inline(__always)
+    static func runInteger<T: FixedWidthInteger & SIMDScalar>(
+        _ op: BinaryOperation, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>,
+        _ out: UnsafeMutablePointer<T>, _ plan: BroadcastPlan
+    ) {
+        switch op {
+        case .add: plan.run(IntAdd<T>.self, a, b, out)
+        case .sub: plan.run(IntSub<T>.self, a, b, out)
+        case .mul: plan.run(IntMul<T>.self, a, b, out)
+        case .div: plan.run(IntDiv<T>.self, a, b, out)
+        }
+    }
+}

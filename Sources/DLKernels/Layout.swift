@@ -1,0 +1,176 @@
+/// Data movement for any fixed-width element type: transpose, concat, split. Elements are copied
+/// as opaque values of `elementWidth` bytes (1, 2, 4 or 8: every `DType` but `string`).
+/// Buffers are contiguous row-major; outputs must not overlap inputs.
+public enum Layout {
+    /// Tile edge of the blocked 2-D transpose: a 32 × 32 tile of 8-byte elements is 8 KiB, so the
+    /// source and destination tiles stay in L1.
+    static let tile = 32
+
+    /// ONNX `Transpose`: `output` has shape `shape[permutation[i]]`, and
+    /// `output[i₀, …, iᵣ₋₁] = input[j]` where `j[permutation[d]] = i[d]`. Builds the
+    /// ``TransposePlan`` (a few small arrays) and runs it.
+    /// - Precondition: `permutation` is a permutation of `0..<shape.count`; `elementWidth` is 1,
+    ///   2, 4 or 8.
+    public static func transpose(
+        _ input: UnsafeRawPointer, _ output: UnsafeMutableRawPointer,
+        shape: [Int], permutation: [Int], elementWidth: Int
+    ) {
+        transpose(input, output, plan: TransposePlan(shape: shape, permutation: permutation),
+                  elementWidth: elementWidth)
+    }
+
+    /// Runs a prepared transpose: rows are copied whole when the innermost dimension stays
+    /// innermost, otherwise the last two dimensions are copied in 32 × 32 tiles.
+    /// - Precondition: `elementWidth` is 1, 2, 4 or 8.
+    public static func transpose(
+        _ input: UnsafeRawPointer, _ output: UnsafeMutableRawPointer, plan: TransposePlan, elementWidth: Int
+    ) {
+        switch elementWidth {
+        case 1: transpose(UInt8.self, input, output, plan)
+        case 2: transpose(UInt16.self, input, output, plan)
+        case 4: transpose(UInt32.self, input, output, plan)
+        case 8: transpose(UInt64.self, input, output, plan)
+        default: preconditionFailure("unsupported element width \(elementWidth)")
+        }
+    }
+
+    /// ONNX `Concat` along `axis`: `inputs[k]` has shape `shapes[k]`; all shapes agree except at
+    /// `axis`, and `output` has their common shape with the axis sizes summed.
+    /// - Precondition: `inputs.count == shapes.count ≥ 1`, `0 ≤ axis < rank` (the caller normalises
+    ///   a negative ONNX axis and validates the shapes).
+    public static func concat(
+        _ inputs: [UnsafeRawPointer], shapes: [[Int]], axis: Int,
+        into output: UnsafeMutableRawPointer, elementWidth: Int
+    ) {
+        precondition(!inputs.isEmpty && inputs.count == shapes.count, "one shape per input")
+        let (outer, inner) = outerInner(shapes[0], axis)
+        let rowBytes = inner * elementWidth
+        var total = 0
+        for s in shapes { total += s[axis] }
+        var offset = 0
+        for k in inputs.indices {
+            let bytes = shapes[k][axis] * rowBytes
+            copyBlocks(from: inputs[k], sourceStride: bytes, to: output + offset, destinationStride: total * rowBytes,
+                       blockBytes: bytes, count: outer)
+            offset += bytes
+        }
+    }
+
+    /// `concat` with the shapes already reduced: each input is `[outer, axisSizes[k], inner]`
+    /// and the output `[outer, Σ axisSizes, inner]`.
+    public static func concat(
+        _ inputs: [UnsafeRawPointer], axisSizes: [Int], outer: Int, inner: Int,
+        into output: UnsafeMutableRawPointer, elementWidth: Int
+    ) {
+        precondition(inputs.count == axisSizes.count, "one axis size per input")
+        let rowBytes = inner * elementWidth
+        var total = 0
+        for s in axisSizes { total += s }
+        var offset = 0
+        for k in inputs.indices {
+            let bytes = axisSizes[k] * rowBytes
+            copyBlocks(from: inputs[k], sourceStride: bytes, to: output + offset, destinationStride: total * rowBytes,
+                       blockBytes: bytes, count: outer)
+            offset += bytes
+        }
+    }
+
+    /// ONNX `Split` along `axis`, the inverse of ``concat(_:shapes:axis:into:elementWidth:)``:
+    /// `outputs[k]` receives the slab of `sizes[k]` indices along the axis, in order.
+    /// - Precondition: `sizes` sum to `shape[axis]`; one output per size; `0 ≤ axis < rank`.
+    public static func split(
+        _ input: UnsafeRawPointer, shape: [Int], axis: Int, sizes: [Int],
+        into outputs: [UnsafeMutableRawPointer], elementWidth: Int
+    ) {
+        precondition(outputs.count == sizes.count, "one output per size")
+        let (outer, inner) = outerInner(shape, axis)
+        let rowBytes = inner * elementWidth
+        let total = shape[axis]
+        var offset = 0
+        for k in outputs.indices {
+            let bytes = sizes[k] * rowBytes
+            copyBlocks(from: input + offset, sourceStride: total * rowBytes, to: outputs[k], destinationStride: bytes,
+                       blockBytes: bytes, count: outer)
+            offset += bytes
+        }
+    }
+
+    /// The products of the sizes before and after `axis`.
+    static func outerInner(_ shape: [Int], _ axis: Int) -> (Int, Int) {
+        precondition(axis >= 0 && axis < shape.count, "axis out of range")
+        var outer = 1, inner = 1
+        for d in 0..<axis { outer *= shape[d] }
+        for d in (axis + 1)..<shape.count { inner *= shape[d] }
+        return (outer, inner)
+    }
+
+    /// `count` blocks of `blockBytes`, block `i` from `source + i * sourceStride` to
+    /// `destination + i * destinationStride`. Pointers are only formed for non-empty blocks.
+    @inline(__always)
+    static func copyBlocks(
+        from source: UnsafeRawPointer, sourceStride: Int, to destination: UnsafeMutableRawPointer,
+        destinationStride: Int, blockBytes: Int, count: Int
+    ) {
+        guard blockBytes > 0 else { return }
+        for i in 0..<count {
+            (destination + i * destinationStride).copyMemory(from: source + i * sourceStride, byteCount: blockBytes)
+        }
+    }
+
+    static func transpose<T>(_: T.Type, _ input: UnsafeRawPointer, _ output: UnsafeMutableRawPointer, _ plan: TransposePlan) {
+        let src = input.assumingMemoryBound(to: T.self)
+        let dst = output.assumingMemoryBound(to: T.self)
+        if plan.count == 0 { return }
+        if plan.isCopy {
+            dst.update(from: src, count: plan.count)
+            return
+        }
+        transposeWalk(plan, 0, src, dst)
+    }
+
+    /// Walks output dimensions `d...` recursively (depth at most the rank): the last dimension
+    /// as whole rows when its input stride is 1, else the last two as a tiled 2-D copy.
+    static func transposeWalk<T>(_ plan: TransposePlan, _ d: Int, _ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>) {
+        let k = plan.dims.count
+        if d == k - 1 {
+            // Only reached when the innermost input stride is 1 (else d == k - 2 stops first).
+            dst.update(from: src, count: plan.dims[d])
+            return
+        }
+        if d == k - 2 && plan.inputStrides[k - 1] != 1 {
+            copy2D(src, dst, rows: plan.dims[d], columns: plan.dims[k - 1],
+                   rowStride: plan.inputStrides[d], columnStride: plan.inputStrides[k - 1])
+            return
+        }
+        var block = 1
+        for i in (d + 1)..<k { block *= plan.dims[i] }
+        let s = plan.inputStrides[d]
+        for i in 0..<plan.dims[d] {
+            transposeWalk(plan, d + 1, src + i * s, dst + i * block)
+        }
+    }
+
+    /// `dst[i * columns + j] = src[i * rowStride + j * columnStride]`, in square tiles so that both
+    /// the strided reads and the contiguous writes stay in cache.
+    @inline(__always)
+    static func copy2D<T>(
+        _ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>,
+        rows: Int, columns: Int, rowStride: Int, columnStride: Int
+    ) {
+        var i0 = 0
+        while i0 < rows {
+            let i1 = min(rows, i0 + tile)
+            var j0 = 0
+            while j0 < columns {
+                let j1 = min(columns, j0 + tile)
+                for i in i0..<i1 {
+                    let s = src + i * rowStride
+                    let d = dst + i * columns
+                    for j in j0..<j1 { d[j] = s[j * columnStride] }
+                }
+                j0 = j1
+            }
+            i0 = i1
+        }
+    }
+}

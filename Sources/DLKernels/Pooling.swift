@@ -1,0 +1,141 @@
+/// Max and average pooling over NCHW float32 buffers, and global pooling over any spatial rank.
+public enum Pooling {
+    /// ONNX `MaxPool` (without the `Indices` output): the maximum over each dilated window, pads
+    /// ignored; NaN propagates. A window that covers only padding yields `-infinity`.
+    ///
+    /// - Parameters:
+    ///   - input: `[batch, channels, inH, inW]`.
+    ///   - output: `[batch, channels, outH, outW]`; must not overlap `input`.
+    /// - Precondition: `p` validated by the caller (see ``Pool2DParams``).
+    public static func maxPool2D(_ p: Pool2DParams, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        let dH = p.dilationH, dW = p.dilationW, inW = p.inW
+        forEachWindow(p, input: input, output: output) { plane, h, w in
+            var m = -Float.infinity
+            var nan = false
+            var ih = h.lo
+            while ih < h.hi {
+                let row = plane + ih * inW
+                var iw = w.lo
+                while iw < w.hi {
+                    let v = row[iw]
+                    m = v > m ? v : m
+                    nan = nan || v != v
+                    iw += dW
+                }
+                ih += dH
+            }
+            return nan ? .nan : m
+        }
+    }
+
+    /// ONNX `AveragePool`: the mean over each window.
+    ///
+    /// The divisor is the number of window taps inside the input when `countIncludePad` is false;
+    /// when true, the number of taps inside the explicitly padded input (`[-padBegin, in + padEnd)`
+    /// per axis), so taps in the extra overhang `ceilMode` adds past the end padding are never
+    /// counted (as ONNX Runtime and PyTorch do). A window with a zero divisor yields 0.
+    ///
+    /// - Parameters:
+    ///   - input: `[batch, channels, inH, inW]`.
+    ///   - output: `[batch, channels, outH, outW]`; must not overlap `input`.
+    /// - Precondition: `p` validated by the caller (see ``Pool2DParams``).
+    public static func averagePool2D(
+        _ p: Pool2DParams, countIncludePad: Bool, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+    ) {
+        let dH = p.dilationH, dW = p.dilationW, inW = p.inW
+        forEachWindow(p, input: input, output: output) { plane, h, w in
+            var sum: Float = 0
+            var ih = h.lo
+            while ih < h.hi {
+                let row = plane + ih * inW
+                var iw = w.lo
+                while iw < w.hi {
+                    sum += row[iw]
+                    iw += dW
+                }
+                ih += dH
+            }
+            let count = countIncludePad ? h.paddedTaps * w.paddedTaps : h.taps * w.taps
+            return count == 0 ? 0 : sum / Float(count)
+        }
+    }
+
+    /// ONNX `GlobalAveragePool` for any spatial rank: `output[i] = mean(input[i*spatial ..< (i+1)*spatial])`
+    /// for `i` in `0..<outer`, where `outer = N * C` and `spatial` is the product of the spatial sizes.
+    /// `output` may be `input` itself.
+    public static func globalAveragePool(
+        input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, outer: Int, spatial: Int
+    ) {
+        let scale = spatial == 0 ? 0 : 1 / Float(spatial)
+        for i in 0..<outer {
+            output[i] = Reduce.sum(input + i * spatial, count: spatial) * scale
+        }
+    }
+
+    /// ONNX `GlobalMaxPool` for any spatial rank, laid out as ``globalAveragePool(input:output:outer:spatial:)``.
+    /// An empty window (`spatial == 0`) yields `-infinity`.
+    public static func globalMaxPool(
+        input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, outer: Int, spatial: Int
+    ) {
+        for i in 0..<outer {
+            output[i] = Reduce.max(input + i * spatial, count: spatial)
+        }
+    }
+
+    /// One window's extent along one axis.
+    struct Span {
+        /// Input indices of the in-bounds taps: from `lo`, stepping by the dilation, below `hi`.
+        var lo: Int, hi: Int
+        /// The number of in-bounds taps, and of taps inside the explicitly padded axis.
+        var taps = 0, paddedTaps: Int
+
+        /// The taps `start + k * dilation` (`0 ≤ k < kernel`) of a window on an axis of length
+        /// `size` with `padEnd` explicit padding after it (`start ≥ -padBegin` always holds).
+        @inline(__always)
+        init(start: Int, kernel: Int, dilation: Int, size: Int, padEnd: Int) {
+            let kLo = max(0, ceilDivide(-start, dilation))
+            let kHi = min(kernel, floorDivide(size - 1 - start, dilation) + 1)
+            lo = start + kLo * dilation
+            if kHi > kLo {
+                hi = start + (kHi - 1) * dilation + 1
+                taps = kHi - kLo
+            } else {
+                hi = lo
+            }
+            paddedTaps = min(kernel, max(0, floorDivide(size + padEnd - 1 - start, dilation) + 1))
+        }
+    }
+
+    /// Calls `body(plane, rows, columns)` once per output element, in output order, with the
+    /// first element of its input plane and its window's extent along each axis.
+    ///
+    /// The column extents are computed once per call into a buffer, the row extent once per
+    /// output row: the integer divisions they need would otherwise cost more than the window.
+    @inline(__always)
+    static func forEachWindow(
+        _ p: Pool2DParams, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+        _ body: (UnsafePointer<Float>, Span, Span) -> Float
+    ) {
+        let outH = p.outH, outW = p.outW
+        precondition(outH >= 1 && outW >= 1, "empty pooling output")
+        // One small heap allocation per call. Not withUnsafeTemporaryAllocation: in a Swift 6.3
+        // release build its typed-throws check trapped after the (non-throwing) body returned.
+        let cols = UnsafeMutablePointer<Span>.allocate(capacity: outW)
+        defer { cols.deallocate() }
+        for ow in 0..<outW {
+            (cols + ow).initialize(to: Span(
+                start: ow * p.strideW - p.padLeft, kernel: p.kernelW, dilation: p.dilationW,
+                size: p.inW, padEnd: p.padRight))
+        }
+        var out = output
+        for plane in 0..<(p.batch * p.channels) {
+            let base = input + plane * p.inH * p.inW
+            for oh in 0..<outH {
+                let rows = Span(start: oh * p.strideH - p.padTop, kernel: p.kernelH, dilation: p.dilationH,
+                                size: p.inH, padEnd: p.padBottom)
+                for ow in 0..<outW { out[ow] = body(base, rows, cols[ow]) }
+                out += outW
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+/// Reductions over contiguous float32 runs, used by pooling, softmax and normalisation.
+enum Reduce {
+    /// The sum of `count` floats, accumulated in eight lanes (closer to exact than a serial sum).
+    @inline(__always)
+    static func sum(_ p: UnsafePointer<Float>, count: Int) -> Float {
+        var acc = SIMD8<Float>()
+        var i = 0
+        while i + 8 <= count {
+            acc += SIMD8.load(p + i)
+            i += 8
+        }
+        var s = acc.sum()
+        while i < count {
+            s += p[i]
+            i += 1
+        }
+        return s
+    }
+
+    /// The maximum of `count` floats; `-infinity` when `count` is 0.
+    @inline(__always)
+    static func max(_ p: UnsafePointer<Float>, count: Int) -> Float {
+        var acc = SIMD8<Float>(repeating: -.infinity)
+        var i = 0
+        while i + 8 <= count {
+            let v = SIMD8.load(p + i)
+            acc.replace(with: v, where: v .> acc)
+            i += 8
+        }
+        var m = acc.max()
+        while i < count {
+            if p[i] > m { m = p[i] }
+            i += 1
+        }
+        return m
+    }
+}
+
+extension SIMD8 {
+    /// Eight elements starting at `p`, which need not be aligned.
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Scalar>) -> SIMD8<Scalar> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Scalar>.self)
+    }
+
+    /// Writes the eight lanes to `p`, which need not be aligned.
+    @inline(__always)
+    func store(_ p: UnsafeMutablePointer<Scalar>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: self, as: SIMD8<Scalar>.self)
+    }
+}

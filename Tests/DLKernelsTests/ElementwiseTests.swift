@@ -1,0 +1,171 @@
+import DLKernels
+import Testing
+
+struct BroadcastCase: Sendable, CustomTestStringConvertible {
+    var a: [Int], b: [Int]
+    var testDescription: String { "\(a) ⊕ \(b)" }
+
+    var out: [Int] {
+        let r = max(a.count, b.count)
+        return (0..<r).map { i in
+            let da = i < r - a.count ? 1 : a[i - (r - a.count)]
+            let db = i < r - b.count ? 1 : b[i - (r - b.count)]
+            return da == 1 ? db : da
+        }
+    }
+}
+
+/// numpy broadcasting written out: each output index maps to operand indices (0 on size-1 axes).
+func referenceBinary<T>(_ a: [T], _ aShape: [Int], _ b: [T], _ bShape: [Int], _ outShape: [Int],
+                        _ f: (T, T) -> T) -> [T] {
+    func source(_ idx: [Int], _ shape: [Int]) -> Int {
+        let lead = idx.count - shape.count
+        return ravel(shape.indices.map { shape[$0] == 1 ? 0 : idx[$0 + lead] }, shape)
+    }
+    return (0..<product(outShape)).map { flat in
+        let idx = unravel(flat, outShape)
+        return f(a[source(idx, aShape)], b[source(idx, bShape)])
+    }
+}
+
+func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
+    b == 0 ? 0 : a.dividedReportingOverflow(by: b).partialValue
+}
+
+@Suite struct ElementwiseTests {
+    static let cases: [BroadcastCase] = [
+        BroadcastCase(a: [2, 3, 4], b: [2, 3, 4]),
+        BroadcastCase(a: [37], b: [37]),
+        BroadcastCase(a: [2, 3, 4], b: [3, 1]),
+        BroadcastCase(a: [2, 3, 4], b: [1]),
+        BroadcastCase(a: [2, 3, 4], b: [4]),
+        BroadcastCase(a: [2, 3, 4], b: [2, 1, 4]),
+        BroadcastCase(a: [2, 3, 4], b: []),
+        BroadcastCase(a: [], b: [2, 3, 4]),
+        BroadcastCase(a: [1], b: [5, 17]),
+        BroadcastCase(a: [3, 1], b: [2, 3, 4]),
+        BroadcastCase(a: [5, 1], b: [1, 6]),
+        BroadcastCase(a: [1, 3, 1], b: [2, 1, 5]),
+        BroadcastCase(a: [2, 3, 4, 5], b: [3, 1, 1]),
+        BroadcastCase(a: [2, 3, 9, 9], b: [1, 3, 1, 1]),
+        BroadcastCase(a: [4, 1, 3], b: [4, 5, 1]),
+        BroadcastCase(a: [2, 1, 3, 1, 19], b: [2, 7, 1, 1, 19]),
+        BroadcastCase(a: [0, 3], b: [3]),
+        BroadcastCase(a: [1, 1], b: [1]),
+        BroadcastCase(a: [], b: []),
+    ]
+
+    @Test(arguments: cases, BinaryOperation.allCases)
+    func float32BinaryMatchesNumpyBroadcasting(_ c: BroadcastCase, _ op: BinaryOperation) {
+        let a = randomFloats(product(c.a), seed: 30, in: -4...4)
+        let b = randomFloats(product(c.b), seed: 31, in: 0.5...3).enumerated().map { $0.offset % 2 == 0 ? $0.element : -$0.element }
+        let f: (Float, Float) -> Float = switch op {
+        case .add: { $0 + $1 }
+        case .sub: { $0 - $1 }
+        case .mul: { $0 * $1 }
+        case .div: { $0 / $1 }
+        }
+        let expected = referenceBinary(a, c.a, b, c.b, c.out, f)
+        var out = [Float](repeating: .nan, count: product(c.out))
+        out.withUnsafeMutableBufferPointer { o in
+            Elementwise.binary(op, a, shape: c.a, b, shape: c.b, o.baseAddress!, shape: c.out)
+        }
+        expectClose(out, expected)
+    }
+
+    @Test(arguments: cases, BinaryOperation.allCases)
+    func int64BinaryMatchesNumpyBroadcasting(_ c: BroadcastCase, _ op: BinaryOperation) {
+        var rng = SeededRandom(seed: 32)
+        let a = (0..<product(c.a)).map { _ in rng.int(in: Int64(-100)...100) }
+        let b = (0..<product(c.b)).map { _ in rng.int(in: Int64(-7)...7) }
+        let f: (Int64, Int64) -> Int64 = switch op {
+        case .add: { $0 &+ $1 }
+        case .sub: { $0 &- $1 }
+        case .mul: { $0 &* $1 }
+        case .div: truncatingDivideOrZero
+        }
+        let expected = referenceBinary(a, c.a, b, c.b, c.out, f)
+        var out = [Int64](repeating: 12345, count: product(c.out))
+        out.withUnsafeMutableBufferPointer { o in
+            Elementwise.binary(op, a, shape: c.a, b, shape: c.b, o.baseAddress!, shape: c.out)
+        }
+        #expect(out == expected)
+    }
+
+    @Test(arguments: cases, BinaryOperation.allCases)
+    func int32BinaryMatchesNumpyBroadcasting(_ c: BroadcastCase, _ op: BinaryOperation) {
+        var rng = SeededRandom(seed: 33)
+        let a = (0..<product(c.a)).map { _ in rng.int(in: Int32(-100)...100) }
+        let b = (0..<product(c.b)).map { _ in rng.int(in: Int32(-7)...7) }
+        let f: (Int32, Int32) -> Int32 = switch op {
+        case .add: { $0 &+ $1 }
+        case .sub: { $0 &- $1 }
+        case .mul: { $0 &* $1 }
+        case .div: truncatingDivideOrZero
+        }
+        let expected = referenceBinary(a, c.a, b, c.b, c.out, f)
+        var out = [Int32](repeating: 12345, count: product(c.out))
+        out.withUnsafeMutableBufferPointer { o in
+            Elementwise.binary(op, a, shape: c.a, b, shape: c.b, o.baseAddress!, shape: c.out)
+        }
+        #expect(out == expected)
+    }
+
+    @Test func integerDivisionTruncatesTowardZeroAndNeverTraps() {
+        let a: [Int64] = [7, -7, 7, -7, 5, 0, .min, .min, .max]
+        let b: [Int64] = [2, 2, -2, -2, 0, 0, -1, 1, -1]
+        var out = [Int64](repeating: 99, count: a.count)
+        out.withUnsafeMutableBufferPointer { o in
+            Elementwise.binary(.div, a, shape: [9], b, shape: [9], o.baseAddress!, shape: [9])
+        }
+        #expect(out == [3, -3, -3, 3, 0, 0, .min, .min, -Int64.max])
+
+        // The same through the scalar-broadcast path (a divisor of zero for every element).
+        let a32: [Int32] = Array(-10...10)
+        var out32 = [Int32](repeating: 99, count: a32.count)
+        let zero: [Int32] = [0]
+        out32.withUnsafeMutableBufferPointer { o in
+            Elementwise.binary(.div, a32, shape: [21], zero, shape: [], o.baseAddress!, shape: [21])
+        }
+        #expect(out32 == [Int32](repeating: 0, count: 21))
+    }
+
+    @Test func integerArithmeticWrapsOnOverflow() {
+        let a: [Int32] = [.max, .min, .max]
+        let b: [Int32] = [1, 1, 2]
+        var sum = [Int32](repeating: 0, count: 3), difference = sum, productOut = sum
+        sum.withUnsafeMutableBufferPointer { Elementwise.binary(.add, a, shape: [3], b, shape: [3], $0.baseAddress!, shape: [3]) }
+        difference.withUnsafeMutableBufferPointer { Elementwise.binary(.sub, a, shape: [3], b, shape: [3], $0.baseAddress!, shape: [3]) }
+        productOut.withUnsafeMutableBufferPointer { Elementwise.binary(.mul, a, shape: [3], b, shape: [3], $0.baseAddress!, shape: [3]) }
+        #expect(sum == [.min, .min + 1, .min + 1])
+        #expect(difference == [.max - 1, .max, .max - 2])
+        #expect(productOut == [.max, .min, -2])
+    }
+
+    @Test func binaryRunsInPlaceOnTheFullSizeOperand() {
+        var a = randomFloats(2 * 3 * 20, seed: 34)
+        let b = randomFloats(20, seed: 35)
+        let expected = referenceBinary(a, [2, 3, 20], b, [20], [2, 3, 20], *)
+        a.withUnsafeMutableBufferPointer { p in
+            Elementwise.binary(.mul, UnsafePointer(p.baseAddress!), b, p.baseAddress!,
+                               plan: BroadcastPlan(outShape: [2, 3, 20], aShape: [2, 3, 20], bShape: [20]))
+        }
+        #expect(a == expected)
+    }
+
+    @Test(arguments: [
+        (BroadcastCase(a: [2, 3, 4], b: [2, 3, 4]), [24], [1], [1]),
+        (BroadcastCase(a: [2, 3, 4, 5], b: [3, 1, 1]), [2, 3, 20], [60, 20, 1], [0, 1, 0]),
+        (BroadcastCase(a: [2, 3, 4], b: [4]), [6, 4], [4, 1], [0, 1]),
+        (BroadcastCase(a: [2, 3, 4], b: []), [24], [1], [0]),
+        (BroadcastCase(a: [1, 3, 1], b: [2, 1, 5]), [2, 3, 5], [0, 1, 0], [5, 0, 1]),
+        (BroadcastCase(a: [1, 1], b: [1]), [], [], []),
+    ])
+    func broadcastPlanMergesContiguousDimensions(_ c: BroadcastCase, dims: [Int], aStrides: [Int], bStrides: [Int]) {
+        let plan = BroadcastPlan(outShape: c.out, aShape: c.a, bShape: c.b)
+        #expect(plan.dims == dims)
+        #expect(plan.aStrides == aStrides)
+        #expect(plan.bStrides == bStrides)
+        #expect(plan.outputCount == product(c.out))
+    }
+}
