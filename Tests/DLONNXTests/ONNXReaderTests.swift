@@ -134,6 +134,47 @@ struct ONNXReaderTests {
         #expect(w.isMapped && w.scalars(as: Float.self) == [2.5])
     }
 
+    @Test func typedFieldsDecodeLikeRawData() throws {
+        let dir = TemporaryFolder()
+        var t = ProtoMessage()
+        t.int(1, 3)
+        t.int(2, 1)  // float in float_data (field 4)
+        t.string(8, "w")
+        for v: Float in [1.5, -2, 0.25] { t.float(4, v) }
+        let g = try ONNXReader.read(path: try writeModel(initializer: t, in: dir))
+        #expect(g.initializers["w"]?.scalars(as: Float.self) == [1.5, -2, 0.25])
+
+        var i = ProtoMessage()
+        i.int(1, 2)
+        i.int(2, 7)  // int64 in int64_data (field 7)
+        i.string(8, "w")
+        for v in [-5, 1 << 40] { i.int(7, v) }
+        let dir2 = TemporaryFolder()
+        let h = try ONNXReader.read(path: try writeModel(initializer: i, in: dir2))
+        #expect(h.initializers["w"]?.scalars(as: Int64.self) == [-5, 1 << 40])
+    }
+
+    @Test func typedFieldWithTooFewValuesIsNamed() throws {
+        let dir = TemporaryFolder()
+        var t = ProtoMessage()
+        t.int(1, 3)
+        t.int(2, 1)
+        t.string(8, "w")
+        t.float(4, 1)
+        let path = try writeModel(initializer: t, in: dir)
+        do { _ = try ONNXReader.read(path: path); Issue.record("expected an error") } catch {
+            #expect(error.description == "\(path): tensor 'w': shape [3] needs 3 values, float_data holds 1")
+        }
+    }
+
+    @Test func dimValueMinusOneAndDimParamAreDynamic() throws {
+        let dir = TemporaryFolder()
+        let g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, dims: [.symbolic("n"), .unknown, .fixed(3)]))],
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: [Node(opType: "Relu", inputs: ["x"], outputs: ["y"])])
+        try ONNXWriter.write(g, to: dir.file("d.onnx"))
+        #expect(try ONNXReader.read(path: dir.file("d.onnx")).inputs[0].type?.dims == [.symbolic("n"), .unknown, .fixed(3)])
+    }
+
     /// A model `w -> Identity -> y` whose one initializer is the given TensorProto.
     func writeModel(initializer: ProtoMessage, in dir: TemporaryFolder) throws -> String {
         var node = ProtoMessage()
