@@ -47,7 +47,7 @@ let package = Package(
         .testTarget(name: "DLGraphTests", dependencies: ["DLGraph", "DLTestSupport"]),
         .testTarget(name: "DLRuntimeTests", dependencies: ["DLRuntime", "DLTestSupport"]),
         .testTarget(name: "DLONNXTests", dependencies: ["DLONNX", "DLTestSupport"]),
-        .testTarget(name: "DLSafeTensorsTests", dependencies: ["DLSafeTensors"]),
+        .testTarget(name: "DLSafeTensorsTests", dependencies: ["DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLCheckpointTests", dependencies: ["DLCheckpoint", "DLKit", "DLTestSupport"]),
         .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),

@@ -1,51 +1,23 @@
 import DLSafeTensors
 import DLTensor
 import Foundation
+import DLTestSupport
 import Testing
 
-/// Where the package and its fixtures are, found from this file's path.
+/// The safetensors fixtures and the venv, through the shared test support.
 enum Package {
-    static let root: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent()  // DLSafeTensorsTests
-        .deletingLastPathComponent()  // Tests
-        .deletingLastPathComponent()
-
-    static func fixture(_ name: String) -> String {
-        root.appendingPathComponent("fixtures/safetensors/\(name)").path
-    }
-
-    /// The project venv's Python (made by scripts/bootstrap), with safetensors and numpy.
-    static let python: String = root.appendingPathComponent(".venv/bin/python").path
-    static var hasPython: Bool { FileManager.default.isExecutableFile(atPath: python) }
+    static func fixture(_ name: String) -> String { TestPackage.fixture("safetensors/\(name)") }
+    static var python: String { TestPackage.python }
+    static var hasPython: Bool { TestPackage.hasPython }
 }
 
 /// A fresh folder, removed with everything in it when the value goes away.
-final class TempDir {
-    let path: String
+typealias TempDir = TemporaryFolder
 
-    init() {
-        let url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("DLSafeTensorsTests-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        path = url.path
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-
-    func file(_ name: String) -> String { "\(path)/\(name)" }
-
-    /// Names of everything in the folder (hidden files included).
-    func contents() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
-    }
-
-    /// Writes `bytes` to `name` and returns its path.
+extension TemporaryFolder {
+    /// Writes `bytes` to `model.safetensors` and returns its path.
     @discardableResult
-    func write(_ bytes: [UInt8], to name: String = "model.safetensors") -> String {
-        let p = file(name)
-        _ = FileManager.default.createFile(atPath: p, contents: Data(bytes))
-        return p
-    }
+    func write(_ bytes: [UInt8]) -> String { write(bytes, to: "model.safetensors") }
 
     /// Writes a safetensors file by hand: the 8-byte length (`headerLength` or the header's real
     /// length), the header text, then `data`. For building hostile files.
