@@ -39,6 +39,8 @@ let package = Package(
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "dlserve", dependencies: ["DLKit"]),
+        // Runs ONNX backend test cases through the library (scripts/conformance/run).
+        .executableTarget(name: "dlconformance", dependencies: ["DLONNX", "DLRuntime"]),
 
         // Shared helpers of the test targets (paths, temporary folders, processes).
         .target(name: "DLTestSupport", dependencies: ["DLTensor"], path: "Tests/DLTestSupport"),

@@ -93,3 +93,28 @@ func binaryString(_ b: ProtobufCBinaryData) -> String {
     guard let d = b.data, b.len > 0 else { return "" }
     return String(decoding: UnsafeBufferPointer(start: d, count: b.len), as: UTF8.self)
 }
+
+extension ONNXReader {
+    /// Reads one serialized `TensorProto` (the `input_0.pb` files of the ONNX test suites).
+    /// External data is looked up beside `path`.
+    public static func readTensor(path: String) throws(ONNXError) -> Tensor {
+        let file: MappedFile
+        do { file = try MappedFile(path: path) } catch let e as MappedFileError {
+            throw .cannotRead(path: path, reason: e.reason)
+        } catch { throw .cannotRead(path: path, reason: "\(error)") }
+        guard file.byteCount <= maxModelBytes else { throw .tooLarge(path: path, bytes: file.byteCount) }
+        // An empty file is a valid TensorProto with every field absent.
+        let zero: [UInt8] = [0]
+        let unpacked = zero.withUnsafeBufferPointer { z -> UnsafeMutablePointer<Onnx__TensorProto>? in
+            let data = file.base?.assumingMemoryBound(to: UInt8.self) ?? z.baseAddress
+            return data.flatMap { onnx__tensor_proto__unpack(nil, file.byteCount, $0) }
+        }
+        guard let t = unpacked else {
+            throw .notONNX(path: path, reason: "the bytes are not a valid protobuf TensorProto")
+        }
+        defer { onnx__tensor_proto__free_unpacked(t, nil) }
+        let dir = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        var ctx = ReadContext(path: path, directory: dir)
+        return try ctx.tensor(t)
+    }
+}
