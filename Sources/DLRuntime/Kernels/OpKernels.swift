@@ -44,7 +44,9 @@ typealias Kernel = @Sendable (KernelContext) throws(RuntimeError) -> [Tensor]
 enum OpKernels {
     static let table: [String: Kernel] = {
         var t: [String: Kernel] = [:]
-        for (name, k) in ElementwiseKernels.all + LinearKernels.all + ConvolutionKernels.all + ShapeKernels.all {
+        // Later families override earlier entries of the same op (broader dtype coverage).
+        for (name, k) in ElementwiseKernels.all + LinearKernels.all + ConvolutionKernels.all + ShapeKernels.all
+            + MathKernels.all {
             t[name] = k
         }
         return t
@@ -73,4 +75,42 @@ extension Tensor {
         if let failure { throw failure }
         return t
     }
+}
+
+/// Attribute and input access for kernels, with the node named in every error.
+extension KernelContext {
+    func fail(_ reason: String) -> RuntimeError { .unsupported(node: node.displayName, reason: reason) }
+
+    func int(_ name: String, _ defaultValue: Int) throws(RuntimeError) -> Int {
+        try attribute { () throws(GraphError) in try node.int(name, default: defaultValue) }
+    }
+    func float(_ name: String, _ defaultValue: Float) throws(RuntimeError) -> Float {
+        try attribute { () throws(GraphError) in try node.float(name, default: defaultValue) }
+    }
+    func ints(_ name: String) throws(RuntimeError) -> [Int]? {
+        try attribute { () throws(GraphError) in try node.ints(name) }
+    }
+    func string(_ name: String, _ defaultValue: String) throws(RuntimeError) -> String {
+        try attribute { () throws(GraphError) in try node.string(name, default: defaultValue) }
+    }
+    func floats(_ name: String) -> [Float]? {
+        if case .floats(let v)? = node.attribute(name) { return v }
+        return nil
+    }
+
+    /// `axis` normalised against `rank` (negative counts from the end).
+    func axis(_ a: Int, rank: Int) throws(RuntimeError) -> Int {
+        guard let v = DimMath.axis(a, rank: rank) else { throw fail("axis \(a) is outside rank \(rank)") }
+        return v
+    }
+
+    /// An optional integer input read as Ints (shapes, axes, pads...); nil when left out.
+    func intList(_ i: Int) throws(RuntimeError) -> [Int]? {
+        guard let t = optionalInput(i) else { return nil }
+        guard t.dtype.isInteger else { throw fail("input \(i) must be an integer tensor, got \(t.dtype)") }
+        return t.int64s().map { Int(truncatingIfNeeded: $0) }
+    }
+
+    /// The number of inputs the node lists, counting left-out ones.
+    var inputCount: Int { inputs.count }
 }
