@@ -46,7 +46,7 @@ enum OpKernels {
         var t: [String: Kernel] = [:]
         // Later families override earlier entries of the same op (broader dtype coverage).
         for (name, k) in ElementwiseKernels.all + LinearKernels.all + ConvolutionKernels.all + ShapeKernels.all
-            + MathKernels.all {
+            + MathKernels.all + MovementKernels.all + ReduceKernels.all + CreationKernels.all {
             t[name] = k
         }
         return t
@@ -113,4 +113,12 @@ extension KernelContext {
 
     /// The number of inputs the node lists, counting left-out ones.
     var inputCount: Int { inputs.count }
+}
+
+extension KernelContext {
+    /// Integer input `i`, or for older opsets the attribute `name` that carried it.
+    func intsInputOrAttribute(_ i: Int, _ name: String) throws(RuntimeError) -> [Int]? {
+        if let v = try intList(i) { return v }
+        return try ints(name)
+    }
 }
