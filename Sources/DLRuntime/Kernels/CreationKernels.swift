@@ -208,13 +208,18 @@ enum CreationKernels {
         let a = try ctx.input(0), b = try ctx.input(1)
         let left = try ctx.string("direction", "") == "LEFT"
         let (shape, maps) = try MathKernels.broadcast(ctx, [a, b])
-        let width = UInt64(a.dtype.byteWidth * 8)
+        let width = Int64(a.dtype.byteWidth * 8)
+        let signed = !a.dtype.isUnsigned
         let x = a.int64s(), y = b.int64s()
+        // Signed values shift arithmetically; a shift that is negative or at least the width
+        // leaves 0, or the sign (-1 or 0) for a signed right shift.
         return [Tensor.fromInt64s((0..<shape.reduce(1, *)).map { i in
-            let v = UInt64(bitPattern: x[maps[0][i]]), s = UInt64(bitPattern: y[maps[1][i]])
-            if s >= width { return 0 }
-            let mask: UInt64 = width == 64 ? .max : (1 << width) - 1
-            return Int64(bitPattern: left ? (v << s) & mask : (v & mask) >> s)
+            let v = x[maps[0][i]], s = y[maps[1][i]]
+            let outOfRange = s < 0 || s >= width || (a.dtype == .uint64 && UInt64(bitPattern: s) >= 64)
+            if left { return outOfRange ? 0 : v << s }
+            if outOfRange { return signed && v < 0 ? -1 : 0 }
+            if signed { return v >> s }
+            return Int64(bitPattern: UInt64(bitPattern: v) >> UInt64(s))
         }, dtype: a.dtype, shape: shape)]
     }
 }
