@@ -35,6 +35,9 @@ extension ReadContext {
             }
             return Tensor(shape: shape, strings: (0..<count).map { binaryString(p.string_data[$0]) })
         }
+        if dtype.bitWidth < 8 {
+            return try unpackSubByte(p, name: name, dtype: dtype, shape: shape, count: count)
+        }
         let need = count * dtype.byteWidth
         if p.has_raw_data != 0 {
             guard p.raw_data.len == need else {
@@ -70,7 +73,8 @@ extension ReadContext {
                     else { dst.storeBytes(of: UInt32(truncatingIfNeeded: v), toByteOffset: i * 4, as: UInt32.self) }
                 }
             }
-        case .int32, .int16, .int8, .uint16, .uint8, .bool, .float16, .bfloat16:
+        case .int32, .int16, .int8, .uint16, .uint8, .bool, .float16, .bfloat16, .float8e4m3fn, .float8e4m3fnuz,
+             .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1, .int4, .uint4, .int2, .uint2:
             // int32_data carries the narrow types, one value (or bit pattern) per entry.
             try check(p.n_int32_data, "int32_data")
             let width = dtype.byteWidth
@@ -85,6 +89,35 @@ extension ReadContext {
                 }
             }
         case .string: break
+        }
+        return out
+    }
+
+    /// A 4- or 2-bit tensor: packed low bits first in `raw_data`, or one packed byte per
+    /// `int32_data` entry; unpacked to a byte per element (signed types sign-extended).
+    func unpackSubByte(_ p: Onnx__TensorProto, name: String, dtype: DType, shape: [Int], count: Int) throws(ONNXError) -> Tensor {
+        let need = dtype.packedByteCount(count)
+        var packed = [UInt8](repeating: 0, count: need)
+        if p.has_raw_data != 0 {
+            guard p.raw_data.len == need else {
+                throw .invalidTensor(path: path, tensor: name, reason: "raw_data holds \(p.raw_data.len) bytes, \(count) elements of \(dtype) pack into \(need)")
+            }
+            for i in 0..<need { packed[i] = p.raw_data.data[i] }
+        } else {
+            guard p.n_int32_data == need else {
+                throw .invalidTensor(path: path, tensor: name, reason: "int32_data holds \(p.n_int32_data) packed bytes, \(count) elements of \(dtype) need \(need)")
+            }
+            for i in 0..<need { packed[i] = UInt8(truncatingIfNeeded: p.int32_data[i]) }
+        }
+        let bits = dtype.bitWidth, perByte = 8 / bits, mask = UInt8((1 << bits) - 1)
+        let signed = dtype == .int4 || dtype == .int2
+        var out = Tensor(zeros: dtype, shape: shape)
+        out.withUnsafeMutableBytes { dst in
+            for i in 0..<count {
+                var v = (packed[i / perByte] >> UInt8((i % perByte) * bits)) & mask
+                if signed && v & (1 << (bits - 1)) != 0 { v |= ~mask }
+                dst[i] = v
+            }
         }
         return out
     }

@@ -148,6 +148,11 @@ public struct Tensor: Sendable {
         case .bool:
             let t = p.assumingMemoryBound(to: UInt8.self)
             for i in 0..<n { out[i] = t[i] != 0 ? 1 : 0 }
+        case .int4, .int2: fill(Int8.self)
+        case .uint4, .uint2: fill(UInt8.self)
+        case .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1:
+            let t = p.assumingMemoryBound(to: UInt8.self)
+            for i in 0..<n { out[i] = LowPrecision.decode(t[i], dtype) }
         case .string: break
         }
         return out
@@ -181,6 +186,18 @@ public struct Tensor: Sendable {
         case .uint32: store(UInt32.self)
         case .uint64: store(UInt64.self)
         case .bool: store(Bool.self)
+        case .int4, .int2:
+            // Wrapped to the width and sign-extended, as a C cast to the narrow type would.
+            let shift = 8 - target.bitWidth
+            let t = p.assumingMemoryBound(to: Int8.self)
+            for i in values.indices { t[i] = Int8(truncatingIfNeeded: Int64(fromDouble: values[i].rounded(.towardZero)) << shift) >> Int8(shift) }
+        case .uint4, .uint2:
+            let mask = UInt8((1 << target.bitWidth) - 1)
+            let t = p.assumingMemoryBound(to: UInt8.self)
+            for i in values.indices { t[i] = UInt8(truncatingIfNeeded: Int64(fromDouble: values[i].rounded(.towardZero))) & mask }
+        case .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1:
+            let t = p.assumingMemoryBound(to: UInt8.self)
+            for i in values.indices { t[i] = LowPrecision.encode(values[i], target, saturate: false) }
         case .string: break
         }
         return out

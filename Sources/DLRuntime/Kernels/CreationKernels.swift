@@ -22,6 +22,25 @@ enum CreationKernels {
 
     static func convert(_ ctx: KernelContext, _ x: Tensor, to t: DType) throws(RuntimeError) -> Tensor {
         if x.dtype == t { return x }
+        if t.isLowPrecisionFloat && x.dtype != .string {
+            // `saturate` (default 1) clamps out-of-range values, infinities included, to the
+            // largest finite value; float8e8m0 also has `round_mode` (default up).
+            let saturate = try ctx.int("saturate", 1) != 0
+            let values = x.doubles()
+            var out = Tensor(zeros: t, shape: x.shape)
+            if t == .float8e8m0 {
+                let mode = try ctx.string("round_mode", "up")
+                guard ["up", "down", "nearest"].contains(mode) else { throw ctx.fail("round_mode '\(mode)' is not up, down or nearest") }
+                out.withUnsafeMutableBytes { b in
+                    for i in values.indices { b[i] = CreationKernels.e8m0(values[i], saturate: saturate, mode: mode) }
+                }
+                return out
+            }
+            out.withUnsafeMutableBytes { b in
+                for i in values.indices { b[i] = LowPrecision.encode(values[i], t, saturate: saturate) }
+            }
+            return out
+        }
         if t == .string {
             if x.dtype == .bool { return Tensor(shape: x.shape, strings: x.bools().map { $0 ? "True" : "False" }) }
             if x.dtype.isInteger { return Tensor(shape: x.shape, strings: x.int64s().map { x.dtype == .uint64 ? String(UInt64(bitPattern: $0)) : String($0) }) }
@@ -53,6 +72,24 @@ enum CreationKernels {
         if v.isInfinite { return v > 0 ? "INF" : "-INF" }
         let s = t == .float32 ? "\(Float(v))" : "\(v)"
         return s
+    }
+
+    /// float8e8m0 encoding with the three rounding modes of Cast-24 (on the float32 bits).
+    static func e8m0(_ v: Double, saturate: Bool, mode: String) -> UInt8 {
+        let bits = Float(v).bitPattern
+        let e = Int((bits >> 23) & 0xFF)
+        if e == 0xFF { return 0xFF }
+        var out = e
+        switch mode {
+        case "nearest":
+            let g = bits & 0x40_0000 != 0, r = bits & 0x20_0000 != 0, s = bits & 0x1F_FFFF != 0
+            let lsb = e > 0
+            if g && (r || s || lsb) && !(saturate && e == 0xFE) { out += 1 }
+        case "up":
+            if bits & 0x7F_FFFF != 0 && !(saturate && e == 0xFE) { out += 1 }
+        default: break
+        }
+        return UInt8(truncatingIfNeeded: out)
     }
 
     static let cast: Kernel = { ctx throws(RuntimeError) in

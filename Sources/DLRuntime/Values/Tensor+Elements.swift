@@ -26,7 +26,10 @@ extension Tensor {
             case .uint16: load(UInt16.self)
             case .uint32: load(UInt32.self)
             case .uint64: load(UInt64.self)
-            case .float32, .float64, .float16, .bfloat16:
+            case .int4, .int2: load(Int8.self)
+            case .uint4, .uint2: load(UInt8.self)
+            case .float32, .float64, .float16, .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2,
+                 .float8e5m2fnuz, .float8e8m0, .float4e2m1:
                 let d = doubles()
                 for i in 0..<n { out[i] = Tensor.truncatedInt64(d[i]) }
             case .string: break
@@ -89,6 +92,14 @@ extension Tensor {
             case .uint16: store(UInt16.self)
             case .uint32: store(UInt32.self)
             case .uint64: store(UInt64.self)
+            case .int4, .int2:
+                let shift = Int64(8 - dtype.bitWidth)
+                let p = raw.bindMemory(to: Int8.self)
+                for i in 0..<n { p[i] = Int8(truncatingIfNeeded: (values[i] << shift)) >> Int8(shift) }
+            case .uint4, .uint2:
+                let mask = Int64((1 << dtype.bitWidth) - 1)
+                let p = raw.bindMemory(to: UInt8.self)
+                for i in 0..<n { p[i] = UInt8(truncatingIfNeeded: values[i] & mask) }
             case .bool:
                 let p = raw.bindMemory(to: UInt8.self)
                 for i in 0..<n { p[i] = values[i] != 0 ? 1 : 0 }
