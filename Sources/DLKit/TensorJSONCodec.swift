@@ -117,7 +117,8 @@ public enum TensorJSONCodec {
                 default: throw .badRequest("\(label) value \(i) is \(v.serialized()), not a boolean")
                 }
             }
-        case .bfloat16, .string:
+        case .bfloat16, .string, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0,
+             .float4e2m1, .int4, .uint4, .int2, .uint2:
             throw .badRequest("\(label) has an unsupported datatype \(t.dtype.inferenceProtocolName)")
         }
     }
@@ -139,7 +140,10 @@ public enum TensorJSONCodec {
         switch t.dtype {
         case .float32: t.withUnsafeBufferPointer(as: Float.self) { for v in $0 { data.append(.float(v)) } }
         case .float64: t.withUnsafeBufferPointer(as: Double.self) { for v in $0 { data.append(.float(v)) } }
-        case .float16, .bfloat16: for v in t.doubles() { data.append(.float(Float(v))) }
+        case .float16, .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1:
+            for v in t.doubles() { data.append(.float(Float(v))) }
+        case .int4, .int2: t.withUnsafeBufferPointer(as: Int8.self) { for v in $0 { data.append(.int(v)) } }
+        case .uint4, .uint2: t.withUnsafeBufferPointer(as: UInt8.self) { for v in $0 { data.append(.int(v)) } }
         case .bool: t.withUnsafeBytes { for b in $0 { data.append(.bool(b != 0)) } }
         case .int8: t.withUnsafeBufferPointer(as: Int8.self) { for v in $0 { data.append(.int(v)) } }
         case .int16: t.withUnsafeBufferPointer(as: Int16.self) { for v in $0 { data.append(.int(v)) } }

@@ -142,6 +142,9 @@ extension ReadContext {
             }
         }
         guard !location.isEmpty else { throw .invalidExternalData(path: path, tensor: name, reason: "has no location") }
+        guard dtype.bitWidth >= 8 else {
+            throw .invalidExternalData(path: path, tensor: name, reason: "packed \(dtype) tensors in external data are not supported yet")
+        }
         guard !location.hasPrefix("/"), !location.split(separator: "/").contains("..") else {
             throw .invalidExternalData(path: path, tensor: name, reason: "location '\(location)' leaves the model's folder")
         }

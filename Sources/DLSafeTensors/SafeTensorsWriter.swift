@@ -81,20 +81,25 @@ public enum SafeTensorsWriter {
     /// and breaks ties by the order its enum declares them (so that files come out byte-identical).
     static func alignmentRank(_ d: DType) -> Int {
         switch d {
-        case .string: -1
+        case .string: -10
         case .bool: 0
-        case .uint8: 1
-        case .int8: 2
-        case .int16: 3
-        case .uint16: 4
-        case .float16: 5
-        case .bfloat16: 6
-        case .int32: 7
-        case .uint32: 8
-        case .float32: 9
-        case .float64: 10
-        case .int64: 11
-        case .uint64: 12
+        case .uint8: 10
+        case .int8: 20
+        case .float8e5m2: 23
+        case .float8e4m3fn: 25
+        case .float8e8m0: 27
+        case .int16: 30
+        case .uint16: 40
+        case .float16: 50
+        case .bfloat16: 60
+        case .int32: 70
+        case .uint32: 80
+        case .float32: 90
+        case .float64: 100
+        case .int64: 110
+        case .uint64: 120
+        // Not safetensors types (the writer refuses them before sorting).
+        case .float8e4m3fnuz, .float8e5m2fnuz, .float4e2m1, .int4, .uint4, .int2, .uint2: -10
         }
     }
 

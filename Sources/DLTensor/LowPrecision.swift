@@ -45,7 +45,7 @@ public enum LowPrecision {
         return sign == 1 ? -mag : mag
     }
 
-    static func pow2(_ e: Int) -> Double { e >= 0 ? Double(1 << e) : 1 / Double(1 << -e) }
+    static func pow2(_ e: Int) -> Double { Double(sign: .plus, exponent: e, significand: 1) }
 
     struct Table: Sendable {
         let decode: [Double]

@@ -144,7 +144,7 @@ import Testing
         #expect(e.description.contains("more bytes than can be addressed"))
     }
 
-    @Test(arguments: ["F8_E4M3", "C64", "Q4", "f32", ""])
+    @Test(arguments: ["F6_E2M3", "C64", "Q4", "f32", ""])
     func readerRejectsUnknownDType(dtype: String) throws {
         let dir = TempDir()
         let header = "{\"emb\":\(Self.entry(dtype, [2], 0, 8))}"

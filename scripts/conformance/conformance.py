@@ -132,7 +132,8 @@ def main():
             row[0] += 1
         else:
             row[1] += 1
-            row[2][f"{results[c][1]}: {results[c][2][:120]}"] += 1
+            reason = results[c][2].replace(args.data + "/", "")
+            row[2][f"{results[c][1]}: {reason[:120]}"] += 1
     lines = [f"# ONNX backend node suite (onnx {onnx.__version__})", "",
              f"{len(passed)} of {len(cases)} cases pass ({100.0 * len(passed) / max(len(cases), 1):.1f}%), "
              f"run in {elapsed:.0f} s. Made by `scripts/conformance/run`.", "",

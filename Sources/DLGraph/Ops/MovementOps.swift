@@ -16,7 +16,8 @@ enum MovementOps {
         ("Cast", 1...1, 1...1), ("CastLike", 2...2, 1...1), ("Shape", 1...1, 1...1), ("Size", 1...1, 1...1),
         ("ConstantOfShape", 1...1, 1...1), ("Range", 3...3, 1...1), ("EyeLike", 1...1, 1...1),
         ("OneHot", 3...3, 1...1), ("Trilu", 1...2, 1...1), ("BitCast", 1...1, 1...1),
-        ("Mod", 2...2, 1...1), ("BitShift", 2...2, 1...1),
+        ("Mod", 2...2, 1...1), ("BitShift", 2...2, 1...1), ("TensorScatter", 2...3, 1...1),
+        ("SwiGLU", 2...2, 1...1), ("Det", 1...1, 1...1),
     ] + reductions.map { ($0, 1...2, 1...1) }
 
     static let reductions = ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",

@@ -100,7 +100,48 @@ enum MathKernels {
         for (name, op) in binaryOps { k.append((name, binaryKernel(name, op))) }
         for name in ["Max", "Min", "Sum", "Mean"] { k.append((name, variadic(name))) }
         k.append(("Where", whereKernel))
+        k.append(("SwiGLU", { ctx throws(RuntimeError) in
+            let a = try ctx.input(0), b = try ctx.input(1)
+            guard a.shape == b.shape, a.dtype == b.dtype, a.dtype.isFloatingPoint else {
+                throw ctx.fail("A and B must be floats of one type and shape, got \(a.dtype)\(a.shape) and \(b.dtype)\(b.shape)")
+            }
+            let alpha = Double(try ctx.float("alpha", 1))
+            let x = a.doubles(), y = b.doubles()
+            return [Tensor.fromDoubles((0..<x.count).map { x[$0] * sigmoid(alpha * x[$0]) * y[$0] }, dtype: a.dtype, shape: a.shape)]
+        }))
+        k.append(("Det", determinant))
         return k
+    }
+
+    /// Determinants of the trailing square matrices, by LU decomposition with partial pivoting.
+    static let determinant: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0)
+        guard x.dtype.isFloatingPoint, x.rank >= 2, x.shape[x.rank - 1] == x.shape[x.rank - 2] else {
+            throw ctx.fail("Det needs float square matrices in the last two dims, got \(x.dtype)\(x.shape)")
+        }
+        let n = x.shape[x.rank - 1], count = x.shape.dropLast(2).reduce(1, *)
+        let v = x.doubles()
+        var out: [Double] = []
+        for m in 0..<count {
+            var a = Array(v[(m * n * n)..<((m + 1) * n * n)])
+            var det = 1.0
+            for c in 0..<n {
+                var p = c
+                for r in (c + 1)..<max(n, c + 1) where abs(a[r * n + c]) > abs(a[p * n + c]) { p = r }
+                if a[p * n + c] == 0 { det = 0; break }
+                if p != c {
+                    for k in 0..<n { a.swapAt(p * n + k, c * n + k) }
+                    det = -det
+                }
+                det *= a[c * n + c]
+                for r in (c + 1)..<max(n, c + 1) {
+                    let f = a[r * n + c] / a[c * n + c]
+                    for k in c..<n { a[r * n + k] -= f * a[c * n + k] }
+                }
+            }
+            out.append(det)
+        }
+        return [Tensor.fromDoubles(out, dtype: x.dtype, shape: Array(x.shape.dropLast(2)))]
     }
 
     static func sigmoid(_ x: Double) -> Double { x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)) }

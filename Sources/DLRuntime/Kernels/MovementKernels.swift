@@ -10,7 +10,7 @@ enum MovementKernels {
          ("ScatterElements", scatterElements), ("Scatter", scatterElements), ("ScatterND", scatterND),
          ("Expand", expand), ("Tile", tile), ("Pad", pad), ("Compress", compress),
          ("ReverseSequence", reverseSequence), ("NonZero", nonZero), ("TopK", topK), ("Unique", unique),
-         ("Identity", { ctx throws(RuntimeError) in [try ctx.input(0)] })]
+         ("Identity", { ctx throws(RuntimeError) in [try ctx.input(0)] }), ("TensorScatter", tensorScatter)]
     }
 
     /// Axes from input `i` or, for older opsets, the `axes` attribute.
@@ -507,5 +507,35 @@ enum MovementKernels {
                 Tensor.fromInt64s(order.map { Int64(uniques[$0]) }, dtype: .int64, shape: [order.count]),
                 Tensor.fromInt64s(inverse.map { Int64(rank[$0]) }, dtype: .int64, shape: [inverse.count]),
                 Tensor.fromInt64s(order.map { Int64(counts[$0]) }, dtype: .int64, shape: [order.count])]
+    }
+
+    /// Writes `update` into a copy of the cache along `axis`, from each batch's write index
+    /// (modulo the cache length in "circular" mode): the KV-cache update of attention models.
+    static let tensorScatter: Kernel = { ctx throws(RuntimeError) in
+        let past = try ctx.input(0), update = try ctx.input(1)
+        let axis = try ctx.axis(try ctx.int("axis", -2), rank: past.rank)
+        let circular = try ctx.string("mode", "linear") == "circular"
+        guard past.dtype == update.dtype, update.rank == past.rank, past.rank >= 2, axis > 0,
+              (0..<past.rank).allSatisfy({ $0 == axis ? update.shape[$0] <= past.shape[$0] : update.shape[$0] == past.shape[$0] }) else {
+            throw ctx.fail("update of shape \(update.shape) does not fit the cache of shape \(past.shape) on axis \(axis)")
+        }
+        let writes = try ctx.intList(2) ?? Array(repeating: 0, count: past.shape[0])
+        guard writes.count == past.shape[0] else { throw ctx.fail("write_indices has \(writes.count) entries for batch \(past.shape[0])") }
+        let maxLen = past.shape[axis], seq = update.shape[axis]
+        let (outer, _, inner) = IndexMath.around(past.shape, axis: axis)
+        let perBatch = outer / max(past.shape[0], 1)
+        var pairs: [(dst: Int, src: Int)] = []
+        for o in 0..<outer {
+            let b = o / max(perBatch, 1)
+            for s in 0..<seq {
+                var c = writes[b] + s
+                if circular { c = ((c % maxLen) + maxLen) % maxLen }
+                guard c >= 0, c < maxLen else { throw ctx.fail("write index \(writes[b]) + \(s) is outside the cache length \(maxLen)") }
+                for i in 0..<inner { pairs.append(((o * maxLen + c) * inner + i, (o * seq + s) * inner + i)) }
+            }
+        }
+        var out = past
+        out.assign(from: update, pairs: pairs)
+        return [out]
     }
 }
