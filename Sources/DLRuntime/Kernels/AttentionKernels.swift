@@ -1,0 +1,205 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DLGraph
+import DLKernels
+import DLTensor
+
+/// Attention (opsets 23–25), RotaryEmbedding and LinearAttention, computed in Double and
+/// rounded once on store.
+enum AttentionKernels {
+    static var all: [(String, Kernel)] {
+        [("Attention", attention), ("RotaryEmbedding", rotaryEmbedding), ("LinearAttention", linearAttention)]
+    }
+
+    /// Q, K or V as [batch, heads, seq, headSize]; a 3-D [batch, seq, heads·headSize] input is
+    /// split into `heads`.
+    struct Heads {
+        var values: [Double]
+        var batch: Int, heads: Int, seq: Int, size: Int
+
+        init(values: [Double], batch: Int, heads: Int, seq: Int, size: Int) {
+            self.values = values
+            self.batch = batch
+            self.heads = heads
+            self.seq = seq
+            self.size = size
+        }
+
+        init(_ ctx: KernelContext, _ t: Tensor, heads h: Int?, label: String) throws(RuntimeError) {
+            let v = t.doubles()
+            if t.rank == 4 {
+                self.init(values: v, batch: t.shape[0], heads: t.shape[1], seq: t.shape[2], size: t.shape[3])
+                return
+            }
+            guard t.rank == 3 else { throw ctx.fail("\(label) must be 3-D or 4-D, got \(t.shape)") }
+            guard let h, h > 0, t.shape[2] % h == 0 else {
+                throw ctx.fail("\(label) of shape \(t.shape) needs a head count attribute that divides \(t.shape[2])")
+            }
+            let (b, s, d) = (t.shape[0], t.shape[1], t.shape[2] / h)
+            var out = [Double](repeating: 0, count: v.count)
+            for bi in 0..<b { for si in 0..<s { for hi in 0..<h { for di in 0..<d {
+                out[((bi * h + hi) * s + si) * d + di] = v[(bi * s + si) * h * d + hi * d + di]
+            } } } }
+            self.init(values: out, batch: b, heads: h, seq: s, size: d)
+        }
+
+        func at(_ b: Int, _ h: Int, _ s: Int) -> Int { ((b * heads + h) * seq + s) * size }
+
+        /// This followed by `next` along the sequence (the KV cache).
+        func appending(_ next: Heads) -> Heads {
+            var out = [Double]()
+            out.reserveCapacity(values.count + next.values.count)
+            for b in 0..<batch {
+                for h in 0..<heads {
+                    out += values[at(b, h, 0)..<at(b, h, 0) + seq * size]
+                    out += next.values[next.at(b, h, 0)..<next.at(b, h, 0) + next.seq * size]
+                }
+            }
+            return Heads(values: out, batch: batch, heads: heads, seq: seq + next.seq, size: size)
+        }
+
+        var shape: [Int] { [batch, heads, seq, size] }
+    }
+
+    static let attention: Kernel = { ctx throws(RuntimeError) in
+        let qt = try ctx.input(0), kt = try ctx.input(1), vt = try ctx.input(2)
+        guard qt.dtype.isFloatingPoint, kt.dtype.isFloatingPoint, vt.dtype.isFloatingPoint else {
+            throw ctx.fail("Q, K and V must be floating-point, got \(qt.dtype), \(kt.dtype), \(vt.dtype)")
+        }
+        guard qt.rank == kt.rank, kt.rank == vt.rank else { throw ctx.fail("Q, K and V must have the same rank, got \(qt.shape), \(kt.shape), \(vt.shape)") }
+        let qHeadsAttr = ctx.node.attribute("q_num_heads") == nil ? nil : try ctx.int("q_num_heads", 0)
+        let kvHeadsAttr = ctx.node.attribute("kv_num_heads") == nil ? nil : try ctx.int("kv_num_heads", 0)
+        let q = try Heads(ctx, qt, heads: qHeadsAttr, label: "Q")
+        var k = try Heads(ctx, kt, heads: kvHeadsAttr, label: "K")
+        var v = try Heads(ctx, vt, heads: kvHeadsAttr, label: "V")
+        let pastKey = ctx.optionalInput(4), pastValue = ctx.optionalInput(5)
+        guard (pastKey == nil) == (pastValue == nil) else { throw ctx.fail("past_key and past_value must be given together") }
+        var pastLength: Int? = nil
+        if let pastKey, let pastValue {
+            let pk = try Heads(ctx, pastKey, heads: nil, label: "past_key"), pv = try Heads(ctx, pastValue, heads: nil, label: "past_value")
+            guard pk.batch == k.batch, pk.heads == k.heads, pk.size == k.size, pv.batch == v.batch, pv.heads == v.heads,
+                  pv.size == v.size, pk.seq == pv.seq else {
+                throw ctx.fail("past_key \(pk.shape) / past_value \(pv.shape) do not match K \(k.shape) / V \(v.shape)")
+            }
+            pastLength = pk.seq
+            k = pk.appending(k)
+            v = pv.appending(v)
+        }
+        guard q.batch == k.batch, k.batch == v.batch, q.size == k.size, k.heads == v.heads, k.seq == v.seq,
+              k.heads > 0, q.heads % k.heads == 0 else {
+            throw ctx.fail("Q \(q.shape), K \(k.shape) and V \(v.shape) do not fit together (batch, head sizes, heads divisible)")
+        }
+        let (batch, qHeads, qLen, kvLen) = (q.batch, q.heads, q.seq, k.seq)
+        let groups = qHeads / k.heads
+        let scaleAttr = ctx.node.attribute("scale") == nil ? nil : try ctx.float("scale", 1)
+        let scale = scaleAttr.map(Double.init) ?? 1 / Double(q.size).squareRoot()
+        let softcap = Double(try ctx.float("softcap", 0))
+        let causal = try ctx.int("is_causal", 0) != 0
+        let mode = try ctx.int("qk_matmul_output_mode", 0)
+        let left = try ctx.int("left_window_size", -1), right = try ctx.int("right_window_size", -1)
+        var nonpad: [Int]? = nil
+        if let t = ctx.optionalInput(6) {
+            guard t.dtype.isInteger, t.elementCount == batch else { throw ctx.fail("nonpad_kv_seqlen must hold \(batch) integers, got \(t.dtype) \(t.shape)") }
+            guard pastLength == nil else { throw ctx.fail("nonpad_kv_seqlen cannot be combined with past_key/past_value") }
+            nonpad = t.int64s().map { Int($0) }
+        }
+        // Additive bias [batch, qHeads, qLen, kvLen]: the mask (padded with -inf on the right),
+        // causal and window frontiers (offset by the cache), and key padding.
+        let biasShape = [batch, qHeads, qLen, kvLen]
+        var bias = [Double](repeating: 0, count: biasShape.reduce(1, *))
+        if let m = ctx.optionalInput(3) {
+            guard m.rank >= 1, m.rank <= 4, m.shape.last ?? 0 <= kvLen else { throw ctx.fail("attn_mask of shape \(m.shape) does not fit [.., \(qLen), \(kvLen)]") }
+            let raw: [Double] = m.dtype == .bool ? m.bools().map { $0 ? 0 : -.infinity } : m.doubles()
+            let last = m.shape[m.rank - 1], rows = m.elementCount / max(last, 1)
+            var padded = [Double](repeating: -.infinity, count: rows * kvLen)
+            for r in 0..<rows { for j in 0..<last { padded[r * kvLen + j] = raw[r * last + j] } }
+            var paddedShape = m.shape
+            paddedShape[m.rank - 1] = kvLen
+            guard IndexMath.broadcastShape([paddedShape, biasShape]) == biasShape else {
+                throw ctx.fail("attn_mask of shape \(m.shape) does not broadcast to \(biasShape)")
+            }
+            for (i, s) in IndexMath.broadcastMap(from: paddedShape, to: biasShape).enumerated() { bias[i] = padded[s] }
+        }
+        func offset(_ b: Int) -> Int {
+            if let nonpad { return nonpad[b] - qLen }
+            return pastLength ?? 0
+        }
+        if causal || left >= 0 || right >= 0 || nonpad != nil {
+            for b in 0..<batch {
+                let off = offset(b)
+                for h in 0..<qHeads { for i in 0..<qLen { for j in 0..<kvLen {
+                    let diff = i + off - j
+                    var allowed = true
+                    if causal && diff < 0 { allowed = false }
+                    if left >= 0 && diff > left { allowed = false }
+                    if right >= 0 && -diff > right { allowed = false }
+                    if let nonpad, j >= nonpad[b] { allowed = false }
+                    if !allowed { bias[((b * qHeads + h) * qLen + i) * kvLen + j] = -.infinity }
+                } } }
+            }
+        }
+        // bfloat16 results follow the reference's rounding after each step (its 8-bit mantissa
+        // makes the order of rounding visible); other types compute in Double throughout.
+        let r: (Double) -> Double = qt.dtype == .bfloat16 ? { Double(BFloat16(Float($0)).floatValue) } : { $0 }
+        let rootScale = r(scale.squareRoot())
+        let qs = q.values.map { r($0 * rootScale) }, ks = k.values.map { r($0 * rootScale) }
+        var qkOut = [Double](repeating: 0, count: bias.count)
+        var y = [Double](repeating: 0, count: batch * qHeads * qLen * v.size)
+        var scores = [Double](repeating: 0, count: kvLen)
+        for b in 0..<batch {
+            for h in 0..<qHeads {
+                let kh = h / groups
+                for i in 0..<qLen {
+                    let qo = q.at(b, h, i), row = ((b * qHeads + h) * qLen + i) * kvLen
+                    var biasMax = -Double.infinity
+                    for j in 0..<kvLen {
+                        let ko = k.at(b, kh, j)
+                        var s = 0.0
+                        for d in 0..<q.size { s += qs[qo + d] * ks[ko + d] }
+                        s = r(s)
+                        if softcap > 0 { s = r(r(tanh(r(s / softcap))) * softcap) }
+                        scores[j] = r(s + bias[row + j])
+                        qkOut[row + j] = mode == 2 ? scores[j] : s
+                        biasMax = max(biasMax, bias[row + j])
+                    }
+                    let m = scores.max() ?? -.infinity
+                    if biasMax == -.infinity || m == -.infinity || kvLen == 0 {
+                        for j in 0..<kvLen { scores[j] = 0 }
+                    } else {
+                        var sum = 0.0
+                        for j in 0..<kvLen { scores[j] = r(exp(r(scores[j] - m))); sum = r(sum + scores[j]) }
+                        for j in 0..<kvLen { scores[j] = r(scores[j] / sum) }
+                    }
+                    if mode == 3 { for j in 0..<kvLen { qkOut[row + j] = scores[j] } }
+                    let yo = ((b * qHeads + h) * qLen + i) * v.size
+                    for j in 0..<kvLen where scores[j] != 0 {
+                        let vo = v.at(b, kh, j)
+                        for d in 0..<v.size { y[yo + d] += scores[j] * v.values[vo + d] }
+                    }
+                }
+            }
+        }
+        var yShape = [batch, qHeads, qLen, v.size]
+        if qt.rank == 3 {
+            var t = [Double](repeating: 0, count: y.count)
+            for b in 0..<batch { for h in 0..<qHeads { for i in 0..<qLen { for d in 0..<v.size {
+                t[((b * qLen + i) * qHeads + h) * v.size + d] = y[((b * qHeads + h) * qLen + i) * v.size + d]
+            } } } }
+            y = t
+            yShape = [batch, qLen, qHeads * v.size]
+        }
+        return [Tensor.fromDoubles(y, dtype: qt.dtype, shape: yShape),
+                Tensor.fromDoubles(k.values, dtype: kt.dtype, shape: k.shape),
+                Tensor.fromDoubles(v.values, dtype: vt.dtype, shape: v.shape),
+                Tensor.fromDoubles(qkOut, dtype: qt.dtype, shape: biasShape)]
+    }
+
+    static let rotaryEmbedding: Kernel = { ctx throws(RuntimeError) in
+        throw ctx.fail("RotaryEmbedding is not implemented yet")
+    }
+
+    static let linearAttention: Kernel = { ctx throws(RuntimeError) in
+        throw ctx.fail("LinearAttention is not implemented yet")
+    }
+}
