@@ -195,8 +195,56 @@ enum AttentionKernels {
                 Tensor.fromDoubles(qkOut, dtype: qt.dtype, shape: biasShape)]
     }
 
+    /// Rotates the first `rotary_embedding_dim` values of each head by the cached angles: halves
+    /// (x1, x2) or interleaved pairs become (x1·cos - x2·sin, x1·sin + x2·cos).
     static let rotaryEmbedding: Kernel = { ctx throws(RuntimeError) in
-        throw ctx.fail("RotaryEmbedding is not implemented yet")
+        let x = try ctx.input(0), cosT = try ctx.input(1), sinT = try ctx.input(2)
+        guard x.dtype.isFloatingPoint else { throw ctx.fail("X must be floating-point, got \(x.dtype)") }
+        let interleaved = try ctx.int("interleaved", 0) != 0
+        let (b, h, s, d): (Int, Int, Int, Int)
+        if x.rank == 4 {
+            (b, h, s, d) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        } else if x.rank == 3 {
+            let heads = try ctx.int("num_heads", 0)
+            guard heads > 0, x.shape[2] % heads == 0 else { throw ctx.fail("3-D X \(x.shape) needs num_heads dividing \(x.shape[2])") }
+            (b, h, s, d) = (x.shape[0], heads, x.shape[1], x.shape[2] / heads)
+        } else { throw ctx.fail("X must be 3-D or 4-D, got \(x.shape)") }
+        var rot = try ctx.int("rotary_embedding_dim", 0)
+        if rot == 0 { rot = d }
+        guard rot > 0, rot <= d, rot % 2 == 0 else { throw ctx.fail("rotary_embedding_dim \(rot) must be even and at most the head size \(d)") }
+        let half = rot / 2
+        guard cosT.shape == sinT.shape, cosT.shape.last == half else {
+            throw ctx.fail("cos_cache \(cosT.shape) and sin_cache \(sinT.shape) must match and end in \(half)")
+        }
+        let cv = cosT.doubles(), sv = sinT.doubles()
+        let rows = cosT.elementCount / half
+        var positions: [Int]? = nil
+        if let p = ctx.optionalInput(3) {
+            guard p.dtype.isInteger, p.elementCount == b * s || p.elementCount == s else { throw ctx.fail("position_ids must be [batch, seq] integers, got \(p.shape)") }
+            positions = p.int64s().map { Int($0) }
+        }
+        /// The cache row for (batch, position).
+        func row(_ bi: Int, _ si: Int) throws(RuntimeError) -> Int {
+            let r: Int
+            if let positions { r = positions.count == s ? positions[si] : positions[bi * s + si] }
+            else if cosT.rank == 3 { r = bi * s + si } else { r = si }
+            guard r >= 0, r < rows else { throw ctx.fail("position \(r) is outside the \(rows) cached rows") }
+            return r
+        }
+        var v = x.doubles()
+        for bi in 0..<b { for si in 0..<s {
+            let cr = try row(bi, si) * half
+            for hi in 0..<h {
+                let base = x.rank == 4 ? ((bi * h + hi) * s + si) * d : (bi * s + si) * h * d + hi * d
+                for k in 0..<half {
+                    let i1 = interleaved ? base + 2 * k : base + k, i2 = interleaved ? base + 2 * k + 1 : base + k + half
+                    let x1 = v[i1], x2 = v[i2], c = cv[cr + k], sn = sv[cr + k]
+                    v[i1] = c * x1 - sn * x2
+                    v[i2] = sn * x1 + c * x2
+                }
+            }
+        } }
+        return [Tensor.fromDoubles(v, dtype: x.dtype, shape: x.shape)]
     }
 
     static let linearAttention: Kernel = { ctx throws(RuntimeError) in
