@@ -247,7 +247,93 @@ enum AttentionKernels {
         return [Tensor.fromDoubles(v, dtype: x.dtype, shape: x.shape)]
     }
 
+    /// Recurrent linear attention over [batch, time, heads·size] inputs with a state
+    /// S [batch, kvHeads, dk, dv] per step: optional gating S ← S·exp(decay), optional delta
+    /// correction v ← beta·(v - Sᵀk), then S ← S + k vᵀ and output scale · Sᵀq (GQA shares S).
     static let linearAttention: Kernel = { ctx throws(RuntimeError) in
-        throw ctx.fail("LinearAttention is not implemented yet")
+        let qt = try ctx.input(0), kt = try ctx.input(1), vt = try ctx.input(2)
+        guard qt.dtype.isFloatingPoint, kt.dtype.isFloatingPoint, vt.dtype.isFloatingPoint else {
+            throw ctx.fail("query, key and value must be floating-point")
+        }
+        let rule = try ctx.string("update_rule", "gated_delta")
+        guard ["linear", "gated", "delta", "gated_delta"].contains(rule) else { throw ctx.fail("update_rule '\(rule)' is not one of linear, gated, delta, gated_delta") }
+        let gating = rule.hasPrefix("gated"), delta = rule.hasSuffix("delta")
+        let qh = try ctx.int("q_num_heads", 0), kvh = try ctx.int("kv_num_heads", 0)
+        guard qh > 0, kvh > 0, qh % kvh == 0 else { throw ctx.fail("q_num_heads (\(qh)) must be a positive multiple of kv_num_heads (\(kvh))") }
+        let decayT = ctx.optionalInput(4), betaT = ctx.optionalInput(5)
+        guard gating == (decayT != nil) else { throw ctx.fail("update_rule '\(rule)' \(gating ? "requires" : "forbids") the decay input") }
+        guard delta == (betaT != nil) else { throw ctx.fail("update_rule '\(rule)' \(delta ? "requires" : "forbids") the beta input") }
+        guard qt.rank == 3, kt.rank == 3, vt.rank == 3 else { throw ctx.fail("query, key and value must be [batch, time, heads·size]") }
+        let q = try Heads(ctx, qt, heads: qh, label: "query"), k = try Heads(ctx, kt, heads: kvh, label: "key")
+        let v = try Heads(ctx, vt, heads: kvh, label: "value")
+        let (b, t, dk, dv) = (q.batch, q.seq, q.size, v.size)
+        guard k.batch == b, v.batch == b, k.seq == t, v.seq == t, k.size == dk else {
+            throw ctx.fail("query \(qt.shape), key \(kt.shape) and value \(vt.shape) do not fit together")
+        }
+        let group = qh / kvh
+        var decay: [Double] = [], decayPerKey = false
+        if let decayT {
+            guard decayT.rank == 3, decayT.shape[0] == b, decayT.shape[1] == t,
+                  decayT.shape[2] == kvh || decayT.shape[2] == kvh * dk else {
+                throw ctx.fail("decay must be [\(b), \(t), \(kvh) or \(kvh * dk)], got \(decayT.shape)")
+            }
+            decay = decayT.doubles()
+            decayPerKey = decayT.shape[2] == kvh * dk
+        }
+        var beta: [Double] = [], betaWidth = 1
+        if let betaT {
+            guard betaT.rank == 3, betaT.shape[0] == b, betaT.shape[1] == t, betaT.shape[2] == kvh || betaT.shape[2] == 1 else {
+                throw ctx.fail("beta must be [\(b), \(t), \(kvh) or 1], got \(betaT.shape)")
+            }
+            beta = betaT.doubles()
+            betaWidth = betaT.shape[2]
+        }
+        var state = [Double](repeating: 0, count: b * kvh * dk * dv)
+        var stateType = qt.dtype
+        if let p = ctx.optionalInput(3) {
+            guard p.shape == [b, kvh, dk, dv] else { throw ctx.fail("past_state must be \([b, kvh, dk, dv]), got \(p.shape)") }
+            state = p.doubles()
+            stateType = p.dtype
+        }
+        let scaleAttr = Double(try ctx.float("scale", 0))
+        let scale = scaleAttr == 0 ? 1 / Double(dk).squareRoot() : scaleAttr
+        var out = [Double](repeating: 0, count: b * t * qh * dv)
+        var vStep = [Double](repeating: 0, count: dv)
+        for bi in 0..<b {
+            for step in 0..<t {
+                for h in 0..<kvh {
+                    let so = (bi * kvh + h) * dk * dv
+                    if gating {
+                        for i in 0..<dk {
+                            let g = decayPerKey ? decay[(bi * t + step) * kvh * dk + h * dk + i] : decay[(bi * t + step) * kvh + h]
+                            let e = exp(g)
+                            for j in 0..<dv { state[so + i * dv + j] *= e }
+                        }
+                    }
+                    let ko = k.at(bi, h, step), vo = v.at(bi, h, step)
+                    for j in 0..<dv { vStep[j] = v.values[vo + j] }
+                    if delta {
+                        let bt = beta[(bi * t + step) * betaWidth + (betaWidth == 1 ? 0 : h)]
+                        for j in 0..<dv {
+                            var r = 0.0
+                            for i in 0..<dk { r += state[so + i * dv + j] * k.values[ko + i] }
+                            vStep[j] = bt * (vStep[j] - r)
+                        }
+                    }
+                    for i in 0..<dk { for j in 0..<dv { state[so + i * dv + j] += k.values[ko + i] * vStep[j] } }
+                    for g in 0..<group {
+                        let hq = h * group + g, qo = q.at(bi, hq, step)
+                        let oo = ((bi * t + step) * qh + hq) * dv
+                        for j in 0..<dv {
+                            var r = 0.0
+                            for i in 0..<dk { r += q.values[qo + i] * state[so + i * dv + j] }
+                            out[oo + j] = scale * r
+                        }
+                    }
+                }
+            }
+        }
+        return [Tensor.fromDoubles(out, dtype: qt.dtype, shape: [b, t, qh * dv]),
+                Tensor.fromDoubles(state, dtype: stateType, shape: [b, kvh, dk, dv])]
     }
 }
