@@ -154,6 +154,7 @@ extension ONNXReader {
             // Softmax, LogSoftmax and Hardmax before 13 flattened the input from `axis` on.
             SoftmaxImport.rewriteLegacy(&graph)
         }
+        SignalImport.normalise(&graph, opset: opset)
         if opset < 5, let n = graph.nodes.first(where: { $0.opType == "Reshape" }) {
             throw .unsupportedOpset(path: path, domain: "", version: opset, reason: "node \(n.displayName) uses the pre-5 Reshape form with a shape attribute")
         }
