@@ -2,6 +2,6 @@
 /// algebra, quantisation, signal processing), registered in `OpKernels.table` in one place.
 enum NeuralKernels {
     static var all: [(String, Kernel)] {
-        SoftmaxKernels.all + NormalizationKernels.all + AttentionKernels.all + QuantizeKernels.all + SignalKernels.all
+        SoftmaxKernels.all + NormalizationKernels.all + AttentionKernels.all + QuantizeKernels.all + SignalKernels.all + LinearAlgebraKernels.all
     }
 }
