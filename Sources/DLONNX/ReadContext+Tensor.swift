@@ -187,21 +187,10 @@ extension ONNXReader {
     static func normaliseLegacyForms(_ graph: inout Graph, path: String) throws(ONNXError) {
         let opset = graph.metadata.onnxOpset ?? 1
         if opset < 13 {
-            // Softmax before 13 flattened the input from `axis` (default 1) on; it equals the IR
-            // Softmax only when that axis is the last one.
-            var types: [String: TensorType]? = nil
-            for i in graph.nodes.indices where graph.nodes[i].opType == "Softmax" {
-                if types == nil { types = (try? graph.inferTypes()) ?? [:] }
-                let node = graph.nodes[i]
-                let axis = (try? node.int("axis", default: 1)) ?? 1
-                guard let rank = types?[node.inputs.first ?? ""]?.rank, DimMath.axis(axis, rank: rank) == rank - 1 else {
-                    throw .unsupportedOpset(path: path, domain: "", version: opset,
-                                            reason: "node \(node.displayName) uses the pre-13 Softmax form that flattens from axis \(axis); only the last axis is supported")
-                }
-                graph.nodes[i].attributes.removeAll { $0.name == "axis" }
-                graph.nodes[i].attributes.append(Attribute(name: "axis", value: .int(rank - 1)))
-            }
+            // Softmax, LogSoftmax and Hardmax before 13 flattened the input from `axis` on.
+            SoftmaxImport.rewriteLegacy(&graph)
         }
+        SignalImport.normalise(&graph, opset: opset)
         if opset < 5, let n = graph.nodes.first(where: { $0.opType == "Reshape" }) {
             throw .unsupportedOpset(path: path, domain: "", version: opset, reason: "node \(n.displayName) uses the pre-5 Reshape form with a shape attribute")
         }

@@ -1,0 +1,320 @@
+import DLGraph
+import DLKernels
+import DLTensor
+
+/// Linear quantisation: QuantizeLinear and DequantizeLinear (per tensor, per axis, blocked),
+/// DynamicQuantizeLinear, MatMulInteger, QLinearMatMul and QLinearConv, for the integer element
+/// types DType has (the float8, 4-bit and 2-bit types do not exist in DType yet).
+enum QuantizeKernels {
+    static var all: [(String, Kernel)] {
+        [("QuantizeLinear", quantize), ("DequantizeLinear", dequantize), ("DynamicQuantizeLinear", dynamicQuantize),
+         ("MatMulInteger", matmulInteger), ("QLinearMatMul", qlinearMatMul), ("QLinearConv", qlinearConv)]
+    }
+
+    /// The integer range of a quantised type.
+    static func range(_ ctx: KernelContext, _ t: DType) throws(RuntimeError) -> (Double, Double) {
+        switch t {
+        case .uint8: return (0, 255)
+        case .int8: return (-128, 127)
+        case .uint16: return (0, 65535)
+        case .int16: return (-32768, 32767)
+        case .int32: return (-2147483648, 2147483647)
+        default: throw ctx.fail("\(t) is not a quantised integer type (uint8, int8, uint16, int16, int32)")
+        }
+    }
+
+    /// For each element of `shape`, the index of its scale/zero point: per tensor (one value),
+    /// per `axis` (a 1-D tensor as long as that dim) or blocked (the same rank as x, with the
+    /// axis dim ceil(size / blockSize)).
+    static func parameterIndex(_ ctx: KernelContext, shape: [Int], parameter p: Tensor, axis: Int, blockSize: Int,
+                               label: String) throws(RuntimeError) -> [Int] {
+        let n = shape.reduce(1, *)
+        if p.elementCount == 1 && blockSize == 0 { return [Int](repeating: 0, count: n) }
+        let a = try ctx.axis(axis, rank: shape.count)
+        if blockSize <= 0 {
+            guard p.rank == 1, p.shape[0] == shape[a] else {
+                throw ctx.fail("\(label) of shape \(p.shape) is neither one value nor one per element of axis \(a) (size \(shape[a]))")
+            }
+            let (_, size, inner) = IndexMath.around(shape, axis: a)
+            return (0..<n).map { ($0 / inner) % size }
+        }
+        var expected = shape
+        expected[a] = (shape[a] + blockSize - 1) / blockSize
+        guard p.shape == expected else {
+            throw ctx.fail("\(label) of shape \(p.shape) does not match blocks of \(blockSize) along axis \(a) of \(shape) (expected \(expected))")
+        }
+        let pStrides = IndexMath.strides(expected), xStrides = IndexMath.strides(shape)
+        return (0..<n).map { i in
+            var rest = i, off = 0
+            for d in 0..<shape.count {
+                var idx = rest / xStrides[d]
+                rest %= xStrides[d]
+                if d == a { idx /= blockSize }
+                off += idx * pStrides[d]
+            }
+            return off
+        }
+    }
+
+    static let quantize: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0), scale = try ctx.input(1), zp = ctx.optionalInput(2)
+        guard x.dtype.isFloatingPoint, scale.dtype.isFloatingPoint else { throw ctx.fail("x and y_scale must be floating-point, got \(x.dtype) and \(scale.dtype)") }
+        let outCode = try ctx.int("output_dtype", 0)
+        var outType = DType.uint8
+        if let zp { outType = zp.dtype } else if outCode != 0 {
+            guard let t = DType(onnxCode: Int32(clamping: outCode)) else { throw ctx.fail("output_dtype \(outCode) is not supported") }
+            outType = t
+        }
+        if let zp, outCode != 0, Int32(outCode) != zp.dtype.onnxCode {
+            throw ctx.fail("output_dtype \(outCode) differs from the zero point's type \(zp.dtype)")
+        }
+        let (lo, hi) = try range(ctx, outType)
+        let axis = try ctx.int("axis", 1), block = try ctx.int("block_size", 0)
+        let si = try parameterIndex(ctx, shape: x.shape, parameter: scale, axis: axis, blockSize: block, label: "y_scale")
+        let zi = try zp.map { (z) throws(RuntimeError) in try parameterIndex(ctx, shape: x.shape, parameter: z, axis: axis, blockSize: block, label: "y_zero_point") }
+        let xv = x.doubles(), sv = scale.doubles(), zv = zp?.doubles()
+        // The quotient is taken in x's type (float32 division rounds differently from Double at
+        // exact halves).
+        let single = x.dtype == .float32 && scale.dtype == .float32
+        let y = (0..<xv.count).map { i -> Double in
+            let q = single ? Double(Float(xv[i]) / Float(sv[si[i]])) : xv[i] / sv[si[i]]
+            let v = q.rounded(.toNearestOrEven) + (zv.map { $0[zi![i]] } ?? 0)
+            return v.isNaN ? 0 : min(max(v, lo), hi)
+        }
+        return [Tensor.fromDoubles(y, dtype: outType, shape: x.shape)]
+    }
+
+    static let dequantize: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0), scale = try ctx.input(1), zp = ctx.optionalInput(2)
+        guard x.dtype.isInteger else { throw ctx.fail("x must be a quantised integer tensor, got \(x.dtype)") }
+        guard scale.dtype.isFloatingPoint else { throw ctx.fail("x_scale must be floating-point, got \(scale.dtype)") }
+        if let zp, zp.dtype != x.dtype { throw ctx.fail("x_zero_point is \(zp.dtype), x is \(x.dtype)") }
+        let outCode = try ctx.int("output_dtype", 0)
+        var outType = scale.dtype
+        if outCode != 0 {
+            guard let t = DType(onnxCode: Int32(clamping: outCode)), t.isFloatingPoint else { throw ctx.fail("output_dtype \(outCode) is not a float type") }
+            outType = t
+        }
+        let axis = try ctx.int("axis", 1), block = try ctx.int("block_size", 0)
+        let si = try parameterIndex(ctx, shape: x.shape, parameter: scale, axis: axis, blockSize: block, label: "x_scale")
+        let zi = try zp.map { (z) throws(RuntimeError) in try parameterIndex(ctx, shape: x.shape, parameter: z, axis: axis, blockSize: block, label: "x_zero_point") }
+        let xv = x.int64s(), sv = scale.doubles(), zv = zp?.int64s()
+        let y = (0..<xv.count).map { i in Double(xv[i] - (zv.map { $0[zi![i]] } ?? 0)) * sv[si[i]] }
+        return [Tensor.fromDoubles(y, dtype: outType, shape: x.shape)]
+    }
+
+    /// uint8 quantisation with a scale and zero point that map [min(x, 0), max(x, 0)] onto
+    /// [0, 255], computed in float32 as the spec does.
+    static let dynamicQuantize: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0)
+        guard x.dtype == .float32 else { throw ctx.fail("x must be float32, got \(x.dtype)") }
+        let v = x.doubles().map { Float($0) }
+        let lo = min(0, v.min() ?? 0), hi = max(0, v.max() ?? 0)
+        var scale = (hi - lo) / 255
+        if scale == 0 { scale = 1 }
+        let zp = min(max((0 - lo / scale).rounded(.toNearestOrEven), 0), 255)
+        let y = v.map { Double(min(max(($0 / scale).rounded(.toNearestOrEven) + zp, 0), 255)) }
+        return [Tensor.fromDoubles(y, dtype: .uint8, shape: x.shape), Tensor(scalar: scale),
+                Tensor.fromDoubles([Double(zp)], dtype: .uint8, shape: [])]
+    }
+
+    /// Integer values minus a zero point that is one value, or one per row (`perRow`, the
+    /// second-to-last dim) or per column (the last dim).
+    static func centred(_ ctx: KernelContext, _ t: Tensor, zeroPoint: Tensor?, perRow: Bool, label: String) throws(RuntimeError) -> [Int64] {
+        var v = t.int64s()
+        guard let zeroPoint else { return v }
+        let z = zeroPoint.int64s()
+        if z.count == 1 { return v.map { $0 - z[0] } }
+        guard t.rank >= 1 else { throw ctx.fail("\(label) zero point needs a tensor of rank 1 or more") }
+        let cols = t.shape[t.rank - 1], rows = t.rank >= 2 ? t.shape[t.rank - 2] : 1
+        guard z.count == (perRow ? rows : cols) else {
+            throw ctx.fail("\(label) zero point has \(z.count) values; expected 1 or \(perRow ? rows : cols)")
+        }
+        for i in 0..<v.count { v[i] -= z[perRow ? (i / cols) % rows : i % cols] }
+        return v
+    }
+
+    /// numpy matmul of two integer operands (1-D promoted, batch dims broadcast) in Int64.
+    static func integerMatMul(_ ctx: KernelContext, _ a: [Int64], _ aShape: [Int], _ b: [Int64], _ bShape: [Int]) throws(RuntimeError) -> ([Int64], [Int]) {
+        guard !aShape.isEmpty, !bShape.isEmpty else { throw ctx.fail("MatMul operands must have rank 1 or more") }
+        let a2 = aShape.count == 1 ? [1] + aShape : aShape, b2 = bShape.count == 1 ? bShape + [1] : bShape
+        let m = a2[a2.count - 2], k = a2[a2.count - 1], n = b2[b2.count - 1]
+        guard b2[b2.count - 2] == k else { throw ctx.fail("inner sizes differ: \(aShape) and \(bShape)") }
+        let ab = Array(a2.dropLast(2)), bb = Array(b2.dropLast(2))
+        guard let batch = IndexMath.broadcastShape([ab, bb]) else { throw ctx.fail("batch dims \(ab) and \(bb) do not broadcast") }
+        let amap = IndexMath.broadcastMap(from: ab, to: batch), bmap = IndexMath.broadcastMap(from: bb, to: batch)
+        let count = batch.reduce(1, *)
+        var out = [Int64](repeating: 0, count: count * m * n)
+        for e in 0..<count {
+            let ao = amap[e] * m * k, bo = bmap[e] * k * n, oo = e * m * n
+            for i in 0..<m { for j in 0..<n {
+                var s: Int64 = 0
+                for p in 0..<k { s &+= a[ao + i * k + p] &* b[bo + p * n + j] }
+                out[oo + i * n + j] = s
+            } }
+        }
+        var shape = batch
+        if aShape.count > 1 { shape.append(m) }
+        if bShape.count > 1 { shape.append(n) }
+        return (out, shape)
+    }
+
+    static let matmulInteger: Kernel = { ctx throws(RuntimeError) in
+        let a = try ctx.input(0), b = try ctx.input(1)
+        guard a.dtype.isInteger, b.dtype.isInteger else { throw ctx.fail("A and B must be integer tensors, got \(a.dtype) and \(b.dtype)") }
+        let av = try centred(ctx, a, zeroPoint: ctx.optionalInput(2), perRow: true, label: "a")
+        let bv = try centred(ctx, b, zeroPoint: ctx.optionalInput(3), perRow: false, label: "b")
+        let (y, shape) = try integerMatMul(ctx, av, a.shape, bv, b.shape)
+        return [Tensor.fromInt64s(y, dtype: .int32, shape: shape)]
+    }
+
+    /// A scalar rounded to `dtype` (scale arithmetic follows the scales' own precision).
+    static func rounded(_ v: Double, _ dtype: DType) -> Double {
+        dtype == .float64 ? v : Tensor.fromDoubles([v], dtype: dtype, shape: [1]).doubles()[0]
+    }
+
+    /// Requantises `acc` (integer accumulators) by `factor` per element, adds the zero point and
+    /// saturates to `outType`.
+    static func requantize(_ ctx: KernelContext, _ acc: [Int64], factor: (Int) -> Double, zeroPoint: Tensor?, outType: DType,
+                           shape: [Int]) throws(RuntimeError) -> Tensor {
+        let (lo, hi) = try range(ctx, outType)
+        let z = zeroPoint?.int64s().first.map(Double.init) ?? 0
+        let y = acc.enumerated().map { i, c in min(max((Double(c) * factor(i) + z).rounded(.toNearestOrEven), lo), hi) }
+        return Tensor.fromDoubles(y, dtype: outType, shape: shape)
+    }
+
+    static let qlinearMatMul: Kernel = { ctx throws(RuntimeError) in
+        let a = try ctx.input(0), b = try ctx.input(3)
+        let aScale = try ctx.input(1), bScale = try ctx.input(4), yScale = try ctx.input(6)
+        guard a.dtype.isInteger, b.dtype.isInteger else { throw ctx.fail("a and b must be quantised integers, got \(a.dtype) and \(b.dtype)") }
+        for s in [aScale, bScale, yScale] where s.elementCount != 1 || !s.dtype.isFloatingPoint {
+            throw ctx.fail("scales must be single floating-point values, got \(s.dtype) \(s.shape)")
+        }
+        let av = try centred(ctx, a, zeroPoint: ctx.optionalInput(2), perRow: true, label: "a")
+        let bv = try centred(ctx, b, zeroPoint: ctx.optionalInput(5), perRow: false, label: "b")
+        let (acc, shape) = try integerMatMul(ctx, av, a.shape, bv, b.shape)
+        let st = aScale.dtype
+        let factor = rounded(rounded(aScale.doubles()[0] * bScale.doubles()[0], st) / yScale.doubles()[0], st)
+        let yZero = ctx.optionalInput(7)
+        return [try requantize(ctx, acc, factor: { _ in factor }, zeroPoint: yZero, outType: yZero?.dtype ?? a.dtype, shape: shape)]
+    }
+
+    static let qlinearConv: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0), w = try ctx.input(3)
+        let xScale = try ctx.input(1), wScale = try ctx.input(4), yScale = try ctx.input(6)
+        guard x.dtype.isInteger, w.dtype.isInteger else { throw ctx.fail("x and w must be quantised integers, got \(x.dtype) and \(w.dtype)") }
+        guard w.rank >= 3 else { throw ctx.fail("w must be [M, C/group, k...], got \(w.shape)") }
+        let m = w.shape[0]
+        let xv = try centred(ctx, x, zeroPoint: ctx.optionalInput(2), perRow: false, label: "x")
+        // The weight zero point is one value or one per output channel.
+        var wv = w.int64s()
+        if let wz = ctx.optionalInput(5) {
+            let z = wz.int64s(), per = w.elementCount / max(m, 1)
+            guard z.count == 1 || z.count == m else { throw ctx.fail("w_zero_point must have 1 or \(m) values, got \(z.count)") }
+            for i in 0..<wv.count { wv[i] -= z.count == 1 ? z[0] : z[i / per] }
+        }
+        let geometry = try ConvGeometry(ctx, inputShape: x.shape, weightShape: w.shape)
+        var acc = geometry.convolve(xv.map(Double.init), wv.map(Double.init)).map { Int64($0) }
+        if let bias = ctx.optionalInput(8) {
+            let bv = bias.int64s()
+            guard bv.count == m else { throw ctx.fail("B must have \(m) values, got \(bv.count)") }
+            let spatial = geometry.outputShape[2...].reduce(1, *)
+            for i in 0..<acc.count { acc[i] += bv[(i / spatial) % m] }
+        }
+        let ws = wScale.doubles(), st = xScale.dtype, xs = xScale.doubles()[0], ys = yScale.doubles()[0]
+        guard ws.count == 1 || ws.count == m else { throw ctx.fail("w_scale must have 1 or \(m) values, got \(ws.count)") }
+        let factors = ws.map { rounded(rounded(xs * $0, st) / ys, st) }
+        let spatial = geometry.outputShape[2...].reduce(1, *)
+        let yZero = ctx.optionalInput(7)
+        return [try requantize(ctx, acc, factor: { factors.count == 1 ? factors[0] : factors[($0 / spatial) % m] },
+                               zeroPoint: yZero, outType: yZero?.dtype ?? x.dtype, shape: geometry.outputShape)]
+    }
+}
+
+/// Geometry of an N-d grouped convolution from the ONNX Conv attributes, with a direct
+/// Double implementation for the breadth kernels (quantised and integer convolutions).
+struct ConvGeometry {
+    let inputShape: [Int], weightShape: [Int], outputShape: [Int]
+    let strides: [Int], dilations: [Int], padsBegin: [Int], group: Int
+
+    init(_ ctx: KernelContext, inputShape x: [Int], weightShape w: [Int]) throws(RuntimeError) {
+        let r = x.count - 2
+        guard r >= 1, w.count == x.count else { throw ctx.fail("input \(x) and weight \(w) need the same rank, at least 3") }
+        let group = try ctx.int("group", 1)
+        guard group > 0, x[1] % group == 0, w[0] % group == 0, w[1] == x[1] / group else {
+            throw ctx.fail("channels of input \(x) and weight \(w) do not fit group \(group)")
+        }
+        let kernel = try ctx.ints("kernel_shape") ?? Array(w[2...])
+        guard kernel == Array(w[2...]) else { throw ctx.fail("kernel_shape \(kernel) differs from the weight's \(Array(w[2...]))") }
+        let strides = try ctx.ints("strides") ?? Array(repeating: 1, count: r)
+        let dilations = try ctx.ints("dilations") ?? Array(repeating: 1, count: r)
+        var pads = try ctx.ints("pads") ?? Array(repeating: 0, count: 2 * r)
+        guard strides.count == r, dilations.count == r, pads.count == 2 * r,
+              strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 }), pads.allSatisfy({ $0 >= 0 }) else {
+            throw ctx.fail("strides \(strides), dilations \(dilations) or pads \(pads) do not fit \(r) spatial dims")
+        }
+        let autoPad = try ctx.string("auto_pad", "NOTSET")
+        var out = [x[0], w[0]]
+        for d in 0..<r {
+            let ek = (kernel[d] - 1) * dilations[d] + 1
+            switch autoPad {
+            case "SAME_UPPER", "SAME_LOWER":
+                let o = (x[d + 2] + strides[d] - 1) / strides[d]
+                let total = max(0, (o - 1) * strides[d] + ek - x[d + 2])
+                let small = total / 2
+                pads[d] = autoPad == "SAME_UPPER" ? small : total - small
+                pads[d + r] = total - pads[d]
+            case "VALID": pads[d] = 0; pads[d + r] = 0
+            case "NOTSET": break
+            default: throw ctx.fail("auto_pad '\(autoPad)' is not supported")
+            }
+            let o = (x[d + 2] + pads[d] + pads[d + r] - ek) / strides[d] + 1
+            guard o >= 0 else { throw ctx.fail("the kernel does not fit the padded input along dim \(d + 2)") }
+            out.append(o)
+        }
+        inputShape = x
+        weightShape = w
+        outputShape = out
+        self.strides = strides
+        self.dilations = dilations
+        padsBegin = Array(pads[..<r])
+        self.group = group
+    }
+
+    /// The convolution of `x` with `w` (no bias).
+    func convolve(_ x: [Double], _ w: [Double]) -> [Double] {
+        let r = inputShape.count - 2
+        let n = inputShape[0], c = inputShape[1], m = weightShape[0]
+        let cPer = c / group, mPer = m / group
+        let inSpatial = Array(inputShape[2...]), outSpatial = Array(outputShape[2...]), kSpatial = Array(weightShape[2...])
+        let inCount = inSpatial.reduce(1, *), outCount = outSpatial.reduce(1, *), kCount = kSpatial.reduce(1, *)
+        let inStrides = IndexMath.strides(inSpatial)
+        let kIndex = (0..<kCount).map { IndexMath.unravel($0, kSpatial) }
+        var y = [Double](repeating: 0, count: n * m * outCount)
+        for o in 0..<outCount {
+            let oi = IndexMath.unravel(o, outSpatial)
+            // Input offsets of each kernel tap at this output position (nil when in padding).
+            let taps: [Int?] = kIndex.map { ki in
+                var off = 0
+                for d in 0..<r {
+                    let p = oi[d] * strides[d] - padsBegin[d] + ki[d] * dilations[d]
+                    if p < 0 || p >= inSpatial[d] { return nil }
+                    off += p * inStrides[d]
+                }
+                return off
+            }
+            for b in 0..<n {
+                for oc in 0..<m {
+                    let g = oc / mPer
+                    var s = 0.0
+                    for ic in 0..<cPer {
+                        let xBase = (b * c + g * cPer + ic) * inCount, wBase = (oc * cPer + ic) * kCount
+                        for (t, off) in taps.enumerated() { if let off { s += x[xBase + off] * w[wBase + t] } }
+                    }
+                    y[(b * m + oc) * outCount + o] = s
+                }
+            }
+        }
+        return y
+    }
+}
