@@ -49,7 +49,7 @@ public enum OpSet {
     public static let schemas: [String: OpSchema] = {
         var s: [String: OpSchema] = [:]
         for schema in ElementwiseOps.schemas + LinearOps.schemas + ConvolutionOps.schemas
-            + ShapeOps.schemas + NormalizationOps.schemas + RuntimeShapedOps.schemas {
+            + ShapeOps.schemas + NormalizationOps.schemas + RuntimeShapedOps.schemas + SpatialOps.schemas {
             s[schema.name] = schema
         }
         return s
