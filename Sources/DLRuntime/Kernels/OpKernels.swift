@@ -46,7 +46,8 @@ enum OpKernels {
         var t: [String: Kernel] = [:]
         // Later families override earlier entries of the same op (broader dtype coverage).
         for (name, k) in ElementwiseKernels.all + LinearKernels.all + ConvolutionKernels.all + ShapeKernels.all
-            + MathKernels.all + PoolingKernels.all + ResizeKernels.all + ConvFamilyKernels.all {
+            + MathKernels.all + PoolingKernels.all + ResizeKernels.all + ConvFamilyKernels.all
+            + SamplingKernels.all {
             t[name] = k
         }
         return t
