@@ -47,7 +47,7 @@ enum OpKernels {
         // Later families override earlier entries of the same op (broader dtype coverage).
         for (name, k) in ElementwiseKernels.all + LinearKernels.all + ConvolutionKernels.all + ShapeKernels.all
             + MathKernels.all + PoolingKernels.all + ResizeKernels.all + ConvFamilyKernels.all
-            + SamplingKernels.all {
+            + SamplingKernels.all + RearrangeKernels.all {
             t[name] = k
         }
         return t
