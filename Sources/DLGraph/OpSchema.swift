@@ -50,7 +50,7 @@ public enum OpSet {
         var s: [String: OpSchema] = [:]
         for schema in ElementwiseOps.schemas + LinearOps.schemas + ConvolutionOps.schemas
             + ShapeOps.schemas + NormalizationOps.schemas + RuntimeShapedOps.schemas
-            + MovementOps.schemas + NeuralOps.schemas {
+            + MovementOps.schemas + NeuralOps.schemas + SpatialOps.schemas {
             s[schema.name] = schema
         }
         return s

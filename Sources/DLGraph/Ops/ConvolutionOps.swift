@@ -50,7 +50,7 @@ enum ConvolutionOps {
         OpSchema(op, inputs: 1...1, outputs: outputs) { ctx throws(GraphError) in
             let x = try ctx.type(0)
             let name = ctx.node.displayName
-            guard x.dtype.isFloatingPoint else {
+            guard x.dtype.isFloatingPoint || (op == "MaxPool" && (x.dtype == .int8 || x.dtype == .uint8)) else {
                 throw .typeMismatch(node: name, reason: "\(op) needs a floating-point input, got \(x.dtype)")
             }
             guard let kernel = try ctx.node.ints("kernel_shape") else {

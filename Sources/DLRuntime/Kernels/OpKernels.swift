@@ -46,7 +46,7 @@ enum OpKernels {
         var t: [String: Kernel] = [:]
         // Later families override earlier entries of the same op (broader dtype coverage).
         for (name, k) in ElementwiseKernels.all + LinearKernels.all + ConvolutionKernels.all + ShapeKernels.all
-            + MathKernels.all + MovementKernels.all + ReduceKernels.all + CreationKernels.all + NeuralKernels.all {
+            + MathKernels.all + MovementKernels.all + ReduceKernels.all + CreationKernels.all + NeuralKernels.all + PoolingKernels.all + ResizeKernels.all + ConvFamilyKernels.all + SamplingKernels.all + RearrangeKernels.all {
             t[name] = k
         }
         return t
