@@ -1,0 +1,6 @@
+import DLGraph
+import DLTensor
+
+enum MLKernels {
+    static var all: [(String, Kernel)] { [] }
+}
