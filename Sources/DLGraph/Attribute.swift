@@ -12,6 +12,8 @@ public indirect enum AttributeValue: Sendable {
     case strings([String])
     case tensors([Tensor])
     case graphs([Graph])
+    /// A type (ONNX TYPE_PROTO attributes, e.g. Optional's `type`).
+    case type(ValueKind)
 
     public var kindName: String {
         switch self {
@@ -25,6 +27,7 @@ public indirect enum AttributeValue: Sendable {
         case .strings: "strings"
         case .tensors: "tensors"
         case .graphs: "graphs"
+        case .type: "type"
         }
     }
 }

@@ -43,7 +43,7 @@ extension Graph {
         throws(GraphError) -> [TensorType?]
     {
         guard let schema = OpSet.schema(for: node) else {
-            throw .unsupportedOps([node.opType: 1])
+            throw .unsupportedOps([node.domain.isEmpty || node.domain == "ai.onnx" ? node.opType : "\(node.domain).\(node.opType)": 1])
         }
         let present = node.inputs.count
         guard schema.inputs.contains(present) || (present > schema.inputs.upperBound && node.inputs[schema.inputs.upperBound...].allSatisfy(\.isEmpty)) else {

@@ -7,7 +7,10 @@ extension Graph {
     ///
     /// The sort is iterative (deep graphs do not overflow the stack) and deterministic: among ready
     /// nodes the one listed first goes first.
-    public mutating func verifyAndSort() throws(GraphError) {
+    ///
+    /// - Parameter outerScope: for a subgraph (If/Loop/Scan bodies), the names the enclosing
+    ///   graphs define; its nodes and outputs may read them.
+    public mutating func verifyAndSort(outerScope: Set<String> = []) throws(GraphError) {
         var producer: [String: Int] = [:]
         var defined = Set<String>()
         for v in inputs {
@@ -36,7 +39,7 @@ extension Graph {
                         pending[i] += 1
                         consumers[p, default: []].append(i)
                     }
-                } else if !defined.contains(inp) {
+                } else if !defined.contains(inp) && !outerScope.contains(inp) {
                     throw .undefinedValue(node: node.displayName, value: inp)
                 }
             }
@@ -57,7 +60,7 @@ extension Graph {
             throw .cycle(nodes: stuck)
         }
         if order != Array(nodes.indices) { nodes = order.map { nodes[$0] } }
-        for o in outputs where producer[o.name] == nil && !defined.contains(o.name) {
+        for o in outputs where producer[o.name] == nil && !defined.contains(o.name) && !outerScope.contains(o.name) {
             throw .missingOutput(o.name)
         }
     }
@@ -95,5 +98,49 @@ struct MinHeap {
             }
         }
         return top
+    }
+}
+
+extension Graph {
+    /// Every name this graph defines: inputs, initializers and node outputs.
+    public var definedNames: Set<String> {
+        var s = Set(inputs.map(\.name)).union(initializers.names)
+        for n in nodes { for o in n.outputs where !o.isEmpty { s.insert(o) } }
+        return s
+    }
+
+    /// Names the graph reads but does not define (its nodes' inputs, its nested subgraphs' free
+    /// names, its outputs): what it needs from the enclosing scope.
+    public var outerNames: Set<String> {
+        let defined = definedNames
+        var out = Set<String>()
+        for n in nodes {
+            for i in n.inputs where !i.isEmpty && !defined.contains(i) { out.insert(i) }
+            for name in n.subgraphOuterNames where !defined.contains(name) { out.insert(name) }
+        }
+        for o in outputs where !defined.contains(o.name) { out.insert(o.name) }
+        return out
+    }
+}
+
+extension Node {
+    /// The graph-valued attributes of the node (If branches, Loop/Scan bodies), by attribute name.
+    public var subgraphs: [(name: String, graph: Graph)] {
+        var out: [(String, Graph)] = []
+        for a in attributes {
+            switch a.value {
+            case .graph(let g): out.append((a.name, g))
+            case .graphs(let gs): for g in gs { out.append((a.name, g)) }
+            default: break
+            }
+        }
+        return out
+    }
+
+    /// Names the node's subgraphs read from the enclosing scope (implicit inputs of the node).
+    public var subgraphOuterNames: Set<String> {
+        var out = Set<String>()
+        for (_, g) in subgraphs { out.formUnion(g.outerNames) }
+        return out
     }
 }

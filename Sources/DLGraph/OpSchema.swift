@@ -50,14 +50,22 @@ public enum OpSet {
         var s: [String: OpSchema] = [:]
         for schema in ElementwiseOps.schemas + LinearOps.schemas + ConvolutionOps.schemas
             + ShapeOps.schemas + NormalizationOps.schemas + RuntimeShapedOps.schemas
-            + MovementOps.schemas + NeuralOps.schemas + SpatialOps.schemas {
+            + MovementOps.schemas + NeuralOps.schemas + SpatialOps.schemas + FlowOps.schemas {
             s[schema.name] = schema
         }
         return s
     }()
 
+    /// Ops of the other ONNX domains the IR knows (ai.onnx.ml, ai.onnx.preview.training), by
+    /// domain and op type.
+    public static let domainSchemas: [String: [String: OpSchema]] = {
+        var s: [String: [String: OpSchema]] = [:]
+        for (domain, schema) in FlowOps.domainSchemas { s[domain, default: [:]][schema.name] = schema }
+        return s
+    }()
+
     public static func schema(for node: Node) -> OpSchema? {
-        guard node.domain.isEmpty || node.domain == "ai.onnx" else { return nil }
+        guard node.domain.isEmpty || node.domain == "ai.onnx" else { return domainSchemas[node.domain]?[node.opType] }
         return schemas[node.opType]
     }
 }

@@ -40,11 +40,21 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
 public struct ValueInfo: Hashable, Sendable {
     public var name: String
     public var type: TensorType?
+    /// Set when the value is a sequence or an optional (then `type` is nil); nil for tensors.
+    public var container: ValueKind?
     public var docString: String
 
     public init(name: String, type: TensorType?, docString: String = "") {
         self.name = name
         self.type = type
+        self.container = nil
+        self.docString = docString
+    }
+
+    public init(name: String, container: ValueKind, docString: String = "") {
+        self.name = name
+        self.type = nil
+        self.container = container
         self.docString = docString
     }
 }

@@ -27,7 +27,7 @@ public enum ONNXError: Error, CustomStringConvertible {
         case .unsupportedDataType(let p, let t, let c): "\(p): tensor '\(t)' has ONNX data type \(c), which DLKit does not support yet"
         case .invalidTensor(let p, let t, let r): "\(p): tensor '\(t)': \(r)"
         case .invalidExternalData(let p, let t, let r): "\(p): tensor '\(t)': external data \(r)"
-        case .unsupportedType(let p, let v, let k): "\(p): value '\(v)' is a \(k); only tensor inputs and outputs are supported"
+        case .unsupportedType(let p, let v, let k): "\(p): value '\(v)' is a \(k); only tensors, sequences and optionals are supported"
         case .invalidDim(let p, let v, let d): "\(p): value '\(v)' has dimension \(d); sizes must be non-negative (or -1 for unknown)"
         case .unsupportedAttribute(let p, let n, let a, let k): "\(p): node \(n): attribute '\(a)' of kind \(k) is not supported"
         case .unsupportedOpset(let p, let d, let v, let r): "\(p): opset \(d.isEmpty ? "ai.onnx" : d) \(v): \(r)"

@@ -50,8 +50,9 @@ public enum ONNXReader {
             meta.metadataProps.append((cString(e.pointee.key), cString(e.pointee.value)))
         }
         // An ai.onnx import is implied at version 1 when none is listed; ours must be at least 7.
+        // A model that imports only other domains (ai.onnx.ml, training) has no ai.onnx version to check.
         ctx.opset = meta.onnxOpset ?? 1
-        guard meta.opsetImports.isEmpty || ctx.opset >= 7 else {
+        guard meta.onnxOpset == nil || ctx.opset >= 7 else {
             throw .unsupportedOpset(path: path, domain: "", version: ctx.opset, reason: "DLKit reads opset 7 and later")
         }
         guard let g = model.pointee.graph else { throw .noGraph(path: path) }

@@ -124,6 +124,7 @@ public enum ONNXWriter {
         case .strings(let ss): for s in ss { m.string(9, s) }; type = 8
         case .tensors(let ts): for t in ts { m.message(10, tensor(t, name: "")) }; type = 9
         case .graphs(let gs): for g in gs { m.message(11, graph(g, includeInitializers: true)) }; type = 10
+        case .type(let k): m.message(14, typeProto(k)); type = 13
         }
         m.optionalString(13, a.docString)
         m.int(20, type)
@@ -145,27 +146,41 @@ public enum ONNXWriter {
     static func valueInfo(_ v: ValueInfo) -> ProtoMessage {
         var m = ProtoMessage()
         m.string(1, v.name)
-        if let t = v.type {
-            var tt = ProtoMessage()
-            tt.int(1, Int(t.dtype.onnxCode))
-            if let dims = t.dims {
-                var shape = ProtoMessage()
-                for d in dims {
-                    var dm = ProtoMessage()
-                    switch d {
-                    case .fixed(let n): dm.int(1, n)
-                    case .symbolic(let s): dm.string(2, s)
-                    case .unknown: break
-                    }
-                    shape.message(1, dm)
-                }
-                tt.message(2, shape)
-            }
-            var tp = ProtoMessage()
-            tp.message(1, tt)
-            m.message(2, tp)
+        if let kind = v.container ?? v.type.map({ ValueKind.tensor($0) }) {
+            m.message(2, typeProto(kind))
         }
         m.optionalString(3, v.docString)
         return m
+    }
+
+    /// A `TypeProto`: tensor_type (1), sequence_type (4) or optional_type (9).
+    static func typeProto(_ kind: ValueKind) -> ProtoMessage {
+        var tp = ProtoMessage()
+        switch kind {
+        case .tensor(let t):
+            var tt = ProtoMessage()
+            if let t {
+                tt.int(1, Int(t.dtype.onnxCode))
+                if let dims = t.dims {
+                    var shape = ProtoMessage()
+                    for d in dims {
+                        var dm = ProtoMessage()
+                        switch d {
+                        case .fixed(let n): dm.int(1, n)
+                        case .symbolic(let s): dm.string(2, s)
+                        case .unknown: break
+                        }
+                        shape.message(1, dm)
+                    }
+                    tt.message(2, shape)
+                }
+            }
+            tp.message(1, tt)
+        case .sequence(let e), .optional(let e):
+            var inner = ProtoMessage()
+            inner.message(1, typeProto(e))
+            if case .sequence = kind { tp.message(4, inner) } else { tp.message(9, inner) }
+        }
+        return tp
     }
 }

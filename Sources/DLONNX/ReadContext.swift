@@ -70,16 +70,23 @@ struct ReadContext {
         let name = cString(v.pointee.name)
         let doc = cString(v.pointee.doc_string)
         guard let tp = v.pointee.type else { return ValueInfo(name: name, type: nil, docString: doc) }
+        switch try kind(tp, name: name) {
+        case .tensor(let t): return ValueInfo(name: name, type: t, docString: doc)
+        case let other: return ValueInfo(name: name, container: other, docString: doc)
+        }
+    }
+
+    /// The kind of value a `TypeProto` describes: a tensor type, or a sequence/optional of one.
+    func kind(_ tp: UnsafeMutablePointer<Onnx__TypeProto>, name: String, depth: Int = 0) throws(ONNXError) -> ValueKind {
+        guard depth < 16 else { throw .unsupportedType(path: path, value: name, kind: "type nested more than 16 deep") }
         switch tp.pointee.value_case {
         case ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE:
-            guard let tt = tp.pointee.tensor_type else { return ValueInfo(name: name, type: nil, docString: doc) }
+            guard let tt = tp.pointee.tensor_type else { return .tensor(nil) }
             let code = tt.pointee.has_elem_type != 0 ? tt.pointee.elem_type : 0
             guard let dtype = DType(onnxCode: code) else {
                 throw .unsupportedDataType(path: path, tensor: name, code: code)
             }
-            guard let shape = tt.pointee.shape else {
-                return ValueInfo(name: name, type: TensorType(dtype: dtype, dims: nil), docString: doc)
-            }
+            guard let shape = tt.pointee.shape else { return .tensor(TensorType(dtype: dtype, dims: nil)) }
             var dims: [Dim] = []
             for d in messages(shape.pointee.dim, shape.pointee.n_dim) {
                 switch d.pointee.value_case {
@@ -95,12 +102,16 @@ struct ReadContext {
                     dims.append(.unknown)
                 }
             }
-            return ValueInfo(name: name, type: TensorType(dtype: dtype, dims: dims), docString: doc)
+            return .tensor(TensorType(dtype: dtype, dims: dims))
         case ONNX__TYPE_PROTO__VALUE__NOT_SET:
-            return ValueInfo(name: name, type: nil, docString: doc)
-        case ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE: throw .unsupportedType(path: path, value: name, kind: "sequence")
+            return .tensor(nil)
+        case ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE:
+            guard let e = tp.pointee.sequence_type?.pointee.elem_type else { return .sequence(.tensor(nil)) }
+            return .sequence(try kind(e, name: name, depth: depth + 1))
+        case ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE:
+            guard let e = tp.pointee.optional_type?.pointee.elem_type else { return .optional(.tensor(nil)) }
+            return .optional(try kind(e, name: name, depth: depth + 1))
         case ONNX__TYPE_PROTO__VALUE_MAP_TYPE: throw .unsupportedType(path: path, value: name, kind: "map")
-        case ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE: throw .unsupportedType(path: path, value: name, kind: "optional")
         case ONNX__TYPE_PROTO__VALUE_SPARSE_TENSOR_TYPE: throw .unsupportedType(path: path, value: name, kind: "sparse tensor")
         default: throw .unsupportedType(path: path, value: name, kind: "opaque value")
         }
@@ -146,6 +157,9 @@ struct ReadContext {
             var gs: [Graph] = []
             for g in messages(p.graphs, p.n_graphs) { gs.append(try graph(g)) }
             value = .graphs(gs)
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TYPE_PROTO:
+            guard let tp = p.tp else { throw .unsupportedAttribute(path: path, node: node, attribute: name, kind: "empty type") }
+            value = .type(try kind(tp, name: name))
         default:
             throw .unsupportedAttribute(path: path, node: node, attribute: name, kind: "type \(type.rawValue)")
         }

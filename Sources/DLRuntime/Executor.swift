@@ -7,29 +7,49 @@ import DLTensor
 /// Built once per graph: checks every op has a kernel and orders the nodes. Each `run` checks the
 /// inputs against the declared types, infers concrete shapes node by node (the same inference the
 /// graph uses statically), runs the kernels, and drops every intermediate value after its last use.
+///
+/// Values are tensors, or sequences and optionals (`GraphValue`) for the Sequence*/Optional* ops
+/// and control flow. Graph-valued attributes (If branches, Loop/Scan bodies) get executors of
+/// their own, built here, which see the enclosing scope's values by name.
 public struct Executor: Sendable {
     public let graph: Graph
     /// For each node, the values whose last reader it is (freed right after it runs).
     private let releaseAfter: [[String]]
+    /// Executors of each node's graph attributes: node index → attribute name → executors (one,
+    /// or several for a `graphs` attribute).
+    private let subgraphs: [Int: [String: [Executor]]]
 
     /// - Throws: `RuntimeError.invalidGraph` listing every op without a kernel, or a graph error.
     public init(graph: Graph) throws(RuntimeError) {
+        try self.init(graph: graph, outerScope: [])
+    }
+
+    /// An executor for a subgraph whose nodes may read `outerScope` names from enclosing graphs.
+    init(graph: Graph, outerScope: Set<String>) throws(RuntimeError) {
         var g = graph
         var missing: [String: Int] = [:]
-        for n in g.nodes where OpKernels.table[n.opType] == nil || !(n.domain.isEmpty || n.domain == "ai.onnx") {
-            missing[n.opType, default: 0] += 1
+        for n in g.nodes where !OpKernels.has(n) {
+            missing[n.domain.isEmpty || n.domain == "ai.onnx" ? n.opType : "\(n.domain).\(n.opType)", default: 0] += 1
         }
         guard missing.isEmpty else { throw .invalidGraph(.unsupportedOps(missing)) }
-        do { try g.verifyAndSort() } catch { throw .invalidGraph(error) }
+        do { try g.verifyAndSort(outerScope: outerScope) } catch { throw .invalidGraph(error) }
         self.graph = g
         var lastUse: [String: Int] = [:]
+        var subs: [Int: [String: [Executor]]] = [:]
+        let scope = outerScope.union(g.definedNames)
         for (i, n) in g.nodes.enumerated() {
             for v in n.inputs where !v.isEmpty { lastUse[v] = i }
+            // Names a subgraph reads from this scope are implicit inputs of the node.
+            for v in n.subgraphOuterNames { lastUse[v] = i }
+            for (name, body) in n.subgraphs {
+                subs[i, default: [:]][name, default: []].append(try Executor(graph: body, outerScope: scope))
+            }
         }
         let keep = Set(g.outputs.map(\.name)).union(g.initializers.names)
         var release = [[String]](repeating: [], count: g.nodes.count)
         for (v, i) in lastUse where !keep.contains(v) { release[i].append(v) }
         releaseAfter = release
+        subgraphs = subs
     }
 
     /// Runs the graph.
@@ -38,36 +58,30 @@ public struct Executor: Sendable {
     ///   - outputs: the outputs to return; all graph outputs when nil.
     /// - Throws: `RuntimeError` naming the input or node at fault.
     public func run(_ inputs: [String: Tensor], outputs requested: [String]? = nil) throws(RuntimeError) -> [String: Tensor] {
+        let values = try runValues(inputs.mapValues { GraphValue.tensor($0) }, outputs: requested)
+        var out: [String: Tensor] = [:]
+        for (name, v) in values {
+            guard case .tensor(let t) = v else {
+                throw .unsupported(node: "output '\(name)'", reason: "it is a \(v.kindName), not a tensor; use runValues")
+            }
+            out[name] = t
+        }
+        return out
+    }
+
+    /// Runs the graph on values that may be sequences or optionals as well as tensors.
+    public func runValues(_ inputs: [String: GraphValue], outputs requested: [String]? = nil) throws(RuntimeError) -> [String: GraphValue] {
         try checkInputs(inputs)
         let outputNames = graph.outputs.map(\.name)
         let wanted = requested ?? outputNames
         for w in wanted where !outputNames.contains(w) {
             throw .unknownOutput(name: w, available: outputNames)
         }
-        var values: [String: Tensor] = [:]
-        for (name, t) in graph.initializers { values[name] = t }
+        var values: [String: GraphValue] = [:]
+        for (name, t) in graph.initializers { values[name] = .tensor(t) }
         for (name, t) in inputs { values[name] = t }
-        for (i, node) in graph.nodes.enumerated() {
-            let args = node.inputs.map { $0.isEmpty ? nil : values[$0] }
-            let types = args.map { $0.map { TensorType(dtype: $0.dtype, shape: $0.shape) } }
-            let outTypes: [TensorType?]
-            do {
-                var typeMap: [String: TensorType] = [:]
-                var valueMap: [String: Tensor] = [:]
-                for (name, t, v) in zip3(node.inputs, types, args) where !name.isEmpty {
-                    typeMap[name] = t
-                    valueMap[name] = v
-                }
-                outTypes = try Graph.inferNode(node, types: typeMap, values: valueMap)
-            } catch { throw .node(node.displayName, error) }
-            guard let kernel = OpKernels.table[node.opType] else {
-                throw .invalidGraph(.unsupportedOps([node.opType: 1]))
-            }
-            let results = try kernel(KernelContext(node: node, inputs: args, outputTypes: outTypes))
-            for (name, t) in zip(node.outputs, results) where !name.isEmpty { values[name] = t }
-            for v in releaseAfter[i] { values[v] = nil }
-        }
-        var out: [String: Tensor] = [:]
+        try execute(&values)
+        var out: [String: GraphValue] = [:]
         for w in wanted {
             guard let t = values[w] else { throw .unknownOutput(name: w, available: outputNames) }
             out[w] = t
@@ -75,15 +89,87 @@ public struct Executor: Sendable {
         return out
     }
 
+    /// Runs this graph as a subgraph: `inputs` feed the graph inputs in order (missing trailing
+    /// ones are left unset), `outer` is the enclosing scope. Returns the outputs in order.
+    func runSubgraph(_ inputs: [GraphValue], outer: [String: GraphValue]) throws(RuntimeError) -> [GraphValue] {
+        var values = outer
+        for (name, t) in graph.initializers { values[name] = .tensor(t) }
+        for (info, v) in zip(graph.inputs, inputs) { values[info.name] = v }
+        try execute(&values)
+        var out: [GraphValue] = []
+        for o in graph.outputs {
+            guard let v = values[o.name] else {
+                throw .unsupported(node: "subgraph '\(graph.name)'", reason: "output '\(o.name)' was not computed")
+            }
+            out.append(v)
+        }
+        return out
+    }
+
+    private func execute(_ values: inout [String: GraphValue]) throws(RuntimeError) {
+        for (i, node) in graph.nodes.enumerated() {
+            let args = node.inputs.map { $0.isEmpty ? nil : values[$0] }
+            let tensors = args.map { $0?.tensor }
+            var ctx = KernelContext(node: node, inputs: tensors, outputTypes: [])
+            ctx.values = args
+            if let subs = subgraphs[i] {
+                let scope = values
+                ctx.subgraphRunner = { (attr: String, index: Int, inputs: [GraphValue]) throws(RuntimeError) -> [GraphValue] in
+                    guard let list = subs[attr], index < list.count else {
+                        throw .unsupported(node: node.displayName, reason: "graph attribute '\(attr)' is missing")
+                    }
+                    return try list[index].runSubgraph(inputs, outer: scope)
+                }
+            }
+            let results: [GraphValue]
+            if let kernel = OpKernels.valueKernel(for: node) {
+                results = try kernel(ctx)
+            } else {
+                guard let kernel = OpKernels.kernel(for: node) else {
+                    throw .invalidGraph(.unsupportedOps([node.opType: 1]))
+                }
+                for (k, a) in args.enumerated() {
+                    if let a, a.tensor == nil {
+                        throw .unsupported(node: node.displayName, reason: "input \(k) is a \(a.kindName); \(node.opType) takes tensors")
+                    }
+                }
+                let types = tensors.map { $0.map { TensorType(dtype: $0.dtype, shape: $0.shape) } }
+                do {
+                    var typeMap: [String: TensorType] = [:]
+                    var valueMap: [String: Tensor] = [:]
+                    for (name, t, v) in zip3(node.inputs, types, tensors) where !name.isEmpty {
+                        typeMap[name] = t
+                        valueMap[name] = v
+                    }
+                    ctx.outputTypes = try Graph.inferNode(node, types: typeMap, values: valueMap)
+                } catch { throw .node(node.displayName, error) }
+                results = try kernel(ctx).map { .tensor($0) }
+            }
+            for (name, t) in zip(node.outputs, results) where !name.isEmpty { values[name] = t }
+            for v in releaseAfter[i] { values[v] = nil }
+        }
+    }
+
     /// Checks names, types and shapes of the inputs, and that each symbolic dim has one size.
-    func checkInputs(_ inputs: [String: Tensor]) throws(RuntimeError) {
+    func checkInputs(_ inputs: [String: GraphValue]) throws(RuntimeError) {
         let declared = Set(graph.inputs.map(\.name)).union(graph.overridableInitializers)
         for name in inputs.keys.sorted() where !declared.contains(name) {
             throw .unknownInput(name: name, expected: graph.inputs.map(\.name))
         }
         var symbols: [String: (Int, String)] = [:]
         for v in graph.inputs {
-            guard let t = inputs[v.name] else { throw .missingInput(name: v.name) }
+            guard let value = inputs[v.name] else { throw .missingInput(name: v.name) }
+            if let container = v.container {
+                switch (container, value) {
+                case (.sequence, .sequence), (.optional, .optional): continue
+                case (.optional, _): continue // a present value fills an optional input
+                default:
+                    throw .unsupported(node: "input '\(v.name)'", reason: "expected a \(container), got a \(value.kindName)")
+                }
+            }
+            guard case .tensor(let t) = value else {
+                throw .unsupported(node: "input '\(v.name)'", reason: "expected a tensor, got a \(value.kindName)")
+            }
             guard let type = v.type else { continue }
             guard t.dtype == type.dtype else { throw .inputType(name: v.name, expected: type.dtype, actual: t.dtype) }
             guard type.accepts(dtype: t.dtype, shape: t.shape) else {
@@ -98,7 +184,7 @@ public struct Executor: Sendable {
             }
         }
         for name in graph.overridableInitializers {
-            guard let t = inputs[name], let declared = graph.initializers[name] else { continue }
+            guard case .tensor(let t)? = inputs[name], let declared = graph.initializers[name] else { continue }
             guard t.dtype == declared.dtype else { throw .inputType(name: name, expected: declared.dtype, actual: t.dtype) }
             guard t.shape == declared.shape else {
                 throw .inputShape(name: name, expected: TensorType(dtype: declared.dtype, shape: declared.shape), actual: t.shape)

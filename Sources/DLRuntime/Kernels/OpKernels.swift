@@ -7,7 +7,12 @@ import DLTensor
 struct KernelContext {
     let node: Node
     let inputs: [Tensor?]
-    let outputTypes: [TensorType?]
+    var outputTypes: [TensorType?]
+    /// The inputs as values (tensors, sequences, optionals); nil where left out. Set by the executor.
+    var values: [GraphValue?] = []
+    /// Runs graph attribute (name, index among a `graphs` list) with inputs in order, seeing the
+    /// enclosing scope; set by the executor for nodes with graph attributes.
+    var subgraphRunner: ((String, Int, [GraphValue]) throws(RuntimeError) -> [GraphValue])? = nil
 
     func input(_ i: Int) throws(RuntimeError) -> Tensor {
         guard i < inputs.count, let t = inputs[i] else {
@@ -39,6 +44,8 @@ struct KernelContext {
 }
 
 typealias Kernel = @Sendable (KernelContext) throws(RuntimeError) -> [Tensor]
+/// A kernel over values of any kind (sequences, optionals, control flow): one value per output.
+typealias ValueKernel = @Sendable (KernelContext) throws(RuntimeError) -> [GraphValue]
 
 /// Op type → kernel. Every IR op the runtime can execute is listed here.
 enum OpKernels {
@@ -46,11 +53,31 @@ enum OpKernels {
         var t: [String: Kernel] = [:]
         // Later families override earlier entries of the same op (broader dtype coverage).
         for (name, k) in ElementwiseKernels.all + LinearKernels.all + ConvolutionKernels.all + ShapeKernels.all
-            + MathKernels.all + MovementKernels.all + ReduceKernels.all + CreationKernels.all + NeuralKernels.all + PoolingKernels.all + ResizeKernels.all + ConvFamilyKernels.all + SamplingKernels.all + RearrangeKernels.all {
+            + MathKernels.all + MovementKernels.all + ReduceKernels.all + CreationKernels.all + NeuralKernels.all + PoolingKernels.all + ResizeKernels.all + ConvFamilyKernels.all + SamplingKernels.all + RearrangeKernels.all + FlowKernels.all {
             t[name] = k
         }
         return t
     }()
+
+    /// Kernels over sequences/optionals/subgraphs, and ops of other domains (keyed "domain:op").
+    static let valueTable: [String: ValueKernel] = {
+        var t: [String: ValueKernel] = [:]
+        for (name, k) in FlowKernels.values { t[name] = k }
+        return t
+    }()
+
+    static func key(_ node: Node) -> String {
+        node.domain.isEmpty || node.domain == "ai.onnx" ? node.opType : "\(node.domain):\(node.opType)"
+    }
+
+    static func kernel(for node: Node) -> Kernel? {
+        let k = key(node)
+        return table[k]
+    }
+
+    static func valueKernel(for node: Node) -> ValueKernel? { valueTable[key(node)] }
+
+    static func has(_ node: Node) -> Bool { kernel(for: node) != nil || valueKernel(for: node) != nil }
 }
 
 /// Float32 typed access helpers for kernels.
