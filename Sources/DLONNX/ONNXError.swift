@@ -36,7 +36,7 @@ public enum ONNXError: Error, CustomStringConvertible {
         case .graph(let p, let e): "\(p): \(e)"
         case .write(let p, let r): "\(p): cannot write: \(r)"
         case .opsetConversion(let p, let f, let t, let b):
-            "\(p): cannot write opset \(t) (the graph is opset \(f)): \(b.count) node\(b.count == 1 ? "" : "s") block it: \(b.joined(separator: "; "))"
+            "\(p): cannot write opset \(t) (the graph is opset \(f)): \(b.count == 1 ? "1 node blocks" : "\(b.count) nodes block") it: \(b.joined(separator: "; "))"
         }
     }
 }

@@ -92,7 +92,11 @@ final class OpsetConversionContext {
 
     init(_ graph: Graph) {
         initializers = graph.initializers
-        types = (try? graph.inferTypes()) ?? [:]
+        // Inference stops at ops the IR does not hold yet; graph inputs and initializers are known anyway.
+        var known: [String: TensorType] = [:]
+        for v in graph.inputs + graph.valueInfo { if let t = v.type { known[v.name] = t } }
+        for (n, t) in graph.initializers { known[n] = TensorType(dtype: t.dtype, shape: t.shape) }
+        types = (try? graph.inferTypes()) ?? known
         var constants: [String: Tensor] = [:]
         var consumed = Set(graph.outputs.map(\.name))
         var names = Set(graph.inputs.map(\.name)).union(graph.initializers.names)
