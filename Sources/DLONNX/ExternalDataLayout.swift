@@ -7,7 +7,10 @@ import DLTensor
 
 /// Where each initializer goes in an ONNX external data file: tensors of at least `threshold`
 /// bytes, in graph order, each at an offset that is a multiple of 4096 (zero padding between).
-/// String tensors and smaller tensors stay inline in the model.
+/// String tensors, smaller tensors, and integer tensors of at most `inlineIntegerBytes` stay
+/// inline in the model: those are shapes, axes and pads, which ONNX Runtime and onnx's shape
+/// inference read while loading and cannot read from external data ("Cannot parse data from
+/// external tensors").
 struct ExternalDataLayout {
     struct Entry {
         let name: String
@@ -25,12 +28,16 @@ struct ExternalDataLayout {
         self.location = location
         let align = ONNXWriteOptions.dataAlignment
         for (name, t) in tensors where t.dtype != .string && t.byteCount >= threshold && t.byteCount > 0 {
+            if t.dtype.isInteger && t.byteCount <= Self.inlineIntegerBytes { continue }
             let offset = (byteCount + align - 1) / align * align
             entries.append(Entry(name: name, tensor: t, offset: offset))
             offsets[name] = (location, offset)
             byteCount = offset + t.byteCount
         }
     }
+
+    /// Integer tensors up to this size stay inline whatever the threshold.
+    static let inlineIntegerBytes = 1024
 
     /// Bytes handed to one `write` call: large enough to keep the syscall count low, small enough
     /// that mapped pages already written can be given back as the copy goes.

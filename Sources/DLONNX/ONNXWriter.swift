@@ -131,13 +131,16 @@ public enum ONNXWriter {
                       external: ExternalDataLayout? = nil) -> ProtoMessage {
         var m = ProtoMessage()
         let meta = graph.metadata
-        m.int(1, keepSource && meta.irVersion > 0 ? meta.irVersion : irVersion(for: graph))
+        let ir = keepSource && meta.irVersion > 0 ? meta.irVersion : irVersion(for: graph)
+        m.int(1, ir)
         m.string(2, keepSource ? meta.producerName : producerName)
         m.string(3, keepSource ? meta.producerVersion : producerVersion)
         m.optionalString(4, meta.domain)
         if meta.modelVersion != 0 { m.int(5, meta.modelVersion) }
         m.optionalString(6, meta.docString)
-        m.message(7, self.graph(graph, includeInitializers: includeInitializers, external: external))
+        // Before IR 4 every initializer had to be listed as a graph input too.
+        m.message(7, self.graph(graph, includeInitializers: includeInitializers, external: external,
+                                initializersAsInputs: ir < 4 && includeInitializers))
         let opsets = meta.opsetImports.isEmpty ? [(domain: "", version: defaultOpset)] : meta.opsetImports
         for o in opsets {
             var op = ProtoMessage()
@@ -154,7 +157,8 @@ public enum ONNXWriter {
         return m
     }
 
-    static func graph(_ g: Graph, includeInitializers: Bool, external: ExternalDataLayout? = nil) -> ProtoMessage {
+    static func graph(_ g: Graph, includeInitializers: Bool, external: ExternalDataLayout? = nil,
+                      initializersAsInputs: Bool = false) -> ProtoMessage {
         var m = ProtoMessage()
         for n in g.nodes { m.message(1, node(n)) }
         m.string(2, g.name.isEmpty ? "graph" : g.name)
@@ -169,7 +173,8 @@ public enum ONNXWriter {
         }
         m.optionalString(10, g.docString)
         for v in g.inputs { m.message(11, valueInfo(v)) }
-        for name in g.overridableInitializers {
+        let listed = initializersAsInputs ? g.initializers.names : g.overridableInitializers
+        for name in listed {
             if let t = g.initializers[name] {
                 m.message(11, valueInfo(ValueInfo(name: name, type: TensorType(dtype: t.dtype, shape: t.shape))))
             }

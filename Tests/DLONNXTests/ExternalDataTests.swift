@@ -187,3 +187,17 @@ struct ExternalDataTests {
         expectRefusal(try model(location: "w.bin", length: "x", in: dir), "length 'x' is not a non-negative integer")
     }
 }
+
+extension ExternalDataTests {
+    @Test func smallIntegerTensorsStayInlineWhateverTheThreshold() throws {
+        // ONNX Runtime reads shape inputs while loading and cannot read them from external data.
+        let dir = TemporaryFolder()
+        var g = Self.model()
+        g.initializers["shape"] = Tensor(shape: [2], scalars: [Int64(10), 100])
+        g.initializers["big_ints"] = Tensor(shape: [200], scalars: (0..<200).map { Int64($0) })
+        let report = try ONNXWriter.write(g, to: dir.file("m.onnx"), options: ONNXWriteOptions(externalData: .always, externalThreshold: 0))
+        #expect(report.externalTensors == 4)
+        let back = try ONNXReader.read(path: dir.file("m.onnx"))
+        #expect(back.initializers["shape"]?.isMapped == false && back.initializers["big_ints"]?.isMapped == true)
+    }
+}
