@@ -105,6 +105,9 @@ enum OpsetAdapters {
     /// and training_mode and seed appeared, at 12.
     static func dropout(_ s: inout OpsetStep) throws(OpsetBlock) {
         try s.dropOutput(1, across: 10, meaning: "the mask")
+        // Before 12 an inference-mode mask is not specified (ONNX Runtime gives all false); from
+        // 12 it is all true.
+        try s.dropOutput(1, across: 12, meaning: "the mask")
         if s.up(12), case .float(let r)? = s.node.attribute("ratio") {
             let name = s.context.addInitializer(Tensor(scalar: r), base: "\(s.node.outputs.first ?? "dropout")_ratio")
             s.removeAttribute("ratio")
@@ -147,8 +150,36 @@ enum OpsetAdapters {
         return false
     }
 
-    /// MaxPool: indices output and storage_order at 8; ceil_mode and dilations at 10.
+    /// Before 22 onnx's shape inference keeps a last ceil-mode window that starts in the end
+    /// padding; from 22 it is dropped. The forms agree unless such a window exists.
+    static func ceilModeWindows(_ s: OpsetStep) throws(OpsetBlock) {
+        guard s.down(22) || s.up(22), s.int("ceil_mode") == 1 else { return }
+        let input = s.node.input(0) ?? ""
+        guard let dims = s.context.types[input]?.dims?.dropFirst(2).map(\.value), !dims.contains(nil),
+              case .ints(let kernel)? = s.node.attribute("kernel_shape"), kernel.count == dims.count else {
+            throw OpsetBlock("ceil_mode=1 on input '\(input)' of unknown size may give another output size before opset 22")
+        }
+        let r = kernel.count
+        func list(_ name: String, _ d: Int, _ n: Int) -> [Int] {
+            if case .ints(let v)? = s.node.attribute(name), v.count == n { return v }
+            return Array(repeating: d, count: n)
+        }
+        let strides = list("strides", 1, r), dilations = list("dilations", 1, r), pads = list("pads", 0, 2 * r)
+        for i in 0..<r {
+            let size = dims[i] ?? 0, extent = (kernel[i] - 1) * dilations[i] + 1
+            let span = size + pads[i] + pads[i + r] - extent
+            guard span >= 0, strides[i] > 0 else { continue }
+            let out = (span + strides[i] - 1) / strides[i] + 1
+            if (out - 1) * strides[i] >= size + pads[i] {
+                throw OpsetBlock("ceil_mode=1 gives a last window that starts in the padding; opsets before 22 count it, later ones do not")
+            }
+        }
+    }
+
+    /// MaxPool: indices output and storage_order at 8; ceil_mode and dilations at 10; the
+    /// ceil-mode output size at 22.
     static func maxPool(_ s: inout OpsetStep) throws(OpsetBlock) {
+        try ceilModeWindows(s)
         try s.dropAttribute("ceil_mode", before: 10, when: isZero, meaning: "ceil_mode=1")
         try s.dropAttribute("dilations", before: 10, when: allOnes, meaning: "dilations other than 1")
         try s.dropAttribute("storage_order", before: 8, when: isZero, meaning: "storage_order=1")
@@ -162,6 +193,7 @@ enum OpsetAdapters {
 
     /// AveragePool: ceil_mode at 10, dilations at 19.
     static func averagePool(_ s: inout OpsetStep) throws(OpsetBlock) {
+        try ceilModeWindows(s)
         try s.dropAttribute("dilations", before: 19, when: allOnes, meaning: "dilations other than 1")
         try s.dropAttribute("ceil_mode", before: 10, when: isZero, meaning: "ceil_mode=1")
     }
