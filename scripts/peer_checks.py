@@ -115,8 +115,106 @@ def main():
                     close(got, outs[o["name"]][n:n + 1], f"request {n} output {o['name']}")
         check(f"{model}: dlserve answers match ONNX Runtime", serve)
 
+    onnx_out_checks(tmp)
+
     print(f"peer-checks: {passed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# ONNX out (issue 10): round trips at several opsets and with external data, weights bound onto a
+# graph, and `dlconvert verify`. The round trip itself lives in scripts/onnx_roundtrip.py, which
+# also takes any folder of models (the conformance suite).
+# ---------------------------------------------------------------------------------------------
+ROUNDTRIP_OPSETS = [7, 9, 11, 13, 18, 21, 26]
+
+
+def onnx_out_checks(tmp):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import onnx_roundtrip
+    from safetensors.numpy import save_file
+
+    dlconvert = os.path.join(BIN, "dlconvert")
+    for model in MODELS:
+        src = os.path.join(ROOT, "fixtures", "models", f"{model}.onnx")
+        out_dir = os.path.join(tmp, f"roundtrip-{model}")
+        os.makedirs(out_dir, exist_ok=True)
+        for what, status, msg in onnx_roundtrip.roundtrip(src, BIN, ROUNDTRIP_OPSETS, True, out_dir):
+            def result(status=status, msg=msg):
+                if status != "ok":
+                    raise AssertionError(f"{status}: {msg}")
+            check(f"{what}: onnx.checker full_check, IR <= 13, ONNX Runtime outputs equal", result)
+
+        feeds = onnx_roundtrip.inputs_for(src, onnx.load(src))
+        want = onnx_roundtrip.run_ort(src, feeds)
+
+        def all_external():
+            # Threshold 0: every tensor in the data file but small integer ones (shapes), which
+            # ONNX Runtime must read while loading.
+            d = os.path.join(tmp, f"ext0-{model}")
+            os.makedirs(d, exist_ok=True)
+            out = os.path.join(d, f"{model}.onnx")
+            run(dlconvert, src, out, "--external-data", "--external-threshold", "0")
+            m = onnx.load(out, load_external_data=False)
+            ext = [i for i in m.graph.initializer if i.data_location == onnx.TensorProto.EXTERNAL]
+            inline = [i.name for i in m.graph.initializer if i.data_location != onnx.TensorProto.EXTERNAL
+                      and not (i.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32) and len(i.raw_data) <= 1024)]
+            if inline or not ext:
+                raise AssertionError(f"inline: {inline}, external: {len(ext)}")
+            for i in ext:
+                kv = {e.key: e.value for e in i.external_data}
+                if kv["location"] != f"{model}.onnx.data" or int(kv["offset"]) % 4096:
+                    raise AssertionError(f"{i.name}: {kv}")
+            onnx.checker.check_model(out)
+            onnx_roundtrip.same_outputs(onnx_roundtrip.run_ort(out, feeds), want, "external data")
+        check(f"{model}: ONNX Runtime runs the model with all weights as 4096-aligned external data", all_external)
+
+        def bound_weights():
+            # New weights (the originals halved) bound onto the graph by name must give what
+            # ONNX Runtime gives for the original model with those initializers swapped in.
+            orig = onnx.load(src)
+            halves = {i.name: onnx.numpy_helper.to_array(i) for i in orig.graph.initializer}
+            halves = {k: (v * 0.5).astype(v.dtype) if v.dtype.kind == "f" else v for k, v in halves.items()}
+            st = os.path.join(tmp, f"{model}-half.safetensors")
+            save_file(halves, st)
+            out = os.path.join(tmp, f"{model}-half.onnx")
+            run(dlconvert, st, out, "--graph", src)
+            for i in orig.graph.initializer:
+                i.CopyFrom(onnx.numpy_helper.from_array(halves[i.name], i.name))
+            ref = os.path.join(tmp, f"{model}-half-ref.onnx")
+            onnx.save(orig, ref)
+            onnx.checker.check_model(out, full_check=True)
+            onnx_roundtrip.same_outputs(onnx_roundtrip.run_ort(out, feeds), onnx_roundtrip.run_ort(ref, feeds), "bound")
+            # dlconvert verify agrees: same model passes, the halved one differs (exit 1).
+            shapes = []
+            for vi in orig.graph.input:
+                if vi.name in halves:
+                    continue
+                dims = [str(d.dim_value) if d.HasField("dim_value") else "2" for d in vi.type.tensor_type.shape.dim]
+                shapes += ["--input-shape", f"{vi.name}={','.join(dims)}"]
+            run(dlconvert, "verify", out, ref, *shapes)
+            r = subprocess.run([dlconvert, "verify", src, out, *shapes], capture_output=True, text=True)
+            if r.returncode != 1 or "OVER TOLERANCE" not in r.stdout:
+                raise AssertionError(f"verify of different weights exited {r.returncode}: {r.stdout}")
+        check(f"{model}: weights bound with --graph run in ONNX Runtime like swapped initializers; verify tells", bound_weights)
+
+        def binding_errors():
+            orig = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(src).graph.initializer}
+            names = list(orig)
+            bad = dict(orig)
+            del bad[names[0]]
+            bad["not.in.graph"] = np.zeros(3, np.float32)
+            bad[names[1]] = np.zeros((7, 7), np.float32)
+            st = os.path.join(tmp, f"{model}-bad.safetensors")
+            save_file(bad, st)
+            out = os.path.join(tmp, f"{model}-bad.onnx")
+            r = subprocess.run([dlconvert, st, out, "--graph", src], capture_output=True, text=True)
+            if r.returncode != 1 or os.path.exists(out) or r.stderr.count("\n") != 1:
+                raise AssertionError(f"exit {r.returncode}, file left: {os.path.exists(out)}, stderr {r.stderr!r}")
+            for n in (names[0], "not.in.graph", names[1]):
+                if f"'{n}'" not in r.stderr:
+                    raise AssertionError(f"{n} not named in {r.stderr!r}")
+        check(f"{model}: one error names every missing, extra and mismatched weight; no file left", binding_errors)
 
 
 if __name__ == "__main__":

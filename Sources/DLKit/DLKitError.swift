@@ -15,6 +15,7 @@ public enum DLKitError: Error, CustomStringConvertible {
     case checkpoint(CheckpointError)
     case runtime(RuntimeError)
     case invalidArgument(String)
+    case weightBinding(WeightBindingError)
 
     public var description: String {
         switch self {
@@ -28,6 +29,7 @@ public enum DLKitError: Error, CustomStringConvertible {
         case .checkpoint(let e): "\(e)"
         case .runtime(let e): "\(e)"
         case .invalidArgument(let m): m
+        case .weightBinding(let e): "\(e)"
         }
     }
 }

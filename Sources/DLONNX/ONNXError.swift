@@ -17,6 +17,8 @@ public enum ONNXError: Error, CustomStringConvertible {
     case unsupportedOpset(path: String, domain: String, version: Int, reason: String)
     case graph(path: String, GraphError)
     case write(path: String, reason: String)
+    /// Nodes whose op has no form at the target opset, each with the reason, all at once.
+    case opsetConversion(path: String, from: Int, to: Int, blockers: [String])
 
     public var description: String {
         switch self {
@@ -33,6 +35,8 @@ public enum ONNXError: Error, CustomStringConvertible {
         case .unsupportedOpset(let p, let d, let v, let r): "\(p): opset \(d.isEmpty ? "ai.onnx" : d) \(v): \(r)"
         case .graph(let p, let e): "\(p): \(e)"
         case .write(let p, let r): "\(p): cannot write: \(r)"
+        case .opsetConversion(let p, let f, let t, let b):
+            "\(p): cannot write opset \(t) (the graph is opset \(f)): \(b.count == 1 ? "1 node blocks" : "\(b.count) nodes block") it: \(b.joined(separator: "; "))"
         }
     }
 }

@@ -21,7 +21,7 @@ public enum ONNXReader {
         } catch { throw .cannotRead(path: path, reason: "\(error)") }
         guard file.byteCount <= maxModelBytes else { throw .tooLarge(path: path, bytes: file.byteCount) }
         guard file.byteCount > 0, let base = file.base else { throw .notONNX(path: path, reason: "the file is empty") }
-        let dir = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        let dir = path.lastIndex(of: "/").map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
         return try read(bytes: UnsafeRawBufferPointer(start: base, count: file.byteCount), path: path,
                         directory: dir, checkOps: checkOps)
     }

@@ -1,10 +1,16 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import DLGraph
 import DLTensor
 
 /// Writes IR graphs as ONNX models that `onnx.checker` accepts and ONNX Runtime 1.31 loads.
 ///
 /// Names, doc strings, `metadata_props`, `value_info`, symbolic dims and opset imports are kept;
-/// tensor data is written as `raw_data`. The producer fields name DLKit.
+/// tensor data is written as `raw_data`, or to an external data file. The producer fields name
+/// DLKit. The model is encoded with `ProtoMessage`: sizes are computed first, then the bytes are
+/// streamed field by field, tensor bytes straight from their storage (often a mapped file), so
+/// the serialized model never exists whole in memory.
 public enum ONNXWriter {
     public static let producerName = "dlkit"
     public static let producerVersion = "0.1.0"
@@ -12,17 +18,79 @@ public enum ONNXWriter {
     public static let maxIRVersion = 13
 
     /// Writes `graph` to `path` atomically, streaming tensor bytes from their storage.
-    public static func write(_ graph: Graph, to path: String) throws(ONNXError) {
-        var m = model(graph, includeInitializers: true)
-        guard m.byteCount <= ONNXReader.maxModelBytes else {
-            throw .write(path: path, reason: "the model would be \(m.byteCount) bytes, over the 2 GiB protobuf limit; external data writing is not supported yet")
+    ///
+    /// With external data (asked for, or needed because the weights pass the 2 GiB protobuf
+    /// limit) the initializers of at least `options.externalThreshold` bytes go to one file,
+    /// `<path>.data`, each at an offset that is a multiple of 4096. Both files are written to
+    /// temporary files first; the data file is renamed into place, then the model. A failure
+    /// leaves neither.
+    /// - Throws: `ONNXError.opsetConversion` listing every node that blocks `options.opset`,
+    ///   `.tooLarge` when the model cannot fit, `.write` when the disk refuses.
+    @discardableResult
+    public static func write(_ graph: Graph, to path: String, options: ONNXWriteOptions = ONNXWriteOptions())
+        throws(ONNXError) -> ONNXWriteReport
+    {
+        var graph = graph
+        var report = ONNXWriteReport(opset: graph.metadata.onnxOpset ?? defaultOpset, irVersion: 0)
+        if let target = options.opset {
+            report.convertedNodes = try OpsetConverter.convert(&graph, to: target, path: path)
+            report.opset = target
         }
+        report.irVersion = irVersion(for: graph)
+        var inline = model(graph, includeInitializers: true)
+        report.inlineModelBytes = inline.byteCount
+        let external: Bool
+        switch options.externalData {
+        case .always: external = true
+        case .never: external = false
+        case .automatic:
+            external = inline.byteCount > ONNXReader.maxModelBytes
+            report.switchedToExternalData = external
+        }
+        guard external else {
+            guard inline.byteCount <= ONNXReader.maxModelBytes else { throw .tooLarge(path: path, bytes: inline.byteCount) }
+            do {
+                let w = try AtomicFileWriter(path: path)
+                try inline.stream { (b) throws(AtomicFileError) in try w.write(b) }
+                try w.commit()
+            } catch { throw .write(path: path, reason: "\(error)") }
+            return report
+        }
+        let dataPath = path + ".data"
+        let location = dataPath.split(separator: "/").last.map(String.init) ?? dataPath
+        let layout = ExternalDataLayout(graph.initializers, location: location,
+                                        threshold: max(0, options.externalThreshold))
+        var m = model(graph, includeInitializers: true, external: layout)
+        guard m.byteCount <= ONNXReader.maxModelBytes else {
+            throw .write(path: path, reason: "the model is \(m.byteCount) bytes even with \(layout.entries.count) tensors as external data, over the 2 GiB protobuf limit; lower --external-threshold")
+        }
+        if !layout.entries.isEmpty {
+            report.dataPath = dataPath
+            report.externalTensors = layout.entries.count
+            report.externalBytes = layout.entries.reduce(0) { $0 + $1.tensor.byteCount }
+        }
+        // Both files go to temporary files first; rename data, then model; on any failure remove both.
         do {
+            let data = layout.entries.isEmpty ? nil : try AtomicFileWriter(path: dataPath)
+            if let data { try layout.stream(to: data) }
             let w = try AtomicFileWriter(path: path)
-            try m.stream { (b) throws(AtomicFileError) in try w.write(b) }
-            try w.commit()
+            do { try m.stream { (b) throws(AtomicFileError) in try w.write(b) } } catch {
+                data?.abandon()
+                throw error
+            }
+            if let data {
+                do { try data.commit() } catch { w.abandon(); throw error }
+            }
+            do { try w.commit() } catch {
+                if data != nil { unlink(dataPath) }
+                throw error
+            }
         } catch { throw .write(path: path, reason: "\(error)") }
+        return report
     }
+
+    /// The opset written for graphs that name none (built in Swift, or from Keras).
+    public static let defaultOpset = 17
 
     /// The serialized model. With `includeInitializers: false` the initializers are left out
     /// (the checkpoint stores them as safetensors and keeps only the graph here).
@@ -33,36 +101,47 @@ public enum ONNXWriter {
         return m.serialized()
     }
 
-    /// The IR version to write: the source's when ONNX Runtime can load it, else the one that
-    /// matches the opset.
-    static func irVersion(for graph: Graph) -> Int {
-        let source = graph.metadata.irVersion
-        if source >= 3 && source <= maxIRVersion { return source }
-        let opset = graph.metadata.onnxOpset ?? 17
-        let fromOpset = switch opset {
+    /// The lowest IR version that carries each ai.onnx opset (onnx.helper.VERSION_TABLE).
+    static func minimumIRVersion(opset: Int) -> Int {
+        switch opset {
         case ...8: 3
-        case ...10: 5
-        case ...11: 6
+        case 9: 4
+        case 10: 5
+        case 11: 6
         case ...14: 7
         case ...18: 8
         case ...20: 9
         case ...22: 10
-        default: 11
+        case 23: 11
+        case 24: 12
+        default: 13
         }
-        return min(fromOpset, maxIRVersion)
     }
 
-    static func model(_ graph: Graph, includeInitializers: Bool, keepSource: Bool = false) -> ProtoMessage {
+    /// The IR version to write: the source's when ONNX Runtime can load it and it carries the
+    /// opset, else the one that matches the opset.
+    static func irVersion(for graph: Graph) -> Int {
+        let fromOpset = min(minimumIRVersion(opset: graph.metadata.onnxOpset ?? defaultOpset), maxIRVersion)
+        let source = graph.metadata.irVersion
+        if source >= fromOpset && source <= maxIRVersion { return source }
+        return fromOpset
+    }
+
+    static func model(_ graph: Graph, includeInitializers: Bool, keepSource: Bool = false,
+                      external: ExternalDataLayout? = nil) -> ProtoMessage {
         var m = ProtoMessage()
         let meta = graph.metadata
-        m.int(1, keepSource && meta.irVersion > 0 ? meta.irVersion : irVersion(for: graph))
+        let ir = keepSource && meta.irVersion > 0 ? meta.irVersion : irVersion(for: graph)
+        m.int(1, ir)
         m.string(2, keepSource ? meta.producerName : producerName)
         m.string(3, keepSource ? meta.producerVersion : producerVersion)
         m.optionalString(4, meta.domain)
         if meta.modelVersion != 0 { m.int(5, meta.modelVersion) }
         m.optionalString(6, meta.docString)
-        m.message(7, self.graph(graph, includeInitializers: includeInitializers))
-        let opsets = meta.opsetImports.isEmpty ? [(domain: "", version: 17)] : meta.opsetImports
+        // Before IR 4 every initializer had to be listed as a graph input too.
+        m.message(7, self.graph(graph, includeInitializers: includeInitializers, external: external,
+                                initializersAsInputs: ir < 4 && includeInitializers))
+        let opsets = meta.opsetImports.isEmpty ? [(domain: "", version: defaultOpset)] : meta.opsetImports
         for o in opsets {
             var op = ProtoMessage()
             op.string(1, o.domain)
@@ -78,16 +157,24 @@ public enum ONNXWriter {
         return m
     }
 
-    static func graph(_ g: Graph, includeInitializers: Bool) -> ProtoMessage {
+    static func graph(_ g: Graph, includeInitializers: Bool, external: ExternalDataLayout? = nil,
+                      initializersAsInputs: Bool = false) -> ProtoMessage {
         var m = ProtoMessage()
         for n in g.nodes { m.message(1, node(n)) }
         m.string(2, g.name.isEmpty ? "graph" : g.name)
         if includeInitializers {
-            for (name, t) in g.initializers { m.message(5, tensor(t, name: name)) }
+            for (name, t) in g.initializers {
+                if let e = external?.offsets[name] {
+                    m.message(5, externalTensor(t, name: name, location: e.location, offset: e.offset))
+                } else {
+                    m.message(5, tensor(t, name: name))
+                }
+            }
         }
         m.optionalString(10, g.docString)
         for v in g.inputs { m.message(11, valueInfo(v)) }
-        for name in g.overridableInitializers {
+        let listed = initializersAsInputs ? g.initializers.names : g.overridableInitializers
+        for name in listed {
             if let t = g.initializers[name] {
                 m.message(11, valueInfo(ValueInfo(name: name, type: TensorType(dtype: t.dtype, shape: t.shape))))
             }
@@ -140,6 +227,22 @@ public enum ONNXWriter {
         }
         m.optionalString(8, name)
         if t.dtype != .string { m.tensorBytes(9, t) }
+        return m
+    }
+
+    /// A TensorProto whose bytes live at `offset` of the data file `location`.
+    static func externalTensor(_ t: Tensor, name: String, location: String, offset: Int) -> ProtoMessage {
+        var m = ProtoMessage()
+        for d in t.shape { m.int(1, d) }
+        m.int(2, Int(t.dtype.onnxCode))
+        m.optionalString(8, name)
+        for (k, v) in [("location", location), ("offset", String(offset)), ("length", String(t.byteCount))] {
+            var e = ProtoMessage()
+            e.string(1, k)
+            e.string(2, v)
+            m.message(13, e)
+        }
+        m.int(14, 1)  // data_location: EXTERNAL
         return m
     }
 

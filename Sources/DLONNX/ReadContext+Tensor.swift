@@ -145,7 +145,8 @@ extension ReadContext {
         guard dtype.bitWidth >= 8 else {
             throw .invalidExternalData(path: path, tensor: name, reason: "packed \(dtype) tensors in external data are not supported yet")
         }
-        guard !location.hasPrefix("/"), !location.split(separator: "/").contains("..") else {
+        guard !location.hasPrefix("/"), !location.hasPrefix("\\"), !hasDrivePrefix(location),
+              !location.split(whereSeparator: { $0 == "/" || $0 == "\\" }).contains("..") else {
             throw .invalidExternalData(path: path, tensor: name, reason: "location '\(location)' leaves the model's folder")
         }
         let full = directory + "/" + location
@@ -164,12 +165,15 @@ extension ReadContext {
             externalFiles[realFile] = file
         }
         let need = (ShapeMath.elementCount(shape) ?? 0) * dtype.byteWidth
+        guard offset <= file.byteCount else {
+            throw .invalidExternalData(path: path, tensor: name, reason: "offset \(offset) is past the end of '\(location)', which has \(file.byteCount) bytes")
+        }
         let len = length ?? (file.byteCount - offset)
+        guard len <= file.byteCount - offset else {
+            throw .invalidExternalData(path: path, tensor: name, reason: "length \(len) at offset \(offset) runs past the end of '\(location)', which has \(file.byteCount) bytes")
+        }
         guard len == need else {
             throw .invalidExternalData(path: path, tensor: name, reason: "length \(len) differs from the \(need) bytes shape \(shape) of \(dtype) needs")
-        }
-        guard offset <= file.byteCount, need <= file.byteCount - offset else {
-            throw .invalidExternalData(path: path, tensor: name, reason: "needs \(need) bytes at offset \(offset) of '\(location)', which has \(file.byteCount)")
         }
         do {
             if offset % max(dtype.byteWidth, 1) == 0 {
@@ -195,6 +199,12 @@ extension ONNXReader {
             throw .unsupportedOpset(path: path, domain: "", version: opset, reason: "node \(n.displayName) uses the pre-5 Reshape form with a shape attribute")
         }
     }
+}
+
+/// True for a Windows absolute path such as `C:\\weights.bin` or `C:/weights.bin`.
+func hasDrivePrefix(_ s: String) -> Bool {
+    let u = Array(s.utf8.prefix(2))
+    return u.count == 2 && u[1] == UInt8(ascii: ":") && ((u[0] | 0x20) >= UInt8(ascii: "a") && (u[0] | 0x20) <= UInt8(ascii: "z"))
 }
 
 func realPath(_ p: String) -> String? {

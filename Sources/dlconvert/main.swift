@@ -15,9 +15,12 @@ struct DLConvert: ParsableCommand {
               dlconvert model.onnx model.ckpt        # ONNX -> DLKit checkpoint
               dlconvert model.ckpt model.onnx        # and back
               dlconvert model.onnx weights.safetensors
+              dlconvert model.ckpt model.onnx --external-data --opset 13
+              dlconvert weights.safetensors tuned.onnx --graph model.onnx
+              dlconvert verify model.onnx tuned.onnx --input-shape x=1,3,224,224
               dlconvert inspect model.onnx --json
             """,
-        subcommands: [Convert.self, Inspect.self],
+        subcommands: [Convert.self, Inspect.self, Verify.self],
         defaultSubcommand: Convert.self)
 }
 
@@ -30,9 +33,12 @@ struct Convert: ParsableCommand {
     @Argument(help: "The file to write; its extension picks the format (.onnx, .ckpt, .safetensors).")
     var output: String
 
+    @OptionGroup(title: "ONNX output and weights onto a graph")
+    var onnx: ONNXOutputOptions
+
     func run() throws {
         try reportingErrors {
-            let format = try Converter.convert(from: URL(fileURLWithPath: input), to: URL(fileURLWithPath: output))
+            let format = try onnx.convert(input, output)
             if isatty(STDERR_FILENO) != 0 {
                 FileHandle.standardError.write(Data("dlconvert: \(input) (\(format.rawValue)) -> \(output)\n".utf8))
             }

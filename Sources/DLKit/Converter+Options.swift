@@ -1,0 +1,97 @@
+import DLCheckpoint
+import DLGraph
+import DLONNX
+import Foundation
+
+/// Choices for `Converter.convert(from:to:options:)` beyond the input and output paths.
+public struct ConversionOptions: Sendable {
+    /// Opset and external data of an `.onnx` output.
+    public var onnx: ONNXWriteOptions
+    /// When set, the input is read as weights only and bound onto this model's graph.
+    public var graph: URL?
+    /// With `graph`: graph initializers the weights lack keep the graph's values.
+    public var allowMissing: Bool
+
+    public init(onnx: ONNXWriteOptions = ONNXWriteOptions(), graph: URL? = nil, allowMissing: Bool = false) {
+        self.onnx = onnx
+        self.graph = graph
+        self.allowMissing = allowMissing
+    }
+}
+
+/// What a conversion did, for a front end to report.
+public struct ConversionReport: Sendable {
+    public var inputFormat: FileFormat
+    public var onnx: ONNXWriteReport?
+    public var binding: WeightBinding.Result?
+
+    /// Facts a user should hear about (on stderr): an automatic switch to external data,
+    /// converted nodes, initializers kept from the graph.
+    public var notes: [String] {
+        var n: [String] = []
+        if let o = onnx, o.switchedToExternalData, let data = o.dataPath {
+            n.append("the model would be \(o.inlineModelBytes) bytes, over the 2 GiB protobuf limit: wrote \(o.externalTensors) tensors (\(o.externalBytes) bytes) as external data to \(data)")
+        }
+        if let o = onnx, o.convertedNodes > 0 {
+            n.append("rewrote \(o.convertedNodes) node\(o.convertedNodes == 1 ? "" : "s") for opset \(o.opset)")
+        }
+        if let b = binding, !b.keptFromGraph.isEmpty {
+            n.append("kept the graph's own values for \(b.keptFromGraph.count) tensor\(b.keptFromGraph.count == 1 ? "" : "s") the weights lack: \(b.keptFromGraph.joined(separator: ", "))")
+        }
+        return n
+    }
+}
+
+extension Converter {
+    /// Converts `input` to `output` with `options`; the output appears whole or not at all
+    /// (with external data: neither the model nor its `.data` file on failure).
+    ///
+    /// With `options.graph` the input is any weights file `StateDict` reads (safetensors,
+    /// `.ckpt`, `.onnx`, and PyTorch files where supported), bound by name onto that model's
+    /// graph (see `WeightBinding`), and the output is `.onnx` or `.ckpt`.
+    public static func convert(from input: URL, to output: URL, options: ConversionOptions) throws(DLKitError) -> ConversionReport {
+        guard let target = Target(path: output.path) else {
+            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt or .safetensors")
+        }
+        let format = try FileFormat.detect(path: input.path)
+        var report = ConversionReport(inputFormat: format)
+        let onnxOptionsSet = options.onnx.opset != nil || options.onnx.externalData != .automatic
+        if onnxOptionsSet && target != .onnx {
+            throw .invalidArgument("\(output.path): --opset and --external-data apply to .onnx output only")
+        }
+        guard let graphURL = options.graph else {
+            guard target == .onnx else {
+                try convert(from: input, to: output)
+                return report
+            }
+            guard format == .onnx || format == .checkpoint else {
+                if format == .safetensors {
+                    throw .unsupportedFormat(path: input.path, format: format, purpose: "to make a .onnx: it holds weights but no graph (add --graph model.onnx)")
+                }
+                throw .unsupportedFormat(path: input.path, format: format, purpose: "for conversion")
+            }
+            let (graph, _) = try Model.loadGraph(path: input.path)
+            report.onnx = try write(graph, toONNX: output, options: options.onnx)
+            return report
+        }
+        guard target == .onnx || target == .ckpt else {
+            throw .invalidArgument("\(output.path): weights bound onto a graph are written as .onnx or .ckpt")
+        }
+        let weights = try StateDict(contentsOf: input)
+        let (graph, _) = try Model.loadGraph(path: graphURL.path)
+        let bound = try WeightBinding.bind(weights, onto: graph, allowMissing: options.allowMissing,
+                                           weightsName: input.path, graphName: graphURL.path)
+        report.binding = bound
+        if target == .onnx {
+            report.onnx = try write(bound.graph, toONNX: output, options: options.onnx)
+        } else {
+            try write(bound.graph, to: output)
+        }
+        return report
+    }
+
+    /// Writes a graph as ONNX with `options` (opset, external data), atomically.
+    public static func write(_ graph: Graph, toONNX output: URL, options: ONNXWriteOptions) throws(DLKitError) -> ONNXWriteReport {
+        do { return try ONNXWriter.write(graph, to: output.path, options: options) } catch { throw .onnx(error) }
+    }
+}
