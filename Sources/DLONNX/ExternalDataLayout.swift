@@ -27,7 +27,7 @@ struct ExternalDataLayout {
     init(_ tensors: NamedTensors, location: String, threshold: Int) {
         self.location = location
         let align = ONNXWriteOptions.dataAlignment
-        for (name, t) in tensors where t.dtype != .string && t.byteCount >= threshold && t.byteCount > 0 {
+        for (name, t) in tensors where t.dtype != .string && t.dtype.bitWidth >= 8 && t.byteCount >= threshold && t.byteCount > 0 {
             if t.dtype.isInteger && t.byteCount <= Self.inlineIntegerBytes { continue }
             let offset = (byteCount + align - 1) / align * align
             entries.append(Entry(name: name, tensor: t, offset: offset))

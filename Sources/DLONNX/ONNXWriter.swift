@@ -226,8 +226,22 @@ public enum ONNXWriter {
             for s in t.strings { m.string(6, s) }
         }
         m.optionalString(8, name)
-        if t.dtype != .string { m.tensorBytes(9, t) }
+        if t.dtype.bitWidth < 8 {
+            m.bytes(9, packed(t))
+        } else if t.dtype != .string {
+            m.tensorBytes(9, t)
+        }
         return m
+    }
+
+    /// The elements of a 4- or 2-bit tensor packed low bits first, as ONNX stores them.
+    static func packed(_ t: Tensor) -> [UInt8] {
+        let bits = t.dtype.bitWidth, perByte = 8 / bits, mask = UInt8((1 << bits) - 1)
+        var out = [UInt8](repeating: 0, count: t.dtype.packedByteCount(t.elementCount))
+        t.withUnsafeBytes { src in
+            for i in 0..<t.elementCount { out[i / perByte] |= (src[i] & mask) << UInt8((i % perByte) * bits) }
+        }
+        return out
     }
 
     /// A TensorProto whose bytes live at `offset` of the data file `location`.
