@@ -245,6 +245,9 @@ enum ConvFamilyKernels {
             return v
         }
         let strides = try list("strides", 1, r), dilations = try list("dilations", 1, r), pads = try list("pads", 0, 2 * r)
+        guard strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 }), pads.allSatisfy({ $0 >= 0 }) else {
+            throw ctx.fail("strides and dilations must be positive and pads not negative")
+        }
         let blockCount = block.reduce(1, *)
         guard x.shape[1] % blockCount == 0 else { throw ctx.fail("dimension 1 (\(x.shape[1])) is not a multiple of the block size \(blockCount)") }
         let c = x.shape[1] / blockCount
@@ -351,6 +354,8 @@ enum ConvFamilyKernels {
         let xv = x.doubles(), wv = w.doubles(), ov = off.doubles()
         let icg = w.shape[1], ocg = oc / group, icPerOffset = ic / offsetGroup
         func sample(_ plane: Int, _ h: Double, _ wpos: Double) -> Double {
+            // Beyond one pixel outside (or NaN) every neighbour is padding.
+            guard h > -2, h < Double(ih + 1), wpos > -2, wpos < Double(iw + 1) else { return 0 }
             let h0 = Int(h.rounded(.down)), w0 = Int(wpos.rounded(.down))
             let fh = h - Double(h0), fw = wpos - Double(w0)
             var s = 0.0

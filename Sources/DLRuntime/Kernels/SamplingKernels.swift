@@ -27,11 +27,11 @@ enum SamplingKernels {
         guard range > 0 else { return lo }
         if x < lo {
             let dx = lo - x, n = (dx / range).rounded(.towardZero), r = dx - n * range
-            return Int(n) % 2 == 0 ? lo + r : hi - r
+            return n.truncatingRemainder(dividingBy: 2) == 0 ? lo + r : hi - r
         }
         if x > hi {
             let dx = x - hi, n = (dx / range).rounded(.towardZero), r = dx - n * range
-            return Int(n) % 2 == 0 ? hi - r : lo + r
+            return n.truncatingRemainder(dividingBy: 2) == 0 ? hi - r : lo + r
         }
         return x
     }
@@ -91,7 +91,8 @@ enum SamplingKernels {
                         if padding == "border" { v = max(0, min(size - 1, v)) }
                         else if padding == "reflection" { v = reflect(v, lo[d], hi[d]) }
                     }
-                    pos[d] = v
+                    // Far outside, every tap is padding: clamp so the index maths stays finite.
+                    pos[d] = v.isNaN ? -8 : max(-8, min(size + 8, v))
                 }
                 // Tap offsets and weights per dim.
                 var base = [Int](repeating: 0, count: r)
@@ -185,6 +186,9 @@ enum SamplingKernels {
             let off = halfPixel ? 0.5 : 0
             let sw = rv[ri * 4] * scale - off, sh = rv[ri * 4 + 1] * scale - off
             var rw = rv[ri * 4 + 2] * scale - off - sw, rh = rv[ri * 4 + 3] * scale - off - sh
+            guard sw.isFinite, sh.isFinite, rw.isFinite, rh.isFinite, abs(rw) < 1e7, abs(rh) < 1e7 else {
+                throw ctx.fail("RoI \(ri) has non-finite or out-of-range coordinates")
+            }
             if !halfPixel { rw = max(rw, 1); rh = max(rh, 1) }
             let bh = rh / Double(ph), bw = rw / Double(pw)
             let gh = ratio > 0 ? ratio : Int((rh / Double(ph)).rounded(.up))
