@@ -56,8 +56,18 @@ public enum OpSet {
         return s
     }()
 
+    /// Ops of the `ai.onnx.preview` domain the IR accepts (they share the op-type namespace with
+    /// the default domain; none of these names exists there).
+    public static let previewOps: Set<String> = ["FlexAttention"]
+
+    /// Whether the node's domain is one the IR reads: the default domain, or `ai.onnx.preview`
+    /// for the ops in `previewOps`.
+    public static func accepts(domainOf node: Node) -> Bool {
+        node.domain.isEmpty || node.domain == "ai.onnx" || (node.domain == "ai.onnx.preview" && previewOps.contains(node.opType))
+    }
+
     public static func schema(for node: Node) -> OpSchema? {
-        guard node.domain.isEmpty || node.domain == "ai.onnx" else { return nil }
+        guard accepts(domainOf: node) else { return nil }
         return schemas[node.opType]
     }
 }

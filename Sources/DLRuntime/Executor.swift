@@ -16,7 +16,7 @@ public struct Executor: Sendable {
     public init(graph: Graph) throws(RuntimeError) {
         var g = graph
         var missing: [String: Int] = [:]
-        for n in g.nodes where OpKernels.table[n.opType] == nil || !(n.domain.isEmpty || n.domain == "ai.onnx") {
+        for n in g.nodes where OpKernels.table[n.opType] == nil || !OpSet.accepts(domainOf: n) {
             missing[n.opType, default: 0] += 1
         }
         guard missing.isEmpty else { throw .invalidGraph(.unsupportedOps(missing)) }
