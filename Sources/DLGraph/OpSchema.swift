@@ -64,8 +64,17 @@ public enum OpSet {
         return s
     }()
 
+    /// Ops of the `ai.onnx.preview` domain the IR reads as default-domain ops (they share the
+    /// op-type namespace; none of these names exists in the default domain).
+    public static let previewOps: Set<String> = ["FlexAttention"]
+
+    /// True when the node's op is looked up among the default-domain schemas.
+    public static func isDefaultDomain(_ node: Node) -> Bool {
+        node.domain.isEmpty || node.domain == "ai.onnx" || (node.domain == "ai.onnx.preview" && previewOps.contains(node.opType))
+    }
+
     public static func schema(for node: Node) -> OpSchema? {
-        guard node.domain.isEmpty || node.domain == "ai.onnx" else { return domainSchemas[node.domain]?[node.opType] }
+        guard isDefaultDomain(node) else { return domainSchemas[node.domain]?[node.opType] }
         return schemas[node.opType]
     }
 }

@@ -14,6 +14,7 @@ enum NeuralOps {
         ("LpNormalization", 1...1, 1...1), ("MeanVarianceNormalization", 1...1, 1...1), ("LRN", 1...1, 1...1),
         ("BatchNormalization", 5...5, 1...5),
         ("Attention", 3...7, 1...4), ("RotaryEmbedding", 3...4, 1...1), ("LinearAttention", 3...6, 1...2),
+        ("FlexAttention", 3...3, 1...1),
         ("MatMulInteger", 2...4, 1...1), ("Einsum", 1...Int.max, 1...1),
         ("QuantizeLinear", 2...3, 1...1), ("DequantizeLinear", 2...3, 1...1), ("DynamicQuantizeLinear", 1...1, 3...3),
         ("QLinearMatMul", 8...8, 1...1), ("QLinearConv", 8...9, 1...1),

@@ -9,7 +9,8 @@ import DLTensor
 /// rounded once on store.
 enum AttentionKernels {
     static var all: [(String, Kernel)] {
-        [("Attention", attention), ("RotaryEmbedding", rotaryEmbedding), ("LinearAttention", linearAttention)]
+        [("Attention", attention), ("RotaryEmbedding", rotaryEmbedding), ("LinearAttention", linearAttention),
+         ("FlexAttention", flexAttention)]
     }
 
     /// Q, K or V as [batch, heads, seq, headSize]; a 3-D [batch, seq, heads·headSize] input is
@@ -335,5 +336,68 @@ enum AttentionKernels {
         }
         return [Tensor.fromDoubles(out, dtype: qt.dtype, shape: [b, t, qh * dv]),
                 Tensor.fromDoubles(state, dtype: stateType, shape: [b, kvh, dk, dv])]
+    }
+
+    /// ai.onnx.preview FlexAttention: 4-D attention whose scores and probabilities pass through
+    /// optional subgraphs (`score_mod`, `prob_mod`: one tensor in, one out), run with the
+    /// executor. Scores are computed in float32 for 16-bit inputs (or `softmax_precision`).
+    static let flexAttention: Kernel = { ctx throws(RuntimeError) in
+        let qt = try ctx.input(0), kt = try ctx.input(1), vt = try ctx.input(2)
+        guard qt.dtype.isFloatingPoint, qt.rank == 4, kt.rank == 4, vt.rank == 4 else {
+            throw ctx.fail("Q, K and V must be 4-D floating-point, got \(qt.dtype) \(qt.shape), \(kt.shape), \(vt.shape)")
+        }
+        let q = try Heads(ctx, qt, heads: nil, label: "Q"), k = try Heads(ctx, kt, heads: nil, label: "K")
+        let v = try Heads(ctx, vt, heads: nil, label: "V")
+        guard q.batch == k.batch, k.batch == v.batch, q.size == k.size, k.heads == v.heads, k.seq == v.seq,
+              k.heads > 0, q.heads % k.heads == 0 else {
+            throw ctx.fail("Q \(q.shape), K \(k.shape) and V \(v.shape) do not fit together")
+        }
+        var computeType: DType = qt.dtype.byteWidth < 4 ? .float32 : qt.dtype
+        if ctx.node.attribute("softmax_precision") != nil {
+            let code = try ctx.int("softmax_precision", 1)
+            guard let t = DType(onnxCode: Int32(clamping: code)), t.isFloatingPoint else { throw ctx.fail("softmax_precision \(code) is not a float type") }
+            computeType = t
+        }
+        let scaleAttr = ctx.node.attribute("scale") == nil ? nil : try ctx.float("scale", 1)
+        let scale = Double(scaleAttr ?? Float(1 / Double(q.size).squareRoot()))
+        let groups = q.heads / k.heads
+        let shape = [q.batch, q.heads, q.seq, k.seq]
+        var scores = [Double](repeating: 0, count: shape.reduce(1, *))
+        for b in 0..<q.batch { for h in 0..<q.heads { for i in 0..<q.seq { for j in 0..<k.seq {
+            let qo = q.at(b, h, i), ko = k.at(b, h / groups, j)
+            var s = 0.0
+            for d in 0..<q.size { s += q.values[qo + d] * k.values[ko + d] }
+            scores[((b * q.heads + h) * q.seq + i) * k.seq + j] = s * scale
+        } } } }
+        /// Runs a modifier subgraph on `values` (shape `shape`, in the compute type).
+        func modify(_ name: String, _ values: [Double]) throws(RuntimeError) -> [Double] {
+            guard case .graph(let g)? = ctx.node.attribute(name) else { return values }
+            guard g.inputs.count == 1, g.outputs.count == 1 else { throw ctx.fail("\(name) must take one input and give one output") }
+            let executor = try Executor(graph: g)
+            let out = try executor.run([g.inputs[0].name: Tensor.fromDoubles(values, dtype: computeType, shape: shape)])
+            guard let t = out[g.outputs[0].name], t.elementCount == values.count else {
+                throw ctx.fail("\(name) must return a tensor of shape \(shape)")
+            }
+            return t.doubles()
+        }
+        let rounded = Tensor.fromDoubles(scores, dtype: computeType, shape: shape).doubles()
+        scores = try modify("score_mod", rounded)
+        for r in 0..<(scores.count / max(k.seq, 1)) {
+            let row = r * k.seq
+            let m = scores[row..<row + k.seq].max() ?? 0
+            var sum = 0.0
+            for j in 0..<k.seq { scores[row + j] = exp(scores[row + j] - m); sum += scores[row + j] }
+            for j in 0..<k.seq { scores[row + j] /= sum }
+        }
+        scores = try modify("prob_mod", scores)
+        var y = [Double](repeating: 0, count: q.batch * q.heads * q.seq * v.size)
+        for b in 0..<q.batch { for h in 0..<q.heads { for i in 0..<q.seq {
+            let yo = ((b * q.heads + h) * q.seq + i) * v.size, row = ((b * q.heads + h) * q.seq + i) * k.seq
+            for j in 0..<k.seq {
+                let p = scores[row + j], vo = v.at(b, h / groups, j)
+                for d in 0..<v.size { y[yo + d] += p * v.values[vo + d] }
+            }
+        } } }
+        return [Tensor.fromDoubles(y, dtype: vt.dtype, shape: [q.batch, q.heads, q.seq, v.size])]
     }
 }

@@ -45,6 +45,9 @@ enum NormalizationKernels {
             let stashType = DType(onnxCode: Int32(clamping: stash)) ?? .float32
             let inner = Array(x.shape[a...])
             let rows = x.shape[..<a].reduce(1, *), size = inner.reduce(1, *)
+            if !rms, let fast = try fastLayerNorm(ctx, x, rows: rows, size: size, inner: inner, eps: Float(eps), stashType: stashType) {
+                return fast
+            }
             let scale = try broadcast(ctx, try ctx.input(1), to: inner, "scale")
             let bias: [Double]? = try ctx.optionalInput(2).map { (b) throws(RuntimeError) in try broadcast(ctx, b, to: inner, "bias") }
             let v = x.doubles()
@@ -69,6 +72,37 @@ enum NormalizationKernels {
                     Tensor.fromDoubles(means, dtype: stashType, shape: statShape),
                     Tensor.fromDoubles(invStd, dtype: stashType, shape: statShape)]
         }
+    }
+
+    /// The float32 DLKernels loop when X, scale and bias are float32 and scale/bias have the
+    /// normalised shape exactly; nil otherwise.
+    static func fastLayerNorm(_ ctx: KernelContext, _ x: Tensor, rows: Int, size: Int, inner: [Int], eps: Float,
+                              stashType: DType) throws(RuntimeError) -> [Tensor]? {
+        let scale = try ctx.input(1), bias = ctx.optionalInput(2)
+        guard x.dtype == .float32, stashType == .float32, size > 0, scale.dtype == .float32, scale.shape == inner,
+              bias.map({ $0.dtype == .float32 && $0.shape == inner }) ?? true else { return nil }
+        var mean = Tensor(zeros: .float32, shape: [rows]), inv = Tensor(zeros: .float32, shape: [rows])
+        var y = Tensor(zeros: .float32, shape: x.shape)
+        y.withUnsafeMutableBufferPointer(as: Float.self) { py in
+            mean.withUnsafeMutableBufferPointer(as: Float.self) { pm in
+                inv.withUnsafeMutableBufferPointer(as: Float.self) { pi in
+                    x.withUnsafeBufferPointer(as: Float.self) { px in
+                        scale.withUnsafeBufferPointer(as: Float.self) { ps in
+                            func run(_ pb: UnsafePointer<Float>?) {
+                                guard let yo = py.baseAddress, let xi = px.baseAddress, let sc = ps.baseAddress else { return }
+                                Normalization.layerNorm(xi, yo, rows: rows, size: size, scale: sc, bias: pb, epsilon: eps,
+                                                        meanOutput: pm.baseAddress, invStdOutput: pi.baseAddress)
+                            }
+                            if let bias { bias.withUnsafeBufferPointer(as: Float.self) { run($0.baseAddress) } } else { run(nil) }
+                        }
+                    }
+                }
+            }
+        }
+        let statShape = Array(x.shape[..<(x.rank - inner.count)]) + Array(repeating: 1, count: inner.count)
+        do {
+            return [y, try mean.reshaped(to: statShape), try inv.reshaped(to: statShape)]
+        } catch { throw ctx.fail("\(error)") }
     }
 
     /// Mean and population variance of each of `groups` contiguous runs of `size` values.
@@ -202,13 +236,17 @@ enum NormalizationKernels {
     static let batchNorm: Kernel = { ctx throws(RuntimeError) in
         let x = try floatInput(ctx, 0)
         guard x.rank >= 2 else { throw ctx.fail("the input must be [N, C, ...], got \(x.shape)") }
+        let training = try ctx.int("training_mode", 0) != 0
+        let allFloat32 = x.dtype == .float32 && ctx.inputs.dropFirst().allSatisfy { $0?.dtype == .float32 }
+        if !training, allFloat32, !ctx.node.outputs.dropFirst().contains(where: { !$0.isEmpty }) {
+            return try ConvolutionKernels.batchNorm(ctx)
+        }
         let n = x.shape[0], c = x.shape[1], spatial = x.shape[2...].reduce(1, *)
         let params = try (1...4).map { (i) throws(RuntimeError) in try ctx.input(i).doubles() }
         for (i, p) in params.enumerated() where p.count != c {
             throw ctx.fail("input \(i + 1) must have \(c) values (one per channel), got \(p.count)")
         }
         let eps = Double(try ctx.float("epsilon", 1e-5)), momentum = Double(try ctx.float("momentum", 0.9))
-        let training = try ctx.int("training_mode", 0) != 0
         let v = x.doubles()
         var mean = params[2], variance = params[3]
         if training {

@@ -67,7 +67,7 @@ enum OpKernels {
     }()
 
     static func key(_ node: Node) -> String {
-        node.domain.isEmpty || node.domain == "ai.onnx" ? node.opType : "\(node.domain):\(node.opType)"
+        OpSet.isDefaultDomain(node) ? node.opType : "\(node.domain):\(node.opType)"
     }
 
     static func kernel(for node: Node) -> Kernel? {
