@@ -18,14 +18,16 @@ public struct Executor: Sendable {
     /// Executors of each node's graph attributes: node index → attribute name → executors (one,
     /// or several for a `graphs` attribute).
     private let subgraphs: [Int: [String: [Executor]]]
+    /// The ai.onnx opset the graph (or its enclosing model, for a subgraph) was written for.
+    private let opset: Int?
 
     /// - Throws: `RuntimeError.invalidGraph` listing every op without a kernel, or a graph error.
     public init(graph: Graph) throws(RuntimeError) {
-        try self.init(graph: graph, outerScope: [])
+        try self.init(graph: graph, outerScope: [], opset: graph.metadata.onnxOpset)
     }
 
     /// An executor for a subgraph whose nodes may read `outerScope` names from enclosing graphs.
-    init(graph: Graph, outerScope: Set<String>) throws(RuntimeError) {
+    init(graph: Graph, outerScope: Set<String>, opset: Int?) throws(RuntimeError) {
         var g = graph
         var missing: [String: Int] = [:]
         for n in g.nodes where !OpKernels.has(n) {
@@ -42,7 +44,7 @@ public struct Executor: Sendable {
             // Names a subgraph reads from this scope are implicit inputs of the node.
             for v in n.subgraphOuterNames { lastUse[v] = i }
             for (name, body) in n.subgraphs {
-                subs[i, default: [:]][name, default: []].append(try Executor(graph: body, outerScope: scope))
+                subs[i, default: [:]][name, default: []].append(try Executor(graph: body, outerScope: scope, opset: opset))
             }
         }
         let keep = Set(g.outputs.map(\.name)).union(g.initializers.names)
@@ -50,6 +52,7 @@ public struct Executor: Sendable {
         for (v, i) in lastUse where !keep.contains(v) { release[i].append(v) }
         releaseAfter = release
         subgraphs = subs
+        self.opset = opset
     }
 
     /// Runs the graph.
@@ -112,6 +115,7 @@ public struct Executor: Sendable {
             let tensors = args.map { $0?.tensor }
             var ctx = KernelContext(node: node, inputs: tensors, outputTypes: [])
             ctx.values = args
+            ctx.opset = opset
             if let subs = subgraphs[i] {
                 let scope = values
                 ctx.subgraphRunner = { (attr: String, index: Int, inputs: [GraphValue]) throws(RuntimeError) -> [GraphValue] in

@@ -104,6 +104,7 @@ enum FlowKernels {
     }
 
     static func scan(_ ctx: KernelContext) throws(RuntimeError) -> [GraphValue] {
+        if let v = ctx.opset, v < 9 { return try scan8(ctx) }
         let m = try ctx.int("num_scan_inputs", -1)
         guard m >= 1, m <= ctx.inputCount else { throw ctx.fail("num_scan_inputs \(m) does not fit \(ctx.inputCount) inputs") }
         let n = ctx.inputCount - m
@@ -116,19 +117,84 @@ enum FlowKernels {
         let inDirs = try ctx.ints("scan_input_directions") ?? Array(repeating: 0, count: m)
         guard inAxes.count == m, inDirs.count == m else { throw ctx.fail("scan_input_axes/directions must list \(m) values") }
         var scanInputs: [(Tensor, Int, Bool)] = []
-        var length: Int? = nil
         for k in 0..<m {
             let t = try ctx.input(n + k)
-            let axis = try ctx.axis(inAxes[k], rank: t.rank)
+            scanInputs.append((t, try ctx.axis(inAxes[k], rank: t.rank), inDirs[k] == 1))
+        }
+        let (final, scans) = try scanSteps(ctx, state: state, inputs: scanInputs)
+        let outAxes = try ctx.ints("scan_output_axes")
+        let outDirs = try ctx.ints("scan_output_directions")
+        var result = final
+        for (k, s) in scans.enumerated() {
+            let reversed = (outDirs.map { k < $0.count ? $0[k] : 0 } ?? 0) == 1
+            let rank = (s.first?.rank ?? 0) + 1
+            let axis = try ctx.axis(outAxes.map { k < $0.count ? $0[k] : 0 } ?? 0, rank: rank)
+            guard let t = Tensor.stack(reversed ? s.reversed() : s, axis: axis) else { throw ctx.fail("cannot stack scan output \(k)") }
+            result.append(.tensor(t))
+        }
+        return result
+    }
+
+    /// Scan before opset 9: input 0 is the optional sequence_lens, every state and scan input has
+    /// a leading batch axis (scan inputs are [batch, seq, ...]), and `directions` per scan input.
+    static func scan8(_ ctx: KernelContext) throws(RuntimeError) -> [GraphValue] {
+        let m = try ctx.int("num_scan_inputs", -1)
+        guard m >= 1, m + 1 <= ctx.inputCount else { throw ctx.fail("num_scan_inputs \(m) does not fit \(ctx.inputCount) inputs") }
+        let n = ctx.inputCount - 1 - m
+        let states = try (0..<n).map { (i) throws(RuntimeError) in try ctx.input(1 + i) }
+        let inputs = try (0..<m).map { (k) throws(RuntimeError) in try ctx.input(1 + n + k) }
+        let dirs = try ctx.ints("directions") ?? Array(repeating: 0, count: m)
+        guard dirs.count == m else { throw ctx.fail("directions must list \(m) values") }
+        guard let batch = (states + inputs).first?.shape.first, (states + inputs).allSatisfy({ $0.shape.first == batch }),
+              inputs.allSatisfy({ $0.rank >= 2 }) else { throw ctx.fail("states and scan inputs must share a leading batch axis") }
+        let seq = inputs[0].shape[1]
+        if let lens = try ctx.intList(0), lens.contains(where: { $0 != seq }) {
+            throw ctx.fail("sequence_lens shorter than the scan inputs are not supported")
+        }
+        func row(_ t: Tensor, _ b: Int) throws(RuntimeError) -> Tensor {
+            do { return try t.slice(axis: 0, start: b, length: 1).reshaped(to: Array(t.shape.dropFirst())) } catch { throw ctx.fail("\(error)") }
+        }
+        var finals: [[Tensor]] = Array(repeating: [], count: n)
+        var scanOuts: [[Tensor]] = []
+        for b in 0..<batch {
+            let st = try states.map { (t) throws(RuntimeError) in GraphValue.tensor(try row(t, b)) }
+            var ins: [(Tensor, Int, Bool)] = []
+            for (k, t) in inputs.enumerated() { ins.append((try row(t, b), 0, dirs[k] == 1)) }
+            let (final, scans) = try scanSteps(ctx, state: st, inputs: ins)
+            for (i, v) in final.enumerated() {
+                guard let t = v.tensor else { throw ctx.fail("state \(i) is not a tensor") }
+                finals[i].append(t)
+            }
+            if scanOuts.isEmpty { scanOuts = Array(repeating: [], count: scans.count) }
+            for (k, s) in scans.enumerated() {
+                guard let t = Tensor.stack(s, axis: 0) else { throw ctx.fail("cannot stack scan output \(k)") }
+                scanOuts[k].append(t)
+            }
+        }
+        var result: [GraphValue] = []
+        for parts in finals + scanOuts {
+            guard let t = Tensor.stack(parts, axis: 0) else { throw ctx.fail("cannot stack outputs over the batch") }
+            result.append(.tensor(t))
+        }
+        return result
+    }
+
+    /// Runs the body once per step over slices of the scan inputs (axis, reversed), carrying the
+    /// state. Returns the final state and each scan output's per-step tensors.
+    static func scanSteps(_ ctx: KernelContext, state initial: [GraphValue], inputs: [(Tensor, Int, Bool)])
+        throws(RuntimeError) -> ([GraphValue], [[Tensor]])
+    {
+        var length: Int? = nil
+        for (t, axis, _) in inputs {
             if let l = length, l != t.shape[axis] { throw ctx.fail("scan inputs differ in length (\(l) and \(t.shape[axis]))") }
             length = t.shape[axis]
-            scanInputs.append((t, axis, inDirs[k] == 1))
         }
-        let len = length ?? 0
+        let len = length ?? 0, n = initial.count
+        var state = initial
         var scans: [[Tensor]] = []
         for step in 0..<len {
             var slices: [GraphValue] = []
-            for (t, axis, reverse) in scanInputs {
+            for (t, axis, reverse) in inputs {
                 let at = reverse ? len - 1 - step : step
                 var s = t.shape
                 s.remove(at: axis)
@@ -145,17 +211,7 @@ enum FlowKernels {
                 scans[k].append(t)
             }
         }
-        let outAxes = try ctx.ints("scan_output_axes")
-        let outDirs = try ctx.ints("scan_output_directions")
-        var result = state
-        for (k, s) in scans.enumerated() {
-            let reversed = (outDirs.map { k < $0.count ? $0[k] : 0 } ?? 0) == 1
-            let rank = (s.first?.rank ?? 0) + 1
-            let axis = try ctx.axis(outAxes.map { k < $0.count ? $0[k] : 0 } ?? 0, rank: rank)
-            guard let t = Tensor.stack(reversed ? s.reversed() : s, axis: axis) else { throw ctx.fail("cannot stack scan output \(k)") }
-            result.append(.tensor(t))
-        }
-        return result
+        return (state, scans)
     }
 
     static func sequenceMap(_ ctx: KernelContext) throws(RuntimeError) -> [GraphValue] {

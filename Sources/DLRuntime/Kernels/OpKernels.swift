@@ -13,6 +13,8 @@ struct KernelContext {
     /// Runs graph attribute (name, index among a `graphs` list) with inputs in order, seeing the
     /// enclosing scope; set by the executor for nodes with graph attributes.
     var subgraphRunner: ((String, Int, [GraphValue]) throws(RuntimeError) -> [GraphValue])? = nil
+    /// The model's ai.onnx opset when known, for ops whose semantics changed between versions.
+    var opset: Int? = nil
 
     func input(_ i: Int) throws(RuntimeError) -> Tensor {
         guard i < inputs.count, let t = inputs[i] else {
