@@ -52,8 +52,8 @@ public enum ONNXReader {
         // An ai.onnx import is implied at version 1 when none is listed; ours must be at least 7.
         // A model that imports only other domains (ai.onnx.ml, training) has no ai.onnx version to check.
         ctx.opset = meta.onnxOpset ?? 1
-        guard meta.onnxOpset == nil || ctx.opset >= 7 else {
-            throw .unsupportedOpset(path: path, domain: "", version: ctx.opset, reason: "DLKit reads opset 7 and later")
+        guard ctx.opset >= 1 else {
+            throw .unsupportedOpset(path: path, domain: "", version: ctx.opset, reason: "ai.onnx opsets start at 1")
         }
         guard let g = model.pointee.graph else { throw .noGraph(path: path) }
         var graph = try ctx.graph(g)

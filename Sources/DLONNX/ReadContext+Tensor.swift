@@ -195,6 +195,11 @@ extension ONNXReader {
             SoftmaxImport.rewriteLegacy(&graph)
         }
         SignalImport.normalise(&graph, opset: opset)
+        if opset < 7, let n = graph.nodes.first(where: { $0.attribute("broadcast") != nil && $0.attribute("axis") != nil }) {
+            // Before 7, binary ops broadcast only when told, aligning B at `axis`; numpy-style
+            // broadcasting covers the form without `axis` (B aligned with the trailing dims).
+            throw .unsupportedOpset(path: path, domain: "", version: opset, reason: "node \(n.displayName) uses the pre-7 broadcast form with an axis attribute")
+        }
         if opset < 5, let n = graph.nodes.first(where: { $0.opType == "Reshape" }) {
             throw .unsupportedOpset(path: path, domain: "", version: opset, reason: "node \(n.displayName) uses the pre-5 Reshape form with a shape attribute")
         }

@@ -19,7 +19,11 @@ enum QuantizeKernels {
         case .uint16: return (0, 65535)
         case .int16: return (-32768, 32767)
         case .int32: return (-2147483648, 2147483647)
-        default: throw ctx.fail("\(t) is not a quantised integer type (uint8, int8, uint16, int16, int32)")
+        case .uint4: return (0, 15)
+        case .int4: return (-8, 7)
+        case .uint2: return (0, 3)
+        case .int2: return (-2, 1)
+        default: throw ctx.fail("\(t) is not a quantised type (uint8, int8, uint16, int16, int32, 4- and 2-bit integers, float8)")
         }
     }
 
@@ -68,8 +72,26 @@ enum QuantizeKernels {
         if let zp, outCode != 0, Int32(outCode) != zp.dtype.onnxCode {
             throw ctx.fail("output_dtype \(outCode) differs from the zero point's type \(zp.dtype)")
         }
-        let (lo, hi) = try range(ctx, outType)
         let axis = try ctx.int("axis", 1), block = try ctx.int("block_size", 0)
+        if outType.isLowPrecisionFloat {
+            // Float8/float4 targets: x / scale (+ zero point) rounded to the format, saturating
+            // unless `saturate` is 0.
+            let saturate = try ctx.int("saturate", 1) != 0
+            let si = try parameterIndex(ctx, shape: x.shape, parameter: scale, axis: axis, blockSize: block, label: "y_scale")
+            let zi = try zp.map { (z) throws(RuntimeError) in try parameterIndex(ctx, shape: x.shape, parameter: z, axis: axis, blockSize: block, label: "y_zero_point") }
+            let xv = x.doubles(), sv = scale.doubles(), zv = zp?.doubles()
+            let single = x.dtype == .float32 && scale.dtype == .float32
+            var out = Tensor(zeros: outType, shape: x.shape)
+            out.withUnsafeMutableBytes { b in
+                for i in 0..<xv.count {
+                    let q = single ? Double(Float(xv[i]) / Float(sv[si[i]])) : xv[i] / sv[si[i]]
+                    let z = zv.map { $0[zi![i]] } ?? 0
+                    b[i] = LowPrecision.encode(q + z, outType, saturate: saturate)
+                }
+            }
+            return [out]
+        }
+        let (lo, hi) = try range(ctx, outType)
         let si = try parameterIndex(ctx, shape: x.shape, parameter: scale, axis: axis, blockSize: block, label: "y_scale")
         let zi = try zp.map { (z) throws(RuntimeError) in try parameterIndex(ctx, shape: x.shape, parameter: z, axis: axis, blockSize: block, label: "y_zero_point") }
         let xv = x.doubles(), sv = scale.doubles(), zv = zp?.doubles()
@@ -86,7 +108,7 @@ enum QuantizeKernels {
 
     static let dequantize: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0), scale = try ctx.input(1), zp = ctx.optionalInput(2)
-        guard x.dtype.isInteger else { throw ctx.fail("x must be a quantised integer tensor, got \(x.dtype)") }
+        guard x.dtype.isInteger || x.dtype.isLowPrecisionFloat else { throw ctx.fail("x must be a quantised integer or float8 tensor, got \(x.dtype)") }
         guard scale.dtype.isFloatingPoint else { throw ctx.fail("x_scale must be floating-point, got \(scale.dtype)") }
         if let zp, zp.dtype != x.dtype { throw ctx.fail("x_zero_point is \(zp.dtype), x is \(x.dtype)") }
         let outCode = try ctx.int("output_dtype", 0)
@@ -98,8 +120,15 @@ enum QuantizeKernels {
         let axis = try ctx.int("axis", 1), block = try ctx.int("block_size", 0)
         let si = try parameterIndex(ctx, shape: x.shape, parameter: scale, axis: axis, blockSize: block, label: "x_scale")
         let zi = try zp.map { (z) throws(RuntimeError) in try parameterIndex(ctx, shape: x.shape, parameter: z, axis: axis, blockSize: block, label: "x_zero_point") }
-        let xv = x.int64s(), sv = scale.doubles(), zv = zp?.int64s()
-        let y = (0..<xv.count).map { i in Double(xv[i] - (zv.map { $0[zi![i]] } ?? 0)) * sv[si[i]] }
+        let sv = scale.doubles()
+        let y: [Double]
+        if x.dtype.isLowPrecisionFloat {
+            let xv = x.doubles(), zv = zp?.doubles()
+            y = (0..<xv.count).map { i in (xv[i] - (zv.map { $0[zi![i]] } ?? 0)) * sv[si[i]] }
+        } else {
+            let xv = x.int64s(), zv = zp?.int64s()
+            y = (0..<xv.count).map { i in Double(xv[i] - (zv.map { $0[zi![i]] } ?? 0)) * sv[si[i]] }
+        }
         return [Tensor.fromDoubles(y, dtype: outType, shape: x.shape)]
     }
 
