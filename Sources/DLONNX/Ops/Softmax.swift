@@ -14,7 +14,14 @@ enum SoftmaxImport {
         guard graph.nodes.contains(where: { ops.contains($0.opType) && ($0.domain.isEmpty || $0.domain == "ai.onnx") }) else { return }
         let types = (try? graph.inferTypes()) ?? [:]
         var nodes: [Node] = []
-        var taken = Set(graph.nodes.flatMap { $0.inputs + $0.outputs }).union(graph.initializers.names)
+        // Node names are taken too: two nodes of one name make the written model invalid for
+        // onnx.checker and ONNX Runtime.
+        var taken = Set(graph.nodes.flatMap { $0.inputs + $0.outputs + [$0.name] }).union(graph.initializers.names)
+        // A Flatten's output is 2-D whatever inference knows (inference stops at runtime-shaped
+        // ops), so a graph read a second time (from a checkpoint or our own ONNX) is not
+        // rewritten again.
+        let flattened = Set(graph.nodes.filter { $0.opType == "Flatten" && ($0.domain.isEmpty || $0.domain == "ai.onnx") }
+            .compactMap(\.outputs.first))
         func fresh(_ base: String) -> String {
             var name = base, k = 0
             while taken.contains(name) { k += 1; name = "\(base)_\(k)" }
@@ -31,7 +38,7 @@ enum SoftmaxImport {
             var rest = node
             rest.attributes.removeAll { $0.name == "axis" }
             let dims = types[x]?.dims
-            if let r = dims?.count, let a = DimMath.axis(axis, rank: r), a == r - 1 {
+            if let r = dims?.count ?? (flattened.contains(x) ? 2 : nil), let a = DimMath.axis(axis, rank: r), a == r - 1 {
                 rest.attributes.append(Attribute(name: "axis", value: .int(r - 1)))
                 nodes.append(rest)
                 continue
