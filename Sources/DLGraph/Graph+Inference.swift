@@ -52,6 +52,11 @@ extension Graph {
         guard schema.outputs.contains(node.outputs.count) else {
             throw .arity(node: node.displayName, reason: "\(node.opType) gives \(schema.outputs) outputs, got \(node.outputs.count)")
         }
+        // An input whose type is unknown (it comes from an op typed only at run time) leaves
+        // the outputs unknown too, rather than failing the whole inference.
+        if node.inputs.contains(where: { !$0.isEmpty && types[$0] == nil }) {
+            return Array(repeating: nil, count: node.outputs.count)
+        }
         let ctx = InferenceContext(
             node: node,
             inputTypes: node.inputs.map { $0.isEmpty ? nil : types[$0] },
