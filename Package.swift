@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "DLRuntimeTests", dependencies: ["DLRuntime", "DLTestSupport"]),
         .testTarget(name: "DLONNXTests", dependencies: ["DLONNX", "DLTestSupport"]),
         .testTarget(name: "DLSafeTensorsTests", dependencies: ["DLSafeTensors", "DLTestSupport"]),
-        .testTarget(name: "DLTorchTests", dependencies: ["DLTorch", "DLTestSupport"]),
+        .testTarget(name: "DLTorchTests", dependencies: ["DLTorch", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLCheckpointTests", dependencies: ["DLCheckpoint", "DLKit", "DLTestSupport"]),
         .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),

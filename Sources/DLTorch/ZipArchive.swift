@@ -64,7 +64,7 @@ public struct ZipArchive: Sendable {
 
         // ZIP64: a locator 20 bytes before the end record points at the ZIP64 end record.
         if eocd >= 20, le32(eocd - 20) == 0x0706_4B50 {
-            var l = ByteReader(bytes, offset: eocd - 16)
+            var l = ByteReader(bytes, offset: eocd - 12)
             let z64: UInt64
             do throws(ByteReaderError) { z64 = try l.readLE(UInt64.self) } catch { throw bad(eocd - 20, "truncated ZIP64 locator") }
             guard z64 <= UInt64(size - 56) else { throw bad(eocd - 20, "the ZIP64 end record offset \(z64) is outside the file") }
