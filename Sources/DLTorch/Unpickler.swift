@@ -62,7 +62,7 @@ struct Unpickler {
     // MARK: reading bytes
 
     private mutating func byte() throws(TorchError) -> UInt8 {
-        guard position < bytes.count else { throw invalid("the pickle ends without STOP") }
+        guard position < bytes.count else { throw invalid("the pickle is truncated: it ends before STOP") }
         defer { position += 1 }
         return bytes[position]
     }
@@ -183,7 +183,7 @@ struct Unpickler {
                 let n = Int(try byte())
                 try push(.value(try Self.long(try take(n))))
             case 0x8B: // LONG4
-                let n = try length(4)
+                let n = Int(try uint(4))
                 guard n <= Self.maxLongBytes else { throw limit("an integer of \(n) bytes passes the limit of \(Self.maxLongBytes)") }
                 try push(.value(try Self.long(try take(n))))
             case 0x49: // INT (text; "I01" and "I00" are True and False)

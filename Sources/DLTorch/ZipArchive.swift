@@ -71,18 +71,20 @@ public struct ZipArchive: Sendable {
             let z = Int(z64)
             guard le32(z) == 0x0606_4B50 else { throw bad(z, "no ZIP64 end record where the locator points") }
             var zr = ByteReader(bytes, offset: z + 24)
+            var c: UInt64 = 0, s: UInt64 = 0, off: UInt64 = 0
             do throws(ByteReaderError) {
                 _ = try zr.readLE(UInt64.self)  // entries on this disk
-                let c = try zr.readLE(UInt64.self)
-                let s = try zr.readLE(UInt64.self)
-                let off = try zr.readLE(UInt64.self)
-                guard c <= UInt64(size), s <= UInt64(size), off <= UInt64(size) else {
-                    throw ByteReaderError.truncated(offset: z, wanted: 0, available: 0)
-                }
-                count = Int(c)
-                cdSize = Int(s)
-                cdOffset = Int(off)
-            } catch { throw bad(z, "the ZIP64 end record gives sizes larger than the file") }
+                c = try zr.readLE(UInt64.self)
+                s = try zr.readLE(UInt64.self)
+                off = try zr.readLE(UInt64.self)
+            } catch { throw bad(z, "truncated ZIP64 end record") }
+            guard off <= UInt64(size), s <= UInt64(size) - off else {
+                throw bad(z, "the ZIP64 end record puts the central directory (\(s) bytes at offset \(off)) outside the file (\(size) bytes)")
+            }
+            guard c <= s / 46 else { throw bad(z, "\(c) entries cannot fit in a central directory of \(s) bytes") }
+            count = Int(c)
+            cdSize = Int(s)
+            cdOffset = Int(off)
         }
         guard cdOffset <= size, cdSize <= size - cdOffset else {
             throw bad(eocd, "the central directory (\(cdSize) bytes at offset \(cdOffset)) is outside the file (\(size) bytes)")
