@@ -1,8 +1,10 @@
 /// What the allowed globals do when a pickle calls, instantiates or builds them. Each rule only
 /// rearranges data; none runs anything from the file.
 extension Unpickler {
-    func global(module: String, name: String) throws(TorchError) -> PickleObject {
-        // Python 2 pickles name builtins `__builtin__`; torch.load maps them the same way.
+    func global(module rawModule: String, name: String) throws(TorchError) -> PickleObject {
+        // Protocol-2 pickles written by Python 3 use Python 2 module names; map them back as
+        // Python's unpickler does, so errors name what the user's code called.
+        let module = Self.python3Modules[rawModule] ?? rawModule
         guard let g = PickleGlobal.resolve(module: module, name: name, torchScript: torchScript) else {
             throw TorchError.forbiddenGlobal(path: path, entry: entry, offset: opStart(), name: "\(module).\(name)")
         }
@@ -10,6 +12,11 @@ extension Unpickler {
         if case .qscheme(let q) = g { return .value(.string("torch.\(q)")) }
         return .global(g, name: "\(module).\(name)")
     }
+
+    static let python3Modules: [String: String] = [
+        "__builtin__": "builtins", "copy_reg": "copyreg", "exceptions": "builtins", "cPickle": "pickle",
+        "commands": "subprocess", "UserDict": "collections", "urllib2": "urllib.request",
+    ]
 
     /// A persistent id: `('storage', storage_class, key, location, numel[, view_metadata])`.
     func persistent(_ pid: PickleObject) throws(TorchError) -> PickleObject {
