@@ -111,9 +111,20 @@ public struct TorchFile: Sendable {
             let key = String(e.name.dropFirst(dataPrefix.count))
             storages[key] = StorageLocation(entry: e.name, offset: e.dataOffset, byteCount: e.size, method: e.method)
         }
-        let bytes = try zip.bytes(of: pkl)
-        var u = Unpickler(bytes, path: path, entry: pkl.name, torchScript: isScript)
-        let root = try u.load()
+        // torch stores data.pkl; an archive re-zipped with compression still reads (inflated copy).
+        let root: TorchValue
+        if pkl.method == 0 {
+            var u = Unpickler(try zip.bytes(of: pkl), path: path, entry: pkl.name, torchScript: isScript)
+            root = try u.load()
+        } else {
+            let inflated = try zip.contents(of: pkl)
+            var result: Result<TorchValue, TorchError> = .success(.none)
+            inflated.withUnsafeBytes { b in
+                var u = Unpickler(b, path: path, entry: pkl.name, torchScript: isScript)
+                do throws(TorchError) { result = .success(try u.load()) } catch { result = .failure(error) }
+            }
+            root = try result.get()
+        }
         var classes: [String: ScriptClass] = [:]
         if isScript {
             let codePrefix = prefix + "code/"

@@ -42,8 +42,11 @@ public enum TorchWriter {
             try zip.add("\(archive)/.storage_alignment", Array("64".utf8))
             try zip.add("\(archive)/byteorder", Array("little".utf8))
             for (i, t) in pickle.storages.enumerated() {
+                let source = t.mappedSource
                 let failure = t.withUnsafeBytes { (b: UnsafeRawBufferPointer) -> AtomicFileError? in
-                    do throws(AtomicFileError) { try zip.add("\(archive)/data/\(i)", b) } catch { return error }
+                    do throws(AtomicFileError) {
+                        try zip.add("\(archive)/data/\(i)", b, mappedFrom: source.map { ($0.file.fileDescriptor, $0.offset) })
+                    } catch { return error }
                     return nil
                 }
                 if let failure { throw failure }
@@ -89,7 +92,10 @@ struct ZipStreamWriter {
         if let failure { throw failure }
     }
 
-    mutating func add(_ name: String, _ data: UnsafeRawBufferPointer) throws(AtomicFileError) {
+    /// - Parameter mappedFrom: when the bytes are a read-only mapping of a file (its descriptor and
+    ///   their offset in it), they are checksummed through the mapping but copied file to file in
+    ///   the kernel, and their pages leave the resident set once done (`MappedPages.release`).
+    mutating func add(_ name: String, _ data: UnsafeRawBufferPointer, mappedFrom: (fd: Int32, offset: Int)? = nil) throws(AtomicFileError) {
         let offset = out.bytesWritten
         let nameBytes = Array(name.utf8)
         // Pad with an "FB" extra field so the data starts at a multiple of 64.
@@ -114,7 +120,12 @@ struct ZipStreamWriter {
         while done < data.count {
             let piece = UnsafeRawBufferPointer(rebasing: data[done..<min(done + chunk, data.count)])
             crc.update(piece)
-            try out.write(piece)
+            if let src = mappedFrom {
+                try out.copy(from: src.fd, offset: src.offset + done, count: piece.count)
+                MappedPages.release(piece)
+            } else {
+                try out.write(piece)
+            }
             done += piece.count
         }
         let size = data.count

@@ -13,7 +13,7 @@
 /// `maxLongBytes`, and converting the result is capped in depth and in total nodes, so memo
 /// references cannot make a small file expand exponentially.
 struct Unpickler {
-    static let maxStack = 1 << 22
+    static let maxStack = 1 << 20
     static let maxMemo = 1 << 22
     static let maxLongBytes = 1024
     static let maxDepth = 1000
@@ -45,7 +45,8 @@ struct Unpickler {
         marks = []
         memo = [:]
         let top = try run()
-        var budget = max(1 << 20, bytes.count * 64)
+        // Honest pickles build about one value per byte or two; memo references may share more.
+        var budget = max(1 << 20, bytes.count * 8)
         return try convert(top, depth: 0, budget: &budget)
     }
 
