@@ -6,10 +6,10 @@ import Testing
 
 @testable import DLTorch
 
-@Suite struct OptimizerStateTests {
+@Suite struct TorchOptimizerStateTests {
     @Test func readsAdamStateOfTheCheckpointFixtureByParameterName() throws {
         let f = try TorchFile(path: TestPackage.fixture("torch/checkpoint.pt"))
-        let opt = try OptimizerState(try f.value(at: "optimizer"), file: f)
+        let opt = try TorchOptimizerState(try f.value(at: "optimizer"), file: f)
         #expect(opt.kind == .adam)
         guard case .bool(true)? = opt.groups[0]["amsgrad"], case .float(0.01)? = opt.groups[0]["lr"] else {
             Issue.record("hyperparameters"); return
@@ -33,8 +33,8 @@ import Testing
 
     /// Each optimizer's state, taken apart by name and rebuilt by DLKit, loads into the same torch
     /// optimizer with `load_state_dict` to identical tensors and hyperparameters, and steps.
-    @Test(.enabled(if: TestPackage.hasPython), arguments: OptimizerState.Kind.allCases)
-    func stateRebuiltByNameLoadsIntoTorch(kind: OptimizerState.Kind) throws {
+    @Test(.enabled(if: TestPackage.hasPython), arguments: TorchOptimizerState.Kind.allCases)
+    func stateRebuiltByNameLoadsIntoTorch(kind: TorchOptimizerState.Kind) throws {
         let dir = TemporaryFolder()
         let make: String = switch kind {
         case .sgd: "torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, nesterov=True)"
@@ -58,13 +58,13 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
 
         let f = try TorchFile(path: dir.file("a.pt"))
-        let read = try OptimizerState(try f.value(at: "optimizer"), file: f)
+        let read = try TorchOptimizerState(try f.value(at: "optimizer"), file: f)
         #expect(read.kind == kind)
         let names = try f.stateDict(key: "model").names
         let slots = try read.slots(parameterNames: names)
         var hyper: [String: TorchValue] = [:]
         for e in read.groups[0].hyperparameters { if let k = e.key.keyComponent { hyper[k] = e.value } }
-        let rebuilt = OptimizerState(kind: kind, parameterNames: names, slots: slots, hyperparameters: hyper)
+        let rebuilt = TorchOptimizerState(kind: kind, parameterNames: names, slots: slots, hyperparameters: hyper)
         try TorchWriter.write(rebuilt.torchValue, to: dir.file("b.pt"))
 
         let check = prelude + """

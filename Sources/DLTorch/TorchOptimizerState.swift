@@ -9,7 +9,7 @@ import DLTensor
 /// `model.parameters()`: `slots(parameterNames:)` maps indices onto names with that order, and
 /// `init(kind:parameterNames:slots:)` builds a state dict torch's `optimizer.load_state_dict`
 /// accepts for a model whose parameters come in that order.
-public struct OptimizerState: Sendable {
+public struct TorchOptimizerState: Sendable {
     public enum Kind: String, Sendable, CaseIterable {
         case sgd, adam, adamw, rmsprop
     }
