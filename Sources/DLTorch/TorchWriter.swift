@@ -28,6 +28,10 @@ public enum TorchWriter {
     /// `orderedRoot` is set.
     /// - Parameter archiveName: the folder inside the zip; torch uses the file name without extension.
     public static func write(_ value: TorchValue, to path: String, archiveName: String? = nil, orderedRoot: Bool = false) throws(TorchError) {
+        try write(value, to: path, archiveName: archiveName, orderedRoot: orderedRoot, forceZip64: false)
+    }
+
+    static func write(_ value: TorchValue, to path: String, archiveName: String?, orderedRoot: Bool, forceZip64: Bool) throws(TorchError) {
         var pickle = PickleWriter(path: path)
         try pickle.put(value, ordered: orderedRoot)
         let pkl = pickle.finish()
@@ -35,7 +39,7 @@ public enum TorchWriter {
 
         let out: AtomicFileWriter
         do { out = try AtomicFileWriter(path: path) } catch { throw .writeFailed(path: path, reason: error.description) }
-        var zip = ZipStreamWriter(out: out)
+        var zip = ZipStreamWriter(out: out, forceZip64: forceZip64)
         do throws(AtomicFileError) {
             try zip.add("\(archive)/data.pkl", pkl)
             try zip.add("\(archive)/.format_version", Array("1".utf8))
@@ -79,10 +83,15 @@ public enum TorchWriter {
 /// Appends stored zip entries to a file and closes the archive with its directory.
 struct ZipStreamWriter {
     let out: AtomicFileWriter
+    /// Use the ZIP64 forms for every entry, not only those past 4 GB (tests exercise them so).
+    let forceZip64: Bool
     private var central: [UInt8] = []
     private var count = 0
 
-    init(out: AtomicFileWriter) { self.out = out }
+    init(out: AtomicFileWriter, forceZip64: Bool = false) {
+        self.out = out
+        self.forceZip64 = forceZip64
+    }
 
     mutating func add(_ name: String, _ data: [UInt8]) throws(AtomicFileError) {
         let failure = data.withUnsafeBytes { (b: UnsafeRawBufferPointer) -> AtomicFileError? in
@@ -98,16 +107,26 @@ struct ZipStreamWriter {
     mutating func add(_ name: String, _ data: UnsafeRawBufferPointer, mappedFrom: (fd: Int32, offset: Int)? = nil) throws(AtomicFileError) {
         let offset = out.bytesWritten
         let nameBytes = Array(name.utf8)
+        let size = data.count
+        let big = size >= 0xFFFF_FFFF || forceZip64
+        let farOffset = offset >= 0xFFFF_FFFF || forceZip64
+        // A ZIP64 entry announces itself in the local header (sizes zero: the descriptor has them).
+        var zip64Local: [UInt8] = []
+        if big {
+            le16(&zip64Local, 0x0001); le16(&zip64Local, 16)
+            le64(&zip64Local, 0); le64(&zip64Local, 0)
+        }
         // Pad with an "FB" extra field so the data starts at a multiple of 64.
-        let headerEnd = offset + 30 + nameBytes.count + 4
+        let headerEnd = offset + 30 + nameBytes.count + zip64Local.count + 4
         let pad = (64 - headerEnd % 64) % 64
         var h: [UInt8] = []
         h.reserveCapacity(34 + nameBytes.count + pad)
         le32(&h, 0x0403_4B50)
         le16(&h, 0); le16(&h, 0x0808); le16(&h, 0); le16(&h, 0); le16(&h, 0)  // version, flags, stored, time, date
         le32(&h, 0); le32(&h, 0); le32(&h, 0)  // crc and sizes follow the data
-        le16(&h, nameBytes.count); le16(&h, 4 + pad)
+        le16(&h, nameBytes.count); le16(&h, zip64Local.count + 4 + pad)
         h += nameBytes
+        h += zip64Local
         h += [0x46, 0x42]  // "FB"
         le16(&h, pad)
         h += repeatElement(UInt8(ascii: "Z"), count: pad)
@@ -128,15 +147,12 @@ struct ZipStreamWriter {
             }
             done += piece.count
         }
-        let size = data.count
-        let big = size >= 0xFFFF_FFFF
         var d: [UInt8] = []
         le32(&d, 0x0807_4B50)
         le32(&d, crc.value)
         if big { le64(&d, size); le64(&d, size) } else { le32(&d, UInt32(size)); le32(&d, UInt32(size)) }
         try out.write(d)
 
-        let farOffset = offset >= 0xFFFF_FFFF
         var extra: [UInt8] = []
         if big || farOffset {
             var fields: [UInt8] = []
@@ -168,8 +184,10 @@ struct ZipStreamWriter {
         le64(&e, count); le64(&e, count); le64(&e, central.count); le64(&e, cdOffset)
         le32(&e, 0x0706_4B50); le32(&e, 0); le64(&e, z64); le32(&e, 1)
         le32(&e, 0x0605_4B50); le16(&e, 0); le16(&e, 0)
-        le16(&e, min(count, 0xFFFF)); le16(&e, min(count, 0xFFFF))
-        le32(&e, UInt32(min(central.count, 0xFFFF_FFFF))); le32(&e, UInt32(min(cdOffset, 0xFFFF_FFFF)))
+        let n = forceZip64 ? 0xFFFF : min(count, 0xFFFF)
+        le16(&e, n); le16(&e, n)
+        le32(&e, forceZip64 ? 0xFFFF_FFFF : UInt32(min(central.count, 0xFFFF_FFFF)))
+        le32(&e, forceZip64 ? 0xFFFF_FFFF : UInt32(min(cdOffset, 0xFFFF_FFFF)))
         le16(&e, 0)
         try out.write(e)
     }

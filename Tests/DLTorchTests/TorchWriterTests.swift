@@ -77,6 +77,19 @@ import Testing
         #expect(try f.stateDict().names == ["model.w"])
     }
 
+    @Test func crc32MatchesTheStandardCheckValue() {
+        #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
+        #expect(CRC32.checksum([]) == 0)
+        // Slicing by 8 and the byte loop agree across every split.
+        let data = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        var split = CRC32()
+        data.withUnsafeBytes { b in
+            split.update(UnsafeRawBufferPointer(rebasing: b[0..<13]))
+            split.update(UnsafeRawBufferPointer(rebasing: b[13...]))
+        }
+        #expect(split.value == CRC32.checksum(data))
+    }
+
     @Test func failedWriteLeavesNothingBehind() throws {
         let dir = TemporaryFolder()
         var sd = NamedTensors()
@@ -109,6 +122,34 @@ import Testing
             print("ok")
             """
         let r = try runProcess(TestPackage.python, ["-c", script, dir.file("w.pt"), dir.file("w.safetensors")])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("ok"))
+    }
+}
+
+/// The ZIP64 forms (sizes and offsets in extra fields, 8-byte data descriptors, the ZIP64 end
+/// record as the only source of the directory) only appear past 4 GB; forced on a small file,
+/// they must read back here, in Python's zipfile and in torch.load.
+@Suite struct Zip64Tests {
+    @Test func forcedZip64ArchiveReadsBackEverywhere() throws {
+        let dir = TemporaryFolder()
+        let sd = TorchWriterTests.everyDType()
+        let value = TorchValue.dict(sd.map { TorchDictEntry(.string($0.name), .tensorData($0.tensor)) })
+        try TorchWriter.write(value, to: dir.file("z.pt"), archiveName: nil, orderedRoot: true, forceZip64: true)
+        let zip = try ZipArchive(path: dir.file("z.pt"))
+        for e in zip.entries { #expect(e.dataOffset % 64 == 0, "\(e.name)") }
+        let back = try TorchFile(path: dir.file("z.pt")).stateDict()
+        for (name, t) in sd { #expect(back[name]?.bitwiseEqual(t) == true, "\(name)") }
+        guard TestPackage.hasPython else { return }
+        let script = """
+            import sys, zipfile, torch
+            z = zipfile.ZipFile(sys.argv[1])
+            assert z.testzip() is None
+            got = torch.load(sys.argv[1], weights_only=True)
+            assert list(got.keys()) == \(sd.names.description.replacingOccurrences(of: "\"", with: "'")), list(got.keys())
+            print("ok")
+            """
+        let r = try runProcess(TestPackage.python, ["-c", script, dir.file("z.pt")])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("ok"))
     }
