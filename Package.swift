@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .library(name: "DLKit", targets: ["DLKit"]),
         .library(name: "DLSafeTensors", targets: ["DLSafeTensors"]),
+        .library(name: "DLTorch", targets: ["DLTorch"]),
         .executable(name: "dlconvert", targets: ["dlconvert"]),
         .executable(name: "dlserve", targets: ["dlserve"]),
     ],
@@ -31,9 +32,10 @@ let package = Package(
         .target(name: "DLRuntime", dependencies: ["DLGraph", "DLKernels"]),
         .target(name: "DLONNX", dependencies: ["DLGraph", "CProtos"]),
         .target(name: "DLSafeTensors", dependencies: ["DLTensor"]),
+        .target(name: "DLTorch", dependencies: ["DLTensor"]),
         .target(name: "DLCheckpoint", dependencies: ["DLSafeTensors", "DLGraph", "DLONNX"]),
         .target(name: "DLKit", dependencies: [
-            "DLTensor", "DLGraph", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint",
+            "DLTensor", "DLGraph", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint", "DLTorch",
         ]),
         .executableTarget(name: "dlconvert", dependencies: [
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -50,6 +52,7 @@ let package = Package(
         .testTarget(name: "DLRuntimeTests", dependencies: ["DLRuntime", "DLTestSupport"]),
         .testTarget(name: "DLONNXTests", dependencies: ["DLONNX", "DLTestSupport"]),
         .testTarget(name: "DLSafeTensorsTests", dependencies: ["DLSafeTensors", "DLTestSupport"]),
+        .testTarget(name: "DLTorchTests", dependencies: ["DLTorch", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLCheckpointTests", dependencies: ["DLCheckpoint", "DLKit", "DLTestSupport"]),
         .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),

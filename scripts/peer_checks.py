@@ -116,6 +116,7 @@ def main():
         check(f"{model}: dlserve answers match ONNX Runtime", serve)
 
     onnx_out_checks(tmp)
+    torch_checks(tmp)
 
     print(f"peer-checks: {passed} passed, {failed} failed")
     return 1 if failed else 0
@@ -215,6 +216,96 @@ def onnx_out_checks(tmp):
                 if f"'{n}'" not in r.stderr:
                     raise AssertionError(f"{n} not named in {r.stderr!r}")
         check(f"{model}: one error names every missing, extra and mismatched weight; no file left", binding_errors)
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch (issue 4): files dlconvert writes load with torch.load(weights_only=True) and with the
+# safetensors package to the values torch itself reads from the source; optimizer state survives
+# a trip through DLKit into optimizer.load_state_dict.
+# ---------------------------------------------------------------------------------------------
+
+def torch_checks(tmp):
+    try:
+        import torch
+        from safetensors.torch import load_file as torch_load_file
+    except ImportError as e:  # torch is in scripts/requirements.txt; report rather than skip
+        check("torch: import torch", lambda: (_ for _ in ()).throw(e))
+        return
+    dlconvert = os.path.join(BIN, "dlconvert")
+    fixtures = os.path.join(ROOT, "fixtures", "torch")
+
+    def same(got, want, what):
+        if list(got.keys()) != list(want.keys()) and set(got.keys()) != set(want.keys()):
+            raise AssertionError(f"{what}: names {sorted(got)} != {sorted(want)}")
+        for k, w in want.items():
+            g = got[k]
+            if g.dtype != w.dtype or g.shape != w.shape:
+                raise AssertionError(f"{what}: {k} is {g.dtype} {tuple(g.shape)}, torch reads {w.dtype} {tuple(w.shape)}")
+            if not torch.equal(g, w):
+                raise AssertionError(f"{what}: {k} differs")
+
+    def torch_reference(name, key=None):
+        """What torch reads from a fixture: contiguous tensors, complex as view_as_real."""
+        if name == "scripted.pt":
+            sd = torch.jit.load(os.path.join(fixtures, name)).state_dict()
+        else:
+            sd = torch.load(os.path.join(fixtures, name), weights_only=True, map_location="cpu")
+        if key:
+            for part in key.split("."):
+                sd = sd[part]
+        return {k: (torch.view_as_real(v) if v.is_complex() else v).detach().contiguous() for k, v in sd.items()}
+
+    for name, key in [("state_dict.pt", None), ("legacy.pt", None), ("python2.pt", None), ("scripted.pt", None),
+                      ("checkpoint.pt", "model"), ("bigendian.pt", None)]:
+        src = os.path.join(fixtures, name)
+        base = name[:-3]
+        pt = os.path.join(tmp, f"{base}.out.pt")
+        st = os.path.join(tmp, f"{base}.out.safetensors")
+
+        def convert(src=src, pt=pt, st=st, key=key):
+            extra = ["--key", key] if key else []
+            run(dlconvert, src, pt, *extra)
+            run(dlconvert, src, st, *extra)
+        check(f"torch {name}: dlconvert -> .pt and -> .safetensors", convert)
+        check(f"torch {name}: torch.load(weights_only=True) of our .pt equals torch's own read",
+              lambda pt=pt, name=name, key=key: same(torch.load(pt, weights_only=True), torch_reference(name, key), pt))
+        check(f"torch {name}: safetensors.torch.load_file of our .safetensors equals torch's own read",
+              lambda st=st, name=name, key=key: same(torch_load_file(st), torch_reference(name, key), st))
+
+    def sharded():
+        out = os.path.join(tmp, "sharded.pt")
+        run(dlconvert, os.path.join(fixtures, "sharded", "model.safetensors.index.json"), out)
+        want = {}
+        for f in sorted(os.listdir(os.path.join(fixtures, "sharded"))):
+            if f.endswith(".safetensors"):
+                want.update(torch_load_file(os.path.join(fixtures, "sharded", f)))
+        same(torch.load(out, weights_only=True), want, out)
+    check("torch: sharded safetensors -> .pt loads in torch with every shard's tensors", sharded)
+
+    def optimizer_round_trip():
+        # dlconvert keeps the whole checkpoint's tensors under dotted names; rebuild the optimizer
+        # state from them the way a resumed run would and load it into a fresh torch optimizer.
+        src = os.path.join(fixtures, "checkpoint.pt")
+        flat = os.path.join(tmp, "ckpt.flat.safetensors")
+        run(dlconvert, src, flat)
+        got = torch_load_file(flat)
+        ref = torch.load(src, weights_only=True)
+        model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+        model.load_state_dict({k[6:]: v for k, v in got.items() if k.startswith("model.")})
+        opt = torch.optim.Adam(model.parameters(), lr=0.01, amsgrad=True)
+        state = {}
+        for k, v in got.items():
+            if k.startswith("optimizer.state."):
+                i, slot = k[len("optimizer.state."):].split(".", 1)
+                state.setdefault(int(i), {})[slot] = v
+        opt.load_state_dict({"state": state, "param_groups": ref["optimizer"]["param_groups"]})
+        for i, st in ref["optimizer"]["state"].items():
+            for k, v in st.items():
+                if not torch.equal(opt.state_dict()["state"][i][k], v):
+                    raise AssertionError(f"optimizer state {i}.{k} differs")
+        model(torch.randn(2, 3)).sum().backward()
+        opt.step()
+    check("torch: Adam state read by dlconvert loads into optimizer.load_state_dict and steps", optimizer_round_trip)
 
 
 if __name__ == "__main__":

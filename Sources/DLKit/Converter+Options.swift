@@ -1,6 +1,7 @@
 import DLCheckpoint
 import DLGraph
 import DLONNX
+import DLTensor
 import Foundation
 
 /// Choices for `Converter.convert(from:to:options:)` beyond the input and output paths.
@@ -11,11 +12,18 @@ public struct ConversionOptions: Sendable {
     public var graph: URL?
     /// With `graph`: graph initializers the weights lack keep the graph's values.
     public var allowMissing: Bool
+    /// Selects part of a nested PyTorch checkpoint (a dotted path such as `model`).
+    public var key: String?
+    /// Converts floating-point weights to this type (weights-only outputs).
+    public var dtype: DType?
 
-    public init(onnx: ONNXWriteOptions = ONNXWriteOptions(), graph: URL? = nil, allowMissing: Bool = false) {
+    public init(onnx: ONNXWriteOptions = ONNXWriteOptions(), graph: URL? = nil, allowMissing: Bool = false,
+                key: String? = nil, dtype: DType? = nil) {
         self.onnx = onnx
         self.graph = graph
         self.allowMissing = allowMissing
+        self.key = key
+        self.dtype = dtype
     }
 }
 
@@ -51,7 +59,7 @@ extension Converter {
     /// graph (see `WeightBinding`), and the output is `.onnx` or `.ckpt`.
     public static func convert(from input: URL, to output: URL, options: ConversionOptions) throws(DLKitError) -> ConversionReport {
         guard let target = Target(path: output.path) else {
-            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt or .safetensors")
+            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .safetensors, .pt, .pth or .bin")
         }
         let format = try FileFormat.detect(path: input.path)
         var report = ConversionReport(inputFormat: format)
@@ -60,15 +68,11 @@ extension Converter {
             throw .invalidArgument("\(output.path): --opset and --external-data apply to .onnx output only")
         }
         guard let graphURL = options.graph else {
-            guard target == .onnx else {
-                try convert(from: input, to: output)
+            let hasGraph = format == .onnx || format == .checkpoint
+            guard target == .onnx, hasGraph, options.key == nil, options.dtype == nil else {
+                // Weights-only outputs, and weights files (PyTorch, safetensors) to any format.
+                try convert(from: input, to: output, key: options.key, dtype: options.dtype)
                 return report
-            }
-            guard format == .onnx || format == .checkpoint else {
-                if format == .safetensors {
-                    throw .unsupportedFormat(path: input.path, format: format, purpose: "to make a .onnx: it holds weights but no graph (add --graph model.onnx)")
-                }
-                throw .unsupportedFormat(path: input.path, format: format, purpose: "for conversion")
             }
             let (graph, _) = try Model.loadGraph(path: input.path)
             report.onnx = try write(graph, toONNX: output, options: options.onnx)
@@ -77,7 +81,7 @@ extension Converter {
         guard target == .onnx || target == .ckpt else {
             throw .invalidArgument("\(output.path): weights bound onto a graph are written as .onnx or .ckpt")
         }
-        let weights = try StateDict(contentsOf: input)
+        let weights = try StateDict(contentsOf: input, key: options.key)
         let (graph, _) = try Model.loadGraph(path: graphURL.path)
         let bound = try WeightBinding.bind(weights, onto: graph, allowMissing: options.allowMissing,
                                            weightsName: input.path, graphName: graphURL.path)

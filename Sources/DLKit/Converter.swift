@@ -8,31 +8,38 @@ import Foundation
 /// the output format by the output's extension.
 public enum Converter {
     public enum Target: String, Sendable, CaseIterable {
-        case onnx, ckpt, safetensors
+        case onnx, ckpt, safetensors, pt
 
         public init?(path: String) {
             let ext = URL(fileURLWithPath: path).pathExtension.lowercased()
-            self.init(rawValue: ext)
+            self.init(rawValue: ext == "pth" || ext == "bin" ? "pt" : ext)
         }
     }
 
     /// Converts `input` to `output`; the output appears whole or not at all.
     /// - Returns: the format detected for the input.
     @discardableResult
-    public static func convert(from input: URL, to output: URL) throws(DLKitError) -> FileFormat {
+    /// - Parameters:
+    ///   - key: selects part of a nested PyTorch checkpoint (`model`), see `StateDict(contentsOf:key:)`.
+    ///   - dtype: converts floating-point weights (the graph is dropped: weights only).
+    public static func convert(from input: URL, to output: URL, key: String? = nil, dtype: DType? = nil) throws(DLKitError) -> FileFormat {
         guard let target = Target(path: output.path) else {
-            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt or .safetensors")
+            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .safetensors, .pt, .pth or .bin")
         }
         let format = try FileFormat.detect(path: input.path)
+        let hasGraph = format == .onnx || format == .checkpoint
         switch target {
-        case .safetensors:
-            try StateDict(contentsOf: input).write(safetensorsTo: output)
+        case .safetensors, .pt:
+            var weights = try StateDict(contentsOf: input, key: key)
+            if let dtype { weights = try weights.converted(to: dtype) }
+            try weights.write(to: output)
         case .onnx, .ckpt:
-            guard format == .onnx || format == .checkpoint else {
-                if format == .safetensors {
-                    throw .unsupportedFormat(path: input.path, format: format, purpose: "to make a .\(target.rawValue): it holds weights but no graph")
-                }
-                throw .unsupportedFormat(path: input.path, format: format, purpose: "for conversion")
+            guard hasGraph, key == nil, dtype == nil else {
+                // Weights only: an ONNX model or checkpoint holding just the initializers.
+                var weights = try StateDict(contentsOf: input, key: key)
+                if let dtype { weights = try weights.converted(to: dtype) }
+                try weights.write(to: output)
+                return format
             }
             let (graph, _) = try Model.loadGraph(path: input.path)
             try write(graph, to: output)

@@ -3,6 +3,7 @@ import DLGraph
 import DLONNX
 import DLRuntime
 import DLSafeTensors
+import DLTorch
 
 /// Errors of the user-facing API. Each wraps the error of the layer that found the problem, whose
 /// message names the file, tensor or node.
@@ -13,6 +14,9 @@ public enum DLKitError: Error, CustomStringConvertible {
     case onnx(ONNXError)
     case safetensors(SafeTensorsError)
     case checkpoint(CheckpointError)
+    case torch(TorchError)
+    /// Weights that do not fit a model: names missing or unused, shapes or dtypes that differ.
+    case weightsMismatch(path: String, problems: [String])
     case runtime(RuntimeError)
     case invalidArgument(String)
     case weightBinding(WeightBindingError)
@@ -27,6 +31,9 @@ public enum DLKitError: Error, CustomStringConvertible {
         case .onnx(let e): "\(e)"
         case .safetensors(let e): "\(e)"
         case .checkpoint(let e): "\(e)"
+        case .torch(let e): "\(e)"
+        case .weightsMismatch(let p, let problems):
+            "\(p): the weights do not fit the model: \(problems.prefix(8).joined(separator: "; "))\(problems.count > 8 ? "; and \(problems.count - 8) more" : "")"
         case .runtime(let e): "\(e)"
         case .invalidArgument(let m): m
         case .weightBinding(let e): "\(e)"

@@ -8,6 +8,8 @@ public enum FileFormat: String, Sendable, CaseIterable {
     case safetensors
     case pytorchZip = "pytorch-zip"
     case pytorchLegacy = "pytorch-legacy"
+    /// A `model.safetensors.index.json` naming the shards of a sharded safetensors model.
+    case safetensorsIndex = "safetensors-index"
     case hdf5
     case unknown
 
@@ -37,6 +39,11 @@ public enum FileFormat: String, Sendable, CaseIterable {
                 }
                 return .safetensors
             }
+        }
+        // A sharded safetensors index: a JSON object with a weight_map.
+        if let first = b.firstIndex(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }), b[first] == UInt8(ascii: "{") {
+            let head = String(decoding: UnsafeRawBufferPointer(rebasing: b[0..<min(b.count, 1 << 20)]), as: UTF8.self)
+            if head.contains("\"weight_map\"") { return .safetensorsIndex }
         }
         // ONNX: a protobuf ModelProto starts with a field tag; exporters write ir_version (field 1,
         // varint: 0x08) first, hand-built files may start with any ModelProto field.

@@ -21,6 +21,17 @@ public struct ModelSummary: Sendable {
     public var parameters: Int
     public var opset: Int?
     public var producer: String?
+    /// The nested contents of a PyTorch file (checkpoint dicts, optimizer state); empty otherwise.
+    public var contents: [ContentLine] = []
+
+    init(format: FileFormat) {
+        self.format = format
+        inputs = []
+        outputs = []
+        tensors = []
+        ops = [:]
+        parameters = 0
+    }
 
     /// Describes any ONNX, checkpoint or safetensors file, including models with ops DLKit
     /// cannot run yet.
@@ -44,6 +55,10 @@ public struct ModelSummary: Sendable {
             tensors = sd.map { Value(name: $0.name, dtype: $0.tensor.dtype, dims: [Dim]($0.tensor.shape)) }
             ops = [:]
             parameters = sd.reduce(0) { $0 + $1.tensor.elementCount }
+        case .pytorchZip, .pytorchLegacy:
+            self = try Self.torch(path: path, format: format)
+        case .safetensorsIndex:
+            self = try Self.sharded(path: path)
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "for inspection")
         }
@@ -73,6 +88,7 @@ public struct ModelSummary: Sendable {
             ("ops", .object(ops.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
             ("parameters", .int(parameters)),
         ]
+        if !contents.isEmpty { o.append(("contents", contentsJSON)) }
         return .object(o)
     }
 
@@ -90,6 +106,7 @@ public struct ModelSummary: Sendable {
         if !ops.isEmpty {
             s += "ops:\n" + ops.sorted { $0.key < $1.key }.map { "  \($0.key): \($0.value)" }.joined(separator: "\n") + "\n"
         }
+        s += contentsText
         s += "tensors: \(tensors.count)\nparameters: \(parameters)\n"
         return s
     }

@@ -3,38 +3,63 @@ import DLGraph
 import DLONNX
 import DLSafeTensors
 import DLTensor
+import DLTorch
 import Foundation
 
-/// Named weights, in file order: what a checkpoint, safetensors file or ONNX model's initializers
-/// hold. Tensors read from safetensors and checkpoints are memory-mapped, not copied.
+/// Named weights, in file order: what a PyTorch file, safetensors file (single or sharded),
+/// checkpoint or ONNX model's initializers hold. Tensors read from safetensors, checkpoints and
+/// contiguous storages of PyTorch zip files are memory-mapped, not copied.
 ///
 /// ```swift
-/// let weights = try StateDict(contentsOf: URL(fileURLWithPath: "mlp.ckpt"))
-/// let w = weights["fc1.weight"]
+/// let weights = try StateDict(contentsOf: URL(fileURLWithPath: "checkpoint.pt"), key: "model")
+/// try weights.converted(to: .float16).write(to: URL(fileURLWithPath: "model.safetensors"))
 /// ```
 public struct StateDict: Sendable, Sequence {
     public var tensors: NamedTensors
 
     public init(_ tensors: NamedTensors = NamedTensors()) { self.tensors = tensors }
 
-    /// Reads the weights of a `.ckpt`, `.safetensors` or `.onnx` file.
-    public init(contentsOf url: URL) throws(DLKitError) {
+    /// Reads the weights of a `.pt`/`.pth`/`.bin` (zip, legacy or TorchScript), `.safetensors`,
+    /// `model.safetensors.index.json`, `.ckpt` or `.onnx` file; the format is told by content.
+    /// - Parameter key: a dotted path selecting part of the file: `model` in a training checkpoint
+    ///   `{"model": ..., "optimizer": ...}`, `optimizer.state.0`. For formats without nesting it
+    ///   keeps the tensors named `<key>.<rest>` and names them `<rest>`. Nil takes everything
+    ///   (nested PyTorch values flattened to dotted names).
+    public init(contentsOf url: URL, key: String? = nil) throws(DLKitError) {
         let path = url.path
         let format = try FileFormat.detect(path: path)
+        var all: NamedTensors
         switch format {
+        case .pytorchZip, .pytorchLegacy:
+            do { tensors = try TorchFile(path: path).stateDict(key: key) } catch { throw .torch(error) }
+            return
         case .safetensors, .checkpoint:
             let file: SafeTensorsFile
             do { file = try SafeTensorsFile(path: path) } catch { throw .safetensors(error) }
             if format == .checkpoint {
-                do { tensors = try Checkpoint(file: file, checkOps: false).graph.initializers } catch { throw .checkpoint(error) }
+                do { all = try Checkpoint(file: file, checkOps: false).graph.initializers } catch { throw .checkpoint(error) }
             } else {
-                do { tensors = NamedTensors(try file.tensors().map { ($0.name, $0.tensor) }) } catch { throw .safetensors(error) }
+                do { all = NamedTensors(try file.tensors().map { ($0.name, $0.tensor) }) } catch { throw .safetensors(error) }
             }
+        case .safetensorsIndex:
+            do { all = NamedTensors(try ShardedSafeTensors(path: path).tensors().map { ($0.name, $0.tensor) }) } catch { throw .safetensors(error) }
         case .onnx:
-            do { tensors = try ONNXReader.read(path: path, checkOps: false).initializers } catch { throw .onnx(error) }
+            do { all = try ONNXReader.read(path: path, checkOps: false).initializers } catch { throw .onnx(error) }
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as weights")
         }
+        guard let key, !key.isEmpty else {
+            tensors = all
+            return
+        }
+        var picked = NamedTensors()
+        for (name, t) in all {
+            if name == key { picked[name] = t } else if name.hasPrefix(key + ".") { picked[String(name.dropFirst(key.count + 1))] = t }
+        }
+        guard !picked.isEmpty else {
+            throw .invalidArgument("\(path): no tensor is named '\(key)' or starts with '\(key).'")
+        }
+        tensors = picked
     }
 
     public var names: [String] { tensors.names }
@@ -46,9 +71,60 @@ public struct StateDict: Sendable, Sequence {
 
     public func makeIterator() -> AnyIterator<(name: String, tensor: Tensor)> { tensors.makeIterator() }
 
+    /// The same weights with every floating-point tensor converted to `dtype` (a float type);
+    /// integer and bool tensors (step counts, masks, `num_batches_tracked`) are kept as they are.
+    public func converted(to dtype: DType) throws(DLKitError) -> StateDict {
+        guard dtype.isFloatingPoint else {
+            throw .invalidArgument("weights convert to a floating-point dtype (float32, float16, bfloat16, float64), not \(dtype)")
+        }
+        var out = NamedTensors()
+        for (name, t) in tensors { out[name] = t.dtype.isFloatingPoint ? t.converted(to: dtype) : t }
+        return StateDict(out)
+    }
+
+    /// The weights formats `write(to:)` picks by extension.
+    public enum OutputFormat: String, Sendable, CaseIterable {
+        case pytorch, safetensors, checkpoint, onnx
+
+        public init?(path: String) {
+            switch URL(fileURLWithPath: path).pathExtension.lowercased() {
+            case "pt", "pth", "bin": self = .pytorch
+            case "safetensors": self = .safetensors
+            case "ckpt": self = .checkpoint
+            case "onnx": self = .onnx
+            default: return nil
+            }
+        }
+    }
+
+    /// Writes the weights atomically in the format the extension names: `.pt`/`.pth`/`.bin` as a
+    /// `torch.save` zip of an `OrderedDict`, `.safetensors` with `{"format": "pt"}`, `.ckpt` and
+    /// `.onnx` as a graph holding only these initializers.
+    public func write(to url: URL) throws(DLKitError) {
+        let path = url.path
+        guard let format = OutputFormat(path: path) else {
+            throw .unsupportedOutput(path: path, reason: "unknown weights extension; use .pt, .pth, .bin, .safetensors, .ckpt or .onnx")
+        }
+        switch format {
+        case .pytorch:
+            do { try TorchWriter.write(stateDict: tensors, to: path) } catch { throw .torch(error) }
+        case .safetensors:
+            try write(safetensorsTo: url)
+        case .checkpoint, .onnx:
+            try Converter.write(weightsGraph, to: url)
+        }
+    }
+
     /// Writes the weights as a safetensors file (atomically), with PyTorch's `format: pt` metadata.
     public func write(safetensorsTo url: URL) throws(DLKitError) {
         let list = tensors.filter { $0.tensor.dtype != .string }.map { (name: $0.name, tensor: $0.tensor) }
         do { try SafeTensorsWriter.write(list, metadata: ["format": "pt"], to: url.path) } catch { throw .safetensors(error) }
+    }
+
+    /// A graph with no nodes whose initializers are these weights: how weights travel as ONNX or `.ckpt`.
+    public var weightsGraph: Graph {
+        var g = Graph(name: "weights", inputs: [], outputs: [], nodes: [], initializers: tensors)
+        g.metadata.producerName = "DLKit"
+        return g
     }
 }

@@ -40,8 +40,21 @@ public enum SafeTensorsWriter {
             try withUnsafeBytes(of: &length) { (b: UnsafeRawBufferPointer) throws(AtomicFileError) in try out.write(b) }
             try out.write(header)
             for (_, t) in ordered {
+                // In pieces, so that pages of a memory-mapped source can leave the resident set
+                // as soon as they are written.
+                if let source = t.mappedSource {
+                    try out.copy(from: source.file.fileDescriptor, offset: source.offset, count: t.byteCount)
+                    continue
+                }
+                let mapped = t.isMapped
                 let failure = t.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> AtomicFileError? in
-                    do throws(AtomicFileError) { try out.write(bytes) } catch { return error }
+                    var done = 0
+                    while done < bytes.count {
+                        let piece = UnsafeRawBufferPointer(rebasing: bytes[done..<min(done + (1 << 22), bytes.count)])
+                        do throws(AtomicFileError) { try out.write(piece) } catch { return error }
+                        if mapped { MappedPages.release(piece) }
+                        done += piece.count
+                    }
                     return nil
                 }
                 if let failure { throw failure }

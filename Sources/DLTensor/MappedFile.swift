@@ -12,6 +12,9 @@ public final class MappedFile: @unchecked Sendable {
     public let byteCount: Int
     /// Start of the mapping; nil for an empty file.
     public let base: UnsafeRawPointer?
+    /// The file, kept open read-only as long as the mapping lives: writers copy mapped tensors
+    /// from it inside the kernel (`AtomicFileWriter.copy`) instead of through the mapping.
+    public let fileDescriptor: Int32
 
     /// Maps `path` read-only.
     /// - Throws: `MappedFileError` naming the file when it cannot be opened, sized or mapped.
@@ -19,28 +22,34 @@ public final class MappedFile: @unchecked Sendable {
         self.path = path
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw MappedFileError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
-        defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
-            throw MappedFileError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw MappedFileError.cannotOpen(path: path, reason: reason)
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
             throw MappedFileError.cannotOpen(path: path, reason: "not a regular file")
         }
         byteCount = Int(st.st_size)
+        fileDescriptor = fd
         if byteCount == 0 {
             base = nil
             return
         }
         let p = mmap(nil, byteCount, PROT_READ, MAP_PRIVATE, fd, 0)
         guard let p, p != MAP_FAILED else {
-            throw MappedFileError.cannotMap(path: path, reason: String(cString: strerror(errno)))
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw MappedFileError.cannotMap(path: path, reason: reason)
         }
         base = UnsafeRawPointer(p)
     }
 
     deinit {
         if let base { munmap(UnsafeMutableRawPointer(mutating: base), byteCount) }
+        close(fileDescriptor)
     }
 
     /// All bytes of the file.

@@ -57,4 +57,10 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: pointer, count: byteCount) }
+
+    /// For a view: the mapped file and the offset of the first byte in it.
+    var mappedSource: (file: MappedFile, offset: Int)? {
+        guard isReadOnly, let file = owner as? MappedFile, let base = file.base else { return nil }
+        return (file, UnsafeRawPointer(pointer) - base)
+    }
 }

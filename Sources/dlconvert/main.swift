@@ -9,7 +9,8 @@ struct DLConvert: ParsableCommand {
         abstract: "Convert neural network files between formats, and inspect them.",
         discussion: """
             The input format is recognised from the file's content; the output format from its
-            extension (.onnx, .ckpt, .safetensors).
+            extension (.onnx, .ckpt, .safetensors, .pt/.pth/.bin). PyTorch files are read without
+            running any of their code.
 
             Examples:
               dlconvert model.onnx model.ckpt        # ONNX -> DLKit checkpoint
@@ -18,7 +19,10 @@ struct DLConvert: ParsableCommand {
               dlconvert model.ckpt model.onnx --external-data --opset 13
               dlconvert weights.safetensors tuned.onnx --graph model.onnx
               dlconvert verify model.onnx tuned.onnx --input-shape x=1,3,224,224
+              dlconvert checkpoint.pt model.safetensors --key model
+              dlconvert model.safetensors model.pt --dtype float16
               dlconvert inspect model.onnx --json
+              dlconvert inspect checkpoint.pt          # nested contents of a torch.save file
             """,
         subcommands: [Convert.self, Inspect.self, Verify.self],
         defaultSubcommand: Convert.self)
@@ -27,18 +31,24 @@ struct DLConvert: ParsableCommand {
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Convert IN to OUT (the default command).")
 
-    @Argument(help: "The file to read (.onnx, .ckpt, .safetensors).")
+    @Argument(help: "The file to read (.onnx, .ckpt, .safetensors, .pt/.pth/.bin, model.safetensors.index.json).")
     var input: String
 
-    @Argument(help: "The file to write; its extension picks the format (.onnx, .ckpt, .safetensors).")
+    @Argument(help: "The file to write; its extension picks the format (.onnx, .ckpt, .safetensors, .pt, .pth, .bin).")
     var output: String
 
     @OptionGroup(title: "ONNX output and weights onto a graph")
     var onnx: ONNXOutputOptions
 
+    @Option(help: "Take only this part of a nested PyTorch checkpoint (a dotted path, e.g. model or optimizer.state.0).")
+    var key: String?
+
+    @Option(help: "Convert floating-point weights to this dtype (float32, float16, bfloat16, float64).")
+    var dtype: String?
+
     func run() throws {
         try reportingErrors {
-            let format = try onnx.convert(input, output)
+            let format = try onnx.convert(input, output, key: key, dtype: try parseDType(dtype))
             if isatty(STDERR_FILENO) != 0 {
                 FileHandle.standardError.write(Data("dlconvert: \(input) (\(format.rawValue)) -> \(output)\n".utf8))
             }

@@ -104,7 +104,7 @@ struct BadInputTests {
             try Converter.convert(from: URL(fileURLWithPath: TestPackage.fixture("models/mlp.onnx")), to: dir.url("out.xyz"))
             Issue.record("expected an error")
         } catch {
-            #expect(error.description == "\(dir.file("out.xyz")): unknown output extension; use .onnx, .ckpt or .safetensors")
+            #expect(error.description == "\(dir.file("out.xyz")): unknown output extension; use .onnx, .ckpt, .safetensors, .pt, .pth or .bin")
         }
         #expect(dir.contents().isEmpty)
     }
