@@ -2,7 +2,8 @@ import DLTensor
 
 /// The neural-network op families whose output types the runtime decides: softmax-like ops and
 /// losses, normalisations, attention, quantisation, linear algebra beyond float32 and signal ops.
-/// Softmax, Dropout, MatMul and Gemm keep their static schemas (LinearOps, ElementwiseOps).
+/// Softmax, Dropout, MatMul, Gemm and BatchNormalization keep their static schemas (LinearOps,
+/// ElementwiseOps, NormalizationOps).
 /// Arity is from the ONNX spec of the newest version of each op (older forms are read too).
 enum NeuralOps {
     /// (op, inputs, outputs)
@@ -12,7 +13,6 @@ enum NeuralOps {
         ("LayerNormalization", 2...3, 1...3), ("RMSNormalization", 2...2, 1...1),
         ("GroupNormalization", 3...3, 1...1), ("InstanceNormalization", 3...3, 1...1),
         ("LpNormalization", 1...1, 1...1), ("MeanVarianceNormalization", 1...1, 1...1), ("LRN", 1...1, 1...1),
-        ("BatchNormalization", 5...5, 1...5),
         ("Attention", 3...7, 1...4), ("RotaryEmbedding", 3...4, 1...1), ("LinearAttention", 3...6, 1...2),
         ("FlexAttention", 3...3, 1...1),
         ("MatMulInteger", 2...4, 1...1), ("Einsum", 1...Int.max, 1...1),

@@ -1,10 +1,10 @@
 import DLTensor
 
-/// BatchNormalization (inference form: running statistics).
+/// BatchNormalization (inference and training forms).
 enum NormalizationOps {
     static var schemas: [OpSchema] {
         [
-            OpSchema("BatchNormalization", inputs: 5...5, outputs: 1...3) { ctx throws(GraphError) in
+            OpSchema("BatchNormalization", inputs: 5...5, outputs: 1...5) { ctx throws(GraphError) in
                 let x = try ctx.type(0)
                 let name = ctx.node.displayName
                 guard x.dtype.isFloatingPoint else {
@@ -22,7 +22,8 @@ enum NormalizationOps {
                     throw .shapeMismatch(node: name, reason: "BatchNormalization needs [N,C,...], got \(x)")
                 }
                 let stat = TensorType(dtype: x.dtype, dims: [channels])
-                return [x, stat, stat]
+                // Y, then the running mean and variance (and before opset 9 the saved ones).
+                return [x, stat, stat, stat, stat]
             },
         ]
     }
