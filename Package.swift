@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "DLSafeTensors", dependencies: ["DLTensor"]),
         .target(name: "DLCheckpoint", dependencies: ["DLSafeTensors", "DLGraph", "DLONNX"]),
         .target(name: "DLKit", dependencies: [
-            "DLTensor", "DLGraph", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint",
+            "DLTensor", "DLGraph", "DLKernels", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint",
         ]),
         .executableTarget(name: "dlconvert", dependencies: [
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
