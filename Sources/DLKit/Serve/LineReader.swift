@@ -169,7 +169,8 @@ public final class LineReader {
 
 /// Turns SIGTERM/SIGINT into bytes on a pipe, so a reader can wait for input and for a stop
 /// request together (`poll`) without doing anything unsafe in a signal handler: the handler only
-/// writes one byte to a non-blocking pipe.
+/// writes one byte to a non-blocking pipe. Call `install` on the thread that reads (it unblocks
+/// the signals there; other threads keep whatever mask they were started with).
 public enum SignalPipe {
     /// Installs the handler for `signals`; returns the pipe's read end (readable once a signal
     /// arrived), or nil when no pipe could be made.
@@ -181,7 +182,15 @@ public enum SignalPipe {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         }
         signalPipeWriteFD = fds[1]
-        for s in signals { signal(s, signalPipeHandler) }
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in signals {
+            signal(s, signalPipeHandler)
+            sigaddset(&set, s)
+        }
+        // A parent may have started us with these signals blocked (the mask is inherited), which
+        // would leave them pending forever: unblock them for this thread, which then takes them.
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         return fds[0]
     }
 
