@@ -75,6 +75,17 @@ struct ServeCodecTests {
         ("[[[1]]]", .float32, [1, 1], "nests deeper than its shape [1, 1]"),
         ("[1,2,3]", .float32, [4], "input 't' has 3 values, shape [4] needs 4"),
         ("{}", .float32, [1], "not a number"),
+        // The scanner only matches brackets in data: the decoder holds the JSON grammar.
+        ("[01]", .float32, [1], "input 't' data has an unexpected '1' in an array, expected ',' or ']'"),
+        ("[1,,2]", .float32, [2], "input 't' value 1 is , not a number"),
+        ("[1 2]", .float32, [2], "data has an unexpected '2' in an array"),
+        ("[+1]", .float32, [1], "value 0 is +1, not a number"),
+        ("[.5]", .float64, [1], "value 0 is .5, not a number"),
+        ("[1.]", .float64, [1], "value 0 is 1., not a number"),
+        ("[1e]", .int32, [1], "value 0 is 1e, not an integer"),
+        ("[tru]", .bool, [1], "value 0 is tru, not a boolean"),
+        (#"["NaN"]"#, .int32, [1], #"value 0 is "NaN", not an integer"#),
+        ("[1] 2", .float32, [1], "data has an unexpected '2' after the data"),
     ])
     func badDataIsRefusedWithPlace(_ data: String, _ dtype: DType, _ shape: [Int], _ message: String) {
         do {

@@ -117,7 +117,7 @@ struct RequestScanner {
             switch key {
             case "data":
                 let start = s.pos
-                try s.skipValue(depth: 3)
+                try s.skipData(depth: 3)
                 input.data = start..<s.pos
             case "name": input.name = try s.value(depth: 3)
             case "datatype": input.datatype = try s.value(depth: 3)
@@ -190,6 +190,46 @@ struct RequestScanner {
     }
 
     // MARK: - Skipping (well-formedness and depth only)
+
+    /// Moves past a `data` value matching brackets only (depth still limited): the tensor decoder
+    /// checks every token and separator inside when it reads the value, so checking the number
+    /// grammar here too would read the bulk of the request twice.
+    mutating func skipData(depth: Int) throws(ServeError) {
+        guard pos < bytes.count else { throw syntax("unexpected end of the input, expected a value") }
+        switch bytes[pos] {
+        case UInt8(ascii: "\""):
+            var escaped = false
+            try skipString(escaped: &escaped)
+        case UInt8(ascii: "["), UInt8(ascii: "{"):
+            var level = 0
+            while pos < bytes.count {
+                switch bytes[pos] {
+                case UInt8(ascii: "["), UInt8(ascii: "{"):
+                    level += 1
+                    try enter(depth + level)
+                    pos += 1
+                case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                    level -= 1
+                    pos += 1
+                    if level == 0 { return }
+                case UInt8(ascii: "\""):
+                    var escaped = false
+                    try skipString(escaped: &escaped)
+                default:
+                    pos += 1
+                }
+            }
+            throw syntax("unexpected end of the input inside \"data\"")
+        default:
+            // A bare scalar: up to the next separator.
+            while pos < bytes.count {
+                switch bytes[pos] {
+                case UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), 0x20, 0x09, 0x0A, 0x0D: return
+                default: pos += 1
+                }
+            }
+        }
+    }
 
     /// Moves past the value at `pos`, checking its grammar and that containers stay within
     /// `maxDepth` (`depth` is the depth of the container holding it). Strings are checked for

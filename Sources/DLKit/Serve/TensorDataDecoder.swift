@@ -61,95 +61,22 @@ enum TensorDataDecoder {
         }
     }
 
-    /// Walks the (flat or nested) arrays of `data`, parsing each scalar into `out` as `S`.
+    /// Reads `data` (flat or nested arrays, or one bare scalar) into `out` as `S`, checking the
+    /// JSON grammar of every token and separator as it goes (the scanner only matched brackets).
     static func walk<S: WireScalar>(
         _ data: UnsafeRawBufferPointer, _ out: UnsafeMutableRawBufferPointer, _: S.Type,
         shape: [Int], count: Int, label: String
     ) throws(ServeError) {
-        guard let base = data.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
+        guard let base = data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count > 0 else {
             throw .badRequest("\(label) has no data")
         }
-        let dst = out.baseAddress?.assumingMemoryBound(to: S.Stored.self)
-        let n = data.count
-        var pos = 0
-        var depth = 0
-        var nested: Bool? = nil
-        var lengths = [Int](repeating: 0, count: max(shape.count, 1) + 1)
-        var written = 0
-        let rank = shape.count
-
-        func tokenEnd(_ from: Int) -> Int {
-            var e = from
-            if base[e] == UInt8(ascii: "\"") {
-                e += 1
-                while e < n && base[e] != UInt8(ascii: "\"") { e += (base[e] == UInt8(ascii: "\\") ? 2 : 1) }
-                return min(e + 1, n)
-            }
-            while e < n {
-                switch base[e] {
-                case UInt8(ascii: ","), UInt8(ascii: "]"), 0x20, 0x09, 0x0A, 0x0D: return e
-                default: e += 1
-                }
-            }
-            return e
-        }
-        func text(_ a: Int, _ b: Int) -> String {
-            let s = String(decoding: UnsafeRawBufferPointer(start: base + a, count: min(b - a, 40)), as: UTF8.self)
-            return b - a > 40 ? s + "..." : s
-        }
-
-        while pos < n {
-            let c = base[pos]
-            switch c {
-            case 0x20, 0x09, 0x0A, 0x0D, UInt8(ascii: ","):
-                pos += 1
-            case UInt8(ascii: "["):
-                if depth > 0 {
-                    lengths[depth - 1] += 1
-                    if depth == 1 && nested == nil { nested = true }
-                    guard nested == true else { throw .badRequest("\(label) data mixes numbers and arrays at one level") }
-                    guard depth < rank else {
-                        throw .badRequest("\(label) data nests deeper than its shape \(shape) (rank \(rank))")
-                    }
-                }
-                depth += 1
-                lengths[depth - 1] = 0
-                pos += 1
-            case UInt8(ascii: "]"):
-                if nested == true && depth <= rank && lengths[depth - 1] != shape[depth - 1] {
-                    throw .badRequest("\(label) data has \(lengths[depth - 1]) entries at depth \(depth), shape \(shape) needs \(shape[depth - 1])")
-                }
-                depth -= 1
-                pos += 1
-            default:
-                let end = tokenEnd(pos)
-                if depth > 0 {
-                    lengths[depth - 1] += 1
-                    if depth == 1 && nested == nil { nested = false }
-                    if nested == true {
-                        guard depth == rank else {
-                            throw .badRequest("\(label) data has a value at depth \(depth), shape \(shape) puts values at depth \(rank)")
-                        }
-                    } else if depth != 1 {
-                        throw .badRequest("\(label) data mixes numbers and arrays at one level")
-                    }
-                }
-                guard written < count, let dst else {
-                    throw .badRequest("\(label) data has more values than its shape \(shape) holds (\(count))")
-                }
-                guard let v = S.parse(base + pos, end - pos) else {
-                    throw .badRequest("\(label) value \(written) is \(text(pos, end)), not \(S.expected)")
-                }
-                dst[written] = v
-                written += 1
-                pos = end
-            }
-        }
-        guard written == count else {
-            throw .badRequest("\(label) has \(written) values, shape \(shape) needs \(count)")
-        }
+        var reader = DataReader<S>(
+            base: base, n: data.count, dst: out.baseAddress?.assumingMemoryBound(to: S.Stored.self),
+            shape: shape, count: count, label: label)
+        try reader.read()
     }
 
+    // MARK: - Base64
     // MARK: - Base64
 
     static func decodeBase64(
@@ -183,6 +110,170 @@ enum TensorDataDecoder {
     }
 }
 
+// MARK: - Walking the data
+
+/// One pass over a `data` value: structure, separators, scalars.
+struct DataReader<S: WireScalar> {
+    let base: UnsafePointer<UInt8>
+    let n: Int
+    let dst: UnsafeMutablePointer<S.Stored>?
+    let shape: [Int]
+    let count: Int
+    let label: String
+    var pos = 0
+    var written = 0
+
+    init(base: UnsafePointer<UInt8>, n: Int, dst: UnsafeMutablePointer<S.Stored>?, shape: [Int], count: Int, label: String) {
+        self.base = base
+        self.n = n
+        self.dst = dst
+        self.shape = shape
+        self.count = count
+        self.label = label
+    }
+
+    mutating func read() throws(ServeError) {
+        skipWhitespace()
+        if pos < n && base[pos] == UInt8(ascii: "[") {
+            // Nested when the first element is an array, flat otherwise.
+            var p = pos + 1
+            while p < n, base[p] == 0x20 || base[p] == 0x09 || base[p] == 0x0A || base[p] == 0x0D { p += 1 }
+            if p < n && base[p] == UInt8(ascii: "[") {
+                try nested(level: 0)
+            } else {
+                try flat()
+            }
+        } else {
+            try scalar()
+        }
+        skipWhitespace()
+        guard pos == n else { throw unexpected("after the data") }
+        guard written == count else {
+            throw .badRequest("\(label) has \(written) values, shape \(shape) needs \(count)")
+        }
+    }
+
+    /// `[v, v, ...]` with scalars only.
+    private mutating func flat() throws(ServeError) {
+        pos += 1
+        skipWhitespace()
+        if pos < n && base[pos] == UInt8(ascii: "]") { pos += 1; return }
+        while true {
+            if pos < n && base[pos] == UInt8(ascii: "[") {
+                throw .badRequest("\(label) data mixes numbers and arrays at one level")
+            }
+            try scalar()
+            skipWhitespace()
+            guard pos < n else { throw unexpected("in an array") }
+            if base[pos] == UInt8(ascii: ",") {
+                pos += 1
+                skipWhitespace()
+                continue
+            }
+            if base[pos] == UInt8(ascii: "]") { pos += 1; return }
+            throw unexpected("in an array, expected ',' or ']'")
+        }
+    }
+
+    /// An array at depth `level` of data nested as the shape: `shape[level]` entries, arrays
+    /// above the last level, scalars at it.
+    private mutating func nested(level: Int) throws(ServeError) {
+        guard level < shape.count else {
+            throw .badRequest("\(label) data nests deeper than its shape \(shape) (rank \(shape.count))")
+        }
+        pos += 1
+        skipWhitespace()
+        var length = 0
+        if pos < n && base[pos] == UInt8(ascii: "]") {
+            pos += 1
+        } else {
+            let last = level == shape.count - 1
+            while true {
+                let isArray = pos < n && base[pos] == UInt8(ascii: "[")
+                if isArray != !last {
+                    throw .badRequest(isArray
+                        ? "\(label) data nests deeper than its shape \(shape) (rank \(shape.count))"
+                        : "\(label) data has a value at depth \(level + 1), shape \(shape) puts values at depth \(shape.count)")
+                }
+                if isArray { try nested(level: level + 1) } else { try scalar() }
+                length += 1
+                skipWhitespace()
+                guard pos < n else { throw unexpected("in an array") }
+                if base[pos] == UInt8(ascii: ",") {
+                    pos += 1
+                    skipWhitespace()
+                    continue
+                }
+                if base[pos] == UInt8(ascii: "]") { pos += 1; break }
+                throw unexpected("in an array, expected ',' or ']'")
+            }
+        }
+        guard length == shape[level] else {
+            throw .badRequest("\(label) data has \(length) entries at depth \(level + 1), shape \(shape) needs \(shape[level])")
+        }
+    }
+
+    @inline(__always)
+    private mutating func scalar() throws(ServeError) {
+        guard written < count, let dst else {
+            throw .badRequest("\(label) data has more values than its shape \(shape) holds (\(count))")
+        }
+        guard pos < n else { throw unexpected("expected a value") }
+        let parsed: (S.Stored, Int)?
+        if base[pos] == UInt8(ascii: "\"") {
+            var e = pos + 1
+            while e < n && base[e] != UInt8(ascii: "\"") { e += base[e] == UInt8(ascii: "\\") ? 2 : 1 }
+            e = min(e + 1, n)
+            parsed = S.parseString(base + pos, e - pos).map { ($0, e - pos) }
+        } else {
+            parsed = S.parse(base + pos, n - pos)
+        }
+        guard let (v, length) = parsed else {
+            throw .badRequest("\(label) value \(written) is \(tokenText()), not \(S.expected)")
+        }
+        dst[written] = v
+        written += 1
+        pos += length
+    }
+
+    @inline(__always)
+    private mutating func skipWhitespace() {
+        while pos < n {
+            switch base[pos] {
+            case 0x20, 0x09, 0x0A, 0x0D: pos += 1
+            default: return
+            }
+        }
+    }
+
+    /// The token at `pos`, shortened, for an error message.
+    private func tokenText() -> String {
+        var e = pos
+        if e < n && base[e] == UInt8(ascii: "\"") {
+            e += 1
+            while e < n && base[e] != UInt8(ascii: "\"") { e += 1 }
+            e = min(e + 1, n)
+        } else {
+            while e < n {
+                switch base[e] {
+                case UInt8(ascii: ","), UInt8(ascii: "]"), 0x20, 0x09, 0x0A, 0x0D: break
+                default: e += 1; continue
+                }
+                break
+            }
+        }
+        let s = String(decoding: UnsafeBufferPointer(start: base + pos, count: min(e - pos, 40)), as: UTF8.self)
+        return e - pos > 40 ? s + "..." : s
+    }
+
+    private func unexpected(_ context: String) -> ServeError {
+        guard pos < n else { return .badRequest("\(label) data ends early \(context)") }
+        let b = base[pos]
+        let what = b >= 0x20 && b < 0x7F ? "'\(Character(Unicode.Scalar(b)))'" : "byte \(b)"
+        return .badRequest("\(label) data has an unexpected \(what) \(context)")
+    }
+}
+
 // MARK: - Scalars
 
 /// An element type as read from JSON text.
@@ -190,64 +281,74 @@ protocol WireScalar {
     associatedtype Stored
     /// What the value must be, for errors ("a number", "an integer in the range of Int8").
     static var expected: String { get }
-    /// Parses the token `p ..< p + n` (a JSON number, string or literal), or nil.
-    static func parse(_ p: UnsafePointer<UInt8>, _ n: Int) -> Stored?
+    /// Parses the JSON number or literal at `p` (at most `limit` bytes): the value and the bytes
+    /// it took, or nil when it is not a valid token of this type.
+    static func parse(_ p: UnsafePointer<UInt8>, _ limit: Int) -> (Stored, Int)?
+    /// Parses a quoted token (`"NaN"` and the infinities for floats).
+    static func parseString(_ p: UnsafePointer<UInt8>, _ n: Int) -> Stored?
+}
+
+extension WireScalar {
+    static func parseString(_ p: UnsafePointer<UInt8>, _ n: Int) -> Stored? { nil }
 }
 
 extension Float: WireScalar {
     typealias Stored = Float
     static var expected: String { "a number" }
+    static func parseString(_ p: UnsafePointer<UInt8>, _ n: Int) -> Float? { NumberText.special(p, n).map { Float($0) } }
     @inline(__always)
-    static func parse(_ p: UnsafePointer<UInt8>, _ n: Int) -> Float? {
-        if p[0] == UInt8(ascii: "\"") { return NumberText.special(p, n).map { Float($0) } }
-        if let d = NumberText.fastDouble(p, n) {
-            let f = Float(d)
+    static func parse(_ p: UnsafePointer<UInt8>, _ limit: Int) -> (Float, Int)? {
+        guard let d = NumberText.scan(p, limit) else { return nil }
+        if let v = d.fastDouble {
+            let f = Float(v)
             // Rounding the exact value to double, then double to float, is one correct rounding
             // unless the double fell exactly halfway between two floats (then ask strtof), or the
             // float is subnormal or out of range (strtof gets those right too).
-            let bits = d.bitPattern & 0x1FFF_FFFF
-            if bits != 0x1000_0000, f.isFinite, f == 0 || abs(f) >= Float.leastNormalMagnitude { return f }
+            if v.bitPattern & 0x1FFF_FFFF != 0x1000_0000, f.isFinite, f == 0 || abs(f) >= Float.leastNormalMagnitude {
+                return (f, d.length)
+            }
         }
-        guard n > 0, p[0] == UInt8(ascii: "-") || (p[0] &- UInt8(ascii: "0")) < 10 else { return nil }
         var end: UnsafeMutablePointer<CChar>? = nil
-        let v = p.withMemoryRebound(to: CChar.self, capacity: n) { strtof($0, &end) }
-        return UnsafeRawPointer(end) == UnsafeRawPointer(p + n) ? v : nil
+        let v = p.withMemoryRebound(to: CChar.self, capacity: d.length) { strtof($0, &end) }
+        return UnsafeRawPointer(end) == UnsafeRawPointer(p + d.length) ? (v, d.length) : nil
     }
 }
 
 extension Double: WireScalar {
     typealias Stored = Double
     static var expected: String { "a number" }
+    static func parseString(_ p: UnsafePointer<UInt8>, _ n: Int) -> Double? { NumberText.special(p, n) }
     @inline(__always)
-    static func parse(_ p: UnsafePointer<UInt8>, _ n: Int) -> Double? {
-        if p[0] == UInt8(ascii: "\"") { return NumberText.special(p, n) }
-        if let d = NumberText.fastDouble(p, n) { return d }
-        return NumberText.strtodExact(p, n)
+    static func parse(_ p: UnsafePointer<UInt8>, _ limit: Int) -> (Double, Int)? {
+        guard let d = NumberText.scan(p, limit) else { return nil }
+        if let v = d.fastDouble { return (v, d.length) }
+        return NumberText.strtodExact(p, d.length).map { ($0, d.length) }
     }
 }
 
-/// FP16 elements, stored as their bit pattern.
+/// FP16 elements, stored as their bit pattern (through Double: one more rounding, exact except
+/// for decimal texts that fall within 2^-42 relative of a half-way point between two halves).
 enum HalfScalar: WireScalar {
     typealias Stored = UInt16
     static var expected: String { "a number" }
-    static func parse(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt16? {
-        guard let d = Double.parse(p, n) else { return nil }
-        return Float16(d).bitPattern
+    static func parseString(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt16? {
+        NumberText.special(p, n).map { Float16($0).bitPattern }
+    }
+    static func parse(_ p: UnsafePointer<UInt8>, _ limit: Int) -> (UInt16, Int)? {
+        Double.parse(p, limit).map { (Float16($0.0).bitPattern, $0.1) }
     }
 }
 
-/// BOOL elements, one byte each.
+/// BOOL elements, one byte each: true/false, or 0/1.
 enum BoolScalar: WireScalar {
     typealias Stored = UInt8
     static var expected: String { "a boolean (true, false, 0 or 1)" }
-    static func parse(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt8? {
-        switch (n, p[0]) {
-        case (4, UInt8(ascii: "t")): return 1
-        case (5, UInt8(ascii: "f")): return 0
-        case (1, UInt8(ascii: "0")): return 0
-        case (1, UInt8(ascii: "1")): return 1
-        default: return nil
-        }
+    static func parse(_ p: UnsafePointer<UInt8>, _ limit: Int) -> (UInt8, Int)? {
+        let rest = UnsafeBufferPointer(start: p, count: limit)
+        if limit >= 4 && rest[0..<4].elementsEqual("true".utf8) { return (1, 4) }
+        if limit >= 5 && rest[0..<5].elementsEqual("false".utf8) { return (0, 5) }
+        guard let d = NumberText.scan(p, limit), d.integral, !d.negative, d.mantissa <= 1 else { return nil }
+        return (UInt8(d.mantissa), d.length)
     }
 }
 
@@ -263,87 +364,106 @@ extension UInt64: WireScalar { typealias Stored = UInt64 }
 extension WireScalar where Self: FixedWidthInteger, Stored == Self {
     static var expected: String { "an integer in the range of \(Self.self)" }
     @inline(__always)
-    static func parse(_ p: UnsafePointer<UInt8>, _ n: Int) -> Self? {
-        var i = 0
-        let negative = p[0] == UInt8(ascii: "-")
-        if negative { i = 1 }
-        guard i < n else { return nil }
-        var m: UInt64 = 0
-        while i < n {
-            let d = p[i] &- UInt8(ascii: "0")
-            guard d < 10 else {
-                // "3.0" or "1e2": whole values written as floats.
-                guard let v = NumberText.strtodExact(p, n), v == v.rounded(), abs(v) < 0x1p63 else { return nil }
-                return Self(exactly: v)
+    static func parse(_ p: UnsafePointer<UInt8>, _ limit: Int) -> (Self, Int)? {
+        guard let d = NumberText.scan(p, limit) else { return nil }
+        if d.integral {
+            guard !d.overflow else { return nil }
+            if d.negative {
+                if d.mantissa == 0 { return (0, d.length) }
+                guard Self.isSigned, d.mantissa <= UInt64(1) << 63 else { return nil }
+                let v = d.mantissa == UInt64(1) << 63 ? Int64.min : -Int64(d.mantissa)
+                return Self(exactly: v).map { ($0, d.length) }
             }
-            let (a, o1) = m.multipliedReportingOverflow(by: 10)
-            let (b, o2) = a.addingReportingOverflow(UInt64(d))
-            if o1 || o2 { return nil }
-            m = b
-            i += 1
+            return Self(exactly: d.mantissa).map { ($0, d.length) }
         }
-        if negative {
-            if m == 0 { return 0 }
-            guard Self.isSigned, m <= UInt64(1) << 63 else { return nil }
-            let v = m == UInt64(1) << 63 ? Int64.min : -Int64(m)
-            return Self(exactly: v)
+        // "3.0" or "1e2": whole values written as floats.
+        guard let v = d.fastDouble ?? NumberText.strtodExact(p, d.length), v == v.rounded(), abs(v) < 0x1p63 else {
+            return nil
         }
-        return Self(exactly: m)
+        return Self(exactly: v).map { ($0, d.length) }
     }
 }
 
-/// Decimal text to binary floating point.
+/// Decimal text to binary.
 enum NumberText {
     /// Powers of ten exactly representable as Double.
     static let powers: [Double] = (0...22).map { e in (0..<e).reduce(1.0) { r, _ in r * 10 } }
 
-    /// The correctly rounded Double of a JSON number when the fast path applies (Clinger: at most
-    /// 19 significant digits with a mantissa ≤ 2^53 and a power of ten ≤ 10^22, both exact, so one
-    /// multiplication or division rounds once); nil otherwise.
-    @inline(__always)
-    static func fastDouble(_ p: UnsafePointer<UInt8>, _ n: Int) -> Double? {
-        var i = 0
-        let negative = p[0] == UInt8(ascii: "-")
-        if negative { i = 1 }
-        var m: UInt64 = 0
-        var digits = 0
+    /// A JSON number as scanned: `-? mantissa × 10^exponent`.
+    struct Decimal {
+        var negative = false
+        /// The digits as an integer (all of them unless `overflow`).
+        var mantissa: UInt64 = 0
         var exponent = 0
-        while i < n, case let d = p[i] &- UInt8(ascii: "0"), d < 10 {
-            guard digits < 19 else { return nil }
-            m = m &* 10 &+ UInt64(d)
-            if m != 0 { digits += 1 }
-            i += 1
+        /// More digits than UInt64 holds: `mantissa` is only the leading ones.
+        var overflow = false
+        /// No fraction and no exponent.
+        var integral = true
+        var length = 0
+
+        /// The correctly rounded Double when Clinger's fast path applies (mantissa ≤ 2^53 and a
+        /// power of ten ≤ 10^22, both exact, so one multiplication or division rounds once).
+        var fastDouble: Double? {
+            if mantissa == 0 && !overflow { return negative ? -0.0 : 0.0 }
+            guard !overflow, mantissa <= 1 << 53, exponent >= -22, exponent <= 22 else { return nil }
+            let v = exponent >= 0 ? Double(mantissa) * powers[exponent] : Double(mantissa) / powers[-exponent]
+            return negative ? -v : v
         }
-        if i < n && p[i] == UInt8(ascii: ".") {
+    }
+
+    /// Scans a number with the JSON grammar `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    /// at `p` (at most `limit` bytes); nil when the text there is not one.
+    @inline(__always)
+    static func scan(_ p: UnsafePointer<UInt8>, _ limit: Int) -> Decimal? {
+        var d = Decimal()
+        var i = 0
+        if i < limit && p[i] == UInt8(ascii: "-") { d.negative = true; i += 1 }
+        guard i < limit, p[i] &- UInt8(ascii: "0") < 10 else { return nil }
+        if p[i] == UInt8(ascii: "0") {
             i += 1
-            while i < n, case let d = p[i] &- UInt8(ascii: "0"), d < 10 {
-                guard digits < 19 else { return nil }
-                m = m &* 10 &+ UInt64(d)
-                if m != 0 { digits += 1 }
-                exponent -= 1
+        } else {
+            while i < limit, case let digit = p[i] &- UInt8(ascii: "0"), digit < 10 {
+                if d.overflow {
+                    d.exponent += 1
+                } else {
+                    let (a, o1) = d.mantissa.multipliedReportingOverflow(by: 10)
+                    let (b, o2) = a.addingReportingOverflow(UInt64(digit))
+                    if o1 || o2 { d.overflow = true; d.exponent += 1 } else { d.mantissa = b }
+                }
                 i += 1
             }
         }
-        if i < n && (p[i] == UInt8(ascii: "e") || p[i] == UInt8(ascii: "E")) {
+        if i < limit && p[i] == UInt8(ascii: ".") {
+            d.integral = false
             i += 1
-            var expNegative = false
-            if i < n && (p[i] == UInt8(ascii: "+") || p[i] == UInt8(ascii: "-")) {
-                expNegative = p[i] == UInt8(ascii: "-")
+            guard i < limit, p[i] &- UInt8(ascii: "0") < 10 else { return nil }
+            while i < limit, case let digit = p[i] &- UInt8(ascii: "0"), digit < 10 {
+                if !d.overflow {
+                    let (a, o1) = d.mantissa.multipliedReportingOverflow(by: 10)
+                    let (b, o2) = a.addingReportingOverflow(UInt64(digit))
+                    if o1 || o2 { d.overflow = true } else { d.mantissa = b; d.exponent -= 1 }
+                }
                 i += 1
             }
+        }
+        if i < limit && (p[i] == UInt8(ascii: "e") || p[i] == UInt8(ascii: "E")) {
+            d.integral = false
+            i += 1
+            var negativeExponent = false
+            if i < limit && (p[i] == UInt8(ascii: "+") || p[i] == UInt8(ascii: "-")) {
+                negativeExponent = p[i] == UInt8(ascii: "-")
+                i += 1
+            }
+            guard i < limit, p[i] &- UInt8(ascii: "0") < 10 else { return nil }
             var e = 0
-            while i < n, case let d = p[i] &- UInt8(ascii: "0"), d < 10 {
-                guard e < 10_000 else { return nil }
-                e = e * 10 + Int(d)
+            while i < limit, case let digit = p[i] &- UInt8(ascii: "0"), digit < 10 {
+                if e < 100_000 { e = e * 10 + Int(digit) }
                 i += 1
             }
-            exponent += expNegative ? -e : e
+            d.exponent += negativeExponent ? -e : e
         }
-        guard i == n else { return nil }
-        if m == 0 { return negative ? -0.0 : 0.0 }
-        guard m <= 1 << 53, exponent >= -22, exponent <= 22 else { return nil }
-        let v = exponent >= 0 ? Double(m) * powers[exponent] : Double(m) / powers[-exponent]
-        return negative ? -v : v
+        d.length = i
+        return d
     }
 
     /// strtod over exactly the `n` bytes at `p` (the byte after them is not part of a number).
