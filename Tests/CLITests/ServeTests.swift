@@ -49,6 +49,9 @@ final class ServeProcess: @unchecked Sendable {
         }.start()
     }
 
+    /// Closes our end of the answers pipe: the server's next write fails.
+    func closeOutput() { try? output.fileHandleForReading.close() }
+
     /// The next answer line, or nil at end of output.
     func readLine() -> String? {
         while true {
@@ -368,5 +371,27 @@ struct ServeTests {
         #expect(err.contains("received \(sig == SIGINT ? "SIGINT" : "SIGTERM"); answering the requests already read, then exiting"))
         #expect(err.hasSuffix("dlserve: answered \(answers.count) requests\n"), "\(err)")
         #expect(answers.count < 400)
+    }
+
+    @Test func signalWhileIdleExitsZeroAtOnce() throws {
+        let p = try ServeProcess([mlpPath])
+        p.send(#"{"id":"r","method":"ready"}"# + "\n")
+        #expect(p.readLine() == #"{"id":"r","ready":true}"#)
+        p.signal(SIGTERM)
+        #expect(p.readLine() == nil)
+        let (status, err) = p.wait()
+        #expect(status == 0)
+        #expect(err.hasSuffix("dlserve: answered 1 requests\n"), "\(err)")
+    }
+
+    @Test func closedOutputStopsTheServerWithExitOne() throws {
+        let p = try ServeProcess([mlpPath])
+        p.send(#"{"id":"r","method":"ready"}"# + "\n")
+        #expect(p.readLine() == #"{"id":"r","ready":true}"#)
+        p.closeOutput()
+        p.send((0..<50).map { mlpRequest(id: "\($0)") + "\n" }.joined(), close: true)
+        let (status, err) = p.wait()
+        #expect(status == 1)
+        #expect(err.contains("standard output closed; stopped after"), "\(err)")
     }
 }

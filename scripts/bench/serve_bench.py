@@ -120,6 +120,41 @@ def drive(cmd, lines, total, watch_rss=False):
     return first - start, last - first, rss, errors
 
 
+def memory_after_huge_input(cmd, small):
+    """RSS when warm, then after a ~30 MB request and an 80 MiB line over the line limit, each
+    followed by more small requests (memory should come back)."""
+    big = requests((4000, 784), 1, 9)[0]
+    huge = b'{"id":"huge","pad":"' + b"x" * (80 << 20) + b'"}\n'
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    fd = p.stdout.fileno()
+
+    def ask(payload, n):
+        p.stdin.write(payload)
+        p.stdin.flush()
+        got = 0
+        while got < n:
+            chunk = os.read(fd, 1 << 22)
+            if not chunk:
+                raise SystemExit(f"{cmd[0]} stopped answering")
+            got += chunk.count(b"\n")
+
+    block = b"".join(small[:8])
+    for _ in range(300):
+        ask(block, 8)
+    warm = rss_kib(p.pid)
+    ask(big, 1)
+    for _ in range(300):
+        ask(block, 8)
+    after_big = rss_kib(p.pid)
+    ask(huge, 1)
+    for _ in range(300):
+        ask(block, 8)
+    after_huge = rss_kib(p.pid)
+    p.stdin.close()
+    p.wait()
+    return warm, after_big, after_huge
+
+
 def throughput(cmd, lines, total):
     _, span, _, errors = drive(cmd, lines, total)
     if errors:
@@ -158,6 +193,10 @@ def main():
         print(f"{title}: dlserve {ours:.0f}/s, python+ort {theirs:.0f}/s", file=sys.stderr)
     mlp1 = cases[0][2]
     batched = throughput([dlserve, MLP, "--threads", t, "--max-batch", "8"], mlp1, 20000 // scale)
+    two_ours = throughput([dlserve, MLP, "--threads", "2"], mlp1, 20000 // scale)
+    two_theirs = throughput(py + [MLP, "2"], mlp1, 20000 // scale)
+    mem_ours = memory_after_huge_input([dlserve, MLP, "--threads", t], mlp1)
+    mem_theirs = memory_after_huge_input(py + [MLP, t], mlp1)
 
     cold_ours = cold_start([dlserve, MLP, "--threads", t], mlp1[0])
     cold_theirs = cold_start(py + [MLP, t], mlp1[0])
@@ -181,6 +220,8 @@ def main():
         lines.append(f"| {title} | {n} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x | ≥ {target:g}x ({ok}) |")
     lines.append(f"| MLP batch 1, dlserve `--max-batch 8` | {20000 // scale} | {batched:,.0f} | {rows[0][3]:,.0f} | "
                  f"{batched / rows[0][3]:.2f}x | (extra) |")
+    lines.append(f"| MLP batch 1, 2 threads each (dlserve `--threads 2`, ORT intra-op 2) | {20000 // scale} | {two_ours:,.0f} | "
+                 f"{two_theirs:,.0f} | {two_ours / two_theirs:.2f}x | (extra) |")
     lines.append("")
     ok = "met" if cold_ours <= cold_theirs / 2 else "NOT met"
     lines.append("| cold start, process start to first answer (MLP, median of 5) | dlserve | Python+ORT | ratio | target |")
@@ -193,6 +234,11 @@ def main():
         growth = r["end"] / r["start"] if r.get("start") and r.get("end") else float("nan")
         lines.append(f"| {name} ({total / s:,.0f} req/s) | {r.get('start', 0) / 1024:.1f} MiB | {r.get('end', 0) / 1024:.1f} MiB | "
                      f"{r.get('max', 0) / 1024:.1f} MiB | {growth:.3f} |")
+    lines.append("")
+    lines.append("| memory after huge input (MLP) | warm | after a 30 MB request | after an 80 MiB line (over the limit) | end/warm |")
+    lines.append("|---|---:|---:|---:|---:|")
+    for name, (w, b, h) in (("dlserve", mem_ours), ("Python+ORT", mem_theirs)):
+        lines.append(f"| {name} | {w / 1024:.1f} MiB | {b / 1024:.1f} MiB | {h / 1024:.1f} MiB | {h / w:.3f} |")
     text = "\n".join(lines) + "\n"
     if not args.quick:
         tmp = RESULTS + ".tmp"

@@ -386,8 +386,36 @@ extension WireScalar where Self: FixedWidthInteger, Stored == Self {
 
 /// Decimal text to binary.
 enum NumberText {
-    /// Powers of ten exactly representable as Double.
-    static let powers: [Double] = (0...22).map { e in (0..<e).reduce(1.0) { r, _ in r * 10 } }
+    /// 10^e for 0 ≤ e ≤ 22, the powers of ten exactly representable as Double (a switch, not a
+    /// static table: a lazily initialised static costs a once-check on every number).
+    @inline(__always)
+    static func power(_ e: Int) -> Double {
+        switch e {
+        case 0: 1e0
+        case 1: 1e1
+        case 2: 1e2
+        case 3: 1e3
+        case 4: 1e4
+        case 5: 1e5
+        case 6: 1e6
+        case 7: 1e7
+        case 8: 1e8
+        case 9: 1e9
+        case 10: 1e10
+        case 11: 1e11
+        case 12: 1e12
+        case 13: 1e13
+        case 14: 1e14
+        case 15: 1e15
+        case 16: 1e16
+        case 17: 1e17
+        case 18: 1e18
+        case 19: 1e19
+        case 20: 1e20
+        case 21: 1e21
+        default: 1e22
+        }
+    }
 
     /// A JSON number as scanned: `-? mantissa × 10^exponent`.
     struct Decimal {
@@ -406,7 +434,7 @@ enum NumberText {
         var fastDouble: Double? {
             if mantissa == 0 && !overflow { return negative ? -0.0 : 0.0 }
             guard !overflow, mantissa <= 1 << 53, exponent >= -22, exponent <= 22 else { return nil }
-            let v = exponent >= 0 ? Double(mantissa) * powers[exponent] : Double(mantissa) / powers[-exponent]
+            let v = exponent >= 0 ? Double(mantissa) * power(exponent) : Double(mantissa) / power(-exponent)
             return negative ? -v : v
         }
     }
