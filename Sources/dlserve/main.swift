@@ -68,6 +68,27 @@ guard !paths.isEmpty else {
     exit(2)
 }
 
+// glibc raises its mmap threshold each time a large block is freed (up to 32 MiB), after which
+// large request buffers come from the heap and stay resident once freed. A fixed threshold keeps
+// every block of 1 MiB or more in its own mapping, returned to the system when freed, so memory
+// goes back to where it was after a huge request.
+// (mallopt is not in Swift's Glibc module; look it up. M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3
+// in glibc's malloc.h.)
+#if canImport(Glibc)
+if let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {
+    typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+    let mallopt = unsafeBitCast(sym, to: Mallopt.self)
+    _ = mallopt(-3, 1 << 20)
+    _ = mallopt(-1, 4 << 20)
+}
+#endif
+
+// Signals first: one that arrives while models load is answered like any other (nothing read
+// yet, so exit 0 as soon as reading would start).
+signal(SIGPIPE, SIG_IGN)
+let stopFD = SignalPipe.install([SIGTERM, SIGINT])
+if stopFD == nil { log("could not set up signal handling; SIGTERM will end the server at once") }
+
 var models: [Model] = []
 for p in paths {
     do {
@@ -113,24 +134,7 @@ if maxBatch > 1 {
     return true
 }
 
-// glibc raises its mmap threshold each time a large block is freed (up to 32 MiB), after which
-// large request buffers come from the heap and stay resident once freed. A fixed threshold keeps
-// every block of 1 MiB or more in its own mapping, returned to the system when freed, so memory
-// goes back to where it was after a huge request.
-// (mallopt is not in Swift's Glibc module; look it up. M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3
-// in glibc's malloc.h.)
-#if canImport(Glibc)
-if let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {
-    typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-    let mallopt = unsafeBitCast(sym, to: Mallopt.self)
-    _ = mallopt(-3, 1 << 20)
-    _ = mallopt(-1, 4 << 20)
-}
-#endif
 
-signal(SIGPIPE, SIG_IGN)
-let stopFD = SignalPipe.install([SIGTERM, SIGINT])
-if stopFD == nil { log("could not set up signal handling; SIGTERM will end the server at once") }
 let pipeline = ServePipeline(
     server: server, options: .init(threads: threads, maxBatch: maxBatch),
     output: writeOut, log: { log($0) })

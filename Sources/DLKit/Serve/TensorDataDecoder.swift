@@ -431,6 +431,7 @@ enum NumberText {
 
         /// The correctly rounded Double when Clinger's fast path applies (mantissa ≤ 2^53 and a
         /// power of ten ≤ 10^22, both exact, so one multiplication or division rounds once).
+        @inline(__always)
         var fastDouble: Double? {
             if mantissa == 0 && !overflow { return negative ? -0.0 : 0.0 }
             guard !overflow, mantissa <= 1 << 53, exponent >= -22, exponent <= 22 else { return nil }
@@ -441,8 +442,61 @@ enum NumberText {
 
     /// Scans a number with the JSON grammar `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
     /// at `p` (at most `limit` bytes); nil when the text there is not one.
+    ///
+    /// Up to 19 digits always fit in UInt64, so the common case accumulates without overflow
+    /// checks; a number with more digits is scanned again by `scanLong`.
     @inline(__always)
     static func scan(_ p: UnsafePointer<UInt8>, _ limit: Int) -> Decimal? {
+        var d = Decimal()
+        var i = 0
+        var digits = 0
+        if p[0] == UInt8(ascii: "-") { d.negative = true; i = 1 }
+        guard i < limit, p[i] &- UInt8(ascii: "0") < 10 else { return nil }
+        if p[i] == UInt8(ascii: "0") {
+            i += 1
+        } else {
+            while i < limit, case let digit = p[i] &- UInt8(ascii: "0"), digit < 10 {
+                d.mantissa = d.mantissa &* 10 &+ UInt64(digit)
+                digits += 1
+                i += 1
+            }
+        }
+        if i < limit && p[i] == UInt8(ascii: ".") {
+            d.integral = false
+            i += 1
+            let first = i
+            while i < limit, case let digit = p[i] &- UInt8(ascii: "0"), digit < 10 {
+                d.mantissa = d.mantissa &* 10 &+ UInt64(digit)
+                i += 1
+            }
+            guard i > first else { return nil }
+            digits += i - first
+            d.exponent = first - i
+        }
+        if digits > 19 { return scanLong(p, limit) }
+        if i < limit && (p[i] | 0x20) == UInt8(ascii: "e") {
+            d.integral = false
+            i += 1
+            var negativeExponent = false
+            if i < limit && (p[i] == UInt8(ascii: "+") || p[i] == UInt8(ascii: "-")) {
+                negativeExponent = p[i] == UInt8(ascii: "-")
+                i += 1
+            }
+            guard i < limit, p[i] &- UInt8(ascii: "0") < 10 else { return nil }
+            var e = 0
+            while i < limit, case let digit = p[i] &- UInt8(ascii: "0"), digit < 10 {
+                if e < 100_000 { e = e * 10 + Int(digit) }
+                i += 1
+            }
+            d.exponent += negativeExponent ? -e : e
+        }
+        d.length = i
+        return d
+    }
+
+    /// `scan` for numbers of more than 19 digits: checked accumulation, the digits past what
+    /// UInt64 holds only counted in the exponent.
+    static func scanLong(_ p: UnsafePointer<UInt8>, _ limit: Int) -> Decimal? {
         var d = Decimal()
         var i = 0
         if i < limit && p[i] == UInt8(ascii: "-") { d.negative = true; i += 1 }
