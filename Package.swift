@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "DLTorch", dependencies: ["DLTensor"]),
         .target(name: "DLCheckpoint", dependencies: ["DLSafeTensors", "DLGraph", "DLONNX"]),
         .target(name: "DLKit", dependencies: [
-            "DLTensor", "DLGraph", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint", "DLTorch",
+            "DLTensor", "DLGraph", "DLKernels", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint", "DLTorch",
         ]),
         .executableTarget(name: "dlconvert", dependencies: [
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -8,31 +8,53 @@ import Foundation
 // on stdout, in order. Diagnostics go to stderr. See formats/serve-protocol.md.
 
 let usage = """
-    usage: dlserve MODEL... [--max-line-bytes N]
+    usage: dlserve MODEL... [--threads N] [--max-batch N] [--max-line-bytes N] [--max-elements N]
 
     Reads one JSON request per line on standard input and writes one JSON answer per line on
-    standard output (Open Inference Protocol v2 bodies; see formats/serve-protocol.md).
+    standard output, in request order (Open Inference Protocol v2 bodies; see
+    formats/serve-protocol.md). Logs go to standard error. Ends at end of input or on
+    SIGTERM/SIGINT, after answering every request already read; exit code 0.
 
-    Example:
+    MODEL               an ONNX model or DLKit checkpoint; requests name it by its file name
+                        without extension ("model_name"), optional when one model is served
+    --threads N         threads running models (default 1); parsing and answering run on
+                        threads of their own alongside
+    --max-batch N       run up to N queued requests to one model as a single batch when they
+                        differ only in the batch dimension (default 1: off)
+    --max-line-bytes N  longest request line; longer lines are skipped and answered with an
+                        error (default 67108864, 64 MiB)
+    --max-elements N    most elements in one request tensor (default 268435456)
+
+    Examples:
       echo '{"id":"1","inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[0.5,1]}]}' | dlserve model.onnx
+      dlserve mlp.onnx cnn.onnx --threads 2 --max-batch 8 < requests.jsonl > answers.jsonl
     """
 
 func log(_ s: String) { FileHandle.standardError.write(Data("dlserve: \(s)\n".utf8)) }
 
+func positive(_ name: String, _ value: String?) -> Int {
+    guard let v = value.flatMap({ Int($0) }), v > 0 else {
+        log("\(name) needs a positive whole number")
+        exit(2)
+    }
+    return v
+}
+
 var paths: [String] = []
 var maxLineBytes = 64 << 20
+var threads = 1
+var maxBatch = 1
+var limits = ServeLimits()
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
     switch a {
     case "-h", "--help":
         print(usage)
         exit(0)
-    case "--max-line-bytes":
-        guard let v = args.popFirst().flatMap({ Int($0) }), v > 0 else {
-            log("--max-line-bytes needs a positive number")
-            exit(2)
-        }
-        maxLineBytes = v
+    case "--max-line-bytes": maxLineBytes = positive(a, args.popFirst())
+    case "--threads": threads = positive(a, args.popFirst())
+    case "--max-batch": maxBatch = positive(a, args.popFirst())
+    case "--max-elements": limits.maxElements = positive(a, args.popFirst())
     default:
         if a.hasPrefix("-") {
             log("unknown option '\(a)'\n\(usage)")
@@ -46,12 +68,33 @@ guard !paths.isEmpty else {
     exit(2)
 }
 
+// glibc raises its mmap threshold each time a large block is freed (up to 32 MiB), after which
+// large request buffers come from the heap and stay resident once freed. A fixed threshold keeps
+// every block of 1 MiB or more in its own mapping, returned to the system when freed, so memory
+// goes back to where it was after a huge request.
+// (mallopt is not in Swift's Glibc module; look it up. M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3
+// in glibc's malloc.h.)
+#if canImport(Glibc)
+if let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {
+    typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+    let mallopt = unsafeBitCast(sym, to: Mallopt.self)
+    _ = mallopt(-3, 1 << 20)
+    _ = mallopt(-1, 4 << 20)
+}
+#endif
+
+// Signals first: one that arrives while models load is answered like any other (nothing read
+// yet, so exit 0 as soon as reading would start).
+signal(SIGPIPE, SIG_IGN)
+let stopFD = SignalPipe.install([SIGTERM, SIGINT])
+if stopFD == nil { log("could not set up signal handling; SIGTERM will end the server at once") }
+
 var models: [Model] = []
 for p in paths {
     do {
         let m = try Model(contentsOf: URL(fileURLWithPath: p))
-        guard !models.contains(where: { $0.name == m.name }) else {
-            log("two models are named '\(m.name)'; rename one file")
+        if let other = models.firstIndex(where: { $0.name == m.name }) {
+            log("\(p): a model named '\(m.name)' is already loaded from \(paths[other]); models are named by file name without extension, so rename one file")
             exit(1)
         }
         let io = { (vs: [ValueInfo]) in vs.map { "\($0.name): \($0.type?.description ?? "?")" }.joined(separator: ", ") }
@@ -63,35 +106,64 @@ for p in paths {
     }
 }
 
-/// Writes one answer line to stdout; false when stdout is gone (the reader left).
-func emit(_ answer: String) -> Bool {
-    var bytes = Array(answer.utf8)
-    bytes.append(UInt8(ascii: "\n"))
-    var done = 0
-    while done < bytes.count {
-        let n = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress! + done, bytes.count - done) }
+let server: InferenceServer
+do { server = try InferenceServer(models: models, limits: limits) } catch {
+    log("\(error)")
+    exit(1)
+}
+if maxBatch > 1 {
+    for (m, symbol) in zip(models, server.batchSymbols) {
+        log(symbol.map { "'\(m.name)': dynamic batching over dim 0 ('\($0)'), up to \(maxBatch) requests" }
+            ?? "'\(m.name)': no dynamic batching (needs dim 0 of every input and output to be one symbolic dim)")
+    }
+}
+
+/// Writes all of `bytes` to stdout; false when stdout is gone (the reader left).
+@Sendable func writeOut(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    guard var p = bytes.baseAddress else { return true }
+    var left = bytes.count
+    while left > 0 {
+        let n = write(STDOUT_FILENO, p, left)
         if n < 0 {
             if errno == EINTR { continue }
             return false
         }
-        done += n
+        p += n
+        left -= n
     }
     return true
 }
 
-signal(SIGPIPE, SIG_IGN)
-let server = InferenceServer(models: models)
-while let line = readLine(strippingNewline: true) {
-    if line.allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\r" }) { continue }
-    let answer: String
-    if line.utf8.count > maxLineBytes {
-        answer = JSON.object([("id", .null), ("error", .string("the request line has \(line.utf8.count) bytes, over the limit of \(maxLineBytes) (--max-line-bytes)"))]).serialized()
-    } else {
-        answer = server.handle(line: line)
-    }
-    guard emit(answer) else {
-        log("standard output closed; stopping")
-        exit(1)
+
+let pipeline = ServePipeline(
+    server: server, options: .init(threads: threads, maxBatch: maxBatch),
+    output: writeOut, log: { log($0) })
+log("ready: \(models.count) model\(models.count == 1 ? "" : "s"), \(threads) thread\(threads == 1 ? "" : "s"), max batch \(maxBatch), max line \(maxLineBytes) bytes")
+
+let reader = LineReader(fd: STDIN_FILENO, stopFD: stopFD ?? -1, maxLineBytes: maxLineBytes)
+var readFailed = false
+reading: while true {
+    switch reader.next() {
+    case .line(let bytes):
+        guard pipeline.submit(cost: bytes.count, { server.prepare(line: bytes) }) else { break reading }
+    case .tooLong(let n):
+        guard pipeline.submit(cost: 0, { InferenceServer.lineTooLong(bytes: n, limit: maxLineBytes) }) else { break reading }
+    case .end:
+        break reading
+    case .stopped:
+        let sig = stopFD.flatMap(SignalPipe.received(on:)) ?? SIGTERM
+        log("received \(sig == SIGINT ? "SIGINT" : "SIGTERM"); answering the requests already read, then exiting")
+        break reading
+    case .failed(let message):
+        log(message)
+        readFailed = true
+        break reading
     }
 }
-exit(0)
+let (counts, complete) = pipeline.finish()
+guard complete else {
+    log("standard output closed; stopped after \(counts.answered) of \(counts.requests) answers")
+    exit(1)
+}
+log("answered \(counts.answered) requests" + (counts.batches > 0 ? " (\(counts.batchedRequests) in \(counts.batches) dynamic batches)" : ""))
+exit(readFailed ? 1 : 0)

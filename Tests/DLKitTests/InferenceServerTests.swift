@@ -4,11 +4,15 @@ import Foundation
 import Testing
 
 /// A server over the `ops` fixture (inputs x [batch,4,6]; outputs y, gate).
-let opsServer: InferenceServer = {
-    // The fixture is committed; failing to load it is a broken checkout, reported by every test.
-    let model = try? Model(contentsOf: URL(fileURLWithPath: TestPackage.fixture("models/ops.onnx")))
-    return InferenceServer(models: model.map { [$0] } ?? [])
-}()
+let opsServer: InferenceServer = server("models/ops.onnx")
+
+/// A server over fixture models; a broken checkout (a fixture missing) fails every test using it.
+func server(_ fixtures: String..., limits: ServeLimits = ServeLimits()) -> InferenceServer {
+    let models = fixtures.compactMap { try? Model(contentsOf: URL(fileURLWithPath: TestPackage.fixture($0))) }
+    do { return try InferenceServer(models: models, limits: limits) } catch {
+        fatalError("fixtures \(fixtures) do not load: \(error)")  // test setup only
+    }
+}
 
 func parse(_ line: String) throws -> JSON { try parseJSON(line) }
 
@@ -74,9 +78,20 @@ struct InferenceServerTests {
         (#"{"id":"e","inputs":[{"name":"x","shape":[1,4,6],"datatype":"FP32","data":[1]}]}"#, "input 'x' has 1 values, shape [1, 4, 6] needs 24"),
         (#"{"id":"e","inputs":[{"name":"x","shape":[1,4,6],"datatype":"STRINGY","data":[1]}]}"#, "input 'x' has datatype 'STRINGY'"),
         (#"{"id":"e","inputs":[{"name":"x","shape":[-1],"datatype":"FP32","data":[]}]}"#, "input 'x' has shape entry -1"),
-        (#"{"id":"e","inputs":[{"name":"x","shape":[99999999,99999999,99999999],"datatype":"FP32","data":[]}]}"#, "elements"),
-        (#"{"id":"e","inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":["one"]}]}"#, #"input 'x' value 0 is "one", not a number"#),
-        (#"{"id":"e","inputs":[{"name":"x","shape":[1],"datatype":"INT8","data":[300]}]}"#, "not an integer in the range of Int8"),
+        (#"{"id":"e","inputs":[{"name":"x","shape":[99999999,99999999,99999999],"datatype":"FP32","data":[]}]}"#, "input 'x' has shape [99999999, 99999999, 99999999], whose element count overflows"),
+        (#"{"id":"e","inputs":[{"name":"x","shape":[1,4,6],"datatype":"FP32","data":["one"]}]}"#, #"input 'x' value 0 is "one", not a number"#),
+        (#"{"id":"e","inputs":[{"name":"x","shape":[1,4,6],"datatype":"INT8","data":[300]}]}"#, "input 'x' must be float32, got int8"),
+        (#"{"id":"e","inputs":[{"name":"x","shape":[1,4,6],"datatype":"FP32","data":[[[1,2]]]}]}"#, "input 'x' data has 2 entries at depth 3, shape [1, 4, 6] needs 6"),
+        (#"{"id":"e","inputs":[{"name":"x","shape":[1,4,6],"datatype":"FP32","data":[[1,2]]}]}"#, "input 'x' data has a value at depth 2, shape [1, 4, 6] puts values at depth 3"),
+        (#"{"id":"e","inputs":[{"name":"x","shape":[1,4,6],"datatype":"FP32","data":[1,[2]]}]}"#, "mixes numbers and arrays"),
+        (#"{"id":"e","inputs":[{"name":"x","shape":[1,4,6],"datatype":"FP32","parameters":{"data_encoding":"base64"},"data":"\#(String(repeating: "A", count: 127))*"}]}"#, "base64 data has an invalid character at position 127"),
+        (#"{"id":"e","inputs":[{"name":"x","shape":[1,4,6],"datatype":"FP32","parameters":{"data_encoding":"base64"},"data":"AAA="}]}"#, "input 'x' base64 data decodes to 2 bytes, its shape needs 96 bytes of FP32"),
+        (#"{"id":"e","inputs":[{"name":"x","shape":[1,4,6],"datatype":"FP32","parameters":{"data_encoding":"hex"},"data":"00"}]}"#, #"data_encoding "hex""#),
+        (#"{"id":"e","id":"f","inputs":[]}"#, #"the member "id" twice"#),
+        (#"{"id":"e","inputs":[{"name":"x","shape":[1,4,6],"datatype":"FP32","data":[1,2}]}"#, "not valid JSON"),
+        (#"{"id":"e","inputs":{}}"#, #""inputs" is an object, not an array"#),
+        (#"{"id":"e","outputs":[{"name":"nope"}],"inputs":[]}"#, "input 'x' is missing"),
+        (#"{"id":"e","method":"metadata","model_name":7}"#, #""model_name" must be a string"#),
         (#"{"id":"e","inputs":[{"name":"x","shape":[1,4,7],"datatype":"FP32","data":[\#((0..<28).map { _ in "0" }.joined(separator: ","))]}]}"#, "input 'x' has shape [1, 4, 7], expected [batch,4,6]"),
         (#"{"id":"e","inputs":[{"name":"z","shape":[1],"datatype":"FP32","data":[0]}]}"#, "'z' is not an input of the model"),
         (#"{"id":"e","inputs":[]}"#, "input 'x' is missing"),
@@ -86,6 +101,33 @@ struct InferenceServerTests {
         guard case .string(let error)? = answer["error"] else { Issue.record("no error in \(answer)"); return }
         #expect(error.contains(message), "\(error)")
         #expect(answer["outputs"] == nil)
+        if line.hasPrefix(#"{"id":"e""#) { #expect(answer["id"] == .string("e")) }
+    }
+
+    @Test func idIsKeptWhenTheRestOfTheLineIsBroken() throws {
+        let answer = try parse(opsServer.handle(line: #"{"id":"early","inputs":[{"name":"x","#))
+        #expect(answer["id"] == .string("early"))
+        let deep = #"{"id":"deep","x":"# + String(repeating: "[", count: 100) + String(repeating: "]", count: 100) + "}"
+        let d = try parse(opsServer.handle(line: deep))
+        #expect(d["id"] == .string("deep"))
+        #expect(d["error"] == .string("the request nests deeper than 64 levels (at byte 80)"))
+    }
+
+    @Test func elementLimitIsConfigurable() throws {
+        let small = server("models/ops.onnx", limits: ServeLimits(maxElements: 10))
+        let zeros = (0..<24).map { _ in "0" }.joined(separator: ",")
+        let answer = try parse(small.handle(line: #"{"id":1,"inputs":[{"name":"x","shape":[1,4,6],"datatype":"FP32","data":[\#(zeros)]}]}"#))
+        #expect(answer["error"] == .string("input 'x' has shape [1, 4, 6] with 24 elements, over the limit of 10 (--max-elements)"))
+    }
+
+    @Test func duplicateModelNamesAreRefused() throws {
+        let m = try Model(contentsOf: URL(fileURLWithPath: TestPackage.fixture("models/mlp.onnx")))
+        do {
+            _ = try InferenceServer(models: [m, m])
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.description.contains("two models are named 'mlp'"))
+        }
     }
 
     @Test func nonFiniteFloatsTravelAsStrings() throws {
