@@ -152,9 +152,8 @@ extension Tensor {
         let w = dtype.byteWidth
         source.withUnsafeBytes { src in
             withUnsafeMutableBytes { dst in
-                for (d, j) in pairs {
-                    dst.baseAddress.map { $0 + d * w }?.copyMemory(from: src.baseAddress! + j * w, byteCount: w)
-                }
+                guard let s = src.baseAddress, let t = dst.baseAddress else { return }
+                for (d, j) in pairs { (t + d * w).copyMemory(from: s + j * w, byteCount: w) }
             }
         }
     }
