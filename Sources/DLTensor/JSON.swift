@@ -263,25 +263,9 @@ public struct JSONParser {
     /// Checks `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?` and returns the text.
     private mutating func parseNumber() throws(JSONSyntaxError) -> String {
         let start = pos
-        if peek(UInt8(ascii: "-")) { pos += 1 }
-        if peek(UInt8(ascii: "0")) {
-            pos += 1
-        } else if peekDigit() {
-            while peekDigit() { pos += 1 }
-        } else {
-            throw fail(expecting: "a digit in a number")
-        }
-        if peek(UInt8(ascii: ".")) {
-            pos += 1
-            guard peekDigit() else { throw fail(expecting: "a digit after the decimal point") }
-            while peekDigit() { pos += 1 }
-        }
-        if peek(UInt8(ascii: "e")) || peek(UInt8(ascii: "E")) {
-            pos += 1
-            if peek(UInt8(ascii: "+")) || peek(UInt8(ascii: "-")) { pos += 1 }
-            guard peekDigit() else { throw fail(expecting: "a digit in the exponent") }
-            while peekDigit() { pos += 1 }
-        }
+        let (end, expected) = JSONNumberGrammar.scan(bytes, from: pos)
+        pos = end
+        if let expected { throw fail(expecting: expected) }
         return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
     }
 
@@ -307,9 +291,6 @@ public struct JSONParser {
 
     private func peek(_ b: UInt8) -> Bool { pos < bytes.count && bytes[pos] == b }
 
-    private func peekDigit() -> Bool {
-        pos < bytes.count && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[pos])
-    }
 
     private func fail(_ message: String) -> JSONSyntaxError { JSONSyntaxError(offset: pos, message: message) }
 

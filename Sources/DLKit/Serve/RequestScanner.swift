@@ -325,25 +325,9 @@ struct RequestScanner {
     }
 
     private mutating func skipNumber() throws(ServeError) {
-        if peek(UInt8(ascii: "-")) { pos += 1 }
-        if peek(UInt8(ascii: "0")) {
-            pos += 1
-        } else if peekDigit() {
-            while peekDigit() { pos += 1 }
-        } else {
-            throw syntax(expecting: "a digit in a number")
-        }
-        if peek(UInt8(ascii: ".")) {
-            pos += 1
-            guard peekDigit() else { throw syntax(expecting: "a digit after the decimal point") }
-            while peekDigit() { pos += 1 }
-        }
-        if peek(UInt8(ascii: "e")) || peek(UInt8(ascii: "E")) {
-            pos += 1
-            if peek(UInt8(ascii: "+")) || peek(UInt8(ascii: "-")) { pos += 1 }
-            guard peekDigit() else { throw syntax(expecting: "a digit in the exponent") }
-            while peekDigit() { pos += 1 }
-        }
+        let (end, expected) = JSONNumberGrammar.scan(bytes, from: pos)
+        pos = end
+        if let expected { throw syntax(expecting: expected) }
     }
 
     private mutating func literal(_ word: StaticString) throws(ServeError) {
@@ -372,9 +356,6 @@ struct RequestScanner {
 
     private func peek(_ b: UInt8) -> Bool { pos < bytes.count && bytes[pos] == b }
 
-    private func peekDigit() -> Bool {
-        pos < bytes.count && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[pos])
-    }
 
     private func syntax(_ message: String) -> ServeError {
         .badRequest("the request is not valid JSON: \(message) at byte \(pos)")

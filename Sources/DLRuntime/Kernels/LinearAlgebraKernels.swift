@@ -23,8 +23,10 @@ enum LinearAlgebraKernels {
         return [Tensor.fromDoubles(y, dtype: a.dtype, shape: shape)]
     }
 
-    /// numpy matmul in Double (1-D operands promoted, batch dims broadcast).
-    static func floatMatMul(_ ctx: KernelContext, _ a: [Double], _ aShape: [Int], _ b: [Double], _ bShape: [Int]) throws(RuntimeError) -> ([Double], [Int]) {
+    /// numpy matmul (1-D operands promoted, batch dims broadcast) over any element arithmetic:
+    /// Double for floats, wrapping Int64 for integers.
+    static func batchedMatMul<T>(_ ctx: KernelContext, _ a: [T], _ aShape: [Int], _ b: [T], _ bShape: [Int],
+                                 zero: T, mulAdd: (T, T, T) -> T) throws(RuntimeError) -> ([T], [Int]) {
         guard !aShape.isEmpty, !bShape.isEmpty else { throw ctx.fail("MatMul operands must have rank 1 or more") }
         let a2 = aShape.count == 1 ? [1] + aShape : aShape, b2 = bShape.count == 1 ? bShape + [1] : bShape
         let m = a2[a2.count - 2], k = a2[a2.count - 1], n = b2[b2.count - 1]
@@ -33,12 +35,12 @@ enum LinearAlgebraKernels {
         guard let batch = IndexMath.broadcastShape([ab, bb]) else { throw ctx.fail("batch dims \(ab) and \(bb) do not broadcast") }
         let amap = IndexMath.broadcastMap(from: ab, to: batch), bmap = IndexMath.broadcastMap(from: bb, to: batch)
         let count = batch.reduce(1, *)
-        var out = [Double](repeating: 0, count: count * m * n)
+        var out = [T](repeating: zero, count: count * m * n)
         for e in 0..<count {
             let ao = amap[e] * m * k, bo = bmap[e] * k * n, oo = e * m * n
             for i in 0..<m { for j in 0..<n {
-                var s = 0.0
-                for p in 0..<k { s += a[ao + i * k + p] * b[bo + p * n + j] }
+                var s = zero
+                for p in 0..<k { s = mulAdd(s, a[ao + i * k + p], b[bo + p * n + j]) }
                 out[oo + i * n + j] = s
             } }
         }
@@ -46,6 +48,10 @@ enum LinearAlgebraKernels {
         if aShape.count > 1 { shape.append(m) }
         if bShape.count > 1 { shape.append(n) }
         return (out, shape)
+    }
+
+    static func floatMatMul(_ ctx: KernelContext, _ a: [Double], _ aShape: [Int], _ b: [Double], _ bShape: [Int]) throws(RuntimeError) -> ([Double], [Int]) {
+        try batchedMatMul(ctx, a, aShape, b, bShape, zero: 0.0) { $0 + $1 * $2 }
     }
 
     static let gemm: Kernel = { ctx throws(RuntimeError) in

@@ -163,29 +163,9 @@ enum QuantizeKernels {
         return v
     }
 
-    /// numpy matmul of two integer operands (1-D promoted, batch dims broadcast) in Int64.
+    /// numpy matmul of two integer operands (1-D promoted, batch dims broadcast) in wrapping Int64.
     static func integerMatMul(_ ctx: KernelContext, _ a: [Int64], _ aShape: [Int], _ b: [Int64], _ bShape: [Int]) throws(RuntimeError) -> ([Int64], [Int]) {
-        guard !aShape.isEmpty, !bShape.isEmpty else { throw ctx.fail("MatMul operands must have rank 1 or more") }
-        let a2 = aShape.count == 1 ? [1] + aShape : aShape, b2 = bShape.count == 1 ? bShape + [1] : bShape
-        let m = a2[a2.count - 2], k = a2[a2.count - 1], n = b2[b2.count - 1]
-        guard b2[b2.count - 2] == k else { throw ctx.fail("inner sizes differ: \(aShape) and \(bShape)") }
-        let ab = Array(a2.dropLast(2)), bb = Array(b2.dropLast(2))
-        guard let batch = IndexMath.broadcastShape([ab, bb]) else { throw ctx.fail("batch dims \(ab) and \(bb) do not broadcast") }
-        let amap = IndexMath.broadcastMap(from: ab, to: batch), bmap = IndexMath.broadcastMap(from: bb, to: batch)
-        let count = batch.reduce(1, *)
-        var out = [Int64](repeating: 0, count: count * m * n)
-        for e in 0..<count {
-            let ao = amap[e] * m * k, bo = bmap[e] * k * n, oo = e * m * n
-            for i in 0..<m { for j in 0..<n {
-                var s: Int64 = 0
-                for p in 0..<k { s &+= a[ao + i * k + p] &* b[bo + p * n + j] }
-                out[oo + i * n + j] = s
-            } }
-        }
-        var shape = batch
-        if aShape.count > 1 { shape.append(m) }
-        if bShape.count > 1 { shape.append(n) }
-        return (out, shape)
+        try LinearAlgebraKernels.batchedMatMul(ctx, a, aShape, b, bShape, zero: Int64(0)) { $0 &+ $1 &* $2 }
     }
 
     static let matmulInteger: Kernel = { ctx throws(RuntimeError) in
