@@ -1,0 +1,215 @@
+import DLTensor
+import Foundation
+
+/// The weights of one Keras layer, in the order of `layer.weights`.
+public struct KerasLayerWeights: Sendable {
+    /// The layer's name (from `layer_names`, or a Keras 3 group's `name` attribute).
+    public var name: String
+    /// Where the weights were found in the file (`model_weights/dense`, `layers/dense_1`).
+    public var group: String
+    public var weights: [(name: String, tensor: Tensor)]
+}
+
+/// A Keras file read into its parts: the model configuration when the file has one, and the
+/// weights per layer. Reads every generation: legacy full models and weights-only `.h5`
+/// (Keras 2.0 to tf_keras and Keras 3's legacy writer), Keras 3 `.weights.h5`, `.keras` archives.
+public struct KerasFile: Sendable {
+    public enum Kind: String, Sendable {
+        case legacyModel = "legacy .h5 model"
+        case legacyWeights = "legacy .h5 weights"
+        case weights = "Keras 3 .weights.h5"
+        case archive = ".keras archive"
+    }
+
+    public var path: String
+    public var kind: Kind
+    /// The model config: an object with `class_name` and `config` (nil in weights-only files).
+    public var config: JSON?
+    public var kerasVersion: String?
+    public var backend: String?
+    /// Layers with their weights, in file order (layers without weights included for legacy files).
+    public var layers: [KerasLayerWeights]
+
+    /// Reads an HDF5 Keras file (`.h5`, `.weights.h5`) or a `.keras` archive.
+    init(path: String, kind: Kind, config: JSON?, layers: [KerasLayerWeights]) {
+        self.path = path
+        self.kind = kind
+        self.config = config
+        self.layers = layers
+    }
+
+    public init(path: String) throws(KerasError) {
+        let bytes = try Self.head(path)
+        if bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
+            self = try Self.readArchive(path: path)
+            return
+        }
+        self = try HDF5.locked { () throws(KerasError) -> KerasFile in
+            let r: H5Reader
+            do throws(H5Failure) { r = try H5Reader(path: path) } catch { throw .hdf5(path: path, object: error.object, reason: error.reason) }
+            return try Self.read(r, path: path, config: nil, archive: false)
+        }
+    }
+
+    private static func head(_ path: String) throws(KerasError) -> [UInt8] {
+        guard let h = FileHandle(forReadingAtPath: path) else { throw .hdf5(path: path, object: "/", reason: "cannot open the file") }
+        defer { try? h.close() }
+        let d = (try? h.read(upToCount: 8)) ?? Data()
+        return [UInt8](d ?? Data())
+    }
+
+    private static func readArchive(path: String) throws(KerasError) -> KerasFile {
+        let zip = try StoredZip(path: path)
+        guard let configBytes = try zip.entry("config.json") else { throw .archive(path: path, reason: "no config.json") }
+        guard let weights = try zip.entry("model.weights.h5") else { throw .archive(path: path, reason: "no model.weights.h5") }
+        let config: JSON
+        do {
+            config = try configBytes.withUnsafeBytes { b throws(JSONSyntaxError) in try JSONParser.parse(b) }
+        } catch { throw .archive(path: path, reason: "config.json: \(error)") }
+        var file = try HDF5.locked { () throws(KerasError) -> KerasFile in
+            let r: H5Reader
+            do throws(H5Failure) { r = try H5Reader(image: weights) } catch {
+                throw .hdf5(path: "\(path)/model.weights.h5", object: error.object, reason: error.reason)
+            }
+            return try Self.read(r, path: path, config: config, archive: true)
+        }
+        if let meta = try zip.entry("metadata.json"),
+           let m = try? meta.withUnsafeBytes({ b throws(JSONSyntaxError) in try JSONParser.parse(b) }) {
+            file.kerasVersion = m["keras_version"]?.stringValue
+        }
+        return file
+    }
+
+    private static func read(_ r: H5Reader, path: String, config: JSON?, archive: Bool) throws(KerasError) -> KerasFile {
+        func h5<T>(_ body: () throws(H5Failure) -> T) throws(KerasError) -> T {
+            do { return try body() } catch { throw .hdf5(path: path, object: error.object, reason: error.reason) }
+        }
+        // Keras 3 layout: layers/<name>/vars/<i>.
+        for root in ["layers", "_layer_checkpoint_dependencies"] where r.isGroup("/" + root) {
+            var file = KerasFile(path: path, kind: archive ? .archive : .weights, config: config, layers: [])
+            for g in try h5({ () throws(H5Failure) in try r.children("/" + root) }) {
+                let groupPath = "/\(root)/\(g)"
+                guard r.isGroup(groupPath) else { continue }
+                var name = g
+                if r.hasAttribute(groupPath + "/vars", "name"), let n = try? r.string(groupPath + "/vars", "name") { name = n }
+                else if r.hasAttribute(groupPath, "name"), let n = try? r.string(groupPath, "name") { name = n }
+                let ws = try h5({ () throws(H5Failure) in try Self.keras3Vars(r, groupPath) })
+                file.layers.append(KerasLayerWeights(name: name, group: "\(root)/\(g)", weights: ws))
+            }
+            return file
+        }
+        if archive { throw .archive(path: path, reason: "model.weights.h5 has no 'layers' group") }
+        // Legacy layout: layer_names on model_weights (full model) or on the root (weights only).
+        let full = r.isGroup("/model_weights")
+        let base = full ? "/model_weights" : "/"
+        guard let layerNames = try h5({ () throws(H5Failure) in try Self.splitStrings(r, base, "layer_names") }) else {
+            throw .notKeras(path: path, reason: full ? "model_weights has no layer_names attribute"
+                            : "no model_weights group, layer_names attribute or layers group")
+        }
+        var file = KerasFile(path: path, kind: full ? .legacyModel : .legacyWeights, config: nil, layers: [])
+        if r.hasAttribute("/", "keras_version") { file.kerasVersion = try? r.string("/", "keras_version") }
+        if r.hasAttribute("/", "backend") { file.backend = try? r.string("/", "backend") }
+        if full {
+            guard r.hasAttribute("/", "model_config") else { throw .notKeras(path: path, reason: "model_weights without a model_config attribute") }
+            let text = try h5({ () throws(H5Failure) in try r.string("/", "model_config") })
+            do {
+                file.config = try Array(text.utf8).withUnsafeBytes { b throws(JSONSyntaxError) in try JSONParser.parse(b) }
+            } catch { throw .invalidConfig(path: path, reason: "model_config is not JSON: \(error)") }
+        }
+        let prefix = full ? "model_weights/" : ""
+        for layer in layerNames {
+            let groupPath = base == "/" ? "/\(layer)" : "\(base)/\(layer)"
+            guard r.isGroup(groupPath) else { throw .weights(path: path, reason: "layer '\(layer)' is listed in layer_names but has no group") }
+            let names = try h5({ () throws(H5Failure) in try Self.splitStrings(r, groupPath, "weight_names") }) ?? []
+            var ws: [(String, Tensor)] = []
+            for wn in names {
+                guard let dsPath = Self.locateLegacy(r, groupPath, wn) else {
+                    throw .weights(path: path, reason: "layer '\(layer)': weight '\(wn)' is listed but not stored")
+                }
+                let t = try h5({ () throws(H5Failure) in try r.dataset(dsPath) })
+                ws.append((wn, t))
+            }
+            file.layers.append(KerasLayerWeights(name: layer, group: prefix + layer, weights: ws))
+        }
+        return file
+    }
+
+    /// A string-list attribute, or its pieces `name0`, `name1`, ... when Keras split it (over
+    /// 64 kB); nil when neither exists.
+    static func splitStrings(_ r: H5Reader, _ path: String, _ name: String) throws(H5Failure) -> [String]? {
+        if r.hasAttribute(path, name) { return try r.strings(path, name) }
+        guard r.hasAttribute(path, "\(name)0") else { return nil }
+        var all: [String] = []
+        var i = 0
+        while r.hasAttribute(path, "\(name)\(i)") {
+            all += try r.strings(path, "\(name)\(i)")
+            i += 1
+        }
+        return all
+    }
+
+    /// Finds the dataset of a legacy weight name: as written (`dense/kernel:0`), without `:0`, or
+    /// with the inner group suffixed `_1` (Keras 2.0: `conv2d_1/conv2d_1_1/kernel:0`).
+    static func locateLegacy(_ r: H5Reader, _ group: String, _ weightName: String) -> String? {
+        var candidates = [weightName]
+        let bare = weightName.hasSuffix(":0") ? String(weightName.dropLast(2)) : weightName
+        candidates += [bare, bare + ":0"]
+        var parts = bare.split(separator: "/").map(String.init)
+        if parts.count >= 2 {
+            parts[0] += "_1"
+            let alt = parts.joined(separator: "/")
+            candidates += [alt, alt + ":0"]
+        }
+        for c in candidates where r.isDataset("\(group)/\(c)") { return "\(group)/\(c)" }
+        return nil
+    }
+
+    /// A Keras 3 layer group's variables: its own `vars/<i>` in numeric order, then those of
+    /// nested layers (RNN `cell`, Bidirectional `forward_layer` before `backward_layer`, ...).
+    static func keras3Vars(_ r: H5Reader, _ group: String) throws(H5Failure) -> [(String, Tensor)] {
+        var out: [(String, Tensor)] = []
+        let varsPath = "\(group)/vars"
+        if r.isGroup(varsPath) {
+            let keys = try r.children(varsPath)
+            let numbered = keys.compactMap { k -> (Int, String)? in Int(k).map { ($0, k) } }.sorted { $0.0 < $1.0 }
+            for (_, k) in numbered { out.append(("\(group)/vars/\(k)", try r.dataset("\(varsPath)/\(k)"))) }
+        }
+        let rank: (String) -> Int = { ["forward_layer": 0, "backward_layer": 1, "cell": 2, "layer": 3][$0] ?? 4 }
+        let subgroups = try r.children(group).filter { $0 != "vars" && r.isGroup("\(group)/\($0)") }
+            .sorted { (rank($0), $0) < (rank($1), $1) }
+        for s in subgroups { out += try keras3Vars(r, "\(group)/\(s)") }
+        return out
+    }
+}
+
+extension JSON {
+    var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    var arrayValue: [JSON]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
+
+    var intValue: Int? {
+        if case .number(let n) = self { return Int(n) ?? Double(n).flatMap { $0 == $0.rounded() && abs($0) < 1e15 ? Int($0) : nil } }
+        return nil
+    }
+
+    var doubleValue: Double? {
+        if case .number(let n) = self { return Double(n) }
+        return nil
+    }
+
+    var boolValue: Bool? {
+        if case .bool(let b) = self { return b }
+        return nil
+    }
+
+    var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+}

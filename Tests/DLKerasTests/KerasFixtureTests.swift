@@ -1,0 +1,62 @@
+import DLGraph
+import DLKeras
+import DLRuntime
+import DLSafeTensors
+import DLTensor
+import DLTestSupport
+import Testing
+
+/// The committed Keras fixtures (scripts/fixtures/make_keras.py) run through the library and
+/// agree with Keras's own outputs.
+@Suite struct KerasFixtureTests {
+    static let models = ["cnn", "functional", "separable", "bigru"]
+    static let variants = ["h5", "tf.h5", "keras"]
+
+    /// Inputs and Keras's outputs of a fixture.
+    static func io(_ model: String) throws -> (inputs: [String: Tensor], outputs: [String: Tensor]) {
+        let f = try SafeTensorsFile(path: TestPackage.fixture("keras/\(model).io.safetensors"))
+        var ins: [String: Tensor] = [:], outs: [String: Tensor] = [:]
+        for (name, t) in try f.tensors() {
+            if name.hasPrefix("input:") { ins[String(name.dropFirst(6))] = t } else { outs[String(name.dropFirst(7))] = t }
+        }
+        return (ins, outs)
+    }
+
+    /// The largest relative difference of the graph's outputs from Keras's.
+    static func maxDifference(_ graph: Graph, _ model: String) throws -> Double {
+        let (ins, expected) = try io(model)
+        let ex = try Executor(graph: graph)
+        let got = try ex.run(ins)
+        var worst = 0.0
+        for (name, want) in expected {
+            guard let g = got[name] else { Issue.record("\(model): output \(name) missing; have \(got.keys.sorted())"); return .infinity }
+            #expect(g.shape == want.shape, "\(model) \(name)")
+            let a = g.doubles(), b = want.doubles()
+            #expect(allClose(a, b, rtol: 1e-5, atol: 1e-6), "\(model) \(name): \(a.prefix(6)) vs \(b.prefix(6))")
+            worst = max(worst, maxRelativeError(a, b))
+        }
+        return worst
+    }
+
+    @Test(arguments: models)
+    func fullModelsMatchKeras(model: String) throws {
+        for v in Self.variants {
+            let file = try KerasFile(path: TestPackage.fixture("keras/\(model).\(v)"))
+            let g = try KerasImporter.graph(from: file)
+            let d = try Self.maxDifference(g, model)
+            print("keras-fixture \(model).\(v): max relative difference \(d)")
+        }
+    }
+
+    @Test(arguments: models)
+    func weightsOnlyFilesBindToTheConfig(model: String) throws {
+        let config = try KerasFile(path: TestPackage.fixture("keras/\(model).h5"))
+        for v in ["weights.h5", "tfweights.h5"] {
+            let w = try KerasFile(path: TestPackage.fixture("keras/\(model).\(v)"))
+            #expect(w.config == nil)
+            let g = try KerasImporter.graph(from: config, weights: w)
+            let d = try Self.maxDifference(g, model)
+            print("keras-fixture \(model).\(v): max relative difference \(d)")
+        }
+    }
+}
