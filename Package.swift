@@ -37,6 +37,7 @@ let package = Package(
         .target(name: "DLKeras", dependencies: ["DLGraph", "DLTensor", "CHDF5"]),
         .target(name: "DLKit", dependencies: [
             "DLTensor", "DLGraph", "DLKernels", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint", "DLTorch",
+            "DLKeras",
         ]),
         .executableTarget(name: "dlconvert", dependencies: [
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),

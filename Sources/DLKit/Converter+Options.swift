@@ -68,7 +68,7 @@ extension Converter {
             throw .invalidArgument("\(output.path): --opset and --external-data apply to .onnx output only")
         }
         guard let graphURL = options.graph else {
-            let hasGraph = format == .onnx || format == .checkpoint
+            let hasGraph = format == .onnx || format == .checkpoint || format == .hdf5 || format == .keras
             guard target == .onnx, hasGraph, options.key == nil, options.dtype == nil else {
                 // Weights-only outputs, and weights files (PyTorch, safetensors) to any format.
                 try convert(from: input, to: output, key: options.key, dtype: options.dtype)
@@ -76,6 +76,16 @@ extension Converter {
             }
             let (graph, _) = try Model.loadGraph(path: input.path)
             report.onnx = try write(graph, toONNX: output, options: options.onnx)
+            return report
+        }
+        if let kerasGraph = try KerasSupport.graph(weights: input, model: graphURL) {
+            if target == .onnx {
+                report.onnx = try write(kerasGraph, toONNX: output, options: options.onnx)
+            } else if target == .kerasWeights || target == .h5 {
+                try KerasSupport.write(kerasGraph, to: output)
+            } else {
+                try write(kerasGraph, to: output)
+            }
             return report
         }
         guard target == .onnx || target == .ckpt else {

@@ -9,8 +9,11 @@ import Foundation
 public enum Converter {
     public enum Target: String, Sendable, CaseIterable {
         case onnx, ckpt, safetensors, pt
+        /// Keras weights: `.weights.h5` in the Keras 3 layout, other `.h5` in the legacy layout.
+        case kerasWeights = "weights.h5", h5
 
         public init?(path: String) {
+            if path.lowercased().hasSuffix(".weights.h5") { self = .kerasWeights; return }
             let ext = URL(fileURLWithPath: path).pathExtension.lowercased()
             self.init(rawValue: ext == "pth" || ext == "bin" ? "pt" : ext)
         }
@@ -27,8 +30,12 @@ public enum Converter {
             throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .safetensors, .pt, .pth or .bin")
         }
         let format = try FileFormat.detect(path: input.path)
-        let hasGraph = format == .onnx || format == .checkpoint
+        let hasGraph = format == .onnx || format == .checkpoint || format == .hdf5 || format == .keras
         switch target {
+        case .kerasWeights, .h5:
+            guard key == nil, dtype == nil else { throw .invalidArgument("\(output.path): --key and --dtype do not apply to Keras weights") }
+            let (graph, _) = try Model.loadGraph(path: input.path)
+            try KerasSupport.write(graph, to: output)
         case .safetensors, .pt:
             var weights = try StateDict(contentsOf: input, key: key)
             if let dtype { weights = try weights.converted(to: dtype) }

@@ -1,4 +1,5 @@
 import DLCheckpoint
+import DLKeras
 import DLGraph
 import DLONNX
 import DLRuntime
@@ -20,6 +21,7 @@ public enum DLKitError: Error, CustomStringConvertible {
     case runtime(RuntimeError)
     case invalidArgument(String)
     case weightBinding(WeightBindingError)
+    case keras(KerasError)
 
     public var description: String {
         switch self {
@@ -37,6 +39,7 @@ public enum DLKitError: Error, CustomStringConvertible {
         case .runtime(let e): "\(e)"
         case .invalidArgument(let m): m
         case .weightBinding(let e): "\(e)"
+        case .keras(let e): "\(e)"
         }
     }
 }

@@ -11,6 +11,8 @@ public enum FileFormat: String, Sendable, CaseIterable {
     /// A `model.safetensors.index.json` naming the shards of a sharded safetensors model.
     case safetensorsIndex = "safetensors-index"
     case hdf5
+    /// A Keras 3 `.keras` archive (a zip holding config.json and model.weights.h5).
+    case keras
     case unknown
 
     /// Detects the format of the file at `path`.
@@ -25,7 +27,7 @@ public enum FileFormat: String, Sendable, CaseIterable {
             b.count >= prefix.count && zip(b, prefix).allSatisfy { $0 == $1 }
         }
         if starts(with: [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) { return .hdf5 }
-        if starts(with: [0x50, 0x4B, 0x03, 0x04]) { return .pytorchZip }
+        if starts(with: [0x50, 0x4B, 0x03, 0x04]) { return KerasSupport.isKerasArchive(b) ? .keras : .pytorchZip }
         if starts(with: [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19]) {
             return .pytorchLegacy
         }

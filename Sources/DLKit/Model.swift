@@ -55,6 +55,8 @@ public final class Model: Sendable {
             do { return (try Checkpoint(contentsOf: path, checkOps: checkOps).graph, format) } catch { throw .checkpoint(error) }
         case .safetensors:
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model: it holds weights but no graph (bind it to one with an ONNX model)")
+        case .hdf5, .keras:
+            return (try KerasSupport.graph(path: path), format)
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model")
         }

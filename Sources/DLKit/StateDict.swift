@@ -45,6 +45,8 @@ public struct StateDict: Sendable, Sequence {
             do { all = NamedTensors(try ShardedSafeTensors(path: path).tensors().map { ($0.name, $0.tensor) }) } catch { throw .safetensors(error) }
         case .onnx:
             do { all = try ONNXReader.read(path: path, checkOps: false).initializers } catch { throw .onnx(error) }
+        case .hdf5, .keras:
+            all = try KerasSupport.weights(path: path)
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as weights")
         }

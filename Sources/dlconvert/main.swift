@@ -23,6 +23,9 @@ struct DLConvert: ParsableCommand {
               dlconvert model.safetensors model.pt --dtype float16
               dlconvert inspect model.onnx --json
               dlconvert inspect checkpoint.pt          # nested contents of a torch.save file
+              dlconvert model.keras model.onnx       # Keras (.h5, .keras) -> ONNX
+              dlconvert tuned.ckpt tuned.weights.h5  # weights back to Keras 3 (.h5: legacy layout)
+              dlconvert w.weights.h5 m.onnx --graph model.h5
             """,
         subcommands: [Convert.self, Inspect.self, Verify.self],
         defaultSubcommand: Convert.self)

@@ -15,8 +15,11 @@ let usage = """
     formats/serve-protocol.md). Logs go to standard error. Ends at end of input or on
     SIGTERM/SIGINT, after answering every request already read; exit code 0.
 
-    MODEL               an ONNX model or DLKit checkpoint; requests name it by its file name
-                        without extension ("model_name"), optional when one model is served
+    MODEL               an ONNX model, DLKit checkpoint, Keras .h5 or .keras; requests name it by
+                        its file name without extension ("model_name"), optional when one model
+                        is served
+    --graph FILE        the model the weights file just before it belongs to (e.g.
+                        tuned.weights.h5 --graph model.keras)
     --threads N         threads running models (default 1); parsing and answering run on
                         threads of their own alongside
     --max-batch N       run up to N queued requests to one model as a single batch when they
@@ -41,6 +44,7 @@ func positive(_ name: String, _ value: String?) -> Int {
 }
 
 var paths: [String] = []
+var graphs: [Int: String] = [:]
 var maxLineBytes = 64 << 20
 var threads = 1
 var maxBatch = 1
@@ -55,6 +59,12 @@ while let a = args.popFirst() {
     case "--threads": threads = positive(a, args.popFirst())
     case "--max-batch": maxBatch = positive(a, args.popFirst())
     case "--max-elements": limits.maxElements = positive(a, args.popFirst())
+    case "--graph":
+        guard let g = args.popFirst(), !paths.isEmpty else {
+            log("--graph needs a model file and must follow the weights file it belongs to")
+            exit(2)
+        }
+        graphs[paths.count - 1] = g
     default:
         if a.hasPrefix("-") {
             log("unknown option '\(a)'\n\(usage)")
@@ -90,9 +100,10 @@ let stopFD = SignalPipe.install([SIGTERM, SIGINT])
 if stopFD == nil { log("could not set up signal handling; SIGTERM will end the server at once") }
 
 var models: [Model] = []
-for p in paths {
+for (index, p) in paths.enumerated() {
     do {
-        let m = try Model(contentsOf: URL(fileURLWithPath: p))
+        let m = try graphs[index].map { try Model(contentsOf: URL(fileURLWithPath: p), graph: URL(fileURLWithPath: $0)) }
+            ?? Model(contentsOf: URL(fileURLWithPath: p))
         if let other = models.firstIndex(where: { $0.name == m.name }) {
             log("\(p): a model named '\(m.name)' is already loaded from \(paths[other]); models are named by file name without extension, so rename one file")
             exit(1)
