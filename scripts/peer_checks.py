@@ -117,6 +117,7 @@ def main():
 
     onnx_out_checks(tmp)
     torch_checks(tmp)
+    keras_checks(tmp)
 
     print(f"peer-checks: {passed} passed, {failed} failed")
     return 1 if failed else 0
@@ -306,6 +307,95 @@ def torch_checks(tmp):
         model(torch.randn(2, 3)).sum().backward()
         opt.step()
     check("torch: Adam state read by dlconvert loads into optimizer.load_state_dict and steps", optimizer_round_trip)
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Keras (issue 5): the fixtures in fixtures/keras converted by dlconvert to ONNX (run in ONNX
+# Runtime), served by dlserve, and their weights written back as .weights.h5 / .h5 (directly and
+# through a .ckpt) loaded by Keras 3 and tf_keras: weights bit-identical, outputs as Keras's.
+# ---------------------------------------------------------------------------------------------
+KERAS_MODELS = ["cnn", "functional", "separable", "bigru"]
+
+
+def keras_checks(tmp):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import keras
+        import tf_keras
+    except Exception as e:  # noqa: BLE001 - report the missing peer as a failure
+        check("keras: import keras and tf_keras", lambda: (_ for _ in ()).throw(e))
+        return
+    fx = os.path.join(ROOT, "fixtures", "keras")
+    dlconvert, dlserve = os.path.join(BIN, "dlconvert"), os.path.join(BIN, "dlserve")
+
+    def io(m):
+        d = load_file(os.path.join(fx, f"{m}.io.safetensors"))
+        ins = {k[6:]: v for k, v in d.items() if k.startswith("input:")}
+        outs = {k[7:]: v for k, v in d.items() if k.startswith("output:")}
+        return ins, outs
+
+    def predict(model, ins):
+        xs = list(ins.values())
+        ys = model.predict(xs[0] if len(xs) == 1 else xs, verbose=0)
+        return ys if isinstance(ys, list) else [ys]
+
+    for m in KERAS_MODELS:
+        ins, outs = io(m)
+        reference = keras.saving.load_model(os.path.join(fx, f"{m}.keras")).get_weights()
+
+        def loads_exactly(src, out, loader, m=m, ins=ins, outs=outs, reference=reference):
+            path = os.path.join(tmp, out)
+            run(dlconvert, src, path)
+            model = loader()
+            model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+            model.load_weights(path)
+            for i, (a, b) in enumerate(zip(model.get_weights(), reference)):
+                if a.shape != b.shape or not np.array_equal(a, b):
+                    raise AssertionError(f"weight {i} differs after load_weights")
+            for got, (name, want) in zip(predict(model, ins), outs.items()):
+                close(np.asarray(got), want, name)
+
+        k3 = lambda m=m: keras.saving.load_model(os.path.join(fx, f"{m}.keras"))
+        k2 = lambda m=m: tf_keras.models.load_model(os.path.join(fx, f"{m}.tf.h5"))
+        src_h5, src_keras, src_tf = (os.path.join(fx, f"{m}.{v}") for v in ["h5", "keras", "tf.h5"])
+        check(f"keras: {m}.h5 -> .weights.h5 loads in Keras 3 exactly",
+              lambda: loads_exactly(src_h5, f"{m}.a.weights.h5", k3))
+        check(f"keras: {m}.keras -> legacy .h5 loads in Keras 3 exactly",
+              lambda: loads_exactly(src_keras, f"{m}.b.h5", k3))
+        check(f"keras: {m}.tf.h5 -> legacy .h5 loads in tf_keras exactly",
+              lambda: loads_exactly(src_tf, f"{m}.c.h5", k2))
+
+        def via_ckpt(m=m, src=src_keras):
+            ck = os.path.join(tmp, f"{m}.keras.ckpt")
+            run(dlconvert, src, ck)
+            loads_exactly(ck, f"{m}.d.weights.h5", k3)
+        check(f"keras: {m}.keras -> .ckpt -> .weights.h5 loads in Keras 3 exactly", via_ckpt)
+
+        def onnx_in_ort(m=m, ins=ins, outs=outs):
+            for v in ["h5", "keras", "tf.h5"]:
+                path = os.path.join(tmp, f"{m}.{v}.onnx")
+                run(dlconvert, os.path.join(fx, f"{m}.{v}"), path)
+                onnx.checker.check_model(onnx.load(path))
+                s = ort.InferenceSession(path)
+                got = s.run(list(outs), {i.name: ins[i.name] for i in s.get_inputs()})
+                for g, (name, want) in zip(got, outs.items()):
+                    close(g, want, f"{v} {name}")
+        check(f"keras: {m} (.h5, .keras, .tf.h5) -> ONNX passes onnx.checker and matches Keras in ONNX Runtime", onnx_in_ort)
+
+        def served(m=m, ins=ins, outs=outs):
+            req = {"id": "k", "inputs": [{"name": n, "shape": list(x.shape),
+                                          "datatype": "INT32" if x.dtype == np.int32 else "FP32",
+                                          "data": x.flatten().tolist()} for n, x in ins.items()]}
+            for args in [[os.path.join(fx, f"{m}.keras")],
+                         [os.path.join(fx, f"{m}.weights.h5"), "--graph", os.path.join(fx, f"{m}.h5")]]:
+                answer = json.loads(run(dlserve, *args, stdin=json.dumps(req) + "\n").strip())
+                if "error" in answer:
+                    raise AssertionError(answer["error"])
+                got = {o["name"]: np.array(o["data"], dtype=np.float32).reshape(o["shape"]) for o in answer["outputs"]}
+                for name, want in outs.items():
+                    close(got[name], want, f"dlserve {name}")
+        check(f"keras: dlserve {m}.keras and {m}.weights.h5 --graph {m}.h5 answer as Keras", served)
 
 
 if __name__ == "__main__":
