@@ -203,7 +203,7 @@ extension GraphBuilder {
             return [Value(name: op1("Flatten", [src.name], [Attribute(name: "axis", value: .int(1))], name: s.name), shape: [x.shape[0], n], dtype: x.dtype)]
         case "Reshape":
             guard let target = s.config["target_shape"]?.arrayValue?.map({ $0.intValue ?? -1 }) else { throw fail(s, "no target_shape") }
-            let shp = ints("\(s.name)/shape", [-1] + target)
+            let shp = ints("\(s.name)/shape", [0] + target)
             var outShape: [Int?] = [x.shape[0]] + target.map { $0 < 0 ? nil : $0 }
             if let known = Optional(x.shape.dropFirst().compactMap { $0 }), known.count == x.rank - 1, target.filter({ $0 < 0 }).count == 1 {
                 let total = known.reduce(1, *), rest = target.filter { $0 >= 0 }.reduce(1, *)
