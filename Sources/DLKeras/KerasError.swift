@@ -5,6 +5,8 @@ public enum KerasError: Error, CustomStringConvertible, Sendable {
     case hdf5(path: String, object: String, reason: String)
     /// A valid HDF5 file that holds no Keras model or weights.
     case notKeras(path: String, reason: String)
+    /// Weights without a model config where a model is needed.
+    case weightsOnly(path: String)
     /// The model configuration cannot be understood.
     case invalidConfig(path: String, reason: String)
     /// Layers DLKit cannot translate, as "Class 'name'", all of them.
@@ -20,6 +22,7 @@ public enum KerasError: Error, CustomStringConvertible, Sendable {
         switch self {
         case .hdf5(let p, let o, let r): "\(p): HDF5 object '\(o)': \(r)"
         case .notKeras(let p, let r): "\(p): not a Keras file: \(r)"
+        case .weightsOnly(let p): "\(p): holds Keras weights but no model config; give the model (a .h5 with a config, or .keras) with --graph"
         case .invalidConfig(let p, let r): "\(p): Keras model config: \(r)"
         case .unsupportedLayers(let p, let l): "\(p): unsupported Keras layer\(l.count == 1 ? "" : "s"): \(l.joined(separator: ", "))"
         case .weights(let p, let r): "\(p): Keras weights: \(r)"

@@ -19,7 +19,7 @@ public enum KerasImporter {
     /// Builds the graph of `file` (which must hold a config), taking weights from `weights` when given.
     public static func graph(from file: KerasFile, weights: KerasFile? = nil) throws(KerasError) -> Graph {
         guard let config = file.config else {
-            throw .notKeras(path: file.path, reason: "it holds weights only; give the model (a .h5 or .keras with a config) as --graph")
+            throw .weightsOnly(path: file.path)
         }
         let w = weights ?? file
         var b = GraphBuilder(path: file.path, weights: w, keras3: (file.kerasVersion ?? "3").hasPrefix("3") || file.kind == .weights || file.kind == .archive)
