@@ -238,6 +238,10 @@ final class H5Reader {
             }
             mem = H5ID(H5Tcopy(type.id), H5Tclose)
             _ = H5Tset_order(mem.id, H5T_ORDER_LE)
+        case H5T_OPAQUE where width == 2:
+            // Keras 3 stores bfloat16 as 2-byte opaque values marked by a dtype attribute (below).
+            dtype = .uint16
+            mem = H5ID(H5Tcopy(type.id), H5Tclose)
         case H5T_ENUM where width == 1:
             dtype = .bool
             mem = H5ID(H5Tcopy(dlk_H5T_NATIVE_INT8()), H5Tclose)
@@ -256,6 +260,8 @@ final class H5Reader {
         // Keras 3 stores bfloat16 variables as their 16-bit patterns with a dtype attribute.
         if hasAttribute(path, "dtype"), let tag = try? string(path, "dtype"), tag == "bfloat16", dtype.byteWidth == 2 {
             dtype = .bfloat16
+        } else if cls == H5T_OPAQUE {
+            throw H5Failure(object: path, reason: "2-byte opaque data without dtype=\"bfloat16\" is not a tensor we read")
         }
         do { return try buf.withUnsafeBytes { b throws(TensorError) in try Tensor(dtype: dtype, shape: shape, bytes: b) } } catch {
             throw H5Failure(object: path, reason: "\(error)")

@@ -74,3 +74,29 @@ import Testing
         }
     }
 }
+
+/// Attribute quirks of older writers and bfloat16 variables.
+@Suite struct KerasQuirkTests {
+    @Test func legacyAttributeQuirks() throws {
+        let file = try KerasFile(path: TestPackage.fixture("keras/cnn.quirks.h5"))
+        #expect(file.layers.map(\.name) == ["image", "conv_a", "bn", "pool", "conv_b", "avg", "flat", "drop", "probs"])
+        let g = try KerasImporter.graph(from: file)
+        let d = try KerasFixtureTests.maxDifference(g, "cnn", tfKeras: true)
+        #expect(d < 1e-5)
+    }
+
+    @Test func bfloat16VariablesReadAsBfloat16() throws {
+        let w = try KerasFile(path: TestPackage.fixture("keras/bf16.weights.h5"))
+        let io = try SafeTensorsFile(path: TestPackage.fixture("keras/bf16.io.safetensors"))
+        let stored = try #require(w.layers.first(where: { $0.name == "d" }))
+        #expect(stored.weights.map(\.tensor.dtype) == [.bfloat16, .bfloat16])
+        #expect(stored.weights[0].tensor.converted(to: .float32).scalars(as: Float.self) == (try io.tensor(named: "weight:kernel")).scalars(as: Float.self))
+        #expect(stored.weights[1].tensor.converted(to: .float32).scalars(as: Float.self) == (try io.tensor(named: "weight:bias")).scalars(as: Float.self))
+        // The .keras archive of the same model builds a float32 graph from them.
+        let g = try KerasImporter.graph(from: try KerasFile(path: TestPackage.fixture("keras/bf16.keras")))
+        let out = try Executor(graph: g).run(["x": Tensor(shape: [1, 4], scalars: [Float](repeating: 1, count: 4))])
+        let kernel = (try io.tensor(named: "weight:kernel")).scalars(as: Float.self), bias = (try io.tensor(named: "weight:bias")).scalars(as: Float.self)
+        let want = (0..<3).map { j in Double((0..<4).reduce(Float(0)) { $0 + kernel[$1 * 3 + j] } + bias[j]) }
+        #expect(allClose(try #require(out["d"]).doubles(), want, rtol: 1e-5))
+    }
+}
