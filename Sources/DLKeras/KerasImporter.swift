@@ -47,7 +47,7 @@ struct GraphBuilder {
         "GlobalMaxPooling2D", "GlobalMaxPooling3D", "Flatten", "Reshape", "Permute", "RepeatVector", "Dropout",
         "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
         "ActivityRegularization", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D",
-        "UpSampling1D", "UpSampling2D", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
+        "UpSampling1D", "UpSampling2D", "GroupNormalization", "Normalization", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
         "Dot", "Embedding", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed", "Rescaling", "Lambda",
     ]
 

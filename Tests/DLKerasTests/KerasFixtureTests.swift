@@ -51,6 +51,20 @@ import Testing
         }
     }
 
+    /// The 3-D zoo (GroupNormalization, Normalization, Conv3D, ...). Its tf_keras file serialises
+    /// the Lambda as Python bytecode, which is refused by name while the other layers are fine.
+    @Test func volumeZooMatchesKerasAndRefusesBytecodeLambda() throws {
+        let g = try KerasImporter.graph(from: try KerasFile(path: TestPackage.fixture("keras/zoo_volume.keras")))
+        let d = try Self.maxDifference(g, "zoo_volume")
+        print("keras-fixture zoo_volume.keras: max relative difference \(d)")
+        do {
+            _ = try KerasImporter.graph(from: try KerasFile(path: TestPackage.fixture("keras/zoo_volume.tf.h5")))
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)" == "\(TestPackage.fixture("keras/zoo_volume.tf.h5")): unsupported Keras layer: Lambda 'lam' (only a Lambda whose function is a known activation is supported)")
+        }
+    }
+
     /// More layers: each zoo model in Keras 3's .keras and tf_keras's legacy .h5.
     @Test(arguments: ["zoo_sequence", "zoo_image", "zoo_merge"])
     func layerZoosMatchKeras(model: String) throws {
