@@ -184,15 +184,20 @@ extension GraphBuilder {
             return [try pool(s, x)]
         case "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
              "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D":
+            // GlobalAveragePool/GlobalMaxPool on channels-first data (the transpose in front
+            // usually cancels against the one after a convolution).
             let last = try channelsLast(s)
-            let axes = last ? Array(1..<(x.rank - 1)) : Array(2..<x.rank)
             let keep = bool(s, "keepdims", false)
-            let a = ints("\(s.name)/axes", axes)
-            let y = op1(s.className.contains("Average") ? "ReduceMean" : "ReduceMax", [x.name, a],
-                        [Attribute(name: "keepdims", value: .int(keep ? 1 : 0))], name: s.name)
-            let shape = keep ? x.shape.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }
-                : x.shape.enumerated().filter { !axes.contains($0.offset) }.map(\.element)
-            return [Value(name: y, shape: shape)]
+            let r = x.rank
+            let opName = s.className.contains("Average") ? "GlobalAveragePool" : "GlobalMaxPool"
+            let channels = last ? x.shape[r - 1] : x.shape[1]
+            let ones = [Int?](repeating: 1, count: r - 2)
+            let t = last ? transpose(x, [0, r - 1] + Array(1..<(r - 1)), name: s.name) : x
+            let pooled = Value(name: op1(opName, [t.name], name: s.name), shape: [x.shape[0], channels] + ones)
+            if !keep {
+                return [Value(name: op1("Flatten", [pooled.name], [Attribute(name: "axis", value: .int(1))], name: s.name), shape: [x.shape[0], channels])]
+            }
+            return [last ? transpose(pooled, [0] + Array(2..<r) + [1], name: s.name) : pooled]
         case "Flatten":
             let rest = x.shape.dropFirst()
             let n: Int? = rest.allSatisfy { $0 != nil } ? rest.reduce(1) { $0 * ($1 ?? 1) } : nil
@@ -225,11 +230,15 @@ extension GraphBuilder {
         case "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D":
             let k = x.rank - 2
             let pads = try padPairs(s, "padding", k)
-            let all = [0] + pads.map(\.0) + [0] + [0] + pads.map(\.1) + [0]
+            // Padded channels-first, between convolutions and poolings whose transposes cancel.
+            let last = try channelsLast(s)
+            let all = [0, 0] + pads.map(\.0) + [0, 0] + pads.map(\.1)
             let p = ints("\(s.name)/pads", all)
-            var shape = x.shape
-            for i in 0..<k { shape[i + 1] = shape[i + 1].map { $0 + pads[i].0 + pads[i].1 } }
-            return [Value(name: op1("Pad", [x.name, p], name: s.name), shape: shape)]
+            return [try channelsFirst(x, last: last, name: s.name) { (g: inout GraphBuilder, t: Value) throws(KerasError) -> Value in
+                var shape = t.shape
+                for i in 0..<k { shape[i + 2] = shape[i + 2].map { $0 + pads[i].0 + pads[i].1 } }
+                return Value(name: g.op1("Pad", [t.name, p], name: s.name), shape: shape)
+            }]
         case "Cropping1D", "Cropping2D":
             let k = x.rank - 2
             let crops = try padPairs(s, "cropping", k)
