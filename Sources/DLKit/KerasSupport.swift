@@ -25,6 +25,11 @@ enum KerasSupport {
         return contains("model.weights.h5") && contains("config.json")
     }
 
+    /// True when the Keras file at `path` holds a model config (not weights only).
+    static func hasModel(path: String) -> Bool {
+        (try? KerasFile(path: path))?.config != nil
+    }
+
     static func file(_ path: String) throws(DLKitError) -> KerasFile {
         do { return try KerasFile(path: path) } catch { throw .keras(error) }
     }

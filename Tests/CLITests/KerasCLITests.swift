@@ -100,6 +100,18 @@ import Testing
         #expect(dir.contents() == ["f.ckpt", "f.h5", "f.onnx", "f.weights.h5"])
     }
 
+    @Test func inspectDescribesKerasFiles() throws {
+        var r = try runProcess(dlconvert, ["inspect", TestPackage.fixture("keras/functional.keras"), "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try parseJSON(r.stdout)
+        #expect(j["format"] == .string("keras"))
+        #expect(j["inputs"]?.arrayValue?.first?["name"] == .string("tokens"))
+        #expect(j["outputs"]?.arrayValue?.count == 2)
+        r = try runProcess(dlconvert, ["inspect", TestPackage.fixture("keras/cnn.tfweights.h5"), "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try parseJSON(r.stdout)["parameters"] == .number("373"))
+    }
+
     @Test func kerasWeightsFromANonKerasModelFailWithNothingWritten() throws {
         let dir = TemporaryFolder()
         let r = try runProcess(dlconvert, [TestPackage.fixture("models/mlp.onnx"), dir.file("w.weights.h5")])
