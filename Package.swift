@@ -34,6 +34,8 @@ let package = Package(
         .target(name: "DLSafeTensors", dependencies: ["DLTensor"]),
         .target(name: "DLTorch", dependencies: ["DLTensor"]),
         .target(name: "DLCheckpoint", dependencies: ["DLSafeTensors", "DLGraph", "DLONNX"]),
+        .target(name: "DLAutograd", dependencies: ["DLRuntime", "DLGraph", "DLKernels", "DLTensor"]),
+        .target(name: "DLTraining", dependencies: ["DLAutograd", "DLTensor", "DLGraph"]),
         .target(name: "DLKit", dependencies: [
             "DLTensor", "DLGraph", "DLKernels", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint", "DLTorch",
         ]),
@@ -54,6 +56,7 @@ let package = Package(
         .testTarget(name: "DLSafeTensorsTests", dependencies: ["DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLTorchTests", dependencies: ["DLTorch", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLCheckpointTests", dependencies: ["DLCheckpoint", "DLKit", "DLTestSupport"]),
+        .testTarget(name: "DLAutogradTests", dependencies: ["DLAutograd", "DLTestSupport"]),
         .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),
     ]
