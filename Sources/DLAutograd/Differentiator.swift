@@ -179,3 +179,32 @@ public struct TrainingRNG: Sendable, RandomNumberGenerator, Equatable {
 
     private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 }
+
+extension Differentiator {
+    /// The float initializers gradients can reach: those feeding a differentiable input of some
+    /// node (not BatchNormalization's running statistics, shapes or indices), in initializer order.
+    public static func trainableParameters(of graph: Graph) -> [String] {
+        var used = Set<String>()
+        for n in graph.nodes {
+            let differentiable = Rules.differentiableInputs(n)
+            for (i, v) in n.inputs.enumerated() where !v.isEmpty && differentiable(i) && !Rules.stopsGradient(n) { used.insert(v) }
+        }
+        return graph.initializers.names.filter { name in
+            used.contains(name) && (graph.initializers[name]?.dtype.isFloatingPoint ?? false)
+        }
+    }
+
+    /// Whether `name` matches a shell-style pattern (`*` any run, `?` one character).
+    public static func glob(_ pattern: String, matches name: String) -> Bool {
+        let p = Array(pattern), s = Array(name)
+        var pi = 0, si = 0, star = -1, mark = 0
+        while si < s.count {
+            if pi < p.count && (p[pi] == "?" || p[pi] == s[si]) { pi += 1; si += 1 }
+            else if pi < p.count && p[pi] == "*" { star = pi; mark = si; pi += 1 }
+            else if star >= 0 { pi = star + 1; mark += 1; si = mark }
+            else { return false }
+        }
+        while pi < p.count && p[pi] == "*" { pi += 1 }
+        return pi == p.count
+    }
+}
