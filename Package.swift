@@ -38,6 +38,7 @@ let package = Package(
         .target(name: "DLTraining", dependencies: ["DLAutograd", "DLTensor", "DLGraph"]),
         .target(name: "DLKit", dependencies: [
             "DLTensor", "DLGraph", "DLKernels", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint", "DLTorch",
+            "DLAutograd", "DLTraining",
         ]),
         .executableTarget(name: "dlconvert", dependencies: [
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -44,7 +44,7 @@ public enum Loss: Sendable, Equatable {
     }
 
     /// Whether targets are class indices (one per sample) rather than values shaped like the output.
-    public var takesClassIndices: Bool { self == .nll || self == .crossEntropy(labelSmoothing: 0) || isCrossEntropy }
+    public var takesClassIndices: Bool { self == .nll || isCrossEntropy }
     var isCrossEntropy: Bool { if case .crossEntropy = self { return true } else { return false } }
 
     /// - Returns: the loss and d loss / d output (float32, the output's shape).
@@ -199,6 +199,7 @@ public enum TrainingError: Error, CustomStringConvertible {
     case badTarget(String)
     case badData(String)
     case nonFiniteLoss(step: Int, loss: Double)
+    case nonFiniteGradient(step: Int, parameter: String)
     case autograd(String)
     case badState(String)
 
@@ -207,6 +208,7 @@ public enum TrainingError: Error, CustomStringConvertible {
         case .badTarget(let s): "target: \(s)"
         case .badData(let s): "data: \(s)"
         case .nonFiniteLoss(let step, let loss): "the loss became \(loss) at step \(step); stopped"
+        case .nonFiniteGradient(let step, let p): "the gradient of '\(p)' became NaN or infinite at step \(step); stopped"
         case .autograd(let s): s
         case .badState(let s): s
         }

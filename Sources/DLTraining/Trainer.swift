@@ -167,6 +167,11 @@ public struct Trainer: Sendable {
         let grads: [String: Tensor]
         do { grads = try differentiator.backward(tape, seeds: [outputName: grad]) } catch { throw .autograd("\(error)") }
         for name in trainable {
+            guard let g = grads[name] else { continue }
+            let finite = g.withUnsafeBufferPointer(as: Float.self) { b in b.allSatisfy { $0.isFinite } }
+            guard finite else { throw .nonFiniteGradient(step: progress.step + 1, parameter: name) }
+        }
+        for name in trainable {
             guard var p = weights[name], let g = grads[name] else { continue }
             optimizer.update(name: name, param: &p, grad: g)
             weights[name] = p
