@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "DLTorch", targets: ["DLTorch"]),
         .executable(name: "dlconvert", targets: ["dlconvert"]),
         .executable(name: "dlserve", targets: ["dlserve"]),
+        .executable(name: "dltrain", targets: ["dltrain"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -44,6 +45,9 @@ let package = Package(
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "dlserve", dependencies: ["DLKit"]),
+        .executableTarget(name: "dltrain", dependencies: [
+            "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         // Runs ONNX backend test cases through the library (scripts/conformance/run).
         .executableTarget(name: "dlconformance", dependencies: ["DLONNX", "DLRuntime"]),
 
@@ -58,7 +62,7 @@ let package = Package(
         .testTarget(name: "DLTorchTests", dependencies: ["DLTorch", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLCheckpointTests", dependencies: ["DLCheckpoint", "DLKit", "DLTestSupport"]),
         .testTarget(name: "DLAutogradTests", dependencies: ["DLAutograd", "DLTestSupport"]),
-        .testTarget(name: "DLTrainingTests", dependencies: ["DLTraining", "DLKit", "DLTestSupport"]),
+        .testTarget(name: "DLTrainingTests", dependencies: ["DLTraining", "DLKit", "DLTestSupport", "dltrain"]),
         .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),
     ]

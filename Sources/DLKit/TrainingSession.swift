@@ -1,3 +1,4 @@
+import DLONNX
 import DLAutograd
 import DLCheckpoint
 import DLGraph
@@ -122,5 +123,23 @@ public enum TrainingSession {
         }
         let value = TorchOptimizerState(kind: kind, parameterNames: state.parameters, slots: state.slots, hyperparameters: hyper).torchValue
         do { try TorchWriter.write(value, to: path) } catch { throw .torch(error) }
+    }
+}
+
+extension TrainingSession {
+    /// A model to train: an ONNX file, or a `.ckpt` with the training state it may hold.
+    public static func load(path: String) throws(DLKitError) -> (graph: Graph, state: TrainingState?) {
+        if path.lowercased().hasSuffix(".onnx") {
+            do { return (try ONNXReader.read(path: path), nil) } catch { throw .onnx(error) }
+        }
+        do {
+            let c = try Checkpoint(contentsOf: path)
+            return (c.graph, c.training)
+        } catch { throw .checkpoint(error) }
+    }
+
+    /// Writes the trainer's model and state to `path` atomically.
+    public static func save(_ t: Trainer, settings: [String: String], to path: String) throws(DLKitError) {
+        do { try checkpoint(of: t, settings: settings).write(to: path) } catch { throw .checkpoint(error) }
     }
 }

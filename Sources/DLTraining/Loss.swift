@@ -203,6 +203,14 @@ public enum TrainingError: Error, CustomStringConvertible {
     case autograd(String)
     case badState(String)
 
+    /// A NaN or infinite loss or gradient (training stopped before the update).
+    public var isNonFinite: Bool {
+        switch self {
+        case .nonFiniteLoss, .nonFiniteGradient: true
+        default: false
+        }
+    }
+
     public var description: String {
         switch self {
         case .badTarget(let s): "target: \(s)"

@@ -145,6 +145,9 @@ public struct Trainer: Sendable {
         guard batchesPerEpoch(count: data.count) > 0 else {
             throw .badData("\(data.count) samples make no full batch of \(options.batchSize) with --drop-last")
         }
+        guard progress.batchInEpoch < batchesPerEpoch(count: data.count) else {
+            throw .badData("the run stopped after batch \(progress.batchInEpoch) of an epoch, but these \(data.count) samples make only \(batchesPerEpoch(count: data.count)) batches; resume with the same data")
+        }
     }
 
     /// Trains on the next batch. Returns the batch loss (before the update).
@@ -154,6 +157,7 @@ public struct Trainer: Sendable {
         let count = data.count
         let order = order(epoch: progress.epoch, count: count)
         let lo = progress.batchInEpoch * options.batchSize
+        guard lo < count else { throw .badData("batch \(progress.batchInEpoch) starts at sample \(lo), past the \(count) samples") }
         let indices = Array(order[lo..<min(lo + options.batchSize, count)])
         let (x, y) = data.batch(indices)
         var feed: [String: Tensor] = [options.inputName: x]

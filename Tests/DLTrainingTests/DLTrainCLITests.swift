@@ -1,0 +1,104 @@
+import DLCheckpoint
+import DLKit
+import DLSafeTensors
+import DLTensor
+import DLTestSupport
+import Foundation
+import Testing
+
+/// `dltrain` end to end: crash safety, resuming, flag contradictions, bad data.
+@Suite(.serialized)
+struct DLTrainCLITests {
+    static let data = TestPackage.fixture("training/mlp.data.safetensors")
+    static let model = TestPackage.fixture("training/mlp.onnx")
+    static let runFlags = ["--data", data, "--input", "x", "--target", "y", "--loss", "cross_entropy", "--batch-size", "12",
+                           "--seed", "5", "--optimizer", "adam", "--lr", "0.003", "--weight-decay", "0.001"]
+
+    static func tensors(_ path: String) throws -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for (n, t) in try SafeTensorsFile(path: path).tensors() { out[n] = t }
+        return out
+    }
+
+    @Test func killedRunResumesBitIdentical() throws {
+        let tmp = TemporaryFolder()
+        let tool = TestPackage.tool("dltrain")
+        let total = 600
+        let full = try runProcess(tool, [Self.model] + Self.runFlags + ["--steps", String(total), "--out", tmp.file("full.ckpt")])
+        #expect(full.status == 0, "\(full.stderr)")
+
+        // The same run, killed with SIGKILL soon after its first checkpoint.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = [Self.model] + Self.runFlags + ["--steps", String(total), "--out", tmp.file("part.ckpt"), "--checkpoint-every", "7"]
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: tmp.file("part.ckpt")) && p.isRunning && Date() < deadline { usleep(2000) }
+        usleep(20_000)
+        let wasRunning = p.isRunning
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        #expect(wasRunning, "dltrain finished before it could be killed; the test needs a longer run")
+        let stopped = try #require(try Checkpoint(contentsOf: tmp.file("part.ckpt")).training)
+        #expect(stopped.step > 0 && stopped.step < total && stopped.step % 7 == 0, "killed at step \(stopped.step)")
+
+        // Resume with no flags but the data and the remaining steps.
+        let resumed = try runProcess(tool, [tmp.file("part.ckpt"), "--data", Self.data, "--steps", String(total - stopped.step),
+                                            "--out", tmp.file("part.ckpt")])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let a = try Self.tensors(tmp.file("full.ckpt")), b = try Self.tensors(tmp.file("part.ckpt"))
+        #expect(a.keys.sorted() == b.keys.sorted())
+        for (name, t) in a { #expect(b[name].map { $0.bitwiseEqual(t) } == true, "\(name) differs") }
+        #expect(try Checkpoint(contentsOf: tmp.file("full.ckpt")).training == Checkpoint(contentsOf: tmp.file("part.ckpt")).training)
+    }
+
+    @Test func contradictionsAndBadInputFailWithoutWriting() throws {
+        let tmp = TemporaryFolder()
+        let tool = TestPackage.tool("dltrain")
+        let first = try runProcess(tool, [Self.model] + Self.runFlags + ["--steps", "3", "--out", tmp.file("a.ckpt")])
+        #expect(first.status == 0, "\(first.stderr)")
+        let before = try Data(contentsOf: tmp.url("a.ckpt"))
+        let cases: [([String], String)] = [
+            (["--lr", "0.1"], "--lr 0.1 contradicts the saved lr 0.003"),
+            (["--optimizer", "sgd"], "holds adam state"),
+            (["--loss", "mse"], "saved 'cross_entropy'"),
+        ]
+        for (flags, message) in cases {
+            let r = try runProcess(tool, [tmp.file("a.ckpt"), "--data", Self.data, "--steps", "2", "--out", tmp.file("a.ckpt")] + flags)
+            #expect(r.status == 1)
+            #expect(r.stderr.contains(message), "\(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        }
+        // --override lets a flag win.
+        let o = try runProcess(tool, [tmp.file("a.ckpt"), "--data", Self.data, "--steps", "2", "--lr", "0.1", "--override", "--out", tmp.file("b.ckpt")])
+        #expect(o.status == 0, "\(o.stderr)")
+        #expect(try Checkpoint(contentsOf: tmp.file("b.ckpt")).training?.hyperparameters["lr"] == 0.1)
+        // Data for another model, a target out of range.
+        let wrong = try runProcess(tool, [tmp.file("a.ckpt"), "--data", TestPackage.fixture("training/cnn.data.safetensors"), "--steps", "2", "--out", tmp.file("a.ckpt")])
+        #expect(wrong.status == 1)
+        #expect(wrong.stderr.contains("data samples have shape [1, 8, 8]"), "\(wrong.stderr)")
+        try SafeTensorsWriter.write([("x", Tensor(zeros: .float32, shape: [4, 12])), ("y", Tensor(shape: [4], scalars: [Int64(0), 1, 7, 2]))],
+                                    metadata: [:], to: tmp.file("short.safetensors"))
+        let short = try runProcess(tool, [tmp.file("a.ckpt"), "--data", tmp.file("short.safetensors"), "--steps", "2", "--out", tmp.file("a.ckpt")])
+        #expect(short.status == 1)
+        #expect(short.stderr.contains("resume with the same data"), "\(short.stderr)")
+        let fresh = try runProcess(tool, [Self.model, "--data", tmp.file("short.safetensors"), "--loss", "cross_entropy", "--batch-size", "4",
+                                          "--steps", "1", "--out", tmp.file("a.ckpt")])
+        #expect(fresh.status == 1)
+        #expect(fresh.stderr.contains("target 7"), "\(fresh.stderr)")
+        try SafeTensorsWriter.write([("x", Tensor(zeros: .float32, shape: [4, 12])), ("y", Tensor(shape: [4], scalars: [Int64(0), 1, 7, 2]))],
+                                    metadata: [:], to: tmp.file("bad.safetensors"))
+        #expect(try Data(contentsOf: tmp.url("a.ckpt")) == before, "a failed run changed the checkpoint")
+    }
+
+    @Test func logLinePerEpochWhenNotATerminal() throws {
+        let tmp = TemporaryFolder()
+        let r = try runProcess(TestPackage.tool("dltrain"), [Self.model] + Self.runFlags + ["--epochs", "2", "--out", tmp.file("e.ckpt")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 2 && lines[0].hasPrefix("epoch 1 step 6 loss ") && lines[1].hasPrefix("epoch 2 step 12 loss "), "\(r.stderr)")
+        let state = try #require(try Checkpoint(contentsOf: tmp.file("e.ckpt")).training)
+        #expect(state.epoch == 2 && state.batchInEpoch == 0 && state.step == 12)
+    }
+}
