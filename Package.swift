@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "DLTorchTests", dependencies: ["DLTorch", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLCheckpointTests", dependencies: ["DLCheckpoint", "DLKit", "DLTestSupport"]),
         .testTarget(name: "DLAutogradTests", dependencies: ["DLAutograd", "DLTestSupport"]),
-        .testTarget(name: "DLTrainingTests", dependencies: ["DLTraining", "DLKit", "DLTestSupport", "dltrain"]),
+        .testTarget(name: "DLTrainingTests", dependencies: ["DLTraining", "DLKit", "DLTestSupport", "dltrain", "dlconvert"]),
         .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),
     ]

@@ -1,3 +1,5 @@
+import DLAutograd
+import Foundation
 import DLONNX
 import DLAutograd
 import DLCheckpoint
@@ -141,5 +143,38 @@ extension TrainingSession {
     /// Writes the trainer's model and state to `path` atomically.
     public static func save(_ t: Trainer, settings: [String: String], to path: String) throws(DLKitError) {
         do { try checkpoint(of: t, settings: settings).write(to: path) } catch { throw .checkpoint(error) }
+    }
+}
+
+extension TrainingSession {
+    /// Reads the `.ckpt` at `checkpoint`, adds the PyTorch optimizer state at `optimizer` (for the
+    /// trainable parameters in PyTorch's order: the order of `weightsSource` when it is a torch
+    /// state_dict, else the graph's initializer order) and writes the result to `path` atomically.
+    public static func attachTorchState(checkpoint: String, optimizer: String, key: String?, weightsSource: String, to path: String) throws(DLKitError) {
+        var c: Checkpoint
+        do { c = try Checkpoint(contentsOf: checkpoint) } catch { throw .checkpoint(error) }
+        let trainable = Differentiator.trainableParameters(of: c.graph)
+        var order = trainable
+        let format = try FileFormat.detect(path: weightsSource)
+        if format == .pytorchZip || format == .pytorchLegacy {
+            let sd = try StateDict(contentsOf: URL(fileURLWithPath: weightsSource))
+            let set = Set(trainable)
+            let fromTorch = sd.tensors.names.filter { set.contains($0) }
+            if fromTorch.count == trainable.count { order = fromTorch }
+        }
+        var shapes: [String: [Int]] = [:]
+        for p in order { shapes[p] = c.graph.initializers[p]?.shape }
+        c.training = try importTorch(path: optimizer, key: key, parameters: order, shapes: shapes)
+        do { try c.write(to: path) } catch { throw .checkpoint(error) }
+    }
+
+    /// Writes the training state of the `.ckpt` at `checkpoint` as a PyTorch optimizer state dict.
+    public static func exportTorchState(checkpoint: String, to path: String) throws(DLKitError) {
+        let c: Checkpoint
+        do { c = try Checkpoint(contentsOf: checkpoint, checkOps: false) } catch { throw .checkpoint(error) }
+        guard let state = c.training else {
+            throw .invalidArgument("\(checkpoint) holds no optimizer state (train it with dltrain, or attach one with --optimizer-state)")
+        }
+        try exportTorch(state, to: path)
     }
 }

@@ -102,3 +102,34 @@ struct DLTrainCLITests {
         #expect(state.epoch == 2 && state.batchInEpoch == 0 && state.step == 12)
     }
 }
+
+extension DLTrainCLITests {
+    /// PyTorch's step-20 weights and optimizer state through dlconvert, 20 steps of dltrain, and
+    /// back out as model.pt + opt.pt: the weights match torch's step 40.
+    @Test(arguments: ["sgd", "rmsprop", "adam", "adamw"])
+    func dlconvertOptimizerStateInAndOut(kind: String) throws {
+        let tmp = TemporaryFolder()
+        let f = { (n: String) in TestPackage.fixture("training/\(n)") }
+        let start = try runProcess(TestPackage.tool("dlconvert"), [f("mlp.\(kind).step20.pt"), tmp.file("start.ckpt"), "--graph", f("mlp.onnx"),
+                                                                   "--optimizer-state", f("mlp.\(kind).opt20.pt")])
+        #expect(start.status == 0, "\(start.stderr)")
+        let train = try runProcess(TestPackage.tool("dltrain"), [tmp.file("start.ckpt"), "--data", f("mlp.data.safetensors"), "--loss", "cross_entropy",
+                                                                 "--batch-size", "16", "--no-shuffle", "--steps", "20", "--out", tmp.file("end.ckpt")])
+        #expect(train.status == 0, "\(train.stderr)")
+        let back = try runProcess(TestPackage.tool("dlconvert"), [tmp.file("end.ckpt"), tmp.file("end.safetensors"), "--optimizer-out", tmp.file("opt.pt")])
+        #expect(back.status == 0, "\(back.stderr)")
+        let ours = try Self.tensors(tmp.file("end.safetensors"))
+        let expected = try Self.tensors(f("mlp.\(kind).safetensors"))
+        for (name, t) in ours {
+            let e = try #require(expected["step40.\(name)"]).doubles()
+            let diff = zip(t.doubles(), e).map { abs($0 - $1) }.max() ?? 0
+            #expect(diff <= 1e-5 * (e.map(abs).max() ?? 1), "\(name)")
+        }
+        #expect(FileManager.default.fileExists(atPath: tmp.file("opt.pt")))
+        // State for another model is refused and leaves no output behind.
+        let wrong = try runProcess(TestPackage.tool("dlconvert"), [f("mlp.onnx"), tmp.file("wrong.ckpt"), "--optimizer-state", f("cnn.\(kind).opt20.pt")])
+        #expect(wrong.status == 1)
+        #expect(wrong.stderr.contains("fc1.weight"), "\(wrong.stderr)")
+        #expect(!tmp.contents().contains { $0.hasPrefix("wrong") || $0.hasPrefix(".dlconvert") }, "\(tmp.contents())")
+    }
+}
