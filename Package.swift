@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "DLSafeTensorsTests", dependencies: ["DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLTorchTests", dependencies: ["DLTorch", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLCheckpointTests", dependencies: ["DLCheckpoint", "DLKit", "DLTestSupport"]),
-        .testTarget(name: "DLAutogradTests", dependencies: ["DLAutograd", "DLTestSupport"]),
+        .testTarget(name: "DLAutogradTests", dependencies: ["DLAutograd", "DLONNX", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLTrainingTests", dependencies: ["DLTraining", "DLKit", "DLTestSupport", "dltrain", "dlconvert"]),
         .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),
