@@ -102,113 +102,134 @@ public struct Optimizer: Sendable {
         }
     }
 
-    /// Updates `param` in place from `grad` (same shape, float32).
+    /// Updates `param` in place from `grad` (same shape, float32). Works on the tensors' buffers
+    /// (slots are updated in place), with PyTorch's operation order.
     public mutating func update(name: String, param: inout Tensor, grad: Tensor) {
         var s = slots[name] ?? [:]
         let n = param.elementCount
-        var p = param.scalars(as: Float.self)
-        var g = grad.scalars(as: Float.self)
-        func slot(_ key: String) -> [Float]? { s[key]?.scalars(as: Float.self) }
-        func put(_ key: String, _ v: [Float]) { s[key] = Tensor(shape: param.shape, scalars: v) }
+        let shape = param.shape
         let c = config
-        switch c.kind {
-        case .sgd:
-            if c.weightDecay != 0 {
+        // The gradient after weight decay (a private copy only when it changes).
+        var g = grad
+        func zeros() -> Tensor { Tensor(zeros: .float32, shape: shape) }
+        func stepCount() -> Float {
+            let v = (s["step"].map { $0.doubles().first.map { Float($0) } ?? 0 } ?? 0) + 1
+            s["step"] = Tensor(scalar: v)
+            return v
+        }
+        param.withUnsafeMutableBufferPointer(as: Float.self) { p in
+            if c.weightDecay != 0 && !(c.kind == .adamw) {
                 let wd = Float(c.weightDecay)
-                for i in 0..<n { g[i] = g[i] + wd * p[i] }
-            }
-            if c.momentum != 0 {
-                let m = Float(c.momentum), d = Float(1 - c.dampening)
-                var buf: [Float]
-                if let b = slot("momentum_buffer") {
-                    buf = b
-                    for i in 0..<n { buf[i] = buf[i] * m + d * g[i] }
-                } else {
-                    buf = g
-                }
-                put("momentum_buffer", buf)
-                if c.nesterov {
-                    for i in 0..<n { g[i] = g[i] + m * buf[i] }
-                } else {
-                    g = buf
+                g.withUnsafeMutableBufferPointer(as: Float.self) { gb in
+                    for i in 0..<n { gb[i] = gb[i] + wd * p[i] }
                 }
             }
-            let a = Float(-c.lr)
-            for i in 0..<n { p[i] = p[i] + a * g[i] }
-        case .rmsprop:
-            let step = (slot("step")?.first ?? 0) + 1
-            s["step"] = Tensor(scalar: step)
-            if c.weightDecay != 0 {
-                let wd = Float(c.weightDecay)
-                for i in 0..<n { g[i] = g[i] + wd * p[i] }
-            }
-            var sq = slot("square_avg") ?? [Float](repeating: 0, count: n)
-            let alpha = Float(c.alpha), oneMinus = Float(1 - c.alpha)
-            for i in 0..<n { sq[i] = sq[i] * alpha; sq[i] = sq[i] + oneMinus * g[i] * g[i] }
-            put("square_avg", sq)
-            var avg = [Float](repeating: 0, count: n)
-            if c.centered {
-                var ga = slot("grad_avg") ?? [Float](repeating: 0, count: n)
-                for i in 0..<n { ga[i] = lerp(ga[i], g[i], weight: oneMinus) }
-                put("grad_avg", ga)
-                for i in 0..<n { avg[i] = (sq[i] + -1 * ga[i] * ga[i]).squareRoot() }
-            } else {
-                for i in 0..<n { avg[i] = sq[i].squareRoot() }
-            }
-            let eps = Float(c.eps)
-            for i in 0..<n { avg[i] = avg[i] + eps }
-            if c.momentum > 0 {
-                var buf = slot("momentum_buffer") ?? [Float](repeating: 0, count: n)
+            switch c.kind {
+            case .sgd:
+                let a = Float(-c.lr)
+                if c.momentum != 0 {
+                    let m = Float(c.momentum), d = Float(1 - c.dampening)
+                    var buf: Tensor
+                    if var b = s["momentum_buffer"] {
+                        g.withUnsafeBufferPointer(as: Float.self) { gb in
+                            b.withUnsafeMutableBufferPointer(as: Float.self) { bb in
+                                for i in 0..<n { bb[i] = bb[i] * m + d * gb[i] }
+                            }
+                        }
+                        buf = b
+                    } else {
+                        buf = Tensor(shape: shape, scalars: g.scalars(as: Float.self))
+                    }
+                    s["momentum_buffer"] = nil
+                    buf.withUnsafeBufferPointer(as: Float.self) { bb in
+                        g.withUnsafeBufferPointer(as: Float.self) { gb in
+                            if c.nesterov {
+                                for i in 0..<n { p[i] = p[i] + a * (gb[i] + m * bb[i]) }
+                            } else {
+                                for i in 0..<n { p[i] = p[i] + a * bb[i] }
+                            }
+                        }
+                    }
+                    s["momentum_buffer"] = buf
+                } else {
+                    g.withUnsafeBufferPointer(as: Float.self) { gb in
+                        for i in 0..<n { p[i] = p[i] + a * gb[i] }
+                    }
+                }
+            case .rmsprop:
+                _ = stepCount()
+                var sq = s["square_avg"] ?? zeros()
+                s["square_avg"] = nil
+                let alpha = Float(c.alpha), oneMinus = Float(1 - c.alpha), eps = Float(c.eps), a = Float(-c.lr)
+                var ga = c.centered ? (s["grad_avg"] ?? zeros()) : zeros()
+                s["grad_avg"] = nil
+                var buf = c.momentum > 0 ? (s["momentum_buffer"] ?? zeros()) : zeros()
+                s["momentum_buffer"] = nil
                 let m = Float(c.momentum)
-                for i in 0..<n { buf[i] = buf[i] * m; buf[i] = buf[i] + g[i] / avg[i] }
-                put("momentum_buffer", buf)
-                let a = Float(-c.lr)
-                for i in 0..<n { p[i] = p[i] + a * buf[i] }
-            } else {
-                let a = Float(-c.lr)
-                for i in 0..<n { p[i] = p[i] + a * (g[i] / avg[i]) }
-            }
-        case .adam, .adamw:
-            let stepValue = (slot("step")?.first ?? 0) + 1
-            s["step"] = Tensor(scalar: stepValue)
-            if c.weightDecay != 0 {
-                if c.kind == .adamw {
+                g.withUnsafeBufferPointer(as: Float.self) { gb in
+                sq.withUnsafeMutableBufferPointer(as: Float.self) { sb in
+                ga.withUnsafeMutableBufferPointer(as: Float.self) { gab in
+                buf.withUnsafeMutableBufferPointer(as: Float.self) { bb in
+                    for i in 0..<n {
+                        sb[i] = sb[i] * alpha
+                        sb[i] = sb[i] + oneMinus * gb[i] * gb[i]
+                        var avg: Float
+                        if c.centered {
+                            gab[i] = lerp(gab[i], gb[i], weight: oneMinus)
+                            avg = (sb[i] + -1 * gab[i] * gab[i]).squareRoot()
+                        } else {
+                            avg = sb[i].squareRoot()
+                        }
+                        avg = avg + eps
+                        if c.momentum > 0 {
+                            bb[i] = bb[i] * m
+                            bb[i] = bb[i] + gb[i] / avg
+                            p[i] = p[i] + a * bb[i]
+                        } else {
+                            p[i] = p[i] + a * (gb[i] / avg)
+                        }
+                    }
+                }}}}
+                s["square_avg"] = sq
+                if c.centered { s["grad_avg"] = ga }
+                if c.momentum > 0 { s["momentum_buffer"] = buf }
+            case .adam, .adamw:
+                let step = Double(stepCount())
+                if c.kind == .adamw && c.weightDecay != 0 {
                     let f = Float(1 - c.lr * c.weightDecay)
                     for i in 0..<n { p[i] = p[i] * f }
-                } else {
-                    let wd = Float(c.weightDecay)
-                    for i in 0..<n { g[i] = g[i] + wd * p[i] }
                 }
-            }
-            var m = slot("exp_avg") ?? [Float](repeating: 0, count: n)
-            var v = slot("exp_avg_sq") ?? [Float](repeating: 0, count: n)
-            let w1 = Float(1 - c.beta1), b2 = Float(c.beta2), w2 = Float(1 - c.beta2)
-            for i in 0..<n {
-                m[i] = lerp(m[i], g[i], weight: w1)
-                v[i] = v[i] * b2
-                v[i] = v[i] + w2 * g[i] * g[i]
-            }
-            put("exp_avg", m)
-            put("exp_avg_sq", v)
-            let step = Double(stepValue)
-            let bc1 = 1 - pow(c.beta1, step), bc2 = 1 - pow(c.beta2, step)
-            let stepSize = c.lr / bc1
-            let bc2Sqrt = Float(bc2.squareRoot())
-            var second = v
-            if c.amsgrad {
-                var mx = slot("max_exp_avg_sq") ?? [Float](repeating: 0, count: n)
-                for i in 0..<n { mx[i] = max(mx[i], v[i]) }
-                put("max_exp_avg_sq", mx)
-                second = mx
-            }
-            let eps = Float(c.eps), a = Float(-stepSize)
-            for i in 0..<n {
-                let denom = second[i].squareRoot() / bc2Sqrt + eps
-                p[i] = p[i] + a * (m[i] / denom)
+                var m = s["exp_avg"] ?? zeros(), v = s["exp_avg_sq"] ?? zeros()
+                var mx = c.amsgrad ? (s["max_exp_avg_sq"] ?? zeros()) : zeros()
+                s["exp_avg"] = nil; s["exp_avg_sq"] = nil; s["max_exp_avg_sq"] = nil
+                let w1 = Float(1 - c.beta1), b2 = Float(c.beta2), w2 = Float(1 - c.beta2)
+                let bc1 = 1 - Foundation.pow(c.beta1, step), bc2 = 1 - Foundation.pow(c.beta2, step)
+                let a = Float(-(c.lr / bc1))
+                let bc2Sqrt = Float(bc2.squareRoot())
+                let eps = Float(c.eps)
+                g.withUnsafeBufferPointer(as: Float.self) { gb in
+                m.withUnsafeMutableBufferPointer(as: Float.self) { mb in
+                v.withUnsafeMutableBufferPointer(as: Float.self) { vb in
+                mx.withUnsafeMutableBufferPointer(as: Float.self) { xb in
+                    for i in 0..<n {
+                        mb[i] = lerp(mb[i], gb[i], weight: w1)
+                        vb[i] = vb[i] * b2
+                        vb[i] = vb[i] + w2 * gb[i] * gb[i]
+                        var second = vb[i]
+                        if c.amsgrad {
+                            xb[i] = max(xb[i], vb[i])
+                            second = xb[i]
+                        }
+                        let denom = second.squareRoot() / bc2Sqrt + eps
+                        p[i] = p[i] + a * (mb[i] / denom)
+                    }
+                }}}}
+                s["exp_avg"] = m
+                s["exp_avg_sq"] = v
+                if c.amsgrad { s["max_exp_avg_sq"] = mx }
             }
         }
         slots[name] = s
-        param = Tensor(shape: param.shape, scalars: p)
     }
 
     /// PyTorch's `lerp`: two formulas depending on the weight, for accuracy at both ends.
