@@ -9,6 +9,9 @@ enum Ops {
 
     static func tensor(_ shape: [Int], _ values: [Float]) -> Tensor { Tensor(shape: shape, scalars: values) }
 
+    /// The tensor itself when float32, else converted.
+    static func float32(_ t: Tensor) -> Tensor { t.dtype == .float32 ? t : t.converted(to: .float32) }
+
     static func add(_ a: Tensor, _ b: Tensor) -> Tensor {
         var out = a
         b.withUnsafeBufferPointer(as: Float.self) { bb in
@@ -141,5 +144,13 @@ extension Ops {
         case .int32: t.scalars(as: Int32.self).map { Int($0) }
         default: t.doubles().map { $0.isFinite ? Int(max(min($0, 9e18), -9e18)) : 0 }
         }
+    }
+}
+
+extension Tensor {
+    /// The same elements with `shape` (equal counts), or self unchanged.
+    func reshapedOrSelf(_ shape: [Int]) -> Tensor {
+        guard shape != self.shape, let r = try? reshaped(to: shape) else { return self }
+        return r
     }
 }

@@ -48,24 +48,29 @@ extension Rules {
     }
 
     static func unaryFromInput(_ f: @escaping @Sendable (Float, Float) -> Float) -> GradientRule {
-        { c throws(AutogradError) in
-            let x = try c.input(0)
-            let xv = Ops.floats(x), g = c.grad()
-            var out = [Float](repeating: 0, count: xv.count)
-            for i in 0..<xv.count { out[i] = f(xv[i], g[i]) }
-            return [Ops.tensor(x.shape, out)]
-        }
+        { c throws(AutogradError) in try unary(c, source: Ops.float32(try c.input(0)), f) }
     }
 
     static func unaryFromOutput(_ f: @escaping @Sendable (Float, Float) -> Float) -> GradientRule {
         { c throws(AutogradError) in
             let x = try c.input(0)
             guard let y = c.outputs.first else { throw c.fail("no output recorded") }
-            let yv = Ops.floats(y), g = c.grad()
-            var out = [Float](repeating: 0, count: yv.count)
-            for i in 0..<yv.count { out[i] = f(yv[i], g[i]) }
-            return [Ops.tensor(x.shape, out)]
+            return try unary(c, source: Ops.float32(y).reshapedOrSelf(x.shape), f)
         }
+    }
+
+    /// out[i] = f(source[i], gradient[i]) over the buffers, shaped like the input.
+    static func unary(_ c: RuleContext, source: Tensor, _ f: (Float, Float) -> Float) throws(AutogradError) -> [Tensor?] {
+        var out = Tensor(zeros: .float32, shape: source.shape)
+        guard let g = c.outputGrads.first.flatMap({ $0 }).map(Ops.float32), g.elementCount == source.elementCount else { return [out] }
+        source.withUnsafeBufferPointer(as: Float.self) { sb in
+            g.withUnsafeBufferPointer(as: Float.self) { gb in
+                out.withUnsafeMutableBufferPointer(as: Float.self) { ob in
+                    for i in 0..<ob.count { ob[i] = f(sb[i], gb[i]) }
+                }
+            }
+        }
+        return [out]
     }
 
     static let leakyRelu: GradientRule = { c throws(AutogradError) in

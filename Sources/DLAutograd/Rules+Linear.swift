@@ -7,36 +7,62 @@ extension Rules {
         ("Gemm", gemm), ("MatMul", matmul), ("Conv", conv),
     ]
 
-    /// Y = alpha op(A) op(B) + beta C.
+    /// Y = alpha op(A) op(B) + beta C. The products run on the tensors' buffers (no copies).
     static let gemm: GradientRule = { c throws(AutogradError) in
-        let a = try c.input(0), b = try c.input(1)
+        let a = Ops.float32(try c.input(0)), b = Ops.float32(try c.input(1))
         let transA = try c.int("transA", 0) != 0, transB = try c.int("transB", 0) != 0
         let alpha = try c.float("alpha", 1), beta = try c.float("beta", 1)
         guard a.rank == 2, b.rank == 2 else { throw c.fail("Gemm inputs must be matrices") }
         let m = transA ? a.shape[1] : a.shape[0], k = transA ? a.shape[0] : a.shape[1]
         let n = transB ? b.shape[0] : b.shape[1]
-        let gy = c.grad()
+        let gy = c.outputGrads.first.flatMap { $0 }.map(Ops.float32) ?? Tensor(zeros: .float32, shape: [m, n])
         var out: [Tensor?] = [nil, nil, nil]
-        let av = Ops.floats(a), bv = Ops.floats(b)
-        gy.withUnsafeBufferPointer { g in
-            guard let gp = g.baseAddress else { return }
-            bv.withUnsafeBufferPointer { bp in
-                guard let bb = bp.baseAddress, c.need(0) else { return }
-                let ga = transA
-                    ? Ops.matmul(bb, transA: transB, gp, transB: true, m: k, n: m, k: n, alpha: alpha)
-                    : Ops.matmul(gp, transA: false, bb, transB: !transB, m: m, n: k, k: n, alpha: alpha)
-                out[0] = Ops.tensor(a.shape, ga)
-            }
-            av.withUnsafeBufferPointer { ap in
-                guard let aa = ap.baseAddress, c.need(1) else { return }
-                let gb = transB
-                    ? Ops.matmul(gp, transA: true, aa, transB: transA, m: n, n: k, k: m, alpha: alpha)
-                    : Ops.matmul(aa, transA: !transA, gp, transB: false, m: k, n: n, k: m, alpha: alpha)
-                out[1] = Ops.tensor(b.shape, gb)
+        gy.withUnsafeBufferPointer(as: Float.self) { g in
+            a.withUnsafeBufferPointer(as: Float.self) { ap in
+                b.withUnsafeBufferPointer(as: Float.self) { bp in
+                    guard let gp = g.baseAddress, let aa = ap.baseAddress, let bb = bp.baseAddress else { return }
+                    if c.need(0) {
+                        var ga = Tensor(zeros: .float32, shape: a.shape)
+                        ga.withUnsafeMutableBufferPointer(as: Float.self) { o in
+                            guard let op = o.baseAddress else { return }
+                            if transA {
+                                GEMM.sgemm(transA: transB, transB: true, m: k, n: m, k: n, alpha: alpha, a: bb, lda: transB ? k : n,
+                                           b: gp, ldb: n, beta: 0, c: op, ldc: m)
+                            } else {
+                                GEMM.sgemm(transA: false, transB: !transB, m: m, n: k, k: n, alpha: alpha, a: gp, lda: n,
+                                           b: bb, ldb: transB ? k : n, beta: 0, c: op, ldc: k)
+                            }
+                        }
+                        out[0] = ga
+                    }
+                    if c.need(1) {
+                        var gb = Tensor(zeros: .float32, shape: b.shape)
+                        gb.withUnsafeMutableBufferPointer(as: Float.self) { o in
+                            guard let op = o.baseAddress else { return }
+                            if transB {
+                                GEMM.sgemm(transA: true, transB: transA, m: n, n: k, k: m, alpha: alpha, a: gp, lda: n,
+                                           b: aa, ldb: transA ? m : k, beta: 0, c: op, ldc: k)
+                            } else {
+                                GEMM.sgemm(transA: !transA, transB: false, m: k, n: n, k: m, alpha: alpha, a: aa, lda: transA ? m : k,
+                                           b: gp, ldb: n, beta: 0, c: op, ldc: n)
+                            }
+                        }
+                        out[1] = gb
+                    }
+                }
             }
         }
         if c.need(2), let cc = c.inputs.count > 2 ? c.inputs[2] : nil {
-            var gc = Ops.reduce(gy, from: [m, n], to: cc.shape)
+            var gc: [Float]
+            if cc.shape == [n] || cc.shape == [1, n] {
+                // Column sums, the common bias case.
+                gc = [Float](repeating: 0, count: n)
+                gy.withUnsafeBufferPointer(as: Float.self) { g in
+                    for i in 0..<m { for j in 0..<n { gc[j] += g[i * n + j] } }
+                }
+            } else {
+                gc = Ops.reduce(Ops.floats(gy), from: [m, n], to: cc.shape)
+            }
             if beta != 1 { gc = gc.map { $0 * beta } }
             out[2] = Ops.tensor(cc.shape, gc)
         }
