@@ -152,17 +152,17 @@ extension Rules {
         let oh = p.outH, ow = p.outW, plane = oh * ow
         let g = p.groups, cin = p.inChannelsPerGroup, cout = p.outChannelsPerGroup
         let kk = cin * p.kernelH * p.kernelW
-        let gy = c.grad()
-        let xv = Ops.floats(x), wv = Ops.floats(w)
-        var gx = [Float](repeating: 0, count: c.need(0) ? xv.count : 0)
-        var gw = [Float](repeating: 0, count: wv.count)
+        let gyT = c.outputGrads.first.flatMap { $0 }.map(Ops.float32) ?? Tensor(zeros: .float32, shape: y.shape)
+        let xT = Ops.float32(x), wT = Ops.float32(w)
+        var gxT = Tensor(zeros: .float32, shape: c.need(0) ? x.shape : [0])
+        var gwT = Tensor(zeros: .float32, shape: w.shape)
         var cols = [Float](repeating: 0, count: kk * plane)
-        xv.withUnsafeBufferPointer { xp in
-        wv.withUnsafeBufferPointer { wp in
-        gy.withUnsafeBufferPointer { gp in
+        xT.withUnsafeBufferPointer(as: Float.self) { xp in
+        wT.withUnsafeBufferPointer(as: Float.self) { wp in
+        gyT.withUnsafeBufferPointer(as: Float.self) { gp in
         cols.withUnsafeMutableBufferPointer { colp in
-        gw.withUnsafeMutableBufferPointer { gwp in
-        gx.withUnsafeMutableBufferPointer { gxp in
+        gwT.withUnsafeMutableBufferPointer(as: Float.self) { gwp in
+        gxT.withUnsafeMutableBufferPointer(as: Float.self) { gxp in
             guard let x0 = xp.baseAddress, let w0 = wp.baseAddress, let g0 = gp.baseAddress,
                   let col0 = colp.baseAddress, let gw0 = gwp.baseAddress else { return }
             for b in 0..<p.batch {
@@ -186,16 +186,18 @@ extension Rules {
             }
         }}}}}}
         var out: [Tensor?] = [nil, nil, nil]
-        if c.need(0) { out[0] = Ops.tensor(x.shape, gx) }
-        if c.need(1) { out[1] = Ops.tensor(w.shape, gw) }
+        if c.need(0) { out[0] = gxT }
+        if c.need(1) { out[1] = gwT }
         if c.need(2), let bias = c.inputs.count > 2 ? c.inputs[2] : nil {
             var gb = [Float](repeating: 0, count: p.outChannels)
-            for b in 0..<p.batch {
-                for ch in 0..<p.outChannels {
-                    var s: Float = 0
-                    let base = (b * p.outChannels + ch) * plane
-                    for i in 0..<plane { s += gy[base + i] }
-                    gb[ch] += s
+            gyT.withUnsafeBufferPointer(as: Float.self) { gy in
+                for b in 0..<p.batch {
+                    for ch in 0..<p.outChannels {
+                        var s: Float = 0
+                        let base = (b * p.outChannels + ch) * plane
+                        for i in 0..<plane { s += gy[base + i] }
+                        gb[ch] += s
+                    }
                 }
             }
             out[2] = Ops.tensor(bias.shape, gb)

@@ -51,9 +51,13 @@ extension Rules {
             guard let y = c.outputs.first else { throw c.fail("no output recorded") }
             let w = try window(c, x: x, y: y)
             let includePad = try c.int("count_include_pad", 0) != 0
-            let xv = Ops.floats(x), g = c.grad()
-            var gx = [Float](repeating: 0, count: xv.count)
+            let xT = Ops.float32(x)
+            let gT = c.outputGrads.first.flatMap { $0 }.map(Ops.float32) ?? Tensor(zeros: .float32, shape: y.shape)
+            var gxT = Tensor(zeros: .float32, shape: x.shape)
             let inPlane = w.inH * w.inW, outPlane = w.outH * w.outW
+            xT.withUnsafeBufferPointer(as: Float.self) { xv in
+            gT.withUnsafeBufferPointer(as: Float.self) { g in
+            gxT.withUnsafeMutableBufferPointer(as: Float.self) { gx in
             for p in 0..<w.batchChannels {
                 for oh in 0..<w.outH {
                     for ow in 0..<w.outW {
@@ -62,7 +66,7 @@ extension Rules {
                         if isMax {
                             var best = -1
                             var bestValue = -Float.infinity
-                            for kh in 0..<w.kH {
+                            search: for kh in 0..<w.kH {
                                 let ih = h0 + kh * w.dH
                                 if ih < 0 || ih >= w.inH { continue }
                                 for kw in 0..<w.kW {
@@ -71,31 +75,38 @@ extension Rules {
                                     let idx = p * inPlane + ih * w.inW + iw
                                     let v = xv[idx]
                                     if best < 0 || v > bestValue || v.isNaN { best = idx; bestValue = v }
-                                    if v.isNaN { break }
+                                    if v.isNaN { break search }
                                 }
                             }
                             if best >= 0 { gx[best] += gv }
                         } else {
-                            var taps: [Int] = []
-                            var padded = 0
+                            var count = 0, padded = 0
                             for kh in 0..<w.kH {
                                 let ih = h0 + kh * w.dH
                                 let inPadH = ih >= -w.pT && ih < w.inH + w.pB
                                 for kw in 0..<w.kW {
                                     let iw = w0 + kw * w.dW
                                     if inPadH && iw >= -w.pL && iw < w.inW + w.pR { padded += 1 }
-                                    if ih >= 0 && ih < w.inH && iw >= 0 && iw < w.inW { taps.append(p * inPlane + ih * w.inW + iw) }
+                                    if ih >= 0 && ih < w.inH && iw >= 0 && iw < w.inW { count += 1 }
                                 }
                             }
-                            let count = includePad ? padded : taps.count
-                            guard count > 0 else { continue }
-                            let share = gv / Float(count)
-                            for t in taps { gx[t] += share }
+                            let divisor = includePad ? padded : count
+                            guard divisor > 0 else { continue }
+                            let share = gv / Float(divisor)
+                            for kh in 0..<w.kH {
+                                let ih = h0 + kh * w.dH
+                                if ih < 0 || ih >= w.inH { continue }
+                                for kw in 0..<w.kW {
+                                    let iw = w0 + kw * w.dW
+                                    if iw >= 0 && iw < w.inW { gx[p * inPlane + ih * w.inW + iw] += share }
+                                }
+                            }
                         }
                     }
                 }
             }
-            return [Ops.tensor(x.shape, gx)]
+            }}}
+            return [gxT]
         }
     }
 
