@@ -66,7 +66,7 @@ typealias TrainingForward = @Sendable (Node, [Tensor?], inout TrainingRNG) throw
 enum Rules {
     static let table: [String: GradientRule] = {
         var t: [String: GradientRule] = [:]
-        for (k, v) in linear + elementwise + movement + neural { t[k] = v }
+        for (k, v) in linear + elementwise + movement + neural + recurrent { t[k] = v }
         return t
     }()
 
@@ -98,6 +98,7 @@ enum Rules {
         case "BatchNormalization": return { $0 < 3 }
         case "Clip": return { $0 == 0 }
         case "Pow": return { $0 == 0 || $0 == 1 }
+        case "LSTM", "GRU", "RNN": return { $0 != 4 }
         default: return { _ in true }
         }
     }

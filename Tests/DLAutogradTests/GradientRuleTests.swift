@@ -125,3 +125,31 @@ extension GradientRuleTests {
         try T.check([T.node("Dropout", ["x", "r"])], inputs: ["x": x], initializers: ["r": Tensor(scalar: Float(0.3))], wrt: ["x"], training: true)
     }
 }
+
+extension GradientRuleTests {
+    @Test(arguments: ["forward", "reverse", "bidirectional"])
+    func lstm(direction: String) throws {
+        let dirs = direction == "bidirectional" ? 2 : 1, H = 3, I = 2, N = 2, T = 3
+        let attrs = [Attribute(name: "hidden_size", value: .int(H)), Attribute(name: "direction", value: .string(direction))]
+        try T_.check([T_.node("LSTM", ["x", "w", "r", "b", "", "h0", "c0"], ["y", "yh", "yc"], attrs)],
+                     inputs: ["x": T_.randomTensor([T, N, I], seed: 30)],
+                     initializers: ["w": T_.randomTensor([dirs, 4 * H, I], seed: 31), "r": T_.randomTensor([dirs, 4 * H, H], seed: 32),
+                                    "b": T_.randomTensor([dirs, 8 * H], seed: 33), "h0": T_.randomTensor([dirs, N, H], seed: 34),
+                                    "c0": T_.randomTensor([dirs, N, H], seed: 35)],
+                     outputs: ["y", "yh", "yc"], epsilon: 1e-2)
+    }
+
+    @Test(arguments: [("forward", 0), ("bidirectional", 1), ("reverse", 1)])
+    func gru(direction: String, linearBeforeReset: Int) throws {
+        let dirs = direction == "bidirectional" ? 2 : 1, H = 3, I = 2, N = 2, T = 3
+        let attrs = [Attribute(name: "hidden_size", value: .int(H)), Attribute(name: "direction", value: .string(direction)),
+                     Attribute(name: "linear_before_reset", value: .int(linearBeforeReset))]
+        try T_.check([T_.node("GRU", ["x", "w", "r", "b", "", "h0"], ["y", "yh"], attrs)],
+                     inputs: ["x": T_.randomTensor([T, N, I], seed: 40)],
+                     initializers: ["w": T_.randomTensor([dirs, 3 * H, I], seed: 41), "r": T_.randomTensor([dirs, 3 * H, H], seed: 42),
+                                    "b": T_.randomTensor([dirs, 6 * H], seed: 43), "h0": T_.randomTensor([dirs, N, H], seed: 44)],
+                     outputs: ["y", "yh"], epsilon: 1e-2)
+    }
+}
+
+typealias T_ = GradientRuleTests
