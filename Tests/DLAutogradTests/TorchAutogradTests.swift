@@ -42,3 +42,27 @@ struct TorchAutogradTests {
         }
     }
 }
+
+extension TorchAutogradTests {
+    /// A bidirectional LSTM feeding a GRU, exported by torch (gates reordered with Slice/Concat):
+    /// outputs and the gradients of every parameter and of the input match torch.autograd.
+    @Test func recurrentGradientsMatchTorchAutograd() throws {
+        let graph = try ONNXReader.read(path: TestPackage.fixture("training/rnn.onnx"))
+        let ref = try SafeTensorsFile(path: TestPackage.fixture("training/rnn.grads.safetensors"))
+        let params = Differentiator.trainableParameters(of: graph)
+        #expect(params.count == 12, "\(params)")
+        let diff = try Differentiator(graph: graph, wrt: params + ["x"])
+        var rng = TrainingRNG(seed: 1)
+        let tape = try diff.forward(["x": try ref.tensor(named: "input.x")], training: true, rng: &rng)
+        func close(_ a: Tensor, _ b: Tensor, _ what: String, tol: Double) {
+            let x = a.doubles(), y = b.doubles()
+            #expect(a.elementCount == b.elementCount, "\(what) size")
+            let scale = max(y.map(abs).max() ?? 0, 1e-6)
+            let err = zip(x, y).map { abs($0 - $1) }.max() ?? 0
+            #expect(err / scale < tol, "\(what): relative error \(err / scale)")
+        }
+        close(try #require(tape.value("y")), try ref.tensor(named: "output.y"), "y", tol: 1e-5)
+        let grads = try diff.backward(tape, seeds: ["y": try ref.tensor(named: "w").reshaped(to: tape.value("y")!.shape)])
+        for p in params + ["x"] { close(try #require(grads[p]), try ref.tensor(named: "grad.\(p)"), "grad \(p)", tol: 1e-4) }
+    }
+}
