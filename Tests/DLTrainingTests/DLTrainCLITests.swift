@@ -133,3 +133,22 @@ extension DLTrainCLITests {
         #expect(!tmp.contents().contains { $0.hasPrefix("wrong") || $0.hasPrefix(".dlconvert") }, "\(tmp.contents())")
     }
 }
+
+extension DLTrainCLITests {
+    @Test func nanLossStopsAndKeepsLastGoodState() throws {
+        let tmp = TemporaryFolder()
+        var ys = [Float](repeating: 0.5, count: 8 * 4)
+        ys[5 * 4 + 1] = .nan
+        try SafeTensorsWriter.write([("x", Tensor(shape: [8, 12], scalars: (0..<96).map { Float($0 % 7) / 7 })), ("y", Tensor(shape: [8, 4], scalars: ys))],
+                                    metadata: [:], to: tmp.file("nan.safetensors"))
+        let r = try runProcess(TestPackage.tool("dltrain"), [Self.model, "--data", tmp.file("nan.safetensors"), "--loss", "mse", "--batch-size", "4",
+                                                             "--no-shuffle", "--optimizer", "sgd", "--lr", "0.1", "--steps", "5", "--out", tmp.file("n.ckpt")])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("the loss became nan at step 2") && r.stderr.contains("last good state (step 1)"), "\(r.stderr)")
+        let state = try #require(try Checkpoint(contentsOf: tmp.file("n.ckpt")).training)
+        #expect(state.step == 1)
+        for (name, t) in try Self.tensors(tmp.file("n.ckpt")) where !name.hasPrefix("dlkit.") {
+            #expect(t.doubles().allSatisfy { $0.isFinite }, "\(name)")
+        }
+    }
+}
