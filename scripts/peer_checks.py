@@ -118,6 +118,7 @@ def main():
     onnx_out_checks(tmp)
     torch_checks(tmp)
     keras_checks(tmp)
+    training_checks(tmp)
 
     print(f"peer-checks: {passed} passed, {failed} failed")
     return 1 if failed else 0
@@ -425,6 +426,60 @@ def keras_checks(tmp):
                     for got, (name, want) in zip(predict(model, ins), outs.items()):
                         close(np.asarray(got), want, name)
             check(f"keras: {m}.keras -> {ext} loads in {who} exactly", zoo)
+# ---------------------------------------------------------------------------------------------
+# Training (issue 6): a run trained by dltrain and handed back with `dlconvert run.ckpt model.pt
+# --optimizer-out opt.pt` continues in torch (model.load_state_dict + optimizer.load_state_dict)
+# to PyTorch's own numbers (fixtures/training, scripts/fixtures/make_training.py).
+# ---------------------------------------------------------------------------------------------
+def training_checks(tmp):
+    import importlib.util
+    import torch
+    spec = importlib.util.spec_from_file_location("make_training", os.path.join(ROOT, "scripts", "fixtures", "make_training.py"))
+    mt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mt)
+    fixtures = os.path.join(ROOT, "fixtures", "training")
+    torch.set_num_threads(1)
+
+    def hand_back(model, kind):
+        hyper = mt.HYPER[kind]
+        run_ckpt = os.path.join(tmp, f"train.{model}.{kind}.ckpt")
+        flags = ["--lr", str(hyper["lr"]), "--weight-decay", str(hyper["weight_decay"])]
+        if kind == "sgd":
+            flags += ["--momentum", str(hyper["momentum"]), "--nesterov"]
+        elif kind == "rmsprop":
+            flags += ["--alpha", str(hyper["alpha"]), "--eps", str(hyper["eps"]), "--momentum", str(hyper["momentum"]), "--centered"]
+        else:
+            flags += ["--betas", ",".join(str(b) for b in hyper["betas"]), "--eps", str(hyper["eps"])]
+            if hyper.get("amsgrad"):
+                flags += ["--amsgrad"]
+        run(os.path.join(BIN, "dltrain"), os.path.join(fixtures, f"{model}.onnx"), "--data",
+            os.path.join(fixtures, f"{model}.data.safetensors"), "--input", "x", "--target", "y", "--loss", "cross_entropy",
+            "--batch-size", "16", "--no-shuffle", "--steps", "20", "--optimizer", kind, *flags, "--out", run_ckpt)
+        pt, opt_pt = os.path.join(tmp, f"train.{model}.{kind}.pt"), os.path.join(tmp, f"train.{model}.{kind}.opt.pt")
+        run(os.path.join(BIN, "dlconvert"), run_ckpt, pt, "--optimizer-out", opt_pt)
+        net = {"mlp": mt.MLP, "cnn": mt.CNN}[model]()
+        net.load_state_dict(torch.load(pt, weights_only=True))
+        opt = mt.make_optimizer(kind, net.parameters())
+        opt.load_state_dict(torch.load(opt_pt, weights_only=True))
+        data = load_file(os.path.join(fixtures, f"{model}.data.safetensors"))
+        x, y = torch.from_numpy(data["x"]), torch.from_numpy(data["y"])
+        for step in range(20, 40):
+            lo = (step % (mt.N // mt.BATCH)) * mt.BATCH
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x[lo:lo + mt.BATCH]), y[lo:lo + mt.BATCH]).backward()
+            opt.step()
+        want = load_file(os.path.join(fixtures, f"{model}.{kind}.safetensors"))
+        worst = 0.0
+        for k, v in net.state_dict().items():
+            w = want[f"step40.{k}"]
+            worst = max(worst, float(np.abs(v.numpy() - w).max() / np.abs(w).max()))
+        if worst > 1e-5:
+            raise AssertionError(f"step 40 differs from torch by {worst:.2e} (relative)")
+
+    for model in ["mlp", "cnn"]:
+        for kind in ["sgd", "rmsprop", "adam", "adamw"]:
+            check(f"training: {model} {kind}: dltrain 20 steps, handed to torch by --optimizer-out, 20 more match torch",
+                  lambda model=model, kind=kind: hand_back(model, kind))
 
 
 if __name__ == "__main__":

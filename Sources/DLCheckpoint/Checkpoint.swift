@@ -16,6 +16,8 @@ public struct Checkpoint: Sendable {
     public var graph: Graph
     /// Metadata keys other than DLKit's own, kept as read.
     public var extraMetadata: [String: String]
+    /// Optimizer state and progress of a training run, when the file carries them.
+    public var training: TrainingState? = nil
 
     public init(graph: Graph, extraMetadata: [String: String] = [:]) {
         self.graph = graph
@@ -54,7 +56,7 @@ public struct Checkpoint: Sendable {
             }
             names = decoded
         } else {
-            names = file.names
+            names = file.names.filter { !$0.hasPrefix(TrainingState.slotPrefix) }
         }
         var graph: Graph
         do {
@@ -75,8 +77,12 @@ public struct Checkpoint: Sendable {
         }
         self.graph = graph
         var extra = file.metadata
-        for k in [Self.versionKey, Self.graphKey, Self.initializersKey, "format"] { extra[k] = nil }
+        for k in [Self.versionKey, Self.graphKey, Self.initializersKey, "format", TrainingState.optimizerKey, TrainingState.progressKey] { extra[k] = nil }
         extraMetadata = extra
+        training = try TrainingState.decode(metadata: file.metadata, tensor: { (name: String) throws(CheckpointError) -> Tensor? in
+            guard file.entry(name) != nil else { throw .missingTensor(path: path, name: name) }
+            do throws(SafeTensorsError) { return try file.tensor(named: name) } catch { throw .safetensors(error) }
+        }, path: path)
     }
 
     /// Writes the checkpoint atomically.
@@ -106,6 +112,11 @@ public struct Checkpoint: Sendable {
             throw .invalidMetadata(path: path, key: Self.initializersKey, reason: "\(error)")
         }
         metadata[Self.initializersKey] = String(decoding: namesJSON, as: UTF8.self)
+        if let training {
+            let (meta, slotTensors) = try training.encoded(path: path)
+            for (k, v) in meta { metadata[k] = v }
+            tensors += slotTensors
+        }
         do { try SafeTensorsWriter.write(tensors, metadata: metadata, to: path) } catch { throw .safetensors(error) }
     }
 }

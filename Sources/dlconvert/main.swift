@@ -49,9 +49,15 @@ struct Convert: ParsableCommand {
     @Option(help: "Convert floating-point weights to this dtype (float32, float16, bfloat16, float64).")
     var dtype: String?
 
+    @OptionGroup(title: "Training state (PyTorch optimizers)")
+    var optimizer: OptimizerOptions
+
     func run() throws {
         try reportingErrors {
-            let format = try onnx.convert(input, output, key: key, dtype: try parseDType(dtype))
+            var format = FileFormat.unknown
+            try optimizer.run(input: input, output: output) { target in
+                format = try onnx.convert(input, target, key: key, dtype: try parseDType(dtype))
+            }
             if isatty(STDERR_FILENO) != 0 {
                 FileHandle.standardError.write(Data("dlconvert: \(input) (\(format.rawValue)) -> \(output)\n".utf8))
             }

@@ -1,0 +1,156 @@
+import DLKernels
+import DLTensor
+
+/// Float32 array helpers the gradient rules are written with.
+enum Ops {
+    static func floats(_ t: Tensor) -> [Float] {
+        t.dtype == .float32 ? t.scalars(as: Float.self) : t.converted(to: .float32).scalars(as: Float.self)
+    }
+
+    static func tensor(_ shape: [Int], _ values: [Float]) -> Tensor { Tensor(shape: shape, scalars: values) }
+
+    /// The tensor itself when float32, else converted.
+    static func float32(_ t: Tensor) -> Tensor { t.dtype == .float32 ? t : t.converted(to: .float32) }
+
+    static func add(_ a: Tensor, _ b: Tensor) -> Tensor {
+        var out = a
+        b.withUnsafeBufferPointer(as: Float.self) { bb in
+            out.withUnsafeMutableBufferPointer(as: Float.self) { o in
+                for i in 0..<min(o.count, bb.count) { o[i] += bb[i] }
+            }
+        }
+        return out
+    }
+
+    static func strides(_ shape: [Int]) -> [Int] {
+        var s = [Int](repeating: 1, count: shape.count)
+        var acc = 1
+        for i in stride(from: shape.count - 1, through: 0, by: -1) {
+            s[i] = acc
+            acc *= shape[i]
+        }
+        return s
+    }
+
+    /// Expands `values` of `shape` to `outShape` (numpy broadcasting, right-aligned).
+    static func broadcast(_ values: [Float], from shape: [Int], to outShape: [Int]) -> [Float] {
+        if shape == outShape { return values }
+        let count = outShape.reduce(1, *)
+        if values.count == 1 { return [Float](repeating: values.first ?? 0, count: count) }
+        let r = outShape.count
+        let padded = [Int](repeating: 1, count: r - shape.count) + shape
+        let inStrides = strides(padded).enumerated().map { padded[$0.offset] == 1 ? 0 : $0.element }
+        var out = [Float](repeating: 0, count: count)
+        var index = [Int](repeating: 0, count: r)
+        var src = 0
+        for o in 0..<count {
+            out[o] = values[src]
+            var d = r - 1
+            while d >= 0 {
+                index[d] += 1
+                src += inStrides[d]
+                if index[d] < outShape[d] { break }
+                src -= inStrides[d] * index[d]
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return out
+    }
+
+    /// Sums `values` of `outShape` down to `shape` (the adjoint of `broadcast`).
+    static func reduce(_ values: [Float], from outShape: [Int], to shape: [Int]) -> [Float] {
+        if shape == outShape { return values }
+        let total = shape.reduce(1, *)
+        if total == 1 {
+            var s: Float = 0
+            for v in values { s += v }
+            return [s]
+        }
+        let r = outShape.count
+        let padded = [Int](repeating: 1, count: r - shape.count) + shape
+        let inStrides = strides(padded).enumerated().map { padded[$0.offset] == 1 ? 0 : $0.element }
+        var out = [Float](repeating: 0, count: total)
+        var index = [Int](repeating: 0, count: r)
+        var dst = 0
+        for o in 0..<values.count {
+            out[dst] += values[o]
+            var d = r - 1
+            while d >= 0 {
+                index[d] += 1
+                dst += inStrides[d]
+                if index[d] < outShape[d] { break }
+                dst -= inStrides[d] * index[d]
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return out
+    }
+
+    /// Permutes axes: output axis i is input axis perm[i].
+    static func transpose(_ values: [Float], shape: [Int], perm: [Int]) -> [Float] {
+        let outShape = perm.map { shape[$0] }
+        let inStrides = strides(shape)
+        let permStrides = perm.map { inStrides[$0] }
+        let count = values.count
+        var out = [Float](repeating: 0, count: count)
+        let r = shape.count
+        var index = [Int](repeating: 0, count: r)
+        var src = 0
+        for o in 0..<count {
+            out[o] = values[src]
+            var d = r - 1
+            while d >= 0 {
+                index[d] += 1
+                src += permStrides[d]
+                if index[d] < outShape[d] { break }
+                src -= permStrides[d] * index[d]
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return out
+    }
+
+    /// `C[m×n] = op(A) op(B)` into a new array.
+    static func matmul(_ a: UnsafePointer<Float>, transA: Bool, _ b: UnsafePointer<Float>, transB: Bool,
+                       m: Int, n: Int, k: Int, alpha: Float = 1) -> [Float] {
+        var c = [Float](repeating: 0, count: m * n)
+        c.withUnsafeMutableBufferPointer { cp in
+            guard let base = cp.baseAddress else { return }
+            GEMM.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: transA ? m : k,
+                       b: b, ldb: transB ? k : n, beta: 0, c: base, ldc: n)
+        }
+        return c
+    }
+
+    /// Outer/inner extents for an axis: (product before, size, product after).
+    static func split(_ shape: [Int], axis: Int) -> (outer: Int, size: Int, inner: Int) {
+        (shape[..<axis].reduce(1, *), shape[axis], shape[(axis + 1)...].reduce(1, *))
+    }
+
+    static func normalizeAxis(_ a: Int, rank: Int) -> Int? {
+        let v = a < 0 ? a + rank : a
+        return v >= 0 && v < max(rank, 1) ? v : nil
+    }
+}
+
+extension Ops {
+    /// An integer tensor's elements as Ints.
+    static func ints(_ t: Tensor) -> [Int] {
+        switch t.dtype {
+        case .int64: t.scalars(as: Int64.self).map { Int(truncatingIfNeeded: $0) }
+        case .int32: t.scalars(as: Int32.self).map { Int($0) }
+        default: t.doubles().map { $0.isFinite ? Int(max(min($0, 9e18), -9e18)) : 0 }
+        }
+    }
+}
+
+extension Tensor {
+    /// The same elements with `shape` (equal counts), or self unchanged.
+    func reshapedOrSelf(_ shape: [Int]) -> Tensor {
+        guard shape != self.shape, let r = try? reshaped(to: shape) else { return self }
+        return r
+    }
+}

@@ -1,0 +1,166 @@
+import DLGraph
+import DLTensor
+
+extension Rules {
+    static let movement: [(String, GradientRule)] = [
+        ("Reshape", reshapeBack), ("Flatten", reshapeBack), ("Squeeze", reshapeBack), ("Unsqueeze", reshapeBack),
+        ("Expand", expand), ("Transpose", transpose), ("Concat", concat), ("Split", split), ("Slice", slice),
+        ("Gather", gather), ("ReduceSum", reduce(mean: false)), ("ReduceMean", reduce(mean: true)),
+    ]
+
+    /// Ops that only change the shape: the gradient is the output gradient with the input's shape.
+    static let reshapeBack: GradientRule = { c throws(AutogradError) in
+        let x = try c.input(0)
+        return [Ops.tensor(x.shape, c.grad())]
+    }
+
+    static let expand: GradientRule = { c throws(AutogradError) in
+        let x = try c.input(0)
+        guard let y = c.outputs.first else { throw c.fail("no output recorded") }
+        return [Ops.tensor(x.shape, Ops.reduce(c.grad(), from: y.shape, to: x.shape))]
+    }
+
+    static let transpose: GradientRule = { c throws(AutogradError) in
+        let x = try c.input(0)
+        guard let y = c.outputs.first else { throw c.fail("no output recorded") }
+        let perm = try c.ints("perm") ?? Array((0..<x.rank).reversed())
+        guard perm.count == x.rank else { throw c.fail("perm has \(perm.count) axes for rank \(x.rank)") }
+        var inverse = [Int](repeating: 0, count: perm.count)
+        for (i, p) in perm.enumerated() { inverse[p] = i }
+        return [Ops.tensor(x.shape, Ops.transpose(c.grad(), shape: y.shape, perm: inverse))]
+    }
+
+    static let concat: GradientRule = { c throws(AutogradError) in
+        guard let y = c.outputs.first else { throw c.fail("no output recorded") }
+        let axis = try c.axis(try c.int("axis", 0), rank: y.rank)
+        let (outer, total, inner) = Ops.split(y.shape, axis: axis)
+        let g = c.grad()
+        var out: [Tensor?] = []
+        var offset = 0
+        for (i, t) in c.inputs.enumerated() {
+            guard let t else { out.append(nil); continue }
+            let size = t.rank > axis ? t.shape[axis] : 0
+            if c.need(i) {
+                var part = [Float](repeating: 0, count: outer * size * inner)
+                for o in 0..<outer {
+                    let src = (o * total + offset) * inner, dst = o * size * inner
+                    for j in 0..<(size * inner) { part[dst + j] = g[src + j] }
+                }
+                out.append(Ops.tensor(t.shape, part))
+            } else {
+                out.append(nil)
+            }
+            offset += size
+        }
+        return out
+    }
+
+    static let split: GradientRule = { c throws(AutogradError) in
+        let x = try c.input(0)
+        let axis = try c.axis(try c.int("axis", 0), rank: x.rank)
+        let (outer, total, inner) = Ops.split(x.shape, axis: axis)
+        var gx = [Float](repeating: 0, count: x.elementCount)
+        var offset = 0
+        for (k, y) in c.outputs.enumerated() {
+            let size = y.shape[axis]
+            let g = c.grad(k)
+            for o in 0..<outer {
+                let dst = (o * total + offset) * inner, src = o * size * inner
+                for j in 0..<(size * inner) { gx[dst + j] = g[src + j] }
+            }
+            offset += size
+        }
+        return [Ops.tensor(x.shape, gx)]
+    }
+
+    /// Slice scatters the output gradient back to the positions it was read from.
+    static let slice: GradientRule = { c throws(AutogradError) in
+        let x = try c.input(0)
+        guard let y = c.outputs.first else { throw c.fail("no output recorded") }
+        let r = x.rank
+        var starts: [Int], ends: [Int], axes: [Int], steps: [Int]
+        if let s = c.intInput(1), let e = c.intInput(2) {
+            starts = s
+            ends = e
+            axes = c.intInput(3) ?? Array(0..<s.count)
+            steps = c.intInput(4) ?? [Int](repeating: 1, count: s.count)
+        } else {
+            starts = try c.ints("starts") ?? []
+            ends = try c.ints("ends") ?? []
+            axes = try c.ints("axes") ?? Array(0..<starts.count)
+            steps = [Int](repeating: 1, count: starts.count)
+        }
+        var first = [Int](repeating: 0, count: r), step = [Int](repeating: 1, count: r)
+        for (i, a0) in axes.enumerated() where i < starts.count && i < steps.count {
+            let a = try c.axis(a0, rank: r)
+            let dim = x.shape[a], st = steps[i]
+            var s = starts[i]
+            if s < 0 { s += dim }
+            s = st > 0 ? min(max(s, 0), dim) : min(max(s, -1), dim - 1)
+            first[a] = s
+            step[a] = st
+        }
+        let inStrides = Ops.strides(x.shape)
+        let g = c.grad()
+        var gx = [Float](repeating: 0, count: x.elementCount)
+        var index = [Int](repeating: 0, count: r)
+        for o in 0..<y.elementCount {
+            var src = 0
+            for d in 0..<r { src += (first[d] + index[d] * step[d]) * inStrides[d] }
+            gx[src] += g[o]
+            var d = r - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < y.shape[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return [Ops.tensor(x.shape, gx)]
+    }
+
+    /// Gather (an embedding lookup when axis = 0): gradient rows are summed into the rows they came from.
+    static let gather: GradientRule = { c throws(AutogradError) in
+        let x = try c.input(0), indices = try c.input(1)
+        let axis = try c.axis(try c.int("axis", 0), rank: x.rank)
+        let (outer, size, inner) = Ops.split(x.shape, axis: axis)
+        let idx = Ops.ints(indices)
+        let g = c.grad()
+        var gx = [Float](repeating: 0, count: x.elementCount)
+        let n = idx.count
+        for o in 0..<outer {
+            for (j, i0) in idx.enumerated() {
+                let i = i0 < 0 ? i0 + size : i0
+                guard i >= 0 && i < size else { throw c.fail("index \(i0) is outside axis size \(size)") }
+                let src = (o * n + j) * inner, dst = (o * size + i) * inner
+                for k in 0..<inner { gx[dst + k] += g[src + k] }
+            }
+        }
+        return [Ops.tensor(x.shape, gx), nil]
+    }
+
+    /// ReduceSum / ReduceMean: the gradient broadcast back over the reduced axes (divided by the
+    /// count for the mean). Axes from the attribute (older opsets) or the second input.
+    static func reduce(mean: Bool) -> GradientRule {
+        { c throws(AutogradError) in
+            let x = try c.input(0)
+            let keep = try c.int("keepdims", 1) != 0
+            var axes: [Int]
+            if let a = c.intInput(1) { axes = a } else { axes = try c.ints("axes") ?? [] }
+            if axes.isEmpty {
+                if try c.int("noop_with_empty_axes", 0) != 0 { return [Ops.tensor(x.shape, c.grad())] }
+                axes = Array(0..<x.rank)
+            }
+            var set = Set<Int>()
+            for a in axes { set.insert(try c.axis(a, rank: x.rank)) }
+            let keptShape = x.shape.enumerated().map { set.contains($0.offset) ? 1 : $0.element }
+            _ = keep
+            var g = Ops.broadcast(c.grad(), from: keptShape, to: x.shape)
+            if mean {
+                let count = Float(set.reduce(1) { $0 * x.shape[$1] })
+                g = g.map { $0 / count }
+            }
+            return [Ops.tensor(x.shape, g)]
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import DLSafeTensors
+import DLTensor
+import DLTorch
+import DLTraining
+import Foundation
+
+/// Loads training data: `.safetensors` or `.npz` (input and target arrays by name) or `.csv`
+/// (numeric columns with a header row).
+public enum TrainingData {
+    /// - Parameters:
+    ///   - inputName, targetName: array names in .safetensors / .npz.
+    ///   - inputColumns, targetColumn: for .csv (column names of the header).
+    ///   - integerTargets: read CSV targets as int64 class indices.
+    public static func load(path: String, inputName: String = "x", targetName: String = "y",
+                            inputColumns: [String] = [], targetColumn: String? = nil,
+                            integerTargets: Bool = false) throws(DLKitError) -> Dataset {
+        let lower = path.lowercased()
+        let x: Tensor, y: Tensor
+        if lower.hasSuffix(".csv") {
+            (x, y) = try csv(path: path, inputColumns: inputColumns, targetColumn: targetColumn, integerTargets: integerTargets)
+        } else if lower.hasSuffix(".npz") {
+            let arrays = try npz(path: path)
+            guard let a = arrays[inputName] else { throw .invalidArgument("\(path): no array '\(inputName)' (arrays: \(arrays.keys.sorted().joined(separator: ", ")))") }
+            guard let b = arrays[targetName] else { throw .invalidArgument("\(path): no array '\(targetName)' (arrays: \(arrays.keys.sorted().joined(separator: ", ")))") }
+            (x, y) = (a, b)
+        } else {
+            let f: SafeTensorsFile
+            do { f = try SafeTensorsFile(path: path) } catch { throw .safetensors(error) }
+            guard f.entry(inputName) != nil else { throw .invalidArgument("\(path): no tensor '\(inputName)' (tensors: \(f.names.joined(separator: ", ")))") }
+            guard f.entry(targetName) != nil else { throw .invalidArgument("\(path): no tensor '\(targetName)' (tensors: \(f.names.joined(separator: ", ")))") }
+            do { x = try f.tensor(named: inputName); y = try f.tensor(named: targetName) } catch { throw .safetensors(error) }
+        }
+        do { return try Dataset(inputs: x, targets: y) } catch { throw .invalidArgument("\(path): \(error)") }
+    }
+
+    static func csv(path: String, inputColumns: [String], targetColumn: String?, integerTargets: Bool) throws(DLKitError) -> (Tensor, Tensor) {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw .cannotRead(path: path, reason: "cannot be read as UTF-8 text")
+        }
+        var lines = text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        guard !lines.isEmpty else { throw .cannotRead(path: path, reason: "is empty") }
+        let header = lines.removeFirst().split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard let targetColumn else { throw .invalidArgument("\(path): CSV data needs --target-column") }
+        guard let ti = header.firstIndex(of: targetColumn) else {
+            throw .invalidArgument("\(path): no column '\(targetColumn)' (columns: \(header.joined(separator: ", ")))")
+        }
+        let inputs = inputColumns.isEmpty ? header.filter { $0 != targetColumn } : inputColumns
+        var idx: [Int] = []
+        for c in inputs {
+            guard let i = header.firstIndex(of: c) else { throw .invalidArgument("\(path): no column '\(c)' (columns: \(header.joined(separator: ", ")))") }
+            idx.append(i)
+        }
+        var xs: [Float] = [], ys: [Double] = []
+        for (n, line) in lines.enumerated() {
+            let cells = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard cells.count == header.count else {
+                throw .cannotRead(path: path, reason: "line \(n + 2) has \(cells.count) fields, the header \(header.count)")
+            }
+            for i in idx {
+                guard let v = Float(cells[i]) else { throw .cannotRead(path: path, reason: "line \(n + 2), column '\(header[i])': '\(cells[i])' is not a number") }
+                xs.append(v)
+            }
+            guard let t = Double(cells[ti]) else { throw .cannotRead(path: path, reason: "line \(n + 2), column '\(targetColumn)': '\(cells[ti])' is not a number") }
+            if integerTargets && t != t.rounded() { throw .cannotRead(path: path, reason: "line \(n + 2): class '\(cells[ti])' is not an integer") }
+            ys.append(t)
+        }
+        let x = Tensor(shape: [lines.count, idx.count], scalars: xs)
+        let y = integerTargets ? Tensor(shape: [lines.count], scalars: ys.map { Int64($0) }) : Tensor(shape: [lines.count, 1], scalars: ys.map { Float($0) })
+        return (x, y)
+    }
+
+    /// The arrays of a NumPy `.npz` (stored or deflated `.npy` members; little-endian numeric dtypes, C order).
+    static func npz(path: String) throws(DLKitError) -> [String: Tensor] {
+        let zip: ZipArchive
+        do {
+            let file = try MappedFile(path: path)
+            zip = try ZipArchive(file: file)
+        } catch let e as TorchError { throw .torch(e) } catch { throw .cannotRead(path: path, reason: "\(error)") }
+        var out: [String: Tensor] = [:]
+        for entry in zip.entries where entry.name.hasSuffix(".npy") {
+            let bytes: [UInt8]
+            do { bytes = try zip.contents(of: entry) } catch { throw .torch(error) }
+            let name = String(entry.name.dropLast(4))
+            out[name] = try npy(bytes, path: "\(path): \(entry.name)")
+        }
+        return out
+    }
+
+    static func npy(_ b: [UInt8], path: String) throws(DLKitError) -> Tensor {
+        guard b.count >= 10, b[0] == 0x93, Array(b[1..<6]) == Array("NUMPY".utf8) else { throw .cannotRead(path: path, reason: "not a .npy array (bad magic)") }
+        let major = b[6]
+        let headerLen: Int, start: Int
+        if major == 1 { headerLen = Int(b[8]) | Int(b[9]) << 8; start = 10 } else {
+            guard b.count >= 12 else { throw .cannotRead(path: path, reason: "truncated header") }
+            headerLen = Int(b[8]) | Int(b[9]) << 8 | Int(b[10]) << 16 | Int(b[11]) << 24; start = 12
+        }
+        guard headerLen >= 0, start + headerLen <= b.count else { throw .cannotRead(path: path, reason: "header length \(headerLen) runs past the end") }
+        let header = String(decoding: b[start..<(start + headerLen)], as: UTF8.self)
+        func field(_ key: String) -> String? {
+            guard let r = header.range(of: "'\(key)':") else { return nil }
+            return String(header[r.upperBound...]).trimmingCharacters(in: .whitespaces)
+        }
+        guard let descrField = field("descr"), let q1 = descrField.firstIndex(of: "'") else { throw .cannotRead(path: path, reason: "no descr in header") }
+        let rest = descrField[descrField.index(after: q1)...]
+        guard let q2 = rest.firstIndex(of: "'") else { throw .cannotRead(path: path, reason: "bad descr") }
+        let descr = String(rest[..<q2])
+        if let f = field("fortran_order"), f.hasPrefix("True") { throw .cannotRead(path: path, reason: "Fortran-order arrays are not supported") }
+        guard let s = field("shape"), let open = s.firstIndex(of: "("), let close = s.firstIndex(of: ")") else { throw .cannotRead(path: path, reason: "no shape in header") }
+        var shape: [Int] = []
+        for part in s[s.index(after: open)..<close].split(separator: ",") {
+            let t = part.trimmingCharacters(in: .whitespaces)
+            guard let v = Int(t), v >= 0 else { throw .cannotRead(path: path, reason: "bad shape entry '\(t)'") }
+            shape.append(v)
+        }
+        let dtypes: [String: DType] = ["<f4": .float32, "<f8": .float64, "<i8": .int64, "<i4": .int32, "|u1": .uint8, "|b1": .bool, "<f2": .float16]
+        guard let dtype = dtypes[descr] else { throw .cannotRead(path: path, reason: "dtype '\(descr)' is not supported") }
+        let body = start + headerLen
+        var count = 1
+        for d in shape {
+            let (m, o) = count.multipliedReportingOverflow(by: d)
+            guard !o else { throw .cannotRead(path: path, reason: "shape \(shape) overflows") }
+            count = m
+        }
+        guard b.count - body == count * dtype.byteWidth else {
+            throw .cannotRead(path: path, reason: "holds \(b.count - body) data bytes, shape \(shape) of \(descr) needs \(count * dtype.byteWidth)")
+        }
+        do {
+            return try b[body...].withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(TensorError) -> Tensor in
+                try Tensor(dtype: dtype, shape: shape, bytes: raw)
+            }
+        } catch { throw .cannotRead(path: path, reason: "\(error)") }
+    }
+}

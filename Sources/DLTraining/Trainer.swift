@@ -1,0 +1,193 @@
+import DLAutograd
+import DLGraph
+import DLTensor
+
+/// Inputs and targets, one sample per row of axis 0.
+public struct Dataset: Sendable {
+    public let inputs: Tensor
+    public let targets: Tensor
+
+    public init(inputs: Tensor, targets: Tensor) throws(TrainingError) {
+        guard inputs.rank >= 1, targets.rank >= 1 else { throw .badData("inputs and targets need a sample axis") }
+        guard inputs.shape[0] == targets.shape[0] else {
+            throw .badData("inputs have \(inputs.shape[0]) samples but targets \(targets.shape[0])")
+        }
+        guard inputs.shape[0] > 0 else { throw .badData("there are no samples") }
+        self.inputs = inputs
+        self.targets = targets
+    }
+
+    public var count: Int { inputs.shape[0] }
+
+    /// The rows `indices` of a tensor, stacked.
+    static func rows(_ t: Tensor, _ indices: [Int]) -> Tensor {
+        let rowBytes = t.byteCount / max(t.shape[0], 1)
+        var out = Tensor(zeros: t.dtype, shape: [indices.count] + t.shape.dropFirst())
+        t.withUnsafeBytes { src in
+            out.withUnsafeMutableBytes { dst in
+                guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+                for (k, i) in indices.enumerated() { (d + k * rowBytes).copyMemory(from: s + i * rowBytes, byteCount: rowBytes) }
+            }
+        }
+        return out
+    }
+
+    public func batch(_ indices: [Int]) -> (inputs: Tensor, targets: Tensor) {
+        (Self.rows(inputs, indices), Self.rows(targets, indices))
+    }
+}
+
+/// Where training stands: everything a resumed run needs to continue exactly.
+public struct TrainingProgress: Sendable, Equatable {
+    /// Optimizer steps taken.
+    public var step: Int = 0
+    /// Completed epochs.
+    public var epoch: Int = 0
+    /// Batches of the current epoch already trained on.
+    public var batchInEpoch: Int = 0
+    /// The generator of training-mode ops (dropout).
+    public var rng: TrainingRNG
+    /// The seed of the per-epoch shuffle; nil when batches come in data order.
+    public var shuffleSeed: UInt64?
+
+    public init(seed: UInt64, shuffle: Bool) {
+        rng = TrainingRNG(seed: seed ^ 0x5EED_0F_D0_0A)
+        shuffleSeed = shuffle ? seed : nil
+    }
+}
+
+public struct TrainerOptions: Sendable {
+    public var inputName: String
+    /// The graph output the loss reads; the first output when nil.
+    public var outputName: String?
+    public var loss: Loss
+    public var batchSize: Int
+    public var dropLast: Bool = false
+
+    public init(inputName: String, outputName: String? = nil, loss: Loss, batchSize: Int, dropLast: Bool = false) {
+        self.inputName = inputName
+        self.outputName = outputName
+        self.loss = loss
+        self.batchSize = batchSize
+        self.dropLast = dropLast
+    }
+}
+
+/// The training loop: batches in (seeded) order, forward and backward through the graph, the
+/// optimizer's update, running statistics written back.
+public struct Trainer: Sendable {
+    public let differentiator: Differentiator
+    public let options: TrainerOptions
+    /// Current values of every initializer of the graph (parameters and buffers).
+    public var weights: NamedTensors
+    /// The parameters being trained, in graph order (all trainable ones minus the frozen).
+    public let trainable: [String]
+    public var optimizer: Optimizer
+    public var progress: TrainingProgress
+    let outputName: String
+
+    /// - Parameter frozen: name patterns (`encoder.*`) of parameters left unchanged.
+    public init(graph: Graph, optimizer: Optimizer, options: TrainerOptions, progress: TrainingProgress,
+                frozen: [String] = []) throws(TrainingError) {
+        guard options.batchSize > 0 else { throw .badData("batch size must be positive, got \(options.batchSize)") }
+        let names = Differentiator.trainableParameters(of: graph).filter { n in !frozen.contains { Differentiator.glob($0, matches: n) } }
+        for p in frozen where !Differentiator.trainableParameters(of: graph).contains(where: { Differentiator.glob(p, matches: $0) }) {
+            throw .badState("--freeze '\(p)' matches no parameter")
+        }
+        guard graph.inputs.contains(where: { $0.name == options.inputName }) else {
+            throw .badData("the model has no input '\(options.inputName)' (inputs: \(graph.inputs.map(\.name).joined(separator: ", ")))")
+        }
+        guard let out = options.outputName ?? graph.outputs.first?.name else { throw .badState("the model has no outputs") }
+        guard graph.outputs.contains(where: { $0.name == out }) else {
+            throw .badData("the model has no output '\(out)' (outputs: \(graph.outputs.map(\.name).joined(separator: ", ")))")
+        }
+        do { differentiator = try Differentiator(graph: graph, wrt: names) } catch { throw .autograd("\(error)") }
+        self.options = options
+        weights = graph.initializers
+        trainable = names
+        self.optimizer = optimizer
+        self.progress = progress
+        outputName = out
+    }
+
+    /// The sample order of an epoch: a seeded shuffle, or data order.
+    public func order(epoch: Int, count: Int) -> [Int] {
+        var idx = Array(0..<count)
+        guard let seed = progress.shuffleSeed else { return idx }
+        var rng = TrainingRNG(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)
+        if count > 1 {
+            for i in stride(from: count - 1, to: 0, by: -1) {
+                let j = Int(rng.next() % UInt64(i + 1))
+                idx.swapAt(i, j)
+            }
+        }
+        return idx
+    }
+
+    public func batchesPerEpoch(count: Int) -> Int {
+        options.dropLast ? count / options.batchSize : (count + options.batchSize - 1) / options.batchSize
+    }
+
+    /// Checks the data against the model input (dtype and per-sample shape) before training.
+    public func check(_ data: Dataset) throws(TrainingError) {
+        guard let info = differentiator.graph.inputs.first(where: { $0.name == options.inputName }), let type = info.type else { return }
+        guard data.inputs.dtype == type.dtype else {
+            throw .badData("input '\(options.inputName)' is \(type.dtype) in the model, the data has \(data.inputs.dtype)")
+        }
+        if let dims = type.dims {
+            let sample = Array(data.inputs.shape.dropFirst())
+            let ok = dims.count == sample.count + 1 && zip(dims.dropFirst(), sample).allSatisfy { d, s in
+                if case .fixed(let v) = d { return v == s }
+                return true
+            }
+            guard ok else { throw .badData("input '\(options.inputName)' is \(type) in the model; data samples have shape \(sample)") }
+        }
+        guard batchesPerEpoch(count: data.count) > 0 else {
+            throw .badData("\(data.count) samples make no full batch of \(options.batchSize) with --drop-last")
+        }
+        guard progress.batchInEpoch < batchesPerEpoch(count: data.count) else {
+            throw .badData("the run stopped after batch \(progress.batchInEpoch) of an epoch, but these \(data.count) samples make only \(batchesPerEpoch(count: data.count)) batches; resume with the same data")
+        }
+    }
+
+    /// Trains on the next batch. Returns the batch loss (before the update).
+    /// - Throws: `.nonFiniteLoss` (nothing updated) when the loss is NaN or infinite.
+    @discardableResult
+    public mutating func step(_ data: Dataset) throws(TrainingError) -> Double {
+        let count = data.count
+        let order = order(epoch: progress.epoch, count: count)
+        let lo = progress.batchInEpoch * options.batchSize
+        guard lo < count else { throw .badData("batch \(progress.batchInEpoch) starts at sample \(lo), past the \(count) samples") }
+        let indices = Array(order[lo..<min(lo + options.batchSize, count)])
+        let (x, y) = data.batch(indices)
+        var feed: [String: Tensor] = [options.inputName: x]
+        for (name, t) in weights { feed[name] = t }
+        var rng = progress.rng
+        let tape: Tape
+        do { tape = try differentiator.forward(feed, training: true, rng: &rng) } catch { throw .autograd("\(error)") }
+        guard let output = tape.value(outputName) else { throw .badState("output '\(outputName)' was not computed") }
+        let (loss, grad) = try options.loss.evaluate(output: output, target: y)
+        guard loss.isFinite else { throw .nonFiniteLoss(step: progress.step + 1, loss: loss) }
+        let grads: [String: Tensor]
+        do { grads = try differentiator.backward(tape, seeds: [outputName: grad]) } catch { throw .autograd("\(error)") }
+        for name in trainable {
+            guard let g = grads[name] else { continue }
+            let finite = g.withUnsafeBufferPointer(as: Float.self) { b in b.allSatisfy { $0.isFinite } }
+            guard finite else { throw .nonFiniteGradient(step: progress.step + 1, parameter: name) }
+        }
+        for name in trainable {
+            guard var p = weights[name], let g = grads[name] else { continue }
+            optimizer.update(name: name, param: &p, grad: g)
+            weights[name] = p
+        }
+        for (name, t) in tape.updatedState { weights[name] = t }
+        progress.rng = rng
+        progress.step += 1
+        progress.batchInEpoch += 1
+        if progress.batchInEpoch >= batchesPerEpoch(count: count) {
+            progress.batchInEpoch = 0
+            progress.epoch += 1
+        }
+        return loss
+    }
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Training step time of dltrain against PyTorch CPU, same model, optimizer, batch and threads.
+
+    swift build -c release --product dltrain
+    .venv/bin/python scripts/bench/train_bench.py [--threads 1] [--bin .build/release]
+
+Models: the MLP 784-512-512-10 (batch 64) and a small CNN (1x28x28 -> conv 16 -> pool -> conv 32
+-> pool -> fc 10, batch 64), Adam, cross-entropy. dltrain's step time is the difference of a
+long and a short run divided by the extra steps (startup, loading and checkpoint writing cancel);
+PyTorch's is the mean over timed steps after warm-up. Prints one line per model with the ratio
+dltrain / torch (below 1 means dltrain is faster). A benchmark, not a test.
+"""
+import argparse
+import os
+import subprocess
+import tempfile
+import time
+
+import numpy as np
+import torch
+from safetensors.numpy import save_file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class MLP(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = torch.nn.Linear(784, 512), torch.nn.Linear(512, 512), torch.nn.Linear(512, 10)
+
+    def forward(self, x):
+        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+
+
+class CNN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.Conv2d(16, 32, 3, padding=1)
+        self.fc = torch.nn.Linear(32 * 7 * 7, 10)
+
+    def forward(self, x):
+        x = torch.max_pool2d(torch.relu(self.c1(x)), 2)
+        x = torch.max_pool2d(torch.relu(self.c2(x)), 2)
+        return self.fc(torch.flatten(x, 1))
+
+
+def torch_step_time(model, x, y, steps, batch):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    n = x.shape[0] // batch
+
+    def step(i):
+        lo = (i % n) * batch
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x[lo:lo + batch]), y[lo:lo + batch]).backward()
+        opt.step()
+    for i in range(5):
+        step(i)
+    t = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    return (time.perf_counter() - t) / steps
+
+
+def dltrain_step_time(binary, onnx_path, data_path, steps, batch, threads, tmp):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+
+    def run(k):
+        args = [binary, onnx_path, "--data", data_path, "--input", "x", "--target", "y", "--loss", "cross_entropy",
+                "--batch-size", str(batch), "--no-shuffle", "--optimizer", "adam", "--lr", "0.001", "--steps", str(k),
+                "--out", os.path.join(tmp, "bench.ckpt")]
+        t = time.perf_counter()
+        subprocess.run(args, check=True, env=env, capture_output=True)
+        return time.perf_counter() - t
+    short, long = run(2), run(2 + steps)
+    return (long - short) / steps
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
+    ap.add_argument("--steps", type=int, default=30)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    binary = os.path.join(a.bin, "dltrain")
+    tmp = tempfile.mkdtemp(prefix="dlkit-train-bench-")
+    batch = 64
+    for name, cls, shape in [("mlp 784-512-512-10", MLP, (784,)), ("cnn 28x28", CNN, (1, 28, 28))]:
+        torch.manual_seed(0)
+        model = cls()
+        x = torch.randn((batch * 8,) + shape)
+        y = torch.randint(0, 10, (batch * 8,))
+        onnx_path = os.path.join(tmp, "model.onnx")
+        torch.onnx.export(model, (x[:batch],), onnx_path, dynamo=False, export_params=True, do_constant_folding=False,
+                          training=torch.onnx.TrainingMode.TRAINING, input_names=["x"], output_names=["logits"],
+                          dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17)
+        data_path = os.path.join(tmp, "data.safetensors")
+        save_file({"x": x.numpy(), "y": y.numpy().astype(np.int64)}, data_path)
+        ours = dltrain_step_time(binary, onnx_path, data_path, a.steps, batch, a.threads, tmp)
+        theirs = torch_step_time(model, x, y, a.steps, batch)
+        print(f"{name}, batch {batch}, {a.threads} thread(s): dltrain {ours * 1e3:.2f} ms/step, "
+              f"torch {theirs * 1e3:.2f} ms/step, ratio {ours / theirs:.2f}")
+
+
+if __name__ == "__main__":
+    main()
