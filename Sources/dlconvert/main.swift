@@ -24,7 +24,7 @@ struct DLConvert: ParsableCommand {
               dlconvert inspect model.onnx --json
               dlconvert inspect checkpoint.pt          # nested contents of a torch.save file
             """,
-        subcommands: [Convert.self, Inspect.self, Verify.self],
+        subcommands: [Convert.self, Inspect.self, Verify.self, Bench.self],
         defaultSubcommand: Convert.self)
 }
 
