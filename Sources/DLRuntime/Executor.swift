@@ -28,6 +28,9 @@ public struct Executor: Sendable {
     /// Plans per input shape (see `ExecutionPlan`); nil for graphs that always run unplanned
     /// (subgraphs, control flow, sequence or optional values).
     private let plans: PlanCache?
+    /// The graph plans are built from: `graph` after `GraphOptimizer`'s passes (fusions the
+    /// runtime alone understands, so `graph` itself stays as read).
+    private let planned: Graph
 
     /// - Throws: `RuntimeError.invalidGraph` listing every op without a kernel, or a graph error.
     public init(graph: Graph) throws(RuntimeError) {
@@ -62,10 +65,13 @@ public struct Executor: Sendable {
         subgraphs = subs
         self.opset = opset
         let plannable = outerScope.isEmpty && subs.isEmpty
-            && g.nodes.allSatisfy { OpKernels.valueKernel(for: $0) == nil && OpKernels.kernel(for: $0) != nil }
+            // Every node needs a tensor kernel (Identity also has a value kernel; on tensors the two agree).
+            && g.nodes.allSatisfy { OpKernels.kernel(for: $0) != nil }
             && g.inputs.allSatisfy { $0.container == nil }
         // DLKIT_NO_PLAN=1 runs unplanned (for before/after measurements in scripts/bench).
         plans = plannable && getenv("DLKIT_NO_PLAN") == nil ? PlanCache() : nil
+        // DLKIT_NO_PASSES=1 plans the graph as read (for before/after measurements).
+        planned = plans != nil && getenv("DLKIT_NO_PASSES") == nil ? GraphOptimizer.optimize(g).0 : g
     }
 
     /// Runs the graph.
@@ -117,7 +123,7 @@ public struct Executor: Sendable {
         }
         guard inputs.count == tensors.count else { return nil }
         let key = tensors.map { [DType.allCases.firstIndex(of: $0.dtype) ?? -1] + $0.shape }
-        let graph = self.graph, opset = self.opset
+        let graph = self.planned, opset = self.opset
         var named: [String: Tensor] = [:]
         for (v, t) in zip(graph.inputs, tensors) { named[v.name] = t }
         guard let plan = plans.plan(for: key, make: { ExecutionPlan(graph: graph, inputs: named, opset: opset) }) else {

@@ -31,6 +31,12 @@ struct Bench: ParsableCommand {
     @Option(help: "Warm-up runs before timing.")
     var warmup = 3
 
+    @Option(help: "Read the (single) input from this file of raw little-endian float32 instead of random values.")
+    var inputRaw: String?
+
+    @Option(help: "Write the first output of the first run to this file as raw little-endian float32.")
+    var outputRaw: String?
+
     @Flag(help: "Load, run once and exit (cold start).")
     var cold = false
 
@@ -45,10 +51,27 @@ struct Bench: ParsableCommand {
             Model.setThreadCount(threads)
             let t0 = Self.now()
             let m = try Model(contentsOf: URL(fileURLWithPath: model))
-            let inputs = try Self.randomInputs(for: m, batch: batch)
+            var inputs = try Self.randomInputs(for: m, batch: batch)
+            if let inputRaw, let first = m.inputs.first, let shape = inputs[first.name]?.shape {
+                guard let data = FileManager.default.contents(atPath: inputRaw),
+                      data.count == shape.reduce(4, *) else {
+                    throw DLKitError.invalidArgument("bench: \(inputRaw) must hold \(shape.reduce(1, *)) float32 values for input '\(first.name)' \(shape)")
+                }
+                inputs[first.name] = try data.withUnsafeBytes { (raw) throws(DLKitError) -> Tensor in
+                    do { return try Tensor(dtype: .float32, shape: shape, bytes: raw) } catch {
+                        throw DLKitError.invalidArgument("bench: \(inputRaw): \(error)")
+                    }
+                }
+            }
             let t1 = Self.now()
-            _ = try m.run(inputs)
+            let firstResult = try m.run(inputs)
             let t2 = Self.now()
+            if let outputRaw, let name = m.outputs.first?.name, let y = firstResult[name] {
+                let data = y.withUnsafeBytes { Data($0) }
+                guard FileManager.default.createFile(atPath: outputRaw, contents: data) else {
+                    throw DLKitError.invalidArgument("bench: cannot write \(outputRaw)")
+                }
+            }
             var fields: [(String, String)] = [
                 ("model", "\"\(m.name)\""), ("batch", "\(batch)"), ("threads", "\(threads)"),
                 ("blas_core", "\"\(Model.blasCoreName)\""),

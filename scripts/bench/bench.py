@@ -69,6 +69,25 @@ def run_json(cmd):
     return json.loads(line), t1 - t0
 
 
+def check(tool, model, batch=2):
+    """Largest |ours - ORT| over the first output for one random input, and ORT's largest |value|."""
+    import numpy as np
+    import onnxruntime as ort
+    import tempfile
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    i = sess.get_inputs()[0]
+    shape = [d if isinstance(d, int) else batch for d in i.shape]
+    x = np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32)
+    want = sess.run(None, {i.name: x})[0]
+    with tempfile.TemporaryDirectory() as d:
+        xi, yo = os.path.join(d, "x.bin"), os.path.join(d, "y.bin")
+        x.tofile(xi)
+        sh([tool, "bench", model, "--batch", str(batch), "--cold", "--json", "--input-raw", xi, "--output-raw", yo],
+           stdout=subprocess.DEVNULL)
+        got = np.fromfile(yo, dtype=np.float32).reshape(want.shape)
+    return float(np.max(np.abs(got - want))), float(np.max(np.abs(want)))
+
+
 def best(results):
     return min(results, key=lambda r: r["median_ms"])
 
@@ -95,6 +114,10 @@ def main():
         tool = build()
     models = [m for m in a.models.split(",") if m]
     import onnxruntime
+    checks = {}
+    for name in models:
+        checks[name] = check(tool, os.path.join(BUILD, name + ".onnx"))
+        print(f"{name}: max |ours - ORT| = {checks[name][0]:.2e} (max |y| {checks[name][1]:.2e})", file=sys.stderr)
     rows = []
     core = "?"
     for name in models:
@@ -147,6 +170,10 @@ def main():
             "| model | ours ms | ORT ms | ratio |", "|---|---:|---:|---:|"]
     for name, o, t in cold:
         out.append(f"| {name} | {o:.1f} | {t:.1f} | **{o / t:.2f}** |")
+    out += ["", "Same answer: largest |ours − ORT| on the first output for one random batch-2 input.", "",
+            "| model | max abs diff | max abs value |", "|---|---:|---:|"]
+    for name in models:
+        out.append(f"| {name} | {checks[name][0]:.2e} | {checks[name][1]:.2e} |")
     text = "\n".join(out) + "\n"
     with open(RESULTS, "w") as f:
         f.write(text)

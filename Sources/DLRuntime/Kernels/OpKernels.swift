@@ -61,6 +61,7 @@ enum OpKernels {
         for (name, fast) in FastPaths.all {
             if let general = t[name] { t[name] = FastPaths.prefer(fast, over: general) }
         }
+        for (name, k) in FastPaths.fused { t[name] = k }
         return t
     }()
 
