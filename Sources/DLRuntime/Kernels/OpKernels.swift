@@ -62,6 +62,9 @@ enum OpKernels {
             if let general = t[name] { t[name] = FastPaths.prefer(fast, over: general) }
         }
         for (name, k) in FastPaths.fused { t[name] = k }
+        if let general = t["LSTM"] {
+            t["LSTM"] = FastLSTM.prefer(over: general)
+        }
         return t
     }()
 
