@@ -107,16 +107,15 @@ struct Bench: ParsableCommand {
 
     static func fmt(_ x: Double) -> String { String(format: "%.4f", x) }
 
-    /// Largest resident set of this process so far (Linux reports kilobytes, macOS bytes).
+    /// Largest resident set of this process so far: VmHWM of /proc/self/status (getrusage's
+    /// ru_maxrss would include the parent's peak from before exec on Linux); 0 where unknown.
     static func peakRSSMegabytes() -> Double {
-        var usage = rusage()
-        #if os(Linux)
-        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-        return Double(usage.ru_maxrss) / 1024
-        #else
-        getrusage(RUSAGE_SELF, &usage)
-        return Double(usage.ru_maxrss) / (1024 * 1024)
-        #endif
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            // "VmHWM:\t    2140 kB"
+            return (Double(String(line.filter(\.isNumber))) ?? 0) / 1024
+        }
+        return 0
     }
 
     /// Random float inputs (zeros for other dtypes), symbolic dims set to `batch`.

@@ -18,6 +18,18 @@ import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
 
+def peak_rss_mb():
+    """VmHWM of this process (ru_maxrss would include the parent's peak from before exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
@@ -60,7 +72,7 @@ def main():
         times.sort()
         med = times[len(times) // 2]
         out.update(runs=len(times), median_ms=med * 1e3, min_ms=times[0] * 1e3, throughput=a.batch / med)
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(out))
     sys.stdout.flush()
 
