@@ -97,26 +97,32 @@ final class ExecutionPlan: Sendable {
             do { outTypes = try Graph.inferNode(node, types: types, values: consts) } catch { return nil }
             let concrete = outTypes.count >= node.outputs.count
                 && zip(node.outputs, outTypes).allSatisfy { $0.0.isEmpty || $0.1?.dims?.concrete != nil }
-            if concrete, !Self.unfoldable.contains(node.opType),
-               present.allSatisfy({ consts[$0] != nil }) {
-                // Every input is constant: evaluate now.
+            if !Self.unfoldable.contains(node.opType), present.allSatisfy({ consts[$0] != nil }) {
+                // Every input is constant: evaluate now, with the output types a run would infer
+                // from these same values (nil for ops whose kernels size their own outputs).
                 var ctx = KernelContext(node: node, inputs: node.inputs.map { $0.isEmpty ? nil : consts[$0] }, outputTypes: outTypes)
                 ctx.values = ctx.inputs.map { $0.map { GraphValue.tensor($0) } }
                 ctx.opset = opset
-                guard let results = try? kernel(ctx) else { return nil }
-                for (name, t) in zip(node.outputs, results) where !name.isEmpty {
-                    consts[name] = t
-                    types[name] = TensorType(dtype: t.dtype, shape: t.shape)
-                    _ = slot(name)
+                if let results = try? kernel(ctx), results.count >= node.outputs.filter({ !$0.isEmpty }).count {
+                    for (name, t) in zip(node.outputs, results) where !name.isEmpty {
+                        consts[name] = t
+                        types[name] = TensorType(dtype: t.dtype, shape: t.shape)
+                        _ = slot(name)
+                    }
+                    folded += 1
+                    continue
                 }
-                folded += 1
-                continue
+                // A failing kernel stays a step: the run reports its error as unplanned runs do.
             }
-            for (name, t) in zip(node.outputs, outTypes) where !name.isEmpty {
-                if let t, concrete { types[name] = t }
-                _ = slot(name)
+            var stepTypes: [TensorType?]? = concrete ? outTypes : nil
+            if !concrete, let probed = Self.probe(node, kernel: kernel, types: types, consts: consts, outTypes: outTypes, opset: opset) {
+                stepTypes = probed
             }
-            pending.append((node, kernel, concrete ? outTypes : nil))
+            for (name, t) in zip(node.outputs, stepTypes ?? []) where !name.isEmpty {
+                if let t { types[name] = t }
+            }
+            for name in node.outputs where !name.isEmpty { _ = slot(name) }
+            pending.append((node, kernel, stepTypes))
         }
         for o in graph.outputs { _ = slot(o.name) }
 
@@ -141,6 +147,35 @@ final class ExecutionPlan: Sendable {
         self.inputSlots = inputSlots
         self.slotOf = slotOf
         self.foldedCount = folded
+        // DLKIT_PLAN_DUMP=1 lists the steps on stderr (a star marks those inferring per run).
+        if getenv("DLKIT_PLAN_DUMP") != nil {
+            var text = "plan: \(steps.count) steps, \(folded) nodes folded\n"
+            for s in steps { text += "  \(s.types == nil ? "*" : " ") \(s.node.displayName)\n" }
+            _ = text.withCString { write(2, $0, strlen($0)) }
+        }
+    }
+
+    /// Ops whose output shape depends on the values of their data input, not only its shape.
+    static let dataShaped: Set<String> = ["NonZero", "Unique", "Compress", "TopK"]
+
+    /// The output type of a node typed at run time (Gather, Squeeze, Unsqueeze, Slice... whose
+    /// schemas leave shapes to the kernel) when only its first input is computed and every other
+    /// input is constant: then the output shape follows from the first input's shape alone, so
+    /// running the kernel once on zeros of that shape gives it for every run with these input
+    /// shapes. Later nodes (Shape of the result, Reshape targets) can then fold too.
+    static func probe(_ node: Node, kernel: Kernel, types: [String: TensorType], consts: [String: Tensor],
+                      outTypes: [TensorType?], opset: Int?) -> [TensorType?]? {
+        guard OpSet.isDefaultDomain(node), !dataShaped.contains(node.opType), !unfoldable.contains(node.opType),
+              node.outputs.count == 1, let first = node.input(0), let t0 = types[first], t0.dtype != .string,
+              let shape = t0.dims?.concrete, shape.reduce(1, *) <= 1 << 24,
+              node.inputs.dropFirst().allSatisfy({ $0.isEmpty || consts[$0] != nil }) else { return nil }
+        var inputs = node.inputs.map { $0.isEmpty ? nil : consts[$0] }
+        inputs[0] = Tensor(zeros: t0.dtype, shape: shape)
+        var ctx = KernelContext(node: node, inputs: inputs, outputTypes: outTypes)
+        ctx.values = inputs.map { $0.map { GraphValue.tensor($0) } }
+        ctx.opset = opset
+        guard let r = try? kernel(ctx), r.count == 1 else { return nil }
+        return [TensorType(dtype: r[0].dtype, shape: r[0].shape)]
     }
 
     /// The value of `Shape` (with its start/end) or `Size` for an input of `shape`.
