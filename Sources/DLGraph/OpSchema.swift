@@ -61,6 +61,7 @@ public enum OpSet {
     public static let domainSchemas: [String: [String: OpSchema]] = {
         var s: [String: [String: OpSchema]] = [:]
         for (domain, schema) in FlowOps.domainSchemas { s[domain, default: [:]][schema.name] = schema }
+        for schema in FusedOps.schemas { s[FusedOps.domain, default: [:]][schema.name] = schema }
         return s
     }()
 

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import DLGraph
 import DLKernels
 import DLTensor
@@ -20,6 +25,12 @@ public struct Executor: Sendable {
     private let subgraphs: [Int: [String: [Executor]]]
     /// The ai.onnx opset the graph (or its enclosing model, for a subgraph) was written for.
     private let opset: Int?
+    /// Plans per input shape (see `ExecutionPlan`); nil for graphs that always run unplanned
+    /// (subgraphs, control flow, sequence or optional values).
+    private let plans: PlanCache?
+    /// The graph plans are built from: `graph` after `GraphOptimizer`'s passes (fusions the
+    /// runtime alone understands, so `graph` itself stays as read).
+    private let planned: Graph
 
     /// - Throws: `RuntimeError.invalidGraph` listing every op without a kernel, or a graph error.
     public init(graph: Graph) throws(RuntimeError) {
@@ -53,6 +64,14 @@ public struct Executor: Sendable {
         releaseAfter = release
         subgraphs = subs
         self.opset = opset
+        let plannable = outerScope.isEmpty && subs.isEmpty
+            // Every node needs a tensor kernel (Identity also has a value kernel; on tensors the two agree).
+            && g.nodes.allSatisfy { OpKernels.kernel(for: $0) != nil }
+            && g.inputs.allSatisfy { $0.container == nil }
+        // DLKIT_NO_PLAN=1 runs unplanned (for before/after measurements in scripts/bench).
+        plans = plannable && getenv("DLKIT_NO_PLAN") == nil ? PlanCache() : nil
+        // DLKIT_NO_PASSES=1 plans the graph as read (for before/after measurements).
+        planned = plans != nil && getenv("DLKIT_NO_PASSES") == nil ? GraphOptimizer.optimize(g).0 : g
     }
 
     /// Runs the graph.
@@ -80,6 +99,7 @@ public struct Executor: Sendable {
         for w in wanted where !outputNames.contains(w) {
             throw .unknownOutput(name: w, available: outputNames)
         }
+        if let plans, let out = try runPlanned(plans, inputs, wanted: wanted) { return out }
         var values: [String: GraphValue] = [:]
         for (name, t) in graph.initializers { values[name] = .tensor(t) }
         for (name, t) in inputs { values[name] = t }
@@ -88,6 +108,34 @@ public struct Executor: Sendable {
         for w in wanted {
             guard let t = values[w] else { throw .unknownOutput(name: w, available: outputNames) }
             out[w] = t
+        }
+        return out
+    }
+
+    /// Runs through the plan for these input shapes; nil when this run cannot use a plan (an
+    /// initializer overridden, a non-tensor input, or a graph the plan builder turned down).
+    private func runPlanned(_ plans: PlanCache, _ inputs: [String: GraphValue], wanted: [String]) throws(RuntimeError) -> [String: GraphValue]? {
+        var tensors: [Tensor] = []
+        tensors.reserveCapacity(graph.inputs.count)
+        for v in graph.inputs {
+            guard case .tensor(let t)? = inputs[v.name] else { return nil }
+            tensors.append(t)
+        }
+        guard inputs.count == tensors.count else { return nil }
+        let key = tensors.map { [DType.allCases.firstIndex(of: $0.dtype) ?? -1] + $0.shape }
+        let graph = self.planned, opset = self.opset
+        var named: [String: Tensor] = [:]
+        for (v, t) in zip(graph.inputs, tensors) { named[v.name] = t }
+        guard let plan = plans.plan(for: key, make: { ExecutionPlan(graph: graph, inputs: named, opset: opset) }) else {
+            return nil
+        }
+        let slots = try plan.run(tensors, opset: opset)
+        var out: [String: GraphValue] = [:]
+        for w in wanted {
+            guard let s = plan.slotOf[w], let t = slots[s] else {
+                throw .unknownOutput(name: w, available: graph.outputs.map(\.name))
+            }
+            out[w] = .tensor(t)
         }
         return out
     }

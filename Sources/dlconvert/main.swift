@@ -27,7 +27,7 @@ struct DLConvert: ParsableCommand {
               dlconvert tuned.ckpt tuned.weights.h5  # weights back to Keras 3 (.h5: legacy layout)
               dlconvert w.weights.h5 m.onnx --graph model.h5
             """,
-        subcommands: [Convert.self, Inspect.self, Verify.self],
+        subcommands: [Convert.self, Inspect.self, Verify.self, Bench.self],
         defaultSubcommand: Convert.self)
 }
 

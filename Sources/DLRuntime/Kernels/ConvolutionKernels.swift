@@ -23,7 +23,10 @@ enum ConvolutionKernels {
         return (g, spatial.count == 2)
     }
 
-    static let conv: Kernel = { ctx throws(RuntimeError) in
+    static let conv: Kernel = { ctx throws(RuntimeError) in try conv(ctx, activation: .none) }
+
+    /// Conv with `activation` applied in the epilogue (the bias pass), images split over workers.
+    static func conv(_ ctx: KernelContext, activation: Activation) throws(RuntimeError) -> [Tensor] {
         let x = try ctx.input(0), w = try ctx.input(1)
         let bias = ctx.optionalInput(2)
         try ctx.requireFloat32(x, w)
@@ -51,10 +54,10 @@ enum ConvolutionKernels {
                     guard let y = po.baseAddress, let xp = px.baseAddress, let wp = pw.baseAddress else { return }
                     if let bias {
                         bias.withUnsafeBufferPointer(as: Float.self) { pb in
-                            Convolution.conv2D(p, input: xp, weight: wp, bias: pb.baseAddress, output: y)
+                            Convolution.conv2D(p, input: xp, weight: wp, bias: pb.baseAddress, output: y, activation: activation)
                         }
                     } else {
-                        Convolution.conv2D(p, input: xp, weight: wp, bias: nil, output: y)
+                        Convolution.conv2D(p, input: xp, weight: wp, bias: nil, output: y, activation: activation)
                     }
                 }
             }
@@ -85,7 +88,8 @@ enum ConvolutionKernels {
                                padLeft: g.padsBegin[0], padRight: g.padsEnd[0], dilationW: g.dilations[0], ceilMode: ceilMode)
             return [try x.floats { (src) throws(RuntimeError) in
                 try Tensor.makeFloat(shape: try ctx.outputShape(0)) { dst in
-                    if isMax { Pooling.maxPool2D(p, input: src, output: dst) }
+                    if isMax && Pooling.isPlain2x2(p) { Pooling.maxPool2x2(p, input: src, output: dst) }
+                    else if isMax { Pooling.maxPool2D(p, input: src, output: dst) }
                     else { Pooling.averagePool2D(p, countIncludePad: includePad, input: src, output: dst) }
                 }
             }]

@@ -94,6 +94,14 @@ enum LinearKernels {
             a.withUnsafeBufferPointer(as: Float.self) { pa in
                 b.withUnsafeBufferPointer(as: Float.self) { pb in
                     guard let y = po.baseAddress, let ap = pa.baseAddress, let bp = pb.baseAddress else { return }
+                    if b.rank == 2, a.rank >= 2 {
+                        // One B for every batch entry (a linear layer on [batch, seq, features]):
+                        // A's entries are consecutive rows, so one GEMM of batchCount·m rows
+                        // packs B once instead of once per entry.
+                        GEMM.sgemm(transA: false, transB: false, m: batchCount * m, n: n, k: k, alpha: 1,
+                                   a: ap, lda: k, b: bp, ldb: n, beta: 0, c: y, ldc: n)
+                        return
+                    }
                     for e in 0..<batchCount {
                         GEMM.sgemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1,
                                    a: ap + aOff[e], lda: k, b: bp + bOff[e], ldb: n,

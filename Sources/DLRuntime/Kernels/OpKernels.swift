@@ -58,6 +58,13 @@ enum OpKernels {
             + MathKernels.all + MovementKernels.all + ReduceKernels.all + CreationKernels.all + NeuralKernels.all + PoolingKernels.all + ResizeKernels.all + ConvFamilyKernels.all + SamplingKernels.all + RearrangeKernels.all + FlowKernels.all {
             t[name] = k
         }
+        for (name, fast) in FastPaths.all {
+            if let general = t[name] { t[name] = FastPaths.prefer(fast, over: general) }
+        }
+        for (name, k) in FastPaths.fused { t[name] = k }
+        if let general = t["LSTM"] {
+            t["LSTM"] = FastLSTM.prefer(over: general)
+        }
         return t
     }()
 

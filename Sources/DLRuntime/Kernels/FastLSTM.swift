@@ -1,0 +1,106 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import DLGraph
+import DLKernels
+import DLTensor
+
+/// float32 LSTM for the form exporters write (default activations, no clip, no peepholes, no
+/// input_forget, layout 0, every sequence full length): the input projection of all time steps
+/// is one GEMM per direction, each step one GEMM with the recurrent weights into the gate
+/// buffer plus one pass over the gates. Anything else returns nil and runs in the general
+/// kernel (`RecurrentKernels`, in Double).
+enum FastLSTM {
+    /// This kernel where it applies, `general` elsewhere.
+    static func prefer(over general: @escaping Kernel) -> Kernel {
+        { ctx throws(RuntimeError) in
+            if let fast = try run(ctx) { return fast }
+            return try general(ctx)
+        }
+    }
+
+    static func run(_ ctx: KernelContext) throws(RuntimeError) -> [Tensor]? {
+        let X = try ctx.input(0), W = try ctx.input(1), R = try ctx.input(2)
+        for t in ctx.inputs.enumerated() where t.offset != 4 && t.element != nil && t.element?.dtype != .float32 { return nil }
+        guard X.rank == 3, W.rank == 3, R.rank == 3 else { return nil }
+        let node = ctx.node
+        guard node.attribute("activations") == nil, node.attribute("clip") == nil,
+              try ctx.int("input_forget", 0) == 0, try ctx.int("layout", 0) == 0 else { return nil }
+        if let p = ctx.optionalInput(7), p.elementCount > 0 { return nil }
+        let direction = try ctx.string("direction", "forward")
+        guard ["forward", "reverse", "bidirectional"].contains(direction) else { return nil }
+        let dirs = direction == "bidirectional" ? 2 : 1
+        let seq = X.shape[0], batch = X.shape[1], input = X.shape[2]
+        let hidden = try ctx.int("hidden_size", W.shape[1] / 4)
+        guard hidden > 0, W.shape == [dirs, 4 * hidden, input], R.shape == [dirs, 4 * hidden, hidden] else { return nil }
+        if let lens = ctx.optionalInput(4) {
+            guard lens.dtype.isInteger, lens.shape == [batch], lens.int64s().allSatisfy({ $0 == Int64(seq) }) else { return nil }
+        }
+        let B = ctx.optionalInput(3), h0 = ctx.optionalInput(5), c0 = ctx.optionalInput(6)
+        guard B.map({ $0.shape == [dirs, 8 * hidden] }) ?? true,
+              h0.map({ $0.shape == [dirs, batch, hidden] }) ?? true,
+              c0.map({ $0.shape == [dirs, batch, hidden] }) ?? true else { return nil }
+
+        let G = 4 * hidden
+        var y = Tensor(zeros: .float32, shape: [seq, dirs, batch, hidden])
+        var yh = Tensor(zeros: .float32, shape: [dirs, batch, hidden])
+        var yc = Tensor(zeros: .float32, shape: [dirs, batch, hidden])
+        guard seq > 0, batch > 0 else { return [y, yh, yc] }
+        let gates = UnsafeMutablePointer<Float>.allocate(capacity: seq * batch * G)
+        defer { gates.deallocate() }
+        let bias = UnsafeMutablePointer<Float>.allocate(capacity: G)
+        defer { bias.deallocate() }
+
+        // The input tensors are alive for the whole call and their storage does not move.
+        guard let xp = floatPointer(X), let wp = floatPointer(W), let rp = floatPointer(R) else { return nil }
+        let bp = B.flatMap(floatPointer), h0p = h0.flatMap(floatPointer), c0p = c0.flatMap(floatPointer)
+        y.withUnsafeMutableBufferPointer(as: Float.self) { yb in
+        yh.withUnsafeMutableBufferPointer(as: Float.self) { hb in
+        yc.withUnsafeMutableBufferPointer(as: Float.self) { cb in
+            guard let yo = yb.baseAddress, let H = hb.baseAddress, let C = cb.baseAddress else { return }
+            for d in 0..<dirs {
+                let Wd = wp + d * G * input, Rd = rp + d * G * hidden
+                for j in 0..<G { bias[j] = bp.map { $0[d * 8 * hidden + j] + $0[d * 8 * hidden + G + j] } ?? 0 }
+                // gates[t, b, :] = X[t, b, :] · Wdᵀ + bias, all steps at once.
+                for r in 0..<(seq * batch) { (gates + r * G).update(from: bias, count: G) }
+                GEMM.sgemm(transA: false, transB: true, m: seq * batch, n: G, k: input, alpha: 1,
+                           a: xp, lda: input, b: Wd, ldb: input, beta: 1, c: gates, ldc: G)
+                let h = H + d * batch * hidden, c = C + d * batch * hidden
+                if let h0p { h.update(from: h0p + d * batch * hidden, count: batch * hidden) }
+                if let c0p { c.update(from: c0p + d * batch * hidden, count: batch * hidden) }
+                let reverse = direction == "reverse" || (direction == "bidirectional" && d == 1)
+                for step in 0..<seq {
+                    let t = reverse ? seq - 1 - step : step
+                    let g = gates + t * batch * G
+                    GEMM.sgemm(transA: false, transB: true, m: batch, n: G, k: hidden, alpha: 1,
+                               a: h, lda: hidden, b: Rd, ldb: hidden, beta: 1, c: g, ldc: G)
+                    for b in 0..<batch {
+                        let gb = g + b * G, hb = h + b * hidden, cb = c + b * hidden
+                        let out = yo + ((t * dirs + d) * batch + b) * hidden
+                        // Gates i, o, f are contiguous: one vectorised sigmoid; then tanh of z.
+                        Elementwise.sigmoid(gb, gb, count: 3 * hidden)
+                        Elementwise.tanh(gb + 3 * hidden, gb + 3 * hidden, count: hidden)
+                        for j in 0..<hidden { cb[j] = gb[2 * hidden + j] * cb[j] + gb[j] * gb[3 * hidden + j] }
+                        // tanh(c) into the spent z gate, then h = o * tanh(c).
+                        Elementwise.tanh(cb, gb + 3 * hidden, count: hidden)
+                        for j in 0..<hidden {
+                            let hn = gb[hidden + j] * gb[3 * hidden + j]
+                            hb[j] = hn
+                            out[j] = hn
+                        }
+                    }
+                }
+            }
+        }
+        }
+        }
+        return [y, yh, yc]
+    }
+
+    static func floatPointer(_ t: Tensor) -> UnsafePointer<Float>? {
+        t.withUnsafeBufferPointer(as: Float.self) { $0.baseAddress }
+    }
+
+}

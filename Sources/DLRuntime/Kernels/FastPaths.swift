@@ -1,0 +1,85 @@
+import DLGraph
+import DLKernels
+import DLTensor
+
+/// float32 kernels that run on the vectorised DLKernels loops, put in front of the general
+/// kernels registered later for the same ops (which compute every dtype through Double arrays).
+///
+/// A fast path takes a node only when every input present is float32; anything else (other
+/// dtypes, a bool condition) goes to the general kernel, so results for those stay as they were.
+enum FastPaths {
+    static var all: [(String, Kernel)] {
+        let floatOnly: Set<String> = ["Relu", "Sigmoid", "Tanh", "Add", "Sub", "Mul", "Div"]
+        return ElementwiseKernels.all.filter { floatOnly.contains($0.0) }
+    }
+
+    /// Kernels of the ops the graph passes introduce (`FusedOps`), keyed "domain:op".
+    static var fused: [(String, Kernel)] {
+        [("\(FusedOps.domain):FusedConv", fusedConv), ("\(FusedOps.domain):FusedGemm", fusedGemm)]
+    }
+
+    /// The activation a fused node carries.
+    static func activation(_ ctx: KernelContext) throws(RuntimeError) -> Activation {
+        switch try ctx.string("activation", "") {
+        case "Relu": return .relu
+        case "LeakyRelu": return .leakyRelu(alpha: try ctx.float("activation_alpha", 0.01))
+        case let other: throw ctx.fail("unknown fused activation '\(other)'")
+        }
+    }
+
+    /// The node as its base op (the fused attributes dropped), for the general kernels.
+    static func baseContext(_ ctx: KernelContext, opType: String) -> KernelContext {
+        let n = ctx.node
+        let base = Node(name: n.name, opType: opType, inputs: n.inputs, outputs: n.outputs,
+                        attributes: n.attributes.filter { $0.name != "activation" && $0.name != "activation_alpha" })
+        var c = KernelContext(node: base, inputs: ctx.inputs, outputTypes: ctx.outputTypes)
+        c.values = ctx.values
+        c.opset = ctx.opset
+        return c
+    }
+
+    /// Runs the base op with its general kernel, then the activation's kernel on the result.
+    static func unfused(_ ctx: KernelContext, opType: String) throws(RuntimeError) -> [Tensor] {
+        let base = baseContext(ctx, opType: opType)
+        guard let k = OpKernels.table[opType] else { throw ctx.fail("no kernel for \(opType)") }
+        let y = try k(base)
+        let act = try ctx.string("activation", "")
+        guard let ak = OpKernels.table[act], let first = y.first else { throw ctx.fail("no kernel for \(act)") }
+        var attrs: [Attribute] = []
+        if act == "LeakyRelu" { attrs.append(Attribute(name: "alpha", value: .float(try ctx.float("activation_alpha", 0.01)))) }
+        let actNode = Node(name: ctx.node.name, opType: act, inputs: ["x"], outputs: ctx.node.outputs, attributes: attrs)
+        var ac = KernelContext(node: actNode, inputs: [first], outputTypes: ctx.outputTypes)
+        ac.values = [.tensor(first)]
+        ac.opset = ctx.opset
+        return try ak(ac)
+    }
+
+    static let fusedConv: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0), w = try ctx.input(1)
+        if x.dtype == .float32, w.dtype == .float32, ctx.optionalInput(2).map({ $0.dtype == .float32 }) ?? true,
+           x.rank == 3 || x.rank == 4 {
+            return try ConvolutionKernels.conv(baseContext(ctx, opType: "Conv"), activation: try activation(ctx))
+        }
+        return try unfused(ctx, opType: "Conv")
+    }
+
+    static let fusedGemm: Kernel = { ctx throws(RuntimeError) in
+        for t in ctx.inputs where t != nil && t?.dtype != .float32 { return try unfused(ctx, opType: "Gemm") }
+        let act = try activation(ctx)
+        var y = try LinearKernels.gemm(baseContext(ctx, opType: "Gemm"))
+        guard !y.isEmpty else { return y }
+        let count = y[0].elementCount
+        y[0].withUnsafeMutableBufferPointer(as: Float.self) { p in
+            if let base = p.baseAddress { act.apply(base, count: count) }
+        }
+        return y
+    }
+
+    /// `fast` for all-float32 inputs, `general` otherwise.
+    static func prefer(_ fast: @escaping Kernel, over general: @escaping Kernel) -> Kernel {
+        { ctx throws(RuntimeError) in
+            for t in ctx.inputs where t != nil && t?.dtype != .float32 { return try general(ctx) }
+            return try fast(ctx)
+        }
+    }
+}

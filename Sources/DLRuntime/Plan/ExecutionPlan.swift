@@ -1,0 +1,266 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import DLGraph
+import DLKernels
+import DLTensor
+
+/// A graph specialised to one set of input shapes, built on the first run with those shapes and
+/// reused by every later one.
+///
+/// - Values live in slots numbered once, so a run indexes an array instead of hashing names.
+/// - Nodes whose inputs are all constant (initializers, Constant nodes, and `Shape`/`Size` of
+///   values whose shape is now known) run once while the plan is built; their outputs become
+///   constants of the plan and the nodes disappear from the steps. This folds the shape
+///   arithmetic torch exports around Reshape.
+/// - Output types are inferred once: a step whose output shapes are known for these input shapes
+///   skips inference on every run. Steps whose shapes depend on data computed at run time keep
+///   inferring per run, exactly as the unplanned executor does.
+/// - Every value is dropped after its last reader.
+///
+/// A plan is immutable once built; runs keep their values in a local slot array, so one plan
+/// serves concurrent runs.
+final class ExecutionPlan: Sendable {
+    struct Step: Sendable {
+        let node: Node
+        let kernel: Kernel
+        /// Slot per node input; -1 for an input left out.
+        let inputs: [Int]
+        /// Slot per node output; -1 for an output left out.
+        let outputs: [Int]
+        /// Output types for these input shapes, or nil to infer them on every run.
+        let types: [TensorType?]?
+        /// Slots whose last reader this step is.
+        let release: [Int]
+    }
+
+    let steps: [Step]
+    /// Constants by slot (initializers and folded values); nil for computed values.
+    let initial: [Tensor?]
+    /// Slot of each graph input, in `graph.inputs` order.
+    let inputSlots: [Int]
+    /// Slot of every name (for outputs).
+    let slotOf: [String: Int]
+    /// How many nodes were folded away while building.
+    let foldedCount: Int
+
+    /// Ops never evaluated ahead of time: their results are random or depend on a training flag.
+    static let unfoldable: Set<String> = [
+        "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Bernoulli", "Multinomial",
+        "Dropout",
+    ]
+
+    /// Builds the plan for `inputs` (tensors for every graph input, already checked).
+    /// - Returns: nil when the graph cannot be planned for these inputs (an error while folding or
+    ///   inferring); the caller then runs unplanned, which reports the error in its usual words.
+    init?(graph: Graph, inputs: [String: Tensor], opset: Int?) {
+        var slotOf: [String: Int] = [:]
+        func slot(_ name: String) -> Int {
+            if let s = slotOf[name] { return s }
+            let s = slotOf.count
+            slotOf[name] = s
+            return s
+        }
+        var types: [String: TensorType] = [:]
+        var consts: [String: Tensor] = [:]
+        for (name, t) in graph.initializers {
+            types[name] = TensorType(dtype: t.dtype, shape: t.shape)
+            consts[name] = t
+            _ = slot(name)
+        }
+        var inputSlots: [Int] = []
+        for v in graph.inputs {
+            guard let t = inputs[v.name] else { return nil }
+            types[v.name] = TensorType(dtype: t.dtype, shape: t.shape)
+            inputSlots.append(slot(v.name))
+        }
+
+        var pending: [(node: Node, kernel: Kernel, types: [TensorType?]?)] = []
+        var folded = 0
+        for node in graph.nodes {
+            guard let kernel = OpKernels.kernel(for: node), node.subgraphs.isEmpty else { return nil }
+            let present = node.inputs.filter { !$0.isEmpty }
+            let isDefault = OpSet.isDefaultDomain(node)
+            // Shape and Size of a value whose shape is known are constants of this plan.
+            if isDefault, node.opType == "Shape" || node.opType == "Size", let x = present.first,
+               let shape = types[x]?.dims?.concrete, let out = node.outputs.first, !out.isEmpty {
+                guard let value = Self.shapeOp(node, shape: shape) else { return nil }
+                consts[out] = value
+                types[out] = TensorType(dtype: value.dtype, shape: value.shape)
+                _ = slot(out)
+                folded += 1
+                continue
+            }
+            let outTypes: [TensorType?]
+            do { outTypes = try Graph.inferNode(node, types: types, values: consts) } catch { return nil }
+            let concrete = outTypes.count >= node.outputs.count
+                && zip(node.outputs, outTypes).allSatisfy { $0.0.isEmpty || $0.1?.dims?.concrete != nil }
+            if !Self.unfoldable.contains(node.opType), present.allSatisfy({ consts[$0] != nil }) {
+                // Every input is constant: evaluate now, with the output types a run would infer
+                // from these same values (nil for ops whose kernels size their own outputs).
+                var ctx = KernelContext(node: node, inputs: node.inputs.map { $0.isEmpty ? nil : consts[$0] }, outputTypes: outTypes)
+                ctx.values = ctx.inputs.map { $0.map { GraphValue.tensor($0) } }
+                ctx.opset = opset
+                if let results = try? kernel(ctx), results.count >= node.outputs.filter({ !$0.isEmpty }).count {
+                    for (name, t) in zip(node.outputs, results) where !name.isEmpty {
+                        consts[name] = t
+                        types[name] = TensorType(dtype: t.dtype, shape: t.shape)
+                        _ = slot(name)
+                    }
+                    folded += 1
+                    continue
+                }
+                // A failing kernel stays a step: the run reports its error as unplanned runs do.
+            }
+            var stepTypes: [TensorType?]? = concrete ? outTypes : nil
+            if !concrete, let probed = Self.probe(node, kernel: kernel, types: types, consts: consts, outTypes: outTypes, opset: opset) {
+                stepTypes = probed
+            }
+            for (name, t) in zip(node.outputs, stepTypes ?? []) where !name.isEmpty {
+                if let t { types[name] = t }
+            }
+            for name in node.outputs where !name.isEmpty { _ = slot(name) }
+            pending.append((node, kernel, stepTypes))
+        }
+        for o in graph.outputs { _ = slot(o.name) }
+
+        var lastUse: [Int: Int] = [:]
+        for (i, p) in pending.enumerated() {
+            for v in p.node.inputs where !v.isEmpty { lastUse[slotOf[v]!] = i }
+        }
+        var keep = Set(graph.outputs.compactMap { slotOf[$0.name] })
+        for name in consts.keys { if let s = slotOf[name] { keep.insert(s) } }
+        var release = [[Int]](repeating: [], count: pending.count)
+        for (s, i) in lastUse where !keep.contains(s) { release[i].append(s) }
+
+        steps = pending.enumerated().map { i, p in
+            Step(node: p.node, kernel: p.kernel,
+                 inputs: p.node.inputs.map { $0.isEmpty ? -1 : slotOf[$0]! },
+                 outputs: p.node.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! },
+                 types: p.types, release: release[i])
+        }
+        var initial = [Tensor?](repeating: nil, count: slotOf.count)
+        for (name, t) in consts { if let s = slotOf[name] { initial[s] = t } }
+        self.initial = initial
+        self.inputSlots = inputSlots
+        self.slotOf = slotOf
+        self.foldedCount = folded
+        // DLKIT_PLAN_DUMP=1 lists the steps on stderr (a star marks those inferring per run).
+        if getenv("DLKIT_PLAN_DUMP") != nil {
+            var text = "plan: \(steps.count) steps, \(folded) nodes folded\n"
+            for s in steps { text += "  \(s.types == nil ? "*" : " ") \(s.node.displayName)\n" }
+            _ = text.withCString { write(2, $0, strlen($0)) }
+        }
+    }
+
+    /// Ops whose output shape depends on the values of their data input, not only its shape.
+    static let dataShaped: Set<String> = ["NonZero", "Unique", "Compress", "TopK"]
+
+    /// The output type of a node typed at run time (Gather, Squeeze, Unsqueeze, Slice... whose
+    /// schemas leave shapes to the kernel) when only its first input is computed and every other
+    /// input is constant: then the output shape follows from the first input's shape alone, so
+    /// running the kernel once on zeros of that shape gives it for every run with these input
+    /// shapes. Later nodes (Shape of the result, Reshape targets) can then fold too.
+    static func probe(_ node: Node, kernel: Kernel, types: [String: TensorType], consts: [String: Tensor],
+                      outTypes: [TensorType?], opset: Int?) -> [TensorType?]? {
+        guard OpSet.isDefaultDomain(node), !dataShaped.contains(node.opType), !unfoldable.contains(node.opType),
+              node.outputs.count == 1, let first = node.input(0), let t0 = types[first], t0.dtype != .string,
+              let shape = t0.dims?.concrete, shape.reduce(1, *) <= 1 << 24,
+              node.inputs.dropFirst().allSatisfy({ $0.isEmpty || consts[$0] != nil }) else { return nil }
+        var inputs = node.inputs.map { $0.isEmpty ? nil : consts[$0] }
+        inputs[0] = Tensor(zeros: t0.dtype, shape: shape)
+        var ctx = KernelContext(node: node, inputs: inputs, outputTypes: outTypes)
+        ctx.values = inputs.map { $0.map { GraphValue.tensor($0) } }
+        ctx.opset = opset
+        guard let r = try? kernel(ctx), r.count == 1 else { return nil }
+        return [TensorType(dtype: r[0].dtype, shape: r[0].shape)]
+    }
+
+    /// The value of `Shape` (with its start/end) or `Size` for an input of `shape`.
+    static func shapeOp(_ node: Node, shape: [Int]) -> Tensor? {
+        if node.opType == "Size" {
+            return Tensor.fromInt64s([Int64(shape.reduce(1, *))], dtype: .int64, shape: [])
+        }
+        let r = shape.count
+        func clamp(_ v: Int) -> Int { min(max(v < 0 ? v + r : v, 0), r) }
+        guard let start = try? node.int("start", default: 0), let end = try? node.int("end", default: r) else { return nil }
+        let s = clamp(start), e = clamp(end)
+        let dims = s < e ? Array(shape[s..<e]) : []
+        return Tensor.fromInt64s(dims.map(Int64.init), dtype: .int64, shape: [dims.count])
+    }
+
+    /// Runs the steps on `inputs` (graph input order) and returns the slots afterwards.
+    func run(_ inputs: [Tensor], opset: Int?) throws(RuntimeError) -> [Tensor?] {
+        var slots = initial
+        for (s, t) in zip(inputSlots, inputs) { slots[s] = t }
+        for step in steps {
+            let tensors = step.inputs.map { $0 < 0 ? nil : slots[$0] }
+            var ctx = KernelContext(node: step.node, inputs: tensors, outputTypes: step.types ?? [])
+            ctx.values = tensors.map { $0.map { GraphValue.tensor($0) } }
+            ctx.opset = opset
+            if step.types == nil {
+                let node = step.node
+                do {
+                    var typeMap: [String: TensorType] = [:]
+                    var valueMap: [String: Tensor] = [:]
+                    for (name, t) in zip(node.inputs, tensors) where !name.isEmpty {
+                        if let t {
+                            typeMap[name] = TensorType(dtype: t.dtype, shape: t.shape)
+                            valueMap[name] = t
+                        }
+                    }
+                    ctx.outputTypes = try Graph.inferNode(node, types: typeMap, values: valueMap)
+                } catch { throw .node(node.displayName, error) }
+            }
+            let results = try step.kernel(ctx)
+            for (s, t) in zip(step.outputs, results) where s >= 0 { slots[s] = t }
+            for s in step.release { slots[s] = nil }
+        }
+        return slots
+    }
+}
+
+/// Plans by input shapes, shared by the copies of one executor. Bounded: past `limit` shapes the
+/// oldest plans are dropped (a server fed ever-new shapes does not grow without end).
+final class PlanCache: @unchecked Sendable {
+    private var plans: [[[Int]]: ExecutionPlan] = [:]
+    private var order: [[[Int]]] = []
+    private var failed: Set<[[Int]]> = []
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    let limit = 16
+
+    init() { pthread_mutex_init(lock, nil) }
+
+    deinit {
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+    }
+
+    /// The plan for `key`, built with `make` on first use; nil when it cannot be planned.
+    func plan(for key: [[Int]], make: () -> ExecutionPlan?) -> ExecutionPlan? {
+        pthread_mutex_lock(lock)
+        if let p = plans[key] {
+            pthread_mutex_unlock(lock)
+            return p
+        }
+        let knownBad = failed.contains(key)
+        pthread_mutex_unlock(lock)
+        if knownBad { return nil }
+        // Built outside the lock: two threads may both build the first plan; one wins.
+        let p = make()
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        guard let p else {
+            if failed.count < 64 { failed.insert(key) }
+            return nil
+        }
+        if plans[key] == nil {
+            if order.count >= limit { plans[order.removeFirst()] = nil }
+            plans[key] = p
+            order.append(key)
+        }
+        return plans[key]
+    }
+}

@@ -1,0 +1,139 @@
+import ArgumentParser
+import DLKit
+import Foundation
+
+/// `dlconvert bench MODEL`: loads a model and times inference in-process (scripts/bench drives it).
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time inference of a model in-process: median latency, throughput, peak memory.",
+        discussion: """
+            Inputs are random float32 (integer inputs get zeros), with every symbolic dimension
+            set to --batch. Warm-up runs come first, then timed runs until --seconds pass (at least
+            --min-runs). --cold loads, runs once, prints the load and first-run times and exits,
+            for measuring process start to first answer.
+            """)
+
+    @Argument(help: "An ONNX model or DLKit checkpoint.")
+    var model: String
+
+    @Option(help: "Size given to every symbolic input dimension.")
+    var batch = 1
+
+    @Option(help: "Threads for GEMM and the runtime's own loops together.")
+    var threads = 1
+
+    @Option(help: "Seconds of timed runs.")
+    var seconds = 2.0
+
+    @Option(help: "Least number of timed runs.")
+    var minRuns = 10
+
+    @Option(help: "Warm-up runs before timing.")
+    var warmup = 3
+
+    @Option(help: "Read the (single) input from this file of raw little-endian float32 instead of random values.")
+    var inputRaw: String?
+
+    @Option(help: "Write the first output of the first run to this file as raw little-endian float32.")
+    var outputRaw: String?
+
+    @Flag(help: "Load, run once and exit (cold start).")
+    var cold = false
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            guard batch >= 1, threads >= 1, seconds >= 0, minRuns >= 1, warmup >= 0 else {
+                throw DLKitError.invalidArgument("bench: --batch, --threads, --min-runs must be at least 1; --seconds, --warmup at least 0")
+            }
+            Model.setThreadCount(threads)
+            let t0 = Self.now()
+            let m = try Model(contentsOf: URL(fileURLWithPath: model))
+            var inputs = try Self.randomInputs(for: m, batch: batch)
+            if let inputRaw, let first = m.inputs.first, let shape = inputs[first.name]?.shape {
+                guard let data = FileManager.default.contents(atPath: inputRaw),
+                      data.count == shape.reduce(4, *) else {
+                    throw DLKitError.invalidArgument("bench: \(inputRaw) must hold \(shape.reduce(1, *)) float32 values for input '\(first.name)' \(shape)")
+                }
+                inputs[first.name] = try data.withUnsafeBytes { (raw) throws(DLKitError) -> Tensor in
+                    do { return try Tensor(dtype: .float32, shape: shape, bytes: raw) } catch {
+                        throw DLKitError.invalidArgument("bench: \(inputRaw): \(error)")
+                    }
+                }
+            }
+            let t1 = Self.now()
+            let firstResult = try m.run(inputs)
+            let t2 = Self.now()
+            if let outputRaw, let name = m.outputs.first?.name, let y = firstResult[name] {
+                let data = y.withUnsafeBytes { Data($0) }
+                guard FileManager.default.createFile(atPath: outputRaw, contents: data) else {
+                    throw DLKitError.invalidArgument("bench: cannot write \(outputRaw)")
+                }
+            }
+            var fields: [(String, String)] = [
+                ("model", "\"\(m.name)\""), ("batch", "\(batch)"), ("threads", "\(threads)"),
+                ("blas_core", "\"\(Model.blasCoreName)\""),
+                ("load_ms", Self.fmt((t1 - t0) * 1e3)), ("first_run_ms", Self.fmt((t2 - t1) * 1e3)),
+            ]
+            if !cold {
+                for _ in 0..<warmup { _ = try m.run(inputs) }
+                var times: [Double] = []
+                let start = Self.now()
+                while times.count < minRuns || Self.now() - start < seconds {
+                    let a = Self.now()
+                    _ = try m.run(inputs)
+                    times.append(Self.now() - a)
+                }
+                times.sort()
+                let median = times[times.count / 2]
+                fields += [
+                    ("runs", "\(times.count)"), ("median_ms", Self.fmt(median * 1e3)),
+                    ("min_ms", Self.fmt(times[0] * 1e3)),
+                    ("throughput", Self.fmt(Double(batch) / median)),
+                ]
+            }
+            fields.append(("peak_rss_mb", Self.fmt(Self.peakRSSMegabytes())))
+            if json {
+                print("{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")
+            } else {
+                for (k, v) in fields { print("\(k): \(v)") }
+            }
+        }
+    }
+
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+
+    static func fmt(_ x: Double) -> String { String(format: "%.4f", x) }
+
+    /// Largest resident set of this process so far: VmHWM of /proc/self/status (getrusage's
+    /// ru_maxrss would include the parent's peak from before exec on Linux); 0 where unknown.
+    static func peakRSSMegabytes() -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            // "VmHWM:\t    2140 kB"
+            return (Double(String(line.filter(\.isNumber))) ?? 0) / 1024
+        }
+        return 0
+    }
+
+    /// Random float inputs (zeros for other dtypes), symbolic dims set to `batch`.
+    static func randomInputs(for m: Model, batch: Int) throws(DLKitError) -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        var rng = SystemRandomNumberGenerator()
+        for info in m.inputs {
+            guard let type = info.type, let dims = type.dims else {
+                throw DLKitError.invalidArgument("bench: input '\(info.name)' has no declared shape")
+            }
+            let shape = dims.map { $0.value ?? batch }
+            let count = shape.reduce(1, *)
+            if type.dtype == .float32 {
+                out[info.name] = Tensor(shape: shape, scalars: (0..<count).map { _ in Float.random(in: -1...1, using: &rng) })
+            } else {
+                out[info.name] = Tensor(zeros: type.dtype, shape: shape)
+            }
+        }
+        return out
+    }
+}

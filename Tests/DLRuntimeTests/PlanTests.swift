@@ -1,0 +1,133 @@
+import DLGraph
+import DLRuntime
+import DLTensor
+import Testing
+
+/// The planned executor (shape folding, passes, fused kernels) against the same graph run one
+/// node at a time, where no plan spans two nodes and nothing is fused.
+@Suite struct PlanTests {
+    func random(_ shape: [Int], seed: Int) -> Tensor {
+        var s = UInt64(seed) &* 6364136223846793005 &+ 1442695040888963407
+        let n = shape.reduce(1, *)
+        let v: [Float] = (0..<n).map { _ in
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: s >> 11) % 2000) / 1000 - 1
+        }
+        return Tensor(shape: shape, scalars: v)
+    }
+
+    /// x [N,3,8,8] -> Conv+Relu -> MaxPool 2x2 -> Identity -> Reshape to [N, -1] through
+    /// Shape/Gather/Unsqueeze/Concat (as torch exports flatten) -> Gemm -> Relu -> Add.
+    func graph() -> Graph {
+        let inits = NamedTensors([
+            ("w", random([4, 3, 3, 3], seed: 1)), ("b", random([4], seed: 2)),
+            ("fw", random([5, 64], seed: 3)), ("fb", random([5], seed: 4)), ("shift", random([5], seed: 5)),
+            ("zero", Tensor(shape: [], scalars: [Int64(0)])), ("minus1", Tensor(shape: [1], scalars: [Int64(-1)])),
+        ])
+        let nodes = [
+            Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: [Attribute(name: "pads", value: .ints([1, 1, 1, 1]))]),
+            Node(opType: "Relu", inputs: ["c"], outputs: ["r"]),
+            Node(opType: "MaxPool", inputs: ["r"], outputs: ["p"], attributes: [
+                Attribute(name: "kernel_shape", value: .ints([2, 2])), Attribute(name: "strides", value: .ints([2, 2]))]),
+            Node(opType: "Identity", inputs: ["p"], outputs: ["pi"]),
+            Node(opType: "Shape", inputs: ["pi"], outputs: ["s"]),
+            Node(opType: "Gather", inputs: ["s", "zero"], outputs: ["n"]),
+            Node(opType: "Unsqueeze", inputs: ["n", "zero1"], outputs: ["n1"]),
+            Node(opType: "Concat", inputs: ["n1", "minus1"], outputs: ["shape"], attributes: [Attribute(name: "axis", value: .int(0))]),
+            Node(opType: "Reshape", inputs: ["pi", "shape"], outputs: ["f"]),
+            Node(opType: "Gemm", inputs: ["f", "fw", "fb"], outputs: ["g"], attributes: [Attribute(name: "transB", value: .int(1))]),
+            Node(opType: "Relu", inputs: ["g"], outputs: ["gr"]),
+            Node(opType: "Add", inputs: ["gr", "shift"], outputs: ["y"]),
+        ]
+        var all = inits
+        all["zero1"] = Tensor(shape: [1], scalars: [Int64(0)])
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, dims: [.symbolic("N"), .fixed(3), .fixed(8), .fixed(8)]))],
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes, initializers: all)
+        g.metadata.opsetImports = [("", 17)]
+        return g
+    }
+
+    /// Runs `g` one node at a time, each node as its own one-node graph.
+    func stepwise(_ g: Graph, _ x: Tensor) throws -> Tensor {
+        var values: [String: Tensor] = ["x": x]
+        for (name, t) in g.initializers { values[name] = t }
+        for node in g.nodes {
+            let ins = node.inputs.filter { !$0.isEmpty }
+            let one = Graph(name: "one", inputs: ins.map { ValueInfo(name: $0, type: nil) },
+                            outputs: node.outputs.map { ValueInfo(name: $0, type: nil) }, nodes: [node])
+            var feed: [String: Tensor] = [:]
+            for i in ins { feed[i] = values[i] }
+            let out = try Executor(graph: one).run(feed)
+            for (k, v) in out { values[k] = v }
+        }
+        return try #require(values["y"])
+    }
+
+    @Test func plannedRunMatchesNodeByNode_atTwoBatchSizes() throws {
+        let g = graph()
+        let exec = try Executor(graph: g)
+        for (batch, seed) in [(1, 10), (3, 11), (1, 12)] {
+            let x = random([batch, 3, 8, 8], seed: seed)
+            let got = try #require(try exec.run(["x": x])["y"])
+            let want = try stepwise(g, x)
+            #expect(got.shape == [batch, 5])
+            let a = got.scalars(as: Float.self), b = want.scalars(as: Float.self)
+            #expect(a.count == b.count)
+            #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($1)) })
+        }
+        // The public graph is the one given: the fusions live in the executor's private copy.
+        #expect(exec.graph.nodes.map(\.opType).contains("Relu"))
+        #expect(!exec.graph.nodes.contains { $0.domain == FusedOps.domain })
+    }
+
+    @Test func plannedRunReportsBadInputsAsBefore() throws {
+        let exec = try Executor(graph: graph())
+        do {
+            _ = try exec.run(["x": random([1, 4, 8, 8], seed: 1)])
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)".contains("x"))
+        }
+    }
+
+    @Test func concurrentRunsShareOnePlan() async throws {
+        let exec = try Executor(graph: graph())
+        let x = random([2, 3, 8, 8], seed: 7)
+        let want = try #require(try exec.run(["x": x])["y"]).scalars(as: Float.self)
+        try await withThrowingTaskGroup(of: [Float].self) { group in
+            for _ in 0..<8 {
+                group.addTask { try #require(try exec.run(["x": x])["y"]).scalars(as: Float.self) }
+            }
+            for try await r in group { #expect(r == want) }
+        }
+    }
+
+    /// The float32 LSTM (one GEMM for the input projection, one per step) against the general
+    /// kernel, which float64 inputs take, in both directions with initial states and bias.
+    @Test(arguments: ["forward", "reverse", "bidirectional"])
+    func fastLSTMMatchesTheGeneralKernel(direction: String) throws {
+        let dirs = direction == "bidirectional" ? 2 : 1
+        let (seq, batch, input, hidden) = (5, 3, 4, 6)
+        let inputs = [random([seq, batch, input], seed: 1), random([dirs, 4 * hidden, input], seed: 2),
+                      random([dirs, 4 * hidden, hidden], seed: 3), random([dirs, 8 * hidden], seed: 4),
+                      Tensor(shape: [batch], scalars: [Int32](repeating: Int32(seq), count: batch)),
+                      random([dirs, batch, hidden], seed: 5), random([dirs, batch, hidden], seed: 6)]
+        func run(_ dtype: DType) throws -> [Tensor] {
+            let names = ["X", "W", "R", "B", "lens", "h0", "c0"]
+            let ts = inputs.enumerated().map { $0.offset == 4 ? $0.element : $0.element.converted(to: dtype) }
+            let g = Graph(name: "lstm", inputs: zip(names, ts).map { ValueInfo(name: $0.0, type: TensorType(dtype: $0.1.dtype, shape: $0.1.shape)) },
+                          outputs: ["Y", "Yh", "Yc"].map { ValueInfo(name: $0, type: nil) },
+                          nodes: [Node(opType: "LSTM", inputs: names, outputs: ["Y", "Yh", "Yc"], attributes: [
+                              Attribute(name: "hidden_size", value: .int(hidden)), Attribute(name: "direction", value: .string(direction))])])
+            let out = try Executor(graph: g).run(Dictionary(uniqueKeysWithValues: zip(names, ts)))
+            return try ["Y", "Yh", "Yc"].map { try #require(out[$0]) }
+        }
+        let fast = try run(.float32), general = try run(.float64)
+        for (a, b) in zip(fast, general) {
+            #expect(a.shape == b.shape)
+            let x = a.doubles(), y = b.doubles()
+            #expect(zip(x, y).allSatisfy { abs($0 - $1) <= 1e-5 })
+        }
+        #expect(fast[0].shape == [seq, dirs, batch, hidden])
+    }
+}
