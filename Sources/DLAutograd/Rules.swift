@@ -66,7 +66,7 @@ typealias TrainingForward = @Sendable (Node, [Tensor?], inout TrainingRNG) throw
 enum Rules {
     static let table: [String: GradientRule] = {
         var t: [String: GradientRule] = [:]
-        for (k, v) in linear + elementwise + movement + neural + recurrent { t[k] = v }
+        for (k, v) in linear + elementwise + movement + neural + recurrent + selection { t[k] = v }
         return t
     }()
 
@@ -90,7 +90,7 @@ enum Rules {
     static func differentiableInputs(_ n: Node) -> (Int) -> Bool {
         switch n.opType {
         case "Reshape", "Expand", "Tile", "Squeeze", "Unsqueeze", "Dropout", "Split", "ReduceSum", "ReduceMean",
-             "ReduceMax", "ReduceMin", "Pad":
+             "ReduceMax", "ReduceMin", "ReduceProd", "Pad":
             return { $0 == 0 }
         case "Slice": return { $0 == 0 }
         case "Gather", "GatherElements": return { $0 == 0 }

@@ -19,9 +19,9 @@ public enum TrainingData {
         if lower.hasSuffix(".csv") {
             (x, y) = try csv(path: path, inputColumns: inputColumns, targetColumn: targetColumn, integerTargets: integerTargets)
         } else if lower.hasSuffix(".npz") {
-            let arrays = try npz(path: path)
-            guard let a = arrays[inputName] else { throw .invalidArgument("\(path): no array '\(inputName)' (arrays: \(arrays.keys.sorted().joined(separator: ", ")))") }
-            guard let b = arrays[targetName] else { throw .invalidArgument("\(path): no array '\(targetName)' (arrays: \(arrays.keys.sorted().joined(separator: ", ")))") }
+            let (names, arrays) = try npz(path: path, reading: [inputName, targetName])
+            guard let a = arrays[inputName] else { throw .invalidArgument("\(path): no array '\(inputName)' (arrays: \(names.joined(separator: ", ")))") }
+            guard let b = arrays[targetName] else { throw .invalidArgument("\(path): no array '\(targetName)' (arrays: \(names.joined(separator: ", ")))") }
             (x, y) = (a, b)
         } else {
             let f: SafeTensorsFile
@@ -37,9 +37,12 @@ public enum TrainingData {
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw .cannotRead(path: path, reason: "cannot be read as UTF-8 text")
         }
-        var lines = text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
-        guard !lines.isEmpty else { throw .cannotRead(path: path, reason: "is empty") }
-        let header = lines.removeFirst().split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        // Non-blank lines with their 1-based line numbers in the file (blank lines are skipped).
+        var numbered = text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated()
+            .map { (number: $0.offset + 1, text: String(decoding: $0.element.last == UInt8(ascii: "\r") ? $0.element.dropLast() : $0.element, as: UTF8.self)) }
+            .filter { !$0.text.trimmingCharacters(in: .whitespaces).isEmpty }
+        guard !numbered.isEmpty else { throw .cannotRead(path: path, reason: "is empty") }
+        let header = numbered.removeFirst().text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         guard let targetColumn else { throw .invalidArgument("\(path): CSV data needs --target-column") }
         guard let ti = header.firstIndex(of: targetColumn) else {
             throw .invalidArgument("\(path): no column '\(targetColumn)' (columns: \(header.joined(separator: ", ")))")
@@ -51,39 +54,44 @@ public enum TrainingData {
             idx.append(i)
         }
         var xs: [Float] = [], ys: [Double] = []
-        for (n, line) in lines.enumerated() {
+        for (lineNumber, line) in numbered {
             let cells = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
             guard cells.count == header.count else {
-                throw .cannotRead(path: path, reason: "line \(n + 2) has \(cells.count) fields, the header \(header.count)")
+                throw .cannotRead(path: path, reason: "line \(lineNumber) has \(cells.count) fields, the header \(header.count)")
             }
             for i in idx {
-                guard let v = Float(cells[i]) else { throw .cannotRead(path: path, reason: "line \(n + 2), column '\(header[i])': '\(cells[i])' is not a number") }
+                guard let v = Float(cells[i]) else { throw .cannotRead(path: path, reason: "line \(lineNumber), column '\(header[i])': '\(cells[i])' is not a number") }
                 xs.append(v)
             }
-            guard let t = Double(cells[ti]) else { throw .cannotRead(path: path, reason: "line \(n + 2), column '\(targetColumn)': '\(cells[ti])' is not a number") }
-            if integerTargets && t != t.rounded() { throw .cannotRead(path: path, reason: "line \(n + 2): class '\(cells[ti])' is not an integer") }
+            guard let t = Double(cells[ti]) else { throw .cannotRead(path: path, reason: "line \(lineNumber), column '\(targetColumn)': '\(cells[ti])' is not a number") }
+            if integerTargets && t != t.rounded() { throw .cannotRead(path: path, reason: "line \(lineNumber): class '\(cells[ti])' is not an integer") }
             ys.append(t)
         }
-        let x = Tensor(shape: [lines.count, idx.count], scalars: xs)
-        let y = integerTargets ? Tensor(shape: [lines.count], scalars: ys.map { Int64($0) }) : Tensor(shape: [lines.count, 1], scalars: ys.map { Float($0) })
+        let x = Tensor(shape: [numbered.count, idx.count], scalars: xs)
+        let y = integerTargets ? Tensor(shape: [numbered.count], scalars: ys.map { Int64($0) }) : Tensor(shape: [numbered.count, 1], scalars: ys.map { Float($0) })
         return (x, y)
     }
 
-    /// The arrays of a NumPy `.npz` (stored or deflated `.npy` members; little-endian numeric dtypes, C order).
-    static func npz(path: String) throws(DLKitError) -> [String: Tensor] {
+    /// The names of the arrays in a NumPy `.npz` (sorted), and those of them in `wanted` read
+    /// (stored or deflated `.npy` members; little-endian numeric dtypes, C order). Other members
+    /// are not decoded, so an array of a kind we cannot read does not stop the others.
+    static func npz(path: String, reading wanted: Set<String>) throws(DLKitError) -> (names: [String], arrays: [String: Tensor]) {
         let zip: ZipArchive
         do {
             let file = try MappedFile(path: path)
             zip = try ZipArchive(file: file)
         } catch let e as TorchError { throw .torch(e) } catch { throw .cannotRead(path: path, reason: "\(error)") }
         var out: [String: Tensor] = [:]
+        var names: [String] = []
         for entry in zip.entries where entry.name.hasSuffix(".npy") {
+            let name = String(entry.name.dropLast(4))
+            names.append(name)
+            guard wanted.contains(name) else { continue }
             let bytes: [UInt8]
             do { bytes = try zip.contents(of: entry) } catch { throw .torch(error) }
-            let name = String(entry.name.dropLast(4))
             out[name] = try npy(bytes, path: "\(path): \(entry.name)")
         }
-        return out
+        return (names.sorted(), out)
     }
 
     static func npy(_ b: [UInt8], path: String) throws(DLKitError) -> Tensor {

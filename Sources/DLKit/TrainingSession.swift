@@ -129,10 +129,15 @@ public enum TrainingSession {
 }
 
 extension TrainingSession {
-    /// A model to train: an ONNX file, or a `.ckpt` with the training state it may hold.
+    /// A model to train: an ONNX file, a Keras model (`.h5` with a config, or `.keras`), or a
+    /// `.ckpt` with the training state it may hold.
     public static func load(path: String) throws(DLKitError) -> (graph: Graph, state: TrainingState?) {
         if path.lowercased().hasSuffix(".onnx") {
             do { return (try ONNXReader.read(path: path), nil) } catch { throw .onnx(error) }
+        }
+        let format = try FileFormat.detect(path: path)
+        if format == .hdf5 || format == .keras {
+            return (try KerasSupport.graph(path: path), nil)
         }
         do {
             let c = try Checkpoint(contentsOf: path)

@@ -6,7 +6,7 @@ import Foundation
 struct DLTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dltrain",
-        abstract: "Train a model (ONNX or .ckpt), or resume the training run a .ckpt holds.",
+        abstract: "Train a model (ONNX, Keras .h5/.keras, or .ckpt), or resume the training run a .ckpt holds.",
         discussion: """
             When CKPT holds training state (written by dltrain or by dlconvert --optimizer-state),
             the optimizer, its hyperparameters and the run's settings come from it and the flags
@@ -21,7 +21,7 @@ struct DLTrain: ParsableCommand {
               dltrain run.ckpt --data train.safetensors --epochs 2 --out run.ckpt
             """)
 
-    @Argument(help: "The model to train: .onnx or .ckpt (a .ckpt with training state resumes its run).")
+    @Argument(help: "The model to train: .onnx, Keras .h5/.keras, or .ckpt (a .ckpt with training state resumes its run).")
     var checkpoint: String
 
     @Option(help: "Training data: .safetensors or .npz (input and target arrays by name) or .csv.")
