@@ -21,16 +21,19 @@ extension GraphBuilder {
         guard t.shape == shape else {
             throw .weights(path: weights.path, reason: "layer '\(s.name)' (\(s.className)): \(name) has shape \(t.shape), the config gives \(shape)")
         }
-        if let cached = varCache["\(s.name)#\(keras3Path)"] { return cached }
+        let cacheKey = (scopeNames + [s.name]).joined(separator: "/") + "#" + keras3Path
+        if let cached = varCache[cacheKey] { return cached }
         if t.dtype != .float32 && t.dtype.isFloatingPoint { t = t.converted(to: .float32) }
         let ir: Tensor
         do { ir = try layout.forward(t) } catch {
             throw .weights(path: weights.path, reason: "layer '\(s.name)': \(name): \(error)")
         }
-        let initName = constant("\(s.name)/\(legacy.split(separator: "/").dropFirst().joined(separator: "/"))", ir)
-        varCache["\(s.name)#\(keras3Path)"] = initName
+        let initName = constant((scopeNames + [s.name]).joined(separator: "/") + "/" + legacy.split(separator: "/").dropFirst().joined(separator: "/"), ir)
+        varCache[cacheKey] = initName
+        let statistic = ["moving_mean", "moving_variance"].contains(name) || s.className == "Normalization"
+        let trainable = scopeTrainable && bool(s, "trainable", true) && !statistic
         record.variables.append(KerasVariable(name: name, keras3Path: keras3Path, legacyName: legacy, shape: shape,
-                                              initializer: initName, layout: layout))
+                                              initializer: initName, layout: layout, trainable: trainable))
         return initName
     }
 
@@ -135,9 +138,67 @@ extension GraphBuilder {
     // MARK: dispatch
 
     mutating func emit(_ s: LayerSpec, _ xs: [Value]) throws(KerasError) -> [Value] {
-        var rec = KerasLayerRecord(name: s.name, className: s.className, keras3Group: sharedCall ? "" : group3(s.className), variables: [])
+        var rec = KerasLayerRecord(name: s.name, className: s.className, keras3Group: sharedCall ? "" : group3(s.className), variables: [],
+                                   scope: scopeNames)
+        if Self.modelClasses.contains(s.className) {
+            let at = records.count
+            let out = try nestedModel(s, xs, group: rec.keras3Group)
+            if !sharedCall { records.insert(rec, at: at) }
+            return out
+        }
         let out = try emitLayer(s, xs, &rec)
         if !sharedCall { records.append(rec) }
+        return out
+    }
+
+    /// A Functional or Sequential model used as a layer: its layers are emitted inline on `xs`,
+    /// with its weights (Keras 3: the groups below `<model>/layers`; legacy: its flat list split
+    /// by layer name) and its own group counters.
+    mutating func nestedModel(_ s: LayerSpec, _ xs: [Value], group: String) throws(KerasError) -> [Value] {
+        let specs = try layers(of: Self.modelJSON(s))
+        var inner: [KerasLayerWeights] = []
+        if let stored = byName[s.name] {
+            usedWeights.insert(s.name)
+            inner = stored.sublayers
+            if inner.isEmpty, !stored.weights.isEmpty { inner = try splitLegacy(stored, model: s.name, specs: specs) }
+        }
+        let saved = (scopeLayers, usedWeights, groupCounts, groupPrefix, scopeNames, scopeTrainable)
+        setScope(inner)
+        usedWeights = []
+        groupCounts = [:]
+        groupPrefix = sharedCall ? "" : group + "/layers/"
+        scopeNames.append(s.name)
+        scopeTrainable = scopeTrainable && bool(s, "trainable", true)
+        let (_, outs) = try body(s.className == "Sequential" ? "Sequential" : "Functional", s.config, specs, given: xs)
+        if !sharedCall { try checkAllWeightsUsed(weights.path) }
+        setScope(saved.0)
+        (usedWeights, groupCounts, groupPrefix, scopeNames, scopeTrainable) = (saved.1, saved.2, saved.3, saved.4, saved.5)
+        return outs.map(\.1)
+    }
+
+    /// A legacy nested model's weights (`dense/kernel:0`, `seq/dense/kernel`, ...) as the weights
+    /// of its layers: by the first name component after the model's own name, or, for a model
+    /// nested deeper, by the layer inside it that has that name. Each layer keeps file order.
+    func splitLegacy(_ stored: KerasLayerWeights, model: String, specs: [LayerSpec]) throws(KerasError) -> [KerasLayerWeights] {
+        func owner(_ layer: String, in specs: [LayerSpec]) -> String? {
+            for sp in specs {
+                if sp.name == layer { return sp.name }
+            }
+            for sp in specs where Self.modelClasses.contains(sp.className) {
+                if let inner = try? layers(of: Self.modelJSON(sp)), owner(layer, in: inner) != nil { return sp.name }
+            }
+            return nil
+        }
+        var out: [KerasLayerWeights] = []
+        for (name, t) in stored.weights {
+            var n = name.hasSuffix(":0") ? String(name.dropLast(2)) : name
+            if n.hasPrefix(model + "/") { n = String(n.dropFirst(model.count + 1)) }
+            guard let first = n.split(separator: "/").first.map(String.init), let o = owner(first, in: specs) else {
+                throw .weights(path: weights.path, reason: "nested model '\(model)': weight '\(name)' belongs to none of its layers")
+            }
+            if let i = out.firstIndex(where: { $0.name == o }) { out[i].weights.append((n, t)) }
+            else { out.append(KerasLayerWeights(name: o, group: "\(stored.group)/\(o)", weights: [(n, t)])) }
+        }
         return out
     }
 

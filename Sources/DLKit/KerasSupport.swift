@@ -60,14 +60,19 @@ enum KerasSupport {
             do { return try KerasImporter.graph(from: f).initializers } catch { throw .keras(error) }
         }
         var out = NamedTensors()
-        for l in f.layers {
-            for (i, w) in l.weights.enumerated() {
-                var name = w.name.hasSuffix(":0") ? String(w.name.dropLast(2)) : w.name
-                if f.kind == .weights || f.kind == .archive { name = "\(l.name)/\(i)" }
-                if !name.hasPrefix(l.name + "/") { name = "\(l.name)/\(name)" }
-                out[name] = w.tensor
+        // Layers of nested models (Keras 3) are named below their model: `inner/dense/0`.
+        func add(_ layers: [KerasLayerWeights], _ prefix: String) {
+            for l in layers {
+                for (i, w) in l.weights.enumerated() {
+                    var name = w.name.hasSuffix(":0") ? String(w.name.dropLast(2)) : w.name
+                    if f.kind == .weights || f.kind == .archive { name = "\(l.name)/\(i)" }
+                    if !name.hasPrefix(l.name + "/") { name = "\(l.name)/\(name)" }
+                    out[prefix + name] = w.tensor
+                }
+                add(l.sublayers, "\(prefix)\(l.name)/")
             }
         }
+        add(f.layers, "")
         return out
     }
 

@@ -134,6 +134,38 @@ import Testing
         }
     }
 
+    /// Nested models: the weights written in either layout bind back onto the same config bit for
+    /// bit; Keras 3 groups nest as Keras names them; the legacy entry of a nested model lists its
+    /// trainable weights first, exactly as tf_keras wrote them.
+    @Test func nestedModelWeightsRoundTrip() throws {
+        let tmp = TemporaryFolder()
+        let source = try KerasFile(path: TestPackage.fixture("keras/nested.keras"))
+        let g = try KerasImporter.graph(from: source)
+        func groups(_ ls: [KerasLayerWeights]) -> [String] {
+            ls.flatMap { l in [l.group + " " + l.name + " \(l.weights.count)"] + groups(l.sublayers) }.sorted()
+        }
+        for (name, layout) in [("n.weights.h5", KerasWriter.Layout.keras3), ("n.h5", .legacy)] {
+            try KerasWriter.write(g, to: tmp.file(name), layout: layout)
+            let back = try KerasFile(path: tmp.file(name))
+            let g2 = try KerasImporter.graph(from: source, weights: back)
+            #expect(g2.initializers.names == g.initializers.names)
+            for (n, t) in g.initializers {
+                #expect(g2.initializers[n]?.bitwiseEqual(t) == true, "\(name) \(n)")
+            }
+            if layout == .keras3 {
+                #expect(groups(back.layers).filter { !$0.contains("input_layer") } == groups(source.layers).filter { !$0.contains("input_layer") })
+                #expect(groups(back.layers).contains("layers/sequential/layers/functional/layers/dense core_dense 2"))
+            } else {
+                let tf = try KerasFile(path: TestPackage.fixture("keras/nested.tf.h5"))
+                for model in ["inner", "seq"] {
+                    let want = tf.layers.first { $0.name == model }?.weights.map { String($0.name.dropLast(2)) }
+                    #expect(back.layers.first { $0.name == model }?.weights.map(\.name) == want, "\(model)")
+                }
+                #expect(back.layers.map(\.name) == ["x", "inner", "seq", "add", "dense"])
+            }
+        }
+    }
+
     @Test func aGraphNotFromKerasIsRefused() throws {
         let tmp = TemporaryFolder()
         let g = Graph(name: "plain", inputs: [], outputs: [], nodes: [])
