@@ -315,7 +315,7 @@ def torch_checks(tmp):
 # Runtime), served by dlserve, and their weights written back as .weights.h5 / .h5 (directly and
 # through a .ckpt) loaded by Keras 3 and tf_keras: weights bit-identical, outputs as Keras's.
 # ---------------------------------------------------------------------------------------------
-KERAS_MODELS = ["cnn", "functional", "separable", "bigru", "nested"]
+KERAS_MODELS = ["cnn", "functional", "separable", "bigru", "nested", "attention"]
 
 
 def keras_checks(tmp):

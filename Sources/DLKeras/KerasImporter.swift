@@ -11,6 +11,8 @@ struct LayerSpec {
     /// The inbound nodes are in tf_keras's list format (`[[layer, node, tensor, kwargs], ...]`),
     /// not Keras 3's `args`/`kwargs` objects.
     var legacyNodes = false
+    /// Keyword arguments of the layer's calls (`use_causal_mask`, `attention_mask`, `training`, ...).
+    var options: [String: JSON] = [:]
 }
 
 /// Translates a Keras model config plus weights into a `Graph` that keeps Keras's channels-last
@@ -52,7 +54,7 @@ struct GraphBuilder {
         "ActivityRegularization", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D",
         "UpSampling1D", "UpSampling2D", "GroupNormalization", "Normalization", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
         "Dot", "Embedding", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed", "Rescaling", "Lambda",
-        "Functional", "Sequential", "Model",
+        "Functional", "Sequential", "Model", "MultiHeadAttention",
     ]
 
     let path: String
@@ -304,22 +306,38 @@ struct GraphBuilder {
             let name = l["name"]?.stringValue ?? cfg["name"]?.stringValue ?? "layer_\(i)"
             var calls: [[(String, Int, Int)]] = []
             var legacy = false
+            var options: [String: JSON] = [:]
+            // Attention layers take their value and key as further arguments (Keras 3) or keyword
+            // arguments (both): inputs are [query, value, key].
+            let attention = cls == "MultiHeadAttention"
             for node in l["inbound_nodes"]?.arrayValue ?? [] {
                 var refs: [(String, Int, Int)] = []
                 if let args = node["args"]?.arrayValue {
-                    Self.collectHistories(args.first ?? .null, into: &refs)
+                    for a in attention ? args : Array(args.prefix(1)) { Self.collectHistories(a, into: &refs) }
+                    if case .object(let members)? = node["kwargs"] {
+                        for m in members { options[m.key] = m.value }
+                        if attention { for k in ["value", "key"] { if let v = node["kwargs"]?[k] { Self.collectHistories(v, into: &refs) } } }
+                    }
                 } else if let arr = node.arrayValue {
                     legacy = true
                     for r in arr {
                         if let parts = r.arrayValue, parts.count >= 3, let ln = parts[0].stringValue,
                            let n = parts[1].intValue, let t = parts[2].intValue {
                             refs.append((ln, n, t))
+                            if parts.count >= 4, case .object(let members) = parts[3] {
+                                for m in members { options[m.key] = m.value }
+                                for k in ["value", "key"] where attention {
+                                    if let p = parts[3][k]?.arrayValue, p.count >= 3, let a = p[0].stringValue, let b = p[1].intValue, let c = p[2].intValue {
+                                        refs.append((a, b, c))
+                                    }
+                                }
+                            }
                         }
                     }
                 }
                 calls.append(refs)
             }
-            out.append(LayerSpec(className: cls, name: name, config: cfg, calls: calls, legacyNodes: legacy))
+            out.append(LayerSpec(className: cls, name: name, config: cfg, calls: calls, legacyNodes: legacy, options: options))
         }
         // tf_keras numbers the calls of a nested model from 1 when the model begins with an
         // InputLayer (its node 0 is the call on that input, not saved): make them call indices.

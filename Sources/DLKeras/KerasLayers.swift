@@ -355,6 +355,7 @@ extension GraphBuilder {
         case "Conv2DTranspose": return [try convTranspose(s, x, &rec)]
         case "GroupNormalization": return [try groupNorm(s, x, &rec)]
         case "Normalization": return [try normalization(s, x, &rec)]
+        case "MultiHeadAttention": return [try multiHeadAttention(s, xs, &rec)]
         default:
             throw .unsupportedLayers(path: path, layers: ["\(s.className) '\(s.name)'"])
         }

@@ -29,7 +29,7 @@ import Testing
         }
     }
 
-    @Test(arguments: ["cnn", "functional", "separable", "bigru"])
+    @Test(arguments: ["cnn", "functional", "separable", "bigru", "nested", "attention"])
     func modelsLoadFromEveryKerasFile(model: String) throws {
         let (ins, _) = try Self.io(model)
         let feed = Dictionary(uniqueKeysWithValues: ins)
@@ -55,7 +55,7 @@ import Testing
     }
 
     /// dlconvert to ONNX; the file runs in ONNX Runtime (when the venv is there) and in DLKit.
-    @Test(arguments: ["cnn", "functional", "separable", "bigru", "zoo_sequence", "zoo_image", "zoo_merge", "zoo_volume"])
+    @Test(arguments: ["cnn", "functional", "separable", "bigru", "zoo_sequence", "zoo_image", "zoo_merge", "zoo_volume", "nested", "attention"])
     func toONNX(model: String) throws {
         let dir = TemporaryFolder()
         let onnx = dir.file("\(model).onnx")

@@ -9,7 +9,7 @@ import Testing
 /// The committed Keras fixtures (scripts/fixtures/make_keras.py) run through the library and
 /// agree with Keras's own outputs.
 @Suite struct KerasFixtureTests {
-    static let models = ["cnn", "functional", "separable", "bigru", "nested"]
+    static let models = ["cnn", "functional", "separable", "bigru", "nested", "attention"]
     static let variants = ["h5", "tf.h5", "keras"]
 
     /// Inputs and Keras's outputs of a fixture.
