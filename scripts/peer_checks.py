@@ -414,7 +414,7 @@ def keras_checks(tmp):
 
     # The layer zoos: every weight layout (Conv2DTranspose, PReLU, TimeDistributed, SimpleRNN,
     # Bidirectional LSTM, shared layers, GroupNormalization, Conv3D, ...) written back exactly.
-    for m in ["zoo_sequence", "zoo_image", "zoo_merge", "zoo_volume"]:
+    for m in ["zoo_sequence", "zoo_image", "zoo_merge", "zoo_volume", "zoo_resize"]:
         ins, outs = io(m)
         src = os.path.join(fx, f"{m}.keras")
         reference = keras.saving.load_model(src).get_weights()

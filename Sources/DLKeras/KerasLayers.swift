@@ -314,10 +314,22 @@ extension GraphBuilder {
             let k = x.rank - 2
             let size = s.className == "UpSampling1D" ? [try int(s, "size", 2)] : try tuple(s, "size", k)
             let interp = string(s, "interpolation", "nearest")
-            guard interp == "nearest" else { throw fail(s, "interpolation '\(interp)' is not supported (nearest only)") }
-            let scales = constant("\(s.name)/scales", Tensor(shape: [x.rank], scalars: [Float(1)] + size.map(Float.init) + [Float(1)]))
+            guard interp == "nearest" || interp == "bilinear" else { throw fail(s, "interpolation '\(interp)' is not supported (nearest or bilinear)") }
             var shape = x.shape
             for i in 0..<k { shape[i + 1] = shape[i + 1].map { $0 * size[i] } }
+            if interp == "bilinear" {
+                // TensorFlow's resize samples at half-pixel centres (ONNX "half_pixel"), clamped at
+                // the edges. Channels-first, so ONNX Runtime's linear mode takes it.
+                guard try channelsLast(s) else { throw fail(s, "bilinear upsampling of channels_first data is not supported") }
+                let cf = constant("\(s.name)/scales", Tensor(shape: [x.rank], scalars: [Float(1), Float(1)] + size.map(Float.init)))
+                let out = try channelsFirst(x, last: true, name: s.name) { (g: inout GraphBuilder, t: Value) throws(KerasError) -> Value in
+                    let y = g.op1("Resize", [t.name, "", cf], [Attribute(name: "mode", value: .string("linear")),
+                                                               Attribute(name: "coordinate_transformation_mode", value: .string("half_pixel"))], name: s.name)
+                    return Value(name: y, shape: [t.shape[0], t.shape[1]] + (0..<k).map { shape[$0 + 1] })
+                }
+                return [out]
+            }
+            let scales = constant("\(s.name)/scales", Tensor(shape: [x.rank], scalars: [Float(1)] + size.map(Float.init) + [Float(1)]))
             let y = op1("Resize", [x.name, "", scales], [Attribute(name: "mode", value: .string("nearest")),
                                                           Attribute(name: "coordinate_transformation_mode", value: .string("asymmetric")),
                                                           Attribute(name: "nearest_mode", value: .string("floor"))], name: s.name)

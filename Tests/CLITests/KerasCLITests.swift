@@ -55,7 +55,7 @@ import Testing
     }
 
     /// dlconvert to ONNX; the file runs in ONNX Runtime (when the venv is there) and in DLKit.
-    @Test(arguments: ["cnn", "functional", "separable", "bigru", "zoo_sequence", "zoo_image", "zoo_merge", "zoo_volume", "nested", "attention"])
+    @Test(arguments: ["cnn", "functional", "separable", "bigru", "zoo_sequence", "zoo_image", "zoo_merge", "zoo_volume", "nested", "attention", "zoo_resize"])
     func toONNX(model: String) throws {
         let dir = TemporaryFolder()
         let onnx = dir.file("\(model).onnx")

@@ -66,7 +66,7 @@ import Testing
     }
 
     /// More layers: each zoo model in Keras 3's .keras and tf_keras's legacy .h5.
-    @Test(arguments: ["zoo_sequence", "zoo_image", "zoo_merge"])
+    @Test(arguments: ["zoo_sequence", "zoo_image", "zoo_merge", "zoo_resize"])
     func layerZoosMatchKeras(model: String) throws {
         for v in ["keras", "tf.h5"] {
             let file = try KerasFile(path: TestPackage.fixture("keras/\(model).\(v)"))
