@@ -14,6 +14,16 @@ public struct KerasLayerWeights: Sendable {
     public var sublayers: [KerasLayerWeights] = []
 }
 
+/// The optimizer variables a Keras 3 file keeps beside the model's (`optimizer/vars/<i>`, in
+/// numeric order: for Adam the iteration count, the learning rate, then each trainable
+/// variable's momentum and velocity). The file names only the optimizer, not its variables.
+public struct KerasOptimizerState: Sendable {
+    /// The optimizer's name (`adam`), from the `name` attribute of `optimizer/vars`.
+    public var name: String
+    /// `optimizer/vars/<i>` and its value.
+    public var variables: [(name: String, tensor: Tensor)]
+}
+
 /// A Keras file read into its parts: the model configuration when the file has one, and the
 /// weights per layer. Reads every generation: legacy full models and weights-only `.h5`
 /// (Keras 2.0 to tf_keras and Keras 3's legacy writer), Keras 3 `.weights.h5`, `.keras` archives.
@@ -33,6 +43,8 @@ public struct KerasFile: Sendable {
     public var backend: String?
     /// Layers with their weights, in file order (layers without weights included for legacy files).
     public var layers: [KerasLayerWeights]
+    /// The optimizer's variables when a Keras 3 file holds them (a compiled, trained model).
+    public var optimizer: KerasOptimizerState?
 
     /// Reads an HDF5 Keras file (`.h5`, `.weights.h5`) or a `.keras` archive.
     init(path: String, kind: Kind, config: JSON?, layers: [KerasLayerWeights]) {
@@ -92,6 +104,11 @@ public struct KerasFile: Sendable {
         for root in ["layers", "_layer_checkpoint_dependencies"] where r.isGroup("/" + root) {
             var file = KerasFile(path: path, kind: archive ? .archive : .weights, config: config, layers: [])
             file.layers = try h5({ () throws(H5Failure) in try Self.keras3Layers(r, "/" + root) })
+            if r.isGroup("/optimizer/vars") {
+                let vars = try h5({ () throws(H5Failure) in try Self.keras3Vars(r, "/optimizer") })
+                let name = (r.hasAttribute("/optimizer/vars", "name") ? try? r.string("/optimizer/vars", "name") : nil) ?? "optimizer"
+                file.optimizer = KerasOptimizerState(name: name, variables: vars.map { (String($0.0.dropFirst()), $0.1) })
+            }
             return file
         }
         if archive { throw .archive(path: path, reason: "model.weights.h5 has no 'layers' group") }

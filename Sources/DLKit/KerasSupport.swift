@@ -30,6 +30,11 @@ enum KerasSupport {
         (try? KerasFile(path: path))?.config != nil
     }
 
+    /// The optimizer variables of a Keras 3 file, nil when it has none or is not Keras.
+    static func optimizer(path: String) -> KerasOptimizerState? {
+        (try? KerasFile(path: path))?.optimizer
+    }
+
     static func file(_ path: String) throws(DLKitError) -> KerasFile {
         do { return try KerasFile(path: path) } catch { throw .keras(error) }
     }

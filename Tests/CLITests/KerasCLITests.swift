@@ -110,6 +110,16 @@ import Testing
         r = try runProcess(dlconvert, ["inspect", TestPackage.fixture("keras/cnn.tfweights.h5"), "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try parseJSON(r.stdout)["parameters"] == .number("373"))
+        // A trained model's optimizer variables are listed, named optimizer/vars/<i>, under "adam".
+        for v in ["keras", "weights.h5"] {
+            r = try runProcess(dlconvert, ["inspect", TestPackage.fixture("keras/optimizer.\(v)")])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout.contains("  optimizer: adam\n    vars/0: int64 []\n") && r.stdout.contains("    vars/5: float32 [2]\n"), "\(r.stdout)")
+            r = try runProcess(dlconvert, ["inspect", TestPackage.fixture("keras/optimizer.\(v)"), "--json"])
+            let names = try parseJSON(r.stdout)["tensors"]?.arrayValue?.compactMap { t -> String? in if case .string(let n)? = t["name"] { return n }; return nil } ?? []
+            #expect(names.filter { $0.hasPrefix("optimizer/vars/") }.count == 6, "\(names)")
+            #expect(try parseJSON(r.stdout)["parameters"] == .number("8"))
+        }
     }
 
     @Test func kerasWeightsFromANonKerasModelFailWithNothingWritten() throws {

@@ -99,6 +99,26 @@ import Testing
         #expect(d < 1e-5)
     }
 
+    /// Adam's variables in a Keras 3 file of a trained model, in numeric order with their values;
+    /// the model itself builds as before.
+    @Test func optimizerVariablesOfATrainedModel() throws {
+        let io = try SafeTensorsFile(path: TestPackage.fixture("keras/optimizer.io.safetensors"))
+        for v in ["weights.h5", "keras"] {
+            let f = try KerasFile(path: TestPackage.fixture("keras/optimizer.\(v)"))
+            let opt = try #require(f.optimizer, "\(v)")
+            #expect(opt.name == "adam")
+            #expect(opt.variables.map(\.name) == (0..<6).map { "optimizer/vars/\($0)" })
+            #expect(opt.variables.map(\.tensor.shape) == [[], [], [3, 2], [3, 2], [2], [2]])
+            for (i, w) in opt.variables.enumerated() {
+                #expect(w.tensor.bitwiseEqual(try io.tensor(named: "optimizer:\(i)")), "\(v) \(i)")
+            }
+            #expect(opt.variables[0].tensor.scalars(as: Int64.self) == [1])
+            #expect(f.layers.map(\.name).contains("d"))
+        }
+        _ = try KerasImporter.graph(from: try KerasFile(path: TestPackage.fixture("keras/optimizer.keras")))
+        #expect(try KerasFile(path: TestPackage.fixture("keras/cnn.weights.h5")).optimizer == nil)
+    }
+
     @Test func bfloat16VariablesReadAsBfloat16() throws {
         let w = try KerasFile(path: TestPackage.fixture("keras/bf16.weights.h5"))
         let io = try SafeTensorsFile(path: TestPackage.fixture("keras/bf16.io.safetensors"))
