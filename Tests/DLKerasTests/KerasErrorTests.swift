@@ -62,6 +62,16 @@ import Testing
         #expect(m.contains("Attention 'attn'"), "\(m)")
     }
 
+    @Test func unsupportedLayersInsideNestedModelsSayWhere() {
+        let path = TestPackage.fixture("keras/unsupported_nested.keras")
+        #expect(Self.failure(path) == "\(path): unsupported Keras layer: UnitNormalization 'unit' (in nested model 'inner')")
+    }
+
+    @Test func attentionWithACausalMaskIsRefused() {
+        let path = TestPackage.fixture("keras/causal.keras")
+        #expect(Self.failure(path) == "\(path): Keras model config: layer 'mha' (MultiHeadAttention): use_causal_mask is not supported")
+    }
+
     @Test func weightShapesMustFitTheConfig() {
         let m = Self.failure(TestPackage.fixture("keras/bad_shape.h5")) ?? ""
         #expect(m.contains("probs") && m.contains("[7, 5]") && m.contains("[18, 5]"), "\(m)")
