@@ -647,11 +647,13 @@ extension GraphBuilder {
         let center = bool(s, "center", true), scale = bool(s, "scale", true)
         let ws = try weightsFor(s)
         try expectCount(s, ws, (center ? 1 : 0) + (scale ? 1 : 0))
-        var i = 0
-        var gamma = constant("\(s.name)/gamma", .filled(1, shape: [c]))
-        if scale { gamma = try variable(s, ws, i, name: "gamma", keras3Path: "vars/\(i)", legacy: "\(s.name)/gamma", shape: [c], record: &rec); i += 1 }
-        var beta = constant("\(s.name)/beta", .filled(0, shape: [c]))
-        if center { beta = try variable(s, ws, i, name: "beta", keras3Path: "vars/\(i)", legacy: "\(s.name)/beta", shape: [c], record: &rec) }
+        // Filler constants only for the parts Keras leaves out (created first, they would take
+        // the variables' names and stay unused).
+        let gamma = scale ? try variable(s, ws, 0, name: "gamma", keras3Path: "vars/0", legacy: "\(s.name)/gamma", shape: [c], record: &rec)
+            : constant("\(s.name)/gamma", .filled(1, shape: [c]))
+        let i = scale ? 1 : 0
+        let beta = center ? try variable(s, ws, i, name: "beta", keras3Path: "vars/\(i)", legacy: "\(s.name)/beta", shape: [c], record: &rec)
+            : constant("\(s.name)/beta", .filled(0, shape: [c]))
         let o = op1("LayerNormalization", [x.name, gamma, beta], [Attribute(name: "axis", value: .int(-1)),
                                                                    Attribute(name: "epsilon", value: .float(Float(double(s, "epsilon", 1e-3))))], name: s.name)
         return Value(name: o, shape: x.shape)
