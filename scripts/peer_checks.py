@@ -316,7 +316,7 @@ def torch_checks(tmp):
 # Runtime), served by dlserve, and their weights written back as .weights.h5 / .h5 (directly and
 # through a .ckpt) loaded by Keras 3 and tf_keras: weights bit-identical, outputs as Keras's.
 # ---------------------------------------------------------------------------------------------
-KERAS_MODELS = ["cnn", "functional", "separable", "bigru"]
+KERAS_MODELS = ["cnn", "functional", "separable", "bigru", "nested", "attention"]
 
 
 def keras_checks(tmp):
@@ -345,9 +345,17 @@ def keras_checks(tmp):
         by_name = dict(zip(model.output_names, ys))
         return [by_name[n] for n in sorted(by_name)]
 
+    def leaf_weights(model):
+        """Weights layer by layer through nested models (a nested model's get_weights order
+        differs between Keras 3 and tf_keras: tf_keras lists its trainable weights first)."""
+        out = []
+        for layer in model.layers:
+            out += leaf_weights(layer) if hasattr(layer, "layers") else layer.get_weights()
+        return out
+
     for m in KERAS_MODELS:
         ins, outs = io(m)
-        reference = keras.saving.load_model(os.path.join(fx, f"{m}.keras")).get_weights()
+        reference = leaf_weights(keras.saving.load_model(os.path.join(fx, f"{m}.keras")))
 
         def loads_exactly(src, out, loader, m=m, ins=ins, outs=outs, reference=reference):
             path = os.path.join(tmp, out)
@@ -355,7 +363,10 @@ def keras_checks(tmp):
             model = loader()
             model.set_weights([np.zeros_like(w) for w in model.get_weights()])
             model.load_weights(path)
-            for i, (a, b) in enumerate(zip(model.get_weights(), reference)):
+            got_weights = leaf_weights(model)
+            if len(got_weights) != len(reference):
+                raise AssertionError(f"{len(got_weights)} weights, expected {len(reference)}")
+            for i, (a, b) in enumerate(zip(got_weights, reference)):
                 if a.shape != b.shape or not np.array_equal(a, b):
                     raise AssertionError(f"weight {i} differs after load_weights")
             for got, (name, want) in zip(predict(model, ins), outs.items()):
@@ -404,7 +415,7 @@ def keras_checks(tmp):
 
     # The layer zoos: every weight layout (Conv2DTranspose, PReLU, TimeDistributed, SimpleRNN,
     # Bidirectional LSTM, shared layers, GroupNormalization, Conv3D, ...) written back exactly.
-    for m in ["zoo_sequence", "zoo_image", "zoo_merge", "zoo_volume"]:
+    for m in ["zoo_sequence", "zoo_image", "zoo_merge", "zoo_volume", "zoo_resize"]:
         ins, outs = io(m)
         src = os.path.join(fx, f"{m}.keras")
         reference = keras.saving.load_model(src).get_weights()

@@ -12,15 +12,13 @@ struct H5Failure: Error {
 /// and servers open files from several threads.
 enum HDF5 {
     private static let lock = NSRecursiveLock()
-    nonisolated(unsafe) private static var silenced = false
 
     static func locked<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
         lock.lock()
         defer { lock.unlock() }
-        if !silenced {
-            _ = dlk_silence_errors()
-            silenced = true
-        }
+        // Every time: a thread-safe libhdf5 (Debian's is) keeps the automatic error printing per
+        // thread, so silencing it once left other threads printing their error stacks.
+        _ = dlk_silence_errors()
         return try body()
     }
 

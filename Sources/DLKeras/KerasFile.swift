@@ -8,6 +8,20 @@ public struct KerasLayerWeights: Sendable {
     /// Where the weights were found in the file (`model_weights/dense`, `layers/dense_1`).
     public var group: String
     public var weights: [(name: String, tensor: Tensor)]
+    /// The layers of a nested model (a Functional or Sequential model used as a layer) in a
+    /// Keras 3 file (`layers/<model>/layers/...`). Legacy files keep a nested model's weights
+    /// flat in `weights` under their layer-scoped names; the importer splits them.
+    public var sublayers: [KerasLayerWeights] = []
+}
+
+/// The optimizer variables a Keras 3 file keeps beside the model's (`optimizer/vars/<i>`, in
+/// numeric order: for Adam the iteration count, the learning rate, then each trainable
+/// variable's momentum and velocity). The file names only the optimizer, not its variables.
+public struct KerasOptimizerState: Sendable {
+    /// The optimizer's name (`adam`), from the `name` attribute of `optimizer/vars`.
+    public var name: String
+    /// `optimizer/vars/<i>` and its value.
+    public var variables: [(name: String, tensor: Tensor)]
 }
 
 /// A Keras file read into its parts: the model configuration when the file has one, and the
@@ -29,6 +43,8 @@ public struct KerasFile: Sendable {
     public var backend: String?
     /// Layers with their weights, in file order (layers without weights included for legacy files).
     public var layers: [KerasLayerWeights]
+    /// The optimizer's variables when a Keras 3 file holds them (a compiled, trained model).
+    public var optimizer: KerasOptimizerState?
 
     /// Reads an HDF5 Keras file (`.h5`, `.weights.h5`) or a `.keras` archive.
     init(path: String, kind: Kind, config: JSON?, layers: [KerasLayerWeights]) {
@@ -87,14 +103,11 @@ public struct KerasFile: Sendable {
         // Keras 3 layout: layers/<name>/vars/<i>.
         for root in ["layers", "_layer_checkpoint_dependencies"] where r.isGroup("/" + root) {
             var file = KerasFile(path: path, kind: archive ? .archive : .weights, config: config, layers: [])
-            for g in try h5({ () throws(H5Failure) in try r.children("/" + root) }) {
-                let groupPath = "/\(root)/\(g)"
-                guard r.isGroup(groupPath) else { continue }
-                var name = g
-                if r.hasAttribute(groupPath + "/vars", "name"), let n = try? r.string(groupPath + "/vars", "name") { name = n }
-                else if r.hasAttribute(groupPath, "name"), let n = try? r.string(groupPath, "name") { name = n }
-                let ws = try h5({ () throws(H5Failure) in try Self.keras3Vars(r, groupPath) })
-                file.layers.append(KerasLayerWeights(name: name, group: "\(root)/\(g)", weights: ws))
+            file.layers = try h5({ () throws(H5Failure) in try Self.keras3Layers(r, "/" + root) })
+            if r.isGroup("/optimizer/vars") {
+                let vars = try h5({ () throws(H5Failure) in try Self.keras3Vars(r, "/optimizer") })
+                let name = (r.hasAttribute("/optimizer/vars", "name") ? try? r.string("/optimizer/vars", "name") : nil) ?? "optimizer"
+                file.optimizer = KerasOptimizerState(name: name, variables: vars.map { (String($0.0.dropFirst()), $0.1) })
             }
             return file
         }
@@ -164,6 +177,23 @@ public struct KerasFile: Sendable {
         return nil
     }
 
+    /// The layer groups below `container` (`/layers`, or `<model>/layers` of a nested model).
+    static func keras3Layers(_ r: H5Reader, _ container: String) throws(H5Failure) -> [KerasLayerWeights] {
+        var out: [KerasLayerWeights] = []
+        for g in try r.children(container) {
+            let groupPath = "\(container)/\(g)"
+            guard r.isGroup(groupPath) else { continue }
+            var name = g
+            if r.hasAttribute(groupPath + "/vars", "name"), let n = try? r.string(groupPath + "/vars", "name") { name = n }
+            else if r.hasAttribute(groupPath, "name"), let n = try? r.string(groupPath, "name") { name = n }
+            let ws = try Self.keras3Vars(r, groupPath)
+            var layer = KerasLayerWeights(name: name, group: String(groupPath.dropFirst()), weights: ws)
+            if r.isGroup(groupPath + "/layers") { layer.sublayers = try keras3Layers(r, groupPath + "/layers") }
+            out.append(layer)
+        }
+        return out
+    }
+
     /// A Keras 3 layer group's variables: its own `vars/<i>` in numeric order, then those of
     /// nested layers (RNN `cell`, Bidirectional `forward_layer` before `backward_layer`, ...).
     static func keras3Vars(_ r: H5Reader, _ group: String) throws(H5Failure) -> [(String, Tensor)] {
@@ -175,7 +205,8 @@ public struct KerasFile: Sendable {
             for (_, k) in numbered { out.append(("\(group)/vars/\(k)", try r.dataset("\(varsPath)/\(k)"))) }
         }
         let rank: (String) -> Int = { ["forward_layer": 0, "backward_layer": 1, "cell": 2, "layer": 3][$0] ?? 4 }
-        let subgroups = try r.children(group).filter { $0 != "vars" && r.isGroup("\(group)/\($0)") }
+        // A nested model's `layers` are its sublayers, not variables of its own.
+        let subgroups = try r.children(group).filter { $0 != "vars" && $0 != "layers" && r.isGroup("\(group)/\($0)") }
             .sorted { (rank($0), $0) < (rank($1), $1) }
         for s in subgroups { out += try keras3Vars(r, "\(group)/\(s)") }
         return out

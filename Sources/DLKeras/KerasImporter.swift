@@ -8,6 +8,11 @@ struct LayerSpec {
     var config: JSON
     /// Per call of the layer (shared layers are called more than once): (layer, node, tensor) inputs.
     var calls: [[(String, Int, Int)]]
+    /// The inbound nodes are in tf_keras's list format (`[[layer, node, tensor, kwargs], ...]`),
+    /// not Keras 3's `args`/`kwargs` objects.
+    var legacyNodes = false
+    /// Keyword arguments of the layer's calls (`use_causal_mask`, `attention_mask`, `training`, ...).
+    var options: [String: JSON] = [:]
 }
 
 /// Translates a Keras model config plus weights into a `Graph` that keeps Keras's channels-last
@@ -49,6 +54,7 @@ struct GraphBuilder {
         "ActivityRegularization", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D",
         "UpSampling1D", "UpSampling2D", "GroupNormalization", "Normalization", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
         "Dot", "Embedding", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed", "Rescaling", "Lambda",
+        "Functional", "Sequential", "Model", "MultiHeadAttention",
     ]
 
     let path: String
@@ -60,15 +66,28 @@ struct GraphBuilder {
     var records: [KerasLayerRecord] = []
     var counter = 0
     var groupCounts: [String: Int] = [:]
-    /// Weights by layer name.
+    /// Weights by layer name (of the model being emitted: the top one or a nested one).
     var byName: [String: KerasLayerWeights] = [:]
+    var scopeLayers: [KerasLayerWeights] = []
     var usedWeights: Set<String> = []
+    /// Names of the nested models being emitted, outermost first.
+    var scopeNames: [String] = []
+    /// The Keras 3 group of the nested model being emitted plus `/layers/` ("" at the top).
+    var groupPrefix = ""
+    /// False inside a nested model whose config says `trainable: false`.
+    var scopeTrainable = true
 
     init(path: String, weights: KerasFile, keras3: Bool) {
         self.path = path
         self.weights = weights
         self.keras3 = keras3
-        for l in weights.layers where byName[l.name] == nil { byName[l.name] = l }
+        setScope(weights.layers)
+    }
+
+    mutating func setScope(_ layers: [KerasLayerWeights]) {
+        scopeLayers = layers
+        byName = [:]
+        for l in layers where byName[l.name] == nil { byName[l.name] = l }
     }
 
     // MARK: building blocks
@@ -126,23 +145,69 @@ struct GraphBuilder {
             throw .invalidConfig(path: path, reason: "no class_name/config at the top")
         }
         let specs = try layers(of: model)
-        let unsupported = Self.unsupportedLayers(specs)
+        let unsupported = try unsupportedLayers(specs)
         if !unsupported.isEmpty { throw .unsupportedLayers(path: path, layers: unsupported) }
-        var values: [String: [Value]] = [:]   // "layer:node" -> outputs
         var graphInputs: [ValueInfo] = []
         var graphOutputs: [ValueInfo] = []
+        func info(_ name: String, _ v: Value) -> ValueInfo {
+            ValueInfo(name: name, type: TensorType(dtype: v.dtype, dims: v.shape.map { $0.map { .fixed($0) } ?? .symbolic("batch") }))
+        }
+        let (ins, outs) = try body(cls, cfg, specs, given: nil)
+        for v in ins { graphInputs.append(info(v.name, v)) }
+        for (name, y) in outs {
+            var outName = name
+            if graphOutputs.contains(where: { $0.name == outName }) { outName = "\(name)_\(graphOutputs.count)" }
+            let o = op1("Identity", [y.name], name: outName)
+            rename(o, to: outName)
+            graphOutputs.append(info(outName, y))
+        }
+        try checkAllWeightsUsed(weights.path)
+        var g = Graph(name: cfg["name"]?.stringValue ?? "keras", inputs: graphInputs, outputs: graphOutputs, nodes: nodes,
+                      initializers: NamedTensors(inits))
+        g.metadata.producerName = "dlkit-keras"
+        g.metadata.opsetImports = [(domain: "", version: 21)]
+        g.metadata.irVersion = 10
+        g.metadata.metadataProps.append((Self.layoutKeyName, Self.encode(records)))
+        return g
+    }
+
+    /// Every weighted layer of the current scope's weights must have been used.
+    func checkAllWeightsUsed(_ file: String) throws(KerasError) {
+        let unused = scopeLayers.filter { ($0.weights.isEmpty == false || !$0.sublayers.isEmpty) && !usedWeights.contains($0.name) }
+            .filter { !$0.weights.isEmpty || $0.sublayers.contains(where: Self.hasWeights) }.map(\.name)
+        if !unused.isEmpty {
+            let scope = scopeNames.isEmpty ? "" : " (inside \(scopeNames.joined(separator: "/")))"
+            throw .weights(path: file, reason: "weights of layers the config does not have\(scope): \(unused.joined(separator: ", "))")
+        }
+    }
+
+    static func hasWeights(_ l: KerasLayerWeights) -> Bool { !l.weights.isEmpty || l.sublayers.contains(where: hasWeights) }
+
+    /// Emits the layers of a Sequential or Functional model. `given` are the values a nested
+    /// model is called on; without them (the top model) the InputLayers become graph inputs.
+    /// Returns the model's inputs and its outputs (named as Keras names them).
+    mutating func body(_ cls: String, _ cfg: JSON, _ specs: [LayerSpec], given: [Value]?) throws(KerasError) -> ([Value], [(String, Value)]) {
+        var inputs: [Value] = []
+        var outputs: [(String, Value)] = []
         func key(_ l: String, _ n: Int) -> String { "\(l):\(n)" }
+        let nested = given != nil
 
         if cls == "Sequential" {
             var current: Value? = nil
             var first = true
             for s in specs {
+                if nested, s.className == "InputLayer" { continue }
+                if let g = given, current == nil {
+                    guard g.count == 1 else { throw .invalidConfig(path: path, reason: "Sequential model '\(cfg["name"]?.stringValue ?? "?")' called on \(g.count) inputs") }
+                    current = g[0]
+                    inputs = g
+                }
                 if s.className == "InputLayer" || first, current == nil {
                     let shape = try inputShape(s)
                     let dtype = Self.dtype(s.config["dtype"]) ?? .float32
                     let name = s.className == "InputLayer" ? s.name : "input"
-                    graphInputs.append(ValueInfo(name: name, type: TensorType(dtype: dtype, dims: shape.map { $0.map { .fixed($0) } ?? .symbolic("batch") })))
                     current = Value(name: name, shape: shape, dtype: dtype)
+                    inputs.append(Value(name: name, shape: shape, dtype: dtype))
                     if s.className == "InputLayer" {
                         records.append(KerasLayerRecord(name: s.name, className: s.className, keras3Group: group3(s.className), variables: []))
                         continue
@@ -153,78 +218,68 @@ struct GraphBuilder {
                 current = try emit(s, [x])[0]
             }
             guard let y = current else { throw .invalidConfig(path: path, reason: "the Sequential model has no layers") }
-            let outName = specs.last?.name ?? "output"
-            let o = op1("Identity", [y.name], name: outName)
-            rename(o, to: outName)
-            graphOutputs.append(ValueInfo(name: outName, type: TensorType(dtype: y.dtype, dims: y.shape.map { $0.map { .fixed($0) } ?? .symbolic("batch") })))
-        } else {
-            // Functional: layers in config order; each call's inputs are outputs of earlier calls.
-            var pending = specs
-            var progress = true
-            var done: [String] = []
-            var recorded: Set<String> = []
-            while !pending.isEmpty && progress {
-                progress = false
-                var rest: [LayerSpec] = []
-                for s in pending {
-                    if s.className == "InputLayer" {
-                        let shape = try inputShape(s)
-                        let dtype = Self.dtype(s.config["dtype"]) ?? .float32
-                        graphInputs.append(ValueInfo(name: s.name, type: TensorType(dtype: dtype, dims: shape.map { $0.map { .fixed($0) } ?? .symbolic("batch") })))
-                        values[key(s.name, 0)] = [Value(name: s.name, shape: shape, dtype: dtype)]
-                        records.append(KerasLayerRecord(name: s.name, className: s.className, keras3Group: group3(s.className), variables: []))
-                        recorded.insert(s.name)
-                        done.append(s.name)
-                        progress = true
-                        continue
-                    }
-                    let ready = s.calls.allSatisfy { call in call.allSatisfy { values[key($0.0, $0.1)] != nil } }
-                    guard ready else { rest.append(s); continue }
-                    for (ci, call) in s.calls.enumerated() {
-                        var xs: [Value] = []
-                        for (l, n, t) in call {
-                            guard let outs = values[key(l, n)], t < outs.count else { throw fail(s, "input \(l)[\(n)][\(t)] does not exist") }
-                            xs.append(outs[t])
+            outputs.append((specs.last?.name ?? "output", y))
+            return (inputs, outputs)
+        }
+        // Functional: layers in config order; each call's inputs are outputs of earlier calls.
+        var values: [String: [Value]] = [:]   // "layer:node" -> outputs
+        let declared = try refs(cfg["input_layers"], specs)
+        var pending = specs
+        var progress = true
+        while !pending.isEmpty && progress {
+            progress = false
+            var rest: [LayerSpec] = []
+            for s in pending {
+                if s.className == "InputLayer" {
+                    let v: Value
+                    if let g = given {
+                        guard let i = declared.firstIndex(where: { $0.0 == s.name }), i < g.count else {
+                            throw fail(s, "the nested model is called on \(g.count) inputs, this input is not among them")
                         }
-                        if ci > 0 { sharedCall = true }
-                        values[key(s.name, ci)] = try emit(s, xs)
-                        sharedCall = false
+                        v = g[i]
+                    } else {
+                        let shape = try inputShape(s)
+                        v = Value(name: s.name, shape: shape, dtype: Self.dtype(s.config["dtype"]) ?? .float32)
                     }
-                    done.append(s.name)
+                    inputs.append(v)
+                    values[key(s.name, 0)] = [v]
+                    if !sharedCall {
+                        records.append(KerasLayerRecord(name: s.name, className: s.className, keras3Group: group3(s.className), variables: [],
+                                                        scope: scopeNames))
+                    }
                     progress = true
+                    continue
                 }
-                pending = rest
-            }
-            if !pending.isEmpty {
-                throw .invalidConfig(path: path, reason: "layers whose inputs never appear: \(pending.map(\.name).joined(separator: ", "))")
-            }
-            for (l, n, t) in try Self.refs(cfg["output_layers"], path: path) {
-                guard let outs = values[key(l, n)], t < outs.count else {
-                    throw .invalidConfig(path: path, reason: "output \(l)[\(n)][\(t)] does not exist")
+                let ready = s.calls.allSatisfy { call in call.allSatisfy { values[key($0.0, $0.1)] != nil } }
+                guard ready else { rest.append(s); continue }
+                let outer = sharedCall
+                for (ci, call) in s.calls.enumerated() {
+                    var xs: [Value] = []
+                    for (l, n, t) in call {
+                        guard let outs = values[key(l, n)], t < outs.count else { throw fail(s, "input \(l)[\(n)][\(t)] does not exist") }
+                        xs.append(outs[t])
+                    }
+                    sharedCall = outer || ci > 0
+                    values[key(s.name, ci)] = try emit(s, xs)
+                    sharedCall = outer
                 }
-                let y = outs[t]
-                var outName = l
-                if graphOutputs.contains(where: { $0.name == outName }) { outName = "\(l)_\(n)_\(t)" }
-                let o = op1("Identity", [y.name], name: outName)
-                rename(o, to: outName)
-                graphOutputs.append(ValueInfo(name: outName, type: TensorType(dtype: y.dtype, dims: y.shape.map { $0.map { .fixed($0) } ?? .symbolic("batch") })))
+                progress = true
             }
-            // Order of declared inputs.
-            let declared = try Self.refs(cfg["input_layers"], path: path).map(\.0)
-            graphInputs.sort { (declared.firstIndex(of: $0.name) ?? 99) < (declared.firstIndex(of: $1.name) ?? 99) }
+            pending = rest
         }
-        // Every weighted layer of the file must have been used.
-        let unused = weights.layers.filter { !$0.weights.isEmpty && !usedWeights.contains($0.name) }.map(\.name)
-        if !unused.isEmpty {
-            throw .weights(path: weights.path, reason: "weights of layers the config does not have: \(unused.joined(separator: ", "))")
+        if !pending.isEmpty {
+            throw .invalidConfig(path: path, reason: "layers whose inputs never appear: \(pending.map(\.name).joined(separator: ", "))")
         }
-        var g = Graph(name: cfg["name"]?.stringValue ?? "keras", inputs: graphInputs, outputs: graphOutputs, nodes: nodes,
-                      initializers: NamedTensors(inits))
-        g.metadata.producerName = "dlkit-keras"
-        g.metadata.opsetImports = [(domain: "", version: 21)]
-        g.metadata.irVersion = 10
-        g.metadata.metadataProps.append((Self.layoutKeyName, Self.encode(records)))
-        return g
+        for (l, n, t) in try refs(cfg["output_layers"], specs) {
+            guard let outs = values[key(l, n)], t < outs.count else {
+                throw .invalidConfig(path: path, reason: "output \(l)[\(n)][\(t)] does not exist")
+            }
+            outputs.append((outputs.contains(where: { $0.0 == l }) ? "\(l)_\(n)_\(t)" : l, outs[t]))
+        }
+        // Order of declared inputs.
+        let order = declared.map(\.0)
+        inputs.sort { (order.firstIndex(of: $0.name) ?? 99) < (order.firstIndex(of: $1.name) ?? 99) }
+        return (inputs, outputs)
     }
 
     static var layoutKeyName: String { KerasImporter.layoutKey }
@@ -250,23 +305,55 @@ struct GraphBuilder {
             }
             let name = l["name"]?.stringValue ?? cfg["name"]?.stringValue ?? "layer_\(i)"
             var calls: [[(String, Int, Int)]] = []
+            var legacy = false
+            var options: [String: JSON] = [:]
+            // Attention layers take their value and key as further arguments (Keras 3) or keyword
+            // arguments (both): inputs are [query, value, key].
+            let attention = cls == "MultiHeadAttention"
             for node in l["inbound_nodes"]?.arrayValue ?? [] {
                 var refs: [(String, Int, Int)] = []
                 if let args = node["args"]?.arrayValue {
-                    Self.collectHistories(args.first ?? .null, into: &refs)
+                    for a in attention ? args : Array(args.prefix(1)) { Self.collectHistories(a, into: &refs) }
+                    if case .object(let members)? = node["kwargs"] {
+                        for m in members { options[m.key] = m.value }
+                        if attention { for k in ["value", "key"] { if let v = node["kwargs"]?[k] { Self.collectHistories(v, into: &refs) } } }
+                    }
                 } else if let arr = node.arrayValue {
+                    legacy = true
                     for r in arr {
                         if let parts = r.arrayValue, parts.count >= 3, let ln = parts[0].stringValue,
                            let n = parts[1].intValue, let t = parts[2].intValue {
                             refs.append((ln, n, t))
+                            if parts.count >= 4, case .object(let members) = parts[3] {
+                                for m in members { options[m.key] = m.value }
+                                for k in ["value", "key"] where attention {
+                                    if let p = parts[3][k]?.arrayValue, p.count >= 3, let a = p[0].stringValue, let b = p[1].intValue, let c = p[2].intValue {
+                                        refs.append((a, b, c))
+                                    }
+                                }
+                            }
                         }
                     }
                 }
                 calls.append(refs)
             }
-            out.append(LayerSpec(className: cls, name: name, config: cfg, calls: calls))
+            out.append(LayerSpec(className: cls, name: name, config: cfg, calls: calls, legacyNodes: legacy, options: options))
+        }
+        // tf_keras numbers the calls of a nested model from 1 when the model begins with an
+        // InputLayer (its node 0 is the call on that input, not saved): make them call indices.
+        let skip = Set(out.filter { Self.skipsFirstNode($0) }.map(\.name))
+        if !skip.isEmpty {
+            for i in out.indices where out[i].legacyNodes {
+                out[i].calls = out[i].calls.map { call in call.map { skip.contains($0.0) ? ($0.0, $0.1 - 1, $0.2) : $0 } }
+            }
         }
         return out
+    }
+
+    static let modelClasses: Set<String> = ["Functional", "Sequential", "Model"]
+
+    static func skipsFirstNode(_ s: LayerSpec) -> Bool {
+        modelClasses.contains(s.className) && s.config["layers"]?.arrayValue?.first?["class_name"]?.stringValue == "InputLayer"
     }
 
     static func collectHistories(_ j: JSON, into refs: inout [(String, Int, Int)]) {
@@ -275,6 +362,15 @@ struct GraphBuilder {
            let n = h[1].intValue, let t = h[2].intValue {
             refs.append((l, n, t))
         }
+    }
+
+    /// Input or output layer references of a model, with tf_keras's nested-model node numbers
+    /// made call indices as in `layers(of:)`.
+    func refs(_ j: JSON?, _ specs: [LayerSpec]) throws(KerasError) -> [(String, Int, Int)] {
+        let raw = try Self.refs(j, path: path)
+        guard specs.contains(where: \.legacyNodes) else { return raw }
+        let skip = Set(specs.filter { Self.skipsFirstNode($0) }.map(\.name))
+        return raw.map { skip.contains($0.0) ? ($0.0, $0.1 - 1, $0.2) : $0 }
     }
 
     static func refs(_ j: JSON?, path: String) throws(KerasError) -> [(String, Int, Int)] {
@@ -290,15 +386,23 @@ struct GraphBuilder {
         return out
     }
 
-    static func unsupportedLayers(_ specs: [LayerSpec]) -> [String] {
+    func unsupportedLayers(_ specs: [LayerSpec], inside: String = "") throws(KerasError) -> [String] {
         var out: [String] = []
         for s in specs {
-            if !supported.contains(s.className) { out.append("\(s.className) '\(s.name)'"); continue }
+            if Self.modelClasses.contains(s.className) {
+                let where_ = inside.isEmpty ? s.name : "\(inside)/\(s.name)"
+                out += try unsupportedLayers(try layers(of: Self.modelJSON(s)), inside: where_)
+                continue
+            }
+            let suffix = inside.isEmpty ? "" : " (in nested model '\(inside)')"
+            let before = out.count
+            defer { for i in before..<out.count { out[i] += suffix } }
+            if !Self.supported.contains(s.className) { out.append("\(s.className) '\(s.name)'"); continue }
             if s.className == "Bidirectional" || s.className == "TimeDistributed",
-               let inner = s.config["layer"]?["class_name"]?.stringValue, !supported.contains(inner) {
+               let inner = s.config["layer"]?["class_name"]?.stringValue, !Self.supported.contains(inner) {
                 out.append("\(inner) '\(s.name)' (inside \(s.className))")
             }
-            if s.className == "Lambda", lambdaActivation(s.config) == nil {
+            if s.className == "Lambda", Self.lambdaActivation(s.config) == nil {
                 out.append("Lambda '\(s.name)' (only a Lambda whose function is a known activation is supported)")
             }
         }
@@ -332,12 +436,18 @@ struct GraphBuilder {
         }
     }
 
-    /// Keras 3 group name: the class in snake_case, suffixed `_n` for the n-th repeat.
+    /// Keras 3 group name: the class in snake_case, suffixed `_n` for the n-th repeat within the
+    /// model (counted per nested model), below the enclosing nested models' groups.
     mutating func group3(_ className: String) -> String {
-        let base = Self.snakeCase(className)
+        let base = Self.snakeCase(className == "Model" ? "Functional" : className)
         let n = groupCounts[base, default: 0]
         groupCounts[base] = n + 1
-        return n == 0 ? base : "\(base)_\(n)"
+        return groupPrefix + (n == 0 ? base : "\(base)_\(n)")
+    }
+
+    /// A nested model's layer entry as a model JSON (`class_name` and `config`).
+    static func modelJSON(_ s: LayerSpec) -> JSON {
+        .object([JSONMember(key: "class_name", value: .string(s.className)), JSONMember(key: "config", value: s.config)])
     }
 
     static func snakeCase(_ s: String) -> String {
@@ -362,6 +472,7 @@ struct GraphBuilder {
                 JSONMember(key: "name", value: .string(r.name)),
                 JSONMember(key: "class", value: .string(r.className)),
                 JSONMember(key: "group", value: .string(r.keras3Group)),
+                JSONMember(key: "scope", value: .array(r.scope.map { .string($0) })),
                 JSONMember(key: "vars", value: .array(r.variables.map { v in
                     .object([
                         JSONMember(key: "name", value: .string(v.name)),
@@ -372,6 +483,7 @@ struct GraphBuilder {
                         JSONMember(key: "gates", value: ints(v.layout.gates)),
                         JSONMember(key: "perm", value: ints(v.layout.perm)),
                         JSONMember(key: "ir_shape", value: ints(v.layout.irShape)),
+                        JSONMember(key: "trainable", value: .bool(v.trainable)),
                     ])
                 })),
             ])

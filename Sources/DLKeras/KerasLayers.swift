@@ -21,16 +21,19 @@ extension GraphBuilder {
         guard t.shape == shape else {
             throw .weights(path: weights.path, reason: "layer '\(s.name)' (\(s.className)): \(name) has shape \(t.shape), the config gives \(shape)")
         }
-        if let cached = varCache["\(s.name)#\(keras3Path)"] { return cached }
+        let cacheKey = (scopeNames + [s.name]).joined(separator: "/") + "#" + keras3Path
+        if let cached = varCache[cacheKey] { return cached }
         if t.dtype != .float32 && t.dtype.isFloatingPoint { t = t.converted(to: .float32) }
         let ir: Tensor
         do { ir = try layout.forward(t) } catch {
             throw .weights(path: weights.path, reason: "layer '\(s.name)': \(name): \(error)")
         }
-        let initName = constant("\(s.name)/\(legacy.split(separator: "/").dropFirst().joined(separator: "/"))", ir)
-        varCache["\(s.name)#\(keras3Path)"] = initName
+        let initName = constant((scopeNames + [s.name]).joined(separator: "/") + "/" + legacy.split(separator: "/").dropFirst().joined(separator: "/"), ir)
+        varCache[cacheKey] = initName
+        let statistic = ["moving_mean", "moving_variance"].contains(name) || s.className == "Normalization"
+        let trainable = scopeTrainable && bool(s, "trainable", true) && !statistic
         record.variables.append(KerasVariable(name: name, keras3Path: keras3Path, legacyName: legacy, shape: shape,
-                                              initializer: initName, layout: layout))
+                                              initializer: initName, layout: layout, trainable: trainable))
         return initName
     }
 
@@ -135,9 +138,67 @@ extension GraphBuilder {
     // MARK: dispatch
 
     mutating func emit(_ s: LayerSpec, _ xs: [Value]) throws(KerasError) -> [Value] {
-        var rec = KerasLayerRecord(name: s.name, className: s.className, keras3Group: sharedCall ? "" : group3(s.className), variables: [])
+        var rec = KerasLayerRecord(name: s.name, className: s.className, keras3Group: sharedCall ? "" : group3(s.className), variables: [],
+                                   scope: scopeNames)
+        if Self.modelClasses.contains(s.className) {
+            let at = records.count
+            let out = try nestedModel(s, xs, group: rec.keras3Group)
+            if !sharedCall { records.insert(rec, at: at) }
+            return out
+        }
         let out = try emitLayer(s, xs, &rec)
         if !sharedCall { records.append(rec) }
+        return out
+    }
+
+    /// A Functional or Sequential model used as a layer: its layers are emitted inline on `xs`,
+    /// with its weights (Keras 3: the groups below `<model>/layers`; legacy: its flat list split
+    /// by layer name) and its own group counters.
+    mutating func nestedModel(_ s: LayerSpec, _ xs: [Value], group: String) throws(KerasError) -> [Value] {
+        let specs = try layers(of: Self.modelJSON(s))
+        var inner: [KerasLayerWeights] = []
+        if let stored = byName[s.name] {
+            usedWeights.insert(s.name)
+            inner = stored.sublayers
+            if inner.isEmpty, !stored.weights.isEmpty { inner = try splitLegacy(stored, model: s.name, specs: specs) }
+        }
+        let saved = (scopeLayers, usedWeights, groupCounts, groupPrefix, scopeNames, scopeTrainable)
+        setScope(inner)
+        usedWeights = []
+        groupCounts = [:]
+        groupPrefix = sharedCall ? "" : group + "/layers/"
+        scopeNames.append(s.name)
+        scopeTrainable = scopeTrainable && bool(s, "trainable", true)
+        let (_, outs) = try body(s.className == "Sequential" ? "Sequential" : "Functional", s.config, specs, given: xs)
+        if !sharedCall { try checkAllWeightsUsed(weights.path) }
+        setScope(saved.0)
+        (usedWeights, groupCounts, groupPrefix, scopeNames, scopeTrainable) = (saved.1, saved.2, saved.3, saved.4, saved.5)
+        return outs.map(\.1)
+    }
+
+    /// A legacy nested model's weights (`dense/kernel:0`, `seq/dense/kernel`, ...) as the weights
+    /// of its layers: by the first name component after the model's own name, or, for a model
+    /// nested deeper, by the layer inside it that has that name. Each layer keeps file order.
+    func splitLegacy(_ stored: KerasLayerWeights, model: String, specs: [LayerSpec]) throws(KerasError) -> [KerasLayerWeights] {
+        func owner(_ layer: String, in specs: [LayerSpec]) -> String? {
+            for sp in specs {
+                if sp.name == layer { return sp.name }
+            }
+            for sp in specs where Self.modelClasses.contains(sp.className) {
+                if let inner = try? layers(of: Self.modelJSON(sp)), owner(layer, in: inner) != nil { return sp.name }
+            }
+            return nil
+        }
+        var out: [KerasLayerWeights] = []
+        for (name, t) in stored.weights {
+            var n = name.hasSuffix(":0") ? String(name.dropLast(2)) : name
+            if n.hasPrefix(model + "/") { n = String(n.dropFirst(model.count + 1)) }
+            guard let first = n.split(separator: "/").first.map(String.init), let o = owner(first, in: specs) else {
+                throw .weights(path: weights.path, reason: "nested model '\(model)': weight '\(name)' belongs to none of its layers")
+            }
+            if let i = out.firstIndex(where: { $0.name == o }) { out[i].weights.append((n, t)) }
+            else { out.append(KerasLayerWeights(name: o, group: "\(stored.group)/\(o)", weights: [(n, t)])) }
+        }
         return out
     }
 
@@ -253,10 +314,22 @@ extension GraphBuilder {
             let k = x.rank - 2
             let size = s.className == "UpSampling1D" ? [try int(s, "size", 2)] : try tuple(s, "size", k)
             let interp = string(s, "interpolation", "nearest")
-            guard interp == "nearest" else { throw fail(s, "interpolation '\(interp)' is not supported (nearest only)") }
-            let scales = constant("\(s.name)/scales", Tensor(shape: [x.rank], scalars: [Float(1)] + size.map(Float.init) + [Float(1)]))
+            guard interp == "nearest" || interp == "bilinear" else { throw fail(s, "interpolation '\(interp)' is not supported (nearest or bilinear)") }
             var shape = x.shape
             for i in 0..<k { shape[i + 1] = shape[i + 1].map { $0 * size[i] } }
+            if interp == "bilinear" {
+                // TensorFlow's resize samples at half-pixel centres (ONNX "half_pixel"), clamped at
+                // the edges. Channels-first, so ONNX Runtime's linear mode takes it.
+                guard try channelsLast(s) else { throw fail(s, "bilinear upsampling of channels_first data is not supported") }
+                let cf = constant("\(s.name)/scales", Tensor(shape: [x.rank], scalars: [Float(1), Float(1)] + size.map(Float.init)))
+                let out = try channelsFirst(x, last: true, name: s.name) { (g: inout GraphBuilder, t: Value) throws(KerasError) -> Value in
+                    let y = g.op1("Resize", [t.name, "", cf], [Attribute(name: "mode", value: .string("linear")),
+                                                               Attribute(name: "coordinate_transformation_mode", value: .string("half_pixel"))], name: s.name)
+                    return Value(name: y, shape: [t.shape[0], t.shape[1]] + (0..<k).map { shape[$0 + 1] })
+                }
+                return [out]
+            }
+            let scales = constant("\(s.name)/scales", Tensor(shape: [x.rank], scalars: [Float(1)] + size.map(Float.init) + [Float(1)]))
             let y = op1("Resize", [x.name, "", scales], [Attribute(name: "mode", value: .string("nearest")),
                                                           Attribute(name: "coordinate_transformation_mode", value: .string("asymmetric")),
                                                           Attribute(name: "nearest_mode", value: .string("floor"))], name: s.name)
@@ -294,6 +367,7 @@ extension GraphBuilder {
         case "Conv2DTranspose": return [try convTranspose(s, x, &rec)]
         case "GroupNormalization": return [try groupNorm(s, x, &rec)]
         case "Normalization": return [try normalization(s, x, &rec)]
+        case "MultiHeadAttention": return [try multiHeadAttention(s, xs, &rec)]
         default:
             throw .unsupportedLayers(path: path, layers: ["\(s.className) '\(s.name)'"])
         }
@@ -573,11 +647,13 @@ extension GraphBuilder {
         let center = bool(s, "center", true), scale = bool(s, "scale", true)
         let ws = try weightsFor(s)
         try expectCount(s, ws, (center ? 1 : 0) + (scale ? 1 : 0))
-        var i = 0
-        var gamma = constant("\(s.name)/gamma", .filled(1, shape: [c]))
-        if scale { gamma = try variable(s, ws, i, name: "gamma", keras3Path: "vars/\(i)", legacy: "\(s.name)/gamma", shape: [c], record: &rec); i += 1 }
-        var beta = constant("\(s.name)/beta", .filled(0, shape: [c]))
-        if center { beta = try variable(s, ws, i, name: "beta", keras3Path: "vars/\(i)", legacy: "\(s.name)/beta", shape: [c], record: &rec) }
+        // Filler constants only for the parts Keras leaves out (created first, they would take
+        // the variables' names and stay unused).
+        let gamma = scale ? try variable(s, ws, 0, name: "gamma", keras3Path: "vars/0", legacy: "\(s.name)/gamma", shape: [c], record: &rec)
+            : constant("\(s.name)/gamma", .filled(1, shape: [c]))
+        let i = scale ? 1 : 0
+        let beta = center ? try variable(s, ws, i, name: "beta", keras3Path: "vars/\(i)", legacy: "\(s.name)/beta", shape: [c], record: &rec)
+            : constant("\(s.name)/beta", .filled(0, shape: [c]))
         let o = op1("LayerNormalization", [x.name, gamma, beta], [Attribute(name: "axis", value: .int(-1)),
                                                                    Attribute(name: "epsilon", value: .float(Float(double(s, "epsilon", 1e-3))))], name: s.name)
         return Value(name: o, shape: x.shape)

@@ -33,9 +33,11 @@ public enum KerasWriter {
                     throw .invalidConfig(path: graph.name, reason: "layer '\(name)': a recorded variable is incomplete")
                 }
                 vars.append(KerasVariable(name: vn, keras3Path: k3, legacyName: lg, shape: shape, initializer: ini,
-                                          layout: WeightLayout(gates: ints(v["gates"]), perm: ints(v["perm"]), irShape: ints(v["ir_shape"]))))
+                                          layout: WeightLayout(gates: ints(v["gates"]), perm: ints(v["perm"]), irShape: ints(v["ir_shape"])),
+                                          trainable: v["trainable"]?.boolValue ?? true))
             }
-            out.append(KerasLayerRecord(name: name, className: cls, keras3Group: group, variables: vars))
+            let scope = l["scope"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            out.append(KerasLayerRecord(name: name, className: cls, keras3Group: group, variables: vars, scope: scope))
         }
         return out
     }
@@ -113,14 +115,24 @@ public enum KerasWriter {
     }
 
     static func writeLegacy(_ w: H5Writer, _ records: [KerasLayerRecord], _ values: [[Tensor]]) throws(H5Failure) {
-        try w.setStrings("/", "layer_names", records.map(\.name))
+        // The model's own layers; a nested model's entry holds the variables of every layer
+        // inside it, trainable ones first (as `layer.trainable_weights + non_trainable_weights`).
+        let top = records.indices.filter { records[$0].scope.isEmpty }
+        try w.setStrings("/", "layer_names", top.map { records[$0].name })
         try w.setString("/", "backend", "tensorflow")
         try w.setString("/", "keras_version", "2.21.0")
-        for (r, vs) in zip(records, values) {
+        for i in top {
+            let r = records[i]
+            var entries = zip(r.variables, values[i]).map { ($0, $1) }
+            if GraphBuilder.modelClasses.contains(r.className) {
+                let inside = records.indices.filter { records[$0].scope.first == r.name }
+                let all = inside.flatMap { j in zip(records[j].variables, values[j]).map { ($0, $1) } }
+                entries = all.filter { $0.0.trainable } + all.filter { !$0.0.trainable }
+            }
             let base = "/\(r.name)"
             try w.group(base)
-            try w.setStrings(base, "weight_names", r.variables.map(\.legacyName))
-            for (v, t) in zip(r.variables, vs) {
+            try w.setStrings(base, "weight_names", entries.map(\.0.legacyName))
+            for (v, t) in entries {
                 let full = "\(base)/\(v.legacyName)"
                 try w.group(String(full[..<(full.lastIndex(of: "/") ?? full.endIndex)]))
                 try w.dataset(full, t)

@@ -115,6 +115,9 @@ public struct KerasVariable: Sendable {
     public var shape: [Int]
     public var initializer: String
     public var layout: WeightLayout
+    /// False for moving statistics and variables of frozen layers: legacy `.h5` files list a
+    /// nested model's trainable variables first, then the others.
+    public var trainable: Bool = true
 }
 
 /// A layer of the Keras model in `model.layers` order, for writing weights back.
@@ -124,6 +127,8 @@ public struct KerasLayerRecord: Sendable {
     /// The layer's group under `layers/` in a Keras 3 `.weights.h5`.
     public var keras3Group: String
     public var variables: [KerasVariable]
+    /// The nested models this layer is inside, outermost first (empty for the model's own layers).
+    public var scope: [String] = []
 }
 
 extension Tensor {

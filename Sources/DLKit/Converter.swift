@@ -27,7 +27,7 @@ public enum Converter {
     ///   - dtype: converts floating-point weights (the graph is dropped: weights only).
     public static func convert(from input: URL, to output: URL, key: String? = nil, dtype: DType? = nil) throws(DLKitError) -> FileFormat {
         guard let target = Target(path: output.path) else {
-            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .safetensors, .pt, .pth or .bin")
+            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .safetensors, .pt, .pth, .bin, .h5 or .weights.h5")
         }
         let format = try FileFormat.detect(path: input.path)
         let hasGraph = format == .onnx || format == .checkpoint || format == .hdf5 || format == .keras

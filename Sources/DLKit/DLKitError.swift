@@ -27,7 +27,7 @@ public enum DLKitError: Error, CustomStringConvertible {
         switch self {
         case .cannotRead(let p, let r): "\(p): \(r)"
         case .unsupportedFormat(let p, let f, let purpose):
-            f == .unknown ? "\(p): not a format DLKit recognises (ONNX, .ckpt, safetensors)"
+            f == .unknown ? "\(p): not a format DLKit recognises (ONNX, .ckpt, safetensors, PyTorch, Keras .h5/.weights.h5/.keras)"
                 : "\(p): \(f.rawValue) files cannot be used \(purpose) yet"
         case .unsupportedOutput(let p, let r): "\(p): \(r)"
         case .onnx(let e): "\(e)"

@@ -30,6 +30,11 @@ enum KerasSupport {
         (try? KerasFile(path: path))?.config != nil
     }
 
+    /// The optimizer variables of a Keras 3 file, nil when it has none or is not Keras.
+    static func optimizer(path: String) -> KerasOptimizerState? {
+        (try? KerasFile(path: path))?.optimizer
+    }
+
     static func file(_ path: String) throws(DLKitError) -> KerasFile {
         do { return try KerasFile(path: path) } catch { throw .keras(error) }
     }
@@ -60,14 +65,19 @@ enum KerasSupport {
             do { return try KerasImporter.graph(from: f).initializers } catch { throw .keras(error) }
         }
         var out = NamedTensors()
-        for l in f.layers {
-            for (i, w) in l.weights.enumerated() {
-                var name = w.name.hasSuffix(":0") ? String(w.name.dropLast(2)) : w.name
-                if f.kind == .weights || f.kind == .archive { name = "\(l.name)/\(i)" }
-                if !name.hasPrefix(l.name + "/") { name = "\(l.name)/\(name)" }
-                out[name] = w.tensor
+        // Layers of nested models (Keras 3) are named below their model: `inner/dense/0`.
+        func add(_ layers: [KerasLayerWeights], _ prefix: String) {
+            for l in layers {
+                for (i, w) in l.weights.enumerated() {
+                    var name = w.name.hasSuffix(":0") ? String(w.name.dropLast(2)) : w.name
+                    if f.kind == .weights || f.kind == .archive { name = "\(l.name)/\(i)" }
+                    if !name.hasPrefix(l.name + "/") { name = "\(l.name)/\(name)" }
+                    out[prefix + name] = w.tensor
+                }
+                add(l.sublayers, "\(prefix)\(l.name)/")
             }
         }
+        add(f.layers, "")
         return out
     }
 

@@ -62,6 +62,16 @@ public struct ModelSummary: Sendable {
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "for inspection")
         }
+        // A Keras 3 file of a trained model also holds its optimizer's variables: listed as
+        // tensors `optimizer/vars/<i>` (not parameters) and under the optimizer's name.
+        if format == .keras || format == .hdf5, let opt = KerasSupport.optimizer(path: path) {
+            contents.append(ContentLine(path: "optimizer", key: "optimizer", depth: 0, kind: opt.name))
+            for (name, t) in opt.variables {
+                tensors.append(Value(name: name, dtype: t.dtype, dims: [Dim](t.shape)))
+                contents.append(ContentLine(path: name, key: String(name.dropFirst("optimizer/".count)), depth: 1, kind: "tensor",
+                                            dtype: t.dtype, shape: t.shape))
+            }
+        }
     }
 
     public var json: JSON {

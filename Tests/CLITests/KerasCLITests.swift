@@ -29,7 +29,7 @@ import Testing
         }
     }
 
-    @Test(arguments: ["cnn", "functional", "separable", "bigru"])
+    @Test(arguments: ["cnn", "functional", "separable", "bigru", "nested", "attention"])
     func modelsLoadFromEveryKerasFile(model: String) throws {
         let (ins, _) = try Self.io(model)
         let feed = Dictionary(uniqueKeysWithValues: ins)
@@ -55,7 +55,7 @@ import Testing
     }
 
     /// dlconvert to ONNX; the file runs in ONNX Runtime (when the venv is there) and in DLKit.
-    @Test(arguments: ["cnn", "functional", "separable", "bigru", "zoo_sequence", "zoo_image", "zoo_merge", "zoo_volume"])
+    @Test(arguments: ["cnn", "functional", "separable", "bigru", "zoo_sequence", "zoo_image", "zoo_merge", "zoo_volume", "nested", "attention", "zoo_resize"])
     func toONNX(model: String) throws {
         let dir = TemporaryFolder()
         let onnx = dir.file("\(model).onnx")
@@ -110,6 +110,16 @@ import Testing
         r = try runProcess(dlconvert, ["inspect", TestPackage.fixture("keras/cnn.tfweights.h5"), "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try parseJSON(r.stdout)["parameters"] == .number("373"))
+        // A trained model's optimizer variables are listed, named optimizer/vars/<i>, under "adam".
+        for v in ["keras", "weights.h5"] {
+            r = try runProcess(dlconvert, ["inspect", TestPackage.fixture("keras/optimizer.\(v)")])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout.contains("  optimizer: adam\n    vars/0: int64 []\n") && r.stdout.contains("    vars/5: float32 [2]\n"), "\(r.stdout)")
+            r = try runProcess(dlconvert, ["inspect", TestPackage.fixture("keras/optimizer.\(v)"), "--json"])
+            let names = try parseJSON(r.stdout)["tensors"]?.arrayValue?.compactMap { t -> String? in if case .string(let n)? = t["name"] { return n }; return nil } ?? []
+            #expect(names.filter { $0.hasPrefix("optimizer/vars/") }.count == 6, "\(names)")
+            #expect(try parseJSON(r.stdout)["parameters"] == .number("8"))
+        }
     }
 
     @Test func kerasWeightsFromANonKerasModelFailWithNothingWritten() throws {

@@ -9,7 +9,7 @@ import Testing
 /// The committed Keras fixtures (scripts/fixtures/make_keras.py) run through the library and
 /// agree with Keras's own outputs.
 @Suite struct KerasFixtureTests {
-    static let models = ["cnn", "functional", "separable", "bigru"]
+    static let models = ["cnn", "functional", "separable", "bigru", "nested", "attention"]
     static let variants = ["h5", "tf.h5", "keras"]
 
     /// Inputs and Keras's outputs of a fixture.
@@ -66,7 +66,7 @@ import Testing
     }
 
     /// More layers: each zoo model in Keras 3's .keras and tf_keras's legacy .h5.
-    @Test(arguments: ["zoo_sequence", "zoo_image", "zoo_merge"])
+    @Test(arguments: ["zoo_sequence", "zoo_image", "zoo_merge", "zoo_resize"])
     func layerZoosMatchKeras(model: String) throws {
         for v in ["keras", "tf.h5"] {
             let file = try KerasFile(path: TestPackage.fixture("keras/\(model).\(v)"))
@@ -97,6 +97,26 @@ import Testing
         let g = try KerasImporter.graph(from: file)
         let d = try KerasFixtureTests.maxDifference(g, "cnn", tfKeras: true)
         #expect(d < 1e-5)
+    }
+
+    /// Adam's variables in a Keras 3 file of a trained model, in numeric order with their values;
+    /// the model itself builds as before.
+    @Test func optimizerVariablesOfATrainedModel() throws {
+        let io = try SafeTensorsFile(path: TestPackage.fixture("keras/optimizer.io.safetensors"))
+        for v in ["weights.h5", "keras"] {
+            let f = try KerasFile(path: TestPackage.fixture("keras/optimizer.\(v)"))
+            let opt = try #require(f.optimizer, "\(v)")
+            #expect(opt.name == "adam")
+            #expect(opt.variables.map(\.name) == (0..<6).map { "optimizer/vars/\($0)" })
+            #expect(opt.variables.map(\.tensor.shape) == [[], [], [3, 2], [3, 2], [2], [2]])
+            for (i, w) in opt.variables.enumerated() {
+                #expect(w.tensor.bitwiseEqual(try io.tensor(named: "optimizer:\(i)")), "\(v) \(i)")
+            }
+            #expect(opt.variables[0].tensor.scalars(as: Int64.self) == [1])
+            #expect(f.layers.map(\.name).contains("d"))
+        }
+        _ = try KerasImporter.graph(from: try KerasFile(path: TestPackage.fixture("keras/optimizer.keras")))
+        #expect(try KerasFile(path: TestPackage.fixture("keras/cnn.weights.h5")).optimizer == nil)
     }
 
     @Test func bfloat16VariablesReadAsBfloat16() throws {
