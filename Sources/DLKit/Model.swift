@@ -26,12 +26,23 @@ public final class Model: Sendable {
         try self.init(graph: graph, name: base, format: format)
     }
 
-    public init(graph: Graph, name: String, format: FileFormat = .unknown) throws(DLKitError) {
+    public init(graph: Graph, name: String, format: FileFormat = .unknown,
+                allocationBudget: Int = Graph.defaultAllocationBudget) throws(DLKitError) {
+        self.allocationBudget = allocationBudget
         do { executor = try Executor(graph: graph) } catch { throw .runtime(error) }
         self.graph = executor.graph
         self.name = name
         self.format = format
+        // Shapes fixed in the file alone must fit the budget; symbolic ones are checked per run.
+        do { try self.graph.checkAllocation(budget: allocationBudget) } catch { throw .runtime(.invalidGraph(error)) }
+        hasSymbolicInputs = self.graph.inputs.contains { v in v.type?.dims?.contains { $0.value == nil } ?? true }
     }
+
+    /// The most bytes a run may hold at once (`Graph.checkAllocation`); a model or request
+    /// that would pass it is refused before anything is allocated.
+    public let allocationBudget: Int
+    /// Whether some input's shape is known only at run time (then each run checks the budget).
+    private let hasSymbolicInputs: Bool
 
     public var inputs: [ValueInfo] { graph.inputs }
     public var outputs: [ValueInfo] { graph.outputs }
@@ -42,6 +53,11 @@ public final class Model: Sendable {
     ///   - outputs: names of the outputs wanted; all when nil.
     /// - Throws: `DLKitError.runtime` naming the input or node at fault.
     public func run(_ inputs: [String: Tensor], outputs: [String]? = nil) throws(DLKitError) -> [String: Tensor] {
+        if hasSymbolicInputs {
+            var types: [String: TensorType] = [:]
+            for v in graph.inputs { if let t = inputs[v.name] { types[v.name] = TensorType(dtype: t.dtype, shape: t.shape) } }
+            do { try graph.checkAllocation(budget: allocationBudget, inputTypes: types) } catch { throw .runtime(.invalidGraph(error)) }
+        }
         do { return try executor.run(inputs, outputs: outputs) } catch { throw .runtime(error) }
     }
 
