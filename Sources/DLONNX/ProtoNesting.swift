@@ -47,9 +47,9 @@ enum ProtoNesting {
                 stack.removeLast()
                 continue
             }
-            guard let (field, type) = r.key() else { return nil }
+            guard let (field, type) = r.key(), r.offset <= top.end else { return nil }
             if type == 2 {
-                guard let n = r.varint(), n <= UInt64(top.end - r.offset) else { return nil }
+                guard let n = r.varint(), r.offset <= top.end, n <= UInt64(top.end - r.offset) else { return nil }
                 let start = r.offset
                 if let k = child(top.kind, field) {
                     guard stack.count < limit else { return start }
