@@ -128,3 +128,41 @@ func hostileOpen(_ path: String, reader: String) -> String? {
         }
     }
 }
+
+/// The allocation budget: a model whose run would hold too much is refused before running, at
+/// load for shapes fixed in the file, per run for shapes that come with the inputs.
+@Suite struct AllocationBudgetTests {
+    /// y = Tile(x, repeats) with x of symbolic length n.
+    func tileModel(repeats: Int64, budget: Int) throws -> Model {
+        var g = Graph(name: "tile",
+                      inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, dims: [.symbolic("n")]))],
+                      outputs: [ValueInfo(name: "y", type: TensorType(dtype: .float32, dims: nil))],
+                      nodes: [Node(name: "tile", opType: "Tile", inputs: ["x", "r"], outputs: ["y"])],
+                      initializers: NamedTensors([("r", Tensor(shape: [1], scalars: [repeats]))]))
+        g.metadata.opsetImports = [("", 17)]
+        return try Model(graph: g, name: "tile", allocationBudget: budget)
+    }
+
+    @Test func aRunOverTheBudgetIsRefusedBeforeRunning() throws {
+        let model = try tileModel(repeats: 1 << 20, budget: 1 << 30)
+        // 4 elements x 2^20 repeats x 4 bytes = 16 MiB: within 1 GiB, runs.
+        let small = try model.run(["x": Tensor(shape: [4], scalars: [Float](repeating: 1, count: 4))])
+        #expect(small["y"]?.shape == [4 << 20])
+        // 1024 x 2^20 x 4 bytes = 4 GiB: refused, and nothing was allocated for it.
+        do {
+            _ = try model.run(["x": Tensor(shape: [1024], scalars: [Float](repeating: 1, count: 1024))])
+            Issue.record("expected the budget to refuse the run")
+        } catch {
+            #expect("\(error)".contains("over the allocation budget of 1073741824 bytes"), "\(error)")
+        }
+    }
+
+    @Test func peakCountsLiveValuesOnly() {
+        // a -> Relu -> b -> Relu -> c: at most two of the [1000] float values are live at once.
+        let t = TensorType(dtype: .float32, shape: [1000])
+        let g = Graph(name: "chain", inputs: [ValueInfo(name: "a", type: t)], outputs: [ValueInfo(name: "c", type: t)],
+                      nodes: [Node(name: "r1", opType: "Relu", inputs: ["a"], outputs: ["b"]),
+                              Node(name: "r2", opType: "Relu", inputs: ["b"], outputs: ["c"])])
+        #expect(g.peakAllocation()?.bytes == 8000)
+    }
+}
