@@ -70,3 +70,19 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),
     ]
 )
+
+// Fuzz targets (libFuzzer): only with DLKIT_FUZZ=1, since they have no main of their own and link
+// only with `--sanitize fuzzer`. Built and run by scripts/fuzz.
+if Context.environment["DLKIT_FUZZ"] == "1" {
+    package.targets += [
+        .target(name: "FuzzSupport", path: "Fuzz/Support"),
+        .executableTarget(name: "fuzz-onnx", dependencies: ["DLONNX", "DLKit"], path: "Fuzz/ONNX"),
+        .executableTarget(name: "fuzz-safetensors", dependencies: ["DLSafeTensors", "FuzzSupport"], path: "Fuzz/SafeTensors"),
+        .executableTarget(name: "fuzz-torch", dependencies: ["DLTorch", "FuzzSupport"], path: "Fuzz/Torch"),
+        .executableTarget(name: "fuzz-ckpt", dependencies: ["DLCheckpoint", "DLKit", "FuzzSupport"], path: "Fuzz/Checkpoint"),
+        .executableTarget(name: "fuzz-serve", dependencies: ["DLKit"], path: "Fuzz/Serve"),
+        // KERAS HOOK (once DLKeras is merged): fuzz-keras over HDF5 bytes and model_config JSON,
+        // .executableTarget(name: "fuzz-keras", dependencies: ["DLKeras", "FuzzSupport"], path: "Fuzz/Keras"),
+        // then scripts/fuzz picks it up as soon as Fuzz/Keras exists.
+    ]
+}

@@ -50,9 +50,19 @@ public struct Checkpoint: Sendable {
         }
         let names: [String]
         if let list = file.metadata[Self.initializersKey] {
-            guard let data = list.data(using: .utf8),
-                  let decoded = try? JSONDecoder().decode([String].self, from: data) else {
+            // The strict parser (depth-limited, UTF-8 checked) rather than Foundation's.
+            var utf8 = Array(list.utf8)
+            utf8.append(0)
+            let parsed = utf8.withUnsafeBytes { b in try? JSONParser.parse(UnsafeRawBufferPointer(rebasing: b.dropLast())) }
+            guard case .array(let items)? = parsed else {
                 throw .invalidMetadata(path: path, key: Self.initializersKey, reason: "is not a JSON array of strings")
+            }
+            var decoded: [String] = []
+            for item in items {
+                guard case .string(let s) = item else {
+                    throw .invalidMetadata(path: path, key: Self.initializersKey, reason: "is not a JSON array of strings")
+                }
+                decoded.append(s)
             }
             names = decoded
         } else {

@@ -14,6 +14,8 @@ public enum GraphError: Error, CustomStringConvertible, Equatable {
     case typeMismatch(node: String, reason: String)
     case shapeMismatch(node: String, reason: String)
     case needsConstant(node: String, input: String)
+    /// Running the graph would hold more than the allocation budget at once (`Graph+Budget.swift`).
+    case overBudget(value: String, bytes: Int, budget: Int)
 
     public var description: String {
         switch self {
@@ -31,6 +33,8 @@ public enum GraphError: Error, CustomStringConvertible, Equatable {
         case .typeMismatch(let n, let r): return "node \(n): \(r)"
         case .shapeMismatch(let n, let r): return "node \(n): \(r)"
         case .needsConstant(let n, let i): return "node \(n): input '\(i)' must be known before running (an initializer or constant)"
+        case .overBudget(let v, let b, let budget):
+            return "running the graph would hold \(b) bytes at once (at value '\(v)'), over the allocation budget of \(budget) bytes; refused before running"
         }
     }
 }

@@ -26,12 +26,25 @@ public final class Model: Sendable {
         try self.init(graph: graph, name: base, format: format)
     }
 
-    public init(graph: Graph, name: String, format: FileFormat = .unknown) throws(DLKitError) {
+    public init(graph: Graph, name: String, format: FileFormat = .unknown,
+                allocationBudget: Int = Graph.defaultAllocationBudget) throws(DLKitError) {
+        self.allocationBudget = allocationBudget
         do { executor = try Executor(graph: graph) } catch { throw .runtime(error) }
         self.graph = executor.graph
         self.name = name
         self.format = format
+        // Shapes fixed in the file alone must fit the budget; symbolic ones are checked per run.
+        do { try self.graph.checkAllocation(budget: allocationBudget) } catch { throw .runtime(.invalidGraph(error)) }
+        hasSymbolicInputs = self.graph.inputs.contains { v in v.type?.dims?.contains { $0.value == nil } ?? true }
     }
+
+    /// The most bytes a run may hold at once (`Graph.checkAllocation`); a model or request
+    /// that would pass it is refused before anything is allocated.
+    public let allocationBudget: Int
+    /// Whether some input's shape is known only at run time (then each run checks the budget).
+    private let hasSymbolicInputs: Bool
+    /// Input shape lists that passed the budget check (at most 256 remembered).
+    private let checkedShapes = ShapeSet()
 
     public var inputs: [ValueInfo] { graph.inputs }
     public var outputs: [ValueInfo] { graph.outputs }
@@ -42,6 +55,16 @@ public final class Model: Sendable {
     ///   - outputs: names of the outputs wanted; all when nil.
     /// - Throws: `DLKitError.runtime` naming the input or node at fault.
     public func run(_ inputs: [String: Tensor], outputs: [String]? = nil) throws(DLKitError) -> [String: Tensor] {
+        if hasSymbolicInputs {
+            // Input shapes already found within the budget skip the inference (serving repeats them).
+            let signature = graph.inputs.map { inputs[$0.name]?.shape ?? [-1] }
+            if !checkedShapes.contains(signature) {
+                var types: [String: TensorType] = [:]
+                for v in graph.inputs { if let t = inputs[v.name] { types[v.name] = TensorType(dtype: t.dtype, shape: t.shape) } }
+                do { try graph.checkAllocation(budget: allocationBudget, inputTypes: types) } catch { throw .runtime(.invalidGraph(error)) }
+                checkedShapes.insert(signature)
+            }
+        }
         do { return try executor.run(inputs, outputs: outputs) } catch { throw .runtime(error) }
     }
 
@@ -60,5 +83,22 @@ public final class Model: Sendable {
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model")
         }
+    }
+}
+
+/// A small thread-safe set of input shape lists (the shapes a model's budget check passed).
+final class ShapeSet: @unchecked Sendable {
+    private let lock = NSLock()
+    private var set: Set<[[Int]]> = []
+
+    func contains(_ s: [[Int]]) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        return set.contains(s)
+    }
+
+    func insert(_ s: [[Int]]) {
+        lock.lock(); defer { lock.unlock() }
+        if set.count >= 256 { set.removeAll() }
+        set.insert(s)
     }
 }

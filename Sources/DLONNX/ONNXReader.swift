@@ -30,6 +30,9 @@ public enum ONNXReader {
     /// external data files are looked up.
     public static func read(bytes: UnsafeRawBufferPointer, path: String, directory: String,
                             checkOps: Bool = true) throws(ONNXError) -> Graph {
+        if let offset = ProtoNesting.tooDeep(bytes) {
+            throw .notONNX(path: path, reason: "messages nest more than \(ProtoNesting.maxDepth) deep at byte \(offset)")
+        }
         guard let p = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self),
               let model = onnx__model_proto__unpack(nil, bytes.count, p) else {
             throw .notONNX(path: path, reason: "the bytes are not a valid protobuf ModelProto; truncated or another format")

@@ -53,6 +53,16 @@ extension ReadContext {
                 throw .invalidTensor(path: path, tensor: name, reason: "shape \(shape) needs \(count) values, \(field) holds \(n)")
             }
         }
+        // The value count is checked against the shape before anything is allocated, so a
+        // tiny file cannot declare a huge shape and have it zero-filled.
+        switch dtype {
+        case .float32: try check(p.n_float_data, "float_data")
+        case .float64: try check(p.n_double_data, "double_data")
+        case .int64: try check(p.n_int64_data, "int64_data")
+        case .uint32, .uint64: try check(p.n_uint64_data, "uint64_data")
+        case .string: break
+        default: try check(p.n_int32_data, "int32_data")
+        }
         var out = Tensor(zeros: dtype, shape: shape)
         switch dtype {
         case .float32:
@@ -97,6 +107,12 @@ extension ReadContext {
     /// `int32_data` entry; unpacked to a byte per element (signed types sign-extended).
     func unpackSubByte(_ p: Onnx__TensorProto, name: String, dtype: DType, shape: [Int], count: Int) throws(ONNXError) -> Tensor {
         let need = dtype.packedByteCount(count)
+        // Checked before allocating: the packed bytes present must be what the shape needs.
+        if p.has_raw_data != 0 ? p.raw_data.len != need : p.n_int32_data != need {
+            throw .invalidTensor(path: path, tensor: name, reason: p.has_raw_data != 0
+                ? "raw_data holds \(p.raw_data.len) bytes, \(count) elements of \(dtype) pack into \(need)"
+                : "int32_data holds \(p.n_int32_data) packed bytes, \(count) elements of \(dtype) need \(need)")
+        }
         var packed = [UInt8](repeating: 0, count: need)
         if p.has_raw_data != 0 {
             guard p.raw_data.len == need else {

@@ -67,7 +67,7 @@ public struct ZipArchive: Sendable {
             var l = ByteReader(bytes, offset: eocd - 12)
             let z64: UInt64
             do throws(ByteReaderError) { z64 = try l.readLE(UInt64.self) } catch { throw bad(eocd - 20, "truncated ZIP64 locator") }
-            guard z64 <= UInt64(size - 56) else { throw bad(eocd - 20, "the ZIP64 end record offset \(z64) is outside the file") }
+            guard size >= 56, z64 <= UInt64(size - 56) else { throw bad(eocd - 20, "the ZIP64 end record offset \(z64) is outside the file") }
             let z = Int(z64)
             guard le32(z) == 0x0606_4B50 else { throw bad(z, "no ZIP64 end record where the locator points") }
             var zr = ByteReader(bytes, offset: z + 24)
@@ -96,6 +96,7 @@ public struct ZipArchive: Sendable {
         var list: [ZipEntry] = []
         list.reserveCapacity(count)
         var idx: [String: Int] = [:]
+        var spans: [(start: Int, end: Int, name: String)] = []
         var cd = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[0..<(cdOffset + cdSize)]), offset: cdOffset)
         for _ in 0..<count {
             let start = cd.offset
@@ -119,9 +120,23 @@ public struct ZipArchive: Sendable {
             if rec.method == 0, csize != usize {
                 throw bad(start, "stored entry '\(name)' has compressed size \(csize) but size \(usize)")
             }
+            // Deflate cannot expand more than 1032:1, so a larger claim is a lie (or a bomb).
+            if rec.method == 8, usize > csize &* 1032 &+ 1024 {
+                throw bad(start, "deflated entry '\(name)' claims \(usize) bytes from \(csize) compressed, more than deflate can expand")
+            }
+            spans.append((lh, dataOffset + Int(csize), name))
             let e = ZipEntry(name: name, method: rec.method, crc32: rec.crc, compressedSize: Int(csize), size: Int(usize), dataOffset: dataOffset)
             if idx[name] == nil { idx[name] = list.count }
             list.append(e)
+        }
+        // Entries may not share bytes with each other or with the central directory: overlapping
+        // entries are how zip bombs multiply one compressed stream, and no writer makes them.
+        spans.sort { $0.start < $1.start }
+        for (a, b) in zip(spans, spans.dropFirst()) where a.end > b.start {
+            throw bad(b.start, "entries '\(a.name)' and '\(b.name)' overlap (bytes \(a.start)..<\(a.end) and from \(b.start))")
+        }
+        if let last = spans.last, last.end > cdOffset {
+            throw bad(last.start, "entry '\(last.name)' runs into the central directory at offset \(cdOffset)")
         }
         entries = list
         index = idx

@@ -208,6 +208,8 @@ struct RequestScanner {
                 while pos + 8 <= bytes.count, !Self.hasStructural(bytes.loadUnaligned(fromByteOffset: pos, as: UInt64.self)) {
                     pos += 8
                 }
+                // The jump may land exactly on the end of a line cut inside the value.
+                guard pos < bytes.count else { break }
                 switch bytes[pos] {
                 case UInt8(ascii: "["), UInt8(ascii: "{"):
                     level += 1
