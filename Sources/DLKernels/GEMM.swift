@@ -49,7 +49,8 @@ public enum GEMM {
     /// threading shares one packed `B` between threads and synchronises per panel, which costs
     /// more than it gains at these sizes; splitting `n` instead lets each worker pack only its own
     /// half of the weights and run without synchronisation. Falls back to one plain call when
-    /// there is one worker, the problem is small, or `n` is too narrow to split.
+    /// there is one worker, OpenBLAS is set to one thread (the caller already splits), the problem
+    /// is small, or `n` is too narrow to split.
     /// Set `DLKIT_GEMM_SPLIT=0` in the environment to always use OpenBLAS's own threading.
     public static func sgemmSplittingColumns(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
@@ -57,7 +58,9 @@ public enum GEMM {
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        let workers = min(ParallelFor.workerCount, n / 64)
+        // OpenBLAS already single-threaded means a caller is splitting the work over the
+        // workers itself (per-image convolution): do not split again inside a worker.
+        let workers = min(ParallelFor.workerCount, threadCount, n / 64)
         guard splitEnabled, workers > 1, m > 0, k > 0, m * n * k >= 1 << 18 else {
             sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                   b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
