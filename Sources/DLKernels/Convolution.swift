@@ -44,7 +44,7 @@ public enum Convolution {
                     im2col(p, image: src, channels: cg, outH: outH, outW: outW, into: scratch!)
                     columns = UnsafePointer(scratch!)
                 }
-                GEMM.sgemm(
+                GEMM.sgemmSplittingColumns(
                     transA: false, transB: false, m: ocg, n: planeOut, k: kDim,
                     alpha: 1, a: weight + g * ocg * kDim, lda: kDim,
                     b: columns, ldb: planeOut,

@@ -1,4 +1,10 @@
 import COpenBLAS
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Matrix multiplication on row-major float32 buffers, backed by OpenBLAS, plus the small helpers
 /// callers compose it with (bias rows and columns).
@@ -35,6 +41,57 @@ public enum GEMM {
             alpha, a, blasint(lda), b, blasint(ldb),
             beta, c, blasint(ldc))
     }
+
+    /// ``sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` with the columns of `C` (and
+    /// of `op(B)`) split over the runtime's workers, OpenBLAS single-threaded meanwhile.
+    ///
+    /// For the small-`m` GEMMs of inference (a batch of rows times a weight matrix) OpenBLAS's own
+    /// threading shares one packed `B` between threads and synchronises per panel, which costs
+    /// more than it gains at these sizes; splitting `n` instead lets each worker pack only its own
+    /// half of the weights and run without synchronisation. Falls back to one plain call when
+    /// there is one worker, OpenBLAS is set to one thread (the caller already splits), the problem
+    /// is small, or `n` is too narrow to split.
+    /// Set `DLKIT_GEMM_SPLIT=0` in the environment to always use OpenBLAS's own threading.
+    public static func sgemmSplittingColumns(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        alpha: Float, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        // OpenBLAS already single-threaded means a caller is splitting the work over the
+        // workers itself (per-image convolution): do not split again inside a worker.
+        let workers = min(ParallelFor.workerCount, threadCount, n / 64)
+        guard splitEnabled, workers > 1, m > 0, k > 0, m * n * k >= 1 << 18 else {
+            sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                  b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        // Chunks of whole 16-column blocks so each worker's edge stays vector-aligned.
+        let blocks = (n + 15) / 16
+        let perWorker = (blocks + workers - 1) / workers * 16
+        let blas = threadCount
+        setThreadCount(1)
+        defer { setThreadCount(blas) }
+        let bAddress = UInt(bitPattern: b), cAddress = UInt(bitPattern: c), aAddress = UInt(bitPattern: a)
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let j0 = w * perWorker
+            let width = min(n, j0 + perWorker) - j0
+            guard width > 0,
+                  let ap = UnsafePointer<Float>(bitPattern: aAddress),
+                  let bp = UnsafePointer<Float>(bitPattern: bAddress),
+                  let cp = UnsafeMutablePointer<Float>(bitPattern: cAddress) else { return }
+            // op(B)'s column j is B's column j (k × n storage) or B's row j (n × k storage).
+            sgemm(transA: transA, transB: transB, m: m, n: width, k: k, alpha: alpha, a: ap, lda: lda,
+                  b: transB ? bp + j0 * ldb : bp + j0, ldb: ldb, beta: beta, c: cp + j0, ldc: ldc)
+        }
+    }
+
+    /// Read once: `DLKIT_GEMM_SPLIT=0` turns ``sgemmSplittingColumns`` into a plain call (for
+    /// before/after measurements in one build).
+    static let splitEnabled: Bool = {
+        guard let v = getenv("DLKIT_GEMM_SPLIT") else { return true }
+        return String(cString: v) != "0"
+    }()
 
     /// `c[i, j] += bias[j]` for a `rows × columns` matrix with row stride `ldc`: adds a row vector to
     /// every row (ONNX Gemm's `C` of shape `[N]`, a fully connected layer's bias).

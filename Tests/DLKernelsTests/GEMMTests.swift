@@ -78,6 +78,42 @@ struct GEMMCase: Sendable, CustomTestStringConvertible {
         #expect(c == [11, 12, 13, 24, 25, 26])
     }
 
+    static let splitCases: [GEMMCase] = [
+        GEMMCase(m: 32, n: 200, k: 100),
+        GEMMCase(m: 32, n: 200, k: 100, transB: true, alpha: 0.5, beta: 1, ldPad: 3),
+        GEMMCase(m: 20, n: 130, k: 120, transA: true, transB: true, beta: -2),
+        GEMMCase(m: 3, n: 100, k: 9),  // too small: the plain path
+    ]
+
+    /// The column split over two workers gives what one OpenBLAS call gives, edges included, and
+    /// leaves OpenBLAS's thread count as it found it.
+    @Test(arguments: splitCases)
+    func sgemmSplittingColumnsMatchesOneCall(_ c: GEMMCase) {
+        let (rowsA, colsA) = c.transA ? (c.k, c.m) : (c.m, c.k)
+        let (rowsB, colsB) = c.transB ? (c.n, c.k) : (c.k, c.n)
+        let lda = colsA + c.ldPad, ldb = colsB + c.ldPad, ldc = c.n + c.ldPad
+        let a = dyadicFloats(rowsA * lda, seed: 4)
+        let b = dyadicFloats(rowsB * ldb, seed: 5)
+        var split = dyadicFloats(c.m * ldc, seed: 6)
+        var whole = split
+        let workers = ParallelFor.workerCount, blas = GEMM.threadCount
+        ParallelFor.setWorkerCount(2)
+        GEMM.setThreadCount(2)
+        defer { ParallelFor.setWorkerCount(workers); GEMM.setThreadCount(blas) }
+        split.withUnsafeMutableBufferPointer { o in
+            GEMM.sgemmSplittingColumns(transA: c.transA, transB: c.transB, m: c.m, n: c.n, k: c.k,
+                                       alpha: c.alpha, a: a, lda: lda, b: b, ldb: ldb,
+                                       beta: c.beta, c: o.baseAddress!, ldc: ldc)
+        }
+        whole.withUnsafeMutableBufferPointer { o in
+            GEMM.sgemm(transA: c.transA, transB: c.transB, m: c.m, n: c.n, k: c.k,
+                       alpha: c.alpha, a: a, lda: lda, b: b, ldb: ldb,
+                       beta: c.beta, c: o.baseAddress!, ldc: ldc)
+        }
+        expectClose(split, whole)
+        #expect(GEMM.threadCount == 2)
+    }
+
     @Test func backendReportsACoreNameAndThreadCount() {
         #expect(!GEMM.backendCoreName.isEmpty)
         #expect(GEMM.threadCount >= 1)

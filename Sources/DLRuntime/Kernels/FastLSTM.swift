@@ -65,7 +65,7 @@ enum FastLSTM {
                 for j in 0..<G { bias[j] = bp.map { $0[d * 8 * hidden + j] + $0[d * 8 * hidden + G + j] } ?? 0 }
                 // gates[t, b, :] = X[t, b, :] · Wdᵀ + bias, all steps at once.
                 for r in 0..<(seq * batch) { (gates + r * G).update(from: bias, count: G) }
-                GEMM.sgemm(transA: false, transB: true, m: seq * batch, n: G, k: input, alpha: 1,
+                GEMM.sgemmSplittingColumns(transA: false, transB: true, m: seq * batch, n: G, k: input, alpha: 1,
                            a: xp, lda: input, b: Wd, ldb: input, beta: 1, c: gates, ldc: G)
                 let h = H + d * batch * hidden, c = C + d * batch * hidden
                 if let h0p { h.update(from: h0p + d * batch * hidden, count: batch * hidden) }

@@ -45,7 +45,7 @@ enum LinearKernels {
             a.withUnsafeBufferPointer(as: Float.self) { pa in
                 b.withUnsafeBufferPointer(as: Float.self) { pb in
                     guard let ap = pa.baseAddress, let bp = pb.baseAddress else { return }
-                    GEMM.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                    GEMM.sgemmSplittingColumns(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
                                a: ap, lda: a.shape[1], b: bp, ldb: b.shape[1],
                                beta: betaForGemm, c: y, ldc: n)
                 }
@@ -98,7 +98,7 @@ enum LinearKernels {
                         // One B for every batch entry (a linear layer on [batch, seq, features]):
                         // A's entries are consecutive rows, so one GEMM of batchCount·m rows
                         // packs B once instead of once per entry.
-                        GEMM.sgemm(transA: false, transB: false, m: batchCount * m, n: n, k: k, alpha: 1,
+                        GEMM.sgemmSplittingColumns(transA: false, transB: false, m: batchCount * m, n: n, k: k, alpha: 1,
                                    a: ap, lda: k, b: bp, ldb: n, beta: 0, c: y, ldc: n)
                         return
                     }
