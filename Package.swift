@@ -81,8 +81,7 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-torch", dependencies: ["DLTorch", "FuzzSupport"], path: "Fuzz/Torch"),
         .executableTarget(name: "fuzz-ckpt", dependencies: ["DLCheckpoint", "DLKit", "FuzzSupport"], path: "Fuzz/Checkpoint"),
         .executableTarget(name: "fuzz-serve", dependencies: ["DLKit"], path: "Fuzz/Serve"),
-        // KERAS HOOK (once DLKeras is merged): fuzz-keras over HDF5 bytes and model_config JSON,
-        // .executableTarget(name: "fuzz-keras", dependencies: ["DLKeras", "FuzzSupport"], path: "Fuzz/Keras"),
-        // then scripts/fuzz picks it up as soon as Fuzz/Keras exists.
+        // fuzz-keras: the Keras reader over HDF5 bytes / .keras archives and model_config JSON.
+        .executableTarget(name: "fuzz-keras", dependencies: ["DLKeras", "FuzzSupport"], path: "Fuzz/Keras"),
     ]
 }

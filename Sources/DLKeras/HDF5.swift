@@ -95,6 +95,15 @@ final class H5Reader {
         return H5Iget_type(o.id) == H5I_GROUP
     }
 
+    /// The file address of the object at `path` (links followed): two paths name the same
+    /// object when their addresses match. Nil when it cannot be opened.
+    func address(_ path: String) -> UInt64? {
+        guard path == "/" || exists(path), let o = try? open(path) else { return nil }
+        var info = H5O_info_t()
+        guard H5Oget_info2(o.id, &info, UInt32(H5O_INFO_BASIC)) >= 0 else { return nil }
+        return UInt64(info.addr)
+    }
+
     func isDataset(_ path: String) -> Bool {
         guard exists(path), let o = try? open(path) else { return false }
         return H5Iget_type(o.id) == H5I_DATASET

@@ -54,6 +54,12 @@ public struct KerasFile: Sendable {
         self.layers = layers
     }
 
+    /// A model known only by its `model_config` JSON (no weights): what `KerasImporter.graph`
+    /// needs to build the graph; `path` names it in messages. Used by the fuzz target.
+    public init(config: JSON, path: String) {
+        self.init(path: path, kind: .legacyModel, config: config, layers: [])
+    }
+
     public init(path: String) throws(KerasError) {
         let bytes = try Self.head(path)
         if bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
@@ -103,9 +109,11 @@ public struct KerasFile: Sendable {
         // Keras 3 layout: layers/<name>/vars/<i>.
         for root in ["layers", "_layer_checkpoint_dependencies"] where r.isGroup("/" + root) {
             var file = KerasFile(path: path, kind: archive ? .archive : .weights, config: config, layers: [])
-            file.layers = try h5({ () throws(H5Failure) in try Self.keras3Layers(r, "/" + root) })
+            var walk = GroupWalk()
+            file.layers = try h5({ () throws(H5Failure) in try Self.keras3Layers(r, "/" + root, &walk) })
             if r.isGroup("/optimizer/vars") {
-                let vars = try h5({ () throws(H5Failure) in try Self.keras3Vars(r, "/optimizer") })
+                var optimizerWalk = GroupWalk()
+                let vars = try h5({ () throws(H5Failure) in try Self.keras3Vars(r, "/optimizer", &optimizerWalk) })
                 let name = (r.hasAttribute("/optimizer/vars", "name") ? try? r.string("/optimizer/vars", "name") : nil) ?? "optimizer"
                 file.optimizer = KerasOptimizerState(name: name, variables: vars.map { (String($0.0.dropFirst()), $0.1) })
             }
@@ -177,8 +185,48 @@ public struct KerasFile: Sendable {
         return nil
     }
 
+    /// Bounds the recursive walks over layer groups. HDF5 links may form cycles (a hard link to
+    /// the group itself, a soft link to an ancestor), so the walk would never end: the nesting
+    /// depth and the number of groups visited are limited, and passing either is an error.
+    struct GroupWalk {
+        static let maxDepth = 64
+        static let maxGroups = 100_000
+        var depth = 0
+        var visited = 0
+        /// File addresses of the groups being walked, outermost first.
+        var open: [UInt64] = []
+
+        mutating func enter(_ group: String, _ r: H5Reader) throws(H5Failure) {
+            depth += 1
+            visited += 1
+            let address = r.address(group) ?? UInt64.max
+            if address != UInt64.max, open.contains(address) {
+                throw H5Failure(object: group, reason: "cyclic link: the group contains itself")
+            }
+            open.append(address)
+            if depth > Self.maxDepth {
+                throw H5Failure(object: group, reason: "groups nest deeper than \(Self.maxDepth) (a cyclic link?)")
+            }
+            if visited > Self.maxGroups {
+                throw H5Failure(object: group, reason: "more than \(Self.maxGroups) groups to walk (a cyclic link?)")
+            }
+        }
+
+        mutating func leave() {
+            depth -= 1
+            open.removeLast()
+        }
+    }
+
     /// The layer groups below `container` (`/layers`, or `<model>/layers` of a nested model).
     static func keras3Layers(_ r: H5Reader, _ container: String) throws(H5Failure) -> [KerasLayerWeights] {
+        var walk = GroupWalk()
+        return try keras3Layers(r, container, &walk)
+    }
+
+    static func keras3Layers(_ r: H5Reader, _ container: String, _ walk: inout GroupWalk) throws(H5Failure) -> [KerasLayerWeights] {
+        try walk.enter(container, r)
+        defer { walk.leave() }
         var out: [KerasLayerWeights] = []
         for g in try r.children(container) {
             let groupPath = "\(container)/\(g)"
@@ -186,9 +234,9 @@ public struct KerasFile: Sendable {
             var name = g
             if r.hasAttribute(groupPath + "/vars", "name"), let n = try? r.string(groupPath + "/vars", "name") { name = n }
             else if r.hasAttribute(groupPath, "name"), let n = try? r.string(groupPath, "name") { name = n }
-            let ws = try Self.keras3Vars(r, groupPath)
+            let ws = try Self.keras3Vars(r, groupPath, &walk)
             var layer = KerasLayerWeights(name: name, group: String(groupPath.dropFirst()), weights: ws)
-            if r.isGroup(groupPath + "/layers") { layer.sublayers = try keras3Layers(r, groupPath + "/layers") }
+            if r.isGroup(groupPath + "/layers") { layer.sublayers = try keras3Layers(r, groupPath + "/layers", &walk) }
             out.append(layer)
         }
         return out
@@ -197,6 +245,13 @@ public struct KerasFile: Sendable {
     /// A Keras 3 layer group's variables: its own `vars/<i>` in numeric order, then those of
     /// nested layers (RNN `cell`, Bidirectional `forward_layer` before `backward_layer`, ...).
     static func keras3Vars(_ r: H5Reader, _ group: String) throws(H5Failure) -> [(String, Tensor)] {
+        var walk = GroupWalk()
+        return try keras3Vars(r, group, &walk)
+    }
+
+    static func keras3Vars(_ r: H5Reader, _ group: String, _ walk: inout GroupWalk) throws(H5Failure) -> [(String, Tensor)] {
+        try walk.enter(group, r)
+        defer { walk.leave() }
         var out: [(String, Tensor)] = []
         let varsPath = "\(group)/vars"
         if r.isGroup(varsPath) {
@@ -208,7 +263,7 @@ public struct KerasFile: Sendable {
         // A nested model's `layers` are its sublayers, not variables of its own.
         let subgroups = try r.children(group).filter { $0 != "vars" && $0 != "layers" && r.isGroup("\(group)/\($0)") }
             .sorted { (rank($0), $0) < (rank($1), $1) }
-        for s in subgroups { out += try keras3Vars(r, "\(group)/\(s)") }
+        for s in subgroups { out += try keras3Vars(r, "\(group)/\(s)", &walk) }
         return out
     }
 }

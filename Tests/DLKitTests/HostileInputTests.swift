@@ -1,5 +1,6 @@
 import DLCheckpoint
 import DLKit
+import DLKeras
 import DLONNX
 import DLSafeTensors
 import DLTestSupport
@@ -25,6 +26,10 @@ func hostileOpen(_ path: String, reader: String) -> String? {
         case "ckpt":
             let c = try Checkpoint(contentsOf: path)
             _ = try Model(graph: c.graph, name: "bad")
+        case "keras":
+            let f = try KerasFile(path: path)
+            for layer in f.layers { for (_, t) in layer.weights { t.withUnsafeBytes { b in _ = b.last } } }
+            if f.config != nil { _ = try KerasImporter.graph(from: f) }
         default:
             return "no reader named \(reader)"
         }
@@ -54,7 +59,8 @@ func hostileOpen(_ path: String, reader: String) -> String? {
 
     @Test func theManifestListsTheCorpus() {
         #expect(Self.rows.count >= 60)
-        #expect(Set(Self.rows.map(\.reader)).isSuperset(of: ["onnx", "safetensors", "torch", "ckpt"]))
+        #expect(Set(Self.rows.map(\.reader)).isSuperset(of: ["onnx", "safetensors", "torch", "ckpt", "keras"]))
+        #expect(!Self.rows.contains { $0.pending })
     }
 
     @Test(arguments: rows.filter { !$0.pending })
@@ -88,6 +94,23 @@ func hostileOpen(_ path: String, reader: String) -> String? {
         let path = tmp.file("input")
         try FileManager.default.copyItem(atPath: source, toPath: path)
         _ = hostileOpen(path, reader: target == "ckpt" ? "ckpt" : target)
+    }
+
+    /// fuzz-keras inputs: the first byte picks a file (even: .h5 / .keras bytes) or a bare
+    /// model_config JSON (odd), as in Fuzz/Keras.
+    @Test(arguments: files("keras"))
+    func kerasReaderAnswersWithoutCrashing(entry: String) throws {
+        let bytes = try [UInt8](Data(contentsOf: TestPackage.root.appendingPathComponent("Fuzz/corpus/\(entry)")))
+        guard let first = bytes.first else { return }
+        let rest = Array(bytes.dropFirst())
+        if first & 1 == 0 {
+            let tmp = TemporaryFolder()
+            let path = tmp.file("input.h5")
+            try Data(rest).write(to: URL(fileURLWithPath: path))
+            _ = hostileOpen(path, reader: "keras")
+        } else if let config = try? rest.withUnsafeBytes({ b throws(JSONSyntaxError) in try JSONParser.parse(b) }) {
+            _ = try? KerasImporter.graph(from: KerasFile(config: config, path: entry))
+        }
     }
 
     @Test(arguments: files("serve"))
