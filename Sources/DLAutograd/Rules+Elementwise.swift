@@ -1,4 +1,5 @@
 import DLGraph
+import DLKernels
 import DLTensor
 import Foundation
 
@@ -13,7 +14,7 @@ extension Rules {
         }),
         ("Identity", unaryFromInput { _, g in g }),
         ("Neg", unaryFromInput { _, g in -g }),
-        ("Relu", unaryFromInput { x, g in x > 0 ? g : 0 }),
+        ("Relu", relu),
         ("Abs", unaryFromInput { x, g in x > 0 ? g : (x < 0 ? -g : 0) }),
         ("Sigmoid", unaryFromOutput { y, g in g * y * (1 - y) }),
         ("Tanh", unaryFromOutput { y, g in g * (1 - y * y) }),
@@ -57,6 +58,22 @@ extension Rules {
             guard let y = c.outputs.first else { throw c.fail("no output recorded") }
             return try unary(c, source: Ops.float32(y).reshapedOrSelf(x.shape), f)
         }
+    }
+
+    /// Relu: the gradient where the input is positive, else 0 (one plain loop, no closure call).
+    static let relu: GradientRule = { c throws(AutogradError) in
+        let source = Ops.float32(try c.input(0))
+        var out = Tensor(zeros: .float32, shape: source.shape)
+        guard let g = c.outputGrads.first.flatMap({ $0 }).map(Ops.float32), g.elementCount == source.elementCount else { return [out] }
+        source.withUnsafeBufferPointer(as: Float.self) { sb in
+            g.withUnsafeBufferPointer(as: Float.self) { gb in
+                out.withUnsafeMutableBufferPointer(as: Float.self) { ob in
+                    guard let s0 = sb.baseAddress, let g0 = gb.baseAddress, let o0 = ob.baseAddress else { return }
+                    TrainingBackward.reluGradient(x: s0, gradient: g0, into: o0, count: ob.count)
+                }
+            }
+        }
+        return [out]
     }
 
     /// out[i] = f(source[i], gradient[i]) over the buffers, shaped like the input.

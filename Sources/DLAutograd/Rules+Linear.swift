@@ -179,8 +179,8 @@ extension Rules {
                         // cols = W[gi]ᵀ (kk × cout) · dy (cout × plane), then scatter back.
                         GEMM.sgemm(transA: true, transB: false, m: kk, n: plane, k: cout, alpha: 1, a: w0 + gi * cout * kk, lda: kk,
                                    b: dy, ldb: plane, beta: 0, c: col0, ldc: plane)
-                        col2im(p, columns: col0, channels: cin, outH: oh, outW: ow,
-                               into: gx0 + (b * p.inChannels + gi * cin) * p.inH * p.inW)
+                        TrainingBackward.col2imAdd(p, columns: col0, channels: cin, outH: oh, outW: ow,
+                                                   into: gx0 + (b * p.inChannels + gi * cin) * p.inH * p.inW)
                     }
                 }
             }
@@ -191,41 +191,13 @@ extension Rules {
         if c.need(2), let bias = c.inputs.count > 2 ? c.inputs[2] : nil {
             var gb = [Float](repeating: 0, count: p.outChannels)
             gyT.withUnsafeBufferPointer(as: Float.self) { gy in
-                for b in 0..<p.batch {
-                    for ch in 0..<p.outChannels {
-                        var s: Float = 0
-                        let base = (b * p.outChannels + ch) * plane
-                        for i in 0..<plane { s += gy[base + i] }
-                        gb[ch] += s
-                    }
+                gb.withUnsafeMutableBufferPointer { sums in
+                    guard let g0 = gy.baseAddress, let s0 = sums.baseAddress else { return }
+                    TrainingBackward.addPlaneSums(g0, batch: p.batch, channels: p.outChannels, plane: plane, into: s0)
                 }
             }
             out[2] = Ops.tensor(bias.shape, gb)
         }
         return out
-    }
-
-    /// Adds the columns matrix back onto the image (the adjoint of im2col).
-    static func col2im(_ p: Conv2DParams, columns: UnsafePointer<Float>, channels: Int, outH: Int, outW: Int,
-                       into image: UnsafeMutablePointer<Float>) {
-        var row = columns
-        let plane = outH * outW
-        for ch in 0..<channels {
-            let dst = image + ch * p.inH * p.inW
-            for kh in 0..<p.kernelH {
-                for kw in 0..<p.kernelW {
-                    for oh in 0..<outH {
-                        let ih = oh * p.strideH + kh * p.dilationH - p.padTop
-                        if ih < 0 || ih >= p.inH { continue }
-                        for ow in 0..<outW {
-                            let iw = ow * p.strideW + kw * p.dilationW - p.padLeft
-                            if iw < 0 || iw >= p.inW { continue }
-                            dst[ih * p.inW + iw] += row[oh * outW + ow]
-                        }
-                    }
-                    row += plane
-                }
-            }
-        }
     }
 }

@@ -1,4 +1,5 @@
 import DLGraph
+import DLKernels
 import DLTensor
 import Foundation
 
@@ -58,6 +59,14 @@ extension Rules {
             xT.withUnsafeBufferPointer(as: Float.self) { xv in
             gT.withUnsafeBufferPointer(as: Float.self) { g in
             gxT.withUnsafeMutableBufferPointer(as: Float.self) { gx in
+            if isMax {
+                guard let x0 = xv.baseAddress, let g0 = g.baseAddress, let gx0 = gx.baseAddress else { return }
+                TrainingBackward.maxPool2DBackward(
+                    x: x0, gradient: g0, into: gx0, planes: w.batchChannels, inH: w.inH, inW: w.inW, outH: w.outH,
+                    outW: w.outW, kernelH: w.kH, kernelW: w.kW, strideH: w.sH, strideW: w.sW, padTop: w.pT, padLeft: w.pL,
+                    dilationH: w.dH, dilationW: w.dW)
+                return
+            }
             for p in 0..<w.batchChannels {
                 for oh in 0..<w.outH {
                     for ow in 0..<w.outW {

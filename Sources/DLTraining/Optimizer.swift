@@ -105,7 +105,8 @@ public struct Optimizer: Sendable {
     /// Updates `param` in place from `grad` (same shape, float32). Works on the tensors' buffers
     /// (slots are updated in place), with PyTorch's operation order.
     public mutating func update(name: String, param: inout Tensor, grad: Tensor) {
-        var s = slots[name] ?? [:]
+        // Taken out of `slots` so each slot tensor has one reference and is updated in place.
+        var s = slots.removeValue(forKey: name) ?? [:]
         let n = param.elementCount
         let shape = param.shape
         let c = config
@@ -130,7 +131,9 @@ public struct Optimizer: Sendable {
                 if c.momentum != 0 {
                     let m = Float(c.momentum), d = Float(1 - c.dampening)
                     var buf: Tensor
-                    if var b = s["momentum_buffer"] {
+                    let saved = s["momentum_buffer"]
+                    s["momentum_buffer"] = nil  // so `b` below is the buffer's only reference (no copy)
+                    if var b = saved {
                         g.withUnsafeBufferPointer(as: Float.self) { gb in
                             b.withUnsafeMutableBufferPointer(as: Float.self) { bb in
                                 for i in 0..<n { bb[i] = bb[i] * m + d * gb[i] }
@@ -161,9 +164,9 @@ public struct Optimizer: Sendable {
                 var sq = s["square_avg"] ?? zeros()
                 s["square_avg"] = nil
                 let alpha = Float(c.alpha), oneMinus = Float(1 - c.alpha), eps = Float(c.eps), a = Float(-c.lr)
-                var ga = c.centered ? (s["grad_avg"] ?? zeros()) : zeros()
+                var ga = c.centered ? (s["grad_avg"] ?? zeros()) : Tensor(zeros: .float32, shape: [0])
                 s["grad_avg"] = nil
-                var buf = c.momentum > 0 ? (s["momentum_buffer"] ?? zeros()) : zeros()
+                var buf = c.momentum > 0 ? (s["momentum_buffer"] ?? zeros()) : Tensor(zeros: .float32, shape: [0])
                 s["momentum_buffer"] = nil
                 let m = Float(c.momentum)
                 g.withUnsafeBufferPointer(as: Float.self) { gb in
@@ -200,7 +203,8 @@ public struct Optimizer: Sendable {
                     for i in 0..<n { p[i] = p[i] * f }
                 }
                 var m = s["exp_avg"] ?? zeros(), v = s["exp_avg_sq"] ?? zeros()
-                var mx = c.amsgrad ? (s["max_exp_avg_sq"] ?? zeros()) : zeros()
+                // Without amsgrad the max slot is never read: an empty tensor, not a zeroed copy per step.
+                var mx = c.amsgrad ? (s["max_exp_avg_sq"] ?? zeros()) : Tensor(zeros: .float32, shape: [0])
                 s["exp_avg"] = nil; s["exp_avg_sq"] = nil; s["max_exp_avg_sq"] = nil
                 let w1 = Float(1 - c.beta1), b2 = Float(c.beta2), w2 = Float(1 - c.beta2)
                 let bc1 = 1 - Foundation.pow(c.beta1, step), bc2 = 1 - Foundation.pow(c.beta2, step)

@@ -160,27 +160,37 @@ public struct Trainer: Sendable {
         guard lo < count else { throw .badData("batch \(progress.batchInEpoch) starts at sample \(lo), past the \(count) samples") }
         let indices = Array(order[lo..<min(lo + options.batchSize, count)])
         let (x, y) = data.batch(indices)
-        var feed: [String: Tensor] = [options.inputName: x]
-        for (name, t) in weights { feed[name] = t }
         var rng = progress.rng
-        let tape: Tape
-        do { tape = try differentiator.forward(feed, training: true, rng: &rng) } catch { throw .autograd("\(error)") }
-        guard let output = tape.value(outputName) else { throw .badState("output '\(outputName)' was not computed") }
-        let (loss, grad) = try options.loss.evaluate(output: output, target: y)
-        guard loss.isFinite else { throw .nonFiniteLoss(step: progress.step + 1, loss: loss) }
+        let loss: Double
         let grads: [String: Tensor]
-        do { grads = try differentiator.backward(tape, seeds: [outputName: grad]) } catch { throw .autograd("\(error)") }
+        let updatedState: [String: Tensor]
+        // The tape (and the feed) hold references to the weights; they end with this block so the
+        // optimizer below updates each weight's buffer in place instead of copying it.
+        do {
+            var feed: [String: Tensor] = [options.inputName: x]
+            for (name, t) in weights { feed[name] = t }
+            let tape: Tape
+            do { tape = try differentiator.forward(feed, training: true, rng: &rng) } catch { throw .autograd("\(error)") }
+            guard let output = tape.value(outputName) else { throw .badState("output '\(outputName)' was not computed") }
+            let (l, grad) = try options.loss.evaluate(output: output, target: y)
+            loss = l
+            guard loss.isFinite else { throw .nonFiniteLoss(step: progress.step + 1, loss: loss) }
+            do { grads = try differentiator.backward(tape, seeds: [outputName: grad]) } catch { throw .autograd("\(error)") }
+            updatedState = tape.updatedState
+        }
         for name in trainable {
             guard let g = grads[name] else { continue }
             let finite = g.withUnsafeBufferPointer(as: Float.self) { b in b.allSatisfy { $0.isFinite } }
             guard finite else { throw .nonFiniteGradient(step: progress.step + 1, parameter: name) }
         }
         for name in trainable {
-            guard var p = weights[name], let g = grads[name] else { continue }
+            guard let g = grads[name], var p = weights[name] else { continue }
+            // A placeholder (same position) while `p` is updated, so `p` holds the only reference.
+            weights[name] = Tensor(zeros: .float32, shape: [0])
             optimizer.update(name: name, param: &p, grad: g)
             weights[name] = p
         }
-        for (name, t) in tape.updatedState { weights[name] = t }
+        for (name, t) in updatedState { weights[name] = t }
         progress.rng = rng
         progress.step += 1
         progress.batchInEpoch += 1

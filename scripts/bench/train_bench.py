@@ -80,6 +80,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--baseline", default=None,
+                    help="folder of another dltrain build (e.g. before a change) timed in the same run, interleaved")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of (baseline, dltrain, torch) per model")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     binary = os.path.join(a.bin, "dltrain")
@@ -96,10 +99,19 @@ def main():
                           dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17)
         data_path = os.path.join(tmp, "data.safetensors")
         save_file({"x": x.numpy(), "y": y.numpy().astype(np.int64)}, data_path)
-        ours = dltrain_step_time(binary, onnx_path, data_path, a.steps, batch, a.threads, tmp)
-        theirs = torch_step_time(model, x, y, a.steps, batch)
-        print(f"{name}, batch {batch}, {a.threads} thread(s): dltrain {ours * 1e3:.2f} ms/step, "
-              f"torch {theirs * 1e3:.2f} ms/step, ratio {ours / theirs:.2f}")
+        for _ in range(a.repeat):
+            load = os.getloadavg()[0]
+            base = None
+            if a.baseline:
+                base = dltrain_step_time(os.path.join(a.baseline, "dltrain"), onnx_path, data_path, a.steps, batch,
+                                         a.threads, tmp)
+            ours = dltrain_step_time(binary, onnx_path, data_path, a.steps, batch, a.threads, tmp)
+            theirs = torch_step_time(model, x, y, a.steps, batch)
+            line = (f"{name}, batch {batch}, {a.threads} thread(s), load {load:.1f}: dltrain {ours * 1e3:.2f} ms/step, "
+                    f"torch {theirs * 1e3:.2f} ms/step, ratio {ours / theirs:.2f}")
+            if base is not None:
+                line += f"; baseline {base * 1e3:.2f} ms/step, ratio {base / theirs:.2f}"
+            print(line, flush=True)
 
 
 if __name__ == "__main__":
