@@ -25,6 +25,19 @@ func f32(_ dims: [Dim]) -> TensorType { TensorType(dtype: .float32, dims: dims) 
 func f32(_ shape: [Int]) -> TensorType { TensorType(dtype: .float32, shape: shape) }
 
 struct InferenceTests {
+    /// LayerNormalization is typed statically (a plan then need not infer it per run): Y as X,
+    /// Mean/InvStdDev reduced from `axis` on, in the stash type.
+    @Test func layerNormalizationIsTypedStatically() throws {
+        let x = f32([.symbolic("n"), .fixed(5), .fixed(8)])
+        let out = try inferOne("LayerNormalization", [x, f32([8]), f32([8])], outputs: 3)
+        #expect(out[0] == x)
+        #expect(out[1] == f32([.symbolic("n"), .fixed(5), .fixed(1)]))
+        let axis1 = try inferOne("LayerNormalization", [f32([2, 5, 8]), f32([5, 8])],
+                                 attributes: [Attribute(name: "axis", value: .int(1))], outputs: 2)
+        #expect(axis1[0] == f32([2, 5, 8]))
+        #expect(axis1[1] == f32([2, 1, 1]))
+    }
+
     @Test func broadcastingKeepsSymbolicBatch() throws {
         let out = try inferOne("Add", [f32([.symbolic("batch"), .fixed(3)]), f32([3])])
         #expect(out[0] == f32([.symbolic("batch"), .fixed(3)]))

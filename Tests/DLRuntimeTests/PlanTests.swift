@@ -102,6 +102,30 @@ import Testing
         }
     }
 
+    /// A torch-style linear layer on [N, seq, K] (MatMul by a constant, bias Add, Relu) runs as
+    /// one FusedMatMul and matches the node-by-node run at two batch sizes.
+    @Test func fusedMatMulMatchesNodeByNode() throws {
+        var g = Graph(name: "lin", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, dims: [.symbolic("N"), .fixed(7), .fixed(6)]))],
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: [
+            Node(opType: "MatMul", inputs: ["x", "w"], outputs: ["m"]),
+            Node(opType: "Add", inputs: ["b", "m"], outputs: ["a"]),
+            Node(opType: "Relu", inputs: ["a"], outputs: ["y"]),
+        ], initializers: NamedTensors([("w", random([6, 9], seed: 21)), ("b", random([9], seed: 22))]))
+        g.metadata.opsetImports = [("", 17)]
+        #expect(GraphOptimizer.optimize(g).0.nodes.map(\.opType) == ["FusedMatMul"])
+        let exec = try Executor(graph: g)
+        for (batch, seed) in [(1, 23), (4, 24)] {
+            let x = random([batch, 7, 6], seed: seed)
+            let got = try #require(try exec.run(["x": x])["y"])
+            let want = try stepwise(g, x)
+            #expect(got.shape == [batch, 7, 9])
+            let a = got.scalars(as: Float.self), b = want.scalars(as: Float.self)
+            #expect(a.count == b.count)
+            #expect(a.contains { $0 == 0 } && a.contains { $0 > 0 })
+            #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($1)) })
+        }
+    }
+
     /// The float32 LSTM (one GEMM for the input projection, one per step) against the general
     /// kernel, which float64 inputs take, in both directions with initial states and bias.
     @Test(arguments: ["forward", "reverse", "bidirectional"])

@@ -23,6 +23,25 @@ enum NeuralOps {
     ]
 
     static var schemas: [OpSchema] {
-        arities.map { OpSchema.runtimeShaped($0.0, inputs: $0.1, outputs: $0.2) }
+        arities.map { $0.0 == "LayerNormalization" ? layerNormalization : OpSchema.runtimeShaped($0.0, inputs: $0.1, outputs: $0.2) }
+    }
+
+    /// LayerNormalization typed statically, so a plan need not infer it on every run: Y is X's
+    /// type; Mean and InvStdDev keep X's dims before `axis` and 1 from there, in the stash type.
+    /// An axis out of range leaves the types to the runtime, which reports it.
+    static var layerNormalization: OpSchema {
+        OpSchema("LayerNormalization", inputs: 2...3, outputs: 1...3) { ctx throws(GraphError) in
+            let x = try ctx.type(0)
+            let count = ctx.node.outputs.count
+            let axis = try ctx.node.int("axis", default: -1)
+            let stash = DType(onnxCode: Int32(clamping: try ctx.node.int("stash_type", default: 1))) ?? .float32
+            guard let dims = x.dims else {
+                return [TensorType(dtype: x.dtype, dims: nil)] + Array(repeating: TensorType(dtype: stash, dims: nil), count: max(count - 1, 0))
+            }
+            let a = axis < 0 ? axis + dims.count : axis
+            guard a >= 0, a < dims.count else { return Array(repeating: nil, count: count) }
+            let reduced = Array(dims[..<a]) + Array(repeating: Dim.fixed(1), count: dims.count - a)
+            return [TensorType(dtype: x.dtype, dims: dims)] + Array(repeating: TensorType(dtype: stash, dims: reduced), count: max(count - 1, 0))
+        }
     }
 }

@@ -23,6 +23,21 @@ public enum FuseActivation: GraphPass {
                   act.outputs.count == 1, let x = act.input(0), readers[x] == 1,
                   let p = producer[x], !remove.contains(p) else { continue }
             let base = graph.nodes[p]
+            if base.domain == FusedOps.domain, base.opType == "FusedMatMul", base.outputs.count == 1,
+               !base.attributes.contains(where: { $0.name == "activation" }) {
+                // A MatMul with its bias already folded in (FuseMatMulAdd) takes the activation too.
+                var attrs = base.attributes
+                attrs.append(Attribute(name: "activation", value: .string(act.opType)))
+                if act.opType == "LeakyRelu" {
+                    guard let alpha = try? act.float("alpha", default: 0.01) else { continue }
+                    attrs.append(Attribute(name: "activation_alpha", value: .float(alpha)))
+                }
+                graph.nodes[p] = Node(name: base.name, opType: base.opType, domain: base.domain, inputs: base.inputs,
+                                      outputs: act.outputs, attributes: attrs, docString: base.docString)
+                remove.insert(i)
+                changed = true
+                continue
+            }
             guard OpSet.isDefaultDomain(base), base.opType == "Conv" || base.opType == "Gemm",
                   base.outputs.count == 1 else { continue }
             var attrs = base.attributes
@@ -51,7 +66,26 @@ public enum FusedOps {
     public static let activations: Set<String> = ["Relu", "LeakyRelu"]
 
     static var schemas: [OpSchema] {
-        [fused("FusedConv", base: "Conv", inputs: 2...3), fused("FusedGemm", base: "Gemm", inputs: 2...3)]
+        [fused("FusedConv", base: "Conv", inputs: 2...3), fused("FusedGemm", base: "Gemm", inputs: 2...3), fusedMatMul]
+    }
+
+    /// `FusedMatMul(A, W, bias)`: `MatMul(A, W) + bias` with W `[K, N]` and bias `[N]`, then the
+    /// optional activation; typed as the MatMul.
+    static var fusedMatMul: OpSchema {
+        OpSchema("FusedMatMul", inputs: 3...3) { ctx throws(GraphError) in
+            let act = try ctx.node.string("activation", default: "")
+            guard act.isEmpty || activations.contains(act) else {
+                throw .attributeType(node: ctx.node.displayName, attribute: "activation", expected: "one of \(activations.sorted())", actual: act)
+            }
+            let w = try ctx.type(1), bias = try ctx.type(2)
+            if let dw = w.dims, let db = bias.dims {
+                guard dw.count == 2, db.count == 1, dw[1].value == nil || db[0].value == nil || dw[1] == db[0] else {
+                    throw .shapeMismatch(node: ctx.node.displayName, reason: "FusedMatMul needs W [K, N] and bias [N], got \(w) and \(bias)")
+                }
+            }
+            guard let schema = OpSet.schemas["MatMul"] else { return [nil] }
+            return try schema.infer(ctx)
+        }
     }
 
     static func fused(_ name: String, base: String, inputs: ClosedRange<Int>) -> OpSchema {

@@ -15,7 +15,8 @@ enum FastPaths {
 
     /// Kernels of the ops the graph passes introduce (`FusedOps`), keyed "domain:op".
     static var fused: [(String, Kernel)] {
-        [("\(FusedOps.domain):FusedConv", fusedConv), ("\(FusedOps.domain):FusedGemm", fusedGemm)]
+        [("\(FusedOps.domain):FusedConv", fusedConv), ("\(FusedOps.domain):FusedGemm", fusedGemm),
+         ("\(FusedOps.domain):FusedMatMul", fusedMatMul)]
     }
 
     /// The activation a fused node carries.
@@ -73,6 +74,62 @@ enum FastPaths {
             if let base = p.baseAddress { act.apply(base, count: count) }
         }
         return y
+    }
+
+    /// `MatMul(A, W) + bias` then the optional activation: every row of A (its leading dims
+    /// flattened) is one row of a single GEMM whose output is first filled with the bias.
+    static let fusedMatMul: Kernel = { ctx throws(RuntimeError) in
+        let a = try ctx.input(0), w = try ctx.input(1), bias = try ctx.input(2)
+        let act: Activation = try ctx.string("activation", "").isEmpty ? .none : try activation(ctx)
+        let outShape = try ctx.outputShape(0)
+        guard a.dtype == .float32, w.dtype == .float32, bias.dtype == .float32, a.rank >= 1, w.rank == 2,
+              bias.shape == [w.shape[1]], a.shape[a.rank - 1] == w.shape[0] else {
+            return try unfusedMatMul(ctx)
+        }
+        let k = w.shape[0], n = w.shape[1]
+        let m = k == 0 ? outShape.reduce(1, *) / max(n, 1) : a.elementCount / k
+        var out = Tensor(zeros: .float32, shape: outShape)
+        guard out.elementCount == m * n else { throw ctx.fail("output shape \(outShape) is not \(m) rows of \(n)") }
+        out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+            guard let y = po.baseAddress, m > 0, n > 0 else { return }
+            bias.withUnsafeBufferPointer(as: Float.self) { pb in
+                guard let b = pb.baseAddress else { return }
+                for i in 0..<m { (y + i * n).update(from: b, count: n) }
+            }
+            if k > 0 {
+                a.withUnsafeBufferPointer(as: Float.self) { pa in
+                    w.withUnsafeBufferPointer(as: Float.self) { pw in
+                        guard let ap = pa.baseAddress, let wp = pw.baseAddress else { return }
+                        GEMM.sgemmSplittingColumns(transA: false, transB: false, m: m, n: n, k: k, alpha: 1,
+                                                   a: ap, lda: k, b: wp, ldb: n, beta: 1, c: y, ldc: n)
+                    }
+                }
+            }
+            act.apply(y, count: m * n)
+        }
+        return [out]
+    }
+
+    /// FusedMatMul through the general MatMul, Add and activation kernels (other dtypes).
+    static func unfusedMatMul(_ ctx: KernelContext) throws(RuntimeError) -> [Tensor] {
+        func run(_ op: String, _ inputs: [Tensor], attrs: [Attribute] = []) throws(RuntimeError) -> Tensor {
+            guard let k = OpKernels.table[op] else { throw ctx.fail("no kernel for \(op)") }
+            let node = Node(name: ctx.node.name, opType: op, inputs: inputs.indices.map { "x\($0)" },
+                            outputs: ctx.node.outputs, attributes: attrs)
+            var c = KernelContext(node: node, inputs: inputs, outputTypes: ctx.outputTypes)
+            c.values = inputs.map { .tensor($0) }
+            c.opset = ctx.opset
+            guard let y = try k(c).first else { throw ctx.fail("\(op) gave no output") }
+            return y
+        }
+        var y = try run("Add", [try run("MatMul", [try ctx.input(0), try ctx.input(1)]), try ctx.input(2)])
+        let act = try ctx.string("activation", "")
+        if !act.isEmpty {
+            var attrs: [Attribute] = []
+            if act == "LeakyRelu" { attrs.append(Attribute(name: "alpha", value: .float(try ctx.float("activation_alpha", 0.01)))) }
+            y = try run(act, [y], attrs: attrs)
+        }
+        return [y]
     }
 
     /// `fast` for all-float32 inputs, `general` otherwise.

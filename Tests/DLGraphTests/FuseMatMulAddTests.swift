@@ -1,0 +1,72 @@
+import DLGraph
+import DLTensor
+import Testing
+
+/// FuseMatMulAdd: a linear layer as torch exports it (MatMul by a constant, Add of a constant
+/// bias) becomes one FusedMatMul, for rank-3 activations too; what it must leave alone.
+@Suite struct FuseMatMulAddTests {
+    func info(_ name: String, _ shape: [Int]) -> ValueInfo {
+        ValueInfo(name: name, type: TensorType(dtype: .float32, shape: shape))
+    }
+
+    func linear(bias: [Int] = [5], biasFirst: Bool = false, extraReader: Bool = false, fedWeight: Bool = false) -> Graph {
+        var nodes = [
+            Node(opType: "MatMul", inputs: ["x", "w"], outputs: ["m"]),
+            Node(opType: "Add", inputs: biasFirst ? ["b", "m"] : ["m", "b"], outputs: ["a"]),
+            Node(opType: "Relu", inputs: ["a"], outputs: ["y"]),
+        ]
+        var outputs = [info("y", [2, 3, 5])]
+        if extraReader {
+            nodes.append(Node(opType: "Neg", inputs: ["m"], outputs: ["z"]))
+            outputs.append(info("z", [2, 3, 5]))
+        }
+        var inputs = [info("x", [2, 3, 4])]
+        if fedWeight { inputs.append(info("w", [4, 5])) }
+        return Graph(name: "g", inputs: inputs, outputs: outputs, nodes: nodes,
+                     initializers: NamedTensors([("w", Tensor(zeros: .float32, shape: [4, 5])),
+                                                 ("b", Tensor(zeros: .float32, shape: bias))]))
+    }
+
+    @Test(arguments: [false, true])
+    func foldsBiasAndThenReluIntoOneNode(biasFirst: Bool) throws {
+        var g = linear(biasFirst: biasFirst)
+        #expect(FuseMatMulAdd.run(&g))
+        #expect(g.nodes.map(\.opType) == ["FusedMatMul", "Relu"])
+        #expect(g.nodes[0].domain == FusedOps.domain)
+        #expect(g.nodes[0].inputs == ["x", "w", "b"])
+        #expect(g.nodes[0].outputs == ["a"])
+        try g.verifyAndSort()
+        #expect(try g.inferTypes()["a"]?.dims?.concrete == [2, 3, 5])
+        #expect(!FuseMatMulAdd.run(&g))
+
+        let (opt, applied) = GraphOptimizer.optimize(linear(biasFirst: biasFirst))
+        #expect(applied == ["fuse-matmul-add", "fuse-activation"])
+        #expect(opt.nodes.count == 1)
+        #expect(opt.nodes[0].opType == "FusedMatMul")
+        #expect((try? opt.nodes[0].string("activation", default: "")) == "Relu")
+        #expect(opt.nodes[0].outputs == ["y"])
+        #expect(try opt.inferTypes()["y"]?.dims?.concrete == [2, 3, 5])
+    }
+
+    @Test func leavesNonBiasAddsAndSharedOrFedOperands() {
+        // A bias that is not [N] broadcasts differently; a MatMul read twice must stay; a weight
+        // a caller feeds is not a constant.
+        for var g in [linear(bias: [3, 5]), linear(bias: [1]), linear(extraReader: true), linear(fedWeight: true)] {
+            #expect(!FuseMatMulAdd.run(&g))
+            #expect(g.nodes.contains { $0.opType == "MatMul" })
+        }
+    }
+
+    @Test func inferenceRejectsAMismatchedBias() {
+        let g = Graph(name: "g", inputs: [info("x", [2, 4])], outputs: [info("y", [2, 5])], nodes: [
+            Node(opType: "FusedMatMul", domain: FusedOps.domain, inputs: ["x", "w", "b"], outputs: ["y"]),
+        ], initializers: NamedTensors([("w", Tensor(zeros: .float32, shape: [4, 5])),
+                                       ("b", Tensor(zeros: .float32, shape: [6]))]))
+        do {
+            _ = try g.inferTypes()
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)".contains("bias"))
+        }
+    }
+}
