@@ -32,28 +32,23 @@ enum Ops {
         return s
     }
 
+    /// Strides of `shape` right-aligned to `rank` axes, 0 on every axis it is broadcast along.
+    static func broadcastStrides(_ shape: [Int], rank: Int) -> [Int] {
+        let padded = [Int](repeating: 1, count: rank - shape.count) + shape
+        return strides(padded).enumerated().map { padded[$0.offset] == 1 ? 0 : $0.element }
+    }
+
     /// Expands `values` of `shape` to `outShape` (numpy broadcasting, right-aligned).
     static func broadcast(_ values: [Float], from shape: [Int], to outShape: [Int]) -> [Float] {
         if shape == outShape { return values }
         let count = outShape.reduce(1, *)
         if values.count == 1 { return [Float](repeating: values.first ?? 0, count: count) }
-        let r = outShape.count
-        let padded = [Int](repeating: 1, count: r - shape.count) + shape
-        let inStrides = strides(padded).enumerated().map { padded[$0.offset] == 1 ? 0 : $0.element }
+        let inStrides = broadcastStrides(shape, rank: outShape.count)
         var out = [Float](repeating: 0, count: count)
-        var index = [Int](repeating: 0, count: r)
-        var src = 0
+        var cursor = StridedCursor(shape: outShape, strides: inStrides)
         for o in 0..<count {
-            out[o] = values[src]
-            var d = r - 1
-            while d >= 0 {
-                index[d] += 1
-                src += inStrides[d]
-                if index[d] < outShape[d] { break }
-                src -= inStrides[d] * index[d]
-                index[d] = 0
-                d -= 1
-            }
+            out[o] = values[cursor.offset]
+            cursor.advance()
         }
         return out
     }
@@ -67,23 +62,12 @@ enum Ops {
             for v in values { s += v }
             return [s]
         }
-        let r = outShape.count
-        let padded = [Int](repeating: 1, count: r - shape.count) + shape
-        let inStrides = strides(padded).enumerated().map { padded[$0.offset] == 1 ? 0 : $0.element }
+        let inStrides = broadcastStrides(shape, rank: outShape.count)
         var out = [Float](repeating: 0, count: total)
-        var index = [Int](repeating: 0, count: r)
-        var dst = 0
+        var cursor = StridedCursor(shape: outShape, strides: inStrides)
         for o in 0..<values.count {
-            out[dst] += values[o]
-            var d = r - 1
-            while d >= 0 {
-                index[d] += 1
-                dst += inStrides[d]
-                if index[d] < outShape[d] { break }
-                dst -= inStrides[d] * index[d]
-                index[d] = 0
-                d -= 1
-            }
+            out[cursor.offset] += values[o]
+            cursor.advance()
         }
         return out
     }
@@ -95,20 +79,10 @@ enum Ops {
         let permStrides = perm.map { inStrides[$0] }
         let count = values.count
         var out = [Float](repeating: 0, count: count)
-        let r = shape.count
-        var index = [Int](repeating: 0, count: r)
-        var src = 0
+        var cursor = StridedCursor(shape: outShape, strides: permStrides)
         for o in 0..<count {
-            out[o] = values[src]
-            var d = r - 1
-            while d >= 0 {
-                index[d] += 1
-                src += permStrides[d]
-                if index[d] < outShape[d] { break }
-                src -= permStrides[d] * index[d]
-                index[d] = 0
-                d -= 1
-            }
+            out[o] = values[cursor.offset]
+            cursor.advance()
         }
         return out
     }
@@ -152,5 +126,33 @@ extension Tensor {
     func reshapedOrSelf(_ shape: [Int]) -> Tensor {
         guard shape != self.shape, let r = try? reshaped(to: shape) else { return self }
         return r
+    }
+}
+
+/// Walks the elements of `shape` in row-major order and keeps `offset = sum(index[d] * strides[d])`,
+/// the position of the current element in a buffer laid out with `strides` (0 for a broadcast axis).
+/// Broadcasting, its adjoint and transposition are all this walk.
+struct StridedCursor {
+    private let shape: [Int]
+    private let strides: [Int]
+    private var index: [Int]
+    private(set) var offset = 0
+
+    init(shape: [Int], strides: [Int]) {
+        self.shape = shape
+        self.strides = strides
+        index = [Int](repeating: 0, count: shape.count)
+    }
+
+    @inline(__always) mutating func advance() {
+        var d = shape.count - 1
+        while d >= 0 {
+            index[d] += 1
+            offset += strides[d]
+            if index[d] < shape[d] { return }
+            offset -= strides[d] * index[d]
+            index[d] = 0
+            d -= 1
+        }
     }
 }
