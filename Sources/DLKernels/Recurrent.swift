@@ -206,3 +206,44 @@ public enum Recurrent {
         return min(clip, max(-clip, v))
     }
 }
+
+extension Recurrent {
+    /// One LSTM time step's gate math in float32 for `rows` batch rows, fused into one pass over
+    /// each row: with the pre-activations of row b at `gates + b * gateStride` in ONNX order
+    /// (input, output, forget, cell; `hidden` each, already `x·Wᵀ + h·Rᵀ + biases`),
+    /// `c = σ(f) * c + σ(i) * tanh(z)` and `h = σ(o) * tanh(c)`, written to `h` (row stride
+    /// `hidden`) and to `out` (row stride `outStride`). Default activations, no peepholes, no clip.
+    ///
+    /// Eight lanes at a time with the same sigmoid and tanh as `Elementwise`, so the results are
+    /// the ones the separate passes gave. The gate buffer is left holding spent values.
+    public static func lstmCellFloat(
+        gates: UnsafeMutablePointer<Float>, gateStride: Int,
+        c: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>,
+        out: UnsafeMutablePointer<Float>, outStride: Int, rows: Int, hidden: Int
+    ) {
+        @inline(__always) func cell(_ i: SIMD8<Float>, _ o: SIMD8<Float>, _ f: SIMD8<Float>, _ z: SIMD8<Float>,
+                                    _ cPrev: SIMD8<Float>) -> (c: SIMD8<Float>, h: SIMD8<Float>) {
+            let cNew = VectorMath.sigmoid(f) * cPrev + VectorMath.sigmoid(i) * VectorMath.tanh(z)
+            return (cNew, VectorMath.sigmoid(o) * VectorMath.tanh(cNew))
+        }
+        for b in 0..<rows {
+            let g = gates + b * gateStride, cb = c + b * hidden, hb = h + b * hidden, ob = out + b * outStride
+            var j = 0
+            while j + 8 <= hidden {
+                let r = cell(.load(g + j), .load(g + hidden + j), .load(g + 2 * hidden + j), .load(g + 3 * hidden + j), .load(cb + j))
+                r.c.store(cb + j)
+                r.h.store(hb + j)
+                r.h.store(ob + j)
+                j += 8
+            }
+            while j < hidden {
+                let r = cell(SIMD8(repeating: g[j]), SIMD8(repeating: g[hidden + j]), SIMD8(repeating: g[2 * hidden + j]),
+                             SIMD8(repeating: g[3 * hidden + j]), SIMD8(repeating: cb[j]))
+                cb[j] = r.c[0]
+                hb[j] = r.h[0]
+                ob[j] = r.h[0]
+                j += 1
+            }
+        }
+    }
+}

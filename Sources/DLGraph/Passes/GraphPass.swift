@@ -6,32 +6,86 @@ public protocol GraphPass {
     static func run(_ graph: inout Graph) -> Bool
 }
 
-/// Runs passes to a fixed point for the runtime. Each pass's result is verified (every value
-/// defined once, inputs defined, no cycle, outputs produced); a pass whose result fails the check
-/// is dropped for that round, so a pass bug can never turn a good graph into a broken one.
+/// Runs passes to a fixed point for the runtime (at most `maxRounds` rounds over the list). Each
+/// pass's result is verified (every value defined once, inputs defined, no cycle, outputs
+/// produced, and types still inferable when they were before); a pass whose result fails the
+/// check is dropped for that round, so a pass bug can never turn a good graph into a broken one.
+/// `optimizeReport` says which pass failed and how; `optimizeStrict` throws it (for tests).
 public enum GraphOptimizer {
     /// The passes the runtime runs, in order.
-    public static let standard: [any GraphPass.Type] = [EliminateIdentity.self, FuseMatMulAdd.self, FuseActivation.self]
+    public static let standard: [any GraphPass.Type] = [EliminateIdentity.self, FuseMatMulAdd.self, FuseActivation.self,
+        ConstantFolding.self,
+        EliminateCommonSubexpressions.self,
+        SinkTransposes.self,
+    ]
 
     /// - Returns: the optimised graph, and the names of the passes that changed it (in order,
     ///   repeated when a pass fired in several rounds).
     public static func optimize(_ graph: Graph, passes: [any GraphPass.Type] = standard, maxRounds: Int = 8) -> (Graph, [String]) {
+        let report = optimizeReport(graph, passes: passes, maxRounds: maxRounds)
+        return (report.graph, report.applied)
+    }
+
+    /// What `optimizeReport` did.
+    public struct Report: Sendable {
+        public var graph: Graph
+        /// Names of the passes that changed the graph, in order (repeated per round).
+        public var applied: [String]
+        /// Passes whose result failed verification (and was dropped), with why.
+        public var rejected: [PassVerificationError]
+        /// Rounds run; `maxRounds` with `reachedFixedPoint` false means the bound stopped it.
+        public var rounds: Int
+        public var reachedFixedPoint: Bool
+    }
+
+    /// `optimize`, also reporting rejected passes and whether a fixed point was reached.
+    public static func optimizeReport(_ graph: Graph, passes: [any GraphPass.Type] = standard, maxRounds: Int = 8) -> Report {
         var g = graph
-        var applied: [String] = []
+        var report = Report(graph: graph, applied: [], rejected: [], rounds: 0, reachedFixedPoint: false)
+        // Types are checked after each pass only when the input graph infers cleanly.
+        let checkTypes = (try? graph.inferTypes()) != nil
         for _ in 0..<maxRounds {
+            report.rounds += 1
             var changed = false
             for pass in passes {
                 var candidate = g
                 guard pass.run(&candidate) else { continue }
-                do { try candidate.verifyAndSort() } catch { continue }
+                do throws(GraphError) {
+                    try candidate.verifyAndSort()
+                    if checkTypes { _ = try candidate.inferTypes() }
+                } catch {
+                    report.rejected.append(PassVerificationError(pass: pass.name, error: error))
+                    continue
+                }
                 g = candidate
-                applied.append(pass.name)
+                report.applied.append(pass.name)
                 changed = true
             }
-            if !changed { break }
+            if !changed {
+                report.reachedFixedPoint = true
+                break
+            }
         }
-        return (g, applied)
+        report.graph = g
+        return report
     }
+
+    /// `optimize` that throws on the first pass whose result fails verification.
+    public static func optimizeStrict(_ graph: Graph, passes: [any GraphPass.Type] = standard, maxRounds: Int = 8)
+        throws(PassVerificationError) -> (Graph, [String])
+    {
+        let report = optimizeReport(graph, passes: passes, maxRounds: maxRounds)
+        if let first = report.rejected.first { throw first }
+        return (report.graph, report.applied)
+    }
+}
+
+/// A pass turned a verified graph into one that does not verify.
+public struct PassVerificationError: Error, CustomStringConvertible, Sendable {
+    public var pass: String
+    public var error: GraphError
+
+    public var description: String { "graph pass '\(pass)' produced an invalid graph: \(error)" }
 }
 
 extension Graph {

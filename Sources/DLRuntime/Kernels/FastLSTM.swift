@@ -71,26 +71,34 @@ enum FastLSTM {
                 if let h0p { h.update(from: h0p + d * batch * hidden, count: batch * hidden) }
                 if let c0p { c.update(from: c0p + d * batch * hidden, count: batch * hidden) }
                 let reverse = direction == "reverse" || (direction == "bidirectional" && d == 1)
-                for step in 0..<seq {
-                    let t = reverse ? seq - 1 - step : step
-                    let g = gates + t * batch * G
-                    GEMM.sgemm(transA: false, transB: true, m: batch, n: G, k: hidden, alpha: 1,
-                               a: h, lda: hidden, b: Rd, ldb: hidden, beta: 1, c: g, ldc: G)
-                    for b in 0..<batch {
-                        let gb = g + b * G, hb = h + b * hidden, cb = c + b * hidden
-                        let out = yo + ((t * dirs + d) * batch + b) * hidden
-                        // Gates i, o, f are contiguous: one vectorised sigmoid; then tanh of z.
-                        Elementwise.sigmoid(gb, gb, count: 3 * hidden)
-                        Elementwise.tanh(gb + 3 * hidden, gb + 3 * hidden, count: hidden)
-                        for j in 0..<hidden { cb[j] = gb[2 * hidden + j] * cb[j] + gb[j] * gb[3 * hidden + j] }
-                        // tanh(c) into the spent z gate, then h = o * tanh(c).
-                        Elementwise.tanh(cb, gb + 3 * hidden, count: hidden)
-                        for j in 0..<hidden {
-                            let hn = gb[hidden + j] * gb[3 * hidden + j]
-                            hb[j] = hn
-                            out[j] = hn
+                // Batch rows are independent through time: each worker runs the whole sequence
+                // for its rows (its slice of h·Rᵀ, then the fused gate math), with no barrier
+                // between steps. One GEMM per step and worker; nothing allocated per step.
+                let recur: (Int, Int) -> Void = { b0, b1 in
+                    let rows = b1 - b0
+                    for step in 0..<seq {
+                        let t = reverse ? seq - 1 - step : step
+                        let g = gates + (t * batch + b0) * G
+                        GEMM.sgemm(transA: false, transB: true, m: rows, n: G, k: hidden, alpha: 1,
+                                   a: h + b0 * hidden, lda: hidden, b: Rd, ldb: hidden, beta: 1, c: g, ldc: G)
+                        Recurrent.lstmCellFloat(gates: g, gateStride: G, c: c + b0 * hidden, h: h + b0 * hidden,
+                                                out: yo + ((t * dirs + d) * batch + b0) * hidden, outStride: hidden,
+                                                rows: rows, hidden: hidden)
+                    }
+                }
+                let workers = min(ParallelFor.workerCount, batch / minRowsPerWorker)
+                if workers > 1 {
+                    let blas = GEMM.threadCount
+                    GEMM.setThreadCount(1)
+                    ParallelFor.run(workers, cost: 1 << 20) { lo, hi in
+                        for w in lo..<hi {
+                            let b0 = w * batch / workers, b1 = (w + 1) * batch / workers
+                            if b0 < b1 { recur(b0, b1) }
                         }
                     }
+                    GEMM.setThreadCount(blas)
+                } else {
+                    recur(0, batch)
                 }
             }
         }
@@ -98,6 +106,9 @@ enum FastLSTM {
         }
         return [y, yh, yc]
     }
+
+    /// Fewest batch rows worth a worker of their own (below this the per-step GEMM is too thin).
+    static let minRowsPerWorker = 4
 
     static func floatPointer(_ t: Tensor) -> UnsafePointer<Float>? {
         t.withUnsafeBufferPointer(as: Float.self) { $0.baseAddress }

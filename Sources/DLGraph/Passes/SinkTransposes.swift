@@ -1,0 +1,224 @@
+import DLTensor
+
+/// Removes transposes, or moves them to where they cost nothing:
+///
+/// - `Transpose(Transpose(x, p1), p2)` becomes one `Transpose(x, p1∘p2)`, or `x` itself when the
+///   two cancel; a Transpose with the identity permutation goes.
+/// - `Gather(Transpose(x, p), i, axis)` gathers from `x` along `p[axis]` instead. With a scalar
+///   index the transpose often disappears altogether (torch's `out[:, -1]` after a batch-first
+///   transpose of an LSTM output: no copy of the whole sequence any more); with a vector index
+///   the (smaller) gathered result is transposed.
+/// - `Gemm` reading a 2-D `Transpose(x, [1, 0])` reads `x` and flips `transA`/`transB`.
+/// - A Transpose is pushed down through elementwise ops (unary ones, and binary ones whose other
+///   operand is a one-element constant) when the chain of such ops it heads ends in one of the
+///   above, so it can meet its partner there. It is not moved otherwise: a move alone saves
+///   nothing and could hide a pattern another pass looks for.
+///
+/// Names of values other passes or callers see (graph outputs) are kept.
+public enum SinkTransposes: GraphPass {
+    public static let name = "sink-transposes"
+
+    static let unary: Set<String> = [
+        "Relu", "Sigmoid", "Tanh", "Neg", "Abs", "Exp", "Log", "Sqrt", "Erf", "LeakyRelu", "Elu", "Selu",
+        "HardSigmoid", "HardSwish", "Softplus", "Softsign", "Reciprocal", "Ceil", "Floor", "Round", "Sign",
+        "Sin", "Cos", "Not", "Celu", "Gelu", "Mish", "ThresholdedRelu", "Clip",
+    ]
+    static let binary: Set<String> = ["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"]
+
+    public static func run(_ graph: inout Graph) -> Bool {
+        // A subgraph may read a value by closure: names are rewired below, so leave such graphs.
+        guard graph.nodes.allSatisfy({ $0.subgraphs.isEmpty }) else { return false }
+        var changed = false
+        for _ in 0..<256 {
+            guard rewriteOnce(&graph) else { break }
+            changed = true
+            _ = EliminateDeadNodes.removeDead(&graph)
+        }
+        return changed
+    }
+
+    static func perm(_ node: Node) -> [Int]? {
+        guard OpSet.isDefaultDomain(node), node.opType == "Transpose", node.inputs.count == 1,
+              node.outputs.count == 1, let p = (try? node.ints("perm")) ?? nil,
+              Set(p) == Set(0..<p.count) else { return nil }
+        return p
+    }
+
+    static func setPerm(_ node: inout Node, _ p: [Int]) {
+        node.attributes.removeAll { $0.name == "perm" }
+        node.attributes.append(Attribute(name: "perm", value: .ints(p)))
+    }
+
+    /// Applies the first rewrite found. - Returns: true when one was made.
+    static func rewriteOnce(_ graph: inout Graph) -> Bool {
+        let readers = graph.readerCounts()
+        let graphOutputs = Set(graph.outputs.map(\.name))
+        var producer: [String: Int] = [:]
+        var readersOf: [String: [Int]] = [:]
+        for (i, n) in graph.nodes.enumerated() {
+            for o in n.outputs where !o.isEmpty { producer[o] = i }
+            for x in n.inputs where !x.isEmpty { readersOf[x, default: []].append(i) }
+        }
+        var taken = graph.definedNames
+        func fresh(_ base: String) -> String {
+            var k = 0
+            while true {
+                let n = "\(base)__sunk\(k)"
+                if taken.insert(n).inserted { return n }
+                k += 1
+            }
+        }
+        /// The transpose feeding `name`, when there is one.
+        func transposeOf(_ name: String) -> (index: Int, perm: [Int], source: String)? {
+            guard let p = producer[name], let perm = perm(graph.nodes[p]) else { return nil }
+            return (p, perm, graph.nodes[p].inputs[0])
+        }
+        let fed = Set(graph.inputs.map(\.name))
+        func oneElementConstant(_ name: String, rankAtMost r: Int) -> Bool {
+            guard !fed.contains(name), let t = graph.initializers[name] else { return false }
+            return t.elementCount == 1 && t.rank <= r
+        }
+        /// Whether a transpose of rank `r` reaching `node` through `input` is absorbed there.
+        func absorbs(_ node: Node, input: String, rank r: Int) -> Bool {
+            guard OpSet.isDefaultDomain(node) else { return false }
+            switch node.opType {
+            case "Transpose": return true
+            case "Gather": return node.inputs.first == input && node.inputs.count == 2 && rankOf(node.inputs[1], graph).map { $0 <= 1 } == true
+            case "Gemm": return r == 2 && node.inputs.prefix(2).contains(input)
+            default: return false
+            }
+        }
+        /// Whether `node` is elementwise in the value it reads through `input` with a transpose of rank r.
+        func passesThrough(_ node: Node, input: String, rank r: Int) -> Bool {
+            guard OpSet.isDefaultDomain(node), node.outputs.count == 1, !node.outputs[0].isEmpty else { return false }
+            if unary.contains(node.opType) || node.opType == "Cast" {
+                // Clip's min/max are scalars; every other unary op has one input.
+                return node.inputs.first == input && (node.opType == "Clip" || node.inputs.count == 1)
+            }
+            if binary.contains(node.opType), node.inputs.count == 2 {
+                let other = node.inputs[0] == input ? node.inputs[1] : node.inputs[0]
+                return node.inputs[0] != node.inputs[1] && oneElementConstant(other, rankAtMost: r)
+            }
+            return false
+        }
+        /// Follows single-reader elementwise ops from `value`; true when the chain ends where a
+        /// transpose is absorbed.
+        func chainEndsInAbsorber(_ value: String, rank r: Int) -> Bool {
+            var v = value
+            for _ in 0..<64 {
+                guard readers[v] == 1, !graphOutputs.contains(v), let rs = readersOf[v], rs.count == 1 else { return false }
+                let n = graph.nodes[rs[0]]
+                if absorbs(n, input: v, rank: r) { return true }
+                guard passesThrough(n, input: v, rank: r) else { return false }
+                v = n.outputs[0]
+            }
+            return false
+        }
+
+        for (i, node) in graph.nodes.enumerated() where OpSet.isDefaultDomain(node) {
+            switch node.opType {
+            case "Transpose":
+                guard let p2 = perm(node), let out = node.outputs.first else { continue }
+                // Identity permutation.
+                if p2 == Array(0..<p2.count), !graphOutputs.contains(out) {
+                    replace(&graph, with: node.inputs[0], for: out, removing: i)
+                    return true
+                }
+                guard let inner = transposeOf(node.inputs[0]), inner.perm.count == p2.count else { continue }
+                let q = p2.map { inner.perm[$0] }
+                if q == Array(0..<q.count) {
+                    if graphOutputs.contains(out) {
+                        graph.nodes[i] = Node(name: node.name, opType: "Identity", inputs: [inner.source], outputs: [out])
+                    } else {
+                        replace(&graph, with: inner.source, for: out, removing: i)
+                    }
+                } else {
+                    var n = node
+                    n.inputs = [inner.source]
+                    setPerm(&n, q)
+                    graph.nodes[i] = n
+                }
+                return true
+            case "Gather":
+                guard node.inputs.count == 2, let t = transposeOf(node.inputs[0]),
+                      let a = try? node.int("axis", default: 0), let axis = DimMath.axis(a, rank: t.perm.count),
+                      let idxRank = rankOf(node.inputs[1], graph) else { continue }
+                let r = t.perm.count, src = t.perm[axis]
+                var g = node
+                g.inputs[0] = t.source
+                g.attributes.removeAll { $0.name == "axis" }
+                g.attributes.append(Attribute(name: "axis", value: .int(src)))
+                if idxRank == 0 {
+                    let q = (0..<r).filter { $0 != axis }.map { t.perm[$0] - (t.perm[$0] > src ? 1 : 0) }
+                    if q == Array(0..<q.count) {
+                        graph.nodes[i] = g
+                        return true
+                    }
+                    guard readers[node.inputs[0]] == 1 else { continue }
+                    let mid = fresh(node.outputs[0])
+                    g.outputs = [mid]
+                    var tr = graph.nodes[t.index]
+                    tr.inputs = [mid]
+                    tr.outputs = node.outputs
+                    setPerm(&tr, q)
+                    graph.nodes.replaceSubrange(i...i, with: [g, tr])
+                    return true
+                }
+                guard idxRank == 1, readers[node.inputs[0]] == 1 else { continue }
+                let mid = fresh(node.outputs[0])
+                g.outputs = [mid]
+                var tr = graph.nodes[t.index]
+                tr.inputs = [mid]
+                tr.outputs = node.outputs
+                graph.nodes.replaceSubrange(i...i, with: [g, tr])
+                return true
+            case "Gemm":
+                for side in 0..<min(2, node.inputs.count) {
+                    guard let t = transposeOf(node.inputs[side]), t.perm == [1, 0] else { continue }
+                    let attr = side == 0 ? "transA" : "transB"
+                    guard let flag = try? node.int(attr, default: 0) else { continue }
+                    var n = node
+                    n.inputs[side] = t.source
+                    n.attributes.removeAll { $0.name == attr }
+                    n.attributes.append(Attribute(name: attr, value: .int(flag == 0 ? 1 : 0)))
+                    graph.nodes[i] = n
+                    return true
+                }
+            default:
+                // Push a transpose feeding this elementwise op below it, when that leads somewhere.
+                guard node.outputs.count == 1 else { continue }
+                for (k, x) in node.inputs.enumerated() where !x.isEmpty {
+                    guard let t = transposeOf(x), readers[x] == 1, passesThrough(node, input: x, rank: t.perm.count),
+                          chainEndsInAbsorber(node.outputs[0], rank: t.perm.count) else { continue }
+                    var op = node
+                    let mid = fresh(node.outputs[0])
+                    op.inputs[k] = t.source
+                    op.outputs = [mid]
+                    var tr = graph.nodes[t.index]
+                    tr.inputs = [mid]
+                    tr.outputs = node.outputs
+                    graph.nodes.replaceSubrange(i...i, with: [op, tr])
+                    return true
+                }
+            }
+        }
+        return false
+    }
+
+    /// Readers of `old` read `new` instead; the node at `index` goes.
+    static func replace(_ graph: inout Graph, with new: String, for old: String, removing index: Int) {
+        graph.nodes.remove(at: index)
+        for i in graph.nodes.indices {
+            graph.nodes[i].inputs = graph.nodes[i].inputs.map { $0 == old ? new : $0 }
+        }
+    }
+
+    /// The rank of a value known without running: an initializer's, or a Constant node's.
+    static func rankOf(_ name: String, _ graph: Graph) -> Int? {
+        if let t = graph.initializers[name] { return t.rank }
+        for n in graph.nodes where n.outputs.first == name && n.opType == "Constant" {
+            return (try? ConstantOp.value(of: n))?.rank
+        }
+        return nil
+    }
+}

@@ -1,0 +1,78 @@
+import DLGraph
+import DLTensor
+import Testing
+
+/// Transpose sinking and cancellation: what disappears, what moves, and what must stay.
+@Suite struct SinkTransposesTests {
+    func info(_ name: String, _ shape: [Int]) -> ValueInfo {
+        ValueInfo(name: name, type: TensorType(dtype: .float32, shape: shape))
+    }
+
+    func transpose(_ x: String, _ y: String, _ perm: [Int]) -> Node {
+        Node(opType: "Transpose", inputs: [x], outputs: [y], attributes: [Attribute(name: "perm", value: .ints(perm))])
+    }
+
+    @Test func inversePermutationsCancelThroughElementwiseOps() throws {
+        var g = Graph(name: "g", inputs: [info("x", [2, 3, 4])], outputs: [info("y", [2, 3, 4])], nodes: [
+            transpose("x", "t", [1, 2, 0]),
+            Node(opType: "Relu", inputs: ["t"], outputs: ["r"]),
+            Node(opType: "Mul", inputs: ["r", "half"], outputs: ["m"]),
+            transpose("m", "u", [2, 0, 1]),
+            Node(opType: "Sigmoid", inputs: ["u"], outputs: ["y"]),
+        ], initializers: NamedTensors([("half", Tensor(shape: [], scalars: [Float(0.5)]))]))
+        let before = try g.inferTypes()["y"]
+        #expect(SinkTransposes.run(&g))
+        try g.verifyAndSort()
+        #expect(g.nodes.map(\.opType) == ["Relu", "Mul", "Sigmoid"])
+        #expect(g.nodes[0].inputs == ["x"])
+        #expect(try g.inferTypes()["y"] == before)
+    }
+
+    @Test func composesTransposesThatDoNotCancel() throws {
+        var g = Graph(name: "g", inputs: [info("x", [2, 3, 4])], outputs: [info("y", [4, 2, 3])], nodes: [
+            transpose("x", "t", [1, 0, 2]),
+            transpose("t", "y", [2, 1, 0]),
+        ])
+        #expect(SinkTransposes.run(&g))
+        try g.verifyAndSort()
+        #expect(g.nodes.count == 1)
+        #expect(try g.nodes[0].ints("perm") == [2, 0, 1])
+        #expect(try g.inferTypes()["y"]?.dims?.concrete == [4, 2, 3])
+    }
+
+    @Test func gatherOfABatchFirstTransposeReadsTheSourceAndTheTransposeGoes() throws {
+        // torch: lstm_out.transpose(0, 1)[:, -1] -- the last time step.
+        var g = Graph(name: "g", inputs: [info("seq", [5, 2, 8])], outputs: [info("y", [2, 8])], nodes: [
+            transpose("seq", "bf", [1, 0, 2]),
+            Node(opType: "Gather", inputs: ["bf", "last"], outputs: ["y"], attributes: [Attribute(name: "axis", value: .int(1))]),
+        ], initializers: NamedTensors([("last", Tensor(shape: [], scalars: [Int64(-1)]))]))
+        #expect(SinkTransposes.run(&g))
+        try g.verifyAndSort()
+        #expect(g.nodes.map(\.opType) == ["Gather"])
+        #expect(g.nodes[0].inputs == ["seq", "last"])
+        #expect(try g.nodes[0].int("axis", default: 0) == 0)
+    }
+
+    @Test func gemmTakesATransposedOperandByItsFlag() throws {
+        var g = Graph(name: "g", inputs: [info("x", [6, 2])], outputs: [info("y", [2, 3])], nodes: [
+            transpose("x", "xt", [1, 0]),
+            Node(opType: "Gemm", inputs: ["xt", "w"], outputs: ["y"], attributes: [Attribute(name: "transB", value: .int(1))]),
+        ], initializers: NamedTensors([("w", Tensor(zeros: .float32, shape: [3, 6]))]))
+        #expect(SinkTransposes.run(&g))
+        try g.verifyAndSort()
+        #expect(g.nodes.map(\.opType) == ["Gemm"])
+        #expect(try g.nodes[0].int("transA", default: 0) == 1)
+        #expect(try g.nodes[0].int("transB", default: 0) == 1)
+    }
+
+    @Test func leavesATransposeWithNowhereToGo() {
+        // Relu then MatMul: moving the transpose below the Relu would gain nothing.
+        var g = Graph(name: "g", inputs: [info("x", [2, 3, 4])], outputs: [info("y", [2, 4, 5])], nodes: [
+            transpose("x", "t", [0, 2, 1]),
+            Node(opType: "Relu", inputs: ["t"], outputs: ["r"]),
+            Node(opType: "MatMul", inputs: ["r", "w"], outputs: ["y"]),
+        ], initializers: NamedTensors([("w", Tensor(zeros: .float32, shape: [3, 5]))]))
+        #expect(!SinkTransposes.run(&g))
+        #expect(g.nodes.map(\.opType) == ["Transpose", "Relu", "MatMul"])
+    }
+}

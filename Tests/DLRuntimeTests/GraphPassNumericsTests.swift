@@ -1,0 +1,106 @@
+import DLGraph
+import DLRuntime
+import DLTensor
+import Testing
+
+/// The perfC passes (constant folding, common subexpressions, transpose sinking) change the graph
+/// the runtime plans but not its numbers: each graph here runs planned (after the standard passes)
+/// and node by node (nothing folded or fused), and the results must agree.
+@Suite struct GraphPassNumericsTests {
+    func random(_ shape: [Int], seed: Int) -> Tensor {
+        var s = UInt64(seed) &* 6364136223846793005 &+ 1442695040888963407
+        let v: [Float] = (0..<shape.reduce(1, *)).map { _ in
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: s >> 11) % 2000) / 1000 - 1
+        }
+        return Tensor(shape: shape, scalars: v)
+    }
+
+    /// Runs `g` one node at a time, each node its own graph.
+    func stepwise(_ g: Graph, _ feed: [String: Tensor]) throws -> [String: Tensor] {
+        var values = feed
+        for (name, t) in g.initializers { values[name] = t }
+        for node in g.nodes {
+            let ins = node.inputs.filter { !$0.isEmpty }
+            let one = Graph(name: "one", inputs: ins.map { ValueInfo(name: $0, type: nil) },
+                            outputs: node.outputs.filter { !$0.isEmpty }.map { ValueInfo(name: $0, type: nil) }, nodes: [node])
+            var f: [String: Tensor] = [:]
+            for i in ins { f[i] = values[i] }
+            for (k, v) in try Executor(graph: one).run(f) { values[k] = v }
+        }
+        return values
+    }
+
+    func expectClose(_ a: Tensor?, _ b: Tensor?) {
+        guard let a, let b else { Issue.record("missing output"); return }
+        #expect(a.shape == b.shape)
+        let x = a.scalars(as: Float.self), y = b.scalars(as: Float.self)
+        #expect(x.count == y.count)
+        #expect(zip(x, y).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($1)) })
+    }
+
+    func constant(_ out: String, _ v: [Int64], scalar: Bool = false) -> Node {
+        Node(opType: "Constant", inputs: [], outputs: [out],
+             attributes: [Attribute(name: "value", value: .tensor(Tensor(shape: scalar ? [] : [v.count], scalars: v)))])
+    }
+
+    /// x [N, 6, 4]: a torch-style reshape through Shape chains (repeated Shapes and Constants),
+    /// transposes that cancel around a Relu and a scalar Mul, a Gemm reading a transposed
+    /// operand, and the last step of a batch-first transpose picked by Gather.
+    func graph() -> Graph {
+        let nodes: [Node] = [
+            Node(opType: "Shape", inputs: ["x"], outputs: ["s1"]),
+            Node(opType: "Shape", inputs: ["x"], outputs: ["s2"]),
+            constant("c0", [0], scalar: true), constant("c1", [1], scalar: true), constant("c2", [2], scalar: true),
+            constant("ax", [0]), constant("ax2", [0]),
+            Node(opType: "Gather", inputs: ["s1", "c0"], outputs: ["n"]),
+            Node(opType: "Gather", inputs: ["s2", "c1"], outputs: ["t"]),
+            Node(opType: "Gather", inputs: ["s2", "c2"], outputs: ["f"]),
+            Node(opType: "Unsqueeze", inputs: ["n", "ax"], outputs: ["n1"]),
+            Node(opType: "Unsqueeze", inputs: ["t", "ax2"], outputs: ["t1"]),
+            Node(opType: "Unsqueeze", inputs: ["f", "ax"], outputs: ["f1"]),
+            Node(opType: "Concat", inputs: ["n1", "t1", "f1"], outputs: ["tnf"], attributes: [Attribute(name: "axis", value: .int(0))]),
+            // [N, 6, 4] -> [6, N, 4] and back, through a Relu and a scalar Mul: the transposes cancel.
+            Node(opType: "Transpose", inputs: ["x"], outputs: ["xt"], attributes: [Attribute(name: "perm", value: .ints([1, 0, 2]))]),
+            Node(opType: "Relu", inputs: ["xt"], outputs: ["xr"]),
+            Node(opType: "Mul", inputs: ["xr", "half"], outputs: ["xm"]),
+            Node(opType: "Transpose", inputs: ["xm"], outputs: ["back"], attributes: [Attribute(name: "perm", value: .ints([1, 0, 2]))]),
+            Node(opType: "Reshape", inputs: ["back", "tnf"], outputs: ["tf2"]),
+            // Time first (as an LSTM reads), then back to batch first and the last time step.
+            Node(opType: "Transpose", inputs: ["tf2"], outputs: ["sf"], attributes: [Attribute(name: "perm", value: .ints([1, 0, 2]))]),
+            Node(opType: "Transpose", inputs: ["sf"], outputs: ["bf"], attributes: [Attribute(name: "perm", value: .ints([1, 0, 2]))]),
+            Node(opType: "Gather", inputs: ["bf", "last"], outputs: ["lastStep"], attributes: [Attribute(name: "axis", value: .int(1))]),
+            // Gemm on the transposed last step: [4, N]ᵀ.
+            Node(opType: "Transpose", inputs: ["lastStep"], outputs: ["lt"], attributes: [Attribute(name: "perm", value: .ints([1, 0]))]),
+            Node(opType: "Gemm", inputs: ["lt", "w", "b"], outputs: ["y"], attributes: [Attribute(name: "transA", value: .int(1))]),
+        ]
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, dims: [.symbolic("N"), .fixed(6), .fixed(4)]))],
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes,
+                      initializers: NamedTensors([("half", Tensor(shape: [], scalars: [Float(0.5)])),
+                                                  ("last", Tensor(shape: [], scalars: [Int64(-1)])),
+                                                  ("w", random([4, 3], seed: 7)), ("b", random([3], seed: 8))]))
+        g.metadata.opsetImports = [("", 17)]
+        return g
+    }
+
+    @Test func passesKeepTheNumbers() throws {
+        let g = graph()
+        let (opt, applied) = try GraphOptimizer.optimizeStrict(g)
+        #expect(applied.contains("constant-folding"))
+        #expect(applied.contains("eliminate-common-subexpressions"))
+        #expect(applied.contains("sink-transposes"))
+        // Every transpose is gone: cancelled, absorbed by the Gather or by the Gemm's flag.
+        #expect(!opt.nodes.contains { $0.opType == "Transpose" })
+        #expect(opt.nodes.count < g.nodes.count / 2)
+        let exec = try Executor(graph: g)
+        for (batch, seed) in [(1, 11), (3, 12)] {
+            let x = random([batch, 6, 4], seed: seed)
+            let got = try exec.run(["x": x])["y"]
+            let want = try stepwise(g, ["x": x])["y"]
+            #expect(got?.shape == [batch, 3])
+            expectClose(got, want)
+            // The optimised graph itself, node by node, agrees as well.
+            expectClose(try stepwise(opt, ["x": x])["y"], want)
+        }
+    }
+}
