@@ -71,7 +71,7 @@ public struct Executor: Sendable {
         // DLKIT_NO_PLAN=1 runs unplanned (for before/after measurements in scripts/bench).
         plans = plannable && getenv("DLKIT_NO_PLAN") == nil ? PlanCache() : nil
         // DLKIT_NO_PASSES=1 plans the graph as read (for before/after measurements).
-        planned = plans != nil && getenv("DLKIT_NO_PASSES") == nil ? GraphOptimizer.optimize(g).0 : g
+        planned = plans != nil && getenv("DLKIT_NO_PASSES") == nil ? Self.optimized(g) : g
     }
 
     /// Runs the graph.
