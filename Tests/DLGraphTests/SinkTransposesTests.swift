@@ -65,6 +65,19 @@ import Testing
         #expect(try g.nodes[0].int("transB", default: 0) == 1)
     }
 
+    @Test func aTwoDimensionalMatMulOfATransposeBecomesAGemm() throws {
+        var g = Graph(name: "g", inputs: [info("x", [2, 6])], outputs: [info("y", [2, 3])], nodes: [
+            transpose("w", "wt", [1, 0]),
+            Node(opType: "MatMul", inputs: ["x", "wt"], outputs: ["y"]),
+        ], initializers: NamedTensors([("w", Tensor(zeros: .float32, shape: [3, 6]))]))
+        #expect(SinkTransposes.run(&g))
+        try g.verifyAndSort()
+        #expect(g.nodes.map(\.opType) == ["Gemm"])
+        #expect(g.nodes[0].inputs == ["x", "w"])
+        #expect(try g.nodes[0].int("transB", default: 0) == 1)
+        #expect(try g.inferTypes()["y"]?.dims?.concrete == [2, 3])
+    }
+
     @Test func leavesATransposeWithNowhereToGo() {
         // Relu then MatMul: moving the transpose below the Relu would gain nothing.
         var g = Graph(name: "g", inputs: [info("x", [2, 3, 4])], outputs: [info("y", [2, 4, 5])], nodes: [

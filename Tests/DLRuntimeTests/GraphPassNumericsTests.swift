@@ -72,13 +72,17 @@ import Testing
             Node(opType: "Gather", inputs: ["bf", "last"], outputs: ["lastStep"], attributes: [Attribute(name: "axis", value: .int(1))]),
             // Gemm on the transposed last step: [4, N]ᵀ.
             Node(opType: "Transpose", inputs: ["lastStep"], outputs: ["lt"], attributes: [Attribute(name: "perm", value: .ints([1, 0]))]),
-            Node(opType: "Gemm", inputs: ["lt", "w", "b"], outputs: ["y"], attributes: [Attribute(name: "transA", value: .int(1))]),
+            Node(opType: "Gemm", inputs: ["lt", "w", "b"], outputs: ["g"], attributes: [Attribute(name: "transA", value: .int(1))]),
+            // A MatMul by a transposed [3, 3] weight: a Gemm with transB.
+            Node(opType: "Transpose", inputs: ["v"], outputs: ["vt"], attributes: [Attribute(name: "perm", value: .ints([1, 0]))]),
+            Node(opType: "MatMul", inputs: ["g", "vt"], outputs: ["y"]),
         ]
         var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, dims: [.symbolic("N"), .fixed(6), .fixed(4)]))],
                       outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes,
                       initializers: NamedTensors([("half", Tensor(shape: [], scalars: [Float(0.5)])),
                                                   ("last", Tensor(shape: [], scalars: [Int64(-1)])),
-                                                  ("w", random([4, 3], seed: 7)), ("b", random([3], seed: 8))]))
+                                                  ("w", random([4, 3], seed: 7)), ("b", random([3], seed: 8)),
+                                                  ("v", random([3, 3], seed: 9))]))
         g.metadata.opsetImports = [("", 17)]
         return g
     }

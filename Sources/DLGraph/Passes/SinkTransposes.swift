@@ -8,7 +8,8 @@ import DLTensor
 ///   index the transpose often disappears altogether (torch's `out[:, -1]` after a batch-first
 ///   transpose of an LSTM output: no copy of the whole sequence any more); with a vector index
 ///   the (smaller) gathered result is transposed.
-/// - `Gemm` reading a 2-D `Transpose(x, [1, 0])` reads `x` and flips `transA`/`transB`.
+/// - `Gemm` reading a 2-D `Transpose(x, [1, 0])` reads `x` and flips `transA`/`transB`; a `MatMul`
+///   of such a transpose and a value known to be 2-D becomes a `Gemm` with the flag set.
 /// - A Transpose is pushed down through elementwise ops (unary ones, and binary ones whose other
 ///   operand is a one-element constant) when the chain of such ops it heads ends in one of the
 ///   above, so it can meet its partner there. It is not moved otherwise: a move alone saves
@@ -74,6 +75,17 @@ public enum SinkTransposes: GraphPass {
             return (p, perm, graph.nodes[p].inputs[0])
         }
         let fed = Set(graph.inputs.map(\.name))
+        /// A value's rank when known without running: initializers, Constants, else inferred
+        /// (inference runs at most once per rewrite, and only when asked).
+        var inferred: [String: TensorType]? = nil
+        func rank(_ name: String) -> Int? {
+            if let r = rankOf(name, graph) { return r }
+            // Gemm and Flatten always give matrices, whatever inference knows of their inputs.
+            if let p = producer[name], OpSet.isDefaultDomain(graph.nodes[p]) || graph.nodes[p].domain == FusedOps.domain,
+               ["Gemm", "Flatten", "FusedGemm"].contains(graph.nodes[p].opType) { return 2 }
+            if inferred == nil { inferred = (try? graph.inferTypes()) ?? [:] }
+            return inferred?[name]?.rank
+        }
         func oneElementConstant(_ name: String, rankAtMost r: Int) -> Bool {
             guard !fed.contains(name), let t = graph.initializers[name] else { return false }
             return t.elementCount == 1 && t.rank <= r
@@ -182,6 +194,19 @@ public enum SinkTransposes: GraphPass {
                     n.attributes.removeAll { $0.name == attr }
                     n.attributes.append(Attribute(name: attr, value: .int(flag == 0 ? 1 : 0)))
                     graph.nodes[i] = n
+                    return true
+                }
+            case "MatMul":
+                // A 2-D MatMul is a Gemm, which takes a transposed operand by its flag.
+                guard node.inputs.count == 2, node.outputs.count == 1 else { continue }
+                for side in 0..<2 {
+                    guard let t = transposeOf(node.inputs[side]), t.perm == [1, 0],
+                          rank(node.inputs[1 - side]) == 2 else { continue }
+                    var inputs = node.inputs
+                    inputs[side] = t.source
+                    graph.nodes[i] = Node(name: node.name, opType: "Gemm", inputs: inputs, outputs: node.outputs,
+                                          attributes: [Attribute(name: side == 0 ? "transA" : "transB", value: .int(1))],
+                                          docString: node.docString)
                     return true
                 }
             default:
