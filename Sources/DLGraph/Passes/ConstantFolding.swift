@@ -230,7 +230,11 @@ enum SliceMath {
 /// Exact evaluation of small all-constant nodes (see `ConstantFolding`).
 enum FoldEvaluator {
     static func evaluate(_ node: Node, _ inputs: [Tensor?]) -> Tensor? {
-        for t in inputs { if let t, t.dtype == .string || t.elementCount > ConstantFolding.maxElements { return nil } }
+        // Whole-byte element types only: sub-byte types are packed, and the byte-level picking
+        // below assumes one element per `byteWidth` bytes.
+        for t in inputs {
+            if let t, t.dtype == .string || t.dtype.bitWidth < 8 || t.elementCount > ConstantFolding.maxElements { return nil }
+        }
         func input(_ i: Int) -> Tensor? { i < inputs.count ? inputs[i] : nil }
         func ints(_ i: Int) -> [Int]? { input(i).flatMap(smallInts) }
         switch node.opType {
@@ -347,7 +351,7 @@ enum FoldEvaluator {
                   let n = boundedProduct(dims) else { return nil }
             let value = (try? node.tensor("value")) ?? nil
             let v = value ?? Tensor(shape: [1], scalars: [Float(0)])
-            guard v.elementCount == 1, v.dtype != .string else { return nil }
+            guard v.elementCount == 1, v.dtype != .string, v.dtype.bitWidth >= 8 else { return nil }
             return pick(v.reshaped1(), axis: 0, picks: Array(repeating: 0, count: n), shape: dims)
         default:
             return nil
