@@ -97,7 +97,10 @@ public enum GEMM {
         let blasThreads = threadCount
         if blasThreads != 1 { setThreadCount(1) }
         defer { if blasThreads != 1 { setThreadCount(blasThreads) } }
-        ParallelFor.split(blocks, parts: workers) { lo, hi in
+        // Several chunks per worker: a worker the OS descheduled (the cores are shared) then holds
+        // back only a small piece, and the others take the rest; each extra chunk repacks A
+        // (small at inference sizes). `DLKIT_GEMM_CHUNKS` sets the chunks per worker.
+        ParallelFor.split(blocks, parts: workers * chunksPerWorker) { lo, hi in
             let j0 = lo * 16
             let width = min(n, hi * 16) - j0
             guard width > 0 else { return }
@@ -106,6 +109,12 @@ public enum GEMM {
                  b: transB ? b + j0 * ldb : b + j0, ldb: ldb, beta: beta, c: c + j0, ldc: ldc)
         }
     }
+
+    /// Chunks per worker in ``sgemmSplittingColumns`` (`DLKIT_GEMM_CHUNKS`, default 2), read once.
+    static let chunksPerWorker: Int = {
+        guard let v = getenv("DLKIT_GEMM_CHUNKS"), let n = Int(String(cString: v)), n >= 1 else { return 2 }
+        return min(n, 16)
+    }()
 
     /// Read once: `DLKIT_GEMM_SPLIT=0` turns ``sgemmSplittingColumns`` into a plain call (for
     /// before/after measurements in one build).
