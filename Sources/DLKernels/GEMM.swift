@@ -80,7 +80,7 @@ public enum GEMM {
         // A call from inside a split loop (per-image convolution) finds the pool taken and runs
         // its halves inline, one after the other: never a nested split.
         let workers = min(ParallelFor.workerCount, n / 64)
-        guard splitEnabled, workers > 1, m > 0, k > 0, m * n * k >= 1 << 18, ParallelFor.canSplit else {
+        guard splitEnabled, workers > 1, m > 0, k > 0, m * n * k >= splitThreshold, ParallelFor.canSplit else {
             if m > 0, k > 0, n > 0 {
                 blas(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                      b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
@@ -109,6 +109,14 @@ public enum GEMM {
                  b: transB ? b + j0 * ldb : b + j0, ldb: ldb, beta: beta, c: c + j0, ldc: ldc)
         }
     }
+
+    /// Products (m·n·k) below this run as one call: about 4M multiply-adds, some 40 µs on one core.
+    /// Measured on the 2-core bench machine, smaller splits (the batch-1 MLP and transformer GEMMs)
+    /// gained nothing even with both cores free and lost under load. `DLKIT_GEMM_SPLIT_MIN` overrides.
+    static let splitThreshold: Int = {
+        guard let v = getenv("DLKIT_GEMM_SPLIT_MIN"), let n = Int(String(cString: v)), n >= 0 else { return 1 << 22 }
+        return n
+    }()
 
     /// Chunks per worker in ``sgemmSplittingColumns`` (`DLKIT_GEMM_CHUNKS`, default 2), read once.
     static let chunksPerWorker: Int = {

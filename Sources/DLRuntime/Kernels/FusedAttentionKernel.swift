@@ -52,7 +52,8 @@ enum FusedAttentionKernel {
                         func run(_ pm: UnsafePointer<Float>?) {
                             guard let qp = pq.baseAddress, let kp = pk.baseAddress, let vp = pv.baseAddress,
                                   let op0 = po.baseAddress else { return }
-                            ParallelFor.run(heads, cost: s * t * (d + dv) / 8) { lo, hi in
+                            // Heads split only when there is real work (batch 1 of a small layer runs inline).
+                            ParallelFor.run(heads, cost: s * t * (d + dv) / 64) { lo, hi in
                                 let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * t)
                                 defer { scores.deallocate() }
                                 for h in lo..<hi {

@@ -105,7 +105,7 @@ enum LinearKernels {
                         return
                     }
                     // Batch entries (attention heads) split over the workers, each GEMM whole.
-                    ParallelFor.run(batchCount, cost: m * n * k / 4) { lo, hi in
+                    ParallelFor.run(batchCount, cost: m * n * k / 64) { lo, hi in
                         for e in lo..<hi {
                             GEMM.sgemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1,
                                        a: ap + aOff[e], lda: k, b: bp + bOff[e], ldb: n,
