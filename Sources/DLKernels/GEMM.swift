@@ -35,6 +35,25 @@ public enum GEMM {
             scale(c, rows: m, columns: n, ldc: ldc, by: beta)
             return
         }
+        // Large products (training, big batches) split their columns over the runtime's workers
+        // when OpenBLAS is single-threaded beside them (see ComputeThreads).
+        if m * n * k >= 1 << 22, n >= 128, threadCount == 1, ParallelFor.canSplit {
+            sgemmSplittingColumns(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                                  b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        blas(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+             b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+
+    /// One OpenBLAS call (sizes checked by the caller, none zero).
+    @inline(__always)
+    static func blas(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        alpha: Float, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
         cblas_sgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
             blasint(m), blasint(n), blasint(k),
@@ -58,37 +77,56 @@ public enum GEMM {
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        // OpenBLAS already single-threaded means a caller is splitting the work over the
-        // workers itself (per-image convolution): do not split again inside a worker.
-        let workers = min(ParallelFor.workerCount, threadCount, n / 64)
-        guard splitEnabled, workers > 1, m > 0, k > 0, m * n * k >= 1 << 18 else {
+        // A call from inside a split loop (per-image convolution) finds the pool taken and runs
+        // its halves inline, one after the other: never a nested split.
+        let workers = min(ParallelFor.workerCount, n / 64)
+        guard splitEnabled, workers > 1, m > 0, k > 0, m * n * k >= splitThreshold, ParallelFor.canSplit else {
+            if m > 0, k > 0, n > 0 {
+                blas(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                     b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+                return
+            }
             sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                   b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
         // Chunks of whole 16-column blocks so each worker's edge stays vector-aligned.
         let blocks = (n + 15) / 16
-        let perWorker = (blocks + workers - 1) / workers * 16
-        let blas = threadCount
-        setThreadCount(1)
-        defer { setThreadCount(blas) }
-        let bAddress = UInt(bitPattern: b), cAddress = UInt(bitPattern: c), aAddress = UInt(bitPattern: a)
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            let j0 = w * perWorker
-            let width = min(n, j0 + perWorker) - j0
-            guard width > 0,
-                  let ap = UnsafePointer<Float>(bitPattern: aAddress),
-                  let bp = UnsafePointer<Float>(bitPattern: bAddress),
-                  let cp = UnsafeMutablePointer<Float>(bitPattern: cAddress) else { return }
+        // OpenBLAS must stay single-threaded inside the workers (ComputeThreads keeps it so while
+        // the pool splits; a caller that set it higher gets it back afterwards).
+        let blasThreads = threadCount
+        if blasThreads != 1 { setThreadCount(1) }
+        defer { if blasThreads != 1 { setThreadCount(blasThreads) } }
+        // Several chunks per worker: a worker the OS descheduled (the cores are shared) then holds
+        // back only a small piece, and the others take the rest; each extra chunk repacks A
+        // (small at inference sizes). `DLKIT_GEMM_CHUNKS` sets the chunks per worker.
+        ParallelFor.split(blocks, parts: workers * chunksPerWorker) { lo, hi in
+            let j0 = lo * 16
+            let width = min(n, hi * 16) - j0
+            guard width > 0 else { return }
             // op(B)'s column j is B's column j (k × n storage) or B's row j (n × k storage).
-            sgemm(transA: transA, transB: transB, m: m, n: width, k: k, alpha: alpha, a: ap, lda: lda,
-                  b: transB ? bp + j0 * ldb : bp + j0, ldb: ldb, beta: beta, c: cp + j0, ldc: ldc)
+            blas(transA: transA, transB: transB, m: m, n: width, k: k, alpha: alpha, a: a, lda: lda,
+                 b: transB ? b + j0 * ldb : b + j0, ldb: ldb, beta: beta, c: c + j0, ldc: ldc)
         }
     }
 
+    /// Products (m·n·k) below this run as one call: about 4M multiply-adds, some 40 µs on one core.
+    /// Measured on the 2-core bench machine, smaller splits (the batch-1 MLP and transformer GEMMs)
+    /// gained nothing even with both cores free and lost under load. `DLKIT_GEMM_SPLIT_MIN` overrides.
+    static let splitThreshold: Int = {
+        guard let v = getenv("DLKIT_GEMM_SPLIT_MIN"), let n = Int(String(cString: v)), n >= 0 else { return 1 << 22 }
+        return n
+    }()
+
+    /// Chunks per worker in ``sgemmSplittingColumns`` (`DLKIT_GEMM_CHUNKS`, default 2), read once.
+    static let chunksPerWorker: Int = {
+        guard let v = getenv("DLKIT_GEMM_CHUNKS"), let n = Int(String(cString: v)), n >= 1 else { return 2 }
+        return min(n, 16)
+    }()
+
     /// Read once: `DLKIT_GEMM_SPLIT=0` turns ``sgemmSplittingColumns`` into a plain call (for
     /// before/after measurements in one build).
-    static let splitEnabled: Bool = {
+    public static let splitEnabled: Bool = {
         guard let v = getenv("DLKIT_GEMM_SPLIT") else { return true }
         return String(cString: v) != "0"
     }()

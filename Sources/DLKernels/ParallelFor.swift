@@ -1,10 +1,23 @@
 import Dispatch
+#if canImport(Synchronization)
+import Synchronization
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-/// Splits a loop over a fixed number of workers (the runtime's thread count), for the ops that are
-/// not GEMMs: elementwise work over large tensors, per-image or per-channel loops.
+/// Splits a loop over a fixed number of workers (the runtime's thread count): elementwise work over
+/// large tensors, per-image or per-channel loops, the column halves of a GEMM.
 ///
-/// Work runs on the calling thread plus `workerCount - 1` threads of Dispatch's pool; a loop too
-/// small to be worth splitting runs inline.
+/// Work runs on the calling thread plus the threads of a persistent pool (`workerCount - 1` of
+/// them, created once by `setWorkerCount`). Pool threads spin for a short while after each job
+/// (so the next op of the same inference wakes them for the price of a store), then sleep on a
+/// condition variable, so an idle process burns no CPU. Chunks are claimed dynamically: when a
+/// worker is slow to wake, the caller takes its chunk too, so a split loop is never much slower
+/// than running it inline. A loop too small to be worth splitting runs inline, as does a nested
+/// call (from inside a split loop) or a call while another thread's loop holds the pool.
 public enum ParallelFor {
     /// Written by `setWorkerCount` at start-up (or between runs); a racing reader sees the old or
     /// the new count, either of which is a valid split.
@@ -13,33 +26,237 @@ public enum ParallelFor {
     /// The number of threads a split loop uses (1 runs everything on the caller).
     public static var workerCount: Int { workers }
 
-    /// Sets the number of threads split loops use (at least 1).
+    /// Sets the number of threads split loops use (at least 1): starts or stops pool threads.
     public static func setWorkerCount(_ count: Int) {
         workers = max(1, count)
+        #if canImport(Synchronization)
+        if #available(macOS 15, iOS 18, *) { WorkerPool.shared.resize(threads: workers - 1) }
+        #endif
     }
 
+    /// True when a split would run on more than one thread now: several workers and the pool
+    /// not taken (by a nested call or another thread). A hint; `split` checks again.
+    public static var canSplit: Bool {
+        guard workers > 1 else { return false }
+        #if canImport(Synchronization)
+        if #available(macOS 15, iOS 18, *) { return !WorkerPool.shared.isBusy }
+        #endif
+        return true
+    }
+
+    /// Work below this many floats touched runs inline: waking a spinning worker costs about a
+    /// microsecond, a sleeping one tens of microseconds, and 32k floats of simple elementwise
+    /// work take a few microseconds on one core.
+    public static let inlineBelow = 32_768
+
     /// Calls `body(lo, hi)` on disjoint chunks covering `0..<count`, in parallel when the loop is
-    /// large enough; returns when all chunks are done. `cost` is a rough per-item cost in floats touched; loops under about 32k
-    /// floats of work run inline.
+    /// large enough; returns when all chunks are done. `cost` is a rough per-item cost in floats
+    /// touched; loops under ``inlineBelow`` floats of work run inline.
     @inlinable
     public static func run(_ count: Int, cost: Int = 1, _ body: (Int, Int) -> Void) {
         let w = min(workerCount, count)
-        if w <= 1 || count * max(1, cost) < 32_768 {
+        if w <= 1 || count * max(1, cost) < inlineBelow {
             if count > 0 { body(0, count) }
             return
         }
+        split(count, parts: w, body)
+    }
+
+    /// Calls `body(lo, hi)` on `parts` (clamped to `1...count`) near-equal chunks of `0..<count`,
+    /// on the pool when it is free, inline otherwise; no cost model (the caller decided).
+    public static func split(_ count: Int, parts: Int, _ body: (Int, Int) -> Void) {
+        let w = min(parts, count)
+        if w <= 1 {
+            if count > 0 { body(0, count) }
+            return
+        }
+        let chunk = (count + w - 1) / w
+        let chunks = (count + chunk - 1) / chunk
         withoutActuallyEscaping(body) { body in
-            // The chunks are disjoint and concurrentPerform returns after all of them: the
-            // caller's non-Sendable state is never touched by two threads at once through `body`.
-            let box = UncheckedBox(body)
-            let chunk = (count + w - 1) / w
-            DispatchQueue.concurrentPerform(iterations: w) { i in
-                let lo = i * chunk, hi = min(count, lo + chunk)
-                if lo < hi { box.value(lo, hi) }
+            let job: (Int) -> Void = { c in
+                let lo = c * chunk
+                body(lo, min(count, lo + chunk))
             }
+            #if canImport(Synchronization)
+            if #available(macOS 15, iOS 18, *), workers > 1, WorkerPool.shared.run(chunks: chunks, job) { return }
+            #endif
+            for c in 0..<chunks { job(c) }
         }
     }
 }
+
+#if canImport(Synchronization)
+/// The runtime's persistent threads. One job at a time: a job is a chunk count and a closure; the
+/// caller and the workers claim chunk indices from one tagged counter until none are left.
+@available(macOS 15, iOS 18, *)
+final class WorkerPool: @unchecked Sendable {
+    static let shared = WorkerPool()
+
+    /// Bumped to publish a job; workers wait for it to change.
+    private let generation = Atomic<Int>(0)
+    /// Workers blocked on the condition variable (the publisher signals only when some are).
+    private let sleepers = Atomic<Int>(0)
+    /// `generation << 32 | next chunk index` of the current job: a claim is a compare-exchange,
+    /// so a worker that wakes late can never take a chunk of a newer job by mistake.
+    private let next = Atomic<Int>(0)
+    /// Chunks of the current job not yet finished.
+    private let pending = Atomic<Int>(0)
+    /// Held by the thread whose job is running; others (and nested calls) run inline.
+    private let busy = Atomic<Bool>(false)
+    /// Workers with an index at or above this sit out (asleep) until the count grows again.
+    private let active = Atomic<Int>(0)
+
+    /// The current job; written only while `busy` is held and no chunk of the previous job is
+    /// outstanding, read only by a thread that claimed a chunk of it.
+    nonisolated(unsafe) private var job: ((Int) -> Void)?
+    nonisolated(unsafe) private var jobChunks = 0
+    /// Threads started so far (guarded by `mutex`).
+    nonisolated(unsafe) private var started = 0
+
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    /// How long an idle worker spins before it sleeps (nanoseconds); `DLKIT_SPIN_US` overrides.
+    let spinNanoseconds: UInt64
+
+    private init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(cond, nil)
+        if let v = getenv("DLKIT_SPIN_US"), let us = UInt64(String(cString: v)) {
+            spinNanoseconds = us * 1000
+        } else {
+            spinNanoseconds = 50_000
+        }
+    }
+
+    /// Starts threads up to `threads` workers; those above it stop taking part (threads are never
+    /// destroyed, so a count set back and forth never leaves two threads with one index).
+    func resize(threads: Int) {
+        // Changing the count while a job runs would race with it: wait for the pool to be free.
+        while !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { sched_yield() }
+        defer { busy.store(false, ordering: .releasing) }
+        pthread_mutex_lock(mutex)
+        active.store(threads, ordering: .sequentiallyConsistent)
+        var toStart: [Int] = []
+        if threads > started {
+            toStart = Array(started..<threads)
+            started = threads
+        }
+        // Wake everyone so workers see the new count.
+        generation.add(1, ordering: .sequentiallyConsistent)
+        pthread_cond_broadcast(cond)
+        pthread_mutex_unlock(mutex)
+        for index in toStart { spawn(index) }
+    }
+
+    private func spawn(_ index: Int) {
+        let box = Unmanaged.passRetained(WorkerStart(pool: self, index: index))
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { raw in
+            let start = Unmanaged<WorkerStart>.fromOpaque(raw!).takeRetainedValue()
+            start.pool.work(index: start.index)
+            return nil
+        }, box.toOpaque())
+        if rc == 0 {
+            pthread_detach(thread)
+        } else {
+            box.release()
+        }
+    }
+
+    var isBusy: Bool { busy.load(ordering: .relaxed) || active.load(ordering: .relaxed) == 0 }
+
+    /// Runs `chunks` chunks of `body` on the caller and the workers. - Returns: false (nothing
+    /// ran) when the pool is taken by another thread or a nested call; the caller runs inline.
+    func run(chunks: Int, _ body: (Int) -> Void) -> Bool {
+        guard active.load(ordering: .relaxed) > 0,
+              busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
+        defer { busy.store(false, ordering: .releasing) }
+        withoutActuallyEscaping(body) { body in
+            job = body
+            jobChunks = chunks
+            pending.store(chunks, ordering: .relaxed)
+            let g = generation.load(ordering: .relaxed) &+ 1
+            next.store(g << 32, ordering: .releasing)
+            generation.store(g, ordering: .sequentiallyConsistent)
+            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+                pthread_mutex_lock(mutex)
+                pthread_cond_broadcast(cond)
+                pthread_mutex_unlock(mutex)
+            }
+            claimLoop(generation: g)
+            // Chunks claimed by workers may still run: wait for them (spin, then yield).
+            var spins = 0
+            while pending.load(ordering: .acquiring) > 0 {
+                spins += 1
+                if spins > 4096 { sched_yield() }
+            }
+            job = nil
+        }
+        return true
+    }
+
+    /// Claims and runs chunks of generation `g` until none are left.
+    private func claimLoop(generation g: Int) {
+        while true {
+            let v = next.load(ordering: .acquiring)
+            guard v >> 32 == g else { return }
+            let index = v & 0xffff_ffff
+            guard index < jobChunks else { return }
+            guard next.compareExchange(expected: v, desired: v + 1, ordering: .acquiringAndReleasing).exchanged else { continue }
+            job?(index)
+            pending.subtract(1, ordering: .releasing)
+        }
+    }
+
+    private func work(index: Int) {
+        var seen = generation.load(ordering: .acquiring)
+        while true {
+            var g = generation.load(ordering: .acquiring)
+            let participating = index < active.load(ordering: .sequentiallyConsistent)
+            if g == seen || !participating {
+                // Spin a little: the next op of the same inference usually follows within microseconds.
+                let deadline = Self.nanoseconds() &+ spinNanoseconds
+                var spins = 0
+                while g == seen, participating {
+                    spins += 1
+                    if spins & 255 == 0, Self.nanoseconds() > deadline { break }
+                    g = generation.load(ordering: .acquiring)
+                }
+                if g == seen || !participating {
+                    pthread_mutex_lock(mutex)
+                    sleepers.add(1, ordering: .sequentiallyConsistent)
+                    while generation.load(ordering: .sequentiallyConsistent) == seen {
+                        pthread_cond_wait(cond, mutex)
+                    }
+                    sleepers.subtract(1, ordering: .sequentiallyConsistent)
+                    pthread_mutex_unlock(mutex)
+                    g = generation.load(ordering: .acquiring)
+                }
+            }
+            seen = g
+            if index >= active.load(ordering: .sequentiallyConsistent) { continue }
+            claimLoop(generation: g)
+        }
+    }
+
+    static func nanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+}
+
+@available(macOS 15, iOS 18, *)
+private final class WorkerStart {
+    let pool: WorkerPool
+    let index: Int
+    init(pool: WorkerPool, index: Int) {
+        self.pool = pool
+        self.index = index
+    }
+}
+#endif
 
 /// Carries a value into Dispatch's `@Sendable` closures where the caller guarantees safe use.
 @usableFromInline

@@ -140,6 +140,26 @@ public struct Executor: Sendable {
         return out
     }
 
+    /// Runs `inputs` through the plan for their shapes and reports what that run allocated and
+    /// reused; nil when the graph runs unplanned. For tests of the buffer recycling.
+    func planRunStats(_ inputs: [String: Tensor]) throws(RuntimeError) -> (ExecutionPlan.RunStats, [String: Tensor])? {
+        guard let plans else { return nil }
+        let tensors = graph.inputs.compactMap { inputs[$0.name] }
+        guard tensors.count == graph.inputs.count else { return nil }
+        let key = tensors.map { [DType.allCases.firstIndex(of: $0.dtype) ?? -1] + $0.shape }
+        let graph = self.planned, opset = self.opset
+        var named: [String: Tensor] = [:]
+        for (v, t) in zip(graph.inputs, tensors) { named[v.name] = t }
+        guard let plan = plans.plan(for: key, make: { ExecutionPlan(graph: graph, inputs: named, opset: opset) }) else {
+            return nil
+        }
+        var stats = ExecutionPlan.RunStats()
+        let slots = try plan.run(tensors, opset: opset, stats: &stats, track: true)
+        var out: [String: Tensor] = [:]
+        for o in graph.outputs { if let s = plan.slotOf[o.name], let t = slots[s] { out[o.name] = t } }
+        return (stats, out)
+    }
+
     /// Runs this graph as a subgraph: `inputs` feed the graph inputs in order (missing trailing
     /// ones are left unset), `outer` is the enclosing scope. Returns the outputs in order.
     func runSubgraph(_ inputs: [GraphValue], outer: [String: GraphValue]) throws(RuntimeError) -> [GraphValue] {

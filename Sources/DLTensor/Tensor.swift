@@ -220,6 +220,37 @@ public struct Tensor: Sendable {
         return withUnsafeBytes { a in other.withUnsafeBytes { b in a.elementsEqual(b) } }
     }
 
+    /// A tensor of `shape` over `storage`, which must hold exactly the bytes the shape needs;
+    /// shares it, nothing copied (runtimes recycling buffers). - Precondition: sizes agree, not `.string`.
+    public init(dtype: DType, shape: [Int], sharing storage: TensorStorage) {
+        precondition(dtype != .string && ShapeMath.elementCount(shape).map { $0 * dtype.byteWidth } == storage.byteCount,
+                     "storage of \(storage.byteCount) bytes does not fit \(dtype) \(shape)")
+        self.dtype = dtype
+        self.shape = shape
+        self.storage = storage
+        self.strings = []
+    }
+
+    /// The storage object behind the tensor (shared, not copied).
+    public var sharedStorage: TensorStorage { storage }
+
+    /// True when this tensor is the only holder of its bytes and they are an owned, writable
+    /// allocation (so they may be reused once this tensor is dropped).
+    public mutating func isUniquelyOwnedAndWritable() -> Bool {
+        !storage.isReadOnly && isKnownUniquelyReferenced(&storage)
+    }
+
+    /// Typed write access that skips copy-on-write: for a runtime that knows no other reader of
+    /// these bytes remains (an input that dies at the op overwriting it in place).
+    /// - Precondition: `T.dtype == dtype`; the bytes are not a read-only view.
+    public func withUnsafeMutableBufferPointerInPlace<T: TensorScalar, R>(
+        as: T.Type, _ body: (UnsafeMutableBufferPointer<T>) throws -> R
+    ) rethrows -> R {
+        precondition(T.dtype == dtype && !storage.isReadOnly, "in-place write to \(dtype) read-only=\(storage.isReadOnly)")
+        let p = storage.pointer.assumingMemoryBound(to: T.self)
+        return try body(UnsafeMutableBufferPointer(start: p, count: elementCount))
+    }
+
     mutating func makeUniqueAndWritable() {
         if storage.isReadOnly || !isKnownUniquelyReferenced(&storage) {
             let copy = TensorStorage(uninitializedByteCount: storage.byteCount)

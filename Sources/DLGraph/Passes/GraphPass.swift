@@ -14,6 +14,7 @@ public protocol GraphPass {
 public enum GraphOptimizer {
     /// The passes the runtime runs, in order.
     public static let standard: [any GraphPass.Type] = [EliminateIdentity.self, FuseMatMulAdd.self, FuseActivation.self,
+        FuseAttention.self,
         ConstantFolding.self,
         EliminateCommonSubexpressions.self,
         SinkTransposes.self,

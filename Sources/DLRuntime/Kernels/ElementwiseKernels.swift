@@ -18,11 +18,14 @@ enum ElementwiseKernels {
                     throw .unsupported(node: ctx.node.displayName, reason: "axis \(axis) is outside rank \(x.rank)")
                 }
                 let outer = x.shape[..<a].reduce(1, *), inner = x.shape[(a + 1)...].reduce(1, *)
-                return [try x.floats { (src) throws(RuntimeError) in
-                    try Tensor.makeFloat(shape: x.shape) { dst in
-                        Softmax.softmax(src, dst, outer: outer, axisSize: x.shape[a], inner: inner)
+                let out = ctx.makeOutput(.float32, shape: x.shape)
+                guard x.elementCount > 0 else { return [out] }
+                x.withUnsafeBufferPointer(as: Float.self) { src in
+                    out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
+                        Softmax.softmax(src.baseAddress!, dst.baseAddress!, outer: outer, axisSize: x.shape[a], inner: inner)
                     }
-                }]
+                }
+                return [out]
             }),
         ]
     }
@@ -31,9 +34,15 @@ enum ElementwiseKernels {
         { ctx throws(RuntimeError) in
             let x = try ctx.input(0)
             try ctx.requireFloat32(x)
-            return [try x.floats { (src) throws(RuntimeError) in
-                try Tensor.makeFloat(shape: x.shape) { dst in f(src, dst, x.elementCount) }
-            }]
+            // Over the input itself when the plan says it dies here, else into a recycled buffer.
+            let out = ctx.inPlaceOutput(.float32, shape: x.shape) ?? ctx.makeOutput(.float32, shape: x.shape)
+            guard x.elementCount > 0 else { return [out] }
+            x.withUnsafeBufferPointer(as: Float.self) { src in
+                out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
+                    f(src.baseAddress!, dst.baseAddress!, x.elementCount)
+                }
+            }
+            return [out]
         }
     }
 
@@ -41,7 +50,9 @@ enum ElementwiseKernels {
         { ctx throws(RuntimeError) in
             let a = try ctx.input(0), b = try ctx.input(1)
             let shape = try ctx.outputShape(0)
-            var out = Tensor(zeros: a.dtype, shape: shape)
+            // Over an input that dies here when the plan allows it (same shape as the output: the
+            // loops read each element before writing it), else into a recycled buffer.
+            let out = ctx.inPlaceOutput(a.dtype, shape: shape) ?? ctx.makeOutput(a.dtype, shape: shape)
             /// Runs the typed kernel of `T` over the three buffers.
             func apply<T: TensorScalar>(
                 _: T.Type,
@@ -49,7 +60,7 @@ enum ElementwiseKernels {
             ) {
                 a.withUnsafeBufferPointer(as: T.self) { pa in
                     b.withUnsafeBufferPointer(as: T.self) { pb in
-                        out.withUnsafeMutableBufferPointer(as: T.self) { po in
+                        out.withUnsafeMutableBufferPointerInPlace(as: T.self) { po in
                             guard let x = pa.baseAddress, let y = pb.baseAddress, let z = po.baseAddress else { return }
                             kernel(x, a.shape, y, b.shape, z, shape)
                         }

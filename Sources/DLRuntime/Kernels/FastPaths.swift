@@ -16,7 +16,8 @@ enum FastPaths {
     /// Kernels of the ops the graph passes introduce (`FusedOps`), keyed "domain:op".
     static var fused: [(String, Kernel)] {
         [("\(FusedOps.domain):FusedConv", fusedConv), ("\(FusedOps.domain):FusedGemm", fusedGemm),
-         ("\(FusedOps.domain):FusedMatMul", fusedMatMul)]
+         ("\(FusedOps.domain):FusedMatMul", fusedMatMul),
+         ("\(FusedOps.domain):FusedAttention", FusedAttentionKernel.kernel)]
     }
 
     /// The activation a fused node carries.
@@ -36,6 +37,7 @@ enum FastPaths {
         var c = KernelContext(node: base, inputs: ctx.inputs, outputTypes: ctx.outputTypes)
         c.values = ctx.values
         c.opset = ctx.opset
+        c.pool = ctx.pool
         return c
     }
 
@@ -88,7 +90,8 @@ enum FastPaths {
         }
         let k = w.shape[0], n = w.shape[1]
         let m = k == 0 ? outShape.reduce(1, *) / max(n, 1) : a.elementCount / k
-        var out = Tensor(zeros: .float32, shape: outShape)
+        // Every element is written: the bias rows first, then the GEMM adds to them.
+        var out = ctx.makeOutput(.float32, shape: outShape)
         guard out.elementCount == m * n else { throw ctx.fail("output shape \(outShape) is not \(m) rows of \(n)") }
         out.withUnsafeMutableBufferPointer(as: Float.self) { po in
             guard let y = po.baseAddress, m > 0, n > 0 else { return }

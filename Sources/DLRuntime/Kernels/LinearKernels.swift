@@ -20,7 +20,9 @@ enum LinearKernels {
         let shape = try ctx.outputShape(0)
         let m = shape[0], n = shape[1]
         let k = transA ? a.shape[0] : a.shape[1]
-        var out = Tensor(zeros: .float32, shape: shape)
+        // Every element is written below (C copied in, or sgemm with beta 0); k = 0 scales
+        // what is there, so that case starts from zeros.
+        var out = k == 0 ? Tensor(zeros: .float32, shape: shape) : ctx.makeOutput(.float32, shape: shape)
         out.withUnsafeMutableBufferPointer(as: Float.self) { po in
             guard let y = po.baseAddress else { return }
             var betaForGemm: Float = 0
@@ -88,8 +90,8 @@ enum LinearKernels {
             return result
         }
         let aOff = offsets(aBatch, matrixSize: m * k), bOff = offsets(bBatch, matrixSize: k * n)
-        var out = Tensor(zeros: .float32, shape: outShape)
-        guard m > 0, n > 0, k > 0 else { return [out] }
+        guard m > 0, n > 0, k > 0 else { return [Tensor(zeros: .float32, shape: outShape)] }
+        var out = ctx.makeOutput(.float32, shape: outShape)
         out.withUnsafeMutableBufferPointer(as: Float.self) { po in
             a.withUnsafeBufferPointer(as: Float.self) { pa in
                 b.withUnsafeBufferPointer(as: Float.self) { pb in
@@ -102,10 +104,13 @@ enum LinearKernels {
                                    a: ap, lda: k, b: bp, ldb: n, beta: 0, c: y, ldc: n)
                         return
                     }
-                    for e in 0..<batchCount {
-                        GEMM.sgemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1,
-                                   a: ap + aOff[e], lda: k, b: bp + bOff[e], ldb: n,
-                                   beta: 0, c: y + e * m * n, ldc: n)
+                    // Batch entries (attention heads) split over the workers, each GEMM whole.
+                    ParallelFor.run(batchCount, cost: m * n * k / 64) { lo, hi in
+                        for e in lo..<hi {
+                            GEMM.sgemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1,
+                                       a: ap + aOff[e], lda: k, b: bp + bOff[e], ldb: n,
+                                       beta: 0, c: y + e * m * n, ldc: n)
+                        }
                     }
                 }
             }

@@ -159,6 +159,24 @@ enum MovementKernels {
             norm.append(w)
         }
         let shape = Array(x.shape[..<axis]) + ind.shape + Array(x.shape[(axis + 1)...])
+        if x.dtype != .string, x.elementCount > 0, !norm.isEmpty {
+            // Whole rows of `inner` elements: one copy per (outer, index), no element map.
+            var out = ctx.makeOutput(x.dtype, shape: shape)
+            let w = x.dtype.byteWidth, rowBytes = inner * w
+            x.withUnsafeBytes { src in
+                out.withUnsafeMutableBytes { dst in
+                    guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+                    var o = 0
+                    for outerIndex in 0..<outer {
+                        for v in norm {
+                            (d + o).copyMemory(from: s + (outerIndex * size + v) * rowBytes, byteCount: rowBytes)
+                            o += rowBytes
+                        }
+                    }
+                }
+            }
+            return [out]
+        }
         var map: [Int] = []
         map.reserveCapacity(outer * norm.count * inner)
         for o in 0..<outer {

@@ -81,8 +81,9 @@ enum NormalizationKernels {
         let scale = try ctx.input(1), bias = ctx.optionalInput(2)
         guard x.dtype == .float32, stashType == .float32, size > 0, scale.dtype == .float32, scale.shape == inner,
               bias.map({ $0.dtype == .float32 && $0.shape == inner }) ?? true else { return nil }
-        var mean = Tensor(zeros: .float32, shape: [rows]), inv = Tensor(zeros: .float32, shape: [rows])
-        var y = Tensor(zeros: .float32, shape: x.shape)
+        // layerNorm writes every element of all three.
+        var mean = ctx.makeOutput(.float32, shape: [rows]), inv = ctx.makeOutput(.float32, shape: [rows])
+        var y = ctx.makeOutput(.float32, shape: x.shape)
         y.withUnsafeMutableBufferPointer(as: Float.self) { py in
             mean.withUnsafeMutableBufferPointer(as: Float.self) { pm in
                 inv.withUnsafeMutableBufferPointer(as: Float.self) { pi in

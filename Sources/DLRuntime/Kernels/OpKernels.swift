@@ -15,6 +15,27 @@ struct KernelContext {
     var subgraphRunner: ((String, Int, [GraphValue]) throws(RuntimeError) -> [GraphValue])? = nil
     /// The model's ai.onnx opset when known, for ops whose semantics changed between versions.
     var opset: Int? = nil
+    /// Buffers recycled by the plan (planned runs only); see `makeOutput`.
+    var pool: BufferPool? = nil
+    /// The input (index) that dies at this node and may be overwritten by the output (planned
+    /// runs only, when the plan found it safe); see `inPlaceOutput`.
+    var inPlaceInput: Int? = nil
+
+    /// A tensor for an output of `dtype` and `shape` whose every element the kernel writes: a
+    /// recycled buffer in planned runs (contents unspecified), zeros otherwise.
+    func makeOutput(_ dtype: DType, shape: [Int]) -> Tensor {
+        guard let pool, dtype != .string, let n = ShapeMath.elementCount(shape), n > 0 else {
+            return Tensor(zeros: dtype, shape: shape)
+        }
+        return Tensor(dtype: dtype, shape: shape, sharing: pool.take(byteCount: n * dtype.byteWidth))
+    }
+
+    /// The input the plan lets this node overwrite, when it has `dtype` and `shape`; write it with
+    /// `withUnsafeMutableBufferPointerInPlace` and return it as the output.
+    func inPlaceOutput(_ dtype: DType, shape: [Int]) -> Tensor? {
+        guard let i = inPlaceInput, i < inputs.count, let t = inputs[i], t.dtype == dtype, t.shape == shape, !t.isMapped else { return nil }
+        return t
+    }
 
     func input(_ i: Int) throws(RuntimeError) -> Tensor {
         guard i < inputs.count, let t = inputs[i] else {

@@ -35,8 +35,9 @@ enum ShapeKernels {
             throw .unsupported(node: ctx.node.displayName, reason: "Transpose of strings is not supported yet")
         }
         let perm = try ctx.attribute { () throws(GraphError) in try TransposeOp.permutation(node: ctx.node, rank: x.rank) }
-        var out = Tensor(zeros: x.dtype, shape: try ctx.outputShape(0))
-        guard x.elementCount > 0 else { return [out] }
+        let outShape = try ctx.outputShape(0)
+        guard x.elementCount > 0 else { return [Tensor(zeros: x.dtype, shape: outShape)] }
+        var out = ctx.makeOutput(x.dtype, shape: outShape)
         out.withUnsafeMutableBytes { dst in
             x.withUnsafeBytes { src in
                 guard let s = src.baseAddress, let d = dst.baseAddress else { return }

@@ -23,15 +23,20 @@ enum SoftmaxKernels {
             let a = try ctx.axis(try ctx.int("axis", -1), rank: max(x.rank, 1))
             let (outer, size, inner) = x.rank == 0 ? (1, 1, 1) : IndexMath.around(x.shape, axis: a)
             if x.dtype == .float32, op != .hardmax {
-                return [try x.floats { (src) throws(RuntimeError) in
-                    try Tensor.makeFloat(shape: x.shape) { dst in
+                // Every element is written: a recycled buffer in planned runs.
+                let out = ctx.makeOutput(.float32, shape: x.shape)
+                guard x.elementCount > 0 else { return [out] }
+                x.withUnsafeBufferPointer(as: Float.self) { ps in
+                    out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { pd in
+                        guard let src = ps.baseAddress, let dst = pd.baseAddress else { return }
                         if op == .softmax {
                             Softmax.softmax(src, dst, outer: outer, axisSize: size, inner: inner)
                         } else {
                             Softmax.logSoftmax(src, dst, outer: outer, axisSize: size, inner: inner)
                         }
                     }
-                }]
+                }
+                return [out]
             }
             var v = x.doubles()
             apply(op, &v, outer: outer, size: size, inner: inner)

@@ -1,13 +1,15 @@
 import DLKernels
 
-/// How many cores the runtime computes with: OpenBLAS's threads for one GEMM and the runtime's own
-/// workers for the ops it splits over batch or channels. One number sets both, so the two never
-/// oversubscribe the machine (OpenBLAS runs inside a GEMM call, the workers outside).
+/// How many cores the runtime computes with: the runtime's persistent workers (`ParallelFor`),
+/// which also split the columns of inference-size GEMMs. One number sets both the workers and
+/// OpenBLAS, so the two never oversubscribe the machine: while the workers split GEMMs, OpenBLAS
+/// runs single-threaded (its own threads would spin next to ours); with the split turned off
+/// (`DLKIT_GEMM_SPLIT=0`) OpenBLAS gets the whole count and runs inside a GEMM call only.
 public enum ComputeThreads {
     /// Sets the process-wide thread count (at least 1; larger values are used as given).
     public static func set(_ count: Int) {
         let n = max(1, count)
-        GEMM.setThreadCount(n)
+        GEMM.setThreadCount(GEMM.splitEnabled ? 1 : n)
         ParallelFor.setWorkerCount(n)
     }
 

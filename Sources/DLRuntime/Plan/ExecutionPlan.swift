@@ -32,9 +32,35 @@ final class ExecutionPlan: Sendable {
         let outputs: [Int]
         /// Output types for these input shapes, or nil to infer them on every run.
         let types: [TensorType?]?
-        /// Slots whose last reader this step is.
+        /// Slots whose last reader this step is (and outputs nobody reads).
         let release: [Int]
+        /// The input (index) the output may overwrite, or -1: an elementwise op whose input of
+        /// the output's type and shape dies here and is no graph input, output or constant.
+        var inPlace: Int = -1
     }
+
+    /// What one run allocated and reused (for tests and DLKIT_PLAN_DUMP).
+    struct RunStats: Sendable {
+        /// Buffers the pool had to allocate (0 in steady state).
+        var allocations = 0
+        /// Step outputs whose storage came neither from the pool nor from an input (a kernel
+        /// that allocates for itself).
+        var unpooledOutputs = 0
+        /// The nodes of those outputs.
+        var unpooledNodes: [String] = []
+        /// Steps that wrote their output over a dying input.
+        var inPlaceSteps = 0
+    }
+
+    /// Ops whose kernels can write their output over an input of the same shape.
+    static let inPlaceOps: Set<String> = ["Add", "Sub", "Mul", "Div", "Relu", "Sigmoid", "Tanh"]
+    /// Tests turn in-place writes off to compare against out-of-place results.
+    nonisolated(unsafe) static var inPlaceEnabled = true
+
+    /// Output buffers recycled between steps and runs (one pool per concurrent run).
+    let pools = PoolSet()
+    /// Slots of the graph outputs.
+    let outputSlots: [Int]
 
     let steps: [Step]
     /// Constants by slot (initializers and folded values); nil for computed values.
@@ -134,13 +160,32 @@ final class ExecutionPlan: Sendable {
         for name in consts.keys { if let s = slotOf[name] { keep.insert(s) } }
         var release = [[Int]](repeating: [], count: pending.count)
         for (s, i) in lastUse where !keep.contains(s) { release[i].append(s) }
+        // Outputs nobody reads (LayerNormalization's statistics) go back to the pool at once.
+        for (i, p) in pending.enumerated() {
+            for o in p.node.outputs where !o.isEmpty {
+                if let s = slotOf[o], lastUse[s] == nil, !keep.contains(s), !release[i].contains(s) { release[i].append(s) }
+            }
+        }
+        let fedSlots = Set(inputSlots)
+        var inPlace = [Int](repeating: -1, count: pending.count)
+        for (i, p) in pending.enumerated() where Self.inPlaceEnabled && OpSet.isDefaultDomain(p.node)
+            && Self.inPlaceOps.contains(p.node.opType) {
+            guard let out = p.types?.first ?? nil, out.dtype == .float32, let shape = out.dims?.concrete else { continue }
+            for (k, name) in p.node.inputs.enumerated() where !name.isEmpty {
+                guard let s = slotOf[name], lastUse[s] == i, !keep.contains(s), !fedSlots.contains(s),
+                      let t = types[name], t.dtype == .float32, t.dims?.concrete == shape else { continue }
+                inPlace[i] = k
+                break
+            }
+        }
 
         steps = pending.enumerated().map { i, p in
             Step(node: p.node, kernel: p.kernel,
                  inputs: p.node.inputs.map { $0.isEmpty ? -1 : slotOf[$0]! },
                  outputs: p.node.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! },
-                 types: p.types, release: release[i])
+                 types: p.types, release: release[i], inPlace: inPlace[i])
         }
+        outputSlots = graph.outputs.compactMap { slotOf[$0.name] }
         var initial = [Tensor?](repeating: nil, count: slotOf.count)
         for (name, t) in consts { if let s = slotOf[name] { initial[s] = t } }
         self.initial = initial
@@ -150,7 +195,7 @@ final class ExecutionPlan: Sendable {
         // DLKIT_PLAN_DUMP=1 lists the steps on stderr (a star marks those inferring per run).
         if getenv("DLKIT_PLAN_DUMP") != nil {
             var text = "plan: \(steps.count) steps, \(folded) nodes folded\n"
-            for s in steps { text += "  \(s.types == nil ? "*" : " ") \(s.node.displayName)\n" }
+            for s in steps { text += "  \(s.types == nil ? "*" : " ")\(s.inPlace >= 0 ? "=" : " ") \(s.node.displayName)\n" }
             _ = text.withCString { write(2, $0, strlen($0)) }
         }
     }
@@ -193,13 +238,54 @@ final class ExecutionPlan: Sendable {
 
     /// Runs the steps on `inputs` (graph input order) and returns the slots afterwards.
     func run(_ inputs: [Tensor], opset: Int?) throws(RuntimeError) -> [Tensor?] {
+        var stats = RunStats()
+        return try run(inputs, opset: opset, stats: &stats, track: false)
+    }
+
+    /// ``run(_:opset:)``, counting in `stats` what the run allocated when `track` is set.
+    func run(_ inputs: [Tensor], opset: Int?, stats: inout RunStats, track: Bool) throws(RuntimeError) -> [Tensor?] {
+        let pool = pools.checkOut()
+        defer { pools.checkIn(pool) }
+        pool.resetCounters()
         var slots = initial
         for (s, t) in zip(inputSlots, inputs) { slots[s] = t }
         for step in steps {
+            pool.beginStep()
+            var results = try execute(step, &slots, pool: pool, opset: opset, stats: &stats, track: track)
+            for i in results.indices {
+                if i < step.outputs.count, step.outputs[i] >= 0 {
+                    slots[step.outputs[i]] = results[i]
+                } else {
+                    // An output the graph leaves out (LayerNormalization's statistics): recycle it.
+                    var unused: Tensor? = results[i]
+                    results[i] = Tensor(zeros: .float32, shape: [0])
+                    pool.give(&unused)
+                }
+            }
+            // Drop the results array's references first, so a dying value is seen as unique.
+            results.removeAll()
+            for s in step.release { pool.give(&slots[s]) }
+        }
+        for s in outputSlots { if let t = slots[s] { pool.lend(t) } }
+        stats.allocations = pool.allocations
+        return slots
+    }
+
+    /// Runs one step's kernel; its context (holding the inputs) is gone when this returns.
+    private func execute(_ step: Step, _ slots: inout [Tensor?], pool: BufferPool, opset: Int?,
+                         stats: inout RunStats, track: Bool) throws(RuntimeError) -> [Tensor] {
+        var inPlace: Int? = nil
+        if step.inPlace >= 0, step.inputs[step.inPlace] >= 0,
+           slots[step.inputs[step.inPlace]]?.isUniquelyOwnedAndWritable() == true {
+            inPlace = step.inPlace
+        }
+        do {
             let tensors = step.inputs.map { $0 < 0 ? nil : slots[$0] }
             var ctx = KernelContext(node: step.node, inputs: tensors, outputTypes: step.types ?? [])
             ctx.values = tensors.map { $0.map { GraphValue.tensor($0) } }
             ctx.opset = opset
+            ctx.pool = pool
+            ctx.inPlaceInput = inPlace
             if step.types == nil {
                 let node = step.node
                 do {
@@ -215,10 +301,21 @@ final class ExecutionPlan: Sendable {
                 } catch { throw .node(node.displayName, error) }
             }
             let results = try step.kernel(ctx)
-            for (s, t) in zip(step.outputs, results) where s >= 0 { slots[s] = t }
-            for s in step.release { slots[s] = nil }
+            if track {
+                var known = Set(pool.issued)
+                for t in tensors { if let t, t.dtype != .string { known.insert(ObjectIdentifier(t.sharedStorage)) } }
+                for t in results where t.dtype != .string && t.byteCount > 0 && !t.isMapped {
+                    if !known.contains(ObjectIdentifier(t.sharedStorage)) {
+                        stats.unpooledOutputs += 1
+                        stats.unpooledNodes.append(step.node.displayName)
+                    }
+                }
+                if let inPlace, let t = tensors[inPlace], results.contains(where: { $0.dtype != .string && $0.sharedStorage === t.sharedStorage }) {
+                    stats.inPlaceSteps += 1
+                }
+            }
+            return results
         }
-        return slots
     }
 }
 

@@ -1,0 +1,110 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import DLTensor
+
+/// Output buffers recycled by liveness during one planned run, and kept from run to run.
+///
+/// A plan run hands each value's storage back here right after the value's last reader (the plan
+/// computed that step once, from the graph), provided nothing else still holds the storage: a view
+/// (Reshape's output, a kernel returning its input) keeps it alive until the view dies too, and a
+/// constant or a caller's tensor is never uniquely held. Kernels ask ``take(byteCount:)`` for
+/// their outputs (`KernelContext.makeFloatOutput`); a buffer of the same size freed earlier is
+/// reused, so the same sequence of steps on the same shapes allocates nothing after its first run.
+/// Graph outputs go to the caller; their storages are remembered and taken back once the caller
+/// has dropped them.
+///
+/// Not thread-safe: one run uses a pool at a time (``PoolSet`` hands them out).
+final class BufferPool {
+    /// Free storages by byte count.
+    private var free: [Int: [TensorStorage]] = [:]
+    /// Storages of earlier runs' outputs, reclaimed when no tensor of the caller holds them.
+    private var lent: [TensorStorage] = []
+    /// Storages allocated (not reused) since the counter was last reset.
+    private(set) var allocations = 0
+    /// Storages handed out by `take` during the current step (for the unpooled-output check).
+    private(set) var issued: [ObjectIdentifier] = []
+
+    /// A storage of `byteCount` bytes with unspecified contents: a freed one when there is one.
+    func take(byteCount: Int) -> TensorStorage {
+        if let s = free[byteCount]?.popLast() {
+            issued.append(ObjectIdentifier(s))
+            return s
+        }
+        if reclaim(byteCount: byteCount), let s = free[byteCount]?.popLast() {
+            issued.append(ObjectIdentifier(s))
+            return s
+        }
+        allocations += 1
+        let s = TensorStorage(uninitializedByteCount: byteCount)
+        issued.append(ObjectIdentifier(s))
+        return s
+    }
+
+    /// Takes back `tensor`'s storage when `tensor` is its only holder and it is an owned, writable
+    /// allocation. `tensor` is consumed either way.
+    func give(_ tensor: inout Tensor?) {
+        guard var t = tensor else { return }
+        tensor = nil
+        guard t.dtype != .string, t.byteCount > 0, t.isUniquelyOwnedAndWritable() else { return }
+        let s = t.sharedStorage
+        free[s.byteCount, default: []].append(s)
+    }
+
+    /// Remembers the storage of an output handed to the caller, to reuse once the caller drops it.
+    func lend(_ tensor: Tensor) {
+        guard tensor.dtype != .string, tensor.byteCount > 0, !tensor.isMapped else { return }
+        let s = tensor.sharedStorage
+        guard !lent.contains(where: { $0 === s }) else { return }
+        if lent.count >= 32 { lent.removeFirst() }
+        lent.append(s)
+    }
+
+    /// Moves lent storages of `byteCount` bytes nobody else holds back to the free list.
+    private func reclaim(byteCount: Int) -> Bool {
+        var found = false
+        var i = 0
+        while i < lent.count {
+            if lent[i].byteCount == byteCount, isKnownUniquelyReferenced(&lent[i]) {
+                free[byteCount, default: []].append(lent.remove(at: i))
+                found = true
+            } else {
+                i += 1
+            }
+        }
+        return found
+    }
+
+    func beginStep() { issued.removeAll(keepingCapacity: true) }
+
+    func resetCounters() { allocations = 0 }
+}
+
+/// The buffer pools of one plan: a run checks one out and returns it, so concurrent runs of a
+/// plan never share a pool. At most a few idle pools are kept.
+final class PoolSet: @unchecked Sendable {
+    private var idle: [BufferPool] = []
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    let keep = 4
+
+    init() { pthread_mutex_init(lock, nil) }
+
+    deinit {
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+    }
+
+    func checkOut() -> BufferPool {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return idle.popLast() ?? BufferPool()
+    }
+
+    func checkIn(_ pool: BufferPool) {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        if idle.count < keep { idle.append(pool) }
+    }
+}

@@ -1,0 +1,96 @@
+import DLGraph
+import DLTensor
+import Testing
+@testable import DLRuntime
+
+/// The plan's buffer recycling: a steady-state run allocates no tensor storage, and elementwise
+/// ops written over their dying input give exactly what they give out of place.
+@Suite(.serialized) struct BufferReuseTests {
+    func random(_ shape: [Int], seed: Int) -> Tensor {
+        var s = UInt64(seed) &* 6364136223846793005 &+ 1442695040888963407
+        let n = shape.reduce(1, *)
+        let v: [Float] = (0..<n).map { _ in
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: s >> 11) % 2000) / 1000 - 1
+        }
+        return Tensor(shape: shape, scalars: v)
+    }
+
+    /// x [N,8,16] -> MatMul+Add -> Relu -> Mul -> Sigmoid -> Sub x -> Softmax -> Transpose ->
+    /// Reshape -> Gemm -> LayerNormalization -> Gather -> Tanh, plus Div by a constant on a side
+    /// branch that is a second output (so it must not be overwritten).
+    func graph() -> Graph {
+        let inits = NamedTensors([
+            ("w", random([16, 16], seed: 1)), ("b", random([16], seed: 2)), ("half", Tensor(shape: [], scalars: [Float(0.5)])),
+            ("shape", Tensor(shape: [2], scalars: [Int64(-1), Int64(8)])),
+            ("gw", random([8, 4], seed: 3)), ("gb", random([4], seed: 4)),
+            ("scale", random([4], seed: 5)), ("bias", random([4], seed: 6)),
+            ("idx", Tensor(shape: [2], scalars: [Int64(0), Int64(2)])), ("three", Tensor(shape: [], scalars: [Float(3)])),
+        ])
+        let nodes = [
+            Node(opType: "MatMul", inputs: ["x", "w"], outputs: ["m"]),
+            Node(opType: "Add", inputs: ["m", "b"], outputs: ["a"]),
+            Node(opType: "Relu", inputs: ["a"], outputs: ["r"]),
+            Node(opType: "Mul", inputs: ["r", "half"], outputs: ["s"]),
+            Node(opType: "Sigmoid", inputs: ["s"], outputs: ["t"]),
+            Node(opType: "Div", inputs: ["t", "three"], outputs: ["side"]),
+            Node(opType: "Sub", inputs: ["t", "x"], outputs: ["u"]),
+            Node(opType: "Softmax", inputs: ["u"], outputs: ["sm"], attributes: [Attribute(name: "axis", value: .int(-1))]),
+            Node(opType: "Transpose", inputs: ["sm"], outputs: ["tr"], attributes: [Attribute(name: "perm", value: .ints([0, 2, 1]))]),
+            Node(opType: "Reshape", inputs: ["tr", "shape"], outputs: ["rs"]),
+            Node(opType: "Gemm", inputs: ["rs", "gw", "gb"], outputs: ["g"]),
+            Node(opType: "LayerNormalization", inputs: ["g", "scale", "bias"], outputs: ["ln"], attributes: [Attribute(name: "axis", value: .int(-1))]),
+            Node(opType: "Gather", inputs: ["ln", "idx"], outputs: ["ga"], attributes: [Attribute(name: "axis", value: .int(1))]),
+            Node(opType: "Tanh", inputs: ["ga"], outputs: ["y"]),
+        ]
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, dims: [.symbolic("N"), .fixed(8), .fixed(16)]))],
+                      outputs: [ValueInfo(name: "y", type: nil), ValueInfo(name: "side", type: nil)], nodes: nodes, initializers: inits)
+        g.metadata.opsetImports = [("", 17)]
+        return g
+    }
+
+    @Test func steadyStateRunAllocatesNothing() throws {
+        let e = try Executor(graph: graph())
+        let x = random([3, 8, 16], seed: 9)
+        // First run: the pool fills.
+        guard let (first, _) = try e.planRunStats(["x": x]) else {
+            Issue.record("the graph did not plan")
+            return
+        }
+        #expect(first.allocations > 0)
+        for _ in 0..<3 {
+            guard let (stats, out) = try e.planRunStats(["x": x]) else { return }
+            #expect(stats.allocations == 0, "steady state allocated \(stats.allocations) buffers")
+            #expect(stats.unpooledOutputs == 0, "step outputs bypassed the pool: \(stats.unpooledNodes)")
+            #expect(stats.inPlaceSteps >= 2, "only \(stats.inPlaceSteps) steps ran in place")
+            #expect(out["y"]?.shape == [48, 2])
+        }
+        // Outputs the caller keeps cannot be reused: one new buffer per kept output, no more.
+        var kept: [[String: Tensor]] = []
+        for _ in 0..<2 {
+            guard let (stats, out) = try e.planRunStats(["x": x]) else { return }
+            #expect(stats.allocations <= 2)
+            kept.append(out)
+        }
+        // Kept outputs were not overwritten by later runs.
+        #expect(kept[0]["y"]!.bitwiseEqual(kept[1]["y"]!))
+    }
+
+    @Test func inPlaceEqualsOutOfPlace() throws {
+        let g = graph()
+        let x = random([5, 8, 16], seed: 11)
+        let inPlace = try Executor(graph: g).run(["x": x])
+        let input = x.scalars(as: Float.self)
+        ExecutionPlan.inPlaceEnabled = false
+        defer { ExecutionPlan.inPlaceEnabled = true }
+        let e = try Executor(graph: g)
+        let (stats, outOfPlace) = try #require(try e.planRunStats(["x": x]))
+        #expect(stats.inPlaceSteps == 0)
+        for name in ["y", "side"] {
+            let a = try #require(inPlace[name]), b = try #require(outOfPlace[name])
+            #expect(a.bitwiseEqual(b), "output \(name) differs in place")
+        }
+        // The caller's input was never written.
+        #expect(x.scalars(as: Float.self) == input)
+    }
+}
