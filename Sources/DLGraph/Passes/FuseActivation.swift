@@ -66,7 +66,8 @@ public enum FusedOps {
     public static let activations: Set<String> = ["Relu", "LeakyRelu"]
 
     static var schemas: [OpSchema] {
-        [fused("FusedConv", base: "Conv", inputs: 2...3), fused("FusedGemm", base: "Gemm", inputs: 2...3), fusedMatMul]
+        [fused("FusedConv", base: "Conv", inputs: 2...3), fused("FusedGemm", base: "Gemm", inputs: 2...3), fusedMatMul,
+         FuseConvAdd.schema]
     }
 
     /// `FusedMatMul(A, W, bias)`: `MatMul(A, W) + bias` with W `[K, N]` and bias `[N]`, then the

@@ -11,7 +11,8 @@ public protocol GraphPass {
 /// is dropped for that round, so a pass bug can never turn a good graph into a broken one.
 public enum GraphOptimizer {
     /// The passes the runtime runs, in order.
-    public static let standard: [any GraphPass.Type] = [EliminateIdentity.self, FuseMatMulAdd.self, FuseActivation.self]
+    public static let standard: [any GraphPass.Type] = [EliminateIdentity.self, FuseMatMulAdd.self, FuseActivation.self,
+                                                        FuseConvAdd.self]
 
     /// - Returns: the optimised graph, and the names of the passes that changed it (in order,
     ///   repeated when a pass fired in several rounds).

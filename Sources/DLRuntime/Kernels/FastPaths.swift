@@ -16,7 +16,8 @@ enum FastPaths {
     /// Kernels of the ops the graph passes introduce (`FusedOps`), keyed "domain:op".
     static var fused: [(String, Kernel)] {
         [("\(FusedOps.domain):FusedConv", fusedConv), ("\(FusedOps.domain):FusedGemm", fusedGemm),
-         ("\(FusedOps.domain):FusedMatMul", fusedMatMul)]
+         ("\(FusedOps.domain):FusedMatMul", fusedMatMul),
+         ("\(FusedOps.domain):FusedConvAdd", ConvolutionKernels.fusedConvAdd)]
     }
 
     /// The activation a fused node carries.
