@@ -12,7 +12,7 @@ public protocol GraphPass {
 public enum GraphOptimizer {
     /// The passes the runtime runs, in order.
     public static let standard: [any GraphPass.Type] = [EliminateIdentity.self, FuseMatMulAdd.self, FuseActivation.self,
-                                                        FuseConvAdd.self]
+                                                        FuseConvAdd.self, FoldBatchNorm.self]
 
     /// - Returns: the optimised graph, and the names of the passes that changed it (in order,
     ///   repeated when a pass fired in several rounds).
