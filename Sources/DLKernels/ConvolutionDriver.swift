@@ -34,9 +34,13 @@ extension Convolution {
                      && p.outChannelsPerGroup * p.groups == p.outChannels, "channels must divide by groups")
         let rows = p.batch * outH
         let workers = min(ParallelFor.workerCount, rows)
-        let perBandScratch = scratchCount(p)
+        // Bands of at most `bandRows` output rows: their im2col matrix (about 512 KB) stays in
+        // the core's L2 cache between im2col writing it and the GEMM packing it.
+        let kDim = p.inChannelsPerGroup * p.kernelH * p.kernelW
+        let bandRows = p.isPointwise ? outH : max(1, min(outH, (1 << 17) / max(1, kDim * outW)))
+        let perBandScratch = p.isPointwise ? 0 : kDim * bandRows * outW
         // Work per output row: the GEMM's multiply-adds dominate.
-        let rowCost = p.outChannels * outW * max(1, p.inChannelsPerGroup * p.kernelH * p.kernelW)
+        let rowCost = p.outChannels * outW * max(1, kDim)
 
         func rowRange(_ lo: Int, _ hi: Int) {
             let scratch = perBandScratch > 0 ? ConvolutionScratch.shared.take(perBandScratch) : nil
@@ -44,7 +48,7 @@ extension Convolution {
             var r = lo
             while r < hi {
                 let n = r / outH, oh0 = r % outH
-                let oh1 = min(outH, oh0 + (hi - r))
+                let oh1 = min(outH, oh0 + (hi - r), oh0 + bandRows)
                 band(p, image: n, rows: oh0..<oh1, input: input, weight: weight, bias: bias, residual: residual,
                      output: output, activation: activation, scratch: scratch?.pointer)
                 r += oh1 - oh0

@@ -73,4 +73,17 @@ import Testing
         pool.give(b)
         pool.give(c)
     }
+
+    @Test func vectorMaxPool2x2MatchesTheGeneralPoolIncludingNaN() {
+        let p = Pool2DParams(batch: 2, channels: 3, inH: 9, inW: 37, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2)
+        #expect(Pooling.isPlain2x2(p))
+        var x = dyadicFloats(p.batch * p.channels * p.inH * p.inW, seed: 30)
+        for i in stride(from: 5, to: x.count, by: 41) { x[i] = .nan }
+        let count = p.batch * p.channels * p.outH * p.outW
+        var fast = [Float](repeating: 0, count: count), general = fast
+        fast.withUnsafeMutableBufferPointer { Pooling.maxPool2x2(p, input: x, output: $0.baseAddress!) }
+        general.withUnsafeMutableBufferPointer { Pooling.maxPool2D(p, input: x, output: $0.baseAddress!) }
+        #expect(fast.indices.allSatisfy { fast[$0] == general[$0] || (fast[$0].isNaN && general[$0].isNaN) })
+        #expect(fast.contains { $0.isNaN })
+    }
 }
