@@ -131,7 +131,7 @@ extension Convolution {
                                 let s = plane + (ih * inW + owLo * sW + wOffset)
                                 let count = owHi - owLo
                                 if sW == 1 {
-                                    copyFloats(s, d + owLo, count: count)
+                                    (d + owLo).update(from: s, count: count)
                                 } else {
                                     for j in 0..<count { d[owLo + j] = s[j * sW] }
                                 }
@@ -144,18 +144,6 @@ extension Convolution {
                 }
             }
         }
-    }
-
-    /// A short copy without the call into `memmove` (rows here are tens of floats).
-    @inline(__always)
-    static func copyFloats(_ s: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, count: Int) {
-        var j = 0
-        while j + 8 <= count {
-            UnsafeMutableRawPointer(d + j).storeBytes(
-                of: UnsafeRawPointer(s + j).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
-            j += 8
-        }
-        while j < count { d[j] = s[j]; j += 1 }
     }
 }
 

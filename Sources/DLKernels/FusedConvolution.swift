@@ -71,12 +71,6 @@ extension Pooling {
     public static func maxPool2x2(_ p: Pool2DParams, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         let inH = p.inH, inW = p.inW, outH = p.outH, outW = p.outW
         @inline(__always) func mx(_ a: Float, _ b: Float) -> Float { a > b || a != a ? a : b }
-        // Lane-wise mx: a where a > b or a is NaN, else b (so NaN in either propagates).
-        @inline(__always) func vmx<V: SIMD>(_ a: V, _ b: V) -> V where V.Scalar == Float {
-            var r = b
-            r.replace(with: a, where: (a .> b) .| (a .!= a))
-            return r
-        }
         ParallelFor.run(p.batch * p.channels, cost: inH * inW) { lo, hi in
             for plane in lo..<hi {
                 let src = input + plane * inH * inW
@@ -84,35 +78,12 @@ extension Pooling {
                 for oh in 0..<outH {
                     let r0 = src + 2 * oh * inW, r1 = r0 + inW
                     let o = dst + oh * outW
-                    var ow = 0
-                    // Eight outputs at a time: the larger of the two rows, then of each even/odd pair.
-                    while ow + 8 <= outW {
-                        let j = 2 * ow
-                        let v = vmx(SIMD16<Float>.loadRow(r0 + j), SIMD16<Float>.loadRow(r1 + j))
-                        vmx(v.evenHalf, v.oddHalf).storeRow(o + ow)
-                        ow += 8
-                    }
-                    while ow < outW {
+                    for ow in 0..<outW {
                         let j = 2 * ow
                         o[ow] = mx(mx(r0[j], r0[j + 1]), mx(r1[j], r1[j + 1]))
-                        ow += 1
                     }
                 }
             }
         }
-    }
-}
-
-extension SIMD16 where Scalar == Float {
-    @inline(__always)
-    static func loadRow(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
-    }
-}
-
-extension SIMD8 where Scalar == Float {
-    @inline(__always)
-    func storeRow(_ p: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(p).storeBytes(of: self, as: SIMD8<Float>.self)
     }
 }
