@@ -47,39 +47,13 @@ extension Activation {
 }
 
 extension Convolution {
-    /// ``conv2D(_:input:weight:bias:output:scratch:)`` with the bias and `activation` applied in
-    /// one pass per image, and images split over the runtime's workers when the batch is larger
-    /// than one (each worker with its own im2col scratch, OpenBLAS single-threaded meanwhile so
-    /// the two never oversubscribe the cores).
+    /// ``conv2D(_:input:weight:bias:residual:output:activation:)`` without a residual: the bias and
+    /// `activation` applied in the epilogue, rows of the batch split over the runtime's workers.
     public static func conv2D(
         _ p: Conv2DParams, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: Activation
     ) {
-        let workers = min(ParallelFor.workerCount, p.batch)
-        let perImage = scratchCount(p)
-        let planeOut = p.outH * p.outW
-        func images(_ lo: Int, _ hi: Int) {
-            let scratch: UnsafeMutablePointer<Float>? = perImage > 0 ? .allocate(capacity: perImage) : nil
-            defer { scratch?.deallocate() }
-            var q = p
-            q.batch = 1
-            for n in lo..<hi {
-                let dst = output + n * p.outChannels * planeOut
-                conv2D(q, input: input + n * p.inChannels * p.inH * p.inW, weight: weight, bias: nil,
-                       output: dst, scratch: scratch)
-                for c in 0..<p.outChannels {
-                    activation.addBiasAndApply(bias?[c] ?? 0, dst + c * planeOut, count: planeOut)
-                }
-            }
-        }
-        if workers > 1 {
-            let blas = GEMM.threadCount
-            GEMM.setThreadCount(1)
-            defer { GEMM.setThreadCount(blas) }
-            ParallelFor.run(p.batch, cost: 1 << 20) { lo, hi in images(lo, hi) }
-        } else {
-            images(0, p.batch)
-        }
+        conv2D(p, input: input, weight: weight, bias: bias, residual: nil, output: output, activation: activation)
     }
 }
 

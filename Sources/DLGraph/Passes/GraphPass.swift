@@ -15,6 +15,8 @@ public enum GraphOptimizer {
     /// The passes the runtime runs, in order.
     public static let standard: [any GraphPass.Type] = [EliminateIdentity.self, FuseMatMulAdd.self, FuseActivation.self,
         FuseAttention.self,
+        FuseConvAdd.self,
+        FoldBatchNorm.self,
         ConstantFolding.self,
         EliminateCommonSubexpressions.self,
         SinkTransposes.self,

@@ -27,6 +27,61 @@ enum ConvolutionKernels {
 
     /// Conv with `activation` applied in the epilogue (the bias pass), images split over workers.
     static func conv(_ ctx: KernelContext, activation: Activation) throws(RuntimeError) -> [Tensor] {
+        try conv(ctx, activation: activation, residual: nil)
+    }
+
+    /// `ai.dlkit.FusedConvAdd(X, W, B, R)` (see `FuseConvAdd`): the residual R added and the
+    /// activation applied in the convolution's epilogue when R has the output's shape; otherwise
+    /// (R broadcasts, or not float32) Conv, Add and the activation run one after another.
+    static let fusedConvAdd: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0), w = try ctx.input(1), r = try ctx.input(3)
+        let act = try ctx.string("activation", "")
+        let activation: Activation = act.isEmpty ? .none : try FastPaths.activation(ctx)
+        let n = ctx.node
+        let convNode = Node(name: n.name, opType: "Conv", inputs: Array(n.inputs.prefix(3)), outputs: n.outputs,
+                            attributes: n.attributes.filter { $0.name != "activation" && $0.name != "activation_alpha" })
+        var base = KernelContext(node: convNode, inputs: Array(ctx.inputs.prefix(3)), outputTypes: ctx.outputTypes)
+        base.values = Array(ctx.values.prefix(3))
+        base.opset = ctx.opset
+        let outShape = try ctx.outputShape(0)
+        if x.dtype == .float32, w.dtype == .float32, r.dtype == .float32,
+           ctx.optionalInput(2).map({ $0.dtype == .float32 }) ?? true,
+           x.rank == 3 || x.rank == 4, r.shape == outShape {
+            return try conv(base, activation: activation, residual: r)
+        }
+        // The Conv's own type, for its kernel (the fused output may be broadcast wider).
+        var types: [String: TensorType] = [:]
+        var values: [String: Tensor] = [:]
+        for (name, t) in zip(base.node.inputs, base.inputs) where !name.isEmpty {
+            if let t { types[name] = TensorType(dtype: t.dtype, shape: t.shape); values[name] = t }
+        }
+        do throws(GraphError) { base.outputTypes = try Graph.inferNode(base.node, types: types, values: values) } catch {
+            throw .node(ctx.node.displayName, error)
+        }
+        guard let convKernel = OpKernels.table["Conv"], let y = try convKernel(base).first else {
+            throw ctx.fail("no kernel for Conv")
+        }
+        func step(_ op: String, _ inputs: [Tensor], _ attrs: [Attribute]) throws(RuntimeError) -> Tensor {
+            guard let k = OpKernels.table[op] else { throw ctx.fail("no kernel for \(op)") }
+            let node = Node(name: ctx.node.name, opType: op, inputs: inputs.indices.map { "x\($0)" },
+                            outputs: ctx.node.outputs, attributes: attrs)
+            var c = KernelContext(node: node, inputs: inputs, outputTypes: ctx.outputTypes)
+            c.values = inputs.map { .tensor($0) }
+            c.opset = ctx.opset
+            guard let out = try k(c).first else { throw ctx.fail("\(op) gave no output") }
+            return out
+        }
+        var out = try step("Add", [y, r], [])
+        if !act.isEmpty {
+            let attrs = act == "LeakyRelu" ? [Attribute(name: "alpha", value: .float(try ctx.float("activation_alpha", 0.01)))] : []
+            out = try step(act, [out], attrs)
+        }
+        return [out]
+    }
+
+    /// Conv with `activation` (and `residual`, of the output's shape, when given) applied in the
+    /// epilogue; rows of the batch split over the workers.
+    static func conv(_ ctx: KernelContext, activation: Activation, residual: Tensor?) throws(RuntimeError) -> [Tensor] {
         let x = try ctx.input(0), w = try ctx.input(1)
         let bias = ctx.optionalInput(2)
         try ctx.requireFloat32(x, w)
@@ -52,12 +107,20 @@ enum ConvolutionKernels {
             x.withUnsafeBufferPointer(as: Float.self) { px in
                 w.withUnsafeBufferPointer(as: Float.self) { pw in
                     guard let y = po.baseAddress, let xp = px.baseAddress, let wp = pw.baseAddress else { return }
-                    if let bias {
-                        bias.withUnsafeBufferPointer(as: Float.self) { pb in
-                            Convolution.conv2D(p, input: xp, weight: wp, bias: pb.baseAddress, output: y, activation: activation)
+                    func run(_ b: UnsafePointer<Float>?) {
+                        if let residual {
+                            residual.withUnsafeBufferPointer(as: Float.self) { pr in
+                                Convolution.conv2D(p, input: xp, weight: wp, bias: b, residual: pr.baseAddress,
+                                                   output: y, activation: activation)
+                            }
+                        } else {
+                            Convolution.conv2D(p, input: xp, weight: wp, bias: b, residual: nil, output: y, activation: activation)
                         }
+                    }
+                    if let bias {
+                        bias.withUnsafeBufferPointer(as: Float.self) { pb in run(pb.baseAddress) }
                     } else {
-                        Convolution.conv2D(p, input: xp, weight: wp, bias: nil, output: y, activation: activation)
+                        run(nil)
                     }
                 }
             }

@@ -17,7 +17,8 @@ enum FastPaths {
     static var fused: [(String, Kernel)] {
         [("\(FusedOps.domain):FusedConv", fusedConv), ("\(FusedOps.domain):FusedGemm", fusedGemm),
          ("\(FusedOps.domain):FusedMatMul", fusedMatMul),
-         ("\(FusedOps.domain):FusedAttention", FusedAttentionKernel.kernel)]
+         ("\(FusedOps.domain):FusedAttention", FusedAttentionKernel.kernel),
+         ("\(FusedOps.domain):FusedConvAdd", ConvolutionKernels.fusedConvAdd)]
     }
 
     /// The activation a fused node carries.

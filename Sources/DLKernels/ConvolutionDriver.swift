@@ -1,0 +1,251 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The convolution the runtime runs: one im2col GEMM per band of output rows, with the bias, an
+/// optional residual input and the activation applied to the band while it is still in cache.
+///
+/// Work is split over the runtime's workers by output rows of the whole batch (`batch * outH`
+/// rows cut into one contiguous range per worker): at batch ≥ workers every worker gets whole
+/// images, at batch 1 each gets a band of rows of the one image, and im2col and the epilogue are
+/// split with the GEMM. Each worker takes its im2col scratch from ``ConvolutionScratch`` (reused
+/// between calls, never allocated per call once warm) and runs OpenBLAS single-threaded, so our
+/// threads and OpenBLAS's never oversubscribe the cores.
+///
+/// A pointwise convolution (1×1, stride 1, no padding) is a plain GEMM on the NCHW image: no
+/// im2col, the band is a column range of the `[C, H*W]` input.
+extension Convolution {
+    /// `output = act(conv(input, weight) + bias + residual)` with the ONNX `Conv` semantics.
+    ///
+    /// - Parameters:
+    ///   - residual: nil, or a tensor of the output's shape `[batch, outChannels, outH, outW]`
+    ///     added before the activation (a ResNet skip connection). It may not overlap `output`.
+    ///   - Other parameters as ``conv2D(_:input:weight:bias:output:scratch:)``.
+    public static func conv2D(
+        _ p: Conv2DParams, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+        bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>, activation: Activation
+    ) {
+        let outH = p.outH, outW = p.outW
+        precondition(outH >= 1 && outW >= 1, "empty convolution output")
+        precondition(p.groups >= 1 && p.inChannelsPerGroup * p.groups == p.inChannels
+                     && p.outChannelsPerGroup * p.groups == p.outChannels, "channels must divide by groups")
+        let rows = p.batch * outH
+        let workers = min(ParallelFor.workerCount, rows)
+        // Bands of at most `bandRows` output rows: their im2col matrix (about 512 KB) stays in
+        // the core's L2 cache between im2col writing it and the GEMM packing it.
+        let kDim = p.inChannelsPerGroup * p.kernelH * p.kernelW
+        let bandRows = p.isPointwise ? outH : max(1, min(outH, (1 << 17) / max(1, kDim * outW)))
+        let perBandScratch = p.isPointwise ? 0 : kDim * bandRows * outW
+        // Work per output row: the GEMM's multiply-adds dominate.
+        let rowCost = p.outChannels * outW * max(1, kDim)
+
+        func rowRange(_ lo: Int, _ hi: Int) {
+            let scratch = perBandScratch > 0 ? ConvolutionScratch.shared.take(perBandScratch) : nil
+            defer { if let scratch { ConvolutionScratch.shared.give(scratch) } }
+            var r = lo
+            while r < hi {
+                let n = r / outH, oh0 = r % outH
+                let oh1 = min(outH, oh0 + (hi - r), oh0 + bandRows)
+                band(p, image: n, rows: oh0..<oh1, input: input, weight: weight, bias: bias, residual: residual,
+                     output: output, activation: activation, scratch: scratch?.pointer)
+                r += oh1 - oh0
+            }
+        }
+
+        if workers > 1 && rows * rowCost >= 1 << 16 {
+            let blas = GEMM.threadCount
+            if blas != 1 { GEMM.setThreadCount(1) }
+            defer { if blas != 1 { GEMM.setThreadCount(blas) } }
+            ParallelFor.run(rows, cost: rowCost) { lo, hi in rowRange(lo, hi) }
+        } else {
+            rowRange(0, rows)
+        }
+    }
+
+    /// Output rows `rows` of image `image`: im2col of those rows (per group), one GEMM into the
+    /// output (row stride `outH * outW`), then the epilogue over the band.
+    @inline(__always)
+    static func band(
+        _ p: Conv2DParams, image n: Int, rows: Range<Int>, input: UnsafePointer<Float>,
+        weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>, activation: Activation, scratch: UnsafeMutablePointer<Float>?
+    ) {
+        let outW = p.outW, planeOut = p.outH * outW, planeIn = p.inH * p.inW
+        let cg = p.inChannelsPerGroup, ocg = p.outChannelsPerGroup
+        let kDim = cg * p.kernelH * p.kernelW
+        let columns = rows.count * outW
+        let offset = rows.lowerBound * outW
+        for g in 0..<p.groups {
+            let src = input + (n * p.inChannels + g * cg) * planeIn
+            let dst = output + (n * p.outChannels + g * ocg) * planeOut + offset
+            if p.isPointwise {
+                // The input plane is the column matrix: rows of it are input channels.
+                GEMM.sgemm(transA: false, transB: false, m: ocg, n: columns, k: kDim, alpha: 1,
+                           a: weight + g * ocg * kDim, lda: kDim, b: src + offset, ldb: planeIn,
+                           beta: 0, c: dst, ldc: planeOut)
+            } else if let scratch {
+                im2col(p, image: src, channels: cg, rows: rows, into: scratch)
+                GEMM.sgemm(transA: false, transB: false, m: ocg, n: columns, k: kDim, alpha: 1,
+                           a: weight + g * ocg * kDim, lda: kDim, b: scratch, ldb: columns,
+                           beta: 0, c: dst, ldc: planeOut)
+            }
+        }
+        if bias == nil && residual == nil && activation == .none { return }
+        for c in 0..<p.outChannels {
+            let at = (n * p.outChannels + c) * planeOut + offset
+            activation.addBiasAndApply(bias?[c] ?? 0, output + at, residual: residual.map { $0 + at }, count: columns)
+        }
+    }
+
+    /// ``im2col(_:image:channels:outH:outW:into:)`` for output rows `rows` only: the matrix is
+    /// `[channels * kernelH * kernelW, rows.count * outW]`.
+    public static func im2col(
+        _ p: Conv2DParams, image: UnsafePointer<Float>, channels: Int, rows: Range<Int>,
+        into columns: UnsafeMutablePointer<Float>
+    ) {
+        let inH = p.inH, inW = p.inW, outW = p.outW
+        let sH = p.strideH, sW = p.strideW
+        let width = rows.count * outW
+        var row = columns
+        for c in 0..<channels {
+            let plane = image + c * inH * inW
+            for kh in 0..<p.kernelH {
+                let hOffset = kh * p.dilationH - p.padTop
+                for kw in 0..<p.kernelW {
+                    let wOffset = kw * p.dilationW - p.padLeft
+                    // Output columns whose tap lands inside the row: 0 <= ow*sW + wOffset < inW.
+                    let owLo = min(outW, max(0, ceilDivide(-wOffset, sW)))
+                    let owHi = max(owLo, min(outW, floorDivide(inW - 1 - wOffset, sW) + 1))
+                    var d = row
+                    for oh in rows {
+                        let ih = oh * sH + hOffset
+                        if ih < 0 || ih >= inH {
+                            d.update(repeating: 0, count: outW)
+                        } else {
+                            if owLo > 0 { d.update(repeating: 0, count: owLo) }
+                            if owHi > owLo {
+                                // First tap inside the row; pointers are only formed in bounds.
+                                let s = plane + (ih * inW + owLo * sW + wOffset)
+                                let count = owHi - owLo
+                                if sW == 1 {
+                                    (d + owLo).update(from: s, count: count)
+                                } else {
+                                    for j in 0..<count { d[owLo + j] = s[j * sW] }
+                                }
+                            }
+                            if owHi < outW { (d + owHi).update(repeating: 0, count: outW - owHi) }
+                        }
+                        d += outW
+                    }
+                    row += width
+                }
+            }
+        }
+    }
+}
+
+extension Activation {
+    /// `row[j] = act(row[j] + b + residual[j])` (residual optional): the whole conv epilogue in one pass.
+    @inline(__always)
+    func addBiasAndApply(_ b: Float, _ row: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?, count: Int) {
+        guard let residual else {
+            addBiasAndApply(b, row, count: count)
+            return
+        }
+        let vb = SIMD8<Float>(repeating: b)
+        var j = 0
+        switch self {
+        case .none:
+            while j + 8 <= count {
+                let v = SIMD8<Float>.loadAny(row + j) + vb + SIMD8<Float>.loadAny(residual + j)
+                v.storeAny(row + j)
+                j += 8
+            }
+            while j < count { row[j] = row[j] + b + residual[j]; j += 1 }
+        case .relu:
+            let zero = SIMD8<Float>(repeating: 0)
+            while j + 8 <= count {
+                var v = SIMD8<Float>.loadAny(row + j) + vb + SIMD8<Float>.loadAny(residual + j)
+                // NaN stays NaN: only lanes that compare below zero become zero.
+                v.replace(with: zero, where: v .< zero)
+                v.storeAny(row + j)
+                j += 8
+            }
+            while j < count { let v = row[j] + b + residual[j]; row[j] = v < 0 ? 0 : v; j += 1 }
+        case .leakyRelu(let a):
+            while j < count { let v = row[j] + b + residual[j]; row[j] = v < 0 ? a * v : v; j += 1 }
+        }
+    }
+}
+
+extension SIMD8 where Scalar == Float {
+    @inline(__always)
+    static func loadAny(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    @inline(__always)
+    static func loadAny(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    @inline(__always)
+    func storeAny(_ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: self, as: SIMD8<Float>.self)
+    }
+}
+
+/// im2col scratch buffers kept between convolution calls: a worker takes one for the duration of
+/// its share of a call and gives it back, so steady-state inference allocates none. Concurrent
+/// runs each get their own buffer; at most `limit` idle buffers are kept.
+public final class ConvolutionScratch: @unchecked Sendable {
+    public static let shared = ConvolutionScratch()
+
+    public struct Buffer {
+        public let pointer: UnsafeMutablePointer<Float>
+        public let capacity: Int
+    }
+
+    private var idle: [Buffer] = []
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    let limit = 8
+
+    init() {
+        pthread_mutex_init(lock, nil)
+        idle.reserveCapacity(limit)
+    }
+
+    /// A buffer of at least `count` floats (contents unspecified).
+    public func take(_ count: Int) -> Buffer {
+        pthread_mutex_lock(lock)
+        var found: Buffer?
+        if let i = idle.lastIndex(where: { $0.capacity >= count }) {
+            found = idle.remove(at: i)
+        } else if !idle.isEmpty {
+            // Too small: replace the largest idle one rather than keep growing the pool.
+            let old = idle.removeLast()
+            old.pointer.deallocate()
+        }
+        pthread_mutex_unlock(lock)
+        if let found { return found }
+        // Rounded up so a slightly larger layer later reuses it.
+        let capacity = (count + 4095) & ~4095
+        return Buffer(pointer: .allocate(capacity: capacity), capacity: capacity)
+    }
+
+    /// Returns a buffer taken with ``take(_:)``.
+    public func give(_ buffer: Buffer) {
+        pthread_mutex_lock(lock)
+        if idle.count < limit {
+            idle.append(buffer)
+            idle.sort { $0.capacity < $1.capacity }
+            pthread_mutex_unlock(lock)
+        } else {
+            pthread_mutex_unlock(lock)
+            buffer.pointer.deallocate()
+        }
+    }
+}
