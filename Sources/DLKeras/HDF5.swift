@@ -6,6 +6,8 @@ import Foundation
 struct H5Failure: Error {
     var object: String
     var reason: String
+    /// Where in the file, when our own structural check (`HDF5Check`) found the fault.
+    var offset: Int? = nil
 }
 
 /// Serialises every libhdf5 call: the Debian library is built without thread safety, and tests
@@ -49,8 +51,16 @@ final class H5ID {
 /// An HDF5 file opened for reading. Create and use only inside `HDF5.locked`.
 final class H5Reader {
     let file: H5ID
+    /// The file's bytes and what `HDF5Check` found in them, for the checks made while reading.
+    let bytes: H5Bytes
+    let layout: H5Layout
 
     init(path: String) throws(H5Failure) {
+        // Our structural checks first: libhdf5 sees only files whose heaps are consistent.
+        let mapped: MappedFile
+        do { mapped = try MappedFile(path: path) } catch { throw H5Failure(object: "/", reason: "cannot read the file: \(error)") }
+        bytes = H5Bytes(mapped: mapped)
+        layout = try bytes.with { b throws(H5Failure) in try HDF5Check.check(b) }
         let fapl = H5Pcreate(dlk_H5P_FILE_ACCESS())
         defer { if fapl >= 0 { _ = H5Pclose(fapl) } }
         let id = H5Fopen(path, dlk_H5F_ACC_RDONLY(), fapl >= 0 ? fapl : dlk_H5P_DEFAULT())
@@ -60,6 +70,8 @@ final class H5Reader {
 
     /// Opens an HDF5 image held in memory (a `.keras` archive's `model.weights.h5`).
     init(image: [UInt8]) throws(H5Failure) {
+        bytes = H5Bytes(owned: image)
+        layout = try bytes.with { b throws(H5Failure) in try HDF5Check.check(b) }
         let fapl = H5Pcreate(dlk_H5P_FILE_ACCESS())
         guard fapl >= 0 else { throw H5Failure(object: "/", reason: HDF5.lastError("cannot create file access properties")) }
         defer { _ = H5Pclose(fapl) }
@@ -157,6 +169,13 @@ final class H5Reader {
         let mem = H5ID(H5Tcopy(dlk_H5T_C_S1()), H5Tclose)
         _ = H5Tset_cset(mem.id, H5Tget_cset(type.id))
         if H5Tis_variable_str(type.id) > 0 {
+            // libhdf5 copies each value's heap object by the object's size: check them first.
+            guard let header = address(path) else {
+                throw H5Failure(object: object, reason: "cannot locate the object header to check the strings")
+            }
+            try bytes.with { b throws(H5Failure) in
+                try HDF5Check.variableLengthAttribute(b, layout, header: Int(clamping: header), name: name)
+            }
             _ = H5Tset_size(mem.id, dlk_H5T_VARIABLE())
             var ptrs = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
             guard H5Aread(attr.id, mem.id, &ptrs) >= 0 else {

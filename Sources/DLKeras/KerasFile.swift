@@ -12,6 +12,13 @@ public struct KerasLayerWeights: Sendable {
     /// Keras 3 file (`layers/<model>/layers/...`). Legacy files keep a nested model's weights
     /// flat in `weights` under their layer-scoped names; the importer splits them.
     public var sublayers: [KerasLayerWeights] = []
+
+    public init(name: String, group: String, weights: [(name: String, tensor: Tensor)], sublayers: [KerasLayerWeights] = []) {
+        self.name = name
+        self.group = group
+        self.weights = weights
+        self.sublayers = sublayers
+    }
 }
 
 /// The optimizer variables a Keras 3 file keeps beside the model's (`optimizer/vars/<i>`, in
@@ -22,6 +29,11 @@ public struct KerasOptimizerState: Sendable {
     public var name: String
     /// `optimizer/vars/<i>` and its value.
     public var variables: [(name: String, tensor: Tensor)]
+
+    public init(name: String, variables: [(name: String, tensor: Tensor)]) {
+        self.name = name
+        self.variables = variables
+    }
 }
 
 /// A Keras file read into its parts: the model configuration when the file has one, and the
@@ -54,6 +66,15 @@ public struct KerasFile: Sendable {
         self.layers = layers
     }
 
+    /// A file's parts as read elsewhere (DLKit's `KerasIsolation` rebuilds what a helper process read).
+    public init(path: String, kind: Kind, config: JSON?, layers: [KerasLayerWeights], optimizer: KerasOptimizerState?,
+                kerasVersion: String?, backend: String?) {
+        self.init(path: path, kind: kind, config: config, layers: layers)
+        self.optimizer = optimizer
+        self.kerasVersion = kerasVersion
+        self.backend = backend
+    }
+
     /// A model known only by its `model_config` JSON (no weights): what `KerasImporter.graph`
     /// needs to build the graph; `path` names it in messages. Used by the fuzz target.
     public init(config: JSON, path: String) {
@@ -68,7 +89,7 @@ public struct KerasFile: Sendable {
         }
         self = try HDF5.locked { () throws(KerasError) -> KerasFile in
             let r: H5Reader
-            do throws(H5Failure) { r = try H5Reader(path: path) } catch { throw .hdf5(path: path, object: error.object, reason: error.reason) }
+            do throws(H5Failure) { r = try H5Reader(path: path) } catch { throw KerasError(error, path: path) }
             return try Self.read(r, path: path, config: nil, archive: false)
         }
     }
@@ -91,7 +112,7 @@ public struct KerasFile: Sendable {
         var file = try HDF5.locked { () throws(KerasError) -> KerasFile in
             let r: H5Reader
             do throws(H5Failure) { r = try H5Reader(image: weights) } catch {
-                throw .hdf5(path: "\(path)/model.weights.h5", object: error.object, reason: error.reason)
+                throw KerasError(error, path: "\(path)/model.weights.h5")
             }
             return try Self.read(r, path: path, config: config, archive: true)
         }
@@ -104,7 +125,7 @@ public struct KerasFile: Sendable {
 
     private static func read(_ r: H5Reader, path: String, config: JSON?, archive: Bool) throws(KerasError) -> KerasFile {
         func h5<T>(_ body: () throws(H5Failure) -> T) throws(KerasError) -> T {
-            do { return try body() } catch { throw .hdf5(path: path, object: error.object, reason: error.reason) }
+            do { return try body() } catch { throw KerasError(error, path: path) }
         }
         // Keras 3 layout: layers/<name>/vars/<i>.
         for root in ["layers", "_layer_checkpoint_dependencies"] where r.isGroup("/" + root) {
@@ -265,6 +286,17 @@ public struct KerasFile: Sendable {
             .sorted { (rank($0), $0) < (rank($1), $1) }
         for s in subgroups { out += try keras3Vars(r, "\(group)/\(s)", &walk) }
         return out
+    }
+}
+
+extension KerasError {
+    /// A libhdf5 failure, or a fault our structural check found at a byte offset.
+    init(_ failure: H5Failure, path: String) {
+        if let offset = failure.offset {
+            self = .malformedHDF5(path: path, offset: offset, reason: failure.reason)
+        } else {
+            self = .hdf5(path: path, object: failure.object, reason: failure.reason)
+        }
     }
 }
 
