@@ -202,6 +202,16 @@ final class H5Reader {
         }
     }
 
+    /// An optional string attribute: nil when it is missing or libhdf5 cannot read it, but a
+    /// fault our structural check finds (the file is malformed) is thrown, not taken for absence.
+    func optionalString(_ path: String, _ name: String) throws(H5Failure) -> String? {
+        guard hasAttribute(path, name) else { return nil }
+        do { return try string(path, name) } catch {
+            if error.offset != nil { throw error }
+            return nil
+        }
+    }
+
     /// A string attribute holding one string (the first when it holds a list).
     func string(_ path: String, _ name: String) throws(H5Failure) -> String {
         let all = try strings(path, name)
@@ -284,7 +294,7 @@ final class H5Reader {
             guard ok >= 0 else { throw H5Failure(object: path, reason: HDF5.lastError("cannot read the data")) }
         }
         // Keras 3 stores bfloat16 variables as their 16-bit patterns with a dtype attribute.
-        if hasAttribute(path, "dtype"), let tag = try? string(path, "dtype"), tag == "bfloat16", dtype.byteWidth == 2 {
+        if let tag = try optionalString(path, "dtype"), tag == "bfloat16", dtype.byteWidth == 2 {
             dtype = .bfloat16
         } else if cls == H5T_OPAQUE {
             throw H5Failure(object: path, reason: "2-byte opaque data without dtype=\"bfloat16\" is not a tensor we read")

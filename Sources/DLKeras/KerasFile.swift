@@ -135,7 +135,7 @@ public struct KerasFile: Sendable {
             if r.isGroup("/optimizer/vars") {
                 var optimizerWalk = GroupWalk()
                 let vars = try h5({ () throws(H5Failure) in try Self.keras3Vars(r, "/optimizer", &optimizerWalk) })
-                let name = (r.hasAttribute("/optimizer/vars", "name") ? try? r.string("/optimizer/vars", "name") : nil) ?? "optimizer"
+                let name = try h5({ () throws(H5Failure) in try r.optionalString("/optimizer/vars", "name") }) ?? "optimizer"
                 file.optimizer = KerasOptimizerState(name: name, variables: vars.map { (String($0.0.dropFirst()), $0.1) })
             }
             return file
@@ -149,8 +149,8 @@ public struct KerasFile: Sendable {
                             : "no model_weights group, layer_names attribute or layers group")
         }
         var file = KerasFile(path: path, kind: full ? .legacyModel : .legacyWeights, config: nil, layers: [])
-        if r.hasAttribute("/", "keras_version") { file.kerasVersion = try? r.string("/", "keras_version") }
-        if r.hasAttribute("/", "backend") { file.backend = try? r.string("/", "backend") }
+        file.kerasVersion = try h5({ () throws(H5Failure) in try r.optionalString("/", "keras_version") })
+        file.backend = try h5({ () throws(H5Failure) in try r.optionalString("/", "backend") })
         if full {
             guard r.hasAttribute("/", "model_config") else { throw .notKeras(path: path, reason: "model_weights without a model_config attribute") }
             let text = try h5({ () throws(H5Failure) in try r.string("/", "model_config") })
@@ -253,8 +253,8 @@ public struct KerasFile: Sendable {
             let groupPath = "\(container)/\(g)"
             guard r.isGroup(groupPath) else { continue }
             var name = g
-            if r.hasAttribute(groupPath + "/vars", "name"), let n = try? r.string(groupPath + "/vars", "name") { name = n }
-            else if r.hasAttribute(groupPath, "name"), let n = try? r.string(groupPath, "name") { name = n }
+            if let n = try r.optionalString(groupPath + "/vars", "name") { name = n }
+            else if let n = try r.optionalString(groupPath, "name") { name = n }
             let ws = try Self.keras3Vars(r, groupPath, &walk)
             var layer = KerasLayerWeights(name: name, group: String(groupPath.dropFirst()), weights: ws)
             if r.isGroup(groupPath + "/layers") { layer.sublayers = try keras3Layers(r, groupPath + "/layers", &walk) }
