@@ -286,6 +286,18 @@ final class H5Reader {
         }
         let (bytes, o) = count.multipliedReportingOverflow(by: dtype.byteWidth)
         guard !o, bytes <= 1 << 36 else { throw H5Failure(object: path, reason: "\(count) elements is too large") }
+        // The shape is the file's word: before allocating for it, the data must be there. Without
+        // filters the dataset stores every byte; compressed data may expand, but not past what
+        // deflate can give from the whole file (about 1032 to 1).
+        let (fileBytes, o2) = count.multipliedReportingOverflow(by: width)
+        let stored = Int(clamping: H5Dget_storage_size(ds.id))
+        let dcpl = H5Dget_create_plist(ds.id)
+        let filters = dcpl >= 0 ? Int(H5Pget_nfilters(dcpl)) : 0
+        if dcpl >= 0 { _ = H5Pclose(dcpl) }
+        let limit = filters == 0 ? stored : layout.end.multipliedReportingOverflow(by: 1032).partialValue
+        guard !o2, fileBytes <= limit else {
+            throw H5Failure(object: path, reason: "shape \(shape) needs \(o2 ? "too many" : String(fileBytes)) bytes but the dataset stores \(stored)")
+        }
         var buf = [UInt8](repeating: 0, count: bytes)
         if count > 0 {
             let ok = buf.withUnsafeMutableBytes { b in
