@@ -237,10 +237,13 @@ extension HDF5Check {
         guard start >= 0, start < layout.end else { throw fail(start, "object header address \(address) is outside the file") }
         // Chunks to read: (range, version); continuation messages add more.
         var chunks: [(Range<Int>, Int)] = []
+        // Version 2 headers: bit 2 of the header's flags adds a creation order to each message.
+        var creationOrder = false
         let version2 = start + 4 <= layout.end && b[start] == 0x4F && b[start + 1] == 0x48 && b[start + 2] == 0x44 && b[start + 3] == 0x52
         if version2 {
             guard start + 6 <= layout.end else { throw fail(start, "object header is cut off") }
             let flags = Int(b[start + 5])
+            creationOrder = flags & 0x04 != 0
             var p = start + 6
             if flags & 0x20 != 0 { p += 16 }
             if flags & 0x10 != 0 { p += 4 }
@@ -271,7 +274,7 @@ extension HDF5Check {
                 } else {
                     guard p + 4 <= end, let s = uint(b, p + 1, 2) else { break }
                     type = Int(b[p]); size = s
-                    body = p + 4 + (b[p + 3] & 0x04 != 0 ? 2 : 0)
+                    body = p + 4 + (creationOrder ? 2 : 0)
                 }
                 guard body + size <= end else { throw fail(p, "object header message of \(size) bytes runs past its chunk") }
                 if type == 0x10 {
