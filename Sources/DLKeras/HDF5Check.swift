@@ -146,7 +146,8 @@ enum HDF5Check {
     static func globalHeaps(_ b: UnsafeRawBufferPointer, _ layout: inout H5Layout) throws(H5Failure) {
         let l = layout.lengthSize
         guard let header = align8(8 + l), let objectHeader = align8(8 + l) else { return }
-        for at in occurrences(b, Array("GCOL".utf8), followedBy: 1) {
+        // Past the end-of-file address libhdf5 reads nothing: bytes there are not checked.
+        for at in occurrences(b, Array("GCOL".utf8), followedBy: 1) where at < layout.end {
             guard let size = uint(b, at + 8, l) else { throw fail(at, "global heap collection: its size is cut off") }
             guard size >= header, size <= layout.end - at else {
                 throw fail(at, "global heap collection of \(size) bytes does not fit in the file (\(layout.end) bytes)")
@@ -187,7 +188,7 @@ enum HDF5Check {
     /// holds the offset of the next free block and its own size (two lengths).
     static func localHeaps(_ b: UnsafeRawBufferPointer, _ layout: H5Layout) throws(H5Failure) {
         let l = layout.lengthSize, o = layout.offsetSize
-        for at in occurrences(b, Array("HEAP".utf8), followedBy: 0) {
+        for at in occurrences(b, Array("HEAP".utf8), followedBy: 0) where at < layout.end {
             guard let size = uint(b, at + 8, l), let free = uint(b, at + 8 + l, l) else {
                 throw fail(at, "local heap: its sizes are cut off or out of range")
             }
