@@ -31,6 +31,8 @@ struct H5Layout: Sendable {
     /// The end of the file as both the superblock and the byte count allow.
     var end = 0
     var collections: [Int: [Int: Int]] = [:]
+    /// The root group's object header address, when the superblock gives one.
+    var root: Int?
 }
 
 /// Structural checks of HDF5 bytes made before libhdf5 reads them, for the structures the
@@ -43,6 +45,9 @@ struct H5Layout: Sendable {
 /// - every local heap (`HEAP`, where group member names live): its data segment within the file
 ///   and ending in a NUL (libhdf5 `strdup`s names from it: an unterminated last name read past
 ///   the end, `H5MM_strdup`), its free list bounded and acyclic (libhdf5 walks it unbounded).
+/// - every object header reachable from the root through old-style groups (symbol table B-trees
+///   and nodes) and compact links: its chunks and continuation chunks within the file (libhdf5
+///   allocates a chunk by its stated size, 2 GiB on a fuzzed file).
 /// Heaps are found by scanning for their signatures with the version byte that follows, so
 /// heaps no pointer reaches are checked too; random data matching the 5-byte pattern and
 /// failing the checks would refuse a file, which for a 100 MB file of weights happens about once
@@ -60,6 +65,7 @@ enum HDF5Check {
         var layout = try superblock(b)
         try globalHeaps(b, &layout)
         try localHeaps(b, layout)
+        if let root = layout.root { try objects(b, layout, root: root) }
         return layout
     }
 
@@ -116,6 +122,10 @@ enum HDF5Check {
         }
         layout.base = base
         layout.end = end
+        // v0/1: after base, free space, end of file and driver info, the root's symbol table
+        // entry (link name offset, then object header address); v2/3: after base, extension and
+        // end of file, the root's object header address.
+        layout.root = uint(b, version <= 1 ? fields + 5 * o : fields + 3 * o, o)
         return layout
     }
 
@@ -233,6 +243,21 @@ extension HDF5Check {
 
     /// The bytes of the attribute message named `name` in the object header at `address`.
     static func attributeMessage(_ b: UnsafeRawBufferPointer, _ layout: H5Layout, header address: Int, name: [UInt8]) throws(H5Failure) -> Range<Int>? {
+        for (type, body) in try messages(b, layout, header: address) where type == 0x0C && body.count >= 8 {
+            let v = Int(b[body.lowerBound])
+            guard let nameSize = uint(b, body.lowerBound + 2, 2), nameSize >= 1 else { continue }
+            let nameAt = body.lowerBound + (v == 3 ? 9 : 8)
+            guard nameAt + nameSize <= body.upperBound else { continue }
+            let stored = UnsafeRawBufferPointer(rebasing: b[nameAt..<(nameAt + nameSize)])
+            if stored.prefix(while: { $0 != 0 }).elementsEqual(name) { return body }
+        }
+        return nil
+    }
+
+    /// The messages (type, body) of the object header at `address`, continuation chunks
+    /// followed; chunks and messages that do not fit the file are refused.
+    static func messages(_ b: UnsafeRawBufferPointer, _ layout: H5Layout, header address: Int) throws(H5Failure) -> [(Int, Range<Int>)] {
+        var out: [(Int, Range<Int>)] = []
         let o = layout.offsetSize, l = layout.lengthSize
         let start = layout.base + address
         guard start >= 0, start < layout.end else { throw fail(start, "object header address \(address) is outside the file") }
@@ -287,21 +312,80 @@ extension HDF5Check {
                     }
                     guard seen.insert(s.partialValue).inserted, chunks.count < 10_000 else { throw fail(body, "continuation chunks form a cycle") }
                     chunks.append((s.partialValue..<(s.partialValue + n), version))
-                } else if type == 0x0C, size >= 8 {
-                    let v = Int(b[body])
-                    if let nameSize = uint(b, body + 2, 2), nameSize >= 1 {
-                        let nameAt = body + (v == 3 ? 9 : 8)
-                        if nameAt + nameSize <= body + size {
-                            let stored = UnsafeRawBufferPointer(rebasing: b[nameAt..<(nameAt + nameSize)])
-                            let bare = stored.prefix { $0 != 0 }
-                            if bare.elementsEqual(name) { return body..<(body + size) }
-                        }
-                    }
+                } else {
+                    out.append((type, body..<(body + size)))
                 }
                 p = body + size
             }
         }
-        return nil
+        return out
+    }
+
+    /// Walks the objects reachable through old-style groups (symbol tables: a version 1 B-tree
+    /// of symbol nodes naming object headers) and compact links from the root, checking each
+    /// object header's chunks against the file before libhdf5 allocates them (it allocates a
+    /// chunk by its stated size). Dense link storage (fractal heaps) is left to libhdf5.
+    static func objects(_ b: UnsafeRawBufferPointer, _ layout: H5Layout, root: Int) throws(H5Failure) {
+        let o = layout.offsetSize, l = layout.lengthSize
+        var pending = [root]
+        var seen: Set<Int> = []
+        var nodes: Set<Int> = []
+        func address(_ at: Int) -> Int? {
+            guard let a = uint(b, at, o) else { return nil }
+            let (v, overflow) = layout.base.addingReportingOverflow(a)
+            return overflow || v >= layout.end ? nil : a
+        }
+        while let header = pending.popLast() {
+            guard seen.insert(header).inserted else { continue }
+            guard seen.count <= 200_000 else { throw fail(0, "more than 200000 objects") }
+            for (type, body) in try messages(b, layout, header: header) {
+                if type == 0x11, body.count >= 2 * o {
+                    // Symbol table: the group's B-tree (its local heap was checked by the scan).
+                    guard let tree = address(body.lowerBound) else { throw fail(body.lowerBound, "symbol table B-tree address is outside the file") }
+                    var trees = [tree]
+                    while let node = trees.popLast() {
+                        guard nodes.insert(node).inserted else { throw fail(layout.base + node, "group B-tree nodes form a cycle") }
+                        let at = layout.base + node
+                        guard at + 8 <= layout.end, b[at] == 0x54, b[at + 1] == 0x52, b[at + 2] == 0x45, b[at + 3] == 0x45 else {
+                            throw fail(at, "group B-tree node has no TREE signature")
+                        }
+                        let level = Int(b[at + 5]), used = Int(b[at + 6]) | Int(b[at + 7]) << 8
+                        // Keys (lengths) and children (offsets) alternate after the two siblings.
+                        let first = at + 8 + 2 * o
+                        guard first + (used + 1) * l + used * o <= layout.end else { throw fail(at, "group B-tree node runs past the file") }
+                        for i in 0..<used {
+                            guard let child = address(first + l + i * (l + o)) else { throw fail(at, "group B-tree child \(i) is outside the file") }
+                            if level > 0 { trees.append(child); continue }
+                            let sn = layout.base + child
+                            guard sn + 8 <= layout.end, b[sn] == 0x53, b[sn + 1] == 0x4E, b[sn + 2] == 0x4F, b[sn + 3] == 0x44 else {
+                                throw fail(sn, "symbol table node has no SNOD signature")
+                            }
+                            let count = Int(b[sn + 6]) | Int(b[sn + 7]) << 8
+                            let entry = 2 * o + 24
+                            guard sn + 8 + count * entry <= layout.end else { throw fail(sn, "symbol table node runs past the file") }
+                            for e in 0..<count {
+                                // Cache type 2 is a soft link: a name in the heap, no header address.
+                                if uint(b, sn + 8 + e * entry + 2 * o, 4) == 2 { continue }
+                                guard let object = address(sn + 8 + e * entry + o) else { throw fail(sn, "symbol \(e) names an object outside the file") }
+                                pending.append(object)
+                            }
+                        }
+                    }
+                } else if type == 0x06, body.count >= 2, b[body.lowerBound] == 1 {
+                    // Link message: version 1, flags, [type], [creation order], [charset], name
+                    // length, name, then a hard link's object header address.
+                    let flags = Int(b[body.lowerBound + 1])
+                    var p = body.lowerBound + 2
+                    var linkType = 0
+                    if flags & 0x08 != 0 { linkType = Int(b[min(p, body.upperBound - 1)]); p += 1 }
+                    if flags & 0x04 != 0 { p += 8 }
+                    if flags & 0x10 != 0 { p += 1 }
+                    let width = 1 << (flags & 3)
+                    guard linkType == 0, let n = uint(b, p, width), p + width + n + o <= body.upperBound else { continue }
+                    if let object = address(p + width + n) { pending.append(object) }
+                }
+            }
+        }
     }
 
     /// Checks the values of one attribute message (versions 1-3) when its type is variable-length.
