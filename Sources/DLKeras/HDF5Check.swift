@@ -339,7 +339,10 @@ extension HDF5Check {
             guard seen.insert(header).inserted else { continue }
             guard seen.count <= 200_000 else { throw fail(0, "more than 200000 objects") }
             for (type, body) in try messages(b, layout, header: header) {
-                if type == 0x11, body.count >= 2 * o {
+                if type == 0x0C {
+                    guard body.count >= 8 else { throw fail(body.lowerBound, "attribute message of \(body.count) bytes is cut off") }
+                    try checkValues(b, layout, message: body)
+                } else if type == 0x11, body.count >= 2 * o {
                     // Symbol table: the group's B-tree (its local heap was checked by the scan).
                     guard let tree = address(body.lowerBound) else { throw fail(body.lowerBound, "symbol table B-tree address is outside the file") }
                     var trees = [tree]
@@ -388,7 +391,9 @@ extension HDF5Check {
         }
     }
 
-    /// Checks the values of one attribute message (versions 1-3) when its type is variable-length.
+    /// Checks one attribute message (versions 1-3): its parts within the message, its name
+    /// terminated, its values within the message, and variable-length values against the
+    /// global heap objects they name.
     static func checkValues(_ b: UnsafeRawBufferPointer, _ layout: H5Layout, message m: Range<Int>) throws(H5Failure) {
         let o = layout.offsetSize, l = layout.lengthSize
         let at = m.lowerBound
@@ -404,30 +409,41 @@ extension HDF5Check {
         let spaceAt = typeAt + pad(typeSize)
         let dataAt = spaceAt + pad(spaceSize)
         guard typeSize >= 8, spaceSize >= 4, dataAt <= m.upperBound else { throw fail(at, "attribute message parts run past the message") }
-        // Datatype: class in the low 4 bits; variable-length is 9, its base type follows at 8.
-        guard b[typeAt] & 0x0F == 9 else { return }
+        // libhdf5 copies the name with strdup: it must end within its field.
+        let nameAt = at + (version == 3 ? 9 : 8)
+        guard nameSize > 0, (nameAt..<(nameAt + nameSize)).contains(where: { b[$0] == 0 }) else {
+            throw fail(nameAt, "attribute name is not terminated within its \(nameSize) bytes")
+        }
+        // Dataspace: version, rank, flags; version 1 has 5 reserved bytes, version 2 a type byte.
+        let spaceVersion = Int(b[spaceAt]), rank = Int(b[spaceAt + 1])
+        guard spaceVersion == 1 || spaceVersion == 2, rank <= 32 else { throw fail(spaceAt, "attribute dataspace version \(spaceVersion) rank \(rank) is not readable") }
+        var count = 1
+        if spaceVersion == 2 && b[spaceAt + 3] == 2 {
+            count = 0  // null dataspace: no values
+        } else {
+            let dimsAt = spaceAt + (spaceVersion == 1 ? 8 : 4)
+            guard dimsAt + rank * l <= spaceAt + spaceSize else { throw fail(spaceAt, "attribute dataspace runs past its size") }
+            for i in 0..<rank {
+                guard let d = uint(b, dimsAt + i * l, l) else { throw fail(dimsAt, "attribute dimension is out of range") }
+                let r = count.multipliedReportingOverflow(by: d)
+                guard !r.overflow else { throw fail(dimsAt, "attribute element count overflows") }
+                count = r.partialValue
+            }
+        }
+        // Datatype: class in the low 4 bits, element size at 4; variable-length (class 9) values
+        // are stored as length, collection address and object index, its base type follows at 8.
+        let isVariable = b[typeAt] & 0x0F == 9
+        guard let typeWidth = uint(b, typeAt + 4, 4) else { throw fail(typeAt, "attribute datatype is damaged") }
+        let width = isVariable ? 8 + o : typeWidth
+        guard width == 0 || count <= (m.upperBound - dataAt) / width else {
+            throw fail(dataAt, "attribute holds \(count) values of \(width) bytes, its message only room for \(m.upperBound - dataAt) bytes")
+        }
+        guard isVariable else { return }
         let isString = b[typeAt + 1] & 0x0F == 1
         var baseSize = 1
         if !isString {
             guard typeSize >= 16, let s = uint(b, typeAt + 12, 4), s > 0 else { throw fail(typeAt, "variable-length base type is damaged") }
             baseSize = s
-        }
-        // Dataspace: version, rank, flags; version 1 has 5 reserved bytes, version 2 a type byte.
-        let spaceVersion = Int(b[spaceAt]), rank = Int(b[spaceAt + 1])
-        guard spaceVersion == 1 || spaceVersion == 2, rank <= 32 else { throw fail(spaceAt, "attribute dataspace version \(spaceVersion) rank \(rank) is not readable") }
-        if spaceVersion == 2 && b[spaceAt + 3] == 2 { return }  // null dataspace: no values
-        let dimsAt = spaceAt + (spaceVersion == 1 ? 8 : 4)
-        guard dimsAt + rank * l <= spaceAt + spaceSize else { throw fail(spaceAt, "attribute dataspace runs past its size") }
-        var count = 1
-        for i in 0..<rank {
-            guard let d = uint(b, dimsAt + i * l, l) else { throw fail(dimsAt, "attribute dimension is out of range") }
-            let r = count.multipliedReportingOverflow(by: d)
-            guard !r.overflow else { throw fail(dimsAt, "attribute element count overflows") }
-            count = r.partialValue
-        }
-        let width = 8 + o
-        guard count <= (m.upperBound - dataAt) / width else {
-            throw fail(dataAt, "attribute holds \(count) variable-length values, its message only room for \((m.upperBound - dataAt) / width)")
         }
         for i in 0..<count {
             let e = dataAt + i * width
