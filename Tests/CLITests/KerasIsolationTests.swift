@@ -101,6 +101,25 @@ import Testing
         }
     }
 
+    /// The library's opt-in: a model loaded through a helper runs as one read in-process, and a
+    /// file libhdf5 would crash on is an error.
+    @Test func modelsLoadThroughAHelper() throws {
+        let helper = URL(fileURLWithPath: Self.dlconvert)
+        let url = URL(fileURLWithPath: TestPackage.fixture("keras/cnn.keras"))
+        let isolated = try Model(contentsOf: url, hdf5Helper: helper)
+        let direct = try Model(contentsOf: url)
+        #expect(isolated.graph.initializers.names == direct.graph.initializers.names)
+        let (ins, _) = try KerasCLITests.io("cnn")
+        let feed = Dictionary(uniqueKeysWithValues: ins)
+        try KerasCLITests.expectKeras(try isolated.run(feed), "cnn", "cnn.keras through a helper")
+        do {
+            _ = try Model(contentsOf: URL(fileURLWithPath: TestPackage.fixture("bad/keras_global_heap_size_lies.h5")), hdf5Helper: helper)
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)".contains("malformed HDF5 at byte"))
+        }
+    }
+
     /// The helper's own refusal comes back word for word, as the in-process reader says it.
     @Test func theHelpersErrorIsTheReadersError() throws {
         let file = TestPackage.fixture("bad/keras_cyclic_hard_link.weights.h5")
