@@ -439,11 +439,10 @@ extension HDF5Check {
             throw fail(dataAt, "attribute holds \(count) values of \(width) bytes, its message only room for \(m.upperBound - dataAt) bytes")
         }
         guard isVariable else { return }
-        let isString = b[typeAt + 1] & 0x0F == 1
-        var baseSize = 1
-        if !isString {
-            guard typeSize >= 16, let s = uint(b, typeAt + 12, 4), s > 0 else { throw fail(typeAt, "variable-length base type is damaged") }
-            baseSize = s
+        // The base type's element size counts for strings too: libhdf5 sizes its conversion
+        // buffer as length x base size (a fuzzed 4 GiB "character" asked for 22 GB).
+        guard typeSize >= 16, let baseSize = uint(b, typeAt + 12, 4), baseSize > 0 else {
+            throw fail(typeAt, "variable-length base type is damaged")
         }
         for i in 0..<count {
             let e = dataAt + i * width
@@ -458,7 +457,7 @@ extension HDF5Check {
             }
             let want = length.multipliedReportingOverflow(by: baseSize)
             guard !want.overflow, want.partialValue == size else {
-                throw fail(e, "variable-length value \(i) has \(length) elements but its global heap object holds \(size) bytes")
+                throw fail(e, "variable-length value \(i) has \(length) elements\(baseSize == 1 ? "" : " of \(baseSize) bytes") but its global heap object holds \(size) bytes")
             }
         }
     }
