@@ -6,6 +6,8 @@ import Foundation
 struct H5Failure: Error {
     var object: String
     var reason: String
+    /// Where in the file, when our own structural check (`HDF5Check`) found the fault.
+    var offset: Int? = nil
 }
 
 /// Serialises every libhdf5 call: the Debian library is built without thread safety, and tests
@@ -49,8 +51,16 @@ final class H5ID {
 /// An HDF5 file opened for reading. Create and use only inside `HDF5.locked`.
 final class H5Reader {
     let file: H5ID
+    /// The file's bytes and what `HDF5Check` found in them, for the checks made while reading.
+    let bytes: H5Bytes
+    let layout: H5Layout
 
     init(path: String) throws(H5Failure) {
+        // Our structural checks first: libhdf5 sees only files whose heaps are consistent.
+        let mapped: MappedFile
+        do { mapped = try MappedFile(path: path) } catch { throw H5Failure(object: "/", reason: "cannot read the file: \(error)") }
+        bytes = H5Bytes(mapped: mapped)
+        layout = try bytes.with { b throws(H5Failure) in try HDF5Check.check(b) }
         let fapl = H5Pcreate(dlk_H5P_FILE_ACCESS())
         defer { if fapl >= 0 { _ = H5Pclose(fapl) } }
         let id = H5Fopen(path, dlk_H5F_ACC_RDONLY(), fapl >= 0 ? fapl : dlk_H5P_DEFAULT())
@@ -60,6 +70,8 @@ final class H5Reader {
 
     /// Opens an HDF5 image held in memory (a `.keras` archive's `model.weights.h5`).
     init(image: [UInt8]) throws(H5Failure) {
+        bytes = H5Bytes(owned: image)
+        layout = try bytes.with { b throws(H5Failure) in try HDF5Check.check(b) }
         let fapl = H5Pcreate(dlk_H5P_FILE_ACCESS())
         guard fapl >= 0 else { throw H5Failure(object: "/", reason: HDF5.lastError("cannot create file access properties")) }
         defer { _ = H5Pclose(fapl) }
@@ -157,6 +169,13 @@ final class H5Reader {
         let mem = H5ID(H5Tcopy(dlk_H5T_C_S1()), H5Tclose)
         _ = H5Tset_cset(mem.id, H5Tget_cset(type.id))
         if H5Tis_variable_str(type.id) > 0 {
+            // libhdf5 copies each value's heap object by the object's size: check them first.
+            guard let header = address(path) else {
+                throw H5Failure(object: object, reason: "cannot locate the object header to check the strings")
+            }
+            try bytes.with { b throws(H5Failure) in
+                try HDF5Check.variableLengthAttribute(b, layout, header: Int(clamping: header), name: name)
+            }
             _ = H5Tset_size(mem.id, dlk_H5T_VARIABLE())
             var ptrs = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
             guard H5Aread(attr.id, mem.id, &ptrs) >= 0 else {
@@ -180,6 +199,16 @@ final class H5Reader {
         return (0..<count).map { i in
             let slice = buf[(i * width)..<((i + 1) * width)]
             return String(decoding: slice.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+    }
+
+    /// An optional string attribute: nil when it is missing or libhdf5 cannot read it, but a
+    /// fault our structural check finds (the file is malformed) is thrown, not taken for absence.
+    func optionalString(_ path: String, _ name: String) throws(H5Failure) -> String? {
+        guard hasAttribute(path, name) else { return nil }
+        do { return try string(path, name) } catch {
+            if error.offset != nil { throw error }
+            return nil
         }
     }
 
@@ -257,6 +286,18 @@ final class H5Reader {
         }
         let (bytes, o) = count.multipliedReportingOverflow(by: dtype.byteWidth)
         guard !o, bytes <= 1 << 36 else { throw H5Failure(object: path, reason: "\(count) elements is too large") }
+        // The shape is the file's word: before allocating for it, the data must be there. Without
+        // filters the dataset stores every byte; compressed data may expand, but not past what
+        // deflate can give from the whole file (about 1032 to 1).
+        let (fileBytes, o2) = count.multipliedReportingOverflow(by: width)
+        let stored = Int(clamping: H5Dget_storage_size(ds.id))
+        let dcpl = H5Dget_create_plist(ds.id)
+        let filters = dcpl >= 0 ? Int(H5Pget_nfilters(dcpl)) : 0
+        if dcpl >= 0 { _ = H5Pclose(dcpl) }
+        let limit = filters == 0 ? stored : layout.end.multipliedReportingOverflow(by: 1032).partialValue
+        guard !o2, fileBytes <= limit else {
+            throw H5Failure(object: path, reason: "shape \(shape) needs \(o2 ? "too many" : String(fileBytes)) bytes but the dataset stores \(stored)")
+        }
         var buf = [UInt8](repeating: 0, count: bytes)
         if count > 0 {
             let ok = buf.withUnsafeMutableBytes { b in
@@ -265,7 +306,7 @@ final class H5Reader {
             guard ok >= 0 else { throw H5Failure(object: path, reason: HDF5.lastError("cannot read the data")) }
         }
         // Keras 3 stores bfloat16 variables as their 16-bit patterns with a dtype attribute.
-        if hasAttribute(path, "dtype"), let tag = try? string(path, "dtype"), tag == "bfloat16", dtype.byteWidth == 2 {
+        if let tag = try optionalString(path, "dtype"), tag == "bfloat16", dtype.byteWidth == 2 {
             dtype = .bfloat16
         } else if cls == H5T_OPAQUE {
             throw H5Failure(object: path, reason: "2-byte opaque data without dtype=\"bfloat16\" is not a tensor we read")

@@ -3,6 +3,14 @@
 public enum KerasError: Error, CustomStringConvertible, Sendable {
     /// libhdf5 refused the file or an object in it (truncated, corrupt, not HDF5).
     case hdf5(path: String, object: String, reason: String)
+    /// DLKit's own structural check found the HDF5 file inconsistent (before libhdf5 read it).
+    case malformedHDF5(path: String, offset: Int, reason: String)
+    /// The helper process reading the file (DLKit's `KerasIsolation`) died: libhdf5 crashed.
+    case readerCrashed(path: String, how: String)
+    /// The helper process refused the file with this one-line message (it names the file).
+    case helperRefused(path: String, message: String)
+    /// The helper process could not be run or gave back nothing readable.
+    case helperFailed(path: String, reason: String)
     /// A valid HDF5 file that holds no Keras model or weights.
     case notKeras(path: String, reason: String)
     /// Weights without a model config where a model is needed.
@@ -21,6 +29,10 @@ public enum KerasError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case .hdf5(let p, let o, let r): "\(p): HDF5 object '\(o)': \(r)"
+        case .malformedHDF5(let p, let o, let r): "\(p): malformed HDF5 at byte \(o): \(r)"
+        case .readerCrashed(let p, let how): "libhdf5 crashed reading \(p) (\(how)): the file is malformed"
+        case .helperRefused(_, let m): m
+        case .helperFailed(let p, let r): "\(p): cannot read it in a helper process: \(r)"
         case .notKeras(let p, let r): "\(p): not a Keras file: \(r)"
         case .weightsOnly(let p): "\(p): holds Keras weights but no model config; give the model (a .h5 with a config, or .keras) with --graph"
         case .invalidConfig(let p, let r): "\(p): Keras model config: \(r)"

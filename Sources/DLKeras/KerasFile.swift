@@ -12,6 +12,13 @@ public struct KerasLayerWeights: Sendable {
     /// Keras 3 file (`layers/<model>/layers/...`). Legacy files keep a nested model's weights
     /// flat in `weights` under their layer-scoped names; the importer splits them.
     public var sublayers: [KerasLayerWeights] = []
+
+    public init(name: String, group: String, weights: [(name: String, tensor: Tensor)], sublayers: [KerasLayerWeights] = []) {
+        self.name = name
+        self.group = group
+        self.weights = weights
+        self.sublayers = sublayers
+    }
 }
 
 /// The optimizer variables a Keras 3 file keeps beside the model's (`optimizer/vars/<i>`, in
@@ -22,6 +29,11 @@ public struct KerasOptimizerState: Sendable {
     public var name: String
     /// `optimizer/vars/<i>` and its value.
     public var variables: [(name: String, tensor: Tensor)]
+
+    public init(name: String, variables: [(name: String, tensor: Tensor)]) {
+        self.name = name
+        self.variables = variables
+    }
 }
 
 /// A Keras file read into its parts: the model configuration when the file has one, and the
@@ -54,6 +66,15 @@ public struct KerasFile: Sendable {
         self.layers = layers
     }
 
+    /// A file's parts as read elsewhere (DLKit's `KerasIsolation` rebuilds what a helper process read).
+    public init(path: String, kind: Kind, config: JSON?, layers: [KerasLayerWeights], optimizer: KerasOptimizerState?,
+                kerasVersion: String?, backend: String?) {
+        self.init(path: path, kind: kind, config: config, layers: layers)
+        self.optimizer = optimizer
+        self.kerasVersion = kerasVersion
+        self.backend = backend
+    }
+
     /// A model known only by its `model_config` JSON (no weights): what `KerasImporter.graph`
     /// needs to build the graph; `path` names it in messages. Used by the fuzz target.
     public init(config: JSON, path: String) {
@@ -68,7 +89,7 @@ public struct KerasFile: Sendable {
         }
         self = try HDF5.locked { () throws(KerasError) -> KerasFile in
             let r: H5Reader
-            do throws(H5Failure) { r = try H5Reader(path: path) } catch { throw .hdf5(path: path, object: error.object, reason: error.reason) }
+            do throws(H5Failure) { r = try H5Reader(path: path) } catch { throw KerasError(error, path: path) }
             return try Self.read(r, path: path, config: nil, archive: false)
         }
     }
@@ -91,7 +112,7 @@ public struct KerasFile: Sendable {
         var file = try HDF5.locked { () throws(KerasError) -> KerasFile in
             let r: H5Reader
             do throws(H5Failure) { r = try H5Reader(image: weights) } catch {
-                throw .hdf5(path: "\(path)/model.weights.h5", object: error.object, reason: error.reason)
+                throw KerasError(error, path: "\(path)/model.weights.h5")
             }
             return try Self.read(r, path: path, config: config, archive: true)
         }
@@ -104,7 +125,7 @@ public struct KerasFile: Sendable {
 
     private static func read(_ r: H5Reader, path: String, config: JSON?, archive: Bool) throws(KerasError) -> KerasFile {
         func h5<T>(_ body: () throws(H5Failure) -> T) throws(KerasError) -> T {
-            do { return try body() } catch { throw .hdf5(path: path, object: error.object, reason: error.reason) }
+            do { return try body() } catch { throw KerasError(error, path: path) }
         }
         // Keras 3 layout: layers/<name>/vars/<i>.
         for root in ["layers", "_layer_checkpoint_dependencies"] where r.isGroup("/" + root) {
@@ -114,7 +135,7 @@ public struct KerasFile: Sendable {
             if r.isGroup("/optimizer/vars") {
                 var optimizerWalk = GroupWalk()
                 let vars = try h5({ () throws(H5Failure) in try Self.keras3Vars(r, "/optimizer", &optimizerWalk) })
-                let name = (r.hasAttribute("/optimizer/vars", "name") ? try? r.string("/optimizer/vars", "name") : nil) ?? "optimizer"
+                let name = try h5({ () throws(H5Failure) in try r.optionalString("/optimizer/vars", "name") }) ?? "optimizer"
                 file.optimizer = KerasOptimizerState(name: name, variables: vars.map { (String($0.0.dropFirst()), $0.1) })
             }
             return file
@@ -128,8 +149,8 @@ public struct KerasFile: Sendable {
                             : "no model_weights group, layer_names attribute or layers group")
         }
         var file = KerasFile(path: path, kind: full ? .legacyModel : .legacyWeights, config: nil, layers: [])
-        if r.hasAttribute("/", "keras_version") { file.kerasVersion = try? r.string("/", "keras_version") }
-        if r.hasAttribute("/", "backend") { file.backend = try? r.string("/", "backend") }
+        file.kerasVersion = try h5({ () throws(H5Failure) in try r.optionalString("/", "keras_version") })
+        file.backend = try h5({ () throws(H5Failure) in try r.optionalString("/", "backend") })
         if full {
             guard r.hasAttribute("/", "model_config") else { throw .notKeras(path: path, reason: "model_weights without a model_config attribute") }
             let text = try h5({ () throws(H5Failure) in try r.string("/", "model_config") })
@@ -232,8 +253,8 @@ public struct KerasFile: Sendable {
             let groupPath = "\(container)/\(g)"
             guard r.isGroup(groupPath) else { continue }
             var name = g
-            if r.hasAttribute(groupPath + "/vars", "name"), let n = try? r.string(groupPath + "/vars", "name") { name = n }
-            else if r.hasAttribute(groupPath, "name"), let n = try? r.string(groupPath, "name") { name = n }
+            if let n = try r.optionalString(groupPath + "/vars", "name") { name = n }
+            else if let n = try r.optionalString(groupPath, "name") { name = n }
             let ws = try Self.keras3Vars(r, groupPath, &walk)
             var layer = KerasLayerWeights(name: name, group: String(groupPath.dropFirst()), weights: ws)
             if r.isGroup(groupPath + "/layers") { layer.sublayers = try keras3Layers(r, groupPath + "/layers", &walk) }
@@ -265,6 +286,17 @@ public struct KerasFile: Sendable {
             .sorted { (rank($0), $0) < (rank($1), $1) }
         for s in subgroups { out += try keras3Vars(r, "\(group)/\(s)", &walk) }
         return out
+    }
+}
+
+extension KerasError {
+    /// A libhdf5 failure, or a fault our structural check found at a byte offset.
+    init(_ failure: H5Failure, path: String) {
+        if let offset = failure.offset {
+            self = .malformedHDF5(path: path, offset: offset, reason: failure.reason)
+        } else {
+            self = .hdf5(path: path, object: failure.object, reason: failure.reason)
+        }
     }
 }
 

@@ -27,16 +27,17 @@ enum KerasSupport {
 
     /// True when the Keras file at `path` holds a model config (not weights only).
     static func hasModel(path: String) -> Bool {
-        (try? KerasFile(path: path))?.config != nil
+        (try? KerasIsolation.read(path))?.config != nil
     }
 
     /// The optimizer variables of a Keras 3 file, nil when it has none or is not Keras.
     static func optimizer(path: String) -> KerasOptimizerState? {
-        (try? KerasFile(path: path))?.optimizer
+        (try? KerasIsolation.read(path))?.optimizer
     }
 
     static func file(_ path: String) throws(DLKitError) -> KerasFile {
-        do { return try KerasFile(path: path) } catch { throw .keras(error) }
+        // In a helper process when one is set (KerasIsolation): libhdf5 may crash on hostile files.
+        do { return try KerasIsolation.read(path) } catch { throw .keras(error) }
     }
 
     /// The graph of a Keras model file (legacy `.h5` with a config, or `.keras`).

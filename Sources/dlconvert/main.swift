@@ -91,4 +91,7 @@ func reportingErrors(_ body: () throws -> Void) throws {
     }
 }
 
+// Keras (HDF5) inputs are read in a child process of this executable (KerasIsolation): libhdf5
+// may crash on a hostile file, and then only the child dies.
+KerasIsolation.setUpForCommandLine()
 DLConvert.main()

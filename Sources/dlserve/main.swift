@@ -33,6 +33,10 @@ let usage = """
       dlserve mlp.onnx cnn.onnx --threads 2 --max-batch 8 < requests.jsonl > answers.jsonl
     """
 
+// Keras (HDF5) models are read in a child process of this executable (KerasIsolation): libhdf5
+// may crash on a hostile file, and then only the child dies.
+KerasIsolation.setUpForCommandLine()
+
 func log(_ s: String) { FileHandle.standardError.write(Data("dlserve: \(s)\n".utf8)) }
 
 func positive(_ name: String, _ value: String?) -> Int {

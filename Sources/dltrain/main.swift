@@ -263,4 +263,7 @@ struct DLTrainError: Error {
     init(_ m: String) { message = m }
 }
 
+// Keras (HDF5) inputs are read in a child process of this executable (KerasIsolation): libhdf5
+// may crash on a hostile file, and then only the child dies.
+KerasIsolation.setUpForCommandLine()
 DLTrain.main()
