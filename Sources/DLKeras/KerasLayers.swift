@@ -289,7 +289,7 @@ extension GraphBuilder {
              "AlphaDropout", "ActivityRegularization":
             return [x]
         case "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D":
-            let k = x.rank - 2
+            let k = try spatialRank(s, x)
             let pads = try padPairs(s, "padding", k)
             // Padded channels-first, between convolutions and poolings whose transposes cancel.
             let last = try channelsLast(s)
@@ -301,7 +301,7 @@ extension GraphBuilder {
                 return Value(name: g.op1("Pad", [t.name, p], name: s.name), shape: shape)
             }]
         case "Cropping1D", "Cropping2D":
-            let k = x.rank - 2
+            let k = try spatialRank(s, x)
             let crops = try padPairs(s, "cropping", k)
             let axes = Array(1...k)
             let starts = ints("\(s.name)/starts", crops.map(\.0))
@@ -311,8 +311,13 @@ extension GraphBuilder {
             for i in 0..<k { shape[i + 1] = shape[i + 1].map { $0 - crops[i].0 - crops[i].1 } }
             return [Value(name: op1("Slice", [x.name, starts, ends, ax], name: s.name), shape: shape)]
         case "UpSampling1D", "UpSampling2D":
-            let k = x.rank - 2
+            let k = try spatialRank(s, x)
             let size = s.className == "UpSampling1D" ? [try int(s, "size", 2)] : try tuple(s, "size", k)
+            // A crafted config can pair UpSampling1D with a 4-D input (fuzz input c94f8610): the
+            // factors must match the input's spatial rank before they are indexed.
+            guard k >= 1, size.count == k else {
+                throw fail(s, "\(size.count) size factor(s) for an input of rank \(x.rank)")
+            }
             let interp = string(s, "interpolation", "nearest")
             guard interp == "nearest" || interp == "bilinear" else { throw fail(s, "interpolation '\(interp)' is not supported (nearest or bilinear)") }
             var shape = x.shape
@@ -377,6 +382,14 @@ extension GraphBuilder {
         let n = max(a.count, b.count)
         let pa = [Int?](repeating: 1, count: n - a.count) + a, pb = [Int?](repeating: 1, count: n - b.count) + b
         return zip(pa, pb).map { x, y in x == 1 ? y : x }
+    }
+
+    /// The number of spatial axes of a conv/pool/pad/resize input (rank minus batch and channels):
+    /// 1 to 3, or the layer is refused before any count or range is built from it.
+    func spatialRank(_ s: LayerSpec, _ x: Value) throws(KerasError) -> Int {
+        let k = x.rank - 2
+        guard k >= 1, k <= 3 else { throw fail(s, "input of rank \(x.rank) (expected 3 to 5)") }
+        return k
     }
 
     func padPairs(_ s: LayerSpec, _ key: String, _ k: Int) throws(KerasError) -> [(Int, Int)] {
@@ -471,7 +484,7 @@ extension GraphBuilder {
     }
 
     mutating func conv(_ s: LayerSpec, _ x: Value, _ rec: inout KerasLayerRecord) throws(KerasError) -> Value {
-        let k = x.rank - 2
+        let k = try spatialRank(s, x)
         guard k >= 1, k <= 3 else { throw fail(s, "input of rank \(x.rank)") }
         let last = try channelsLast(s)
         let filters = try int(s, "filters")
@@ -496,7 +509,7 @@ extension GraphBuilder {
     }
 
     mutating func depthwise(_ s: LayerSpec, _ x: Value, _ rec: inout KerasLayerRecord) throws(KerasError) -> Value {
-        let k = x.rank - 2
+        let k = try spatialRank(s, x)
         let last = try channelsLast(s)
         let kernel = try tuple(s, "kernel_size", k)
         let mult = try int(s, "depth_multiplier", 1)
@@ -517,7 +530,7 @@ extension GraphBuilder {
     }
 
     mutating func separable(_ s: LayerSpec, _ x: Value, _ rec: inout KerasLayerRecord) throws(KerasError) -> Value {
-        let k = x.rank - 2
+        let k = try spatialRank(s, x)
         let last = try channelsLast(s)
         let kernel = try tuple(s, "kernel_size", k)
         let mult = try int(s, "depth_multiplier", 1)
@@ -543,7 +556,7 @@ extension GraphBuilder {
     }
 
     mutating func convTranspose(_ s: LayerSpec, _ x: Value, _ rec: inout KerasLayerRecord) throws(KerasError) -> Value {
-        let k = x.rank - 2
+        let k = try spatialRank(s, x)
         let last = try channelsLast(s)
         let filters = try int(s, "filters")
         let kernel = try tuple(s, "kernel_size", k)
@@ -584,7 +597,7 @@ extension GraphBuilder {
     }
 
     mutating func pool(_ s: LayerSpec, _ x: Value) throws(KerasError) -> Value {
-        let k = x.rank - 2
+        let k = try spatialRank(s, x)
         let last = try channelsLast(s)
         let size = try tuple(s, "pool_size", k, [Int](repeating: 2, count: k))
         var strides = size
