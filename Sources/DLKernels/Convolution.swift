@@ -84,41 +84,8 @@ public enum Convolution {
         _ p: Conv2DParams, image: UnsafePointer<Float>, channels: Int, outH: Int, outW: Int,
         into columns: UnsafeMutablePointer<Float>
     ) {
-        let inH = p.inH, inW = p.inW
-        let sH = p.strideH, sW = p.strideW
-        let planeOut = outH * outW
-        var row = columns
-        for c in 0..<channels {
-            let plane = image + c * inH * inW
-            for kh in 0..<p.kernelH {
-                let hOffset = kh * p.dilationH - p.padTop
-                for kw in 0..<p.kernelW {
-                    let wOffset = kw * p.dilationW - p.padLeft
-                    // Output columns whose tap lands inside the row: 0 <= ow*sW + wOffset < inW.
-                    let owLo = min(outW, max(0, ceilDivide(-wOffset, sW)))
-                    let owHi = max(owLo, min(outW, floorDivide(inW - 1 - wOffset, sW) + 1))
-                    for oh in 0..<outH {
-                        let d = row + oh * outW
-                        let ih = oh * sH + hOffset
-                        if ih < 0 || ih >= inH {
-                            d.update(repeating: 0, count: outW)
-                            continue
-                        }
-                        if owLo > 0 { d.update(repeating: 0, count: owLo) }
-                        if owHi > owLo {
-                            // First tap inside the row; pointers are only formed in bounds.
-                            let s = plane + (ih * inW + owLo * sW + wOffset)
-                            if sW == 1 {
-                                (d + owLo).update(from: s, count: owHi - owLo)
-                            } else {
-                                for j in 0..<(owHi - owLo) { d[owLo + j] = s[j * sW] }
-                            }
-                        }
-                        if owHi < outW { (d + owHi).update(repeating: 0, count: outW - owHi) }
-                    }
-                    row += planeOut
-                }
-            }
-        }
+        // The whole image is the band of all its output rows (callers pass p.outH and p.outW).
+        precondition(outH == p.outH && outW == p.outW, "im2col of a whole image takes the params' output size")
+        im2col(p, image: image, channels: channels, rows: 0..<outH, into: columns)
     }
 }
