@@ -62,22 +62,7 @@ enum ConvolutionKernels {
         guard let convKernel = OpKernels.table["Conv"], let y = try convKernel(base).first else {
             throw ctx.fail("no kernel for Conv")
         }
-        func step(_ op: String, _ inputs: [Tensor], _ attrs: [Attribute]) throws(RuntimeError) -> Tensor {
-            guard let k = OpKernels.table[op] else { throw ctx.fail("no kernel for \(op)") }
-            let node = Node(name: ctx.node.name, opType: op, inputs: inputs.indices.map { "x\($0)" },
-                            outputs: ctx.node.outputs, attributes: attrs)
-            var c = KernelContext(node: node, inputs: inputs, outputTypes: ctx.outputTypes)
-            c.values = inputs.map { .tensor($0) }
-            c.opset = ctx.opset
-            guard let out = try k(c).first else { throw ctx.fail("\(op) gave no output") }
-            return out
-        }
-        var out = try step("Add", [y, r], [])
-        if !act.isEmpty {
-            let attrs = act == "LeakyRelu" ? [Attribute(name: "alpha", value: .float(try ctx.float("activation_alpha", 0.01)))] : []
-            out = try step(act, [out], attrs)
-        }
-        return [out]
+        return [try ctx.applyingFusedActivation(try ctx.runOp("Add", [y, r]))]
     }
 
     /// Conv with `activation` (and `residual`, of the output's shape, when given) applied in the

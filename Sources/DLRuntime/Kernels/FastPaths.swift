@@ -116,24 +116,8 @@ enum FastPaths {
 
     /// FusedMatMul through the general MatMul, Add and activation kernels (other dtypes).
     static func unfusedMatMul(_ ctx: KernelContext) throws(RuntimeError) -> [Tensor] {
-        func run(_ op: String, _ inputs: [Tensor], attrs: [Attribute] = []) throws(RuntimeError) -> Tensor {
-            guard let k = OpKernels.table[op] else { throw ctx.fail("no kernel for \(op)") }
-            let node = Node(name: ctx.node.name, opType: op, inputs: inputs.indices.map { "x\($0)" },
-                            outputs: ctx.node.outputs, attributes: attrs)
-            var c = KernelContext(node: node, inputs: inputs, outputTypes: ctx.outputTypes)
-            c.values = inputs.map { .tensor($0) }
-            c.opset = ctx.opset
-            guard let y = try k(c).first else { throw ctx.fail("\(op) gave no output") }
-            return y
-        }
-        var y = try run("Add", [try run("MatMul", [try ctx.input(0), try ctx.input(1)]), try ctx.input(2)])
-        let act = try ctx.string("activation", "")
-        if !act.isEmpty {
-            var attrs: [Attribute] = []
-            if act == "LeakyRelu" { attrs.append(Attribute(name: "alpha", value: .float(try ctx.float("activation_alpha", 0.01)))) }
-            y = try run(act, [y], attrs: attrs)
-        }
-        return [y]
+        let y = try ctx.runOp("Add", [try ctx.runOp("MatMul", [try ctx.input(0), try ctx.input(1)]), try ctx.input(2)])
+        return [try ctx.applyingFusedActivation(y)]
     }
 
     /// `fast` for all-float32 inputs, `general` otherwise.
@@ -142,5 +126,29 @@ enum FastPaths {
             for t in ctx.inputs where t != nil && t?.dtype != .float32 { return try general(ctx) }
             return try fast(ctx)
         }
+    }
+}
+
+extension KernelContext {
+    /// Runs `op`'s general kernel on `inputs` as a step of this (fused) node, under its name and
+    /// output types: the fallback path of fused kernels for inputs their fast path does not take.
+    func runOp(_ op: String, _ inputs: [Tensor], _ attributes: [Attribute] = []) throws(RuntimeError) -> Tensor {
+        guard let k = OpKernels.table[op] else { throw fail("no kernel for \(op)") }
+        let node = Node(name: self.node.name, opType: op, inputs: inputs.indices.map { "x\($0)" },
+                        outputs: self.node.outputs, attributes: attributes)
+        var c = KernelContext(node: node, inputs: inputs, outputTypes: outputTypes)
+        c.values = inputs.map { .tensor($0) }
+        c.opset = opset
+        guard let y = try k(c).first else { throw fail("\(op) gave no output") }
+        return y
+    }
+
+    /// Applies the fused node's `activation` attribute (with `activation_alpha` for LeakyRelu), if
+    /// any, through the activation's general kernel.
+    func applyingFusedActivation(_ y: Tensor) throws(RuntimeError) -> Tensor {
+        let act = try string("activation", "")
+        guard !act.isEmpty else { return y }
+        let attrs = act == "LeakyRelu" ? [Attribute(name: "alpha", value: .float(try float("activation_alpha", 0.01)))] : []
+        return try runOp(act, [y], attrs)
     }
 }
