@@ -121,14 +121,7 @@ public struct Executor: Sendable {
             guard case .tensor(let t)? = inputs[v.name] else { return nil }
             tensors.append(t)
         }
-        guard inputs.count == tensors.count else { return nil }
-        let key = tensors.map { [DType.allCases.firstIndex(of: $0.dtype) ?? -1] + $0.shape }
-        let graph = self.planned, opset = self.opset
-        var named: [String: Tensor] = [:]
-        for (v, t) in zip(graph.inputs, tensors) { named[v.name] = t }
-        guard let plan = plans.plan(for: key, make: { ExecutionPlan(graph: graph, inputs: named, opset: opset) }) else {
-            return nil
-        }
+        guard inputs.count == tensors.count, let plan = plan(plans, for: tensors) else { return nil }
         let slots = try plan.run(tensors, opset: opset)
         var out: [String: GraphValue] = [:]
         for w in wanted {
@@ -140,19 +133,23 @@ public struct Executor: Sendable {
         return out
     }
 
+    /// The cached plan for these input tensors' dtypes and shapes (built on first use); nil when
+    /// the plan builder turned the graph down.
+    private func plan(_ plans: PlanCache, for tensors: [Tensor]) -> ExecutionPlan? {
+        let key = tensors.map { [DType.allCases.firstIndex(of: $0.dtype) ?? -1] + $0.shape }
+        let graph = self.planned, opset = self.opset
+        var named: [String: Tensor] = [:]
+        for (v, t) in zip(graph.inputs, tensors) { named[v.name] = t }
+        return plans.plan(for: key, make: { ExecutionPlan(graph: graph, inputs: named, opset: opset) })
+    }
+
     /// Runs `inputs` through the plan for their shapes and reports what that run allocated and
     /// reused; nil when the graph runs unplanned. For tests of the buffer recycling.
     func planRunStats(_ inputs: [String: Tensor]) throws(RuntimeError) -> (ExecutionPlan.RunStats, [String: Tensor])? {
         guard let plans else { return nil }
         let tensors = graph.inputs.compactMap { inputs[$0.name] }
-        guard tensors.count == graph.inputs.count else { return nil }
-        let key = tensors.map { [DType.allCases.firstIndex(of: $0.dtype) ?? -1] + $0.shape }
-        let graph = self.planned, opset = self.opset
-        var named: [String: Tensor] = [:]
-        for (v, t) in zip(graph.inputs, tensors) { named[v.name] = t }
-        guard let plan = plans.plan(for: key, make: { ExecutionPlan(graph: graph, inputs: named, opset: opset) }) else {
-            return nil
-        }
+        guard tensors.count == graph.inputs.count, let plan = plan(plans, for: tensors) else { return nil }
+        let graph = self.planned
         var stats = ExecutionPlan.RunStats()
         let slots = try plan.run(tensors, opset: opset, stats: &stats, track: true)
         var out: [String: Tensor] = [:]

@@ -6,25 +6,15 @@ import Testing
 /// The plan's buffer recycling: a steady-state run allocates no tensor storage, and elementwise
 /// ops written over their dying input give exactly what they give out of place.
 @Suite(.serialized) struct BufferReuseTests {
-    func random(_ shape: [Int], seed: Int) -> Tensor {
-        var s = UInt64(seed) &* 6364136223846793005 &+ 1442695040888963407
-        let n = shape.reduce(1, *)
-        let v: [Float] = (0..<n).map { _ in
-            s = s &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int64(bitPattern: s >> 11) % 2000) / 1000 - 1
-        }
-        return Tensor(shape: shape, scalars: v)
-    }
-
     /// x [N,8,16] -> MatMul+Add -> Relu -> Mul -> Sigmoid -> Sub x -> Softmax -> Transpose ->
     /// Reshape -> Gemm -> LayerNormalization -> Gather -> Tanh, plus Div by a constant on a side
     /// branch that is a second output (so it must not be overwritten).
     func graph() -> Graph {
         let inits = NamedTensors([
-            ("w", random([16, 16], seed: 1)), ("b", random([16], seed: 2)), ("half", Tensor(shape: [], scalars: [Float(0.5)])),
+            ("w", seededRandom([16, 16], seed: 1)), ("b", seededRandom([16], seed: 2)), ("half", Tensor(shape: [], scalars: [Float(0.5)])),
             ("shape", Tensor(shape: [2], scalars: [Int64(-1), Int64(8)])),
-            ("gw", random([8, 4], seed: 3)), ("gb", random([4], seed: 4)),
-            ("scale", random([4], seed: 5)), ("bias", random([4], seed: 6)),
+            ("gw", seededRandom([8, 4], seed: 3)), ("gb", seededRandom([4], seed: 4)),
+            ("scale", seededRandom([4], seed: 5)), ("bias", seededRandom([4], seed: 6)),
             ("idx", Tensor(shape: [2], scalars: [Int64(0), Int64(2)])), ("three", Tensor(shape: [], scalars: [Float(3)])),
         ])
         let nodes = [
@@ -51,7 +41,7 @@ import Testing
 
     @Test func steadyStateRunAllocatesNothing() throws {
         let e = try Executor(graph: graph())
-        let x = random([3, 8, 16], seed: 9)
+        let x = seededRandom([3, 8, 16], seed: 9)
         // First run: the pool fills.
         guard let (first, _) = try e.planRunStats(["x": x]) else {
             Issue.record("the graph did not plan")
@@ -78,7 +68,7 @@ import Testing
 
     @Test func inPlaceEqualsOutOfPlace() throws {
         let g = graph()
-        let x = random([5, 8, 16], seed: 11)
+        let x = seededRandom([5, 8, 16], seed: 11)
         let inPlace = try Executor(graph: g).run(["x": x])
         let input = x.scalars(as: Float.self)
         ExecutionPlan.inPlaceEnabled = false

@@ -7,22 +7,13 @@ import Testing
 /// The float32 LSTM with its batch split over two workers (each runs the whole sequence for its
 /// rows) against the general float64 kernel, with an odd batch so the slices differ in size.
 @Suite(.serialized) struct FastLSTMThreadsTests {
-    func random(_ shape: [Int], seed: Int) -> Tensor {
-        var s = UInt64(seed) &* 6364136223846793005 &+ 1442695040888963407
-        let v: [Float] = (0..<shape.reduce(1, *)).map { _ in
-            s = s &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int64(bitPattern: s >> 11) % 2000) / 1000 - 1
-        }
-        return Tensor(shape: shape, scalars: v)
-    }
-
     @Test(arguments: ["forward", "bidirectional"])
     func batchSplitOverWorkersMatchesTheGeneralKernel(direction: String) throws {
         let dirs = direction == "bidirectional" ? 2 : 1
         let (seq, batch, input, hidden) = (6, 11, 5, 12)
-        let inputs = [random([seq, batch, input], seed: 31), random([dirs, 4 * hidden, input], seed: 32),
-                      random([dirs, 4 * hidden, hidden], seed: 33), random([dirs, 8 * hidden], seed: 34),
-                      random([dirs, batch, hidden], seed: 35), random([dirs, batch, hidden], seed: 36)]
+        let inputs = [seededRandom([seq, batch, input], seed: 31), seededRandom([dirs, 4 * hidden, input], seed: 32),
+                      seededRandom([dirs, 4 * hidden, hidden], seed: 33), seededRandom([dirs, 8 * hidden], seed: 34),
+                      seededRandom([dirs, batch, hidden], seed: 35), seededRandom([dirs, batch, hidden], seed: 36)]
         let names = ["X", "W", "R", "B", "", "h0", "c0"]
         func run(_ dtype: DType) throws -> [Tensor] {
             let present = names.filter { !$0.isEmpty }

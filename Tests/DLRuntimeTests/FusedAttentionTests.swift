@@ -5,16 +5,6 @@ import Testing
 
 /// The FusedAttention kernel against the ops it replaces, run one node at a time.
 @Suite struct FusedAttentionTests {
-    func random(_ shape: [Int], seed: Int) -> Tensor {
-        var s = UInt64(seed) &* 6364136223846793005 &+ 1442695040888963407
-        let n = shape.reduce(1, *)
-        let v: [Float] = (0..<n).map { _ in
-            s = s &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int64(bitPattern: s >> 11) % 2000) / 1000 - 1
-        }
-        return Tensor(shape: shape, scalars: v)
-    }
-
     func graph(scaleOp: String, maskShape: [Int]?, heads: Int, s: Int, t: Int) -> Graph {
         var nodes = [Node(opType: "MatMul", inputs: ["q", "kt"], outputs: ["sc"])]
         var cur = "sc"
@@ -25,7 +15,7 @@ import Testing
         var inits: [(String, Tensor)] = [("c", Tensor(shape: [], scalars: [Float(1.7)]))]
         if let maskShape {
             nodes.append(Node(opType: "Add", inputs: [cur, "mask"], outputs: ["sm"]))
-            inits.append(("mask", random(maskShape, seed: 7)))
+            inits.append(("mask", seededRandom(maskShape, seed: 7)))
             cur = "sm"
         }
         nodes.append(Node(opType: "Softmax", inputs: [cur], outputs: ["p"], attributes: [Attribute(name: "axis", value: .int(-1))]))
@@ -38,17 +28,7 @@ import Testing
     }
 
     func stepwise(_ g: Graph, _ feed: [String: Tensor]) throws -> Tensor {
-        var values = feed
-        for (name, t) in g.initializers { values[name] = t }
-        for node in g.nodes {
-            let ins = node.inputs.filter { !$0.isEmpty }
-            let one = Graph(name: "one", inputs: ins.map { ValueInfo(name: $0, type: nil) },
-                            outputs: node.outputs.map { ValueInfo(name: $0, type: nil) }, nodes: [node])
-            var f: [String: Tensor] = [:]
-            for i in ins { f[i] = values[i] }
-            for (k, v) in try Executor(graph: one).run(f) { values[k] = v }
-        }
-        return try #require(values["y"])
+        try #require(try runNodeByNode(g, feed)["y"])
     }
 
     @Test(arguments: [("Div", [40, 300] as [Int]?), ("Mul", [3, 40, 300]), ("", nil), ("Mul", nil)])
@@ -56,7 +36,7 @@ import Testing
         let heads = 3, s = 40, t = 300  // 300 columns: several row blocks per head
         let g = graph(scaleOp: scaleOp, maskShape: mask, heads: heads, s: s, t: t)
         #expect(GraphOptimizer.optimize(g).0.nodes.map(\.opType) == ["FusedAttention"])
-        let feed = ["q": random([heads, s, 8], seed: 1), "kt": random([heads, 8, t], seed: 2), "v": random([heads, t, 5], seed: 3)]
+        let feed = ["q": seededRandom([heads, s, 8], seed: 1), "kt": seededRandom([heads, 8, t], seed: 2), "v": seededRandom([heads, t, 5], seed: 3)]
         for threads in [1, 2] {
             let saved = ComputeThreads.count
             ComputeThreads.set(threads)

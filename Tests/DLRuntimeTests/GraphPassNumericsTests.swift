@@ -7,28 +7,9 @@ import Testing
 /// the runtime plans but not its numbers: each graph here runs planned (after the standard passes)
 /// and node by node (nothing folded or fused), and the results must agree.
 @Suite struct GraphPassNumericsTests {
-    func random(_ shape: [Int], seed: Int) -> Tensor {
-        var s = UInt64(seed) &* 6364136223846793005 &+ 1442695040888963407
-        let v: [Float] = (0..<shape.reduce(1, *)).map { _ in
-            s = s &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int64(bitPattern: s >> 11) % 2000) / 1000 - 1
-        }
-        return Tensor(shape: shape, scalars: v)
-    }
-
     /// Runs `g` one node at a time, each node its own graph.
     func stepwise(_ g: Graph, _ feed: [String: Tensor]) throws -> [String: Tensor] {
-        var values = feed
-        for (name, t) in g.initializers { values[name] = t }
-        for node in g.nodes {
-            let ins = node.inputs.filter { !$0.isEmpty }
-            let one = Graph(name: "one", inputs: ins.map { ValueInfo(name: $0, type: nil) },
-                            outputs: node.outputs.filter { !$0.isEmpty }.map { ValueInfo(name: $0, type: nil) }, nodes: [node])
-            var f: [String: Tensor] = [:]
-            for i in ins { f[i] = values[i] }
-            for (k, v) in try Executor(graph: one).run(f) { values[k] = v }
-        }
-        return values
+        try runNodeByNode(g, feed)
     }
 
     func expectClose(_ a: Tensor?, _ b: Tensor?) {
@@ -81,8 +62,8 @@ import Testing
                       outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes,
                       initializers: NamedTensors([("half", Tensor(shape: [], scalars: [Float(0.5)])),
                                                   ("last", Tensor(shape: [], scalars: [Int64(-1)])),
-                                                  ("w", random([4, 3], seed: 7)), ("b", random([3], seed: 8)),
-                                                  ("v", random([3, 3], seed: 9))]))
+                                                  ("w", seededRandom([4, 3], seed: 7)), ("b", seededRandom([3], seed: 8)),
+                                                  ("v", seededRandom([3, 3], seed: 9))]))
         g.metadata.opsetImports = [("", 17)]
         return g
     }
@@ -98,7 +79,7 @@ import Testing
         #expect(opt.nodes.count < g.nodes.count / 2)
         let exec = try Executor(graph: g)
         for (batch, seed) in [(1, 11), (3, 12)] {
-            let x = random([batch, 6, 4], seed: seed)
+            let x = seededRandom([batch, 6, 4], seed: seed)
             let got = try exec.run(["x": x])["y"]
             let want = try stepwise(g, ["x": x])["y"]
             #expect(got?.shape == [batch, 3])

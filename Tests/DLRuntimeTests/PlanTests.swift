@@ -6,22 +6,12 @@ import Testing
 /// The planned executor (shape folding, passes, fused kernels) against the same graph run one
 /// node at a time, where no plan spans two nodes and nothing is fused.
 @Suite struct PlanTests {
-    func random(_ shape: [Int], seed: Int) -> Tensor {
-        var s = UInt64(seed) &* 6364136223846793005 &+ 1442695040888963407
-        let n = shape.reduce(1, *)
-        let v: [Float] = (0..<n).map { _ in
-            s = s &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int64(bitPattern: s >> 11) % 2000) / 1000 - 1
-        }
-        return Tensor(shape: shape, scalars: v)
-    }
-
     /// x [N,3,8,8] -> Conv+Relu -> MaxPool 2x2 -> Identity -> Reshape to [N, -1] through
     /// Shape/Gather/Unsqueeze/Concat (as torch exports flatten) -> Gemm -> Relu -> Add.
     func graph() -> Graph {
         let inits = NamedTensors([
-            ("w", random([4, 3, 3, 3], seed: 1)), ("b", random([4], seed: 2)),
-            ("fw", random([5, 64], seed: 3)), ("fb", random([5], seed: 4)), ("shift", random([5], seed: 5)),
+            ("w", seededRandom([4, 3, 3, 3], seed: 1)), ("b", seededRandom([4], seed: 2)),
+            ("fw", seededRandom([5, 64], seed: 3)), ("fb", seededRandom([5], seed: 4)), ("shift", seededRandom([5], seed: 5)),
             ("zero", Tensor(shape: [], scalars: [Int64(0)])), ("minus1", Tensor(shape: [1], scalars: [Int64(-1)])),
         ])
         let nodes = [
@@ -49,25 +39,14 @@ import Testing
 
     /// Runs `g` one node at a time, each node as its own one-node graph.
     func stepwise(_ g: Graph, _ x: Tensor) throws -> Tensor {
-        var values: [String: Tensor] = ["x": x]
-        for (name, t) in g.initializers { values[name] = t }
-        for node in g.nodes {
-            let ins = node.inputs.filter { !$0.isEmpty }
-            let one = Graph(name: "one", inputs: ins.map { ValueInfo(name: $0, type: nil) },
-                            outputs: node.outputs.map { ValueInfo(name: $0, type: nil) }, nodes: [node])
-            var feed: [String: Tensor] = [:]
-            for i in ins { feed[i] = values[i] }
-            let out = try Executor(graph: one).run(feed)
-            for (k, v) in out { values[k] = v }
-        }
-        return try #require(values["y"])
+        try #require(try runNodeByNode(g, ["x": x])["y"])
     }
 
     @Test func plannedRunMatchesNodeByNode_atTwoBatchSizes() throws {
         let g = graph()
         let exec = try Executor(graph: g)
         for (batch, seed) in [(1, 10), (3, 11), (1, 12)] {
-            let x = random([batch, 3, 8, 8], seed: seed)
+            let x = seededRandom([batch, 3, 8, 8], seed: seed)
             let got = try #require(try exec.run(["x": x])["y"])
             let want = try stepwise(g, x)
             #expect(got.shape == [batch, 5])
@@ -83,7 +62,7 @@ import Testing
     @Test func plannedRunReportsBadInputsAsBefore() throws {
         let exec = try Executor(graph: graph())
         do {
-            _ = try exec.run(["x": random([1, 4, 8, 8], seed: 1)])
+            _ = try exec.run(["x": seededRandom([1, 4, 8, 8], seed: 1)])
             Issue.record("expected an error")
         } catch {
             #expect("\(error)".contains("x"))
@@ -92,7 +71,7 @@ import Testing
 
     @Test func concurrentRunsShareOnePlan() async throws {
         let exec = try Executor(graph: graph())
-        let x = random([2, 3, 8, 8], seed: 7)
+        let x = seededRandom([2, 3, 8, 8], seed: 7)
         let want = try #require(try exec.run(["x": x])["y"]).scalars(as: Float.self)
         try await withThrowingTaskGroup(of: [Float].self) { group in
             for _ in 0..<8 {
@@ -110,12 +89,12 @@ import Testing
             Node(opType: "MatMul", inputs: ["x", "w"], outputs: ["m"]),
             Node(opType: "Add", inputs: ["b", "m"], outputs: ["a"]),
             Node(opType: "Relu", inputs: ["a"], outputs: ["y"]),
-        ], initializers: NamedTensors([("w", random([6, 9], seed: 21)), ("b", random([9], seed: 22))]))
+        ], initializers: NamedTensors([("w", seededRandom([6, 9], seed: 21)), ("b", seededRandom([9], seed: 22))]))
         g.metadata.opsetImports = [("", 17)]
         #expect(GraphOptimizer.optimize(g).0.nodes.map(\.opType) == ["FusedMatMul"])
         let exec = try Executor(graph: g)
         for (batch, seed) in [(1, 23), (4, 24)] {
-            let x = random([batch, 7, 6], seed: seed)
+            let x = seededRandom([batch, 7, 6], seed: seed)
             let got = try #require(try exec.run(["x": x])["y"])
             let want = try stepwise(g, x)
             #expect(got.shape == [batch, 7, 9])
@@ -132,10 +111,10 @@ import Testing
     func fastLSTMMatchesTheGeneralKernel(direction: String) throws {
         let dirs = direction == "bidirectional" ? 2 : 1
         let (seq, batch, input, hidden) = (5, 3, 4, 6)
-        let inputs = [random([seq, batch, input], seed: 1), random([dirs, 4 * hidden, input], seed: 2),
-                      random([dirs, 4 * hidden, hidden], seed: 3), random([dirs, 8 * hidden], seed: 4),
+        let inputs = [seededRandom([seq, batch, input], seed: 1), seededRandom([dirs, 4 * hidden, input], seed: 2),
+                      seededRandom([dirs, 4 * hidden, hidden], seed: 3), seededRandom([dirs, 8 * hidden], seed: 4),
                       Tensor(shape: [batch], scalars: [Int32](repeating: Int32(seq), count: batch)),
-                      random([dirs, batch, hidden], seed: 5), random([dirs, batch, hidden], seed: 6)]
+                      seededRandom([dirs, batch, hidden], seed: 5), seededRandom([dirs, batch, hidden], seed: 6)]
         func run(_ dtype: DType) throws -> [Tensor] {
             let names = ["X", "W", "R", "B", "lens", "h0", "c0"]
             let ts = inputs.enumerated().map { $0.offset == 4 ? $0.element : $0.element.converted(to: dtype) }
