@@ -140,7 +140,7 @@ public struct Executor: Sendable {
         let graph = self.planned, opset = self.opset
         var named: [String: Tensor] = [:]
         for (v, t) in zip(graph.inputs, tensors) { named[v.name] = t }
-        return plans.plan(for: key, make: { ExecutionPlan(graph: graph, inputs: named, opset: opset) })
+        return plans.plan(for: key, make: { ExecutionPlan(graph: graph, inputs: named, opset: opset, packs: plans.packs) })
     }
 
     /// Runs `inputs` through the plan for their shapes and reports what that run allocated and

@@ -44,6 +44,7 @@ enum ConvolutionKernels {
         base.values = Array(ctx.values.prefix(3))
         base.opset = ctx.opset
         base.pool = ctx.pool
+        base.packed = ctx.packed
         let outShape = try ctx.outputShape(0)
         if x.dtype == .float32, w.dtype == .float32, r.dtype == .float32,
            ctx.optionalInput(2).map({ $0.dtype == .float32 }) ?? true,
@@ -97,7 +98,21 @@ enum ConvolutionKernels {
             x.withUnsafeBufferPointer(as: Float.self) { px in
                 w.withUnsafeBufferPointer(as: Float.self) { pw in
                     guard let y = po.baseAddress, let xp = px.baseAddress, let wp = pw.baseAddress else { return }
+                    let packed = ctx.packed.flatMap { Convolution.directApplies(p) ? $0 : nil }
                     func run(_ b: UnsafePointer<Float>?) {
+                        if let packed {
+                            let done: Bool
+                            if let residual {
+                                done = residual.withUnsafeBufferPointer(as: Float.self) { pr in
+                                    Convolution.conv2DDirect(p, input: xp, weights: packed, bias: b, residual: pr.baseAddress,
+                                                             output: y, activation: activation)
+                                }
+                            } else {
+                                done = Convolution.conv2DDirect(p, input: xp, weights: packed, bias: b, residual: nil,
+                                                                output: y, activation: activation)
+                            }
+                            if done { return }
+                        }
                         if let residual {
                             residual.withUnsafeBufferPointer(as: Float.self) { pr in
                                 Convolution.conv2D(p, input: xp, weight: wp, bias: b, residual: pr.baseAddress,

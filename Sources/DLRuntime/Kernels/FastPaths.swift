@@ -39,6 +39,7 @@ enum FastPaths {
         c.values = ctx.values
         c.opset = ctx.opset
         c.pool = ctx.pool
+        c.packed = ctx.packed
         return c
     }
 
@@ -69,14 +70,7 @@ enum FastPaths {
 
     static let fusedGemm: Kernel = { ctx throws(RuntimeError) in
         for t in ctx.inputs where t != nil && t?.dtype != .float32 { return try unfused(ctx, opType: "Gemm") }
-        let act = try activation(ctx)
-        var y = try LinearKernels.gemm(baseContext(ctx, opType: "Gemm"))
-        guard !y.isEmpty else { return y }
-        let count = y[0].elementCount
-        y[0].withUnsafeMutableBufferPointer(as: Float.self) { p in
-            if let base = p.baseAddress { act.apply(base, count: count) }
-        }
-        return y
+        return try LinearKernels.gemm(baseContext(ctx, opType: "Gemm"), activation: try activation(ctx))
     }
 
     /// `MatMul(A, W) + bias` then the optional activation: every row of A (its leading dims
@@ -94,6 +88,19 @@ enum FastPaths {
         // Every element is written: the bias rows first, then the GEMM adds to them.
         var out = ctx.makeOutput(.float32, shape: outShape)
         guard out.elementCount == m * n else { throw ctx.fail("output shape \(outShape) is not \(m) rows of \(n)") }
+        var done = false
+        if k > 0, m > 0, let packed = LinearKernels.panels(ctx, m: m, k: k, n: n) {
+            out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+                a.withUnsafeBufferPointer(as: Float.self) { pa in
+                    bias.withUnsafeBufferPointer(as: Float.self) { pb in
+                        guard let y = po.baseAddress, let ap = pa.baseAddress, let b = pb.baseAddress else { return }
+                        done = PackedGEMM.multiply(m: m, a: ap, lda: k, transA: false, b: packed, c: y, ldc: n,
+                                                   epilogue: GEMMEpilogue(columnBias: b, activation: act))
+                    }
+                }
+            }
+        }
+        if done { return [out] }
         out.withUnsafeMutableBufferPointer(as: Float.self) { po in
             guard let y = po.baseAddress, m > 0, n > 0 else { return }
             bias.withUnsafeBufferPointer(as: Float.self) { pb in

@@ -7,7 +7,17 @@ enum LinearKernels {
     static var all: [(String, Kernel)] { [("Gemm", gemm), ("MatMul", matmul)] }
 
     /// Y = alpha·op(A)·op(B) + beta·C, with C broadcast to [M, N].
-    static let gemm: Kernel = { ctx throws(RuntimeError) in
+    static let gemm: Kernel = { ctx throws(RuntimeError) in try gemm(ctx, activation: .none) }
+
+    /// The node's packed weight panels (see `WeightPacks`) when they hold a `k × n` B and an
+    /// `m`-row product should use them.
+    static func panels(_ ctx: KernelContext, m: Int, k: Int, n: Int) -> PackedMatrix? {
+        guard PackedGEMM.prefers(rows: m), let p = ctx.packed?.first, p.arrangement == .panels, p.rows == k, p.columns == n else { return nil }
+        return p
+    }
+
+    /// Gemm followed by `activation` (in the packed kernel's epilogue when the weights are packed).
+    static func gemm(_ ctx: KernelContext, activation: Activation) throws(RuntimeError) -> [Tensor] {
         let a = try ctx.input(0), b = try ctx.input(1)
         let c = ctx.optionalInput(2)
         try ctx.requireFloat32(a, b)
@@ -23,8 +33,13 @@ enum LinearKernels {
         // Every element is written below (C copied in, or sgemm with beta 0); k = 0 scales
         // what is there, so that case starts from zeros.
         var out = k == 0 ? Tensor(zeros: .float32, shape: shape) : ctx.makeOutput(.float32, shape: shape)
+        if k > 0, m > 0, let packed = panels(ctx, m: m, k: k, n: n),
+           try gemmPacked(a: a, transA: transA, c: c, alpha: alpha, beta: beta, packed: packed, m: m, out: &out, activation: activation) {
+            return [out]
+        }
         out.withUnsafeMutableBufferPointer(as: Float.self) { po in
             guard let y = po.baseAddress else { return }
+            defer { activation.apply(y, count: m * n) }
             var betaForGemm: Float = 0
             if let c, beta != 0 {
                 // Fill Y with C broadcast to [M, N]; sgemm then adds alpha·A·B to beta·Y.
@@ -54,6 +69,45 @@ enum LinearKernels {
             }
         }
         return [out]
+    }
+
+    /// Gemm on packed weights: a C of shape [N] or [1, N] with beta 1 becomes the epilogue's
+    /// column bias, any other C is copied into the output (broadcast) and accumulated with beta.
+    /// Returns false when the kernel could not run (the caller then takes the OpenBLAS path,
+    /// which rewrites every element).
+    static func gemmPacked(a: Tensor, transA: Bool, c: Tensor?, alpha: Float, beta: Float, packed: PackedMatrix,
+                           m: Int, out: inout Tensor, activation: Activation) throws(RuntimeError) -> Bool {
+        let n = packed.columns
+        var ran = false
+        out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+            a.withUnsafeBufferPointer(as: Float.self) { pa in
+                guard let y = po.baseAddress, let ap = pa.baseAddress else { return }
+                let lda = a.shape[1]
+                guard let c, beta != 0 else {
+                    ran = PackedGEMM.multiply(m: m, a: ap, lda: lda, transA: transA, b: packed, c: y, ldc: n,
+                                              epilogue: GEMMEpilogue(alpha: alpha, activation: activation))
+                    return
+                }
+                c.withUnsafeBufferPointer(as: Float.self) { pc in
+                    guard let cp = pc.baseAddress else { return }
+                    let cs = c.shape
+                    if beta == 1, cs.last == n, cs.dropLast().allSatisfy({ $0 == 1 }), n > 0 {
+                        ran = PackedGEMM.multiply(m: m, a: ap, lda: lda, transA: transA, b: packed, c: y, ldc: n,
+                                                  epilogue: GEMMEpilogue(alpha: alpha, columnBias: cp, activation: activation))
+                        return
+                    }
+                    let rows = cs.count == 2 ? cs[0] : 1
+                    let cols = cs.count >= 1 ? cs[cs.count - 1] : 1
+                    for i in 0..<m {
+                        let ci = rows == 1 ? 0 : i
+                        for j in 0..<n { y[i * n + j] = cp[ci * cols + (cols == 1 ? 0 : j)] }
+                    }
+                    ran = PackedGEMM.multiply(m: m, a: ap, lda: lda, transA: transA, b: packed, c: y, ldc: n,
+                                              epilogue: GEMMEpilogue(alpha: alpha, accumulate: true, cScale: beta, activation: activation))
+                }
+            }
+        }
+        return ran
     }
 
     /// Numpy matmul: 1-D operands promoted, batch dims broadcast, one sgemm per batch entry.
@@ -96,6 +150,11 @@ enum LinearKernels {
             a.withUnsafeBufferPointer(as: Float.self) { pa in
                 b.withUnsafeBufferPointer(as: Float.self) { pb in
                     guard let y = po.baseAddress, let ap = pa.baseAddress, let bp = pb.baseAddress else { return }
+                    if b.rank == 2, let packed = panels(ctx, m: batchCount * m, k: k, n: n),
+                       PackedGEMM.multiply(m: batchCount * m, a: ap, lda: k, transA: false, b: packed, c: y, ldc: n,
+                                           epilogue: GEMMEpilogue()) {
+                        return
+                    }
                     if b.rank == 2, a.rank >= 2 {
                         // One B for every batch entry (a linear layer on [batch, seq, features]):
                         // A's entries are consecutive rows, so one GEMM of batchCount·m rows

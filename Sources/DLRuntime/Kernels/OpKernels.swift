@@ -20,6 +20,9 @@ struct KernelContext {
     /// The input (index) that dies at this node and may be overwritten by the output (planned
     /// runs only, when the plan found it safe); see `inPlaceOutput`.
     var inPlaceInput: Int? = nil
+    /// The node's constant weights packed for the AVX-512 kernels (planned runs on machines that
+    /// have them); see `WeightPacks`.
+    var packed: [PackedMatrix]? = nil
 
     /// A tensor for an output of `dtype` and `shape` whose every element the kernel writes: a
     /// recycled buffer in planned runs (contents unspecified), zeros otherwise.

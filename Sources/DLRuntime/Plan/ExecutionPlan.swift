@@ -37,6 +37,8 @@ final class ExecutionPlan: Sendable {
         /// The input (index) the output may overwrite, or -1: an elementwise op whose input of
         /// the output's type and shape dies here and is no graph input, output or constant.
         var inPlace: Int = -1
+        /// Constant weights packed for this step's kernel (see ``WeightPacks``), or nil.
+        var packed: [PackedMatrix]? = nil
     }
 
     /// What one run allocated and reused (for tests and DLKIT_PLAN_DUMP).
@@ -81,7 +83,7 @@ final class ExecutionPlan: Sendable {
     /// Builds the plan for `inputs` (tensors for every graph input, already checked).
     /// - Returns: nil when the graph cannot be planned for these inputs (an error while folding or
     ///   inferring); the caller then runs unplanned, which reports the error in its usual words.
-    init?(graph: Graph, inputs: [String: Tensor], opset: Int?) {
+    init?(graph: Graph, inputs: [String: Tensor], opset: Int?, packs: WeightPacks? = nil) {
         var slotOf: [String: Int] = [:]
         func slot(_ name: String) -> Int {
             if let s = slotOf[name] { return s }
@@ -183,7 +185,8 @@ final class ExecutionPlan: Sendable {
             Step(node: p.node, kernel: p.kernel,
                  inputs: p.node.inputs.map { $0.isEmpty ? -1 : slotOf[$0]! },
                  outputs: p.node.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! },
-                 types: p.types, release: release[i], inPlace: inPlace[i])
+                 types: p.types, release: release[i], inPlace: inPlace[i],
+                 packed: packs?.packed(for: p.node, consts: consts))
         }
         outputSlots = graph.outputs.compactMap { slotOf[$0.name] }
         var initial = [Tensor?](repeating: nil, count: slotOf.count)
@@ -286,6 +289,7 @@ final class ExecutionPlan: Sendable {
             ctx.opset = opset
             ctx.pool = pool
             ctx.inPlaceInput = inPlace
+            ctx.packed = step.packed
             if step.types == nil {
                 let node = step.node
                 do {
@@ -327,6 +331,8 @@ final class PlanCache: @unchecked Sendable {
     private var failed: Set<[[Int]]> = []
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     let limit = 16
+    /// Packed weights shared by all the plans here.
+    let packs = WeightPacks()
 
     init() { pthread_mutex_init(lock, nil) }
 

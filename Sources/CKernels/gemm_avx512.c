@@ -1,0 +1,408 @@
+// Packed-panel GEMM and stride-1 convolution on AVX-512 (see include/ckernels.h).
+//
+// One micro-kernel serves both: it keeps an mr × 32 block of C in registers (mr ≤ 12 rows, two
+// 16-float vectors each: 24 of the 32 vector registers), and for every step p of the sum
+// broadcasts mr values of a packed A block and multiplies them with one 32-float row of B.
+// - GEMM: B's rows are the rows of a packed panel, 32 floats apart; the panels are packed once
+//   per weight matrix (the plan keeps them), so a run never repacks weights.
+// - Convolution: A is the weights, B's row p is 32 neighbouring input pixels of one row of
+//   the padded input at the offset of tap p (channel, kernel row, kernel column), so the input
+//   is read in place: no im2col matrix is built.
+#include "ckernels.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+#define DLK_X86 1
+#else
+#define DLK_X86 0
+#endif
+
+#define DLK_MR 12
+#define DLK_KC 512
+#define DLK_MC 120
+
+static int avx512_state = -1;
+static pthread_once_t avx512_once = PTHREAD_ONCE_INIT;
+
+static void detect_avx512(void) {
+    int ok = 0;
+#if DLK_X86
+    __builtin_cpu_init();
+    ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+        && __builtin_cpu_supports("avx512vl");
+#endif
+    const char *env = getenv("DLKIT_AVX512");
+    if (env && strcmp(env, "0") == 0) ok = 0;
+    avx512_state = ok;
+}
+
+int dlk_avx512_available(void) {
+    pthread_once(&avx512_once, detect_avx512);
+    return avx512_state;
+}
+
+// Per-thread scratch (packed A chunks, offset tables), grown on demand and kept: steady-state
+// calls allocate nothing. Freed when the thread ends.
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+typedef struct { void *p; size_t bytes; } scratch_t;
+
+static void scratch_free(void *v) {
+    scratch_t *s = v;
+    free(s->p);
+    free(s);
+}
+
+static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+
+/// At least `bytes` of 64-byte aligned memory owned by this thread, or NULL.
+static void *scratch(size_t bytes) {
+    pthread_once(&scratch_once, scratch_init);
+    scratch_t *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s) return NULL;
+        if (pthread_setspecific(scratch_key, s) != 0) { free(s); return NULL; }
+    }
+    if (s->bytes < bytes) {
+        size_t want = (bytes + 4095) & ~(size_t)4095;
+        void *p = NULL;
+        if (posix_memalign(&p, 64, want) != 0) return NULL;
+        free(s->p);
+        s->p = p;
+        s->bytes = want;
+    }
+    return s->p;
+}
+
+size_t dlk_packed_b_count(int k, int n) {
+    return (size_t)((n + DLK_PANEL - 1) / DLK_PANEL) * DLK_PANEL * (size_t)k;
+}
+
+void dlk_pack_b(int k, int n, const float *b, long ldb, int trans_b, float *out) {
+    int panels = (n + DLK_PANEL - 1) / DLK_PANEL;
+    for (int p = 0; p < panels; p++) {
+        float *dst = out + (size_t)p * DLK_PANEL * k;
+        int j0 = p * DLK_PANEL;
+        int w = n - j0 < DLK_PANEL ? n - j0 : DLK_PANEL;
+        for (int r = 0; r < k; r++) {
+            float *row = dst + (size_t)r * DLK_PANEL;
+            if (trans_b) {
+                for (int j = 0; j < w; j++) row[j] = b[(size_t)(j0 + j) * ldb + r];
+            } else {
+                memcpy(row, b + (size_t)r * ldb + j0, (size_t)w * sizeof(float));
+            }
+            for (int j = w; j < DLK_PANEL; j++) row[j] = 0;
+        }
+    }
+}
+
+/// Row blocks of at most DLK_MR rows, as even as possible: block `i` of `count(m)`.
+static inline int block_count(int m) { return (m + DLK_MR - 1) / DLK_MR; }
+static inline void block_range(int m, int i, int *r0, int *mr) {
+    int nb = block_count(m), base = m / nb, extra = m % nb;
+    *r0 = i * base + (i < extra ? i : extra);
+    *mr = base + (i < extra ? 1 : 0);
+}
+
+size_t dlk_packed_a_count(int m, int k) { return (size_t)m * (size_t)k; }
+
+/// Packs rows [0, m) and sum steps [k0, k0 + kc) of A: block b (rows r0..r0+mr) lands at
+/// out + r0·kc as kc groups of mr values.
+static void pack_a_chunk(int m, int k0, int kc, const float *a, long lda, int trans_a, float *out) {
+    int nb = block_count(m);
+    for (int bi = 0; bi < nb; bi++) {
+        int r0, mr;
+        block_range(m, bi, &r0, &mr);
+        float *dst = out + (size_t)r0 * kc;
+        if (trans_a) {
+            for (int p = 0; p < kc; p++) {
+                const float *src = a + (size_t)(k0 + p) * lda + r0;
+                for (int i = 0; i < mr; i++) dst[p * mr + i] = src[i];
+            }
+        } else {
+            for (int i = 0; i < mr; i++) {
+                const float *src = a + (size_t)(r0 + i) * lda + k0;
+                for (int p = 0; p < kc; p++) dst[p * mr + i] = src[p];
+            }
+        }
+    }
+}
+
+void dlk_pack_a(int m, int k, const float *a, float *out) { pack_a_chunk(m, 0, k, a, k, 0, out); }
+
+#if DLK_X86
+
+#define DLK_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,fma")))
+#define DLK_INLINE static inline __attribute__((always_inline))
+
+/// Lanes [0, n) of a 16-lane mask (n may be ≤ 0 or ≥ 16).
+DLK_INLINE __mmask16 lanes(int n) {
+    return n <= 0 ? 0 : n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+}
+
+DLK_INLINE DLK_TARGET __m512 activate(__m512 v, const dlk_epilogue *e) {
+    switch (e->activation) {
+    case DLK_ACT_RELU:
+        return _mm512_max_ps(v, _mm512_setzero_ps());
+    case DLK_ACT_LEAKY_RELU: {
+        __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+        return _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(e->act_a));
+    }
+    case DLK_ACT_CLIP:
+        return _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(e->act_a)), _mm512_set1_ps(e->act_b));
+    default:
+        return v;
+    }
+}
+
+/// The shared micro-kernel. `mr` and `gather` are constants at every call site, so each
+/// instantiation keeps its accumulators in registers.
+/// - gather = 0: B row p at b + 32p (a packed panel, full width, zero-padded).
+/// - gather = 1: B row p at b + off[p], only the valid lanes loaded (masked loads do not touch
+///   memory of masked-off lanes, so a short last panel never reads past the input).
+/// - c_factor: 0 to overwrite C, else C is read (masked) and added times c_factor.
+/// - finish: apply biases and the activation (the last chunk of the sum).
+DLK_INLINE DLK_TARGET void micro(const int mr, const int gather, int kc, const float *restrict ap,
+                                 const float *restrict b, const int32_t *restrict off,
+                                 float *c, long ldc, int valid, float c_factor, int finish,
+                                 const dlk_epilogue *e, int row0, int col0) {
+    __m512 x0[DLK_MR], x1[DLK_MR];
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < mr; i++) {
+        x0[i] = _mm512_setzero_ps();
+        x1[i] = _mm512_setzero_ps();
+    }
+    const __mmask16 m0 = lanes(valid), m1 = lanes(valid - 16);
+    int p = 0;
+    if (mr <= 2) {
+        // Few rows (a batch-1 product): two accumulators per vector, so consecutive steps do
+        // not wait on each other's multiply-add latency.
+        __m512 y0[2], y1[2];
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < mr; i++) {
+            y0[i] = _mm512_setzero_ps();
+            y1[i] = _mm512_setzero_ps();
+        }
+        for (; p + 1 < kc; p += 2) {
+            __m512 b0, b1, b2, b3;
+            if (gather) {
+                const float *bp = b + off[p], *bq = b + off[p + 1];
+                b0 = _mm512_maskz_loadu_ps(m0, bp);
+                b1 = _mm512_maskz_loadu_ps(m1, bp + 16);
+                b2 = _mm512_maskz_loadu_ps(m0, bq);
+                b3 = _mm512_maskz_loadu_ps(m1, bq + 16);
+            } else {
+                const float *bp = b + (size_t)p * DLK_PANEL;
+                b0 = _mm512_loadu_ps(bp);
+                b1 = _mm512_loadu_ps(bp + 16);
+                b2 = _mm512_loadu_ps(bp + DLK_PANEL);
+                b3 = _mm512_loadu_ps(bp + DLK_PANEL + 16);
+            }
+            const float *a = ap + (size_t)p * mr;
+            _Pragma("clang loop unroll(full)")
+            for (int i = 0; i < mr; i++) {
+                __m512 av = _mm512_set1_ps(a[i]), aw = _mm512_set1_ps(a[mr + i]);
+                x0[i] = _mm512_fmadd_ps(av, b0, x0[i]);
+                x1[i] = _mm512_fmadd_ps(av, b1, x1[i]);
+                y0[i] = _mm512_fmadd_ps(aw, b2, y0[i]);
+                y1[i] = _mm512_fmadd_ps(aw, b3, y1[i]);
+            }
+        }
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < mr; i++) {
+            x0[i] = _mm512_add_ps(x0[i], y0[i]);
+            x1[i] = _mm512_add_ps(x1[i], y1[i]);
+        }
+    }
+    for (; p < kc; p++) {
+        __m512 b0, b1;
+        if (gather) {
+            const float *bp = b + off[p];
+            b0 = _mm512_maskz_loadu_ps(m0, bp);
+            b1 = _mm512_maskz_loadu_ps(m1, bp + 16);
+        } else {
+            b0 = _mm512_loadu_ps(b + (size_t)p * DLK_PANEL);
+            b1 = _mm512_loadu_ps(b + (size_t)p * DLK_PANEL + 16);
+        }
+        const float *a = ap + (size_t)p * mr;
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < mr; i++) {
+            __m512 av = _mm512_set1_ps(a[i]);
+            x0[i] = _mm512_fmadd_ps(av, b0, x0[i]);
+            x1[i] = _mm512_fmadd_ps(av, b1, x1[i]);
+        }
+    }
+    const __m512 alpha = _mm512_set1_ps(e->alpha);
+    __m512 cb0 = _mm512_setzero_ps(), cb1 = _mm512_setzero_ps();
+    if (finish && e->col_bias) {
+        cb0 = _mm512_maskz_loadu_ps(m0, e->col_bias + col0);
+        cb1 = _mm512_maskz_loadu_ps(m1, e->col_bias + col0 + 16);
+    }
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < mr; i++) {
+        float *row = c + (size_t)i * ldc;
+        __m512 v0 = x0[i], v1 = x1[i];
+        if (e->alpha != 1.0f) {
+            v0 = _mm512_mul_ps(v0, alpha);
+            v1 = _mm512_mul_ps(v1, alpha);
+        }
+        if (c_factor != 0.0f) {
+            __m512 f = _mm512_set1_ps(c_factor);
+            v0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, row), f, v0);
+            v1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, row + 16), f, v1);
+        }
+        if (finish) {
+            if (e->row_bias) {
+                __m512 rb = _mm512_set1_ps(e->row_bias[row0 + i]);
+                v0 = _mm512_add_ps(v0, rb);
+                v1 = _mm512_add_ps(v1, rb);
+            }
+            v0 = _mm512_add_ps(v0, cb0);
+            v1 = _mm512_add_ps(v1, cb1);
+            v0 = activate(v0, e);
+            v1 = activate(v1, e);
+        }
+        _mm512_mask_storeu_ps(row, m0, v0);
+        _mm512_mask_storeu_ps(row + 16, m1, v1);
+    }
+}
+
+#define DLK_MICRO_CASES(GATHER)                                                                   \
+    switch (mr) {                                                                                 \
+    case 1: micro(1, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;    \
+    case 2: micro(2, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;    \
+    case 3: micro(3, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;    \
+    case 4: micro(4, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;    \
+    case 5: micro(5, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;    \
+    case 6: micro(6, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;    \
+    case 7: micro(7, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;    \
+    case 8: micro(8, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;    \
+    case 9: micro(9, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;    \
+    case 10: micro(10, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;  \
+    case 11: micro(11, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;  \
+    default: micro(12, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;  \
+    }
+
+static DLK_TARGET void micro_panel(int mr, int kc, const float *ap, const float *b, float *c, long ldc,
+                                   int valid, float cf, int finish, const dlk_epilogue *e, int row0, int col0) {
+    const int32_t *off = NULL;
+    DLK_MICRO_CASES(0)
+}
+
+static DLK_TARGET void micro_gather(int mr, int kc, const float *ap, const float *b, const int32_t *off,
+                                    float *c, long ldc, int valid, float cf, int finish,
+                                    const dlk_epilogue *e, int row0, int col0) {
+    DLK_MICRO_CASES(1)
+}
+
+DLK_TARGET int dlk_sgemm_packed(int m, int n, int k, const float *a, long lda, int trans_a,
+                     const float *b_packed, float *c, long ldc, const dlk_epilogue *e) {
+    if (m <= 0 || n <= 0) return 0;
+    if (k <= 0) {
+        // An empty sum: only the C term, biases and activation remain.
+        for (int i = 0; i < m; i++) {
+            float *row = c + (size_t)i * ldc;
+            for (int j = 0; j < n; j++) {
+                float v = e->accumulate ? e->c_scale * row[j] : 0.0f;
+                if (e->row_bias) v += e->row_bias[i];
+                if (e->col_bias) v += e->col_bias[j];
+                row[j] = v;
+            }
+        }
+        if (e->activation != DLK_ACT_NONE) {
+            for (int i = 0; i < m; i++) {
+                float *row = c + (size_t)i * ldc;
+                for (int j = 0; j < n; j += 16) {
+                    __mmask16 mk = lanes(n - j);
+                    _mm512_mask_storeu_ps(row + j, mk, activate(_mm512_maskz_loadu_ps(mk, row + j), e));
+                }
+            }
+        }
+        return 0;
+    }
+    // Sum chunks of at most DLK_KC steps (whole when k ≤ 2·DLK_KC), row groups of at most
+    // DLK_MC rows: one group's packed A (≤ 120 × 1024 floats) stays in L2 while every panel of
+    // B streams past it, each panel reused from L1 by all the group's row blocks.
+    const int kcMax = k <= 2 * DLK_KC ? k : DLK_KC;
+    const int mcMax = m <= DLK_MC ? m : DLK_MC;
+    float *apk = scratch((size_t)mcMax * kcMax * sizeof(float));
+    if (!apk) return -1;
+    const int panels = (n + DLK_PANEL - 1) / DLK_PANEL;
+    for (int k0 = 0; k0 < k; k0 += kcMax) {
+        const int kc = k - k0 < kcMax ? k - k0 : kcMax;
+        const float cf = k0 > 0 ? 1.0f : (e->accumulate ? e->c_scale : 0.0f);
+        const int finish = k0 + kc == k;
+        for (int m0 = 0; m0 < m; m0 += mcMax) {
+            const int mc = m - m0 < mcMax ? m - m0 : mcMax;
+            const float *am = trans_a ? a + m0 : a + (size_t)m0 * lda;
+            pack_a_chunk(mc, k0, kc, am, lda, trans_a, apk);
+            const int nb = block_count(mc);
+            for (int pi = 0; pi < panels; pi++) {
+                const int col0 = pi * DLK_PANEL;
+                const int valid = n - col0 < DLK_PANEL ? n - col0 : DLK_PANEL;
+                const float *b = b_packed + (size_t)pi * DLK_PANEL * k + (size_t)k0 * DLK_PANEL;
+                for (int bi = 0; bi < nb; bi++) {
+                    int r0, mr;
+                    block_range(mc, bi, &r0, &mr);
+                    micro_panel(mr, kc, apk + (size_t)r0 * kc, b, c + (size_t)(m0 + r0) * ldc + col0, ldc,
+                                valid, cf, finish, e, m0 + r0, col0);
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+DLK_TARGET int dlk_conv2d_s1(const float *x, int cin, int hp, int wp, int kh, int kw, int dh, int dw,
+                  int hout, int wout, int y0, int y1,
+                  const float *w_packed, int m, float *y, long y_stride, const dlk_epilogue *e) {
+    const long long plane = (long long)hp * wp;
+    if ((long long)cin * plane > INT32_MAX) return -1;
+    const int k = cin * kh * kw;
+    if (m <= 0 || k <= 0 || y1 <= y0) return 0;
+    int32_t *off = scratch((size_t)k * sizeof(int32_t));
+    if (!off) return -1;
+    int p = 0;
+    for (int ci = 0; ci < cin; ci++)
+        for (int i = 0; i < kh; i++)
+            for (int j = 0; j < kw; j++) off[p++] = (int32_t)(ci * plane + (long long)i * dh * wp + (long long)j * dw);
+    const int nb = block_count(m);
+    const float cf = e->accumulate ? e->c_scale : 0.0f;
+    for (int r = y0; r < y1; r++) {
+        for (int q0 = 0; q0 < wout; q0 += DLK_PANEL) {
+            const int valid = wout - q0 < DLK_PANEL ? wout - q0 : DLK_PANEL;
+            const float *b = x + (size_t)r * wp + q0;
+            for (int bi = 0; bi < nb; bi++) {
+                int r0, mr;
+                block_range(m, bi, &r0, &mr);
+                micro_gather(mr, k, w_packed + (size_t)r0 * k, b, off,
+                             y + (size_t)r0 * y_stride + (size_t)r * wout + q0, y_stride,
+                             valid, cf, 1, e, r0, 0);
+            }
+        }
+    }
+    return 0;
+}
+
+#else  // not x86-64: dlk_avx512_available() is 0 and these are never called.
+
+int dlk_sgemm_packed(int m, int n, int k, const float *a, long lda, int trans_a,
+                     const float *b_packed, float *c, long ldc, const dlk_epilogue *e) {
+    (void)m; (void)n; (void)k; (void)a; (void)lda; (void)trans_a; (void)b_packed; (void)c; (void)ldc; (void)e;
+    return -1;
+}
+
+int dlk_conv2d_s1(const float *x, int cin, int hp, int wp, int kh, int kw, int dh, int dw,
+                  int hout, int wout, int y0, int y1,
+                  const float *w_packed, int m, float *y, long y_stride, const dlk_epilogue *e) {
+    (void)x; (void)cin; (void)hp; (void)wp; (void)kh; (void)kw; (void)dh; (void)dw; (void)hout; (void)wout;
+    (void)y0; (void)y1; (void)w_packed; (void)m; (void)y; (void)y_stride; (void)e;
+    return -1;
+}
+
+#endif

@@ -1,0 +1,69 @@
+// CPU micro-kernels written in C so that they can use AVX-512 where the CPU has it: Swift has no
+// per-function target attributes, and the package builds for baseline x86-64 (SSE2), so Swift
+// SIMD code cannot use wider vectors. Everything here is chosen at run time
+// (`dlk_avx512_available`); callers fall back to their portable path when it returns 0.
+//
+// Private plumbing of DLKernels: nothing else imports this module.
+#ifndef DLKIT_CKERNELS_H
+#define DLKIT_CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// 1 when the AVX-512 kernels may run: the CPU and the OS support AVX-512F/DQ/VL, and the
+/// environment does not say `DLKIT_AVX512=0`. Read once.
+int dlk_avx512_available(void);
+
+/// Columns per panel of a packed B matrix.
+#define DLK_PANEL 32
+
+/// What happens to each result element after the product: `v = alpha * (A·B)`, then
+/// `v += c_scale * C` when `accumulate` (C is what the output held before), then
+/// `v += row_bias[i] + col_bias[j]` (each when not NULL), then the activation.
+typedef struct {
+    float alpha;
+    float c_scale;
+    int accumulate;
+    const float *row_bias;
+    const float *col_bias;
+    /// DLK_ACT_*; `act_a`/`act_b` are LeakyRelu's slope, Clip's min and max.
+    int activation;
+    float act_a, act_b;
+} dlk_epilogue;
+
+enum { DLK_ACT_NONE = 0, DLK_ACT_RELU = 1, DLK_ACT_LEAKY_RELU = 2, DLK_ACT_CLIP = 3 };
+
+/// Floats `dlk_pack_b` writes for a k × n matrix: ceil(n / 32) panels of k × 32.
+size_t dlk_packed_b_count(int k, int n);
+
+/// Packs B (k × n) into panels of 32 columns: panel p holds columns [32p, 32p + 32) as k rows of
+/// 32 floats, missing columns zero. With `trans_b`, `b` holds Bᵀ (n × k, row stride ldb).
+void dlk_pack_b(int k, int n, const float *b, long ldb, int trans_b, float *out);
+
+/// C (m × n, row stride ldc) = epilogue(A·B), B packed by `dlk_pack_b` (`b_packed` points at the
+/// panel holding column 0 of this call, so a caller can split the panels between threads). A is
+/// m × k with row stride lda, or with `trans_a` k × m. Requires AVX-512 (see above).
+/// Returns 0, or -1 when its scratch memory could not be had (C untouched; use another path).
+int dlk_sgemm_packed(int m, int n, int k, const float *a, long lda, int trans_a,
+                     const float *b_packed, float *c, long ldc, const dlk_epilogue *e);
+
+/// Floats `dlk_pack_a` writes for an m × k matrix (m · k: the rows regrouped, nothing added).
+size_t dlk_packed_a_count(int m, int k);
+
+/// Packs A (m × k, row stride k: convolution weights [cout][cin·kh·kw]) in the row blocks the
+/// convolution kernel walks.
+void dlk_pack_a(int m, int k, const float *a, float *out);
+
+/// A stride-1 convolution of one image and group, written for output rows [y0, y1).
+/// - x: the input, already padded: [cin][hp][wp]. Output pixel (r, q) reads
+///   x[c][r + i·dh][q + j·dw] for kernel tap (i, j).
+/// - w_packed: the m × (cin·kh·kw) weights packed by `dlk_pack_a`.
+/// - y: the output, [m][hout][wout] with channel stride `y_stride` floats; the epilogue's
+///   row_bias is per output channel. Requires AVX-512.
+/// - Returns 0, or -1 when an offset would not fit in 32 bits or scratch memory could not be had
+///   (nothing written; the caller then uses its other path).
+int dlk_conv2d_s1(const float *x, int cin, int hp, int wp, int kh, int kw, int dh, int dw,
+                  int hout, int wout, int y0, int y1,
+                  const float *w_packed, int m, float *y, long y_stride, const dlk_epilogue *e);
+
+#endif

@@ -1,0 +1,113 @@
+import CKernels
+
+/// Stride-1 convolution without an im2col matrix, on the AVX-512 micro-kernel of `CKernels`.
+///
+/// Each image (and group) is copied once into a zero-padded plane; the kernel then reads the
+/// input for kernel tap (channel, i, j) as 32 neighbouring pixels of one padded row, at a fixed
+/// offset from the output pixel, and multiplies them with the packed weights. im2col wrote and
+/// OpenBLAS repacked a `cin·kh·kw × pixels` matrix per call; here the only extra pass is the
+/// padding copy (one input-sized write). Bias, residual and activation run in the kernel's
+/// epilogue while the results are in registers (the residual is first copied into the output,
+/// which the epilogue then accumulates onto).
+extension Convolution {
+    /// True when ``conv2DDirect(_:input:weights:bias:residual:output:activation:)`` takes `p`:
+    /// stride 1 in both directions and the packed kernels supported here.
+    public static func directApplies(_ p: Conv2DParams) -> Bool {
+        PackedMatrix.isSupported && p.strideH == 1 && p.strideW == 1
+    }
+
+    /// `output = act(conv(input, weight) + bias + residual)` for a stride-1 convolution whose
+    /// weights were packed per group with ``PackedMatrix/rowBlocks(_:m:k:)``
+    /// (`m = outChannelsPerGroup`, `k = inChannelsPerGroup · kernelH · kernelW`).
+    /// - Returns: false when it did not run (a shape it does not take, packed weights of another
+    ///   shape, or scratch memory that could not be had); the output is then not fully written
+    ///   and the caller runs ``conv2D(_:input:weight:bias:residual:output:activation:)``.
+    public static func conv2DDirect(
+        _ p: Conv2DParams, input: UnsafePointer<Float>, weights: [PackedMatrix],
+        bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>, activation: Activation
+    ) -> Bool {
+        let cg = p.inChannelsPerGroup, ocg = p.outChannelsPerGroup
+        let kDim = cg * p.kernelH * p.kernelW
+        guard directApplies(p), weights.count == p.groups, p.outH >= 1, p.outW >= 1,
+              weights.allSatisfy({ $0.arrangement == .rowBlocks && $0.rows == ocg && $0.columns == kDim }) else { return false }
+        let hp = p.inH + p.padTop + p.padBottom, wp = p.inW + p.padLeft + p.padRight
+        let plane = hp * wp, outPlane = p.outH * p.outW
+        let padded = p.padTop + p.padBottom + p.padLeft + p.padRight > 0
+        guard cg * plane <= Int(Int32.max), hp <= Int(Int32.max), wp <= Int(Int32.max) else { return false }
+
+        /// One image and group, output rows [r0, r1), from `src` (padded or the input itself).
+        func rows(_ n: Int, _ g: Int, _ src: UnsafePointer<Float>, _ r0: Int, _ r1: Int) -> Bool {
+            let base = (n * p.outChannels + g * ocg) * outPlane
+            let y = output + base
+            if let residual {
+                for c in 0..<ocg {
+                    let at = c * outPlane + r0 * p.outW
+                    (y + at).update(from: residual + base + at, count: (r1 - r0) * p.outW)
+                }
+            }
+            var e = GEMMEpilogue(accumulate: residual != nil, rowBias: bias.map { $0 + g * ocg }, activation: activation).c()
+            return dlk_conv2d_s1(src, Int32(cg), Int32(hp), Int32(wp), Int32(p.kernelH), Int32(p.kernelW),
+                                 Int32(p.dilationH), Int32(p.dilationW), Int32(p.outH), Int32(p.outW),
+                                 Int32(r0), Int32(r1), weights[g].storage, Int32(ocg), y, outPlane, &e) == 0
+        }
+
+        /// Copies image n, group g into `dst` with zero borders.
+        func pad(_ n: Int, _ g: Int, into dst: UnsafeMutablePointer<Float>) {
+            let src = input + (n * p.inChannels + g * cg) * p.inH * p.inW
+            for c in 0..<cg {
+                let d = dst + c * plane
+                d.update(repeating: 0, count: p.padTop * wp)
+                for r in 0..<p.inH {
+                    let row = d + (p.padTop + r) * wp
+                    row.update(repeating: 0, count: p.padLeft)
+                    (row + p.padLeft).update(from: src + (c * p.inH + r) * p.inW, count: p.inW)
+                    (row + p.padLeft + p.inW).update(repeating: 0, count: p.padRight)
+                }
+                (d + (p.padTop + p.inH) * wp).update(repeating: 0, count: p.padBottom * wp)
+            }
+        }
+
+        func source(_ n: Int, _ g: Int, _ scratch: UnsafeMutablePointer<Float>?) -> UnsafePointer<Float> {
+            if let scratch {
+                pad(n, g, into: scratch)
+                return UnsafePointer(scratch)
+            }
+            return input + (n * p.inChannels + g * cg) * p.inH * p.inW
+        }
+
+        let workers = ParallelFor.workerCount
+        let rowCost = p.outChannels * p.outW * kDim
+        let total = p.batch * p.outH * rowCost
+        if p.batch >= workers || workers == 1 || total < 1 << 18 || !ParallelFor.canSplit {
+            // Whole images per worker, each padding into its own scratch.
+            let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: p.batch)
+            failed.initialize(repeating: false)
+            defer { failed.deallocate() }
+            ParallelFor.run(p.batch, cost: p.outH * rowCost) { lo, hi in
+                let scratch = padded ? ConvolutionScratch.shared.take(cg * plane) : nil
+                defer { if let scratch { ConvolutionScratch.shared.give(scratch) } }
+                for n in lo..<hi {
+                    for g in 0..<p.groups where !rows(n, g, source(n, g, scratch?.pointer), 0, p.outH) { failed[lo] = true }
+                }
+            }
+            return !failed.contains(true)
+        }
+        // Fewer images than workers: pad each image once, then split its rows.
+        let scratch = padded ? ConvolutionScratch.shared.take(cg * plane) : nil
+        defer { if let scratch { ConvolutionScratch.shared.give(scratch) } }
+        let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: p.outH)
+        defer { failed.deallocate() }
+        for n in 0..<p.batch {
+            for g in 0..<p.groups {
+                let src = source(n, g, scratch?.pointer)
+                failed.initialize(repeating: false)
+                ParallelFor.split(p.outH, parts: min(p.outH, workers * 2)) { lo, hi in
+                    if !rows(n, g, src, lo, hi) { failed[lo] = true }
+                }
+                if failed.contains(true) { return false }
+            }
+        }
+        return true
+    }
+}

@@ -1,0 +1,114 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import DLGraph
+import DLKernels
+import DLTensor
+
+/// Constant weights packed once for the AVX-512 kernels (see ``PackedMatrix``), shared by the
+/// plans of one executor: a server that sees many input shapes keeps one packed copy per weight,
+/// not one per plan.
+///
+/// A node gets packed weights when its weight input is a float32 constant of the plan and the
+/// kernels are supported here:
+/// - `Gemm`, `FusedGemm`: input 1 (`k × n`, or `n × k` with `transB`) as panels;
+/// - `MatMul`, `FusedMatMul`: a rank-2 input 1 as panels;
+/// - `Conv`, `FusedConv`, `FusedConvAdd` with all strides 1: the weights of each group as row
+///   blocks (1-D and 2-D).
+/// Everything else, and every node on a machine without AVX-512, runs as before (OpenBLAS).
+final class WeightPacks: @unchecked Sendable {
+    private struct Entry {
+        /// The constant packed (kept alive, so its storage identity stays unique).
+        let source: Tensor
+        let packed: [PackedMatrix]
+    }
+
+    private var entries: [String: Entry] = [:]
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+
+    /// `DLKIT_PREPACK=0` turns packing off (OpenBLAS everywhere, for before/after measurements).
+    static let enabled: Bool = {
+        guard let v = getenv("DLKIT_PREPACK") else { return true }
+        return String(cString: v) != "0"
+    }()
+
+    init() { pthread_mutex_init(lock, nil) }
+
+    deinit {
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+    }
+
+    /// The packed weights for `node`, or nil when it takes none; `consts` are the plan's constants.
+    func packed(for node: Node, consts: [String: Tensor]) -> [PackedMatrix]? {
+        guard Self.enabled, PackedMatrix.isSupported, let how = Self.plan(node, consts: consts) else { return nil }
+        let key = "\(how.kind)|\(how.name)"
+        pthread_mutex_lock(lock)
+        if let e = entries[key], e.source.sharedStorage === how.tensor.sharedStorage {
+            pthread_mutex_unlock(lock)
+            return e.packed
+        }
+        pthread_mutex_unlock(lock)
+        guard let packed = how.make() else { return nil }
+        pthread_mutex_lock(lock)
+        entries[key] = Entry(source: how.tensor, packed: packed)
+        pthread_mutex_unlock(lock)
+        return packed
+    }
+
+    private struct How {
+        let kind: String
+        let name: String
+        let tensor: Tensor
+        let make: () -> [PackedMatrix]?
+    }
+
+    private static func plan(_ node: Node, consts: [String: Tensor]) -> How? {
+        let fused = node.domain == FusedOps.domain
+        guard OpSet.isDefaultDomain(node) || fused, node.inputs.count >= 2,
+              let w = consts[node.inputs[1]], w.dtype == .float32, w.elementCount > 0 else { return nil }
+        let name = node.inputs[1]
+        switch node.opType {
+        case "Gemm", "FusedGemm":
+            guard w.rank == 2, let t = try? node.int("transB", default: 0) else { return nil }
+            let transB = t != 0
+            let k = transB ? w.shape[1] : w.shape[0], n = transB ? w.shape[0] : w.shape[1]
+            return How(kind: transB ? "panelsT" : "panels", name: name, tensor: w) {
+                w.withUnsafeBufferPointer(as: Float.self) { p in
+                    p.baseAddress.flatMap { PackedMatrix.panels($0, k: k, n: n, ldb: w.shape[1], transposed: transB) }.map { [$0] }
+                }
+            }
+        case "MatMul", "FusedMatMul":
+            guard w.rank == 2 else { return nil }
+            let k = w.shape[0], n = w.shape[1]
+            return How(kind: "panels", name: name, tensor: w) {
+                w.withUnsafeBufferPointer(as: Float.self) { p in
+                    p.baseAddress.flatMap { PackedMatrix.panels($0, k: k, n: n, ldb: n, transposed: false) }.map { [$0] }
+                }
+            }
+        case "Conv", "FusedConv", "FusedConvAdd":
+            guard w.rank == 3 || w.rank == 4, let groups = try? node.int("group", default: 1),
+                  groups >= 1, w.shape[0] % groups == 0 else { return nil }
+            // Strides absent (all 1) or all 1; an attribute of the wrong kind packs nothing.
+            let strides: [Int]?
+            do { strides = try node.ints("strides") } catch { return nil }
+            if let strides, strides.contains(where: { $0 != 1 }) { return nil }
+            let m = w.shape[0] / groups, k = w.elementCount / w.shape[0]
+            return How(kind: "rows\(groups)", name: name, tensor: w) {
+                w.withUnsafeBufferPointer(as: Float.self) { p -> [PackedMatrix]? in
+                    guard let base = p.baseAddress else { return nil }
+                    var out: [PackedMatrix] = []
+                    for g in 0..<groups {
+                        guard let pm = PackedMatrix.rowBlocks(base + g * m * k, m: m, k: k) else { return nil }
+                        out.append(pm)
+                    }
+                    return out
+                }
+            }
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,153 @@
+import DLKernels
+import Testing
+
+/// The AVX-512 kernels on packed weights (`PackedGEMM`, `Convolution.conv2DDirect`) against
+/// reference loops. Dyadic data keeps every sum exact, so results must match bit for bit,
+/// whatever order the kernels add in. On a machine without AVX-512 nothing is packed, which the
+/// last test checks instead.
+@Suite(.serialized) struct PackedKernelTests {
+    struct GEMMCase: Sendable, CustomTestStringConvertible {
+        var m: Int, n: Int, k: Int
+        var transA = false, transB = false
+        var testDescription: String { "\(m)x\(n)x\(k)\(transA ? " Aᵀ" : "")\(transB ? " Bᵀ" : "")" }
+    }
+
+    static let gemmCases: [GEMMCase] = [
+        GEMMCase(m: 1, n: 10, k: 5),                       // one row, one short panel
+        GEMMCase(m: 2, n: 33, k: 17, transB: true),        // the two-accumulator path, odd k
+        GEMMCase(m: 13, n: 64, k: 9, transA: true),        // blocks of 7 and 6 rows
+        GEMMCase(m: 32, n: 200, k: 300),                   // several panels, a partial last one
+        GEMMCase(m: 130, n: 40, k: 33, transB: true),      // past one 120-row group
+        GEMMCase(m: 5, n: 70, k: 1100, transA: true),      // the sum in chunks (k > 1024)
+    ]
+
+    static func reference(_ c: GEMMCase, _ a: [Float], _ b: [Float]) -> [Float] {
+        var y = [Float](repeating: 0, count: c.m * c.n)
+        for i in 0..<c.m {
+            for j in 0..<c.n {
+                var s: Float = 0
+                for p in 0..<c.k {
+                    s += (c.transA ? a[p * c.m + i] : a[i * c.k + p]) * (c.transB ? b[j * c.k + p] : b[p * c.n + j])
+                }
+                y[i * c.n + j] = s
+            }
+        }
+        return y
+    }
+
+    @Test(.enabled(if: PackedMatrix.isSupported), arguments: gemmCases, [1, 2])
+    func packedProductMatchesReferenceWithEveryEpilogueTerm(_ c: GEMMCase, workers: Int) throws {
+        let a = dyadicFloats(c.m * c.k, seed: 40), b = dyadicFloats(c.k * c.n, seed: 41)
+        let rowBias = dyadicFloats(c.m, seed: 42), colBias = dyadicFloats(c.n, seed: 43)
+        let before = dyadicFloats(c.m * c.n, seed: 44)
+        let product = Self.reference(c, a, b)
+        let packed = try #require(b.withUnsafeBufferPointer {
+            PackedMatrix.panels($0.baseAddress!, k: c.k, n: c.n, ldb: c.transB ? c.k : c.n, transposed: c.transB)
+        })
+        let saved = ParallelFor.workerCount
+        ParallelFor.setWorkerCount(workers)
+        defer { ParallelFor.setWorkerCount(saved) }
+
+        func run(_ e: GEMMEpilogue, start: [Float]) -> [Float] {
+            var y = start
+            let ok = y.withUnsafeMutableBufferPointer { yb in
+                a.withUnsafeBufferPointer { ab in
+                    PackedGEMM.multiply(m: c.m, a: ab.baseAddress!, lda: c.transA ? c.m : c.k, transA: c.transA,
+                                        b: packed, c: yb.baseAddress!, ldc: c.n, epilogue: e)
+                }
+            }
+            #expect(ok)
+            return y
+        }
+        // Plain product over garbage (NaN must not leak in when nothing accumulates).
+        #expect(run(GEMMEpilogue(), start: [Float](repeating: .nan, count: c.m * c.n)) == product)
+        // alpha, beta·C, both biases and LeakyRelu(0.25).
+        let y = rowBias.withUnsafeBufferPointer { rb in
+            colBias.withUnsafeBufferPointer { cb in
+                run(GEMMEpilogue(alpha: 1.5, accumulate: true, cScale: 0.5, rowBias: rb.baseAddress, columnBias: cb.baseAddress,
+                                 activation: .leakyRelu(alpha: 0.25)), start: before)
+            }
+        }
+        var expected = [Float](repeating: 0, count: c.m * c.n)
+        for i in 0..<c.m {
+            for j in 0..<c.n {
+                let v = 1.5 * product[i * c.n + j] + 0.5 * before[i * c.n + j] + rowBias[i] + colBias[j]
+                expected[i * c.n + j] = v < 0 ? 0.25 * v : v
+            }
+        }
+        #expect(y == expected)
+        // ReLU with a column bias only (a fully connected layer).
+        let r = colBias.withUnsafeBufferPointer { cb in
+            run(GEMMEpilogue(columnBias: cb.baseAddress, activation: .relu), start: before)
+        }
+        #expect(r == (0..<(c.m * c.n)).map { max(0, product[$0] + colBias[$0 % c.n]) })
+    }
+
+    static let convCases: [ConvCase] = [
+        ConvCase(name: "3x3 pad 1, width 70 (three panels a row)", params: Conv2DParams(
+            batch: 1, inChannels: 3, inH: 40, inW: 70, outChannels: 13, kernelH: 3, kernelW: 3,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)),
+        ConvCase(name: "3x3 pad 1, batch 3", params: Conv2DParams(
+            batch: 3, inChannels: 4, inH: 11, inW: 12, outChannels: 6, kernelH: 3, kernelW: 3,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)),
+        ConvCase(name: "pointwise, no bias", params: Conv2DParams(
+            batch: 2, inChannels: 8, inH: 9, inW: 7, outChannels: 5, kernelH: 1, kernelW: 1), bias: false),
+        ConvCase(name: "grouped dilated, uneven pads", params: Conv2DParams(
+            batch: 1, inChannels: 6, inH: 13, inW: 13, outChannels: 9, kernelH: 3, kernelW: 2,
+            padTop: 2, padLeft: 1, padBottom: 0, padRight: 1, dilationH: 2, groups: 3)),
+        ConvCase(name: "1-D", params: Conv2DParams.conv1D(
+            batch: 2, inChannels: 5, length: 40, outChannels: 7, kernel: 5, stride: 1, padBegin: 2, padEnd: 2,
+            dilation: 1, groups: 1)),
+    ]
+
+    @Test(.enabled(if: PackedMatrix.isSupported), arguments: convCases, [1, 2])
+    func directConvolutionMatchesReferenceWithResidualAndRelu(_ c: ConvCase, workers: Int) throws {
+        let p = c.params
+        #expect(Convolution.directApplies(p))
+        let x = dyadicFloats(p.inputCount, seed: 50), w = dyadicFloats(p.weightCount, seed: 51)
+        let bias = c.bias ? dyadicFloats(p.outChannels, seed: 52) : nil
+        let r = dyadicFloats(p.outputCount, seed: 53)
+        let conv = referenceConv2D(p, x, w, bias)
+        let m = p.outChannels / p.groups, k = p.weightCount / p.outChannels
+        let packed = try w.withUnsafeBufferPointer { wb in
+            try (0..<p.groups).map { g in try #require(PackedMatrix.rowBlocks(wb.baseAddress! + g * m * k, m: m, k: k)) }
+        }
+        let saved = ParallelFor.workerCount
+        ParallelFor.setWorkerCount(workers)
+        defer { ParallelFor.setWorkerCount(saved) }
+        var y = [Float](repeating: .nan, count: p.outputCount)
+        let ok = y.withUnsafeMutableBufferPointer { yb in
+            Convolution.conv2DDirect(p, input: x, weights: packed, bias: bias, residual: r, output: yb.baseAddress!, activation: .relu)
+        }
+        #expect(ok)
+        #expect(y == zip(conv, r).map { max(0, $0 + $1) })
+        var z = [Float](repeating: .nan, count: p.outputCount)
+        _ = z.withUnsafeMutableBufferPointer { zb in
+            Convolution.conv2DDirect(p, input: x, weights: packed, bias: bias, residual: nil, output: zb.baseAddress!, activation: .none)
+        }
+        #expect(z == conv)
+    }
+
+    @Test(.enabled(if: PackedMatrix.isSupported))
+    func directConvolutionRefusesStridesAndMismatchedWeights() throws {
+        let strided = Conv2DParams(batch: 1, inChannels: 2, inH: 8, inW: 8, outChannels: 3, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2)
+        #expect(!Convolution.directApplies(strided))
+        let p = Conv2DParams(batch: 1, inChannels: 2, inH: 8, inW: 8, outChannels: 3, kernelH: 3, kernelW: 3)
+        let w = dyadicFloats(3 * 2 * 9, seed: 1)
+        // Weights packed for 2 output channels do not fit a 3-channel convolution.
+        let wrong = try #require(w.withUnsafeBufferPointer { PackedMatrix.rowBlocks($0.baseAddress!, m: 2, k: 27) })
+        var y = [Float](repeating: 0, count: 3 * 36)
+        let ran = y.withUnsafeMutableBufferPointer { yb in
+            Convolution.conv2DDirect(p, input: dyadicFloats(128, seed: 2), weights: [wrong], bias: nil, residual: nil,
+                                     output: yb.baseAddress!, activation: .none)
+        }
+        #expect(!ran)
+    }
+
+    @Test(.enabled(if: !PackedMatrix.isSupported))
+    func withoutAVX512NothingIsPacked() {
+        let b: [Float] = [1, 2, 3, 4]
+        #expect(b.withUnsafeBufferPointer { PackedMatrix.panels($0.baseAddress!, k: 2, n: 2, ldb: 2, transposed: false) } == nil)
+        #expect(b.withUnsafeBufferPointer { PackedMatrix.rowBlocks($0.baseAddress!, m: 2, k: 2) } == nil)
+    }
+}
