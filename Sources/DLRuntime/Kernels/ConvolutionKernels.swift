@@ -37,6 +37,13 @@ enum ConvolutionKernels {
         let x = try ctx.input(0), w = try ctx.input(1), r = try ctx.input(3)
         let act = try ctx.string("activation", "")
         let activation: Activation = act.isEmpty ? .none : try FastPaths.activation(ctx)
+        let outShape = try ctx.outputShape(0)
+        if x.dtype == .float32, w.dtype == .float32, r.dtype == .float32,
+           ctx.optionalInput(2).map({ $0.dtype == .float32 }) ?? true,
+           x.rank == 3 || x.rank == 4, r.shape == outShape {
+            // The conv kernel reads inputs 0-2 and Conv's attributes only: the node goes as it is.
+            return try conv(ctx, activation: activation, residual: r)
+        }
         let n = ctx.node
         let convNode = Node(name: n.name, opType: "Conv", inputs: Array(n.inputs.prefix(3)), outputs: n.outputs,
                             attributes: n.attributes.filter { $0.name != "activation" && $0.name != "activation_alpha" })
@@ -45,12 +52,6 @@ enum ConvolutionKernels {
         base.opset = ctx.opset
         base.pool = ctx.pool
         base.packed = ctx.packed
-        let outShape = try ctx.outputShape(0)
-        if x.dtype == .float32, w.dtype == .float32, r.dtype == .float32,
-           ctx.optionalInput(2).map({ $0.dtype == .float32 }) ?? true,
-           x.rank == 3 || x.rank == 4, r.shape == outShape {
-            return try conv(base, activation: activation, residual: r)
-        }
         // The Conv's own type, for its kernel (the fused output may be broadcast wider).
         var types: [String: TensorType] = [:]
         var values: [String: Tensor] = [:]

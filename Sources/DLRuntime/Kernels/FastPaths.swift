@@ -63,14 +63,16 @@ enum FastPaths {
         let x = try ctx.input(0), w = try ctx.input(1)
         if x.dtype == .float32, w.dtype == .float32, ctx.optionalInput(2).map({ $0.dtype == .float32 }) ?? true,
            x.rank == 3 || x.rank == 4 {
-            return try ConvolutionKernels.conv(baseContext(ctx, opType: "Conv"), activation: try activation(ctx))
+            // Conv's kernel reads only Conv's attributes: no base node to build on every run.
+            return try ConvolutionKernels.conv(ctx, activation: try activation(ctx))
         }
         return try unfused(ctx, opType: "Conv")
     }
 
     static let fusedGemm: Kernel = { ctx throws(RuntimeError) in
         for t in ctx.inputs where t != nil && t?.dtype != .float32 { return try unfused(ctx, opType: "Gemm") }
-        return try LinearKernels.gemm(baseContext(ctx, opType: "Gemm"), activation: try activation(ctx))
+        // Gemm's kernel reads only Gemm's attributes, so the fused node goes in as it is.
+        return try LinearKernels.gemm(ctx, activation: try activation(ctx))
     }
 
     /// `MatMul(A, W) + bias` then the optional activation: every row of A (its leading dims
