@@ -178,6 +178,15 @@ DLK_INLINE DLK_TARGET void micro(const int mr, const int gather, int kc, const f
         x1[i] = _mm512_setzero_ps();
     }
     const __mmask16 m0 = lanes(valid), m1 = lanes(valid - 16);
+    {
+        // The epilogue reads or writes this C tile, often far out of cache (an LSTM's gate rows
+        // written by the input projection many steps ago): fetch it while the sum runs.
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < mr; i++) {
+            _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T0);
+        }
+    }
     int p = 0;
     if (mr <= 2) {
         // Few rows (a batch-1 product): two accumulators per vector, so consecutive steps do

@@ -72,6 +72,47 @@ import Testing
         }
     }
 
+    /// A bidirectional LSTM (the fast kernel's form) whose W and R are initializers.
+    func lstmGraph() -> Graph {
+        let hidden = 20, input = 12
+        let inits = NamedTensors([
+            ("W", seededRandom([2, 4 * hidden, input], seed: 31)), ("R", seededRandom([2, 4 * hidden, hidden], seed: 32)),
+            ("B", seededRandom([2, 8 * hidden], seed: 33)),
+        ])
+        let node = Node(opType: "LSTM", inputs: ["x", "W", "R", "B"], outputs: ["y", "yh", "yc"],
+                        attributes: [Attribute(name: "hidden_size", value: .int(hidden)),
+                                     Attribute(name: "direction", value: .string("bidirectional"))])
+        var g = Graph(name: "lstm", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, dims: [.fixed(7), .symbolic("N"), .fixed(input)]))],
+                      outputs: ["y", "yh", "yc"].map { ValueInfo(name: $0, type: nil) }, nodes: [node], initializers: inits)
+        g.metadata.opsetImports = [("", 14)]
+        return g
+    }
+
+    @Test(arguments: [1, 2])
+    func lstmOnPackedWeightsMatchesNodeByNode(workers: Int) throws {
+        let g = lstmGraph()
+        let saved = ParallelFor.workerCount
+        ParallelFor.setWorkerCount(workers)
+        defer { ParallelFor.setWorkerCount(saved) }
+        let exec = try Executor(graph: g)
+        for (batch, seed) in [(1, 41), (9, 42)] {
+            let x = seededRandom([7, batch, 12], seed: seed)
+            let got = try exec.run(["x": x])
+            let want = try runNodeByNode(g, ["x": x])
+            for name in ["y", "yh", "yc"] {
+                let a = try #require(got[name]).scalars(as: Float.self), b = try #require(want[name]).scalars(as: Float.self)
+                #expect(a.count == b.count && !a.isEmpty, "\(name)")
+                let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+                #expect(worst <= 1e-5, "\(name) batch \(batch): difference \(worst)")
+            }
+        }
+        if PackedMatrix.isSupported {
+            var consts: [String: Tensor] = [:]
+            for (name, t) in g.initializers { consts[name] = t }
+            #expect(WeightPacks().packed(for: g.nodes[0], consts: consts)?.count == 4)
+        }
+    }
+
     @Test(.enabled(if: PackedMatrix.isSupported))
     func weightsArePackedOncePerExecutorForEveryPackingNode() throws {
         let packs = WeightPacks()

@@ -44,6 +44,8 @@ enum FastLSTM {
               c0.map({ $0.shape == [dirs, batch, hidden] }) ?? true else { return nil }
 
         let G = 4 * hidden
+        // Packed weights (two per direction) from the plan, when it made them for these shapes.
+        let packed = ctx.packed.flatMap { $0.count == 2 * dirs ? $0 : nil }
         var y = Tensor(zeros: .float32, shape: [seq, dirs, batch, hidden])
         var yh = Tensor(zeros: .float32, shape: [dirs, batch, hidden])
         var yc = Tensor(zeros: .float32, shape: [dirs, batch, hidden])
@@ -63,10 +65,18 @@ enum FastLSTM {
             for d in 0..<dirs {
                 let Wd = wp + d * G * input, Rd = rp + d * G * hidden
                 for j in 0..<G { bias[j] = bp.map { $0[d * 8 * hidden + j] + $0[d * 8 * hidden + G + j] } ?? 0 }
+                // Wᵀ and Rᵀ of this direction packed by the plan (see WeightPacks), when they fit.
+                let packedW = packed.flatMap { $0[2 * d].rows == input && $0[2 * d].columns == G ? $0[2 * d] : nil }
+                let packedR = packed.flatMap { $0[2 * d + 1].rows == hidden && $0[2 * d + 1].columns == G ? $0[2 * d + 1] : nil }
                 // gates[t, b, :] = X[t, b, :] · Wdᵀ + bias, all steps at once.
-                for r in 0..<(seq * batch) { (gates + r * G).update(from: bias, count: G) }
-                GEMM.sgemmSplittingColumns(transA: false, transB: true, m: seq * batch, n: G, k: input, alpha: 1,
-                           a: xp, lda: input, b: Wd, ldb: input, beta: 1, c: gates, ldc: G)
+                if let packedW, PackedGEMM.prefers(rows: seq * batch),
+                   PackedGEMM.multiply(m: seq * batch, a: xp, lda: input, transA: false, b: packedW, c: gates, ldc: G,
+                                       epilogue: GEMMEpilogue(columnBias: UnsafePointer(bias))) {
+                } else {
+                    for r in 0..<(seq * batch) { (gates + r * G).update(from: bias, count: G) }
+                    GEMM.sgemmSplittingColumns(transA: false, transB: true, m: seq * batch, n: G, k: input, alpha: 1,
+                               a: xp, lda: input, b: Wd, ldb: input, beta: 1, c: gates, ldc: G)
+                }
                 let h = H + d * batch * hidden, c = C + d * batch * hidden
                 if let h0p { h.update(from: h0p + d * batch * hidden, count: batch * hidden) }
                 if let c0p { c.update(from: c0p + d * batch * hidden, count: batch * hidden) }
@@ -79,8 +89,12 @@ enum FastLSTM {
                     for step in 0..<seq {
                         let t = reverse ? seq - 1 - step : step
                         let g = gates + (t * batch + b0) * G
-                        GEMM.sgemm(transA: false, transB: true, m: rows, n: G, k: hidden, alpha: 1,
-                                   a: h + b0 * hidden, lda: hidden, b: Rd, ldb: hidden, beta: 1, c: g, ldc: G)
+                        if let packedR, PackedGEMM.multiply(m: rows, a: h + b0 * hidden, lda: hidden, transA: false, b: packedR,
+                                                            c: g, ldc: G, epilogue: GEMMEpilogue(accumulate: true)) {
+                        } else {
+                            GEMM.sgemm(transA: false, transB: true, m: rows, n: G, k: hidden, alpha: 1,
+                                       a: h + b0 * hidden, lda: hidden, b: Rd, ldb: hidden, beta: 1, c: g, ldc: G)
+                        }
                         Recurrent.lstmCellFloat(gates: g, gateStride: G, c: c + b0 * hidden, h: h + b0 * hidden,
                                                 out: yo + ((t * dirs + d) * batch + b0) * hidden, outStride: hidden,
                                                 rows: rows, hidden: hidden)

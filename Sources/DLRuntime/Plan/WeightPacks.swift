@@ -16,7 +16,8 @@ import DLTensor
 /// - `Gemm`, `FusedGemm`: input 1 (`k × n`, or `n × k` with `transB`) as panels;
 /// - `MatMul`, `FusedMatMul`: a rank-2 input 1 as panels;
 /// - `Conv`, `FusedConv`, `FusedConvAdd` with all strides 1: the weights of each group as row
-///   blocks (1-D and 2-D).
+///   blocks (1-D and 2-D);
+/// - `LSTM`: W and R of each direction as panels (of Wᵀ and Rᵀ), for `FastLSTM`.
 /// Everything else, and every node on a machine without AVX-512, runs as before (OpenBLAS).
 final class WeightPacks: @unchecked Sendable {
     private struct Entry {
@@ -105,6 +106,27 @@ final class WeightPacks: @unchecked Sendable {
                         out.append(pm)
                     }
                     return out
+                }
+            }
+        case "LSTM":
+            // Per direction: W (4H × input) and R (4H × H) as the transposed B of the input
+            // projection and of each step's recurrent product.
+            guard node.inputs.count >= 3, let r = consts[node.inputs[2]], r.dtype == .float32,
+                  w.rank == 3, r.rank == 3, w.shape[0] == r.shape[0], w.shape[1] == r.shape[1], r.elementCount > 0 else { return nil }
+            let dirs = w.shape[0], g = w.shape[1], input = w.shape[2], hidden = r.shape[2]
+            return How(kind: "lstm|\(node.inputs[2])", name: name, tensor: w) {
+                w.withUnsafeBufferPointer(as: Float.self) { pw -> [PackedMatrix]? in
+                    r.withUnsafeBufferPointer(as: Float.self) { pr -> [PackedMatrix]? in
+                        guard let wb = pw.baseAddress, let rb = pr.baseAddress else { return nil }
+                        var out: [PackedMatrix] = []
+                        for d in 0..<dirs {
+                            guard let pw = PackedMatrix.panels(wb + d * g * input, k: input, n: g, ldb: input, transposed: true),
+                                  let pr = PackedMatrix.panels(rb + d * g * hidden, k: hidden, n: g, ldb: hidden, transposed: true)
+                            else { return nil }
+                            out += [pw, pr]
+                        }
+                        return out
+                    }
                 }
             }
         default:
