@@ -49,27 +49,32 @@ import Testing
     /// Every packing node's result is an output, so a mismatch names the node.
     static let checked = ["y", "r1", "r2", "h1", "h2", "mr"]
 
-    @Test(arguments: [1, 2])
-    func plannedRunsOnPackedWeightsMatchNodeByNode(workers: Int) throws {
-        let g = graph()
+    /// Runs `g` planned with `workers` threads and node by node on each input, and compares the
+    /// outputs `names`: sums run in another order, so differences count relative to each
+    /// output's scale.
+    func expectPlannedMatchesNodeByNode(_ g: Graph, workers: Int, inputs: [Tensor], names: [String]) throws {
         let saved = ParallelFor.workerCount
         ParallelFor.setWorkerCount(workers)
         defer { ParallelFor.setWorkerCount(saved) }
         let exec = try Executor(graph: g)
-        for (batch, seed) in [(1, 21), (3, 22), (1, 23)] {
-            let x = seededRandom([batch, 8, 8, 8], seed: seed)
+        for x in inputs {
             let got = try exec.run(["x": x])
             let want = try runNodeByNode(g, ["x": x])
-            #expect(got["y"]?.shape == [batch, 5, 7])
-            for name in Self.checked {
+            for name in names {
                 let a = try #require(got[name]).scalars(as: Float.self), b = try #require(want[name]).scalars(as: Float.self)
-                #expect(a.count == b.count, "\(name)")
-                // Sums run in another order: differences relative to the output's scale.
+                #expect(a.count == b.count && !a.isEmpty, "\(name)")
                 let scale = max(1, b.map(abs).max() ?? 0)
                 let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
-                #expect(worst <= 1e-5 * scale, "\(name) batch \(batch): difference \(worst) at scale \(scale)")
+                #expect(worst <= 1e-5 * scale, "\(name) for input \(x.shape): difference \(worst) at scale \(scale)")
             }
+            #expect(got[names[0]]?.shape == want[names[0]]?.shape)
         }
+    }
+
+    @Test(arguments: [1, 2])
+    func plannedRunsOnPackedWeightsMatchNodeByNode(workers: Int) throws {
+        let inputs = [(1, 21), (3, 22), (1, 23)].map { seededRandom([$0.0, 8, 8, 8], seed: $0.1) }
+        try expectPlannedMatchesNodeByNode(graph(), workers: workers, inputs: inputs, names: Self.checked)
     }
 
     /// A bidirectional LSTM (the fast kernel's form) whose W and R are initializers.
@@ -91,21 +96,8 @@ import Testing
     @Test(arguments: [1, 2])
     func lstmOnPackedWeightsMatchesNodeByNode(workers: Int) throws {
         let g = lstmGraph()
-        let saved = ParallelFor.workerCount
-        ParallelFor.setWorkerCount(workers)
-        defer { ParallelFor.setWorkerCount(saved) }
-        let exec = try Executor(graph: g)
-        for (batch, seed) in [(1, 41), (9, 42)] {
-            let x = seededRandom([7, batch, 12], seed: seed)
-            let got = try exec.run(["x": x])
-            let want = try runNodeByNode(g, ["x": x])
-            for name in ["y", "yh", "yc"] {
-                let a = try #require(got[name]).scalars(as: Float.self), b = try #require(want[name]).scalars(as: Float.self)
-                #expect(a.count == b.count && !a.isEmpty, "\(name)")
-                let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
-                #expect(worst <= 1e-5, "\(name) batch \(batch): difference \(worst)")
-            }
-        }
+        let inputs = [(1, 41), (9, 42)].map { seededRandom([7, $0.0, 12], seed: $0.1) }
+        try expectPlannedMatchesNodeByNode(g, workers: workers, inputs: inputs, names: ["y", "yh", "yc"])
         if PackedMatrix.isSupported {
             var consts: [String: Tensor] = [:]
             for (name, t) in g.initializers { consts[name] = t }
