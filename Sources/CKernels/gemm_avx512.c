@@ -111,6 +111,51 @@ static inline void block_range(int m, int i, int *r0, int *mr) {
 
 size_t dlk_packed_a_count(int m, int k) { return (size_t)m * (size_t)k; }
 
+#if DLK_X86
+/// Step p of the mr (≤ 12) rows at `a` (row stride lda) → dst[p·mr + i], sixteen steps at a
+/// time: the rows' next 16 values are loaded (rows past mr masked off, so never read), turned
+/// into 16 columns by an in-register transpose and written mr floats per step. (Written as plain
+/// loops, the vectoriser made scatters of the strided writes, and gathers were little better:
+/// packing took as long as a one-panel product.)
+static __attribute__((target("avx512f,avx512dq,avx512vl"))) void pack_rows(int mr, int kc, const float *a, long lda,
+                                                                           float *dst) {
+    const __mmask16 m = (__mmask16)((1u << mr) - 1);
+    int p = 0;
+    for (; p + 16 <= kc; p += 16) {
+        __m512 r[16], t[16];
+        for (int i = 0; i < 16; i++)
+            r[i] = i < mr ? _mm512_loadu_ps(a + (size_t)i * lda + p) : _mm512_setzero_ps();
+        // Within each 128-bit lane: 4x4 blocks transposed.
+        for (int i = 0; i < 8; i++) {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        for (int i = 0; i < 4; i++) {
+            r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
+            r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
+            r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+            r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+        }
+        // r[4g + c], lane L, holds column 4L + c of rows 4g..4g+3: gather the four row groups.
+        for (int c = 0; c < 4; c++) {
+            __m512 lo01 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44), hi01 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xEE);
+            __m512 lo23 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44), hi23 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xEE);
+            _mm512_mask_storeu_ps(dst + (size_t)(p + c) * mr, m, _mm512_shuffle_f32x4(lo01, lo23, 0x88));
+            _mm512_mask_storeu_ps(dst + (size_t)(p + 4 + c) * mr, m, _mm512_shuffle_f32x4(lo01, lo23, 0xDD));
+            _mm512_mask_storeu_ps(dst + (size_t)(p + 8 + c) * mr, m, _mm512_shuffle_f32x4(hi01, hi23, 0x88));
+            _mm512_mask_storeu_ps(dst + (size_t)(p + 12 + c) * mr, m, _mm512_shuffle_f32x4(hi01, hi23, 0xDD));
+        }
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < mr; i++) dst[p * mr + i] = a[(size_t)i * lda + p];
+}
+#else
+static void pack_rows(int mr, int kc, const float *a, long lda, float *dst) {
+    for (int i = 0; i < mr; i++)
+        for (int p = 0; p < kc; p++) dst[p * mr + i] = a[(size_t)i * lda + p];
+}
+#endif
+
 /// Packs rows [0, m) and sum steps [k0, k0 + kc) of A: block b (rows r0..r0+mr) lands at
 /// out + r0·kc as kc groups of mr values.
 static void pack_a_chunk(int m, int k0, int kc, const float *a, long lda, int trans_a, float *out) {
@@ -125,10 +170,7 @@ static void pack_a_chunk(int m, int k0, int kc, const float *a, long lda, int tr
                 for (int i = 0; i < mr; i++) dst[p * mr + i] = src[i];
             }
         } else {
-            for (int i = 0; i < mr; i++) {
-                const float *src = a + (size_t)(r0 + i) * lda + k0;
-                for (int p = 0; p < kc; p++) dst[p * mr + i] = src[p];
-            }
+            pack_rows(mr, kc, a + (size_t)r0 * lda + k0, lda, dst);
         }
     }
 }
