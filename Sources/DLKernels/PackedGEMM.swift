@@ -40,7 +40,7 @@ public final class PackedMatrix: @unchecked Sendable {
     /// True when the packed kernels can run on this machine (AVX-512F/DQ/VL, and
     /// `DLKIT_AVX512` is not `0`). Without them no matrix is packed and callers keep their
     /// OpenBLAS paths.
-    public static let isSupported: Bool = dlk_avx512_available() != 0
+    public static var isSupported: Bool { CPUFeatures.avx512 }
 
     /// The `k × n` matrix B (`b` row-major with row stride `ldb`; with `transposed`, `b` holds Bᵀ,
     /// `n × k`) in panels; nil when the kernels are unsupported or the sizes leave `Int32`.

@@ -1,0 +1,65 @@
+// exp, sigmoid and tanh on 16 floats for the AVX-512 kernels (private to CKernels: not under
+// include/, so not part of the module). Same formulas as the Swift VectorMath versions, so both
+// paths agree to an ulp or two: exp by range reduction to [-ln2/2, ln2/2] and a degree-6
+// polynomial; sigmoid from e^-|x| so nothing overflows; tanh by an odd polynomial below 0.625
+// and 1 - 2/(e^{2|x|} + 1) above. NaN stays NaN.
+#ifndef DLKIT_VECMATH_AVX512_H
+#define DLKIT_VECMATH_AVX512_H
+
+#include <immintrin.h>
+
+#define DLK_VM_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,fma")))
+#define DLK_VM_INLINE static inline __attribute__((always_inline))
+
+DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_exp16(__m512 x) {
+    const __m512 upper = _mm512_set1_ps(88.72283905f), lower = _mm512_set1_ps(-103.972084f);
+    __m512 xc = _mm512_min_ps(_mm512_max_ps(x, lower), upper);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440054690583e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    // p · 2ⁿ without overflow in the intermediate steps (denormal results come out right).
+    __m512 y = _mm512_scalef_ps(p, n);
+    __mmask16 big = _mm512_cmp_ps_mask(x, upper, _CMP_GT_OQ);
+    y = _mm512_mask_blend_ps(big, y, _mm512_set1_ps(__builtin_inff()));
+    __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    return _mm512_mask_blend_ps(nan, y, x);
+}
+
+DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_abs16(__m512 x) {
+    return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7FFFFFFF)));
+}
+
+DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_sigmoid16(__m512 x) {
+    __m512 e = dlk_exp16(_mm512_sub_ps(_mm512_setzero_ps(), dlk_abs16(x)));
+    __m512 q = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+    return _mm512_mask_mul_ps(q, neg, e, q);
+}
+
+DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_tanh16(__m512 x) {
+    __m512 a = dlk_abs16(x), z = _mm512_mul_ps(x, x);
+    __m512 p = _mm512_set1_ps(-5.70498872745e-3f);
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(2.06390887954e-2f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-5.37397155531e-2f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036e-1f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422e-1f));
+    __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), x, x);
+    __m512 e = dlk_exp16(_mm512_mul_ps(_mm512_set1_ps(-2.0f), a));
+    __m512 large = _mm512_sub_ps(_mm512_set1_ps(1.0f),
+                                 _mm512_div_ps(_mm512_mul_ps(_mm512_set1_ps(2.0f), e), _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+    // Sign of x onto the large branch.
+    large = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(large),
+                                                _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000))));
+    __mmask16 useLarge = _mm512_cmp_ps_mask(a, _mm512_set1_ps(0.625f), _CMP_GE_OQ);
+    return _mm512_mask_blend_ps(useLarge, small, large);
+}
+
+#endif
