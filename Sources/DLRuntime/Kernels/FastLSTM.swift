@@ -46,12 +46,20 @@ enum FastLSTM {
         let G = 4 * hidden
         // Packed weights (two per direction) from the plan, when it made them for these shapes.
         let packed = ctx.packed.flatMap { $0.count == 2 * dirs ? $0 : nil }
-        var y = Tensor(zeros: .float32, shape: [seq, dirs, batch, hidden])
-        var yh = Tensor(zeros: .float32, shape: [dirs, batch, hidden])
-        var yc = Tensor(zeros: .float32, shape: [dirs, batch, hidden])
-        guard seq > 0, batch > 0 else { return [y, yh, yc] }
-        let gates = UnsafeMutablePointer<Float>.allocate(capacity: seq * batch * G)
-        defer { gates.deallocate() }
+        guard seq > 0, batch > 0 else {
+            return [Tensor(zeros: .float32, shape: [seq, dirs, batch, hidden]), Tensor(zeros: .float32, shape: [dirs, batch, hidden]),
+                    Tensor(zeros: .float32, shape: [dirs, batch, hidden])]
+        }
+        // Every element of Y is written by some step; Y_h and Y_c are set from the initial state
+        // (or zeros) below, so recycled buffers do.
+        var y = ctx.makeOutput(.float32, shape: [seq, dirs, batch, hidden])
+        var yh = ctx.makeOutput(.float32, shape: [dirs, batch, hidden])
+        var yc = ctx.makeOutput(.float32, shape: [dirs, batch, hidden])
+        // The gate rows of every step (2 MB at batch 32): from the scratch pool, not a fresh
+        // allocation whose pages fault in on every run.
+        let gateBuffer = ConvolutionScratch.shared.take(seq * batch * G)
+        defer { ConvolutionScratch.shared.give(gateBuffer) }
+        let gates = gateBuffer.pointer
         let bias = UnsafeMutablePointer<Float>.allocate(capacity: G)
         defer { bias.deallocate() }
 
@@ -78,8 +86,8 @@ enum FastLSTM {
                                a: xp, lda: input, b: Wd, ldb: input, beta: 1, c: gates, ldc: G)
                 }
                 let h = H + d * batch * hidden, c = C + d * batch * hidden
-                if let h0p { h.update(from: h0p + d * batch * hidden, count: batch * hidden) }
-                if let c0p { c.update(from: c0p + d * batch * hidden, count: batch * hidden) }
+                if let h0p { h.update(from: h0p + d * batch * hidden, count: batch * hidden) } else { h.update(repeating: 0, count: batch * hidden) }
+                if let c0p { c.update(from: c0p + d * batch * hidden, count: batch * hidden) } else { c.update(repeating: 0, count: batch * hidden) }
                 let reverse = direction == "reverse" || (direction == "bidirectional" && d == 1)
                 // Batch rows are independent through time: each worker runs the whole sequence
                 // for its rows (its slice of h·Rᵀ, then the fused gate math), with no barrier
