@@ -138,9 +138,12 @@ public struct Executor: Sendable {
     private func plan(_ plans: PlanCache, for tensors: [Tensor]) -> ExecutionPlan? {
         let key = tensors.map { [DType.allCases.firstIndex(of: $0.dtype) ?? -1] + $0.shape }
         let graph = self.planned, opset = self.opset
-        var named: [String: Tensor] = [:]
-        for (v, t) in zip(graph.inputs, tensors) { named[v.name] = t }
-        return plans.plan(for: key, make: { ExecutionPlan(graph: graph, inputs: named, opset: opset, packs: plans.packs) })
+        return plans.plan(for: key, make: {
+            // Only when the plan is new: a cached plan costs one key lookup per run.
+            var named: [String: Tensor] = [:]
+            for (v, t) in zip(graph.inputs, tensors) { named[v.name] = t }
+            return ExecutionPlan(graph: graph, inputs: named, opset: opset, packs: plans.packs)
+        })
     }
 
     /// Runs `inputs` through the plan for their shapes and reports what that run allocated and
