@@ -291,6 +291,53 @@ TF_TARGET int dlk_attention(int h0, int h1, int s, int t, int d, int dv,
     return 0;
 }
 
+TF_INLINE TF_TARGET __m512 tf_unpacklo_pd(__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+}
+TF_INLINE TF_TARGET __m512 tf_unpackhi_pd(__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+}
+
+TF_TARGET int dlk_transpose_32(const void *src, long lds, void *dst, long ldd, int n_rows, int n_cols) {
+    const float *a = src;
+    float *b = dst;
+    for (int r0 = 0; r0 < n_rows; r0 += 16) {
+        const int h = n_rows - r0 < 16 ? n_rows - r0 : 16;
+        const __mmask16 out = tf_lanes(h);
+        for (int c0 = 0; c0 < n_cols; c0 += 16) {
+            const int w = n_cols - c0 < 16 ? n_cols - c0 : 16;
+            const __mmask16 in = tf_lanes(w);
+            __m512 r[16], t[16];
+            _Pragma("clang loop unroll(full)")
+            for (int i = 0; i < 16; i++)
+                r[i] = i < h ? _mm512_maskz_loadu_ps(in, a + (size_t)(r0 + i) * lds + c0) : _mm512_setzero_ps();
+            _Pragma("clang loop unroll(full)")
+            for (int i = 0; i < 8; i++) {
+                t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+            _Pragma("clang loop unroll(full)")
+            for (int i = 0; i < 4; i++) {
+                r[4 * i] = tf_unpacklo_pd(t[4 * i], t[4 * i + 2]);
+                r[4 * i + 1] = tf_unpackhi_pd(t[4 * i], t[4 * i + 2]);
+                r[4 * i + 2] = tf_unpacklo_pd(t[4 * i + 1], t[4 * i + 3]);
+                r[4 * i + 3] = tf_unpackhi_pd(t[4 * i + 1], t[4 * i + 3]);
+            }
+            float *d = b + (size_t)c0 * ldd + r0;
+            _Pragma("clang loop unroll(full)")
+            for (int j = 0; j < 4; j++) {
+                __m512 x = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88), y = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);
+                __m512 u = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88), v = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
+                if (j < w) _mm512_mask_storeu_ps(d + (size_t)j * ldd, out, _mm512_shuffle_f32x4(x, u, 0x88));
+                if (4 + j < w) _mm512_mask_storeu_ps(d + (size_t)(4 + j) * ldd, out, _mm512_shuffle_f32x4(y, v, 0x88));
+                if (8 + j < w) _mm512_mask_storeu_ps(d + (size_t)(8 + j) * ldd, out, _mm512_shuffle_f32x4(x, u, 0xDD));
+                if (12 + j < w) _mm512_mask_storeu_ps(d + (size_t)(12 + j) * ldd, out, _mm512_shuffle_f32x4(y, v, 0xDD));
+            }
+        }
+    }
+    return 0;
+}
+
 #else  // not x86-64: dlk_avx512_available() is 0 and these are never called.
 
 int dlk_softmax_rows(const float *x, long ldx, float *y, long ldy, int rows, int n) {
@@ -313,6 +360,11 @@ int dlk_attention(int h0, int h1, int s, int t, int d, int dv,
     (void)h0; (void)h1; (void)s; (void)t; (void)d; (void)dv; (void)q; (void)q_head; (void)q_row;
     (void)kt; (void)k_head; (void)k_row; (void)v; (void)v_head; (void)v_row; (void)mask; (void)mask_head;
     (void)scale_op; (void)scale; (void)o; (void)o_head; (void)o_row;
+    return -1;
+}
+
+int dlk_transpose_32(const void *src, long lds, void *dst, long ldd, int n_rows, int n_cols) {
+    (void)src; (void)lds; (void)dst; (void)ldd; (void)n_rows; (void)n_cols;
     return -1;
 }
 

@@ -40,6 +40,7 @@ func allPermutations(_ n: Int) -> [[Int]] {
          TransposeCase(shape: [2, 3, 4, 5], permutation: [0, 2, 3, 1]),
          TransposeCase(shape: [2, 3, 4, 5], permutation: [0, 3, 1, 2]),
          TransposeCase(shape: [2, 33, 35], permutation: [0, 2, 1]),
+         TransposeCase(shape: [2, 4, 64, 32], permutation: [0, 1, 3, 2]),  // attention's Kᵀ (16 × 16 blocks)
          TransposeCase(shape: [2, 1, 3, 1, 4], permutation: [4, 1, 0, 3, 2]),
          TransposeCase(shape: [1, 6, 1], permutation: [2, 1, 0]),
          TransposeCase(shape: [3, 0, 2], permutation: [2, 0, 1]),

@@ -32,4 +32,8 @@ int dlk_attention(int h0, int h1, int s, int t, int d, int dv,
                   const float *mask, long mask_head, int scale_op, float scale,
                   float *o, long o_head, long o_row);
 
+/// dst[c·ldd + r] = src[r·lds + c] for r < n_rows, c < n_cols: a transpose of 4-byte elements
+/// (bits copied unchanged), by 16 × 16 register blocks. Used by Transpose and its kin.
+int dlk_transpose_32(const void *src, long lds, void *dst, long ldd, int n_rows, int n_cols);
+
 #endif
