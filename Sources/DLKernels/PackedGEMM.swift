@@ -142,7 +142,10 @@ public enum PackedGEMM {
         let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: max(panels, rowBlocks))
         failed.initialize(repeating: false)
         defer { failed.deallocate() }
-        if panels >= rowBlocks || panels >= 2 * workers {
+        // Split by panels when rows are few (every part packs all of A, a small cost then),
+        // by rows when there are many: a batch-32 sequence (2048 rows) split by panels packed
+        // its whole A once per part.
+        if rowBlocks < 4 * workers && (panels >= rowBlocks || panels >= 2 * workers) {
             let parts = min(panels, workers * chunksPerWorker)
             ParallelFor.split(panels, parts: parts) { lo, hi in
                 let j0 = lo * 32, width = min(n, hi * 32) - j0
