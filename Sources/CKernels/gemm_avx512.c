@@ -326,7 +326,12 @@ static DLK_TARGET void pack_a_chunk_avx512(int m, int k0, int kc, const float *a
     for (int bi = 0; bi < nb; bi++) {
         int r0, mr;
         block_range(m, bi, &r0, &mr);
-        pack_rows_t16(mr, kc, a + (size_t)r0 * lda + k0, lda, out + (size_t)r0 * kc);
+        if (mr == 1) {
+            // One row (a batch-1 product): the packed block is the row itself.
+            memcpy(out + (size_t)r0 * kc, a + (size_t)r0 * lda + k0, (size_t)kc * sizeof(float));
+        } else {
+            pack_rows_t16(mr, kc, a + (size_t)r0 * lda + k0, lda, out + (size_t)r0 * kc);
+        }
     }
 }
 
