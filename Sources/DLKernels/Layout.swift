@@ -153,6 +153,14 @@ public enum Layout {
         var block = 1
         for i in (d + 1)..<k { block *= plan.dims[i] }
         let s = plan.inputStrides[d]
+        if d == 0 {
+            // The outermost output dimension split over the runtime's workers (large tensors
+            // only: ParallelFor runs small ones inline). Each chunk writes its own output rows.
+            ParallelFor.run(plan.dims[0], cost: block) { lo, hi in
+                for i in lo..<hi { transposeWalk(plan, 1, src + i * s, dst + i * block) }
+            }
+            return
+        }
         for i in 0..<plan.dims[d] {
             transposeWalk(plan, d + 1, src + i * s, dst + i * block)
         }
