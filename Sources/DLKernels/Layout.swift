@@ -1,3 +1,4 @@
+import CKernels
 /// Data movement for any fixed-width element type: transpose, concat, split. Elements are copied
 /// as opaque values of `elementWidth` bytes (1, 2, 4 or 8: every `DType` but `string`).
 /// Buffers are contiguous row-major; outputs must not overlap inputs.
@@ -138,6 +139,13 @@ public enum Layout {
             return
         }
         if d == k - 2 && plan.inputStrides[k - 1] != 1 {
+            // A plain 2-D transpose of 4-byte elements (attention's Kᵀ): AVX-512 16 × 16 blocks.
+            if MemoryLayout<T>.size == 4, plan.inputStrides[d] == 1, PackedMatrix.isSupported,
+               plan.dims[d] <= Int(Int32.max), plan.dims[k - 1] <= Int(Int32.max),
+               dlk_transpose_32(src, plan.inputStrides[k - 1], dst, plan.dims[k - 1],
+                                Int32(plan.dims[k - 1]), Int32(plan.dims[d])) == 0 {
+                return
+            }
             copy2D(src, dst, rows: plan.dims[d], columns: plan.dims[k - 1],
                    rowStride: plan.inputStrides[d], columnStride: plan.inputStrides[k - 1])
             return
@@ -145,6 +153,14 @@ public enum Layout {
         var block = 1
         for i in (d + 1)..<k { block *= plan.dims[i] }
         let s = plan.inputStrides[d]
+        if d == 0 {
+            // The outermost output dimension split over the runtime's workers (large tensors
+            // only: ParallelFor runs small ones inline). Each chunk writes its own output rows.
+            ParallelFor.run(plan.dims[0], cost: block) { lo, hi in
+                for i in lo..<hi { transposeWalk(plan, 1, src + i * s, dst + i * block) }
+            }
+            return
+        }
         for i in 0..<plan.dims[d] {
             transposeWalk(plan, d + 1, src + i * s, dst + i * block)
         }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Normalisation layers at inference time over contiguous float32 buffers.
 public enum Normalization {
     /// ONNX `BatchNormalization` in inference mode:
@@ -40,6 +42,24 @@ public enum Normalization {
         rows: Int, size: Int, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         epsilon: Float,
         meanOutput: UnsafeMutablePointer<Float>? = nil, invStdOutput: UnsafeMutablePointer<Float>? = nil
+    ) {
+        guard size > 0 else { return }
+        // AVX-512 rows when the CPU has it (the loops below run 4 floats a step).
+        if PackedMatrix.isSupported, rows <= Int(Int32.max), size <= Int(Int32.max),
+           dlk_layernorm_rows(input, output, Int32(rows), Int32(size), scale, bias, epsilon,
+                              meanOutput, invStdOutput) == 0 {
+            return
+        }
+        layerNormPortable(input, output, rows: rows, size: size, scale: scale, bias: bias, epsilon: epsilon,
+                          meanOutput: meanOutput, invStdOutput: invStdOutput)
+    }
+
+    /// ``layerNorm(_:_:rows:size:scale:bias:epsilon:meanOutput:invStdOutput:)`` without the
+    /// AVX-512 kernel (the fallback, and the tests' reference for it).
+    static func layerNormPortable(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+        rows: Int, size: Int, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        epsilon: Float, meanOutput: UnsafeMutablePointer<Float>?, invStdOutput: UnsafeMutablePointer<Float>?
     ) {
         guard size > 0 else { return }
         for r in 0..<rows {

@@ -1,3 +1,4 @@
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -23,12 +24,12 @@ public enum Softmax {
     ) {
         if axisSize == 0 { return }
         if inner == 1 {
-            for o in 0..<outer {
-                let x = input + o * axisSize, y = output + o * axisSize
-                let m = Reduce.max(x, count: axisSize)
-                let sum = expShifted(x, by: m, into: y, axisSize)
-                scale(y, by: 1 / sum, axisSize)
+            // AVX-512 rows (16 floats a step against 4 here) when the CPU has it.
+            if PackedMatrix.isSupported, outer <= Int(Int32.max), axisSize <= Int(Int32.max),
+               dlk_softmax_rows(input, axisSize, output, axisSize, Int32(outer), Int32(axisSize)) == 0 {
+                return
             }
+            softmaxRowsPortable(input, output, outer: outer, axisSize: axisSize)
             return
         }
         forEachTile(input, outer: outer, axisSize: axisSize, inner: inner) { base, width, maxima, sums in
@@ -41,6 +42,19 @@ public enum Softmax {
                 let y = output + base + a * inner
                 BinaryLoops.vectorVector(FloatMul<Float>.self, y, sums, y, width)
             }
+        }
+    }
+
+    /// Softmax of `outer` contiguous rows of `axisSize` floats without the AVX-512 kernel (the
+    /// fallback, and the tests' reference for it).
+    static func softmaxRowsPortable(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                                    outer: Int, axisSize: Int) {
+        guard axisSize > 0 else { return }
+        for o in 0..<outer {
+            let x = input + o * axisSize, y = output + o * axisSize
+            let m = Reduce.max(x, count: axisSize)
+            let sum = expShifted(x, by: m, into: y, axisSize)
+            scale(y, by: 1 / sum, axisSize)
         }
     }
 

@@ -40,6 +40,7 @@ func allPermutations(_ n: Int) -> [[Int]] {
          TransposeCase(shape: [2, 3, 4, 5], permutation: [0, 2, 3, 1]),
          TransposeCase(shape: [2, 3, 4, 5], permutation: [0, 3, 1, 2]),
          TransposeCase(shape: [2, 33, 35], permutation: [0, 2, 1]),
+         TransposeCase(shape: [2, 4, 64, 32], permutation: [0, 1, 3, 2]),  // attention's Kᵀ (16 × 16 blocks)
          TransposeCase(shape: [2, 1, 3, 1, 4], permutation: [4, 1, 0, 3, 2]),
          TransposeCase(shape: [1, 6, 1], permutation: [2, 1, 0]),
          TransposeCase(shape: [3, 0, 2], permutation: [2, 0, 1]),
@@ -138,5 +139,27 @@ func allPermutations(_ n: Int) -> [[Int]] {
             }
         }
         #expect(y == [1, 2, 5, 6, 7, 8, 3, 4, 9, 10, 11, 12])
+    }
+}
+
+/// Transposes large enough to split their outermost dimension over two workers.
+@Suite(.serialized) struct ParallelTransposeTests {
+    @Test(arguments: [TransposeCase(shape: [64, 40, 33], permutation: [1, 0, 2]),
+                      TransposeCase(shape: [8, 64, 4, 32], permutation: [2, 0, 1, 3]),
+                      TransposeCase(shape: [1, 64, 32, 3, 128], permutation: [3, 1, 2, 0, 4])],
+          [1, 2])
+    func splitTransposeMatchesIndexPermutation(_ c: TransposeCase, workers: Int) {
+        let saved = ParallelFor.workerCount
+        ParallelFor.setWorkerCount(workers)
+        defer { ParallelFor.setWorkerCount(saved) }
+        let x = patternedElements(product(c.shape), width: 4)
+        let expected = referenceTranspose(x, shape: c.shape, permutation: c.permutation, width: 4)
+        var y = [UInt8](repeating: 0xEE, count: x.count)
+        x.withUnsafeBytes { xb in
+            y.withUnsafeMutableBytes { yb in
+                Layout.transpose(xb.baseAddress!, yb.baseAddress!, shape: c.shape, permutation: c.permutation, elementWidth: 4)
+            }
+        }
+        #expect(y == expected)
     }
 }

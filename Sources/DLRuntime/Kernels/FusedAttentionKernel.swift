@@ -54,6 +54,17 @@ enum FusedAttentionKernel {
                                   let op0 = po.baseAddress else { return }
                             // Heads split only when there is real work (batch 1 of a small layer runs inline).
                             ParallelFor.run(heads, cost: s * t * (d + dv) / 64) { lo, hi in
+                                // The AVX-512 core when the CPU has it (its scores live in a
+                                // per-thread scratch); the OpenBLAS loop below otherwise.
+                                let scaleOp: AttentionCore.ScaleOp = op == "Mul" ? .multiply : op == "Div" ? .divide : .none
+                                if AttentionCore.run(heads: lo..<hi, s: s, t: t, d: d, dv: dv,
+                                                     q: qp, qHead: s * d, qRow: d, kt: kp, kHead: d * t, kRow: t,
+                                                     v: vp, vHead: t * dv, vRow: dv,
+                                                     mask: pm, maskHead: maskPerHead ? s * t : 0,
+                                                     scaleOp: scaleOp, scale: scale,
+                                                     out: op0, outHead: s * dv, outRow: dv) {
+                                    return
+                                }
                                 let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * t)
                                 defer { scores.deallocate() }
                                 for h in lo..<hi {

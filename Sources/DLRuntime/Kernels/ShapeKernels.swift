@@ -37,6 +37,12 @@ enum ShapeKernels {
         let perm = try ctx.attribute { () throws(GraphError) in try TransposeOp.permutation(node: ctx.node, rank: x.rank) }
         let outShape = try ctx.outputShape(0)
         guard x.elementCount > 0 else { return [Tensor(zeros: x.dtype, shape: outShape)] }
+        // Only size-1 axes move (a batch_first model's [1, S, E] -> [S, 1, E]): the elements keep
+        // their order, so share the input's storage as Reshape does.
+        let moved = perm.filter { x.shape[$0] != 1 }
+        if moved == moved.sorted(), outShape.reduce(1, *) == x.elementCount, let same = try? x.reshaped(to: outShape) {
+            return [same]
+        }
         var out = ctx.makeOutput(x.dtype, shape: outShape)
         out.withUnsafeMutableBytes { dst in
             x.withUnsafeBytes { src in

@@ -1,0 +1,371 @@
+// Softmax, layer normalisation and per-head attention on AVX-512 (see
+// include/ckernels_transformer.h). The Swift versions of these loops build for baseline x86-64
+// and run 4 floats at a time; here they run 16.
+#include "ckernels.h"
+#include "ckernels_transformer.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+#define TF_X86 1
+#else
+#define TF_X86 0
+#endif
+
+// Per-thread score scratch, grown on demand and kept (steady-state runs allocate nothing);
+// freed when the thread ends.
+static pthread_key_t tf_key;
+static pthread_once_t tf_once = PTHREAD_ONCE_INIT;
+typedef struct { void *p; size_t bytes; } tf_scratch_t;
+
+static void tf_scratch_free(void *v) {
+    tf_scratch_t *s = v;
+    free(s->p);
+    free(s);
+}
+
+static void tf_scratch_init(void) { pthread_key_create(&tf_key, tf_scratch_free); }
+
+static void *tf_scratch(size_t bytes) {
+    pthread_once(&tf_once, tf_scratch_init);
+    tf_scratch_t *s = pthread_getspecific(tf_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s) return NULL;
+        if (pthread_setspecific(tf_key, s) != 0) { free(s); return NULL; }
+    }
+    if (s->bytes < bytes) {
+        size_t want = (bytes + 4095) & ~(size_t)4095;
+        void *p = NULL;
+        if (posix_memalign(&p, 64, want) != 0) return NULL;
+        free(s->p);
+        s->p = p;
+        s->bytes = want;
+    }
+    return s->p;
+}
+
+#if TF_X86
+
+#define TF_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,fma")))
+#define TF_INLINE static inline __attribute__((always_inline))
+
+TF_INLINE __mmask16 tf_lanes(int n) {
+    return n <= 0 ? 0 : n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+}
+
+/// eˣ by the method of the Swift `VectorMath.exp` (same range reduction and polynomial):
+/// +inf above 88.72, 0 below -103.97 (through subnormals), NaN kept.
+TF_INLINE TF_TARGET __m512 tf_exp(__m512 x) {
+    const __m512 upper = _mm512_set1_ps(88.72283905f), lower = _mm512_set1_ps(-103.972084f);
+    __m512 xc = _mm512_min_ps(_mm512_max_ps(x, lower), upper);
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    __m512 tt = _mm512_fmadd_ps(xc, _mm512_set1_ps(1.4426950408889634f), magic);
+    __m512 n = _mm512_sub_ps(tt, magic);
+    __m512i ni = _mm512_sub_epi32(_mm512_castps_si512(tt), _mm512_set1_epi32(0x4B400000));
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.1219444005469058e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    __m512i n1 = _mm512_srai_epi32(ni, 1);
+    __m512i n2 = _mm512_sub_epi32(ni, n1);
+    __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, _mm512_set1_epi32(127)), 23));
+    __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, _mm512_set1_epi32(127)), 23));
+    __m512 y = _mm512_mul_ps(_mm512_mul_ps(p, s1), s2);
+    y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, upper, _CMP_GT_OQ), _mm512_set1_ps(INFINITY));
+    y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, lower, _CMP_LT_OQ), _mm512_setzero_ps());
+    y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+    return y;
+}
+
+/// Softmax of one row of n floats, x → y (may alias).
+TF_INLINE TF_TARGET void tf_softmax_row(const float *x, float *y, int n) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    int j = 0;
+    for (; j + 16 <= n; j += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(x + j));
+    if (j < n) mx = _mm512_mask_max_ps(mx, tf_lanes(n - j), mx, _mm512_maskz_loadu_ps(tf_lanes(n - j), x + j));
+    const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 acc = _mm512_setzero_ps();
+    for (j = 0; j + 16 <= n; j += 16) {
+        __m512 e = tf_exp(_mm512_sub_ps(_mm512_loadu_ps(x + j), vm));
+        _mm512_storeu_ps(y + j, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    if (j < n) {
+        __mmask16 k = tf_lanes(n - j);
+        __m512 e = tf_exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + j), vm));
+        _mm512_mask_storeu_ps(y + j, k, e);
+        acc = _mm512_mask_add_ps(acc, k, acc, e);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(acc));
+    for (j = 0; j + 16 <= n; j += 16) _mm512_storeu_ps(y + j, _mm512_mul_ps(_mm512_loadu_ps(y + j), inv));
+    if (j < n) {
+        __mmask16 k = tf_lanes(n - j);
+        _mm512_mask_storeu_ps(y + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + j), inv));
+    }
+}
+
+TF_TARGET int dlk_softmax_rows(const float *x, long ldx, float *y, long ldy, int rows, int n) {
+    if (n <= 0) return 0;
+    for (int r = 0; r < rows; r++) tf_softmax_row(x + (size_t)r * ldx, y + (size_t)r * ldy, n);
+    return 0;
+}
+
+TF_TARGET int dlk_layernorm_rows(const float *x, float *y, int rows, int size, const float *scale,
+                                 const float *bias, float eps, float *mean_out, float *inv_out) {
+    if (size <= 0) return 0;
+    const int full = size & ~15;
+    const __mmask16 tail = tf_lanes(size - full);
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * size;
+        float *yr = y + (size_t)r * size;
+        __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+        int j = 0;
+        for (; j + 32 <= full; j += 32) {
+            s0 = _mm512_add_ps(s0, _mm512_loadu_ps(xr + j));
+            s1 = _mm512_add_ps(s1, _mm512_loadu_ps(xr + j + 16));
+        }
+        for (; j < full; j += 16) s0 = _mm512_add_ps(s0, _mm512_loadu_ps(xr + j));
+        if (tail) s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(tail, xr + full));
+        const float mean = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) / (float)size;
+        const __m512 vm = _mm512_set1_ps(mean);
+        __m512 q0 = _mm512_setzero_ps(), q1 = _mm512_setzero_ps();
+        for (j = 0; j + 32 <= full; j += 32) {
+            __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(xr + j), vm);
+            __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(xr + j + 16), vm);
+            q0 = _mm512_fmadd_ps(d0, d0, q0);
+            q1 = _mm512_fmadd_ps(d1, d1, q1);
+        }
+        for (; j < full; j += 16) {
+            __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(xr + j), vm);
+            q0 = _mm512_fmadd_ps(d0, d0, q0);
+        }
+        if (tail) {
+            __m512 d1 = _mm512_maskz_sub_ps(tail, _mm512_maskz_loadu_ps(tail, xr + full), vm);
+            q1 = _mm512_fmadd_ps(d1, d1, q1);
+        }
+        const float var = _mm512_reduce_add_ps(_mm512_add_ps(q0, q1)) / (float)size;
+        const float inv = 1.0f / sqrtf(var + eps);
+        if (mean_out) mean_out[r] = mean;
+        if (inv_out) inv_out[r] = inv;
+        const __m512 vi = _mm512_set1_ps(inv);
+        for (j = 0; j < size; j += 16) {
+            __mmask16 k = tf_lanes(size - j);
+            __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, xr + j), vm), vi);
+            __m512 sc = _mm512_maskz_loadu_ps(k, scale + j);
+            v = bias ? _mm512_fmadd_ps(v, sc, _mm512_maskz_loadu_ps(k, bias + j)) : _mm512_mul_ps(v, sc);
+            _mm512_mask_storeu_ps(yr + j, k, v);
+        }
+    }
+    return 0;
+}
+
+/// C (R × valid, at most 16·NV columns) = alpha · A (R × k, row stride lda) · B (k × valid, row
+/// stride ldb). R and NV are constants at every call site, so the accumulators stay in registers.
+TF_INLINE TF_TARGET void tf_tile(const int R, const int NV, int k, const float *restrict a, long lda,
+                                 const float *restrict b, long ldb, float *c, long ldc, int valid, float alpha) {
+    __m512 acc[12][4];
+    __mmask16 mk[4];
+    _Pragma("clang loop unroll(full)")
+    for (int v = 0; v < NV; v++) mk[v] = tf_lanes(valid - 16 * v);
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < R; i++) {
+        _Pragma("clang loop unroll(full)")
+        for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
+    }
+    for (int p = 0; p < k; p++) {
+        __m512 bv[4];
+        const float *bp = b + (size_t)p * ldb;
+        _Pragma("clang loop unroll(full)")
+        for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(mk[v], bp + 16 * v);
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < R; i++) {
+            __m512 av = _mm512_set1_ps(a[(size_t)i * lda + p]);
+            _Pragma("clang loop unroll(full)")
+            for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
+        }
+    }
+    const __m512 al = _mm512_set1_ps(alpha);
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < R; i++) {
+        _Pragma("clang loop unroll(full)")
+        for (int v = 0; v < NV; v++) {
+            __m512 r = alpha != 1.0f ? _mm512_mul_ps(acc[i][v], al) : acc[i][v];
+            _mm512_mask_storeu_ps(c + (size_t)i * ldc + 16 * v, mk[v], r);
+        }
+    }
+}
+
+#define TF_T(R, NV) tf_tile(R, NV, k, a, lda, b, ldb, c, ldc, valid, alpha)
+#define TF_ROWS12(NV) switch (r) { \
+    case 1: TF_T(1, NV); break; case 2: TF_T(2, NV); break; case 3: TF_T(3, NV); break; \
+    case 4: TF_T(4, NV); break; case 5: TF_T(5, NV); break; case 6: TF_T(6, NV); break; \
+    case 7: TF_T(7, NV); break; case 8: TF_T(8, NV); break; case 9: TF_T(9, NV); break; \
+    case 10: TF_T(10, NV); break; case 11: TF_T(11, NV); break; default: TF_T(12, NV); break; }
+#define TF_ROWS6(NV) switch (r) { \
+    case 1: TF_T(1, NV); break; case 2: TF_T(2, NV); break; case 3: TF_T(3, NV); break; \
+    case 4: TF_T(4, NV); break; case 5: TF_T(5, NV); break; default: TF_T(6, NV); break; }
+
+static TF_TARGET void tf_tile_dispatch(int r, int nv, int k, const float *a, long lda, const float *b, long ldb,
+                                       float *c, long ldc, int valid, float alpha) {
+    switch (nv) {
+    case 1: TF_ROWS12(1) break;
+    case 2: TF_ROWS12(2) break;
+    case 3: TF_ROWS6(3) break;
+    default: TF_ROWS6(4) break;
+    }
+}
+
+/// C (m × n) = alpha · A (m × k) · B (k × n), all row-major with the given strides: column
+/// chunks of 64, row blocks of up to 12 (≤ 32 columns) or 6, as even as possible.
+static TF_TARGET void tf_gemm(int m, int n, int k, const float *a, long lda, const float *b, long ldb,
+                              float *c, long ldc, float alpha) {
+    for (int j0 = 0; j0 < n; j0 += 64) {
+        const int valid = n - j0 < 64 ? n - j0 : 64;
+        const int nv = (valid + 15) / 16;
+        const int rmax = nv <= 2 ? 12 : 6;
+        const int nb = (m + rmax - 1) / rmax;
+        if (nb == 0) return;
+        const int base = m / nb, extra = m % nb;
+        int i0 = 0;
+        for (int bi = 0; bi < nb; bi++) {
+            const int r = base + (bi < extra ? 1 : 0);
+            tf_tile_dispatch(r, nv, k, a + (size_t)i0 * lda, lda, b + j0, ldb, c + (size_t)i0 * ldc + j0, ldc,
+                             valid, alpha);
+            i0 += r;
+        }
+    }
+}
+
+TF_TARGET int dlk_attention(int h0, int h1, int s, int t, int d, int dv,
+                            const float *q, long q_head, long q_row,
+                            const float *kt, long k_head, long k_row,
+                            const float *v, long v_head, long v_row,
+                            const float *mask, long mask_head, int scale_op, float scale,
+                            float *o, long o_head, long o_row) {
+    if (h1 <= h0 || s <= 0 || dv <= 0) return 0;
+    if (t <= 0 || d <= 0) return -1;
+    // Score rows per block: about 16k floats (64 KiB: L2-resident), at least one row.
+    int block = 16384 / t;
+    if (block < 1) block = 1;
+    if (block > s) block = s;
+    float *sc = tf_scratch((size_t)block * t * sizeof(float));
+    if (!sc) return -1;
+    const float alpha = scale_op == DLK_SCALE_MUL ? scale : 1.0f;
+    const int full = t & ~15;
+    const __mmask16 tail = tf_lanes(t - full);
+    for (int h = h0; h < h1; h++) {
+        const float *qh = q + (size_t)h * q_head, *kh = kt + (size_t)h * k_head, *vh = v + (size_t)h * v_head;
+        const float *mh = mask ? mask + (size_t)h * mask_head : NULL;
+        float *oh = o + (size_t)h * o_head;
+        for (int r0 = 0; r0 < s; r0 += block) {
+            const int rows = s - r0 < block ? s - r0 : block;
+            tf_gemm(rows, t, d, qh + (size_t)r0 * q_row, q_row, kh, k_row, sc, t, alpha);
+            if (scale_op == DLK_SCALE_DIV || mh) {
+                const __m512 vs = _mm512_set1_ps(scale);
+                for (int i = 0; i < rows; i++) {
+                    float *row = sc + (size_t)i * t;
+                    const float *mrow = mh ? mh + (size_t)(r0 + i) * t : NULL;
+                    for (int j = 0; j < t; j += 16) {
+                        __mmask16 k = j < full ? (__mmask16)0xFFFF : tail;
+                        __m512 x = _mm512_maskz_loadu_ps(k, row + j);
+                        if (scale_op == DLK_SCALE_DIV) x = _mm512_div_ps(x, vs);
+                        if (mrow) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(k, mrow + j));
+                        _mm512_mask_storeu_ps(row + j, k, x);
+                    }
+                }
+            }
+            for (int i = 0; i < rows; i++) tf_softmax_row(sc + (size_t)i * t, sc + (size_t)i * t, t);
+            tf_gemm(rows, dv, t, sc, t, vh, v_row, oh + (size_t)r0 * o_row, o_row, 1.0f);
+        }
+    }
+    return 0;
+}
+
+TF_INLINE TF_TARGET __m512 tf_unpacklo_pd(__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+}
+TF_INLINE TF_TARGET __m512 tf_unpackhi_pd(__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+}
+
+TF_TARGET int dlk_transpose_32(const void *src, long lds, void *dst, long ldd, int n_rows, int n_cols) {
+    const float *a = src;
+    float *b = dst;
+    for (int r0 = 0; r0 < n_rows; r0 += 16) {
+        const int h = n_rows - r0 < 16 ? n_rows - r0 : 16;
+        const __mmask16 out = tf_lanes(h);
+        for (int c0 = 0; c0 < n_cols; c0 += 16) {
+            const int w = n_cols - c0 < 16 ? n_cols - c0 : 16;
+            const __mmask16 in = tf_lanes(w);
+            __m512 r[16], t[16];
+            _Pragma("clang loop unroll(full)")
+            for (int i = 0; i < 16; i++)
+                r[i] = i < h ? _mm512_maskz_loadu_ps(in, a + (size_t)(r0 + i) * lds + c0) : _mm512_setzero_ps();
+            _Pragma("clang loop unroll(full)")
+            for (int i = 0; i < 8; i++) {
+                t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+            _Pragma("clang loop unroll(full)")
+            for (int i = 0; i < 4; i++) {
+                r[4 * i] = tf_unpacklo_pd(t[4 * i], t[4 * i + 2]);
+                r[4 * i + 1] = tf_unpackhi_pd(t[4 * i], t[4 * i + 2]);
+                r[4 * i + 2] = tf_unpacklo_pd(t[4 * i + 1], t[4 * i + 3]);
+                r[4 * i + 3] = tf_unpackhi_pd(t[4 * i + 1], t[4 * i + 3]);
+            }
+            float *d = b + (size_t)c0 * ldd + r0;
+            _Pragma("clang loop unroll(full)")
+            for (int j = 0; j < 4; j++) {
+                __m512 x = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88), y = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);
+                __m512 u = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88), v = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
+                if (j < w) _mm512_mask_storeu_ps(d + (size_t)j * ldd, out, _mm512_shuffle_f32x4(x, u, 0x88));
+                if (4 + j < w) _mm512_mask_storeu_ps(d + (size_t)(4 + j) * ldd, out, _mm512_shuffle_f32x4(y, v, 0x88));
+                if (8 + j < w) _mm512_mask_storeu_ps(d + (size_t)(8 + j) * ldd, out, _mm512_shuffle_f32x4(x, u, 0xDD));
+                if (12 + j < w) _mm512_mask_storeu_ps(d + (size_t)(12 + j) * ldd, out, _mm512_shuffle_f32x4(y, v, 0xDD));
+            }
+        }
+    }
+    return 0;
+}
+
+#else  // not x86-64: dlk_avx512_available() is 0 and these are never called.
+
+int dlk_softmax_rows(const float *x, long ldx, float *y, long ldy, int rows, int n) {
+    (void)x; (void)ldx; (void)y; (void)ldy; (void)rows; (void)n;
+    return -1;
+}
+
+int dlk_layernorm_rows(const float *x, float *y, int rows, int size, const float *scale,
+                       const float *bias, float eps, float *mean_out, float *inv_out) {
+    (void)x; (void)y; (void)rows; (void)size; (void)scale; (void)bias; (void)eps; (void)mean_out; (void)inv_out;
+    return -1;
+}
+
+int dlk_attention(int h0, int h1, int s, int t, int d, int dv,
+                  const float *q, long q_head, long q_row,
+                  const float *kt, long k_head, long k_row,
+                  const float *v, long v_head, long v_row,
+                  const float *mask, long mask_head, int scale_op, float scale,
+                  float *o, long o_head, long o_row) {
+    (void)h0; (void)h1; (void)s; (void)t; (void)d; (void)dv; (void)q; (void)q_head; (void)q_row;
+    (void)kt; (void)k_head; (void)k_row; (void)v; (void)v_head; (void)v_row; (void)mask; (void)mask_head;
+    (void)scale_op; (void)scale; (void)o; (void)o_head; (void)o_row;
+    return -1;
+}
+
+int dlk_transpose_32(const void *src, long lds, void *dst, long ldd, int n_rows, int n_cols) {
+    (void)src; (void)lds; (void)dst; (void)ldd; (void)n_rows; (void)n_cols;
+    return -1;
+}
+
+#endif
