@@ -9,6 +9,7 @@
 //   the padded input at the offset of tap p (channel, kernel row, kernel column), so the input
 //   is read in place: no im2col matrix is built.
 #include "ckernels.h"
+#include "internal.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
+#include "vecmath_avx512.h"
 #define DLK_X86 1
 #else
 #define DLK_X86 0
@@ -45,29 +47,29 @@ int dlk_avx512_available(void) {
     return avx512_state;
 }
 
-// Per-thread scratch (packed A chunks, offset tables), grown on demand and kept: steady-state
-// calls allocate nothing. Freed when the thread ends.
+// Per-thread scratch (packed A chunks, offset tables, attention scores): see internal.h.
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 typedef struct { void *p; size_t bytes; } scratch_t;
 
 static void scratch_free(void *v) {
     scratch_t *s = v;
-    free(s->p);
+    for (int i = 0; i < DLK_SCRATCH_SLOTS; i++) free(s[i].p);
     free(s);
 }
 
 static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
 
-/// At least `bytes` of 64-byte aligned memory owned by this thread, or NULL.
-static void *scratch(size_t bytes) {
+void *dlk_scratch(int slot, size_t bytes) {
+    if (slot < 0 || slot >= DLK_SCRATCH_SLOTS) return NULL;
     pthread_once(&scratch_once, scratch_init);
-    scratch_t *s = pthread_getspecific(scratch_key);
-    if (!s) {
-        s = calloc(1, sizeof *s);
-        if (!s) return NULL;
-        if (pthread_setspecific(scratch_key, s) != 0) { free(s); return NULL; }
+    scratch_t *slots = pthread_getspecific(scratch_key);
+    if (!slots) {
+        slots = calloc(DLK_SCRATCH_SLOTS, sizeof *slots);
+        if (!slots) return NULL;
+        if (pthread_setspecific(scratch_key, slots) != 0) { free(slots); return NULL; }
     }
+    scratch_t *s = &slots[slot];
     if (s->bytes < bytes) {
         size_t want = (bytes + 4095) & ~(size_t)4095;
         void *p = NULL;
@@ -111,51 +113,6 @@ static inline void block_range(int m, int i, int *r0, int *mr) {
 
 size_t dlk_packed_a_count(int m, int k) { return (size_t)m * (size_t)k; }
 
-#if DLK_X86
-/// Step p of the mr (≤ 12) rows at `a` (row stride lda) → dst[p·mr + i], sixteen steps at a
-/// time: the rows' next 16 values are loaded (rows past mr masked off, so never read), turned
-/// into 16 columns by an in-register transpose and written mr floats per step. (Written as plain
-/// loops, the vectoriser made scatters of the strided writes, and gathers were little better:
-/// packing took as long as a one-panel product.)
-static __attribute__((target("avx512f,avx512dq,avx512vl"))) void pack_rows(int mr, int kc, const float *a, long lda,
-                                                                           float *dst) {
-    const __mmask16 m = (__mmask16)((1u << mr) - 1);
-    int p = 0;
-    for (; p + 16 <= kc; p += 16) {
-        __m512 r[16], t[16];
-        for (int i = 0; i < 16; i++)
-            r[i] = i < mr ? _mm512_loadu_ps(a + (size_t)i * lda + p) : _mm512_setzero_ps();
-        // Within each 128-bit lane: 4x4 blocks transposed.
-        for (int i = 0; i < 8; i++) {
-            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-        }
-        for (int i = 0; i < 4; i++) {
-            r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
-            r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
-            r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-            r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-        }
-        // r[4g + c], lane L, holds column 4L + c of rows 4g..4g+3: gather the four row groups.
-        for (int c = 0; c < 4; c++) {
-            __m512 lo01 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44), hi01 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xEE);
-            __m512 lo23 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44), hi23 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xEE);
-            _mm512_mask_storeu_ps(dst + (size_t)(p + c) * mr, m, _mm512_shuffle_f32x4(lo01, lo23, 0x88));
-            _mm512_mask_storeu_ps(dst + (size_t)(p + 4 + c) * mr, m, _mm512_shuffle_f32x4(lo01, lo23, 0xDD));
-            _mm512_mask_storeu_ps(dst + (size_t)(p + 8 + c) * mr, m, _mm512_shuffle_f32x4(hi01, hi23, 0x88));
-            _mm512_mask_storeu_ps(dst + (size_t)(p + 12 + c) * mr, m, _mm512_shuffle_f32x4(hi01, hi23, 0xDD));
-        }
-    }
-    for (; p < kc; p++)
-        for (int i = 0; i < mr; i++) dst[p * mr + i] = a[(size_t)i * lda + p];
-}
-#else
-static void pack_rows(int mr, int kc, const float *a, long lda, float *dst) {
-    for (int i = 0; i < mr; i++)
-        for (int p = 0; p < kc; p++) dst[p * mr + i] = a[(size_t)i * lda + p];
-}
-#endif
-
 /// Packs rows [0, m) and sum steps [k0, k0 + kc) of A: block b (rows r0..r0+mr) lands at
 /// out + r0·kc as kc groups of mr values.
 static void pack_a_chunk(int m, int k0, int kc, const float *a, long lda, int trans_a, float *out) {
@@ -170,7 +127,12 @@ static void pack_a_chunk(int m, int k0, int kc, const float *a, long lda, int tr
                 for (int i = 0; i < mr; i++) dst[p * mr + i] = src[i];
             }
         } else {
-            pack_rows(mr, kc, a + (size_t)r0 * lda + k0, lda, dst);
+            // Plain loops: this runs once per weight (convolution weights at plan time) and for
+            // the transposed-A case; row-major A at run time goes through pack_a_chunk_avx512.
+            for (int i = 0; i < mr; i++) {
+                const float *src = a + (size_t)(r0 + i) * lda + k0;
+                for (int p = 0; p < kc; p++) dst[p * mr + i] = src[p];
+            }
         }
     }
 }
@@ -182,10 +144,6 @@ void dlk_pack_a(int m, int k, const float *a, float *out) { pack_a_chunk(m, 0, k
 #define DLK_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,fma")))
 #define DLK_INLINE static inline __attribute__((always_inline))
 
-/// Lanes [0, n) of a 16-lane mask (n may be ≤ 0 or ≥ 16).
-DLK_INLINE __mmask16 lanes(int n) {
-    return n <= 0 ? 0 : n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-}
 
 DLK_INLINE DLK_TARGET __m512 activate(__m512 v, const dlk_epilogue *e) {
     switch (e->activation) {
@@ -219,7 +177,7 @@ DLK_INLINE DLK_TARGET void micro(const int mr, const int gather, int kc, const f
         x0[i] = _mm512_setzero_ps();
         x1[i] = _mm512_setzero_ps();
     }
-    const __mmask16 m0 = lanes(valid), m1 = lanes(valid - 16);
+    const __mmask16 m0 = dlk_lanes16(valid), m1 = dlk_lanes16(valid - 16);
     {
         // The epilogue reads or writes this C tile, often far out of cache (an LSTM's gate rows
         // written by the input projection many steps ago): fetch it while the sum runs.
@@ -323,21 +281,15 @@ DLK_INLINE DLK_TARGET void micro(const int mr, const int gather, int kc, const f
     }
 }
 
-DLK_INLINE DLK_TARGET __m512 unpacklo_pd(__m512 a, __m512 b) {
-    return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
-}
-DLK_INLINE DLK_TARGET __m512 unpackhi_pd(__m512 a, __m512 b) {
-    return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
-}
 
 /// One row block of A (mr ≤ 16 rows, row stride lda, sum steps [0, kc)) into kc groups of mr
 /// values (dst[p·mr + i] = a[i·lda + p]), by 16 × 16 register transposes: the plain loop
 /// compiles to scatters, about 3x slower (it was 8% of a batch-1 transformer layer).
 static DLK_TARGET void pack_rows_t16(int mr, int kc, const float *a, long lda, float *dst) {
-    const __mmask16 out = lanes(mr);
+    const __mmask16 out = dlk_lanes16(mr);
     for (int p = 0; p < kc; p += 16) {
         const int w = kc - p < 16 ? kc - p : 16;
-        const __mmask16 in = lanes(w);
+        const __mmask16 in = dlk_lanes16(w);
         __m512 r[16], t[16];
         _Pragma("clang loop unroll(full)")
         for (int i = 0; i < 16; i++) r[i] = i < mr ? _mm512_maskz_loadu_ps(in, a + (size_t)i * lda + p) : _mm512_setzero_ps();
@@ -349,10 +301,10 @@ static DLK_TARGET void pack_rows_t16(int mr, int kc, const float *a, long lda, f
         // r[4i + j]: in 128-bit lane l, rows 4i..4i+3 of column 4l + j.
         _Pragma("clang loop unroll(full)")
         for (int i = 0; i < 4; i++) {
-            r[4 * i] = unpacklo_pd(t[4 * i], t[4 * i + 2]);
-            r[4 * i + 1] = unpackhi_pd(t[4 * i], t[4 * i + 2]);
-            r[4 * i + 2] = unpacklo_pd(t[4 * i + 1], t[4 * i + 3]);
-            r[4 * i + 3] = unpackhi_pd(t[4 * i + 1], t[4 * i + 3]);
+            r[4 * i] = dlk_unpacklo_pd(t[4 * i], t[4 * i + 2]);
+            r[4 * i + 1] = dlk_unpackhi_pd(t[4 * i], t[4 * i + 2]);
+            r[4 * i + 2] = dlk_unpacklo_pd(t[4 * i + 1], t[4 * i + 3]);
+            r[4 * i + 3] = dlk_unpackhi_pd(t[4 * i + 1], t[4 * i + 3]);
         }
         float *d = dst + (size_t)p * mr;
         _Pragma("clang loop unroll(full)")
@@ -432,7 +384,7 @@ DLK_TARGET int dlk_sgemm_packed(int m, int n, int k, const float *a, long lda, i
             for (int i = 0; i < m; i++) {
                 float *row = c + (size_t)i * ldc;
                 for (int j = 0; j < n; j += 16) {
-                    __mmask16 mk = lanes(n - j);
+                    __mmask16 mk = dlk_lanes16(n - j);
                     _mm512_mask_storeu_ps(row + j, mk, activate(_mm512_maskz_loadu_ps(mk, row + j), e));
                 }
             }
@@ -444,7 +396,7 @@ DLK_TARGET int dlk_sgemm_packed(int m, int n, int k, const float *a, long lda, i
     // B streams past it, each panel reused from L1 by all the group's row blocks.
     const int kcMax = k <= 2 * DLK_KC ? k : DLK_KC;
     const int mcMax = m <= DLK_MC ? m : DLK_MC;
-    float *apk = scratch((size_t)mcMax * kcMax * sizeof(float));
+    float *apk = dlk_scratch(DLK_SCRATCH_GEMM, (size_t)mcMax * kcMax * sizeof(float));
     if (!apk) return -1;
     const int panels = (n + DLK_PANEL - 1) / DLK_PANEL;
     for (int k0 = 0; k0 < k; k0 += kcMax) {
@@ -479,7 +431,7 @@ DLK_TARGET int dlk_conv2d_s1(const float *x, int cin, int hp, int wp, int kh, in
     if ((long long)cin * plane > INT32_MAX) return -1;
     const int k = cin * kh * kw;
     if (m <= 0 || k <= 0 || y1 <= y0) return 0;
-    int32_t *off = scratch((size_t)k * sizeof(int32_t));
+    int32_t *off = dlk_scratch(DLK_SCRATCH_GEMM, (size_t)k * sizeof(int32_t));
     if (!off) return -1;
     int p = 0;
     for (int ci = 0; ci < cin; ci++)

@@ -3,6 +3,7 @@
 // and run 4 floats at a time; here they run 16.
 #include "ckernels.h"
 #include "ckernels_transformer.h"
+#include "internal.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -11,105 +12,41 @@
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
+#include "vecmath_avx512.h"
 #define TF_X86 1
 #else
 #define TF_X86 0
 #endif
-
-// Per-thread score scratch, grown on demand and kept (steady-state runs allocate nothing);
-// freed when the thread ends.
-static pthread_key_t tf_key;
-static pthread_once_t tf_once = PTHREAD_ONCE_INIT;
-typedef struct { void *p; size_t bytes; } tf_scratch_t;
-
-static void tf_scratch_free(void *v) {
-    tf_scratch_t *s = v;
-    free(s->p);
-    free(s);
-}
-
-static void tf_scratch_init(void) { pthread_key_create(&tf_key, tf_scratch_free); }
-
-static void *tf_scratch(size_t bytes) {
-    pthread_once(&tf_once, tf_scratch_init);
-    tf_scratch_t *s = pthread_getspecific(tf_key);
-    if (!s) {
-        s = calloc(1, sizeof *s);
-        if (!s) return NULL;
-        if (pthread_setspecific(tf_key, s) != 0) { free(s); return NULL; }
-    }
-    if (s->bytes < bytes) {
-        size_t want = (bytes + 4095) & ~(size_t)4095;
-        void *p = NULL;
-        if (posix_memalign(&p, 64, want) != 0) return NULL;
-        free(s->p);
-        s->p = p;
-        s->bytes = want;
-    }
-    return s->p;
-}
 
 #if TF_X86
 
 #define TF_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,fma")))
 #define TF_INLINE static inline __attribute__((always_inline))
 
-TF_INLINE __mmask16 tf_lanes(int n) {
-    return n <= 0 ? 0 : n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-}
-
-/// eˣ by the method of the Swift `VectorMath.exp` (same range reduction and polynomial):
-/// +inf above 88.72, 0 below -103.97 (through subnormals), NaN kept.
-TF_INLINE TF_TARGET __m512 tf_exp(__m512 x) {
-    const __m512 upper = _mm512_set1_ps(88.72283905f), lower = _mm512_set1_ps(-103.972084f);
-    __m512 xc = _mm512_min_ps(_mm512_max_ps(x, lower), upper);
-    const __m512 magic = _mm512_set1_ps(12582912.0f);
-    __m512 tt = _mm512_fmadd_ps(xc, _mm512_set1_ps(1.4426950408889634f), magic);
-    __m512 n = _mm512_sub_ps(tt, magic);
-    __m512i ni = _mm512_sub_epi32(_mm512_castps_si512(tt), _mm512_set1_epi32(0x4B400000));
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.1219444005469058e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-    __m512i n1 = _mm512_srai_epi32(ni, 1);
-    __m512i n2 = _mm512_sub_epi32(ni, n1);
-    __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, _mm512_set1_epi32(127)), 23));
-    __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, _mm512_set1_epi32(127)), 23));
-    __m512 y = _mm512_mul_ps(_mm512_mul_ps(p, s1), s2);
-    y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, upper, _CMP_GT_OQ), _mm512_set1_ps(INFINITY));
-    y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, lower, _CMP_LT_OQ), _mm512_setzero_ps());
-    y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
-    return y;
-}
 
 /// Softmax of one row of n floats, x → y (may alias).
 TF_INLINE TF_TARGET void tf_softmax_row(const float *x, float *y, int n) {
     __m512 mx = _mm512_set1_ps(-INFINITY);
     int j = 0;
     for (; j + 16 <= n; j += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(x + j));
-    if (j < n) mx = _mm512_mask_max_ps(mx, tf_lanes(n - j), mx, _mm512_maskz_loadu_ps(tf_lanes(n - j), x + j));
+    if (j < n) mx = _mm512_mask_max_ps(mx, dlk_lanes16(n - j), mx, _mm512_maskz_loadu_ps(dlk_lanes16(n - j), x + j));
     const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
     __m512 acc = _mm512_setzero_ps();
     for (j = 0; j + 16 <= n; j += 16) {
-        __m512 e = tf_exp(_mm512_sub_ps(_mm512_loadu_ps(x + j), vm));
+        __m512 e = dlk_exp16(_mm512_sub_ps(_mm512_loadu_ps(x + j), vm));
         _mm512_storeu_ps(y + j, e);
         acc = _mm512_add_ps(acc, e);
     }
     if (j < n) {
-        __mmask16 k = tf_lanes(n - j);
-        __m512 e = tf_exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + j), vm));
+        __mmask16 k = dlk_lanes16(n - j);
+        __m512 e = dlk_exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + j), vm));
         _mm512_mask_storeu_ps(y + j, k, e);
         acc = _mm512_mask_add_ps(acc, k, acc, e);
     }
     const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(acc));
     for (j = 0; j + 16 <= n; j += 16) _mm512_storeu_ps(y + j, _mm512_mul_ps(_mm512_loadu_ps(y + j), inv));
     if (j < n) {
-        __mmask16 k = tf_lanes(n - j);
+        __mmask16 k = dlk_lanes16(n - j);
         _mm512_mask_storeu_ps(y + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + j), inv));
     }
 }
@@ -124,7 +61,7 @@ TF_TARGET int dlk_layernorm_rows(const float *x, float *y, int rows, int size, c
                                  const float *bias, float eps, float *mean_out, float *inv_out) {
     if (size <= 0) return 0;
     const int full = size & ~15;
-    const __mmask16 tail = tf_lanes(size - full);
+    const __mmask16 tail = dlk_lanes16(size - full);
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * size;
         float *yr = y + (size_t)r * size;
@@ -159,7 +96,7 @@ TF_TARGET int dlk_layernorm_rows(const float *x, float *y, int rows, int size, c
         if (inv_out) inv_out[r] = inv;
         const __m512 vi = _mm512_set1_ps(inv);
         for (j = 0; j < size; j += 16) {
-            __mmask16 k = tf_lanes(size - j);
+            __mmask16 k = dlk_lanes16(size - j);
             __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, xr + j), vm), vi);
             __m512 sc = _mm512_maskz_loadu_ps(k, scale + j);
             v = bias ? _mm512_fmadd_ps(v, sc, _mm512_maskz_loadu_ps(k, bias + j)) : _mm512_mul_ps(v, sc);
@@ -176,7 +113,7 @@ TF_INLINE TF_TARGET void tf_tile(const int R, const int NV, int k, const float *
     __m512 acc[12][4];
     __mmask16 mk[4];
     _Pragma("clang loop unroll(full)")
-    for (int v = 0; v < NV; v++) mk[v] = tf_lanes(valid - 16 * v);
+    for (int v = 0; v < NV; v++) mk[v] = dlk_lanes16(valid - 16 * v);
     _Pragma("clang loop unroll(full)")
     for (int i = 0; i < R; i++) {
         _Pragma("clang loop unroll(full)")
@@ -258,11 +195,11 @@ TF_TARGET int dlk_attention(int h0, int h1, int s, int t, int d, int dv,
     int block = 16384 / t;
     if (block < 1) block = 1;
     if (block > s) block = s;
-    float *sc = tf_scratch((size_t)block * t * sizeof(float));
+    float *sc = dlk_scratch(DLK_SCRATCH_ATTENTION, (size_t)block * t * sizeof(float));
     if (!sc) return -1;
     const float alpha = scale_op == DLK_SCALE_MUL ? scale : 1.0f;
     const int full = t & ~15;
-    const __mmask16 tail = tf_lanes(t - full);
+    const __mmask16 tail = dlk_lanes16(t - full);
     for (int h = h0; h < h1; h++) {
         const float *qh = q + (size_t)h * q_head, *kh = kt + (size_t)h * k_head, *vh = v + (size_t)h * v_head;
         const float *mh = mask ? mask + (size_t)h * mask_head : NULL;
@@ -291,22 +228,16 @@ TF_TARGET int dlk_attention(int h0, int h1, int s, int t, int d, int dv,
     return 0;
 }
 
-TF_INLINE TF_TARGET __m512 tf_unpacklo_pd(__m512 a, __m512 b) {
-    return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
-}
-TF_INLINE TF_TARGET __m512 tf_unpackhi_pd(__m512 a, __m512 b) {
-    return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
-}
 
 TF_TARGET int dlk_transpose_32(const void *src, long lds, void *dst, long ldd, int n_rows, int n_cols) {
     const float *a = src;
     float *b = dst;
     for (int r0 = 0; r0 < n_rows; r0 += 16) {
         const int h = n_rows - r0 < 16 ? n_rows - r0 : 16;
-        const __mmask16 out = tf_lanes(h);
+        const __mmask16 out = dlk_lanes16(h);
         for (int c0 = 0; c0 < n_cols; c0 += 16) {
             const int w = n_cols - c0 < 16 ? n_cols - c0 : 16;
-            const __mmask16 in = tf_lanes(w);
+            const __mmask16 in = dlk_lanes16(w);
             __m512 r[16], t[16];
             _Pragma("clang loop unroll(full)")
             for (int i = 0; i < 16; i++)
@@ -318,10 +249,10 @@ TF_TARGET int dlk_transpose_32(const void *src, long lds, void *dst, long ldd, i
             }
             _Pragma("clang loop unroll(full)")
             for (int i = 0; i < 4; i++) {
-                r[4 * i] = tf_unpacklo_pd(t[4 * i], t[4 * i + 2]);
-                r[4 * i + 1] = tf_unpackhi_pd(t[4 * i], t[4 * i + 2]);
-                r[4 * i + 2] = tf_unpacklo_pd(t[4 * i + 1], t[4 * i + 3]);
-                r[4 * i + 3] = tf_unpackhi_pd(t[4 * i + 1], t[4 * i + 3]);
+                r[4 * i] = dlk_unpacklo_pd(t[4 * i], t[4 * i + 2]);
+                r[4 * i + 1] = dlk_unpackhi_pd(t[4 * i], t[4 * i + 2]);
+                r[4 * i + 2] = dlk_unpacklo_pd(t[4 * i + 1], t[4 * i + 3]);
+                r[4 * i + 3] = dlk_unpackhi_pd(t[4 * i + 1], t[4 * i + 3]);
             }
             float *d = b + (size_t)c0 * ldd + r0;
             _Pragma("clang loop unroll(full)")

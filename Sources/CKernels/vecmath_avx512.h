@@ -1,7 +1,7 @@
-// exp, sigmoid and tanh on 16 floats for the AVX-512 kernels (private to CKernels: not under
+// Lane masks, transpose steps, exp, sigmoid and tanh on 16 floats for the AVX-512 kernels (private to CKernels: not under
 // include/, so not part of the module). Same formulas as the Swift VectorMath versions, so both
 // paths agree to an ulp or two: exp by range reduction to [-ln2/2, ln2/2] and a degree-6
-// polynomial; sigmoid from e^-|x| so nothing overflows; tanh by an odd polynomial below 0.625
+// polynomial (+inf above 88.72, 0 below -103.97); sigmoid from e^-|x| so nothing overflows; tanh by an odd polynomial below 0.625
 // and 1 - 2/(e^{2|x|} + 1) above. NaN stays NaN.
 #ifndef DLKIT_VECMATH_AVX512_H
 #define DLKIT_VECMATH_AVX512_H
@@ -10,6 +10,19 @@
 
 #define DLK_VM_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,fma")))
 #define DLK_VM_INLINE static inline __attribute__((always_inline))
+
+/// Lanes [0, n) of a 16-lane mask (n may be ≤ 0 or ≥ 16).
+DLK_VM_INLINE __mmask16 dlk_lanes16(int n) {
+    return n <= 0 ? 0 : n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+}
+
+/// unpacklo/unpackhi of 64-bit pairs, on float vectors (a step of the 16 × 16 transposes).
+DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_unpacklo_pd(__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+}
+DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_unpackhi_pd(__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+}
 
 DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_exp16(__m512 x) {
     const __m512 upper = _mm512_set1_ps(88.72283905f), lower = _mm512_set1_ps(-103.972084f);
@@ -29,6 +42,8 @@ DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_exp16(__m512 x) {
     __m512 y = _mm512_scalef_ps(p, n);
     __mmask16 big = _mm512_cmp_ps_mask(x, upper, _CMP_GT_OQ);
     y = _mm512_mask_blend_ps(big, y, _mm512_set1_ps(__builtin_inff()));
+    __mmask16 tiny = _mm512_cmp_ps_mask(x, lower, _CMP_LT_OQ);
+    y = _mm512_mask_blend_ps(tiny, y, _mm512_setzero_ps());
     __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
     return _mm512_mask_blend_ps(nan, y, x);
 }

@@ -140,7 +140,7 @@ public enum Layout {
         }
         if d == k - 2 && plan.inputStrides[k - 1] != 1 {
             // A plain 2-D transpose of 4-byte elements (attention's Kᵀ): AVX-512 16 × 16 blocks.
-            if MemoryLayout<T>.size == 4, plan.inputStrides[d] == 1, PackedMatrix.isSupported,
+            if MemoryLayout<T>.size == 4, plan.inputStrides[d] == 1, CPUFeatures.avx512,
                plan.dims[d] <= Int(Int32.max), plan.dims[k - 1] <= Int(Int32.max),
                dlk_transpose_32(src, plan.inputStrides[k - 1], dst, plan.dims[k - 1],
                                 Int32(plan.dims[k - 1]), Int32(plan.dims[d])) == 0 {

@@ -45,7 +45,7 @@ public enum Normalization {
     ) {
         guard size > 0 else { return }
         // AVX-512 rows when the CPU has it (the loops below run 4 floats a step).
-        if PackedMatrix.isSupported, rows <= Int(Int32.max), size <= Int(Int32.max),
+        if CPUFeatures.avx512, rows <= Int(Int32.max), size <= Int(Int32.max),
            dlk_layernorm_rows(input, output, Int32(rows), Int32(size), scale, bias, epsilon,
                               meanOutput, invStdOutput) == 0 {
             return

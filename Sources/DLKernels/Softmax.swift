@@ -25,7 +25,7 @@ public enum Softmax {
         if axisSize == 0 { return }
         if inner == 1 {
             // AVX-512 rows (16 floats a step against 4 here) when the CPU has it.
-            if PackedMatrix.isSupported, outer <= Int(Int32.max), axisSize <= Int(Int32.max),
+            if CPUFeatures.avx512, outer <= Int(Int32.max), axisSize <= Int(Int32.max),
                dlk_softmax_rows(input, axisSize, output, axisSize, Int32(outer), Int32(axisSize)) == 0 {
                 return
             }

@@ -8,8 +8,8 @@ public enum AttentionCore {
     /// How the scale input applies to the products.
     public enum ScaleOp: Sendable { case none, multiply, divide }
 
-    /// True when the AVX-512 kernels may run (see ``PackedMatrix/isSupported``).
-    public static var isAvailable: Bool { PackedMatrix.isSupported }
+    /// True when the AVX-512 kernels may run (see ``CPUFeatures/avx512``).
+    public static var isAvailable: Bool { CPUFeatures.avx512 }
 
     /// Heads `heads` of `O = softmax(scale(Q·Kᵀ) + M)·V`. Element strides in floats:
     /// Q `s × d` at `q + h·qHead + i·qRow + c`; Kᵀ `d × t` at `kt + h·kHead + c·kRow + j`;
