@@ -1,0 +1,33 @@
+// AVX-512 kernels for small CNNs: 2×2 max pooling, alone or fused into a stride-1 convolution
+// (see cnn_avx512.c). Same rules as ckernels.h: call only when `dlk_avx512_available()`.
+#ifndef DLKIT_CKERNELS_CNN_H
+#define DLKIT_CKERNELS_CNN_H
+
+#include "ckernels.h"
+
+/// 2×2 stride-2 max pooling without padding of `planes` planes of h × w floats (contiguous) into
+/// planes of (h/2) × (w/2) (floor: an odd last row or column is not read). NaN propagates.
+/// Returns 0, or -1 when AVX-512 code is not compiled in (nothing written).
+int dlk_maxpool2x2(const float *x, long planes, int h, int w, float *y);
+
+/// `dlk_conv2d_s1` followed by a 2×2 stride-2 max pool (floor, no padding) of its output
+/// (after the epilogue's bias and activation): pooled rows [py0, py1) of the pooled output
+/// [m][hout/2][wout/2], channel stride `y_stride`. The full-resolution output exists only as two
+/// rows at a time in a per-thread buffer. Arguments otherwise as `dlk_conv2d_s1` (the epilogue
+/// must not accumulate). Returns 0, or -1 (nothing or part written; the caller then uses its
+/// other path for the whole output).
+int dlk_conv2d_s1_maxpool2(const float *x, int cin, int hp, int wp, int kh, int kw, int dh, int dw,
+                           int hout, int wout, int py0, int py1,
+                           const float *w_packed, int m, float *y, long y_stride, const dlk_epilogue *e);
+
+/// C (m × n, row stride ldc) = epilogue(A · Wᵀ) for a narrow product: W is n × k (row stride
+/// ldw, the layout of a fully connected layer's weights, used as stored), n ≤ 16, A is m × k (row
+/// stride lda). Each output is a dot product of two contiguous rows, so the weights are read once
+/// at their own size (a packed 32-column panel of a 10-column W is 3.2 times larger, and its
+/// multiply-adds 3.2 times as many). The epilogue's alpha, col_bias and activation apply;
+/// `accumulate` and row_bias must be 0/NULL. Returns 0, or -1 (nothing written) for a shape or
+/// epilogue it does not take.
+int dlk_sgemm_nt_narrow(int m, int n, int k, const float *a, long lda, const float *w, long ldw,
+                        float *c, long ldc, const dlk_epilogue *e);
+
+#endif
