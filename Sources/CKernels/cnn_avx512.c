@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
@@ -47,6 +48,17 @@ static float *rows_scratch(size_t bytes) {
         s->bytes = want;
     }
     return s->p;
+}
+
+static int wino_state = 1;
+static pthread_once_t wino_once = PTHREAD_ONCE_INIT;
+static void wino_read_env(void) {
+    const char *v = getenv("DLKIT_WINOGRAD");
+    wino_state = !(v && strcmp(v, "0") == 0);
+}
+int dlk_winograd_enabled(void) {
+    pthread_once(&wino_once, wino_read_env);
+    return wino_state;
 }
 
 #if DLK_CNN_X86
@@ -201,6 +213,192 @@ DLK_CNN_TARGET int dlk_sgemm_nt_narrow(int m, int n, int k, const float *a, long
 }
 
 
+DLK_CNN_INLINE DLK_CNN_TARGET __m512 cnn_activate(__m512 v, const dlk_epilogue *e) {
+    switch (e->activation) {
+    case DLK_ACT_RELU: return _mm512_max_ps(v, _mm512_setzero_ps());
+    case DLK_ACT_LEAKY_RELU: {
+        __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+        return _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(e->act_a));
+    }
+    case DLK_ACT_CLIP: return _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(e->act_a)), _mm512_set1_ps(e->act_b));
+    default: return v;
+    }
+}
+
+/// Transformed inputs of one segment (up to 16 tiles of tile row ty from tile tx0) for every
+/// channel: v + ξ·cin·32 + c·32 + col0 + lane (the packed-panel layout, k = cin).
+DLK_CNN_INLINE DLK_CNN_TARGET void wino_input(const float *x, int cin, long plane, int wp, int ty, int tx0, int count,
+                                              float *v, int cin32, int col0) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    const __mmask16 m0 = cnn_lanes(2 * count), m1 = cnn_lanes(2 * count - 16);
+    for (int c = 0; c < cin; c++) {
+        __m512 t[4][4];
+        _Pragma("clang loop unroll(full)")
+        for (int a = 0; a < 4; a++) {
+            const float *row = x + (size_t)c * plane + (size_t)(2 * ty + a) * wp + 2 * tx0;
+            __m512 p0 = _mm512_maskz_loadu_ps(m0, row), p1 = _mm512_maskz_loadu_ps(m1, row + 16);
+            __m512 q0 = _mm512_maskz_loadu_ps(m0, row + 2), q1 = _mm512_maskz_loadu_ps(m1, row + 18);
+            __m512 d0 = _mm512_permutex2var_ps(p0, even, p1), d1 = _mm512_permutex2var_ps(p0, odd, p1);
+            __m512 d2 = _mm512_permutex2var_ps(q0, even, q1), d3 = _mm512_permutex2var_ps(q0, odd, q1);
+            t[a][0] = _mm512_sub_ps(d0, d2);
+            t[a][1] = _mm512_add_ps(d1, d2);
+            t[a][2] = _mm512_sub_ps(d2, d1);
+            t[a][3] = _mm512_sub_ps(d1, d3);
+        }
+        float *vc = v + (size_t)c * 32 + col0;
+        _Pragma("clang loop unroll(full)")
+        for (int b = 0; b < 4; b++) {
+            _mm512_storeu_ps(vc + (size_t)(0 * 4 + b) * cin32, _mm512_sub_ps(t[0][b], t[2][b]));
+            _mm512_storeu_ps(vc + (size_t)(1 * 4 + b) * cin32, _mm512_add_ps(t[1][b], t[2][b]));
+            _mm512_storeu_ps(vc + (size_t)(2 * 4 + b) * cin32, _mm512_sub_ps(t[2][b], t[1][b]));
+            _mm512_storeu_ps(vc + (size_t)(3 * 4 + b) * cin32, _mm512_sub_ps(t[1][b], t[3][b]));
+        }
+    }
+}
+
+/// Output transform of one segment: M at mb + ξ·m·32 + o·32 + col0 → 2×2 tile, bias,
+/// activation, max → y[o][ty][tx0 + lane].
+DLK_CNN_INLINE DLK_CNN_TARGET void wino_output(const float *mb, int m, int col0, int count, float *y, long y_stride,
+                                               long row_off, const dlk_epilogue *e) {
+    const __mmask16 mk = cnn_lanes(count);
+    const long m32 = (long)m * 32;
+    for (int o = 0; o < m; o++) {
+        const float *src = mb + (size_t)o * 32 + col0;
+        __m512 s[4][2];
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < 4; i++) {
+            __m512 a0 = _mm512_loadu_ps(src + (size_t)(4 * i + 0) * m32), a1 = _mm512_loadu_ps(src + (size_t)(4 * i + 1) * m32);
+            __m512 a2 = _mm512_loadu_ps(src + (size_t)(4 * i + 2) * m32), a3 = _mm512_loadu_ps(src + (size_t)(4 * i + 3) * m32);
+            s[i][0] = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
+            s[i][1] = _mm512_sub_ps(_mm512_sub_ps(a1, a2), a3);
+        }
+        const __m512 bias = e->row_bias ? _mm512_set1_ps(e->row_bias[o]) : _mm512_setzero_ps();
+        __m512 r[4];
+        _Pragma("clang loop unroll(full)")
+        for (int b = 0; b < 2; b++) {
+            r[b] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s[0][b], s[1][b]), s[2][b]), bias);
+            r[2 + b] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s[1][b], s[2][b]), s[3][b]), bias);
+        }
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < 4; i++) r[i] = cnn_activate(r[i], e);
+        __m512 v = nan_max(nan_max(r[0], r[1]), nan_max(r[2], r[3]));
+        _mm512_mask_storeu_ps(y + (size_t)o * y_stride + row_off, mk, v);
+    }
+}
+
+/// U[ξ][q] = (G g_q Gᵀ)[ξ] for the `count` 3×3 kernels g_q = w + 9q (q = o·cin + c), 16 at a
+/// time (gathered at stride 9); U[ξ] starts at u + ξ·u_stride.
+DLK_CNN_INLINE DLK_CNN_TARGET void wino_weights(const float *w, int count, float *u, long u_stride) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                           _mm512_set1_epi32(9));
+    const __m512 half = _mm512_set1_ps(0.5f);
+    for (int q = 0; q < count; q += 16) {
+        const __mmask16 mk = cnn_lanes(count - q);
+        const float *base = w + (size_t)q * 9;
+        __m512 g[9];
+        _Pragma("clang loop unroll(full)")
+        for (int k = 0; k < 9; k++) g[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, idx, base + k, 4);
+        __m512 t[4][3];
+        _Pragma("clang loop unroll(full)")
+        for (int j = 0; j < 3; j++) {
+            t[0][j] = g[j];
+            t[1][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(g[j], g[3 + j]), g[6 + j]));
+            t[2][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(g[j], g[3 + j]), g[6 + j]));
+            t[3][j] = g[6 + j];
+        }
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < 4; i++) {
+            __m512 r[4];
+            r[0] = t[i][0];
+            r[1] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2]));
+            r[2] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(t[i][0], t[i][1]), t[i][2]));
+            r[3] = t[i][2];
+            _Pragma("clang loop unroll(full)")
+            for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(u + (size_t)(4 * i + j) * u_stride + q, mk, r[j]);
+        }
+    }
+}
+
+/// C rows [0, MR) (row stride 32) = A rows (row stride k, read in place: one U[ξ] is a few KB)
+/// times B, one k × 32 packed panel.
+DLK_CNN_INLINE DLK_CNN_TARGET void wino_block(const int MR, int k, const float *a, const float *b, float *c) {
+    __m512 x0[8], x1[8];
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < MR; i++) { x0[i] = _mm512_setzero_ps(); x1[i] = _mm512_setzero_ps(); }
+    for (int p = 0; p < k; p++) {
+        const __m512 b0 = _mm512_loadu_ps(b + (size_t)p * 32), b1 = _mm512_loadu_ps(b + (size_t)p * 32 + 16);
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < MR; i++) {
+            const __m512 av = _mm512_set1_ps(a[(size_t)i * k + p]);
+            x0[i] = _mm512_fmadd_ps(av, b0, x0[i]);
+            x1[i] = _mm512_fmadd_ps(av, b1, x1[i]);
+        }
+    }
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < MR; i++) {
+        _mm512_storeu_ps(c + (size_t)i * 32, x0[i]);
+        _mm512_storeu_ps(c + (size_t)i * 32 + 16, x1[i]);
+    }
+}
+
+/// M (m × 32) = U (m × k) · V (k × 32 panel).
+static DLK_CNN_TARGET void wino_gemm(int m, int k, const float *u, const float *v, float *mb) {
+    int o = 0;
+    for (; o + 8 <= m; o += 8) wino_block(8, k, u + (size_t)o * k, v, mb + (size_t)o * 32);
+    const float *a = u + (size_t)o * k;
+    float *c = mb + (size_t)o * 32;
+    switch (m - o) {
+    case 1: wino_block(1, k, a, v, c); break;
+    case 2: wino_block(2, k, a, v, c); break;
+    case 3: wino_block(3, k, a, v, c); break;
+    case 4: wino_block(4, k, a, v, c); break;
+    case 5: wino_block(5, k, a, v, c); break;
+    case 6: wino_block(6, k, a, v, c); break;
+    case 7: wino_block(7, k, a, v, c); break;
+    default: break;
+    }
+}
+
+DLK_CNN_TARGET int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout, int wout, int py0, int py1,
+                                             const float *w, int m, float *y, long y_stride, const dlk_epilogue *e) {
+    if (e->accumulate || e->col_bias || e->alpha != 1.0f) return -1;
+    if ((hout & 1) || (wout & 1) || hp < hout + 2 || wp < wout + 2 || cin <= 0 || m <= 0) return -1;
+    const int th = hout / 2, tw = wout / 2;
+    if (py0 < 0 || py1 > th) return -1;
+    if (py1 <= py0 || tw <= 0) return 0;
+    const long plane = (long)hp * wp;
+    const size_t uCount = (size_t)16 * m * cin, vCount = (size_t)16 * cin * 32, mCount = (size_t)16 * m * 32;
+    float *u = rows_scratch((uCount + vCount + mCount) * sizeof(float));
+    if (!u) return -1;
+    float *v = u + uCount, *mb = v + vCount;
+    wino_weights(w, m * cin, u, m * cin);
+    const int cin32 = cin * 32;
+    // Segments of ≤ 16 tiles in order (tile row, then tx0), two per block of 32 columns.
+    const int segsPerRow = (tw + 15) / 16;
+    const int segCount = (py1 - py0) * segsPerRow;
+    for (int s0 = 0; s0 < segCount; s0 += 2) {
+        const int ns = segCount - s0 < 2 ? segCount - s0 : 2;
+        for (int h = 0; h < ns; h++) {
+            const int sg = s0 + h, ty = py0 + sg / segsPerRow, tx0 = (sg % segsPerRow) * 16;
+            const int count = tw - tx0 < 16 ? tw - tx0 : 16;
+            wino_input(x, cin, plane, wp, ty, tx0, count, v, cin32, 16 * h);
+        }
+        if (ns < 2) {
+            for (int xi = 0; xi < 16; xi++)
+                for (int c = 0; c < cin; c++) _mm512_storeu_ps(v + (size_t)xi * cin32 + (size_t)c * 32 + 16, _mm512_setzero_ps());
+        }
+        for (int xi = 0; xi < 16; xi++)
+            wino_gemm(m, cin, u + (size_t)xi * m * cin, v + (size_t)xi * cin32, mb + (size_t)xi * m * 32);
+        for (int h = 0; h < ns; h++) {
+            const int sg = s0 + h, ty = py0 + sg / segsPerRow, tx0 = (sg % segsPerRow) * 16;
+            const int count = tw - tx0 < 16 ? tw - tx0 : 16;
+            wino_output(mb, m, 16 * h, count, y, y_stride, (long)ty * tw + tx0, e);
+        }
+    }
+    return 0;
+}
+
 #else
 
 int dlk_maxpool2x2(const float *x, long planes, int h, int w, float *y) {
@@ -219,6 +417,13 @@ int dlk_conv2d_s1_maxpool2(const float *x, int cin, int hp, int wp, int kh, int 
 int dlk_sgemm_nt_narrow(int m, int n, int k, const float *a, long lda, const float *w, long ldw,
                         float *c, long ldc, const dlk_epilogue *e) {
     (void)m; (void)n; (void)k; (void)a; (void)lda; (void)w; (void)ldw; (void)c; (void)ldc; (void)e;
+    return -1;
+}
+
+int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout, int wout, int py0, int py1,
+                              const float *w, int m, float *y, long y_stride, const dlk_epilogue *e) {
+    (void)x; (void)cin; (void)hp; (void)wp; (void)hout; (void)wout; (void)py0; (void)py1; (void)w; (void)m;
+    (void)y; (void)y_stride; (void)e;
     return -1;
 }
 

@@ -16,7 +16,8 @@ extension Convolution {
     ///   runs the convolution and the pool apart).
     public static func conv2DDirectMaxPool2(
         _ p: Conv2DParams, input: UnsafePointer<Float>, weights: [PackedMatrix],
-        bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: Activation
+        bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: Activation,
+        rawWeights: UnsafePointer<Float>? = nil
     ) -> Bool {
         let cg = p.inChannelsPerGroup, ocg = p.outChannelsPerGroup
         let kDim = cg * p.kernelH * p.kernelW
@@ -28,9 +29,19 @@ extension Convolution {
         let padded = p.padTop + p.padBottom + p.padLeft + p.padRight > 0
         guard cg * plane <= Int(Int32.max), hp <= Int(Int32.max), wp <= Int(Int32.max) else { return false }
 
+        // Winograd F(2×2, 3×3) when each 2×2 output tile is one pooling window and there are
+        // enough channels for its 16 GEMMs (k = input channels) to run near the kernel's peak.
+        let winograd = rawWeights != nil && p.kernelH == 3 && p.kernelW == 3 && p.dilationH == 1 && p.dilationW == 1
+            && p.groups == 1 && cg >= 16 && ocg >= 16 && p.outH % 2 == 0 && p.outW % 2 == 0
+            && hp >= p.outH + 2 && wp >= p.outW + 2 && dlk_winograd_enabled() != 0
+
         func rows(_ n: Int, _ g: Int, _ src: UnsafePointer<Float>, _ r0: Int, _ r1: Int) -> Bool {
             let y = output + (n * p.outChannels + g * ocg) * outPlane
             var e = GEMMEpilogue(rowBias: bias.map { $0 + g * ocg }, activation: activation).c()
+            if winograd, let rawWeights {
+                return dlk_conv3x3_wino_maxpool2(src, Int32(cg), Int32(hp), Int32(wp), Int32(p.outH), Int32(p.outW),
+                                                 Int32(r0), Int32(r1), rawWeights, Int32(ocg), y, outPlane, &e) == 0
+            }
             return dlk_conv2d_s1_maxpool2(src, Int32(cg), Int32(hp), Int32(wp), Int32(p.kernelH), Int32(p.kernelW),
                                           Int32(p.dilationH), Int32(p.dilationW), Int32(p.outH), Int32(p.outW),
                                           Int32(r0), Int32(r1), weights[g].storage, Int32(ocg), y, outPlane, &e) == 0

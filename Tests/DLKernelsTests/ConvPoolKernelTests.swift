@@ -118,4 +118,43 @@ import Testing
         }
         #expect(!NarrowGEMM.applies(n: 17, k: 4096))
     }
+
+    static let winogradCases: [ConvCase] = [
+        ConvCase(name: "32 -> 64 channels, 32 wide (the CNN's second layer), batch 2", params: Conv2DParams(
+            batch: 2, inChannels: 32, inH: 12, inW: 32, outChannels: 64, kernelH: 3, kernelW: 3,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)),
+        ConvCase(name: "18 tiles a row, odd tile rows, 20 channels, no bias", params: Conv2DParams(
+            batch: 1, inChannels: 16, inH: 10, inW: 36, outChannels: 20, kernelH: 3, kernelW: 3,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1), bias: false),
+        ConvCase(name: "5 tiles a row, batch 3", params: Conv2DParams(
+            batch: 3, inChannels: 17, inH: 6, inW: 10, outChannels: 16, kernelH: 3, kernelW: 3,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)),
+    ]
+
+    /// The Winograd path (weights given as stored): dyadic data keeps its transforms exact too.
+    @Test(.enabled(if: PackedMatrix.isSupported), arguments: winogradCases, [1, 2])
+    func winogradPoolMatchesConvolutionThenPool(_ c: ConvCase, workers: Int) throws {
+        let p = c.params
+        let x = dyadicFloats(p.inputCount, seed: 90), w = dyadicFloats(p.weightCount, seed: 91)
+        let bias = c.bias ? dyadicFloats(p.outChannels, seed: 92) : nil
+        let conv = referenceConv2D(p, x, w, bias)
+        let k = p.weightCount / p.outChannels
+        let packed = try w.withUnsafeBufferPointer { wb in [try #require(PackedMatrix.rowBlocks(wb.baseAddress!, m: p.outChannels, k: k))] }
+        let saved = ParallelFor.workerCount
+        ParallelFor.setWorkerCount(workers)
+        defer { ParallelFor.setWorkerCount(saved) }
+        let planes = p.batch * p.outChannels, count = planes * (p.outH / 2) * (p.outW / 2)
+        for activation in [Activation.relu, .none] {
+            var y = [Float](repeating: .nan, count: count)
+            let ok = y.withUnsafeMutableBufferPointer { yb in
+                w.withUnsafeBufferPointer { wb in
+                    Convolution.conv2DDirectMaxPool2(p, input: x, weights: packed, bias: bias, output: yb.baseAddress!,
+                                                     activation: activation, rawWeights: wb.baseAddress)
+                }
+            }
+            #expect(ok)
+            let activated = activation == .relu ? conv.map { max(0, $0) } : conv
+            #expect(y == Self.referencePool(activated, planes: planes, h: p.outH, w: p.outW))
+        }
+    }
 }

@@ -28,14 +28,16 @@ extension ConvolutionKernels {
                 var out = ctx.makeOutput(.float32, shape: outShape)
                 let done = out.withUnsafeMutableBufferPointer(as: Float.self) { po -> Bool in
                     x.withUnsafeBufferPointer(as: Float.self) { px -> Bool in
-                        guard let y = po.baseAddress, let xp = px.baseAddress else { return false }
-                        guard let bias else {
-                            return Convolution.conv2DDirectMaxPool2(p, input: xp, weights: packed, bias: nil, output: y,
-                                                                     activation: activation)
-                        }
-                        return bias.withUnsafeBufferPointer(as: Float.self) { pb -> Bool in
-                            Convolution.conv2DDirectMaxPool2(p, input: xp, weights: packed, bias: pb.baseAddress, output: y,
-                                                             activation: activation)
+                        w.withUnsafeBufferPointer(as: Float.self) { pw -> Bool in
+                            guard let y = po.baseAddress, let xp = px.baseAddress else { return false }
+                            guard let bias else {
+                                return Convolution.conv2DDirectMaxPool2(p, input: xp, weights: packed, bias: nil, output: y,
+                                                                         activation: activation, rawWeights: pw.baseAddress)
+                            }
+                            return bias.withUnsafeBufferPointer(as: Float.self) { pb -> Bool in
+                                Convolution.conv2DDirectMaxPool2(p, input: xp, weights: packed, bias: pb.baseAddress, output: y,
+                                                                 activation: activation, rawWeights: pw.baseAddress)
+                            }
                         }
                     }
                 }
