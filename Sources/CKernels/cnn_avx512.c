@@ -360,19 +360,22 @@ static DLK_CNN_TARGET void wino_gemm(int m, int k, const float *u, const float *
     }
 }
 
+DLK_CNN_TARGET void dlk_wino_weights(const float *w, int m, int cin, float *u) {
+    if (m > 0 && cin > 0) wino_weights(w, m * cin, u, (long)m * cin);
+}
+
 DLK_CNN_TARGET int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout, int wout, int py0, int py1,
-                                             const float *w, int m, float *y, long y_stride, const dlk_epilogue *e) {
+                                             const float *u, int m, float *y, long y_stride, const dlk_epilogue *e) {
     if (e->accumulate || e->col_bias || e->alpha != 1.0f) return -1;
     if ((hout & 1) || (wout & 1) || hp < hout + 2 || wp < wout + 2 || cin <= 0 || m <= 0) return -1;
     const int th = hout / 2, tw = wout / 2;
     if (py0 < 0 || py1 > th) return -1;
     if (py1 <= py0 || tw <= 0) return 0;
     const long plane = (long)hp * wp;
-    const size_t uCount = (size_t)16 * m * cin, vCount = (size_t)16 * cin * 32, mCount = (size_t)16 * m * 32;
-    float *u = rows_scratch((uCount + vCount + mCount) * sizeof(float));
-    if (!u) return -1;
-    float *v = u + uCount, *mb = v + vCount;
-    wino_weights(w, m * cin, u, m * cin);
+    const size_t vCount = (size_t)16 * cin * 32, mCount = (size_t)16 * m * 32;
+    float *v = rows_scratch((vCount + mCount) * sizeof(float));
+    if (!v) return -1;
+    float *mb = v + vCount;
     const int cin32 = cin * 32;
     // Segments of ≤ 16 tiles in order (tile row, then tx0), two per block of 32 columns.
     const int segsPerRow = (tw + 15) / 16;
@@ -420,9 +423,13 @@ int dlk_sgemm_nt_narrow(int m, int n, int k, const float *a, long lda, const flo
     return -1;
 }
 
+void dlk_wino_weights(const float *w, int m, int cin, float *u) {
+    (void)w; (void)m; (void)cin; (void)u;
+}
+
 int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout, int wout, int py0, int py1,
-                              const float *w, int m, float *y, long y_stride, const dlk_epilogue *e) {
-    (void)x; (void)cin; (void)hp; (void)wp; (void)hout; (void)wout; (void)py0; (void)py1; (void)w; (void)m;
+                              const float *u, int m, float *y, long y_stride, const dlk_epilogue *e) {
+    (void)x; (void)cin; (void)hp; (void)wp; (void)hout; (void)wout; (void)py0; (void)py1; (void)u; (void)m;
     (void)y; (void)y_stride; (void)e;
     return -1;
 }

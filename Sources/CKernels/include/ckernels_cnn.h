@@ -33,17 +33,21 @@ int dlk_sgemm_nt_narrow(int m, int n, int k, const float *a, long lda, const flo
 /// 1 unless the environment says `DLKIT_WINOGRAD=0` (for A/B runs). Read once.
 int dlk_winograd_enabled(void);
 
+/// Transforms 3×3 convolution weights [m][cin][3][3] for `dlk_conv3x3_wino_maxpool2`:
+/// u[ξ][o][c] = (G g Gᵀ)[ξ] for ξ in 0..<16, 16·m·cin floats. Requires AVX-512.
+void dlk_wino_weights(const float *w, int m, int cin, float *u);
+
 /// A 3×3 stride-1 convolution (no dilation, one group) followed by the 2×2 stride-2 max pool,
 /// by Winograd F(2×2, 3×3): each 2×2 output tile, which is exactly one pooling window, costs 16
-/// multiplies per input channel instead of 36. The 16 transformed products are 16 GEMMs on
-/// `dlk_sgemm_packed` over blocks of 32 tiles (transformed inputs written straight into its
-/// panel layout); the output transform adds the bias, applies the activation and takes the max.
+/// multiplies per input channel instead of 36. The 16 transformed products are GEMMs over blocks
+/// of 32 tiles (transformed inputs written straight into a 32-wide panel layout); the output
+/// transform adds the bias, applies the activation and takes the max.
 /// - x: the padded input [cin][hp][wp] (hp ≥ hout + 2, wp ≥ wout + 2); hout, wout even.
-/// - w: the weights as stored, [m][cin][3][3] (transformed on each call: 16·m·cin values).
+/// - u: the weights transformed by `dlk_wino_weights`.
 /// - y: the pooled output [m][hout/2][wout/2], channel stride y_stride; pooled rows [py0, py1).
 /// - e: row_bias (per output channel) and activation; alpha 1, no accumulate, no col_bias.
 /// Returns 0, or -1 (nothing or part written; use another path for the whole output).
 int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout, int wout, int py0, int py1,
-                              const float *w, int m, float *y, long y_stride, const dlk_epilogue *e);
+                              const float *u, int m, float *y, long y_stride, const dlk_epilogue *e);
 
 #endif
