@@ -77,19 +77,28 @@ DLK_CNN_INLINE DLK_CNN_TARGET __m512 nan_max(__m512 a, __m512 b) {
     return _mm512_mask_add_ps(m, u, a, b);
 }
 
-/// out[j] = max(r0[2j], r0[2j+1], r1[2j], r1[2j+1]) for j in [0, pw).
-DLK_CNN_INLINE DLK_CNN_TARGET void pool_row(const float *r0, const float *r1, int pw, float *out) {
+/// out[j] = max(r0[2j], r0[2j+1], r1[2j], r1[2j+1]) for j in [0, pw). `nan_free`: the rows
+/// hold no NaN (after the kernels' ReLU, max(v, 0), which maps NaN to 0), so plain vmaxps will do.
+DLK_CNN_INLINE DLK_CNN_TARGET __m512 pool_max(__m512 a, __m512 b, int nan_free) {
+    return nan_free ? _mm512_max_ps(a, b) : nan_max(a, b);
+}
+
+DLK_CNN_INLINE DLK_CNN_TARGET void pool_row_any(const float *r0, const float *r1, int pw, float *out, const int nan_free) {
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     for (int j = 0; j < pw; j += 16) {
         const int n = pw - j < 16 ? pw - j : 16;          // outputs this step
         const __mmask16 m0 = cnn_lanes(2 * n), m1 = cnn_lanes(2 * n - 16);
         const float *a = r0 + 2 * j, *b = r1 + 2 * j;
-        __m512 lo = nan_max(_mm512_maskz_loadu_ps(m0, a), _mm512_maskz_loadu_ps(m0, b));
-        __m512 hi = nan_max(_mm512_maskz_loadu_ps(m1, a + 16), _mm512_maskz_loadu_ps(m1, b + 16));
-        __m512 v = nan_max(_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi));
+        __m512 lo = pool_max(_mm512_maskz_loadu_ps(m0, a), _mm512_maskz_loadu_ps(m0, b), nan_free);
+        __m512 hi = pool_max(_mm512_maskz_loadu_ps(m1, a + 16), _mm512_maskz_loadu_ps(m1, b + 16), nan_free);
+        __m512 v = pool_max(_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi), nan_free);
         _mm512_mask_storeu_ps(out + j, cnn_lanes(n), v);
     }
+}
+
+DLK_CNN_INLINE DLK_CNN_TARGET void pool_row(const float *r0, const float *r1, int pw, float *out) {
+    pool_row_any(r0, r1, pw, out, 0);
 }
 
 DLK_CNN_TARGET int dlk_maxpool2x2(const float *x, long planes, int h, int w, float *y) {
@@ -117,9 +126,16 @@ DLK_CNN_TARGET int dlk_conv2d_s1_maxpool2(const float *x, int cin, int hp, int w
         // Output rows 2pr and 2pr + 1 of every channel: buf[c][0..1][wout].
         if (dlk_conv2d_s1(x + (size_t)2 * pr * wp, cin, hp, wp, kh, kw, dh, dw, 2, wout, 0, 2,
                           w_packed, m, buf, 2L * wout, e) != 0) return -1;
-        for (int c = 0; c < m; c++) {
-            const float *r0 = buf + (size_t)c * 2 * wout;
-            pool_row(r0, r0 + wout, pw, y + (size_t)c * y_stride + (size_t)pr * pw);
+        if (e->activation == DLK_ACT_RELU) {
+            for (int c = 0; c < m; c++) {
+                const float *r0 = buf + (size_t)c * 2 * wout;
+                pool_row_any(r0, r0 + wout, pw, y + (size_t)c * y_stride + (size_t)pr * pw, 1);
+            }
+        } else {
+            for (int c = 0; c < m; c++) {
+                const float *r0 = buf + (size_t)c * 2 * wout;
+                pool_row(r0, r0 + wout, pw, y + (size_t)c * y_stride + (size_t)pr * pw);
+            }
         }
     }
     return 0;
@@ -282,7 +298,8 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_output(const float *mb, int m, int col0,
         }
         _Pragma("clang loop unroll(full)")
         for (int i = 0; i < 4; i++) r[i] = cnn_activate(r[i], e);
-        __m512 v = nan_max(nan_max(r[0], r[1]), nan_max(r[2], r[3]));
+        __m512 v = e->activation == DLK_ACT_RELU ? _mm512_max_ps(_mm512_max_ps(r[0], r[1]), _mm512_max_ps(r[2], r[3]))
+                                                 : nan_max(nan_max(r[0], r[1]), nan_max(r[2], r[3]));
         _mm512_mask_storeu_ps(y + (size_t)o * y_stride + row_off, mk, v);
     }
 }
@@ -402,6 +419,31 @@ DLK_CNN_TARGET int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, in
     return 0;
 }
 
+DLK_CNN_TARGET int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int bottom, int right,
+                             float *y) {
+    if (channels <= 0 || h < 0 || w < 0 || top < 0 || left < 0 || bottom < 0 || right < 0) return -1;
+    const int wp = w + left + right, hp = h + top + bottom;
+    const __m512 zero = _mm512_setzero_ps();
+    for (int c = 0; c < channels; c++) {
+        float *d = y + (size_t)c * hp * wp;
+        const float *src = x + (size_t)c * h * w;
+        for (long i = 0; i < (long)top * wp; i += 16) _mm512_mask_storeu_ps(d + i, cnn_lanes((int)((long)top * wp - i)), zero);
+        for (int r = 0; r < h; r++) {
+            float *row = d + (size_t)(top + r) * wp;
+            for (int j = 0; j < left; j += 16) _mm512_mask_storeu_ps(row + j, cnn_lanes(left - j), zero);
+            const float *s = src + (size_t)r * w;
+            for (int j = 0; j < w; j += 16) {
+                const __mmask16 mk = cnn_lanes(w - j);
+                _mm512_mask_storeu_ps(row + left + j, mk, _mm512_maskz_loadu_ps(mk, s + j));
+            }
+            for (int j = 0; j < right; j += 16) _mm512_mask_storeu_ps(row + left + w + j, cnn_lanes(right - j), zero);
+        }
+        float *tail = d + (size_t)(top + h) * wp;
+        for (long i = 0; i < (long)bottom * wp; i += 16) _mm512_mask_storeu_ps(tail + i, cnn_lanes((int)((long)bottom * wp - i)), zero);
+    }
+    return 0;
+}
+
 #else
 
 int dlk_maxpool2x2(const float *x, long planes, int h, int w, float *y) {
@@ -431,6 +473,11 @@ int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout,
                               const float *u, int m, float *y, long y_stride, const dlk_epilogue *e) {
     (void)x; (void)cin; (void)hp; (void)wp; (void)hout; (void)wout; (void)py0; (void)py1; (void)u; (void)m;
     (void)y; (void)y_stride; (void)e;
+    return -1;
+}
+
+int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, float *y) {
+    (void)x; (void)channels; (void)h; (void)w; (void)top; (void)left; (void)bottom; (void)right; (void)y;
     return -1;
 }
 

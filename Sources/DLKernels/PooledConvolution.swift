@@ -53,6 +53,9 @@ extension Convolution {
 
         func pad(_ n: Int, _ g: Int, into dst: UnsafeMutablePointer<Float>) {
             let src = input + (n * p.inChannels + g * cg) * p.inH * p.inW
+            // One C loop (AVX-512, which this path requires anyway) instead of a copy call per row.
+            if dlk_pad2d(src, Int32(cg), Int32(p.inH), Int32(p.inW), Int32(p.padTop), Int32(p.padLeft),
+                         Int32(p.padBottom), Int32(p.padRight), dst) == 0 { return }
             for c in 0..<cg {
                 let d = dst + c * plane
                 d.update(repeating: 0, count: p.padTop * wp)

@@ -50,4 +50,9 @@ void dlk_wino_weights(const float *w, int m, int cin, float *u);
 int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout, int wout, int py0, int py1,
                               const float *u, int m, float *y, long y_stride, const dlk_epilogue *e);
 
+/// Copies `channels` planes of h × w floats into planes of (h + top + bottom) × (w + left +
+/// right) with zero borders. Returns 0, or -1 (nothing written) for negative sizes or without
+/// AVX-512 code.
+int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, float *y);
+
 #endif
