@@ -381,13 +381,56 @@ DLK_CNN_TARGET void dlk_wino_weights(const float *w, int m, int cin, float *u) {
     if (m > 0 && cin > 0) wino_weights(w, m * cin, u, (long)m * cin);
 }
 
-DLK_CNN_TARGET int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout, int wout, int py0, int py1,
-                                             const float *u, int m, float *y, long y_stride, const dlk_epilogue *e) {
-    if (e->accumulate || e->col_bias || e->alpha != 1.0f) return -1;
+/// Output transform of one segment without pooling: the 2×2 tiles interleaved back into rows
+/// 2ty and 2ty + 1 of y[o] (row length wout), plus c_scale times what y held (accumulate), the
+/// bias and the activation.
+DLK_CNN_INLINE DLK_CNN_TARGET void wino_output_full(const float *mb, int m, int col0, int count, float *y, long y_stride,
+                                                    int ty, int tx0, int wout, const dlk_epilogue *e) {
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    const __mmask16 m0 = cnn_lanes(2 * count), m1 = cnn_lanes(2 * count - 16);
+    const long m32 = (long)m * 32;
+    const __m512 cs = _mm512_set1_ps(e->c_scale);
+    for (int o = 0; o < m; o++) {
+        const float *src = mb + (size_t)o * 32 + col0;
+        __m512 s[4][2];
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < 4; i++) {
+            __m512 a0 = _mm512_loadu_ps(src + (size_t)(4 * i + 0) * m32), a1 = _mm512_loadu_ps(src + (size_t)(4 * i + 1) * m32);
+            __m512 a2 = _mm512_loadu_ps(src + (size_t)(4 * i + 2) * m32), a3 = _mm512_loadu_ps(src + (size_t)(4 * i + 3) * m32);
+            s[i][0] = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
+            s[i][1] = _mm512_sub_ps(_mm512_sub_ps(a1, a2), a3);
+        }
+        const __m512 bias = e->row_bias ? _mm512_set1_ps(e->row_bias[o]) : _mm512_setzero_ps();
+        __m512 r[2][2];
+        _Pragma("clang loop unroll(full)")
+        for (int b = 0; b < 2; b++) {
+            r[0][b] = _mm512_add_ps(_mm512_add_ps(s[0][b], s[1][b]), s[2][b]);
+            r[1][b] = _mm512_sub_ps(_mm512_sub_ps(s[1][b], s[2][b]), s[3][b]);
+        }
+        _Pragma("clang loop unroll(full)")
+        for (int a = 0; a < 2; a++) {
+            float *row = y + (size_t)o * y_stride + (size_t)(2 * ty + a) * wout + 2 * tx0;
+            __m512 v0 = _mm512_add_ps(_mm512_permutex2var_ps(r[a][0], lo, r[a][1]), bias);
+            __m512 v1 = _mm512_add_ps(_mm512_permutex2var_ps(r[a][0], hi, r[a][1]), bias);
+            if (e->accumulate) {
+                v0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, row), cs, v0);
+                v1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, row + 16), cs, v1);
+            }
+            _mm512_mask_storeu_ps(row, m0, cnn_activate(v0, e));
+            _mm512_mask_storeu_ps(row + 16, m1, cnn_activate(v1, e));
+        }
+    }
+}
+
+/// The Winograd driver: tile rows [t0, t1), pooled (one value a tile) or not.
+static DLK_CNN_TARGET int wino_run(const float *x, int cin, int hp, int wp, int hout, int wout, int t0, int t1,
+                                   const float *u, int m, float *y, long y_stride, const dlk_epilogue *e, int pool) {
+    if (e->col_bias || e->alpha != 1.0f || (pool && e->accumulate)) return -1;
     if ((hout & 1) || (wout & 1) || hp < hout + 2 || wp < wout + 2 || cin <= 0 || m <= 0) return -1;
     const int th = hout / 2, tw = wout / 2;
-    if (py0 < 0 || py1 > th) return -1;
-    if (py1 <= py0 || tw <= 0) return 0;
+    if (t0 < 0 || t1 > th) return -1;
+    if (t1 <= t0 || tw <= 0) return 0;
     const long plane = (long)hp * wp;
     const size_t vCount = (size_t)16 * cin * 32, mCount = (size_t)16 * m * 32;
     float *v = rows_scratch((vCount + mCount) * sizeof(float));
@@ -396,11 +439,11 @@ DLK_CNN_TARGET int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, in
     const int cin32 = cin * 32;
     // Segments of ≤ 16 tiles in order (tile row, then tx0), two per block of 32 columns.
     const int segsPerRow = (tw + 15) / 16;
-    const int segCount = (py1 - py0) * segsPerRow;
+    const int segCount = (t1 - t0) * segsPerRow;
     for (int s0 = 0; s0 < segCount; s0 += 2) {
         const int ns = segCount - s0 < 2 ? segCount - s0 : 2;
         for (int h = 0; h < ns; h++) {
-            const int sg = s0 + h, ty = py0 + sg / segsPerRow, tx0 = (sg % segsPerRow) * 16;
+            const int sg = s0 + h, ty = t0 + sg / segsPerRow, tx0 = (sg % segsPerRow) * 16;
             const int count = tw - tx0 < 16 ? tw - tx0 : 16;
             wino_input(x, cin, plane, wp, ty, tx0, count, v, cin32, 16 * h);
         }
@@ -411,12 +454,23 @@ DLK_CNN_TARGET int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, in
         for (int xi = 0; xi < 16; xi++)
             wino_gemm(m, cin, u + (size_t)xi * m * cin, v + (size_t)xi * cin32, mb + (size_t)xi * m * 32);
         for (int h = 0; h < ns; h++) {
-            const int sg = s0 + h, ty = py0 + sg / segsPerRow, tx0 = (sg % segsPerRow) * 16;
+            const int sg = s0 + h, ty = t0 + sg / segsPerRow, tx0 = (sg % segsPerRow) * 16;
             const int count = tw - tx0 < 16 ? tw - tx0 : 16;
-            wino_output(mb, m, 16 * h, count, y, y_stride, (long)ty * tw + tx0, e);
+            if (pool) wino_output(mb, m, 16 * h, count, y, y_stride, (long)ty * tw + tx0, e);
+            else wino_output_full(mb, m, 16 * h, count, y, y_stride, ty, tx0, wout, e);
         }
     }
     return 0;
+}
+
+DLK_CNN_TARGET int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout, int wout, int py0, int py1,
+                                             const float *u, int m, float *y, long y_stride, const dlk_epilogue *e) {
+    return wino_run(x, cin, hp, wp, hout, wout, py0, py1, u, m, y, y_stride, e, 1);
+}
+
+DLK_CNN_TARGET int dlk_conv3x3_wino(const float *x, int cin, int hp, int wp, int hout, int wout, int t0, int t1,
+                                    const float *u, int m, float *y, long y_stride, const dlk_epilogue *e) {
+    return wino_run(x, cin, hp, wp, hout, wout, t0, t1, u, m, y, y_stride, e, 0);
 }
 
 DLK_CNN_TARGET int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int bottom, int right,
@@ -478,6 +532,13 @@ int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout,
 
 int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, float *y) {
     (void)x; (void)channels; (void)h; (void)w; (void)top; (void)left; (void)bottom; (void)right; (void)y;
+    return -1;
+}
+
+int dlk_conv3x3_wino(const float *x, int cin, int hp, int wp, int hout, int wout, int t0, int t1,
+                     const float *u, int m, float *y, long y_stride, const dlk_epilogue *e) {
+    (void)x; (void)cin; (void)hp; (void)wp; (void)hout; (void)wout; (void)t0; (void)t1; (void)u; (void)m;
+    (void)y; (void)y_stride; (void)e;
     return -1;
 }
 

@@ -157,4 +157,48 @@ import Testing
             #expect(y == Self.referencePool(activated, planes: planes, h: p.outH, w: p.outW))
         }
     }
+
+    static let winogradFullCases: [ConvCase] = [
+        ConvCase(name: "32 channels, 32x32 (a residual block)", params: Conv2DParams(
+            batch: 1, inChannels: 32, inH: 32, inW: 32, outChannels: 32, kernelH: 3, kernelW: 3,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)),
+        ConvCase(name: "64 channels, 16x16, batch 2", params: Conv2DParams(
+            batch: 2, inChannels: 64, inH: 16, inW: 16, outChannels: 64, kernelH: 3, kernelW: 3,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)),
+        ConvCase(name: "no padding, 36 wide, 17 -> 20 channels, no bias", params: Conv2DParams(
+            batch: 1, inChannels: 17, inH: 8, inW: 38, outChannels: 20, kernelH: 3, kernelW: 3), bias: false),
+    ]
+
+    /// conv2DDirect on the Winograd path (weights given as stored), with residual and ReLU, and plain.
+    @Test(.enabled(if: PackedMatrix.isSupported), arguments: winogradFullCases, [1, 2])
+    func winogradConvolutionMatchesReference(_ c: ConvCase, workers: Int) throws {
+        let p = c.params
+        let x = dyadicFloats(p.inputCount, seed: 93), w = dyadicFloats(p.weightCount, seed: 94)
+        let bias = c.bias ? dyadicFloats(p.outChannels, seed: 95) : nil
+        let r = dyadicFloats(p.outputCount, seed: 96)
+        let conv = referenceConv2D(p, x, w, bias)
+        let k = p.weightCount / p.outChannels
+        let packed = try w.withUnsafeBufferPointer { wb in [try #require(PackedMatrix.rowBlocks(wb.baseAddress!, m: p.outChannels, k: k))] }
+        let saved = ParallelFor.workerCount
+        ParallelFor.setWorkerCount(workers)
+        defer { ParallelFor.setWorkerCount(saved) }
+        var y = [Float](repeating: .nan, count: p.outputCount)
+        let ok = y.withUnsafeMutableBufferPointer { yb in
+            w.withUnsafeBufferPointer { wb in
+                Convolution.conv2DDirect(p, input: x, weights: packed, bias: bias, residual: r, output: yb.baseAddress!,
+                                         activation: .relu, rawWeights: wb.baseAddress)
+            }
+        }
+        #expect(ok)
+        #expect(y == zip(conv, r).map { max(0, $0 + $1) })
+        var z = [Float](repeating: .nan, count: p.outputCount)
+        let ok2 = z.withUnsafeMutableBufferPointer { zb in
+            w.withUnsafeBufferPointer { wb in
+                Convolution.conv2DDirect(p, input: x, weights: packed, bias: bias, residual: nil, output: zb.baseAddress!,
+                                         activation: .none, rawWeights: wb.baseAddress)
+            }
+        }
+        #expect(ok2)
+        #expect(z == conv)
+    }
 }

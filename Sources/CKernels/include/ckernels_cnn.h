@@ -50,6 +50,12 @@ void dlk_wino_weights(const float *w, int m, int cin, float *u);
 int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout, int wout, int py0, int py1,
                               const float *u, int m, float *y, long y_stride, const dlk_epilogue *e);
 
+/// The same Winograd F(2×2, 3×3) convolution without the pool: output rows [2·t0, 2·t1) of
+/// y [m][hout][wout] (channel stride y_stride). The epilogue's accumulate (c_scale times what y
+/// held: a residual copied in first), row_bias and activation apply; alpha 1, no col_bias.
+int dlk_conv3x3_wino(const float *x, int cin, int hp, int wp, int hout, int wout, int t0, int t1,
+                     const float *u, int m, float *y, long y_stride, const dlk_epilogue *e);
+
 /// Copies `channels` planes of h × w floats into planes of (h + top + bottom) × (w + left +
 /// right) with zero borders. Returns 0, or -1 (nothing written) for negative sizes or without
 /// AVX-512 code.
