@@ -34,15 +34,17 @@ extension Convolution {
         let winograd = rawWeights != nil && p.kernelH == 3 && p.kernelW == 3 && p.dilationH == 1 && p.dilationW == 1
             && p.groups == 1 && cg >= 16 && ocg >= 16 && p.outH % 2 == 0 && p.outW % 2 == 0
             && hp >= p.outH + 2 && wp >= p.outW + 2 && dlk_winograd_enabled() != 0
-        // The transformed weights, once per call (not per image or row band).
-        let transformed = winograd ? ConvolutionScratch.shared.take(16 * ocg * cg) : nil
+        // Transformed once per packed weight matrix (kept), else once per call into scratch.
+        let cached = winograd ? rawWeights.flatMap { WinogradWeights.shared.transformed(for: weights[0], raw: $0, m: ocg, cin: cg) } : nil
+        let transformed = winograd && cached == nil ? ConvolutionScratch.shared.take(16 * ocg * cg) : nil
         defer { if let transformed { ConvolutionScratch.shared.give(transformed) } }
         if let transformed, let rawWeights { dlk_wino_weights(rawWeights, Int32(ocg), Int32(cg), transformed.pointer) }
+        let wino: UnsafePointer<Float>? = cached ?? transformed.map { UnsafePointer($0.pointer) }
 
         func rows(_ n: Int, _ g: Int, _ src: UnsafePointer<Float>, _ r0: Int, _ r1: Int) -> Bool {
             let y = output + (n * p.outChannels + g * ocg) * outPlane
             var e = GEMMEpilogue(rowBias: bias.map { $0 + g * ocg }, activation: activation).c()
-            if let u = transformed?.pointer {
+            if let u = wino {
                 return dlk_conv3x3_wino_maxpool2(src, Int32(cg), Int32(hp), Int32(wp), Int32(p.outH), Int32(p.outW),
                                                  Int32(r0), Int32(r1), u, Int32(ocg), y, outPlane, &e) == 0
             }
