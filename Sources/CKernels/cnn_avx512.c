@@ -242,9 +242,10 @@ DLK_CNN_INLINE DLK_CNN_TARGET __m512 cnn_activate(__m512 v, const dlk_epilogue *
 }
 
 /// Transformed inputs of one segment (up to 16 tiles of tile row ty from tile tx0) for every
-/// channel: v + ξ·cin·32 + c·32 + col0 + lane (the packed-panel layout, k = cin).
+/// channel: v + ξ·cin·32 + c·32 + col0 + lane (the packed-panel layout, k = cin), `width`
+/// columns written (zeros past `count`).
 DLK_CNN_INLINE DLK_CNN_TARGET void wino_input(const float *x, int cin, long plane, int wp, int ty, int tx0, int count,
-                                              float *v, int cin32, int col0) {
+                                              float *v, int cin32, int col0, int width) {
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     const __mmask16 m0 = cnn_lanes(2 * count), m1 = cnn_lanes(2 * count - 16);
@@ -263,12 +264,13 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_input(const float *x, int cin, long plan
             t[a][3] = _mm512_sub_ps(d1, d3);
         }
         float *vc = v + (size_t)c * 32 + col0;
+        const __mmask16 mc = cnn_lanes(width);  // the segment's columns (zeros past count)
         _Pragma("clang loop unroll(full)")
         for (int b = 0; b < 4; b++) {
-            _mm512_storeu_ps(vc + (size_t)(0 * 4 + b) * cin32, _mm512_sub_ps(t[0][b], t[2][b]));
-            _mm512_storeu_ps(vc + (size_t)(1 * 4 + b) * cin32, _mm512_add_ps(t[1][b], t[2][b]));
-            _mm512_storeu_ps(vc + (size_t)(2 * 4 + b) * cin32, _mm512_sub_ps(t[2][b], t[1][b]));
-            _mm512_storeu_ps(vc + (size_t)(3 * 4 + b) * cin32, _mm512_sub_ps(t[1][b], t[3][b]));
+            _mm512_mask_storeu_ps(vc + (size_t)(0 * 4 + b) * cin32, mc, _mm512_sub_ps(t[0][b], t[2][b]));
+            _mm512_mask_storeu_ps(vc + (size_t)(1 * 4 + b) * cin32, mc, _mm512_add_ps(t[1][b], t[2][b]));
+            _mm512_mask_storeu_ps(vc + (size_t)(2 * 4 + b) * cin32, mc, _mm512_sub_ps(t[2][b], t[1][b]));
+            _mm512_mask_storeu_ps(vc + (size_t)(3 * 4 + b) * cin32, mc, _mm512_sub_ps(t[1][b], t[3][b]));
         }
     }
 }
@@ -284,8 +286,10 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_output(const float *mb, int m, int col0,
         __m512 s[4][2];
         _Pragma("clang loop unroll(full)")
         for (int i = 0; i < 4; i++) {
-            __m512 a0 = _mm512_loadu_ps(src + (size_t)(4 * i + 0) * m32), a1 = _mm512_loadu_ps(src + (size_t)(4 * i + 1) * m32);
-            __m512 a2 = _mm512_loadu_ps(src + (size_t)(4 * i + 2) * m32), a3 = _mm512_loadu_ps(src + (size_t)(4 * i + 3) * m32);
+            __m512 a0 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 0) * m32);
+            __m512 a1 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 1) * m32);
+            __m512 a2 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 2) * m32);
+            __m512 a3 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 3) * m32);
             s[i][0] = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
             s[i][1] = _mm512_sub_ps(_mm512_sub_ps(a1, a2), a3);
         }
@@ -388,7 +392,7 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_output_full(const float *mb, int m, int 
                                                     int ty, int tx0, int wout, const dlk_epilogue *e) {
     const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
-    const __mmask16 m0 = cnn_lanes(2 * count), m1 = cnn_lanes(2 * count - 16);
+    const __mmask16 m0 = cnn_lanes(2 * count), m1 = cnn_lanes(2 * count - 16), mk = cnn_lanes(count);
     const long m32 = (long)m * 32;
     const __m512 cs = _mm512_set1_ps(e->c_scale);
     for (int o = 0; o < m; o++) {
@@ -396,8 +400,10 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_output_full(const float *mb, int m, int 
         __m512 s[4][2];
         _Pragma("clang loop unroll(full)")
         for (int i = 0; i < 4; i++) {
-            __m512 a0 = _mm512_loadu_ps(src + (size_t)(4 * i + 0) * m32), a1 = _mm512_loadu_ps(src + (size_t)(4 * i + 1) * m32);
-            __m512 a2 = _mm512_loadu_ps(src + (size_t)(4 * i + 2) * m32), a3 = _mm512_loadu_ps(src + (size_t)(4 * i + 3) * m32);
+            __m512 a0 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 0) * m32);
+            __m512 a1 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 1) * m32);
+            __m512 a2 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 2) * m32);
+            __m512 a3 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 3) * m32);
             s[i][0] = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
             s[i][1] = _mm512_sub_ps(_mm512_sub_ps(a1, a2), a3);
         }
@@ -437,27 +443,36 @@ static DLK_CNN_TARGET int wino_run(const float *x, int cin, int hp, int wp, int 
     if (!v) return -1;
     float *mb = v + vCount;
     const int cin32 = cin * 32;
-    // Segments of ≤ 16 tiles in order (tile row, then tx0), two per block of 32 columns.
-    const int segsPerRow = (tw + 15) / 16;
+    // Segments of sw ≤ 16 tiles of one tile row, in order (tile row, then tx0), packed side by
+    // side into blocks of 32 columns (a row of 8 tiles: four rows a block, no empty columns).
+    const int sw = tw < 16 ? tw : 16;
+    const int segsPerRow = (tw + sw - 1) / sw, perBlock = 32 / sw;
     const int segCount = (t1 - t0) * segsPerRow;
-    for (int s0 = 0; s0 < segCount; s0 += 2) {
-        const int ns = segCount - s0 < 2 ? segCount - s0 : 2;
+    for (int s0 = 0; s0 < segCount; s0 += perBlock) {
+        const int ns = segCount - s0 < perBlock ? segCount - s0 : perBlock;
         for (int h = 0; h < ns; h++) {
-            const int sg = s0 + h, ty = t0 + sg / segsPerRow, tx0 = (sg % segsPerRow) * 16;
-            const int count = tw - tx0 < 16 ? tw - tx0 : 16;
-            wino_input(x, cin, plane, wp, ty, tx0, count, v, cin32, 16 * h);
+            const int sg = s0 + h, ty = t0 + sg / segsPerRow, tx0 = (sg % segsPerRow) * sw;
+            const int count = tw - tx0 < sw ? tw - tx0 : sw;
+            wino_input(x, cin, plane, wp, ty, tx0, count, v, cin32, sw * h, sw);
         }
-        if (ns < 2) {
+        const int used = ns * sw;
+        if (used < 32) {
+            // Columns no segment wrote: zeros, so the GEMM never sees stale values.
+            const __mmask16 z0 = (__mmask16)~cnn_lanes(used), z1 = (__mmask16)~cnn_lanes(used - 16);
             for (int xi = 0; xi < 16; xi++)
-                for (int c = 0; c < cin; c++) _mm512_storeu_ps(v + (size_t)xi * cin32 + (size_t)c * 32 + 16, _mm512_setzero_ps());
+                for (int c = 0; c < cin; c++) {
+                    float *row = v + (size_t)xi * cin32 + (size_t)c * 32;
+                    _mm512_mask_storeu_ps(row, z0, _mm512_setzero_ps());
+                    _mm512_mask_storeu_ps(row + 16, z1, _mm512_setzero_ps());
+                }
         }
         for (int xi = 0; xi < 16; xi++)
             wino_gemm(m, cin, u + (size_t)xi * m * cin, v + (size_t)xi * cin32, mb + (size_t)xi * m * 32);
         for (int h = 0; h < ns; h++) {
-            const int sg = s0 + h, ty = t0 + sg / segsPerRow, tx0 = (sg % segsPerRow) * 16;
-            const int count = tw - tx0 < 16 ? tw - tx0 : 16;
-            if (pool) wino_output(mb, m, 16 * h, count, y, y_stride, (long)ty * tw + tx0, e);
-            else wino_output_full(mb, m, 16 * h, count, y, y_stride, ty, tx0, wout, e);
+            const int sg = s0 + h, ty = t0 + sg / segsPerRow, tx0 = (sg % segsPerRow) * sw;
+            const int count = tw - tx0 < sw ? tw - tx0 : sw;
+            if (pool) wino_output(mb, m, sw * h, count, y, y_stride, (long)ty * tw + tx0, e);
+            else wino_output_full(mb, m, sw * h, count, y, y_stride, ty, tx0, wout, e);
         }
     }
     return 0;
