@@ -118,13 +118,17 @@ extension Convolution {
         let scratch = padded ? ConvolutionScratch.shared.take(cg * plane) : nil
         defer { if let scratch { ConvolutionScratch.shared.give(scratch) } }
         let bands = p.outH / step
+        // Winograd bands of at least 32 tiles where the image has them (one full GEMM block:
+        // a 16×16 output in 4 bands left each block half empty).
+        let fullBlocks = wino != nil ? max(1, bands * (p.outW / 2) / 32) : bands
+        let parts = min(bands, workers * 2, max(workers, fullBlocks))
         let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: p.outH)
         defer { failed.deallocate() }
         for n in 0..<p.batch {
             for g in 0..<p.groups {
                 let src = source(n, g, scratch?.pointer)
                 failed.initialize(repeating: false)
-                ParallelFor.split(bands, parts: min(bands, workers * 2)) { lo, hi in
+                ParallelFor.split(bands, parts: parts) { lo, hi in
                     if !rows(n, g, src, lo * step, hi * step) { failed[lo] = true }
                 }
                 if failed.contains(true) { return false }
