@@ -25,7 +25,7 @@ extension Convolution {
     public static func conv2DDirect(
         _ p: Conv2DParams, input: UnsafePointer<Float>, weights: [PackedMatrix],
         bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
-        output: UnsafeMutablePointer<Float>, activation: Activation
+        output: UnsafeMutablePointer<Float>, activation: Activation, rawWeights: UnsafePointer<Float>? = nil
     ) -> Bool {
         let cg = p.inChannelsPerGroup, ocg = p.outChannelsPerGroup
         let kDim = cg * p.kernelH * p.kernelW
@@ -35,6 +35,20 @@ extension Convolution {
         let plane = hp * wp, outPlane = p.outH * p.outW
         let padded = p.padTop + p.padBottom + p.padLeft + p.padRight > 0
         guard cg * plane <= Int(Int32.max), hp <= Int(Int32.max), wp <= Int(Int32.max) else { return false }
+
+        // Winograd F(2×2, 3×3) (see `dlk_conv3x3_wino`) for 3×3 kernels with enough channels
+        // for its GEMMs (k = input channels) and even output sizes; bands then hold whole tiles.
+        let winograd = rawWeights != nil && p.kernelH == 3 && p.kernelW == 3 && p.dilationH == 1 && p.dilationW == 1
+            && p.groups == 1 && cg >= 16 && ocg >= 16 && p.outH % 2 == 0 && p.outW % 2 == 0
+            && hp >= p.outH + 2 && wp >= p.outW + 2 && dlk_winograd_enabled() != 0
+        // Transformed once per packed weight matrix (kept), else once per call into scratch.
+        let cached = winograd ? rawWeights.flatMap { WinogradWeights.shared.transformed(for: weights[0], raw: $0, m: ocg, cin: cg) } : nil
+        let transformed = winograd && cached == nil ? ConvolutionScratch.shared.take(16 * ocg * cg) : nil
+        defer { if let transformed { ConvolutionScratch.shared.give(transformed) } }
+        if let transformed, let rawWeights { dlk_wino_weights(rawWeights, Int32(ocg), Int32(cg), transformed.pointer) }
+        let wino: UnsafePointer<Float>? = cached ?? transformed.map { UnsafePointer($0.pointer) }
+        /// Rows per band: 2 on the Winograd path (one tile row), else 1.
+        let step = wino != nil ? 2 : 1
 
         /// One image and group, output rows [r0, r1), from `src` (padded or the input itself).
         func rows(_ n: Int, _ g: Int, _ src: UnsafePointer<Float>, _ r0: Int, _ r1: Int) -> Bool {
@@ -47,6 +61,10 @@ extension Convolution {
                 }
             }
             var e = GEMMEpilogue(accumulate: residual != nil, rowBias: bias.map { $0 + g * ocg }, activation: activation).c()
+            if let u = wino {
+                return dlk_conv3x3_wino(src, Int32(cg), Int32(hp), Int32(wp), Int32(p.outH), Int32(p.outW),
+                                        Int32(r0 / 2), Int32(r1 / 2), u, Int32(ocg), y, outPlane, &e) == 0
+            }
             return dlk_conv2d_s1(src, Int32(cg), Int32(hp), Int32(wp), Int32(p.kernelH), Int32(p.kernelW),
                                  Int32(p.dilationH), Int32(p.dilationW), Int32(p.outH), Int32(p.outW),
                                  Int32(r0), Int32(r1), weights[g].storage, Int32(ocg), y, outPlane, &e) == 0
@@ -55,6 +73,9 @@ extension Convolution {
         /// Copies image n, group g into `dst` with zero borders.
         func pad(_ n: Int, _ g: Int, into dst: UnsafeMutablePointer<Float>) {
             let src = input + (n * p.inChannels + g * cg) * p.inH * p.inW
+            // One C loop instead of a copy call per row (this path runs only with AVX-512).
+            if dlk_pad2d(src, Int32(cg), Int32(p.inH), Int32(p.inW), Int32(p.padTop), Int32(p.padLeft),
+                         Int32(p.padBottom), Int32(p.padRight), dst) == 0 { return }
             for c in 0..<cg {
                 let d = dst + c * plane
                 d.update(repeating: 0, count: p.padTop * wp)
@@ -96,14 +117,19 @@ extension Convolution {
         // Fewer images than workers: pad each image once, then split its rows.
         let scratch = padded ? ConvolutionScratch.shared.take(cg * plane) : nil
         defer { if let scratch { ConvolutionScratch.shared.give(scratch) } }
+        let bands = p.outH / step
+        // Winograd bands of at least 32 tiles where the image has them (one full GEMM block:
+        // a 16×16 output in 4 bands left each block half empty).
+        let fullBlocks = wino != nil ? max(1, bands * (p.outW / 2) / 32) : bands
+        let parts = min(bands, workers * 2, max(workers, fullBlocks))
         let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: p.outH)
         defer { failed.deallocate() }
         for n in 0..<p.batch {
             for g in 0..<p.groups {
                 let src = source(n, g, scratch?.pointer)
                 failed.initialize(repeating: false)
-                ParallelFor.split(p.outH, parts: min(p.outH, workers * 2)) { lo, hi in
-                    if !rows(n, g, src, lo, hi) { failed[lo] = true }
+                ParallelFor.split(bands, parts: parts) { lo, hi in
+                    if !rows(n, g, src, lo * step, hi * step) { failed[lo] = true }
                 }
                 if failed.contains(true) { return false }
             }

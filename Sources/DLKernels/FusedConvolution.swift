@@ -1,3 +1,4 @@
+import CKernels
 /// What a GEMM or convolution applies to its result before storing it: the activation fused into
 /// the epilogue, so the output is written once instead of written and re-read by a separate op.
 public enum Activation: Sendable, Hashable {
@@ -71,6 +72,13 @@ extension Pooling {
     public static func maxPool2x2(_ p: Pool2DParams, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         let inH = p.inH, inW = p.inW, outH = p.outH, outW = p.outW
         @inline(__always) func mx(_ a: Float, _ b: Float) -> Float { a > b || a != a ? a : b }
+        if PackedMatrix.isSupported {
+            // The AVX-512 form (the Swift loop below compiles for SSE only).
+            ParallelFor.run(p.batch * p.channels, cost: inH * inW) { lo, hi in
+                _ = dlk_maxpool2x2(input + lo * inH * inW, hi - lo, Int32(inH), Int32(inW), output + lo * outH * outW)
+            }
+            return
+        }
         ParallelFor.run(p.batch * p.channels, cost: inH * inW) { lo, hi in
             for plane in lo..<hi {
                 let src = input + plane * inH * inW

@@ -16,6 +16,7 @@ public enum GraphOptimizer {
     public static let standard: [any GraphPass.Type] = [EliminateIdentity.self, FuseMatMulAdd.self, FuseActivation.self,
         FuseAttention.self,
         FuseConvAdd.self,
+        FuseConvPool.self,
         FoldBatchNorm.self,
         ConstantFolding.self,
         EliminateCommonSubexpressions.self,

@@ -106,11 +106,11 @@ enum ConvolutionKernels {
                             if let residual {
                                 done = residual.withUnsafeBufferPointer(as: Float.self) { pr in
                                     Convolution.conv2DDirect(p, input: xp, weights: packed, bias: b, residual: pr.baseAddress,
-                                                             output: y, activation: activation)
+                                                             output: y, activation: activation, rawWeights: wp)
                                 }
                             } else {
                                 done = Convolution.conv2DDirect(p, input: xp, weights: packed, bias: b, residual: nil,
-                                                                output: y, activation: activation)
+                                                                output: y, activation: activation, rawWeights: wp)
                             }
                             if done { return }
                         }

@@ -18,7 +18,8 @@ enum FastPaths {
         [("\(FusedOps.domain):FusedConv", fusedConv), ("\(FusedOps.domain):FusedGemm", fusedGemm),
          ("\(FusedOps.domain):FusedMatMul", fusedMatMul),
          ("\(FusedOps.domain):FusedAttention", FusedAttentionKernel.kernel),
-         ("\(FusedOps.domain):FusedConvAdd", ConvolutionKernels.fusedConvAdd)]
+         ("\(FusedOps.domain):FusedConvAdd", ConvolutionKernels.fusedConvAdd),
+         ("\(FusedOps.domain):FusedConvPool", ConvolutionKernels.fusedConvPool)]
     }
 
     /// The activation a fused node carries.

@@ -33,6 +33,10 @@ enum LinearKernels {
         // Every element is written below (C copied in, or sgemm with beta 0); k = 0 scales
         // what is there, so that case starts from zeros.
         var out = k == 0 ? Tensor(zeros: .float32, shape: shape) : ctx.makeOutput(.float32, shape: shape)
+        if k > 0, m > 0, !transA, transB, b.shape == [n, k], a.shape == [m, k], NarrowGEMM.applies(n: n, k: k),
+           gemmNarrow(a: a, w: b, c: c, alpha: alpha, beta: beta, m: m, n: n, k: k, out: &out, activation: activation) {
+            return [out]
+        }
         if k > 0, m > 0, let packed = panels(ctx, m: m, k: k, n: n),
            try gemmPacked(a: a, transA: transA, c: c, alpha: alpha, beta: beta, packed: packed, m: m, out: &out, activation: activation) {
             return [out]

@@ -89,7 +89,7 @@ final class WeightPacks: @unchecked Sendable {
                     p.baseAddress.flatMap { PackedMatrix.panels($0, k: k, n: n, ldb: n, transposed: false) }.map { [$0] }
                 }
             }
-        case "Conv", "FusedConv", "FusedConvAdd":
+        case "Conv", "FusedConv", "FusedConvAdd", "FusedConvPool":
             guard w.rank == 3 || w.rank == 4, let groups = try? node.int("group", default: 1),
                   groups >= 1, w.shape[0] % groups == 0 else { return nil }
             // Strides absent (all 1) or all 1; an attribute of the wrong kind packs nothing.

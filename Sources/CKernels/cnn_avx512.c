@@ -1,0 +1,560 @@
+// 2×2 max pooling on AVX-512, alone and fused into the stride-1 convolution (ckernels_cnn.h).
+//
+// The fused form computes two full-resolution output rows of every channel with
+// `dlk_conv2d_s1` into a small per-thread buffer (≤ a few tens of KB: it stays in L1/L2), then
+// pools them into one output row. A CNN's Conv → Relu → MaxPool then never writes (nor reads
+// back) its full-resolution activation: at batch 32 that tensor was 16 MB per layer.
+#include "ckernels_cnn.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+#define DLK_CNN_X86 1
+#else
+#define DLK_CNN_X86 0
+#endif
+
+// A per-thread buffer for the fused kernel's two rows, kept between calls (steady-state runs
+// allocate nothing) and freed when the thread ends.
+static pthread_key_t rows_key;
+static pthread_once_t rows_once = PTHREAD_ONCE_INIT;
+typedef struct { void *p; size_t bytes; } rows_buf;
+
+static void rows_free(void *v) {
+    rows_buf *s = v;
+    free(s->p);
+    free(s);
+}
+
+static void rows_init(void) { pthread_key_create(&rows_key, rows_free); }
+
+static float *rows_scratch(size_t bytes) {
+    pthread_once(&rows_once, rows_init);
+    rows_buf *s = pthread_getspecific(rows_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s) return NULL;
+        if (pthread_setspecific(rows_key, s) != 0) { free(s); return NULL; }
+    }
+    if (s->bytes < bytes) {
+        size_t want = (bytes + 4095) & ~(size_t)4095;
+        void *p = NULL;
+        if (posix_memalign(&p, 64, want) != 0) return NULL;
+        free(s->p);
+        s->p = p;
+        s->bytes = want;
+    }
+    return s->p;
+}
+
+static int wino_state = 1;
+static pthread_once_t wino_once = PTHREAD_ONCE_INIT;
+static void wino_read_env(void) {
+    const char *v = getenv("DLKIT_WINOGRAD");
+    wino_state = !(v && strcmp(v, "0") == 0);
+}
+int dlk_winograd_enabled(void) {
+    pthread_once(&wino_once, wino_read_env);
+    return wino_state;
+}
+
+#if DLK_CNN_X86
+
+#define DLK_CNN_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,fma")))
+#define DLK_CNN_INLINE static inline __attribute__((always_inline))
+
+DLK_CNN_INLINE __mmask16 cnn_lanes(int n) {
+    return n <= 0 ? 0 : n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+}
+
+/// max(a, b) lane by lane, NaN when either is NaN (vmaxps alone would return b).
+DLK_CNN_INLINE DLK_CNN_TARGET __m512 nan_max(__m512 a, __m512 b) {
+    __m512 m = _mm512_max_ps(a, b);
+    __mmask16 u = _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q);
+    return _mm512_mask_add_ps(m, u, a, b);
+}
+
+/// out[j] = max(r0[2j], r0[2j+1], r1[2j], r1[2j+1]) for j in [0, pw). `nan_free`: the rows
+/// hold no NaN (after the kernels' ReLU, max(v, 0), which maps NaN to 0), so plain vmaxps will do.
+DLK_CNN_INLINE DLK_CNN_TARGET __m512 pool_max(__m512 a, __m512 b, int nan_free) {
+    return nan_free ? _mm512_max_ps(a, b) : nan_max(a, b);
+}
+
+DLK_CNN_INLINE DLK_CNN_TARGET void pool_row_any(const float *r0, const float *r1, int pw, float *out, const int nan_free) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    for (int j = 0; j < pw; j += 16) {
+        const int n = pw - j < 16 ? pw - j : 16;          // outputs this step
+        const __mmask16 m0 = cnn_lanes(2 * n), m1 = cnn_lanes(2 * n - 16);
+        const float *a = r0 + 2 * j, *b = r1 + 2 * j;
+        __m512 lo = pool_max(_mm512_maskz_loadu_ps(m0, a), _mm512_maskz_loadu_ps(m0, b), nan_free);
+        __m512 hi = pool_max(_mm512_maskz_loadu_ps(m1, a + 16), _mm512_maskz_loadu_ps(m1, b + 16), nan_free);
+        __m512 v = pool_max(_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi), nan_free);
+        _mm512_mask_storeu_ps(out + j, cnn_lanes(n), v);
+    }
+}
+
+DLK_CNN_INLINE DLK_CNN_TARGET void pool_row(const float *r0, const float *r1, int pw, float *out) {
+    pool_row_any(r0, r1, pw, out, 0);
+}
+
+DLK_CNN_TARGET int dlk_maxpool2x2(const float *x, long planes, int h, int w, float *y) {
+    const int ph = h / 2, pw = w / 2;
+    if (ph <= 0 || pw <= 0) return 0;
+    for (long c = 0; c < planes; c++) {
+        const float *src = x + (size_t)c * h * w;
+        float *dst = y + (size_t)c * ph * pw;
+        for (int r = 0; r < ph; r++) pool_row(src + (size_t)2 * r * w, src + (size_t)(2 * r + 1) * w, pw, dst + (size_t)r * pw);
+    }
+    return 0;
+}
+
+DLK_CNN_TARGET int dlk_conv2d_s1_maxpool2(const float *x, int cin, int hp, int wp, int kh, int kw, int dh, int dw,
+                                          int hout, int wout, int py0, int py1,
+                                          const float *w_packed, int m, float *y, long y_stride,
+                                          const dlk_epilogue *e) {
+    const int ph = hout / 2, pw = wout / 2;
+    if (e->accumulate) return -1;
+    if (py0 < 0 || py1 > ph) return -1;
+    if (m <= 0 || pw <= 0 || py1 <= py0) return 0;
+    float *buf = rows_scratch((size_t)m * 2 * wout * sizeof(float));
+    if (!buf) return -1;
+    for (int pr = py0; pr < py1; pr++) {
+        // Output rows 2pr and 2pr + 1 of every channel: buf[c][0..1][wout].
+        if (dlk_conv2d_s1(x + (size_t)2 * pr * wp, cin, hp, wp, kh, kw, dh, dw, 2, wout, 0, 2,
+                          w_packed, m, buf, 2L * wout, e) != 0) return -1;
+        if (e->activation == DLK_ACT_RELU) {
+            for (int c = 0; c < m; c++) {
+                const float *r0 = buf + (size_t)c * 2 * wout;
+                pool_row_any(r0, r0 + wout, pw, y + (size_t)c * y_stride + (size_t)pr * pw, 1);
+            }
+        } else {
+            for (int c = 0; c < m; c++) {
+                const float *r0 = buf + (size_t)c * 2 * wout;
+                pool_row(r0, r0 + wout, pw, y + (size_t)c * y_stride + (size_t)pr * pw);
+            }
+        }
+    }
+    return 0;
+}
+
+/// Rows [0, MR) of A against rows [0, NB) of W: MR·NB accumulators of 16 lanes, one pass over k.
+DLK_CNN_INLINE DLK_CNN_TARGET void narrow_block(const int MR, const int NB, int k, const float *a, long lda,
+                                                const float *w, long ldw, float *c, long ldc,
+                                                const dlk_epilogue *e, int col0) {
+    __m512 acc[4][8];
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < MR; i++) {
+        _Pragma("clang loop unroll(full)")
+        for (int j = 0; j < NB; j++) acc[i][j] = _mm512_setzero_ps();
+    }
+    int p = 0;
+    for (; p + 16 <= k; p += 16) {
+        __m512 av[4];
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < MR; i++) av[i] = _mm512_loadu_ps(a + (size_t)i * lda + p);
+        _Pragma("clang loop unroll(full)")
+        for (int j = 0; j < NB; j++) {
+            __m512 wv = _mm512_loadu_ps(w + (size_t)j * ldw + p);
+            _Pragma("clang loop unroll(full)")
+            for (int i = 0; i < MR; i++) acc[i][j] = _mm512_fmadd_ps(av[i], wv, acc[i][j]);
+        }
+    }
+    if (p < k) {
+        const __mmask16 mk = cnn_lanes(k - p);
+        __m512 av[4];
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < MR; i++) av[i] = _mm512_maskz_loadu_ps(mk, a + (size_t)i * lda + p);
+        _Pragma("clang loop unroll(full)")
+        for (int j = 0; j < NB; j++) {
+            __m512 wv = _mm512_maskz_loadu_ps(mk, w + (size_t)j * ldw + p);
+            _Pragma("clang loop unroll(full)")
+            for (int i = 0; i < MR; i++) acc[i][j] = _mm512_fmadd_ps(av[i], wv, acc[i][j]);
+        }
+    }
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < MR; i++) {
+        _Pragma("clang loop unroll(full)")
+        for (int j = 0; j < NB; j++) {
+            float v = e->alpha * _mm512_reduce_add_ps(acc[i][j]);
+            if (e->col_bias) v += e->col_bias[col0 + j];
+            switch (e->activation) {
+            case DLK_ACT_RELU: v = v > 0.0f ? v : 0.0f; break;
+            case DLK_ACT_LEAKY_RELU: v = v < 0.0f ? v * e->act_a : v; break;
+            case DLK_ACT_CLIP: v = v < e->act_a ? e->act_a : v > e->act_b ? e->act_b : v; break;
+            default: break;
+            }
+            c[(size_t)i * ldc + j] = v;
+        }
+    }
+}
+
+#define DLK_NARROW_NB(MR)                                                                          \
+    switch (nb) {                                                                                  \
+    case 1: narrow_block(MR, 1, k, ai, lda, wj, ldw, cij, ldc, e, j0); break;                      \
+    case 2: narrow_block(MR, 2, k, ai, lda, wj, ldw, cij, ldc, e, j0); break;                      \
+    case 3: narrow_block(MR, 3, k, ai, lda, wj, ldw, cij, ldc, e, j0); break;                      \
+    case 4: narrow_block(MR, 4, k, ai, lda, wj, ldw, cij, ldc, e, j0); break;                      \
+    case 5: narrow_block(MR, 5, k, ai, lda, wj, ldw, cij, ldc, e, j0); break;                      \
+    case 6: narrow_block(MR, 6, k, ai, lda, wj, ldw, cij, ldc, e, j0); break;                      \
+    case 7: narrow_block(MR, 7, k, ai, lda, wj, ldw, cij, ldc, e, j0); break;                      \
+    default: narrow_block(MR, 8, k, ai, lda, wj, ldw, cij, ldc, e, j0); break;                     \
+    }
+
+DLK_CNN_TARGET int dlk_sgemm_nt_narrow(int m, int n, int k, const float *a, long lda, const float *w, long ldw,
+                                       float *c, long ldc, const dlk_epilogue *e) {
+    if (e->accumulate || e->row_bias || n > 16 || n <= 0 || m < 0 || k <= 0) return -1;
+    for (int i0 = 0; i0 < m; ) {
+        const int mr = m - i0 >= 4 ? 4 : m - i0;
+        // Column groups of at most 24 / mr (≤ 8) rows of W, as even as possible.
+        const int nbMax = mr == 1 ? 8 : 24 / mr > 8 ? 8 : 24 / mr;
+        const int groups = (n + nbMax - 1) / nbMax;
+        for (int g = 0; g < groups; g++) {
+            const int j0 = g * n / groups, j1 = (g + 1) * n / groups, nb = j1 - j0;
+            const float *ai = a + (size_t)i0 * lda, *wj = w + (size_t)j0 * ldw;
+            float *cij = c + (size_t)i0 * ldc + j0;
+            switch (mr) {
+            case 1: DLK_NARROW_NB(1) break;
+            case 2: DLK_NARROW_NB(2) break;
+            case 3: DLK_NARROW_NB(3) break;
+            default: DLK_NARROW_NB(4) break;
+            }
+        }
+        i0 += mr;
+    }
+    return 0;
+}
+
+
+DLK_CNN_INLINE DLK_CNN_TARGET __m512 cnn_activate(__m512 v, const dlk_epilogue *e) {
+    switch (e->activation) {
+    case DLK_ACT_RELU: return _mm512_max_ps(v, _mm512_setzero_ps());
+    case DLK_ACT_LEAKY_RELU: {
+        __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+        return _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(e->act_a));
+    }
+    case DLK_ACT_CLIP: return _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(e->act_a)), _mm512_set1_ps(e->act_b));
+    default: return v;
+    }
+}
+
+/// Transformed inputs of one segment (up to 16 tiles of tile row ty from tile tx0) for every
+/// channel: v + ξ·cin·32 + c·32 + col0 + lane (the packed-panel layout, k = cin), `width`
+/// columns written (zeros past `count`).
+DLK_CNN_INLINE DLK_CNN_TARGET void wino_input(const float *x, int cin, long plane, int wp, int ty, int tx0, int count,
+                                              float *v, int cin32, int col0, int width) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    const __mmask16 m0 = cnn_lanes(2 * count), m1 = cnn_lanes(2 * count - 16);
+    for (int c = 0; c < cin; c++) {
+        __m512 t[4][4];
+        _Pragma("clang loop unroll(full)")
+        for (int a = 0; a < 4; a++) {
+            const float *row = x + (size_t)c * plane + (size_t)(2 * ty + a) * wp + 2 * tx0;
+            __m512 p0 = _mm512_maskz_loadu_ps(m0, row), p1 = _mm512_maskz_loadu_ps(m1, row + 16);
+            __m512 q0 = _mm512_maskz_loadu_ps(m0, row + 2), q1 = _mm512_maskz_loadu_ps(m1, row + 18);
+            __m512 d0 = _mm512_permutex2var_ps(p0, even, p1), d1 = _mm512_permutex2var_ps(p0, odd, p1);
+            __m512 d2 = _mm512_permutex2var_ps(q0, even, q1), d3 = _mm512_permutex2var_ps(q0, odd, q1);
+            t[a][0] = _mm512_sub_ps(d0, d2);
+            t[a][1] = _mm512_add_ps(d1, d2);
+            t[a][2] = _mm512_sub_ps(d2, d1);
+            t[a][3] = _mm512_sub_ps(d1, d3);
+        }
+        float *vc = v + (size_t)c * 32 + col0;
+        const __mmask16 mc = cnn_lanes(width);  // the segment's columns (zeros past count)
+        _Pragma("clang loop unroll(full)")
+        for (int b = 0; b < 4; b++) {
+            _mm512_mask_storeu_ps(vc + (size_t)(0 * 4 + b) * cin32, mc, _mm512_sub_ps(t[0][b], t[2][b]));
+            _mm512_mask_storeu_ps(vc + (size_t)(1 * 4 + b) * cin32, mc, _mm512_add_ps(t[1][b], t[2][b]));
+            _mm512_mask_storeu_ps(vc + (size_t)(2 * 4 + b) * cin32, mc, _mm512_sub_ps(t[2][b], t[1][b]));
+            _mm512_mask_storeu_ps(vc + (size_t)(3 * 4 + b) * cin32, mc, _mm512_sub_ps(t[1][b], t[3][b]));
+        }
+    }
+}
+
+/// Output transform of one segment: M at mb + ξ·m·32 + o·32 + col0 → 2×2 tile, bias,
+/// activation, max → y[o][ty][tx0 + lane].
+DLK_CNN_INLINE DLK_CNN_TARGET void wino_output(const float *mb, int m, int col0, int count, float *y, long y_stride,
+                                               long row_off, const dlk_epilogue *e) {
+    const __mmask16 mk = cnn_lanes(count);
+    const long m32 = (long)m * 32;
+    for (int o = 0; o < m; o++) {
+        const float *src = mb + (size_t)o * 32 + col0;
+        __m512 s[4][2];
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < 4; i++) {
+            __m512 a0 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 0) * m32);
+            __m512 a1 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 1) * m32);
+            __m512 a2 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 2) * m32);
+            __m512 a3 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 3) * m32);
+            s[i][0] = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
+            s[i][1] = _mm512_sub_ps(_mm512_sub_ps(a1, a2), a3);
+        }
+        const __m512 bias = e->row_bias ? _mm512_set1_ps(e->row_bias[o]) : _mm512_setzero_ps();
+        __m512 r[4];
+        _Pragma("clang loop unroll(full)")
+        for (int b = 0; b < 2; b++) {
+            r[b] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s[0][b], s[1][b]), s[2][b]), bias);
+            r[2 + b] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s[1][b], s[2][b]), s[3][b]), bias);
+        }
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < 4; i++) r[i] = cnn_activate(r[i], e);
+        __m512 v = e->activation == DLK_ACT_RELU ? _mm512_max_ps(_mm512_max_ps(r[0], r[1]), _mm512_max_ps(r[2], r[3]))
+                                                 : nan_max(nan_max(r[0], r[1]), nan_max(r[2], r[3]));
+        _mm512_mask_storeu_ps(y + (size_t)o * y_stride + row_off, mk, v);
+    }
+}
+
+/// U[ξ][q] = (G g_q Gᵀ)[ξ] for the `count` 3×3 kernels g_q = w + 9q (q = o·cin + c), 16 at a
+/// time (gathered at stride 9); U[ξ] starts at u + ξ·u_stride.
+DLK_CNN_INLINE DLK_CNN_TARGET void wino_weights(const float *w, int count, float *u, long u_stride) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                           _mm512_set1_epi32(9));
+    const __m512 half = _mm512_set1_ps(0.5f);
+    for (int q = 0; q < count; q += 16) {
+        const __mmask16 mk = cnn_lanes(count - q);
+        const float *base = w + (size_t)q * 9;
+        __m512 g[9];
+        _Pragma("clang loop unroll(full)")
+        for (int k = 0; k < 9; k++) g[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, idx, base + k, 4);
+        __m512 t[4][3];
+        _Pragma("clang loop unroll(full)")
+        for (int j = 0; j < 3; j++) {
+            t[0][j] = g[j];
+            t[1][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(g[j], g[3 + j]), g[6 + j]));
+            t[2][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(g[j], g[3 + j]), g[6 + j]));
+            t[3][j] = g[6 + j];
+        }
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < 4; i++) {
+            __m512 r[4];
+            r[0] = t[i][0];
+            r[1] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2]));
+            r[2] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(t[i][0], t[i][1]), t[i][2]));
+            r[3] = t[i][2];
+            _Pragma("clang loop unroll(full)")
+            for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(u + (size_t)(4 * i + j) * u_stride + q, mk, r[j]);
+        }
+    }
+}
+
+/// C rows [0, MR) (row stride 32) = A rows (row stride k, read in place: one U[ξ] is a few KB)
+/// times B, one k × 32 packed panel.
+DLK_CNN_INLINE DLK_CNN_TARGET void wino_block(const int MR, int k, const float *a, const float *b, float *c) {
+    __m512 x0[8], x1[8];
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < MR; i++) { x0[i] = _mm512_setzero_ps(); x1[i] = _mm512_setzero_ps(); }
+    for (int p = 0; p < k; p++) {
+        const __m512 b0 = _mm512_loadu_ps(b + (size_t)p * 32), b1 = _mm512_loadu_ps(b + (size_t)p * 32 + 16);
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < MR; i++) {
+            const __m512 av = _mm512_set1_ps(a[(size_t)i * k + p]);
+            x0[i] = _mm512_fmadd_ps(av, b0, x0[i]);
+            x1[i] = _mm512_fmadd_ps(av, b1, x1[i]);
+        }
+    }
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < MR; i++) {
+        _mm512_storeu_ps(c + (size_t)i * 32, x0[i]);
+        _mm512_storeu_ps(c + (size_t)i * 32 + 16, x1[i]);
+    }
+}
+
+/// M (m × 32) = U (m × k) · V (k × 32 panel).
+static DLK_CNN_TARGET void wino_gemm(int m, int k, const float *u, const float *v, float *mb) {
+    int o = 0;
+    for (; o + 8 <= m; o += 8) wino_block(8, k, u + (size_t)o * k, v, mb + (size_t)o * 32);
+    const float *a = u + (size_t)o * k;
+    float *c = mb + (size_t)o * 32;
+    switch (m - o) {
+    case 1: wino_block(1, k, a, v, c); break;
+    case 2: wino_block(2, k, a, v, c); break;
+    case 3: wino_block(3, k, a, v, c); break;
+    case 4: wino_block(4, k, a, v, c); break;
+    case 5: wino_block(5, k, a, v, c); break;
+    case 6: wino_block(6, k, a, v, c); break;
+    case 7: wino_block(7, k, a, v, c); break;
+    default: break;
+    }
+}
+
+DLK_CNN_TARGET void dlk_wino_weights(const float *w, int m, int cin, float *u) {
+    if (m > 0 && cin > 0) wino_weights(w, m * cin, u, (long)m * cin);
+}
+
+/// Output transform of one segment without pooling: the 2×2 tiles interleaved back into rows
+/// 2ty and 2ty + 1 of y[o] (row length wout), plus c_scale times what y held (accumulate), the
+/// bias and the activation.
+DLK_CNN_INLINE DLK_CNN_TARGET void wino_output_full(const float *mb, int m, int col0, int count, float *y, long y_stride,
+                                                    int ty, int tx0, int wout, const dlk_epilogue *e) {
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    const __mmask16 m0 = cnn_lanes(2 * count), m1 = cnn_lanes(2 * count - 16), mk = cnn_lanes(count);
+    const long m32 = (long)m * 32;
+    const __m512 cs = _mm512_set1_ps(e->c_scale);
+    for (int o = 0; o < m; o++) {
+        const float *src = mb + (size_t)o * 32 + col0;
+        __m512 s[4][2];
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < 4; i++) {
+            __m512 a0 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 0) * m32);
+            __m512 a1 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 1) * m32);
+            __m512 a2 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 2) * m32);
+            __m512 a3 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 3) * m32);
+            s[i][0] = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
+            s[i][1] = _mm512_sub_ps(_mm512_sub_ps(a1, a2), a3);
+        }
+        const __m512 bias = e->row_bias ? _mm512_set1_ps(e->row_bias[o]) : _mm512_setzero_ps();
+        __m512 r[2][2];
+        _Pragma("clang loop unroll(full)")
+        for (int b = 0; b < 2; b++) {
+            r[0][b] = _mm512_add_ps(_mm512_add_ps(s[0][b], s[1][b]), s[2][b]);
+            r[1][b] = _mm512_sub_ps(_mm512_sub_ps(s[1][b], s[2][b]), s[3][b]);
+        }
+        _Pragma("clang loop unroll(full)")
+        for (int a = 0; a < 2; a++) {
+            float *row = y + (size_t)o * y_stride + (size_t)(2 * ty + a) * wout + 2 * tx0;
+            __m512 v0 = _mm512_add_ps(_mm512_permutex2var_ps(r[a][0], lo, r[a][1]), bias);
+            __m512 v1 = _mm512_add_ps(_mm512_permutex2var_ps(r[a][0], hi, r[a][1]), bias);
+            if (e->accumulate) {
+                v0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, row), cs, v0);
+                v1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, row + 16), cs, v1);
+            }
+            _mm512_mask_storeu_ps(row, m0, cnn_activate(v0, e));
+            _mm512_mask_storeu_ps(row + 16, m1, cnn_activate(v1, e));
+        }
+    }
+}
+
+/// The Winograd driver: tile rows [t0, t1), pooled (one value a tile) or not.
+static DLK_CNN_TARGET int wino_run(const float *x, int cin, int hp, int wp, int hout, int wout, int t0, int t1,
+                                   const float *u, int m, float *y, long y_stride, const dlk_epilogue *e, int pool) {
+    if (e->col_bias || e->alpha != 1.0f || (pool && e->accumulate)) return -1;
+    if ((hout & 1) || (wout & 1) || hp < hout + 2 || wp < wout + 2 || cin <= 0 || m <= 0) return -1;
+    const int th = hout / 2, tw = wout / 2;
+    if (t0 < 0 || t1 > th) return -1;
+    if (t1 <= t0 || tw <= 0) return 0;
+    const long plane = (long)hp * wp;
+    const size_t vCount = (size_t)16 * cin * 32, mCount = (size_t)16 * m * 32;
+    float *v = rows_scratch((vCount + mCount) * sizeof(float));
+    if (!v) return -1;
+    float *mb = v + vCount;
+    const int cin32 = cin * 32;
+    // Segments of sw ≤ 16 tiles of one tile row, in order (tile row, then tx0), packed side by
+    // side into blocks of 32 columns (a row of 8 tiles: four rows a block, no empty columns).
+    const int sw = tw < 16 ? tw : 16;
+    const int segsPerRow = (tw + sw - 1) / sw, perBlock = 32 / sw;
+    const int segCount = (t1 - t0) * segsPerRow;
+    for (int s0 = 0; s0 < segCount; s0 += perBlock) {
+        const int ns = segCount - s0 < perBlock ? segCount - s0 : perBlock;
+        for (int h = 0; h < ns; h++) {
+            const int sg = s0 + h, ty = t0 + sg / segsPerRow, tx0 = (sg % segsPerRow) * sw;
+            const int count = tw - tx0 < sw ? tw - tx0 : sw;
+            wino_input(x, cin, plane, wp, ty, tx0, count, v, cin32, sw * h, sw);
+        }
+        const int used = ns * sw;
+        if (used < 32) {
+            // Columns no segment wrote: zeros, so the GEMM never sees stale values.
+            const __mmask16 z0 = (__mmask16)~cnn_lanes(used), z1 = (__mmask16)~cnn_lanes(used - 16);
+            for (int xi = 0; xi < 16; xi++)
+                for (int c = 0; c < cin; c++) {
+                    float *row = v + (size_t)xi * cin32 + (size_t)c * 32;
+                    _mm512_mask_storeu_ps(row, z0, _mm512_setzero_ps());
+                    _mm512_mask_storeu_ps(row + 16, z1, _mm512_setzero_ps());
+                }
+        }
+        for (int xi = 0; xi < 16; xi++)
+            wino_gemm(m, cin, u + (size_t)xi * m * cin, v + (size_t)xi * cin32, mb + (size_t)xi * m * 32);
+        for (int h = 0; h < ns; h++) {
+            const int sg = s0 + h, ty = t0 + sg / segsPerRow, tx0 = (sg % segsPerRow) * sw;
+            const int count = tw - tx0 < sw ? tw - tx0 : sw;
+            if (pool) wino_output(mb, m, sw * h, count, y, y_stride, (long)ty * tw + tx0, e);
+            else wino_output_full(mb, m, sw * h, count, y, y_stride, ty, tx0, wout, e);
+        }
+    }
+    return 0;
+}
+
+DLK_CNN_TARGET int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout, int wout, int py0, int py1,
+                                             const float *u, int m, float *y, long y_stride, const dlk_epilogue *e) {
+    return wino_run(x, cin, hp, wp, hout, wout, py0, py1, u, m, y, y_stride, e, 1);
+}
+
+DLK_CNN_TARGET int dlk_conv3x3_wino(const float *x, int cin, int hp, int wp, int hout, int wout, int t0, int t1,
+                                    const float *u, int m, float *y, long y_stride, const dlk_epilogue *e) {
+    return wino_run(x, cin, hp, wp, hout, wout, t0, t1, u, m, y, y_stride, e, 0);
+}
+
+DLK_CNN_TARGET int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int bottom, int right,
+                             float *y) {
+    if (channels <= 0 || h < 0 || w < 0 || top < 0 || left < 0 || bottom < 0 || right < 0) return -1;
+    const int wp = w + left + right, hp = h + top + bottom;
+    const __m512 zero = _mm512_setzero_ps();
+    for (int c = 0; c < channels; c++) {
+        float *d = y + (size_t)c * hp * wp;
+        const float *src = x + (size_t)c * h * w;
+        for (long i = 0; i < (long)top * wp; i += 16) _mm512_mask_storeu_ps(d + i, cnn_lanes((int)((long)top * wp - i)), zero);
+        for (int r = 0; r < h; r++) {
+            float *row = d + (size_t)(top + r) * wp;
+            for (int j = 0; j < left; j += 16) _mm512_mask_storeu_ps(row + j, cnn_lanes(left - j), zero);
+            const float *s = src + (size_t)r * w;
+            for (int j = 0; j < w; j += 16) {
+                const __mmask16 mk = cnn_lanes(w - j);
+                _mm512_mask_storeu_ps(row + left + j, mk, _mm512_maskz_loadu_ps(mk, s + j));
+            }
+            for (int j = 0; j < right; j += 16) _mm512_mask_storeu_ps(row + left + w + j, cnn_lanes(right - j), zero);
+        }
+        float *tail = d + (size_t)(top + h) * wp;
+        for (long i = 0; i < (long)bottom * wp; i += 16) _mm512_mask_storeu_ps(tail + i, cnn_lanes((int)((long)bottom * wp - i)), zero);
+    }
+    return 0;
+}
+
+#else
+
+int dlk_maxpool2x2(const float *x, long planes, int h, int w, float *y) {
+    (void)x; (void)planes; (void)h; (void)w; (void)y;
+    return -1;
+}
+
+int dlk_conv2d_s1_maxpool2(const float *x, int cin, int hp, int wp, int kh, int kw, int dh, int dw,
+                           int hout, int wout, int py0, int py1,
+                           const float *w_packed, int m, float *y, long y_stride, const dlk_epilogue *e) {
+    (void)x; (void)cin; (void)hp; (void)wp; (void)kh; (void)kw; (void)dh; (void)dw; (void)hout; (void)wout;
+    (void)py0; (void)py1; (void)w_packed; (void)m; (void)y; (void)y_stride; (void)e;
+    return -1;
+}
+
+int dlk_sgemm_nt_narrow(int m, int n, int k, const float *a, long lda, const float *w, long ldw,
+                        float *c, long ldc, const dlk_epilogue *e) {
+    (void)m; (void)n; (void)k; (void)a; (void)lda; (void)w; (void)ldw; (void)c; (void)ldc; (void)e;
+    return -1;
+}
+
+void dlk_wino_weights(const float *w, int m, int cin, float *u) {
+    (void)w; (void)m; (void)cin; (void)u;
+}
+
+int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout, int wout, int py0, int py1,
+                              const float *u, int m, float *y, long y_stride, const dlk_epilogue *e) {
+    (void)x; (void)cin; (void)hp; (void)wp; (void)hout; (void)wout; (void)py0; (void)py1; (void)u; (void)m;
+    (void)y; (void)y_stride; (void)e;
+    return -1;
+}
+
+int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, float *y) {
+    (void)x; (void)channels; (void)h; (void)w; (void)top; (void)left; (void)bottom; (void)right; (void)y;
+    return -1;
+}
+
+int dlk_conv3x3_wino(const float *x, int cin, int hp, int wp, int hout, int wout, int t0, int t1,
+                     const float *u, int m, float *y, long y_stride, const dlk_epilogue *e) {
+    (void)x; (void)cin; (void)hp; (void)wp; (void)hout; (void)wout; (void)t0; (void)t1; (void)u; (void)m;
+    (void)y; (void)y_stride; (void)e;
+    return -1;
+}
+
+#endif

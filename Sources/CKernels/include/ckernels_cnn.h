@@ -1,0 +1,64 @@
+// AVX-512 kernels for small CNNs: 2×2 max pooling, alone or fused into a stride-1 convolution
+// (see cnn_avx512.c). Same rules as ckernels.h: call only when `dlk_avx512_available()`.
+#ifndef DLKIT_CKERNELS_CNN_H
+#define DLKIT_CKERNELS_CNN_H
+
+#include "ckernels.h"
+
+/// 2×2 stride-2 max pooling without padding of `planes` planes of h × w floats (contiguous) into
+/// planes of (h/2) × (w/2) (floor: an odd last row or column is not read). NaN propagates.
+/// Returns 0, or -1 when AVX-512 code is not compiled in (nothing written).
+int dlk_maxpool2x2(const float *x, long planes, int h, int w, float *y);
+
+/// `dlk_conv2d_s1` followed by a 2×2 stride-2 max pool (floor, no padding) of its output
+/// (after the epilogue's bias and activation): pooled rows [py0, py1) of the pooled output
+/// [m][hout/2][wout/2], channel stride `y_stride`. The full-resolution output exists only as two
+/// rows at a time in a per-thread buffer. Arguments otherwise as `dlk_conv2d_s1` (the epilogue
+/// must not accumulate). Returns 0, or -1 (nothing or part written; the caller then uses its
+/// other path for the whole output).
+int dlk_conv2d_s1_maxpool2(const float *x, int cin, int hp, int wp, int kh, int kw, int dh, int dw,
+                           int hout, int wout, int py0, int py1,
+                           const float *w_packed, int m, float *y, long y_stride, const dlk_epilogue *e);
+
+/// C (m × n, row stride ldc) = epilogue(A · Wᵀ) for a narrow product: W is n × k (row stride
+/// ldw, the layout of a fully connected layer's weights, used as stored), n ≤ 16, A is m × k (row
+/// stride lda). Each output is a dot product of two contiguous rows, so the weights are read once
+/// at their own size (a packed 32-column panel of a 10-column W is 3.2 times larger, and its
+/// multiply-adds 3.2 times as many). The epilogue's alpha, col_bias and activation apply;
+/// `accumulate` and row_bias must be 0/NULL. Returns 0, or -1 (nothing written) for a shape or
+/// epilogue it does not take.
+int dlk_sgemm_nt_narrow(int m, int n, int k, const float *a, long lda, const float *w, long ldw,
+                        float *c, long ldc, const dlk_epilogue *e);
+
+/// 1 unless the environment says `DLKIT_WINOGRAD=0` (for A/B runs). Read once.
+int dlk_winograd_enabled(void);
+
+/// Transforms 3×3 convolution weights [m][cin][3][3] for `dlk_conv3x3_wino_maxpool2`:
+/// u[ξ][o][c] = (G g Gᵀ)[ξ] for ξ in 0..<16, 16·m·cin floats. Requires AVX-512.
+void dlk_wino_weights(const float *w, int m, int cin, float *u);
+
+/// A 3×3 stride-1 convolution (no dilation, one group) followed by the 2×2 stride-2 max pool,
+/// by Winograd F(2×2, 3×3): each 2×2 output tile, which is exactly one pooling window, costs 16
+/// multiplies per input channel instead of 36. The 16 transformed products are GEMMs over blocks
+/// of 32 tiles (transformed inputs written straight into a 32-wide panel layout); the output
+/// transform adds the bias, applies the activation and takes the max.
+/// - x: the padded input [cin][hp][wp] (hp ≥ hout + 2, wp ≥ wout + 2); hout, wout even.
+/// - u: the weights transformed by `dlk_wino_weights`.
+/// - y: the pooled output [m][hout/2][wout/2], channel stride y_stride; pooled rows [py0, py1).
+/// - e: row_bias (per output channel) and activation; alpha 1, no accumulate, no col_bias.
+/// Returns 0, or -1 (nothing or part written; use another path for the whole output).
+int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout, int wout, int py0, int py1,
+                              const float *u, int m, float *y, long y_stride, const dlk_epilogue *e);
+
+/// The same Winograd F(2×2, 3×3) convolution without the pool: output rows [2·t0, 2·t1) of
+/// y [m][hout][wout] (channel stride y_stride). The epilogue's accumulate (c_scale times what y
+/// held: a residual copied in first), row_bias and activation apply; alpha 1, no col_bias.
+int dlk_conv3x3_wino(const float *x, int cin, int hp, int wp, int hout, int wout, int t0, int t1,
+                     const float *u, int m, float *y, long y_stride, const dlk_epilogue *e);
+
+/// Copies `channels` planes of h × w floats into planes of (h + top + bottom) × (w + left +
+/// right) with zero borders. Returns 0, or -1 (nothing written) for negative sizes or without
+/// AVX-512 code.
+int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, float *y);
+
+#endif

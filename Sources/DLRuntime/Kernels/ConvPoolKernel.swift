@@ -1,0 +1,68 @@
+import DLGraph
+import DLKernels
+import DLTensor
+
+extension ConvolutionKernels {
+    /// `ai.dlkit.FusedConvPool(X, W, B)` (see `FuseConvPool`): on the AVX-512 path the 2×2 max
+    /// pool runs on each pair of convolution output rows while they are in cache, and the
+    /// full-resolution activation is never stored. Otherwise (no packed weights, another dtype,
+    /// a shape the kernel does not take) the FusedConv and the MaxPool run one after the other.
+    static let fusedConvPool: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0), w = try ctx.input(1)
+        let bias = ctx.optionalInput(2)
+        let outShape = try ctx.outputShape(0)
+        if let packed = ctx.packed, x.dtype == .float32, w.dtype == .float32, (bias?.dtype ?? .float32) == .float32,
+           x.rank == 4, w.rank == 4 {
+            let activation = try FastPaths.activation(ctx)
+            let group = try ctx.attribute { () throws(GraphError) in try ctx.node.int("group", default: 1) }
+            let kernel = try ctx.attribute { () throws(GraphError) in try ctx.node.ints("kernel_shape") } ?? Array(w.shape.dropFirst(2))
+            let (g, _) = try geometry(ctx, input: x.shape, kernel: kernel, isPooling: false)
+            let p = Conv2DParams(batch: x.shape[0], inChannels: x.shape[1], inH: x.shape[2], inW: x.shape[3],
+                                 outChannels: w.shape[0], kernelH: g.kernel[0], kernelW: g.kernel[1],
+                                 strideH: g.strides[0], strideW: g.strides[1],
+                                 padTop: g.padsBegin[0], padLeft: g.padsBegin[1], padBottom: g.padsEnd[0], padRight: g.padsEnd[1],
+                                 dilationH: g.dilations[0], dilationW: g.dilations[1], groups: group)
+            if Convolution.directMaxPool2Applies(p), p.inputCount > 0,
+               outShape == [p.batch, p.outChannels, p.outH / 2, p.outW / 2] {
+                // Every pooled output is written: a recycled buffer will do.
+                var out = ctx.makeOutput(.float32, shape: outShape)
+                let done = out.withUnsafeMutableBufferPointer(as: Float.self) { po -> Bool in
+                    x.withUnsafeBufferPointer(as: Float.self) { px -> Bool in
+                        w.withUnsafeBufferPointer(as: Float.self) { pw -> Bool in
+                            guard let y = po.baseAddress, let xp = px.baseAddress else { return false }
+                            guard let bias else {
+                                return Convolution.conv2DDirectMaxPool2(p, input: xp, weights: packed, bias: nil, output: y,
+                                                                         activation: activation, rawWeights: pw.baseAddress)
+                            }
+                            return bias.withUnsafeBufferPointer(as: Float.self) { pb -> Bool in
+                                Convolution.conv2DDirectMaxPool2(p, input: xp, weights: packed, bias: pb.baseAddress, output: y,
+                                                                 activation: activation, rawWeights: pw.baseAddress)
+                            }
+                        }
+                    }
+                }
+                if done { return [out] }
+            }
+        }
+        // The FusedConv on its own (typed as such), then the pool.
+        let n = ctx.node
+        let convNode = Node(name: n.name, opType: "FusedConv", domain: FusedOps.domain, inputs: n.inputs,
+                            outputs: n.outputs, attributes: n.attributes)
+        var base = KernelContext(node: convNode, inputs: ctx.inputs, outputTypes: [])
+        base.values = ctx.values
+        base.opset = ctx.opset
+        base.pool = ctx.pool
+        base.packed = ctx.packed
+        var types: [String: TensorType] = [:]
+        var values: [String: Tensor] = [:]
+        for (name, t) in zip(n.inputs, ctx.inputs) where !name.isEmpty {
+            if let t { types[name] = TensorType(dtype: t.dtype, shape: t.shape); values[name] = t }
+        }
+        do throws(GraphError) { base.outputTypes = try Graph.inferNode(convNode, types: types, values: values) } catch {
+            throw .node(ctx.node.displayName, error)
+        }
+        guard let y = try FastPaths.fusedConv(base).first else { throw ctx.fail("FusedConv gave no output") }
+        return [try ctx.runOp("MaxPool", [y], [Attribute(name: "kernel_shape", value: .ints([2, 2])),
+                                               Attribute(name: "strides", value: .ints([2, 2]))])]
+    }
+}
