@@ -5,6 +5,7 @@
 // pools them into one output row. A CNN's Conv → Relu → MaxPool then never writes (nor reads
 // back) its full-resolution activation: at batch 32 that tensor was 16 MB per layer.
 #include "ckernels_cnn.h"
+#include "internal.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -12,43 +13,15 @@
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
+#include "vecmath_avx512.h"
 #define DLK_CNN_X86 1
 #else
 #define DLK_CNN_X86 0
 #endif
 
-// A per-thread buffer for the fused kernel's two rows, kept between calls (steady-state runs
-// allocate nothing) and freed when the thread ends.
-static pthread_key_t rows_key;
-static pthread_once_t rows_once = PTHREAD_ONCE_INIT;
-typedef struct { void *p; size_t bytes; } rows_buf;
-
-static void rows_free(void *v) {
-    rows_buf *s = v;
-    free(s->p);
-    free(s);
-}
-
-static void rows_init(void) { pthread_key_create(&rows_key, rows_free); }
-
-static float *rows_scratch(size_t bytes) {
-    pthread_once(&rows_once, rows_init);
-    rows_buf *s = pthread_getspecific(rows_key);
-    if (!s) {
-        s = calloc(1, sizeof *s);
-        if (!s) return NULL;
-        if (pthread_setspecific(rows_key, s) != 0) { free(s); return NULL; }
-    }
-    if (s->bytes < bytes) {
-        size_t want = (bytes + 4095) & ~(size_t)4095;
-        void *p = NULL;
-        if (posix_memalign(&p, 64, want) != 0) return NULL;
-        free(s->p);
-        s->p = p;
-        s->bytes = want;
-    }
-    return s->p;
-}
+// The fused kernel's two rows and the Winograd buffers come from the per-thread scratch
+// (internal.h), in a slot of their own: the direct kernel they call uses the GEMM slot.
+static float *rows_scratch(size_t bytes) { return dlk_scratch(DLK_SCRATCH_CONV, bytes); }
 
 static int wino_state = 1;
 static pthread_once_t wino_once = PTHREAD_ONCE_INIT;
@@ -65,10 +38,6 @@ int dlk_winograd_enabled(void) {
 
 #define DLK_CNN_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,fma")))
 #define DLK_CNN_INLINE static inline __attribute__((always_inline))
-
-DLK_CNN_INLINE __mmask16 cnn_lanes(int n) {
-    return n <= 0 ? 0 : n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-}
 
 /// max(a, b) lane by lane, NaN when either is NaN (vmaxps alone would return b).
 DLK_CNN_INLINE DLK_CNN_TARGET __m512 nan_max(__m512 a, __m512 b) {
@@ -88,12 +57,12 @@ DLK_CNN_INLINE DLK_CNN_TARGET void pool_row_any(const float *r0, const float *r1
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     for (int j = 0; j < pw; j += 16) {
         const int n = pw - j < 16 ? pw - j : 16;          // outputs this step
-        const __mmask16 m0 = cnn_lanes(2 * n), m1 = cnn_lanes(2 * n - 16);
+        const __mmask16 m0 = dlk_lanes16(2 * n), m1 = dlk_lanes16(2 * n - 16);
         const float *a = r0 + 2 * j, *b = r1 + 2 * j;
         __m512 lo = pool_max(_mm512_maskz_loadu_ps(m0, a), _mm512_maskz_loadu_ps(m0, b), nan_free);
         __m512 hi = pool_max(_mm512_maskz_loadu_ps(m1, a + 16), _mm512_maskz_loadu_ps(m1, b + 16), nan_free);
         __m512 v = pool_max(_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi), nan_free);
-        _mm512_mask_storeu_ps(out + j, cnn_lanes(n), v);
+        _mm512_mask_storeu_ps(out + j, dlk_lanes16(n), v);
     }
 }
 
@@ -164,7 +133,7 @@ DLK_CNN_INLINE DLK_CNN_TARGET void narrow_block(const int MR, const int NB, int 
         }
     }
     if (p < k) {
-        const __mmask16 mk = cnn_lanes(k - p);
+        const __mmask16 mk = dlk_lanes16(k - p);
         __m512 av[4];
         _Pragma("clang loop unroll(full)")
         for (int i = 0; i < MR; i++) av[i] = _mm512_maskz_loadu_ps(mk, a + (size_t)i * lda + p);
@@ -248,7 +217,7 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_input(const float *x, int cin, long plan
                                               float *v, int cin32, int col0, int width) {
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-    const __mmask16 m0 = cnn_lanes(2 * count), m1 = cnn_lanes(2 * count - 16);
+    const __mmask16 m0 = dlk_lanes16(2 * count), m1 = dlk_lanes16(2 * count - 16);
     for (int c = 0; c < cin; c++) {
         __m512 t[4][4];
         _Pragma("clang loop unroll(full)")
@@ -264,7 +233,7 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_input(const float *x, int cin, long plan
             t[a][3] = _mm512_sub_ps(d1, d3);
         }
         float *vc = v + (size_t)c * 32 + col0;
-        const __mmask16 mc = cnn_lanes(width);  // the segment's columns (zeros past count)
+        const __mmask16 mc = dlk_lanes16(width);  // the segment's columns (zeros past count)
         _Pragma("clang loop unroll(full)")
         for (int b = 0; b < 4; b++) {
             _mm512_mask_storeu_ps(vc + (size_t)(0 * 4 + b) * cin32, mc, _mm512_sub_ps(t[0][b], t[2][b]));
@@ -279,7 +248,7 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_input(const float *x, int cin, long plan
 /// activation, max → y[o][ty][tx0 + lane].
 DLK_CNN_INLINE DLK_CNN_TARGET void wino_output(const float *mb, int m, int col0, int count, float *y, long y_stride,
                                                long row_off, const dlk_epilogue *e) {
-    const __mmask16 mk = cnn_lanes(count);
+    const __mmask16 mk = dlk_lanes16(count);
     const long m32 = (long)m * 32;
     for (int o = 0; o < m; o++) {
         const float *src = mb + (size_t)o * 32 + col0;
@@ -315,7 +284,7 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_weights(const float *w, int count, float
                                            _mm512_set1_epi32(9));
     const __m512 half = _mm512_set1_ps(0.5f);
     for (int q = 0; q < count; q += 16) {
-        const __mmask16 mk = cnn_lanes(count - q);
+        const __mmask16 mk = dlk_lanes16(count - q);
         const float *base = w + (size_t)q * 9;
         __m512 g[9];
         _Pragma("clang loop unroll(full)")
@@ -392,7 +361,7 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_output_full(const float *mb, int m, int 
                                                     int ty, int tx0, int wout, const dlk_epilogue *e) {
     const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
-    const __mmask16 m0 = cnn_lanes(2 * count), m1 = cnn_lanes(2 * count - 16), mk = cnn_lanes(count);
+    const __mmask16 m0 = dlk_lanes16(2 * count), m1 = dlk_lanes16(2 * count - 16), mk = dlk_lanes16(count);
     const long m32 = (long)m * 32;
     const __m512 cs = _mm512_set1_ps(e->c_scale);
     for (int o = 0; o < m; o++) {
@@ -458,7 +427,7 @@ static DLK_CNN_TARGET int wino_run(const float *x, int cin, int hp, int wp, int 
         const int used = ns * sw;
         if (used < 32) {
             // Columns no segment wrote: zeros, so the GEMM never sees stale values.
-            const __mmask16 z0 = (__mmask16)~cnn_lanes(used), z1 = (__mmask16)~cnn_lanes(used - 16);
+            const __mmask16 z0 = (__mmask16)~dlk_lanes16(used), z1 = (__mmask16)~dlk_lanes16(used - 16);
             for (int xi = 0; xi < 16; xi++)
                 for (int c = 0; c < cin; c++) {
                     float *row = v + (size_t)xi * cin32 + (size_t)c * 32;
@@ -496,19 +465,19 @@ DLK_CNN_TARGET int dlk_pad2d(const float *x, int channels, int h, int w, int top
     for (int c = 0; c < channels; c++) {
         float *d = y + (size_t)c * hp * wp;
         const float *src = x + (size_t)c * h * w;
-        for (long i = 0; i < (long)top * wp; i += 16) _mm512_mask_storeu_ps(d + i, cnn_lanes((int)((long)top * wp - i)), zero);
+        for (long i = 0; i < (long)top * wp; i += 16) _mm512_mask_storeu_ps(d + i, dlk_lanes16((int)((long)top * wp - i)), zero);
         for (int r = 0; r < h; r++) {
             float *row = d + (size_t)(top + r) * wp;
-            for (int j = 0; j < left; j += 16) _mm512_mask_storeu_ps(row + j, cnn_lanes(left - j), zero);
+            for (int j = 0; j < left; j += 16) _mm512_mask_storeu_ps(row + j, dlk_lanes16(left - j), zero);
             const float *s = src + (size_t)r * w;
             for (int j = 0; j < w; j += 16) {
-                const __mmask16 mk = cnn_lanes(w - j);
+                const __mmask16 mk = dlk_lanes16(w - j);
                 _mm512_mask_storeu_ps(row + left + j, mk, _mm512_maskz_loadu_ps(mk, s + j));
             }
-            for (int j = 0; j < right; j += 16) _mm512_mask_storeu_ps(row + left + w + j, cnn_lanes(right - j), zero);
+            for (int j = 0; j < right; j += 16) _mm512_mask_storeu_ps(row + left + w + j, dlk_lanes16(right - j), zero);
         }
         float *tail = d + (size_t)(top + h) * wp;
-        for (long i = 0; i < (long)bottom * wp; i += 16) _mm512_mask_storeu_ps(tail + i, cnn_lanes((int)((long)bottom * wp - i)), zero);
+        for (long i = 0; i < (long)bottom * wp; i += 16) _mm512_mask_storeu_ps(tail + i, dlk_lanes16((int)((long)bottom * wp - i)), zero);
     }
     return 0;
 }
