@@ -10,6 +10,7 @@
 //   is read in place: no im2col matrix is built.
 #include "ckernels.h"
 #include "internal.h"
+#include "ckernels_transformer.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -282,44 +283,8 @@ DLK_INLINE DLK_TARGET void micro(const int mr, const int gather, int kc, const f
 }
 
 
-/// One row block of A (mr ≤ 16 rows, row stride lda, sum steps [0, kc)) into kc groups of mr
-/// values (dst[p·mr + i] = a[i·lda + p]), by 16 × 16 register transposes: the plain loop
-/// compiles to scatters, about 3x slower (it was 8% of a batch-1 transformer layer).
-static DLK_TARGET void pack_rows_t16(int mr, int kc, const float *a, long lda, float *dst) {
-    const __mmask16 out = dlk_lanes16(mr);
-    for (int p = 0; p < kc; p += 16) {
-        const int w = kc - p < 16 ? kc - p : 16;
-        const __mmask16 in = dlk_lanes16(w);
-        __m512 r[16], t[16];
-        _Pragma("clang loop unroll(full)")
-        for (int i = 0; i < 16; i++) r[i] = i < mr ? _mm512_maskz_loadu_ps(in, a + (size_t)i * lda + p) : _mm512_setzero_ps();
-        _Pragma("clang loop unroll(full)")
-        for (int i = 0; i < 8; i++) {
-            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-        }
-        // r[4i + j]: in 128-bit lane l, rows 4i..4i+3 of column 4l + j.
-        _Pragma("clang loop unroll(full)")
-        for (int i = 0; i < 4; i++) {
-            r[4 * i] = dlk_unpacklo_pd(t[4 * i], t[4 * i + 2]);
-            r[4 * i + 1] = dlk_unpackhi_pd(t[4 * i], t[4 * i + 2]);
-            r[4 * i + 2] = dlk_unpacklo_pd(t[4 * i + 1], t[4 * i + 3]);
-            r[4 * i + 3] = dlk_unpackhi_pd(t[4 * i + 1], t[4 * i + 3]);
-        }
-        float *d = dst + (size_t)p * mr;
-        _Pragma("clang loop unroll(full)")
-        for (int j = 0; j < 4; j++) {
-            __m512 x = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88), y = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);
-            __m512 u = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88), v = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
-            if (j < w) _mm512_mask_storeu_ps(d + (size_t)j * mr, out, _mm512_shuffle_f32x4(x, u, 0x88));
-            if (4 + j < w) _mm512_mask_storeu_ps(d + (size_t)(4 + j) * mr, out, _mm512_shuffle_f32x4(y, v, 0x88));
-            if (8 + j < w) _mm512_mask_storeu_ps(d + (size_t)(8 + j) * mr, out, _mm512_shuffle_f32x4(x, u, 0xDD));
-            if (12 + j < w) _mm512_mask_storeu_ps(d + (size_t)(12 + j) * mr, out, _mm512_shuffle_f32x4(y, v, 0xDD));
-        }
-    }
-}
-
-/// pack_a_chunk, with the row-major case on the transposing loop above.
+/// pack_a_chunk, with the row-major case as a transpose (dst[p·mr + i] = a[i·lda + p]) by 16 × 16
+/// register blocks (`dlk_transpose_32`): the plain loop compiles to scatters, about 3x slower.
 static DLK_TARGET void pack_a_chunk_avx512(int m, int k0, int kc, const float *a, long lda, int trans_a, float *out) {
     if (trans_a) {
         pack_a_chunk(m, k0, kc, a, lda, trans_a, out);
@@ -333,7 +298,7 @@ static DLK_TARGET void pack_a_chunk_avx512(int m, int k0, int kc, const float *a
             // One row (a batch-1 product): the packed block is the row itself.
             memcpy(out + (size_t)r0 * kc, a + (size_t)r0 * lda + k0, (size_t)kc * sizeof(float));
         } else {
-            pack_rows_t16(mr, kc, a + (size_t)r0 * lda + k0, lda, out + (size_t)r0 * kc);
+            dlk_transpose_32(a + (size_t)r0 * lda + k0, lda, out + (size_t)r0 * kc, mr, mr, kc);
         }
     }
 }

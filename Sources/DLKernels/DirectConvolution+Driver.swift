@@ -1,0 +1,102 @@
+import CKernels
+
+/// What the direct convolution kernels share: padding each image into scratch, splitting the
+/// work over the workers, and the Winograd weights.
+extension Convolution {
+    /// Calls `body(n, g, source, lo, hi)` for every image `n` and group `g` of `p` over all of
+    /// `units` (output rows, pooled row pairs or Winograd tile rows: whatever `body` counts), with
+    /// `source` the image's group zero-padded in scratch (the input itself when `p` has no pads).
+    ///
+    /// At least as many images as workers, or little work: whole images per worker, each padding
+    /// into its own scratch. Fewer images than workers: each image padded once, then its units
+    /// split into `splitParts` parts. `unitCost` is the multiply-adds of one unit.
+    /// - Returns: false when some call of `body` returned false.
+    static func forEachPaddedImage(
+        _ p: Conv2DParams, input: UnsafePointer<Float>, units: Int, unitCost: Int, splitParts: Int,
+        _ body: (_ n: Int, _ g: Int, _ source: UnsafePointer<Float>, _ lo: Int, _ hi: Int) -> Bool
+    ) -> Bool {
+        let cg = p.inChannelsPerGroup
+        let hp = p.inH + p.padTop + p.padBottom, wp = p.inW + p.padLeft + p.padRight
+        let plane = hp * wp
+        let padded = p.padTop + p.padBottom + p.padLeft + p.padRight > 0
+
+        /// Image n, group g, into `dst` with zero borders.
+        func pad(_ n: Int, _ g: Int, into dst: UnsafeMutablePointer<Float>) {
+            let src = input + (n * p.inChannels + g * cg) * p.inH * p.inW
+            // One C loop instead of a copy call per row (this path runs only with AVX-512).
+            if dlk_pad2d(src, Int32(cg), Int32(p.inH), Int32(p.inW), Int32(p.padTop), Int32(p.padLeft),
+                         Int32(p.padBottom), Int32(p.padRight), dst) == 0 { return }
+            for c in 0..<cg {
+                let d = dst + c * plane
+                d.update(repeating: 0, count: p.padTop * wp)
+                for r in 0..<p.inH {
+                    let row = d + (p.padTop + r) * wp
+                    row.update(repeating: 0, count: p.padLeft)
+                    (row + p.padLeft).update(from: src + (c * p.inH + r) * p.inW, count: p.inW)
+                    (row + p.padLeft + p.inW).update(repeating: 0, count: p.padRight)
+                }
+                (d + (p.padTop + p.inH) * wp).update(repeating: 0, count: p.padBottom * wp)
+            }
+        }
+
+        func source(_ n: Int, _ g: Int, _ scratch: UnsafeMutablePointer<Float>?) -> UnsafePointer<Float> {
+            if let scratch {
+                pad(n, g, into: scratch)
+                return UnsafePointer(scratch)
+            }
+            return input + (n * p.inChannels + g * cg) * p.inH * p.inW
+        }
+
+        let workers = ParallelFor.workerCount
+        if p.batch >= workers || workers == 1 || p.batch * units * unitCost < 1 << 18 || !ParallelFor.canSplit {
+            // One flag per chunk start, so no two chunks write the same memory.
+            let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: p.batch)
+            failed.initialize(repeating: false)
+            defer { failed.deallocate() }
+            ParallelFor.run(p.batch, cost: units * unitCost) { lo, hi in
+                let scratch = padded ? ConvolutionScratch.shared.take(cg * plane) : nil
+                defer { if let scratch { ConvolutionScratch.shared.give(scratch) } }
+                for n in lo..<hi {
+                    for g in 0..<p.groups where !body(n, g, source(n, g, scratch?.pointer), 0, units) { failed[lo] = true }
+                }
+            }
+            return !failed.contains(true)
+        }
+        let scratch = padded ? ConvolutionScratch.shared.take(cg * plane) : nil
+        defer { if let scratch { ConvolutionScratch.shared.give(scratch) } }
+        let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: max(1, units))
+        defer { failed.deallocate() }
+        for n in 0..<p.batch {
+            for g in 0..<p.groups {
+                let src = source(n, g, scratch?.pointer)
+                failed.initialize(repeating: false)
+                ParallelFor.split(units, parts: splitParts) { lo, hi in
+                    if !body(n, g, src, lo, hi) { failed[lo] = true }
+                }
+                if failed.contains(true) { return false }
+            }
+        }
+        return true
+    }
+
+    /// Winograd F(2×2, 3×3) weights (see `dlk_conv3x3_wino`) when `p` takes that path: 3×3,
+    /// dilation 1, one group, at least 16 input and output channels (the 16 GEMMs of the
+    /// transform run on k = input channels) and even output sizes, `DLKIT_WINOGRAD` not 0.
+    /// Transformed once per packed weight matrix and kept; if that cache declines, into
+    /// `scratch`, which the caller gives back to ``ConvolutionScratch``. Nil when not taken.
+    static func winogradWeights(_ p: Conv2DParams, weights: [PackedMatrix], rawWeights: UnsafePointer<Float>?)
+        -> (weights: UnsafePointer<Float>, scratch: ConvolutionScratch.Buffer?)?
+    {
+        let cg = p.inChannelsPerGroup, ocg = p.outChannelsPerGroup
+        let hp = p.inH + p.padTop + p.padBottom, wp = p.inW + p.padLeft + p.padRight
+        guard let rawWeights, let first = weights.first, p.kernelH == 3, p.kernelW == 3, p.dilationH == 1, p.dilationW == 1,
+              p.groups == 1, cg >= 16, ocg >= 16, p.outH % 2 == 0, p.outW % 2 == 0,
+              hp >= p.outH + 2, wp >= p.outW + 2, dlk_winograd_enabled() != 0 else { return nil }
+        if let cached = WinogradWeights.shared.transformed(for: first, raw: rawWeights, m: ocg, cin: cg) {
+            return (cached, nil)
+        }
+        let scratch = ConvolutionScratch.shared.take(16 * ocg * cg)
+        dlk_wino_weights(rawWeights, Int32(ocg), Int32(cg), scratch.pointer)
+        return (UnsafePointer(scratch.pointer), scratch)
+    }
+}
