@@ -99,7 +99,7 @@ def fmt(x, digits=3):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=1.0)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--cold-repeats", type=int, default=5)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--no-build", action="store_true", help="use the existing release build and models")
