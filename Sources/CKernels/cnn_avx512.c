@@ -244,6 +244,20 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_input(const float *x, int cin, long plan
     }
 }
 
+/// First half of the output transform for one output channel: for each of the 4 rows of the
+/// 4×4 tile (M at src + (4i + j)·m32), the two output columns (m0 + m1 + m2, m1 - m2 - m3).
+DLK_CNN_INLINE DLK_CNN_TARGET void wino_columns(const float *src, long m32, __mmask16 mk, __m512 s[4][2]) {
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < 4; i++) {
+        __m512 a0 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 0) * m32);
+        __m512 a1 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 1) * m32);
+        __m512 a2 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 2) * m32);
+        __m512 a3 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 3) * m32);
+        s[i][0] = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
+        s[i][1] = _mm512_sub_ps(_mm512_sub_ps(a1, a2), a3);
+    }
+}
+
 /// Output transform of one segment: M at mb + ξ·m·32 + o·32 + col0 → 2×2 tile, bias,
 /// activation, max → y[o][ty][tx0 + lane].
 DLK_CNN_INLINE DLK_CNN_TARGET void wino_output(const float *mb, int m, int col0, int count, float *y, long y_stride,
@@ -253,15 +267,7 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_output(const float *mb, int m, int col0,
     for (int o = 0; o < m; o++) {
         const float *src = mb + (size_t)o * 32 + col0;
         __m512 s[4][2];
-        _Pragma("clang loop unroll(full)")
-        for (int i = 0; i < 4; i++) {
-            __m512 a0 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 0) * m32);
-            __m512 a1 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 1) * m32);
-            __m512 a2 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 2) * m32);
-            __m512 a3 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 3) * m32);
-            s[i][0] = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
-            s[i][1] = _mm512_sub_ps(_mm512_sub_ps(a1, a2), a3);
-        }
+        wino_columns(src, m32, mk, s);
         const __m512 bias = e->row_bias ? _mm512_set1_ps(e->row_bias[o]) : _mm512_setzero_ps();
         __m512 r[4];
         _Pragma("clang loop unroll(full)")
@@ -367,15 +373,7 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_output_full(const float *mb, int m, int 
     for (int o = 0; o < m; o++) {
         const float *src = mb + (size_t)o * 32 + col0;
         __m512 s[4][2];
-        _Pragma("clang loop unroll(full)")
-        for (int i = 0; i < 4; i++) {
-            __m512 a0 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 0) * m32);
-            __m512 a1 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 1) * m32);
-            __m512 a2 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 2) * m32);
-            __m512 a3 = _mm512_maskz_loadu_ps(mk, src + (size_t)(4 * i + 3) * m32);
-            s[i][0] = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
-            s[i][1] = _mm512_sub_ps(_mm512_sub_ps(a1, a2), a3);
-        }
+        wino_columns(src, m32, mk, s);
         const __m512 bias = e->row_bias ? _mm512_set1_ps(e->row_bias[o]) : _mm512_setzero_ps();
         __m512 r[2][2];
         _Pragma("clang loop unroll(full)")
