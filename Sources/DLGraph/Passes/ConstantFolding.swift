@@ -75,7 +75,7 @@ public enum ConstantFolding: GraphPass {
         var changed = false
         if !remove.isEmpty {
             for (name, t) in folded { graph.initializers[name] = t }
-            graph.nodes = graph.nodes.enumerated().filter { !remove.contains($0.offset) }.map(\.element)
+            graph.rewrite(removing: remove)
             changed = true
         }
         if EliminateDeadNodes.removeDead(&graph) { changed = true }

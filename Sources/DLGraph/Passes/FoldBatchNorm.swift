@@ -112,7 +112,7 @@ public enum FoldBatchNorm: GraphPass {
             changed = true
         }
         guard changed else { return false }
-        graph.nodes = graph.nodes.enumerated().filter { !remove.contains($0.offset) }.map(\.element)
+        graph.rewrite(removing: remove)
         // Initializers the folded nodes read and nothing reads any more.
         let left = graph.readerCounts()
         for name in Set(dropped) where left[name] == nil && !graphInputs.contains(name) {

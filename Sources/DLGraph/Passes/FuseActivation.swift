@@ -52,7 +52,7 @@ public enum FuseActivation: GraphPass {
             remove.insert(i)
             changed = true
         }
-        if changed { graph.nodes = graph.nodes.enumerated().filter { !remove.contains($0.offset) }.map(\.element) }
+        if changed { graph.rewrite(removing: remove) }
         return changed
     }
 }

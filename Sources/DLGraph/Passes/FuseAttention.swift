@@ -89,7 +89,7 @@ public enum FuseAttention: GraphPass {
             remove.formUnion(used)
             changed = true
         }
-        if changed { graph.nodes = graph.nodes.enumerated().filter { !remove.contains($0.offset) }.map(\.element) }
+        if changed { graph.rewrite(removing: remove) }
         return changed
     }
 }

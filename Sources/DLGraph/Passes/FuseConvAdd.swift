@@ -66,8 +66,7 @@ public enum FuseConvAdd: GraphPass {
             remove.insert(i)
         }
         guard !replaced.isEmpty else { return false }
-        for (p, node) in replaced { graph.nodes[p] = node }
-        graph.nodes = graph.nodes.enumerated().filter { !remove.contains($0.offset) }.map(\.element)
+        graph.rewrite(replacing: replaced, removing: remove)
         return true
     }
 

@@ -43,7 +43,7 @@ public enum FuseMatMulAdd: GraphPass {
                 break
             }
         }
-        if changed { graph.nodes = graph.nodes.enumerated().filter { !remove.contains($0.offset) }.map(\.element) }
+        if changed { graph.rewrite(removing: remove) }
         return changed
     }
 }

@@ -104,4 +104,11 @@ extension Graph {
         for o in outputs { c[o.name, default: 0] += 1 }
         return c
     }
+
+    /// Replaces the nodes at the keys of `replaced`, then drops the nodes at `removed` (offsets
+    /// into the node list before the call): how a fusion pass applies what it matched.
+    mutating func rewrite(replacing replaced: [Int: Node] = [:], removing removed: Set<Int>) {
+        for (i, node) in replaced { nodes[i] = node }
+        if !removed.isEmpty { nodes = nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element) }
+    }
 }
