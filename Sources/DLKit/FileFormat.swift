@@ -21,6 +21,9 @@ public enum FileFormat: String, Sendable, CaseIterable {
     case tensorflowCheckpoint = "tf-checkpoint"
     case unknown
 
+    /// Whether files of this format hold a graph (a model), not only weights.
+    public var hasGraph: Bool { [.onnx, .checkpoint, .hdf5, .keras, .savedModel].contains(self) }
+
     /// Detects the format of the file at `path`.
     /// - Throws: `DLKitError.cannotRead` when the file cannot be opened.
     public static func detect(path: String) throws(DLKitError) -> FileFormat {

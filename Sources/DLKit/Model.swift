@@ -3,6 +3,7 @@ import DLGraph
 import DLONNX
 import DLRuntime
 import DLTensor
+import DLTensorFlow
 import Foundation
 
 /// A model loaded for inference: its graph and an executor for it.
@@ -68,8 +69,9 @@ public final class Model: Sendable {
         do { return try executor.run(inputs, outputs: outputs) } catch { throw .runtime(error) }
     }
 
-    /// Reads the graph of an ONNX file or checkpoint.
-    public static func loadGraph(path: String, checkOps: Bool = true) throws(DLKitError) -> (Graph, FileFormat) {
+    /// Reads the graph of an ONNX file, checkpoint, Keras file or TensorFlow SavedModel folder
+    /// (`signature`: which SavedModel signature, default `serving_default`).
+    public static func loadGraph(path: String, checkOps: Bool = true, signature: String? = nil) throws(DLKitError) -> (Graph, FileFormat) {
         let format = try FileFormat.detect(path: path)
         switch format {
         case .onnx:
@@ -80,6 +82,10 @@ public final class Model: Sendable {
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model: it holds weights but no graph (bind it to one with an ONNX model)")
         case .hdf5, .keras:
             return (try KerasSupport.graph(path: path), format)
+        case .savedModel:
+            do { return (try SavedModelReader.read(path: path, signature: signature, checkOps: checkOps), format) } catch { throw .tensorflow(error) }
+        case .tensorflowCheckpoint:
+            throw .unsupportedFormat(path: path, format: format, purpose: "as a model: a checkpoint holds weights but no graph (convert the SavedModel folder)")
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model")
         }
