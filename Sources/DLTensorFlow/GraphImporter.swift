@@ -33,6 +33,9 @@ struct GraphImporter {
     private var names: Set<String> = []
     private var variableValues: [String: String] = [:]
     private var checkpointKeys: [Int: String]? = nil
+    private var graphInputs: [ValueInfo] = []
+    /// Types inferred over the nodes emitted so far (`staticType`), and how many nodes that was.
+    private var inferred: (nodes: Int, types: [String: TensorType]) = (-1, [:])
     static let maxCallDepth = 64
 
     init(path: String, model: SavedModelParts, bundle: TensorBundle?) {
@@ -55,6 +58,7 @@ struct GraphImporter {
             names.insert(name)
             inputs.append(ValueInfo(name: name, type: try type(info, value: name)))
         }
+        graphInputs = inputs
         var top: [String: TFNode] = [:]
         for n in model.nodes { top[n.name] = n }
         let scope = Scope(prefix: "", nodes: top, args: args, isFunction: false, depth: 0)
@@ -258,6 +262,17 @@ struct GraphImporter {
         constants[name] = t
         variableValues[key] = name
         return name
+    }
+
+    /// The IR's type inference over the nodes emitted so far: what ops whose translation
+    /// depends on a rank or a fixed size (transposed matmul operands, transposed convolutions)
+    /// know of their inputs.
+    mutating func staticType(_ value: String) -> TensorType? {
+        if inferred.nodes != nodes.count {
+            let partial = Graph(name: "partial", inputs: graphInputs, outputs: [], nodes: nodes, initializers: initializers)
+            inferred = (nodes.count, (try? partial.inferTypes()) ?? [:])
+        }
+        return inferred.types[value]
     }
 
     // MARK: emitting IR

@@ -31,7 +31,7 @@ extension GraphImporter {
             "Conv2D", "DepthwiseConv2dNative", "MaxPool", "AvgPool", "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3",
             "Reshape", "Squeeze", "ExpandDims", "Transpose", "ConcatV2", "Pack", "Unpack", "Split", "SplitV",
             "StridedSlice", "Slice", "Pad", "PadV2", "MirrorPad", "Shape", "Cast", "Fill", "Range", "GatherV2",
-            "Einsum", "ArgMax", "ArgMin", "Tile", "NotEqual",
+            "Einsum", "ArgMax", "ArgMin", "Tile", "NotEqual", "Conv2DBackpropInput", "ResizeBilinear", "ResizeNearestNeighbor",
         ])
     }
 
@@ -127,7 +127,7 @@ extension GraphImporter {
             func side(_ i: Int, _ flip: Bool) throws(TensorFlowError) -> String {
                 let x = try t(i)
                 guard flip else { return x }
-                let rank = n.op == "MatMul" ? 2 : const(i)?.rank
+                let rank = n.op == "MatMul" ? 2 : staticType(x)?.rank
                 guard let rank, rank >= 2 else { throw bad("transposes an operand whose rank is known only at run time") }
                 return emit1("Transpose", [x], [attrInts("perm", Array(0..<(rank - 2)) + [rank - 1, rank - 2])], name: base + "/t")
             }
@@ -153,13 +153,49 @@ extension GraphImporter {
             let y = emit1("Conv", [toNCHW(try t(0)), w], [attrInts("strides", s), attrInts("dilations", d), try padding()], name: base + "/conv")
             return one(fromNCHW(y))
         case "DepthwiseConv2dNative":
-            guard let f = const(1), f.rank == 4 else { throw bad("needs a filter of known shape [H, W, C, M]") }
-            let (h, w, c, m) = (f.shape[0], f.shape[1], f.shape[2], f.shape[3])
+            guard let f = staticType(try t(1))?.dims?.concrete, f.count == 4 else { throw bad("needs a filter of known shape [H, W, C, M]") }
+            let (h, w, c, m) = (f[0], f[1], f[2], f[3])
             let flat = emit1("Reshape", [try t(1), int64s([h, w, 1, c * m], name: base + "/shape")], name: base + "/filter")
             let filter = emit1("Transpose", [flat], [attrInts("perm", [3, 2, 0, 1])], name: base + "/filter")
             let s = try spatial("strides", default: 1), d = try spatial("dilations", default: 1)
             let y = emit1("Conv", [toNCHW(try t(0)), filter], [attrInts("strides", s), attrInts("dilations", d), attrInt("group", c), try padding()], name: base + "/conv")
             return one(fromNCHW(y))
+        case "Conv2DBackpropInput":
+            // The gradient of Conv2D with respect to its input: a transposed convolution whose
+            // output size is the constant input_sizes; pads and output padding follow from it.
+            let sizes = try constInts(0, "input_sizes")
+            guard sizes.count == 4, let k = staticType(try t(1))?.dims?.concrete, k.count == 4,
+                  let dy = staticType(try t(2))?.dims?.concrete, dy.count == 4 else {
+                throw bad("needs constant input_sizes and a filter and gradient of known shapes")
+            }
+            let s = try spatial("strides", default: 1), d = try spatial("dilations", default: 1)
+            let outHW = nhwc ? [sizes[1], sizes[2]] : [sizes[2], sizes[3]], inHW = nhwc ? [dy[1], dy[2]] : [dy[2], dy[3]]
+            var begin: [Int] = [], end: [Int] = [], extra: [Int] = []
+            for i in 0..<2 {
+                let full = s[i] * (inHW[i] - 1) + (k[i] - 1) * d[i] + 1
+                let total = full - outHW[i]
+                switch n.string("padding") ?? "VALID" {
+                case "SAME" where total >= 0: begin.append(total / 2); end.append(total - total / 2); extra.append(0)
+                case "VALID", "SAME": begin.append(0); end.append(max(total, 0)); extra.append(max(-total, 0))
+                default: throw bad("padding '\(n.string("padding") ?? "")' is not supported")
+                }
+            }
+            let w = emit1("Transpose", [try t(1)], [attrInts("perm", [3, 2, 0, 1])], name: base + "/filter")
+            let y = emit1("ConvTranspose", [toNCHW(try t(2)), w], [attrInts("strides", s), attrInts("dilations", d),
+                          attrInts("pads", begin + end), attrInts("output_padding", extra)], name: base + "/convt")
+            return one(fromNCHW(y))
+        case "ResizeBilinear", "ResizeNearestNeighbor":
+            let align = n.bool("align_corners") ?? false, half = n.bool("half_pixel_centers") ?? false
+            let bilinear = n.op == "ResizeBilinear"
+            var attrs = [Attribute(name: "mode", value: .string(bilinear ? "linear" : "nearest")),
+                         Attribute(name: "coordinate_transformation_mode", value: .string(align ? "align_corners" : half ? "half_pixel" : "asymmetric"))]
+            // TensorFlow's nearest neighbour: floor((x + 0.5) * scale) with half-pixel centers
+            // (half_pixel rounded half up), floor(x * scale) without, rounding with align_corners.
+            if !bilinear { attrs.append(Attribute(name: "nearest_mode", value: .string(align || half ? "round_prefer_ceil" : "floor"))) }
+            let x = toNCHW(try t(0))
+            let nc = emit1("Slice", [emit1("Shape", [x], name: base + "/shape"), int64s([0], name: base + "/zero"), int64s([2], name: base + "/two")], name: base + "/nc")
+            let sizes = emit1("Concat", [nc, asInt64(try t(1))], [attrInt("axis", 0)], name: base + "/sizes")
+            return one(fromNCHW(emit1("Resize", [x, "", "", sizes], attrs, name: base + "/resize")))
         case "MaxPool", "AvgPool":
             let k = try spatial("ksize", default: 1), s = try spatial("strides", default: 1)
             let y = emit1(n.op == "MaxPool" ? "MaxPool" : "AveragePool", [toNCHW(try t(0))],
