@@ -154,6 +154,13 @@ public struct Trainer: Sendable {
     /// - Throws: `.nonFiniteLoss` (nothing updated) when the loss is NaN or infinite.
     @discardableResult
     public mutating func step(_ data: Dataset) throws(TrainingError) -> Double {
+        var none: MetricAccumulator?
+        return try step(data, metrics: &none)
+    }
+
+    /// Trains on the next batch and adds the batch's output (before the update) to `metrics`.
+    @discardableResult
+    public mutating func step(_ data: Dataset, metrics: inout MetricAccumulator?) throws(TrainingError) -> Double {
         let count = data.count
         let order = order(epoch: progress.epoch, count: count)
         let lo = progress.batchInEpoch * options.batchSize
@@ -173,6 +180,7 @@ public struct Trainer: Sendable {
             do { tape = try differentiator.forward(feed, training: true, rng: &rng) } catch { throw .autograd("\(error)") }
             guard let output = tape.value(outputName) else { throw .badState("output '\(outputName)' was not computed") }
             let (l, grad) = try options.loss.evaluate(output: output, target: y)
+            try metrics?.add(output: output, target: y)
             loss = l
             guard loss.isFinite else { throw .nonFiniteLoss(step: progress.step + 1, loss: loss) }
             do { grads = try differentiator.backward(tape, seeds: [outputName: grad]) } catch { throw .autograd("\(error)") }
@@ -199,5 +207,43 @@ public struct Trainer: Sendable {
             progress.epoch += 1
         }
         return loss
+    }
+
+    /// The loss and metrics of the model on `data` in inference mode (dropout off, batch norm on
+    /// its running statistics), in batches of the training batch size. The loss is the mean over
+    /// samples (each batch's mean weighted by its size).
+    public func evaluate(_ data: Dataset, metrics: [Metric]) throws(TrainingError) -> [String: Double] {
+        var acc = MetricAccumulator(metrics, loss: options.loss)
+        var total = 0.0
+        var rng = progress.rng
+        var lo = 0
+        while lo < data.count {
+            let hi = min(lo + options.batchSize, data.count)
+            let (x, y) = data.batch(Array(lo..<hi))
+            var feed: [String: Tensor] = [options.inputName: x]
+            for (name, t) in weights { feed[name] = t }
+            let tape: Tape
+            do { tape = try differentiator.forward(feed, training: false, rng: &rng) } catch { throw .autograd("\(error)") }
+            guard let output = tape.value(outputName) else { throw .badState("output '\(outputName)' was not computed") }
+            total += try options.loss.evaluate(output: output, target: y).loss * Double(hi - lo)
+            try acc.add(output: output, target: y)
+            lo = hi
+        }
+        var out = try acc.values()
+        out["loss"] = total / Double(data.count)
+        return out
+    }
+
+    /// Splits off the last fraction `f` of the samples (before any shuffling) as the validation
+    /// set, as Keras's `validation_split` does.
+    public static func split(_ data: Dataset, validationFraction f: Double) throws(TrainingError) -> (train: Dataset, validation: Dataset) {
+        guard f > 0, f < 1 else { throw .badSetting("the validation split must be in (0, 1), got \(f)") }
+        let cut = Int(Double(data.count) * (1 - f))
+        guard cut > 0, cut < data.count else {
+            throw .badSetting("a validation split of \(f) leaves \(cut) of \(data.count) samples for training; both parts need samples")
+        }
+        let head = Array(0..<cut), tail = Array(cut..<data.count)
+        let a = data.batch(head), b = data.batch(tail)
+        return (try Dataset(inputs: a.inputs, targets: a.targets), try Dataset(inputs: b.inputs, targets: b.targets))
     }
 }
