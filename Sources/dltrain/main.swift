@@ -91,6 +91,11 @@ struct DLTrain: ParsableCommand {
     @Option(help: "Append one row per epoch (Keras CSVLogger layout: epoch, values by name, lr) to this file.")
     var csvLog: String?
 
+    @Option(help: "Sum the gradients of K batches (each loss divided by K) per optimizer step.")
+    var accumulate: Int?
+    @Option(help: "Scale the gradients so their joint 2-norm is at most X (torch's clip_grad_norm_).")
+    var clipGradNorm: Double?
+
     @Option(help: "The checkpoint to write.") var out: String?
     @Option(help: "Also write OUT every K steps.") var checkpointEvery: Int?
     @Flag(help: "Let flags change settings the checkpoint saved.") var override = false
@@ -130,7 +135,7 @@ struct DLTrain: ParsableCommand {
         ("freeze", "--freeze"), ("input_columns", "--input-columns"), ("target_column", "--target-column"),
         ("val_data", "--val-data"), ("val_split", "--val-split"), ("metrics", "--metrics"), ("early_stopping", "--early-stopping"),
         ("checkpoint_best", "--checkpoint-best"), ("reduce_lr_on_plateau", "--reduce-lr-on-plateau"), ("lr_schedule", "--lr-schedule"),
-        ("csv_log", "--csv-log"),
+        ("csv_log", "--csv-log"), ("accumulate", "--accumulate"), ("clip_grad_norm", "--clip-grad-norm"),
     ]
 
     func train() throws {
@@ -160,6 +165,8 @@ struct DLTrain: ParsableCommand {
         if let reduceLrOnPlateau { given["reduce_lr_on_plateau"] = reduceLrOnPlateau }
         if let lrSchedule { given["lr_schedule"] = lrSchedule }
         if let csvLog { given["csv_log"] = csvLog }
+        if let accumulate { given["accumulate"] = String(accumulate) }
+        if let clipGradNorm { given["clip_grad_norm"] = String(clipGradNorm) }
         var settings = old
         for (key, flag) in Self.settingFlags {
             guard let v = given[key] else { continue }
@@ -257,7 +264,8 @@ struct DLTrain: ParsableCommand {
             progress = TrainingSession.progress(from: saved, seed: runSeed, shuffle: shuffle)
             progress.shuffleSeed = shuffle ? runSeed : nil
         }
-        let options = TrainerOptions(inputName: inputName, outputName: settings["output"], loss: lossFn, batchSize: bs, dropLast: settings["drop_last"] == "true")
+        let options = TrainerOptions(inputName: inputName, outputName: settings["output"], loss: lossFn, batchSize: bs, dropLast: settings["drop_last"] == "true",
+                                     accumulate: settings["accumulate"].flatMap(Int.init) ?? 1, clipGradNorm: settings["clip_grad_norm"].flatMap(Double.init))
         var trainer = try Trainer(graph: graph, optimizer: Optimizer(config: config, slots: slots), options: options, progress: progress, frozen: frozen)
         if evaluate {
             let values = try trainer.evaluate(dataset, metrics: metricList)
@@ -339,12 +347,13 @@ struct DLTrain: ParsableCommand {
         }
 
         // Train.
-        let perEpoch = trainer.batchesPerEpoch(count: dataset.count)
         let startStep = trainer.progress.step
         let endStep: Int
         if let steps { endStep = startStep + steps } else {
-            let targetEpoch = trainer.progress.epoch + (epochs ?? 0)
-            endStep = startStep + (targetEpoch - trainer.progress.epoch) * perEpoch - trainer.progress.batchInEpoch
+            // The rest of the current epoch counts as one.
+            let epochs = epochs ?? 0
+            endStep = epochs == 0 ? startStep : startStep + trainer.stepsPerEpoch(count: dataset.count, from: trainer.progress.batchInEpoch)
+                + (epochs - 1) * trainer.stepsPerEpoch(count: dataset.count)
         }
         let tty = isatty(STDERR_FILENO) != 0
         var epochLoss = 0.0, epochCount = 0
@@ -357,7 +366,6 @@ struct DLTrain: ParsableCommand {
             try applySchedule(&trainer, count: schedule?.perStep == true ? trainer.progress.step : trainer.progress.epoch)
             lastGood = trainer
             let epochBefore = trainer.progress.epoch
-            let batch = min(bs, dataset.count - trainer.progress.batchInEpoch * bs)
             var failure: TrainingError?
             do throws(TrainingError) { lastLoss = try trainer.step(dataset, metrics: &epochMetrics) } catch { failure = error }
             if let failure {
@@ -367,8 +375,8 @@ struct DLTrain: ParsableCommand {
             }
             epochLoss += lastLoss
             epochCount += 1
-            epochWeighted += lastLoss * Double(batch)
-            epochSamples += batch
+            epochWeighted += trainer.lastStep.weightedLoss
+            epochSamples += trainer.lastStep.samples
             let done = trainer.progress.step - startStep
             if tty {
                 let width = 30, filled = total > 0 ? width * done / total : width

@@ -19,20 +19,26 @@ struct DLTrainCallbackCLITests {
         return out
     }
 
-    /// The fixture MLP trained with a schedule ends at torch's weights (relative 1e-4), and the
-    /// CSV log's lr column is torch's rate of each epoch, exactly.
+    /// The fixture MLP trained with a schedule, gradient accumulation or clipping ends at torch's
+    /// weights (relative 1e-4), and the CSV log's lr column is torch's rate of each epoch, exactly.
     @Test(arguments: [
         ("sgd_step", ["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9", "--lr-schedule", "step:step_size=2,gamma=0.5"]),
         ("adam_onecycle", ["--optimizer", "adam", "--lr", "0.01", "--lr-schedule", "onecycle:max_lr=0.02,total_steps=20"]),
         ("adamw_cosine", ["--optimizer", "adamw", "--lr", "0.01", "--lr-schedule", "cosine:t_max=3,eta_min=0.001"]),
+        ("sgd_accumulate_clip", ["--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.9", "--batch-size", "24", "--accumulate", "2",
+                                 "--clip-grad-norm", "0.5", "--epochs", "3"]),
+        ("adam_clip", ["--optimizer", "adam", "--lr", "0.01", "--clip-grad-norm", "0.1", "--epochs", "3"]),
     ])
     func scheduledTrainingMatchesTorch(name: String, flags: [String]) throws {
         let tmp = TemporaryFolder()
-        let r = try runProcess(Self.tool, [Self.model] + Self.base + flags + ["--epochs", "5", "--csv-log", tmp.file("log.csv"), "--out", tmp.file("out.ckpt")])
+        let epochs = flags.contains("--epochs") ? [] : ["--epochs", "5"]
+        let r = try runProcess(Self.tool, [Self.model] + Self.base + flags + epochs + ["--csv-log", tmp.file("log.csv"), "--out", tmp.file("out.ckpt")])
         #expect(r.status == 0, "\(r.stderr)")
         let expected = try Self.tensors(TestPackage.fixture("training/mlp.schedules.safetensors"))
         let ours = try Self.tensors(tmp.file("out.ckpt"))
+        var compared = 0
         for (key, want) in expected where key.hasPrefix(name + ".") && !key.hasSuffix("epoch_lr") {
+            compared += 1
             let param = String(key.dropFirst(name.count + 1))
             let got = try #require(ours[param], "\(param)").doubles()
             let w = want.doubles()
@@ -40,6 +46,7 @@ struct DLTrainCallbackCLITests {
             let diff = zip(got, w).map { abs($0 - $1) }.max() ?? 0
             #expect(diff / scale <= 1e-4, "\(name) \(param): relative difference \(diff / scale)")
         }
+        #expect(compared == 6, "\(compared) parameters compared")
         let lines = try String(contentsOfFile: tmp.file("log.csv"), encoding: .utf8).split(separator: "\n")
         #expect(lines.first == "epoch,loss,lr")
         let lrs = lines.dropFirst().map { Double($0.split(separator: ",").last ?? "") ?? .nan }
