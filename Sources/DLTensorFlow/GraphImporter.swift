@@ -34,6 +34,8 @@ struct GraphImporter {
     private var variableValues: [String: String] = [:]
     private var checkpointKeys: [Int: String]? = nil
     private var graphInputs: [ValueInfo] = []
+    /// The nodes of the graphs around the subgraph being built (If branches, Loop bodies).
+    private var outerNodes: [Node] = []
     /// Types inferred over the nodes emitted so far (`staticType`), and how many nodes that was.
     private var inferred: (nodes: Int, types: [String: TensorType]) = (-1, [:])
     static let maxCallDepth = 64
@@ -75,7 +77,7 @@ struct GraphImporter {
         }
         // Constants that were read as attributes (axes, permutations) have no user left.
         var used = Set(outputs.map(\.name))
-        for n in nodes { used.formUnion(n.inputs) }
+        Self.collectInputs(nodes, into: &used)
         var kept = NamedTensors()
         for (name, t) in initializers where used.contains(name) { kept[name] = t }
         var g = Graph(name: key, inputs: inputs, outputs: outputs, nodes: nodes, initializers: kept)
@@ -83,6 +85,17 @@ struct GraphImporter {
         g.metadata.opsetImports = [(domain: "", version: 21)]
         g.metadata.irVersion = 10
         return g
+    }
+
+    /// Every value read by `nodes` and by the subgraphs of their attributes.
+    static func collectInputs(_ nodes: [Node], into used: inout Set<String>) {
+        for n in nodes {
+            used.formUnion(n.inputs)
+            for a in n.attributes {
+                if case .graph(let g) = a.value { collectInputs(g.nodes, into: &used) }
+                if case .graphs(let gs) = a.value { for g in gs { collectInputs(g.nodes, into: &used) } }
+            }
+        }
     }
 
     private func type(_ info: SavedModelParts.TensorInfo, value: String) throws(TensorFlowError) -> TensorType {
@@ -269,10 +282,30 @@ struct GraphImporter {
     /// know of their inputs.
     mutating func staticType(_ value: String) -> TensorType? {
         if inferred.nodes != nodes.count {
-            let partial = Graph(name: "partial", inputs: graphInputs, outputs: [], nodes: nodes, initializers: initializers)
+            let partial = Graph(name: "partial", inputs: graphInputs, outputs: [], nodes: outerNodes + nodes, initializers: initializers)
             inferred = (nodes.count, (try? partial.inferTypes()) ?? [:])
         }
         return inferred.types[value]
+    }
+
+    /// Builds a subgraph (an If branch, a Loop body) from what `body` emits; its outputs are
+    /// the values `body` returns, each through an Identity so the subgraph produces it.
+    mutating func subgraph(name: String, inputs: [ValueInfo],
+                           _ body: (inout GraphImporter) throws(TensorFlowError) -> [String]) throws(TensorFlowError) -> Graph {
+        let saved = nodes
+        outerNodes += saved
+        nodes = []
+        defer {
+            nodes = saved
+            outerNodes.removeLast(saved.count)
+        }
+        var outs: [ValueInfo] = []
+        for v in try body(&self) {
+            let o = fresh(name + "/out")
+            nodes.append(Node(name: o, opType: "Identity", inputs: [v], outputs: [o]))
+            outs.append(ValueInfo(name: o, type: nil))
+        }
+        return Graph(name: name, inputs: inputs, outputs: outs, nodes: nodes)
     }
 
     // MARK: emitting IR

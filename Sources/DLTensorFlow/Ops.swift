@@ -32,6 +32,7 @@ extension GraphImporter {
             "Reshape", "Squeeze", "ExpandDims", "Transpose", "ConcatV2", "Pack", "Unpack", "Split", "SplitV",
             "StridedSlice", "Slice", "Pad", "PadV2", "MirrorPad", "Shape", "Cast", "Fill", "Range", "GatherV2",
             "Einsum", "ArgMax", "ArgMin", "Tile", "NotEqual", "Conv2DBackpropInput", "ResizeBilinear", "ResizeNearestNeighbor",
+            "If", "StatelessIf", "While", "StatelessWhile",
         ])
     }
 
@@ -196,6 +197,61 @@ extension GraphImporter {
             let nc = emit1("Slice", [emit1("Shape", [x], name: base + "/shape"), int64s([0], name: base + "/zero"), int64s([2], name: base + "/two")], name: base + "/nc")
             let sizes = emit1("Concat", [nc, asInt64(try t(1))], [attrInt("axis", 0)], name: base + "/sizes")
             return one(fromNCHW(emit1("Resize", [x, "", "", sizes], attrs, name: base + "/resize")))
+        case "If", "StatelessIf":
+            guard let thenF = n.fn("then_branch"), let elseF = n.fn("else_branch") else { throw bad("names no branch functions") }
+            let cond = try t(0), args = Array(ins.dropFirst())
+            func branch(_ f: String, _ label: String) throws(TensorFlowError) -> Graph {
+                try subgraph(name: base + "/" + label, inputs: []) { (g: inout GraphImporter) throws(TensorFlowError) -> [String] in
+                    var out: [String] = []
+                    for v in try g.call(f, args, node: n, scope: scope) { out.append(try g.tensor(v, node: where_)) }
+                    return out
+                }
+            }
+            let (a, b) = (try branch(thenF, "then"), try branch(elseF, "else"))
+            guard a.outputs.count == b.outputs.count else { throw bad("its branches return \(a.outputs.count) and \(b.outputs.count) values") }
+            guard !a.outputs.isEmpty else { return [] }
+            return emit("If", [cond], [Attribute(name: "then_branch", value: .graph(a)), Attribute(name: "else_branch", value: .graph(b))],
+                        outputs: a.outputs.count, name: base).map { .tensor($0) }
+        case "While", "StatelessWhile":
+            // A Loop without a trip count: the condition function runs once on the initial values
+            // and again at the end of each body. Variable handles stay bound (TensorFlow passes
+            // them through unchanged); tensors are carried.
+            guard let condF = n.fn("cond"), let bodyF = n.fn("body") else { throw bad("names no cond/body functions") }
+            guard let c0 = try call(condF, ins, node: n, scope: scope).first else { throw bad("its condition returns nothing") }
+            let first = try tensor(c0, node: where_)
+            let carried = ins.indices.filter { if case .tensor = ins[$0] { return true } else { return false } }
+            let iter = fresh(base + "/iter"), condIn = fresh(base + "/cond_in")
+            let loopIns = carried.map { fresh(base + "/v\($0)") }
+            // Body inputs carry element types (ONNX runtimes need them); shapes may change per iteration.
+            var bodyInputs = [ValueInfo(name: iter, type: TensorType(dtype: .int64, shape: [])),
+                              ValueInfo(name: condIn, type: TensorType(dtype: .bool, shape: []))]
+            for (j, i) in carried.enumerated() {
+                let known = staticType(try tensor(ins[i], node: where_))
+                bodyInputs.append(ValueInfo(name: loopIns[j], type: known.map { TensorType(dtype: $0.dtype, dims: $0.dims.map { $0.map { _ in .unknown } }) }))
+            }
+            let body = try subgraph(name: base + "/body", inputs: bodyInputs) {
+                (g: inout GraphImporter) throws(TensorFlowError) -> [String] in
+                var args = ins
+                for (j, i) in carried.enumerated() { args[i] = .tensor(loopIns[j]) }
+                let next = try g.call(bodyF, args, node: n, scope: scope)
+                guard next.count == ins.count else {
+                    throw .badNode(path: g.path, node: where_, reason: "(\(n.op)) its body returns \(next.count) values for \(ins.count)")
+                }
+                var after = ins
+                for i in carried { after[i] = next[i] }
+                guard let c = try g.call(condF, after, node: n, scope: scope).first else {
+                    throw .badNode(path: g.path, node: where_, reason: "(\(n.op)) its condition returns nothing")
+                }
+                var out = [try g.tensor(c, node: where_)]
+                for i in carried { out.append(try g.tensor(next[i], node: where_)) }
+                return out
+            }
+            guard !carried.isEmpty else { throw bad("carries no tensors") }
+            let outs = emit("Loop", ["", first] + carried.map { i in (try? tensor(ins[i], node: where_)) ?? "" },
+                            [Attribute(name: "body", value: .graph(body))], outputs: carried.count, name: base)
+            var result = ins
+            for (j, i) in carried.enumerated() { result[i] = .tensor(outs[j]) }
+            return result
         case "MaxPool", "AvgPool":
             let k = try spatial("ksize", default: 1), s = try spatial("strides", default: 1)
             let y = emit1(n.op == "MaxPool" ? "MaxPool" : "AveragePool", [toNCHW(try t(0))],
