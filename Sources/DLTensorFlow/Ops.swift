@@ -32,7 +32,8 @@ extension GraphImporter {
             "Reshape", "Squeeze", "ExpandDims", "Transpose", "ConcatV2", "Pack", "Unpack", "Split", "SplitV",
             "StridedSlice", "Slice", "Pad", "PadV2", "MirrorPad", "Shape", "Cast", "Fill", "Range", "GatherV2",
             "Einsum", "ArgMax", "ArgMin", "Tile", "NotEqual", "Conv2DBackpropInput", "ResizeBilinear", "ResizeNearestNeighbor",
-            "If", "StatelessIf", "While", "StatelessWhile",
+            "If", "StatelessIf", "While", "StatelessWhile", "TensorListFromTensor", "TensorListReserve", "EmptyTensorList",
+            "TensorListGetItem", "TensorListStack", "TensorListLength", "TensorListSetItem", "TensorListPushBack",
         ])
     }
 
@@ -226,7 +227,13 @@ extension GraphImporter {
             var bodyInputs = [ValueInfo(name: iter, type: TensorType(dtype: .int64, shape: [])),
                               ValueInfo(name: condIn, type: TensorType(dtype: .bool, shape: []))]
             for (j, i) in carried.enumerated() {
-                let known = staticType(try tensor(ins[i], node: where_))
+                let initial = try tensor(ins[i], node: where_)
+                if let element = sequences[initial] {
+                    sequences[loopIns[j]] = element
+                    bodyInputs.append(ValueInfo(name: loopIns[j], container: .sequence(.tensor(TensorType(dtype: element, dims: nil)))))
+                    continue
+                }
+                let known = staticType(initial)
                 bodyInputs.append(ValueInfo(name: loopIns[j], type: known.map { TensorType(dtype: $0.dtype, dims: $0.dims.map { $0.map { _ in .unknown } }) }))
             }
             let body = try subgraph(name: base + "/body", inputs: bodyInputs) {
@@ -250,8 +257,48 @@ extension GraphImporter {
             let outs = emit("Loop", ["", first] + carried.map { i in (try? tensor(ins[i], node: where_)) ?? "" },
                             [Attribute(name: "body", value: .graph(body))], outputs: carried.count, name: base)
             var result = ins
-            for (j, i) in carried.enumerated() { result[i] = .tensor(outs[j]) }
+            for (j, i) in carried.enumerated() {
+                result[i] = .tensor(outs[j])
+                if let element = sequences[loopIns[j]] { sequences[outs[j]] = element }
+            }
             return result
+        // Tensor lists (TensorArray, Keras recurrent loops) are IR sequences.
+        case "TensorListFromTensor":
+            let x = try t(0)
+            let seq = emit1("SplitToSequence", [x], [attrInt("axis", 0), attrInt("keepdims", 0)], name: base)
+            sequences[seq] = staticType(x)?.dtype ?? n.type("element_dtype").flatMap(TFDataType.dtype) ?? .float32
+            return one(seq)
+        case "TensorListReserve", "EmptyTensorList":
+            guard let element = n.type("element_dtype").flatMap(TFDataType.dtype) else { throw bad("has an element type DLKit does not hold") }
+            let seq = emit1("SequenceEmpty", [], [attrInt("dtype", Int(element.onnxCode))], name: base)
+            sequences[seq] = element
+            return one(seq)
+        case "TensorListGetItem": return one(emit1("SequenceAt", [try t(0), try t(1)], name: base))
+        case "TensorListStack":
+            return one(emit1("ConcatFromSequence", [try t(0)], [attrInt("axis", 0), attrInt("new_axis", 1)], name: base))
+        case "TensorListLength":
+            let length = emit1("SequenceLength", [try t(0)], name: base + "/int64")
+            return one(emit1("Cast", [length], [attrInt("to", Int(DType.int32.onnxCode))], name: base))
+        case "TensorListSetItem", "TensorListPushBack":
+            // Item `index` is replaced when the list has it, else appended (TensorFlow's reserved
+            // lists are written in order by TensorArray loops).
+            let list = try t(0), element = sequences[list] ?? .float32
+            if n.op == "TensorListPushBack" {
+                let seq = emit1("SequenceInsert", [list, try t(1)], name: base)
+                sequences[seq] = element
+                return one(seq)
+            }
+            let (index, item) = (asInt64(try t(1)), try t(2))
+            let has = emit1("Less", [index, emit1("SequenceLength", [list], name: base + "/length")], name: base + "/has")
+            let replace = try subgraph(name: base + "/replace", inputs: []) { (g: inout GraphImporter) throws(TensorFlowError) -> [String] in
+                [g.emit1("SequenceInsert", [g.emit1("SequenceErase", [list, index], name: base + "/erase"), item, index], name: base + "/insert")]
+            }
+            let append = try subgraph(name: base + "/append", inputs: []) { (g: inout GraphImporter) throws(TensorFlowError) -> [String] in
+                [g.emit1("SequenceInsert", [list, item], name: base + "/append")]
+            }
+            let seq = emit1("If", [has], [Attribute(name: "then_branch", value: .graph(replace)), Attribute(name: "else_branch", value: .graph(append))], name: base)
+            sequences[seq] = element
+            return one(seq)
         case "MaxPool", "AvgPool":
             let k = try spatial("ksize", default: 1), s = try spatial("strides", default: 1)
             let y = emit1(n.op == "MaxPool" ? "MaxPool" : "AveragePool", [toNCHW(try t(0))],

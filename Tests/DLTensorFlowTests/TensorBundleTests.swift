@@ -11,7 +11,7 @@ import Testing
 @Suite struct TensorBundleTests {
     /// fixture name -> the bundle prefix inside fixtures/tensorflow.
     static let bundles = ["module": "module/variables/variables", "keras_cnn": "keras_cnn/variables/variables",
-                          "keras_mlp": "keras_mlp/variables/variables", "ckpt": "ckpt/ckpt-1"]
+                          "keras_mlp": "keras_mlp/variables/variables", "keras_rnn": "keras_rnn/variables/variables", "ckpt": "ckpt/ckpt-1"]
 
     /// The `var:` tensors of NAME.expected.safetensors, by checkpoint key.
     static func expected(_ name: String) throws -> [String: Tensor] {
