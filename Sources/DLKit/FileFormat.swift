@@ -19,10 +19,12 @@ public enum FileFormat: String, Sendable, CaseIterable {
     case savedModel = "savedmodel"
     /// A TensorFlow checkpoint (tensor bundle), named by its `.index` file or its prefix.
     case tensorflowCheckpoint = "tf-checkpoint"
+    /// A TensorFlow.js `model.json` (graph-model or layers-model) with its weight shards.
+    case tfjs
     case unknown
 
     /// Whether files of this format hold a graph (a model), not only weights.
-    public var hasGraph: Bool { [.onnx, .checkpoint, .hdf5, .keras, .savedModel].contains(self) }
+    public var hasGraph: Bool { [.onnx, .checkpoint, .hdf5, .keras, .savedModel, .tfjs].contains(self) }
 
     /// Detects the format of the file at `path`.
     /// - Throws: `DLKitError.cannotRead` when the file cannot be opened.
@@ -65,6 +67,7 @@ public enum FileFormat: String, Sendable, CaseIterable {
         if let first = b.firstIndex(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }), b[first] == UInt8(ascii: "{") {
             let head = String(decoding: UnsafeRawBufferPointer(rebasing: b[0..<min(b.count, 1 << 20)]), as: UTF8.self)
             if head.contains("\"weight_map\"") { return .safetensorsIndex }
+            if TFJSModel.isModelJSON(b) { return .tfjs }
         }
         // ONNX: a protobuf ModelProto starts with a field tag; exporters write ir_version (field 1,
         // varint: 0x08) first, hand-built files may start with any ModelProto field.

@@ -84,6 +84,8 @@ public final class Model: Sendable {
             return (try KerasSupport.graph(path: path), format)
         case .savedModel:
             do { return (try SavedModelReader.read(path: path, signature: signature, checkOps: checkOps), format) } catch { throw .tensorflow(error) }
+        case .tfjs:
+            return (try TFJSSupport.graph(path: path, checkOps: checkOps), format)
         case .tensorflowCheckpoint:
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model: a checkpoint holds weights but no graph (convert the SavedModel folder)")
         default:

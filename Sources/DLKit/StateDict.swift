@@ -52,6 +52,8 @@ public struct StateDict: Sendable, Sequence {
         case .savedModel, .tensorflowCheckpoint:
             let prefix = format == .savedModel ? path + "/variables/variables" : path
             do { all = try TensorBundle(path: prefix).tensors() } catch { throw .tensorflow(error) }
+        case .tfjs:
+            all = NamedTensors(try TFJSSupport.model(path).weights.map { ($0.name, $0.tensor) })
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as weights")
         }

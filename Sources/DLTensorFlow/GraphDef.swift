@@ -90,31 +90,47 @@ enum ProtoCopy {
                           nodes: nodes(f.node_def, f.n_node_def), ret: ret)
     }
 
-    /// Decodes a `TensorProto`: `tensor_content` (little-endian bytes) or the typed value fields,
-    /// where fewer values than elements repeat the last one (TensorFlow's splat form).
+    /// Decodes a `TensorProto`.
     static func tensor(_ t: Tensorflow__TensorProto) -> TFTensor {
-        let shape = PB.dims(t.tensor_shape)
-        func fail(_ r: String) -> TFTensor { TFTensor(dtype: t.dtype, shape: shape, decoded: .failure(TensorDecodeError(reason: r))) }
+        let strings: [ProtobufCBinaryData] = PB.scalars(t.string_val, t.n_string_val)
+        let values = TensorValues(
+            content: Array(PB.bytes(t.tensor_content)), floats: PB.scalars(t.float_val, t.n_float_val),
+            doubles: PB.scalars(t.double_val, t.n_double_val), ints: PB.scalars(t.int_val, t.n_int_val),
+            int64s: PB.scalars(t.int64_val, t.n_int64_val), uint32s: PB.scalars(t.uint32_val, t.n_uint32_val),
+            uint64s: PB.scalars(t.uint64_val, t.n_uint64_val), bools: PB.scalars(t.bool_val, t.n_bool_val).map { $0 != 0 },
+            halves: PB.scalars(t.half_val, t.n_half_val), strings: strings.map { String(decoding: PB.bytes($0), as: UTF8.self) })
+        return values.tensor(dtype: t.dtype, shape: PB.dims(t.tensor_shape))
+    }
+}
+
+/// The value fields of a `TensorProto` (from protobuf-c or from TF.js's JSON form).
+struct TensorValues {
+    var content: [UInt8] = []
+    var floats: [Float] = [], doubles: [Double] = [], ints: [Int32] = [], int64s: [Int64] = []
+    var uint32s: [UInt32] = [], uint64s: [UInt64] = [], bools: [Bool] = [], halves: [Int32] = [], strings: [String] = []
+
+    /// `tensor_content` (little-endian bytes) or the typed value fields, where fewer values than
+    /// elements repeat the last one (TensorFlow's splat form).
+    func tensor(dtype code: Tensorflow__DataType, shape: [Int]?) -> TFTensor {
+        func fail(_ r: String) -> TFTensor { TFTensor(dtype: code, shape: shape, decoded: .failure(TensorDecodeError(reason: r))) }
         guard let shape, !shape.contains(where: { $0 < 0 }) else { return fail("has an unknown or negative shape") }
-        guard let dtype = TFDataType.dtype(t.dtype) else { return fail("has \(TFDataType.name(t.dtype)), which DLKit does not hold") }
+        guard let dtype = TFDataType.dtype(code) else { return fail("has \(TFDataType.name(code)), which DLKit does not hold") }
         var count = 1
         for d in shape {
             let (m, o) = count.multipliedReportingOverflow(by: d)
             guard !o, m <= 1 << 31 else { return fail("shape \(shape) is too large") }
             count = m
         }
-        func make(_ r: Result<Tensor, TensorDecodeError>) -> TFTensor { TFTensor(dtype: t.dtype, shape: shape, decoded: r) }
+        func make(_ r: Result<Tensor, TensorDecodeError>) -> TFTensor { TFTensor(dtype: code, shape: shape, decoded: r) }
         if dtype == .string {
-            let values: [ProtobufCBinaryData] = PB.scalars(t.string_val, t.n_string_val)
-            var strings = values.map { String(decoding: PB.bytes($0), as: UTF8.self) }
-            if strings.count < count, let last = strings.last { strings += Array(repeating: last, count: count - strings.count) }
-            guard strings.count == count else { return fail("holds \(strings.count) strings for \(count) elements") }
-            return make(.success(Tensor(shape: shape, strings: strings)))
+            var all = strings
+            if all.count < count, let last = all.last { all += Array(repeating: last, count: count - all.count) }
+            guard all.count == count else { return fail("holds \(all.count) strings for \(count) elements") }
+            return make(.success(Tensor(shape: shape, strings: all)))
         }
-        let content = PB.bytes(t.tensor_content)
         if !content.isEmpty || count == 0 {
-            do { return make(.success(try Tensor(dtype: dtype, shape: shape, bytes: content))) } catch {
-                return fail("\(error)")
+            return content.withUnsafeBytes { b in
+                do { return make(.success(try Tensor(dtype: dtype, shape: shape, bytes: b))) } catch { return fail("\(error)") }
             }
         }
         func splat<T: TensorScalar>(_ v: [T]) -> TFTensor {
@@ -123,20 +139,20 @@ enum ProtoCopy {
             return make(.success(Tensor(shape: shape, scalars: v + Array(repeating: last, count: count - v.count))))
         }
         switch dtype {
-        case .float32: return splat(PB.scalars(t.float_val, t.n_float_val))
-        case .float64: return splat(PB.scalars(t.double_val, t.n_double_val))
-        case .int64: return splat(PB.scalars(t.int64_val, t.n_int64_val))
-        case .int32: return splat(PB.scalars(t.int_val, t.n_int_val))
-        case .int16: return splat(PB.scalars(t.int_val, t.n_int_val).map { Int16(truncatingIfNeeded: $0) })
-        case .int8: return splat(PB.scalars(t.int_val, t.n_int_val).map { Int8(truncatingIfNeeded: $0) })
-        case .uint8: return splat(PB.scalars(t.int_val, t.n_int_val).map { UInt8(truncatingIfNeeded: $0) })
-        case .uint16: return splat(PB.scalars(t.int_val, t.n_int_val).map { UInt16(truncatingIfNeeded: $0) })
-        case .uint32: return splat(PB.scalars(t.uint32_val, t.n_uint32_val))
-        case .uint64: return splat(PB.scalars(t.uint64_val, t.n_uint64_val))
-        case .bool: return splat(PB.scalars(t.bool_val, t.n_bool_val).map { $0 != 0 })
+        case .float32: return splat(floats)
+        case .float64: return splat(doubles)
+        case .int64: return splat(int64s)
+        case .int32: return splat(ints)
+        case .int16: return splat(ints.map { Int16(truncatingIfNeeded: $0) })
+        case .int8: return splat(ints.map { Int8(truncatingIfNeeded: $0) })
+        case .uint8: return splat(ints.map { UInt8(truncatingIfNeeded: $0) })
+        case .uint16: return splat(ints.map { UInt16(truncatingIfNeeded: $0) })
+        case .uint32: return splat(uint32s)
+        case .uint64: return splat(uint64s)
+        case .bool: return splat(bools)
         case .float16, .bfloat16:
             // half_val holds the 16-bit patterns in int32s.
-            let bits = PB.scalars(t.half_val, t.n_half_val).map { UInt16(truncatingIfNeeded: $0) }
+            let bits = halves.map { UInt16(truncatingIfNeeded: $0) }
             guard let last = bits.last, bits.count <= count else {
                 return bits.isEmpty ? make(.success(Tensor(zeros: dtype, shape: shape))) : fail("holds \(bits.count) values for \(count) elements")
             }

@@ -28,6 +28,8 @@ struct GraphImporter {
     var initializers = NamedTensors()
     /// IR values whose contents are known at import (constants and variables).
     var constants: [String: Tensor] = [:]
+    /// Constants stored outside the graph, by Const node name (TF.js weights).
+    var weightConstants: [String: Tensor] = [:]
     /// IR values that are sequences (TensorFlow tensor lists), with their element type.
     var sequences: [String: DType] = [:]
     /// `Op (node)` for each op without a translation, the first node naming it.

@@ -32,6 +32,7 @@ extension GraphImporter {
             "Reshape", "Squeeze", "ExpandDims", "Transpose", "ConcatV2", "Pack", "Unpack", "Split", "SplitV",
             "StridedSlice", "Slice", "Pad", "PadV2", "MirrorPad", "Shape", "Cast", "Fill", "Range", "GatherV2",
             "Einsum", "ArgMax", "ArgMin", "Tile", "NotEqual", "Conv2DBackpropInput", "ResizeBilinear", "ResizeNearestNeighbor",
+            "_FusedConv2D", "FusedDepthwiseConv2dNative", "_FusedMatMul",
             "If", "StatelessIf", "While", "StatelessWhile", "TensorListFromTensor", "TensorListReserve", "EmptyTensorList",
             "TensorListGetItem", "TensorListStack", "TensorListLength", "TensorListSetItem", "TensorListPushBack",
         ])
@@ -102,6 +103,7 @@ extension GraphImporter {
         case "IdentityN": return ins
         case "NoOp": return []
         case "Const":
+            if scope.prefix.isEmpty, let w = weightConstants[n.name] { return one(constant(w, name: base)) }
             guard case .tensor(let c)? = n.attrs["value"] else { throw bad("has no value") }
             switch c.decoded {
             case .success(let v): return one(constant(v, name: base))
@@ -198,6 +200,36 @@ extension GraphImporter {
             let nc = emit1("Slice", [emit1("Shape", [x], name: base + "/shape"), int64s([0], name: base + "/zero"), int64s([2], name: base + "/two")], name: base + "/nc")
             let sizes = emit1("Concat", [nc, asInt64(try t(1))], [attrInt("axis", 0)], name: base + "/sizes")
             return one(fromNCHW(emit1("Resize", [x, "", "", sizes], attrs, name: base + "/resize")))
+        case "_FusedConv2D", "FusedDepthwiseConv2dNative", "_FusedMatMul":
+            // TF.js's fused ops: the convolution or matmul, then `fused_ops` in order, each
+            // taking its arguments from the inputs after the first two.
+            var core = n
+            core.op = n.op == "_FusedMatMul" ? "MatMul" : n.op == "_FusedConv2D" ? "Conv2D" : "DepthwiseConv2dNative"
+            core.inputs = Array(n.inputs.prefix(2))
+            guard case .tensor(var y)? = try translate(core, Array(ins.prefix(2)), scope: scope).first else { return [] }
+            var fused: [String] = []
+            if case .list(_, _, _, let names)? = n.attrs["fused_ops"] { fused = names }
+            var next = 2
+            func arg() throws(TensorFlowError) -> String {
+                defer { next += 1 }
+                return try t(next)
+            }
+            for f in fused {
+                switch f {
+                case "BiasAdd", "Add", "AddV2": y = emit1("Add", [y, try arg()], name: base)
+                case "FusedBatchNorm":
+                    let (sc, of, mu, va) = (try arg(), try arg(), try arg(), try arg())
+                    let bn = emit1("BatchNormalization", [toNCHW(y), sc, of, mu, va],
+                                   [Attribute(name: "epsilon", value: .float(n.float("epsilon") ?? 0.0001))], name: base + "/bn")
+                    y = fromNCHW(bn)
+                case "Relu", "Sigmoid", "Tanh", "Elu", "Selu": y = emit1(f, [y], name: base)
+                case "Relu6": y = emit1("Clip", [y, scalar(0), scalar(6)], name: base)
+                case "LeakyRelu": y = emit1("LeakyRelu", [y], [Attribute(name: "alpha", value: .float(n.float("leakyrelu_alpha") ?? 0.2))], name: base)
+                case "Prelu": y = emit1("PRelu", [y, try arg()], name: base)
+                default: throw bad("fuses '\(f)', which DLKit does not translate")
+                }
+            }
+            return one(y)
         case "If", "StatelessIf":
             guard let thenF = n.fn("then_branch"), let elseF = n.fn("else_branch") else { throw bad("names no branch functions") }
             let cond = try t(0), args = Array(ins.dropFirst())

@@ -86,6 +86,8 @@ struct SavedModelParts {
     /// Object-graph node id -> the variable's name, for variable nodes.
     var variableNames: [Int: String] = [:]
 
+    init() {}
+
     var usesVariables: Bool { !variableNames.isEmpty || nodes.contains { $0.op == "VarHandleOp" || $0.op == "VariableV2" } }
 
     init(_ mg: Tensorflow__MetaGraphDef) {

@@ -9,6 +9,7 @@ public enum TensorFlowError: Error, CustomStringConvertible {
     /// An index entry or the shard data of one tensor is wrong.
     case badTensor(path: String, tensor: String, reason: String)
     case notSavedModel(path: String, reason: String)
+    case notTFJS(path: String, reason: String)
     case signature(path: String, reason: String)
     case badNode(path: String, node: String, reason: String)
     /// Ops with no translation, all at once (`op (node, ...)`).
@@ -21,6 +22,7 @@ public enum TensorFlowError: Error, CustomStringConvertible {
         case .badTable(let p, let r): "\(p): not a valid TensorFlow checkpoint index: \(r)"
         case .badTensor(let p, let t, let r): "\(p): tensor '\(t)': \(r)"
         case .notSavedModel(let p, let r): "\(p): not a valid SavedModel: \(r)"
+        case .notTFJS(let p, let r): "\(p): not a valid TensorFlow.js model: \(r)"
         case .signature(let p, let r): "\(p): \(r)"
         case .badNode(let p, let n, let r): "\(p): node '\(n)': \(r)"
         case .unsupportedOps(let p, let ops):
