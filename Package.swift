@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "DLTrainingTests", dependencies: ["DLTraining", "DLKit", "DLTestSupport", "dltrain", "dlconvert"]),
         .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLTensorFlow", "DLTestSupport"]),
         .testTarget(name: "DLKerasTests", dependencies: ["DLKeras", "DLRuntime", "DLSafeTensors", "DLTestSupport", "dlconvert"]),
-        .testTarget(name: "DLTensorFlowTests", dependencies: ["DLTensorFlow", "DLKit", "DLSafeTensors", "DLTestSupport", "dlconvert"]),
+        .testTarget(name: "DLTensorFlowTests", dependencies: ["DLTensorFlow", "DLKit", "DLSafeTensors", "DLTestSupport", "dlconvert", "dlserve"]),
         // Reads ARCHITECTURE.md's import table and checks every import line of Sources/.
         .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),
@@ -93,8 +93,10 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-serve", dependencies: ["DLKit"], path: "Fuzz/Serve"),
         // fuzz-keras: the Keras reader over HDF5 bytes / .keras archives and model_config JSON.
         .executableTarget(name: "fuzz-keras", dependencies: ["DLKeras", "FuzzSupport"], path: "Fuzz/Keras"),
-        // fuzz-tfindex: a TensorFlow checkpoint (index table + one shard); fuzz-savedmodel: saved_model.pb.
+        // fuzz-tfindex: a TensorFlow checkpoint (index table + one shard); fuzz-savedmodel:
+        // saved_model.pb; fuzz-tfjs: a TF.js model.json and one weight shard.
         .executableTarget(name: "fuzz-tfindex", dependencies: ["DLTensorFlow", "FuzzSupport"], path: "Fuzz/TFIndex"),
         .executableTarget(name: "fuzz-savedmodel", dependencies: ["DLTensorFlow", "FuzzSupport"], path: "Fuzz/SavedModel"),
+        .executableTarget(name: "fuzz-tfjs", dependencies: ["DLTensorFlow", "FuzzSupport"], path: "Fuzz/TFJS"),
     ]
 }

@@ -23,7 +23,8 @@ public final class Model: Sendable {
     public convenience init(contentsOf url: URL) throws(DLKitError) {
         let path = url.path
         let (graph, format) = try Self.loadGraph(path: path)
-        let base = url.deletingPathExtension().lastPathComponent
+        // A TF.js model.json is named by its folder (every one is called model.json).
+        let base = format == .tfjs ? url.deletingLastPathComponent().lastPathComponent : url.deletingPathExtension().lastPathComponent
         try self.init(graph: graph, name: base, format: format)
     }
 

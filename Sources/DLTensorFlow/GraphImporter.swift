@@ -142,10 +142,9 @@ struct GraphImporter {
             while let (name, next) = stack.popLast() {
                 if next == 0 {
                     if state[name] == true { continue }
-                    guard let node = scope.nodes[name] else {
+                    guard scope.nodes[name] != nil else {
                         throw .badNode(path: path, node: scope.prefix + name, reason: "is used but not defined")
                     }
-                    _ = node
                     state[name] = false
                 }
                 guard let node = scope.nodes[name] else { continue }
@@ -166,6 +165,12 @@ struct GraphImporter {
         for node in order {
             var inputs: [TFValue] = []
             for ref in node.inputs { inputs.append(try value(ref, env: env, scope: scope, user: node.name)) }
+            // Past an untranslated op only the other unsupported ops are of interest: its users
+            // are skipped (their outputs stay unknown) so every such op is listed at once.
+            if inputs.contains(where: Self.isUnknown) {
+                env[node.name] = []
+                continue
+            }
             env[node.name] = try translate(node, inputs, scope: scope)
         }
         var out: [TFValue] = []
@@ -180,12 +185,16 @@ struct GraphImporter {
         }
         let op = scope.nodes[node]?.op ?? ""
         let at = (arg.map { Self.outputOffset(op: op, arg: $0) } ?? 0) + index
-        if outs.isEmpty && unsupported[op] != nil { return .tensor("") }
+        if outs.isEmpty && !unsupported.isEmpty { return Self.unknown }
         guard at < outs.count else {
             throw .badNode(path: path, node: scope.prefix + node, reason: "has no output \(ref.dropFirst(node.count)) (it has \(outs.count))")
         }
         return outs[at]
     }
+
+    /// The value of an output downstream of an untranslated op.
+    static let unknown = TFValue.tensor("")
+    static func isUnknown(_ v: TFValue) -> Bool { if case .tensor("") = v { return true } else { return false } }
 
     /// The first flat output index of output argument `arg` of `op` (ops with several output
     /// arguments; every other op's outputs are one argument).

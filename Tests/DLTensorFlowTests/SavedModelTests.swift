@@ -73,4 +73,17 @@ import Testing
         #expect(r.status == 1 && r.stderr.hasPrefix("dlconvert: ") && r.stderr.filter { $0 == "\n" }.count == 1, "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: tmp.file("u.onnx")))
     }
+
+    /// dlserve takes a SavedModel folder and a model.json; served names are the signature's keys.
+    @Test func dlserveAnswersWithTheSignaturesNames() throws {
+        let request = #"{"id":"1","model_name":"module","inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#
+            + "\n" + #"{"id":"2","model_name":"tfjs_graph_mlp","inputs":[{"name":"features","shape":[1,6],"datatype":"FP32","data":[1,2,3,4,5,6]}]}"#
+        let r = try runProcess(TestPackage.tool("dlserve"), [TestPackage.fixture("tensorflow/module"),
+                                                             TestPackage.fixture("tensorflow/tfjs_graph_mlp/model.json")], input: request + "\n")
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(lines.first?.contains(#""name":"hidden""#) == true && lines.first?.contains(#""name":"probs""#) == true, "\(r.stdout)")
+        #expect(lines.last?.contains(#""name":"output_0""#) == true && lines.last?.contains(#""model_name":"tfjs_graph_mlp""#) == true, "\(r.stdout)")
+    }
 }
