@@ -22,29 +22,12 @@ extension GraphImporter {
     ]
     static let passThrough: Set<String> = ["Identity", "StopGradient", "Snapshot", "PreventGradient", "EnsureShape", "PlaceholderWithDefault", "CheckNumerics"]
 
-    /// The TensorFlow ops this importer translates.
-    static var supportedOps: Set<String> {
-        Set(elementwise.keys).union(unary.keys).union(reductions.keys).union(passThrough).union([
-            "IdentityN", "NoOp", "Const", "Placeholder", "VarHandleOp", "VariableV2", "ReadVariableOp",
-            "StatefulPartitionedCall", "PartitionedCall", "MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3",
-            "BiasAdd", "Relu6", "LeakyRelu", "Rsqrt", "Square", "SquaredDifference", "Softmax", "LogSoftmax",
-            "Conv2D", "DepthwiseConv2dNative", "MaxPool", "AvgPool", "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3",
-            "Reshape", "Squeeze", "ExpandDims", "Transpose", "ConcatV2", "Pack", "Unpack", "Split", "SplitV",
-            "StridedSlice", "Slice", "Pad", "PadV2", "MirrorPad", "Shape", "Cast", "Fill", "Range", "GatherV2",
-            "Einsum", "ArgMax", "ArgMin", "Tile", "NotEqual", "Conv2DBackpropInput", "ResizeBilinear", "ResizeNearestNeighbor",
-            "_FusedConv2D", "FusedDepthwiseConv2dNative", "_FusedMatMul",
-            "If", "StatelessIf", "While", "StatelessWhile", "TensorListFromTensor", "TensorListReserve", "EmptyTensorList",
-            "TensorListGetItem", "TensorListStack", "TensorListLength", "TensorListSetItem", "TensorListPushBack",
-        ])
-    }
-
     mutating func translate(_ n: TFNode, _ ins: [TFValue], scope: Scope) throws(TensorFlowError) -> [TFValue] {
-        let where_ = scope.prefix + n.name
-        let base = where_
-        func bad(_ reason: String) -> TensorFlowError { .badNode(path: path, node: where_, reason: "(\(n.op)) \(reason)") }
+        let base = scope.prefix + n.name
+        func bad(_ reason: String) -> TensorFlowError { .badNode(path: path, node: base, reason: "(\(n.op)) \(reason)") }
         func t(_ i: Int) throws(TensorFlowError) -> String {
             guard i < ins.count else { throw bad("has \(ins.count) inputs, needs at least \(i + 1)") }
-            return try tensor(ins[i], node: where_)
+            return try tensor(ins[i], node: base)
         }
         func const(_ i: Int) -> Tensor? {
             guard i < ins.count, case .tensor(let name) = ins[i] else { return nil }
@@ -117,11 +100,11 @@ extension GraphImporter {
             return [.resource(key: bundle?.entry(shared) != nil && model.variableNames.isEmpty ? shared : nil, name: shared)]
         case "VariableV2":
             // TF1 reference variables: the checkpoint key is the variable's name.
-            return one(try variable(n.name, handle: n.name, node: where_))
+            return one(try variable(n.name, handle: n.name, node: base))
         case "ReadVariableOp":
             guard case .resource(let key, let handle)? = ins.first else { throw bad("does not read a variable handle") }
             guard let key else { throw bad("reads variable '\(handle)', which is not bound to a checkpoint entry") }
-            return one(try variable(key, handle: handle, node: where_))
+            return one(try variable(key, handle: handle, node: base))
         case "StatefulPartitionedCall", "PartitionedCall":
             guard let f = n.fn("f") else { throw bad("names no function") }
             return try call(f, ins, node: n, scope: scope)
@@ -236,7 +219,7 @@ extension GraphImporter {
             func branch(_ f: String, _ label: String) throws(TensorFlowError) -> Graph {
                 try subgraph(name: base + "/" + label, inputs: []) { (g: inout GraphImporter) throws(TensorFlowError) -> [String] in
                     var out: [String] = []
-                    for v in try g.call(f, args, node: n, scope: scope) { out.append(try g.tensor(v, node: where_)) }
+                    for v in try g.call(f, args, node: n, scope: scope) { out.append(try g.tensor(v, node: base)) }
                     return out
                 }
             }
@@ -251,7 +234,7 @@ extension GraphImporter {
             // them through unchanged); tensors are carried.
             guard let condF = n.fn("cond"), let bodyF = n.fn("body") else { throw bad("names no cond/body functions") }
             guard let c0 = try call(condF, ins, node: n, scope: scope).first else { throw bad("its condition returns nothing") }
-            let first = try tensor(c0, node: where_)
+            let first = try tensor(c0, node: base)
             let carried = ins.indices.filter { if case .tensor = ins[$0] { return true } else { return false } }
             let iter = fresh(base + "/iter"), condIn = fresh(base + "/cond_in")
             let loopIns = carried.map { fresh(base + "/v\($0)") }
@@ -259,7 +242,7 @@ extension GraphImporter {
             var bodyInputs = [ValueInfo(name: iter, type: TensorType(dtype: .int64, shape: [])),
                               ValueInfo(name: condIn, type: TensorType(dtype: .bool, shape: []))]
             for (j, i) in carried.enumerated() {
-                let initial = try tensor(ins[i], node: where_)
+                let initial = try tensor(ins[i], node: base)
                 if let element = sequences[initial] {
                     sequences[loopIns[j]] = element
                     bodyInputs.append(ValueInfo(name: loopIns[j], container: .sequence(.tensor(TensorType(dtype: element, dims: nil)))))
@@ -274,19 +257,19 @@ extension GraphImporter {
                 for (j, i) in carried.enumerated() { args[i] = .tensor(loopIns[j]) }
                 let next = try g.call(bodyF, args, node: n, scope: scope)
                 guard next.count == ins.count else {
-                    throw .badNode(path: g.path, node: where_, reason: "(\(n.op)) its body returns \(next.count) values for \(ins.count)")
+                    throw .badNode(path: g.path, node: base, reason: "(\(n.op)) its body returns \(next.count) values for \(ins.count)")
                 }
                 var after = ins
                 for i in carried { after[i] = next[i] }
                 guard let c = try g.call(condF, after, node: n, scope: scope).first else {
-                    throw .badNode(path: g.path, node: where_, reason: "(\(n.op)) its condition returns nothing")
+                    throw .badNode(path: g.path, node: base, reason: "(\(n.op)) its condition returns nothing")
                 }
-                var out = [try g.tensor(c, node: where_)]
-                for i in carried { out.append(try g.tensor(next[i], node: where_)) }
+                var out = [try g.tensor(c, node: base)]
+                for i in carried { out.append(try g.tensor(next[i], node: base)) }
                 return out
             }
             guard !carried.isEmpty else { throw bad("carries no tensors") }
-            let outs = emit("Loop", ["", first] + carried.map { i in (try? tensor(ins[i], node: where_)) ?? "" },
+            let outs = emit("Loop", ["", first] + carried.map { i in (try? tensor(ins[i], node: base)) ?? "" },
                             [Attribute(name: "body", value: .graph(body))], outputs: carried.count, name: base)
             var result = ins
             for (j, i) in carried.enumerated() {
@@ -424,7 +407,7 @@ extension GraphImporter {
             guard let eq = n.string("equation") else { throw bad("has no equation") }
             return one(emit1("Einsum", try (0..<ins.count).map { i throws(TensorFlowError) in try t(i) }, [Attribute(name: "equation", value: .string(eq))], name: base))
         default:
-            if unsupported[n.op] == nil { unsupported[n.op] = where_ }
+            if unsupported[n.op] == nil { unsupported[n.op] = base }
             return []
         }
     }
