@@ -9,7 +9,9 @@ Checks, by the kind of file (manifest.json says which):
                ONNX Runtime gives the original's outputs from back.onnx.
   pytorch      `torch`: dlconvert X.pt out.safetensors holds exactly the tensors torch.load gives
   torchscript  (nested dicts by dotted path; TorchScript: torch.jit.load(X).state_dict()).
-  keras        `keras`: dlserve's outputs == tf_keras's predict of the same .h5.
+  keras        `keras`: dlserve's outputs == tf_keras's predict of the same .h5;
+               `keras-onnx`: dlconvert X.h5 X.onnx passes onnx.checker, and ONNX Runtime gives
+               tf_keras's outputs.
   keras-weights `h5`: dlconvert X.h5 out.safetensors holds exactly the datasets h5py reads.
   safetensors  `exact`: dlconvert to .safetensors and to .ckpt; both are bit-identical to the
                source as safetensors.numpy reads them.
@@ -18,10 +20,12 @@ Ends with "corpus: N passed, N failed"; only a check not marked known-failing (`
 waiting for a reader (`pending`) counts as failed and makes the exit status non-zero. Those are
 run too and printed with their reason and error; one that passes says so.
 """
+import argparse
 import base64
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,11 +42,12 @@ import fetch  # noqa: E402
 
 RESULTS = os.path.join(HERE, "RESULTS.md")
 CHECKS = {"onnx": ["ort", "roundtrip"], "pytorch": ["torch"], "torchscript": ["torch"],
-          "keras": ["keras"], "keras-weights": ["h5"], "safetensors": ["exact"], "tflite": ["tflite"]}
+          "keras": ["keras", "keras-onnx"], "keras-weights": ["h5"], "safetensors": ["exact"], "tflite": ["tflite"]}
 WHAT = {"ort": "outputs vs ONNX Runtime (dlserve, seeded inputs)",
         "roundtrip": "onnx -> .ckpt -> onnx: onnx.checker, ONNX Runtime outputs unchanged",
         "torch": "tensors vs torch.load (dlconvert -> .safetensors, bit-exact)",
         "keras": "outputs vs tf_keras predict (dlserve, seeded inputs)",
+        "keras-onnx": "dlconvert X.h5 X.onnx: onnx.checker, ONNX Runtime outputs vs tf_keras predict",
         "h5": "weights vs h5py datasets (dlconvert -> .safetensors, bit-exact)",
         "exact": "dlconvert -> .safetensors and .ckpt, bit-exact",
         "tflite": "outputs vs tf.lite.Interpreter (dlserve, seeded inputs)"}
@@ -207,7 +212,8 @@ def check_torch(path, entry, tmp):
 
 
 # --- Keras ----------------------------------------------------------------------------------------
-def check_keras(path, entry, tmp):
+def keras_reference(path, entry):
+    """Seeded inputs and tf_keras's outputs for them."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tf_keras
     model = tf_keras.models.load_model(path, compile=False)
@@ -218,8 +224,24 @@ def check_keras(path, entry, tmp):
         spec = specs.get(name) or {"shape": [d if d is not None else 1 for d in t.shape]}
         inputs[name] = make_input(spec, np.float32, rng)
     ys = model.predict(list(inputs.values()) if len(inputs) > 1 else next(iter(inputs.values())), verbose=0)
-    want = dict(zip(model.output_names, ys if isinstance(ys, list) else [ys]))
+    return inputs, dict(zip(model.output_names, ys if isinstance(ys, list) else [ys]))
+
+
+def check_keras(path, entry, tmp):
+    inputs, want = keras_reference(path, entry)
     return compare_outputs(serve(path, inputs), want, entry)
+
+
+def check_keras_onnx(path, entry, tmp):
+    import onnx
+    import onnxruntime as ort
+    out = os.path.join(tmp, "m.onnx")
+    run(os.path.join(BIN, "dlconvert"), path, out)
+    onnx.checker.check_model(onnx.load(out), full_check=True)
+    inputs, want = keras_reference(path, entry)
+    sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return compare_outputs(dict(zip(names, sess.run(names, inputs))), want, entry)
 
 
 def check_h5(path, entry, tmp):
@@ -277,25 +299,24 @@ def check_tflite(path, entry, tmp):
 
 
 CHECK_FNS = {"ort": check_ort, "roundtrip": check_roundtrip, "torch": check_torch, "keras": check_keras,
-             "h5": check_h5, "exact": check_exact,
-             "tflite": check_tflite}
+             "keras-onnx": check_keras_onnx, "h5": check_h5, "exact": check_exact, "tflite": check_tflite}
 
 
 def main():
     global BIN
-    args = sys.argv[1:]
-    write = "--write-results" in args
-    only = None
-    if "--only" in args:
-        only = re.compile(args[args.index("--only") + 1])
-        if write:
-            sys.exit("--write-results writes the table of the whole corpus: drop --only")
-    positional = [a for i, a in enumerate(args) if not a.startswith("--") and (i == 0 or args[i - 1] != "--only")]
-    BIN = os.path.abspath(positional[0] if positional else os.path.join(fetch.ROOT, ".build", "debug"))
+    ap = argparse.ArgumentParser(description="Check the third-party files of manifest.json against their peers.")
+    ap.add_argument("bin", nargs="?", default=os.path.join(fetch.ROOT, ".build", "debug"),
+                    help="folder with dlconvert and dlserve")
+    ap.add_argument("--only", type=re.compile, help="only entries whose package or path matches this regex")
+    ap.add_argument("--write-results", action="store_true", help="rewrite scripts/corpus/RESULTS.md")
+    args = ap.parse_args()
+    if args.only and args.write_results:
+        ap.error("--write-results writes the table of the whole corpus: drop --only")
+    BIN = os.path.abspath(args.bin)
 
     entries = fetch.load_manifest()
-    if only:
-        entries = [e for e in entries if only.search(e["member"]) or only.search(e["package"])]
+    if args.only:
+        entries = [e for e in entries if args.only.search(e["member"]) or args.only.search(e["package"])]
     fetch_errors = fetch.fetch(entries)
     rows, passed, failed, known, fixed = [], 0, 0, 0, []
     for i, e in enumerate(entries):
@@ -313,7 +334,7 @@ def main():
             except Exception as err:  # noqa: BLE001 - every file reports, none stops the run
                 ok, msg = False, one_line(err)
             finally:
-                subprocess.run(["rm", "-rf", tmp])
+                shutil.rmtree(tmp, ignore_errors=True)
             secs = time.time() - t0
             if ok:
                 passed += 1
@@ -332,7 +353,7 @@ def main():
                 print(f"FAIL {name} [{c}]: {msg} ({secs:.1f} s)")
     for f in fixed:
         print(f"note: {f} is marked known-failing or pending but passes now: drop that mark in manifest.json")
-    if write:
+    if args.write_results:
         write_results(rows, passed, failed, known)
     print(f"corpus: {known} known failures or files pending a reader (reasons above)")
     print(f"corpus: {passed} passed, {failed} failed")
