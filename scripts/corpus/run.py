@@ -332,7 +332,7 @@ def main():
                 detail = CHECK_FNS[c](path, e, tmp)
                 ok, msg = True, detail
             except Exception as err:  # noqa: BLE001 - every file reports, none stops the run
-                ok, msg = False, one_line(err)
+                ok, msg = False, one_line(err).replace(fetch.ROOT + os.sep, "")
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             secs = time.time() - t0
