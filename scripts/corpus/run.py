@@ -8,7 +8,8 @@ Checks, by the kind of file (manifest.json says which):
                `roundtrip`: dlconvert X.onnx X.ckpt, X.ckpt back.onnx; onnx.checker passes and
                ONNX Runtime gives the original's outputs from back.onnx.
   pytorch      `torch`: dlconvert X.pt out.safetensors holds exactly the tensors torch.load gives
-  torchscript  (nested dicts by dotted path; TorchScript: torch.jit.load(X).state_dict()).
+  torchscript  (nested dicts by dotted path; TorchScript: torch.jit.load(X).state_dict()), and
+               so does dlconvert out.safetensors back.pt read by torch.load.
   keras        `keras`: dlserve's outputs == tf_keras's predict of the same .h5;
                `keras-onnx`: dlconvert X.h5 X.onnx passes onnx.checker, and ONNX Runtime gives
                tf_keras's outputs.
@@ -45,7 +46,7 @@ CHECKS = {"onnx": ["ort", "roundtrip"], "pytorch": ["torch"], "torchscript": ["t
           "keras": ["keras", "keras-onnx"], "keras-weights": ["h5"], "safetensors": ["exact"], "tflite": ["tflite"]}
 WHAT = {"ort": "outputs vs ONNX Runtime (dlserve, seeded inputs)",
         "roundtrip": "onnx -> .ckpt -> onnx: onnx.checker, ONNX Runtime outputs unchanged",
-        "torch": "tensors vs torch.load (dlconvert -> .safetensors, bit-exact)",
+        "torch": "tensors vs torch.load (dlconvert -> .safetensors -> .pt, both bit-exact)",
         "keras": "outputs vs tf_keras predict (dlserve, seeded inputs)",
         "keras-onnx": "dlconvert X.h5 X.onnx: onnx.checker, ONNX Runtime outputs vs tf_keras predict",
         "h5": "weights vs h5py datasets (dlconvert -> .safetensors, bit-exact)",
@@ -205,10 +206,14 @@ def check_torch(path, entry, tmp):
     else:
         want = flatten(torch.load(path, map_location="cpu", weights_only=True), "", {})
     want = {k: v.detach().contiguous().numpy() for k, v in want.items()}
-    out = os.path.join(tmp, "w.safetensors")
+    out, back = os.path.join(tmp, "w.safetensors"), os.path.join(tmp, "back.pt")
     run(os.path.join(BIN, "dlconvert"), path, out)
     same_tensors(load_file(out), want, "safetensors")
-    return f"{len(want)} tensors"
+    # and written back as a .pt that torch loads (flat, dotted names)
+    run(os.path.join(BIN, "dlconvert"), out, back)
+    again = torch.load(back, map_location="cpu", weights_only=True)
+    same_tensors({k: v.contiguous().numpy() for k, v in again.items()}, want, "back.pt")
+    return f"{len(want)} tensors, also back through .pt"
 
 
 # --- Keras ----------------------------------------------------------------------------------------
