@@ -91,6 +91,10 @@ struct DLTrain: ParsableCommand {
     @Option(help: "Append one row per epoch (Keras CSVLogger layout: epoch, values by name, lr) to this file.")
     var csvLog: String?
 
+    @Option(help: "Write TensorBoard event files here: epoch_<value> per epoch (loss, metrics, val_..., lr).")
+    var logDir: String?
+    @Option(help: "With --log-dir, also batch_loss and batch_lr every N optimizer steps.")
+    var logEvery: Int?
     @Option(help: "Sum the gradients of K batches (each loss divided by K) per optimizer step.")
     var accumulate: Int?
     @Option(help: "Scale the gradients so their joint 2-norm is at most X (torch's clip_grad_norm_).")
@@ -136,6 +140,7 @@ struct DLTrain: ParsableCommand {
         ("val_data", "--val-data"), ("val_split", "--val-split"), ("metrics", "--metrics"), ("early_stopping", "--early-stopping"),
         ("checkpoint_best", "--checkpoint-best"), ("reduce_lr_on_plateau", "--reduce-lr-on-plateau"), ("lr_schedule", "--lr-schedule"),
         ("csv_log", "--csv-log"), ("accumulate", "--accumulate"), ("clip_grad_norm", "--clip-grad-norm"),
+        ("log_dir", "--log-dir"), ("log_every", "--log-every"),
     ]
 
     func train() throws {
@@ -166,6 +171,8 @@ struct DLTrain: ParsableCommand {
         if let lrSchedule { given["lr_schedule"] = lrSchedule }
         if let csvLog { given["csv_log"] = csvLog }
         if let accumulate { given["accumulate"] = String(accumulate) }
+        if let logDir { given["log_dir"] = logDir }
+        if let logEvery { given["log_every"] = String(logEvery) }
         if let clipGradNorm { given["clip_grad_norm"] = String(clipGradNorm) }
         var settings = old
         for (key, flag) in Self.settingFlags {
@@ -346,6 +353,10 @@ struct DLTrain: ParsableCommand {
             csv = h
         }
 
+        let events = try settings["log_dir"].map { d throws -> TensorBoardWriter in try TensorBoardWriter(directory: d) }
+        let logEvery = settings["log_every"].flatMap(Int.init)
+        if let n = logEvery, n <= 0 { throw DLTrainError("--log-every must be positive, got \(n)") }
+
         // Train.
         let startStep = trainer.progress.step
         let endStep: Int
@@ -378,6 +389,9 @@ struct DLTrain: ParsableCommand {
             epochWeighted += trainer.lastStep.weightedLoss
             epochSamples += trainer.lastStep.samples
             let done = trainer.progress.step - startStep
+            if let events, let n = logEvery, trainer.progress.step % n == 0 {
+                events.add(step: trainer.progress.step, scalars: ["batch_loss": lastLoss, "batch_lr": trainer.optimizer.config.lr])
+            }
             if tty {
                 let width = 30, filled = total > 0 ? width * done / total : width
                 let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
@@ -395,6 +409,7 @@ struct DLTrain: ParsableCommand {
                     let extra = logs.keys.filter { $0 != "loss" && $0 != "lr" }.sorted().map { "\($0) \(String(format: "%.6f", logs[$0] ?? 0))" }
                     FileHandle.standardError.write(Data((["epoch \(epochBefore + 1) step \(trainer.progress.step) loss \(String(format: "%.6f", epochLoss / Double(max(epochCount, 1))))"] + extra).joined(separator: " ").appending("\n").utf8))
                 }
+                events?.add(step: epochBefore, scalars: Dictionary(uniqueKeysWithValues: logs.map { ("epoch_" + $0.key, $0.value) }))
                 if let csv {
                     if csv.offsetInFile == 0 { csv.write(Data((CSVLog.header(logs) + "\n").utf8)) }
                     csv.write(Data((CSVLog.row(epoch: epochBefore, logs) + "\n").utf8))
