@@ -116,14 +116,14 @@ def close(got, want, what, rtol, atol):
     return 0.0
 
 
-def serve(model, inputs, extra=()):
+def serve(model, inputs):
     """dlserve's answer for one request of `inputs` (base64 both ways)."""
     req = {"id": "c", "parameters": {"data_encoding": "base64"},
            "inputs": [{"name": n, "shape": list(x.shape), "datatype": DATATYPES[x.dtype.name],
                        "parameters": {"data_encoding": "base64"},
                        "data": base64.b64encode(np.ascontiguousarray(x).tobytes()).decode()}
                       for n, x in inputs.items()]}
-    answer = json.loads(run(os.path.join(BIN, "dlserve"), model, *extra, stdin=json.dumps(req) + "\n").strip())
+    answer = json.loads(run(os.path.join(BIN, "dlserve"), model, stdin=json.dumps(req) + "\n").strip())
     if "error" in answer:
         raise Fail(f"dlserve: {answer['error']}")
     by_type = {v: k for k, v in DATATYPES.items()}
@@ -132,7 +132,8 @@ def serve(model, inputs, extra=()):
 
 
 # --- ONNX ---------------------------------------------------------------------------------------
-def onnx_inputs(path, entry):
+def onnx_reference(path, entry):
+    """Seeded inputs and ONNX Runtime's outputs for them."""
     import onnxruntime as ort
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
@@ -142,11 +143,11 @@ def onnx_inputs(path, entry):
         spec = specs.get(i.name) or {"shape": [d if isinstance(d, int) else 1 for d in i.shape]}
         inputs[i.name] = make_input(spec, ORT_TYPES[i.type], rng)
     names = [o.name for o in sess.get_outputs()]
-    return sess, inputs, dict(zip(names, sess.run(names, inputs)))
+    return inputs, dict(zip(names, sess.run(names, inputs)))
 
 
 def check_ort(path, entry, tmp):
-    _, inputs, want = onnx_inputs(path, entry)
+    inputs, want = onnx_reference(path, entry)
     return compare_outputs(serve(path, inputs), want, entry)
 
 
@@ -154,7 +155,7 @@ def compare_outputs(got, want, entry):
     worst = 0.0
     for name, w in want.items():
         if name not in got:
-            raise Fail(f"output '{name}' missing from dlserve's answer (has {sorted(got)})")
+            raise Fail(f"output '{name}' missing (the answer has {sorted(got)})")
         worst = max(worst, close(got[name], w, f"output '{name}'", entry.get("rtol", 1e-3), entry.get("atol", 1e-4)))
     return f"{len(want)} output{'s' if len(want) > 1 else ''}, max abs diff {worst:.2g}"
 
@@ -166,7 +167,7 @@ def check_roundtrip(path, entry, tmp):
     run(os.path.join(BIN, "dlconvert"), path, ckpt)
     run(os.path.join(BIN, "dlconvert"), ckpt, back)
     onnx.checker.check_model(onnx.load(back), full_check=True)
-    _, inputs, want = onnx_inputs(path, entry)
+    inputs, want = onnx_reference(path, entry)
     sess = ort.InferenceSession(back, providers=["CPUExecutionProvider"])
     got = dict(zip(want, sess.run(list(want), inputs)))
     for name, w in want.items():
