@@ -222,13 +222,14 @@ public struct Executor: Sendable {
         }
     }
 
-    /// Checks names, types and shapes of the inputs, and that each symbolic dim has one size.
+    /// Checks names, types and fixed dims of the inputs. A symbolic dim name is a hint, not a
+    /// constraint (as in ONNX Runtime): paddle2onnx names every unknown axis `?`, so axes sharing a
+    /// name may differ at run time; the kernels check the shapes they combine.
     func checkInputs(_ inputs: [String: GraphValue]) throws(RuntimeError) {
         let declared = Set(graph.inputs.map(\.name)).union(graph.overridableInitializers)
         for name in inputs.keys.sorted() where !declared.contains(name) {
             throw .unknownInput(name: name, expected: graph.inputs.map(\.name))
         }
-        var symbols: [String: (Int, String)] = [:]
         for v in graph.inputs {
             guard let value = inputs[v.name] else { throw .missingInput(name: v.name) }
             if let container = v.container {
@@ -246,13 +247,6 @@ public struct Executor: Sendable {
             guard t.dtype == type.dtype else { throw .inputType(name: v.name, expected: type.dtype, actual: t.dtype) }
             guard type.accepts(dtype: t.dtype, shape: t.shape) else {
                 throw .inputShape(name: v.name, expected: type, actual: t.shape)
-            }
-            for (d, size) in zip(type.dims ?? [], t.shape) {
-                guard case .symbolic(let s) = d else { continue }
-                if let (first, _) = symbols[s], first != size {
-                    throw .inconsistentDim(symbol: s, first: first, input: v.name, actual: size)
-                }
-                symbols[s] = (size, v.name)
             }
         }
         for name in graph.overridableInitializers {
