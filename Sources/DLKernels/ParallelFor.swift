@@ -17,16 +17,32 @@ import Darwin
 /// condition variable, so an idle process burns no CPU. Chunks are claimed dynamically: when a
 /// worker is slow to wake, the caller takes its chunk too, so a split loop is never much slower
 /// than running it inline. A loop too small to be worth splitting runs inline, as does a nested
-/// call (from inside a split loop) or a call while another thread's loop holds the pool.
+/// call (from inside a split loop).
+///
+/// Deterministic under concurrency: how a loop is cut into chunks depends only on the worker
+/// count and on whether the call is nested, never on whether the pool is free. A call made while
+/// another thread's loop holds the pool runs the same chunks one after the other on its own
+/// thread (each marked nested, as on the pool), so every chunk computes the same bits either way
+/// and concurrent runs match serial ones exactly.
 public enum ParallelFor {
     /// Written by `setWorkerCount` at start-up (or between runs); a racing reader sees the old or
     /// the new count, either of which is a valid split.
     nonisolated(unsafe) private static var workers = 1
 
-    /// The number of threads a split loop uses (1 runs everything on the caller).
-    public static var workerCount: Int { workers }
+    /// The number of workers a loop started on this thread is cut for (1 runs everything on the
+    /// caller): the count set by ``withWorkerCount(_:_:)`` around this call, else the process
+    /// default (``defaultWorkerCount``); 1 inside a chunk of a split loop.
+    public static var workerCount: Int {
+        let state = ThreadState.current
+        if state.nested { return 1 }
+        return state.workerLimit > 0 ? state.workerLimit : workers
+    }
 
-    /// Sets the number of threads split loops use (at least 1): starts or stops pool threads.
+    /// The process default of ``workerCount`` (``setWorkerCount(_:)``).
+    public static var defaultWorkerCount: Int { workers }
+
+    /// Sets the process default number of threads split loops use (at least 1): starts or stops
+    /// pool threads.
     public static func setWorkerCount(_ count: Int) {
         workers = max(1, count)
         #if canImport(Synchronization)
@@ -34,15 +50,30 @@ public enum ParallelFor {
         #endif
     }
 
-    /// True when a split would run on more than one thread now: several workers and the pool
-    /// not taken (by a nested call or another thread). A hint; `split` checks again.
-    public static var canSplit: Bool {
-        guard workers > 1 else { return false }
+    /// Runs `body` with loops on this thread cut for `count` workers (at least 1) instead of the
+    /// process default: a per-call choice that no other thread sees. Starts pool threads up to
+    /// `count - 1` if fewer run (never stops any).
+    public static func withWorkerCount<R, E: Error>(_ count: Int, _ body: () throws(E) -> R) throws(E) -> R {
+        let n = max(1, count)
         #if canImport(Synchronization)
-        if #available(macOS 15, iOS 18, *) { return !WorkerPool.shared.isBusy }
+        if #available(macOS 15, iOS 18, *) { WorkerPool.shared.reserve(threads: n - 1) }
         #endif
-        return true
+        let state = ThreadState.current
+        let saved = state.workerLimit
+        state.workerLimit = n
+        defer { state.workerLimit = saved }
+        return try body()
     }
+
+    /// True when a loop started here would be cut into chunks for several workers: more than one
+    /// worker and not inside a chunk of another split loop. Depends on nothing another thread
+    /// does (not on the pool being free), so callers may choose their algorithm by it and still
+    /// compute the same bits in concurrent and serial runs.
+    public static var canSplit: Bool { workerCount > 1 }
+
+    /// True on a thread that is running a chunk of a split loop (a pool worker, or a caller
+    /// running its chunks): loops started there run inline.
+    public static var isNested: Bool { ThreadState.current.nested }
 
     /// Work below this many floats touched runs inline: waking a spinning worker costs about a
     /// microsecond, a sleeping one tens of microseconds, and 32k floats of simple elementwise
@@ -55,7 +86,7 @@ public enum ParallelFor {
     @inlinable
     public static func run(_ count: Int, cost: Int = 1, _ body: (Int, Int) -> Void) {
         let w = min(workerCount, count)
-        if w <= 1 || count * max(1, cost) < inlineBelow {
+        if w <= 1 || count * max(1, cost) < inlineBelow || isNested {
             if count > 0 { body(0, count) }
             return
         }
@@ -64,9 +95,11 @@ public enum ParallelFor {
 
     /// Calls `body(lo, hi)` on `parts` (clamped to `1...count`) near-equal chunks of `0..<count`,
     /// on the pool when it is free, inline otherwise; no cost model (the caller decided).
+    /// A nested call (inside a chunk of another split loop) runs `body(0, count)` inline.
     public static func split(_ count: Int, parts: Int, _ body: (Int, Int) -> Void) {
         let w = min(parts, count)
-        if w <= 1 {
+        let state = ThreadState.current
+        if w <= 1 || state.nested {
             if count > 0 { body(0, count) }
             return
         }
@@ -77,9 +110,12 @@ public enum ParallelFor {
                 let lo = c * chunk
                 body(lo, min(count, lo + chunk))
             }
+            state.nested = true
+            defer { state.nested = false }
             #if canImport(Synchronization)
-            if #available(macOS 15, iOS 18, *), workers > 1, WorkerPool.shared.run(chunks: chunks, job) { return }
+            if #available(macOS 15, iOS 18, *), WorkerPool.shared.run(chunks: chunks, job) { return }
             #endif
+            // The pool is taken by another thread's loop: the same chunks, one after the other.
             for c in 0..<chunks { job(c) }
         }
     }
@@ -109,7 +145,9 @@ final class WorkerPool: @unchecked Sendable {
     /// The current job; written only while `busy` is held and no chunk of the previous job is
     /// outstanding, read only by a thread that claimed a chunk of it.
     nonisolated(unsafe) private var job: ((Int) -> Void)?
-    nonisolated(unsafe) private var jobChunks = 0
+    /// Chunks of the current job (atomic: a worker that wakes late may read it while the next
+    /// job is published; its claim then fails on the generation tag).
+    private let jobChunks = Atomic<Int>(0)
     /// Threads started so far (guarded by `mutex`).
     nonisolated(unsafe) private var started = 0
 
@@ -135,11 +173,12 @@ final class WorkerPool: @unchecked Sendable {
 
     /// Starts threads up to `threads` workers; those above it stop taking part (threads are never
     /// destroyed, so a count set back and forth never leaves two threads with one index).
-    func resize(threads: Int) {
+    func resize(threads wanted: Int, growOnly: Bool = false) {
         // Changing the count while a job runs would race with it: wait for the pool to be free.
         while !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { sched_yield() }
         defer { busy.store(false, ordering: .releasing) }
         pthread_mutex_lock(mutex)
+        let threads = growOnly ? max(wanted, active.load(ordering: .sequentiallyConsistent)) : wanted
         active.store(threads, ordering: .sequentiallyConsistent)
         var toStart: [Int] = []
         if threads > started {
@@ -151,6 +190,12 @@ final class WorkerPool: @unchecked Sendable {
         pthread_cond_broadcast(cond)
         pthread_mutex_unlock(mutex)
         for index in toStart { spawn(index) }
+    }
+
+    /// Starts threads so that at least `threads` take part (never fewer than take part now).
+    func reserve(threads: Int) {
+        guard active.load(ordering: .relaxed) < threads else { return }
+        resize(threads: threads, growOnly: true)
     }
 
     private func spawn(_ index: Int) {
@@ -168,17 +213,15 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    var isBusy: Bool { busy.load(ordering: .relaxed) || active.load(ordering: .relaxed) == 0 }
-
     /// Runs `chunks` chunks of `body` on the caller and the workers. - Returns: false (nothing
-    /// ran) when the pool is taken by another thread or a nested call; the caller runs inline.
+    /// ran) when the pool is taken by another thread; the caller then runs the chunks itself.
     func run(chunks: Int, _ body: (Int) -> Void) -> Bool {
         guard active.load(ordering: .relaxed) > 0,
               busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
         defer { busy.store(false, ordering: .releasing) }
         withoutActuallyEscaping(body) { body in
             job = body
-            jobChunks = chunks
+            jobChunks.store(chunks, ordering: .relaxed)
             pending.store(chunks, ordering: .relaxed)
             let g = generation.load(ordering: .relaxed) &+ 1
             next.store(g << 32, ordering: .releasing)
@@ -206,7 +249,7 @@ final class WorkerPool: @unchecked Sendable {
             let v = next.load(ordering: .acquiring)
             guard v >> 32 == g else { return }
             let index = v & 0xffff_ffff
-            guard index < jobChunks else { return }
+            guard index < jobChunks.load(ordering: .relaxed) else { return }
             guard next.compareExchange(expected: v, desired: v + 1, ordering: .acquiringAndReleasing).exchanged else { continue }
             job?(index)
             pending.subtract(1, ordering: .releasing)
@@ -214,6 +257,8 @@ final class WorkerPool: @unchecked Sendable {
     }
 
     private func work(index: Int) {
+        // A worker only ever runs chunks of split loops: loops it starts run inline.
+        ThreadState.current.nested = true
         var seen = generation.load(ordering: .acquiring)
         while true {
             var g = generation.load(ordering: .acquiring)
@@ -267,4 +312,31 @@ private final class WorkerStart {
 struct UncheckedBox<T>: @unchecked Sendable {
     @usableFromInline let value: T
     @usableFromInline init(_ value: T) { self.value = value }
+}
+
+/// What the runtime keeps per thread: whether the thread is inside a chunk of a split loop, and
+/// the worker count chosen for its calls. One object per thread, made on first use and freed when
+/// the thread exits.
+final class ThreadState {
+    var nested = false
+    /// Workers loops started here are cut for (0: the process default); see `withWorkerCount`.
+    var workerLimit = 0
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        let rc = pthread_key_create(&key) { raw in
+            // Optional on Linux, not on Darwin: the cast covers both.
+            if let raw = raw as UnsafeMutableRawPointer? { Unmanaged<ThreadState>.fromOpaque(raw).release() }
+        }
+        precondition(rc == 0, "pthread_key_create failed")
+        return key
+    }()
+
+    /// This thread's state.
+    static var current: ThreadState {
+        if let raw = pthread_getspecific(key) { return Unmanaged<ThreadState>.fromOpaque(raw).takeUnretainedValue() }
+        let state = ThreadState()
+        pthread_setspecific(key, Unmanaged.passRetained(state).toOpaque())
+        return state
+    }
 }

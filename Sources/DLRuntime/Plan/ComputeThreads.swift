@@ -13,8 +13,8 @@ public enum ComputeThreads {
         ParallelFor.setWorkerCount(n)
     }
 
-    /// The current thread count.
-    public static var count: Int { ParallelFor.workerCount }
+    /// The process-wide thread count.
+    public static var count: Int { ParallelFor.defaultWorkerCount }
 
     /// The OpenBLAS kernel family in use (`Haswell`, `SkylakeX`, ...).
     public static var blasCoreName: String { GEMM.backendCoreName }
