@@ -13,12 +13,9 @@ import DLTensor
 /// buffer plus one pass over the gates. Anything else returns nil and runs in the general
 /// kernel (`RecurrentKernels`, in Double).
 enum FastLSTM {
-    /// This kernel where it applies, `general` elsewhere.
-    static func prefer(over general: @escaping Kernel) -> Kernel {
-        { ctx throws(RuntimeError) in
-            if let fast = try run(ctx) { return fast }
-            return try general(ctx)
-        }
+    /// The fast variant of LSTM (see ``KernelRegistry``), in front of `RecurrentKernels`' general one.
+    static var fast: [(String, String, FastKernel)] {
+        [("LSTM", "float32 in the exporters' form: default activations, no clip, peepholes or input_forget, layout 0, full-length sequences", run)]
     }
 
     static func run(_ ctx: KernelContext) throws(RuntimeError) -> [Tensor]? {
