@@ -76,8 +76,8 @@ public enum GEMM {
     /// more than it gains at these sizes; splitting `n` instead lets each worker pack only its own
     /// half of the weights and run without synchronisation. Falls back to one plain call when
     /// there is one worker, OpenBLAS is set to one thread (the caller already splits), the problem
-    /// is small, `n` is too narrow to split, or the call is nested in a split loop.
-    /// Set `DLKIT_GEMM_SPLIT=0` in the environment to always use OpenBLAS's own threading.
+    /// is small (``KernelOptions/Tuning/gemmSplitMin``), `n` is too narrow to split, or the call
+    /// is nested in a split loop.
     ///
     /// Never changes OpenBLAS's thread count (process-wide state another thread's call would see):
     /// it splits only when OpenBLAS is single-threaded, which ``ComputeThreads`` sets once.
@@ -90,7 +90,8 @@ public enum GEMM {
         // A call from inside a split loop (per-image convolution) finds the pool taken and runs
         // its halves inline, one after the other: never a nested split.
         let workers = min(ParallelFor.workerCount, n / 64)
-        guard splitEnabled, workers > 1, m > 0, k > 0, m * n * k >= splitThreshold, ParallelFor.canSplit,
+        let tuning = KernelOptions.current.tuning
+        guard workers > 1, m > 0, k > 0, m * n * k >= tuning.gemmSplitMin, ParallelFor.canSplit,
               threadCount == 1 else {
             if m > 0, k > 0, n > 0 {
                 blas(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
@@ -105,8 +106,8 @@ public enum GEMM {
         let blocks = (n + 15) / 16
         // Several chunks per worker: a worker the OS descheduled (the cores are shared) then holds
         // back only a small piece, and the others take the rest; each extra chunk repacks A
-        // (small at inference sizes). `DLKIT_GEMM_CHUNKS` sets the chunks per worker.
-        ParallelFor.split(blocks, parts: workers * chunksPerWorker) { lo, hi in
+        // (small at inference sizes).
+        ParallelFor.split(blocks, parts: workers * tuning.chunksPerWorker) { lo, hi in
             let j0 = lo * 16
             let width = min(n, hi * 16) - j0
             guard width > 0 else { return }
@@ -115,27 +116,6 @@ public enum GEMM {
                  b: transB ? b + j0 * ldb : b + j0, ldb: ldb, beta: beta, c: c + j0, ldc: ldc)
         }
     }
-
-    /// Products (m·n·k) below this run as one call: about 4M multiply-adds, some 40 µs on one core.
-    /// Measured on the 2-core bench machine, smaller splits (the batch-1 MLP and transformer GEMMs)
-    /// gained nothing even with both cores free and lost under load. `DLKIT_GEMM_SPLIT_MIN` overrides.
-    static let splitThreshold: Int = {
-        guard let v = getenv("DLKIT_GEMM_SPLIT_MIN"), let n = Int(String(cString: v)), n >= 0 else { return 1 << 22 }
-        return n
-    }()
-
-    /// Chunks per worker in ``sgemmSplittingColumns`` (`DLKIT_GEMM_CHUNKS`, default 2), read once.
-    static let chunksPerWorker: Int = {
-        guard let v = getenv("DLKIT_GEMM_CHUNKS"), let n = Int(String(cString: v)), n >= 1 else { return 2 }
-        return min(n, 16)
-    }()
-
-    /// Read once: `DLKIT_GEMM_SPLIT=0` turns ``sgemmSplittingColumns`` into a plain call (for
-    /// before/after measurements in one build).
-    public static let splitEnabled: Bool = {
-        guard let v = getenv("DLKIT_GEMM_SPLIT") else { return true }
-        return String(cString: v) != "0"
-    }()
 
     /// `c[i, j] += bias[j]` for a `rows × columns` matrix with row stride `ldc`: adds a row vector to
     /// every row (ONNX Gemm's `C` of shape `[N]`, a fully connected layer's bias).

@@ -30,12 +30,12 @@ public enum ParallelFor {
     nonisolated(unsafe) private static var workers = 1
 
     /// The number of workers a loop started on this thread is cut for (1 runs everything on the
-    /// caller): the count set by ``withWorkerCount(_:_:)`` around this call, else the process
-    /// default (``defaultWorkerCount``); 1 inside a chunk of a split loop.
+    /// caller): ``KernelOptions/workers`` of the options in force, else the process default
+    /// (``defaultWorkerCount``); 1 inside a chunk of a split loop.
     public static var workerCount: Int {
         let state = ThreadState.current
         if state.nested { return 1 }
-        return state.workerLimit > 0 ? state.workerLimit : workers
+        return state.options.workers ?? workers
     }
 
     /// The process default of ``workerCount`` (``setWorkerCount(_:)``).
@@ -51,18 +51,30 @@ public enum ParallelFor {
     }
 
     /// Runs `body` with loops on this thread cut for `count` workers (at least 1) instead of the
-    /// process default: a per-call choice that no other thread sees. Starts pool threads up to
-    /// `count - 1` if fewer run (never stops any).
+    /// process default: a per-call choice that no other thread sees (``KernelOptions/with(_:_:)``
+    /// with only the worker count changed).
     public static func withWorkerCount<R, E: Error>(_ count: Int, _ body: () throws(E) -> R) throws(E) -> R {
-        let n = max(1, count)
+        var options = KernelOptions.current
+        options.workers = max(1, count)
+        return try KernelOptions.with(options, body)
+    }
+
+    /// Starts pool threads so that `count` workers (the caller and `count - 1` threads) can take
+    /// part; never stops any.
+    static func reserve(_ count: Int) {
         #if canImport(Synchronization)
-        if #available(macOS 15, iOS 18, *) { WorkerPool.shared.reserve(threads: n - 1) }
+        if #available(macOS 15, iOS 18, *) { WorkerPool.shared.reserve(threads: count - 1) }
         #endif
-        let state = ThreadState.current
-        let saved = state.workerLimit
-        state.workerLimit = n
-        defer { state.workerLimit = saved }
-        return try body()
+    }
+
+    /// How long an idle pool thread spins before it sleeps (default 500 µs), process-wide: long
+    /// enough to span the serial stretches inside one inference (an LSTM layer's time steps take
+    /// ~130 µs between its two parallel products), while a sleeping worker costs tens of
+    /// microseconds to wake on a VM. For measurements (the tools map `DLKIT_SPIN_US`).
+    public static func setSpin(microseconds: Int) {
+        #if canImport(Synchronization)
+        if #available(macOS 15, iOS 18, *) { WorkerPool.shared.spinNanoseconds.store(UInt64(max(0, microseconds)) * 1000, ordering: .relaxed) }
+        #endif
     }
 
     /// True when a loop started here would be cut into chunks for several workers: more than one
@@ -154,21 +166,19 @@ final class WorkerPool: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-    /// How long an idle worker spins before it sleeps (nanoseconds); `DLKIT_SPIN_US` overrides.
-    /// 500 µs: long enough to span the serial stretches inside one inference (an LSTM layer's
-    /// time steps take ~130 µs between its two parallel products). Waking a sleeping worker costs
-    /// tens of microseconds here (a VM), which made 2 threads slower than 1 at batch 1 (LSTM
-    /// 0.39 vs 0.28 ms); after the last parallel section a worker burns at most this long.
-    let spinNanoseconds: UInt64
+    /// How long an idle worker spins before it sleeps (nanoseconds; see `ParallelFor.setSpin`).
+    /// Waking a sleeping worker costs tens of microseconds here (a VM), which made 2 threads
+    /// slower than 1 at batch 1 (LSTM 0.39 vs 0.28 ms); after the last parallel section a worker
+    /// burns at most this long.
+    let spinNanoseconds = Atomic<UInt64>(500_000)
+
+    /// The kernel options of the thread whose job runs (written with `job`): pool threads run its
+    /// chunks under them.
+    nonisolated(unsafe) private var jobOptions = KernelOptions()
 
     private init() {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(cond, nil)
-        if let v = getenv("DLKIT_SPIN_US"), let us = UInt64(String(cString: v)) {
-            spinNanoseconds = us * 1000
-        } else {
-            spinNanoseconds = 500_000
-        }
     }
 
     /// Starts threads up to `threads` workers; those above it stop taking part (threads are never
@@ -221,6 +231,7 @@ final class WorkerPool: @unchecked Sendable {
         defer { busy.store(false, ordering: .releasing) }
         withoutActuallyEscaping(body) { body in
             job = body
+            jobOptions = ThreadState.current.options
             jobChunks.store(chunks, ordering: .relaxed)
             pending.store(chunks, ordering: .relaxed)
             let g = generation.load(ordering: .relaxed) &+ 1
@@ -231,7 +242,7 @@ final class WorkerPool: @unchecked Sendable {
                 pthread_cond_broadcast(cond)
                 pthread_mutex_unlock(mutex)
             }
-            claimLoop(generation: g)
+            claimLoop(generation: g, worker: nil)
             // Chunks claimed by workers may still run: wait for them (spin, then yield).
             var spins = 0
             while pending.load(ordering: .acquiring) > 0 {
@@ -243,14 +254,16 @@ final class WorkerPool: @unchecked Sendable {
         return true
     }
 
-    /// Claims and runs chunks of generation `g` until none are left.
-    private func claimLoop(generation g: Int) {
+    /// Claims and runs chunks of generation `g` until none are left; a pool thread (`worker`)
+    /// takes the job's kernel options first.
+    private func claimLoop(generation g: Int, worker: ThreadState?) {
         while true {
             let v = next.load(ordering: .acquiring)
             guard v >> 32 == g else { return }
             let index = v & 0xffff_ffff
             guard index < jobChunks.load(ordering: .relaxed) else { return }
             guard next.compareExchange(expected: v, desired: v + 1, ordering: .acquiringAndReleasing).exchanged else { continue }
+            worker?.options = jobOptions
             job?(index)
             pending.subtract(1, ordering: .releasing)
         }
@@ -258,14 +271,15 @@ final class WorkerPool: @unchecked Sendable {
 
     private func work(index: Int) {
         // A worker only ever runs chunks of split loops: loops it starts run inline.
-        ThreadState.current.nested = true
+        let state = ThreadState.current
+        state.nested = true
         var seen = generation.load(ordering: .acquiring)
         while true {
             var g = generation.load(ordering: .acquiring)
             let participating = index < active.load(ordering: .sequentiallyConsistent)
             if g == seen || !participating {
                 // Spin a little: the next op of the same inference usually follows within microseconds.
-                let deadline = Self.nanoseconds() &+ spinNanoseconds
+                let deadline = Self.nanoseconds() &+ spinNanoseconds.load(ordering: .relaxed)
                 var spins = 0
                 while g == seen, participating {
                     spins += 1
@@ -285,7 +299,7 @@ final class WorkerPool: @unchecked Sendable {
             }
             seen = g
             if index >= active.load(ordering: .sequentiallyConsistent) { continue }
-            claimLoop(generation: g)
+            claimLoop(generation: g, worker: state)
         }
     }
 
@@ -315,12 +329,12 @@ struct UncheckedBox<T>: @unchecked Sendable {
 }
 
 /// What the runtime keeps per thread: whether the thread is inside a chunk of a split loop, and
-/// the worker count chosen for its calls. One object per thread, made on first use and freed when
+/// the kernel options in force. One object per thread, made on first use and freed when
 /// the thread exits.
 final class ThreadState {
     var nested = false
-    /// Workers loops started here are cut for (0: the process default); see `withWorkerCount`.
-    var workerLimit = 0
+    /// The kernel options in force (see ``KernelOptions/with(_:_:)``).
+    var options = KernelOptions()
 
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
