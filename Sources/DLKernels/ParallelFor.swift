@@ -25,28 +25,33 @@ import Darwin
 /// thread (each marked nested, as on the pool), so every chunk computes the same bits either way
 /// and concurrent runs match serial ones exactly.
 public enum ParallelFor {
-    /// Written by `setWorkerCount` at start-up (or between runs); a racing reader sees the old or
-    /// the new count, either of which is a valid split.
-    nonisolated(unsafe) private static var workers = 1
-
     /// The number of workers a loop started on this thread is cut for (1 runs everything on the
     /// caller): ``KernelOptions/workers`` of the options in force, else the process default
     /// (``defaultWorkerCount``); 1 inside a chunk of a split loop.
     public static var workerCount: Int {
         let state = ThreadState.current
         if state.nested { return 1 }
-        return state.options.workers ?? workers
+        return state.options.workers ?? defaultWorkerCount
     }
 
-    /// The process default of ``workerCount`` (``setWorkerCount(_:)``).
-    public static var defaultWorkerCount: Int { workers }
+    /// The process default of ``workerCount`` (``setWorkerCount(_:)``; 1 until set).
+    public static var defaultWorkerCount: Int {
+        #if canImport(Synchronization)
+        if #available(macOS 15, iOS 18, *) { return WorkerPool.shared.defaultWorkers.load(ordering: .relaxed) }
+        #endif
+        return 1
+    }
 
     /// Sets the process default number of threads split loops use (at least 1): starts or stops
-    /// pool threads.
+    /// pool threads. A run that reads the count while it changes sees the old or the new one;
+    /// a caller that needs one count for sure chooses it per call (``withWorkerCount(_:_:)``).
     public static func setWorkerCount(_ count: Int) {
-        workers = max(1, count)
+        let n = max(1, count)
         #if canImport(Synchronization)
-        if #available(macOS 15, iOS 18, *) { WorkerPool.shared.resize(threads: workers - 1) }
+        if #available(macOS 15, iOS 18, *) {
+            WorkerPool.shared.defaultWorkers.store(n, ordering: .relaxed)
+            WorkerPool.shared.resize(threads: n - 1)
+        }
         #endif
     }
 
@@ -153,6 +158,9 @@ final class WorkerPool: @unchecked Sendable {
     private let busy = Atomic<Bool>(false)
     /// Workers with an index at or above this sit out (asleep) until the count grows again.
     private let active = Atomic<Int>(0)
+    /// The process default worker count (`ParallelFor.setWorkerCount`), kept here because it
+    /// needs an atomic.
+    let defaultWorkers = Atomic<Int>(1)
 
     /// The current job; written only while `busy` is held and no chunk of the previous job is
     /// outstanding, read only by a thread that claimed a chunk of it.
