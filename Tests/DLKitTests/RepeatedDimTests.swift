@@ -1,5 +1,4 @@
 import DLKit
-import DLSafeTensors
 import DLTestSupport
 import Foundation
 import Testing
@@ -12,14 +11,7 @@ struct RepeatedDimTests {
 
     /// Inputs and ONNX Runtime outputs of run `run` (1: x 1x3x48x192, s 96x1; 2: x 2x3x8x24, s 1x5).
     static func io(_ run: Int) throws -> (inputs: [String: Tensor], outputs: [String: Tensor]) {
-        let file = try SafeTensorsFile(path: TestPackage.fixture("models/runtime/repeated_dims.io.safetensors"))
-        let suffix = run == 1 ? "" : String(run)
-        var inputs: [String: Tensor] = [:], outputs: [String: Tensor] = [:]
-        for (name, tensor) in try file.tensors() {
-            if name.hasPrefix("input\(suffix).") { inputs[String(name.dropFirst(6 + suffix.count))] = tensor }
-            if name.hasPrefix("output\(suffix).") { outputs[String(name.dropFirst(7 + suffix.count))] = tensor }
-        }
-        return (inputs, outputs)
+        try RealModelTests.run("repeated_dims", run, folder: "runtime")
     }
 
     @Test func axesSharingOneNameMayDifferAsInONNXRuntime() throws {
