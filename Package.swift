@@ -29,6 +29,8 @@ let package = Package(
         // AVX-512 micro-kernels in C, chosen at run time (Swift cannot target wider vectors per
         // function); private to DLKernels.
         .target(name: "CKernels"),
+        // PNG and JPEG decoding in C (libpng, libjpeg-turbo: their longjmp errors stay in C).
+        .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg")]),
 
         .target(name: "DLTensor"),
         .target(name: "DLKernels", dependencies: ["DLTensor", "COpenBLAS", "CKernels"]),
@@ -40,11 +42,12 @@ let package = Package(
         .target(name: "DLCheckpoint", dependencies: ["DLSafeTensors", "DLGraph", "DLONNX"]),
         .target(name: "DLKeras", dependencies: ["DLGraph", "DLTensor", "CHDF5"]),
         .target(name: "DLAutograd", dependencies: ["DLRuntime", "DLGraph", "DLKernels", "DLTensor"]),
+        .target(name: "DLImage", dependencies: ["DLTensor", "CImageCodecs"]),
         .target(name: "DLTraining", dependencies: ["DLAutograd", "DLTensor", "DLGraph", "CProtos"]),
         .target(name: "DLKit", dependencies: [
             "DLTensor", "DLGraph", "DLKernels", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint", "DLTorch",
             "DLKeras",
-            "DLAutograd", "DLTraining",
+            "DLAutograd", "DLTraining", "DLImage",
         ]),
         .executableTarget(name: "dlconvert", dependencies: [
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -70,6 +73,7 @@ let package = Package(
         .testTarget(name: "DLTrainingTests", dependencies: ["DLTraining", "DLKit", "DLTestSupport", "dltrain", "dlconvert"]),
         .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLTestSupport"]),
         .testTarget(name: "DLKerasTests", dependencies: ["DLKeras", "DLRuntime", "DLSafeTensors", "DLTestSupport", "dlconvert"]),
+        .testTarget(name: "DLImageTests", dependencies: ["DLImage", "DLSafeTensors", "DLTestSupport"]),
         // Reads ARCHITECTURE.md's import table and checks every import line of Sources/.
         .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),
@@ -88,5 +92,7 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-serve", dependencies: ["DLKit"], path: "Fuzz/Serve"),
         // fuzz-keras: the Keras reader over HDF5 bytes / .keras archives and model_config JSON.
         .executableTarget(name: "fuzz-keras", dependencies: ["DLKeras", "FuzzSupport"], path: "Fuzz/Keras"),
+        // fuzz-image: PNG/JPEG bytes through the decoders and the resize.
+        .executableTarget(name: "fuzz-image", dependencies: ["DLImage"], path: "Fuzz/Image"),
     ]
 }
