@@ -19,19 +19,21 @@ public final class Model: Sendable {
     let executor: Executor
 
     /// Loads an ONNX model or a DLKit checkpoint; the format is told by the file's first bytes.
+    /// - Parameter options: how the model runs (threads, plans, passes, kernel paths); each
+    ///   model has its own.
     /// - Throws: `DLKitError` naming the file and what is wrong (unsupported ops all at once).
-    public convenience init(contentsOf url: URL) throws(DLKitError) {
+    public convenience init(contentsOf url: URL, options: RuntimeOptions = .default) throws(DLKitError) {
         let path = url.path
         let (graph, format) = try Self.loadGraph(path: path)
         // A TF.js model.json is named by its folder (every one is called model.json).
         let base = format == .tfjs ? url.deletingLastPathComponent().lastPathComponent : url.deletingPathExtension().lastPathComponent
-        try self.init(graph: graph, name: base, format: format)
+        try self.init(graph: graph, name: base, format: format, options: options)
     }
 
     public init(graph: Graph, name: String, format: FileFormat = .unknown,
-                allocationBudget: Int = Graph.defaultAllocationBudget) throws(DLKitError) {
+                allocationBudget: Int = Graph.defaultAllocationBudget, options: RuntimeOptions = .default) throws(DLKitError) {
         self.allocationBudget = allocationBudget
-        do { executor = try Executor(graph: graph) } catch { throw .runtime(error) }
+        do { executor = try Executor(graph: graph, options: options) } catch { throw .runtime(error) }
         self.graph = executor.graph
         self.name = name
         self.format = format
@@ -47,6 +49,9 @@ public final class Model: Sendable {
     private let hasSymbolicInputs: Bool
     /// Input shape lists that passed the budget check (at most 256 remembered).
     private let checkedShapes = ShapeSet()
+
+    /// How this model runs.
+    public var options: RuntimeOptions { executor.options }
 
     public var inputs: [ValueInfo] { graph.inputs }
     public var outputs: [ValueInfo] { graph.outputs }
