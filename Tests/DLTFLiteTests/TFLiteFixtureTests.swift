@@ -1,0 +1,51 @@
+import DLGraph
+import DLRuntime
+import DLSafeTensors
+import DLTensor
+import DLTestSupport
+import DLTFLite
+import Testing
+
+/// The fixtures of scripts/fixtures/make_tflite.py (TensorFlow 2.21's converter) run through the
+/// library and agree with tf.lite.Interpreter's outputs saved beside them.
+@Suite struct TFLiteFixtureTests {
+    /// Inputs and the interpreter's outputs of a fixture, by signature name.
+    static func io(_ stem: String) throws -> (inputs: [String: Tensor], outputs: [String: Tensor]) {
+        let f = try SafeTensorsFile(path: TestPackage.fixture("tflite/\(stem).io.safetensors"))
+        var ins: [String: Tensor] = [:], outs: [String: Tensor] = [:]
+        for (name, t) in try f.tensors() {
+            if name.hasPrefix("input:") { ins[String(name.dropFirst(6))] = t }
+            if name.hasPrefix("output:") { outs[String(name.dropFirst(7))] = t }
+        }
+        return (ins, outs)
+    }
+
+    /// Runs a fixture; returns per output (ours, the interpreter's).
+    static func run(_ stem: String) throws -> [(name: String, got: Tensor, want: Tensor)] {
+        let model = try TFLiteModel(path: TestPackage.fixture("tflite/\(stem).tflite"))
+        let graph = try TFLiteImporter.graph(from: model)
+        let (ins, expected) = try io(stem)
+        #expect(Set(graph.inputs.map(\.name)) == Set(ins.keys), "\(stem): inputs \(graph.inputs.map(\.name))")
+        #expect(Set(graph.outputs.map(\.name)) == Set(expected.keys), "\(stem): outputs \(graph.outputs.map(\.name))")
+        let got = try Executor(graph: graph).run(ins)
+        var out: [(String, Tensor, Tensor)] = []
+        for (name, want) in expected.sorted(by: { $0.key < $1.key }) {
+            guard let g = got[name] else { Issue.record("\(stem): output \(name) missing"); continue }
+            #expect(g.shape == want.shape && g.dtype == want.dtype, "\(stem) \(name): \(g.dtype)\(g.shape) vs \(want.dtype)\(want.shape)")
+            out.append((name, g, want))
+        }
+        return out
+    }
+
+    static let floatModels = ["cnn.float", "mobilenet.float", "lstm.float", "ops.float", "cnn.fp16", "mobilenet.fp16", "lstm.fp16", "ops.fp16"]
+
+    /// Float and float16-weight models: rtol 1e-4 against the interpreter's reference kernels.
+    @Test(arguments: floatModels)
+    func floatModelMatchesInterpreter(stem: String) throws {
+        for (name, g, want) in try Self.run(stem) {
+            let a = g.doubles(), b = want.doubles()
+            #expect(allClose(a, b, rtol: 1e-4, atol: 1e-5), "\(stem) \(name): \(a.prefix(6)) vs \(b.prefix(6))")
+            print("tflite-fixture \(stem) \(name): max relative difference \(maxRelativeError(a, b))")
+        }
+    }
+}
