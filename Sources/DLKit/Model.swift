@@ -2,6 +2,7 @@ import DLCheckpoint
 import DLGraph
 import DLONNX
 import DLRuntime
+import DLTFLite
 import DLTensor
 import Foundation
 
@@ -80,6 +81,8 @@ public final class Model: Sendable {
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model: it holds weights but no graph (bind it to one with an ONNX model)")
         case .hdf5, .keras:
             return (try KerasSupport.graph(path: path), format)
+        case .tflite:
+            do { return (try TFLiteImporter.graph(from: try TFLiteModel(path: path)), format) } catch { throw .tflite(error) }
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model")
         }

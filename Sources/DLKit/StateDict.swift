@@ -47,6 +47,8 @@ public struct StateDict: Sendable, Sequence {
             do { all = try ONNXReader.read(path: path, checkOps: false).initializers } catch { throw .onnx(error) }
         case .hdf5, .keras:
             all = try KerasSupport.weights(path: path)
+        case .tflite:
+            all = try Model.loadGraph(path: path, checkOps: false).0.initializers
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as weights")
         }

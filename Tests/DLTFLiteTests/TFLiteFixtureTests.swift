@@ -49,3 +49,37 @@ import Testing
         }
     }
 }
+
+extension TFLiteFixtureTests {
+    /// Full-integer models: int8 in and out, computed in float between QuantizeLinear and
+    /// DequantizeLinear steps; every output within one quantum of the interpreter's.
+    @Test(arguments: ["cnn.int8", "mobilenet.int8", "ops.int8"])
+    func integerModelIsWithinOneQuantum(stem: String) throws {
+        for (name, g, want) in try Self.run(stem) {
+            let a = g.doubles(), b = want.doubles()
+            let worst = zip(a, b).map { Swift.abs($0 - $1) }.max() ?? 0
+            let off = zip(a, b).filter { $0 != $1 }.count
+            print("tflite-fixture \(stem) \(name): \(off) of \(a.count) values differ, by at most \(worst) quanta")
+            #expect(worst <= 1, "\(stem) \(name): \(a.prefix(8)) vs \(b.prefix(8))")
+        }
+    }
+
+    /// Dynamic-range models: int8 weights, float activations. The interpreter quantizes each
+    /// activation row to int8 on the fly before its integer GEMM; DLKit dequantizes the weights
+    /// once and computes in float, so the two differ by the activations' rounding (up to about
+    /// 1/127 of a row's largest value per product). Bar: within 3% of the output's largest
+    /// magnitude, and the same argmax.
+    @Test(arguments: ["cnn.dynamic", "mobilenet.dynamic", "lstm.dynamic", "ops.dynamic"])
+    func dynamicRangeModelIsClose(stem: String) throws {
+        for (name, g, want) in try Self.run(stem) {
+            let a = g.doubles(), b = want.doubles()
+            let scale = b.map { Swift.abs($0) }.max() ?? 0
+            let worst = zip(a, b).map { Swift.abs($0 - $1) }.max() ?? 0
+            print("tflite-fixture \(stem) \(name): max difference \(worst) (largest output \(scale))")
+            #expect(worst <= 0.03 * scale + 1e-6, "\(stem) \(name): \(a.prefix(6)) vs \(b.prefix(6))")
+            if a.count > 1 {
+                #expect(a.indices.max { a[$0] < a[$1] } == b.indices.max { b[$0] < b[$1] }, "\(stem) \(name): argmax differs")
+            }
+        }
+    }
+}
