@@ -61,8 +61,8 @@ struct FlatBuffer {
         guard pos % 4 == 0 else { throw fail(object, pos, "table is not 4-byte aligned") }
         let soffset = try load(pos, as: Int32.self, object)
         let (vt, o) = pos.subtractingReportingOverflow(Int(soffset))
-        guard !o, vt >= 0, vt % 2 == 0 else {
-            throw fail(object, pos, "vtable offset \(soffset) points outside the file")
+        guard !o, vt >= 0, vt <= count - 4, vt % 2 == 0 else {
+            throw fail(object + " vtable", pos, "the table's vtable offset \(soffset) points to byte \(vt), outside the file (\(count) bytes)")
         }
         let vtSize = Int(try load(vt, as: UInt16.self, object))
         let tableSize = Int(try load(vt + 2, as: UInt16.self, object))
