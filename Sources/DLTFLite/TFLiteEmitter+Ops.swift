@@ -35,7 +35,8 @@ extension TFLiteEmitter {
 
     static let writable: Set<String> = [
         "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm", "MatMul", "Softmax", "Reshape", "Flatten", "Transpose",
-        "Concat", "ReduceMean", "Squeeze", "Unsqueeze", "Identity", "Clip", "Pad", "Dropout", "LeakyRelu",
+        "Concat", "ReduceMean", "Squeeze", "Unsqueeze", "Identity", "Clip", "Pad", "Dropout", "LeakyRelu", "Constant",
+        "BatchNormalization",
     ]
 
     func canWrite(_ n: Node) -> Bool {
@@ -84,10 +85,12 @@ extension TFLiteEmitter {
             return try me.tensor(name)
         }
         if let code = Self.unaryCodes[n.opType] {
+            if try elementwiseOnSource(n, code, nil) { return }
             op(code, [try x(&self, 0)], [try out(n)])
             return
         }
         if let (code, options) = Self.binaryCodes[n.opType] {
+            if try elementwiseOnSource(n, code, options == 0 ? nil : (options, FlatObject([(0, .int8(0))]))) { return }
             op(code, [try x(&self, 0), try x(&self, 1)], [try out(n)], options == 0 ? nil : (options, FlatObject([(0, .int8(0))])))
             return
         }
@@ -100,6 +103,8 @@ extension TFLiteEmitter {
                 let d = try dims(n.outputs[0])
                 op(22, [try x(&self, 0), try int32s(d.map { $0.value ?? -1 }, base: n.outputs[0] + "/shape")], [try out(n)])
             }
+        case "Constant": _ = try tensor(n.outputs[0])
+        case "BatchNormalization": try batchNorm(n)
         case "Conv": try conv(n)
         case "MaxPool", "AveragePool": try pool(n)
         case "GlobalAveragePool":
@@ -148,10 +153,11 @@ extension TFLiteEmitter {
             var me = self
             let lo = try n.input(1).flatMap { (v: String) throws(TFLiteError) -> Tensor? in try me.constant(v) }?.doubles().first ?? -.infinity
             let hi = try n.input(2).flatMap { (v: String) throws(TFLiteError) -> Tensor? in try me.constant(v) }?.doubles().first ?? .infinity
-            if lo == 0 && hi == 6 { op(21, [try x(&self, 0)], [try out(n)]) }
-            else if lo == -1 && hi == 1 { op(20, [try x(&self, 0)], [try out(n)]) }
-            else if lo == 0 && hi == .infinity { op(19, [try x(&self, 0)], [try out(n)]) }
-            else {
+            let relu: Int32? = lo == 0 && hi == 6 ? 21 : lo == -1 && hi == 1 ? 20 : lo == 0 && hi == .infinity ? 19 : nil
+            if let relu {
+                if try elementwiseOnSource(n, relu, nil, inputs: [n.inputs[0]]) { return }
+                op(relu, [try x(&self, 0)], [try out(n)])
+            } else {
                 let m = fresh(n.outputs[0] + "/min")
                 let t = try newTensor(m, dtype: .float32, dims: try dims(n.outputs[0]))
                 op(57, [try x(&self, 0), try constant(Tensor(shape: [], scalars: [Float(hi)]), base: m + "/max")], [t])
@@ -212,8 +218,10 @@ extension TFLiteEmitter {
         let yd = try dims(n.outputs[0])
         let y = fresh(n.outputs[0] + "/nhwc")
         let yt = try newTensor(y, dtype: .float32, dims: [yd[0], yd[2], yd[3], yd[1]])
-        let bias = try n.input(2).map { (b: String) throws(TFLiteError) -> Int in try tensor(b) } ?? -1
         let o = w.shape[0]
+        // TFLite's depthwise kernel requires a bias: zeros when the graph has none.
+        let bias: Int
+        if let b = n.input(2) { bias = try tensor(b) } else { bias = try constant(Tensor(zeros: .float32, shape: [o]), base: n.outputs[0] + "/zero_bias") }
         if group == 1 {
             let filter = try constant(try permute(w, [0, 2, 3, 1], name: wName), base: wName + "/ohwi")
             op(3, [try tensor(x), filter, bias], [yt], (1, FlatObject([(0, .int8(pad)), (1, .int32(Int32(g.strides[1]))), (2, .int32(Int32(g.strides[0]))),
@@ -226,9 +234,7 @@ extension TFLiteEmitter {
         } else {
             throw fail(n, "grouped convolution with \(group) groups is not written yet")
         }
-        transposes[y] = (n.outputs[0], [0, 2, 3, 1])
-        op(39, [yt, try int32s([0, 3, 1, 2], base: y + "/perm")], [try out(n)])
-        transposes[n.outputs[0]] = (y, [0, 3, 1, 2])
+        pending[n.outputs[0]] = (y, [0, 3, 1, 2])
     }
 
     mutating func pool(_ n: Node) throws(TFLiteError) {
@@ -248,9 +254,73 @@ extension TFLiteEmitter {
         op(n.opType == "MaxPool" ? 17 : 1, [try tensor(x)], [yt],
            (5, FlatObject([(0, .int8(pad)), (1, .int32(Int32(g.strides[1]))), (2, .int32(Int32(g.strides[0]))),
                            (3, .int32(Int32(k[1]))), (4, .int32(Int32(k[0]))), (5, .int8(0))])))
-        transposes[y] = (n.outputs[0], [0, 2, 3, 1])
-        op(39, [yt, try int32s([0, 3, 1, 2], base: y + "/perm")], [try out(n)])
-        transposes[n.outputs[0]] = (y, [0, 3, 1, 2])
+        pending[n.outputs[0]] = (y, [0, 3, 1, 2])
+    }
+
+    /// An elementwise op whose inputs are pending transposes by one permutation (or one-element
+    /// constants) runs on the sources, and its result is pending too: activations and residual
+    /// additions between convolutions stay channels-last. - Returns: false when it does not apply.
+    mutating func elementwiseOnSource(_ n: Node, _ code: Int32, _ options: (UInt8, FlatObject)?, inputs: [String]? = nil) throws(TFLiteError) -> Bool {
+        var perm: [Int]?
+        var first: String?
+        var ins: [Int] = []
+        for name in inputs ?? n.inputs {
+            let v = aliases[name] ?? name
+            if let (src, p) = pending[v], perm == nil || perm == p {
+                perm = p
+                first = first ?? src
+                ins.append(try tensor(src))
+            } else if let c = try constant(v), c.elementCount == 1 {
+                ins.append(try tensor(v))
+            } else {
+                return false
+            }
+        }
+        guard let perm, let src = first, let t = typeOf(src), let dims = t.dims, let outType = typeOf(n.outputs[0]), outType.dims?.count == dims.count else { return false }
+        let y = fresh(n.outputs[0] + "/nhwc")
+        var inverse = [Int](repeating: 0, count: perm.count)
+        for (i, p) in perm.enumerated() { inverse[p] = i }
+        let yt = try newTensor(y, dtype: outType.dtype, dims: inverse.map { (outType.dims ?? [])[$0] })
+        op(code, ins, [yt], options)
+        pending[n.outputs[0]] = (y, perm)
+        return true
+    }
+
+    /// Inference BatchNormalization (constant scale, bias, mean, variance) as MUL and ADD by
+    /// per-channel constants a = scale / sqrt(var + eps), b = bias - mean * a (TFLite has no
+    /// batch-norm op). On a channels-last source the constants are [C], otherwise [C, 1, ...].
+    mutating func batchNorm(_ n: Node) throws(TFLiteError) {
+        var ps: [[Double]] = []
+        for k in 1...4 {
+            guard let name = n.input(k), let c = try constant(name) else { throw fail(n, "input \(k) must be a constant") }
+            ps.append(c.doubles())
+        }
+        let eps = Double(try float(n, "epsilon", 1e-5))
+        let ch = ps[0].count
+        guard ps.allSatisfy({ $0.count == ch }), n.outputs.count == 1 || n.outputs[1...].allSatisfy(\.isEmpty) else {
+            throw fail(n, "needs one value per channel in scale, bias, mean and variance (inference form)")
+        }
+        let a = (0..<ch).map { ps[0][$0] / (ps[3][$0] + eps).squareRoot() }
+        let b = (0..<ch).map { ps[1][$0] - ps[2][$0] * a[$0] }
+        let r = try dims(n.inputs[0]).count
+        let v = aliases[n.inputs[0]] ?? n.inputs[0]
+        let onSource = pending[v].map { $0.1 == [0, r - 1] + Array(1..<(r - 1)) } ?? false
+        let shape = onSource ? [ch] : [ch] + [Int](repeating: 1, count: max(r - 2, 0))
+        let x = onSource ? try tensor(pending[v]?.0 ?? v) : try tensor(v)
+        let aT = try constant(Tensor(shape: shape, scalars: a.map { Float($0) }), base: n.outputs[0] + "/scale")
+        let bT = try constant(Tensor(shape: shape, scalars: b.map { Float($0) }), base: n.outputs[0] + "/shift")
+        guard let t = typeOf(n.outputs[0]), let od = t.dims else { throw fail(n, "output shape unknown") }
+        let srcDims = onSource ? [od[0]] + Array(od[2...]) + [od[1]] : od
+        let m = fresh(n.outputs[0] + "/scaled")
+        let mt = try newTensor(m, dtype: .float32, dims: srcDims)
+        op(18, [x, aT], [mt], (21, FlatObject([(0, .int8(0))])))
+        if onSource, let (_, perm) = pending[v] {
+            let y = fresh(n.outputs[0] + "/nhwc")
+            op(0, [mt, bT], [try newTensor(y, dtype: .float32, dims: srcDims)], (11, FlatObject([(0, .int8(0))])))
+            pending[n.outputs[0]] = (y, perm)
+        } else {
+            op(0, [mt, bT], [try out(n)], (11, FlatObject([(0, .int8(0))])))
+        }
     }
 
     /// Gemm with a constant B becomes FULLY_CONNECTED (weights [out, in]); alpha/beta must be 1.

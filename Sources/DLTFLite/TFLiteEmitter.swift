@@ -17,6 +17,10 @@ struct TFLiteEmitter {
     /// that undoes one.
     var transposes: [String: (String, [Int])] = [:]
     var aliases: [String: String] = [:]
+    /// Values not written yet that equal a transpose of another tensor (source, permutation): the
+    /// results of channels-last ops and of elementwise ops on them. A TRANSPOSE is written only
+    /// when something needs the value itself; a transpose undoing it reads the source.
+    var pending: [String: (String, [Int])] = [:]
     /// Types of the tensors the writer adds (transposed and padded values).
     var addedTypes: [String: TensorType] = [:]
     var names: Set<String> = []
@@ -97,6 +101,12 @@ struct TFLiteEmitter {
     mutating func tensor(_ value: String) throws(TFLiteError) -> Int {
         let v = aliases[value] ?? value
         if let i = tensorIndex[v] { return i }
+        if let (src, perm) = pending[v], let t = typeOf(v), let dims = t.dims {
+            let o = try newTensor(v, dtype: t.dtype, dims: dims)
+            op(39, [try tensor(src), try int32s(perm, base: v + "/perm")], [o])
+            transposes[v] = (src, perm)
+            return o
+        }
         if let c = try constant(v) { return try constantTensor(c, name: v) }
         guard let t = typeOf(v), let dims = t.dims else {
             throw .write(path: path, reason: "value '\(v)' has no known type and shape")
@@ -143,7 +153,13 @@ struct TFLiteEmitter {
     /// Identity of one (as the TFLite reader and Keras importer write weights).
     mutating func constant(_ v: String) throws(TFLiteError) -> Tensor? {
         if let c = constants[v] { return c }
-        guard let node = graph.nodes.first(where: { $0.outputs.first == v }), node.inputs.count == 1 else { return nil }
+        guard let node = graph.nodes.first(where: { $0.outputs.first == v }) else { return nil }
+        if node.opType == "Constant", OpSet.isDefaultDomain(node) {
+            let c = try? ConstantOp.value(of: node)
+            constants[v] = c
+            return c
+        }
+        guard node.inputs.count == 1 else { return nil }
         switch node.opType {
         case "Identity":
             let c = try constant(node.inputs[0])
@@ -203,7 +219,7 @@ struct TFLiteEmitter {
     /// A TRANSPOSE of `value` by `perm` into a new tensor; the source when it undoes a transpose.
     mutating func transposed(_ value: String, _ perm: [Int]) throws(TFLiteError) -> String {
         let v = aliases[value] ?? value
-        if let (src, p) = transposes[v], p.count == perm.count, (0..<perm.count).allSatisfy({ p[perm[$0]] == $0 }) { return src }
+        if let (src, p) = pending[v] ?? transposes[v], p.count == perm.count, (0..<perm.count).allSatisfy({ p[perm[$0]] == $0 }) { return src }
         guard let t = typeOf(v), let dims = t.dims, dims.count == perm.count else {
             throw .write(path: path, reason: "value '\(v)' needs a known rank \(perm.count) to be transposed")
         }
