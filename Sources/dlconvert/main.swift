@@ -9,7 +9,7 @@ struct DLConvert: ParsableCommand {
         abstract: "Convert neural network files between formats, and inspect them.",
         discussion: """
             The input format is recognised from the file's content; the output format from its
-            extension (.onnx, .ckpt, .safetensors, .pt/.pth/.bin). PyTorch files are read without
+            extension (.onnx, .ckpt, .tflite, .safetensors, .pt/.pth/.bin). PyTorch files are read without
             running any of their code.
 
             Examples:
@@ -26,6 +26,8 @@ struct DLConvert: ParsableCommand {
               dlconvert model.keras model.onnx       # Keras (.h5, .keras) -> ONNX
               dlconvert tuned.ckpt tuned.weights.h5  # weights back to Keras 3 (.h5: legacy layout)
               dlconvert w.weights.h5 m.onnx --graph model.h5
+              dlconvert model.tflite model.onnx      # TFLite in (float, fp16, int8) ...
+              dlconvert model.onnx model.tflite      # ... and out (float32)
             """,
         subcommands: [Convert.self, Inspect.self, Verify.self, Bench.self],
         defaultSubcommand: Convert.self)
@@ -34,10 +36,10 @@ struct DLConvert: ParsableCommand {
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Convert IN to OUT (the default command).")
 
-    @Argument(help: "The file to read (.onnx, .ckpt, .safetensors, .pt/.pth/.bin, model.safetensors.index.json).")
+    @Argument(help: "The file to read (.onnx, .ckpt, .tflite, .safetensors, .pt/.pth/.bin, .h5, .keras, model.safetensors.index.json).")
     var input: String
 
-    @Argument(help: "The file to write; its extension picks the format (.onnx, .ckpt, .safetensors, .pt, .pth, .bin).")
+    @Argument(help: "The file to write; its extension picks the format (.onnx, .ckpt, .tflite, .safetensors, .pt, .pth, .bin, .h5, .weights.h5).")
     var output: String
 
     @OptionGroup(title: "ONNX output and weights onto a graph")
