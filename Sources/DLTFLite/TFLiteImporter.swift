@@ -276,11 +276,14 @@ struct TFLiteGraphBuilder {
         let t = sub.tensors[i]
         let range = model.buffers[t.buffer]
         guard t.buffer > 0, !range.isEmpty else { return nil }
-        guard t.sparsity == nil else {
-            throw .invalid(path: path, object: tensorLabel(i), reason: "is stored sparse; only DENSIFY may read it")
-        }
         guard let dt = TFLiteImporter.dtype(t.type), dt != .string else {
             throw .invalid(path: path, object: tensorLabel(i), reason: "constant of TFLite type \(t.type) is not supported")
+        }
+        if let sp = t.sparsity {
+            let label = tensorLabel(i)
+            return try SparseTensor.densify(sp, shape: t.shape, dtype: dt, values: model.bytes(range)) { reason in
+                .invalid(path: path, object: label, reason: reason)
+            }
         }
         guard let n = ShapeMath.elementCount(t.shape), n.multipliedReportingOverflow(by: dt.byteWidth) == (range.count, false) else {
             throw .invalid(path: path, object: tensorLabel(i),

@@ -125,6 +125,8 @@ extension TFLiteGraphBuilder {
             // QUANTIZE: float -> integer, or integer -> integer with new parameters; DEQUANTIZE:
             // integer or float16 -> float32. `input` dequantizes and `bind` quantizes as the
             // tensors' parameters say, so both are the identity on real values.
+            // DENSIFY: its input is a sparse constant, which `input` reads densified.
+            ("DENSIFY", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.bind(op, 0, try b.input(op, 0)) }),
             ("QUANTIZE", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.bind(op, 0, try b.input(op, 0)) }),
             ("DEQUANTIZE", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in
                 let i = try b.tensor(op, 0)
