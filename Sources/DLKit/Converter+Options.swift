@@ -2,6 +2,7 @@ import DLCheckpoint
 import DLGraph
 import DLONNX
 import DLTensor
+import DLTFLite
 import Foundation
 
 /// Choices for `Converter.convert(from:to:options:)` beyond the input and output paths.
@@ -16,6 +17,8 @@ public struct ConversionOptions: Sendable {
     public var key: String?
     /// Converts floating-point weights to this type (weights-only outputs).
     public var dtype: DType?
+    /// How a `.tflite` output stores convolution and fully connected weights.
+    public var tfliteQuantize: TFLiteWriter.Quantize = .none
 
     public init(onnx: ONNXWriteOptions = ONNXWriteOptions(), graph: URL? = nil, allowMissing: Bool = false,
                 key: String? = nil, dtype: DType? = nil) {
@@ -66,6 +69,14 @@ extension Converter {
         let onnxOptionsSet = options.onnx.opset != nil || options.onnx.externalData != .automatic
         if onnxOptionsSet && target != .onnx {
             throw .invalidArgument("\(output.path): --opset and --external-data apply to .onnx output only")
+        }
+        if options.tfliteQuantize != .none && target != .tflite {
+            throw .invalidArgument("\(output.path): --quantize applies to .tflite output only")
+        }
+        if target == .tflite, options.graph == nil, options.key == nil, options.dtype == nil, format.holdsGraph {
+            let (graph, _) = try Model.loadGraph(path: input.path)
+            do { try TFLiteWriter.write(graph, to: output.path, quantize: options.tfliteQuantize) } catch { throw .tflite(error) }
+            return report
         }
         guard let graphURL = options.graph else {
             let hasGraph = format.holdsGraph

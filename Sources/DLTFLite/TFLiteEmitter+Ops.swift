@@ -223,12 +223,12 @@ extension TFLiteEmitter {
         let bias: Int
         if let b = n.input(2) { bias = try tensor(b) } else { bias = try constant(Tensor(zeros: .float32, shape: [o]), base: n.outputs[0] + "/zero_bias") }
         if group == 1 {
-            let filter = try constant(try permute(w, [0, 2, 3, 1], name: wName), base: wName + "/ohwi")
+            let filter = try weight(try permute(w, [0, 2, 3, 1], name: wName), base: wName + "/ohwi", axis: 0)
             op(3, [try tensor(x), filter, bias], [yt], (1, FlatObject([(0, .int8(pad)), (1, .int32(Int32(g.strides[1]))), (2, .int32(Int32(g.strides[0]))),
                                                                     (3, .int8(0)), (4, .int32(Int32(g.dilations[1]))), (5, .int32(Int32(g.dilations[0])))])))
         } else if group == c, w.shape[1] == 1, o % c == 0 {
             // [C*M, 1, KH, KW] -> [1, KH, KW, C*M]
-            let filter = try constant(try permute(w, [1, 2, 3, 0], name: wName), base: wName + "/1hwc")
+            let filter = try weight(try permute(w, [1, 2, 3, 0], name: wName), base: wName + "/1hwc", axis: 3)
             op(4, [try tensor(x), filter, bias], [yt], (2, FlatObject([(0, .int8(pad)), (1, .int32(Int32(g.strides[1]))), (2, .int32(Int32(g.strides[0]))),
                                                                     (3, .int32(Int32(o / c))), (4, .int8(0)), (5, .int32(Int32(g.dilations[1]))), (6, .int32(Int32(g.dilations[0])))])))
         } else {
@@ -329,7 +329,7 @@ extension TFLiteEmitter {
             throw fail(n, "alpha, beta or transA other than the defaults")
         }
         guard let bName = n.input(1), let b = try constant(bName), b.rank == 2, b.dtype == .float32 else { throw fail(n, "needs a constant float32 2-D B") }
-        let weights = try int(n, "transB", 0) != 0 ? try tensor(bName) : try constant(try permute(b, [1, 0], name: bName), base: bName + "/t")
+        let weights = try weight(try int(n, "transB", 0) != 0 ? b : try permute(b, [1, 0], name: bName), base: bName + "/weights", axis: nil)
         var bias = -1
         if let c = n.input(2) {
             guard let ct = try constant(c), ct.elementCount == b.shape[try int(n, "transB", 0) != 0 ? 0 : 1] else {

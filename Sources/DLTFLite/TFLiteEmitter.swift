@@ -24,6 +24,7 @@ struct TFLiteEmitter {
     /// Types of the tensors the writer adds (transposed and padded values).
     var addedTypes: [String: TensorType] = [:]
     var names: Set<String> = []
+    var quantize: TFLiteWriter.Quantize = .none
 
     init(graph: Graph, path: String) throws(TFLiteError) {
         self.graph = graph
@@ -127,6 +128,41 @@ struct TFLiteEmitter {
         ]))
         tensorIndex[name] = tensors.count - 1
         return tensors.count - 1
+    }
+
+    /// A weight tensor (filter or fully connected matrix) stored as `quantize` says; returns the
+    /// tensor the operator reads. `axis` is the output-channel axis for per-channel int8 scales
+    /// (nil: one scale for the tensor).
+    mutating func weight(_ t: Tensor, base: String, axis: Int?) throws(TFLiteError) -> Int {
+        switch quantize {
+        case .none:
+            return try constant(t, base: base)
+        case .float16:
+            let half = try constant(t.converted(to: .float16), base: base + "/float16")
+            let out = fresh(base)
+            let o = try newTensor(out, dtype: .float32, dims: [Dim](t.shape))
+            op(6, [half], [o])
+            return o
+        case .dynamicInt8:
+            let x = t.scalars(as: Float.self)
+            let channels = axis.map { t.shape[$0] } ?? 1
+            let inner = axis.map { t.shape[($0 + 1)...].reduce(1, *) } ?? x.count
+            var scales = [Float](repeating: 0, count: channels)
+            for (k, v) in x.enumerated() {
+                let c = channels == 1 ? 0 : (k / inner) % channels
+                scales[c] = max(scales[c], abs(v))
+            }
+            scales = scales.map { $0 > 0 ? $0 / 127 : 1 }
+            let q = x.enumerated().map { k, v -> Int8 in
+                let c = channels == 1 ? 0 : (k / inner) % channels
+                return Int8(max(-127, min(127, (v / scales[c]).rounded())))
+            }
+            let i = try constant(Tensor(shape: t.shape, scalars: q), base: base + "/int8")
+            tensors[i].fields.append((4, .table(FlatObject([
+                (2, .floats(scales)), (3, .int64s([Int64](repeating: 0, count: channels))), (6, .int32(Int32(axis ?? 0))),
+            ]))))
+            return i
+        }
     }
 
     mutating func constantTensor(_ t: Tensor, name: String) throws(TFLiteError) -> Int {

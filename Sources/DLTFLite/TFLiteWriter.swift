@@ -11,8 +11,19 @@ import DLTensor
 /// output names become the `serving_default` signature. Every op DLKit cannot write yet is listed
 /// in one error; nothing is written then.
 public enum TFLiteWriter {
-    public static func write(_ graph: Graph, to path: String) throws(TFLiteError) {
-        let bytes = try serialize(graph, path: path)
+    /// How the weights of convolutions and fully connected layers are stored.
+    public enum Quantize: String, Sendable, CaseIterable {
+        /// float32, as the graph holds them.
+        case none
+        /// float16 constants read through DEQUANTIZE (TFLite's "float16 quantization").
+        case float16
+        /// int8 with a symmetric scale (per output channel for convolutions, per tensor for fully
+        /// connected layers), computed by TFLite's hybrid kernels with float activations.
+        case dynamicInt8 = "dynamic-int8"
+    }
+
+    public static func write(_ graph: Graph, to path: String, quantize: Quantize = .none) throws(TFLiteError) {
+        let bytes = try serialize(graph, path: path, quantize: quantize)
         do {
             let w = try AtomicFileWriter(path: path)
             do {
@@ -27,8 +38,9 @@ public enum TFLiteWriter {
         }
     }
 
-    public static func serialize(_ graph: Graph, path: String = "<memory>") throws(TFLiteError) -> [UInt8] {
+    public static func serialize(_ graph: Graph, path: String = "<memory>", quantize: Quantize = .none) throws(TFLiteError) -> [UInt8] {
         var e = try TFLiteEmitter(graph: graph, path: path)
+        e.quantize = quantize
         try e.emitAll()
         return e.finish()
     }

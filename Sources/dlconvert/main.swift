@@ -51,6 +51,9 @@ struct Convert: ParsableCommand {
     @Option(help: "Convert floating-point weights to this dtype (float32, float16, bfloat16, float64).")
     var dtype: String?
 
+    @Option(help: ArgumentHelp("For .tflite output: store convolution and fully connected weights as float16 (behind DEQUANTIZE) or dynamic-int8 (int8 with scales, float activations).", valueName: "float16|dynamic-int8"))
+    var quantize: String?
+
     @OptionGroup(title: "Training state (PyTorch optimizers)")
     var optimizer: OptimizerOptions
 
@@ -58,7 +61,7 @@ struct Convert: ParsableCommand {
         try reportingErrors {
             var format = FileFormat.unknown
             try optimizer.run(input: input, output: output) { target in
-                format = try onnx.convert(input, target, key: key, dtype: try parseDType(dtype))
+                format = try onnx.convert(input, target, key: key, dtype: try parseDType(dtype), quantize: try parseQuantize(quantize))
             }
             if isatty(STDERR_FILENO) != 0 {
                 FileHandle.standardError.write(Data("dlconvert: \(input) (\(format.rawValue)) -> \(output)\n".utf8))
@@ -97,3 +100,12 @@ func reportingErrors(_ body: () throws -> Void) throws {
 // may crash on a hostile file, and then only the child dies.
 KerasIsolation.setUpForCommandLine()
 DLConvert.main()
+
+/// The `--quantize` choice. - Throws: a DLKit error naming the accepted values.
+func parseQuantize(_ text: String?) throws(DLKitError) -> TFLiteWriter.Quantize {
+    guard let text else { return .none }
+    guard let q = TFLiteWriter.Quantize(rawValue: text), q != .none else {
+        throw .invalidArgument("--quantize must be float16 or dynamic-int8, got '\(text)'")
+    }
+    return q
+}
