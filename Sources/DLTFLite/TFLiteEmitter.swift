@@ -213,31 +213,7 @@ struct TFLiteEmitter {
 
     /// `t` with its axes reordered (`out.shape[i] = t.shape[perm[i]]`).
     func permute(_ t: Tensor, _ perm: [Int], name: String) throws(TFLiteError) -> Tensor {
-        let r = t.rank
-        guard perm.count == r, Set(perm) == Set(0..<r) else { throw .write(path: path, reason: "transpose of '\(name)' has permutation \(perm) for rank \(r)") }
-        let shape = perm.map { t.shape[$0] }
-        var inStrides = [Int](repeating: 1, count: r)
-        for i in stride(from: r - 2, through: 0, by: -1) { inStrides[i] = inStrides[i + 1] * t.shape[i + 1] }
-        let w = t.dtype.byteWidth, n = t.elementCount
-        var out = [UInt8](repeating: 0, count: n * w)
-        t.withUnsafeBytes { src in
-            var index = [Int](repeating: 0, count: r)
-            for k in 0..<n {
-                var from = 0
-                for i in 0..<r { from += index[i] * inStrides[perm[i]] }
-                for b in 0..<w { out[k * w + b] = src[from * w + b] }
-                var i = r - 1
-                while i >= 0 {
-                    index[i] += 1
-                    if index[i] < shape[i] { break }
-                    index[i] = 0
-                    i -= 1
-                }
-            }
-        }
-        do { return try out.withUnsafeBytes { b throws(TensorError) in try Tensor(dtype: t.dtype, shape: shape, bytes: b) } } catch {
-            throw .write(path: path, reason: "\(error)")
-        }
+        do { return try t.transposed(perm) } catch { throw .write(path: path, reason: "transpose of '\(name)' by \(perm): \(error)") }
     }
 
     // MARK: operators
