@@ -108,8 +108,6 @@ struct FlatTable {
         try scalar(id, UInt8(defaultValue ? 1 : 0)) != 0
     }
 
-    func has(_ id: Int) throws(FlatBufferError) -> Bool { try field(id, width: 0) != nil }
-
     func table(_ id: Int, _ object: String) throws(FlatBufferError) -> FlatTable? {
         guard let at = try field(id, width: 4) else { return nil }
         return try buffer.table(at: try buffer.follow(at, object), object)

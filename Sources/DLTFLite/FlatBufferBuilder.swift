@@ -1,6 +1,6 @@
 /// A value to write into a FlatBuffer table field.
 indirect enum FlatValue {
-    case int8(Int8), uint8(UInt8), int32(Int32), uint32(UInt32), float(Float), uint64(UInt64)
+    case int8(Int8), uint8(UInt8), int32(Int32), uint32(UInt32), float(Float)
     case table(FlatObject)
     case tables([FlatObject])
     case string(String)
@@ -56,7 +56,6 @@ struct FlatBufferBuilder {
     static func width(_ v: FlatValue) -> Int {
         switch v {
         case .int8, .uint8: 1
-        case .uint64: 8
         default: 4
         }
     }
@@ -64,7 +63,7 @@ struct FlatBufferBuilder {
     /// Writes a table and its children; returns the table's position.
     mutating func write(_ object: FlatObject) -> Int {
         let fields = object.fields.sorted { Self.width($0.value) > Self.width($1.value) }
-        // Layout of the table body after the 4-byte soffset: 8-byte fields first, then 4, then 1.
+        // Layout of the table body after the 4-byte soffset: 4-byte fields first, then 1-byte ones.
         var offsets: [Int: Int] = [:]
         var size = 4
         for f in fields {
@@ -80,8 +79,7 @@ struct FlatBufferBuilder {
         put(UInt16(4 + 2 * (maxId + 1)))
         put(UInt16(size))
         for id in 0...max(maxId, 0) where maxId >= 0 { put(UInt16(offsets[id] ?? 0)) }
-        // The table starts at a multiple of 8 so its 8-byte fields are aligned.
-        pad(to: 8)
+        pad(to: 4)
         let table = bytes.count
         bytes.append(contentsOf: [UInt8](repeating: 0, count: size))
         set(Int32(table - vtable), at: table)
@@ -95,7 +93,6 @@ struct FlatBufferBuilder {
             case .int32(let v): set(v, at: at)
             case .uint32(let v): set(v, at: at)
             case .float(let v): set(v.bitPattern, at: at)
-            case .uint64(let v): set(v, at: at)
             default: children.append((at, f.value))
             }
         }
@@ -147,7 +144,7 @@ struct FlatBufferBuilder {
             put(UInt32(data.count))
             bytes.append(contentsOf: data)
             return start
-        case .int8, .uint8, .int32, .uint32, .float, .uint64:
+        case .int8, .uint8, .int32, .uint32, .float:
             preconditionFailure("scalars are written inline")
         }
     }
