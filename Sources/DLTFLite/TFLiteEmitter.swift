@@ -24,11 +24,17 @@ struct TFLiteEmitter {
     /// Types of the tensors the writer adds (transposed and padded values).
     var addedTypes: [String: TensorType] = [:]
     var names: Set<String> = []
+    var nextSuffix: [String: Int] = [:]
+    /// The node producing each value (by its first output).
+    let producer: [String: Int]
     var quantize: TFLiteWriter.Quantize = .none
 
     init(graph: Graph, path: String) throws(TFLiteError) {
         self.graph = graph
         self.path = path
+        var p: [String: Int] = [:]
+        for (k, n) in graph.nodes.enumerated() { if let o = n.outputs.first, p[o] == nil { p[o] = k } }
+        producer = p
         types = try Self.shapes(graph, path: path)
         for (n, t) in graph.initializers { constants[n] = t }
         names = Set(graph.nodes.flatMap(\.outputs)).union(graph.inputs.map(\.name)).union(graph.initializers.names)
@@ -92,8 +98,9 @@ struct TFLiteEmitter {
     }
 
     mutating func fresh(_ base: String) -> String {
-        var n = base, k = 1
+        var n = base, k = nextSuffix[base] ?? 1
         while names.contains(n) { n = "\(base)_\(k)"; k += 1 }
+        nextSuffix[base] = k
         names.insert(n)
         return n
     }
@@ -189,7 +196,8 @@ struct TFLiteEmitter {
     /// Identity of one (as the TFLite reader and Keras importer write weights).
     mutating func constant(_ v: String) throws(TFLiteError) -> Tensor? {
         if let c = constants[v] { return c }
-        guard let node = graph.nodes.first(where: { $0.outputs.first == v }) else { return nil }
+        guard let k = producer[v] else { return nil }
+        let node = graph.nodes[k]
         if node.opType == "Constant", OpSet.isDefaultDomain(node) {
             let c = try? ConstantOp.value(of: node)
             constants[v] = c

@@ -88,6 +88,7 @@ struct TFLiteGraphBuilder {
     var initializers: [(String, Tensor)] = []
     /// Value names taken so far (tensor names, fresh intermediate names).
     var used: Set<String> = []
+    var nextSuffix: [String: Int] = [:]
     /// The unique value name of each tensor (signature names for the graph's inputs and outputs).
     var tensorNames: [String] = []
     /// The value holding each tensor's stored content, once produced (or read from a buffer).
@@ -114,9 +115,12 @@ struct TFLiteGraphBuilder {
         tensorNames = names
     }
 
+    /// `base`, or `base_k` with the first free k (counted per base, so a file repeating one name
+    /// a million times costs linear time).
     mutating func uniqueName(_ base: String) -> String {
-        var n = base, k = 1
+        var n = base, k = nextSuffix[base] ?? 1
         while used.contains(n) { n = "\(base)_\(k)"; k += 1 }
+        nextSuffix[base] = k
         used.insert(n)
         return n
     }
