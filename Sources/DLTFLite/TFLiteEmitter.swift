@@ -23,8 +23,7 @@ struct TFLiteEmitter {
     var pending: [String: (String, [Int])] = [:]
     /// Types of the tensors the writer adds (transposed and padded values).
     var addedTypes: [String: TensorType] = [:]
-    var names: Set<String> = []
-    var nextSuffix: [String: Int] = [:]
+    var names = UniqueNames()
     /// The node producing each value (by its first output).
     let producer: [String: Int]
     var quantize: TFLiteWriter.Quantize = .none
@@ -37,7 +36,7 @@ struct TFLiteEmitter {
         producer = p
         types = try Self.shapes(graph, path: path)
         for (n, t) in graph.initializers { constants[n] = t }
-        names = Set(graph.nodes.flatMap(\.outputs)).union(graph.inputs.map(\.name)).union(graph.initializers.names)
+        names = UniqueNames(reserving: graph.nodes.flatMap(\.outputs) + graph.inputs.map(\.name) + graph.initializers.names)
     }
 
     /// The type of every value: the IR's inference, and for the ops it types only at run time
@@ -97,13 +96,7 @@ struct TFLiteEmitter {
         }
     }
 
-    mutating func fresh(_ base: String) -> String {
-        var n = base, k = nextSuffix[base] ?? 1
-        while names.contains(n) { n = "\(base)_\(k)"; k += 1 }
-        nextSuffix[base] = k
-        names.insert(n)
-        return n
-    }
+    mutating func fresh(_ base: String) -> String { names.make(base) }
 
     /// The TFLite tensor of an IR value (a constant gets a buffer).
     mutating func tensor(_ value: String) throws(TFLiteError) -> Int {

@@ -87,8 +87,7 @@ struct TFLiteGraphBuilder {
     var nodes: [Node] = []
     var initializers: [(String, Tensor)] = []
     /// Value names taken so far (tensor names, fresh intermediate names).
-    var used: Set<String> = []
-    var nextSuffix: [String: Int] = [:]
+    var used = UniqueNames()
     /// The unique value name of each tensor (signature names for the graph's inputs and outputs).
     var tensorNames: [String] = []
     /// The value holding each tensor's stored content, once produced (or read from a buffer).
@@ -106,7 +105,7 @@ struct TFLiteGraphBuilder {
         // Signature names first (a name given to two tensors keeps only its first), then the
         // tensors' own names made unique.
         for (i, name) in signatureNames.sorted(by: { $0.key < $1.key }) {
-            if used.contains(name) { signatureNames[i] = nil } else { used.insert(name) }
+            if !used.reserve(name) { signatureNames[i] = nil }
         }
         var names: [String] = []
         for (i, t) in subgraph.tensors.enumerated() {
@@ -115,15 +114,7 @@ struct TFLiteGraphBuilder {
         tensorNames = names
     }
 
-    /// `base`, or `base_k` with the first free k (counted per base, so a file repeating one name
-    /// a million times costs linear time).
-    mutating func uniqueName(_ base: String) -> String {
-        var n = base, k = nextSuffix[base] ?? 1
-        while used.contains(n) { n = "\(base)_\(k)"; k += 1 }
-        nextSuffix[base] = k
-        used.insert(n)
-        return n
-    }
+    mutating func uniqueName(_ base: String) -> String { used.make(base) }
 
     // MARK: graph
 
