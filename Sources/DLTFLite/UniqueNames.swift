@@ -6,8 +6,6 @@ struct UniqueNames {
 
     init(reserving names: some Sequence<String> = []) { used = Set(names) }
 
-    func contains(_ name: String) -> Bool { used.contains(name) }
-
     /// Takes `name` as it is. - Returns: false when it was taken already.
     mutating func reserve(_ name: String) -> Bool { used.insert(name).inserted }
 
