@@ -45,12 +45,14 @@ let package = Package(
         .target(name: "DLCheckpoint", dependencies: ["DLSafeTensors", "DLGraph", "DLONNX"]),
         .target(name: "DLKeras", dependencies: ["DLGraph", "DLTensor", "CHDF5"]),
         .target(name: "DLTensorFlow", dependencies: ["DLGraph", "DLTensor", "CTensorFlowProtos"]),
+        .target(name: "DLTFLite", dependencies: ["DLGraph", "DLTensor"]),
         .target(name: "DLAutograd", dependencies: ["DLRuntime", "DLGraph", "DLKernels", "DLTensor"]),
         .target(name: "DLImage", dependencies: ["DLTensor", "CImageCodecs"]),
         .target(name: "DLTraining", dependencies: ["DLAutograd", "DLTensor", "DLGraph", "CProtos"]),
         .target(name: "DLKit", dependencies: [
             "DLTensor", "DLGraph", "DLKernels", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint", "DLTorch",
             "DLKeras", "DLTensorFlow",
+            "DLKeras", "DLTFLite",
             "DLAutograd", "DLTraining", "DLImage",
         ]),
         .executableTarget(name: "dlconvert", dependencies: [
@@ -78,6 +80,7 @@ let package = Package(
         .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLTensorFlow", "DLTestSupport"]),
         .testTarget(name: "DLKerasTests", dependencies: ["DLKeras", "DLRuntime", "DLSafeTensors", "DLTestSupport", "dlconvert"]),
         .testTarget(name: "DLTensorFlowTests", dependencies: ["DLTensorFlow", "DLKit", "DLSafeTensors", "DLTestSupport", "dlconvert", "dlserve"]),
+        .testTarget(name: "DLTFLiteTests", dependencies: ["DLTFLite", "DLRuntime", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLImageTests", dependencies: ["DLImage", "DLSafeTensors", "DLTestSupport"]),
         // Reads ARCHITECTURE.md's import table and checks every import line of Sources/.
         .testTarget(name: "ArchitectureTests"),
@@ -102,6 +105,8 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-tfindex", dependencies: ["DLTensorFlow", "FuzzSupport"], path: "Fuzz/TFIndex"),
         .executableTarget(name: "fuzz-savedmodel", dependencies: ["DLTensorFlow", "FuzzSupport"], path: "Fuzz/SavedModel"),
         .executableTarget(name: "fuzz-tfjs", dependencies: ["DLTensorFlow", "FuzzSupport"], path: "Fuzz/TFJS"),
+        // fuzz-tflite: the FlatBuffer reader and the TFLite importer over .tflite bytes.
+        .executableTarget(name: "fuzz-tflite", dependencies: ["DLTFLite", "FuzzSupport"], path: "Fuzz/TFLite"),
         // fuzz-image: PNG/JPEG bytes through the decoders and the resize.
         .executableTarget(name: "fuzz-image", dependencies: ["DLImage"], path: "Fuzz/Image"),
     ]

@@ -2,6 +2,7 @@ import DLCheckpoint
 import DLGraph
 import DLONNX
 import DLTensor
+import DLTFLite
 import Foundation
 
 /// Choices for `Converter.convert(from:to:options:)` beyond the input and output paths.
@@ -18,6 +19,8 @@ public struct ConversionOptions: Sendable {
     public var dtype: DType?
     /// The signature of a TensorFlow SavedModel to convert (default `serving_default`).
     public var signature: String?
+    /// How a `.tflite` output stores convolution and fully connected weights.
+    public var tfliteQuantize: TFLiteWriter.Quantize = .none
 
     public init(onnx: ONNXWriteOptions = ONNXWriteOptions(), graph: URL? = nil, allowMissing: Bool = false,
                 key: String? = nil, dtype: DType? = nil) {
@@ -61,13 +64,21 @@ extension Converter {
     /// graph (see `WeightBinding`), and the output is `.onnx` or `.ckpt`.
     public static func convert(from input: URL, to output: URL, options: ConversionOptions) throws(DLKitError) -> ConversionReport {
         guard let target = Target(path: output.path) else {
-            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .safetensors, .pt, .pth, .bin, .h5 or .weights.h5")
+            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .tflite, .safetensors, .pt, .pth, .bin, .h5 or .weights.h5")
         }
         let format = try FileFormat.detect(path: input.path)
         var report = ConversionReport(inputFormat: format)
         let onnxOptionsSet = options.onnx.opset != nil || options.onnx.externalData != .automatic
         if onnxOptionsSet && target != .onnx {
             throw .invalidArgument("\(output.path): --opset and --external-data apply to .onnx output only")
+        }
+        if options.tfliteQuantize != .none && target != .tflite {
+            throw .invalidArgument("\(output.path): --quantize applies to .tflite output only")
+        }
+        if target == .tflite, options.graph == nil, options.key == nil, options.dtype == nil, format.hasGraph {
+            let (graph, _) = try Model.loadGraph(path: input.path)
+            do { try TFLiteWriter.write(graph, to: output.path, quantize: options.tfliteQuantize) } catch { throw .tflite(error) }
+            return report
         }
         guard let graphURL = options.graph else {
             guard target == .onnx, format.hasGraph, options.key == nil, options.dtype == nil else {

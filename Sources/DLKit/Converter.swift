@@ -2,13 +2,14 @@ import DLCheckpoint
 import DLGraph
 import DLONNX
 import DLTensor
+import DLTFLite
 import Foundation
 
 /// Converts between the formats DLKit reads and writes. The input format is told by content,
 /// the output format by the output's extension.
 public enum Converter {
     public enum Target: String, Sendable, CaseIterable {
-        case onnx, ckpt, safetensors, pt
+        case onnx, ckpt, safetensors, pt, tflite
         /// Keras weights: `.weights.h5` in the Keras 3 layout, other `.h5` in the legacy layout.
         case kerasWeights = "weights.h5", h5
 
@@ -27,7 +28,7 @@ public enum Converter {
     ///   - dtype: converts floating-point weights (the graph is dropped: weights only).
     public static func convert(from input: URL, to output: URL, key: String? = nil, dtype: DType? = nil) throws(DLKitError) -> FileFormat {
         guard let target = Target(path: output.path) else {
-            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .safetensors, .pt, .pth, .bin, .h5 or .weights.h5")
+            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .tflite, .safetensors, .pt, .pth, .bin, .h5 or .weights.h5")
         }
         let format = try FileFormat.detect(path: input.path)
         let hasGraph = format.hasGraph
@@ -40,6 +41,12 @@ public enum Converter {
             var weights = try StateDict(contentsOf: input, key: key)
             if let dtype { weights = try weights.converted(to: dtype) }
             try weights.write(to: output)
+        case .tflite:
+            guard hasGraph, key == nil, dtype == nil else {
+                throw .unsupportedOutput(path: output.path, reason: "a .tflite file is written from a model (ONNX, .ckpt, Keras, TFLite), without --key or --dtype")
+            }
+            let (graph, _) = try Model.loadGraph(path: input.path)
+            try write(graph, to: output)
         case .onnx, .ckpt:
             guard hasGraph, key == nil, dtype == nil else {
                 // Weights only: an ONNX model or checkpoint holding just the initializers.
@@ -61,8 +68,10 @@ public enum Converter {
             do { try ONNXWriter.write(graph, to: output.path) } catch { throw .onnx(error) }
         case .ckpt?:
             do { try Checkpoint(graph: graph).write(to: output.path) } catch { throw .checkpoint(error) }
+        case .tflite?:
+            do { try TFLiteWriter.write(graph, to: output.path) } catch { throw .tflite(error) }
         default:
-            throw .unsupportedOutput(path: output.path, reason: "a graph is written as .onnx or .ckpt")
+            throw .unsupportedOutput(path: output.path, reason: "a graph is written as .onnx, .ckpt or .tflite")
         }
     }
 }

@@ -6,3 +6,5 @@
 @_exported import struct DLONNX.ONNXWriteReport
 // How a model runs (threads, plans, passes, kernel paths), one value per model.
 @_exported import struct DLRuntime.RuntimeOptions
+// How a .tflite output stores its weights (`ConversionOptions.tfliteQuantize`).
+@_exported import enum DLTFLite.TFLiteWriter

@@ -21,10 +21,12 @@ public enum FileFormat: String, Sendable, CaseIterable {
     case tensorflowCheckpoint = "tf-checkpoint"
     /// A TensorFlow.js `model.json` (graph-model or layers-model) with its weight shards.
     case tfjs
+    /// A TensorFlow Lite FlatBuffer (`TFL3` at bytes 4..<8).
+    case tflite
     case unknown
 
     /// Whether files of this format hold a graph (a model), not only weights.
-    public var hasGraph: Bool { [.onnx, .checkpoint, .hdf5, .keras, .savedModel, .tfjs].contains(self) }
+    public var hasGraph: Bool { [.onnx, .checkpoint, .hdf5, .keras, .savedModel, .tfjs, .tflite].contains(self) }
 
     /// Detects the format of the file at `path`.
     /// - Throws: `DLKitError.cannotRead` when the file cannot be opened.
@@ -47,6 +49,8 @@ public enum FileFormat: String, Sendable, CaseIterable {
             b.count >= prefix.count && zip(b, prefix).allSatisfy { $0 == $1 }
         }
         if TensorBundle.isIndex(b) { return .tensorflowCheckpoint }
+        // TFLite: a FlatBuffer with the file identifier TFL3 after its 4-byte root offset.
+        if b.count >= 8, b[4] == 0x54, b[5] == 0x46, b[6] == 0x4C, b[7] == 0x33 { return .tflite }
         if starts(with: [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) { return .hdf5 }
         if starts(with: [0x50, 0x4B, 0x03, 0x04]) { return KerasSupport.isKerasArchive(b) ? .keras : .pytorchZip }
         if starts(with: [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19]) {

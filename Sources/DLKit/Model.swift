@@ -2,6 +2,7 @@ import DLCheckpoint
 import DLGraph
 import DLONNX
 import DLRuntime
+import DLTFLite
 import DLTensor
 import DLTensorFlow
 import Foundation
@@ -94,6 +95,8 @@ public final class Model: Sendable {
             return (try TFJSSupport.graph(path: path, checkOps: checkOps), format)
         case .tensorflowCheckpoint:
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model: a checkpoint holds weights but no graph (convert the SavedModel folder)")
+        case .tflite:
+            do { return (try TFLiteImporter.graph(from: try TFLiteModel(path: path)), format) } catch { throw .tflite(error) }
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model")
         }

@@ -54,6 +54,8 @@ public struct StateDict: Sendable, Sequence {
             do { all = try TensorBundle(path: prefix).tensors() } catch { throw .tensorflow(error) }
         case .tfjs:
             all = NamedTensors(try TFJSSupport.model(path).weights.map { ($0.name, $0.tensor) })
+        case .tflite:
+            all = try Model.loadGraph(path: path, checkOps: false).0.initializers
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as weights")
         }

@@ -9,7 +9,7 @@ struct DLConvert: ParsableCommand {
         abstract: "Convert neural network files between formats, and inspect them.",
         discussion: """
             The input format is recognised from the file's content; the output format from its
-            extension (.onnx, .ckpt, .safetensors, .pt/.pth/.bin). PyTorch files are read without
+            extension (.onnx, .ckpt, .tflite, .safetensors, .pt/.pth/.bin). PyTorch files are read without
             running any of their code.
 
             Examples:
@@ -28,6 +28,8 @@ struct DLConvert: ParsableCommand {
               dlconvert w.weights.h5 m.onnx --graph model.h5
               dlconvert saved_model_dir model.onnx   # TensorFlow SavedModel (serving_default)
               dlconvert saved_model_dir vars.safetensors   # its variables, by checkpoint key
+              dlconvert model.tflite model.onnx      # TFLite in (float, fp16, int8) ...
+              dlconvert model.onnx model.tflite      # ... and out (float32)
             """,
         subcommands: [Convert.self, Inspect.self, Verify.self, Bench.self],
         defaultSubcommand: Convert.self)
@@ -36,10 +38,10 @@ struct DLConvert: ParsableCommand {
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Convert IN to OUT (the default command).")
 
-    @Argument(help: "The file to read (.onnx, .ckpt, .safetensors, .pt/.pth/.bin, model.safetensors.index.json).")
+    @Argument(help: "The file to read (.onnx, .ckpt, .tflite, .safetensors, .pt/.pth/.bin, .h5, .keras, model.safetensors.index.json).")
     var input: String
 
-    @Argument(help: "The file to write; its extension picks the format (.onnx, .ckpt, .safetensors, .pt, .pth, .bin).")
+    @Argument(help: "The file to write; its extension picks the format (.onnx, .ckpt, .tflite, .safetensors, .pt, .pth, .bin, .h5, .weights.h5).")
     var output: String
 
     @OptionGroup(title: "ONNX output and weights onto a graph")
@@ -53,6 +55,8 @@ struct Convert: ParsableCommand {
 
     @Option(help: "The signature of a TensorFlow SavedModel to convert (default: serving_default).")
     var signature: String?
+    @Option(help: ArgumentHelp("For .tflite output: store convolution and fully connected weights as float16 (behind DEQUANTIZE) or dynamic-int8 (int8 with scales, float activations).", valueName: "float16|dynamic-int8"))
+    var quantize: String?
 
     @OptionGroup(title: "Training state (PyTorch optimizers)")
     var optimizer: OptimizerOptions
@@ -61,7 +65,8 @@ struct Convert: ParsableCommand {
         try reportingErrors {
             var format = FileFormat.unknown
             try optimizer.run(input: input, output: output) { target in
-                format = try onnx.convert(input, target, key: key, dtype: try parseDType(dtype), signature: signature)
+                format = try onnx.convert(input, target, key: key, dtype: try parseDType(dtype), signature: signature,
+                                          quantize: try parseQuantize(quantize))
             }
             if isatty(STDERR_FILENO) != 0 {
                 FileHandle.standardError.write(Data("dlconvert: \(input) (\(format.rawValue)) -> \(output)\n".utf8))
@@ -100,3 +105,12 @@ func reportingErrors(_ body: () throws -> Void) throws {
 // may crash on a hostile file, and then only the child dies.
 KerasIsolation.setUpForCommandLine()
 DLConvert.main()
+
+/// The `--quantize` choice. - Throws: a DLKit error naming the accepted values.
+func parseQuantize(_ text: String?) throws(DLKitError) -> TFLiteWriter.Quantize {
+    guard let text else { return .none }
+    guard let q = TFLiteWriter.Quantize(rawValue: text), q != .none else {
+        throw .invalidArgument("--quantize must be float16 or dynamic-int8, got '\(text)'")
+    }
+    return q
+}

@@ -15,7 +15,7 @@ let usage = """
     formats/serve-protocol.md). Logs go to standard error. Ends at end of input or on
     SIGTERM/SIGINT, after answering every request already read; exit code 0.
 
-    MODEL               an ONNX model, DLKit checkpoint, Keras .h5 or .keras; requests name it by
+    MODEL               an ONNX model, DLKit checkpoint, Keras .h5 or .keras, or .tflite; requests name it by
                         its file name without extension ("model_name"), optional when one model
                         is served
     --graph FILE        the model the weights file just before it belongs to (e.g.

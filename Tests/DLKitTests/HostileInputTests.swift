@@ -5,6 +5,7 @@ import DLONNX
 import DLSafeTensors
 import DLTestSupport
 import DLTensorFlow
+import DLTFLite
 import DLTorch
 import Foundation
 import Testing
@@ -27,6 +28,9 @@ func hostileOpen(_ path: String, reader: String) -> String? {
         case "ckpt":
             let c = try Checkpoint(contentsOf: path)
             _ = try Model(graph: c.graph, name: "bad")
+        case "tflite":
+            let g = try TFLiteImporter.graph(from: try TFLiteModel(path: path))
+            _ = try Model(graph: g, name: "bad")
         case "keras":
             let f = try KerasFile(path: path)
             for layer in f.layers { for (_, t) in layer.weights { t.withUnsafeBytes { b in _ = b.last } } }
@@ -95,7 +99,7 @@ func hostileOpen(_ path: String, reader: String) -> String? {
         return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted().map { "\(target)/\($0)" }
     }
 
-    @Test(arguments: files("onnx") + files("safetensors") + files("torch") + files("ckpt"))
+    @Test(arguments: files("onnx") + files("safetensors") + files("torch") + files("ckpt") + files("tflite"))
     func readerAnswersWithoutCrashing(entry: String) throws {
         let target = String(entry.split(separator: "/")[0])
         let source = TestPackage.root.appendingPathComponent("Fuzz/corpus/\(entry)").path
