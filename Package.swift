@@ -39,11 +39,12 @@ let package = Package(
         .target(name: "DLTorch", dependencies: ["DLTensor"]),
         .target(name: "DLCheckpoint", dependencies: ["DLSafeTensors", "DLGraph", "DLONNX"]),
         .target(name: "DLKeras", dependencies: ["DLGraph", "DLTensor", "CHDF5"]),
+        .target(name: "DLHuggingFace", dependencies: ["DLGraph", "DLTensor", "DLSafeTensors", "DLTorch"]),
         .target(name: "DLAutograd", dependencies: ["DLRuntime", "DLGraph", "DLKernels", "DLTensor"]),
         .target(name: "DLTraining", dependencies: ["DLAutograd", "DLTensor", "DLGraph"]),
         .target(name: "DLKit", dependencies: [
             "DLTensor", "DLGraph", "DLKernels", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint", "DLTorch",
-            "DLKeras",
+            "DLKeras", "DLHuggingFace",
             "DLAutograd", "DLTraining",
         ]),
         .executableTarget(name: "dlconvert", dependencies: [
@@ -70,6 +71,7 @@ let package = Package(
         .testTarget(name: "DLTrainingTests", dependencies: ["DLTraining", "DLKit", "DLTestSupport", "dltrain", "dlconvert"]),
         .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLTestSupport"]),
         .testTarget(name: "DLKerasTests", dependencies: ["DLKeras", "DLRuntime", "DLSafeTensors", "DLTestSupport", "dlconvert"]),
+        .testTarget(name: "DLHuggingFaceTests", dependencies: ["DLHuggingFace", "DLRuntime", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),
     ]
 )
