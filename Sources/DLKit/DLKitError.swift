@@ -1,4 +1,5 @@
 import DLCheckpoint
+import DLHuggingFace
 import DLKeras
 import DLGraph
 import DLONNX
@@ -22,6 +23,7 @@ public enum DLKitError: Error, CustomStringConvertible {
     case invalidArgument(String)
     case weightBinding(WeightBindingError)
     case keras(KerasError)
+    case huggingFace(HFError)
 
     public var description: String {
         switch self {
@@ -40,6 +42,7 @@ public enum DLKitError: Error, CustomStringConvertible {
         case .invalidArgument(let m): m
         case .weightBinding(let e): "\(e)"
         case .keras(let e): "\(e)"
+        case .huggingFace(let e): "\(e)"
         }
     }
 }

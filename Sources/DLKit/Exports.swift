@@ -4,3 +4,8 @@
 // The ONNX writing choices a conversion takes (opset, external data) and what it reports.
 @_exported import struct DLONNX.ONNXWriteOptions
 @_exported import struct DLONNX.ONNXWriteReport
+// Hugging Face folders: the tokenizer and what it gives, and the folder's own reader.
+@_exported import struct DLHuggingFace.HFTokenizer
+@_exported import struct DLHuggingFace.HFEncoding
+@_exported import struct DLHuggingFace.HFFolder
+@_exported import enum DLHuggingFace.HFError

@@ -1,3 +1,4 @@
+import DLHuggingFace
 import DLSafeTensors
 import DLTensor
 
@@ -13,11 +14,17 @@ public enum FileFormat: String, Sendable, CaseIterable {
     case hdf5
     /// A Keras 3 `.keras` archive (a zip holding config.json and model.weights.h5).
     case keras
+    /// A Hugging Face model folder: a directory holding config.json (and weights, tokenizer.json).
+    case huggingFace = "hf-folder"
     case unknown
+
+    /// Whether the format holds a model's graph (not weights alone).
+    public var holdsGraph: Bool { [.onnx, .checkpoint, .hdf5, .keras, .huggingFace].contains(self) }
 
     /// Detects the format of the file at `path`.
     /// - Throws: `DLKitError.cannotRead` when the file cannot be opened.
     public static func detect(path: String) throws(DLKitError) -> FileFormat {
+        if HFFolder.isFolder(path) { return .huggingFace }
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch let e as MappedFileError { throw .cannotRead(path: path, reason: e.reason) } catch {
             throw .cannotRead(path: path, reason: "\(error)")

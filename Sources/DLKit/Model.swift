@@ -1,5 +1,6 @@
 import DLCheckpoint
 import DLGraph
+import DLHuggingFace
 import DLONNX
 import DLRuntime
 import DLTensor
@@ -80,6 +81,8 @@ public final class Model: Sendable {
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model: it holds weights but no graph (bind it to one with an ONNX model)")
         case .hdf5, .keras:
             return (try KerasSupport.graph(path: path), format)
+        case .huggingFace:
+            do { return (try HFFolder(path: path).graph(), format) } catch { throw .huggingFace(error) }
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model")
         }

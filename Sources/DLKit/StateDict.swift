@@ -1,5 +1,6 @@
 import DLCheckpoint
 import DLGraph
+import DLHuggingFace
 import DLONNX
 import DLSafeTensors
 import DLTensor
@@ -47,6 +48,8 @@ public struct StateDict: Sendable, Sequence {
             do { all = try ONNXReader.read(path: path, checkOps: false).initializers } catch { throw .onnx(error) }
         case .hdf5, .keras:
             all = try KerasSupport.weights(path: path)
+        case .huggingFace:
+            do { all = try HFWeights(folder: path).tensors } catch { throw .huggingFace(error) }
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as weights")
         }

@@ -26,8 +26,10 @@ struct DLConvert: ParsableCommand {
               dlconvert model.keras model.onnx       # Keras (.h5, .keras) -> ONNX
               dlconvert tuned.ckpt tuned.weights.h5  # weights back to Keras 3 (.h5: legacy layout)
               dlconvert w.weights.h5 m.onnx --graph model.h5
+              dlconvert bert-folder/ bert.onnx       # Hugging Face folder (config.json) -> ONNX
+              dlconvert tokenize bert-folder/ < texts.txt
             """,
-        subcommands: [Convert.self, Inspect.self, Verify.self, Bench.self],
+        subcommands: [Convert.self, Inspect.self, Verify.self, Bench.self, Tokenize.self],
         defaultSubcommand: Convert.self)
 }
 
