@@ -88,5 +88,7 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-serve", dependencies: ["DLKit"], path: "Fuzz/Serve"),
         // fuzz-keras: the Keras reader over HDF5 bytes / .keras archives and model_config JSON.
         .executableTarget(name: "fuzz-keras", dependencies: ["DLKeras", "FuzzSupport"], path: "Fuzz/Keras"),
+        // fuzz-hf: tokenizer.json and config.json of Hugging Face folders (first byte picks which).
+        .executableTarget(name: "fuzz-hf", dependencies: ["DLHuggingFace"], path: "Fuzz/HuggingFace"),
     ]
 }

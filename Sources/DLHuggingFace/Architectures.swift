@@ -88,7 +88,6 @@ public enum HFArchitecture {
     static func bert(_ config: HFConfig, _ w: HFWeights) throws(HFError) -> Graph {
         let roberta = config.modelType != "bert"
         let base = roberta ? (config.modelType == "xlm-roberta" ? "roberta." : "\(config.modelType).") : "bert."
-        var b = try GraphBuilder(config: config, weights: w, probe: "embeddings.word_embeddings.weight", prefixes: ["", base, "roberta.", "model."])
         let hidden = try config.int("hidden_size"), heads = try config.int("num_attention_heads")
         let layers = try config.int("num_hidden_layers", max: 1000), inter = try config.int("intermediate_size")
         let vocab = try config.int("vocab_size"), maxPos = try config.int("max_position_embeddings")
@@ -98,6 +97,7 @@ public enum HFArchitecture {
         let posType = try config.string("position_embedding_type", default: "absolute")
         guard posType == "absolute" else { throw .unsupported(path: config.path, reason: "position_embedding_type '\(posType)'") }
         guard hidden % heads == 0 else { throw .invalid(path: config.path, reason: "hidden_size \(hidden) is not a multiple of num_attention_heads \(heads)") }
+        var b = try GraphBuilder(config: config, weights: w, probe: "embeddings.word_embeddings.weight", prefixes: ["", base, "roberta.", "model."])
         let c = common(&b)
         let wordEmb = try b.weight("embeddings.word_embeddings.weight", [vocab, hidden])
         var e = b.op1("Gather", [wordEmb, "input_ids"], name: "embeddings")
@@ -148,12 +148,12 @@ public enum HFArchitecture {
     }
 
     static func distilBERT(_ config: HFConfig, _ w: HFWeights) throws(HFError) -> Graph {
-        var b = try GraphBuilder(config: config, weights: w, probe: "embeddings.word_embeddings.weight", prefixes: ["", "distilbert."])
         let hidden = try config.int("dim"), heads = try config.int("n_heads"), layers = try config.int("n_layers", max: 1000)
         let inter = try config.int("hidden_dim"), vocab = try config.int("vocab_size"), maxPos = try config.int("max_position_embeddings")
         let act = try config.string("activation", default: "gelu")
         guard hidden % heads == 0 else { throw .invalid(path: config.path, reason: "dim \(hidden) is not a multiple of n_heads \(heads)") }
         let eps = 1e-12  // DistilBERT's LayerNorms are built with eps=1e-12, not configurable
+        var b = try GraphBuilder(config: config, weights: w, probe: "embeddings.word_embeddings.weight", prefixes: ["", "distilbert."])
         let c = common(&b)
         var e = b.op1("Gather", [try b.weight("embeddings.word_embeddings.weight", [vocab, hidden]), "input_ids"], name: "embeddings")
         let posEmb = try b.weight("embeddings.position_embeddings.weight", [maxPos, hidden])
@@ -192,7 +192,6 @@ public enum HFArchitecture {
     }
 
     static func gpt2(_ config: HFConfig, _ w: HFWeights) throws(HFError) -> Graph {
-        var b = try GraphBuilder(config: config, weights: w, probe: "wte.weight", prefixes: ["", "transformer."])
         let hidden = try config.int("n_embd", "hidden_size"), heads = try config.int("n_head", "num_attention_heads")
         let layers = try config.int("n_layer", "num_hidden_layers", max: 1000), vocab = try config.int("vocab_size")
         let maxPos = try config.int("n_positions", "max_position_embeddings")
@@ -202,6 +201,7 @@ public enum HFArchitecture {
         guard hidden % heads == 0 else { throw .invalid(path: config.path, reason: "n_embd \(hidden) is not a multiple of n_head \(heads)") }
         if try config.bool("scale_attn_by_inverse_layer_idx", default: false) { throw .unsupported(path: config.path, reason: "scale_attn_by_inverse_layer_idx") }
         guard try config.bool("scale_attn_weights", default: true) else { throw .unsupported(path: config.path, reason: "scale_attn_weights false") }
+        var b = try GraphBuilder(config: config, weights: w, probe: "wte.weight", prefixes: ["", "transformer."])
         let c = common(&b)
         let wte = try b.weight("wte.weight", [vocab, hidden])
         var e = b.op1("Gather", [wte, "input_ids"], name: "embeddings")
@@ -244,7 +244,6 @@ public enum HFArchitecture {
     }
 
     static func llama(_ config: HFConfig, _ w: HFWeights) throws(HFError) -> Graph {
-        var b = try GraphBuilder(config: config, weights: w, probe: "embed_tokens.weight", prefixes: ["model.", ""])
         let hidden = try config.int("hidden_size"), heads = try config.int("num_attention_heads")
         let kvHeads = try config.int("num_key_value_heads", default: heads)
         let layers = try config.int("num_hidden_layers", max: 1000), inter = try config.int("intermediate_size")
@@ -263,6 +262,7 @@ public enum HFArchitecture {
             if let sw = config.json["sliding_window"], !sw.isNull { window = try config.int("sliding_window") }
         }
         let theta = try ropeTheta(config)
+        var b = try GraphBuilder(config: config, weights: w, probe: "embed_tokens.weight", prefixes: ["model.", ""])
         let c = common(&b)
         // inv_freq = 1 / θ^(2i/d) and the angles position·inv_freq, as transformers computes them in float32
         let f32 = Int(DType.float32.onnxCode)

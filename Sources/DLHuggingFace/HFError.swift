@@ -9,6 +9,8 @@ public enum HFError: Error, Sendable, CustomStringConvertible, Equatable {
     case unsupported(path: String, reason: String)
     /// The weights do not match what the config describes (missing, wrong shape or dtype).
     case weights(path: String, reason: String)
+    /// A weights reader's own error (its message names the file).
+    case reader(String)
 
     public var description: String {
         switch self {
@@ -16,6 +18,7 @@ public enum HFError: Error, Sendable, CustomStringConvertible, Equatable {
         case .invalid(let p, let r): "\(p): \(r)"
         case .unsupported(let p, let r): "\(p): not supported: \(r)"
         case .weights(let p, let r): "\(p): \(r)"
+        case .reader(let m): m
         }
     }
 }

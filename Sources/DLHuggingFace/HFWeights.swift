@@ -15,6 +15,12 @@ public struct HFWeights: Sendable {
     /// Weight files a folder may hold, in the order they are looked for.
     public static let fileNames = ["model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json", "pytorch_model.bin"]
 
+    /// Weights already read (tests, fuzzing): `path` names them in errors.
+    public init(path: String, tensors: NamedTensors) {
+        self.path = path
+        self.tensors = tensors
+    }
+
     public init(folder: String) throws(HFError) {
         let fm = FileManager.default
         guard let name = Self.fileNames.first(where: { fm.fileExists(atPath: (folder as NSString).appendingPathComponent($0)) }) else {
@@ -24,13 +30,13 @@ public struct HFWeights: Sendable {
         path = p
         switch name {
         case "model.safetensors.index.json":
-            do { tensors = NamedTensors(try ShardedSafeTensors(path: p).tensors()) } catch { throw .weights(path: p, reason: "\(error)") }
+            do { tensors = NamedTensors(try ShardedSafeTensors(path: p).tensors()) } catch { throw .reader("\(error)") }
         case "model.safetensors":
-            do { tensors = NamedTensors(try SafeTensorsFile(path: p).tensors()) } catch { throw .weights(path: p, reason: "\(error)") }
+            do { tensors = NamedTensors(try SafeTensorsFile(path: p).tensors()) } catch { throw .reader("\(error)") }
         case "pytorch_model.bin.index.json":
             tensors = try Self.torchShards(index: p, folder: folder)
         default:
-            do { tensors = try TorchFile(path: p).stateDict() } catch { throw .weights(path: p, reason: "\(error)") }
+            do { tensors = try TorchFile(path: p).stateDict() } catch { throw .reader("\(error)") }
         }
     }
 
@@ -48,7 +54,7 @@ public struct HFWeights: Sendable {
             }
             if shards[file] == nil {
                 let sp = (folder as NSString).appendingPathComponent(file)
-                do { shards[file] = try TorchFile(path: sp).stateDict() } catch { throw .weights(path: sp, reason: "\(error)") }
+                do { shards[file] = try TorchFile(path: sp).stateDict() } catch { throw .reader("\(error)") }
             }
             guard let t = shards[file]?[m.key] else { throw .weights(path: p, reason: "tensor '\(m.key)' is not in \(file)") }
             out[m.key] = t

