@@ -21,9 +21,14 @@ public struct HFFolder: Sendable {
         weights = try HFWeights(folder: path)
     }
 
-    /// The architecture as an IR graph over the folder's mapped weights.
+    /// The architecture as an IR graph over the folder's mapped weights; an encoder of a
+    /// sentence-transformers folder (modules.json) also gives `sentence_embedding`.
     public func graph() throws(HFError) -> Graph {
-        try HFArchitecture.graph(config: config, weights: weights)
+        var g = try HFArchitecture.graph(config: config, weights: weights)
+        if HFArchitecture.encoders.contains(config.modelType), let plan = try SentencePooling.plan(folder: path) {
+            SentencePooling.add(plan, to: &g)
+        }
+        return g
     }
 
     /// The folder's tokenizer.json, nil when it has none.

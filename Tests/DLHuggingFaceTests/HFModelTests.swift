@@ -23,7 +23,7 @@ import Testing
         let got = try Executor(graph: graph).run(inputs)
         let mask = try expected.tensor(named: "attention_mask").scalars(as: Int64.self)
         var compared = 0
-        for name in ["last_hidden_state", "pooler_output", "logits"] where expected.entry(name) != nil {
+        for name in ["last_hidden_state", "pooler_output", "logits", "sentence_embedding"] where expected.entry(name) != nil {
             let want = try expected.tensor(named: name)
             guard let g = got[name] else { Issue.record("\(folder): no output \(name); have \(got.keys.sorted())"); continue }
             #expect(g.shape == want.shape, "\(folder) \(name) shape \(g.shape) vs \(want.shape)")
