@@ -1,0 +1,60 @@
+import DLKit
+import DLTestSupport
+import Foundation
+import Testing
+
+/// Hugging Face folders through the front ends: `dlconvert tokenize`, conversion of a folder to
+/// .ckpt/.onnx, inspect, and `Model(contentsOf:)` on the folder itself.
+@Suite struct HFCLITests {
+    let dlconvert = TestPackage.tool("dlconvert")
+
+    /// `dlconvert tokenize` prints the tokenizers library's ids for every line of the fixture cases.
+    @Test(arguments: ["bert", "llama", "unigram"]) func tokenizePrintsTheLibrarysIds(_ name: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: TestPackage.fixture("hf/tokenizer_cases.json")))
+        let all = try data.withUnsafeBytes { try JSONParser.parse($0) }
+        let cases = (all[name]?.arrayValue ?? []).filter { $0["pair"] == nil && !($0["text"]?.stringValue ?? "").contains("\n") }
+        #expect(cases.count > 20)
+        let input = cases.map { $0["text"]?.stringValue ?? "" }.joined(separator: "\n") + "\n"
+        let r = try runProcess(dlconvert, ["tokenize", TestPackage.fixture("hf/\(name)")], input: input)
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(lines.count == cases.count)
+        for (line, c) in zip(lines, cases) {
+            let got = try parseJSON(String(line))
+            #expect(got["input_ids"] == c["input_ids"], "\(c["text"]?.stringValue ?? "")")
+            #expect(got["attention_mask"] == c["attention_mask"], "\(c["text"]?.stringValue ?? "")")
+        }
+    }
+
+    /// The folder runs as a Model, and through .ckpt and .onnx gives the same outputs.
+    @Test(arguments: ["bert", "qwen2"]) func folderRunsAndConverts(_ name: String) throws {
+        let folder = TestPackage.fixture("hf/\(name)")
+        let model = try Model(contentsOf: URL(fileURLWithPath: folder))
+        #expect(model.format == .huggingFace)
+        let expected = try StateDict(contentsOf: URL(fileURLWithPath: folder + "/expected.safetensors"))
+        var feeds: [String: Tensor] = [:]
+        for i in model.inputs { feeds[i.name] = expected[i.name] }
+        let direct = try model.run(feeds)
+        let dir = TemporaryFolder()
+        for ext in ["ckpt", "onnx"] {
+            let r = try runProcess(dlconvert, [folder, dir.file("m.\(ext)")])
+            #expect(r.status == 0, "\(r.stderr)")
+            let again = try Model(contentsOf: dir.url("m.\(ext)")).run(feeds)
+            for (k, t) in direct { #expect(again[k]?.doubles() == t.doubles(), "\(ext) \(k)") }
+        }
+        let out = name == "bert" ? "last_hidden_state" : "logits"
+        #expect(direct[out]?.shape == expected[out]?.shape)
+        let inspect = try runProcess(dlconvert, ["inspect", folder])
+        #expect(inspect.status == 0 && inspect.stdout.contains("format: hf-folder") && inspect.stdout.contains(out))
+    }
+
+    @Test func badFolderIsOneLineAndExitOne() throws {
+        let dir = TemporaryFolder()
+        let r = try runProcess(dlconvert, [TestPackage.fixture("bad/hf_config_rope_yarn"), dir.file("x.onnx")])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("rope_type 'yarn'") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(dir.contents().isEmpty)
+        let t = try runProcess(dlconvert, ["tokenize", TestPackage.fixture("bad/hf_tokenizer_bad_regex.json")], input: "x\n")
+        #expect(t.status == 1 && t.stderr.contains("does not compile"), "\(t.stderr)")
+    }
+}
