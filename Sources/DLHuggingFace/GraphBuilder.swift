@@ -12,6 +12,8 @@ struct GraphBuilder {
     var nodes: [Node] = []
     var initializers = NamedTensors()
     var used = Set<String>()
+    /// Decoders with a KV cache: each layer's (present key, present value), in layer order.
+    var presents: [(String, String)] = []
     private var counter = 0
 
     init(config: HFConfig, weights: HFWeights, probe: String, prefixes: [String]) throws(HFError) {
@@ -134,25 +136,34 @@ struct GraphBuilder {
     /// with `kvHeads` heads), `bs` the [batch, seq] shape value, `mask` additive and broadcastable
     /// to the scores. Grouped-query attention (kvHeads < heads) groups the query heads by the key
     /// head they share and lets MatMul broadcast, so keys and values are never repeated.
-    /// `rope`: (cos, sin) of shape [seq, headDim] applied to q and k first.
+    /// `rope`: (cos, sin) of shape [seq, headDim] applied to q and k first. With `cache`, the
+    /// layer's keys and values continue `past_key_values.<layer>.key/value` ([batch, kvHeads,
+    /// past, headDim], the layout optimum and ONNX Runtime GenAI use) and are given out whole as
+    /// `present.<layer>.key/value`.
     mutating func attention(q: String, k: String, v: String, bs: String, heads: Int, kvHeads: Int, headDim: Int,
-                            mask: String, rope: (String, String)? = nil, name: String) -> String {
+                            mask: String, rope: (String, String)? = nil, cache layer: Int? = nil, name: String) -> String {
         let groups = heads / kvHeads
-        func split(_ x: String, _ perm: [Int], _ n: Int, grouped: Bool) -> String {
-            // [b·s, n·d] -> [b, s, kv, g, d] or [b, s, n, d]
-            let dims = grouped ? ints([kvHeads, n / kvHeads, headDim]) : ints([n, headDim])
-            let shape = op1("Concat", [bs, dims], [attr("axis", 0)], name: name)
-            let r = op1("Reshape", [x, shape], name: name)
-            return op1("Transpose", [r], [attr("perm", perm)], name: name)
-        }
         let grouped = groups > 1
-        // q: [b, heads(, g), s, d]; k: [b, kv(, 1), s, d]; v like k
-        var qh = split(q, grouped ? [0, 2, 3, 1, 4] : [0, 2, 1, 3], heads, grouped: grouped)
-        var kh = split(k, grouped ? [0, 2, 3, 1, 4] : [0, 2, 1, 3], kvHeads, grouped: grouped)
-        let vh = split(v, grouped ? [0, 2, 3, 1, 4] : [0, 2, 1, 3], kvHeads, grouped: grouped)
+        func split(_ x: String, _ dims: [Int], _ perm: [Int]) -> String {
+            let shape = op1("Concat", [bs, ints(dims)], [attr("axis", 0)], name: name)
+            return op1("Transpose", [op1("Reshape", [x, shape], name: name)], [attr("perm", perm)], name: name)
+        }
+        // q: [b, kv, g, s, d] when grouped, else [b, heads, s, d]; k, v: [b, kv, s, d]
+        var qh = grouped ? split(q, [kvHeads, groups, headDim], [0, 2, 3, 1, 4]) : split(q, [heads, headDim], [0, 2, 1, 3])
+        var kh = split(k, [kvHeads, headDim], [0, 2, 1, 3])
+        var vh = split(v, [kvHeads, headDim], [0, 2, 1, 3])
         if let (cos, sin) = rope {
             qh = applyRope(qh, cos: cos, sin: sin, headDim: headDim, name: name)
             kh = applyRope(kh, cos: cos, sin: sin, headDim: headDim, name: name)
+        }
+        if let layer {
+            kh = op1("Concat", ["past_key_values.\(layer).key", kh], [attr("axis", 2)], name: name)
+            vh = op1("Concat", ["past_key_values.\(layer).value", vh], [attr("axis", 2)], name: name)
+            presents.append((kh, vh))
+        }
+        if grouped {
+            kh = op1("Unsqueeze", [kh, ints([2])], name: name)
+            vh = op1("Unsqueeze", [vh, ints([2])], name: name)
         }
         let rank = grouped ? 5 : 4
         var kperm = Array(0..<rank)

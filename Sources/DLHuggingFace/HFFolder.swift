@@ -23,12 +23,29 @@ public struct HFFolder: Sendable {
 
     /// The architecture as an IR graph over the folder's mapped weights; an encoder of a
     /// sentence-transformers folder (modules.json) also gives `sentence_embedding`.
-    public func graph() throws(HFError) -> Graph {
-        var g = try HFArchitecture.graph(config: config, weights: weights)
+    /// - Parameter cache: decoders: with the KV cache inputs and outputs (see `HFArchitecture.graph`).
+    public func graph(cache: Bool = false) throws(HFError) -> Graph {
+        var g = try HFArchitecture.graph(config: config, weights: weights, cache: cache)
         if HFArchitecture.encoders.contains(config.modelType), let plan = try SentencePooling.plan(folder: path) {
             SentencePooling.add(plan, to: &g)
         }
         return g
+    }
+
+    /// Whether the architecture is a decoder (gives logits, generates).
+    public var isDecoder: Bool { HFArchitecture.decoders.contains(config.modelType) }
+
+    /// The ids that end generation: generation_config.json's eos_token_id, else config.json's.
+    public func eosTokenIds() -> Set<Int> {
+        var ids = Set<Int>()
+        let gen = (path as NSString).appendingPathComponent("generation_config.json")
+        for json in [(try? readJSONFile(gen, maxBytes: 1_000_000)), config.json] {
+            guard let v = json?["eos_token_id"], !v.isNull else { continue }
+            if let i = v.intValue { ids.insert(i) }
+            for x in v.arrayValue ?? [] { if let i = x.intValue { ids.insert(i) } }
+            if !ids.isEmpty { break }
+        }
+        return ids
     }
 
     /// The folder's tokenizer.json, nil when it has none.

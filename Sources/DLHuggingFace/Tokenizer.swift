@@ -22,9 +22,14 @@ public struct HFTokenizer: Sendable {
     let padding: Padding?
     /// token string -> id, added tokens included.
     let vocab: [String: Int]
+    /// id -> token string.
+    let tokens: [Int: String]
+    let special: Set<Int>
+    /// The decoder, or why it cannot be built (encoding does not need it).
+    let decoder: Result<Decoder?, HFError>
 
     struct AddedToken: Sendable {
-        let id: Int, content: String, lstrip: Bool, rstrip: Bool, normalized: Bool, singleWord: Bool
+        let id: Int, content: String, lstrip: Bool, rstrip: Bool, normalized: Bool, singleWord: Bool, special: Bool
     }
 
     struct Truncation: Sendable {
@@ -42,13 +47,15 @@ public struct HFTokenizer: Sendable {
     public init(json: JSON, path: String) throws(HFError) {
         self.path = path
         let r = JSONReader(path: path)
+        decoder = Result { () throws(HFError) in try Decoder.parse(json["decoder"], r, "decoder") }
         guard case .object = json else { throw .invalid(path: path, reason: "expected an object at the top, found \(json.kindDescription)") }
         var added: [AddedToken] = []
         for (i, t) in try r.array(json["added_tokens"], "added_tokens", optional: true).enumerated() {
             let at = "added_tokens[\(i)]"
             added.append(AddedToken(id: try r.int(t["id"], "\(at).id"), content: try r.string(t["content"], "\(at).content"),
                                     lstrip: t["lstrip"]?.boolValue ?? false, rstrip: t["rstrip"]?.boolValue ?? false,
-                                    normalized: t["normalized"]?.boolValue ?? false, singleWord: t["single_word"]?.boolValue ?? false))
+                                    normalized: t["normalized"]?.boolValue ?? false, singleWord: t["single_word"]?.boolValue ?? false,
+                                    special: t["special"]?.boolValue ?? false))
         }
         self.added = added.filter { !$0.content.isEmpty }
         normalizer = try Normalizer.parse(json["normalizer"], r, "normalizer")
@@ -75,6 +82,17 @@ public struct HFTokenizer: Sendable {
         var v = model.vocabulary
         for a in self.added { v[a.content] = a.id }
         vocab = v
+        var t: [Int: String] = [:]
+        for (k, id) in v where t[id] == nil || self.added.contains(where: { $0.id == id && $0.content == k }) { t[id] = k }
+        tokens = t
+        special = Set(added.filter(\.special).map(\.id))
+    }
+
+    /// The text of `ids` through the tokenizer.json decoder (special tokens left out by default).
+    public func decode(_ ids: [Int], skipSpecialTokens: Bool = true) throws(HFError) -> String {
+        let pieces = ids.compactMap { id in skipSpecialTokens && special.contains(id) ? nil : tokens[id] }
+        guard let d = try decoder.get() else { return pieces.joined(separator: " ") }
+        return d.chain(pieces).joined()
     }
 
     public func id(of token: String) -> Int? { vocab[token] }

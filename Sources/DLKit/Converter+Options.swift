@@ -16,6 +16,9 @@ public struct ConversionOptions: Sendable {
     public var key: String?
     /// Converts floating-point weights to this type (weights-only outputs).
     public var dtype: DType?
+    /// A Hugging Face decoder folder written as ONNX carries its KV cache (`past_key_values.<i>.key/value`
+    /// in, `present.<i>.key/value` out, the optimum / ONNX Runtime GenAI layout); false: logits only.
+    public var kvCache = true
 
     public init(onnx: ONNXWriteOptions = ONNXWriteOptions(), graph: URL? = nil, allowMissing: Bool = false,
                 key: String? = nil, dtype: DType? = nil) {
@@ -74,7 +77,7 @@ extension Converter {
                 try convert(from: input, to: output, key: options.key, dtype: options.dtype)
                 return report
             }
-            let (graph, _) = try Model.loadGraph(path: input.path)
+            let (graph, _) = try Model.loadGraph(path: input.path, hfCache: options.kvCache)
             report.onnx = try write(graph, toONNX: output, options: options.onnx)
             return report
         }

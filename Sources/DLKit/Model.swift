@@ -69,8 +69,9 @@ public final class Model: Sendable {
         do { return try executor.run(inputs, outputs: outputs) } catch { throw .runtime(error) }
     }
 
-    /// Reads the graph of an ONNX file or checkpoint.
-    public static func loadGraph(path: String, checkOps: Bool = true) throws(DLKitError) -> (Graph, FileFormat) {
+    /// Reads the graph of an ONNX file or checkpoint, a Keras model or a Hugging Face folder
+    /// (`hfCache`: a decoder's graph with its KV cache inputs and outputs).
+    public static func loadGraph(path: String, checkOps: Bool = true, hfCache: Bool = false) throws(DLKitError) -> (Graph, FileFormat) {
         let format = try FileFormat.detect(path: path)
         switch format {
         case .onnx:
@@ -82,7 +83,10 @@ public final class Model: Sendable {
         case .hdf5, .keras:
             return (try KerasSupport.graph(path: path), format)
         case .huggingFace:
-            do { return (try HFFolder(path: path).graph(), format) } catch { throw .huggingFace(error) }
+            do {
+                let folder = try HFFolder(path: path)
+                return (try folder.graph(cache: hfCache && folder.isDecoder), format)
+            } catch { throw .huggingFace(error) }
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model")
         }

@@ -28,8 +28,9 @@ struct DLConvert: ParsableCommand {
               dlconvert w.weights.h5 m.onnx --graph model.h5
               dlconvert bert-folder/ bert.onnx       # Hugging Face folder (config.json) -> ONNX
               dlconvert tokenize bert-folder/ < texts.txt
+              echo "Once upon a time" | dlconvert generate llama-folder/ --max-tokens 20
             """,
-        subcommands: [Convert.self, Inspect.self, Verify.self, Bench.self, Tokenize.self],
+        subcommands: [Convert.self, Inspect.self, Verify.self, Bench.self, Tokenize.self, Generate.self],
         defaultSubcommand: Convert.self)
 }
 

@@ -36,16 +36,42 @@ import Testing
         for i in model.inputs { feeds[i.name] = expected[i.name] }
         let direct = try model.run(feeds)
         let dir = TemporaryFolder()
-        for ext in ["ckpt", "onnx"] {
-            let r = try runProcess(dlconvert, [folder, dir.file("m.\(ext)")])
+        for (file, flags) in [("m.ckpt", []), ("m.onnx", ["--no-kv-cache"]), ("cache.onnx", [])] {
+            let r = try runProcess(dlconvert, [folder, dir.file(file)] + flags)
             #expect(r.status == 0, "\(r.stderr)")
-            let again = try Model(contentsOf: dir.url("m.\(ext)")).run(feeds)
-            for (k, t) in direct { #expect(again[k]?.doubles() == t.doubles(), "\(ext) \(k)") }
+            let converted = try Model(contentsOf: dir.url(file))
+            var withCache = feeds
+            // A decoder's .onnx carries the KV cache by default: an empty one gives the same logits.
+            for i in converted.inputs where i.name.hasPrefix("past_key_values.") {
+                let d = i.type?.dims ?? []
+                withCache[i.name] = Tensor(zeros: .float32, shape: [feeds["input_ids"]?.shape[0] ?? 1, d.count > 1 ? d[1].value ?? 0 : 0, 0, d.count > 3 ? d[3].value ?? 0 : 0])
+            }
+            #expect(converted.inputs.contains { $0.name.hasPrefix("past_key_values.") } == (file == "cache.onnx" && name == "qwen2"))
+            let again = try converted.run(withCache)
+            for (k, t) in direct { #expect(again[k]?.doubles() == t.doubles(), "\(file) \(k)") }
         }
         let out = name == "bert" ? "last_hidden_state" : "logits"
         #expect(direct[out]?.shape == expected[out]?.shape)
         let inspect = try runProcess(dlconvert, ["inspect", folder])
         #expect(inspect.status == 0 && inspect.stdout.contains("format: hf-folder") && inspect.stdout.contains(out))
+    }
+
+    /// `dlconvert generate` (greedy over the KV cache) gives the tokens and text of transformers'
+    /// `generate(do_sample=False)` (generate.json, scripts/fixtures/make_hf.py).
+    @Test(arguments: ["gpt2", "llama", "qwen2"]) func generateMatchesTransformers(_ name: String) throws {
+        let folder = TestPackage.fixture("hf/\(name)")
+        let want = try parseJSON(try String(contentsOfFile: folder + "/generate.json", encoding: .utf8))
+        let count = want["generated_ids"]?.arrayValue?.count ?? 0
+        #expect(count > 0)
+        let r = try runProcess(dlconvert, ["generate", folder, "--max-tokens", "\(count)"], input: (want["prompt"]?.stringValue ?? "") + "\n")
+        #expect(r.status == 0, "\(r.stderr)")
+        let got = try parseJSON(r.stdout.trimmingCharacters(in: .newlines))
+        #expect(got["token_ids"] == want["generated_ids"])
+        #expect(got["text_output"] == want["text"])
+        // The library: prompt ids in, the same ids out.
+        let gen = try TextGenerator(folder: URL(fileURLWithPath: folder))
+        let prompt = want["prompt_ids"]?.arrayValue?.compactMap(\.intValue) ?? []
+        #expect(try gen.generate(ids: prompt, maxTokens: count) == want["generated_ids"]?.arrayValue?.compactMap(\.intValue))
     }
 
     @Test func badFolderIsOneLineAndExitOne() throws {
