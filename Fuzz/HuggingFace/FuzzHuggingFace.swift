@@ -2,7 +2,8 @@ import DLHuggingFace
 import DLTensor
 
 /// libFuzzer entry for the Hugging Face folder readers. The first byte picks what the rest is:
-/// even: a tokenizer.json, read and then used on a few texts (accents, CJK, emoji, odd spaces);
+/// even: a tokenizer.json, read and then used on a few texts (accents, CJK, emoji, odd spaces)
+/// and to decode ids back;
 /// odd: a config.json, read and built into a graph (over no weights: the config is checked first).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzHuggingFace(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
@@ -13,6 +14,7 @@ public func fuzzHuggingFace(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32
         guard let tok = try? HFTokenizer(json: json, path: "tokenizer.json") else { return 0 }
         for text in ["Hello world!", "Café naïve 日本語 😀👍🏽", "  a\tb\u{00a0}c  ", ""] {
             _ = tok.encode(text, pair: "second")
+            _ = try? tok.decode(tok.encode(text).ids + Array(0..<64))
         }
     } else {
         guard let config = try? HFConfig(json: json, path: "config.json") else { return 0 }
