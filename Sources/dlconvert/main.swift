@@ -27,6 +27,7 @@ struct DLConvert: ParsableCommand {
               dlconvert tuned.ckpt tuned.weights.h5  # weights back to Keras 3 (.h5: legacy layout)
               dlconvert w.weights.h5 m.onnx --graph model.h5
               dlconvert bert-folder/ bert.onnx       # Hugging Face folder (config.json) -> ONNX
+              dlconvert tuned.ckpt tuned-folder --format hf   # back to a Hugging Face folder
               dlconvert tokenize bert-folder/ < texts.txt
               echo "Once upon a time" | dlconvert generate llama-folder/ --max-tokens 20
             """,
@@ -55,7 +56,15 @@ struct Convert: ParsableCommand {
     @OptionGroup(title: "Training state (PyTorch optimizers)")
     var optimizer: OptimizerOptions
 
+    @Option(help: ArgumentHelp("hf: OUT is a folder to write as Hugging Face (config.json, model.safetensors, tokenizer files) from a model read from one; the same as naming OUT/config.json.", valueName: "FORMAT"))
+    var format: String?
+
+    func validate() throws {
+        if let format, format != "hf" { throw ValidationError("--format takes hf (other formats follow OUT's extension)") }
+    }
+
     func run() throws {
+        let output = format == "hf" ? (self.output as NSString).appendingPathComponent("config.json") : self.output
         try reportingErrors {
             var format = FileFormat.unknown
             try optimizer.run(input: input, output: output) { target in

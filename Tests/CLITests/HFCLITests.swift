@@ -74,11 +74,37 @@ import Testing
         #expect(try gen.generate(ids: prompt, maxTokens: count) == want["generated_ids"]?.arrayValue?.compactMap(\.intValue))
     }
 
+    /// Folder -> .ckpt -> folder (`--format hf`): the carried files are byte-identical, the
+    /// weights bit-identical, and the written folder runs as the original.
+    @Test(arguments: ["bert", "roberta", "distilbert", "llama"]) func writesTheFolderBack(_ name: String) throws {
+        let folder = TestPackage.fixture("hf/\(name)")
+        let dir = TemporaryFolder()
+        var r = try runProcess(dlconvert, [folder, dir.file("m.ckpt")])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try runProcess(dlconvert, [dir.file("m.ckpt"), dir.file("out"), "--format", "hf"])
+        #expect(r.status == 0, "\(r.stderr)")
+        for file in ["config.json", "tokenizer.json", "generation_config.json"] where FileManager.default.fileExists(atPath: "\(folder)/\(file)") {
+            #expect(FileManager.default.contents(atPath: "\(folder)/\(file)") == FileManager.default.contents(atPath: dir.file("out/\(file)")), "\(file)")
+        }
+        let original = try HFFolder(path: folder).weights.tensors, written = try HFFolder(path: dir.file("out")).weights.tensors
+        #expect(Set(written.names) == Set(original.names))
+        for (n, t) in original { #expect(written[n]?.bitwiseEqual(t) == true, "\(n)") }
+        let a = try Model(contentsOf: URL(fileURLWithPath: folder)), b = try Model(contentsOf: dir.url("out"))
+        let expected = try StateDict(contentsOf: URL(fileURLWithPath: folder + "/expected.safetensors"))
+        var feeds: [String: Tensor] = [:]
+        for i in a.inputs { feeds[i.name] = expected[i.name] }
+        let ya = try a.run(feeds), yb = try b.run(feeds)
+        for (k, t) in ya { #expect(yb[k]?.doubles() == t.doubles(), "\(k)") }
+    }
+
     @Test func badFolderIsOneLineAndExitOne() throws {
         let dir = TemporaryFolder()
         let r = try runProcess(dlconvert, [TestPackage.fixture("bad/hf_config_rope_yarn"), dir.file("x.onnx")])
         #expect(r.status == 1)
         #expect(r.stderr.contains("rope_type 'yarn'") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(dir.contents().isEmpty)
+        let notHF = try runProcess(dlconvert, [TestPackage.fixture("models/mlp.onnx"), dir.file("out"), "--format", "hf"])
+        #expect(notHF.status == 1 && notHF.stderr.contains("carries no Hugging Face config.json"), "\(notHF.stderr)")
         #expect(dir.contents().isEmpty)
         let t = try runProcess(dlconvert, ["tokenize", TestPackage.fixture("bad/hf_tokenizer_bad_regex.json")], input: "x\n")
         #expect(t.status == 1 && t.stderr.contains("does not compile"), "\(t.stderr)")
