@@ -110,6 +110,33 @@ public enum HFArchitecture {
 
     // MARK: encoders
 
+    /// The weight names of one post-norm encoder layer (BERT's and DistilBERT's).
+    struct EncoderLayerNames {
+        let query, key, value, out, attentionNorm, up, down, outputNorm: String
+    }
+
+    /// h = LN(h + attention(h)); h = LN(h + down(act(up(h)))).
+    static func encoderLayer(_ b: inout GraphBuilder, _ h: String, _ n: EncoderLayerNames, _ c: Common, mask: String,
+                             hidden: Int, heads: Int, inter: Int, eps: Double, act: String) throws(HFError) -> String {
+        let q = try b.linear(h, n.query, in: hidden, out: hidden)
+        let k = try b.linear(h, n.key, in: hidden, out: hidden)
+        let v = try b.linear(h, n.value, in: hidden, out: hidden)
+        let a = b.attention(q: q, k: k, v: v, bs: c.bs, heads: heads, kvHeads: heads, headDim: hidden / heads, mask: mask, name: n.query)
+        let o = try b.linear(a, n.out, in: hidden, out: hidden)
+        var (gn, bn) = layerNormNames(b, n.attentionNorm)
+        let h1 = try b.layerNorm(b.op1("Add", [o, h], name: n.out), n.attentionNorm, hidden, eps: eps, weightName: gn, biasName: bn)
+        let up = try b.activation(try b.linear(h1, n.up, in: hidden, out: inter), act, name: n.up)
+        let down = try b.linear(up, n.down, in: inter, out: hidden)
+        (gn, bn) = layerNormNames(b, n.outputNorm)
+        return try b.layerNorm(b.op1("Add", [down, h1], name: n.down), n.outputNorm, hidden, eps: eps, weightName: gn, biasName: bn)
+    }
+
+    /// [batch·seq, hidden] back to [batch, seq, hidden].
+    static func unflatten(_ b: inout GraphBuilder, _ h: String, _ c: Common, _ width: Int, name: String) -> String {
+        let shape = b.op1("Concat", [c.bs, b.ints([width])], [b.attr("axis", 0)], name: name)
+        return b.op1("Reshape", [h, shape], name: name)
+    }
+
     static func bert(_ config: HFConfig, _ w: HFWeights) throws(HFError) -> Graph {
         let roberta = config.modelType != "bert"
         let base = roberta ? (config.modelType == "xlm-roberta" ? "roberta." : "\(config.modelType).") : "bert."
@@ -143,26 +170,19 @@ public enum HFArchitecture {
             e = b.op1("Add", [e, b.op1("Gather", [posEmb, c.positions], name: "embeddings")], name: "embeddings")
             e = b.op1("Add", [e, b.op1("Gather", [typeEmb, "token_type_ids"], name: "embeddings")], name: "embeddings")
         }
-        var (gn, bn) = layerNormNames(b, "embeddings.LayerNorm")
+        let (gn, bn) = layerNormNames(b, "embeddings.LayerNorm")
         e = try b.layerNorm(e, "embeddings.LayerNorm", hidden, eps: eps, weightName: gn, biasName: bn)
         var h = b.op1("Reshape", [e, b.ints([-1, hidden])], name: "embeddings")
         let mask = paddingMask(&b)
         for i in 0..<layers {
             let p = "encoder.layer.\(i)."
-            let q = try b.linear(h, p + "attention.self.query", in: hidden, out: hidden)
-            let k = try b.linear(h, p + "attention.self.key", in: hidden, out: hidden)
-            let v = try b.linear(h, p + "attention.self.value", in: hidden, out: hidden)
-            let a = b.attention(q: q, k: k, v: v, bs: c.bs, heads: heads, kvHeads: heads, headDim: hidden / heads, mask: mask, name: p + "attention")
-            let o = try b.linear(a, p + "attention.output.dense", in: hidden, out: hidden)
-            (gn, bn) = layerNormNames(b, p + "attention.output.LayerNorm")
-            h = try b.layerNorm(b.op1("Add", [o, h], name: p), p + "attention.output.LayerNorm", hidden, eps: eps, weightName: gn, biasName: bn)
-            let up = try b.activation(try b.linear(h, p + "intermediate.dense", in: hidden, out: inter), act, name: p + "intermediate")
-            let down = try b.linear(up, p + "output.dense", in: inter, out: hidden)
-            (gn, bn) = layerNormNames(b, p + "output.LayerNorm")
-            h = try b.layerNorm(b.op1("Add", [down, h], name: p), p + "output.LayerNorm", hidden, eps: eps, weightName: gn, biasName: bn)
+            h = try encoderLayer(&b, h, EncoderLayerNames(
+                query: p + "attention.self.query", key: p + "attention.self.key", value: p + "attention.self.value",
+                out: p + "attention.output.dense", attentionNorm: p + "attention.output.LayerNorm", up: p + "intermediate.dense",
+                down: p + "output.dense", outputNorm: p + "output.LayerNorm"), c, mask: mask, hidden: hidden, heads: heads,
+                inter: inter, eps: eps, act: act)
         }
-        let shape = b.op1("Concat", [c.bs, b.ints([hidden])], [b.attr("axis", 0)], name: "output")
-        let last = b.op1("Reshape", [h, shape], name: "output")
+        let last = unflatten(&b, h, c, hidden, name: "output")
         var outputs = [(last, "last_hidden_state", batchSeq + [.fixed(hidden)])]
         if b.has("pooler.dense.weight") {
             let first = b.op1("Gather", [last, b.scalarInt(0)], [b.attr("axis", 1)], name: "pooler")
@@ -188,18 +208,12 @@ public enum HFArchitecture {
         let mask = paddingMask(&b)
         for i in 0..<layers {
             let p = "transformer.layer.\(i)."
-            let q = try b.linear(h, p + "attention.q_lin", in: hidden, out: hidden)
-            let k = try b.linear(h, p + "attention.k_lin", in: hidden, out: hidden)
-            let v = try b.linear(h, p + "attention.v_lin", in: hidden, out: hidden)
-            let a = b.attention(q: q, k: k, v: v, bs: c.bs, heads: heads, kvHeads: heads, headDim: hidden / heads, mask: mask, name: p + "attention")
-            let o = try b.linear(a, p + "attention.out_lin", in: hidden, out: hidden)
-            h = try b.layerNorm(b.op1("Add", [o, h], name: p), p + "sa_layer_norm", hidden, eps: eps)
-            let up = try b.activation(try b.linear(h, p + "ffn.lin1", in: hidden, out: inter), act, name: p + "ffn")
-            let down = try b.linear(up, p + "ffn.lin2", in: inter, out: hidden)
-            h = try b.layerNorm(b.op1("Add", [down, h], name: p), p + "output_layer_norm", hidden, eps: eps)
+            h = try encoderLayer(&b, h, EncoderLayerNames(
+                query: p + "attention.q_lin", key: p + "attention.k_lin", value: p + "attention.v_lin", out: p + "attention.out_lin",
+                attentionNorm: p + "sa_layer_norm", up: p + "ffn.lin1", down: p + "ffn.lin2", outputNorm: p + "output_layer_norm"),
+                c, mask: mask, hidden: hidden, heads: heads, inter: inter, eps: eps, act: act)
         }
-        let shape = b.op1("Concat", [c.bs, b.ints([hidden])], [b.attr("axis", 0)], name: "output")
-        let last = b.op1("Reshape", [h, shape], name: "output")
+        let last = unflatten(&b, h, c, hidden, name: "output")
         return finish(b, inputs: [idInput("input_ids"), idInput("attention_mask")],
                       outputs: [(last, "last_hidden_state", batchSeq + [.fixed(hidden)])])
     }
@@ -223,9 +237,7 @@ public enum HFArchitecture {
                        tiedByDefault: Bool) throws(HFError) -> String {
         let tied = try b.config.bool("tie_word_embeddings", default: tiedByDefault)
         let head = tied ? inputEmbedding : try b.weight("lm_head.weight", [vocab, hidden], top: true)
-        let logits = b.op1("Gemm", [h, head], [b.attr("transB", 1)], name: "lm_head")
-        let shape = b.op1("Concat", [c.bs, b.ints([vocab])], [b.attr("axis", 0)], name: "lm_head")
-        return b.op1("Reshape", [logits, shape], name: "lm_head")
+        return unflatten(&b, b.op1("Gemm", [h, head], [b.attr("transB", 1)], name: "lm_head"), c, vocab, name: "lm_head")
     }
 
     static func gpt2(_ config: HFConfig, _ w: HFWeights, cache: Bool) throws(HFError) -> Graph {
