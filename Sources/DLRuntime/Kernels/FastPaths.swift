@@ -9,7 +9,7 @@ import DLTensor
 /// dtypes, a bool condition) goes to the general kernel, so results for those stay as they were.
 enum FastPaths {
     static var all: [(String, Kernel)] {
-        let floatOnly: Set<String> = ["Relu", "Sigmoid", "Tanh", "Add", "Sub", "Mul", "Div"]
+        let floatOnly: Set<String> = ["Relu", "Sigmoid", "Tanh", "Erf", "Add", "Sub", "Mul", "Div"]
         return ElementwiseKernels.all.filter { floatOnly.contains($0.0) }
     }
 
