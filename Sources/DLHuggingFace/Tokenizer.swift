@@ -178,13 +178,19 @@ public struct HFTokenizer: Sendable {
     func splitAdded(_ text: String, _ tokens: [AddedToken]) -> [Segment] {
         guard !tokens.isEmpty, !text.isEmpty else { return text.isEmpty ? [] : [.text(text)] }
         let scalars = Array(text.unicodeScalars)
-        let patterns = tokens.map { (Array($0.content.unicodeScalars), $0) }.sorted { $0.0.count > $1.0.count }
+        // Candidates by first scalar, longest first.
+        var byFirst: [Unicode.Scalar: [([Unicode.Scalar], AddedToken)]] = [:]
+        for t in tokens {
+            let p = Array(t.content.unicodeScalars)
+            if let f = p.first { byFirst[f, default: []].append((p, t)) }
+        }
+        for k in byFirst.keys { byFirst[k]?.sort { $0.0.count > $1.0.count } }
         var out: [Segment] = []
         var start = 0, i = 0
         func isWordChar(_ s: Unicode.Scalar) -> Bool { s.properties.isAlphabetic || s.properties.numericType != nil || s == "_" }
         while i < scalars.count {
             var matched: (Int, AddedToken)? = nil
-            for (p, t) in patterns where i + p.count <= scalars.count && Array(scalars[i..<(i + p.count)]) == p {
+            for (p, t) in byFirst[scalars[i]] ?? [] where i + p.count <= scalars.count && scalars[i..<(i + p.count)].elementsEqual(p) {
                 if t.singleWord {
                     if i > 0, isWordChar(scalars[i - 1]) { continue }
                     if i + p.count < scalars.count, isWordChar(scalars[i + p.count]) { continue }

@@ -19,7 +19,8 @@ enum HFFolderWriter {
         }
         // Weights first: a folder is a model once config.json is there, so it comes last.
         try StateDict(weights).write(safetensorsTo: folder.appendingPathComponent("model.safetensors"))
-        for (key, text) in files.sorted(by: { a, _ in a.key != HFFolder.filePropPrefix + "config.json" }) {
+        let config = HFFolder.filePropPrefix + "config.json"
+        for (key, text) in files.filter({ $0.key != config }) + files.filter({ $0.key == config }) {
             let name = String(key.dropFirst(HFFolder.filePropPrefix.count))
             guard HFFolder.carriedFiles.contains(name) else { continue }
             let path = folder.appendingPathComponent(name).path

@@ -71,7 +71,16 @@ import Testing
         // The library: prompt ids in, the same ids out.
         let gen = try TextGenerator(folder: URL(fileURLWithPath: folder))
         let prompt = want["prompt_ids"]?.arrayValue?.compactMap(\.intValue) ?? []
-        #expect(try gen.generate(ids: prompt, maxTokens: count) == want["generated_ids"]?.arrayValue?.compactMap(\.intValue))
+        let greedy = want["generated_ids"]?.arrayValue?.compactMap(\.intValue)
+        #expect(try gen.generate(ids: prompt, maxTokens: count) == greedy)
+        // top_k 1 is greedy whatever the temperature; a seed repeats its draw, another seed differs somewhere.
+        #expect(try gen.generate(ids: prompt, maxTokens: count, sampling: .init(temperature: 5, topK: 1, seed: 3)) == greedy)
+        let hot = TextGenerator.Sampling(temperature: 2, topK: 50, topP: 0.95, seed: 7)
+        let a = try gen.generate(ids: prompt, maxTokens: count, sampling: hot)
+        #expect(try gen.generate(ids: prompt, maxTokens: count, sampling: hot) == a)
+        var other = hot
+        other.seed = 8
+        #expect(try gen.generate(ids: prompt, maxTokens: count, sampling: other) != a)
     }
 
     /// Folder -> .ckpt -> folder (`--format hf`): the carried files are byte-identical, the
