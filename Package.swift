@@ -29,6 +29,8 @@ let package = Package(
         // AVX-512 micro-kernels in C, chosen at run time (Swift cannot target wider vectors per
         // function); private to DLKernels.
         .target(name: "CKernels"),
+        // PNG and JPEG decoding in C (libpng, libjpeg-turbo: their longjmp errors stay in C).
+        .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg")]),
 
         .target(name: "DLTensor"),
         .target(name: "DLKernels", dependencies: ["DLTensor", "COpenBLAS", "CKernels"]),
@@ -41,11 +43,12 @@ let package = Package(
         .target(name: "DLKeras", dependencies: ["DLGraph", "DLTensor", "CHDF5"]),
         .target(name: "DLHuggingFace", dependencies: ["DLGraph", "DLTensor", "DLSafeTensors", "DLTorch"]),
         .target(name: "DLAutograd", dependencies: ["DLRuntime", "DLGraph", "DLKernels", "DLTensor"]),
-        .target(name: "DLTraining", dependencies: ["DLAutograd", "DLTensor", "DLGraph"]),
+        .target(name: "DLImage", dependencies: ["DLTensor", "CImageCodecs"]),
+        .target(name: "DLTraining", dependencies: ["DLAutograd", "DLTensor", "DLGraph", "CProtos"]),
         .target(name: "DLKit", dependencies: [
             "DLTensor", "DLGraph", "DLKernels", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint", "DLTorch",
             "DLKeras", "DLHuggingFace",
-            "DLAutograd", "DLTraining",
+            "DLAutograd", "DLTraining", "DLImage",
         ]),
         .executableTarget(name: "dlconvert", dependencies: [
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -72,6 +75,7 @@ let package = Package(
         .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLTestSupport"]),
         .testTarget(name: "DLKerasTests", dependencies: ["DLKeras", "DLRuntime", "DLSafeTensors", "DLTestSupport", "dlconvert"]),
         .testTarget(name: "DLHuggingFaceTests", dependencies: ["DLHuggingFace", "DLRuntime", "DLSafeTensors", "DLTestSupport"]),
+        .testTarget(name: "DLImageTests", dependencies: ["DLImage", "DLSafeTensors", "DLTestSupport"]),
         // Reads ARCHITECTURE.md's import table and checks every import line of Sources/.
         .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),
@@ -92,5 +96,7 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-keras", dependencies: ["DLKeras", "FuzzSupport"], path: "Fuzz/Keras"),
         // fuzz-hf: tokenizer.json and config.json of Hugging Face folders (first byte picks which).
         .executableTarget(name: "fuzz-hf", dependencies: ["DLHuggingFace"], path: "Fuzz/HuggingFace"),
+        // fuzz-image: PNG/JPEG bytes through the decoders and the resize.
+        .executableTarget(name: "fuzz-image", dependencies: ["DLImage"], path: "Fuzz/Image"),
     ]
 }
