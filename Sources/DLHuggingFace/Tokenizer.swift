@@ -240,6 +240,16 @@ struct JSONReader {
         return a
     }
 
+    /// The components listed under `v[key]` (a Sequence's members), each read by `parse`.
+    func list<T>(_ v: JSON, _ key: String, _ field: String,
+                 _ parse: (JSON?, JSONReader, String) throws(HFError) -> T?) throws(HFError) -> [T] {
+        var out: [T] = []
+        for (i, x) in try array(v[key], "\(field).\(key)").enumerated() {
+            if let c = try parse(x, self, "\(field).\(key)[\(i)]") { out.append(c) }
+        }
+        return out
+    }
+
     /// The `type` of a component object.
     func type(_ v: JSON, _ field: String) throws(HFError) -> String {
         guard case .object = v else { throw fail(field, "is \(v.kindDescription), expected an object") }

@@ -28,12 +28,7 @@ indirect enum Decoder: Sendable {
         case "Fuse": return .fuse
         case "Strip":
             return .strip(try r.string(v["content"], "\(field).content"), start: try r.int(v["start"], "\(field).start"), stop: try r.int(v["stop"], "\(field).stop"))
-        case "Sequence":
-            var out: [Decoder] = []
-            for (i, d) in try r.array(v["decoders"], "\(field).decoders").enumerated() {
-                if let x = try parse(d, r, "\(field).decoders[\(i)]") { out.append(x) }
-            }
-            return .sequence(out)
+        case "Sequence": return .sequence(try r.list(v, "decoders", field, parse))
         default: throw .unsupported(path: r.path, reason: "\(field): decoder '\(type)'")
         }
     }

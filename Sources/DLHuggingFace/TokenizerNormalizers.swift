@@ -29,12 +29,7 @@ indirect enum Normalizer: Sendable {
         case "Replace": return .replace(try r.pattern(v["pattern"], "\(field).pattern"), try r.string(v["content"], "\(field).content"))
         case "Prepend": return .prepend(try r.string(v["prepend"], "\(field).prepend"))
         case "Strip": return .strip(left: v["strip_left"]?.boolValue ?? true, right: v["strip_right"]?.boolValue ?? true)
-        case "Sequence":
-            var out: [Normalizer] = []
-            for (i, n) in try r.array(v["normalizers"], "\(field).normalizers").enumerated() {
-                if let x = try parse(n, r, "\(field).normalizers[\(i)]") { out.append(x) }
-            }
-            return .sequence(out)
+        case "Sequence": return .sequence(try r.list(v, "normalizers", field, parse))
         default: throw .unsupported(path: r.path, reason: "\(field): normalizer '\(type)'")
         }
     }

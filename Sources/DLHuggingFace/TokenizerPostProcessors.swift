@@ -51,12 +51,7 @@ indirect enum PostProcessor: Sendable {
                              pair: [.special([cls], type: 0), .sequence(0, type: 0), .special([sep], type: 0),
                                     .special([sep], type: 0), .sequence(1, type: 0), .special([sep], type: 0)])
         case "ByteLevel": return .identity
-        case "Sequence":
-            var out: [PostProcessor] = []
-            for (i, p) in try r.array(v["processors"], "\(field).processors").enumerated() {
-                if let x = try parse(p, r, "\(field).processors[\(i)]") { out.append(x) }
-            }
-            return .sequence(out)
+        case "Sequence": return .sequence(try r.list(v, "processors", field, parse))
         default: throw .unsupported(path: r.path, reason: "\(field): post-processor '\(type)'")
         }
     }

@@ -80,12 +80,7 @@ indirect enum PreTokenizer: Sendable {
             return .split(try r.pattern(v["pattern"], "\(field).pattern"), try behavior(.isolated), invert: v["invert"]?.boolValue ?? false)
         case "Punctuation": return .punctuation(try behavior(.isolated))
         case "Digits": return .digits(individual: v["individual_digits"]?.boolValue ?? false)
-        case "Sequence":
-            var out: [PreTokenizer] = []
-            for (i, p) in try r.array(v["pretokenizers"], "\(field).pretokenizers").enumerated() {
-                if let x = try parse(p, r, "\(field).pretokenizers[\(i)]") { out.append(x) }
-            }
-            return .sequence(out)
+        case "Sequence": return .sequence(try r.list(v, "pretokenizers", field, parse))
         default: throw .unsupported(path: r.path, reason: "\(field): pre-tokenizer '\(type)'")
         }
     }
