@@ -11,7 +11,6 @@ struct GraphBuilder {
     var prefix: String
     var nodes: [Node] = []
     var initializers = NamedTensors()
-    var used = Set<String>()
     /// Decoders with a KV cache: each layer's (present key, present value), in layer order.
     var presents: [(String, String)] = []
     private var counter = 0
@@ -71,7 +70,6 @@ struct GraphBuilder {
             throw .weights(path: weights.path, reason: "tensor '\(full)' has shape \(t.shape), the config gives \(shape)")
         }
         guard t.dtype.isFloatingPoint else { throw .weights(path: weights.path, reason: "tensor '\(full)' is \(t.dtype), expected a float type") }
-        used.insert(full)
         initializers[full] = t
         if t.dtype == .float32 { return full }
         return op1("Cast", [full], [Attribute(name: "to", value: .int(Int(DType.float32.onnxCode)))], name: full)
