@@ -46,13 +46,13 @@ let package = Package(
         .target(name: "DLKeras", dependencies: ["DLGraph", "DLTensor", "CHDF5"]),
         .target(name: "DLTensorFlow", dependencies: ["DLGraph", "DLTensor", "CTensorFlowProtos"]),
         .target(name: "DLTFLite", dependencies: ["DLGraph", "DLTensor"]),
+        .target(name: "DLHuggingFace", dependencies: ["DLGraph", "DLTensor", "DLSafeTensors", "DLTorch"]),
         .target(name: "DLAutograd", dependencies: ["DLRuntime", "DLGraph", "DLKernels", "DLTensor"]),
         .target(name: "DLImage", dependencies: ["DLTensor", "CImageCodecs"]),
         .target(name: "DLTraining", dependencies: ["DLAutograd", "DLTensor", "DLGraph", "CProtos"]),
         .target(name: "DLKit", dependencies: [
             "DLTensor", "DLGraph", "DLKernels", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint", "DLTorch",
-            "DLKeras", "DLTensorFlow",
-            "DLKeras", "DLTFLite",
+            "DLKeras", "DLTensorFlow", "DLTFLite", "DLHuggingFace",
             "DLAutograd", "DLTraining", "DLImage",
         ]),
         .executableTarget(name: "dlconvert", dependencies: [
@@ -81,6 +81,7 @@ let package = Package(
         .testTarget(name: "DLKerasTests", dependencies: ["DLKeras", "DLRuntime", "DLSafeTensors", "DLTestSupport", "dlconvert"]),
         .testTarget(name: "DLTensorFlowTests", dependencies: ["DLTensorFlow", "DLKit", "DLSafeTensors", "DLTestSupport", "dlconvert", "dlserve"]),
         .testTarget(name: "DLTFLiteTests", dependencies: ["DLTFLite", "DLRuntime", "DLSafeTensors", "DLTestSupport"]),
+        .testTarget(name: "DLHuggingFaceTests", dependencies: ["DLHuggingFace", "DLRuntime", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLImageTests", dependencies: ["DLImage", "DLSafeTensors", "DLTestSupport"]),
         // Reads ARCHITECTURE.md's import table and checks every import line of Sources/.
         .testTarget(name: "ArchitectureTests"),
@@ -107,6 +108,8 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-tfjs", dependencies: ["DLTensorFlow", "FuzzSupport"], path: "Fuzz/TFJS"),
         // fuzz-tflite: the FlatBuffer reader and the TFLite importer over .tflite bytes.
         .executableTarget(name: "fuzz-tflite", dependencies: ["DLTFLite", "FuzzSupport"], path: "Fuzz/TFLite"),
+        // fuzz-hf: tokenizer.json and config.json of Hugging Face folders (first byte picks which).
+        .executableTarget(name: "fuzz-hf", dependencies: ["DLHuggingFace"], path: "Fuzz/HuggingFace"),
         // fuzz-image: PNG/JPEG bytes through the decoders and the resize.
         .executableTarget(name: "fuzz-image", dependencies: ["DLImage"], path: "Fuzz/Image"),
     ]

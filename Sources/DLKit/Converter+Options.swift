@@ -21,6 +21,9 @@ public struct ConversionOptions: Sendable {
     public var signature: String?
     /// How a `.tflite` output stores convolution and fully connected weights.
     public var tfliteQuantize: TFLiteWriter.Quantize = .none
+    /// A Hugging Face decoder folder written as ONNX carries its KV cache (`past_key_values.<i>.key/value`
+    /// in, `present.<i>.key/value` out, the optimum / ONNX Runtime GenAI layout); false: logits only.
+    public var kvCache = true
 
     public init(onnx: ONNXWriteOptions = ONNXWriteOptions(), graph: URL? = nil, allowMissing: Bool = false,
                 key: String? = nil, dtype: DType? = nil) {
@@ -64,7 +67,7 @@ extension Converter {
     /// graph (see `WeightBinding`), and the output is `.onnx` or `.ckpt`.
     public static func convert(from input: URL, to output: URL, options: ConversionOptions) throws(DLKitError) -> ConversionReport {
         guard let target = Target(path: output.path) else {
-            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .tflite, .safetensors, .pt, .pth, .bin, .h5 or .weights.h5")
+            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .tflite, .safetensors, .pt, .pth, .bin, .h5, .weights.h5 or FOLDER/config.json")
         }
         let format = try FileFormat.detect(path: input.path)
         var report = ConversionReport(inputFormat: format)
@@ -86,7 +89,7 @@ extension Converter {
                 try convert(from: input, to: output, key: options.key, dtype: options.dtype)
                 return report
             }
-            let (graph, _) = try Model.loadGraph(path: input.path, signature: options.signature)
+            let (graph, _) = try Model.loadGraph(path: input.path, signature: options.signature, hfCache: options.kvCache)
             report.onnx = try write(graph, toONNX: output, options: options.onnx)
             return report
         }

@@ -12,9 +12,12 @@ public enum Converter {
         case onnx, ckpt, safetensors, pt, tflite
         /// Keras weights: `.weights.h5` in the Keras 3 layout, other `.h5` in the legacy layout.
         case kerasWeights = "weights.h5", h5
+        /// A Hugging Face folder, named by its `config.json` (`OUTDIR/config.json`).
+        case huggingFace = "hf"
 
         public init?(path: String) {
             if path.lowercased().hasSuffix(".weights.h5") { self = .kerasWeights; return }
+            if URL(fileURLWithPath: path).lastPathComponent == "config.json" { self = .huggingFace; return }
             let ext = URL(fileURLWithPath: path).pathExtension.lowercased()
             self.init(rawValue: ext == "pth" || ext == "bin" ? "pt" : ext)
         }
@@ -28,11 +31,15 @@ public enum Converter {
     ///   - dtype: converts floating-point weights (the graph is dropped: weights only).
     public static func convert(from input: URL, to output: URL, key: String? = nil, dtype: DType? = nil) throws(DLKitError) -> FileFormat {
         guard let target = Target(path: output.path) else {
-            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .tflite, .safetensors, .pt, .pth, .bin, .h5 or .weights.h5")
+            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .tflite, .safetensors, .pt, .pth, .bin, .h5, .weights.h5 or FOLDER/config.json")
         }
         let format = try FileFormat.detect(path: input.path)
         let hasGraph = format.hasGraph
         switch target {
+        case .huggingFace:
+            guard key == nil, dtype == nil else { throw .invalidArgument("\(output.path): --key and --dtype do not apply to a Hugging Face folder") }
+            let (graph, _) = try Model.loadGraph(path: input.path)
+            try HFFolderWriter.write(graph, toFolder: output.deletingLastPathComponent())
         case .kerasWeights, .h5:
             guard key == nil, dtype == nil else { throw .invalidArgument("\(output.path): --key and --dtype do not apply to Keras weights") }
             let (graph, _) = try Model.loadGraph(path: input.path)

@@ -1,4 +1,5 @@
 import DLCheckpoint
+import DLHuggingFace
 import DLKeras
 import DLGraph
 import DLONNX
@@ -26,6 +27,7 @@ public enum DLKitError: Error, CustomStringConvertible {
     case keras(KerasError)
     case tensorflow(TensorFlowError)
     case tflite(TFLiteError)
+    case huggingFace(HFError)
 
     public var description: String {
         switch self {
@@ -46,6 +48,7 @@ public enum DLKitError: Error, CustomStringConvertible {
         case .keras(let e): "\(e)"
         case .tensorflow(let e): "\(e)"
         case .tflite(let e): "\(e)"
+        case .huggingFace(let e): "\(e)"
         }
     }
 }

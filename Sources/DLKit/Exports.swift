@@ -8,3 +8,8 @@
 @_exported import struct DLRuntime.RuntimeOptions
 // How a .tflite output stores its weights (`ConversionOptions.tfliteQuantize`).
 @_exported import enum DLTFLite.TFLiteWriter
+// Hugging Face folders: the tokenizer and what it gives, and the folder's own reader.
+@_exported import struct DLHuggingFace.HFTokenizer
+@_exported import struct DLHuggingFace.HFEncoding
+@_exported import struct DLHuggingFace.HFFolder
+@_exported import enum DLHuggingFace.HFError

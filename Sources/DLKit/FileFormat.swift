@@ -1,3 +1,4 @@
+import DLHuggingFace
 import DLSafeTensors
 import DLTensor
 import DLTensorFlow
@@ -23,14 +24,17 @@ public enum FileFormat: String, Sendable, CaseIterable {
     case tfjs
     /// A TensorFlow Lite FlatBuffer (`TFL3` at bytes 4..<8).
     case tflite
+    /// A Hugging Face model folder: a directory holding config.json (and weights, tokenizer.json).
+    case huggingFace = "hf-folder"
     case unknown
 
     /// Whether files of this format hold a graph (a model), not only weights.
-    public var hasGraph: Bool { [.onnx, .checkpoint, .hdf5, .keras, .savedModel, .tfjs, .tflite].contains(self) }
+    public var hasGraph: Bool { [.onnx, .checkpoint, .hdf5, .keras, .savedModel, .tfjs, .tflite, .huggingFace].contains(self) }
 
     /// Detects the format of the file at `path`.
     /// - Throws: `DLKitError.cannotRead` when the file cannot be opened.
     public static func detect(path: String) throws(DLKitError) -> FileFormat {
+        if HFFolder.isFolder(path) { return .huggingFace }
         var isDirectory: ObjCBool = false
         let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
         if exists, isDirectory.boolValue {

@@ -1,5 +1,6 @@
 import DLCheckpoint
 import DLGraph
+import DLHuggingFace
 import DLONNX
 import DLRuntime
 import DLTFLite
@@ -76,9 +77,11 @@ public final class Model: Sendable {
         do { return try executor.run(inputs, outputs: outputs) } catch { throw .runtime(error) }
     }
 
-    /// Reads the graph of an ONNX file, checkpoint, Keras file or TensorFlow SavedModel folder
-    /// (`signature`: which SavedModel signature, default `serving_default`).
-    public static func loadGraph(path: String, checkOps: Bool = true, signature: String? = nil) throws(DLKitError) -> (Graph, FileFormat) {
+    /// Reads the graph of an ONNX file, checkpoint, Keras file, TensorFlow SavedModel folder, TF.js
+    /// model, TFLite file or Hugging Face folder (`signature`: which SavedModel signature, default
+    /// `serving_default`; `hfCache`: a decoder's graph with its KV cache inputs and outputs).
+    public static func loadGraph(path: String, checkOps: Bool = true, signature: String? = nil,
+                                 hfCache: Bool = false) throws(DLKitError) -> (Graph, FileFormat) {
         let format = try FileFormat.detect(path: path)
         switch format {
         case .onnx:
@@ -97,6 +100,11 @@ public final class Model: Sendable {
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model: a checkpoint holds weights but no graph (convert the SavedModel folder)")
         case .tflite:
             do { return (try TFLiteImporter.graph(from: try TFLiteModel(path: path)), format) } catch { throw .tflite(error) }
+        case .huggingFace:
+            do {
+                let folder = try HFFolder(path: path)
+                return (try folder.graph(cache: hfCache && folder.isDecoder), format)
+            } catch { throw .huggingFace(error) }
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model")
         }

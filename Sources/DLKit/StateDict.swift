@@ -1,5 +1,6 @@
 import DLCheckpoint
 import DLGraph
+import DLHuggingFace
 import DLONNX
 import DLSafeTensors
 import DLTensor
@@ -56,6 +57,8 @@ public struct StateDict: Sendable, Sequence {
             all = NamedTensors(try TFJSSupport.model(path).weights.map { ($0.name, $0.tensor) })
         case .tflite:
             all = try Model.loadGraph(path: path, checkOps: false).0.initializers
+        case .huggingFace:
+            do { all = try HFWeights(folder: path).tensors } catch { throw .huggingFace(error) }
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as weights")
         }

@@ -19,6 +19,9 @@ struct ONNXOutputOptions: ParsableArguments {
     @Flag(help: "With --graph: keep the graph's own values for tensors the weights lack.")
     var allowMissing = false
 
+    @Flag(help: "A Hugging Face decoder folder to .onnx: logits only, without the KV cache inputs (past_key_values.*) and outputs (present.*).")
+    var noKvCache = false
+
     func validate() throws {
         if let t = externalThreshold, t < 0 { throw ValidationError("--external-threshold must be 0 or more bytes") }
         if externalThreshold != nil && !externalData { throw ValidationError("--external-threshold needs --external-data") }
@@ -31,7 +34,9 @@ struct ONNXOutputOptions: ParsableArguments {
             onnx.externalData = .always
             onnx.externalThreshold = externalThreshold ?? ONNXWriteOptions.defaultExternalThreshold
         }
-        return ConversionOptions(onnx: onnx, graph: graph.map { URL(fileURLWithPath: $0) }, allowMissing: allowMissing)
+        var options = ConversionOptions(onnx: onnx, graph: graph.map { URL(fileURLWithPath: $0) }, allowMissing: allowMissing)
+        options.kvCache = !noKvCache
+        return options
     }
 
     /// Converts `input` to `output`; notes (an automatic switch to external data, kept tensors)

@@ -30,8 +30,12 @@ struct DLConvert: ParsableCommand {
               dlconvert saved_model_dir vars.safetensors   # its variables, by checkpoint key
               dlconvert model.tflite model.onnx      # TFLite in (float, fp16, int8) ...
               dlconvert model.onnx model.tflite      # ... and out (float32)
+              dlconvert bert-folder/ bert.onnx       # Hugging Face folder (config.json) -> ONNX
+              dlconvert tuned.ckpt tuned-folder --format hf   # back to a Hugging Face folder
+              dlconvert tokenize bert-folder/ < texts.txt
+              echo "Once upon a time" | dlconvert generate llama-folder/ --max-tokens 20
             """,
-        subcommands: [Convert.self, Inspect.self, Verify.self, Bench.self],
+        subcommands: [Convert.self, Inspect.self, Verify.self, Bench.self, Tokenize.self, Generate.self],
         defaultSubcommand: Convert.self)
 }
 
@@ -61,7 +65,15 @@ struct Convert: ParsableCommand {
     @OptionGroup(title: "Training state (PyTorch optimizers)")
     var optimizer: OptimizerOptions
 
+    @Option(help: ArgumentHelp("hf: OUT is a folder to write as Hugging Face (config.json, model.safetensors, tokenizer files) from a model read from one; the same as naming OUT/config.json.", valueName: "FORMAT"))
+    var format: String?
+
+    func validate() throws {
+        if let format, format != "hf" { throw ValidationError("--format takes hf (other formats follow OUT's extension)") }
+    }
+
     func run() throws {
+        let output = format == "hf" ? (self.output as NSString).appendingPathComponent("config.json") : self.output
         try reportingErrors {
             var format = FileFormat.unknown
             try optimizer.run(input: input, output: output) { target in

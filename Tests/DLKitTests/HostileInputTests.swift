@@ -42,6 +42,10 @@ func hostileOpen(_ path: String, reader: String) -> String? {
             } else {
                 _ = try Model(graph: try SavedModelReader.read(path: path), name: "bad")
             }
+        case "hf-folder":
+            _ = try HFFolder(path: path).graph()
+        case "hf-tokenizer":
+            _ = try HFTokenizer(path: path).encode("Hello world! Café 日本語 😀")
         default:
             return "no reader named \(reader)"
         }

@@ -11,6 +11,7 @@ enum ElementwiseKernels {
             ("Relu", unary { Elementwise.relu($0, $1, count: $2) }),
             ("Sigmoid", unary { Elementwise.sigmoid($0, $1, count: $2) }),
             ("Tanh", unary { Elementwise.tanh($0, $1, count: $2) }),
+            ("Erf", unary { Elementwise.erf($0, $1, count: $2) }),
             ("Add", binary(.add)), ("Sub", binary(.sub)), ("Mul", binary(.mul)), ("Div", binary(.div)),
         ]
         return kernels.map { op, kernel in
