@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "DLKit", targets: ["DLKit"]),
         .library(name: "DLSafeTensors", targets: ["DLSafeTensors"]),
         .library(name: "DLTorch", targets: ["DLTorch"]),
+        .library(name: "DLServe", targets: ["DLServe"]),
         .executable(name: "dlconvert", targets: ["dlconvert"]),
         .executable(name: "dlserve", targets: ["dlserve"]),
         .executable(name: "dltrain", targets: ["dltrain"]),
@@ -46,10 +47,13 @@ let package = Package(
             "DLKeras",
             "DLAutograd", "DLTraining",
         ]),
+        // The inference server behind dlserve: request parsing, tensor JSON/base64 codec, dynamic
+        // batching, the stdio pipeline. Builds on DLKit's Model (loading, running).
+        .target(name: "DLServe", dependencies: ["DLKit", "DLTensor", "DLGraph", "DLRuntime", "DLKernels"]),
         .executableTarget(name: "dlconvert", dependencies: [
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "dlserve", dependencies: ["DLKit"]),
+        .executableTarget(name: "dlserve", dependencies: ["DLKit", "DLServe"]),
         .executableTarget(name: "dltrain", dependencies: [
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -68,7 +72,7 @@ let package = Package(
         .testTarget(name: "DLCheckpointTests", dependencies: ["DLCheckpoint", "DLKit", "DLTestSupport"]),
         .testTarget(name: "DLAutogradTests", dependencies: ["DLAutograd", "DLONNX", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLTrainingTests", dependencies: ["DLTraining", "DLKit", "DLTestSupport", "dltrain", "dlconvert"]),
-        .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLTestSupport"]),
+        .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLServe", "DLTestSupport"]),
         .testTarget(name: "DLKerasTests", dependencies: ["DLKeras", "DLRuntime", "DLSafeTensors", "DLTestSupport", "dlconvert"]),
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),
     ]
@@ -83,7 +87,7 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-safetensors", dependencies: ["DLSafeTensors", "FuzzSupport"], path: "Fuzz/SafeTensors"),
         .executableTarget(name: "fuzz-torch", dependencies: ["DLTorch", "FuzzSupport"], path: "Fuzz/Torch"),
         .executableTarget(name: "fuzz-ckpt", dependencies: ["DLCheckpoint", "DLKit", "FuzzSupport"], path: "Fuzz/Checkpoint"),
-        .executableTarget(name: "fuzz-serve", dependencies: ["DLKit"], path: "Fuzz/Serve"),
+        .executableTarget(name: "fuzz-serve", dependencies: ["DLKit", "DLServe"], path: "Fuzz/Serve"),
         // fuzz-keras: the Keras reader over HDF5 bytes / .keras archives and model_config JSON.
         .executableTarget(name: "fuzz-keras", dependencies: ["DLKeras", "FuzzSupport"], path: "Fuzz/Keras"),
     ]

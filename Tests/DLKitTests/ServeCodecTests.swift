@@ -1,4 +1,5 @@
-@testable import DLKit
+import DLKit
+@testable import DLServe
 import DLTestSupport
 import Foundation
 import Testing

@@ -1,4 +1,5 @@
 import DLGraph
+import DLKit
 import DLRuntime
 import DLTensor
 

@@ -1,3 +1,4 @@
+import DLKit
 import DLTensor
 
 /// Tensors as the Open Inference Protocol v2 writes them in JSON: `name`, `shape`, `datatype` and
