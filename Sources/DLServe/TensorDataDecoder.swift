@@ -37,6 +37,21 @@ enum TensorDataDecoder {
         return tensor
     }
 
+    /// A tensor from binary tensor data: the little-endian element bytes, exactly the size of
+    /// `shape` (checked by the caller); BOOL bytes other than 0 read as true.
+    static func decodeBinary(_ bytes: UnsafeRawBufferPointer, dtype: DType, shape: [Int], label: String) throws(ServeError) -> Tensor {
+        var tensor: Tensor
+        do { tensor = try Tensor(dtype: dtype, shape: shape, bytes: bytes) } catch {
+            throw .badRequest("\(label): \(error)")
+        }
+        if dtype == .bool {
+            tensor.withUnsafeMutableBytes { out in
+                for i in 0..<out.count where out[i] > 1 { out[i] = 1 }
+            }
+        }
+        return tensor
+    }
+
     // MARK: - JSON
 
     static func decodeJSON(

@@ -10,8 +10,10 @@ import DLTensor
 /// Double), NaN and infinities as the strings "NaN", "Infinity", "-Infinity", integers exactly,
 /// BOOL as true/false. Decoding lives in `TensorDataDecoder` (it reads from the request's bytes).
 public enum TensorJSONCodec {
-    /// Appends `{"name":...,"shape":[...],"datatype":"...","data":...}` for `tensor` to `out`.
-    public static func encode(name: String, tensor t: Tensor, base64: Bool = false, into out: inout [UInt8]) {
+    /// Appends `{"name":...,"shape":[...],"datatype":"...","data":...}` for `tensor` to `out`;
+    /// for `.binary`, `"parameters":{"binary_data_size":N}` in place of `data` (the bytes are
+    /// appended separately, after the whole JSON, by `appendBinary`).
+    public static func encode(name: String, tensor t: Tensor, encoding: OutputEncoding = .json, into out: inout [UInt8]) {
         out.append(contentsOf: #"{"name":"#.utf8)
         appendString(name, to: &out)
         out.append(contentsOf: #","shape":["#.utf8)
@@ -22,10 +24,17 @@ public enum TensorJSONCodec {
         out.append(contentsOf: #"],"datatype":""#.utf8)
         out.append(contentsOf: t.dtype.inferenceProtocolName.utf8)
         out.append(UInt8(ascii: "\""))
-        if base64 {
+        switch encoding {
+        case .json: break
+        case .base64:
             out.append(contentsOf: #","parameters":{"data_encoding":"base64"},"data":""#.utf8)
             t.withUnsafeBytes { Base64.encode($0, into: &out) }
             out.append(contentsOf: "\"}".utf8)
+            return
+        case .binary:
+            out.append(contentsOf: #","parameters":{"binary_data_size":"#.utf8)
+            out.append(contentsOf: String(binarySize(t)).utf8)
+            out.append(contentsOf: "}}".utf8)
             return
         }
         out.append(contentsOf: #","data":["#.utf8)
@@ -66,12 +75,32 @@ public enum TensorJSONCodec {
         out.append(contentsOf: "]}".utf8)
     }
 
-    /// The same as `encode(name:tensor:base64:into:)`, as a `JSON` value.
-    public static func encode(name: String, tensor: Tensor, base64: Bool = false) -> JSON {
+    /// The same as `encode(name:tensor:encoding:into:)`, as a `JSON` value.
+    public static func encode(name: String, tensor: Tensor, encoding: OutputEncoding = .json) -> JSON {
         var out: [UInt8] = []
-        encode(name: name, tensor: tensor, base64: base64, into: &out)
+        encode(name: name, tensor: tensor, encoding: encoding, into: &out)
         // The bytes are valid JSON by construction; parsing them back keeps one writer.
         return out.withUnsafeBytes { (try? JSONParser.parse($0)) ?? .null }
+    }
+
+    /// The size of `t` in the binary tensor data extension: its little-endian element bytes
+    /// (`BOOL` one byte each), or for `BYTES` each element as a 4-byte little-endian length and
+    /// its UTF-8 bytes.
+    public static func binarySize(_ t: Tensor) -> Int {
+        guard t.dtype == .string else { return t.byteCount }
+        return t.strings.reduce(0) { $0 + 4 + $1.utf8.count }
+    }
+
+    /// Appends the binary tensor data of `t` (see `binarySize`) to `out`.
+    public static func appendBinary(_ t: Tensor, to out: inout [UInt8]) {
+        guard t.dtype == .string else {
+            t.withUnsafeBytes { out.append(contentsOf: $0) }
+            return
+        }
+        for s in t.strings {
+            withUnsafeBytes(of: UInt32(truncatingIfNeeded: s.utf8.count).littleEndian) { out.append(contentsOf: $0) }
+            out.append(contentsOf: s.utf8)
+        }
     }
 
     static func appendFloats<S: Sequence>(_ values: S, to out: inout [UInt8])
@@ -103,6 +132,12 @@ public enum TensorJSONCodec {
         JSON.string(s).write(into: &text)
         out.append(contentsOf: text.utf8)
     }
+}
+
+/// How an output tensor is written in an answer: JSON numbers, a base64 string, or raw bytes
+/// after the JSON (the binary tensor data extension).
+public enum OutputEncoding: Sendable, Equatable {
+    case json, base64, binary
 }
 
 /// Why a request was refused; the message goes back in `{"error": ...}`.

@@ -9,7 +9,8 @@ import Foundation
 // on stdout, in order. Diagnostics go to stderr. See formats/serve-protocol.md.
 
 let usage = """
-    usage: dlserve MODEL... [--threads N] [--max-batch N] [--max-line-bytes N] [--max-elements N]
+    usage: dlserve MODEL... [--threads N] [--max-batch N] [--max-line-bytes N] [--max-binary-bytes N]
+                   [--max-elements N]
 
     Reads one JSON request per line on standard input and writes one JSON answer per line on
     standard output, in request order (Open Inference Protocol v2 bodies; see
@@ -27,6 +28,8 @@ let usage = """
                         differ only in the batch dimension (default 1: off)
     --max-line-bytes N  longest request line; longer lines are skipped and answered with an
                         error (default 67108864, 64 MiB)
+    --max-binary-bytes N  most bytes of binary tensor data after one request line; a request
+                        declaring more is skipped and answered with an error (default 268435456)
     --max-elements N    most elements in one request tensor (default 268435456)
 
     Examples:
@@ -51,6 +54,7 @@ func positive(_ name: String, _ value: String?) -> Int {
 var paths: [String] = []
 var graphs: [Int: String] = [:]
 var maxLineBytes = 64 << 20
+var maxBinaryBytes = 256 << 20
 var threads = 1
 var maxBatch = 1
 var limits = ServeLimits()
@@ -61,6 +65,7 @@ while let a = args.popFirst() {
         print(usage)
         exit(0)
     case "--max-line-bytes": maxLineBytes = positive(a, args.popFirst())
+    case "--max-binary-bytes": maxBinaryBytes = positive(a, args.popFirst())
     case "--threads": threads = positive(a, args.popFirst())
     case "--max-batch": maxBatch = positive(a, args.popFirst())
     case "--max-elements": limits.maxElements = positive(a, args.popFirst())
@@ -158,10 +163,77 @@ log("ready: \(models.count) model\(models.count == 1 ? "" : "s"), \(threads) thr
 
 let reader = LineReader(fd: STDIN_FILENO, stopFD: stopFD ?? -1, maxLineBytes: maxLineBytes)
 var readFailed = false
+
+/// An error answer to a request whose binary data could not be taken (its id when readable).
+@MainActor func refuse(_ line: UnsafeRawBufferPointer, _ message: String) -> ServeJob {
+    var id = JSON.null
+    if case .answer(let a) = server.prepare(line: line), let i = a["id"] { id = i }
+    return .answer(.object([("id", id), ("error", .string(message))]))
+}
+
+/// What became of the binary tensor data after a request line.
+enum BinaryRead {
+    case submitted
+    /// Stop reading: the input ended, a signal came, or the framing is lost.
+    case stop(failed: Bool)
+}
+
+/// Reads the `size` bytes of binary data following `line` and submits the request.
+@MainActor func submitBinary(_ line: UnsafeRawBufferPointer, size: Int) -> BinaryRead {
+    guard size <= maxBinaryBytes else {
+        let job = refuse(line, "the request has \(size) bytes of binary data, over the limit of \(maxBinaryBytes) (--max-binary-bytes); it was skipped")
+        switch reader.skipBytes(size) {
+        case .done:
+            return pipeline.submit(cost: 0, { job }) ? .submitted : .stop(failed: false)
+        case .end(let got):
+            _ = pipeline.submit(cost: 0, { refuse(line, "the input ended after \(got) of the \(size) bytes of binary data the request declares") })
+            return .stop(failed: false)
+        case .stopped: return .stop(failed: false)
+        case .failed(let m):
+            log(m)
+            return .stop(failed: true)
+        }
+    }
+    // The line's bytes live in the reader's buffer, which reading the binary data reuses.
+    var header = Array(line)
+    header.append(0)
+    var binary = [UInt8](repeating: 0, count: size)
+    let event = binary.withUnsafeMutableBytes { reader.readBytes(into: $0) }
+    return header.withUnsafeBytes { h -> BinaryRead in
+        let copy = UnsafeRawBufferPointer(rebasing: h.dropLast())
+        switch event {
+        case .done:
+            let ok = binary.withUnsafeBytes { b in pipeline.submit(cost: copy.count + size, { server.prepare(line: copy, binary: b) }) }
+            return ok ? .submitted : .stop(failed: false)
+        case .end(let got):
+            _ = pipeline.submit(cost: 0, { refuse(copy, "the input ended after \(got) of the \(size) bytes of binary data the request declares") })
+            return .stop(failed: false)
+        case .stopped: return .stop(failed: false)
+        case .failed(let m):
+            log(m)
+            return .stop(failed: true)
+        }
+    }
+}
+
 reading: while true {
     switch reader.next() {
     case .line(let bytes):
-        guard pipeline.submit(cost: bytes.count, { server.prepare(line: bytes) }) else { break reading }
+        switch server.binaryFraming(line: bytes) {
+        case .none:
+            guard pipeline.submit(cost: bytes.count, { server.prepare(line: bytes) }) else { break reading }
+        case .bytes(let size):
+            if case .stop(let failed) = submitBinary(bytes, size: size) {
+                readFailed = failed
+                break reading
+            }
+        case .broken(let why):
+            // Where the next request starts is unknown: answer, then stop reading.
+            _ = pipeline.submit(cost: 0, { refuse(bytes, "\(why); the binary framing of the input is lost, no further requests are read") })
+            log("binary framing lost (\(why)); stopped reading")
+            readFailed = true
+            break reading
+        }
     case .tooLong(let n):
         guard pipeline.submit(cost: 0, { InferenceServer.lineTooLong(bytes: n, limit: maxLineBytes) }) else { break reading }
     case .end:

@@ -117,7 +117,7 @@ struct ServeCodecTests {
         #expect(String(decoding: out, as: UTF8.self) == #"{"name":"y","shape":[4],"datatype":"FP32","data":[0.1,"NaN","-Infinity",1e-45]}"#)
         out = []
         let h = Tensor(zeros: .float16, shape: [1]).converted(to: .float32).converted(to: .float16)
-        TensorJSONCodec.encode(name: "h", tensor: h, base64: true, into: &out)
+        TensorJSONCodec.encode(name: "h", tensor: h, encoding: .base64, into: &out)
         #expect(String(decoding: out, as: UTF8.self) == #"{"name":"h","shape":[1],"datatype":"FP16","parameters":{"data_encoding":"base64"},"data":"AAA="}"#)
     }
 
