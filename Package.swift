@@ -16,6 +16,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // HTTP for `dlserve --http` (NIOHTTP1's parser and encoder; no framework on top).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // System libraries (private plumbing: only their one user imports them).
@@ -47,9 +49,14 @@ let package = Package(
             "DLKeras",
             "DLAutograd", "DLTraining",
         ]),
-        // The inference server behind dlserve: request parsing, tensor JSON/base64 codec, dynamic
-        // batching, the stdio pipeline. Builds on DLKit's Model (loading, running).
-        .target(name: "DLServe", dependencies: ["DLKit", "DLTensor", "DLGraph", "DLRuntime", "DLKernels"]),
+        // The inference server behind dlserve: request parsing, tensor JSON/base64/binary codec,
+        // dynamic batching, the stdio pipeline and the HTTP (KServe v2) server. Builds on DLKit's
+        // Model (loading, running).
+        .target(name: "DLServe", dependencies: [
+            "DLKit", "DLTensor", "DLGraph", "DLRuntime", "DLKernels",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .executableTarget(name: "dlconvert", dependencies: [
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
