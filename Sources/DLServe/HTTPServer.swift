@@ -53,7 +53,8 @@ public final class HTTPServer: @unchecked Sendable {
     private var draining = false
 
     /// - Parameters:
-    ///   - threads: runner threads (models run there); `eventLoops` threads parse and answer.
+    ///   - threads: runner threads (models run there; 0 runs each request on its event loop);
+    ///     `eventLoops` threads parse and answer.
     public init(server: InferenceServer, limits: HTTPLimits = HTTPLimits(), threads: Int = 1, maxBatch: Int = 1, eventLoops: Int = 2) {
         self.server = server
         self.limits = limits
@@ -66,28 +67,30 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// Binds to `host`:`port` (0 picks a free port) and starts accepting; returns the bound port.
     public func start(host: String, port: Int) throws -> Int {
-        let limits = limits
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-                    decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
-                    decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
-                    decoderLimits.maxHeaderFieldCount = 256
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withErrorHandling: false, withEncoderConfiguration: .init(),
-                        withDecoderLimitConfiguration: decoderLimits)
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: .seconds(Int64(limits.idleSeconds))))
-                    try channel.pipeline.syncOperations.addHandler(HTTPRequestHandler(http: self))
-                }
+                channel.eventLoop.makeCompletedFuture { try configure(channel) }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
         let ch = try bootstrap.bind(host: host, port: port).wait()
         channel = ch
         return ch.localAddress?.port ?? port
+    }
+
+    /// Adds the HTTP codec (with the header limits), the idle timer and the request handler to a
+    /// new connection's pipeline; call on the channel's event loop.
+    public func configure(_ channel: Channel) throws {
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldCount = 256
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+            withErrorHandling: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
+        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: .seconds(Int64(limits.idleSeconds))))
+        try channel.pipeline.syncOperations.addHandler(HTTPRequestHandler(http: self))
     }
 
     /// Stops accepting, waits up to `timeout` seconds for the requests in flight to be answered,

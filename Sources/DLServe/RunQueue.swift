@@ -4,7 +4,8 @@ import Foundation
 /// `threads` runner threads. Each runner takes the job at the head of the queue plus, when
 /// batching is on, the jobs queued right behind it with the same batch signature (up to
 /// `maxBatch`), runs them with `InferenceServer.run`, and hands every outcome to the callback
-/// given with its job, on the runner's thread.
+/// given with its job, on the runner's thread. With `threads: 0` there are no runner threads and
+/// `submit` runs each job at once on the caller's thread (for single-threaded harnesses: fuzzing).
 public final class RunQueue: @unchecked Sendable {
     public typealias Completion = @Sendable (ServeOutcome) -> Void
 
@@ -30,7 +31,7 @@ public final class RunQueue: @unchecked Sendable {
         self.server = server
         self.maxBatch = max(1, maxBatch)
         self.observe = observe
-        threadCount = max(1, threads)
+        threadCount = max(0, threads)
         exited = DispatchSemaphore(value: 0)
         for i in 0..<threadCount {
             let t = Thread { [unowned self] in
@@ -55,8 +56,9 @@ public final class RunQueue: @unchecked Sendable {
     /// still answered (run on the caller's thread).
     public func submit(_ job: ServeJob, done: @escaping Completion) {
         lock.lock()
-        if closed {
+        if closed || threadCount == 0 {
             lock.unlock()
+            observe(1)
             done(server.run([job])[0])
             return
         }

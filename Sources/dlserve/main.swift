@@ -224,90 +224,14 @@ log("ready: \(models.count) model\(models.count == 1 ? "" : "s"), \(threads) thr
 
 let reader = LineReader(fd: STDIN_FILENO, stopFD: stopFD ?? -1, maxLineBytes: maxLineBytes)
 var readFailed = false
-
-/// An error answer to a request whose binary data could not be taken (its id when readable).
-@MainActor func refuse(_ line: UnsafeRawBufferPointer, _ message: String) -> ServeJob {
-    var id = JSON.null
-    if case .answer(let a) = server.prepare(line: line), let i = a["id"] { id = i }
-    return .answer(.object([("id", id), ("error", .string(message))]))
-}
-
-/// What became of the binary tensor data after a request line.
-enum BinaryRead {
-    case submitted
-    /// Stop reading: the input ended, a signal came, or the framing is lost.
-    case stop(failed: Bool)
-}
-
-/// Reads the `size` bytes of binary data following `line` and submits the request.
-@MainActor func submitBinary(_ line: UnsafeRawBufferPointer, size: Int) -> BinaryRead {
-    guard size <= maxBinaryBytes else {
-        let job = refuse(line, "the request has \(size) bytes of binary data, over the limit of \(maxBinaryBytes) (--max-binary-bytes); it was skipped")
-        switch reader.skipBytes(size) {
-        case .done:
-            return pipeline.submit(cost: 0, { job }) ? .submitted : .stop(failed: false)
-        case .end(let got):
-            _ = pipeline.submit(cost: 0, { refuse(line, "the input ended after \(got) of the \(size) bytes of binary data the request declares") })
-            return .stop(failed: false)
-        case .stopped: return .stop(failed: false)
-        case .failed(let m):
-            log(m)
-            return .stop(failed: true)
-        }
-    }
-    // The line's bytes live in the reader's buffer, which reading the binary data reuses.
-    var header = Array(line)
-    header.append(0)
-    var binary = [UInt8](repeating: 0, count: size)
-    let event = binary.withUnsafeMutableBytes { reader.readBytes(into: $0) }
-    return header.withUnsafeBytes { h -> BinaryRead in
-        let copy = UnsafeRawBufferPointer(rebasing: h.dropLast())
-        switch event {
-        case .done:
-            let ok = binary.withUnsafeBytes { b in pipeline.submit(cost: copy.count + size, { server.prepare(line: copy, binary: b) }) }
-            return ok ? .submitted : .stop(failed: false)
-        case .end(let got):
-            _ = pipeline.submit(cost: 0, { refuse(copy, "the input ended after \(got) of the \(size) bytes of binary data the request declares") })
-            return .stop(failed: false)
-        case .stopped: return .stop(failed: false)
-        case .failed(let m):
-            log(m)
-            return .stop(failed: true)
-        }
-    }
-}
-
-reading: while true {
-    switch reader.next() {
-    case .line(let bytes):
-        switch server.binaryFraming(line: bytes) {
-        case .none:
-            guard pipeline.submit(cost: bytes.count, { server.prepare(line: bytes) }) else { break reading }
-        case .bytes(let size):
-            if case .stop(let failed) = submitBinary(bytes, size: size) {
-                readFailed = failed
-                break reading
-            }
-        case .broken(let why):
-            // Where the next request starts is unknown: answer, then stop reading.
-            _ = pipeline.submit(cost: 0, { refuse(bytes, "\(why); the binary framing of the input is lost, no further requests are read") })
-            log("binary framing lost (\(why)); stopped reading")
-            readFailed = true
-            break reading
-        }
-    case .tooLong(let n):
-        guard pipeline.submit(cost: 0, { InferenceServer.lineTooLong(bytes: n, limit: maxLineBytes) }) else { break reading }
-    case .end:
-        break reading
-    case .stopped:
-        let sig = stopFD.flatMap(SignalPipe.received(on:)) ?? SIGTERM
-        log("received \(sig == SIGINT ? "SIGINT" : "SIGTERM"); answering the requests already read, then exiting")
-        break reading
-    case .failed(let message):
-        log(message)
-        readFailed = true
-        break reading
-    }
+switch pipeline.read(from: reader, maxBinaryBytes: maxBinaryBytes) {
+case .end, .outputClosed: break
+case .stopped:
+    let sig = stopFD.flatMap(SignalPipe.received(on:)) ?? SIGTERM
+    log("received \(sig == SIGINT ? "SIGINT" : "SIGTERM"); answering the requests already read, then exiting")
+case .failed(let message):
+    log(message)
+    readFailed = true
 }
 let (counts, complete) = pipeline.finish()
 guard complete else {
