@@ -64,6 +64,8 @@ let package = Package(
         .executableTarget(name: "dltrain", dependencies: [
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Throughput of the tensor JSON codec (scripts/bench/serve_bench.py runs it).
+        .executableTarget(name: "dlserve-codec-bench", dependencies: ["DLKit", "DLServe", "DLTensor"], path: "scripts/bench/codec"),
         // Runs ONNX backend test cases through the library (scripts/conformance/run).
         .executableTarget(name: "dlconformance", dependencies: ["DLONNX", "DLRuntime"]),
 
@@ -95,6 +97,12 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-torch", dependencies: ["DLTorch", "FuzzSupport"], path: "Fuzz/Torch"),
         .executableTarget(name: "fuzz-ckpt", dependencies: ["DLCheckpoint", "DLKit", "FuzzSupport"], path: "Fuzz/Checkpoint"),
         .executableTarget(name: "fuzz-serve", dependencies: ["DLKit", "DLServe"], path: "Fuzz/Serve"),
+        // fuzz-serve-http: raw bytes of one HTTP connection through NIO's parser and the v2 routes;
+        // fuzz-serve-binary: a stdio stream with binary tensor data through the framing.
+        .executableTarget(name: "fuzz-serve-http", dependencies: [
+            "DLKit", "DLServe", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+        ], path: "Fuzz/ServeHTTP"),
+        .executableTarget(name: "fuzz-serve-binary", dependencies: ["DLKit", "DLServe", "FuzzSupport"], path: "Fuzz/ServeBinary"),
         // fuzz-keras: the Keras reader over HDF5 bytes / .keras archives and model_config JSON.
         .executableTarget(name: "fuzz-keras", dependencies: ["DLKeras", "FuzzSupport"], path: "Fuzz/Keras"),
     ]

@@ -37,10 +37,18 @@ public enum TensorJSONCodec {
             out.append(contentsOf: "}}".utf8)
             return
         }
-        out.append(contentsOf: #","data":["#.utf8)
+        out.append(contentsOf: #","data":"#.utf8)
+        encodeData(t, into: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// Appends the `data` array of `t`: `[v,v,...]`, flat, row-major, each value as described
+    /// above.
+    public static func encodeData(_ t: Tensor, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
         switch t.dtype {
-        case .float32: t.withUnsafeBufferPointer(as: Float.self) { appendFloats($0, to: &out) }
-        case .float64: t.withUnsafeBufferPointer(as: Double.self) { appendFloats($0, to: &out) }
+        case .float32: t.withUnsafeBufferPointer(as: Float.self) { NumberWriter.append($0, to: &out, NumberWriter.write) }
+        case .float64: t.withUnsafeBufferPointer(as: Double.self) { NumberWriter.append($0, to: &out, NumberWriter.write) }
         case .float16:
             t.withUnsafeBytes { raw in
                 appendFloats(raw.bindMemory(to: UInt16.self).lazy.map { Float16(bitPattern: $0) }, to: &out)
@@ -72,7 +80,16 @@ public enum TensorJSONCodec {
                 appendString(s, to: &out)
             }
         }
-        out.append(contentsOf: "]}".utf8)
+        out.append(UInt8(ascii: "]"))
+    }
+
+    /// Reads a `data` value (flat or nested JSON array, or a bare scalar; see `TensorDataDecoder`)
+    /// into a tensor of `dtype` and `shape`. The byte after `json` in memory must be readable and
+    /// not a digit.
+    public static func decodeData(_ json: UnsafeRawBufferPointer, dtype: DType, shape: [Int]) throws(ServeError) -> Tensor {
+        guard let count = ShapeMath.elementCount(shape) else { throw .badRequest("shape \(shape) overflows") }
+        return try TensorDataDecoder.decode(
+            line: json, range: 0..<json.count, dtype: dtype, shape: shape, count: count, base64: false, label: "data")
     }
 
     /// The same as `encode(name:tensor:encoding:into:)`, as a `JSON` value.
@@ -120,10 +137,7 @@ public enum TensorJSONCodec {
     }
 
     static func appendIntegers<T: FixedWidthInteger>(_ values: UnsafeBufferPointer<T>, to out: inout [UInt8]) {
-        for (i, v) in values.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: String(v).utf8)
-        }
+        NumberWriter.append(values, to: &out) { v, p in NumberWriter.write(v, p) }
     }
 
     /// Appends `s` as a JSON string.

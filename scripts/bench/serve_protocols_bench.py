@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Per-request time of dlserve by transport, side by side in one run, against in-process Model.run.
+
+    .venv/bin/python scripts/bench/serve_protocols_bench.py [--quick] [--json-baseline US,US]
+
+Builds the release dlserve and dlserve-codec-bench, then for the MLP fixture (784-512-512-10) at
+batch 1 and 32:
+  - in process: `Model.run` timed inside Swift (dlserve-codec-bench --run), one compute thread;
+  - stdio, pipelined: N requests written through the pipe while answers are read (as a batch job
+    would), time per answer from first to last; JSON and binary tensor data;
+  - stdio and HTTP, one request at a time (send, wait for the answer, next): the latency a single
+    synchronous client sees; JSON and binary, HTTP over one keep-alive connection on 127.0.0.1.
+and the tensor JSON codec throughput (MB/s of JSON text printed and parsed).
+Prints a Markdown table; `--json-baseline` adds a column with earlier pipelined-JSON times.
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from dlserve_client import encode_request, read_answer  # noqa: E402
+
+MLP = os.path.join(ROOT, "fixtures", "models", "mlp.onnx")
+
+
+def build():
+    for product in ("dlserve", "dlserve-codec-bench"):
+        subprocess.run(["swift", "build", "-c", "release", "--product", product], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+    path = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    return os.path.join(path, "dlserve"), os.path.join(path, "dlserve-codec-bench")
+
+
+def json_request(x):
+    data = ",".join(x.ravel().astype(str))
+    return ('{"inputs":[{"name":"x","shape":[%s],"datatype":"FP32","data":[%s]}]}'
+            % (",".join(map(str, x.shape)), data)).encode()
+
+
+def pipelined(dlserve, payloads, total):
+    """Microseconds per answer with `total` requests streamed through the pipe."""
+    p = subprocess.Popen([dlserve, MLP], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def feed():
+        for i in range(total):
+            p.stdin.write(payloads[i % len(payloads)])
+        p.stdin.close()
+
+    threading.Thread(target=feed, daemon=True).start()
+    read_answer(p.stdout)
+    start = time.perf_counter()
+    for _ in range(total - 1):
+        answer, _ = read_answer(p.stdout)
+    span = time.perf_counter() - start
+    p.wait()
+    return span / (total - 1) * 1e6
+
+
+def sequential_stdio(dlserve, payloads, total):
+    p = subprocess.Popen([dlserve, MLP], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    times = []
+    for i in range(total):
+        t = time.perf_counter()
+        p.stdin.write(payloads[i % len(payloads)])
+        p.stdin.flush()
+        read_answer(p.stdout)
+        times.append(time.perf_counter() - t)
+    p.stdin.close()
+    p.wait()
+    return np.median(times[len(times) // 10:]) * 1e6
+
+
+def sequential_http(dlserve, bodies, total):
+    p = subprocess.Popen([dlserve, MLP, "--http", "0", "--host", "127.0.0.1"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    port = None
+    while port is None:
+        line = p.stderr.readline().decode()
+        if not line:
+            raise SystemExit("dlserve --http did not start")
+        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        port = int(m.group(1)) if m else None
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    times = []
+    for i in range(total):
+        body, headers = bodies[i % len(bodies)]
+        t = time.perf_counter()
+        c.request("POST", "/v2/models/mlp/infer", body=body, headers=headers)
+        r = c.getresponse()
+        data = r.read()
+        times.append(time.perf_counter() - t)
+        if r.status != 200:
+            raise SystemExit(f"HTTP {r.status}: {data[:200]}")
+    c.close()
+    p.send_signal(signal.SIGTERM)
+    p.wait()
+    return np.median(times[len(times) // 10:]) * 1e6
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json-baseline", help="earlier pipelined JSON us/request at batch 1,32 (for a before/after column)")
+    args = ap.parse_args()
+    scale = 10 if args.quick else 1
+    dlserve, bench = build()
+    codec = subprocess.run([bench], check=True, capture_output=True, text=True).stdout
+    baseline = [float(v) for v in args.json_baseline.split(",")] if args.json_baseline else None
+
+    rng = np.random.default_rng(5)
+    rows_out = []
+    for bi, rows in enumerate((1, 32)):
+        n = (20000 if rows == 1 else 3000) // scale
+        xs = [rng.random((rows, 784), dtype=np.float32) for _ in range(16)]
+        jsonl = [json_request(x) + b"\n" for x in xs]
+        binary = [encode_request({"x": x}, ["y"]) for x in xs]
+        bodies_json = [(json_request(x), {}) for x in xs]
+        bodies_bin = []
+        for x in xs:
+            raw = encode_request({"x": x}, ["y"])
+            header, _, blob = raw.partition(b"\n")
+            bodies_bin.append((header + blob, {"Inference-Header-Content-Length": str(len(header))}))
+        in_process = float(subprocess.run([bench, "--run", MLP, str(rows), str(n)], check=True,
+                                          capture_output=True, text=True).stdout)
+        row = {
+            "rows": rows, "in_process": in_process,
+            "pipe_json": pipelined(dlserve, jsonl, n),
+            "pipe_binary": pipelined(dlserve, binary, n),
+            "seq_stdio_json": sequential_stdio(dlserve, jsonl, n // 4),
+            "seq_stdio_binary": sequential_stdio(dlserve, binary, n // 4),
+            "seq_http_json": sequential_http(dlserve, bodies_json, n // 4),
+            "seq_http_binary": sequential_http(dlserve, bodies_bin, n // 4),
+            "baseline": baseline[bi] if baseline else None,
+        }
+        rows_out.append(row)
+        print(json.dumps(row), file=sys.stderr)
+
+    out = ["# dlserve per-request time by transport (MLP 784-512-512-10)", "",
+           f"Release build, one compute thread, {os.cpu_count()} cores; microseconds per request. "
+           "Made by `scripts/bench/serve_protocols_bench.py`.", "",
+           "| batch | in-process Model.run | stdio binary, pipelined | ratio to Model.run | stdio JSON, pipelined |"
+           + (" JSON before | JSON speed-up |" if baseline else ""),
+           "|---:|---:|---:|---:|---:|" + ("---:|---:|" if baseline else "")]
+    for r in rows_out:
+        line = (f"| {r['rows']} | {r['in_process']:.1f} | {r['pipe_binary']:.1f} | {r['pipe_binary'] / r['in_process']:.2f}x | "
+                f"{r['pipe_json']:.1f} |")
+        if baseline:
+            line += f" {r['baseline']:.1f} | {r['baseline'] / r['pipe_json']:.2f}x |"
+        out.append(line)
+    out += ["", "One request at a time (send, wait for the answer), median:", "",
+            "| batch | stdio binary | HTTP binary | HTTP/stdio | stdio JSON | HTTP JSON | HTTP/stdio |",
+            "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows_out:
+        out.append(f"| {r['rows']} | {r['seq_stdio_binary']:.1f} | {r['seq_http_binary']:.1f} | "
+                   f"{r['seq_http_binary'] / r['seq_stdio_binary']:.2f}x | {r['seq_stdio_json']:.1f} | "
+                   f"{r['seq_http_json']:.1f} | {r['seq_http_json'] / r['seq_stdio_json']:.2f}x |")
+    out += ["", "```", codec.strip(), "```"]
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
