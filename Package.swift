@@ -65,7 +65,7 @@ let package = Package(
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Throughput of the tensor JSON codec (scripts/bench/serve_bench.py runs it).
-        .executableTarget(name: "dlserve-codec-bench", dependencies: ["DLKit", "DLServe", "DLTensor"], path: "scripts/bench/codec"),
+        .executableTarget(name: "dlserve-codec-bench", dependencies: ["DLKernels", "DLKit", "DLServe", "DLTensor"], path: "scripts/bench/codec"),
         // Runs ONNX backend test cases through the library (scripts/conformance/run).
         .executableTarget(name: "dlconformance", dependencies: ["DLONNX", "DLRuntime"]),
 

@@ -107,8 +107,9 @@ public final class HTTPServer: @unchecked Sendable {
         while inFlight > 0, state.wait(until: deadline) {}
         let left = inFlight
         state.unlock()
-        try? group.syncShutdownGracefully()
+        // Jobs still running answer onto their event loops: finish them before the loops stop.
         runQueue.close()
+        try? group.syncShutdownGracefully()
         return left
     }
 

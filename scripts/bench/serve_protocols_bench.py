@@ -11,7 +11,8 @@ batch 1 and 32:
   - stdio and HTTP, one request at a time (send, wait for the answer, next): the latency a single
     synchronous client sees; JSON and binary, HTTP over one keep-alive connection on 127.0.0.1.
 and the tensor JSON codec throughput (MB/s of JSON text printed and parsed).
-Prints a Markdown table; `--json-baseline` adds a column with earlier pipelined-JSON times.
+Prints a Markdown table and writes it to scripts/bench/RESULTS-serve-protocols.md (not with
+--quick); `--json-baseline` adds a column with earlier pipelined-JSON times.
 """
 import argparse
 import http.client
@@ -31,6 +32,7 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from dlserve_client import encode_request, read_answer  # noqa: E402
 
 MLP = os.path.join(ROOT, "fixtures", "models", "mlp.onnx")
+RESULTS = os.path.join(ROOT, "scripts", "bench", "RESULTS-serve-protocols.md")
 
 
 def build():
@@ -48,20 +50,51 @@ def json_request(x):
             % (",".join(map(str, x.shape)), data)).encode()
 
 
-def pipelined(dlserve, payloads, total):
-    """Microseconds per answer with `total` requests streamed through the pipe."""
+def pipelined(dlserve, payloads, total, binary):
+    """Microseconds per answer with `total` requests streamed through the pipe (written in 1 MB
+    blocks by a thread; answers counted, not decoded, so the Python side stays light)."""
     p = subprocess.Popen([dlserve, MLP], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
     def feed():
+        block, n = [], 0
         for i in range(total):
-            p.stdin.write(payloads[i % len(payloads)])
+            block.append(payloads[i % len(payloads)])
+            n += len(block[-1])
+            if n > 1 << 20:
+                p.stdin.write(b"".join(block))
+                block, n = [], 0
+        p.stdin.write(b"".join(block))
         p.stdin.close()
 
     threading.Thread(target=feed, daemon=True).start()
-    read_answer(p.stdout)
+    fd = p.stdout.fileno()
+    data = b""
+    while b"\n" not in data:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            raise SystemExit("dlserve stopped answering")
+        data += chunk
+    line = data[:data.index(b"\n") + 1]
+    header = json.loads(line)
+    if "error" in header:
+        raise SystemExit(header["error"])
     start = time.perf_counter()
-    for _ in range(total - 1):
-        answer, _ = read_answer(p.stdout)
+    if binary:
+        # Every answer has the first one's size (same header, same output shape).
+        size = len(line) + header["outputs"][0]["parameters"]["binary_data_size"]
+        left = total * size - len(data)
+        while left > 0:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                raise SystemExit("dlserve stopped answering")
+            left -= len(chunk)
+    else:
+        seen = data.count(b"\n")
+        while seen < total:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                raise SystemExit("dlserve stopped answering")
+            seen += chunk.count(b"\n")
     span = time.perf_counter() - start
     p.wait()
     return span / (total - 1) * 1e6
@@ -135,8 +168,8 @@ def main():
                                           capture_output=True, text=True).stdout)
         row = {
             "rows": rows, "in_process": in_process,
-            "pipe_json": pipelined(dlserve, jsonl, n),
-            "pipe_binary": pipelined(dlserve, binary, n),
+            "pipe_json": pipelined(dlserve, jsonl, n, binary=False),
+            "pipe_binary": pipelined(dlserve, binary, n, binary=True),
             "seq_stdio_json": sequential_stdio(dlserve, jsonl, n // 4),
             "seq_stdio_binary": sequential_stdio(dlserve, binary, n // 4),
             "seq_http_json": sequential_http(dlserve, bodies_json, n // 4),
@@ -166,7 +199,11 @@ def main():
                    f"{r['seq_http_binary'] / r['seq_stdio_binary']:.2f}x | {r['seq_stdio_json']:.1f} | "
                    f"{r['seq_http_json']:.1f} | {r['seq_http_json'] / r['seq_stdio_json']:.2f}x |")
     out += ["", "```", codec.strip(), "```"]
-    print("\n".join(out))
+    text = "\n".join(out) + "\n"
+    if not args.quick:
+        with open(RESULTS, "w") as f:
+            f.write(text)
+    print(text)
 
 
 if __name__ == "__main__":
