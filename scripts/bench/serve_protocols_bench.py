@@ -9,17 +9,18 @@ batch 1 and 32:
   - stdio, pipelined: N requests written through the pipe while answers are read (as a batch job
     would), time per answer from first to last; JSON and binary tensor data;
   - stdio and HTTP, one request at a time (send, wait for the answer, next): the latency a single
-    synchronous client sees; JSON and binary, HTTP over one keep-alive connection on 127.0.0.1.
+    synchronous client sees; JSON and binary, HTTP over one keep-alive connection on 127.0.0.1
+    (a raw socket, each request in one send).
 and the tensor JSON codec throughput (MB/s of JSON text printed and parsed).
 Prints a Markdown table and writes it to scripts/bench/RESULTS-serve-protocols.md (not with
 --quick); `--json-baseline` adds a column with earlier pipelined-JSON times.
 """
 import argparse
-import http.client
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -124,18 +125,28 @@ def sequential_http(dlserve, bodies, total):
             raise SystemExit("dlserve --http did not start")
         m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
         port = int(m.group(1)) if m else None
-    c = http.client.HTTPConnection("127.0.0.1", port)
+    # A raw keep-alive connection with each request in one send: http.client sends the headers and
+    # the body in two sends, and Nagle's algorithm then holds the body back for milliseconds.
+    conn = socket.create_connection(("127.0.0.1", port))
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     times = []
     for i in range(total):
         body, headers = bodies[i % len(bodies)]
+        request = (b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n" % len(body)
+                   + b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers.items()) + b"\r\n" + body)
         t = time.perf_counter()
-        c.request("POST", "/v2/models/mlp/infer", body=body, headers=headers)
-        r = c.getresponse()
-        data = r.read()
+        conn.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(1 << 16)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        while len(rest) < length:
+            rest += conn.recv(1 << 16)
         times.append(time.perf_counter() - t)
-        if r.status != 200:
-            raise SystemExit(f"HTTP {r.status}: {data[:200]}")
-    c.close()
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"HTTP answer {head[:200]}: {rest[:200]}")
+    conn.close()
     p.send_signal(signal.SIGTERM)
     p.wait()
     return np.median(times[len(times) // 10:]) * 1e6
