@@ -32,6 +32,8 @@ let package = Package(
         // AVX-512 micro-kernels in C, chosen at run time (Swift cannot target wider vectors per
         // function); private to DLKernels.
         .target(name: "CKernels"),
+        // PNG and JPEG decoding in C (libpng, libjpeg-turbo: their longjmp errors stay in C).
+        .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg")]),
 
         .target(name: "DLTensor"),
         .target(name: "DLKernels", dependencies: ["DLTensor", "COpenBLAS", "CKernels"]),
@@ -43,11 +45,12 @@ let package = Package(
         .target(name: "DLCheckpoint", dependencies: ["DLSafeTensors", "DLGraph", "DLONNX"]),
         .target(name: "DLKeras", dependencies: ["DLGraph", "DLTensor", "CHDF5"]),
         .target(name: "DLAutograd", dependencies: ["DLRuntime", "DLGraph", "DLKernels", "DLTensor"]),
+        .target(name: "DLImage", dependencies: ["DLTensor", "CImageCodecs"]),
         .target(name: "DLTraining", dependencies: ["DLAutograd", "DLTensor", "DLGraph", "CProtos"]),
         .target(name: "DLKit", dependencies: [
             "DLTensor", "DLGraph", "DLKernels", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint", "DLTorch",
             "DLKeras",
-            "DLAutograd", "DLTraining",
+            "DLAutograd", "DLTraining", "DLImage",
         ]),
         // The inference server behind dlserve: request parsing, tensor JSON/base64/binary codec,
         // dynamic batching, the stdio pipeline and the HTTP (KServe v2) server. Builds on DLKit's
@@ -83,6 +86,7 @@ let package = Package(
         .testTarget(name: "DLTrainingTests", dependencies: ["DLTraining", "DLKit", "DLTestSupport", "dltrain", "dlconvert"]),
         .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLServe", "DLTestSupport"]),
         .testTarget(name: "DLKerasTests", dependencies: ["DLKeras", "DLRuntime", "DLSafeTensors", "DLTestSupport", "dlconvert"]),
+        .testTarget(name: "DLImageTests", dependencies: ["DLImage", "DLSafeTensors", "DLTestSupport"]),
         // Reads ARCHITECTURE.md's import table and checks every import line of Sources/.
         .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),
@@ -107,5 +111,7 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-serve-binary", dependencies: ["DLKit", "DLServe", "FuzzSupport"], path: "Fuzz/ServeBinary"),
         // fuzz-keras: the Keras reader over HDF5 bytes / .keras archives and model_config JSON.
         .executableTarget(name: "fuzz-keras", dependencies: ["DLKeras", "FuzzSupport"], path: "Fuzz/Keras"),
+        // fuzz-image: PNG/JPEG bytes through the decoders and the resize.
+        .executableTarget(name: "fuzz-image", dependencies: ["DLImage"], path: "Fuzz/Image"),
     ]
 }

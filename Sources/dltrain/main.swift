@@ -28,8 +28,12 @@ struct DLTrain: ParsableCommand {
     @Argument(help: "The model to train: .onnx, Keras .h5/.keras, or .ckpt (a .ckpt with training state resumes its run).")
     var checkpoint: String
 
-    @Option(help: "Training data: .safetensors or .npz (input and target arrays by name) or .csv.")
+    @Option(help: "Training data: .safetensors or .npz (input and target arrays by name), .csv, or a folder of one subfolder of PNG/JPEG images per class (with --image-size).")
     var data: String
+    @Option(help: "Image folders: the size images are resized to, H,W.")
+    var imageSize: String?
+    @Flag(help: "Image folders: leave out images that do not decode (counted on stderr) instead of stopping.")
+    var skipBadImages = false
 
     @Option(help: "The model input fed with the data, and the data array holding it (default: saved, else the model's first input).")
     var input: String?
@@ -140,7 +144,7 @@ struct DLTrain: ParsableCommand {
         ("val_data", "--val-data"), ("val_split", "--val-split"), ("metrics", "--metrics"), ("early_stopping", "--early-stopping"),
         ("checkpoint_best", "--checkpoint-best"), ("reduce_lr_on_plateau", "--reduce-lr-on-plateau"), ("lr_schedule", "--lr-schedule"),
         ("csv_log", "--csv-log"), ("accumulate", "--accumulate"), ("clip_grad_norm", "--clip-grad-norm"),
-        ("log_dir", "--log-dir"), ("log_every", "--log-every"),
+        ("log_dir", "--log-dir"), ("log_every", "--log-every"), ("image_size", "--image-size"),
     ]
 
     func train() throws {
@@ -172,6 +176,7 @@ struct DLTrain: ParsableCommand {
         if let csvLog { given["csv_log"] = csvLog }
         if let accumulate { given["accumulate"] = String(accumulate) }
         if let logDir { given["log_dir"] = logDir }
+        if let imageSize { given["image_size"] = imageSize }
         if let logEvery { given["log_every"] = String(logEvery) }
         if let clipGradNorm { given["clip_grad_norm"] = String(clipGradNorm) }
         var settings = old
@@ -249,7 +254,22 @@ struct DLTrain: ParsableCommand {
         // Data, and the validation set.
         let inputName = settings["input"] ?? "x"
         func loadData(_ path: String) throws -> Dataset {
-            try TrainingData.load(path: path, inputName: inputName, targetName: settings["target"] ?? "y",
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+                guard let size = settings["image_size"] else { throw DLTrainError("\(path) is an image folder: give --image-size H,W") }
+                let hw = size.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard hw.count == 2, hw[0] > 0, hw[1] > 0 else { throw DLTrainError("--image-size '\(size)' must be two positive numbers, H,W") }
+                // Channels last when the model's input is [N, H, W, C] with C of 1 or 3 and not [N, C, H, W].
+                let dims = graph.inputs.first { $0.name == inputName }?.type?.dims ?? []
+                func fixed(_ d: Dim?) -> Int? { if case .fixed(let v)? = d { return v }; return nil }
+                let last = dims.count == 4 && [1, 3].contains(fixed(dims[3]) ?? 0) && ![1, 3].contains(fixed(dims[1]) ?? 0)
+                let channels = fixed(last ? dims.last : (dims.count == 4 ? dims[1] : nil)) == 1 ? 1 : 3
+                let (d, classes, skipped) = try TrainingData.loadImageFolder(path: path, height: hw[0], width: hw[1], channels: channels,
+                                                                            channelsLast: last, skipBadImages: skipBadImages)
+                FileHandle.standardError.write(Data("\(path): \(d.count) images of \(classes.count) classes (\(classes.prefix(10).joined(separator: ", "))\(classes.count > 10 ? ", ..." : ""))\(skipped.isEmpty ? "" : "; skipped \(skipped.count) that did not decode, the first \(skipped[0])")\n".utf8))
+                return d
+            }
+            return try TrainingData.load(path: path, inputName: inputName, targetName: settings["target"] ?? "y",
                                   inputColumns: settings["input_columns"].map { $0.split(separator: ",").map(String.init) } ?? [],
                                   targetColumn: settings["target_column"], integerTargets: lossFn.takesClassIndices)
         }
