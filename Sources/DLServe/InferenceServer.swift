@@ -123,26 +123,27 @@ public final class InferenceServer: Sendable {
     /// The byte after `line` in memory must be readable and not a digit (a newline or NUL): float
     /// parsing may look one byte ahead.
     public func prepare(line: UnsafeRawBufferPointer, binary: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) -> ServeJob {
-        var scanner = RequestScanner(line, maxDepth: limits.maxDepth)
-        let request: ScannedRequest
-        do { request = try scanner.scan() } catch {
-            return .answer(Self.errorAnswer(id: scanner.id ?? .null, message: error.description))
-        }
-        do { return try prepare(request, line: line, binary: binary) } catch {
-            return .answer(Self.errorAnswer(id: request.id, message: error.description))
-        }
+        scan(line) { request throws(ServeError) in try prepare(request, line: line, binary: binary) }
     }
 
     /// Parses the JSON of an inference request to model number `model` (HTTP: the model comes
     /// from the path, `method` and `model_name` in the body are not read), with the binary tensor
     /// data after it. The same one-byte look-ahead rule as `prepare(line:binary:)` applies.
     public func prepareInfer(body: UnsafeRawBufferPointer, binary: UnsafeRawBufferPointer, model: Int) -> ServeJob {
-        var scanner = RequestScanner(body, maxDepth: limits.maxDepth)
+        scan(body) { request throws(ServeError) in
+            .infer(try infer(request, model: model, line: body, binary: binary, omitNullID: true))
+        }
+    }
+
+    /// Scans `bytes` as a request and hands it to `body`; a failure of either becomes an error
+    /// answer with the request's id (as far as it was read).
+    private func scan(_ bytes: UnsafeRawBufferPointer, _ body: (ScannedRequest) throws(ServeError) -> ServeJob) -> ServeJob {
+        var scanner = RequestScanner(bytes, maxDepth: limits.maxDepth)
         let request: ScannedRequest
         do { request = try scanner.scan() } catch {
             return .answer(Self.errorAnswer(id: scanner.id ?? .null, message: error.description))
         }
-        do { return .infer(try infer(request, model: model, line: body, binary: binary, omitNullID: true)) } catch {
+        do { return try body(request) } catch {
             return .answer(Self.errorAnswer(id: request.id, message: error.description))
         }
     }
