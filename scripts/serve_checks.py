@@ -336,6 +336,87 @@ def http_sigterm_drains():
         assert server.process.wait(timeout=30) == 0, "".join(server.log)
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def nginx_round_robin():
+    """Two `dlserve --http` replicas behind nginx (Debian's, scripts/bootstrap) as a round-robin
+    upstream on 127.0.0.1, driven by tritonclient: every answer right, both replicas used, and
+    after one replica is killed mid-run the other answers everything."""
+    import shutil
+    import tempfile
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    x = np.linspace(-1, 1, 4 * 784, dtype=np.float32).reshape(4, 784)
+    want = mlp_reference(x)
+    with HTTPServer([MLP]) as a, HTTPServer([MLP]) as b, tempfile.TemporaryDirectory(prefix="dlkit-nginx-") as tmp:
+        port = free_port()
+        os.chmod(tmp, 0o777)  # nginx started as root runs its worker as nobody, which writes temp files here
+        conf = os.path.join(tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""daemon off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy;
+  fastcgi_temp_path {tmp}/fastcgi; uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
+  upstream dlserve {{
+    server 127.0.0.1:{a.port} max_fails=1 fail_timeout=30s;
+    server 127.0.0.1:{b.port} max_fails=1 fail_timeout=30s;
+    keepalive 8;
+  }}
+  server {{
+    listen 127.0.0.1:{port};
+    client_max_body_size 64m;
+    location / {{
+      proxy_pass http://dlserve;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_next_upstream error timeout non_idempotent;
+    }}
+  }}
+}}
+""")
+        proxy = subprocess.Popen([nginx, "-c", conf, "-p", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            client = None
+            for _ in range(100):
+                try:
+                    client = triton.InferenceServerClient(f"127.0.0.1:{port}")
+                    if client.is_server_ready():
+                        break
+                except Exception:
+                    time.sleep(0.1)
+            assert client is not None and client.is_server_ready(), "nginx did not come up"
+
+            def ask(i):
+                inp = triton.InferInput("x", [4, 784], "FP32")
+                inp.set_data_from_numpy(x, binary_data=i % 2 == 0)
+                y = client.infer("mlp", [inp], outputs=[triton.InferRequestedOutput("y", binary_data=i % 3 == 0)]).as_numpy("y")
+                assert np.allclose(y, want, rtol=1e-5, atol=1e-6), i
+
+            for i in range(40):
+                ask(i)
+            counts = []
+            for server in (a, b):
+                text = raw(server.port, "GET", "/metrics")[2].decode()
+                counts.append(int(re.search(r'dlserve_inference_requests_total\{model="mlp"\} (\d+)', text).group(1)))
+            assert min(counts) >= 10, f"round robin: requests per replica {counts}"
+            a.process.kill()  # mid-run, without a drain
+            a.process.wait()
+            for i in range(40, 100):
+                ask(i)
+        finally:
+            proxy.terminate()
+            proxy.wait(timeout=30)
+        assert b.stop() == 0
+
+
 def main():
     check("stdio binary: MLP at batch 1 and 32 equals ONNX Runtime", stdio_binary_mlp)
     check("stdio binary: every datatype in and out unchanged, errors keep the stream in step", stdio_binary_every_dtype)
@@ -346,6 +427,7 @@ def main():
     check("http: connections over --max-connections are closed at once", http_connection_limit)
     check("http: 1,000 concurrent connections mixed valid/malformed, twice, memory flat", http_load)
     check("http: SIGTERM answers the request in flight, then exits 0", http_sigterm_drains)
+    check("http: two replicas behind nginx (round robin), one killed mid-run, every answer right", nginx_round_robin)
     print(f"serve-checks: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
