@@ -16,6 +16,8 @@ public struct ConversionOptions: Sendable {
     public var key: String?
     /// Converts floating-point weights to this type (weights-only outputs).
     public var dtype: DType?
+    /// The signature of a TensorFlow SavedModel to convert (default `serving_default`).
+    public var signature: String?
 
     public init(onnx: ONNXWriteOptions = ONNXWriteOptions(), graph: URL? = nil, allowMissing: Bool = false,
                 key: String? = nil, dtype: DType? = nil) {
@@ -68,13 +70,12 @@ extension Converter {
             throw .invalidArgument("\(output.path): --opset and --external-data apply to .onnx output only")
         }
         guard let graphURL = options.graph else {
-            let hasGraph = format == .onnx || format == .checkpoint || format == .hdf5 || format == .keras
-            guard target == .onnx, hasGraph, options.key == nil, options.dtype == nil else {
+            guard target == .onnx, format.hasGraph, options.key == nil, options.dtype == nil else {
                 // Weights-only outputs, and weights files (PyTorch, safetensors) to any format.
                 try convert(from: input, to: output, key: options.key, dtype: options.dtype)
                 return report
             }
-            let (graph, _) = try Model.loadGraph(path: input.path)
+            let (graph, _) = try Model.loadGraph(path: input.path, signature: options.signature)
             report.onnx = try write(graph, toONNX: output, options: options.onnx)
             return report
         }
