@@ -9,12 +9,15 @@ let package = Package(
         .library(name: "DLKit", targets: ["DLKit"]),
         .library(name: "DLSafeTensors", targets: ["DLSafeTensors"]),
         .library(name: "DLTorch", targets: ["DLTorch"]),
+        .library(name: "DLServe", targets: ["DLServe"]),
         .executable(name: "dlconvert", targets: ["dlconvert"]),
         .executable(name: "dlserve", targets: ["dlserve"]),
         .executable(name: "dltrain", targets: ["dltrain"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // HTTP for `dlserve --http` (NIOHTTP1's parser and encoder; no framework on top).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // System libraries (private plumbing: only their one user imports them).
@@ -55,13 +58,23 @@ let package = Package(
             "DLKeras", "DLTensorFlow", "DLTFLite", "DLHuggingFace",
             "DLAutograd", "DLTraining", "DLImage",
         ]),
+        // The inference server behind dlserve: request parsing, tensor JSON/base64/binary codec,
+        // dynamic batching, the stdio pipeline and the HTTP (KServe v2) server. Builds on DLKit's
+        // Model (loading, running).
+        .target(name: "DLServe", dependencies: [
+            "DLKit", "DLTensor", "DLGraph", "DLRuntime", "DLKernels",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .executableTarget(name: "dlconvert", dependencies: [
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "dlserve", dependencies: ["DLKit"]),
+        .executableTarget(name: "dlserve", dependencies: ["DLKit", "DLServe"]),
         .executableTarget(name: "dltrain", dependencies: [
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Throughput of the tensor JSON codec (scripts/bench/serve_bench.py runs it).
+        .executableTarget(name: "dlserve-codec-bench", dependencies: ["DLKernels", "DLKit", "DLServe", "DLTensor"], path: "scripts/bench/codec"),
         // Runs ONNX backend test cases through the library (scripts/conformance/run).
         .executableTarget(name: "dlconformance", dependencies: ["DLONNX", "DLRuntime"]),
 
@@ -77,7 +90,7 @@ let package = Package(
         .testTarget(name: "DLCheckpointTests", dependencies: ["DLCheckpoint", "DLKit", "DLTestSupport"]),
         .testTarget(name: "DLAutogradTests", dependencies: ["DLAutograd", "DLONNX", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLTrainingTests", dependencies: ["DLTraining", "DLKit", "DLTestSupport", "dltrain", "dlconvert"]),
-        .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLTensorFlow", "DLTestSupport"]),
+        .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLServe", "DLTensorFlow", "DLTestSupport"]),
         .testTarget(name: "DLKerasTests", dependencies: ["DLKeras", "DLRuntime", "DLSafeTensors", "DLTestSupport", "dlconvert"]),
         .testTarget(name: "DLTensorFlowTests", dependencies: ["DLTensorFlow", "DLKit", "DLSafeTensors", "DLTestSupport", "dlconvert", "dlserve"]),
         .testTarget(name: "DLTFLiteTests", dependencies: ["DLTFLite", "DLRuntime", "DLSafeTensors", "DLTestSupport"]),
@@ -98,7 +111,13 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-safetensors", dependencies: ["DLSafeTensors", "FuzzSupport"], path: "Fuzz/SafeTensors"),
         .executableTarget(name: "fuzz-torch", dependencies: ["DLTorch", "FuzzSupport"], path: "Fuzz/Torch"),
         .executableTarget(name: "fuzz-ckpt", dependencies: ["DLCheckpoint", "DLKit", "FuzzSupport"], path: "Fuzz/Checkpoint"),
-        .executableTarget(name: "fuzz-serve", dependencies: ["DLKit"], path: "Fuzz/Serve"),
+        .executableTarget(name: "fuzz-serve", dependencies: ["DLKit", "DLServe"], path: "Fuzz/Serve"),
+        // fuzz-serve-http: raw bytes of one HTTP connection through NIO's parser and the v2 routes;
+        // fuzz-serve-binary: a stdio stream with binary tensor data through the framing.
+        .executableTarget(name: "fuzz-serve-http", dependencies: [
+            "DLKit", "DLServe", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+        ], path: "Fuzz/ServeHTTP"),
+        .executableTarget(name: "fuzz-serve-binary", dependencies: ["DLKit", "DLServe", "FuzzSupport"], path: "Fuzz/ServeBinary"),
         // fuzz-keras: the Keras reader over HDF5 bytes / .keras archives and model_config JSON.
         .executableTarget(name: "fuzz-keras", dependencies: ["DLKeras", "FuzzSupport"], path: "Fuzz/Keras"),
         // fuzz-tfindex: a TensorFlow checkpoint (index table + one shard); fuzz-savedmodel:

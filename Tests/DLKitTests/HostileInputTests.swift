@@ -1,5 +1,6 @@
 import DLCheckpoint
 import DLKit
+import DLServe
 import DLKeras
 import DLONNX
 import DLSafeTensors

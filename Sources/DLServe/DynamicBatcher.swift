@@ -1,4 +1,5 @@
 import DLGraph
+import DLKit
 import DLTensor
 
 /// What must be equal for two inference requests to run as one batch: the model, the outputs

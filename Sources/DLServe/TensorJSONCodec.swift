@@ -1,3 +1,4 @@
+import DLKit
 import DLTensor
 
 /// Tensors as the Open Inference Protocol v2 writes them in JSON: `name`, `shape`, `datatype` and
@@ -9,8 +10,10 @@ import DLTensor
 /// Double), NaN and infinities as the strings "NaN", "Infinity", "-Infinity", integers exactly,
 /// BOOL as true/false. Decoding lives in `TensorDataDecoder` (it reads from the request's bytes).
 public enum TensorJSONCodec {
-    /// Appends `{"name":...,"shape":[...],"datatype":"...","data":...}` for `tensor` to `out`.
-    public static func encode(name: String, tensor t: Tensor, base64: Bool = false, into out: inout [UInt8]) {
+    /// Appends `{"name":...,"shape":[...],"datatype":"...","data":...}` for `tensor` to `out`;
+    /// for `.binary`, `"parameters":{"binary_data_size":N}` in place of `data` (the bytes are
+    /// appended separately, after the whole JSON, by `appendBinary`).
+    public static func encode(name: String, tensor t: Tensor, encoding: OutputEncoding = .json, into out: inout [UInt8]) {
         out.append(contentsOf: #"{"name":"#.utf8)
         appendString(name, to: &out)
         out.append(contentsOf: #","shape":["#.utf8)
@@ -21,16 +24,31 @@ public enum TensorJSONCodec {
         out.append(contentsOf: #"],"datatype":""#.utf8)
         out.append(contentsOf: t.dtype.inferenceProtocolName.utf8)
         out.append(UInt8(ascii: "\""))
-        if base64 {
+        switch encoding {
+        case .json: break
+        case .base64:
             out.append(contentsOf: #","parameters":{"data_encoding":"base64"},"data":""#.utf8)
             t.withUnsafeBytes { Base64.encode($0, into: &out) }
             out.append(contentsOf: "\"}".utf8)
             return
+        case .binary:
+            out.append(contentsOf: #","parameters":{"binary_data_size":"#.utf8)
+            out.append(contentsOf: String(binarySize(t)).utf8)
+            out.append(contentsOf: "}}".utf8)
+            return
         }
-        out.append(contentsOf: #","data":["#.utf8)
+        out.append(contentsOf: #","data":"#.utf8)
+        encodeData(t, into: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// Appends the `data` array of `t`: `[v,v,...]`, flat, row-major, each value as described
+    /// above.
+    public static func encodeData(_ t: Tensor, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
         switch t.dtype {
-        case .float32: t.withUnsafeBufferPointer(as: Float.self) { appendFloats($0, to: &out) }
-        case .float64: t.withUnsafeBufferPointer(as: Double.self) { appendFloats($0, to: &out) }
+        case .float32: t.withUnsafeBufferPointer(as: Float.self) { NumberWriter.append($0, to: &out, NumberWriter.write) }
+        case .float64: t.withUnsafeBufferPointer(as: Double.self) { NumberWriter.append($0, to: &out, NumberWriter.write) }
         case .float16:
             t.withUnsafeBytes { raw in
                 appendFloats(raw.bindMemory(to: UInt16.self).lazy.map { Float16(bitPattern: $0) }, to: &out)
@@ -62,15 +80,44 @@ public enum TensorJSONCodec {
                 appendString(s, to: &out)
             }
         }
-        out.append(contentsOf: "]}".utf8)
+        out.append(UInt8(ascii: "]"))
     }
 
-    /// The same as `encode(name:tensor:base64:into:)`, as a `JSON` value.
-    public static func encode(name: String, tensor: Tensor, base64: Bool = false) -> JSON {
+    /// Reads a `data` value (flat or nested JSON array, or a bare scalar; see `TensorDataDecoder`)
+    /// into a tensor of `dtype` and `shape`. The byte after `json` in memory must be readable and
+    /// not a digit.
+    public static func decodeData(_ json: UnsafeRawBufferPointer, dtype: DType, shape: [Int]) throws(ServeError) -> Tensor {
+        guard let count = ShapeMath.elementCount(shape) else { throw .badRequest("shape \(shape) overflows") }
+        return try TensorDataDecoder.decode(
+            line: json, range: 0..<json.count, dtype: dtype, shape: shape, count: count, base64: false, label: "data")
+    }
+
+    /// The same as `encode(name:tensor:encoding:into:)`, as a `JSON` value.
+    public static func encode(name: String, tensor: Tensor, encoding: OutputEncoding = .json) -> JSON {
         var out: [UInt8] = []
-        encode(name: name, tensor: tensor, base64: base64, into: &out)
+        encode(name: name, tensor: tensor, encoding: encoding, into: &out)
         // The bytes are valid JSON by construction; parsing them back keeps one writer.
         return out.withUnsafeBytes { (try? JSONParser.parse($0)) ?? .null }
+    }
+
+    /// The size of `t` in the binary tensor data extension: its little-endian element bytes
+    /// (`BOOL` one byte each), or for `BYTES` each element as a 4-byte little-endian length and
+    /// its UTF-8 bytes.
+    public static func binarySize(_ t: Tensor) -> Int {
+        guard t.dtype == .string else { return t.byteCount }
+        return t.strings.reduce(0) { $0 + 4 + $1.utf8.count }
+    }
+
+    /// Appends the binary tensor data of `t` (see `binarySize`) to `out`.
+    public static func appendBinary(_ t: Tensor, to out: inout [UInt8]) {
+        guard t.dtype == .string else {
+            t.withUnsafeBytes { out.append(contentsOf: $0) }
+            return
+        }
+        for s in t.strings {
+            withUnsafeBytes(of: UInt32(truncatingIfNeeded: s.utf8.count).littleEndian) { out.append(contentsOf: $0) }
+            out.append(contentsOf: s.utf8)
+        }
     }
 
     static func appendFloats<S: Sequence>(_ values: S, to out: inout [UInt8])
@@ -90,10 +137,7 @@ public enum TensorJSONCodec {
     }
 
     static func appendIntegers<T: FixedWidthInteger>(_ values: UnsafeBufferPointer<T>, to out: inout [UInt8]) {
-        for (i, v) in values.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: String(v).utf8)
-        }
+        NumberWriter.append(values, to: &out) { v, p in NumberWriter.write(v, p) }
     }
 
     /// Appends `s` as a JSON string.
@@ -102,6 +146,12 @@ public enum TensorJSONCodec {
         JSON.string(s).write(into: &text)
         out.append(contentsOf: text.utf8)
     }
+}
+
+/// How an output tensor is written in an answer: JSON numbers, a base64 string, or raw bytes
+/// after the JSON (the binary tensor data extension).
+public enum OutputEncoding: Sendable, Equatable {
+    case json, base64, binary
 }
 
 /// Why a request was refused; the message goes back in `{"error": ...}`.

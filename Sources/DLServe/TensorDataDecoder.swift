@@ -37,6 +37,21 @@ enum TensorDataDecoder {
         return tensor
     }
 
+    /// A tensor from binary tensor data: the little-endian element bytes, exactly the size of
+    /// `shape` (checked by the caller); BOOL bytes other than 0 read as true.
+    static func decodeBinary(_ bytes: UnsafeRawBufferPointer, dtype: DType, shape: [Int], label: String) throws(ServeError) -> Tensor {
+        var tensor: Tensor
+        do { tensor = try Tensor(dtype: dtype, shape: shape, bytes: bytes) } catch {
+            throw .badRequest("\(label): \(error)")
+        }
+        if dtype == .bool {
+            tensor.withUnsafeMutableBytes { out in
+                for i in 0..<out.count where out[i] > 1 { out[i] = 1 }
+            }
+        }
+        return tensor
+    }
+
     // MARK: - JSON
 
     static func decodeJSON(
@@ -456,6 +471,11 @@ enum NumberText {
         if p[i] == UInt8(ascii: "0") {
             i += 1
         } else {
+            while i + 8 <= limit, let eight = eightDigits(p + i) {
+                d.mantissa = d.mantissa &* 100_000_000 &+ eight
+                digits += 8
+                i += 8
+            }
             while i < limit, case let digit = p[i] &- UInt8(ascii: "0"), digit < 10 {
                 d.mantissa = d.mantissa &* 10 &+ UInt64(digit)
                 digits += 1
@@ -466,6 +486,11 @@ enum NumberText {
             d.integral = false
             i += 1
             let first = i
+            // Fractions are most of the digits in float data: eight at a time while they last.
+            while i + 8 <= limit, let eight = eightDigits(p + i) {
+                d.mantissa = d.mantissa &* 100_000_000 &+ eight
+                i += 8
+            }
             while i < limit, case let digit = p[i] &- UInt8(ascii: "0"), digit < 10 {
                 d.mantissa = d.mantissa &* 10 &+ UInt64(digit)
                 i += 1
@@ -493,6 +518,23 @@ enum NumberText {
         }
         d.length = i
         return d
+    }
+
+    /// The value of the 8 ASCII digits at `p`, or nil when one of the 8 bytes is not a digit
+    /// (SWAR: the bytes as one little-endian word, checked and combined in three multiplications,
+    /// pairs, then quads, then the whole).
+    @inline(__always)
+    static func eightDigits(_ p: UnsafePointer<UInt8>) -> UInt64? {
+        let w = UInt64(littleEndian: UnsafeRawPointer(p).loadUnaligned(as: UInt64.self))
+        let v = w &- 0x3030_3030_3030_3030
+        // Every byte 0...9: no borrow into the high nibble, and adding 6 does not carry into it.
+        guard (w & 0xF0F0_F0F0_F0F0_F0F0) == 0x3030_3030_3030_3030,
+              ((v &+ 0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) == 0 else { return nil }
+        // Byte k holds digit k (most significant first). Pairs: 10 * even byte + odd byte.
+        let pairs = (v &* 10 &+ (v >> 8)) & 0x00FF_00FF_00FF_00FF
+        // Quads: 100 * first pair + second pair, in the low 16 bits of each 32-bit half.
+        let quads = (pairs &* 100 &+ (pairs >> 16)) & 0x0000_FFFF_0000_FFFF
+        return (quads &* 10_000 &+ (quads >> 32)) & 0xFFFF_FFFF
     }
 
     /// `scan` for numbers of more than 19 digits: checked accumulation, the digits past what

@@ -8,10 +8,11 @@ import Foundation
 /// caller (reader) ── prepare ──> [jobs queue] ──> runner × threads ──> [finished, by number] ──> writer
 ///                    (parse)                      (run, dynamic batch)                         (encode, write)
 /// ```
-/// The caller's thread parses (`submit`), `threads` runner threads run models (each takes the head
-/// of the queue plus, when batching, the compatible requests queued right behind it), and one
-/// writer thread encodes answers in request order and writes them, flushing whenever the next
-/// answer is not ready yet. Memory stays bounded: `submit` blocks while `maxInFlight` requests or
+/// The caller's thread parses (`submit`), a `RunQueue` of `threads` runner threads runs models
+/// (each takes the head of the queue plus, when batching, the compatible requests queued right
+/// behind it), and one writer thread encodes answers in request order and writes them (each
+/// answer line followed by its binary output data, if any), flushing whenever the next answer is
+/// not ready yet. Memory stays bounded: `submit` blocks while `maxInFlight` requests or
 /// `maxInFlightBytes` of request lines are between parsing and writing.
 public final class ServePipeline: @unchecked Sendable {
     public struct Options: Sendable {
@@ -45,21 +46,12 @@ public final class ServePipeline: @unchecked Sendable {
     private let output: @Sendable (UnsafeRawBufferPointer) -> Bool
     private let log: @Sendable (String) -> Void
 
-    private struct Item {
-        let seq: Int
-        let job: ServeJob
-        let cost: Int
-    }
-
     // Admission (caller waits here), the job queue (runners), the finished answers (writer).
     private let flight = NSCondition()
     private var inFlight = 0
     private var inFlightBytes = 0
 
-    private let queue = NSCondition()
-    private var items: [Item] = []
-    private var head = 0
-    private var closed = false
+    private var runQueue: RunQueue!
 
     private let done = NSCondition()
     private var finished: [Int: (ServeOutcome, Int)] = [:]
@@ -68,7 +60,6 @@ public final class ServePipeline: @unchecked Sendable {
     private var counts = Counts()
     private var nextSeq = 0
 
-    private var threads: [Thread] = []
     private let writerExited = DispatchSemaphore(value: 0)
 
     /// - Parameter output: writes all of the given bytes to the answers' destination; false when
@@ -86,17 +77,17 @@ public final class ServePipeline: @unchecked Sendable {
         // Parallelism comes from the runner threads; one BLAS thread each keeps cores from being
         // oversubscribed.
         GEMM.setThreadCount(1)
-        for i in 0..<options.threads {
-            let t = Thread { [unowned self] in self.runnerLoop() }
-            t.name = "dlserve-run-\(i)"
-            t.stackSize = 4 << 20
-            threads.append(t)
+        runQueue = RunQueue(server: server, threads: options.threads, maxBatch: options.maxBatch) { [unowned self] n in
+            guard n > 1 else { return }
+            done.lock()
+            counts.batches += 1
+            counts.batchedRequests += n
+            done.unlock()
         }
         let w = Thread { [unowned self] in self.writerLoop() }
         w.name = "dlserve-write"
         w.stackSize = 4 << 20
-        threads.append(w)
-        for t in threads { t.start() }
+        w.start()
     }
 
     /// Admits one request: waits for room, then calls `make` (the parse stage, on the caller's
@@ -113,11 +104,14 @@ public final class ServePipeline: @unchecked Sendable {
         flight.unlock()
 
         let job = make()
-        queue.lock()
-        items.append(Item(seq: nextSeq, job: job, cost: cost))
+        let seq = nextSeq
         nextSeq += 1
-        queue.signal()
-        queue.unlock()
+        runQueue.submit(job) { [unowned self] outcome in
+            done.lock()
+            finished[seq] = (outcome, cost)
+            done.broadcast()
+            done.unlock()
+        }
 
         done.lock()
         let broken = outputBroken
@@ -129,61 +123,17 @@ public final class ServePipeline: @unchecked Sendable {
     /// then stops the threads.
     /// - Returns: the counts, and whether every answer was written.
     public func finish() -> (Counts, complete: Bool) {
-        queue.lock()
         let submitted = nextSeq
-        closed = true
-        queue.broadcast()
-        queue.unlock()
-
         done.lock()
         total = submitted
         counts.requests = submitted
         done.broadcast()
         done.unlock()
         writerExited.wait()
-        for t in threads where t.name != "dlserve-write" {
-            while !t.isFinished { usleep(200) }
-        }
+        runQueue.close()
         done.lock()
         defer { done.unlock() }
         return (counts, !outputBroken)
-    }
-
-    // MARK: - Runners
-
-    private func runnerLoop() {
-        while true {
-            queue.lock()
-            while head == items.count && !closed { queue.wait() }
-            if head == items.count {
-                queue.unlock()
-                return
-            }
-            var batch = [items[head]]
-            head += 1
-            if options.maxBatch > 1, let signature = batch[0].job.batchSignature {
-                while batch.count < options.maxBatch, head < items.count,
-                      items[head].job.batchSignature == signature {
-                    batch.append(items[head])
-                    head += 1
-                }
-            }
-            if head > 256 && head * 2 > items.count {
-                items.removeFirst(head)
-                head = 0
-            }
-            queue.unlock()
-
-            let outcomes = server.run(batch.map(\.job))
-            done.lock()
-            for (item, outcome) in zip(batch, outcomes) { finished[item.seq] = (outcome, item.cost) }
-            if batch.count > 1 {
-                counts.batches += 1
-                counts.batchedRequests += batch.count
-            }
-            done.broadcast()
-            done.unlock()
-        }
     }
 
     // MARK: - Writer
@@ -225,6 +175,7 @@ public final class ServePipeline: @unchecked Sendable {
                 }
                 server.encode(outcome, into: &buffer)
                 buffer.append(UInt8(ascii: "\n"))
+                server.appendBinary(outcome, into: &buffer)
                 released += 1
                 releasedBytes += cost
                 if buffer.count >= 1 << 16, !flush(&buffer) { return }

@@ -116,6 +116,48 @@ public final class LineReader {
         }
     }
 
+    /// What reading a fixed number of bytes came to.
+    public enum BytesEvent: Equatable {
+        case done
+        /// The input ended after this many of the bytes.
+        case end(Int)
+        case stopped
+        case failed(String)
+    }
+
+    /// Reads exactly `out.count` bytes following the last line into `out` (the binary tensor data
+    /// after a request line). Invalidates the last line handed out.
+    public func readBytes(into out: UnsafeMutableRawBufferPointer) -> BytesEvent {
+        transfer(out.count) { offset, bytes in
+            if let b = out.baseAddress, let s = bytes.baseAddress { (b + offset).copyMemory(from: s, byteCount: bytes.count) }
+        }
+    }
+
+    /// Reads and drops `count` bytes following the last line.
+    public func skipBytes(_ count: Int) -> BytesEvent { transfer(count) { _, _ in } }
+
+    private func transfer(_ count: Int, _ take: (Int, UnsafeRawBufferPointer) -> Void) -> BytesEvent {
+        var got = 0
+        while got < count {
+            if start < end {
+                let n = min(end - start, count - got)
+                take(got, UnsafeRawBufferPointer(start: chunk + start, count: n))
+                start += n
+                got += n
+                continue
+            }
+            if atEOF { return .end(got) }
+            if let event = fill() {
+                switch event {
+                case .stopped: return .stopped
+                case .failed(let m): return .failed(m)
+                default: return .end(got)
+                }
+            }
+        }
+        return .done
+    }
+
     /// The gathered line, NUL-terminated in memory, or nil when it is blank.
     private func handOutCarry() -> UnsafeRawBufferPointer? {
         let length = carry.count

@@ -1,4 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import DLGraph
+import DLKit
 import DLRuntime
 import DLTensor
 
@@ -14,6 +20,17 @@ public struct ServeLimits: Sendable {
         self.maxElements = maxElements
         self.maxDepth = maxDepth
     }
+}
+
+/// How many bytes of binary tensor data follow a request line.
+public enum BinaryFraming: Sendable, Equatable {
+    /// No input carries `binary_data_size`.
+    case none
+    /// The inputs' `binary_data_size` add up to this many bytes.
+    case bytes(Int)
+    /// The sizes cannot be read (the line is not JSON, or a size is not a non-negative integer):
+    /// where the next request starts is unknown.
+    case broken(String)
 }
 
 /// A request after the parse stage: either its answer is already known (metadata, ready, an
@@ -34,9 +51,12 @@ public struct InferJob: Sendable {
     public let id: JSON
     let model: Int
     let inputs: [String: Tensor]
-    /// Output names in the order to answer them, with whether each is wanted as base64.
+    /// Output names in the order to answer them, with how each is written.
     let outputs: [String]
-    let base64: [Bool]
+    let encodings: [OutputEncoding]
+    /// Leave `"id"` out of the answer when the request had none (HTTP); the stdio protocol always
+    /// echoes it, `null` when absent.
+    let omitNullID: Bool
     /// Set when the model can be batched and the inputs agree on their rows.
     let signature: BatchSignature?
     let rows: Int
@@ -99,20 +119,92 @@ public final class InferenceServer: Sendable {
 
     // MARK: - Stage 1: parse
 
-    /// Parses one request line. The byte after `line` in memory must be readable and not a digit
-    /// (a newline or NUL): float parsing may look one byte ahead.
-    public func prepare(line: UnsafeRawBufferPointer) -> ServeJob {
-        var scanner = RequestScanner(line, maxDepth: limits.maxDepth)
+    /// Parses one request line, with the binary tensor data that followed it (empty when none).
+    /// The byte after `line` in memory must be readable and not a digit (a newline or NUL): float
+    /// parsing may look one byte ahead.
+    public func prepare(line: UnsafeRawBufferPointer, binary: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) -> ServeJob {
+        scan(line) { request throws(ServeError) in try prepare(request, line: line, binary: binary) }
+    }
+
+    /// Parses the JSON of an inference request to model number `model` (HTTP: the model comes
+    /// from the path, `method` and `model_name` in the body are not read), with the binary tensor
+    /// data after it. The same one-byte look-ahead rule as `prepare(line:binary:)` applies.
+    public func prepareInfer(body: UnsafeRawBufferPointer, binary: UnsafeRawBufferPointer, model: Int) -> ServeJob {
+        scan(body) { request throws(ServeError) in
+            .infer(try infer(request, model: model, line: body, binary: binary, omitNullID: true))
+        }
+    }
+
+    /// Scans `bytes` as a request and hands it to `body`; a failure of either becomes an error
+    /// answer with the request's id (as far as it was read).
+    private func scan(_ bytes: UnsafeRawBufferPointer, _ body: (ScannedRequest) throws(ServeError) -> ServeJob) -> ServeJob {
+        var scanner = RequestScanner(bytes, maxDepth: limits.maxDepth)
         let request: ScannedRequest
         do { request = try scanner.scan() } catch {
             return .answer(Self.errorAnswer(id: scanner.id ?? .null, message: error.description))
         }
-        do { return try prepare(request, line: line) } catch {
+        do { return try body(request) } catch {
             return .answer(Self.errorAnswer(id: request.id, message: error.description))
         }
     }
 
-    private func prepare(_ request: ScannedRequest, line: UnsafeRawBufferPointer) throws(ServeError) -> ServeJob {
+    /// The index of the model named `name`.
+    public func model(named name: String) -> Int? { models.firstIndex { $0.name == name } }
+
+    /// The metadata of model number `m` (name, versions, platform, inputs, outputs).
+    public func metadata(model m: Int) -> JSON { metadata[m] }
+
+    /// How many bytes of binary tensor data follow a request line: the sum of its inputs'
+    /// `parameters.binary_data_size`. Lines that do not mention `binary_data_size` are not scanned.
+    public func binaryFraming(line: UnsafeRawBufferPointer) -> BinaryFraming {
+        guard Self.mentionsBinaryDataSize(line) else { return .none }
+        var scanner = RequestScanner(line, maxDepth: limits.maxDepth)
+        guard let request = try? scanner.scan() else {
+            return .broken("the request line is not valid JSON, so the size of its binary data is unknown")
+        }
+        guard let inputs = request.inputs else { return .none }
+        var total: Int? = nil
+        for (i, input) in inputs.enumerated() {
+            do throws(ServeError) {
+                guard let n = try Self.binarySize(input.parameters, label: "inputs[\(i)]") else { continue }
+                let (sum, overflow) = (total ?? 0).addingReportingOverflow(n)
+                guard !overflow else { return .broken("the binary_data_size values overflow") }
+                total = sum
+            } catch {
+                return .broken(error.description)
+            }
+        }
+        return total.map { .bytes($0) } ?? .none
+    }
+
+    /// Whether `binary_data_size` occurs in `line`: a search for its `z` (a byte JSON numbers
+    /// never contain, so the data arrays that make up most lines are passed over by memchr).
+    static func mentionsBinaryDataSize(_ line: UnsafeRawBufferPointer) -> Bool {
+        guard let base = line.baseAddress else { return false }
+        let key = Array("binary_data_size".utf8)
+        let z = 14  // index of "z" in the key
+        var from = 0
+        while from < line.count, let hit = memchr(base + from, Int32(UInt8(ascii: "z")), line.count - from) {
+            let at = UnsafeRawPointer(hit) - base
+            if at >= z, at - z + key.count <= line.count,
+               UnsafeRawBufferPointer(rebasing: line[(at - z)..<(at - z + key.count)]).elementsEqual(key) {
+                return true
+            }
+            from = at + 1
+        }
+        return false
+    }
+
+    /// `parameters.binary_data_size` of an input: nil when absent.
+    static func binarySize(_ parameters: JSON?, label: String) throws(ServeError) -> Int? {
+        guard case .object = parameters, let size = parameters?["binary_data_size"], size != .null else { return nil }
+        guard case .number(let text) = size, case .value(let n) = JSONInteger(literal: text) else {
+            throw .badRequest("\(label) has binary_data_size \(size.serialized()); it must be a non-negative integer")
+        }
+        return n
+    }
+
+    private func prepare(_ request: ScannedRequest, line: UnsafeRawBufferPointer, binary: UnsafeRawBufferPointer) throws(ServeError) -> ServeJob {
         let id = request.id
         var method = "infer"
         if let m = request.members["method"] {
@@ -121,7 +213,7 @@ public final class InferenceServer: Sendable {
         }
         switch method {
         case "infer":
-            return .infer(try infer(request, model: try pickModel(request.members["model_name"]), line: line))
+            return .infer(try infer(request, model: try pickModel(request.members["model_name"]), line: line, binary: binary, omitNullID: false))
         case "metadata":
             let m = try pickModel(request.members["model_name"])
             guard case .object(let fields) = metadata[m] else { return .answer(metadata[m]) }
@@ -151,11 +243,14 @@ public final class InferenceServer: Sendable {
         return m
     }
 
-    private func infer(_ request: ScannedRequest, model m: Int, line: UnsafeRawBufferPointer) throws(ServeError) -> InferJob {
+    private func infer(
+        _ request: ScannedRequest, model m: Int, line: UnsafeRawBufferPointer, binary: UnsafeRawBufferPointer, omitNullID: Bool
+    ) throws(ServeError) -> InferJob {
         if let problem = request.inputsProblem { throw .badRequest(problem) }
         guard let scanned = request.inputs else { throw .badRequest("an infer request needs an \"inputs\" array") }
         let model = models[m]
         var inputs: [String: Tensor] = [:]
+        var binaryUsed = 0
         for (i, s) in scanned.enumerated() {
             guard case .string(let name)? = s.name else { throw .badRequest("inputs[\(i)] has no \"name\" string") }
             let label = "input '\(name)'"
@@ -183,19 +278,36 @@ public final class InferenceServer: Sendable {
                     throw .model(.runtime(.inputShape(name: name, expected: type, actual: shape)))
                 }
             }
-            let base64 = try Self.encoding(s.parameters, label: label)
+            if let size = try Self.binarySize(s.parameters, label: label) {
+                guard s.data == nil else { throw .badRequest("\(label) has both binary_data_size and \"data\"") }
+                let needed = count * dtype.byteWidth
+                guard size == needed else {
+                    throw .badRequest("\(label) has binary_data_size \(size), but shape \(shape) of \(typeName) is \(needed) bytes")
+                }
+                guard size <= binary.count - binaryUsed else {
+                    throw .badRequest("\(label) needs \(size) bytes of binary data after byte \(binaryUsed), only \(binary.count) follow the JSON")
+                }
+                inputs[name] = try TensorDataDecoder.decodeBinary(
+                    UnsafeRawBufferPointer(rebasing: binary[binaryUsed..<binaryUsed + size]), dtype: dtype, shape: shape, label: label)
+                binaryUsed += size
+                continue
+            }
+            let base64 = try Self.encoding(s.parameters, label: label) == .base64
             guard let range = s.data else { throw .badRequest("\(label) has no \"data\"") }
             inputs[name] = try TensorDataDecoder.decode(
                 line: line, range: range, dtype: dtype, shape: shape, count: count, base64: base64, label: label)
+        }
+        guard binaryUsed == binary.count else {
+            throw .badRequest("the inputs' binary_data_size add up to \(binaryUsed) bytes, but \(binary.count) bytes of binary data follow the JSON")
         }
         for v in model.inputs where inputs[v.name] == nil {
             throw .model(.runtime(.missingInput(name: v.name)))
         }
 
         let available = model.outputs.map(\.name)
-        let everyOutputBase64 = try Self.encoding(request.members["parameters"], label: "the request")
+        let everyOutput = try Self.encoding(request.members["parameters"], label: "the request", binaryKey: "binary_data_output")
         var names: [String] = []
-        var base64: [Bool] = []
+        var encodings: [OutputEncoding] = []
         if let outs = request.members["outputs"] {
             guard case .array(let list) = outs else { throw .badRequest("\"outputs\" must be an array") }
             for (i, o) in list.enumerated() {
@@ -203,11 +315,11 @@ public final class InferenceServer: Sendable {
                 guard available.contains(n) else { throw .model(.runtime(.unknownOutput(name: n, available: available))) }
                 guard !names.contains(n) else { throw .badRequest("output '\(n)' is asked for twice") }
                 names.append(n)
-                base64.append(try Self.encoding(o["parameters"], label: "output '\(n)'", default: everyOutputBase64))
+                encodings.append(try Self.encoding(o["parameters"], label: "output '\(n)'", binaryKey: "binary_data", default: everyOutput))
             }
         } else {
             names = available
-            base64 = Array(repeating: everyOutputBase64, count: names.count)
+            encodings = Array(repeating: everyOutput, count: names.count)
         }
         var signature: BatchSignature? = nil
         var rows = 0
@@ -215,7 +327,8 @@ public final class InferenceServer: Sendable {
             signature = sig
             rows = r
         }
-        return InferJob(id: request.id, model: m, inputs: inputs, outputs: names, base64: base64, signature: signature, rows: rows)
+        return InferJob(id: request.id, model: m, inputs: inputs, outputs: names, encodings: encodings, omitNullID: omitNullID,
+                        signature: signature, rows: rows)
     }
 
     static func shape(_ json: JSON?, label: String) throws(ServeError) -> [Int] {
@@ -231,15 +344,27 @@ public final class InferenceServer: Sendable {
         return shape
     }
 
-    /// Reads `parameters.data_encoding`: true for "base64", false for "json", `default` when absent.
-    static func encoding(_ parameters: JSON?, label: String, default fallback: Bool = false) throws(ServeError) -> Bool {
+    /// Reads `parameters.data_encoding` ("json" or "base64") and, when `binaryKey` is given, the
+    /// boolean that asks for binary tensor data (`binary_data` on an output, `binary_data_output` on
+    /// the request), which wins over `data_encoding`; `default` for what is absent.
+    static func encoding(
+        _ parameters: JSON?, label: String, binaryKey: String? = nil, default fallback: OutputEncoding = .json
+    ) throws(ServeError) -> OutputEncoding {
         guard let parameters, parameters != .null else { return fallback }
         guard case .object = parameters else { throw .badRequest("\(label) has \"parameters\" that is not an object") }
+        var result = fallback
         switch parameters["data_encoding"] {
-        case nil, .null?: return fallback
-        case .string("base64")?: return true
-        case .string("json")?: return false
+        case nil, .null?: break
+        case .string("base64")?: result = .base64
+        case .string("json")?: result = .json
         case let other?: throw .badRequest("\(label) has data_encoding \(other.serialized()); use \"json\" or \"base64\"")
+        }
+        guard let binaryKey else { return result }
+        switch parameters[binaryKey] {
+        case nil, .null?: return result
+        case .bool(true)?: return .binary
+        case .bool(false)?: return result == .binary ? .json : result
+        case let other?: throw .badRequest("\(label) has \(binaryKey) \(other.serialized()); use true or false")
         }
     }
 
@@ -299,7 +424,8 @@ public final class InferenceServer: Sendable {
 
     // MARK: - Stage 3: encode
 
-    /// Appends the answer line (without its newline) to `out`.
+    /// Appends the answer's JSON (without a newline) to `out`. Outputs wanted as binary data
+    /// carry their `binary_data_size` there; `appendBinary` appends their bytes.
     public func encode(_ outcome: ServeOutcome, into out: inout [UInt8]) {
         switch outcome {
         case .answer(let json):
@@ -307,19 +433,38 @@ public final class InferenceServer: Sendable {
             json.write(into: &text)
             out.append(contentsOf: text.utf8)
         case .outputs(let job, let tensors):
-            var id = ""
-            job.id.write(into: &id)
-            out.append(contentsOf: #"{"id":"#.utf8)
-            out.append(contentsOf: id.utf8)
-            out.append(contentsOf: #","model_name":"#.utf8)
+            out.append(UInt8(ascii: "{"))
+            if !(job.omitNullID && job.id == .null) {
+                var id = ""
+                job.id.write(into: &id)
+                out.append(contentsOf: #""id":"#.utf8)
+                out.append(contentsOf: id.utf8)
+                out.append(UInt8(ascii: ","))
+            }
+            out.append(contentsOf: #""model_name":"#.utf8)
             TensorJSONCodec.appendString(models[job.model].name, to: &out)
             out.append(contentsOf: #","outputs":["#.utf8)
             for (i, t) in tensors.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
-                TensorJSONCodec.encode(name: job.outputs[i], tensor: t, base64: job.base64[i], into: &out)
+                TensorJSONCodec.encode(name: job.outputs[i], tensor: t, encoding: job.encodings[i], into: &out)
             }
             out.append(contentsOf: "]}".utf8)
         }
+    }
+
+    /// Appends the bytes of the outputs wanted as binary data, in output order (nothing for an
+    /// answer without such outputs).
+    public func appendBinary(_ outcome: ServeOutcome, into out: inout [UInt8]) {
+        guard case .outputs(let job, let tensors) = outcome else { return }
+        for (t, e) in zip(tensors, job.encodings) where e == .binary {
+            TensorJSONCodec.appendBinary(t, to: &out)
+        }
+    }
+
+    /// Whether `outcome` is an error answer, and its message.
+    public static func errorMessage(_ outcome: ServeOutcome) -> String? {
+        guard case .answer(let json) = outcome, case .string(let m)? = json["error"] else { return nil }
+        return m
     }
 
     // MARK: - Metadata
