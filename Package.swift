@@ -38,12 +38,14 @@ let package = Package(
         .target(name: "DLSafeTensors", dependencies: ["DLTensor"]),
         .target(name: "DLTorch", dependencies: ["DLTensor"]),
         .target(name: "DLCheckpoint", dependencies: ["DLSafeTensors", "DLGraph", "DLONNX"]),
+        // OpenVINO IR (.xml + .bin) <-> DLGraph; XML through FoundationXML (libxml2).
+        .target(name: "DLOpenVINO", dependencies: ["DLGraph", "DLTensor"]),
         .target(name: "DLKeras", dependencies: ["DLGraph", "DLTensor", "CHDF5"]),
         .target(name: "DLAutograd", dependencies: ["DLRuntime", "DLGraph", "DLKernels", "DLTensor"]),
         .target(name: "DLTraining", dependencies: ["DLAutograd", "DLTensor", "DLGraph"]),
         .target(name: "DLKit", dependencies: [
             "DLTensor", "DLGraph", "DLKernels", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint", "DLTorch",
-            "DLKeras",
+            "DLKeras", "DLOpenVINO",
             "DLAutograd", "DLTraining",
         ]),
         .executableTarget(name: "dlconvert", dependencies: [
@@ -70,6 +72,7 @@ let package = Package(
         .testTarget(name: "DLTrainingTests", dependencies: ["DLTraining", "DLKit", "DLTestSupport", "dltrain", "dlconvert"]),
         .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLTestSupport"]),
         .testTarget(name: "DLKerasTests", dependencies: ["DLKeras", "DLRuntime", "DLSafeTensors", "DLTestSupport", "dlconvert"]),
+        .testTarget(name: "DLOpenVINOTests", dependencies: ["DLOpenVINO", "DLKit", "DLTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),
     ]
 )
