@@ -68,7 +68,7 @@ extension Converter {
             throw .invalidArgument("\(output.path): --opset and --external-data apply to .onnx output only")
         }
         guard let graphURL = options.graph else {
-            let hasGraph = format == .onnx || format == .checkpoint || format == .hdf5 || format == .keras
+            let hasGraph = format.holdsGraph
             guard target == .onnx, hasGraph, options.key == nil, options.dtype == nil else {
                 // Weights-only outputs, and weights files (PyTorch, safetensors) to any format.
                 try convert(from: input, to: output, key: options.key, dtype: options.dtype)

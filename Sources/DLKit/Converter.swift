@@ -30,7 +30,7 @@ public enum Converter {
             throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .safetensors, .pt, .pth, .bin, .h5 or .weights.h5")
         }
         let format = try FileFormat.detect(path: input.path)
-        let hasGraph = format == .onnx || format == .checkpoint || format == .hdf5 || format == .keras
+        let hasGraph = format.holdsGraph
         switch target {
         case .kerasWeights, .h5:
             guard key == nil, dtype == nil else { throw .invalidArgument("\(output.path): --key and --dtype do not apply to Keras weights") }

@@ -2,6 +2,7 @@ import DLCheckpoint
 import DLKeras
 import DLGraph
 import DLONNX
+import DLOpenVINO
 import DLRuntime
 import DLSafeTensors
 import DLTorch
@@ -22,12 +23,13 @@ public enum DLKitError: Error, CustomStringConvertible {
     case invalidArgument(String)
     case weightBinding(WeightBindingError)
     case keras(KerasError)
+    case openvino(OpenVINOError)
 
     public var description: String {
         switch self {
         case .cannotRead(let p, let r): "\(p): \(r)"
         case .unsupportedFormat(let p, let f, let purpose):
-            f == .unknown ? "\(p): not a format DLKit recognises (ONNX, .ckpt, safetensors, PyTorch, Keras .h5/.weights.h5/.keras)"
+            f == .unknown ? "\(p): not a format DLKit recognises (ONNX, .ckpt, safetensors, PyTorch, Keras .h5/.weights.h5/.keras, OpenVINO .xml)"
                 : "\(p): \(f.rawValue) files cannot be used \(purpose) yet"
         case .unsupportedOutput(let p, let r): "\(p): \(r)"
         case .onnx(let e): "\(e)"
@@ -40,6 +42,7 @@ public enum DLKitError: Error, CustomStringConvertible {
         case .invalidArgument(let m): m
         case .weightBinding(let e): "\(e)"
         case .keras(let e): "\(e)"
+        case .openvino(let e): "\(e)"
         }
     }
 }

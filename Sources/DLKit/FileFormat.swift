@@ -1,3 +1,4 @@
+import DLOpenVINO
 import DLSafeTensors
 import DLTensor
 
@@ -13,7 +14,17 @@ public enum FileFormat: String, Sendable, CaseIterable {
     case hdf5
     /// A Keras 3 `.keras` archive (a zip holding config.json and model.weights.h5).
     case keras
+    /// OpenVINO IR: an XML file whose root is `<net>`, its weights in the `.bin` beside it.
+    case openvino
     case unknown
+
+    /// Whether files of this format hold a graph (not only weights).
+    public var holdsGraph: Bool {
+        switch self {
+        case .onnx, .checkpoint, .hdf5, .keras, .openvino: true
+        default: false
+        }
+    }
 
     /// Detects the format of the file at `path`.
     /// - Throws: `DLKitError.cannotRead` when the file cannot be opened.
@@ -47,6 +58,7 @@ public enum FileFormat: String, Sendable, CaseIterable {
             let head = String(decoding: UnsafeRawBufferPointer(rebasing: b[0..<min(b.count, 1 << 20)]), as: UTF8.self)
             if head.contains("\"weight_map\"") { return .safetensorsIndex }
         }
+        if IRDocument.looksLikeIR(b) { return .openvino }
         // ONNX: a protobuf ModelProto starts with a field tag; exporters write ir_version (field 1,
         // varint: 0x08) first, hand-built files may start with any ModelProto field.
         if let first = b.first, [0x08, 0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42].contains(first) { return .onnx }

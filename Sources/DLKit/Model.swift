@@ -1,6 +1,7 @@
 import DLCheckpoint
 import DLGraph
 import DLONNX
+import DLOpenVINO
 import DLRuntime
 import DLTensor
 import Foundation
@@ -68,7 +69,7 @@ public final class Model: Sendable {
         do { return try executor.run(inputs, outputs: outputs) } catch { throw .runtime(error) }
     }
 
-    /// Reads the graph of an ONNX file or checkpoint.
+    /// Reads the graph of an ONNX file, checkpoint, Keras model or OpenVINO IR (`.xml`).
     public static func loadGraph(path: String, checkOps: Bool = true) throws(DLKitError) -> (Graph, FileFormat) {
         let format = try FileFormat.detect(path: path)
         switch format {
@@ -80,6 +81,8 @@ public final class Model: Sendable {
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model: it holds weights but no graph (bind it to one with an ONNX model)")
         case .hdf5, .keras:
             return (try KerasSupport.graph(path: path), format)
+        case .openvino:
+            do { return (try OpenVINOReader.read(path: path, checkOps: checkOps), format) } catch { throw .openvino(error) }
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model")
         }

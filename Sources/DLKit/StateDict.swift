@@ -1,6 +1,7 @@
 import DLCheckpoint
 import DLGraph
 import DLONNX
+import DLOpenVINO
 import DLSafeTensors
 import DLTensor
 import DLTorch
@@ -47,6 +48,8 @@ public struct StateDict: Sendable, Sequence {
             do { all = try ONNXReader.read(path: path, checkOps: false).initializers } catch { throw .onnx(error) }
         case .hdf5, .keras:
             all = try KerasSupport.weights(path: path)
+        case .openvino:
+            do { all = try OpenVINOReader.read(path: path, checkOps: false).initializers } catch { throw .openvino(error) }
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as weights")
         }

@@ -550,7 +550,7 @@ extension IRImporter {
         }
     }
 
-    /// LSTMSequence / GRUSequence (opset5, batch first) as ONNX LSTM / GRU with layout 1. Gate
+    /// LSTMSequence / GRUSequence (opset5, batch first) as ONNX LSTM / GRU between transposes. Gate
     /// blocks are regrouped by Split and Concat nodes: OpenVINO's LSTM order is f,i,c,o (ONNX
     /// i,o,f,c); GRU is z,r,h in both. ONNX's bias holds the input and the recurrent halves.
     mutating func recurrent(_ l: IRLayer, _ ins: [String], _ outs: [String]) throws(OpenVINOError) {
@@ -580,7 +580,7 @@ extension IRImporter {
             constantValue(Tensor(zeros: t, shape: [numDirections, n * hidden]), base: base + "_zeros")
         }
         let B: String
-        var attrs = [a("hidden_size", hidden), a("direction", direction), a("layout", 1)]
+        var attrs = [a("hidden_size", hidden), a("direction", direction)]
         if lstm {
             let pieces = (0..<4).map { _ in temp(base + "_B_part") }
             emit("Split", [b], pieces, [a("axis", 1), a("num_outputs", 4)])
@@ -610,11 +610,16 @@ extension IRImporter {
         let clip = try attrFloat(l, "clip", default: 0)
         if clip > 0 { attrs.append(a("clip", clip)) }
         let lens = value("Cast", [ins[seq]], [a("to", Int(DType.int32.onnxCode))], base: base + "_lens")
-        let y = temp(base + "_btdh")
-        var onnxIns = [x, W, R, B, lens, h0]
-        if lstm { onnxIns.append(c0) }
-        emit(lstm ? "LSTM" : "GRU", onnxIns, [y] + outs.dropFirst(), attrs, name: l.name)
-        // ONNX layout 1 gives Y as [batch, seq, dirs, hidden]; OpenVINO's is [batch, dirs, seq, hidden].
-        emit("Transpose", [y], [outs[0]], [a("perm", [0, 2, 1, 3])])
+        // ONNX's default layout is sequence first (ONNX Runtime has no batch-first LSTM/GRU):
+        // X [batch, seq, in] -> [seq, batch, in], states [batch, dirs, hidden] -> [dirs, batch, hidden].
+        let swap = [a("perm", [1, 0, 2])]
+        var onnxIns = [value("Transpose", [x], swap, base: base + "_x"), W, R, B, lens, value("Transpose", [h0], swap, base: base + "_h0")]
+        if lstm { onnxIns.append(value("Transpose", [c0], swap, base: base + "_c0")) }
+        let y = temp(base + "_tdbh")
+        let states = outs.dropFirst().map { temp($0 + "_dbh") }
+        emit(lstm ? "LSTM" : "GRU", onnxIns, [y] + states, attrs, name: l.name)
+        // Y [seq, dirs, batch, hidden] -> OpenVINO's [batch, dirs, seq, hidden].
+        emit("Transpose", [y], [outs[0]], [a("perm", [2, 1, 0, 3])])
+        for (state, o) in zip(states, outs.dropFirst()) { emit("Transpose", [state], [o], swap) }
     }
 }
