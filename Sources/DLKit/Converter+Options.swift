@@ -16,6 +16,8 @@ public struct ConversionOptions: Sendable {
     public var key: String?
     /// Converts floating-point weights to this type (weights-only outputs).
     public var dtype: DType?
+    /// OpenVINO IR output: float32 weights stored as f16 Const + Convert (OpenVINO's default).
+    public var compressToFP16: Bool = false
 
     public init(onnx: ONNXWriteOptions = ONNXWriteOptions(), graph: URL? = nil, allowMissing: Bool = false,
                 key: String? = nil, dtype: DType? = nil) {
@@ -59,13 +61,21 @@ extension Converter {
     /// graph (see `WeightBinding`), and the output is `.onnx` or `.ckpt`.
     public static func convert(from input: URL, to output: URL, options: ConversionOptions) throws(DLKitError) -> ConversionReport {
         guard let target = Target(path: output.path) else {
-            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .safetensors, .pt, .pth, .bin, .h5 or .weights.h5")
+            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .xml (OpenVINO IR), .safetensors, .pt, .pth, .bin, .h5 or .weights.h5")
         }
         let format = try FileFormat.detect(path: input.path)
         var report = ConversionReport(inputFormat: format)
         let onnxOptionsSet = options.onnx.opset != nil || options.onnx.externalData != .automatic
         if onnxOptionsSet && target != .onnx {
             throw .invalidArgument("\(output.path): --opset and --external-data apply to .onnx output only")
+        }
+        if options.compressToFP16 && target != .xml {
+            throw .invalidArgument("\(output.path): --compress-to-fp16 applies to OpenVINO IR (.xml) output only")
+        }
+        if target == .xml && options.graph == nil && options.key == nil && options.dtype == nil {
+            let (graph, _) = try Model.loadGraph(path: input.path)
+            try write(graph, to: output, compressToFP16: options.compressToFP16)
+            return report
         }
         guard let graphURL = options.graph else {
             let hasGraph = format.holdsGraph
@@ -88,8 +98,8 @@ extension Converter {
             }
             return report
         }
-        guard target == .onnx || target == .ckpt else {
-            throw .invalidArgument("\(output.path): weights bound onto a graph are written as .onnx or .ckpt")
+        guard target == .onnx || target == .ckpt || target == .xml else {
+            throw .invalidArgument("\(output.path): weights bound onto a graph are written as .onnx, .ckpt or .xml")
         }
         let weights = try StateDict(contentsOf: input, key: options.key)
         let (graph, _) = try Model.loadGraph(path: graphURL.path)
@@ -99,7 +109,7 @@ extension Converter {
         if target == .onnx {
             report.onnx = try write(bound.graph, toONNX: output, options: options.onnx)
         } else {
-            try write(bound.graph, to: output)
+            try write(bound.graph, to: output, compressToFP16: options.compressToFP16)
         }
         return report
     }

@@ -265,7 +265,7 @@ extension IRImporter {
                 let lens = asInt64(l, 2, ins[2])
                 let size = value("Gather", [value("Shape", [ins[0]], base: out + "_shape"), ints([axis[0]], base: out + "_axis")],
                                  [a("axis", 0)], base: out + "_size")
-                let sum = value("ReduceSum", [lens], [a("keepdims", 1)], base: out + "_sum")
+                let sum = value("ReduceSum", [lens, ints([0], base: out + "_axis0")], [a("keepdims", 1)], base: out + "_sum")
                 let rest = value("Sub", [size, value("Add", [sum, ints([1], base: out + "_one")], base: out + "_known")], base: out + "_rest")
                 let minusOne = value("Equal", [lens, ints([-1], base: out + "_minus1")], base: out + "_isfill")
                 let resolved = value("Where", [minusOne, rest, lens], base: out + "_lengths")

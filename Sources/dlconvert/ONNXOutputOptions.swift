@@ -19,6 +19,9 @@ struct ONNXOutputOptions: ParsableArguments {
     @Flag(help: "With --graph: keep the graph's own values for tensors the weights lack.")
     var allowMissing = false
 
+    @Flag(help: "OpenVINO IR output (.xml): store float32 weights as f16 with a Convert, as OpenVINO's save_model does by default (DLKit writes f32 unless asked).")
+    var compressToFP16 = false
+
     func validate() throws {
         if let t = externalThreshold, t < 0 { throw ValidationError("--external-threshold must be 0 or more bytes") }
         if externalThreshold != nil && !externalData { throw ValidationError("--external-threshold needs --external-data") }
@@ -31,7 +34,9 @@ struct ONNXOutputOptions: ParsableArguments {
             onnx.externalData = .always
             onnx.externalThreshold = externalThreshold ?? ONNXWriteOptions.defaultExternalThreshold
         }
-        return ConversionOptions(onnx: onnx, graph: graph.map { URL(fileURLWithPath: $0) }, allowMissing: allowMissing)
+        var options = ConversionOptions(onnx: onnx, graph: graph.map { URL(fileURLWithPath: $0) }, allowMissing: allowMissing)
+        options.compressToFP16 = compressToFP16
+        return options
     }
 
     /// Converts `input` to `output`; notes (an automatic switch to external data, kept tensors)

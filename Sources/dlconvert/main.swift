@@ -9,7 +9,7 @@ struct DLConvert: ParsableCommand {
         abstract: "Convert neural network files between formats, and inspect them.",
         discussion: """
             The input format is recognised from the file's content; the output format from its
-            extension (.onnx, .ckpt, .safetensors, .pt/.pth/.bin). PyTorch files are read without
+            extension (.onnx, .ckpt, .xml for OpenVINO IR, .safetensors, .pt/.pth/.bin). PyTorch files are read without
             running any of their code.
 
             Examples:
@@ -26,6 +26,9 @@ struct DLConvert: ParsableCommand {
               dlconvert model.keras model.onnx       # Keras (.h5, .keras) -> ONNX
               dlconvert tuned.ckpt tuned.weights.h5  # weights back to Keras 3 (.h5: legacy layout)
               dlconvert w.weights.h5 m.onnx --graph model.h5
+              dlconvert model.xml model.onnx         # OpenVINO IR (model.bin beside it) -> ONNX
+              dlconvert model.onnx model.xml         # -> IR v11 (model.xml + model.bin), f32 weights
+              dlconvert model.onnx model.xml --compress-to-fp16
             """,
         subcommands: [Convert.self, Inspect.self, Verify.self, Bench.self],
         defaultSubcommand: Convert.self)
