@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "DLCheckpointTests", dependencies: ["DLCheckpoint", "DLKit", "DLTestSupport"]),
         .testTarget(name: "DLAutogradTests", dependencies: ["DLAutograd", "DLONNX", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLTrainingTests", dependencies: ["DLTraining", "DLKit", "DLTestSupport", "dltrain", "dlconvert"]),
-        .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLTestSupport"]),
+        .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLOpenVINO", "DLTestSupport"]),
         .testTarget(name: "DLKerasTests", dependencies: ["DLKeras", "DLRuntime", "DLSafeTensors", "DLTestSupport", "dlconvert"]),
         .testTarget(name: "DLOpenVINOTests", dependencies: ["DLOpenVINO", "DLKit", "DLTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),

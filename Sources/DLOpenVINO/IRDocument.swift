@@ -73,6 +73,7 @@ public struct IRDocument: Sendable {
             throw .invalidXML(path: path, reason: "line \(parser.lineNumber): \(e)")
         }
         guard delegate.sawNet else { throw .invalidIR(path: path, reason: "the root element is not <net>") }
+        guard delegate.closedNet else { throw .invalidXML(path: path, reason: "the file ends before </net> (truncated?)") }
         name = delegate.netName
         guard let v = delegate.netVersion else { throw .invalidIR(path: path, reason: "<net> has no version") }
         guard v == 10 || v == 11 else { throw .invalidIR(path: path, reason: "IR version \(v); DLKit reads versions 10 and 11") }
@@ -105,6 +106,8 @@ public struct IRDocument: Sendable {
             if c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 { i += 1; continue }
             guard c == UInt8(ascii: "<"), i + 1 < limit else { return false }
             let rest = b[(i + 1)..<limit]
+            // A DOCTYPE makes it look like IR too: the reader then refuses it by name.
+            if rest.starts(with: "!DOCTYPE net".utf8) { return true }
             if rest.starts(with: "?".utf8) || rest.starts(with: "!--".utf8) {
                 // Skip the declaration or comment to its closing '>'.
                 guard let end = rest.firstIndex(of: UInt8(ascii: ">")) else { return false }
@@ -126,6 +129,7 @@ final class IRParserDelegate: NSObject, XMLParserDelegate {
     let limits: IRDocument.Limits
     var failure: OpenVINOError?
     var sawNet = false
+    var closedNet = false
     var netName = ""
     var netVersion: Int?
     var layers: [IRLayer] = []
@@ -229,6 +233,8 @@ final class IRParserDelegate: NSObject, XMLParserDelegate {
         case (3, "layer"):
             if let l = layer { layers.append(l) }
             layer = nil
+        case (1, "net"):
+            closedNet = true
         default:
             break
         }

@@ -118,7 +118,7 @@ struct IRImporter {
         }
         guard let bin else { throw fail(l, "its data is in \(binPath), which does not exist") }
         guard offset <= bin.byteCount, size <= bin.byteCount - offset else {
-            throw fail(l, "bytes \(offset)..<\(offset &+ size) are outside \(binPath) (\(bin.byteCount) bytes)")
+            throw fail(l, "\(size) bytes at offset \(offset) are outside \(binPath) (\(bin.byteCount) bytes)")
         }
         if dtype.bitWidth < 8 {
             // Packed sub-byte integers: low nibble first; unpacked to a byte each (signed extended).

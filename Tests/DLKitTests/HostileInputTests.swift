@@ -2,6 +2,7 @@ import DLCheckpoint
 import DLKit
 import DLKeras
 import DLONNX
+import DLOpenVINO
 import DLSafeTensors
 import DLTestSupport
 import DLTorch
@@ -30,6 +31,10 @@ func hostileOpen(_ path: String, reader: String) -> String? {
             let f = try KerasFile(path: path)
             for layer in f.layers { for (_, t) in layer.weights { t.withUnsafeBytes { b in _ = b.last } } }
             if f.config != nil { _ = try KerasImporter.graph(from: f) }
+        case "openvino":
+            let g = try OpenVINOReader.read(path: path)
+            for (_, t) in g.initializers { t.withUnsafeBytes { b in _ = b.last } }
+            _ = try Model(graph: g, name: "bad")
         default:
             return "no reader named \(reader)"
         }
@@ -59,7 +64,7 @@ func hostileOpen(_ path: String, reader: String) -> String? {
 
     @Test func theManifestListsTheCorpus() {
         #expect(Self.rows.count >= 60)
-        #expect(Set(Self.rows.map(\.reader)).isSuperset(of: ["onnx", "safetensors", "torch", "ckpt", "keras"]))
+        #expect(Set(Self.rows.map(\.reader)).isSuperset(of: ["onnx", "safetensors", "torch", "ckpt", "keras", "openvino"]))
         #expect(!Self.rows.contains { $0.pending })
     }
 
