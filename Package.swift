@@ -89,5 +89,7 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-serve", dependencies: ["DLKit"], path: "Fuzz/Serve"),
         // fuzz-keras: the Keras reader over HDF5 bytes / .keras archives and model_config JSON.
         .executableTarget(name: "fuzz-keras", dependencies: ["DLKeras", "FuzzSupport"], path: "Fuzz/Keras"),
+        // fuzz-openvino: IR XML, a NUL, then the .bin bytes.
+        .executableTarget(name: "fuzz-openvino", dependencies: ["DLOpenVINO", "DLKit", "FuzzSupport"], path: "Fuzz/OpenVINO"),
     ]
 }

@@ -14,6 +14,7 @@ extension IRImporter {
         "Abs": "Abs", "Negative": "Neg", "Floor": "Floor", "Ceiling": "Ceil", "Erf": "Erf", "Sin": "Sin", "Cos": "Cos",
         "Tan": "Tan", "Asin": "Asin", "Acos": "Acos", "Atan": "Atan", "Sinh": "Sinh", "Cosh": "Cosh", "Asinh": "Asinh",
         "Acosh": "Acosh", "Atanh": "Atanh", "Sign": "Sign", "SoftPlus": "Softplus", "SoftSign": "Softsign",
+        "Round": "Round",
         "LogicalNot": "Not", "HSwish": "HardSwish", "Mish": "Mish",
     ]
     static let binary: [String: String] = [
@@ -27,7 +28,7 @@ extension IRImporter {
     ]
     static let supported: Set<String> = Set(unary.keys).union(binary.keys).union(reductions.keys).union([
         "Parameter", "Result", "Const", "Convert", "ConvertLike", "NotEqual", "SquaredDifference", "Mod", "FloorMod",
-        "Clamp", "Elu", "Gelu", "Swish", "HSigmoid", "PRelu", "SoftMax", "LogSoftmax", "MatMul",
+        "Clamp", "Elu", "Gelu", "Swish", "HSigmoid", "HardSigmoid", "PRelu", "SoftMax", "LogSoftmax", "MatMul",
         "Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData",
         "MaxPool", "AvgPool", "MVN", "BatchNormInference", "NormalizeL2", "GroupNormalization",
         "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "VariadicSplit", "StridedSlice", "Slice",
@@ -45,6 +46,14 @@ extension IRImporter {
         let out = outs.first ?? ""
         if let op = Self.unary[l.type] {
             try need(1)
+            if l.type == "Round", attrString(l, "mode", default: "half_to_even").lowercased() != "half_to_even" {
+                // half_away_from_zero: sign(x) * floor(|x| + 0.5)
+                let t = l.inputs.first.flatMap(dtype) ?? .float32
+                let half = constantValue(Tensor(shape: [], scalars: [Float(0.5)]).converted(to: t), base: out + "_half")
+                let magnitude = value("Floor", [value("Add", [value("Abs", [ins[0]], base: out + "_abs"), half], base: out + "_shifted")], base: out + "_floor")
+                emit("Mul", [value("Sign", [ins[0]], base: out + "_sign"), magnitude], [out], name: l.name)
+                return
+            }
             emit(op, [ins[0]], [out], name: l.name)
             return
         }
@@ -133,6 +142,14 @@ extension IRImporter {
             try need(1)
             let arg = ins.count > 1 ? value("Mul", [ins[0], ins[1]], base: out + "_beta") : ins[0]
             emit("Mul", [ins[0], value("Sigmoid", [arg], base: out + "_sigmoid")], [out], name: l.name)
+        case "HardSigmoid":
+            // max(0, min(1, alpha * x + beta)), alpha and beta being inputs
+            try need(3)
+            let t = l.inputs.first.flatMap(dtype) ?? .float32
+            let zero = constantValue(Tensor(shape: [], scalars: [Float(0)]).converted(to: t), base: out + "_zero")
+            let one = constantValue(Tensor(shape: [], scalars: [Float(1)]).converted(to: t), base: out + "_one")
+            let linear = value("Add", [value("Mul", [ins[0], ins[1]], base: out + "_scaled"), ins[2]], base: out + "_linear")
+            emit("Max", [value("Min", [linear, one], base: out + "_upper"), zero], [out], name: l.name)
         case "HSigmoid":
             try need(1)
             emit("HardSigmoid", [ins[0]], [out], [a("alpha", Float(1) / 6), a("beta", Float(0.5))], name: l.name)
@@ -407,12 +424,21 @@ extension IRImporter {
     }
 
     /// GroupConvolution weights [G, O/G, I/G, k...] (backprop: [G, I/G, O/G, k...]) as ONNX's
-    /// [G*O/G, I/G, k...] (ConvTranspose: [G*I/G, O/G, k...]), by a Reshape node.
+    /// [G*O/G, I/G, k...] (ConvTranspose: [G*I/G, O/G, k...]), by a Reshape node. The group
+    /// count comes from the port dims or the Const; the new shape, when the dims are not all
+    /// written, from Shape nodes: [-1] + shape(w)[2...].
     mutating func groupedWeights(_ l: IRLayer, _ w: String, out: String) throws(OpenVINOError) -> (String, Int) {
-        guard let d = dims(l, input: 1), d.count >= 3, let g = d[0], let a0 = d[1], let rest = IRShape.concrete(Array(d[2...])) else {
-            throw fail(l, "its weights need a static shape [groups, out, in, kernel...]")
+        let d = dims(l, input: 1) ?? []
+        guard let g = (d.first ?? nil) ?? constant(l, 1)?.shape.first, g > 0 else {
+            throw fail(l, "the group count (first dim of the weights) is not known")
         }
-        return (value("Reshape", [w, ints([g * a0] + rest, base: out + "_wshape")], base: out + "_weights"), g)
+        if d.count >= 3, let a0 = d[1], let rest = IRShape.concrete(Array(d[2...])) {
+            return (value("Reshape", [w, ints([g * a0] + rest, base: out + "_wshape")], base: out + "_weights"), g)
+        }
+        let shape = value("Shape", [w], base: out + "_wdims")
+        let tail = value("Slice", [shape, ints([2], base: out + "_two"), ints([Int(Int64.max)], base: out + "_end")], base: out + "_wtail")
+        let target = value("Concat", [ints([-1], base: out + "_lead"), tail], [a("axis", 0)], base: out + "_wshape")
+        return (value("Reshape", [w, target], base: out + "_weights"), g)
     }
 
     mutating func meanVarianceNormalization(_ l: IRLayer, _ ins: [String], _ out: String) throws(OpenVINOError) {

@@ -58,7 +58,9 @@ extension IRBuilder {
         var w = try input(n, 1)
         if group > 1 {
             // ONNX [O, I/G, k...] (ConvTranspose: [I, O/G, k...]) -> OpenVINO [G, O/G, I/G, k...].
-            w = layer("Reshape", "opset1", [w, ints([group, wDims[0] / group] + wDims[1...])], [("special_zero", "false")])[0]
+            let shape = [group, wDims[0] / group] + wDims[1...]
+            w = layer("Reshape", "opset1", [w, ints(shape)], [("special_zero", "false")],
+                      like: TensorType(dtype: types[wName]?.dtype ?? .float32, shape: shape))[0]
         }
         var ins = [try input(n, 0), w]
         let type: String
@@ -116,11 +118,8 @@ extension IRBuilder {
         guard bySizes || n.input(2) != nil else { throw fail(n, "has neither scales nor sizes") }
         data.append(("shape_calculation_mode", bySizes ? "sizes" : "scales"))
         var ins = [try input(n, 0), try input(n, bySizes ? 3 : 2)]
-        if let axes = try ints(n, "axes") {
-            ins.append(ints(axes))
-        } else {
-            ins.append(allAxes(ins[0], rank: rank(n, 0)))
-        }
+        // Without axes Interpolate-11 resizes every axis, as Resize does.
+        if let axes = try ints(n, "axes") { ins.append(ints(axes)) }
         emit(n, "Interpolate", "opset11", ins, data)
     }
 
