@@ -58,6 +58,14 @@ public struct IRDocument: Sendable {
         guard xml.count <= limits.maxBytes else {
             throw .invalidXML(path: path, reason: "\(xml.count) bytes, over the limit of \(limits.maxBytes)")
         }
+        // FoundationXML traps on element or attribute names that are not UTF-8 (found by
+        // fuzz-openvino), and XML forbids NUL: both are refused before the parser runs.
+        if let nul = xml.firstIndex(of: 0) {
+            throw .invalidXML(path: path, reason: "a NUL byte at offset \(nul)")
+        }
+        if String(validating: xml, as: UTF8.self) == nil {
+            throw .invalidXML(path: path, reason: "not UTF-8 text")
+        }
         if let offset = Self.markupDeclaration(in: xml) {
             throw .invalidXML(path: path, reason: "a DOCTYPE or entity declaration at byte \(offset) (refused: IR never needs one)")
         }
@@ -296,6 +304,17 @@ public enum IRShape {
             out.append(v)
         }
         return out
+    }
+
+    /// The values of an integer tensor, exactly (64-bit ones are not routed through Double,
+    /// where Int64.max would round past Int.max); nil for other types.
+    public static func integers(_ t: Tensor) -> [Int]? {
+        switch t.dtype {
+        case .int64: return t.scalars(as: Int64.self).map { Int($0) }
+        case .uint64: return t.scalars(as: UInt64.self).map { $0 > UInt64(Int.max) ? Int.max : Int($0) }
+        case let d where d.isInteger: return t.doubles().map { Int($0) }
+        default: return nil
+        }
     }
 
     /// The sizes when every dim is known.

@@ -293,7 +293,8 @@ extension IRImporter {
                 guard let r = rank(l, input: 0), let ax = DimMath.axis(axis[0], rank: r), let total = dims(l, input: 0)?[ax] else {
                     throw fail(l, "a split length of -1 needs the size of the split axis")
                 }
-                lengths[unknown] = total - lengths.filter { $0 != -1 }.reduce(0, +)
+                // Wrapping arithmetic: lying lengths give a split the graph check refuses, not a trap.
+                lengths[unknown] = total &- lengths.filter { $0 != -1 }.reduce(0, &+)
             }
             emit("Split", [ins[0], ints(lengths, base: out + "_split")], outs, [a("axis", axis[0])], name: l.name)
         case "StridedSlice":
@@ -433,7 +434,9 @@ extension IRImporter {
             throw fail(l, "the group count (first dim of the weights) is not known")
         }
         if d.count >= 3, let a0 = d[1], let rest = IRShape.concrete(Array(d[2...])) {
-            return (value("Reshape", [w, ints([g * a0] + rest, base: out + "_wshape")], base: out + "_weights"), g)
+            let (rows, overflow) = g.multipliedReportingOverflow(by: a0)
+            guard !overflow else { throw fail(l, "weight dims \(g) x \(a0) overflow") }
+            return (value("Reshape", [w, ints([rows] + rest, base: out + "_wshape")], base: out + "_weights"), g)
         }
         let shape = value("Shape", [w], base: out + "_wdims")
         let tail = value("Slice", [shape, ints([2], base: out + "_two"), ints([Int(Int64.max)], base: out + "_end")], base: out + "_wtail")
@@ -486,7 +489,7 @@ extension IRImporter {
             guard s != 0 else { throw fail(l, "stride \(i) is 0") }
             if shrink[i] == 1 {
                 starts.append(begin[i])
-                ends.append(begin[i] == -1 ? Int(Int64.max) : begin[i] + 1)
+                ends.append(begin[i] == -1 || begin[i] == Int.max ? Int.max : begin[i] + 1)
                 steps.append(1)
                 squeeze.append(i)
                 continue

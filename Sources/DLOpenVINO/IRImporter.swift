@@ -149,8 +149,7 @@ struct IRImporter {
 
     /// The integers of a constant input (an axis list, an order, a split): nil when not constant.
     func constantInts(_ l: IRLayer, _ i: Int) -> [Int]? {
-        guard let t = constant(l, i), t.dtype.isInteger else { return nil }
-        return t.doubles().map { Int($0) }
+        constant(l, i).flatMap(IRShape.integers)
     }
 
     func requireInts(_ l: IRLayer, _ i: Int, _ what: String) throws(OpenVINOError) -> [Int] {

@@ -35,11 +35,6 @@ extension IRBuilder {
 
     func rank(_ n: Node, _ i: Int) -> Int? { n.input(i).flatMap { types[$0]?.rank } }
 
-    func constInts(_ n: Node, _ i: Int) -> [Int]? {
-        guard let name = n.input(i), let t = constants[name], t.dtype.isInteger else { return nil }
-        return t.doubles().map { Int($0) }
-    }
-
     func constFloat(_ n: Node, _ i: Int) -> Double? {
         guard let name = n.input(i), let t = constants[name], t.elementCount == 1 else { return nil }
         return t.doubles().first
@@ -227,8 +222,12 @@ extension IRBuilder {
                 shape = ints([1, -1])
             } else if axis == 1 {
                 shape = ints([0, -1])
-            } else if let dims, axis <= dims.count, let lead = Array(dims[0..<axis]).concrete {
-                shape = ints([lead.reduce(1, *), -1])
+            } else if let dims, axis <= dims.count, let lead = Array(dims[0..<axis]).concrete,
+                      case let (rows, false) = lead.reduce((1, false), { acc, d in
+                          let r = acc.0.multipliedReportingOverflow(by: d)
+                          return (r.partialValue, acc.1 || r.overflow)
+                      }) {
+                shape = ints([rows, -1])
             } else {
                 // [prod(shape[:axis]), -1] computed by layers.
                 let all = layer("ShapeOf", "opset3", [x], [("output_type", "i64")])[0]

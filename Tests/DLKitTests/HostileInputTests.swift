@@ -118,6 +118,17 @@ func hostileOpen(_ path: String, reader: String) -> String? {
         }
     }
 
+    /// fuzz-openvino inputs: the IR XML, a NUL, then the .bin (as in Fuzz/OpenVINO).
+    @Test(arguments: files("openvino"))
+    func openVINOReaderAnswersWithoutCrashing(entry: String) throws {
+        let bytes = try [UInt8](Data(contentsOf: TestPackage.root.appendingPathComponent("Fuzz/corpus/\(entry)")))
+        let split = bytes.firstIndex(of: 0) ?? bytes.count
+        let tmp = TemporaryFolder()
+        try Data(bytes[..<split]).write(to: URL(fileURLWithPath: tmp.file("input.xml")))
+        try Data(bytes[min(split + 1, bytes.count)...]).write(to: URL(fileURLWithPath: tmp.file("input.bin")))
+        _ = hostileOpen(tmp.file("input.xml"), reader: "openvino")
+    }
+
     @Test(arguments: files("serve"))
     func serverAnswersEveryRequestLine(entry: String) throws {
         let model = try Model(contentsOf: URL(fileURLWithPath: TestPackage.fixture("models/serve/dtypes.onnx")))
