@@ -97,4 +97,42 @@ import Testing
             _ = try OpenVINOReader.read(document: doc, bin: nil, path: "u.xml", binPath: "u.bin")
         }
     }
+
+    /// Every element type a Const may hold, read from a .bin made here: values, sub-byte
+    /// packing (low nibble first, i4 sign-extended, as OpenVINO packs them) and unaligned offsets.
+    @Test func constElementTypes() throws {
+        var bin: [UInt8] = [0x07]  // one byte first, so the wider types sit unaligned
+        var layers = "", edges = ""
+        var want: [(String, DType, [Double])] = []
+        func add(_ et: String, _ dtype: DType, _ bytes: [UInt8], _ count: Int, _ values: [Double]) {
+            let id = want.count * 2
+            layers += "<layer id=\"\(id)\" name=\"c\(et)\" type=\"Const\" version=\"opset1\"><data element_type=\"\(et)\" shape=\"\(count)\" offset=\"\(bin.count)\" size=\"\(bytes.count)\"/><output><port id=\"0\" precision=\"\(et.uppercased())\" names=\"v\(et)\"><dim>\(count)</dim></port></output></layer>\n"
+            layers += "<layer id=\"\(id + 1)\" name=\"r\(et)\" type=\"Result\" version=\"opset1\"><input><port id=\"0\"><dim>\(count)</dim></port></input></layer>\n"
+            edges += "<edge from-layer=\"\(id)\" from-port=\"0\" to-layer=\"\(id + 1)\" to-port=\"0\"/>\n"
+            bin += bytes
+            want.append(("v\(et)", dtype, values))
+        }
+        add("f32", .float32, [0, 0, 0x80, 0x3F, 0, 0, 0, 0xC0], 2, [1, -2])
+        add("f16", .float16, [0x00, 0x3C, 0x00, 0xC1], 2, [1, -2.5])
+        add("bf16", .bfloat16, [0x80, 0x3F, 0x40, 0xC0], 2, [1, -3])
+        add("i8", .int8, [0xFF, 0x05], 2, [-1, 5])
+        add("u8", .uint8, [0xFF, 0x05], 2, [255, 5])
+        add("i4", .int4, [0x9F, 0x07], 3, [-1, -7, 7])
+        add("u4", .uint4, [0x21, 0x03], 3, [1, 2, 3])
+        add("i32", .int32, [0xFE, 0xFF, 0xFF, 0xFF, 9, 0, 0, 0], 2, [-2, 9])
+        add("i64", .int64, [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F], 1, [9.223372036854775807e18])
+        add("boolean", .bool, [1, 0, 1], 3, [1, 0, 1])
+        let xml = "<?xml version=\"1.0\"?>\n<net name=\"types\" version=\"11\"><layers>\n\(layers)</layers><edges>\n\(edges)</edges></net>\n"
+        let tmp = TemporaryFolder()
+        try Data(xml.utf8).write(to: tmp.url("t.xml"))
+        try Data(bin).write(to: tmp.url("t.bin"))
+        let g = try OpenVINOReader.read(path: tmp.file("t.xml"))
+        for (name, dtype, values) in want {
+            let t = try #require(g.initializers[name], "\(name)")
+            #expect(t.dtype == dtype, "\(name)")
+            #expect(t.doubles() == values, "\(name): \(t.doubles())")
+        }
+        // A Result fed straight by a Const gets an Identity named after the Result layer.
+        #expect(g.outputs.map(\.name) == want.map { "r" + $0.0.dropFirst() })
+    }
 }
