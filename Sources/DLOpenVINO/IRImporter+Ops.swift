@@ -34,7 +34,7 @@ extension IRImporter {
         "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "VariadicSplit", "StridedSlice", "Slice",
         "Gather", "GatherElements", "GatherND", "ShapeOf", "Broadcast", "Tile", "Range", "Interpolate", "Pad",
         "Select", "FakeQuantize", "TopK", "LSTMSequence", "GRUSequence", "DepthToSpace", "SpaceToDepth", "Einsum",
-        "ScatterElementsUpdate", "ScatterNDUpdate", "CumSum",
+        "ScatterElementsUpdate", "ScatterNDUpdate", "CumSum", "NonMaxSuppression",
     ])
 
     /// Translates one layer; `ins` and `outs` are the value names of its ports in order.
@@ -357,6 +357,9 @@ extension IRImporter {
         case "TopK":
             try need(2)
             try topK(l, ins, outs)
+        case "NonMaxSuppression":
+            try need(2)
+            try nonMaxSuppression(l, ins, outs)
         case "LSTMSequence", "GRUSequence":
             try recurrent(l, ins, outs)
         case "DepthToSpace":
@@ -576,6 +579,42 @@ extension IRImporter {
             let idx = temp(outs[1] + "_i64")
             emit("TopK", [ins[0], k], [outs[0], idx], attrs, name: l.name)
             emit("Cast", [idx], [outs[1]], [a("to", Int(DType.int32.onnxCode))])
+        }
+    }
+
+    /// NonMaxSuppression (opset5/9) as ONNX NonMaxSuppression, which selects the same boxes in
+    /// the same order (per batch, per class, by score) when OpenVINO is not asked to sort across
+    /// batches and classes. The selected scores ([batch, class, score]) and the valid count are
+    /// gathered from the selection by nodes.
+    mutating func nonMaxSuppression(_ l: IRLayer, _ ins: [String], _ outs: [String]) throws(OpenVINOError) {
+        guard l.version == "opset5" || l.version == "opset9" else { throw fail(l, "only the opset5 and opset9 forms are translated") }
+        guard !(try attrBool(l, "sort_result_descending", default: true)) else {
+            throw fail(l, "sort_result_descending=true (sorted across batches and classes) has no ONNX equivalent")
+        }
+        if ins.count > 5 {
+            guard let sigma = constant(l, 5), sigma.doubles().allSatisfy({ $0 == 0 }) else { throw fail(l, "soft NMS (soft_nms_sigma) is not translated") }
+        }
+        let base = outs.first ?? l.name
+        let f32 = [a("to", Int(DType.float32.onnxCode))]
+        var x = [ins[0], ins[1]]
+        x.append(ins.count > 2 ? asInt64(l, 2, ins[2]) : ints([0], base: base + "_max", scalar: true))
+        // OpenVINO's thresholds default to 0 when left out; ONNX's score threshold to none.
+        x.append(ins.count > 3 ? value("Cast", [ins[3]], f32, base: base + "_iou") : constantValue(Tensor(scalar: Float(0)), base: base + "_iou"))
+        x.append(ins.count > 4 ? value("Cast", [ins[4]], f32, base: base + "_score") : constantValue(Tensor(scalar: Float(0)), base: base + "_score"))
+        let center = attrString(l, "box_encoding", default: "corner").lowercased() == "center"
+        let i32 = attrString(l, "output_type", default: "i64").lowercased() == "i32"
+        let selected = outs.count > 0 && !i32 ? outs[0] : temp(base + "_i64")
+        emit("NonMaxSuppression", x, [selected], [a("center_point_box", center ? 1 : 0)], name: l.name)
+        if i32, let o = outs.first { emit("Cast", [selected], [o], [a("to", Int(DType.int32.onnxCode))]) }
+        if outs.count > 1, isUsed(layer: l.id, port: l.outputs[1].id) {
+            let score = value("GatherND", [ins[1], selected], base: base + "_gathered")
+            let bc = value("Slice", [selected, ints([0], base: base + "_s0"), ints([2], base: base + "_s2"), ints([1], base: base + "_s1")], base: base + "_bc")
+            emit("Concat", [value("Cast", [bc], f32, base: base + "_bcf"), value("Unsqueeze", [score, ints([1], base: base + "_ax1")], base: base + "_col")],
+                 [outs[1]], [a("axis", 1)])
+        }
+        if outs.count > 2, isUsed(layer: l.id, port: l.outputs[2].id) {
+            let count = value("Slice", [value("Shape", [selected], base: base + "_shape"), ints([0], base: base + "_c0"), ints([1], base: base + "_c1")], base: base + "_count")
+            emit("Cast", [count], [outs[2]], [a("to", Int((i32 ? DType.int32 : DType.int64).onnxCode))])
         }
     }
 

@@ -141,10 +141,14 @@ struct IRImporter {
         } catch { throw fail(l, "\(error)") }
     }
 
-    /// The tensor of the Const layer feeding input `i` of `l`, if it is one.
+    /// The tensor of the Const layer feeding input `i` of `l`, if it is one; through a Convert
+    /// too (an fp16-compressed IR decompresses every constant so), in the Const's own type.
     func constant(_ l: IRLayer, _ i: Int) -> Tensor? {
         guard i < l.inputs.count, let s = source[PortKey(layer: l.id, port: l.inputs[i].id)] else { return nil }
-        return constants[s.layer]
+        if let t = constants[s.layer] { return t }
+        guard let convert = layerByID[s.layer], convert.type == "Convert", !convert.inputs.isEmpty,
+              let c = source[PortKey(layer: convert.id, port: convert.inputs[0].id)] else { return nil }
+        return constants[c.layer]
     }
 
     /// The integers of a constant input (an axis list, an order, a split): nil when not constant.

@@ -24,7 +24,7 @@ extension IRBuilder {
         "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "ReduceSumSquare", "Reshape",
         "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Gather", "GatherElements", "GatherND",
         "Shape", "Expand", "Tile", "Range", "Resize", "Pad", "TopK", "Round", "DepthToSpace", "SpaceToDepth", "Einsum",
-        "CumSum", "ScatterElements", "ScatterND", "LSTM", "GRU",
+        "CumSum", "ScatterElements", "ScatterND", "LSTM", "GRU", "NonMaxSuppression",
     ])
 
     func input(_ n: Node, _ i: Int) throws(OpenVINOError) -> OVPort {
@@ -325,6 +325,16 @@ extension IRBuilder {
             emit(n, "ScatterNDUpdate", "opset3", [try input(n, 0), try input(n, 1), try input(n, 2)])
         case "LSTM", "GRU":
             try recurrent(n)
+        case "NonMaxSuppression":
+            // Absent inputs: no boxes (0), IoU 0, and no score threshold (the lowest float).
+            var ins = [try input(n, 0), try input(n, 1)]
+            ins.append(n.input(2) != nil ? try input(n, 2) : ints([0], scalar: true))
+            ins.append(n.input(3) != nil ? try input(n, 3) : scalar(0, like: nil))
+            ins.append(n.input(4) != nil ? try input(n, 4) : scalar(-3.4028234663852886e38, like: nil))
+            ins.append(scalar(0, like: nil))
+            emit(n, "NonMaxSuppression", "opset9", ins,
+                 [("box_encoding", try attr(n, "center_point_box", 0) == 1 ? "center" : "corner"),
+                  ("sort_result_descending", "false"), ("output_type", "i64")], outputs: 3)
         default:
             throw fail(n, "no translation")
         }
