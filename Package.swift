@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Target map and import rules: ../shared/ARCHITECTURE.md. Keep both in step.
+// Target map and import rules: ARCHITECTURE.md (checked by Tests/ArchitectureTests). Keep both in step.
 let package = Package(
     name: "DLKit",
     platforms: [.macOS(.v14)],
@@ -73,6 +73,8 @@ let package = Package(
         .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLOpenVINO", "DLTestSupport"]),
         .testTarget(name: "DLKerasTests", dependencies: ["DLKeras", "DLRuntime", "DLSafeTensors", "DLTestSupport", "dlconvert"]),
         .testTarget(name: "DLOpenVINOTests", dependencies: ["DLOpenVINO", "DLKit", "DLTestSupport"]),
+        // Reads ARCHITECTURE.md's import table and checks every import line of Sources/.
+        .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),
     ]
 )
