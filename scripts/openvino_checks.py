@@ -24,6 +24,10 @@ import onnxruntime as ort
 import openvino as ov
 from safetensors.numpy import load_file
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peer_checks  # noqa: E402  (check(): run one check, count it, keep going)
+from peer_checks import check  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build", "debug"))
 IR_DIR = os.path.join(ROOT, "fixtures", "openvino")
@@ -33,19 +37,7 @@ ONNX_MODELS = ["models/mlp.onnx", "models/cnn.onnx", "models/ops.onnx", "models/
 CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
 RTOL, ATOL = 1e-4, 1e-5
 
-passed, failed = 0, 0
 core = ov.Core()
-
-
-def check(name, fn):
-    global passed, failed
-    try:
-        fn()
-        passed += 1
-        print(f"ok   {name}")
-    except Exception as e:  # report every failure, keep going
-        failed += 1
-        print(f"FAIL {name}: {e}")
 
 
 def dlconvert(*args):
@@ -145,8 +137,8 @@ def main():
                   lambda rel=rel, compress=compress: onnx_to_ir(tmp, rel, compress))
     for stem in STEMS:
         check(f"IR -> IR {stem}.xml: OpenVINO runs DLKit's IR like the original", lambda stem=stem: ir_round_trip(tmp, stem))
-    print(f"openvino-checks: {passed} passed, {failed} failed ({time.time() - start:.0f} s)")
-    return 1 if failed else 0
+    print(f"openvino-checks: {peer_checks.passed} passed, {peer_checks.failed} failed ({time.time() - start:.0f} s)")
+    return 1 if peer_checks.failed else 0
 
 
 if __name__ == "__main__":

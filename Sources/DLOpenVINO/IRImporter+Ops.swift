@@ -176,35 +176,28 @@ extension IRImporter {
                 }
             }
             emit("MatMul", x, [out], name: l.name)
-        case "Convolution", "GroupConvolution":
+        case "Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData":
             try need(2)
             var attrs = try convolutionAttributes(l)
+            let transposed = l.type.hasSuffix("BackpropData")
+            if transposed {
+                let outputPadding = try attrInts(l, "output_padding", default: [])
+                if outputPadding.contains(where: { $0 != 0 }) { attrs.append(a("output_padding", outputPadding)) }
+                if ins.count > 2 {
+                    attrs.removeAll { $0.name == "pads" }
+                    attrs.append(a("output_shape", try requireInts(l, 2, "output_shape")))
+                }
+            }
             var w = ins[1]
-            if l.type == "GroupConvolution" {
+            if l.type.hasPrefix("Group") {
                 let (reshaped, groups) = try groupedWeights(l, w, out: out)
                 w = reshaped
                 attrs.append(a("group", groups))
             }
-            emit("Conv", [ins[0], w], [out], attrs, name: l.name)
-        case "ConvolutionBackpropData", "GroupConvolutionBackpropData":
-            try need(2)
-            var attrs = try convolutionAttributes(l)
-            let outputPadding = try attrInts(l, "output_padding", default: [])
-            if outputPadding.contains(where: { $0 != 0 }) { attrs.append(a("output_padding", outputPadding)) }
-            if ins.count > 2 {
-                attrs.removeAll { $0.name == "pads" }
-                attrs.append(a("output_shape", try requireInts(l, 2, "output_shape")))
-            }
-            var w = ins[1]
-            if l.type == "GroupConvolutionBackpropData" {
-                let (reshaped, groups) = try groupedWeights(l, w, out: out)
-                w = reshaped
-                attrs.append(a("group", groups))
-            }
-            emit("ConvTranspose", [ins[0], w], [out], attrs, name: l.name)
+            emit(transposed ? "ConvTranspose" : "Conv", [ins[0], w], [out], attrs, name: l.name)
         case "MaxPool", "AvgPool":
             try need(1)
-            var attrs = try convolutionAttributes(l, weights: false)
+            var attrs = try convolutionAttributes(l)
             attrs.append(a("kernel_shape", try attrInts(l, "kernel")))
             let rounding = attrString(l, "rounding_type", default: "floor").lowercased()
             guard ["floor", "ceil", "ceil_torch"].contains(rounding) else { throw fail(l, "rounding_type '\(rounding)' is not floor or ceil") }
@@ -405,7 +398,7 @@ extension IRImporter {
     }
 
     /// strides, dilations, pads (begins then ends) and auto_pad of convolutions and pools.
-    func convolutionAttributes(_ l: IRLayer, weights: Bool = true) throws(OpenVINOError) -> [Attribute] {
+    func convolutionAttributes(_ l: IRLayer) throws(OpenVINOError) -> [Attribute] {
         let strides = try attrInts(l, "strides")
         var attrs = [a("strides", strides)]
         let dilations = try attrInts(l, "dilations", default: Array(repeating: 1, count: strides.count))

@@ -47,7 +47,6 @@ struct IRImporter {
                 throw .invalidIR(path: path, reason: "layer \(to.displayName) input port \(e.toPort) has two edges")
             }
             source[key] = PortKey(layer: e.fromLayer, port: e.fromPort)
-            _ = from
         }
         // Names: a port's first tensor name, else the layer name (with the port when it has several).
         for l in doc.layers where l.type != "Result" {
