@@ -663,7 +663,11 @@ extension IRImporter {
                 guard let m = names[act.lowercased()] else { throw fail(l, "activation '\(act)' is not translated") }
                 mapped.append(m)
             }
-            attrs.append(a("activations", Array(repeating: mapped, count: numDirections).flatMap { $0 }))
+            // The ONNX defaults are left implicit (the runtime's fused LSTM takes only those).
+            let defaults = lstm ? ["Sigmoid", "Tanh", "Tanh"] : ["Sigmoid", "Tanh"]
+            if mapped != defaults {
+                attrs.append(a("activations", Array(repeating: mapped, count: numDirections).flatMap { $0 }))
+            }
         }
         for key in ["activations_alpha", "activations_beta"] where !attrString(l, key, default: "").isEmpty {
             throw fail(l, "\(key) is not translated")

@@ -78,6 +78,8 @@ def main():
         path = bench.sh(["swift", "build", "-c", "release", "--show-bin-path"], cwd=bench.ROOT,
                         capture_output=True, text=True).stdout.strip()
         tool = os.path.join(path, "dlconvert")
+        if not all(os.path.exists(os.path.join(bench.BUILD, m + ".onnx")) for m in a.models.split(",") if m):
+            bench.sh([bench.PY, os.path.join(HERE, "make_models.py"), bench.BUILD], stdout=bench.subprocess.DEVNULL)
     else:
         tool = bench.build()
     rows = []
