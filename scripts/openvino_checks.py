@@ -31,7 +31,7 @@ from peer_checks import check  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build", "debug"))
 IR_DIR = os.path.join(ROOT, "fixtures", "openvino")
-STEMS = ["cnn", "ops", "yolo", "paddle", "opset", "nms", "convnet", "mlp2", "shapes", "lstm"]
+STEMS = ["cnn", "ops", "yolo", "paddle", "opset", "nms", "convnet", "mlp2", "shapes", "lstm", "attention"]
 ONNX_MODELS = ["models/mlp.onnx", "models/cnn.onnx", "models/ops.onnx", "models/real/yolo.onnx",
                "models/real/paddle.onnx", "models/real/encoder.onnx"]
 CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}

@@ -34,7 +34,7 @@ extension IRImporter {
         "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "VariadicSplit", "StridedSlice", "Slice",
         "Gather", "GatherElements", "GatherND", "ShapeOf", "Broadcast", "Tile", "Range", "Interpolate", "Pad",
         "Select", "FakeQuantize", "TopK", "LSTMSequence", "GRUSequence", "DepthToSpace", "SpaceToDepth", "Einsum",
-        "ScatterElementsUpdate", "ScatterNDUpdate", "CumSum", "NonMaxSuppression",
+        "ScatterElementsUpdate", "ScatterNDUpdate", "CumSum", "NonMaxSuppression", "ScaledDotProductAttention",
     ])
 
     /// Translates one layer; `ins` and `outs` are the value names of its ports in order.
@@ -350,6 +350,9 @@ extension IRImporter {
         case "TopK":
             try need(2)
             try topK(l, ins, outs)
+        case "ScaledDotProductAttention":
+            try need(3)
+            try scaledDotProductAttention(l, ins, out)
         case "NonMaxSuppression":
             try need(2)
             try nonMaxSuppression(l, ins, outs)
@@ -573,6 +576,49 @@ extension IRImporter {
             emit("TopK", [ins[0], k], [outs[0], idx], attrs, name: l.name)
             emit("Cast", [idx], [outs[1]], [a("to", Int(DType.int32.onnxCode))])
         }
+    }
+
+    /// ScaledDotProductAttention (opset13) as its definition: softmax(Q·Kᵀ·scale + mask)·V, the
+    /// scale 1/sqrt(head size) unless given, a boolean mask turned into 0 / -inf, a causal mask
+    /// (which replaces any given one, as in OpenVINO) built from the sequence lengths by nodes.
+    mutating func scaledDotProductAttention(_ l: IRLayer, _ ins: [String], _ out: String) throws(OpenVINOError) {
+        guard ins.count <= 5 else { throw fail(l, "inputs past the scale (attention sinks) are not translated") }
+        guard let r = rank(l, input: 1), r >= 2 else { throw fail(l, "needs the rank of K") }
+        let t = l.inputs.first.flatMap(dtype) ?? .float32
+        func scalar(_ v: Float, _ name: String) -> String {
+            constantValue(Tensor(shape: [], scalars: [v]).converted(to: t), base: out + name)
+        }
+        var perm = Array(0..<r)
+        perm.swapAt(r - 1, r - 2)
+        var scores = value("MatMul", [ins[0], value("Transpose", [ins[1]], [a("perm", perm)], base: out + "_kt")], base: out + "_qk")
+        let scale: String
+        if ins.count > 4 {
+            scale = ins[4]
+        } else {
+            guard let d = dims(l, input: 0)?.last ?? nil, d > 0 else { throw fail(l, "the default scale needs Q's head size") }
+            scale = scalar(1 / Float(d).squareRoot(), "_scale")
+        }
+        scores = value("Mul", [scores, scale], base: out + "_scaled")
+        if try attrBool(l, "causal", default: false) {
+            // Column index > row index (top-left aligned) is masked: Range nodes over the lengths.
+            let minus2 = ints([-2], base: out + "_m2", scalar: true)
+            let zero = ints([0], base: out + "_zero", scalar: true), one = ints([1], base: out + "_one", scalar: true)
+            func positions(_ x: String, _ axis: Int, _ name: String) -> String {
+                let n = value("Gather", [value("Shape", [x], base: out + name + "_shape"), minus2], [a("axis", 0)], base: out + name + "_len")
+                let r = value("Range", [zero, n, one], base: out + name + "_range")
+                return value("Unsqueeze", [r, ints([axis], base: out + name + "_axis")], base: out + name)
+            }
+            let above = value("Greater", [positions(ins[1], 0, "_cols"), positions(ins[0], 1, "_rows")], base: out + "_above")
+            scores = value("Where", [above, scalar(-.infinity, "_neginf"), scores], base: out + "_causal")
+        } else if ins.count > 3 {
+            if l.inputs[3].precision.uppercased() == "BOOL" {
+                scores = value("Where", [ins[3], scores, scalar(-.infinity, "_neginf")], base: out + "_masked")
+            } else {
+                scores = value("Add", [scores, ins[3]], base: out + "_masked")
+            }
+        }
+        let weights = value("Softmax", [scores], [a("axis", -1)], base: out + "_weights")
+        emit("MatMul", [weights, ins[2]], [out], name: l.name)
     }
 
     /// NonMaxSuppression (opset5/9) as ONNX NonMaxSuppression, which selects the same boxes in

@@ -193,13 +193,16 @@ extension IRBuilder {
             b = appendConst(Tensor(zeros: t, shape: [dirs, (lbr ? 4 : gates) * hidden]), element: IRElement.name(t) ?? "f32", name: "")
         }
         var data = [("direction", direction), ("hidden_size", String(hidden))]
+        // OpenVINO needs the list spelled out (ONNX's defaults when the node has none).
+        let per = lstm ? 3 : 2
+        var activations = lstm ? ["sigmoid", "tanh", "tanh"] : ["sigmoid", "tanh"]
         if let acts = n.attribute("activations"), case .strings(let list) = acts {
-            let per = lstm ? 3 : 2
             guard list.count == per * dirs, dirs == 1 || Array(list[..<per]) == Array(list[per...]) else {
                 throw fail(n, "activations \(list) differ per direction")
             }
-            data.append(("activations", list.prefix(per).map { $0.lowercased() }.joined(separator: ",")))
+            activations = list.prefix(per).map { $0.lowercased() }
         }
+        data.append(("activations", activations.joined(separator: ",")))
         let clip = try float(n, "clip", 0)
         if clip > 0 { data.append(("clip", String(clip))) }
         if lbr { data.append(("linear_before_reset", "true")) }

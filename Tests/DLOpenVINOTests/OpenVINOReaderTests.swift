@@ -10,7 +10,7 @@ import Testing
 /// The IR fixtures (scripts/fixtures/make_openvino.py) run through the reader and DLKit's runtime
 /// against OpenVINO's own CPU outputs.
 @Suite struct OpenVINOReaderTests {
-    static let stems = ["cnn", "ops", "yolo", "paddle", "opset", "nms", "convnet", "mlp2", "shapes", "lstm"]
+    static let stems = ["cnn", "ops", "yolo", "paddle", "opset", "nms", "convnet", "mlp2", "shapes", "lstm", "attention"]
 
     /// Runs `<stem><suffix>.xml` on the saved inputs and compares output i with `<key>.<i>`.
     func check(_ stem: String, suffix: String, key: String, rtol: Double, atol: Double) throws {
