@@ -72,16 +72,11 @@ extension Converter {
         if options.compressToFP16 && target != .xml {
             throw .invalidArgument("\(output.path): --compress-to-fp16 applies to OpenVINO IR (.xml) output only")
         }
-        if target == .xml && options.graph == nil && options.key == nil && options.dtype == nil {
-            let (graph, _) = try Model.loadGraph(path: input.path)
-            try write(graph, to: output, compressToFP16: options.compressToFP16)
-            return report
-        }
         guard let graphURL = options.graph else {
             let hasGraph = format.holdsGraph
             guard target == .onnx, hasGraph, options.key == nil, options.dtype == nil else {
                 // Weights-only outputs, and weights files (PyTorch, safetensors) to any format.
-                try convert(from: input, to: output, key: options.key, dtype: options.dtype)
+                try convert(from: input, to: output, key: options.key, dtype: options.dtype, compressToFP16: options.compressToFP16)
                 return report
             }
             let (graph, _) = try Model.loadGraph(path: input.path)

@@ -28,7 +28,9 @@ public enum Converter {
     /// - Parameters:
     ///   - key: selects part of a nested PyTorch checkpoint (`model`), see `StateDict(contentsOf:key:)`.
     ///   - dtype: converts floating-point weights (the graph is dropped: weights only).
-    public static func convert(from input: URL, to output: URL, key: String? = nil, dtype: DType? = nil) throws(DLKitError) -> FileFormat {
+    ///   - compressToFP16: OpenVINO IR output: float32 weights stored as f16 (+ Convert).
+    public static func convert(from input: URL, to output: URL, key: String? = nil, dtype: DType? = nil,
+                               compressToFP16: Bool = false) throws(DLKitError) -> FileFormat {
         guard let target = Target(path: output.path) else {
             throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .xml (OpenVINO IR), .safetensors, .pt, .pth, .bin, .h5 or .weights.h5")
         }
@@ -46,7 +48,7 @@ public enum Converter {
         case .xml:
             guard key == nil, dtype == nil else { throw .invalidArgument("\(output.path): --key and --dtype do not apply to OpenVINO IR") }
             let (graph, _) = try Model.loadGraph(path: input.path)
-            try write(graph, to: output)
+            try write(graph, to: output, compressToFP16: compressToFP16)
         case .onnx, .ckpt:
             guard hasGraph, key == nil, dtype == nil else {
                 // Weights only: an ONNX model or checkpoint holding just the initializers.

@@ -453,6 +453,21 @@ extension IRImporter {
             axes = ints(Array((across ? 1 : 2)..<r), base: out + "_axes")
         }
         let eps = try attrFloat(l, "eps")
+        let t = l.inputs.first.flatMap(dtype) ?? .float32
+        let inside = attrString(l, "eps_mode", default: l.version == "opset2" ? "outside_sqrt" : "inside_sqrt").lowercased() == "inside_sqrt"
+        // Over the trailing axes with eps inside the root it is LayerNormalization with scale 1
+        // and no bias (the runtime's fused kernel); the ones are shaped by the static dims.
+        if inside, try attrBool(l, "normalize_variance", default: true), let r = rank(l, input: 0),
+           let axisList = constantInts(l, 1), !axisList.isEmpty {
+            let normalized = Set(axisList.map { $0 < 0 ? $0 + r : $0 })
+            let first = r - normalized.count
+            if normalized == Set(first..<r), first >= 0, let d = dims(l, input: 0), let tail = IRShape.concrete(Array(d[first...])),
+               let count = ShapeMath.elementCount(tail), count <= 1 << 24 {
+                let ones = constantValue(Tensor(shape: tail, scalars: [Float](repeating: 1, count: count)).converted(to: t), base: out + "_scale")
+                emit("LayerNormalization", [ins[0], ones], [out], [a("axis", first - r), a("epsilon", eps)], name: l.name)
+                return
+            }
+        }
         let mean = value("ReduceMean", [ins[0], axes], [a("keepdims", 1)], base: out + "_mean")
         let centred = value("Sub", [ins[0], mean], base: out + "_centred")
         guard try attrBool(l, "normalize_variance", default: true) else {
@@ -460,10 +475,8 @@ extension IRImporter {
             return
         }
         let variance = value("ReduceMean", [value("Mul", [centred, centred], base: out + "_sq"), axes], [a("keepdims", 1)], base: out + "_var")
-        let t = l.inputs.first.flatMap(dtype) ?? .float32
         let e = constantValue(Tensor(shape: [], scalars: [eps]).converted(to: t), base: out + "_eps")
         // eps_mode: inside_sqrt (the default of opset6; opset2 has no mode and adds eps outside).
-        let inside = attrString(l, "eps_mode", default: l.version == "opset2" ? "outside_sqrt" : "inside_sqrt").lowercased() == "inside_sqrt"
         let denominator = inside ? value("Sqrt", [value("Add", [variance, e], base: out + "_vareps")], base: out + "_std")
             : value("Add", [value("Sqrt", [variance], base: out + "_sd"), e], base: out + "_std")
         emit("Div", [centred, denominator], [out], name: l.name)
