@@ -18,6 +18,8 @@ public struct ConversionOptions: Sendable {
     public var dtype: DType?
     /// OpenVINO IR output: float32 weights stored as f16 Const + Convert (OpenVINO's default).
     public var compressToFP16: Bool = false
+    /// The signature of a TensorFlow SavedModel to convert (default `serving_default`).
+    public var signature: String?
 
     public init(onnx: ONNXWriteOptions = ONNXWriteOptions(), graph: URL? = nil, allowMissing: Bool = false,
                 key: String? = nil, dtype: DType? = nil) {
@@ -73,13 +75,12 @@ extension Converter {
             throw .invalidArgument("\(output.path): --compress-to-fp16 applies to OpenVINO IR (.xml) output only")
         }
         guard let graphURL = options.graph else {
-            let hasGraph = format.holdsGraph
-            guard target == .onnx, hasGraph, options.key == nil, options.dtype == nil else {
+            guard target == .onnx, format.hasGraph, options.key == nil, options.dtype == nil else {
                 // Weights-only outputs, and weights files (PyTorch, safetensors) to any format.
                 try convert(from: input, to: output, key: options.key, dtype: options.dtype, compressToFP16: options.compressToFP16)
                 return report
             }
-            let (graph, _) = try Model.loadGraph(path: input.path)
+            let (graph, _) = try Model.loadGraph(path: input.path, signature: options.signature)
             report.onnx = try write(graph, toONNX: output, options: options.onnx)
             return report
         }

@@ -35,7 +35,7 @@ public enum Converter {
             throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .xml (OpenVINO IR), .safetensors, .pt, .pth, .bin, .h5 or .weights.h5")
         }
         let format = try FileFormat.detect(path: input.path)
-        let hasGraph = format.holdsGraph
+        let hasGraph = format.hasGraph
         switch target {
         case .kerasWeights, .h5:
             guard key == nil, dtype == nil else { throw .invalidArgument("\(output.path): --key and --dtype do not apply to Keras weights") }

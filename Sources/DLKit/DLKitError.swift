@@ -5,6 +5,7 @@ import DLONNX
 import DLOpenVINO
 import DLRuntime
 import DLSafeTensors
+import DLTensorFlow
 import DLTorch
 
 /// Errors of the user-facing API. Each wraps the error of the layer that found the problem, whose
@@ -24,12 +25,13 @@ public enum DLKitError: Error, CustomStringConvertible {
     case weightBinding(WeightBindingError)
     case keras(KerasError)
     case openvino(OpenVINOError)
+    case tensorflow(TensorFlowError)
 
     public var description: String {
         switch self {
         case .cannotRead(let p, let r): "\(p): \(r)"
         case .unsupportedFormat(let p, let f, let purpose):
-            f == .unknown ? "\(p): not a format DLKit recognises (ONNX, .ckpt, safetensors, PyTorch, Keras .h5/.weights.h5/.keras, OpenVINO .xml)"
+            f == .unknown ? "\(p): not a format DLKit recognises (ONNX, .ckpt, safetensors, PyTorch, Keras .h5/.weights.h5/.keras, TensorFlow SavedModel/checkpoint, OpenVINO .xml)"
                 : "\(p): \(f.rawValue) files cannot be used \(purpose) yet"
         case .unsupportedOutput(let p, let r): "\(p): \(r)"
         case .onnx(let e): "\(e)"
@@ -43,6 +45,7 @@ public enum DLKitError: Error, CustomStringConvertible {
         case .weightBinding(let e): "\(e)"
         case .keras(let e): "\(e)"
         case .openvino(let e): "\(e)"
+        case .tensorflow(let e): "\(e)"
         }
     }
 }

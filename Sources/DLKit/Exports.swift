@@ -4,3 +4,5 @@
 // The ONNX writing choices a conversion takes (opset, external data) and what it reports.
 @_exported import struct DLONNX.ONNXWriteOptions
 @_exported import struct DLONNX.ONNXWriteReport
+// How a model runs (threads, plans, passes, kernel paths), one value per model.
+@_exported import struct DLRuntime.RuntimeOptions

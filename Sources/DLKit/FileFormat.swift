@@ -1,6 +1,8 @@
 import DLOpenVINO
 import DLSafeTensors
 import DLTensor
+import DLTensorFlow
+import Foundation
 
 /// The kinds of file DLKit recognises, told apart by their first bytes (never by extension).
 public enum FileFormat: String, Sendable, CaseIterable {
@@ -16,19 +18,29 @@ public enum FileFormat: String, Sendable, CaseIterable {
     case keras
     /// OpenVINO IR: an XML file whose root is `<net>`, its weights in the `.bin` beside it.
     case openvino
+    /// A TensorFlow SavedModel: a folder holding `saved_model.pb` (and `variables/`).
+    case savedModel = "savedmodel"
+    /// A TensorFlow checkpoint (tensor bundle), named by its `.index` file or its prefix.
+    case tensorflowCheckpoint = "tf-checkpoint"
+    /// A TensorFlow.js `model.json` (graph-model or layers-model) with its weight shards.
+    case tfjs
     case unknown
 
-    /// Whether files of this format hold a graph (not only weights).
-    public var holdsGraph: Bool {
-        switch self {
-        case .onnx, .checkpoint, .hdf5, .keras, .openvino: true
-        default: false
-        }
-    }
+    /// Whether files of this format hold a graph (a model), not only weights.
+    public var hasGraph: Bool { [.onnx, .checkpoint, .hdf5, .keras, .savedModel, .tfjs, .openvino].contains(self) }
 
     /// Detects the format of the file at `path`.
     /// - Throws: `DLKitError.cannotRead` when the file cannot be opened.
     public static func detect(path: String) throws(DLKitError) -> FileFormat {
+        var isDirectory: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        if exists, isDirectory.boolValue {
+            return FileManager.default.fileExists(atPath: path + "/saved_model.pb") ? .savedModel : .unknown
+        }
+        // A checkpoint prefix (`ckpt-1`) names no file itself.
+        if !exists, FileManager.default.fileExists(atPath: path + ".index") {
+            return try detect(path: path + ".index") == .tensorflowCheckpoint ? .tensorflowCheckpoint : .unknown
+        }
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch let e as MappedFileError { throw .cannotRead(path: path, reason: e.reason) } catch {
             throw .cannotRead(path: path, reason: "\(error)")
@@ -37,6 +49,7 @@ public enum FileFormat: String, Sendable, CaseIterable {
         func starts(with prefix: [UInt8]) -> Bool {
             b.count >= prefix.count && zip(b, prefix).allSatisfy { $0 == $1 }
         }
+        if TensorBundle.isIndex(b) { return .tensorflowCheckpoint }
         if starts(with: [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) { return .hdf5 }
         if starts(with: [0x50, 0x4B, 0x03, 0x04]) { return KerasSupport.isKerasArchive(b) ? .keras : .pytorchZip }
         if starts(with: [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19]) {
@@ -57,6 +70,7 @@ public enum FileFormat: String, Sendable, CaseIterable {
         if let first = b.firstIndex(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }), b[first] == UInt8(ascii: "{") {
             let head = String(decoding: UnsafeRawBufferPointer(rebasing: b[0..<min(b.count, 1 << 20)]), as: UTF8.self)
             if head.contains("\"weight_map\"") { return .safetensorsIndex }
+            if TFJSModel.isModelJSON(b) { return .tfjs }
         }
         if IRDocument.looksLikeIR(b) { return .openvino }
         // ONNX: a protobuf ModelProto starts with a field tag; exporters write ir_version (field 1,

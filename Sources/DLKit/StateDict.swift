@@ -4,6 +4,7 @@ import DLONNX
 import DLOpenVINO
 import DLSafeTensors
 import DLTensor
+import DLTensorFlow
 import DLTorch
 import Foundation
 
@@ -21,7 +22,8 @@ public struct StateDict: Sendable, Sequence {
     public init(_ tensors: NamedTensors = NamedTensors()) { self.tensors = tensors }
 
     /// Reads the weights of a `.pt`/`.pth`/`.bin` (zip, legacy or TorchScript), `.safetensors`,
-    /// `model.safetensors.index.json`, `.ckpt` or `.onnx` file; the format is told by content.
+    /// `model.safetensors.index.json`, `.ckpt` or `.onnx` file, a TensorFlow SavedModel folder or
+    /// checkpoint (`ckpt-1.index` or the prefix `ckpt-1`); the format is told by content.
     /// - Parameter key: a dotted path selecting part of the file: `model` in a training checkpoint
     ///   `{"model": ..., "optimizer": ...}`, `optimizer.state.0`. For formats without nesting it
     ///   keeps the tensors named `<key>.<rest>` and names them `<rest>`. Nil takes everything
@@ -50,6 +52,11 @@ public struct StateDict: Sendable, Sequence {
             all = try KerasSupport.weights(path: path)
         case .openvino:
             do { all = try OpenVINOReader.read(path: path, checkOps: false).initializers } catch { throw .openvino(error) }
+        case .savedModel, .tensorflowCheckpoint:
+            let prefix = format == .savedModel ? path + "/variables/variables" : path
+            do { all = try TensorBundle(path: prefix).tensors() } catch { throw .tensorflow(error) }
+        case .tfjs:
+            all = NamedTensors(try TFJSSupport.model(path).weights.map { ($0.name, $0.tensor) })
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as weights")
         }

@@ -41,10 +41,11 @@ struct ONNXOutputOptions: ParsableArguments {
 
     /// Converts `input` to `output`; notes (an automatic switch to external data, kept tensors)
     /// go to stderr.
-    func convert(_ input: String, _ output: String, key: String? = nil, dtype: DType? = nil) throws(DLKitError) -> FileFormat {
+    func convert(_ input: String, _ output: String, key: String? = nil, dtype: DType? = nil, signature: String? = nil) throws(DLKitError) -> FileFormat {
         var options = conversionOptions
         options.key = key
         options.dtype = dtype
+        options.signature = signature
         let report = try Converter.convert(from: URL(fileURLWithPath: input), to: URL(fileURLWithPath: output),
                                            options: options)
         for note in report.notes { FileHandle.standardError.write(Data("dlconvert: \(note)\n".utf8)) }

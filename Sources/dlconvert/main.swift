@@ -26,6 +26,8 @@ struct DLConvert: ParsableCommand {
               dlconvert model.keras model.onnx       # Keras (.h5, .keras) -> ONNX
               dlconvert tuned.ckpt tuned.weights.h5  # weights back to Keras 3 (.h5: legacy layout)
               dlconvert w.weights.h5 m.onnx --graph model.h5
+              dlconvert saved_model_dir model.onnx   # TensorFlow SavedModel (serving_default)
+              dlconvert saved_model_dir vars.safetensors   # its variables, by checkpoint key
               dlconvert model.xml model.onnx         # OpenVINO IR (model.bin beside it) -> ONNX
               dlconvert model.onnx model.xml         # -> IR v11 (model.xml + model.bin), f32 weights
               dlconvert model.onnx model.xml --compress-to-fp16
@@ -52,6 +54,9 @@ struct Convert: ParsableCommand {
     @Option(help: "Convert floating-point weights to this dtype (float32, float16, bfloat16, float64).")
     var dtype: String?
 
+    @Option(help: "The signature of a TensorFlow SavedModel to convert (default: serving_default).")
+    var signature: String?
+
     @OptionGroup(title: "Training state (PyTorch optimizers)")
     var optimizer: OptimizerOptions
 
@@ -59,7 +64,7 @@ struct Convert: ParsableCommand {
         try reportingErrors {
             var format = FileFormat.unknown
             try optimizer.run(input: input, output: output) { target in
-                format = try onnx.convert(input, target, key: key, dtype: try parseDType(dtype))
+                format = try onnx.convert(input, target, key: key, dtype: try parseDType(dtype), signature: signature)
             }
             if isatty(STDERR_FILENO) != 0 {
                 FileHandle.standardError.write(Data("dlconvert: \(input) (\(format.rawValue)) -> \(output)\n".utf8))

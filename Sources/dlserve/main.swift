@@ -107,7 +107,7 @@ var models: [Model] = []
 for (index, p) in paths.enumerated() {
     do {
         let m = try graphs[index].map { try Model(contentsOf: URL(fileURLWithPath: p), graph: URL(fileURLWithPath: $0)) }
-            ?? Model(contentsOf: URL(fileURLWithPath: p))
+            ?? Model(contentsOf: URL(fileURLWithPath: p), options: RuntimeOptions(environment: ProcessInfo.processInfo.environment))
         if let other = models.firstIndex(where: { $0.name == m.name }) {
             log("\(p): a model named '\(m.name)' is already loaded from \(paths[other]); models are named by file name without extension, so rename one file")
             exit(1)

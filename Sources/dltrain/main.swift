@@ -28,8 +28,12 @@ struct DLTrain: ParsableCommand {
     @Argument(help: "The model to train: .onnx, Keras .h5/.keras, or .ckpt (a .ckpt with training state resumes its run).")
     var checkpoint: String
 
-    @Option(help: "Training data: .safetensors or .npz (input and target arrays by name) or .csv.")
+    @Option(help: "Training data: .safetensors or .npz (input and target arrays by name), .csv, or a folder of one subfolder of PNG/JPEG images per class (with --image-size).")
     var data: String
+    @Option(help: "Image folders: the size images are resized to, H,W.")
+    var imageSize: String?
+    @Flag(help: "Image folders: leave out images that do not decode (counted on stderr) instead of stopping.")
+    var skipBadImages = false
 
     @Option(help: "The model input fed with the data, and the data array holding it (default: saved, else the model's first input).")
     var input: String?
@@ -91,6 +95,10 @@ struct DLTrain: ParsableCommand {
     @Option(help: "Append one row per epoch (Keras CSVLogger layout: epoch, values by name, lr) to this file.")
     var csvLog: String?
 
+    @Option(help: "Write TensorBoard event files here: epoch_<value> per epoch (loss, metrics, val_..., lr).")
+    var logDir: String?
+    @Option(help: "With --log-dir, also batch_loss and batch_lr every N optimizer steps.")
+    var logEvery: Int?
     @Option(help: "Sum the gradients of K batches (each loss divided by K) per optimizer step.")
     var accumulate: Int?
     @Option(help: "Scale the gradients so their joint 2-norm is at most X (torch's clip_grad_norm_).")
@@ -136,6 +144,7 @@ struct DLTrain: ParsableCommand {
         ("val_data", "--val-data"), ("val_split", "--val-split"), ("metrics", "--metrics"), ("early_stopping", "--early-stopping"),
         ("checkpoint_best", "--checkpoint-best"), ("reduce_lr_on_plateau", "--reduce-lr-on-plateau"), ("lr_schedule", "--lr-schedule"),
         ("csv_log", "--csv-log"), ("accumulate", "--accumulate"), ("clip_grad_norm", "--clip-grad-norm"),
+        ("log_dir", "--log-dir"), ("log_every", "--log-every"), ("image_size", "--image-size"),
     ]
 
     func train() throws {
@@ -166,6 +175,9 @@ struct DLTrain: ParsableCommand {
         if let lrSchedule { given["lr_schedule"] = lrSchedule }
         if let csvLog { given["csv_log"] = csvLog }
         if let accumulate { given["accumulate"] = String(accumulate) }
+        if let logDir { given["log_dir"] = logDir }
+        if let imageSize { given["image_size"] = imageSize }
+        if let logEvery { given["log_every"] = String(logEvery) }
         if let clipGradNorm { given["clip_grad_norm"] = String(clipGradNorm) }
         var settings = old
         for (key, flag) in Self.settingFlags {
@@ -242,7 +254,22 @@ struct DLTrain: ParsableCommand {
         // Data, and the validation set.
         let inputName = settings["input"] ?? "x"
         func loadData(_ path: String) throws -> Dataset {
-            try TrainingData.load(path: path, inputName: inputName, targetName: settings["target"] ?? "y",
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+                guard let size = settings["image_size"] else { throw DLTrainError("\(path) is an image folder: give --image-size H,W") }
+                let hw = size.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard hw.count == 2, hw[0] > 0, hw[1] > 0 else { throw DLTrainError("--image-size '\(size)' must be two positive numbers, H,W") }
+                // Channels last when the model's input is [N, H, W, C] with C of 1 or 3 and not [N, C, H, W].
+                let dims = graph.inputs.first { $0.name == inputName }?.type?.dims ?? []
+                func fixed(_ d: Dim?) -> Int? { if case .fixed(let v)? = d { return v }; return nil }
+                let last = dims.count == 4 && [1, 3].contains(fixed(dims[3]) ?? 0) && ![1, 3].contains(fixed(dims[1]) ?? 0)
+                let channels = fixed(last ? dims.last : (dims.count == 4 ? dims[1] : nil)) == 1 ? 1 : 3
+                let (d, classes, skipped) = try TrainingData.loadImageFolder(path: path, height: hw[0], width: hw[1], channels: channels,
+                                                                            channelsLast: last, skipBadImages: skipBadImages)
+                FileHandle.standardError.write(Data("\(path): \(d.count) images of \(classes.count) classes (\(classes.prefix(10).joined(separator: ", "))\(classes.count > 10 ? ", ..." : ""))\(skipped.isEmpty ? "" : "; skipped \(skipped.count) that did not decode, the first \(skipped[0])")\n".utf8))
+                return d
+            }
+            return try TrainingData.load(path: path, inputName: inputName, targetName: settings["target"] ?? "y",
                                   inputColumns: settings["input_columns"].map { $0.split(separator: ",").map(String.init) } ?? [],
                                   targetColumn: settings["target_column"], integerTargets: lossFn.takesClassIndices)
         }
@@ -346,6 +373,10 @@ struct DLTrain: ParsableCommand {
             csv = h
         }
 
+        let events = try settings["log_dir"].map { d throws -> TensorBoardWriter in try TensorBoardWriter(directory: d) }
+        let logEvery = settings["log_every"].flatMap(Int.init)
+        if let n = logEvery, n <= 0 { throw DLTrainError("--log-every must be positive, got \(n)") }
+
         // Train.
         let startStep = trainer.progress.step
         let endStep: Int
@@ -378,6 +409,9 @@ struct DLTrain: ParsableCommand {
             epochWeighted += trainer.lastStep.weightedLoss
             epochSamples += trainer.lastStep.samples
             let done = trainer.progress.step - startStep
+            if let events, let n = logEvery, trainer.progress.step % n == 0 {
+                events.add(step: trainer.progress.step, scalars: ["batch_loss": lastLoss, "batch_lr": trainer.optimizer.config.lr])
+            }
             if tty {
                 let width = 30, filled = total > 0 ? width * done / total : width
                 let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
@@ -395,6 +429,7 @@ struct DLTrain: ParsableCommand {
                     let extra = logs.keys.filter { $0 != "loss" && $0 != "lr" }.sorted().map { "\($0) \(String(format: "%.6f", logs[$0] ?? 0))" }
                     FileHandle.standardError.write(Data((["epoch \(epochBefore + 1) step \(trainer.progress.step) loss \(String(format: "%.6f", epochLoss / Double(max(epochCount, 1))))"] + extra).joined(separator: " ").appending("\n").utf8))
                 }
+                events?.add(step: epochBefore, scalars: Dictionary(uniqueKeysWithValues: logs.map { ("epoch_" + $0.key, $0.value) }))
                 if let csv {
                     if csv.offsetInFile == 0 { csv.write(Data((CSVLog.header(logs) + "\n").utf8)) }
                     csv.write(Data((CSVLog.row(epoch: epochBefore, logs) + "\n").utf8))

@@ -83,7 +83,7 @@ struct BadInputTests {
         let dir = TemporaryFolder()
         let junk = dir.write(Array("this is not a model".utf8), to: "junk.onnx")
         do { try Converter.convert(from: URL(fileURLWithPath: junk), to: dir.url("out.ckpt")); Issue.record("expected an error") } catch {
-            #expect(error.description == "\(junk): not a format DLKit recognises (ONNX, .ckpt, safetensors, PyTorch, Keras .h5/.weights.h5/.keras, OpenVINO .xml)")
+            #expect(error.description == "\(junk): not a format DLKit recognises (ONNX, .ckpt, safetensors, PyTorch, Keras .h5/.weights.h5/.keras, TensorFlow SavedModel/checkpoint, OpenVINO .xml)")
         }
         #expect(dir.contents() == ["junk.onnx"])
     }

@@ -124,3 +124,54 @@ struct DLTrainCallbackCLITests {
         #expect(!FileManager.default.fileExists(atPath: tmp.file("out.ckpt")))
     }
 }
+
+/// `dltrain --data FOLDER`: image folders, and what a bad image does.
+@Suite(.serialized)
+struct DLTrainImageFolderTests {
+    static let tool = TestPackage.tool("dltrain")
+    static let model = TestPackage.fixture("images/cnn.onnx")
+
+    static func folderWithBadImage(_ tmp: TemporaryFolder) throws -> String {
+        let dir = tmp.file("data")
+        try FileManager.default.copyItem(atPath: TestPackage.fixture("images/folder"), toPath: dir)
+        try FileManager.default.copyItem(atPath: TestPackage.fixture("images/bad/truncated.png"), toPath: "\(dir)/dog/4.png")
+        return dir
+    }
+
+    @Test func trainsOnAnImageFolder() throws {
+        let tmp = TemporaryFolder()
+        let r = try runProcess(Self.tool, [Self.model, "--data", TestPackage.fixture("images/folder"), "--image-size", "8,8", "--loss", "cross_entropy",
+                                           "--batch-size", "4", "--epochs", "2", "--metrics", "accuracy", "--out", tmp.file("out.ckpt")])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("8 images of 3 classes (cat, dog, zebra)"), "\(r.stderr)")
+        #expect(FileManager.default.fileExists(atPath: tmp.file("out.ckpt")))
+    }
+
+    @Test func aBadImageStopsTheRunBeforeTheFirstStep() throws {
+        let tmp = TemporaryFolder()
+        let dir = try Self.folderWithBadImage(tmp)
+        let r = try runProcess(Self.tool, [Self.model, "--data", dir, "--image-size", "8,8", "--loss", "cross_entropy",
+                                           "--batch-size", "4", "--epochs", "1", "--out", tmp.file("out.ckpt")])
+        #expect(r.status == 1)
+        #expect(r.stderr.hasPrefix("dltrain: \(dir)/dog/4.png: malformed image"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1)
+        #expect(!FileManager.default.fileExists(atPath: tmp.file("out.ckpt")))
+    }
+
+    @Test func skipBadImagesCountsAndGoesOn() throws {
+        let tmp = TemporaryFolder()
+        let dir = try Self.folderWithBadImage(tmp)
+        let r = try runProcess(Self.tool, [Self.model, "--data", dir, "--image-size", "8,8", "--loss", "cross_entropy", "--skip-bad-images",
+                                           "--batch-size", "4", "--epochs", "1", "--out", tmp.file("out.ckpt")])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("8 images of 3 classes") && r.stderr.contains("skipped 1 that did not decode"), "\(r.stderr)")
+    }
+
+    @Test func anImageFolderNeedsASize() throws {
+        let tmp = TemporaryFolder()
+        let r = try runProcess(Self.tool, [Self.model, "--data", TestPackage.fixture("images/folder"), "--loss", "cross_entropy",
+                                           "--batch-size", "4", "--epochs", "1", "--out", tmp.file("out.ckpt")])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("give --image-size H,W"), "\(r.stderr)")
+    }
+}
