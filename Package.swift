@@ -46,6 +46,8 @@ let package = Package(
         .target(name: "DLSafeTensors", dependencies: ["DLTensor"]),
         .target(name: "DLTorch", dependencies: ["DLTensor"]),
         .target(name: "DLCheckpoint", dependencies: ["DLSafeTensors", "DLGraph", "DLONNX"]),
+        // OpenVINO IR (.xml + .bin) <-> DLGraph; XML through FoundationXML (libxml2).
+        .target(name: "DLOpenVINO", dependencies: ["DLGraph", "DLTensor"]),
         .target(name: "DLKeras", dependencies: ["DLGraph", "DLTensor", "CHDF5"]),
         .target(name: "DLTensorFlow", dependencies: ["DLGraph", "DLTensor", "CTensorFlowProtos"]),
         .target(name: "DLTFLite", dependencies: ["DLGraph", "DLTensor"]),
@@ -55,7 +57,7 @@ let package = Package(
         .target(name: "DLTraining", dependencies: ["DLAutograd", "DLTensor", "DLGraph", "CProtos"]),
         .target(name: "DLKit", dependencies: [
             "DLTensor", "DLGraph", "DLKernels", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint", "DLTorch",
-            "DLKeras", "DLTensorFlow", "DLTFLite", "DLHuggingFace",
+            "DLKeras", "DLTensorFlow", "DLTFLite", "DLHuggingFace", "DLOpenVINO",
             "DLAutograd", "DLTraining", "DLImage",
         ]),
         // The inference server behind dlserve: request parsing, tensor JSON/base64/binary codec,
@@ -90,12 +92,13 @@ let package = Package(
         .testTarget(name: "DLCheckpointTests", dependencies: ["DLCheckpoint", "DLKit", "DLTestSupport"]),
         .testTarget(name: "DLAutogradTests", dependencies: ["DLAutograd", "DLONNX", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLTrainingTests", dependencies: ["DLTraining", "DLKit", "DLTestSupport", "dltrain", "dlconvert"]),
-        .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLServe", "DLTensorFlow", "DLTestSupport"]),
+        .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLServe", "DLTensorFlow", "DLOpenVINO", "DLTestSupport"]),
         .testTarget(name: "DLKerasTests", dependencies: ["DLKeras", "DLRuntime", "DLSafeTensors", "DLTestSupport", "dlconvert"]),
         .testTarget(name: "DLTensorFlowTests", dependencies: ["DLTensorFlow", "DLKit", "DLSafeTensors", "DLTestSupport", "dlconvert", "dlserve"]),
         .testTarget(name: "DLTFLiteTests", dependencies: ["DLTFLite", "DLRuntime", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLHuggingFaceTests", dependencies: ["DLHuggingFace", "DLRuntime", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLImageTests", dependencies: ["DLImage", "DLSafeTensors", "DLTestSupport"]),
+        .testTarget(name: "DLOpenVINOTests", dependencies: ["DLOpenVINO", "DLKit", "DLTestSupport"]),
         // Reads ARCHITECTURE.md's import table and checks every import line of Sources/.
         .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),
@@ -120,6 +123,8 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-serve-binary", dependencies: ["DLKit", "DLServe", "FuzzSupport"], path: "Fuzz/ServeBinary"),
         // fuzz-keras: the Keras reader over HDF5 bytes / .keras archives and model_config JSON.
         .executableTarget(name: "fuzz-keras", dependencies: ["DLKeras", "FuzzSupport"], path: "Fuzz/Keras"),
+        // fuzz-openvino: IR XML, a NUL, then the .bin bytes.
+        .executableTarget(name: "fuzz-openvino", dependencies: ["DLOpenVINO", "DLKit", "FuzzSupport"], path: "Fuzz/OpenVINO"),
         // fuzz-tfindex: a TensorFlow checkpoint (index table + one shard); fuzz-savedmodel:
         // saved_model.pb; fuzz-tfjs: a TF.js model.json and one weight shard.
         .executableTarget(name: "fuzz-tfindex", dependencies: ["DLTensorFlow", "FuzzSupport"], path: "Fuzz/TFIndex"),

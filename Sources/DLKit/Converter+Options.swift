@@ -17,6 +17,8 @@ public struct ConversionOptions: Sendable {
     public var key: String?
     /// Converts floating-point weights to this type (weights-only outputs).
     public var dtype: DType?
+    /// OpenVINO IR output: float32 weights stored as f16 Const + Convert (OpenVINO's default).
+    public var compressToFP16: Bool = false
     /// The signature of a TensorFlow SavedModel to convert (default `serving_default`).
     public var signature: String?
     /// How a `.tflite` output stores convolution and fully connected weights.
@@ -67,7 +69,7 @@ extension Converter {
     /// graph (see `WeightBinding`), and the output is `.onnx` or `.ckpt`.
     public static func convert(from input: URL, to output: URL, options: ConversionOptions) throws(DLKitError) -> ConversionReport {
         guard let target = Target(path: output.path) else {
-            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .tflite, .safetensors, .pt, .pth, .bin, .h5, .weights.h5 or FOLDER/config.json")
+            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .tflite, .xml (OpenVINO IR), .safetensors, .pt, .pth, .bin, .h5, .weights.h5 or FOLDER/config.json")
         }
         let format = try FileFormat.detect(path: input.path)
         var report = ConversionReport(inputFormat: format)
@@ -83,10 +85,13 @@ extension Converter {
             do { try TFLiteWriter.write(graph, to: output.path, quantize: options.tfliteQuantize) } catch { throw .tflite(error) }
             return report
         }
+        if options.compressToFP16 && target != .xml {
+            throw .invalidArgument("\(output.path): --compress-to-fp16 applies to OpenVINO IR (.xml) output only")
+        }
         guard let graphURL = options.graph else {
             guard target == .onnx, format.hasGraph, options.key == nil, options.dtype == nil else {
                 // Weights-only outputs, and weights files (PyTorch, safetensors) to any format.
-                try convert(from: input, to: output, key: options.key, dtype: options.dtype)
+                try convert(from: input, to: output, key: options.key, dtype: options.dtype, compressToFP16: options.compressToFP16)
                 return report
             }
             let (graph, _) = try Model.loadGraph(path: input.path, signature: options.signature, hfCache: options.kvCache)
@@ -103,8 +108,8 @@ extension Converter {
             }
             return report
         }
-        guard target == .onnx || target == .ckpt else {
-            throw .invalidArgument("\(output.path): weights bound onto a graph are written as .onnx or .ckpt")
+        guard target == .onnx || target == .ckpt || target == .xml else {
+            throw .invalidArgument("\(output.path): weights bound onto a graph are written as .onnx, .ckpt or .xml")
         }
         let weights = try StateDict(contentsOf: input, key: options.key)
         let (graph, _) = try Model.loadGraph(path: graphURL.path)
@@ -114,7 +119,7 @@ extension Converter {
         if target == .onnx {
             report.onnx = try write(bound.graph, toONNX: output, options: options.onnx)
         } else {
-            try write(bound.graph, to: output)
+            try write(bound.graph, to: output, compressToFP16: options.compressToFP16)
         }
         return report
     }

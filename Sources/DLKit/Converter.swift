@@ -1,6 +1,7 @@
 import DLCheckpoint
 import DLGraph
 import DLONNX
+import DLOpenVINO
 import DLTensor
 import DLTFLite
 import Foundation
@@ -10,6 +11,8 @@ import Foundation
 public enum Converter {
     public enum Target: String, Sendable, CaseIterable {
         case onnx, ckpt, safetensors, pt, tflite
+        /// OpenVINO IR v11: `OUT.xml` and `OUT.bin` beside it.
+        case xml
         /// Keras weights: `.weights.h5` in the Keras 3 layout, other `.h5` in the legacy layout.
         case kerasWeights = "weights.h5", h5
         /// A Hugging Face folder, named by its `config.json` (`OUTDIR/config.json`).
@@ -29,9 +32,11 @@ public enum Converter {
     /// - Parameters:
     ///   - key: selects part of a nested PyTorch checkpoint (`model`), see `StateDict(contentsOf:key:)`.
     ///   - dtype: converts floating-point weights (the graph is dropped: weights only).
-    public static func convert(from input: URL, to output: URL, key: String? = nil, dtype: DType? = nil) throws(DLKitError) -> FileFormat {
+    ///   - compressToFP16: OpenVINO IR output: float32 weights stored as f16 (+ Convert).
+    public static func convert(from input: URL, to output: URL, key: String? = nil, dtype: DType? = nil,
+                               compressToFP16: Bool = false) throws(DLKitError) -> FileFormat {
         guard let target = Target(path: output.path) else {
-            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .tflite, .safetensors, .pt, .pth, .bin, .h5, .weights.h5 or FOLDER/config.json")
+            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .tflite, .xml (OpenVINO IR), .safetensors, .pt, .pth, .bin, .h5, .weights.h5 or FOLDER/config.json")
         }
         let format = try FileFormat.detect(path: input.path)
         let hasGraph = format.hasGraph
@@ -54,6 +59,10 @@ public enum Converter {
             }
             let (graph, _) = try Model.loadGraph(path: input.path)
             try write(graph, to: output)
+        case .xml:
+            guard key == nil, dtype == nil else { throw .invalidArgument("\(output.path): --key and --dtype do not apply to OpenVINO IR") }
+            let (graph, _) = try Model.loadGraph(path: input.path)
+            try write(graph, to: output, compressToFP16: compressToFP16)
         case .onnx, .ckpt:
             guard hasGraph, key == nil, dtype == nil else {
                 // Weights only: an ONNX model or checkpoint holding just the initializers.
@@ -68,8 +77,12 @@ public enum Converter {
         return format
     }
 
-    /// Writes a graph as ONNX or as a checkpoint, by the output's extension; atomically.
-    public static func write(_ graph: Graph, to output: URL) throws(DLKitError) {
+    /// Writes a graph as ONNX, a checkpoint or OpenVINO IR, by the output's extension; atomically.
+    /// - Parameter compressToFP16: OpenVINO IR only: float32 weights stored as f16 (+ Convert).
+    public static func write(_ graph: Graph, to output: URL, compressToFP16: Bool = false) throws(DLKitError) {
+        if compressToFP16 && Target(path: output.path) != .xml {
+            throw .invalidArgument("\(output.path): --compress-to-fp16 applies to OpenVINO IR (.xml) output only")
+        }
         switch Target(path: output.path) {
         case .onnx?:
             do { try ONNXWriter.write(graph, to: output.path) } catch { throw .onnx(error) }
@@ -77,8 +90,10 @@ public enum Converter {
             do { try Checkpoint(graph: graph).write(to: output.path) } catch { throw .checkpoint(error) }
         case .tflite?:
             do { try TFLiteWriter.write(graph, to: output.path) } catch { throw .tflite(error) }
+        case .xml?:
+            do { try OpenVINOWriter.write(graph, to: output.path, compressToFP16: compressToFP16) } catch { throw .openvino(error) }
         default:
-            throw .unsupportedOutput(path: output.path, reason: "a graph is written as .onnx, .ckpt or .tflite")
+            throw .unsupportedOutput(path: output.path, reason: "a graph is written as .onnx, .ckpt, .tflite or .xml")
         }
     }
 }

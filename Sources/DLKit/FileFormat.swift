@@ -1,4 +1,5 @@
 import DLHuggingFace
+import DLOpenVINO
 import DLSafeTensors
 import DLTensor
 import DLTensorFlow
@@ -16,6 +17,8 @@ public enum FileFormat: String, Sendable, CaseIterable {
     case hdf5
     /// A Keras 3 `.keras` archive (a zip holding config.json and model.weights.h5).
     case keras
+    /// OpenVINO IR: an XML file whose root is `<net>`, its weights in the `.bin` beside it.
+    case openvino
     /// A TensorFlow SavedModel: a folder holding `saved_model.pb` (and `variables/`).
     case savedModel = "savedmodel"
     /// A TensorFlow checkpoint (tensor bundle), named by its `.index` file or its prefix.
@@ -29,7 +32,7 @@ public enum FileFormat: String, Sendable, CaseIterable {
     case unknown
 
     /// Whether files of this format hold a graph (a model), not only weights.
-    public var hasGraph: Bool { [.onnx, .checkpoint, .hdf5, .keras, .savedModel, .tfjs, .tflite, .huggingFace].contains(self) }
+    public var hasGraph: Bool { [.onnx, .checkpoint, .hdf5, .keras, .savedModel, .tfjs, .tflite, .huggingFace, .openvino].contains(self) }
 
     /// Detects the format of the file at `path`.
     /// - Throws: `DLKitError.cannotRead` when the file cannot be opened.
@@ -77,6 +80,7 @@ public enum FileFormat: String, Sendable, CaseIterable {
             if head.contains("\"weight_map\"") { return .safetensorsIndex }
             if TFJSModel.isModelJSON(b) { return .tfjs }
         }
+        if IRDocument.looksLikeIR(b) { return .openvino }
         // ONNX: a protobuf ModelProto starts with a field tag; exporters write ir_version (field 1,
         // varint: 0x08) first, hand-built files may start with any ModelProto field.
         if let first = b.first, [0x08, 0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42].contains(first) { return .onnx }

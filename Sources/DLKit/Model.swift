@@ -2,6 +2,7 @@ import DLCheckpoint
 import DLGraph
 import DLHuggingFace
 import DLONNX
+import DLOpenVINO
 import DLRuntime
 import DLTFLite
 import DLTensor
@@ -78,7 +79,7 @@ public final class Model: Sendable {
     }
 
     /// Reads the graph of an ONNX file, checkpoint, Keras file, TensorFlow SavedModel folder, TF.js
-    /// model, TFLite file or Hugging Face folder (`signature`: which SavedModel signature, default
+    /// model, TFLite file, OpenVINO IR (`.xml`) or Hugging Face folder (`signature`: which SavedModel signature, default
     /// `serving_default`; `hfCache`: a decoder's graph with its KV cache inputs and outputs).
     public static func loadGraph(path: String, checkOps: Bool = true, signature: String? = nil,
                                  hfCache: Bool = false) throws(DLKitError) -> (Graph, FileFormat) {
@@ -92,6 +93,8 @@ public final class Model: Sendable {
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model: it holds weights but no graph (bind it to one with an ONNX model)")
         case .hdf5, .keras:
             return (try KerasSupport.graph(path: path), format)
+        case .openvino:
+            do { return (try OpenVINOReader.read(path: path, checkOps: checkOps), format) } catch { throw .openvino(error) }
         case .savedModel:
             do { return (try SavedModelReader.read(path: path, signature: signature, checkOps: checkOps), format) } catch { throw .tensorflow(error) }
         case .tfjs:

@@ -2,6 +2,7 @@ import DLCheckpoint
 import DLGraph
 import DLHuggingFace
 import DLONNX
+import DLOpenVINO
 import DLSafeTensors
 import DLTensor
 import DLTensorFlow
@@ -50,6 +51,8 @@ public struct StateDict: Sendable, Sequence {
             do { all = try ONNXReader.read(path: path, checkOps: false).initializers } catch { throw .onnx(error) }
         case .hdf5, .keras:
             all = try KerasSupport.weights(path: path)
+        case .openvino:
+            do { all = try OpenVINOReader.read(path: path, checkOps: false).initializers } catch { throw .openvino(error) }
         case .savedModel, .tensorflowCheckpoint:
             let prefix = format == .savedModel ? path + "/variables/variables" : path
             do { all = try TensorBundle(path: prefix).tensors() } catch { throw .tensorflow(error) }

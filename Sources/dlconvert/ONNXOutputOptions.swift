@@ -21,6 +21,8 @@ struct ONNXOutputOptions: ParsableArguments {
 
     @Flag(help: "A Hugging Face decoder folder to .onnx: logits only, without the KV cache inputs (past_key_values.*) and outputs (present.*).")
     var noKvCache = false
+    @Flag(help: "OpenVINO IR output (.xml): store float32 weights as f16 with a Convert, as OpenVINO's save_model does by default (DLKit writes f32 unless asked).")
+    var compressToFP16 = false
 
     func validate() throws {
         if let t = externalThreshold, t < 0 { throw ValidationError("--external-threshold must be 0 or more bytes") }
@@ -36,6 +38,7 @@ struct ONNXOutputOptions: ParsableArguments {
         }
         var options = ConversionOptions(onnx: onnx, graph: graph.map { URL(fileURLWithPath: $0) }, allowMissing: allowMissing)
         options.kvCache = !noKvCache
+        options.compressToFP16 = compressToFP16
         return options
     }
 

@@ -9,7 +9,7 @@ struct DLConvert: ParsableCommand {
         abstract: "Convert neural network files between formats, and inspect them.",
         discussion: """
             The input format is recognised from the file's content; the output format from its
-            extension (.onnx, .ckpt, .tflite, .safetensors, .pt/.pth/.bin). PyTorch files are read without
+            extension (.onnx, .ckpt, .tflite, .xml for OpenVINO IR, .safetensors, .pt/.pth/.bin). PyTorch files are read without
             running any of their code.
 
             Examples:
@@ -34,6 +34,9 @@ struct DLConvert: ParsableCommand {
               dlconvert tuned.ckpt tuned-folder --format hf   # back to a Hugging Face folder
               dlconvert tokenize bert-folder/ < texts.txt
               echo "Once upon a time" | dlconvert generate llama-folder/ --max-tokens 20
+              dlconvert model.xml model.onnx         # OpenVINO IR (model.bin beside it) -> ONNX
+              dlconvert model.onnx model.xml         # -> IR v11 (model.xml + model.bin), f32 weights
+              dlconvert model.onnx model.xml --compress-to-fp16
             """,
         subcommands: [Convert.self, Inspect.self, Verify.self, Bench.self, Tokenize.self, Generate.self],
         defaultSubcommand: Convert.self)

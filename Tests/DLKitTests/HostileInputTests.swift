@@ -3,6 +3,7 @@ import DLKit
 import DLServe
 import DLKeras
 import DLONNX
+import DLOpenVINO
 import DLSafeTensors
 import DLTestSupport
 import DLTensorFlow
@@ -36,6 +37,10 @@ func hostileOpen(_ path: String, reader: String) -> String? {
             let f = try KerasFile(path: path)
             for layer in f.layers { for (_, t) in layer.weights { t.withUnsafeBytes { b in _ = b.last } } }
             if f.config != nil { _ = try KerasImporter.graph(from: f) }
+        case "openvino":
+            let g = try OpenVINOReader.read(path: path)
+            for (_, t) in g.initializers { t.withUnsafeBytes { b in _ = b.last } }
+            _ = try Model(graph: g, name: "bad")
         case "tensorflow":
             // A checkpoint (.index with its shard beside it) or a SavedModel folder.
             if path.hasSuffix(".index") {
@@ -76,7 +81,7 @@ func hostileOpen(_ path: String, reader: String) -> String? {
 
     @Test func theManifestListsTheCorpus() {
         #expect(Self.rows.count >= 60)
-        #expect(Set(Self.rows.map(\.reader)).isSuperset(of: ["onnx", "safetensors", "torch", "ckpt", "keras", "tensorflow"]))
+        #expect(Set(Self.rows.map(\.reader)).isSuperset(of: ["onnx", "safetensors", "torch", "ckpt", "keras", "tensorflow", "openvino"]))
         #expect(!Self.rows.contains { $0.pending })
     }
 
@@ -130,6 +135,17 @@ func hostileOpen(_ path: String, reader: String) -> String? {
         } else if let config = try? rest.withUnsafeBytes({ b throws(JSONSyntaxError) in try JSONParser.parse(b) }) {
             _ = try? KerasImporter.graph(from: KerasFile(config: config, path: entry))
         }
+    }
+
+    /// fuzz-openvino inputs: the IR XML, a NUL, then the .bin (as in Fuzz/OpenVINO).
+    @Test(arguments: files("openvino"))
+    func openVINOReaderAnswersWithoutCrashing(entry: String) throws {
+        let bytes = try [UInt8](Data(contentsOf: TestPackage.root.appendingPathComponent("Fuzz/corpus/\(entry)")))
+        let split = bytes.firstIndex(of: 0) ?? bytes.count
+        let tmp = TemporaryFolder()
+        try Data(bytes[..<split]).write(to: URL(fileURLWithPath: tmp.file("input.xml")))
+        try Data(bytes[min(split + 1, bytes.count)...]).write(to: URL(fileURLWithPath: tmp.file("input.bin")))
+        _ = hostileOpen(tmp.file("input.xml"), reader: "openvino")
     }
 
     @Test(arguments: files("serve"))
