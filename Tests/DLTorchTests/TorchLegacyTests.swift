@@ -32,4 +32,16 @@ import Testing
         guard case .string("it's \"x\"\n") = try f.value(at: "meta.name") else { Issue.record("name: \(try f.value(at: "meta.name"))"); return }
         guard case .string("caf\u{e9} \u{20ac}") = try f.value(at: "meta.u") else { Issue.record("u: \(try f.value(at: "meta.u"))"); return }
     }
+
+    @Test func textArgumentsParseExactlyTheirForm() throws {
+        #expect(Unpickler.decimalBytes("119547037146038801333356") == TorchFile.legacyMagic)
+        #expect(Unpickler.decimalBytes("-1") == [0xFF])
+        #expect(Unpickler.decimalBytes("128") == [0x80, 0x00])
+        #expect(Unpickler.decimalBytes("-129") == [0x7F, 0xFF])
+        #expect(Unpickler.decimalBytes("12a") == nil && Unpickler.decimalBytes("-") == nil)
+        #expect(Unpickler.quotedString(#"'a\'b\x41\101\n'"#) == Array("a'bAA\n".utf8))
+        #expect(Unpickler.quotedString("'open") == nil && Unpickler.quotedString(#"'\x4'"#) == nil)
+        let raw = Array(#"caf\u00e9 \U0001F600 \q"#.utf8) + [0xE9]
+        #expect(raw.withUnsafeBytes { Unpickler.rawUnicodeEscape($0) } == "caf\u{e9} \u{1F600} \\q\u{e9}")
+    }
 }
