@@ -33,6 +33,8 @@ public enum KerasImporter {
 
     /// Whether this layer class is translated.
     public static func supports(_ className: String) -> Bool { GraphBuilder.supported.contains(className) }
+    /// Every layer class the importer knows (the Keras grammar fuzz target draws from it).
+    public static var supportedClasses: [String] { GraphBuilder.supported.sorted() }
 }
 
 /// A value of the graph being built and its shape (nil dims unknown, usually the batch).
@@ -416,7 +418,9 @@ struct GraphBuilder {
         }
         var out: [Int?] = []
         for d in dims {
-            if d.isNull { out.append(nil) } else if let v = d.intValue, v >= 0 { out.append(v) } else { throw fail(s, "bad input dimension") }
+            if d.isNull { out.append(nil) } else if let v = d.intValue, v >= 0, v <= GraphBuilder.maxConfigInt { out.append(v) } else {
+                throw fail(s, "input dimension \(d.serialized()) is not null or a size from 0 to 2^31")
+            }
         }
         return out
     }
