@@ -86,5 +86,10 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-serve", dependencies: ["DLKit"], path: "Fuzz/Serve"),
         // fuzz-keras: the Keras reader over HDF5 bytes / .keras archives and model_config JSON.
         .executableTarget(name: "fuzz-keras", dependencies: ["DLKeras", "FuzzSupport"], path: "Fuzz/Keras"),
+        // Structure-aware targets: the bytes are decisions that build a model_config, a one-node
+        // ONNX model or an optimizer state dict from a grammar (FuzzSupport.FuzzChoices).
+        .executableTarget(name: "fuzz-keras-grammar", dependencies: ["DLKeras", "DLKit", "FuzzSupport"], path: "Fuzz/KerasGrammar"),
+        .executableTarget(name: "fuzz-onnx-attributes", dependencies: ["DLONNX", "DLKit", "FuzzSupport"], path: "Fuzz/ONNXAttributes"),
+        .executableTarget(name: "fuzz-torch-optimizer", dependencies: ["DLTorch", "DLKit", "FuzzSupport"], path: "Fuzz/TorchOptimizer"),
     ]
 }

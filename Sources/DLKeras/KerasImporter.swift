@@ -258,7 +258,7 @@ struct GraphBuilder {
                 for (ci, call) in s.calls.enumerated() {
                     var xs: [Value] = []
                     for (l, n, t) in call {
-                        guard let outs = values[key(l, n)], t < outs.count else { throw fail(s, "input \(l)[\(n)][\(t)] does not exist") }
+                        guard let outs = values[key(l, n)], t >= 0, t < outs.count else { throw fail(s, "input \(l)[\(n)][\(t)] does not exist") }
                         xs.append(outs[t])
                     }
                     sharedCall = outer || ci > 0
@@ -273,7 +273,7 @@ struct GraphBuilder {
             throw .invalidConfig(path: path, reason: "layers whose inputs never appear: \(pending.map(\.name).joined(separator: ", "))")
         }
         for (l, n, t) in try refs(cfg["output_layers"], specs) {
-            guard let outs = values[key(l, n)], t < outs.count else {
+            guard let outs = values[key(l, n)], t >= 0, t < outs.count else {
                 throw .invalidConfig(path: path, reason: "output \(l)[\(n)][\(t)] does not exist")
             }
             outputs.append((outputs.contains(where: { $0.0 == l }) ? "\(l)_\(n)_\(t)" : l, outs[t]))

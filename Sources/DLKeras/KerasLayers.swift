@@ -54,7 +54,7 @@ extension GraphBuilder {
         var v: Int? = s.config[key]?.intValue
         if v == nil, let a = s.config[key]?.arrayValue, a.count == 1 { v = a[0].intValue }
         if let v {
-            guard abs(v) <= Self.maxConfigInt else { throw fail(s, "'\(key)' is \(v), beyond ±2^31") }
+            guard v >= -Self.maxConfigInt, v <= Self.maxConfigInt else { throw fail(s, "'\(key)' is \(v), beyond ±2^31") }
             return v
         }
         if let d = def { return d }
@@ -78,7 +78,7 @@ extension GraphBuilder {
             if v.count == 1, a.count == 1 { out = [Int](repeating: v[0], count: n) }
         }
         if let out {
-            guard out.allSatisfy({ abs($0) <= Self.maxConfigInt }) else { throw fail(s, "'\(key)' \(out) is beyond ±2^31") }
+            guard out.allSatisfy({ $0 >= -Self.maxConfigInt && $0 <= Self.maxConfigInt }) else { throw fail(s, "'\(key)' \(out) is beyond ±2^31") }
             return out
         }
         if let d = def { return d }
