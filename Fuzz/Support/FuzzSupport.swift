@@ -28,7 +28,8 @@ extension FuzzSupport {
 }
 
 /// The decisions of a structure-aware fuzz target, read from libFuzzer's bytes: each choice
-/// consumes one or two bytes; once the bytes run out every choice is the first option, so any
+/// consumes one or two bytes; once the bytes run out every choice is the first option (and no
+/// rare branch is taken), so any
 /// input is a complete, finite structure and small mutations of the bytes make small changes
 /// to it.
 public struct FuzzChoices {
@@ -54,8 +55,8 @@ public struct FuzzChoices {
 
     public mutating func bool() -> Bool { byte() & 1 == 1 }
 
-    /// True about once in `n` choices.
-    public mutating func oneIn(_ n: Int) -> Bool { below(n) == 0 }
+    /// True about once in `n` choices; false once the bytes run out (the rare branch is the odd one).
+    public mutating func oneIn(_ n: Int) -> Bool { !exhausted && below(n) == 0 }
 
     public mutating func pick<T>(_ options: [T]) -> T { options[below(options.count)] }
 

@@ -2,6 +2,7 @@ import DLKit
 import DLTensor
 import DLTorch
 import FuzzSupport
+import Glibc
 
 /// libFuzzer entry, structure-aware: the bytes are decisions (`FuzzChoices`) that build a PyTorch
 /// optimizer `state_dict()` from a grammar, written as a real `torch.save` zip by `TorchWriter`:
@@ -60,7 +61,7 @@ enum TorchOptimizerGrammar {
         }
     }
 
-    static let hyper: [(String, (inout FuzzChoices) -> TorchValue)] = [
+    static let hyper: [(String, @Sendable (inout FuzzChoices) -> TorchValue)] = [
         ("lr", { .float($0.oddDouble()) }), ("momentum", { number(&$0) }), ("dampening", { number(&$0) }),
         ("weight_decay", { number(&$0) }), ("nesterov", { number(&$0) }), ("maximize", { .bool($0.oneIn(4)) }),
         ("betas", { c in .tuple((0..<(c.oneIn(4) ? c.below(4) : 2)).map { _ in number(&c) }) }), ("eps", { number(&$0) }),
