@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Target map and import rules: ../shared/ARCHITECTURE.md. Keep both in step.
+// Target map and import rules: ARCHITECTURE.md (checked by Tests/ArchitectureTests). Keep both in step.
 let package = Package(
     name: "DLKit",
     platforms: [.macOS(.v14)],
@@ -29,6 +29,8 @@ let package = Package(
         // AVX-512 micro-kernels in C, chosen at run time (Swift cannot target wider vectors per
         // function); private to DLKernels.
         .target(name: "CKernels"),
+        // PNG and JPEG decoding in C (libpng, libjpeg-turbo: their longjmp errors stay in C).
+        .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg")]),
 
         .target(name: "DLTensor"),
         .target(name: "DLKernels", dependencies: ["DLTensor", "COpenBLAS", "CKernels"]),
@@ -40,11 +42,12 @@ let package = Package(
         .target(name: "DLCheckpoint", dependencies: ["DLSafeTensors", "DLGraph", "DLONNX"]),
         .target(name: "DLKeras", dependencies: ["DLGraph", "DLTensor", "CHDF5"]),
         .target(name: "DLAutograd", dependencies: ["DLRuntime", "DLGraph", "DLKernels", "DLTensor"]),
-        .target(name: "DLTraining", dependencies: ["DLAutograd", "DLTensor", "DLGraph"]),
+        .target(name: "DLImage", dependencies: ["DLTensor", "CImageCodecs"]),
+        .target(name: "DLTraining", dependencies: ["DLAutograd", "DLTensor", "DLGraph", "CProtos"]),
         .target(name: "DLKit", dependencies: [
             "DLTensor", "DLGraph", "DLKernels", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint", "DLTorch",
             "DLKeras",
-            "DLAutograd", "DLTraining",
+            "DLAutograd", "DLTraining", "DLImage",
         ]),
         .executableTarget(name: "dlconvert", dependencies: [
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -70,6 +73,9 @@ let package = Package(
         .testTarget(name: "DLTrainingTests", dependencies: ["DLTraining", "DLKit", "DLTestSupport", "dltrain", "dlconvert"]),
         .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLTestSupport"]),
         .testTarget(name: "DLKerasTests", dependencies: ["DLKeras", "DLRuntime", "DLSafeTensors", "DLTestSupport", "dlconvert"]),
+        .testTarget(name: "DLImageTests", dependencies: ["DLImage", "DLSafeTensors", "DLTestSupport"]),
+        // Reads ARCHITECTURE.md's import table and checks every import line of Sources/.
+        .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),
     ]
 )
@@ -86,6 +92,8 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-serve", dependencies: ["DLKit"], path: "Fuzz/Serve"),
         // fuzz-keras: the Keras reader over HDF5 bytes / .keras archives and model_config JSON.
         .executableTarget(name: "fuzz-keras", dependencies: ["DLKeras", "FuzzSupport"], path: "Fuzz/Keras"),
+        // fuzz-image: PNG/JPEG bytes through the decoders and the resize.
+        .executableTarget(name: "fuzz-image", dependencies: ["DLImage"], path: "Fuzz/Image"),
         // Structure-aware targets: the bytes are decisions that build a model_config, a one-node
         // ONNX model or an optimizer state dict from a grammar (FuzzSupport.FuzzChoices).
         .executableTarget(name: "fuzz-keras-grammar", dependencies: ["DLKeras", "DLKit", "FuzzSupport"], path: "Fuzz/KerasGrammar"),

@@ -21,6 +21,10 @@ public struct TrainingState: Sendable, Equatable {
     public var shuffleSeed: UInt64?
     /// Settings of the run (loss, batch size, input and target names, ...), as given.
     public var settings: [String: String]
+    /// Each callback's state (early stopping, best checkpoint, plateau), by callback name.
+    public var callbacks: [String: [String: String]] = [:]
+    /// The weights of the best epoch so far, kept for early stopping's `restore_best`.
+    public var bestWeights: [String: Tensor] = [:]
 
     public init(optimizer: String, hyperparameters: [String: Double], slots: [String: [String: Tensor]], parameters: [String],
                 step: Int = 0, epoch: Int = 0, batchInEpoch: Int = 0, rngState: [UInt64] = [], shuffleSeed: UInt64? = nil,
@@ -40,7 +44,9 @@ public struct TrainingState: Sendable, Equatable {
     public static func == (a: TrainingState, b: TrainingState) -> Bool {
         guard a.optimizer == b.optimizer, a.hyperparameters == b.hyperparameters, a.parameters == b.parameters, a.step == b.step,
               a.epoch == b.epoch, a.batchInEpoch == b.batchInEpoch, a.rngState == b.rngState, a.shuffleSeed == b.shuffleSeed,
-              a.settings == b.settings, a.slots.keys.sorted() == b.slots.keys.sorted() else { return false }
+              a.settings == b.settings, a.callbacks == b.callbacks, a.slots.keys.sorted() == b.slots.keys.sorted(),
+              a.bestWeights.keys.sorted() == b.bestWeights.keys.sorted() else { return false }
+        for (k, t) in a.bestWeights { guard let u = b.bestWeights[k], t.bitwiseEqual(u) else { return false } }
         for (p, s) in a.slots {
             guard let o = b.slots[p], o.keys.sorted() == s.keys.sorted() else { return false }
             for (k, t) in s { guard let u = o[k], t.bitwiseEqual(u) else { return false } }
@@ -49,6 +55,7 @@ public struct TrainingState: Sendable, Equatable {
     }
 
     static let slotPrefix = "dlkit.optimizer/"
+    static let bestPrefix = "dlkit.best/"
     static let optimizerKey = "dlkit.optimizer"
     static let progressKey = "dlkit.progress"
 
@@ -66,6 +73,8 @@ public struct TrainingState: Sendable, Equatable {
         var rng_state: [String]
         var shuffle_seed: String?
         var settings: [String: String]
+        var callbacks: [String: [String: String]]?
+        var best_weights: [String]?
     }
 
     /// Metadata entries and tensors to store.
@@ -78,9 +87,11 @@ public struct TrainingState: Sendable, Equatable {
                 slotNames.insert(k)
             }
         }
+        for (name, t) in bestWeights.sorted(by: { $0.key < $1.key }) { tensors.append(("\(Self.bestPrefix)\(name)", t)) }
         let opt = OptimizerJSON(kind: optimizer, hyperparameters: hyperparameters, parameters: parameters, slots: slotNames.sorted())
         let prog = ProgressJSON(step: step, epoch: epoch, batch_in_epoch: batchInEpoch, rng_state: rngState.map { String($0, radix: 16) },
-                                shuffle_seed: shuffleSeed.map { String($0, radix: 16) }, settings: settings)
+                                shuffle_seed: shuffleSeed.map { String($0, radix: 16) }, settings: settings,
+                                callbacks: callbacks.isEmpty ? nil : callbacks, best_weights: bestWeights.isEmpty ? nil : bestWeights.keys.sorted())
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         do {
@@ -118,8 +129,16 @@ public struct TrainingState: Sendable, Equatable {
                 if let t = try tensor("\(slotPrefix)\(p)/\(k)") { slots[p, default: [:]][k] = t }
             }
         }
-        return TrainingState(optimizer: opt.kind, hyperparameters: opt.hyperparameters, slots: slots, parameters: opt.parameters,
-                             step: prog.step, epoch: prog.epoch, batchInEpoch: prog.batch_in_epoch, rngState: rng, shuffleSeed: seed,
-                             settings: prog.settings)
+        var state = TrainingState(optimizer: opt.kind, hyperparameters: opt.hyperparameters, slots: slots, parameters: opt.parameters,
+                                  step: prog.step, epoch: prog.epoch, batchInEpoch: prog.batch_in_epoch, rngState: rng, shuffleSeed: seed,
+                                  settings: prog.settings)
+        state.callbacks = prog.callbacks ?? [:]
+        for name in prog.best_weights ?? [] {
+            guard let t = try tensor("\(bestPrefix)\(name)") else {
+                throw .invalidMetadata(path: path, key: progressKey, reason: "lists best weights for '\(name)' but the file has none")
+            }
+            state.bestWeights[name] = t
+        }
+        return state
     }
 }

@@ -66,7 +66,7 @@ public struct Checkpoint: Sendable {
             }
             names = decoded
         } else {
-            names = file.names.filter { !$0.hasPrefix(TrainingState.slotPrefix) }
+            names = file.names.filter { !$0.hasPrefix(TrainingState.slotPrefix) && !$0.hasPrefix(TrainingState.bestPrefix) }
         }
         var graph: Graph
         do {

@@ -151,8 +151,14 @@ struct GraphBuilder {
         if !unsupported.isEmpty { throw .unsupportedLayers(path: path, layers: unsupported) }
         var graphInputs: [ValueInfo] = []
         var graphOutputs: [ValueInfo] = []
+        // Keras's None dims: the first is the batch, shared by every input and output; any other
+        // (a variable length, height or width) is its own symbol, or an input of shape
+        // (None, 40, None, 1) would promise that its width always equals the batch size.
         func info(_ name: String, _ v: Value) -> ValueInfo {
-            ValueInfo(name: name, type: TensorType(dtype: v.dtype, dims: v.shape.map { $0.map { .fixed($0) } ?? .symbolic("batch") }))
+            let dims: [Dim] = v.shape.enumerated().map { axis, d in
+                d.map { .fixed($0) } ?? .symbolic(axis == 0 ? "batch" : "\(name)_dim\(axis)")
+            }
+            return ValueInfo(name: name, type: TensorType(dtype: v.dtype, dims: dims))
         }
         let (ins, outs) = try body(cls, cfg, specs, given: nil)
         for v in ins { graphInputs.append(info(v.name, v)) }

@@ -1,3 +1,4 @@
+import DLImage
 import DLSafeTensors
 import DLTensor
 import DLTorch
@@ -31,6 +32,22 @@ public enum TrainingData {
             do { x = try f.tensor(named: inputName); y = try f.tensor(named: targetName) } catch { throw .safetensors(error) }
         }
         do { return try Dataset(inputs: x, targets: y) } catch { throw .invalidArgument("\(path): \(error)") }
+    }
+
+    /// An image folder (one subfolder of PNG/JPEG images per class, torchvision's ImageFolder
+    /// order) as a dataset: pixels resized to `height` x `width` and scaled to [0, 1], float32,
+    /// NCHW (NHWC with `channelsLast`), and int64 class indices.
+    /// - Returns: the dataset, the class names, and the images left out because they did not
+    ///   decode (only with `skipBadImages`; without it the first such image is the error).
+    public static func loadImageFolder(path: String, height: Int, width: Int, channels: Int = 3, channelsLast: Bool = false,
+                                       skipBadImages: Bool = false) throws(DLKitError) -> (data: Dataset, classes: [String], skipped: [String]) {
+        do {
+            let folder = try ImageFolder(path: path)
+            let (x, y, skipped) = try folder.load(height: height, width: width, channels: channels, channelsLast: channelsLast, skipBad: skipBadImages)
+            do { return (try Dataset(inputs: x, targets: y), folder.classes, skipped) } catch { throw DLKitError.invalidArgument("\(path): \(error)") }
+        } catch let e as ImageError {
+            throw .invalidArgument("\(e)")
+        } catch let e as DLKitError { throw e } catch { throw .invalidArgument("\(path): \(error)") }
     }
 
     static func csv(path: String, inputColumns: [String], targetColumn: String?, integerTargets: Bool) throws(DLKitError) -> (Tensor, Tensor) {

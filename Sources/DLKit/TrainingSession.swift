@@ -1,4 +1,3 @@
-import DLAutograd
 import Foundation
 import DLONNX
 import DLAutograd
@@ -44,12 +43,17 @@ public enum TrainingSession {
         return p
     }
 
-    /// A checkpoint of the trainer's graph with its current weights and training state.
-    public static func checkpoint(of t: Trainer, settings: [String: String]) -> Checkpoint {
+    /// A checkpoint of the trainer's graph with its current weights and training state, with the
+    /// callbacks' state and the best epoch's weights when the run has them.
+    public static func checkpoint(of t: Trainer, settings: [String: String], callbacks: [String: [String: String]] = [:],
+                                  bestWeights: [String: Tensor] = [:]) -> Checkpoint {
         var g = t.differentiator.graph
         for (name, w) in t.weights { g.initializers[name] = w }
         var c = Checkpoint(graph: g)
-        c.training = state(of: t, settings: settings)
+        var s = state(of: t, settings: settings)
+        s.callbacks = callbacks
+        s.bestWeights = bestWeights
+        c.training = s
         return c
     }
 
@@ -154,8 +158,9 @@ extension TrainingSession {
     }
 
     /// Writes the trainer's model and state to `path` atomically.
-    public static func save(_ t: Trainer, settings: [String: String], to path: String) throws(DLKitError) {
-        do { try checkpoint(of: t, settings: settings).write(to: path) } catch { throw .checkpoint(error) }
+    public static func save(_ t: Trainer, settings: [String: String], callbacks: [String: [String: String]] = [:],
+                            bestWeights: [String: Tensor] = [:], to path: String) throws(DLKitError) {
+        do { try checkpoint(of: t, settings: settings, callbacks: callbacks, bestWeights: bestWeights).write(to: path) } catch { throw .checkpoint(error) }
     }
 }
 

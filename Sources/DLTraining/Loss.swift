@@ -202,6 +202,8 @@ public enum TrainingError: Error, CustomStringConvertible {
     case nonFiniteGradient(step: Int, parameter: String)
     case autograd(String)
     case badState(String)
+    /// A setting that cannot work (an unknown metric or monitor, impossible schedule numbers).
+    case badSetting(String)
 
     /// A NaN or infinite loss or gradient (training stopped before the update).
     public var isNonFinite: Bool {
@@ -219,6 +221,7 @@ public enum TrainingError: Error, CustomStringConvertible {
         case .nonFiniteGradient(let step, let p): "the gradient of '\(p)' became NaN or infinite at step \(step); stopped"
         case .autograd(let s): s
         case .badState(let s): s
+        case .badSetting(let s): s
         }
     }
 }

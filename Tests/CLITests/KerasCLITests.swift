@@ -67,8 +67,10 @@ import Testing
         }
     }
 
-    /// dlconvert to ONNX; the file runs in ONNX Runtime (when the venv is there) and in DLKit.
-    @Test(arguments: ["cnn", "functional", "separable", "bigru", "zoo_sequence", "zoo_image", "zoo_merge", "zoo_volume", "nested", "attention", "zoo_resize"])
+    static let onnxModels = ["cnn", "functional", "separable", "bigru", "zoo_sequence", "zoo_image", "zoo_merge", "zoo_volume", "nested", "attention", "zoo_resize"]
+
+    /// dlconvert to ONNX; the file runs in DLKit with Keras's outputs.
+    @Test(arguments: onnxModels)
     func toONNX(model: String) throws {
         let dir = TemporaryFolder()
         let onnx = dir.file("\(model).onnx")
@@ -76,7 +78,16 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
         let (ins, _) = try Self.io(model)
         try Self.expectKeras(try Model(contentsOf: URL(fileURLWithPath: onnx)).run(Dictionary(uniqueKeysWithValues: ins)), model, "\(model).onnx")
-        guard TestPackage.hasPython else { return }
+    }
+
+    /// The ONNX file dlconvert writes runs in ONNX Runtime with Keras's outputs.
+    @Test(.enabled(if: TestPackage.hasPython, "needs the project venv (scripts/bootstrap) for ONNX Runtime"),
+          arguments: onnxModels)
+    func toONNXRunsInOnnxRuntime(model: String) throws {
+        let dir = TemporaryFolder()
+        let onnx = dir.file("\(model).onnx")
+        let r = try runProcess(dlconvert, [TestPackage.fixture("keras/\(model).keras"), onnx])
+        #expect(r.status == 0, "\(r.stderr)")
         let script = """
             import sys, numpy as np, onnxruntime as ort
             from safetensors.numpy import load_file

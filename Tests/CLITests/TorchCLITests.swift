@@ -56,8 +56,8 @@ import Testing
         #expect(dir.contents().isEmpty)
     }
 
-    @Test func maliciousPickleIsRefusedOnTheCommandLine() throws {
-        guard TestPackage.hasPython else { return }
+    @Test(.enabled(if: TestPackage.hasPython, "needs the project venv (scripts/bootstrap) to write the pickle with torch"))
+    func maliciousPickleIsRefusedOnTheCommandLine() throws {
         let dir = TemporaryFolder()
         let script = """
             import os, sys, torch

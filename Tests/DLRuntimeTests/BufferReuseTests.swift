@@ -49,7 +49,7 @@ import Testing
         }
         #expect(first.allocations > 0)
         for _ in 0..<3 {
-            guard let (stats, out) = try e.planRunStats(["x": x]) else { return }
+            let (stats, out) = try #require(try e.planRunStats(["x": x]), "the graph did not plan")
             #expect(stats.allocations == 0, "steady state allocated \(stats.allocations) buffers")
             #expect(stats.unpooledOutputs == 0, "step outputs bypassed the pool: \(stats.unpooledNodes)")
             #expect(stats.inPlaceSteps >= 2, "only \(stats.inPlaceSteps) steps ran in place")
@@ -58,7 +58,7 @@ import Testing
         // Outputs the caller keeps cannot be reused: one new buffer per kept output, no more.
         var kept: [[String: Tensor]] = []
         for _ in 0..<2 {
-            guard let (stats, out) = try e.planRunStats(["x": x]) else { return }
+            let (stats, out) = try #require(try e.planRunStats(["x": x]), "the graph did not plan")
             #expect(stats.allocations <= 2)
             kept.append(out)
         }

@@ -1,1 +1,2 @@
 #include "onnx.pb-c.h"
+#include "tensorboard.pb-c.h"

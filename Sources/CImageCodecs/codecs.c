@@ -1,0 +1,158 @@
+#include "CImageCodecs.h"
+
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <png.h>
+
+void dl_image_free(uint8_t *pixels) { free(pixels); }
+
+static void say(char *err, size_t n, const char *msg) {
+    if (err && n) { snprintf(err, n, "%s", msg); }
+}
+
+// ---- PNG ----
+
+struct png_source { const uint8_t *data; size_t size, pos; };
+struct png_failure { jmp_buf jump; char message[200]; };
+
+static void png_read_bytes(png_structp png, png_bytep dst, png_size_t n) {
+    struct png_source *src = (struct png_source *)png_get_io_ptr(png);
+    if (n > src->size - src->pos) { png_error(png, "the data ends inside the image"); }
+    memcpy(dst, src->data + src->pos, n);
+    src->pos += n;
+}
+
+static void png_on_error(png_structp png, png_const_charp msg) {
+    struct png_failure *f = (struct png_failure *)png_get_error_ptr(png);
+    snprintf(f->message, sizeof f->message, "%s", msg);
+    longjmp(f->jump, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg) { (void)png; (void)msg; }
+
+int dl_png_decode(const uint8_t *data, size_t size, int channels, size_t max_pixels,
+                  uint8_t **out, int *width, int *height, char *err, size_t err_size) {
+    *out = NULL;
+    if (size < 8 || png_sig_cmp(data, 0, 8) != 0) { say(err, err_size, "not a PNG (no signature)"); return 1; }
+    struct png_failure failure;
+    failure.message[0] = 0;
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &failure, png_on_error, png_on_warning);
+    if (!png) { say(err, err_size, "libpng could not start"); return 1; }
+    png_infop info = png_create_info_struct(png);
+    struct png_source src = { data, size, 0 };
+    // volatile: read after longjmp.
+    uint8_t *volatile pixels = NULL;
+    png_bytep *volatile rows = NULL;
+    if (!info || setjmp(failure.jump)) {
+        free(pixels);
+        free(rows);
+        png_destroy_read_struct(&png, info ? &info : NULL, NULL);
+        say(err, err_size, failure.message[0] ? failure.message : "malformed PNG");
+        return 1;
+    }
+    png_set_read_fn(png, &src, png_read_bytes);
+    png_set_user_limits(png, 1u << 20, 1u << 20);
+    png_read_info(png, info);
+    png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    if (w == 0 || h == 0 || (size_t)w > max_pixels / h) {
+        png_error(png, "the image is larger than allowed");
+    }
+    int color = png_get_color_type(png, info);
+    // To 8-bit gray or RGB without alpha, whatever the file holds.
+    png_set_strip_16(png);
+    png_set_packing(png);
+    if (color == PNG_COLOR_TYPE_PALETTE) { png_set_palette_to_rgb(png); }
+    if (color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8) { png_set_expand_gray_1_2_4_to_8(png); }
+    if (png_get_valid(png, info, PNG_INFO_tRNS)) { png_set_tRNS_to_alpha(png); }
+    png_set_strip_alpha(png);
+    int gray = !(color & PNG_COLOR_MASK_COLOR) && color != PNG_COLOR_TYPE_PALETTE;
+    if (channels == 3 && gray) { png_set_gray_to_rgb(png); }
+    if (channels == 1 && !gray) { png_set_rgb_to_gray_fixed(png, 1, -1, -1); }
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    if ((int)png_get_channels(png, info) != channels || png_get_rowbytes(png, info) != (size_t)w * channels) {
+        png_error(png, "unexpected pixel layout after conversion");
+    }
+    pixels = malloc((size_t)w * h * channels);
+    rows = malloc(sizeof(png_bytep) * h);
+    if (!pixels || !rows) { png_error(png, "out of memory"); }
+    for (png_uint_32 y = 0; y < h; y++) { rows[y] = pixels + (size_t)y * w * channels; }
+    png_read_image(png, rows);
+    png_read_end(png, NULL);
+    png_destroy_read_struct(&png, &info, NULL);
+    free(rows);
+    *out = pixels;
+    *width = (int)w;
+    *height = (int)h;
+    return 0;
+}
+
+// ---- JPEG ----
+
+struct jpeg_failure { struct jpeg_error_mgr base; jmp_buf jump; char message[JMSG_LENGTH_MAX]; };
+
+static void jpeg_on_error(j_common_ptr cinfo) {
+    struct jpeg_failure *f = (struct jpeg_failure *)cinfo->err;
+    (*cinfo->err->format_message)(cinfo, f->message);
+    longjmp(f->jump, 1);
+}
+
+static void jpeg_on_message(j_common_ptr cinfo) { (void)cinfo; }
+
+int dl_jpeg_decode(const uint8_t *data, size_t size, int channels, size_t max_pixels,
+                   uint8_t **out, int *width, int *height, char *err, size_t err_size) {
+    *out = NULL;
+    if (size < 3 || data[0] != 0xFF || data[1] != 0xD8) { say(err, err_size, "not a JPEG (no SOI marker)"); return 1; }
+    struct jpeg_decompress_struct cinfo;
+    struct jpeg_failure failure;
+    cinfo.err = jpeg_std_error(&failure.base);
+    failure.base.error_exit = jpeg_on_error;
+    failure.base.output_message = jpeg_on_message;
+    failure.message[0] = 0;
+    uint8_t *volatile pixels = NULL;
+    if (setjmp(failure.jump)) {
+        free(pixels);
+        jpeg_destroy_decompress(&cinfo);
+        say(err, err_size, failure.message[0] ? failure.message : "malformed JPEG");
+        return 1;
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, data, (unsigned long)size);
+    jpeg_read_header(&cinfo, TRUE);
+    cinfo.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_start_decompress(&cinfo);
+    JDIMENSION w = cinfo.output_width, h = cinfo.output_height;
+    if (w == 0 || h == 0 || (size_t)w > max_pixels / h) {
+        snprintf(failure.message, sizeof failure.message, "the image is larger than allowed");
+        longjmp(failure.jump, 1);
+    }
+    if (cinfo.output_components != channels) {
+        snprintf(failure.message, sizeof failure.message, "unexpected component count %d", cinfo.output_components);
+        longjmp(failure.jump, 1);
+    }
+    pixels = malloc((size_t)w * h * channels);
+    if (!pixels) {
+        snprintf(failure.message, sizeof failure.message, "out of memory");
+        longjmp(failure.jump, 1);
+    }
+    while (cinfo.output_scanline < h) {
+        JSAMPROW row = pixels + (size_t)cinfo.output_scanline * w * channels;
+        jpeg_read_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_decompress(&cinfo);
+    // libjpeg only warns about corrupt or missing data and fills in gray; a training set should
+    // not learn from that, so a warning fails the decode.
+    if (cinfo.err->num_warnings > 0) {
+        snprintf(failure.message, sizeof failure.message, "corrupt JPEG data (%ld warnings; truncated?)", cinfo.err->num_warnings);
+        longjmp(failure.jump, 1);
+    }
+    jpeg_destroy_decompress(&cinfo);
+    *out = pixels;
+    *width = (int)w;
+    *height = (int)h;
+    return 0;
+}

@@ -1,0 +1,108 @@
+import CImageCodecs
+import DLTensor
+import Foundation
+
+/// Errors of image reading, each naming the file.
+public enum ImageError: Error, CustomStringConvertible, Sendable {
+    case unreadable(path: String, reason: String)
+    case unknownFormat(path: String)
+    case malformed(path: String, reason: String)
+    case emptyClass(path: String)
+    case noClasses(path: String)
+    case badSize(String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let p, let r): "\(p): cannot be read: \(r)"
+        case .unknownFormat(let p): "\(p): not a PNG or JPEG image"
+        case .malformed(let p, let r): "\(p): malformed image: \(r)"
+        case .emptyClass(let p): "\(p): the class folder holds no PNG or JPEG images"
+        case .noClasses(let p): "\(p): no class folders (an image folder holds one subfolder of images per class)"
+        case .badSize(let s): s
+        }
+    }
+}
+
+/// 8-bit pixels, row-major, channels interleaved (HWC).
+public struct DecodedImage: Sendable {
+    public let width: Int
+    public let height: Int
+    public let channels: Int
+    public let pixels: [UInt8]
+}
+
+/// PNG and JPEG decoding through libpng and libjpeg-turbo (the C side keeps their longjmp error
+/// handling away from Swift frames).
+public enum ImageCodec {
+    public enum Format: Sendable { case png, jpeg }
+
+    /// The largest image decoded, in pixels: a header may claim any size, and is refused before
+    /// anything is allocated when it claims more.
+    public static let maxPixels = 1 << 28
+
+    public static func sniff(_ bytes: UnsafeRawBufferPointer) -> Format? {
+        if bytes.count >= 8, Array(bytes.prefix(8)) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] { return .png }
+        if bytes.count >= 3, bytes[0] == 0xFF, bytes[1] == 0xD8, bytes[2] == 0xFF { return .jpeg }
+        return nil
+    }
+
+    /// Decodes to `channels` channels: 3 (RGB; gray is replicated, alpha dropped) or 1 (gray;
+    /// color converted with the ITU-R 601 weights, as the libraries do).
+    public static func decode(_ bytes: UnsafeRawBufferPointer, channels: Int, path: String) throws(ImageError) -> DecodedImage {
+        guard channels == 1 || channels == 3 else { throw .badSize("\(path): \(channels) channels; 1 (gray) or 3 (RGB) are supported") }
+        guard let format = sniff(bytes), let base = bytes.baseAddress else { throw .unknownFormat(path: path) }
+        var out: UnsafeMutablePointer<UInt8>?
+        var width: Int32 = 0, height: Int32 = 0
+        var message = [CChar](repeating: 0, count: 256)
+        let data = base.assumingMemoryBound(to: UInt8.self)
+        let status = message.withUnsafeMutableBufferPointer { m in
+            switch format {
+            case .png: dl_png_decode(data, bytes.count, Int32(channels), maxPixels, &out, &width, &height, m.baseAddress, m.count)
+            case .jpeg: dl_jpeg_decode(data, bytes.count, Int32(channels), maxPixels, &out, &width, &height, m.baseAddress, m.count)
+            }
+        }
+        guard status == 0, let out else {
+            let text = message.withUnsafeBufferPointer { b in b.baseAddress.map { String(cString: $0) } ?? "" }
+            throw .malformed(path: path, reason: text)
+        }
+        defer { dl_image_free(out) }
+        let n = Int(width) * Int(height) * channels
+        return DecodedImage(width: Int(width), height: Int(height), channels: channels, pixels: Array(UnsafeBufferPointer(start: out, count: n)))
+    }
+
+    /// Reads and decodes a file.
+    public static func decode(path: String, channels: Int) throws(ImageError) -> DecodedImage {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe) } catch {
+            throw .unreadable(path: path, reason: error.localizedDescription)
+        }
+        let result: Result<DecodedImage, ImageError> = data.withUnsafeBytes { b in
+            do throws(ImageError) { return .success(try decode(b, channels: channels, path: path)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    /// Bilinear resampling to `height` x `width` (pixel centres aligned, as half-pixel
+    /// `Resize` does, no antialiasing), scaled to [0, 1] float32, HWC.
+    public static func resized(_ image: DecodedImage, height: Int, width: Int) -> [Float] {
+        let c = image.channels
+        var out = [Float](repeating: 0, count: height * width * c)
+        let sy = Double(image.height) / Double(height), sx = Double(image.width) / Double(width)
+        image.pixels.withUnsafeBufferPointer { src in
+            for y in 0..<height {
+                let fy = max(0, min(Double(image.height - 1), (Double(y) + 0.5) * sy - 0.5))
+                let y0 = Int(fy), y1 = min(y0 + 1, image.height - 1), wy = fy - Double(y0)
+                for x in 0..<width {
+                    let fx = max(0, min(Double(image.width - 1), (Double(x) + 0.5) * sx - 0.5))
+                    let x0 = Int(fx), x1 = min(x0 + 1, image.width - 1), wx = fx - Double(x0)
+                    for k in 0..<c {
+                        func p(_ yy: Int, _ xx: Int) -> Double { Double(src[(yy * image.width + xx) * c + k]) }
+                        let v = (p(y0, x0) * (1 - wx) + p(y0, x1) * wx) * (1 - wy) + (p(y1, x0) * (1 - wx) + p(y1, x1) * wx) * wy
+                        out[(y * width + x) * c + k] = Float(v / 255)
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

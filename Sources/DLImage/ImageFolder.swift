@@ -1,0 +1,73 @@
+import DLTensor
+import Foundation
+
+/// A folder of one subfolder per class holding PNG/JPEG images, as torchvision's `ImageFolder`
+/// reads it: classes sorted by folder name (index = position), files sorted by name within each.
+public struct ImageFolder: Sendable {
+    public let classes: [String]
+    /// Every image file and its class index, in torchvision's order.
+    public let samples: [(path: String, label: Int)]
+
+    static let extensions: Set<String> = ["png", "jpg", "jpeg"]
+
+    public init(path: String) throws(ImageError) {
+        let fm = FileManager.default
+        let entries: [String]
+        do { entries = try fm.contentsOfDirectory(atPath: path) } catch { throw .unreadable(path: path, reason: error.localizedDescription) }
+        var isDir: ObjCBool = false
+        let classes = entries.filter { !$0.hasPrefix(".") && fm.fileExists(atPath: "\(path)/\($0)", isDirectory: &isDir) && isDir.boolValue }.sorted()
+        guard !classes.isEmpty else { throw .noClasses(path: path) }
+        var samples: [(String, Int)] = []
+        for (label, name) in classes.enumerated() {
+            let dir = "\(path)/\(name)"
+            guard let walker = fm.enumerator(atPath: dir) else { throw .unreadable(path: dir, reason: "cannot list it") }
+            var files: [String] = []
+            for case let rel as String in walker where Self.extensions.contains((rel as NSString).pathExtension.lowercased()) {
+                files.append(rel)
+            }
+            guard !files.isEmpty else { throw .emptyClass(path: dir) }
+            // torchvision walks the class folder with sorted(os.walk(...)): folder by folder in
+            // order of their paths, the files of each sorted by name.
+            let ordered = files.sorted { a, b in
+                let da = (a as NSString).deletingLastPathComponent, db = (b as NSString).deletingLastPathComponent
+                return da != db ? da < db : (a as NSString).lastPathComponent < (b as NSString).lastPathComponent
+            }
+            for f in ordered { samples.append(("\(dir)/\(f)", label)) }
+        }
+        self.classes = classes
+        self.samples = samples
+    }
+
+    /// Decodes every image, resized to `height` x `width` and scaled to [0, 1]: the pixels as one
+    /// float32 tensor, NCHW (or NHWC), and the labels as int64. With `skipBad`, images that fail to
+    /// decode are left out and listed; without it the first one is an error naming the file.
+    public func load(height: Int, width: Int, channels: Int = 3, channelsLast: Bool = false, skipBad: Bool = false)
+        throws(ImageError) -> (images: Tensor, labels: Tensor, skipped: [String]) {
+        guard height > 0, width > 0, height * width <= ImageCodec.maxPixels else {
+            throw .badSize("the image size \(height)x\(width) must be positive and at most \(ImageCodec.maxPixels) pixels")
+        }
+        var pixels: [Float] = []
+        var labels: [Int64] = []
+        var skipped: [String] = []
+        let plane = height * width
+        pixels.reserveCapacity(samples.count * plane * channels)
+        for (path, label) in samples {
+            let image: DecodedImage
+            do { image = try ImageCodec.decode(path: path, channels: channels) } catch {
+                guard skipBad else { throw error }
+                skipped.append(path)
+                continue
+            }
+            let hwc = ImageCodec.resized(image, height: height, width: width)
+            if channelsLast || channels == 1 {
+                pixels += hwc
+            } else {
+                for k in 0..<channels { for i in 0..<plane { pixels.append(hwc[i * channels + k]) } }
+            }
+            labels.append(Int64(label))
+        }
+        guard !labels.isEmpty else { throw .malformed(path: samples.first?.path ?? "", reason: "no image of the folder could be decoded") }
+        let shape = channelsLast ? [labels.count, height, width, channels] : [labels.count, channels, height, width]
+        return (Tensor(shape: shape, scalars: pixels), Tensor(shape: [labels.count], scalars: labels), skipped)
+    }
+}

@@ -1,0 +1,79 @@
+import DLImage
+import DLSafeTensors
+import DLTensor
+import DLTestSupport
+import Foundation
+import Testing
+
+/// PNG/JPEG decoding against Pillow's pixels, torchvision's folder order, and bad images
+/// (fixtures/images, made by scripts/fixtures/make_images.py).
+struct ImageCodecTests {
+    static let folder = TestPackage.fixture("images/folder")
+    static let expected: [String: Tensor] = {
+        var out: [String: Tensor] = [:]
+        for (n, t) in (try? SafeTensorsFile(path: TestPackage.fixture("images/decoded.safetensors")).tensors()) ?? [] { out[n] = t }
+        return out
+    }()
+
+    static let keys = expected.keys.sorted()
+
+    /// Every colour type of PNG (RGB, RGBA, gray, gray+alpha, palette) and JPEG (RGB, gray)
+    /// decodes to Pillow's pixels exactly, as RGB and (for gray files) as gray.
+    @Test(arguments: keys)
+    func decodesLikePillow(key: String) throws {
+        let parts = key.split(separator: ":")
+        let channels = parts[1] == "gray" ? 1 : 3
+        let want = try #require(Self.expected[key])
+        let image = try ImageCodec.decode(path: "\(Self.folder)/\(parts[0])", channels: channels)
+        #expect([image.height, image.width] == Array(want.shape.prefix(2)))
+        #expect(image.pixels == want.scalars(as: UInt8.self), "\(key)")
+    }
+
+    @Test func folderOrderIsTorchvisions() throws {
+        let data = try #require(FileManager.default.contents(atPath: TestPackage.fixture("images/order.json")))
+        let doc = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let folder = try ImageFolder(path: Self.folder)
+        #expect(folder.classes == doc["classes"] as? [String])
+        let samples = (doc["samples"] as? [[Any]] ?? []).map { ("\(Self.folder)/\($0[0])", ($0[1] as? Int) ?? -1) }
+        #expect(folder.samples.map(\.path) == samples.map(\.0))
+        #expect(folder.samples.map(\.label) == samples.map(\.1))
+    }
+
+    @Test func loadResizesScalesAndLaysOutChannels() throws {
+        let folder = try ImageFolder(path: Self.folder)
+        let (nchw, labels, skipped) = try folder.load(height: 4, width: 4)
+        #expect(nchw.shape == [8, 3, 4, 4] && labels.shape == [8] && skipped.isEmpty)
+        #expect(labels.scalars(as: Int64.self) == [0, 0, 0, 0, 1, 1, 1, 2])
+        let v = nchw.scalars(as: Float.self)
+        #expect(v.allSatisfy { $0 >= 0 && $0 <= 1 })
+        let (nhwc, _, _) = try folder.load(height: 4, width: 4, channelsLast: true)
+        #expect(nhwc.shape == [8, 4, 4, 3])
+        // The same pixels in the other layout: image 0, channel 2, row 1, column 3.
+        #expect(nhwc.scalars(as: Float.self)[(1 * 4 + 3) * 3 + 2] == v[(2 * 4 + 1) * 4 + 3])
+        // cat/sub/c.png is 4x4: at its own size the pixels are Pillow's divided by 255.
+        let gray = try #require(Self.expected["cat/sub/c.png:rgb"]).scalars(as: UInt8.self)
+        let c = Array(v[(3 * 48)..<(3 * 48 + 16)])
+        #expect(c == gray.enumerated().filter { $0.offset % 3 == 0 }.map { Float(Double($0.element) / 255) })
+    }
+
+    @Test(arguments: [("truncated.png", "malformed image"), ("truncated.jpg", "malformed image"), ("crc.png", "IDAT"),
+                      ("huge.png", "larger than allowed"), ("text.png", "not a PNG or JPEG image")])
+    func badImagesNameTheFileAndTheProblem(file: String, message: String) {
+        let path = TestPackage.fixture("images/bad/\(file)")
+        do {
+            _ = try ImageCodec.decode(path: path, channels: 3)
+            Issue.record("\(file) decoded")
+        } catch {
+            #expect("\(error)".hasPrefix(path), "\(error)")
+            #expect("\(error)".contains(message), "\(error)")
+        }
+    }
+
+    @Test func emptyClassFolderIsAnError() throws {
+        let tmp = TemporaryFolder()
+        try FileManager.default.createDirectory(atPath: tmp.file("a"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: tmp.file("b"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(Self.folder)/cat/b.png", toPath: tmp.file("a/1.png"))
+        #expect(throws: ImageError.self) { try ImageFolder(path: tmp.file("")) }
+    }
+}
