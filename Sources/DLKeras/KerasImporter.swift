@@ -347,12 +347,13 @@ struct GraphBuilder {
             }
             out.append(LayerSpec(className: cls, name: name, config: cfg, calls: calls, legacyNodes: legacy, options: options))
         }
+        // (&-: a node index of Int.min from a hostile file stays unfound instead of trapping.)
         // tf_keras numbers the calls of a nested model from 1 when the model begins with an
         // InputLayer (its node 0 is the call on that input, not saved): make them call indices.
         let skip = Set(out.filter { Self.skipsFirstNode($0) }.map(\.name))
         if !skip.isEmpty {
             for i in out.indices where out[i].legacyNodes {
-                out[i].calls = out[i].calls.map { call in call.map { skip.contains($0.0) ? ($0.0, $0.1 - 1, $0.2) : $0 } }
+                out[i].calls = out[i].calls.map { call in call.map { skip.contains($0.0) ? ($0.0, $0.1 &- 1, $0.2) : $0 } }
             }
         }
         return out
