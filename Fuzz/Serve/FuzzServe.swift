@@ -1,4 +1,5 @@
 import DLKit
+import DLServe
 import DLTensor
 import Foundation
 

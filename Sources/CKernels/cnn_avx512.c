@@ -23,17 +23,6 @@
 // (internal.h), in a slot of their own: the direct kernel they call uses the GEMM slot.
 static float *rows_scratch(size_t bytes) { return dlk_scratch(DLK_SCRATCH_CONV, bytes); }
 
-static int wino_state = 1;
-static pthread_once_t wino_once = PTHREAD_ONCE_INIT;
-static void wino_read_env(void) {
-    const char *v = getenv("DLKIT_WINOGRAD");
-    wino_state = !(v && strcmp(v, "0") == 0);
-}
-int dlk_winograd_enabled(void) {
-    pthread_once(&wino_once, wino_read_env);
-    return wino_state;
-}
-
 #if DLK_CNN_X86
 
 #define DLK_CNN_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,fma")))

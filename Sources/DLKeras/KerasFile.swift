@@ -299,35 +299,3 @@ extension KerasError {
         }
     }
 }
-
-extension JSON {
-    var stringValue: String? {
-        if case .string(let s) = self { return s }
-        return nil
-    }
-
-    var arrayValue: [JSON]? {
-        if case .array(let a) = self { return a }
-        return nil
-    }
-
-    var intValue: Int? {
-        if case .number(let n) = self { return Int(n) ?? Double(n).flatMap { $0 == $0.rounded() && abs($0) < 1e15 ? Int($0) : nil } }
-        return nil
-    }
-
-    var doubleValue: Double? {
-        if case .number(let n) = self { return Double(n) }
-        return nil
-    }
-
-    var boolValue: Bool? {
-        if case .bool(let b) = self { return b }
-        return nil
-    }
-
-    var isNull: Bool {
-        if case .null = self { return true }
-        return false
-    }
-}

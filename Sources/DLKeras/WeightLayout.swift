@@ -73,34 +73,7 @@ public struct WeightLayout: Sendable, Equatable {
 
     /// A transposed copy: axis i of the result is axis `perm[i]` of `t`.
     static func transpose(_ t: Tensor, _ perm: [Int]) throws(TensorError) -> Tensor {
-        guard perm.count == t.rank, Set(perm) == Set(0..<t.rank) else {
-            throw .reshapeMismatch(from: t.shape, to: perm)
-        }
-        let shape = t.shape, rank = t.rank, w = t.dtype.byteWidth
-        let newShape = perm.map { shape[$0] }
-        var strides = [Int](repeating: 1, count: rank)
-        if rank > 1 { for i in stride(from: rank - 2, through: 0, by: -1) { strides[i] = strides[i + 1] * shape[i + 1] } }
-        let srcStrides = perm.map { strides[$0] }
-        var out = [UInt8](repeating: 0, count: t.byteCount)
-        let n = t.elementCount
-        if n > 0 {
-            t.withUnsafeBytes { src in
-                var index = [Int](repeating: 0, count: rank)
-                for dst in 0..<n {
-                    var off = 0
-                    for a in 0..<rank { off += index[a] * srcStrides[a] }
-                    for k in 0..<w { out[dst * w + k] = src[off * w + k] }
-                    var a = rank - 1
-                    while a >= 0 {
-                        index[a] += 1
-                        if index[a] < newShape[a] { break }
-                        index[a] = 0
-                        a -= 1
-                    }
-                }
-            }
-        }
-        return try Self.make(t.dtype, newShape, out)
+        try t.transposed(perm)
     }
 }
 

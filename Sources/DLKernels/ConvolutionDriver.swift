@@ -12,7 +12,8 @@ import Darwin
 /// images, at batch 1 each gets a band of rows of the one image, and im2col and the epilogue are
 /// split with the GEMM. Each worker takes its im2col scratch from ``ConvolutionScratch`` (reused
 /// between calls, never allocated per call once warm) and runs OpenBLAS single-threaded, so our
-/// threads and OpenBLAS's never oversubscribe the cores.
+/// threads and OpenBLAS's never oversubscribe the cores. The band cut depends only on the worker
+/// count, so a run computes the same bits whether or not another thread holds the pool.
 ///
 /// A pointwise convolution (1×1, stride 1, no padding) is a plain GEMM on the NCHW image: no
 /// im2col, the band is a column range of the `[C, H*W]` input.
@@ -55,10 +56,9 @@ extension Convolution {
             }
         }
 
-        if workers > 1 && rows * rowCost >= 1 << 16 {
-            let blas = GEMM.threadCount
-            if blas != 1 { GEMM.setThreadCount(1) }
-            defer { if blas != 1 { GEMM.setThreadCount(blas) } }
+        // Our workers split only while OpenBLAS is single-threaded (the default, see
+        // ComputeThreads); with OpenBLAS threads (DLKIT_GEMM_SPLIT=0) they run inside its GEMMs.
+        if workers > 1 && rows * rowCost >= 1 << 16 && GEMM.threadCount == 1 {
             ParallelFor.run(rows, cost: rowCost) { lo, hi in rowRange(lo, hi) }
         } else {
             rowRange(0, rows)

@@ -81,7 +81,7 @@ extension Convolution {
 
     /// Winograd F(2×2, 3×3) weights (see `dlk_conv3x3_wino`) when `p` takes that path: 3×3,
     /// dilation 1, one group, at least 16 input and output channels (the 16 GEMMs of the
-    /// transform run on k = input channels) and even output sizes, `DLKIT_WINOGRAD` not 0.
+    /// transform run on k = input channels) and even output sizes, ``KernelOptions/winograd`` on.
     /// Transformed once per packed weight matrix and kept; if that cache declines, into
     /// `scratch`, which the caller gives back to ``ConvolutionScratch``. Nil when not taken.
     static func winogradWeights(_ p: Conv2DParams, weights: [PackedMatrix], rawWeights: UnsafePointer<Float>?)
@@ -91,7 +91,7 @@ extension Convolution {
         let hp = p.inH + p.padTop + p.padBottom, wp = p.inW + p.padLeft + p.padRight
         guard let rawWeights, let first = weights.first, p.kernelH == 3, p.kernelW == 3, p.dilationH == 1, p.dilationW == 1,
               p.groups == 1, cg >= 16, ocg >= 16, p.outH % 2 == 0, p.outW % 2 == 0,
-              hp >= p.outH + 2, wp >= p.outW + 2, dlk_winograd_enabled() != 0 else { return nil }
+              hp >= p.outH + 2, wp >= p.outW + 2, KernelOptions.current.winograd else { return nil }
         if let cached = WinogradWeights.shared.transformed(for: first, raw: rawWeights, m: ocg, cin: cg) {
             return (cached, nil)
         }

@@ -59,6 +59,12 @@ extension Elementwise {
         map(HyperbolicTangent(), input, output, count)
     }
 
+    /// The error function in float32 (the C library's `erff`), a plain loop over the buffers: GELU's
+    /// exact form (`0.5·x·(1 + erf(x/√2))`, BERT's activation) runs it over every FFN activation.
+    public static func erf(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { output[i] = erff(input[i]) }
+    }
+
     /// `1 / (1 + e⁻ˣ)`, computed as `eˣ / (1 + eˣ)` for negative x so that no intermediate
     /// overflows: 0 and 1 in the far tails, never NaN for non-NaN input.
     public static func sigmoid(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {

@@ -37,7 +37,7 @@ public enum GEMM {
         }
         // Large products (training, big batches) split their columns over the runtime's workers
         // when OpenBLAS is single-threaded beside them (see ComputeThreads).
-        if m * n * k >= 1 << 22, n >= 128, threadCount == 1, ParallelFor.canSplit {
+        if m * n * k >= 1 << 22, n >= 128, ParallelFor.canSplit, threadCount == 1 {
             sgemmSplittingColumns(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                                   b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
@@ -45,6 +45,12 @@ public enum GEMM {
         blas(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
              b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
+
+    /// OpenBLAS runs single-threaded unless ``setThreadCount(_:)`` says otherwise: the runtime's
+    /// workers are the parallelism (each splits a GEMM, a convolution or an LSTM batch and calls
+    /// OpenBLAS on its part), so no kernel ever changes OpenBLAS's process-wide count per call.
+    /// Applied once, before the first call into OpenBLAS.
+    static let singleThreadedByDefault: Void = { openblas_set_num_threads(1) }()
 
     /// One OpenBLAS call (sizes checked by the caller, none zero).
     @inline(__always)
@@ -54,6 +60,7 @@ public enum GEMM {
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        _ = singleThreadedByDefault
         cblas_sgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
             blasint(m), blasint(n), blasint(k),
@@ -69,8 +76,11 @@ public enum GEMM {
     /// more than it gains at these sizes; splitting `n` instead lets each worker pack only its own
     /// half of the weights and run without synchronisation. Falls back to one plain call when
     /// there is one worker, OpenBLAS is set to one thread (the caller already splits), the problem
-    /// is small, or `n` is too narrow to split.
-    /// Set `DLKIT_GEMM_SPLIT=0` in the environment to always use OpenBLAS's own threading.
+    /// is small (``KernelOptions/Tuning/gemmSplitMin``), `n` is too narrow to split, or the call
+    /// is nested in a split loop.
+    ///
+    /// Never changes OpenBLAS's thread count (process-wide state another thread's call would see):
+    /// it splits only when OpenBLAS is single-threaded, which ``ComputeThreads`` sets once.
     public static func sgemmSplittingColumns(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
         alpha: Float, a: UnsafePointer<Float>, lda: Int,
@@ -80,7 +90,9 @@ public enum GEMM {
         // A call from inside a split loop (per-image convolution) finds the pool taken and runs
         // its halves inline, one after the other: never a nested split.
         let workers = min(ParallelFor.workerCount, n / 64)
-        guard splitEnabled, workers > 1, m > 0, k > 0, m * n * k >= splitThreshold, ParallelFor.canSplit else {
+        let tuning = KernelOptions.current.tuning
+        guard workers > 1, m > 0, k > 0, m * n * k >= tuning.gemmSplitMin, ParallelFor.canSplit,
+              threadCount == 1 else {
             if m > 0, k > 0, n > 0 {
                 blas(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                      b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
@@ -92,15 +104,10 @@ public enum GEMM {
         }
         // Chunks of whole 16-column blocks so each worker's edge stays vector-aligned.
         let blocks = (n + 15) / 16
-        // OpenBLAS must stay single-threaded inside the workers (ComputeThreads keeps it so while
-        // the pool splits; a caller that set it higher gets it back afterwards).
-        let blasThreads = threadCount
-        if blasThreads != 1 { setThreadCount(1) }
-        defer { if blasThreads != 1 { setThreadCount(blasThreads) } }
         // Several chunks per worker: a worker the OS descheduled (the cores are shared) then holds
         // back only a small piece, and the others take the rest; each extra chunk repacks A
-        // (small at inference sizes). `DLKIT_GEMM_CHUNKS` sets the chunks per worker.
-        ParallelFor.split(blocks, parts: workers * chunksPerWorker) { lo, hi in
+        // (small at inference sizes).
+        ParallelFor.split(blocks, parts: workers * tuning.chunksPerWorker) { lo, hi in
             let j0 = lo * 16
             let width = min(n, hi * 16) - j0
             guard width > 0 else { return }
@@ -109,27 +116,6 @@ public enum GEMM {
                  b: transB ? b + j0 * ldb : b + j0, ldb: ldb, beta: beta, c: c + j0, ldc: ldc)
         }
     }
-
-    /// Products (m·n·k) below this run as one call: about 4M multiply-adds, some 40 µs on one core.
-    /// Measured on the 2-core bench machine, smaller splits (the batch-1 MLP and transformer GEMMs)
-    /// gained nothing even with both cores free and lost under load. `DLKIT_GEMM_SPLIT_MIN` overrides.
-    static let splitThreshold: Int = {
-        guard let v = getenv("DLKIT_GEMM_SPLIT_MIN"), let n = Int(String(cString: v)), n >= 0 else { return 1 << 22 }
-        return n
-    }()
-
-    /// Chunks per worker in ``sgemmSplittingColumns`` (`DLKIT_GEMM_CHUNKS`, default 2), read once.
-    static let chunksPerWorker: Int = {
-        guard let v = getenv("DLKIT_GEMM_CHUNKS"), let n = Int(String(cString: v)), n >= 1 else { return 2 }
-        return min(n, 16)
-    }()
-
-    /// Read once: `DLKIT_GEMM_SPLIT=0` turns ``sgemmSplittingColumns`` into a plain call (for
-    /// before/after measurements in one build).
-    public static let splitEnabled: Bool = {
-        guard let v = getenv("DLKIT_GEMM_SPLIT") else { return true }
-        return String(cString: v) != "0"
-    }()
 
     /// `c[i, j] += bias[j]` for a `rows × columns` matrix with row stride `ldc`: adds a row vector to
     /// every row (ONNX Gemm's `C` of shape `[N]`, a fully connected layer's bias).
@@ -162,13 +148,18 @@ public enum GEMM {
         return String(cString: p)
     }
 
-    /// The number of threads OpenBLAS uses for one GEMM.
-    public static var threadCount: Int { Int(openblas_get_num_threads()) }
+    /// The number of threads OpenBLAS uses for one GEMM (1 unless ``setThreadCount(_:)`` set more).
+    public static var threadCount: Int {
+        _ = singleThreadedByDefault
+        return Int(openblas_get_num_threads())
+    }
 
-    /// Sets the number of threads OpenBLAS uses for one GEMM (process-wide). The runtime calls this
-    /// once at start-up; a server running requests in parallel usually wants 1.
+    /// Sets the number of threads OpenBLAS uses for one GEMM (process-wide). ``ComputeThreads``
+    /// calls this once at start-up; no kernel changes it per call. With more than 1 the runtime's
+    /// workers do not split GEMMs or convolutions (OpenBLAS threads inside each call instead).
     public static func setThreadCount(_ count: Int) {
         precondition(count >= 1, "thread count must be at least 1")
+        _ = singleThreadedByDefault
         openblas_set_num_threads(Int32(clamping: count))
     }
 

@@ -37,9 +37,8 @@ public final class PackedMatrix: @unchecked Sendable {
 
     deinit { free(storage) }
 
-    /// True when the packed kernels can run on this machine (AVX-512F/DQ/VL, and
-    /// `DLKIT_AVX512` is not `0`). Without them no matrix is packed and callers keep their
-    /// OpenBLAS paths.
+    /// True when the packed kernels can run in this call (``CPUFeatures/avx512``). Without them
+    /// no matrix is packed and callers keep their OpenBLAS paths.
     public static var isSupported: Bool { CPUFeatures.avx512 }
 
     /// The `k × n` matrix B (`b` row-major with row stride `ldb`; with `transposed`, `b` holds Bᵀ,
@@ -132,7 +131,8 @@ public enum PackedGEMM {
         let rowBlocks = (m + 11) / 12
         let workers = ParallelFor.workerCount
         let work = m * n * k
-        guard workers > 1, work >= splitThreshold, ParallelFor.canSplit, max(panels, rowBlocks) > 1 else {
+        let tuning = KernelOptions.current.tuning
+        guard workers > 1, work >= tuning.packedSplitMin, ParallelFor.canSplit, max(panels, rowBlocks) > 1 else {
             var e = epilogue.c()
             return dlk_sgemm_packed(Int32(m), Int32(n), Int32(k), a, lda, transA ? 1 : 0, b.storage, c, ldc, &e) == 0
         }
@@ -146,7 +146,7 @@ public enum PackedGEMM {
         // by rows when there are many: a batch-32 sequence (2048 rows) split by panels packed
         // its whole A once per part.
         if rowBlocks < 4 * workers && (panels >= rowBlocks || panels >= 2 * workers) {
-            let parts = min(panels, workers * chunksPerWorker)
+            let parts = min(panels, workers * tuning.chunksPerWorker)
             ParallelFor.split(panels, parts: parts) { lo, hi in
                 let j0 = lo * 32, width = min(n, hi * 32) - j0
                 var e = epilogue.c(column0: j0)
@@ -154,7 +154,7 @@ public enum PackedGEMM {
                                     b.storage + j0 * k, c + j0, ldc, &e) != 0 { failed[lo] = true }
             }
         } else {
-            let parts = min(rowBlocks, workers * chunksPerWorker)
+            let parts = min(rowBlocks, workers * tuning.chunksPerWorker)
             ParallelFor.split(rowBlocks, parts: parts) { lo, hi in
                 let i0 = lo * 12, rows = min(m, hi * 12) - i0
                 var e = epilogue.c(row0: i0)
@@ -172,22 +172,6 @@ public enum PackedGEMM {
     /// 2048 × 128 × 512 products) ran 10.7-11.4 ms (min) against 12.0-12.5 ms with OpenBLAS,
     /// which repacks B on every call and adds bias and ReLU in separate passes. Still capped:
     /// far past this, OpenBLAS's cache blocking of B is the safer bet.
-    /// `DLKIT_PACKED_MAX_ROWS` overrides (default 4096).
-    public static func prefers(rows m: Int) -> Bool { m <= maxRows }
-
-    static let maxRows: Int = {
-        guard let v = getenv("DLKIT_PACKED_MAX_ROWS"), let n = Int(String(cString: v)), n >= 0 else { return 4096 }
-        return n
-    }()
-
-    /// Products (m·n·k) below this run on one thread: about a million multiply-adds, some 10 µs
-    /// on one core, against about a microsecond to start a spinning worker.
-    /// `DLKIT_PACKED_SPLIT_MIN` overrides.
-    static let splitThreshold: Int = {
-        guard let v = getenv("DLKIT_PACKED_SPLIT_MIN"), let n = Int(String(cString: v)), n >= 0 else { return 1 << 18 }
-        return n
-    }()
-
-    /// Chunks per worker (`DLKIT_GEMM_CHUNKS`, shared with the OpenBLAS split).
-    static var chunksPerWorker: Int { GEMM.chunksPerWorker }
+    /// ``KernelOptions/Tuning/packedMaxRows`` (default 4096).
+    public static func prefers(rows m: Int) -> Bool { m <= KernelOptions.current.tuning.packedMaxRows }
 }

@@ -17,32 +17,80 @@ import Darwin
 /// condition variable, so an idle process burns no CPU. Chunks are claimed dynamically: when a
 /// worker is slow to wake, the caller takes its chunk too, so a split loop is never much slower
 /// than running it inline. A loop too small to be worth splitting runs inline, as does a nested
-/// call (from inside a split loop) or a call while another thread's loop holds the pool.
+/// call (from inside a split loop).
+///
+/// Deterministic under concurrency: how a loop is cut into chunks depends only on the worker
+/// count and on whether the call is nested, never on whether the pool is free. A call made while
+/// another thread's loop holds the pool runs the same chunks one after the other on its own
+/// thread (each marked nested, as on the pool), so every chunk computes the same bits either way
+/// and concurrent runs match serial ones exactly.
 public enum ParallelFor {
-    /// Written by `setWorkerCount` at start-up (or between runs); a racing reader sees the old or
-    /// the new count, either of which is a valid split.
-    nonisolated(unsafe) private static var workers = 1
+    /// The number of workers a loop started on this thread is cut for (1 runs everything on the
+    /// caller): ``KernelOptions/workers`` of the options in force, else the process default
+    /// (``defaultWorkerCount``); 1 inside a chunk of a split loop.
+    public static var workerCount: Int {
+        let state = ThreadState.current
+        if state.nested { return 1 }
+        return state.options.workers ?? defaultWorkerCount
+    }
 
-    /// The number of threads a split loop uses (1 runs everything on the caller).
-    public static var workerCount: Int { workers }
+    /// The process default of ``workerCount`` (``setWorkerCount(_:)``; 1 until set).
+    public static var defaultWorkerCount: Int {
+        #if canImport(Synchronization)
+        if #available(macOS 15, iOS 18, *) { return WorkerPool.shared.defaultWorkers.load(ordering: .relaxed) }
+        #endif
+        return 1
+    }
 
-    /// Sets the number of threads split loops use (at least 1): starts or stops pool threads.
+    /// Sets the process default number of threads split loops use (at least 1): starts or stops
+    /// pool threads. A run that reads the count while it changes sees the old or the new one;
+    /// a caller that needs one count for sure chooses it per call (``withWorkerCount(_:_:)``).
     public static func setWorkerCount(_ count: Int) {
-        workers = max(1, count)
+        let n = max(1, count)
         #if canImport(Synchronization)
-        if #available(macOS 15, iOS 18, *) { WorkerPool.shared.resize(threads: workers - 1) }
+        if #available(macOS 15, iOS 18, *) {
+            WorkerPool.shared.defaultWorkers.store(n, ordering: .relaxed)
+            WorkerPool.shared.resize(threads: n - 1)
+        }
         #endif
     }
 
-    /// True when a split would run on more than one thread now: several workers and the pool
-    /// not taken (by a nested call or another thread). A hint; `split` checks again.
-    public static var canSplit: Bool {
-        guard workers > 1 else { return false }
-        #if canImport(Synchronization)
-        if #available(macOS 15, iOS 18, *) { return !WorkerPool.shared.isBusy }
-        #endif
-        return true
+    /// Runs `body` with loops on this thread cut for `count` workers (at least 1) instead of the
+    /// process default: a per-call choice that no other thread sees (``KernelOptions/with(_:_:)``
+    /// with only the worker count changed).
+    public static func withWorkerCount<R, E: Error>(_ count: Int, _ body: () throws(E) -> R) throws(E) -> R {
+        var options = KernelOptions.current
+        options.workers = max(1, count)
+        return try KernelOptions.with(options, body)
     }
+
+    /// Starts pool threads so that `count` workers (the caller and `count - 1` threads) can take
+    /// part; never stops any.
+    static func reserve(_ count: Int) {
+        #if canImport(Synchronization)
+        if #available(macOS 15, iOS 18, *) { WorkerPool.shared.reserve(threads: count - 1) }
+        #endif
+    }
+
+    /// How long an idle pool thread spins before it sleeps (default 500 µs), process-wide: long
+    /// enough to span the serial stretches inside one inference (an LSTM layer's time steps take
+    /// ~130 µs between its two parallel products), while a sleeping worker costs tens of
+    /// microseconds to wake on a VM. For measurements (the tools map `DLKIT_SPIN_US`).
+    public static func setSpin(microseconds: Int) {
+        #if canImport(Synchronization)
+        if #available(macOS 15, iOS 18, *) { WorkerPool.shared.spinNanoseconds.store(UInt64(max(0, microseconds)) * 1000, ordering: .relaxed) }
+        #endif
+    }
+
+    /// True when a loop started here would be cut into chunks for several workers: more than one
+    /// worker and not inside a chunk of another split loop. Depends on nothing another thread
+    /// does (not on the pool being free), so callers may choose their algorithm by it and still
+    /// compute the same bits in concurrent and serial runs.
+    public static var canSplit: Bool { workerCount > 1 }
+
+    /// True on a thread that is running a chunk of a split loop (a pool worker, or a caller
+    /// running its chunks): loops started there run inline.
+    public static var isNested: Bool { ThreadState.current.nested }
 
     /// Work below this many floats touched runs inline: waking a spinning worker costs about a
     /// microsecond, a sleeping one tens of microseconds, and 32k floats of simple elementwise
@@ -55,7 +103,7 @@ public enum ParallelFor {
     @inlinable
     public static func run(_ count: Int, cost: Int = 1, _ body: (Int, Int) -> Void) {
         let w = min(workerCount, count)
-        if w <= 1 || count * max(1, cost) < inlineBelow {
+        if w <= 1 || count * max(1, cost) < inlineBelow || isNested {
             if count > 0 { body(0, count) }
             return
         }
@@ -64,9 +112,11 @@ public enum ParallelFor {
 
     /// Calls `body(lo, hi)` on `parts` (clamped to `1...count`) near-equal chunks of `0..<count`,
     /// on the pool when it is free, inline otherwise; no cost model (the caller decided).
+    /// A nested call (inside a chunk of another split loop) runs `body(0, count)` inline.
     public static func split(_ count: Int, parts: Int, _ body: (Int, Int) -> Void) {
         let w = min(parts, count)
-        if w <= 1 {
+        let state = ThreadState.current
+        if w <= 1 || state.nested {
             if count > 0 { body(0, count) }
             return
         }
@@ -77,9 +127,12 @@ public enum ParallelFor {
                 let lo = c * chunk
                 body(lo, min(count, lo + chunk))
             }
+            state.nested = true
+            defer { state.nested = false }
             #if canImport(Synchronization)
-            if #available(macOS 15, iOS 18, *), workers > 1, WorkerPool.shared.run(chunks: chunks, job) { return }
+            if #available(macOS 15, iOS 18, *), WorkerPool.shared.run(chunks: chunks, job) { return }
             #endif
+            // The pool is taken by another thread's loop: the same chunks, one after the other.
             for c in 0..<chunks { job(c) }
         }
     }
@@ -105,41 +158,45 @@ final class WorkerPool: @unchecked Sendable {
     private let busy = Atomic<Bool>(false)
     /// Workers with an index at or above this sit out (asleep) until the count grows again.
     private let active = Atomic<Int>(0)
+    /// The process default worker count (`ParallelFor.setWorkerCount`), kept here because it
+    /// needs an atomic.
+    let defaultWorkers = Atomic<Int>(1)
 
     /// The current job; written only while `busy` is held and no chunk of the previous job is
     /// outstanding, read only by a thread that claimed a chunk of it.
     nonisolated(unsafe) private var job: ((Int) -> Void)?
-    nonisolated(unsafe) private var jobChunks = 0
+    /// Chunks of the current job (atomic: a worker that wakes late may read it while the next
+    /// job is published; its claim then fails on the generation tag).
+    private let jobChunks = Atomic<Int>(0)
     /// Threads started so far (guarded by `mutex`).
     nonisolated(unsafe) private var started = 0
 
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-    /// How long an idle worker spins before it sleeps (nanoseconds); `DLKIT_SPIN_US` overrides.
-    /// 500 µs: long enough to span the serial stretches inside one inference (an LSTM layer's
-    /// time steps take ~130 µs between its two parallel products). Waking a sleeping worker costs
-    /// tens of microseconds here (a VM), which made 2 threads slower than 1 at batch 1 (LSTM
-    /// 0.39 vs 0.28 ms); after the last parallel section a worker burns at most this long.
-    let spinNanoseconds: UInt64
+    /// How long an idle worker spins before it sleeps (nanoseconds; see `ParallelFor.setSpin`).
+    /// Waking a sleeping worker costs tens of microseconds here (a VM), which made 2 threads
+    /// slower than 1 at batch 1 (LSTM 0.39 vs 0.28 ms); after the last parallel section a worker
+    /// burns at most this long.
+    let spinNanoseconds = Atomic<UInt64>(500_000)
+
+    /// The kernel options of the thread whose job runs (written with `job`): pool threads run its
+    /// chunks under them.
+    nonisolated(unsafe) private var jobOptions = KernelOptions()
 
     private init() {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(cond, nil)
-        if let v = getenv("DLKIT_SPIN_US"), let us = UInt64(String(cString: v)) {
-            spinNanoseconds = us * 1000
-        } else {
-            spinNanoseconds = 500_000
-        }
     }
 
     /// Starts threads up to `threads` workers; those above it stop taking part (threads are never
     /// destroyed, so a count set back and forth never leaves two threads with one index).
-    func resize(threads: Int) {
+    func resize(threads wanted: Int, growOnly: Bool = false) {
         // Changing the count while a job runs would race with it: wait for the pool to be free.
         while !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { sched_yield() }
         defer { busy.store(false, ordering: .releasing) }
         pthread_mutex_lock(mutex)
+        let threads = growOnly ? max(wanted, active.load(ordering: .sequentiallyConsistent)) : wanted
         active.store(threads, ordering: .sequentiallyConsistent)
         var toStart: [Int] = []
         if threads > started {
@@ -151,6 +208,12 @@ final class WorkerPool: @unchecked Sendable {
         pthread_cond_broadcast(cond)
         pthread_mutex_unlock(mutex)
         for index in toStart { spawn(index) }
+    }
+
+    /// Starts threads so that at least `threads` take part (never fewer than take part now).
+    func reserve(threads: Int) {
+        guard active.load(ordering: .relaxed) < threads else { return }
+        resize(threads: threads, growOnly: true)
     }
 
     private func spawn(_ index: Int) {
@@ -168,17 +231,16 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    var isBusy: Bool { busy.load(ordering: .relaxed) || active.load(ordering: .relaxed) == 0 }
-
     /// Runs `chunks` chunks of `body` on the caller and the workers. - Returns: false (nothing
-    /// ran) when the pool is taken by another thread or a nested call; the caller runs inline.
+    /// ran) when the pool is taken by another thread; the caller then runs the chunks itself.
     func run(chunks: Int, _ body: (Int) -> Void) -> Bool {
         guard active.load(ordering: .relaxed) > 0,
               busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
         defer { busy.store(false, ordering: .releasing) }
         withoutActuallyEscaping(body) { body in
             job = body
-            jobChunks = chunks
+            jobOptions = ThreadState.current.options
+            jobChunks.store(chunks, ordering: .relaxed)
             pending.store(chunks, ordering: .relaxed)
             let g = generation.load(ordering: .relaxed) &+ 1
             next.store(g << 32, ordering: .releasing)
@@ -188,7 +250,7 @@ final class WorkerPool: @unchecked Sendable {
                 pthread_cond_broadcast(cond)
                 pthread_mutex_unlock(mutex)
             }
-            claimLoop(generation: g)
+            claimLoop(generation: g, worker: nil)
             // Chunks claimed by workers may still run: wait for them (spin, then yield).
             var spins = 0
             while pending.load(ordering: .acquiring) > 0 {
@@ -200,27 +262,32 @@ final class WorkerPool: @unchecked Sendable {
         return true
     }
 
-    /// Claims and runs chunks of generation `g` until none are left.
-    private func claimLoop(generation g: Int) {
+    /// Claims and runs chunks of generation `g` until none are left; a pool thread (`worker`)
+    /// takes the job's kernel options first.
+    private func claimLoop(generation g: Int, worker: ThreadState?) {
         while true {
             let v = next.load(ordering: .acquiring)
             guard v >> 32 == g else { return }
             let index = v & 0xffff_ffff
-            guard index < jobChunks else { return }
+            guard index < jobChunks.load(ordering: .relaxed) else { return }
             guard next.compareExchange(expected: v, desired: v + 1, ordering: .acquiringAndReleasing).exchanged else { continue }
+            worker?.options = jobOptions
             job?(index)
             pending.subtract(1, ordering: .releasing)
         }
     }
 
     private func work(index: Int) {
+        // A worker only ever runs chunks of split loops: loops it starts run inline.
+        let state = ThreadState.current
+        state.nested = true
         var seen = generation.load(ordering: .acquiring)
         while true {
             var g = generation.load(ordering: .acquiring)
             let participating = index < active.load(ordering: .sequentiallyConsistent)
             if g == seen || !participating {
                 // Spin a little: the next op of the same inference usually follows within microseconds.
-                let deadline = Self.nanoseconds() &+ spinNanoseconds
+                let deadline = Self.nanoseconds() &+ spinNanoseconds.load(ordering: .relaxed)
                 var spins = 0
                 while g == seen, participating {
                     spins += 1
@@ -240,7 +307,7 @@ final class WorkerPool: @unchecked Sendable {
             }
             seen = g
             if index >= active.load(ordering: .sequentiallyConsistent) { continue }
-            claimLoop(generation: g)
+            claimLoop(generation: g, worker: state)
         }
     }
 
@@ -267,4 +334,31 @@ private final class WorkerStart {
 struct UncheckedBox<T>: @unchecked Sendable {
     @usableFromInline let value: T
     @usableFromInline init(_ value: T) { self.value = value }
+}
+
+/// What the runtime keeps per thread: whether the thread is inside a chunk of a split loop, and
+/// the kernel options in force. One object per thread, made on first use and freed when
+/// the thread exits.
+final class ThreadState {
+    var nested = false
+    /// The kernel options in force (see ``KernelOptions/with(_:_:)``).
+    var options = KernelOptions()
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        let rc = pthread_key_create(&key) { raw in
+            // Optional on Linux, not on Darwin: the cast covers both.
+            if let raw = raw as UnsafeMutableRawPointer? { Unmanaged<ThreadState>.fromOpaque(raw).release() }
+        }
+        precondition(rc == 0, "pthread_key_create failed")
+        return key
+    }()
+
+    /// This thread's state.
+    static var current: ThreadState {
+        if let raw = pthread_getspecific(key) { return Unmanaged<ThreadState>.fromOpaque(raw).takeUnretainedValue() }
+        let state = ThreadState()
+        pthread_setspecific(key, Unmanaged.passRetained(state).toOpaque())
+        return state
+    }
 }

@@ -2,6 +2,7 @@ import DLCheckpoint
 import DLGraph
 import DLONNX
 import DLTensor
+import DLTFLite
 import Foundation
 
 /// Choices for `Converter.convert(from:to:options:)` beyond the input and output paths.
@@ -16,6 +17,15 @@ public struct ConversionOptions: Sendable {
     public var key: String?
     /// Converts floating-point weights to this type (weights-only outputs).
     public var dtype: DType?
+    /// OpenVINO IR output: float32 weights stored as f16 Const + Convert (OpenVINO's default).
+    public var compressToFP16: Bool = false
+    /// The signature of a TensorFlow SavedModel to convert (default `serving_default`).
+    public var signature: String?
+    /// How a `.tflite` output stores convolution and fully connected weights.
+    public var tfliteQuantize: TFLiteWriter.Quantize = .none
+    /// A Hugging Face decoder folder written as ONNX carries its KV cache (`past_key_values.<i>.key/value`
+    /// in, `present.<i>.key/value` out, the optimum / ONNX Runtime GenAI layout); false: logits only.
+    public var kvCache = true
 
     public init(onnx: ONNXWriteOptions = ONNXWriteOptions(), graph: URL? = nil, allowMissing: Bool = false,
                 key: String? = nil, dtype: DType? = nil) {
@@ -59,7 +69,7 @@ extension Converter {
     /// graph (see `WeightBinding`), and the output is `.onnx` or `.ckpt`.
     public static func convert(from input: URL, to output: URL, options: ConversionOptions) throws(DLKitError) -> ConversionReport {
         guard let target = Target(path: output.path) else {
-            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .safetensors, .pt, .pth, .bin, .h5 or .weights.h5")
+            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .tflite, .xml (OpenVINO IR), .safetensors, .pt, .pth, .bin, .h5, .weights.h5 or FOLDER/config.json")
         }
         let format = try FileFormat.detect(path: input.path)
         var report = ConversionReport(inputFormat: format)
@@ -67,14 +77,24 @@ extension Converter {
         if onnxOptionsSet && target != .onnx {
             throw .invalidArgument("\(output.path): --opset and --external-data apply to .onnx output only")
         }
+        if options.tfliteQuantize != .none && target != .tflite {
+            throw .invalidArgument("\(output.path): --quantize applies to .tflite output only")
+        }
+        if target == .tflite, options.graph == nil, options.key == nil, options.dtype == nil, format.hasGraph {
+            let (graph, _) = try Model.loadGraph(path: input.path)
+            do { try TFLiteWriter.write(graph, to: output.path, quantize: options.tfliteQuantize) } catch { throw .tflite(error) }
+            return report
+        }
+        if options.compressToFP16 && target != .xml {
+            throw .invalidArgument("\(output.path): --compress-to-fp16 applies to OpenVINO IR (.xml) output only")
+        }
         guard let graphURL = options.graph else {
-            let hasGraph = format == .onnx || format == .checkpoint || format == .hdf5 || format == .keras
-            guard target == .onnx, hasGraph, options.key == nil, options.dtype == nil else {
+            guard target == .onnx, format.hasGraph, options.key == nil, options.dtype == nil else {
                 // Weights-only outputs, and weights files (PyTorch, safetensors) to any format.
-                try convert(from: input, to: output, key: options.key, dtype: options.dtype)
+                try convert(from: input, to: output, key: options.key, dtype: options.dtype, compressToFP16: options.compressToFP16)
                 return report
             }
-            let (graph, _) = try Model.loadGraph(path: input.path)
+            let (graph, _) = try Model.loadGraph(path: input.path, signature: options.signature, hfCache: options.kvCache)
             report.onnx = try write(graph, toONNX: output, options: options.onnx)
             return report
         }
@@ -88,8 +108,8 @@ extension Converter {
             }
             return report
         }
-        guard target == .onnx || target == .ckpt else {
-            throw .invalidArgument("\(output.path): weights bound onto a graph are written as .onnx or .ckpt")
+        guard target == .onnx || target == .ckpt || target == .xml else {
+            throw .invalidArgument("\(output.path): weights bound onto a graph are written as .onnx, .ckpt or .xml")
         }
         let weights = try StateDict(contentsOf: input, key: options.key)
         let (graph, _) = try Model.loadGraph(path: graphURL.path)
@@ -99,7 +119,7 @@ extension Converter {
         if target == .onnx {
             report.onnx = try write(bound.graph, toONNX: output, options: options.onnx)
         } else {
-            try write(bound.graph, to: output)
+            try write(bound.graph, to: output, compressToFP16: options.compressToFP16)
         }
         return report
     }

@@ -1,9 +1,13 @@
 import DLCheckpoint
+import DLHuggingFace
 import DLKeras
 import DLGraph
 import DLONNX
+import DLOpenVINO
 import DLRuntime
 import DLSafeTensors
+import DLTensorFlow
+import DLTFLite
 import DLTorch
 
 /// Errors of the user-facing API. Each wraps the error of the layer that found the problem, whose
@@ -22,12 +26,16 @@ public enum DLKitError: Error, CustomStringConvertible {
     case invalidArgument(String)
     case weightBinding(WeightBindingError)
     case keras(KerasError)
+    case openvino(OpenVINOError)
+    case tensorflow(TensorFlowError)
+    case tflite(TFLiteError)
+    case huggingFace(HFError)
 
     public var description: String {
         switch self {
         case .cannotRead(let p, let r): "\(p): \(r)"
         case .unsupportedFormat(let p, let f, let purpose):
-            f == .unknown ? "\(p): not a format DLKit recognises (ONNX, .ckpt, safetensors, PyTorch, Keras .h5/.weights.h5/.keras)"
+            f == .unknown ? "\(p): not a format DLKit recognises (ONNX, .ckpt, safetensors, PyTorch, Keras .h5/.weights.h5/.keras, TensorFlow SavedModel/checkpoint/TF.js, TFLite, OpenVINO .xml, Hugging Face folder)"
                 : "\(p): \(f.rawValue) files cannot be used \(purpose) yet"
         case .unsupportedOutput(let p, let r): "\(p): \(r)"
         case .onnx(let e): "\(e)"
@@ -40,6 +48,10 @@ public enum DLKitError: Error, CustomStringConvertible {
         case .invalidArgument(let m): m
         case .weightBinding(let e): "\(e)"
         case .keras(let e): "\(e)"
+        case .openvino(let e): "\(e)"
+        case .tensorflow(let e): "\(e)"
+        case .tflite(let e): "\(e)"
+        case .huggingFace(let e): "\(e)"
         }
     }
 }

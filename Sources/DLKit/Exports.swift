@@ -4,3 +4,12 @@
 // The ONNX writing choices a conversion takes (opset, external data) and what it reports.
 @_exported import struct DLONNX.ONNXWriteOptions
 @_exported import struct DLONNX.ONNXWriteReport
+// How a model runs (threads, plans, passes, kernel paths), one value per model.
+@_exported import struct DLRuntime.RuntimeOptions
+// How a .tflite output stores its weights (`ConversionOptions.tfliteQuantize`).
+@_exported import enum DLTFLite.TFLiteWriter
+// Hugging Face folders: the tokenizer and what it gives, and the folder's own reader.
+@_exported import struct DLHuggingFace.HFTokenizer
+@_exported import struct DLHuggingFace.HFEncoding
+@_exported import struct DLHuggingFace.HFFolder
+@_exported import enum DLHuggingFace.HFError

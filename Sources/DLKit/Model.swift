@@ -1,8 +1,12 @@
 import DLCheckpoint
 import DLGraph
+import DLHuggingFace
 import DLONNX
+import DLOpenVINO
 import DLRuntime
+import DLTFLite
 import DLTensor
+import DLTensorFlow
 import Foundation
 
 /// A model loaded for inference: its graph and an executor for it.
@@ -18,18 +22,21 @@ public final class Model: Sendable {
     let executor: Executor
 
     /// Loads an ONNX model or a DLKit checkpoint; the format is told by the file's first bytes.
+    /// - Parameter options: how the model runs (threads, plans, passes, kernel paths); each
+    ///   model has its own.
     /// - Throws: `DLKitError` naming the file and what is wrong (unsupported ops all at once).
-    public convenience init(contentsOf url: URL) throws(DLKitError) {
+    public convenience init(contentsOf url: URL, options: RuntimeOptions = .default) throws(DLKitError) {
         let path = url.path
         let (graph, format) = try Self.loadGraph(path: path)
-        let base = url.deletingPathExtension().lastPathComponent
-        try self.init(graph: graph, name: base, format: format)
+        // A TF.js model.json is named by its folder (every one is called model.json).
+        let base = format == .tfjs ? url.deletingLastPathComponent().lastPathComponent : url.deletingPathExtension().lastPathComponent
+        try self.init(graph: graph, name: base, format: format, options: options)
     }
 
     public init(graph: Graph, name: String, format: FileFormat = .unknown,
-                allocationBudget: Int = Graph.defaultAllocationBudget) throws(DLKitError) {
+                allocationBudget: Int = Graph.defaultAllocationBudget, options: RuntimeOptions = .default) throws(DLKitError) {
         self.allocationBudget = allocationBudget
-        do { executor = try Executor(graph: graph) } catch { throw .runtime(error) }
+        do { executor = try Executor(graph: graph, options: options) } catch { throw .runtime(error) }
         self.graph = executor.graph
         self.name = name
         self.format = format
@@ -45,6 +52,9 @@ public final class Model: Sendable {
     private let hasSymbolicInputs: Bool
     /// Input shape lists that passed the budget check (at most 256 remembered).
     private let checkedShapes = ShapeSet()
+
+    /// How this model runs.
+    public var options: RuntimeOptions { executor.options }
 
     public var inputs: [ValueInfo] { graph.inputs }
     public var outputs: [ValueInfo] { graph.outputs }
@@ -68,8 +78,11 @@ public final class Model: Sendable {
         do { return try executor.run(inputs, outputs: outputs) } catch { throw .runtime(error) }
     }
 
-    /// Reads the graph of an ONNX file or checkpoint.
-    public static func loadGraph(path: String, checkOps: Bool = true) throws(DLKitError) -> (Graph, FileFormat) {
+    /// Reads the graph of an ONNX file, checkpoint, Keras file, TensorFlow SavedModel folder, TF.js
+    /// model, TFLite file, OpenVINO IR (`.xml`) or Hugging Face folder (`signature`: which SavedModel signature, default
+    /// `serving_default`; `hfCache`: a decoder's graph with its KV cache inputs and outputs).
+    public static func loadGraph(path: String, checkOps: Bool = true, signature: String? = nil,
+                                 hfCache: Bool = false) throws(DLKitError) -> (Graph, FileFormat) {
         let format = try FileFormat.detect(path: path)
         switch format {
         case .onnx:
@@ -80,6 +93,21 @@ public final class Model: Sendable {
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model: it holds weights but no graph (bind it to one with an ONNX model)")
         case .hdf5, .keras:
             return (try KerasSupport.graph(path: path), format)
+        case .openvino:
+            do { return (try OpenVINOReader.read(path: path, checkOps: checkOps), format) } catch { throw .openvino(error) }
+        case .savedModel:
+            do { return (try SavedModelReader.read(path: path, signature: signature, checkOps: checkOps), format) } catch { throw .tensorflow(error) }
+        case .tfjs:
+            return (try TFJSSupport.graph(path: path, checkOps: checkOps), format)
+        case .tensorflowCheckpoint:
+            throw .unsupportedFormat(path: path, format: format, purpose: "as a model: a checkpoint holds weights but no graph (convert the SavedModel folder)")
+        case .tflite:
+            do { return (try TFLiteImporter.graph(from: try TFLiteModel(path: path)), format) } catch { throw .tflite(error) }
+        case .huggingFace:
+            do {
+                let folder = try HFFolder(path: path)
+                return (try folder.graph(cache: hfCache && folder.isDecoder), format)
+            } catch { throw .huggingFace(error) }
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model")
         }

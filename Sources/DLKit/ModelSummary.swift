@@ -39,7 +39,7 @@ public struct ModelSummary: Sendable {
         let path = url.path
         format = try FileFormat.detect(path: path)
         switch format {
-        case .onnx, .checkpoint, .keras, .hdf5 where KerasSupport.hasModel(path: path):
+        case .onnx, .checkpoint, .keras, .savedModel, .tfjs, .tflite, .huggingFace, .openvino, .hdf5 where KerasSupport.hasModel(path: path):
             let (g, _) = try Model.loadGraph(path: path, checkOps: false)
             inputs = g.inputs.map { Value(name: $0.name, dtype: $0.type?.dtype, dims: $0.type?.dims) }
             outputs = g.outputs.map { Value(name: $0.name, dtype: $0.type?.dtype, dims: $0.type?.dims) }
@@ -48,7 +48,7 @@ public struct ModelSummary: Sendable {
             parameters = g.parameterCount
             opset = g.metadata.onnxOpset
             producer = g.metadata.producerName.isEmpty ? nil : g.metadata.producerName
-        case .safetensors, .hdf5:
+        case .safetensors, .hdf5, .tensorflowCheckpoint:
             let sd = try StateDict(contentsOf: url)
             inputs = []
             outputs = []

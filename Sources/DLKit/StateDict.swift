@@ -1,8 +1,11 @@
 import DLCheckpoint
 import DLGraph
+import DLHuggingFace
 import DLONNX
+import DLOpenVINO
 import DLSafeTensors
 import DLTensor
+import DLTensorFlow
 import DLTorch
 import Foundation
 
@@ -20,7 +23,8 @@ public struct StateDict: Sendable, Sequence {
     public init(_ tensors: NamedTensors = NamedTensors()) { self.tensors = tensors }
 
     /// Reads the weights of a `.pt`/`.pth`/`.bin` (zip, legacy or TorchScript), `.safetensors`,
-    /// `model.safetensors.index.json`, `.ckpt` or `.onnx` file; the format is told by content.
+    /// `model.safetensors.index.json`, `.ckpt` or `.onnx` file, a TensorFlow SavedModel folder or
+    /// checkpoint (`ckpt-1.index` or the prefix `ckpt-1`); the format is told by content.
     /// - Parameter key: a dotted path selecting part of the file: `model` in a training checkpoint
     ///   `{"model": ..., "optimizer": ...}`, `optimizer.state.0`. For formats without nesting it
     ///   keeps the tensors named `<key>.<rest>` and names them `<rest>`. Nil takes everything
@@ -47,6 +51,17 @@ public struct StateDict: Sendable, Sequence {
             do { all = try ONNXReader.read(path: path, checkOps: false).initializers } catch { throw .onnx(error) }
         case .hdf5, .keras:
             all = try KerasSupport.weights(path: path)
+        case .openvino:
+            do { all = try OpenVINOReader.read(path: path, checkOps: false).initializers } catch { throw .openvino(error) }
+        case .savedModel, .tensorflowCheckpoint:
+            let prefix = format == .savedModel ? path + "/variables/variables" : path
+            do { all = try TensorBundle(path: prefix).tensors() } catch { throw .tensorflow(error) }
+        case .tfjs:
+            all = NamedTensors(try TFJSSupport.model(path).weights.map { ($0.name, $0.tensor) })
+        case .tflite:
+            all = try Model.loadGraph(path: path, checkOps: false).0.initializers
+        case .huggingFace:
+            do { all = try HFWeights(folder: path).tensors } catch { throw .huggingFace(error) }
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as weights")
         }

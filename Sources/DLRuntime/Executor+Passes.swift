@@ -6,12 +6,12 @@ import Darwin
 import DLGraph
 
 extension Executor {
-    /// `graph` after the standard passes. `DLKIT_PASS_DUMP=1` writes one line to stderr: node
-    /// counts before and after, rounds, the passes that changed the graph and any whose result
-    /// failed verification (dropped, named here).
-    static func optimized(_ graph: Graph) -> Graph {
+    /// `graph` after the standard passes. With `dump` (``RuntimeOptions/dumpPasses``) one line
+    /// goes to stderr: node counts before and after, rounds, the passes that changed the graph
+    /// and any whose result failed verification (dropped, named here).
+    static func optimized(_ graph: Graph, dump: Bool) -> Graph {
         let report = GraphOptimizer.optimizeReport(graph)
-        if getenv("DLKIT_PASS_DUMP") != nil {
+        if dump {
             var counts: [String: Int] = [:]
             for p in report.applied { counts[p, default: 0] += 1 }
             var text = "passes: \(graph.nodes.count) -> \(report.graph.nodes.count) nodes in \(report.rounds) rounds"

@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import DLGraph
 import DLKernels
 import DLTensor
@@ -31,14 +26,18 @@ public struct Executor: Sendable {
     /// The graph plans are built from: `graph` after `GraphOptimizer`'s passes (fusions the
     /// runtime alone understands, so `graph` itself stays as read).
     private let planned: Graph
+    /// How this executor runs (threads, plans, passes, packing, kernel paths).
+    public let options: RuntimeOptions
 
+    /// - Parameter options: how to run; the defaults unless the caller chooses (the command-line
+    ///   tools map their `DLKIT_*` variables in with `RuntimeOptions(environment:)`).
     /// - Throws: `RuntimeError.invalidGraph` listing every op without a kernel, or a graph error.
-    public init(graph: Graph) throws(RuntimeError) {
-        try self.init(graph: graph, outerScope: [], opset: graph.metadata.onnxOpset)
+    public init(graph: Graph, options: RuntimeOptions = .default) throws(RuntimeError) {
+        try self.init(graph: graph, outerScope: [], opset: graph.metadata.onnxOpset, options: options)
     }
 
     /// An executor for a subgraph whose nodes may read `outerScope` names from enclosing graphs.
-    init(graph: Graph, outerScope: Set<String>, opset: Int?) throws(RuntimeError) {
+    init(graph: Graph, outerScope: Set<String>, opset: Int?, options: RuntimeOptions) throws(RuntimeError) {
         var g = graph
         var missing: [String: Int] = [:]
         for n in g.nodes where !OpKernels.has(n) {
@@ -55,7 +54,7 @@ public struct Executor: Sendable {
             // Names a subgraph reads from this scope are implicit inputs of the node.
             for v in n.subgraphOuterNames { lastUse[v] = i }
             for (name, body) in n.subgraphs {
-                subs[i, default: [:]][name, default: []].append(try Executor(graph: body, outerScope: scope, opset: opset))
+                subs[i, default: [:]][name, default: []].append(try Executor(graph: body, outerScope: scope, opset: opset, options: options))
             }
         }
         let keep = Set(g.outputs.map(\.name)).union(g.initializers.names)
@@ -68,10 +67,9 @@ public struct Executor: Sendable {
             // Every node needs a tensor kernel (Identity also has a value kernel; on tensors the two agree).
             && g.nodes.allSatisfy { OpKernels.kernel(for: $0) != nil }
             && g.inputs.allSatisfy { $0.container == nil }
-        // DLKIT_NO_PLAN=1 runs unplanned (for before/after measurements in scripts/bench).
-        plans = plannable && getenv("DLKIT_NO_PLAN") == nil ? PlanCache() : nil
-        // DLKIT_NO_PASSES=1 plans the graph as read (for before/after measurements).
-        planned = plans != nil && getenv("DLKIT_NO_PASSES") == nil ? Self.optimized(g) : g
+        self.options = options
+        plans = plannable && options.plans ? PlanCache(packs: options.packing ? WeightPacks() : nil) : nil
+        planned = plans != nil && options.passes ? Self.optimized(g, dump: options.dumpPasses) : g
     }
 
     /// Runs the graph.
@@ -93,6 +91,11 @@ public struct Executor: Sendable {
 
     /// Runs the graph on values that may be sequences or optionals as well as tensors.
     public func runValues(_ inputs: [String: GraphValue], outputs requested: [String]? = nil) throws(RuntimeError) -> [String: GraphValue] {
+        // The kernels see this executor's choices for the length of the run, on this thread only.
+        try KernelOptions.with(options.kernelOptions) { () throws(RuntimeError) in try runValuesNow(inputs, outputs: requested) }
+    }
+
+    private func runValuesNow(_ inputs: [String: GraphValue], outputs requested: [String]?) throws(RuntimeError) -> [String: GraphValue] {
         try checkInputs(inputs)
         let outputNames = graph.outputs.map(\.name)
         let wanted = requested ?? outputNames
@@ -137,18 +140,23 @@ public struct Executor: Sendable {
     /// the plan builder turned the graph down.
     private func plan(_ plans: PlanCache, for tensors: [Tensor]) -> ExecutionPlan? {
         let key = tensors.map { [DType.allCases.firstIndex(of: $0.dtype) ?? -1] + $0.shape }
-        let graph = self.planned, opset = self.opset
+        let graph = self.planned, opset = self.opset, options = self.options
         return plans.plan(for: key, make: {
             // Only when the plan is new: a cached plan costs one key lookup per run.
             var named: [String: Tensor] = [:]
             for (v, t) in zip(graph.inputs, tensors) { named[v.name] = t }
-            return ExecutionPlan(graph: graph, inputs: named, opset: opset, packs: plans.packs)
+            return ExecutionPlan(graph: graph, inputs: named, opset: opset, packs: plans.packs,
+                                 inPlace: options.inPlace, dump: options.dumpPlans)
         })
     }
 
     /// Runs `inputs` through the plan for their shapes and reports what that run allocated and
     /// reused; nil when the graph runs unplanned. For tests of the buffer recycling.
     func planRunStats(_ inputs: [String: Tensor]) throws(RuntimeError) -> (ExecutionPlan.RunStats, [String: Tensor])? {
+        try KernelOptions.with(options.kernelOptions) { () throws(RuntimeError) in try planRunStatsNow(inputs) }
+    }
+
+    private func planRunStatsNow(_ inputs: [String: Tensor]) throws(RuntimeError) -> (ExecutionPlan.RunStats, [String: Tensor])? {
         guard let plans else { return nil }
         let tensors = graph.inputs.compactMap { inputs[$0.name] }
         guard tensors.count == graph.inputs.count, let plan = plan(plans, for: tensors) else { return nil }
@@ -222,13 +230,14 @@ public struct Executor: Sendable {
         }
     }
 
-    /// Checks names, types and shapes of the inputs, and that each symbolic dim has one size.
+    /// Checks names, types and fixed dims of the inputs. A symbolic dim name is a hint, not a
+    /// constraint (as in ONNX Runtime): paddle2onnx names every unknown axis `?`, so axes sharing a
+    /// name may differ at run time; the kernels check the shapes they combine.
     func checkInputs(_ inputs: [String: GraphValue]) throws(RuntimeError) {
         let declared = Set(graph.inputs.map(\.name)).union(graph.overridableInitializers)
         for name in inputs.keys.sorted() where !declared.contains(name) {
             throw .unknownInput(name: name, expected: graph.inputs.map(\.name))
         }
-        var symbols: [String: (Int, String)] = [:]
         for v in graph.inputs {
             guard let value = inputs[v.name] else { throw .missingInput(name: v.name) }
             if let container = v.container {
@@ -246,13 +255,6 @@ public struct Executor: Sendable {
             guard t.dtype == type.dtype else { throw .inputType(name: v.name, expected: type.dtype, actual: t.dtype) }
             guard type.accepts(dtype: t.dtype, shape: t.shape) else {
                 throw .inputShape(name: v.name, expected: type, actual: t.shape)
-            }
-            for (d, size) in zip(type.dims ?? [], t.shape) {
-                guard case .symbolic(let s) = d else { continue }
-                if let (first, _) = symbols[s], first != size {
-                    throw .inconsistentDim(symbol: s, first: first, input: v.name, actual: size)
-                }
-                symbols[s] = (size, v.name)
             }
         }
         for name in graph.overridableInitializers {

@@ -9,7 +9,6 @@ public enum RuntimeError: Error, CustomStringConvertible {
     case unknownOutput(name: String, available: [String])
     case inputType(name: String, expected: DType, actual: DType)
     case inputShape(name: String, expected: TensorType, actual: [Int])
-    case inconsistentDim(symbol: String, first: Int, input: String, actual: Int)
     case node(String, GraphError)
     case unsupported(node: String, reason: String)
 
@@ -21,7 +20,6 @@ public enum RuntimeError: Error, CustomStringConvertible {
         case .unknownOutput(let n, let a): "'\(n)' is not an output of the model (outputs: \(a.joined(separator: ", ")))"
         case .inputType(let n, let e, let a): "input '\(n)' must be \(e), got \(a)"
         case .inputShape(let n, let e, let a): "input '\(n)' has shape \(a), expected \(e.dims.map { "[" + $0.map(\.description).joined(separator: ",") + "]" } ?? "any")"
-        case .inconsistentDim(let s, let f, let i, let a): "dimension '\(s)' is \(f) in an earlier input but \(a) in input '\(i)'"
         case .node(let n, let e): "while running node \(n): \(e)"
         case .unsupported(let n, let r): "node \(n): \(r)"
         }

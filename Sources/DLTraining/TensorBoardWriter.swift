@@ -89,9 +89,9 @@ public final class TensorBoardWriter {
         var out: [UInt8] = []
         let length = withUnsafeBytes(of: UInt64(data.count).littleEndian) { Array($0) }
         out += length
-        out += withUnsafeBytes(of: CRC32C.masked(CRC32C.checksum(length)).littleEndian) { Array($0) }
+        out += withUnsafeBytes(of: CRC32C.mask(CRC32C.checksum(length)).littleEndian) { Array($0) }
         out += data
-        out += withUnsafeBytes(of: CRC32C.masked(CRC32C.checksum(data)).littleEndian) { Array($0) }
+        out += withUnsafeBytes(of: CRC32C.mask(CRC32C.checksum(data)).littleEndian) { Array($0) }
         return out
     }
 }

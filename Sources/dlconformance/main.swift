@@ -159,7 +159,7 @@ func runCase(_ dir: String, rtol: Double, atol: Double) throws(CaseFailure) {
         throw CaseFailure(stage: "load", reason: "\(error)")
     }
     let executor: Executor
-    do { executor = try Executor(graph: graph) } catch { throw CaseFailure(stage: "load", reason: "\(error)") }
+    do { executor = try Executor(graph: graph, options: RuntimeOptions(environment: ProcessInfo.processInfo.environment)) } catch { throw CaseFailure(stage: "load", reason: "\(error)") }
     randomCase = graph.nodes.contains { randomOps.contains($0.opType) }
     let data = dir + "/test_data_set_0"
     let inputFiles = dataFiles(data, prefix: "input"), outputFiles = dataFiles(data, prefix: "output")

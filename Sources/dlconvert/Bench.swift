@@ -48,9 +48,10 @@ struct Bench: ParsableCommand {
             guard batch >= 1, threads >= 1, seconds >= 0, minRuns >= 1, warmup >= 0 else {
                 throw DLKitError.invalidArgument("bench: --batch, --threads, --min-runs must be at least 1; --seconds, --warmup at least 0")
             }
-            Model.setThreadCount(threads)
+            let environment = ProcessInfo.processInfo.environment
+            Model.setThreadCount(threads, environment: environment)
             let t0 = Self.now()
-            let m = try Model(contentsOf: URL(fileURLWithPath: model))
+            let m = try Model(contentsOf: URL(fileURLWithPath: model), options: RuntimeOptions(environment: environment))
             var inputs = try Self.randomInputs(for: m, batch: batch)
             if let inputRaw, let first = m.inputs.first, let shape = inputs[first.name]?.shape {
                 guard let data = FileManager.default.contents(atPath: inputRaw),

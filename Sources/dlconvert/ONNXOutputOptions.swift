@@ -19,6 +19,11 @@ struct ONNXOutputOptions: ParsableArguments {
     @Flag(help: "With --graph: keep the graph's own values for tensors the weights lack.")
     var allowMissing = false
 
+    @Flag(help: "A Hugging Face decoder folder to .onnx: logits only, without the KV cache inputs (past_key_values.*) and outputs (present.*).")
+    var noKvCache = false
+    @Flag(help: "OpenVINO IR output (.xml): store float32 weights as f16 with a Convert, as OpenVINO's save_model does by default (DLKit writes f32 unless asked).")
+    var compressToFP16 = false
+
     func validate() throws {
         if let t = externalThreshold, t < 0 { throw ValidationError("--external-threshold must be 0 or more bytes") }
         if externalThreshold != nil && !externalData { throw ValidationError("--external-threshold needs --external-data") }
@@ -31,15 +36,21 @@ struct ONNXOutputOptions: ParsableArguments {
             onnx.externalData = .always
             onnx.externalThreshold = externalThreshold ?? ONNXWriteOptions.defaultExternalThreshold
         }
-        return ConversionOptions(onnx: onnx, graph: graph.map { URL(fileURLWithPath: $0) }, allowMissing: allowMissing)
+        var options = ConversionOptions(onnx: onnx, graph: graph.map { URL(fileURLWithPath: $0) }, allowMissing: allowMissing)
+        options.kvCache = !noKvCache
+        options.compressToFP16 = compressToFP16
+        return options
     }
 
     /// Converts `input` to `output`; notes (an automatic switch to external data, kept tensors)
     /// go to stderr.
-    func convert(_ input: String, _ output: String, key: String? = nil, dtype: DType? = nil) throws(DLKitError) -> FileFormat {
+    func convert(_ input: String, _ output: String, key: String? = nil, dtype: DType? = nil, signature: String? = nil,
+                 quantize: TFLiteWriter.Quantize = .none) throws(DLKitError) -> FileFormat {
         var options = conversionOptions
         options.key = key
         options.dtype = dtype
+        options.signature = signature
+        options.tfliteQuantize = quantize
         let report = try Converter.convert(from: URL(fileURLWithPath: input), to: URL(fileURLWithPath: output),
                                            options: options)
         for note in report.notes { FileHandle.standardError.write(Data("dlconvert: \(note)\n".utf8)) }

@@ -49,8 +49,9 @@ struct Verify: ParsableCommand {
                 }
                 shapes[String(spec[..<eq])] = dims.compactMap { $0 }
             }
-            let a = try Model(contentsOf: URL(fileURLWithPath: first))
-            let b = try Model(contentsOf: URL(fileURLWithPath: second))
+            let options = RuntimeOptions(environment: ProcessInfo.processInfo.environment)
+            let a = try Model(contentsOf: URL(fileURLWithPath: first), options: options)
+            let b = try Model(contentsOf: URL(fileURLWithPath: second), options: options)
             let inputs = try ModelComparison.randomInputs(for: a.inputs, shapes: shapes, seed: seed)
             let diffs = try ModelComparison.compare(a, b, inputs: inputs, rtol: rtol, atol: atol)
             let ok = diffs.allSatisfy(\.withinTolerance)

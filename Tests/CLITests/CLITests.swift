@@ -36,7 +36,7 @@ struct CLITests {
         let junk = dir.write(Array("junk".utf8), to: "junk.onnx")
         let r = try runProcess(dlconvert, [junk, dir.file("out.ckpt")])
         #expect(r.status == 1)
-        #expect(r.stderr == "dlconvert: \(junk): not a format DLKit recognises (ONNX, .ckpt, safetensors, PyTorch, Keras .h5/.weights.h5/.keras)\n")
+        #expect(r.stderr == "dlconvert: \(junk): not a format DLKit recognises (ONNX, .ckpt, safetensors, PyTorch, Keras .h5/.weights.h5/.keras, TensorFlow SavedModel/checkpoint/TF.js, TFLite, OpenVINO .xml, Hugging Face folder)\n")
         #expect(r.stdout.isEmpty)
         #expect(dir.contents() == ["junk.onnx"])
     }

@@ -32,9 +32,11 @@ final class ServeProcess: @unchecked Sendable {
     }
 
     /// Writes `text` from a background thread, closing stdin afterwards when `close` is set.
-    func send(_ text: String, close: Bool = false) {
+    func send(_ text: String, close: Bool = false) { send(bytes: Array(text.utf8), close: close) }
+
+    /// Writes raw `bytes` (request lines and binary tensor data) from a background thread.
+    func send(bytes: [UInt8], close: Bool = false) {
         let fd = input.fileHandleForWriting.fileDescriptor
-        let bytes = Array(text.utf8)
         let handle = input.fileHandleForWriting
         Thread {
             bytes.withUnsafeBytes { b in
@@ -47,6 +49,19 @@ final class ServeProcess: @unchecked Sendable {
             }
             if close { try? handle.close() }
         }.start()
+    }
+
+    /// The next `count` bytes of output (binary tensor data after an answer line), or nil when
+    /// the output ends first.
+    func readBytes(_ count: Int) -> [UInt8]? {
+        while pending.count < count {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { return nil }
+            pending.append(chunk)
+        }
+        let bytes = [UInt8](pending.prefix(count))
+        pending = Data(pending.dropFirst(count))
+        return bytes
     }
 
     /// Closes our end of the answers pipe: the server's next write fails.

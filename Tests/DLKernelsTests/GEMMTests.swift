@@ -86,7 +86,7 @@ struct GEMMCase: Sendable, CustomTestStringConvertible {
     ]
 
     /// The column split over two workers gives what one OpenBLAS call gives, edges included, and
-    /// leaves OpenBLAS's thread count as it found it.
+    /// never touches OpenBLAS's thread count.
     @Test(arguments: splitCases)
     func sgemmSplittingColumnsMatchesOneCall(_ c: GEMMCase) {
         let (rowsA, colsA) = c.transA ? (c.k, c.m) : (c.m, c.k)
@@ -96,14 +96,13 @@ struct GEMMCase: Sendable, CustomTestStringConvertible {
         let b = dyadicFloats(rowsB * ldb, seed: 5)
         var split = dyadicFloats(c.m * ldc, seed: 6)
         var whole = split
-        let workers = ParallelFor.workerCount, blas = GEMM.threadCount
-        ParallelFor.setWorkerCount(2)
-        GEMM.setThreadCount(2)
-        defer { ParallelFor.setWorkerCount(workers); GEMM.setThreadCount(blas) }
-        split.withUnsafeMutableBufferPointer { o in
-            GEMM.sgemmSplittingColumns(transA: c.transA, transB: c.transB, m: c.m, n: c.n, k: c.k,
-                                       alpha: c.alpha, a: a, lda: lda, b: b, ldb: ldb,
-                                       beta: c.beta, c: o.baseAddress!, ldc: ldc)
+        let blas = GEMM.threadCount
+        ParallelFor.withWorkerCount(2) {
+            split.withUnsafeMutableBufferPointer { o in
+                GEMM.sgemmSplittingColumns(transA: c.transA, transB: c.transB, m: c.m, n: c.n, k: c.k,
+                                           alpha: c.alpha, a: a, lda: lda, b: b, ldb: ldb,
+                                           beta: c.beta, c: o.baseAddress!, ldc: ldc)
+            }
         }
         whole.withUnsafeMutableBufferPointer { o in
             GEMM.sgemm(transA: c.transA, transB: c.transB, m: c.m, n: c.n, k: c.k,
@@ -111,7 +110,7 @@ struct GEMMCase: Sendable, CustomTestStringConvertible {
                        beta: c.beta, c: o.baseAddress!, ldc: ldc)
         }
         expectClose(split, whole)
-        #expect(GEMM.threadCount == 2)
+        #expect(GEMM.threadCount == blas)
     }
 
     @Test func backendReportsACoreNameAndThreadCount() {

@@ -83,7 +83,7 @@ struct BadInputTests {
         let dir = TemporaryFolder()
         let junk = dir.write(Array("this is not a model".utf8), to: "junk.onnx")
         do { try Converter.convert(from: URL(fileURLWithPath: junk), to: dir.url("out.ckpt")); Issue.record("expected an error") } catch {
-            #expect(error.description == "\(junk): not a format DLKit recognises (ONNX, .ckpt, safetensors, PyTorch, Keras .h5/.weights.h5/.keras)")
+            #expect(error.description == "\(junk): not a format DLKit recognises (ONNX, .ckpt, safetensors, PyTorch, Keras .h5/.weights.h5/.keras, TensorFlow SavedModel/checkpoint/TF.js, TFLite, OpenVINO .xml, Hugging Face folder)")
         }
         #expect(dir.contents() == ["junk.onnx"])
     }
@@ -104,7 +104,7 @@ struct BadInputTests {
             try Converter.convert(from: URL(fileURLWithPath: TestPackage.fixture("models/mlp.onnx")), to: dir.url("out.xyz"))
             Issue.record("expected an error")
         } catch {
-            #expect(error.description == "\(dir.file("out.xyz")): unknown output extension; use .onnx, .ckpt, .safetensors, .pt, .pth, .bin, .h5 or .weights.h5")
+            #expect(error.description == "\(dir.file("out.xyz")): unknown output extension; use .onnx, .ckpt, .tflite, .xml (OpenVINO IR), .safetensors, .pt, .pth, .bin, .h5, .weights.h5 or FOLDER/config.json")
         }
         #expect(dir.contents().isEmpty)
     }

@@ -1,9 +1,13 @@
 import DLCheckpoint
 import DLKit
+import DLServe
 import DLKeras
 import DLONNX
+import DLOpenVINO
 import DLSafeTensors
 import DLTestSupport
+import DLTensorFlow
+import DLTFLite
 import DLTorch
 import Foundation
 import Testing
@@ -26,10 +30,28 @@ func hostileOpen(_ path: String, reader: String) -> String? {
         case "ckpt":
             let c = try Checkpoint(contentsOf: path)
             _ = try Model(graph: c.graph, name: "bad")
+        case "tflite":
+            let g = try TFLiteImporter.graph(from: try TFLiteModel(path: path))
+            _ = try Model(graph: g, name: "bad")
         case "keras":
             let f = try KerasFile(path: path)
             for layer in f.layers { for (_, t) in layer.weights { t.withUnsafeBytes { b in _ = b.last } } }
             if f.config != nil { _ = try KerasImporter.graph(from: f) }
+        case "openvino":
+            let g = try OpenVINOReader.read(path: path)
+            for (_, t) in g.initializers { t.withUnsafeBytes { b in _ = b.last } }
+            _ = try Model(graph: g, name: "bad")
+        case "tensorflow":
+            // A checkpoint (.index with its shard beside it) or a SavedModel folder.
+            if path.hasSuffix(".index") {
+                _ = try TensorBundle(path: path).tensors()
+            } else {
+                _ = try Model(graph: try SavedModelReader.read(path: path), name: "bad")
+            }
+        case "hf-folder":
+            _ = try HFFolder(path: path).graph()
+        case "hf-tokenizer":
+            _ = try HFTokenizer(path: path).encode("Hello world! Café 日本語 😀")
         default:
             return "no reader named \(reader)"
         }
@@ -59,7 +81,7 @@ func hostileOpen(_ path: String, reader: String) -> String? {
 
     @Test func theManifestListsTheCorpus() {
         #expect(Self.rows.count >= 60)
-        #expect(Set(Self.rows.map(\.reader)).isSuperset(of: ["onnx", "safetensors", "torch", "ckpt", "keras"]))
+        #expect(Set(Self.rows.map(\.reader)).isSuperset(of: ["onnx", "safetensors", "torch", "ckpt", "keras", "tensorflow", "openvino"]))
         #expect(!Self.rows.contains { $0.pending })
     }
 
@@ -73,7 +95,9 @@ func hostileOpen(_ path: String, reader: String) -> String? {
         #expect(!message.contains("\n"), "\(row.file): the message is more than one line")
         // The message names the file (the readers prefix it); the budget check runs on the
         // graph, after reading, and names the value instead.
-        #expect(message.contains(row.file) || row.expected.contains("budget"), "\(row.file): \(message)")
+        // A checkpoint's shard errors name the shard beside the listed .index (same stem).
+        let stem = row.file.hasSuffix(".index") ? String(row.file.dropLast(".index".count)) : row.file
+        #expect(message.contains(stem) || row.expected.contains("budget"), "\(row.file): \(message)")
     }
 }
 
@@ -85,7 +109,7 @@ func hostileOpen(_ path: String, reader: String) -> String? {
         return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted().map { "\(target)/\($0)" }
     }
 
-    @Test(arguments: files("onnx") + files("safetensors") + files("torch") + files("ckpt"))
+    @Test(arguments: files("onnx") + files("safetensors") + files("torch") + files("ckpt") + files("tflite"))
     func readerAnswersWithoutCrashing(entry: String) throws {
         let target = String(entry.split(separator: "/")[0])
         let source = TestPackage.root.appendingPathComponent("Fuzz/corpus/\(entry)").path
@@ -111,6 +135,17 @@ func hostileOpen(_ path: String, reader: String) -> String? {
         } else if let config = try? rest.withUnsafeBytes({ b throws(JSONSyntaxError) in try JSONParser.parse(b) }) {
             _ = try? KerasImporter.graph(from: KerasFile(config: config, path: entry))
         }
+    }
+
+    /// fuzz-openvino inputs: the IR XML, a NUL, then the .bin (as in Fuzz/OpenVINO).
+    @Test(arguments: files("openvino"))
+    func openVINOReaderAnswersWithoutCrashing(entry: String) throws {
+        let bytes = try [UInt8](Data(contentsOf: TestPackage.root.appendingPathComponent("Fuzz/corpus/\(entry)")))
+        let split = bytes.firstIndex(of: 0) ?? bytes.count
+        let tmp = TemporaryFolder()
+        try Data(bytes[..<split]).write(to: URL(fileURLWithPath: tmp.file("input.xml")))
+        try Data(bytes[min(split + 1, bytes.count)...]).write(to: URL(fileURLWithPath: tmp.file("input.bin")))
+        _ = hostileOpen(tmp.file("input.xml"), reader: "openvino")
     }
 
     @Test(arguments: files("serve"))

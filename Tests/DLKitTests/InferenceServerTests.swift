@@ -1,4 +1,5 @@
 import DLKit
+import DLServe
 import DLTestSupport
 import Foundation
 import Testing

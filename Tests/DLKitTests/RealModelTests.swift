@@ -12,9 +12,9 @@ struct RealModelTests {
     static let rtol = 1e-4
     static let atol = 1e-5
 
-    /// The inputs and outputs of run `run` (1 or 2) of `real/<stem>.io.safetensors`.
-    static func run(_ stem: String, _ run: Int) throws -> (inputs: [String: Tensor], outputs: [String: Tensor]) {
-        let file = try SafeTensorsFile(path: TestPackage.fixture("models/real/\(stem).io.safetensors"))
+    /// The inputs and outputs of run `run` (1 or 2) of `<folder>/<stem>.io.safetensors`.
+    static func run(_ stem: String, _ run: Int, folder: String = "real") throws -> (inputs: [String: Tensor], outputs: [String: Tensor]) {
+        let file = try SafeTensorsFile(path: TestPackage.fixture("models/\(folder)/\(stem).io.safetensors"))
         let suffix = run == 1 ? "" : String(run)
         var inputs: [String: Tensor] = [:], outputs: [String: Tensor] = [:]
         for (name, tensor) in try file.tensors() {

@@ -1,4 +1,5 @@
-@testable import DLKit
+import DLKit
+@testable import DLServe
 import DLTestSupport
 import Foundation
 import Testing
@@ -20,6 +21,40 @@ struct ServeCodecTests {
             } catch { result = .failure(error) }
         }
         return try result.get()
+    }
+
+    @Test func numberWriterPrintsWhatDescriptionPrints() {
+        // The runtime formatter called into our buffer must give `description`'s text exactly.
+        var rng = SystemRandomNumberGenerator()
+        var floats: [Float] = [0, -0.0, 1, 10, 1e7, 1e8, 0.1, .leastNonzeroMagnitude, .greatestFiniteMagnitude, 16777216, 123456789, .nan, -.infinity]
+        var doubles: [Double] = [0, -0.0, 1e15, 1e16, 1e17, 0.1, .leastNonzeroMagnitude, .greatestFiniteMagnitude, 9007199254740993, 1e22, 1e23, .infinity]
+        for _ in 0..<50_000 {
+            floats.append(Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &rng)))
+            doubles.append(Double(bitPattern: UInt64.random(in: 0...UInt64.max, using: &rng)))
+        }
+        func text<T>(_ values: [T], _ write: (T, UnsafeMutablePointer<UInt8>) -> Int) -> String {
+            var out: [UInt8] = []
+            values.withUnsafeBufferPointer { NumberWriter.append($0, to: &out, write) }
+            return String(decoding: out, as: UTF8.self)
+        }
+        func reference<T: BinaryFloatingPoint & LosslessStringConvertible>(_ v: T) -> String {
+            v.isNaN ? #""NaN""# : v.isInfinite ? (v < 0 ? #""-Infinity""# : #""Infinity""#) : v.description
+        }
+        #expect(text(floats, NumberWriter.write) == floats.map(reference).joined(separator: ","))
+        #expect(text(doubles, NumberWriter.write) == doubles.map(reference).joined(separator: ","))
+        let ints: [Int64] = [0, -1, 9, 10, 99, 100, 12345678, -9223372036854775808, 9223372036854775807] + (0..<10_000).map { _ in Int64.random(in: .min ... .max, using: &rng) }
+        #expect(text(ints) { NumberWriter.write($0, $1) } == ints.map(String.init).joined(separator: ","))
+        let uints: [UInt64] = [0, 18446744073709551615] + (0..<1000).map { _ in UInt64.random(in: 0 ... .max, using: &rng) }
+        #expect(text(uints) { NumberWriter.write($0, $1) } == uints.map(String.init).joined(separator: ","))
+    }
+
+    @Test func eightDigitsAtATime() {
+        for text in ["00000000", "12345678", "99999999", "09876543"] {
+            #expect(Array(text.utf8).withUnsafeBufferPointer { NumberText.eightDigits($0.baseAddress!) } == UInt64(text))
+        }
+        for text in ["1234567a", "/2345678", "1234:678", "12 45678", "1234567.", "1234567\u{0}"] {
+            #expect(Array(text.utf8).withUnsafeBufferPointer { NumberText.eightDigits($0.baseAddress!) } == nil, "\(text)")
+        }
     }
 
     @Test func floatsParseToTheCorrectlyRoundedValue() throws {
@@ -116,7 +151,7 @@ struct ServeCodecTests {
         #expect(String(decoding: out, as: UTF8.self) == #"{"name":"y","shape":[4],"datatype":"FP32","data":[0.1,"NaN","-Infinity",1e-45]}"#)
         out = []
         let h = Tensor(zeros: .float16, shape: [1]).converted(to: .float32).converted(to: .float16)
-        TensorJSONCodec.encode(name: "h", tensor: h, base64: true, into: &out)
+        TensorJSONCodec.encode(name: "h", tensor: h, encoding: .base64, into: &out)
         #expect(String(decoding: out, as: UTF8.self) == #"{"name":"h","shape":[1],"datatype":"FP16","parameters":{"data_encoding":"base64"},"data":"AAA="}"#)
     }
 

@@ -71,9 +71,7 @@ import Testing
         let x = seededRandom([5, 8, 16], seed: 11)
         let inPlace = try Executor(graph: g).run(["x": x])
         let input = x.scalars(as: Float.self)
-        ExecutionPlan.inPlaceEnabled = false
-        defer { ExecutionPlan.inPlaceEnabled = true }
-        let e = try Executor(graph: g)
+        let e = try Executor(graph: g, options: RuntimeOptions(inPlace: false))
         let (stats, outOfPlace) = try #require(try e.planRunStats(["x": x]))
         #expect(stats.inPlaceSteps == 0)
         for name in ["y", "side"] {

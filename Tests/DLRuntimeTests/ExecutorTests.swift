@@ -103,15 +103,21 @@ struct ExecutorTests {
         }
     }
 
-    @Test func symbolicDimMustAgreeAcrossInputs() throws {
+    /// Axes sharing a symbolic name may differ at run time (ONNX Runtime runs such models); the
+    /// kernel that combines them checks the shapes.
+    @Test func symbolicDimNamesAreHintsNotConstraints() throws {
         let t = TensorType(dtype: .float32, dims: [.symbolic("n")])
         let g = Graph(name: "g", inputs: [ValueInfo(name: "a", type: t), ValueInfo(name: "b", type: t)],
                       outputs: [ValueInfo(name: "y", type: nil)], nodes: [Node(opType: "Add", inputs: ["a", "b"], outputs: ["y"])])
+        let e = try Executor(graph: g)
+        let y = try e.run(["a": f32([2], [1, 2]), "b": f32([1], [10])])["y"]
+        #expect(y?.shape == [2])
+        #expect(y?.scalars(as: Float.self) == [11, 12])
         do {
-            _ = try Executor(graph: g).run(["a": f32([2], [1, 2]), "b": f32([3], [1, 2, 3])])
+            _ = try e.run(["a": f32([2], [1, 2]), "b": f32([3], [1, 2, 3])])
             Issue.record("expected an error")
         } catch {
-            #expect(error.description.contains("dimension 'n' is 2"))
+            #expect(!error.description.contains("earlier input"), "\(error.description)")
         }
     }
 

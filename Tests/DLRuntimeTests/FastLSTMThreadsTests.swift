@@ -25,12 +25,9 @@ import Testing
             let out = try Executor(graph: g).run(Dictionary(uniqueKeysWithValues: zip(present, ts)))
             return try ["Y", "Yh", "Yc"].map { try #require(out[$0]) }
         }
-        let before = ParallelFor.workerCount
-        ParallelFor.setWorkerCount(2)
-        defer { ParallelFor.setWorkerCount(before) }
-        let split = try run(.float32)
-        ParallelFor.setWorkerCount(1)
-        let single = try run(.float32), general = try run(.float64)
+        let split = try ParallelFor.withWorkerCount(2) { try run(.float32) }
+        let single = try ParallelFor.withWorkerCount(1) { try run(.float32) }
+        let general = try run(.float64)
         for (a, b) in zip(split, general) {
             #expect(a.shape == b.shape)
             #expect(zip(a.doubles(), b.doubles()).allSatisfy { abs($0 - $1) <= 1e-5 })

@@ -9,7 +9,7 @@ import Testing
 struct TensorBoardTests {
     @Test func crc32cOfTheStandardCheckValue() {
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
-        #expect(CRC32C.unmasked(CRC32C.masked(0xDEAD_BEEF)) == 0xDEAD_BEEF)
+        #expect(CRC32C.unmask(CRC32C.mask(0xDEAD_BEEF)) == 0xDEAD_BEEF)
     }
 
     @Test func recordsFrameLengthDataAndMaskedChecksums() {
@@ -17,7 +17,7 @@ struct TensorBoardTests {
         #expect(r.count == 8 + 4 + 3 + 4)
         #expect(Array(r[0..<8]) == [3, 0, 0, 0, 0, 0, 0, 0])
         let lengthCRC = r[8..<12].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-        #expect(lengthCRC == CRC32C.masked(CRC32C.checksum(Array(r[0..<8]))))
+        #expect(lengthCRC == CRC32C.mask(CRC32C.checksum(Array(r[0..<8]))))
         #expect(Array(r[12..<15]) == [1, 2, 3])
     }
 

@@ -30,9 +30,6 @@ int dlk_conv2d_s1_maxpool2(const float *x, int cin, int hp, int wp, int kh, int 
 int dlk_sgemm_nt_narrow(int m, int n, int k, const float *a, long lda, const float *w, long ldw,
                         float *c, long ldc, const dlk_epilogue *e);
 
-/// 1 unless the environment says `DLKIT_WINOGRAD=0` (for A/B runs). Read once.
-int dlk_winograd_enabled(void);
-
 /// Transforms 3×3 convolution weights [m][cin][3][3] for `dlk_conv3x3_wino_maxpool2`:
 /// u[ξ][o][c] = (G g Gᵀ)[ξ] for ξ in 0..<16, 16·m·cin floats. Requires AVX-512.
 void dlk_wino_weights(const float *w, int m, int cin, float *u);

@@ -91,10 +91,6 @@ enum ConvFamilyKernels {
 
     static let conv: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0), w = try ctx.input(1)
-        if x.dtype == .float32, w.dtype == .float32, ctx.optionalInput(2).map({ $0.dtype == .float32 }) ?? true,
-           x.shape.count == 3 || x.shape.count == 4 {
-            return try ConvolutionKernels.conv(ctx)
-        }
         guard x.dtype.isFloatingPoint, w.dtype == x.dtype else { throw ctx.fail("Conv needs floating-point X and W of one type, got \(x.dtype) and \(w.dtype)") }
         let (group, g) = try convSetup(ctx, x: x, w: w)
         let y = convolve(x: x.doubles(), xShape: x.shape, w: w.doubles(), wShape: w.shape,

@@ -2,32 +2,24 @@ import DLGraph
 import DLKernels
 import DLTensor
 
-/// Unary activations, Softmax, and the broadcasting arithmetic ops.
+/// Float32 unary activations and broadcasting arithmetic on the vectorised DLKernels loops.
 enum ElementwiseKernels {
-    static var all: [(String, Kernel)] {
-        [
+    /// Fast variants (see ``KernelRegistry``) of ops whose general kernels are in `MathKernels`:
+    /// the vectorised DLKernels loops, taken when every input present is float32.
+    static var fast: [(String, String, FastKernel)] {
+        let kernels: [(String, Kernel)] = [
             ("Relu", unary { Elementwise.relu($0, $1, count: $2) }),
             ("Sigmoid", unary { Elementwise.sigmoid($0, $1, count: $2) }),
             ("Tanh", unary { Elementwise.tanh($0, $1, count: $2) }),
+            ("Erf", unary { Elementwise.erf($0, $1, count: $2) }),
             ("Add", binary(.add)), ("Sub", binary(.sub)), ("Mul", binary(.mul)), ("Div", binary(.div)),
-            ("Softmax", { ctx throws(RuntimeError) in
-                let x = try ctx.input(0)
-                try ctx.requireFloat32(x)
-                let axis = try ctx.attribute { () throws(GraphError) in try ctx.node.int("axis", default: -1) }
-                guard let a = DimMath.axis(axis, rank: x.rank) else {
-                    throw .unsupported(node: ctx.node.displayName, reason: "axis \(axis) is outside rank \(x.rank)")
-                }
-                let outer = x.shape[..<a].reduce(1, *), inner = x.shape[(a + 1)...].reduce(1, *)
-                let out = ctx.makeOutput(.float32, shape: x.shape)
-                guard x.elementCount > 0 else { return [out] }
-                x.withUnsafeBufferPointer(as: Float.self) { src in
-                    out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
-                        Softmax.softmax(src.baseAddress!, dst.baseAddress!, outer: outer, axisSize: x.shape[a], inner: inner)
-                    }
-                }
-                return [out]
-            }),
         ]
+        return kernels.map { op, kernel in
+            (op, "every input float32", { ctx throws(RuntimeError) in
+                for t in ctx.inputs where t != nil && t?.dtype != .float32 { return nil }
+                return try kernel(ctx)
+            })
+        }
     }
 
     static func unary(_ f: @escaping @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Kernel {

@@ -13,12 +13,9 @@ import DLTensor
 /// buffer plus one pass over the gates. Anything else returns nil and runs in the general
 /// kernel (`RecurrentKernels`, in Double).
 enum FastLSTM {
-    /// This kernel where it applies, `general` elsewhere.
-    static func prefer(over general: @escaping Kernel) -> Kernel {
-        { ctx throws(RuntimeError) in
-            if let fast = try run(ctx) { return fast }
-            return try general(ctx)
-        }
+    /// The fast variant of LSTM (see ``KernelRegistry``), in front of `RecurrentKernels`' general one.
+    static var fast: [(String, String, FastKernel)] {
+        [("LSTM", "float32 in the exporters' form: default activations, no clip, peepholes or input_forget, layout 0, full-length sequences", run)]
     }
 
     static func run(_ ctx: KernelContext) throws(RuntimeError) -> [Tensor]? {
@@ -63,9 +60,10 @@ enum FastLSTM {
         let bias = UnsafeMutablePointer<Float>.allocate(capacity: G)
         defer { bias.deallocate() }
 
-        // The input tensors are alive for the whole call and their storage does not move.
-        guard let xp = floatPointer(X), let wp = floatPointer(W), let rp = floatPointer(R) else { return nil }
-        let bp = B.flatMap(floatPointer), h0p = h0.flatMap(floatPointer), c0p = c0.flatMap(floatPointer)
+        // The inputs' pointers are valid only inside their closures: everything runs in there.
+        let ran = withFloatPointers([X, W, R, B, h0, c0][...]) { p -> Bool in
+        guard let xp = p[0], let wp = p[1], let rp = p[2] else { return false }
+        let bp = p[3], h0p = p[4], c0p = p[5]
         y.withUnsafeMutableBufferPointer(as: Float.self) { yb in
         yh.withUnsafeMutableBufferPointer(as: Float.self) { hb in
         yc.withUnsafeMutableBufferPointer(as: Float.self) { cb in
@@ -108,17 +106,17 @@ enum FastLSTM {
                                                 rows: rows, hidden: hidden)
                     }
                 }
-                let workers = min(ParallelFor.workerCount, batch / minRowsPerWorker)
+                // Split only while OpenBLAS is single-threaded (the default, see ComputeThreads);
+                // the row cut depends on the worker count alone, so results do not depend on
+                // whether another thread holds the pool.
+                let workers = GEMM.threadCount == 1 ? min(ParallelFor.workerCount, batch / minRowsPerWorker) : 1
                 if workers > 1 {
-                    let blas = GEMM.threadCount
-                    GEMM.setThreadCount(1)
                     ParallelFor.run(workers, cost: 1 << 20) { lo, hi in
                         for w in lo..<hi {
                             let b0 = w * batch / workers, b1 = (w + 1) * batch / workers
                             if b0 < b1 { recur(b0, b1) }
                         }
                     }
-                    GEMM.setThreadCount(blas)
                 } else {
                     recur(0, batch)
                 }
@@ -126,14 +124,21 @@ enum FastLSTM {
         }
         }
         }
-        return [y, yh, yc]
+        return true
+        }
+        return ran ? [y, yh, yc] : nil
     }
 
     /// Fewest batch rows worth a worker of their own (below this the per-step GEMM is too thin).
     static let minRowsPerWorker = 4
 
-    static func floatPointer(_ t: Tensor) -> UnsafePointer<Float>? {
-        t.withUnsafeBufferPointer(as: Float.self) { $0.baseAddress }
+    /// Calls `body` with the float32 base address of each tensor (nil for a missing or empty
+    /// one), every pointer valid for the whole call.
+    static func withFloatPointers<R>(_ tensors: ArraySlice<Tensor?>, _ done: [UnsafePointer<Float>?] = [],
+                                     _ body: ([UnsafePointer<Float>?]) -> R) -> R {
+        guard let first = tensors.first else { return body(done) }
+        guard let t = first else { return withFloatPointers(tensors.dropFirst(), done + [nil], body) }
+        return t.withUnsafeBufferPointer(as: Float.self) { withFloatPointers(tensors.dropFirst(), done + [$0.baseAddress], body) }
     }
 
 }

@@ -2,17 +2,9 @@ import DLGraph
 import DLKernels
 import DLTensor
 
-/// float32 kernels that run on the vectorised DLKernels loops, put in front of the general
-/// kernels registered later for the same ops (which compute every dtype through Double arrays).
-///
-/// A fast path takes a node only when every input present is float32; anything else (other
-/// dtypes, a bool condition) goes to the general kernel, so results for those stay as they were.
+/// Kernels of the fused ops the graph passes introduce: each runs its float32 inputs in one
+/// kernel and anything else through the general kernels of the ops it fused.
 enum FastPaths {
-    static var all: [(String, Kernel)] {
-        let floatOnly: Set<String> = ["Relu", "Sigmoid", "Tanh", "Add", "Sub", "Mul", "Div"]
-        return ElementwiseKernels.all.filter { floatOnly.contains($0.0) }
-    }
-
     /// Kernels of the ops the graph passes introduce (`FusedOps`), keyed "domain:op".
     static var fused: [(String, Kernel)] {
         [("\(FusedOps.domain):FusedConv", fusedConv), ("\(FusedOps.domain):FusedGemm", fusedGemm),
@@ -128,14 +120,6 @@ enum FastPaths {
     static func unfusedMatMul(_ ctx: KernelContext) throws(RuntimeError) -> [Tensor] {
         let y = try ctx.runOp("Add", [try ctx.runOp("MatMul", [try ctx.input(0), try ctx.input(1)]), try ctx.input(2)])
         return [try ctx.applyingFusedActivation(y)]
-    }
-
-    /// `fast` for all-float32 inputs, `general` otherwise.
-    static func prefer(_ fast: @escaping Kernel, over general: @escaping Kernel) -> Kernel {
-        { ctx throws(RuntimeError) in
-            for t in ctx.inputs where t != nil && t?.dtype != .float32 { return try general(ctx) }
-            return try fast(ctx)
-        }
     }
 }
 

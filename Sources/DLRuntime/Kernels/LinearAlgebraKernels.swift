@@ -11,7 +11,6 @@ enum LinearAlgebraKernels {
 
     static let matmul: Kernel = { ctx throws(RuntimeError) in
         let a = try ctx.input(0), b = try ctx.input(1)
-        if a.dtype == .float32 && b.dtype == .float32 { return try LinearKernels.matmul(ctx) }
         guard a.dtype == b.dtype, a.dtype.isFloatingPoint || a.dtype.isInteger else {
             throw ctx.fail("MatMul needs two numeric inputs of one type, got \(a.dtype) and \(b.dtype)")
         }
@@ -56,7 +55,6 @@ enum LinearAlgebraKernels {
 
     static let gemm: Kernel = { ctx throws(RuntimeError) in
         let a = try ctx.input(0), b = try ctx.input(1), c = ctx.optionalInput(2)
-        if a.dtype == .float32 && b.dtype == .float32 && (c?.dtype ?? .float32) == .float32 { return try LinearKernels.gemm(ctx) }
         guard a.dtype == b.dtype, a.rank == 2, b.rank == 2, a.dtype.isFloatingPoint || a.dtype.isInteger else {
             throw ctx.fail("Gemm needs 2-D numeric A and B of one type, got \(a.dtype) \(a.shape) and \(b.dtype) \(b.shape)")
         }

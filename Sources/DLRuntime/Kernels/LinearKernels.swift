@@ -4,7 +4,18 @@ import DLTensor
 
 /// Gemm and MatMul through OpenBLAS sgemm.
 enum LinearKernels {
-    static var all: [(String, Kernel)] { [("Gemm", gemm), ("MatMul", matmul)] }
+    /// Fast variants (see ``KernelRegistry``) in front of `LinearAlgebraKernels`' general kernels.
+    static var fast: [(String, String, FastKernel)] {
+        [("Gemm", "float32 A, B and C", { ctx throws(RuntimeError) in
+            let a = try ctx.input(0), b = try ctx.input(1)
+            guard a.dtype == .float32, b.dtype == .float32, (ctx.optionalInput(2)?.dtype ?? .float32) == .float32 else { return nil }
+            return try gemm(ctx)
+         }),
+         ("MatMul", "float32 A and B", { ctx throws(RuntimeError) in
+            guard try ctx.input(0).dtype == .float32, try ctx.input(1).dtype == .float32 else { return nil }
+            return try matmul(ctx)
+         })]
+    }
 
     /// Y = alpha·op(A)·op(B) + beta·C, with C broadcast to [M, N].
     static let gemm: Kernel = { ctx throws(RuntimeError) in try gemm(ctx, activation: .none) }

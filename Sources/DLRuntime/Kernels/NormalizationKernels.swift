@@ -238,10 +238,6 @@ enum NormalizationKernels {
         let x = try floatInput(ctx, 0)
         guard x.rank >= 2 else { throw ctx.fail("the input must be [N, C, ...], got \(x.shape)") }
         let training = try ctx.int("training_mode", 0) != 0
-        let allFloat32 = x.dtype == .float32 && ctx.inputs.dropFirst().allSatisfy { $0?.dtype == .float32 }
-        if !training, allFloat32, !ctx.node.outputs.dropFirst().contains(where: { !$0.isEmpty }) {
-            return try ConvolutionKernels.batchNorm(ctx)
-        }
         let n = x.shape[0], c = x.shape[1], spatial = x.shape[2...].reduce(1, *)
         let params = try (1...4).map { (i) throws(RuntimeError) in try ctx.input(i).doubles() }
         for (i, p) in params.enumerated() where p.count != c {

@@ -73,29 +73,33 @@ typealias Kernel = @Sendable (KernelContext) throws(RuntimeError) -> [Tensor]
 /// A kernel over values of any kind (sequences, optionals, control flow): one value per output.
 typealias ValueKernel = @Sendable (KernelContext) throws(RuntimeError) -> [GraphValue]
 
-/// Op type → kernel. Every IR op the runtime can execute is listed here.
+/// Op type → kernel. Every IR op the runtime can execute is listed here, once (see
+/// ``KernelRegistry`` for the rule between an op's general kernel and its fast variant).
 enum OpKernels {
+    /// The general kernel of every op, then the fast variants, each listed with what it takes.
+    static func registry() throws(KernelRegistry.Problem) -> KernelRegistry {
+        var r = KernelRegistry()
+        try r.add(ShapeKernels.all + MathKernels.all + MovementKernels.all + ReduceKernels.all + CreationKernels.all
+                  + NeuralKernels.all + PoolingKernels.all + ResizeKernels.all + ConvFamilyKernels.all
+                  + SamplingKernels.all + RearrangeKernels.all + FlowKernels.all + FastPaths.fused)
+        for (op, takes, kernel) in ElementwiseKernels.fast + ConvolutionKernels.fast + LinearKernels.fast + FastLSTM.fast {
+            try r.addFast(op, takes: takes, kernel)
+        }
+        return r
+    }
+
     static let table: [String: Kernel] = {
-        var t: [String: Kernel] = [:]
-        // Later families override earlier entries of the same op (broader dtype coverage).
-        for (name, k) in ElementwiseKernels.all + LinearKernels.all + ConvolutionKernels.all + ShapeKernels.all
-            + MathKernels.all + MovementKernels.all + ReduceKernels.all + CreationKernels.all + NeuralKernels.all + PoolingKernels.all + ResizeKernels.all + ConvFamilyKernels.all + SamplingKernels.all + RearrangeKernels.all + FlowKernels.all {
-            t[name] = k
-        }
-        for (name, fast) in FastPaths.all {
-            if let general = t[name] { t[name] = FastPaths.prefer(fast, over: general) }
-        }
-        for (name, k) in FastPaths.fused { t[name] = k }
-        if let general = t["LSTM"] {
-            t["LSTM"] = FastLSTM.prefer(over: general)
-        }
-        return t
+        // A duplicate is a programming error in this file's lists, found by the first test that runs a graph.
+        do { return try registry().table() } catch { preconditionFailure("\(error)") }
     }()
 
     /// Kernels over sequences/optionals/subgraphs, and ops of other domains (keyed "domain:op").
     static let valueTable: [String: ValueKernel] = {
         var t: [String: ValueKernel] = [:]
-        for (name, k) in FlowKernels.values { t[name] = k }
+        for (name, k) in FlowKernels.values {
+            precondition(t[name] == nil, "kernel registry: value kernel '\(name)' listed twice")
+            t[name] = k
+        }
         return t
     }()
 

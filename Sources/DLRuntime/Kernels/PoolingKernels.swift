@@ -64,10 +64,6 @@ enum PoolingKernels {
     static let maxPool: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0)
         let wantsIndices = ctx.node.outputs.count > 1 && !ctx.node.outputs[1].isEmpty
-        if x.dtype == .float32, !wantsIndices, x.shape.count == 3 || x.shape.count == 4,
-           (try ctx.int("storage_order", 0)) == 0 {
-            return try ConvolutionKernels.pool(max: true)(ctx)
-        }
         guard x.dtype.isFloatingPoint || x.dtype == .int8 || x.dtype == .uint8 else {
             throw ctx.fail("MaxPool is not defined on \(x.dtype)")
         }
@@ -107,9 +103,6 @@ enum PoolingKernels {
 
     static let averagePool: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0)
-        if x.dtype == .float32, x.shape.count == 3 || x.shape.count == 4 {
-            return try ConvolutionKernels.pool(max: false)(ctx)
-        }
         guard x.dtype.isFloatingPoint else { throw ctx.fail("AveragePool needs a floating-point input, got \(x.dtype)") }
         let includePad = try ctx.int("count_include_pad", 0) != 0
         return [try windowReduce(ctx, x) { values, pads in
@@ -159,9 +152,6 @@ enum PoolingKernels {
     static func global(_ kind: GlobalKind) -> Kernel {
         { ctx throws(RuntimeError) in
             let x = try ctx.input(0)
-            if kind == .average, x.dtype == .float32, ctx.outputTypes.first??.dims?.concrete != nil {
-                return try ConvolutionKernels.globalAveragePool(ctx)
-            }
             guard x.shape.count >= 2 else { throw ctx.fail("\(ctx.node.opType) needs an input of rank 2 or more, got \(x.shape)") }
             guard x.dtype.isFloatingPoint else { throw ctx.fail("\(ctx.node.opType) needs a floating-point input, got \(x.dtype)") }
             let p = Double(try ctx.int("p", 2))

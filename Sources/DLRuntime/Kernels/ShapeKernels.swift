@@ -5,8 +5,7 @@ import DLTensor
 /// Ops that relabel or move elements. Reshape-like ops share the input's storage.
 enum ShapeKernels {
     static var all: [(String, Kernel)] {
-        [("Flatten", relabel), ("Reshape", relabel), ("Identity", relabel),
-         ("Dropout", dropout), ("Transpose", transpose), ("Concat", concat), ("Constant", constant)]
+        [("Flatten", relabel), ("Reshape", relabel), ("Transpose", transpose), ("Concat", concat), ("Constant", constant)]
     }
 
     /// Same elements, the inferred shape; no copy.
@@ -15,18 +14,6 @@ enum ShapeKernels {
         do { return [try x.reshaped(to: try ctx.outputShape(0))] } catch let e as RuntimeError { throw e } catch {
             throw .unsupported(node: ctx.node.displayName, reason: "\(error)")
         }
-    }
-
-    /// Inference: the input unchanged, and an all-true mask when one is asked for.
-    static let dropout: Kernel = { ctx throws(RuntimeError) in
-        let x = try ctx.input(0)
-        if let t = ctx.optionalInput(2), t.elementCount == 1, t.dtype == .bool, t.doubles()[0] != 0 {
-            throw .unsupported(node: ctx.node.displayName, reason: "Dropout in training mode is not supported yet")
-        }
-        guard ctx.node.outputs.count > 1 else { return [x] }
-        var mask = Tensor(zeros: .bool, shape: x.shape)
-        mask.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 1) }
-        return [x, mask]
     }
 
     static let transpose: Kernel = { ctx throws(RuntimeError) in

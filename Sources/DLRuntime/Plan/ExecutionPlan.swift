@@ -41,7 +41,7 @@ final class ExecutionPlan: Sendable {
         var packed: [PackedMatrix]? = nil
     }
 
-    /// What one run allocated and reused (for tests and DLKIT_PLAN_DUMP).
+    /// What one run allocated and reused (for tests).
     struct RunStats: Sendable {
         /// Buffers the pool had to allocate (0 in steady state).
         var allocations = 0
@@ -52,12 +52,12 @@ final class ExecutionPlan: Sendable {
         var unpooledNodes: [String] = []
         /// Steps that wrote their output over a dying input.
         var inPlaceSteps = 0
+        /// Steps of the plan given packed weights.
+        var packedSteps = 0
     }
 
     /// Ops whose kernels can write their output over an input of the same shape.
     static let inPlaceOps: Set<String> = ["Add", "Sub", "Mul", "Div", "Relu", "Sigmoid", "Tanh"]
-    /// Tests turn in-place writes off to compare against out-of-place results.
-    nonisolated(unsafe) static var inPlaceEnabled = true
 
     /// Output buffers recycled between steps and runs (one pool per concurrent run).
     let pools = PoolSet()
@@ -81,9 +81,13 @@ final class ExecutionPlan: Sendable {
     ]
 
     /// Builds the plan for `inputs` (tensors for every graph input, already checked).
+    /// - Parameters:
+    ///   - inPlace: let elementwise steps write over an input that dies there.
+    ///   - dump: list the steps on stderr (a star marks those inferring per run).
     /// - Returns: nil when the graph cannot be planned for these inputs (an error while folding or
     ///   inferring); the caller then runs unplanned, which reports the error in its usual words.
-    init?(graph: Graph, inputs: [String: Tensor], opset: Int?, packs: WeightPacks? = nil) {
+    init?(graph: Graph, inputs: [String: Tensor], opset: Int?, packs: WeightPacks? = nil,
+          inPlace inPlaceAllowed: Bool = true, dump: Bool = false) {
         var slotOf: [String: Int] = [:]
         func slot(_ name: String) -> Int {
             if let s = slotOf[name] { return s }
@@ -170,7 +174,7 @@ final class ExecutionPlan: Sendable {
         }
         let fedSlots = Set(inputSlots)
         var inPlace = [Int](repeating: -1, count: pending.count)
-        for (i, p) in pending.enumerated() where Self.inPlaceEnabled && OpSet.isDefaultDomain(p.node)
+        for (i, p) in pending.enumerated() where inPlaceAllowed && OpSet.isDefaultDomain(p.node)
             && Self.inPlaceOps.contains(p.node.opType) {
             guard let out = p.types?.first ?? nil, out.dtype == .float32, let shape = out.dims?.concrete else { continue }
             for (k, name) in p.node.inputs.enumerated() where !name.isEmpty {
@@ -195,8 +199,7 @@ final class ExecutionPlan: Sendable {
         self.inputSlots = inputSlots
         self.slotOf = slotOf
         self.foldedCount = folded
-        // DLKIT_PLAN_DUMP=1 lists the steps on stderr (a star marks those inferring per run).
-        if getenv("DLKIT_PLAN_DUMP") != nil {
+        if dump {
             var text = "plan: \(steps.count) steps, \(folded) nodes folded\n"
             for s in steps { text += "  \(s.types == nil ? "*" : " ")\(s.inPlace >= 0 ? "=" : " ") \(s.node.displayName)\n" }
             _ = text.withCString { write(2, $0, strlen($0)) }
@@ -250,6 +253,7 @@ final class ExecutionPlan: Sendable {
         let pool = pools.checkOut()
         defer { pools.checkIn(pool) }
         pool.resetCounters()
+        if track { stats.packedSteps = steps.filter { $0.packed != nil }.count }
         var slots = initial
         for (s, t) in zip(inputSlots, inputs) { slots[s] = t }
         for step in steps {
@@ -331,10 +335,13 @@ final class PlanCache: @unchecked Sendable {
     private var failed: Set<[[Int]]> = []
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     let limit = 16
-    /// Packed weights shared by all the plans here.
-    let packs = WeightPacks()
+    /// Packed weights shared by all the plans here; nil when packing is off.
+    let packs: WeightPacks?
 
-    init() { pthread_mutex_init(lock, nil) }
+    init(packs: WeightPacks?) {
+        self.packs = packs
+        pthread_mutex_init(lock, nil)
+    }
 
     deinit {
         pthread_mutex_destroy(lock)

@@ -18,7 +18,8 @@ import DLTensor
 /// - `Conv`, `FusedConv`, `FusedConvAdd` with all strides 1: the weights of each group as row
 ///   blocks (1-D and 2-D);
 /// - `LSTM`: W and R of each direction as panels (of Wᵀ and Rᵀ), for `FastLSTM`.
-/// Everything else, and every node on a machine without AVX-512, runs as before (OpenBLAS).
+/// Everything else, and every node on a machine without AVX-512 (or with `RuntimeOptions.avx512`
+/// off), runs as before (OpenBLAS). An executor with `RuntimeOptions.packing` off has none.
 final class WeightPacks: @unchecked Sendable {
     private struct Entry {
         /// The constant packed (kept alive, so its storage identity stays unique).
@@ -29,12 +30,6 @@ final class WeightPacks: @unchecked Sendable {
     private var entries: [String: Entry] = [:]
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
-    /// `DLKIT_PREPACK=0` turns packing off (OpenBLAS everywhere, for before/after measurements).
-    static let enabled: Bool = {
-        guard let v = getenv("DLKIT_PREPACK") else { return true }
-        return String(cString: v) != "0"
-    }()
-
     init() { pthread_mutex_init(lock, nil) }
 
     deinit {
@@ -44,7 +39,7 @@ final class WeightPacks: @unchecked Sendable {
 
     /// The packed weights for `node`, or nil when it takes none; `consts` are the plan's constants.
     func packed(for node: Node, consts: [String: Tensor]) -> [PackedMatrix]? {
-        guard Self.enabled, PackedMatrix.isSupported, let how = Self.plan(node, consts: consts) else { return nil }
+        guard PackedMatrix.isSupported, let how = Self.plan(node, consts: consts) else { return nil }
         let key = "\(how.kind)|\(how.name)"
         pthread_mutex_lock(lock)
         if let e = entries[key], e.source.sharedStorage === how.tensor.sharedStorage {

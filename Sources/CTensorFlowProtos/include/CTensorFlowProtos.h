@@ -1,0 +1,1 @@
+#include "tensorflow.pb-c.h"

@@ -1,0 +1,135 @@
+import DLGraph
+import DLHuggingFace
+import DLKernels
+import DLRuntime
+import DLTensor
+import Foundation
+
+/// Text generation with a decoder of a Hugging Face folder (gpt2, llama, mistral, qwen2): the
+/// prompt runs once, then each new token is one step over the KV cache (`present.<i>.*` fed back
+/// as `past_key_values.<i>.*`). Greedy by default; temperature, top-k, top-p sampling with a seed.
+///
+/// ```swift
+/// let gen = try TextGenerator(folder: URL(fileURLWithPath: "tiny-llama"))
+/// let (ids, text) = try gen.generate(text: "Hello", maxTokens: 20)
+/// ```
+public final class TextGenerator: Sendable {
+    public let folder: HFFolder
+    public let tokenizer: HFTokenizer?
+    /// Ids that end generation (generation_config.json or config.json `eos_token_id`).
+    public let eos: Set<Int>
+    let executor: Executor
+    let cacheInputs: [(name: String, shape: [Int])]
+
+    public init(folder url: URL) throws(DLKitError) {
+        do {
+            folder = try HFFolder(path: url.path)
+            guard folder.isDecoder else {
+                throw HFError.unsupported(path: url.path, reason: "generation with model_type '\(folder.config.modelType)' (a decoder is needed)")
+            }
+            tokenizer = try folder.tokenizer()
+            eos = folder.eosTokenIds()
+            let graph = try folder.graph(cache: true)
+            var cache: [(String, [Int])] = []
+            for i in graph.inputs where i.name.hasPrefix("past_key_values.") {
+                // [batch, kv heads, past, head dim]: the heads and head size are fixed in the graph
+                guard let d = i.type?.dims, d.count == 4, let heads = d[1].value, let dim = d[3].value else {
+                    throw HFError.invalid(path: url.path, reason: "cache input \(i.name) has no fixed heads and head size")
+                }
+                cache.append((i.name, [1, heads, 0, dim]))
+            }
+            cacheInputs = cache
+            do { executor = try Executor(graph: graph) } catch { throw DLKitError.runtime(error) }
+        } catch let e as HFError { throw .huggingFace(e) } catch let e as DLKitError { throw e } catch {
+            throw .invalidArgument("\(url.path): \(error)")
+        }
+    }
+
+    /// How the next token is chosen: temperature 0 is greedy (the highest logit, the lowest id on
+    /// a tie); otherwise logits are divided by the temperature, cut to the `topK` highest (0: all)
+    /// and to the smallest set whose probability reaches `topP`, and one is drawn with a Mersenne
+    /// Twister seeded by `seed` (the same seed, the same tokens).
+    public struct Sampling: Sendable {
+        public var temperature: Double
+        public var topK: Int
+        public var topP: Double
+        public var seed: UInt32
+
+        public init(temperature: Double = 0, topK: Int = 0, topP: Double = 1, seed: UInt32 = 0) {
+            self.temperature = temperature
+            self.topK = topK
+            self.topP = topP
+            self.seed = seed
+        }
+
+        public static let greedy = Sampling()
+    }
+
+    /// Continues `prompt` (token ids): at most `maxTokens` new ids, ending early at an eos id (kept).
+    public func generate(ids prompt: [Int], maxTokens: Int, sampling: Sampling = .greedy) throws(DLKitError) -> [Int] {
+        guard !prompt.isEmpty else { throw .invalidArgument("generation needs a prompt of at least one token") }
+        guard sampling.temperature >= 0, sampling.topK >= 0, sampling.topP > 0, sampling.topP <= 1 else {
+            throw .invalidArgument("sampling needs temperature >= 0, top_k >= 0 and 0 < top_p <= 1")
+        }
+        var rng = MersenneTwister(seed: sampling.seed)
+        var feeds: [String: Tensor] = [:]
+        for (name, shape) in cacheInputs { feeds[name] = Tensor(zeros: .float32, shape: shape) }
+        var next = prompt
+        var total = 0
+        var out: [Int] = []
+        while out.count < maxTokens {
+            total += next.count
+            feeds["input_ids"] = Tensor(shape: [1, next.count], scalars: next.map(Int64.init))
+            feeds["attention_mask"] = Tensor(shape: [1, total], scalars: [Int64](repeating: 1, count: total))
+            let result: [String: Tensor]
+            do { result = try executor.run(feeds) } catch { throw .runtime(error) }
+            guard let logits = result["logits"], logits.rank == 3, logits.dtype == .float32 else {
+                throw .invalidArgument("the decoder gave no float32 logits")
+            }
+            let vocab = logits.shape[2], last = (logits.shape[1] - 1) * vocab
+            let row: [Float] = logits.withUnsafeBufferPointer(as: Float.self) { Array($0[last..<(last + vocab)]) }
+            let id = Self.choose(row, sampling, &rng)
+            out.append(id)
+            if eos.contains(id) { break }
+            for (name, _) in cacheInputs {
+                feeds[name] = result["present." + name.dropFirst("past_key_values.".count)]
+            }
+            next = [id]
+        }
+        return out
+    }
+
+    static func choose(_ logits: [Float], _ s: Sampling, _ rng: inout MersenneTwister) -> Int {
+        guard s.temperature > 0 else {
+            var best = 0
+            for j in logits.indices where logits[j] > logits[best] { best = j }
+            return best
+        }
+        var order = logits.indices.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        if s.topK > 0, s.topK < order.count { order.removeLast(order.count - s.topK) }
+        guard let top = order.first else { return 0 }
+        let m = Double(logits[top])
+        var p = order.map { exp((Double(logits[$0]) - m) / s.temperature) }
+        let sum = p.reduce(0, +)
+        p = p.map { $0 / sum }
+        var keep = p.count, acc = 0.0
+        for (i, x) in p.enumerated() {
+            acc += x
+            if acc >= s.topP { keep = i + 1; break }
+        }
+        let kept = p.prefix(keep).reduce(0, +)
+        var u = rng.nextDouble() * kept
+        for i in 0..<keep {
+            u -= p[i]
+            if u <= 0 { return order[i] }
+        }
+        return order[keep - 1]
+    }
+
+    /// Tokenizes `text` with the folder's tokenizer.json, generates, and decodes the new ids.
+    public func generate(text: String, maxTokens: Int, sampling: Sampling = .greedy) throws(DLKitError) -> (ids: [Int], text: String) {
+        guard let tokenizer else { throw .invalidArgument("\(folder.path): no tokenizer.json to tokenize the prompt") }
+        let ids = try generate(ids: tokenizer.encode(text).ids, maxTokens: maxTokens, sampling: sampling)
+        do { return (ids, try tokenizer.decode(ids)) } catch { throw .huggingFace(error) }
+    }
+}

@@ -1,0 +1,447 @@
+import DLKernels
+import DLTensor
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Limits of the HTTP server, each answered without holding more than it allows.
+public struct HTTPLimits: Sendable {
+    /// Largest request body; a larger `Content-Length` (or body) is answered 413 and the
+    /// connection closed.
+    public var maxBodyBytes: Int
+    /// Largest total size of a request's header fields (names and values); larger is answered 400.
+    public var maxHeaderBytes: Int
+    /// A connection with no request in progress and no traffic for this long is closed.
+    public var idleSeconds: Int
+    /// Most open connections; one accepted beyond it is closed at once.
+    public var maxConnections: Int
+
+    public init(maxBodyBytes: Int = 64 << 20, maxHeaderBytes: Int = 16 << 10, idleSeconds: Int = 60, maxConnections: Int = 1024) {
+        self.maxBodyBytes = max(1, maxBodyBytes)
+        self.maxHeaderBytes = max(1024, maxHeaderBytes)
+        self.idleSeconds = max(1, idleSeconds)
+        self.maxConnections = max(1, maxConnections)
+    }
+}
+
+/// `InferenceServer` over HTTP/1.1, speaking the KServe / Triton v2 REST protocol on SwiftNIO:
+///
+/// | request | answer |
+/// |---|---|
+/// | `GET /v2/health/live`, `GET /v2/health/ready` | `{"live": true}`, `{"ready": true}` (503 while draining) |
+/// | `GET /v2` | server metadata, extensions `binary_tensor_data` |
+/// | `GET /v2/models/{m}[/versions/1]` | model metadata |
+/// | `GET /v2/models/{m}[/versions/1]/ready` | `{"name": m, "ready": true}` |
+/// | `POST /v2/models/{m}[/versions/1]/infer` | inference: JSON body, or JSON + binary tensor data with `Inference-Header-Content-Length` |
+/// | `GET /metrics` | Prometheus text |
+///
+/// Requests are parsed on the event loops, run on a `RunQueue` (with dynamic batching when
+/// `maxBatch` > 1), and answered back on their event loop. Errors are `{"error": "..."}` with a 4xx
+/// status; the connection stays usable unless the body was too large.
+public final class HTTPServer: @unchecked Sendable {
+    public let server: InferenceServer
+    public let limits: HTTPLimits
+    public let metrics = ServeMetrics()
+    let runQueue: RunQueue
+    private let group: MultiThreadedEventLoopGroup
+    private var channel: Channel?
+
+    private let state = NSCondition()
+    private var inFlight = 0
+    private var connections = 0
+    private var draining = false
+
+    /// - Parameters:
+    ///   - threads: runner threads (models run there; 0 runs each request on its event loop);
+    ///     `eventLoops` threads parse and answer.
+    public init(server: InferenceServer, limits: HTTPLimits = HTTPLimits(), threads: Int = 1, maxBatch: Int = 1, eventLoops: Int = 2) {
+        self.server = server
+        self.limits = limits
+        // Parallelism comes from the runner threads; one BLAS thread each.
+        GEMM.setThreadCount(1)
+        let metrics = metrics
+        runQueue = RunQueue(server: server, threads: threads, maxBatch: maxBatch, name: "dlserve-http-run") { metrics.batch(size: $0) }
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, eventLoops))
+    }
+
+    /// Binds to `host`:`port` (0 picks a free port) and starts accepting; returns the bound port.
+    public func start(host: String, port: Int) throws -> Int {
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture { try configure(channel) }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+        let ch = try bootstrap.bind(host: host, port: port).wait()
+        channel = ch
+        return ch.localAddress?.port ?? port
+    }
+
+    /// Adds the HTTP codec (with the header limits), the idle timer and the request handler to a
+    /// new connection's pipeline; call on the channel's event loop.
+    public func configure(_ channel: Channel) throws {
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldCount = 256
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+            withErrorHandling: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
+        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: .seconds(Int64(limits.idleSeconds))))
+        try channel.pipeline.syncOperations.addHandler(HTTPRequestHandler(http: self))
+    }
+
+    /// Stops accepting, waits up to `timeout` seconds for the requests in flight to be answered,
+    /// then closes every connection and stops the threads.
+    /// - Returns: the requests still unanswered when the wait ended (0: all drained).
+    @discardableResult
+    public func shutdown(timeout: Double = 30) -> Int {
+        state.lock()
+        draining = true
+        state.unlock()
+        try? channel?.close().wait()
+        let deadline = Date().addingTimeInterval(timeout)
+        state.lock()
+        while inFlight > 0, state.wait(until: deadline) {}
+        let left = inFlight
+        state.unlock()
+        // Jobs still running answer onto their event loops: finish them before the loops stop.
+        runQueue.close()
+        try? group.syncShutdownGracefully()
+        return left
+    }
+
+    // MARK: - Bookkeeping (called from the handlers)
+
+    /// Counts a new connection; false when over the limit (close it).
+    func openConnection() -> Bool {
+        state.lock()
+        defer { state.unlock() }
+        guard connections < limits.maxConnections else { return false }
+        connections += 1
+        metrics.connection(1)
+        return true
+    }
+
+    func closeConnection() {
+        state.lock()
+        connections -= 1
+        state.unlock()
+        metrics.connection(-1)
+    }
+
+    func requestStarted() {
+        state.lock()
+        inFlight += 1
+        state.unlock()
+    }
+
+    func requestFinished() {
+        state.lock()
+        inFlight -= 1
+        if inFlight == 0 { state.broadcast() }
+        state.unlock()
+    }
+
+    var isDraining: Bool {
+        state.lock()
+        defer { state.unlock() }
+        return draining
+    }
+
+    var requestsInFlight: Int {
+        state.lock()
+        defer { state.unlock() }
+        return inFlight
+    }
+
+    // MARK: - Routing
+
+    /// A response: status, body, and the JSON header length when binary data follows it.
+    struct Reply: Sendable {
+        var status: HTTPResponseStatus
+        var body: [UInt8]
+        var contentType = "application/json"
+        var headerLength: Int? = nil
+        var allow: String? = nil
+
+        static func json(_ value: JSON, status: HTTPResponseStatus = .ok) -> Reply {
+            Reply(status: status, body: Array(value.serialized().utf8))
+        }
+
+        static func error(_ message: String, status: HTTPResponseStatus) -> Reply {
+            .json(.object([("error", .string(message))]), status: status)
+        }
+    }
+
+    /// What a request path asks for.
+    enum Route {
+        case live, ready, serverMetadata, metrics
+        case modelMetadata(Int), modelReady(Int), infer(Int)
+    }
+
+    /// Resolves `method` and `uri`: a route, or the error reply.
+    func route(method: HTTPMethod, uri: String) -> Result<Route, ReplyError> {
+        let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        var parts = path.split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
+        func expect(_ m: HTTPMethod, _ route: Route) -> Result<Route, ReplyError> {
+            guard method == m || (m == .GET && method == .HEAD) else {
+                return .failure(ReplyError(Reply(status: .methodNotAllowed, body: Array(#"{"error":"use \#(m.rawValue) for \#(path)"}"#.utf8), allow: m.rawValue)))
+            }
+            return .success(route)
+        }
+        switch parts.first {
+        case "metrics" where parts.count == 1: return expect(.GET, .metrics)
+        case "v2": break
+        default: return .failure(ReplyError(.error("no such endpoint: \(path)", status: .notFound)))
+        }
+        parts.removeFirst()
+        if parts.isEmpty { return expect(.GET, .serverMetadata) }
+        if parts == ["health", "live"] { return expect(.GET, .live) }
+        if parts == ["health", "ready"] { return expect(.GET, .ready) }
+        guard parts.count >= 2, parts[0] == "models" else {
+            return .failure(ReplyError(.error("no such endpoint: \(path)", status: .notFound)))
+        }
+        let name = parts[1]
+        guard let m = server.model(named: name) else {
+            return .failure(ReplyError(.error("no model named '\(name)' (loaded: \(server.models.map(\.name).joined(separator: ", ")))", status: .notFound)))
+        }
+        var rest = Array(parts.dropFirst(2))
+        if rest.count >= 2 && rest[0] == "versions" {
+            guard rest[1] == "1" else {
+                return .failure(ReplyError(.error("model '\(name)' has only version 1", status: .notFound)))
+            }
+            rest.removeFirst(2)
+        }
+        switch rest {
+        case []: return expect(.GET, .modelMetadata(m))
+        case ["ready"]: return expect(.GET, .modelReady(m))
+        case ["infer"]: return expect(.POST, .infer(m))
+        default: return .failure(ReplyError(.error("no such endpoint: \(path)", status: .notFound)))
+        }
+    }
+
+    struct ReplyError: Error {
+        let reply: Reply
+        init(_ reply: Reply) { self.reply = reply }
+    }
+
+    /// The reply to a request that is not an inference.
+    func answer(_ route: Route) -> Reply {
+        switch route {
+        case .live: return .json(.object([("live", .bool(true))]))
+        case .ready:
+            return isDraining ? .json(.object([("ready", .bool(false))]), status: .serviceUnavailable) : .json(.object([("ready", .bool(true))]))
+        case .serverMetadata:
+            return .json(.object([("name", .string("dlserve")), ("version", .string("1")),
+                                  ("extensions", .array([.string("binary_tensor_data")]))]))
+        case .metrics:
+            var r = Reply(status: .ok, body: Array(metrics.render(queueDepth: runQueue.depth, inFlight: requestsInFlight).utf8))
+            r.contentType = "text/plain; version=0.0.4; charset=utf-8"
+            return r
+        case .modelMetadata(let m): return .json(server.metadata(model: m))
+        case .modelReady(let m): return .json(.object([("name", .string(server.models[m].name)), ("ready", .bool(true))]))
+        case .infer: return .error("internal: inference routed as a plain request", status: .internalServerError)
+        }
+    }
+
+    /// Parses an inference body and queues it; `done` gets the reply (on a runner thread, or at
+    /// once on the caller's when the request is refused before running).
+    func infer(model m: Int, headerLength: String?, body: inout [UInt8], done: @escaping @Sendable (Reply) -> Void) {
+        var jsonLength = body.count
+        if let text = headerLength {
+            guard let n = Int(text.trimmingCharacters(in: .whitespaces)), n >= 0, n <= body.count else {
+                done(.error("Inference-Header-Content-Length is '\(text)'; it must be a whole number of bytes no larger than the body (\(body.count))", status: .badRequest))
+                return
+            }
+            jsonLength = n
+        }
+        let job: ServeJob
+        if jsonLength == body.count {
+            body.append(0)  // the decoder may look one byte past the JSON
+            job = body.withUnsafeBytes { b in
+                server.prepareInfer(body: UnsafeRawBufferPointer(rebasing: b[0..<jsonLength]), binary: UnsafeRawBufferPointer(start: nil, count: 0), model: m)
+            }
+        } else {
+            var json = Array(body[0..<jsonLength])
+            json.append(0)
+            job = json.withUnsafeBytes { j in
+                body.withUnsafeBytes { b in
+                    server.prepareInfer(body: UnsafeRawBufferPointer(rebasing: j.dropLast()), binary: UnsafeRawBufferPointer(rebasing: b[jsonLength...]), model: m)
+                }
+            }
+        }
+        if case .answer = job {
+            done(reply(to: job, outcome: server.run([job])[0]))
+            return
+        }
+        runQueue.submit(job) { [self] outcome in done(reply(to: job, outcome: outcome)) }
+    }
+
+    private func reply(to job: ServeJob, outcome: ServeOutcome) -> Reply {
+        if let message = InferenceServer.errorMessage(outcome) {
+            var fields: [(String, JSON)] = []
+            if case .answer(let json) = outcome, let id = json["id"], id != .null { fields.append(("id", id)) }
+            fields.append(("error", .string(message)))
+            return .json(.object(fields), status: .badRequest)
+        }
+        var out: [UInt8] = []
+        server.encode(outcome, into: &out)
+        let jsonLength = out.count
+        server.appendBinary(outcome, into: &out)
+        guard out.count > jsonLength else { return Reply(status: .ok, body: out) }
+        return Reply(status: .ok, body: out, contentType: "application/octet-stream", headerLength: jsonLength)
+    }
+}
+
+/// One connection's requests: collects each body (within the limit), routes it, and writes the
+/// reply when it is ready.
+final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let http: HTTPServer
+    private var counted = false
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    /// The request is answered already (too large): the rest of it is dropped.
+    private var refused = false
+    /// A request is between its head and its reply.
+    private var open = false
+    private var started: UInt64 = 0
+    private var responding = false
+
+    init(http: HTTPServer) { self.http = http }
+
+    func channelActive(context: ChannelHandlerContext) {
+        guard http.openConnection() else {
+            http.metrics.rejectedConnection()
+            context.close(promise: nil)
+            return
+        }
+        counted = true
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if open {
+            open = false
+            http.requestFinished()
+        }
+        if counted {
+            counted = false
+            http.closeConnection()
+        }
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            if !open { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // Malformed HTTP (the parser's errors, headers over the limit): answer once if no reply
+        // is under way, then close.
+        if error is HTTPParserError, !responding {
+            if !open {
+                open = true
+                started = DispatchTime.now().uptimeNanoseconds
+                http.requestStarted()
+            }
+            let message = "malformed HTTP request: \(error)"
+            write(context: context, .error(message, status: .badRequest), keepAlive: false, model: nil)
+            return
+        }
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            body = []
+            refused = false
+            open = true
+            started = DispatchTime.now().uptimeNanoseconds
+            http.requestStarted()
+            if let length = h.headers.first(name: "content-length").flatMap({ Int($0) }), length > http.limits.maxBodyBytes {
+                refuse(context: context, length)
+            } else if let length = h.headers.first(name: "content-length").flatMap({ Int($0) }), length > 0 {
+                body.reserveCapacity(length + 1)
+            }
+        case .body(let buffer):
+            guard !refused else { return }
+            guard body.count + buffer.readableBytes <= http.limits.maxBodyBytes else {
+                refuse(context: context, body.count + buffer.readableBytes)
+                return
+            }
+            buffer.withUnsafeReadableBytes { body.append(contentsOf: $0) }
+        case .end:
+            guard !refused, let h = head else { return }
+            head = nil
+            dispatch(context: context, head: h)
+        }
+    }
+
+    private func refuse(context: ChannelHandlerContext, _ size: Int) {
+        refused = true
+        body = []
+        write(context: context, .error("the request body has \(size) bytes or more, over the limit of \(http.limits.maxBodyBytes)", status: .payloadTooLarge),
+              keepAlive: false, model: nil)
+    }
+
+    private func dispatch(context: ChannelHandlerContext, head h: HTTPRequestHead) {
+        let keepAlive = h.isKeepAlive
+        switch http.route(method: h.method, uri: h.uri) {
+        case .failure(let e):
+            write(context: context, e.reply, keepAlive: keepAlive, model: nil)
+        case .success(.infer(let m)):
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let name = http.server.models[m].name
+            var body = self.body
+            self.body = []
+            http.infer(model: m, headerLength: h.headers.first(name: "inference-header-content-length"), body: &body) { reply in
+                bound.eventLoop.execute {
+                    let (handler, context) = bound.value
+                    handler.write(context: context, reply, keepAlive: keepAlive, model: name)
+                }
+            }
+        case .success(let route):
+            write(context: context, http.answer(route), keepAlive: keepAlive, model: nil)
+        }
+    }
+
+    /// Writes `reply` and ends the request; closes the connection unless kept alive.
+    private func write(context: ChannelHandlerContext, _ reply: HTTPServer.Reply, keepAlive: Bool, model: String?) {
+        guard open else { return }  // the connection went away meanwhile
+        let alive = keepAlive && !http.isDraining && reply.status != .payloadTooLarge
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: reply.contentType)
+        headers.add(name: "Content-Length", value: String(reply.body.count))
+        if let n = reply.headerLength { headers.add(name: "Inference-Header-Content-Length", value: String(n)) }
+        if let allow = reply.allow { headers.add(name: "Allow", value: allow) }
+        headers.add(name: "Connection", value: alive ? "keep-alive" : "close")
+        responding = true
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: reply.status, headers: headers))), promise: nil)
+        if !reply.body.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: reply.body)))), promise: nil)
+        }
+        let finished = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        responding = false
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        if let model { http.metrics.inference(model: model, seconds: seconds, failed: reply.status != .ok) }
+        http.metrics.response(status: reply.status.code)
+        open = false
+        http.requestFinished()
+        if !alive {
+            let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+            finished.whenComplete { _ in ctx.value.close(promise: nil) }
+        }
+    }
+}

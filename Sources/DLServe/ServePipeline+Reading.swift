@@ -1,0 +1,84 @@
+import DLTensor
+
+extension ServePipeline {
+    /// Why reading requests stopped.
+    public enum ReadEnding: Equatable, Sendable {
+        /// The input ended (also in the middle of a request's binary data, which is answered).
+        case end
+        /// The reader's stop descriptor fired (a signal).
+        case stopped
+        /// The answers' output closed.
+        case outputClosed
+        /// Reading failed (message), or the binary framing was lost; either is an exit status 1.
+        case failed(String)
+    }
+
+    /// Reads request lines, each with the binary tensor data its inputs declare, from `reader`
+    /// and submits them until the input ends (see formats/serve-protocol.md, "Binary tensor data").
+    /// Binary data over `maxBinaryBytes` is skipped as it arrives and the request answered with
+    /// an error; a line whose sizes cannot be read is answered and ends reading.
+    public func read(from reader: LineReader, maxBinaryBytes: Int) -> ReadEnding {
+        while true {
+            switch reader.next() {
+            case .line(let bytes):
+                switch server.binaryFraming(line: bytes) {
+                case .none:
+                    guard submit(cost: bytes.count, { server.prepare(line: bytes) }) else { return .outputClosed }
+                case .bytes(let size):
+                    if let ending = submitBinary(line: bytes, size: size, reader: reader, limit: maxBinaryBytes) { return ending }
+                case .broken(let why):
+                    // Where the next request starts is unknown: answer, then stop reading.
+                    let message = "\(why); the binary framing of the input is lost, no further requests are read"
+                    _ = submit(cost: 0, { refusal(bytes, message) })
+                    return .failed("binary framing lost (\(why)); stopped reading")
+                }
+            case .tooLong(let n):
+                guard submit(cost: 0, { InferenceServer.lineTooLong(bytes: n, limit: reader.maxLineBytes) }) else { return .outputClosed }
+            case .end: return .end
+            case .stopped: return .stopped
+            case .failed(let message): return .failed(message)
+            }
+        }
+    }
+
+    /// Reads the `size` bytes of binary data after `line` and submits the request; nil to go on
+    /// reading, else why reading ends.
+    private func submitBinary(line: UnsafeRawBufferPointer, size: Int, reader: LineReader, limit: Int) -> ReadEnding? {
+        func ended(_ event: LineReader.BytesEvent, _ line: UnsafeRawBufferPointer) -> ReadEnding {
+            switch event {
+            case .done: return .end  // not reached: callers handle .done
+            case .end(let got):
+                let message = "the input ended after \(got) of the \(size) bytes of binary data the request declares"
+                _ = submit(cost: 0, { refusal(line, message) })
+                return .end
+            case .stopped: return .stopped
+            case .failed(let m): return .failed(m)
+            }
+        }
+        guard size <= limit else {
+            let job = refusal(line, "the request has \(size) bytes of binary data, over the limit of \(limit) (--max-binary-bytes); it was skipped")
+            let event = reader.skipBytes(size)
+            guard event == .done else { return ended(event, line) }
+            return submit(cost: 0, { job }) ? nil : .outputClosed
+        }
+        // The line's bytes live in the reader's buffer, which reading the binary data reuses.
+        var header = Array(line)
+        header.append(0)
+        var binary = [UInt8](repeating: 0, count: size)
+        let event = binary.withUnsafeMutableBytes { reader.readBytes(into: $0) }
+        return header.withUnsafeBytes { h -> ReadEnding? in
+            let copy = UnsafeRawBufferPointer(rebasing: h.dropLast())
+            guard event == .done else { return ended(event, copy) }
+            let ok = binary.withUnsafeBytes { b in submit(cost: copy.count + size, { server.prepare(line: copy, binary: b) }) }
+            return ok ? nil : .outputClosed
+        }
+    }
+
+    /// An error answer to a request whose binary data could not be taken (with its id when the
+    /// line reads as a request).
+    private func refusal(_ line: UnsafeRawBufferPointer, _ message: String) -> ServeJob {
+        var id = JSON.null
+        if case .answer(let a) = server.prepare(line: line), let i = a["id"] { id = i }
+        return .answer(.object([("id", id), ("error", .string(message))]))
+    }
+}

@@ -1,0 +1,610 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import DLTensor
+
+/// Reads the `data` of a request tensor from the request's bytes straight into a new tensor.
+///
+/// JSON data is either flat (one array of `count` scalars, row-major) or nested exactly as the
+/// shape (an array of `shape[0]` arrays of `shape[1]` ... scalars); a rank-0 tensor may also be a
+/// bare scalar. Floats accept JSON numbers and the strings "NaN", "Infinity", "-Infinity" and are
+/// rounded correctly (nearest, ties to even) to the element type; integers must be whole and in
+/// range; BOOL takes true/false or 0/1. Base64 data is a string of the little-endian element bytes.
+///
+/// The line must be followed in memory by a byte that is not part of a number (the reader keeps a
+/// NUL or the newline there): slow-path float parsing uses `strtod`, which reads one byte past.
+enum TensorDataDecoder {
+    /// Decodes `range` of `line` (a JSON value already checked to be well-formed).
+    static func decode(
+        line: UnsafeRawBufferPointer, range: Range<Int>, dtype: DType, shape: [Int], count: Int,
+        base64: Bool, label: String
+    ) throws(ServeError) -> Tensor {
+        var tensor = Tensor(zeros: dtype, shape: shape)
+        let data = UnsafeRawBufferPointer(rebasing: line[range])
+        var failure: ServeError?
+        tensor.withUnsafeMutableBytes { out in
+            do throws(ServeError) {
+                if base64 {
+                    try decodeBase64(data, into: out, dtype: dtype, label: label)
+                } else {
+                    try decodeJSON(data, into: out, dtype: dtype, shape: shape, count: count, label: label)
+                }
+            } catch { failure = error }
+        }
+        if let failure { throw failure }
+        return tensor
+    }
+
+    /// A tensor from binary tensor data: the little-endian element bytes, exactly the size of
+    /// `shape` (checked by the caller); BOOL bytes other than 0 read as true.
+    static func decodeBinary(_ bytes: UnsafeRawBufferPointer, dtype: DType, shape: [Int], label: String) throws(ServeError) -> Tensor {
+        var tensor: Tensor
+        do { tensor = try Tensor(dtype: dtype, shape: shape, bytes: bytes) } catch {
+            throw .badRequest("\(label): \(error)")
+        }
+        if dtype == .bool {
+            tensor.withUnsafeMutableBytes { out in
+                for i in 0..<out.count where out[i] > 1 { out[i] = 1 }
+            }
+        }
+        return tensor
+    }
+
+    // MARK: - JSON
+
+    static func decodeJSON(
+        _ data: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer, dtype: DType,
+        shape: [Int], count: Int, label: String
+    ) throws(ServeError) {
+        switch dtype {
+        case .float32: try walk(data, out, Float.self, shape: shape, count: count, label: label)
+        case .float64: try walk(data, out, Double.self, shape: shape, count: count, label: label)
+        case .float16: try walk(data, out, HalfScalar.self, shape: shape, count: count, label: label)
+        case .int8: try walk(data, out, Int8.self, shape: shape, count: count, label: label)
+        case .int16: try walk(data, out, Int16.self, shape: shape, count: count, label: label)
+        case .int32: try walk(data, out, Int32.self, shape: shape, count: count, label: label)
+        case .int64: try walk(data, out, Int64.self, shape: shape, count: count, label: label)
+        case .uint8: try walk(data, out, UInt8.self, shape: shape, count: count, label: label)
+        case .uint16: try walk(data, out, UInt16.self, shape: shape, count: count, label: label)
+        case .uint32: try walk(data, out, UInt32.self, shape: shape, count: count, label: label)
+        case .uint64: try walk(data, out, UInt64.self, shape: shape, count: count, label: label)
+        case .bool: try walk(data, out, BoolScalar.self, shape: shape, count: count, label: label)
+        case .bfloat16, .string, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0,
+             .float4e2m1, .int4, .uint4, .int2, .uint2:
+            throw .badRequest("\(label) has the unsupported datatype \(dtype.inferenceProtocolName)")
+        }
+    }
+
+    /// Reads `data` (flat or nested arrays, or one bare scalar) into `out` as `S`, checking the
+    /// JSON grammar of every token and separator as it goes (the scanner only matched brackets).
+    static func walk<S: WireScalar>(
+        _ data: UnsafeRawBufferPointer, _ out: UnsafeMutableRawBufferPointer, _: S.Type,
+        shape: [Int], count: Int, label: String
+    ) throws(ServeError) {
+        guard let base = data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count > 0 else {
+            throw .badRequest("\(label) has no data")
+        }
+        var reader = DataReader<S>(
+            base: base, n: data.count, dst: out.baseAddress?.assumingMemoryBound(to: S.Stored.self),
+            shape: shape, count: count, label: label)
+        try reader.read()
+    }
+
+    // MARK: - Base64
+    // MARK: - Base64
+
+    static func decodeBase64(
+        _ data: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer, dtype: DType, label: String
+    ) throws(ServeError) {
+        guard data.count >= 2, data[0] == UInt8(ascii: "\""), data[data.count - 1] == UInt8(ascii: "\"") else {
+            throw .badRequest("\(label) has data_encoding \"base64\" but its data is not a string")
+        }
+        let content = UnsafeRawBufferPointer(rebasing: data[1..<data.count - 1])
+        let result: Base64.Outcome
+        if content.contains(UInt8(ascii: "\\")) {
+            // Some encoders write "/" as "\/": let the strict parser undo escapes.
+            guard case .string(let s)? = try? JSONParser.parse(data) else {
+                throw .badRequest("\(label) base64 data is not a valid JSON string")
+            }
+            result = Array(s.utf8).withUnsafeBytes { Base64.decode($0, into: out) }
+        } else {
+            result = Base64.decode(content, into: out)
+        }
+        switch result {
+        case .ok: break
+        case .invalid(let at):
+            throw .badRequest("\(label) base64 data has an invalid character at position \(at)")
+        case .wrongLength(let got):
+            throw .badRequest("\(label) base64 data decodes to \(got.map { "\($0) bytes" } ?? "a partial byte"), its shape needs \(out.count) bytes of \(dtype.inferenceProtocolName)")
+        }
+        if dtype == .bool {
+            // Normalise: any nonzero byte is true.
+            for i in 0..<out.count where out[i] > 1 { out[i] = 1 }
+        }
+    }
+}
+
+// MARK: - Walking the data
+
+/// One pass over a `data` value: structure, separators, scalars.
+struct DataReader<S: WireScalar> {
+    let base: UnsafePointer<UInt8>
+    let n: Int
+    let dst: UnsafeMutablePointer<S.Stored>?
+    let shape: [Int]
+    let count: Int
+    let label: String
+    var pos = 0
+    var written = 0
+
+    init(base: UnsafePointer<UInt8>, n: Int, dst: UnsafeMutablePointer<S.Stored>?, shape: [Int], count: Int, label: String) {
+        self.base = base
+        self.n = n
+        self.dst = dst
+        self.shape = shape
+        self.count = count
+        self.label = label
+    }
+
+    mutating func read() throws(ServeError) {
+        skipWhitespace()
+        if pos < n && base[pos] == UInt8(ascii: "[") {
+            // Nested when the first element is an array, flat otherwise.
+            var p = pos + 1
+            while p < n, base[p] == 0x20 || base[p] == 0x09 || base[p] == 0x0A || base[p] == 0x0D { p += 1 }
+            if p < n && base[p] == UInt8(ascii: "[") {
+                try nested(level: 0)
+            } else {
+                try flat()
+            }
+        } else {
+            try scalar()
+        }
+        skipWhitespace()
+        guard pos == n else { throw unexpected("after the data") }
+        guard written == count else {
+            throw .badRequest("\(label) has \(written) values, shape \(shape) needs \(count)")
+        }
+    }
+
+    /// `[v, v, ...]` with scalars only.
+    private mutating func flat() throws(ServeError) {
+        pos += 1
+        skipWhitespace()
+        if pos < n && base[pos] == UInt8(ascii: "]") { pos += 1; return }
+        while true {
+            if pos < n && base[pos] == UInt8(ascii: "[") {
+                throw .badRequest("\(label) data mixes numbers and arrays at one level")
+            }
+            try scalar()
+            skipWhitespace()
+            guard pos < n else { throw unexpected("in an array") }
+            if base[pos] == UInt8(ascii: ",") {
+                pos += 1
+                skipWhitespace()
+                continue
+            }
+            if base[pos] == UInt8(ascii: "]") { pos += 1; return }
+            throw unexpected("in an array, expected ',' or ']'")
+        }
+    }
+
+    /// An array at depth `level` of data nested as the shape: `shape[level]` entries, arrays
+    /// above the last level, scalars at it.
+    private mutating func nested(level: Int) throws(ServeError) {
+        guard level < shape.count else {
+            throw .badRequest("\(label) data nests deeper than its shape \(shape) (rank \(shape.count))")
+        }
+        pos += 1
+        skipWhitespace()
+        var length = 0
+        if pos < n && base[pos] == UInt8(ascii: "]") {
+            pos += 1
+        } else {
+            let last = level == shape.count - 1
+            while true {
+                let isArray = pos < n && base[pos] == UInt8(ascii: "[")
+                if isArray != !last {
+                    throw .badRequest(isArray
+                        ? "\(label) data nests deeper than its shape \(shape) (rank \(shape.count))"
+                        : "\(label) data has a value at depth \(level + 1), shape \(shape) puts values at depth \(shape.count)")
+                }
+                if isArray { try nested(level: level + 1) } else { try scalar() }
+                length += 1
+                skipWhitespace()
+                guard pos < n else { throw unexpected("in an array") }
+                if base[pos] == UInt8(ascii: ",") {
+                    pos += 1
+                    skipWhitespace()
+                    continue
+                }
+                if base[pos] == UInt8(ascii: "]") { pos += 1; break }
+                throw unexpected("in an array, expected ',' or ']'")
+            }
+        }
+        guard length == shape[level] else {
+            throw .badRequest("\(label) data has \(length) entries at depth \(level + 1), shape \(shape) needs \(shape[level])")
+        }
+    }
+
+    @inline(__always)
+    private mutating func scalar() throws(ServeError) {
+        guard written < count, let dst else {
+            throw .badRequest("\(label) data has more values than its shape \(shape) holds (\(count))")
+        }
+        guard pos < n else { throw unexpected("expected a value") }
+        let parsed: (S.Stored, Int)?
+        if base[pos] == UInt8(ascii: "\"") {
+            var e = pos + 1
+            while e < n && base[e] != UInt8(ascii: "\"") { e += base[e] == UInt8(ascii: "\\") ? 2 : 1 }
+            e = min(e + 1, n)
+            parsed = S.parseString(base + pos, e - pos).map { ($0, e - pos) }
+        } else {
+            parsed = S.parse(base + pos, n - pos)
+        }
+        guard let (v, length) = parsed else {
+            throw .badRequest("\(label) value \(written) is \(tokenText()), not \(S.expected)")
+        }
+        dst[written] = v
+        written += 1
+        pos += length
+    }
+
+    @inline(__always)
+    private mutating func skipWhitespace() {
+        while pos < n {
+            switch base[pos] {
+            case 0x20, 0x09, 0x0A, 0x0D: pos += 1
+            default: return
+            }
+        }
+    }
+
+    /// The token at `pos`, shortened, for an error message.
+    private func tokenText() -> String {
+        var e = pos
+        if e < n && base[e] == UInt8(ascii: "\"") {
+            e += 1
+            while e < n && base[e] != UInt8(ascii: "\"") { e += 1 }
+            e = min(e + 1, n)
+        } else {
+            while e < n {
+                switch base[e] {
+                case UInt8(ascii: ","), UInt8(ascii: "]"), 0x20, 0x09, 0x0A, 0x0D: break
+                default: e += 1; continue
+                }
+                break
+            }
+        }
+        let s = String(decoding: UnsafeBufferPointer(start: base + pos, count: min(e - pos, 40)), as: UTF8.self)
+        return e - pos > 40 ? s + "..." : s
+    }
+
+    private func unexpected(_ context: String) -> ServeError {
+        guard pos < n else { return .badRequest("\(label) data ends early \(context)") }
+        let b = base[pos]
+        let what = b >= 0x20 && b < 0x7F ? "'\(Character(Unicode.Scalar(b)))'" : "byte \(b)"
+        return .badRequest("\(label) data has an unexpected \(what) \(context)")
+    }
+}
+
+// MARK: - Scalars
+
+/// An element type as read from JSON text.
+protocol WireScalar {
+    associatedtype Stored
+    /// What the value must be, for errors ("a number", "an integer in the range of Int8").
+    static var expected: String { get }
+    /// Parses the JSON number or literal at `p` (at most `limit` bytes): the value and the bytes
+    /// it took, or nil when it is not a valid token of this type.
+    static func parse(_ p: UnsafePointer<UInt8>, _ limit: Int) -> (Stored, Int)?
+    /// Parses a quoted token (`"NaN"` and the infinities for floats).
+    static func parseString(_ p: UnsafePointer<UInt8>, _ n: Int) -> Stored?
+}
+
+extension WireScalar {
+    static func parseString(_ p: UnsafePointer<UInt8>, _ n: Int) -> Stored? { nil }
+}
+
+extension Float: WireScalar {
+    typealias Stored = Float
+    static var expected: String { "a number" }
+    static func parseString(_ p: UnsafePointer<UInt8>, _ n: Int) -> Float? { NumberText.special(p, n).map { Float($0) } }
+    @inline(__always)
+    static func parse(_ p: UnsafePointer<UInt8>, _ limit: Int) -> (Float, Int)? {
+        guard let d = NumberText.scan(p, limit) else { return nil }
+        if let v = d.fastDouble {
+            let f = Float(v)
+            // Rounding the exact value to double, then double to float, is one correct rounding
+            // unless the double fell exactly halfway between two floats (then ask strtof), or the
+            // float is subnormal or out of range (strtof gets those right too).
+            if v.bitPattern & 0x1FFF_FFFF != 0x1000_0000, f.isFinite, f == 0 || abs(f) >= Float.leastNormalMagnitude {
+                return (f, d.length)
+            }
+        }
+        var end: UnsafeMutablePointer<CChar>? = nil
+        let v = p.withMemoryRebound(to: CChar.self, capacity: d.length) { strtof($0, &end) }
+        return UnsafeRawPointer(end) == UnsafeRawPointer(p + d.length) ? (v, d.length) : nil
+    }
+}
+
+extension Double: WireScalar {
+    typealias Stored = Double
+    static var expected: String { "a number" }
+    static func parseString(_ p: UnsafePointer<UInt8>, _ n: Int) -> Double? { NumberText.special(p, n) }
+    @inline(__always)
+    static func parse(_ p: UnsafePointer<UInt8>, _ limit: Int) -> (Double, Int)? {
+        guard let d = NumberText.scan(p, limit) else { return nil }
+        if let v = d.fastDouble { return (v, d.length) }
+        return NumberText.strtodExact(p, d.length).map { ($0, d.length) }
+    }
+}
+
+/// FP16 elements, stored as their bit pattern (through Double: one more rounding, exact except
+/// for decimal texts that fall within 2^-42 relative of a half-way point between two halves).
+enum HalfScalar: WireScalar {
+    typealias Stored = UInt16
+    static var expected: String { "a number" }
+    static func parseString(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt16? {
+        NumberText.special(p, n).map { Float16($0).bitPattern }
+    }
+    static func parse(_ p: UnsafePointer<UInt8>, _ limit: Int) -> (UInt16, Int)? {
+        Double.parse(p, limit).map { (Float16($0.0).bitPattern, $0.1) }
+    }
+}
+
+/// BOOL elements, one byte each: true/false, or 0/1.
+enum BoolScalar: WireScalar {
+    typealias Stored = UInt8
+    static var expected: String { "a boolean (true, false, 0 or 1)" }
+    static func parse(_ p: UnsafePointer<UInt8>, _ limit: Int) -> (UInt8, Int)? {
+        let rest = UnsafeBufferPointer(start: p, count: limit)
+        if limit >= 4 && rest[0..<4].elementsEqual("true".utf8) { return (1, 4) }
+        if limit >= 5 && rest[0..<5].elementsEqual("false".utf8) { return (0, 5) }
+        guard let d = NumberText.scan(p, limit), d.integral, !d.negative, d.mantissa <= 1 else { return nil }
+        return (UInt8(d.mantissa), d.length)
+    }
+}
+
+extension Int8: WireScalar { typealias Stored = Int8 }
+extension Int16: WireScalar { typealias Stored = Int16 }
+extension Int32: WireScalar { typealias Stored = Int32 }
+extension Int64: WireScalar { typealias Stored = Int64 }
+extension UInt8: WireScalar { typealias Stored = UInt8 }
+extension UInt16: WireScalar { typealias Stored = UInt16 }
+extension UInt32: WireScalar { typealias Stored = UInt32 }
+extension UInt64: WireScalar { typealias Stored = UInt64 }
+
+extension WireScalar where Self: FixedWidthInteger, Stored == Self {
+    static var expected: String { "an integer in the range of \(Self.self)" }
+    @inline(__always)
+    static func parse(_ p: UnsafePointer<UInt8>, _ limit: Int) -> (Self, Int)? {
+        guard let d = NumberText.scan(p, limit) else { return nil }
+        if d.integral {
+            guard !d.overflow else { return nil }
+            if d.negative {
+                if d.mantissa == 0 { return (0, d.length) }
+                guard Self.isSigned, d.mantissa <= UInt64(1) << 63 else { return nil }
+                let v = d.mantissa == UInt64(1) << 63 ? Int64.min : -Int64(d.mantissa)
+                return Self(exactly: v).map { ($0, d.length) }
+            }
+            return Self(exactly: d.mantissa).map { ($0, d.length) }
+        }
+        // "3.0" or "1e2": whole values written as floats.
+        guard let v = d.fastDouble ?? NumberText.strtodExact(p, d.length), v == v.rounded(), abs(v) < 0x1p63 else {
+            return nil
+        }
+        return Self(exactly: v).map { ($0, d.length) }
+    }
+}
+
+/// Decimal text to binary.
+enum NumberText {
+    /// 10^e for 0 ≤ e ≤ 22, the powers of ten exactly representable as Double (a switch, not a
+    /// static table: a lazily initialised static costs a once-check on every number).
+    @inline(__always)
+    static func power(_ e: Int) -> Double {
+        switch e {
+        case 0: 1e0
+        case 1: 1e1
+        case 2: 1e2
+        case 3: 1e3
+        case 4: 1e4
+        case 5: 1e5
+        case 6: 1e6
+        case 7: 1e7
+        case 8: 1e8
+        case 9: 1e9
+        case 10: 1e10
+        case 11: 1e11
+        case 12: 1e12
+        case 13: 1e13
+        case 14: 1e14
+        case 15: 1e15
+        case 16: 1e16
+        case 17: 1e17
+        case 18: 1e18
+        case 19: 1e19
+        case 20: 1e20
+        case 21: 1e21
+        default: 1e22
+        }
+    }
+
+    /// A JSON number as scanned: `-? mantissa × 10^exponent`.
+    struct Decimal {
+        var negative = false
+        /// The digits as an integer (all of them unless `overflow`).
+        var mantissa: UInt64 = 0
+        var exponent = 0
+        /// More digits than UInt64 holds: `mantissa` is only the leading ones.
+        var overflow = false
+        /// No fraction and no exponent.
+        var integral = true
+        var length = 0
+
+        /// The correctly rounded Double when Clinger's fast path applies (mantissa ≤ 2^53 and a
+        /// power of ten ≤ 10^22, both exact, so one multiplication or division rounds once).
+        @inline(__always)
+        var fastDouble: Double? {
+            if mantissa == 0 && !overflow { return negative ? -0.0 : 0.0 }
+            guard !overflow, mantissa <= 1 << 53, exponent >= -22, exponent <= 22 else { return nil }
+            let v = exponent >= 0 ? Double(mantissa) * power(exponent) : Double(mantissa) / power(-exponent)
+            return negative ? -v : v
+        }
+    }
+
+    /// Scans a number with the JSON grammar `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    /// at `p` (at most `limit` bytes); nil when the text there is not one.
+    ///
+    /// Up to 19 digits always fit in UInt64, so the common case accumulates without overflow
+    /// checks; a number with more digits is scanned again by `scanLong`.
+    @inline(__always)
+    static func scan(_ p: UnsafePointer<UInt8>, _ limit: Int) -> Decimal? {
+        var d = Decimal()
+        var i = 0
+        var digits = 0
+        if p[0] == UInt8(ascii: "-") { d.negative = true; i = 1 }
+        guard i < limit, p[i] &- UInt8(ascii: "0") < 10 else { return nil }
+        if p[i] == UInt8(ascii: "0") {
+            i += 1
+        } else {
+            while i + 8 <= limit, let eight = eightDigits(p + i) {
+                d.mantissa = d.mantissa &* 100_000_000 &+ eight
+                digits += 8
+                i += 8
+            }
+            while i < limit, case let digit = p[i] &- UInt8(ascii: "0"), digit < 10 {
+                d.mantissa = d.mantissa &* 10 &+ UInt64(digit)
+                digits += 1
+                i += 1
+            }
+        }
+        if i < limit && p[i] == UInt8(ascii: ".") {
+            d.integral = false
+            i += 1
+            let first = i
+            // Fractions are most of the digits in float data: eight at a time while they last.
+            while i + 8 <= limit, let eight = eightDigits(p + i) {
+                d.mantissa = d.mantissa &* 100_000_000 &+ eight
+                i += 8
+            }
+            while i < limit, case let digit = p[i] &- UInt8(ascii: "0"), digit < 10 {
+                d.mantissa = d.mantissa &* 10 &+ UInt64(digit)
+                i += 1
+            }
+            guard i > first else { return nil }
+            digits += i - first
+            d.exponent = first - i
+        }
+        if digits > 19 { return scanLong(p, limit) }
+        if i < limit && (p[i] | 0x20) == UInt8(ascii: "e") {
+            d.integral = false
+            i += 1
+            var negativeExponent = false
+            if i < limit && (p[i] == UInt8(ascii: "+") || p[i] == UInt8(ascii: "-")) {
+                negativeExponent = p[i] == UInt8(ascii: "-")
+                i += 1
+            }
+            guard i < limit, p[i] &- UInt8(ascii: "0") < 10 else { return nil }
+            var e = 0
+            while i < limit, case let digit = p[i] &- UInt8(ascii: "0"), digit < 10 {
+                if e < 100_000 { e = e * 10 + Int(digit) }
+                i += 1
+            }
+            d.exponent += negativeExponent ? -e : e
+        }
+        d.length = i
+        return d
+    }
+
+    /// The value of the 8 ASCII digits at `p`, or nil when one of the 8 bytes is not a digit
+    /// (SWAR: the bytes as one little-endian word, checked and combined in three multiplications,
+    /// pairs, then quads, then the whole).
+    @inline(__always)
+    static func eightDigits(_ p: UnsafePointer<UInt8>) -> UInt64? {
+        let w = UInt64(littleEndian: UnsafeRawPointer(p).loadUnaligned(as: UInt64.self))
+        let v = w &- 0x3030_3030_3030_3030
+        // Every byte 0...9: no borrow into the high nibble, and adding 6 does not carry into it.
+        guard (w & 0xF0F0_F0F0_F0F0_F0F0) == 0x3030_3030_3030_3030,
+              ((v &+ 0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) == 0 else { return nil }
+        // Byte k holds digit k (most significant first). Pairs: 10 * even byte + odd byte.
+        let pairs = (v &* 10 &+ (v >> 8)) & 0x00FF_00FF_00FF_00FF
+        // Quads: 100 * first pair + second pair, in the low 16 bits of each 32-bit half.
+        let quads = (pairs &* 100 &+ (pairs >> 16)) & 0x0000_FFFF_0000_FFFF
+        return (quads &* 10_000 &+ (quads >> 32)) & 0xFFFF_FFFF
+    }
+
+    /// `scan` for numbers of more than 19 digits: checked accumulation, the digits past what
+    /// UInt64 holds only counted in the exponent.
+    static func scanLong(_ p: UnsafePointer<UInt8>, _ limit: Int) -> Decimal? {
+        var d = Decimal()
+        var i = 0
+        if i < limit && p[i] == UInt8(ascii: "-") { d.negative = true; i += 1 }
+        guard i < limit, p[i] &- UInt8(ascii: "0") < 10 else { return nil }
+        if p[i] == UInt8(ascii: "0") {
+            i += 1
+        } else {
+            while i < limit, case let digit = p[i] &- UInt8(ascii: "0"), digit < 10 {
+                if d.overflow {
+                    d.exponent += 1
+                } else {
+                    let (a, o1) = d.mantissa.multipliedReportingOverflow(by: 10)
+                    let (b, o2) = a.addingReportingOverflow(UInt64(digit))
+                    if o1 || o2 { d.overflow = true; d.exponent += 1 } else { d.mantissa = b }
+                }
+                i += 1
+            }
+        }
+        if i < limit && p[i] == UInt8(ascii: ".") {
+            d.integral = false
+            i += 1
+            guard i < limit, p[i] &- UInt8(ascii: "0") < 10 else { return nil }
+            while i < limit, case let digit = p[i] &- UInt8(ascii: "0"), digit < 10 {
+                if !d.overflow {
+                    let (a, o1) = d.mantissa.multipliedReportingOverflow(by: 10)
+                    let (b, o2) = a.addingReportingOverflow(UInt64(digit))
+                    if o1 || o2 { d.overflow = true } else { d.mantissa = b; d.exponent -= 1 }
+                }
+                i += 1
+            }
+        }
+        if i < limit && (p[i] == UInt8(ascii: "e") || p[i] == UInt8(ascii: "E")) {
+            d.integral = false
+            i += 1
+            var negativeExponent = false
+            if i < limit && (p[i] == UInt8(ascii: "+") || p[i] == UInt8(ascii: "-")) {
+                negativeExponent = p[i] == UInt8(ascii: "-")
+                i += 1
+            }
+            guard i < limit, p[i] &- UInt8(ascii: "0") < 10 else { return nil }
+            var e = 0
+            while i < limit, case let digit = p[i] &- UInt8(ascii: "0"), digit < 10 {
+                if e < 100_000 { e = e * 10 + Int(digit) }
+                i += 1
+            }
+            d.exponent += negativeExponent ? -e : e
+        }
+        d.length = i
+        return d
+    }
+
+    /// strtod over exactly the `n` bytes at `p` (the byte after them is not part of a number).
+    static func strtodExact(_ p: UnsafePointer<UInt8>, _ n: Int) -> Double? {
+        guard n > 0, p[0] == UInt8(ascii: "-") || (p[0] &- UInt8(ascii: "0")) < 10 else { return nil }
+        var end: UnsafeMutablePointer<CChar>? = nil
+        let v = p.withMemoryRebound(to: CChar.self, capacity: n) { strtod($0, &end) }
+        return UnsafeRawPointer(end) == UnsafeRawPointer(p + n) ? v : nil
+    }
+
+    /// "NaN", "Infinity", "-Infinity" (with their quotes).
+    static func special(_ p: UnsafePointer<UInt8>, _ n: Int) -> Double? {
+        let s = UnsafeBufferPointer(start: p, count: n)
+        if s.elementsEqual("\"NaN\"".utf8) { return .nan }
+        if s.elementsEqual("\"Infinity\"".utf8) { return .infinity }
+        if s.elementsEqual("\"-Infinity\"".utf8) { return -.infinity }
+        return nil
+    }
+}

@@ -1,0 +1,168 @@
+import DLGraph
+import DLTensor
+
+/// CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV, the poolings and FULLY_CONNECTED / BATCH_MATMUL.
+///
+/// TFLite keeps activations NHWC and filters OHWI (depthwise: 1,H,W,C*M; transpose conv: O,H,W,I).
+/// The IR's Conv is NCHW with OIHW filters: the input is transposed in, the result back, the
+/// filter through a Transpose the plan folds. Options (schema.fbs field ids): Conv2DOptions
+/// 0 padding (0 SAME, 1 VALID), 1 stride_w, 2 stride_h, 3 activation, 4 dilation_w, 5 dilation_h;
+/// DepthwiseConv2DOptions 0 padding, 1 stride_w, 2 stride_h, 3 depth_multiplier, 4 activation,
+/// 5 dilation_w, 6 dilation_h; Pool2DOptions 0 padding, 1 stride_w, 2 stride_h, 3 filter_width,
+/// 4 filter_height, 5 activation; TransposeConvOptions 0 padding, 1 stride_w, 2 stride_h,
+/// 3 activation; FullyConnectedOptions 0 activation, 1 weights_format, 2 keep_num_dims;
+/// BatchMatMulOptions 0 adj_x, 1 adj_y.
+extension TFLiteGraphBuilder {
+    static let toNCHW = [0, 3, 1, 2], toNHWC = [0, 2, 3, 1]
+
+    static var convolutionOps: [(String, TFLiteImporter.Translator)] {
+        [
+            ("CONV_2D", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.conv(op, depthwise: false) }),
+            ("DEPTHWISE_CONV_2D", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.conv(op, depthwise: true) }),
+            ("AVERAGE_POOL_2D", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.pool(op, "AveragePool") }),
+            ("MAX_POOL_2D", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.pool(op, "MaxPool") }),
+            ("TRANSPOSE_CONV", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.transposeConv(op) }),
+            ("FULLY_CONNECTED", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.fullyConnected(op) }),
+            ("BATCH_MATMUL", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.batchMatMul(op) }),
+        ]
+    }
+
+    /// Padding attribute of the IR op for TFLite's padding enum (SAME: the extra pixel at the end).
+    func padding(_ op: TFLiteOp, _ code: Int8) throws(TFLiteError) -> Attribute {
+        switch code {
+        case 0: Attribute(name: "auto_pad", value: .string("SAME_UPPER"))
+        case 1: Attribute(name: "auto_pad", value: .string("VALID"))
+        default: throw fail(op, "padding \(code) is neither SAME (0) nor VALID (1)")
+        }
+    }
+
+    mutating func conv(_ op: TFLiteOp, depthwise: Bool) throws(TFLiteError) {
+        let x = try input(op, 0), wIndex = try tensor(op, 1), w = try input(op, 1)
+        let xShape = shape(try tensor(op, 0)), wShape = shape(wIndex)
+        guard xShape.count == 4, wShape.count == 4 else {
+            throw fail(op, "needs a 4-D input and filter, got \(xShape) and \(wShape)")
+        }
+        let o = try options(op) { t throws(FlatBufferError) in
+            depthwise
+                ? (try t.scalar(0, Int8(0)), Int(try t.scalar(1, Int32(1))), Int(try t.scalar(2, Int32(1))), Int(try t.scalar(5, Int32(1))), Int(try t.scalar(6, Int32(1))), try t.scalar(4, Int8(0)))
+                : (try t.scalar(0, Int8(0)), Int(try t.scalar(1, Int32(1))), Int(try t.scalar(2, Int32(1))), Int(try t.scalar(4, Int32(1))), Int(try t.scalar(5, Int32(1))), try t.scalar(3, Int8(0)))
+        } ?? (0, 1, 1, 1, 1, 0)
+        let (pad, sw, sh, dw, dh, act) = o
+        guard sw >= 1, sh >= 1, dw >= 1, dh >= 1 else { throw fail(op, "strides \(sh)x\(sw) and dilations \(dh)x\(dw) must be at least 1") }
+        let inC = xShape[3]
+        let group: Int
+        let filter: String
+        let n = base(op)
+        if depthwise {
+            guard wShape[0] == 1, inC > 0, wShape[3] % inC == 0 else {
+                throw fail(op, "depthwise filter \(wShape) does not fit \(inC) input channels")
+            }
+            group = inC
+            filter = transpose(w, [3, 0, 1, 2], base: n + "/filter")
+        } else {
+            guard wShape[3] > 0, inC % wShape[3] == 0 else {
+                throw fail(op, "filter \(wShape) has \(wShape[3]) input channels, which do not divide the input's \(inC)")
+            }
+            group = inC / wShape[3]
+            filter = transpose(w, Self.toNCHW, base: n + "/filter")
+        }
+        let bias = hasInput(op, 2) ? [try input(op, 2)] : []
+        let attrs = [
+            Attribute(name: "kernel_shape", value: .ints([wShape[1], wShape[2]])),
+            Attribute(name: "strides", value: .ints([sh, sw])),
+            Attribute(name: "dilations", value: .ints([dh, dw])),
+            try padding(op, pad),
+            Attribute(name: "group", value: .int(group)),
+        ]
+        let xt = transpose(x, Self.toNCHW, base: n + "/nchw")
+        var y = emit("Conv", [xt, filter] + bias, attrs, base: n + "/conv")
+        y = try activation(op, y, code: act)
+        try bind(op, 0, transpose(y, Self.toNHWC, base: n))
+    }
+
+    mutating func pool(_ op: TFLiteOp, _ irOp: String) throws(TFLiteError) {
+        let x = try input(op, 0)
+        guard shape(try tensor(op, 0)).count == 4 else { throw fail(op, "needs a 4-D NHWC input") }
+        let (pad, sw, sh, fw, fh, act) = try options(op) { t throws(FlatBufferError) in
+            (try t.scalar(0, Int8(0)), Int(try t.scalar(1, Int32(1))), Int(try t.scalar(2, Int32(1))),
+             Int(try t.scalar(3, Int32(1))), Int(try t.scalar(4, Int32(1))), try t.scalar(5, Int8(0)))
+        } ?? (0, 1, 1, 1, 1, 0)
+        guard sw >= 1, sh >= 1, fw >= 1, fh >= 1 else { throw fail(op, "filter \(fh)x\(fw) and strides \(sh)x\(sw) must be at least 1") }
+        let n = base(op)
+        let xt = transpose(x, Self.toNCHW, base: n + "/nchw")
+        // TFLite's average pool divides by the pixels inside the image: count_include_pad 0 (the default).
+        var y = emit(irOp, [xt], [Attribute(name: "kernel_shape", value: .ints([fh, fw])),
+                                  Attribute(name: "strides", value: .ints([sh, sw])), try padding(op, pad)], base: n + "/pool")
+        y = try activation(op, y, code: act)
+        try bind(op, 0, transpose(y, Self.toNHWC, base: n))
+    }
+
+    /// Inputs: 0 output_shape (int32 NHWC), 1 filter [O,H,W,I], 2 input, 3 bias (optional).
+    mutating func transposeConv(_ op: TFLiteOp) throws(TFLiteError) {
+        let outShape = try constantInts(op, 0)
+        let wShape = shape(try tensor(op, 1)), xShape = shape(try tensor(op, 2))
+        guard outShape.count == 4, wShape.count == 4, xShape.count == 4 else {
+            throw fail(op, "needs 4-D output shape, filter and input, got \(outShape), \(wShape), \(xShape)")
+        }
+        let (pad, sw, sh, act) = try options(op) { t throws(FlatBufferError) in
+            (try t.scalar(0, Int8(0)), Int(try t.scalar(1, Int32(1))), Int(try t.scalar(2, Int32(1))), try t.scalar(3, Int8(0)))
+        } ?? (0, 1, 1, 0)
+        guard sw >= 1, sh >= 1 else { throw fail(op, "strides \(sh)x\(sw) must be at least 1") }
+        let n = base(op)
+        let x = transpose(try input(op, 2), Self.toNCHW, base: n + "/nchw")
+        let w = transpose(try input(op, 1), [3, 0, 1, 2], base: n + "/filter")
+        let bias = hasInput(op, 3) ? [try input(op, 3)] : []
+        var attrs = [Attribute(name: "kernel_shape", value: .ints([wShape[1], wShape[2]])),
+                     Attribute(name: "strides", value: .ints([sh, sw]))]
+        let full = [(xShape[1] - 1) * sh + wShape[1], (xShape[2] - 1) * sw + wShape[2]]
+        if pad == 0 {
+            // SAME: the output size is given; the padding (extra at the end) follows from it.
+            attrs.append(Attribute(name: "output_shape", value: .ints([outShape[1], outShape[2]])))
+            attrs.append(Attribute(name: "auto_pad", value: .string("SAME_UPPER")))
+        } else {
+            let extra = [outShape[1] - full[0], outShape[2] - full[1]]
+            guard extra.allSatisfy({ $0 >= 0 }) else { throw fail(op, "VALID output shape \(outShape) is smaller than \(full)") }
+            attrs.append(Attribute(name: "output_padding", value: .ints(extra)))
+        }
+        var y = emit("ConvTranspose", [x, w] + bias, attrs, base: n + "/conv")
+        y = try activation(op, y, code: act)
+        try bind(op, 0, transpose(y, Self.toNHWC, base: n))
+    }
+
+    /// Inputs: 0 x [..., K], 1 weights [O, K], 2 bias [O] (optional). Without keep_num_dims the
+    /// input is flattened to [-1, K] and the output is 2-D.
+    mutating func fullyConnected(_ op: TFLiteOp) throws(TFLiteError) {
+        let xIndex = try tensor(op, 0), wShape = shape(try tensor(op, 1))
+        guard wShape.count == 2 else { throw fail(op, "weights must be 2-D [out, in], got \(wShape)") }
+        let (act, format, keep) = try options(op) { t throws(FlatBufferError) in
+            (try t.scalar(0, Int8(0)), try t.scalar(1, Int8(0)), try t.bool(2))
+        } ?? (0, 0, false)
+        guard format == 0 else { throw fail(op, "weights format \(format) (shuffled) is not supported") }
+        let n = base(op)
+        var x = try input(op, 0)
+        let w = try input(op, 1)
+        let bias = hasInput(op, 2) ? [try input(op, 2)] : []
+        var y: String
+        if keep && shape(xIndex).count != 2 {
+            y = emit("MatMul", [x, transpose(w, [1, 0], base: n + "/weights_t")], base: n + "/matmul")
+            if let b = bias.first { y = emit("Add", [y, b], base: n + "/bias") }
+        } else {
+            if shape(xIndex).count != 2 { x = emit("Reshape", [x, int64s([-1, wShape[1]], base: n + "/flat_shape")], base: n + "/flat") }
+            y = emit("Gemm", [x, w] + bias, [Attribute(name: "transB", value: .int(1))], base: n + "/gemm")
+        }
+        y = try activation(op, y, code: act)
+        try bind(op, 0, y)
+    }
+
+    mutating func batchMatMul(_ op: TFLiteOp) throws(TFLiteError) {
+        let (adjX, adjY) = try options(op) { t throws(FlatBufferError) in (try t.bool(0), try t.bool(1)) } ?? (false, false)
+        let n = base(op)
+        var operands: [String] = []
+        for (k, adj) in [(0, adjX), (1, adjY)] {
+            let v = try input(op, k), r = shape(try tensor(op, k)).count
+            guard r >= 2 else { throw fail(op, "input \(k) must have rank 2 or more") }
+            operands.append(adj ? transpose(v, Array(0..<(r - 2)) + [r - 1, r - 2], base: n + "/adj\(k)") : v)
+        }
+        try bind(op, 0, emit("MatMul", operands, base: n))
+    }
+}

@@ -1,0 +1,121 @@
+import DLKit
+import DLTestSupport
+import Foundation
+import Testing
+
+/// Hugging Face folders through the front ends: `dlconvert tokenize`, conversion of a folder to
+/// .ckpt/.onnx, inspect, and `Model(contentsOf:)` on the folder itself.
+@Suite struct HFCLITests {
+    let dlconvert = TestPackage.tool("dlconvert")
+
+    /// `dlconvert tokenize` prints the tokenizers library's ids for every line of the fixture cases.
+    @Test(arguments: ["bert", "llama", "unigram"]) func tokenizePrintsTheLibrarysIds(_ name: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: TestPackage.fixture("hf/tokenizer_cases.json")))
+        let all = try data.withUnsafeBytes { try JSONParser.parse($0) }
+        let cases = (all[name]?.arrayValue ?? []).filter { $0["pair"] == nil && !($0["text"]?.stringValue ?? "").contains("\n") }
+        #expect(cases.count > 20)
+        let input = cases.map { $0["text"]?.stringValue ?? "" }.joined(separator: "\n") + "\n"
+        let r = try runProcess(dlconvert, ["tokenize", TestPackage.fixture("hf/\(name)")], input: input)
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(lines.count == cases.count)
+        for (line, c) in zip(lines, cases) {
+            let got = try parseJSON(String(line))
+            #expect(got["input_ids"] == c["input_ids"], "\(c["text"]?.stringValue ?? "")")
+            #expect(got["attention_mask"] == c["attention_mask"], "\(c["text"]?.stringValue ?? "")")
+        }
+    }
+
+    /// The folder runs as a Model, and through .ckpt and .onnx gives the same outputs.
+    @Test(arguments: ["bert", "qwen2"]) func folderRunsAndConverts(_ name: String) throws {
+        let folder = TestPackage.fixture("hf/\(name)")
+        let model = try Model(contentsOf: URL(fileURLWithPath: folder))
+        #expect(model.format == .huggingFace)
+        let expected = try StateDict(contentsOf: URL(fileURLWithPath: folder + "/expected.safetensors"))
+        var feeds: [String: Tensor] = [:]
+        for i in model.inputs { feeds[i.name] = expected[i.name] }
+        let direct = try model.run(feeds)
+        let dir = TemporaryFolder()
+        for (file, flags) in [("m.ckpt", []), ("m.onnx", ["--no-kv-cache"]), ("cache.onnx", [])] {
+            let r = try runProcess(dlconvert, [folder, dir.file(file)] + flags)
+            #expect(r.status == 0, "\(r.stderr)")
+            let converted = try Model(contentsOf: dir.url(file))
+            var withCache = feeds
+            // A decoder's .onnx carries the KV cache by default: an empty one gives the same logits.
+            for i in converted.inputs where i.name.hasPrefix("past_key_values.") {
+                let d = i.type?.dims ?? []
+                withCache[i.name] = Tensor(zeros: .float32, shape: [feeds["input_ids"]?.shape[0] ?? 1, d.count > 1 ? d[1].value ?? 0 : 0, 0, d.count > 3 ? d[3].value ?? 0 : 0])
+            }
+            #expect(converted.inputs.contains { $0.name.hasPrefix("past_key_values.") } == (file == "cache.onnx" && name == "qwen2"))
+            let again = try converted.run(withCache)
+            for (k, t) in direct { #expect(again[k]?.doubles() == t.doubles(), "\(file) \(k)") }
+        }
+        let out = name == "bert" ? "last_hidden_state" : "logits"
+        #expect(direct[out]?.shape == expected[out]?.shape)
+        let inspect = try runProcess(dlconvert, ["inspect", folder])
+        #expect(inspect.status == 0 && inspect.stdout.contains("format: hf-folder") && inspect.stdout.contains(out))
+    }
+
+    /// `dlconvert generate` (greedy over the KV cache) gives the tokens and text of transformers'
+    /// `generate(do_sample=False)` (generate.json, scripts/fixtures/make_hf.py).
+    @Test(arguments: ["gpt2", "llama", "qwen2"]) func generateMatchesTransformers(_ name: String) throws {
+        let folder = TestPackage.fixture("hf/\(name)")
+        let want = try parseJSON(try String(contentsOfFile: folder + "/generate.json", encoding: .utf8))
+        let count = want["generated_ids"]?.arrayValue?.count ?? 0
+        #expect(count > 0)
+        let r = try runProcess(dlconvert, ["generate", folder, "--max-tokens", "\(count)"], input: (want["prompt"]?.stringValue ?? "") + "\n")
+        #expect(r.status == 0, "\(r.stderr)")
+        let got = try parseJSON(r.stdout.trimmingCharacters(in: .newlines))
+        #expect(got["token_ids"] == want["generated_ids"])
+        #expect(got["text_output"] == want["text"])
+        // The library: prompt ids in, the same ids out.
+        let gen = try TextGenerator(folder: URL(fileURLWithPath: folder))
+        let prompt = want["prompt_ids"]?.arrayValue?.compactMap(\.intValue) ?? []
+        let greedy = want["generated_ids"]?.arrayValue?.compactMap(\.intValue)
+        #expect(try gen.generate(ids: prompt, maxTokens: count) == greedy)
+        // top_k 1 is greedy whatever the temperature; a seed repeats its draw, another seed differs somewhere.
+        #expect(try gen.generate(ids: prompt, maxTokens: count, sampling: .init(temperature: 5, topK: 1, seed: 3)) == greedy)
+        let hot = TextGenerator.Sampling(temperature: 2, topK: 50, topP: 0.95, seed: 7)
+        let a = try gen.generate(ids: prompt, maxTokens: count, sampling: hot)
+        #expect(try gen.generate(ids: prompt, maxTokens: count, sampling: hot) == a)
+        var other = hot
+        other.seed = 8
+        #expect(try gen.generate(ids: prompt, maxTokens: count, sampling: other) != a)
+    }
+
+    /// Folder -> .ckpt -> folder (`--format hf`): the carried files are byte-identical, the
+    /// weights bit-identical, and the written folder runs as the original.
+    @Test(arguments: ["bert", "roberta", "distilbert", "llama"]) func writesTheFolderBack(_ name: String) throws {
+        let folder = TestPackage.fixture("hf/\(name)")
+        let dir = TemporaryFolder()
+        var r = try runProcess(dlconvert, [folder, dir.file("m.ckpt")])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try runProcess(dlconvert, [dir.file("m.ckpt"), dir.file("out"), "--format", "hf"])
+        #expect(r.status == 0, "\(r.stderr)")
+        for file in ["config.json", "tokenizer.json", "generation_config.json"] where FileManager.default.fileExists(atPath: "\(folder)/\(file)") {
+            #expect(FileManager.default.contents(atPath: "\(folder)/\(file)") == FileManager.default.contents(atPath: dir.file("out/\(file)")), "\(file)")
+        }
+        let original = try HFFolder(path: folder).weights.tensors, written = try HFFolder(path: dir.file("out")).weights.tensors
+        #expect(Set(written.names) == Set(original.names))
+        for (n, t) in original { #expect(written[n]?.bitwiseEqual(t) == true, "\(n)") }
+        let a = try Model(contentsOf: URL(fileURLWithPath: folder)), b = try Model(contentsOf: dir.url("out"))
+        let expected = try StateDict(contentsOf: URL(fileURLWithPath: folder + "/expected.safetensors"))
+        var feeds: [String: Tensor] = [:]
+        for i in a.inputs { feeds[i.name] = expected[i.name] }
+        let ya = try a.run(feeds), yb = try b.run(feeds)
+        for (k, t) in ya { #expect(yb[k]?.doubles() == t.doubles(), "\(k)") }
+    }
+
+    @Test func badFolderIsOneLineAndExitOne() throws {
+        let dir = TemporaryFolder()
+        let r = try runProcess(dlconvert, [TestPackage.fixture("bad/hf_config_rope_yarn"), dir.file("x.onnx")])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("rope_type 'yarn'") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(dir.contents().isEmpty)
+        let notHF = try runProcess(dlconvert, [TestPackage.fixture("models/mlp.onnx"), dir.file("out"), "--format", "hf"])
+        #expect(notHF.status == 1 && notHF.stderr.contains("carries no Hugging Face config.json"), "\(notHF.stderr)")
+        #expect(dir.contents().isEmpty)
+        let t = try runProcess(dlconvert, ["tokenize", TestPackage.fixture("bad/hf_tokenizer_bad_regex.json")], input: "x\n")
+        #expect(t.status == 1 && t.stderr.contains("does not compile"), "\(t.stderr)")
+    }
+}

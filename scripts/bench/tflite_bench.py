@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""DLKit against tf.lite.Interpreter on .tflite files: median latency, ratio = ours / TFLite.
+
+    .venv/bin/python scripts/bench/tflite_bench.py [--tool PATH] [--threads 1] [--seconds 2] [FILE.tflite...]
+
+Without files: Keras's MobileNetV2 (224x224, random weights, float32) converted by
+TFLiteConverter into scripts/bench/build/mobilenet_v2.tflite (not committed), and the fixtures.
+
+`--tool` is a release `dlconvert` (default: `swift build -c release --show-bin-path`/dlconvert,
+built first). TFLite runs with its default delegate (XNNPACK) and the same thread count, on
+random inputs of the model's signature, warmed up, each model in this one process.
+Prints a Markdown table.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np
+import tensorflow as tf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def tflite_median_ms(path, threads, seconds):
+    interp = tf.lite.Interpreter(model_path=path, num_threads=threads)
+    runner = interp.get_signature_runner("serving_default")
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for name, d in runner.get_input_details().items():
+        v = rng.standard_normal(d["shape"]).astype(np.float32)
+        feeds[name] = v if d["dtype"] == np.float32 else np.clip(np.round(v * 20), -128, 127).astype(d["dtype"])
+    for _ in range(10):
+        runner(**feeds)
+    times, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times) < 20:
+        t = time.perf_counter()
+        runner(**feeds)
+        times.append((time.perf_counter() - t) * 1000)
+    return float(np.median(times))
+
+
+def mobilenet_v2():
+    out = os.path.join(ROOT, "scripts", "bench", "build", "mobilenet_v2.tflite")
+    if not os.path.exists(out):
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        model = tf.keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3))
+        data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+        with open(out, "wb") as f:
+            f.write(data)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("files", nargs="*")
+    ap.add_argument("--tool")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    a = ap.parse_args()
+    files = a.files or [mobilenet_v2()] + [os.path.join(ROOT, "fixtures", "tflite", f"{m}.float.tflite") for m in ("mobilenet", "cnn")]
+    tool = a.tool
+    if not tool:
+        subprocess.run(["swift", "build", "-c", "release", "--product", "dlconvert"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        path = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        tool = os.path.join(path, "dlconvert")
+    print(f"| model | threads | DLKit ms | tf.lite ms | ratio |\n|---|---|---|---|---|")
+    for f in files:
+        out = subprocess.run([tool, "bench", f, "--threads", str(a.threads), "--seconds", str(a.seconds), "--json"],
+                             check=True, capture_output=True, text=True).stdout
+        ours = json.loads(out)["median_ms"]
+        theirs = tflite_median_ms(f, a.threads, a.seconds)
+        print(f"| {os.path.basename(f)} | {a.threads} | {ours:.4f} | {theirs:.4f} | {ours / theirs:.2f} |")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
