@@ -136,5 +136,10 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-hf", dependencies: ["DLHuggingFace"], path: "Fuzz/HuggingFace"),
         // fuzz-image: PNG/JPEG bytes through the decoders and the resize.
         .executableTarget(name: "fuzz-image", dependencies: ["DLImage"], path: "Fuzz/Image"),
+        // Structure-aware targets: the bytes are decisions that build a model_config, a one-node
+        // ONNX model or an optimizer state dict from a grammar (FuzzSupport.FuzzChoices).
+        .executableTarget(name: "fuzz-keras-grammar", dependencies: ["DLKeras", "DLKit", "FuzzSupport"], path: "Fuzz/KerasGrammar"),
+        .executableTarget(name: "fuzz-onnx-attributes", dependencies: ["DLONNX", "DLKit", "FuzzSupport"], path: "Fuzz/ONNXAttributes"),
+        .executableTarget(name: "fuzz-torch-optimizer", dependencies: ["DLTorch", "DLKit", "FuzzSupport"], path: "Fuzz/TorchOptimizer"),
     ]
 }

@@ -69,13 +69,17 @@ extension Graph {
 
 /// Arithmetic on dimensions that may be symbolic.
 public enum DimMath {
-    /// Product of dims: fixed when all are fixed; one symbolic among 1s stays that symbol.
+    /// Product of dims: fixed when all are fixed; one symbolic among 1s stays that symbol; unknown
+    /// when the product overflows (a file may declare any sizes).
     public static func product(_ dims: ArraySlice<Dim>) -> Dim {
         var n = 1
         var symbol: Dim? = nil
         for d in dims {
             switch d {
-            case .fixed(let v): n *= v
+            case .fixed(let v):
+                let (m, o) = n.multipliedReportingOverflow(by: v)
+                if o { return .unknown }
+                n = m
             case .symbolic: if symbol == nil { symbol = d } else { return .unknown }
             case .unknown: return .unknown
             }

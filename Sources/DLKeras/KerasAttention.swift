@@ -22,13 +22,13 @@ extension GraphBuilder {
         for k in ["attention_mask", "query_mask", "value_mask", "key_mask"] {
             if let m = s.options[k], !m.isNull { throw fail(s, "\(k) is not supported") }
         }
-        let heads = try int(s, "num_heads"), keyDim = try int(s, "key_dim")
-        let valueDim = s.config["value_dim"].flatMap { $0.isNull ? nil : $0.intValue } ?? keyDim
+        let heads = try count(s, "num_heads"), keyDim = try count(s, "key_dim")
+        let valueDim = s.config["value_dim"]?.isNull ?? true ? keyDim : try count(s, "value_dim")
         guard let dq = query.shape[2], let dv = value.shape[2], let dk = key.shape[2] else { throw fail(s, "feature sizes must be known") }
         var outDim = dq
         if let o = s.config["output_shape"], !o.isNull {
             let dims = o.intValue.map { [$0] } ?? o.arrayValue?.compactMap(\.intValue) ?? []
-            guard dims.count == 1 else { throw fail(s, "output_shape \(dims) is not supported (one dimension only)") }
+            guard dims.count == 1, dims[0] >= 1, dims[0] <= Self.maxConfigInt else { throw fail(s, "output_shape \(dims) is not supported (one size only)") }
             outDim = dims[0]
         }
         let useBias = bool(s, "use_bias", true)

@@ -45,23 +45,91 @@ extension GraphBuilder {
 
     // MARK: config helpers
 
+    /// The largest magnitude a config integer may have: shape arithmetic on two of them cannot overflow.
+    static let maxConfigInt = 1 << 31
+    /// The largest kernel, stride, dilation or pool size: window arithmetic stays far from overflow.
+    static let maxWindow = 1 << 20
+
     func int(_ s: LayerSpec, _ key: String, _ def: Int? = nil) throws(KerasError) -> Int {
-        if let v = s.config[key]?.intValue { return v }
-        if let a = s.config[key]?.arrayValue, a.count == 1, let v = a[0].intValue { return v }
+        var v: Int? = s.config[key]?.intValue
+        if v == nil, let a = s.config[key]?.arrayValue, a.count == 1 { v = a[0].intValue }
+        if let v {
+            guard v >= -Self.maxConfigInt, v <= Self.maxConfigInt else { throw fail(s, "'\(key)' is \(v), beyond ±2^31") }
+            return v
+        }
         if let d = def { return d }
         throw fail(s, "missing integer '\(key)'")
     }
 
+    /// A size (units, filters, a repeat count, ...): an integer from 1 to `max`.
+    func count(_ s: LayerSpec, _ key: String, _ def: Int? = nil, max: Int = maxConfigInt) throws(KerasError) -> Int {
+        let v = try int(s, key, def)
+        guard v >= 1, v <= max else { throw fail(s, "'\(key)' is \(v); it must be 1 to \(max)") }
+        return v
+    }
+
     func tuple(_ s: LayerSpec, _ key: String, _ n: Int, _ def: [Int]? = nil) throws(KerasError) -> [Int] {
         let j = s.config[key]
-        if let v = j?.intValue { return [Int](repeating: v, count: n) }
-        if let a = j?.arrayValue {
+        var out: [Int]? = nil
+        if let v = j?.intValue { out = [Int](repeating: v, count: n) }
+        if out == nil, let a = j?.arrayValue {
             let v = a.compactMap(\.intValue)
-            if v.count == n { return v }
-            if v.count == 1 { return [Int](repeating: v[0], count: n) }
+            if v.count == n, v.count == a.count { out = v }
+            if v.count == 1, a.count == 1 { out = [Int](repeating: v[0], count: n) }
+        }
+        if let out {
+            guard out.allSatisfy({ $0 >= -Self.maxConfigInt && $0 <= Self.maxConfigInt }) else { throw fail(s, "'\(key)' \(out) is beyond ±2^31") }
+            return out
         }
         if let d = def { return d }
         throw fail(s, "'\(key)' must be \(n) integers")
+    }
+
+    /// Window sizes (kernel, strides, dilation, pool): `n` integers from 1 to `maxWindow`.
+    func window(_ s: LayerSpec, _ key: String, _ n: Int, _ def: [Int]? = nil) throws(KerasError) -> [Int] {
+        let v = try tuple(s, key, n, def)
+        guard v.allSatisfy({ $0 >= 1 && $0 <= Self.maxWindow }) else { throw fail(s, "'\(key)' \(v) must be \(n) sizes from 1 to \(Self.maxWindow)") }
+        return v
+    }
+
+    /// The product of known dimensions, nil when one is unknown or the product overflows.
+    static func product(_ dims: some Sequence<Int?>) -> Int? {
+        var p = 1
+        for d in dims {
+            guard let d else { return nil }
+            let (m, o) = p.multipliedReportingOverflow(by: d)
+            guard !o else { return nil }
+            p = m
+        }
+        return p
+    }
+
+    /// A constant of `count` copies of `value` (a filler gamma/beta): refused past 2^24 elements,
+    /// so a config claiming a huge dimension cannot make the importer allocate gigabytes.
+    func fillerCount(_ s: LayerSpec, _ count: Int) throws(KerasError) -> Int {
+        guard count >= 0, count <= 1 << 24 else { throw fail(s, "\(count) channels are more than a filler constant may hold (2^24)") }
+        return count
+    }
+
+    /// The input ranks (batch axis included) a layer class takes, for the builders that index
+    /// the input's shape; nil for layers that take any rank.
+    static func inputRanks(_ cls: String) -> ClosedRange<Int>? {
+        switch cls {
+        case "Conv1D", "SeparableConv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+             "ZeroPadding1D", "Cropping1D", "UpSampling1D", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "MultiHeadAttention":
+            3...3
+        case "Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose", "MaxPooling2D", "AveragePooling2D",
+             "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D":
+            4...4
+        case "Conv3D", "MaxPooling3D", "AveragePooling3D", "GlobalAveragePooling3D", "GlobalMaxPooling3D", "ZeroPadding3D":
+            5...5
+        case "TimeDistributed": 3...8
+        case "RepeatVector": 2...2
+        case "Dot": 2...3
+        case "Dense", "BatchNormalization", "LayerNormalization", "GroupNormalization": 2...8
+        case "Flatten", "Reshape", "Permute", "Embedding", "Normalization", "Softmax", "Concatenate": 1...8
+        default: nil
+        }
     }
 
     func bool(_ s: LayerSpec, _ key: String, _ def: Bool) -> Bool { s.config[key]?.boolValue ?? def }
@@ -202,7 +270,25 @@ extension GraphBuilder {
         return out
     }
 
+    /// Builds one layer after checking the ranks of its inputs, and checks the shapes it gives.
     mutating func emitLayer(_ s: LayerSpec, _ xs: [Value], _ rec: inout KerasLayerRecord) throws(KerasError) -> [Value] {
+        guard !xs.isEmpty else { throw fail(s, "no inputs") }
+        if let ranks = Self.inputRanks(s.className), let bad = xs.first(where: { !ranks.contains($0.rank) }) {
+            let want = ranks.count == 1 ? "\(ranks.lowerBound)" : "\(ranks.lowerBound) to \(ranks.upperBound)"
+            throw fail(s, "input '\(bad.name)' has rank \(bad.rank) (shape \(Self.describe(bad.shape))); \(s.className) takes rank \(want)")
+        }
+        let ys = try buildLayer(s, xs, &rec)
+        for y in ys {
+            if let d = y.shape.first(where: { ($0 ?? 0) < 0 || ($0 ?? 0) > Self.maxConfigInt }) {
+                throw fail(s, "its output would have a dimension of \(d ?? 0) (output shape \(Self.describe(y.shape)))")
+            }
+        }
+        return ys
+    }
+
+    static func describe(_ shape: [Int?]) -> String { "[" + shape.map { $0.map(String.init) ?? "None" }.joined(separator: ", ") + "]" }
+
+    private mutating func buildLayer(_ s: LayerSpec, _ xs: [Value], _ rec: inout KerasLayerRecord) throws(KerasError) -> [Value] {
         guard let x = xs.first else { throw fail(s, "no inputs") }
         switch s.className {
         case "Dense": return [try dense(s, x, &rec)]
@@ -260,8 +346,7 @@ extension GraphBuilder {
             }
             return [last ? transpose(pooled, [0] + Array(2..<r) + [1], name: s.name) : pooled]
         case "Flatten":
-            let rest = x.shape.dropFirst()
-            let n: Int? = rest.allSatisfy { $0 != nil } ? rest.reduce(1) { $0 * ($1 ?? 1) } : nil
+            let n = Self.product(x.shape.dropFirst())
             var src = x
             if !(try channelsLast(s)), x.rank > 2 {
                 src = transpose(x, [0] + Array(2..<x.rank) + [1], name: s.name)
@@ -271,16 +356,20 @@ extension GraphBuilder {
             guard let target = s.config["target_shape"]?.arrayValue?.map({ $0.intValue ?? -1 }) else { throw fail(s, "no target_shape") }
             let shp = ints("\(s.name)/shape", [0] + target)
             var outShape: [Int?] = [x.shape[0]] + target.map { $0 < 0 ? nil : $0 }
-            if let known = Optional(x.shape.dropFirst().compactMap { $0 }), known.count == x.rank - 1, target.filter({ $0 < 0 }).count == 1 {
-                let total = known.reduce(1, *), rest = target.filter { $0 >= 0 }.reduce(1, *)
+            guard target.allSatisfy({ $0 >= -1 && $0 <= Self.maxConfigInt }), target.filter({ $0 < 0 }).count <= 1 else {
+                throw fail(s, "target_shape \(target) must be sizes with at most one -1")
+            }
+            if let total = Self.product(x.shape.dropFirst()), let rest = Self.product(target.filter { $0 >= 0 }), target.contains(-1) {
                 outShape = [x.shape[0]] + target.map { $0 < 0 ? (rest > 0 ? total / rest : nil) : $0 }
             }
             return [Value(name: op1("Reshape", [x.name, shp], name: s.name), shape: outShape, dtype: x.dtype)]
         case "Permute":
-            guard let dims = s.config["dims"]?.arrayValue?.compactMap(\.intValue), dims.count == x.rank - 1 else { throw fail(s, "bad dims") }
+            guard let dims = s.config["dims"]?.arrayValue?.compactMap(\.intValue), dims.sorted() == Array(1..<x.rank) else {
+                throw fail(s, "dims must be a permutation of 1...\(x.rank - 1) for an input of rank \(x.rank)")
+            }
             return [transpose(x, [0] + dims, name: s.name)]
         case "RepeatVector":
-            let n = try int(s, "n")
+            let n = try count(s, "n")
             let ax = ints("\(s.name)/axis", [1])
             let u = op1("Unsqueeze", [x.name, ax], name: s.name)
             let reps = ints("\(s.name)/repeats", [1, n, 1])
@@ -312,7 +401,7 @@ extension GraphBuilder {
             return [Value(name: op1("Slice", [x.name, starts, ends, ax], name: s.name), shape: shape)]
         case "UpSampling1D", "UpSampling2D":
             let k = try spatialRank(s, x)
-            let size = s.className == "UpSampling1D" ? [try int(s, "size", 2)] : try tuple(s, "size", k)
+            let size = s.className == "UpSampling1D" ? [try count(s, "size", 2, max: Self.maxWindow)] : try window(s, "size", k)
             // A crafted config can pair UpSampling1D with a 4-D input (fuzz input c94f8610): the
             // factors must match the input's spatial rank before they are indexed.
             guard k >= 1, size.count == k else {
@@ -355,6 +444,9 @@ extension GraphBuilder {
         case "Concatenate":
             var axis = s.config["axis"]?.intValue ?? -1
             if axis < 0 { axis += x.rank }
+            guard axis >= 0, axis < x.rank, xs.allSatisfy({ $0.rank == x.rank }) else {
+                throw fail(s, "axis \(s.config["axis"]?.intValue ?? -1) for inputs of ranks \(xs.map(\.rank))")
+            }
             let y = op1("Concat", xs.map(\.name), [Attribute(name: "axis", value: .int(axis))], name: s.name)
             var shape = x.shape
             if axis < shape.count { shape[axis] = xs.reduce(0) { a, v in a.flatMap { a in v.shape[axis].map { a + $0 } } } }
@@ -410,7 +502,7 @@ extension GraphBuilder {
     // MARK: layers with weights
 
     mutating func dense(_ s: LayerSpec, _ x: Value, _ rec: inout KerasLayerRecord) throws(KerasError) -> Value {
-        let units = try int(s, "units")
+        let units = try count(s, "units")
         guard let inDim = x.shape.last ?? nil else { throw fail(s, "input's last dimension is unknown") }
         let useBias = bool(s, "use_bias", true)
         let ws = try weightsFor(s)
@@ -465,8 +557,8 @@ extension GraphBuilder {
     /// Conv attributes and output spatial shape for `x` (channels-first inside).
     func convGeometry(_ s: LayerSpec, spatial: [Int?], kernel: [Int]) throws(KerasError) -> ([Attribute], [Int?]) {
         let k = kernel.count
-        let strides = try tuple(s, "strides", k, [Int](repeating: 1, count: k))
-        let dil = try tuple(s, "dilation_rate", k, [Int](repeating: 1, count: k))
+        let strides = try window(s, "strides", k, [Int](repeating: 1, count: k))
+        let dil = try window(s, "dilation_rate", k, [Int](repeating: 1, count: k))
         let padding = string(s, "padding", "valid")
         var begin: [Int] = [], end: [Int] = [], out: [Int?] = []
         var auto = false
@@ -487,9 +579,9 @@ extension GraphBuilder {
         let k = try spatialRank(s, x)
         guard k >= 1, k <= 3 else { throw fail(s, "input of rank \(x.rank)") }
         let last = try channelsLast(s)
-        let filters = try int(s, "filters")
-        let kernel = try tuple(s, "kernel_size", k)
-        let groups = try int(s, "groups", 1)
+        let filters = try count(s, "filters")
+        let kernel = try window(s, "kernel_size", k)
+        let groups = try count(s, "groups", 1)
         guard let inC = last ? x.shape.last ?? nil : x.shape[1] else { throw fail(s, "input channels unknown") }
         guard groups >= 1, inC % groups == 0 else { throw fail(s, "groups \(groups) does not divide \(inC) channels") }
         let useBias = bool(s, "use_bias", true)
@@ -511,8 +603,8 @@ extension GraphBuilder {
     mutating func depthwise(_ s: LayerSpec, _ x: Value, _ rec: inout KerasLayerRecord) throws(KerasError) -> Value {
         let k = try spatialRank(s, x)
         let last = try channelsLast(s)
-        let kernel = try tuple(s, "kernel_size", k)
-        let mult = try int(s, "depth_multiplier", 1)
+        let kernel = try window(s, "kernel_size", k)
+        let mult = try count(s, "depth_multiplier", 1)
         guard let inC = last ? x.shape.last ?? nil : x.shape[1] else { throw fail(s, "input channels unknown") }
         let useBias = bool(s, "use_bias", true)
         let ws = try weightsFor(s)
@@ -532,9 +624,9 @@ extension GraphBuilder {
     mutating func separable(_ s: LayerSpec, _ x: Value, _ rec: inout KerasLayerRecord) throws(KerasError) -> Value {
         let k = try spatialRank(s, x)
         let last = try channelsLast(s)
-        let kernel = try tuple(s, "kernel_size", k)
-        let mult = try int(s, "depth_multiplier", 1)
-        let filters = try int(s, "filters")
+        let kernel = try window(s, "kernel_size", k)
+        let mult = try count(s, "depth_multiplier", 1)
+        let filters = try count(s, "filters")
         guard let inC = last ? x.shape.last ?? nil : x.shape[1] else { throw fail(s, "input channels unknown") }
         let useBias = bool(s, "use_bias", true)
         let ws = try weightsFor(s)
@@ -558,10 +650,10 @@ extension GraphBuilder {
     mutating func convTranspose(_ s: LayerSpec, _ x: Value, _ rec: inout KerasLayerRecord) throws(KerasError) -> Value {
         let k = try spatialRank(s, x)
         let last = try channelsLast(s)
-        let filters = try int(s, "filters")
-        let kernel = try tuple(s, "kernel_size", k)
-        let strides = try tuple(s, "strides", k, [Int](repeating: 1, count: k))
-        let dil = try tuple(s, "dilation_rate", k, [Int](repeating: 1, count: k))
+        let filters = try count(s, "filters")
+        let kernel = try window(s, "kernel_size", k)
+        let strides = try window(s, "strides", k, [Int](repeating: 1, count: k))
+        let dil = try window(s, "dilation_rate", k, [Int](repeating: 1, count: k))
         guard dil.allSatisfy({ $0 == 1 }), s.config["output_padding"]?.isNull ?? true else { throw fail(s, "dilation or output_padding is not supported") }
         guard let inC = last ? x.shape.last ?? nil : x.shape[1] else { throw fail(s, "input channels unknown") }
         let useBias = bool(s, "use_bias", true)
@@ -599,9 +691,9 @@ extension GraphBuilder {
     mutating func pool(_ s: LayerSpec, _ x: Value) throws(KerasError) -> Value {
         let k = try spatialRank(s, x)
         let last = try channelsLast(s)
-        let size = try tuple(s, "pool_size", k, [Int](repeating: 2, count: k))
+        let size = try window(s, "pool_size", k, [Int](repeating: 2, count: k))
         var strides = size
-        if let st = s.config["strides"], !st.isNull { strides = try tuple(s, "strides", k) }
+        if let st = s.config["strides"], !st.isNull { strides = try window(s, "strides", k) }
         let padding = string(s, "padding", "valid")
         let spatial = last ? Array(x.shape[1..<(x.rank - 1)]) : Array(x.shape[2...])
         var begin: [Int] = [], end: [Int] = [], out: [Int?] = []
@@ -634,6 +726,7 @@ extension GraphBuilder {
             defer { i += 1 }
             return try g.variable(s, ws, i, name: n, keras3Path: "vars/\(i)", legacy: "\(s.name)/\(n)", shape: [c], record: &r)
         }
+        _ = try fillerCount(s, c)
         let gamma = scale ? try next("gamma", &rec, &self) : constant("\(s.name)/gamma", .filled(1, shape: [c]))
         let beta = center ? try next("beta", &rec, &self) : constant("\(s.name)/beta", .filled(0, shape: [c]))
         let mean = try next("moving_mean", &rec, &self)
@@ -657,6 +750,7 @@ extension GraphBuilder {
         if axis < 0 { axis += x.rank }
         guard axis == x.rank - 1, let c = x.shape[axis] else { throw fail(s, "only the last axis is supported") }
         guard !bool(s, "rms_scaling", false) else { throw fail(s, "rms_scaling is not supported") }
+        _ = try fillerCount(s, c)
         let center = bool(s, "center", true), scale = bool(s, "scale", true)
         let ws = try weightsFor(s)
         try expectCount(s, ws, (center ? 1 : 0) + (scale ? 1 : 0))
@@ -677,10 +771,12 @@ extension GraphBuilder {
     mutating func groupNorm(_ s: LayerSpec, _ x: Value, _ rec: inout KerasLayerRecord) throws(KerasError) -> Value {
         let axis = s.config["axis"]?.intValue ?? -1
         guard axis == -1 || axis == x.rank - 1, let c = x.shape.last ?? nil else { throw fail(s, "only the last axis with a known size is supported") }
-        let groups = try int(s, "groups", 32)
+        let groups = try count(s, "groups", 32)
         let spatial = x.shape.dropFirst().dropLast()
-        guard groups >= 1, c % groups == 0, spatial.allSatisfy({ $0 != nil }) else { throw fail(s, "groups \(groups) must divide \(c) channels, spatial sizes known") }
-        let k = (c / groups) * spatial.reduce(1) { $0 * ($1 ?? 1) }
+        guard c % groups == 0, let area = Self.product(spatial), case let (k, o) = (c / groups).multipliedReportingOverflow(by: area), !o else {
+            throw fail(s, "groups \(groups) must divide \(c) channels, spatial sizes known")
+        }
+        _ = try fillerCount(s, k)
         let center = bool(s, "center", true), scale = bool(s, "scale", true)
         let ws = try weightsFor(s)
         try expectCount(s, ws, (center ? 1 : 0) + (scale ? 1 : 0))
@@ -710,6 +806,7 @@ extension GraphBuilder {
         }
         guard !bool(s, "invert", false) else { throw fail(s, "invert is not supported") }
         guard let c = x.shape.last ?? nil else { throw fail(s, "the last dimension is unknown") }
+        _ = try fillerCount(s, c)
         let mean: String, variance: String
         func values(_ key: String) -> [Float]? {
             if let v = s.config[key]?.doubleValue { return [Float](repeating: Float(v), count: c) }
@@ -737,7 +834,7 @@ extension GraphBuilder {
     }
 
     mutating func embedding(_ s: LayerSpec, _ x: Value, _ rec: inout KerasLayerRecord) throws(KerasError) -> Value {
-        let vocab = try int(s, "input_dim"), dim = try int(s, "output_dim")
+        let vocab = try count(s, "input_dim"), dim = try count(s, "output_dim")
         guard !bool(s, "mask_zero", false) else { throw fail(s, "mask_zero is not supported (masking changes what later layers compute)") }
         let ws = try weightsFor(s)
         try expectCount(s, ws, 1)
@@ -756,6 +853,7 @@ extension GraphBuilder {
         var axes: [Int] = ax?.intValue.map { [$0, $0] } ?? ax?.arrayValue?.compactMap(\.intValue) ?? []
         guard axes.count == 2 else { throw fail(s, "bad axes") }
         axes = [axes[0] < 0 ? axes[0] + a.rank : axes[0], axes[1] < 0 ? axes[1] + b.rank : axes[1]]
+        guard (1..<a.rank).contains(axes[0]), (1..<b.rank).contains(axes[1]) else { throw fail(s, "axes \(axes) outside the inputs' ranks \(a.rank) and \(b.rank)") }
         if bool(s, "normalize", false) {
             for (i, v) in [a, b].enumerated() {
                 let n = op1("LpNormalization", [v.name], [Attribute(name: "axis", value: .int(axes[i])), Attribute(name: "p", value: .int(2))], name: s.name)

@@ -80,7 +80,7 @@ extension GraphBuilder {
         guard let kind = Self.rnnKind(s.className) else { throw fail(s, "not a recurrent layer") }
         try checkRNN(s, s.config)
         guard x.rank == 3, let inDim = x.shape[2] else { throw fail(s, "input must be (batch, time, features) with known features") }
-        let units = try int(s, "units")
+        let units = try count(s, "units")
         let backwards = bool(s, "go_backwards", false)
         let seqOut = bool(s, "return_sequences", false), stateOut = bool(s, "return_state", false)
         if backwards && seqOut { throw fail(s, "go_backwards with return_sequences is not supported") }
@@ -128,7 +128,9 @@ extension GraphBuilder {
             }
         }
         guard x.rank == 3, let inDim = x.shape[2] else { throw fail(s, "input must be (batch, time, features) with known features") }
-        guard let units = cfg["units"]?.intValue else { throw fail(s, "no units") }
+        guard let units = cfg["units"]?.intValue, units >= 1, units <= Self.maxConfigInt else {
+            throw fail(s, "the inner layer's units must be 1 to 2^31")
+        }
         if cfg["go_backwards"]?.boolValue == true || cfg["return_state"]?.boolValue == true {
             throw fail(s, "go_backwards/return_state inside Bidirectional is not supported")
         }

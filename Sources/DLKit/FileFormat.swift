@@ -3,6 +3,7 @@ import DLOpenVINO
 import DLSafeTensors
 import DLTensor
 import DLTensorFlow
+import DLTorch
 import Foundation
 
 /// The kinds of file DLKit recognises, told apart by their first bytes (never by extension).
@@ -60,9 +61,7 @@ public enum FileFormat: String, Sendable, CaseIterable {
         if b.count >= 8, b[4] == 0x54, b[5] == 0x46, b[6] == 0x4C, b[7] == 0x33 { return .tflite }
         if starts(with: [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) { return .hdf5 }
         if starts(with: [0x50, 0x4B, 0x03, 0x04]) { return KerasSupport.isKerasArchive(b) ? .keras : .pytorchZip }
-        if starts(with: [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19]) {
-            return .pytorchLegacy
-        }
+        if TorchFile.startsLegacy(b) { return .pytorchLegacy }
         // safetensors: u64 little-endian header length, then a JSON object.
         if b.count >= 10 {
             var n: UInt64 = 0

@@ -101,7 +101,15 @@ public enum TrainingSession {
         }
         if case .bool(true)? = group["maximize"] { throw .invalidArgument("\(path): maximize=True is not supported") }
         for (k, v) in hyper { c.set(k, v) }
-        let step = slots.values.compactMap { $0["step"].map { Int($0.doubles().first ?? 0) } }.max() ?? 0
+        var step = 0
+        for (p, s) in slots.sorted(by: { $0.key < $1.key }) {
+            guard let t = s["step"] else { continue }
+            // A step is a count: a NaN, infinite, negative or fractional-huge one is refused, not trapped on.
+            guard t.elementCount == 1, let d = t.doubles().first, d.isFinite, d >= 0, d <= 9_007_199_254_740_992 else {
+                throw .invalidArgument("\(path): \(p).step is \(t.elementCount == 1 ? "\(t.doubles().first ?? 0)" : "shaped \(t.shape)"), not a step count")
+            }
+            step = max(step, Int(d))
+        }
         var cleaned = slots
         for (p, s) in slots { cleaned[p] = s.mapValues { $0.dtype == .float32 ? $0 : $0.converted(to: .float32) } }
         return TrainingState(optimizer: c.kind.rawValue, hyperparameters: Dictionary(uniqueKeysWithValues: c.values.map { ($0.key, $0.value) }),

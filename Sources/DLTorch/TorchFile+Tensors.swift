@@ -11,7 +11,7 @@ extension TorchFile {
         let scalar = ref.scalarType
         guard let dtype = scalar.dtype else { throw .unsupportedDType(path: path, tensor: name, dtype: scalar.name) }
         let width = scalar.elementSize
-        let rootKey = ref.storage.view?.key ?? ref.storage.key
+        let rootKey = ref.storage.key
         guard let loc = storages[rootKey] else {
             throw .missingEntry(path: path, entry: format == .legacy ? "storage \(rootKey)" : "data/\(rootKey)")
         }

@@ -18,8 +18,10 @@ import DLTensor
 ///   builds `__torch__.*` module objects; `stateDict` names their parameters and buffers as
 ///   `torch.jit.load(f).state_dict()` does, using the `__parameters__`/`__buffers__` lists of
 ///   each class in `code/`.
-/// - legacy (before 1.6, also Python 2): five pickles (magic number, protocol 1001, system info,
-///   the object, storage keys) followed by each storage as an 8-byte element count and its bytes.
+/// - legacy (before 1.6, also Python 2, or `_use_new_zipfile_serialization=False`): five pickles
+///   (magic number, protocol 1001, system info, the object, storage keys) of protocol 0, 1 or 2,
+///   then each storage as an 8-byte element count and its bytes. Storages saved on `cuda:N` read
+///   to the CPU; torch <= 0.4 storage views (view_metadata) read as slices of their root storage.
 public struct TorchFile: Sendable {
     public enum Format: String, Sendable {
         case zip
@@ -69,7 +71,7 @@ public struct TorchFile: Sendable {
             bigEndian = r.bigEndian
             storages = r.storages
             scriptClasses = r.classes
-        } else if b.count >= 2, b[0] == 0x80, b[1] == 0x02 {
+        } else if Self.startsLegacy(b) {
             let r = try Self.readLegacy(file)
             format = .legacy
             root = r.root
@@ -167,6 +169,18 @@ public struct TorchFile: Sendable {
     /// The magic number opening a legacy file, as the bytes of its LONG1 argument.
     static let legacyMagic: [UInt8] = [0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19]
 
+    /// True when `b` opens with the legacy magic number: as LONG1 (protocol 2, after PROTO or
+    /// not) or as a text LONG (protocols 0 and 1 write `L119547037146038801333356L`). A file cut
+    /// short inside the magic number still counts (its reader then says where it is truncated).
+    public static func startsLegacy(_ b: UnsafeRawBufferPointer) -> Bool {
+        func at(_ offset: Int, _ prefix: [UInt8]) -> Bool {
+            let n = min(prefix.count, b.count - offset)
+            return n >= 2 && (0..<n).allSatisfy { b[offset + $0] == prefix[$0] }
+        }
+        let long1: [UInt8] = [0x8A, 0x0A] + legacyMagic
+        return at(0, long1) || (b.count >= 2 && b[0] == 0x80 && at(2, long1)) || at(0, Array("L119547037146038801333356L\n".utf8))
+    }
+
     private static func readLegacy(_ file: MappedFile) throws(TorchError) -> (
         root: TorchValue, bigEndian: Bool, storages: [String: StorageLocation]
     ) {
@@ -186,34 +200,23 @@ public struct TorchFile: Sendable {
         if case .bool(let little)? = info["little_endian"] { bigEndian = !little }
         u = Unpickler(b, path: path, entry: "object pickle", offset: u.position)
         let root = try u.load()
+        // Element sizes come from the storage classes of the persistent ids (untyped: bytes).
+        let storageTypes = u.storageTypes
         u = Unpickler(b, path: path, entry: "storage key list", offset: u.position)
         let keyList = try u.load()
         guard case .list(let keyValues) = keyList else {
             throw .invalidPickle(path: path, entry: "storage key list", offset: u.position, detail: "not a list of keys")
         }
-        // Element sizes come from the storages the object refers to.
-        var elementSize: [String: Int] = [:]
-        func collect(_ v: TorchValue, depth: Int) {
-            guard depth < Unpickler.maxDepth else { return }
-            switch v {
-            case .tensor(let t):
-                let key = t.storage.view?.key ?? t.storage.key
-                elementSize[key] = t.storage.scalarType?.elementSize ?? 1
-            case .tuple(let a), .list(let a), .set(let a): a.forEach { collect($0, depth: depth + 1) }
-            case .dict(let d), .object(_, let d): d.forEach { collect($0.key, depth: depth + 1); collect($0.value, depth: depth + 1) }
-            default: break
-            }
-        }
-        collect(root, depth: 0)
         var storages: [String: StorageLocation] = [:]
         var offset = u.position
         for kv in keyValues {
             guard let key = kv.keyComponent else {
                 throw .invalidPickle(path: path, entry: "storage key list", offset: offset, detail: "a key is \(kv.kindDescription)")
             }
-            guard let width = elementSize[key] else {
-                throw .notTorchFile(path: path, detail: "storage '\(key)' is listed but no tensor uses it, so its element size is unknown")
+            guard let type = storageTypes[key] else {
+                throw .notTorchFile(path: path, detail: "storage '\(key)' is listed but the object never refers to it, so its element size is unknown")
             }
+            let width = type?.elementSize ?? 1
             guard offset <= b.count - 8 else {
                 throw .storageTooShort(path: path, tensor: "(storage header)", storage: key, needed: 8, available: max(0, b.count - offset))
             }

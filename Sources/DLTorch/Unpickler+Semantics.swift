@@ -45,10 +45,12 @@ extension Unpickler {
         case .value(.none): count = -1
         default: throw fail("storage '\(key)' has a size of \(t[4].kindDescription)")
         }
+        // Legacy view_metadata `(view_key, offset, count)`: this reference is a view of the root
+        // storage `key` (torch <= 0.4 saved storage slices so).
         var view: TorchStorageRef.LegacyView? = nil
-        if t.count >= 6, case .tuple(let v) = t[5], v.count == 3 {
-            guard case .value(.int(let off)) = v[1], case .value(.int(let n)) = v[2], off >= 0, n >= 0 else {
-                throw fail("storage view '\(key)' has invalid bounds")
+        if t.count >= 6, case .tuple(let v) = t[5] {
+            guard v.count == 3, case .value(.int(let off)) = v[1], case .value(.int(let n)) = v[2], off >= 0, n >= 0 else {
+                throw fail("storage '\(key)' has a view of \(t[5].kindDescription), not (key, offset, count)")
             }
             view = .init(key: try string(v[0]), offset: off, count: n)
         }
@@ -68,9 +70,14 @@ extension Unpickler {
                 case .dict(let other): return .dict(copy(other))
                 default: throw fail("\(name) of \(first.kindDescription)")
                 }
+                // Python 3 pickles (key, value) tuples; Python 2.7's OrderedDict.__reduce__ gave
+                // [key, value] lists.
                 for p in pairs {
-                    guard case .tuple(let kv) = p, kv.count == 2 else { throw fail("\(name) item is not a (key, value) pair") }
-                    d.set(kv[0], kv[1])
+                    switch p {
+                    case .tuple(let kv) where kv.count == 2: d.set(kv[0], kv[1])
+                    case .list(let kv) where kv.items.count == 2: d.set(kv.items[0], kv.items[1])
+                    default: throw fail("\(name) item is \(p.kindDescription), not a (key, value) pair")
+                    }
                 }
             }
             return .dict(d)
@@ -143,6 +150,12 @@ extension Unpickler {
             if h == "build_tensor_from_id" { throw fail("\(name) refers to tensors outside the pickle, which DLKit does not read") }
             if h == "restore_type_tag" { return first }
             return first
+        case .tensorClass(let isParameter) where a.count == 1:
+            // torch 0.3's Variable/Parameter.__reduce_ex__ at protocol 2: `Parameter(data)`, then
+            // BUILD with its (requires_grad, volatile, hooks) state.
+            guard case .value(.tensor(var t)) = a[0] else { throw fail("\(name) of \(a[0].kindDescription), not a tensor") }
+            t.isParameter = isParameter
+            return .value(.tensor(t))
         case .dtype, .qscheme, .storageClass, .tensorClass, .scriptClass:
             throw fail("REDUCE calls \(name), which a weights file never calls")
         }

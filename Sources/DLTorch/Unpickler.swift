@@ -6,8 +6,10 @@
 /// anything else stops the read at once with `TorchError.forbiddenGlobal`, so nothing later in
 /// the pickle is even built. REDUCE, NEWOBJ and BUILD act only on those known globals, each by a
 /// fixed rule written here (a tensor record, an `OrderedDict`, a tuple for `torch.Size`, ...).
-/// Opcodes that could reach the outside (INST, OBJ, the extension registry, out-of-band buffers,
-/// text PERSID) are refused.
+/// Protocol 0's text opcodes (INT, LONG, FLOAT, STRING, UNICODE, PUT, GET, DICT, LIST, TUPLE)
+/// read too, and so does a text PERSID that spells a storage id as `repr` of its tuple (what
+/// `torch.save(pickle_protocol=0)` writes; see `persistentText`). Opcodes that could reach the
+/// outside (INST, OBJ, the extension registry, out-of-band buffers) are refused.
 ///
 /// Bounds: the stack, the mark stack and the memo are capped, integers are capped at
 /// `maxLongBytes`, and converting the result is capped in depth and in total nodes, so memo
@@ -27,6 +29,9 @@ struct Unpickler {
     private var marks: [Int] = []
     private var memo: [Int: PickleObject] = [:]
     private var opOffset = 0
+    /// The element type of every storage the pickle referred to, by root key (nil: untyped);
+    /// legacy files size their storage records with it.
+    private(set) var storageTypes: [String: TorchScalarType?] = [:]
 
     /// Offset of the opcode being interpreted.
     func opStart() -> Int { opOffset }
@@ -94,12 +99,16 @@ struct Unpickler {
     }
 
     private mutating func line() throws(TorchError) -> String {
+        String(decoding: try lineBytes(), as: UTF8.self)
+    }
+
+    private mutating func lineBytes() throws(TorchError) -> UnsafeRawBufferPointer {
         var end = position
         while end < bytes.count, bytes[end] != 0x0A { end += 1 }
         guard end < bytes.count else { throw invalid("a text argument has no end of line") }
-        let s = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[position..<end]), as: UTF8.self)
+        let b = UnsafeRawBufferPointer(rebasing: bytes[position..<end])
         position = end + 1
-        return s
+        return b
     }
 
     // MARK: the stack
@@ -195,11 +204,14 @@ struct Unpickler {
                     guard let i = Int(s) else { throw invalid("INT argument '\(s.prefix(40))' is not an integer") }
                     try push(.value(.int(i)))
                 }
-            case 0x4C: // LONG (text)
+            case 0x4C: // LONG (text, decimal; protocol 0 and 1 write the legacy magic number so)
                 var s = try line()
                 if s.hasSuffix("L") { s.removeLast() }
-                guard let i = Int(s) else { throw invalid("LONG argument '\(s.prefix(40))' is not a 64-bit integer") }
-                try push(.value(.int(i)))
+                if let i = Int(s) { try push(.value(.int(i))); break }
+                guard s.utf8.count <= Self.maxLongBytes * 2, let b = Self.decimalBytes(s) else {
+                    throw invalid("LONG argument '\(s.prefix(40))' is not an integer")
+                }
+                try push(.value(.bigInt(b)))
             case 0x47: // BINFLOAT (big-endian)
                 let b = try take(8)
                 var bits: UInt64 = 0
@@ -218,6 +230,12 @@ struct Unpickler {
                 let n = Int32(bitPattern: UInt32(try uint(4)))
                 guard n >= 0 else { throw invalid("negative BINSTRING length") }
                 try push(.value(.string(Self.python2String(try take(Int(n))))))
+            case 0x53: // STRING (text: a quoted Python 2 str with backslash escapes)
+                let s = try line()
+                guard let b = Self.quotedString(s) else { throw invalid("STRING argument '\(s.prefix(40))' is not a quoted string") }
+                try push(.value(.string(b.withUnsafeBytes { Self.python2String($0) })))
+            case 0x56: // UNICODE (text: raw-unicode-escape)
+                try push(.value(.string(Self.rawUnicodeEscape(try lineBytes()))))
             case 0x42: try push(.value(.bytes(Array(try take(try length(4)))))) // BINBYTES
             case 0x43: try push(.value(.bytes(Array(try take(Int(try byte())))))) // SHORT_BINBYTES
             case 0x8E, 0x96: try push(.value(.bytes(Array(try take(try length(8)))))) // BINBYTES8, BYTEARRAY8
@@ -282,7 +300,13 @@ struct Unpickler {
                 let module = try string(try pop(), "STACK_GLOBAL module")
                 try push(try global(module: module, name: name))
             case 0x51: // BINPERSID
-                try push(try persistent(try pop()))
+                try push(try noteStorage(try persistent(try pop())))
+            case 0x50: // PERSID (text)
+                let s = try line()
+                guard let pid = try persistentText(s) else {
+                    throw invalid("a text persistent id '\(s.prefix(60))' is not a storage id")
+                }
+                try push(try noteStorage(try persistent(pid)))
             case 0x52: // REDUCE
                 let args = try pop()
                 let f = try pop()
@@ -307,6 +331,11 @@ struct Unpickler {
                 throw TorchError.unsupportedOpcode(path: path, entry: entry, offset: opOffset, opcode: op)
             }
         }
+    }
+
+    private mutating func noteStorage(_ o: PickleObject) -> PickleObject {
+        if case .storage(let s) = o { storageTypes[s.key] = s.scalarType }
+        return o
     }
 
     private mutating func setItems(_ items: [PickleObject]) throws(TorchError) {

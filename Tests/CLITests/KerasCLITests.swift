@@ -45,6 +45,19 @@ import Testing
         try Self.expectKeras(try w.run(feed), model, "\(model).weights.h5 --graph")
     }
 
+    /// Issue 17: legacy .h5 files whose model_config puts a layer after an input of a rank it
+    /// cannot take ended dlconvert with SIGILL; now one line naming layer and class, exit 1.
+    @Test(arguments: [("keras_flatten_rank0.h5", "layer 'flat' (Flatten): input 'in' has rank 0"),
+                      ("keras_gap1d_rank1.h5", "layer 'gap' (GlobalAveragePooling1D): input 'in' has rank 1"),
+                      ("keras_gmp2d_rank1.h5", "layer 'gmp' (GlobalMaxPooling2D): input 'in' has rank 1")])
+    func hostileConfigIsOneLineNotACrash(file: String, expected: String) throws {
+        let dir = TemporaryFolder()
+        let r = try runProcess(dlconvert, [TestPackage.fixture("bad/\(file)"), dir.file("out.onnx")])
+        #expect(r.status == 1, "\(r.status): \(r.stderr)")
+        #expect(r.stderr.contains(expected) && r.stderr.filter { $0 == "\n" }.count == 1, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("out.onnx")))
+    }
+
     @Test func weightsOnlyFileAsAModelSaysWhatToDo() throws {
         do {
             _ = try Model(contentsOf: URL(fileURLWithPath: TestPackage.fixture("keras/cnn.tfweights.h5")))

@@ -22,6 +22,20 @@ import Testing
         for (name, t) in a { #expect(b[name]?.bitwiseEqual(t) == true, "\(name)") }
     }
 
+    /// Old (legacy, non-zip) torch.save files of fixtures/torch/legacy: what dlconvert writes is
+    /// what torch reads from them.
+    @Test(arguments: ["py2_lists", "py2_short", "py2_views", "text_ops", "proto0", "proto1"])
+    func convertsOldTorchFilesAsTorchReadsThem(name: String) throws {
+        let dir = TemporaryFolder()
+        try FileManager.default.copyItem(atPath: TestPackage.fixture("torch/legacy/\(name).pt"), toPath: dir.file("old.pth"))
+        let r = try runProcess(dlconvert, [dir.file("old.pth"), dir.file("out.safetensors")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let got = try StateDict(contentsOf: dir.url("out.safetensors"))
+        let want = try StateDict(contentsOf: URL(fileURLWithPath: TestPackage.fixture("torch/legacy/\(name).expected.safetensors")))
+        #expect(Set(got.names) == Set(want.names))
+        for (n, t) in want { #expect(got[n]?.bitwiseEqual(t) == true, "\(name): \(n)") }
+    }
+
     @Test func inspectListsNestedContents() throws {
         let r = try runProcess(dlconvert, ["inspect", checkpoint])
         #expect(r.status == 0, "\(r.stderr)")

@@ -57,7 +57,7 @@ import Testing
         }
     }
 
-    @Test(arguments: [UInt8(0x69), 0x6F, 0x82, 0x83, 0x84, 0x97, 0x98, 0x50])
+    @Test(arguments: [UInt8(0x69), 0x6F, 0x82, 0x83, 0x84, 0x97, 0x98])
     func opcodesThatReachOutsideAreRefused(op: UInt8) {
         Self.expectError([0x80, 0x02, op, 0x2E]) { if case .unsupportedOpcode(_, _, 2, op) = $0 { true } else { false } }
     }
@@ -69,6 +69,11 @@ import Testing
         Self.expectError([0x80, 0x02, 0x29, 0x7D, 0x62, 0x2E]) { $0.description.contains("BUILD") }
         // A persistent id that is not a storage.
         Self.expectError([0x80, 0x02] + Self.unicode("file") + [0x85, 0x51, 0x2E]) { $0.description.contains("persistent id") }
+        // A text persistent id (protocol 0) that is not `repr` of a storage tuple, and one naming a class.
+        Self.expectError([0x50] + Array("os.system('id')\n".utf8) + [0x2E]) { $0.description.contains("text persistent id") }
+        Self.expectError([0x50] + Array("('storage', <class 'os.system'>, '1', 'cpu', 2, None)\n".utf8) + [0x2E]) {
+            if case .forbiddenGlobal(_, _, _, "os.system") = $0 { true } else { false }
+        }
         // Quantized and other tensors torch allows but DLKit does not read.
         Self.expectError([0x80, 0x02] + Self.global("torch._utils", "_rebuild_qtensor") + [0x29, 0x52, 0x2E]) { $0.description.contains("quantized") }
     }

@@ -128,17 +128,24 @@ enum CreationKernels {
 
     static let range: Kernel = { ctx throws(RuntimeError) in
         let s = try ctx.input(0), l = try ctx.input(1), d = try ctx.input(2)
+        // Scalars by the spec; a file may give any shape (found by fuzz-onnx-attributes).
+        guard s.elementCount == 1, l.elementCount == 1, d.elementCount == 1 else {
+            throw ctx.fail("start, limit and delta must be scalars, not \(s.shape), \(l.shape), \(d.shape)")
+        }
         if s.dtype.isInteger {
             let a = s.int64s()[0], b = l.int64s()[0], step = d.int64s()[0]
             guard step != 0 else { throw ctx.fail("delta is 0") }
-            let n = max(0, Int((Double(b - a) / Double(step)).rounded(.up)))
-            guard n <= 1 << 31 else { throw ctx.fail("range of \(n) elements is too large") }
-            return [Tensor.fromInt64s((0..<n).map { a + Int64($0) * step }, dtype: s.dtype, shape: [n])]
+            // In Double: b - a may overflow Int64, and the count is checked before it becomes an Int.
+            let count = max(0, ((Double(b) - Double(a)) / Double(step)).rounded(.up))
+            guard count <= Double(1 << 31) else { throw ctx.fail("range of \(count) elements is too large") }
+            let n = Int(count)
+            return [Tensor.fromInt64s((0..<n).map { a &+ Int64($0) &* step }, dtype: s.dtype, shape: [n])]
         }
         let a = s.doubles()[0], b = l.doubles()[0], step = d.doubles()[0]
         guard step != 0, step.isFinite, a.isFinite, b.isFinite else { throw ctx.fail("start, limit and delta must be finite and delta non-zero") }
-        let n = max(0, Int(((b - a) / step).rounded(.up)))
-        guard n <= 1 << 31 else { throw ctx.fail("range of \(n) elements is too large") }
+        let count = max(0, ((b - a) / step).rounded(.up))
+        guard count <= Double(1 << 31) else { throw ctx.fail("range of \(count) elements is too large") }
+        let n = Int(count)
         // Accumulate in the element type, as the spec's loop does.
         var out: [Double] = []
         out.reserveCapacity(n)

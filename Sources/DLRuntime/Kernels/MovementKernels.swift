@@ -433,7 +433,8 @@ enum MovementKernels {
             let pos = x.rank == 0 ? [0] : IndexMath.unravel(i, x.shape)
             for k in 0..<r { out[k * hits.count + j] = Int64(pos[k]) }
         }
-        return [Tensor.fromInt64s(out, dtype: .int64, shape: [x.rank, hits.count])]
+        // A 0-dim input reads as rank 1 (as numpy.nonzero does): out holds r rows.
+        return [Tensor.fromInt64s(out, dtype: .int64, shape: [r, hits.count])]
     }
 
     static let topK: Kernel = { ctx throws(RuntimeError) in

@@ -60,7 +60,7 @@ enum ReduceKernels {
                     switch name {
                     case "ReduceProd": acc[t] = acc[t] &* v[i]
                     case "ReduceSumSquare": acc[t] = acc[t] &+ v[i] &* v[i]
-                    case "ReduceL1": acc[t] = acc[t] &+ abs(v[i])
+                    case "ReduceL1": acc[t] = acc[t] &+ (v[i] < 0 ? 0 &- v[i] : v[i])  // wraps like numpy; abs(Int64.min) traps
                     default: acc[t] = acc[t] &+ v[i]
                     }
                 }

@@ -133,7 +133,8 @@ enum SignalKernels {
     static func window(_ f: @escaping @Sendable (Double, Double) -> Double) -> Kernel {
         { ctx throws(RuntimeError) in
             let size = try scalarInt(ctx, 0, "size")
-            guard size >= 0 else { throw ctx.fail("size must not be negative, got \(size)") }
+            // A file may give any size; this is computed before the allocation budget sees it.
+            guard size >= 0, size <= 1 << 26 else { throw ctx.fail("size must be 0 to 2^26, got \(size)") }
             let code = try ctx.int("output_datatype", 1)
             guard let dtype = DType(onnxCode: Int32(clamping: code)), dtype != .string else { throw ctx.fail("output_datatype \(code) is not supported") }
             let periodic = try ctx.int("periodic", 1) != 0
