@@ -30,7 +30,7 @@ public func fuzzONNXAttributes(_ data: UnsafePointer<UInt8>?, _ size: Int) -> In
     }
     let bytes = ONNXWriter.serialize(graph)
     let read = bytes.withUnsafeBytes { b in try? ONNXReader.read(bytes: b, path: "fuzz.onnx", directory: "/nonexistent-dlkit-fuzz") }
-    guard let read, let model = try? Model(graph: read, name: "fuzz", allocationBudget: 1 << 26) else { return 0 }
+    guard let read, let model = try? Model(graph: read, name: "fuzz", allocationBudget: 1 << 26, options: fuzzOptions) else { return 0 }
     _ = try? model.run(feeds)
     return 0
 }
@@ -140,3 +140,11 @@ enum ONNXAttributeGrammar {
         return (g, feeds)
     }
 }
+
+/// Outputs sized by input values are held to the allocation budget too (libFuzzer's malloc limit
+/// is 2 GB).
+let fuzzOptions: RuntimeOptions = {
+    var o = RuntimeOptions()
+    o.valueSizedOutputLimit = 1 << 26
+    return o
+}()

@@ -13,6 +13,10 @@ public struct KernelOptions: Sendable, Hashable {
     public var winograd: Bool
     /// Tuning of the work splits, for measurements.
     public var tuning: Tuning
+    /// The most bytes a kernel allocates for an output whose size comes from input values (Range,
+    /// ConstantOfShape), which no plan can check beforehand: past it the kernel fails with an
+    /// error instead of asking for the memory.
+    public var valueSizedOutputLimit: Int
 
     /// Split thresholds. The defaults were measured on the 2-core bench machine (scripts/bench).
     public struct Tuning: Sendable, Hashable {
@@ -39,8 +43,10 @@ public struct KernelOptions: Sendable, Hashable {
         }
     }
 
-    public init(workers: Int? = nil, avx512: Bool = true, winograd: Bool = true, tuning: Tuning = Tuning()) {
+    public init(workers: Int? = nil, avx512: Bool = true, winograd: Bool = true, tuning: Tuning = Tuning(),
+                valueSizedOutputLimit: Int = 1 << 34) {
         self.workers = workers.map { max(1, $0) }
+        self.valueSizedOutputLimit = max(0, valueSizedOutputLimit)
         self.avx512 = avx512
         self.winograd = winograd
         self.tuning = tuning

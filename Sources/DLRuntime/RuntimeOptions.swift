@@ -32,6 +32,10 @@ public struct RuntimeOptions: Sendable, Hashable {
     public var dumpPasses: Bool
     /// Split thresholds of the kernels, for measurements.
     public var tuning: Tuning
+    /// The most bytes one output may take when its size comes from input values (Range,
+    /// ConstantOfShape): such outputs escape the plan's allocation check, so a hostile model or
+    /// request could otherwise ask for any amount. Default 16 GiB, as `Graph.defaultAllocationBudget`.
+    public var valueSizedOutputLimit: Int = 1 << 34
 
     public typealias Tuning = KernelOptions.Tuning
 
@@ -78,6 +82,6 @@ public struct RuntimeOptions: Sendable, Hashable {
 
     /// What the kernels get of these options (per run, on the running thread).
     var kernelOptions: KernelOptions {
-        KernelOptions(workers: threads, avx512: avx512, winograd: winograd, tuning: tuning)
+        KernelOptions(workers: threads, avx512: avx512, winograd: winograd, tuning: tuning, valueSizedOutputLimit: valueSizedOutputLimit)
     }
 }

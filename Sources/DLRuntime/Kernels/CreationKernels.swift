@@ -122,6 +122,7 @@ enum CreationKernels {
         let value = try ctx.attribute { () throws(GraphError) in try ctx.node.tensor("value") } ?? Tensor(shape: [1], scalars: [Float(0)])
         guard value.elementCount == 1 else { throw ctx.fail("value must hold one element") }
         let n = dims.reduce(1, *)
+        try ctx.checkValueSized(elements: n, value.dtype)
         let flat = (try? value.reshaped(to: [1])) ?? value
         return [flat.gathered([Int](repeating: 0, count: n), shape: dims)]
     }
@@ -139,6 +140,7 @@ enum CreationKernels {
             let count = max(0, ((Double(b) - Double(a)) / Double(step)).rounded(.up))
             guard count <= Double(1 << 31) else { throw ctx.fail("range of \(count) elements is too large") }
             let n = Int(count)
+            try ctx.checkValueSized(elements: n, s.dtype)
             return [Tensor.fromInt64s((0..<n).map { a &+ Int64($0) &* step }, dtype: s.dtype, shape: [n])]
         }
         let a = s.doubles()[0], b = l.doubles()[0], step = d.doubles()[0]
@@ -146,6 +148,7 @@ enum CreationKernels {
         let count = max(0, ((b - a) / step).rounded(.up))
         guard count <= Double(1 << 31) else { throw ctx.fail("range of \(count) elements is too large") }
         let n = Int(count)
+        try ctx.checkValueSized(elements: n, s.dtype)
         // Accumulate in the element type, as the spec's loop does.
         var out: [Double] = []
         out.reserveCapacity(n)

@@ -309,7 +309,8 @@ enum MovementKernels {
         guard let shape = IndexMath.broadcastShape([x.shape, target]), shape.allSatisfy({ $0 >= 0 }) else {
             throw ctx.fail("shape \(x.shape) does not broadcast to \(target)")
         }
-        guard ShapeMath.elementCount(shape) != nil else { throw ctx.fail("shape \(shape) is too large") }
+        guard let n = ShapeMath.elementCount(shape) else { throw ctx.fail("shape \(shape) is too large") }
+        try ctx.checkValueSized(elements: n, x.dtype)
         return [x.gathered(IndexMath.broadcastMap(from: x.shape, to: shape), shape: shape)]
     }
 
@@ -318,10 +319,15 @@ enum MovementKernels {
         guard let reps = try ctx.intList(1), reps.count == x.rank, reps.allSatisfy({ $0 >= 0 }) else {
             throw ctx.fail("repeats must list one non-negative count per axis of \(x.shape)")
         }
-        let shape = zip(x.shape, reps).map { $0 * $1 }
-        guard ShapeMath.elementCount(shape) != nil else { throw ctx.fail("shape \(shape) is too large") }
+        var shape: [Int] = []
+        for (d, r) in zip(x.shape, reps) {
+            let (v, overflow) = d.multipliedReportingOverflow(by: r)
+            guard !overflow else { throw ctx.fail("repeats \(reps) of \(x.shape) overflow") }
+            shape.append(v)
+        }
+        guard let n = ShapeMath.elementCount(shape) else { throw ctx.fail("shape \(shape) is too large") }
+        try ctx.checkValueSized(elements: n, x.dtype)
         let st = IndexMath.strides(x.shape)
-        let n = shape.reduce(1, *)
         var map = [Int](repeating: 0, count: n)
         for i in 0..<n {
             let pos = IndexMath.unravel(i, shape)

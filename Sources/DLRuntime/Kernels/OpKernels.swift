@@ -40,6 +40,16 @@ struct KernelContext {
         return t
     }
 
+    /// Fails when an output whose size comes from input values would pass the run's
+    /// `valueSizedOutputLimit` (the plan cannot check such sizes beforehand).
+    func checkValueSized(elements: Int, _ dtype: DType) throws(RuntimeError) {
+        let limit = KernelOptions.current.valueSizedOutputLimit
+        let (bytes, overflow) = elements.multipliedReportingOverflow(by: max(dtype.byteWidth, 8))
+        guard !overflow, bytes <= limit else {
+            throw fail("an output of \(elements) \(dtype) elements, sized by input values, is over the limit of \(limit) bytes")
+        }
+    }
+
     func input(_ i: Int) throws(RuntimeError) -> Tensor {
         guard i < inputs.count, let t = inputs[i] else {
             throw .unsupported(node: node.displayName, reason: "input \(i) is missing")
