@@ -82,14 +82,15 @@ enum FloatDiv<T: BinaryFloatingPoint & SIMDScalar>: BinaryFunctor {
 enum FloatMaximum<T: BinaryFloatingPoint & SIMDScalar>: BinaryFunctor {
     @inline(__always) static func scalar(_ a: T, _ b: T) -> T { b > a || b != b ? b : a }
     @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> {
-        // b where it is larger or NaN; a (NaN included) elsewhere.
-        a.replacing(with: b, where: (b .> a) .| (b .!= b))
+        // b where it is larger or NaN; a (NaN included) elsewhere. Two selects: or-ing the
+        // masks first makes the compiler leave the vector form.
+        a.replacing(with: b, where: b .> a).replacing(with: b, where: b .!= b)
     }
 }
 enum FloatMinimum<T: BinaryFloatingPoint & SIMDScalar>: BinaryFunctor {
     @inline(__always) static func scalar(_ a: T, _ b: T) -> T { b < a || b != b ? b : a }
     @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> {
-        a.replacing(with: b, where: (b .< a) .| (b .!= b))
+        a.replacing(with: b, where: b .< a).replacing(with: b, where: b .!= b)
     }
 }
 

@@ -8,7 +8,7 @@ enum ElementwiseKernels {
     /// the vectorised DLKernels loops, taken when every input present is float32.
     static var fast: [(String, String, FastKernel)] {
         let kernels: [(String, FastKernel)] = [
-            ("Relu", always(unary { Elementwise.relu($0, $1, count: $2) })),
+            ("Relu", activation { _ in .relu }),
             ("Sigmoid", activation { _ in .sigmoid }),
             ("HardSwish", activation { _ in .hardSwish }),
             ("HardSigmoid", activation { ctx throws(RuntimeError) in
@@ -27,8 +27,8 @@ enum ElementwiseKernels {
             ("Add", always(binary(.add))), ("Sub", always(binary(.sub))), ("Mul", always(binary(.mul))),
             ("Div", always(binary(.div))),
             // Max and Min take any number of inputs; two is the common case.
-            ("Max", { ctx throws(RuntimeError) in ctx.inputCount == 2 ? try binary(.max)(ctx) : nil }),
-            ("Min", { ctx throws(RuntimeError) in ctx.inputCount == 2 ? try binary(.min)(ctx) : nil }),
+            ("Max", { ctx throws(RuntimeError) in try maxOrMin(ctx, .max) }),
+            ("Min", { ctx throws(RuntimeError) in try maxOrMin(ctx, .min) }),
         ]
         return kernels.map { op, kernel in
             (op, "every input float32", { ctx throws(RuntimeError) in
@@ -36,6 +36,27 @@ enum ElementwiseKernels {
                 return try kernel(ctx)
             })
         }
+    }
+
+    /// Two-input Max or Min. Against one (non-NaN) number it is a Clip with one open bound, on
+    /// the AVX-512 activation loop (TensorFlow exports LeakyRelu and ReLU this way); otherwise the
+    /// broadcasting loops.
+    static func maxOrMin(_ ctx: KernelContext, _ op: BinaryOperation) throws(RuntimeError) -> [Tensor]? {
+        guard ctx.inputCount == 2 else { return nil }
+        let a = try ctx.input(0), b = try ctx.input(1)
+        for (x, c) in [(a, b), (b, a)] where c.elementCount == 1 && x.shape.count >= c.shape.count {
+            guard let v = c.scalars(as: Float.self).first, !v.isNaN, x.elementCount > 0 else { break }
+            let act: Activation = op == .max ? .clip(lower: v, upper: .infinity) : .clip(lower: -.infinity, upper: v)
+            // The output has x's shape (c's rank is no larger, all ones).
+            let out = ctx.makeOutput(.float32, shape: x.shape)
+            x.withUnsafeBufferPointer(as: Float.self) { src in
+                out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
+                    act.apply(src.baseAddress!, dst.baseAddress!, count: x.elementCount)
+                }
+            }
+            return [out]
+        }
+        return try binary(op)(ctx)
     }
 
     /// A kernel that always takes the node (once its inputs are float32).
