@@ -142,6 +142,13 @@ struct ShuffleBufferTests {
         #expect(abs(Double(zeroLate) - Double(trials) * q) < 5 * s2, "sample 0 unread after 8 draws \(zeroLate) times of \(trials)")
     }
 
+    /// safetensors data stays a view of the file (batches copy their rows only), so data larger
+    /// than memory streams from it.
+    @Test func safetensorsDataIsMapped() throws {
+        let d = try TrainingData.load(path: TestPackage.fixture("training/multi.data.safetensors"), inputName: "x", targetNames: ["reg", "label"])
+        #expect(d.inputs.isMapped && d.targets.isMapped && d.namedTargets["label"]?.isMapped == true)
+    }
+
     /// `dltrain --shuffle-buffer`: stopped mid-epoch and resumed, the run ends bit for bit where an
     /// uninterrupted one ends; its order differs from a full shuffle's.
     @Test func resumeContinuesTheSameOrder() throws {
