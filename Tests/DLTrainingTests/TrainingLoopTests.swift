@@ -196,17 +196,7 @@ struct MultiOutputLossTests {
         #expect(r.status == 0, "\(r.stderr)")
         let expected = try DLTrainCallbackCLITests.tensors(TestPackage.fixture("training/multi.trained.safetensors"))
         let ours = try DLTrainCallbackCLITests.tensors(tmp.file("out.ckpt"))
-        var compared = 0
-        for (key, want) in expected where key.hasPrefix(name + ".") && !key.contains(".epoch_") {
-            compared += 1
-            let param = String(key.dropFirst(name.count + 1))
-            let got = try #require(ours[param], "\(param)").doubles()
-            let w = want.doubles()
-            let scale = max(w.map(abs).max() ?? 1, 1e-12)
-            let diff = zip(got, w).map { abs($0 - $1) }.max() ?? 0
-            #expect(diff / scale <= 1e-4, "\(name) \(param): relative difference \(diff / scale)")
-        }
-        #expect(compared == 6)
+        #expect(try DLTrainCallbackCLITests.compareWeights(ours, expected, run: name) == 6)
         let lines = try String(contentsOfFile: tmp.file("log.csv"), encoding: .utf8).split(separator: "\n")
         #expect(lines.first == "epoch,cls_loss,loss,reg_loss,lr", "\(lines)")
         let header = lines.first?.split(separator: ",").map(String.init) ?? []
