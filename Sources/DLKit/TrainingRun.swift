@@ -67,13 +67,10 @@ public enum TrainingRun {
         let settings = p.settings
         if let path = settings["checkpoint_best"], path == out { throw .invalidArgument("--checkpoint-best must name another file than --out") }
         do {
-            try p.loop.trainer.check(p.data)
-            if let v = p.loop.validation { try p.loop.trainer.check(v, validation: true) }
-            try p.loop.check()
-            if let n = p.loop.logEvery, n <= 0 { throw TrainingError.badSetting("--log-every must be positive, got \(n)") }
+            try p.loop.check(p.data)
             if let path = settings["csv_log"] { p.loop.csvLog = try CSVLogFile(path: path, fresh: p.resumedStep == 0) }
             if let dir = settings["log_dir"] { p.loop.events = try TensorBoardWriter(directory: dir) }
-        } catch let e as TrainingError { throw .invalidArgument("\(e)") } catch { throw .invalidArgument("\(error)") }
+        } catch { throw .invalidArgument("\(error)") }
         p.loop.checkpointEvery = request.checkpointEvery
         func save(_ s: TrainingSnapshot, _ purpose: CheckpointPurpose) throws {
             let path = purpose == .best ? settings["checkpoint_best"] ?? out : out

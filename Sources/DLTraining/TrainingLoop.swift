@@ -82,9 +82,14 @@ public struct TrainingLoop {
         return names
     }
 
-    /// Refuses settings that cannot work before the first step: metrics that do not fit the loss,
-    /// a monitor nothing computes, and a schedule together with a plateau callback.
-    public func check() throws(TrainingError) {
+    /// Refuses what cannot work before the first step: data that does not fit the model (and the
+    /// validation set), metrics that do not fit the loss, a monitor nothing computes, a schedule
+    /// together with a plateau callback, a step interval below 1. `run` checks this too; call it
+    /// first to fail before opening logs.
+    public func check(_ data: Dataset) throws(TrainingError) {
+        try trainer.check(data)
+        if let validation { try trainer.check(validation, validation: true) }
+        if let n = logEvery, n <= 0 { throw .badSetting("--log-every must be positive, got \(n)") }
         try Metric.check(metrics, loss: trainer.heads[0].loss)
         if schedule != nil && callbacks.contains(where: { $0 is ReduceLROnPlateau }) {
             throw .badSetting("--lr-schedule and --reduce-lr-on-plateau both set the learning rate; give one")
@@ -166,9 +171,7 @@ public struct TrainingLoop {
     public mutating func run(_ data: Dataset, epochs: Int? = nil, steps: Int? = nil,
                              save: (TrainingSnapshot, CheckpointPurpose) throws -> Void,
                              report: (TrainingReport) -> Void = { _ in }) throws {
-        try trainer.check(data)
-        if let validation { try trainer.check(validation, validation: true) }
-        if let n = logEvery, n <= 0 { throw TrainingError.badSetting("--log-every must be positive, got \(n)") }
+        try check(data)
         let startStep = trainer.progress.step
         let endStep = endStep(for: data, epochs: epochs, steps: steps)
         let total = endStep - startStep

@@ -50,7 +50,7 @@ struct TrainingLoopTests {
         var loop = TrainingLoop(trainer: trainer, metrics: [.accuracy], validation: validation,
                                 callbacks: [ReduceLROnPlateau(monitor: "val_loss", factor: 0.5, patience: 0), Recorder(stopAfter: 99)])
         loop.csvLog = try CSVLogFile(path: tmp.file("swift.csv"), fresh: true)
-        try loop.check()
+        try loop.check(train)
         var reports: [TrainingReport] = []
         var saves = 0
         try loop.run(train, epochs: 4, save: { _, _ in saves += 1 }, report: { reports.append($0) })
