@@ -305,7 +305,7 @@ public struct Trainer: Sendable {
         }
         let order = cachedOrder?.order ?? []
         let size = options.batchSize, count = data.count
-        let key = BatchPrefetcher.Key(data: ObjectIdentifier(data.identity), epoch: epoch, batch: batch)
+        let key = BatchPrefetcher.Key(data: ObjectIdentifier(data.identity), seed: progress.shuffleSeed, epoch: epoch, batch: batch)
         let b = prefetcher.take(key) {
             let lo = batch * size
             return data.fullBatch(Array(order[lo..<min(lo + size, count)]))
@@ -314,7 +314,7 @@ public struct Trainer: Sendable {
         let perEpoch = batchesPerEpoch(count: count)
         let (ne, nb) = batch + 1 < perEpoch ? (epoch, batch + 1) : (epoch + 1, 0)
         let seed = progress.shuffleSeed, buffer = options.shuffleBuffer
-        prefetcher.start(BatchPrefetcher.Key(data: key.data, epoch: ne, batch: nb)) {
+        prefetcher.start(BatchPrefetcher.Key(data: key.data, seed: seed, epoch: ne, batch: nb)) {
             let o = ne == epoch ? order : Self.order(seed: seed, buffer: buffer, epoch: ne, count: count)
             let lo = nb * size
             return data.fullBatch(Array(o[lo..<min(lo + size, count)]))
@@ -493,11 +493,12 @@ public struct Trainer: Sendable {
 }
 
 /// Gathers the next batch on a background thread while the current step runs. Keyed by dataset,
-/// epoch and batch, so a step that asks for anything else gathers it itself; copies of a trainer
+/// shuffle seed, epoch and batch, so a step that asks for anything else gathers it itself; copies of a trainer
 /// share it, and a stale prefetch is never used.
 final class BatchPrefetcher: @unchecked Sendable {
     struct Key: Equatable {
         let data: ObjectIdentifier
+        let seed: UInt64?
         let epoch: Int
         let batch: Int
     }
