@@ -48,19 +48,15 @@ public struct Dataset: Sendable {
         return out
     }
 
-    public func batch(_ indices: [Int]) -> (inputs: Tensor, targets: Tensor) {
-        (Self.rows(inputs, indices), Self.rows(targets, indices))
-    }
-
     /// The rows `indices` of the inputs and of every target.
-    public func fullBatch(_ indices: [Int]) -> Batch {
+    public func batch(_ indices: [Int]) -> Batch {
         Batch(inputs: Self.rows(inputs, indices), targets: Self.rows(targets, indices),
               namedTargets: namedTargets.mapValues { Self.rows($0, indices) }, count: indices.count)
     }
 
     /// The samples `indices` as a dataset of their own (copied).
     public func subset(_ indices: [Int]) throws(TrainingError) -> Dataset {
-        let b = fullBatch(indices)
+        let b = batch(indices)
         return try Dataset(inputs: b.inputs, targets: b.targets, namedTargets: b.namedTargets)
     }
 }
@@ -171,7 +167,6 @@ public struct Trainer: Sendable {
     public private(set) var lastStep: (samples: Int, weightedLoss: Double, headLosses: [Double]) = (0, 0, [])
     /// The losses the trainer computes: `options.outputLosses`, or `options.loss` on one output.
     public let heads: [OutputLoss]
-    let outputName: String
     /// The sample order of the epoch being trained, computed once per epoch.
     private var cachedOrder: (epoch: Int, count: Int, order: [Int])?
     private let prefetcher = BatchPrefetcher()
@@ -212,7 +207,6 @@ public struct Trainer: Sendable {
         trainable = names
         self.optimizer = optimizer
         self.progress = progress
-        outputName = heads[0].output
     }
 
     /// The sample order of an epoch: a seeded shuffle (of the whole epoch, or through a shuffle
@@ -308,7 +302,7 @@ public struct Trainer: Sendable {
         let key = BatchPrefetcher.Key(data: ObjectIdentifier(data.identity), seed: progress.shuffleSeed, epoch: epoch, batch: batch)
         let b = prefetcher.take(key) {
             let lo = batch * size
-            return data.fullBatch(Array(order[lo..<min(lo + size, count)]))
+            return data.batch(Array(order[lo..<min(lo + size, count)]))
         }
         guard options.prefetch else { return b }
         let perEpoch = batchesPerEpoch(count: count)
@@ -317,7 +311,7 @@ public struct Trainer: Sendable {
         prefetcher.start(BatchPrefetcher.Key(data: key.data, seed: seed, epoch: ne, batch: nb)) {
             let o = ne == epoch ? order : Self.order(seed: seed, buffer: buffer, epoch: ne, count: count)
             let lo = nb * size
-            return data.fullBatch(Array(o[lo..<min(lo + size, count)]))
+            return data.batch(Array(o[lo..<min(lo + size, count)]))
         }
         return b
     }
@@ -459,7 +453,7 @@ public struct Trainer: Sendable {
         var lo = 0
         while lo < data.count {
             let hi = min(lo + options.batchSize, data.count)
-            let b = data.fullBatch(Array(lo..<hi))
+            let b = data.batch(Array(lo..<hi))
             var feed: [String: Tensor] = [options.inputName: b.inputs]
             for (name, t) in weights { feed[name] = t }
             let tape: Tape
