@@ -54,10 +54,21 @@ public struct Dataset: Sendable {
               namedTargets: namedTargets.mapValues { Self.rows($0, indices) }, count: indices.count)
     }
 
-    /// The samples `indices` as a dataset of their own (copied).
-    public func subset(_ indices: [Int]) throws(TrainingError) -> Dataset {
-        let b = batch(indices)
-        return try Dataset(inputs: b.inputs, targets: b.targets, namedTargets: b.namedTargets)
+    /// The rows `range` of a tensor: a view of the same file when `t` is memory-mapped, else a copy.
+    static func rows(_ t: Tensor, _ range: Range<Int>) -> Tensor {
+        let rowBytes = t.byteCount / max(t.shape[0], 1)
+        if let (file, offset) = t.mappedSource,
+           let view = try? Tensor(dtype: t.dtype, shape: [range.count] + t.shape.dropFirst(), viewing: file, offset: offset + range.lowerBound * rowBytes) {
+            return view
+        }
+        return rows(t, Array(range))
+    }
+
+    /// The samples `range` as a dataset of their own: views of a memory-mapped file stay views
+    /// (a validation split of data larger than memory copies nothing), others are copied.
+    public func subset(_ range: Range<Int>) throws(TrainingError) -> Dataset {
+        try Dataset(inputs: Self.rows(inputs, range), targets: Self.rows(targets, range),
+                    namedTargets: namedTargets.mapValues { Self.rows($0, range) })
     }
 }
 
@@ -482,7 +493,7 @@ public struct Trainer: Sendable {
         guard cut > 0, cut < data.count else {
             throw .badSetting("a validation split of \(f) leaves \(cut) of \(data.count) samples for training; both parts need samples")
         }
-        return (try data.subset(Array(0..<cut)), try data.subset(Array(cut..<data.count)))
+        return (try data.subset(0..<cut), try data.subset(cut..<data.count))
     }
 }
 

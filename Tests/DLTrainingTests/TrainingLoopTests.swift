@@ -142,11 +142,17 @@ struct ShuffleBufferTests {
         #expect(abs(Double(zeroLate) - Double(trials) * q) < 5 * s2, "sample 0 unread after 8 draws \(zeroLate) times of \(trials)")
     }
 
-    /// safetensors data stays a view of the file (batches copy their rows only), so data larger
-    /// than memory streams from it.
+    /// safetensors data stays a view of the file (batches copy their rows only, a validation split
+    /// copies nothing), so data larger than memory streams from it.
     @Test func safetensorsDataIsMapped() throws {
         let d = try TrainingData.load(path: TestPackage.fixture("training/multi.data.safetensors"), inputName: "x", targetNames: ["reg", "label"])
         #expect(d.inputs.isMapped && d.targets.isMapped && d.namedTargets["label"]?.isMapped == true)
+        let (train, validation) = try Trainer.split(d, validationFraction: 0.25)
+        #expect(train.inputs.isMapped && validation.inputs.isMapped && validation.namedTargets["label"]?.isMapped == true)
+        let copied = d.batch(Array(36..<48))
+        #expect(validation.count == 12 && validation.inputs.bitwiseEqual(copied.inputs) && validation.targets.bitwiseEqual(copied.targets))
+        #expect(validation.namedTargets["label"]?.bitwiseEqual(copied.namedTargets["label"] ?? Tensor(scalar: Float(0))) == true)
+        #expect(train.count == 36 && train.inputs.bitwiseEqual(d.batch(Array(0..<36)).inputs))
     }
 
     /// `dltrain --shuffle-buffer`: stopped mid-epoch and resumed, the run ends bit for bit where an
