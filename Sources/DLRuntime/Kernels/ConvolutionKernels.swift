@@ -114,7 +114,7 @@ enum ConvolutionKernels {
                              outChannels: w.shape[0], kernelH: g.kernel[0], kernelW: g.kernel[1],
                              strideH: g.strides[0], strideW: g.strides[1],
                              padTop: g.padsBegin[0], padLeft: g.padsBegin[1], padBottom: g.padsEnd[0], padRight: g.padsEnd[1],
-                             dilationH: g.dilations[0], dilationW: g.dilations[1], groups: group)
+                             dilationH: g.dilations[0], dilationW: g.dilations[1], groups: group).alongRows
         } else {
             p = Conv2DParams.conv1D(batch: x.shape[0], inChannels: x.shape[1], length: x.shape[2], outChannels: w.shape[0],
                                     kernel: g.kernel[0], stride: g.strides[0], padBegin: g.padsBegin[0],
@@ -132,6 +132,9 @@ enum ConvolutionKernels {
                     guard let y = po.baseAddress, let xp = px.baseAddress, let wp = pw.baseAddress else { return }
                     let packed = ctx.packed.flatMap { Convolution.directApplies(p) ? $0 : nil }
                     func run(_ b: UnsafePointer<Float>?) {
+                        if residual == nil, Convolution.depthwise(p, input: xp, weight: wp, bias: b, output: y, activation: activation) {
+                            return
+                        }
                         if let packed {
                             let done: Bool
                             if let residual {
