@@ -15,12 +15,15 @@ import DLTensor
 /// models compute in float between the quantize steps, dynamic-range models dequantize their
 /// weights once (folded by the plan), float16 weights behind DEQUANTIZE become a Cast.
 public enum TFLiteImporter {
+    /// - Parameter allocationBudget: the most bytes the import may allocate for weights it has to
+    ///   materialize (sparse tensors densified); the other weights stay views of the file.
     /// - Throws: `TFLiteError` naming the tensor or operator at fault; unsupported operators are
     ///   listed all at once (custom ops by their custom code).
-    public static func graph(from model: TFLiteModel) throws(TFLiteError) -> Graph {
+    public static func graph(from model: TFLiteModel, allocationBudget: Int = Graph.defaultAllocationBudget) throws(TFLiteError) -> Graph {
         guard let main = model.subgraphs.first else {
             throw .invalid(path: model.path, object: "model", reason: "has no subgraphs")
         }
+        try checkDenseSizes(model, main, budget: allocationBudget)
         var unsupported: [String: Int] = [:]
         for op in main.operators {
             let name = TFLiteOps.name(model.operatorCodes[op.opcodeIndex])
@@ -31,6 +34,21 @@ public enum TFLiteImporter {
         }
         var b = TFLiteGraphBuilder(model: model, subgraph: main)
         return try b.build()
+    }
+
+    /// Refuses, before anything is allocated, a subgraph whose sparse constants would densify to
+    /// more than `budget` bytes together (a few stored values can describe a huge dense shape).
+    static func checkDenseSizes(_ model: TFLiteModel, _ sub: TFLiteModel.Subgraph, budget: Int) throws(TFLiteError) {
+        var total = 0
+        for (i, t) in sub.tensors.enumerated() where t.sparsity != nil {
+            let width = dtype(t.type)?.byteWidth ?? 1
+            let bytes = ShapeMath.elementCount(t.shape).map { $0.multipliedReportingOverflow(by: max(width, 1)) }
+            guard let (b, o) = bytes, !o, b <= budget - total else {
+                throw .invalid(path: model.path, object: "tensor \(i) ('\(t.name)')",
+                               reason: "sparse shape \(t.shape) densifies past the allocation budget of \(budget) bytes (\(total) bytes densified before it)")
+            }
+            total += b
+        }
     }
 
     typealias Translator = (inout TFLiteGraphBuilder, TFLiteOp) throws(TFLiteError) -> Void

@@ -286,21 +286,30 @@ def check_exact(path, entry, tmp):
 
 
 def check_tflite(path, entry, tmp):
+    """DLKit names a .tflite's inputs and outputs by its serving_default signature when it has one
+    (else by tensor name): the interpreter is driven the same way."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
     interp = tf.lite.Interpreter(model_path=path)
     rng = np.random.default_rng(0)
     specs = entry.get("inputs", {})
     inputs = {}
-    for d in interp.get_input_details():
-        spec = specs.get(d["name"]) or {"shape": [int(v) for v in d["shape"]]}
-        inputs[d["name"]] = make_input(spec, d["dtype"], rng)
-        interp.resize_tensor_input(d["index"], list(inputs[d["name"]].shape))
-    interp.allocate_tensors()
-    for d in interp.get_input_details():
-        interp.set_tensor(d["index"], inputs[d["name"]])
-    interp.invoke()
-    want = {d["name"]: interp.get_tensor(d["index"]) for d in interp.get_output_details()}
+    if "serving_default" in interp.get_signature_list():
+        runner = interp.get_signature_runner("serving_default")
+        for name, d in runner.get_input_details().items():
+            spec = specs.get(name) or {"shape": [int(v) for v in d["shape"]]}
+            inputs[name] = make_input(spec, d["dtype"], rng)
+        want = runner(**inputs)
+    else:
+        for d in interp.get_input_details():
+            spec = specs.get(d["name"]) or {"shape": [int(v) for v in d["shape"]]}
+            inputs[d["name"]] = make_input(spec, d["dtype"], rng)
+            interp.resize_tensor_input(d["index"], list(inputs[d["name"]].shape))
+        interp.allocate_tensors()
+        for d in interp.get_input_details():
+            interp.set_tensor(d["index"], inputs[d["name"]])
+        interp.invoke()
+        want = {d["name"]: interp.get_tensor(d["index"]) for d in interp.get_output_details()}
     return compare_outputs(serve(path, inputs), want, entry)
 
 
