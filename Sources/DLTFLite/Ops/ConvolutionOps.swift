@@ -37,7 +37,7 @@ extension TFLiteGraphBuilder {
     }
 
     mutating func conv(_ op: TFLiteOp, depthwise: Bool) throws(TFLiteError) {
-        let x = try input(op, 0), wIndex = try tensor(op, 1), w = try input(op, 1)
+        let wIndex = try tensor(op, 1)
         let xShape = shape(try tensor(op, 0)), wShape = shape(wIndex)
         guard xShape.count == 4, wShape.count == 4 else {
             throw fail(op, "needs a 4-D input and filter, got \(xShape) and \(wShape)")
@@ -51,22 +51,20 @@ extension TFLiteGraphBuilder {
         guard sw >= 1, sh >= 1, dw >= 1, dh >= 1 else { throw fail(op, "strides \(sh)x\(sw) and dilations \(dh)x\(dw) must be at least 1") }
         let inC = xShape[3]
         let group: Int
-        let filter: String
         let n = base(op)
         if depthwise {
             guard wShape[0] == 1, inC > 0, wShape[3] % inC == 0 else {
                 throw fail(op, "depthwise filter \(wShape) does not fit \(inC) input channels")
             }
             group = inC
-            filter = transpose(w, [3, 0, 1, 2], base: n + "/filter")
         } else {
             guard wShape[3] > 0, inC % wShape[3] == 0 else {
                 throw fail(op, "filter \(wShape) has \(wShape[3]) input channels, which do not divide the input's \(inC)")
             }
             group = inC / wShape[3]
-            filter = transpose(w, Self.toNCHW, base: n + "/filter")
         }
-        let bias = hasInput(op, 2) ? [try input(op, 2)] : []
+        // TFLite's filters are OHWI (depthwise 1,H,W,C*M); the IR's OIHW.
+        let filterPerm = depthwise ? [3, 0, 1, 2] : Self.toNCHW
         let attrs = [
             Attribute(name: "kernel_shape", value: .ints([wShape[1], wShape[2]])),
             Attribute(name: "strides", value: .ints([sh, sw])),
@@ -74,7 +72,20 @@ extension TFLiteGraphBuilder {
             try padding(op, pad),
             Attribute(name: "group", value: .int(group)),
         ]
-        let xt = transpose(x, Self.toNCHW, base: n + "/nchw")
+        if try isInteger8(op) {
+            // TFLite's integer conv: int32 sums of (x - x_zero_point) * w, the int32 bias,
+            // requantized with TFLite's rounding (`requantizedSums`).
+            let xq = try raw(op, 0), wq = try raw(op, 1)
+            let filter = transpose(wq, filterPerm, base: n + "/filter")
+            let (_, xZero, _) = try quantParams(try tensor(op, 0), try quantization8(op, 0))
+            let acc = emit("ConvInteger", [transpose(xq, Self.toNCHW, base: n + "/nchw"), filter, xZero], attrs, base: n + "/conv")
+            let real = try requantizedSums(op, transpose(acc, Self.toNHWC, base: n + "/nhwc"), perChannelProduct: true, base: n)
+            try bind(op, 0, try activation(op, real, code: act))
+            return
+        }
+        let xt = transpose(try input(op, 0), Self.toNCHW, base: n + "/nchw")
+        let filter = transpose(try input(op, 1), filterPerm, base: n + "/filter")
+        let bias = hasInput(op, 2) ? [try input(op, 2)] : []
         var y = emit("Conv", [xt, filter] + bias, attrs, base: n + "/conv")
         y = try activation(op, y, code: act)
         try bind(op, 0, transpose(y, Self.toNHWC, base: n))
@@ -89,6 +100,22 @@ extension TFLiteGraphBuilder {
         } ?? (0, 1, 1, 1, 1, 0)
         guard sw >= 1, sh >= 1, fw >= 1, fh >= 1 else { throw fail(op, "filter \(fh)x\(fw) and strides \(sh)x\(sw) must be at least 1") }
         let n = base(op)
+        let xi = try tensor(op, 0), yi = try output(op, 0)
+        if irOp == "AveragePool", act == 0, let qx = quantization(xi), let qy = quantization(yi), [3, 9].contains(sub.tensors[xi].type),
+           sub.tensors[yi].type == sub.tensors[xi].type, qx.scale == qy.scale, qx.zeroPoint == qy.zeroPoint {
+            // TFLite's integer average pool: the mean of the stored integers (input and output share
+            // scale and zero point), rounded half away from zero.
+            let f32 = Attribute(name: "to", value: .int(Int(DType.float32.onnxCode)))
+            let xt = transpose(emit("Cast", [try raw(op, 0)], [f32], base: n + "/wide"), Self.toNCHW, base: n + "/nchw")
+            let mean = emit(irOp, [xt], [Attribute(name: "kernel_shape", value: .ints([fh, fw])),
+                                         Attribute(name: "strides", value: .ints([sh, sw])), try padding(op, pad)], base: n + "/pool")
+            let half = addConstant(Tensor(shape: [], scalars: [Float(0.5)]), base: n + "/half")
+            let magnitude = emit("Floor", [emit("Add", [emit("Abs", [mean], base: n + "/magnitude"), half], base: n + "/nudged")], base: n + "/rounded")
+            let rounded = emit("Mul", [magnitude, emit("Sign", [mean], base: n + "/sign")], base: n + "/mean")
+            let to = Attribute(name: "to", value: .int(Int((TFLiteImporter.dtype(sub.tensors[yi].type) ?? .int8).onnxCode)))
+            values[yi] = transpose(emit("Cast", [rounded], [to], base: n + "/narrow"), Self.toNHWC, base: n)
+            return
+        }
         let xt = transpose(x, Self.toNCHW, base: n + "/nchw")
         // TFLite's average pool divides by the pixels inside the image: count_include_pad 0 (the default).
         var y = emit(irOp, [xt], [Attribute(name: "kernel_shape", value: .ints([fh, fw])),
@@ -139,6 +166,18 @@ extension TFLiteGraphBuilder {
         } ?? (0, 0, false)
         guard format == 0 else { throw fail(op, "weights format \(format) (shuffled) is not supported") }
         let n = base(op)
+        if try isInteger8(op) {
+            // TFLite's integer fully-connected: int32 sums of (x - x_zero_point) * w, the int32
+            // bias, requantized with TFLite's rounding (`requantizedSums`).
+            var xq = try raw(op, 0)
+            if shape(xIndex).count != 2 { xq = emit("Reshape", [xq, int64s([-1, wShape[1]], base: n + "/flat_shape")], base: n + "/flat") }
+            let (_, xZero, _) = try quantParams(xIndex, try quantization8(op, 0))
+            let (_, wZero, _) = try quantParams(try tensor(op, 1), try quantization8(op, 1))
+            let acc = emit("MatMulInteger", [xq, transpose(try raw(op, 1), [1, 0], base: n + "/weights_t"), xZero, wZero], base: n + "/matmul")
+            guard !keep || shape(xIndex).count == 2 else { throw fail(op, "keep_num_dims on an integer input of rank \(shape(xIndex).count) is not supported") }
+            try bind(op, 0, try activation(op, try requantizedSums(op, acc, perChannelProduct: false, base: n), code: act))
+            return
+        }
         var x = try input(op, 0)
         let w = try input(op, 1)
         let bias = hasInput(op, 2) ? [try input(op, 2)] : []
@@ -152,6 +191,77 @@ extension TFLiteGraphBuilder {
         }
         y = try activation(op, y, code: act)
         try bind(op, 0, y)
+    }
+
+    /// Whether the operator runs on TFLite's integer path: input 0, the weights (input 1) and
+    /// output 0 are 8-bit quantized, the bias (input 2), when present, int32.
+    func isInteger8(_ op: TFLiteOp) throws(TFLiteError) -> Bool {
+        for i in [try tensor(op, 0), try tensor(op, 1), try output(op, 0)] {
+            guard quantization(i) != nil, [3, 9].contains(sub.tensors[i].type) else { return false }
+        }
+        guard hasInput(op, 2) else { return true }
+        return sub.tensors[try tensor(op, 2)].type == 2
+    }
+
+    func quantization8(_ op: TFLiteOp, _ k: Int) throws(TFLiteError) -> TFLiteModel.Quantization {
+        let i = try tensor(op, k)
+        guard let q = quantization(i) else { throw fail(op, "input \(k) \(tensorLabel(i)) is not quantized") }
+        return q
+    }
+
+    /// The result of an integer CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED as TFLite's integer
+    /// kernels compute it, from its int32 sums `acc` (channels last), as a real value that `bind`
+    /// quantizes back exactly: u * output_scale, u the requantized sums in output quanta.
+    ///
+    /// TFLite requantizes (acc + bias) by M = x_scale * w_scale / output_scale (one per output
+    /// channel when the weights are per-channel) held as a Q31 fixed-point multiplier q and a
+    /// power-of-two exponent e (M = q / 2^31 * 2^e, q in [2^30, 2^31)), and rounds twice: the
+    /// high half of the doubled product rounds half up, then the division by 2^-e rounds half away
+    /// from zero. The IR does the same in float64 (exact at these magnitudes):
+    /// t = floor((acc + bias) * 2^max(e,0) * q / 2^31 + 1/2), u = sign(t) * floor(|t| / 2^max(-e,0) + 1/2).
+    mutating func requantizedSums(_ op: TFLiteOp, _ acc: String, perChannelProduct: Bool, base n: String) throws(TFLiteError) -> String {
+        var sums = acc
+        if hasInput(op, 2) { sums = emit("Add", [sums, try raw(op, 2)], base: n + "/bias") }
+        let qx = try quantization8(op, 0), qw = try quantization8(op, 1)
+        guard let qy = quantization(try output(op, 0)), let xs = qx.scale.first, let ys = qy.scale.first, ys > 0 else {
+            throw fail(op, "the quantized input, weights and output need scales")
+        }
+        // TFLite's multiplier: conv per channel from double scales, fully-connected from the
+        // float product of input and weight scales.
+        let multipliers = qw.scale.map { perChannelProduct ? Double(xs) * Double($0) / Double(ys) : Double(xs * $0) / Double(ys) }
+        return try requantized(op, sums, multipliers: multipliers, base: n)
+    }
+
+    /// Integer `sums` times `multipliers` (one, or one per channel, the last axis) with TFLite's
+    /// fixed-point rounding (see `requantizedSums`), as the real value u * output_scale.
+    mutating func requantized(_ op: TFLiteOp, _ sums: String, multipliers: [Double], base n: String) throws(TFLiteError) -> String {
+        let yIndex = try output(op, 0)
+        guard let qy = quantization(yIndex), !multipliers.isEmpty else { throw fail(op, "the quantized output needs a scale") }
+        var up: [Double] = [], mult: [Double] = [], down: [Double] = []
+        for m in multipliers {
+            guard m.isFinite, m >= 0 else { throw fail(op, "requantization multiplier \(m) is not a finite non-negative number") }
+            var (fraction, e) = m == 0 ? (0.0, 0) : (m.significand / 2, Int(m.exponent) + 1)
+            var q = (fraction * 2147483648).rounded(.toNearestOrAwayFromZero)
+            if q == 2147483648 { q /= 2; e += 1 }
+            fraction = q / 2147483648
+            guard e <= 31, e >= -62 else { throw fail(op, "requantization multiplier \(m) is out of TFLite's range") }
+            up.append(Double(sign: .plus, exponent: max(e, 0), significand: 1))
+            mult.append(fraction)
+            down.append(Double(sign: .plus, exponent: -max(-e, 0), significand: 1))
+        }
+        let shape = up.count > 1 ? [up.count] : []
+        func constant(_ v: [Double], _ name: String) -> String { addConstant(Tensor(shape: shape, scalars: v), base: n + "/" + name) }
+        let half = addConstant(Tensor(shape: [], scalars: [0.5]), base: n + "/half")
+        var t = emit("Cast", [sums], [Attribute(name: "to", value: .int(Int(DType.float64.onnxCode)))], base: n + "/sums")
+        if up.contains(where: { $0 != 1 }) { t = emit("Mul", [t, constant(up, "left_shift")], base: n + "/shifted") }
+        t = emit("Mul", [t, constant(mult, "multiplier")], base: n + "/high")
+        t = emit("Floor", [emit("Add", [t, half], base: n + "/high_nudged")], base: n + "/high_rounded")
+        let scaled = emit("Mul", [emit("Abs", [t], base: n + "/magnitude"), constant(down, "right_shift")], base: n + "/divided")
+        let rounded = emit("Floor", [emit("Add", [scaled, half], base: n + "/divided_nudged")], base: n + "/divided_rounded")
+        let u = emit("Mul", [rounded, emit("Sign", [t], base: n + "/sign")], base: n + "/quanta")
+        let real = emit("Cast", [u], [Attribute(name: "to", value: .int(Int(DType.float32.onnxCode)))], base: n + "/quanta_f32")
+        let (yScale, _, _) = try quantParams(yIndex, qy)
+        return emit("Mul", [real, yScale], base: n + "/real")
     }
 
     mutating func batchMatMul(_ op: TFLiteOp) throws(TFLiteError) {

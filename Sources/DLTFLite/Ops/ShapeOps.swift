@@ -135,7 +135,20 @@ extension TFLiteGraphBuilder {
             // tensors' parameters say, so both are the identity on real values.
             // DENSIFY: its input is a sparse constant, which `input` reads densified.
             ("DENSIFY", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.bind(op, 0, try b.input(op, 0)) }),
-            ("QUANTIZE", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.bind(op, 0, try b.input(op, 0)) }),
+            ("QUANTIZE", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in
+                // 8-bit to 8-bit: TFLite requantizes (x - x_zero_point) by x_scale / y_scale in
+                // fixed point (double rounding); from float it is QuantizeLinear (`bind`).
+                let x = try b.tensor(op, 0), n = b.base(op)
+                if let qx = b.quantization(x), [3, 9].contains(b.sub.tensors[x].type), let qy = b.quantization(try b.output(op, 0)),
+                   let xs = qx.scale.first, let ys = qy.scale.first, ys > 0, qx.scale.count == 1 {
+                    let int32 = Attribute(name: "to", value: .int(Int(DType.int32.onnxCode)))
+                    let zero = b.addConstant(Tensor(shape: [], scalars: [Int32(clamping: qx.zeroPoint.first ?? 0)]), base: n + "/input_zero_point")
+                    let centred = b.emit("Sub", [b.emit("Cast", [try b.raw(op, 0)], [int32], base: n + "/wide"), zero], base: n + "/centred")
+                    try b.bind(op, 0, try b.requantized(op, centred, multipliers: [Double(xs) / Double(ys)], base: n))
+                    return
+                }
+                try b.bind(op, 0, try b.input(op, 0))
+            }),
             ("DEQUANTIZE", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in
                 let i = try b.tensor(op, 0)
                 var x = try b.input(op, 0)
