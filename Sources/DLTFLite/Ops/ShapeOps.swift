@@ -137,14 +137,9 @@ extension TFLiteGraphBuilder {
             ("DENSIFY", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.bind(op, 0, try b.input(op, 0)) }),
             ("QUANTIZE", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in
                 // 8-bit to 8-bit: TFLite requantizes (x - x_zero_point) by x_scale / y_scale in
-                // fixed point (double rounding); from float it is QuantizeLinear (`bind`).
-                let x = try b.tensor(op, 0), n = b.base(op)
-                if let qx = b.quantization(x), [3, 9].contains(b.sub.tensors[x].type), let qy = b.quantization(try b.output(op, 0)),
-                   let xs = qx.scale.first, let ys = qy.scale.first, ys > 0, qx.scale.count == 1 {
-                    let int32 = Attribute(name: "to", value: .int(Int(DType.int32.onnxCode)))
-                    let zero = b.addConstant(Tensor(shape: [], scalars: [Int32(clamping: qx.zeroPoint.first ?? 0)]), base: n + "/input_zero_point")
-                    let centred = b.emit("Sub", [b.emit("Cast", [try b.raw(op, 0)], [int32], base: n + "/wide"), zero], base: n + "/centred")
-                    try b.bind(op, 0, try b.requantized(op, centred, multipliers: [Double(xs) / Double(ys)], base: n))
+                // fixed point; from float it is QuantizeLinear (`bind`).
+                if let (x, xs) = try b.centred8(op, 0), let ys = try b.outputScale8(op) {
+                    try b.bind(op, 0, try b.requantized(op, x, multipliers: [Double(xs) / Double(ys)], base: b.base(op)))
                     return
                 }
                 try b.bind(op, 0, try b.input(op, 0))
