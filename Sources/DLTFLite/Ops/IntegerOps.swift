@@ -109,6 +109,19 @@ extension TFLiteGraphBuilder {
         return try requantized(op, emit("Mul", [x1, x2], base: n + "/product"), multipliers: [Double(s1) * Double(s2) / Double(so)], base: n)
     }
 
+    /// 8-bit MEAN over the two spatial axes of a 4-D input (global average pooling), as TFLite's
+    /// integer kernel: the sum of (x - zero point) by the fixed-point multiplier
+    /// x_scale / (output_scale * count). Nil for other means (those compute in float).
+    mutating func integerMean(_ op: TFLiteOp, axes: [Int], keepDims: Bool) throws(TFLiteError) -> String? {
+        let xIndex = try tensor(op, 0), dims = shape(xIndex)
+        guard dims.count == 4, Set(axes.map { $0 < 0 ? $0 + 4 : $0 }) == [1, 2], axes.count == 2, dims[1] * dims[2] > 0,
+              sub.tensors[xIndex].shapeSignature.map({ $0.count == 4 && $0[1] > 0 && $0[2] > 0 }) ?? true,
+              let (x, xs) = try centred8(op, 0), let ys = try outputScale8(op) else { return nil }
+        let n = base(op)
+        let sum = emit("ReduceSum", [x, int64s([1, 2], base: n + "/axes")], [Attribute(name: "keepdims", value: .int(keepDims ? 1 : 0))], base: n + "/sum")
+        return try requantized(op, sum, multipliers: [Double(xs) / (Double(ys) * Double(dims[1] * dims[2]))], base: n)
+    }
+
     /// Input `k`'s stored integers minus its zero point (float64), and its scale, when it is an
     /// 8-bit tensor quantized per tensor; nil otherwise.
     mutating func centred8(_ op: TFLiteOp, _ k: Int) throws(TFLiteError) -> (String, Float)? {

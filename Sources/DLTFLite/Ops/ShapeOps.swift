@@ -158,6 +158,10 @@ extension TFLiteGraphBuilder {
             ops.append((name, { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in
                 let keep = try b.options(op) { t throws(FlatBufferError) in try t.bool(0) } ?? false
                 let axes = try b.constantInts(op, 1), n = b.base(op)
+                if name == "MEAN", let y = try b.integerMean(op, axes: axes, keepDims: keep) {
+                    try b.bind(op, 0, y)
+                    return
+                }
                 try b.bind(op, 0, b.emit(ir, [try b.input(op, 0), b.int64s(axes, base: n + "/axes")],
                                          [Attribute(name: "keepdims", value: .int(keep ? 1 : 0))], base: n))
             }))
