@@ -10,7 +10,8 @@ import DLTensor
 /// DepthwiseConv2DOptions 0 padding, 1 stride_w, 2 stride_h, 3 depth_multiplier, 4 activation,
 /// 5 dilation_w, 6 dilation_h; Pool2DOptions 0 padding, 1 stride_w, 2 stride_h, 3 filter_width,
 /// 4 filter_height, 5 activation; TransposeConvOptions 0 padding, 1 stride_w, 2 stride_h,
-/// 3 activation; FullyConnectedOptions 0 activation, 1 weights_format, 2 keep_num_dims;
+/// 3 activation; FullyConnectedOptions 0 activation, 1 weights_format, 2 keep_num_dims,
+/// 3 asymmetric_quantize_inputs;
 /// BatchMatMulOptions 0 adj_x, 1 adj_y.
 extension TFLiteGraphBuilder {
     static let toNCHW = [0, 3, 1, 2], toNHWC = [0, 2, 3, 1]
@@ -83,6 +84,14 @@ extension TFLiteGraphBuilder {
             try bind(op, 0, try activation(op, real, code: act))
             return
         }
+        if let (xq, xScale, xZero) = try hybridInput(op) {
+            // TFLite's hybrid conv: the input quantized on the fly, integer sums, float result.
+            let filter = transpose(try raw(op, 1), filterPerm, base: n + "/filter")
+            let acc = emit("ConvInteger", [transpose(xq, Self.toNCHW, base: n + "/nchw"), filter, xZero], attrs, base: n + "/conv")
+            let y = try hybridResult(op, transpose(acc, Self.toNHWC, base: n + "/nhwc"), inputScale: xScale, base: n)
+            try bind(op, 0, try activation(op, y, code: act))
+            return
+        }
         let xt = transpose(try input(op, 0), Self.toNCHW, base: n + "/nchw")
         let filter = transpose(try input(op, 1), filterPerm, base: n + "/filter")
         let bias = hasInput(op, 2) ? [try input(op, 2)] : []
@@ -109,9 +118,7 @@ extension TFLiteGraphBuilder {
             let xt = transpose(emit("Cast", [try raw(op, 0)], [f32], base: n + "/wide"), Self.toNCHW, base: n + "/nchw")
             let mean = emit(irOp, [xt], [Attribute(name: "kernel_shape", value: .ints([fh, fw])),
                                          Attribute(name: "strides", value: .ints([sh, sw])), try padding(op, pad)], base: n + "/pool")
-            let half = addConstant(Tensor(shape: [], scalars: [Float(0.5)]), base: n + "/half")
-            let magnitude = emit("Floor", [emit("Add", [emit("Abs", [mean], base: n + "/magnitude"), half], base: n + "/nudged")], base: n + "/rounded")
-            let rounded = emit("Mul", [magnitude, emit("Sign", [mean], base: n + "/sign")], base: n + "/mean")
+            let rounded = roundHalfAway(mean, .float32, base: n + "/mean")
             let to = Attribute(name: "to", value: .int(Int((TFLiteImporter.dtype(sub.tensors[yi].type) ?? .int8).onnxCode)))
             values[yi] = transpose(emit("Cast", [rounded], [to], base: n + "/narrow"), Self.toNHWC, base: n)
             return
@@ -176,6 +183,14 @@ extension TFLiteGraphBuilder {
             let acc = emit("MatMulInteger", [xq, transpose(try raw(op, 1), [1, 0], base: n + "/weights_t"), xZero, wZero], base: n + "/matmul")
             guard !keep || shape(xIndex).count == 2 else { throw fail(op, "keep_num_dims on an integer input of rank \(shape(xIndex).count) is not supported") }
             try bind(op, 0, try activation(op, try requantizedSums(op, acc, perChannelProduct: false, base: n), code: act))
+            return
+        }
+        let asymmetric = try options(op) { t throws(FlatBufferError) in try t.bool(3) } ?? false
+        if asymmetric, shape(xIndex).count == 2, let (xq, xScale, xZero) = try hybridInput(op) {
+            // TFLite's hybrid fully-connected with asymmetric_quantize_inputs: the input row
+            // quantized on the fly, integer sums, float result.
+            let acc = emit("MatMulInteger", [xq, transpose(try raw(op, 1), [1, 0], base: n + "/weights_t"), xZero], base: n + "/matmul")
+            try bind(op, 0, try activation(op, try hybridResult(op, acc, inputScale: xScale, base: n), code: act))
             return
         }
         var x = try input(op, 0)

@@ -71,9 +71,7 @@ extension TFLiteGraphBuilder {
         if up.contains(where: { $0 != 1 }) { t = emit("Mul", [t, constant(up, "left_shift")], base: n + "/shifted") }
         t = emit("Mul", [t, constant(mult, "multiplier")], base: n + "/high")
         t = emit("Floor", [emit("Add", [t, half], base: n + "/high_nudged")], base: n + "/high_rounded")
-        let scaled = emit("Mul", [emit("Abs", [t], base: n + "/magnitude"), constant(down, "right_shift")], base: n + "/divided")
-        let rounded = emit("Floor", [emit("Add", [scaled, half], base: n + "/divided_nudged")], base: n + "/divided_rounded")
-        return emit("Mul", [rounded, emit("Sign", [t], base: n + "/sign")], base: n + "/product")
+        return roundHalfAway(emit("Mul", [t, constant(down, "right_shift")], base: n + "/divided"), .float64, base: n + "/product")
     }
 
     /// Integer `sums` requantized by `multipliers` (`fixedPointMultiply`) to output quanta u,
@@ -120,6 +118,57 @@ extension TFLiteGraphBuilder {
         let n = base(op)
         let sum = emit("ReduceSum", [x, int64s([1, 2], base: n + "/axes")], [Attribute(name: "keepdims", value: .int(keepDims ? 1 : 0))], base: n + "/sum")
         return try requantized(op, sum, multipliers: [Double(xs) / (Double(ys) * Double(dims[1] * dims[2]))], base: n)
+    }
+
+    /// A dynamic-range ("hybrid") operator's float input quantized as TFLite's hybrid kernels do
+    /// before their integer sums (`AsymmetricQuantizeFloats`), in IR ops: rmin = min(x, 0), rmax =
+    /// max(x, 0); scale = (rmax - rmin) / 255 in double, stored as float (1 when rmin = rmax);
+    /// zero point = -128 - rmin / scale rounded half away from zero and clamped; q = x * (1 /
+    /// scale) + zero point in float, rounded half away from zero, clamped to int8. Returns q, the
+    /// scale and the zero point; nil unless input 0 is float, the weights int8 with scales, and
+    /// the batch one row (TFLite quantizes each row on its own; this takes the whole tensor).
+    mutating func hybridInput(_ op: TFLiteOp) throws(TFLiteError) -> (String, String, String)? {
+        let xi = try tensor(op, 0), wi = try tensor(op, 1)
+        guard sub.tensors[xi].type == 0, sub.tensors[wi].type == 9, quantization(wi) != nil,
+              shape(xi).first == 1, (sub.tensors[xi].shapeSignature?.first ?? 1) == 1 else { return nil }
+        let n = base(op) + "/input"
+        let x = try input(op, 0)
+        func to(_ t: DType) -> [Attribute] { [Attribute(name: "to", value: .int(Int(t.onnxCode)))] }
+        func f64(_ v: Double, _ name: String) -> String { addConstant(Tensor(shape: [], scalars: [v]), base: n + "/" + name) }
+        let keep0 = [Attribute(name: "keepdims", value: .int(0))]
+        let zero32 = addConstant(Tensor(shape: [], scalars: [Float(0)]), base: n + "/zero")
+        let rmin = emit("Cast", [emit("Min", [emit("ReduceMin", [x], keep0, base: n + "/min"), zero32], base: n + "/rmin32")], to(.float64), base: n + "/rmin")
+        let rmax = emit("Cast", [emit("Max", [emit("ReduceMax", [x], keep0, base: n + "/max"), zero32], base: n + "/rmax32")], to(.float64), base: n + "/rmax")
+        let spread = emit("Div", [emit("Sub", [rmax, rmin], base: n + "/range"), f64(255, "levels")], base: n + "/spread")
+        let flat = emit("Equal", [rmax, rmin], base: n + "/flat")
+        let scale64 = emit("Where", [flat, f64(1, "one"), spread], base: n + "/scale64")
+        let scale = emit("Cast", [scale64], to(.float32), base: n + "/scale")
+        let zp = roundHalfAway(emit("Sub", [f64(-128, "qmin"), emit("Div", [rmin, scale64], base: n + "/rmin_q")], base: n + "/zero_exact"), .float64, base: n + "/zero")
+        let zp32 = emit("Cast", [emit("Clip", [zp, f64(-128, "lo"), f64(127, "hi")], base: n + "/zero_clipped")], to(.float32), base: n + "/zero_f32")
+        let q = emit("Add", [emit("Mul", [x, emit("Reciprocal", [scale], base: n + "/inverse")], base: n + "/scaled"), zp32], base: n + "/shifted")
+        let lo = addConstant(Tensor(shape: [], scalars: [Float(-128)]), base: n + "/q_lo"), hi = addConstant(Tensor(shape: [], scalars: [Float(127)]), base: n + "/q_hi")
+        let q8 = emit("Cast", [emit("Clip", [roundHalfAway(q, .float32, base: n + "/q"), lo, hi], base: n + "/clipped")], to(.int8), base: n + "/quantized")
+        return (q8, scale, emit("Cast", [zp32], to(.int8), base: n + "/zero_point"))
+    }
+
+    /// sign(x) * floor(|x| + 1/2): C's round, half away from zero (the IR's Round is half to
+    /// even), for float32 or float64 `x`.
+    mutating func roundHalfAway(_ x: String, _ dtype: DType, base n: String) -> String {
+        let half = addConstant(dtype == .float64 ? Tensor(shape: [], scalars: [0.5]) : Tensor(shape: [], scalars: [Float(0.5)]), base: n + "/half")
+        let magnitude = emit("Floor", [emit("Add", [emit("Abs", [x], base: n + "/magnitude"), half], base: n + "/nudged")], base: n + "/rounded")
+        return emit("Mul", [magnitude, emit("Sign", [x], base: n + "/sign")], base: n)
+    }
+
+    /// The float result of a hybrid operator from its int32 sums `acc` (channels last): acc times
+    /// the weight scale (one per output channel, or one) times the input's scale, plus the bias.
+    mutating func hybridResult(_ op: TFLiteOp, _ acc: String, inputScale: String, base n: String) throws(TFLiteError) -> String {
+        let wi = try tensor(op, 1)
+        guard let q = quantization(wi) else { throw fail(op, "the weights are not quantized") }
+        let (wScale, _, _) = try quantParams(wi, q)
+        let sums = emit("Cast", [acc], [Attribute(name: "to", value: .int(Int(DType.float32.onnxCode)))], base: n + "/sums")
+        var y = emit("Mul", [emit("Mul", [sums, wScale], base: n + "/weight_scaled"), inputScale], base: n + "/scaled")
+        if hasInput(op, 2) { y = emit("Add", [y, try input(op, 2)], base: n + "/bias") }
+        return y
     }
 
     /// Input `k`'s stored integers minus its zero point (float64), and its scale, when it is an
