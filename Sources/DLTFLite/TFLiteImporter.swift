@@ -112,6 +112,8 @@ struct TFLiteGraphBuilder {
     var values: [Int: String] = [:]
     /// Float views of quantized tensors, made once.
     var floatViews: [Int: String] = [:]
+    /// The scale and zero-point initializers of quantized tensors, made once.
+    var quantNames: [Int: (String, String, Int?)] = [:]
 
     init(model: TFLiteModel, subgraph: TFLiteModel.Subgraph) {
         self.model = model
@@ -155,8 +157,10 @@ struct TFLiteGraphBuilder {
             }
             outputs.append(ValueInfo(name: tensorNames[i], type: try type(of: i)))
         }
+        // Only the constants some node reads (an integer path takes a scale or a zero point alone).
+        let read = Set(nodes.flatMap(\.inputs)).union(outputs.map(\.name))
         var g = Graph(name: sub.name.isEmpty ? "main" : sub.name, inputs: inputs, outputs: outputs, nodes: nodes,
-                      initializers: NamedTensors(initializers))
+                      initializers: NamedTensors(initializers.filter { read.contains($0.0) }))
         g.metadata.producerName = "dlkit-tflite"
         g.metadata.docString = model.description
         g.metadata.opsetImports = [(domain: "", version: 21)]
@@ -233,8 +237,10 @@ struct TFLiteGraphBuilder {
         return q
     }
 
-    /// Scale and zero-point initializers of a quantized tensor, and the axis when per-channel.
+    /// Scale and zero-point initializers of a quantized tensor (made once per tensor), and the
+    /// axis when per-channel.
     mutating func quantParams(_ i: Int, _ q: TFLiteModel.Quantization) throws(TFLiteError) -> (String, String, Int?) {
+        if let made = quantNames[i] { return made }
         let t = sub.tensors[i]
         guard let dt = TFLiteImporter.dtype(t.type) else { throw .invalid(path: path, object: tensorLabel(i), reason: "unsupported quantized type") }
         let n = q.scale.count
@@ -259,6 +265,7 @@ struct TFLiteGraphBuilder {
         default: zpTensor = Tensor(shape: shape, scalars: zps.prefix(max(n, 1)).map { Int32(clamping: $0) })
         }
         let zp = addConstant(zpTensor, base: tensorNames[i] + "/zero_point")
+        quantNames[i] = (scale, zp, axis)
         return (scale, zp, axis)
     }
 
