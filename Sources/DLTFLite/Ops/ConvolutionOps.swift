@@ -84,8 +84,10 @@ extension TFLiteGraphBuilder {
             try bind(op, 0, try activation(op, real, code: act))
             return
         }
-        if let (xq, xScale, xZero) = try hybridInput(op) {
-            // TFLite's hybrid conv: the input quantized on the fly, integer sums, float result.
+        // TFLite's hybrid conv quantizes its input asymmetrically with per-channel weights (a
+        // conv with one weight scale takes the symmetric path: computed in float here).
+        if (depthwise || (quantization(wIndex)?.scale.count ?? 0) > 1), let (xq, xScale, xZero) = try hybridInput(op) {
+            // The input quantized on the fly, integer sums, float result.
             let filter = transpose(try raw(op, 1), filterPerm, base: n + "/filter")
             let acc = emit("ConvInteger", [transpose(xq, Self.toNCHW, base: n + "/nchw"), filter, xZero], attrs, base: n + "/conv")
             let y = try hybridResult(op, transpose(acc, Self.toNHWC, base: n + "/nhwc"), inputScale: xScale, base: n)
