@@ -11,9 +11,12 @@ import DLTensor
 /// `serving_default` signature's names when the file has one.
 ///
 /// Quantized tensors (int8/uint8/int16 with a scale, int32 biases) are read through
-/// `DequantizeLinear` and ops whose output is quantized end in `QuantizeLinear`: full-integer
-/// models compute in float between the quantize steps, dynamic-range models dequantize their
-/// weights once (folded by the plan), float16 weights behind DEQUANTIZE become a Cast.
+/// `DequantizeLinear` and ops whose output is quantized end in `QuantizeLinear`. Full-integer
+/// models follow TFLite's integer arithmetic where it decides the result (convolutions, fully
+/// connected, add, mul, requantize, mean, average pool: `Ops/IntegerOps.swift`) and compute in
+/// float between the quantize steps elsewhere; dynamic-range convolutions and fully connected
+/// quantize their input as TFLite's hybrid kernels do, other ops dequantize their weights once
+/// (folded by the plan); float16 weights behind DEQUANTIZE become a Cast.
 public enum TFLiteImporter {
     /// - Parameter allocationBudget: the most bytes the import may allocate for weights it has to
     ///   materialize (sparse tensors densified); the other weights stay views of the file.

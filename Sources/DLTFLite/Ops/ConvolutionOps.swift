@@ -175,7 +175,7 @@ extension TFLiteGraphBuilder {
         } ?? (0, 0, false)
         guard format == 0 else { throw fail(op, "weights format \(format) (shuffled) is not supported") }
         let n = base(op)
-        if try isInteger8(op) {
+        if try isInteger8(op), !keep || shape(xIndex).count == 2 {
             // TFLite's integer fully-connected: int32 sums of (x - x_zero_point) * w, the int32
             // bias, requantized with TFLite's rounding (`requantizedSums`).
             var xq = try raw(op, 0)
@@ -183,7 +183,6 @@ extension TFLiteGraphBuilder {
             let (_, xZero, _) = try quantParams(xIndex, try quantization8(op, 0))
             let (_, wZero, _) = try quantParams(try tensor(op, 1), try quantization8(op, 1))
             let acc = emit("MatMulInteger", [xq, transpose(try raw(op, 1), [1, 0], base: n + "/weights_t"), xZero, wZero], base: n + "/matmul")
-            guard !keep || shape(xIndex).count == 2 else { throw fail(op, "keep_num_dims on an integer input of rank \(shape(xIndex).count) is not supported") }
             try bind(op, 0, try activation(op, try requantizedSums(op, acc, perChannelProduct: false, base: n), code: act))
             return
         }

@@ -51,7 +51,6 @@ extension TFLiteGraphBuilder {
     /// `requantizedSums` for the rounding).
     mutating func fixedPointMultiply(_ op: TFLiteOp, _ x: String, multipliers: [Double], base n: String) throws(TFLiteError) -> String {
         guard !multipliers.isEmpty else { throw fail(op, "has no requantization multiplier") }
-        let sums = x
         var up: [Double] = [], mult: [Double] = [], down: [Double] = []
         for m in multipliers {
             guard m.isFinite, m >= 0 else { throw fail(op, "requantization multiplier \(m) is not a finite non-negative number") }
@@ -67,7 +66,7 @@ extension TFLiteGraphBuilder {
         let shape = up.count > 1 ? [up.count] : []
         func constant(_ v: [Double], _ name: String) -> String { addConstant(Tensor(shape: shape, scalars: v), base: n + "/" + name) }
         let half = addConstant(Tensor(shape: [], scalars: [0.5]), base: n + "/half")
-        var t = emit("Cast", [sums], [Attribute(name: "to", value: .int(Int(DType.float64.onnxCode)))], base: n + "/wide")
+        var t = emit("Cast", [x], [Attribute(name: "to", value: .int(Int(DType.float64.onnxCode)))], base: n + "/wide")
         if up.contains(where: { $0 != 1 }) { t = emit("Mul", [t, constant(up, "left_shift")], base: n + "/shifted") }
         t = emit("Mul", [t, constant(mult, "multiplier")], base: n + "/high")
         t = emit("Floor", [emit("Add", [t, half], base: n + "/high_nudged")], base: n + "/high_rounded")
