@@ -16,7 +16,8 @@ Checks, by the kind of file (manifest.json says which):
   keras-weights `h5`: dlconvert X.h5 out.safetensors holds exactly the datasets h5py reads.
   safetensors  `exact`: dlconvert to .safetensors and to .ckpt; both are bit-identical to the
                source as safetensors.numpy reads them.
-  tflite       `tflite`: dlserve's outputs == tf.lite.Interpreter's on the same seeded inputs.
+  tflite       `tflite`: dlserve's outputs == tf.lite.Interpreter's reference kernels' on the same
+               seeded inputs.
 Ends with "corpus: N passed, N failed"; only a check not marked known-failing (`known`) or
 waiting for a reader (`pending`) counts as failed and makes the exit status non-zero. Those are
 run too and printed with their reason and error; one that passes says so.
@@ -51,7 +52,7 @@ WHAT = {"ort": "outputs vs ONNX Runtime (dlserve, seeded inputs)",
         "keras-onnx": "dlconvert X.h5 X.onnx: onnx.checker, ONNX Runtime outputs vs tf_keras predict",
         "h5": "weights vs h5py datasets (dlconvert -> .safetensors, bit-exact)",
         "exact": "dlconvert -> .safetensors and .ckpt, bit-exact",
-        "tflite": "outputs vs tf.lite.Interpreter (dlserve, seeded inputs)"}
+        "tflite": "outputs vs tf.lite.Interpreter's reference kernels (dlserve, seeded inputs)"}
 DATATYPES = {"float32": "FP32", "float16": "FP16", "float64": "FP64", "int64": "INT64", "int32": "INT32",
              "int8": "INT8", "uint8": "UINT8", "bool": "BOOL"}
 ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
