@@ -170,4 +170,44 @@ import Testing
                                [x, Tensor(shape: [0], scalars: [Float]()), Tensor(shape: [0], scalars: [Float]()),
                                 Tensor(shape: [4], scalars: [Int64(2), 3, 11, 4])], tolerance: 1e-5)
     }
+
+    @Test(arguments: [
+        // (channels, kernel, strides, dilations, pads, H, W)
+        (5, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], 7, 19),
+        (4, [5, 5], [2, 2], [1, 1], [2, 2, 2, 2], 9, 37),
+        (3, [3, 3], [3, 2], [2, 1], [0, 1, 2, 0], 11, 17),
+        (2, [1, 1], [1, 1], [1, 1], [0, 0, 0, 0], 1, 1),
+        (6, [3, 1], [2, 1], [1, 1], [1, 0, 1, 0], 8, 3),
+    ])
+    func depthwiseConvMatchesTheGeneralKernel(_ c: (Int, [Int], [Int], [Int], [Int], Int, Int)) throws {
+        let (channels, kernel, strides, dilations, pads, h, w) = c
+        let node = Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["y"], attributes: [
+            Attribute(name: "group", value: .int(channels)), Attribute(name: "strides", value: .ints(strides)),
+            Attribute(name: "dilations", value: .ints(dilations)), Attribute(name: "pads", value: .ints(pads)),
+        ])
+        try compareWithGeneral(node, [seededRandom([2, channels, h, w], seed: 41), seededRandom([channels, 1] + kernel, seed: 42),
+                                      seededRandom([channels], seed: 43)], tolerance: 1e-5)
+    }
+
+    @Test func depthwiseConvWithAFusedHardSwish() throws {
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [1, 4, 9, 21]))],
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: [
+                          Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: [
+                              Attribute(name: "group", value: .int(4)), Attribute(name: "pads", value: .ints([2, 2, 2, 2])),
+                              Attribute(name: "strides", value: .ints([2, 2]))]),
+                          Node(opType: "HardSwish", inputs: ["c"], outputs: ["y"]),
+                      ],
+                      initializers: NamedTensors([("w", seededRandom([4, 1, 5, 5], seed: 44)), ("b", seededRandom([4], seed: 45))]))
+        g.metadata.opsetImports = [("", 17)]
+        let (opt, _) = try GraphOptimizer.optimizeStrict(g)
+        #expect(opt.nodes.map(\.opType) == ["FusedConv"])
+        let x = seededRandom([1, 4, 9, 21], seed: 46)
+        expectClose(try Executor(graph: g).run(["x": x])["y"], try runNodeByNode(g, ["x": x])["y"], "depthwise + hardswish")
+    }
+
+    @Test func aConv1DDownAOneColumnImageMatchesTheGeneralKernel() throws {
+        let node = Node(opType: "Conv", inputs: ["x", "w"], outputs: ["y"], attributes: [
+            Attribute(name: "pads", value: .ints([2, 0, 1, 0])), Attribute(name: "strides", value: .ints([2, 1]))])
+        try compareWithGeneral(node, [seededRandom([1, 6, 45, 1], seed: 47), seededRandom([7, 6, 5, 1], seed: 48)], tolerance: 1e-5)
+    }
 }
