@@ -39,6 +39,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WHEEL = ("tensorflowjs", "4.22.0", "bd4deb1e7feab538ee7f2625fe85446742bb4765bebab345b534688ab41e3e1c")
 SITE = os.path.join(ROOT, ".build", "tfjs", f"{WHEEL[0]}-{WHEEL[1]}")
 SHARD = 4 * 1024 * 1024
+# What cannot be written, and the words of the one-line refusal: layers of nested models that
+# tf_keras names alike (TF.js matches weights by name), Keras 3's redefined hard_sigmoid, Lambdas.
+REFUSED = {("nested", "keras"): "both named 'dense/kernel'", ("nested", "tf.h5"): "both named 'dense/kernel'",
+           ("zoo_merge", "keras"): "'hard_sigmoid' is Keras 3's", ("zoo_volume", "keras"): "Lambda",
+           ("zoo_volume", "tf.h5"): "Lambda"}
+KERAS_FIXTURES = ["cnn", "functional", "separable", "bigru", "nested", "zoo_image", "zoo_merge", "zoo_resize", "zoo_sequence", "zoo_volume"]
 
 
 def import_tensorflowjs():
@@ -231,6 +237,79 @@ def main():
                                                           np.array_equal(ours[k]["data"], them[k]["data"]) for k in ours)
                 check(f"{name}: weights equal tensorflowjs's own by name, dtype and value", same,
                       "" if same else f"ours {sorted(ours)} theirs {sorted(them)}")
+        # The committed Keras fixtures (scripts/fixtures/make_keras.py: zoos of most layer classes,
+        # Keras 3 .keras and tf_keras .tf.h5): loaded by tensorflowjs, against Keras's own outputs.
+        from safetensors.numpy import load_file
+        for model in KERAS_FIXTURES:
+            io = load_file(os.path.join(ROOT, "fixtures", "keras", f"{model}.io.safetensors"))
+            for variant, prefix in [("keras", "output:"), ("tf.h5", "tf_output:")]:
+                src = os.path.join(ROOT, "fixtures", "keras", f"{model}.{variant}")
+                if not os.path.exists(src):
+                    continue
+                out_json = os.path.join(work, f"{model}_{variant}", "model.json")
+                r = subprocess.run([dlconvert, src, out_json], capture_output=True, text=True)
+                refusal = REFUSED.get((model, variant))
+                if refusal:
+                    check(f"fixtures/keras/{model}.{variant}: refused ({refusal}), nothing written",
+                          r.returncode == 1 and refusal in r.stderr and len(r.stderr.strip().splitlines()) == 1
+                          and not os.path.exists(out_json), r.stderr.strip())
+                    continue
+                if r.returncode != 0:
+                    check(f"fixtures/keras/{model}.{variant}: dlconvert", False, r.stderr.strip()[-400:])
+                    continue
+                loaded = loader.load_keras_model(out_json)
+                ins = {k[6:]: v for k, v in io.items() if k.startswith("input:")}
+                want = {k[len(prefix):]: v for k, v in io.items() if k.startswith(prefix)}
+                xs = [ins[t.name.split(":")[0]] if t.name.split(":")[0] in ins else list(ins.values())[i] for i, t in enumerate(loaded.inputs)]
+                got = outputs(loaded, xs)
+                names = [t.name.split("/")[0].split(":")[0] for t in loaded.outputs]
+                ok = len(got) == len(want) and all(n in want and np.allclose(g, want[n], rtol=1e-4, atol=1e-5) for n, g in zip(names, got))
+                check(f"fixtures/keras/{model}.{variant}: tensorflowjs loads it, outputs equal Keras's", ok,
+                      "" if ok else f"outputs {names} vs {sorted(want)}")
+        # Third-party .h5 files from the corpus (Keras 2.0.5 and 2.4 model.save): loaded by
+        # tensorflowjs against tf_keras's own load of the .h5, and compared with tensorflowjs's own
+        # conversion of the same file.
+        sys.path.insert(0, os.path.join(ROOT, "scripts", "corpus"))
+        import fetch as corpus
+        import tf_keras
+        from tensorflowjs.converters import keras_h5_conversion
+        entries = [e for e in corpus.load_manifest() if e["kind"] == "keras"]
+        errors = corpus.fetch(entries, log=lambda m: None)
+        for i, e in enumerate(entries):
+            name = f"corpus {e['package']} {os.path.basename(e['member'])}"
+            if i in errors:
+                check(f"{name}: fetched", False, errors[i])
+                continue
+            path = corpus.local_path(e)
+            out_dir = os.path.join(work, f"corpus{i}")
+            r = subprocess.run([dlconvert, path, os.path.join(out_dir, "model.json")], capture_output=True, text=True)
+            if r.returncode != 0:
+                check(f"{name}: dlconvert", False, r.stderr.strip()[-400:])
+                continue
+            source = tf_keras.models.load_model(path, compile=False)
+            loaded = loader.load_keras_model(os.path.join(out_dir, "model.json"))
+            xs = [rng.standard_normal(spec["shape"]).astype("float32") for spec in e["inputs"].values()]
+            want, got = outputs(source, xs), outputs(loaded, xs)
+            ok = all(w.shape == g.shape and np.allclose(g, w, rtol=1e-5, atol=1e-6) for w, g in zip(want, got))
+            check(f"{name}: tensorflowjs loads it, outputs equal tf_keras's load of the .h5", ok)
+            topology, groups = keras_h5_conversion.h5_merged_saved_model_to_tfjs_format(path)
+            o_json = json.load(open(os.path.join(out_dir, "model.json")))
+            ours = {w["name"]: w["data"] for g in read_weights.read_weights(o_json["weightsManifest"], out_dir) for w in g}
+            them = {w["name"]: w["data"] for g in groups for w in g}
+            # Names: ours are the variable names tf_keras gives the rebuilt model (what the loader
+            # looks up); tensorflowjs copies the names stored in the .h5, which Keras 2.0 wrote with
+            # name-scope suffixes (`conv2d_1_1/kernel` for layer conv2d_1). So values are compared
+            # as a multiset, and the names only where the file's own names are tf_keras's.
+            def key(a):
+                return (a.dtype.str, a.shape, a.tobytes())
+            same = sorted(map(key, ours.values())) == sorted(map(key, them.values()))
+            same_config = o_json["modelTopology"]["model_config"] == topology["model_config"]
+            check(f"{name}: model_config and weight values equal tensorflowjs's own conversion", same and same_config)
+            renamed = sorted(set(them) - set(ours))
+            if renamed:
+                print(f"note {name}: {len(renamed)} weights are named as tf_keras names them, not as stored (e.g. {renamed[0]})")
+            else:
+                check(f"{name}: weight names equal tensorflowjs's own conversion", ours.keys() == them.keys())
         # A model not read from Keras is refused with one line and nothing written.
         onnx_in = os.path.join(ROOT, "fixtures", "models", "mlp.onnx")
         if os.path.exists(onnx_in):

@@ -30,6 +30,9 @@ public enum KerasTFJS {
         guard let config = record["model_config"] else { throw .invalidConfig(path: graph.name, reason: "the recorded Keras config has no model_config") }
         let version = record["keras_version"]?.stringValue ?? "3"
         let converter = Converter(path: path)
+        if let lambda = Converter.firstLambda(config) {
+            throw .write(path: path, reason: "layer '\(lambda)': a Lambda layer holds Python code, which TF.js cannot run")
+        }
         let modelConfig = version.hasPrefix("3") ? try converter.layer(config, legacyTop: true) : Converter.renamingClasses(config)
         let topology = JSON.object([
             ("keras_version", .string(version.hasPrefix("3") ? "2.21.0" : version)),
@@ -115,6 +118,8 @@ public enum KerasTFJS {
                     out.append((key, .array(converted)))
                 case "input_layers", "output_layers":
                     out.append((key, try references(m.value, shifted: inner, layer: name)))
+                case "activation", "recurrent_activation":
+                    out.append((key, try activation(m.value, layer: name, cls: cls, key: m.key)))
                 case _ where Self.wrapperKeys.contains(m.key) && m.value["class_name"] != nil:
                     out.append((key, try layer(m.value)))
                 default:
@@ -129,6 +134,31 @@ public enum KerasTFJS {
                 result.append(("inbound_nodes", .array(converted)))
             }
             return .object(result)
+        }
+
+        /// Keras 3's activation names as tf_keras and TF.js know them. Keras 3 redefined
+        /// `hard_sigmoid` (relu6(x + 3) / 6, where tf_keras and TF.js compute clip(0.2x + 0.5)),
+        /// so it has no name there and is refused.
+        func activation(_ j: JSON, layer: String, cls: String, key: String) throws(KerasError) -> JSON {
+            switch j.stringValue {
+            case "silu"?: return .string("swish")
+            case "hard_sigmoid"?:
+                throw fail(layer, "\(cls) \(key) 'hard_sigmoid' is Keras 3's relu6(x + 3) / 6, which tf_keras and TF.js define differently (clip(0.2x + 0.5))")
+            default: return serialized(j)
+            }
+        }
+
+        /// The name of the first Lambda layer anywhere in a config, nested models included.
+        static func firstLambda(_ j: JSON) -> String? {
+            switch j {
+            case .array(let a): return a.lazy.compactMap(firstLambda).first
+            case .object(let members):
+                if j["class_name"]?.stringValue == "Lambda" {
+                    return j["name"]?.stringValue ?? j["config"]?["name"]?.stringValue ?? "Lambda"
+                }
+                return members.lazy.compactMap { firstLambda($0.value) }.first
+            default: return nil
+            }
         }
 
         /// A non-layer value: dtype policies become their name, serialized objects (initializers,
