@@ -278,10 +278,14 @@ struct GraphImporter {
     mutating func variable(_ key: String, handle: String, node: String) throws(TensorFlowError) -> String {
         if let v = variableValues[key] { return v }
         guard let bundle else { throw .badNode(path: path, node: node, reason: "reads variable '\(handle)' but the SavedModel has no variables/ checkpoint") }
-        guard let e = bundle.entry(key) else {
+        let t: Tensor
+        if let e = bundle.entry(key) {
+            t = try bundle.tensor(e)
+        } else if let p = try bundle.part(key) {
+            t = p  // a TF1 partitioned variable's part: a slice of NAME's entry
+        } else {
             throw .badNode(path: path, node: node, reason: "reads variable '\(handle)', whose checkpoint key '\(key)' is not in \(bundle.indexPath)")
         }
-        let t = try bundle.tensor(e)
         let name = fresh(handle.isEmpty ? key : handle)
         names.insert(name)
         initializers[name] = t

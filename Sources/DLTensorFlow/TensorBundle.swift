@@ -176,11 +176,9 @@ public struct TensorBundle: Sendable {
             return (m, acc.1 || over)
         }
         guard !o, count <= (1 << 40) / max(width, 1) else { throw .badTensor(path: indexPath, tensor: e.key, reason: "shape \(e.shape) is too large") }
-        var out = [UInt8](repeating: 0, count: count * width)
+        // Every slice found and in bounds, and their sizes adding up, before anything is allocated.
+        var parts: [([(start: Int, length: Int, whole: Bool)], Entry)] = []
         var covered = 0
-        // Row-major strides of the full tensor, in elements.
-        var strides = [Int](repeating: 1, count: e.shape.count)
-        for axis in stride(from: e.shape.count - 2, through: 0, by: -1) { strides[axis] = strides[axis + 1] * e.shape[axis + 1] }
         for extents in e.slices {
             let key = SliceKey.encode(name: Array(e.key.utf8), extents: extents)
             guard let part = sliceEntries[key] else {
@@ -190,19 +188,32 @@ public struct TensorBundle: Sendable {
             guard part.dtype == e.dtype, part.shape == lengths, part.slices.isEmpty else {
                 throw .badTensor(path: indexPath, tensor: e.key, reason: "slice \(part.key) is \(part.dtype) \(part.shape), expected \(e.dtype) \(lengths)")
             }
+            _ = try bytes(part)
+            covered += part.size / max(width, 1)
+            parts.append((extents, part))
+        }
+        guard covered == count else {
+            throw .badTensor(path: indexPath, tensor: e.key, reason: "its slices hold \(covered) elements, the variable \(count)")
+        }
+        var out = [UInt8](repeating: 0, count: count * width)
+        // Row-major strides of the full tensor, in elements.
+        var strides = [Int](repeating: 1, count: e.shape.count)
+        for axis in stride(from: e.shape.count - 2, through: 0, by: -1) { strides[axis] = strides[axis + 1] * e.shape[axis + 1] }
+        for (extents, part) in parts {
+            let lengths = extents.map(\.length)
             let t = try tensor(part)
             let n = lengths.reduce(1, *)
-            covered += n
             guard n > 0 else { continue }
             // Contiguous runs along the last axis; the leading axes counted like an odometer.
-            let run = (lengths.last ?? 1) * width
+            let last = lengths.last ?? 1, run = last * width
             var index = [Int](repeating: 0, count: max(0, lengths.count - 1))
             t.withUnsafeBytes { src in
                 out.withUnsafeMutableBytes { dst in
-                    for r in 0..<(n / max(lengths.last ?? 1, 1)) {
-                        var at = (extents.last?.start ?? 0)
+                    guard let to = dst.baseAddress, let from = src.baseAddress else { return }
+                    for r in 0..<(n / last) {
+                        var at = extents.last?.start ?? 0
                         for (axis, i) in index.enumerated() { at += (extents[axis].start + i) * strides[axis] }
-                        dst.baseAddress!.advanced(by: at * width).copyMemory(from: src.baseAddress!.advanced(by: r * run), byteCount: run)
+                        to.advanced(by: at * width).copyMemory(from: from.advanced(by: r * run), byteCount: run)
                         var axis = index.count - 1
                         while axis >= 0 {
                             index[axis] += 1
@@ -214,12 +225,23 @@ public struct TensorBundle: Sendable {
                 }
             }
         }
-        guard covered == count else {
-            throw .badTensor(path: indexPath, tensor: e.key, reason: "its slices hold \(covered) elements, the variable \(count)")
-        }
         do { return try out.withUnsafeBytes { b throws(TensorError) in try Tensor(dtype: e.dtype, shape: e.shape, bytes: b) } } catch {
             throw .badTensor(path: indexPath, tensor: e.key, reason: "\(error)")
         }
+    }
+
+    /// One part of a partitioned variable as a TF1 graph names it: `NAME/part_K` is the K-th
+    /// slice of NAME's entry in order of position (tf.compat.v1 numbers the parts so); nil when
+    /// `key` names no such part.
+    public func part(_ key: String) throws(TensorFlowError) -> Tensor? {
+        guard let r = key.range(of: "/part_", options: .backwards), let k = Int(key[r.upperBound...]), k >= 0,
+              let whole = entry(String(key[..<r.lowerBound])), k < whole.slices.count else { return nil }
+        let ordered = whole.slices.sorted { a, b in a.map(\.start).lexicographicallyPrecedes(b.map(\.start)) }
+        let sliceKey = SliceKey.encode(name: Array(whole.key.utf8), extents: ordered[k])
+        guard let e = sliceEntries[sliceKey] else {
+            throw .badTensor(path: indexPath, tensor: key, reason: "slice \(SliceKey.describe(sliceKey)) has no entry")
+        }
+        return try tensor(e)
     }
 
     /// The elements of the string tensor `e`: varint64 lengths, a masked CRC-32C of the lengths
