@@ -237,6 +237,16 @@ def main():
                                                           np.array_equal(ours[k]["data"], them[k]["data"]) for k in ours)
                 check(f"{name}: weights equal tensorflowjs's own by name, dtype and value", same,
                       "" if same else f"ours {sorted(ours)} theirs {sorted(them)}")
+        # Through DLKit's ONNX export of a Keras model: the Keras config travels in the metadata.
+        m, path = models["k3_cnn"]
+        onnx_out, out_json = os.path.join(work, "via.onnx"), os.path.join(work, "via_onnx", "model.json")
+        r = subprocess.run([dlconvert, path, onnx_out], capture_output=True, text=True)
+        r = r if r.returncode else subprocess.run([dlconvert, onnx_out, out_json], capture_output=True, text=True)
+        ok = r.returncode == 0
+        if ok:
+            xs = sample_inputs(m)
+            ok = np.allclose(outputs(loader.load_keras_model(out_json), xs)[0], outputs(m, xs)[0], rtol=1e-5, atol=1e-6)
+        check("k3_cnn via DLKit's .onnx: tensorflowjs loads it, outputs equal", ok, r.stderr.strip()[-300:])
         # The committed Keras fixtures (scripts/fixtures/make_keras.py: zoos of most layer classes,
         # Keras 3 .keras and tf_keras .tf.h5): loaded by tensorflowjs, against Keras's own outputs.
         from safetensors.numpy import load_file
