@@ -44,9 +44,10 @@ enum TF1Loops {
                 .badNode(path: path, node: node, reason: "(TF1 while_loop frame '\(frame)') \(reason)")
             }
             let all = frames[frame] ?? []
+            if let e = all.first(where: { $0.inputs.count != 1 }) { throw fail(e.name, "the Enter has \(e.inputs.count) inputs, not one") }
             let invariants = all.filter { $0.bool("is_constant") == true }
             let loopEnters = all.filter { $0.bool("is_constant") != true }
-            guard !loopEnters.isEmpty else { throw fail(all[0].name, "has no loop variables") }
+            guard let firstEnter = loopEnters.first else { throw fail(all.first?.name ?? frame, "has no loop variables") }
             var merges: [TFNode] = [], switches: [TFNode] = [], exits: [TFNode?] = [], nexts: [TFNode] = []
             var loopCond: String? = nil
             for e in loopEnters {
@@ -57,7 +58,7 @@ enum TF1Loops {
                 guard let n = byName[other], n.op == "NextIteration" || n.op == "RefNextIteration", n.inputs.count == 1 else {
                     throw fail(m.name, "the Merge's second input is not a NextIteration")
                 }
-                guard let s = (users[m.name] ?? []).first(where: { ($0.op == "Switch" || $0.op == "RefSwitch") && $0.inputs.count == 2 }) else {
+                guard let s = (users[m.name] ?? []).first(where: { ($0.op == "Switch" || $0.op == "RefSwitch") && $0.inputs.count == 2 && output($0.inputs[0]).node == m.name }) else {
                     throw fail(m.name, "the Merge feeds no Switch")
                 }
                 let c = output(s.inputs[1]).node
@@ -65,11 +66,13 @@ enum TF1Loops {
                     throw fail(s.name, "the Switch is not driven by the frame's one LoopCond")
                 }
                 loopCond = c
-                let x = (users[s.name] ?? []).first { ($0.op == "Exit" || $0.op == "RefExit") && output($0.inputs[0]).index == 0 }
+                let x = (users[s.name] ?? []).first { u in
+                    (u.op == "Exit" || u.op == "RefExit") && u.inputs.count == 1 && output(u.inputs[0]) == (s.name, 0)
+                }
                 merges.append(m); switches.append(s); exits.append(x); nexts.append(n)
             }
             guard let condName = loopCond, let cond = byName[condName], cond.inputs.count == 1 else {
-                throw fail(loopEnters[0].name, "has no LoopCond")
+                throw fail(firstEnter.name, "has no LoopCond")
             }
             let vars = loopEnters.indices.map { "__v\($0)" }, consts = invariants.indices.map { "__c\($0)" }
             // Arguments: the condition reads the Merges, the body the Switches' second outputs;
