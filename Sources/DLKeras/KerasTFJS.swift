@@ -34,6 +34,7 @@ public enum KerasTFJS {
             throw .write(path: path, reason: "layer '\(lambda)': a Lambda layer holds Python code, which TF.js cannot run")
         }
         let modelConfig = version.hasPrefix("3") ? try converter.layer(config, legacyTop: true) : Converter.renamingClasses(config)
+        // A rewritten Keras 3 config is in tf_keras 2.21's form, and says so.
         let topology = JSON.object([
             ("keras_version", .string(version.hasPrefix("3") ? "2.21.0" : version)),
             ("backend", .string(record["backend"]?.stringValue ?? "tensorflow")),
