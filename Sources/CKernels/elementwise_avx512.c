@@ -42,7 +42,29 @@ DLK_EW_TARGET int dlk_activate(int activation, float a, float b, float bias, con
     }
 }
 
+DLK_EW_TARGET int dlk_quantize_dequantize(const float *x, float *y, long n, float scale, float zero, float qmin, float qmax) {
+    if (!dlk_avx512_available()) return -1;
+    const __m512 vs = _mm512_set1_ps(scale), vz = _mm512_set1_ps(zero);
+    const __m512 lo = _mm512_set1_ps(qmin), hi = _mm512_set1_ps(qmax);
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 mk = dlk_lanes16((int)(n - i < 16 ? n - i : 16));
+        __m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(mk, x + i), vs);
+        v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm512_add_ps(v, vz);
+        // NaN quantises to the integer 0, as the general QuantizeLinear kernel has it.
+        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v, _mm512_setzero_ps());
+        v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
+        _mm512_mask_storeu_ps(y + i, mk, _mm512_mul_ps(_mm512_sub_ps(v, vz), vs));
+    }
+    return 0;
+}
+
 #else
+
+int dlk_quantize_dequantize(const float *x, float *y, long n, float scale, float zero, float qmin, float qmax) {
+    (void)x; (void)y; (void)n; (void)scale; (void)zero; (void)qmin; (void)qmax;
+    return -1;
+}
 
 int dlk_activate(int activation, float a, float b, float bias, const float *x, float *y, long n) {
     (void)activation; (void)a; (void)b; (void)bias; (void)x; (void)y; (void)n;

@@ -210,4 +210,23 @@ import Testing
             Attribute(name: "pads", value: .ints([2, 0, 1, 0])), Attribute(name: "strides", value: .ints([2, 1]))])
         try compareWithGeneral(node, [seededRandom([1, 6, 45, 1], seed: 47), seededRandom([7, 6, 5, 1], seed: 48)], tolerance: 1e-5)
     }
+
+    @Test(arguments: [DType.uint8, .int8])
+    func quantizeDequantizePairsFuseAndKeepTheNumbers(_ zeroType: DType) throws {
+        let zero = zeroType == .uint8 ? Tensor(shape: [], scalars: [UInt8(128)]) : Tensor(shape: [], scalars: [Int8(-3)])
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [67]))],
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: [
+                          Node(opType: "QuantizeLinear", inputs: ["x", "s", "z"], outputs: ["q"]),
+                          Node(opType: "DequantizeLinear", inputs: ["q", "s", "z"], outputs: ["y"]),
+                      ],
+                      initializers: NamedTensors([("s", Tensor(shape: [], scalars: [Float(0.05)])), ("z", zero)]))
+        g.metadata.opsetImports = [("", 19)]
+        let (opt, _) = try GraphOptimizer.optimizeStrict(g)
+        #expect(opt.nodes.map(\.opType) == ["QuantizeDequantize"])
+        // Ties at ±0.025 (x / scale = ±0.5), saturation at ±20, NaN and infinities from awkward().
+        var v = awkward().scalars(as: Float.self)
+        v[20] = 0.025; v[21] = -0.025; v[22] = 0.075; v[23] = 20; v[24] = -20
+        let x = Tensor(shape: [67], scalars: v)
+        expectClose(try Executor(graph: g).run(["x": x])["y"], try runNodeByNode(g, ["x": x])["y"], tolerance: 0, "qdq \(zeroType)")
+    }
 }

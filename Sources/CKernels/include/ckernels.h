@@ -48,6 +48,11 @@ enum {
 /// `dlk_epilogue`. Returns 0, or -1 without AVX-512 (nothing written).
 int dlk_activate(int activation, float a, float b, float bias, const float *x, float *y, long n);
 
+/// `y[i] = (clamp(round_half_even(x[i] / scale) + zero, qmin, qmax) - zero) * scale` for `n` floats
+/// (`y` may be `x`): ONNX QuantizeLinear then DequantizeLinear, per tensor. NaN gives `-zero·scale`
+/// (NaN quantises to 0). Returns 0, or -1 without AVX-512 (nothing written).
+int dlk_quantize_dequantize(const float *x, float *y, long n, float scale, float zero, float qmin, float qmax);
+
 /// Floats `dlk_pack_b` writes for a k × n matrix: ceil(n / 32) panels of k × 32.
 size_t dlk_packed_b_count(int k, int n);
 

@@ -14,7 +14,7 @@ public protocol GraphPass {
 public enum GraphOptimizer {
     /// The passes the runtime runs, in order.
     public static let standard: [any GraphPass.Type] = [EliminateIdentity.self, FoldConvBias.self, FuseHardSwish.self,
-        FuseMatMulAdd.self, FuseActivation.self,
+        FuseQuantizeDequantize.self, FuseMatMulAdd.self, FuseActivation.self,
         FuseAttention.self,
         FuseConvAdd.self,
         FuseConvPool.self,

@@ -11,7 +11,8 @@ enum FastPaths {
          ("\(FusedOps.domain):FusedMatMul", fusedMatMul),
          ("\(FusedOps.domain):FusedAttention", FusedAttentionKernel.kernel),
          ("\(FusedOps.domain):FusedConvAdd", ConvolutionKernels.fusedConvAdd),
-         ("\(FusedOps.domain):FusedConvPool", ConvolutionKernels.fusedConvPool)]
+         ("\(FusedOps.domain):FusedConvPool", ConvolutionKernels.fusedConvPool),
+         ("\(FusedOps.domain):QuantizeDequantize", quantizeDequantize)]
     }
 
     /// The activation a fused node carries.
@@ -52,6 +53,27 @@ enum FastPaths {
         guard let k = OpKernels.table[opType] else { throw ctx.fail("no kernel for \(opType)") }
         guard let first = try k(base).first else { throw ctx.fail("\(opType) gave no output") }
         return [try ctx.applyingFusedActivation(first)]
+    }
+
+    /// `ai.dlkit.QuantizeDequantize` (see `FuseQuantizeDequantize`): float32 in one pass, other
+    /// types through QuantizeLinear and DequantizeLinear.
+    static let quantizeDequantize: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0), scale = try ctx.input(1), zero = try ctx.input(2)
+        guard x.dtype == .float32, scale.dtype == .float32, scale.elementCount == 1, zero.elementCount == 1,
+              let s = scale.scalars(as: Float.self).first, s != 0, s.isFinite,
+              let z = zero.doubles().first else {
+            return [try ctx.runOp("DequantizeLinear", [try ctx.runOp("QuantizeLinear", [x, scale, zero]), scale, zero])]
+        }
+        let (lo, hi): (Float, Float) = zero.dtype == .int8 ? (-128, 127) : (0, 255)
+        let out = ctx.inPlaceOutput(.float32, shape: x.shape) ?? ctx.makeOutput(.float32, shape: x.shape)
+        guard x.elementCount > 0 else { return [out] }
+        x.withUnsafeBufferPointer(as: Float.self) { src in
+            out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
+                Elementwise.quantizeDequantize(src.baseAddress!, dst.baseAddress!, count: x.elementCount,
+                                               scale: s, zero: Float(z), qmin: lo, qmax: hi)
+            }
+        }
+        return [out]
     }
 
     static let fusedConv: Kernel = { ctx throws(RuntimeError) in
