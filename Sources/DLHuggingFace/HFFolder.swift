@@ -66,6 +66,17 @@ public struct HFFolder: Sendable {
         return ids
     }
 
+    /// How transformers pads a batch for this folder: tokenizer_config.json's `pad_token` (looked
+    /// up in `tokenizer`) and `padding_side`, else config.json's `pad_token_id`, else id 0 on the
+    /// right (gpt2-style folders have no pad token; padded positions are masked either way).
+    public func batchPadding(tokenizer: HFTokenizer) -> HFTokenizer.BatchPadding {
+        let cfg = try? readJSONFile((path as NSString).appendingPathComponent("tokenizer_config.json"), maxBytes: 10_000_000)
+        let left = cfg?["padding_side"]?.stringValue == "left"
+        let token = cfg?["pad_token"].flatMap { $0.stringValue ?? $0["content"]?.stringValue }
+        if let token, let id = tokenizer.id(of: token) { return .init(id: id, left: left) }
+        return .init(id: config.tokenId("pad_token_id") ?? 0, left: left)
+    }
+
     /// The folder's tokenizer.json, nil when it has none.
     public func tokenizer() throws(HFError) -> HFTokenizer? {
         let p = (path as NSString).appendingPathComponent("tokenizer.json")

@@ -20,6 +20,8 @@ public final class TextGenerator: Sendable {
     public let eos: Set<Int>
     let executor: Executor
     let cacheInputs: [(name: String, shape: [Int])]
+    /// The most positions the model has (config.json `n_positions` / `max_position_embeddings`).
+    public let maxPositions: Int?
 
     public init(folder url: URL) throws(DLKitError) {
         do {
@@ -29,6 +31,8 @@ public final class TextGenerator: Sendable {
             }
             tokenizer = try folder.tokenizer()
             eos = folder.eosTokenIds()
+            let json = folder.config.json
+            maxPositions = ["n_positions", "max_position_embeddings"].lazy.compactMap { json[$0]?.intValue }.first
             let graph = try folder.graph(cache: true)
             var cache: [(String, [Int])] = []
             for i in graph.inputs where i.name.hasPrefix("past_key_values.") {
@@ -70,6 +74,9 @@ public final class TextGenerator: Sendable {
         guard !prompt.isEmpty else { throw .invalidArgument("generation needs a prompt of at least one token") }
         guard sampling.temperature >= 0, sampling.topK >= 0, sampling.topP > 0, sampling.topP <= 1 else {
             throw .invalidArgument("sampling needs temperature >= 0, top_k >= 0 and 0 < top_p <= 1")
+        }
+        if let limit = maxPositions, prompt.count > limit - min(maxTokens, limit) {
+            throw .invalidArgument("a prompt of \(prompt.count) tokens and \(maxTokens) new tokens are more than the model's \(limit) positions")
         }
         var rng = MersenneTwister(seed: sampling.seed)
         var feeds: [String: Tensor] = [:]
