@@ -23,9 +23,11 @@ public struct HFFolder: Sendable {
 
     /// The architecture as an IR graph over the folder's mapped weights; an encoder of a
     /// sentence-transformers folder (modules.json) also gives `sentence_embedding`.
-    /// - Parameter cache: decoders: with the KV cache inputs and outputs (see `HFArchitecture.graph`).
-    public func graph(cache: Bool = false) throws(HFError) -> Graph {
-        var g = try HFArchitecture.graph(config: config, weights: weights, cache: cache)
+    /// - Parameters:
+    ///   - cache: decoders: with the KV cache inputs and outputs (see `HFArchitecture.graph`).
+    ///   - positionIds: with a `position_ids` input where the architecture takes one.
+    public func graph(cache: Bool = false, positionIds: Bool = false) throws(HFError) -> Graph {
+        var g = try HFArchitecture.graph(config: config, weights: weights, cache: cache, positionIds: positionIds)
         if HFArchitecture.encoders.contains(config.modelType), let plan = try SentencePooling.plan(folder: path) {
             SentencePooling.add(plan, to: &g)
         }

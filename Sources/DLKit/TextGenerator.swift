@@ -7,7 +7,7 @@ import Foundation
 
 /// Text generation with a decoder of a Hugging Face folder (gpt2, llama, mistral, qwen2): the
 /// prompt runs once, then each new token is one step over the KV cache (`present.<i>.*` fed back
-/// as `past_key_values.<i>.*`). Greedy by default; temperature, top-k, top-p sampling with a seed.
+/// as `past_key_values.<i>.*`, positions as `position_ids`). Greedy by default; temperature, top-k, top-p sampling with a seed.
 ///
 /// ```swift
 /// let gen = try TextGenerator(folder: URL(fileURLWithPath: "tiny-llama"))
@@ -33,7 +33,7 @@ public final class TextGenerator: Sendable {
             eos = folder.eosTokenIds()
             let json = folder.config.json
             maxPositions = ["n_positions", "max_position_embeddings"].lazy.compactMap { json[$0]?.intValue }.first
-            let graph = try folder.graph(cache: true)
+            let graph = try folder.graph(cache: true, positionIds: true)
             var cache: [(String, [Int])] = []
             for i in graph.inputs where i.name.hasPrefix("past_key_values.") {
                 // [batch, kv heads, past, head dim]: the heads and head size are fixed in the graph
@@ -88,6 +88,7 @@ public final class TextGenerator: Sendable {
             total += next.count
             feeds["input_ids"] = Tensor(shape: [1, next.count], scalars: next.map(Int64.init))
             feeds["attention_mask"] = Tensor(shape: [1, total], scalars: [Int64](repeating: 1, count: total))
+            feeds["position_ids"] = Tensor(shape: [1, next.count], scalars: (total - next.count..<total).map(Int64.init))
             let result: [String: Tensor]
             do { result = try executor.run(feeds) } catch { throw .runtime(error) }
             guard let logits = result["logits"], logits.rank == 3, logits.dtype == .float32 else {
