@@ -70,7 +70,9 @@ public final class TextGenerator: Sendable {
     }
 
     /// Continues `prompt` (token ids): at most `maxTokens` new ids, ending early at an eos id (kept).
-    public func generate(ids prompt: [Int], maxTokens: Int, sampling: Sampling = .greedy) throws(DLKitError) -> [Int] {
+    /// `onToken` sees each new id as soon as it is chosen.
+    public func generate(ids prompt: [Int], maxTokens: Int, sampling: Sampling = .greedy,
+                         onToken: (Int) -> Void = { _ in }) throws(DLKitError) -> [Int] {
         guard !prompt.isEmpty else { throw .invalidArgument("generation needs a prompt of at least one token") }
         guard sampling.temperature >= 0, sampling.topK >= 0, sampling.topP > 0, sampling.topP <= 1 else {
             throw .invalidArgument("sampling needs temperature >= 0, top_k >= 0 and 0 < top_p <= 1")
@@ -98,6 +100,7 @@ public final class TextGenerator: Sendable {
             let row: [Float] = logits.withUnsafeBufferPointer(as: Float.self) { Array($0[last..<(last + vocab)]) }
             let id = Self.choose(row, sampling, &rng)
             out.append(id)
+            onToken(id)
             if eos.contains(id) { break }
             for (name, _) in cacheInputs {
                 feeds[name] = result["present." + name.dropFirst("past_key_values.".count)]
@@ -135,9 +138,10 @@ public final class TextGenerator: Sendable {
     }
 
     /// Tokenizes `text` with the folder's tokenizer.json, generates, and decodes the new ids.
-    public func generate(text: String, maxTokens: Int, sampling: Sampling = .greedy) throws(DLKitError) -> (ids: [Int], text: String) {
+    public func generate(text: String, maxTokens: Int, sampling: Sampling = .greedy,
+                         onToken: (Int) -> Void = { _ in }) throws(DLKitError) -> (ids: [Int], text: String) {
         guard let tokenizer else { throw .invalidArgument("\(folder.path): no tokenizer.json to tokenize the prompt") }
-        let ids = try generate(ids: tokenizer.encode(text).ids, maxTokens: maxTokens, sampling: sampling)
+        let ids = try generate(ids: tokenizer.encode(text).ids, maxTokens: maxTokens, sampling: sampling, onToken: onToken)
         do { return (ids, try tokenizer.decode(ids)) } catch { throw .huggingFace(error) }
     }
 }
