@@ -6,6 +6,20 @@ public struct HFEncoding: Sendable, Equatable {
     public var ids: [Int]
     public var typeIds: [Int]
     public var attentionMask: [Int]
+
+    /// Pads to `length` tokens (nothing when already as long): `id` and `typeId`, attention mask 0.
+    mutating func pad(to length: Int, id: Int, typeId: Int, left: Bool) {
+        let n = length - ids.count
+        guard n > 0 else { return }
+        let pads = Array(repeating: id, count: n), types = Array(repeating: typeId, count: n), zeros = Array(repeating: 0, count: n)
+        if left {
+            self = HFEncoding(ids: pads + ids, typeIds: types + typeIds, attentionMask: zeros + attentionMask)
+        } else {
+            ids += pads
+            typeIds += types
+            attentionMask += zeros
+        }
+    }
 }
 
 /// A tokenizer read from a `tokenizer.json` of the Hugging Face `tokenizers` library, giving the
@@ -132,17 +146,7 @@ public struct HFTokenizer: Sendable {
         if let p = padding {
             var target = max(enc.ids.count, p.fixed ?? 0)
             if let m = p.multiple, m > 0, target % m != 0 { target += m - target % m }
-            let n = target - enc.ids.count
-            if n > 0 {
-                let ids = Array(repeating: p.id, count: n), types = Array(repeating: p.typeId, count: n), zeros = Array(repeating: 0, count: n)
-                if p.left {
-                    enc = HFEncoding(ids: ids + enc.ids, typeIds: types + enc.typeIds, attentionMask: zeros + enc.attentionMask)
-                } else {
-                    enc.ids += ids
-                    enc.typeIds += types
-                    enc.attentionMask += zeros
-                }
-            }
+            enc.pad(to: target, id: p.id, typeId: p.typeId, left: p.left)
         }
         return enc
     }
@@ -170,18 +174,7 @@ public struct HFTokenizer: Sendable {
         var list = texts.indices.map { i in encode(texts[i], pair: pairs.flatMap { i < $0.count ? $0[i] : nil }) }
         let p = configuredPadding ?? fallback
         let longest = list.map(\.ids.count).max() ?? 0
-        for i in list.indices {
-            let n = longest - list[i].ids.count
-            guard n > 0 else { continue }
-            let ids = Array(repeating: p.id, count: n), types = Array(repeating: p.typeId, count: n), zeros = Array(repeating: 0, count: n)
-            if p.left {
-                list[i] = HFEncoding(ids: ids + list[i].ids, typeIds: types + list[i].typeIds, attentionMask: zeros + list[i].attentionMask)
-            } else {
-                list[i].ids += ids
-                list[i].typeIds += types
-                list[i].attentionMask += zeros
-            }
-        }
+        for i in list.indices { list[i].pad(to: longest, id: p.id, typeId: p.typeId, left: p.left) }
         return list
     }
 

@@ -23,7 +23,8 @@ public final class TextGenerator: Sendable {
     /// The most positions the model has (config.json `n_positions` / `max_position_embeddings`).
     public let maxPositions: Int?
 
-    public init(folder url: URL) throws(DLKitError) {
+    /// - Parameter options: how the decoder runs (threads, plans, ...), as for a `Model`.
+    public init(folder url: URL, options: RuntimeOptions = .default) throws(DLKitError) {
         do {
             folder = try HFFolder(path: url.path)
             guard folder.isDecoder else {
@@ -43,7 +44,7 @@ public final class TextGenerator: Sendable {
                 cache.append((i.name, [1, heads, 0, dim]))
             }
             cacheInputs = cache
-            do { executor = try Executor(graph: graph) } catch { throw DLKitError.runtime(error) }
+            do { executor = try Executor(graph: graph, options: options) } catch { throw DLKitError.runtime(error) }
         } catch let e as HFError { throw .huggingFace(e) } catch let e as DLKitError { throw e } catch {
             throw .invalidArgument("\(url.path): \(error)")
         }

@@ -307,24 +307,19 @@ public final class InferenceServer: Sendable {
             }
             if let size = try Self.binarySize(s.parameters, label: label) {
                 guard s.data == nil else { throw .badRequest("\(label) has both binary_data_size and \"data\"") }
-                if dtype == .string {
-                    guard size <= binary.count - binaryUsed else {
-                        throw .badRequest("\(label) needs \(size) bytes of binary data after byte \(binaryUsed), only \(binary.count) follow the JSON")
+                if dtype != .string {  // BYTES elements carry their own lengths
+                    let needed = count * dtype.byteWidth
+                    guard size == needed else {
+                        throw .badRequest("\(label) has binary_data_size \(size), but shape \(shape) of \(typeName) is \(needed) bytes")
                     }
-                    inputs[name] = try TensorDataDecoder.decodeBinaryStrings(
-                        UnsafeRawBufferPointer(rebasing: binary[binaryUsed..<binaryUsed + size]), shape: shape, count: count, label: label)
-                    binaryUsed += size
-                    continue
-                }
-                let needed = count * dtype.byteWidth
-                guard size == needed else {
-                    throw .badRequest("\(label) has binary_data_size \(size), but shape \(shape) of \(typeName) is \(needed) bytes")
                 }
                 guard size <= binary.count - binaryUsed else {
                     throw .badRequest("\(label) needs \(size) bytes of binary data after byte \(binaryUsed), only \(binary.count) follow the JSON")
                 }
-                inputs[name] = try TensorDataDecoder.decodeBinary(
-                    UnsafeRawBufferPointer(rebasing: binary[binaryUsed..<binaryUsed + size]), dtype: dtype, shape: shape, label: label)
+                let bytes = UnsafeRawBufferPointer(rebasing: binary[binaryUsed..<binaryUsed + size])
+                inputs[name] = dtype == .string
+                    ? try TensorDataDecoder.decodeBinaryStrings(bytes, shape: shape, count: count, label: label)
+                    : try TensorDataDecoder.decodeBinary(bytes, dtype: dtype, shape: shape, label: label)
                 binaryUsed += size
                 continue
             }

@@ -15,12 +15,13 @@ public struct TextSupport: Sendable {
     }
 
     /// The text support of the model at `path`: nil unless it is a Hugging Face folder.
-    public static func load(path: String) throws(DLKitError) -> TextSupport? {
+    /// `options`: how its generator runs.
+    public static func load(path: String, options: RuntimeOptions = .default) throws(DLKitError) -> TextSupport? {
         guard (try? FileFormat.detect(path: path)) == .huggingFace else { return nil }
         let feeds = try TextFeeds(folder: path)
         let isDecoder: Bool
         do { isDecoder = try HFFolder(path: path).isDecoder } catch { throw .huggingFace(error) }
-        let generator = isDecoder ? try TextGenerator(folder: URL(fileURLWithPath: path)) : nil
+        let generator = isDecoder ? try TextGenerator(folder: URL(fileURLWithPath: path), options: options) : nil
         return TextSupport(feeds: feeds, generator: generator)
     }
 

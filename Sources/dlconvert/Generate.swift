@@ -40,7 +40,7 @@ struct Generate: ParsableCommand {
         try reportingErrors {
             guard maxTokens > 0, threads > 0 else { throw DLKitError.invalidArgument("--max-tokens and --threads must be positive") }
             Model.setThreadCount(threads, environment: ProcessInfo.processInfo.environment)
-            let gen = try TextGenerator(folder: URL(fileURLWithPath: folder))
+            let gen = try TextGenerator(folder: URL(fileURLWithPath: folder), options: RuntimeOptions(environment: ProcessInfo.processInfo.environment))
             while let line = readLine(strippingNewline: true) {
                 let sampling = TextGenerator.Sampling(temperature: temperature, topK: topK, topP: topP, seed: seed)
                 let start = DispatchTime.now().uptimeNanoseconds

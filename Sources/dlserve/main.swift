@@ -156,7 +156,8 @@ for (index, p) in paths.enumerated() {
         let io = { (vs: [ValueInfo]) in vs.map { "\($0.name): \($0.type?.description ?? "?")" }.joined(separator: ", ") }
         log("loaded '\(m.name)' from \(p) (inputs \(io(m.inputs)); outputs \(io(m.outputs)))")
         models.append(m)
-        let text = graphs[index] == nil ? try TextSupport.load(path: p) : nil
+        let text = graphs[index] == nil
+            ? try TextSupport.load(path: p, options: RuntimeOptions(environment: ProcessInfo.processInfo.environment)) : nil
         if let text {
             log("'\(m.name)': " + [text.feeds.map { _ in "BYTES text inputs tokenized by tokenizer.json" },
                                     text.generator.map { _ in "generate requests" }].compactMap { $0 }.joined(separator: ", "))

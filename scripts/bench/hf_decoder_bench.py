@@ -2,7 +2,7 @@
 """Decoder tokens per second at batch 1: `dlconvert generate` (KV cache, greedy) vs transformers'
 `generate(do_sample=False)` in PyTorch, on the same threads.
 
-    .venv/bin/python scripts/bench/hf_decoder_bench.py [--bin .build/release] [--threads 1] [--prompt 32] [--new 64] [--rounds 3]
+    .venv/bin/python scripts/bench/hf_decoder_bench.py [--bin .build/release] [--threads 1,2] [--prompt 32] [--new 64] [--rounds 3]
 
 No hub downloads: the models are made here from configs with seeded random weights (sizes of
 small real checkpoints, no eos so both sides generate every token) and written with
@@ -87,7 +87,7 @@ def blas_core(dlconvert):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
     ap.add_argument("--prompt", type=int, default=32, help="prompt tokens")
     ap.add_argument("--new", type=int, default=64, help="new tokens")
     ap.add_argument("--rounds", type=int, default=3)
@@ -109,12 +109,13 @@ def main():
     with tempfile.TemporaryDirectory(prefix="dlkit-hf-decoder-") as tmp:
         for name, (arch, config) in MODELS.items():
             folder, model = make_folder(tmp, arch, config)
-            o, o_first, o_ids = ours(dlconvert, folder, prompt, a.new, a.threads, a.rounds)
-            t, t_first, t_ids = transformers_side(model, ids, a.new, a.threads, a.rounds)
-            same = "yes" if o_ids == t_ids else f"first {next((i for i, (p, q) in enumerate(zip(o_ids, t_ids)) if p != q), len(o_ids))} equal"
-            rows.append(f"| {name} | {a.threads} | {len(ids)} | {a.new} | {o:.1f} | {t:.1f} | **{o / t:.2f}** | "
-                        f"{o_first * 1000:.0f} | {t_first * 1000:.0f} | {same} |")
-            print(rows[-1], flush=True)
+            for threads in [int(t) for t in a.threads.split(",")]:
+                o, o_first, o_ids = ours(dlconvert, folder, prompt, a.new, threads, a.rounds)
+                t, t_first, t_ids = transformers_side(model, ids, a.new, threads, a.rounds)
+                same = "yes" if o_ids == t_ids else f"first {next((i for i, (p, q) in enumerate(zip(o_ids, t_ids)) if p != q), len(o_ids))} equal"
+                rows.append(f"| {name} | {threads} | {len(ids)} | {a.new} | {o:.1f} | {t:.1f} | **{o / t:.2f}** | "
+                            f"{o_first * 1000:.0f} | {t_first * 1000:.0f} | {same} |")
+                print(rows[-1], flush=True)
     cpu = "?"
     try:
         cpu = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read()).group(1).strip()
