@@ -30,7 +30,7 @@ from safetensors.numpy import load_file
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peer_checks as pc  # noqa: E402  (check/run helpers and the pass/fail counts)
 
-FOLDERS = ["bert", "roberta", "distilbert", "gpt2", "llama", "qwen2"]
+FOLDERS = ["bert", "roberta", "distilbert", "electra", "gpt2", "llama", "qwen2"]
 LINES = [
     "Hello world!", "Café naïve résumé façade jalapeño", "ÉCOLE Élève Ça Über straße", "日本語のテキスト 中文文本 한국어",
     "Emoji 😀🎉 and 👍🏽 thumbs 👨‍👩‍👧", "  leading and trailing  ", "tabs\tinside\ttext", "double  spaces   and    more",

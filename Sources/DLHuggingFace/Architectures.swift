@@ -9,7 +9,7 @@ import DLTensor
 /// `logits`. All inputs are int64 [batch, sequence]; position ids count from 0 (roberta: from its
 /// padding index, skipping padding, as transformers does), or come from a `position_ids` input.
 public enum HFArchitecture {
-    public static let encoders: Set<String> = ["bert", "roberta", "xlm-roberta", "camembert", "distilbert"]
+    public static let encoders: Set<String> = ["bert", "roberta", "xlm-roberta", "camembert", "distilbert", "electra"]
     public static let decoders: Set<String> = ["gpt2", "llama", "mistral", "qwen2"]
     public static var supported: [String] { (encoders.union(decoders)).sorted() }
 
@@ -24,7 +24,7 @@ public enum HFArchitecture {
     public static func graph(config: HFConfig, weights: HFWeights, cache: Bool = false, positionIds: Bool = false) throws(HFError) -> Graph {
         var g: Graph
         switch config.modelType {
-        case "bert", "roberta", "xlm-roberta", "camembert": g = try bert(config, weights, positionIds: positionIds)
+        case "bert", "roberta", "xlm-roberta", "camembert", "electra": g = try bert(config, weights, positionIds: positionIds)
         case "distilbert": g = try distilBERT(config, weights)
         case "gpt2": g = try gpt2(config, weights, cache: cache, positionIds: positionIds)
         case "llama", "mistral", "qwen2": g = try llama(config, weights, cache: cache, positionIds: positionIds)
@@ -146,13 +146,16 @@ public enum HFArchitecture {
         return b.op1("Reshape", [h, shape], name: name)
     }
 
+    /// BERT and its kin: roberta's positions; electra's embeddings of their own width
+    /// (`embedding_size`) projected to the hidden size.
     static func bert(_ config: HFConfig, _ w: HFWeights, positionIds: Bool) throws(HFError) -> Graph {
-        let roberta = config.modelType != "bert"
-        let base = roberta ? (config.modelType == "xlm-roberta" ? "roberta." : "\(config.modelType).") : "bert."
+        let roberta = !["bert", "electra"].contains(config.modelType)
+        let base = config.modelType == "xlm-roberta" ? "roberta." : "\(config.modelType)."
         let hidden = try config.int("hidden_size"), heads = try config.int("num_attention_heads")
         let layers = try config.int("num_hidden_layers", max: 1000), inter = try config.int("intermediate_size")
         let vocab = try config.int("vocab_size"), maxPos = try config.int("max_position_embeddings")
         let types = try config.int("type_vocab_size", default: 2)
+        let width = config.modelType == "electra" ? try config.int("embedding_size", default: 128) : hidden
         let eps = try config.double("layer_norm_eps", default: 1e-12)
         let act = try config.string("hidden_act", default: "gelu")
         let posType = try config.string("position_embedding_type", default: "absolute")
@@ -160,10 +163,10 @@ public enum HFArchitecture {
         guard hidden % heads == 0 else { throw .invalid(path: config.path, reason: "hidden_size \(hidden) is not a multiple of num_attention_heads \(heads)") }
         var b = try GraphBuilder(config: config, weights: w, probe: "embeddings.word_embeddings.weight", prefixes: ["", base, "roberta.", "model."])
         let c = common(&b, positionIds: positionIds)
-        let wordEmb = try b.weight("embeddings.word_embeddings.weight", [vocab, hidden])
+        let wordEmb = try b.weight("embeddings.word_embeddings.weight", [vocab, width])
         var e = b.op1("Gather", [wordEmb, "input_ids"], name: "embeddings")
-        let posEmb = try b.weight("embeddings.position_embeddings.weight", [maxPos, hidden])
-        let typeEmb = try b.weight("embeddings.token_type_embeddings.weight", [types, hidden])
+        let posEmb = try b.weight("embeddings.position_embeddings.weight", [maxPos, width])
+        let typeEmb = try b.weight("embeddings.token_type_embeddings.weight", [types, width])
         var inputs = [idInput("input_ids"), idInput("attention_mask")]
         if roberta && !positionIds {
             // positions count non-padding tokens from padding_idx + 1 (transformers' create_position_ids_from_input_ids)
@@ -184,8 +187,9 @@ public enum HFArchitecture {
         }
         if positionIds { inputs.append(idInput("position_ids")) }
         let (gn, bn) = layerNormNames(b, "embeddings.LayerNorm")
-        e = try b.layerNorm(e, "embeddings.LayerNorm", hidden, eps: eps, weightName: gn, biasName: bn)
-        var h = b.op1("Reshape", [e, b.ints([-1, hidden])], name: "embeddings")
+        e = try b.layerNorm(e, "embeddings.LayerNorm", width, eps: eps, weightName: gn, biasName: bn)
+        var h = b.op1("Reshape", [e, b.ints([-1, width])], name: "embeddings")
+        if width != hidden { h = try b.linear(h, "embeddings_project", in: width, out: hidden) }
         let mask = paddingMask(&b)
         for i in 0..<layers {
             let p = "encoder.layer.\(i)."

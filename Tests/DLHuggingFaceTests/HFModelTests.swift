@@ -10,7 +10,7 @@ import Testing
 /// The committed HF folders (scripts/fixtures/make_hf.py: random weights, configs of each
 /// architecture) built as IR graphs and run: hidden states and logits agree with transformers'.
 @Suite struct HFModelTests {
-    static let folders = ["bert", "roberta", "distilbert", "gpt2", "llama", "qwen2"]
+    static let folders = ["bert", "roberta", "distilbert", "electra", "gpt2", "llama", "qwen2"]
 
     /// Runs the folder's graph on the inputs of expected.safetensors and compares every output
     /// transformers gave (rtol 1e-4); decoder rows of padding positions are not compared.
