@@ -139,13 +139,8 @@ DLK_CNN_INLINE DLK_CNN_TARGET void narrow_block(const int MR, const int NB, int 
         for (int j = 0; j < NB; j++) {
             float v = e->alpha * _mm512_reduce_add_ps(acc[i][j]);
             if (e->col_bias) v += e->col_bias[col0 + j];
-            switch (e->activation) {
-            case DLK_ACT_RELU: v = v > 0.0f ? v : 0.0f; break;
-            case DLK_ACT_LEAKY_RELU: v = v < 0.0f ? v * e->act_a : v; break;
-            case DLK_ACT_CLIP: v = v < e->act_a ? e->act_a : v > e->act_b ? e->act_b : v; break;
-            default: break;
-            }
-            c[(size_t)i * ldc + j] = v;
+            c[(size_t)i * ldc + j] = e->activation == DLK_ACT_NONE ? v
+                : _mm512_cvtss_f32(dlk_activate16(_mm512_set1_ps(v), e->activation, e->act_a, e->act_b));
         }
     }
 }
@@ -188,15 +183,7 @@ DLK_CNN_TARGET int dlk_sgemm_nt_narrow(int m, int n, int k, const float *a, long
 
 
 DLK_CNN_INLINE DLK_CNN_TARGET __m512 cnn_activate(__m512 v, const dlk_epilogue *e) {
-    switch (e->activation) {
-    case DLK_ACT_RELU: return _mm512_max_ps(v, _mm512_setzero_ps());
-    case DLK_ACT_LEAKY_RELU: {
-        __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
-        return _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(e->act_a));
-    }
-    case DLK_ACT_CLIP: return _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(e->act_a)), _mm512_set1_ps(e->act_b));
-    default: return v;
-    }
+    return dlk_activate16(v, e->activation, e->act_a, e->act_b);
 }
 
 /// Transformed inputs of one segment (up to 16 tiles of tile row ty from tile tx0) for every

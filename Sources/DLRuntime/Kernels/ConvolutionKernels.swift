@@ -67,8 +67,7 @@ enum ConvolutionKernels {
     /// (R broadcasts, or not float32) Conv, Add and the activation run one after another.
     static let fusedConvAdd: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0), w = try ctx.input(1), r = try ctx.input(3)
-        let act = try ctx.string("activation", "")
-        let activation: Activation = act.isEmpty ? .none : try FastPaths.activation(ctx)
+        let activation = try FastPaths.activation(ctx)
         let outShape = try ctx.outputShape(0)
         if x.dtype == .float32, w.dtype == .float32, r.dtype == .float32,
            ctx.optionalInput(2).map({ $0.dtype == .float32 }) ?? true,
@@ -78,7 +77,7 @@ enum ConvolutionKernels {
         }
         let n = ctx.node
         let convNode = Node(name: n.name, opType: "Conv", inputs: Array(n.inputs.prefix(3)), outputs: n.outputs,
-                            attributes: n.attributes.filter { $0.name != "activation" && $0.name != "activation_alpha" })
+                            attributes: n.attributes.filter { !FastPaths.activationAttributeNames.contains($0.name) })
         var base = KernelContext(node: convNode, inputs: Array(ctx.inputs.prefix(3)), outputTypes: ctx.outputTypes)
         base.values = Array(ctx.values.prefix(3))
         base.opset = ctx.opset

@@ -17,17 +17,27 @@ enum FastPaths {
     /// The activation a fused node carries.
     static func activation(_ ctx: KernelContext) throws(RuntimeError) -> Activation {
         switch try ctx.string("activation", "") {
+        case "": return .none
         case "Relu": return .relu
         case "LeakyRelu": return .leakyRelu(alpha: try ctx.float("activation_alpha", 0.01))
+        case "Clip": return .clip(lower: try ctx.float("activation_alpha", -.greatestFiniteMagnitude),
+                                  upper: try ctx.float("activation_beta", .greatestFiniteMagnitude))
+        case "Sigmoid": return .sigmoid
+        case "Silu": return .silu
+        case "HardSigmoid": return .hardSigmoid(alpha: try ctx.float("activation_alpha", 0.2), beta: try ctx.float("activation_beta", 0.5))
+        case "HardSwish": return .hardSwish
         case let other: throw ctx.fail("unknown fused activation '\(other)'")
         }
     }
+
+    /// Attributes a fused node carries for its activation, dropped for the base op's kernel.
+    static let activationAttributeNames: Set<String> = ["activation", "activation_alpha", "activation_beta"]
 
     /// The node as its base op (the fused attributes dropped), for the general kernels.
     static func baseContext(_ ctx: KernelContext, opType: String) -> KernelContext {
         let n = ctx.node
         let base = Node(name: n.name, opType: opType, inputs: n.inputs, outputs: n.outputs,
-                        attributes: n.attributes.filter { $0.name != "activation" && $0.name != "activation_alpha" })
+                        attributes: n.attributes.filter { !activationAttributeNames.contains($0.name) })
         var c = KernelContext(node: base, inputs: ctx.inputs, outputTypes: ctx.outputTypes)
         c.values = ctx.values
         c.opset = ctx.opset
@@ -40,16 +50,8 @@ enum FastPaths {
     static func unfused(_ ctx: KernelContext, opType: String) throws(RuntimeError) -> [Tensor] {
         let base = baseContext(ctx, opType: opType)
         guard let k = OpKernels.table[opType] else { throw ctx.fail("no kernel for \(opType)") }
-        let y = try k(base)
-        let act = try ctx.string("activation", "")
-        guard let ak = OpKernels.table[act], let first = y.first else { throw ctx.fail("no kernel for \(act)") }
-        var attrs: [Attribute] = []
-        if act == "LeakyRelu" { attrs.append(Attribute(name: "alpha", value: .float(try ctx.float("activation_alpha", 0.01)))) }
-        let actNode = Node(name: ctx.node.name, opType: act, inputs: ["x"], outputs: ctx.node.outputs, attributes: attrs)
-        var ac = KernelContext(node: actNode, inputs: [first], outputTypes: ctx.outputTypes)
-        ac.values = [.tensor(first)]
-        ac.opset = ctx.opset
-        return try ak(ac)
+        guard let first = try k(base).first else { throw ctx.fail("\(opType) gave no output") }
+        return [try ctx.applyingFusedActivation(first)]
     }
 
     static let fusedConv: Kernel = { ctx throws(RuntimeError) in
@@ -72,7 +74,7 @@ enum FastPaths {
     /// flattened) is one row of a single GEMM whose output is first filled with the bias.
     static let fusedMatMul: Kernel = { ctx throws(RuntimeError) in
         let a = try ctx.input(0), w = try ctx.input(1), bias = try ctx.input(2)
-        let act: Activation = try ctx.string("activation", "").isEmpty ? .none : try activation(ctx)
+        let act = try activation(ctx)
         let outShape = try ctx.outputShape(0)
         guard a.dtype == .float32, w.dtype == .float32, bias.dtype == .float32, a.rank >= 1, w.rank == 2,
               bias.shape == [w.shape[1]], a.shape[a.rank - 1] == w.shape[0] else {
@@ -137,12 +139,22 @@ extension KernelContext {
         return y
     }
 
-    /// Applies the fused node's `activation` attribute (with `activation_alpha` for LeakyRelu), if
-    /// any, through the activation's general kernel.
+    /// Applies the fused node's `activation` attribute (with its parameters), if any, through the
+    /// general kernels of the ops it stands for.
     func applyingFusedActivation(_ y: Tensor) throws(RuntimeError) -> Tensor {
         let act = try string("activation", "")
-        guard !act.isEmpty else { return y }
-        let attrs = act == "LeakyRelu" ? [Attribute(name: "alpha", value: .float(try float("activation_alpha", 0.01)))] : []
-        return try runOp(act, [y], attrs)
+        func param(_ name: String, _ d: Float) throws(RuntimeError) -> AttributeValue { .float(try float(name, d)) }
+        switch act {
+        case "": return y
+        case "Silu": return try runOp("Mul", [y, try runOp("Sigmoid", [y])])
+        case "LeakyRelu": return try runOp(act, [y], [Attribute(name: "alpha", value: try param("activation_alpha", 0.01))])
+        case "HardSigmoid":
+            return try runOp(act, [y], [Attribute(name: "alpha", value: try param("activation_alpha", 0.2)),
+                                        Attribute(name: "beta", value: try param("activation_beta", 0.5))])
+        case "Clip":
+            return try runOp(act, [y], [Attribute(name: "min", value: try param("activation_alpha", -.greatestFiniteMagnitude)),
+                                        Attribute(name: "max", value: try param("activation_beta", .greatestFiniteMagnitude))])
+        default: return try runOp(act, [y])
+        }
     }
 }
