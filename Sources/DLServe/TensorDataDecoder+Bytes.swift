@@ -10,8 +10,7 @@ extension TensorDataDecoder {
         do { value = try JSONParser.parse(UnsafeRawBufferPointer(rebasing: line[range])) } catch {
             throw .badRequest("\(label): data is not valid JSON text (\(error))")
         }
-        var strings: [String] = []
-        strings.reserveCapacity(count)
+        var strings: [String] = []  // (no reserving by `count`: the shape is the request's word, the data may be short)
         // Flat: one array of `count` strings. Nested: arrays exactly as the shape. Rank 0: a bare string.
         if case .array(let items) = value, items.count == count, items.allSatisfy({ $0.stringValue != nil }) {
             strings = items.compactMap(\.stringValue)
