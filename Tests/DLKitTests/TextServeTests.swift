@@ -67,6 +67,7 @@ struct TextServeTests {
             (#"{"inputs":[{"name":"text","shape":[1,1],"datatype":"BYTES","data":["a"]}]}"#, "shape [N]"),
             (#"{"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":["a"]},{"name":"input_ids","shape":[1,1],"datatype":"INT64","data":[1]}]}"#, "not both"),
             (#"{"method":"generate","text_input":"hi"}"#, "does not generate"),
+            (#"{"inputs":[{"name":"text","shape":[268435455],"datatype":"BYTES","data":["a"]}]}"#, "does not match shape"),
         ] {
             let a = try parse(server.handle(line: line))
             #expect(a["error"]?.stringValue?.contains(words) == true, "\(line) -> \(a)")
