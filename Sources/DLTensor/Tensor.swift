@@ -251,6 +251,13 @@ public struct Tensor: Sendable {
         return try body(UnsafeMutableBufferPointer(start: p, count: elementCount))
     }
 
+    /// Raw write access that skips copy-on-write (see ``withUnsafeMutableBufferPointerInPlace(as:_:)``).
+    /// - Precondition: not a string tensor; the bytes are not a read-only view.
+    public func withUnsafeMutableBytesInPlace<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+        precondition(dtype != .string && !storage.isReadOnly, "in-place write to \(dtype) read-only=\(storage.isReadOnly)")
+        return try body(UnsafeMutableRawBufferPointer(start: storage.pointer, count: storage.byteCount))
+    }
+
     mutating func makeUniqueAndWritable() {
         if storage.isReadOnly || !isKnownUniquelyReferenced(&storage) {
             let copy = TensorStorage(uninitializedByteCount: storage.byteCount)

@@ -1,4 +1,5 @@
 import DLGraph
+import DLKernels
 import DLTensor
 
 /// Selection and movement over every dtype (strings included): each kernel computes, for every
@@ -88,6 +89,40 @@ enum MovementKernels {
         }
         guard parts.allSatisfy({ $0 >= 0 }), parts.reduce(0, +) == size else {
             throw ctx.fail("split sizes \(parts) do not add up to \(size)")
+        }
+        if x.dtype != .string {
+            // Slabs of the input copied block by block into recycled buffers.
+            let outs = parts.map { p -> Tensor in
+                var shape = x.shape
+                shape[axis] = p
+                return ctx.makeOutput(x.dtype, shape: shape)
+            }
+            guard x.elementCount > 0 else { return outs }
+            x.withUnsafeBytes { src in
+                var pointers: [UnsafeMutableRawPointer] = []
+                var scratch = [UInt8](repeating: 0, count: 1)
+                func collect(_ i: Int) {
+                    if i == outs.count {
+                        if let s = src.baseAddress {
+                            Layout.split(s, shape: x.shape, axis: axis, sizes: parts, into: pointers, elementWidth: x.dtype.byteWidth)
+                        }
+                        return
+                    }
+                    // An empty part takes no bytes: any address serves.
+                    func next(_ b: UnsafeMutableRawBufferPointer) {
+                        guard let p = b.baseAddress else { return }
+                        pointers.append(p)
+                        collect(i + 1)
+                    }
+                    if outs[i].elementCount == 0 {
+                        scratch.withUnsafeMutableBytes(next)
+                    } else {
+                        outs[i].withUnsafeMutableBytesInPlace(next)
+                    }
+                }
+                collect(0)
+            }
+            return outs
         }
         var out: [Tensor] = []
         var start = 0

@@ -51,11 +51,12 @@ enum ShapeKernels {
         guard let axis = DimMath.axis(axisAttr, rank: shape.count) else {
             throw .unsupported(node: ctx.node.displayName, reason: "axis \(axisAttr) is outside rank \(shape.count)")
         }
-        var out = Tensor(zeros: dtype, shape: shape)
+        // Every output element comes from one part: a recycled buffer will do.
+        let out = ctx.makeOutput(dtype, shape: shape)
         guard out.elementCount > 0 else { return [out] }
         // Empty parts contribute nothing; the kernel gets only the others.
         let used = parts.filter { $0.elementCount > 0 }
-        out.withUnsafeMutableBytes { dst in
+        out.withUnsafeMutableBytesInPlace { dst in
             guard let d = dst.baseAddress else { return }
             var pointers: [UnsafeRawPointer] = []
             func collect(_ i: Int) {
