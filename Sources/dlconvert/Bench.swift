@@ -14,16 +14,7 @@ struct Bench: ParsableCommand {
             for measuring process start to first answer.
             """)
 
-    @Argument(help: "An ONNX model or DLKit checkpoint.")
-    var model: String
-
-    @Option(help: "Size given to every dynamic input dimension --input-shape does not set.")
-    var batch = 1
-
-    @OptionGroup var inputShapes: InputShapeOptions
-
-    @Option(help: "Threads for GEMM and the runtime's own loops together.")
-    var threads = 1
+    @OptionGroup var timing: TimingOptions
 
     @Option(help: "Seconds of timed runs.")
     var seconds = 2.0
@@ -48,14 +39,12 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            guard batch >= 1, threads >= 1, seconds >= 0, minRuns >= 1, warmup >= 0 else {
-                throw DLKitError.invalidArgument("bench: --batch, --threads, --min-runs must be at least 1; --seconds, --warmup at least 0")
+            guard seconds >= 0, minRuns >= 1, warmup >= 0 else {
+                throw DLKitError.invalidArgument("bench: --min-runs must be at least 1; --seconds, --warmup at least 0")
             }
-            let environment = ProcessInfo.processInfo.environment
-            Model.setThreadCount(threads, environment: environment)
             let t0 = Self.now()
-            let m = try Model(contentsOf: URL(fileURLWithPath: model), options: RuntimeOptions(environment: environment))
-            var inputs = try Bench.timingInputs(for: m, shapes: inputShapes.parsed(), batch: batch)
+            let m = try timing.load("bench")
+            var inputs = try timing.inputs(for: m)
             if let inputRaw, let first = m.inputs.first, let shape = inputs[first.name]?.shape {
                 guard let data = FileManager.default.contents(atPath: inputRaw),
                       data.count == shape.reduce(4, *) else {
@@ -77,7 +66,7 @@ struct Bench: ParsableCommand {
                 }
             }
             var fields: [(String, String)] = [
-                ("model", "\"\(m.name)\""), ("batch", "\(batch)"), ("threads", "\(threads)"),
+                ("model", "\"\(m.name)\""), ("batch", "\(timing.batch)"), ("threads", "\(timing.threads)"),
                 ("blas_core", "\"\(Model.blasCoreName)\""),
                 ("load_ms", Self.fmt((t1 - t0) * 1e3)), ("first_run_ms", Self.fmt((t2 - t1) * 1e3)),
             ]
@@ -95,7 +84,7 @@ struct Bench: ParsableCommand {
                 fields += [
                     ("runs", "\(times.count)"), ("median_ms", Self.fmt(median * 1e3)),
                     ("min_ms", Self.fmt(times[0] * 1e3)),
-                    ("throughput", Self.fmt(Double(batch) / median)),
+                    ("throughput", Self.fmt(Double(timing.batch) / median)),
                 ]
             }
             fields.append(("peak_rss_mb", Self.fmt(Self.peakRSSMegabytes())))
@@ -120,13 +109,5 @@ struct Bench: ParsableCommand {
             return (Double(String(line.filter(\.isNumber))) ?? 0) / 1024
         }
         return 0
-    }
-
-    /// Random floats in [-1, 1) and zero integers, shaped by `shapes` and `batch` for dynamic
-    /// dims: what bench and profile feed a model.
-    static func timingInputs(for m: Model, shapes: [String: [Int]], batch: Int) throws(DLKitError) -> [String: Tensor] {
-        var inputs = try ModelComparison.randomInputs(for: m.inputs, shapes: shapes, seed: 0, otherDims: batch)
-        for (name, t) in inputs where !t.dtype.isFloatingPoint { inputs[name] = Tensor(zeros: t.dtype, shape: t.shape) }
-        return inputs
     }
 }

@@ -27,3 +27,33 @@ struct InputShapeOptions: ParsableArguments {
         return shapes
     }
 }
+
+/// What bench and profile share: the model, its input shapes, the threads.
+struct TimingOptions: ParsableArguments {
+    @Argument(help: "A model file or folder dlconvert reads.")
+    var model: String
+
+    @Option(help: "Size given to every dynamic input dimension --input-shape does not set.")
+    var batch = 1
+
+    @OptionGroup var inputShapes: InputShapeOptions
+
+    @Option(help: "Threads for GEMM and the runtime's own loops together.")
+    var threads = 1
+
+    /// Sets the process's threads and loads the model with the environment's runtime options.
+    func load(_ command: String) throws(DLKitError) -> Model {
+        guard batch >= 1, threads >= 1 else { throw .invalidArgument("\(command): --batch and --threads must be at least 1") }
+        let environment = ProcessInfo.processInfo.environment
+        Model.setThreadCount(threads, environment: environment)
+        return try Model(contentsOf: URL(fileURLWithPath: model), options: RuntimeOptions(environment: environment))
+    }
+
+    /// Random floats in [-1, 1) and zero integers (a valid index for any embedding or lookup),
+    /// shaped by --input-shape and --batch.
+    func inputs(for m: Model) throws(DLKitError) -> [String: Tensor] {
+        var inputs = try ModelComparison.randomInputs(for: m.inputs, shapes: inputShapes.parsed(), seed: 0, otherDims: batch)
+        for (name, t) in inputs where !t.dtype.isFloatingPoint { inputs[name] = Tensor(zeros: t.dtype, shape: t.shape) }
+        return inputs
+    }
+}

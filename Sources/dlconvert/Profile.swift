@@ -18,16 +18,7 @@ struct Profile: ParsableCommand {
               dlconvert profile model.onnx --json > profile.json
             """)
 
-    @Argument(help: "A model file or folder dlconvert reads.")
-    var model: String
-
-    @Option(help: "Size given to every dynamic input dimension --input-shape does not set.")
-    var batch = 1
-
-    @OptionGroup var inputShapes: InputShapeOptions
-
-    @Option(help: "Threads for GEMM and the runtime's own loops together.")
-    var threads = 1
+    @OptionGroup var timing: TimingOptions
 
     @Option(help: "Profiled runs (node times are their mean).")
     var runs = 10
@@ -46,13 +37,11 @@ struct Profile: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            guard batch >= 1, threads >= 1, runs >= 1, warmup >= 0, top >= 0 else {
-                throw DLKitError.invalidArgument("profile: --batch, --threads, --runs must be at least 1; --warmup, --top at least 0")
+            guard runs >= 1, warmup >= 0, top >= 0 else {
+                throw DLKitError.invalidArgument("profile: --runs must be at least 1; --warmup, --top at least 0")
             }
-            let environment = ProcessInfo.processInfo.environment
-            Model.setThreadCount(threads, environment: environment)
-            let m = try Model(contentsOf: URL(fileURLWithPath: model), options: RuntimeOptions(environment: environment))
-            let inputs = try Bench.timingInputs(for: m, shapes: inputShapes.parsed(), batch: batch)
+            let m = try timing.load("profile")
+            let inputs = try timing.inputs(for: m)
             for _ in 0..<warmup { _ = try m.run(inputs) }
             var profiled: [(start: Double, wall: Double, timings: [NodeTiming])] = []
             let origin = Bench.now()
@@ -73,10 +62,10 @@ struct Profile: ParsableCommand {
             }
             let shapes = m.inputs.compactMap { v in inputs[v.name].map { "\(v.name)=\($0.shape.map(String.init).joined(separator: ","))" } }
             if json {
-                print(report.json(model: m.name, threads: threads, blasCore: Model.blasCoreName, runs: runs,
+                print(report.json(model: m.name, threads: timing.threads, blasCore: Model.blasCoreName, runs: runs,
                                   inputShapes: shapes, wallMilliseconds: wall * 1e3).serialized())
             } else {
-                print(report.text(model: m.name, threads: threads, blasCore: Model.blasCoreName, runs: runs,
+                print(report.text(model: m.name, threads: timing.threads, blasCore: Model.blasCoreName, runs: runs,
                                   inputShapes: shapes, wallMilliseconds: wall * 1e3, top: top))
             }
         }

@@ -14,15 +14,8 @@ public enum FoldConvBias: GraphPass {
     public static func run(_ graph: inout Graph) -> Bool {
         let readers = graph.readerCounts()
         let outputs = Set(graph.outputs.map(\.name))
-        let graphInputs = Set(graph.inputs.map(\.name))
-        var producer: [String: Int] = [:]
-        for (i, n) in graph.nodes.enumerated() {
-            for o in n.outputs where !o.isEmpty { producer[o] = i }
-        }
-        func constant(_ name: String) -> Tensor? {
-            guard !name.isEmpty, !graphInputs.contains(name), let t = graph.initializers[name], t.dtype == .float32 else { return nil }
-            return t
-        }
+        let producer = graph.producers()
+        func constant(_ name: String) -> Tensor? { graph.constantInitializer(name, dtype: .float32) }
         var remove = Set<Int>()
         var changed = false
         for (i, add) in graph.nodes.enumerated() where OpSet.isDefaultDomain(add) && add.opType == "Add" {
@@ -46,7 +39,7 @@ public enum FoldConvBias: GraphPass {
                 }
                 var name = conv.outputs[0] + "_bias"
                 var k = 1
-                while graph.initializers.contains(name) || producer[name] != nil || graphInputs.contains(name) {
+                while graph.initializers.contains(name) || producer[name] != nil || graph.inputs.contains(where: { $0.name == name }) {
                     name = conv.outputs[0] + "_bias\(k)"
                     k += 1
                 }
@@ -75,14 +68,9 @@ public enum FuseHardSwish: GraphPass {
     public static func run(_ graph: inout Graph) -> Bool {
         let readers = graph.readerCounts()
         let outputs = Set(graph.outputs.map(\.name))
-        let graphInputs = Set(graph.inputs.map(\.name))
-        var producer: [String: Int] = [:]
-        for (i, n) in graph.nodes.enumerated() {
-            for o in n.outputs where !o.isEmpty { producer[o] = i }
-        }
+        let producer = graph.producers()
         func scalar(_ name: String) -> Float? {
-            guard !graphInputs.contains(name), let t = graph.initializers[name], t.dtype == .float32,
-                  t.elementCount == 1 else { return nil }
+            guard let t = graph.constantInitializer(name, dtype: .float32), t.elementCount == 1 else { return nil }
             return t.scalars(as: Float.self).first
         }
         /// The node producing `v`, when it is a default-domain `op` whose output only one node reads.

@@ -18,10 +18,9 @@ public enum FuseActivation: GraphPass {
     public static func run(_ graph: inout Graph) -> Bool {
         let readers = graph.readerCounts()
         let outputs = Set(graph.outputs.map(\.name))
-        var producer: [String: Int] = [:]
+        let producer = graph.producers()
         var readersOf: [String: [Int]] = [:]
         for (i, n) in graph.nodes.enumerated() {
-            for o in n.outputs where !o.isEmpty { producer[o] = i }
             for v in Set(n.inputs) where !v.isEmpty { readersOf[v, default: []].append(i) }
         }
         var remove = Set<Int>()
@@ -92,8 +91,7 @@ public enum FusedOps {
             // Bounds as inputs (opset 11+, empty name for none) or attributes (earlier opsets).
             func bound(_ k: Int, attribute: String, default d: Float) -> Float? {
                 if k < act.inputs.count, !act.inputs[k].isEmpty {
-                    guard let t = graph.initializers[act.inputs[k]], t.elementCount == 1,
-                          t.dtype == .float32 else { return nil }
+                    guard let t = graph.constantInitializer(act.inputs[k], dtype: .float32), t.elementCount == 1 else { return nil }
                     return t.scalars(as: Float.self).first
                 }
                 return (try? act.float(attribute, default: d)) ?? nil

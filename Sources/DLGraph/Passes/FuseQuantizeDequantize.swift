@@ -16,15 +16,11 @@ public enum FuseQuantizeDequantize: GraphPass {
     public static func run(_ graph: inout Graph) -> Bool {
         let readers = graph.readerCounts()
         let outputs = Set(graph.outputs.map(\.name))
-        let graphInputs = Set(graph.inputs.map(\.name))
         var readerOf: [String: Int] = [:]
         for (i, n) in graph.nodes.enumerated() {
             for v in n.inputs where !v.isEmpty { readerOf[v] = i }
         }
-        func constant(_ name: String) -> Tensor? {
-            guard !name.isEmpty, !graphInputs.contains(name), let t = graph.initializers[name], t.elementCount == 1 else { return nil }
-            return t
-        }
+        func constant(_ name: String) -> Tensor? { graph.constantInitializer(name).flatMap { $0.elementCount == 1 ? $0 : nil } }
         func plain(_ n: Node) -> Bool {
             n.attributes.allSatisfy { a in a.name == "axis" } && n.inputs.count == 3 && n.outputs.count == 1
         }

@@ -1,3 +1,5 @@
+import DLTensor
+
 /// A rewrite of a graph that keeps what it computes (within float rounding).
 public protocol GraphPass {
     /// A short name for logs and tests.
@@ -104,6 +106,23 @@ extension Graph {
         }
         for o in outputs { c[o.name, default: 0] += 1 }
         return c
+    }
+
+    /// The node index producing each value.
+    func producers() -> [String: Int] {
+        var producer: [String: Int] = [:]
+        for (i, n) in nodes.enumerated() {
+            for o in n.outputs where !o.isEmpty { producer[o] = i }
+        }
+        return producer
+    }
+
+    /// The initializer `name` when no run can override it (it is not also a graph input), of
+    /// `dtype` when one is given: what a pass may treat as a constant.
+    func constantInitializer(_ name: String, dtype: DType? = nil) -> Tensor? {
+        guard !name.isEmpty, !inputs.contains(where: { $0.name == name }), let t = initializers[name],
+              dtype.map({ t.dtype == $0 }) ?? true else { return nil }
+        return t
     }
 
     /// Replaces the nodes at the keys of `replaced`, then drops the nodes at `removed` (offsets
