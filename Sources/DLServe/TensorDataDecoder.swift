@@ -179,16 +179,22 @@ struct DataReader<S: WireScalar> {
                 throw .badRequest("\(label) data mixes numbers and arrays at one level")
             }
             try scalar()
-            skipWhitespace()
-            guard pos < n else { throw unexpected("in an array") }
-            if base[pos] == UInt8(ascii: ",") {
-                pos += 1
-                skipWhitespace()
-                continue
-            }
-            if base[pos] == UInt8(ascii: "]") { pos += 1; return }
-            throw unexpected("in an array, expected ',' or ']'")
+            guard try nextEntry() else { return }
         }
+    }
+
+    /// After an entry: true past a `,` (another entry follows), false past the closing `]`.
+    @inline(__always)
+    private mutating func nextEntry() throws(ServeError) -> Bool {
+        skipWhitespace()
+        guard pos < n else { throw unexpected("in an array") }
+        if base[pos] == UInt8(ascii: ",") {
+            pos += 1
+            skipWhitespace()
+            return true
+        }
+        if base[pos] == UInt8(ascii: "]") { pos += 1; return false }
+        throw unexpected("in an array, expected ',' or ']'")
     }
 
     /// An array at depth `level` of data nested as the shape: `shape[level]` entries, arrays
@@ -213,15 +219,7 @@ struct DataReader<S: WireScalar> {
                 }
                 if isArray { try nested(level: level + 1) } else { try scalar() }
                 length += 1
-                skipWhitespace()
-                guard pos < n else { throw unexpected("in an array") }
-                if base[pos] == UInt8(ascii: ",") {
-                    pos += 1
-                    skipWhitespace()
-                    continue
-                }
-                if base[pos] == UInt8(ascii: "]") { pos += 1; break }
-                throw unexpected("in an array, expected ',' or ']'")
+                guard try nextEntry() else { break }
             }
         }
         guard length == shape[level] else {
