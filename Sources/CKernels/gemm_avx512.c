@@ -43,6 +43,16 @@ static void detect_avx512(void) {
     avx512_state = ok;
 }
 
+int dlk_cpu_vector_level(void) {
+#if DLK_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd")) return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+    return 0;
+}
+
 int dlk_avx512_available(void) {
     pthread_once(&avx512_once, detect_avx512);
     return avx512_state;

@@ -1,3 +1,4 @@
+import CKernels
 import COpenBLAS
 import Dispatch
 #if canImport(Glibc)
@@ -146,6 +147,23 @@ public enum GEMM {
     public static var backendCoreName: String {
         guard let p = openblas_get_corename() else { return "unknown" }
         return String(cString: p)
+    }
+
+    /// The OpenBLAS kernel family this CPU should get when the one OpenBLAS chose is older than
+    /// the CPU (a distribution's OpenBLAS predates the CPU and falls back to its SSE3 `Prescott`
+    /// kernels), or nil when its choice stands. Cores of the AVX2 generation or later are kept:
+    /// OpenBLAS knew the CPU well enough, and an AMD core may be tuned better than a substitute.
+    public static var preferredCoreType: String? {
+        let chosen = backendCoreName.lowercased()
+        let predatesAVX2 = ["prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "sandybridge",
+                            "katmai", "coppermine", "northwood", "banias", "opteron", "barcelona", "bobcat",
+                            "bulldozer", "piledriver", "steamroller", "excavator", "nano", "unknown"]
+        guard predatesAVX2.contains(chosen) else { return nil }
+        switch dlk_cpu_vector_level() {
+        case 2: return "SkylakeX"
+        case 1: return "Haswell"
+        default: return nil
+        }
     }
 
     /// The number of threads OpenBLAS uses for one GEMM (1 unless ``setThreadCount(_:)`` set more).

@@ -6,6 +6,8 @@
 @_exported import struct DLONNX.ONNXWriteReport
 // How a model runs (threads, plans, passes, kernel paths), one value per model.
 @_exported import struct DLRuntime.RuntimeOptions
+// What `Model.profile` reports per node.
+@_exported import struct DLRuntime.NodeTiming
 // How a .tflite output stores its weights (`ConversionOptions.tfliteQuantize`).
 @_exported import enum DLTFLite.TFLiteWriter
 // Hugging Face folders: the tokenizer and what it gives, and the folder's own reader.

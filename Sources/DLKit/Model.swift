@@ -65,17 +65,28 @@ public final class Model: Sendable {
     ///   - outputs: names of the outputs wanted; all when nil.
     /// - Throws: `DLKitError.runtime` naming the input or node at fault.
     public func run(_ inputs: [String: Tensor], outputs: [String]? = nil) throws(DLKitError) -> [String: Tensor] {
-        if hasSymbolicInputs {
-            // Input shapes already found within the budget skip the inference (serving repeats them).
-            let signature = graph.inputs.map { inputs[$0.name]?.shape ?? [-1] }
-            if !checkedShapes.contains(signature) {
-                var types: [String: TensorType] = [:]
-                for v in graph.inputs { if let t = inputs[v.name] { types[v.name] = TensorType(dtype: t.dtype, shape: t.shape) } }
-                do { try graph.checkAllocation(budget: allocationBudget, inputTypes: types) } catch { throw .runtime(.invalidGraph(error)) }
-                checkedShapes.insert(signature)
-            }
-        }
+        try checkShapes(inputs)
         do { return try executor.run(inputs, outputs: outputs) } catch { throw .runtime(error) }
+    }
+
+    /// Runs the model as ``run(_:outputs:)`` does and times every node as it runs (after the
+    /// runtime's fusions, in execution order). The first run with new input shapes also builds
+    /// their plan: profile a warmed-up model for steady-state numbers.
+    public func profile(_ inputs: [String: Tensor], outputs: [String]? = nil) throws(DLKitError) -> (outputs: [String: Tensor], timings: [NodeTiming]) {
+        try checkShapes(inputs)
+        do { return try executor.profile(inputs, outputs: outputs) } catch { throw .runtime(error) }
+    }
+
+    /// Holds symbolic input shapes to the allocation budget (once per new set of shapes).
+    private func checkShapes(_ inputs: [String: Tensor]) throws(DLKitError) {
+        // Input shapes already found within the budget skip the inference (serving repeats them).
+        guard hasSymbolicInputs else { return }
+        let signature = graph.inputs.map { inputs[$0.name]?.shape ?? [-1] }
+        guard !checkedShapes.contains(signature) else { return }
+        var types: [String: TensorType] = [:]
+        for v in graph.inputs { if let t = inputs[v.name] { types[v.name] = TensorType(dtype: t.dtype, shape: t.shape) } }
+        do { try graph.checkAllocation(budget: allocationBudget, inputTypes: types) } catch { throw .runtime(.invalidGraph(error)) }
+        checkedShapes.insert(signature)
     }
 
     /// Reads the graph of an ONNX file, checkpoint, Keras file, TensorFlow SavedModel folder, TF.js

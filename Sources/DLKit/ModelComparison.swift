@@ -21,7 +21,10 @@ public enum ModelComparison {
     /// integers in [0, 10), booleans either way. Dims that are not fixed come from `shapes`.
     /// - Throws: `DLKitError.invalidArgument` naming every input whose shape is unknown or
     ///   whose given shape does not fit the model.
-    public static func randomInputs(for inputs: [ValueInfo], shapes: [String: [Int]], seed: UInt64) throws(DLKitError) -> [String: Tensor] {
+    /// - Parameter otherDims: the size of every dynamic dim `shapes` does not give; nil makes such a
+    ///   dim an error naming the input.
+    public static func randomInputs(for inputs: [ValueInfo], shapes: [String: [Int]], seed: UInt64,
+                                    otherDims: Int? = nil) throws(DLKitError) -> [String: Tensor] {
         var rng = SplitMix64(seed: seed)
         var out: [String: Tensor] = [:]
         var problems: [String] = []
@@ -39,6 +42,8 @@ public enum ModelComparison {
                 shape = given
             } else if let concrete = type.dims?.compactMap(\.value), concrete.count == type.dims?.count {
                 shape = concrete
+            } else if let otherDims, let dims = type.dims {
+                shape = dims.map { $0.value ?? otherDims }
             } else {
                 let example = (type.dims ?? []).map { $0.value.map(String.init) ?? "1" }.joined(separator: ",")
                 problems.append("input '\(v.name)' has dynamic dims \(type); give them with --input-shape \(v.name)=\(example.isEmpty ? "..." : example)")

@@ -92,21 +92,35 @@ public struct Executor: Sendable {
     /// Runs the graph on values that may be sequences or optionals as well as tensors.
     public func runValues(_ inputs: [String: GraphValue], outputs requested: [String]? = nil) throws(RuntimeError) -> [String: GraphValue] {
         // The kernels see this executor's choices for the length of the run, on this thread only.
-        try KernelOptions.with(options.kernelOptions) { () throws(RuntimeError) in try runValuesNow(inputs, outputs: requested) }
+        try KernelOptions.with(options.kernelOptions) { () throws(RuntimeError) in try runValuesNow(inputs, outputs: requested, recorder: nil) }
     }
 
-    private func runValuesNow(_ inputs: [String: GraphValue], outputs requested: [String]?) throws(RuntimeError) -> [String: GraphValue] {
+    /// Runs the graph as ``run(_:outputs:)`` does and times every node. The timings are those of
+    /// the nodes as they run: after the runtime's fusions, in execution order, with a node that
+    /// holds subgraphs (If, Loop, Scan) timed as a whole. Shape-only nodes folded when a plan is
+    /// built take no time in later runs and do not appear.
+    public func profile(_ inputs: [String: Tensor], outputs requested: [String]? = nil) throws(RuntimeError) -> (outputs: [String: Tensor], timings: [NodeTiming]) {
+        let recorder = ProfileRecorder()
+        let values = try KernelOptions.with(options.kernelOptions) { () throws(RuntimeError) in
+            try runValuesNow(inputs.mapValues { GraphValue.tensor($0) }, outputs: requested, recorder: recorder)
+        }
+        var out: [String: Tensor] = [:]
+        for (name, v) in values { if case .tensor(let t) = v { out[name] = t } }
+        return (out, recorder.timings)
+    }
+
+    private func runValuesNow(_ inputs: [String: GraphValue], outputs requested: [String]?, recorder: ProfileRecorder?) throws(RuntimeError) -> [String: GraphValue] {
         try checkInputs(inputs)
         let outputNames = graph.outputs.map(\.name)
         let wanted = requested ?? outputNames
         for w in wanted where !outputNames.contains(w) {
             throw .unknownOutput(name: w, available: outputNames)
         }
-        if let plans, let out = try runPlanned(plans, inputs, wanted: wanted) { return out }
+        if let plans, let out = try runPlanned(plans, inputs, wanted: wanted, recorder: recorder) { return out }
         var values: [String: GraphValue] = [:]
         for (name, t) in graph.initializers { values[name] = .tensor(t) }
         for (name, t) in inputs { values[name] = t }
-        try execute(&values)
+        try execute(&values, recorder: recorder)
         var out: [String: GraphValue] = [:]
         for w in wanted {
             guard let t = values[w] else { throw .unknownOutput(name: w, available: outputNames) }
@@ -117,7 +131,7 @@ public struct Executor: Sendable {
 
     /// Runs through the plan for these input shapes; nil when this run cannot use a plan (an
     /// initializer overridden, a non-tensor input, or a graph the plan builder turned down).
-    private func runPlanned(_ plans: PlanCache, _ inputs: [String: GraphValue], wanted: [String]) throws(RuntimeError) -> [String: GraphValue]? {
+    private func runPlanned(_ plans: PlanCache, _ inputs: [String: GraphValue], wanted: [String], recorder: ProfileRecorder?) throws(RuntimeError) -> [String: GraphValue]? {
         var tensors: [Tensor] = []
         tensors.reserveCapacity(graph.inputs.count)
         for v in graph.inputs {
@@ -125,7 +139,7 @@ public struct Executor: Sendable {
             tensors.append(t)
         }
         guard inputs.count == tensors.count, let plan = plan(plans, for: tensors) else { return nil }
-        let slots = try plan.run(tensors, opset: opset)
+        let slots = try plan.run(tensors, opset: opset, recorder: recorder)
         var out: [String: GraphValue] = [:]
         for w in wanted {
             guard let s = plan.slotOf[w], let t = slots[s] else {
@@ -174,7 +188,7 @@ public struct Executor: Sendable {
         var values = outer
         for (name, t) in graph.initializers { values[name] = .tensor(t) }
         for (info, v) in zip(graph.inputs, inputs) { values[info.name] = v }
-        try execute(&values)
+        try execute(&values, recorder: nil)
         var out: [GraphValue] = []
         for o in graph.outputs {
             guard let v = values[o.name] else {
@@ -185,7 +199,7 @@ public struct Executor: Sendable {
         return out
     }
 
-    private func execute(_ values: inout [String: GraphValue]) throws(RuntimeError) {
+    private func execute(_ values: inout [String: GraphValue], recorder: ProfileRecorder?) throws(RuntimeError) {
         for (i, node) in graph.nodes.enumerated() {
             let args = node.inputs.map { $0.isEmpty ? nil : values[$0] }
             let tensors = args.map { $0?.tensor }
@@ -202,32 +216,39 @@ public struct Executor: Sendable {
                 }
             }
             let results: [GraphValue]
-            if let kernel = OpKernels.valueKernel(for: node) {
-                results = try kernel(ctx)
+            if let recorder {
+                results = try recorder.time(node, shapes: tensors.map { $0?.shape ?? [] }) { () throws(RuntimeError) in try runNode(node, ctx, args) }
             } else {
-                guard let kernel = OpKernels.kernel(for: node) else {
-                    throw .invalidGraph(.unsupportedOps([node.opType: 1]))
-                }
-                for (k, a) in args.enumerated() {
-                    if let a, a.tensor == nil {
-                        throw .unsupported(node: node.displayName, reason: "input \(k) is a \(a.kindName); \(node.opType) takes tensors")
-                    }
-                }
-                let types = tensors.map { $0.map { TensorType(dtype: $0.dtype, shape: $0.shape) } }
-                do {
-                    var typeMap: [String: TensorType] = [:]
-                    var valueMap: [String: Tensor] = [:]
-                    for (name, t, v) in zip3(node.inputs, types, tensors) where !name.isEmpty {
-                        typeMap[name] = t
-                        valueMap[name] = v
-                    }
-                    ctx.outputTypes = try Graph.inferNode(node, types: typeMap, values: valueMap)
-                } catch { throw .node(node.displayName, error) }
-                results = try kernel(ctx).map { .tensor($0) }
+                results = try runNode(node, ctx, args)
             }
             for (name, t) in zip(node.outputs, results) where !name.isEmpty { values[name] = t }
             for v in releaseAfter[i] { values[v] = nil }
         }
+    }
+
+    /// Runs one node of an unplanned run on its arguments.
+    private func runNode(_ node: Node, _ context: KernelContext, _ args: [GraphValue?]) throws(RuntimeError) -> [GraphValue] {
+        if let kernel = OpKernels.valueKernel(for: node) { return try kernel(context) }
+        guard let kernel = OpKernels.kernel(for: node) else {
+            throw .invalidGraph(.unsupportedOps([node.opType: 1]))
+        }
+        for (k, a) in args.enumerated() {
+            if let a, a.tensor == nil {
+                throw .unsupported(node: node.displayName, reason: "input \(k) is a \(a.kindName); \(node.opType) takes tensors")
+            }
+        }
+        var ctx = context
+        let tensors = ctx.inputs
+        do {
+            var typeMap: [String: TensorType] = [:]
+            var valueMap: [String: Tensor] = [:]
+            for (name, t) in zip(node.inputs, tensors) where !name.isEmpty {
+                typeMap[name] = t.map { TensorType(dtype: $0.dtype, shape: $0.shape) }
+                valueMap[name] = t
+            }
+            ctx.outputTypes = try Graph.inferNode(node, types: typeMap, values: valueMap)
+        } catch { throw .node(node.displayName, error) }
+        return try kernel(ctx).map { .tensor($0) }
     }
 
     /// Checks names, types and fixed dims of the inputs. A symbolic dim name is a hint, not a
@@ -265,8 +286,4 @@ public struct Executor: Sendable {
             }
         }
     }
-}
-
-func zip3<A, B, C>(_ a: [A], _ b: [B], _ c: [C]) -> [(A, B, C)] {
-    (0..<min(a.count, b.count, c.count)).map { (a[$0], b[$0], c[$0]) }
 }

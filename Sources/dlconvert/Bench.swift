@@ -7,8 +7,8 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time inference of a model in-process: median latency, throughput, peak memory.",
         discussion: """
-            Inputs are random float32 (integer inputs get zeros), with every symbolic dimension
-            set to --batch. Warm-up runs come first, then timed runs until --seconds pass (at least
+            Inputs are random (floats in [-1, 1), integers in [0, 10)); dynamic dimensions come from
+            --input-shape, and those it does not give are set to --batch. Warm-up runs come first, then timed runs until --seconds pass (at least
             --min-runs). --cold loads, runs once, prints the load and first-run times and exits,
             for measuring process start to first answer.
             """)
@@ -16,8 +16,10 @@ struct Bench: ParsableCommand {
     @Argument(help: "An ONNX model or DLKit checkpoint.")
     var model: String
 
-    @Option(help: "Size given to every symbolic input dimension.")
+    @Option(help: "Size given to every dynamic input dimension --input-shape does not set.")
     var batch = 1
+
+    @OptionGroup var inputShapes: InputShapeOptions
 
     @Option(help: "Threads for GEMM and the runtime's own loops together.")
     var threads = 1
@@ -52,7 +54,7 @@ struct Bench: ParsableCommand {
             Model.setThreadCount(threads, environment: environment)
             let t0 = Self.now()
             let m = try Model(contentsOf: URL(fileURLWithPath: model), options: RuntimeOptions(environment: environment))
-            var inputs = try Self.randomInputs(for: m, batch: batch)
+            var inputs = try ModelComparison.randomInputs(for: m.inputs, shapes: inputShapes.parsed(), seed: 0, otherDims: batch)
             if let inputRaw, let first = m.inputs.first, let shape = inputs[first.name]?.shape {
                 guard let data = FileManager.default.contents(atPath: inputRaw),
                       data.count == shape.reduce(4, *) else {
@@ -117,24 +119,5 @@ struct Bench: ParsableCommand {
             return (Double(String(line.filter(\.isNumber))) ?? 0) / 1024
         }
         return 0
-    }
-
-    /// Random float inputs (zeros for other dtypes), symbolic dims set to `batch`.
-    static func randomInputs(for m: Model, batch: Int) throws(DLKitError) -> [String: Tensor] {
-        var out: [String: Tensor] = [:]
-        var rng = SystemRandomNumberGenerator()
-        for info in m.inputs {
-            guard let type = info.type, let dims = type.dims else {
-                throw DLKitError.invalidArgument("bench: input '\(info.name)' has no declared shape")
-            }
-            let shape = dims.map { $0.value ?? batch }
-            let count = shape.reduce(1, *)
-            if type.dtype == .float32 {
-                out[info.name] = Tensor(shape: shape, scalars: (0..<count).map { _ in Float.random(in: -1...1, using: &rng) })
-            } else {
-                out[info.name] = Tensor(zeros: type.dtype, shape: shape)
-            }
-        }
-        return out
     }
 }

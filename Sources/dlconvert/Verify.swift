@@ -27,8 +27,7 @@ struct Verify: ParsableCommand {
     @Option(help: "Absolute tolerance.")
     var atol = 1e-5
 
-    @Option(name: .customLong("input-shape"), help: ArgumentHelp("Shape of an input with dynamic dims, e.g. x=1,3,224,224 (repeatable).", valueName: "NAME=DIMS"))
-    var inputShapes: [String] = []
+    @OptionGroup var inputShapes: InputShapeOptions
 
     @Option(help: "Seed of the random inputs.")
     var seed: UInt64 = 0
@@ -38,17 +37,7 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            var shapes: [String: [Int]] = [:]
-            for spec in inputShapes {
-                guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex else {
-                    throw DLKitError.invalidArgument("--input-shape '\(spec)' is not NAME=DIMS (e.g. x=1,3,224,224)")
-                }
-                let dims = spec[spec.index(after: eq)...].split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-                guard !dims.contains(nil), dims.allSatisfy({ $0! >= 0 }) else {
-                    throw DLKitError.invalidArgument("--input-shape '\(spec)': dims must be non-negative integers separated by commas")
-                }
-                shapes[String(spec[..<eq])] = dims.compactMap { $0 }
-            }
+            let shapes = try inputShapes.parsed()
             let options = RuntimeOptions(environment: ProcessInfo.processInfo.environment)
             let a = try Model(contentsOf: URL(fileURLWithPath: first), options: options)
             let b = try Model(contentsOf: URL(fileURLWithPath: second), options: options)

@@ -38,7 +38,7 @@ struct DLConvert: ParsableCommand {
               dlconvert model.onnx model.xml         # -> IR v11 (model.xml + model.bin), f32 weights
               dlconvert model.onnx model.xml --compress-to-fp16
             """,
-        subcommands: [Convert.self, Inspect.self, Verify.self, Bench.self, Tokenize.self, Generate.self],
+        subcommands: [Convert.self, Inspect.self, Verify.self, Bench.self, Profile.self, Tokenize.self, Generate.self],
         defaultSubcommand: Convert.self)
 }
 
@@ -118,7 +118,7 @@ func reportingErrors(_ body: () throws -> Void) throws {
 
 // Keras (HDF5) inputs are read in a child process of this executable (KerasIsolation): libhdf5
 // may crash on a hostile file, and then only the child dies.
-KerasIsolation.setUpForCommandLine()
+CommandLineTool.setUp()
 DLConvert.main()
 
 /// The `--quantize` choice. - Throws: a DLKit error naming the accepted values.

@@ -53,7 +53,7 @@ let usage = """
 
 // Keras (HDF5) models are read in a child process of this executable (KerasIsolation): libhdf5
 // may crash on a hostile file, and then only the child dies.
-KerasIsolation.setUpForCommandLine()
+CommandLineTool.setUp()
 
 func log(_ s: String) { FileHandle.standardError.write(Data("dlserve: \(s)\n".utf8)) }
 

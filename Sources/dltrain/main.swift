@@ -476,5 +476,5 @@ struct DLTrainError: Error {
 
 // Keras (HDF5) inputs are read in a child process of this executable (KerasIsolation): libhdf5
 // may crash on a hostile file, and then only the child dies.
-KerasIsolation.setUpForCommandLine()
+CommandLineTool.setUp()
 DLTrain.main()

@@ -13,6 +13,9 @@
 /// 1 when the AVX-512 kernels may run: the CPU and the OS support AVX-512F/DQ/VL, and the
 /// environment does not say `DLKIT_AVX512=0`. Read once.
 int dlk_avx512_available(void);
+/// What the CPU itself offers, whatever DLKIT_AVX512 says: 2 for AVX-512 (F, CD, BW, DQ, VL: the
+/// SkylakeX level), 1 for AVX2 with FMA, 0 for less or another architecture.
+int dlk_cpu_vector_level(void);
 
 /// Columns per panel of a packed B matrix.
 #define DLK_PANEL 32

@@ -243,13 +243,13 @@ final class ExecutionPlan: Sendable {
     }
 
     /// Runs the steps on `inputs` (graph input order) and returns the slots afterwards.
-    func run(_ inputs: [Tensor], opset: Int?) throws(RuntimeError) -> [Tensor?] {
+    func run(_ inputs: [Tensor], opset: Int?, recorder: ProfileRecorder? = nil) throws(RuntimeError) -> [Tensor?] {
         var stats = RunStats()
-        return try run(inputs, opset: opset, stats: &stats, track: false)
+        return try run(inputs, opset: opset, stats: &stats, track: false, recorder: recorder)
     }
 
     /// ``run(_:opset:)``, counting in `stats` what the run allocated when `track` is set.
-    func run(_ inputs: [Tensor], opset: Int?, stats: inout RunStats, track: Bool) throws(RuntimeError) -> [Tensor?] {
+    func run(_ inputs: [Tensor], opset: Int?, stats: inout RunStats, track: Bool, recorder: ProfileRecorder? = nil) throws(RuntimeError) -> [Tensor?] {
         let pool = pools.checkOut()
         defer { pools.checkIn(pool) }
         pool.resetCounters()
@@ -258,7 +258,16 @@ final class ExecutionPlan: Sendable {
         for (s, t) in zip(inputSlots, inputs) { slots[s] = t }
         for step in steps {
             pool.beginStep()
-            var results = try execute(step, &slots, pool: pool, opset: opset, stats: &stats, track: track)
+            var results: [Tensor]
+            if let recorder {
+                // Shapes only: holding the inputs would make them look shared to the in-place check.
+                let shapes = step.inputs.map { $0 < 0 ? [] : slots[$0]?.shape ?? [] }
+                results = try recorder.time(step.node, shapes: shapes) { () throws(RuntimeError) in
+                    try execute(step, &slots, pool: pool, opset: opset, stats: &stats, track: track)
+                }
+            } else {
+                results = try execute(step, &slots, pool: pool, opset: opset, stats: &stats, track: track)
+            }
             for i in results.indices {
                 if i < step.outputs.count, step.outputs[i] >= 0 {
                     slots[step.outputs[i]] = results[i]
