@@ -1,6 +1,6 @@
 """The pass/fail bookkeeping shared by the peer-check scripts (peer_checks.py, serve_checks.py,
-hf_checks.py, openvino_checks.py): run one check, print "ok NAME" or "FAIL NAME: why", count it and
-keep going, then one summary line and the exit code."""
+hf_checks.py, hf_serve_checks.py, openvino_checks.py): run one check, print "ok NAME" or "FAIL NAME: why",
+count it and keep going, then one summary line and the exit code."""
 
 passed, failed = 0, 0
 

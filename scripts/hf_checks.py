@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checks  # noqa: E402  (check() and the pass/fail counts)
 import peer_checks as pc  # noqa: E402  (run helpers, ROOT, BIN)
 
-FOLDERS = ["bert", "roberta", "distilbert", "gpt2", "llama", "qwen2"]
+FOLDERS = ["bert", "roberta", "distilbert", "electra", "gpt2", "llama", "qwen2"]
 LINES = [
     "Hello world!", "Café naïve résumé façade jalapeño", "ÉCOLE Élève Ça Über straße", "日本語のテキスト 中文文本 한국어",
     "Emoji 😀🎉 and 👍🏽 thumbs 👨‍👩‍👧", "  leading and trailing  ", "tabs\tinside\ttext", "double  spaces   and    more",
@@ -71,11 +71,14 @@ def onnx_matches(folder, tmp, name, feeds, want):
 
 
 def ort_feeds(sess, feeds, batch):
-    """`feeds`, and an empty KV cache ([batch, heads, 0, dim]) for a decoder's past_key_values inputs."""
+    """`feeds`, and an empty KV cache ([batch, heads, 0, dim]) for a decoder's past_key_values inputs;
+    position_ids 0, 1, ... (what transformers' forward uses by default) when `feeds` has none."""
     out = {}
     for i in sess.get_inputs():
         if i.name.startswith("past_key_values."):
             out[i.name] = np.zeros((batch, i.shape[1], 0, i.shape[3]), dtype=np.float32)
+        elif i.name == "position_ids" and i.name not in feeds:
+            out[i.name] = np.broadcast_to(np.arange(feeds["input_ids"].shape[1], dtype=np.int64), feeds["input_ids"].shape).copy()
         else:
             out[i.name] = feeds[i.name]
     return out
@@ -93,11 +96,56 @@ def ort_greedy(path, prompt, steps):
         tok = int(np.argmax(r["logits"][0, -1]))
         new.append(tok)
         total = feeds["attention_mask"].shape[1] + 1
-        feeds = {"input_ids": np.array([[tok]], dtype=np.int64), "attention_mask": np.ones((1, total), dtype=np.int64)}
+        feeds = {"input_ids": np.array([[tok]], dtype=np.int64), "attention_mask": np.ones((1, total), dtype=np.int64),
+                 "position_ids": np.array([[total - 1]], dtype=np.int64)}
         for k, v in r.items():
             if k.startswith("present."):
                 feeds["past_key_values." + k[len("present."):]] = v
     return new
+
+
+def ort_left_padded_greedy(path, folder, prompts, steps):
+    """Batched greedy generation in ONNX Runtime over the exported KV cache, prompts padded on the
+    left and position_ids = cumsum(mask) - 1, against transformers' generate on the same batch.
+    Each row is compared up to its first eos (transformers pads a row after it)."""
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoModelForCausalLM
+    tok = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    rows = [tok.encode(p).ids for p in prompts]
+    n = max(len(r) for r in rows)
+    ids = np.zeros((len(rows), n), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for i, r in enumerate(rows):
+        ids[i, n - len(r):], mask[i, n - len(r):] = r, 1
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    with torch.no_grad():
+        out = model.generate(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), max_new_tokens=steps,
+                             do_sample=False, pad_token_id=0)
+    want = out[:, n:].numpy()
+    eos = model.generation_config.eos_token_id
+    eos = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    outs = [o.name for o in sess.get_outputs()]
+    pos = np.where(mask == 1, np.cumsum(mask, axis=1) - 1, 1)
+    feeds = ort_feeds(sess, {"input_ids": ids, "attention_mask": mask, "position_ids": pos}, len(rows))
+    got = []
+    for _ in range(steps):
+        r = dict(zip(outs, sess.run(None, feeds)))
+        new = r["logits"][:, -1].argmax(-1).astype(np.int64)
+        got.append(new)
+        mask = np.concatenate([mask, np.ones((len(rows), 1), dtype=np.int64)], axis=1)
+        feeds = {"input_ids": new[:, None], "attention_mask": mask, "position_ids": mask.sum(1, keepdims=True) - 1}
+        for k, v in r.items():
+            if k.startswith("present."):
+                feeds["past_key_values." + k[len("present."):]] = v
+    got = np.stack(got, axis=1)
+    for i in range(len(rows)):
+        w = list(want[i])
+        end = next((j + 1 for j, t in enumerate(w) if t in eos), len(w))
+        if list(got[i, :end]) != w[:end]:
+            raise AssertionError(f"row {i}: {list(got[i, :end])} != {w[:end]}")
 
 
 def tokenize_matches(folder, lines):
@@ -172,6 +220,9 @@ def main():
                 if got != gen["generated_ids"]:
                     raise AssertionError(f"{got} != {gen['generated_ids']}")
             checks.check(f"hf {name}: the exported KV cache generates transformers' greedy tokens in ONNX Runtime", generate_ort)
+            checks.check(f"hf {name}: the exported KV cache with position_ids generates a left-padded batch as transformers' generate does",
+                     lambda: ort_left_padded_greedy(os.path.join(tmp, f"{name}.onnx"), folder,
+                                                    [gen["prompt"], "a", "Café naïve résumé façade"], len(gen["generated_ids"])))
     checks.check("hf unigram: dlconvert tokenize gives the tokenizers library's ids (padded, truncated)",
              lambda: tokenize_matches(os.path.join(fx, "unigram"), LINES))
 

@@ -109,6 +109,7 @@ def main():
     torch_checks(tmp)
     keras_checks(tmp)
     training_checks(tmp)
+    tensorflow_checks(tmp)
 
     return checks.summary("peer-checks")
 
@@ -480,6 +481,28 @@ def training_checks(tmp):
         for kind in ["sgd", "rmsprop", "adam", "adamw"]:
             check(f"training: {model} {kind}: dltrain 20 steps, handed to torch by --optimizer-out, 20 more match torch",
                   lambda model=model, kind=kind: hand_back(model, kind))
+
+
+# ---------------------------------------------------------------------------------------------
+# TensorFlow (issue 22): SavedModels with TF1 while_loop frames, TF1 partitioned variables and TF2
+# While/If, converted to ONNX, pass onnx.checker and give TensorFlow's outputs in ONNX Runtime
+# (fixtures/tensorflow/NAME.expected.safetensors, written by TensorFlow 2.21).
+# ---------------------------------------------------------------------------------------------
+def tensorflow_checks(tmp):
+    for name in ["tf1_loop", "tf1_partitioned", "control"]:
+        def onnx_runs(name=name):
+            out = os.path.join(tmp, f"tf_{name}.onnx")
+            run(os.path.join(BIN, "dlconvert"), os.path.join(ROOT, "fixtures", "tensorflow", name), out)
+            onnx.checker.check_model(onnx.load(out), full_check=True)
+            io = load_file(os.path.join(ROOT, "fixtures", "tensorflow", f"{name}.expected.safetensors"))
+            ins = {k[6:]: v for k, v in io.items() if k.startswith("input:")}
+            sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+            names = [o.name for o in sess.get_outputs()]
+            for n, got in zip(names, sess.run(names, ins)):
+                want = io[f"output:{n}"]
+                if got.shape != want.shape or not np.allclose(got, want, rtol=1e-4, atol=1e-5):
+                    raise AssertionError(f"{n}: max abs diff {np.abs(got - want).max() if got.shape == want.shape else got.shape}")
+        check(f"tensorflow: {name} SavedModel -> ONNX passes onnx.checker, ONNX Runtime gives TensorFlow's outputs", onnx_runs)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,19 @@ nonisolated(unsafe) private var server: InferenceServer? = {
     }
 }()
 
-/// libFuzzer entry: one dlserve request line -> scanner -> tensor decoder -> run -> answer.
-/// Also feeds the bytes to the strict JSON parser.
+/// A Hugging Face folder with its tokenizer (BYTES `text` inputs, path from
+/// DLKIT_FUZZ_TEXT_MODEL, else fixtures/hf/bert); nil when it does not load.
+nonisolated(unsafe) private var textServer: InferenceServer? = {
+    let path = ProcessInfo.processInfo.environment["DLKIT_FUZZ_TEXT_MODEL"] ?? "fixtures/hf/bert"
+    guard let model = try? Model(contentsOf: URL(fileURLWithPath: path)), let text = try? TextSupport.load(path: path) else {
+        FileHandle.standardError.write("fuzz-serve: no text model at \(path); BYTES text requests are not fuzzed\n".data(using: .utf8)!)
+        return nil
+    }
+    return try? InferenceServer(models: [model], limits: ServeLimits(maxElements: 1 << 16), text: [text])
+}()
+
+/// libFuzzer entry: one dlserve request line -> scanner -> tensor decoder -> run -> answer, for
+/// the MLP and for the text model. Also feeds the bytes to the strict JSON parser.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzServe(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     guard let data, let server else { return 0 }
@@ -28,9 +39,11 @@ public func fuzzServe(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     line.withUnsafeBytes { b in
         let body = UnsafeRawBufferPointer(rebasing: b.dropLast())
         _ = try? JSONParser.parse(body)
-        let job = server.prepare(line: body)
-        var out: [UInt8] = []
-        for o in server.run([job]) { server.encode(o, into: &out) }
+        for server in [server, textServer].compactMap({ $0 }) {
+            let job = server.prepare(line: body)
+            var out: [UInt8] = []
+            for o in server.run([job]) { server.encode(o, into: &out) }
+        }
     }
     return 0
 }

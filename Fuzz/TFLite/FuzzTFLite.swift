@@ -3,12 +3,16 @@ import DLTFLite
 import FuzzSupport
 
 /// libFuzzer entry: .tflite bytes -> FlatBuffer structure and schema checks -> IR graph -> types
-/// inferred. Every offset, vtable and vector must be bounded: errors, never crashes.
+/// inferred -> the allocation budget. Every offset, vtable and vector must be bounded: errors,
+/// never crashes. The import and the graph's peak are held to 64 MiB, as fuzz-onnx-attributes'
+/// plans are: a few bytes of sparsity metadata can describe a dense weight of gigabytes.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTFLite(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    let budget = 1 << 26
     guard let data, let path = FuzzSupport.scratchFile(UnsafeRawBufferPointer(start: data, count: size), suffix: ".tflite") else { return 0 }
-    guard let model = try? TFLiteModel(path: path), let graph = try? TFLiteImporter.graph(from: model) else { return 0 }
+    guard let model = try? TFLiteModel(path: path), let graph = try? TFLiteImporter.graph(from: model, allocationBudget: budget) else { return 0 }
     _ = try? graph.inferTypes()
+    _ = try? graph.checkAllocation(budget: budget)
     for (_, t) in graph.initializers { t.withUnsafeBytes { b in _ = b.last } }
     return 0
 }

@@ -139,13 +139,8 @@ DLK_CNN_INLINE DLK_CNN_TARGET void narrow_block(const int MR, const int NB, int 
         for (int j = 0; j < NB; j++) {
             float v = e->alpha * _mm512_reduce_add_ps(acc[i][j]);
             if (e->col_bias) v += e->col_bias[col0 + j];
-            switch (e->activation) {
-            case DLK_ACT_RELU: v = v > 0.0f ? v : 0.0f; break;
-            case DLK_ACT_LEAKY_RELU: v = v < 0.0f ? v * e->act_a : v; break;
-            case DLK_ACT_CLIP: v = v < e->act_a ? e->act_a : v > e->act_b ? e->act_b : v; break;
-            default: break;
-            }
-            c[(size_t)i * ldc + j] = v;
+            c[(size_t)i * ldc + j] = e->activation == DLK_ACT_NONE ? v
+                : _mm512_cvtss_f32(dlk_activate16(_mm512_set1_ps(v), e->activation, e->act_a, e->act_b));
         }
     }
 }
@@ -188,15 +183,7 @@ DLK_CNN_TARGET int dlk_sgemm_nt_narrow(int m, int n, int k, const float *a, long
 
 
 DLK_CNN_INLINE DLK_CNN_TARGET __m512 cnn_activate(__m512 v, const dlk_epilogue *e) {
-    switch (e->activation) {
-    case DLK_ACT_RELU: return _mm512_max_ps(v, _mm512_setzero_ps());
-    case DLK_ACT_LEAKY_RELU: {
-        __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
-        return _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(e->act_a));
-    }
-    case DLK_ACT_CLIP: return _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(e->act_a)), _mm512_set1_ps(e->act_b));
-    default: return v;
-    }
+    return dlk_activate16(v, e->activation, e->act_a, e->act_b);
 }
 
 /// Transformed inputs of one segment (up to 16 tiles of tile row ty from tile tx0) for every
@@ -510,6 +497,72 @@ int dlk_conv3x3_wino(const float *x, int cin, int hp, int wp, int hout, int wout
                      const float *u, int m, float *y, long y_stride, const dlk_epilogue *e) {
     (void)x; (void)cin; (void)hp; (void)wp; (void)hout; (void)wout; (void)t0; (void)t1; (void)u; (void)m;
     (void)y; (void)y_stride; (void)e;
+    return -1;
+}
+
+#endif
+
+// MARK: Depthwise convolution
+
+#if DLK_CNN_X86
+
+DLK_CNN_TARGET int dlk_depthwise_conv2d(const float *x, int channels, int h, int w, const float *wt, int kh, int kw,
+                                        int sh, int sw, int pt, int pl, int dh, int dw, int oh, int ow,
+                                        const float *bias, int activation, float a, float b, long p0, long p1, float *y) {
+    if (!dlk_avx512_available()) return -1;
+    if (p1 <= p0 || oh <= 0 || ow <= 0) return 0;
+    // The plane zero-padded so every tap of every output reads inside it; rows of stride wp, and
+    // 32 floats of slack after the last row for the stride-2 loads of a row's tail.
+    long hp = (long)(oh - 1) * sh + (long)(kh - 1) * dh + 1, wp = (long)(ow - 1) * sw + (long)(kw - 1) * dw + 1;
+    if (hp < pt + h) hp = pt + h;
+    if (wp < pl + w) wp = pl + w;
+    float *pad = dlk_scratch(DLK_SCRATCH_DEPTHWISE, (size_t)(hp * wp + 64) * sizeof(float));
+    if (!pad) return -1;
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i gstep = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(sw));
+    memset(pad, 0, (size_t)(hp * wp + 64) * sizeof(float));
+    for (long p = p0; p < p1; p++) {
+        const int c = (int)(p % channels);
+        const float *src = x + (size_t)p * h * w;
+        for (int r = 0; r < h; r++) memcpy(pad + (size_t)(r + pt) * wp + pl, src + (size_t)r * w, (size_t)w * sizeof(float));
+        const float *f = wt + (size_t)c * kh * kw;
+        const __m512 vb = _mm512_set1_ps(bias ? bias[c] : 0.0f);
+        float *dst = y + (size_t)p * oh * ow;
+        for (int oy = 0; oy < oh; oy++) {
+            for (int ox = 0; ox < ow; ox += 16) {
+                const __mmask16 mk = dlk_lanes16(ow - ox);
+                __m512 acc = vb;
+                for (int ky = 0; ky < kh; ky++) {
+                    const float *row = pad + (size_t)(oy * sh + ky * dh) * wp + (size_t)ox * sw;
+                    for (int kx = 0; kx < kw; kx++) {
+                        const float *q = row + kx * dw;
+                        __m512 v;
+                        if (sw == 1) {
+                            v = _mm512_maskz_loadu_ps(mk, q);
+                        } else if (sw == 2) {
+                            v = _mm512_permutex2var_ps(_mm512_loadu_ps(q), even, _mm512_loadu_ps(q + 16));
+                        } else {
+                            v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, gstep, q, 4);
+                        }
+                        acc = _mm512_fmadd_ps(v, _mm512_set1_ps(f[ky * kw + kx]), acc);
+                    }
+                }
+                _mm512_mask_storeu_ps(dst + (size_t)oy * ow + ox, mk, dlk_activate16(acc, activation, a, b));
+            }
+        }
+        // Only the interior was written: the padding stays zero for the next plane.
+    }
+    return 0;
+}
+
+#else
+
+int dlk_depthwise_conv2d(const float *x, int channels, int h, int w, const float *wt, int kh, int kw,
+                         int sh, int sw, int pt, int pl, int dh, int dw, int oh, int ow,
+                         const float *bias, int activation, float a, float b, long p0, long p1, float *y) {
+    (void)x; (void)channels; (void)h; (void)w; (void)wt; (void)kh; (void)kw; (void)sh; (void)sw; (void)pt; (void)pl;
+    (void)dh; (void)dw; (void)oh; (void)ow; (void)bias; (void)activation; (void)a; (void)b; (void)p0; (void)p1; (void)y;
     return -1;
 }
 

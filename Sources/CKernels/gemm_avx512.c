@@ -157,18 +157,7 @@ void dlk_pack_a(int m, int k, const float *a, float *out) { pack_a_chunk(m, 0, k
 
 
 DLK_INLINE DLK_TARGET __m512 activate(__m512 v, const dlk_epilogue *e) {
-    switch (e->activation) {
-    case DLK_ACT_RELU:
-        return _mm512_max_ps(v, _mm512_setzero_ps());
-    case DLK_ACT_LEAKY_RELU: {
-        __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
-        return _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(e->act_a));
-    }
-    case DLK_ACT_CLIP:
-        return _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(e->act_a)), _mm512_set1_ps(e->act_b));
-    default:
-        return v;
-    }
+    return dlk_activate16(v, e->activation, e->act_a, e->act_b);
 }
 
 /// The shared micro-kernel. `mr` and `gather` are constants at every call site, so each

@@ -77,4 +77,32 @@ DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_tanh16(__m512 x) {
     return _mm512_mask_blend_ps(useLarge, small, large);
 }
 
+
+/// The DLK_ACT_* activation (see ckernels.h) of 16 floats, `a` and `b` its parameters. NaN stays
+/// NaN: the max/min below return their second operand, x, when it is NaN.
+DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_activate16(__m512 v, int activation, float a, float b) {
+    switch (activation) {
+    case 1: // DLK_ACT_RELU
+        return _mm512_max_ps(_mm512_setzero_ps(), v);
+    case 2: { // DLK_ACT_LEAKY_RELU
+        __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+        return _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(a));
+    }
+    case 3: // DLK_ACT_CLIP
+        return _mm512_min_ps(_mm512_set1_ps(b), _mm512_max_ps(_mm512_set1_ps(a), v));
+    case 4: // DLK_ACT_SIGMOID
+        return dlk_sigmoid16(v);
+    case 5: // DLK_ACT_SILU
+        return _mm512_mul_ps(v, dlk_sigmoid16(v));
+    case 6: // DLK_ACT_HARD_SIGMOID
+        return _mm512_min_ps(_mm512_set1_ps(1.0f),
+                             _mm512_max_ps(_mm512_setzero_ps(), _mm512_fmadd_ps(v, _mm512_set1_ps(a), _mm512_set1_ps(b))));
+    case 7: // DLK_ACT_HARD_SWISH
+        return _mm512_mul_ps(v, _mm512_min_ps(_mm512_set1_ps(1.0f),
+                             _mm512_max_ps(_mm512_setzero_ps(), _mm512_fmadd_ps(v, _mm512_set1_ps(1.0f / 6.0f), _mm512_set1_ps(0.5f)))));
+    default:
+        return v;
+    }
+}
+
 #endif

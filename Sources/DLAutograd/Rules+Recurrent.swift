@@ -1,4 +1,5 @@
 import DLGraph
+import DLKernels
 import DLTensor
 import Foundation
 
@@ -49,9 +50,28 @@ extension Rules {
         return out
     }
 
+    /// `c[cOff...] (+)= op(a) · op(b)` on row-major arrays (`m × n` result, inner size `k`), through
+    /// OpenBLAS; `accumulate` adds to what `c` holds.
+    static func gemm(_ a: [Float], _ aOff: Int, transA: Bool, _ b: [Float], _ bOff: Int, transB: Bool,
+                     m: Int, n: Int, k: Int, into c: inout [Float], _ cOff: Int, accumulate: Bool) {
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                c.withUnsafeMutableBufferPointer { pc in
+                    guard let ba = pa.baseAddress, let bb = pb.baseAddress, let bc = pc.baseAddress else { return }
+                    GEMM.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: ba + aOff, lda: transA ? m : k,
+                               b: bb + bOff, ldb: transB ? k : n, beta: accumulate ? 1 : 0, c: bc + cOff, ldc: n)
+                }
+            }
+        }
+    }
+
+    /// Backpropagation through time with the products as GEMMs: the input projections of all
+    /// steps at once (forward), the recurrent product per step, and the weight and input
+    /// gradients from the gate gradients of all steps at once (backward).
     static let lstm: GradientRule = { c throws(AutogradError) in
         let sh = try rnnShape(c, gates: 4)
         let (T, N, I, H) = (sh.seq, sh.batch, sh.input, sh.hidden)
+        let G = 4 * H
         let x = Ops.floats(try c.input(0)), w = Ops.floats(try c.input(1)), r = Ops.floats(try c.input(2))
         let bias = c.inputs.count > 3 ? c.inputs[3].map(Ops.floats) : nil
         let h0 = c.inputs.count > 5 ? c.inputs[5].map(Ops.floats) : nil
@@ -63,72 +83,77 @@ extension Rules {
         for d in 0..<sh.dirs {
             let reverse = sh.reverseOnly || d == 1
             let order = reverse ? Array((0..<T).reversed()) : Array(0..<T)
-            let wOff = d * 4 * H * I, rOff = d * 4 * H * H
-            // Forward, keeping gates (i, o, f, c~) and states per step.
-            var hs = [[Float]](), cs = [[Float]](), gates = [[Float]]()
-            var hPrev = h0.map { Array($0[(d * N * H)..<((d + 1) * N * H)]) } ?? [Float](repeating: 0, count: N * H)
-            var cPrev = c0.map { Array($0[(d * N * H)..<((d + 1) * N * H)]) } ?? [Float](repeating: 0, count: N * H)
-            hs.append(hPrev); cs.append(cPrev)
-            for t in order {
-                let xw = timesRowsT(x[(t * N * I)..<((t + 1) * N * I)], batch: N, k: I, w, mOffset: wOff, rows: 4 * H)
-                let hr = timesRowsT(hPrev[...], batch: N, k: H, r, mOffset: rOff, rows: 4 * H)
-                var g = [Float](repeating: 0, count: N * 4 * H)
-                var hNew = [Float](repeating: 0, count: N * H), cNew = hNew
+            let wOff = d * G * I, rOff = d * G * H
+            // The inputs in processing order, and their projections X·Wᵀ for every step.
+            var xs = [Float](repeating: 0, count: T * N * I)
+            for (step, t) in order.enumerated() {
+                for q in 0..<(N * I) { xs[step * N * I + q] = x[t * N * I + q] }
+            }
+            var gates = [Float](repeating: 0, count: T * N * G)
+            gemm(xs, 0, transA: false, w, wOff, transB: true, m: T * N, n: G, k: I, into: &gates, 0, accumulate: false)
+            // Forward, keeping gates (i, o, f, c~) and states per step: hs/cs row `step` is the
+            // state before that step, row T the last.
+            var hs = [Float](repeating: 0, count: (T + 1) * N * H), cs = hs
+            for k in 0..<(N * H) {
+                hs[k] = h0?[d * N * H + k] ?? 0
+                cs[k] = c0?[d * N * H + k] ?? 0
+            }
+            for step in 0..<T {
+                let g0 = step * N * G
+                gemm(hs, step * N * H, transA: false, r, rOff, transB: true, m: N, n: G, k: H, into: &gates, g0, accumulate: true)
                 for b in 0..<N {
-                    for j in 0..<(4 * H) {
-                        var v = xw[b * 4 * H + j] + hr[b * 4 * H + j]
-                        if let bias { v += bias[d * 8 * H + j] + bias[d * 8 * H + 4 * H + j] }
-                        g[b * 4 * H + j] = j >= 3 * H ? Foundation.tanh(v) : sigmoid(v)
+                    for j in 0..<G {
+                        var v = gates[g0 + b * G + j]
+                        if let bias { v += bias[d * 8 * H + j] + bias[d * 8 * H + G + j] }
+                        gates[g0 + b * G + j] = j >= 3 * H ? Foundation.tanh(v) : sigmoid(v)
                     }
                     for k in 0..<H {
-                        let i = g[b * 4 * H + k], o = g[b * 4 * H + H + k], f = g[b * 4 * H + 2 * H + k], cc = g[b * 4 * H + 3 * H + k]
-                        let cv = f * cPrev[b * H + k] + i * cc
-                        cNew[b * H + k] = cv
-                        hNew[b * H + k] = o * Foundation.tanh(cv)
+                        let gb = g0 + b * G
+                        let i = gates[gb + k], o = gates[gb + H + k], f = gates[gb + 2 * H + k], cc = gates[gb + 3 * H + k]
+                        let cv = f * cs[step * N * H + b * H + k] + i * cc
+                        cs[(step + 1) * N * H + b * H + k] = cv
+                        hs[(step + 1) * N * H + b * H + k] = o * Foundation.tanh(cv)
                     }
                 }
-                gates.append(g); hs.append(hNew); cs.append(cNew)
-                hPrev = hNew; cPrev = cNew
             }
-            // Backward through time.
+            // Backward through time: the gate gradients of every step (rows in processing order).
+            var dpre = [Float](repeating: 0, count: T * N * G)
             var dH = [Float](repeating: 0, count: N * H), dC = dH
             for k in 0..<(N * H) { dH[k] = gYh.isEmpty ? 0 : gYh[d * N * H + k]; dC[k] = gYc.isEmpty ? 0 : gYc[d * N * H + k] }
             for step in stride(from: T - 1, through: 0, by: -1) {
                 let t = order[step]
-                let g = gates[step], cNow = cs[step + 1], cBefore = cs[step], hBefore = hs[step]
-                var dpre = [Float](repeating: 0, count: N * 4 * H)
+                let g0 = step * N * G
                 for b in 0..<N {
                     for k in 0..<H {
-                        let idx = b * H + k
+                        let idx = b * H + k, gb = g0 + b * G
                         let dh = dH[idx] + (gY.isEmpty ? 0 : gY[((t * sh.dirs + d) * N + b) * H + k])
-                        let i = g[b * 4 * H + k], o = g[b * 4 * H + H + k], f = g[b * 4 * H + 2 * H + k], cc = g[b * 4 * H + 3 * H + k]
-                        let tc = Foundation.tanh(cNow[idx])
+                        let i = gates[gb + k], o = gates[gb + H + k], f = gates[gb + 2 * H + k], cc = gates[gb + 3 * H + k]
+                        let tc = Foundation.tanh(cs[(step + 1) * N * H + idx])
                         let dc = dC[idx] + dh * o * (1 - tc * tc)
-                        dpre[b * 4 * H + k] = dc * cc * i * (1 - i)
-                        dpre[b * 4 * H + H + k] = dh * tc * o * (1 - o)
-                        dpre[b * 4 * H + 2 * H + k] = dc * cBefore[idx] * f * (1 - f)
-                        dpre[b * 4 * H + 3 * H + k] = dc * i * (1 - cc * cc)
+                        dpre[gb + k] = dc * cc * i * (1 - i)
+                        dpre[gb + H + k] = dh * tc * o * (1 - o)
+                        dpre[gb + 2 * H + k] = dc * cs[step * N * H + idx] * f * (1 - f)
+                        dpre[gb + 3 * H + k] = dc * i * (1 - cc * cc)
                         dC[idx] = dc * f
                     }
                 }
-                var newDH = [Float](repeating: 0, count: N * H)
-                for b in 0..<N {
-                    for j in 0..<(4 * H) {
-                        let gv = dpre[b * 4 * H + j]
-                        if gv == 0 { continue }
-                        for q in 0..<I {
-                            dw[wOff + j * I + q] += gv * x[(t * N + b) * I + q]
-                            dx[(t * N + b) * I + q] += gv * w[wOff + j * I + q]
-                        }
-                        for q in 0..<H {
-                            dr[rOff + j * H + q] += gv * hBefore[b * H + q]
-                            newDH[b * H + q] += gv * r[rOff + j * H + q]
-                        }
-                        db[d * 8 * H + j] += gv
-                        db[d * 8 * H + 4 * H + j] += gv
-                    }
+                // dH of the step before: dpre · R.
+                gemm(dpre, g0, transA: false, r, rOff, transB: false, m: N, n: H, k: G, into: &dH, 0, accumulate: false)
+            }
+            // dW += dpreᵀ · X, dR += dpreᵀ · H_before, dX += dpre · W, db = column sums of dpre.
+            gemm(dpre, 0, transA: true, xs, 0, transB: false, m: G, n: I, k: T * N, into: &dw, wOff, accumulate: true)
+            gemm(dpre, 0, transA: true, hs, 0, transB: false, m: G, n: H, k: T * N, into: &dr, rOff, accumulate: true)
+            var dxs = [Float](repeating: 0, count: T * N * I)
+            gemm(dpre, 0, transA: false, w, wOff, transB: false, m: T * N, n: I, k: G, into: &dxs, 0, accumulate: false)
+            for (step, t) in order.enumerated() {
+                for q in 0..<(N * I) { dx[t * N * I + q] += dxs[step * N * I + q] }
+            }
+            for row in 0..<(T * N) {
+                for j in 0..<G {
+                    let gv = dpre[row * G + j]
+                    db[d * 8 * H + j] += gv
+                    db[d * 8 * H + G + j] += gv
                 }
-                dH = newDH
             }
             for k in 0..<(N * H) { dh0[d * N * H + k] = dH[k]; dc0[d * N * H + k] = dC[k] }
         }

@@ -7,22 +7,27 @@ import DLTensor
 /// `token_type_ids` for bert) and give `last_hidden_state` (and `pooler_output` when the weights
 /// have a pooler); decoders (gpt2, llama, mistral, qwen2) take `input_ids`, `attention_mask` and give
 /// `logits`. All inputs are int64 [batch, sequence]; position ids count from 0 (roberta: from its
-/// padding index, skipping padding, as transformers does).
+/// padding index, skipping padding, as transformers does), or come from a `position_ids` input.
 public enum HFArchitecture {
-    public static let encoders: Set<String> = ["bert", "roberta", "xlm-roberta", "camembert", "distilbert"]
+    public static let encoders: Set<String> = ["bert", "roberta", "xlm-roberta", "camembert", "distilbert", "electra"]
     public static let decoders: Set<String> = ["gpt2", "llama", "mistral", "qwen2"]
     public static var supported: [String] { (encoders.union(decoders)).sorted() }
 
     /// - Parameter cache: decoders only: add the KV cache inputs `past_key_values.<i>.key/value`
     ///   and outputs `present.<i>.key/value` ([batch, kv heads, length, head dim]); the
     ///   attention_mask then covers the past and the new tokens.
-    public static func graph(config: HFConfig, weights: HFWeights, cache: Bool = false) throws(HFError) -> Graph {
+    /// - Parameter positionIds: architectures whose transformers `forward` takes `position_ids`
+    ///   (all but distilbert): an int64 `position_ids` input ([batch, sequence], after
+    ///   attention_mask and token_type_ids) gives the positions of the embeddings or rotary angles,
+    ///   as in optimum's decoder layout; batched left-padded generation feeds `cumsum(mask) - 1`.
+    ///   Causality still follows the order of the tokens.
+    public static func graph(config: HFConfig, weights: HFWeights, cache: Bool = false, positionIds: Bool = false) throws(HFError) -> Graph {
         var g: Graph
         switch config.modelType {
-        case "bert", "roberta", "xlm-roberta", "camembert": g = try bert(config, weights)
+        case "bert", "roberta", "xlm-roberta", "camembert", "electra": g = try bert(config, weights, positionIds: positionIds)
         case "distilbert": g = try distilBERT(config, weights)
-        case "gpt2": g = try gpt2(config, weights, cache: cache)
-        case "llama", "mistral", "qwen2": g = try llama(config, weights, cache: cache)
+        case "gpt2": g = try gpt2(config, weights, cache: cache, positionIds: positionIds)
+        case "llama", "mistral", "qwen2": g = try llama(config, weights, cache: cache, positionIds: positionIds)
         default:
             throw .unsupported(path: config.path, reason: "model_type '\(config.modelType)' (DLKit builds \(supported.joined(separator: ", ")))")
         }
@@ -37,23 +42,27 @@ public enum HFArchitecture {
     static let negMin = -Float.greatestFiniteMagnitude
 
     /// The values every architecture starts from: [batch, seq] as a shape value, the positions of
-    /// the new tokens (past..<past+seq) and of all keys (0..<past+seq; the same without a cache).
+    /// the new tokens (past..<past+seq) and of all keys (0..<past+seq; the same without a cache),
+    /// and the positions the embeddings or rotary angles use: `positions` ([seq]), or the
+    /// `position_ids` input ([batch, seq]) when the graph takes one.
     struct Common {
-        let bs: String, positions: String, keyPositions: String
+        let bs: String, positions: String, keyPositions: String, embedPositions: String
+        var fromInput: Bool { embedPositions == "position_ids" }
     }
 
-    static func common(_ b: inout GraphBuilder, cache: Bool = false) -> Common {
+    static func common(_ b: inout GraphBuilder, cache: Bool = false, positionIds: Bool = false) -> Common {
         let bs = b.op1("Shape", ["input_ids"], name: "inputs")
         let seq = b.op1("Gather", [bs, b.scalarInt(1)], [b.attr("axis", 0)], name: "inputs")
         guard cache else {
             let positions = b.op1("Range", [b.scalarInt(0), seq, b.scalarInt(1)], name: "positions")
-            return Common(bs: bs, positions: positions, keyPositions: positions)
+            return Common(bs: bs, positions: positions, keyPositions: positions, embedPositions: positionIds ? "position_ids" : positions)
         }
         let pastShape = b.op1("Shape", ["past_key_values.0.key"], name: "inputs")
         let past = b.op1("Gather", [pastShape, b.scalarInt(2)], [b.attr("axis", 0)], name: "inputs")
         let total = b.op1("Add", [past, seq], name: "positions")
-        return Common(bs: bs, positions: b.op1("Range", [past, total, b.scalarInt(1)], name: "positions"),
-                      keyPositions: b.op1("Range", [b.scalarInt(0), total, b.scalarInt(1)], name: "positions"))
+        let positions = b.op1("Range", [past, total, b.scalarInt(1)], name: "positions")
+        return Common(bs: bs, positions: positions, keyPositions: b.op1("Range", [b.scalarInt(0), total, b.scalarInt(1)], name: "positions"),
+                      embedPositions: positionIds ? "position_ids" : positions)
     }
 
     /// The cache inputs and outputs of `layers` layers, after input_ids and attention_mask.
@@ -137,26 +146,29 @@ public enum HFArchitecture {
         return b.op1("Reshape", [h, shape], name: name)
     }
 
-    static func bert(_ config: HFConfig, _ w: HFWeights) throws(HFError) -> Graph {
-        let roberta = config.modelType != "bert"
-        let base = roberta ? (config.modelType == "xlm-roberta" ? "roberta." : "\(config.modelType).") : "bert."
+    /// BERT and its kin: roberta's positions; electra's embeddings of their own width
+    /// (`embedding_size`) projected to the hidden size.
+    static func bert(_ config: HFConfig, _ w: HFWeights, positionIds: Bool) throws(HFError) -> Graph {
+        let roberta = !["bert", "electra"].contains(config.modelType)
+        let base = config.modelType == "xlm-roberta" ? "roberta." : "\(config.modelType)."
         let hidden = try config.int("hidden_size"), heads = try config.int("num_attention_heads")
         let layers = try config.int("num_hidden_layers", max: 1000), inter = try config.int("intermediate_size")
         let vocab = try config.int("vocab_size"), maxPos = try config.int("max_position_embeddings")
         let types = try config.int("type_vocab_size", default: 2)
+        let width = config.modelType == "electra" ? try config.int("embedding_size", default: 128) : hidden
         let eps = try config.double("layer_norm_eps", default: 1e-12)
         let act = try config.string("hidden_act", default: "gelu")
         let posType = try config.string("position_embedding_type", default: "absolute")
         guard posType == "absolute" else { throw .unsupported(path: config.path, reason: "position_embedding_type '\(posType)'") }
         guard hidden % heads == 0 else { throw .invalid(path: config.path, reason: "hidden_size \(hidden) is not a multiple of num_attention_heads \(heads)") }
         var b = try GraphBuilder(config: config, weights: w, probe: "embeddings.word_embeddings.weight", prefixes: ["", base, "roberta.", "model."])
-        let c = common(&b)
-        let wordEmb = try b.weight("embeddings.word_embeddings.weight", [vocab, hidden])
+        let c = common(&b, positionIds: positionIds)
+        let wordEmb = try b.weight("embeddings.word_embeddings.weight", [vocab, width])
         var e = b.op1("Gather", [wordEmb, "input_ids"], name: "embeddings")
-        let posEmb = try b.weight("embeddings.position_embeddings.weight", [maxPos, hidden])
-        let typeEmb = try b.weight("embeddings.token_type_embeddings.weight", [types, hidden])
+        let posEmb = try b.weight("embeddings.position_embeddings.weight", [maxPos, width])
+        let typeEmb = try b.weight("embeddings.token_type_embeddings.weight", [types, width])
         var inputs = [idInput("input_ids"), idInput("attention_mask")]
-        if roberta {
+        if roberta && !positionIds {
             // positions count non-padding tokens from padding_idx + 1 (transformers' create_position_ids_from_input_ids)
             let pad = b.scalarInt(config.tokenId("pad_token_id") ?? 1)
             let notPad = b.op1("Not", [b.op1("Equal", ["input_ids", pad], name: "positions")], name: "positions")
@@ -165,14 +177,19 @@ public enum HFArchitecture {
             let pos = b.op1("Add", [b.op1("Mul", [count, m], name: "positions"), pad], name: "positions")
             e = b.op1("Add", [e, b.op1("Gather", [posEmb, pos], name: "embeddings")], name: "embeddings")
             e = b.op1("Add", [e, b.op1("Gather", [typeEmb, b.scalarInt(0)], name: "embeddings")], name: "embeddings")
+        } else if roberta {
+            e = b.op1("Add", [e, b.op1("Gather", [posEmb, c.embedPositions], name: "embeddings")], name: "embeddings")
+            e = b.op1("Add", [e, b.op1("Gather", [typeEmb, b.scalarInt(0)], name: "embeddings")], name: "embeddings")
         } else {
             inputs.append(idInput("token_type_ids"))
-            e = b.op1("Add", [e, b.op1("Gather", [posEmb, c.positions], name: "embeddings")], name: "embeddings")
+            e = b.op1("Add", [e, b.op1("Gather", [posEmb, c.embedPositions], name: "embeddings")], name: "embeddings")
             e = b.op1("Add", [e, b.op1("Gather", [typeEmb, "token_type_ids"], name: "embeddings")], name: "embeddings")
         }
+        if positionIds { inputs.append(idInput("position_ids")) }
         let (gn, bn) = layerNormNames(b, "embeddings.LayerNorm")
-        e = try b.layerNorm(e, "embeddings.LayerNorm", hidden, eps: eps, weightName: gn, biasName: bn)
-        var h = b.op1("Reshape", [e, b.ints([-1, hidden])], name: "embeddings")
+        e = try b.layerNorm(e, "embeddings.LayerNorm", width, eps: eps, weightName: gn, biasName: bn)
+        var h = b.op1("Reshape", [e, b.ints([-1, width])], name: "embeddings")
+        if width != hidden { h = try b.linear(h, "embeddings_project", in: width, out: hidden) }
         let mask = paddingMask(&b)
         for i in 0..<layers {
             let p = "encoder.layer.\(i)."
@@ -220,8 +237,9 @@ public enum HFArchitecture {
 
     // MARK: decoders
 
-    static func decoderGraph(_ b: GraphBuilder, logits: String, vocab: Int, cache: Bool, layers: Int, kvHeads: Int, headDim: Int) -> Graph {
+    static func decoderGraph(_ b: GraphBuilder, _ c: Common, logits: String, vocab: Int, cache: Bool, layers: Int, kvHeads: Int, headDim: Int) -> Graph {
         var inputs = [idInput("input_ids"), idInput("attention_mask")]
+        if c.fromInput { inputs.append(idInput("position_ids")) }
         var outputs = [(logits, "logits", batchSeq + [.fixed(vocab)])]
         if cache {
             inputs[1] = ValueInfo(name: "attention_mask", type: TensorType(dtype: .int64, dims: [.symbolic("batch"), .symbolic("total_sequence")]))
@@ -240,7 +258,7 @@ public enum HFArchitecture {
         return unflatten(&b, b.op1("Gemm", [h, head], [b.attr("transB", 1)], name: "lm_head"), c, vocab, name: "lm_head")
     }
 
-    static func gpt2(_ config: HFConfig, _ w: HFWeights, cache: Bool) throws(HFError) -> Graph {
+    static func gpt2(_ config: HFConfig, _ w: HFWeights, cache: Bool, positionIds: Bool) throws(HFError) -> Graph {
         let hidden = try config.int("n_embd", "hidden_size"), heads = try config.int("n_head", "num_attention_heads")
         let layers = try config.int("n_layer", "num_hidden_layers", max: 1000), vocab = try config.int("vocab_size")
         let maxPos = try config.int("n_positions", "max_position_embeddings")
@@ -251,10 +269,10 @@ public enum HFArchitecture {
         if try config.bool("scale_attn_by_inverse_layer_idx", default: false) { throw .unsupported(path: config.path, reason: "scale_attn_by_inverse_layer_idx") }
         guard try config.bool("scale_attn_weights", default: true) else { throw .unsupported(path: config.path, reason: "scale_attn_weights false") }
         var b = try GraphBuilder(config: config, weights: w, probe: "wte.weight", prefixes: ["", "transformer."])
-        let c = common(&b, cache: cache)
+        let c = common(&b, cache: cache, positionIds: positionIds)
         let wte = try b.weight("wte.weight", [vocab, hidden])
         var e = b.op1("Gather", [wte, "input_ids"], name: "embeddings")
-        e = b.op1("Add", [e, b.op1("Gather", [try b.weight("wpe.weight", [maxPos, hidden]), c.positions], name: "embeddings")], name: "embeddings")
+        e = b.op1("Add", [e, b.op1("Gather", [try b.weight("wpe.weight", [maxPos, hidden]), c.embedPositions], name: "embeddings")], name: "embeddings")
         var h = b.op1("Reshape", [e, b.ints([-1, hidden])], name: "embeddings")
         let mask = causalMask(&b, c, window: nil, extraAxes: 0)
         for i in 0..<layers {
@@ -271,7 +289,7 @@ public enum HFArchitecture {
         }
         h = try b.layerNorm(h, "ln_f", hidden, eps: eps)
         let logits = try lmHead(&b, h, c, inputEmbedding: wte, hidden: hidden, vocab: vocab, tiedByDefault: true)
-        return decoderGraph(b, logits: logits, vocab: vocab, cache: cache, layers: layers, kvHeads: heads, headDim: hidden / heads)
+        return decoderGraph(b, c, logits: logits, vocab: vocab, cache: cache, layers: layers, kvHeads: heads, headDim: hidden / heads)
     }
 
     /// The rotary base: transformers 5's `rope_parameters`, or the older top-level `rope_theta`
@@ -291,7 +309,7 @@ public enum HFArchitecture {
         return try config.double("rope_theta", default: 10000)
     }
 
-    static func llama(_ config: HFConfig, _ w: HFWeights, cache: Bool) throws(HFError) -> Graph {
+    static func llama(_ config: HFConfig, _ w: HFWeights, cache: Bool, positionIds: Bool) throws(HFError) -> Graph {
         let hidden = try config.int("hidden_size"), heads = try config.int("num_attention_heads")
         let kvHeads = try config.int("num_key_value_heads", default: heads)
         let layers = try config.int("num_hidden_layers", max: 1000), inter = try config.int("intermediate_size")
@@ -311,15 +329,19 @@ public enum HFArchitecture {
         }
         let theta = try ropeTheta(config)
         var b = try GraphBuilder(config: config, weights: w, probe: "embed_tokens.weight", prefixes: ["model.", ""])
-        let c = common(&b, cache: cache)
+        let c = common(&b, cache: cache, positionIds: positionIds)
         // inv_freq = 1 / θ^(2i/d) and the angles position·inv_freq, as transformers computes them in float32
         let f32 = Int(DType.float32.onnxCode)
         let even = b.op1("Cast", [b.op1("Range", [b.scalarInt(0), b.scalarInt(headDim), b.scalarInt(2)], name: "rope")], [b.attr("to", f32)], name: "rope")
         let expo = b.op1("Div", [even, b.scalar(Float(headDim))], name: "rope")
         let invFreq = b.op1("Reciprocal", [b.op1("Pow", [b.scalar(Float(theta)), expo], name: "rope")], name: "rope")
-        let pos = b.op1("Unsqueeze", [b.op1("Cast", [c.positions], [b.attr("to", f32)], name: "rope"), b.ints([1])], name: "rope")
+        let pos = b.op1("Unsqueeze", [b.op1("Cast", [c.embedPositions], [b.attr("to", f32)], name: "rope"), b.ints([-1])], name: "rope")
         let freqs = b.op1("Mul", [pos, invFreq], name: "rope")
-        let angles = b.op1("Concat", [freqs, freqs], [b.attr("axis", -1)], name: "rope")
+        var angles = b.op1("Concat", [freqs, freqs], [b.attr("axis", -1)], name: "rope")
+        if c.fromInput {
+            // [batch, seq, dim] -> [batch, 1, seq, dim], against the heads of k (and of q, see `attention`)
+            angles = b.op1("Unsqueeze", [angles, b.ints([1])], name: "rope")
+        }
         let rope = (b.op1("Cos", [angles], name: "rope"), b.op1("Sin", [angles], name: "rope"))
 
         let embed = try b.weight("embed_tokens.weight", [vocab, hidden])
@@ -333,7 +355,7 @@ public enum HFArchitecture {
             let k = try b.linear(x, p + "self_attn.k_proj", in: hidden, out: kvHeads * headDim, bias: qkvBias)
             let v = try b.linear(x, p + "self_attn.v_proj", in: hidden, out: kvHeads * headDim, bias: qkvBias)
             let a = b.attention(q: q, k: k, v: v, bs: c.bs, heads: heads, kvHeads: kvHeads, headDim: headDim, mask: mask, rope: rope,
-                                cache: cache ? i : nil, name: p + "self_attn")
+                                ropePerRow: c.fromInput, cache: cache ? i : nil, name: p + "self_attn")
             let o = try b.linear(a, p + "self_attn.o_proj", in: heads * headDim, out: hidden, bias: qkvBias && !qwen)
             h = b.op1("Add", [h, o], name: p)
             let y = try b.rmsNorm(h, p + "post_attention_layernorm", hidden, eps: eps)
@@ -344,6 +366,6 @@ public enum HFArchitecture {
         }
         h = try b.rmsNorm(h, "norm", hidden, eps: eps)
         let logits = try lmHead(&b, h, c, inputEmbedding: embed, hidden: hidden, vocab: vocab, tiedByDefault: false)
-        return decoderGraph(b, logits: logits, vocab: vocab, cache: cache, layers: layers, kvHeads: kvHeads, headDim: headDim)
+        return decoderGraph(b, c, logits: logits, vocab: vocab, cache: cache, layers: layers, kvHeads: kvHeads, headDim: headDim)
     }
 }

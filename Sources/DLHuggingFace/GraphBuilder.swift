@@ -134,12 +134,14 @@ struct GraphBuilder {
     /// with `kvHeads` heads), `bs` the [batch, seq] shape value, `mask` additive and broadcastable
     /// to the scores. Grouped-query attention (kvHeads < heads) groups the query heads by the key
     /// head they share and lets MatMul broadcast, so keys and values are never repeated.
-    /// `rope`: (cos, sin) of shape [seq, headDim] applied to q and k first. With `cache`, the
+    /// `rope`: (cos, sin) of shape [seq, headDim] applied to q and k first, or [batch, 1, seq,
+    /// headDim] with `ropePerRow` (positions from a `position_ids` input). With `cache`, the
     /// layer's keys and values continue `past_key_values.<layer>.key/value` ([batch, kvHeads,
     /// past, headDim], the layout optimum and ONNX Runtime GenAI use) and are given out whole as
     /// `present.<layer>.key/value`.
     mutating func attention(q: String, k: String, v: String, bs: String, heads: Int, kvHeads: Int, headDim: Int,
-                            mask: String, rope: (String, String)? = nil, cache layer: Int? = nil, name: String) -> String {
+                            mask: String, rope: (String, String)? = nil, ropePerRow: Bool = false, cache layer: Int? = nil,
+                            name: String) -> String {
         let groups = heads / kvHeads
         let grouped = groups > 1
         func split(_ x: String, _ dims: [Int], _ perm: [Int]) -> String {
@@ -151,7 +153,13 @@ struct GraphBuilder {
         var kh = split(k, [kvHeads, headDim], [0, 2, 1, 3])
         var vh = split(v, [kvHeads, headDim], [0, 2, 1, 3])
         if let (cos, sin) = rope {
-            qh = applyRope(qh, cos: cos, sin: sin, headDim: headDim, name: name)
+            // grouped q has one more axis than k: [b, kv, g, s, d]
+            var (qcos, qsin) = (cos, sin)
+            if grouped && ropePerRow {
+                qcos = op1("Unsqueeze", [cos, ints([2])], name: name)
+                qsin = op1("Unsqueeze", [sin, ints([2])], name: name)
+            }
+            qh = applyRope(qh, cos: qcos, sin: qsin, headDim: headDim, name: name)
             kh = applyRope(kh, cos: cos, sin: sin, headDim: headDim, name: name)
         }
         if let layer {

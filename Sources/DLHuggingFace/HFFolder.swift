@@ -23,9 +23,11 @@ public struct HFFolder: Sendable {
 
     /// The architecture as an IR graph over the folder's mapped weights; an encoder of a
     /// sentence-transformers folder (modules.json) also gives `sentence_embedding`.
-    /// - Parameter cache: decoders: with the KV cache inputs and outputs (see `HFArchitecture.graph`).
-    public func graph(cache: Bool = false) throws(HFError) -> Graph {
-        var g = try HFArchitecture.graph(config: config, weights: weights, cache: cache)
+    /// - Parameters:
+    ///   - cache: decoders: with the KV cache inputs and outputs (see `HFArchitecture.graph`).
+    ///   - positionIds: with a `position_ids` input where the architecture takes one.
+    public func graph(cache: Bool = false, positionIds: Bool = false) throws(HFError) -> Graph {
+        var g = try HFArchitecture.graph(config: config, weights: weights, cache: cache, positionIds: positionIds)
         if HFArchitecture.encoders.contains(config.modelType), let plan = try SentencePooling.plan(folder: path) {
             SentencePooling.add(plan, to: &g)
         }
@@ -64,6 +66,17 @@ public struct HFFolder: Sendable {
             if !ids.isEmpty { break }
         }
         return ids
+    }
+
+    /// How transformers pads a batch for this folder: tokenizer_config.json's `pad_token` (looked
+    /// up in `tokenizer`) and `padding_side`, else config.json's `pad_token_id`, else id 0 on the
+    /// right (gpt2-style folders have no pad token; padded positions are masked either way).
+    public func batchPadding(tokenizer: HFTokenizer) -> HFTokenizer.BatchPadding {
+        let cfg = try? readJSONFile((path as NSString).appendingPathComponent("tokenizer_config.json"), maxBytes: 10_000_000)
+        let left = cfg?["padding_side"]?.stringValue == "left"
+        let token = cfg?["pad_token"].flatMap { $0.stringValue ?? $0["content"]?.stringValue }
+        if let token, let id = tokenizer.id(of: token) { return .init(id: id, left: left) }
+        return .init(id: config.tokenId("pad_token_id") ?? 0, left: left)
     }
 
     /// The folder's tokenizer.json, nil when it has none.

@@ -6,6 +6,20 @@ public struct HFEncoding: Sendable, Equatable {
     public var ids: [Int]
     public var typeIds: [Int]
     public var attentionMask: [Int]
+
+    /// Pads to `length` tokens (nothing when already as long): `id` and `typeId`, attention mask 0.
+    mutating func pad(to length: Int, id: Int, typeId: Int, left: Bool) {
+        let n = length - ids.count
+        guard n > 0 else { return }
+        let pads = Array(repeating: id, count: n), types = Array(repeating: typeId, count: n), zeros = Array(repeating: 0, count: n)
+        if left {
+            self = HFEncoding(ids: pads + ids, typeIds: types + typeIds, attentionMask: zeros + attentionMask)
+        } else {
+            ids += pads
+            typeIds += types
+            attentionMask += zeros
+        }
+    }
 }
 
 /// A tokenizer read from a `tokenizer.json` of the Hugging Face `tokenizers` library, giving the
@@ -108,8 +122,12 @@ public struct HFTokenizer: Sendable {
                 case "OnlyFirst": a = cut(a, max(0, room - bb.count), left: t.left)
                 case "OnlySecond": bb = cut(bb, max(0, room - a.count), left: t.left)
                 default:
+                    // The shorter keeps up to half the room (the first counts as shorter on a
+                    // tie), the longer takes the rest: the lengths the `tokenizers` library keeps.
                     var n1 = a.count, n2 = bb.count
-                    while n1 + n2 > room { if n1 > n2 { n1 -= 1 } else { n2 -= 1 } }
+                    if n1 + n2 > room {
+                        if n1 > n2 { n2 = min(n2, room / 2); n1 = room - n2 } else { n1 = min(n1, room / 2); n2 = room - n1 }
+                    }
                     a = cut(a, n1, left: t.left)
                     bb = cut(bb, n2, left: t.left)
                 }
@@ -128,19 +146,36 @@ public struct HFTokenizer: Sendable {
         if let p = padding {
             var target = max(enc.ids.count, p.fixed ?? 0)
             if let m = p.multiple, m > 0, target % m != 0 { target += m - target % m }
-            let n = target - enc.ids.count
-            if n > 0 {
-                let ids = Array(repeating: p.id, count: n), types = Array(repeating: p.typeId, count: n), zeros = Array(repeating: 0, count: n)
-                if p.left {
-                    enc = HFEncoding(ids: ids + enc.ids, typeIds: types + enc.typeIds, attentionMask: zeros + enc.attentionMask)
-                } else {
-                    enc.ids += ids
-                    enc.typeIds += types
-                    enc.attentionMask += zeros
-                }
-            }
+            enc.pad(to: target, id: p.id, typeId: p.typeId, left: p.left)
         }
         return enc
+    }
+
+    /// How a batch is padded to its longest encoding.
+    public struct BatchPadding: Sendable, Equatable {
+        public var id: Int
+        public var typeId: Int
+        public var left: Bool
+
+        public init(id: Int, typeId: Int = 0, left: Bool = false) {
+            self.id = id
+            self.typeId = typeId
+            self.left = left
+        }
+    }
+
+    /// The padding tokenizer.json configures, nil when it has none.
+    public var configuredPadding: BatchPadding? { padding.map { BatchPadding(id: $0.id, typeId: $0.typeId, left: $0.left) } }
+
+    /// Encodes each text (with its pair) and pads every encoding to the longest, as `tokenizers`'
+    /// `encode_batch` does with padding on: with tokenizer.json's padding when it has one, else
+    /// with `fallback` (padded positions have attention mask 0).
+    public func encodeBatch(_ texts: [String], pairs: [String]? = nil, padding fallback: BatchPadding) -> [HFEncoding] {
+        var list = texts.indices.map { i in encode(texts[i], pair: pairs.flatMap { i < $0.count ? $0[i] : nil }) }
+        let p = configuredPadding ?? fallback
+        let longest = list.map(\.ids.count).max() ?? 0
+        for i in list.indices { list[i].pad(to: longest, id: p.id, typeId: p.typeId, left: p.left) }
+        return list
     }
 
     private func cut(_ ids: [Int], _ n: Int, left: Bool) -> [Int] {

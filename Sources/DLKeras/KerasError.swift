@@ -39,7 +39,7 @@ public enum KerasError: Error, CustomStringConvertible, Sendable {
         case .unsupportedLayers(let p, let l): "\(p): unsupported Keras layer\(l.count == 1 ? "" : "s"): \(l.joined(separator: ", "))"
         case .weights(let p, let r): "\(p): Keras weights: \(r)"
         case .archive(let p, let r): "\(p): .keras archive: \(r)"
-        case .write(let p, let r): "\(p): cannot write Keras weights: \(r)"
+        case .write(let p, let r): "\(p): cannot write: \(r)"
         }
     }
 }

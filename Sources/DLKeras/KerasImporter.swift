@@ -20,6 +20,9 @@ struct LayerSpec {
 public enum KerasImporter {
     /// Metadata key under which the graph records its Keras layers and variables (JSON).
     public static let layoutKey = "dlkit.keras.layers"
+    /// Metadata key under which the graph records the model config it was built from, as
+    /// `{"keras_version": ..., "backend": ..., "model_config": ...}` (what a TF.js layers-model needs).
+    public static let configKey = "dlkit.keras.config"
 
     /// Builds the graph of `file` (which must hold a config), taking weights from `weights` when given.
     public static func graph(from file: KerasFile, weights: KerasFile? = nil) throws(KerasError) -> Graph {
@@ -27,8 +30,13 @@ public enum KerasImporter {
             throw .weightsOnly(path: file.path)
         }
         let w = weights ?? file
-        var b = GraphBuilder(path: file.path, weights: w, keras3: (file.kerasVersion ?? "3").hasPrefix("3") || file.kind == .weights || file.kind == .archive)
-        return try b.build(config)
+        let keras3 = (file.kerasVersion ?? "3").hasPrefix("3") || file.kind == .weights || file.kind == .archive
+        var b = GraphBuilder(path: file.path, weights: w, keras3: keras3)
+        var g = try b.build(config)
+        let record = JSON.object([("keras_version", .string(file.kerasVersion ?? (keras3 ? "3" : "2"))),
+                                  ("backend", .string(file.backend ?? "tensorflow")), ("model_config", config)])
+        g.metadata.metadataProps.append((configKey, record.serialized()))
+        return g
     }
 
     /// Whether this layer class is translated.

@@ -143,8 +143,11 @@ extension GraphBuilder {
         let cellName = ["SimpleRNN": "simple_rnn_cell", "LSTM": "lstm_cell", "GRU": "gru_cell"][cls] ?? "cell"
         let f = try rnnWeights(s, cfg: cfg, kind: kind, units: units, inDim: inDim, ws: ws, first: 0, k3: "forward_layer/cell/vars",
                                legacy: "\(s.name)/forward_\(innerName)/\(cellName)", rec: &rec)
+        // tf_keras prefixes `backward_` to the backward layer's configured name when one is given
+        // (Keras 3 always gives one, itself named `backward_<inner>`), else to the inner layer's.
+        let backName = "backward_" + (s.config["backward_layer"]?["config"]?["name"]?.stringValue ?? innerName)
         let bw = try rnnWeights(s, cfg: cfg, kind: kind, units: units, inDim: inDim, ws: ws, first: per, k3: "backward_layer/cell/vars",
-                                legacy: "\(s.name)/backward_\(innerName)/\(cellName)", rec: &rec)
+                                legacy: "\(s.name)/\(backName)/\(cellName)", rec: &rec)
         func cat(_ a: String, _ b: String, _ g: inout GraphBuilder) -> String {
             g.op1("Concat", [a, b], [Attribute(name: "axis", value: .int(0))], name: s.name)
         }

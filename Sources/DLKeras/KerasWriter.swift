@@ -42,12 +42,12 @@ public enum KerasWriter {
         return out
     }
 
-    /// Writes the weights of `graph` to `path` in `layout`, atomically.
-    public static func write(_ graph: Graph, to path: String, layout: Layout) throws(KerasError) {
+    /// The recorded Keras layers of `graph` and, per layer, its variables' values back in
+    /// Keras's own layout and shape; checked whole before anything is written to `path`.
+    public static func variables(of graph: Graph, writing path: String) throws(KerasError) -> ([KerasLayerRecord], [[Tensor]]) {
         guard let records = try records(of: graph) else {
             throw .write(path: path, reason: "the model did not come from Keras (no Keras layer record in its metadata); Keras weights can only be written for models read from Keras files")
         }
-        // Every variable back in Keras's layout first, so a mismatch writes nothing.
         var values: [[Tensor]] = []
         for r in records {
             var vs: [Tensor] = []
@@ -66,6 +66,12 @@ public enum KerasWriter {
             }
             values.append(vs)
         }
+        return (records, values)
+    }
+
+    /// Writes the weights of `graph` to `path` in `layout`, atomically.
+    public static func write(_ graph: Graph, to path: String, layout: Layout) throws(KerasError) {
+        let (records, values) = try variables(of: graph, writing: path)
         let image: [UInt8] = try HDF5.locked { () throws(KerasError) -> [UInt8] in
             do throws(H5Failure) {
                 let w = try H5Writer()

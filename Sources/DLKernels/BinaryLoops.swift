@@ -79,6 +79,21 @@ enum FloatDiv<T: BinaryFloatingPoint & SIMDScalar>: BinaryFunctor {
     @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> { a / b }
 }
 
+enum FloatMaximum<T: BinaryFloatingPoint & SIMDScalar>: BinaryFunctor {
+    @inline(__always) static func scalar(_ a: T, _ b: T) -> T { b > a || b != b ? b : a }
+    @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> {
+        // b where it is larger or NaN; a (NaN included) elsewhere. Two selects: or-ing the
+        // masks first makes the compiler leave the vector form.
+        a.replacing(with: b, where: b .> a).replacing(with: b, where: b .!= b)
+    }
+}
+enum FloatMinimum<T: BinaryFloatingPoint & SIMDScalar>: BinaryFunctor {
+    @inline(__always) static func scalar(_ a: T, _ b: T) -> T { b < a || b != b ? b : a }
+    @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> {
+        a.replacing(with: b, where: b .< a).replacing(with: b, where: b .!= b)
+    }
+}
+
 // MARK: Integers (two's complement wrap-around; see `Elementwise` for division).
 
 enum IntAdd<T: FixedWidthInteger & SIMDScalar>: BinaryFunctor {
@@ -104,4 +119,12 @@ enum IntDiv<T: FixedWidthInteger & SIMDScalar>: BinaryFunctor {
         for i in 0..<8 { r[i] = scalar(a[i], b[i]) }
         return r
     }
+}
+enum IntMax<T: FixedWidthInteger & SIMDScalar>: BinaryFunctor {
+    @inline(__always) static func scalar(_ a: T, _ b: T) -> T { Swift.max(a, b) }
+    @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> { a.replacing(with: b, where: b .> a) }
+}
+enum IntMin<T: FixedWidthInteger & SIMDScalar>: BinaryFunctor {
+    @inline(__always) static func scalar(_ a: T, _ b: T) -> T { Swift.min(a, b) }
+    @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> { a.replacing(with: b, where: b .< a) }
 }

@@ -91,6 +91,18 @@ public struct Conv2DParams: Hashable, Sendable {
     public var weightCount: Int { outChannels * inChannelsPerGroup * kernelH * kernelW }
     public var outputCount: Int { batch * outChannels * outH * outW }
 
+    /// The same convolution laid along W when it runs down a one-column image (a `[N, C, L, 1]`
+    /// input with a `[k, 1]` kernel, as tf2onnx writes Conv1D): `[N, C, L, 1]` and `[N, C, 1, L]`
+    /// are the same bytes, as are the weights and outputs, and the kernels vectorise along W.
+    /// Otherwise `self`.
+    public var alongRows: Conv2DParams {
+        guard inW == 1, inH > 1, kernelW == 1, strideW == 1, dilationW == 1, padLeft == 0, padRight == 0 else { return self }
+        return Conv2DParams(batch: batch, inChannels: inChannels, inH: 1, inW: inH, outChannels: outChannels,
+                            kernelH: 1, kernelW: kernelH, strideH: 1, strideW: strideH,
+                            padTop: 0, padLeft: padTop, padBottom: 0, padRight: padBottom,
+                            dilationH: 1, dilationW: dilationH, groups: groups)
+    }
+
     /// True when the input already is the im2col matrix: a 1×1 kernel, stride 1, no padding.
     public var isPointwise: Bool {
         kernelH == 1 && kernelW == 1 && strideH == 1 && strideW == 1

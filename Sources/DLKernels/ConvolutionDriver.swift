@@ -157,27 +157,13 @@ extension Activation {
         }
         let vb = SIMD8<Float>(repeating: b)
         var j = 0
-        switch self {
-        case .none:
-            while j + 8 <= count {
-                let v = SIMD8<Float>.loadAny(row + j) + vb + SIMD8<Float>.loadAny(residual + j)
-                v.storeAny(row + j)
-                j += 8
-            }
-            while j < count { row[j] = row[j] + b + residual[j]; j += 1 }
-        case .relu:
-            let zero = SIMD8<Float>(repeating: 0)
-            while j + 8 <= count {
-                var v = SIMD8<Float>.loadAny(row + j) + vb + SIMD8<Float>.loadAny(residual + j)
-                // NaN stays NaN: only lanes that compare below zero become zero.
-                v.replace(with: zero, where: v .< zero)
-                v.storeAny(row + j)
-                j += 8
-            }
-            while j < count { let v = row[j] + b + residual[j]; row[j] = v < 0 ? 0 : v; j += 1 }
-        case .leakyRelu(let a):
-            while j < count { let v = row[j] + b + residual[j]; row[j] = v < 0 ? a * v : v; j += 1 }
+        while j + 8 <= count {
+            let v = SIMD8<Float>.loadAny(row + j) + vb + SIMD8<Float>.loadAny(residual + j)
+            v.storeAny(row + j)
+            j += 8
         }
+        while j < count { row[j] = row[j] + b + residual[j]; j += 1 }
+        apply(row, count: count)
     }
 }
 

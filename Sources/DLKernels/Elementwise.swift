@@ -1,6 +1,9 @@
 /// A binary arithmetic operation (ONNX `Add`, `Sub`, `Mul`, `Div`).
 public enum BinaryOperation: String, Hashable, Sendable, CaseIterable {
     case add, sub, mul, div
+    /// The larger (smaller) operand; for floats NaN wins, as ONNX `Max`/`Min` and numpy's
+    /// `maximum`/`minimum` have it.
+    case max, min
 }
 
 /// Elementwise kernels: binary arithmetic with numpy broadcasting (this file) and unary float32
@@ -23,6 +26,8 @@ public enum Elementwise {
         case .sub: plan.run(FloatSub<Float>.self, a, b, out)
         case .mul: plan.run(FloatMul<Float>.self, a, b, out)
         case .div: plan.run(FloatDiv<Float>.self, a, b, out)
+        case .max: plan.run(FloatMaximum<Float>.self, a, b, out)
+        case .min: plan.run(FloatMinimum<Float>.self, a, b, out)
         }
     }
 
@@ -79,6 +84,8 @@ public enum Elementwise {
         case .sub: plan.run(IntSub<T>.self, a, b, out)
         case .mul: plan.run(IntMul<T>.self, a, b, out)
         case .div: plan.run(IntDiv<T>.self, a, b, out)
+        case .max: plan.run(IntMax<T>.self, a, b, out)
+        case .min: plan.run(IntMin<T>.self, a, b, out)
         }
     }
 }

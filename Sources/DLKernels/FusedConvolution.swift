@@ -1,49 +1,97 @@
 import CKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// What a GEMM or convolution applies to its result before storing it: the activation fused into
 /// the epilogue, so the output is written once instead of written and re-read by a separate op.
+/// NaN stays NaN in every one.
 public enum Activation: Sendable, Hashable {
     case none
     case relu
     /// `x < 0 ? alpha * x : x`
     case leakyRelu(alpha: Float)
+    /// `min(max(x, lower), upper)` (ONNX `Clip`, ReLU6).
+    case clip(lower: Float, upper: Float)
+    /// `1 / (1 + e⁻ˣ)`
+    case sigmoid
+    /// `x · sigmoid(x)` (SiLU, Swish-1: YOLO's activation).
+    case silu
+    /// `max(0, min(1, alpha·x + beta))` (ONNX `HardSigmoid`).
+    case hardSigmoid(alpha: Float, beta: Float)
+    /// `x · max(0, min(1, x/6 + 1/2))` (ONNX `HardSwish`, MobileNetV3's activation).
+    case hardSwish
 }
 
 extension Activation {
-    /// Applies the activation in place to `count` floats (eight lanes at a time).
+    /// The C kernels' form: a DLK_ACT_* code and its two parameters.
+    var cForm: (code: Int32, a: Float, b: Float) {
+        switch self {
+        case .none: (Int32(DLK_ACT_NONE), 0, 0)
+        case .relu: (Int32(DLK_ACT_RELU), 0, 0)
+        case .leakyRelu(let a): (Int32(DLK_ACT_LEAKY_RELU), a, 0)
+        case .clip(let lo, let hi): (Int32(DLK_ACT_CLIP), lo, hi)
+        case .sigmoid: (Int32(DLK_ACT_SIGMOID), 0, 0)
+        case .silu: (Int32(DLK_ACT_SILU), 0, 0)
+        case .hardSigmoid(let a, let b): (Int32(DLK_ACT_HARD_SIGMOID), a, b)
+        case .hardSwish: (Int32(DLK_ACT_HARD_SWISH), 0, 0)
+        }
+    }
+
+    /// The activation of one float (the portable path; the AVX-512 one agrees to an ulp or two).
+    @inline(__always)
+    public func scalar(_ x: Float) -> Float {
+        switch self {
+        case .none: return x
+        case .relu: return x < 0 ? 0 : x
+        case .leakyRelu(let a): return x < 0 ? a * x : x
+        case .clip(let lo, let hi): return x < lo ? lo : (x > hi ? hi : x)
+        case .sigmoid: return Self.sigmoid(x)
+        case .silu: return x * Self.sigmoid(x)
+        case .hardSigmoid(let a, let b): return Self.unitClamp(a * x + b)
+        case .hardSwish: return x * Self.unitClamp(x / 6 + 0.5)
+        }
+    }
+
+    @inline(__always)
+    static func sigmoid(_ x: Float) -> Float {
+        // From e^-|x|, so nothing overflows.
+        let e = expf(-abs(x))
+        return x < 0 ? e / (1 + e) : 1 / (1 + e)
+    }
+
+    /// `max(0, min(1, v))`, NaN kept.
+    @inline(__always)
+    static func unitClamp(_ v: Float) -> Float { v < 0 ? 0 : (v > 1 ? 1 : v) }
+
+    /// `y[j] = act(x[j] + bias)` for `count` floats (`y` may be `x`): the AVX-512 kernel when it
+    /// may run, else eight lanes at a time for ReLU and LeakyRelu and one at a time for the rest.
+    public func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, bias: Float = 0) {
+        let c = cForm
+        if CPUFeatures.avx512, dlk_activate(c.code, c.a, c.b, bias, x, y, count) == 0 { return }
+        switch self {
+        case .none where bias == 0:
+            if UnsafePointer(y) != x { y.update(from: x, count: count) }
+        case .relu where bias == 0: Elementwise.relu(x, y, count: count)
+        case .leakyRelu(let a) where bias == 0: Elementwise.leakyRelu(x, y, count: count, alpha: a)
+        default:
+            for j in 0..<count { y[j] = scalar(x[j] + bias) }
+        }
+    }
+
+    /// Applies the activation in place to `count` floats.
     @inline(__always)
     public func apply(_ p: UnsafeMutablePointer<Float>, count: Int) {
-        switch self {
-        case .none: return
-        case .relu: Elementwise.relu(p, p, count: count)
-        case .leakyRelu(let a): Elementwise.leakyRelu(p, p, count: count, alpha: a)
-        }
+        if self == .none { return }
+        apply(p, p, count: count)
     }
 
     /// `row[j] = act(row[j] + b)` for `count` floats: a per-channel bias and the activation in one pass.
     @inline(__always)
     func addBiasAndApply(_ b: Float, _ row: UnsafeMutablePointer<Float>, count: Int) {
-        let vb = SIMD8<Float>(repeating: b)
-        var j = 0
-        switch self {
-        case .none:
-            while j + 8 <= count {
-                (SIMD8<Float>.load(row + j) + vb).store(row + j)
-                j += 8
-            }
-            while j < count { row[j] += b; j += 1 }
-        case .relu:
-            let zero = SIMD8<Float>(repeating: 0)
-            while j + 8 <= count {
-                var v = SIMD8<Float>.load(row + j) + vb
-                // NaN stays NaN: only lanes that compare below zero become zero.
-                v.replace(with: zero, where: v .< zero)
-                v.store(row + j)
-                j += 8
-            }
-            while j < count { let v = row[j] + b; row[j] = v < 0 ? 0 : v; j += 1 }
-        case .leakyRelu(let a):
-            while j < count { let v = row[j] + b; row[j] = v < 0 ? a * v : v; j += 1 }
-        }
+        apply(row, row, count: count, bias: b)
     }
 }
 
@@ -92,6 +140,21 @@ extension Pooling {
                     }
                 }
             }
+        }
+    }
+}
+
+extension Elementwise {
+    /// ONNX QuantizeLinear then DequantizeLinear with one scale and zero point, in float:
+    /// `y = (clamp(round_half_even(x / scale) + zero, qmin, qmax) - zero) · scale`, NaN quantising
+    /// to the integer 0. `y` may be `x`.
+    public static func quantizeDequantize(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
+                                          scale: Float, zero: Float, qmin: Float, qmax: Float) {
+        if CPUFeatures.avx512, dlk_quantize_dequantize(x, y, count, scale, zero, qmin, qmax) == 0 { return }
+        for i in 0..<count {
+            var v = (x[i] / scale).rounded(.toNearestOrEven) + zero
+            v = v.isNaN ? 0 : min(max(v, qmin), qmax)
+            y[i] = (v - zero) * scale
         }
     }
 }

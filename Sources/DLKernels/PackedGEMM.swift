@@ -100,13 +100,7 @@ public struct GEMMEpilogue {
         e.accumulate = accumulate ? 1 : 0
         e.row_bias = rowBias.map { $0 + row0 }
         e.col_bias = columnBias.map { $0 + column0 }
-        switch activation {
-        case .none: e.activation = Int32(DLK_ACT_NONE)
-        case .relu: e.activation = Int32(DLK_ACT_RELU)
-        case .leakyRelu(let a):
-            e.activation = Int32(DLK_ACT_LEAKY_RELU)
-            e.act_a = a
-        }
+        (e.activation, e.act_a, e.act_b) = activation.cForm
         return e
     }
 }

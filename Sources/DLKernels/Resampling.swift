@@ -153,4 +153,61 @@ public enum Resampling {
         }
         return out
     }
+
+    /// ``apply(_:to:outer:inputSize:inner:extrapolationValue:)`` on float32 buffers: `input` is
+    /// `[outer, inputSize, inner]`, `output` `[outer, taps.count, inner]`; weights rounded to
+    /// float once, sums in float (as ONNX Runtime computes float resizes). Rows of `outer` are
+    /// split over the runtime's workers.
+    public static func apply(_ taps: [Taps], input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                             outer: Int, inputSize: Int, inner: Int, extrapolationValue: Float = 0) {
+        let outSize = taps.count
+        // Flattened: the taps of output j are entries start[j] ..< start[j + 1].
+        var start = [Int](repeating: 0, count: outSize + 1)
+        var index: [Int] = [], weight: [Float] = []
+        for (j, t) in taps.enumerated() {
+            if !t.extrapolate {
+                for (i, w) in zip(t.indices, t.weights) where w != 0 {
+                    index.append(i * inner)
+                    weight.append(Float(w))
+                }
+            }
+            start[j + 1] = index.count
+        }
+        let extrapolate = taps.map(\.extrapolate)
+        index.withUnsafeBufferPointer { index in
+            weight.withUnsafeBufferPointer { weight in
+                ParallelFor.run(outer, cost: outSize * inner * 2) { lo, hi in
+                    for o in lo..<hi {
+                        let src = input + o * inputSize * inner, dst = output + o * outSize * inner
+                        if inner == 1 {
+                            for j in 0..<outSize {
+                                var v: Float = extrapolate[j] ? extrapolationValue : 0
+                                for e in start[j]..<start[j + 1] { v += weight[e] * src[index[e]] }
+                                dst[j] = v
+                            }
+                            continue
+                        }
+                        for j in 0..<outSize {
+                            let row = dst + j * inner
+                            let a = start[j], b = start[j + 1]
+                            if a == b {
+                                row.update(repeating: extrapolate[j] ? extrapolationValue : 0, count: inner)
+                                continue
+                            }
+                            let w0 = weight[a], s0 = src + index[a]
+                            if w0 == 1 {
+                                row.update(from: s0, count: inner)
+                            } else {
+                                for k in 0..<inner { row[k] = w0 * s0[k] }
+                            }
+                            for e in (a + 1)..<b {
+                                let w = weight[e], s = src + index[e]
+                                for k in 0..<inner { row[k] += w * s[k] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

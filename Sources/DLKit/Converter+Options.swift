@@ -69,7 +69,7 @@ extension Converter {
     /// graph (see `WeightBinding`), and the output is `.onnx` or `.ckpt`.
     public static func convert(from input: URL, to output: URL, options: ConversionOptions) throws(DLKitError) -> ConversionReport {
         guard let target = Target(path: output.path) else {
-            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .tflite, .xml (OpenVINO IR), .safetensors, .pt, .pth, .bin, .h5, .weights.h5 or FOLDER/config.json")
+            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .tflite, .xml (OpenVINO IR), .safetensors, .pt, .pth, .bin, .h5, .weights.h5, FOLDER/config.json or FOLDER/model.json (TF.js)")
         }
         let format = try FileFormat.detect(path: input.path)
         var report = ConversionReport(inputFormat: format)
@@ -103,6 +103,8 @@ extension Converter {
                 report.onnx = try write(kerasGraph, toONNX: output, options: options.onnx)
             } else if target == .kerasWeights || target == .h5 {
                 try KerasSupport.write(kerasGraph, to: output)
+            } else if target == .tfjs {
+                try TFJSSupport.writeLayersModel(kerasGraph, to: output)
             } else {
                 try write(kerasGraph, to: output)
             }

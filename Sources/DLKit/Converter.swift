@@ -17,6 +17,8 @@ public enum Converter {
         case kerasWeights = "weights.h5", h5
         /// A Hugging Face folder, named by its `config.json` (`OUTDIR/config.json`).
         case huggingFace = "hf"
+        /// A TensorFlow.js layers-model: `OUTDIR/model.json` (any `.json` but `config.json`) and its shards.
+        case tfjs = "json"
 
         public init?(path: String) {
             if path.lowercased().hasSuffix(".weights.h5") { self = .kerasWeights; return }
@@ -36,7 +38,7 @@ public enum Converter {
     public static func convert(from input: URL, to output: URL, key: String? = nil, dtype: DType? = nil,
                                compressToFP16: Bool = false) throws(DLKitError) -> FileFormat {
         guard let target = Target(path: output.path) else {
-            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .tflite, .xml (OpenVINO IR), .safetensors, .pt, .pth, .bin, .h5, .weights.h5 or FOLDER/config.json")
+            throw .unsupportedOutput(path: output.path, reason: "unknown output extension; use .onnx, .ckpt, .tflite, .xml (OpenVINO IR), .safetensors, .pt, .pth, .bin, .h5, .weights.h5, FOLDER/config.json or FOLDER/model.json (TF.js)")
         }
         let format = try FileFormat.detect(path: input.path)
         let hasGraph = format.hasGraph
@@ -45,6 +47,10 @@ public enum Converter {
             guard key == nil, dtype == nil else { throw .invalidArgument("\(output.path): --key and --dtype do not apply to a Hugging Face folder") }
             let (graph, _) = try Model.loadGraph(path: input.path)
             try HFFolderWriter.write(graph, toFolder: output.deletingLastPathComponent())
+        case .tfjs:
+            guard key == nil, dtype == nil else { throw .invalidArgument("\(output.path): --key and --dtype do not apply to a TF.js layers-model") }
+            let (graph, _) = try Model.loadGraph(path: input.path)
+            try TFJSSupport.writeLayersModel(graph, to: output)
         case .kerasWeights, .h5:
             guard key == nil, dtype == nil else { throw .invalidArgument("\(output.path): --key and --dtype do not apply to Keras weights") }
             let (graph, _) = try Model.loadGraph(path: input.path)

@@ -91,7 +91,8 @@ public final class Model: Sendable {
 
     /// Reads the graph of an ONNX file, checkpoint, Keras file, TensorFlow SavedModel folder, TF.js
     /// model, TFLite file, OpenVINO IR (`.xml`) or Hugging Face folder (`signature`: which SavedModel signature, default
-    /// `serving_default`; `hfCache`: a decoder's graph with its KV cache inputs and outputs).
+    /// `serving_default`; `hfCache`: a decoder's graph with its KV cache inputs and outputs and a
+    /// `position_ids` input, optimum's layout).
     public static func loadGraph(path: String, checkOps: Bool = true, signature: String? = nil,
                                  hfCache: Bool = false) throws(DLKitError) -> (Graph, FileFormat) {
         let format = try FileFormat.detect(path: path)
@@ -117,7 +118,8 @@ public final class Model: Sendable {
         case .huggingFace:
             do {
                 let folder = try HFFolder(path: path)
-                return (try folder.graph(cache: hfCache && folder.isDecoder), format)
+                let cache = hfCache && folder.isDecoder
+                return (try folder.graph(cache: cache, positionIds: cache), format)
             } catch { throw .huggingFace(error) }
         default:
             throw .unsupportedFormat(path: path, format: format, purpose: "as a model")

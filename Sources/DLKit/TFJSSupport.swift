@@ -2,6 +2,7 @@ import DLGraph
 import DLKeras
 import DLTensor
 import DLTensorFlow
+import Foundation
 
 /// DLKit's bridge for TensorFlow.js `model.json`: graph-models through DLTensorFlow's importer,
 /// layers-models (a Keras config and Keras-named weights) through DLKeras's. The two format
@@ -41,6 +42,14 @@ enum TFJSSupport {
         let layers = order.map { KerasLayerWeights(name: $0, group: $0, weights: byLayer[$0] ?? []) }
         return KerasFile(path: m.path, kind: .legacyModel, config: config, layers: layers, optimizer: nil,
                          kerasVersion: m.kerasVersion, backend: nil)
+    }
+
+    /// Writes a Keras-sourced graph as a TF.js layers-model at `output` (`DIR/model.json` and
+    /// its shards beside it).
+    static func writeLayersModel(_ graph: Graph, to output: URL) throws(DLKitError) {
+        let parts: KerasTFJS.Parts
+        do { parts = try KerasTFJS.parts(of: graph, writing: output.path) } catch { throw .keras(error) }
+        do { try TFJSWriter.writeLayersModel(topology: parts.topology, weights: parts.weights, to: output.path) } catch { throw .tensorflow(error) }
     }
 
     private static func collectLayerNames(_ j: JSON, into names: inout Set<String>) {

@@ -7,7 +7,7 @@ import Foundation
 
 /// Text generation with a decoder of a Hugging Face folder (gpt2, llama, mistral, qwen2): the
 /// prompt runs once, then each new token is one step over the KV cache (`present.<i>.*` fed back
-/// as `past_key_values.<i>.*`). Greedy by default; temperature, top-k, top-p sampling with a seed.
+/// as `past_key_values.<i>.*`, positions as `position_ids`). Greedy by default; temperature, top-k, top-p sampling with a seed.
 ///
 /// ```swift
 /// let gen = try TextGenerator(folder: URL(fileURLWithPath: "tiny-llama"))
@@ -20,8 +20,11 @@ public final class TextGenerator: Sendable {
     public let eos: Set<Int>
     let executor: Executor
     let cacheInputs: [(name: String, shape: [Int])]
+    /// The most positions the model has (config.json `n_positions` / `max_position_embeddings`).
+    public let maxPositions: Int?
 
-    public init(folder url: URL) throws(DLKitError) {
+    /// - Parameter options: how the decoder runs (threads, plans, ...), as for a `Model`.
+    public init(folder url: URL, options: RuntimeOptions = .default) throws(DLKitError) {
         do {
             folder = try HFFolder(path: url.path)
             guard folder.isDecoder else {
@@ -29,7 +32,9 @@ public final class TextGenerator: Sendable {
             }
             tokenizer = try folder.tokenizer()
             eos = folder.eosTokenIds()
-            let graph = try folder.graph(cache: true)
+            let json = folder.config.json
+            maxPositions = ["n_positions", "max_position_embeddings"].lazy.compactMap { json[$0]?.intValue }.first
+            let graph = try folder.graph(cache: true, positionIds: true)
             var cache: [(String, [Int])] = []
             for i in graph.inputs where i.name.hasPrefix("past_key_values.") {
                 // [batch, kv heads, past, head dim]: the heads and head size are fixed in the graph
@@ -39,7 +44,7 @@ public final class TextGenerator: Sendable {
                 cache.append((i.name, [1, heads, 0, dim]))
             }
             cacheInputs = cache
-            do { executor = try Executor(graph: graph) } catch { throw DLKitError.runtime(error) }
+            do { executor = try Executor(graph: graph, options: options) } catch { throw DLKitError.runtime(error) }
         } catch let e as HFError { throw .huggingFace(e) } catch let e as DLKitError { throw e } catch {
             throw .invalidArgument("\(url.path): \(error)")
         }
@@ -66,10 +71,15 @@ public final class TextGenerator: Sendable {
     }
 
     /// Continues `prompt` (token ids): at most `maxTokens` new ids, ending early at an eos id (kept).
-    public func generate(ids prompt: [Int], maxTokens: Int, sampling: Sampling = .greedy) throws(DLKitError) -> [Int] {
+    /// `onToken` sees each new id as soon as it is chosen.
+    public func generate(ids prompt: [Int], maxTokens: Int, sampling: Sampling = .greedy,
+                         onToken: (Int) -> Void = { _ in }) throws(DLKitError) -> [Int] {
         guard !prompt.isEmpty else { throw .invalidArgument("generation needs a prompt of at least one token") }
         guard sampling.temperature >= 0, sampling.topK >= 0, sampling.topP > 0, sampling.topP <= 1 else {
             throw .invalidArgument("sampling needs temperature >= 0, top_k >= 0 and 0 < top_p <= 1")
+        }
+        if let limit = maxPositions, prompt.count > limit - min(maxTokens, limit) {
+            throw .invalidArgument("a prompt of \(prompt.count) tokens and \(maxTokens) new tokens are more than the model's \(limit) positions")
         }
         var rng = MersenneTwister(seed: sampling.seed)
         var feeds: [String: Tensor] = [:]
@@ -81,6 +91,7 @@ public final class TextGenerator: Sendable {
             total += next.count
             feeds["input_ids"] = Tensor(shape: [1, next.count], scalars: next.map(Int64.init))
             feeds["attention_mask"] = Tensor(shape: [1, total], scalars: [Int64](repeating: 1, count: total))
+            feeds["position_ids"] = Tensor(shape: [1, next.count], scalars: (total - next.count..<total).map(Int64.init))
             let result: [String: Tensor]
             do { result = try executor.run(feeds) } catch { throw .runtime(error) }
             guard let logits = result["logits"], logits.rank == 3, logits.dtype == .float32 else {
@@ -90,6 +101,7 @@ public final class TextGenerator: Sendable {
             let row: [Float] = logits.withUnsafeBufferPointer(as: Float.self) { Array($0[last..<(last + vocab)]) }
             let id = Self.choose(row, sampling, &rng)
             out.append(id)
+            onToken(id)
             if eos.contains(id) { break }
             for (name, _) in cacheInputs {
                 feeds[name] = result["present." + name.dropFirst("past_key_values.".count)]
@@ -127,9 +139,10 @@ public final class TextGenerator: Sendable {
     }
 
     /// Tokenizes `text` with the folder's tokenizer.json, generates, and decodes the new ids.
-    public func generate(text: String, maxTokens: Int, sampling: Sampling = .greedy) throws(DLKitError) -> (ids: [Int], text: String) {
+    public func generate(text: String, maxTokens: Int, sampling: Sampling = .greedy,
+                         onToken: (Int) -> Void = { _ in }) throws(DLKitError) -> (ids: [Int], text: String) {
         guard let tokenizer else { throw .invalidArgument("\(folder.path): no tokenizer.json to tokenize the prompt") }
-        let ids = try generate(ids: tokenizer.encode(text).ids, maxTokens: maxTokens, sampling: sampling)
+        let ids = try generate(ids: tokenizer.encode(text).ids, maxTokens: maxTokens, sampling: sampling, onToken: onToken)
         do { return (ids, try tokenizer.decode(ids)) } catch { throw .huggingFace(error) }
     }
 }

@@ -10,28 +10,43 @@ import Foundation
 public enum TrainingData {
     /// - Parameters:
     ///   - inputName, targetName: array names in .safetensors / .npz.
+    ///   - targetNames: several target arrays (a loss per output); the first is `targets`, and
+    ///     all are `namedTargets` by name. Overrides `targetName`.
     ///   - inputColumns, targetColumn: for .csv (column names of the header).
     ///   - integerTargets: read CSV targets as int64 class indices.
-    public static func load(path: String, inputName: String = "x", targetName: String = "y",
+    public static func load(path: String, inputName: String = "x", targetName: String = "y", targetNames: [String] = [],
                             inputColumns: [String] = [], targetColumn: String? = nil,
                             integerTargets: Bool = false) throws(DLKitError) -> Dataset {
         let lower = path.lowercased()
-        let x: Tensor, y: Tensor
+        let wanted = targetNames.isEmpty ? [targetName] : targetNames
+        let x: Tensor
+        var ys: [String: Tensor] = [:]
         if lower.hasSuffix(".csv") {
+            guard wanted.count == 1 else { throw .invalidArgument("\(path): CSV data has one target column; a loss per output needs .safetensors or .npz data") }
+            let y: Tensor
             (x, y) = try csv(path: path, inputColumns: inputColumns, targetColumn: targetColumn, integerTargets: integerTargets)
+            ys[wanted[0]] = y
         } else if lower.hasSuffix(".npz") {
-            let (names, arrays) = try npz(path: path, reading: [inputName, targetName])
-            guard let a = arrays[inputName] else { throw .invalidArgument("\(path): no array '\(inputName)' (arrays: \(names.joined(separator: ", ")))") }
-            guard let b = arrays[targetName] else { throw .invalidArgument("\(path): no array '\(targetName)' (arrays: \(names.joined(separator: ", ")))") }
-            (x, y) = (a, b)
+            let (names, arrays) = try npz(path: path, reading: Set([inputName] + wanted))
+            for name in [inputName] + wanted where arrays[name] == nil {
+                throw .invalidArgument("\(path): no array '\(name)' (arrays: \(names.joined(separator: ", ")))")
+            }
+            x = arrays[inputName] ?? Tensor(zeros: .float32, shape: [0])
+            for name in wanted { ys[name] = arrays[name] }
         } else {
+            // Memory-mapped: batches copy only their rows, so data larger than memory streams from the file.
             let f: SafeTensorsFile
             do { f = try SafeTensorsFile(path: path) } catch { throw .safetensors(error) }
-            guard f.entry(inputName) != nil else { throw .invalidArgument("\(path): no tensor '\(inputName)' (tensors: \(f.names.joined(separator: ", ")))") }
-            guard f.entry(targetName) != nil else { throw .invalidArgument("\(path): no tensor '\(targetName)' (tensors: \(f.names.joined(separator: ", ")))") }
-            do { x = try f.tensor(named: inputName); y = try f.tensor(named: targetName) } catch { throw .safetensors(error) }
+            for name in [inputName] + wanted where f.entry(name) == nil {
+                throw .invalidArgument("\(path): no tensor '\(name)' (tensors: \(f.names.joined(separator: ", ")))")
+            }
+            do {
+                x = try f.tensor(named: inputName)
+                for name in wanted { ys[name] = try f.tensor(named: name) }
+            } catch { throw .safetensors(error) }
         }
-        do { return try Dataset(inputs: x, targets: y) } catch { throw .invalidArgument("\(path): \(error)") }
+        guard let y = ys[wanted[0]] else { throw .invalidArgument("\(path): no target '\(wanted[0])'") }
+        do { return try Dataset(inputs: x, targets: y, namedTargets: targetNames.isEmpty ? [:] : ys) } catch { throw .invalidArgument("\(path): \(error)") }
     }
 
     /// An image folder (one subfolder of PNG/JPEG images per class, torchvision's ImageFolder

@@ -183,7 +183,7 @@ public final class HTTPServer: @unchecked Sendable {
     /// What a request path asks for.
     enum Route {
         case live, ready, serverMetadata, metrics
-        case modelMetadata(Int), modelReady(Int), infer(Int)
+        case modelMetadata(Int), modelReady(Int), infer(Int), generate(Int)
     }
 
     /// Resolves `method` and `uri`: a route, or the error reply.
@@ -223,6 +223,7 @@ public final class HTTPServer: @unchecked Sendable {
         case []: return expect(.GET, .modelMetadata(m))
         case ["ready"]: return expect(.GET, .modelReady(m))
         case ["infer"]: return expect(.POST, .infer(m))
+        case ["generate"]: return expect(.POST, .generate(m))
         default: return .failure(ReplyError(.error("no such endpoint: \(path)", status: .notFound)))
         }
     }
@@ -240,20 +241,20 @@ public final class HTTPServer: @unchecked Sendable {
             return isDraining ? .json(.object([("ready", .bool(false))]), status: .serviceUnavailable) : .json(.object([("ready", .bool(true))]))
         case .serverMetadata:
             return .json(.object([("name", .string("dlserve")), ("version", .string("1")),
-                                  ("extensions", .array([.string("binary_tensor_data")]))]))
+                                  ("extensions", .array([.string("binary_tensor_data"), .string("generate")]))]))
         case .metrics:
             var r = Reply(status: .ok, body: Array(metrics.render(queueDepth: runQueue.depth, inFlight: requestsInFlight).utf8))
             r.contentType = "text/plain; version=0.0.4; charset=utf-8"
             return r
         case .modelMetadata(let m): return .json(server.metadata(model: m))
         case .modelReady(let m): return .json(.object([("name", .string(server.models[m].name)), ("ready", .bool(true))]))
-        case .infer: return .error("internal: inference routed as a plain request", status: .internalServerError)
+        case .infer, .generate: return .error("internal: inference routed as a plain request", status: .internalServerError)
         }
     }
 
     /// Parses an inference body and queues it; `done` gets the reply (on a runner thread, or at
     /// once on the caller's when the request is refused before running).
-    func infer(model m: Int, headerLength: String?, body: inout [UInt8], done: @escaping @Sendable (Reply) -> Void) {
+    func infer(model m: Int, headerLength: String?, body: inout [UInt8], generate: Bool = false, done: @escaping @Sendable (Reply) -> Void) {
         var jsonLength = body.count
         if let text = headerLength {
             guard let n = Int(text.trimmingCharacters(in: .whitespaces)), n >= 0, n <= body.count else {
@@ -263,7 +264,14 @@ public final class HTTPServer: @unchecked Sendable {
             jsonLength = n
         }
         let job: ServeJob
-        if jsonLength == body.count {
+        if generate {
+            guard jsonLength == body.count else {
+                done(.error("a generate request is JSON only (no binary data)", status: .badRequest))
+                return
+            }
+            body.append(0)
+            job = body.withUnsafeBytes { b in server.prepareGenerate(body: UnsafeRawBufferPointer(rebasing: b.dropLast()), model: m) }
+        } else if jsonLength == body.count {
             body.append(0)  // the decoder may look one byte past the JSON
             job = body.withUnsafeBytes { b in
                 server.prepareInfer(body: UnsafeRawBufferPointer(rebasing: b[0..<jsonLength]), binary: UnsafeRawBufferPointer(start: nil, count: 0), model: m)
@@ -402,22 +410,27 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func dispatch(context: ChannelHandlerContext, head h: HTTPRequestHead) {
         let keepAlive = h.isKeepAlive
+        let (m, generate): (Int, Bool)
         switch http.route(method: h.method, uri: h.uri) {
         case .failure(let e):
             write(context: context, e.reply, keepAlive: keepAlive, model: nil)
-        case .success(.infer(let m)):
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let name = http.server.models[m].name
-            var body = self.body
-            self.body = []
-            http.infer(model: m, headerLength: h.headers.first(name: "inference-header-content-length"), body: &body) { reply in
-                bound.eventLoop.execute {
-                    let (handler, context) = bound.value
-                    handler.write(context: context, reply, keepAlive: keepAlive, model: name)
-                }
-            }
+            return
+        case .success(.infer(let i)): (m, generate) = (i, false)
+        case .success(.generate(let i)): (m, generate) = (i, true)
         case .success(let route):
             write(context: context, http.answer(route), keepAlive: keepAlive, model: nil)
+            return
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let name = http.server.models[m].name
+        var body = self.body
+        self.body = []
+        http.infer(model: m, headerLength: h.headers.first(name: "inference-header-content-length"), body: &body,
+                   generate: generate) { reply in
+            bound.eventLoop.execute {
+                let (handler, context) = bound.value
+                handler.write(context: context, reply, keepAlive: keepAlive, model: name)
+            }
         }
     }
 

@@ -38,6 +38,7 @@ public enum BinaryFraming: Sendable, Equatable {
 public enum ServeJob: Sendable {
     case answer(JSON)
     case infer(InferJob)
+    case generate(GenerateJob)
 
     /// The batch signature when this is an inference that can join a batch.
     public var batchSignature: BatchSignature? {
@@ -62,6 +63,16 @@ public struct InferJob: Sendable {
     let rows: Int
 }
 
+/// A generation request, parsed: the prompt and how to choose tokens.
+public struct GenerateJob: Sendable {
+    public let id: JSON
+    let model: Int
+    let prompt: String
+    let maxTokens: Int
+    let sampling: TextGenerator.Sampling
+    let omitNullID: Bool
+}
+
 /// A request after the run stage, ready to be written.
 public enum ServeOutcome: Sendable {
     case answer(JSON)
@@ -77,12 +88,16 @@ public final class InferenceServer: Sendable {
     public let limits: ServeLimits
     /// Per model: the batch symbol when the model can take part in dynamic batching.
     public let batchSymbols: [String?]
+    /// Per model: text inputs and generation, for Hugging Face folders.
+    public let text: [TextSupport?]
     private let metadata: [JSON]
     private let inputIndex: [[String: ValueInfo]]
     private let overridable: [Set<String>]
 
+    /// - Parameter text: per model (in `models`' order, nil or shorter for none), the tokenizer
+    ///   that turns BYTES `text` inputs into its ids and the generator for `generate` requests.
     /// - Throws: `ServeError.badRequest` when no model is given or two share a name.
-    public init(models: [Model], limits: ServeLimits = ServeLimits()) throws(ServeError) {
+    public init(models: [Model], limits: ServeLimits = ServeLimits(), text: [TextSupport?] = []) throws(ServeError) {
         guard !models.isEmpty else { throw .badRequest("a server needs at least one model") }
         var names: Set<String> = []
         for m in models where !names.insert(m.name).inserted {
@@ -91,7 +106,9 @@ public final class InferenceServer: Sendable {
         self.models = models
         self.limits = limits
         batchSymbols = models.map(DynamicBatcher.batchSymbol(of:))
-        metadata = models.map(Self.metadata(of:))
+        let text = models.indices.map { $0 < text.count ? text[$0] : nil }
+        self.text = text
+        metadata = zip(models, text).map { Self.metadata(of: $0, text: $1) }
         inputIndex = models.map { m in Dictionary(m.inputs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }) }
         overridable = models.map { Set($0.graph.overridableInitializers) }
     }
@@ -133,6 +150,12 @@ public final class InferenceServer: Sendable {
         scan(body) { request throws(ServeError) in
             .infer(try infer(request, model: model, line: body, binary: binary, omitNullID: true))
         }
+    }
+
+    /// Parses the JSON of a generation request to model number `model` (HTTP's `generate` route:
+    /// the model comes from the path). The same one-byte look-ahead rule as `prepare(line:binary:)` applies.
+    public func prepareGenerate(body: UnsafeRawBufferPointer, model: Int) -> ServeJob {
+        scan(body) { request throws(ServeError) in .generate(try generate(request, model: model, omitNullID: true)) }
     }
 
     /// Scans `bytes` as a request and hands it to `body`; a failure of either becomes an error
@@ -218,6 +241,8 @@ public final class InferenceServer: Sendable {
             let m = try pickModel(request.members["model_name"])
             guard case .object(let fields) = metadata[m] else { return .answer(metadata[m]) }
             return .answer(.object([JSONMember(key: "id", value: id)] + fields))
+        case "generate":
+            return .generate(try generate(request, model: try pickModel(request.members["model_name"]), omitNullID: false))
         case "ready":
             if let name = request.members["model_name"], name != .null {
                 let m = try pickModel(name)
@@ -225,7 +250,7 @@ public final class InferenceServer: Sendable {
             }
             return .answer(.object([("id", id), ("ready", .bool(true))]))
         default:
-            throw .badRequest("unknown method '\(method)'; use infer, metadata or ready")
+            throw .badRequest("unknown method '\(method)'; use infer, generate, metadata or ready")
         }
     }
 
@@ -256,15 +281,17 @@ public final class InferenceServer: Sendable {
             let label = "input '\(name)'"
             guard inputs[name] == nil else { throw .badRequest("\(label) is given twice") }
             let declared = inputIndex[m][name]
-            guard declared != nil || overridable[m].contains(name) else {
+            let isText = declared == nil && text[m]?.feeds != nil && TextSupport.inputNames.contains(name)
+            guard declared != nil || overridable[m].contains(name) || isText else {
                 throw .model(.runtime(.unknownInput(name: name, expected: model.inputs.map(\.name))))
             }
             guard case .string(let typeName)? = s.datatype else { throw .badRequest("\(label) has no \"datatype\" string") }
-            guard let dtype = DType(inferenceProtocolName: typeName), dtype != .string, dtype != .bfloat16 else {
-                throw .badRequest("\(label) has datatype '\(typeName)'; supported: BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64")
+            guard let dtype = DType(inferenceProtocolName: typeName), dtype != .bfloat16 else {
+                throw .badRequest("\(label) has datatype '\(typeName)'; supported: BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES")
             }
+            if isText, dtype != .string { throw .badRequest("\(label) is text to tokenize: its datatype is BYTES, not \(typeName)") }
             let shape = try Self.shape(s.shape, label: label)
-            guard let count = ShapeMath.elementCount(shape), !count.multipliedReportingOverflow(by: dtype.byteWidth).overflow else {
+            guard let count = ShapeMath.elementCount(shape), !count.multipliedReportingOverflow(by: max(1, dtype.byteWidth)).overflow else {
                 throw .badRequest("\(label) has shape \(shape), whose element count overflows")
             }
             guard count <= limits.maxElements else {
@@ -280,25 +307,37 @@ public final class InferenceServer: Sendable {
             }
             if let size = try Self.binarySize(s.parameters, label: label) {
                 guard s.data == nil else { throw .badRequest("\(label) has both binary_data_size and \"data\"") }
-                let needed = count * dtype.byteWidth
-                guard size == needed else {
-                    throw .badRequest("\(label) has binary_data_size \(size), but shape \(shape) of \(typeName) is \(needed) bytes")
+                if dtype != .string {  // BYTES elements carry their own lengths
+                    let needed = count * dtype.byteWidth
+                    guard size == needed else {
+                        throw .badRequest("\(label) has binary_data_size \(size), but shape \(shape) of \(typeName) is \(needed) bytes")
+                    }
                 }
                 guard size <= binary.count - binaryUsed else {
                     throw .badRequest("\(label) needs \(size) bytes of binary data after byte \(binaryUsed), only \(binary.count) follow the JSON")
                 }
-                inputs[name] = try TensorDataDecoder.decodeBinary(
-                    UnsafeRawBufferPointer(rebasing: binary[binaryUsed..<binaryUsed + size]), dtype: dtype, shape: shape, label: label)
+                let bytes = UnsafeRawBufferPointer(rebasing: binary[binaryUsed..<binaryUsed + size])
+                inputs[name] = dtype == .string
+                    ? try TensorDataDecoder.decodeBinaryStrings(bytes, shape: shape, count: count, label: label)
+                    : try TensorDataDecoder.decodeBinary(bytes, dtype: dtype, shape: shape, label: label)
                 binaryUsed += size
                 continue
             }
             let base64 = try Self.encoding(s.parameters, label: label) == .base64
             guard let range = s.data else { throw .badRequest("\(label) has no \"data\"") }
+            if dtype == .string {
+                guard !base64 else { throw .badRequest("\(label) is BYTES: its data is JSON strings or binary tensor data, not base64") }
+                inputs[name] = try TensorDataDecoder.decodeStrings(line: line, range: range, shape: shape, count: count, label: label)
+                continue
+            }
             inputs[name] = try TensorDataDecoder.decode(
                 line: line, range: range, dtype: dtype, shape: shape, count: count, base64: base64, label: label)
         }
         guard binaryUsed == binary.count else {
             throw .badRequest("the inputs' binary_data_size add up to \(binaryUsed) bytes, but \(binary.count) bytes of binary data follow the JSON")
+        }
+        if let feeds = text[m]?.feeds, inputs["text"] != nil || inputs["text_pair"] != nil {
+            try TextSupport.tokenize(&inputs, with: feeds, model: model, maxElements: limits.maxElements)
         }
         for v in model.inputs where inputs[v.name] == nil {
             throw .model(.runtime(.missingInput(name: v.name)))
@@ -380,6 +419,7 @@ public final class InferenceServer: Sendable {
             switch job {
             case .answer(let a): return .answer(a)
             case .infer(let j): return runOne(j)
+            case .generate(let g): return .answer(runGenerate(g))
             }
         }
     }
@@ -470,7 +510,7 @@ public final class InferenceServer: Sendable {
     // MARK: - Metadata
 
     /// Model metadata: name, platform, inputs and outputs with -1 for dimensions not fixed.
-    static func metadata(of model: Model) -> JSON {
+    static func metadata(of model: Model, text: TextSupport?) -> JSON {
         let inferred = (try? model.graph.inferTypes()) ?? [:]
         func describe(_ v: ValueInfo) -> JSON {
             let type = v.type ?? inferred[v.name]
@@ -482,7 +522,7 @@ public final class InferenceServer: Sendable {
         return .object([
             ("name", .string(model.name)), ("versions", .array([.string("1")])),
             ("platform", .string("dlkit")),
-            ("inputs", .array(model.inputs.map(describe))),
+            ("inputs", .array(model.inputs.map(describe) + (text?.metadataInputs ?? []))),
             ("outputs", .array(model.outputs.map(describe))),
         ])
     }

@@ -19,11 +19,9 @@ enum SparseTensor {
             throw fail("sparsity has \(levels) traversal levels, \(sp.dimensions.count) dimension metadata and \(k) block dims for rank \(n)")
         }
         let width = dtype.byteWidth
-        guard width > 0, let total = ShapeMath.elementCount(shape), values.count % width == 0 else {
+        guard width > 0, let total = ShapeMath.elementCount(shape), !total.multipliedReportingOverflow(by: width).overflow,
+              values.count % width == 0 else {
             throw fail("sparse \(dtype) tensor of shape \(shape) cannot be densified")
-        }
-        guard total <= Graph.defaultAllocationBudget / width else {
-            throw fail("dense shape \(shape) of \(dtype) is over the allocation budget")
         }
         let stored = values.count / width
         // Size of each expanded dimension: block dims from their level's dense size; original dims divided by their block.
@@ -40,7 +38,8 @@ enum SparseTensor {
         }
         var strides = [Int](repeating: 1, count: n)
         for d in stride(from: n - 2, through: 0, by: -1) { strides[d] = strides[d + 1] * shape[d + 1] }
-        var out = [UInt8](repeating: 0, count: total * width)
+        // One zeroed allocation filled in place (the importer checked its size against the budget).
+        var dense = Tensor(zeros: dtype, shape: shape)
         var coord = [Int](repeating: 0, count: levels)
         // Depth-first over the levels with an explicit stack: (level, position, next child, end).
         var stack: [(level: Int, pos: Int, next: Int, end: Int)] = []
@@ -91,10 +90,10 @@ enum SparseTensor {
                 for (b, m) in sp.blockMap.enumerated() where m == d { c = c * size[n + b] + coord[n + b] }
                 offset += c * strides[d]
             }
-            for byte in 0..<width { out[offset * width + byte] = values[pos * width + byte] }
+            dense.withUnsafeMutableBytes { out in
+                for byte in 0..<width { out[offset * width + byte] = values[pos * width + byte] }
+            }
         }
-        do { return try out.withUnsafeBytes { b throws(TensorError) in try Tensor(dtype: dtype, shape: shape, bytes: b) } } catch {
-            throw fail("\(error)")
-        }
+        return dense
     }
 }

@@ -11,16 +11,22 @@ import DLTensor
 /// `serving_default` signature's names when the file has one.
 ///
 /// Quantized tensors (int8/uint8/int16 with a scale, int32 biases) are read through
-/// `DequantizeLinear` and ops whose output is quantized end in `QuantizeLinear`: full-integer
-/// models compute in float between the quantize steps, dynamic-range models dequantize their
-/// weights once (folded by the plan), float16 weights behind DEQUANTIZE become a Cast.
+/// `DequantizeLinear` and ops whose output is quantized end in `QuantizeLinear`. Full-integer
+/// models follow TFLite's integer arithmetic where it decides the result (convolutions, fully
+/// connected, add, mul, requantize, mean, average pool: `Ops/IntegerOps.swift`) and compute in
+/// float between the quantize steps elsewhere; dynamic-range convolutions and fully connected
+/// quantize their input as TFLite's hybrid kernels do, other ops dequantize their weights once
+/// (folded by the plan); float16 weights behind DEQUANTIZE become a Cast.
 public enum TFLiteImporter {
+    /// - Parameter allocationBudget: the most bytes the import may allocate for weights it has to
+    ///   materialize (sparse tensors densified); the other weights stay views of the file.
     /// - Throws: `TFLiteError` naming the tensor or operator at fault; unsupported operators are
     ///   listed all at once (custom ops by their custom code).
-    public static func graph(from model: TFLiteModel) throws(TFLiteError) -> Graph {
+    public static func graph(from model: TFLiteModel, allocationBudget: Int = Graph.defaultAllocationBudget) throws(TFLiteError) -> Graph {
         guard let main = model.subgraphs.first else {
             throw .invalid(path: model.path, object: "model", reason: "has no subgraphs")
         }
+        try checkDenseSizes(model, main, budget: allocationBudget)
         var unsupported: [String: Int] = [:]
         for op in main.operators {
             let name = TFLiteOps.name(model.operatorCodes[op.opcodeIndex])
@@ -31,6 +37,21 @@ public enum TFLiteImporter {
         }
         var b = TFLiteGraphBuilder(model: model, subgraph: main)
         return try b.build()
+    }
+
+    /// Refuses, before anything is allocated, a subgraph whose sparse constants would densify to
+    /// more than `budget` bytes together (a few stored values can describe a huge dense shape).
+    static func checkDenseSizes(_ model: TFLiteModel, _ sub: TFLiteModel.Subgraph, budget: Int) throws(TFLiteError) {
+        var total = 0
+        for (i, t) in sub.tensors.enumerated() where t.sparsity != nil {
+            let width = dtype(t.type)?.byteWidth ?? 1
+            let bytes = ShapeMath.elementCount(t.shape).map { $0.multipliedReportingOverflow(by: max(width, 1)) }
+            guard let (b, o) = bytes, !o, b <= budget - total else {
+                throw .invalid(path: model.path, object: "tensor \(i) ('\(t.name)')",
+                               reason: "sparse shape \(t.shape) densifies past the allocation budget of \(budget) bytes (\(total) bytes densified before it)")
+            }
+            total += b
+        }
     }
 
     typealias Translator = (inout TFLiteGraphBuilder, TFLiteOp) throws(TFLiteError) -> Void
@@ -94,6 +115,8 @@ struct TFLiteGraphBuilder {
     var values: [Int: String] = [:]
     /// Float views of quantized tensors, made once.
     var floatViews: [Int: String] = [:]
+    /// The scale and zero-point initializers of quantized tensors, made once.
+    var quantNames: [Int: (String, String, Int?)] = [:]
 
     init(model: TFLiteModel, subgraph: TFLiteModel.Subgraph) {
         self.model = model
@@ -137,8 +160,10 @@ struct TFLiteGraphBuilder {
             }
             outputs.append(ValueInfo(name: tensorNames[i], type: try type(of: i)))
         }
+        // Only the constants some node reads (an integer path takes a scale or a zero point alone).
+        let read = Set(nodes.flatMap(\.inputs)).union(outputs.map(\.name))
         var g = Graph(name: sub.name.isEmpty ? "main" : sub.name, inputs: inputs, outputs: outputs, nodes: nodes,
-                      initializers: NamedTensors(initializers))
+                      initializers: NamedTensors(initializers.filter { read.contains($0.0) }))
         g.metadata.producerName = "dlkit-tflite"
         g.metadata.docString = model.description
         g.metadata.opsetImports = [(domain: "", version: 21)]
@@ -215,8 +240,10 @@ struct TFLiteGraphBuilder {
         return q
     }
 
-    /// Scale and zero-point initializers of a quantized tensor, and the axis when per-channel.
+    /// Scale and zero-point initializers of a quantized tensor (made once per tensor), and the
+    /// axis when per-channel.
     mutating func quantParams(_ i: Int, _ q: TFLiteModel.Quantization) throws(TFLiteError) -> (String, String, Int?) {
+        if let made = quantNames[i] { return made }
         let t = sub.tensors[i]
         guard let dt = TFLiteImporter.dtype(t.type) else { throw .invalid(path: path, object: tensorLabel(i), reason: "unsupported quantized type") }
         let n = q.scale.count
@@ -241,6 +268,7 @@ struct TFLiteGraphBuilder {
         default: zpTensor = Tensor(shape: shape, scalars: zps.prefix(max(n, 1)).map { Int32(clamping: $0) })
         }
         let zp = addConstant(zpTensor, base: tensorNames[i] + "/zero_point")
+        quantNames[i] = (scale, zp, axis)
         return (scale, zp, axis)
     }
 

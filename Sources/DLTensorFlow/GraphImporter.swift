@@ -22,7 +22,7 @@ struct Scope {
 /// Translates one signature of a SavedModel into IR nodes.
 struct GraphImporter {
     let path: String
-    let model: SavedModelParts
+    private(set) var model: SavedModelParts
     let bundle: TensorBundle?
     var nodes: [Node] = []
     var initializers = NamedTensors()
@@ -54,6 +54,7 @@ struct GraphImporter {
 
     mutating func build(signature key: String) throws(TensorFlowError) -> Graph {
         guard let sig = model.signatures[key] else { throw .signature(path: path, reason: "has no signature '\(key)'") }
+        try TF1Loops.lift(&model, path: path)
         var args: [String: TFValue] = [:]
         var inputs: [ValueInfo] = []
         // The signature's keys name the graph's inputs and outputs; internal values avoid them.
@@ -152,7 +153,7 @@ struct GraphImporter {
                     stack.append((name, next + 1))
                     guard let (dep, _, _) = parse(node.inputs[next], in: scope) else { continue }
                     if state[dep] == false {
-                        throw .badNode(path: path, node: scope.prefix + name, reason: "is part of a cycle (TF1 loops are not supported; TF2 While/If functions are)")
+                        throw .badNode(path: path, node: scope.prefix + name, reason: "is part of a cycle that is not a TF1 while_loop frame (Enter/Merge/Switch/NextIteration/Exit)")
                     }
                     if state[dep] == nil { stack.append((dep, 0)) }
                 } else {
@@ -278,10 +279,14 @@ struct GraphImporter {
     mutating func variable(_ key: String, handle: String, node: String) throws(TensorFlowError) -> String {
         if let v = variableValues[key] { return v }
         guard let bundle else { throw .badNode(path: path, node: node, reason: "reads variable '\(handle)' but the SavedModel has no variables/ checkpoint") }
-        guard let e = bundle.entry(key) else {
+        let t: Tensor
+        if let e = bundle.entry(key) {
+            t = try bundle.tensor(e)
+        } else if let p = try bundle.part(key) {
+            t = p  // a TF1 partitioned variable's part: a slice of NAME's entry
+        } else {
             throw .badNode(path: path, node: node, reason: "reads variable '\(handle)', whose checkpoint key '\(key)' is not in \(bundle.indexPath)")
         }
-        let t = try bundle.tensor(e)
         let name = fresh(handle.isEmpty ? key : handle)
         names.insert(name)
         initializers[name] = t

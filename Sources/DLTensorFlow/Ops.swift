@@ -390,6 +390,10 @@ extension GraphImporter {
             guard let to = n.type("DstT").flatMap(TFDataType.dtype) else { throw bad("casts to a type DLKit does not hold") }
             return one(emit1("Cast", [try t(0)], [attrInt("to", Int(to.onnxCode))], name: base))
         case "Fill": return one(emit1("Expand", [try t(1), asInt64(try t(0))], name: base))
+        case "ZerosLike", "OnesLike":
+            guard let dtype = n.type("T").flatMap(TFDataType.dtype) else { throw bad("has a type DLKit does not hold") }
+            let fill = n.op == "ZerosLike" ? Tensor(zeros: dtype, shape: []) : Tensor(shape: [], scalars: [1.0]).converted(to: dtype)
+            return one(emit1("Expand", [constant(fill, name: base + "/value"), emit1("Shape", [try t(0)], name: base + "/shape")], name: base))
         case "Tile": return one(emit1("Tile", [try t(0), asInt64(try t(1))], name: base))
         case "Range": return one(emit1("Range", [try t(0), try t(1), try t(2)], name: base))
         case "GatherV2":

@@ -4,6 +4,7 @@ import DLGraph
 /// where it applies, the block, tensor, function or node.
 public enum TensorFlowError: Error, CustomStringConvertible {
     case cannotRead(path: String, reason: String)
+    case cannotWrite(path: String, reason: String)
     /// The table (`.index`) is malformed: bad footer, block, entry or checksum.
     case badTable(path: String, reason: String)
     /// An index entry or the shard data of one tensor is wrong.
@@ -19,6 +20,7 @@ public enum TensorFlowError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .cannotRead(let p, let r): "\(p): \(r)"
+        case .cannotWrite(let p, let r): "\(p): cannot write: \(r)"
         case .badTable(let p, let r): "\(p): not a valid TensorFlow checkpoint index: \(r)"
         case .badTensor(let p, let t, let r): "\(p): tensor '\(t)': \(r)"
         case .notSavedModel(let p, let r): "\(p): not a valid SavedModel: \(r)"

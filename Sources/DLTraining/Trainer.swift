@@ -1,23 +1,39 @@
 import DLAutograd
 import DLGraph
 import DLTensor
+import Foundation
 
-/// Inputs and targets, one sample per row of axis 0.
+/// Inputs and targets, one sample per row of axis 0. A model with several outputs reads
+/// further targets by name (`namedTargets`), one per loss.
 public struct Dataset: Sendable {
     public let inputs: Tensor
     public let targets: Tensor
+    /// Targets of further outputs, by the name a `OutputLoss.target` gives.
+    public let namedTargets: [String: Tensor]
+    /// Tells datasets apart for the batch prefetcher (copies of a dataset share it).
+    let identity = DatasetIdentity()
 
-    public init(inputs: Tensor, targets: Tensor) throws(TrainingError) {
+    public init(inputs: Tensor, targets: Tensor, namedTargets: [String: Tensor] = [:]) throws(TrainingError) {
         guard inputs.rank >= 1, targets.rank >= 1 else { throw .badData("inputs and targets need a sample axis") }
         guard inputs.shape[0] == targets.shape[0] else {
             throw .badData("inputs have \(inputs.shape[0]) samples but targets \(targets.shape[0])")
         }
+        for (name, t) in namedTargets.sorted(by: { $0.key < $1.key }) where t.rank < 1 || t.shape[0] != inputs.shape[0] {
+            throw .badData("inputs have \(inputs.shape[0]) samples but target '\(name)' has shape \(t.shape)")
+        }
         guard inputs.shape[0] > 0 else { throw .badData("there are no samples") }
         self.inputs = inputs
         self.targets = targets
+        self.namedTargets = namedTargets
     }
 
     public var count: Int { inputs.shape[0] }
+
+    /// The target named `name`; nil names `targets`.
+    public func target(_ name: String?) -> Tensor? {
+        guard let name else { return targets }
+        return namedTargets[name]
+    }
 
     /// The rows `indices` of a tensor, stacked.
     static func rows(_ t: Tensor, _ indices: [Int]) -> Tensor {
@@ -32,8 +48,59 @@ public struct Dataset: Sendable {
         return out
     }
 
-    public func batch(_ indices: [Int]) -> (inputs: Tensor, targets: Tensor) {
-        (Self.rows(inputs, indices), Self.rows(targets, indices))
+    /// The rows `indices` of the inputs and of every target.
+    public func batch(_ indices: [Int]) -> Batch {
+        Batch(inputs: Self.rows(inputs, indices), targets: Self.rows(targets, indices),
+              namedTargets: namedTargets.mapValues { Self.rows($0, indices) }, count: indices.count)
+    }
+
+    /// The rows `range` of a tensor: a view of the same file when `t` is memory-mapped, else a copy.
+    static func rows(_ t: Tensor, _ range: Range<Int>) -> Tensor {
+        let rowBytes = t.byteCount / max(t.shape[0], 1)
+        if let (file, offset) = t.mappedSource,
+           let view = try? Tensor(dtype: t.dtype, shape: [range.count] + t.shape.dropFirst(), viewing: file, offset: offset + range.lowerBound * rowBytes) {
+            return view
+        }
+        return rows(t, Array(range))
+    }
+
+    /// The samples `range` as a dataset of their own: views of a memory-mapped file stay views
+    /// (a validation split of data larger than memory copies nothing), others are copied.
+    public func subset(_ range: Range<Int>) throws(TrainingError) -> Dataset {
+        try Dataset(inputs: Self.rows(inputs, range), targets: Self.rows(targets, range),
+                    namedTargets: namedTargets.mapValues { Self.rows($0, range) })
+    }
+}
+
+/// One batch: the inputs and targets of its samples.
+public struct Batch: Sendable {
+    public let inputs: Tensor
+    public let targets: Tensor
+    public let namedTargets: [String: Tensor]
+    public let count: Int
+
+    public func target(_ name: String?) -> Tensor? {
+        guard let name else { return targets }
+        return namedTargets[name]
+    }
+}
+
+final class DatasetIdentity: Sendable {}
+
+/// A loss on one output of a model with several (Keras's `compile(loss={...}, loss_weights={...})`):
+/// the training loss is the sum of `weight x loss` over the outputs.
+public struct OutputLoss: Sendable, Equatable {
+    public var output: String
+    /// The dataset target the loss reads (`Dataset.namedTargets`); nil reads `Dataset.targets`.
+    public var target: String?
+    public var loss: Loss
+    public var weight: Double
+
+    public init(output: String, target: String?, loss: Loss, weight: Double = 1) {
+        self.output = output
+        self.target = target
+        self.loss = loss
+        self.weight = weight
     }
 }
 
@@ -67,9 +134,19 @@ public struct TrainerOptions: Sendable {
     public var accumulate: Int = 1
     /// The largest 2-norm of all gradients together; nil: no clipping.
     public var clipGradNorm: Double?
+    /// Several outputs, each with its loss and weight; when empty, `loss` on `outputName`
+    /// against `Dataset.targets`. Metrics read the first.
+    public var outputLosses: [OutputLoss] = []
+    /// tf.data's `shuffle(buffer_size)`: samples are drawn at random from a buffer of this many
+    /// that refills in data order, so reads stay near each other in a memory-mapped file. nil:
+    /// a full shuffle of the epoch.
+    public var shuffleBuffer: Int?
+    /// Gather the next batch on a background thread while a step runs.
+    public var prefetch: Bool = true
 
     public init(inputName: String, outputName: String? = nil, loss: Loss, batchSize: Int, dropLast: Bool = false,
-                accumulate: Int = 1, clipGradNorm: Double? = nil) {
+                accumulate: Int = 1, clipGradNorm: Double? = nil, outputLosses: [OutputLoss] = [],
+                shuffleBuffer: Int? = nil, prefetch: Bool = true) {
         self.inputName = inputName
         self.outputName = outputName
         self.loss = loss
@@ -77,9 +154,14 @@ public struct TrainerOptions: Sendable {
         self.dropLast = dropLast
         self.accumulate = accumulate
         self.clipGradNorm = clipGradNorm
+        self.outputLosses = outputLosses
+        self.shuffleBuffer = shuffleBuffer
+        self.prefetch = prefetch
     }
 }
 
+/// The training loop: batches in (seeded) order, forward and backward through the graph, the
+/// optimizer's update, running statistics written back.
 /// The training loop: batches in (seeded) order, forward and backward through the graph, the
 /// optimizer's update, running statistics written back.
 public struct Trainer: Sendable {
@@ -91,9 +173,14 @@ public struct Trainer: Sendable {
     public let trainable: [String]
     public var optimizer: Optimizer
     public var progress: TrainingProgress
-    /// Samples and the sum of (batch loss x batch samples) of the last step, for epoch means.
-    public private(set) var lastStep: (samples: Int, weightedLoss: Double) = (0, 0)
-    let outputName: String
+    /// Samples and the sum of (batch loss x batch samples) of the last step, for epoch means;
+    /// with several output losses, `headLosses` holds each one's sum (unweighted) in `heads` order.
+    public private(set) var lastStep: (samples: Int, weightedLoss: Double, headLosses: [Double]) = (0, 0, [])
+    /// The losses the trainer computes: `options.outputLosses`, or `options.loss` on one output.
+    public let heads: [OutputLoss]
+    /// The sample order of the epoch being trained, computed once per epoch.
+    private var cachedOrder: (epoch: Int, count: Int, order: [Int])?
+    private let prefetcher = BatchPrefetcher()
 
     /// - Parameter frozen: name patterns (`encoder.*`) of parameters left unchanged.
     public init(graph: Graph, optimizer: Optimizer, options: TrainerOptions, progress: TrainingProgress,
@@ -101,6 +188,7 @@ public struct Trainer: Sendable {
         guard options.batchSize > 0 else { throw .badData("batch size must be positive, got \(options.batchSize)") }
         guard options.accumulate >= 1 else { throw .badSetting("accumulate must be at least 1, got \(options.accumulate)") }
         if let c = options.clipGradNorm, !(c > 0) { throw .badSetting("the gradient norm limit must be > 0, got \(c)") }
+        if let b = options.shuffleBuffer, b < 1 { throw .badSetting("the shuffle buffer must hold at least 1 sample, got \(b)") }
         let names = Differentiator.trainableParameters(of: graph).filter { n in !frozen.contains { Differentiator.glob($0, matches: n) } }
         for p in frozen where !Differentiator.trainableParameters(of: graph).contains(where: { Differentiator.glob(p, matches: $0) }) {
             throw .badState("--freeze '\(p)' matches no parameter")
@@ -108,9 +196,21 @@ public struct Trainer: Sendable {
         guard graph.inputs.contains(where: { $0.name == options.inputName }) else {
             throw .badData("the model has no input '\(options.inputName)' (inputs: \(graph.inputs.map(\.name).joined(separator: ", ")))")
         }
-        guard let out = options.outputName ?? graph.outputs.first?.name else { throw .badState("the model has no outputs") }
-        guard graph.outputs.contains(where: { $0.name == out }) else {
-            throw .badData("the model has no output '\(out)' (outputs: \(graph.outputs.map(\.name).joined(separator: ", ")))")
+        let outputs = graph.outputs.map(\.name)
+        if options.outputLosses.isEmpty {
+            guard let out = options.outputName ?? outputs.first else { throw .badState("the model has no outputs") }
+            guard outputs.contains(out) else {
+                throw .badData("the model has no output '\(out)' (outputs: \(outputs.joined(separator: ", ")))")
+            }
+            heads = [OutputLoss(output: out, target: nil, loss: options.loss, weight: 1)]
+        } else {
+            for h in options.outputLosses {
+                guard outputs.contains(h.output) else {
+                    throw .badData("a loss names output '\(h.output)', which the model does not have (outputs: \(outputs.joined(separator: ", ")))")
+                }
+                guard h.weight.isFinite, h.weight >= 0 else { throw .badSetting("the loss weight of output '\(h.output)' must be >= 0, got \(h.weight)") }
+            }
+            heads = options.outputLosses
         }
         do { differentiator = try Differentiator(graph: graph, wrt: names) } catch { throw .autograd("\(error)") }
         self.options = options
@@ -118,14 +218,19 @@ public struct Trainer: Sendable {
         trainable = names
         self.optimizer = optimizer
         self.progress = progress
-        outputName = out
     }
 
-    /// The sample order of an epoch: a seeded shuffle, or data order.
+    /// The sample order of an epoch: a seeded shuffle (of the whole epoch, or through a shuffle
+    /// buffer), or data order.
     public func order(epoch: Int, count: Int) -> [Int] {
-        var idx = Array(0..<count)
-        guard let seed = progress.shuffleSeed else { return idx }
+        Self.order(seed: progress.shuffleSeed, buffer: options.shuffleBuffer, epoch: epoch, count: count)
+    }
+
+    static func order(seed: UInt64?, buffer: Int?, epoch: Int, count: Int) -> [Int] {
+        guard let seed else { return Array(0..<count) }
         var rng = TrainingRNG(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)
+        if let buffer { return bufferedShuffle(count: count, buffer: buffer, rng: &rng) }
+        var idx = Array(0..<count)
         if count > 1 {
             for i in stride(from: count - 1, to: 0, by: -1) {
                 let j = Int(rng.next() % UInt64(i + 1))
@@ -135,12 +240,39 @@ public struct Trainer: Sendable {
         return idx
     }
 
+    /// tf.data's shuffle buffer: fill a buffer with the first `buffer` samples; each output is a
+    /// uniformly drawn buffer slot, refilled with the next sample in data order (once the data
+    /// runs out, the slot is closed by moving the buffer's last sample into it). Output k is
+    /// therefore always one of samples 0 ..< k + buffer.
+    static func bufferedShuffle(count: Int, buffer size: Int, rng: inout TrainingRNG) -> [Int] {
+        var buffer = Array(0..<min(size, count))
+        var next = buffer.count
+        var out: [Int] = []
+        out.reserveCapacity(count)
+        while !buffer.isEmpty {
+            let i = Int(rng.next() % UInt64(buffer.count))
+            out.append(buffer[i])
+            if next < count {
+                buffer[i] = next
+                next += 1
+            } else {
+                buffer[i] = buffer[buffer.count - 1]
+                buffer.removeLast()
+            }
+        }
+        return out
+    }
+
     public func batchesPerEpoch(count: Int) -> Int {
         options.dropLast ? count / options.batchSize : (count + options.batchSize - 1) / options.batchSize
     }
 
-    /// Checks the data against the model input (dtype and per-sample shape) before training.
-    public func check(_ data: Dataset) throws(TrainingError) {
+    /// Checks the data against the model input (dtype and per-sample shape) and the losses'
+    /// targets before training; training data (not `validation`) also against where the epoch stands.
+    public func check(_ data: Dataset, validation: Bool = false) throws(TrainingError) {
+        for h in heads where data.target(h.target) == nil {
+            throw .badData("the loss of output '\(h.output)' reads target '\(h.target ?? "")', which the data does not have (targets: \(data.namedTargets.keys.sorted().joined(separator: ", ")))")
+        }
         guard let info = differentiator.graph.inputs.first(where: { $0.name == options.inputName }), let type = info.type else { return }
         guard data.inputs.dtype == type.dtype else {
             throw .badData("input '\(options.inputName)' is \(type.dtype) in the model, the data has \(data.inputs.dtype)")
@@ -153,6 +285,7 @@ public struct Trainer: Sendable {
             }
             guard ok else { throw .badData("input '\(options.inputName)' is \(type) in the model; data samples have shape \(sample)") }
         }
+        if validation { return }
         guard batchesPerEpoch(count: data.count) > 0 else {
             throw .badData("\(data.count) samples make no full batch of \(options.batchSize) with --drop-last")
         }
@@ -169,10 +302,37 @@ public struct Trainer: Sendable {
         return try step(data, metrics: &none)
     }
 
+    /// The batch `batch` of epoch `epoch`, gathered on a background thread when it was prefetched;
+    /// then the batch after it is started in the background (`options.prefetch`).
+    mutating func batch(_ data: Dataset, epoch: Int, batch: Int) -> Batch {
+        if cachedOrder?.epoch != epoch || cachedOrder?.count != data.count {
+            cachedOrder = (epoch, data.count, order(epoch: epoch, count: data.count))
+        }
+        let order = cachedOrder?.order ?? []
+        let size = options.batchSize, count = data.count
+        let key = BatchPrefetcher.Key(data: ObjectIdentifier(data.identity), seed: progress.shuffleSeed, epoch: epoch, batch: batch)
+        let b = prefetcher.take(key) {
+            let lo = batch * size
+            return data.batch(Array(order[lo..<min(lo + size, count)]))
+        }
+        guard options.prefetch else { return b }
+        let perEpoch = batchesPerEpoch(count: count)
+        let (ne, nb) = batch + 1 < perEpoch ? (epoch, batch + 1) : (epoch + 1, 0)
+        let seed = progress.shuffleSeed, buffer = options.shuffleBuffer
+        prefetcher.start(BatchPrefetcher.Key(data: key.data, seed: seed, epoch: ne, batch: nb)) {
+            let o = ne == epoch ? order : Self.order(seed: seed, buffer: buffer, epoch: ne, count: count)
+            let lo = nb * size
+            return data.batch(Array(o[lo..<min(lo + size, count)]))
+        }
+        return b
+    }
+
     /// Takes the next optimizer step and adds each batch's output (before the update) to `metrics`.
     /// With `accumulate` K the step sums the gradients of the next K batches, each batch's loss
     /// divided by K (torch's `(loss / K).backward()`), never past the end of the epoch; with
     /// `clipGradNorm` the summed gradients are scaled as `torch.nn.utils.clip_grad_norm_` does.
+    /// With several output losses, the loss is the sum of weight x loss (Keras's total loss,
+    /// torch's `sum(w * l).backward()`), each output seeded with its weighted gradient.
     /// - Returns: the mean loss of the step's batches (before the update).
     @discardableResult
     public mutating func step(_ data: Dataset, metrics: inout MetricAccumulator?) throws(TrainingError) -> Double {
@@ -180,33 +340,41 @@ public struct Trainer: Sendable {
         let perEpoch = batchesPerEpoch(count: count)
         let batches = min(options.accumulate, perEpoch - progress.batchInEpoch)
         guard batches >= 1 else { throw .badData("batch \(progress.batchInEpoch) is past the \(perEpoch) batches of an epoch") }
-        let order = order(epoch: progress.epoch, count: count)
         var rng = progress.rng
         var grads: [String: Tensor] = [:]
         var lossSum = 0.0, weightedSum = 0.0, samples = 0
+        var headSums = [Double](repeating: 0, count: heads.count)
         for j in 0..<batches {
             let lo = (progress.batchInEpoch + j) * options.batchSize
             guard lo < count else { throw .badData("batch \(progress.batchInEpoch + j) starts at sample \(lo), past the \(count) samples") }
-            let indices = Array(order[lo..<min(lo + options.batchSize, count)])
-            let (x, y) = data.batch(indices)
+            let b = batch(data, epoch: progress.epoch, batch: progress.batchInEpoch + j)
             let batchGrads: [String: Tensor]
             let updatedState: [String: Tensor]
             // The tape (and the feed) hold references to the weights; they end with this block so
             // the optimizer below updates each weight's buffer in place instead of copying it.
             do {
-                var feed: [String: Tensor] = [options.inputName: x]
+                var feed: [String: Tensor] = [options.inputName: b.inputs]
                 for (name, t) in weights { feed[name] = t }
                 let tape: Tape
                 do { tape = try differentiator.forward(feed, training: true, rng: &rng) } catch { throw .autograd("\(error)") }
-                guard let output = tape.value(outputName) else { throw .badState("output '\(outputName)' was not computed") }
-                var (l, seed) = try options.loss.evaluate(output: output, target: y)
-                try metrics?.add(output: output, target: y)
+                var seeds: [String: Tensor] = [:]
+                var l = 0.0
+                for (k, h) in heads.enumerated() {
+                    guard let output = tape.value(h.output) else { throw .badState("output '\(h.output)' was not computed") }
+                    guard let y = b.target(h.target) else { throw .badData("the data has no target '\(h.target ?? "")'") }
+                    var (hl, seed) = try h.loss.evaluate(output: output, target: y)
+                    if k == 0 { try metrics?.add(output: output, target: y) }
+                    headSums[k] += hl * Double(b.count)
+                    l += h.weight * hl
+                    if options.accumulate > 1 { Self.scale(&seed, by: 1 / Float(options.accumulate)) }
+                    if h.weight != 1 { Self.scale(&seed, by: Float(h.weight)) }
+                    if var s = seeds.removeValue(forKey: h.output) { Self.add(seed, into: &s); seeds[h.output] = s } else { seeds[h.output] = seed }
+                }
                 guard l.isFinite else { throw .nonFiniteLoss(step: progress.step + 1, loss: l) }
                 lossSum += l
-                weightedSum += l * Double(indices.count)
-                samples += indices.count
-                if options.accumulate > 1 { Self.scale(&seed, by: 1 / Float(options.accumulate)) }
-                do { batchGrads = try differentiator.backward(tape, seeds: [outputName: seed]) } catch { throw .autograd("\(error)") }
+                weightedSum += l * Double(b.count)
+                samples += b.count
+                do { batchGrads = try differentiator.backward(tape, seeds: seeds) } catch { throw .autograd("\(error)") }
                 updatedState = tape.updatedState
             }
             for (name, t) in updatedState { weights[name] = t }
@@ -235,7 +403,7 @@ public struct Trainer: Sendable {
             progress.batchInEpoch = 0
             progress.epoch += 1
         }
-        lastStep = (samples, weightedSum)
+        lastStep = (samples, weightedSum, headSums)
         return lossSum / Double(batches)
     }
 
@@ -244,6 +412,9 @@ public struct Trainer: Sendable {
         let left = max(batchesPerEpoch(count: count) - batch, 0)
         return (left + options.accumulate - 1) / options.accumulate
     }
+
+    /// The names of the per-output losses in the logs (Keras's `<output>_loss`); empty with one loss.
+    public var headLossNames: [String] { heads.count > 1 ? heads.map { "\($0.output)_loss" } : [] }
 
     static func scale(_ t: inout Tensor, by f: Float) {
         t.withUnsafeMutableBytes { raw in
@@ -280,27 +451,37 @@ public struct Trainer: Sendable {
     }
 
     /// The loss and metrics of the model on `data` in inference mode (dropout off, batch norm on
+
+    /// The loss and metrics of the model on `data` in inference mode (dropout off, batch norm on
     /// its running statistics), in batches of the training batch size. The loss is the mean over
-    /// samples (each batch's mean weighted by its size).
+    /// samples (each batch's mean weighted by its size); with several outputs it is the weighted
+    /// sum, and each output's own loss is `<output>_loss`.
     public func evaluate(_ data: Dataset, metrics: [Metric]) throws(TrainingError) -> [String: Double] {
-        var acc = MetricAccumulator(metrics, loss: options.loss)
+        var acc = MetricAccumulator(metrics, loss: heads[0].loss)
         var total = 0.0
+        var headSums = [Double](repeating: 0, count: heads.count)
         var rng = progress.rng
         var lo = 0
         while lo < data.count {
             let hi = min(lo + options.batchSize, data.count)
-            let (x, y) = data.batch(Array(lo..<hi))
-            var feed: [String: Tensor] = [options.inputName: x]
+            let b = data.batch(Array(lo..<hi))
+            var feed: [String: Tensor] = [options.inputName: b.inputs]
             for (name, t) in weights { feed[name] = t }
             let tape: Tape
             do { tape = try differentiator.forward(feed, training: false, rng: &rng) } catch { throw .autograd("\(error)") }
-            guard let output = tape.value(outputName) else { throw .badState("output '\(outputName)' was not computed") }
-            total += try options.loss.evaluate(output: output, target: y).loss * Double(hi - lo)
-            try acc.add(output: output, target: y)
+            for (k, h) in heads.enumerated() {
+                guard let output = tape.value(h.output) else { throw .badState("output '\(h.output)' was not computed") }
+                guard let y = b.target(h.target) else { throw .badData("the data has no target '\(h.target ?? "")'") }
+                let l = try h.loss.evaluate(output: output, target: y).loss
+                headSums[k] += l * Double(hi - lo)
+                total += h.weight * l * Double(hi - lo)
+                if k == 0 { try acc.add(output: output, target: y) }
+            }
             lo = hi
         }
         var out = try acc.values()
         out["loss"] = total / Double(data.count)
+        for (name, sum) in zip(headLossNames, headSums) { out[name] = sum / Double(data.count) }
         return out
     }
 
@@ -312,8 +493,52 @@ public struct Trainer: Sendable {
         guard cut > 0, cut < data.count else {
             throw .badSetting("a validation split of \(f) leaves \(cut) of \(data.count) samples for training; both parts need samples")
         }
-        let head = Array(0..<cut), tail = Array(cut..<data.count)
-        let a = data.batch(head), b = data.batch(tail)
-        return (try Dataset(inputs: a.inputs, targets: a.targets), try Dataset(inputs: b.inputs, targets: b.targets))
+        return (try data.subset(0..<cut), try data.subset(cut..<data.count))
+    }
+}
+
+/// Gathers the next batch on a background thread while the current step runs. Keyed by dataset,
+/// shuffle seed, epoch and batch, so a step that asks for anything else gathers it itself; copies of a trainer
+/// share it, and a stale prefetch is never used.
+final class BatchPrefetcher: @unchecked Sendable {
+    struct Key: Equatable {
+        let data: ObjectIdentifier
+        let seed: UInt64?
+        let epoch: Int
+        let batch: Int
+    }
+
+    private let condition = NSCondition()
+    private var pending: Key?
+    private var running = false
+    private var result: Batch?
+
+    /// The batch for `key`: the prefetched one when it is that batch, else `gather()` here.
+    func take(_ key: Key, gather: () -> Batch) -> Batch {
+        condition.lock()
+        while running { condition.wait() }
+        let hit = pending == key ? result : nil
+        pending = nil
+        result = nil
+        condition.unlock()
+        return hit ?? gather()
+    }
+
+    /// Starts gathering `key` in the background.
+    func start(_ key: Key, gather: @escaping @Sendable () -> Batch) {
+        condition.lock()
+        while running { condition.wait() }
+        pending = key
+        running = true
+        result = nil
+        condition.unlock()
+        DispatchQueue.global().async {
+            let b = gather()
+            self.condition.lock()
+            self.result = b
+            self.running = false
+            self.condition.broadcast()
+            self.condition.unlock()
+        }
     }
 }

@@ -7,8 +7,9 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time inference of a model in-process: median latency, throughput, peak memory.",
         discussion: """
-            Inputs are random (floats in [-1, 1), integers in [0, 10)); dynamic dimensions come from
-            --input-shape, and those it does not give are set to --batch. Warm-up runs come first, then timed runs until --seconds pass (at least
+            Inputs are random floats in [-1, 1) and integer zeros (a valid index for any embedding
+            or lookup); dynamic dimensions come from --input-shape, and those it does not give are
+            set to --batch. Warm-up runs come first, then timed runs until --seconds pass (at least
             --min-runs). --cold loads, runs once, prints the load and first-run times and exits,
             for measuring process start to first answer.
             """)
@@ -54,7 +55,7 @@ struct Bench: ParsableCommand {
             Model.setThreadCount(threads, environment: environment)
             let t0 = Self.now()
             let m = try Model(contentsOf: URL(fileURLWithPath: model), options: RuntimeOptions(environment: environment))
-            var inputs = try ModelComparison.randomInputs(for: m.inputs, shapes: inputShapes.parsed(), seed: 0, otherDims: batch)
+            var inputs = try Bench.timingInputs(for: m, shapes: inputShapes.parsed(), batch: batch)
             if let inputRaw, let first = m.inputs.first, let shape = inputs[first.name]?.shape {
                 guard let data = FileManager.default.contents(atPath: inputRaw),
                       data.count == shape.reduce(4, *) else {
@@ -119,5 +120,13 @@ struct Bench: ParsableCommand {
             return (Double(String(line.filter(\.isNumber))) ?? 0) / 1024
         }
         return 0
+    }
+
+    /// Random floats in [-1, 1) and zero integers, shaped by `shapes` and `batch` for dynamic
+    /// dims: what bench and profile feed a model.
+    static func timingInputs(for m: Model, shapes: [String: [Int]], batch: Int) throws(DLKitError) -> [String: Tensor] {
+        var inputs = try ModelComparison.randomInputs(for: m.inputs, shapes: shapes, seed: 0, otherDims: batch)
+        for (name, t) in inputs where !t.dtype.isFloatingPoint { inputs[name] = Tensor(zeros: t.dtype, shape: t.shape) }
+        return inputs
     }
 }

@@ -29,14 +29,34 @@ struct Generate: ParsableCommand {
     @Option(help: "Seed of the sampler (the same seed gives the same tokens).")
     var seed: UInt32 = 0
 
+    @Option(help: "Threads running the model.")
+    var threads = 1
+
+    @Flag(help: ArgumentHelp("Also print the time of the prompt and of the new tokens after the first to stderr, one JSON line per prompt.",
+                             discussion: "{\"prompt_tokens\",\"new_tokens\",\"first_token_seconds\",\"decode_seconds\"} (scripts/bench/hf_bench.py)"))
+    var timing = false
+
     func run() throws {
         try reportingErrors {
-            guard maxTokens > 0 else { throw DLKitError.invalidArgument("--max-tokens must be positive") }
-            let gen = try TextGenerator(folder: URL(fileURLWithPath: folder))
+            guard maxTokens > 0, threads > 0 else { throw DLKitError.invalidArgument("--max-tokens and --threads must be positive") }
+            Model.setThreadCount(threads, environment: ProcessInfo.processInfo.environment)
+            let gen = try TextGenerator(folder: URL(fileURLWithPath: folder), options: RuntimeOptions(environment: ProcessInfo.processInfo.environment))
             while let line = readLine(strippingNewline: true) {
                 let sampling = TextGenerator.Sampling(temperature: temperature, topK: topK, topP: topP, seed: seed)
-                let (ids, text) = try gen.generate(text: line, maxTokens: maxTokens, sampling: sampling)
+                let start = DispatchTime.now().uptimeNanoseconds
+                var first: UInt64 = 0
+                let (ids, text) = try gen.generate(text: line, maxTokens: maxTokens, sampling: sampling) { _ in
+                    if first == 0 { first = DispatchTime.now().uptimeNanoseconds }
+                }
+                let end = DispatchTime.now().uptimeNanoseconds
                 print(JSON.object([("text_output", .string(text)), ("token_ids", .array(ids.map { .int($0) }))]).serialized())
+                if timing {
+                    let prompt = gen.tokenizer?.encode(line).ids.count ?? 0
+                    let stats = JSON.object([("prompt_tokens", .int(prompt)), ("new_tokens", .int(ids.count)),
+                                             ("first_token_seconds", .float(Double(first - start) / 1e9)),
+                                             ("decode_seconds", .float(Double(end - first) / 1e9))])
+                    FileHandle.standardError.write(Data((stats.serialized() + "\n").utf8))
+                }
             }
         }
     }

@@ -52,7 +52,7 @@ struct Profile: ParsableCommand {
             let environment = ProcessInfo.processInfo.environment
             Model.setThreadCount(threads, environment: environment)
             let m = try Model(contentsOf: URL(fileURLWithPath: model), options: RuntimeOptions(environment: environment))
-            let inputs = try ModelComparison.randomInputs(for: m.inputs, shapes: inputShapes.parsed(), seed: 0, otherDims: batch)
+            let inputs = try Bench.timingInputs(for: m, shapes: inputShapes.parsed(), batch: batch)
             for _ in 0..<warmup { _ = try m.run(inputs) }
             var profiled: [(start: Double, wall: Double, timings: [NodeTiming])] = []
             let origin = Bench.now()

@@ -25,7 +25,8 @@ let usage = """
     flight, and exit 0.
 
     MODEL               an ONNX model, DLKit checkpoint, Keras .h5 or .keras, .tflite, a TensorFlow SavedModel folder,
-                        a TF.js model.json or a Hugging Face folder; requests name it by
+                        a TF.js model.json or a Hugging Face folder (with tokenizer.json: BYTES
+                        "text" inputs; decoders: "generate" requests); requests name it by
                         its file name without extension ("model_name"), optional when one model
                         is served
     --graph FILE        the model the weights file just before it belongs to (e.g.
@@ -143,6 +144,7 @@ let stopFD = SignalPipe.install([SIGTERM, SIGINT])
 if stopFD == nil { log("could not set up signal handling; SIGTERM will end the server at once") }
 
 var models: [Model] = []
+var texts: [TextSupport?] = []
 for (index, p) in paths.enumerated() {
     do {
         let m = try graphs[index].map { try Model(contentsOf: URL(fileURLWithPath: p), graph: URL(fileURLWithPath: $0)) }
@@ -154,6 +156,13 @@ for (index, p) in paths.enumerated() {
         let io = { (vs: [ValueInfo]) in vs.map { "\($0.name): \($0.type?.description ?? "?")" }.joined(separator: ", ") }
         log("loaded '\(m.name)' from \(p) (inputs \(io(m.inputs)); outputs \(io(m.outputs)))")
         models.append(m)
+        let text = graphs[index] == nil
+            ? try TextSupport.load(path: p, options: RuntimeOptions(environment: ProcessInfo.processInfo.environment)) : nil
+        if let text {
+            log("'\(m.name)': " + [text.feeds.map { _ in "BYTES text inputs tokenized by tokenizer.json" },
+                                    text.generator.map { _ in "generate requests" }].compactMap { $0 }.joined(separator: ", "))
+        }
+        texts.append(text)
     } catch {
         log("\(error)")
         exit(1)
@@ -161,7 +170,7 @@ for (index, p) in paths.enumerated() {
 }
 
 let server: InferenceServer
-do { server = try InferenceServer(models: models, limits: limits) } catch {
+do { server = try InferenceServer(models: models, limits: limits, text: texts) } catch {
     log("\(error)")
     exit(1)
 }

@@ -46,8 +46,10 @@ struct DLTrain: ParsableCommand {
     @Option(help: "The model output the loss reads (default: the first).")
     var output: String?
 
-    @Option(help: "mse, l1, smooth_l1, huber, cross_entropy, nll, bce, bce_with_logits.")
+    @Option(help: "mse, l1, smooth_l1, huber, cross_entropy, nll, bce, bce_with_logits; or one per output of a model with several, out1=mse,out2=cross_entropy (targets: --target out1=y1,out2=y2, else the arrays named as the outputs).")
     var loss: String?
+    @Option(help: "With a loss per output: their weights, 1,0.5 in --loss order or out1=1,out2=0.5 (Keras's loss_weights; default 1).")
+    var lossWeights: String?
     @Option(help: "Label smoothing for cross_entropy.")
     var labelSmoothing: Double?
     @Option(help: "Samples per batch.")
@@ -72,6 +74,8 @@ struct DLTrain: ParsableCommand {
 
     @Flag(help: "Batches in data order (no shuffling).") var noShuffle = false
     @Option(help: "Seed of the shuffle and of dropout.") var seed: UInt64?
+    @Option(help: "Shuffle through a buffer of N samples refilled in data order (tf.data's shuffle(N)), so reads of a memory-mapped file stay near each other; default: a full shuffle of each epoch.")
+    var shuffleBuffer: Int?
     @Flag(help: "Drop the last incomplete batch of each epoch.") var dropLast = false
     @Option(help: ArgumentHelp("Leave parameters matching this pattern unchanged (repeatable), e.g. 'encoder.*'.", valueName: "PATTERN"))
     var freeze: [String] = []
@@ -121,6 +125,7 @@ struct DLTrain: ParsableCommand {
         if let b = batchSize, b <= 0 { throw ValidationError("--batch-size must be positive") }
         if let k = checkpointEvery, k <= 0 { throw ValidationError("--checkpoint-every must be positive") }
         if noShuffle && seed != nil { throw ValidationError("--no-shuffle and --seed exclude each other") }
+        if noShuffle && shuffleBuffer != nil { throw ValidationError("--no-shuffle and --shuffle-buffer exclude each other") }
     }
 
     func run() throws {
@@ -130,38 +135,23 @@ struct DLTrain: ParsableCommand {
         } catch let e as DLKitError {
             FileHandle.standardError.write(Data("dltrain: \(e)\n".utf8))
             throw ExitCode(1)
-        } catch let e as TrainingError {
-            FileHandle.standardError.write(Data("dltrain: \(e)\n".utf8))
-            throw ExitCode(1)
         }
     }
 
-    /// Settings saved in the checkpoint, and the flag that sets each.
-    static let settingFlags: [(key: String, flag: String)] = [
-        ("input", "--input"), ("target", "--target"), ("output", "--output"), ("loss", "--loss"), ("label_smoothing", "--label-smoothing"),
-        ("batch_size", "--batch-size"), ("shuffle", "--no-shuffle/--seed"), ("seed", "--seed"), ("drop_last", "--drop-last"),
-        ("freeze", "--freeze"), ("input_columns", "--input-columns"), ("target_column", "--target-column"),
-        ("val_data", "--val-data"), ("val_split", "--val-split"), ("metrics", "--metrics"), ("early_stopping", "--early-stopping"),
-        ("checkpoint_best", "--checkpoint-best"), ("reduce_lr_on_plateau", "--reduce-lr-on-plateau"), ("lr_schedule", "--lr-schedule"),
-        ("csv_log", "--csv-log"), ("accumulate", "--accumulate"), ("clip_grad_norm", "--clip-grad-norm"),
-        ("log_dir", "--log-dir"), ("log_every", "--log-every"), ("image_size", "--image-size"),
-    ]
-
-    func train() throws {
-        // The model and any saved run.
-        let (graph, saved) = try TrainingSession.load(path: checkpoint)
-        let old = saved?.settings ?? [:]
-
-        // Settings: flags, else the saved ones, else defaults; contradictions need --override.
+    /// The flags as a `TrainingRequest`: settings by their checkpoint key, hyperparameters by theirs.
+    func request() throws -> TrainingRequest {
+        var r = TrainingRequest(model: checkpoint, data: data)
         var given: [String: String] = [:]
         if let input { given["input"] = input }
         if let target { given["target"] = target }
         if let output { given["output"] = output }
         if let loss { given["loss"] = loss }
+        if let lossWeights { given["loss_weights"] = lossWeights }
         if let labelSmoothing { given["label_smoothing"] = String(labelSmoothing) }
         if let batchSize { given["batch_size"] = String(batchSize) }
         if noShuffle { given["shuffle"] = "false" }
         if let seed { given["seed"] = String(seed); given["shuffle"] = "true" }
+        if let shuffleBuffer { given["shuffle_buffer"] = String(shuffleBuffer) }
         if dropLast { given["drop_last"] = "true" }
         if !freeze.isEmpty { given["freeze"] = freeze.joined(separator: "\n") }
         if let inputColumns { given["input_columns"] = inputColumns }
@@ -179,54 +169,9 @@ struct DLTrain: ParsableCommand {
         if let imageSize { given["image_size"] = imageSize }
         if let logEvery { given["log_every"] = String(logEvery) }
         if let clipGradNorm { given["clip_grad_norm"] = String(clipGradNorm) }
-        var settings = old
-        for (key, flag) in Self.settingFlags {
-            guard let v = given[key] else { continue }
-            if let o = old[key], o != v, !override {
-                throw DLTrainError("\(flag) gives \(key) '\(v)' but \(checkpoint) saved '\(o)'; pass --override to change it")
-            }
-            settings[key] = v
-        }
-        settings["input"] = settings["input"] ?? graph.inputs.first?.name ?? "x"
-        settings["target"] = settings["target"] ?? "y"
-        guard let lossName = settings["loss"] else { throw DLTrainError("--loss is required for a new run") }
-        guard var lossFn = Loss.named(lossName) else {
-            throw DLTrainError("--loss '\(lossName)' is not one of mse, l1, smooth_l1, huber, cross_entropy, nll, bce, bce_with_logits")
-        }
-        if let ls = settings["label_smoothing"].flatMap(Double.init) {
-            guard case .crossEntropy = lossFn else { throw DLTrainError("--label-smoothing applies to cross_entropy only") }
-            guard ls >= 0 && ls <= 1 else { throw DLTrainError("--label-smoothing \(ls) must be in [0, 1]") }
-            lossFn = .crossEntropy(labelSmoothing: ls)
-        }
-        guard let bs = (settings["batch_size"] ?? (evaluate ? "32" : nil)).flatMap(Int.init), bs > 0 else {
-            throw DLTrainError("--batch-size is required for a new run")
-        }
-        let shuffle = settings["shuffle"] != "false"
-        let runSeed = settings["seed"].flatMap { UInt64($0) } ?? 0
-        settings["shuffle"] = shuffle ? "true" : "false"
-        settings["seed"] = String(runSeed)
-        let frozen = settings["freeze"].map { $0.split(separator: "\n").map(String.init) } ?? []
-
-        // The optimizer: saved, with flags checked against it, or a new one from the flags.
-        var config: OptimizerConfig
-        var slots: [String: [String: Tensor]] = [:]
-        if let saved {
-            config = try TrainingSession.config(from: saved)
-            slots = saved.slots
-            if let optimizer, optimizer != config.kind.rawValue {
-                guard override else {
-                    throw DLTrainError("--optimizer \(optimizer) but \(checkpoint) holds \(config.kind.rawValue) state; pass --override to start a new optimizer")
-                }
-                guard let k = OptimizerKind(rawValue: optimizer) else { throw DLTrainError("--optimizer '\(optimizer)' is not one of sgd, rmsprop, adam, adamw") }
-                config = OptimizerConfig(kind: k)
-                slots = [:]
-            }
-        } else {
-            let name = optimizer ?? "adam"
-            guard let k = OptimizerKind(rawValue: name) else { throw DLTrainError("--optimizer '\(name)' is not one of sgd, rmsprop, adam, adamw") }
-            config = OptimizerConfig(kind: k)
-        }
-        var flags: [(String, String, Double)] = []
+        r.settings = given
+        r.optimizer = optimizer
+        var flags: [(key: String, flag: String, value: Double)] = []
         if let lr { flags.append(("lr", "--lr", lr)) }
         if let momentum { flags.append(("momentum", "--momentum", momentum)) }
         if let nesterov { flags.append(("nesterov", "--nesterov", nesterov ? 1 : 0)) }
@@ -241,231 +186,61 @@ struct DLTrain: ParsableCommand {
         if let alpha { flags.append(("alpha", "--alpha", alpha)) }
         if let centered { flags.append(("centered", "--centered", centered ? 1 : 0)) }
         if let amsgrad { flags.append(("amsgrad", "--amsgrad", amsgrad ? 1 : 0)) }
-        let current = Dictionary(uniqueKeysWithValues: config.values.map { ($0.key, $0.value) })
-        for (key, flag, v) in flags {
-            guard let have = current[key] else { throw DLTrainError("\(flag) does not apply to \(config.kind.rawValue)") }
-            if saved != nil, !slots.isEmpty || saved?.optimizer == config.kind.rawValue, have != v, !override {
-                throw DLTrainError("\(flag) \(v) contradicts the saved \(key) \(have) in \(checkpoint); pass --override to change it")
-            }
-            config.set(key, v)
-        }
-        if let problem = config.problem { throw DLTrainError("optimizer: \(problem)") }
+        r.hyperparameters = flags
+        r.override = override
+        r.skipBadImages = skipBadImages
+        r.epochs = epochs
+        r.steps = steps
+        r.out = out
+        r.checkpointEvery = checkpointEvery
+        return r
+    }
 
-        // Data, and the validation set.
-        let inputName = settings["input"] ?? "x"
-        func loadData(_ path: String) throws -> Dataset {
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
-                guard let size = settings["image_size"] else { throw DLTrainError("\(path) is an image folder: give --image-size H,W") }
-                let hw = size.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-                guard hw.count == 2, hw[0] > 0, hw[1] > 0 else { throw DLTrainError("--image-size '\(size)' must be two positive numbers, H,W") }
-                // Channels last when the model's input is [N, H, W, C] with C of 1 or 3 and not [N, C, H, W].
-                let dims = graph.inputs.first { $0.name == inputName }?.type?.dims ?? []
-                func fixed(_ d: Dim?) -> Int? { if case .fixed(let v)? = d { return v }; return nil }
-                let last = dims.count == 4 && [1, 3].contains(fixed(dims[3]) ?? 0) && ![1, 3].contains(fixed(dims[1]) ?? 0)
-                let channels = fixed(last ? dims.last : (dims.count == 4 ? dims[1] : nil)) == 1 ? 1 : 3
-                let (d, classes, skipped) = try TrainingData.loadImageFolder(path: path, height: hw[0], width: hw[1], channels: channels,
-                                                                            channelsLast: last, skipBadImages: skipBadImages)
-                FileHandle.standardError.write(Data("\(path): \(d.count) images of \(classes.count) classes (\(classes.prefix(10).joined(separator: ", "))\(classes.count > 10 ? ", ..." : ""))\(skipped.isEmpty ? "" : "; skipped \(skipped.count) that did not decode, the first \(skipped[0])")\n".utf8))
-                return d
-            }
-            return try TrainingData.load(path: path, inputName: inputName, targetName: settings["target"] ?? "y",
-                                  inputColumns: settings["input_columns"].map { $0.split(separator: ",").map(String.init) } ?? [],
-                                  targetColumn: settings["target_column"], integerTargets: lossFn.takesClassIndices)
-        }
-        var dataset = try loadData(data)
-        var validation: Dataset?
+    func train() throws {
+        let request = try request()
         if evaluate {
-            validation = nil
-        } else if let v = settings["val_data"] {
-            validation = try loadData(v)
-        } else if let v = settings["val_split"] {
-            guard let f = Double(v), f > 0, f < 1 else { throw DLTrainError("--val-split must be in (0, 1), got \(v)") }
-            (dataset, validation) = try Trainer.split(dataset, validationFraction: f)
-        }
-        let metricList = try Metric.list(settings["metrics"] ?? "")
-        try Metric.check(metricList, loss: lossFn)
-
-        var progress = TrainingProgress(seed: runSeed, shuffle: shuffle)
-        if let saved {
-            progress = TrainingSession.progress(from: saved, seed: runSeed, shuffle: shuffle)
-            progress.shuffleSeed = shuffle ? runSeed : nil
-        }
-        let options = TrainerOptions(inputName: inputName, outputName: settings["output"], loss: lossFn, batchSize: bs, dropLast: settings["drop_last"] == "true",
-                                     accumulate: settings["accumulate"].flatMap(Int.init) ?? 1, clipGradNorm: settings["clip_grad_norm"].flatMap(Double.init))
-        var trainer = try Trainer(graph: graph, optimizer: Optimizer(config: config, slots: slots), options: options, progress: progress, frozen: frozen)
-        if evaluate {
-            let values = try trainer.evaluate(dataset, metrics: metricList)
+            let values = try TrainingRun.evaluate(request, report: note)
             let body = values.keys.sorted().map { "\"\($0)\":\(values[$0].map { $0.isFinite ? "\($0)" : "null" } ?? "null")" }
             print("{" + body.joined(separator: ",") + "}")
             return
         }
-        guard let out else { throw DLTrainError("--out is required") }
-        if let saved, saved.parameters != trainer.trainable, !slots.isEmpty {
-            throw DLTrainError("\(checkpoint) saved optimizer state for parameters \(saved.parameters.joined(separator: ", ")); this run trains \(trainer.trainable.joined(separator: ", "))")
-        }
-        try trainer.check(dataset)
-        if let validation { try trainer.check(validation) }
-
-        // Callbacks and the schedule, with their state when resuming.
-        var callbacks: [any TrainingCallback] = []
-        var early: EarlyStopping?
-        if let spec = settings["early_stopping"] {
-            let e = try EarlyStopping.parse(spec)
-            early = e
-            callbacks.append(e)
-        }
-        if let path = settings["checkpoint_best"] {
-            guard path != out else { throw DLTrainError("--checkpoint-best must name another file than --out") }
-            callbacks.append(BestCheckpoint(monitor: early?.monitor ?? (validation != nil ? "val_loss" : "loss"), mode: early?.mode ?? .auto))
-        }
-        if let spec = settings["reduce_lr_on_plateau"] { callbacks.append(try ReduceLROnPlateau.parse(spec)) }
-        let schedule = try settings["lr_schedule"].map { s throws -> LRSchedule in try LRSchedule.parse(s) }
-        if schedule != nil && settings["reduce_lr_on_plateau"] != nil {
-            throw DLTrainError("--lr-schedule and --reduce-lr-on-plateau both set the learning rate; give one")
-        }
-        if schedule != nil { settings["lr_base"] = settings["lr_base"] ?? "\(trainer.optimizer.config.lr)" }
-        let baseLR = settings["lr_base"].flatMap(Double.init) ?? trainer.optimizer.config.lr
-        let baseMomentum = trainer.optimizer.config.kind == .adam || trainer.optimizer.config.kind == .adamw ? trainer.optimizer.config.beta1 : trainer.optimizer.config.momentum
-        var available: Set<String> = ["loss", "lr"]
-        for m in metricList { available.insert(m.rawValue) }
-        if validation != nil { for k in Array(available) where k != "lr" { available.insert("val_" + k) } }
-        for c in callbacks {
-            let monitor = (c as? EarlyStopping)?.monitor ?? (c as? BestCheckpoint)?.monitor ?? (c as? ReduceLROnPlateau)?.monitor ?? "loss"
-            guard available.contains(monitor) else {
-                throw DLTrainError("monitor '\(monitor)' is not computed; this run has \(available.sorted().joined(separator: ", "))")
-            }
-        }
-        var bestWeights: [String: Tensor] = saved?.bestWeights ?? [:]
-        for i in callbacks.indices {
-            if let state = saved?.callbacks[callbacks[i].name] { try callbacks[i].restore(state) }
-        }
-        // The running loss of the current epoch is saved too, so an epoch interrupted and resumed
-        // reports (and its callbacks see) the loss an uninterrupted epoch has. Metrics on the
-        // training batches restart at the resume point.
-        var epochWeighted = saved?.callbacks["epoch"]?["loss_sum"].flatMap(Double.init) ?? 0
-        var epochSamples = saved?.callbacks["epoch"]?["samples"].flatMap(Int.init) ?? 0
-        func callbackStates() -> [String: [String: String]] {
-            var states = Dictionary(uniqueKeysWithValues: callbacks.map { ($0.name, $0.state) })
-            if epochSamples > 0 { states["epoch"] = ["loss_sum": "\(epochWeighted)", "samples": String(epochSamples)] }
-            return states
-        }
-        func save(_ t: Trainer, to path: String) throws {
-            try TrainingSession.save(t, settings: settings, callbacks: callbackStates(), bestWeights: bestWeights, to: path)
-        }
-        /// Sets the rate (and onecycle's momentum) the schedule gives after `count` scheduler steps.
-        func applySchedule(_ t: inout Trainer, count: Int) throws {
-            guard let schedule else { return }
-            let (lr, momentum) = try schedule.state(after: count, base: baseLR, baseMomentum: baseMomentum)
-            t.optimizer.config.lr = lr
-            if case .onecycle = schedule {
-                if t.optimizer.config.kind == .adam || t.optimizer.config.kind == .adamw { t.optimizer.config.beta1 = momentum } else { t.optimizer.config.momentum = momentum }
-            }
-        }
-        var csv: FileHandle?
-        if let path = settings["csv_log"] {
-            let fresh = (saved?.step ?? 0) == 0
-            if fresh || !FileManager.default.fileExists(atPath: path) {
-                guard FileManager.default.createFile(atPath: path, contents: nil) else { throw DLTrainError("--csv-log: cannot create \(path)") }
-            }
-            guard let h = FileHandle(forWritingAtPath: path) else { throw DLTrainError("--csv-log: cannot open \(path)") }
-            h.seekToEndOfFile()
-            csv = h
-        }
-
-        let events = try settings["log_dir"].map { d throws -> TensorBoardWriter in try TensorBoardWriter(directory: d) }
-        let logEvery = settings["log_every"].flatMap(Int.init)
-        if let n = logEvery, n <= 0 { throw DLTrainError("--log-every must be positive, got \(n)") }
-
-        // Train.
-        let startStep = trainer.progress.step
-        let endStep: Int
-        if let steps { endStep = startStep + steps } else {
-            // The rest of the current epoch counts as one.
-            let epochs = epochs ?? 0
-            endStep = epochs == 0 ? startStep : startStep + trainer.stepsPerEpoch(count: dataset.count, from: trainer.progress.batchInEpoch)
-                + (epochs - 1) * trainer.stepsPerEpoch(count: dataset.count)
-        }
         let tty = isatty(STDERR_FILENO) != 0
-        var epochLoss = 0.0, epochCount = 0
-        var lastGood = trainer
-        var lastLoss = Double.nan
-        let total = endStep - startStep
-        var epochMetrics: MetricAccumulator? = metricList.isEmpty ? nil : MetricAccumulator(metricList, loss: lossFn)
-        var stopped = false
-        while trainer.progress.step < endStep && !stopped {
-            try applySchedule(&trainer, count: schedule?.perStep == true ? trainer.progress.step : trainer.progress.epoch)
-            lastGood = trainer
-            let epochBefore = trainer.progress.epoch
-            var failure: TrainingError?
-            do throws(TrainingError) { lastLoss = try trainer.step(dataset, metrics: &epochMetrics) } catch { failure = error }
-            if let failure {
-                guard failure.isNonFinite else { throw DLTrainError("\(failure)") }
-                try save(lastGood, to: out)
-                throw DLTrainError("\(failure); \(out) holds the last good state (step \(lastGood.progress.step))")
-            }
-            epochLoss += lastLoss
-            epochCount += 1
-            epochWeighted += trainer.lastStep.weightedLoss
-            epochSamples += trainer.lastStep.samples
-            let done = trainer.progress.step - startStep
-            if let events, let n = logEvery, trainer.progress.step % n == 0 {
-                events.add(step: trainer.progress.step, scalars: ["batch_loss": lastLoss, "batch_lr": trainer.optimizer.config.lr])
-            }
-            if tty {
+        var drewBar = false
+        try TrainingRun.train(request) { event in
+            guard case .loop(let report) = event else { return note(event) }
+            switch report {
+            case .step(let step, let epoch, let done, let total, let loss):
+                guard tty else { return }
                 let width = 30, filled = total > 0 ? width * done / total : width
                 let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-                FileHandle.standardError.write(Data("\r[\(bar)] step \(trainer.progress.step) epoch \(trainer.progress.epoch) loss \(String(format: "%.5f", lastLoss))".utf8))
-            }
-            if trainer.progress.epoch != epochBefore {
-                // The epoch's values (Keras's logs), then the callbacks in order.
-                var logs = try epochMetrics?.values() ?? [:]
-                logs["loss"] = epochWeighted / Double(max(epochSamples, 1))
-                if let validation {
-                    for (k, v) in try trainer.evaluate(validation, metrics: metricList) { logs["val_" + k] = v }
-                }
-                logs["lr"] = trainer.optimizer.config.lr
-                if !tty {
-                    let extra = logs.keys.filter { $0 != "loss" && $0 != "lr" }.sorted().map { "\($0) \(String(format: "%.6f", logs[$0] ?? 0))" }
-                    FileHandle.standardError.write(Data((["epoch \(epochBefore + 1) step \(trainer.progress.step) loss \(String(format: "%.6f", epochLoss / Double(max(epochCount, 1))))"] + extra).joined(separator: " ").appending("\n").utf8))
-                }
-                events?.add(step: epochBefore, scalars: Dictionary(uniqueKeysWithValues: logs.map { ("epoch_" + $0.key, $0.value) }))
-                if let csv {
-                    if csv.offsetInFile == 0 { csv.write(Data((CSVLog.header(logs) + "\n").utf8)) }
-                    csv.write(Data((CSVLog.row(epoch: epochBefore, logs) + "\n").utf8))
-                }
-                var event = EpochEnd(epoch: epochBefore, logs: logs)
-                for i in callbacks.indices { try callbacks[i].epochEnded(&event) }
-                if event.keepWeightsAsBest { bestWeights = trainer.weights.filter { trainer.trainable.contains($0.0) }.reduce(into: [:]) { $0[$1.0] = $1.1 } }
-                if let lr = event.newLearningRate {
-                    trainer.optimizer.config.lr = lr
-                    FileHandle.standardError.write(Data("epoch \(epochBefore + 1): reducing the learning rate to \(lr)\n".utf8))
-                }
-                if event.saveBestCheckpoint, let path = settings["checkpoint_best"] { try save(trainer, to: path) }
-                if event.stopTraining {
-                    stopped = true
-                    FileHandle.standardError.write(Data("epoch \(epochBefore + 1): early stopping\n".utf8))
-                }
-                epochLoss = 0
-                epochCount = 0
-                epochWeighted = 0
-                epochSamples = 0
-                epochMetrics = metricList.isEmpty ? nil : MetricAccumulator(metricList, loss: lossFn)
-            }
-            if let k = checkpointEvery, done % k == 0, trainer.progress.step < endStep, !stopped {
-                try save(trainer, to: out)
+                write("\r[\(bar)] step \(step) epoch \(epoch) loss \(String(format: "%.5f", loss))")
+                drewBar = true
+            case .epochEnded(let epoch, let step, let mean, let logs):
+                guard !tty else { return }
+                let extra = logs.keys.filter { $0 != "loss" && $0 != "lr" }.sorted().map { "\($0) \(String(format: "%.6f", logs[$0] ?? 0))" }
+                write((["epoch \(epoch + 1) step \(step) loss \(String(format: "%.6f", mean))"] + extra).joined(separator: " ") + "\n")
+            case .learningRateReduced(let epoch, let lr):
+                write("epoch \(epoch + 1): reducing the learning rate to \(lr)\n")
+            case .stoppedEarly(let epoch):
+                write("epoch \(epoch + 1): early stopping\n")
+            case .endedMidEpoch(let step, let epoch, let batch, let mean):
+                if drewBar { write("\n"); drewBar = false }
+                guard !tty else { return }
+                write("step \(step) (epoch \(epoch + 1), batch \(batch)) loss \(String(format: "%.6f", mean))\n")
+            case .restoredBest(let epoch):
+                if drewBar { write("\n"); drewBar = false }
+                write("restored the weights of epoch \(epoch + 1) (early stopping's best)\n")
             }
         }
-        if tty && total > 0 { FileHandle.standardError.write(Data("\n".utf8)) }
-        if !tty && epochCount > 0 {
-            FileHandle.standardError.write(Data("step \(trainer.progress.step) (epoch \(trainer.progress.epoch + 1), batch \(trainer.progress.batchInEpoch)) loss \(String(format: "%.6f", epochLoss / Double(epochCount)))\n".utf8))
-        }
-        // Keras restores the best epoch's weights when training ends.
-        if let early, early.restoreBest, !bestWeights.isEmpty {
-            for (name, w) in bestWeights { trainer.weights[name] = w }
-            FileHandle.standardError.write(Data("restored the weights of epoch \((callbacks.first { $0 is EarlyStopping } as? EarlyStopping)?.bestEpoch ?? 0) + 1) (early stopping's best)\n".utf8))
-        }
-        try save(trainer, to: out)
+        if drewBar { write("\n") }
+    }
+
+    func note(_ event: TrainingRunEvent) {
+        if case .note(let line) = event { write(line + "\n") }
+    }
+
+    func write(_ s: String) {
+        FileHandle.standardError.write(Data(s.utf8))
     }
 }
 

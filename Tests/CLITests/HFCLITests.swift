@@ -47,6 +47,11 @@ import Testing
                 withCache[i.name] = Tensor(zeros: .float32, shape: [feeds["input_ids"]?.shape[0] ?? 1, d.count > 1 ? d[1].value ?? 0 : 0, 0, d.count > 3 ? d[3].value ?? 0 : 0])
             }
             #expect(converted.inputs.contains { $0.name.hasPrefix("past_key_values.") } == (file == "cache.onnx" && name == "qwen2"))
+            // ... and position_ids after attention_mask (optimum's layout): 0, 1, ... as transformers' forward uses
+            if let ids = feeds["input_ids"], converted.inputs.contains(where: { $0.name == "position_ids" }) {
+                #expect(converted.inputs.map(\.name).prefix(3) == ["input_ids", "attention_mask", "position_ids"])
+                withCache["position_ids"] = Tensor(shape: ids.shape, scalars: (0..<ids.shape[0]).flatMap { _ in (0..<ids.shape[1]).map(Int64.init) })
+            }
             let again = try converted.run(withCache)
             for (k, t) in direct { #expect(again[k]?.doubles() == t.doubles(), "\(file) \(k)") }
         }

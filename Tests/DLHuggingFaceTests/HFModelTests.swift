@@ -10,16 +10,35 @@ import Testing
 /// The committed HF folders (scripts/fixtures/make_hf.py: random weights, configs of each
 /// architecture) built as IR graphs and run: hidden states and logits agree with transformers'.
 @Suite struct HFModelTests {
-    static let folders = ["bert", "roberta", "distilbert", "gpt2", "llama", "qwen2"]
+    static let folders = ["bert", "roberta", "distilbert", "electra", "gpt2", "llama", "qwen2"]
 
     /// Runs the folder's graph on the inputs of expected.safetensors and compares every output
     /// transformers gave (rtol 1e-4); decoder rows of padding positions are not compared.
-    static func check(_ folder: String, expectedFile: String? = nil) throws {
+    /// With `positionIds`, the graph takes `position_ids`, fed the positions transformers makes
+    /// by default (0, 1, ...; roberta: from its padding index, skipping padding).
+    static func check(_ folder: String, expectedFile: String? = nil, positionIds: Bool = false) throws {
         let hf = try HFFolder(path: folder)
-        let graph = try hf.graph()
+        let graph = try hf.graph(positionIds: positionIds)
         let expected = try SafeTensorsFile(path: expectedFile ?? folder + "/expected.safetensors")
         var inputs: [String: Tensor] = [:]
-        for i in graph.inputs { inputs[i.name] = try expected.tensor(named: i.name) }
+        for i in graph.inputs where i.name != "position_ids" { inputs[i.name] = try expected.tensor(named: i.name) }
+        #expect(graph.inputs.contains { $0.name == "position_ids" } == (positionIds && hf.config.modelType != "distilbert"))
+        if graph.inputs.contains(where: { $0.name == "position_ids" }), let ids = inputs["input_ids"] {
+            let (rows, seq) = (ids.shape[0], ids.shape[1])
+            let pad = hf.config.modelType == "roberta" ? hf.config.json["pad_token_id"]?.intValue : nil
+            let flat = ids.scalars(as: Int64.self)
+            var positions: [Int64] = []
+            for r in 0..<rows {
+                var count: Int64 = 0
+                for j in 0..<seq {
+                    guard let pad else { positions.append(Int64(j)); continue }
+                    let real = flat[r * seq + j] != Int64(pad)
+                    if real { count += 1 }
+                    positions.append(real ? Int64(pad) + count : Int64(pad))
+                }
+            }
+            inputs["position_ids"] = Tensor(shape: [rows, seq], scalars: positions)
+        }
         let got = try Executor(graph: graph).run(inputs)
         let mask = try expected.tensor(named: "attention_mask").scalars(as: Int64.self)
         var compared = 0
@@ -43,6 +62,12 @@ import Testing
 
     @Test(arguments: folders) func matchesTransformers(_ name: String) throws {
         try Self.check(TestPackage.fixture("hf/\(name)"))
+    }
+
+    /// A `position_ids` input fed transformers' default positions gives transformers' outputs
+    /// (embeddings and rotary angles take per-row positions; distilbert has no such input).
+    @Test(arguments: folders) func positionIdsInputMatchesTransformers(_ name: String) throws {
+        try Self.check(TestPackage.fixture("hf/\(name)"), positionIds: true)
     }
 
     /// Weights stay views into the mapped files (safetensors and stored zip entries of .bin).

@@ -48,3 +48,29 @@ import Testing
         Self.compare(try HFTokenizer(path: folder + "/tokenizer.json"), cases, "minilm")
     }
 }
+
+@Suite struct HFTokenizerPairTests {
+    /// LongestFirst truncation of a pair keeps the lengths the `tokenizers` library keeps
+    /// (bert fixture: max_length 24, 21 tokens of room): the shorter text keeps up to half, the
+    /// first counting as the shorter on a tie. (n1, n2) -> kept, from tokenizers 0.23.
+    @Test(arguments: [((11, 11), (10, 11)), ((12, 11), (11, 10)), ((11, 12), (10, 11)), ((5, 30), (5, 16)), ((30, 5), (16, 5))])
+    func longestFirstKeepsTokenizersLengths(_ lengths: (Int, Int), _ kept: (Int, Int)) throws {
+        let tok = try HFTokenizer(path: TestPackage.fixture("hf/bert/tokenizer.json"))
+        let e = tok.encode(Array(repeating: "a", count: lengths.0).joined(separator: " "),
+                           pair: Array(repeating: "b", count: lengths.1).joined(separator: " "))
+        #expect(e.typeIds.filter { $0 == 0 }.count - 2 == kept.0)
+        #expect(e.typeIds.filter { $0 == 1 }.count - 1 == kept.1)
+    }
+
+    /// A batch is padded to its longest encoding with the pad id given (tokenizers' encode_batch
+    /// with padding on), the padding masked.
+    @Test func batchPadsToLongest() throws {
+        let tok = try HFTokenizer(path: TestPackage.fixture("hf/bert/tokenizer.json"))
+        let list = tok.encodeBatch(["Hello world!", "Café naïve"], padding: .init(id: 0))
+        #expect(list.map(\.ids) == [[2, 28, 216, 127, 109, 287, 127, 118, 5, 3], [2, 241, 108, 111, 265, 199, 3, 0, 0, 0]])
+        #expect(list[1].attentionMask == [1, 1, 1, 1, 1, 1, 1, 0, 0, 0])
+        let left = tok.encodeBatch(["Hello world!", "Café naïve"], padding: .init(id: 7, left: true))
+        #expect(left[1].ids == [7, 7, 7, 2, 241, 108, 111, 265, 199, 3])
+        #expect(left[1].attentionMask == [0, 0, 0, 1, 1, 1, 1, 1, 1, 1])
+    }
+}

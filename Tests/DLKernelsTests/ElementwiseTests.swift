@@ -64,6 +64,8 @@ func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
         case .sub: { $0 - $1 }
         case .mul: { $0 * $1 }
         case .div: { $0 / $1 }
+        case .max: { $1 > $0 || $1.isNaN ? $1 : $0 }
+        case .min: { $1 < $0 || $1.isNaN ? $1 : $0 }
         }
         let expected = referenceBinary(a, c.a, b, c.b, c.out, f)
         var out = [Float](repeating: .nan, count: product(c.out))
@@ -83,6 +85,8 @@ func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
         case .sub: { $0 &- $1 }
         case .mul: { $0 &* $1 }
         case .div: truncatingDivideOrZero
+        case .max: { max($0, $1) }
+        case .min: { min($0, $1) }
         }
         let expected = referenceBinary(a, c.a, b, c.b, c.out, f)
         var out = [Int64](repeating: 12345, count: product(c.out))
@@ -102,6 +106,8 @@ func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
         case .sub: { $0 &- $1 }
         case .mul: { $0 &* $1 }
         case .div: truncatingDivideOrZero
+        case .max: { max($0, $1) }
+        case .min: { min($0, $1) }
         }
         let expected = referenceBinary(a, c.a, b, c.b, c.out, f)
         var out = [Int32](repeating: 12345, count: product(c.out))

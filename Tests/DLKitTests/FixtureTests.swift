@@ -104,7 +104,7 @@ struct BadInputTests {
             try Converter.convert(from: URL(fileURLWithPath: TestPackage.fixture("models/mlp.onnx")), to: dir.url("out.xyz"))
             Issue.record("expected an error")
         } catch {
-            #expect(error.description == "\(dir.file("out.xyz")): unknown output extension; use .onnx, .ckpt, .tflite, .xml (OpenVINO IR), .safetensors, .pt, .pth, .bin, .h5, .weights.h5 or FOLDER/config.json")
+            #expect(error.description == "\(dir.file("out.xyz")): unknown output extension; use .onnx, .ckpt, .tflite, .xml (OpenVINO IR), .safetensors, .pt, .pth, .bin, .h5, .weights.h5, FOLDER/config.json or FOLDER/model.json (TF.js)")
         }
         #expect(dir.contents().isEmpty)
     }

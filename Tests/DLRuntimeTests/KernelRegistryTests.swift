@@ -12,7 +12,8 @@ struct KernelRegistryTests {
         let registry = try OpKernels.registry()
         _ = try registry.table()
         #expect(Set(registry.fast.keys) == ["Relu", "Sigmoid", "Tanh", "Erf", "Add", "Sub", "Mul", "Div", "Conv", "MaxPool",
-                                            "AveragePool", "GlobalAveragePool", "BatchNormalization", "Gemm", "MatMul", "LSTM"])
+                                            "AveragePool", "GlobalAveragePool", "BatchNormalization", "Gemm", "MatMul", "LSTM",
+                                            "HardSwish", "HardSigmoid", "LeakyRelu", "Clip", "Max", "Min"])
         for (op, f) in registry.fast { #expect(!f.takes.isEmpty, "\(op)") }
     }
 

@@ -28,7 +28,7 @@ import Testing
         }
     }
 
-    @Test(arguments: ["module", "keras_mlp", "keras_cnn", "keras_rnn", "tf1", "ops", "control"])
+    @Test(arguments: ["module", "keras_mlp", "keras_cnn", "keras_rnn", "tf1", "tf1_partitioned", "tf1_loop", "ops", "control"])
     func outputsMatchTensorFlow(name: String) throws {
         let model = try Model(contentsOf: URL(fileURLWithPath: TestPackage.fixture("tensorflow/\(name)")))
         #expect(model.format == .savedModel)
@@ -85,5 +85,23 @@ import Testing
         #expect(lines.count == 2)
         #expect(lines.first?.contains(#""name":"hidden""#) == true && lines.first?.contains(#""name":"probs""#) == true, "\(r.stdout)")
         #expect(lines.last?.contains(#""name":"output_0""#) == true && lines.last?.contains(#""model_name":"tfjs_graph_mlp""#) == true, "\(r.stdout)")
+    }
+
+    /// A TF1 while_loop (Enter/Merge/Switch/NextIteration/Exit) becomes a Loop (checked against
+    /// TensorFlow in outputsMatchTensorFlow, with trip counts other than the fixture's here); a
+    /// loop nested in a loop is refused naming the frame and the node, in one line.
+    @Test func tf1LoopsRunOrAreRefusedByFrame() throws {
+        let model = try Model(contentsOf: URL(fileURLWithPath: TestPackage.fixture("tensorflow/tf1_loop")))
+        #expect(model.graph.nodes.contains { $0.opType == "Loop" })
+        let x = Tensor(shape: [1, 3], scalars: [Float(0.5), -1, 2])
+        let zero = try #require(try model.run(["x": x, "n": Tensor(shape: [], scalars: [Int32(0)])])["y"])
+        // No iteration: the accumulator stays zero and the last value is x itself.
+        #expect(zero.doubles() == x.doubles())
+        let one = try #require(try model.run(["x": x, "n": Tensor(shape: [], scalars: [Int32(1)])])["y"])
+        // One iteration: a = 0 * 0.9 + w * 0 = 0, b = tanh(x + x).
+        #expect(allClose(one.doubles(), x.doubles().map { tanh(2 * $0) }, rtol: 1e-6, atol: 1e-6))
+        let r = try runProcess(TestPackage.tool("dlconvert"), [TestPackage.fixture("tensorflow/tf1_nested_loop"), TemporaryFolder().file("n.onnx")])
+        #expect(r.status == 1 && r.stderr.contains("TF1 while_loop frame 'while/while_context'") && r.stderr.contains("nested")
+                && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
     }
 }

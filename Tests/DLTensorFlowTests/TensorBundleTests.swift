@@ -97,4 +97,35 @@ import Testing
         }
         _ = tmp
     }
+
+    /// Partitioned variables (tf.compat.v1 partitioners, a sharded TF1 Saver): assembled from their
+    /// slices bit for bit as `tf.train.load_checkpoint` gives them, through the library and dlconvert.
+    /// The 200-row table's slices start at rows 67 and 134, so its slice keys use the two-byte
+    /// signed numbers of the ordered code.
+    @Test func partitionedVariablesAreAssembledFromTheirSlices() throws {
+        let want = try Self.expected("sliced")
+        let bundle = try TensorBundle(path: TestPackage.fixture("tensorflow/sliced/model.ckpt"))
+        #expect(bundle.entries.map(\.key).sorted() == ["cube", "emb/table", "ids", "plain", "proj/kernel"])
+        #expect(bundle.entry("emb/table")?.slices.count == 3 && bundle.entry("proj/kernel")?.slices.count == 2)
+        let got = try bundle.tensors()
+        #expect(Set(got.names) == Set(want.keys))
+        for (key, t) in got {
+            let w = try #require(want[key], "\(key)")
+            #expect(Self.sameBits(t, w) && t.dtype == w.dtype, "\(key): \(t.dtype)\(t.shape) vs \(w.dtype)\(w.shape)")
+        }
+        let tmp = TemporaryFolder()
+        let r = try runProcess(TestPackage.tool("dlconvert"), [TestPackage.fixture("tensorflow/sliced/model.ckpt.index"), tmp.file("s.safetensors")])
+        #expect(r.status == 0, "\(r.stderr)")
+        for (key, t) in try SafeTensorsFile(path: tmp.file("s.safetensors")).tensors() {
+            #expect(Self.sameBits(t, try #require(want[key], "\(key)")), "\(key)")
+        }
+        // One bit of a slice's bytes is caught by that slice's CRC32C, named by the variable's slice.
+        for f in ["index", "data-00000-of-00003", "data-00001-of-00003", "data-00002-of-00003"] {
+            var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: TestPackage.fixture("tensorflow/sliced/model.ckpt.\(f)"))))
+            if f == "data-00001-of-00003" { bytes[100] ^= 0x04 }
+            _ = tmp.write(bytes, to: "bad.\(f)")
+        }
+        let m = Self.failure(tmp.file("bad"))
+        #expect(m?.contains("emb/table") == true && m?.contains("fails its CRC32C check") == true, "\(m ?? "accepted")")
+    }
 }

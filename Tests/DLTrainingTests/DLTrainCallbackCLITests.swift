@@ -19,6 +19,22 @@ struct DLTrainCallbackCLITests {
         return out
     }
 
+    /// Checks the weights `run.<param>` of a torch reference (not its `run.epoch_*` series) against
+    /// ours within relative 1e-4 (of each parameter's largest magnitude); returns how many it compared.
+    static func compareWeights(_ ours: [String: Tensor], _ expected: [String: Tensor], run name: String) throws -> Int {
+        var compared = 0
+        for (key, want) in expected where key.hasPrefix(name + ".") && !key.contains(".epoch_") {
+            compared += 1
+            let param = String(key.dropFirst(name.count + 1))
+            let got = try #require(ours[param], "\(param)").doubles()
+            let w = want.doubles()
+            let scale = max(w.map(abs).max() ?? 1, 1e-12)
+            let diff = zip(got, w).map { abs($0 - $1) }.max() ?? 0
+            #expect(diff / scale <= 1e-4, "\(name) \(param): relative difference \(diff / scale)")
+        }
+        return compared
+    }
+
     /// The fixture MLP trained with a schedule, gradient accumulation or clipping ends at torch's
     /// weights (relative 1e-4), and the CSV log's lr column is torch's rate of each epoch, exactly.
     @Test(arguments: [
@@ -36,17 +52,7 @@ struct DLTrainCallbackCLITests {
         #expect(r.status == 0, "\(r.stderr)")
         let expected = try Self.tensors(TestPackage.fixture("training/mlp.schedules.safetensors"))
         let ours = try Self.tensors(tmp.file("out.ckpt"))
-        var compared = 0
-        for (key, want) in expected where key.hasPrefix(name + ".") && !key.hasSuffix("epoch_lr") {
-            compared += 1
-            let param = String(key.dropFirst(name.count + 1))
-            let got = try #require(ours[param], "\(param)").doubles()
-            let w = want.doubles()
-            let scale = max(w.map(abs).max() ?? 1, 1e-12)
-            let diff = zip(got, w).map { abs($0 - $1) }.max() ?? 0
-            #expect(diff / scale <= 1e-4, "\(name) \(param): relative difference \(diff / scale)")
-        }
-        #expect(compared == 6, "\(compared) parameters compared")
+        #expect(try Self.compareWeights(ours, expected, run: name) == 6)
         let lines = try String(contentsOfFile: tmp.file("log.csv"), encoding: .utf8).split(separator: "\n")
         #expect(lines.first == "epoch,loss,lr")
         let lrs = lines.dropFirst().map { Double($0.split(separator: ",").last ?? "") ?? .nan }

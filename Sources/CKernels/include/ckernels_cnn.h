@@ -58,4 +58,14 @@ int dlk_conv3x3_wino(const float *x, int cin, int hp, int wp, int hout, int wout
 /// AVX-512 code.
 int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, float *y);
 
+/// Depthwise 2-D convolution of planes [p0, p1) of NCHW data (one filter per channel: plane p
+/// uses filter p % channels): y_p = act(conv(x_p, w_{p % channels}) + bias[p % channels]), with
+/// `x` planes h × w, filters kh × kw, outputs oh × ow; input position of output (oy, ox), tap
+/// (ky, kx) is (oy·sh − pt + ky·dh, ox·sw − pl + kx·dw), zero outside. `bias` may be NULL;
+/// `activation`, `a`, `b` as in dlk_epilogue. Returns 0, or -1 when it could not run (no AVX-512
+/// or no scratch memory; nothing written).
+int dlk_depthwise_conv2d(const float *x, int channels, int h, int w, const float *wt, int kh, int kw,
+                         int sh, int sw, int pt, int pl, int dh, int dw, int oh, int ow,
+                         const float *bias, int activation, float a, float b, long p0, long p1, float *y);
+
 #endif

@@ -1,55 +1,58 @@
 import DLTensor
 
-/// Folds an activation into the `Conv` or `Gemm` that feeds it: `Relu(Conv(x))` becomes one
-/// `ai.dlkit.FusedConv` (and `Gemm` one `FusedGemm`) with `activation = "Relu"`, so the kernel
-/// applies it while the result is still in cache. `LeakyRelu` carries its `alpha`.
+/// Folds an activation into the `Conv`, `Gemm` or bias-folded `MatMul` that feeds it:
+/// `Relu(Conv(x))` becomes one `ai.dlkit.FusedConv` (and `Gemm` one `FusedGemm`) with
+/// `activation = "Relu"`, so the kernel applies it while the result is still in cache.
 ///
-/// Only when the Conv/Gemm output has that one reader and is not a graph output. The fused ops
-/// exist for the runtime only (`FusedOps`); exporters never see them because the runtime
-/// optimises a private copy of the graph.
+/// The activations: Relu, LeakyRelu (`activation_alpha`), Clip with constant bounds
+/// (`activation_alpha`/`activation_beta` = min/max), Sigmoid, HardSigmoid (alpha, beta), HardSwish,
+/// and SiLU written as `Mul(x, Sigmoid(x))` (torch's export of `nn.SiLU`, YOLO's activation),
+/// fused as `Silu`.
+///
+/// Only when the base op's output is read by the activation alone (for SiLU: by exactly the
+/// Sigmoid and the Mul) and is not a graph output. The fused ops exist for the runtime only
+/// (`FusedOps`); exporters never see them because the runtime optimises a private copy.
 public enum FuseActivation: GraphPass {
     public static let name = "fuse-activation"
 
     public static func run(_ graph: inout Graph) -> Bool {
         let readers = graph.readerCounts()
+        let outputs = Set(graph.outputs.map(\.name))
         var producer: [String: Int] = [:]
+        var readersOf: [String: [Int]] = [:]
         for (i, n) in graph.nodes.enumerated() {
             for o in n.outputs where !o.isEmpty { producer[o] = i }
+            for v in Set(n.inputs) where !v.isEmpty { readersOf[v, default: []].append(i) }
         }
         var remove = Set<Int>()
         var changed = false
-        for (i, act) in graph.nodes.enumerated() where OpSet.isDefaultDomain(act) {
-            guard act.opType == "Relu" || act.opType == "LeakyRelu", act.inputs.count == 1,
-                  act.outputs.count == 1, let x = act.input(0), readers[x] == 1,
+        for (i, act) in graph.nodes.enumerated() where OpSet.isDefaultDomain(act) && !remove.contains(i) {
+            guard act.outputs.count == 1, let x = act.input(0), !outputs.contains(x),
                   let p = producer[x], !remove.contains(p) else { continue }
+            var attrs: [Attribute]
+            var fusedNodes: [Int] = [i]
+            var out = act.outputs[0]
+            if act.opType == "Sigmoid", readers[x] == 2, readers[out] == 1,
+               let m = readersOf[out]?.first, !remove.contains(m), readersOf[x]?.contains(m) == true,
+               OpSet.isDefaultDomain(graph.nodes[m]), graph.nodes[m].opType == "Mul",
+               Set(graph.nodes[m].inputs) == [x, out], graph.nodes[m].inputs.count == 2 {
+                // SiLU: Mul(x, Sigmoid(x)) in either order.
+                attrs = [Attribute(name: "activation", value: .string("Silu"))]
+                fusedNodes.append(m)
+                out = graph.nodes[m].outputs[0]
+            } else {
+                guard readers[x] == 1, let a = FusedOps.activationAttributes(of: act, in: graph) else { continue }
+                attrs = a
+            }
             let base = graph.nodes[p]
-            if base.domain == FusedOps.domain, base.opType == "FusedMatMul", base.outputs.count == 1,
-               !base.attributes.contains(where: { $0.name == "activation" }) {
-                // A MatMul with its bias already folded in (FuseMatMulAdd) takes the activation too.
-                var attrs = base.attributes
-                attrs.append(Attribute(name: "activation", value: .string(act.opType)))
-                if act.opType == "LeakyRelu" {
-                    guard let alpha = try? act.float("alpha", default: 0.01) else { continue }
-                    attrs.append(Attribute(name: "activation_alpha", value: .float(alpha)))
-                }
-                graph.nodes[p] = Node(name: base.name, opType: base.opType, domain: base.domain, inputs: base.inputs,
-                                      outputs: act.outputs, attributes: attrs, docString: base.docString)
-                remove.insert(i)
-                changed = true
-                continue
-            }
-            guard OpSet.isDefaultDomain(base), base.opType == "Conv" || base.opType == "Gemm",
-                  base.outputs.count == 1 else { continue }
-            var attrs = base.attributes
-            attrs.append(Attribute(name: "activation", value: .string(act.opType)))
-            if act.opType == "LeakyRelu" {
-                guard let alpha = try? act.float("alpha", default: 0.01) else { continue }
-                attrs.append(Attribute(name: "activation_alpha", value: .float(alpha)))
-            }
-            graph.nodes[p] = Node(name: base.name, opType: base.opType == "Conv" ? "FusedConv" : "FusedGemm",
-                                  domain: FusedOps.domain, inputs: base.inputs, outputs: act.outputs,
-                                  attributes: attrs, docString: base.docString)
-            remove.insert(i)
+            let isFusedMatMul = base.domain == FusedOps.domain && base.opType == "FusedMatMul"
+            guard base.outputs.count == 1,
+                  isFusedMatMul || (OpSet.isDefaultDomain(base) && (base.opType == "Conv" || base.opType == "Gemm")),
+                  !base.attributes.contains(where: { $0.name == "activation" }) else { continue }
+            let opType = isFusedMatMul ? "FusedMatMul" : base.opType == "Conv" ? "FusedConv" : "FusedGemm"
+            graph.nodes[p] = Node(name: base.name, opType: opType, domain: FusedOps.domain, inputs: base.inputs,
+                                  outputs: [out], attributes: base.attributes + attrs, docString: base.docString)
+            remove.formUnion(fusedNodes)
             changed = true
         }
         if changed { graph.rewrite(removing: remove) }
@@ -63,12 +66,52 @@ public enum FusedOps {
     public static let domain = "ai.dlkit"
 
     /// The activations a fused op may carry.
-    public static let activations: Set<String> = ["Relu", "LeakyRelu"]
+    public static let activations: Set<String> = ["Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Silu"]
+
+    /// The attributes a fused node carries for the single-input activation `act`
+    /// (`activation`, and `activation_alpha`/`activation_beta` for its parameters), or nil when
+    /// `act` is no activation a fused kernel applies: another op, or a Clip whose bounds are not
+    /// constant scalars of the graph (initializers) or are out of order.
+    public static func activationAttributes(of act: Node, in graph: Graph) -> [Attribute]? {
+        guard OpSet.isDefaultDomain(act), act.outputs.count == 1 else { return nil }
+        func named(_ op: String, _ params: [Float] = []) -> [Attribute] {
+            [Attribute(name: "activation", value: .string(op))]
+                + zip(["activation_alpha", "activation_beta"], params).map { Attribute(name: $0, value: .float($1)) }
+        }
+        switch act.opType {
+        case "Relu", "Sigmoid", "HardSwish":
+            return act.inputs.count == 1 ? named(act.opType) : nil
+        case "LeakyRelu":
+            guard act.inputs.count == 1, let alpha = try? act.float("alpha", default: 0.01) else { return nil }
+            return named("LeakyRelu", [alpha])
+        case "HardSigmoid":
+            guard act.inputs.count == 1, let a = try? act.float("alpha", default: 0.2),
+                  let b = try? act.float("beta", default: 0.5) else { return nil }
+            return named("HardSigmoid", [a, b])
+        case "Clip":
+            // Bounds as inputs (opset 11+, empty name for none) or attributes (earlier opsets).
+            func bound(_ k: Int, attribute: String, default d: Float) -> Float? {
+                if k < act.inputs.count, !act.inputs[k].isEmpty {
+                    guard let t = graph.initializers[act.inputs[k]], t.elementCount == 1,
+                          t.dtype == .float32 else { return nil }
+                    return t.scalars(as: Float.self).first
+                }
+                return (try? act.float(attribute, default: d)) ?? nil
+            }
+            guard act.inputs.count >= 1, act.inputs.count <= 3,
+                  let lo = bound(1, attribute: "min", default: -.greatestFiniteMagnitude),
+                  let hi = bound(2, attribute: "max", default: .greatestFiniteMagnitude),
+                  lo <= hi else { return nil }
+            return named("Clip", [lo, hi])
+        default:
+            return nil
+        }
+    }
 
     static var schemas: [OpSchema] {
         [fused("FusedConv", base: "Conv", inputs: 2...3), fused("FusedGemm", base: "Gemm", inputs: 2...3), fusedMatMul,
          fusedAttention,
-         FuseConvAdd.schema, FuseConvPool.schema]
+         FuseConvAdd.schema, FuseConvPool.schema, FuseQuantizeDequantize.schema]
     }
 
     /// `FusedMatMul(A, W, bias)`: `MatMul(A, W) + bias` with W `[K, N]` and bias `[N]`, then the

@@ -4,7 +4,8 @@ import DLTensor
 /// `Relu(Add(Conv(x, W, B), skip))` becomes one `ai.dlkit.FusedConvAdd(x, W, B, skip)` with
 /// `activation = "Relu"`, so the kernel adds the skip connection and applies the activation while
 /// each band of the convolution's output is still in cache, and no intermediate tensor is made.
-/// Without the Relu (or with a LeakyRelu) the same holds with no (or that) activation.
+/// Without the Relu (or with another activation `FuseActivation` fuses) the same holds with no
+/// (or that) activation.
 ///
 /// Only when the Conv's output has that one reader (the Add) and is not a graph output; likewise
 /// the Add's output for the activation. Either Add operand may be the Conv (addition is
@@ -44,20 +45,10 @@ public enum FuseConvAdd: GraphPass {
             if readers[out] == 1, !outputs.contains(out),
                let a = graph.nodes.indices.first(where: { graph.nodes[$0].inputs.contains(out) }),
                !remove.contains(a), replaced[a] == nil {
-                let act = graph.nodes[a]
-                if OpSet.isDefaultDomain(act), act.opType == "Relu" || act.opType == "LeakyRelu",
-                   act.inputs.count == 1, act.outputs.count == 1 {
-                    var ok = true
-                    if act.opType == "LeakyRelu" {
-                        if let alpha = try? act.float("alpha", default: 0.01) {
-                            attrs.append(Attribute(name: "activation_alpha", value: .float(alpha)))
-                        } else { ok = false }
-                    }
-                    if ok {
-                        attrs.append(Attribute(name: "activation", value: .string(act.opType)))
-                        out = act.outputs[0]
-                        remove.insert(a)
-                    }
+                if let a2 = FusedOps.activationAttributes(of: graph.nodes[a], in: graph), graph.nodes[a].input(0) == out {
+                    attrs += a2
+                    out = graph.nodes[a].outputs[0]
+                    remove.insert(a)
                 }
             }
             let inputs = [conv.inputs[0], conv.inputs[1], conv.inputs.count > 2 ? conv.inputs[2] : "", skip]

@@ -13,7 +13,8 @@ public protocol GraphPass {
 /// `optimizeReport` says which pass failed and how; `optimizeStrict` throws it (for tests).
 public enum GraphOptimizer {
     /// The passes the runtime runs, in order.
-    public static let standard: [any GraphPass.Type] = [EliminateIdentity.self, FuseMatMulAdd.self, FuseActivation.self,
+    public static let standard: [any GraphPass.Type] = [EliminateIdentity.self, FoldConvBias.self, FuseHardSwish.self,
+        FuseQuantizeDequantize.self, FuseMatMulAdd.self, FuseActivation.self,
         FuseAttention.self,
         FuseConvAdd.self,
         FuseConvPool.self,

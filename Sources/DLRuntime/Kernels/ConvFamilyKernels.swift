@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import DLGraph
+import DLKernels
 import DLTensor
 
 /// Convolutions beyond the float32 1-D/2-D fast path: N-D Conv in any float type,
@@ -176,6 +177,10 @@ enum ConvFamilyKernels {
             outSpatial = (0..<r).map { full[$0] - pads[$0] - pads[r + $0] }
         }
         guard outSpatial.allSatisfy({ $0 >= 0 }) else { throw ctx.fail("the output spatial shape \(outSpatial) is negative") }
+        if x.dtype == .float32, r == 2, ctx.optionalInput(2).map({ $0.dtype == .float32 && $0.elementCount == m }) ?? true {
+            return [convTransposeFloat(ctx, x: x, w: w, group: group, strides: strides, dilations: dilations,
+                                       padsBegin: padsBegin, outSpatial: outSpatial)]
+        }
         let b = try bias(ctx, 2, channels: m)
         let n = x.shape[0], cg = c / group
         let inPlane = inSpatial.reduce(1, *), outPlane = outSpatial.reduce(1, *)
@@ -223,6 +228,35 @@ enum ConvFamilyKernels {
             }
         }
         return [Tensor.fromDoubles(y, dtype: x.dtype, shape: [n, m] + outSpatial)]
+    }
+
+    /// 2-D ConvTranspose on float32 through `Convolution.transposed2D`.
+    static func convTransposeFloat(_ ctx: KernelContext, x: Tensor, w: Tensor, group: Int, strides: [Int],
+                                   dilations: [Int], padsBegin: [Int], outSpatial: [Int]) -> Tensor {
+        let n = x.shape[0], m = w.shape[1] * group
+        let y = ctx.makeOutput(.float32, shape: [n, m] + outSpatial)
+        guard y.elementCount > 0 else { return y }
+        let p = Convolution.TransposedParams(
+            batch: n, inChannels: x.shape[1], inH: x.shape[2], inW: x.shape[3], group: group,
+            outChannelsPerGroup: w.shape[1], kernelH: w.shape[2], kernelW: w.shape[3],
+            strideH: strides[0], strideW: strides[1], dilationH: dilations[0], dilationW: dilations[1],
+            padTop: padsBegin[0], padLeft: padsBegin[1], outH: outSpatial[0], outW: outSpatial[1])
+        let bias = ctx.optionalInput(2)
+        x.withUnsafeBufferPointer(as: Float.self) { xs in
+            w.withUnsafeBufferPointer(as: Float.self) { ws in
+                y.withUnsafeMutableBufferPointerInPlace(as: Float.self) { ys in
+                    guard let xp = xs.baseAddress, let wp = ws.baseAddress, let yp = ys.baseAddress else { return }
+                    if let bias {
+                        bias.withUnsafeBufferPointer(as: Float.self) { bs in
+                            Convolution.transposed2D(p, input: xp, weight: wp, bias: bs.baseAddress, output: yp)
+                        }
+                    } else {
+                        Convolution.transposed2D(p, input: xp, weight: wp, bias: nil, output: yp)
+                    }
+                }
+            }
+        }
+        return y
     }
 
     /// Col2Im: sums column blocks [N, C·∏block, L] back into images [N, C, image_shape...].

@@ -67,8 +67,7 @@ enum ConvolutionKernels {
     /// (R broadcasts, or not float32) Conv, Add and the activation run one after another.
     static let fusedConvAdd: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0), w = try ctx.input(1), r = try ctx.input(3)
-        let act = try ctx.string("activation", "")
-        let activation: Activation = act.isEmpty ? .none : try FastPaths.activation(ctx)
+        let activation = try FastPaths.activation(ctx)
         let outShape = try ctx.outputShape(0)
         if x.dtype == .float32, w.dtype == .float32, r.dtype == .float32,
            ctx.optionalInput(2).map({ $0.dtype == .float32 }) ?? true,
@@ -78,7 +77,7 @@ enum ConvolutionKernels {
         }
         let n = ctx.node
         let convNode = Node(name: n.name, opType: "Conv", inputs: Array(n.inputs.prefix(3)), outputs: n.outputs,
-                            attributes: n.attributes.filter { $0.name != "activation" && $0.name != "activation_alpha" })
+                            attributes: n.attributes.filter { !FastPaths.activationAttributeNames.contains($0.name) })
         var base = KernelContext(node: convNode, inputs: Array(ctx.inputs.prefix(3)), outputTypes: ctx.outputTypes)
         base.values = Array(ctx.values.prefix(3))
         base.opset = ctx.opset
@@ -115,7 +114,7 @@ enum ConvolutionKernels {
                              outChannels: w.shape[0], kernelH: g.kernel[0], kernelW: g.kernel[1],
                              strideH: g.strides[0], strideW: g.strides[1],
                              padTop: g.padsBegin[0], padLeft: g.padsBegin[1], padBottom: g.padsEnd[0], padRight: g.padsEnd[1],
-                             dilationH: g.dilations[0], dilationW: g.dilations[1], groups: group)
+                             dilationH: g.dilations[0], dilationW: g.dilations[1], groups: group).alongRows
         } else {
             p = Conv2DParams.conv1D(batch: x.shape[0], inChannels: x.shape[1], length: x.shape[2], outChannels: w.shape[0],
                                     kernel: g.kernel[0], stride: g.strides[0], padBegin: g.padsBegin[0],
@@ -133,6 +132,9 @@ enum ConvolutionKernels {
                     guard let y = po.baseAddress, let xp = px.baseAddress, let wp = pw.baseAddress else { return }
                     let packed = ctx.packed.flatMap { Convolution.directApplies(p) ? $0 : nil }
                     func run(_ b: UnsafePointer<Float>?) {
+                        if residual == nil, Convolution.depthwise(p, input: xp, weight: wp, bias: b, output: y, activation: activation) {
+                            return
+                        }
                         if let packed {
                             let done: Bool
                             if let residual {

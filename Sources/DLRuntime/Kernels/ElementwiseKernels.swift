@@ -7,18 +7,78 @@ enum ElementwiseKernels {
     /// Fast variants (see ``KernelRegistry``) of ops whose general kernels are in `MathKernels`:
     /// the vectorised DLKernels loops, taken when every input present is float32.
     static var fast: [(String, String, FastKernel)] {
-        let kernels: [(String, Kernel)] = [
-            ("Relu", unary { Elementwise.relu($0, $1, count: $2) }),
-            ("Sigmoid", unary { Elementwise.sigmoid($0, $1, count: $2) }),
-            ("Tanh", unary { Elementwise.tanh($0, $1, count: $2) }),
-            ("Erf", unary { Elementwise.erf($0, $1, count: $2) }),
-            ("Add", binary(.add)), ("Sub", binary(.sub)), ("Mul", binary(.mul)), ("Div", binary(.div)),
+        let kernels: [(String, FastKernel)] = [
+            ("Relu", activation { _ in .relu }),
+            ("Sigmoid", activation { _ in .sigmoid }),
+            ("HardSwish", activation { _ in .hardSwish }),
+            ("HardSigmoid", activation { ctx throws(RuntimeError) in
+                .hardSigmoid(alpha: try ctx.float("alpha", 0.2), beta: try ctx.float("beta", 0.5)) }),
+            ("LeakyRelu", activation { ctx throws(RuntimeError) in .leakyRelu(alpha: try ctx.float("alpha", 0.01)) }),
+            ("Clip", activation { ctx throws(RuntimeError) in
+                // Bounds as scalar inputs (opset 11+) or attributes (earlier); other shapes go the general way.
+                func bound(_ k: Int, _ attribute: String, _ d: Float) throws(RuntimeError) -> Float? {
+                    guard let t = ctx.optionalInput(k) else { return try ctx.float(attribute, d) }
+                    return t.elementCount == 1 ? t.scalars(as: Float.self).first : nil
+                }
+                guard let lo = try bound(1, "min", -.infinity), let hi = try bound(2, "max", .infinity), lo <= hi else { return nil }
+                return .clip(lower: lo, upper: hi) }),
+            ("Tanh", always(unary { Elementwise.tanh($0, $1, count: $2) })),
+            ("Erf", always(unary { Elementwise.erf($0, $1, count: $2) })),
+            ("Add", always(binary(.add))), ("Sub", always(binary(.sub))), ("Mul", always(binary(.mul))),
+            ("Div", always(binary(.div))),
+            // Max and Min take any number of inputs; two is the common case.
+            ("Max", { ctx throws(RuntimeError) in try maxOrMin(ctx, .max) }),
+            ("Min", { ctx throws(RuntimeError) in try maxOrMin(ctx, .min) }),
         ]
         return kernels.map { op, kernel in
             (op, "every input float32", { ctx throws(RuntimeError) in
                 for t in ctx.inputs where t != nil && t?.dtype != .float32 { return nil }
                 return try kernel(ctx)
             })
+        }
+    }
+
+    /// Two-input Max or Min. Against one (non-NaN) number it is a Clip with one open bound, on
+    /// the AVX-512 activation loop (TensorFlow exports LeakyRelu and ReLU this way); otherwise the
+    /// broadcasting loops.
+    static func maxOrMin(_ ctx: KernelContext, _ op: BinaryOperation) throws(RuntimeError) -> [Tensor]? {
+        guard ctx.inputCount == 2 else { return nil }
+        let a = try ctx.input(0), b = try ctx.input(1)
+        for (x, c) in [(a, b), (b, a)] where c.elementCount == 1 && x.shape.count >= c.shape.count {
+            guard let v = c.scalars(as: Float.self).first, !v.isNaN, x.elementCount > 0 else { break }
+            let act: Activation = op == .max ? .clip(lower: v, upper: .infinity) : .clip(lower: -.infinity, upper: v)
+            // The output has x's shape (c's rank is no larger, all ones).
+            let out = ctx.makeOutput(.float32, shape: x.shape)
+            x.withUnsafeBufferPointer(as: Float.self) { src in
+                out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
+                    act.apply(src.baseAddress!, dst.baseAddress!, count: x.elementCount)
+                }
+            }
+            return [out]
+        }
+        return try binary(op)(ctx)
+    }
+
+    /// A kernel that always takes the node (once its inputs are float32).
+    static func always(_ kernel: @escaping Kernel) -> FastKernel {
+        { ctx throws(RuntimeError) in try kernel(ctx) }
+    }
+
+    /// An activation of DLKernels over a float32 tensor, its parameters read per run; `make`
+    /// returns nil to leave the node to its general kernel.
+    static func activation(_ make: @escaping @Sendable (KernelContext) throws(RuntimeError) -> Activation?) -> FastKernel {
+        { ctx throws(RuntimeError) in
+            let x = try ctx.input(0)
+            try ctx.requireFloat32(x)
+            guard let act = try make(ctx) else { return nil }
+            let out = ctx.inPlaceOutput(.float32, shape: x.shape) ?? ctx.makeOutput(.float32, shape: x.shape)
+            guard x.elementCount > 0 else { return [out] }
+            x.withUnsafeBufferPointer(as: Float.self) { src in
+                out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
+                    act.apply(src.baseAddress!, dst.baseAddress!, count: x.elementCount)
+                }
+            }
+            return [out]
         }
     }
 
@@ -41,7 +101,10 @@ enum ElementwiseKernels {
     static func binary(_ op: BinaryOperation) -> Kernel {
         { ctx throws(RuntimeError) in
             let a = try ctx.input(0), b = try ctx.input(1)
-            let shape = try ctx.outputShape(0)
+            // Max and Min leave their output shape to the run: broadcast here.
+            guard let shape = (try? ctx.outputShape(0)) ?? ShapeMath.broadcast(a.shape, b.shape) else {
+                throw ctx.fail("shapes \(a.shape) and \(b.shape) do not broadcast")
+            }
             // Over an input that dies here when the plan allows it (same shape as the output: the
             // loops read each element before writing it), else into a recycled buffer.
             let out = ctx.inPlaceOutput(a.dtype, shape: shape) ?? ctx.makeOutput(a.dtype, shape: shape)

@@ -11,23 +11,34 @@ enum FastPaths {
          ("\(FusedOps.domain):FusedMatMul", fusedMatMul),
          ("\(FusedOps.domain):FusedAttention", FusedAttentionKernel.kernel),
          ("\(FusedOps.domain):FusedConvAdd", ConvolutionKernels.fusedConvAdd),
-         ("\(FusedOps.domain):FusedConvPool", ConvolutionKernels.fusedConvPool)]
+         ("\(FusedOps.domain):FusedConvPool", ConvolutionKernels.fusedConvPool),
+         ("\(FusedOps.domain):QuantizeDequantize", quantizeDequantize)]
     }
 
     /// The activation a fused node carries.
     static func activation(_ ctx: KernelContext) throws(RuntimeError) -> Activation {
         switch try ctx.string("activation", "") {
+        case "": return .none
         case "Relu": return .relu
         case "LeakyRelu": return .leakyRelu(alpha: try ctx.float("activation_alpha", 0.01))
+        case "Clip": return .clip(lower: try ctx.float("activation_alpha", -.greatestFiniteMagnitude),
+                                  upper: try ctx.float("activation_beta", .greatestFiniteMagnitude))
+        case "Sigmoid": return .sigmoid
+        case "Silu": return .silu
+        case "HardSigmoid": return .hardSigmoid(alpha: try ctx.float("activation_alpha", 0.2), beta: try ctx.float("activation_beta", 0.5))
+        case "HardSwish": return .hardSwish
         case let other: throw ctx.fail("unknown fused activation '\(other)'")
         }
     }
+
+    /// Attributes a fused node carries for its activation, dropped for the base op's kernel.
+    static let activationAttributeNames: Set<String> = ["activation", "activation_alpha", "activation_beta"]
 
     /// The node as its base op (the fused attributes dropped), for the general kernels.
     static func baseContext(_ ctx: KernelContext, opType: String) -> KernelContext {
         let n = ctx.node
         let base = Node(name: n.name, opType: opType, inputs: n.inputs, outputs: n.outputs,
-                        attributes: n.attributes.filter { $0.name != "activation" && $0.name != "activation_alpha" })
+                        attributes: n.attributes.filter { !activationAttributeNames.contains($0.name) })
         var c = KernelContext(node: base, inputs: ctx.inputs, outputTypes: ctx.outputTypes)
         c.values = ctx.values
         c.opset = ctx.opset
@@ -40,16 +51,29 @@ enum FastPaths {
     static func unfused(_ ctx: KernelContext, opType: String) throws(RuntimeError) -> [Tensor] {
         let base = baseContext(ctx, opType: opType)
         guard let k = OpKernels.table[opType] else { throw ctx.fail("no kernel for \(opType)") }
-        let y = try k(base)
-        let act = try ctx.string("activation", "")
-        guard let ak = OpKernels.table[act], let first = y.first else { throw ctx.fail("no kernel for \(act)") }
-        var attrs: [Attribute] = []
-        if act == "LeakyRelu" { attrs.append(Attribute(name: "alpha", value: .float(try ctx.float("activation_alpha", 0.01)))) }
-        let actNode = Node(name: ctx.node.name, opType: act, inputs: ["x"], outputs: ctx.node.outputs, attributes: attrs)
-        var ac = KernelContext(node: actNode, inputs: [first], outputTypes: ctx.outputTypes)
-        ac.values = [.tensor(first)]
-        ac.opset = ctx.opset
-        return try ak(ac)
+        guard let first = try k(base).first else { throw ctx.fail("\(opType) gave no output") }
+        return [try ctx.applyingFusedActivation(first)]
+    }
+
+    /// `ai.dlkit.QuantizeDequantize` (see `FuseQuantizeDequantize`): float32 in one pass, other
+    /// types through QuantizeLinear and DequantizeLinear.
+    static let quantizeDequantize: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0), scale = try ctx.input(1), zero = try ctx.input(2)
+        guard x.dtype == .float32, scale.dtype == .float32, scale.elementCount == 1, zero.elementCount == 1,
+              let s = scale.scalars(as: Float.self).first, s != 0, s.isFinite,
+              let z = zero.doubles().first else {
+            return [try ctx.runOp("DequantizeLinear", [try ctx.runOp("QuantizeLinear", [x, scale, zero]), scale, zero])]
+        }
+        let (lo, hi): (Float, Float) = zero.dtype == .int8 ? (-128, 127) : (0, 255)
+        let out = ctx.inPlaceOutput(.float32, shape: x.shape) ?? ctx.makeOutput(.float32, shape: x.shape)
+        guard x.elementCount > 0 else { return [out] }
+        x.withUnsafeBufferPointer(as: Float.self) { src in
+            out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
+                Elementwise.quantizeDequantize(src.baseAddress!, dst.baseAddress!, count: x.elementCount,
+                                               scale: s, zero: Float(z), qmin: lo, qmax: hi)
+            }
+        }
+        return [out]
     }
 
     static let fusedConv: Kernel = { ctx throws(RuntimeError) in
@@ -72,7 +96,7 @@ enum FastPaths {
     /// flattened) is one row of a single GEMM whose output is first filled with the bias.
     static let fusedMatMul: Kernel = { ctx throws(RuntimeError) in
         let a = try ctx.input(0), w = try ctx.input(1), bias = try ctx.input(2)
-        let act: Activation = try ctx.string("activation", "").isEmpty ? .none : try activation(ctx)
+        let act = try activation(ctx)
         let outShape = try ctx.outputShape(0)
         guard a.dtype == .float32, w.dtype == .float32, bias.dtype == .float32, a.rank >= 1, w.rank == 2,
               bias.shape == [w.shape[1]], a.shape[a.rank - 1] == w.shape[0] else {
@@ -137,12 +161,22 @@ extension KernelContext {
         return y
     }
 
-    /// Applies the fused node's `activation` attribute (with `activation_alpha` for LeakyRelu), if
-    /// any, through the activation's general kernel.
+    /// Applies the fused node's `activation` attribute (with its parameters), if any, through the
+    /// general kernels of the ops it stands for.
     func applyingFusedActivation(_ y: Tensor) throws(RuntimeError) -> Tensor {
         let act = try string("activation", "")
-        guard !act.isEmpty else { return y }
-        let attrs = act == "LeakyRelu" ? [Attribute(name: "alpha", value: .float(try float("activation_alpha", 0.01)))] : []
-        return try runOp(act, [y], attrs)
+        func param(_ name: String, _ d: Float) throws(RuntimeError) -> AttributeValue { .float(try float(name, d)) }
+        switch act {
+        case "": return y
+        case "Silu": return try runOp("Mul", [y, try runOp("Sigmoid", [y])])
+        case "LeakyRelu": return try runOp(act, [y], [Attribute(name: "alpha", value: try param("activation_alpha", 0.01))])
+        case "HardSigmoid":
+            return try runOp(act, [y], [Attribute(name: "alpha", value: try param("activation_alpha", 0.2)),
+                                        Attribute(name: "beta", value: try param("activation_beta", 0.5))])
+        case "Clip":
+            return try runOp(act, [y], [Attribute(name: "min", value: try param("activation_alpha", -.greatestFiniteMagnitude)),
+                                        Attribute(name: "max", value: try param("activation_beta", .greatestFiniteMagnitude))])
+        default: return try runOp(act, [y])
+        }
     }
 }

@@ -37,7 +37,7 @@ enum MathKernels {
                 let a = Double(try ctx.float("alpha", 0.01)); return { $0 < 0 ? a * $0 : $0 } }),
             ("HardSigmoid", { ctx throws(RuntimeError) in
                 let a = Double(try ctx.float("alpha", 0.2)), b = Double(try ctx.float("beta", 0.5))
-                return { max(0, min(1, a * $0 + b)) } }),
+                return { x in let v = a * x + b; return v.isNaN ? v : max(0, min(1, v)) } }),
             ("ThresholdedRelu", { ctx throws(RuntimeError) in
                 let a = Double(try ctx.float("alpha", 1)); return { $0 > a ? $0 : 0 } }),
             ("Swish", { ctx throws(RuntimeError) in
@@ -62,7 +62,7 @@ enum MathKernels {
             ("Abs", { _ in ({ abs($0) }, { $0 == .min ? $0 : abs($0) }) }),
             ("Neg", { _ in ({ -$0 }, { 0 &- $0 }) }),
             ("Sign", { _ in ({ $0 > 0 ? 1 : $0 < 0 ? -1 : $0 }, { $0 > 0 ? 1 : $0 < 0 ? -1 : 0 }) }),
-            ("Relu", { _ in ({ max(0, $0) }, { max(0, $0) }) }),
+            ("Relu", { _ in ({ $0.isNaN ? $0 : max(0, $0) }, { max(0, $0) }) }),
             ("Shrink", { ctx throws(RuntimeError) in
                 let bias = Double(try ctx.float("bias", 0)), l = Double(try ctx.float("lambd", 0.5))
                 return ({ $0 < -l ? $0 + bias : $0 > l ? $0 - bias : 0 },

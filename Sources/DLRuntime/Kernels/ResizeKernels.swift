@@ -104,20 +104,49 @@ enum ResizeKernels {
         guard x.dtype.isFloatingPoint || x.dtype.isInteger else { throw ctx.fail("Resize is not defined on \(x.dtype)") }
         let extrapolation = Double(try ctx.float("extrapolation_value", 0))
         let excludeOutside = try ctx.int("exclude_outside", 0) != 0
-        var data = x.doubles()
+        // One 1-D plan per axis that changes.
+        var passes: [(axis: Int, taps: [Resampling.Taps])] = []
         var shape = x.shape
         for a in axes {
             let identityRoi = fullRoi[a] == 0 && fullRoi[rank + a] == 1
             if abs(scale[a] - 1) < 1e-9, outShape[a] == shape[a], identityRoi || coordinates != .tfCropAndResize { continue }
             guard shape[a] > 0 || outShape[a] == 0 else { throw ctx.fail("cannot resize the empty axis \(a)") }
-            let taps = Resampling.plan(inputSize: shape[a], outputSize: outShape[a], scale: scale[a], mode: mode,
-                                       coordinates: coordinates, roi: (fullRoi[a], fullRoi[rank + a]),
-                                       antialias: antialias, excludeOutside: excludeOutside)
-            let (outer, size, inner) = IndexMath.around(shape, axis: a)
-            data = Resampling.apply(taps, to: data, outer: outer, inputSize: size, inner: inner, extrapolationValue: extrapolation)
+            passes.append((a, Resampling.plan(inputSize: shape[a], outputSize: outShape[a], scale: scale[a], mode: mode,
+                                              coordinates: coordinates, roi: (fullRoi[a], fullRoi[rank + a]),
+                                              antialias: antialias, excludeOutside: excludeOutside)))
             shape[a] = outShape[a]
         }
+        if x.dtype == .float32 { return [resizeFloat(ctx, x, passes, extrapolation: Float(extrapolation))] }
+        var data = x.doubles()
+        shape = x.shape
+        for (a, taps) in passes {
+            let (outer, size, inner) = IndexMath.around(shape, axis: a)
+            data = Resampling.apply(taps, to: data, outer: outer, inputSize: size, inner: inner, extrapolationValue: extrapolation)
+            shape[a] = taps.count
+        }
         return [store(data, like: x.dtype, shape: shape)]
+    }
+
+    /// The passes on float32 data, in float, the last one straight into the output buffer.
+    static func resizeFloat(_ ctx: KernelContext, _ x: Tensor, _ passes: [(axis: Int, taps: [Resampling.Taps])],
+                            extrapolation: Float) -> Tensor {
+        var current = x
+        for (a, taps) in passes {
+            var shape = current.shape
+            let (outer, size, inner) = IndexMath.around(shape, axis: a)
+            shape[a] = taps.count
+            let out = ctx.makeOutput(.float32, shape: shape)
+            if out.elementCount > 0 {
+                current.withUnsafeBufferPointer(as: Float.self) { src in
+                    out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
+                        Resampling.apply(taps, input: src.baseAddress!, output: dst.baseAddress!, outer: outer,
+                                         inputSize: size, inner: inner, extrapolationValue: extrapolation)
+                    }
+                }
+            }
+            current = out
+        }
+        return current
     }
 
     /// Doubles to `dtype`: integers round half to even and saturate, as the spec's reference does.

@@ -10,7 +10,8 @@ import DLTensor
 /// DepthwiseConv2DOptions 0 padding, 1 stride_w, 2 stride_h, 3 depth_multiplier, 4 activation,
 /// 5 dilation_w, 6 dilation_h; Pool2DOptions 0 padding, 1 stride_w, 2 stride_h, 3 filter_width,
 /// 4 filter_height, 5 activation; TransposeConvOptions 0 padding, 1 stride_w, 2 stride_h,
-/// 3 activation; FullyConnectedOptions 0 activation, 1 weights_format, 2 keep_num_dims;
+/// 3 activation; FullyConnectedOptions 0 activation, 1 weights_format, 2 keep_num_dims,
+/// 3 asymmetric_quantize_inputs;
 /// BatchMatMulOptions 0 adj_x, 1 adj_y.
 extension TFLiteGraphBuilder {
     static let toNCHW = [0, 3, 1, 2], toNHWC = [0, 2, 3, 1]
@@ -37,7 +38,7 @@ extension TFLiteGraphBuilder {
     }
 
     mutating func conv(_ op: TFLiteOp, depthwise: Bool) throws(TFLiteError) {
-        let x = try input(op, 0), wIndex = try tensor(op, 1), w = try input(op, 1)
+        let wIndex = try tensor(op, 1)
         let xShape = shape(try tensor(op, 0)), wShape = shape(wIndex)
         guard xShape.count == 4, wShape.count == 4 else {
             throw fail(op, "needs a 4-D input and filter, got \(xShape) and \(wShape)")
@@ -51,22 +52,20 @@ extension TFLiteGraphBuilder {
         guard sw >= 1, sh >= 1, dw >= 1, dh >= 1 else { throw fail(op, "strides \(sh)x\(sw) and dilations \(dh)x\(dw) must be at least 1") }
         let inC = xShape[3]
         let group: Int
-        let filter: String
         let n = base(op)
         if depthwise {
             guard wShape[0] == 1, inC > 0, wShape[3] % inC == 0 else {
                 throw fail(op, "depthwise filter \(wShape) does not fit \(inC) input channels")
             }
             group = inC
-            filter = transpose(w, [3, 0, 1, 2], base: n + "/filter")
         } else {
             guard wShape[3] > 0, inC % wShape[3] == 0 else {
                 throw fail(op, "filter \(wShape) has \(wShape[3]) input channels, which do not divide the input's \(inC)")
             }
             group = inC / wShape[3]
-            filter = transpose(w, Self.toNCHW, base: n + "/filter")
         }
-        let bias = hasInput(op, 2) ? [try input(op, 2)] : []
+        // TFLite's filters are OHWI (depthwise 1,H,W,C*M); the IR's OIHW.
+        let filterPerm = depthwise ? [3, 0, 1, 2] : Self.toNCHW
         let attrs = [
             Attribute(name: "kernel_shape", value: .ints([wShape[1], wShape[2]])),
             Attribute(name: "strides", value: .ints([sh, sw])),
@@ -74,7 +73,30 @@ extension TFLiteGraphBuilder {
             try padding(op, pad),
             Attribute(name: "group", value: .int(group)),
         ]
-        let xt = transpose(x, Self.toNCHW, base: n + "/nchw")
+        if try isInteger8(op) {
+            // TFLite's integer conv: int32 sums of (x - x_zero_point) * w, the int32 bias,
+            // requantized with TFLite's rounding (`requantizedSums`).
+            let xq = try raw(op, 0), wq = try raw(op, 1)
+            let filter = transpose(wq, filterPerm, base: n + "/filter")
+            let (_, xZero, _) = try quantParams(try tensor(op, 0), try quantization8(op, 0))
+            let acc = emit("ConvInteger", [transpose(xq, Self.toNCHW, base: n + "/nchw"), filter, xZero], attrs, base: n + "/conv")
+            let real = try requantizedSums(op, transpose(acc, Self.toNHWC, base: n + "/nhwc"), perChannelProduct: true, base: n)
+            try bind(op, 0, try activation(op, real, code: act))
+            return
+        }
+        // TFLite's hybrid conv quantizes its input asymmetrically with per-channel weights (a
+        // conv with one weight scale takes the symmetric path: computed in float here).
+        if (depthwise || (quantization(wIndex)?.scale.count ?? 0) > 1), let (xq, xScale, xZero) = try hybridInput(op) {
+            // The input quantized on the fly, integer sums, float result.
+            let filter = transpose(try raw(op, 1), filterPerm, base: n + "/filter")
+            let acc = emit("ConvInteger", [transpose(xq, Self.toNCHW, base: n + "/nchw"), filter, xZero], attrs, base: n + "/conv")
+            let y = try hybridResult(op, transpose(acc, Self.toNHWC, base: n + "/nhwc"), inputScale: xScale, base: n)
+            try bind(op, 0, try activation(op, y, code: act))
+            return
+        }
+        let xt = transpose(try input(op, 0), Self.toNCHW, base: n + "/nchw")
+        let filter = transpose(try input(op, 1), filterPerm, base: n + "/filter")
+        let bias = hasInput(op, 2) ? [try input(op, 2)] : []
         var y = emit("Conv", [xt, filter] + bias, attrs, base: n + "/conv")
         y = try activation(op, y, code: act)
         try bind(op, 0, transpose(y, Self.toNHWC, base: n))
@@ -89,6 +111,20 @@ extension TFLiteGraphBuilder {
         } ?? (0, 1, 1, 1, 1, 0)
         guard sw >= 1, sh >= 1, fw >= 1, fh >= 1 else { throw fail(op, "filter \(fh)x\(fw) and strides \(sh)x\(sw) must be at least 1") }
         let n = base(op)
+        let xi = try tensor(op, 0), yi = try output(op, 0)
+        if irOp == "AveragePool", act == 0, let qx = quantization(xi), let qy = quantization(yi), [3, 9].contains(sub.tensors[xi].type),
+           sub.tensors[yi].type == sub.tensors[xi].type, qx.scale == qy.scale, qx.zeroPoint == qy.zeroPoint {
+            // TFLite's integer average pool: the mean of the stored integers (input and output share
+            // scale and zero point), rounded half away from zero.
+            let f32 = Attribute(name: "to", value: .int(Int(DType.float32.onnxCode)))
+            let xt = transpose(emit("Cast", [try raw(op, 0)], [f32], base: n + "/wide"), Self.toNCHW, base: n + "/nchw")
+            let mean = emit(irOp, [xt], [Attribute(name: "kernel_shape", value: .ints([fh, fw])),
+                                         Attribute(name: "strides", value: .ints([sh, sw])), try padding(op, pad)], base: n + "/pool")
+            let rounded = roundHalfAway(mean, .float32, base: n + "/mean")
+            let to = Attribute(name: "to", value: .int(Int((TFLiteImporter.dtype(sub.tensors[yi].type) ?? .int8).onnxCode)))
+            values[yi] = transpose(emit("Cast", [rounded], [to], base: n + "/narrow"), Self.toNHWC, base: n)
+            return
+        }
         let xt = transpose(x, Self.toNCHW, base: n + "/nchw")
         // TFLite's average pool divides by the pixels inside the image: count_include_pad 0 (the default).
         var y = emit(irOp, [xt], [Attribute(name: "kernel_shape", value: .ints([fh, fw])),
@@ -139,6 +175,25 @@ extension TFLiteGraphBuilder {
         } ?? (0, 0, false)
         guard format == 0 else { throw fail(op, "weights format \(format) (shuffled) is not supported") }
         let n = base(op)
+        if try isInteger8(op), !keep || shape(xIndex).count == 2 {
+            // TFLite's integer fully-connected: int32 sums of (x - x_zero_point) * w, the int32
+            // bias, requantized with TFLite's rounding (`requantizedSums`).
+            var xq = try raw(op, 0)
+            if shape(xIndex).count != 2 { xq = emit("Reshape", [xq, int64s([-1, wShape[1]], base: n + "/flat_shape")], base: n + "/flat") }
+            let (_, xZero, _) = try quantParams(xIndex, try quantization8(op, 0))
+            let (_, wZero, _) = try quantParams(try tensor(op, 1), try quantization8(op, 1))
+            let acc = emit("MatMulInteger", [xq, transpose(try raw(op, 1), [1, 0], base: n + "/weights_t"), xZero, wZero], base: n + "/matmul")
+            try bind(op, 0, try activation(op, try requantizedSums(op, acc, perChannelProduct: false, base: n), code: act))
+            return
+        }
+        let asymmetric = try options(op) { t throws(FlatBufferError) in try t.bool(3) } ?? false
+        if asymmetric, shape(xIndex).count == 2, let (xq, xScale, xZero) = try hybridInput(op) {
+            // TFLite's hybrid fully-connected with asymmetric_quantize_inputs: the input row
+            // quantized on the fly, integer sums, float result.
+            let acc = emit("MatMulInteger", [xq, transpose(try raw(op, 1), [1, 0], base: n + "/weights_t"), xZero], base: n + "/matmul")
+            try bind(op, 0, try activation(op, try hybridResult(op, acc, inputScale: xScale, base: n), code: act))
+            return
+        }
         var x = try input(op, 0)
         let w = try input(op, 1)
         let bias = hasInput(op, 2) ? [try input(op, 2)] : []

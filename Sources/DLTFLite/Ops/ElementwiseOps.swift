@@ -26,6 +26,16 @@ extension TFLiteGraphBuilder {
         }
         for (name, ir, fused) in binary {
             ops.append((name, { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in
+                // 8-bit ADD, SUB and MUL follow TFLite's integer arithmetic (IntegerOps.swift).
+                let integer = switch name {
+                case "ADD", "SUB": try b.integerAddSub(op, subtract: name == "SUB")
+                case "MUL": try b.integerMul(op)
+                default: String?.none
+                }
+                if let integer {
+                    try b.bind(op, 0, try b.activation(op, integer, optionId: 0))
+                    return
+                }
                 var y = b.emit(ir, [try b.input(op, 0), try b.input(op, 1)], base: b.base(op))
                 if fused { y = try b.activation(op, y, optionId: 0) }
                 try b.bind(op, 0, y)

@@ -54,10 +54,16 @@ extension TFLiteGraphBuilder {
     /// The LSTM step by step, for a cell clip: TFLite clips the cell state after each update,
     /// which the IR's LSTM (whose `clip` bounds the gates' inputs) does not express. Needs a
     /// sequence length fixed in the file.
+    static let maxUnrolledSteps = 4096
+
     mutating func unrolledLSTM(_ op: TFLiteOp, units: Int, clip: Float, timeMajor: Bool) throws(TFLiteError) {
         let xShape = shape(try tensor(op, 0))
         guard xShape.count == 3, xShape[timeMajor ? 0 : 1] >= 1 else { throw fail(op, "input must be 3-D with at least one step, got \(xShape)") }
         let timeAxis = timeMajor ? 0 : 1, batch = xShape[timeMajor ? 1 : 0], steps = xShape[timeAxis]
+        // About 16 nodes a step: a crafted sequence length must not build millions of nodes.
+        guard steps <= Self.maxUnrolledSteps else {
+            throw fail(op, "a cell-clipped LSTM is unrolled step by step; \(steps) steps is over the limit of \(Self.maxUnrolledSteps)")
+        }
         let n = base(op)
         var w: [String] = [], r: [String] = [], bias: [String] = []
         for g in 0..<4 {  // i, f, c, o

@@ -56,6 +56,14 @@ extension TFLiteGraphBuilder {
                 guard batchDims == 0 else { throw b.fail(op, "batch_dims \(batchDims) is not supported") }
                 try b.bind(op, 0, b.emit("Gather", [try b.input(op, 0), try b.raw(op, 1)], [Attribute(name: "axis", value: .int(axis))], base: b.base(op)))
             }),
+            ("SHAPE", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in
+                // ShapeOptions 0 out_type; the output tensor's type says the same.
+                let n = b.base(op)
+                var y = b.emit("Shape", [try b.raw(op, 0)], base: n + "/shape")
+                let to = try b.type(of: try b.output(op, 0)).dtype
+                if to != .int64 { y = b.emit("Cast", [y], [Attribute(name: "to", value: .int(Int(to.onnxCode)))], base: n) }
+                try b.bind(op, 0, y)
+            }),
             ("CAST", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in
                 let to = try b.type(of: try b.output(op, 0)).dtype
                 try b.bind(op, 0, b.emit("Cast", [try b.raw(op, 0)], [Attribute(name: "to", value: .int(Int(to.onnxCode)))], base: b.base(op)))
@@ -127,7 +135,15 @@ extension TFLiteGraphBuilder {
             // tensors' parameters say, so both are the identity on real values.
             // DENSIFY: its input is a sparse constant, which `input` reads densified.
             ("DENSIFY", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.bind(op, 0, try b.input(op, 0)) }),
-            ("QUANTIZE", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.bind(op, 0, try b.input(op, 0)) }),
+            ("QUANTIZE", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in
+                // 8-bit to 8-bit: TFLite requantizes (x - x_zero_point) by x_scale / y_scale in
+                // fixed point; from float it is QuantizeLinear (`bind`).
+                if let (x, xs) = try b.centred8(op, 0), let ys = try b.outputScale8(op) {
+                    try b.bind(op, 0, try b.requantized(op, x, multipliers: [Double(xs) / Double(ys)], base: b.base(op)))
+                    return
+                }
+                try b.bind(op, 0, try b.input(op, 0))
+            }),
             ("DEQUANTIZE", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in
                 let i = try b.tensor(op, 0)
                 var x = try b.input(op, 0)
@@ -142,6 +158,10 @@ extension TFLiteGraphBuilder {
             ops.append((name, { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in
                 let keep = try b.options(op) { t throws(FlatBufferError) in try t.bool(0) } ?? false
                 let axes = try b.constantInts(op, 1), n = b.base(op)
+                if name == "MEAN", let y = try b.integerMean(op, axes: axes, keepDims: keep) {
+                    try b.bind(op, 0, y)
+                    return
+                }
                 try b.bind(op, 0, b.emit(ir, [try b.input(op, 0), b.int64s(axes, base: n + "/axes")],
                                          [Attribute(name: "keepdims", value: .int(keep ? 1 : 0))], base: n))
             }))
@@ -156,6 +176,13 @@ extension TFLiteGraphBuilder {
 
     mutating func reshape(_ op: TFLiteOp) throws(TFLiteError) {
         let n = base(op)
+        if hasInput(op, 1), try constant(try tensor(op, 1)) == nil, values[try tensor(op, 1)] != nil {
+            // A shape computed at run time (SHAPE, slices of it, PACK): cast to int64 and read as
+            // it is; TFLite's 0 is a size of zero, not "copy the input's", hence allowzero.
+            let s = emit("Cast", [try raw(op, 1)], [Attribute(name: "to", value: .int(Int(DType.int64.onnxCode)))], base: n + "/shape")
+            try bind(op, 0, emit("Reshape", [try input(op, 0), s], [Attribute(name: "allowzero", value: .int(1))], base: n))
+            return
+        }
         var target: [Int]
         if hasInput(op, 1), let c = try constant(try tensor(op, 1)), c.rank <= 1 {
             target = try constantInts(op, 1)
@@ -183,8 +210,15 @@ extension TFLiteGraphBuilder {
         try bind(op, 0, emit("Pad", ins, [Attribute(name: "mode", value: .string(mode))], base: n))
     }
 
-    /// TensorFlow's strided slice (begin/end/strides constants, masks) as Slice, then Squeeze for
-    /// the shrunk axes. Ellipsis and new-axis masks are refused.
+    /// TensorFlow's strided slice as Slice over every input axis, Squeeze for the shrunk axes and
+    /// Unsqueeze for the new ones.
+    ///
+    /// The spec (begin, end, strides: one entry each) is sparse: an entry in `ellipsis_mask` stands
+    /// for as many full input axes as the other entries leave (at most one ellipsis; none means one
+    /// at the end), an entry in `new_axis_mask` adds an output axis of size 1 and reads no input
+    /// axis, an entry in `shrink_axis_mask` takes the one element at `begin` and drops the axis.
+    /// `begin_mask`/`end_mask` bits make that entry's bound the whole axis; `offset` makes end
+    /// relative to begin.
     mutating func stridedSlice(_ op: TFLiteOp) throws(TFLiteError) {
         let begin = try constantInts(op, 1), end = try constantInts(op, 2)
         let strides = hasInput(op, 3) ? try constantInts(op, 3) : [Int](repeating: 1, count: begin.count)
@@ -192,29 +226,49 @@ extension TFLiteGraphBuilder {
             (Int(try t.scalar(0, Int32(0))), Int(try t.scalar(1, Int32(0))), Int(try t.scalar(2, Int32(0))),
              Int(try t.scalar(3, Int32(0))), Int(try t.scalar(4, Int32(0))), try t.bool(5))
         } ?? (0, 0, 0, 0, 0, false)
-        guard ellipsis == 0, newAxis == 0 else { throw fail(op, "ellipsis and new-axis masks are not supported") }
-        guard begin.count == end.count, begin.count == strides.count, !strides.contains(0) else {
+        let k = begin.count
+        guard end.count == k, strides.count == k, k <= 32, !strides.contains(0) else {
             throw fail(op, "begin \(begin), end \(end) and strides \(strides) do not fit")
         }
+        let bit = { (mask: Int, i: Int) in mask & (1 << i) != 0 }
+        let ellipses = (0..<k).filter { bit(ellipsis, $0) }
+        guard ellipses.count <= 1 else { throw fail(op, "ellipsis_mask \(ellipsis) marks more than one ellipsis") }
+        let rank = shape(try tensor(op, 0)).count
+        // Input axes the non-ellipsis, non-new-axis entries read; the ellipsis covers the rest.
+        let reading = (0..<k).filter { !bit(ellipsis, $0) && !bit(newAxis, $0) }.count
+        guard reading <= rank else { throw fail(op, "\(reading) sliced axes for an input of rank \(rank)") }
         let big = Int(Int64.max), small = Int(Int64.min)
-        var starts: [Int] = [], ends: [Int] = [], squeeze: [Int] = []
-        for i in 0..<begin.count {
-            let s = strides[i]
-            var b0 = begin[i], e0 = offset ? begin[i] + end[i] : end[i]
-            if bm & (1 << i) != 0 { b0 = s > 0 ? 0 : big }
-            if em & (1 << i) != 0 { e0 = s > 0 ? big : small }
-            if shrink & (1 << i) != 0 {
-                b0 = begin[i]
-                e0 = b0 == -1 ? big : b0 + 1
-                squeeze.append(i)
-            }
-            starts.append(b0)
-            ends.append(e0)
+        var starts: [Int] = [], ends: [Int] = [], steps: [Int] = [], squeeze: [Int] = [], newAxes: [Int] = []
+        var outRank = 0  // output axes so far (kept input axes and new axes)
+        func full(_ count: Int) {
+            for _ in 0..<count { starts.append(0); ends.append(big); steps.append(1); outRank += 1 }
         }
+        for i in 0..<k {
+            if bit(ellipsis, i) { full(rank - reading); continue }
+            if bit(newAxis, i) { newAxes.append(outRank); outRank += 1; continue }
+            let axis = starts.count
+            if bit(shrink, i) {
+                let b0 = begin[i]
+                starts.append(b0); ends.append(b0 == -1 ? big : b0 + 1); steps.append(1)
+                squeeze.append(axis)
+                continue
+            }
+            let st = strides[i]
+            var b0 = begin[i], e0 = offset ? begin[i] + end[i] : end[i]
+            if bit(bm, i) { b0 = st > 0 ? 0 : big }
+            if bit(em, i) { e0 = st > 0 ? big : small }
+            starts.append(b0); ends.append(e0); steps.append(st)
+            outRank += 1
+        }
+        if ellipses.isEmpty { full(rank - starts.count) }
         let n = base(op)
-        var y = emit("Slice", [try input(op, 0), int64s(starts, base: n + "/starts"), int64s(ends, base: n + "/ends"),
-                               int64s(Array(0..<begin.count), base: n + "/axes"), int64s(strides, base: n + "/steps")], base: n + "/slice")
-        if !squeeze.isEmpty { y = emit("Squeeze", [y, int64s(squeeze, base: n + "/squeeze_axes")], base: n) }
+        var y = try input(op, 0)
+        if !starts.isEmpty {
+            y = emit("Slice", [y, int64s(starts, base: n + "/starts"), int64s(ends, base: n + "/ends"),
+                               int64s(Array(0..<starts.count), base: n + "/axes"), int64s(steps, base: n + "/steps")], base: n + "/slice")
+        }
+        if !squeeze.isEmpty { y = emit("Squeeze", [y, int64s(squeeze, base: n + "/squeeze_axes")], base: n + "/squeezed") }
+        if !newAxes.isEmpty { y = emit("Unsqueeze", [y, int64s(newAxes, base: n + "/new_axes")], base: n + "/unsqueezed") }
         try bind(op, 0, y)
     }
 

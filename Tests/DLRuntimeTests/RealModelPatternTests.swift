@@ -1,0 +1,232 @@
+import DLGraph
+import DLRuntime
+import DLTensor
+import Testing
+
+/// The patterns third-party exporters write around convolutions (paddle2onnx's separate bias Add
+/// and spelled-out HardSwish, torch's SiLU as Sigmoid·x, ReLU6 as Clip) and the float32 kernels
+/// real models spend their time in (activations, Max/Min, ConvTranspose, Resize). Fused or fast,
+/// each must give the numbers of the general path: the graph run node by node, or the same op on
+/// float64 inputs (which only the general kernels take).
+@Suite struct RealModelPatternTests {
+    func initializer(_ name: String, _ v: [Float], shape: [Int]? = nil) -> (String, Tensor) {
+        (name, Tensor(shape: shape ?? [v.count], scalars: v))
+    }
+
+    func expectClose(_ a: Tensor?, _ b: Tensor?, tolerance: Float = 2e-5, _ what: String = "") {
+        guard let a, let b else { Issue.record("missing output \(what)"); return }
+        #expect(a.shape == b.shape, "\(what)")
+        let x = a.converted(to: .float32).scalars(as: Float.self), y = b.converted(to: .float32).scalars(as: Float.self)
+        #expect(x.count == y.count)
+        let bad = zip(x, y).enumerated().first { _, p in
+            !(p.0.isNaN && p.1.isNaN) && p.0 != p.1 && !(abs(p.0 - p.1) <= tolerance * max(1, abs(p.1)))
+        }
+        #expect(bad == nil, "\(what): first difference at \(bad.map { "\($0.offset): \($0.element.0) vs \($0.element.1)" } ?? "")")
+    }
+
+    /// x [1, 3, 7, 9] → Conv 3×3 (5 channels, no bias) → per-channel Add → `tail`.
+    func convGraph(_ tail: [Node], output: String, extra: [(String, Tensor)] = []) -> Graph {
+        let nodes = [Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["c"],
+                          attributes: [Attribute(name: "pads", value: .ints([1, 1, 1, 1]))]),
+                     Node(name: "bias", opType: "Add", inputs: ["c", "b"], outputs: ["cb"])] + tail
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [1, 3, 7, 9]))],
+                      outputs: [ValueInfo(name: output, type: nil)], nodes: nodes,
+                      initializers: NamedTensors([("w", seededRandom([5, 3, 3, 3], seed: 3)),
+                                                  ("b", seededRandom([1, 5, 1, 1], seed: 4))] + extra))
+        g.metadata.opsetImports = [("", 17)]
+        return g
+    }
+
+    func checkFused(_ g: Graph, passes: [String], leaves: [String], _ what: String) throws {
+        let (opt, applied) = try GraphOptimizer.optimizeStrict(g)
+        for p in passes { #expect(applied.contains(p), "\(what): \(p) did not fire (\(applied))") }
+        for op in leaves { #expect(!opt.nodes.contains { $0.opType == op }, "\(what): \(op) left in \(opt.nodes.map(\.opType))") }
+        let x = seededRandom([1, 3, 7, 9], seed: 11)
+        let want = try runNodeByNode(g, ["x": x])
+        let got = try Executor(graph: g).run(["x": x])
+        for o in g.outputs { expectClose(got[o.name], want[o.name], what) }
+    }
+
+    @Test func paddleHardSwishAfterABiasAddFoldsIntoTheConv() throws {
+        let g = convGraph([
+            Node(opType: "Add", inputs: ["cb", "three"], outputs: ["a3"]),
+            Node(opType: "Clip", inputs: ["a3", "zero", "six"], outputs: ["cl"]),
+            Node(opType: "Mul", inputs: ["cb", "cl"], outputs: ["m"]),
+            Node(opType: "Div", inputs: ["m", "sixd"], outputs: ["y"]),
+        ], output: "y", extra: [initializer("three", [3]), initializer("zero", [0], shape: []), initializer("six", [6], shape: []),
+                                initializer("sixd", [6])])
+        try checkFused(g, passes: ["fold-conv-bias", "fuse-hardswish", "fuse-activation"], leaves: ["Add", "Clip", "Div", "Mul", "HardSwish"], "hardswish")
+    }
+
+    @Test func siluReluSixSigmoidAndHardSigmoidFuse() throws {
+        let silu = convGraph([Node(opType: "Sigmoid", inputs: ["cb"], outputs: ["s"]),
+                              Node(opType: "Mul", inputs: ["s", "cb"], outputs: ["y"])], output: "y")
+        try checkFused(silu, passes: ["fuse-activation"], leaves: ["Sigmoid", "Mul"], "silu")
+        let relu6 = convGraph([Node(opType: "Clip", inputs: ["cb", "zero", "six"], outputs: ["y"])], output: "y",
+                              extra: [initializer("zero", [0], shape: []), initializer("six", [0.5], shape: [])])
+        try checkFused(relu6, passes: ["fuse-activation"], leaves: ["Clip"], "clip")
+        let sig = convGraph([Node(opType: "Sigmoid", inputs: ["cb"], outputs: ["y"])], output: "y")
+        try checkFused(sig, passes: ["fuse-activation"], leaves: ["Sigmoid"], "sigmoid")
+        let hs = convGraph([Node(opType: "HardSigmoid", inputs: ["cb"], outputs: ["y"],
+                                 attributes: [Attribute(name: "alpha", value: .float(0.3)), Attribute(name: "beta", value: .float(0.4))])], output: "y")
+        try checkFused(hs, passes: ["fuse-activation"], leaves: ["HardSigmoid"], "hardsigmoid")
+    }
+
+    @Test func aSiluWhoseInputHasAThirdReaderIsNotFused() throws {
+        var g = convGraph([Node(opType: "Sigmoid", inputs: ["cb"], outputs: ["s"]),
+                           Node(opType: "Mul", inputs: ["cb", "s"], outputs: ["y"]),
+                           Node(opType: "Relu", inputs: ["cb"], outputs: ["r"])], output: "y")
+        g.outputs.append(ValueInfo(name: "r", type: nil))
+        let (opt, _) = try GraphOptimizer.optimizeStrict(g)
+        #expect(opt.nodes.contains { $0.opType == "Sigmoid" })
+        let x = seededRandom([1, 3, 7, 9], seed: 12)
+        let want = try runNodeByNode(g, ["x": x]), got = try Executor(graph: g).run(["x": x])
+        expectClose(got["y"], want["y"], "y")
+        expectClose(got["r"], want["r"], "r")
+    }
+
+    /// A float32 tensor with NaN, ±infinity, zeros and values around every activation's kinks,
+    /// of a length that leaves a tail after 16- and 8-lane loops.
+    func awkward() -> Tensor {
+        var v: [Float] = [.nan, .infinity, -.infinity, 0, -0.0, 3, -3, 6, -6, 2.5, -2.5, 88, -88, 1e-30]
+        v += seededRandom([53], seed: 5).scalars(as: Float.self).map { $0 * 8 }
+        return Tensor(shape: [v.count], scalars: v)
+    }
+
+    /// Runs one node on float32 input (the fast kernels) and on float64 (the general ones).
+    func compareWithGeneral(_ node: Node, _ inputs: [Tensor], tolerance: Float = 2e-6) throws {
+        func run(_ ts: [Tensor]) throws -> Tensor? {
+            let names = node.inputs
+            var g = Graph(name: "one", inputs: zip(names, ts).filter { !$0.0.isEmpty }.map { ValueInfo(name: $0.0, type: TensorType(dtype: $0.1.dtype, shape: $0.1.shape)) },
+                          outputs: [ValueInfo(name: "y", type: nil)], nodes: [node])
+            g.metadata.opsetImports = [("", 17)]
+            var feed: [String: Tensor] = [:]
+            for (n, t) in zip(names, ts) where !n.isEmpty { feed[n] = t }
+            return try Executor(graph: g).run(feed)["y"]
+        }
+        let fast = try run(inputs)
+        let general = try run(inputs.map { $0.dtype == .float32 ? $0.converted(to: .float64) : $0 })
+        #expect(fast?.dtype == .float32)
+        expectClose(fast, general, tolerance: tolerance, node.opType)
+    }
+
+    @Test func fastActivationsMatchTheGeneralKernels() throws {
+        let x = awkward()
+        for op in ["Sigmoid", "HardSwish", "Relu"] {
+            try compareWithGeneral(Node(opType: op, inputs: ["x"], outputs: ["y"]), [x])
+        }
+        try compareWithGeneral(Node(opType: "HardSigmoid", inputs: ["x"], outputs: ["y"],
+                                    attributes: [Attribute(name: "alpha", value: .float(0.25))]), [x])
+        try compareWithGeneral(Node(opType: "LeakyRelu", inputs: ["x"], outputs: ["y"],
+                                    attributes: [Attribute(name: "alpha", value: .float(0.1))]), [x])
+        try compareWithGeneral(Node(opType: "Clip", inputs: ["x", "lo", "hi"], outputs: ["y"]),
+                               [x, Tensor(shape: [], scalars: [Float(-1.5)]), Tensor(shape: [], scalars: [Float(6)])])
+        try compareWithGeneral(Node(opType: "Clip", inputs: ["x", "", "hi"], outputs: ["y"]),
+                               [x, Tensor(shape: [], scalars: [Float(0)]), Tensor(shape: [], scalars: [Float(2)])])
+    }
+
+    @Test func fastMaxAndMinBroadcastAndKeepNaN() throws {
+        let x = Tensor(shape: [1, 67], scalars: awkward().scalars(as: Float.self))
+        let y = Tensor(shape: [3, 1], scalars: [Float.nan, 0.5, -2])
+        for op in ["Max", "Min"] {
+            try compareWithGeneral(Node(opType: op, inputs: ["a", "b"], outputs: ["y"]), [x, y])
+            try compareWithGeneral(Node(opType: op, inputs: ["a", "b"], outputs: ["y"]), [y, x])
+            try compareWithGeneral(Node(opType: op, inputs: ["a", "b"], outputs: ["y"]), [x, Tensor(shape: [], scalars: [Float(0.25)])])
+        }
+    }
+
+    @Test(arguments: [
+        // (channels in, per group out, group, kernel, stride, dilation, pads, output_padding, H, W)
+        (4, 3, 1, [2, 2], [2, 2], [1, 1], [0, 0, 0, 0], [0, 0], 5, 7),
+        (6, 1, 6, [2, 2], [2, 2], [1, 1], [0, 0, 0, 0], [0, 0], 4, 5),
+        (4, 2, 2, [3, 3], [2, 1], [1, 2], [1, 0, 2, 1], [1, 0], 6, 3),
+        (3, 5, 1, [4, 1], [3, 1], [1, 1], [2, 0, 1, 0], [0, 0], 1, 9),
+        (2, 2, 1, [1, 1], [1, 1], [1, 1], [0, 0, 0, 0], [0, 0], 1, 1),
+    ])
+    func convTransposeFloatMatchesTheGeneralKernel(_ c: (Int, Int, Int, [Int], [Int], [Int], [Int], [Int], Int, Int)) throws {
+        let (cin, mg, group, kernel, strides, dilations, pads, outputPadding, h, w) = c
+        let node = Node(opType: "ConvTranspose", inputs: ["x", "w", "b"], outputs: ["y"], attributes: [
+            Attribute(name: "group", value: .int(group)), Attribute(name: "strides", value: .ints(strides)),
+            Attribute(name: "dilations", value: .ints(dilations)), Attribute(name: "pads", value: .ints(pads)),
+            Attribute(name: "output_padding", value: .ints(outputPadding)),
+        ])
+        try compareWithGeneral(node, [seededRandom([2, cin, h, w], seed: 21), seededRandom([cin, mg] + kernel, seed: 22),
+                                      seededRandom([mg * group], seed: 23)], tolerance: 1e-5)
+        let noBias = Node(opType: "ConvTranspose", inputs: ["x", "w"], outputs: ["y"], attributes: node.attributes)
+        try compareWithGeneral(noBias, [seededRandom([1, cin, h, w], seed: 24), seededRandom([cin, mg] + kernel, seed: 25)], tolerance: 1e-5)
+    }
+
+    @Test(arguments: [("nearest", "asymmetric"), ("nearest", "half_pixel"), ("linear", "half_pixel"),
+                      ("linear", "align_corners"), ("cubic", "pytorch_half_pixel")])
+    func resizeFloatMatchesTheGeneralKernel(_ mode: String, _ coordinates: String) throws {
+        let attrs = [Attribute(name: "mode", value: .string(mode)),
+                     Attribute(name: "coordinate_transformation_mode", value: .string(coordinates))]
+        let x = seededRandom([2, 3, 5, 7], seed: 31)
+        for scales: [Float] in [[1, 1, 2, 2], [1, 1, 0.6, 1.7], [1, 2, 1, 3]] {
+            try compareWithGeneral(Node(opType: "Resize", inputs: ["x", "", "s"], outputs: ["y"], attributes: attrs),
+                                   [x, Tensor(shape: [0], scalars: [Float]()), Tensor(shape: [4], scalars: scales)], tolerance: 1e-5)
+        }
+        try compareWithGeneral(Node(opType: "Resize", inputs: ["x", "", "", "sz"], outputs: ["y"], attributes: attrs),
+                               [x, Tensor(shape: [0], scalars: [Float]()), Tensor(shape: [0], scalars: [Float]()),
+                                Tensor(shape: [4], scalars: [Int64(2), 3, 11, 4])], tolerance: 1e-5)
+    }
+
+    @Test(arguments: [
+        // (channels, kernel, strides, dilations, pads, H, W)
+        (5, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], 7, 19),
+        (4, [5, 5], [2, 2], [1, 1], [2, 2, 2, 2], 9, 37),
+        (3, [3, 3], [3, 2], [2, 1], [0, 1, 2, 0], 11, 17),
+        (2, [1, 1], [1, 1], [1, 1], [0, 0, 0, 0], 1, 1),
+        (6, [3, 1], [2, 1], [1, 1], [1, 0, 1, 0], 8, 3),
+    ])
+    func depthwiseConvMatchesTheGeneralKernel(_ c: (Int, [Int], [Int], [Int], [Int], Int, Int)) throws {
+        let (channels, kernel, strides, dilations, pads, h, w) = c
+        let node = Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["y"], attributes: [
+            Attribute(name: "group", value: .int(channels)), Attribute(name: "strides", value: .ints(strides)),
+            Attribute(name: "dilations", value: .ints(dilations)), Attribute(name: "pads", value: .ints(pads)),
+        ])
+        try compareWithGeneral(node, [seededRandom([2, channels, h, w], seed: 41), seededRandom([channels, 1] + kernel, seed: 42),
+                                      seededRandom([channels], seed: 43)], tolerance: 1e-5)
+    }
+
+    @Test func depthwiseConvWithAFusedHardSwish() throws {
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [1, 4, 9, 21]))],
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: [
+                          Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: [
+                              Attribute(name: "group", value: .int(4)), Attribute(name: "pads", value: .ints([2, 2, 2, 2])),
+                              Attribute(name: "strides", value: .ints([2, 2]))]),
+                          Node(opType: "HardSwish", inputs: ["c"], outputs: ["y"]),
+                      ],
+                      initializers: NamedTensors([("w", seededRandom([4, 1, 5, 5], seed: 44)), ("b", seededRandom([4], seed: 45))]))
+        g.metadata.opsetImports = [("", 17)]
+        let (opt, _) = try GraphOptimizer.optimizeStrict(g)
+        #expect(opt.nodes.map(\.opType) == ["FusedConv"])
+        let x = seededRandom([1, 4, 9, 21], seed: 46)
+        expectClose(try Executor(graph: g).run(["x": x])["y"], try runNodeByNode(g, ["x": x])["y"], "depthwise + hardswish")
+    }
+
+    @Test func aConv1DDownAOneColumnImageMatchesTheGeneralKernel() throws {
+        let node = Node(opType: "Conv", inputs: ["x", "w"], outputs: ["y"], attributes: [
+            Attribute(name: "pads", value: .ints([2, 0, 1, 0])), Attribute(name: "strides", value: .ints([2, 1]))])
+        try compareWithGeneral(node, [seededRandom([1, 6, 45, 1], seed: 47), seededRandom([7, 6, 5, 1], seed: 48)], tolerance: 1e-5)
+    }
+
+    @Test(arguments: [DType.uint8, .int8])
+    func quantizeDequantizePairsFuseAndKeepTheNumbers(_ zeroType: DType) throws {
+        let zero = zeroType == .uint8 ? Tensor(shape: [], scalars: [UInt8(128)]) : Tensor(shape: [], scalars: [Int8(-3)])
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [67]))],
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: [
+                          Node(opType: "QuantizeLinear", inputs: ["x", "s", "z"], outputs: ["q"]),
+                          Node(opType: "DequantizeLinear", inputs: ["q", "s", "z"], outputs: ["y"]),
+                      ],
+                      initializers: NamedTensors([("s", Tensor(shape: [], scalars: [Float(0.05)])), ("z", zero)]))
+        g.metadata.opsetImports = [("", 19)]
+        let (opt, _) = try GraphOptimizer.optimizeStrict(g)
+        #expect(opt.nodes.map(\.opType) == ["QuantizeDequantize"])
+        // Ties at ±0.025 (x / scale = ±0.5), saturation at ±20, NaN and infinities from awkward().
+        var v = awkward().scalars(as: Float.self)
+        v[20] = 0.025; v[21] = -0.025; v[22] = 0.075; v[23] = 20; v[24] = -20
+        let x = Tensor(shape: [67], scalars: v)
+        expectClose(try Executor(graph: g).run(["x": x])["y"], try runNodeByNode(g, ["x": x])["y"], tolerance: 0, "qdq \(zeroType)")
+    }
+}

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Decoder tokens per second at batch 1: `dlconvert generate` (KV cache, greedy) vs transformers'
+`generate(do_sample=False)` in PyTorch, on the same threads.
+
+    .venv/bin/python scripts/bench/hf_decoder_bench.py [--bin .build/release] [--threads 1,2] [--prompt 32] [--new 64] [--rounds 3]
+
+No hub downloads: the models are made here from configs with seeded random weights (sizes of
+small real checkpoints, no eos so both sides generate every token) and written with
+`save_pretrained`; the prompt is tokenized with the gpt2 fixture's tokenizer.json on both sides.
+Decode speed is the tokens after the first over their time (`dlconvert generate --timing` on our
+side; on transformers' side the time of generate(N) minus generate(1), over N - 1), so neither the
+prompt nor loading counts; best of `--rounds` rounds each. Appends the table to
+scripts/bench/RESULTS-hf.md (replacing an earlier decoder section) and prints it.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RESULTS = os.path.join(ROOT, "scripts", "bench", "RESULTS-hf.md")
+HEADER = "# Decoder tokens per second"
+
+MODELS = {
+    # name: (architecture, config) — sizes of small real checkpoints
+    "gpt2 (124M, gpt2's own sizes)": ("gpt2", dict(n_embd=768, n_layer=12, n_head=12, vocab_size=50257, n_positions=1024)),
+    "llama (GQA, 8 layers, 512 wide, 32k vocab)": ("llama", dict(hidden_size=512, intermediate_size=1408, num_hidden_layers=8,
+                                                          num_attention_heads=8, num_key_value_heads=4, vocab_size=32000,
+                                                          max_position_embeddings=2048, tie_word_embeddings=False)),
+}
+
+
+def make_folder(tmp, arch, config):
+    import torch
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+    cfg = (GPT2Config if arch == "gpt2" else LlamaConfig)(**config, bos_token_id=None, eos_token_id=None, pad_token_id=None)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg).eval()
+    d = os.path.join(tmp, arch)
+    model.save_pretrained(d)
+    shutil.copy(os.path.join(ROOT, "fixtures", "hf", "gpt2", "tokenizer.json"), d)
+    return d, model
+
+
+def ours(dlconvert, folder, prompt, new, threads, rounds):
+    r = subprocess.run([dlconvert, "generate", folder, "--max-tokens", str(new), "--threads", str(threads), "--timing"],
+                       input=(prompt + "\n") * (rounds + 1), capture_output=True, text=True, check=True)
+    stats = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")][1:]  # the first round warms up
+    ids = json.loads(r.stdout.splitlines()[0])["token_ids"]
+    best = min(s["decode_seconds"] / (s["new_tokens"] - 1) for s in stats)
+    first = min(s["first_token_seconds"] for s in stats)
+    return 1 / best, first, ids
+
+
+def transformers_side(model, ids, new, threads, rounds):
+    import torch
+    torch.set_num_threads(threads)
+    x = torch.tensor([ids])
+    mask = torch.ones_like(x)
+
+    def timed(n):
+        t = time.perf_counter()
+        with torch.no_grad():
+            out = model.generate(input_ids=x, attention_mask=mask, max_new_tokens=n, do_sample=False)
+        return time.perf_counter() - t, out[0, len(ids):].tolist()
+    timed(new)  # warm-up
+    one = min(timed(1)[0] for _ in range(rounds))
+    runs = [timed(new) for _ in range(rounds)]
+    full = min(t for t, _ in runs)
+    return (new - 1) / (full - one), one, runs[0][1]
+
+
+def blas_core(dlconvert):
+    r = subprocess.run([dlconvert, "bench", os.path.join(ROOT, "fixtures", "models", "mlp.onnx"), "--json", "--seconds", "0.1"],
+                       capture_output=True, text=True)
+    try:
+        return json.loads(r.stdout).get("blas_core", "?")
+    except json.JSONDecodeError:
+        return "?"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
+    ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
+    ap.add_argument("--prompt", type=int, default=32, help="prompt tokens")
+    ap.add_argument("--new", type=int, default=64, help="new tokens")
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args()
+    import torch
+    import transformers
+    from tokenizers import Tokenizer
+    dlconvert = os.path.join(a.bin, "dlconvert")
+    tok = Tokenizer.from_file(os.path.join(ROOT, "fixtures", "hf", "gpt2", "tokenizer.json"))
+    words = "the quick brown fox jumps over the lazy dog while a small cat watches from the old wooden fence".split()
+    prompt = ""
+    for w in words * 8:
+        if len(tok.encode(prompt + " " + w).ids) > a.prompt:
+            break
+        prompt = (prompt + " " + w).strip()
+    ids = tok.encode(prompt).ids
+    load = os.getloadavg()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="dlkit-hf-decoder-") as tmp:
+        for name, (arch, config) in MODELS.items():
+            folder, model = make_folder(tmp, arch, config)
+            for threads in [int(t) for t in a.threads.split(",")]:
+                o, o_first, o_ids = ours(dlconvert, folder, prompt, a.new, threads, a.rounds)
+                t, t_first, t_ids = transformers_side(model, ids, a.new, threads, a.rounds)
+                same = "yes" if o_ids == t_ids else f"first {next((i for i, (p, q) in enumerate(zip(o_ids, t_ids)) if p != q), len(o_ids))} equal"
+                rows.append(f"| {name} | {threads} | {len(ids)} | {a.new} | {o:.1f} | {t:.1f} | **{o / t:.2f}** | "
+                            f"{o_first * 1000:.0f} | {t_first * 1000:.0f} | {same} |")
+                print(rows[-1], flush=True)
+    cpu = "?"
+    try:
+        cpu = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read()).group(1).strip()
+    except (OSError, AttributeError):
+        pass
+    text = "\n".join([
+        HEADER + ": DLKit vs transformers (PyTorch)",
+        "",
+        f"Made by `scripts/bench/hf_decoder_bench.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
+        f"({platform.machine()}, {os.cpu_count()} cores: {cpu}).",
+        "",
+        f"- OpenBLAS core (openblas_get_corename): **{blas_core(dlconvert)}**; torch {torch.__version__} "
+        f"(intra-op threads = T), transformers {transformers.__version__}",
+        f"- load average before {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}; after "
+        + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + " (the cores are shared with other work)",
+        "- batch 1, greedy, KV cache on both sides; decode tokens/s = tokens after the first over their time "
+        "(prompt and loading excluded); best of "
+        f"{a.rounds} rounds after a warm-up. Ratio > 1: DLKit is faster. First-token ms: the prompt's run.",
+        "- models made from configs with seeded random weights (no eos: every token is generated); "
+        "same tokens: whether both sides chose the same greedy ids.",
+        "",
+        "| model | threads | prompt | new tokens | DLKit tok/s | transformers tok/s | DLKit / transformers | DLKit first-token ms | transformers first-token ms | same tokens |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        *rows, ""])
+    old = open(RESULTS).read() if os.path.exists(RESULTS) else ""
+    keep = old.split(HEADER)[0].rstrip() + "\n\n" if old else ""
+    with open(RESULTS, "w") as f:
+        f.write(keep + text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
