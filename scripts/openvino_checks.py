@@ -25,8 +25,8 @@ import openvino as ov
 from safetensors.numpy import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import peer_checks  # noqa: E402  (check(): run one check, count it, keep going)
-from peer_checks import check  # noqa: E402
+import checks  # noqa: E402  (check(): run one check, count it, keep going)
+from checks import check  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build", "debug"))
@@ -137,8 +137,7 @@ def main():
                   lambda rel=rel, compress=compress: onnx_to_ir(tmp, rel, compress))
     for stem in STEMS:
         check(f"IR -> IR {stem}.xml: OpenVINO runs DLKit's IR like the original", lambda stem=stem: ir_round_trip(tmp, stem))
-    print(f"openvino-checks: {peer_checks.passed} passed, {peer_checks.failed} failed ({time.time() - start:.0f} s)")
-    return 1 if peer_checks.failed else 0
+    return checks.summary("openvino-checks", f" ({time.time() - start:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -15,23 +15,13 @@ import onnx
 import onnxruntime as ort
 from safetensors.numpy import load_file
 
+import checks
+from checks import check
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build", "debug"))
 MODELS = ["mlp", "cnn", "ops"]
 RTOL, ATOL = 1e-5, 1e-6
-
-passed, failed = 0, 0
-
-
-def check(name, fn):
-    global passed, failed
-    try:
-        fn()
-        passed += 1
-        print(f"ok   {name}")
-    except Exception as e:  # report every failure, keep going
-        failed += 1
-        print(f"FAIL {name}: {e}")
 
 
 def run(*args, stdin=None):
@@ -121,8 +111,7 @@ def main():
     training_checks(tmp)
     tensorflow_checks(tmp)
 
-    print(f"peer-checks: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return checks.summary("peer-checks")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,25 +24,14 @@ from tritonclient.utils import InferenceServerException
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from checks import check  # noqa: E402
+import checks  # noqa: E402
 from dlserve_client import DLServe, ServeError  # noqa: E402
 
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build", "debug"))
 DLSERVE = os.path.join(BIN, "dlserve")
 MLP = os.path.join(ROOT, "fixtures", "models", "mlp.onnx")
 DTYPES = os.path.join(ROOT, "fixtures", "models", "serve", "dtypes.onnx")
-
-passed, failed = 0, 0
-
-
-def check(name, fn):
-    global passed, failed
-    try:
-        fn()
-        passed += 1
-        print(f"ok   {name}")
-    except Exception as e:  # report every failure, keep going
-        failed += 1
-        print(f"FAIL {name}: {type(e).__name__}: {e}")
 
 
 def every_dtype_arrays(rows=3):
@@ -428,8 +417,7 @@ def main():
     check("http: 1,000 concurrent connections mixed valid/malformed, twice, memory flat", http_load)
     check("http: SIGTERM answers the request in flight, then exits 0", http_sigterm_drains)
     check("http: two replicas behind nginx (round robin), one killed mid-run, every answer right", nginx_round_robin)
-    print(f"serve-checks: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    sys.exit(checks.summary("serve-checks"))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ enum NumberWriter {
     @inline(__always)
     static func write(_ v: Float, _ p: UnsafeMutablePointer<UInt8>) -> Int {
         guard v.isFinite else { return special(isNaN: v.isNaN, negative: v < 0, p) }
+        if let n = ShortestFloat.write(v, p) { return n }
         p.update(repeating: UInt8(ascii: "0"), count: 32)
         return Int(truncatingIfNeeded: runtimeFloat32ToString(p, 32, v, false))
     }
@@ -69,17 +70,20 @@ enum NumberWriter {
         return text.utf8CodeUnitCount
     }
 
-    /// An integer in decimal, two digits per step from a pair table.
+    /// An integer in decimal.
     @inline(__always)
     static func write<I: FixedWidthInteger>(_ v: I, _ p: UnsafeMutablePointer<UInt8>) -> Int {
-        var n = UInt64(truncatingIfNeeded: v.magnitude)
-        var sign = 0
-        if v < 0 {
-            p.pointee = UInt8(ascii: "-")
-            sign = 1
-        }
+        guard v < 0 else { return write(unsigned: UInt64(truncatingIfNeeded: v), p) }
+        p.pointee = UInt8(ascii: "-")
+        return 1 + write(unsigned: UInt64(truncatingIfNeeded: v.magnitude), p + 1)
+    }
+
+    /// `n` in decimal, two digits per step.
+    @inline(__always)
+    static func write(unsigned n: UInt64, _ p: UnsafeMutablePointer<UInt8>) -> Int {
+        var n = n
         let digits = digitCount(n)
-        var q = p + sign + digits
+        var q = p + digits
         while n >= 100 {
             let pair = Int(n % 100)
             n /= 100
@@ -95,7 +99,7 @@ enum NumberWriter {
             q -= 1
             q[0] = UInt8(truncatingIfNeeded: 48 + n)
         }
-        return sign + digits
+        return digits
     }
 
     @inline(__always)

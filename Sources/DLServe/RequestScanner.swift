@@ -333,12 +333,10 @@ struct RequestScanner {
     }
 
     private mutating func literal(_ word: StaticString) throws(ServeError) {
-        let n = word.utf8CodeUnitCount
-        let w = UnsafeRawBufferPointer(start: word.utf8Start, count: n)
-        guard pos + n <= bytes.count, UnsafeRawBufferPointer(rebasing: bytes[pos..<pos + n]).elementsEqual(w) else {
+        guard JSONText.hasLiteral(word, in: bytes, at: pos) else {
             throw syntax("unexpected \(describe(bytes[pos])), expected a value")
         }
-        pos += n
+        pos += word.utf8CodeUnitCount
     }
 
     // MARK: - Helpers
@@ -347,17 +345,9 @@ struct RequestScanner {
         if depth > maxDepth { throw .badRequest("the request nests deeper than \(maxDepth) levels (at byte \(pos))") }
     }
 
-    private mutating func skipWhitespace() {
-        while pos < bytes.count {
-            switch bytes[pos] {
-            case 0x20, 0x09, 0x0A, 0x0D: pos += 1
-            default: return
-            }
-        }
-    }
+    private mutating func skipWhitespace() { pos = JSONText.skipWhitespace(bytes, from: pos) }
 
     private func peek(_ b: UInt8) -> Bool { pos < bytes.count && bytes[pos] == b }
-
 
     private func syntax(_ message: String) -> ServeError {
         .badRequest("the request is not valid JSON: \(message) at byte \(pos)")
@@ -368,9 +358,5 @@ struct RequestScanner {
         return syntax("unexpected \(describe(bytes[pos])), expected \(what)")
     }
 
-    private func describe(_ b: UInt8) -> String {
-        if b >= 0x20 && b < 0x7F { return "'\(Character(Unicode.Scalar(b)))'" }
-        let hex = String(b, radix: 16, uppercase: true)
-        return "byte 0x\(hex.count == 1 ? "0" + hex : hex)"
-    }
+    private func describe(_ b: UInt8) -> String { JSONText.describe(b) }
 }

@@ -270,27 +270,17 @@ public struct JSONParser {
     }
 
     private mutating func expectLiteral(_ word: StaticString) throws(JSONSyntaxError) {
-        let n = word.utf8CodeUnitCount
-        let w = UnsafeRawBufferPointer(start: word.utf8Start, count: n)
-        guard pos + n <= bytes.count, UnsafeRawBufferPointer(rebasing: bytes[pos..<pos + n]).elementsEqual(w) else {
+        guard JSONText.hasLiteral(word, in: bytes, at: pos) else {
             throw fail("unexpected \(describe(bytes[pos])), expected a value")
         }
-        pos += n
+        pos += word.utf8CodeUnitCount
     }
 
     // MARK: - Helpers
 
-    private mutating func skipWhitespace() {
-        while pos < bytes.count {
-            switch bytes[pos] {
-            case 0x20, 0x09, 0x0A, 0x0D: pos += 1
-            default: return
-            }
-        }
-    }
+    private mutating func skipWhitespace() { pos = JSONText.skipWhitespace(bytes, from: pos) }
 
     private func peek(_ b: UInt8) -> Bool { pos < bytes.count && bytes[pos] == b }
-
 
     private func fail(_ message: String) -> JSONSyntaxError { JSONSyntaxError(offset: pos, message: message) }
 
@@ -299,11 +289,7 @@ public struct JSONParser {
         return fail("unexpected \(describe(bytes[pos])), expected \(what)")
     }
 
-    private func describe(_ b: UInt8) -> String {
-        if b >= 0x20 && b < 0x7F { return "'\(Character(Unicode.Scalar(b)))'" }
-        let hex = String(b, radix: 16, uppercase: true)
-        return "byte 0x\(hex.count == 1 ? "0" + hex : hex)"
-    }
+    private func describe(_ b: UInt8) -> String { JSONText.describe(b) }
 }
 
 /// What a JSON number means as a size or offset.

@@ -30,3 +30,33 @@ public enum JSONNumberGrammar {
         return (pos, nil)
     }
 }
+
+/// Byte-level pieces of JSON text shared by the strict parser and dlserve's request scanner.
+public enum JSONText {
+    /// The offset of the first byte at or after `start` that is not JSON whitespace.
+    @inline(__always)
+    public static func skipWhitespace(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        var pos = start
+        while pos < bytes.count {
+            switch bytes[pos] {
+            case 0x20, 0x09, 0x0A, 0x0D: pos += 1
+            default: return pos
+            }
+        }
+        return pos
+    }
+
+    /// Whether the literal `word` (`true`, `false`, `null`) stands at `pos`.
+    public static func hasLiteral(_ word: StaticString, in bytes: UnsafeRawBufferPointer, at pos: Int) -> Bool {
+        let n = word.utf8CodeUnitCount
+        let w = UnsafeRawBufferPointer(start: word.utf8Start, count: n)
+        return pos + n <= bytes.count && UnsafeRawBufferPointer(rebasing: bytes[pos..<pos + n]).elementsEqual(w)
+    }
+
+    /// A byte for an error message: `'x'` when printable, else `byte 0x1F`.
+    public static func describe(_ b: UInt8) -> String {
+        if b >= 0x20 && b < 0x7F { return "'\(Character(Unicode.Scalar(b)))'" }
+        let hex = String(b, radix: 16, uppercase: true)
+        return "byte 0x\(hex.count == 1 ? "0" + hex : hex)"
+    }
+}

@@ -48,6 +48,73 @@ struct ServeCodecTests {
         #expect(text(uints) { NumberWriter.write($0, $1) } == uints.map(String.init).joined(separator: ","))
     }
 
+    @Test func shortestFloatMatchesDescription() {
+        // The exact path (|v| about 1e-22 to 2^23) against the runtime's text: a sweep through
+        // every bit pattern at a stride, short decimals (their texts end in zeros), both sides of
+        // each power of ten, and the edges of the range handled.
+        var floats: [Float] = []
+        var bits: UInt32 = 0
+        while bits < 0x7F80_0000 {
+            floats.append(Float(bitPattern: bits))
+            bits += 4099
+        }
+        for i in 1...20_000 { floats.append(Float(i) / 1000); floats.append(Float(i) * 0.1); floats.append(Float(i) / 7) }
+        var p: Float = 1e-22
+        while p < 1e8 {
+            floats += [p, p.nextUp, p.nextDown, p * 5, (p * 5).nextUp]
+            p *= 10
+        }
+        floats += [0x1p-73, 0x1.fffffep-73, 0x1p-72, 0x1.000002p-72, 0x1.fffffep22, 0x1.fffffep23, 8388607.5, 0.00001, 0.0001, 9.999999e-5]
+        var handled = 0
+        let slot = UnsafeMutablePointer<UInt8>.allocate(capacity: NumberWriter.slot)
+        defer { slot.deallocate() }
+        for v in floats + floats.map({ -$0 }) {
+            guard let n = ShortestFloat.write(v, slot) else { continue }
+            handled += 1
+            let text = String(decoding: UnsafeBufferPointer(start: slot, count: n), as: UTF8.self)
+            #expect(text == v.description, "\(v.bitPattern)")
+        }
+        #expect(handled > 400_000)
+        // Outside the exact range the runtime writes it.
+        for v: Float in [0, 1, 0.5, 1e-30, .leastNonzeroMagnitude, 1e9, 16777216, .greatestFiniteMagnitude] {
+            #expect(ShortestFloat.write(v, slot) == nil, "\(v)")
+        }
+    }
+
+    @Test func decimalToBinaryIsCorrectlyRoundedOrDeclines() {
+        // Long mantissas at every exponent, and 17 to 19 digit texts of doubles and of the exact
+        // midpoints between floats (where rounding is hardest), against strtod and strtof.
+        var rng = SystemRandomNumberGenerator()
+        var cases: [(UInt64, Int)] = [(9_007_199_254_740_993, 0), (1, 0), (UInt64.max, -19), (1, -342), (1, 308), (1, 309), (1, -343)]
+        for _ in 0..<40_000 {
+            cases.append((UInt64.random(in: 1...UInt64.max, using: &rng), Int.random(in: -360...320, using: &rng)))
+        }
+        func digitsAndExponent(_ v: Double, _ precision: Int) -> (UInt64, Int)? {
+            let parts = String(format: "%.\(precision - 1)e", v).split(separator: "e")
+            guard parts.count == 2, let w = UInt64(parts[0].replacingOccurrences(of: ".", with: "")), let e = Int(parts[1]) else { return nil }
+            return (w, e - (precision - 1))
+        }
+        for _ in 0..<20_000 {
+            let f = Float(bitPattern: UInt32.random(in: 0x0080_0000...0x7F00_0000, using: &rng))
+            let d = Double(bitPattern: UInt64.random(in: 0x0010_0000_0000_0000...0x7FE0_0000_0000_0000, using: &rng))
+            for v in [Double(f) + Double(f.nextUp - f) / 2, d, d + (d.nextUp - d) / 2] {
+                for precision in [9, 17, 18, 19] { digitsAndExponent(v, precision).map { cases.append($0) } }
+            }
+        }
+        var decided = 0
+        for (w, q) in cases {
+            let text = "\(w)e\(q)"
+            if let b = DecimalToBinary.bits(w, q, fractionBits: 52, bias: 1023) {
+                decided += 1
+                #expect(b == strtod(text, nil).bitPattern, "FP64 \(text)")
+            }
+            if let b = DecimalToBinary.bits(w, q, fractionBits: 23, bias: 127) {
+                #expect(b == UInt64(strtof(text, nil).bitPattern), "FP32 \(text)")
+            }
+        }
+        #expect(decided > cases.count * 9 / 10)
+    }
+
     @Test func eightDigitsAtATime() {
         for text in ["00000000", "12345678", "99999999", "09876543"] {
             #expect(Array(text.utf8).withUnsafeBufferPointer { NumberText.eightDigits($0.baseAddress!) } == UInt64(text))

@@ -34,6 +34,7 @@ from dlserve_client import encode_request, read_answer  # noqa: E402
 
 MLP = os.path.join(ROOT, "fixtures", "models", "mlp.onnx")
 RESULTS = os.path.join(ROOT, "scripts", "bench", "RESULTS-serve-protocols.md")
+FASTAPI_SERVER = os.path.join(ROOT, "scripts", "bench", "v2_fastapi_server.py")
 
 
 def build():
@@ -115,16 +116,40 @@ def sequential_stdio(dlserve, payloads, total):
     return np.median(times[len(times) // 10:]) * 1e6
 
 
-def sequential_http(dlserve, bodies, total):
+def start_dlserve_http(dlserve):
     p = subprocess.Popen([dlserve, MLP, "--http", "0", "--host", "127.0.0.1"], stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)
-    port = None
-    while port is None:
+    while True:
         line = p.stderr.readline().decode()
         if not line:
             raise SystemExit("dlserve --http did not start")
         m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        port = int(m.group(1)) if m else None
+        if m:
+            return p, int(m.group(1))
+
+
+def start_fastapi(python):
+    """The FastAPI/uvicorn v2 server around ORT (v2_fastapi_server.py) on a free port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen([python, FASTAPI_SERVER, MLP, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as c:
+                c.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n")
+                if c.recv(100).startswith(b"HTTP/1.1 200"):
+                    return p, port
+        except OSError:
+            time.sleep(0.2)
+    p.kill()
+    raise SystemExit("the FastAPI server did not start")
+
+
+def sequential_http(port, bodies, total):
+    """Median microseconds per request, one at a time on one keep-alive connection, and the last
+    answer's body."""
     # A raw keep-alive connection with each request in one send: http.client sends the headers and
     # the body in two sends, and Nagle's algorithm then holds the body back for milliseconds.
     conn = socket.create_connection(("127.0.0.1", port))
@@ -147,16 +172,42 @@ def sequential_http(dlserve, bodies, total):
         if not head.startswith(b"HTTP/1.1 200"):
             raise SystemExit(f"HTTP answer {head[:200]}: {rest[:200]}")
     conn.close()
-    p.send_signal(signal.SIGTERM)
-    p.wait()
-    return np.median(times[len(times) // 10:]) * 1e6
+    return np.median(times[len(times) // 10:]) * 1e6, (head, rest)
+
+
+def answer_array(answer):
+    """The first output of an HTTP infer answer (JSON or binary) as an array."""
+    head, body = answer
+    m = re.search(rb"(?i)inference-header-content-length: *(\d+)", head)
+    split = int(m.group(1)) if m else len(body)
+    out = json.loads(body[:split])["outputs"][0]
+    if "data" in out:
+        return np.asarray(out["data"], np.float32).reshape(out["shape"])
+    return np.frombuffer(body[split:], np.float32).reshape(out["shape"])
+
+
+def http_pair(start, bodies_json, bodies_bin, total):
+    """JSON and binary medians against one server, stopped afterwards; and its two answers."""
+    p, port = start()
+    try:
+        t_json, a_json = sequential_http(port, bodies_json, total)
+        t_bin, a_bin = sequential_http(port, bodies_bin, total)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait()
+    return t_json, t_bin, answer_array(a_json), answer_array(a_bin)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json-baseline", help="earlier pipelined JSON us/request at batch 1,32 (for a before/after column)")
+    ap.add_argument("--fastapi-python", default=sys.executable,
+                    help="a Python with fastapi and uvicorn for the comparison server (default: this one)")
     args = ap.parse_args()
+    fastapi = subprocess.run([args.fastapi_python, "-c", "import fastapi, uvicorn"], capture_output=True).returncode == 0
+    if not fastapi:
+        print(f"{args.fastapi_python} has no fastapi/uvicorn: the FastAPI comparison is left out", file=sys.stderr)
     scale = 10 if args.quick else 1
     dlserve, bench = build()
     codec = subprocess.run([bench], check=True, capture_output=True, text=True).stdout
@@ -175,6 +226,14 @@ def main():
             raw = encode_request({"x": x}, ["y"])
             header, _, blob = raw.partition(b"\n")
             bodies_bin.append((header + blob, {"Inference-Header-Content-Length": str(len(header))}))
+        # Every server must give the same answer to the last request (16 kinds, cycled).
+        http_total = n // 4
+        http = http_pair(lambda: start_dlserve_http(dlserve), bodies_json, bodies_bin, http_total)
+        fast = http_pair(lambda: start_fastapi(args.fastapi_python), bodies_json, bodies_bin, http_total) if fastapi else None
+        for theirs in (fast[2:] if fast else ()):
+            for ours in http[2:]:
+                if not np.allclose(ours, theirs, rtol=1e-4, atol=1e-5):
+                    raise SystemExit("dlserve and the FastAPI server answer the same request differently")
         in_process = float(subprocess.run([bench, "--run", MLP, str(rows), str(n)], check=True,
                                           capture_output=True, text=True).stdout)
         row = {
@@ -183,8 +242,10 @@ def main():
             "pipe_binary": pipelined(dlserve, binary, n, binary=True),
             "seq_stdio_json": sequential_stdio(dlserve, jsonl, n // 4),
             "seq_stdio_binary": sequential_stdio(dlserve, binary, n // 4),
-            "seq_http_json": sequential_http(dlserve, bodies_json, n // 4),
-            "seq_http_binary": sequential_http(dlserve, bodies_bin, n // 4),
+            "seq_http_json": http[0],
+            "seq_http_binary": http[1],
+            "fastapi_json": fast[0] if fast else None,
+            "fastapi_binary": fast[1] if fast else None,
             "baseline": baseline[bi] if baseline else None,
         }
         rows_out.append(row)
@@ -209,6 +270,16 @@ def main():
         out.append(f"| {r['rows']} | {r['seq_stdio_binary']:.1f} | {r['seq_http_binary']:.1f} | "
                    f"{r['seq_http_binary'] / r['seq_stdio_binary']:.2f}x | {r['seq_stdio_json']:.1f} | "
                    f"{r['seq_http_json']:.1f} | {r['seq_http_json'] / r['seq_stdio_json']:.2f}x |")
+    if fast:
+        out += ["", "The same over HTTP against a Python v2 server (FastAPI on uvicorn around ONNX Runtime, one "
+                "thread, `scripts/bench/v2_fastapi_server.py`), one request at a time, median; "
+                "ratio below 1: dlserve is faster:", "",
+                "| batch | FastAPI+ORT JSON | dlserve JSON | ratio | FastAPI+ORT binary | dlserve binary | ratio |",
+                "|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in rows_out:
+            out.append(f"| {r['rows']} | {r['fastapi_json']:.1f} | {r['seq_http_json']:.1f} | "
+                       f"{r['seq_http_json'] / r['fastapi_json']:.2f}x | {r['fastapi_binary']:.1f} | "
+                       f"{r['seq_http_binary']:.1f} | {r['seq_http_binary'] / r['fastapi_binary']:.2f}x |")
     out += ["", "```", codec.strip(), "```"]
     text = "\n".join(out) + "\n"
     if not args.quick:
