@@ -1,5 +1,5 @@
 /// Reductions over contiguous float32 runs, used by pooling, softmax and normalisation.
-enum Reduce {
+public enum Reduce {
     /// The sum of `count` floats, accumulated in eight lanes (closer to exact than a serial sum).
     @inline(__always)
     static func sum(_ p: UnsafePointer<Float>, count: Int) -> Float {

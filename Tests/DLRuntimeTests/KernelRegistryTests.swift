@@ -13,7 +13,8 @@ struct KernelRegistryTests {
         _ = try registry.table()
         #expect(Set(registry.fast.keys) == ["Relu", "Sigmoid", "Tanh", "Erf", "Add", "Sub", "Mul", "Div", "Conv", "MaxPool",
                                             "AveragePool", "GlobalAveragePool", "BatchNormalization", "Gemm", "MatMul", "LSTM",
-                                            "HardSwish", "HardSigmoid", "LeakyRelu", "Clip", "Max", "Min"])
+                                            "HardSwish", "HardSigmoid", "LeakyRelu", "Clip", "Max", "Min",
+                                            "Where", "Equal", "IsNaN", "Cast", "ReduceSum", "ReduceMean"])
         for (op, f) in registry.fast { #expect(!f.takes.isEmpty, "\(op)") }
     }
 

@@ -229,4 +229,51 @@ import Testing
         let x = Tensor(shape: [67], scalars: v)
         expectClose(try Executor(graph: g).run(["x": x])["y"], try runNodeByNode(g, ["x": x])["y"], tolerance: 0, "qdq \(zeroType)")
     }
+
+    /// Runs one node on `inputs` and returns its output.
+    func runOne(_ node: Node, _ inputs: [(String, Tensor)]) throws -> Tensor? {
+        var g = Graph(name: "one", inputs: inputs.map { ValueInfo(name: $0.0, type: TensorType(dtype: $0.1.dtype, shape: $0.1.shape)) },
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: [node])
+        g.metadata.opsetImports = [("", 18)]
+        return try Executor(graph: g).run(Dictionary(uniqueKeysWithValues: inputs))["y"]
+    }
+
+    @Test func whereEqualIsNaNCastAndReductionsMatchTheGeneralKernels() throws {
+        let x = Tensor(shape: [1, 67], scalars: awkward().scalars(as: Float.self))
+        // Where with a condition broadcast over rows and a scalar branch (torch's masked_fill).
+        let cond = Tensor(shape: [3, 1], scalars: [true, false, true])
+        try compareWithGeneral(Node(opType: "Where", inputs: ["c", "a", "b"], outputs: ["y"]),
+                               [cond, x, Tensor(shape: [], scalars: [-Float.infinity])])
+        try compareWithGeneral(Node(opType: "Where", inputs: ["c", "a", "b"], outputs: ["y"]),
+                               [Tensor(shape: [1, 67], scalars: x.scalars(as: Float.self).map { $0 > 0 }), Tensor(shape: [2, 1, 1], scalars: [Float(1), 2]), x])
+        // Equal as tf2onnx's one-hot: bytes [1, N, 1] against a range [1, 1, K].
+        let bytes: [Int32] = [0, 3, 256, 7, 3, -1, 255]
+        let range = (0..<257).map { Int32($0) }
+        let eq = try runOne(Node(opType: "Equal", inputs: ["a", "b"], outputs: ["y"]),
+                            [("a", Tensor(shape: [1, 7, 1], scalars: bytes)), ("b", Tensor(shape: [1, 1, 257], scalars: range))])
+        #expect(eq?.shape == [1, 7, 257])
+        #expect(eq?.scalars(as: Bool.self) == bytes.flatMap { b in range.map { $0 == b } })
+        let feq = try runOne(Node(opType: "Equal", inputs: ["a", "b"], outputs: ["y"]), [("a", x), ("b", Tensor(shape: [], scalars: [Float(3)]))])
+        #expect(feq?.scalars(as: Bool.self) == x.scalars(as: Float.self).map { $0 == 3 })
+        let nan = try runOne(Node(opType: "IsNaN", inputs: ["a"], outputs: ["y"]), [("a", x)])
+        #expect(nan?.scalars(as: Bool.self) == x.scalars(as: Float.self).map(\.isNaN))
+        for (from, to, code) in [(Tensor(shape: [4], scalars: [true, false, true, true]), [Float(1), 0, 1, 1], 1),
+                                 (Tensor(shape: [4], scalars: [Int64(-5), 0, 1 << 40, 7]), [Float(-5), 0, 1_099_511_627_776, 7], 1),
+                                 (Tensor(shape: [4], scalars: [Int32(-5), 0, 70000, 7]), [Float(-5), 0, 70000, 7], 1)] {
+            let y = try runOne(Node(opType: "Cast", inputs: ["a"], outputs: ["y"], attributes: [Attribute(name: "to", value: .int(code))]), [("a", from)])
+            #expect(y?.dtype == .float32 && y?.scalars(as: Float.self) == to, "\(from.dtype)")
+        }
+        let big = seededRandom([2, 5, 7, 3], seed: 51)
+        for op in ["ReduceSum", "ReduceMean"] {
+            for axes: [Int64] in [[1], [1, 2], [3], [0, 1, 2, 3], [-1, -2]] {
+                for keep in [0, 1] {
+                    try compareWithGeneral(Node(opType: op, inputs: ["x", "axes"], outputs: ["y"],
+                                                attributes: [Attribute(name: "keepdims", value: .int(keep))]),
+                                           [big, Tensor(shape: [axes.count], scalars: axes)], tolerance: 1e-5)
+                }
+            }
+            // Axes that are not adjacent go the general way, with the same numbers.
+            try compareWithGeneral(Node(opType: op, inputs: ["x", "axes"], outputs: ["y"]), [big, Tensor(shape: [2], scalars: [Int64(0), 2])], tolerance: 1e-5)
+        }
+    }
 }
