@@ -51,6 +51,10 @@ int dlk_activate(int activation, float a, float b, float bias, const float *x, f
 /// `y[i] = (clamp(round_half_even(x[i] / scale) + zero, qmin, qmax) - zero) * scale` for `n` floats
 /// (`y` may be `x`): ONNX QuantizeLinear then DequantizeLinear, per tensor. NaN gives `-zero·scale`
 /// (NaN quantises to 0). Returns 0, or -1 without AVX-512 (nothing written).
+/// `y[i] = erf(x[i])` for `n` floats (`y` may be `x`), absolute error below 2e-7. Returns 0, or -1
+/// without AVX-512 (nothing written).
+int dlk_erf(const float *x, float *y, long n);
+
 int dlk_quantize_dequantize(const float *x, float *y, long n, float scale, float zero, float qmin, float qmax);
 
 /// Floats `dlk_pack_b` writes for a k × n matrix: ceil(n / 32) panels of k × 32.
