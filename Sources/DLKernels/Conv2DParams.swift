@@ -91,11 +91,16 @@ public struct Conv2DParams: Hashable, Sendable {
     public var weightCount: Int { outChannels * inChannelsPerGroup * kernelH * kernelW }
     public var outputCount: Int { batch * outChannels * outH * outW }
 
-    /// The same convolution laid along W when it runs down a one-column image (a `[N, C, L, 1]`
-    /// input with a `[k, 1]` kernel, as tf2onnx writes Conv1D): `[N, C, L, 1]` and `[N, C, 1, L]`
-    /// are the same bytes, as are the weights and outputs, and the kernels vectorise along W.
-    /// Otherwise `self`.
+    /// The same convolution laid out as one long row where the bytes allow it, so the kernels'
+    /// 32-pixel rows fill up: a pointwise (1×1, stride 1, unpadded) convolution sees each plane
+    /// as one row of H·W pixels, and one running down a one-column image (a `[N, C, L, 1]` input
+    /// with a `[k, 1]` kernel, as tf2onnx writes Conv1D) runs along W. Inputs, weights and outputs
+    /// are the same bytes either way. Otherwise `self`.
     public var alongRows: Conv2DParams {
+        if isPointwise, inH > 1, dilationH == 1, dilationW == 1 {
+            return Conv2DParams(batch: batch, inChannels: inChannels, inH: 1, inW: inH * inW, outChannels: outChannels,
+                                kernelH: 1, kernelW: 1, groups: groups)
+        }
         guard inW == 1, inH > 1, kernelW == 1, strideW == 1, dilationW == 1, padLeft == 0, padRight == 0 else { return self }
         return Conv2DParams(batch: batch, inChannels: inChannels, inH: 1, inW: inH, outChannels: outChannels,
                             kernelH: 1, kernelW: kernelH, strideH: 1, strideW: strideH,
