@@ -93,13 +93,21 @@ public struct Conv2DParams: Hashable, Sendable {
 
     /// The same convolution laid out as one long row where the bytes allow it, so the kernels'
     /// 32-pixel rows fill up: a pointwise (1×1, stride 1, unpadded) convolution sees each plane
-    /// as one row of H·W pixels, and one running down a one-column image (a `[N, C, L, 1]` input
+    /// as one row of H·W pixels, so does a k×1 kernel at stride 1, and one running down a one-column image (a `[N, C, L, 1]` input
     /// with a `[k, 1]` kernel, as tf2onnx writes Conv1D) runs along W. Inputs, weights and outputs
     /// are the same bytes either way. Otherwise `self`.
     public var alongRows: Conv2DParams {
         if isPointwise, inH > 1, dilationH == 1, dilationW == 1 {
             return Conv2DParams(batch: batch, inChannels: inChannels, inH: 1, inW: inH * inW, outChannels: outChannels,
                                 kernelH: 1, kernelW: 1, groups: groups)
+        }
+        // A k×1 kernel at stride 1 never crosses a row boundary of the flattened plane: it is a 1-D
+        // convolution over H·W pixels with its taps W apart (dilation dh·W, pads scaled alike).
+        if kernelW == 1, strideW == 1, strideH == 1, dilationW == 1, padLeft == 0, padRight == 0, inH > 1, inW > 1 {
+            return Conv2DParams(batch: batch, inChannels: inChannels, inH: 1, inW: inH * inW, outChannels: outChannels,
+                                kernelH: 1, kernelW: kernelH, strideH: 1, strideW: 1,
+                                padTop: 0, padLeft: padTop * inW, padBottom: 0, padRight: padBottom * inW,
+                                dilationH: 1, dilationW: dilationH * inW, groups: groups)
         }
         guard inW == 1, inH > 1, kernelW == 1, strideW == 1, dilationW == 1, padLeft == 0, padRight == 0 else { return self }
         return Conv2DParams(batch: batch, inChannels: inChannels, inH: 1, inW: inH, outChannels: outChannels,

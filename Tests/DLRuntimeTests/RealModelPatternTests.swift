@@ -205,6 +205,14 @@ import Testing
         expectClose(try Executor(graph: g).run(["x": x])["y"], try runNodeByNode(g, ["x": x])["y"], "depthwise + hardswish")
     }
 
+    @Test(arguments: [([3, 1], [1, 0, 1, 0], [1, 1]), ([5, 1], [0, 0, 2, 0], [2, 1]), ([1, 1], [0, 0, 0, 0], [1, 1])])
+    func convsLaidOutAsOneRowMatchTheGeneralKernel(_ kernel: [Int], _ pads: [Int], _ dilations: [Int]) throws {
+        let node = Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["y"], attributes: [
+            Attribute(name: "pads", value: .ints(pads)), Attribute(name: "dilations", value: .ints(dilations))])
+        try compareWithGeneral(node, [seededRandom([2, 5, 9, 7], seed: 49), seededRandom([6, 5] + kernel, seed: 50),
+                                      seededRandom([6], seed: 52)], tolerance: 1e-5)
+    }
+
     @Test func aConv1DDownAOneColumnImageMatchesTheGeneralKernel() throws {
         let node = Node(opType: "Conv", inputs: ["x", "w"], outputs: ["y"], attributes: [
             Attribute(name: "pads", value: .ints([2, 0, 1, 0])), Attribute(name: "strides", value: .ints([2, 1]))])
