@@ -284,4 +284,16 @@ import Testing
             try compareWithGeneral(Node(opType: op, inputs: ["x", "axes"], outputs: ["y"]), [big, Tensor(shape: [2], scalars: [Int64(0), 2])], tolerance: 1e-5)
         }
     }
+
+    @Test func constantPadOfFloatsMatchesTheGeneralKernel() throws {
+        let x = seededRandom([2, 3, 4, 5], seed: 53)
+        for pads: [Int64] in [[0, 0, 1, 2, 0, 0, 3, 1], [1, 0, 0, 0, 0, 2, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0]] {
+            try compareWithGeneral(Node(opType: "Pad", inputs: ["x", "p", "v"], outputs: ["y"]),
+                                   [x, Tensor(shape: [8], scalars: pads), Tensor(shape: [], scalars: [Float(-2.5)])])
+            try compareWithGeneral(Node(opType: "Pad", inputs: ["x", "p"], outputs: ["y"]), [x, Tensor(shape: [8], scalars: pads)])
+        }
+        // Negative pads crop: the general kernel's.
+        try compareWithGeneral(Node(opType: "Pad", inputs: ["x", "p"], outputs: ["y"]),
+                               [x, Tensor(shape: [8], scalars: [Int64(0), 0, -1, 1, 0, 0, 0, -2])])
+    }
 }

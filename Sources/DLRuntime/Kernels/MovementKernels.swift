@@ -373,6 +373,39 @@ enum MovementKernels {
         return [x.gathered(map, shape: shape)]
     }
 
+    /// Constant padding (no cropping) of float32: the output filled with `value`, then each input
+    /// row copied to its place.
+    static func padConstant(_ ctx: KernelContext, _ x: Tensor, before: [Int], shape: [Int], value: Float) -> Tensor {
+        let out = ctx.makeOutput(.float32, shape: shape)
+        guard out.elementCount > 0 else { return out }
+        let r = x.rank, row = x.shape[r - 1]
+        let outStrides = IndexMath.strides(shape)
+        var base = 0
+        for d in 0..<r { base += before[d] * outStrides[d] }
+        x.withUnsafeBufferPointer(as: Float.self) { src in
+            out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
+                guard let y = dst.baseAddress else { return }
+                y.update(repeating: value, count: dst.count)
+                guard let xs = src.baseAddress, x.elementCount > 0 else { return }
+                var index = [Int](repeating: 0, count: r - 1)
+                var off = base
+                for k in 0..<(x.elementCount / row) {
+                    (y + off).update(from: xs + k * row, count: row)
+                    var d = r - 2
+                    while d >= 0 {
+                        index[d] += 1
+                        off += outStrides[d]
+                        if index[d] < x.shape[d] { break }
+                        off -= outStrides[d] * x.shape[d]
+                        index[d] = 0
+                        d -= 1
+                    }
+                }
+            }
+        }
+        return out
+    }
+
     static let pad: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0)
         let mode = try ctx.string("mode", "constant")
@@ -386,6 +419,15 @@ enum MovementKernels {
         }
         let shape = (0..<x.rank).map { x.shape[$0] + before[$0] + after[$0] }
         guard shape.allSatisfy({ $0 >= 0 }), ShapeMath.elementCount(shape) != nil else { throw ctx.fail("padded shape \(shape) is invalid") }
+        if mode == "constant", x.dtype == .float32, x.rank > 0, before.allSatisfy({ $0 >= 0 }), after.allSatisfy({ $0 >= 0 }) {
+            var value: Float = 0
+            if let v = ctx.optionalInput(2), v.elementCount > 0, v.dtype == .float32 {
+                value = v.scalars(as: Float.self).first ?? 0
+            } else if ctx.node.attribute("value") != nil {
+                value = try ctx.float("value", 0)
+            }
+            return [padConstant(ctx, x, before: before, shape: shape, value: value)]
+        }
         // The fill value sits one past the input's elements.
         var fill = Tensor(zeros: x.dtype, shape: [1])
         if let v = ctx.optionalInput(2), v.elementCount > 0 {
