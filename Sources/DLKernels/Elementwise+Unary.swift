@@ -57,6 +57,7 @@ extension Elementwise {
 
     /// Hyperbolic tangent, within a few ulp (a vectorised polynomial: see `VectorMath.tanh`).
     public static func tanh(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
+        if CPUFeatures.avx512, dlk_tanh(input, output, count) == 0 { return }
         map(HyperbolicTangent(), input, output, count)
     }
 

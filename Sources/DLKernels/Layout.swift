@@ -190,3 +190,34 @@ public enum Layout {
         }
     }
 }
+
+extension Layout {
+    /// Copies the box `start ..< start + count` (per dimension) of a row-major `shape` array into
+    /// `output` (row-major, shape `count`): ONNX `Slice` with unit steps, `Pad` with no cropping in
+    /// reverse. Each innermost run is one memory copy.
+    /// - Precondition: the box lies inside `shape`; rank ≥ 1.
+    public static func copyBox(_ input: UnsafeRawPointer, shape: [Int], start: [Int], count: [Int],
+                               into output: UnsafeMutableRawPointer, elementWidth: Int) {
+        let r = shape.count
+        guard r > 0, count.allSatisfy({ $0 > 0 }) else { return }
+        var strides = [Int](repeating: elementWidth, count: r)
+        for d in stride(from: r - 2, through: 0, by: -1) { strides[d] = strides[d + 1] * shape[d + 1] }
+        var offset = 0
+        for d in 0..<r { offset += start[d] * strides[d] }
+        let rowBytes = count[r - 1] * elementWidth
+        let rows = count.dropLast().reduce(1, *)
+        var index = [Int](repeating: 0, count: r - 1)
+        for k in 0..<rows {
+            (output + k * rowBytes).copyMemory(from: input + offset, byteCount: rowBytes)
+            var d = r - 2
+            while d >= 0 {
+                index[d] += 1
+                offset += strides[d]
+                if index[d] < count[d] { break }
+                offset -= strides[d] * count[d]
+                index[d] = 0
+                d -= 1
+            }
+        }
+    }
+}

@@ -296,4 +296,20 @@ import Testing
         try compareWithGeneral(Node(opType: "Pad", inputs: ["x", "p"], outputs: ["y"]),
                                [x, Tensor(shape: [8], scalars: [Int64(0), 0, -1, 1, 0, 0, 0, -2])])
     }
+
+    @Test func unitStepSlicesCopyTheBox() throws {
+        let v = (0..<120).map { Int64($0) }
+        let x = Tensor(shape: [2, 3, 4, 5], scalars: v)
+        // starts/ends/axes with negatives and clamping; the box [1, 0..<3, 1..<3, 2..<5].
+        let y = try runOne(Node(opType: "Slice", inputs: ["x", "s", "e", "a"], outputs: ["y"]),
+                           [("x", x), ("s", Tensor(shape: [3], scalars: [Int64(1), -3, 2])), ("e", Tensor(shape: [3], scalars: [Int64(9), 3, 100])),
+                            ("a", Tensor(shape: [3], scalars: [Int64(0), 2, -1]))])
+        var want: [Int64] = []
+        for b in 1..<2 { for c in 0..<3 { for h in 1..<3 { for w in 2..<5 { want.append(Int64(((b * 3 + c) * 4 + h) * 5 + w)) } } } }
+        #expect(y?.shape == [1, 3, 2, 3])
+        #expect(y?.scalars(as: Int64.self) == want)
+        let empty = try runOne(Node(opType: "Slice", inputs: ["x", "s", "e"], outputs: ["y"]),
+                               [("x", x), ("s", Tensor(shape: [1], scalars: [Int64(3)])), ("e", Tensor(shape: [1], scalars: [Int64(1)]))])
+        #expect(empty?.shape == [0, 3, 4, 5])
+    }
 }

@@ -55,6 +55,10 @@ int dlk_activate(int activation, float a, float b, float bias, const float *x, f
 /// without AVX-512 (nothing written).
 int dlk_erf(const float *x, float *y, long n);
 
+/// `y[i] = tanh(x[i])` for `n` floats (`y` may be `x`), as the attention and LSTM kernels compute
+/// it. Returns 0, or -1 without AVX-512 (nothing written).
+int dlk_tanh(const float *x, float *y, long n);
+
 int dlk_quantize_dequantize(const float *x, float *y, long n, float scale, float zero, float qmin, float qmax);
 
 /// Floats `dlk_pack_b` writes for a k × n matrix: ceil(n / 32) panels of k × 32.

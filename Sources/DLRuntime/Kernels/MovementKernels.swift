@@ -153,6 +153,7 @@ enum MovementKernels {
         var outStrides = st
         var offset = 0
         var seen = Set<Int>()
+        var begin = [Int](repeating: 0, count: x.rank)
         for k in 0..<starts.count {
             let a = try ctx.axis(axesRaw[k], rank: x.rank)
             guard seen.insert(a).inserted else { throw ctx.fail("axis \(axesRaw[k]) is listed twice") }
@@ -172,6 +173,19 @@ enum MovementKernels {
             shape[a] = count
             offset += count > 0 ? s * st[a] : 0
             outStrides[a] = st[a] * step
+            begin[a] = s
+        }
+        if x.dtype != .string, x.rank > 0, steps.allSatisfy({ $0 == 1 }) {
+            // A box of the input: copied row by row into a recycled buffer.
+            let out = ctx.makeOutput(x.dtype, shape: shape)
+            guard out.elementCount > 0 else { return [out] }
+            x.withUnsafeBytes { src in
+                out.withUnsafeMutableBytesInPlace { dst in
+                    guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+                    Layout.copyBox(s, shape: x.shape, start: begin, count: shape, into: d, elementWidth: x.dtype.byteWidth)
+                }
+            }
+            return [out]
         }
         return [x.gathered(IndexMath.strided(shape, strides: outStrides, offset: offset), shape: shape)]
     }
