@@ -198,8 +198,17 @@ extension Layout {
     /// - Precondition: the box lies inside `shape`; rank ≥ 1.
     public static func copyBox(_ input: UnsafeRawPointer, shape: [Int], start: [Int], count: [Int],
                                into output: UnsafeMutableRawPointer, elementWidth: Int) {
+        guard !shape.isEmpty, count.allSatisfy({ $0 > 0 }) else { return }
+        // A last dim taken whole joins the one before it: longer rows, fewer copies.
+        var shape = shape, start = start, count = count
+        while shape.count > 1, count[shape.count - 1] == shape[shape.count - 1] {
+            let last = shape.count - 1
+            start[last - 1] = start[last - 1] * shape[last] + start[last]
+            count[last - 1] *= shape[last]
+            shape[last - 1] *= shape[last]
+            shape.removeLast(); start.removeLast(); count.removeLast()
+        }
         let r = shape.count
-        guard r > 0, count.allSatisfy({ $0 > 0 }) else { return }
         var strides = [Int](repeating: elementWidth, count: r)
         for d in stride(from: r - 2, through: 0, by: -1) { strides[d] = strides[d + 1] * shape[d + 1] }
         var offset = 0
