@@ -28,6 +28,9 @@ public struct Executor: Sendable {
     private let planned: Graph
     /// How this executor runs (threads, plans, passes, packing, kernel paths).
     public let options: RuntimeOptions
+    /// For a subgraph: the enclosing scope's names it reads, in the order its plans take them as
+    /// inputs after its own. Empty for a top-level graph.
+    private let outerInputs: [String]
 
     /// - Parameter options: how to run; the defaults unless the caller chooses (the command-line
     ///   tools map their `DLKIT_*` variables in with `RuntimeOptions(environment:)`).
@@ -63,13 +66,17 @@ public struct Executor: Sendable {
         releaseAfter = release
         subgraphs = subs
         self.opset = opset
-        let plannable = outerScope.isEmpty && subs.isEmpty
+        let plannable = subs.isEmpty
             // Every node needs a tensor kernel (Identity also has a value kernel; on tensors the two agree).
             && g.nodes.allSatisfy { OpKernels.kernel(for: $0) != nil }
             && g.inputs.allSatisfy { $0.container == nil }
         self.options = options
         plans = plannable && options.plans ? PlanCache(packs: options.packing ? WeightPacks() : nil) : nil
-        planned = plans != nil && options.passes ? Self.optimized(g, dump: options.dumpPasses) : g
+        // A subgraph's plans take the outer values it reads as inputs of their own.
+        outerInputs = outerScope.isEmpty ? [] : g.outerNames.sorted()
+        var planGraph = g
+        planGraph.inputs += outerInputs.map { ValueInfo(name: $0, type: nil) }
+        planned = plans != nil && options.passes ? Self.optimized(planGraph, dump: options.dumpPasses) : planGraph
     }
 
     /// Runs the graph.
@@ -185,6 +192,7 @@ public struct Executor: Sendable {
     /// Runs this graph as a subgraph: `inputs` feed the graph inputs in order (missing trailing
     /// ones are left unset), `outer` is the enclosing scope. Returns the outputs in order.
     func runSubgraph(_ inputs: [GraphValue], outer: [String: GraphValue]) throws(RuntimeError) -> [GraphValue] {
+        if let plans, let out = try runSubgraphPlanned(plans, inputs, outer: outer) { return out }
         var values = outer
         for (name, t) in graph.initializers { values[name] = .tensor(t) }
         for (info, v) in zip(graph.inputs, inputs) { values[info.name] = v }
@@ -195,6 +203,32 @@ public struct Executor: Sendable {
                 throw .unsupported(node: "subgraph '\(graph.name)'", reason: "output '\(o.name)' was not computed")
             }
             out.append(v)
+        }
+        return out
+    }
+
+    /// ``runSubgraph(_:outer:)`` through the plan for these shapes; nil when this run cannot use
+    /// one (an input left out, a value that is no tensor, or a graph the plan builder turned down).
+    private func runSubgraphPlanned(_ plans: PlanCache, _ inputs: [GraphValue], outer: [String: GraphValue]) throws(RuntimeError) -> [GraphValue]? {
+        guard inputs.count == graph.inputs.count else { return nil }
+        var tensors: [Tensor] = []
+        tensors.reserveCapacity(inputs.count + outerInputs.count)
+        for v in inputs {
+            guard case .tensor(let t) = v else { return nil }
+            tensors.append(t)
+        }
+        for name in outerInputs {
+            guard case .tensor(let t)? = outer[name] else { return nil }
+            tensors.append(t)
+        }
+        guard let plan = plan(plans, for: tensors) else { return nil }
+        let slots = try plan.run(tensors, opset: opset)
+        var out: [GraphValue] = []
+        for o in graph.outputs {
+            guard let s = plan.slotOf[o.name], let t = slots[s] else {
+                throw .unsupported(node: "subgraph '\(graph.name)'", reason: "output '\(o.name)' was not computed")
+            }
+            out.append(.tensor(t))
         }
         return out
     }
