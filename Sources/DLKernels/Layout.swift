@@ -193,13 +193,31 @@ public enum Layout {
 
 extension Layout {
     /// Copies the box `start ..< start + count` (per dimension) of a row-major `shape` array into
-    /// `output` (row-major, shape `count`): ONNX `Slice` with unit steps, `Pad` with no cropping in
-    /// reverse. Each innermost run is one memory copy.
+    /// `output` (row-major, shape `count`): ONNX `Slice` with unit steps. Each innermost run is
+    /// one memory copy.
     /// - Precondition: the box lies inside `shape`; rank ≥ 1.
     public static func copyBox(_ input: UnsafeRawPointer, shape: [Int], start: [Int], count: [Int],
                                into output: UnsafeMutableRawPointer, elementWidth: Int) {
+        boxRows(shape: shape, start: start, count: count, elementWidth: elementWidth) { k, offset, bytes in
+            (output + k * bytes).copyMemory(from: input + offset, byteCount: bytes)
+        }
+    }
+
+    /// The inverse of ``copyBox(_:shape:start:count:into:elementWidth:)``: writes `input` (shape
+    /// `count`) into the box `start ..< start + count` of the row-major `shape` array `output`,
+    /// leaving the rest as it was (ONNX `Pad` after the fill).
+    public static func pasteBox(_ input: UnsafeRawPointer, count: [Int], into output: UnsafeMutableRawPointer,
+                                shape: [Int], start: [Int], elementWidth: Int) {
+        boxRows(shape: shape, start: start, count: count, elementWidth: elementWidth) { k, offset, bytes in
+            (output + offset).copyMemory(from: input + k * bytes, byteCount: bytes)
+        }
+    }
+
+    /// Calls `body(k, byteOffset, rowBytes)` for each innermost row `k` of the box, in order, with
+    /// the row's offset in the full array. A last dim taken whole joins the one before it first:
+    /// longer rows, fewer calls.
+    static func boxRows(shape: [Int], start: [Int], count: [Int], elementWidth: Int, _ body: (Int, Int, Int) -> Void) {
         guard !shape.isEmpty, count.allSatisfy({ $0 > 0 }) else { return }
-        // A last dim taken whole joins the one before it: longer rows, fewer copies.
         var shape = shape, start = start, count = count
         while shape.count > 1, count[shape.count - 1] == shape[shape.count - 1] {
             let last = shape.count - 1
@@ -217,7 +235,7 @@ extension Layout {
         let rows = count.dropLast().reduce(1, *)
         var index = [Int](repeating: 0, count: r - 1)
         for k in 0..<rows {
-            (output + k * rowBytes).copyMemory(from: input + offset, byteCount: rowBytes)
+            body(k, offset, rowBytes)
             var d = r - 2
             while d >= 0 {
                 index[d] += 1

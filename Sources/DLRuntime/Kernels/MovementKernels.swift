@@ -387,34 +387,16 @@ enum MovementKernels {
         return [x.gathered(map, shape: shape)]
     }
 
-    /// Constant padding (no cropping) of float32: the output filled with `value`, then each input
-    /// row copied to its place.
+    /// Constant padding (no cropping) of float32: the output filled with `value`, then the input
+    /// pasted into its box.
     static func padConstant(_ ctx: KernelContext, _ x: Tensor, before: [Int], shape: [Int], value: Float) -> Tensor {
         let out = ctx.makeOutput(.float32, shape: shape)
         guard out.elementCount > 0 else { return out }
-        let r = x.rank, row = x.shape[r - 1]
-        let outStrides = IndexMath.strides(shape)
-        var base = 0
-        for d in 0..<r { base += before[d] * outStrides[d] }
-        x.withUnsafeBufferPointer(as: Float.self) { src in
-            out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
-                guard let y = dst.baseAddress else { return }
-                y.update(repeating: value, count: dst.count)
-                guard let xs = src.baseAddress, x.elementCount > 0 else { return }
-                var index = [Int](repeating: 0, count: r - 1)
-                var off = base
-                for k in 0..<(x.elementCount / row) {
-                    (y + off).update(from: xs + k * row, count: row)
-                    var d = r - 2
-                    while d >= 0 {
-                        index[d] += 1
-                        off += outStrides[d]
-                        if index[d] < x.shape[d] { break }
-                        off -= outStrides[d] * x.shape[d]
-                        index[d] = 0
-                        d -= 1
-                    }
-                }
+        out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
+            dst.update(repeating: value)
+            x.withUnsafeBytes { src in
+                guard let s = src.baseAddress, let d = dst.baseAddress, x.elementCount > 0 else { return }
+                Layout.pasteBox(s, count: x.shape, into: UnsafeMutableRawPointer(d), shape: shape, start: before, elementWidth: 4)
             }
         }
         return out
