@@ -416,34 +416,69 @@ extension GraphImporter {
         }
     }
 
-    /// StridedSlice with constant begin/end/strides: a Slice over the listed axes, then a
-    /// Squeeze of the shrunk ones. Ellipsis and new-axis masks are refused.
+    /// StridedSlice with constant begin/end/strides: a Slice over the axes the spec reads, a
+    /// Squeeze of the shrunk ones, an Unsqueeze for the new ones. The input's rank need not be
+    /// known: entries before the ellipsis (or all entries, without one) address axes from the
+    /// front, entries after it from the back, as negative axes, which Slice, Squeeze and
+    /// Unsqueeze all take. `begin_mask`/`end_mask` make an entry's bound the whole axis; a
+    /// shrink entry takes the one element at `begin`.
     mutating func stridedSlice(_ n: TFNode, _ x: String, begin: [Int], end: [Int], strides: [Int], base: String) throws(TensorFlowError) -> String {
         func bad(_ reason: String) -> TensorFlowError { .badNode(path: path, node: base, reason: "(StridedSlice) \(reason)") }
-        guard begin.count == end.count, end.count == strides.count, !strides.contains(0) else {
-            throw bad("begin, end and strides must have equal lengths and no zero stride")
-        }
-        guard (n.int("ellipsis_mask") ?? 0) == 0, (n.int("new_axis_mask") ?? 0) == 0 else {
-            throw bad("ellipsis_mask and new_axis_mask are not supported yet")
+        let k = begin.count
+        guard end.count == k, strides.count == k, k <= 64, !strides.contains(0) else {
+            throw bad("begin, end and strides must have equal lengths (at most 64) and no zero stride")
         }
         let bm = n.int("begin_mask") ?? 0, em = n.int("end_mask") ?? 0, shrink = n.int("shrink_axis_mask") ?? 0
-        var b: [Int] = [], e: [Int] = [], squeeze: [Int] = []
-        for i in 0..<begin.count {
-            let forward = strides[i] > 0
-            let first = forward ? 0 : Int(Int64.max), last = forward ? Int(Int64.max) : Int(Int64.min)
-            if shrink & (1 << i) != 0 {
-                b.append(begin[i])
-                e.append(begin[i] == -1 ? Int(Int64.max) : begin[i] + 1)
-                squeeze.append(i)
-            } else {
-                b.append(bm & (1 << i) != 0 ? (forward ? first : -1) : begin[i])
-                e.append(em & (1 << i) != 0 ? last : end[i])
-            }
+        let ellipsis = n.int("ellipsis_mask") ?? 0, newAxis = n.int("new_axis_mask") ?? 0
+        func bit(_ mask: Int, _ i: Int) -> Bool { i < 64 && mask & (1 << i) != 0 }
+        let ellipses = (0..<k).filter { bit(ellipsis, $0) }
+        guard ellipses.count <= 1 else { throw bad("ellipsis_mask \(ellipsis) marks more than one ellipsis") }
+        let cut = ellipses.first ?? k
+        // Entries after the ellipsis count from the back: the input axes they read, and the
+        // output axes they make (kept axes and new ones), from that entry to the end.
+        var readFromBack = [Int](repeating: 0, count: k + 1), outFromBack = [Int](repeating: 0, count: k + 1)
+        for i in stride(from: k - 1, to: cut, by: -1) {
+            let reads = !bit(newAxis, i)
+            readFromBack[i] = readFromBack[i + 1] + (reads ? 1 : 0)
+            outFromBack[i] = outFromBack[i + 1] + (bit(shrink, i) && reads ? 0 : 1)
         }
-        let steps = strides.enumerated().map { i, s in shrink & (1 << i) != 0 ? 1 : s }
-        let y = emit1("Slice", [x, int64s(b, name: base + "/begin"), int64s(e, name: base + "/end"),
-                                int64s(Array(0..<begin.count), name: base + "/axes"), int64s(steps, name: base + "/steps")],
-                      name: squeeze.isEmpty ? base : base + "/slice")
-        return squeeze.isEmpty ? y : emit1("Squeeze", [y, int64s(squeeze, name: base + "/axes")], name: base)
+        let big = Int(Int64.max), small = Int(Int64.min)
+        var b: [Int] = [], e: [Int] = [], steps: [Int] = [], axes: [Int] = [], squeeze: [Int] = [], unsqueeze: [Int] = []
+        var inAxis = 0, outAxis = 0  // front positions for the entries before the ellipsis
+        for i in 0..<k where i != cut {
+            let back = i > cut
+            if bit(newAxis, i) {
+                unsqueeze.append(back ? -outFromBack[i] : outAxis)
+                outAxis += 1
+                continue
+            }
+            let axis = back ? -readFromBack[i] : inAxis
+            inAxis += 1
+            axes.append(axis)
+            if bit(shrink, i) {
+                b.append(begin[i]); e.append(begin[i] == -1 ? big : begin[i] + 1); steps.append(1)
+                squeeze.append(axis)
+                continue
+            }
+            let forward = strides[i] > 0
+            b.append(bit(bm, i) ? (forward ? 0 : big) : begin[i])
+            e.append(bit(em, i) ? (forward ? big : small) : end[i])
+            steps.append(strides[i])
+            outAxis += 1
+        }
+        var y = x
+        if !axes.isEmpty {
+            y = emit1("Slice", [y, int64s(b, name: base + "/begin"), int64s(e, name: base + "/end"),
+                                int64s(axes, name: base + "/axes"), int64s(steps, name: base + "/steps")],
+                      name: squeeze.isEmpty && unsqueeze.isEmpty ? base : base + "/slice")
+        }
+        if !squeeze.isEmpty {
+            y = emit1("Squeeze", [y, int64s(squeeze, name: base + "/squeeze_axes")], name: unsqueeze.isEmpty ? base : base + "/squeezed")
+        }
+        if !unsqueeze.isEmpty {
+            y = emit1("Unsqueeze", [y, int64s(unsqueeze, name: base + "/new_axes")], name: base)
+        }
+        if y == x { y = emit1("Identity", [x], name: base) }
+        return y
     }
 }

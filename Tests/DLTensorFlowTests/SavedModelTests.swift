@@ -28,7 +28,7 @@ import Testing
         }
     }
 
-    @Test(arguments: ["module", "keras_mlp", "keras_cnn", "keras_rnn", "tf1", "tf1_partitioned", "tf1_loop", "ops", "control"])
+    @Test(arguments: ["module", "keras_mlp", "keras_cnn", "keras_rnn", "tf1", "tf1_partitioned", "tf1_loop", "ops", "control", "strided_masks"])
     func outputsMatchTensorFlow(name: String) throws {
         let model = try Model(contentsOf: URL(fileURLWithPath: TestPackage.fixture("tensorflow/\(name)")))
         #expect(model.format == .savedModel)
