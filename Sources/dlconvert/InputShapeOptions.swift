@@ -4,7 +4,7 @@ import Foundation
 
 /// `--input-shape NAME=D1,D2,...` (repeatable), shared by verify, bench and profile.
 struct InputShapeOptions: ParsableArguments {
-    @Option(name: .customLong("input-shape"), help: ArgumentHelp("Shape of an input with dynamic dims, e.g. x=1,3,224,224 (repeatable).", valueName: "NAME=DIMS"))
+    @Option(name: .customLong("input-shape"), help: ArgumentHelp("Shape of an input with dynamic dims, e.g. x=1,3,224,224 (repeatable; NAME= for a scalar).", valueName: "NAME=DIMS"))
     var specs: [String] = []
 
     /// The shapes by input name.
@@ -14,8 +14,10 @@ struct InputShapeOptions: ParsableArguments {
             guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex else {
                 throw .invalidArgument("--input-shape '\(spec)' is not NAME=DIMS (e.g. x=1,3,224,224)")
             }
-            let dims = spec[spec.index(after: eq)...].split(separator: ",", omittingEmptySubsequences: false)
-                .map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            // `NAME=` with nothing after it is a scalar (rank 0).
+            let text = spec[spec.index(after: eq)...]
+            let dims = text.trimmingCharacters(in: .whitespaces).isEmpty ? []
+                : text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
             let valid = dims.compactMap { $0 }.filter { $0 >= 0 }
             guard valid.count == dims.count else {
                 throw .invalidArgument("--input-shape '\(spec)': dims must be non-negative integers separated by commas")
