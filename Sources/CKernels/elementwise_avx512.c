@@ -42,15 +42,6 @@ DLK_EW_TARGET int dlk_activate(int activation, float a, float b, float bias, con
     }
 }
 
-DLK_EW_TARGET int dlk_erf(const float *x, float *y, long n) {
-    if (!dlk_avx512_available()) return -1;
-    for (long i = 0; i < n; i += 16) {
-        __mmask16 mk = dlk_lanes16((int)(n - i < 16 ? n - i : 16));
-        _mm512_mask_storeu_ps(y + i, mk, dlk_erf16(_mm512_maskz_loadu_ps(mk, x + i)));
-    }
-    return 0;
-}
-
 DLK_EW_TARGET int dlk_tanh(const float *x, float *y, long n) {
     if (!dlk_avx512_available()) return -1;
     for (long i = 0; i < n; i += 16) {
@@ -78,11 +69,6 @@ DLK_EW_TARGET int dlk_quantize_dequantize(const float *x, float *y, long n, floa
 }
 
 #else
-
-int dlk_erf(const float *x, float *y, long n) {
-    (void)x; (void)y; (void)n;
-    return -1;
-}
 
 int dlk_tanh(const float *x, float *y, long n) {
     (void)x; (void)y; (void)n;

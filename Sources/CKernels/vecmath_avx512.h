@@ -105,48 +105,4 @@ DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_activate16(__m512 v, int activation, floa
     }
 }
 
-/// erf of 16 floats: its Taylor series below |x| = 2 (terms to x⁵⁵, truncation under 1e-11), above
-/// it 1 − erfc(|x|) with erfc from a rational-exponential fit of fractional error below 1.2e-7
-/// (Numerical Recipes' erfcc), below 3e-10 there; within about one ulp overall; NaN stays NaN.
-DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_erf16(__m512 x) {
-    const __m512 a = dlk_abs16(x);
-    // 2/√π · Σ (−1)ⁿ x²ⁿ⁺¹ / (n! (2n + 1)), n = 0 … 27, in Horner form over z = x², in double
-    // (the alternating terms cost float a few ulp), eight lanes at a time.
-    static const double series[28] = {
-        -1.669761793417372e-30, 4.6784835155184856e-29, -1.2641078988989164e-27, 3.289260349175752e-26,
-        -8.230149299214221e-25, 1.977064753877905e-23, -4.5518467589282e-22, 1.0025164934907719e-20,
-        -2.107855191442136e-19, 4.221407288807088e-18, -8.032735012415773e-17, 1.4483264643598138e-15,
-        -2.466827010264457e-14, 3.9554295164585257e-13, -5.9477940136376354e-12, 8.35070279514724e-11,
-        -1.0892221037148573e-09, 1.3122532963802806e-08, -1.4503852223150468e-07, 1.4589169000933706e-06,
-        -1.3227513227513228e-05, 0.00010683760683760684, -0.0007575757575757576, 0.004629629629629629,
-        -0.023809523809523808, 0.1, -0.3333333333333333, 1.0};
-    __m512d half[2];
-    for (int h = 0; h < 2; h++) {
-        __m512d xd = _mm512_cvtps_pd(h == 0 ? _mm512_castps512_ps256(x) : _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
-        __m512d zd = _mm512_mul_pd(xd, xd), sd = _mm512_set1_pd(series[0]);
-        for (int i = 1; i < 28; i++) sd = _mm512_fmadd_pd(sd, zd, _mm512_set1_pd(series[i]));
-        half[h] = _mm512_mul_pd(_mm512_mul_pd(sd, xd), _mm512_set1_pd(1.1283791670955126));
-    }
-    __m512 small = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(half[0])), _mm512_cvtpd_ps(half[1]), 1);
-    __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(a, _mm512_set1_ps(0.5f), _mm512_set1_ps(1.0f)));
-    __m512 p = _mm512_set1_ps(0.17087277f);
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.82215223f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.48851587f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.13520398f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.27886807f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.18628806f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.09678418f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.37409196f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.00002368f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.26551223f));
-    __m512 erfc = _mm512_mul_ps(t, dlk_exp16(_mm512_sub_ps(p, _mm512_mul_ps(a, a))));
-    __m512 large = _mm512_sub_ps(_mm512_set1_ps(1.0f), erfc);
-    large = _mm512_min_ps(large, _mm512_set1_ps(1.0f));
-    // Sign of x onto the large branch.
-    large = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(large),
-              _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000))));
-    __mmask16 useLarge = _mm512_cmp_ps_mask(a, _mm512_set1_ps(2.0f), _CMP_GE_OQ);
-    return _mm512_mask_blend_ps(useLarge, small, large);
-}
-
 #endif

@@ -63,10 +63,7 @@ extension Elementwise {
 
     /// The error function in float32 (the C library's `erff`), a plain loop over the buffers: GELU's
     /// exact form (`0.5·x·(1 + erf(x/√2))`, BERT's activation) runs it over every FFN activation.
-    /// On AVX-512, sixteen lanes at a time: a Taylor series in double below |x| = 2, an
-    /// exponential fit of erfc above (within about one ulp).
     public static func erf(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
-        if CPUFeatures.avx512, dlk_erf(input, output, count) == 0 { return }
         for i in 0..<count { output[i] = erff(input[i]) }
     }
 

@@ -51,10 +51,6 @@ int dlk_activate(int activation, float a, float b, float bias, const float *x, f
 /// `y[i] = (clamp(round_half_even(x[i] / scale) + zero, qmin, qmax) - zero) * scale` for `n` floats
 /// (`y` may be `x`): ONNX QuantizeLinear then DequantizeLinear, per tensor. NaN gives `-zero·scale`
 /// (NaN quantises to 0). Returns 0, or -1 without AVX-512 (nothing written).
-/// `y[i] = erf(x[i])` for `n` floats (`y` may be `x`), within about one ulp. Returns 0, or -1
-/// without AVX-512 (nothing written).
-int dlk_erf(const float *x, float *y, long n);
-
 /// `y[i] = tanh(x[i])` for `n` floats (`y` may be `x`), as the attention and LSTM kernels compute
 /// it. Returns 0, or -1 without AVX-512 (nothing written).
 int dlk_tanh(const float *x, float *y, long n);
