@@ -145,3 +145,18 @@ struct HyperbolicTangent: UnaryFunctor {
     @inline(__always) func scalar(_ x: Float) -> Float { VectorMath.tanh(SIMD8(repeating: x))[0] }
     @inline(__always) func vector(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.tanh(x) }
 }
+
+extension Elementwise {
+    /// ONNX QuantizeLinear then DequantizeLinear with one scale and zero point, in float:
+    /// `y = (clamp(round_half_even(x / scale) + zero, qmin, qmax) - zero) · scale`, NaN quantising
+    /// to the integer 0. `y` may be `x`.
+    public static func quantizeDequantize(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
+                                          scale: Float, zero: Float, qmin: Float, qmax: Float) {
+        if CPUFeatures.avx512, dlk_quantize_dequantize(x, y, count, scale, zero, qmin, qmax) == 0 { return }
+        for i in 0..<count {
+            var v = (x[i] / scale).rounded(.toNearestOrEven) + zero
+            v = v.isNaN ? 0 : min(max(v, qmin), qmax)
+            y[i] = (v - zero) * scale
+        }
+    }
+}
