@@ -54,7 +54,7 @@ let package = Package(
         .target(name: "DLHuggingFace", dependencies: ["DLGraph", "DLTensor", "DLSafeTensors", "DLTorch"]),
         .target(name: "DLAutograd", dependencies: ["DLRuntime", "DLGraph", "DLKernels", "DLTensor"]),
         .target(name: "DLImage", dependencies: ["DLTensor", "CImageCodecs"]),
-        .target(name: "DLTraining", dependencies: ["DLAutograd", "DLTensor", "DLGraph", "CProtos"]),
+        .target(name: "DLTraining", dependencies: ["DLAutograd", "DLTensor", "DLGraph", "CProtos", "DLCheckpoint", "DLTorch", "DLSafeTensors", "DLImage"]),
         .target(name: "DLKit", dependencies: [
             "DLTensor", "DLGraph", "DLKernels", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint", "DLTorch",
             "DLKeras", "DLTensorFlow", "DLTFLite", "DLHuggingFace", "DLOpenVINO",

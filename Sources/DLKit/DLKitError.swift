@@ -9,6 +9,7 @@ import DLSafeTensors
 import DLTensorFlow
 import DLTFLite
 import DLTorch
+import DLTraining
 
 /// Errors of the user-facing API. Each wraps the error of the layer that found the problem, whose
 /// message names the file, tensor or node.
@@ -30,6 +31,7 @@ public enum DLKitError: Error, CustomStringConvertible {
     case tensorflow(TensorFlowError)
     case tflite(TFLiteError)
     case huggingFace(HFError)
+    case training(TrainingError)
 
     public var description: String {
         switch self {
@@ -52,6 +54,7 @@ public enum DLKitError: Error, CustomStringConvertible {
         case .tensorflow(let e): "\(e)"
         case .tflite(let e): "\(e)"
         case .huggingFace(let e): "\(e)"
+        case .training(let e): "\(e)"
         }
     }
 }

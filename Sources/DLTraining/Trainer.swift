@@ -212,7 +212,7 @@ public struct Trainer: Sendable {
             }
             heads = options.outputLosses
         }
-        do { differentiator = try Differentiator(graph: graph, wrt: names) } catch { throw .autograd("\(error)") }
+        do { differentiator = try Differentiator(graph: graph, wrt: names) } catch { throw .autograd(error) }
         self.options = options
         weights = graph.initializers
         trainable = names
@@ -356,7 +356,7 @@ public struct Trainer: Sendable {
                 var feed: [String: Tensor] = [options.inputName: b.inputs]
                 for (name, t) in weights { feed[name] = t }
                 let tape: Tape
-                do { tape = try differentiator.forward(feed, training: true, rng: &rng) } catch { throw .autograd("\(error)") }
+                do { tape = try differentiator.forward(feed, training: true, rng: &rng) } catch { throw .autograd(error) }
                 var seeds: [String: Tensor] = [:]
                 var l = 0.0
                 for (k, h) in heads.enumerated() {
@@ -374,7 +374,7 @@ public struct Trainer: Sendable {
                 lossSum += l
                 weightedSum += l * Double(b.count)
                 samples += b.count
-                do { batchGrads = try differentiator.backward(tape, seeds: seeds) } catch { throw .autograd("\(error)") }
+                do { batchGrads = try differentiator.backward(tape, seeds: seeds) } catch { throw .autograd(error) }
                 updatedState = tape.updatedState
             }
             for (name, t) in updatedState { weights[name] = t }
@@ -468,7 +468,7 @@ public struct Trainer: Sendable {
             var feed: [String: Tensor] = [options.inputName: b.inputs]
             for (name, t) in weights { feed[name] = t }
             let tape: Tape
-            do { tape = try differentiator.forward(feed, training: false, rng: &rng) } catch { throw .autograd("\(error)") }
+            do { tape = try differentiator.forward(feed, training: false, rng: &rng) } catch { throw .autograd(error) }
             for (k, h) in heads.enumerated() {
                 guard let output = tape.value(h.output) else { throw .badState("output '\(h.output)' was not computed") }
                 guard let y = b.target(h.target) else { throw .badData("the data has no target '\(h.target ?? "")'") }
