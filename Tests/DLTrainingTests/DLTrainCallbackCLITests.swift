@@ -87,6 +87,28 @@ struct DLTrainCallbackCLITests {
         #expect(saved.callbacks["reduce_lr_on_plateau"]?["bad_epochs"] != nil)
     }
 
+    /// Stopped inside an epoch and resumed, the epoch's training-batch metrics cover all its
+    /// batches: the CSV log (training and validation metrics) equals the uninterrupted run's.
+    @Test func metricsResumeMidEpochBitIdentical() throws {
+        let tmp = TemporaryFolder()
+        // 48 training samples in batches of 8: 6 steps an epoch; the first run stops after 9.
+        let flags = Self.base + ["--optimizer", "sgd", "--lr", "0.2", "--val-split", "0.25", "--batch-size", "8",
+                                 "--metrics", "accuracy,top5_accuracy,precision,recall,f1"]
+        let full = try runProcess(Self.tool, [Self.model] + flags + ["--steps", "24", "--csv-log", tmp.file("full.csv"), "--out", tmp.file("full.ckpt")])
+        #expect(full.status == 0, "\(full.stderr)")
+        let first = try runProcess(Self.tool, [Self.model] + flags + ["--steps", "9", "--csv-log", tmp.file("part.csv"), "--out", tmp.file("part.ckpt")])
+        #expect(first.status == 0, "\(first.stderr)")
+        let saved = try #require(try Checkpoint(contentsOf: tmp.file("part.ckpt")).training)
+        #expect(saved.callbacks["epoch"]?["metrics_counts"]?.hasPrefix("24,") == true, "\(saved.callbacks)")
+        let second = try runProcess(Self.tool, [tmp.file("part.ckpt"), "--data", Self.data, "--steps", "15", "--out", tmp.file("part.ckpt")])
+        #expect(second.status == 0, "\(second.stderr)")
+        let fullLog = try String(contentsOfFile: tmp.file("full.csv"), encoding: .utf8)
+        #expect(fullLog.split(separator: "\n").count == 5, "\(fullLog)")
+        #expect(try String(contentsOfFile: tmp.file("part.csv"), encoding: .utf8) == fullLog)
+        let a = try Self.tensors(tmp.file("full.ckpt")), b = try Self.tensors(tmp.file("part.ckpt"))
+        for (name, t) in a { #expect(b[name]?.bitwiseEqual(t) == true, "\(name) differs after resuming") }
+    }
+
     @Test func earlyStoppingStopsAndRestoresTheBestWeights() throws {
         let tmp = TemporaryFolder()
         // A learning rate far too high: the validation loss gets worse and training stops early.
