@@ -91,7 +91,7 @@ let package = Package(
         .testTarget(name: "DLTorchTests", dependencies: ["DLTorch", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLCheckpointTests", dependencies: ["DLCheckpoint", "DLKit", "DLTestSupport"]),
         .testTarget(name: "DLAutogradTests", dependencies: ["DLAutograd", "DLONNX", "DLSafeTensors", "DLTestSupport"]),
-        .testTarget(name: "DLTrainingTests", dependencies: ["DLTraining", "DLKit", "DLTestSupport", "dltrain", "dlconvert"]),
+        .testTarget(name: "DLTrainingTests", dependencies: ["DLTraining", "DLImage", "DLKit", "DLTestSupport", "dltrain", "dlconvert"]),
         .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLServe", "DLTensorFlow", "DLOpenVINO", "DLTestSupport"]),
         .testTarget(name: "DLKerasTests", dependencies: ["DLKeras", "DLRuntime", "DLSafeTensors", "DLTestSupport", "dlconvert"]),
         .testTarget(name: "DLTensorFlowTests", dependencies: ["DLTensorFlow", "DLKit", "DLSafeTensors", "DLTestSupport", "dlconvert", "dlserve"]),

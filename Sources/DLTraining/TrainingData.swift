@@ -49,19 +49,33 @@ public enum TrainingData {
     }
 
     /// An image folder (one subfolder of PNG/JPEG images per class, torchvision's ImageFolder
-    /// order) as a dataset: pixels resized to `height` x `width` and scaled to [0, 1], float32,
-    /// NCHW (NHWC with `channelsLast`), and int64 class indices.
+    /// order) as a streamed dataset: each batch's images are decoded when the batch is asked for,
+    /// resized to `height` x `width` and scaled to [0, 1], float32, NCHW (NHWC with
+    /// `channelsLast`), with int64 class indices. Every image is decoded once here (and its
+    /// pixels dropped), so a corrupt one stops the run before the first step.
     /// - Returns: the dataset, the class names, and the images left out because they did not
     ///   decode (only with `skipBadImages`; without it the first such image is the error).
     public static func loadImageFolder(path: String, height: Int, width: Int, channels: Int = 3, channelsLast: Bool = false,
                                        skipBadImages: Bool = false) throws(TrainingError) -> (data: Dataset, classes: [String], skipped: [String]) {
         let folder: ImageFolder
-        let loaded: (images: Tensor, labels: Tensor, skipped: [String])
-        do {
+        var paths: [String] = [], labels: [Int64] = [], skipped: [String] = []
+        do throws(ImageError) {
             folder = try ImageFolder(path: path)
-            loaded = try folder.load(height: height, width: width, channels: channels, channelsLast: channelsLast, skipBad: skipBadImages)
+            try ImageFolder.checkSize(height: height, width: width)
+            guard channels == 1 || channels == 3 else { throw .badSize("\(path): \(channels) channels; 1 (gray) or 3 (RGB) are supported") }
+            for (file, label) in folder.samples {
+                do { _ = try ImageCodec.decode(path: file, channels: channels) } catch {
+                    guard skipBadImages else { throw error }
+                    skipped.append(file)
+                    continue
+                }
+                paths.append(file)
+                labels.append(Int64(label))
+            }
+            guard !paths.isEmpty else { throw .malformed(path: path, reason: "no image of the folder could be decoded") }
         } catch { throw .image(error) }
-        do { return (try Dataset(inputs: loaded.images, targets: loaded.labels), folder.classes, loaded.skipped) } catch { throw .badSetting("\(path): \(error)") }
+        let source = ImageFolderSource(paths: paths, height: height, width: width, channels: channels, channelsLast: channelsLast)
+        return (try Dataset(source: source, targets: Tensor(shape: [labels.count], scalars: labels)), folder.classes, skipped)
     }
 
     static func csv(path: String, inputColumns: [String], targetColumn: String?, integerTargets: Bool) throws(TrainingError) -> (Tensor, Tensor) {
@@ -168,5 +182,42 @@ public enum TrainingData {
                 try Tensor(dtype: dtype, shape: shape, bytes: raw)
             }
         } catch { throw .cannotRead(path: path, reason: "\(error)") }
+    }
+}
+
+/// The images of an image folder as samples, decoded batch by batch (`TrainingData.loadImageFolder`).
+public struct ImageFolderSource: SampleSource {
+    public let paths: [String]
+    public let height: Int, width: Int, channels: Int
+    public let channelsLast: Bool
+
+    public init(paths: [String], height: Int, width: Int, channels: Int, channelsLast: Bool) {
+        self.paths = paths
+        self.height = height
+        self.width = width
+        self.channels = channels
+        self.channelsLast = channelsLast
+    }
+
+    public var count: Int { paths.count }
+    public var dtype: DType { .float32 }
+    public var sampleShape: [Int] { channelsLast ? [height, width, channels] : [channels, height, width] }
+
+    public func rows(_ indices: [Int]) throws(TrainingError) -> Tensor {
+        let size = height * width * channels
+        var pixels = [Float](repeating: 0, count: indices.count * size)
+        for (k, i) in indices.enumerated() {
+            guard paths.indices.contains(i) else { throw .badData("sample \(i) is past the \(paths.count) images") }
+            let p: [Float]
+            do { p = try ImageFolder.pixels(path: paths[i], height: height, width: width, channels: channels, channelsLast: channelsLast) } catch {
+                throw .image(error)
+            }
+            pixels.replaceSubrange((k * size)..<((k + 1) * size), with: p)
+        }
+        return Tensor(shape: [indices.count] + sampleShape, scalars: pixels)
+    }
+
+    public func subset(_ range: Range<Int>) -> any SampleSource {
+        ImageFolderSource(paths: Array(paths[range.clamped(to: paths.indices)]), height: height, width: width, channels: channels, channelsLast: channelsLast)
     }
 }
