@@ -84,7 +84,10 @@ public enum Converter {
     }
 
     /// Writes a graph as ONNX, a checkpoint or OpenVINO IR, by the output's extension; atomically.
-    /// - Parameter compressToFP16: OpenVINO IR only: float32 weights stored as f16 (+ Convert).
+    /// - Parameters:
+    ///   - graph: the model to write.
+    ///   - output: the file to write; its extension picks the format.
+    ///   - compressToFP16: OpenVINO IR only: float32 weights stored as f16 (+ Convert).
     public static func write(_ graph: Graph, to output: URL, compressToFP16: Bool = false) throws(DLKitError) {
         if compressToFP16 && Target(path: output.path) != .xml {
             throw .settings(path: output.path, [.compressToFP16], "applies to OpenVINO IR (.xml) output only")

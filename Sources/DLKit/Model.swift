@@ -22,8 +22,9 @@ public final class Model: Sendable {
     let executor: Executor
 
     /// Loads an ONNX model or a DLKit checkpoint; the format is told by the file's first bytes.
-    /// - Parameter options: how the model runs (threads, plans, passes, kernel paths); each
-    ///   model has its own.
+    /// - Parameters:
+    ///   - url: the model file (or folder, for a SavedModel or Hugging Face model).
+    ///   - options: how the model runs (threads, plans, passes, kernel paths); each model has its own.
     /// - Throws: `DLKitError` naming the file and what is wrong (unsupported ops all at once).
     public convenience init(contentsOf url: URL, options: RuntimeOptions = .default) throws(DLKitError) {
         let path = url.path
