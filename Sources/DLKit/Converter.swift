@@ -20,7 +20,10 @@ public enum Converter {
         /// A TensorFlow.js layers-model: `OUTDIR/model.json` (any `.json` but `config.json`) and its shards.
         case tfjs = "json"
 
-        public init?(path: String) {
+        /// The output format `url`'s name asks for; nil for a name DLKit does not write.
+        public init?(_ url: URL) { self.init(path: url.path) }
+
+        package init?(path: String) {
             if path.lowercased().hasSuffix(".weights.h5") { self = .kerasWeights; return }
             if URL(fileURLWithPath: path).lastPathComponent == "config.json" { self = .huggingFace; return }
             let ext = URL(fileURLWithPath: path).pathExtension.lowercased()

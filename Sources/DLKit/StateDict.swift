@@ -105,7 +105,10 @@ public struct StateDict: Sendable, Sequence {
     public enum OutputFormat: String, Sendable, CaseIterable {
         case pytorch, safetensors, checkpoint, onnx
 
-        public init?(path: String) {
+        /// The output format `url`'s name asks for; nil for a name DLKit does not write.
+        public init?(_ url: URL) { self.init(path: url.path) }
+
+        package init?(path: String) {
             switch URL(fileURLWithPath: path).pathExtension.lowercased() {
             case "pt", "pth", "bin": self = .pytorch
             case "safetensors": self = .safetensors
