@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "DLTensor"),
         .target(name: "DLKernels", dependencies: ["DLTensor", "COpenBLAS", "CKernels"]),
         .target(name: "DLGraph", dependencies: ["DLTensor"]),
-        .target(name: "DLRuntime", dependencies: ["DLGraph", "DLKernels"]),
+        .target(name: "DLRuntime", dependencies: ["DLGraph", "DLKernels", "DLImage"]),
         .target(name: "DLONNX", dependencies: ["DLGraph", "CProtos"]),
         .target(name: "DLSafeTensors", dependencies: ["DLTensor"]),
         .target(name: "DLTorch", dependencies: ["DLTensor"]),
