@@ -132,11 +132,11 @@ public struct Dataset: Sendable {
     /// (a validation split of data larger than memory copies nothing), a streamed source stays
     /// streamed, others are copied.
     public func subset(_ range: Range<Int>) throws(TrainingError) -> Dataset {
-        let inputs: Inputs = switch storedInputs {
-        case .tensor(let t): .tensor(Self.rows(t, range))
-        case .source(let s): .source(s.subset(range))
+        let (inputs, count): (Inputs, Int) = switch storedInputs {
+        case .tensor(let t): (.tensor(Self.rows(t, range)), range.count)
+        case .source(let s): { let sub = s.subset(range); return (.source(sub), sub.count) }()
         }
-        return try Dataset(inputs, count: range.count, targets: Self.rows(targets, range),
+        return try Dataset(inputs, count: count, targets: Self.rows(targets, range),
                            namedTargets: namedTargets.mapValues { Self.rows($0, range) })
     }
 }
