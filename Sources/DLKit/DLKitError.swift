@@ -72,7 +72,7 @@ extension DLKitError {
     }
 
     /// `error` as a DLKit error: the layer's own error wrapped in its case, other errors by message.
-    static func wrapping(_ error: any Error) -> DLKitError {
+    package static func wrapping(_ error: any Error) -> DLKitError {
         switch error {
         case let e as DLKitError: e
         case let e as TrainingError: .training(e)

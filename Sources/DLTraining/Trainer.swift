@@ -260,7 +260,7 @@ public struct Trainer: Sendable {
         if let b = options.shuffleBuffer, b < 1 { throw .badSetting("the shuffle buffer must hold at least 1 sample, got \(b)") }
         let names = Differentiator.trainableParameters(of: graph).filter { n in !frozen.contains { Differentiator.glob($0, matches: n) } }
         for p in frozen where !Differentiator.trainableParameters(of: graph).contains(where: { Differentiator.glob(p, matches: $0) }) {
-            throw .badState("--freeze '\(p)' matches no parameter")
+            throw .badState("the frozen pattern '\(p)' matches no parameter")
         }
         guard graph.inputs.contains(where: { $0.name == options.inputName }) else {
             throw .badData("the model has no input '\(options.inputName)' (inputs: \(graph.inputs.map(\.name).joined(separator: ", ")))")
@@ -356,7 +356,7 @@ public struct Trainer: Sendable {
         }
         if validation { return }
         guard batchesPerEpoch(count: data.count) > 0 else {
-            throw .badData("\(data.count) samples make no full batch of \(options.batchSize) with --drop-last")
+            throw .badData("\(data.count) samples make no full batch of \(options.batchSize) when the last partial batch is dropped")
         }
         guard progress.batchInEpoch < batchesPerEpoch(count: data.count) else {
             throw .badData("the run stopped after batch \(progress.batchInEpoch) of an epoch, but these \(data.count) samples make only \(batchesPerEpoch(count: data.count)) batches; resume with the same data")

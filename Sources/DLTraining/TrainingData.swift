@@ -91,7 +91,7 @@ public enum TrainingData {
             .filter { !$0.text.trimmingCharacters(in: .whitespaces).isEmpty }
         guard !numbered.isEmpty else { throw .cannotRead(path: path, reason: "is empty") }
         let header = numbered.removeFirst().text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-        guard let targetColumn else { throw .badSetting("\(path): CSV data needs --target-column") }
+        guard let targetColumn else { throw .badSetting("\(path): CSV data needs a target column") }
         guard let ti = header.firstIndex(of: targetColumn) else {
             throw .badSetting("\(path): no column '\(targetColumn)' (columns: \(header.joined(separator: ", ")))")
         }

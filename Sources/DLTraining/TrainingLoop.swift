@@ -93,10 +93,10 @@ public struct TrainingLoop {
     public func check(_ data: Dataset) throws(TrainingError) {
         try trainer.check(data)
         if let validation { try trainer.check(validation, validation: true) }
-        if let n = logEvery, n <= 0 { throw .badSetting("--log-every must be positive, got \(n)") }
+        if let n = logEvery, n <= 0 { throw .badSetting("the logging interval must be a positive number of steps, got \(n)") }
         try Metric.check(metrics, loss: trainer.heads[0].loss)
         if schedule != nil && callbacks.contains(where: { $0 is ReduceLROnPlateau }) {
-            throw .badSetting("--lr-schedule and --reduce-lr-on-plateau both set the learning rate; give one")
+            throw .badSetting("an LR schedule and ReduceLROnPlateau both set the learning rate; give one")
         }
         let names = available
         for c in callbacks {

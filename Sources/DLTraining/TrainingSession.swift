@@ -148,7 +148,7 @@ public enum TrainingSession {
         let c: Checkpoint
         do { c = try Checkpoint(contentsOf: checkpoint, checkOps: false) } catch { throw .checkpoint(error) }
         guard let state = c.training else {
-            throw .badState("\(checkpoint) holds no optimizer state (train it with dltrain, or attach one with --optimizer-state)")
+            throw .badState("\(checkpoint) holds no optimizer state (train it first, or attach a PyTorch optimizer's state to it)")
         }
         try exportTorch(state, to: path)
     }

@@ -116,7 +116,7 @@ struct TrainingDataTests {
         let cases: [(String, [String], String?, Bool, [String])] = [
             ("ok.csv", [], "label", false, ["ok.csv", "no column 'label'", "columns: a, b, y"]),
             ("ok.csv", ["a", "z"], "y", false, ["ok.csv", "no column 'z'"]),
-            ("ok.csv", [], nil, false, ["ok.csv", "--target-column"]),
+            ("ok.csv", [], nil, false, ["ok.csv", "target column"]),
             ("text.csv", [], "y", false, ["text.csv", "line 3", "column 'b'", "'four' is not a number"]),
             ("badtarget.csv", [], "y", false, ["badtarget.csv", "line 3", "column 'y'", "'one' is not a number"]),
             ("fraction.csv", [], "y", true, ["fraction.csv", "line 3", "'1.5' is not an integer"]),

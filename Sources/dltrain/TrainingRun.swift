@@ -1,3 +1,4 @@
+import DLKit
 import DLGraph
 import DLTensor
 import DLTraining
