@@ -1,6 +1,7 @@
 import DLGraph
 import DLKeras
 import DLSafeTensors
+import DLSupport
 import DLTensor
 import Foundation
 

@@ -5,26 +5,6 @@ import Foundation
 
 /// DLKit's bridge to `DLKeras`: Keras files as models, as weights, and as conversion outputs.
 enum KerasSupport {
-    /// True when a zip's central directory names `model.weights.h5` and `config.json` (a `.keras`).
-    static func isKerasArchive(_ b: UnsafeRawBufferPointer) -> Bool {
-        let tail = b.count > 65_536 ? UnsafeRawBufferPointer(rebasing: b[(b.count - 65_536)...]) : b
-        func contains(_ s: String) -> Bool {
-            let needle = Array(s.utf8)
-            guard tail.count >= needle.count else { return false }
-            var i = 0
-            while i + needle.count <= tail.count {
-                if tail[i] == needle[0] {
-                    var j = 1
-                    while j < needle.count && tail[i + j] == needle[j] { j += 1 }
-                    if j == needle.count { return true }
-                }
-                i += 1
-            }
-            return false
-        }
-        return contains("model.weights.h5") && contains("config.json")
-    }
-
     /// True when the Keras file at `path` holds a model config (not weights only).
     static func hasModel(path: String) -> Bool {
         (try? KerasIsolation.read(path))?.config != nil

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import DLSupport
 import Glibc
 #endif
 import DLKit
