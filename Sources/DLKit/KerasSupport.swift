@@ -83,7 +83,7 @@ extension Model {
         }
         let weights = try StateDict(contentsOf: url)
         let (g, _) = try Model.loadGraph(path: graphURL.path)
-        let bound = try WeightBinding.bind(weights, onto: g, allowMissing: false, weightsName: url.path, graphName: graphURL.path)
+        let bound = try WeightBinding.bind(weights, onto: g, weightsName: url.path, graphName: graphURL.path)
         try self.init(graph: bound.graph, name: name, format: try FileFormat.detect(path: url.path))
     }
 }

@@ -111,7 +111,10 @@ struct Inspect: ParsableCommand {
 /// Runs `body`; a DLKit error becomes one line on stderr and exit code 1.
 func reportingErrors(_ body: () throws -> Void) throws {
     do { try body() } catch let e as DLKitError {
-        FileHandle.standardError.write(Data("dlconvert: \(e)\n".utf8))
+        var line = "dlconvert: \(e)"
+        // The library says what is wrong in its terms; the flag that relaxes it is ours to name.
+        if case .weightBinding(let b) = e, b.refusedMissing { line += "; --allow-missing keeps the graph's values for missing tensors" }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
         throw ExitCode(1)
     }
 }
