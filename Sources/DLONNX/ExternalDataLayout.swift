@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import DLSupport
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import DLSupport
 import DLTensor
 
 /// Where each initializer goes in an ONNX external data file: tensors of at least `threshold`

@@ -1,5 +1,4 @@
 #if canImport(Glibc)
-import DLSupport
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
@@ -7,6 +6,7 @@ import Darwin
 import DLGraph
 import DLKit
 import DLRuntime
+import DLSupport
 import DLTensor
 
 /// Limits a server applies to every request.

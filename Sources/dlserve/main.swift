@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import DLSupport
 import Glibc
 #endif
 import DLKit
 import DLServe
+import DLSupport
 import Foundation
 
 // dlserve MODEL... — answers JSON-lines inference requests on stdin, one answer line per request
