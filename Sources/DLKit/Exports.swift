@@ -15,3 +15,5 @@
 @_exported import struct DLHuggingFace.HFEncoding
 @_exported import struct DLHuggingFace.HFFolder
 @_exported import enum DLHuggingFace.HFError
+// Keras (HDF5) files read in a helper process, since libhdf5 may crash on a hostile file.
+@_exported import enum DLKeras.KerasIsolation

@@ -87,3 +87,19 @@ extension Model {
         try self.init(graph: bound.graph, name: name, format: try FileFormat.detect(path: url.path))
     }
 }
+extension Model {
+    /// Loads a model like `init(contentsOf:)`, reading a Keras (HDF5) file in a child process of
+    /// `hdf5Helper` (a DLKit tool, or an executable calling `KerasIsolation.serveIfHelper()`)
+    /// whatever `KerasIsolation.helper` says: a file that crashes libhdf5 gives
+    /// `KerasError.readerCrashed` instead of taking this process down. Other formats load as usual.
+    public convenience init(contentsOf url: URL, hdf5Helper: URL) throws(DLKitError) {
+        let format = try FileFormat.detect(path: url.path)
+        guard format == .hdf5 || format == .keras else {
+            try self.init(contentsOf: url)
+            return
+        }
+        let graph: Graph
+        do { graph = try KerasImporter.graph(from: try KerasIsolation.readInHelper(url.path, helper: hdf5Helper)) } catch { throw .keras(error) }
+        try self.init(graph: graph, name: url.deletingPathExtension().lastPathComponent, format: format)
+    }
+}
