@@ -22,8 +22,8 @@ import Foundation
 /// let model = try Model(contentsOf: URL(fileURLWithPath: "untrusted.h5"))
 /// ```
 /// An executable of their own may serve as helper by calling `KerasIsolation.serveIfHelper()`
-/// first thing in `main`. (`KerasFile` reads through `KerasIsolation.read`; DLKit's `Model`
-/// and `Converter` read every Keras file that way.)
+/// first thing in `main`. DLKit's `Model` and `Converter` read every Keras file through
+/// `KerasIsolation.read`; `KerasFile(path:)` itself always reads in-process.
 public enum KerasIsolation {
     /// The hidden argument that makes a DLKit tool act as the helper.
     public static let helperFlag = "--dlkit-read-hdf5"

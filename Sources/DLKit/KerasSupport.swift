@@ -86,8 +86,7 @@ extension Model {
         let bound = try WeightBinding.bind(weights, onto: g, weightsName: url.path, graphName: graphURL.path)
         try self.init(graph: bound.graph, name: name, format: try FileFormat.detect(path: url.path))
     }
-}
-extension Model {
+
     /// Loads a model like `init(contentsOf:)`, reading a Keras (HDF5) file in a child process of
     /// `hdf5Helper` (a DLKit tool, or an executable calling `KerasIsolation.serveIfHelper()`)
     /// whatever `KerasIsolation.helper` says: a file that crashes libhdf5 gives
