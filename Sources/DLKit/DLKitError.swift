@@ -86,6 +86,7 @@ extension DLKitError {
     public func description(spelling: (ConversionSetting) -> String) -> String {
         switch self {
         case .settings(let p, let names, let problem): "\(p): \(Self.list(names.map(spelling))) \(problem)"
+        case .weightBinding(let e) where e.refusedMissing: "\(e); \(spelling(.allowMissing)) keeps the graph's values for missing tensors"
         default: description
         }
     }

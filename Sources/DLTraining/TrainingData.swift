@@ -1,5 +1,6 @@
 import DLImage
 import DLSafeTensors
+import DLSupport
 import DLTensor
 import DLTorch
 import Foundation
@@ -128,7 +129,7 @@ public enum TrainingData {
         do {
             let file = try MappedFile(path: path)
             zip = try ZipArchive(file: file)
-        } catch let e as TorchError { throw .torch(e) } catch { throw .cannotRead(path: path, reason: "\(error)") }
+        } catch let e as ZipError { throw .torch(TorchError(e, path: path)) } catch { throw .cannotRead(path: path, reason: "\(error)") }
         var out: [String: Tensor] = [:]
         var names: [String] = []
         for entry in zip.entries where entry.name.hasSuffix(".npy") {
@@ -136,7 +137,7 @@ public enum TrainingData {
             names.append(name)
             guard wanted.contains(name) else { continue }
             let bytes: [UInt8]
-            do { bytes = try zip.contents(of: entry) } catch { throw .torch(error) }
+            do { bytes = try zip.contents(of: entry) } catch { throw .torch(TorchError(error, path: path)) }
             out[name] = try npy(bytes, path: "\(path): \(entry.name)")
         }
         return (names.sorted(), out)
