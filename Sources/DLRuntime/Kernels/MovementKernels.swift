@@ -355,12 +355,12 @@ enum MovementKernels {
     static let expand: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0)
         guard let target = try ctx.intList(1) else { throw ctx.fail("Expand needs a shape") }
-        guard let shape = IndexMath.broadcastShape([x.shape, target]), shape.allSatisfy({ $0 >= 0 }) else {
+        guard let shape = try? Broadcast.shape(x.shape, target), shape.allSatisfy({ $0 >= 0 }) else {
             throw ctx.fail("shape \(x.shape) does not broadcast to \(target)")
         }
         guard let n = ShapeMath.elementCount(shape) else { throw ctx.fail("shape \(shape) is too large") }
         try ctx.checkValueSized(elements: n, x.dtype)
-        return [x.gathered(IndexMath.broadcastMap(from: x.shape, to: shape), shape: shape)]
+        return [x.gathered(try ctx.broadcastMaps([x.shape], to: shape).maps[0], shape: shape)]
     }
 
     static let tile: Kernel = { ctx throws(RuntimeError) in
