@@ -26,7 +26,7 @@ public struct BroadcastPlan: Hashable, Sendable {
 
     /// - Throws: when an operand does not broadcast to `outShape` (`Broadcast.shape` of the
     ///   operands gives one they do).
-    public init(outShape: [Int], operands: [[Int]]) throws(Broadcast.Mismatch) {
+    package init(outShape: [Int], operands: [[Int]]) throws(Broadcast.Mismatch) {
         let full = try operands.map { (s) throws(Broadcast.Mismatch) in try Broadcast.strides(of: s, along: outShape) }
         var count = 1
         for d in outShape { count &*= d }
@@ -50,7 +50,7 @@ public struct BroadcastPlan: Hashable, Sendable {
     }
 
     /// The plan for the broadcast of `operands` (their shape is `Broadcast.shape(operands)`).
-    public init(operands: [[Int]]) throws(Broadcast.Mismatch) {
+    package init(operands: [[Int]]) throws(Broadcast.Mismatch) {
         try self.init(outShape: Broadcast.shape(operands), operands: operands)
     }
 

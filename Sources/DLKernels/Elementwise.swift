@@ -51,7 +51,7 @@ public enum Elementwise {
 
     /// Builds the ``BroadcastPlan`` for `outShape`, `aShape`, `bShape` and runs the float32 kernel.
     /// - Throws: when an operand does not broadcast to `outShape`.
-    public static func binary(
+    package static func binary(
         _ op: BinaryOperation, _ a: UnsafePointer<Float>, shape aShape: [Int],
         _ b: UnsafePointer<Float>, shape bShape: [Int],
         _ out: UnsafeMutablePointer<Float>, shape outShape: [Int]
@@ -60,7 +60,7 @@ public enum Elementwise {
     }
 
     /// Builds the ``BroadcastPlan`` and runs the int64 kernel.
-    public static func binary(
+    package static func binary(
         _ op: BinaryOperation, _ a: UnsafePointer<Int64>, shape aShape: [Int],
         _ b: UnsafePointer<Int64>, shape bShape: [Int],
         _ out: UnsafeMutablePointer<Int64>, shape outShape: [Int]
@@ -69,7 +69,7 @@ public enum Elementwise {
     }
 
     /// Builds the ``BroadcastPlan`` and runs the int32 kernel.
-    public static func binary(
+    package static func binary(
         _ op: BinaryOperation, _ a: UnsafePointer<Int32>, shape aShape: [Int],
         _ b: UnsafePointer<Int32>, shape bShape: [Int],
         _ out: UnsafeMutablePointer<Int32>, shape outShape: [Int]

@@ -4,10 +4,10 @@ import DLTensor
 /// Constant folding through the runtime's kernels: `ConstantFolding` with `NodeRunner` as its
 /// evaluator, so a folded node holds exactly what running it would give (the same dispatch, fast
 /// variants included). The executor runs it in `GraphOptimizer.runtime`.
-public enum KernelFolding: GraphPass {
-    public static let name = ConstantFolding.name
+package enum KernelFolding: GraphPass {
+    package static let name = ConstantFolding.name
 
-    public static func run(_ graph: inout Graph) -> Bool {
+    package static func run(_ graph: inout Graph) -> Bool {
         let opset = graph.metadata.onnxOpset
         return ConstantFolding.run(&graph) { node, inputs in
             guard NodeRunner.canRun(node) else { return nil }
@@ -18,5 +18,5 @@ public enum KernelFolding: GraphPass {
 
 extension GraphOptimizer {
     /// The passes the executor runs: the standard list, folding through the kernels.
-    public static let runtime = standard(folding: KernelFolding.self)
+    package static let runtime = standard(folding: KernelFolding.self)
 }

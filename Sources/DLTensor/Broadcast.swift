@@ -4,19 +4,19 @@
 ///
 /// The rule is `dim(_:_:)`; everything else applies it. How a kernel walks a broadcast is
 /// `DLKernels.BroadcastPlan`, built from the shapes this gives.
-public enum Broadcast {
+package enum Broadcast {
     /// Shapes that do not broadcast: the shapes as given and the first axis of the result (from
     /// the left) where two sizes clash. Callers add the node or tensor name.
-    public struct Mismatch: Error, Hashable, Sendable, CustomStringConvertible {
-        public let shapes: [[Dim]]
-        public let axis: Int
+    package struct Mismatch: Error, Hashable, Sendable, CustomStringConvertible {
+        package let shapes: [[Dim]]
+        package let axis: Int
 
-        public init(shapes: [[Dim]], axis: Int) {
+        package init(shapes: [[Dim]], axis: Int) {
             self.shapes = shapes
             self.axis = axis
         }
 
-        public var description: String {
+        package var description: String {
             let list = shapes.map { "[" + $0.map(\.description).joined(separator: ", ") + "]" }
             let rank = shapes.map(\.count).max() ?? 0
             let sizes = shapes.compactMap { s -> String? in
@@ -31,7 +31,7 @@ public enum Broadcast {
     ///
     /// A size of 1 yields to the other size. A symbol against a fixed size other than 1 becomes
     /// that size (the run checks the symbol is it or 1); two different symbols give `.unknown`.
-    public static func dim(_ a: Dim, _ b: Dim) -> Dim? {
+    package static func dim(_ a: Dim, _ b: Dim) -> Dim? {
         switch (a, b) {
         case (.fixed(let x), .fixed(let y)):
             if x == y || y == 1 { return a }
@@ -45,7 +45,7 @@ public enum Broadcast {
     }
 
     /// The broadcast of any number of shapes whose sizes may be symbolic.
-    public static func dims(_ shapes: [[Dim]]) throws(Mismatch) -> [Dim] {
+    package static func dims(_ shapes: [[Dim]]) throws(Mismatch) -> [Dim] {
         let r = shapes.map(\.count).max() ?? 0
         var out = [Dim](repeating: .fixed(1), count: r)
         for s in shapes {
@@ -58,10 +58,10 @@ public enum Broadcast {
         return out
     }
 
-    public static func dims(_ a: [Dim], _ b: [Dim]) throws(Mismatch) -> [Dim] { try dims([a, b]) }
+    package static func dims(_ a: [Dim], _ b: [Dim]) throws(Mismatch) -> [Dim] { try dims([a, b]) }
 
     /// The broadcast of any number of concrete shapes.
-    public static func shape(_ shapes: [[Int]]) throws(Mismatch) -> [Int] {
+    package static func shape(_ shapes: [[Int]]) throws(Mismatch) -> [Int] {
         let r = shapes.map(\.count).max() ?? 0
         var out = [Int](repeating: 1, count: r)
         for s in shapes {
@@ -76,13 +76,13 @@ public enum Broadcast {
         return out
     }
 
-    public static func shape(_ a: [Int], _ b: [Int]) throws(Mismatch) -> [Int] { try shape([a, b]) }
+    package static func shape(_ a: [Int], _ b: [Int]) throws(Mismatch) -> [Int] { try shape([a, b]) }
 
     /// The element strides of a row-major tensor of `shape` read along `outShape`: 0 on every axis
     /// it is stretched along (including the leading axes it lacks).
     /// - Throws: when `shape` does not broadcast *to* `outShape` (a size that is neither the
     ///   output's nor 1, or a higher rank).
-    public static func strides(of shape: [Int], along outShape: [Int]) throws(Mismatch) -> [Int] {
+    package static func strides(of shape: [Int], along outShape: [Int]) throws(Mismatch) -> [Int] {
         let r = outShape.count
         guard shape.count <= r else { throw Mismatch(shapes: [[Dim](shape), [Dim](outShape)], axis: 0) }
         var out = [Int](repeating: 0, count: r)

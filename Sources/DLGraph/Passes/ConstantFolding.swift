@@ -23,7 +23,7 @@ import DLTensor
 ///
 /// As a `GraphPass` on its own (no evaluator) it does the first and the last: `Constant` nodes
 /// and symbolic shapes.
-public enum ConstantFolding: GraphPass {
+package enum ConstantFolding: GraphPass {
     public static let name = "constant-folding"
     /// The largest result (in elements) folded into an initializer; larger inputs are not read.
     public static let maxElements = 4096
