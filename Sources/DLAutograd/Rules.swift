@@ -53,7 +53,7 @@ struct RuleContext {
         return Ops.ints(t)
     }
     func axis(_ a: Int, rank: Int) throws(AutogradError) -> Int {
-        guard let v = Ops.normalizeAxis(a, rank: rank) else { throw fail("axis \(a) is outside rank \(rank)") }
+        guard let v = Axes.normalise(a, rank: rank) else { throw fail("axis \(a) is outside rank \(rank)") }
         return v
     }
 }

@@ -108,10 +108,4 @@ public enum DimMath {
         }
         return out
     }
-
-    /// Normalises a possibly negative axis against a rank; nil when out of range.
-    public static func axis(_ a: Int, rank: Int) -> Int? {
-        let v = a < 0 ? a + rank : a
-        return v >= 0 && v < rank ? v : nil
-    }
 }

@@ -38,8 +38,7 @@ enum NeuralOps {
             guard let dims = x.dims else {
                 return [TensorType(dtype: x.dtype, dims: nil)] + Array(repeating: TensorType(dtype: stash, dims: nil), count: max(count - 1, 0))
             }
-            let a = axis < 0 ? axis + dims.count : axis
-            guard a >= 0, a < dims.count else { return Array(repeating: nil, count: count) }
+            guard let a = Axes.normalise(axis, rank: dims.count) else { return Array(repeating: nil, count: count) }
             let reduced = Array(dims[..<a]) + Array(repeating: Dim.fixed(1), count: dims.count - a)
             return [TensorType(dtype: x.dtype, dims: dims)] + Array(repeating: TensorType(dtype: stash, dims: reduced), count: max(count - 1, 0))
         }

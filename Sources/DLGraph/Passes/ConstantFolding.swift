@@ -254,7 +254,7 @@ enum FoldEvaluator {
             return try? x.reshaped(to: shape)
         case "Gather":
             guard let x = input(0), x.rank >= 1, let idx = input(1), let ids = ints(1),
-                  let a = try? node.int("axis", default: 0), let axis = DimMath.axis(a, rank: x.rank) else { return nil }
+                  let a = try? node.int("axis", default: 0), let axis = Axes.normalise(a, rank: x.rank) else { return nil }
             var picks: [Int] = []
             for i in ids {
                 let j = i < 0 ? i + x.shape[axis] : i
@@ -275,7 +275,7 @@ enum FoldEvaluator {
         case "Concat":
             guard let a = try? node.int("axis", default: 0), let first = input(0) else { return nil }
             let parts = inputs.compactMap { $0 }
-            guard parts.count == node.inputs.count, let axis = DimMath.axis(a, rank: first.rank),
+            guard parts.count == node.inputs.count, let axis = Axes.normalise(a, rank: first.rank),
                   parts.allSatisfy({ $0.dtype == first.dtype && $0.rank == first.rank }) else { return nil }
             for p in parts { for d in 0..<first.rank where d != axis { guard p.shape[d] == first.shape[d] else { return nil } } }
             var shape = first.shape
