@@ -1,7 +1,7 @@
 import DLTensor
 
 /// How a window op pads its input (the ONNX `auto_pad` attribute).
-public enum AutoPad: String, Sendable, CaseIterable {
+package enum AutoPad: String, Sendable, CaseIterable {
     /// The explicit `pads` apply.
     case notSet = "NOTSET"
     /// Pad so that output = ceil(input / stride); an odd total puts the extra cell at the end.
@@ -11,7 +11,7 @@ public enum AutoPad: String, Sendable, CaseIterable {
     /// No padding.
     case valid = "VALID"
 
-    public var isSame: Bool { self == .sameUpper || self == .sameLower }
+    package var isSame: Bool { self == .sameUpper || self == .sameLower }
 }
 
 /// The window attributes of a Conv, ConvTranspose, ConvInteger, QLinearConv, MaxPool,
@@ -21,22 +21,22 @@ public enum AutoPad: String, Sendable, CaseIterable {
 /// input's rank, known only when the geometry is resolved). Shape inference, kernels, gradient
 /// rules, passes and writers read these fields instead of the node's attributes, and resolve
 /// sizes with ``geometry(input:kernel:isPooling:)`` or ``transposedGeometry(input:kernel:)``.
-public struct WindowAttributes: Equatable, Sendable {
+package struct WindowAttributes: Equatable, Sendable {
     /// The node's display name, for messages.
-    public var node: String
-    public var kernelShape: [Int]?
-    public var strides: [Int]?
-    public var dilations: [Int]?
+    package var node: String
+    package var kernelShape: [Int]?
+    package var strides: [Int]?
+    package var dilations: [Int]?
     /// Begin values of every spatial dim, then end values (ONNX order).
-    public var pads: [Int]?
-    public var autoPad: AutoPad
-    public var group: Int
-    public var ceilMode: Bool
-    public var countIncludePad: Bool
-    public var outputPadding: [Int]?
-    public var outputShape: [Int]?
+    package var pads: [Int]?
+    package var autoPad: AutoPad
+    package var group: Int
+    package var ceilMode: Bool
+    package var countIncludePad: Bool
+    package var outputPadding: [Int]?
+    package var outputShape: [Int]?
 
-    public init(node: String, kernelShape: [Int]? = nil, strides: [Int]? = nil, dilations: [Int]? = nil,
+    package init(node: String, kernelShape: [Int]? = nil, strides: [Int]? = nil, dilations: [Int]? = nil,
                 pads: [Int]? = nil, autoPad: AutoPad = .notSet, group: Int = 1, ceilMode: Bool = false,
                 countIncludePad: Bool = false, outputPadding: [Int]? = nil, outputShape: [Int]? = nil) {
         self.node = node
@@ -55,7 +55,7 @@ public struct WindowAttributes: Equatable, Sendable {
     /// Reads and checks the window attributes of `node`: values in range, lists of lengths
     /// that agree with each other, a known `auto_pad`.
     /// - Throws: `GraphError.attributeType` or `.invalidAttribute`, naming the node.
-    public init(node n: Node) throws(GraphError) {
+    package init(node n: Node) throws(GraphError) {
         let name = n.displayName
         let autoPadText = try n.string("auto_pad", default: "NOTSET")
         guard let autoPad = AutoPad(rawValue: autoPadText) else {
@@ -91,7 +91,7 @@ public struct WindowAttributes: Equatable, Sendable {
     }
 
     /// The node's attributes in ONNX form: only what differs from the defaults.
-    public var attributes: [Attribute] {
+    package var attributes: [Attribute] {
         var a: [Attribute] = []
         if let kernelShape { a.append(Attribute(name: "kernel_shape", value: .ints(kernelShape))) }
         if let strides { a.append(Attribute(name: "strides", value: .ints(strides))) }
@@ -108,7 +108,7 @@ public struct WindowAttributes: Equatable, Sendable {
 
     /// The kernel's spatial sizes: `kernel_shape`, which must then equal `weight` when both are
     /// known, or else `weight` (a convolution's W without its first two dims).
-    public func kernel(weight: [Int]?) throws(GraphError) -> [Int] {
+    package func kernel(weight: [Int]?) throws(GraphError) -> [Int] {
         switch (kernelShape, weight) {
         case (let k?, let w?) where k != w:
             throw .invalidAttribute(node: node, attribute: "kernel_shape", reason: "is \(k), but the weight's kernel is \(w)")
@@ -128,11 +128,11 @@ public struct WindowAttributes: Equatable, Sendable {
     }
 
     /// `strides` for `rank` spatial dims (1 each when absent).
-    public func strides(rank: Int) throws(GraphError) -> [Int] { try list("strides", strides, fill: 1, count: rank) }
+    package func strides(rank: Int) throws(GraphError) -> [Int] { try list("strides", strides, fill: 1, count: rank) }
     /// `dilations` for `rank` spatial dims (1 each when absent).
-    public func dilations(rank: Int) throws(GraphError) -> [Int] { try list("dilations", dilations, fill: 1, count: rank) }
+    package func dilations(rank: Int) throws(GraphError) -> [Int] { try list("dilations", dilations, fill: 1, count: rank) }
     /// The explicit `pads` for `rank` spatial dims, begins then ends (0 each when absent; `auto_pad` not applied).
-    public func pads(rank: Int) throws(GraphError) -> [Int] { try list("pads", pads, fill: 0, count: 2 * rank) }
+    package func pads(rank: Int) throws(GraphError) -> [Int] { try list("pads", pads, fill: 0, count: 2 * rank) }
 
     func checkKernel(_ kernel: [Int], rank r: Int) throws(GraphError) {
         guard kernel.count == r, kernel.allSatisfy({ $0 > 0 }) else {
@@ -144,7 +144,7 @@ public struct WindowAttributes: Equatable, Sendable {
     /// convolution, or a pooling when `isPooling`: it drops a last ceil-mode window that would
     /// start in the padding).
     /// - Throws: `GraphError` when a list has the wrong length or the window does not fit.
-    public func geometry(input: [Int], kernel: [Int], isPooling: Bool) throws(GraphError) -> WindowGeometry {
+    package func geometry(input: [Int], kernel: [Int], isPooling: Bool) throws(GraphError) -> WindowGeometry {
         let r = input.count
         let strides = try strides(rank: r), dilations = try dilations(rank: r)
         try checkKernel(kernel, rank: r)
@@ -178,7 +178,7 @@ public struct WindowAttributes: Equatable, Sendable {
     /// The geometry of a transposed convolution over input spatial sizes `input`: `output` is
     /// the output's spatial sizes (from `output_shape`, SAME padding, or the explicit pads and
     /// `output_padding`), and each input position i scatters to i·stride − padsBegin + k·dilation.
-    public func transposedGeometry(input: [Int], kernel: [Int]) throws(GraphError) -> WindowGeometry {
+    package func transposedGeometry(input: [Int], kernel: [Int]) throws(GraphError) -> WindowGeometry {
         let r = input.count
         let strides = try strides(rank: r), dilations = try dilations(rank: r)
         let outputPadding = try list("output_padding", outputPadding, fill: 0, count: r)
@@ -221,11 +221,11 @@ public struct WindowAttributes: Equatable, Sendable {
 /// Where a sliding window (convolution or pooling kernel) goes over the spatial dims: the
 /// ``WindowAttributes`` resolved against concrete input sizes. Runtime kernels take these
 /// numbers as they are.
-public struct WindowGeometry: Equatable, Sendable {
-    public var kernel: [Int]
-    public var strides: [Int]
-    public var dilations: [Int]
-    public var padsBegin: [Int]
-    public var padsEnd: [Int]
-    public var output: [Int]
+package struct WindowGeometry: Equatable, Sendable {
+    package var kernel: [Int]
+    package var strides: [Int]
+    package var dilations: [Int]
+    package var padsBegin: [Int]
+    package var padsEnd: [Int]
+    package var output: [Int]
 }
