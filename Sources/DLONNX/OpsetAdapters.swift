@@ -73,7 +73,7 @@ enum OpsetAdapters {
         if axis == -1 {
             isLast = true
         } else if let rank {
-            isLast = (axis < 0 ? axis + rank : axis) == rank - 1
+            isLast = Axes.normalise(axis, rank: rank) == rank - 1
         } else {
             throw OpsetBlock("the rank of input '\(input)' is unknown, so whether axis \(axis) is the last one (the only axis whose meaning did not change at opset 13) cannot be told")
         }

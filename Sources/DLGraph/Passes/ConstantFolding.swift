@@ -378,15 +378,12 @@ enum FoldEvaluator {
                 allowZero: (try? node.int("allowzero", default: 0)) != 0) else { return nil }
             return dims.concrete
         case "Flatten":
-            guard let a = try? node.int("axis", default: 1) else { return nil }
-            let axis = a < 0 ? a + x.rank : a
-            guard axis >= 0, axis <= x.rank else { return nil }
+            guard let a = try? node.int("axis", default: 1), let axis = Axes.normalise(a, rank: x.rank, inclusive: true) else { return nil }
             return [x.shape[..<axis].reduce(1, *), x.shape[axis...].reduce(1, *)]
         case "Unsqueeze":
             guard let axes = node.inputs.count > 1 ? second : ((try? node.ints("axes")) ?? nil) else { return nil }
             let r = x.rank + axes.count
-            let norm = axes.map { $0 < 0 ? $0 + r : $0 }
-            guard norm.allSatisfy({ $0 >= 0 && $0 < r }), Set(norm).count == norm.count else { return nil }
+            guard let norm = Axes.normalise(axes, rank: r) else { return nil }
             var out: [Int] = []
             var it = x.shape.makeIterator()
             for i in 0..<r { out.append(norm.contains(i) ? 1 : (it.next() ?? 1)) }
@@ -394,8 +391,7 @@ enum FoldEvaluator {
         default:
             let given = node.inputs.count > 1 ? second : ((try? node.ints("axes")) ?? nil)
             guard let axes = given ?? Optional(x.shape.indices.filter { x.shape[$0] == 1 }) else { return nil }
-            let norm = axes.map { $0 < 0 ? $0 + x.rank : $0 }
-            guard norm.allSatisfy({ $0 >= 0 && $0 < x.rank && x.shape[$0] == 1 }) else { return nil }
+            guard let norm = Axes.normalise(axes, rank: x.rank), norm.allSatisfy({ x.shape[$0] == 1 }) else { return nil }
             return x.shape.indices.filter { !norm.contains($0) }.map { x.shape[$0] }
         }
     }
