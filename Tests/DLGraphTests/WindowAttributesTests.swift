@@ -119,4 +119,19 @@ struct WindowAttributesTests {
             #expect("\(error)".contains("pool1"))
         }
     }
+
+    /// The window ops whose types the runtime decides still have their attributes checked when
+    /// the graph is typed.
+    @Test(arguments: ["ConvTranspose", "ConvInteger", "LpPool", "MaxUnpool", "DeformConv", "Col2Im", "QLinearConv"])
+    func runtimeShapedWindowOpsAreCheckedWhenTyped(_ op: String) throws {
+        let arity = ["ConvTranspose": 2, "ConvInteger": 2, "LpPool": 1, "MaxUnpool": 2, "DeformConv": 3, "Col2Im": 3, "QLinearConv": 8][op] ?? 1
+        let inputs = Array(repeating: f32([1, 1, 4, 4]), count: arity)
+        #expect(try inferOne(op, inputs, attributes: [Attribute(name: "strides", value: .ints([1, 1]))]).count == 1)
+        do {
+            _ = try inferOne(op, inputs, attributes: [Attribute(name: "strides", value: .ints([0, 1]))])
+            Issue.record("\(op) with strides [0, 1] was accepted")
+        } catch {
+            #expect("\(error)".contains("strides"), "\(error)")
+        }
+    }
 }

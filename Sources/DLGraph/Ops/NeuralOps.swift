@@ -23,7 +23,13 @@ enum NeuralOps {
     ]
 
     static var schemas: [OpSchema] {
-        arities.map { $0.0 == "LayerNormalization" ? layerNormalization : OpSchema.runtimeShaped($0.0, inputs: $0.1, outputs: $0.2) }
+        arities.map {
+            switch $0.0 {
+            case "LayerNormalization": layerNormalization
+            case "QLinearConv": OpSchema.windowed($0.0, inputs: $0.1, outputs: $0.2)
+            default: OpSchema.runtimeShaped($0.0, inputs: $0.1, outputs: $0.2)
+            }
+        }
     }
 
     /// LayerNormalization typed statically, so a plan need not infer it on every run: Y is X's
