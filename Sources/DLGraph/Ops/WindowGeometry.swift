@@ -14,8 +14,8 @@ package enum AutoPad: String, Sendable, CaseIterable {
     package var isSame: Bool { self == .sameUpper || self == .sameLower }
 }
 
-/// The window attributes of a Conv, ConvTranspose, ConvInteger, QLinearConv, MaxPool,
-/// AveragePool, LpPool or MaxUnpool node, read and checked once: `kernel_shape`, `strides`,
+/// The window attributes of a Conv, ConvTranspose, ConvInteger, QLinearConv, DeformConv,
+/// Col2Im, MaxPool, AveragePool, LpPool or MaxUnpool node, read and checked: `kernel_shape`, `strides`,
 /// `dilations`, `pads`, `auto_pad`, `group`, `ceil_mode`, `count_include_pad`,
 /// `output_padding` and `output_shape`. An absent list stays nil (its default depends on the
 /// input's rank, known only when the geometry is resolved). Shape inference, kernels, gradient
