@@ -107,11 +107,6 @@ enum Ops {
     static func split(_ shape: [Int], axis: Int) -> (outer: Int, size: Int, inner: Int) {
         (shape[..<axis].reduce(1, *), shape[axis], shape[(axis + 1)...].reduce(1, *))
     }
-
-    static func normalizeAxis(_ a: Int, rank: Int) -> Int? {
-        let v = a < 0 ? a + rank : a
-        return v >= 0 && v < max(rank, 1) ? v : nil
-    }
 }
 
 extension Ops {

@@ -114,25 +114,10 @@ extension Rules {
     static func convParams(_ c: RuleContext, x: Tensor, w: Tensor, y: Tensor) throws(AutogradError) -> Conv2DParams {
         guard x.rank == 3 || x.rank == 4, w.rank == x.rank else { throw c.unsupported("only 1-D and 2-D convolutions are differentiable") }
         let oneD = x.rank == 3
-        let group = try c.int("group", 1)
-        let strides = try c.ints("strides") ?? [Int](repeating: 1, count: x.rank - 2)
-        let dilations = try c.ints("dilations") ?? [Int](repeating: 1, count: x.rank - 2)
-        var pads = try c.ints("pads") ?? [Int](repeating: 0, count: 2 * (x.rank - 2))
-        let autoPad = try c.string("auto_pad", "NOTSET")
-        let spatialIn = Array(x.shape.dropFirst(2)), spatialOut = Array(y.shape.dropFirst(2))
-        let kernel = Array(w.shape.dropFirst(2))
-        if autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER" {
-            let d = spatialIn.count
-            pads = [Int](repeating: 0, count: 2 * d)
-            for i in 0..<d {
-                let total = max(0, (spatialOut[i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - spatialIn[i])
-                let small = total / 2
-                pads[i] = autoPad == "SAME_UPPER" ? small : total - small
-                pads[i + d] = total - pads[i]
-            }
-        } else if autoPad == "VALID" {
-            pads = [Int](repeating: 0, count: 2 * spatialIn.count)
+        let (group, g) = try c.window { wa throws(GraphError) in
+            (wa.group, try wa.geometry(input: Array(x.shape.dropFirst(2)), kernel: wa.kernel(weight: Array(w.shape.dropFirst(2))), isPooling: false))
         }
+        let (strides, dilations, pads) = (g.strides, g.dilations, g.padsBegin + g.padsEnd)
         if oneD {
             return Conv2DParams(batch: x.shape[0], inChannels: x.shape[1], inH: 1, inW: x.shape[2], outChannels: w.shape[0],
                                 kernelH: 1, kernelW: w.shape[2], strideH: 1, strideW: strides[0], padTop: 0, padLeft: pads[0],

@@ -17,24 +17,10 @@ extension Rules {
     static func window(_ c: RuleContext, x: Tensor, y: Tensor) throws(AutogradError) -> Window {
         guard x.rank == 3 || x.rank == 4 else { throw c.unsupported("only 1-D and 2-D pooling is differentiable") }
         let oneD = x.rank == 3
-        let kernel = try c.ints("kernel_shape") ?? []
-        guard kernel.count == x.rank - 2 else { throw c.fail("kernel_shape must have \(x.rank - 2) values") }
-        let strides = try c.ints("strides") ?? [Int](repeating: 1, count: kernel.count)
-        let dil = try c.ints("dilations") ?? [Int](repeating: 1, count: kernel.count)
-        var pads = try c.ints("pads") ?? [Int](repeating: 0, count: 2 * kernel.count)
-        let autoPad = try c.string("auto_pad", "NOTSET")
-        let d = kernel.count
         let inSp = Array(x.shape.dropFirst(2)), outSp = Array(y.shape.dropFirst(2))
-        if autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER" {
-            pads = [Int](repeating: 0, count: 2 * d)
-            for i in 0..<d {
-                let total = max(0, (outSp[i] - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 - inSp[i])
-                pads[i] = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
-                pads[i + d] = total - pads[i]
-            }
-        } else if autoPad == "VALID" {
-            pads = [Int](repeating: 0, count: 2 * d)
-        }
+        let g = try c.window { w throws(GraphError) in try w.geometry(input: inSp, kernel: w.kernel(weight: nil), isPooling: true) }
+        let (kernel, strides, dil) = (g.kernel, g.strides, g.dilations)
+        let pads = g.padsBegin + g.padsEnd
         let bc = x.shape[0] * x.shape[1]
         if oneD {
             return Window(batchChannels: bc, inH: 1, inW: inSp[0], outH: 1, outW: outSp[0], kH: 1, kW: kernel[0], sH: 1,
@@ -51,7 +37,7 @@ extension Rules {
             let x = try c.input(0)
             guard let y = c.outputs.first else { throw c.fail("no output recorded") }
             let w = try window(c, x: x, y: y)
-            let includePad = try c.int("count_include_pad", 0) != 0
+            let includePad = try c.window { w throws(GraphError) in w.countIncludePad }
             let xT = Ops.float32(x)
             let gT = c.outputGrads.first.flatMap { $0 }.map(Ops.float32) ?? Tensor(zeros: .float32, shape: y.shape)
             var gxT = Tensor(zeros: .float32, shape: x.shape)

@@ -33,6 +33,11 @@ struct RuleContext {
 
     func need(_ i: Int) -> Bool { i < needs.count && needs[i] }
 
+    /// `body` applied to the node's window attributes (`WindowAttributes`), read and checked.
+    func window<T>(_ body: (WindowAttributes) throws(GraphError) -> T) throws(AutogradError) -> T {
+        do { return try body(try WindowAttributes(node: node)) } catch { throw .runtime(.node(node.displayName, error)) }
+    }
+
     func int(_ name: String, _ d: Int) throws(AutogradError) -> Int {
         do { return try node.int(name, default: d) } catch { throw .runtime(.node(node.displayName, error)) }
     }
@@ -51,7 +56,7 @@ struct RuleContext {
         return Ops.ints(t)
     }
     func axis(_ a: Int, rank: Int) throws(AutogradError) -> Int {
-        guard let v = Ops.normalizeAxis(a, rank: rank) else { throw fail("axis \(a) is outside rank \(rank)") }
+        guard let v = Axes.normalise(a, rank: rank) else { throw fail("axis \(a) is outside rank \(rank)") }
         return v
     }
 }

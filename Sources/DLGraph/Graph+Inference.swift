@@ -87,10 +87,4 @@ public enum DimMath {
         if let symbol { return n == 1 ? symbol : .unknown }
         return .fixed(n)
     }
-
-    /// Normalises a possibly negative axis against a rank; nil when out of range.
-    public static func axis(_ a: Int, rank: Int) -> Int? {
-        let v = a < 0 ? a + rank : a
-        return v >= 0 && v < rank ? v : nil
-    }
 }

@@ -73,7 +73,7 @@ enum OpsetAdapters {
         if axis == -1 {
             isLast = true
         } else if let rank {
-            isLast = (axis < 0 ? axis + rank : axis) == rank - 1
+            isLast = Axes.normalise(axis, rank: rank) == rank - 1
         } else {
             throw OpsetBlock("the rank of input '\(input)' is unknown, so whether axis \(axis) is the last one (the only axis whose meaning did not change at opset 13) cannot be told")
         }
@@ -155,24 +155,16 @@ enum OpsetAdapters {
     static func ceilModeWindows(_ s: OpsetStep) throws(OpsetBlock) {
         guard s.down(22) || s.up(22), s.int("ceil_mode") == 1 else { return }
         let input = s.node.input(0) ?? ""
-        guard let dims = s.context.types[input]?.dims?.dropFirst(2).map(\.value), !dims.contains(nil),
-              case .ints(let kernel)? = s.node.attribute("kernel_shape"), kernel.count == dims.count else {
+        guard let sizes = s.context.types[input]?.dims.flatMap({ Array($0.dropFirst(2)).concrete }),
+              let window = try? WindowAttributes(node: s.node), window.kernelShape?.count == sizes.count,
+              let kernel = window.kernelShape else {
             throw OpsetBlock("ceil_mode=1 on input '\(input)' of unknown size may give another output size before opset 22")
         }
-        let r = kernel.count
-        func list(_ name: String, _ d: Int, _ n: Int) -> [Int] {
-            if case .ints(let v)? = s.node.attribute(name), v.count == n { return v }
-            return Array(repeating: d, count: n)
-        }
-        let strides = list("strides", 1, r), dilations = list("dilations", 1, r), pads = list("pads", 0, 2 * r)
-        for i in 0..<r {
-            let size = dims[i] ?? 0, extent = (kernel[i] - 1) * dilations[i] + 1
-            let span = size + pads[i] + pads[i + r] - extent
-            guard span >= 0, strides[i] > 0 else { continue }
-            let out = (span + strides[i] - 1) / strides[i] + 1
-            if (out - 1) * strides[i] >= size + pads[i] {
-                throw OpsetBlock("ceil_mode=1 gives a last window that starts in the padding; opsets before 22 count it, later ones do not")
-            }
+        // The pooling geometry drops such a window; a convolution's keeps it.
+        guard let kept = try? window.geometry(input: sizes, kernel: kernel, isPooling: false),
+              let dropped = try? window.geometry(input: sizes, kernel: kernel, isPooling: true) else { return }
+        if kept.output != dropped.output {
+            throw OpsetBlock("ceil_mode=1 gives a last window that starts in the padding; opsets before 22 count it, later ones do not")
         }
     }
 

@@ -5,9 +5,9 @@ import DLTensor
 /// form its op has at the target version (`OpsetAdapters.table`, one entry per op), and every
 /// node that has no such form is reported, all in one error.
 ///
-/// The IR keeps nodes in the form of the opset they were imported with (the reader has already
-/// rewritten the forms whose meaning the IR depends on, e.g. pre-13 Softmax), so the source
-/// version is the graph's `metadata.onnxOpset` (17 when none).
+/// The IR keeps nodes in the form of the opset they were imported with (see `Graph`: the reader
+/// has already rewritten the forms whose meaning changed, e.g. pre-13 Softmax), so the source
+/// version is the graph's `metadata.onnxOpset` (17 when none); a target equal to it changes no node.
 public enum OpsetConverter {
     /// The opsets DLKit writes: 7 (the oldest it reads) to 26 (the newest ONNX Runtime 1.31 loads).
     public static let supportedOpsets = 7...26

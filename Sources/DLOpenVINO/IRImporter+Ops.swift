@@ -283,7 +283,7 @@ extension IRImporter {
                 return
             }
             if let unknown = lengths.firstIndex(of: -1) {
-                guard let r = rank(l, input: 0), let ax = DimMath.axis(axis[0], rank: r), let total = dims(l, input: 0)?[ax] else {
+                guard let r = rank(l, input: 0), let ax = Axes.normalise(axis[0], rank: r), let total = dims(l, input: 0)?[ax] else {
                     throw fail(l, "a split length of -1 needs the size of the split axis")
                 }
                 // Wrapping arithmetic: lying lengths give a split the graph check refuses, not a trap.

@@ -30,19 +30,23 @@ extension IRBuilder {
         emit(n, "Add", "opset1", [y, c], broadcast)
     }
 
+    /// The node's window attributes, read and checked (`WindowAttributes`).
+    func window(_ n: Node) throws(OpenVINOError) -> WindowAttributes {
+        do { return try WindowAttributes(node: n) } catch { throw fail(n, "\(error)") }
+    }
+
     /// strides, dilations, pads_begin/pads_end and auto_pad for `spatial` dims.
-    func windowAttributes(_ n: Node, spatial: Int, dilations: Bool = true) throws(OpenVINOError) -> [(String, String)] {
-        let ones = Array(repeating: 1, count: spatial)
-        var d = [("strides", Self.list(try ints(n, "strides") ?? ones))]
-        if dilations { d.append(("dilations", Self.list(try ints(n, "dilations") ?? ones))) }
-        let pads = try ints(n, "pads") ?? Array(repeating: 0, count: 2 * spatial)
-        guard pads.count == 2 * spatial else { throw fail(n, "pads has \(pads.count) values for \(spatial) spatial dims") }
+    func windowAttributes(_ n: Node, _ w: WindowAttributes, spatial: Int, dilations: Bool = true) throws(OpenVINOError) -> [(String, String)] {
+        let strides: [Int], dilationList: [Int], pads: [Int]
+        do {
+            (strides, dilationList, pads) = (try w.strides(rank: spatial), try w.dilations(rank: spatial), try w.pads(rank: spatial))
+        } catch { throw fail(n, "\(error)") }
+        var d = [("strides", Self.list(strides))]
+        if dilations { d.append(("dilations", Self.list(dilationList))) }
         d.append(("pads_begin", Self.list(Array(pads[..<spatial]))))
         d.append(("pads_end", Self.list(Array(pads[spatial...]))))
-        let autoPad = try string(n, "auto_pad", "NOTSET")
-        let map = ["NOTSET": "explicit", "VALID": "valid", "SAME_UPPER": "same_upper", "SAME_LOWER": "same_lower"]
-        guard let ap = map[autoPad] else { throw fail(n, "auto_pad '\(autoPad)' is not known") }
-        d.append(("auto_pad", ap))
+        let map: [AutoPad: String] = [.notSet: "explicit", .valid: "valid", .sameUpper: "same_upper", .sameLower: "same_lower"]
+        d.append(("auto_pad", map[w.autoPad] ?? "explicit"))
         return d
     }
 
@@ -52,9 +56,10 @@ extension IRBuilder {
         }
         let spatial = wDims.count - 2
         let transposed = n.opType == "ConvTranspose"
-        let group = try attr(n, "group", 1)
-        guard group >= 1, wDims[0] % group == 0 else { throw fail(n, "group \(group) does not divide the weights' \(wDims[0])") }
-        var data = try windowAttributes(n, spatial: spatial)
+        let window = try window(n)
+        let group = window.group
+        guard wDims[0] % group == 0 else { throw fail(n, "group \(group) does not divide the weights' \(wDims[0])") }
+        var data = try windowAttributes(n, window, spatial: spatial)
         var w = try input(n, 1)
         if group > 1 {
             // ONNX [O, I/G, k...] (ConvTranspose: [I, O/G, k...]) -> OpenVINO [G, O/G, I/G, k...].
@@ -66,12 +71,12 @@ extension IRBuilder {
         let type: String
         if transposed {
             type = group > 1 ? "GroupConvolutionBackpropData" : "ConvolutionBackpropData"
-            if let op = try ints(n, "output_padding") { data.append(("output_padding", Self.list(op))) }
-            if let shape = try ints(n, "output_shape") {
+            if let op = window.outputPadding { data.append(("output_padding", Self.list(op))) }
+            if let shape = window.outputShape {
                 ins.append(ints(Array(shape.suffix(spatial))))
                 // ONNX spreads the padding SAME_UPPER-style only when asked; otherwise the extra goes first.
                 data.removeAll { $0.0 == "auto_pad" }
-                data.append(("auto_pad", try string(n, "auto_pad", "NOTSET") == "SAME_UPPER" ? "same_upper" : "same_lower"))
+                data.append(("auto_pad", window.autoPad == .sameUpper ? "same_upper" : "same_lower"))
             }
         } else {
             type = group > 1 ? "GroupConvolution" : "Convolution"
@@ -87,18 +92,19 @@ extension IRBuilder {
     }
 
     mutating func pool(_ n: Node) throws(OpenVINOError) {
-        guard let kernel = try ints(n, "kernel_shape") else { throw fail(n, "has no kernel_shape") }
+        let window = try window(n)
+        guard let kernel = window.kernelShape else { throw fail(n, "has no kernel_shape") }
         let maxPool = n.opType == "MaxPool"
         if maxPool, n.outputs.count > 1, !n.outputs[1].isEmpty { throw fail(n, "the indices output is not translated") }
-        var data = try windowAttributes(n, spatial: kernel.count, dilations: maxPool)
+        var data = try windowAttributes(n, window, spatial: kernel.count, dilations: maxPool)
         data.append(("kernel", Self.list(kernel)))
         // ONNX ceil mode drops a last window that would start in the end padding: ceil_torch.
-        data.append(("rounding_type", try attr(n, "ceil_mode", 0) == 1 ? "ceil_torch" : "floor"))
+        data.append(("rounding_type", window.ceilMode ? "ceil_torch" : "floor"))
         if maxPool {
             data += [("index_element_type", "i64"), ("axis", "0")]
             emit(n, "MaxPool", "opset14", [try input(n, 0)], data, outputs: 2)
         } else {
-            data.append(("exclude-pad", try attr(n, "count_include_pad", 0) == 1 ? "false" : "true"))
+            data.append(("exclude-pad", window.countIncludePad ? "false" : "true"))
             emit(n, "AvgPool", "opset14", [try input(n, 0)], data)
         }
     }

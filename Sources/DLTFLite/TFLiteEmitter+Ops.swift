@@ -179,15 +179,15 @@ extension TFLiteEmitter {
 
     /// TFLite padding for a window op: SAME when the pads are TensorFlow's SAME, VALID when zero.
     func padding(_ n: Node, input: [Int], kernel: [Int], isPooling: Bool) throws(TFLiteError) -> (Int8, [Int], [Int], WindowGeometry)? {
-        let g: WindowGeometry
-        do { g = try WindowGeometry.resolve(node: n, input: input, kernel: kernel, isPooling: isPooling) } catch { throw .graph(path: path, error) }
+        let g: WindowGeometry, same: WindowGeometry
+        do {
+            var window = try WindowAttributes(node: n)
+            g = try window.geometry(input: input, kernel: kernel, isPooling: isPooling)
+            window.autoPad = .sameUpper
+            same = try window.geometry(input: input, kernel: kernel, isPooling: isPooling)
+        } catch { throw .graph(path: path, error) }
         if g.padsBegin.allSatisfy({ $0 == 0 }) && g.padsEnd.allSatisfy({ $0 == 0 }) { return (1, g.padsBegin, g.padsEnd, g) }
-        let same = (0..<input.count).allSatisfy { i in
-            let out = (input[i] + g.strides[i] - 1) / g.strides[i]
-            let total = max(0, (out - 1) * g.strides[i] + (kernel[i] - 1) * g.dilations[i] + 1 - input[i])
-            return g.output[i] == out && g.padsBegin[i] == total / 2 && g.padsEnd[i] == total - total / 2
-        }
-        return same ? (0, g.padsBegin, g.padsEnd, g) : nil
+        return g == same ? (0, g.padsBegin, g.padsEnd, g) : nil
     }
 
     mutating func conv(_ n: Node) throws(TFLiteError) {
@@ -208,7 +208,7 @@ extension TFLiteEmitter {
             g = p.3
         } else {
             // Other pads: an explicit zero PAD (NHWC), then a VALID convolution.
-            do { g = try WindowGeometry.resolve(node: n, input: [h, wd], kernel: kernel, isPooling: false) } catch { throw .graph(path: path, error) }
+            do { g = try WindowAttributes(node: n).geometry(input: [h, wd], kernel: kernel, isPooling: false) } catch { throw .graph(path: path, error) }
             let padded = fresh(x + "/padded")
             let pt = try newTensor(padded, dtype: .float32, dims: [xd[0], .fixed(h + g.padsBegin[0] + g.padsEnd[0]), .fixed(wd + g.padsBegin[1] + g.padsEnd[1]), .fixed(c)])
             let p = [0, 0, g.padsBegin[0], g.padsEnd[0], g.padsBegin[1], g.padsEnd[1], 0, 0].map { Int32($0) }

@@ -167,4 +167,40 @@ struct OpsetConverterTests {
         let up = try ONNXWriter.write(g, to: dir.file("n.onnx"), options: ONNXWriteOptions(opset: 21))
         #expect(up.irVersion == 10)
     }
+
+    /// The IR's one rule (ARCHITECTURE.md, "The IR's form"): a graph keeps the form of the
+    /// opset it was read at, is written back at that opset unchanged, and is converted only when
+    /// written at another. Squeeze took `axes` as an attribute before 13, Clip `min`/`max` before
+    /// 11.
+    @Test func anOldOpsetGraphIsReadInItsFormAndWrittenBackUnlessAskedForAnother() throws {
+        let dir = TemporaryFolder()
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: Self.f32([1, 2, 3]))],
+                      outputs: [ValueInfo(name: "y", type: nil)],
+                      nodes: [Node(name: "cl", opType: "Clip", inputs: ["x"], outputs: ["c"],
+                                   attributes: [Attribute(name: "min", value: .float(0)), Attribute(name: "max", value: .float(6))]),
+                              Node(name: "sq", opType: "Squeeze", inputs: ["c"], outputs: ["y"], attributes: [Attribute(name: "axes", value: .ints([0]))])])
+        g.metadata.opsetImports = [("", 10)]
+        let report = try ONNXWriter.write(g, to: dir.file("old.onnx"))
+        #expect(report.opset == 10 && report.convertedNodes == 0)
+        let read = try ONNXReader.read(path: dir.file("old.onnx"))
+        #expect(read.metadata.onnxOpset == 10)
+        let byName = Dictionary(read.nodes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        #expect(try byName["sq"]?.ints("axes") == [0] && byName["sq"]?.inputs == ["c"])
+        #expect(try byName["cl"]?.float("max", default: 0) == 6 && byName["cl"]?.inputs == ["x"])
+
+        // Written back as read: the same opset and forms.
+        try ONNXWriter.write(read, to: dir.file("again.onnx"))
+        let again = try ONNXReader.read(path: dir.file("again.onnx"))
+        #expect(again.metadata.onnxOpset == 10)
+        #expect(again.nodes.map(\.opType) == read.nodes.map(\.opType))
+        #expect(again.nodes.map(\.inputs) == read.nodes.map(\.inputs))
+
+        // Written at 13: converted on the way out, attributes become inputs.
+        let up = try ONNXWriter.write(read, to: dir.file("new.onnx"), options: ONNXWriteOptions(opset: 13))
+        #expect(up.opset == 13 && up.convertedNodes == 2)
+        let new = try ONNXReader.read(path: dir.file("new.onnx"))
+        let newByName = Dictionary(new.nodes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        #expect(newByName["sq"]?.inputs.count == 2 && newByName["sq"]?.attribute("axes") == nil)
+        #expect(newByName["cl"]?.inputs.count == 3 && newByName["cl"]?.attribute("max") == nil)
+    }
 }

@@ -14,10 +14,8 @@ enum ConvolutionOps {
                 guard dx.count >= 3, dw.count == dx.count else {
                     throw .shapeMismatch(node: name, reason: "Conv needs X [N,C,spatial...] and W of the same rank, got \(x) and \(w)")
                 }
-                let group = try ctx.node.int("group", default: 1)
-                guard group >= 1 else {
-                    throw .invalidAttribute(node: name, attribute: "group", reason: "must be at least 1, got \(group)")
-                }
+                let window = try WindowAttributes(node: ctx.node)
+                let group = window.group
                 if let c = dx[1].value, let wc = dw[1].value, c != wc * group {
                     throw .shapeMismatch(node: name, reason: "X has \(c) channels but W \(w) with group \(group) expects \(wc * group)")
                 }
@@ -29,8 +27,8 @@ enum ConvolutionOps {
                         throw .shapeMismatch(node: name, reason: "bias \(b) does not match \(dw[0]) output channels")
                     }
                 }
-                let kernel = try ctx.node.ints("kernel_shape") ?? dw.dropFirst(2).compactMap(\.value)
-                let spatial = try spatialOutput(ctx.node, dims: dx, kernel: kernel, isPooling: false)
+                let kernel = window.kernelShape ?? dw.dropFirst(2).compactMap(\.value)
+                let spatial = try spatialOutput(window, dims: dx, kernel: kernel, isPooling: false)
                 return [TensorType(dtype: x.dtype, dims: [dx[0], dw[0]] + spatial)]
             },
             pool("MaxPool", outputs: 1...2),
@@ -53,29 +51,28 @@ enum ConvolutionOps {
             guard x.dtype.isFloatingPoint || (op == "MaxPool" && (x.dtype == .int8 || x.dtype == .uint8)) else {
                 throw .typeMismatch(node: name, reason: "\(op) needs a floating-point input, got \(x.dtype)")
             }
-            guard let kernel = try ctx.node.ints("kernel_shape") else {
-                throw .invalidAttribute(node: name, attribute: "kernel_shape", reason: "is required")
-            }
+            let window = try WindowAttributes(node: ctx.node)
+            let kernel = try window.kernel(weight: nil)
             guard let dx = x.dims else { return [TensorType(dtype: x.dtype, dims: nil), TensorType(dtype: .int64, dims: nil)] }
             guard dx.count == kernel.count + 2 else {
                 throw .shapeMismatch(node: name, reason: "\(op) with a \(kernel.count)-D kernel needs rank \(kernel.count + 2) input, got \(x)")
             }
-            let spatial = try spatialOutput(ctx.node, dims: dx, kernel: kernel, isPooling: true)
+            let spatial = try spatialOutput(window, dims: dx, kernel: kernel, isPooling: true)
             let dims = Array(dx[0..<2]) + spatial
             return [TensorType(dtype: x.dtype, dims: dims), TensorType(dtype: .int64, dims: dims)]
         }
     }
 
     /// Output spatial dims: computed when the input's spatial dims are fixed, unknown otherwise.
-    static func spatialOutput(_ node: Node, dims: [Dim], kernel: [Int], isPooling: Bool) throws(GraphError) -> [Dim] {
+    static func spatialOutput(_ window: WindowAttributes, dims: [Dim], kernel: [Int], isPooling: Bool) throws(GraphError) -> [Dim] {
         let spatialDims = Array(dims.dropFirst(2))
         guard let sizes = spatialDims.concrete, kernel.count == sizes.count else {
             if kernel.count != spatialDims.count {
-                throw .invalidAttribute(node: node.displayName, attribute: "kernel_shape", reason: "has \(kernel.count) sizes for \(spatialDims.count) spatial dims")
+                throw .invalidAttribute(node: window.node, attribute: "kernel_shape", reason: "has \(kernel.count) sizes for \(spatialDims.count) spatial dims")
             }
             return Array(repeating: .unknown, count: spatialDims.count)
         }
-        let g = try WindowGeometry.resolve(node: node, input: sizes, kernel: kernel, isPooling: isPooling)
+        let g = try window.geometry(input: sizes, kernel: kernel, isPooling: isPooling)
         return g.output.map { .fixed($0) }
     }
 }

@@ -27,10 +27,7 @@ enum ElementwiseOps {
                 throw .typeMismatch(node: ctx.node.displayName, reason: "Softmax needs a floating-point input, got \(t.dtype)")
             }
             if let r = t.rank {
-                let axis = try ctx.node.int("axis", default: -1)
-                guard DimMath.axis(axis, rank: r) != nil else {
-                    throw .invalidAttribute(node: ctx.node.displayName, attribute: "axis", reason: "is \(axis), outside rank \(r)")
-                }
+                _ = try ctx.node.axis(default: -1, rank: r)
             }
             return [t]
         })

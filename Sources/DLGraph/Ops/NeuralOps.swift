@@ -23,7 +23,13 @@ enum NeuralOps {
     ]
 
     static var schemas: [OpSchema] {
-        arities.map { $0.0 == "LayerNormalization" ? layerNormalization : OpSchema.runtimeShaped($0.0, inputs: $0.1, outputs: $0.2) }
+        arities.map {
+            switch $0.0 {
+            case "LayerNormalization": layerNormalization
+            case "QLinearConv": OpSchema.windowed($0.0, inputs: $0.1, outputs: $0.2)
+            default: OpSchema.runtimeShaped($0.0, inputs: $0.1, outputs: $0.2)
+            }
+        }
     }
 
     /// LayerNormalization typed statically, so a plan need not infer it on every run: Y is X's
@@ -38,8 +44,7 @@ enum NeuralOps {
             guard let dims = x.dims else {
                 return [TensorType(dtype: x.dtype, dims: nil)] + Array(repeating: TensorType(dtype: stash, dims: nil), count: max(count - 1, 0))
             }
-            let a = axis < 0 ? axis + dims.count : axis
-            guard a >= 0, a < dims.count else { return Array(repeating: nil, count: count) }
+            guard let a = Axes.normalise(axis, rank: dims.count) else { return Array(repeating: nil, count: count) }
             let reduced = Array(dims[..<a]) + Array(repeating: Dim.fixed(1), count: dims.count - a)
             return [TensorType(dtype: x.dtype, dims: dims)] + Array(repeating: TensorType(dtype: stash, dims: reduced), count: max(count - 1, 0))
         }

@@ -7,11 +7,7 @@ enum ShapeOps {
             OpSchema("Flatten", inputs: 1...1) { ctx throws(GraphError) in
                 let x = try ctx.type(0)
                 guard let d = x.dims else { return [TensorType(dtype: x.dtype, dims: [.unknown, .unknown])] }
-                let a = try ctx.node.int("axis", default: 1)
-                let axis = a < 0 ? a + d.count : a
-                guard axis >= 0, axis <= d.count else {
-                    throw .invalidAttribute(node: ctx.node.displayName, attribute: "axis", reason: "is \(a), outside 0...\(d.count)")
-                }
+                let axis = try ctx.node.axis(default: 1, rank: d.count, inclusive: true)
                 return [TensorType(dtype: x.dtype, dims: [DimMath.product(d[..<axis]), DimMath.product(d[axis...])])]
             },
             OpSchema("Reshape", inputs: 2...2) { ctx throws(GraphError) in
@@ -53,7 +49,7 @@ enum ShapeOps {
                     guard d.count == ranks else {
                         throw .shapeMismatch(node: name, reason: "Concat inputs have different ranks")
                     }
-                    guard let axis = DimMath.axis(a, rank: d.count) else {
+                    guard let axis = Axes.normalise(a, rank: d.count) else {
                         throw .invalidAttribute(node: name, attribute: "axis", reason: "is \(a), outside rank \(d.count)")
                     }
                     guard var o = out else { out = d; continue }

@@ -7,15 +7,15 @@ import DLTensor
 enum SpatialOps {
     static var schemas: [OpSchema] {
         [
-            .runtimeShaped("ConvTranspose", inputs: 2...3),
-            .runtimeShaped("ConvInteger", inputs: 2...4),
-            .runtimeShaped("DeformConv", inputs: 3...5),
-            .runtimeShaped("Col2Im", inputs: 3...3),
+            .windowed("ConvTranspose", inputs: 2...3),
+            .windowed("ConvInteger", inputs: 2...4),
+            .windowed("DeformConv", inputs: 3...5),
+            .windowed("Col2Im", inputs: 3...3),
             .runtimeShaped("CausalConvWithState", inputs: 2...4, outputs: 1...2),
-            .runtimeShaped("LpPool", inputs: 1...1),
+            .windowed("LpPool", inputs: 1...1),
             .runtimeShaped("GlobalMaxPool", inputs: 1...1),
             .runtimeShaped("GlobalLpPool", inputs: 1...1),
-            .runtimeShaped("MaxUnpool", inputs: 2...3),
+            .windowed("MaxUnpool", inputs: 2...3),
             .runtimeShaped("MaxRoiPool", inputs: 2...2),
             .runtimeShaped("Resize", inputs: 1...4),
             .runtimeShaped("Upsample", inputs: 1...2),
@@ -27,5 +27,16 @@ enum SpatialOps {
             .runtimeShaped("DepthToSpace", inputs: 1...1),
             .runtimeShaped("SpaceToDepth", inputs: 1...1),
         ]
+    }
+}
+
+extension OpSchema {
+    /// A window op whose output types the runtime decides; its window attributes are read and
+    /// checked (`WindowAttributes`) when the graph is typed, so a bad value is refused at load.
+    static func windowed(_ name: String, inputs: ClosedRange<Int>, outputs: ClosedRange<Int> = 1...1) -> OpSchema {
+        OpSchema(name, inputs: inputs, outputs: outputs) { ctx throws(GraphError) in
+            _ = try WindowAttributes(node: ctx.node)
+            return Array(repeating: nil, count: ctx.node.outputs.count)
+        }
     }
 }

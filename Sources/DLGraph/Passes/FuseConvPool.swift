@@ -16,16 +16,10 @@ public enum FuseConvPool: GraphPass {
     static func isPlain2x2(_ pool: Node) -> Bool {
         guard OpSet.isDefaultDomain(pool), pool.opType == "MaxPool", pool.inputs.count == 1,
               pool.outputs.count == 1 || (pool.outputs.count == 2 && pool.outputs[1].isEmpty) else { return false }
-        do {
-            guard try pool.ints("kernel_shape") == [2, 2], try pool.ints("strides") == [2, 2],
-                  try pool.int("ceil_mode", default: 0) == 0 else { return false }
-            if let pads = try pool.ints("pads"), pads.contains(where: { $0 != 0 }) { return false }
-            if let d = try pool.ints("dilations"), d.contains(where: { $0 != 1 }) { return false }
-            let autoPad = try pool.string("auto_pad", default: "NOTSET")
-            return autoPad == "NOTSET" || autoPad == "VALID"
-        } catch {
-            return false
-        }
+        guard let w = try? WindowAttributes(node: pool) else { return false }
+        return w.kernelShape == [2, 2] && w.strides == [2, 2] && !w.ceilMode
+            && (w.pads ?? []).allSatisfy { $0 == 0 } && (w.dilations ?? []).allSatisfy { $0 == 1 }
+            && (w.autoPad == .notSet || w.autoPad == .valid)
     }
 
     public static func run(_ graph: inout Graph) -> Bool {

@@ -153,7 +153,7 @@ package enum SinkTransposes: GraphPass {
                 return true
             case "Gather":
                 guard node.inputs.count == 2, let t = transposeOf(node.inputs[0]),
-                      let a = try? node.int("axis", default: 0), let axis = DimMath.axis(a, rank: t.perm.count),
+                      let a = try? node.int("axis", default: 0), let axis = Axes.normalise(a, rank: t.perm.count),
                       let idxRank = rankOf(node.inputs[1], graph) else { continue }
                 let r = t.perm.count, src = t.perm[axis]
                 var g = node

@@ -38,7 +38,7 @@ enum SoftmaxImport {
             var rest = node
             rest.attributes.removeAll { $0.name == "axis" }
             let dims = types[x]?.dims
-            if let r = dims?.count ?? (flattened.contains(x) ? 2 : nil), let a = DimMath.axis(axis, rank: r), a == r - 1 {
+            if let r = dims?.count ?? (flattened.contains(x) ? 2 : nil), let a = Axes.normalise(axis, rank: r), a == r - 1 {
                 rest.attributes.append(Attribute(name: "axis", value: .int(r - 1)))
                 nodes.append(rest)
                 continue

@@ -5,6 +5,13 @@ import DLGraph
 import DLKernels
 import DLTensor
 
+extension KernelContext {
+    /// The node's window attributes (`WindowAttributes`), read and checked.
+    func window() throws(RuntimeError) -> WindowAttributes {
+        try attribute { () throws(GraphError) in try WindowAttributes(node: node) }
+    }
+}
+
 /// Convolutions beyond the float32 1-D/2-D fast path: N-D Conv in any float type,
 /// ConvTranspose, ConvInteger, DeformConv (2-D), Col2Im and CausalConvWithState. They compute
 /// in Double (exact for the integer forms) and round once on store.
@@ -72,14 +79,13 @@ enum ConvFamilyKernels {
         guard x.shape.count >= 3, w.shape.count == x.shape.count else {
             throw ctx.fail("needs X [N, C, spatial...] and W of the same rank, got \(x.shape) and \(w.shape)")
         }
-        let group = try ctx.int("group", 1)
-        guard group >= 1, x.shape[1] == w.shape[1] * group, w.shape[0] % group == 0 else {
+        let window = try ctx.window()
+        let group = window.group
+        guard x.shape[1] == w.shape[1] * group, w.shape[0] % group == 0 else {
             throw ctx.fail("X \(x.shape) and W \(w.shape) do not fit group \(group)")
         }
-        let kernel = try ctx.ints("kernel_shape") ?? Array(w.shape.dropFirst(2))
-        guard kernel == Array(w.shape.dropFirst(2)) else { throw ctx.fail("kernel_shape \(kernel) does not match W \(w.shape)") }
         let g = try ctx.attribute { () throws(GraphError) in
-            try WindowGeometry.resolve(node: ctx.node, input: Array(x.shape.dropFirst(2)), kernel: kernel, isPooling: false)
+            try window.geometry(input: Array(x.shape.dropFirst(2)), kernel: window.kernel(weight: Array(w.shape.dropFirst(2))), isPooling: false)
         }
         return (group, g)
     }
@@ -131,52 +137,16 @@ enum ConvFamilyKernels {
             throw ctx.fail("needs X [N, C, spatial...] and W of the same rank, got \(x.shape) and \(w.shape)")
         }
         let r = x.shape.count - 2
-        let group = try ctx.int("group", 1)
+        let window = try ctx.window()
+        let group = window.group
         let c = x.shape[1]
-        guard group >= 1, c % group == 0, w.shape[0] == c else { throw ctx.fail("X \(x.shape) and W \(w.shape) do not fit group \(group)") }
+        guard c % group == 0, w.shape[0] == c else { throw ctx.fail("X \(x.shape) and W \(w.shape) do not fit group \(group)") }
         let mg = w.shape[1], m = mg * group
-        let kernel = Array(w.shape.dropFirst(2))
-        if let ks = try ctx.ints("kernel_shape"), ks != kernel { throw ctx.fail("kernel_shape \(ks) does not match W \(w.shape)") }
-        func list(_ name: String, _ d: Int, _ count: Int) throws(RuntimeError) -> [Int] {
-            guard let v = try ctx.ints(name) else { return Array(repeating: d, count: count) }
-            guard v.count == count else { throw ctx.fail("\(name) has \(v.count) values, expected \(count)") }
-            return v
-        }
-        let strides = try list("strides", 1, r), dilations = try list("dilations", 1, r)
-        let outputPadding = try list("output_padding", 0, r)
-        guard strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 }) else { throw ctx.fail("strides and dilations must be positive") }
-        let autoPad = try ctx.string("auto_pad", "NOTSET")
         let inSpatial = Array(x.shape.dropFirst(2))
-        var full = [Int](repeating: 0, count: r)
-        for d in 0..<r {
-            let extent: Int = (kernel[d] - 1) * dilations[d] + 1
-            full[d] = strides[d] * (inSpatial[d] - 1) + outputPadding[d] + extent
+        let g = try ctx.attribute { () throws(GraphError) in
+            try window.transposedGeometry(input: inSpatial, kernel: window.kernel(weight: Array(w.shape.dropFirst(2))))
         }
-        var padsBegin = [Int](repeating: 0, count: r)
-        var outSpatial: [Int]
-        let givenShape = try ctx.ints("output_shape").map { $0.count == r + 2 ? Array($0.dropFirst(2)) : $0 }
-        if let os = givenShape {
-            guard os.count == r, os.allSatisfy({ $0 >= 0 }) else { throw ctx.fail("output_shape \(os) does not list \(r) spatial sizes") }
-            outSpatial = os
-            for d in 0..<r {
-                let total = full[d] - os[d]
-                let half = Int((Double(total) / 2).rounded(.down))
-                padsBegin[d] = autoPad == "SAME_UPPER" ? half : total - half
-            }
-        } else if autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER" {
-            outSpatial = (0..<r).map { inSpatial[$0] * strides[$0] }
-            for d in 0..<r {
-                let total = full[d] - outSpatial[d]
-                let half = Int((Double(total) / 2).rounded(.down))
-                padsBegin[d] = autoPad == "SAME_UPPER" ? half : total - half
-            }
-        } else {
-            let pads = autoPad == "VALID" ? Array(repeating: 0, count: 2 * r) : try list("pads", 0, 2 * r)
-            guard pads.allSatisfy({ $0 >= 0 }) else { throw ctx.fail("pads must not be negative, got \(pads)") }
-            padsBegin = Array(pads[0..<r])
-            outSpatial = (0..<r).map { full[$0] - pads[$0] - pads[r + $0] }
-        }
-        guard outSpatial.allSatisfy({ $0 >= 0 }) else { throw ctx.fail("the output spatial shape \(outSpatial) is negative") }
+        let (kernel, strides, dilations, padsBegin, outSpatial) = (g.kernel, g.strides, g.dilations, g.padsBegin, g.output)
         if x.dtype == .float32, r == 2, ctx.optionalInput(2).map({ $0.dtype == .float32 && $0.elementCount == m }) ?? true {
             return [convTransposeFloat(ctx, x: x, w: w, group: group, strides: strides, dilations: dilations,
                                        padsBegin: padsBegin, outSpatial: outSpatial)]
@@ -269,14 +239,9 @@ enum ConvFamilyKernels {
         guard x.shape.count == 3, image.allSatisfy({ $0 > 0 }), block.allSatisfy({ $0 > 0 }) else {
             throw ctx.fail("needs input [N, C·∏block, L] and positive shapes, got \(x.shape)")
         }
-        func list(_ name: String, _ d: Int, _ count: Int) throws(RuntimeError) -> [Int] {
-            guard let v = try ctx.ints(name) else { return Array(repeating: d, count: count) }
-            guard v.count == count else { throw ctx.fail("\(name) has \(v.count) values, expected \(count)") }
-            return v
-        }
-        let strides = try list("strides", 1, r), dilations = try list("dilations", 1, r), pads = try list("pads", 0, 2 * r)
-        guard strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 }), pads.allSatisfy({ $0 >= 0 }) else {
-            throw ctx.fail("strides and dilations must be positive and pads not negative")
+        let window = try ctx.window()
+        let (strides, dilations, pads) = try ctx.attribute { () throws(GraphError) in
+            (try window.strides(rank: r), try window.dilations(rank: r), try window.pads(rank: r))
         }
         let blockCount = block.reduce(1, *)
         guard x.shape[1] % blockCount == 0 else { throw ctx.fail("dimension 1 (\(x.shape[1])) is not a multiple of the block size \(blockCount)") }
@@ -369,15 +334,16 @@ enum ConvFamilyKernels {
         }
         let (n, ic, ih, iw) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let oc = w.shape[0], kh = w.shape[2], kw = w.shape[3]
-        let group = try ctx.int("group", 1), offsetGroup = try ctx.int("offset_group", 1)
-        guard group >= 1, offsetGroup >= 1, ic == w.shape[1] * group, oc % group == 0, ic % offsetGroup == 0 else {
+        let window = try ctx.window()
+        let group = window.group, offsetGroup = try ctx.int("offset_group", 1)
+        guard offsetGroup >= 1, ic == w.shape[1] * group, oc % group == 0, ic % offsetGroup == 0 else {
             throw ctx.fail("X \(x.shape), W \(w.shape) do not fit group \(group) and offset_group \(offsetGroup)")
         }
         let oh = off.shape[2], ow = off.shape[3]
         guard off.shape[0] == n, off.shape[1] == offsetGroup * kh * kw * 2 else { throw ctx.fail("offset \(off.shape) does not fit the kernel and offset_group") }
-        let strides = try ctx.ints("strides") ?? [1, 1], dil = try ctx.ints("dilations") ?? [1, 1]
-        let pads = try ctx.ints("pads") ?? [0, 0, 0, 0]
-        guard strides.count == 2, dil.count == 2, pads.count == 4 else { throw ctx.fail("strides, dilations and pads must be 2-D") }
+        let (strides, dil, pads) = try ctx.attribute { () throws(GraphError) in
+            (try window.strides(rank: 2), try window.dilations(rank: 2), try window.pads(rank: 2))
+        }
         let b = try bias(ctx, 3, channels: oc)
         let mask = ctx.optionalInput(4)?.doubles()
         if let mask, mask.count != n * offsetGroup * kh * kw * oh * ow { throw ctx.fail("mask has \(mask.count) values, expected \(n * offsetGroup * kh * kw * oh * ow)") }

@@ -14,9 +14,9 @@ extension ConvolutionKernels {
         if let packed = ctx.packed, x.dtype == .float32, w.dtype == .float32, (bias?.dtype ?? .float32) == .float32,
            x.rank == 4, w.rank == 4 {
             let activation = try FastPaths.activation(ctx)
-            let group = try ctx.attribute { () throws(GraphError) in try ctx.node.int("group", default: 1) }
-            let kernel = try ctx.attribute { () throws(GraphError) in try ctx.node.ints("kernel_shape") } ?? Array(w.shape.dropFirst(2))
-            let (g, _) = try geometry(ctx, input: x.shape, kernel: kernel, isPooling: false)
+            let window = try ctx.window()
+            let group = window.group
+            let (g, _) = try geometry(ctx, window, input: x.shape, weight: Array(w.shape.dropFirst(2)), isPooling: false)
             let p = Conv2DParams(batch: x.shape[0], inChannels: x.shape[1], inH: x.shape[2], inW: x.shape[3],
                                  outChannels: w.shape[0], kernelH: g.kernel[0], kernelW: g.kernel[1],
                                  strideH: g.strides[0], strideW: g.strides[1],

@@ -42,7 +42,7 @@ enum ConvolutionKernels {
     }
 
     /// Geometry of a 1-D or 2-D window op, with 1-D as 2-D of height 1.
-    static func geometry(_ ctx: KernelContext, input: [Int], kernel: [Int], isPooling: Bool)
+    static func geometry(_ ctx: KernelContext, _ window: WindowAttributes, input: [Int], weight: [Int]?, isPooling: Bool)
         throws(RuntimeError) -> (g: WindowGeometry, twoD: Bool)
     {
         let spatial = Array(input.dropFirst(2))
@@ -50,7 +50,7 @@ enum ConvolutionKernels {
             throw .unsupported(node: ctx.node.displayName, reason: "\(ctx.node.opType) over \(spatial.count) spatial dims is not supported yet (1-D and 2-D)")
         }
         let g = try ctx.attribute { () throws(GraphError) in
-            try WindowGeometry.resolve(node: ctx.node, input: spatial, kernel: kernel, isPooling: isPooling)
+            try window.geometry(input: spatial, kernel: window.kernelShape ?? weight ?? [], isPooling: isPooling)
         }
         return (g, spatial.count == 2)
     }
@@ -105,9 +105,9 @@ enum ConvolutionKernels {
         let bias = ctx.optionalInput(2)
         try ctx.requireFloat32(x, w)
         if let bias { try ctx.requireFloat32(bias) }
-        let group = try ctx.attribute { () throws(GraphError) in try ctx.node.int("group", default: 1) }
-        let kernel = try ctx.attribute { () throws(GraphError) in try ctx.node.ints("kernel_shape") } ?? Array(w.shape.dropFirst(2))
-        let (g, twoD) = try geometry(ctx, input: x.shape, kernel: kernel, isPooling: false)
+        let window = try ctx.window()
+        let group = window.group
+        let (g, twoD) = try geometry(ctx, window, input: x.shape, weight: Array(w.shape.dropFirst(2)), isPooling: false)
         let p: Conv2DParams
         if twoD {
             p = Conv2DParams(batch: x.shape[0], inChannels: x.shape[1], inH: x.shape[2], inW: x.shape[3],
@@ -175,12 +175,9 @@ enum ConvolutionKernels {
             if isMax, ctx.node.outputs.count > 1, !ctx.node.outputs[1].isEmpty {
                 throw .unsupported(node: ctx.node.displayName, reason: "the MaxPool Indices output is not supported yet")
             }
-            let node = ctx.node
-            let (kernel, ceilMode, includePad) = try ctx.attribute { () throws(GraphError) in
-                (try node.ints("kernel_shape") ?? [], try node.int("ceil_mode", default: 0) != 0,
-                 try node.int("count_include_pad", default: 0) != 0)
-            }
-            let (g, twoD) = try geometry(ctx, input: x.shape, kernel: kernel, isPooling: true)
+            let window = try ctx.window()
+            let ceilMode = window.ceilMode, includePad = window.countIncludePad
+            let (g, twoD) = try geometry(ctx, window, input: x.shape, weight: nil, isPooling: true)
             let p = twoD
                 ? Pool2DParams(batch: x.shape[0], channels: x.shape[1], inH: x.shape[2], inW: x.shape[3],
                                kernelH: g.kernel[0], kernelW: g.kernel[1], strideH: g.strides[0], strideW: g.strides[1],

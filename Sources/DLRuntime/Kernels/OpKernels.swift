@@ -177,7 +177,7 @@ extension KernelContext {
 
     /// `axis` normalised against `rank` (negative counts from the end).
     func axis(_ a: Int, rank: Int) throws(RuntimeError) -> Int {
-        guard let v = DimMath.axis(a, rank: rank) else { throw fail("axis \(a) is outside rank \(rank)") }
+        guard let v = Axes.normalise(a, rank: rank) else { throw fail("axis \(a) is outside rank \(rank)") }
         return v
     }
 

@@ -54,10 +54,10 @@ enum PoolingKernels {
     /// Resolves the window attributes of a pooling node against input `x`.
     static func geometry(_ ctx: KernelContext, _ x: Tensor) throws(RuntimeError) -> WindowGeometry {
         guard x.shape.count >= 3 else { throw ctx.fail("\(ctx.node.opType) needs an input of rank 3 or more [N, C, spatial...], got \(x.shape)") }
-        guard let kernel = try ctx.ints("kernel_shape") else { throw ctx.fail("the kernel_shape attribute is required") }
+        let window = try ctx.window()
         let spatial = Array(x.shape.dropFirst(2))
         return try ctx.attribute { () throws(GraphError) in
-            try WindowGeometry.resolve(node: ctx.node, input: spatial, kernel: kernel, isPooling: true)
+            try window.geometry(input: spatial, kernel: window.kernel(weight: nil), isPooling: true)
         }
     }
 
@@ -104,7 +104,7 @@ enum PoolingKernels {
     static let averagePool: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0)
         guard x.dtype.isFloatingPoint else { throw ctx.fail("AveragePool needs a floating-point input, got \(x.dtype)") }
-        let includePad = try ctx.int("count_include_pad", 0) != 0
+        let includePad = try ctx.window().countIncludePad
         return [try windowReduce(ctx, x) { values, pads in
             let s = values.reduce(0, +)
             let n = values.count + (includePad ? pads : 0)
@@ -178,13 +178,15 @@ enum PoolingKernels {
         let x = try ctx.input(0), ind = try ctx.input(1)
         guard ind.shape == x.shape else { throw ctx.fail("indices \(ind.shape) must have the shape of X \(x.shape)") }
         guard x.shape.count >= 3 else { throw ctx.fail("MaxUnpool needs an input of rank 3 or more, got \(x.shape)") }
-        guard let kernel = try ctx.ints("kernel_shape"), kernel.count == x.shape.count - 2 else {
-            throw ctx.fail("kernel_shape must list one size per spatial dim")
+        let window = try ctx.window()
+        let r = x.shape.count - 2
+        let (kernel, strides, pads) = try ctx.attribute { () throws(GraphError) in
+            let kernel = try window.kernel(weight: nil)
+            guard kernel.count == r else {
+                throw .invalidAttribute(node: window.node, attribute: "kernel_shape", reason: "has \(kernel.count) sizes for \(r) spatial dims")
+            }
+            return (kernel, try window.strides(rank: r), try window.pads(rank: r))
         }
-        let r = kernel.count
-        let strides = try ctx.ints("strides") ?? Array(repeating: 1, count: r)
-        let pads = try ctx.ints("pads") ?? Array(repeating: 0, count: 2 * r)
-        guard strides.count == r, pads.count == 2 * r else { throw ctx.fail("strides/pads have the wrong length") }
         var inferred = Array(x.shape.prefix(2))
         for d in 0..<r { inferred.append((x.shape[d + 2] - 1) * strides[d] + kernel[d] - pads[d] - pads[d + r]) }
         guard inferred.allSatisfy({ $0 >= 0 }) else { throw ctx.fail("the unpooled shape \(inferred) is negative") }

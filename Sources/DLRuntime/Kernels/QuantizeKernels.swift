@@ -222,108 +222,22 @@ enum QuantizeKernels {
             guard z.count == 1 || z.count == m else { throw ctx.fail("w_zero_point must have 1 or \(m) values, got \(z.count)") }
             for i in 0..<wv.count { wv[i] -= z.count == 1 ? z[0] : z[i / per] }
         }
-        let geometry = try ConvGeometry(ctx, inputShape: x.shape, weightShape: w.shape)
-        var acc = geometry.convolve(xv.map(Double.init), wv.map(Double.init)).map { Int64($0) }
+        let (group, g) = try ConvFamilyKernels.convSetup(ctx, x: x, w: w)
+        let outputShape = [x.shape[0], m] + g.output
+        var acc = ConvFamilyKernels.convolve(x: xv.map(Double.init), xShape: x.shape, w: wv.map(Double.init), wShape: w.shape,
+                                             bias: nil, group: group, g).map { Int64($0) }
         if let bias = ctx.optionalInput(8) {
             let bv = bias.int64s()
             guard bv.count == m else { throw ctx.fail("B must have \(m) values, got \(bv.count)") }
-            let spatial = geometry.outputShape[2...].reduce(1, *)
+            let spatial = g.output.reduce(1, *)
             for i in 0..<acc.count { acc[i] += bv[(i / spatial) % m] }
         }
         let ws = wScale.doubles(), st = xScale.dtype, xs = xScale.doubles()[0], ys = yScale.doubles()[0]
         guard ws.count == 1 || ws.count == m else { throw ctx.fail("w_scale must have 1 or \(m) values, got \(ws.count)") }
         let factors = ws.map { rounded(rounded(xs * $0, st) / ys, st) }
-        let spatial = geometry.outputShape[2...].reduce(1, *)
+        let spatial = g.output.reduce(1, *)
         let yZero = ctx.optionalInput(7)
         return [try requantize(ctx, acc, factor: { factors.count == 1 ? factors[0] : factors[($0 / spatial) % m] },
-                               zeroPoint: yZero, outType: yZero?.dtype ?? x.dtype, shape: geometry.outputShape)]
-    }
-}
-
-/// Geometry of an N-d grouped convolution from the ONNX Conv attributes, with a direct
-/// Double implementation for the breadth kernels (quantised and integer convolutions).
-struct ConvGeometry {
-    let inputShape: [Int], weightShape: [Int], outputShape: [Int]
-    let strides: [Int], dilations: [Int], padsBegin: [Int], group: Int
-
-    init(_ ctx: KernelContext, inputShape x: [Int], weightShape w: [Int]) throws(RuntimeError) {
-        let r = x.count - 2
-        guard r >= 1, w.count == x.count else { throw ctx.fail("input \(x) and weight \(w) need the same rank, at least 3") }
-        let group = try ctx.int("group", 1)
-        guard group > 0, x[1] % group == 0, w[0] % group == 0, w[1] == x[1] / group else {
-            throw ctx.fail("channels of input \(x) and weight \(w) do not fit group \(group)")
-        }
-        let kernel = try ctx.ints("kernel_shape") ?? Array(w[2...])
-        guard kernel == Array(w[2...]) else { throw ctx.fail("kernel_shape \(kernel) differs from the weight's \(Array(w[2...]))") }
-        let strides = try ctx.ints("strides") ?? Array(repeating: 1, count: r)
-        let dilations = try ctx.ints("dilations") ?? Array(repeating: 1, count: r)
-        var pads = try ctx.ints("pads") ?? Array(repeating: 0, count: 2 * r)
-        guard strides.count == r, dilations.count == r, pads.count == 2 * r,
-              strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 }), pads.allSatisfy({ $0 >= 0 }) else {
-            throw ctx.fail("strides \(strides), dilations \(dilations) or pads \(pads) do not fit \(r) spatial dims")
-        }
-        let autoPad = try ctx.string("auto_pad", "NOTSET")
-        var out = [x[0], w[0]]
-        for d in 0..<r {
-            let ek = (kernel[d] - 1) * dilations[d] + 1
-            switch autoPad {
-            case "SAME_UPPER", "SAME_LOWER":
-                let o = (x[d + 2] + strides[d] - 1) / strides[d]
-                let total = max(0, (o - 1) * strides[d] + ek - x[d + 2])
-                let small = total / 2
-                pads[d] = autoPad == "SAME_UPPER" ? small : total - small
-                pads[d + r] = total - pads[d]
-            case "VALID": pads[d] = 0; pads[d + r] = 0
-            case "NOTSET": break
-            default: throw ctx.fail("auto_pad '\(autoPad)' is not supported")
-            }
-            let o = (x[d + 2] + pads[d] + pads[d + r] - ek) / strides[d] + 1
-            guard o >= 0 else { throw ctx.fail("the kernel does not fit the padded input along dim \(d + 2)") }
-            out.append(o)
-        }
-        inputShape = x
-        weightShape = w
-        outputShape = out
-        self.strides = strides
-        self.dilations = dilations
-        padsBegin = Array(pads[..<r])
-        self.group = group
-    }
-
-    /// The convolution of `x` with `w` (no bias).
-    func convolve(_ x: [Double], _ w: [Double]) -> [Double] {
-        let r = inputShape.count - 2
-        let n = inputShape[0], c = inputShape[1], m = weightShape[0]
-        let cPer = c / group, mPer = m / group
-        let inSpatial = Array(inputShape[2...]), outSpatial = Array(outputShape[2...]), kSpatial = Array(weightShape[2...])
-        let inCount = inSpatial.reduce(1, *), outCount = outSpatial.reduce(1, *), kCount = kSpatial.reduce(1, *)
-        let inStrides = IndexMath.strides(inSpatial)
-        let kIndex = (0..<kCount).map { IndexMath.unravel($0, kSpatial) }
-        var y = [Double](repeating: 0, count: n * m * outCount)
-        for o in 0..<outCount {
-            let oi = IndexMath.unravel(o, outSpatial)
-            // Input offsets of each kernel tap at this output position (nil when in padding).
-            let taps: [Int?] = kIndex.map { ki in
-                var off = 0
-                for d in 0..<r {
-                    let p = oi[d] * strides[d] - padsBegin[d] + ki[d] * dilations[d]
-                    if p < 0 || p >= inSpatial[d] { return nil }
-                    off += p * inStrides[d]
-                }
-                return off
-            }
-            for b in 0..<n {
-                for oc in 0..<m {
-                    let g = oc / mPer
-                    var s = 0.0
-                    for ic in 0..<cPer {
-                        let xBase = (b * c + g * cPer + ic) * inCount, wBase = (oc * cPer + ic) * kCount
-                        for (t, off) in taps.enumerated() { if let off { s += x[xBase + off] * w[wBase + t] } }
-                    }
-                    y[(b * m + oc) * outCount + o] = s
-                }
-            }
-        }
-        return y
+                               zeroPoint: yZero, outType: yZero?.dtype ?? x.dtype, shape: outputShape)]
     }
 }

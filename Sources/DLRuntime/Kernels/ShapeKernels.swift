@@ -48,7 +48,7 @@ enum ShapeKernels {
         }
         let axisAttr = try ctx.attribute { () throws(GraphError) in try ctx.node.int("axis", default: 0) }
         let shape = try ctx.outputShape(0)
-        guard let axis = DimMath.axis(axisAttr, rank: shape.count) else {
+        guard let axis = Axes.normalise(axisAttr, rank: shape.count) else {
             throw .invalidInput(node: ctx.node.displayName, reason: "axis \(axisAttr) is outside rank \(shape.count)")
         }
         // Every output element comes from one part: a recycled buffer will do.

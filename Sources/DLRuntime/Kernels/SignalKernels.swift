@@ -49,8 +49,10 @@ enum SignalKernels {
         // attribute (the importer adds the old default 1 where it was left out).
         var axis = ctx.node.attribute("axis") != nil ? try ctx.int("axis", 1) : -2
         if ctx.optionalInput(2) != nil { axis = try scalarInt(ctx, 2, "axis") }
-        if axis < 0 { axis += x.rank }
-        guard axis >= 1, axis < x.rank - 1 else { throw ctx.fail("axis \(axis) is not a signal axis of \(x.shape)") }
+        guard let signal = Axes.normalise(axis, rank: x.rank), signal >= 1, signal < x.rank - 1 else {
+            throw ctx.fail("axis \(axis) is not a signal axis of \(x.shape)")
+        }
+        axis = signal
         let inLen = x.shape[axis]
         var n = inLen
         if inverse && onesided { n = 2 * (inLen - 1) }

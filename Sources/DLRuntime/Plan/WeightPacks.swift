@@ -85,12 +85,10 @@ final class WeightPacks: @unchecked Sendable {
                 }
             }
         case "Conv", "FusedConv", "FusedConvAdd", "FusedConvPool":
-            guard w.rank == 3 || w.rank == 4, let groups = try? node.int("group", default: 1),
-                  groups >= 1, w.shape[0] % groups == 0 else { return nil }
-            // Strides absent (all 1) or all 1; an attribute of the wrong kind packs nothing.
-            let strides: [Int]?
-            do { strides = try node.ints("strides") } catch { return nil }
-            if let strides, strides.contains(where: { $0 != 1 }) { return nil }
+            // Strides absent (all 1) or all 1; attributes the node refuses pack nothing.
+            guard w.rank == 3 || w.rank == 4, let window = try? WindowAttributes(node: node),
+                  w.shape[0] % window.group == 0, (window.strides ?? []).allSatisfy({ $0 == 1 }) else { return nil }
+            let groups = window.group
             let m = w.shape[0] / groups, k = w.elementCount / w.shape[0]
             return How(kind: "rows\(groups)", name: name, tensor: w) {
                 w.withUnsafeBufferPointer(as: Float.self) { p -> [PackedMatrix]? in

@@ -75,7 +75,7 @@ extension TFLiteGraphBuilder {
                 let axis = try b.constantInts(op, 0)
                 let xShape = b.shape(try b.tensor(op, 1))
                 let k = op.op.outputs.count
-                guard axis.count == 1, let a = Self.axis(axis[0], xShape.count), k > 0, xShape[a] % k == 0 else {
+                guard axis.count == 1, let a = Axes.normalise(axis[0], rank: xShape.count), k > 0, xShape[a] % k == 0 else {
                     throw b.fail(op, "cannot split \(xShape) along \(axis) into \(k) equal parts")
                 }
                 try b.split(op, try b.input(op, 1), axis: a, sizes: [Int](repeating: xShape[a] / k, count: k))
@@ -84,7 +84,7 @@ extension TFLiteGraphBuilder {
                 // Inputs: 0 x, 1 size_splits, 2 axis.
                 let axis = try b.constantInts(op, 2), xShape = b.shape(try b.tensor(op, 0))
                 var sizes = try b.constantInts(op, 1)
-                guard axis.count == 1, let a = Self.axis(axis[0], xShape.count), sizes.count == op.op.outputs.count else {
+                guard axis.count == 1, let a = Axes.normalise(axis[0], rank: xShape.count), sizes.count == op.op.outputs.count else {
                     throw b.fail(op, "cannot split \(xShape) along \(axis) into \(sizes)")
                 }
                 if let u = sizes.firstIndex(of: -1) { sizes[u] = xShape[a] - sizes.filter { $0 >= 0 }.reduce(0, +) }
@@ -101,7 +101,7 @@ extension TFLiteGraphBuilder {
             ("UNPACK", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in
                 let axis = try b.options(op) { t throws(FlatBufferError) in Int(try t.scalar(1, Int32(0))) } ?? 0
                 let xShape = b.shape(try b.tensor(op, 0))
-                guard let a = Self.axis(axis, xShape.count), xShape[a] == op.op.outputs.count else {
+                guard let a = Axes.normalise(axis, rank: xShape.count), xShape[a] == op.op.outputs.count else {
                     throw b.fail(op, "cannot unpack \(xShape) along \(axis) into \(op.op.outputs.count)")
                 }
                 try b.split(op, try b.input(op, 0), axis: a, sizes: [Int](repeating: 1, count: xShape[a]), squeeze: true)
@@ -167,11 +167,6 @@ extension TFLiteGraphBuilder {
             }))
         }
         return ops
-    }
-
-    static func axis(_ a: Int, _ rank: Int) -> Int? {
-        let v = a < 0 ? a + rank : a
-        return v >= 0 && v < rank ? v : nil
     }
 
     mutating func reshape(_ op: TFLiteOp) throws(TFLiteError) {
