@@ -44,15 +44,15 @@ public enum Converter {
         let hasGraph = format.hasGraph
         switch target {
         case .huggingFace:
-            guard key == nil, dtype == nil else { throw .invalidArgument("\(output.path): --key and --dtype do not apply to a Hugging Face folder") }
+            guard key == nil, dtype == nil else { throw .settings(path: output.path, [.key, .dtype], "do not apply to a Hugging Face folder") }
             let (graph, _) = try Model.loadGraph(path: input.path)
             try HFFolderWriter.write(graph, toFolder: output.deletingLastPathComponent())
         case .tfjs:
-            guard key == nil, dtype == nil else { throw .invalidArgument("\(output.path): --key and --dtype do not apply to a TF.js layers-model") }
+            guard key == nil, dtype == nil else { throw .settings(path: output.path, [.key, .dtype], "do not apply to a TF.js layers-model") }
             let (graph, _) = try Model.loadGraph(path: input.path)
             try TFJSSupport.writeLayersModel(graph, to: output)
         case .kerasWeights, .h5:
-            guard key == nil, dtype == nil else { throw .invalidArgument("\(output.path): --key and --dtype do not apply to Keras weights") }
+            guard key == nil, dtype == nil else { throw .settings(path: output.path, [.key, .dtype], "do not apply to Keras weights") }
             let (graph, _) = try Model.loadGraph(path: input.path)
             try KerasSupport.write(graph, to: output)
         case .safetensors, .pt:
@@ -61,12 +61,12 @@ public enum Converter {
             try weights.write(to: output)
         case .tflite:
             guard hasGraph, key == nil, dtype == nil else {
-                throw .unsupportedOutput(path: output.path, reason: "a .tflite file is written from a model (ONNX, .ckpt, Keras, TFLite), without --key or --dtype")
+                throw .unsupportedOutput(path: output.path, reason: "a .tflite file is written from a model (ONNX, .ckpt, Keras, TFLite), without a key or dtype")
             }
             let (graph, _) = try Model.loadGraph(path: input.path)
             try write(graph, to: output)
         case .xml:
-            guard key == nil, dtype == nil else { throw .invalidArgument("\(output.path): --key and --dtype do not apply to OpenVINO IR") }
+            guard key == nil, dtype == nil else { throw .settings(path: output.path, [.key, .dtype], "do not apply to OpenVINO IR") }
             let (graph, _) = try Model.loadGraph(path: input.path)
             try write(graph, to: output, compressToFP16: compressToFP16)
         case .onnx, .ckpt:
@@ -87,7 +87,7 @@ public enum Converter {
     /// - Parameter compressToFP16: OpenVINO IR only: float32 weights stored as f16 (+ Convert).
     public static func write(_ graph: Graph, to output: URL, compressToFP16: Bool = false) throws(DLKitError) {
         if compressToFP16 && Target(path: output.path) != .xml {
-            throw .invalidArgument("\(output.path): --compress-to-fp16 applies to OpenVINO IR (.xml) output only")
+            throw .settings(path: output.path, [.compressToFP16], "applies to OpenVINO IR (.xml) output only")
         }
         switch Target(path: output.path) {
         case .onnx?:
