@@ -36,8 +36,9 @@ public struct HTTPLimits: Sendable {
 /// | `POST /v2/models/{m}[/versions/1]/infer` | inference: JSON body, or JSON + binary tensor data with `Inference-Header-Content-Length` |
 /// | `GET /metrics` | Prometheus text |
 ///
-/// Requests are parsed on the event loops, run on a `RunQueue` (with dynamic batching when
-/// `maxBatch` > 1), and answered back on their event loop. Errors are `{"error": "..."}` with a 4xx
+/// Requests are parsed on the event loops and run on a `RunQueue` (with dynamic batching when
+/// `maxBatch` > 1): on the event loop itself when a runner is free and none waits, else on a
+/// runner thread and answered back on their event loop. Errors are `{"error": "..."}` with a 4xx
 /// status; the connection stays usable unless the body was too large.
 public final class HTTPServer: @unchecked Sendable {
     public let server: InferenceServer
@@ -252,8 +253,9 @@ public final class HTTPServer: @unchecked Sendable {
         }
     }
 
-    /// Parses an inference body and queues it; `done` gets the reply (on a runner thread, or at
-    /// once on the caller's when the request is refused before running).
+    /// Parses an inference body and runs it: at once on the caller's thread (the event loop) when a
+    /// runner is free and nothing waits, else queued. `done` gets the reply on the caller's thread
+    /// (run here, or refused before running) or on a runner thread.
     func infer(model m: Int, headerLength: String?, body: inout [UInt8], generate: Bool = false, done: @escaping @Sendable (Reply) -> Void) {
         var jsonLength = body.count
         if let text = headerLength {
@@ -287,6 +289,12 @@ public final class HTTPServer: @unchecked Sendable {
         }
         if case .answer = job {
             done(reply(to: job, outcome: server.run([job])[0]))
+            return
+        }
+        // An idle server runs the request here: handing it to a runner and the answer back to the
+        // event loop cost two thread wake-ups (the MLP at batch 1 went from 167 to 141 us).
+        if let outcome = runQueue.runHereIfIdle(job) {
+            done(reply(to: job, outcome: outcome))
             return
         }
         runQueue.submit(job) { [self] outcome in done(reply(to: job, outcome: outcome)) }
@@ -427,6 +435,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.body = []
         http.infer(model: m, headerLength: h.headers.first(name: "inference-header-content-length"), body: &body,
                    generate: generate) { reply in
+            if bound.eventLoop.inEventLoop {
+                let (handler, context) = bound.value
+                handler.write(context: context, reply, keepAlive: keepAlive, model: name)
+                return
+            }
             bound.eventLoop.execute {
                 let (handler, context) = bound.value
                 handler.write(context: context, reply, keepAlive: keepAlive, model: name)

@@ -6,6 +6,9 @@ import Foundation
 /// `maxBatch`), runs them with `InferenceServer.run`, and hands every outcome to the callback
 /// given with its job, on the runner's thread. With `threads: 0` there are no runner threads and
 /// `submit` runs each job at once on the caller's thread (for single-threaded harnesses: fuzzing).
+///
+/// `runHereIfIdle` lets a caller run a job on its own thread when a runner is free and nothing is
+/// queued: no hand-over to a runner and back. At most `threads` jobs run at once either way.
 public final class RunQueue: @unchecked Sendable {
     public typealias Completion = @Sendable (ServeOutcome) -> Void
 
@@ -20,6 +23,8 @@ public final class RunQueue: @unchecked Sendable {
     private var items: [Item] = []
     private var head = 0
     private var closed = false
+    /// Runs under way, on runner threads or through `runHereIfIdle`; at most `threadCount`.
+    private var busy = 0
     private var running: [Thread] = []
     private let exited: DispatchSemaphore
     private let threadCount: Int
@@ -67,6 +72,30 @@ public final class RunQueue: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// Runs `job` on the caller's thread when fewer than `threads` runs are under way and no job is
+    /// waiting (so it overtakes nothing and misses no batch partner); nil otherwise (submit it).
+    /// Saves the two thread hand-overs of `submit` for a request that arrives at an idle server.
+    public func runHereIfIdle(_ job: ServeJob) -> ServeOutcome? {
+        lock.lock()
+        guard !closed, busy < threadCount, head == items.count else {
+            lock.unlock()
+            return nil
+        }
+        busy += 1
+        lock.unlock()
+        let outcome = server.run([job])[0]
+        observe(1)
+        finishRun()
+        return outcome
+    }
+
+    private func finishRun() {
+        lock.lock()
+        busy -= 1
+        if head < items.count { lock.signal() }
+        lock.unlock()
+    }
+
     /// Runs what is queued, then stops the runner threads and waits for them.
     public func close() {
         lock.lock()
@@ -79,11 +108,13 @@ public final class RunQueue: @unchecked Sendable {
     private func loop() {
         while true {
             lock.lock()
-            while head == items.count && !closed { lock.wait() }
+            // A run through `runHereIfIdle` holds a place too: wait for a free one.
+            while (head == items.count || busy >= threadCount) && !(closed && head == items.count) { lock.wait() }
             if head == items.count {
                 lock.unlock()
                 return
             }
+            busy += 1
             var batch = [items[head]]
             head += 1
             if maxBatch > 1, let signature = batch[0].job.batchSignature {
@@ -100,6 +131,7 @@ public final class RunQueue: @unchecked Sendable {
 
             let outcomes = server.run(batch.map(\.job))
             observe(batch.count)
+            finishRun()
             for (item, outcome) in zip(batch, outcomes) { item.done(outcome) }
         }
     }
