@@ -1,5 +1,6 @@
 import DLCheckpoint
 import DLGraph
+import DLHuggingFace
 import DLONNX
 import DLTensor
 import DLTFLite
@@ -89,7 +90,7 @@ extension Converter {
         }
         if target == .tflite, options.graph == nil, options.key == nil, options.dtype == nil, format.hasGraph {
             let (graph, _) = try Model.loadGraph(path: input.path)
-            do { try TFLiteWriter.write(graph, to: output.path, quantize: options.tfliteQuantize) } catch { throw .tflite(error) }
+            do { try TFLiteWriter.write(HFFolder.droppingCarriedWeights(graph), to: output.path, quantize: options.tfliteQuantize) } catch { throw .tflite(error) }
             return report
         }
         if options.compressToFP16 && target != .xml {
@@ -135,6 +136,6 @@ extension Converter {
 
     /// Writes a graph as ONNX with `options` (opset, external data), atomically.
     public static func write(_ graph: Graph, toONNX output: URL, options: ONNXWriteOptions) throws(DLKitError) -> ONNXWriteReport {
-        do { return try ONNXWriter.write(graph, to: output.path, options: options) } catch { throw .onnx(error) }
+        do { return try ONNXWriter.write(HFFolder.droppingCarriedWeights(graph), to: output.path, options: options) } catch { throw .onnx(error) }
     }
 }

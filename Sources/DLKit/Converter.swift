@@ -1,5 +1,6 @@
 import DLCheckpoint
 import DLGraph
+import DLHuggingFace
 import DLONNX
 import DLOpenVINO
 import DLTensor
@@ -20,7 +21,10 @@ public enum Converter {
         /// A TensorFlow.js layers-model: `OUTDIR/model.json` (any `.json` but `config.json`) and its shards.
         case tfjs = "json"
 
-        public init?(path: String) {
+        /// The output format `url`'s name asks for; nil for a name DLKit does not write.
+        public init?(_ url: URL) { self.init(path: url.path) }
+
+        package init?(path: String) {
             if path.lowercased().hasSuffix(".weights.h5") { self = .kerasWeights; return }
             if URL(fileURLWithPath: path).lastPathComponent == "config.json" { self = .huggingFace; return }
             let ext = URL(fileURLWithPath: path).pathExtension.lowercased()
@@ -83,21 +87,25 @@ public enum Converter {
         return format
     }
 
-    /// Writes a graph as ONNX, a checkpoint or OpenVINO IR, by the output's extension; atomically.
-    /// - Parameter compressToFP16: OpenVINO IR only: float32 weights stored as f16 (+ Convert).
+    /// Writes a graph as ONNX, a checkpoint, TFLite or OpenVINO IR, by the output's extension;
+    /// atomically. Weights a Hugging Face graph only carries go to a checkpoint alone.
+    /// - Parameters:
+    ///   - graph: the model to write.
+    ///   - output: the file to write; its extension picks the format.
+    ///   - compressToFP16: OpenVINO IR only: float32 weights stored as f16 (+ Convert).
     public static func write(_ graph: Graph, to output: URL, compressToFP16: Bool = false) throws(DLKitError) {
         if compressToFP16 && Target(path: output.path) != .xml {
             throw .settings(path: output.path, [.compressToFP16], "applies to OpenVINO IR (.xml) output only")
         }
         switch Target(path: output.path) {
         case .onnx?:
-            do { try ONNXWriter.write(graph, to: output.path) } catch { throw .onnx(error) }
+            do { try ONNXWriter.write(HFFolder.droppingCarriedWeights(graph), to: output.path) } catch { throw .onnx(error) }
         case .ckpt?:
             do { try Checkpoint(graph: graph).write(to: output.path) } catch { throw .checkpoint(error) }
         case .tflite?:
-            do { try TFLiteWriter.write(graph, to: output.path) } catch { throw .tflite(error) }
+            do { try TFLiteWriter.write(HFFolder.droppingCarriedWeights(graph), to: output.path) } catch { throw .tflite(error) }
         case .xml?:
-            do { try OpenVINOWriter.write(graph, to: output.path, compressToFP16: compressToFP16) } catch { throw .openvino(error) }
+            do { try OpenVINOWriter.write(HFFolder.droppingCarriedWeights(graph), to: output.path, compressToFP16: compressToFP16) } catch { throw .openvino(error) }
         default:
             throw .unsupportedOutput(path: output.path, reason: "a graph is written as .onnx, .ckpt, .tflite or .xml")
         }

@@ -47,8 +47,12 @@ public enum ModelComparison {
     /// integers in [0, 10), booleans either way. Dims that are not fixed come from `shapes`.
     /// - Throws: `DLKitError.inputs` listing every input whose shape is unknown or whose given
     ///   shape does not fit the model.
-    /// - Parameter otherDims: the size of every dynamic dim `shapes` does not give; nil makes such a
-    ///   dim an error naming the input.
+    /// - Parameters:
+    ///   - inputs: the model's inputs.
+    ///   - shapes: the shapes of inputs whose dims are not all fixed, by input name.
+    ///   - seed: the same seed gives the same inputs.
+    ///   - otherDims: the size of every dynamic dim `shapes` does not give; nil makes such a
+    ///     dim an error naming the input.
     public static func randomInputs(for inputs: [ValueInfo], shapes: [String: [Int]], seed: UInt64,
                                     otherDims: Int? = nil) throws(DLKitError) -> [String: Tensor] {
         var rng = SplitMix64(seed: seed)

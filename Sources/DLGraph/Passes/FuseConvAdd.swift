@@ -11,7 +11,7 @@ import DLTensor
 /// the Add's output for the activation. Either Add operand may be the Conv (addition is
 /// commutative, bit for bit); when both are, the first is fused and the second becomes the skip.
 /// The skip may broadcast: the kernel then falls back to Conv, Add and the activation in turn.
-public enum FuseConvAdd: GraphPass {
+package enum FuseConvAdd: GraphPass {
     public static let name = "fuse-conv-add"
 
     public static func run(_ graph: inout Graph) -> Bool {
