@@ -38,8 +38,9 @@ public struct HTTPLimits: Sendable {
 /// | `GET /metrics` | Prometheus text |
 ///
 /// Requests are parsed on the event loops and run on a `RunQueue` (with dynamic batching when
-/// `maxBatch` > 1): on the event loop itself when a runner is free and none waits, else on a
-/// runner thread and answered back on their event loop. Errors are `{"error": "..."}` with a 4xx
+/// `maxBatch` > 1): an inference of a model whose recent runs took at most 2 ms on the event loop
+/// itself when a runner is free and none waits, else on a runner thread and answered back on
+/// their event loop. Errors are `{"error": "..."}` with a 4xx
 /// status; the connection stays usable unless the body was too large.
 public final class HTTPServer: @unchecked Sendable {
     public let server: InferenceServer
@@ -260,8 +261,8 @@ public final class HTTPServer: @unchecked Sendable {
         }
     }
 
-    /// Parses an inference body and runs it: at once on the caller's thread (the event loop) when a
-    /// runner is free and nothing waits, else queued. `done` gets the reply on the caller's thread
+    /// Parses an inference body and runs it: at once on the caller's thread (the event loop) when
+    /// `RunQueue.runHereIfIdle` takes it, else queued. `done` gets the reply on the caller's thread
     /// (run here, or refused before running) or on a runner thread.
     func infer(model m: Int, headerLength: String?, body: inout [UInt8], generate: Bool = false, done: @escaping @Sendable (Reply) -> Void) {
         var jsonLength = body.count
@@ -299,8 +300,8 @@ public final class HTTPServer: @unchecked Sendable {
             done(reply(to: job, outcome: server.run([job])[0]))
             return
         }
-        // An idle server runs the request here: handing it to a runner and the answer back to the
-        // event loop cost two thread wake-ups (the MLP at batch 1 went from 167 to 141 us).
+        // An idle server runs a short request here: handing it to a runner and the answer back to
+        // the event loop cost two thread wake-ups (the MLP at batch 1 went from 167 to 141 us).
         if let outcome = runQueue.runHereIfIdle(job) {
             done(reply(to: job, outcome: outcome))
             return

@@ -7,8 +7,9 @@ import Foundation
 /// given with its job, on the runner's thread. With `threads: 0` there are no runner threads and
 /// `submit` runs each job at once on the caller's thread (for single-threaded harnesses: fuzzing).
 ///
-/// `runHereIfIdle` lets a caller run a job on its own thread when a runner is free and nothing is
-/// queued: no hand-over to a runner and back. At most `threads` jobs run at once either way.
+/// `runHereIfIdle` lets a caller run an inference on its own thread when a runner is free, nothing
+/// is queued and the model's recent runs were short: no hand-over to a runner and back. At most
+/// `threads` jobs run at once either way.
 public final class RunQueue: @unchecked Sendable {
     public typealias Completion = @Sendable (ServeOutcome) -> Void
 
@@ -25,6 +26,12 @@ public final class RunQueue: @unchecked Sendable {
     private var closed = false
     /// Runs under way, on runner threads or through `runHereIfIdle`; at most `threadCount`.
     private var busy = 0
+    /// Recent time of one unbatched run, by model index (a moving average, seconds).
+    private var recentRunSeconds: [Int: Double] = [:]
+    /// `runHereIfIdle` takes only models whose recent runs are at most this long: the hand-over it
+    /// saves costs tens of microseconds, and a caller's thread (an HTTP event loop) busy with a long
+    /// run answers nothing else meanwhile.
+    public let hereLimitSeconds: Double
     private var running: [Thread] = []
     private let exited: DispatchSemaphore
     private let threadCount: Int
@@ -32,8 +39,9 @@ public final class RunQueue: @unchecked Sendable {
     private let observe: @Sendable (_ batch: Int) -> Void
 
     public init(server: InferenceServer, threads: Int, maxBatch: Int, name: String = "dlserve-run",
-                observe: @escaping @Sendable (_ batch: Int) -> Void = { _ in }) {
+                hereLimitSeconds: Double = 0.002, observe: @escaping @Sendable (_ batch: Int) -> Void = { _ in }) {
         self.server = server
+        self.hereLimitSeconds = hereLimitSeconds
         self.maxBatch = max(1, maxBatch)
         self.observe = observe
         threadCount = max(0, threads)
@@ -72,26 +80,41 @@ public final class RunQueue: @unchecked Sendable {
         lock.unlock()
     }
 
-    /// Runs `job` on the caller's thread when fewer than `threads` runs are under way and no job is
-    /// waiting (so it overtakes nothing and misses no batch partner); nil otherwise (submit it).
-    /// Saves the two thread hand-overs of `submit` for a request that arrives at an idle server.
+    /// Runs `job` on the caller's thread when it is an inference whose model ran recently within
+    /// `hereLimitSeconds`, fewer than `threads` runs are under way and no job is waiting (so it
+    /// overtakes nothing and misses no batch partner); nil otherwise (submit it). Saves the two
+    /// thread hand-overs of `submit` for a short request that arrives at an idle server. A model's
+    /// first run always goes through a runner (nothing is known about its time yet).
     public func runHereIfIdle(_ job: ServeJob) -> ServeOutcome? {
+        guard case .infer(let infer) = job else { return nil }
         lock.lock()
-        guard !closed, busy < threadCount, head == items.count else {
+        guard !closed, busy < threadCount, head == items.count,
+              let recent = recentRunSeconds[infer.model], recent <= hereLimitSeconds else {
             lock.unlock()
             return nil
         }
         busy += 1
         lock.unlock()
-        let outcome = server.run([job])[0]
+        let (outcome, seconds) = timedRun([job])
         observe(1)
-        finishRun()
-        return outcome
+        finishRun(model: infer.model, seconds: seconds)
+        return outcome[0]
     }
 
-    private func finishRun() {
+    private func timedRun(_ jobs: [ServeJob]) -> ([ServeOutcome], Double) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let outcomes = server.run(jobs)
+        return (outcomes, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+
+    /// Frees a run's place; `model` and `seconds` (of one unbatched inference) update the model's
+    /// recent run time.
+    private func finishRun(model: Int?, seconds: Double) {
         lock.lock()
         busy -= 1
+        if let model {
+            recentRunSeconds[model] = recentRunSeconds[model].map { 0.75 * $0 + 0.25 * seconds } ?? seconds
+        }
         if head < items.count { lock.signal() }
         lock.unlock()
     }
@@ -129,9 +152,11 @@ public final class RunQueue: @unchecked Sendable {
             }
             lock.unlock()
 
-            let outcomes = server.run(batch.map(\.job))
+            let (outcomes, seconds) = timedRun(batch.map(\.job))
             observe(batch.count)
-            finishRun()
+            var model: Int? = nil
+            if batch.count == 1, case .infer(let j) = batch[0].job { model = j.model }
+            finishRun(model: model, seconds: seconds)
             for (item, outcome) in zip(batch, outcomes) { item.done(outcome) }
         }
     }

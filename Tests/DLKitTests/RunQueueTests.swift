@@ -18,19 +18,34 @@ struct RunQueueTests {
         return String(decoding: out, as: UTF8.self)
     }
 
-    @Test func anIdleQueueRunsTheJobHereWithTheSameAnswerAsSubmit() throws {
-        let queue = RunQueue(server: opsServer, threads: 1, maxBatch: 4)
-        defer { queue.close() }
-        let here = try #require(queue.runHereIfIdle(job(0.5, id: 1)))
+    /// Submits `job` and waits for its answer.
+    func submitted(_ queue: RunQueue, _ job: ServeJob) -> String {
         let answered = DispatchSemaphore(value: 0)
         let box = Box()
-        queue.submit(job(0.5, id: 1)) { outcome in
+        queue.submit(job) { outcome in
             box.set(self.text(outcome))
             answered.signal()
         }
         answered.wait()
-        #expect(text(here) == box.value)
+        return box.value
+    }
+
+    @Test func anIdleQueueRunsAKnownShortModelHereWithTheSameAnswerAsSubmit() throws {
+        // An hour: every run of the small fixture counts as short.
+        let queue = RunQueue(server: opsServer, threads: 1, maxBatch: 4, hereLimitSeconds: 3600)
+        defer { queue.close() }
+        #expect(queue.runHereIfIdle(job(0.5, id: 1)) == nil, "the model's first run goes to a runner (its time is unknown)")
+        let queued = submitted(queue, job(0.5, id: 1))
+        let here = try #require(queue.runHereIfIdle(job(0.5, id: 1)))
+        #expect(text(here) == queued)
         #expect(InferenceServer.errorMessage(here) == nil)
+    }
+
+    @Test func aModelSlowerThanTheLimitIsNotRunHere() {
+        let queue = RunQueue(server: opsServer, threads: 1, maxBatch: 1, hereLimitSeconds: 0)
+        defer { queue.close() }
+        _ = submitted(queue, job(1, id: 1))
+        #expect(queue.runHereIfIdle(job(1, id: 2)) == nil)
     }
 
     @Test func aClosedQueueRunsNothingHere() {
@@ -49,7 +64,7 @@ struct RunQueueTests {
     /// job is answered with its own result, and the runs observed add up to the jobs.
     @Test func jobsRunHereOrQueuedAreAllAnsweredOnce() {
         let observed = Box()
-        let queue = RunQueue(server: opsServer, threads: 1, maxBatch: 1) { n in observed.add(n) }
+        let queue = RunQueue(server: opsServer, threads: 1, maxBatch: 1, hereLimitSeconds: 3600) { n in observed.add(n) }
         let jobs = 64
         let expected = (0..<jobs).map { text(opsServer.run([job(Float($0 % 5), id: $0)])[0]) }
         let answers = Box()
