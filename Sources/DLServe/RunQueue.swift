@@ -11,7 +11,7 @@ import Foundation
 /// is queued and the model's recent runs were short: no hand-over to a runner and back. At most
 /// `threads` jobs run at once either way.
 public final class RunQueue: @unchecked Sendable {
-    public typealias Completion = @Sendable (ServeOutcome) -> Void
+    package typealias Completion = @Sendable (ServeOutcome) -> Void
 
     private struct Item {
         let job: ServeJob
@@ -67,7 +67,7 @@ public final class RunQueue: @unchecked Sendable {
 
     /// Queues `job`; `done` receives its outcome on a runner thread. After `close`, the job is
     /// still answered (run on the caller's thread).
-    public func submit(_ job: ServeJob, done: @escaping Completion) {
+    package func submit(_ job: ServeJob, done: @escaping Completion) {
         lock.lock()
         if closed || threadCount == 0 {
             lock.unlock()

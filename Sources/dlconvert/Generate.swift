@@ -1,5 +1,6 @@
 import ArgumentParser
 import DLKit
+import DLSupport
 import Foundation
 
 /// `dlconvert generate HFDIR`: greedy text generation with a decoder folder, one prompt per stdin line.
