@@ -85,7 +85,7 @@ public final class RunQueue: @unchecked Sendable {
     /// overtakes nothing and misses no batch partner); nil otherwise (submit it). Saves the two
     /// thread hand-overs of `submit` for a short request that arrives at an idle server. A model's
     /// first run always goes through a runner (nothing is known about its time yet).
-    public func runHereIfIdle(_ job: ServeJob) -> ServeOutcome? {
+    package func runHereIfIdle(_ job: ServeJob) -> ServeOutcome? {
         guard case .infer(let infer) = job else { return nil }
         lock.lock()
         guard !closed, busy < threadCount, head == items.count,
