@@ -79,8 +79,9 @@ package enum FuseConvAdd: GraphPass {
                 throw .typeMismatch(node: ctx.node.displayName, reason: "the residual is \(r.dtype), the Conv gives \(y.dtype)")
             }
             guard let dy = y.dims, let dr = r.dims else { return [TensorType(dtype: y.dtype, dims: nil)] }
-            guard let out = DimMath.broadcast(dy, dr) else {
-                throw .shapeMismatch(node: ctx.node.displayName, reason: "the residual \(r) does not broadcast with the Conv's \(y)")
+            let out: [Dim]
+            do throws(Broadcast.Mismatch) { out = try Broadcast.dims(dy, dr) } catch {
+                throw .shapeMismatch(node: ctx.node.displayName, reason: "the residual \(r) against the Conv's \(y): \(error)")
             }
             return [TensorType(dtype: y.dtype, dims: out)]
         }

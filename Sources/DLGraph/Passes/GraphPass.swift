@@ -14,17 +14,23 @@ package protocol GraphPass {
 /// check is dropped for that round, so a pass bug can never turn a good graph into a broken one.
 /// `optimizeReport` says which pass failed and how; `optimizeStrict` throws it (for tests).
 package enum GraphOptimizer {
-    /// The passes the runtime runs, in order.
-    public static let standard: [any GraphPass.Type] = [EliminateIdentity.self, FoldConvBias.self, FuseHardSwish.self,
-        FuseQuantizeDequantize.self, FuseMatMulAdd.self, FuseActivation.self,
-        FuseAttention.self,
-        FuseConvAdd.self,
-        FuseConvPool.self,
-        FoldBatchNorm.self,
-        ConstantFolding.self,
-        EliminateCommonSubexpressions.self,
-        SinkTransposes.self,
-    ]
+    /// The passes the runtime runs, in order, with `folding` as the constant-folding pass: the
+    /// runtime's `KernelFolding` (`GraphOptimizer.runtime`) evaluates nodes through the kernels.
+    public static func standard(folding: any GraphPass.Type) -> [any GraphPass.Type] {
+        [EliminateIdentity.self, FoldConvBias.self, FuseHardSwish.self,
+         FuseQuantizeDequantize.self, FuseMatMulAdd.self, FuseActivation.self,
+         FuseAttention.self,
+         FuseConvAdd.self,
+         FuseConvPool.self,
+         FoldBatchNorm.self,
+         folding,
+         EliminateCommonSubexpressions.self,
+         SinkTransposes.self]
+    }
+
+    /// The standard passes with `ConstantFolding` on its own (`Constant` nodes and symbolic
+    /// shapes; no evaluation, which needs the kernels): what DLGraph can run by itself.
+    public static let standard = standard(folding: ConstantFolding.self)
 
     /// - Returns: the optimised graph, and the names of the passes that changed it (in order,
     ///   repeated when a pass fired in several rounds).
