@@ -256,6 +256,31 @@ def http_connection_limit():
         assert server.stop() == 0
 
 
+def http_idle_timeout():
+    """--idle-timeout 1: a silent connection, and one silent after its answer, are closed by the
+    server; one used more often than that stays open."""
+    with HTTPServer([MLP], "--idle-timeout", "1") as server:
+        silent = socket.create_connection(("127.0.0.1", server.port))
+        silent.settimeout(10)
+        answered = socket.create_connection(("127.0.0.1", server.port))
+        answered.settimeout(10)
+        answered.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = b""
+        while not reply.endswith(b"}"):
+            reply += answered.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 200"), reply[:100]
+        assert silent.recv(1) == b"", "a silent connection is closed after the idle time"
+        assert answered.recv(1) == b"", "a connection silent after its answer is closed after the idle time"
+        # A kept-alive connection still serves after less than the idle time.
+        c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        for _ in range(3):
+            c.request("GET", "/v2/health/ready")
+            assert c.getresponse().read() == b'{"ready":true}'
+            time.sleep(0.3)
+        c.close()
+        assert server.stop() == 0
+
+
 def http_load(connections=1000, rounds=2):
     """`connections` concurrent connections at once, a quarter of them malformed, twice; every
     answer right, and resident memory after the second round within 16 MiB of the first."""
@@ -414,6 +439,7 @@ def main():
     check("http (tritonclient): every datatype, JSON and binary, unchanged", http_every_datatype)
     check("http: bad requests get 4xx with a JSON error, the server goes on; /metrics", http_bad_requests)
     check("http: connections over --max-connections are closed at once", http_connection_limit)
+    check("http: --idle-timeout closes silent connections, not used ones", http_idle_timeout)
     check("http: 1,000 concurrent connections mixed valid/malformed, twice, memory flat", http_load)
     check("http: SIGTERM answers the request in flight, then exits 0", http_sigterm_drains)
     check("http: two replicas behind nginx (round robin), one killed mid-run, every answer right", nginx_round_robin)

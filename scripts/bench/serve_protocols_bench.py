@@ -8,10 +8,15 @@ batch 1 and 32:
   - in process: `Model.run` timed inside Swift (dlserve-codec-bench --run), one compute thread;
   - stdio, pipelined: N requests written through the pipe while answers are read (as a batch job
     would), time per answer from first to last; JSON and binary tensor data;
-  - stdio and HTTP, one request at a time (send, wait for the answer, next): the latency a single
-    synchronous client sees; JSON and binary, HTTP over one keep-alive connection on 127.0.0.1
-    (a raw socket, each request in one send).
-and the tensor JSON codec throughput (MB/s of JSON text printed and parsed).
+  - stdio and HTTP, one request at a time (send, wait for the answer, next), both with a thin
+    client of our own: HTTP over one keep-alive connection on 127.0.0.1 (a raw socket, each
+    request in one send). Both clients cost the same few microseconds, so the HTTP/stdio ratio is
+    the server's transport cost, not a client's;
+  - HTTP with tritonclient[http] (the client a user runs), one request at a time, against
+    dlserve --http and against the FastAPI/uvicorn v2 server around ONNX Runtime
+    (v2_fastapi_server.py): the same client for both, JSON and binary;
+and the tensor JSON codec throughput (MB/s of JSON text printed and parsed). The load average is
+recorded around every measurement: the machine is shared and the wall times move with it.
 Prints a Markdown table and writes it to scripts/bench/RESULTS-serve-protocols.md (not with
 --quick); `--json-baseline` adds a column with earlier pipelined-JSON times.
 """
@@ -186,16 +191,58 @@ def answer_array(answer):
     return np.frombuffer(body[split:], np.float32).reshape(out["shape"])
 
 
-def http_pair(start, bodies_json, bodies_bin, total):
-    """JSON and binary medians against one server, stopped afterwards; and its two answers."""
+def sequential_tritonclient(port, xs, total, binary):
+    """Median microseconds per request through tritonclient[http] (one request at a time, the
+    client's own keep-alive connection), and the last answer."""
+    import tritonclient.http as triton
+    client = triton.InferenceServerClient(f"127.0.0.1:{port}")
+    times = []
+    for i in range(total):
+        x = xs[i % len(xs)]
+        t = time.perf_counter()
+        inp = triton.InferInput("x", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x, binary_data=binary)
+        result = client.infer("mlp", [inp], outputs=[triton.InferRequestedOutput("y", binary_data=binary)])
+        y = result.as_numpy("y")
+        times.append(time.perf_counter() - t)
+    client.close()
+    return np.median(times[len(times) // 10:]) * 1e6, y
+
+
+def http_pair(start, xs, total):
+    """Against one server, stopped afterwards: tritonclient JSON and binary medians, and their
+    answers to the last request."""
     p, port = start()
     try:
-        t_json, a_json = sequential_http(port, bodies_json, total)
-        t_bin, a_bin = sequential_http(port, bodies_bin, total)
+        t_json, a_json = sequential_tritonclient(port, xs, total, binary=False)
+        t_bin, a_bin = sequential_tritonclient(port, xs, total, binary=True)
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait()
-    return t_json, t_bin, answer_array(a_json), answer_array(a_bin)
+    return t_json, t_bin, a_json, a_bin
+
+
+def own_client_http(dlserve, bodies_json, bodies_bin, total):
+    """JSON and binary medians of dlserve --http with the raw-socket client, and the two answers to
+    the last request."""
+    p, port = start_dlserve_http(dlserve)
+    try:
+        t_json, a_json = sequential_http(port, bodies_json, total)
+        t_bin, a_bin = sequential_http(port, bodies_bin, total)
+        return t_json, t_bin, answer_array(a_json), answer_array(a_bin)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait()
+
+
+def spread(f, repeats):
+    """Median, lowest and highest of `repeats` calls of f (pipelined runs move with machine load)."""
+    values = sorted(f() for _ in range(repeats))
+    return values[len(values) // 2], values[0], values[-1]
+
+
+def load():
+    return os.getloadavg()[0]
 
 
 def main():
@@ -204,6 +251,7 @@ def main():
     ap.add_argument("--json-baseline", help="earlier pipelined JSON us/request at batch 1,32 (for a before/after column)")
     ap.add_argument("--fastapi-python", default=sys.executable,
                     help="a Python with fastapi and uvicorn for the comparison server (default: this one)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each pipelined measurement (median, lowest, highest)")
     args = ap.parse_args()
     fastapi = subprocess.run([args.fastapi_python, "-c", "import fastapi, uvicorn"], capture_output=True).returncode == 0
     if not fastapi:
@@ -226,60 +274,82 @@ def main():
             raw = encode_request({"x": x}, ["y"])
             header, _, blob = raw.partition(b"\n")
             bodies_bin.append((header + blob, {"Inference-Header-Content-Length": str(len(header))}))
-        # Every server must give the same answer to the last request (16 kinds, cycled).
-        http_total = n // 4
-        http = http_pair(lambda: start_dlserve_http(dlserve), bodies_json, bodies_bin, http_total)
-        fast = http_pair(lambda: start_fastapi(args.fastapi_python), bodies_json, bodies_bin, http_total) if fastapi else None
-        for theirs in (fast[2:] if fast else ()):
-            for ours in http[2:]:
-                if not np.allclose(ours, theirs, rtol=1e-4, atol=1e-5):
-                    raise SystemExit("dlserve and the FastAPI server answer the same request differently")
-        in_process = float(subprocess.run([bench, "--run", MLP, str(rows), str(n)], check=True,
-                                          capture_output=True, text=True).stdout)
-        row = {
-            "rows": rows, "in_process": in_process,
-            "pipe_json": pipelined(dlserve, jsonl, n, binary=False),
-            "pipe_binary": pipelined(dlserve, binary, n, binary=True),
-            "seq_stdio_json": sequential_stdio(dlserve, jsonl, n // 4),
-            "seq_stdio_binary": sequential_stdio(dlserve, binary, n // 4),
-            "seq_http_json": http[0],
-            "seq_http_binary": http[1],
-            "fastapi_json": fast[0] if fast else None,
-            "fastapi_binary": fast[1] if fast else None,
-            "baseline": baseline[bi] if baseline else None,
-        }
+        row = {"rows": rows, "load_before": load()}
+        row["in_process"] = float(subprocess.run([bench, "--run", MLP, str(rows), str(n)], check=True,
+                                                 capture_output=True, text=True).stdout)
+        row["pipe_json"] = spread(lambda: pipelined(dlserve, jsonl, n, binary=False), args.repeats)
+        row["pipe_binary"] = spread(lambda: pipelined(dlserve, binary, n, binary=True), args.repeats)
+        row["load_pipelined"] = load()
+        row["seq_stdio_json"] = sequential_stdio(dlserve, jsonl, n // 4)
+        row["seq_stdio_binary"] = sequential_stdio(dlserve, binary, n // 4)
+        own = own_client_http(dlserve, bodies_json, bodies_bin, n // 4 // 16 * 16)
+        row["seq_http_json"], row["seq_http_binary"] = own[:2]
+        row["load_sequential"] = load()
+        # tritonclient costs milliseconds per JSON batch of its own: half as many requests (both
+        # counts multiples of 16, so every client's last request is the same input).
+        triton_total = n // 4 // 32 * 16
+        ours = http_pair(lambda: start_dlserve_http(dlserve), xs, triton_total)
+        row["triton_json"], row["triton_binary"] = ours[:2]
+        answers = [own[2:], ours[2:]]
+        if fastapi:
+            theirs = http_pair(lambda: start_fastapi(args.fastapi_python), xs, triton_total)
+            row["fastapi_json"], row["fastapi_binary"] = theirs[:2]
+            answers.append(theirs[2:])
+        # Every client and server must give the same answer to the last request (16 kinds, cycled).
+        first = answers[0][0]
+        if not all(np.allclose(first, a, rtol=1e-4, atol=1e-5) for pair in answers for a in pair):
+            raise SystemExit("the servers or clients answer the same request differently")
+        row["load_after"] = load()
+        row["baseline"] = baseline[bi] if baseline else None
         rows_out.append(row)
         print(json.dumps(row), file=sys.stderr)
 
+    def loads(r, *keys):
+        return "-".join(f"{r[k]:.1f}" for k in keys)
+
     out = ["# dlserve per-request time by transport (MLP 784-512-512-10)", "",
            f"Release build, one compute thread, {os.cpu_count()} cores; microseconds per request. "
-           "Made by `scripts/bench/serve_protocols_bench.py`.", "",
-           "| batch | in-process Model.run | stdio binary, pipelined | ratio to Model.run | stdio JSON, pipelined |"
+           "Made by `scripts/bench/serve_protocols_bench.py`. The machine is shared: the 1-minute load "
+           "average is given for each measurement.", "",
+           f"Requests streamed through the pipe (pipelined), median of {args.repeats} runs with the lowest "
+           "and highest in brackets:", "",
+           "| batch | in-process Model.run | stdio binary, pipelined | ratio to Model.run | stdio JSON, pipelined | load |"
            + (" JSON before | JSON speed-up |" if baseline else ""),
-           "|---:|---:|---:|---:|---:|" + ("---:|---:|" if baseline else "")]
+           "|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if baseline else "")]
     for r in rows_out:
-        line = (f"| {r['rows']} | {r['in_process']:.1f} | {r['pipe_binary']:.1f} | {r['pipe_binary'] / r['in_process']:.2f}x | "
-                f"{r['pipe_json']:.1f} |")
+        (pb, pb_lo, pb_hi), (pj, pj_lo, pj_hi) = r["pipe_binary"], r["pipe_json"]
+        line = (f"| {r['rows']} | {r['in_process']:.1f} | {pb:.1f} ({pb_lo:.1f}-{pb_hi:.1f}) | "
+                f"{pb / r['in_process']:.2f}x ({pb_lo / r['in_process']:.2f}-{pb_hi / r['in_process']:.2f}) | "
+                f"{pj:.1f} ({pj_lo:.1f}-{pj_hi:.1f}) | {loads(r, 'load_before', 'load_pipelined')} |")
         if baseline:
-            line += f" {r['baseline']:.1f} | {r['baseline'] / r['pipe_json']:.2f}x |"
+            line += f" {r['baseline']:.1f} | {r['baseline'] / pj:.2f}x |"
         out.append(line)
-    out += ["", "One request at a time (send, wait for the answer), median:", "",
-            "| batch | stdio binary | HTTP binary | HTTP/stdio | stdio JSON | HTTP JSON | HTTP/stdio |",
-            "|---:|---:|---:|---:|---:|---:|---:|"]
+    out += ["", "One request at a time (send, wait for the answer), median, with a thin client of our own for "
+            "both transports (a pipe; a raw keep-alive socket), so the ratio is the server's:", "",
+            "| batch | stdio binary | HTTP binary | HTTP/stdio | stdio JSON | HTTP JSON | HTTP/stdio | load |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows_out:
         out.append(f"| {r['rows']} | {r['seq_stdio_binary']:.1f} | {r['seq_http_binary']:.1f} | "
                    f"{r['seq_http_binary'] / r['seq_stdio_binary']:.2f}x | {r['seq_stdio_json']:.1f} | "
-                   f"{r['seq_http_json']:.1f} | {r['seq_http_json'] / r['seq_stdio_json']:.2f}x |")
-    if fast:
-        out += ["", "The same over HTTP against a Python v2 server (FastAPI on uvicorn around ONNX Runtime, one "
-                "thread, `scripts/bench/v2_fastapi_server.py`), one request at a time, median; "
-                "ratio below 1: dlserve is faster:", "",
-                "| batch | FastAPI+ORT JSON | dlserve JSON | ratio | FastAPI+ORT binary | dlserve binary | ratio |",
-                "|---:|---:|---:|---:|---:|---:|---:|"]
+                   f"{r['seq_http_json']:.1f} | {r['seq_http_json'] / r['seq_stdio_json']:.2f}x | "
+                   f"{loads(r, 'load_pipelined', 'load_sequential')} |")
+    out += ["", "Over HTTP with tritonclient[http] 2.73 (the client a user runs; its own encoding and decoding "
+            "included), one request at a time, median"
+            + (", against a Python v2 server (FastAPI on uvicorn around ONNX Runtime, one thread, "
+               "`scripts/bench/v2_fastapi_server.py`); ratio below 1: dlserve is faster:" if fastapi else ":"), ""]
+    if fastapi:
+        out += ["| batch | FastAPI+ORT JSON | dlserve JSON | ratio | FastAPI+ORT binary | dlserve binary | ratio | load |",
+                "|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in rows_out:
-            out.append(f"| {r['rows']} | {r['fastapi_json']:.1f} | {r['seq_http_json']:.1f} | "
-                       f"{r['seq_http_json'] / r['fastapi_json']:.2f}x | {r['fastapi_binary']:.1f} | "
-                       f"{r['seq_http_binary']:.1f} | {r['seq_http_binary'] / r['fastapi_binary']:.2f}x |")
+            out.append(f"| {r['rows']} | {r['fastapi_json']:.1f} | {r['triton_json']:.1f} | "
+                       f"{r['triton_json'] / r['fastapi_json']:.2f}x | {r['fastapi_binary']:.1f} | "
+                       f"{r['triton_binary']:.1f} | {r['triton_binary'] / r['fastapi_binary']:.2f}x | "
+                       f"{loads(r, 'load_sequential', 'load_after')} |")
+    else:
+        out += ["| batch | dlserve JSON | dlserve binary | load |", "|---:|---:|---:|---:|"]
+        for r in rows_out:
+            out.append(f"| {r['rows']} | {r['triton_json']:.1f} | {r['triton_binary']:.1f} | "
+                       f"{loads(r, 'load_sequential', 'load_after')} |")
     out += ["", "```", codec.strip(), "```"]
     text = "\n".join(out) + "\n"
     if not args.quick:
