@@ -13,7 +13,8 @@ import DLTensor
 /// Quantized tensors (int8/uint8/int16 with a scale, int32 biases) are read through
 /// `DequantizeLinear` and ops whose output is quantized end in `QuantizeLinear`. Full-integer
 /// models follow TFLite's integer arithmetic where it decides the result (convolutions, fully
-/// connected, add, mul, requantize, mean, average pool: `Ops/IntegerOps.swift`) and compute in
+/// connected, add, mul, requantize, mean, average pool: `Ops/IntegerOps.swift`; the 8-bit activations:
+/// `Ops/IntegerActivations.swift`) and compute in
 /// float between the quantize steps elsewhere; dynamic-range convolutions and fully connected
 /// quantize their input as TFLite's hybrid kernels do, other ops dequantize their weights once
 /// (folded by the plan); float16 weights behind DEQUANTIZE become a Cast.
