@@ -18,6 +18,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // HTTP for `dlserve --http` (NIOHTTP1's parser and encoder; no framework on top).
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // `swift package generate-documentation --target DLKit` (the DocC catalog in Sources/DLKit);
+        // a plugin only: nothing of it is linked into DLKit.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // System libraries (private plumbing: only their one user imports them).

@@ -57,7 +57,7 @@ public struct Differentiator: Sendable {
         var values: [String: Tensor] = [:]
         for (name, t) in graph.initializers { values[name] = t }
         for (name, t) in inputs { values[name] = t }
-        for v in graph.inputs where values[v.name] == nil { throw .unsupported(node: "input '\(v.name)'", reason: "is missing") }
+        for v in graph.inputs where values[v.name] == nil { throw .invalidInput(node: "input '\(v.name)'", reason: "is missing") }
         var records: [Tape.Record] = []
         records.reserveCapacity(graph.nodes.count)
         var updated: [String: Tensor] = [:]

@@ -112,7 +112,7 @@ extension Rules {
 
     /// The 2-D convolution parameters of a Conv node (1-D runs as height 1).
     static func convParams(_ c: RuleContext, x: Tensor, w: Tensor, y: Tensor) throws(AutogradError) -> Conv2DParams {
-        guard x.rank == 3 || x.rank == 4, w.rank == x.rank else { throw c.fail("only 1-D and 2-D convolutions are differentiable") }
+        guard x.rank == 3 || x.rank == 4, w.rank == x.rank else { throw c.unsupported("only 1-D and 2-D convolutions are differentiable") }
         let oneD = x.rank == 3
         let group = try c.int("group", 1)
         let strides = try c.ints("strides") ?? [Int](repeating: 1, count: x.rank - 2)

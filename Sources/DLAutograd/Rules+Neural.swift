@@ -15,7 +15,7 @@ extension Rules {
     }
 
     static func window(_ c: RuleContext, x: Tensor, y: Tensor) throws(AutogradError) -> Window {
-        guard x.rank == 3 || x.rank == 4 else { throw c.fail("only 1-D and 2-D pooling is differentiable") }
+        guard x.rank == 3 || x.rank == 4 else { throw c.unsupported("only 1-D and 2-D pooling is differentiable") }
         let oneD = x.rank == 3
         let kernel = try c.ints("kernel_shape") ?? []
         guard kernel.count == x.rank - 2 else { throw c.fail("kernel_shape must have \(x.rank - 2) values") }
@@ -152,7 +152,7 @@ extension Rules {
     /// running ones as PyTorch does (`running = momentum * running + (1 - momentum) * batch`, ONNX's
     /// momentum being 1 - PyTorch's; the variance folded in is the unbiased one).
     static let batchNormForward: TrainingForward = { node, inputs, _ throws(AutogradError) in
-        func fail(_ r: String) -> AutogradError { .unsupported(node: node.displayName, reason: r) }
+        func fail(_ r: String) -> AutogradError { .invalidInput(node: node.displayName, reason: r) }
         guard inputs.count >= 5, let x = inputs[0], let scale = inputs[1], let bias = inputs[2],
               let rm = inputs[3], let rv = inputs[4] else { throw fail("needs X, scale, B, mean and var") }
         guard x.rank >= 2 else { throw fail("input must have a channel axis") }
@@ -275,7 +275,7 @@ extension Rules {
     /// training generator) and scales the rest by 1 / (1 - ratio). A `training_mode` input that is
     /// false makes it the identity, as at inference.
     static let dropoutForward: TrainingForward = { node, inputs, rng throws(AutogradError) in
-        guard let x = inputs.first ?? nil else { throw .unsupported(node: node.displayName, reason: "input 0 is missing") }
+        guard let x = inputs.first ?? nil else { throw .invalidInput(node: node.displayName, reason: "input 0 is missing") }
         var ratio: Float = 0.5
         if inputs.count > 1, let r = inputs[1] { ratio = Ops.floats(r).first ?? 0.5 } else {
             do throws(GraphError) { ratio = try node.float("ratio", default: 0.5) } catch { throw .runtime(.node(node.displayName, error)) }

@@ -16,15 +16,15 @@ extension Rules {
 
     static func rnnShape(_ c: RuleContext, gates: Int) throws(AutogradError) -> RNNShape {
         let x = try c.input(0), w = try c.input(1), r = try c.input(2)
-        guard try c.int("layout", 0) == 0 else { throw c.fail("gradients need layout 0") }
-        if c.node.attribute("clip") != nil { throw c.fail("gradients with clip are not supported") }
-        if c.node.attribute("activations") != nil { throw c.fail("gradients need the default activations") }
-        if try c.int("input_forget", 0) != 0 { throw c.fail("gradients with input_forget are not supported") }
+        guard try c.int("layout", 0) == 0 else { throw c.unsupported("gradients need layout 0") }
+        if c.node.attribute("clip") != nil { throw c.unsupported("gradients with clip are not supported") }
+        if c.node.attribute("activations") != nil { throw c.unsupported("gradients need the default activations") }
+        if try c.int("input_forget", 0) != 0 { throw c.unsupported("gradients with input_forget are not supported") }
         if c.inputs.count > 4, let s = c.inputs[4] {
             let lens = Ops.ints(s)
-            guard lens.allSatisfy({ $0 == x.shape[0] }) else { throw c.fail("gradients need every sequence_lens equal to the sequence length") }
+            guard lens.allSatisfy({ $0 == x.shape[0] }) else { throw c.unsupported("gradients need every sequence_lens equal to the sequence length") }
         }
-        if c.inputs.count > 7, c.inputs[7] != nil { throw c.fail("gradients with peepholes are not supported") }
+        if c.inputs.count > 7, c.inputs[7] != nil { throw c.unsupported("gradients with peepholes are not supported") }
         let direction = try c.string("direction", "forward")
         let dirs = direction == "bidirectional" ? 2 : 1
         guard x.rank == 3, w.rank == 3, r.rank == 3, w.shape[0] == dirs else { throw c.fail("X, W, R shapes do not fit") }

@@ -195,7 +195,7 @@ extension Rules {
                 return i
             }
         default:
-            throw c.fail("mode '\(mode)' has no gradient rule")
+            throw c.unsupported("mode '\(mode)' has no gradient rule")
         }
         return [Ops.tensor(x.shape, scatterBack(c.grad(), outShape: y.shape, inShape: shape, source))]
     }

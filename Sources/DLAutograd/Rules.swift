@@ -15,7 +15,10 @@ struct RuleContext {
     let training: Bool
     let opset: Int?
 
-    func fail(_ reason: String) -> AutogradError { .unsupported(node: node.displayName, reason: reason) }
+    /// The node's inputs or attributes break the op's contract.
+    func fail(_ reason: String) -> AutogradError { .invalidInput(node: node.displayName, reason: reason) }
+    /// A valid form of the op whose gradient is not implemented.
+    func unsupported(_ reason: String) -> AutogradError { .unsupported(node: node.displayName, reason: reason) }
 
     func input(_ i: Int) throws(AutogradError) -> Tensor {
         guard i < inputs.count, let t = inputs[i] else { throw fail("input \(i) is missing") }

@@ -1,3 +1,6 @@
+import DLSafeTensors
+import DLTorch
+
 /// Why a Hugging Face folder could not be read, always naming the file and what is wrong in it.
 public enum HFError: Error, Sendable, CustomStringConvertible, Equatable {
     /// A file of the folder is missing or unreadable.
@@ -9,8 +12,10 @@ public enum HFError: Error, Sendable, CustomStringConvertible, Equatable {
     case unsupported(path: String, reason: String)
     /// The weights do not match what the config describes (missing, wrong shape or dtype).
     case weights(path: String, reason: String)
-    /// A weights reader's own error (its message names the file).
-    case reader(String)
+    /// The safetensors reader's own error (its message names the file).
+    case safetensors(SafeTensorsError)
+    /// The PyTorch reader's own error (its message names the file).
+    case torch(TorchError)
 
     public var description: String {
         switch self {
@@ -18,7 +23,8 @@ public enum HFError: Error, Sendable, CustomStringConvertible, Equatable {
         case .invalid(let p, let r): "\(p): \(r)"
         case .unsupported(let p, let r): "\(p): not supported: \(r)"
         case .weights(let p, let r): "\(p): \(r)"
-        case .reader(let m): m
+        case .safetensors(let e): "\(e)"
+        case .torch(let e): "\(e)"
         }
     }
 }

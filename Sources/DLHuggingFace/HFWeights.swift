@@ -30,13 +30,13 @@ public struct HFWeights: Sendable {
         path = p
         switch name {
         case "model.safetensors.index.json":
-            do { tensors = NamedTensors(try ShardedSafeTensors(path: p).tensors()) } catch { throw .reader("\(error)") }
+            do { tensors = NamedTensors(try ShardedSafeTensors(path: p).tensors()) } catch { throw .safetensors(error) }
         case "model.safetensors":
-            do { tensors = NamedTensors(try SafeTensorsFile(path: p).tensors()) } catch { throw .reader("\(error)") }
+            do { tensors = NamedTensors(try SafeTensorsFile(path: p).tensors()) } catch { throw .safetensors(error) }
         case "pytorch_model.bin.index.json":
             tensors = try Self.torchShards(index: p, folder: folder)
         default:
-            do { tensors = try TorchFile(path: p).stateDict() } catch { throw .reader("\(error)") }
+            do { tensors = try TorchFile(path: p).stateDict() } catch { throw .torch(error) }
         }
     }
 
@@ -54,7 +54,7 @@ public struct HFWeights: Sendable {
             }
             if shards[file] == nil {
                 let sp = (folder as NSString).appendingPathComponent(file)
-                do { shards[file] = try TorchFile(path: sp).stateDict() } catch { throw .reader("\(error)") }
+                do { shards[file] = try TorchFile(path: sp).stateDict() } catch { throw .torch(error) }
             }
             guard let t = shards[file]?[m.key] else { throw .weights(path: p, reason: "tensor '\(m.key)' is not in \(file)") }
             out[m.key] = t

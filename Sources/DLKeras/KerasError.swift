@@ -34,7 +34,7 @@ public enum KerasError: Error, CustomStringConvertible, Sendable {
         case .helperRefused(_, let m): m
         case .helperFailed(let p, let r): "\(p): cannot read it in a helper process: \(r)"
         case .notKeras(let p, let r): "\(p): not a Keras file: \(r)"
-        case .weightsOnly(let p): "\(p): holds Keras weights but no model config; give the model (a .h5 with a config, or .keras) with --graph"
+        case .weightsOnly(let p): "\(p): holds Keras weights but no model config; give the model (a .h5 with a config, or .keras) as the graph to bind them onto"
         case .invalidConfig(let p, let r): "\(p): Keras model config: \(r)"
         case .unsupportedLayers(let p, let l): "\(p): unsupported Keras layer\(l.count == 1 ? "" : "s"): \(l.joined(separator: ", "))"
         case .weights(let p, let r): "\(p): Keras weights: \(r)"

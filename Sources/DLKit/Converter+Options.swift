@@ -37,6 +37,13 @@ public struct ConversionOptions: Sendable {
     }
 }
 
+/// A setting of `ConversionOptions`, as errors name it. A front end maps each to its own spelling
+/// (`dlconvert` to its flags).
+public enum ConversionSetting: String, Sendable, CaseIterable {
+    case opset, externalData = "external data", graph, allowMissing = "allow-missing", key, dtype
+    case compressToFP16 = "fp16 compression", signature, tfliteQuantize = "quantization"
+}
+
 /// What a conversion did, for a front end to report.
 public struct ConversionReport: Sendable {
     public var inputFormat: FileFormat
@@ -75,10 +82,10 @@ extension Converter {
         var report = ConversionReport(inputFormat: format)
         let onnxOptionsSet = options.onnx.opset != nil || options.onnx.externalData != .automatic
         if onnxOptionsSet && target != .onnx {
-            throw .invalidArgument("\(output.path): --opset and --external-data apply to .onnx output only")
+            throw .settings(path: output.path, [.opset, .externalData], "apply to .onnx output only")
         }
         if options.tfliteQuantize != .none && target != .tflite {
-            throw .invalidArgument("\(output.path): --quantize applies to .tflite output only")
+            throw .settings(path: output.path, [.tfliteQuantize], "applies to .tflite output only")
         }
         if target == .tflite, options.graph == nil, options.key == nil, options.dtype == nil, format.hasGraph {
             let (graph, _) = try Model.loadGraph(path: input.path)
@@ -86,7 +93,7 @@ extension Converter {
             return report
         }
         if options.compressToFP16 && target != .xml {
-            throw .invalidArgument("\(output.path): --compress-to-fp16 applies to OpenVINO IR (.xml) output only")
+            throw .settings(path: output.path, [.compressToFP16], "applies to OpenVINO IR (.xml) output only")
         }
         guard let graphURL = options.graph else {
             guard target == .onnx, format.hasGraph, options.key == nil, options.dtype == nil else {

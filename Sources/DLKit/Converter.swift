@@ -20,7 +20,10 @@ public enum Converter {
         /// A TensorFlow.js layers-model: `OUTDIR/model.json` (any `.json` but `config.json`) and its shards.
         case tfjs = "json"
 
-        public init?(path: String) {
+        /// The output format `url`'s name asks for; nil for a name DLKit does not write.
+        public init?(_ url: URL) { self.init(path: url.path) }
+
+        package init?(path: String) {
             if path.lowercased().hasSuffix(".weights.h5") { self = .kerasWeights; return }
             if URL(fileURLWithPath: path).lastPathComponent == "config.json" { self = .huggingFace; return }
             let ext = URL(fileURLWithPath: path).pathExtension.lowercased()
@@ -44,15 +47,15 @@ public enum Converter {
         let hasGraph = format.hasGraph
         switch target {
         case .huggingFace:
-            guard key == nil, dtype == nil else { throw .invalidArgument("\(output.path): --key and --dtype do not apply to a Hugging Face folder") }
+            guard key == nil, dtype == nil else { throw .settings(path: output.path, [.key, .dtype], "do not apply to a Hugging Face folder") }
             let (graph, _) = try Model.loadGraph(path: input.path)
             try HFFolderWriter.write(graph, toFolder: output.deletingLastPathComponent())
         case .tfjs:
-            guard key == nil, dtype == nil else { throw .invalidArgument("\(output.path): --key and --dtype do not apply to a TF.js layers-model") }
+            guard key == nil, dtype == nil else { throw .settings(path: output.path, [.key, .dtype], "do not apply to a TF.js layers-model") }
             let (graph, _) = try Model.loadGraph(path: input.path)
             try TFJSSupport.writeLayersModel(graph, to: output)
         case .kerasWeights, .h5:
-            guard key == nil, dtype == nil else { throw .invalidArgument("\(output.path): --key and --dtype do not apply to Keras weights") }
+            guard key == nil, dtype == nil else { throw .settings(path: output.path, [.key, .dtype], "do not apply to Keras weights") }
             let (graph, _) = try Model.loadGraph(path: input.path)
             try KerasSupport.write(graph, to: output)
         case .safetensors, .pt:
@@ -61,12 +64,12 @@ public enum Converter {
             try weights.write(to: output)
         case .tflite:
             guard hasGraph, key == nil, dtype == nil else {
-                throw .unsupportedOutput(path: output.path, reason: "a .tflite file is written from a model (ONNX, .ckpt, Keras, TFLite), without --key or --dtype")
+                throw .unsupportedOutput(path: output.path, reason: "a .tflite file is written from a model (ONNX, .ckpt, Keras, TFLite), without a key or dtype")
             }
             let (graph, _) = try Model.loadGraph(path: input.path)
             try write(graph, to: output)
         case .xml:
-            guard key == nil, dtype == nil else { throw .invalidArgument("\(output.path): --key and --dtype do not apply to OpenVINO IR") }
+            guard key == nil, dtype == nil else { throw .settings(path: output.path, [.key, .dtype], "do not apply to OpenVINO IR") }
             let (graph, _) = try Model.loadGraph(path: input.path)
             try write(graph, to: output, compressToFP16: compressToFP16)
         case .onnx, .ckpt:
@@ -84,10 +87,13 @@ public enum Converter {
     }
 
     /// Writes a graph as ONNX, a checkpoint or OpenVINO IR, by the output's extension; atomically.
-    /// - Parameter compressToFP16: OpenVINO IR only: float32 weights stored as f16 (+ Convert).
+    /// - Parameters:
+    ///   - graph: the model to write.
+    ///   - output: the file to write; its extension picks the format.
+    ///   - compressToFP16: OpenVINO IR only: float32 weights stored as f16 (+ Convert).
     public static func write(_ graph: Graph, to output: URL, compressToFP16: Bool = false) throws(DLKitError) {
         if compressToFP16 && Target(path: output.path) != .xml {
-            throw .invalidArgument("\(output.path): --compress-to-fp16 applies to OpenVINO IR (.xml) output only")
+            throw .settings(path: output.path, [.compressToFP16], "applies to OpenVINO IR (.xml) output only")
         }
         switch Target(path: output.path) {
         case .onnx?:

@@ -15,3 +15,13 @@
 @_exported import struct DLHuggingFace.HFEncoding
 @_exported import struct DLHuggingFace.HFFolder
 @_exported import enum DLHuggingFace.HFError
+// The errors `DLKitError` wraps, so a caller can match on the layer's own cases.
+@_exported import enum DLRuntime.RuntimeError
+@_exported import enum DLONNX.ONNXError
+@_exported import enum DLSafeTensors.SafeTensorsError
+@_exported import enum DLCheckpoint.CheckpointError
+@_exported import enum DLTorch.TorchError
+@_exported import enum DLKeras.KerasError
+@_exported import enum DLOpenVINO.OpenVINOError
+@_exported import enum DLTensorFlow.TensorFlowError
+@_exported import enum DLTFLite.TFLiteError

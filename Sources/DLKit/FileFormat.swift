@@ -35,9 +35,12 @@ public enum FileFormat: String, Sendable, CaseIterable {
     /// Whether files of this format hold a graph (a model), not only weights.
     public var hasGraph: Bool { [.onnx, .checkpoint, .hdf5, .keras, .savedModel, .tfjs, .tflite, .huggingFace, .openvino].contains(self) }
 
-    /// Detects the format of the file at `path`.
+    /// Detects the format of the file or folder at `url` by its content.
     /// - Throws: `DLKitError.cannotRead` when the file cannot be opened.
-    public static func detect(path: String) throws(DLKitError) -> FileFormat {
+    public static func detect(_ url: URL) throws(DLKitError) -> FileFormat { try detect(path: url.path) }
+
+    /// ``detect(_:)`` by path, for the tools and the other targets of the package.
+    package static func detect(path: String) throws(DLKitError) -> FileFormat {
         if HFFolder.isFolder(path) { return .huggingFace }
         var isDirectory: ObjCBool = false
         let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)

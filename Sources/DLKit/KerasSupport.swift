@@ -52,7 +52,7 @@ enum KerasSupport {
         let wf = try FileFormat.detect(path: weights.path), mf = try FileFormat.detect(path: model.path)
         guard wf == .hdf5 || wf == .keras else { return nil }
         guard mf == .hdf5 || mf == .keras else {
-            throw .invalidArgument("\(weights.path): Keras weights are bound onto a Keras model (.h5 with a config, or .keras) given as --graph")
+            throw .invalidArgument("\(weights.path): Keras weights are bound onto a Keras model (.h5 with a config, or .keras) given as the graph")
         }
         let m = try file(model.path), w = try file(weights.path)
         do { return try KerasImporter.graph(from: m, weights: w) } catch { throw .keras(error) }

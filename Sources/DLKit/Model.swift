@@ -22,8 +22,9 @@ public final class Model: Sendable {
     let executor: Executor
 
     /// Loads an ONNX model or a DLKit checkpoint; the format is told by the file's first bytes.
-    /// - Parameter options: how the model runs (threads, plans, passes, kernel paths); each
-    ///   model has its own.
+    /// - Parameters:
+    ///   - url: the model file (or folder, for a SavedModel or Hugging Face model).
+    ///   - options: how the model runs (threads, plans, passes, kernel paths); each model has its own.
     /// - Throws: `DLKitError` naming the file and what is wrong (unsupported ops all at once).
     public convenience init(contentsOf url: URL, options: RuntimeOptions = .default) throws(DLKitError) {
         let path = url.path
@@ -93,8 +94,14 @@ public final class Model: Sendable {
     /// model, TFLite file, OpenVINO IR (`.xml`) or Hugging Face folder (`signature`: which SavedModel signature, default
     /// `serving_default`; `hfCache`: a decoder's graph with its KV cache inputs and outputs and a
     /// `position_ids` input, optimum's layout).
-    public static func loadGraph(path: String, checkOps: Bool = true, signature: String? = nil,
+    public static func loadGraph(contentsOf url: URL, checkOps: Bool = true, signature: String? = nil,
                                  hfCache: Bool = false) throws(DLKitError) -> (Graph, FileFormat) {
+        try loadGraph(path: url.path, checkOps: checkOps, signature: signature, hfCache: hfCache)
+    }
+
+    /// ``loadGraph(contentsOf:checkOps:signature:hfCache:)`` by path, for the tools and the other targets of the package.
+    package static func loadGraph(path: String, checkOps: Bool = true, signature: String? = nil,
+                                  hfCache: Bool = false) throws(DLKitError) -> (Graph, FileFormat) {
         let format = try FileFormat.detect(path: path)
         switch format {
         case .onnx:

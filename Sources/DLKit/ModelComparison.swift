@@ -17,26 +17,56 @@ public enum ModelComparison {
         public var withinTolerance: Bool
     }
 
+    /// Why random inputs could not be made for a model, one input at a time.
+    public enum InputProblem: Sendable, Equatable, CustomStringConvertible {
+        /// A shape was given for a name that is not an input.
+        case notAnInput(name: String, inputs: [String])
+        /// The given shape does not fit the input's type.
+        case shapeDoesNotFit(name: String, shape: [Int], type: TensorType)
+        /// The input has dims that are not fixed and no shape was given; `example` fills them with 1.
+        case dynamicDims(name: String, type: TensorType, example: [Int]?)
+        case noType(name: String)
+        case tooLarge(name: String, shape: [Int])
+        case cannotGenerate(name: String, dtype: DType)
+
+        public var description: String {
+            switch self {
+            case .notAnInput(let n, let inputs):
+                "a shape is given for '\(n)', which is not an input (inputs: \(inputs.joined(separator: ", ")))"
+            case .shapeDoesNotFit(let n, let shape, let type): "input '\(n)': shape \(shape) does not fit its type \(type)"
+            case .dynamicDims(let n, let type, let example):
+                "input '\(n)' has dynamic dims \(type)\(example.map { "; give its shape, e.g. \($0)" } ?? "; give its shape")"
+            case .noType(let n): "input '\(n)' has no type"
+            case .tooLarge(let n, let shape): "input '\(n)' shape \(shape) is too large to generate"
+            case .cannotGenerate(let n, let dtype): "input '\(n)' is \(dtype), which cannot be generated"
+            }
+        }
+    }
+
     /// Random inputs for `model`, reproducible from `seed`: floating point uniform in [-1, 1),
     /// integers in [0, 10), booleans either way. Dims that are not fixed come from `shapes`.
-    /// - Throws: `DLKitError.invalidArgument` naming every input whose shape is unknown or
-    ///   whose given shape does not fit the model.
-    /// - Parameter otherDims: the size of every dynamic dim `shapes` does not give; nil makes such a
-    ///   dim an error naming the input.
+    /// - Throws: `DLKitError.inputs` listing every input whose shape is unknown or whose given
+    ///   shape does not fit the model.
+    /// - Parameters:
+    ///   - inputs: the model's inputs.
+    ///   - shapes: the shapes of inputs whose dims are not all fixed, by input name.
+    ///   - seed: the same seed gives the same inputs.
+    ///   - otherDims: the size of every dynamic dim `shapes` does not give; nil makes such a
+    ///     dim an error naming the input.
     public static func randomInputs(for inputs: [ValueInfo], shapes: [String: [Int]], seed: UInt64,
                                     otherDims: Int? = nil) throws(DLKitError) -> [String: Tensor] {
         var rng = SplitMix64(seed: seed)
         var out: [String: Tensor] = [:]
-        var problems: [String] = []
+        var problems: [InputProblem] = []
         for name in shapes.keys.sorted() where !inputs.contains(where: { $0.name == name }) {
-            problems.append("--input-shape names '\(name)', which is not an input (inputs: \(inputs.map(\.name).joined(separator: ", ")))")
+            problems.append(.notAnInput(name: name, inputs: inputs.map(\.name)))
         }
         for v in inputs {
-            guard let type = v.type else { problems.append("input '\(v.name)' has no type"); continue }
+            guard let type = v.type else { problems.append(.noType(name: v.name)); continue }
             let shape: [Int]
             if let given = shapes[v.name] {
                 guard type.accepts(dtype: type.dtype, shape: given) else {
-                    problems.append("--input-shape \(v.name)=\(given.map(String.init).joined(separator: ",")) does not fit its type \(type)")
+                    problems.append(.shapeDoesNotFit(name: v.name, shape: given, type: type))
                     continue
                 }
                 shape = given
@@ -45,18 +75,17 @@ public enum ModelComparison {
             } else if let otherDims, let dims = type.dims {
                 shape = dims.map { $0.value ?? otherDims }
             } else {
-                let example = (type.dims ?? []).map { $0.value.map(String.init) ?? "1" }.joined(separator: ",")
-                problems.append("input '\(v.name)' has dynamic dims \(type); give them with --input-shape \(v.name)=\(example.isEmpty ? "..." : example)")
+                problems.append(.dynamicDims(name: v.name, type: type, example: type.dims.map { $0.map { $0.value ?? 1 } }))
                 continue
             }
             guard let count = ShapeMath.elementCount(shape), count <= 1 << 28 else {
-                problems.append("input '\(v.name)' shape \(shape) is too large to generate")
+                problems.append(.tooLarge(name: v.name, shape: shape))
                 continue
             }
             out[v.name] = random(type.dtype, shape: shape, count: count, rng: &rng)
-            if out[v.name] == nil { problems.append("input '\(v.name)' is \(type.dtype), which verify cannot generate") }
+            if out[v.name] == nil { problems.append(.cannotGenerate(name: v.name, dtype: type.dtype)) }
         }
-        guard problems.isEmpty else { throw .invalidArgument(problems.joined(separator: "; ")) }
+        guard problems.isEmpty else { throw .inputs(problems) }
         return out
     }
 

@@ -25,10 +25,12 @@ public struct StateDict: Sendable, Sequence {
     /// Reads the weights of a `.pt`/`.pth`/`.bin` (zip, legacy or TorchScript), `.safetensors`,
     /// `model.safetensors.index.json`, `.ckpt` or `.onnx` file, a TensorFlow SavedModel folder or
     /// checkpoint (`ckpt-1.index` or the prefix `ckpt-1`); the format is told by content.
-    /// - Parameter key: a dotted path selecting part of the file: `model` in a training checkpoint
-    ///   `{"model": ..., "optimizer": ...}`, `optimizer.state.0`. For formats without nesting it
-    ///   keeps the tensors named `<key>.<rest>` and names them `<rest>`. Nil takes everything
-    ///   (nested PyTorch values flattened to dotted names).
+    /// - Parameters:
+    ///   - url: the weights file or folder.
+    ///   - key: a dotted path selecting part of the file: `model` in a training checkpoint
+    ///     `{"model": ..., "optimizer": ...}`, `optimizer.state.0`. For formats without nesting it
+    ///     keeps the tensors named `<key>.<rest>` and names them `<rest>`. Nil takes everything
+    ///     (nested PyTorch values flattened to dotted names).
     public init(contentsOf url: URL, key: String? = nil) throws(DLKitError) {
         let path = url.path
         let format = try FileFormat.detect(path: path)
@@ -103,7 +105,10 @@ public struct StateDict: Sendable, Sequence {
     public enum OutputFormat: String, Sendable, CaseIterable {
         case pytorch, safetensors, checkpoint, onnx
 
-        public init?(path: String) {
+        /// The output format `url`'s name asks for; nil for a name DLKit does not write.
+        public init?(_ url: URL) { self.init(path: url.path) }
+
+        package init?(path: String) {
             switch URL(fileURLWithPath: path).pathExtension.lowercased() {
             case "pt", "pth", "bin": self = .pytorch
             case "safetensors": self = .safetensors

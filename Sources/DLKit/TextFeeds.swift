@@ -9,7 +9,7 @@ import Foundation
 ///
 /// ```swift
 /// let model = try Model(contentsOf: URL(fileURLWithPath: "minilm"))
-/// if let text = try TextFeeds(folder: "minilm") {
+/// if let text = try TextFeeds(folder: URL(fileURLWithPath: "minilm")) {
 ///     let out = try model.run(try text.feeds(texts: ["Hello", "world"], inputs: model.inputs))
 /// }
 /// ```
@@ -18,9 +18,9 @@ public struct TextFeeds: Sendable {
     public let padding: HFTokenizer.BatchPadding
 
     /// Reads `folder`'s tokenizer.json; nil when the folder has none.
-    public init?(folder path: String) throws(DLKitError) {
+    public init?(folder url: URL) throws(DLKitError) {
         do {
-            let folder = try HFFolder(path: path)
+            let folder = try HFFolder(path: url.path)
             guard let t = try folder.tokenizer() else { return nil }
             tokenizer = t
             padding = folder.batchPadding(tokenizer: t)

@@ -23,7 +23,9 @@ public final class TextGenerator: Sendable {
     /// The most positions the model has (config.json `n_positions` / `max_position_embeddings`).
     public let maxPositions: Int?
 
-    /// - Parameter options: how the decoder runs (threads, plans, ...), as for a `Model`.
+    /// - Parameters:
+    ///   - url: the Hugging Face folder (config.json, weights, tokenizer).
+    ///   - options: how the decoder runs (threads, plans, ...), as for a `Model`.
     public init(folder url: URL, options: RuntimeOptions = .default) throws(DLKitError) {
         do {
             folder = try HFFolder(path: url.path)

@@ -9,10 +9,13 @@ import Foundation
 /// (numeric columns with a header row).
 public enum TrainingData {
     /// - Parameters:
-    ///   - inputName, targetName: array names in .safetensors / .npz.
+    ///   - path: a .safetensors, .npz or .csv file.
+    ///   - inputName: the input array's name in .safetensors / .npz.
+    ///   - targetName: the target array's name in .safetensors / .npz.
     ///   - targetNames: several target arrays (a loss per output); the first is `targets`, and
     ///     all are `namedTargets` by name. Overrides `targetName`.
-    ///   - inputColumns, targetColumn: for .csv (column names of the header).
+    ///   - inputColumns: for .csv: the header's names of the input columns (all others but the target when empty).
+    ///   - targetColumn: for .csv: the header's name of the target column.
     ///   - integerTargets: read CSV targets as int64 class indices.
     public static func load(path: String, inputName: String = "x", targetName: String = "y", targetNames: [String] = [],
                             inputColumns: [String] = [], targetColumn: String? = nil,

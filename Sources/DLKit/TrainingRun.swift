@@ -56,7 +56,7 @@ public enum TrainingRun {
     /// The model's loss and metrics on the request's data, in inference mode; trains nothing.
     public static func evaluate(_ request: TrainingRequest, report: (TrainingRunEvent) -> Void = { _ in }) throws(DLKitError) -> [String: Double] {
         let p = try prepare(request, evaluating: true, report: report)
-        do { return try p.loop.trainer.evaluate(p.data, metrics: p.loop.metrics) } catch { throw .invalidArgument("\(error)") }
+        do { return try p.loop.trainer.evaluate(p.data, metrics: p.loop.metrics) } catch { throw .training(error) }
     }
 
     /// Trains as the request says and writes `out`. Returns the loop as it ended.
@@ -70,7 +70,7 @@ public enum TrainingRun {
             try p.loop.check(p.data)
             if let path = settings["csv_log"] { p.loop.csvLog = try CSVLogFile(path: path, fresh: p.resumedStep == 0) }
             if let dir = settings["log_dir"] { p.loop.events = try TensorBoardWriter(directory: dir) }
-        } catch { throw .invalidArgument("\(error)") }
+        } catch { throw .wrapping(error) }
         p.loop.checkpointEvery = request.checkpointEvery
         func save(_ s: TrainingSnapshot, _ purpose: CheckpointPurpose) throws {
             let path = purpose == .best ? settings["checkpoint_best"] ?? out : out
@@ -80,7 +80,7 @@ public enum TrainingRun {
             try p.loop.run(p.data, epochs: request.epochs, steps: request.steps, save: save, report: { report(.loop($0)) })
         } catch let e as TrainingError where e.isNonFinite {
             throw .invalidArgument("\(e); \(out) holds the last good state (step \(p.loop.trainer.progress.step))")
-        } catch let e as DLKitError { throw e } catch { throw .invalidArgument("\(error)") }
+        } catch { throw .wrapping(error) }
         return p.loop
     }
 
@@ -254,7 +254,7 @@ public enum TrainingRun {
             validation = try loadData(v)
         } else if let v = settings["val_split"] {
             guard let f = Double(v), f > 0, f < 1 else { throw .invalidArgument("--val-split must be in (0, 1), got \(v)") }
-            do { (dataset, validation) = try Trainer.split(dataset, validationFraction: f) } catch { throw .invalidArgument("\(error)") }
+            do { (dataset, validation) = try Trainer.split(dataset, validationFraction: f) } catch { throw .training(error) }
         }
 
         do {
@@ -293,6 +293,6 @@ public enum TrainingRun {
             loop.logEvery = settings["log_every"].flatMap(Int.init)
             if let saved { try loop.restore(callbackStates: saved.callbacks, bestWeights: saved.bestWeights) }
             return Prepared(loop: loop, data: dataset, settings: settings, resumedStep: saved?.step ?? 0)
-        } catch let e as DLKitError { throw e } catch { throw .invalidArgument("\(error)") }
+        } catch { throw .wrapping(error) }
     }
 }

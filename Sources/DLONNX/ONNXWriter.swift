@@ -62,7 +62,7 @@ public enum ONNXWriter {
                                         threshold: max(0, options.externalThreshold))
         var m = model(graph, includeInitializers: true, external: layout)
         guard m.byteCount <= ONNXReader.maxModelBytes else {
-            throw .write(path: path, reason: "the model is \(m.byteCount) bytes even with \(layout.entries.count) tensors as external data, over the 2 GiB protobuf limit; lower --external-threshold")
+            throw .write(path: path, reason: "the model is \(m.byteCount) bytes even with \(layout.entries.count) tensors as external data, over the 2 GiB protobuf limit; lower the external-data threshold")
         }
         if !layout.entries.isEmpty {
             report.dataPath = dataPath

@@ -89,7 +89,7 @@ public struct Executor: Sendable {
         var out: [String: Tensor] = [:]
         for (name, v) in values {
             guard case .tensor(let t) = v else {
-                throw .unsupported(node: "output '\(name)'", reason: "it is a \(v.kindName), not a tensor; use runValues")
+                throw .invalidInput(node: "output '\(name)'", reason: "it is a \(v.kindName), not a tensor; use runValues")
             }
             out[name] = t
         }
@@ -200,7 +200,7 @@ public struct Executor: Sendable {
         var out: [GraphValue] = []
         for o in graph.outputs {
             guard let v = values[o.name] else {
-                throw .unsupported(node: "subgraph '\(graph.name)'", reason: "output '\(o.name)' was not computed")
+                throw .invalidInput(node: "subgraph '\(graph.name)'", reason: "output '\(o.name)' was not computed")
             }
             out.append(v)
         }
@@ -226,7 +226,7 @@ public struct Executor: Sendable {
         var out: [GraphValue] = []
         for o in graph.outputs {
             guard let s = plan.slotOf[o.name], let t = slots[s] else {
-                throw .unsupported(node: "subgraph '\(graph.name)'", reason: "output '\(o.name)' was not computed")
+                throw .invalidInput(node: "subgraph '\(graph.name)'", reason: "output '\(o.name)' was not computed")
             }
             out.append(.tensor(t))
         }
@@ -244,7 +244,7 @@ public struct Executor: Sendable {
                 let scope = values
                 ctx.subgraphRunner = { (attr: String, index: Int, inputs: [GraphValue]) throws(RuntimeError) -> [GraphValue] in
                     guard let list = subs[attr], index < list.count else {
-                        throw .unsupported(node: node.displayName, reason: "graph attribute '\(attr)' is missing")
+                        throw .invalidInput(node: node.displayName, reason: "graph attribute '\(attr)' is missing")
                     }
                     return try list[index].runSubgraph(inputs, outer: scope)
                 }
@@ -268,7 +268,7 @@ public struct Executor: Sendable {
         }
         for (k, a) in args.enumerated() {
             if let a, a.tensor == nil {
-                throw .unsupported(node: node.displayName, reason: "input \(k) is a \(a.kindName); \(node.opType) takes tensors")
+                throw .invalidInput(node: node.displayName, reason: "input \(k) is a \(a.kindName); \(node.opType) takes tensors")
             }
         }
         var ctx = context
@@ -300,11 +300,11 @@ public struct Executor: Sendable {
                 case (.sequence, .sequence), (.optional, .optional): continue
                 case (.optional, _): continue // a present value fills an optional input
                 default:
-                    throw .unsupported(node: "input '\(v.name)'", reason: "expected a \(container), got a \(value.kindName)")
+                    throw .invalidInput(node: "input '\(v.name)'", reason: "expected a \(container), got a \(value.kindName)")
                 }
             }
             guard case .tensor(let t) = value else {
-                throw .unsupported(node: "input '\(v.name)'", reason: "expected a tensor, got a \(value.kindName)")
+                throw .invalidInput(node: "input '\(v.name)'", reason: "expected a tensor, got a \(value.kindName)")
             }
             guard let type = v.type else { continue }
             guard t.dtype == type.dtype else { throw .inputType(name: v.name, expected: type.dtype, actual: t.dtype) }

@@ -18,7 +18,7 @@ public struct TextSupport: Sendable {
     /// `options`: how its generator runs.
     public static func load(path: String, options: RuntimeOptions = .default) throws(DLKitError) -> TextSupport? {
         guard (try? FileFormat.detect(path: path)) == .huggingFace else { return nil }
-        let feeds = try TextFeeds(folder: path)
+        let feeds = try TextFeeds(folder: URL(fileURLWithPath: path))
         let isDecoder: Bool
         do { isDecoder = try HFFolder(path: path).isDecoder } catch { throw .huggingFace(error) }
         let generator = isDecoder ? try TextGenerator(folder: URL(fileURLWithPath: path), options: options) : nil

@@ -33,7 +33,7 @@ public enum SavedModelReader {
                 key = only
             } else {
                 throw .signature(path: pbPath, reason: model.signatures.isEmpty ? "has no signatures to serve"
-                    : "has no serving_default signature; pick one with --signature (\(model.signatures.keys.sorted().joined(separator: ", ")))")
+                    : "has no serving_default signature; pick one by name (\(model.signatures.keys.sorted().joined(separator: ", ")))")
             }
             let bundlePrefix = path + "/variables/variables"
             let bundle: TensorBundle?

@@ -59,3 +59,19 @@ struct TimingOptions: ParsableArguments {
         return inputs
     }
 }
+
+extension InputShapeOptions {
+    /// An input problem in the tool's terms: the library names the input, this adds the flag that fixes it.
+    static func describe(_ problem: ModelComparison.InputProblem) -> String {
+        switch problem {
+        case .notAnInput(let name, let inputs):
+            "--input-shape names '\(name)', which is not an input (inputs: \(inputs.joined(separator: ", ")))"
+        case .shapeDoesNotFit(let name, let shape, let type):
+            "--input-shape \(name)=\(shape.map(String.init).joined(separator: ",")) does not fit its type \(type)"
+        case .dynamicDims(let name, let type, let example):
+            "input '\(name)' has dynamic dims \(type); give them with --input-shape \(name)=\(example.map { $0.map(String.init).joined(separator: ",") } ?? "...")"
+        default: problem.description
+        }
+    }
+}
+

@@ -111,8 +111,25 @@ struct Inspect: ParsableCommand {
 /// Runs `body`; a DLKit error becomes one line on stderr and exit code 1.
 func reportingErrors(_ body: () throws -> Void) throws {
     do { try body() } catch let e as DLKitError {
-        FileHandle.standardError.write(Data("dlconvert: \(e)\n".utf8))
+        let message = if case .inputs(let problems) = e { problems.map(InputShapeOptions.describe).joined(separator: "; ") }
+                      else { e.description(spelling: flag) }
+        FileHandle.standardError.write(Data("dlconvert: \(message)\n".utf8))
         throw ExitCode(1)
+    }
+}
+
+/// The flag that sets a conversion setting, for the library's errors.
+func flag(_ setting: ConversionSetting) -> String {
+    switch setting {
+    case .opset: "--opset"
+    case .externalData: "--external-data"
+    case .graph: "--graph"
+    case .allowMissing: "--allow-missing"
+    case .key: "--key"
+    case .dtype: "--dtype"
+    case .compressToFP16: "--compress-to-fp16"
+    case .signature: "--signature"
+    case .tfliteQuantize: "--quantize"
     }
 }
 

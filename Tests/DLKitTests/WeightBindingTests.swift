@@ -97,10 +97,10 @@ struct ModelComparisonTests {
         #expect(a["x"]!.bitwiseEqual(b["x"]!) && !a["x"]!.bitwiseEqual(c["x"]!))
         #expect(a["x"]!.scalars(as: Float.self).allSatisfy { $0 >= -1 && $0 < 1 })
         do { _ = try ModelComparison.randomInputs(for: m.inputs, shapes: [:], seed: 0); Issue.record("expected an error") } catch {
-            #expect(error.description == "input 'x' has dynamic dims float32[batch,784]; give them with --input-shape x=1,784")
+            #expect(error.description == "input 'x' has dynamic dims float32[batch,784]; give its shape, e.g. [1, 784]")
         }
         do { _ = try ModelComparison.randomInputs(for: m.inputs, shapes: ["x": [2, 3], "z": [1]], seed: 0); Issue.record("expected an error") } catch {
-            #expect(error.description == "--input-shape names 'z', which is not an input (inputs: x); --input-shape x=2,3 does not fit its type float32[batch,784]")
+            #expect(error.description == "a shape is given for 'z', which is not an input (inputs: x); input 'x': shape [2, 3] does not fit its type float32[batch,784]")
         }
     }
 

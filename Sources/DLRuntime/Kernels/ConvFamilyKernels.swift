@@ -365,7 +365,7 @@ enum ConvFamilyKernels {
         let x = try ctx.input(0), w = try ctx.input(1), off = try ctx.input(2)
         guard x.dtype.isFloatingPoint, w.dtype == x.dtype, off.dtype == x.dtype else { throw ctx.fail("needs floating-point inputs of one type") }
         guard x.shape.count == 4, w.shape.count == 4, off.shape.count == 4 else {
-            throw ctx.fail("only 2-D DeformConv is supported: X, W and offset must be rank 4, got \(x.shape), \(w.shape), \(off.shape)")
+            throw ctx.unsupported("only 2-D DeformConv is supported: X, W and offset must be rank 4, got \(x.shape), \(w.shape), \(off.shape)")
         }
         let (n, ic, ih, iw) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let oc = w.shape[0], kh = w.shape[2], kw = w.shape[3]

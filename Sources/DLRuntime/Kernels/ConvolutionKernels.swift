@@ -93,7 +93,7 @@ enum ConvolutionKernels {
             throw .node(ctx.node.displayName, error)
         }
         guard let convKernel = OpKernels.table["Conv"], let y = try convKernel(base).first else {
-            throw ctx.fail("no kernel for Conv")
+            throw ctx.unsupported("no kernel for Conv")
         }
         return [try ctx.applyingFusedActivation(try ctx.runOp("Add", [y, r]))]
     }
@@ -237,7 +237,7 @@ enum ConvolutionKernels {
         }
         let channels = x.shape[1]
         guard params.allSatisfy({ $0.elementCount == channels }) else {
-            throw .unsupported(node: node.displayName, reason: "scale, B, mean and var must each have \(channels) values")
+            throw .invalidInput(node: node.displayName, reason: "scale, B, mean and var must each have \(channels) values")
         }
         let spatial = x.shape.dropFirst(2).reduce(1, *)
         var out = Tensor(zeros: .float32, shape: x.shape)

@@ -15,7 +15,7 @@ enum CreationKernels {
 
     static func dtype(_ ctx: KernelContext, code: Int) throws(RuntimeError) -> DType {
         guard let t = DType(onnxCode: Int32(truncatingIfNeeded: code)) else {
-            throw ctx.fail("element type \(code) is not supported (float8, 4-bit and complex types are not implemented)")
+            throw ctx.unsupported("element type \(code) is not supported (float8, 4-bit and complex types are not implemented)")
         }
         return t
     }

@@ -50,7 +50,7 @@ enum FastPaths {
     /// Runs the base op with its general kernel, then the activation's kernel on the result.
     static func unfused(_ ctx: KernelContext, opType: String) throws(RuntimeError) -> [Tensor] {
         let base = baseContext(ctx, opType: opType)
-        guard let k = OpKernels.table[opType] else { throw ctx.fail("no kernel for \(opType)") }
+        guard let k = OpKernels.table[opType] else { throw ctx.unsupported("no kernel for \(opType)") }
         guard let first = try k(base).first else { throw ctx.fail("\(opType) gave no output") }
         return [try ctx.applyingFusedActivation(first)]
     }
@@ -151,7 +151,7 @@ extension KernelContext {
     /// Runs `op`'s general kernel on `inputs` as a step of this (fused) node, under its name and
     /// output types: the fallback path of fused kernels for inputs their fast path does not take.
     func runOp(_ op: String, _ inputs: [Tensor], _ attributes: [Attribute] = []) throws(RuntimeError) -> Tensor {
-        guard let k = OpKernels.table[op] else { throw fail("no kernel for \(op)") }
+        guard let k = OpKernels.table[op] else { throw unsupported("no kernel for \(op)") }
         let node = Node(name: self.node.name, opType: op, inputs: inputs.indices.map { "x\($0)" },
                         outputs: self.node.outputs, attributes: attributes)
         var c = KernelContext(node: node, inputs: inputs, outputTypes: outputTypes)

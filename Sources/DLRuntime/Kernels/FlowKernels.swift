@@ -149,7 +149,7 @@ enum FlowKernels {
               inputs.allSatisfy({ $0.rank >= 2 }) else { throw ctx.fail("states and scan inputs must share a leading batch axis") }
         let seq = inputs[0].shape[1]
         if let lens = try ctx.intList(0), lens.contains(where: { $0 != seq }) {
-            throw ctx.fail("sequence_lens shorter than the scan inputs are not supported")
+            throw ctx.unsupported("sequence_lens shorter than the scan inputs are not supported")
         }
         func row(_ t: Tensor, _ b: Int) throws(RuntimeError) -> Tensor {
             do { return try t.slice(axis: 0, start: b, length: 1).reshaped(to: Array(t.shape.dropFirst())) } catch { throw ctx.fail("\(error)") }

@@ -135,7 +135,7 @@ enum LinearKernels {
         let m = a2[a2.count - 2], k = a2[a2.count - 1], n = b2[b2.count - 1]
         let aBatch = Array(a2.dropLast(2)), bBatch = Array(b2.dropLast(2))
         guard let batch = ShapeMath.broadcast(aBatch, bBatch) else {
-            throw .unsupported(node: ctx.node.displayName, reason: "batch dims \(aBatch) and \(bBatch) do not broadcast")
+            throw .invalidInput(node: ctx.node.displayName, reason: "batch dims \(aBatch) and \(bBatch) do not broadcast")
         }
         let batchCount = batch.reduce(1, *)
         // Element offsets of each batch entry in A and B (broadcast dims repeat).

@@ -52,7 +52,7 @@ enum MLKernels {
     static func dtypeAttribute(_ ctx: KernelContext, default d: DType) throws(RuntimeError) -> DType {
         guard ctx.node.attribute("dtype") != nil else { return d }
         let code = try ctx.int("dtype", 1)
-        guard let t = DType(onnxCode: Int32(truncatingIfNeeded: code)) else { throw ctx.fail("unsupported dtype code \(code)") }
+        guard let t = DType(onnxCode: Int32(truncatingIfNeeded: code)) else { throw ctx.unsupported("unsupported dtype code \(code)") }
         return t
     }
 
@@ -240,7 +240,7 @@ enum MLKernels {
                 let s = e.reduce(0, +)
                 for (t, v) in e.enumerated() { out[r * nTargets + t] = v / s }
             }
-        case let p: throw ctx.fail("post_transform \(p) is not supported")
+        case let p: throw ctx.unsupported("post_transform \(p) is not supported")
         }
         return [Tensor.fromDoubles(out, dtype: x.dtype, shape: [rows, nTargets])]
     }

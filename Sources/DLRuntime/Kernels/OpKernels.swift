@@ -52,7 +52,7 @@ struct KernelContext {
 
     func input(_ i: Int) throws(RuntimeError) -> Tensor {
         guard i < inputs.count, let t = inputs[i] else {
-            throw .unsupported(node: node.displayName, reason: "input \(i) is missing")
+            throw .invalidInput(node: node.displayName, reason: "input \(i) is missing")
         }
         return t
     }
@@ -153,7 +153,10 @@ extension Tensor {
 
 /// Attribute and input access for kernels, with the node named in every error.
 extension KernelContext {
-    func fail(_ reason: String) -> RuntimeError { .unsupported(node: node.displayName, reason: reason) }
+    /// The input breaks the op's contract: a shape, value or attribute the op does not allow.
+    func fail(_ reason: String) -> RuntimeError { .invalidInput(node: node.displayName, reason: reason) }
+    /// A valid form of the op that DLKit does not implement yet.
+    func unsupported(_ reason: String) -> RuntimeError { .unsupported(node: node.displayName, reason: reason) }
 
     func int(_ name: String, _ defaultValue: Int) throws(RuntimeError) -> Int {
         try attribute { () throws(GraphError) in try node.int(name, default: defaultValue) }

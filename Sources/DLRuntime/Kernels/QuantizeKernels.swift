@@ -66,7 +66,7 @@ enum QuantizeKernels {
         let outCode = try ctx.int("output_dtype", 0)
         var outType = DType.uint8
         if let zp { outType = zp.dtype } else if outCode != 0 {
-            guard let t = DType(onnxCode: Int32(clamping: outCode)) else { throw ctx.fail("output_dtype \(outCode) is not supported") }
+            guard let t = DType(onnxCode: Int32(clamping: outCode)) else { throw ctx.unsupported("output_dtype \(outCode) is not supported") }
             outType = t
         }
         if let zp, outCode != 0, Int32(outCode) != zp.dtype.onnxCode {

@@ -12,7 +12,7 @@ enum ShapeKernels {
     static let relabel: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0)
         do { return [try x.reshaped(to: try ctx.outputShape(0))] } catch let e as RuntimeError { throw e } catch {
-            throw .unsupported(node: ctx.node.displayName, reason: "\(error)")
+            throw .invalidInput(node: ctx.node.displayName, reason: "\(error)")
         }
     }
 
@@ -49,7 +49,7 @@ enum ShapeKernels {
         let axisAttr = try ctx.attribute { () throws(GraphError) in try ctx.node.int("axis", default: 0) }
         let shape = try ctx.outputShape(0)
         guard let axis = DimMath.axis(axisAttr, rank: shape.count) else {
-            throw .unsupported(node: ctx.node.displayName, reason: "axis \(axisAttr) is outside rank \(shape.count)")
+            throw .invalidInput(node: ctx.node.displayName, reason: "axis \(axisAttr) is outside rank \(shape.count)")
         }
         // Every output element comes from one part: a recycled buffer will do.
         let out = ctx.makeOutput(dtype, shape: shape)

@@ -136,7 +136,7 @@ enum SignalKernels {
             // A file may give any size; this is computed before the allocation budget sees it.
             guard size >= 0, size <= 1 << 26 else { throw ctx.fail("size must be 0 to 2^26, got \(size)") }
             let code = try ctx.int("output_datatype", 1)
-            guard let dtype = DType(onnxCode: Int32(clamping: code)), dtype != .string else { throw ctx.fail("output_datatype \(code) is not supported") }
+            guard let dtype = DType(onnxCode: Int32(clamping: code)), dtype != .string else { throw ctx.unsupported("output_datatype \(code) is not supported") }
             let periodic = try ctx.int("periodic", 1) != 0
             let denominator = Double(periodic ? size : size - 1)
             let values = (0..<size).map { n in denominator == 0 ? 1 : f(Double(n), denominator) }
@@ -154,7 +154,7 @@ enum SignalKernels {
             throw ctx.fail("num_mel_bins, dft_length and sample_rate must be positive and the edges single values")
         }
         let code = try ctx.int("output_datatype", 1)
-        guard let dtype = DType(onnxCode: Int32(clamping: code)), dtype != .string else { throw ctx.fail("output_datatype \(code) is not supported") }
+        guard let dtype = DType(onnxCode: Int32(clamping: code)), dtype != .string else { throw ctx.unsupported("output_datatype \(code) is not supported") }
         let spectrogramBins = length / 2 + 1
         // The edge mels are computed in the edges' own precision, as the reference does.
         func mel(_ t: Tensor) -> Double {
