@@ -125,7 +125,7 @@ struct TFLiteGraphBuilder {
     var nodes: [Node] = []
     var initializers: [(String, Tensor)] = []
     /// Value names taken so far (tensor names, fresh intermediate names).
-    var used = UniqueNames()
+    let used: UniqueNames
     /// The unique value name of each tensor (signature names for the graph's inputs and outputs).
     var tensorNames: [String] = []
     /// The value holding each tensor's stored content, once produced (or read from a buffer).
@@ -136,9 +136,13 @@ struct TFLiteGraphBuilder {
     var quantNames: [Int: (String, String, Int?)] = [:]
     /// The subgraphs being translated (this one and those whose WHILE/IF led here).
     var active: Set<Int>
+    /// Operators translated so far in the whole import, subgraphs counted each time they are
+    /// inlined (a chain of WHILEs naming one subgraph twice each would otherwise double per level).
+    var translatedOps = 0
+    static let maxTranslatedOps = 1 << 16
 
     /// A builder for subgraph `index` (0 the main one, whose tensors may take the signature's
-    /// names), making names unique against `used`.
+    /// names), making names unique in `used` (shared by every subgraph's builder).
     init(model: TFLiteModel, subgraph: TFLiteModel.Subgraph, index: Int, used: UniqueNames) {
         self.model = model
         self.sub = subgraph
@@ -193,6 +197,10 @@ struct TFLiteGraphBuilder {
     mutating func translateOperators() throws(TFLiteError) {
         for (k, op) in sub.operators.enumerated() {
             let name = TFLiteOps.name(model.operatorCodes[op.opcodeIndex])
+            translatedOps += 1
+            guard translatedOps <= Self.maxTranslatedOps else {
+                throw .invalid(path: path, object: "model", reason: "control flow inlines more than \(Self.maxTranslatedOps) operators")
+            }
             guard let translate = TFLiteImporter.translators[name] else { continue }
             try translate(&self, TFLiteOp(index: k, op: op, name: name))
         }

@@ -93,13 +93,14 @@ extension TFLiteGraphBuilder {
         let s = model.subgraphs[index]
         var b = TFLiteGraphBuilder(model: model, subgraph: s, index: index, used: used)
         b.active = active.union([index])
+        b.translatedOps = translatedOps
         for (k, i) in s.inputs.enumerated() where k < inputs.count { b.values[i] = inputs[k] }
         try b.translateOperators()
         var outs: [String] = []
         for i in s.outputs { outs.append(try b.value(i, for: "subgraph \(index) ('\(s.name)') output")) }
         nodes += b.nodes
         initializers += b.initializers
-        used = b.used
+        translatedOps = b.translatedOps
         return outs
     }
 
