@@ -42,23 +42,26 @@ let package = Package(
         .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg")]),
 
         .target(name: "DLTensor"),
+        // Plumbing every format shares (zip, JSON, base64, CRCs, atomic writes, line reading), in
+        // `package` access: used across our targets, never part of what `import DLKit` shows.
+        .target(name: "DLSupport", dependencies: ["DLTensor"]),
         .target(name: "DLKernels", dependencies: ["DLTensor", "COpenBLAS", "CKernels"]),
         .target(name: "DLGraph", dependencies: ["DLTensor"]),
-        .target(name: "DLRuntime", dependencies: ["DLGraph", "DLKernels"]),
-        .target(name: "DLONNX", dependencies: ["DLGraph", "CProtos"]),
-        .target(name: "DLSafeTensors", dependencies: ["DLTensor"]),
-        .target(name: "DLTorch", dependencies: ["DLTensor"]),
-        .target(name: "DLCheckpoint", dependencies: ["DLSafeTensors", "DLGraph", "DLONNX"]),
+        .target(name: "DLRuntime", dependencies: ["DLGraph", "DLKernels", "DLImage"]),
+        .target(name: "DLONNX", dependencies: ["DLSupport", "DLGraph", "CProtos"]),
+        .target(name: "DLSafeTensors", dependencies: ["DLSupport", "DLTensor"]),
+        .target(name: "DLTorch", dependencies: ["DLSupport", "DLTensor"]),
+        .target(name: "DLCheckpoint", dependencies: ["DLSupport", "DLSafeTensors", "DLGraph", "DLONNX"]),
         // OpenVINO IR (.xml + .bin) <-> DLGraph; XML through FoundationXML (libxml2).
-        .target(name: "DLOpenVINO", dependencies: ["DLGraph", "DLTensor"]),
-        .target(name: "DLKeras", dependencies: ["DLGraph", "DLTensor", "CHDF5"]),
-        .target(name: "DLTensorFlow", dependencies: ["DLGraph", "DLTensor", "CTensorFlowProtos"]),
-        .target(name: "DLTFLite", dependencies: ["DLGraph", "DLTensor"]),
-        .target(name: "DLHuggingFace", dependencies: ["DLGraph", "DLTensor", "DLSafeTensors", "DLTorch"]),
+        .target(name: "DLOpenVINO", dependencies: ["DLSupport", "DLGraph", "DLTensor"]),
+        .target(name: "DLKeras", dependencies: ["DLSupport", "DLGraph", "DLTensor", "CHDF5"]),
+        .target(name: "DLTensorFlow", dependencies: ["DLSupport", "DLGraph", "DLTensor", "CTensorFlowProtos"]),
+        .target(name: "DLTFLite", dependencies: ["DLSupport", "DLGraph", "DLTensor"]),
+        .target(name: "DLHuggingFace", dependencies: ["DLSupport", "DLGraph", "DLTensor", "DLSafeTensors", "DLTorch"]),
         .target(name: "DLAutograd", dependencies: ["DLRuntime", "DLGraph", "DLKernels", "DLTensor"]),
         .target(name: "DLImage", dependencies: ["DLTensor", "CImageCodecs"]),
-        .target(name: "DLTraining", dependencies: ["DLAutograd", "DLTensor", "DLGraph", "CProtos"]),
-        .target(name: "DLKit", dependencies: [
+        .target(name: "DLTraining", dependencies: ["DLSupport", "DLAutograd", "DLTensor", "DLGraph", "CProtos", "DLCheckpoint", "DLTorch", "DLSafeTensors", "DLImage"]),
+        .target(name: "DLKit", dependencies: ["DLSupport", 
             "DLTensor", "DLGraph", "DLKernels", "DLRuntime", "DLONNX", "DLSafeTensors", "DLCheckpoint", "DLTorch",
             "DLKeras", "DLTensorFlow", "DLTFLite", "DLHuggingFace", "DLOpenVINO",
             "DLAutograd", "DLTraining", "DLImage",
@@ -66,45 +69,45 @@ let package = Package(
         // The inference server behind dlserve: request parsing, tensor JSON/base64/binary codec,
         // dynamic batching, the stdio pipeline and the HTTP (KServe v2) server. Builds on DLKit's
         // Model (loading, running).
-        .target(name: "DLServe", dependencies: [
+        .target(name: "DLServe", dependencies: ["DLSupport", 
             "DLKit", "DLTensor", "DLGraph", "DLRuntime", "DLKernels",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
-        .executableTarget(name: "dlconvert", dependencies: [
+        .executableTarget(name: "dlconvert", dependencies: ["DLSupport", 
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "dlserve", dependencies: ["DLKit", "DLServe"]),
+        .executableTarget(name: "dlserve", dependencies: ["DLSupport", "DLKit", "DLServe"]),
         .executableTarget(name: "dltrain", dependencies: [
             "DLKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Throughput of the tensor JSON codec (scripts/bench/serve_bench.py runs it).
-        .executableTarget(name: "dlserve-codec-bench", dependencies: ["DLKernels", "DLKit", "DLServe", "DLTensor"], path: "scripts/bench/codec"),
+        .executableTarget(name: "dlserve-codec-bench", dependencies: ["DLKernels", "DLKit", "DLServe", "DLSupport", "DLTensor"], path: "scripts/bench/codec"),
         // Runs ONNX backend test cases through the library (scripts/conformance/run).
-        .executableTarget(name: "dlconformance", dependencies: ["DLONNX", "DLRuntime"]),
+        .executableTarget(name: "dlconformance", dependencies: ["DLONNX", "DLRuntime", "DLSupport"]),
 
         // Shared helpers of the test targets (paths, temporary folders, processes).
-        .target(name: "DLTestSupport", dependencies: ["DLTensor"], path: "Tests/DLTestSupport"),
-        .testTarget(name: "DLTensorTests", dependencies: ["DLTensor", "DLTestSupport"]),
+        .target(name: "DLTestSupport", dependencies: ["DLSupport", "DLTensor"], path: "Tests/DLTestSupport"),
+        .testTarget(name: "DLTensorTests", dependencies: ["DLSupport", "DLTensor", "DLTestSupport"]),
         .testTarget(name: "DLKernelsTests", dependencies: ["DLKernels"]),
         .testTarget(name: "DLGraphTests", dependencies: ["DLGraph", "DLTestSupport"]),
         .testTarget(name: "DLRuntimeTests", dependencies: ["DLRuntime", "DLTestSupport"]),
-        .testTarget(name: "DLONNXTests", dependencies: ["DLONNX", "DLTestSupport"]),
+        .testTarget(name: "DLONNXTests", dependencies: ["DLSupport", "DLONNX", "DLTestSupport"]),
         .testTarget(name: "DLSafeTensorsTests", dependencies: ["DLSafeTensors", "DLTestSupport"]),
-        .testTarget(name: "DLTorchTests", dependencies: ["DLTorch", "DLSafeTensors", "DLTestSupport"]),
+        .testTarget(name: "DLTorchTests", dependencies: ["DLSupport", "DLTorch", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLCheckpointTests", dependencies: ["DLCheckpoint", "DLKit", "DLTestSupport"]),
         .testTarget(name: "DLAutogradTests", dependencies: ["DLAutograd", "DLONNX", "DLSafeTensors", "DLTestSupport"]),
-        .testTarget(name: "DLTrainingTests", dependencies: ["DLTraining", "DLKit", "DLTestSupport", "dltrain", "dlconvert"]),
-        .testTarget(name: "DLKitTests", dependencies: ["DLKit", "DLServe", "DLTensorFlow", "DLOpenVINO", "DLTestSupport"]),
-        .testTarget(name: "DLKerasTests", dependencies: ["DLKeras", "DLRuntime", "DLSafeTensors", "DLTestSupport", "dlconvert"]),
-        .testTarget(name: "DLTensorFlowTests", dependencies: ["DLTensorFlow", "DLKit", "DLSafeTensors", "DLTestSupport", "dlconvert", "dlserve"]),
+        .testTarget(name: "DLTrainingTests", dependencies: ["DLSupport", "DLTraining", "DLImage", "DLKit", "DLTestSupport", "dltrain", "dlconvert"]),
+        .testTarget(name: "DLKitTests", dependencies: ["DLSupport", "DLKit", "DLServe", "DLTensorFlow", "DLOpenVINO", "DLTestSupport"]),
+        .testTarget(name: "DLKerasTests", dependencies: ["DLSupport", "DLKeras", "DLRuntime", "DLSafeTensors", "DLTestSupport", "dlconvert"]),
+        .testTarget(name: "DLTensorFlowTests", dependencies: ["DLSupport", "DLTensorFlow", "DLKit", "DLSafeTensors", "DLTestSupport", "dlconvert", "dlserve"]),
         .testTarget(name: "DLTFLiteTests", dependencies: ["DLTFLite", "DLRuntime", "DLSafeTensors", "DLTestSupport"]),
-        .testTarget(name: "DLHuggingFaceTests", dependencies: ["DLHuggingFace", "DLRuntime", "DLSafeTensors", "DLTestSupport"]),
+        .testTarget(name: "DLHuggingFaceTests", dependencies: ["DLSupport", "DLHuggingFace", "DLRuntime", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLImageTests", dependencies: ["DLImage", "DLSafeTensors", "DLTestSupport"]),
         .testTarget(name: "DLOpenVINOTests", dependencies: ["DLOpenVINO", "DLKit", "DLTestSupport"]),
         // Reads ARCHITECTURE.md's import table and checks every import line of Sources/.
         .testTarget(name: "ArchitectureTests"),
-        .testTarget(name: "CLITests", dependencies: ["DLKit", "DLTestSupport", "dlconvert", "dlserve"]),
+        .testTarget(name: "CLITests", dependencies: ["DLSupport", "DLKit", "DLTestSupport", "dlconvert", "dlserve"]),
     ]
 )
 
@@ -117,15 +120,15 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-safetensors", dependencies: ["DLSafeTensors", "FuzzSupport"], path: "Fuzz/SafeTensors"),
         .executableTarget(name: "fuzz-torch", dependencies: ["DLTorch", "FuzzSupport"], path: "Fuzz/Torch"),
         .executableTarget(name: "fuzz-ckpt", dependencies: ["DLCheckpoint", "DLKit", "FuzzSupport"], path: "Fuzz/Checkpoint"),
-        .executableTarget(name: "fuzz-serve", dependencies: ["DLKit", "DLServe"], path: "Fuzz/Serve"),
+        .executableTarget(name: "fuzz-serve", dependencies: ["DLSupport", "DLKit", "DLServe"], path: "Fuzz/Serve"),
         // fuzz-serve-http: raw bytes of one HTTP connection through NIO's parser and the v2 routes;
         // fuzz-serve-binary: a stdio stream with binary tensor data through the framing.
         .executableTarget(name: "fuzz-serve-http", dependencies: [
             "DLKit", "DLServe", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
         ], path: "Fuzz/ServeHTTP"),
-        .executableTarget(name: "fuzz-serve-binary", dependencies: ["DLKit", "DLServe", "FuzzSupport"], path: "Fuzz/ServeBinary"),
+        .executableTarget(name: "fuzz-serve-binary", dependencies: ["DLSupport", "DLKit", "DLServe", "FuzzSupport"], path: "Fuzz/ServeBinary"),
         // fuzz-keras: the Keras reader over HDF5 bytes / .keras archives and model_config JSON.
-        .executableTarget(name: "fuzz-keras", dependencies: ["DLKeras", "FuzzSupport"], path: "Fuzz/Keras"),
+        .executableTarget(name: "fuzz-keras", dependencies: ["DLSupport", "DLKeras", "FuzzSupport"], path: "Fuzz/Keras"),
         // fuzz-openvino: IR XML, a NUL, then the .bin bytes.
         .executableTarget(name: "fuzz-openvino", dependencies: ["DLOpenVINO", "DLKit", "FuzzSupport"], path: "Fuzz/OpenVINO"),
         // fuzz-tfindex: a TensorFlow checkpoint (index table + one shard); fuzz-savedmodel:
@@ -136,12 +139,12 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         // fuzz-tflite: the FlatBuffer reader and the TFLite importer over .tflite bytes.
         .executableTarget(name: "fuzz-tflite", dependencies: ["DLTFLite", "FuzzSupport"], path: "Fuzz/TFLite"),
         // fuzz-hf: tokenizer.json and config.json of Hugging Face folders (first byte picks which).
-        .executableTarget(name: "fuzz-hf", dependencies: ["DLHuggingFace"], path: "Fuzz/HuggingFace"),
+        .executableTarget(name: "fuzz-hf", dependencies: ["DLSupport", "DLHuggingFace"], path: "Fuzz/HuggingFace"),
         // fuzz-image: PNG/JPEG bytes through the decoders and the resize.
         .executableTarget(name: "fuzz-image", dependencies: ["DLImage"], path: "Fuzz/Image"),
         // Structure-aware targets: the bytes are decisions that build a model_config, a one-node
         // ONNX model or an optimizer state dict from a grammar (FuzzSupport.FuzzChoices).
-        .executableTarget(name: "fuzz-keras-grammar", dependencies: ["DLKeras", "DLKit", "FuzzSupport"], path: "Fuzz/KerasGrammar"),
+        .executableTarget(name: "fuzz-keras-grammar", dependencies: ["DLSupport", "DLKeras", "DLKit", "FuzzSupport"], path: "Fuzz/KerasGrammar"),
         .executableTarget(name: "fuzz-onnx-attributes", dependencies: ["DLONNX", "DLKit", "FuzzSupport"], path: "Fuzz/ONNXAttributes"),
         .executableTarget(name: "fuzz-torch-optimizer", dependencies: ["DLTorch", "DLKit", "FuzzSupport"], path: "Fuzz/TorchOptimizer"),
     ]

@@ -160,6 +160,32 @@ def tokenize_matches(folder, lines):
             raise AssertionError(f"{text!r}: {got['input_ids']} != {e.ids}")
 
 
+def mlm_head_kept(fx, tmp):
+    import torch
+    from transformers import AutoModelForMaskedLM
+    folder = os.path.join(fx, "bert-mlm")
+    ckpt, out, onnx_path = (os.path.join(tmp, n) for n in ("bert-mlm.ckpt", "bert-mlm-hf", "bert-mlm.onnx"))
+    pc.run(os.path.join(pc.BIN, "dlconvert"), folder, ckpt)
+    pc.run(os.path.join(pc.BIN, "dlconvert"), ckpt, out, "--format", "hf")
+    src, got = load_file(os.path.join(folder, "model.safetensors")), load_file(os.path.join(out, "model.safetensors"))
+    if sorted(src) != sorted(got) or any(src[k].dtype != got[k].dtype or not np.array_equal(src[k], got[k]) for k in src):
+        raise AssertionError(f"written tensors differ: missing {sorted(set(src) - set(got))}, extra {sorted(set(got) - set(src))}")
+    a, info = AutoModelForMaskedLM.from_pretrained(out, output_loading_info=True)
+    if info["missing_keys"] or info["unexpected_keys"]:
+        raise AssertionError(f"AutoModelForMaskedLM: missing {info['missing_keys']}, unexpected {info['unexpected_keys']}")
+    b = AutoModelForMaskedLM.from_pretrained(folder)
+    ids = torch.tensor([[2, 17, 40, 33, 3]])
+    with torch.no_grad():
+        if not torch.equal(a.eval()(input_ids=ids).logits, b.eval()(input_ids=ids).logits):
+            raise AssertionError("MLM logits differ")
+    pc.run(os.path.join(pc.BIN, "dlconvert"), folder, onnx_path)
+    m = onnx.load(onnx_path)
+    onnx.checker.check_model(m, full_check=True)
+    carried = [i.name for i in m.graph.initializer if i.name.startswith("cls.")]
+    if carried:
+        raise AssertionError(f"the .onnx holds weights no node reads: {carried}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="dlkit-hf-")
     fx = os.path.join(pc.ROOT, "fixtures", "hf")
@@ -223,6 +249,8 @@ def main():
             checks.check(f"hf {name}: the exported KV cache with position_ids generates a left-padded batch as transformers' generate does",
                      lambda: ort_left_padded_greedy(os.path.join(tmp, f"{name}.onnx"), folder,
                                                     [gen["prompt"], "a", "Café naïve résumé façade"], len(gen["generated_ids"])))
+    checks.check("hf bert-mlm: the MLM head the encoder graph does not read survives folder -> .ckpt -> folder "
+                 "(AutoModelForMaskedLM gives the source's logits) and stays out of the .onnx", lambda: mlm_head_kept(fx, tmp))
     checks.check("hf unigram: dlconvert tokenize gives the tokenizers library's ids (padded, truncated)",
              lambda: tokenize_matches(os.path.join(fx, "unigram"), LINES))
 

@@ -1,4 +1,5 @@
 import DLHuggingFace
+import DLSupport
 import DLTensor
 
 /// libFuzzer entry for the Hugging Face folder readers. The first byte picks what the rest is:

@@ -1,5 +1,6 @@
 import DLGraph
 import DLKeras
+import DLSupport
 import DLTensor
 import FuzzSupport
 

@@ -1,6 +1,7 @@
 import DLGraph
 import DLKeras
 import DLKit
+import DLSupport
 import DLTensor
 import FuzzSupport
 import Glibc

@@ -1,5 +1,6 @@
 import DLKit
 import DLServe
+import DLSupport
 import Foundation
 import FuzzSupport
 

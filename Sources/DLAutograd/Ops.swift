@@ -32,42 +32,46 @@ enum Ops {
         return s
     }
 
-    /// Strides of `shape` right-aligned to `rank` axes, 0 on every axis it is broadcast along.
-    static func broadcastStrides(_ shape: [Int], rank: Int) -> [Int] {
-        let padded = [Int](repeating: 1, count: rank - shape.count) + shape
-        return strides(padded).enumerated().map { padded[$0.offset] == 1 ? 0 : $0.element }
-    }
-
-    /// Expands `values` of `shape` to `outShape` (numpy broadcasting, right-aligned).
+    /// Expands `values` of `shape` to `outShape` (numpy broadcasting, walked by `BroadcastPlan`).
+    /// The shapes come from a forward run that broadcast them; were they not to broadcast, the
+    /// values come back unchanged and the gradient's shape check reports it.
     static func broadcast(_ values: [Float], from shape: [Int], to outShape: [Int]) -> [Float] {
         if shape == outShape { return values }
-        let count = outShape.reduce(1, *)
-        if values.count == 1 { return [Float](repeating: values.first ?? 0, count: count) }
-        let inStrides = broadcastStrides(shape, rank: outShape.count)
-        var out = [Float](repeating: 0, count: count)
-        var cursor = StridedCursor(shape: outShape, strides: inStrides)
-        for o in 0..<count {
-            out[o] = values[cursor.offset]
-            cursor.advance()
+        guard let plan = try? BroadcastPlan(outShape: outShape, operands: [shape]) else { return values }
+        var out = [Float](repeating: 0, count: plan.outputCount)
+        let n = plan.rowLength, step = plan.rowStrides[0]
+        values.withUnsafeBufferPointer { v in
+            out.withUnsafeMutableBufferPointer { o in
+                plan.forEachRow { at, off in
+                    let start = off[0]
+                    for j in 0..<n { o[at + j] = v[start + j * step] }
+                }
+            }
         }
         return out
     }
 
-    /// Sums `values` of `outShape` down to `shape` (the adjoint of `broadcast`).
+    /// Sums `values` of `outShape` down to `shape` (the adjoint of `broadcast`: the gradient of a
+    /// broadcast operand, reduced over the axes it was stretched along).
     static func reduce(_ values: [Float], from outShape: [Int], to shape: [Int]) -> [Float] {
         if shape == outShape { return values }
-        let total = shape.reduce(1, *)
-        if total == 1 {
-            var s: Float = 0
-            for v in values { s += v }
-            return [s]
-        }
-        let inStrides = broadcastStrides(shape, rank: outShape.count)
-        var out = [Float](repeating: 0, count: total)
-        var cursor = StridedCursor(shape: outShape, strides: inStrides)
-        for o in 0..<values.count {
-            out[cursor.offset] += values[o]
-            cursor.advance()
+        guard let plan = try? BroadcastPlan(outShape: outShape, operands: [shape]) else { return values }
+        var out = [Float](repeating: 0, count: shape.reduce(1, *))
+        let n = plan.rowLength, step = plan.rowStrides[0]
+        values.withUnsafeBufferPointer { v in
+            out.withUnsafeMutableBufferPointer { o in
+                plan.forEachRow { at, off in
+                    let start = off[0]
+                    if step == 0 {
+                        // Summed in output order, as one running sum per operand element.
+                        var s = o[start]
+                        for j in 0..<n { s += v[at + j] }
+                        o[start] = s
+                    } else {
+                        for j in 0..<n { o[start + j] += v[at + j] }
+                    }
+                }
+            }
         }
         return out
     }
@@ -130,8 +134,8 @@ extension Tensor {
 }
 
 /// Walks the elements of `shape` in row-major order and keeps `offset = sum(index[d] * strides[d])`,
-/// the position of the current element in a buffer laid out with `strides` (0 for a broadcast axis).
-/// Broadcasting, its adjoint and transposition are all this walk.
+/// the position of the current element in a buffer laid out with `strides`: the transposition walk
+/// (broadcasting is `BroadcastPlan`).
 struct StridedCursor {
     private let shape: [Int]
     private let strides: [Int]

@@ -1,6 +1,7 @@
 import DLGraph
 import DLONNX
 import DLSafeTensors
+import DLSupport
 import DLTensor
 import Foundation
 
@@ -45,16 +46,16 @@ public struct Checkpoint: Sendable {
         guard let encoded = file.metadata[Self.graphKey] else {
             throw .invalidMetadata(path: path, key: Self.graphKey, reason: "is missing")
         }
-        guard let bytes = Data(base64Encoded: encoded) else {
+        guard let bytes = Base64.decode(encoded) else {
             throw .invalidMetadata(path: path, key: Self.graphKey, reason: "is not valid base64")
         }
         let names: [String]
         if let list = file.metadata[Self.initializersKey] {
-            // The strict parser (depth-limited, UTF-8 checked) rather than Foundation's.
-            var utf8 = Array(list.utf8)
-            utf8.append(0)
-            let parsed = utf8.withUnsafeBytes { b in try? JSONParser.parse(UnsafeRawBufferPointer(rebasing: b.dropLast())) }
-            guard case .array(let items)? = parsed else {
+            let parsed: JSON
+            do { parsed = try JSONParser.parse(list) } catch {
+                throw .invalidMetadata(path: path, key: Self.initializersKey, reason: "is not JSON: \(error)")
+            }
+            guard case .array(let items) = parsed else {
                 throw .invalidMetadata(path: path, key: Self.initializersKey, reason: "is not a JSON array of strings")
             }
             var decoded: [String] = []
@@ -116,12 +117,8 @@ public struct Checkpoint: Sendable {
         var metadata = extraMetadata
         metadata["format"] = "dlkit"
         metadata[Self.versionKey] = String(Self.version)
-        metadata[Self.graphKey] = Data(proto).base64EncodedString()
-        let namesJSON: Data
-        do { namesJSON = try JSONEncoder().encode(names) } catch {
-            throw .invalidMetadata(path: path, key: Self.initializersKey, reason: "\(error)")
-        }
-        metadata[Self.initializersKey] = String(decoding: namesJSON, as: UTF8.self)
+        metadata[Self.graphKey] = Base64.encode(proto)
+        metadata[Self.initializersKey] = JSON.array(names.map { .string($0) }).serialized()
         if let training {
             let (meta, slotTensors) = try training.encoded(path: path)
             for (k, v) in meta { metadata[k] = v }

@@ -111,16 +111,8 @@ extension Graph {
                 if let shape = ints(n.inputs[0]) { out[o] = bytes(shape, width: 1) }
             case "Expand" where n.inputs.count >= 2:
                 guard let shape = ints(n.inputs[1]) else { continue }
-                var dims = shape
-                if let x = fixedDims(n.inputs[0]) {
-                    // Broadcast: right-aligned, each dim the larger of the two.
-                    let r = max(x.count, shape.count)
-                    dims = (0..<r).map { i in
-                        let a = i - (r - x.count) >= 0 ? x[i - (r - x.count)] : 1
-                        let b = i - (r - shape.count) >= 0 ? shape[i - (r - shape.count)] : 1
-                        return max(a, b)
-                    }
-                }
+                // Expand broadcasts the input against the target (a clash fails the run itself).
+                let dims = fixedDims(n.inputs[0]).flatMap { try? Broadcast.shape($0, shape) } ?? shape
                 out[o] = bytes(dims, width: width)
             case "Tile" where n.inputs.count >= 2:
                 guard let reps = ints(n.inputs[1]), let x = fixedDims(n.inputs[0]), reps.count == x.count else { continue }

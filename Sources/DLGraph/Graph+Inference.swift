@@ -88,27 +88,6 @@ public enum DimMath {
         return .fixed(n)
     }
 
-    /// Numpy broadcasting of two dim lists; nil when two fixed sizes clash.
-    public static func broadcast(_ a: [Dim], _ b: [Dim]) -> [Dim]? {
-        let r = max(a.count, b.count)
-        var out: [Dim] = []
-        out.reserveCapacity(r)
-        for i in 0..<r {
-            let da: Dim = i < r - a.count ? .fixed(1) : a[i - (r - a.count)]
-            let db: Dim = i < r - b.count ? .fixed(1) : b[i - (r - b.count)]
-            switch (da, db) {
-            case (.fixed(let x), .fixed(let y)):
-                if x == y || y == 1 { out.append(da) } else if x == 1 { out.append(db) } else { return nil }
-            case (.fixed(1), _): out.append(db)
-            case (_, .fixed(1)): out.append(da)
-            case (.fixed, _): out.append(da)
-            case (_, .fixed): out.append(db)
-            default: out.append(da == db ? da : .unknown)
-            }
-        }
-        return out
-    }
-
     /// Normalises a possibly negative axis against a rank; nil when out of range.
     public static func axis(_ a: Int, rank: Int) -> Int? {
         let v = a < 0 ? a + rank : a

@@ -3,7 +3,7 @@ import DLTensor
 /// What type inference of one node sees: the node, the types of its inputs (nil where unknown or
 /// left out) and the values of inputs that are known before running (initializers, constants,
 /// or at run time every input).
-public struct InferenceContext {
+package struct InferenceContext {
     public let node: Node
     public let inputTypes: [TensorType?]
     public let inputValues: [Tensor?]
@@ -28,7 +28,7 @@ public struct InferenceContext {
 }
 
 /// Arity and type rules of one IR op.
-public struct OpSchema: Sendable {
+package struct OpSchema: Sendable {
     public let name: String
     public let inputs: ClosedRange<Int>
     public let outputs: ClosedRange<Int>
@@ -45,7 +45,7 @@ public struct OpSchema: Sendable {
 }
 
 /// The IR op set: every op DLKit's graph may contain, by ONNX op type.
-public enum OpSet {
+package enum OpSet {
     public static let schemas: [String: OpSchema] = {
         var s: [String: OpSchema] = [:]
         for schema in ElementwiseOps.schemas + LinearOps.schemas + ConvolutionOps.schemas

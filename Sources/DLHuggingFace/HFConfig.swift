@@ -1,3 +1,4 @@
+import DLSupport
 import DLTensor
 import Foundation
 
@@ -20,14 +21,14 @@ func parseJSON(_ bytes: UnsafeRawBufferPointer, path: String) throws(HFError) ->
 /// architecture applied by the accessors' callers.
 public struct HFConfig: Sendable {
     public let path: String
-    public let json: JSON
+    package let json: JSON
     public let modelType: String
 
     public init(path: String) throws(HFError) {
         try self.init(json: try readJSONFile(path, maxBytes: 10_000_000), path: path)
     }
 
-    public init(json: JSON, path: String) throws(HFError) {
+    package init(json: JSON, path: String) throws(HFError) {
         self.path = path
         self.json = json
         guard case .object = json else { throw .invalid(path: path, reason: "expected an object at the top, found \(json.kindDescription)") }

@@ -31,6 +31,16 @@ public struct HFFolder: Sendable {
         if HFArchitecture.encoders.contains(config.modelType), let plan = try SentencePooling.plan(folder: path) {
             SentencePooling.add(plan, to: &g)
         }
+        // Weights of the file the architecture does not read (an MLM or classification head on a
+        // base encoder) travel as initializers no node reads, named in `carriedWeightsKey`, so a
+        // folder -> .ckpt -> folder round trip gives back every tensor; writers of runnable
+        // formats drop them (`droppingCarriedWeights`).
+        var carried: [String] = []
+        for (name, t) in weights.tensors where g.initializers[name] == nil {
+            g.initializers[name] = t
+            carried.append(name)
+        }
+        if !carried.isEmpty { g.metadata.metadataProps.append((Self.carriedWeightsKey, carried.joined(separator: "\n"))) }
         // The folder's own text files travel with the graph (.onnx/.ckpt metadata), so the model
         // can be written back as a folder (`HFFolder.carriedFiles`).
         for name in Self.carriedFiles {
@@ -48,6 +58,25 @@ public struct HFFolder: Sendable {
                                       "special_tokens_map.json", "vocab.txt", "merges.txt", "vocab.json"]
     public static let filePropPrefix = "hf.file:"
     static let maxCarriedBytes = 64 << 20
+
+    /// The metadata key listing (one per line) the initializers a graph carries for writing the
+    /// folder back but never reads.
+    public static let carriedWeightsKey = "hf.carried_weights"
+
+    /// `graph` without the weights it only carries (see `carriedWeightsKey`): what an .onnx,
+    /// .tflite or OpenVINO output and a runtime want. A listed name that a node reads is kept.
+    public static func droppingCarriedWeights(_ graph: Graph) -> Graph {
+        guard let list = graph.metadata.metadataProps.first(where: { $0.key == carriedWeightsKey })?.value else { return graph }
+        var g = graph
+        var read = Set(g.outputs.map(\.name))
+        for n in g.nodes { read.formUnion(n.inputs) }
+        var initializers = NamedTensors()
+        let carried = Set(list.split(separator: "\n").map(String.init))
+        for (name, t) in g.initializers where !carried.contains(name) || read.contains(name) { initializers[name] = t }
+        g.initializers = initializers
+        g.metadata.metadataProps.removeAll { $0.key == carriedWeightsKey }
+        return g
+    }
 
     /// Names that the graph builders give their own constants (never a checkpoint's weights).
     public static func isBuilderConstant(_ name: String) -> Bool { name.hasPrefix("const/") || name.hasPrefix("pooling/") }

@@ -1,3 +1,4 @@
+import DLSupport
 import DLTensor
 import Foundation
 
@@ -58,7 +59,7 @@ public struct HFTokenizer: Sendable {
         try self.init(json: try readJSONFile(path), path: path)
     }
 
-    public init(json: JSON, path: String) throws(HFError) {
+    package init(json: JSON, path: String) throws(HFError) {
         self.path = path
         let r = JSONReader(path: path)
         decoder = Result { () throws(HFError) in try Decoder.parse(json["decoder"], r, "decoder") }

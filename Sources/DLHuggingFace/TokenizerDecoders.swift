@@ -1,3 +1,4 @@
+import DLSupport
 import DLTensor
 
 /// tokenizer.json decoders (ids back to text): ByteLevel, WordPiece, Metaspace, Replace,

@@ -1,3 +1,4 @@
+import DLSupport
 import DLTensor
 
 /// tokenizer.json models: WordPiece, BPE (byte-level or not, byte fallback) and Unigram.

@@ -1,3 +1,4 @@
+import DLSupport
 import DLTensor
 import Foundation
 

@@ -1,3 +1,4 @@
+import DLSupport
 import DLTensor
 
 /// tokenizer.json post-processors: TemplateProcessing, BertProcessing, RobertaProcessing,

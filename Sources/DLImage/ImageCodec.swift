@@ -82,6 +82,22 @@ public enum ImageCodec {
         return try result.get()
     }
 
+    /// An RGB image as gray by ITU-R 601-2 luma (L = 0.299 R + 0.587 G + 0.114 B) in 16-bit
+    /// fixed point, rounded: what ONNX's ImageDecoder reference gets from Pillow's `convert("L")`.
+    /// (Decoding with `channels: 1` leaves the conversion to libpng/libjpeg, whose JPEG gray is
+    /// the stored luma plane, not a conversion of the decoded RGB.)
+    public static func luma(_ image: DecodedImage) -> DecodedImage {
+        guard image.channels == 3 else { return image }
+        var gray = [UInt8](repeating: 0, count: image.width * image.height)
+        image.pixels.withUnsafeBufferPointer { p in
+            for i in gray.indices {
+                let r = UInt32(p[3 * i]), g = UInt32(p[3 * i + 1]), b = UInt32(p[3 * i + 2])
+                gray[i] = UInt8((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16)
+            }
+        }
+        return DecodedImage(width: image.width, height: image.height, channels: 1, pixels: gray)
+    }
+
     /// Bilinear resampling to `height` x `width` (pixel centres aligned, as half-pixel
     /// `Resize` does, no antialiasing), scaled to [0, 1] float32, HWC.
     public static func resized(_ image: DecodedImage, height: Int, width: Int) -> [Float] {

@@ -43,31 +43,39 @@ public struct ImageFolder: Sendable {
     /// decode are left out and listed; without it the first one is an error naming the file.
     public func load(height: Int, width: Int, channels: Int = 3, channelsLast: Bool = false, skipBad: Bool = false)
         throws(ImageError) -> (images: Tensor, labels: Tensor, skipped: [String]) {
-        guard height > 0, width > 0, height * width <= ImageCodec.maxPixels else {
-            throw .badSize("the image size \(height)x\(width) must be positive and at most \(ImageCodec.maxPixels) pixels")
-        }
+        try Self.checkSize(height: height, width: width)
         var pixels: [Float] = []
         var labels: [Int64] = []
         var skipped: [String] = []
-        let plane = height * width
-        pixels.reserveCapacity(samples.count * plane * channels)
+        pixels.reserveCapacity(samples.count * height * width * channels)
         for (path, label) in samples {
-            let image: DecodedImage
-            do { image = try ImageCodec.decode(path: path, channels: channels) } catch {
+            do { pixels += try Self.pixels(path: path, height: height, width: width, channels: channels, channelsLast: channelsLast) } catch {
                 guard skipBad else { throw error }
                 skipped.append(path)
                 continue
-            }
-            let hwc = ImageCodec.resized(image, height: height, width: width)
-            if channelsLast || channels == 1 {
-                pixels += hwc
-            } else {
-                for k in 0..<channels { for i in 0..<plane { pixels.append(hwc[i * channels + k]) } }
             }
             labels.append(Int64(label))
         }
         guard !labels.isEmpty else { throw .malformed(path: samples.first?.path ?? "", reason: "no image of the folder could be decoded") }
         let shape = channelsLast ? [labels.count, height, width, channels] : [labels.count, channels, height, width]
         return (Tensor(shape: shape, scalars: pixels), Tensor(shape: [labels.count], scalars: labels), skipped)
+    }
+
+    /// Refuses an output size that is not positive or larger than `ImageCodec.maxPixels`.
+    public static func checkSize(height: Int, width: Int) throws(ImageError) {
+        guard height > 0, width > 0, height <= ImageCodec.maxPixels / width else {
+            throw .badSize("the image size \(height)x\(width) must be positive and at most \(ImageCodec.maxPixels) pixels")
+        }
+    }
+
+    /// One image as a sample: decoded, resized to `height` x `width`, scaled to [0, 1], and laid
+    /// out CHW (HWC with `channelsLast`).
+    public static func pixels(path: String, height: Int, width: Int, channels: Int, channelsLast: Bool) throws(ImageError) -> [Float] {
+        let hwc = ImageCodec.resized(try ImageCodec.decode(path: path, channels: channels), height: height, width: width)
+        if channelsLast || channels == 1 { return hwc }
+        let plane = height * width
+        var chw = [Float](repeating: 0, count: hwc.count)
+        for k in 0..<channels { for i in 0..<plane { chw[k * plane + i] = hwc[i * channels + k] } }
+        return chw
     }
 }

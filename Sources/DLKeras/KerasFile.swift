@@ -1,3 +1,4 @@
+import DLSupport
 import DLTensor
 import Foundation
 
@@ -50,7 +51,7 @@ public struct KerasFile: Sendable {
     public var path: String
     public var kind: Kind
     /// The model config: an object with `class_name` and `config` (nil in weights-only files).
-    public var config: JSON?
+    package var config: JSON?
     public var kerasVersion: String?
     public var backend: String?
     /// Layers with their weights, in file order (layers without weights included for legacy files).
@@ -67,7 +68,7 @@ public struct KerasFile: Sendable {
     }
 
     /// A file's parts as read elsewhere (DLKit's `KerasIsolation` rebuilds what a helper process read).
-    public init(path: String, kind: Kind, config: JSON?, layers: [KerasLayerWeights], optimizer: KerasOptimizerState?,
+    package init(path: String, kind: Kind, config: JSON?, layers: [KerasLayerWeights], optimizer: KerasOptimizerState?,
                 kerasVersion: String?, backend: String?) {
         self.init(path: path, kind: kind, config: config, layers: layers)
         self.optimizer = optimizer
@@ -77,7 +78,7 @@ public struct KerasFile: Sendable {
 
     /// A model known only by its `model_config` JSON (no weights): what `KerasImporter.graph`
     /// needs to build the graph; `path` names it in messages. Used by the fuzz target.
-    public init(config: JSON, path: String) {
+    package init(config: JSON, path: String) {
         self.init(path: path, kind: .legacyModel, config: config, layers: [])
     }
 
@@ -102,12 +103,12 @@ public struct KerasFile: Sendable {
     }
 
     private static func readArchive(path: String) throws(KerasError) -> KerasFile {
-        let zip = try StoredZip(path: path)
+        let zip = try KerasArchive(path: path)
         guard let configBytes = try zip.entry("config.json") else { throw .archive(path: path, reason: "no config.json") }
         guard let weights = try zip.entry("model.weights.h5") else { throw .archive(path: path, reason: "no model.weights.h5") }
         let config: JSON
         do {
-            config = try configBytes.withUnsafeBytes { b throws(JSONSyntaxError) in try JSONParser.parse(b) }
+            config = try JSONParser.parse(configBytes)
         } catch { throw .archive(path: path, reason: "config.json: \(error)") }
         var file = try HDF5.locked { () throws(KerasError) -> KerasFile in
             let r: H5Reader
@@ -117,7 +118,7 @@ public struct KerasFile: Sendable {
             return try Self.read(r, path: path, config: config, archive: true)
         }
         if let meta = try zip.entry("metadata.json"),
-           let m = try? meta.withUnsafeBytes({ b throws(JSONSyntaxError) in try JSONParser.parse(b) }) {
+           let m = try? JSONParser.parse(meta) {
             file.kerasVersion = m["keras_version"]?.stringValue
         }
         return file
@@ -155,7 +156,7 @@ public struct KerasFile: Sendable {
             guard r.hasAttribute("/", "model_config") else { throw .notKeras(path: path, reason: "model_weights without a model_config attribute") }
             let text = try h5({ () throws(H5Failure) in try r.string("/", "model_config") })
             do {
-                file.config = try Array(text.utf8).withUnsafeBytes { b throws(JSONSyntaxError) in try JSONParser.parse(b) }
+                file.config = try JSONParser.parse(text)
             } catch { throw .invalidConfig(path: path, reason: "model_config is not JSON: \(error)") }
         }
         let prefix = full ? "model_weights/" : ""

@@ -1,4 +1,5 @@
 import DLGraph
+import DLSupport
 import DLTensor
 
 /// One layer of the model config with where its inputs come from.

@@ -1,4 +1,5 @@
 import DLGraph
+import DLSupport
 import DLTensor
 
 /// A Keras-sourced graph as a TensorFlow.js layers-model holds it: `modelTopology` (the Keras
@@ -14,7 +15,7 @@ import DLTensor
 public enum KerasTFJS {
     public struct Parts: Sendable {
         /// `modelTopology`: `keras_version`, `backend`, `model_config`.
-        public var topology: JSON
+        package var topology: JSON
         /// In the layers' order, each layer's variables in Keras's order.
         public var weights: [(name: String, tensor: Tensor)]
     }
@@ -24,7 +25,7 @@ public enum KerasTFJS {
             throw .write(path: path, reason: "the model did not come from a Keras model file (no Keras config in its metadata); a TF.js layers-model is written from .h5 with a config, .keras, a TF.js layers-model, or DLKit's ONNX/.ckpt export of one")
         }
         let record: JSON
-        do { record = try Array(text.utf8).withUnsafeBytes { b throws(JSONSyntaxError) in try JSONParser.parse(b) } } catch {
+        do { record = try JSONParser.parse(text) } catch {
             throw .invalidConfig(path: graph.name, reason: "the recorded Keras config is not JSON: \(error)")
         }
         guard let config = record["model_config"] else { throw .invalidConfig(path: graph.name, reason: "the recorded Keras config has no model_config") }

@@ -1,4 +1,5 @@
 import DLGraph
+import DLSupport
 import DLTensor
 
 /// Writes the weights of a graph that came from Keras back into Keras's files, so that
@@ -17,7 +18,7 @@ public enum KerasWriter {
     public static func records(of graph: Graph) throws(KerasError) -> [KerasLayerRecord]? {
         guard let text = graph.metadata.metadataProps.last(where: { $0.key == KerasImporter.layoutKey })?.value else { return nil }
         let json: JSON
-        do { json = try Array(text.utf8).withUnsafeBytes { b throws(JSONSyntaxError) in try JSONParser.parse(b) } } catch {
+        do { json = try JSONParser.parse(text) } catch {
             throw .invalidConfig(path: graph.name, reason: "the recorded Keras layout is not JSON: \(error)")
         }
         func ints(_ j: JSON?) -> [Int]? { j?.arrayValue.map { $0.compactMap(\.intValue) } }

@@ -1,104 +1,155 @@
-/// How two operands broadcast to an output, numpy style, reduced to the fewest loop dimensions.
+import DLTensor
+
+/// How operands broadcast to an output (the rule is `DLTensor.Broadcast`), reduced to the fewest
+/// loop dimensions: the one walk over broadcast indices for every kernel and gradient.
 ///
-/// Built once per shape triple (the runtime can build it when it plans and reuse it on every run);
-/// running a binary kernel with it then allocates nothing on the heap.
+/// Built once per shape list (the runtime can build it when it plans and reuse it on every run);
+/// walking it then allocates nothing on the heap.
 ///
 /// Shapes are right-aligned: an operand of lower rank gains leading 1s, so `[3, 1]` against
 /// `[2, 3, 4]` is `[1, 3, 1]`. A dimension of size 1 is read with stride 0. Adjacent dimensions
-/// that are contiguous (or broadcast) in both operands are merged, so equal shapes become one
+/// that are contiguous (or broadcast) in every operand are merged, so equal shapes become one
 /// flat loop, and `[N, C, H, W] + [C, 1, 1]` becomes `[N, C, H*W]` with the bias constant along the
 /// innermost run.
+///
+/// Three ways to walk it: `run` (two operands of one element type, through the vectorised binary
+/// loops: contiguous, scalar and row-broadcast runs), `forEachRow` (any number of operands, one
+/// call per innermost run with each operand's offset) and `offsets(of:)` (one operand's flat index
+/// for every output element).
 public struct BroadcastPlan: Hashable, Sendable {
     /// Elements in the output.
     public let outputCount: Int
     /// Loop sizes, outermost first, after merging; empty for a scalar output.
     public let dims: [Int]
-    /// Element strides of each operand along `dims` (0 where it is broadcast).
-    public let aStrides: [Int]
-    public let bStrides: [Int]
+    /// Per operand, its element strides along `dims` (0 where it is broadcast).
+    public let strides: [[Int]]
 
-    /// - Precondition: neither operand has a higher rank than `outShape`, and each of their sizes
-    ///   equals the output's size there or is 1 (`ShapeMath.broadcast` gives such an `outShape`).
-    ///   The caller validates shapes from user data first.
-    public init(outShape: [Int], aShape: [Int], bShape: [Int]) {
-        let r = outShape.count
-        precondition(aShape.count <= r && bShape.count <= r, "operand rank exceeds output rank")
+    /// - Throws: when an operand does not broadcast to `outShape` (`Broadcast.shape` of the
+    ///   operands gives one they do).
+    package init(outShape: [Int], operands: [[Int]]) throws(Broadcast.Mismatch) {
+        let full = try operands.map { (s) throws(Broadcast.Mismatch) in try Broadcast.strides(of: s, along: outShape) }
         var count = 1
-        for d in outShape { count *= d }
+        for d in outShape { count &*= d }
         outputCount = count
 
-        // Innermost first: (size, aStride, bStride), skipping size-1 output dimensions.
-        var sizes: [Int] = [], sa: [Int] = [], sb: [Int] = []
-        var accA = 1, accB = 1
-        for i in stride(from: r - 1, through: 0, by: -1) {
+        // Innermost first, skipping size-1 output dimensions.
+        var sizes: [Int] = []
+        var merged = [[Int]](repeating: [], count: operands.count)
+        for i in stride(from: outShape.count - 1, through: 0, by: -1) {
             let n = outShape[i]
-            let da = i >= r - aShape.count ? aShape[i - (r - aShape.count)] : 1
-            let db = i >= r - bShape.count ? bShape[i - (r - bShape.count)] : 1
-            precondition((da == n || da == 1) && (db == n || db == 1), "shapes do not broadcast")
-            let strideA = da == 1 ? 0 : accA
-            let strideB = db == 1 ? 0 : accB
-            accA *= da
-            accB *= db
             if n == 1 { continue }
-            if let last = sizes.last,
-               strideA == sa[sa.count - 1] * last, strideB == sb[sb.count - 1] * last {
+            if let last = sizes.last, full.indices.allSatisfy({ full[$0][i] == merged[$0][merged[$0].count - 1] * last }) {
                 sizes[sizes.count - 1] *= n
             } else {
                 sizes.append(n)
-                sa.append(strideA)
-                sb.append(strideB)
+                for k in full.indices { merged[k].append(full[k][i]) }
             }
         }
         dims = sizes.reversed()
-        aStrides = sa.reversed()
-        bStrides = sb.reversed()
+        strides = merged.map { $0.reversed() }
     }
 
-    /// Runs `F` over every output element: the innermost run goes to a contiguous kernel chosen by
-    /// which operand is constant along it; the outer dimensions are walked recursively (depth at
-    /// most the rank), so nothing is allocated.
+    /// The plan for the broadcast of `operands` (their shape is `Broadcast.shape(operands)`).
+    package init(operands: [[Int]]) throws(Broadcast.Mismatch) {
+        try self.init(outShape: Broadcast.shape(operands), operands: operands)
+    }
+
+    /// The length of the innermost run (1 for a scalar output).
+    public var rowLength: Int { dims.last ?? 1 }
+
+    /// Each operand's stride along the innermost run (0 or 1).
+    public var rowStrides: [Int] { strides.map { $0.last ?? 0 } }
+
+    /// Calls `body(outputOffset, operandOffsets)` once per innermost run of `rowLength` output
+    /// elements, in order; operand `k` reads `operandOffsets[k] + j * rowStrides[k]` for element `j`.
+    public func forEachRow(_ body: (Int, UnsafeBufferPointer<Int>) -> Void) {
+        guard outputCount > 0 else { return }
+        let k = strides.count, outer = max(dims.count - 1, 0), n = rowLength
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: k + outer) { scratch in
+            guard let base = scratch.baseAddress else { return }
+            let offsets = base, index = base + k
+            offsets.initialize(repeating: 0, count: k)
+            index.initialize(repeating: 0, count: outer)
+            let view = UnsafeBufferPointer(start: offsets, count: k)
+            var o = 0
+            while true {
+                body(o, view)
+                o += n
+                // Odometer over the outer dims, moving every operand's offset with it.
+                var d = outer - 1
+                while d >= 0 {
+                    index[d] += 1
+                    for j in 0..<k { offsets[j] += strides[j][d] }
+                    if index[d] < dims[d] { break }
+                    for j in 0..<k { offsets[j] -= strides[j][d] * dims[d] }
+                    index[d] = 0
+                    d -= 1
+                }
+                if d < 0 { return }
+            }
+        }
+    }
+
+    /// For each output element in row-major order, the flat index of operand `k`'s element that
+    /// broadcasts onto it.
+    public func offsets(of k: Int) -> [Int] {
+        var out = [Int](repeating: 0, count: outputCount)
+        let step = rowStrides[k], n = rowLength
+        out.withUnsafeMutableBufferPointer { o in
+            forEachRow { at, off in
+                let start = off[k]
+                for j in 0..<n { o[at + j] = start + j * step }
+            }
+        }
+        return out
+    }
+
+    /// Runs `F` over every output element of a two-operand plan: the innermost run goes to a
+    /// contiguous kernel chosen by which operand is constant along it; the outer dimensions are
+    /// walked recursively (depth at most the rank), so nothing is allocated.
     @inline(__always)
     func run<F: BinaryFunctor>(
         _: F.Type, _ a: UnsafePointer<F.Scalar>, _ b: UnsafePointer<F.Scalar>,
         _ out: UnsafeMutablePointer<F.Scalar>
     ) {
+        precondition(strides.count == 2, "a binary kernel runs a plan of two operands")
         if outputCount == 0 { return }
         if dims.isEmpty {
             out.pointee = F.scalar(a.pointee, b.pointee)
             return
         }
-        walk(F.self, 0, a, b, out)
+        walk(F.self, 0, strides[0], strides[1], a, b, out)
     }
 
     /// Runs dimensions `d...` starting at the given operand and output positions.
     func walk<F: BinaryFunctor>(
-        _: F.Type, _ d: Int, _ a: UnsafePointer<F.Scalar>, _ b: UnsafePointer<F.Scalar>,
-        _ out: UnsafeMutablePointer<F.Scalar>
+        _: F.Type, _ d: Int, _ aStrides: [Int], _ bStrides: [Int],
+        _ a: UnsafePointer<F.Scalar>, _ b: UnsafePointer<F.Scalar>, _ out: UnsafeMutablePointer<F.Scalar>
     ) {
         let last = dims.count - 1
         if d == last {
-            rows(F.self, 1, 0, 0, a, b, out)
+            rows(F.self, 1, 0, 0, aStrides[last], bStrides[last], a, b, out)
         } else if d == last - 1 {
-            rows(F.self, dims[d], aStrides[d], bStrides[d], a, b, out)
+            rows(F.self, dims[d], aStrides[d], bStrides[d], aStrides[last], bStrides[last], a, b, out)
         } else {
             let sa = aStrides[d], sb = bStrides[d]
             let block = outputCount / outerCount(through: d)
             for i in 0..<dims[d] {
-                walk(F.self, d + 1, a + i * sa, b + i * sb, out + i * block)
+                walk(F.self, d + 1, aStrides, bStrides, a + i * sa, b + i * sb, out + i * block)
             }
         }
     }
 
-    /// `count` rows of the innermost dimension, row `i` reading `a + i * sa` and `b + i * sb`:
-    /// the choice of contiguous loop is made once for all rows, and short rows (fewer than eight
-    /// elements, where vector loops only add overhead) run as plain scalar loops.
+    /// `count` rows of the innermost dimension, row `i` reading `a + i * sa` and `b + i * sb`
+    /// (`ia`, `ib`: the strides along the row): the choice of contiguous loop is made once for all
+    /// rows, and short rows (fewer than eight elements, where vector loops only add overhead) run
+    /// as plain scalar loops.
     @inline(__always)
     func rows<F: BinaryFunctor>(
-        _: F.Type, _ count: Int, _ sa: Int, _ sb: Int,
+        _: F.Type, _ count: Int, _ sa: Int, _ sb: Int, _ ia: Int, _ ib: Int,
         _ a: UnsafePointer<F.Scalar>, _ b: UnsafePointer<F.Scalar>, _ out: UnsafeMutablePointer<F.Scalar>
     ) {
         let n = dims[dims.count - 1]
-        let ia = aStrides[dims.count - 1], ib = bStrides[dims.count - 1]
         if n < 8 {
             var o = out
             for i in 0..<count {

@@ -1,3 +1,5 @@
+import DLTensor
+
 /// A binary arithmetic operation (ONNX `Add`, `Sub`, `Mul`, `Div`).
 public enum BinaryOperation: String, Hashable, Sendable, CaseIterable {
     case add, sub, mul, div
@@ -48,30 +50,31 @@ public enum Elementwise {
     }
 
     /// Builds the ``BroadcastPlan`` for `outShape`, `aShape`, `bShape` and runs the float32 kernel.
-    public static func binary(
+    /// - Throws: when an operand does not broadcast to `outShape`.
+    package static func binary(
         _ op: BinaryOperation, _ a: UnsafePointer<Float>, shape aShape: [Int],
         _ b: UnsafePointer<Float>, shape bShape: [Int],
         _ out: UnsafeMutablePointer<Float>, shape outShape: [Int]
-    ) {
-        binary(op, a, b, out, plan: BroadcastPlan(outShape: outShape, aShape: aShape, bShape: bShape))
+    ) throws(Broadcast.Mismatch) {
+        binary(op, a, b, out, plan: try BroadcastPlan(outShape: outShape, operands: [aShape, bShape]))
     }
 
     /// Builds the ``BroadcastPlan`` and runs the int64 kernel.
-    public static func binary(
+    package static func binary(
         _ op: BinaryOperation, _ a: UnsafePointer<Int64>, shape aShape: [Int],
         _ b: UnsafePointer<Int64>, shape bShape: [Int],
         _ out: UnsafeMutablePointer<Int64>, shape outShape: [Int]
-    ) {
-        binary(op, a, b, out, plan: BroadcastPlan(outShape: outShape, aShape: aShape, bShape: bShape))
+    ) throws(Broadcast.Mismatch) {
+        binary(op, a, b, out, plan: try BroadcastPlan(outShape: outShape, operands: [aShape, bShape]))
     }
 
     /// Builds the ``BroadcastPlan`` and runs the int32 kernel.
-    public static func binary(
+    package static func binary(
         _ op: BinaryOperation, _ a: UnsafePointer<Int32>, shape aShape: [Int],
         _ b: UnsafePointer<Int32>, shape bShape: [Int],
         _ out: UnsafeMutablePointer<Int32>, shape outShape: [Int]
-    ) {
-        binary(op, a, b, out, plan: BroadcastPlan(outShape: outShape, aShape: aShape, bShape: bShape))
+    ) throws(Broadcast.Mismatch) {
+        binary(op, a, b, out, plan: try BroadcastPlan(outShape: outShape, operands: [aShape, bShape]))
     }
 
     @inline(__always)

@@ -49,3 +49,26 @@ extension SIMD8 {
         UnsafeMutableRawPointer(p).storeBytes(of: self, as: SIMD8<Scalar>.self)
     }
 }
+
+extension Reduce {
+    /// `y[o, i] = scale · Σ_k x[o, k, i]` over a row-major `[outer, size, inner]` array, summed in
+    /// float32 along `k` (ONNX ReduceSum/ReduceMean over a run of adjacent axes). `y` is
+    /// `[outer, inner]` and must not overlap `x`. Rows of `outer` split over the workers.
+    public static func sum(_ x: UnsafePointer<Float>, outer: Int, size: Int, inner: Int, scale: Float,
+                           into y: UnsafeMutablePointer<Float>) {
+        ParallelFor.run(outer, cost: size * inner) { lo, hi in
+            for o in lo..<hi {
+                let src = x + o * size * inner, dst = y + o * inner
+                if inner == 1 {
+                    dst[0] = sum(src, count: size) * scale
+                    continue
+                }
+                dst.update(repeating: 0, count: inner)
+                for k in 0..<size {
+                    let row = src + k * inner
+                    for i in 0..<inner { dst[i] += row[i] }
+                }
+                if scale != 1 { for i in 0..<inner { dst[i] *= scale } }
+            }
+        }
+    }}

@@ -1,5 +1,6 @@
 import DLCheckpoint
 import DLGraph
+import DLHuggingFace
 import DLONNX
 import DLTensor
 import DLTFLite
@@ -48,7 +49,7 @@ public enum ConversionSetting: String, Sendable, CaseIterable {
 public struct ConversionReport: Sendable {
     public var inputFormat: FileFormat
     public var onnx: ONNXWriteReport?
-    public var binding: WeightBinding.Result?
+    public var binding: WeightBinding.Report?
 
     /// Facts a user should hear about (on stderr): an automatic switch to external data,
     /// converted nodes, initializers kept from the graph.
@@ -60,8 +61,12 @@ public struct ConversionReport: Sendable {
         if let o = onnx, o.convertedNodes > 0 {
             n.append("rewrote \(o.convertedNodes) node\(o.convertedNodes == 1 ? "" : "s") for opset \(o.opset)")
         }
-        if let b = binding, !b.keptFromGraph.isEmpty {
-            n.append("kept the graph's own values for \(b.keptFromGraph.count) tensor\(b.keptFromGraph.count == 1 ? "" : "s") the weights lack: \(b.keptFromGraph.joined(separator: ", "))")
+        if let b = binding, !b.missing.isEmpty {
+            n.append("kept the graph's own values for \(b.missing.count) tensor\(b.missing.count == 1 ? "" : "s") the weights lack: \(b.missing.joined(separator: ", "))")
+        }
+        if let b = binding, !b.converted.isEmpty {
+            let list = b.converted.map { "\($0.name) (\($0.from) → \($0.to))" }.joined(separator: ", ")
+            n.append("converted \(b.converted.count) tensor\(b.converted.count == 1 ? "" : "s") to the graph's dtype: \(list)")
         }
         return n
     }
@@ -89,7 +94,7 @@ extension Converter {
         }
         if target == .tflite, options.graph == nil, options.key == nil, options.dtype == nil, format.hasGraph {
             let (graph, _) = try Model.loadGraph(path: input.path)
-            do { try TFLiteWriter.write(graph, to: output.path, quantize: options.tfliteQuantize) } catch { throw .tflite(error) }
+            do { try TFLiteWriter.write(HFFolder.droppingCarriedWeights(graph), to: output.path, quantize: options.tfliteQuantize) } catch { throw .tflite(error) }
             return report
         }
         if options.compressToFP16 && target != .xml {
@@ -122,7 +127,7 @@ extension Converter {
         }
         let weights = try StateDict(contentsOf: input, key: options.key)
         let (graph, _) = try Model.loadGraph(path: graphURL.path)
-        let bound = try WeightBinding.bind(weights, onto: graph, allowMissing: options.allowMissing,
+        let bound = try WeightBinding.bind(weights, onto: graph, policy: WeightBinding.Policy(allowMissing: options.allowMissing),
                                            weightsName: input.path, graphName: graphURL.path)
         report.binding = bound
         if target == .onnx {
@@ -135,6 +140,6 @@ extension Converter {
 
     /// Writes a graph as ONNX with `options` (opset, external data), atomically.
     public static func write(_ graph: Graph, toONNX output: URL, options: ONNXWriteOptions) throws(DLKitError) -> ONNXWriteReport {
-        do { return try ONNXWriter.write(graph, to: output.path, options: options) } catch { throw .onnx(error) }
+        do { return try ONNXWriter.write(HFFolder.droppingCarriedWeights(graph), to: output.path, options: options) } catch { throw .onnx(error) }
     }
 }

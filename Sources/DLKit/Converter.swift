@@ -1,5 +1,6 @@
 import DLCheckpoint
 import DLGraph
+import DLHuggingFace
 import DLONNX
 import DLOpenVINO
 import DLTensor
@@ -86,7 +87,8 @@ public enum Converter {
         return format
     }
 
-    /// Writes a graph as ONNX, a checkpoint or OpenVINO IR, by the output's extension; atomically.
+    /// Writes a graph as ONNX, a checkpoint, TFLite or OpenVINO IR, by the output's extension;
+    /// atomically. Weights a Hugging Face graph only carries go to a checkpoint alone.
     /// - Parameters:
     ///   - graph: the model to write.
     ///   - output: the file to write; its extension picks the format.
@@ -97,13 +99,13 @@ public enum Converter {
         }
         switch Target(path: output.path) {
         case .onnx?:
-            do { try ONNXWriter.write(graph, to: output.path) } catch { throw .onnx(error) }
+            do { try ONNXWriter.write(HFFolder.droppingCarriedWeights(graph), to: output.path) } catch { throw .onnx(error) }
         case .ckpt?:
             do { try Checkpoint(graph: graph).write(to: output.path) } catch { throw .checkpoint(error) }
         case .tflite?:
-            do { try TFLiteWriter.write(graph, to: output.path) } catch { throw .tflite(error) }
+            do { try TFLiteWriter.write(HFFolder.droppingCarriedWeights(graph), to: output.path) } catch { throw .tflite(error) }
         case .xml?:
-            do { try OpenVINOWriter.write(graph, to: output.path, compressToFP16: compressToFP16) } catch { throw .openvino(error) }
+            do { try OpenVINOWriter.write(HFFolder.droppingCarriedWeights(graph), to: output.path, compressToFP16: compressToFP16) } catch { throw .openvino(error) }
         default:
             throw .unsupportedOutput(path: output.path, reason: "a graph is written as .onnx, .ckpt, .tflite or .xml")
         }

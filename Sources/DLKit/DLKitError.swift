@@ -72,7 +72,7 @@ extension DLKitError {
     }
 
     /// `error` as a DLKit error: the layer's own error wrapped in its case, other errors by message.
-    static func wrapping(_ error: any Error) -> DLKitError {
+    package static func wrapping(_ error: any Error) -> DLKitError {
         switch error {
         case let e as DLKitError: e
         case let e as TrainingError: .training(e)
@@ -86,6 +86,7 @@ extension DLKitError {
     public func description(spelling: (ConversionSetting) -> String) -> String {
         switch self {
         case .settings(let p, let names, let problem): "\(p): \(Self.list(names.map(spelling))) \(problem)"
+        case .weightBinding(let e) where e.refusedMissing: "\(e); \(spelling(.allowMissing)) keeps the graph's values for missing tensors"
         default: description
         }
     }

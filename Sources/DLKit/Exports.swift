@@ -25,3 +25,5 @@
 @_exported import enum DLOpenVINO.OpenVINOError
 @_exported import enum DLTensorFlow.TensorFlowError
 @_exported import enum DLTFLite.TFLiteError
+// Keras (HDF5) files read in a helper process, since libhdf5 may crash on a hostile file.
+@_exported import enum DLKeras.KerasIsolation

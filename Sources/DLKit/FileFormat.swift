@@ -1,4 +1,5 @@
 import DLHuggingFace
+import DLKeras
 import DLOpenVINO
 import DLSafeTensors
 import DLTensor
@@ -63,7 +64,7 @@ public enum FileFormat: String, Sendable, CaseIterable {
         // TFLite: a FlatBuffer with the file identifier TFL3 after its 4-byte root offset.
         if b.count >= 8, b[4] == 0x54, b[5] == 0x46, b[6] == 0x4C, b[7] == 0x33 { return .tflite }
         if starts(with: [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) { return .hdf5 }
-        if starts(with: [0x50, 0x4B, 0x03, 0x04]) { return KerasSupport.isKerasArchive(b) ? .keras : .pytorchZip }
+        if starts(with: [0x50, 0x4B, 0x03, 0x04]) { return KerasFile.isKerasArchive(file) ? .keras : .pytorchZip }
         if TorchFile.startsLegacy(b) { return .pytorchLegacy }
         // safetensors: u64 little-endian header length, then a JSON object.
         if b.count >= 10 {

@@ -1,5 +1,6 @@
 import DLGraph
 import DLHuggingFace
+import DLSupport
 import DLTensor
 import Foundation
 

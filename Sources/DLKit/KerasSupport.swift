@@ -5,26 +5,6 @@ import Foundation
 
 /// DLKit's bridge to `DLKeras`: Keras files as models, as weights, and as conversion outputs.
 enum KerasSupport {
-    /// True when a zip's central directory names `model.weights.h5` and `config.json` (a `.keras`).
-    static func isKerasArchive(_ b: UnsafeRawBufferPointer) -> Bool {
-        let tail = b.count > 65_536 ? UnsafeRawBufferPointer(rebasing: b[(b.count - 65_536)...]) : b
-        func contains(_ s: String) -> Bool {
-            let needle = Array(s.utf8)
-            guard tail.count >= needle.count else { return false }
-            var i = 0
-            while i + needle.count <= tail.count {
-                if tail[i] == needle[0] {
-                    var j = 1
-                    while j < needle.count && tail[i + j] == needle[j] { j += 1 }
-                    if j == needle.count { return true }
-                }
-                i += 1
-            }
-            return false
-        }
-        return contains("model.weights.h5") && contains("config.json")
-    }
-
     /// True when the Keras file at `path` holds a model config (not weights only).
     static func hasModel(path: String) -> Bool {
         (try? KerasIsolation.read(path))?.config != nil
@@ -103,7 +83,22 @@ extension Model {
         }
         let weights = try StateDict(contentsOf: url)
         let (g, _) = try Model.loadGraph(path: graphURL.path)
-        let bound = try WeightBinding.bind(weights, onto: g, allowMissing: false, weightsName: url.path, graphName: graphURL.path)
+        let bound = try WeightBinding.bind(weights, onto: g, weightsName: url.path, graphName: graphURL.path)
         try self.init(graph: bound.graph, name: name, format: try FileFormat.detect(path: url.path))
+    }
+
+    /// Loads a model like `init(contentsOf:)`, reading a Keras (HDF5) file in a child process of
+    /// `hdf5Helper` (a DLKit tool, or an executable calling `KerasIsolation.serveIfHelper()`)
+    /// whatever `KerasIsolation.helper` says: a file that crashes libhdf5 gives
+    /// `KerasError.readerCrashed` instead of taking this process down. Other formats load as usual.
+    public convenience init(contentsOf url: URL, hdf5Helper: URL) throws(DLKitError) {
+        let format = try FileFormat.detect(path: url.path)
+        guard format == .hdf5 || format == .keras else {
+            try self.init(contentsOf: url)
+            return
+        }
+        let graph: Graph
+        do { graph = try KerasImporter.graph(from: try KerasIsolation.readInHelper(url.path, helper: hdf5Helper)) } catch { throw .keras(error) }
+        try self.init(graph: graph, name: url.deletingPathExtension().lastPathComponent, format: format)
     }
 }

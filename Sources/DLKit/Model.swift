@@ -28,7 +28,8 @@ public final class Model: Sendable {
     /// - Throws: `DLKitError` naming the file and what is wrong (unsupported ops all at once).
     public convenience init(contentsOf url: URL, options: RuntimeOptions = .default) throws(DLKitError) {
         let path = url.path
-        let (graph, format) = try Self.loadGraph(path: path)
+        let (read, format) = try Self.loadGraph(path: path)
+        let graph = HFFolder.droppingCarriedWeights(read)  // weights a Hugging Face graph only carries
         // A TF.js model.json is named by its folder (every one is called model.json).
         let base = format == .tfjs ? url.deletingLastPathComponent().lastPathComponent : url.deletingPathExtension().lastPathComponent
         try self.init(graph: graph, name: base, format: format, options: options)

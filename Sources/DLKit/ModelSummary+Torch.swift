@@ -1,4 +1,5 @@
 import DLSafeTensors
+import DLSupport
 import DLTensor
 import DLTorch
 

@@ -2,6 +2,7 @@ import DLCheckpoint
 import DLGraph
 import DLONNX
 import DLSafeTensors
+import DLSupport
 import DLTensor
 import Foundation
 
@@ -74,7 +75,7 @@ public struct ModelSummary: Sendable {
         }
     }
 
-    public var json: JSON {
+    package var json: JSON {
         func value(_ v: Value) -> JSON {
             var fields: [(String, JSON)] = [("name", .string(v.name))]
             if let dims = v.dims {

@@ -13,36 +13,15 @@ extension StateDict {
         public static let all: Verify = [.noMissingKeys, .noUnusedKeys]
     }
 
-    /// The model's graph with its initializers replaced by these weights, as a new `Model`.
-    /// Shapes must match exactly; a dtype that differs is converted when both are floating point
-    /// and refused otherwise. All problems are reported together.
-    /// - Throws: `DLKitError.weightsMismatch` listing every missing, unused or mismatched name.
+    /// The model's graph with its initializers replaced by these weights, as a new `Model`,
+    /// through `WeightBinding` (its rule for names, shapes and dtypes). Floating-point weights are
+    /// converted to the model's floating-point dtype, narrowing too: loading float64 weights into
+    /// a float32 model is asked for explicitly by calling this.
+    /// - Throws: `DLKitError.weightBinding` listing every missing, unused or mismatched name.
     public func bind(to model: Model, verify: Verify = .all) throws(DLKitError) -> Model {
-        var graph = model.graph
-        var problems: [String] = []
-        var used = Set<String>()
-        for (name, current) in model.graph.initializers {
-            guard let t = tensors[name] else {
-                if verify.contains(.noMissingKeys) { problems.append("missing '\(name)'") }
-                continue
-            }
-            used.insert(name)
-            guard t.shape == current.shape else {
-                problems.append("'\(name)' has shape \(t.shape), the model needs \(current.shape)")
-                continue
-            }
-            if t.dtype == current.dtype {
-                graph.initializers[name] = t
-            } else if t.dtype.isFloatingPoint && current.dtype.isFloatingPoint {
-                graph.initializers[name] = t.converted(to: current.dtype)
-            } else {
-                problems.append("'\(name)' is \(t.dtype), the model needs \(current.dtype)")
-            }
-        }
-        if verify.contains(.noUnusedKeys) {
-            for name in names where !used.contains(name) { problems.append("unused '\(name)'") }
-        }
-        guard problems.isEmpty else { throw .weightsMismatch(path: model.name, problems: problems) }
-        return try Model(graph: graph, name: model.name, format: model.format)
+        let policy = WeightBinding.Policy(allowMissing: !verify.contains(.noMissingKeys), allowUnexpected: !verify.contains(.noUnusedKeys),
+                                          convertNarrowingFloats: true)
+        let report = try WeightBinding.bind(self, onto: model.graph, policy: policy, weightsName: "the weights", graphName: model.name)
+        return try Model(graph: report.graph, name: model.name, format: model.format)
     }
 }

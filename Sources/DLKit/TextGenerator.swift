@@ -140,6 +140,47 @@ public final class TextGenerator: Sendable {
         return order[keep - 1]
     }
 
+    /// The text of ids as they are generated, handed out in pieces once they are final: a piece
+    /// ends at a space or line break (a word that the next token may still lengthen is held back)
+    /// and never inside a character whose bytes are still coming (byte-level BPE splits UTF-8).
+    /// The pieces put together are `tokenizer.decode(ids)`.
+    public struct TextStream {
+        let tokenizer: HFTokenizer
+        var ids: [Int] = []
+        /// Bytes of the decoded text handed out so far.
+        var sent = 0
+
+        public init(tokenizer: HFTokenizer) { self.tokenizer = tokenizer }
+
+        /// The text `id` completes (often empty).
+        public mutating func append(_ id: Int) throws(DLKitError) -> String {
+            ids.append(id)
+            let text = Array(try decoded().utf8)
+            guard text.count > sent, !text.isEmpty else { return "" }
+            // Up to and including the last space or line break of the new text, unless it ends in
+            // a replacement character (the rest of a UTF-8 sequence is in a later token).
+            if text.last == 0xBD, text.count >= 3, text[(text.count - 3)...] == [0xEF, 0xBF, 0xBD] { return "" }
+            guard let cut = text[sent...].lastIndex(where: { $0 == 0x20 || $0 == 0x0A }) else { return "" }
+            return take(text, upTo: cut + 1)
+        }
+
+        /// What is left once generation has stopped.
+        public mutating func finish() throws(DLKitError) -> String {
+            let text = Array(try decoded().utf8)
+            return take(text, upTo: text.count)
+        }
+
+        mutating func take(_ text: [UInt8], upTo end: Int) -> String {
+            guard end > sent else { return "" }
+            defer { sent = end }
+            return String(decoding: text[sent..<end], as: UTF8.self)
+        }
+
+        func decoded() throws(DLKitError) -> String {
+            do { return try tokenizer.decode(ids) } catch { throw .huggingFace(error) }
+        }
+    }
+
     /// Tokenizes `text` with the folder's tokenizer.json, generates, and decodes the new ids.
     public func generate(text: String, maxTokens: Int, sampling: Sampling = .greedy,
                          onToken: (Int) -> Void = { _ in }) throws(DLKitError) -> (ids: [Int], text: String) {

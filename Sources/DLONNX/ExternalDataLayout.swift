@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import DLSupport
 import DLTensor
 
 /// Where each initializer goes in an ONNX external data file: tensors of at least `threshold`

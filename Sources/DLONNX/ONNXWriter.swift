@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import DLGraph
+import DLSupport
 import DLTensor
 
 /// Writes IR graphs as ONNX models that `onnx.checker` accepts and ONNX Runtime 1.31 loads.

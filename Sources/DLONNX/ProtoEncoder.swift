@@ -1,3 +1,4 @@
+import DLSupport
 import DLTensor
 
 /// A protobuf message being encoded: small byte runs plus tensors whose bytes are written straight

@@ -1,4 +1,5 @@
 import DLGraph
+import DLSupport
 import DLTensor
 import Foundation
 

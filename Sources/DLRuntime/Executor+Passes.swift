@@ -6,11 +6,11 @@ import Darwin
 import DLGraph
 
 extension Executor {
-    /// `graph` after the standard passes. With `dump` (``RuntimeOptions/dumpPasses``) one line
+    /// `graph` after the runtime's passes (`GraphOptimizer.runtime`). With `dump` (``RuntimeOptions/dumpPasses``) one line
     /// goes to stderr: node counts before and after, rounds, the passes that changed the graph
     /// and any whose result failed verification (dropped, named here).
     static func optimized(_ graph: Graph, dump: Bool) -> Graph {
-        let report = GraphOptimizer.optimizeReport(graph)
+        let report = GraphOptimizer.optimizeReport(graph, passes: GraphOptimizer.runtime)
         if dump {
             var counts: [String: Int] = [:]
             for p in report.applied { counts[p, default: 0] += 1 }

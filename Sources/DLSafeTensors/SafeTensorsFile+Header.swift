@@ -1,3 +1,4 @@
+import DLSupport
 import DLTensor
 
 /// Turning the header JSON into validated entries. Every rule of the format is checked here, in

@@ -1,3 +1,4 @@
+import DLSupport
 import DLTensor
 
 /// Writes safetensors files laid out as the reference writer (huggingface/safetensors) lays them

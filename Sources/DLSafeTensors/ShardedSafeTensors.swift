@@ -1,3 +1,4 @@
+import DLSupport
 import DLTensor
 
 /// A model split over several safetensors files, described by a `model.safetensors.index.json`:

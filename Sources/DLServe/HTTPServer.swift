@@ -1,4 +1,5 @@
 import DLKernels
+import DLSupport
 import DLTensor
 import Foundation
 import NIOCore

@@ -1,4 +1,5 @@
 import DLKit
+import DLSupport
 
 /// `generate` requests: `{"id", "method": "generate", "text_input": "...", "parameters":
 /// {"max_tokens", "temperature", "top_k", "top_p", "seed"}}` answered with

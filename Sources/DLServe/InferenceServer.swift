@@ -6,6 +6,7 @@ import Darwin
 import DLGraph
 import DLKit
 import DLRuntime
+import DLSupport
 import DLTensor
 
 /// Limits a server applies to every request.
@@ -16,7 +17,12 @@ public struct ServeLimits: Sendable {
     /// Deepest JSON nesting of a request, counting the request object as 1.
     public var maxDepth: Int
 
-    public init(maxElements: Int = 1 << 28, maxDepth: Int = JSONParser.maxDepth) {
+    /// Limits with the JSON parser's own nesting bound.
+    public init(maxElements: Int = 1 << 28) {
+        self.init(maxElements: maxElements, maxDepth: JSONParser.maxDepth)
+    }
+
+    public init(maxElements: Int, maxDepth: Int) {
         self.maxElements = maxElements
         self.maxDepth = maxDepth
     }
@@ -35,13 +41,13 @@ public enum BinaryFraming: Sendable, Equatable {
 
 /// A request after the parse stage: either its answer is already known (metadata, ready, an
 /// error), or it is an inference with decoded input tensors.
-public enum ServeJob: Sendable {
+package enum ServeJob: Sendable {
     case answer(JSON)
     case infer(InferJob)
     case generate(GenerateJob)
 
     /// The batch signature when this is an inference that can join a batch.
-    public var batchSignature: BatchSignature? {
+    package var batchSignature: BatchSignature? {
         if case .infer(let j) = self { return j.signature }
         return nil
     }
@@ -49,7 +55,7 @@ public enum ServeJob: Sendable {
 
 /// An inference request, decoded.
 public struct InferJob: Sendable {
-    public let id: JSON
+    package let id: JSON
     let model: Int
     let inputs: [String: Tensor]
     /// Output names in the order to answer them, with how each is written.
@@ -65,7 +71,7 @@ public struct InferJob: Sendable {
 
 /// A generation request, parsed: the prompt and how to choose tokens.
 public struct GenerateJob: Sendable {
-    public let id: JSON
+    package let id: JSON
     let model: Int
     let prompt: String
     let maxTokens: Int
@@ -74,7 +80,7 @@ public struct GenerateJob: Sendable {
 }
 
 /// A request after the run stage, ready to be written.
-public enum ServeOutcome: Sendable {
+package enum ServeOutcome: Sendable {
     case answer(JSON)
     case outputs(InferJob, [Tensor])
 }
@@ -126,7 +132,7 @@ public final class InferenceServer: Sendable {
     }
 
     /// The answer to a line that was too long to read: an error with a null id.
-    public static func lineTooLong(bytes: Int, limit: Int) -> ServeJob {
+    package static func lineTooLong(bytes: Int, limit: Int) -> ServeJob {
         .answer(errorAnswer(id: .null, message: "the request line has \(bytes) bytes, over the limit of \(limit) (--max-line-bytes); it was skipped"))
     }
 
@@ -139,14 +145,14 @@ public final class InferenceServer: Sendable {
     /// Parses one request line, with the binary tensor data that followed it (empty when none).
     /// The byte after `line` in memory must be readable and not a digit (a newline or NUL): float
     /// parsing may look one byte ahead.
-    public func prepare(line: UnsafeRawBufferPointer, binary: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) -> ServeJob {
+    package func prepare(line: UnsafeRawBufferPointer, binary: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) -> ServeJob {
         scan(line) { request throws(ServeError) in try prepare(request, line: line, binary: binary) }
     }
 
     /// Parses the JSON of an inference request to model number `model` (HTTP: the model comes
     /// from the path, `method` and `model_name` in the body are not read), with the binary tensor
     /// data after it. The same one-byte look-ahead rule as `prepare(line:binary:)` applies.
-    public func prepareInfer(body: UnsafeRawBufferPointer, binary: UnsafeRawBufferPointer, model: Int) -> ServeJob {
+    package func prepareInfer(body: UnsafeRawBufferPointer, binary: UnsafeRawBufferPointer, model: Int) -> ServeJob {
         scan(body) { request throws(ServeError) in
             .infer(try infer(request, model: model, line: body, binary: binary, omitNullID: true))
         }
@@ -154,7 +160,7 @@ public final class InferenceServer: Sendable {
 
     /// Parses the JSON of a generation request to model number `model` (HTTP's `generate` route:
     /// the model comes from the path). The same one-byte look-ahead rule as `prepare(line:binary:)` applies.
-    public func prepareGenerate(body: UnsafeRawBufferPointer, model: Int) -> ServeJob {
+    package func prepareGenerate(body: UnsafeRawBufferPointer, model: Int) -> ServeJob {
         scan(body) { request throws(ServeError) in .generate(try generate(request, model: model, omitNullID: true)) }
     }
 
@@ -175,7 +181,7 @@ public final class InferenceServer: Sendable {
     public func model(named name: String) -> Int? { models.firstIndex { $0.name == name } }
 
     /// The metadata of model number `m` (name, versions, platform, inputs, outputs).
-    public func metadata(model m: Int) -> JSON { metadata[m] }
+    package func metadata(model m: Int) -> JSON { metadata[m] }
 
     /// How many bytes of binary tensor data follow a request line: the sum of its inputs'
     /// `parameters.binary_data_size`. Lines that do not mention `binary_data_size` are not scanned.
@@ -411,7 +417,7 @@ public final class InferenceServer: Sendable {
 
     /// Runs `jobs`, one outcome per job in the same order. Several inference jobs with one batch
     /// signature run as one batch; when the batch fails, each runs alone so each gets its own answer.
-    public func run(_ jobs: [ServeJob]) -> [ServeOutcome] {
+    package func run(_ jobs: [ServeJob]) -> [ServeOutcome] {
         if jobs.count > 1, let batch = batchable(jobs), let outcomes = runBatch(batch) {
             return outcomes
         }
@@ -466,7 +472,7 @@ public final class InferenceServer: Sendable {
 
     /// Appends the answer's JSON (without a newline) to `out`. Outputs wanted as binary data
     /// carry their `binary_data_size` there; `appendBinary` appends their bytes.
-    public func encode(_ outcome: ServeOutcome, into out: inout [UInt8]) {
+    package func encode(_ outcome: ServeOutcome, into out: inout [UInt8]) {
         switch outcome {
         case .answer(let json):
             var text = ""
@@ -494,7 +500,7 @@ public final class InferenceServer: Sendable {
 
     /// Appends the bytes of the outputs wanted as binary data, in output order (nothing for an
     /// answer without such outputs).
-    public func appendBinary(_ outcome: ServeOutcome, into out: inout [UInt8]) {
+    package func appendBinary(_ outcome: ServeOutcome, into out: inout [UInt8]) {
         guard case .outputs(let job, let tensors) = outcome else { return }
         for (t, e) in zip(tensors, job.encodings) where e == .binary {
             TensorJSONCodec.appendBinary(t, to: &out)
@@ -502,7 +508,7 @@ public final class InferenceServer: Sendable {
     }
 
     /// Whether `outcome` is an error answer, and its message.
-    public static func errorMessage(_ outcome: ServeOutcome) -> String? {
+    package static func errorMessage(_ outcome: ServeOutcome) -> String? {
         guard case .answer(let json) = outcome, case .string(let m)? = json["error"] else { return nil }
         return m
     }

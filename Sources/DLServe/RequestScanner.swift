@@ -1,3 +1,4 @@
+import DLSupport
 import DLTensor
 
 /// One entry of a request's `inputs` as scanned: header fields parsed, `data` left as a byte range

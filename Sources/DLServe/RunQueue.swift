@@ -7,7 +7,7 @@ import Foundation
 /// given with its job, on the runner's thread. With `threads: 0` there are no runner threads and
 /// `submit` runs each job at once on the caller's thread (for single-threaded harnesses: fuzzing).
 public final class RunQueue: @unchecked Sendable {
-    public typealias Completion = @Sendable (ServeOutcome) -> Void
+    package typealias Completion = @Sendable (ServeOutcome) -> Void
 
     private struct Item {
         let job: ServeJob
@@ -54,7 +54,7 @@ public final class RunQueue: @unchecked Sendable {
 
     /// Queues `job`; `done` receives its outcome on a runner thread. After `close`, the job is
     /// still answered (run on the caller's thread).
-    public func submit(_ job: ServeJob, done: @escaping Completion) {
+    package func submit(_ job: ServeJob, done: @escaping Completion) {
         lock.lock()
         if closed || threadCount == 0 {
             lock.unlock()

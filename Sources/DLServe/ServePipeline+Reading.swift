@@ -1,3 +1,4 @@
+import DLSupport
 import DLTensor
 
 extension ServePipeline {
@@ -17,7 +18,7 @@ extension ServePipeline {
     /// and submits them until the input ends (see formats/serve-protocol.md, "Binary tensor data").
     /// Binary data over `maxBinaryBytes` is skipped as it arrives and the request answered with
     /// an error; a line whose sizes cannot be read is answered and ends reading.
-    public func read(from reader: LineReader, maxBinaryBytes: Int) -> ReadEnding {
+    package func read(from reader: LineReader, maxBinaryBytes: Int) -> ReadEnding {
         while true {
             switch reader.next() {
             case .line(let bytes):

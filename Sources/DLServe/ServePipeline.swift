@@ -94,7 +94,7 @@ public final class ServePipeline: @unchecked Sendable {
     /// thread) and queues its job. `cost` is the request's line length.
     /// - Returns: false when the output is closed (stop reading).
     @discardableResult
-    public func submit(cost: Int, _ make: () -> ServeJob) -> Bool {
+    package func submit(cost: Int, _ make: () -> ServeJob) -> Bool {
         flight.lock()
         while inFlight >= options.maxInFlight || (inFlight > 0 && inFlightBytes + cost > options.maxInFlightBytes) {
             flight.wait()

@@ -1,3 +1,4 @@
+import DLSupport
 import DLTensor
 
 /// BYTES tensors (Open Inference Protocol v2): in JSON, strings (flat or nested as the shape); in

@@ -1,4 +1,5 @@
 import DLKit
+import DLSupport
 import DLTensor
 
 /// Tensors as the Open Inference Protocol v2 writes them in JSON: `name`, `shape`, `datatype` and
@@ -93,7 +94,7 @@ public enum TensorJSONCodec {
     }
 
     /// The same as `encode(name:tensor:encoding:into:)`, as a `JSON` value.
-    public static func encode(name: String, tensor: Tensor, encoding: OutputEncoding = .json) -> JSON {
+    package static func encode(name: String, tensor: Tensor, encoding: OutputEncoding = .json) -> JSON {
         var out: [UInt8] = []
         encode(name: name, tensor: tensor, encoding: encoding, into: &out)
         // The bytes are valid JSON by construction; parsing them back keeps one writer.

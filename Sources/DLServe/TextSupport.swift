@@ -1,4 +1,5 @@
 import DLKit
+import DLSupport
 import Foundation
 
 /// What a served Hugging Face folder adds to its model: BYTES `text` (and `text_pair`) inputs

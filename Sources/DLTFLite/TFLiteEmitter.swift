@@ -61,7 +61,7 @@ struct TFLiteEmitter {
             if sameShape.contains(n.opType) {
                 types[o] = a
             } else if ["Add", "Sub", "Mul", "Div", "Max", "Min", "Pow"].contains(n.opType), n.inputs.count == 2,
-                      let db = types[n.inputs[1]]?.dims, let d = DimMath.broadcast(da, db) {
+                      let db = types[n.inputs[1]]?.dims, let d = try? Broadcast.dims(da, db) {
                 types[o] = TensorType(dtype: a.dtype, dims: d)
             } else if ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"].contains(n.opType) {
                 let r = da.count

@@ -1,4 +1,5 @@
 import DLGraph
+import DLSupport
 import DLTensor
 
 /// Writes an IR graph as a `.tflite` FlatBuffer (schema version 3) that `tf.lite.Interpreter` loads.

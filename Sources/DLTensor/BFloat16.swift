@@ -21,7 +21,7 @@ public struct BFloat16: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// IEEE half precision conversions on raw bit patterns, usable on every platform.
-public enum HalfConversion {
+package enum HalfConversion {
     /// float16 bits → Float, exact (subnormals, infinities and NaN included).
     public static func float(fromHalfBits h: UInt16) -> Float {
         let sign = UInt32(h & 0x8000) << 16

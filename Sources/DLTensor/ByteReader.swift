@@ -2,7 +2,7 @@
 ///
 /// Every read checks the remaining length first and throws `ByteReaderError.truncated` with the
 /// offset it wanted, so a reader of hostile files can never index outside the buffer.
-public struct ByteReader {
+package struct ByteReader {
     public let bytes: UnsafeRawBufferPointer
     public private(set) var offset: Int
 

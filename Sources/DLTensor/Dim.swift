@@ -58,16 +58,4 @@ public enum ShapeMath {
         }
         return s
     }
-
-    /// The numpy-style broadcast of two shapes, or nil when they do not broadcast.
-    public static func broadcast(_ a: [Int], _ b: [Int]) -> [Int]? {
-        let r = max(a.count, b.count)
-        var out = [Int](repeating: 1, count: r)
-        for i in 0..<r {
-            let da = i < r - a.count ? 1 : a[i - (r - a.count)]
-            let db = i < r - b.count ? 1 : b[i - (r - b.count)]
-            if da == db || db == 1 { out[i] = da } else if da == 1 { out[i] = db } else { return nil }
-        }
-        return out
-    }
 }

@@ -5,7 +5,7 @@
 /// what the formats' reference implementations do. With `saturate`, values beyond the largest
 /// finite value (infinities included) become that value; without it they become infinity where
 /// the format has one, else NaN. The "fnuz" formats have no negative zero.
-public enum LowPrecision {
+package enum LowPrecision {
     struct Format: Sendable {
         let exponentBits: Int
         let mantissaBits: Int

@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 /// Hints for bytes of a read-only file mapping (the bytes of a tensor whose `isMapped` is true).
-public enum MappedPages {
+package enum MappedPages {
     /// Drops the whole pages inside `bytes` from this process's resident set. The mapping stays
     /// valid: a later read faults the pages back in from the file. Writers streaming a mapped
     /// tensor to another file call this behind themselves, so converting a large file does not

@@ -222,7 +222,7 @@ public struct Tensor: Sendable {
 
     /// A tensor of `shape` over `storage`, which must hold exactly the bytes the shape needs;
     /// shares it, nothing copied (runtimes recycling buffers). - Precondition: sizes agree, not `.string`.
-    public init(dtype: DType, shape: [Int], sharing storage: TensorStorage) {
+    package init(dtype: DType, shape: [Int], sharing storage: TensorStorage) {
         precondition(dtype != .string && ShapeMath.elementCount(shape).map { $0 * dtype.byteWidth } == storage.byteCount,
                      "storage of \(storage.byteCount) bytes does not fit \(dtype) \(shape)")
         self.dtype = dtype
@@ -232,7 +232,7 @@ public struct Tensor: Sendable {
     }
 
     /// The storage object behind the tensor (shared, not copied).
-    public var sharedStorage: TensorStorage { storage }
+    package var sharedStorage: TensorStorage { storage }
 
     /// True when this tensor is the only holder of its bytes and they are an owned, writable
     /// allocation (so they may be reused once this tensor is dropped).
@@ -243,7 +243,7 @@ public struct Tensor: Sendable {
     /// Typed write access that skips copy-on-write: for a runtime that knows no other reader of
     /// these bytes remains (an input that dies at the op overwriting it in place).
     /// - Precondition: `T.dtype == dtype`; the bytes are not a read-only view.
-    public func withUnsafeMutableBufferPointerInPlace<T: TensorScalar, R>(
+    package func withUnsafeMutableBufferPointerInPlace<T: TensorScalar, R>(
         as: T.Type, _ body: (UnsafeMutableBufferPointer<T>) throws -> R
     ) rethrows -> R {
         precondition(T.dtype == dtype && !storage.isReadOnly, "in-place write to \(dtype) read-only=\(storage.isReadOnly)")

@@ -6,7 +6,7 @@ import Darwin
 
 /// The bytes behind a tensor: either an owned, 64-byte-aligned allocation, or a read-only window
 /// into a memory-mapped file (kept alive by holding the mapping).
-public final class TensorStorage: @unchecked Sendable {
+@usableFromInline package final class TensorStorage: @unchecked Sendable {
     /// Alignment of owned allocations, enough for any SIMD width DLKit uses.
     public static let alignment = 64
 

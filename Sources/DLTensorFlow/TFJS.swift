@@ -1,5 +1,6 @@
 import CTensorFlowProtos
 import DLGraph
+import DLSupport
 import DLTensor
 import Foundation
 
@@ -15,7 +16,7 @@ public struct TFJSModel: Sendable {
 
     public let path: String
     public let kind: Kind
-    public let json: JSON
+    package let json: JSON
     /// Weights in manifest order, decoded.
     public let weights: [(name: String, tensor: Tensor)]
     /// The most bytes of shards read for one model.
@@ -51,7 +52,7 @@ public struct TFJSModel: Sendable {
     }
 
     /// The Keras model config of a layers-model (`modelTopology.model_config`, or the topology itself).
-    public var kerasConfig: JSON? {
+    package var kerasConfig: JSON? {
         guard let t = json["modelTopology"] else { return nil }
         return t["model_config"] ?? (t["class_name"] != nil ? t : nil)
     }
@@ -273,8 +274,7 @@ enum TFJSGraphDef {
     }
 
     static func base64(_ j: JSON?) -> [UInt8]? {
-        guard let s = string(j), let d = Data(base64Encoded: s) else { return nil }
-        return [UInt8](d)
+        string(j).flatMap(Base64.decode)
     }
 
     static func dataType(_ name: String) -> Tensorflow__DataType? {

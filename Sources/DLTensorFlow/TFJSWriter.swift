@@ -1,3 +1,4 @@
+import DLSupport
 import DLTensor
 import Foundation
 
@@ -13,7 +14,7 @@ public enum TFJSWriter {
     /// tensorflowjs's default shard size: 4 MiB.
     public static let defaultShardBytes = 4 * 1024 * 1024
 
-    public static func writeLayersModel(topology: JSON, weights: [(name: String, tensor: Tensor)], to path: String,
+    package static func writeLayersModel(topology: JSON, weights: [(name: String, tensor: Tensor)], to path: String,
                                         shardBytes: Int = defaultShardBytes, generatedBy: String? = nil) throws(TensorFlowError) {
         guard shardBytes > 0 else { throw .cannotWrite(path: path, reason: "the shard size must be positive") }
         var specs: [JSON] = []

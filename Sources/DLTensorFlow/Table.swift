@@ -1,3 +1,4 @@
+import DLSupport
 import DLTensor
 
 /// Reads the sorted string table TensorFlow writes as a checkpoint's `.index` (the leveldb table

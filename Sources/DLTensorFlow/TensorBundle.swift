@@ -1,4 +1,5 @@
 import CTensorFlowProtos
+import DLSupport
 import DLTensor
 
 /// A TensorFlow checkpoint (tensor bundle): `PREFIX.index`, a table mapping each checkpoint key

@@ -64,7 +64,7 @@ public struct TorchFile: Sendable {
         path = file.path
         let b = file.bytes
         if b.count >= 4, b[0] == 0x50, b[1] == 0x4B, b[2] == 0x03, b[3] == 0x04 {
-            let zip = try ZipArchive(file: file)
+            let zip = try TorchZip(file: file)
             let r = try Self.readZip(zip)
             format = r.format
             root = r.root
@@ -85,7 +85,7 @@ public struct TorchFile: Sendable {
 
     // MARK: zip
 
-    private static func readZip(_ zip: ZipArchive) throws(TorchError) -> (
+    private static func readZip(_ zip: TorchZip) throws(TorchError) -> (
         format: Format, root: TorchValue, bigEndian: Bool, storages: [String: StorageLocation], classes: [String: ScriptClass]
     ) {
         let path = zip.path

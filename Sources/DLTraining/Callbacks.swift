@@ -94,7 +94,7 @@ public struct EarlyStopping: TrainingCallback {
 
     /// `monitor=M,patience=P,min_delta=D,mode=min|max|auto,restore_best=true|false`.
     public static func parse(_ text: String) throws(TrainingError) -> EarlyStopping {
-        let what = "--early-stopping"
+        let what = "EarlyStopping"
         let o = try parseOptions(text, for: what, known: ["monitor", "patience", "min_delta", "mode", "restore_best"])
         let p = try number(o, "patience", what, default: 0)
         guard p >= 0, p == p.rounded() else { throw .badSetting("\(what): patience must be a whole number >= 0") }
@@ -205,7 +205,7 @@ public struct ReduceLROnPlateau: TrainingCallback {
 
     /// `monitor=M,mode=min|max|auto,factor=F,patience=P,threshold=T,cooldown=C,min_lr=L` (torch's defaults).
     public static func parse(_ text: String) throws(TrainingError) -> ReduceLROnPlateau {
-        let what = "--reduce-lr-on-plateau"
+        let what = "ReduceLROnPlateau"
         let o = try parseOptions(text, for: what, known: ["monitor", "mode", "factor", "patience", "threshold", "cooldown", "min_lr"])
         let factor = try number(o, "factor", what, default: 0.1)
         guard factor > 0, factor < 1 else { throw .badSetting("\(what): factor must be in (0, 1), got \(factor)") }

@@ -193,35 +193,3 @@ public enum Loss: Sendable, Equatable {
         return (total, Tensor(shape: shape, scalars: g))
     }
 }
-
-/// Training errors, one line each, naming what is wrong.
-public enum TrainingError: Error, CustomStringConvertible {
-    case badTarget(String)
-    case badData(String)
-    case nonFiniteLoss(step: Int, loss: Double)
-    case nonFiniteGradient(step: Int, parameter: String)
-    case autograd(String)
-    case badState(String)
-    /// A setting that cannot work (an unknown metric or monitor, impossible schedule numbers).
-    case badSetting(String)
-
-    /// A NaN or infinite loss or gradient (training stopped before the update).
-    public var isNonFinite: Bool {
-        switch self {
-        case .nonFiniteLoss, .nonFiniteGradient: true
-        default: false
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case .badTarget(let s): "target: \(s)"
-        case .badData(let s): "data: \(s)"
-        case .nonFiniteLoss(let step, let loss): "the loss became \(loss) at step \(step); stopped"
-        case .nonFiniteGradient(let step, let p): "the gradient of '\(p)' became NaN or infinite at step \(step); stopped"
-        case .autograd(let s): s
-        case .badState(let s): s
-        case .badSetting(let s): s
-        }
-    }
-}

@@ -198,3 +198,65 @@ public struct MetricAccumulator: Sendable {
         return (rankSum - Double(p) * Double(p + 1) / 2) / (Double(p) * Double(q))
     }
 }
+
+extension MetricAccumulator {
+    /// The running sums as text (doubles in their shortest exact form), so a checkpoint taken
+    /// inside an epoch resumes the epoch's metrics where they were.
+    public var state: [String: String] {
+        func counts(_ d: [Int: Int]) -> String { d.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",") }
+        return [
+            "counts": [samples, correct, correctTop5, elements].map(String.init).joined(separator: ","),
+            "errors": "\(absError),\(squaredError)",
+            "true_positive": counts(truePositive), "false_positive": counts(falsePositive), "false_negative": counts(falseNegative),
+            "classes": classesSeen.sorted().map(String.init).joined(separator: ","),
+            "scores": scores.map { "\($0)" }.joined(separator: ","),
+            "positives": String(positives.map { $0 ? "1" : "0" }),
+        ]
+    }
+
+    /// Continues from `state` (what `state` gave for the same metrics and loss).
+    public init(_ metrics: [Metric], loss: Loss, state s: [String: String]) throws(TrainingError) {
+        self.init(metrics, loss: loss)
+        func bad(_ key: String) -> TrainingError { .badState("the checkpoint's epoch metrics: '\(key)' is malformed") }
+        func list(_ key: String) -> [Substring] { (s[key] ?? "").split(separator: ",") }
+        func ints(_ key: String) throws(TrainingError) -> [Int] {
+            var out: [Int] = []
+            for part in list(key) {
+                guard let v = Int(part), v >= 0 else { throw bad(key) }
+                out.append(v)
+            }
+            return out
+        }
+        func counts(_ key: String) throws(TrainingError) -> [Int: Int] {
+            var out: [Int: Int] = [:]
+            for part in list(key) {
+                let kv = part.split(separator: ":")
+                guard kv.count == 2, let k = Int(kv[0]), let v = Int(kv[1]), v >= 0 else { throw bad(key) }
+                out[k] = v
+            }
+            return out
+        }
+        let c = try ints("counts")
+        guard c.count == 4 else { throw bad("counts") }
+        (samples, correct, correctTop5, elements) = (c[0], c[1], c[2], c[3])
+        let e = list("errors").compactMap { Double($0) }
+        guard e.count == 2 else { throw bad("errors") }
+        (absError, squaredError) = (e[0], e[1])
+        truePositive = try counts("true_positive")
+        falsePositive = try counts("false_positive")
+        falseNegative = try counts("false_negative")
+        for part in list("classes") {
+            guard let v = Int(part) else { throw bad("classes") }
+            classesSeen.insert(v)
+        }
+        for part in list("scores") {
+            guard let v = Double(part) else { throw bad("scores") }
+            scores.append(v)
+        }
+        for ch in s["positives"] ?? "" {
+            guard ch == "0" || ch == "1" else { throw bad("positives") }
+            positives.append(ch == "1")
+        }
+        guard scores.count == positives.count else { throw bad("scores") }
+    }
+}

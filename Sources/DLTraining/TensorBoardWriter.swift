@@ -1,4 +1,5 @@
 import CProtos
+import DLSupport
 import DLTensor
 import Foundation
 

@@ -3,10 +3,29 @@ import DLGraph
 import DLTensor
 import Foundation
 
+/// Samples produced on demand instead of held as one tensor: an image folder decodes only the
+/// images of the batch asked for, so data larger than memory trains in bounded memory.
+public protocol SampleSource: Sendable {
+    var count: Int { get }
+    var dtype: DType { get }
+    /// The shape of one sample (without the sample axis).
+    var sampleShape: [Int] { get }
+    /// The samples `indices`, stacked along a new axis 0.
+    func rows(_ indices: [Int]) throws(TrainingError) -> Tensor
+    /// The samples `range` as a source of their own.
+    func subset(_ range: Range<Int>) -> any SampleSource
+}
+
 /// Inputs and targets, one sample per row of axis 0. A model with several outputs reads
-/// further targets by name (`namedTargets`), one per loss.
+/// further targets by name (`namedTargets`), one per loss. Inputs are a tensor (in memory or a
+/// view of a memory-mapped file) or a `SampleSource` that produces each batch's samples.
 public struct Dataset: Sendable {
-    public let inputs: Tensor
+    enum Inputs: Sendable {
+        case tensor(Tensor)
+        case source(any SampleSource)
+    }
+
+    let storedInputs: Inputs
     public let targets: Tensor
     /// Targets of further outputs, by the name a `OutputLoss.target` gives.
     public let namedTargets: [String: Tensor]
@@ -14,20 +33,59 @@ public struct Dataset: Sendable {
     let identity = DatasetIdentity()
 
     public init(inputs: Tensor, targets: Tensor, namedTargets: [String: Tensor] = [:]) throws(TrainingError) {
-        guard inputs.rank >= 1, targets.rank >= 1 else { throw .badData("inputs and targets need a sample axis") }
-        guard inputs.shape[0] == targets.shape[0] else {
-            throw .badData("inputs have \(inputs.shape[0]) samples but targets \(targets.shape[0])")
+        guard inputs.rank >= 1 else { throw .badData("inputs and targets need a sample axis") }
+        try self.init(.tensor(inputs), count: inputs.shape[0], targets: targets, namedTargets: namedTargets)
+    }
+
+    /// Inputs produced batch by batch by `source`.
+    public init(source: any SampleSource, targets: Tensor, namedTargets: [String: Tensor] = [:]) throws(TrainingError) {
+        try self.init(.source(source), count: source.count, targets: targets, namedTargets: namedTargets)
+    }
+
+    init(_ inputs: Inputs, count: Int, targets: Tensor, namedTargets: [String: Tensor]) throws(TrainingError) {
+        guard targets.rank >= 1 else { throw .badData("inputs and targets need a sample axis") }
+        guard count == targets.shape[0] else {
+            throw .badData("inputs have \(count) samples but targets \(targets.shape[0])")
         }
-        for (name, t) in namedTargets.sorted(by: { $0.key < $1.key }) where t.rank < 1 || t.shape[0] != inputs.shape[0] {
-            throw .badData("inputs have \(inputs.shape[0]) samples but target '\(name)' has shape \(t.shape)")
+        for (name, t) in namedTargets.sorted(by: { $0.key < $1.key }) where t.rank < 1 || t.shape[0] != count {
+            throw .badData("inputs have \(count) samples but target '\(name)' has shape \(t.shape)")
         }
-        guard inputs.shape[0] > 0 else { throw .badData("there are no samples") }
-        self.inputs = inputs
+        guard count > 0 else { throw .badData("there are no samples") }
+        self.storedInputs = inputs
         self.targets = targets
         self.namedTargets = namedTargets
     }
 
-    public var count: Int { inputs.shape[0] }
+    public var count: Int { targets.shape[0] }
+
+    /// Whether the inputs are produced batch by batch (`SampleSource`) rather than held.
+    public var isStreamed: Bool { if case .source = storedInputs { true } else { false } }
+
+    /// All inputs as one tensor. A streamed dataset produces every sample for this (an image
+    /// folder decodes all its images); training reads batches and never asks for it.
+    public var inputs: Tensor {
+        get throws(TrainingError) {
+            switch storedInputs {
+            case .tensor(let t): t
+            case .source(let s): try s.rows(Array(0..<s.count))
+            }
+        }
+    }
+
+    public var inputDType: DType {
+        switch storedInputs {
+        case .tensor(let t): t.dtype
+        case .source(let s): s.dtype
+        }
+    }
+
+    /// The shape of one input sample.
+    public var inputSampleShape: [Int] {
+        switch storedInputs {
+        case .tensor(let t): Array(t.shape.dropFirst())
+        case .source(let s): s.sampleShape
+        }
+    }
 
     /// The target named `name`; nil names `targets`.
     public func target(_ name: String?) -> Tensor? {
@@ -49,9 +107,15 @@ public struct Dataset: Sendable {
     }
 
     /// The rows `indices` of the inputs and of every target.
-    public func batch(_ indices: [Int]) -> Batch {
-        Batch(inputs: Self.rows(inputs, indices), targets: Self.rows(targets, indices),
-              namedTargets: namedTargets.mapValues { Self.rows($0, indices) }, count: indices.count)
+    /// - Throws: when a streamed sample cannot be produced (an image that no longer decodes).
+    public func batch(_ indices: [Int]) throws(TrainingError) -> Batch {
+        let x: Tensor
+        switch storedInputs {
+        case .tensor(let t): x = Self.rows(t, indices)
+        case .source(let s): x = try s.rows(indices)
+        }
+        return Batch(inputs: x, targets: Self.rows(targets, indices),
+                     namedTargets: namedTargets.mapValues { Self.rows($0, indices) }, count: indices.count)
     }
 
     /// The rows `range` of a tensor: a view of the same file when `t` is memory-mapped, else a copy.
@@ -65,10 +129,15 @@ public struct Dataset: Sendable {
     }
 
     /// The samples `range` as a dataset of their own: views of a memory-mapped file stay views
-    /// (a validation split of data larger than memory copies nothing), others are copied.
+    /// (a validation split of data larger than memory copies nothing), a streamed source stays
+    /// streamed, others are copied.
     public func subset(_ range: Range<Int>) throws(TrainingError) -> Dataset {
-        try Dataset(inputs: Self.rows(inputs, range), targets: Self.rows(targets, range),
-                    namedTargets: namedTargets.mapValues { Self.rows($0, range) })
+        let (inputs, count): (Inputs, Int) = switch storedInputs {
+        case .tensor(let t): (.tensor(Self.rows(t, range)), range.count)
+        case .source(let s): { let sub = s.subset(range); return (.source(sub), sub.count) }()
+        }
+        return try Dataset(inputs, count: count, targets: Self.rows(targets, range),
+                           namedTargets: namedTargets.mapValues { Self.rows($0, range) })
     }
 }
 
@@ -191,7 +260,7 @@ public struct Trainer: Sendable {
         if let b = options.shuffleBuffer, b < 1 { throw .badSetting("the shuffle buffer must hold at least 1 sample, got \(b)") }
         let names = Differentiator.trainableParameters(of: graph).filter { n in !frozen.contains { Differentiator.glob($0, matches: n) } }
         for p in frozen where !Differentiator.trainableParameters(of: graph).contains(where: { Differentiator.glob(p, matches: $0) }) {
-            throw .badState("--freeze '\(p)' matches no parameter")
+            throw .badState("the frozen pattern '\(p)' matches no parameter")
         }
         guard graph.inputs.contains(where: { $0.name == options.inputName }) else {
             throw .badData("the model has no input '\(options.inputName)' (inputs: \(graph.inputs.map(\.name).joined(separator: ", ")))")
@@ -212,7 +281,7 @@ public struct Trainer: Sendable {
             }
             heads = options.outputLosses
         }
-        do { differentiator = try Differentiator(graph: graph, wrt: names) } catch { throw .autograd("\(error)") }
+        do { differentiator = try Differentiator(graph: graph, wrt: names) } catch { throw .autograd(error) }
         self.options = options
         weights = graph.initializers
         trainable = names
@@ -274,11 +343,11 @@ public struct Trainer: Sendable {
             throw .badData("the loss of output '\(h.output)' reads target '\(h.target ?? "")', which the data does not have (targets: \(data.namedTargets.keys.sorted().joined(separator: ", ")))")
         }
         guard let info = differentiator.graph.inputs.first(where: { $0.name == options.inputName }), let type = info.type else { return }
-        guard data.inputs.dtype == type.dtype else {
-            throw .badData("input '\(options.inputName)' is \(type.dtype) in the model, the data has \(data.inputs.dtype)")
+        guard data.inputDType == type.dtype else {
+            throw .badData("input '\(options.inputName)' is \(type.dtype) in the model, the data has \(data.inputDType)")
         }
         if let dims = type.dims {
-            let sample = Array(data.inputs.shape.dropFirst())
+            let sample = data.inputSampleShape
             let ok = dims.count == sample.count + 1 && zip(dims.dropFirst(), sample).allSatisfy { d, s in
                 if case .fixed(let v) = d { return v == s }
                 return true
@@ -287,7 +356,7 @@ public struct Trainer: Sendable {
         }
         if validation { return }
         guard batchesPerEpoch(count: data.count) > 0 else {
-            throw .badData("\(data.count) samples make no full batch of \(options.batchSize) with --drop-last")
+            throw .badData("\(data.count) samples make no full batch of \(options.batchSize) when the last partial batch is dropped")
         }
         guard progress.batchInEpoch < batchesPerEpoch(count: data.count) else {
             throw .badData("the run stopped after batch \(progress.batchInEpoch) of an epoch, but these \(data.count) samples make only \(batchesPerEpoch(count: data.count)) batches; resume with the same data")
@@ -304,7 +373,7 @@ public struct Trainer: Sendable {
 
     /// The batch `batch` of epoch `epoch`, gathered on a background thread when it was prefetched;
     /// then the batch after it is started in the background (`options.prefetch`).
-    mutating func batch(_ data: Dataset, epoch: Int, batch: Int) -> Batch {
+    mutating func batch(_ data: Dataset, epoch: Int, batch: Int) throws(TrainingError) -> Batch {
         if cachedOrder?.epoch != epoch || cachedOrder?.count != data.count {
             cachedOrder = (epoch, data.count, order(epoch: epoch, count: data.count))
         }
@@ -313,18 +382,18 @@ public struct Trainer: Sendable {
         let key = BatchPrefetcher.Key(data: ObjectIdentifier(data.identity), seed: progress.shuffleSeed, epoch: epoch, batch: batch)
         let b = prefetcher.take(key) {
             let lo = batch * size
-            return data.batch(Array(order[lo..<min(lo + size, count)]))
+            return Result { () throws(TrainingError) in try data.batch(Array(order[lo..<min(lo + size, count)])) }
         }
-        guard options.prefetch else { return b }
+        guard options.prefetch else { return try b.get() }
         let perEpoch = batchesPerEpoch(count: count)
         let (ne, nb) = batch + 1 < perEpoch ? (epoch, batch + 1) : (epoch + 1, 0)
         let seed = progress.shuffleSeed, buffer = options.shuffleBuffer
         prefetcher.start(BatchPrefetcher.Key(data: key.data, seed: seed, epoch: ne, batch: nb)) {
             let o = ne == epoch ? order : Self.order(seed: seed, buffer: buffer, epoch: ne, count: count)
             let lo = nb * size
-            return data.batch(Array(o[lo..<min(lo + size, count)]))
+            return Result { () throws(TrainingError) in try data.batch(Array(o[lo..<min(lo + size, count)])) }
         }
-        return b
+        return try b.get()
     }
 
     /// Takes the next optimizer step and adds each batch's output (before the update) to `metrics`.
@@ -347,7 +416,7 @@ public struct Trainer: Sendable {
         for j in 0..<batches {
             let lo = (progress.batchInEpoch + j) * options.batchSize
             guard lo < count else { throw .badData("batch \(progress.batchInEpoch + j) starts at sample \(lo), past the \(count) samples") }
-            let b = batch(data, epoch: progress.epoch, batch: progress.batchInEpoch + j)
+            let b = try batch(data, epoch: progress.epoch, batch: progress.batchInEpoch + j)
             let batchGrads: [String: Tensor]
             let updatedState: [String: Tensor]
             // The tape (and the feed) hold references to the weights; they end with this block so
@@ -356,7 +425,7 @@ public struct Trainer: Sendable {
                 var feed: [String: Tensor] = [options.inputName: b.inputs]
                 for (name, t) in weights { feed[name] = t }
                 let tape: Tape
-                do { tape = try differentiator.forward(feed, training: true, rng: &rng) } catch { throw .autograd("\(error)") }
+                do { tape = try differentiator.forward(feed, training: true, rng: &rng) } catch { throw .autograd(error) }
                 var seeds: [String: Tensor] = [:]
                 var l = 0.0
                 for (k, h) in heads.enumerated() {
@@ -374,7 +443,7 @@ public struct Trainer: Sendable {
                 lossSum += l
                 weightedSum += l * Double(b.count)
                 samples += b.count
-                do { batchGrads = try differentiator.backward(tape, seeds: seeds) } catch { throw .autograd("\(error)") }
+                do { batchGrads = try differentiator.backward(tape, seeds: seeds) } catch { throw .autograd(error) }
                 updatedState = tape.updatedState
             }
             for (name, t) in updatedState { weights[name] = t }
@@ -464,11 +533,11 @@ public struct Trainer: Sendable {
         var lo = 0
         while lo < data.count {
             let hi = min(lo + options.batchSize, data.count)
-            let b = data.batch(Array(lo..<hi))
+            let b = try data.batch(Array(lo..<hi))
             var feed: [String: Tensor] = [options.inputName: b.inputs]
             for (name, t) in weights { feed[name] = t }
             let tape: Tape
-            do { tape = try differentiator.forward(feed, training: false, rng: &rng) } catch { throw .autograd("\(error)") }
+            do { tape = try differentiator.forward(feed, training: false, rng: &rng) } catch { throw .autograd(error) }
             for (k, h) in heads.enumerated() {
                 guard let output = tape.value(h.output) else { throw .badState("output '\(h.output)' was not computed") }
                 guard let y = b.target(h.target) else { throw .badData("the data has no target '\(h.target ?? "")'") }
@@ -511,10 +580,10 @@ final class BatchPrefetcher: @unchecked Sendable {
     private let condition = NSCondition()
     private var pending: Key?
     private var running = false
-    private var result: Batch?
+    private var result: Result<Batch, TrainingError>?
 
     /// The batch for `key`: the prefetched one when it is that batch, else `gather()` here.
-    func take(_ key: Key, gather: () -> Batch) -> Batch {
+    func take(_ key: Key, gather: () -> Result<Batch, TrainingError>) -> Result<Batch, TrainingError> {
         condition.lock()
         while running { condition.wait() }
         let hit = pending == key ? result : nil
@@ -525,7 +594,7 @@ final class BatchPrefetcher: @unchecked Sendable {
     }
 
     /// Starts gathering `key` in the background.
-    func start(_ key: Key, gather: @escaping @Sendable () -> Batch) {
+    func start(_ key: Key, gather: @escaping @Sendable () -> Result<Batch, TrainingError>) {
         condition.lock()
         while running { condition.wait() }
         pending = key

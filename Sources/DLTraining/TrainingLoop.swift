@@ -58,6 +58,9 @@ public struct TrainingLoop {
     public var epochSamples = 0
     /// The same sums per output loss (`Trainer.heads`), when there are several.
     public var epochHeadSums: [Double]
+    /// The current epoch's training-batch metrics so far (saved in checkpoints too, so a run
+    /// resumed inside an epoch logs the metrics of all its batches).
+    public var epochMetrics: MetricAccumulator?
     public var bestWeights: [String: Tensor] = [:]
 
     public init(trainer: Trainer, metrics: [Metric] = [], validation: Dataset? = nil, callbacks: [any TrainingCallback] = [],
@@ -71,6 +74,7 @@ public struct TrainingLoop {
         self.baseLR = baseLR ?? c.lr
         baseMomentum = c.kind == .adam || c.kind == .adamw ? c.beta1 : c.momentum
         epochHeadSums = [Double](repeating: 0, count: trainer.heads.count)
+        epochMetrics = metrics.isEmpty ? nil : MetricAccumulator(metrics, loss: trainer.heads[0].loss)
     }
 
     /// The values an epoch reports: `loss`, `lr`, metrics, per-output losses, and their `val_` forms.
@@ -89,10 +93,10 @@ public struct TrainingLoop {
     public func check(_ data: Dataset) throws(TrainingError) {
         try trainer.check(data)
         if let validation { try trainer.check(validation, validation: true) }
-        if let n = logEvery, n <= 0 { throw .badSetting("--log-every must be positive, got \(n)") }
+        if let n = logEvery, n <= 0 { throw .badSetting("the logging interval must be a positive number of steps, got \(n)") }
         try Metric.check(metrics, loss: trainer.heads[0].loss)
         if schedule != nil && callbacks.contains(where: { $0 is ReduceLROnPlateau }) {
-            throw .badSetting("--lr-schedule and --reduce-lr-on-plateau both set the learning rate; give one")
+            throw .badSetting("an LR schedule and ReduceLROnPlateau both set the learning rate; give one")
         }
         let names = available
         for c in callbacks {
@@ -109,6 +113,7 @@ public struct TrainingLoop {
         if epochSamples > 0 {
             var e = ["loss_sum": "\(epochLossSum)", "samples": String(epochSamples)]
             if epochHeadSums.count > 1 { e["head_loss_sums"] = epochHeadSums.map { "\($0)" }.joined(separator: ",") }
+            for (k, v) in epochMetrics?.state ?? [:] { e["metrics_" + k] = v }
             states["epoch"] = e
         }
         return states
@@ -126,6 +131,14 @@ public struct TrainingLoop {
             let values = sums.split(separator: ",").compactMap { Double($0) }
             guard values.count == epochHeadSums.count else { throw .badState("the checkpoint's per-output epoch losses do not fit \(epochHeadSums.count) outputs") }
             epochHeadSums = values
+        }
+        // The metrics are those of this run's settings; a checkpoint from before metrics were
+        // saved (or an epoch boundary) starts them empty.
+        let metricState = (states["epoch"] ?? [:]).reduce(into: [String: String]()) { out, kv in
+            if kv.key.hasPrefix("metrics_") { out[String(kv.key.dropFirst("metrics_".count))] = kv.value }
+        }
+        if !metrics.isEmpty && !metricState.isEmpty {
+            epochMetrics = try MetricAccumulator(metrics, loss: trainer.heads[0].loss, state: metricState)
         }
     }
 
@@ -176,16 +189,16 @@ public struct TrainingLoop {
         let endStep = endStep(for: data, epochs: epochs, steps: steps)
         let total = endStep - startStep
         var batchLossSum = 0.0, batchCount = 0
-        var epochMetrics: MetricAccumulator? = metrics.isEmpty ? nil : MetricAccumulator(metrics, loss: trainer.heads[0].loss)
         var stopped = false
         while trainer.progress.step < endStep && !stopped {
             try applySchedule()
-            let lastGood = trainer
+            let lastGood = trainer, metricsBefore = epochMetrics
             let epochBefore = trainer.progress.epoch
             let loss: Double
             do { loss = try trainer.step(data, metrics: &epochMetrics) } catch {
                 if error.isNonFinite {
                     trainer = lastGood
+                    epochMetrics = metricsBefore
                     try save(snapshot, .latest)
                 }
                 throw error

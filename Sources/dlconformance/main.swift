@@ -4,6 +4,7 @@ import Glibc
 import DLGraph
 import DLONNX
 import DLRuntime
+import DLSupport
 import DLTensor
 import Foundation
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DLKit
+import DLSupport
 import Foundation
 
 /// `dlconvert generate HFDIR`: greedy text generation with a decoder folder, one prompt per stdin line.
@@ -9,6 +10,8 @@ struct Generate: ParsableCommand {
         discussion: """
             Prints {"text_output":"...","token_ids":[...]} per line: the new tokens (ending at the
             model's eos token, which is kept in token_ids) and their text (special tokens left out).
+            With --stream, each new token is first printed as it comes, {"token_id":N,"text":"..."}
+            (the text it completes, whole words at a time), then the line above.
             """)
 
     @Argument(help: "A Hugging Face decoder folder (gpt2, llama, mistral, qwen2) with tokenizer.json.")
@@ -36,6 +39,9 @@ struct Generate: ParsableCommand {
                              discussion: "{\"prompt_tokens\",\"new_tokens\",\"first_token_seconds\",\"decode_seconds\"} (scripts/bench/hf_bench.py)"))
     var timing = false
 
+    @Flag(help: "Print each token as it is generated, one JSON line each, before the prompt's summary line.")
+    var stream = false
+
     func run() throws {
         try reportingErrors {
             guard maxTokens > 0, threads > 0 else { throw DLKitError.invalidArgument("--max-tokens and --threads must be positive") }
@@ -45,11 +51,22 @@ struct Generate: ParsableCommand {
                 let sampling = TextGenerator.Sampling(temperature: temperature, topK: topK, topP: topP, seed: seed)
                 let start = DispatchTime.now().uptimeNanoseconds
                 var first: UInt64 = 0
-                let (ids, text) = try gen.generate(text: line, maxTokens: maxTokens, sampling: sampling) { _ in
+                var pieces = gen.tokenizer.map(TextGenerator.TextStream.init(tokenizer:))
+                var streamError: DLKitError?
+                let (ids, text) = try gen.generate(text: line, maxTokens: maxTokens, sampling: sampling) { id in
                     if first == 0 { first = DispatchTime.now().uptimeNanoseconds }
+                    guard stream, streamError == nil else { return }
+                    do throws(DLKitError) {
+                        let piece = try pieces?.append(id) ?? ""
+                        emit(JSON.object([("token_id", .int(id)), ("text", .string(piece))]))
+                    } catch { streamError = error }
+                }
+                if let streamError { throw streamError }
+                if stream, let rest = try pieces?.finish(), !rest.isEmpty {
+                    emit(JSON.object([("text", .string(rest))]))
                 }
                 let end = DispatchTime.now().uptimeNanoseconds
-                print(JSON.object([("text_output", .string(text)), ("token_ids", .array(ids.map { .int($0) }))]).serialized())
+                emit(JSON.object([("text_output", .string(text)), ("token_ids", .array(ids.map { .int($0) }))]))
                 if timing {
                     let prompt = gen.tokenizer?.encode(line).ids.count ?? 0
                     let stats = JSON.object([("prompt_tokens", .int(prompt)), ("new_tokens", .int(ids.count)),
@@ -59,5 +76,10 @@ struct Generate: ParsableCommand {
                 }
             }
         }
+    }
+
+    /// One line of output, written at once (unbuffered: a streamed token shows as it comes).
+    func emit(_ line: JSON) {
+        FileHandle.standardOutput.write(Data((line.serialized() + "\n").utf8))
     }
 }

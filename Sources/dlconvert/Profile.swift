@@ -1,5 +1,6 @@
 import ArgumentParser
 import DLKit
+import DLSupport
 import Foundation
 
 /// `dlconvert profile MODEL`: where a run's time goes, per node and per op.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DLKit
+import DLSupport
 import Foundation
 
 /// `dlconvert tokenize HFDIR`: one text per stdin line in, one JSON object of ids per line out.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DLKit
+import DLSupport
 import Foundation
 
 /// `dlconvert verify A B`: do two models compute the same thing?

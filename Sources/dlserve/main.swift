@@ -3,6 +3,7 @@ import Glibc
 #endif
 import DLKit
 import DLServe
+import DLSupport
 import Foundation
 
 // dlserve MODEL... — answers JSON-lines inference requests on stdin, one answer line per request

@@ -1,4 +1,5 @@
 import DLKit
+import DLSupport
 import DLTestSupport
 import Foundation
 import Testing

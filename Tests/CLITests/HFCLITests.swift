@@ -1,4 +1,5 @@
 import DLKit
+import DLSupport
 import DLTestSupport
 import Foundation
 import Testing
@@ -86,6 +87,33 @@ import Testing
         var other = hot
         other.seed = 8
         #expect(try gen.generate(ids: prompt, maxTokens: count, sampling: other) != a)
+    }
+
+    /// `generate --stream`: one line per token as it comes, whose texts put together are the
+    /// summary line's text_output (byte-level BPE splits characters across tokens), and the same
+    /// tokens as without streaming.
+    @Test(arguments: ["gpt2", "llama", "qwen2"]) func streamedPiecesMakeTheText(_ name: String) throws {
+        let folder = TestPackage.fixture("hf/\(name)")
+        let prompts = "Hello world\nCafé 日本語 😀\n"
+        let plain = try runProcess(dlconvert, ["generate", folder, "--max-tokens", "12"], input: prompts)
+        let r = try runProcess(dlconvert, ["generate", folder, "--max-tokens", "12", "--stream"], input: prompts)
+        #expect(plain.status == 0 && r.status == 0, "\(plain.stderr) \(r.stderr)")
+        var summaries: [String] = []
+        var ids: [JSON] = [], text = ""
+        for line in r.stdout.split(separator: "\n") {
+            let j = try parseJSON(String(line))
+            if j["text_output"] != nil {
+                #expect(j["token_ids"] == .array(ids), "\(line)")
+                #expect(j["text_output"] == .string(text), "\(line)")
+                summaries.append(String(line))
+                ids = []
+                text = ""
+            } else {
+                if let id = j["token_id"] { ids.append(id) }
+                text += j["text"]?.stringValue ?? ""
+            }
+        }
+        #expect(summaries == plain.stdout.split(separator: "\n").map(String.init))
     }
 
     /// Folder -> .ckpt -> folder (`--format hf`): the carried files are byte-identical, the

@@ -1,5 +1,6 @@
 import DLKit
 import DLSafeTensors
+import DLSupport
 import DLTensor
 import DLTestSupport
 import Foundation

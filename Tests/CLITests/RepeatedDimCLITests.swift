@@ -1,5 +1,6 @@
 import DLKit
 import DLSafeTensors
+import DLSupport
 import DLTestSupport
 import Foundation
 import Testing

@@ -71,4 +71,27 @@ struct CheckpointTests {
             #expect(error.description == "\(dir.file("broken.ckpt")): the graph needs tensor 'gone', which the file does not hold")
         }
     }
+
+    /// Training state round-trips through the strict JSON parser, and a damaged field is named
+    /// (not swallowed as "not the JSON object").
+    @Test func trainingStateReadsStrictlyAndNamesTheBadField() throws {
+        let dir = TemporaryFolder()
+        let g = try ONNXReader.read(path: TestPackage.fixture("models/mlp.onnx"))
+        var ck = Checkpoint(graph: g)
+        var state = TrainingState(optimizer: "adam", hyperparameters: ["lr": 1e-3, "beta1": 0.9], slots: [:], parameters: ["fc1.weight"],
+                                  step: 7, epoch: 2, batchInEpoch: 3, rngState: [1, 0xFFFF_FFFF_FFFF_FFFF], shuffleSeed: 42,
+                                  settings: ["loss": "mse"])
+        state.callbacks = ["early_stopping": ["best": "0.5"]]
+        ck.training = state
+        try ck.write(to: dir.file("t.ckpt"))
+        #expect(try Checkpoint(contentsOf: dir.file("t.ckpt")).training == state)
+
+        let st = try SafeTensorsFile(path: dir.file("t.ckpt"))
+        var meta = st.metadata
+        meta["dlkit.progress"] = meta["dlkit.progress"]?.replacingOccurrences(of: #""epoch":2"#, with: #""epoch":"2""#)
+        try SafeTensorsWriter.write(try st.tensors(), metadata: meta, to: dir.file("bad.ckpt"))
+        do { _ = try Checkpoint(contentsOf: dir.file("bad.ckpt")); Issue.record("expected an error") } catch {
+            #expect("\(error)".contains("'dlkit.progress'") && "\(error)".contains("field 'epoch' is a string, not an integer"), "\(error)")
+        }
+    }
 }

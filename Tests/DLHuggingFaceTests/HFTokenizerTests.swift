@@ -1,4 +1,5 @@
 import DLHuggingFace
+import DLSupport
 import DLTensor
 import DLTestSupport
 import Foundation

@@ -83,7 +83,7 @@ import Testing
             _ = try KerasImporter.graph(from: f)
             Issue.record("expected an error")
         } catch {
-            #expect("\(error)".contains("--graph"))
+            #expect("\(error)".contains("as the graph to bind them onto"))
         }
     }
 

@@ -1,4 +1,5 @@
 import DLKeras
+import DLSupport
 import DLTensor
 import Testing
 

@@ -1,4 +1,5 @@
 import DLKernels
+import DLTensor
 import Testing
 
 struct BroadcastCase: Sendable, CustomTestStringConvertible {
@@ -56,7 +57,7 @@ func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
     ]
 
     @Test(arguments: cases, BinaryOperation.allCases)
-    func float32BinaryMatchesNumpyBroadcasting(_ c: BroadcastCase, _ op: BinaryOperation) {
+    func float32BinaryMatchesNumpyBroadcasting(_ c: BroadcastCase, _ op: BinaryOperation) throws {
         let a = randomFloats(product(c.a), seed: 30, in: -4...4)
         let b = randomFloats(product(c.b), seed: 31, in: 0.5...3).enumerated().map { $0.offset % 2 == 0 ? $0.element : -$0.element }
         let f: (Float, Float) -> Float = switch op {
@@ -69,14 +70,14 @@ func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
         }
         let expected = referenceBinary(a, c.a, b, c.b, c.out, f)
         var out = [Float](repeating: .nan, count: product(c.out))
-        out.withUnsafeMutableBufferPointer { o in
-            Elementwise.binary(op, a, shape: c.a, b, shape: c.b, o.baseAddress!, shape: c.out)
+        try out.withUnsafeMutableBufferPointer { o in
+            try Elementwise.binary(op, a, shape: c.a, b, shape: c.b, o.baseAddress!, shape: c.out)
         }
         expectClose(out, expected)
     }
 
     @Test(arguments: cases, BinaryOperation.allCases)
-    func int64BinaryMatchesNumpyBroadcasting(_ c: BroadcastCase, _ op: BinaryOperation) {
+    func int64BinaryMatchesNumpyBroadcasting(_ c: BroadcastCase, _ op: BinaryOperation) throws {
         var rng = SeededRandom(seed: 32)
         let a = (0..<product(c.a)).map { _ in rng.int(in: Int64(-100)...100) }
         let b = (0..<product(c.b)).map { _ in rng.int(in: Int64(-7)...7) }
@@ -90,14 +91,14 @@ func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
         }
         let expected = referenceBinary(a, c.a, b, c.b, c.out, f)
         var out = [Int64](repeating: 12345, count: product(c.out))
-        out.withUnsafeMutableBufferPointer { o in
-            Elementwise.binary(op, a, shape: c.a, b, shape: c.b, o.baseAddress!, shape: c.out)
+        try out.withUnsafeMutableBufferPointer { o in
+            try Elementwise.binary(op, a, shape: c.a, b, shape: c.b, o.baseAddress!, shape: c.out)
         }
         #expect(out == expected)
     }
 
     @Test(arguments: cases, BinaryOperation.allCases)
-    func int32BinaryMatchesNumpyBroadcasting(_ c: BroadcastCase, _ op: BinaryOperation) {
+    func int32BinaryMatchesNumpyBroadcasting(_ c: BroadcastCase, _ op: BinaryOperation) throws {
         var rng = SeededRandom(seed: 33)
         let a = (0..<product(c.a)).map { _ in rng.int(in: Int32(-100)...100) }
         let b = (0..<product(c.b)).map { _ in rng.int(in: Int32(-7)...7) }
@@ -111,18 +112,18 @@ func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
         }
         let expected = referenceBinary(a, c.a, b, c.b, c.out, f)
         var out = [Int32](repeating: 12345, count: product(c.out))
-        out.withUnsafeMutableBufferPointer { o in
-            Elementwise.binary(op, a, shape: c.a, b, shape: c.b, o.baseAddress!, shape: c.out)
+        try out.withUnsafeMutableBufferPointer { o in
+            try Elementwise.binary(op, a, shape: c.a, b, shape: c.b, o.baseAddress!, shape: c.out)
         }
         #expect(out == expected)
     }
 
-    @Test func integerDivisionTruncatesTowardZeroAndNeverTraps() {
+    @Test func integerDivisionTruncatesTowardZeroAndNeverTraps() throws {
         let a: [Int64] = [7, -7, 7, -7, 5, 0, .min, .min, .max]
         let b: [Int64] = [2, 2, -2, -2, 0, 0, -1, 1, -1]
         var out = [Int64](repeating: 99, count: a.count)
-        out.withUnsafeMutableBufferPointer { o in
-            Elementwise.binary(.div, a, shape: [9], b, shape: [9], o.baseAddress!, shape: [9])
+        try out.withUnsafeMutableBufferPointer { o in
+            try Elementwise.binary(.div, a, shape: [9], b, shape: [9], o.baseAddress!, shape: [9])
         }
         #expect(out == [3, -3, -3, 3, 0, 0, .min, .min, -Int64.max])
 
@@ -130,31 +131,31 @@ func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
         let a32: [Int32] = Array(-10...10)
         var out32 = [Int32](repeating: 99, count: a32.count)
         let zero: [Int32] = [0]
-        out32.withUnsafeMutableBufferPointer { o in
-            Elementwise.binary(.div, a32, shape: [21], zero, shape: [], o.baseAddress!, shape: [21])
+        try out32.withUnsafeMutableBufferPointer { o in
+            try Elementwise.binary(.div, a32, shape: [21], zero, shape: [], o.baseAddress!, shape: [21])
         }
         #expect(out32 == [Int32](repeating: 0, count: 21))
     }
 
-    @Test func integerArithmeticWrapsOnOverflow() {
+    @Test func integerArithmeticWrapsOnOverflow() throws {
         let a: [Int32] = [.max, .min, .max]
         let b: [Int32] = [1, 1, 2]
         var sum = [Int32](repeating: 0, count: 3), difference = sum, productOut = sum
-        sum.withUnsafeMutableBufferPointer { Elementwise.binary(.add, a, shape: [3], b, shape: [3], $0.baseAddress!, shape: [3]) }
-        difference.withUnsafeMutableBufferPointer { Elementwise.binary(.sub, a, shape: [3], b, shape: [3], $0.baseAddress!, shape: [3]) }
-        productOut.withUnsafeMutableBufferPointer { Elementwise.binary(.mul, a, shape: [3], b, shape: [3], $0.baseAddress!, shape: [3]) }
+        try sum.withUnsafeMutableBufferPointer { try Elementwise.binary(.add, a, shape: [3], b, shape: [3], $0.baseAddress!, shape: [3]) }
+        try difference.withUnsafeMutableBufferPointer { try Elementwise.binary(.sub, a, shape: [3], b, shape: [3], $0.baseAddress!, shape: [3]) }
+        try productOut.withUnsafeMutableBufferPointer { try Elementwise.binary(.mul, a, shape: [3], b, shape: [3], $0.baseAddress!, shape: [3]) }
         #expect(sum == [.min, .min + 1, .min + 1])
         #expect(difference == [.max - 1, .max, .max - 2])
         #expect(productOut == [.max, .min, -2])
     }
 
-    @Test func binaryRunsInPlaceOnTheFullSizeOperand() {
+    @Test func binaryRunsInPlaceOnTheFullSizeOperand() throws {
         var a = randomFloats(2 * 3 * 20, seed: 34)
         let b = randomFloats(20, seed: 35)
         let expected = referenceBinary(a, [2, 3, 20], b, [20], [2, 3, 20], *)
+        let plan = try BroadcastPlan(outShape: [2, 3, 20], operands: [[2, 3, 20], [20]])
         a.withUnsafeMutableBufferPointer { p in
-            Elementwise.binary(.mul, UnsafePointer(p.baseAddress!), b, p.baseAddress!,
-                               plan: BroadcastPlan(outShape: [2, 3, 20], aShape: [2, 3, 20], bShape: [20]))
+            Elementwise.binary(.mul, UnsafePointer(p.baseAddress!), b, p.baseAddress!, plan: plan)
         }
         #expect(a == expected)
     }
@@ -167,11 +168,36 @@ func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
         (BroadcastCase(a: [1, 3, 1], b: [2, 1, 5]), [2, 3, 5], [0, 1, 0], [5, 0, 1]),
         (BroadcastCase(a: [1, 1], b: [1]), [], [], []),
     ])
-    func broadcastPlanMergesContiguousDimensions(_ c: BroadcastCase, dims: [Int], aStrides: [Int], bStrides: [Int]) {
-        let plan = BroadcastPlan(outShape: c.out, aShape: c.a, bShape: c.b)
+    func broadcastPlanMergesContiguousDimensions(_ c: BroadcastCase, dims: [Int], aStrides: [Int], bStrides: [Int]) throws {
+        let plan = try BroadcastPlan(outShape: c.out, operands: [c.a, c.b])
         #expect(plan.dims == dims)
-        #expect(plan.aStrides == aStrides)
-        #expect(plan.bStrides == bStrides)
+        #expect(plan.strides == [aStrides, bStrides])
         #expect(plan.outputCount == product(c.out))
     }
+
+    @Test(arguments: cases)
+    func broadcastPlanOffsetsMatchTheReference(_ c: BroadcastCase) throws {
+        let plan = try BroadcastPlan(operands: [c.a, c.b])
+        let expected = referenceBinary(Array(0..<product(c.a)), c.a, Array(0..<product(c.b)), c.b, c.out) { $0 * 100_000 + $1 }
+        #expect(zip(plan.offsets(of: 0), plan.offsets(of: 1)).map { $0 * 100_000 + $1 } == expected)
+    }
+
+    @Test func broadcastPlanWalksThreeOperandsRowByRow() throws {
+        // Where(cond [2, 1, 4], x [3, 1], y scalar) as torch's masked_fill writes it.
+        let plan = try BroadcastPlan(operands: [[2, 1, 4], [3, 1], []])
+        #expect(plan.dims == [2, 3, 4] && plan.rowLength == 4 && plan.rowStrides == [1, 0, 0])
+        var rows: [[Int]] = []
+        plan.forEachRow { o, off in rows.append([o] + Array(off)) }
+        #expect(rows == [[0, 0, 0, 0], [4, 0, 1, 0], [8, 0, 2, 0], [12, 4, 0, 0], [16, 4, 1, 0], [20, 4, 2, 0]])
+    }
+
+    @Test func broadcastPlanRefusesShapesThatClash() {
+        #expect(throws: Broadcast.Mismatch(shapes: [[2, 3], [4]].map { [Dim]($0) }, axis: 1)) {
+            try BroadcastPlan(operands: [[2, 3], [4]])
+        }
+        // An operand may stretch to the output, never the output to an operand.
+        #expect(throws: Broadcast.Mismatch.self) { try BroadcastPlan(outShape: [1, 3], operands: [[2, 3]]) }
+        #expect(throws: Broadcast.Mismatch.self) { try BroadcastPlan(outShape: [3], operands: [[2, 3]]) }
+    }
+
 }

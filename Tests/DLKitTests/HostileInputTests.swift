@@ -5,6 +5,7 @@ import DLKeras
 import DLONNX
 import DLOpenVINO
 import DLSafeTensors
+import DLSupport
 import DLTestSupport
 import DLTensorFlow
 import DLTFLite

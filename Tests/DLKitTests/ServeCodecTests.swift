@@ -1,5 +1,6 @@
 import DLKit
 @testable import DLServe
+import DLSupport
 import DLTestSupport
 import Foundation
 import Testing

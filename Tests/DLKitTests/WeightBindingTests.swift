@@ -17,7 +17,7 @@ struct WeightBindingTests {
     @Test func matchingWeightsReplaceEveryInitializer() throws {
         let g = try Self.graph()
         let r = try WeightBinding.bind(Self.weights(g), onto: g)
-        #expect(r.replaced == g.initializers.names && r.keptFromGraph.isEmpty)
+        #expect(r.bound == g.initializers.names && r.missing.isEmpty && r.converted.isEmpty)
         for (n, t) in g.initializers {
             #expect(r.graph.initializers[n]?.scalars(as: Float.self) == t.scalars(as: Float.self).map { $0 * 2 })
         }
@@ -38,20 +38,49 @@ struct WeightBindingTests {
         } catch {
             #expect(error.description == "w.safetensors do not fit mlp.onnx: 2 missing ('fc1.bias', 'fc3.bias'); "
                 + "1 extra, not in the graph ('head.weight'); 2 of another shape or type "
-                + "('fc2.weight': graph float32[512,512], weights float32[3,3], 'fc2.bias': graph float32[512], weights float64[512]); "
-                + "--allow-missing keeps the graph's values for missing tensors")
+                + "('fc2.weight': graph float32[512,512], weights float32[3,3], 'fc2.bias': graph float32[512], weights float64[512])")
         }
+    }
+
+    @Test func floatsWidenByThemselvesAndNarrowOnlyWhenAskedEachConversionReported() throws {
+        let g = try Self.graph()
+        var w = Self.weights(g)
+        let bias = try #require(g.initializers["fc1.bias"])
+        let half = Self.weights(g)["fc1.bias"]!.converted(to: .float16)
+        w["fc1.bias"] = half
+        let r = try WeightBinding.bind(w, onto: g)
+        #expect(r.converted == [.init(name: "fc1.bias", from: .float16, to: .float32)])
+        #expect(r.graph.initializers["fc1.bias"]?.dtype == .float32 && r.bound.count == g.initializers.count)
+        #expect(r.graph.initializers["fc1.bias"]?.scalars(as: Float.self) == half.converted(to: .float32).scalars(as: Float.self))
+
+        w["fc1.bias"] = Self.weights(g)["fc1.bias"]!.converted(to: .float64)
+        #expect(throws: DLKitError.self) { try WeightBinding.bind(w, onto: g) }
+        let narrowed = try WeightBinding.bind(w, onto: g, policy: .init(convertNarrowingFloats: true))
+        #expect(narrowed.converted == [.init(name: "fc1.bias", from: .float64, to: .float32)])
+
+        w["fc1.bias"] = Tensor(shape: bias.shape, scalars: [Int32](repeating: 1, count: bias.elementCount))
+        do { _ = try WeightBinding.bind(w, onto: g, policy: .init(convertNarrowingFloats: true)); Issue.record("expected an error") } catch {
+            #expect(error.description.hasSuffix("1 of another shape or type ('fc1.bias': graph float32[512], weights int32[512])"))
+        }
+    }
+
+    @Test func allowUnexpectedLeavesExtraWeightsOutAndReportsThem() throws {
+        let g = try Self.graph()
+        var w = Self.weights(g)
+        w["head.weight"] = Tensor(scalar: Float(1))
+        let r = try WeightBinding.bind(w, onto: g, policy: .init(allowUnexpected: true))
+        #expect(r.unexpected == ["head.weight"] && r.bound.count == g.initializers.count)
     }
 
     @Test func allowMissingKeepsTheGraphsValuesButStillRefusesExtras() throws {
         let g = try Self.graph()
         var w = Self.weights(g)
         w["fc3.bias"] = nil
-        let r = try WeightBinding.bind(w, onto: g, allowMissing: true)
-        #expect(r.keptFromGraph == ["fc3.bias"])
+        let r = try WeightBinding.bind(w, onto: g, policy: .init(allowMissing: true))
+        #expect(r.missing == ["fc3.bias"])
         #expect(r.graph.initializers["fc3.bias"]?.bitwiseEqual(g.initializers["fc3.bias"]!) == true)
         w["extra"] = Tensor(scalar: Float(1))
-        do { _ = try WeightBinding.bind(w, onto: g, allowMissing: true); Issue.record("expected an error") } catch {
+        do { _ = try WeightBinding.bind(w, onto: g, policy: .init(allowMissing: true)); Issue.record("expected an error") } catch {
             #expect(error.description == "the weights do not fit the graph: 1 extra, not in the graph ('extra')")
         }
     }
@@ -62,7 +91,7 @@ struct WeightBindingTests {
         try Self.weights(g).write(safetensorsTo: dir.url("w.safetensors"))
         let report = try Converter.convert(from: dir.url("w.safetensors"), to: dir.url("out.onnx"),
                                            options: ConversionOptions(graph: URL(fileURLWithPath: TestPackage.fixture("models/mlp.onnx"))))
-        #expect(report.binding?.replaced.count == 6)
+        #expect(report.binding?.bound.count == 6)
         let back = try Model.loadGraph(path: dir.file("out.onnx")).0
         #expect(back.initializers["fc1.bias"]?.scalars(as: Float.self) == g.initializers["fc1.bias"]!.scalars(as: Float.self).map { $0 * 2 })
         // A checkpoint as the output, and as the weights source.

@@ -1,5 +1,6 @@
 @testable import DLONNX
 import DLGraph
+import DLSupport
 import DLTensor
 import DLTestSupport
 import Foundation

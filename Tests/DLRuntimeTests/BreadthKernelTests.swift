@@ -1,6 +1,8 @@
 import DLGraph
 import DLRuntime
 import DLTensor
+import DLTestSupport
+import Foundation
 import Testing
 
 /// Kernels of the breadth families on small hand-checked cases; the ONNX node suite
@@ -53,5 +55,46 @@ import Testing
         let y = try runOne("Cast", [f32([2], [1000, -1000])], attributes: [Attribute(name: "to", value: .int(17))])
         #expect(y.dtype == .float8e4m3fn)
         #expect(y.doubles() == [448, -448])
+    }
+}
+
+/// ImageDecoder on a fixture PNG: RGB, BGR (the same pixels, channels reversed) and Grayscale;
+/// bad streams and attributes are refused, formats not decoded yet are "unsupported".
+@Suite struct ImageDecoderKernelTests {
+    static func bytes(_ path: String) throws -> Tensor {
+        let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        return Tensor(shape: [data.count], scalars: data)
+    }
+
+    static func decode(_ x: Tensor, _ format: String) throws -> Tensor {
+        try runOne("ImageDecoder", [x], attributes: [Attribute(name: "pixel_format", value: .string(format))])
+    }
+
+    @Test func rgbBgrAndGrayscale() throws {
+        let png = try Self.bytes(TestPackage.fixture("images/folder/cat/b.png"))
+        let rgb = try Self.decode(png, "RGB"), bgr = try Self.decode(png, "BGR"), gray = try Self.decode(png, "Grayscale")
+        #expect(rgb.dtype == .uint8 && rgb.rank == 3 && rgb.shape[2] == 3)
+        #expect(gray.shape == [rgb.shape[0], rgb.shape[1], 1])
+        let a = rgb.scalars(as: UInt8.self), b = bgr.scalars(as: UInt8.self), g = gray.scalars(as: UInt8.self)
+        for i in stride(from: 0, to: a.count, by: 3) { #expect(a[i] == b[i + 2] && a[i + 1] == b[i + 1] && a[i + 2] == b[i]) }
+        let (r, gg, bb) = (UInt32(a[0]), UInt32(a[1]), UInt32(a[2]))
+        #expect(UInt32(g[0]) == (r * 19595 + gg * 38470 + bb * 7471 + 0x8000) >> 16)
+    }
+
+    @Test func badStreamsAndSettings() throws {
+        let png = try Self.bytes(TestPackage.fixture("images/folder/cat/b.png"))
+        let truncated = try Self.bytes(TestPackage.fixture("images/bad/truncated.png"))
+        let bmp = Tensor(shape: [6], scalars: [UInt8(ascii: "B"), UInt8(ascii: "M"), 0, 0, 0, 0])
+        for (x, format, unsupported, text) in [(truncated, "RGB", false, "malformed image"), (png, "HSV", false, "pixel_format 'HSV'"),
+                                               (Tensor(shape: [2], scalars: [Float(1), 2]), "RGB", false, "1-D uint8"),
+                                               (bmp, "RGB", true, "not PNG or JPEG")] {
+            do {
+                _ = try Self.decode(x, format)
+                Issue.record("expected an error for \(text)")
+            } catch let e as RuntimeError {
+                #expect("\(e)".contains(text), "\(e)")
+                #expect(e.isUnsupported == unsupported, "\(e)")
+            }
+        }
     }
 }

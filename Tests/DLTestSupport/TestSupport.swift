@@ -1,3 +1,4 @@
+import DLSupport
 import DLTensor
 import Foundation
 
@@ -103,7 +104,7 @@ public func maxRelativeError(_ a: [Double], _ b: [Double]) -> Double {
 
 /// Parses JSON text with the strict parser.
 @discardableResult
-public func parseJSON(_ text: String) throws -> JSON {
+package func parseJSON(_ text: String) throws -> JSON {
     var failure: JSONSyntaxError?
     var result = JSON.null
     Array(text.utf8).withUnsafeBytes { b in

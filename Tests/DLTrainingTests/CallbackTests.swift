@@ -1,3 +1,4 @@
+import DLSupport
 import DLTensor
 import DLTestSupport
 import DLTraining
@@ -103,7 +104,9 @@ struct CallbackTests {
         #expect(b.best == 0.5 && b.wait == 1)
     }
 
-    /// Metrics accumulated over two batches equal scikit-learn's on the whole set.
+    /// Metrics accumulated over two batches equal scikit-learn's on the whole set. An accumulator
+    /// saved after the first batch (a checkpoint inside an epoch) and restored ends with the same
+    /// values bit for bit; a malformed saved state is refused.
     @Test(arguments: ["multiclass", "binary_logits", "regression"])
     func metricsMatchSklearn(name: String) throws {
         let entry = try #require(Self.section("metrics")[name])
@@ -115,6 +118,7 @@ struct CallbackTests {
         let loss: Loss = name == "regression" ? .mse : name == "binary_logits" ? .bceWithLogits : .crossEntropy(labelSmoothing: 0)
         try Metric.check(metrics, loss: loss)
         var acc = MetricAccumulator(metrics, loss: loss)
+        var resumed = MetricAccumulator(metrics, loss: loss)
         let half = n / 2
         for (lo, hi) in [(0, half), (half, n)] {
             let outShape = width == 1 ? [hi - lo] : [hi - lo, width]
@@ -123,8 +127,21 @@ struct CallbackTests {
             let tgt = name == "regression" ? Tensor(shape: tShape, scalars: targets[(lo * targetWidth)..<(hi * targetWidth)].map { Float($0) })
                                            : Tensor(shape: tShape, scalars: targets[lo..<hi].map { Int64($0) })
             try acc.add(output: out, target: tgt)
+            if lo > 0 {
+                let saved = resumed.state
+                for (key, value) in [("counts", "1,2"), ("errors", "x,1"), ("true_positive", "1:-2"), ("scores", "0.5"), ("positives", "2")] {
+                    var bad = saved
+                    bad[key] = value
+                    #expect(throws: TrainingError.self) { _ = try MetricAccumulator(metrics, loss: loss, state: bad) }
+                }
+                resumed = try MetricAccumulator(metrics, loss: loss, state: saved)
+                #expect(resumed.state == saved)
+            }
+            try resumed.add(output: out, target: tgt)
         }
         let got = try acc.values()
+        let again = try resumed.values()
+        for m in metrics { #expect(got[m.rawValue]?.bitPattern == again[m.rawValue]?.bitPattern, "\(name) \(m.rawValue) after a resume") }
         for m in metrics {
             let want = try #require((entry[m.rawValue] as? NSNumber)?.doubleValue)
             let have = try #require(got[m.rawValue])

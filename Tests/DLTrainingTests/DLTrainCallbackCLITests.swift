@@ -1,4 +1,7 @@
 import DLCheckpoint
+import DLImage
+import DLONNX
+import DLTraining
 import DLSafeTensors
 import DLTensor
 import DLTestSupport
@@ -87,6 +90,28 @@ struct DLTrainCallbackCLITests {
         #expect(saved.callbacks["reduce_lr_on_plateau"]?["bad_epochs"] != nil)
     }
 
+    /// Stopped inside an epoch and resumed, the epoch's training-batch metrics cover all its
+    /// batches: the CSV log (training and validation metrics) equals the uninterrupted run's.
+    @Test func metricsResumeMidEpochBitIdentical() throws {
+        let tmp = TemporaryFolder()
+        // 48 training samples in batches of 8: 6 steps an epoch; the first run stops after 9.
+        let flags = Self.base + ["--optimizer", "sgd", "--lr", "0.2", "--val-split", "0.25", "--batch-size", "8",
+                                 "--metrics", "accuracy,top5_accuracy,precision,recall,f1"]
+        let full = try runProcess(Self.tool, [Self.model] + flags + ["--steps", "24", "--csv-log", tmp.file("full.csv"), "--out", tmp.file("full.ckpt")])
+        #expect(full.status == 0, "\(full.stderr)")
+        let first = try runProcess(Self.tool, [Self.model] + flags + ["--steps", "9", "--csv-log", tmp.file("part.csv"), "--out", tmp.file("part.ckpt")])
+        #expect(first.status == 0, "\(first.stderr)")
+        let saved = try #require(try Checkpoint(contentsOf: tmp.file("part.ckpt")).training)
+        #expect(saved.callbacks["epoch"]?["metrics_counts"]?.hasPrefix("24,") == true, "\(saved.callbacks)")
+        let second = try runProcess(Self.tool, [tmp.file("part.ckpt"), "--data", Self.data, "--steps", "15", "--out", tmp.file("part.ckpt")])
+        #expect(second.status == 0, "\(second.stderr)")
+        let fullLog = try String(contentsOfFile: tmp.file("full.csv"), encoding: .utf8)
+        #expect(fullLog.split(separator: "\n").count == 5, "\(fullLog)")
+        #expect(try String(contentsOfFile: tmp.file("part.csv"), encoding: .utf8) == fullLog)
+        let a = try Self.tensors(tmp.file("full.ckpt")), b = try Self.tensors(tmp.file("part.ckpt"))
+        for (name, t) in a { #expect(b[name]?.bitwiseEqual(t) == true, "\(name) differs after resuming") }
+    }
+
     @Test func earlyStoppingStopsAndRestoresTheBestWeights() throws {
         let tmp = TemporaryFolder()
         // A learning rate far too high: the validation loss gets worse and training stops early.
@@ -151,6 +176,65 @@ struct DLTrainImageFolderTests {
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.contains("8 images of 3 classes (cat, dog, zebra)"), "\(r.stderr)")
         #expect(FileManager.default.fileExists(atPath: tmp.file("out.ckpt")))
+    }
+
+    /// The folder streams: batches decode their own images, and they are bit for bit the rows of
+    /// the folder decoded all at once, so training on the stream ends where training on the
+    /// preloaded pixels ends (shuffled, with a validation split of the stream).
+    @Test func streamedFolderTrainsAsThePreloadedPixels() throws {
+        let folder = TestPackage.fixture("images/folder")
+        let (streamed, classes, skipped) = try TrainingData.loadImageFolder(path: folder, height: 8, width: 8)
+        #expect(streamed.isStreamed && classes == ["cat", "dog", "zebra"] && skipped.isEmpty)
+        let (pixels, labels, _) = try ImageFolder(path: folder).load(height: 8, width: 8)
+        #expect(try streamed.inputs.bitwiseEqual(pixels) && streamed.targets.bitwiseEqual(labels))
+        #expect(try streamed.batch([5, 0, 7]).inputs.bitwiseEqual(Dataset(inputs: pixels, targets: labels).batch([5, 0, 7]).inputs))
+        let graph = try ONNXReader.read(path: Self.model)
+        func train(_ data: Dataset) throws -> Trainer {
+            let (t, v) = try Trainer.split(data, validationFraction: 0.25)
+            let trainer = try Trainer(graph: graph, optimizer: Optimizer(config: OptimizerConfig(kind: .adam)),
+                                      options: TrainerOptions(inputName: "x", loss: .crossEntropy(labelSmoothing: 0), batchSize: 4),
+                                      progress: TrainingProgress(seed: 3, shuffle: true))
+            var loop = TrainingLoop(trainer: trainer, metrics: [.accuracy], validation: v)
+            try loop.run(t, epochs: 3, save: { _, _ in })
+            return loop.trainer
+        }
+        let a = try train(streamed), b = try train(try Dataset(inputs: pixels, targets: labels))
+        for name in a.trainable { #expect(a.weights[name]?.bitwiseEqual(b.weights[name] ?? Tensor(scalar: Float(0))) == true, "\(name)") }
+    }
+
+    /// `dltrain` on an image folder stopped inside an epoch and resumed ends bit for bit where an
+    /// uninterrupted run ends (shuffled batches, prefetch, metrics, CSV log).
+    @Test func imageFolderResumesMidEpochBitIdentical() throws {
+        let tmp = TemporaryFolder()
+        let flags = ["--data", TestPackage.fixture("images/folder"), "--image-size", "8,8", "--loss", "cross_entropy", "--batch-size", "2",
+                     "--seed", "5", "--val-split", "0.25", "--metrics", "accuracy"]
+        let full = try runProcess(Self.tool, [Self.model] + flags + ["--steps", "9", "--csv-log", tmp.file("full.csv"), "--out", tmp.file("full.ckpt")])
+        #expect(full.status == 0, "\(full.stderr)")
+        let first = try runProcess(Self.tool, [Self.model] + flags + ["--steps", "4", "--csv-log", tmp.file("part.csv"), "--out", tmp.file("part.ckpt")])
+        #expect(first.status == 0, "\(first.stderr)")
+        let second = try runProcess(Self.tool, [tmp.file("part.ckpt"), "--data", TestPackage.fixture("images/folder"), "--steps", "5",
+                                                "--out", tmp.file("part.ckpt")])
+        #expect(second.status == 0, "\(second.stderr)")
+        let a = try DLTrainCallbackCLITests.tensors(tmp.file("full.ckpt")), b = try DLTrainCallbackCLITests.tensors(tmp.file("part.ckpt"))
+        #expect(!a.isEmpty && a.keys.sorted() == b.keys.sorted())
+        for (name, t) in a { #expect(b[name]?.bitwiseEqual(t) == true, "\(name) differs after resuming") }
+        let log = try String(contentsOfFile: tmp.file("full.csv"), encoding: .utf8)
+        #expect(log.split(separator: "\n").count == 4, "\(log)")
+        #expect(try String(contentsOfFile: tmp.file("part.csv"), encoding: .utf8) == log)
+    }
+
+    /// An image that stops decoding after the start (replaced on disk) fails the step naming the
+    /// file, and the run ends with a one-line error.
+    @Test func anImageBrokenDuringTheRunNamesTheFile() throws {
+        let tmp = TemporaryFolder()
+        let dir = tmp.file("data")
+        try FileManager.default.copyItem(atPath: TestPackage.fixture("images/folder"), toPath: dir)
+        let (d, _, _) = try TrainingData.loadImageFolder(path: dir, height: 8, width: 8)
+        try FileManager.default.removeItem(atPath: "\(dir)/dog/3.png")
+        try FileManager.default.copyItem(atPath: TestPackage.fixture("images/bad/truncated.png"), toPath: "\(dir)/dog/3.png")
+        let message: String
+        do { _ = try d.batch(Array(0..<d.count)); message = "" } catch { message = "\(error)" }
+        #expect(message.hasPrefix("\(dir)/dog/3.png: malformed image"), "\(message)")
     }
 
     @Test func aBadImageStopsTheRunBeforeTheFirstStep() throws {

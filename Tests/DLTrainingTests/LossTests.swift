@@ -41,7 +41,7 @@ struct LossTests {
                             progress: TrainingProgress(seed: 3, shuffle: true), frozen: ["encoder.*"])
             Issue.record("expected error")
         } catch {
-            #expect("\(error)" == "--freeze 'encoder.*' matches no parameter")
+            #expect("\(error)" == "the frozen pattern 'encoder.*' matches no parameter")
         }
         #expect(Differentiator.glob("a.*.w?", matches: "a.b.c.w1"))
         #expect(!Differentiator.glob("a.*", matches: "b.a"))

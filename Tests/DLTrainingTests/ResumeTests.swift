@@ -86,7 +86,7 @@ struct ResumeTests {
         let d = try P.data("mlp")
         // A target out of range for cross-entropy.
         var t = try P.trainer("mlp", .sgd)
-        let bad = try Dataset(inputs: d.inputs, targets: Tensor(shape: [64], scalars: [Int64](repeating: 9, count: 64)))
+        let bad = try Dataset(inputs: try d.inputs, targets: Tensor(shape: [64], scalars: [Int64](repeating: 9, count: 64)))
         do { try t.step(bad); Issue.record("expected error") } catch {
             #expect("\(error)".contains("target 9"), "\(error)")
         }
@@ -113,7 +113,7 @@ struct ResumeTests {
                             options: TrainerOptions(inputName: "x", loss: .mse, batchSize: 16), progress: TrainingProgress(seed: 0, shuffle: false))
         var ys = [Float](repeating: 0, count: 64 * 4)
         ys[70] = .nan
-        let nanData = try Dataset(inputs: d.inputs, targets: Tensor(shape: [64, 4], scalars: ys))
+        let nanData = try Dataset(inputs: try d.inputs, targets: Tensor(shape: [64, 4], scalars: ys))
         try n.step(nanData)
         let before = n.weights
         do { try n.step(nanData); Issue.record("expected error") } catch {
@@ -123,9 +123,9 @@ struct ResumeTests {
         for name in n.trainable { #expect(n.weights[name]!.bitwiseEqual(before[name]!)) }
         // A NaN input that the loss does not see still stops at the gradient.
         var m = try P.trainer("mlp", .sgd)
-        var xs = d.inputs.scalars(as: Float.self)
+        var xs = try d.inputs.scalars(as: Float.self)
         xs[0] = .nan
-        let nanInput = try Dataset(inputs: Tensor(shape: d.inputs.shape, scalars: xs), targets: d.targets)
+        let nanInput = try Dataset(inputs: Tensor(shape: try d.inputs.shape, scalars: xs), targets: d.targets)
         do { try m.step(nanInput); Issue.record("expected error") } catch {
             #expect("\(error)".contains("step 1"), "\(error)")
         }

@@ -146,13 +146,13 @@ struct ShuffleBufferTests {
     /// copies nothing), so data larger than memory streams from it.
     @Test func safetensorsDataIsMapped() throws {
         let d = try TrainingData.load(path: TestPackage.fixture("training/multi.data.safetensors"), inputName: "x", targetNames: ["reg", "label"])
-        #expect(d.inputs.isMapped && d.targets.isMapped && d.namedTargets["label"]?.isMapped == true)
+        #expect(try d.inputs.isMapped && d.targets.isMapped && d.namedTargets["label"]?.isMapped == true)
         let (train, validation) = try Trainer.split(d, validationFraction: 0.25)
-        #expect(train.inputs.isMapped && validation.inputs.isMapped && validation.namedTargets["label"]?.isMapped == true)
-        let copied = d.batch(Array(36..<48))
-        #expect(validation.count == 12 && validation.inputs.bitwiseEqual(copied.inputs) && validation.targets.bitwiseEqual(copied.targets))
+        #expect(try train.inputs.isMapped && validation.inputs.isMapped && validation.namedTargets["label"]?.isMapped == true)
+        let copied = try d.batch(Array(36..<48))
+        #expect(try validation.count == 12 && validation.inputs.bitwiseEqual(copied.inputs) && validation.targets.bitwiseEqual(copied.targets))
         #expect(validation.namedTargets["label"]?.bitwiseEqual(copied.namedTargets["label"] ?? Tensor(scalar: Float(0))) == true)
-        #expect(train.count == 36 && train.inputs.bitwiseEqual(d.batch(Array(0..<36)).inputs))
+        #expect(try train.count == 36 && train.inputs.bitwiseEqual(d.batch(Array(0..<36)).inputs))
     }
 
     /// `dltrain --shuffle-buffer`: stopped mid-epoch and resumed, the run ends bit for bit where an

@@ -49,9 +49,10 @@ enum ElementwiseOps {
             throw .typeMismatch(node: ctx.node.displayName, reason: "inputs have different types \(a.dtype) and \(b.dtype)")
         }
         guard let da = a.dims, let db = b.dims else { return TensorType(dtype: a.dtype, dims: nil) }
-        guard let out = DimMath.broadcast(da, db) else {
-            throw .shapeMismatch(node: ctx.node.displayName, reason: "shapes \(a) and \(b) do not broadcast")
+        do throws(Broadcast.Mismatch) {
+            return TensorType(dtype: a.dtype, dims: try Broadcast.dims(da, db))
+        } catch {
+            throw .shapeMismatch(node: ctx.node.displayName, reason: error.description)
         }
-        return TensorType(dtype: a.dtype, dims: out)
     }
 }

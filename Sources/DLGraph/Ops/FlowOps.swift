@@ -1,6 +1,6 @@
 import DLTensor
 
-/// Recurrent, control-flow, sequence/optional, string, random, text-vectorising ops, and the
+/// Recurrent, control-flow, sequence/optional, string, random, text-vectorising, image-decoding ops, and the
 /// ops of the ai.onnx.ml and ai.onnx.preview.training domains. Arity from the newest ONNX spec;
 /// output types are decided at run time (several produce sequences or optionals).
 enum FlowOps {
@@ -16,7 +16,7 @@ enum FlowOps {
         ("StringConcat", 2...2, 1...1),
         ("RandomNormal", 0...0, 1...1), ("RandomUniform", 0...0, 1...1), ("RandomNormalLike", 1...1, 1...1),
         ("RandomUniformLike", 1...1, 1...1), ("Bernoulli", 1...1, 1...1),
-        ("TfIdfVectorizer", 1...1, 1...1),
+        ("TfIdfVectorizer", 1...1, 1...1), ("ImageDecoder", 1...1, 1...1),
     ]
 
     static var schemas: [OpSchema] {

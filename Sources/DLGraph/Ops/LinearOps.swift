@@ -26,7 +26,7 @@ enum LinearOps {
                     guard c.dtype == a.dtype else {
                         throw .typeMismatch(node: name, reason: "Gemm bias C is \(c.dtype), A is \(a.dtype)")
                     }
-                    guard let bc = DimMath.broadcast(out, dc), bc.count == 2, dc.count <= 2,
+                    guard let bc = try? Broadcast.dims(out, dc), bc.count == 2, dc.count <= 2,
                           zip(bc, out).allSatisfy({ $0.value == nil || $1.value == nil || $0 == $1 }) else {
                         throw .shapeMismatch(node: name, reason: "Gemm bias C \(c) does not broadcast to [\(m),\(n)]")
                     }
@@ -49,8 +49,11 @@ enum LinearOps {
                 if let x = k1.value, let y = k2.value, x != y {
                     throw .shapeMismatch(node: name, reason: "MatMul inner sizes differ: \(a) and \(b)")
                 }
-                guard let batch = DimMath.broadcast(Array(a2.dropLast(2)), Array(b2.dropLast(2))) else {
-                    throw .shapeMismatch(node: name, reason: "MatMul batch dims of \(a) and \(b) do not broadcast")
+                let batch: [Dim]
+                do throws(Broadcast.Mismatch) {
+                    batch = try Broadcast.dims(Array(a2.dropLast(2)), Array(b2.dropLast(2)))
+                } catch {
+                    throw .shapeMismatch(node: name, reason: "MatMul batch dims of \(a) and \(b): \(error)")
                 }
                 var out = batch
                 if da.count > 1 { out.append(a2[a2.count - 2]) }

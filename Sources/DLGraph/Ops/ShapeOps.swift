@@ -77,7 +77,7 @@ enum ShapeOps {
 }
 
 /// Shared rules of Reshape, used by type inference and by the runtime.
-public enum ReshapeOp {
+package enum ReshapeOp {
     /// The output dims of Reshape: 0 copies the input dim (unless `allowZero`), one -1 takes what is left.
     public static func outputDims(node: Node, input: [Dim]?, target: [Int], allowZero: Bool) throws(GraphError) -> [Dim] {
         let name = node.displayName
@@ -144,7 +144,7 @@ public enum ReshapeOp {
 }
 
 /// Shared rules of Transpose.
-public enum TransposeOp {
+package enum TransposeOp {
     /// The permutation: the `perm` attribute, or the reversed dims when absent.
     public static func permutation(node: Node, rank: Int) throws(GraphError) -> [Int] {
         guard let p = try node.ints("perm") else { return Array((0..<rank).reversed()) }
@@ -156,7 +156,7 @@ public enum TransposeOp {
 }
 
 /// Shared rules of Constant.
-public enum ConstantOp {
+package enum ConstantOp {
     /// The tensor a Constant node produces, from whichever `value*` attribute it has.
     public static func value(of node: Node) throws(GraphError) -> Tensor {
         guard node.attributes.count == 1, let a = node.attributes.first else {

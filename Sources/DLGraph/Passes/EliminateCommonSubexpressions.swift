@@ -10,7 +10,7 @@ import DLTensor
 ///
 /// Never merged: random ops, nodes with subgraphs, nodes without outputs, nodes whose outputs
 /// are graph outputs (the names must stay), initializers a caller may override.
-public enum EliminateCommonSubexpressions: GraphPass {
+package enum EliminateCommonSubexpressions: GraphPass {
     public static let name = "eliminate-common-subexpressions"
     public static let maxInitializerBytes = 1024
 

@@ -4,7 +4,7 @@
 ///
 /// Random ops are kept (they advance a generator state a caller may observe through later runs'
 /// results), as are nodes of other domains than ai.onnx and ai.dlkit, and nodes with subgraphs.
-public enum EliminateDeadNodes: GraphPass {
+package enum EliminateDeadNodes: GraphPass {
     public static let name = "eliminate-dead-nodes"
 
     public static func run(_ graph: inout Graph) -> Bool { removeDead(&graph) }

@@ -3,7 +3,7 @@
 ///
 /// A node whose output is a graph output is kept (the output name must stay), as is one whose
 /// input comes from an enclosing scope or whose node has subgraphs reading the name.
-public enum EliminateIdentity: GraphPass {
+package enum EliminateIdentity: GraphPass {
     public static let name = "eliminate-identity"
 
     public static func run(_ graph: inout Graph) -> Bool {

@@ -16,7 +16,7 @@ import DLTensor
 /// has no training outputs or `training_mode`, and every tensor involved is float32 of the right
 /// size. A Gemm is folded only with `transA = 0`, a 2-D `B`, and `C` absent or of `N` values; its
 /// `beta` is folded into the new `C`.
-public enum FoldBatchNorm: GraphPass {
+package enum FoldBatchNorm: GraphPass {
     public static let name = "fold-batchnorm"
 
     public static func run(_ graph: inout Graph) -> Bool {

@@ -8,7 +8,7 @@ import DLTensor
 /// Only when the Conv's output has that one reader and is not a graph output, `b` is a float32
 /// initializer no run can override with one value per output channel, and the Conv's own bias
 /// (if any) is such an initializer too; the sum becomes a new initializer.
-public enum FoldConvBias: GraphPass {
+package enum FoldConvBias: GraphPass {
     public static let name = "fold-conv-bias"
 
     public static func run(_ graph: inout Graph) -> Bool {
@@ -62,7 +62,7 @@ public enum FoldConvBias: GraphPass {
 ///
 /// Only when the constants are float32 initializers of one value with exactly those values, and
 /// the intermediate results have no other reader and are not graph outputs.
-public enum FuseHardSwish: GraphPass {
+package enum FuseHardSwish: GraphPass {
     public static let name = "fuse-hardswish"
 
     public static func run(_ graph: inout Graph) -> Bool {

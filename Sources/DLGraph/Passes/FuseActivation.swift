@@ -12,7 +12,7 @@ import DLTensor
 /// Only when the base op's output is read by the activation alone (for SiLU: by exactly the
 /// Sigmoid and the Mul) and is not a graph output. The fused ops exist for the runtime only
 /// (`FusedOps`); exporters never see them because the runtime optimises a private copy.
-public enum FuseActivation: GraphPass {
+package enum FuseActivation: GraphPass {
     public static let name = "fuse-activation"
 
     public static func run(_ graph: inout Graph) -> Bool {
@@ -61,7 +61,7 @@ public enum FuseActivation: GraphPass {
 
 /// Ops the passes introduce, in the `ai.dlkit` domain: a base op with an activation applied to
 /// its output. Types are inferred as for the base op.
-public enum FusedOps {
+package enum FusedOps {
     public static let domain = "ai.dlkit"
 
     /// The activations a fused op may carry.

@@ -12,7 +12,7 @@ import DLTensor
 ///
 /// Only when every intermediate value has that one reader and is not a graph output, and the
 /// Softmax normalises the last axis (`axis = -1`, or the last axis of a known rank).
-public enum FuseAttention: GraphPass {
+package enum FuseAttention: GraphPass {
     public static let name = "fuse-attention"
 
     public static func run(_ graph: inout Graph) -> Bool {

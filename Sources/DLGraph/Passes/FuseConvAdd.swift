@@ -11,7 +11,7 @@ import DLTensor
 /// the Add's output for the activation. Either Add operand may be the Conv (addition is
 /// commutative, bit for bit); when both are, the first is fused and the second becomes the skip.
 /// The skip may broadcast: the kernel then falls back to Conv, Add and the activation in turn.
-public enum FuseConvAdd: GraphPass {
+package enum FuseConvAdd: GraphPass {
     public static let name = "fuse-conv-add"
 
     public static func run(_ graph: inout Graph) -> Bool {
@@ -79,8 +79,9 @@ public enum FuseConvAdd: GraphPass {
                 throw .typeMismatch(node: ctx.node.displayName, reason: "the residual is \(r.dtype), the Conv gives \(y.dtype)")
             }
             guard let dy = y.dims, let dr = r.dims else { return [TensorType(dtype: y.dtype, dims: nil)] }
-            guard let out = DimMath.broadcast(dy, dr) else {
-                throw .shapeMismatch(node: ctx.node.displayName, reason: "the residual \(r) does not broadcast with the Conv's \(y)")
+            let out: [Dim]
+            do throws(Broadcast.Mismatch) { out = try Broadcast.dims(dy, dr) } catch {
+                throw .shapeMismatch(node: ctx.node.displayName, reason: "the residual \(r) against the Conv's \(y): \(error)")
             }
             return [TensorType(dtype: y.dtype, dims: out)]
         }

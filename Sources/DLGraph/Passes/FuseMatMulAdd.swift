@@ -9,7 +9,7 @@ import DLTensor
 /// Only when the MatMul output has that one reader and is not a graph output, and neither
 /// constant is also a graph input (a fed value would not be constant). `FuseActivation` may then
 /// fold a following Relu into the fused node.
-public enum FuseMatMulAdd: GraphPass {
+package enum FuseMatMulAdd: GraphPass {
     public static let name = "fuse-matmul-add"
 
     public static func run(_ graph: inout Graph) -> Bool {

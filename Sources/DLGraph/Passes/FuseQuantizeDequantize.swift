@@ -10,7 +10,7 @@ import DLTensor
 /// can override), one value each, the zero point is int8 or uint8, no `axis`/`block_size`/
 /// `output_dtype`/`saturate` attribute asks for something else, and the quantised value is no
 /// graph output.
-public enum FuseQuantizeDequantize: GraphPass {
+package enum FuseQuantizeDequantize: GraphPass {
     public static let name = "fuse-quantize-dequantize"
 
     public static func run(_ graph: inout Graph) -> Bool {

@@ -1,7 +1,7 @@
 import DLTensor
 
 /// A rewrite of a graph that keeps what it computes (within float rounding).
-public protocol GraphPass {
+package protocol GraphPass {
     /// A short name for logs and tests.
     static var name: String { get }
     /// Rewrites `graph` in place. - Returns: true when anything changed.
@@ -13,18 +13,24 @@ public protocol GraphPass {
 /// produced, and types still inferable when they were before); a pass whose result fails the
 /// check is dropped for that round, so a pass bug can never turn a good graph into a broken one.
 /// `optimizeReport` says which pass failed and how; `optimizeStrict` throws it (for tests).
-public enum GraphOptimizer {
-    /// The passes the runtime runs, in order.
-    public static let standard: [any GraphPass.Type] = [EliminateIdentity.self, FoldConvBias.self, FuseHardSwish.self,
-        FuseQuantizeDequantize.self, FuseMatMulAdd.self, FuseActivation.self,
-        FuseAttention.self,
-        FuseConvAdd.self,
-        FuseConvPool.self,
-        FoldBatchNorm.self,
-        ConstantFolding.self,
-        EliminateCommonSubexpressions.self,
-        SinkTransposes.self,
-    ]
+package enum GraphOptimizer {
+    /// The passes the runtime runs, in order, with `folding` as the constant-folding pass: the
+    /// runtime's `KernelFolding` (`GraphOptimizer.runtime`) evaluates nodes through the kernels.
+    public static func standard(folding: any GraphPass.Type) -> [any GraphPass.Type] {
+        [EliminateIdentity.self, FoldConvBias.self, FuseHardSwish.self,
+         FuseQuantizeDequantize.self, FuseMatMulAdd.self, FuseActivation.self,
+         FuseAttention.self,
+         FuseConvAdd.self,
+         FuseConvPool.self,
+         FoldBatchNorm.self,
+         folding,
+         EliminateCommonSubexpressions.self,
+         SinkTransposes.self]
+    }
+
+    /// The standard passes with `ConstantFolding` on its own (`Constant` nodes and symbolic
+    /// shapes; no evaluation, which needs the kernels): what DLGraph can run by itself.
+    public static let standard = standard(folding: ConstantFolding.self)
 
     /// - Returns: the optimised graph, and the names of the passes that changed it (in order,
     ///   repeated when a pass fired in several rounds).
@@ -88,7 +94,7 @@ public enum GraphOptimizer {
 }
 
 /// A pass turned a verified graph into one that does not verify.
-public struct PassVerificationError: Error, CustomStringConvertible, Sendable {
+package struct PassVerificationError: Error, CustomStringConvertible, Sendable {
     public var pass: String
     public var error: GraphError
 

@@ -16,7 +16,7 @@ import DLTensor
 ///   nothing and could hide a pattern another pass looks for.
 ///
 /// Names of values other passes or callers see (graph outputs) are kept.
-public enum SinkTransposes: GraphPass {
+package enum SinkTransposes: GraphPass {
     public static let name = "sink-transposes"
 
     static let unary: Set<String> = [

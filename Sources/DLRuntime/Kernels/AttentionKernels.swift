@@ -117,10 +117,10 @@ enum AttentionKernels {
             for r in 0..<rows { for j in 0..<last { padded[r * kvLen + j] = raw[r * last + j] } }
             var paddedShape = m.shape
             paddedShape[m.rank - 1] = kvLen
-            guard IndexMath.broadcastShape([paddedShape, biasShape]) == biasShape else {
+            guard let plan = try? BroadcastPlan(outShape: biasShape, operands: [paddedShape]) else {
                 throw ctx.fail("attn_mask of shape \(m.shape) does not broadcast to \(biasShape)")
             }
-            for (i, s) in IndexMath.broadcastMap(from: paddedShape, to: biasShape).enumerated() { bias[i] = padded[s] }
+            for (i, s) in plan.offsets(of: 0).enumerated() { bias[i] = padded[s] }
         }
         func offset(_ b: Int) -> Int {
             if let nonpad { return nonpad[b] - qLen }

@@ -102,30 +102,34 @@ enum ElementwiseKernels {
         { ctx throws(RuntimeError) in
             let a = try ctx.input(0), b = try ctx.input(1)
             // Max and Min leave their output shape to the run: broadcast here.
-            guard let shape = (try? ctx.outputShape(0)) ?? ShapeMath.broadcast(a.shape, b.shape) else {
-                throw ctx.fail("shapes \(a.shape) and \(b.shape) do not broadcast")
+            let plan: BroadcastPlan
+            let shape: [Int]
+            do throws(Broadcast.Mismatch) {
+                if let planned = try? ctx.outputShape(0) { shape = planned } else { shape = try Broadcast.shape(a.shape, b.shape) }
+                plan = try BroadcastPlan(outShape: shape, operands: [a.shape, b.shape])
+            } catch {
+                throw ctx.fail(error.description)
             }
             // Over an input that dies here when the plan allows it (same shape as the output: the
             // loops read each element before writing it), else into a recycled buffer.
             let out = ctx.inPlaceOutput(a.dtype, shape: shape) ?? ctx.makeOutput(a.dtype, shape: shape)
             /// Runs the typed kernel of `T` over the three buffers.
             func apply<T: TensorScalar>(
-                _: T.Type,
-                _ kernel: (UnsafePointer<T>, [Int], UnsafePointer<T>, [Int], UnsafeMutablePointer<T>, [Int]) -> Void
+                _: T.Type, _ kernel: (UnsafePointer<T>, UnsafePointer<T>, UnsafeMutablePointer<T>) -> Void
             ) {
                 a.withUnsafeBufferPointer(as: T.self) { pa in
                     b.withUnsafeBufferPointer(as: T.self) { pb in
                         out.withUnsafeMutableBufferPointerInPlace(as: T.self) { po in
                             guard let x = pa.baseAddress, let y = pb.baseAddress, let z = po.baseAddress else { return }
-                            kernel(x, a.shape, y, b.shape, z, shape)
+                            kernel(x, y, z)
                         }
                     }
                 }
             }
             switch a.dtype {
-            case .float32: apply(Float.self) { Elementwise.binary(op, $0, shape: $1, $2, shape: $3, $4, shape: $5) }
-            case .int64: apply(Int64.self) { Elementwise.binary(op, $0, shape: $1, $2, shape: $3, $4, shape: $5) }
-            case .int32: apply(Int32.self) { Elementwise.binary(op, $0, shape: $1, $2, shape: $3, $4, shape: $5) }
+            case .float32: apply(Float.self) { Elementwise.binary(op, $0, $1, $2, plan: plan) }
+            case .int64: apply(Int64.self) { Elementwise.binary(op, $0, $1, $2, plan: plan) }
+            case .int32: apply(Int32.self) { Elementwise.binary(op, $0, $1, $2, plan: plan) }
             default:
                 throw .unsupported(node: ctx.node.displayName, reason: "\(ctx.node.opType) on \(a.dtype) is not supported yet (float32, int32, int64)")
             }

@@ -4,9 +4,9 @@ import DLTensor
 /// Control flow (If, Loop, Scan, SequenceMap), sequences and optionals. These run on
 /// `GraphValue`s; subgraphs run through `KernelContext.runSubgraph`, seeing the enclosing scope.
 enum FlowKernels {
-    /// Tensor kernels of this family (strings, random, recurrent, text, ml, training).
+    /// Tensor kernels of this family (strings, random, recurrent, text, ml, training, images).
     static var all: [(String, Kernel)] {
-        RecurrentKernels.all + StringKernels.all + MLKernels.all
+        RecurrentKernels.all + StringKernels.all + MLKernels.all + ImageKernels.all
     }
 
     static var values: [(String, ValueKernel)] {

@@ -31,8 +31,8 @@ enum LinearAlgebraKernels {
         let m = a2[a2.count - 2], k = a2[a2.count - 1], n = b2[b2.count - 1]
         guard b2[b2.count - 2] == k else { throw ctx.fail("inner sizes differ: \(aShape) and \(bShape)") }
         let ab = Array(a2.dropLast(2)), bb = Array(b2.dropLast(2))
-        guard let batch = IndexMath.broadcastShape([ab, bb]) else { throw ctx.fail("batch dims \(ab) and \(bb) do not broadcast") }
-        let amap = IndexMath.broadcastMap(from: ab, to: batch), bmap = IndexMath.broadcastMap(from: bb, to: batch)
+        let (batch, maps) = try ctx.broadcastMaps([ab, bb])
+        let amap = maps[0], bmap = maps[1]
         let count = batch.reduce(1, *)
         var out = [T](repeating: zero, count: count * m * n)
         for e in 0..<count {
@@ -71,9 +71,9 @@ enum LinearAlgebraKernels {
             y[i * n + j] = alpha * s
         } }
         if let c, beta != 0 {
-            guard IndexMath.broadcastShape([c.shape, [m, n]]) == [m, n] else { throw ctx.fail("C of shape \(c.shape) does not broadcast to [\(m), \(n)]") }
+            let map = try ctx.broadcastMaps([c.shape], to: [m, n]).maps[0]
             let cv = c.doubles()
-            for (i, s) in IndexMath.broadcastMap(from: c.shape, to: [m, n]).enumerated() { y[i] += beta * cv[s] }
+            for (i, s) in map.enumerated() { y[i] += beta * cv[s] }
         }
         return [Tensor.fromDoubles(y, dtype: a.dtype, shape: [m, n])]
     }

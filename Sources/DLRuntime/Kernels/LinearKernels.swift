@@ -134,31 +134,10 @@ enum LinearKernels {
         let b2 = b.rank == 1 ? b.shape + [1] : b.shape
         let m = a2[a2.count - 2], k = a2[a2.count - 1], n = b2[b2.count - 1]
         let aBatch = Array(a2.dropLast(2)), bBatch = Array(b2.dropLast(2))
-        guard let batch = ShapeMath.broadcast(aBatch, bBatch) else {
-            throw .invalidInput(node: ctx.node.displayName, reason: "batch dims \(aBatch) and \(bBatch) do not broadcast")
-        }
-        let batchCount = batch.reduce(1, *)
         // Element offsets of each batch entry in A and B (broadcast dims repeat).
-        func offsets(_ dims: [Int], matrixSize: Int) -> [Int] {
-            let padded = Array(repeating: 1, count: batch.count - dims.count) + dims
-            let strides = ShapeMath.strides(padded)
-            var result = [Int](repeating: 0, count: batchCount)
-            var index = [Int](repeating: 0, count: batch.count)
-            for e in 0..<batchCount {
-                var off = 0
-                for d in 0..<batch.count where padded[d] != 1 { off += index[d] * strides[d] }
-                result[e] = off * matrixSize
-                var d = batch.count - 1
-                while d >= 0 {
-                    index[d] += 1
-                    if index[d] < batch[d] { break }
-                    index[d] = 0
-                    d -= 1
-                }
-            }
-            return result
-        }
-        let aOff = offsets(aBatch, matrixSize: m * k), bOff = offsets(bBatch, matrixSize: k * n)
+        let (batch, maps) = try ctx.broadcastMaps([aBatch, bBatch])
+        let batchCount = batch.reduce(1, *)
+        let aOff = maps[0].map { $0 * m * k }, bOff = maps[1].map { $0 * k * n }
         guard m > 0, n > 0, k > 0 else { return [Tensor(zeros: .float32, shape: outShape)] }
         var out = ctx.makeOutput(.float32, shape: outShape)
         out.withUnsafeMutableBufferPointer(as: Float.self) { po in

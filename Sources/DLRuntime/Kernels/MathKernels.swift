@@ -190,10 +190,7 @@ enum MathKernels {
 
     /// Shape and per-input element maps of a broadcasting op.
     static func broadcast(_ ctx: KernelContext, _ tensors: [Tensor]) throws(RuntimeError) -> ([Int], [[Int]]) {
-        guard let shape = IndexMath.broadcastShape(tensors.map(\.shape)) else {
-            throw ctx.fail("shapes \(tensors.map(\.shape)) do not broadcast")
-        }
-        return (shape, tensors.map { IndexMath.broadcastMap(from: $0.shape, to: shape) })
+        try ctx.broadcastMaps(tensors.map(\.shape))
     }
 
     static func binaryKernel(_ name: String, _ op: BinaryOp) -> Kernel {

@@ -2,16 +2,15 @@ import DLGraph
 import DLKernels
 import DLTensor
 
-/// Selection and movement over every dtype (strings included): each kernel computes, for every
-/// output element, the flat index of the input element it copies, then gathers once.
+/// Movement over every dtype (strings included): squeezing, splitting, slicing, expanding, tiling,
+/// padding, reversing sequences. Each kernel computes, for every output element, the flat index of
+/// the input element it copies, then gathers once. Indexed reads and writes (Gather, Scatter, ...)
+/// are `IndexingKernels`; TopK and Unique are `SortingKernels`.
 enum MovementKernels {
     static var all: [(String, Kernel)] {
         [("Squeeze", squeeze), ("Unsqueeze", unsqueeze), ("Split", split), ("Slice", slice),
-         ("Gather", gather), ("GatherElements", gatherElements), ("GatherND", gatherND),
-         ("ScatterElements", scatterElements), ("Scatter", scatterElements), ("ScatterND", scatterND),
-         ("Expand", expand), ("Tile", tile), ("Pad", pad), ("Compress", compress),
-         ("ReverseSequence", reverseSequence), ("NonZero", nonZero), ("TopK", topK), ("Unique", unique),
-         ("Identity", { ctx throws(RuntimeError) in [try ctx.input(0)] }), ("TensorScatter", tensorScatter)]
+         ("Expand", expand), ("Tile", tile), ("Pad", pad), ("ReverseSequence", reverseSequence),
+         ("Identity", { ctx throws(RuntimeError) in [try ctx.input(0)] })]
     }
 
     /// Axes from input `i` or, for older opsets, the `axes` attribute.
@@ -190,177 +189,15 @@ enum MovementKernels {
         return [x.gathered(IndexMath.strided(shape, strides: outStrides, offset: offset), shape: shape)]
     }
 
-    /// Normalises an index against `size`; nil when out of range.
-    static func index(_ v: Int64, _ size: Int) -> Int? {
-        let w = v < 0 ? Int(v) + size : Int(v)
-        return w >= 0 && w < size ? w : nil
-    }
-
-    static let gather: Kernel = { ctx throws(RuntimeError) in
-        let x = try ctx.input(0), ind = try ctx.input(1)
-        let axis = try ctx.axis(try ctx.int("axis", 0), rank: x.rank)
-        let (outer, size, inner) = IndexMath.around(x.shape, axis: axis)
-        let idx = ind.int64s()
-        var norm: [Int] = []
-        norm.reserveCapacity(idx.count)
-        for v in idx {
-            guard let w = index(v, size) else { throw ctx.fail("index \(v) is out of range for axis \(axis) of size \(size)") }
-            norm.append(w)
-        }
-        let shape = Array(x.shape[..<axis]) + ind.shape + Array(x.shape[(axis + 1)...])
-        if x.dtype != .string, x.elementCount > 0, !norm.isEmpty {
-            // Whole rows of `inner` elements: one copy per (outer, index), no element map.
-            var out = ctx.makeOutput(x.dtype, shape: shape)
-            let w = x.dtype.byteWidth, rowBytes = inner * w
-            x.withUnsafeBytes { src in
-                out.withUnsafeMutableBytes { dst in
-                    guard let s = src.baseAddress, let d = dst.baseAddress else { return }
-                    var o = 0
-                    for outerIndex in 0..<outer {
-                        for v in norm {
-                            (d + o).copyMemory(from: s + (outerIndex * size + v) * rowBytes, byteCount: rowBytes)
-                            o += rowBytes
-                        }
-                    }
-                }
-            }
-            return [out]
-        }
-        var map: [Int] = []
-        map.reserveCapacity(outer * norm.count * inner)
-        for o in 0..<outer {
-            for w in norm {
-                let base = (o * size + w) * inner
-                for i in 0..<inner { map.append(base + i) }
-            }
-        }
-        return [x.gathered(map, shape: shape)]
-    }
-
-    static let gatherElements: Kernel = { ctx throws(RuntimeError) in
-        let x = try ctx.input(0), ind = try ctx.input(1)
-        let axis = try ctx.axis(try ctx.int("axis", 0), rank: x.rank)
-        guard ind.rank == x.rank else { throw ctx.fail("indices have rank \(ind.rank), data \(x.rank)") }
-        let st = IndexMath.strides(x.shape)
-        let idx = ind.int64s()
-        var map = [Int](repeating: 0, count: idx.count)
-        for i in 0..<idx.count {
-            var pos = IndexMath.unravel(i, ind.shape)
-            guard let w = index(idx[i], x.shape[axis]) else { throw ctx.fail("index \(idx[i]) is out of range on axis \(axis)") }
-            pos[axis] = w
-            for k in 0..<pos.count where k != axis && pos[k] >= x.shape[k] { throw ctx.fail("indices shape \(ind.shape) exceeds data shape \(x.shape)") }
-            map[i] = zip(pos, st).reduce(0) { $0 + $1.0 * $1.1 }
-        }
-        return [x.gathered(map, shape: ind.shape)]
-    }
-
-    static let gatherND: Kernel = { ctx throws(RuntimeError) in
-        let x = try ctx.input(0), ind = try ctx.input(1)
-        let b = try ctx.int("batch_dims", 0)
-        guard let q = ind.shape.last, b >= 0, b < min(x.rank, ind.rank), b + q <= x.rank else {
-            throw ctx.fail("indices of shape \(ind.shape) do not fit data of shape \(x.shape) with batch_dims \(b)")
-        }
-        let batch = x.shape[..<b].reduce(1, *)
-        let sliceShape = Array(x.shape[(b + q)...])
-        let sliceSize = sliceShape.reduce(1, *)
-        let shape = Array(ind.shape.dropLast()) + sliceShape
-        let st = IndexMath.strides(x.shape)
-        let idx = ind.int64s()
-        let tuples = idx.count / max(q, 1) / max(batch, 1)
-        let perBatch = x.shape[b...].reduce(1, *)
-        var map: [Int] = []
-        for bi in 0..<batch {
-            for t in 0..<(q == 0 ? ind.shape.dropLast().reduce(1, *) / max(batch, 1) : tuples) {
-                var off = bi * perBatch
-                for k in 0..<q {
-                    let v = idx[(bi * tuples + t) * q + k]
-                    guard let w = index(v, x.shape[b + k]) else { throw ctx.fail("index \(v) is out of range on axis \(b + k)") }
-                    off += w * st[b + k]
-                }
-                for i in 0..<sliceSize { map.append(off + i) }
-            }
-        }
-        return [x.gathered(map, shape: shape)]
-    }
-
-    /// Combines an existing value with an update by the `reduction` attribute.
-    static func reducer(_ ctx: KernelContext) throws(RuntimeError) -> ((Double, Double) -> Double)? {
-        switch try ctx.string("reduction", "none") {
-        case "none": return nil
-        case "add": return { $0 + $1 }
-        case "mul": return { $0 * $1 }
-        case "max": return { max($0, $1) }
-        case "min": return { min($0, $1) }
-        case let r: throw ctx.fail("reduction '\(r)' is not one of none, add, mul, max, min")
-        }
-    }
-
-    /// Writes updates at flat positions, combining by `reduce` (in Double/Int64) when given.
-    static func scatter(_ ctx: KernelContext, _ x: Tensor, _ updates: Tensor, _ pairs: [(dst: Int, src: Int)]) throws(RuntimeError) -> Tensor {
-        guard updates.dtype == x.dtype else { throw ctx.fail("updates are \(updates.dtype), data \(x.dtype)") }
-        guard let f = try reducer(ctx) else {
-            var out = x
-            out.assign(from: updates, pairs: pairs)
-            return out
-        }
-        if x.dtype.isInteger {
-            var v = x.int64s()
-            let u = updates.int64s()
-            for (d, s) in pairs { v[d] = Int64(f(Double(v[d]), Double(u[s]))) }
-            return Tensor.fromInt64s(v, dtype: x.dtype, shape: x.shape)
-        }
-        var v = x.doubles()
-        let u = updates.doubles()
-        for (d, s) in pairs { v[d] = f(v[d], u[s]) }
-        return Tensor.fromDoubles(v, dtype: x.dtype, shape: x.shape)
-    }
-
-    static let scatterElements: Kernel = { ctx throws(RuntimeError) in
-        let x = try ctx.input(0), ind = try ctx.input(1), upd = try ctx.input(2)
-        let axis = try ctx.axis(try ctx.int("axis", 0), rank: x.rank)
-        guard ind.shape == upd.shape, ind.rank == x.rank else { throw ctx.fail("indices \(ind.shape) and updates \(upd.shape) must match and have the data's rank") }
-        let st = IndexMath.strides(x.shape)
-        let idx = ind.int64s()
-        var pairs: [(dst: Int, src: Int)] = []
-        for i in 0..<idx.count {
-            var pos = IndexMath.unravel(i, ind.shape)
-            guard let w = index(idx[i], x.shape[axis]) else { throw ctx.fail("index \(idx[i]) is out of range on axis \(axis)") }
-            pos[axis] = w
-            pairs.append((zip(pos, st).reduce(0) { $0 + $1.0 * $1.1 }, i))
-        }
-        return [try scatter(ctx, x, upd, pairs)]
-    }
-
-    static let scatterND: Kernel = { ctx throws(RuntimeError) in
-        let x = try ctx.input(0), ind = try ctx.input(1), upd = try ctx.input(2)
-        guard let q = ind.shape.last, q <= x.rank else { throw ctx.fail("indices of shape \(ind.shape) do not fit data \(x.shape)") }
-        let sliceSize = x.shape[q...].reduce(1, *)
-        let st = IndexMath.strides(x.shape)
-        let idx = ind.int64s()
-        let tuples = ind.shape.dropLast().reduce(1, *)
-        guard upd.elementCount == tuples * sliceSize else { throw ctx.fail("updates have \(upd.elementCount) elements, need \(tuples * sliceSize)") }
-        var pairs: [(dst: Int, src: Int)] = []
-        for t in 0..<tuples {
-            var off = 0
-            for k in 0..<q {
-                let v = idx[t * q + k]
-                guard let w = index(v, x.shape[k]) else { throw ctx.fail("index \(v) is out of range on axis \(k)") }
-                off += w * st[k]
-            }
-            for i in 0..<sliceSize { pairs.append((off + i, t * sliceSize + i)) }
-        }
-        return [try scatter(ctx, x, upd, pairs)]
-    }
-
     static let expand: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0)
         guard let target = try ctx.intList(1) else { throw ctx.fail("Expand needs a shape") }
-        guard let shape = IndexMath.broadcastShape([x.shape, target]), shape.allSatisfy({ $0 >= 0 }) else {
+        guard let shape = try? Broadcast.shape(x.shape, target), shape.allSatisfy({ $0 >= 0 }) else {
             throw ctx.fail("shape \(x.shape) does not broadcast to \(target)")
         }
         guard let n = ShapeMath.elementCount(shape) else { throw ctx.fail("shape \(shape) is too large") }
         try ctx.checkValueSized(elements: n, x.dtype)
-        return [x.gathered(IndexMath.broadcastMap(from: x.shape, to: shape), shape: shape)]
+        return [x.gathered(try ctx.broadcastMaps([x.shape], to: shape).maps[0], shape: shape)]
     }
 
     static let tile: Kernel = { ctx throws(RuntimeError) in
@@ -468,23 +305,6 @@ enum MovementKernels {
         return [src.gathered(map, shape: shape)]
     }
 
-    static let compress: Kernel = { ctx throws(RuntimeError) in
-        let x = try ctx.input(0)
-        let cond = try ctx.input(1).bools()
-        if ctx.node.attribute("axis") == nil {
-            let keep = (0..<min(cond.count, x.elementCount)).filter { cond[$0] }
-            return [try relabel(ctx, x, [x.elementCount]).gathered(keep, shape: [keep.count])]
-        }
-        let axis = try ctx.axis(try ctx.int("axis", 0), rank: x.rank)
-        let keep = (0..<min(cond.count, x.shape[axis])).filter { cond[$0] }
-        let (outer, size, inner) = IndexMath.around(x.shape, axis: axis)
-        var map: [Int] = []
-        for o in 0..<outer { for k in keep { for i in 0..<inner { map.append((o * size + k) * inner + i) } } }
-        var shape = x.shape
-        shape[axis] = keep.count
-        return [x.gathered(map, shape: shape)]
-    }
-
     static let reverseSequence: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0)
         let lens = try ctx.input(1).int64s()
@@ -500,140 +320,5 @@ enum MovementKernels {
             map[i] = zip(pos, st).reduce(0) { $0 + $1.0 * $1.1 }
         }
         return [x.gathered(map, shape: x.shape)]
-    }
-
-    static let nonZero: Kernel = { ctx throws(RuntimeError) in
-        let x = try ctx.input(0)
-        let nz = x.dtype == .string ? x.strings.map { !$0.isEmpty } : x.bools()
-        let hits = (0..<nz.count).filter { nz[$0] }
-        let r = max(x.rank, 1)
-        var out = [Int64](repeating: 0, count: r * hits.count)
-        for (j, i) in hits.enumerated() {
-            let pos = x.rank == 0 ? [0] : IndexMath.unravel(i, x.shape)
-            for k in 0..<r { out[k * hits.count + j] = Int64(pos[k]) }
-        }
-        // A 0-dim input reads as rank 1 (as numpy.nonzero does): out holds r rows.
-        return [Tensor.fromInt64s(out, dtype: .int64, shape: [r, hits.count])]
-    }
-
-    static let topK: Kernel = { ctx throws(RuntimeError) in
-        let x = try ctx.input(0)
-        let kInput = try ctx.intList(1)?.first
-        let kAttr = try ctx.int("k", -1)
-        let k = kInput ?? kAttr
-        let axis = try ctx.axis(try ctx.int("axis", -1), rank: x.rank)
-        let largest = try ctx.int("largest", 1) != 0
-        guard k >= 0, k <= x.shape[axis] else { throw ctx.fail("k \(k) is outside 0...\(x.shape[axis])") }
-        let (outer, size, inner) = IndexMath.around(x.shape, axis: axis)
-        let v = x.doubles(), iv = x.dtype.isInteger ? x.int64s() : []
-        var map: [Int] = [], indices: [Int64] = []
-        var shape = x.shape
-        shape[axis] = k
-        var order = [Int](repeating: 0, count: k * outer * inner)
-        for o in 0..<outer {
-            for i in 0..<inner {
-                let base = o * size * inner + i
-                let sorted = (0..<size).sorted { a, b in
-                    let (p, q) = iv.isEmpty ? (v[base + a * inner], v[base + b * inner]) : (Double(iv[base + a * inner]), Double(iv[base + b * inner]))
-                    if iv.isEmpty == false && iv[base + a * inner] != iv[base + b * inner] {
-                        return largest ? iv[base + a * inner] > iv[base + b * inner] : iv[base + a * inner] < iv[base + b * inner]
-                    }
-                    if p != q { return largest ? p > q : p < q }
-                    return a < b
-                }
-                for j in 0..<k { order[(o * k + j) * inner + i] = sorted[j] }
-            }
-        }
-        map.reserveCapacity(order.count)
-        for o in 0..<outer { for j in 0..<k { for i in 0..<inner {
-            let s = order[(o * k + j) * inner + i]
-            map.append(o * size * inner + s * inner + i)
-            indices.append(Int64(s))
-        } } }
-        return [x.gathered(map, shape: shape), Tensor.fromInt64s(indices, dtype: .int64, shape: shape)]
-    }
-
-    static let unique: Kernel = { ctx throws(RuntimeError) in
-        let x = try ctx.input(0)
-        let sorted = try ctx.int("sorted", 1) != 0
-        // Slices compared as keys: whole elements when there is no axis, else slices along it.
-        let axis: Int? = ctx.node.attribute("axis") == nil ? nil : try ctx.axis(try ctx.int("axis", 0), rank: x.rank)
-        let flat = axis == nil ? try relabel(ctx, x, [x.elementCount]) : x
-        let a = axis ?? 0
-        let (outer, size, inner) = IndexMath.around(flat.shape, axis: a)
-        let v = x.dtype == .string ? [] : x.doubles()
-        func key(_ s: Int) -> [String] {
-            var k: [String] = []
-            for o in 0..<outer { for i in 0..<inner {
-                let j = (o * size + s) * inner + i
-                k.append(x.dtype == .string ? x.strings[j] : "\(v[j])")
-            } }
-            return k
-        }
-        func keyValues(_ s: Int) -> [Double] {
-            var k: [Double] = []
-            for o in 0..<outer { for i in 0..<inner { k.append(v[(o * size + s) * inner + i]) } }
-            return k
-        }
-        var firstOf: [[String]: Int] = [:]
-        var uniques: [Int] = []
-        var counts: [Int] = []
-        var inverse: [Int] = []
-        for s in 0..<size {
-            let k = key(s)
-            if let u = firstOf[k] { counts[u] += 1; inverse.append(u) } else {
-                firstOf[k] = uniques.count
-                inverse.append(uniques.count)
-                uniques.append(s)
-                counts.append(1)
-            }
-        }
-        var order = Array(0..<uniques.count)
-        if sorted {
-            order.sort { p, q in
-                if x.dtype == .string { return key(uniques[p]).lexicographicallyPrecedes(key(uniques[q])) }
-                return keyValues(uniques[p]).lexicographicallyPrecedes(keyValues(uniques[q]))
-            }
-        }
-        var rank = [Int](repeating: 0, count: order.count)
-        for (r, u) in order.enumerated() { rank[u] = r }
-        var map: [Int] = []
-        for o in 0..<outer { for r in order { for i in 0..<inner { map.append((o * size + uniques[r]) * inner + i) } } }
-        var shape = flat.shape
-        shape[a] = order.count
-        return [flat.gathered(map, shape: shape),
-                Tensor.fromInt64s(order.map { Int64(uniques[$0]) }, dtype: .int64, shape: [order.count]),
-                Tensor.fromInt64s(inverse.map { Int64(rank[$0]) }, dtype: .int64, shape: [inverse.count]),
-                Tensor.fromInt64s(order.map { Int64(counts[$0]) }, dtype: .int64, shape: [order.count])]
-    }
-
-    /// Writes `update` into a copy of the cache along `axis`, from each batch's write index
-    /// (modulo the cache length in "circular" mode): the KV-cache update of attention models.
-    static let tensorScatter: Kernel = { ctx throws(RuntimeError) in
-        let past = try ctx.input(0), update = try ctx.input(1)
-        let axis = try ctx.axis(try ctx.int("axis", -2), rank: past.rank)
-        let circular = try ctx.string("mode", "linear") == "circular"
-        guard past.dtype == update.dtype, update.rank == past.rank, past.rank >= 2, axis > 0,
-              (0..<past.rank).allSatisfy({ $0 == axis ? update.shape[$0] <= past.shape[$0] : update.shape[$0] == past.shape[$0] }) else {
-            throw ctx.fail("update of shape \(update.shape) does not fit the cache of shape \(past.shape) on axis \(axis)")
-        }
-        let writes = try ctx.intList(2) ?? Array(repeating: 0, count: past.shape[0])
-        guard writes.count == past.shape[0] else { throw ctx.fail("write_indices has \(writes.count) entries for batch \(past.shape[0])") }
-        let maxLen = past.shape[axis], seq = update.shape[axis]
-        let (outer, _, inner) = IndexMath.around(past.shape, axis: axis)
-        let perBatch = outer / max(past.shape[0], 1)
-        var pairs: [(dst: Int, src: Int)] = []
-        for o in 0..<outer {
-            let b = o / max(perBatch, 1)
-            for s in 0..<seq {
-                var c = writes[b] + s
-                if circular { c = ((c % maxLen) + maxLen) % maxLen }
-                guard c >= 0, c < maxLen else { throw ctx.fail("write index \(writes[b]) + \(s) is outside the cache length \(maxLen)") }
-                for i in 0..<inner { pairs.append(((o * maxLen + c) * inner + i, (o * seq + s) * inner + i)) }
-            }
-        }
-        var out = past
-        out.assign(from: update, pairs: pairs)
-        return [out]
     }
 }

@@ -26,11 +26,11 @@ enum NormalizationKernels {
 
     /// `t`'s values broadcast onto `shape`, or an error naming `label`.
     static func broadcast(_ ctx: KernelContext, _ t: Tensor, to shape: [Int], _ label: String) throws(RuntimeError) -> [Double] {
-        guard t.rank <= shape.count, IndexMath.broadcastShape([t.shape, shape]) == shape else {
+        guard let plan = try? BroadcastPlan(outShape: shape, operands: [t.shape]) else {
             throw ctx.fail("\(label) of shape \(t.shape) does not broadcast to \(shape)")
         }
         let v = t.doubles()
-        return IndexMath.broadcastMap(from: t.shape, to: shape).map { v[$0] }
+        return plan.offsets(of: 0).map { v[$0] }
     }
 
     /// Normalises over the dims from `axis` on: (x - mean) / sqrt(var + eps) · scale + bias, or
@@ -185,7 +185,7 @@ enum NormalizationKernels {
         let reduced = Set(axes)
         // The statistics live in a tensor that keeps the non-reduced dims (reduced ones as 1).
         let statShape = x.shape.enumerated().map { reduced.contains($0.offset) ? 1 : $0.element }
-        let map = IndexMath.broadcastMap(from: statShape, to: x.shape)
+        let map = try ctx.broadcastMaps([statShape], to: x.shape).maps[0]
         let count = Double(x.shape.enumerated().filter { reduced.contains($0.offset) }.map(\.element).reduce(1, *))
         let v = x.doubles()
         let slots = statShape.reduce(1, *)

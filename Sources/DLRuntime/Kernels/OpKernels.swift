@@ -89,7 +89,7 @@ enum OpKernels {
     /// The general kernel of every op, then the fast variants, each listed with what it takes.
     static func registry() throws(KernelRegistry.Problem) -> KernelRegistry {
         var r = KernelRegistry()
-        try r.add(ShapeKernels.all + MathKernels.all + MovementKernels.all + ReduceKernels.all + CreationKernels.all
+        try r.add(ShapeKernels.all + MathKernels.all + MovementKernels.all + IndexingKernels.all + SortingKernels.all + ReduceKernels.all + CreationKernels.all
                   + NeuralKernels.all + PoolingKernels.all + ResizeKernels.all + ConvFamilyKernels.all
                   + SamplingKernels.all + RearrangeKernels.all + FlowKernels.all + FastPaths.fused)
         for (op, takes, kernel) in ElementwiseKernels.fast + SelectKernels.fast + ConvolutionKernels.fast + LinearKernels.fast + FastLSTM.fast {

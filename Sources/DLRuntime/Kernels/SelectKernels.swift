@@ -19,19 +19,20 @@ enum SelectKernels {
     static let whereFloat: FastKernel = { ctx throws(RuntimeError) in
         let c = try ctx.input(0), a = try ctx.input(1), b = try ctx.input(2)
         guard c.dtype == .bool, a.dtype == .float32, b.dtype == .float32,
-              let shape = ShapeMath.broadcast(c.shape, a.shape).flatMap({ ShapeMath.broadcast($0, b.shape) }),
-              let walk = BroadcastRows(outShape: shape, operands: [c.shape, a.shape, b.shape]) else { return nil }
+              let shape = try? Broadcast.shape([c.shape, a.shape, b.shape]),
+              let walk = try? BroadcastPlan(outShape: shape, operands: [c.shape, a.shape, b.shape]) else { return nil }
         let out = ctx.makeOutput(.float32, shape: shape)
         guard out.elementCount > 0 else { return [out] }
-        let n = walk.rowLength
+        let n = walk.rowLength, st = walk.rowStrides
         c.withUnsafeBufferPointer(as: Bool.self) { pc in
         a.withUnsafeBufferPointer(as: Float.self) { pa in
         b.withUnsafeBufferPointer(as: Float.self) { pb in
         out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { po in
             guard let cc = pc.baseAddress, let aa = pa.baseAddress, let bb = pb.baseAddress, let y = po.baseAddress else { return }
-            walk.forEachRow { o, off, st in
-                let cr = cc + off.0, ar = aa + off.1, br = bb + off.2, yr = y + o
-                for j in 0..<n { yr[j] = cr[j * st.0] ? ar[j * st.1] : br[j * st.2] }
+            let sc = st[0], sa = st[1], sb = st[2]
+            walk.forEachRow { o, off in
+                let cr = cc + off[0], ar = aa + off[1], br = bb + off[2], yr = y + o
+                for j in 0..<n { yr[j] = cr[j * sc] ? ar[j * sa] : br[j * sb] }
             }
         }
         }
@@ -43,19 +44,19 @@ enum SelectKernels {
     static let equal: FastKernel = { ctx throws(RuntimeError) in
         let a = try ctx.input(0), b = try ctx.input(1)
         guard a.dtype == b.dtype, [.int32, .int64, .float32].contains(a.dtype),
-              let shape = ShapeMath.broadcast(a.shape, b.shape),
-              let walk = BroadcastRows(outShape: shape, operands: [a.shape, b.shape]) else { return nil }
+              let shape = try? Broadcast.shape(a.shape, b.shape),
+              let walk = try? BroadcastPlan(outShape: shape, operands: [a.shape, b.shape]) else { return nil }
         let out = ctx.makeOutput(.bool, shape: shape)
         guard out.elementCount > 0 else { return [out] }
         func run<T: TensorScalar & Equatable>(_: T.Type) {
-            let n = walk.rowLength
+            let n = walk.rowLength, st = walk.rowStrides, sa = st[0], sb = st[1]
             a.withUnsafeBufferPointer(as: T.self) { pa in
             b.withUnsafeBufferPointer(as: T.self) { pb in
             out.withUnsafeMutableBufferPointerInPlace(as: Bool.self) { po in
                 guard let aa = pa.baseAddress, let bb = pb.baseAddress, let y = po.baseAddress else { return }
-                walk.forEachRow { o, off, st in
-                    let ar = aa + off.0, br = bb + off.1, yr = y + o
-                    for j in 0..<n { yr[j] = ar[j * st.0] == br[j * st.1] }
+                walk.forEachRow { o, off in
+                    let ar = aa + off[0], br = bb + off[1], yr = y + o
+                    for j in 0..<n { yr[j] = ar[j * sa] == br[j * sb] }
                 }
             }
             }

@@ -104,10 +104,8 @@ enum StringKernels {
 
     static func concat(_ ctx: KernelContext) throws(RuntimeError) -> [Tensor] {
         let a = try strings(ctx, 0), b = try strings(ctx, 1)
-        guard let shape = IndexMath.broadcastShape([a.shape, b.shape]) else {
-            throw ctx.fail("shapes \(a.shape) and \(b.shape) do not broadcast")
-        }
-        let ma = IndexMath.broadcastMap(from: a.shape, to: shape), mb = IndexMath.broadcastMap(from: b.shape, to: shape)
+        let (shape, maps) = try ctx.broadcastMaps([a.shape, b.shape])
+        let ma = maps[0], mb = maps[1]
         let sa = a.strings, sb = b.strings
         return [Tensor(shape: shape, strings: zip(ma, mb).map { sa[$0.0] + sb[$0.1] })]
     }

@@ -1,4 +1,5 @@
-/// Row-major index arithmetic shared by the breadth kernels (movement, reduction, broadcasting).
+/// Row-major index arithmetic shared by the breadth kernels (movement, reduction); broadcasting is
+/// `KernelContext.broadcast` over `DLKernels.BroadcastPlan`.
 enum IndexMath {
     static func strides(_ shape: [Int]) -> [Int] {
         var s = [Int](repeating: 1, count: shape.count)
@@ -8,32 +9,6 @@ enum IndexMath {
             acc *= shape[i]
         }
         return s
-    }
-
-    /// Numpy broadcasting of several shapes; nil when two sizes clash.
-    static func broadcastShape(_ shapes: [[Int]]) -> [Int]? {
-        let r = shapes.map(\.count).max() ?? 0
-        var out = [Int](repeating: 1, count: r)
-        for s in shapes {
-            for (k, d) in s.enumerated() {
-                let i = r - s.count + k
-                if out[i] == d || d == 1 { continue }
-                if out[i] == 1 { out[i] = d } else { return nil }
-            }
-        }
-        return out
-    }
-
-    /// For each element of `outShape` in row-major order, the flat index of the element of a
-    /// tensor of `inShape` that broadcasts onto it.
-    static func broadcastMap(from inShape: [Int], to outShape: [Int]) -> [Int] {
-        let n = outShape.reduce(1, *)
-        if inShape == outShape { return Array(0..<n) }
-        let r = outShape.count
-        let inStrides = strides(inShape)
-        var st = [Int](repeating: 0, count: r)
-        for k in 0..<inShape.count where inShape[k] != 1 { st[r - inShape.count + k] = inStrides[k] }
-        return strided(outShape, strides: st, offset: 0)
     }
 
     /// For each element of `shape` in row-major order, `offset + sum(index[k] * strides[k])`.

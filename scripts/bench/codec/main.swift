@@ -1,6 +1,7 @@
 import DLKernels
 import DLKit
 import DLServe
+import DLSupport
 import DLTensor
 import Foundation
 

@@ -1,31 +1,31 @@
 /// Typed reads of parsed JSON values (nil when the value is of another kind).
 extension JSON {
-    public var stringValue: String? {
+    package var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
-    public var arrayValue: [JSON]? {
+    package var arrayValue: [JSON]? {
         if case .array(let a) = self { return a }
         return nil
     }
 
-    public var intValue: Int? {
+    package var intValue: Int? {
         if case .number(let n) = self { return Int(n) ?? Double(n).flatMap { $0 == $0.rounded() && abs($0) < 1e15 ? Int($0) : nil } }
         return nil
     }
 
-    public var doubleValue: Double? {
+    package var doubleValue: Double? {
         if case .number(let n) = self { return Double(n) }
         return nil
     }
 
-    public var boolValue: Bool? {
+    package var boolValue: Bool? {
         if case .bool(let b) = self { return b }
         return nil
     }
 
-    public var isNull: Bool {
+    package var isNull: Bool {
         if case .null = self { return true }
         return false
     }

@@ -1,15 +1,27 @@
 import DLTensor
 
+/// Why a zip archive could not be read. The reader's callers add the file's path and their own
+/// words (`TorchError`, `KerasError`).
+package enum ZipError: Error, Equatable, Sendable {
+    /// The zip structure is broken at `offset`.
+    case invalid(offset: Int, detail: String)
+    /// An entry's bytes lie outside the file.
+    case entryOutsideFile(entry: String, offset: Int, byteCount: Int, fileSize: Int)
+    /// An entry is compressed with a method this reader does not decode here (`bytes(of:)` takes
+    /// only stored entries; `contents(of:)` also inflates deflate).
+    case compressedEntry(entry: String, method: Int)
+}
+
 /// One file inside a zip archive, as the central directory describes it.
-public struct ZipEntry: Sendable, Hashable {
-    public let name: String
+package struct ZipEntry: Sendable, Hashable {
+    package let name: String
     /// Compression method: 0 stored, 8 deflated.
-    public let method: Int
-    public let crc32: UInt32
-    public let compressedSize: Int
-    public let size: Int
+    package let method: Int
+    package let crc32: UInt32
+    package let compressedSize: Int
+    package let size: Int
     /// Absolute offset of the entry's data in the file (after its local header).
-    public let dataOffset: Int
+    package let dataOffset: Int
 }
 
 /// A read-only zip archive over a memory-mapped file, read through its central directory.
@@ -18,22 +30,21 @@ public struct ZipEntry: Sendable, Hashable {
 /// sizes are only trustworthy in the central directory; this reader never walks local headers
 /// except to find where an entry's data starts. ZIP64 end records and extra fields are honoured,
 /// so archives over 4 GB read. Every offset and size is checked against the file length.
-public struct ZipArchive: Sendable {
-    public let file: MappedFile
-    public let entries: [ZipEntry]
+package struct ZipArchive: Sendable {
+    package let file: MappedFile
+    package let entries: [ZipEntry]
     private let index: [String: Int]
 
-    public var path: String { file.path }
+    package var path: String { file.path }
 
     /// Reads the central directory of `file`.
-    /// - Throws: `TorchError.invalidZip` naming the offset of the first broken structure, and
+    /// - Throws: `ZipError.invalid` naming the offset of the first broken structure, and
     ///   `.entryOutsideFile` when an entry's bytes are not inside the file.
-    public init(file: MappedFile) throws(TorchError) {
+    package init(file: MappedFile) throws(ZipError) {
         self.file = file
-        let path = file.path
         let size = file.byteCount
         let bytes = file.bytes
-        func bad(_ offset: Int, _ detail: String) -> TorchError { .invalidZip(path: path, offset: offset, detail: detail) }
+        func bad(_ offset: Int, _ detail: String) -> ZipError { .invalid(offset: offset, detail: detail) }
         func le32(_ o: Int) -> UInt32 {
             UInt32(bytes[o]) | UInt32(bytes[o + 1]) << 8 | UInt32(bytes[o + 2]) << 16 | UInt32(bytes[o + 3]) << 24
         }
@@ -114,7 +125,7 @@ public struct ZipArchive: Sendable {
             let dataOffset = lh + 30 + lnameLen + lextraLen
             let csize = rec.compressedSize, usize = rec.size
             guard csize <= UInt64(size), usize <= UInt64(Int.max / 2), dataOffset <= size, Int(csize) <= size - dataOffset else {
-                throw .entryOutsideFile(path: path, entry: name, offset: dataOffset,
+                throw .entryOutsideFile(entry: name, offset: dataOffset,
                                         byteCount: csize > UInt64(Int.max) ? Int.max : Int(csize), fileSize: size)
             }
             if rec.method == 0, csize != usize {
@@ -142,27 +153,13 @@ public struct ZipArchive: Sendable {
         index = idx
     }
 
-    /// Maps and reads the archive at `path`.
-    public init(path: String) throws(TorchError) {
-        try self.init(file: try openMapped(path))
-    }
-
-    public func entry(named name: String) -> ZipEntry? { index[name].map { entries[$0] } }
+    package func entry(named name: String) -> ZipEntry? { index[name].map { entries[$0] } }
 
     /// The bytes of a stored entry, in place in the mapping.
     /// - Throws: `.compressedEntry` for anything but a stored entry.
-    public func bytes(of entry: ZipEntry) throws(TorchError) -> UnsafeRawBufferPointer {
-        guard entry.method == 0 else { throw .compressedEntry(path: path, entry: entry.name, method: entry.method) }
+    package func bytes(of entry: ZipEntry) throws(ZipError) -> UnsafeRawBufferPointer {
+        guard entry.method == 0 else { throw .compressedEntry(entry: entry.name, method: entry.method) }
         return UnsafeRawBufferPointer(rebasing: file.bytes[entry.dataOffset..<(entry.dataOffset + entry.size)])
-    }
-}
-
-/// Maps `path`, turning the mapping's error into a `TorchError`.
-func openMapped(_ path: String) throws(TorchError) -> MappedFile {
-    do { return try MappedFile(path: path) } catch let e as MappedFileError {
-        throw .cannotOpen(path: path, reason: e.reason)
-    } catch {
-        throw .cannotOpen(path: path, reason: "\(error)")
     }
 }
 
@@ -207,15 +204,15 @@ private struct CentralRecord {
 extension ZipArchive {
     /// The contents of an entry, inflated when it is deflate-compressed (copied either way).
     /// - Throws: `.compressedEntry` for other methods, `.invalidZip` for broken deflate data.
-    public func contents(of entry: ZipEntry) throws(TorchError) -> [UInt8] {
+    package func contents(of entry: ZipEntry) throws(ZipError) -> [UInt8] {
         if entry.method == 0 { return Array(try bytes(of: entry)) }
-        guard entry.method == 8 else { throw .compressedEntry(path: path, entry: entry.name, method: entry.method) }
+        guard entry.method == 8 else { throw .compressedEntry(entry: entry.name, method: entry.method) }
         guard entry.size <= 1 << 30 else {
-            throw .invalidZip(path: path, offset: entry.dataOffset, detail: "compressed entry '\(entry.name)' claims \(entry.size) bytes")
+            throw .invalid(offset: entry.dataOffset, detail: "compressed entry '\(entry.name)' claims \(entry.size) bytes")
         }
         let raw = UnsafeRawBufferPointer(rebasing: file.bytes[entry.dataOffset..<(entry.dataOffset + entry.compressedSize)])
         do { return try Inflate.decompress(raw, expectedSize: entry.size) } catch {
-            throw .invalidZip(path: path, offset: entry.dataOffset, detail: "entry '\(entry.name)': \(error.detail)")
+            throw .invalid(offset: entry.dataOffset, detail: "entry '\(entry.name)': \(error.detail)")
         }
     }
 }

@@ -1,6 +1,4 @@
-import DLGraph
-import DLKeras
-import DLSafeTensors
+import DLSupport
 import DLTensor
 import Foundation
 
@@ -10,9 +8,10 @@ import Foundation
 /// corrupts memory on some crafted files, beyond what DLKit's own structural checks catch
 /// (`Fuzz/libhdf5-crashes/`). Reading such a file in-process may crash the reader. With a
 /// helper set, every Keras read runs `helper --dlkit-read-hdf5 FILE FOLDER` instead: that
-/// process reads the file and writes what it found as a safetensors file and a JSON manifest
-/// (formats with DLKit's own fuzzed readers) into a fresh temporary folder; this process reads
-/// those and removes the folder. A helper that dies gives `KerasError.readerCrashed`, one that
+/// process reads the file and writes what it found into a fresh temporary folder: the tensors'
+/// bytes back to back in `tensors.bin` and a JSON manifest (read by the strict parser) naming
+/// each tensor's dtype, shape and offset, every range checked against the file; this process
+/// reads those and removes the folder. A helper that dies gives `KerasError.readerCrashed`, one that
 /// refuses the file gives its own one-line error.
 ///
 /// The command-line tools (`dlconvert`, `dlserve`, `dltrain`) do this by default with their own
@@ -23,7 +22,8 @@ import Foundation
 /// let model = try Model(contentsOf: URL(fileURLWithPath: "untrusted.h5"))
 /// ```
 /// An executable of their own may serve as helper by calling `KerasIsolation.serveIfHelper()`
-/// first thing in `main`.
+/// first thing in `main`. DLKit's `Model` and `Converter` read every Keras file through
+/// `KerasIsolation.read`; `KerasFile(path:)` itself always reads in-process.
 public enum KerasIsolation {
     /// The hidden argument that makes a DLKit tool act as the helper.
     public static let helperFlag = "--dlkit-read-hdf5"
@@ -72,7 +72,7 @@ public enum KerasIsolation {
     }
 
     /// Reads `path` through the helper when one is set, in-process otherwise.
-    static func read(_ path: String) throws(KerasError) -> KerasFile {
+    package static func read(_ path: String) throws(KerasError) -> KerasFile {
         guard let helper else { return try KerasFile(path: path) }
         if let cached = state.cached(path) { return cached }
         let file = try readInHelper(path, helper: helper)
@@ -80,7 +80,7 @@ public enum KerasIsolation {
         return file
     }
 
-    static func readInHelper(_ path: String, helper: URL) throws(KerasError) -> KerasFile {
+    package static func readInHelper(_ path: String, helper: URL) throws(KerasError) -> KerasFile {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dlkit-hdf5-\(UUID().uuidString)")
         do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700]) }
         catch { throw .helperFailed(path: path, reason: "cannot create a temporary folder: \(error.localizedDescription)") }
@@ -113,31 +113,41 @@ public enum KerasIsolation {
 
     // MARK: The parts a helper hands over
 
-    /// `tensors.safetensors` holds every tensor as `t<i>`; `file.json` the rest, naming them.
+    /// `tensors.bin` holds every tensor's bytes back to back; `file.json` the rest, giving each
+    /// tensor as `{"dtype": "float32", "shape": [2, 3], "offset": 0}`.
     static func writeParts(of file: KerasFile, into folder: String) throws {
-        var tensors: [(name: String, tensor: Tensor)] = []
-        func add(_ t: Tensor) -> JSON {
-            tensors.append(("t\(tensors.count)", t))
-            return .string("t\(tensors.count - 1)")
+        let blob = try AtomicFileWriter(path: folder + "/tensors.bin")
+        func add(_ t: Tensor) throws -> JSON {
+            guard t.dtype != .string else { throw KerasError.helperFailed(path: file.path, reason: "a string tensor cannot be handed over") }
+            let offset = blob.bytesWritten
+            try t.withUnsafeBytes { (b: UnsafeRawBufferPointer) throws in try blob.write(b) }
+            return .object([("dtype", .string(t.dtype.rawValue)), ("shape", .array(t.shape.map { JSON.int($0) })), ("offset", .int(offset))])
         }
-        func layer(_ l: KerasLayerWeights) -> JSON {
-            .object([
+        func pairs(_ list: [(name: String, tensor: Tensor)]) throws -> JSON {
+            var out: [JSON] = []
+            for (name, t) in list { out.append(.array([.string(name), try add(t)])) }
+            return .array(out)
+        }
+        func layer(_ l: KerasLayerWeights) throws -> JSON {
+            var subs: [JSON] = []
+            for s in l.sublayers { subs.append(try layer(s)) }
+            return .object([
                 ("name", .string(l.name)), ("group", .string(l.group)),
-                ("weights", .array(l.weights.map { .array([.string($0.name), add($0.tensor)]) })),
-                ("sublayers", .array(l.sublayers.map(layer))),
+                ("weights", try pairs(l.weights.map { ($0.name, $0.tensor) })), ("sublayers", .array(subs)),
             ])
         }
-        let layers = file.layers.map(layer)
+        var layers: [JSON] = []
+        for l in file.layers { layers.append(try layer(l)) }
         var optimizer = JSON.null
         if let o = file.optimizer {
-            optimizer = .object([("name", .string(o.name)), ("variables", .array(o.variables.map { .array([.string($0.name), add($0.tensor)]) }))])
+            optimizer = .object([("name", .string(o.name)), ("variables", try pairs(o.variables.map { ($0.name, $0.tensor) }))])
         }
         let manifest = JSON.object([
             ("kind", .string(file.kind.rawValue)), ("config", file.config ?? .null),
             ("keras_version", file.kerasVersion.map(JSON.string) ?? .null), ("backend", file.backend.map(JSON.string) ?? .null),
             ("layers", .array(layers)), ("optimizer", optimizer),
         ])
-        try SafeTensorsWriter.write(tensors, to: folder + "/tensors.safetensors")
+        try blob.commit()
         let out = try AtomicFileWriter(path: folder + "/file.json")
         try out.write(manifest.serialized())
         try out.commit()
@@ -145,14 +155,21 @@ public enum KerasIsolation {
 
     static func readParts(path: String, from folder: String) throws(KerasError) -> KerasFile {
         func bad(_ what: String) -> KerasError { .helperFailed(path: path, reason: what) }
-        let tensors: SafeTensorsFile
-        do { tensors = try SafeTensorsFile(path: folder + "/tensors.safetensors") } catch { throw bad("\(error)") }
+        let blob: MappedFile
+        do { blob = try MappedFile(path: folder + "/tensors.bin") } catch { throw bad("\(error)") }
         guard let data = FileManager.default.contents(atPath: folder + "/file.json") else { throw bad("no manifest") }
         let manifest: JSON
-        do { manifest = try data.withUnsafeBytes { b throws(JSONSyntaxError) in try JSONParser.parse(b) } } catch { throw bad("manifest: \(error)") }
+        do { manifest = try JSONParser.parse([UInt8](data)) } catch { throw bad("manifest: \(error)") }
         func tensor(_ j: JSON?) throws(KerasError) -> Tensor {
-            guard case .string(let name)? = j else { throw bad("manifest names no tensor") }
-            do { return try tensors.tensor(named: name) } catch { throw bad("\(error)") }
+            guard let j, case .string(let d)? = j["dtype"], let dtype = DType(rawValue: d), dtype != .string,
+                  let dims = j["shape"]?.arrayValue, let offset = j["offset"]?.intValue else { throw bad("manifest tensor entry is damaged") }
+            var shape: [Int] = []
+            for v in dims {
+                guard let n = v.intValue, n >= 0 else { throw bad("manifest tensor shape is damaged") }
+                shape.append(n)
+            }
+            // A view into the mapped blob; the range is checked against the file.
+            do { return try Tensor(dtype: dtype, shape: shape, viewing: blob, offset: offset) } catch { throw bad("\(error)") }
         }
         func pairs(_ j: JSON?) throws(KerasError) -> [(name: String, tensor: Tensor)] {
             guard case .array(let items)? = j else { throw bad("manifest lacks a weight list") }
@@ -212,22 +229,5 @@ private final class IsolationState: @unchecked Sendable {
         let s = stamp(path)
         lock.lock(); defer { lock.unlock() }
         last = (path, s, file)
-    }
-}
-
-extension Model {
-    /// Loads a model like `init(contentsOf:)`, reading a Keras (HDF5) file in a child process of
-    /// `hdf5Helper` (a DLKit tool, or an executable calling `KerasIsolation.serveIfHelper()`)
-    /// whatever `KerasIsolation.helper` says: a file that crashes libhdf5 gives
-    /// `KerasError.readerCrashed` instead of taking this process down. Other formats load as usual.
-    public convenience init(contentsOf url: URL, hdf5Helper: URL) throws(DLKitError) {
-        let format = try FileFormat.detect(path: url.path)
-        guard format == .hdf5 || format == .keras else {
-            try self.init(contentsOf: url)
-            return
-        }
-        let graph: Graph
-        do { graph = try KerasImporter.graph(from: try KerasIsolation.readInHelper(url.path, helper: hdf5Helper)) } catch { throw .keras(error) }
-        try self.init(graph: graph, name: url.deletingPathExtension().lastPathComponent, format: format)
     }
 }

@@ -8,7 +8,7 @@
 /// is limited to `maxDepth`, strings must be valid UTF-8 without raw control characters, `\u`
 /// escapes must pair their surrogates, and nothing but whitespace may follow the top-level value.
 /// Its size is bounded by the caller (a header length cap, a request line limit).
-public enum JSON: Sendable, Equatable {
+package enum JSON: Sendable, Equatable {
     case object([JSONMember])
     case array([JSON])
     case string(String)
@@ -18,7 +18,7 @@ public enum JSON: Sendable, Equatable {
     case null
 
     /// A short name of the value's kind for error messages ("an object", "a string", ...).
-    public var kindDescription: String {
+    package var kindDescription: String {
         switch self {
         case .object: "an object"
         case .array: "an array"
@@ -30,33 +30,33 @@ public enum JSON: Sendable, Equatable {
     }
 }
 
-public struct JSONMember: Sendable, Equatable {
-    public let key: String
-    public let value: JSON
+package struct JSONMember: Sendable, Equatable {
+    package let key: String
+    package let value: JSON
     /// Offset of the key's opening quote within the parsed bytes.
-    public let offset: Int
+    package let offset: Int
 
     /// Members are equal when key and value are; where they stood in the text does not matter.
-    public static func == (a: JSONMember, b: JSONMember) -> Bool { a.key == b.key && a.value == b.value }
+    package static func == (a: JSONMember, b: JSONMember) -> Bool { a.key == b.key && a.value == b.value }
 
-    public init(key: String, value: JSON, offset: Int = 0) {
+    package init(key: String, value: JSON, offset: Int = 0) {
         self.key = key
         self.value = value
         self.offset = offset
     }
 }
 
-public struct JSONSyntaxError: Error, Sendable, CustomStringConvertible {
+package struct JSONSyntaxError: Error, Sendable, CustomStringConvertible {
     /// Offset within the parsed bytes where the problem was found.
-    public let offset: Int
-    public let message: String
+    package let offset: Int
+    package let message: String
 
-    public var description: String { "\(message) at byte \(offset)" }
+    package var description: String { "\(message) at byte \(offset)" }
 }
 
-public struct JSONParser {
+package struct JSONParser {
     /// Deep enough for any header or request, shallow enough for the stack.
-    public static let maxDepth = 64
+    package static let maxDepth = 64
 
     private let bytes: UnsafeRawBufferPointer
     private var pos = 0
@@ -65,13 +65,32 @@ public struct JSONParser {
     private init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
     /// Parses `bytes` as one JSON value surrounded by optional whitespace.
-    public static func parse(_ bytes: UnsafeRawBufferPointer) throws(JSONSyntaxError) -> JSON {
+    package static func parse(_ bytes: UnsafeRawBufferPointer) throws(JSONSyntaxError) -> JSON {
         var p = JSONParser(bytes)
         p.skipWhitespace()
         let v = try p.parseValue()
         p.skipWhitespace()
         if p.pos < bytes.count { throw p.fail("unexpected \(p.describe(p.bytes[p.pos])) after the end of the JSON value") }
         return v
+    }
+
+    /// Parses the UTF-8 of `text` (metadata values, config strings).
+    package static func parse(_ text: String) throws(JSONSyntaxError) -> JSON {
+        var text = text
+        var result: Result<JSON, JSONSyntaxError> = .success(.null)
+        text.withUTF8 { b in
+            do throws(JSONSyntaxError) { result = .success(try parse(UnsafeRawBufferPointer(b))) } catch { result = .failure(error) }
+        }
+        return try result.get()
+    }
+
+    /// Parses `bytes` (a file's entry, a configuration read whole).
+    package static func parse(_ bytes: [UInt8]) throws(JSONSyntaxError) -> JSON {
+        var result: Result<JSON, JSONSyntaxError> = .success(.null)
+        bytes.withUnsafeBytes { b in
+            do throws(JSONSyntaxError) { result = .success(try parse(b)) } catch { result = .failure(error) }
+        }
+        return try result.get()
     }
 
     // MARK: - Values
@@ -293,13 +312,13 @@ public struct JSONParser {
 }
 
 /// What a JSON number means as a size or offset.
-public enum JSONInteger: Sendable, Equatable {
+package enum JSONInteger: Sendable, Equatable {
     case value(Int)
     case negative
     case notInteger
     case tooLarge
 
-    public init(literal s: String) {
+    package init(literal s: String) {
         if let v = Int(s) {
             self = v < 0 ? .negative : .value(v)
         } else if s.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) {

@@ -15,8 +15,8 @@ import Darwin
 /// NUL), which the request decoder relies on. When `stopFD` is given, the reader waits on it too
 /// and reports `.stopped` as soon as it becomes readable, instead of reading further; lines
 /// already read are still handed out first.
-public final class LineReader {
-    public enum Event {
+package final class LineReader {
+    package enum Event {
         /// A line, valid until the next call of `next()`.
         case line(UnsafeRawBufferPointer)
         /// A line over the limit was skipped; this many bytes (without the newline).
@@ -26,7 +26,7 @@ public final class LineReader {
         case failed(String)
     }
 
-    public let maxLineBytes: Int
+    package let maxLineBytes: Int
     private let fd: Int32
     private let stopFD: Int32
     private let chunkSize: Int
@@ -39,7 +39,7 @@ public final class LineReader {
     private var skipped = 0
     private var atEOF = false
 
-    public init(fd: Int32, stopFD: Int32 = -1, maxLineBytes: Int, chunkSize: Int = 1 << 16) {
+    package init(fd: Int32, stopFD: Int32 = -1, maxLineBytes: Int, chunkSize: Int = 1 << 16) {
         self.fd = fd
         self.stopFD = stopFD
         self.maxLineBytes = max(1, maxLineBytes)
@@ -50,7 +50,7 @@ public final class LineReader {
 
     deinit { chunk.deallocate() }
 
-    public func next() -> Event {
+    package func next() -> Event {
         if carryHandedOut {
             carryHandedOut = false
             if carry.capacity > 1 << 20 { carry = [] } else { carry.removeAll(keepingCapacity: true) }
@@ -117,7 +117,7 @@ public final class LineReader {
     }
 
     /// What reading a fixed number of bytes came to.
-    public enum BytesEvent: Equatable {
+    package enum BytesEvent: Equatable {
         case done
         /// The input ended after this many of the bytes.
         case end(Int)
@@ -127,14 +127,14 @@ public final class LineReader {
 
     /// Reads exactly `out.count` bytes following the last line into `out` (the binary tensor data
     /// after a request line). Invalidates the last line handed out.
-    public func readBytes(into out: UnsafeMutableRawBufferPointer) -> BytesEvent {
+    package func readBytes(into out: UnsafeMutableRawBufferPointer) -> BytesEvent {
         transfer(out.count) { offset, bytes in
             if let b = out.baseAddress, let s = bytes.baseAddress { (b + offset).copyMemory(from: s, byteCount: bytes.count) }
         }
     }
 
     /// Reads and drops `count` bytes following the last line.
-    public func skipBytes(_ count: Int) -> BytesEvent { transfer(count) { _, _ in } }
+    package func skipBytes(_ count: Int) -> BytesEvent { transfer(count) { _, _ in } }
 
     private func transfer(_ count: Int, _ take: (Int, UnsafeRawBufferPointer) -> Void) -> BytesEvent {
         var got = 0
@@ -213,10 +213,10 @@ public final class LineReader {
 /// request together (`poll`) without doing anything unsafe in a signal handler: the handler only
 /// writes one byte to a non-blocking pipe. Call `install` on the thread that reads (it unblocks
 /// the signals there; other threads keep whatever mask they were started with).
-public enum SignalPipe {
+package enum SignalPipe {
     /// Installs the handler for `signals`; returns the pipe's read end (readable once a signal
     /// arrived), or nil when no pipe could be made.
-    public static func install(_ signals: [Int32]) -> Int32? {
+    package static func install(_ signals: [Int32]) -> Int32? {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { return nil }
         for fd in fds {
@@ -237,7 +237,7 @@ public enum SignalPipe {
     }
 
     /// The signal number written on the pipe `fd`, if one is there.
-    public static func received(on fd: Int32) -> Int32? {
+    package static func received(on fd: Int32) -> Int32? {
         var b: UInt8 = 0
         return read(fd, &b, 1) == 1 ? Int32(b) : nil
     }

@@ -1,3 +1,4 @@
+import DLKit
 import DLGraph
 import DLTensor
 import DLTraining
@@ -196,7 +197,7 @@ public enum TrainingRun {
         var slots: [String: [String: Tensor]] = [:]
         let names = OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")
         if let saved {
-            config = try TrainingSession.config(from: saved)
+            do { config = try TrainingSession.config(from: saved) } catch { throw .training(error) }
             slots = saved.slots
             if let optimizer = request.optimizer, optimizer != config.kind.rawValue {
                 guard request.override else {
@@ -235,16 +236,21 @@ public enum TrainingRun {
                 func fixed(_ d: Dim?) -> Int? { if case .fixed(let v)? = d { return v }; return nil }
                 let last = dims.count == 4 && [1, 3].contains(fixed(dims[3]) ?? 0) && ![1, 3].contains(fixed(dims[1]) ?? 0)
                 let channels = fixed(last ? dims.last : (dims.count == 4 ? dims[1] : nil)) == 1 ? 1 : 3
-                let (d, classes, skipped) = try TrainingData.loadImageFolder(path: path, height: hw[0], width: hw[1], channels: channels,
-                                                                            channelsLast: last, skipBadImages: request.skipBadImages)
+                let (d, classes, skipped): (Dataset, [String], [String])
+                do {
+                    (d, classes, skipped) = try TrainingData.loadImageFolder(path: path, height: hw[0], width: hw[1], channels: channels,
+                                                                             channelsLast: last, skipBadImages: request.skipBadImages)
+                } catch { throw .training(error) }
                 let shown = classes.prefix(10).joined(separator: ", ") + (classes.count > 10 ? ", ..." : "")
                 report(.note("\(path): \(d.count) images of \(classes.count) classes (\(shown))\(skipped.isEmpty ? "" : "; skipped \(skipped.count) that did not decode, the first \(skipped[0])")"))
                 return d
             }
-            return try TrainingData.load(path: path, inputName: inputName, targetName: settings["target"] ?? "y",
+            do {
+                return try TrainingData.load(path: path, inputName: inputName, targetName: settings["target"] ?? "y",
                                          targetNames: heads.compactMap(\.target),
                                          inputColumns: settings["input_columns"].map { $0.split(separator: ",").map(String.init) } ?? [],
-                                         targetColumn: settings["target_column"], integerTargets: lossFn.takesClassIndices)
+                                             targetColumn: settings["target_column"], integerTargets: lossFn.takesClassIndices)
+            } catch { throw .training(error) }
         }
         var dataset = try loadData(request.data)
         var validation: Dataset?

@@ -7,15 +7,15 @@ import Darwin
 /// Writes a file so that it appears whole or not at all: the bytes go to a temporary file in the
 /// same folder, which is synced and then renamed over the destination. On any failure the
 /// temporary file is removed and the destination is untouched.
-public final class AtomicFileWriter {
-    public let path: String
+package final class AtomicFileWriter {
+    package let path: String
     private let tempPath: String
     private var fd: Int32
     private var finished = false
-    public private(set) var bytesWritten = 0
+    package private(set) var bytesWritten = 0
 
     /// Opens a temporary file beside `path`.
-    public init(path: String) throws(AtomicFileError) {
+    package init(path: String) throws(AtomicFileError) {
         self.path = path
         let slash = path.lastIndex(of: "/")
         let dir = slash.map { String(path[..<$0]) } ?? "."
@@ -34,7 +34,7 @@ public final class AtomicFileWriter {
         if !finished { abandon() }
     }
 
-    public func write(_ bytes: UnsafeRawBufferPointer) throws(AtomicFileError) {
+    package func write(_ bytes: UnsafeRawBufferPointer) throws(AtomicFileError) {
         var done = 0
         while done < bytes.count {
             let n = systemWrite(fd, bytes.baseAddress! + done, bytes.count - done)
@@ -52,7 +52,7 @@ public final class AtomicFileWriter {
 
     /// Appends `count` bytes of the open file `source` from `offset`, copied inside the kernel
     /// (`copy_file_range`) where the system can, otherwise read and written in pieces.
-    public func copy(from source: Int32, offset: Int, count: Int) throws(AtomicFileError) {
+    package func copy(from source: Int32, offset: Int, count: Int) throws(AtomicFileError) {
         var done = 0
         if let copyFileRange = Self.copyFileRange {
             var inOffset = Int64(offset)
@@ -111,7 +111,7 @@ public final class AtomicFileWriter {
         #endif
     }()
 
-    public func write(_ bytes: [UInt8]) throws(AtomicFileError) {
+    package func write(_ bytes: [UInt8]) throws(AtomicFileError) {
         var failure: AtomicFileError?
         bytes.withUnsafeBytes { b in
             do throws(AtomicFileError) { try self.write(b) } catch { failure = error }
@@ -119,12 +119,12 @@ public final class AtomicFileWriter {
         if let failure { throw failure }
     }
 
-    public func write(_ string: String) throws(AtomicFileError) {
+    package func write(_ string: String) throws(AtomicFileError) {
         try write(Array(string.utf8))
     }
 
     /// Syncs and renames the temporary file into place.
-    public func commit() throws(AtomicFileError) {
+    package func commit() throws(AtomicFileError) {
         guard !finished else { return }
         if fsync(fd) != 0 {
             let reason = String(cString: strerror(errno))
@@ -141,7 +141,7 @@ public final class AtomicFileWriter {
     }
 
     /// Removes the temporary file; the destination stays as it was.
-    public func abandon() {
+    package func abandon() {
         guard !finished else { return }
         finished = true
         close(fd)
@@ -149,18 +149,18 @@ public final class AtomicFileWriter {
     }
 
     /// Writes `bytes` to `path` atomically.
-    public static func write(_ bytes: [UInt8], to path: String) throws(AtomicFileError) {
+    package static func write(_ bytes: [UInt8], to path: String) throws(AtomicFileError) {
         let w = try AtomicFileWriter(path: path)
         try w.write(bytes)
         try w.commit()
     }
 }
 
-public enum AtomicFileError: Error, CustomStringConvertible, Equatable {
+package enum AtomicFileError: Error, CustomStringConvertible, Equatable {
     case cannotCreate(path: String, reason: String)
     case writeFailed(path: String, reason: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .cannotCreate(let p, let r): "\(p): cannot create: \(r)"
         case .writeFailed(let p, let r): "\(p): write failed: \(r); the file was left as it was"

@@ -1,11 +1,11 @@
 /// A DEFLATE (RFC 1951) decoder for the few compressed entries a TorchScript archive carries
 /// (its `code/` sources). Output is capped at the size the zip directory declares; any broken
 /// code, distance before the start, or overrun throws instead of reading out of bounds.
-enum Inflate {
-    struct Failure: Error { let detail: String }
+package enum Inflate {
+    package struct Failure: Error { package let detail: String }
 
     /// Decompresses `input` into exactly `expectedSize` bytes.
-    static func decompress(_ input: UnsafeRawBufferPointer, expectedSize: Int) throws(Failure) -> [UInt8] {
+    package static func decompress(_ input: UnsafeRawBufferPointer, expectedSize: Int) throws(Failure) -> [UInt8] {
         var s = State(input: input, limit: expectedSize)
         var last = false
         while !last {

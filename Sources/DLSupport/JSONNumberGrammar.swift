@@ -1,10 +1,10 @@
 /// The JSON number grammar, `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`, shared by the
 /// strict parser and the request scanner of dlserve so both accept exactly the same numbers.
-public enum JSONNumberGrammar {
+package enum JSONNumberGrammar {
     /// Matches a number starting at `start`.
     /// - Returns: the offset just past it, or the offset of the first byte that breaks the grammar
     ///   with what was expected there.
-    public static func scan(_ bytes: UnsafeRawBufferPointer, from start: Int) -> (end: Int, expected: String?) {
+    package static func scan(_ bytes: UnsafeRawBufferPointer, from start: Int) -> (end: Int, expected: String?) {
         var pos = start
         func at(_ b: UInt8) -> Bool { pos < bytes.count && bytes[pos] == b }
         func digit() -> Bool { pos < bytes.count && bytes[pos] >= 0x30 && bytes[pos] <= 0x39 }
@@ -32,10 +32,10 @@ public enum JSONNumberGrammar {
 }
 
 /// Byte-level pieces of JSON text shared by the strict parser and dlserve's request scanner.
-public enum JSONText {
+package enum JSONText {
     /// The offset of the first byte at or after `start` that is not JSON whitespace.
     @inline(__always)
-    public static func skipWhitespace(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+    package static func skipWhitespace(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
         var pos = start
         while pos < bytes.count {
             switch bytes[pos] {
@@ -47,14 +47,14 @@ public enum JSONText {
     }
 
     /// Whether the literal `word` (`true`, `false`, `null`) stands at `pos`.
-    public static func hasLiteral(_ word: StaticString, in bytes: UnsafeRawBufferPointer, at pos: Int) -> Bool {
+    package static func hasLiteral(_ word: StaticString, in bytes: UnsafeRawBufferPointer, at pos: Int) -> Bool {
         let n = word.utf8CodeUnitCount
         let w = UnsafeRawBufferPointer(start: word.utf8Start, count: n)
         return pos + n <= bytes.count && UnsafeRawBufferPointer(rebasing: bytes[pos..<pos + n]).elementsEqual(w)
     }
 
     /// A byte for an error message: `'x'` when printable, else `byte 0x1F`.
-    public static func describe(_ b: UInt8) -> String {
+    package static func describe(_ b: UInt8) -> String {
         if b >= 0x20 && b < 0x7F { return "'\(Character(Unicode.Scalar(b)))'" }
         let hex = String(b, radix: 16, uppercase: true)
         return "byte 0x\(hex.count == 1 ? "0" + hex : hex)"

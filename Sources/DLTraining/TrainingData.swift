@@ -1,8 +1,8 @@
 import DLImage
 import DLSafeTensors
+import DLSupport
 import DLTensor
 import DLTorch
-import DLTraining
 import Foundation
 
 /// Loads training data: `.safetensors` or `.npz` (input and target arrays by name) or `.csv`
@@ -19,20 +19,20 @@ public enum TrainingData {
     ///   - integerTargets: read CSV targets as int64 class indices.
     public static func load(path: String, inputName: String = "x", targetName: String = "y", targetNames: [String] = [],
                             inputColumns: [String] = [], targetColumn: String? = nil,
-                            integerTargets: Bool = false) throws(DLKitError) -> Dataset {
+                            integerTargets: Bool = false) throws(TrainingError) -> Dataset {
         let lower = path.lowercased()
         let wanted = targetNames.isEmpty ? [targetName] : targetNames
         let x: Tensor
         var ys: [String: Tensor] = [:]
         if lower.hasSuffix(".csv") {
-            guard wanted.count == 1 else { throw .invalidArgument("\(path): CSV data has one target column; a loss per output needs .safetensors or .npz data") }
+            guard wanted.count == 1 else { throw .badSetting("\(path): CSV data has one target column; a loss per output needs .safetensors or .npz data") }
             let y: Tensor
             (x, y) = try csv(path: path, inputColumns: inputColumns, targetColumn: targetColumn, integerTargets: integerTargets)
             ys[wanted[0]] = y
         } else if lower.hasSuffix(".npz") {
             let (names, arrays) = try npz(path: path, reading: Set([inputName] + wanted))
             for name in [inputName] + wanted where arrays[name] == nil {
-                throw .invalidArgument("\(path): no array '\(name)' (arrays: \(names.joined(separator: ", ")))")
+                throw .badSetting("\(path): no array '\(name)' (arrays: \(names.joined(separator: ", ")))")
             }
             x = arrays[inputName] ?? Tensor(zeros: .float32, shape: [0])
             for name in wanted { ys[name] = arrays[name] }
@@ -41,34 +41,48 @@ public enum TrainingData {
             let f: SafeTensorsFile
             do { f = try SafeTensorsFile(path: path) } catch { throw .safetensors(error) }
             for name in [inputName] + wanted where f.entry(name) == nil {
-                throw .invalidArgument("\(path): no tensor '\(name)' (tensors: \(f.names.joined(separator: ", ")))")
+                throw .badSetting("\(path): no tensor '\(name)' (tensors: \(f.names.joined(separator: ", ")))")
             }
             do {
                 x = try f.tensor(named: inputName)
                 for name in wanted { ys[name] = try f.tensor(named: name) }
             } catch { throw .safetensors(error) }
         }
-        guard let y = ys[wanted[0]] else { throw .invalidArgument("\(path): no target '\(wanted[0])'") }
-        do { return try Dataset(inputs: x, targets: y, namedTargets: targetNames.isEmpty ? [:] : ys) } catch { throw .invalidArgument("\(path): \(error)") }
+        guard let y = ys[wanted[0]] else { throw .badSetting("\(path): no target '\(wanted[0])'") }
+        do { return try Dataset(inputs: x, targets: y, namedTargets: targetNames.isEmpty ? [:] : ys) } catch { throw .badSetting("\(path): \(error)") }
     }
 
     /// An image folder (one subfolder of PNG/JPEG images per class, torchvision's ImageFolder
-    /// order) as a dataset: pixels resized to `height` x `width` and scaled to [0, 1], float32,
-    /// NCHW (NHWC with `channelsLast`), and int64 class indices.
+    /// order) as a streamed dataset: each batch's images are decoded when the batch is asked for,
+    /// resized to `height` x `width` and scaled to [0, 1], float32, NCHW (NHWC with
+    /// `channelsLast`), with int64 class indices. Every image is decoded once here (and its
+    /// pixels dropped), so a corrupt one stops the run before the first step.
     /// - Returns: the dataset, the class names, and the images left out because they did not
     ///   decode (only with `skipBadImages`; without it the first such image is the error).
     public static func loadImageFolder(path: String, height: Int, width: Int, channels: Int = 3, channelsLast: Bool = false,
-                                       skipBadImages: Bool = false) throws(DLKitError) -> (data: Dataset, classes: [String], skipped: [String]) {
-        do {
-            let folder = try ImageFolder(path: path)
-            let (x, y, skipped) = try folder.load(height: height, width: width, channels: channels, channelsLast: channelsLast, skipBad: skipBadImages)
-            do { return (try Dataset(inputs: x, targets: y), folder.classes, skipped) } catch { throw DLKitError.invalidArgument("\(path): \(error)") }
-        } catch let e as ImageError {
-            throw .invalidArgument("\(e)")
-        } catch let e as DLKitError { throw e } catch { throw .invalidArgument("\(path): \(error)") }
+                                       skipBadImages: Bool = false) throws(TrainingError) -> (data: Dataset, classes: [String], skipped: [String]) {
+        let folder: ImageFolder
+        var paths: [String] = [], labels: [Int64] = [], skipped: [String] = []
+        do throws(ImageError) {
+            folder = try ImageFolder(path: path)
+            try ImageFolder.checkSize(height: height, width: width)
+            guard channels == 1 || channels == 3 else { throw .badSize("\(path): \(channels) channels; 1 (gray) or 3 (RGB) are supported") }
+            for (file, label) in folder.samples {
+                do { _ = try ImageCodec.decode(path: file, channels: channels) } catch {
+                    guard skipBadImages else { throw error }
+                    skipped.append(file)
+                    continue
+                }
+                paths.append(file)
+                labels.append(Int64(label))
+            }
+            guard !paths.isEmpty else { throw .malformed(path: path, reason: "no image of the folder could be decoded") }
+        } catch { throw .image(error) }
+        let source = ImageFolderSource(paths: paths, height: height, width: width, channels: channels, channelsLast: channelsLast)
+        return (try Dataset(source: source, targets: Tensor(shape: [labels.count], scalars: labels)), folder.classes, skipped)
     }
 
-    static func csv(path: String, inputColumns: [String], targetColumn: String?, integerTargets: Bool) throws(DLKitError) -> (Tensor, Tensor) {
+    static func csv(path: String, inputColumns: [String], targetColumn: String?, integerTargets: Bool) throws(TrainingError) -> (Tensor, Tensor) {
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw .cannotRead(path: path, reason: "cannot be read as UTF-8 text")
         }
@@ -78,14 +92,14 @@ public enum TrainingData {
             .filter { !$0.text.trimmingCharacters(in: .whitespaces).isEmpty }
         guard !numbered.isEmpty else { throw .cannotRead(path: path, reason: "is empty") }
         let header = numbered.removeFirst().text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-        guard let targetColumn else { throw .invalidArgument("\(path): CSV data needs --target-column") }
+        guard let targetColumn else { throw .badSetting("\(path): CSV data needs a target column") }
         guard let ti = header.firstIndex(of: targetColumn) else {
-            throw .invalidArgument("\(path): no column '\(targetColumn)' (columns: \(header.joined(separator: ", ")))")
+            throw .badSetting("\(path): no column '\(targetColumn)' (columns: \(header.joined(separator: ", ")))")
         }
         let inputs = inputColumns.isEmpty ? header.filter { $0 != targetColumn } : inputColumns
         var idx: [Int] = []
         for c in inputs {
-            guard let i = header.firstIndex(of: c) else { throw .invalidArgument("\(path): no column '\(c)' (columns: \(header.joined(separator: ", ")))") }
+            guard let i = header.firstIndex(of: c) else { throw .badSetting("\(path): no column '\(c)' (columns: \(header.joined(separator: ", ")))") }
             idx.append(i)
         }
         var xs: [Float] = [], ys: [Double] = []
@@ -110,12 +124,12 @@ public enum TrainingData {
     /// The names of the arrays in a NumPy `.npz` (sorted), and those of them in `wanted` read
     /// (stored or deflated `.npy` members; little-endian numeric dtypes, C order). Other members
     /// are not decoded, so an array of a kind we cannot read does not stop the others.
-    static func npz(path: String, reading wanted: Set<String>) throws(DLKitError) -> (names: [String], arrays: [String: Tensor]) {
+    static func npz(path: String, reading wanted: Set<String>) throws(TrainingError) -> (names: [String], arrays: [String: Tensor]) {
         let zip: ZipArchive
         do {
             let file = try MappedFile(path: path)
             zip = try ZipArchive(file: file)
-        } catch let e as TorchError { throw .torch(e) } catch { throw .cannotRead(path: path, reason: "\(error)") }
+        } catch let e as ZipError { throw .torch(TorchError(e, path: path)) } catch { throw .cannotRead(path: path, reason: "\(error)") }
         var out: [String: Tensor] = [:]
         var names: [String] = []
         for entry in zip.entries where entry.name.hasSuffix(".npy") {
@@ -123,13 +137,13 @@ public enum TrainingData {
             names.append(name)
             guard wanted.contains(name) else { continue }
             let bytes: [UInt8]
-            do { bytes = try zip.contents(of: entry) } catch { throw .torch(error) }
+            do { bytes = try zip.contents(of: entry) } catch { throw .torch(TorchError(error, path: path)) }
             out[name] = try npy(bytes, path: "\(path): \(entry.name)")
         }
         return (names.sorted(), out)
     }
 
-    static func npy(_ b: [UInt8], path: String) throws(DLKitError) -> Tensor {
+    static func npy(_ b: [UInt8], path: String) throws(TrainingError) -> Tensor {
         guard b.count >= 10, b[0] == 0x93, Array(b[1..<6]) == Array("NUMPY".utf8) else { throw .cannotRead(path: path, reason: "not a .npy array (bad magic)") }
         let major = b[6]
         let headerLen: Int, start: Int
@@ -172,5 +186,42 @@ public enum TrainingData {
                 try Tensor(dtype: dtype, shape: shape, bytes: raw)
             }
         } catch { throw .cannotRead(path: path, reason: "\(error)") }
+    }
+}
+
+/// The images of an image folder as samples, decoded batch by batch (`TrainingData.loadImageFolder`).
+public struct ImageFolderSource: SampleSource {
+    public let paths: [String]
+    public let height: Int, width: Int, channels: Int
+    public let channelsLast: Bool
+
+    public init(paths: [String], height: Int, width: Int, channels: Int, channelsLast: Bool) {
+        self.paths = paths
+        self.height = height
+        self.width = width
+        self.channels = channels
+        self.channelsLast = channelsLast
+    }
+
+    public var count: Int { paths.count }
+    public var dtype: DType { .float32 }
+    public var sampleShape: [Int] { channelsLast ? [height, width, channels] : [channels, height, width] }
+
+    public func rows(_ indices: [Int]) throws(TrainingError) -> Tensor {
+        let size = height * width * channels
+        var pixels = [Float](repeating: 0, count: indices.count * size)
+        for (k, i) in indices.enumerated() {
+            guard paths.indices.contains(i) else { throw .badData("sample \(i) is past the \(paths.count) images") }
+            let p: [Float]
+            do { p = try ImageFolder.pixels(path: paths[i], height: height, width: width, channels: channels, channelsLast: channelsLast) } catch {
+                throw .image(error)
+            }
+            pixels.replaceSubrange((k * size)..<((k + 1) * size), with: p)
+        }
+        return Tensor(shape: [indices.count] + sampleShape, scalars: pixels)
+    }
+
+    public func subset(_ range: Range<Int>) -> any SampleSource {
+        ImageFolderSource(paths: Array(paths[range.clamped(to: paths.indices)]), height: height, width: width, channels: channels, channelsLast: channelsLast)
     }
 }

@@ -1,35 +1,35 @@
 /// Building and writing JSON. Numbers are kept as text, so a float is written in the shortest
 /// form that reads back to the same value (Swift's `description`), and 64-bit integers exactly.
 extension JSON {
-    public static func int<I: BinaryInteger>(_ v: I) -> JSON { .number(String(v)) }
+    package static func int<I: BinaryInteger>(_ v: I) -> JSON { .number(String(v)) }
 
     /// A float as a number; NaN and infinities, which JSON cannot write as numbers, become the
     /// strings "NaN", "Infinity" and "-Infinity".
-    public static func float<F: BinaryFloatingPoint & LosslessStringConvertible>(_ v: F) -> JSON {
+    package static func float<F: BinaryFloatingPoint & LosslessStringConvertible>(_ v: F) -> JSON {
         if v.isNaN { return .string("NaN") }
         if v.isInfinite { return .string(v > 0 ? "Infinity" : "-Infinity") }
         return .number(v.description)
     }
 
     /// An object from key-value pairs, in the given order.
-    public static func object(_ pairs: [(String, JSON)]) -> JSON {
+    package static func object(_ pairs: [(String, JSON)]) -> JSON {
         .object(pairs.map { JSONMember(key: $0.0, value: $0.1) })
     }
 
     /// The member named `key` of an object (the first, if repeated).
-    public subscript(key: String) -> JSON? {
+    package subscript(key: String) -> JSON? {
         guard case .object(let members) = self else { return nil }
         return members.first(where: { $0.key == key })?.value
     }
 
     /// Compact JSON text.
-    public func serialized() -> String {
+    package func serialized() -> String {
         var out = ""
         write(into: &out)
         return out
     }
 
-    public func write(into out: inout String) {
+    package func write(into out: inout String) {
         switch self {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"

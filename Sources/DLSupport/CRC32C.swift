@@ -2,7 +2,7 @@
 /// and TFRecord framing (TensorBoard event files) use it, and the masking TensorFlow applies to
 /// stored checksums. Eight bytes a step
 /// (slicing-by-8): checkpoints are checked whole, gigabytes of them.
-public enum CRC32C {
+package enum CRC32C {
     /// tables[k][b]: the CRC of byte b followed by k zero bytes.
     private static let tables: [UInt32] = {
         var t = [UInt32](repeating: 0, count: 8 * 256)
@@ -21,7 +21,7 @@ public enum CRC32C {
     }()
 
     /// Continues `crc` (the unmasked value of the bytes before) over `bytes`.
-    public static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    package static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
         var c = ~crc
         tables.withUnsafeBufferPointer { t in
             var i = 0
@@ -43,16 +43,16 @@ public enum CRC32C {
         return ~c
     }
 
-    public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 { update(0, bytes) }
+    package static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 { update(0, bytes) }
 
-    public static func checksum(_ bytes: [UInt8]) -> UInt32 { bytes.withUnsafeBytes { update(0, $0) } }
+    package static func checksum(_ bytes: [UInt8]) -> UInt32 { bytes.withUnsafeBytes { update(0, $0) } }
 
     /// The stored form: rotated right by 15 bits plus a constant, so a CRC of data holding CRCs
     /// is not degenerate.
-    public static func mask(_ crc: UInt32) -> UInt32 { ((crc >> 15) | (crc << 17)) &+ 0xA282_EAD8 }
+    package static func mask(_ crc: UInt32) -> UInt32 { ((crc >> 15) | (crc << 17)) &+ 0xA282_EAD8 }
 
     /// The stored masked value back to the CRC.
-    public static func unmask(_ m: UInt32) -> UInt32 {
+    package static func unmask(_ m: UInt32) -> UInt32 {
         let r = m &- 0xA282_EAD8
         return (r >> 17) | (r << 15)
     }

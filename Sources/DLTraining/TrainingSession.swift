@@ -1,22 +1,20 @@
 import Foundation
-import DLONNX
 import DLAutograd
 import DLCheckpoint
 import DLGraph
 import DLTensor
 import DLTorch
-import DLTraining
 
 /// Moves training state between a `Trainer`, the `.ckpt` and PyTorch optimizer state dicts.
 public enum TrainingSession {
     /// The optimizer settings a checkpoint holds.
-    public static func config(from state: TrainingState) throws(DLKitError) -> OptimizerConfig {
+    public static func config(from state: TrainingState) throws(TrainingError) -> OptimizerConfig {
         guard let kind = OptimizerKind(rawValue: state.optimizer) else {
-            throw .invalidArgument("checkpoint optimizer '\(state.optimizer)' is not one of \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw .badState("checkpoint optimizer '\(state.optimizer)' is not one of \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         var c = OptimizerConfig(kind: kind)
         for (k, v) in state.hyperparameters.sorted(by: { $0.key < $1.key }) where !c.set(k, v) {
-            throw .invalidArgument("checkpoint hyperparameter '\(k)' is not one \(kind.rawValue) has")
+            throw .badState("checkpoint hyperparameter '\(k)' is not one \(kind.rawValue) has")
         }
         return c
     }
@@ -62,7 +60,7 @@ public enum TrainingSession {
     /// Reads `optimizer.state_dict()` saved by `torch.save` (the file's root, or `key` inside it)
     /// for a model whose trained parameters, in `model.parameters()` order, are `parameters`.
     /// - Throws: when the counts or slot shapes do not fit the parameters (listed).
-    public static func importTorch(path: String, key: String? = nil, parameters: [String], shapes: [String: [Int]]) throws(DLKitError) -> TrainingState {
+    public static func importTorch(path: String, key: String? = nil, parameters: [String], shapes: [String: [Int]]) throws(TrainingError) -> TrainingState {
         let opt: TorchOptimizerState
         let slots: [String: [String: Tensor]]
         do {
@@ -70,10 +68,10 @@ public enum TrainingSession {
             opt = try TorchOptimizerState(try file.value(at: key), file: file)
             slots = try opt.slots(parameterNames: parameters, path: path)
         } catch { throw .torch(error) }
-        guard let kind = opt.kind else { throw .invalidArgument("\(path): the optimizer is not SGD, RMSprop, Adam or AdamW") }
-        guard let group = opt.groups.first else { throw .invalidArgument("\(path): the optimizer has no parameter groups") }
+        guard let kind = opt.kind else { throw .badState("\(path): the optimizer is not SGD, RMSprop, Adam or AdamW") }
+        guard let group = opt.groups.first else { throw .badState("\(path): the optimizer has no parameter groups") }
         if opt.groups.count > 1 {
-            throw .invalidArgument("\(path): \(opt.groups.count) parameter groups; only one group (one set of hyperparameters) is supported")
+            throw .badState("\(path): \(opt.groups.count) parameter groups; only one group (one set of hyperparameters) is supported")
         }
         var problems: [String] = []
         for (p, s) in slots.sorted(by: { $0.key < $1.key }) {
@@ -99,14 +97,14 @@ public enum TrainingSession {
             }
             if let v = num(group[k]) { hyper[k] = v }
         }
-        if case .bool(true)? = group["maximize"] { throw .invalidArgument("\(path): maximize=True is not supported") }
+        if case .bool(true)? = group["maximize"] { throw .badState("\(path): maximize=True is not supported") }
         for (k, v) in hyper { c.set(k, v) }
         var step = 0
         for (p, s) in slots.sorted(by: { $0.key < $1.key }) {
             guard let t = s["step"] else { continue }
             // A step is a count: a NaN, infinite, negative or fractional-huge one is refused, not trapped on.
             guard t.elementCount == 1, let d = t.doubles().first, d.isFinite, d >= 0, d <= 9_007_199_254_740_992 else {
-                throw .invalidArgument("\(path): \(p).step is \(t.elementCount == 1 ? "\(t.doubles().first ?? 0)" : "shaped \(t.shape)"), not a step count")
+                throw .badState("\(path): \(p).step is \(t.elementCount == 1 ? "\(t.doubles().first ?? 0)" : "shaped \(t.shape)"), not a step count")
             }
             step = max(step, Int(d))
         }
@@ -118,7 +116,7 @@ public enum TrainingSession {
 
     /// Writes the state as a PyTorch optimizer state dict that `optimizer.load_state_dict` accepts
     /// for a model whose parameters come in `state.parameters` order.
-    public static func exportTorch(_ state: TrainingState, to path: String) throws(DLKitError) {
+    public static func exportTorch(_ state: TrainingState, to path: String) throws(TrainingError) {
         let c = try config(from: state)
         let kind: TorchOptimizerState.Kind = switch c.kind {
         case .sgd: .sgd
@@ -138,60 +136,19 @@ public enum TrainingSession {
         let value = TorchOptimizerState(kind: kind, parameterNames: state.parameters, slots: state.slots, hyperparameters: hyper).torchValue
         do { try TorchWriter.write(value, to: path) } catch { throw .torch(error) }
     }
-}
-
-extension TrainingSession {
-    /// A model to train: an ONNX file, a Keras model (`.h5` with a config, or `.keras`), or a
-    /// `.ckpt` with the training state it may hold.
-    public static func load(path: String) throws(DLKitError) -> (graph: Graph, state: TrainingState?) {
-        if path.lowercased().hasSuffix(".onnx") {
-            do { return (try ONNXReader.read(path: path), nil) } catch { throw .onnx(error) }
-        }
-        let format = try FileFormat.detect(path: path)
-        if format == .hdf5 || format == .keras {
-            return (try KerasSupport.graph(path: path), nil)
-        }
-        do {
-            let c = try Checkpoint(contentsOf: path)
-            return (c.graph, c.training)
-        } catch { throw .checkpoint(error) }
-    }
 
     /// Writes the trainer's model and state to `path` atomically.
     public static func save(_ t: Trainer, settings: [String: String], callbacks: [String: [String: String]] = [:],
-                            bestWeights: [String: Tensor] = [:], to path: String) throws(DLKitError) {
+                            bestWeights: [String: Tensor] = [:], to path: String) throws(TrainingError) {
         do { try checkpoint(of: t, settings: settings, callbacks: callbacks, bestWeights: bestWeights).write(to: path) } catch { throw .checkpoint(error) }
-    }
-}
-
-extension TrainingSession {
-    /// Reads the `.ckpt` at `checkpoint`, adds the PyTorch optimizer state at `optimizer` (for the
-    /// trainable parameters in PyTorch's order: the order of `weightsSource` when it is a torch
-    /// state_dict, else the graph's initializer order) and writes the result to `path` atomically.
-    public static func attachTorchState(checkpoint: String, optimizer: String, key: String?, weightsSource: String, to path: String) throws(DLKitError) {
-        var c: Checkpoint
-        do { c = try Checkpoint(contentsOf: checkpoint) } catch { throw .checkpoint(error) }
-        let trainable = Differentiator.trainableParameters(of: c.graph)
-        var order = trainable
-        let format = try FileFormat.detect(path: weightsSource)
-        if format == .pytorchZip || format == .pytorchLegacy {
-            let sd = try StateDict(contentsOf: URL(fileURLWithPath: weightsSource))
-            let set = Set(trainable)
-            let fromTorch = sd.tensors.names.filter { set.contains($0) }
-            if fromTorch.count == trainable.count { order = fromTorch }
-        }
-        var shapes: [String: [Int]] = [:]
-        for p in order { shapes[p] = c.graph.initializers[p]?.shape }
-        c.training = try importTorch(path: optimizer, key: key, parameters: order, shapes: shapes)
-        do { try c.write(to: path) } catch { throw .checkpoint(error) }
     }
 
     /// Writes the training state of the `.ckpt` at `checkpoint` as a PyTorch optimizer state dict.
-    public static func exportTorchState(checkpoint: String, to path: String) throws(DLKitError) {
+    public static func exportTorchState(checkpoint: String, to path: String) throws(TrainingError) {
         let c: Checkpoint
         do { c = try Checkpoint(contentsOf: checkpoint, checkOps: false) } catch { throw .checkpoint(error) }
         guard let state = c.training else {
-            throw .invalidArgument("\(checkpoint) holds no optimizer state (train it with dltrain, or attach one with --optimizer-state)")
+            throw .badState("\(checkpoint) holds no optimizer state (train it first, or attach a PyTorch optimizer's state to it)")
         }
         try exportTorch(state, to: path)
     }

@@ -1,7 +1,7 @@
 /// Standard base64 (RFC 4648, `+` and `/`), decoded straight into a tensor's bytes and encoded
 /// straight into an answer buffer, without the intermediate `Data` and `String` Foundation makes.
-enum Base64 {
-    enum Outcome: Equatable {
+package enum Base64 {
+    package enum Outcome: Equatable {
         case ok
         /// A character outside the alphabet (or misplaced padding) at this position.
         case invalid(at: Int)
@@ -20,7 +20,7 @@ enum Base64 {
     }()
 
     /// Decodes `text` into exactly `out.count` bytes. Padding (`=`) is optional.
-    static func decode(_ text: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) -> Outcome {
+    package static func decode(_ text: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) -> Outcome {
         var n = text.count
         var padding = 0
         while n > 0 && padding < 2 && text[n - 1] == UInt8(ascii: "=") { n -= 1; padding += 1 }
@@ -61,7 +61,7 @@ enum Base64 {
     }
 
     /// Appends the padded base64 text of `bytes` to `out`.
-    static func encode(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+    package static func encode(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) {
         out.reserveCapacity(out.count + (bytes.count + 2) / 3 * 4)
         alphabet.withUnsafeBufferPointer { a in
             var i = 0
@@ -82,5 +82,27 @@ enum Base64 {
                 out.append(UInt8(ascii: "="))
             }
         }
+    }
+
+    /// The bytes `text` encodes; nil when it is not base64 (a character outside the alphabet,
+    /// misplaced padding, or a length no whole byte count has).
+    package static func decode(_ text: String) -> [UInt8]? {
+        var text = text
+        return text.withUTF8 { t -> [UInt8]? in
+            let raw = UnsafeRawBufferPointer(t)
+            var n = raw.count
+            while n > 0 && n > raw.count - 2 && raw[n - 1] == UInt8(ascii: "=") { n -= 1 }
+            guard n % 4 != 1 else { return nil }
+            var out = [UInt8](repeating: 0, count: n / 4 * 3 + (n % 4 == 0 ? 0 : n % 4 - 1))
+            let outcome = out.withUnsafeMutableBytes { decode(raw, into: $0) }
+            return outcome == .ok ? out : nil
+        }
+    }
+
+    /// The padded base64 text of `bytes`.
+    package static func encode(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        bytes.withUnsafeBytes { encode($0, into: &out) }
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -1,7 +1,9 @@
 /// CRC-32 (the zip / IEEE 802.3 polynomial, reflected 0xEDB88320), slicing by 8 bytes so that
 /// checksumming a gigabyte of tensor data costs well under a second.
-struct CRC32 {
-    private(set) var value: UInt32 = 0
+package struct CRC32 {
+    package private(set) var value: UInt32 = 0
+
+    package init() {}
 
     static let tables: [[UInt32]] = {
         var t = [[UInt32]](repeating: [UInt32](repeating: 0, count: 256), count: 8)
@@ -16,7 +18,7 @@ struct CRC32 {
         return t
     }()
 
-    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    package mutating func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress else { return }
         var c = ~value
         var p = base
@@ -45,7 +47,7 @@ struct CRC32 {
         value = ~c
     }
 
-    static func checksum(_ bytes: [UInt8]) -> UInt32 {
+    package static func checksum(_ bytes: [UInt8]) -> UInt32 {
         var c = CRC32()
         bytes.withUnsafeBytes { c.update($0) }
         return c.value

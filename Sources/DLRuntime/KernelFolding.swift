@@ -1,0 +1,22 @@
+import DLGraph
+import DLTensor
+
+/// Constant folding through the runtime's kernels: `ConstantFolding` with `NodeRunner` as its
+/// evaluator, so a folded node holds exactly what running it would give (the same dispatch, fast
+/// variants included). The executor runs it in `GraphOptimizer.runtime`.
+package enum KernelFolding: GraphPass {
+    package static let name = ConstantFolding.name
+
+    package static func run(_ graph: inout Graph) -> Bool {
+        let opset = graph.metadata.onnxOpset
+        return ConstantFolding.run(&graph) { node, inputs in
+            guard NodeRunner.canRun(node) else { return nil }
+            return try? NodeRunner.run(node, inputs: inputs, opset: opset)
+        }
+    }
+}
+
+extension GraphOptimizer {
+    /// The passes the executor runs: the standard list, folding through the kernels.
+    package static let runtime = standard(folding: KernelFolding.self)
+}
