@@ -13,7 +13,8 @@ import DLTensor
 /// Quantized tensors (int8/uint8/int16 with a scale, int32 biases) are read through
 /// `DequantizeLinear` and ops whose output is quantized end in `QuantizeLinear`. Full-integer
 /// models follow TFLite's integer arithmetic where it decides the result (convolutions, fully
-/// connected, add, mul, requantize, mean, average pool: `Ops/IntegerOps.swift`) and compute in
+/// connected, add, mul, requantize, mean, average pool: `Ops/IntegerOps.swift`; the 8-bit activations:
+/// `Ops/IntegerActivations.swift`) and compute in
 /// float between the quantize steps elsewhere; dynamic-range convolutions and fully connected
 /// quantize their input as TFLite's hybrid kernels do, other ops dequantize their weights once
 /// (folded by the plan); float16 weights behind DEQUANTIZE become a Cast.
@@ -26,17 +27,33 @@ public enum TFLiteImporter {
         guard let main = model.subgraphs.first else {
             throw .invalid(path: model.path, object: "model", reason: "has no subgraphs")
         }
-        try checkDenseSizes(model, main, budget: allocationBudget)
+        for k in reachableSubgraphs(model) { try checkDenseSizes(model, model.subgraphs[k], budget: allocationBudget) }
         var unsupported: [String: Int] = [:]
-        for op in main.operators {
+        for op in reachableSubgraphs(model).flatMap({ model.subgraphs[$0].operators }) {
             let name = TFLiteOps.name(model.operatorCodes[op.opcodeIndex])
             if translators[name] == nil { unsupported[name, default: 0] += 1 }
         }
         guard unsupported.isEmpty else {
             throw .unsupportedOps(path: model.path, ops: unsupported.sorted { $0.key < $1.key }.map { $0.value > 1 ? "\($0.key) (x\($0.value))" : $0.key })
         }
-        var b = TFLiteGraphBuilder(model: model, subgraph: main)
+        var b = TFLiteGraphBuilder(model: model, subgraph: main, index: 0, used: UniqueNames())
         return try b.build()
+    }
+
+    /// The main subgraph and those its WHILE and IF operators name, directly or through others
+    /// (indices out of range are left to the translation, which names the operator).
+    static func reachableSubgraphs(_ model: TFLiteModel) -> [Int] {
+        var seen: Set<Int> = [0], order = [0], k = 0
+        while k < order.count {
+            for op in model.subgraphs[order[k]].operators where ["WHILE", "IF"].contains(TFLiteOps.name(model.operatorCodes[op.opcodeIndex])) {
+                for id in [0, 1] {
+                    guard let v = try? op.options?.scalar(id, Int32(0)), v > 0, Int(v) < model.subgraphs.count, seen.insert(Int(v)).inserted else { continue }
+                    order.append(Int(v))
+                }
+            }
+            k += 1
+        }
+        return order
     }
 
     /// Refuses, before anything is allocated, a subgraph whose sparse constants would densify to
@@ -61,7 +78,7 @@ public enum TFLiteImporter {
     nonisolated(unsafe) static let translators: [String: Translator] = {
         var t: [String: Translator] = [:]
         for (name, f) in TFLiteGraphBuilder.convolutionOps + TFLiteGraphBuilder.elementwiseOps
-            + TFLiteGraphBuilder.shapeOps + TFLiteGraphBuilder.otherOps {
+            + TFLiteGraphBuilder.shapeOps + TFLiteGraphBuilder.otherOps + TFLiteGraphBuilder.controlFlowOps {
             precondition(t[name] == nil, "TFLite translator \(name) registered twice")
             t[name] = f
         }
@@ -108,7 +125,7 @@ struct TFLiteGraphBuilder {
     var nodes: [Node] = []
     var initializers: [(String, Tensor)] = []
     /// Value names taken so far (tensor names, fresh intermediate names).
-    var used = UniqueNames()
+    let used: UniqueNames
     /// The unique value name of each tensor (signature names for the graph's inputs and outputs).
     var tensorNames: [String] = []
     /// The value holding each tensor's stored content, once produced (or read from a buffer).
@@ -117,18 +134,28 @@ struct TFLiteGraphBuilder {
     var floatViews: [Int: String] = [:]
     /// The scale and zero-point initializers of quantized tensors, made once.
     var quantNames: [Int: (String, String, Int?)] = [:]
+    /// The subgraphs being translated (this one and those whose WHILE/IF led here).
+    var active: Set<Int>
+    /// Operators translated so far in the whole import, subgraphs counted each time they are
+    /// inlined (a chain of WHILEs naming one subgraph twice each would otherwise double per level).
+    var translatedOps = 0
+    static let maxTranslatedOps = 1 << 16
 
-    init(model: TFLiteModel, subgraph: TFLiteModel.Subgraph) {
+    /// A builder for subgraph `index` (0 the main one, whose tensors may take the signature's
+    /// names), making names unique in `used` (shared by every subgraph's builder).
+    init(model: TFLiteModel, subgraph: TFLiteModel.Subgraph, index: Int, used: UniqueNames) {
         self.model = model
         self.sub = subgraph
+        self.used = used
+        self.active = [index]
         var signatureNames: [Int: String] = [:]
-        if let sig = model.signatures.first(where: { $0.key == "serving_default" && $0.subgraph == 0 }) ?? model.signatures.first(where: { $0.subgraph == 0 }) {
+        if index == 0, let sig = model.signatures.first(where: { $0.key == "serving_default" && $0.subgraph == 0 }) ?? model.signatures.first(where: { $0.subgraph == 0 }) {
             for m in sig.inputs + sig.outputs where !m.name.isEmpty { signatureNames[m.tensor] = m.name }
         }
         // Signature names first (a name given to two tensors keeps only its first), then the
         // tensors' own names made unique.
         for (i, name) in signatureNames.sorted(by: { $0.key < $1.key }) {
-            if !used.reserve(name) { signatureNames[i] = nil }
+            if !self.used.reserve(name) { signatureNames[i] = nil }
         }
         var names: [String] = []
         for (i, t) in subgraph.tensors.enumerated() {
@@ -147,11 +174,7 @@ struct TFLiteGraphBuilder {
             values[i] = tensorNames[i]
             inputs.append(ValueInfo(name: tensorNames[i], type: try type(of: i)))
         }
-        for (k, op) in sub.operators.enumerated() {
-            let name = TFLiteOps.name(model.operatorCodes[op.opcodeIndex])
-            guard let translate = TFLiteImporter.translators[name] else { continue }
-            try translate(&self, TFLiteOp(index: k, op: op, name: name))
-        }
+        try translateOperators()
         var outputs: [ValueInfo] = []
         for i in sub.outputs {
             let v = try value(i, for: "graph output")
@@ -171,6 +194,18 @@ struct TFLiteGraphBuilder {
         return g
     }
 
+    mutating func translateOperators() throws(TFLiteError) {
+        for (k, op) in sub.operators.enumerated() {
+            let name = TFLiteOps.name(model.operatorCodes[op.opcodeIndex])
+            translatedOps += 1
+            guard translatedOps <= Self.maxTranslatedOps else {
+                throw .invalid(path: path, object: "model", reason: "control flow inlines more than \(Self.maxTranslatedOps) operators")
+            }
+            guard let translate = TFLiteImporter.translators[name] else { continue }
+            try translate(&self, TFLiteOp(index: k, op: op, name: name))
+        }
+    }
+
     func fail(_ op: TFLiteOp, _ reason: String) -> TFLiteError {
         let out = op.op.outputs.first.flatMap { $0 >= 0 && $0 < tensorNames.count ? " -> '\(tensorNames[$0])'" : nil } ?? ""
         return .invalid(path: path, object: "operator \(op.index) (\(op.name)\(out))", reason: reason)
@@ -181,9 +216,12 @@ struct TFLiteGraphBuilder {
     /// The IR type of a tensor: its dtype and shape, -1 entries of the shape signature as unknown
     /// (the first one named `batch`).
     func type(of i: Int) throws(TFLiteError) -> TensorType {
-        let t = sub.tensors[i]
+        try Self.irType(sub.tensors[i], path: path, label: tensorLabel(i))
+    }
+
+    static func irType(_ t: TFLiteModel.TensorInfo, path: String, label: String) throws(TFLiteError) -> TensorType {
         guard let dt = TFLiteImporter.dtype(t.type) else {
-            throw .invalid(path: path, object: tensorLabel(i), reason: "TFLite tensor type \(t.type) is not supported")
+            throw .invalid(path: path, object: label, reason: "TFLite tensor type \(t.type) is not supported")
         }
         var dims = [Dim](t.shape)
         if let sig = t.shapeSignature, sig.count == dims.count {

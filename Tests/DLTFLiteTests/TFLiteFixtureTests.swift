@@ -37,7 +37,7 @@ import Testing
         return out
     }
 
-    static let floatModels = ["cnn.float", "mobilenet.float", "lstm.float", "lstm.noclip", "ops.float", "sparse.sparse", "masks.float", "slices.float", "cnn.fp16", "mobilenet.fp16", "lstm.fp16", "ops.fp16"]
+    static let floatModels = ["cnn.float", "mobilenet.float", "lstm.float", "lstm.noclip", "ops.float", "lstm.peephole", "lstm.cifg", "lstm.projection", "lstm.layernorm", "bilstm.float", "sparse.sparse", "masks.float", "slices.float", "control.float", "cnn.fp16", "mobilenet.fp16", "lstm.fp16", "ops.fp16"]
 
     /// Float and float16-weight models: rtol 1e-4 against the interpreter's reference kernels.
     @Test(arguments: floatModels)
@@ -54,10 +54,12 @@ extension TFLiteFixtureTests {
     /// Full-integer models: int8 in and out. CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD,
     /// SUB, MUL, 8-bit QUANTIZE and spatial MEAN follow TFLite's integer arithmetic (integer sums,
     /// fixed-point requantization with its double rounding), AVERAGE_POOL_2D rounds its integer
-    /// mean half away from zero: cnn.int8 and mobilenet.int8 equal the interpreter's reference
-    /// kernels exactly. Other ops compute in float between DequantizeLinear and QuantizeLinear,
-    /// within a quantum of TFLite's lookup tables (ops.int8: TANH, LOGISTIC, DIV, a 3-D MEAN).
-    @Test(arguments: [("cnn.int8", 0.0), ("mobilenet.int8", 0.0), ("ops.int8", 1.0)])
+    /// mean half away from zero, TANH and LOGISTIC follow its lookup tables' float steps,
+    /// HARD_SWISH and SOFTMAX its int16 and gemmlowp fixed point: cnn.int8, mobilenet.int8 and
+    /// activations.int8 (every int8 value through each of the four, on two input scales) equal
+    /// the interpreter's reference kernels exactly. Other ops compute in float between
+    /// DequantizeLinear and QuantizeLinear, within a quantum (ops.int8: DIV, a 3-D MEAN).
+    @Test(arguments: [("cnn.int8", 0.0), ("mobilenet.int8", 0.0), ("activations.int8", 0.0), ("ops.int8", 1.0)])
     func integerModelIsCloseToInterpreter(stem: String, quanta: Double) throws {
         for (name, g, want) in try Self.run(stem) {
             let a = g.doubles(), b = want.doubles()

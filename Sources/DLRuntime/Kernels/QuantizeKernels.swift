@@ -171,6 +171,7 @@ enum QuantizeKernels {
     static let matmulInteger: Kernel = { ctx throws(RuntimeError) in
         let a = try ctx.input(0), b = try ctx.input(1)
         guard a.dtype.isInteger, b.dtype.isInteger else { throw ctx.fail("A and B must be integer tensors, got \(a.dtype) and \(b.dtype)") }
+        if let y = try IntegerMatMulKernel.product(ctx, a, b) { return [y] }
         let av = try centred(ctx, a, zeroPoint: ctx.optionalInput(2), perRow: true, label: "a")
         let bv = try centred(ctx, b, zeroPoint: ctx.optionalInput(3), perRow: false, label: "b")
         let (y, shape) = try integerMatMul(ctx, av, a.shape, bv, b.shape)

@@ -21,6 +21,8 @@ extension TFLiteGraphBuilder {
         var ops: [(String, TFLiteImporter.Translator)] = []
         for (name, ir) in unary {
             ops.append((name, { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in
+                // 8-bit TANH, LOGISTIC and HARD_SWISH follow TFLite's integer kernels (IntegerActivations.swift).
+                if ["TANH", "LOGISTIC", "HARD_SWISH"].contains(name), let y = try b.integerActivation(op) { return try b.bind(op, 0, y) }
                 try b.bind(op, 0, b.emit(ir, [try b.input(op, 0)], base: b.base(op)))
             }))
         }
@@ -75,6 +77,7 @@ extension TFLiteGraphBuilder {
             }),
             // SoftmaxOptions: 0 beta (softmax of beta * x along the last axis).
             ("SOFTMAX", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in
+                if let y = try b.integerActivation(op) { return try b.bind(op, 0, y) }
                 let beta = try b.options(op) { t throws(FlatBufferError) in try t.float(0, 1) } ?? 1
                 let n = b.base(op)
                 var x = try b.input(op, 0)

@@ -76,12 +76,8 @@ extension TFLiteGraphBuilder {
     /// Integer `sums` requantized by `multipliers` (`fixedPointMultiply`) to output quanta u,
     /// returned as the real value u * output_scale (which `bind` quantizes back exactly).
     mutating func requantized(_ op: TFLiteOp, _ sums: String, multipliers: [Double], base n: String) throws(TFLiteError) -> String {
-        let yIndex = try output(op, 0)
-        guard let qy = quantization(yIndex) else { throw fail(op, "the quantized output needs a scale") }
         let u = try fixedPointMultiply(op, sums, multipliers: multipliers, base: n)
-        let real = emit("Cast", [u], [Attribute(name: "to", value: .int(Int(DType.float32.onnxCode)))], base: n + "/quanta")
-        let (yScale, _, _) = try quantParams(yIndex, qy)
-        return emit("Mul", [real, yScale], base: n + "/real")
+        return try quantaAsReal(op, cast(u, .float32, n + "/quanta"), base: n)
     }
 
     /// 8-bit ADD / SUB as TFLite computes them: each input's (x - zero point) * 2^20 scaled by

@@ -126,6 +126,20 @@ extension TFLiteGraphBuilder {
                 let reps = try b.constantInts(op, 1), n = b.base(op)
                 try b.bind(op, 0, b.emit("Tile", [try b.input(op, 0), b.int64s(reps, base: n + "/repeats")], base: n))
             }),
+            // REVERSE_V2: input 1 the axes to reverse (Keras' Bidirectional runs its backward
+            // LSTM between two of them); each a Slice from the end with step -1.
+            ("REVERSE_V2", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in
+                let rank = b.shape(try b.tensor(op, 0)).count, n = b.base(op)
+                let axes = try b.constantInts(op, 1)
+                guard axes.allSatisfy({ $0 >= -rank && $0 < rank }), Set(axes.map { $0 < 0 ? $0 + rank : $0 }).count == axes.count else {
+                    throw b.fail(op, "axes \(axes) are not distinct axes of a rank-\(rank) input")
+                }
+                let k = axes.count
+                let inputs = [try b.input(op, 0), b.int64s(Array(repeating: -1, count: k), base: n + "/starts"),
+                              b.int64s(Array(repeating: Int(Int64.min), count: k), base: n + "/ends"), b.int64s(axes, base: n + "/axes"),
+                              b.int64s(Array(repeating: -1, count: k), base: n + "/steps")]
+                try b.bind(op, 0, b.emit("Slice", inputs, base: n))
+            }),
             ("BROADCAST_TO", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in
                 let s = try b.constantInts(op, 1), n = b.base(op)
                 try b.bind(op, 0, b.emit("Expand", [try b.input(op, 0), b.int64s(s, base: n + "/shape")], base: n))

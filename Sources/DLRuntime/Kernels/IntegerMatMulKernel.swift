@@ -1,0 +1,32 @@
+import DLGraph
+import DLKernels
+import DLTensor
+
+/// MatMulInteger on 8-bit operands through DLKernels' `IntegerGemm` (AVX-512 VNNI or its scalar
+/// loop): A [..., M, K] (leading dims folded into rows) times a 2-D B [K, N], the zero points one
+/// value, or one per row of a 2-D A and one per column of B. Anything else (batched B, wider
+/// types, a depth past `IntegerGemm.maxDepth`) is left to the general kernel.
+enum IntegerMatMulKernel {
+    static func product(_ ctx: KernelContext, _ a: Tensor, _ b: Tensor) throws(RuntimeError) -> Tensor? {
+        let bytes: Set<DType> = [.int8, .uint8]
+        guard bytes.contains(a.dtype), bytes.contains(b.dtype), a.rank >= 2, b.rank == 2 else { return nil }
+        let k = a.shape[a.rank - 1], n = b.shape[1], rows = a.shape.dropLast().reduce(1, *)
+        guard b.shape[0] == k, k > 0, n > 0, rows > 0, k <= IntegerGemm.maxDepth else { return nil }
+        let az = ctx.optionalInput(2), bz = ctx.optionalInput(3)
+        guard az.map({ $0.dtype == a.dtype && ($0.elementCount == 1 || (a.rank == 2 && $0.elementCount == rows)) }) ?? true,
+              bz.map({ $0.dtype == b.dtype && ($0.elementCount == 1 || $0.elementCount == n) }) ?? true else { return nil }
+        let aZero = az?.int64s().map { Int32($0) } ?? [], bZero = bz?.int64s().map { Int32($0) } ?? []
+        var c = [Int32](repeating: 0, count: rows * n)
+        a.withUnsafeBytes { pa in
+            b.withUnsafeBytes { pb in
+                c.withUnsafeMutableBufferPointer { pc in
+                    guard let out = pc.baseAddress else { return }
+                    IntegerGemm.multiply(IntegerGemm.Operand(bytes: pa, signed: a.dtype == .int8, rows: rows, cols: k, zeroPoints: aZero),
+                                         IntegerGemm.Operand(bytes: pb, signed: b.dtype == .int8, rows: k, cols: n, zeroPoints: bZero),
+                                         into: out)
+                }
+            }
+        }
+        return Tensor(shape: Array(a.shape.dropLast()) + [n], scalars: c)
+    }
+}
