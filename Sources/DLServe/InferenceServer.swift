@@ -133,7 +133,7 @@ public final class InferenceServer: Sendable {
 
     /// The answer to a line that was too long to read: an error with a null id.
     package static func lineTooLong(bytes: Int, limit: Int) -> ServeJob {
-        .answer(errorAnswer(id: .null, message: "the request line has \(bytes) bytes, over the limit of \(limit) (--max-line-bytes); it was skipped"))
+        .answer(errorAnswer(id: .null, message: "the request line has \(bytes) bytes, over the server's line limit of \(limit); it was skipped"))
     }
 
     static func errorAnswer(id: JSON, message: String) -> JSON {
@@ -301,7 +301,7 @@ public final class InferenceServer: Sendable {
                 throw .badRequest("\(label) has shape \(shape), whose element count overflows")
             }
             guard count <= limits.maxElements else {
-                throw .badRequest("\(label) has shape \(shape) with \(count) elements, over the limit of \(limits.maxElements) (--max-elements)")
+                throw .badRequest("\(label) has shape \(shape) with \(count) elements, over the server's limit of \(limits.maxElements) elements per tensor")
             }
             if let type = declared?.type {
                 guard type.dtype == dtype else {

@@ -57,7 +57,7 @@ extension ServePipeline {
             }
         }
         guard size <= limit else {
-            let job = refusal(line, "the request has \(size) bytes of binary data, over the limit of \(limit) (--max-binary-bytes); it was skipped")
+            let job = refusal(line, "the request has \(size) bytes of binary data, over the server's binary-data limit of \(limit); it was skipped")
             let event = reader.skipBytes(size)
             guard event == .done else { return ended(event, line) }
             return submit(cost: 0, { job }) ? nil : .outputClosed

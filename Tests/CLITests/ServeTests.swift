@@ -311,7 +311,7 @@ struct ServeTests {
         let long = #"{"id":"long","model_name":"mlp","pad":""# + String(repeating: "x", count: 5000) + #""}"#
         let bad: [(String, JSON, String)] = [
             ("this is not json", .null, "the request is not valid JSON: unexpected 't', expected a value at byte 0"),
-            (long, .null, "the request line has \(long.utf8.count) bytes, over the limit of 4096 (--max-line-bytes); it was skipped"),
+            (long, .null, "the request line has \(long.utf8.count) bytes, over the server's line limit of 4096; it was skipped"),
             (#"{"id":"deep","model_name":"mlp","inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":"# + String(repeating: "[", count: 80) + String(repeating: "]", count: 80) + "}]}",
              .string("deep"), "the request nests deeper than 64 levels"),
             (#"{"id":"model","model_name":"gpt","inputs":[]}"#, .string("model"), "no model named 'gpt' (loaded: mlp, reshape)"),
@@ -332,7 +332,7 @@ struct ServeTests {
             (#"{"id":"overflow","model_name":"reshape","inputs":[{"name":"x","shape":[4294967296,4294967296,4294967296],"datatype":"FP32","data":[]}]}"#,
              .string("overflow"), "input 'x' has shape [4294967296, 4294967296, 4294967296], whose element count overflows"),
             (#"{"id":"limit","model_name":"mlp","inputs":[{"name":"x","shape":[200,784],"datatype":"FP32","data":[]}]}"#,
-             .string("limit"), "input 'x' has shape [200, 784] with 156800 elements, over the limit of 100000 (--max-elements)"),
+             .string("limit"), "input 'x' has shape [200, 784] with 156800 elements, over the server's limit of 100000 elements per tensor"),
             (#"{"id":"kernel","model_name":"reshape","inputs":[{"name":"x","shape":[6],"datatype":"FP32","data":\#(zeros6)},{"name":"shape","shape":[2],"datatype":"INT64","data":[4,4]}]}"#,
              .string("kernel"), "(Reshape)"),
             (#"{"id":"value","model_name":"reshape","inputs":[{"name":"x","shape":[6],"datatype":"FP32","data":[1,2,3,4,5,true]},{"name":"shape","shape":[2],"datatype":"INT64","data":[2,3]}]}"#,

@@ -45,7 +45,7 @@ import Testing
     /// fixed-point requantization in float64 ops, the 8-bit activations' fixed point in int64
     /// ops): ONNX Runtime gives the interpreter's int8 outputs exactly; dynamic-range ones their
     /// hybrid kernels' results. WHILE and IF export as Loop and If.
-    @Test(arguments: ["cnn.float", "mobilenet.fp16", "lstm.float", "ops.float", "cnn.dynamic", "mobilenet.dynamic", "cnn.int8", "mobilenet.int8", "activations.int8", "control.float"])
+    @Test(.enabled(if: TestPackage.hasPython, "the peer half runs tf.lite / ONNX Runtime from .venv"), arguments: ["cnn.float", "mobilenet.fp16", "lstm.float", "ops.float", "cnn.dynamic", "mobilenet.dynamic", "cnn.int8", "mobilenet.int8", "activations.int8", "control.float"])
     func toONNXRunsInONNXRuntime(stem: String) throws {
         let dir = TemporaryFolder()
         let onnx = dir.file("\(stem).onnx")
@@ -54,7 +54,6 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
         r = try runProcess(dlconvert, ["verify", source, onnx])
         #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
-        guard TestPackage.hasPython else { return }
         let tolerance = stem.hasSuffix("int8") ? "rtol=0, atol=0" : "rtol=1e-4, atol=1e-5"
         let script = """
             import sys, numpy as np, onnxruntime as ort
@@ -84,7 +83,7 @@ import Testing
     /// dlconvert X OUT.tflite: tf.lite.Interpreter loads the file and gives the source's expected
     /// outputs (rtol 1e-4); DLKit reads its own file back to the same numbers. NCHW ONNX models
     /// keep their interface, Keras and TFLite sources stay NHWC.
-    @Test func writtenTFLiteRunsInTheInterpreter() throws {
+    @Test(.enabled(if: TestPackage.hasPython, "the peer half runs tf.lite / ONNX Runtime from .venv")) func writtenTFLiteRunsInTheInterpreter() throws {
         let sources = ["tflite/cnn.float", "tflite/mobilenet.float", "keras/cnn", "keras/separable", "keras/nested", "models/mlp", "models/ops"]
         let dir = TemporaryFolder()
         var pairs: [String] = []
@@ -108,7 +107,6 @@ import Testing
                 #expect(allClose(g.doubles(), w.doubles(), rtol: 1e-4, atol: 1e-5), "\(source) \(name) read back")
             }
         }
-        guard TestPackage.hasPython else { return }
         // One interpreter process for all files (importing TensorFlow takes seconds).
         let script = """
             import sys, numpy as np, tensorflow as tf
@@ -143,7 +141,7 @@ import Testing
     /// float32 file and tf.lite.Interpreter runs them close to the float outputs: float16 within
     /// 0.1% of the largest output, dynamic-int8 (weights rounded to 1/127 of their channel's
     /// range, activations quantized by TFLite's hybrid kernels) within 5% and the same argmax.
-    @Test func quantizedWeightsRunInTheInterpreter() throws {
+    @Test(.enabled(if: TestPackage.hasPython, "the peer half runs tf.lite / ONNX Runtime from .venv")) func quantizedWeightsRunInTheInterpreter() throws {
         let dir = TemporaryFolder()
         var args: [String] = []
         for source in ["models/mlp.onnx", "tflite/mobilenet.float.tflite"] {
@@ -162,7 +160,6 @@ import Testing
         }
         let bad = try runProcess(dlconvert, [TestPackage.fixture("models/mlp.onnx"), dir.file("m.onnx"), "--quantize", "float16"])
         #expect(bad.status == 1 && bad.stderr.contains("--quantize applies to .tflite output only"), "\(bad.stderr)")
-        guard TestPackage.hasPython else { return }
         let script = """
             import sys, numpy as np, tensorflow as tf
             from safetensors.numpy import load_file

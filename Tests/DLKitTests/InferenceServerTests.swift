@@ -119,7 +119,7 @@ struct InferenceServerTests {
         let small = server("models/ops.onnx", limits: ServeLimits(maxElements: 10))
         let zeros = (0..<24).map { _ in "0" }.joined(separator: ",")
         let answer = try parse(small.handle(line: #"{"id":1,"inputs":[{"name":"x","shape":[1,4,6],"datatype":"FP32","data":[\#(zeros)]}]}"#))
-        #expect(answer["error"] == .string("input 'x' has shape [1, 4, 6] with 24 elements, over the limit of 10 (--max-elements)"))
+        #expect(answer["error"] == .string("input 'x' has shape [1, 4, 6] with 24 elements, over the server's limit of 10 elements per tensor"))
     }
 
     @Test func duplicateModelNamesAreRefused() throws {
