@@ -87,6 +87,6 @@ struct CLITests {
     @Test func serveLimitsLineLength() throws {
         let r = try runProcess(dlserve, [mlp, "--max-line-bytes", "10"], input: #"{"id":"long","inputs":[]}"# + "\n")
         #expect(r.status == 0)
-        #expect(r.stdout.contains("over the limit of 10"))
+        #expect(r.stdout.contains("over the server's line limit of 10"))
     }
 }
