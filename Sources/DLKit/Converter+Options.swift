@@ -41,8 +41,8 @@ public struct ConversionOptions: Sendable {
 /// A setting of `ConversionOptions`, as errors name it. A front end maps each to its own spelling
 /// (`dlconvert` to its flags).
 public enum ConversionSetting: String, Sendable, CaseIterable {
-    case opset, externalData = "external data", graph, allowMissing = "allow-missing", key, dtype
-    case compressToFP16 = "fp16 compression", signature, tfliteQuantize = "quantization"
+    case opset, externalData = "external data", allowMissing = "allow-missing", key, dtype
+    case compressToFP16 = "fp16 compression", tfliteQuantize = "quantization"
 }
 
 /// What a conversion did, for a front end to report.

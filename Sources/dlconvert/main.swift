@@ -123,12 +123,10 @@ func flag(_ setting: ConversionSetting) -> String {
     switch setting {
     case .opset: "--opset"
     case .externalData: "--external-data"
-    case .graph: "--graph"
     case .allowMissing: "--allow-missing"
     case .key: "--key"
     case .dtype: "--dtype"
     case .compressToFP16: "--compress-to-fp16"
-    case .signature: "--signature"
     case .tfliteQuantize: "--quantize"
     }
 }
