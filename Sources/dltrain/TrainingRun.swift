@@ -1,7 +1,4 @@
 import DLKit
-import DLGraph
-import DLTensor
-import DLTraining
 import Foundation
 
 /// One `dltrain` invocation as a value: the model, the data, the settings by their checkpoint
