@@ -48,6 +48,8 @@ public struct Executor: Sendable {
         }
         guard missing.isEmpty else { throw .invalidGraph(.unsupportedOps(missing)) }
         do { try g.verifyAndSort(outerScope: outerScope) } catch { throw .invalidGraph(error) }
+        // Readers give the IR's form; a graph built in Swift may hold older attribute forms.
+        NormalForm.normalise(&g)
         self.graph = g
         var lastUse: [String: Int] = [:]
         var subs: [Int: [String: [Executor]]] = [:]

@@ -173,13 +173,13 @@ struct SymVector {
             return SymVector(entries: out, isScalar: idx.rank == 0)
         case "Unsqueeze":
             guard let x = operand(0), x.isScalar else { return nil }
-            let axes = node.inputs.count > 1 ? constInts(1) : (try? node.ints("axes")) ?? nil
-            guard let axes, axes.count == 1, axes[0] == 0 || axes[0] == -1 else { return nil }
+            guard let axes = constInts(1), axes.count == 1, axes[0] == 0 || axes[0] == -1 else { return nil }
             return SymVector(entries: x.entries, isScalar: false)
         case "Squeeze":
             guard let x = operand(0), !x.isScalar, x.entries.count == 1 else { return nil }
-            let axes = node.inputs.count > 1 ? constInts(1) : (try? node.ints("axes")) ?? nil
-            if let axes { guard axes.count == 1, axes[0] == 0 || axes[0] == -1 else { return nil } }
+            if node.input(1) != nil {
+                guard let axes = constInts(1), axes.count == 1, axes[0] == 0 || axes[0] == -1 else { return nil }
+            }
             return SymVector(entries: x.entries, isScalar: true)
         case "Concat":
             guard (try? node.int("axis", default: 0)).map({ $0 == 0 || $0 == -1 }) == true else { return nil }

@@ -192,10 +192,3 @@ extension KernelContext {
     var inputCount: Int { inputs.count }
 }
 
-extension KernelContext {
-    /// Integer input `i`, or for older opsets the attribute `name` that carried it.
-    func intsInputOrAttribute(_ i: Int, _ name: String) throws(RuntimeError) -> [Int]? {
-        if let v = try intList(i) { return v }
-        return try ints(name)
-    }
-}
