@@ -23,6 +23,8 @@ struct KernelContext {
     /// The node's constant weights packed for the AVX-512 kernels (planned runs on machines that
     /// have them); see `WeightPacks`.
     var packed: [PackedMatrix]? = nil
+    /// The node's window attributes when the plan read them already; see `window()`.
+    var windowAttributes: WindowAttributes? = nil
 
     /// A tensor for an output of `dtype` and `shape` whose every element the kernel writes: a
     /// recycled buffer in planned runs (contents unspecified), zeros otherwise.

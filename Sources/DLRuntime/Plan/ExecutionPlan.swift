@@ -39,6 +39,8 @@ final class ExecutionPlan: Sendable {
         var inPlace: Int = -1
         /// Constant weights packed for this step's kernel (see ``WeightPacks``), or nil.
         var packed: [PackedMatrix]? = nil
+        /// The node's window attributes, read once when the plan is built (window ops).
+        var window: WindowAttributes? = nil
     }
 
     /// What one run allocated and reused (for tests).
@@ -190,7 +192,7 @@ final class ExecutionPlan: Sendable {
                  inputs: p.node.inputs.map { $0.isEmpty ? -1 : slotOf[$0]! },
                  outputs: p.node.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! },
                  types: p.types, release: release[i], inPlace: inPlace[i],
-                 packed: packs?.packed(for: p.node, consts: consts))
+                 packed: packs?.packed(for: p.node, consts: consts), window: WindowAttributes.ifPresent(p.node))
         }
         outputSlots = graph.outputs.compactMap { slotOf[$0.name] }
         var initial = [Tensor?](repeating: nil, count: slotOf.count)
@@ -303,6 +305,7 @@ final class ExecutionPlan: Sendable {
             ctx.pool = pool
             ctx.inPlaceInput = inPlace
             ctx.packed = step.packed
+            ctx.windowAttributes = step.window
             if step.types == nil {
                 let node = step.node
                 do {
