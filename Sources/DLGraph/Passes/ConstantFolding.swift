@@ -153,11 +153,8 @@ struct SymVector {
         switch node.opType {
         case "Shape":
             guard let x = node.input(0), let dims = types[x]?.dims else { return nil }
-            let r = dims.count
-            func clamp(_ v: Int) -> Int { min(max(v < 0 ? v + r : v, 0), r) }
-            guard let start = try? node.int("start", default: 0), let end = try? node.int("end", default: r) else { return nil }
-            let s = clamp(start), e = clamp(end)
-            return SymVector(entries: s < e ? Array(dims[s..<e]) : [], isScalar: false)
+            guard let range = try? node.shapeRange(rank: dims.count) else { return nil }
+            return SymVector(entries: Array(dims[range]), isScalar: false)
         case "Size":
             guard let x = node.input(0), let dims = types[x]?.dims else { return nil }
             return SymVector(entries: [DimMath.product(dims[...])], isScalar: true)

@@ -294,11 +294,8 @@ final class ExecutionPlan: Sendable {
         if node.opType == "Size" {
             return Tensor.fromInt64s([Int64(shape.reduce(1, *))], dtype: .int64, shape: [])
         }
-        let r = shape.count
-        func clamp(_ v: Int) -> Int { min(max(v < 0 ? v + r : v, 0), r) }
-        guard let start = try? node.int("start", default: 0), let end = try? node.int("end", default: r) else { return nil }
-        let s = clamp(start), e = clamp(end)
-        let dims = s < e ? Array(shape[s..<e]) : []
+        guard let range = try? node.shapeRange(rank: shape.count) else { return nil }
+        let dims = Array(shape[range])
         return Tensor.fromInt64s(dims.map(Int64.init), dtype: .int64, shape: [dims.count])
     }
 
