@@ -96,10 +96,10 @@ final class ExecutionPlan: Sendable {
     /// Builds the plan for `inputs` (tensors for every graph input, already checked).
     /// - Parameters:
     ///   - inPlace: let elementwise steps write over an input that dies there.
+    ///   - subgraphs: executors of the graph attributes of `graph`'s nodes, by node index.
     ///   - dump: list the steps on stderr (a star marks those inferring per run).
     /// - Returns: nil when the graph cannot be planned for these inputs (an error while folding or
     ///   inferring); the caller then runs unplanned, which reports the error in its usual words.
-    ///   - subgraphs: executors of the graph attributes of `graph`'s nodes, by node index.
     init?(graph: Graph, inputs: [String: Tensor], opset: Int?, packs: WeightPacks? = nil,
           subgraphs: [Int: [String: [Executor]]] = [:], inPlace inPlaceAllowed: Bool = true, dump: Bool = false) {
         var slotOf: [String: Int] = [:]
