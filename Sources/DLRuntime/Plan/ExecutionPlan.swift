@@ -360,8 +360,8 @@ final class ExecutionPlan: Sendable {
         }
         do {
             let tensors = step.inputs.map { $0 < 0 ? nil : slots[$0] }
+            // Tensor kernels read `inputs`; `values` is for value kernels (control-flow steps).
             var ctx = KernelContext(node: step.node, inputs: tensors, outputTypes: step.types ?? [])
-            ctx.values = tensors.map { $0.map { GraphValue.tensor($0) } }
             ctx.opset = opset
             ctx.pool = pool
             ctx.inPlaceInput = inPlace
