@@ -5,8 +5,8 @@ import Testing
 
 /// The integer kernels under full-integer (.tflite int8) models: ConvInteger's integer fast
 /// variant (im2col + IntegerGemm, and the direct depthwise loop) against a reference convolution
-/// in Int64, and the fused `ai.dlkit.Requantize` against the chain of IR ops it replaces, run
-/// node by node. Both with AVX-512 allowed (VNNI where the CPU has it) and off.
+/// in Int64, and the fused `ai.dlkit.Requantize` and `FixedPointMultiply` against the chains of
+/// IR ops they replace, run node by node. Both with AVX-512 allowed (VNNI where the CPU has it) and off.
 @Suite struct IntegerKernelTests {
     struct Conv: CustomStringConvertible {
         var n, c, h, w, m, kh, kw, stride, padBegin, padEnd, dilation, group: Int
@@ -109,6 +109,8 @@ import Testing
 
     /// The requantization chain as DLTFLite writes it (`fixedPointMultiply`, then the output
     /// quanta as a real value, an optional activation, QuantizeLinear), over x [2, 3, C].
+    /// With `activation` "none" the chain stops at u (plus one, so u is no graph output), as
+    /// the scaled inputs of an 8-bit ADD do.
     static func chain(c: Int, left: Bool, activation: String, output: DType, wideInput: Bool) -> Graph {
         var nodes: [Node] = []
         var initializers = NamedTensors()
@@ -132,6 +134,11 @@ import Testing
         let d = add("Mul", [t, constant("right", Tensor(shape: shape, scalars: (0..<c).map { 1 / Double(1 << ($0 % 4)) }))], "divided")
         let magnitude = add("Floor", [add("Add", [add("Abs", [d], "magnitude"), half], "magnitude_nudged")], "magnitude_rounded")
         let u = add("Mul", [magnitude, add("Sign", [d], "sign")], "quanta")
+        if activation == "none" {
+            _ = add("Add", [u, constant("one", Tensor(shape: [], scalars: [1.0]))], "y")
+            return Graph(name: "fixed_point", inputs: [ValueInfo(name: "x", type: TensorType(dtype: wideInput ? .float64 : .int32, shape: [2, 3, c]))],
+                         outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes, initializers: initializers)
+        }
         let yScale = constant("y_scale", Tensor(shape: [], scalars: [Float(0.0372)]))
         var real = add("Mul", [cast(u, .float32, "quanta32"), yScale], "real")
         switch activation {
@@ -145,12 +152,13 @@ import Testing
                      outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes, initializers: initializers)
     }
 
-    @Test(arguments: ["", "Relu", "Clip"])
+    @Test(arguments: ["", "Relu", "Clip", "none"])
     func requantizeIsTheChainToTheBit(activation: String) throws {
         for (c, left, output, wide) in [(5, true, DType.int8, false), (1, false, .uint8, false), (7, false, .int8, true), (3, true, .uint8, true)] {
             let g = Self.chain(c: c, left: left, activation: activation, output: output, wideInput: wide)
             let fused = GraphOptimizer.optimize(g).0
-            #expect(fused.nodes.map(\.opType) == ["Requantize"], "\(fused.nodes.map(\.opType))")
+            let expected = activation == "none" ? ["FixedPointMultiply", "Add"] : ["Requantize"]
+            #expect(fused.nodes.map(\.opType) == expected, "\(fused.nodes.map(\.opType))")
             // Sums from small to past int32's range of products, odd and even, both signs.
             let n = 2 * 3 * c
             let magnitudes: [Int32] = [0, 1, 3, 7, 101, 4_099, 65_537, 1_000_003, 123_456_789, Int32.max]

@@ -16,7 +16,9 @@ import DLTensor
 /// `left`, `multiplier` and `right` are float64 initializers of one value or one per element of
 /// x's last axis; the scales float32 scalars, the zero point an int8 or uint8 scalar. The fused
 /// kernel does the same float operations in the same order per element, so its result is the
-/// chain's to the bit; it saves the dozen full-size float64 intermediates.
+/// chain's to the bit; it saves the dozen full-size float64 intermediates. A chain that stops at
+/// u (no quantized output: the scaled inputs of an 8-bit ADD) becomes
+/// `ai.dlkit.FixedPointMultiply(x, left, multiplier, right)`, u in float64.
 package enum FuseRequantize: GraphPass {
     public static let name = "fuse-requantize"
 
@@ -46,6 +48,41 @@ package enum FuseRequantize: GraphPass {
         }
         func castTo(_ n: Node) -> Int? { (try? n.int("to", default: 0)) ?? nil }
 
+        /// The fixed-point multiply ending in the round-half-away Mul at `rounded`:
+        /// (x, left or "", multiplier, right, the nodes from `rounded`'s operands back to x).
+        func fixedPoint(_ rounded: Int) -> (String, String, String, String, [Int])? {
+            let r = graph.nodes[rounded]
+            guard r.inputs.count == 2 else { return nil }
+            // u = Floor(Add(Abs(d), 0.5)) * Sign(d), the operands in either order.
+            var found: (d: String, nodes: [Int])?
+            for side in 0..<2 {
+                guard let floor = node(r.inputs[side], "Floor"), let sign = node(r.inputs[1 - side], "Sign"),
+                      let add = node(graph.nodes[floor].inputs[0], "Add"),
+                      let (magnitude, _) = split(graph.nodes[add], isHalf),
+                      let abs = node(magnitude, "Abs") else { continue }
+                let d = graph.nodes[abs].inputs[0]
+                guard graph.nodes[sign].inputs[0] == d else { continue }
+                found = (d, [floor, sign, add, abs])
+                break
+            }
+            guard let (d, roundNodes) = found, let down = node(d, "Mul", readers: 2),
+                  let (t, right) = split(graph.nodes[down], { vector64($0) != nil }),
+                  let tFloor = node(t, "Floor"), let tAdd = node(graph.nodes[tFloor].inputs[0], "Add"),
+                  let (h, _) = split(graph.nodes[tAdd], isHalf),
+                  let high = node(h, "Mul"), let (s, multiplier) = split(graph.nodes[high], { vector64($0) != nil }) else { return nil }
+            var nodes = roundNodes + [down, tFloor, tAdd, high]
+            var w = s, left = ""
+            if let up = node(s, "Mul"), let (x, l) = split(graph.nodes[up], { vector64($0) != nil }) {
+                nodes.append(up)
+                (w, left) = (x, l)
+            }
+            if let cast = node(w, "Cast"), castTo(graph.nodes[cast]) == Int(DType.float64.onnxCode) {
+                nodes.append(cast)
+                w = graph.nodes[cast].inputs[0]
+            }
+            return (w, left, multiplier, right, nodes)
+        }
+
         var remove = Set<Int>()
         var replaced: [Int: Node] = [:]
         for (qi, q) in graph.nodes.enumerated() where OpSet.isDefaultDomain(q) && q.opType == "QuantizeLinear" {
@@ -65,41 +102,22 @@ package enum FuseRequantize: GraphPass {
             }
             guard let m = node(real, "Mul"), let (u32, realScale) = split(graph.nodes[m], { scalar($0, .float32) != nil }),
                   let c32 = node(u32, "Cast"), castTo(graph.nodes[c32]) == Int(DType.float32.onnxCode),
-                  let rounded = node(graph.nodes[c32].inputs[0], "Mul"), graph.nodes[rounded].inputs.count == 2 else { continue }
-            chain += [m, c32, rounded]
-            // u = Floor(Add(Abs(d), 0.5)) * Sign(d), the operands in either order.
-            var found: (d: String, nodes: [Int])?
-            for side in 0..<2 {
-                let r = graph.nodes[rounded]
-                guard let floor = node(r.inputs[side], "Floor"), let sign = node(r.inputs[1 - side], "Sign"),
-                      let add = node(graph.nodes[floor].inputs[0], "Add"),
-                      let (magnitude, _) = split(graph.nodes[add], isHalf),
-                      let abs = node(magnitude, "Abs") else { continue }
-                let d = graph.nodes[abs].inputs[0]
-                guard graph.nodes[sign].inputs[0] == d else { continue }
-                found = (d, [floor, sign, add, abs])
-                break
-            }
-            guard let (d, roundNodes) = found, let down = node(d, "Mul", readers: 2),
-                  let (t, right) = split(graph.nodes[down], { vector64($0) != nil }),
-                  let tFloor = node(t, "Floor"), let tAdd = node(graph.nodes[tFloor].inputs[0], "Add"),
-                  let (h, _) = split(graph.nodes[tAdd], isHalf),
-                  let high = node(h, "Mul"), let (s, multiplier) = split(graph.nodes[high], { vector64($0) != nil }) else { continue }
-            chain += roundNodes + [down, tFloor, tAdd, high]
-            var w = s, left = ""
-            if let up = node(s, "Mul"), let (x, l) = split(graph.nodes[up], { vector64($0) != nil }) {
-                chain.append(up)
-                (w, left) = (x, l)
-            }
-            if let cast = node(w, "Cast"), castTo(graph.nodes[cast]) == Int(DType.float64.onnxCode) {
-                chain.append(cast)
-                w = graph.nodes[cast].inputs[0]
-            }
+                  let rounded = node(graph.nodes[c32].inputs[0], "Mul"), let (w, left, multiplier, right, front) = fixedPoint(rounded) else { continue }
+            chain += [m, c32, rounded] + front
             guard chain.allSatisfy({ !remove.contains($0) && replaced[$0] == nil }), replaced[qi] == nil else { continue }
             replaced[qi] = Node(name: q.name, opType: "Requantize", domain: FusedOps.domain,
                                 inputs: [w, left, multiplier, right, realScale, q.inputs[1], q.inputs[2]],
                                 outputs: q.outputs, attributes: activation, docString: q.docString)
             remove.formUnion(chain)
+        }
+        // Fixed-point multiplies whose result is no quantized output (the scaled inputs of an
+        // 8-bit ADD/SUB): `FixedPointMultiply(x, left, multiplier, right)`, u in float64.
+        for (i, n) in graph.nodes.enumerated() where OpSet.isDefaultDomain(n) && n.opType == "Mul" && n.outputs.count == 1 {
+            guard replaced[i] == nil, !remove.contains(i), let (w, left, multiplier, right, front) = fixedPoint(i),
+                  front.allSatisfy({ !remove.contains($0) && replaced[$0] == nil }) else { continue }
+            replaced[i] = Node(name: n.name, opType: "FixedPointMultiply", domain: FusedOps.domain,
+                               inputs: [w, left, multiplier, right], outputs: n.outputs, docString: n.docString)
+            remove.formUnion(front)
         }
         guard !replaced.isEmpty else { return false }
         graph.rewrite(replacing: replaced, removing: remove)
@@ -112,6 +130,13 @@ package enum FuseRequantize: GraphPass {
         OpSchema("Requantize", inputs: 7...7) { ctx throws(GraphError) in
             let x = try ctx.type(0), z = try ctx.type(6)
             return [TensorType(dtype: z.dtype, dims: x.dims)]
+        }
+    }
+
+    /// `FixedPointMultiply(x, left, multiplier, right)`: u of the chain above, float64 of x's shape.
+    static var fixedPointSchema: OpSchema {
+        OpSchema("FixedPointMultiply", inputs: 4...4) { ctx throws(GraphError) in
+            [TensorType(dtype: .float64, dims: try ctx.type(0).dims)]
         }
     }
 }
