@@ -37,24 +37,38 @@ enum RequantizeKernel {
             (left, multiplier, right) = (try constant(1, "left"), try constant(2, "multiplier"), try constant(3, "right"))
         }
 
-        /// u for x value `xi` at position `c` of the last axis: (xi · left) · multiplier rounded
-        /// half up, times right, rounded half away from zero.
-        @inline(__always) func quanta(_ xi: Double, _ c: Int) -> Double {
-            let h = (xi * left[left.count == 1 ? 0 : c]) * multiplier[multiplier.count == 1 ? 0 : c]
-            let d = (h + 0.5).rounded(.down) * right[right.count == 1 ? 0 : c]
+        /// u for x value `xi` by constants l, m, r: (xi · l) · m rounded half up, times r,
+        /// rounded half away from zero.
+        @inline(__always) static func quanta(_ xi: Double, _ l: Double, _ m: Double, _ r: Double) -> Double {
+            let d = ((xi * l) * m + 0.5).rounded(.down) * r
             return (Swift.abs(d) + 0.5).rounded(.down) * (d > 0 ? 1 : d < 0 ? -1 : 0)
         }
 
-        /// `body(i, u)` for every element in order.
-        func forEach(_ body: (Int, Double) -> Void) {
-            let n = x.elementCount, perC = perChannel, channels = channels
-            if x.dtype == .int32 {
-                x.withUnsafeBufferPointer(as: Int32.self) { src in
-                    for i in 0..<n { body(i, quanta(Double(src[i]), perC ? i % channels : 0)) }
+        /// `body(i, u)` for every element in order (rows of the last axis when the constants are
+        /// per position, so no division per element).
+        @inline(__always) func forEach(_ body: (Int, Double) -> Void) {
+            let n = x.elementCount, width = perChannel ? channels : 1
+            guard n > 0, width > 0 else { return }
+            func expanded(_ v: [Double]) -> [Double] { v.count == width ? v : [Double](repeating: v[0], count: width) }
+            let l = expanded(left), m = expanded(multiplier), r = expanded(right)
+            let wide: [Double] = x.dtype == .int32 ? [] : x.doubles()
+            l.withUnsafeBufferPointer { l in
+                m.withUnsafeBufferPointer { m in
+                    r.withUnsafeBufferPointer { r in
+                        func run(_ value: (Int) -> Double) {
+                            var i = 0
+                            while i < n {
+                                for c in 0..<width { body(i + c, Self.quanta(value(i + c), l[c], m[c], r[c])) }
+                                i += width
+                            }
+                        }
+                        if x.dtype == .int32 {
+                            x.withUnsafeBufferPointer(as: Int32.self) { src in run { Double(src[$0]) } }
+                        } else {
+                            wide.withUnsafeBufferPointer { src in run { src[$0] } }
+                        }
+                    }
                 }
-            } else {
-                let wide = x.doubles()
-                for i in 0..<n { body(i, quanta(wide[i], perC ? i % channels : 0)) }
             }
         }
     }
@@ -78,6 +92,8 @@ enum RequantizeKernel {
         guard zero.elementCount == 1, zero.dtype == .int8 || zero.dtype == .uint8, let z = zero.doubles().first else {
             throw ctx.fail("y_zero_point must be one int8 or uint8 value, got \(zero.dtype) \(zero.shape)")
         }
+        // Relu and Clip as their kernels compute them, max(x, 0) and min(max(x, lo), hi): a clamp
+        // (the identity on finite values when there is no activation).
         let act = try ctx.string("activation", "")
         var (lo, hi): (Float, Float) = (-.infinity, .infinity)
         switch act {
@@ -89,10 +105,8 @@ enum RequantizeKernel {
         let (qmin, qmax): (Double, Double) = zero.dtype == .int8 ? (-128, 127) : (0, 255)
         let out = ctx.makeOutput(zero.dtype, shape: f.x.shape)
         guard out.elementCount > 0 else { return [out] }
-        func quantized(_ u: Double) -> Double {
-            var real = Float(u) * rs
-            // Relu and Clip as their kernels: max(x, 0), min(max(x, lo), hi).
-            if act == "Relu" { real = Swift.max(real, 0) } else if act == "Clip" { real = Swift.min(Swift.max(real, lo), hi) }
+        @inline(__always) func quantized(_ u: Double) -> Double {
+            let real = Swift.min(Swift.max(Float(u) * rs, lo), hi)
             let q = Double(real / ys).rounded(.toNearestOrEven) + z
             return q.isNaN ? 0 : Swift.min(Swift.max(q, qmin), qmax)
         }
