@@ -40,32 +40,49 @@ enum RequantizeKernel {
         /// u for x value `xi` by constants l, m, r: (xi · l) · m rounded half up, times r,
         /// rounded half away from zero.
         @inline(__always) static func quanta(_ xi: Double, _ l: Double, _ m: Double, _ r: Double) -> Double {
-            let d = ((xi * l) * m + 0.5).rounded(.down) * r
-            return (Swift.abs(d) + 0.5).rounded(.down) * (d > 0 ? 1 : d < 0 ? -1 : 0)
+            let d = floor((xi * l) * m + 0.5) * r
+            return floor(Swift.abs(d) + 0.5) * (d > 0 ? 1 : d < 0 ? -1 : 0)
         }
 
-        /// `body(i, u)` for every element in order (rows of the last axis when the constants are
-        /// per position, so no division per element).
-        @inline(__always) func forEach(_ body: (Int, Double) -> Void) {
+        /// floor(v) without a call into libm (the baseline x86-64 target has no SSE4.1 round):
+        /// through Int64 while |v| < 2^62, where that is exact.
+        @inline(__always) static func floor(_ v: Double) -> Double {
+            guard Swift.abs(v) < 4.6e18 else { return v.rounded(.down) }
+            let t = Double(Int64(v))
+            return t > v ? t - 1 : t
+        }
+
+        /// `body(start, u)` for consecutive chunks of u, in order.
+        func forEachChunk(_ body: (Int, UnsafeBufferPointer<Double>) -> Void) {
             let n = x.elementCount, width = perChannel ? channels : 1
             guard n > 0, width > 0 else { return }
             func expanded(_ v: [Double]) -> [Double] { v.count == width ? v : [Double](repeating: v[0], count: width) }
             let l = expanded(left), m = expanded(multiplier), r = expanded(right)
             let wide: [Double] = x.dtype == .int32 ? [] : x.doubles()
-            l.withUnsafeBufferPointer { l in
-                m.withUnsafeBufferPointer { m in
-                    r.withUnsafeBufferPointer { r in
-                        func run(_ value: (Int) -> Double) {
-                            var i = 0
-                            while i < n {
-                                for c in 0..<width { body(i + c, Self.quanta(value(i + c), l[c], m[c], r[c])) }
-                                i += width
+            let chunk = Swift.min(n, 4096)
+            var buffer = [Double](repeating: 0, count: chunk)
+            buffer.withUnsafeMutableBufferPointer { u in
+                l.withUnsafeBufferPointer { l in
+                    m.withUnsafeBufferPointer { m in
+                        r.withUnsafeBufferPointer { r in
+                            var start = 0, c = 0
+                            while start < n {
+                                let count = Swift.min(chunk, n - start)
+                                if x.dtype == .int32 {
+                                    x.withUnsafeBufferPointer(as: Int32.self) { src in
+                                        for j in 0..<count { u[j] = Double(src[start + j]) }
+                                    }
+                                } else {
+                                    for j in 0..<count { u[j] = wide[start + j] }
+                                }
+                                for j in 0..<count {
+                                    u[j] = Self.quanta(u[j], l[c], m[c], r[c])
+                                    c += 1
+                                    if c == width { c = 0 }
+                                }
+                                body(start, UnsafeBufferPointer(rebasing: u[0..<count]))
+                                start += count
                             }
-                        }
-                        if x.dtype == .int32 {
-                            x.withUnsafeBufferPointer(as: Int32.self) { src in run { Double(src[$0]) } }
-                        } else {
-                            wide.withUnsafeBufferPointer { src in run { src[$0] } }
                         }
                     }
                 }
@@ -73,12 +90,23 @@ enum RequantizeKernel {
         }
     }
 
+    /// round(v) half to even without a call into libm: 2^52 added and taken away leaves v
+    /// rounded to an integer by the default rounding (exact while |v| < 2^52).
+    @inline(__always) static func roundHalfEven(_ v: Double) -> Double {
+        let big = 4_503_599_627_370_496.0
+        guard Swift.abs(v) < big else { return v.rounded(.toNearestOrEven) }
+        let m = (Swift.abs(v) + big) - big
+        return v < 0 ? -m : m
+    }
+
     /// `ai.dlkit.FixedPointMultiply(x, left, multiplier, right)`: u in float64.
     static let fixedPointMultiply: Kernel = { ctx throws(RuntimeError) in
         let f = try FixedPoint(ctx)
         let out = ctx.makeOutput(.float64, shape: f.x.shape)
         guard out.elementCount > 0 else { return [out] }
-        out.withUnsafeMutableBufferPointerInPlace(as: Double.self) { dst in f.forEach { dst[$0] = $1 } }
+        out.withUnsafeMutableBufferPointerInPlace(as: Double.self) { dst in
+            f.forEachChunk { start, u in for j in 0..<u.count { dst[start + j] = u[j] } }
+        }
         return [out]
     }
 
@@ -95,10 +123,10 @@ enum RequantizeKernel {
         // Relu and Clip as their kernels compute them, max(x, 0) and min(max(x, lo), hi): a clamp
         // (the identity on finite values when there is no activation).
         let act = try ctx.string("activation", "")
-        var (lo, hi): (Float, Float) = (-.infinity, .infinity)
+        let lo: Float, hi: Float
         switch act {
-        case "": break
-        case "Relu": lo = 0
+        case "": (lo, hi) = (-.infinity, .infinity)
+        case "Relu": (lo, hi) = (0, .infinity)
         case "Clip": (lo, hi) = (try ctx.float("activation_alpha", -.infinity), try ctx.float("activation_beta", .infinity))
         default: throw ctx.fail("activation \(act) is not one Requantize applies (Relu, Clip)")
         }
@@ -107,13 +135,17 @@ enum RequantizeKernel {
         guard out.elementCount > 0 else { return [out] }
         @inline(__always) func quantized(_ u: Double) -> Double {
             let real = Swift.min(Swift.max(Float(u) * rs, lo), hi)
-            let q = Double(real / ys).rounded(.toNearestOrEven) + z
+            let q = roundHalfEven(Double(real / ys)) + z
             return q.isNaN ? 0 : Swift.min(Swift.max(q, qmin), qmax)
         }
         if zero.dtype == .int8 {
-            out.withUnsafeMutableBufferPointerInPlace(as: Int8.self) { dst in f.forEach { dst[$0] = Int8(quantized($1)) } }
+            out.withUnsafeMutableBufferPointerInPlace(as: Int8.self) { dst in
+                f.forEachChunk { start, u in for j in 0..<u.count { dst[start + j] = Int8(quantized(u[j])) } }
+            }
         } else {
-            out.withUnsafeMutableBufferPointerInPlace(as: UInt8.self) { dst in f.forEach { dst[$0] = UInt8(quantized($1)) } }
+            out.withUnsafeMutableBufferPointerInPlace(as: UInt8.self) { dst in
+                f.forEachChunk { start, u in for j in 0..<u.count { dst[start + j] = UInt8(quantized(u[j])) } }
+            }
         }
         return [out]
     }
