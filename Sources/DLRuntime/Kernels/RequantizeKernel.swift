@@ -1,4 +1,5 @@
 import DLGraph
+import DLKernels
 import DLTensor
 
 /// `ai.dlkit.Requantize(x, left, multiplier, right, real_scale, y_scale, y_zero_point)` (see
@@ -137,6 +138,19 @@ enum RequantizeKernel {
             let real = Swift.min(Swift.max(Float(u) * rs, lo), hi)
             let q = roundHalfEven(Double(real / ys)) + z
             return q.isNaN ? 0 : Swift.min(Swift.max(q, qmin), qmax)
+        }
+        // int32 sums on AVX-512: DLKernels' vector loop (the same roundings, eight lanes at a time).
+        if f.x.dtype == .int32, f.channels > 0 {
+            func expanded(_ v: [Double]) -> [Double] { v.count == f.channels ? v : [Double](repeating: v[0], count: f.channels) }
+            let done = f.x.withUnsafeBufferPointer(as: Int32.self) { src in
+                out.withUnsafeMutableBytesInPlace { dst in
+                    guard let s = src.baseAddress, let d = dst.baseAddress else { return false }
+                    return IntegerRequantize.run(s, rows: f.x.elementCount / f.channels, width: f.channels, left: expanded(f.left),
+                                                 multiplier: expanded(f.multiplier), right: expanded(f.right),
+                                                 .init(real: rs, lo: lo, hi: hi, y: ys, zero: z), signed: zero.dtype == .int8, into: d)
+                }
+            }
+            if done { return [out] }
         }
         if zero.dtype == .int8 {
             out.withUnsafeMutableBufferPointerInPlace(as: Int8.self) { dst in
