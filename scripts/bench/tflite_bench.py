@@ -84,6 +84,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--int8", action="store_true", help="the full-integer models: MobileNetV2 int8 and the int8 fixtures")
+    ap.add_argument("--before", help="another dlconvert (say, main's) timed in the same run, for a before/after column")
     a = ap.parse_args()
     kind = "int8" if a.int8 else "float"
     first = mobilenet_v2_int8() if a.int8 else mobilenet_v2()
@@ -94,13 +95,24 @@ def main():
         path = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
                               capture_output=True, text=True).stdout.strip()
         tool = os.path.join(path, "dlconvert")
-    print(f"| model | threads | DLKit ms | tf.lite ms | ratio |\n|---|---|---|---|---|")
-    for f in files:
-        out = subprocess.run([tool, "bench", f, "--threads", str(a.threads), "--seconds", str(a.seconds), "--json"],
+    def ours_ms(t, f):
+        out = subprocess.run([t, "bench", f, "--threads", str(a.threads), "--seconds", str(a.seconds), "--json"],
                              check=True, capture_output=True, text=True).stdout
-        ours = json.loads(out)["median_ms"]
+        return json.loads(out)["median_ms"]
+
+    if a.before:
+        print(f"| model | threads | before ms | DLKit ms | tf.lite ms | before ratio | ratio |\n|---|---|---|---|---|---|---|")
+    else:
+        print(f"| model | threads | DLKit ms | tf.lite ms | ratio |\n|---|---|---|---|---|")
+    for f in files:
+        before = ours_ms(a.before, f) if a.before else None
+        ours = ours_ms(tool, f)
         theirs = tflite_median_ms(f, a.threads, a.seconds)
-        print(f"| {os.path.basename(f)} | {a.threads} | {ours:.4f} | {theirs:.4f} | {ours / theirs:.2f} |")
+        name = os.path.basename(f)
+        if before is None:
+            print(f"| {name} | {a.threads} | {ours:.4f} | {theirs:.4f} | {ours / theirs:.2f} |")
+        else:
+            print(f"| {name} | {a.threads} | {before:.4f} | {ours:.4f} | {theirs:.4f} | {before / theirs:.2f} | {ours / theirs:.2f} |")
         sys.stdout.flush()
 
 
