@@ -53,12 +53,17 @@ enum RequantizeKernel {
             return t > v ? t - 1 : t
         }
 
+        /// left, multiplier and right with `width` values each (one value repeated).
+        func constants(width: Int) -> (left: [Double], multiplier: [Double], right: [Double]) {
+            func expanded(_ v: [Double]) -> [Double] { v.count == width ? v : [Double](repeating: v[0], count: width) }
+            return (expanded(left), expanded(multiplier), expanded(right))
+        }
+
         /// `body(start, u)` for consecutive chunks of u, in order.
         func forEachChunk(_ body: (Int, UnsafeBufferPointer<Double>) -> Void) {
             let n = x.elementCount, width = perChannel ? channels : 1
             guard n > 0, width > 0 else { return }
-            func expanded(_ v: [Double]) -> [Double] { v.count == width ? v : [Double](repeating: v[0], count: width) }
-            let l = expanded(left), m = expanded(multiplier), r = expanded(right)
+            let (l, m, r) = constants(width: width)
             let wide: [Double] = x.dtype == .int32 ? [] : x.doubles()
             let chunk = Swift.min(n, 4096)
             var buffer = [Double](repeating: 0, count: chunk)
@@ -141,12 +146,11 @@ enum RequantizeKernel {
         }
         // int32 sums on AVX-512: DLKernels' vector loop (the same roundings, eight lanes at a time).
         if f.x.dtype == .int32, f.channels > 0 {
-            func expanded(_ v: [Double]) -> [Double] { v.count == f.channels ? v : [Double](repeating: v[0], count: f.channels) }
+            let (l, m, r) = f.constants(width: f.channels)
             let done = f.x.withUnsafeBufferPointer(as: Int32.self) { src in
                 out.withUnsafeMutableBytesInPlace { dst in
                     guard let s = src.baseAddress, let d = dst.baseAddress else { return false }
-                    return IntegerRequantize.run(s, rows: f.x.elementCount / f.channels, width: f.channels, left: expanded(f.left),
-                                                 multiplier: expanded(f.multiplier), right: expanded(f.right),
+                    return IntegerRequantize.run(s, rows: f.x.elementCount / f.channels, width: f.channels, left: l, multiplier: m, right: r,
                                                  .init(real: rs, lo: lo, hi: hi, y: ys, zero: z), signed: zero.dtype == .int8, into: d)
                 }
             }
