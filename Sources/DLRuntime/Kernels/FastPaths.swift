@@ -12,7 +12,8 @@ enum FastPaths {
          ("\(FusedOps.domain):FusedAttention", FusedAttentionKernel.kernel),
          ("\(FusedOps.domain):FusedConvAdd", ConvolutionKernels.fusedConvAdd),
          ("\(FusedOps.domain):FusedConvPool", ConvolutionKernels.fusedConvPool),
-         ("\(FusedOps.domain):QuantizeDequantize", quantizeDequantize)]
+         ("\(FusedOps.domain):QuantizeDequantize", quantizeDequantize),
+         ("\(FusedOps.domain):OneHotMatMul", OneHotKernel.kernel)]
     }
 
     /// The activation a fused node carries.
