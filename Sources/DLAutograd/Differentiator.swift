@@ -65,8 +65,7 @@ public struct Differentiator: Sendable {
             let args: [Tensor?] = node.inputs.map { $0.isEmpty ? nil : values[$0] }
             var saved: [Tensor] = []
             let outs: [Tensor]
-            if training, let special = Rules.trainingForward[node.opType] {
-                let r = try special(node, args, &rng)
+            if training, let special = Rules.trainingForward[node.opType], let r = try special(node, args, &rng) {
                 outs = r.outputs
                 saved = r.saved
                 for (name, t) in r.stateUpdates { updated[name] = t }

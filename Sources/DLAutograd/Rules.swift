@@ -68,7 +68,9 @@ struct TrainingForwardResult {
     var saved: [Tensor] = []
     var stateUpdates: [(String, Tensor)] = []
 }
-typealias TrainingForward = @Sendable (Node, [Tensor?], inout TrainingRNG) throws(AutogradError) -> TrainingForwardResult
+/// A node's forward pass in training, when it differs from inference's or keeps values for the
+/// backward pass; nil runs the runtime's kernel instead (a form it does not handle).
+typealias TrainingForward = @Sendable (Node, [Tensor?], inout TrainingRNG) throws(AutogradError) -> TrainingForwardResult?
 
 /// The gradient rules, one per IR primitive.
 enum Rules {
@@ -81,6 +83,8 @@ enum Rules {
     static let trainingForward: [String: TrainingForward] = [
         "Dropout": dropoutForward,
         "BatchNormalization": batchNormForward,
+        "LSTM": lstmForward,
+        "GRU": gruForward,
     ]
 
     static func hasTrainingForward(_ n: Node) -> Bool { trainingForward[n.opType] != nil }
