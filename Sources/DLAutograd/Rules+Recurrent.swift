@@ -60,14 +60,19 @@ extension Rules {
         }
 
         convenience init(_ t: Tensor) {
-            let values = Ops.floats(t)
-            self.init(values.count)
-            values.withUnsafeBufferPointer { if let b = $0.baseAddress { p.update(from: b, count: values.count) } }
+            let f = Ops.float32(t)
+            self.init(f.elementCount)
+            f.withUnsafeBufferPointer(as: Float.self) { if let b = $0.baseAddress { p.update(from: b, count: min($0.count, count)) } }
         }
 
         deinit { p.deallocate() }
 
-        func tensor(_ shape: [Int]) -> Tensor { Ops.tensor(shape, Array(UnsafeBufferPointer(start: p, count: count))) }
+        /// A float32 tensor of this buffer's values (`shape` holds `count` elements).
+        func tensor(_ shape: [Int]) -> Tensor {
+            var t = Tensor(zeros: .float32, shape: shape)
+            t.withUnsafeMutableBufferPointer(as: Float.self) { if let b = $0.baseAddress { b.update(from: p, count: min($0.count, count)) } }
+            return t
+        }
     }
 
     /// The node's inputs as buffers; nil for absent optional ones.
@@ -130,7 +135,7 @@ extension Rules {
 
     /// The node in the form `rnnShape` accepts, with float32 X: its forward pass runs here.
     static func trainingContext(_ node: Node, _ inputs: [Tensor?], gates: Int) -> (RuleContext, RNNShape)? {
-        let c = RuleContext(node: node, inputs: inputs, outputs: [], outputGrads: [], needs: [], saved: [], training: true, opset: nil)
+        let c = RuleContext(node: node, inputs: inputs, outputs: [], outputGrads: [], needs: [], saved: [], kept: nil, training: true, opset: nil)
         guard let x = inputs.first ?? nil, x.dtype == .float32, let sh = try? rnnShape(c, gates: gates) else { return nil }
         return (c, sh)
     }
@@ -164,15 +169,9 @@ extension Rules {
     /// One direction's forward pass, rows in processing order: the activated gates (i, o, f, c~)
     /// of every step, the states before every step and after the last (`T + 1` rows of `N × H`),
     /// and tanh of every new cell state.
-    struct LSTMTrace {
+    /// Written once by `init`, only read afterwards (by the rule, from the tape).
+    final class LSTMTrace: @unchecked Sendable {
         let gates: FloatBuffer, hs: FloatBuffer, cs: FloatBuffer, tanhC: FloatBuffer
-        static let count = 4
-        var saved: [Tensor] { [gates, hs, cs, tanhC].map { $0.tensor([$0.count]) } }
-
-        init(saved t: ArraySlice<Tensor>) {
-            let s = Array(t)
-            (gates, hs, cs, tanhC) = (FloatBuffer(s[0]), FloatBuffer(s[1]), FloatBuffer(s[2]), FloatBuffer(s[3]))
-        }
 
         init(_ v: RNNInputs, _ xs: FloatBuffer, _ sh: RNNShape, _ d: Int) {
             let (T, N, I, H) = (sh.seq, sh.batch, sh.input, sh.hidden)
@@ -209,7 +208,7 @@ extension Rules {
         let traces = (0..<sh.dirs).map { LSTMTrace(v, v.orderedX(sh, $0), sh, $0) }
         return TrainingForwardResult(outputs: [sequenceOutput(traces.map(\.hs), sh), lastStates(traces.map(\.hs), row: sh.seq, sh),
                                                lastStates(traces.map(\.cs), row: sh.seq, sh)],
-                                     saved: traces.flatMap(\.saved))
+                                     kept: traces)
     }
 
     static let lstm: GradientRule = { c throws(AutogradError) in
@@ -220,10 +219,10 @@ extension Rules {
         let gY = outputGradient(c, 0), gYh = outputGradient(c, 1), gYc = outputGradient(c, 2)
         let dx = FloatBuffer(v.x.count), dw = FloatBuffer(v.w.count), dr = FloatBuffer(v.r.count)
         let db = FloatBuffer(sh.dirs * 8 * H), dh0 = FloatBuffer(sh.dirs * nh), dc0 = FloatBuffer(sh.dirs * nh)
-        let fromForward = c.saved.count == sh.dirs * LSTMTrace.count
+        let kept = (c.kept as? [LSTMTrace]).flatMap { $0.count == sh.dirs ? $0 : nil }
         for d in 0..<sh.dirs {
             let xs = v.orderedX(sh, d)
-            let tr = fromForward ? LSTMTrace(saved: c.saved[(d * LSTMTrace.count)...].prefix(LSTMTrace.count)) : LSTMTrace(v, xs, sh, d)
+            let tr = kept?[d] ?? LSTMTrace(v, xs, sh, d)
             let wOff = d * G * I, rOff = d * G * H
             // Backward through time: the gate gradients (before activation) of every step.
             let dpre = FloatBuffer(T * N * G), dH = FloatBuffer(nh), dC = FloatBuffer(nh)
@@ -272,15 +271,9 @@ extension Rules {
     /// every step, the states before every step and after the last (`T + 1` rows of `N × H`),
     /// and the candidate's recurrent term: `u = H·Rhᵀ + Rbh` with linear_before_reset, else
     /// `a = r ⊙ H` (the row that multiplies Rh).
-    struct GRUTrace {
+    /// Written once by `init`, only read afterwards (by the rule, from the tape).
+    final class GRUTrace: @unchecked Sendable {
         let gates: FloatBuffer, hs: FloatBuffer, aux: FloatBuffer
-        static let count = 3
-        var saved: [Tensor] { [gates, hs, aux].map { $0.tensor([$0.count]) } }
-
-        init(saved t: ArraySlice<Tensor>) {
-            let s = Array(t)
-            (gates, hs, aux) = (FloatBuffer(s[0]), FloatBuffer(s[1]), FloatBuffer(s[2]))
-        }
 
         init(_ v: RNNInputs, _ xs: FloatBuffer, _ sh: RNNShape, _ d: Int, linearBeforeReset lbr: Bool) {
             let (T, N, I, H) = (sh.seq, sh.batch, sh.input, sh.hidden)
@@ -326,7 +319,7 @@ extension Rules {
         let v = try RNNInputs(c)
         let traces = (0..<sh.dirs).map { GRUTrace(v, v.orderedX(sh, $0), sh, $0, linearBeforeReset: lbr) }
         return TrainingForwardResult(outputs: [sequenceOutput(traces.map(\.hs), sh), lastStates(traces.map(\.hs), row: sh.seq, sh)],
-                                     saved: traces.flatMap(\.saved))
+                                     kept: traces)
     }
 
     static let gru: GradientRule = { c throws(AutogradError) in
@@ -338,11 +331,10 @@ extension Rules {
         let gY = outputGradient(c, 0), gYh = outputGradient(c, 1)
         let dx = FloatBuffer(v.x.count), dw = FloatBuffer(v.w.count), dr = FloatBuffer(v.r.count)
         let db = FloatBuffer(sh.dirs * 2 * G), dh0 = FloatBuffer(sh.dirs * nh)
-        let fromForward = c.saved.count == sh.dirs * GRUTrace.count
+        let kept = (c.kept as? [GRUTrace]).flatMap { $0.count == sh.dirs ? $0 : nil }
         for d in 0..<sh.dirs {
             let xs = v.orderedX(sh, d)
-            let tr = fromForward ? GRUTrace(saved: c.saved[(d * GRUTrace.count)...].prefix(GRUTrace.count))
-                                 : GRUTrace(v, xs, sh, d, linearBeforeReset: lbr)
+            let tr = kept?[d] ?? GRUTrace(v, xs, sh, d, linearBeforeReset: lbr)
             let wOff = d * G * I, rOff = d * G * H, r = v.r.p + rOff
             // dpre: the gradients of the gates' pre-activations (what W and Wb see). dRec: what R
             // and Rb see, the same but for the candidate with linear_before_reset (du = dh~ ⊙ r).

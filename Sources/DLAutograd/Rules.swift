@@ -12,6 +12,7 @@ struct RuleContext {
     let outputGrads: [Tensor?]
     let needs: [Bool]
     let saved: [Tensor]
+    let kept: (any Sendable)?
     let training: Bool
     let opset: Int?
 
@@ -66,6 +67,8 @@ typealias GradientRule = @Sendable (RuleContext) throws(AutogradError) -> [Tenso
 struct TrainingForwardResult {
     var outputs: [Tensor]
     var saved: [Tensor] = []
+    /// Values the rule reads back without a copy into tensors (see `Tape.Record.kept`).
+    var kept: (any Sendable)?
     var stateUpdates: [(String, Tensor)] = []
 }
 /// A node's forward pass in training, when it differs from inference's or keeps values for the
