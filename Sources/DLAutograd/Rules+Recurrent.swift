@@ -53,15 +53,16 @@ extension Rules {
         let p: UnsafeMutablePointer<Float>
         let count: Int
 
-        init(_ count: Int) {
+        /// Zeros, or (`zeroed: false`) uninitialised memory for a buffer written whole before it is read.
+        init(_ count: Int, zeroed: Bool = true) {
             self.count = count
             p = .allocate(capacity: max(count, 1))
-            p.initialize(repeating: 0, count: count)
+            if zeroed { p.initialize(repeating: 0, count: count) }
         }
 
         convenience init(_ t: Tensor) {
             let f = Ops.float32(t)
-            self.init(f.elementCount)
+            self.init(f.elementCount, zeroed: false)
             f.withUnsafeBufferPointer(as: Float.self) { if let b = $0.baseAddress { p.update(from: b, count: min($0.count, count)) } }
         }
 
@@ -88,7 +89,7 @@ extension Rules {
         /// X's time steps in direction `d`'s processing order (X itself when that is time order).
         func orderedX(_ sh: RNNShape, _ d: Int) -> FloatBuffer {
             guard sh.reversed(d) else { return x }
-            let rows = sh.batch * sh.input, out = FloatBuffer(x.count)
+            let rows = sh.batch * sh.input, out = FloatBuffer(x.count, zeroed: false)
             for step in 0..<sh.seq { (out.p + step * rows).update(from: x.p + sh.time(step, d) * rows, count: rows) }
             return out
         }
@@ -96,7 +97,7 @@ extension Rules {
 
     /// `c (+)= op(a) · op(b)`, row-major (`m × n` result, inner size `k`), through OpenBLAS; row
     /// strides default to the stored row lengths.
-    static func gemm(_ a: UnsafePointer<Float>, transA: Bool, _ b: UnsafePointer<Float>, transB: Bool, m: Int, n: Int, k: Int,
+    static func sgemm(_ a: UnsafePointer<Float>, transA: Bool, _ b: UnsafePointer<Float>, transB: Bool, m: Int, n: Int, k: Int,
                      lda: Int? = nil, ldb: Int? = nil, into c: UnsafeMutablePointer<Float>, ldc: Int? = nil, accumulate: Bool) {
         GEMM.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda ?? (transA ? m : k),
                    b: b, ldb: ldb ?? (transB ? k : n), beta: accumulate ? 1 : 0, c: c, ldc: ldc ?? n)
@@ -122,11 +123,11 @@ extension Rules {
     static func addInputGradient(_ dpre: FloatBuffer, _ w: UnsafePointer<Float>, gates: Int, _ sh: RNNShape, _ d: Int, into dx: FloatBuffer) {
         let rows = sh.seq * sh.batch, size = sh.batch * sh.input
         guard sh.reversed(d) else {
-            gemm(dpre.p, transA: false, w, transB: false, m: rows, n: sh.input, k: gates, into: dx.p, accumulate: true)
+            sgemm(dpre.p, transA: false, w, transB: false, m: rows, n: sh.input, k: gates, into: dx.p, accumulate: true)
             return
         }
-        let dxs = FloatBuffer(rows * sh.input)
-        gemm(dpre.p, transA: false, w, transB: false, m: rows, n: sh.input, k: gates, into: dxs.p, accumulate: false)
+        let dxs = FloatBuffer(rows * sh.input, zeroed: false)
+        sgemm(dpre.p, transA: false, w, transB: false, m: rows, n: sh.input, k: gates, into: dxs.p, accumulate: false)
         for step in 0..<sh.seq {
             let to = dx.p + sh.time(step, d) * size, from = dxs.p + step * size
             for q in 0..<size { to[q] += from[q] }
@@ -142,7 +143,7 @@ extension Rules {
 
     /// Y (`[T, dirs, N, H]`) from the states of every direction (rows 1...T in processing order).
     static func sequenceOutput(_ hs: [FloatBuffer], _ sh: RNNShape) -> Tensor {
-        let nh = sh.batch * sh.hidden, y = FloatBuffer(sh.seq * sh.dirs * nh)
+        let nh = sh.batch * sh.hidden, y = FloatBuffer(sh.seq * sh.dirs * nh, zeroed: false)
         for d in 0..<sh.dirs {
             for step in 0..<sh.seq { (y.p + (sh.time(step, d) * sh.dirs + d) * nh).update(from: hs[d].p + (step + 1) * nh, count: nh) }
         }
@@ -151,7 +152,7 @@ extension Rules {
 
     /// Rows `row` of every direction's buffer, as `[dirs, N, H]` (the final states).
     static func lastStates(_ s: [FloatBuffer], row: Int, _ sh: RNNShape) -> Tensor {
-        let nh = sh.batch * sh.hidden, out = FloatBuffer(sh.dirs * nh)
+        let nh = sh.batch * sh.hidden, out = FloatBuffer(sh.dirs * nh, zeroed: false)
         for d in 0..<sh.dirs { (out.p + d * nh).update(from: s[d].p + row * nh, count: nh) }
         return out.tensor([sh.dirs, sh.batch, sh.hidden])
     }
@@ -176,15 +177,17 @@ extension Rules {
         init(_ v: RNNInputs, _ xs: FloatBuffer, _ sh: RNNShape, _ d: Int) {
             let (T, N, I, H) = (sh.seq, sh.batch, sh.input, sh.hidden)
             let G = 4 * H, nh = N * H
-            gates = FloatBuffer(T * N * G); hs = FloatBuffer((T + 1) * nh); cs = FloatBuffer((T + 1) * nh); tanhC = FloatBuffer(T * nh)
+            // The gates are written whole by the bias rows or by the GEMM (which then does not read them).
+            gates = FloatBuffer(T * N * G, zeroed: false); tanhC = FloatBuffer(T * nh, zeroed: false)
+            hs = FloatBuffer((T + 1) * nh); cs = FloatBuffer((T + 1) * nh)
             if let b = v.bias { fillRows(gates.p, rows: T * N, stride: G, b.p + d * 2 * G, plus: b.p + d * 2 * G + G, count: G) }
-            gemm(xs.p, transA: false, v.w.p + d * G * I, transB: true, m: T * N, n: G, k: I, into: gates.p, accumulate: v.bias != nil)
+            sgemm(xs.p, transA: false, v.w.p + d * G * I, transB: true, m: T * N, n: G, k: I, into: gates.p, accumulate: v.bias != nil)
             if let h0 = v.h0 { hs.p.update(from: h0.p + d * nh, count: nh) }
             if let c0 = v.c0 { cs.p.update(from: c0.p + d * nh, count: nh) }
             for step in 0..<T {
                 let g = gates.p + step * N * G, cPrev = cs.p + step * nh, cNew = cPrev + nh
                 let hNew = hs.p + (step + 1) * nh, tc = tanhC.p + step * nh
-                gemm(hs.p + step * nh, transA: false, v.r.p + d * G * H, transB: true, m: N, n: G, k: H, into: g, accumulate: true)
+                sgemm(hs.p + step * nh, transA: false, v.r.p + d * G * H, transB: true, m: N, n: G, k: H, into: g, accumulate: true)
                 for b in 0..<N {
                     let gb = g + b * G, cp = cPrev + b * H, cn = cNew + b * H
                     Elementwise.sigmoid(gb, gb, count: 3 * H)
@@ -225,7 +228,7 @@ extension Rules {
             let tr = kept?[d] ?? LSTMTrace(v, xs, sh, d)
             let wOff = d * G * I, rOff = d * G * H
             // Backward through time: the gate gradients (before activation) of every step.
-            let dpre = FloatBuffer(T * N * G), dH = FloatBuffer(nh), dC = FloatBuffer(nh)
+            let dpre = FloatBuffer(T * N * G, zeroed: false), dH = FloatBuffer(nh), dC = FloatBuffer(nh)
             if let gYh { dH.p.update(from: gYh.p + d * nh, count: nh) }
             if let gYc { dC.p.update(from: gYc.p + d * nh, count: nh) }
             for step in stride(from: T - 1, through: 0, by: -1) {
@@ -247,11 +250,11 @@ extension Rules {
                     }
                 }
                 // dH of the step before: dpre · R.
-                gemm(dp, transA: false, v.r.p + rOff, transB: false, m: N, n: H, k: G, into: dH.p, accumulate: false)
+                sgemm(dp, transA: false, v.r.p + rOff, transB: false, m: N, n: H, k: G, into: dH.p, accumulate: false)
             }
             // dW += dpreᵀ · X, dR += dpreᵀ · H_before, dX += dpre · W, both biases get dpre's column sums.
-            gemm(dpre.p, transA: true, xs.p, transB: false, m: G, n: I, k: T * N, into: dw.p + wOff, accumulate: true)
-            gemm(dpre.p, transA: true, tr.hs.p, transB: false, m: G, n: H, k: T * N, into: dr.p + rOff, accumulate: true)
+            sgemm(dpre.p, transA: true, xs.p, transB: false, m: G, n: I, k: T * N, into: dw.p + wOff, accumulate: true)
+            sgemm(dpre.p, transA: true, tr.hs.p, transB: false, m: G, n: H, k: T * N, into: dr.p + rOff, accumulate: true)
             addInputGradient(dpre, v.w.p + wOff, gates: G, sh, d, into: dx)
             addColumnSums(dpre.p, rows: T * N, stride: G, count: G, into: db.p + d * 2 * G)
             (db.p + d * 2 * G + G).update(from: db.p + d * 2 * G, count: G)
@@ -278,19 +281,20 @@ extension Rules {
         init(_ v: RNNInputs, _ xs: FloatBuffer, _ sh: RNNShape, _ d: Int, linearBeforeReset lbr: Bool) {
             let (T, N, I, H) = (sh.seq, sh.batch, sh.input, sh.hidden)
             let G = 3 * H, nh = N * H
-            gates = FloatBuffer(T * N * G); hs = FloatBuffer((T + 1) * nh); aux = FloatBuffer(T * nh)
+            // The gates are written whole by the bias rows or by the GEMM (which then does not read them).
+            gates = FloatBuffer(T * N * G, zeroed: false); hs = FloatBuffer((T + 1) * nh); aux = FloatBuffer(T * nh, zeroed: false)
             let r = v.r.p + d * G * H
             let wb = v.bias.map { UnsafePointer($0.p + d * 2 * G) }, rb = wb.map { $0 + G }
             // Wb, and Rb unless the recurrent product carries it (Rbh sits inside r ⊙ (…) with
             // linear_before_reset, so there all of Rb goes with H·Rᵀ).
             if let wb, let rb { fillRows(gates.p, rows: T * N, stride: G, wb, plus: lbr ? nil : rb, count: G) }
-            gemm(xs.p, transA: false, v.w.p + d * G * I, transB: true, m: T * N, n: G, k: I, into: gates.p, accumulate: wb != nil)
+            sgemm(xs.p, transA: false, v.w.p + d * G * I, transB: true, m: T * N, n: G, k: I, into: gates.p, accumulate: wb != nil)
             if let h0 = v.h0 { hs.p.update(from: h0.p + d * nh, count: nh) }
-            let recWidth = lbr ? G : 2 * H, rec = FloatBuffer(N * recWidth)
+            let recWidth = lbr ? G : 2 * H, rec = FloatBuffer(N * recWidth, zeroed: false)
             for step in 0..<T {
                 let g = gates.p + step * N * G, hPrev = hs.p + step * nh, hNew = hPrev + nh, ax = aux.p + step * nh
                 if lbr, let rb { fillRows(rec.p, rows: N, stride: G, rb, plus: nil, count: G) }
-                gemm(hPrev, transA: false, r, transB: true, m: N, n: recWidth, k: H, into: rec.p, accumulate: lbr && rb != nil)
+                sgemm(hPrev, transA: false, r, transB: true, m: N, n: recWidth, k: H, into: rec.p, accumulate: lbr && rb != nil)
                 for b in 0..<N {
                     let gb = g + b * G, rc = rec.p + b * recWidth, hp = hPrev + b * H, a = ax + b * H
                     for j in 0..<(2 * H) { gb[j] += rc[j] }
@@ -301,7 +305,7 @@ extension Rules {
                         for k in 0..<H { a[k] = gb[H + k] * hp[k] }
                     }
                 }
-                if !lbr { gemm(ax, transA: false, r + 2 * H * H, transB: true, m: N, n: H, k: H, into: g + 2 * H, ldc: G, accumulate: true) }
+                if !lbr { sgemm(ax, transA: false, r + 2 * H * H, transB: true, m: N, n: H, k: H, into: g + 2 * H, ldc: G, accumulate: true) }
                 for b in 0..<N {
                     let gb = g + b * G, hp = hPrev + b * H, hn = hNew + b * H
                     Elementwise.tanh(gb + 2 * H, gb + 2 * H, count: H)
@@ -338,9 +342,9 @@ extension Rules {
             let wOff = d * G * I, rOff = d * G * H, r = v.r.p + rOff
             // dpre: the gradients of the gates' pre-activations (what W and Wb see). dRec: what R
             // and Rb see, the same but for the candidate with linear_before_reset (du = dh~ ⊙ r).
-            let dpre = FloatBuffer(T * N * G), dRec = lbr ? FloatBuffer(T * N * G) : dpre
-            var dH = FloatBuffer(nh), newDH = FloatBuffer(nh)
-            let da = FloatBuffer(nh)
+            let dpre = FloatBuffer(T * N * G, zeroed: false), dRec = lbr ? FloatBuffer(T * N * G, zeroed: false) : dpre
+            var dH = FloatBuffer(nh), newDH = FloatBuffer(nh, zeroed: false)
+            let da = FloatBuffer(nh, zeroed: false)
             if let gYh { dH.p.update(from: gYh.p + d * nh, count: nh) }
             for step in stride(from: T - 1, through: 0, by: -1) {
                 let g = tr.gates.p + step * N * G, dp = dpre.p + step * N * G, drc = dRec.p + step * N * G
@@ -364,10 +368,10 @@ extension Rules {
                     }
                 }
                 if lbr {
-                    gemm(drc, transA: false, r, transB: false, m: N, n: H, k: G, into: newDH.p, accumulate: true)
+                    sgemm(drc, transA: false, r, transB: false, m: N, n: H, k: G, into: newDH.p, accumulate: true)
                 } else {
                     // a = r ⊙ H: da = dh~ · Rh, then r's gradient and H's share through a.
-                    gemm(dp + 2 * H, transA: false, r + 2 * H * H, transB: false, m: N, n: H, k: H, lda: G, into: da.p, accumulate: false)
+                    sgemm(dp + 2 * H, transA: false, r + 2 * H * H, transB: false, m: N, n: H, k: H, lda: G, into: da.p, accumulate: false)
                     for b in 0..<N {
                         let gb = g + b * G, pb = dp + b * G
                         for k in 0..<H {
@@ -376,16 +380,16 @@ extension Rules {
                             newDH.p[idx] += da.p[idx] * rr
                         }
                     }
-                    gemm(dp, transA: false, r, transB: false, m: N, n: H, k: 2 * H, lda: G, into: newDH.p, accumulate: true)
+                    sgemm(dp, transA: false, r, transB: false, m: N, n: H, k: 2 * H, lda: G, into: newDH.p, accumulate: true)
                 }
                 swap(&dH, &newDH)
             }
-            gemm(dpre.p, transA: true, xs.p, transB: false, m: G, n: I, k: T * N, into: dw.p + wOff, accumulate: true)
+            sgemm(dpre.p, transA: true, xs.p, transB: false, m: G, n: I, k: T * N, into: dw.p + wOff, accumulate: true)
             if lbr {
-                gemm(dRec.p, transA: true, tr.hs.p, transB: false, m: G, n: H, k: T * N, into: dr.p + rOff, accumulate: true)
+                sgemm(dRec.p, transA: true, tr.hs.p, transB: false, m: G, n: H, k: T * N, into: dr.p + rOff, accumulate: true)
             } else {
-                gemm(dpre.p, transA: true, tr.hs.p, transB: false, m: 2 * H, n: H, k: T * N, lda: G, into: dr.p + rOff, accumulate: true)
-                gemm(dpre.p + 2 * H, transA: true, tr.aux.p, transB: false, m: H, n: H, k: T * N, lda: G,
+                sgemm(dpre.p, transA: true, tr.hs.p, transB: false, m: 2 * H, n: H, k: T * N, lda: G, into: dr.p + rOff, accumulate: true)
+                sgemm(dpre.p + 2 * H, transA: true, tr.aux.p, transB: false, m: H, n: H, k: T * N, lda: G,
                      into: dr.p + rOff + 2 * H * H, accumulate: true)
             }
             addInputGradient(dpre, v.w.p + wOff, gates: G, sh, d, into: dx)
