@@ -128,6 +128,13 @@ extension Rules {
         }
     }
 
+    /// `dH += ` the sequence output's gradient at processing step `step` of direction `d`.
+    static func addOutputGradient(_ gY: FloatBuffer?, step: Int, _ sh: RNNShape, _ d: Int, into dH: UnsafeMutablePointer<Float>) {
+        guard let gY else { return }
+        let nh = sh.batch * sh.hidden, row = gY.p + (sh.time(step, d) * sh.dirs + d) * nh
+        for i in 0..<nh { dH[i] += row[i] }
+    }
+
     /// `dX += dpre · W` for direction `d`, with dpre's rows in processing order.
     static func addInputGradient(_ dpre: FloatBuffer, _ w: UnsafePointer<Float>, gates: Int, _ sh: RNNShape, _ d: Int, into dx: FloatBuffer) {
         let rows = sh.seq * sh.batch, size = sh.batch * sh.input
@@ -240,39 +247,42 @@ extension Rules {
             let dpre = FloatBuffer(T * N * G, zeroed: false), dH = FloatBuffer(nh), dC = FloatBuffer(nh)
             if let gYh { dH.p.update(from: gYh.p + d * nh, count: nh) }
             if let gYc { dC.p.update(from: gYc.p + d * nh, count: nh) }
+            let dHp = dH.p, dCp = dC.p
             for step in stride(from: T - 1, through: 0, by: -1) {
                 let g = tr.gates.p + step * N * G, dp = dpre.p + step * N * G
                 let cPrev = tr.cs.p + step * nh, tc = tr.tanhC.p + step * nh
-                let yRow = gY.map { $0.p + (sh.time(step, d) * sh.dirs + d) * nh }
+                addOutputGradient(gY, step: step, sh, d, into: dHp)
                 for b in 0..<N {
-                    let gb = g + b * G, pb = dp + b * G
+                    let gb = g + b * G, pb = dp + b * G, dhb = dHp + b * H, dcb = dCp + b * H, cpb = cPrev + b * H, tcb = tc + b * H
                     for k in 0..<H {
-                        let idx = b * H + k
-                        let dh = dH.p[idx] + (yRow?[idx] ?? 0)
-                        let i = gb[k], o = gb[H + k], f = gb[2 * H + k], cc = gb[3 * H + k], t = tc[idx]
-                        let dc = dC.p[idx] + dh * o * (1 - t * t)
+                        let dh = dhb[k]
+                        let i = gb[k], o = gb[H + k], f = gb[2 * H + k], cc = gb[3 * H + k], t = tcb[k]
+                        let dc = dcb[k] + dh * o * (1 - t * t)
                         pb[k] = dc * cc * i * (1 - i)
                         pb[H + k] = dh * t * o * (1 - o)
-                        pb[2 * H + k] = dc * cPrev[idx] * f * (1 - f)
+                        pb[2 * H + k] = dc * cpb[k] * f * (1 - f)
                         pb[3 * H + k] = dc * i * (1 - cc * cc)
-                        dC.p[idx] = dc * f
+                        dcb[k] = dc * f
                     }
                 }
                 // dH of the step before: dpre · R.
                 sgemm(dp, transA: false, v.r.p + rOff, transB: false, m: N, n: H, k: G, into: dH.p, accumulate: false)
             }
-            // dW += dpreᵀ · X, dR += dpreᵀ · H_before, dX += dpre · W, both biases get dpre's column sums.
-            sgemm(dpre.p, transA: true, xs.p, transB: false, m: G, n: I, k: T * N, into: dw.p + wOff, accumulate: true)
-            sgemm(dpre.p, transA: true, tr.hs.p, transB: false, m: G, n: H, k: T * N, into: dr.p + rOff, accumulate: true)
-            addInputGradient(dpre, v.w.p + wOff, gates: G, sh, d, into: dx)
-            addColumnSums(dpre.p, rows: T * N, stride: G, count: G, into: db.p + d * 2 * G)
-            (db.p + d * 2 * G + G).update(from: db.p + d * 2 * G, count: G)
+            // dW += dpreᵀ · X, dR += dpreᵀ · H_before, dX += dpre · W, both biases get dpre's
+            // column sums; each only when asked for (X from the data needs none).
+            if c.need(1) { sgemm(dpre.p, transA: true, xs.p, transB: false, m: G, n: I, k: T * N, into: dw.p + wOff, accumulate: true) }
+            if c.need(2) { sgemm(dpre.p, transA: true, tr.hs.p, transB: false, m: G, n: H, k: T * N, into: dr.p + rOff, accumulate: true) }
+            if c.need(0) { addInputGradient(dpre, v.w.p + wOff, gates: G, sh, d, into: dx) }
+            if c.need(3) {
+                addColumnSums(dpre.p, rows: T * N, stride: G, count: G, into: db.p + d * 2 * G)
+                (db.p + d * 2 * G + G).update(from: db.p + d * 2 * G, count: G)
+            }
             (dh0.p + d * nh).update(from: dH.p, count: nh)
             (dc0.p + d * nh).update(from: dC.p, count: nh)
         }
-        return [dx.tensor([T, N, I]), dw.tensor(try c.input(1).shape), dr.tensor(try c.input(2).shape),
-                v.bias != nil ? db.tensor([sh.dirs, 8 * H]) : nil, nil,
-                v.h0 != nil ? dh0.tensor([sh.dirs, N, H]) : nil, v.c0 != nil ? dc0.tensor([sh.dirs, N, H]) : nil]
+        return [c.need(0) ? dx.tensor([T, N, I]) : nil, c.need(1) ? dw.tensor(try c.input(1).shape) : nil,
+                c.need(2) ? dr.tensor(try c.input(2).shape) : nil, c.need(3) ? db.tensor([sh.dirs, 8 * H]) : nil, nil,
+                c.need(5) ? dh0.tensor([sh.dirs, N, H]) : nil, c.need(6) ? dc0.tensor([sh.dirs, N, H]) : nil]
     }
 }
 
@@ -358,19 +368,19 @@ extension Rules {
             for step in stride(from: T - 1, through: 0, by: -1) {
                 let g = tr.gates.p + step * N * G, dp = dpre.p + step * N * G, drc = dRec.p + step * N * G
                 let hPrev = tr.hs.p + step * nh, ax = tr.aux.p + step * nh
-                let yRow = gY.map { $0.p + (sh.time(step, d) * sh.dirs + d) * nh }
+                addOutputGradient(gY, step: step, sh, d, into: dH.p)
                 for b in 0..<N {
                     let gb = g + b * G, pb = dp + b * G, rcb = drc + b * G
+                    let dhb = dH.p + b * H, ndb = newDH.p + b * H, hpb = hPrev + b * H, ab = ax + b * H
                     for k in 0..<H {
-                        let idx = b * H + k
-                        let dh = dH.p[idx] + (yRow?[idx] ?? 0)
+                        let dh = dhb[k]
                         let z = gb[k], rr = gb[H + k], ht = gb[2 * H + k]
-                        let dz = dh * (hPrev[idx] - ht) * z * (1 - z), dht = dh * (1 - z) * (1 - ht * ht)
+                        let dz = dh * (hpb[k] - ht) * z * (1 - z), dht = dh * (1 - z) * (1 - ht * ht)
                         pb[k] = dz
                         pb[2 * H + k] = dht
-                        newDH.p[idx] = dh * z
+                        ndb[k] = dh * z
                         if lbr {
-                            let u = ax[idx], drr = dht * u * rr * (1 - rr)
+                            let u = ab[k], drr = dht * u * rr * (1 - rr)
                             pb[H + k] = drr
                             rcb[k] = dz; rcb[H + k] = drr; rcb[2 * H + k] = dht * rr
                         }
@@ -393,20 +403,23 @@ extension Rules {
                 }
                 swap(&dH, &newDH)
             }
-            sgemm(dpre.p, transA: true, xs.p, transB: false, m: G, n: I, k: T * N, into: dw.p + wOff, accumulate: true)
-            if lbr {
+            if c.need(1) { sgemm(dpre.p, transA: true, xs.p, transB: false, m: G, n: I, k: T * N, into: dw.p + wOff, accumulate: true) }
+            if c.need(2), lbr {
                 sgemm(dRec.p, transA: true, tr.hs.p, transB: false, m: G, n: H, k: T * N, into: dr.p + rOff, accumulate: true)
-            } else {
+            } else if c.need(2) {
                 sgemm(dpre.p, transA: true, tr.hs.p, transB: false, m: 2 * H, n: H, k: T * N, lda: G, into: dr.p + rOff, accumulate: true)
                 sgemm(dpre.p + 2 * H, transA: true, tr.aux.p, transB: false, m: H, n: H, k: T * N, lda: G,
-                     into: dr.p + rOff + 2 * H * H, accumulate: true)
+                      into: dr.p + rOff + 2 * H * H, accumulate: true)
             }
-            addInputGradient(dpre, v.w.p + wOff, gates: G, sh, d, into: dx)
-            addColumnSums(dpre.p, rows: T * N, stride: G, count: G, into: db.p + d * 2 * G)
-            addColumnSums(dRec.p, rows: T * N, stride: G, count: G, into: db.p + d * 2 * G + G)
+            if c.need(0) { addInputGradient(dpre, v.w.p + wOff, gates: G, sh, d, into: dx) }
+            if c.need(3) {
+                addColumnSums(dpre.p, rows: T * N, stride: G, count: G, into: db.p + d * 2 * G)
+                addColumnSums(dRec.p, rows: T * N, stride: G, count: G, into: db.p + d * 2 * G + G)
+            }
             (dh0.p + d * nh).update(from: dH.p, count: nh)
         }
-        return [dx.tensor([T, N, I]), dw.tensor(try c.input(1).shape), dr.tensor(try c.input(2).shape),
-                v.bias != nil ? db.tensor([sh.dirs, 2 * G]) : nil, nil, v.h0 != nil ? dh0.tensor([sh.dirs, N, H]) : nil]
+        return [c.need(0) ? dx.tensor([T, N, I]) : nil, c.need(1) ? dw.tensor(try c.input(1).shape) : nil,
+                c.need(2) ? dr.tensor(try c.input(2).shape) : nil, c.need(3) ? db.tensor([sh.dirs, 2 * G]) : nil, nil,
+                c.need(5) ? dh0.tensor([sh.dirs, N, H]) : nil]
     }
 }

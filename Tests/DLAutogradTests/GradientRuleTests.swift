@@ -134,6 +134,9 @@ extension GradientRuleTests {
         let (nodes, inits) = T_.lstm(direction: direction)
         try T_.check(nodes, inputs: ["x": T_.randomTensor([3, 2, 2], seed: 30)], initializers: inits,
                      outputs: ["y", "yh", "yc"], epsilon: 1e-2, training: training)
+        // X from the data (no gradient asked): the weights' gradients stay right without dX.
+        try T_.check(nodes, inputs: ["x": T_.randomTensor([3, 2, 2], seed: 30)], initializers: inits,
+                     outputs: ["y", "yh", "yc"], wrt: ["w", "r", "b"], epsilon: 1e-2, training: training)
     }
 
     @Test(arguments: ["forward", "reverse", "bidirectional"], [0, 1])
@@ -142,6 +145,8 @@ extension GradientRuleTests {
         for training in [false, true] {
             try T_.check(nodes, inputs: ["x": T_.randomTensor([3, 2, 2], seed: 40)], initializers: inits,
                          outputs: ["y", "yh"], epsilon: 1e-2, training: training)
+            try T_.check(nodes, inputs: ["x": T_.randomTensor([3, 2, 2], seed: 40)], initializers: inits,
+                         outputs: ["y", "yh"], wrt: ["w", "r", "b"], epsilon: 1e-2, training: training)
         }
     }
 
