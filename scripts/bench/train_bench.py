@@ -45,25 +45,16 @@ class CNN(torch.nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
-class LSTM(torch.nn.Module):
-    def __init__(self):
+class Recurrent(torch.nn.Module):
+    """An LSTM or GRU layer (batch first), its last step -> fc 10."""
+
+    def __init__(self, layer):
         super().__init__()
-        self.lstm = torch.nn.LSTM(32, 128, batch_first=True)
+        self.rnn = layer(32, 128, batch_first=True)
         self.fc = torch.nn.Linear(128, 10)
 
     def forward(self, x):
-        h, _ = self.lstm(x)
-        return self.fc(h[:, -1])
-
-
-class GRU(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.gru = torch.nn.GRU(32, 128, batch_first=True)
-        self.fc = torch.nn.Linear(128, 10)
-
-    def forward(self, x):
-        h, _ = self.gru(x)
+        h, _ = self.rnn(x)
         return self.fc(h[:, -1])
 
 
@@ -113,8 +104,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="dlkit-train-bench-")
     print(f"models and data in {tmp}", flush=True)
     batch = 64
-    models = [("mlp 784-512-512-10", MLP, (784,)), ("cnn 28x28", CNN, (1, 28, 28)), ("lstm 20x32-128", LSTM, (20, 32)),
-              ("gru 20x32-128", GRU, (20, 32))]
+    models = [("mlp 784-512-512-10", MLP, (784,)), ("cnn 28x28", CNN, (1, 28, 28)), ("lstm 20x32-128", lambda: Recurrent(torch.nn.LSTM), (20, 32)),
+              ("gru 20x32-128", lambda: Recurrent(torch.nn.GRU), (20, 32))]
     for name, cls, shape in [m for m in models if not a.only or a.only in m[0]]:
         torch.manual_seed(0)
         model = cls()
