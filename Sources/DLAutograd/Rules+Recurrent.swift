@@ -33,6 +33,7 @@ extension Rules {
         }
         if c.inputs.count > 7, c.inputs[7] != nil { throw c.unsupported("gradients with peepholes are not supported") }
         let direction = try c.string("direction", "forward")
+        guard ["forward", "reverse", "bidirectional"].contains(direction) else { throw c.fail("direction '\(direction)' is not forward, reverse or bidirectional") }
         let dirs = direction == "bidirectional" ? 2 : 1
         guard x.rank == 3, w.rank == 3, r.rank == 3, w.shape[0] == dirs, r.shape[0] == dirs, x.shape[2] == w.shape[2] else {
             throw c.fail("X, W, R shapes do not fit")
@@ -173,9 +174,11 @@ extension Rules {
         return out.tensor([sh.dirs, sh.batch, sh.hidden])
     }
 
-    /// A gradient of an output `[T, dirs, N, H]` or `[dirs, N, H]`, nil when nothing used it.
-    static func outputGradient(_ c: RuleContext, _ i: Int) -> FloatBuffer? {
+    /// The gradient of output `i` (Y `[T, dirs, N, H]`, else `[dirs, N, H]`), nil when nothing used it.
+    static func outputGradient(_ c: RuleContext, _ i: Int, _ sh: RNNShape) throws(AutogradError) -> FloatBuffer? {
         guard i < c.outputGrads.count, let g = c.outputGrads[i] else { return nil }
+        let shape = (i == 0 ? [sh.seq] : []) + [sh.dirs, sh.batch, sh.hidden]
+        guard g.elementCount == shape.reduce(1, *) else { throw c.fail("the gradient of output \(i) has shape \(g.shape), expected \(shape)") }
         return FloatBuffer(g)
     }
 }
@@ -235,7 +238,7 @@ extension Rules {
         let (T, N, I, H) = (sh.seq, sh.batch, sh.input, sh.hidden)
         let G = 4 * H, nh = N * H
         let v = try RNNInputs(c)
-        let gY = outputGradient(c, 0), gYh = outputGradient(c, 1), gYc = outputGradient(c, 2)
+        let gY = try outputGradient(c, 0, sh), gYh = try outputGradient(c, 1, sh), gYc = try outputGradient(c, 2, sh)
         let dx = FloatBuffer(v.x.count), dw = FloatBuffer(v.w.count), dr = FloatBuffer(v.r.count)
         let db = FloatBuffer(sh.dirs * 8 * H), dh0 = FloatBuffer(sh.dirs * nh), dc0 = FloatBuffer(sh.dirs * nh)
         let kept = (c.kept as? [LSTMTrace]).flatMap { $0.count == sh.dirs ? $0 : nil }
@@ -351,7 +354,7 @@ extension Rules {
         let G = 3 * H, nh = N * H
         let lbr = try c.int("linear_before_reset", 0) != 0
         let v = try RNNInputs(c)
-        let gY = outputGradient(c, 0), gYh = outputGradient(c, 1)
+        let gY = try outputGradient(c, 0, sh), gYh = try outputGradient(c, 1, sh)
         let dx = FloatBuffer(v.x.count), dw = FloatBuffer(v.w.count), dr = FloatBuffer(v.r.count)
         let db = FloatBuffer(sh.dirs * 2 * G), dh0 = FloatBuffer(sh.dirs * nh)
         let kept = (c.kept as? [GRUTrace]).flatMap { $0.count == sh.dirs ? $0 : nil }
