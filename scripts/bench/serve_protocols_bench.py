@@ -5,7 +5,8 @@
 
 Builds the release dlserve and dlserve-codec-bench, then for the MLP fixture (784-512-512-10) at
 batch 1 and 32:
-  - in process: `Model.run` timed inside Swift (dlserve-codec-bench --run), one compute thread;
+  - in process: `Model.run` timed inside Swift (dlserve-codec-bench --run), one compute thread,
+    its runs taking turns with the pipelined binary ones (median of the runs' best rounds);
   - stdio, pipelined: N requests written through the pipe while answers are read (as a batch job
     would), time per answer from first to last; JSON and binary tensor data;
   - stdio and HTTP, one request at a time (send, wait for the answer, next), both with a thin
@@ -18,7 +19,9 @@ batch 1 and 32:
 and the tensor JSON codec throughput (MB/s of JSON text printed and parsed). The load average is
 recorded around every measurement: the machine is shared and the wall times move with it.
 Prints a Markdown table and writes it to scripts/bench/RESULTS-serve-protocols.md (not with
---quick); `--json-baseline` adds a column with earlier pipelined-JSON times.
+--quick); `--json-baseline` adds a column with earlier pipelined-JSON times. `--before DLSERVE`
+(a dlserve built from an earlier commit) adds a before/after table for the stdio binary rows,
+measured in this run with the two builds' runs interleaved.
 """
 import argparse
 import json
@@ -237,8 +240,23 @@ def own_client_http(dlserve, bodies_json, bodies_bin, total):
 
 def spread(f, repeats):
     """Median, lowest and highest of `repeats` calls of f (pipelined runs move with machine load)."""
-    values = sorted(f() for _ in range(repeats))
-    return values[len(values) // 2], values[0], values[-1]
+    return interleaved([f], repeats)[0]
+
+
+def interleaved(fs, repeats):
+    """`spread` of each of fs, their calls taking turns so that the load changes hit all alike."""
+    values = [[] for _ in fs]
+    for _ in range(repeats):
+        for v, f in zip(values, fs):
+            v.append(f())
+    return [(sorted(v)[len(v) // 2], min(v), max(v)) for v in values]
+
+
+def cpu_name():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "?"
 
 
 def load():
@@ -252,6 +270,7 @@ def main():
     ap.add_argument("--fastapi-python", default=sys.executable,
                     help="a Python with fastapi and uvicorn for the comparison server (default: this one)")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each pipelined measurement (median, lowest, highest)")
+    ap.add_argument("--before", help="a dlserve from an earlier commit: adds a before/after table of the stdio binary rows")
     args = ap.parse_args()
     fastapi = subprocess.run([args.fastapi_python, "-c", "import fastapi, uvicorn"], capture_output=True).returncode == 0
     if not fastapi:
@@ -259,6 +278,7 @@ def main():
     scale = 10 if args.quick else 1
     dlserve, bench = build()
     codec = subprocess.run([bench], check=True, capture_output=True, text=True).stdout
+    blas_core = subprocess.run([bench, "--blas-core"], check=True, capture_output=True, text=True).stdout.strip()
     baseline = [float(v) for v in args.json_baseline.split(",")] if args.json_baseline else None
 
     rng = np.random.default_rng(5)
@@ -275,13 +295,24 @@ def main():
             header, _, blob = raw.partition(b"\n")
             bodies_bin.append((header + blob, {"Inference-Header-Content-Length": str(len(header))}))
         row = {"rows": rows, "load_before": load()}
-        row["in_process"] = float(subprocess.run([bench, "--run", MLP, str(rows), str(n)], check=True,
-                                                 capture_output=True, text=True).stdout)
         row["pipe_json"] = spread(lambda: pipelined(dlserve, jsonl, n, binary=False), args.repeats)
-        row["pipe_binary"] = spread(lambda: pipelined(dlserve, binary, n, binary=True), args.repeats)
+        # Model.run in process and the pipelined binary runs (of both builds) take turns, so each
+        # ratio's two sides saw the same load; the in-process figure is the median of its runs too.
+        measured = interleaved(
+            [lambda: float(subprocess.run([bench, "--run", MLP, str(rows), str(n)], check=True,
+                                          capture_output=True, text=True).stdout),
+             lambda: pipelined(dlserve, binary, n, binary=True)]
+            + ([lambda: pipelined(args.before, binary, n, binary=True)] if args.before else []),
+            args.repeats)
+        row["in_process"] = measured[0][0]
+        row["pipe_binary"] = measured[1]
+        if args.before:
+            row["pipe_binary_before"] = measured[2]
         row["load_pipelined"] = load()
         row["seq_stdio_json"] = sequential_stdio(dlserve, jsonl, n // 4)
         row["seq_stdio_binary"] = sequential_stdio(dlserve, binary, n // 4)
+        if args.before:
+            row["seq_stdio_binary_before"] = sequential_stdio(args.before, binary, n // 4)
         own = own_client_http(dlserve, bodies_json, bodies_bin, n // 4 // 16 * 16)
         row["seq_http_json"], row["seq_http_binary"] = own[:2]
         row["load_sequential"] = load()
@@ -308,8 +339,9 @@ def main():
         return "-".join(f"{r[k]:.1f}" for k in keys)
 
     out = ["# dlserve per-request time by transport (MLP 784-512-512-10)", "",
-           f"Release build, one compute thread, {os.cpu_count()} cores; microseconds per request. "
-           "Made by `scripts/bench/serve_protocols_bench.py`. The machine is shared: the 1-minute load "
+           f"Release build, one compute thread, {os.cpu_count()} cores ({cpu_name()}), OpenBLAS core "
+           f"{blas_core}; microseconds per request. Made by `scripts/bench/serve_protocols_bench.py` on "
+           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. The machine is shared: the 1-minute load "
            "average is given for each measurement.", "",
            f"Requests streamed through the pipe (pipelined), median of {args.repeats} runs with the lowest "
            "and highest in brackets:", "",
@@ -324,6 +356,17 @@ def main():
         if baseline:
             line += f" {r['baseline']:.1f} | {r['baseline'] / pj:.2f}x |"
         out.append(line)
+    if args.before:
+        out += ["", f"Before and after in this run: `{args.before}` (an earlier build) against this one, stdio binary, "
+                f"pipelined runs of the two taking turns ({args.repeats} each; median, lowest-highest), then one "
+                "request at a time (median):", "",
+                "| batch | Model.run | pipelined before | pipelined after | ratio before | ratio after "
+                "| one at a time before | after |",
+                "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in rows_out:
+            (a, a_lo, a_hi), (b, b_lo, b_hi), m = r["pipe_binary"], r["pipe_binary_before"], r["in_process"]
+            out.append(f"| {r['rows']} | {m:.1f} | {b:.1f} ({b_lo:.1f}-{b_hi:.1f}) | {a:.1f} ({a_lo:.1f}-{a_hi:.1f}) | "
+                       f"{b / m:.2f}x | {a / m:.2f}x | {r['seq_stdio_binary_before']:.1f} | {r['seq_stdio_binary']:.1f} |")
     out += ["", "One request at a time (send, wait for the answer), median, with a thin client of our own for "
             "both transports (a pipe; a raw keep-alive socket), so the ratio is the server's:", "",
             "| batch | stdio binary | HTTP binary | HTTP/stdio | stdio JSON | HTTP JSON | HTTP/stdio | load |",

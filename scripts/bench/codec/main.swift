@@ -12,6 +12,7 @@ import Foundation
 //     swift build -c release --product dlserve-codec-bench && .build/release/dlserve-codec-bench
 // With `--run MODEL ROWS N` it instead times `Model.run` in process on a float32 input of ROWS
 // rows (the model's one input, dim 0 free): microseconds per run, best of 5 rounds of N/5 runs.
+// With `--blas-core` it prints the OpenBLAS core the kernels run on (openblas_get_corename).
 
 /// CPU time of this thread spent in `body`: the machine may be shared, and wall time would count
 /// the time other processes hold the core.
@@ -27,6 +28,10 @@ func seconds(_ body: () -> Void) -> Double {
 }
 
 let arguments = CommandLine.arguments
+if arguments.count == 2, arguments[1] == "--blas-core" {
+    print(Model.blasCoreName)
+    exit(0)
+}
 if arguments.count == 5, arguments[1] == "--run", let rows = Int(arguments[3]), let n = Int(arguments[4]), rows > 0, n > 0 {
     do {
         GEMM.setThreadCount(1)  // as dlserve's runner threads (ServePipeline, HTTPServer)
