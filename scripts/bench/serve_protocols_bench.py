@@ -60,10 +60,10 @@ def json_request(x):
             % (",".join(map(str, x.shape)), data)).encode()
 
 
-def pipelined(dlserve, payloads, total, binary):
+def pipelined(dlserve, payloads, total, binary, model=MLP):
     """Microseconds per answer with `total` requests streamed through the pipe (written in 1 MB
     blocks by a thread; answers counted, not decoded, so the Python side stays light)."""
-    p = subprocess.Popen([dlserve, MLP], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen([dlserve, model], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
     def feed():
         block, n = [], 0
@@ -252,6 +252,38 @@ def interleaved(fs, repeats):
     return [(sorted(v)[len(v) // 2], min(v), max(v)) for v in values]
 
 
+def other_models(bench, dlserve, before, names, repeats):
+    """Pipelined stdio binary against in-process Model.run for more of the bench models
+    (scripts/bench/make_models.py, built into scripts/bench/build), batch 1 and 32; each run about
+    a second, the builds' runs and Model.run taking turns."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import make_models
+    rows = []
+    rng = np.random.default_rng(11)
+    build_dir = os.path.join(ROOT, "scripts", "bench", "build")
+    os.makedirs(build_dir, exist_ok=True)
+    for name in names:
+        model = make_models.export(name, build_dir)
+        shape = make_models.MODELS[name][1]
+        for batch in (1, 32):
+            def run_model(n):
+                return float(subprocess.run([bench, "--run", model, str(batch), str(n)], check=True,
+                                            capture_output=True, text=True).stdout)
+            n = max(100, int(1e6 / run_model(50)))
+            xs = [rng.standard_normal((batch,) + tuple(shape[1:])).astype(np.float32) for _ in range(8)]
+            payloads = [encode_request({"x": x}, ["y"]) for x in xs]
+            fs = [lambda: run_model(n), lambda: pipelined(dlserve, payloads, n, True, model)]
+            if before:
+                fs.append(lambda: pipelined(before, payloads, n, True, model))
+            load_before = load()
+            measured = interleaved(fs, repeats)
+            rows.append({"model": name, "rows": batch, "requests": n, "in_process": measured[0][0],
+                         "after": measured[1], "before": measured[2] if before else None,
+                         "load": f"{load_before:.1f}-{load():.1f}"})
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
 def cpu_name():
     for line in open("/proc/cpuinfo"):
         if line.startswith("model name"):
@@ -270,6 +302,8 @@ def main():
     ap.add_argument("--fastapi-python", default=sys.executable,
                     help="a Python with fastapi and uvicorn for the comparison server (default: this one)")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each pipelined measurement (median, lowest, highest)")
+    ap.add_argument("--models", default="cnn,transformer",
+                    help="more bench models (scripts/bench/make_models.py) for the pipelined stdio binary table; '' for none")
     ap.add_argument("--before", help="a dlserve from an earlier commit: adds a before/after table of the stdio binary rows")
     args = ap.parse_args()
     fastapi = subprocess.run([args.fastapi_python, "-c", "import fastapi, uvicorn"], capture_output=True).returncode == 0
@@ -335,6 +369,9 @@ def main():
         rows_out.append(row)
         print(json.dumps(row), file=sys.stderr)
 
+    names = [m for m in args.models.split(",") if m]
+    extra = other_models(bench, dlserve, args.before, names, args.repeats) if names else []
+
     def loads(r, *keys):
         return "-".join(f"{r[k]:.1f}" for k in keys)
 
@@ -367,6 +404,24 @@ def main():
             (a, a_lo, a_hi), (b, b_lo, b_hi), m = r["pipe_binary"], r["pipe_binary_before"], r["in_process"]
             out.append(f"| {r['rows']} | {m:.1f} | {b:.1f} ({b_lo:.1f}-{b_hi:.1f}) | {a:.1f} ({a_lo:.1f}-{a_hi:.1f}) | "
                        f"{b / m:.2f}x | {a / m:.2f}x | {r['seq_stdio_binary_before']:.1f} | {r['seq_stdio_binary']:.1f} |")
+    if extra:
+        out += ["", "More bench models (`scripts/bench/make_models.py`), stdio binary pipelined against `Model.run` "
+                "in process, their runs taking turns (median of %d, lowest-highest; about a second each):" % args.repeats, ""]
+        if args.before:
+            out += ["| model | batch | requests | Model.run | pipelined before | pipelined after | ratio before | ratio after | load |",
+                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        else:
+            out += ["| model | batch | requests | Model.run | stdio binary, pipelined | ratio | load |",
+                    "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in extra:
+            (a, a_lo, a_hi), m = r["after"], r["in_process"]
+            line = f"| {r['model']} | {r['rows']} | {r['requests']} | {m:.1f} | "
+            if args.before:
+                b, b_lo, b_hi = r["before"]
+                line += f"{b:.1f} ({b_lo:.1f}-{b_hi:.1f}) | {a:.1f} ({a_lo:.1f}-{a_hi:.1f}) | {b / m:.2f}x | {a / m:.2f}x | {r['load']} |"
+            else:
+                line += f"{a:.1f} ({a_lo:.1f}-{a_hi:.1f}) | {a / m:.2f}x | {r['load']} |"
+            out.append(line)
     out += ["", "One request at a time (send, wait for the answer), median, with a thin client of our own for "
             "both transports (a pipe; a raw keep-alive socket), so the ratio is the server's:", "",
             "| batch | stdio binary | HTTP binary | HTTP/stdio | stdio JSON | HTTP JSON | HTTP/stdio | load |",
