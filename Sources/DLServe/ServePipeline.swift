@@ -14,6 +14,10 @@ import Foundation
 /// answer line followed by its binary output data, if any), flushing whenever the next answer is
 /// not ready yet. Memory stays bounded: `submit` blocks while `maxInFlight` requests or
 /// `maxInFlightBytes` of request lines are between parsing and writing.
+///
+/// Hand-overs between threads cost microseconds each, which counts against a small model's run:
+/// a runner wakes the writer once per group of short runs (`deliver`), and a request the client
+/// waits for runs on the reader's thread when a runner is free (`submit(cost:inputIdle:_:)`).
 public final class ServePipeline: @unchecked Sendable {
     public struct Options: Sendable {
         /// Runner threads (each runs one request or batch at a time, BLAS single-threaded).
