@@ -71,12 +71,13 @@ extension ServePipeline {
             guard event == .done else { return ended(event, line) }
             return submit(cost: 0, { job }) ? nil : .outputClosed
         }
+        let idle = { !reader.inputPending() }
         func prepare(_ line: UnsafeRawBufferPointer, _ binary: UnsafeRawBufferPointer) -> ServeJob {
             scanned.map { server.prepare(scanned: $0, line: line, binary: binary) } ?? server.prepare(line: line, binary: binary)
         }
         // Read with the line already (a small request): both stay in the reader's buffer.
         if let binary = reader.takeBuffered(size) {
-            return submit(cost: line.count + size, inputIdle: { !reader.inputPending() }, { prepare(line, binary) }) ? nil : .outputClosed
+            return submit(cost: line.count + size, inputIdle: idle, { prepare(line, binary) }) ? nil : .outputClosed
         }
         // The line's bytes live in the reader's buffer, which reading the binary data reuses.
         var header = Array(line)
@@ -90,7 +91,7 @@ extension ServePipeline {
             let copy = UnsafeRawBufferPointer(rebasing: h.dropLast())
             guard event == .done else { return ended(event, copy) }
             let ok = binary.withUnsafeBytes { b in
-                submit(cost: copy.count + size, inputIdle: { !reader.inputPending() }, { prepare(copy, b) })
+                submit(cost: copy.count + size, inputIdle: idle, { prepare(copy, b) })
             }
             return ok ? nil : .outputClosed
         }
