@@ -60,9 +60,26 @@ def json_request(x):
             % (",".join(map(str, x.shape)), data)).encode()
 
 
-def pipelined(dlserve, payloads, total, binary, model=MLP):
+def thread_cpu(pid):
+    """CPU seconds (user + system) of each thread of process `pid`, by thread id."""
+    tick = os.sysconf("SC_CLK_TCK")
+    times = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        times[tid] = (int(fields[11]) + int(fields[12])) / tick
+    return times
+
+
+def pipelined(dlserve, payloads, total, binary, model=MLP, cpu=None):
     """Microseconds per answer with `total` requests streamed through the pipe (written in 1 MB
-    blocks by a thread; answers counted, not decoded, so the Python side stays light)."""
+    blocks by a thread; answers counted, not decoded, so the Python side stays light). With `cpu`
+    (a list), appends the server's CPU microseconds per answer over the same span: all threads,
+    and its busiest thread (the runner: what bounds the rate when the others have a core of
+    their own). CPU time hardly moves with other load on the machine; wall time does."""
     p = subprocess.Popen([dlserve, model], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
     def feed():
@@ -74,9 +91,10 @@ def pipelined(dlserve, payloads, total, binary, model=MLP):
                 p.stdin.write(b"".join(block))
                 block, n = [], 0
         p.stdin.write(b"".join(block))
-        p.stdin.close()
+        p.stdin.flush()
 
-    threading.Thread(target=feed, daemon=True).start()
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
     fd = p.stdout.fileno()
     data = b""
     while b"\n" not in data:
@@ -89,6 +107,7 @@ def pipelined(dlserve, payloads, total, binary, model=MLP):
     if "error" in header:
         raise SystemExit(header["error"])
     start = time.perf_counter()
+    cpu_start = thread_cpu(p.pid)
     if binary:
         # Every answer has the first one's size (same header, same output shape).
         size = len(line) + header["outputs"][0]["parameters"]["binary_data_size"]
@@ -106,7 +125,14 @@ def pipelined(dlserve, payloads, total, binary, model=MLP):
                 raise SystemExit("dlserve stopped answering")
             seen += chunk.count(b"\n")
     span = time.perf_counter() - start
+    # Read before stdin closes (the server exits at the end of its input).
+    cpu_end = thread_cpu(p.pid)
+    feeder.join()
+    p.stdin.close()
     p.wait()
+    if cpu is not None:
+        used = [cpu_end[t] - cpu_start.get(t, 0) for t in cpu_end]
+        cpu.append((sum(used) / (total - 1) * 1e6, max(used) / (total - 1) * 1e6))
     return span / (total - 1) * 1e6
 
 
@@ -252,10 +278,38 @@ def interleaved(fs, repeats):
     return [(sorted(v)[len(v) // 2], min(v), max(v)) for v in values]
 
 
+def versus_model_run(bench, model, rows, n, payloads, dlserve, before, repeats):
+    """In-process `Model.run` against pipelined stdio binary (this build, and `before` if given),
+    their runs taking turns so each ratio's two sides saw the same load. Wall: median of the
+    runs (in process: each run's best round); CPU: medians of the CPU per run or answer."""
+    cpus = [[] for _ in range(3)]
+
+    def in_process():
+        wall, used = map(float, subprocess.run([bench, "--run", model, str(rows), str(n)], check=True,
+                                               capture_output=True, text=True).stdout.split())
+        cpus[0].append(used)
+        return wall
+
+    fs = [in_process, lambda: pipelined(dlserve, payloads, n, True, model, cpus[1])]
+    if before:
+        fs.append(lambda: pipelined(before, payloads, n, True, model, cpus[2]))
+    load_before = load()
+    measured = interleaved(fs, repeats)
+
+    def median(values):
+        return sorted(values)[len(values) // 2]
+    result = {"in_process": measured[0][0], "in_process_cpu": median(cpus[0]), "after": measured[1],
+              "after_cpu": median([c[0] for c in cpus[1]]), "after_busiest": median([c[1] for c in cpus[1]]),
+              "load": f"{load_before:.1f}-{load():.1f}"}
+    if before:
+        result.update(before=measured[2], before_cpu=median([c[0] for c in cpus[2]]),
+                      before_busiest=median([c[1] for c in cpus[2]]))
+    return result
+
+
 def other_models(bench, dlserve, before, names, repeats):
-    """Pipelined stdio binary against in-process Model.run for more of the bench models
-    (scripts/bench/make_models.py, built into scripts/bench/build), batch 1 and 32; each run about
-    a second, the builds' runs and Model.run taking turns."""
+    """`versus_model_run` for more of the bench models (scripts/bench/make_models.py, built into
+    scripts/bench/build), batch 1 and 32, each run about a second."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import make_models
     rows = []
@@ -266,21 +320,15 @@ def other_models(bench, dlserve, before, names, repeats):
         model = make_models.export(name, build_dir)
         shape = make_models.MODELS[name][1]
         for batch in (1, 32):
-            def run_model(n):
-                return float(subprocess.run([bench, "--run", model, str(batch), str(n)], check=True,
-                                            capture_output=True, text=True).stdout)
-            n = max(100, int(1e6 / run_model(50)))
+            once = float(subprocess.run([bench, "--run", model, str(batch), "50"], check=True,
+                                        capture_output=True, text=True).stdout.split()[0])
+            n = max(100, int(1e6 / once))
             xs = [rng.standard_normal((batch,) + tuple(shape[1:])).astype(np.float32) for _ in range(8)]
             payloads = [encode_request({"x": x}, ["y"]) for x in xs]
-            fs = [lambda: run_model(n), lambda: pipelined(dlserve, payloads, n, True, model)]
-            if before:
-                fs.append(lambda: pipelined(before, payloads, n, True, model))
-            load_before = load()
-            measured = interleaved(fs, repeats)
-            rows.append({"model": name, "rows": batch, "requests": n, "in_process": measured[0][0],
-                         "after": measured[1], "before": measured[2] if before else None,
-                         "load": f"{load_before:.1f}-{load():.1f}"})
-            print(json.dumps(rows[-1]), file=sys.stderr)
+            r = versus_model_run(bench, model, batch, n, payloads, dlserve, before, repeats)
+            r.update(model=name, rows=batch, requests=n)
+            rows.append(r)
+            print(json.dumps(r), file=sys.stderr)
     return rows
 
 
@@ -330,18 +378,12 @@ def main():
             bodies_bin.append((header + blob, {"Inference-Header-Content-Length": str(len(header))}))
         row = {"rows": rows, "load_before": load()}
         row["pipe_json"] = spread(lambda: pipelined(dlserve, jsonl, n, binary=False), args.repeats)
-        # Model.run in process and the pipelined binary runs (of both builds) take turns, so each
-        # ratio's two sides saw the same load; the in-process figure is the median of its runs too.
-        measured = interleaved(
-            [lambda: float(subprocess.run([bench, "--run", MLP, str(rows), str(n)], check=True,
-                                          capture_output=True, text=True).stdout),
-             lambda: pipelined(dlserve, binary, n, binary=True)]
-            + ([lambda: pipelined(args.before, binary, n, binary=True)] if args.before else []),
-            args.repeats)
-        row["in_process"] = measured[0][0]
-        row["pipe_binary"] = measured[1]
+        versus = versus_model_run(bench, MLP, rows, n, binary, dlserve, args.before, args.repeats)
+        row["versus"] = versus
+        row["in_process"] = versus["in_process"]
+        row["pipe_binary"] = versus["after"]
         if args.before:
-            row["pipe_binary_before"] = measured[2]
+            row["pipe_binary_before"] = versus["before"]
         row["load_pipelined"] = load()
         row["seq_stdio_json"] = sequential_stdio(dlserve, jsonl, n // 4)
         row["seq_stdio_binary"] = sequential_stdio(dlserve, binary, n // 4)
@@ -393,35 +435,42 @@ def main():
         if baseline:
             line += f" {r['baseline']:.1f} | {r['baseline'] / pj:.2f}x |"
         out.append(line)
-    if args.before:
-        out += ["", f"Before and after in this run: `{args.before}` (an earlier build) against this one, stdio binary, "
-                f"pipelined runs of the two taking turns ({args.repeats} each; median, lowest-highest), then one "
-                "request at a time (median):", "",
-                "| batch | Model.run | pipelined before | pipelined after | ratio before | ratio after "
-                "| one at a time before | after |",
-                "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for r in rows_out:
-            (a, a_lo, a_hi), (b, b_lo, b_hi), m = r["pipe_binary"], r["pipe_binary_before"], r["in_process"]
-            out.append(f"| {r['rows']} | {m:.1f} | {b:.1f} ({b_lo:.1f}-{b_hi:.1f}) | {a:.1f} ({a_lo:.1f}-{a_hi:.1f}) | "
-                       f"{b / m:.2f}x | {a / m:.2f}x | {r['seq_stdio_binary_before']:.1f} | {r['seq_stdio_binary']:.1f} |")
-    if extra:
-        out += ["", "More bench models (`scripts/bench/make_models.py`), stdio binary pipelined against `Model.run` "
-                "in process, their runs taking turns (median of %d, lowest-highest; about a second each):" % args.repeats, ""]
-        if args.before:
-            out += ["| model | batch | requests | Model.run | pipelined before | pipelined after | ratio before | ratio after | load |",
-                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    table = [dict(r["versus"], model="mlp", rows=r["rows"], requests=(20000 if r["rows"] == 1 else 3000) // scale)
+             for r in rows_out] + extra
+    before = bool(args.before)
+    out += ["", "Stdio binary, pipelined, against `Model.run` in process for the bench models "
+            "(`scripts/bench/make_models.py`; mlp is the fixture above), their runs taking turns"
+            + (f" with those of an earlier build (before: `{args.before}`)" if before else "")
+            + f": wall time per request (median of {args.repeats}, lowest-highest) and its ratio, then CPU time per request, "
+            "which load from other processes hardly moves: all of dlserve's threads, and its busiest thread (the "
+            "runner: with a core of its own, the rate it allows is the pipelined time on an idle machine) over "
+            "`Model.run`'s CPU time:", ""]
+    if before:
+        out += ["| model | batch | requests | Model.run | pipelined before | after | ratio before | after "
+                "| Model.run CPU | CPU before: all, busiest | after | busiest/Model.run before | after | load |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    else:
+        out += ["| model | batch | requests | Model.run | pipelined | ratio | Model.run CPU | CPU: all, busiest "
+                "| busiest/Model.run | load |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in table:
+        m, mc = r["in_process"], r["in_process_cpu"]
+        (a, a_lo, a_hi) = r["after"]
+        line = f"| {r['model']} | {r['rows']} | {r['requests']} | {m:.1f} | "
+        if before:
+            b, b_lo, b_hi = r["before"]
+            line += (f"{b:.1f} ({b_lo:.1f}-{b_hi:.1f}) | {a:.1f} ({a_lo:.1f}-{a_hi:.1f}) | {b / m:.2f}x | {a / m:.2f}x | "
+                     f"{mc:.1f} | {r['before_cpu']:.1f}, {r['before_busiest']:.1f} | {r['after_cpu']:.1f}, "
+                     f"{r['after_busiest']:.1f} | {r['before_busiest'] / mc:.2f}x | {r['after_busiest'] / mc:.2f}x | {r['load']} |")
         else:
-            out += ["| model | batch | requests | Model.run | stdio binary, pipelined | ratio | load |",
-                    "|---|---:|---:|---:|---:|---:|---:|"]
-        for r in extra:
-            (a, a_lo, a_hi), m = r["after"], r["in_process"]
-            line = f"| {r['model']} | {r['rows']} | {r['requests']} | {m:.1f} | "
-            if args.before:
-                b, b_lo, b_hi = r["before"]
-                line += f"{b:.1f} ({b_lo:.1f}-{b_hi:.1f}) | {a:.1f} ({a_lo:.1f}-{a_hi:.1f}) | {b / m:.2f}x | {a / m:.2f}x | {r['load']} |"
-            else:
-                line += f"{a:.1f} ({a_lo:.1f}-{a_hi:.1f}) | {a / m:.2f}x | {r['load']} |"
-            out.append(line)
+            line += (f"{a:.1f} ({a_lo:.1f}-{a_hi:.1f}) | {a / m:.2f}x | {mc:.1f} | {r['after_cpu']:.1f}, "
+                     f"{r['after_busiest']:.1f} | {r['after_busiest'] / mc:.2f}x | {r['load']} |")
+        out.append(line)
+    if before:
+        out += ["", "One request at a time through the pipe (send, wait for the answer), stdio binary, MLP, median:", "",
+                "| batch | before | after |", "|---:|---:|---:|"]
+        for r in rows_out:
+            out.append(f"| {r['rows']} | {r['seq_stdio_binary_before']:.1f} | {r['seq_stdio_binary']:.1f} |")
     out += ["", "One request at a time (send, wait for the answer), median, with a thin client of our own for "
             "both transports (a pipe; a raw keep-alive socket), so the ratio is the server's:", "",
             "| batch | stdio binary | HTTP binary | HTTP/stdio | stdio JSON | HTTP JSON | HTTP/stdio | load |",
