@@ -24,6 +24,7 @@ public struct Differentiator: Sendable {
     public init(graph: Graph, wrt: [String]) throws(AutogradError) {
         var g = graph
         do { try g.verifyAndSort(outerScope: []) } catch { throw .runtime(.invalidGraph(error)) }
+        NormalForm.normalise(&g)
         let known = Set(g.initializers.names).union(g.inputs.map(\.name))
         for w in wrt where !known.contains(w) { throw .unknownValue(w) }
         var active = Set(wrt)

@@ -23,6 +23,8 @@ struct KernelContext {
     /// The node's constant weights packed for the AVX-512 kernels (planned runs on machines that
     /// have them); see `WeightPacks`.
     var packed: [PackedMatrix]? = nil
+    /// The node's window attributes when the plan read them already; see `window()`.
+    var windowAttributes: WindowAttributes? = nil
 
     /// A tensor for an output of `dtype` and `shape` whose every element the kernel writes: a
     /// recycled buffer in planned runs (contents unspecified), zeros otherwise.
@@ -192,10 +194,3 @@ extension KernelContext {
     var inputCount: Int { inputs.count }
 }
 
-extension KernelContext {
-    /// Integer input `i`, or for older opsets the attribute `name` that carried it.
-    func intsInputOrAttribute(_ i: Int, _ name: String) throws(RuntimeError) -> [Int]? {
-        if let v = try intList(i) { return v }
-        return try ints(name)
-    }
-}
