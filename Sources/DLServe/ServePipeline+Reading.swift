@@ -26,12 +26,11 @@ extension ServePipeline {
                 let (framing, scanned) = server.framing(line: bytes)
                 switch framing {
                 case .none:
-                    guard submit(cost: bytes.count, inputIdle: idle, {
-                        scanned.map { server.prepare(scanned: $0, line: bytes, binary: UnsafeRawBufferPointer(start: nil, count: 0)) }
-                            ?? server.prepare(line: bytes)
-                    }) else { return .outputClosed }
+                    guard submit(cost: bytes.count, inputIdle: idle, { prepare(bytes, scanned: scanned) }) else { return .outputClosed }
                 case .bytes(let size):
-                    if let ending = submitBinary(line: bytes, scanned: scanned, size: size, reader: reader, limit: maxBinaryBytes) {
+                    if let ending = submitBinary(
+                        line: bytes, scanned: scanned, size: size, reader: reader, limit: maxBinaryBytes, idle: idle
+                    ) {
                         return ending
                     }
                 case .broken(let why):
@@ -52,7 +51,7 @@ extension ServePipeline {
     /// Reads the `size` bytes of binary data after `line` and submits the request; nil to go on
     /// reading, else why reading ends.
     private func submitBinary(
-        line: UnsafeRawBufferPointer, scanned: ScannedRequest?, size: Int, reader: LineReader, limit: Int
+        line: UnsafeRawBufferPointer, scanned: ScannedRequest?, size: Int, reader: LineReader, limit: Int, idle: () -> Bool
     ) -> ReadEnding? {
         func ended(_ event: LineReader.BytesEvent, _ line: UnsafeRawBufferPointer) -> ReadEnding {
             switch event {
@@ -71,13 +70,9 @@ extension ServePipeline {
             guard event == .done else { return ended(event, line) }
             return submit(cost: 0, { job }) ? nil : .outputClosed
         }
-        let idle = { !reader.inputPending() }
-        func prepare(_ line: UnsafeRawBufferPointer, _ binary: UnsafeRawBufferPointer) -> ServeJob {
-            scanned.map { server.prepare(scanned: $0, line: line, binary: binary) } ?? server.prepare(line: line, binary: binary)
-        }
         // Read with the line already (a small request): both stay in the reader's buffer.
         if let binary = reader.takeBuffered(size) {
-            return submit(cost: line.count + size, inputIdle: idle, { prepare(line, binary) }) ? nil : .outputClosed
+            return submit(cost: line.count + size, inputIdle: idle, { prepare(line, scanned: scanned, binary: binary) }) ? nil : .outputClosed
         }
         // The line's bytes live in the reader's buffer, which reading the binary data reuses.
         var header = Array(line)
@@ -91,10 +86,18 @@ extension ServePipeline {
             let copy = UnsafeRawBufferPointer(rebasing: h.dropLast())
             guard event == .done else { return ended(event, copy) }
             let ok = binary.withUnsafeBytes { b in
-                submit(cost: copy.count + size, inputIdle: idle, { prepare(copy, b) })
+                submit(cost: copy.count + size, inputIdle: idle, { prepare(copy, scanned: scanned, binary: b) })
             }
             return ok ? nil : .outputClosed
         }
+    }
+
+    /// The parse stage for `line` and its binary data, reusing the framing's scan when there was one.
+    private func prepare(
+        _ line: UnsafeRawBufferPointer, scanned: ScannedRequest?,
+        binary: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)
+    ) -> ServeJob {
+        scanned.map { server.prepare(scanned: $0, line: line, binary: binary) } ?? server.prepare(line: line, binary: binary)
     }
 
     /// An error answer to a request whose binary data could not be taken (with its id when the
