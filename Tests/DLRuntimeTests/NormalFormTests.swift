@@ -49,3 +49,22 @@ import Testing
         #expect(squeeze.inputs.count == 2)
     }
 }
+
+/// A fused node's Clip activation, run by the general kernels (here: a float64 convolution),
+/// passes its bounds as Clip's inputs, the IR's form.
+@Suite struct FusedClipFallbackTests {
+    @Test func aFusedConvClipsOnTheGeneralPath() throws {
+        let x = seededRandom([1, 2, 5, 5], seed: 8).converted(to: .float64)
+        let w = seededRandom([3, 2, 3, 3], seed: 7).converted(to: .float64)
+        let pads = Attribute(name: "pads", value: .ints([1, 1, 1, 1]))
+        let fused = Node(opType: "FusedConv", domain: FusedOps.domain, inputs: ["x", "w"], outputs: ["y"],
+                         attributes: [pads, Attribute(name: "activation", value: .string("Clip")),
+                                      Attribute(name: "activation_alpha", value: .float(-0.25)),
+                                      Attribute(name: "activation_beta", value: .float(0.25))])
+        let got = try #require(try NodeRunner.run(fused, inputs: [x, w], opset: 17).first).doubles()
+        let conv = try #require(try NodeRunner.run(Node(opType: "Conv", inputs: ["x", "w"], outputs: ["c"], attributes: [pads]),
+                                                   inputs: [x, w], opset: 17).first).doubles()
+        #expect(conv.contains { $0 > 0.25 } && conv.contains { $0 < -0.25 }, "the bounds must matter for this test")
+        #expect(got == conv.map { min(max($0, -0.25), 0.25) })
+    }
+}

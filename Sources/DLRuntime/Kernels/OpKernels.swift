@@ -8,7 +8,8 @@ struct KernelContext {
     let node: Node
     let inputs: [Tensor?]
     var outputTypes: [TensorType?]
-    /// The inputs as values (tensors, sequences, optionals); nil where left out. Set by the executor.
+    /// The inputs as values (tensors, sequences, optionals); nil where left out. Set by the executor
+    /// for value kernels and unplanned runs; planned tensor steps leave it empty.
     var values: [GraphValue?] = []
     /// Runs graph attribute (name, index among a `graphs` list) with inputs in order, seeing the
     /// enclosing scope; set by the executor for nodes with graph attributes.
@@ -94,7 +95,7 @@ enum OpKernels {
         try r.add(ShapeKernels.all + MathKernels.all + MovementKernels.all + IndexingKernels.all + SortingKernels.all + ReduceKernels.all + CreationKernels.all
                   + NeuralKernels.all + PoolingKernels.all + ResizeKernels.all + ConvFamilyKernels.all
                   + SamplingKernels.all + RearrangeKernels.all + FlowKernels.all + FastPaths.fused)
-        for (op, takes, kernel) in ElementwiseKernels.fast + SelectKernels.fast + ConvolutionKernels.fast + LinearKernels.fast + FastLSTM.fast {
+        for (op, takes, kernel) in ElementwiseKernels.fast + SelectKernels.fast + ConvolutionKernels.fast + LinearKernels.fast + FastLSTM.fast + QuantizeKernels.fast {
             try r.addFast(op, takes: takes, kernel)
         }
         return r

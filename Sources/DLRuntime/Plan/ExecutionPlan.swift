@@ -96,10 +96,10 @@ final class ExecutionPlan: Sendable {
     /// Builds the plan for `inputs` (tensors for every graph input, already checked).
     /// - Parameters:
     ///   - inPlace: let elementwise steps write over an input that dies there.
+    ///   - subgraphs: executors of the graph attributes of `graph`'s nodes, by node index.
     ///   - dump: list the steps on stderr (a star marks those inferring per run).
     /// - Returns: nil when the graph cannot be planned for these inputs (an error while folding or
     ///   inferring); the caller then runs unplanned, which reports the error in its usual words.
-    ///   - subgraphs: executors of the graph attributes of `graph`'s nodes, by node index.
     init?(graph: Graph, inputs: [String: Tensor], opset: Int?, packs: WeightPacks? = nil,
           subgraphs: [Int: [String: [Executor]]] = [:], inPlace inPlaceAllowed: Bool = true, dump: Bool = false) {
         var slotOf: [String: Int] = [:]
@@ -360,8 +360,8 @@ final class ExecutionPlan: Sendable {
         }
         do {
             let tensors = step.inputs.map { $0 < 0 ? nil : slots[$0] }
+            // Tensor kernels read `inputs`; `values` is for value kernels (control-flow steps).
             var ctx = KernelContext(node: step.node, inputs: tensors, outputTypes: step.types ?? [])
-            ctx.values = tensors.map { $0.map { GraphValue.tensor($0) } }
             ctx.opset = opset
             ctx.pool = pool
             ctx.inPlaceInput = inPlace

@@ -1,4 +1,4 @@
-import DLKernels
+import DLTensor
 
 /// Row-major index arithmetic shared by the breadth kernels (movement, reduction); broadcasting is
 /// `KernelContext.broadcast` over `DLKernels.BroadcastPlan`.
