@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from checks import check  # noqa: E402
 import checks  # noqa: E402
-from dlserve_client import DLServe, ServeError  # noqa: E402
+from dlserve_client import DLServe, ServeError, encode_request, read_answer  # noqa: E402
 
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build", "debug"))
 DLSERVE = os.path.join(BIN, "dlserve")
@@ -87,6 +87,57 @@ def stdio_binary_every_dtype():
             assert "bool" in str(e), e
         # The stream is still in step after the error.
         assert np.array_equal(server.infer(arrays)["uint64_out"], arrays["uint64"])
+
+
+def stdio_binary_burst_without_eof():
+    """Requests written back to back with the input left open (a client that pipelines and waits):
+    every answer arrives, in order, without the end of input to flush them; then one request sent
+    alone (the server idle, the client waiting) is answered too. The Identity model runs in
+    microseconds, so the server groups answers while runs follow each other and must still write
+    the last of a burst at once."""
+    import queue
+    arrays = every_dtype_arrays(rows=1)
+    count = 300
+    process = subprocess.Popen([DLSERVE, DTYPES], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL)
+    arrived = queue.Queue()
+
+    def read_all():
+        try:
+            while True:
+                arrived.put(read_answer(process.stdout))
+        except Exception as e:  # the end of the output, or an unreadable answer (then the check fails)
+            arrived.put(e)
+    threading.Thread(target=read_all, daemon=True).start()
+    try:
+        def answers(n, deadline):
+            got = []
+            while len(got) < n:
+                try:
+                    a = arrived.get(timeout=max(0.0, deadline - time.time()))
+                except queue.Empty:
+                    raise AssertionError(f"{len(got)} of {n} answers within the time allowed, the input still open")
+                assert not isinstance(a, Exception), a
+                got.append(a)
+            return got
+        for burst in range(2):
+            writer = threading.Thread(target=lambda: (process.stdin.write(b"".join(
+                encode_request(arrays, request_id=f"{burst}-{i}") for i in range(count))), process.stdin.flush()))
+            writer.start()
+            got = answers(count, time.time() + 60)
+            writer.join()
+            assert [a["id"] for a, _ in got] == [f"{burst}-{i}" for i in range(count)], "answers out of order"
+            for _, outs in got:
+                assert all(np.array_equal(outs[k + "_out"], a) for k, a in arrays.items())
+            process.stdin.write(encode_request(arrays, request_id="alone"))
+            process.stdin.flush()
+            (answer, outs), = answers(1, time.time() + 30)
+            assert answer["id"] == "alone" and np.array_equal(outs["fp64_out"], arrays["fp64"])
+        process.stdin.close()
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
 
 
 class HTTPServer:
@@ -434,6 +485,8 @@ http {{
 def main():
     check("stdio binary: MLP at batch 1 and 32 equals ONNX Runtime", stdio_binary_mlp)
     check("stdio binary: every datatype in and out unchanged, errors keep the stream in step", stdio_binary_every_dtype)
+    check("stdio binary: bursts with the input left open are answered in full and in order, then a lone request",
+          stdio_binary_burst_without_eof)
     check("http (tritonclient): health, readiness, server and model metadata", http_health_and_metadata)
     check("http (tritonclient): MLP at batch 1 and 32, JSON and binary both ways, equals ONNX Runtime", http_infer_mlp_json_and_binary)
     check("http (tritonclient): every datatype, JSON and binary, unchanged", http_every_datatype)

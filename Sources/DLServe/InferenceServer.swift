@@ -149,6 +149,14 @@ public final class InferenceServer: Sendable {
         scan(line) { request throws(ServeError) in try prepare(request, line: line, binary: binary) }
     }
 
+    /// `prepare(line:binary:)` for a line that `framing(line:)` has scanned already: `line` holds
+    /// the same bytes (the scanned request keeps byte ranges into it).
+    func prepare(scanned request: ScannedRequest, line: UnsafeRawBufferPointer, binary: UnsafeRawBufferPointer) -> ServeJob {
+        do { return try prepare(request, line: line, binary: binary) } catch {
+            return .answer(Self.errorAnswer(id: request.id, message: error.description))
+        }
+    }
+
     /// Parses the JSON of an inference request to model number `model` (HTTP: the model comes
     /// from the path, `method` and `model_name` in the body are not read), with the binary tensor
     /// data after it. The same one-byte look-ahead rule as `prepare(line:binary:)` applies.
@@ -185,17 +193,25 @@ public final class InferenceServer: Sendable {
 
     /// How many bytes of binary tensor data follow a request line: the sum of its inputs'
     /// `parameters.binary_data_size`. Lines that do not mention `binary_data_size` are not scanned.
-    public func binaryFraming(line: UnsafeRawBufferPointer) -> BinaryFraming {
-        guard Self.mentionsBinaryDataSize(line) else { return .none }
+    public func binaryFraming(line: UnsafeRawBufferPointer) -> BinaryFraming { framing(line: line).framing }
+
+    /// `binaryFraming(line:)`, with the scanned request when the line was scanned (so
+    /// `prepare(scanned:line:binary:)` need not scan it again).
+    func framing(line: UnsafeRawBufferPointer) -> (framing: BinaryFraming, request: ScannedRequest?) {
+        guard Self.mentionsBinaryDataSize(line) else { return (.none, nil) }
         var scanner = RequestScanner(line, maxDepth: limits.maxDepth)
         guard let request = try? scanner.scan() else {
-            return .broken("the request line is not valid JSON, so the size of its binary data is unknown")
+            return (.broken("the request line is not valid JSON, so the size of its binary data is unknown"), nil)
         }
+        return (Self.binaryFraming(of: request), request)
+    }
+
+    private static func binaryFraming(of request: ScannedRequest) -> BinaryFraming {
         guard let inputs = request.inputs else { return .none }
         var total: Int? = nil
         for (i, input) in inputs.enumerated() {
             do throws(ServeError) {
-                guard let n = try Self.binarySize(input.parameters, label: "inputs[\(i)]") else { continue }
+                guard let n = try binarySize(input.parameters, label: "inputs[\(i)]") else { continue }
                 let (sum, overflow) = (total ?? 0).addingReportingOverflow(n)
                 guard !overflow else { return .broken("the binary_data_size values overflow") }
                 total = sum

@@ -101,6 +101,16 @@ public final class RunQueue: @unchecked Sendable {
         return outcome[0]
     }
 
+    /// The recent run time of the job a runner takes next, when one is queued, a runner is free to
+    /// take it at once and its model has run before (seconds); nil otherwise. A runner that has
+    /// just finished asks this to tell whether another answer follows shortly.
+    package func nextRunSeconds() -> Double? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard head < items.count, busy < threadCount, case .infer(let next) = items[head].job else { return nil }
+        return recentRunSeconds[next.model]
+    }
+
     private func timedRun(_ jobs: [ServeJob]) -> ([ServeOutcome], Double) {
         let start = DispatchTime.now().uptimeNanoseconds
         let outcomes = server.run(jobs)

@@ -19,14 +19,20 @@ extension ServePipeline {
     /// Binary data over `maxBinaryBytes` is skipped as it arrives and the request answered with
     /// an error; a line whose sizes cannot be read is answered and ends reading.
     package func read(from reader: LineReader, maxBinaryBytes: Int) -> ReadEnding {
+        let idle = { !reader.inputPending() }
         while true {
             switch reader.next() {
             case .line(let bytes):
-                switch server.binaryFraming(line: bytes) {
+                let (framing, scanned) = server.framing(line: bytes)
+                switch framing {
                 case .none:
-                    guard submit(cost: bytes.count, { server.prepare(line: bytes) }) else { return .outputClosed }
+                    guard submit(cost: bytes.count, inputIdle: idle, { prepare(bytes, scanned: scanned) }) else { return .outputClosed }
                 case .bytes(let size):
-                    if let ending = submitBinary(line: bytes, size: size, reader: reader, limit: maxBinaryBytes) { return ending }
+                    if let ending = submitBinary(
+                        line: bytes, scanned: scanned, size: size, reader: reader, limit: maxBinaryBytes, idle: idle
+                    ) {
+                        return ending
+                    }
                 case .broken(let why):
                     // Where the next request starts is unknown: answer, then stop reading.
                     let message = "\(why); the binary framing of the input is lost, no further requests are read"
@@ -44,7 +50,9 @@ extension ServePipeline {
 
     /// Reads the `size` bytes of binary data after `line` and submits the request; nil to go on
     /// reading, else why reading ends.
-    private func submitBinary(line: UnsafeRawBufferPointer, size: Int, reader: LineReader, limit: Int) -> ReadEnding? {
+    private func submitBinary(
+        line: UnsafeRawBufferPointer, scanned: ScannedRequest?, size: Int, reader: LineReader, limit: Int, idle: () -> Bool
+    ) -> ReadEnding? {
         func ended(_ event: LineReader.BytesEvent, _ line: UnsafeRawBufferPointer) -> ReadEnding {
             switch event {
             case .done: return .end  // not reached: callers handle .done
@@ -62,17 +70,34 @@ extension ServePipeline {
             guard event == .done else { return ended(event, line) }
             return submit(cost: 0, { job }) ? nil : .outputClosed
         }
+        // Read with the line already (a small request): both stay in the reader's buffer.
+        if let binary = reader.takeBuffered(size) {
+            return submit(cost: line.count + size, inputIdle: idle, { prepare(line, scanned: scanned, binary: binary) }) ? nil : .outputClosed
+        }
         // The line's bytes live in the reader's buffer, which reading the binary data reuses.
         var header = Array(line)
         header.append(0)
-        var binary = [UInt8](repeating: 0, count: size)
-        let event = binary.withUnsafeMutableBytes { reader.readBytes(into: $0) }
+        var event = LineReader.BytesEvent.done
+        let binary = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            event = reader.readBytes(into: UnsafeMutableRawBufferPointer(buffer))
+            count = size  // bytes are plain values; only read when `event` is .done (all written)
+        }
         return header.withUnsafeBytes { h -> ReadEnding? in
             let copy = UnsafeRawBufferPointer(rebasing: h.dropLast())
             guard event == .done else { return ended(event, copy) }
-            let ok = binary.withUnsafeBytes { b in submit(cost: copy.count + size, { server.prepare(line: copy, binary: b) }) }
+            let ok = binary.withUnsafeBytes { b in
+                submit(cost: copy.count + size, inputIdle: idle, { prepare(copy, scanned: scanned, binary: b) })
+            }
             return ok ? nil : .outputClosed
         }
+    }
+
+    /// The parse stage for `line` and its binary data, reusing the framing's scan when there was one.
+    private func prepare(
+        _ line: UnsafeRawBufferPointer, scanned: ScannedRequest?,
+        binary: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)
+    ) -> ServeJob {
+        scanned.map { server.prepare(scanned: $0, line: line, binary: binary) } ?? server.prepare(line: line, binary: binary)
     }
 
     /// An error answer to a request whose binary data could not be taken (with its id when the

@@ -14,6 +14,10 @@ import Foundation
 /// answer line followed by its binary output data, if any), flushing whenever the next answer is
 /// not ready yet. Memory stays bounded: `submit` blocks while `maxInFlight` requests or
 /// `maxInFlightBytes` of request lines are between parsing and writing.
+///
+/// Hand-overs between threads cost microseconds each, which counts against a small model's run:
+/// a runner wakes the writer once per group of short runs (`deliver`), and a request the client
+/// waits for runs on the reader's thread when a runner is free (`submit(cost:inputIdle:_:)`).
 public final class ServePipeline: @unchecked Sendable {
     public struct Options: Sendable {
         /// Runner threads (each runs one request or batch at a time, BLAS single-threaded).
@@ -59,6 +63,9 @@ public final class ServePipeline: @unchecked Sendable {
     private var outputBroken = false
     private var counts = Counts()
     private var nextSeq = 0
+    /// Answers finished since the writer was last woken, and when the first of them finished.
+    private var held = 0
+    private var heldSince: UInt64 = 0
 
     private let writerExited = DispatchSemaphore(value: 0)
 
@@ -91,10 +98,13 @@ public final class ServePipeline: @unchecked Sendable {
     }
 
     /// Admits one request: waits for room, then calls `make` (the parse stage, on the caller's
-    /// thread) and queues its job. `cost` is the request's line length.
+    /// thread) and queues its job. `cost` is the request's line length. When `inputIdle` says no
+    /// further request is waiting (the client waits for this answer), a short inference runs right
+    /// here if a runner is free and nothing is queued (`RunQueue.runHereIfIdle`): no hand-over to a
+    /// runner thread and back.
     /// - Returns: false when the output is closed (stop reading).
     @discardableResult
-    package func submit(cost: Int, _ make: () -> ServeJob) -> Bool {
+    package func submit(cost: Int, inputIdle: () -> Bool = { false }, _ make: () -> ServeJob) -> Bool {
         flight.lock()
         while inFlight >= options.maxInFlight || (inFlight > 0 && inFlightBytes + cost > options.maxInFlightBytes) {
             flight.wait()
@@ -106,11 +116,10 @@ public final class ServePipeline: @unchecked Sendable {
         let job = make()
         let seq = nextSeq
         nextSeq += 1
-        runQueue.submit(job) { [unowned self] outcome in
-            done.lock()
-            finished[seq] = (outcome, cost)
-            done.broadcast()
-            done.unlock()
+        if inputIdle(), let outcome = runQueue.runHereIfIdle(job) {
+            deliver(seq: seq, outcome, cost: cost)
+        } else {
+            runQueue.submit(job) { [unowned self] outcome in deliver(seq: seq, outcome, cost: cost) }
         }
 
         done.lock()
@@ -135,6 +144,30 @@ public final class ServePipeline: @unchecked Sendable {
         defer { done.unlock() }
         return (counts, !outputBroken)
     }
+
+    /// Hands a finished answer to the writer (on a runner's thread). Waking the writer costs the
+    /// runner a futex call and often a context switch, several microseconds against a small model's
+    /// tens: while a short run follows at once, the answer is held for the writer's next wake-up,
+    /// for at most `holdSeconds` since the oldest held answer and `holdCount` answers. The last answer
+    /// before an idle queue, a long run or an unknown one always wakes the writer.
+    private func deliver(seq: Int, _ outcome: ServeOutcome, cost: Int) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let next = runQueue.nextRunSeconds()
+        done.lock()
+        finished[seq] = (outcome, cost)
+        if held == 0 { heldSince = now }
+        held += 1
+        let waited = Double(now &- heldSince) / 1e9
+        if held >= Self.holdCount || next.map({ waited + $0 > Self.holdSeconds }) ?? true {
+            held = 0
+            done.broadcast()
+        }
+        done.unlock()
+    }
+
+    /// How long and how many answers `deliver` may hold back from the writer.
+    static let holdSeconds = 0.0005
+    static let holdCount = 16
 
     // MARK: - Writer
 

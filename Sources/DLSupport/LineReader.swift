@@ -133,6 +133,24 @@ package final class LineReader {
         }
     }
 
+    /// The `count` bytes following the last line, in place, when they have been read already (no
+    /// copy; valid, like the line, until the next call); nil when reading them would need more
+    /// input (then use `readBytes`).
+    package func takeBuffered(_ count: Int) -> UnsafeRawBufferPointer? {
+        guard count >= 0, count <= end - start else { return nil }
+        defer { start += count }
+        return UnsafeRawBufferPointer(start: chunk + start, count: count)
+    }
+
+    /// Whether more input is at hand: bytes read but not handed out yet, or input waiting on the
+    /// descriptor (a poll that does not block). False at the end of the input.
+    package func inputPending() -> Bool {
+        if start < end { return true }
+        if atEOF { return false }
+        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
+        return poll(&fds, 1, 0) != 0  // an error counts as pending: no guess that the input is idle
+    }
+
     /// Reads and drops `count` bytes following the last line.
     package func skipBytes(_ count: Int) -> BytesEvent { transfer(count) { _, _ in } }
 

@@ -5,7 +5,8 @@
 
 Builds the release dlserve and dlserve-codec-bench, then for the MLP fixture (784-512-512-10) at
 batch 1 and 32:
-  - in process: `Model.run` timed inside Swift (dlserve-codec-bench --run), one compute thread;
+  - in process: `Model.run` timed inside Swift (dlserve-codec-bench --run), one compute thread,
+    its runs taking turns with the pipelined binary ones (median of the runs' best rounds);
   - stdio, pipelined: N requests written through the pipe while answers are read (as a batch job
     would), time per answer from first to last; JSON and binary tensor data;
   - stdio and HTTP, one request at a time (send, wait for the answer, next), both with a thin
@@ -18,7 +19,9 @@ batch 1 and 32:
 and the tensor JSON codec throughput (MB/s of JSON text printed and parsed). The load average is
 recorded around every measurement: the machine is shared and the wall times move with it.
 Prints a Markdown table and writes it to scripts/bench/RESULTS-serve-protocols.md (not with
---quick); `--json-baseline` adds a column with earlier pipelined-JSON times.
+--quick); `--json-baseline` adds a column with earlier pipelined-JSON times. `--before DLSERVE`
+(a dlserve built from an earlier commit) adds a before/after table for the stdio binary rows,
+measured in this run with the two builds' runs interleaved.
 """
 import argparse
 import json
@@ -57,10 +60,27 @@ def json_request(x):
             % (",".join(map(str, x.shape)), data)).encode()
 
 
-def pipelined(dlserve, payloads, total, binary):
+def thread_cpu(pid):
+    """CPU seconds (user + system) of each thread of process `pid`, by thread id."""
+    tick = os.sysconf("SC_CLK_TCK")
+    times = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        times[tid] = (int(fields[11]) + int(fields[12])) / tick
+    return times
+
+
+def pipelined(dlserve, payloads, total, binary, model=MLP, cpu=None):
     """Microseconds per answer with `total` requests streamed through the pipe (written in 1 MB
-    blocks by a thread; answers counted, not decoded, so the Python side stays light)."""
-    p = subprocess.Popen([dlserve, MLP], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    blocks by a thread; answers counted, not decoded, so the Python side stays light). With `cpu`
+    (a list), appends the server's CPU microseconds per answer over the same span: all threads,
+    and its busiest thread (the runner: what bounds the rate when the others have a core of
+    their own). CPU time hardly moves with other load on the machine; wall time does."""
+    p = subprocess.Popen([dlserve, model], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
     def feed():
         block, n = [], 0
@@ -71,9 +91,10 @@ def pipelined(dlserve, payloads, total, binary):
                 p.stdin.write(b"".join(block))
                 block, n = [], 0
         p.stdin.write(b"".join(block))
-        p.stdin.close()
+        p.stdin.flush()
 
-    threading.Thread(target=feed, daemon=True).start()
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
     fd = p.stdout.fileno()
     data = b""
     while b"\n" not in data:
@@ -86,6 +107,7 @@ def pipelined(dlserve, payloads, total, binary):
     if "error" in header:
         raise SystemExit(header["error"])
     start = time.perf_counter()
+    cpu_start = thread_cpu(p.pid)
     if binary:
         # Every answer has the first one's size (same header, same output shape).
         size = len(line) + header["outputs"][0]["parameters"]["binary_data_size"]
@@ -103,7 +125,14 @@ def pipelined(dlserve, payloads, total, binary):
                 raise SystemExit("dlserve stopped answering")
             seen += chunk.count(b"\n")
     span = time.perf_counter() - start
+    # Read before stdin closes (the server exits at the end of its input).
+    cpu_end = thread_cpu(p.pid)
+    feeder.join()
+    p.stdin.close()
     p.wait()
+    if cpu is not None:
+        used = [cpu_end[t] - cpu_start.get(t, 0) for t in cpu_end]
+        cpu.append((sum(used) / (total - 1) * 1e6, max(used) / (total - 1) * 1e6))
     return span / (total - 1) * 1e6
 
 
@@ -237,8 +266,77 @@ def own_client_http(dlserve, bodies_json, bodies_bin, total):
 
 def spread(f, repeats):
     """Median, lowest and highest of `repeats` calls of f (pipelined runs move with machine load)."""
-    values = sorted(f() for _ in range(repeats))
-    return values[len(values) // 2], values[0], values[-1]
+    return interleaved([f], repeats)[0]
+
+
+def interleaved(fs, repeats):
+    """`spread` of each of fs, their calls taking turns so that the load changes hit all alike."""
+    values = [[] for _ in fs]
+    for _ in range(repeats):
+        for v, f in zip(values, fs):
+            v.append(f())
+    return [(sorted(v)[len(v) // 2], min(v), max(v)) for v in values]
+
+
+def versus_model_run(bench, model, rows, n, payloads, dlserve, before, repeats):
+    """In-process `Model.run` against pipelined stdio binary (this build, and `before` if given),
+    their runs taking turns so each ratio's two sides saw the same load. Wall: median of the
+    runs (in process: each run's best round); CPU: medians of the CPU per run or answer."""
+    cpus = [[] for _ in range(3)]
+
+    def in_process():
+        wall, used = map(float, subprocess.run([bench, "--run", model, str(rows), str(n)], check=True,
+                                               capture_output=True, text=True).stdout.split())
+        cpus[0].append(used)
+        return wall
+
+    fs = [in_process, lambda: pipelined(dlserve, payloads, n, True, model, cpus[1])]
+    if before:
+        fs.append(lambda: pipelined(before, payloads, n, True, model, cpus[2]))
+    load_before = load()
+    measured = interleaved(fs, repeats)
+
+    def median(values):
+        return sorted(values)[len(values) // 2]
+    result = {"in_process": measured[0][0], "in_process_cpu": median(cpus[0]), "after": measured[1],
+              "after_cpu": median([c[0] for c in cpus[1]]), "after_busiest": median([c[1] for c in cpus[1]]),
+              "load": f"{load_before:.1f}-{load():.1f}"}
+    if before:
+        result.update(before=measured[2], before_cpu=median([c[0] for c in cpus[2]]),
+                      before_busiest=median([c[1] for c in cpus[2]]))
+    return result
+
+
+def other_models(bench, dlserve, before, names, repeats):
+    """`versus_model_run` for more of the bench models (scripts/bench/make_models.py, built into
+    scripts/bench/build), batch 1 and 32, each run about a second."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import make_models
+    rows = []
+    rng = np.random.default_rng(11)
+    build_dir = os.path.join(ROOT, "scripts", "bench", "build")
+    os.makedirs(build_dir, exist_ok=True)
+    for name in names:
+        model = make_models.export(name, build_dir)
+        shape = make_models.MODELS[name][1]
+        for batch in (1, 32):
+            once = float(subprocess.run([bench, "--run", model, str(batch), "50"], check=True,
+                                        capture_output=True, text=True).stdout.split()[0])
+            n = max(100, int(1e6 / once))
+            xs = [rng.standard_normal((batch,) + tuple(shape[1:])).astype(np.float32) for _ in range(8)]
+            payloads = [encode_request({"x": x}, ["y"]) for x in xs]
+            r = versus_model_run(bench, model, batch, n, payloads, dlserve, before, repeats)
+            r.update(model=name, rows=batch, requests=n)
+            rows.append(r)
+            print(json.dumps(r), file=sys.stderr)
+    return rows
+
+
+def cpu_name():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "?"
 
 
 def load():
@@ -252,6 +350,9 @@ def main():
     ap.add_argument("--fastapi-python", default=sys.executable,
                     help="a Python with fastapi and uvicorn for the comparison server (default: this one)")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each pipelined measurement (median, lowest, highest)")
+    ap.add_argument("--models", default="cnn,transformer",
+                    help="more bench models (scripts/bench/make_models.py) for the pipelined stdio binary table; '' for none")
+    ap.add_argument("--before", help="a dlserve from an earlier commit: adds a before/after table of the stdio binary rows")
     args = ap.parse_args()
     fastapi = subprocess.run([args.fastapi_python, "-c", "import fastapi, uvicorn"], capture_output=True).returncode == 0
     if not fastapi:
@@ -259,6 +360,7 @@ def main():
     scale = 10 if args.quick else 1
     dlserve, bench = build()
     codec = subprocess.run([bench], check=True, capture_output=True, text=True).stdout
+    blas_core = subprocess.run([bench, "--blas-core"], check=True, capture_output=True, text=True).stdout.strip()
     baseline = [float(v) for v in args.json_baseline.split(",")] if args.json_baseline else None
 
     rng = np.random.default_rng(5)
@@ -275,13 +377,18 @@ def main():
             header, _, blob = raw.partition(b"\n")
             bodies_bin.append((header + blob, {"Inference-Header-Content-Length": str(len(header))}))
         row = {"rows": rows, "load_before": load()}
-        row["in_process"] = float(subprocess.run([bench, "--run", MLP, str(rows), str(n)], check=True,
-                                                 capture_output=True, text=True).stdout)
         row["pipe_json"] = spread(lambda: pipelined(dlserve, jsonl, n, binary=False), args.repeats)
-        row["pipe_binary"] = spread(lambda: pipelined(dlserve, binary, n, binary=True), args.repeats)
+        versus = versus_model_run(bench, MLP, rows, n, binary, dlserve, args.before, args.repeats)
+        row["versus"] = versus
+        row["in_process"] = versus["in_process"]
+        row["pipe_binary"] = versus["after"]
+        if args.before:
+            row["pipe_binary_before"] = versus["before"]
         row["load_pipelined"] = load()
         row["seq_stdio_json"] = sequential_stdio(dlserve, jsonl, n // 4)
         row["seq_stdio_binary"] = sequential_stdio(dlserve, binary, n // 4)
+        if args.before:
+            row["seq_stdio_binary_before"] = sequential_stdio(args.before, binary, n // 4)
         own = own_client_http(dlserve, bodies_json, bodies_bin, n // 4 // 16 * 16)
         row["seq_http_json"], row["seq_http_binary"] = own[:2]
         row["load_sequential"] = load()
@@ -304,12 +411,16 @@ def main():
         rows_out.append(row)
         print(json.dumps(row), file=sys.stderr)
 
+    names = [m for m in args.models.split(",") if m]
+    extra = other_models(bench, dlserve, args.before, names, args.repeats) if names else []
+
     def loads(r, *keys):
         return "-".join(f"{r[k]:.1f}" for k in keys)
 
     out = ["# dlserve per-request time by transport (MLP 784-512-512-10)", "",
-           f"Release build, one compute thread, {os.cpu_count()} cores; microseconds per request. "
-           "Made by `scripts/bench/serve_protocols_bench.py`. The machine is shared: the 1-minute load "
+           f"Release build, one compute thread, {os.cpu_count()} cores ({cpu_name()}), OpenBLAS core "
+           f"{blas_core}; microseconds per request. Made by `scripts/bench/serve_protocols_bench.py` on "
+           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. The machine is shared: the 1-minute load "
            "average is given for each measurement.", "",
            f"Requests streamed through the pipe (pipelined), median of {args.repeats} runs with the lowest "
            "and highest in brackets:", "",
@@ -324,6 +435,42 @@ def main():
         if baseline:
             line += f" {r['baseline']:.1f} | {r['baseline'] / pj:.2f}x |"
         out.append(line)
+    table = [dict(r["versus"], model="mlp", rows=r["rows"], requests=(20000 if r["rows"] == 1 else 3000) // scale)
+             for r in rows_out] + extra
+    before = bool(args.before)
+    out += ["", "Stdio binary, pipelined, against `Model.run` in process for the bench models "
+            "(`scripts/bench/make_models.py`; mlp is the fixture above), their runs taking turns"
+            + (f" with those of an earlier build (before: `{args.before}`)" if before else "")
+            + f": wall time per request (median of {args.repeats}, lowest-highest) and its ratio, then CPU time per request, "
+            "which load from other processes hardly moves: all of dlserve's threads, and its busiest thread (the "
+            "runner: with a core of its own, the rate it allows is the pipelined time on an idle machine) over "
+            "`Model.run`'s CPU time:", ""]
+    if before:
+        out += ["| model | batch | requests | Model.run | pipelined before | after | ratio before | after "
+                "| Model.run CPU | CPU before: all, busiest | after | busiest/Model.run before | after | load |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    else:
+        out += ["| model | batch | requests | Model.run | pipelined | ratio | Model.run CPU | CPU: all, busiest "
+                "| busiest/Model.run | load |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in table:
+        m, mc = r["in_process"], r["in_process_cpu"]
+        (a, a_lo, a_hi) = r["after"]
+        line = f"| {r['model']} | {r['rows']} | {r['requests']} | {m:.1f} | "
+        if before:
+            b, b_lo, b_hi = r["before"]
+            line += (f"{b:.1f} ({b_lo:.1f}-{b_hi:.1f}) | {a:.1f} ({a_lo:.1f}-{a_hi:.1f}) | {b / m:.2f}x | {a / m:.2f}x | "
+                     f"{mc:.1f} | {r['before_cpu']:.1f}, {r['before_busiest']:.1f} | {r['after_cpu']:.1f}, "
+                     f"{r['after_busiest']:.1f} | {r['before_busiest'] / mc:.2f}x | {r['after_busiest'] / mc:.2f}x | {r['load']} |")
+        else:
+            line += (f"{a:.1f} ({a_lo:.1f}-{a_hi:.1f}) | {a / m:.2f}x | {mc:.1f} | {r['after_cpu']:.1f}, "
+                     f"{r['after_busiest']:.1f} | {r['after_busiest'] / mc:.2f}x | {r['load']} |")
+        out.append(line)
+    if before:
+        out += ["", "One request at a time through the pipe (send, wait for the answer), stdio binary, MLP, median:", "",
+                "| batch | before | after |", "|---:|---:|---:|"]
+        for r in rows_out:
+            out.append(f"| {r['rows']} | {r['seq_stdio_binary_before']:.1f} | {r['seq_stdio_binary']:.1f} |")
     out += ["", "One request at a time (send, wait for the answer), median, with a thin client of our own for "
             "both transports (a pipe; a raw keep-alive socket), so the ratio is the server's:", "",
             "| batch | stdio binary | HTTP binary | HTTP/stdio | stdio JSON | HTTP JSON | HTTP/stdio | load |",

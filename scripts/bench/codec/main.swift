@@ -11,7 +11,9 @@ import Foundation
 // (release build):
 //     swift build -c release --product dlserve-codec-bench && .build/release/dlserve-codec-bench
 // With `--run MODEL ROWS N` it instead times `Model.run` in process on a float32 input of ROWS
-// rows (the model's one input, dim 0 free): microseconds per run, best of 5 rounds of N/5 runs.
+// rows (the model's one input, dim 0 free): microseconds per run, best of 5 rounds of N/5 runs,
+// then the process's CPU microseconds per run.
+// With `--blas-core` it prints the OpenBLAS core the kernels run on (openblas_get_corename).
 
 /// CPU time of this thread spent in `body`: the machine may be shared, and wall time would count
 /// the time other processes hold the core.
@@ -27,6 +29,10 @@ func seconds(_ body: () -> Void) -> Double {
 }
 
 let arguments = CommandLine.arguments
+if arguments.count == 2, arguments[1] == "--blas-core" {
+    print(Model.blasCoreName)
+    exit(0)
+}
 if arguments.count == 5, arguments[1] == "--run", let rows = Int(arguments[3]), let n = Int(arguments[4]), rows > 0, n > 0 {
     do {
         GEMM.setThreadCount(1)  // as dlserve's runner threads (ServePipeline, HTTPServer)
@@ -40,14 +46,22 @@ if arguments.count == 5, arguments[1] == "--run", let rows = Int(arguments[3]), 
         for _ in 0..<max(10, n / 10) { _ = try model.run([input.name: x]) }
         // Wall time (the runtime may use worker threads), best of 5 rounds of n/5 runs: the
         // machine may be shared, and the best round is the one least disturbed.
+        // Also the process's CPU time per run over all rounds, which load from other processes
+        // barely moves.
         var best = Double.infinity
         let per = max(1, n / 5)
+        func cpu() -> Double {
+            var t = timespec()
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+            return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+        }
+        let cpu0 = cpu()
         for _ in 0..<5 {
             let t0 = DispatchTime.now().uptimeNanoseconds
             for _ in 0..<per { _ = try model.run([input.name: x]) }
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 / Double(per))
         }
-        print(String(format: "%.2f", best * 1e6))
+        print(String(format: "%.2f %.2f", best * 1e6, (cpu() - cpu0) / Double(5 * per) * 1e6))
         exit(0)
     } catch {
         print("\(error)")
