@@ -76,6 +76,16 @@ public final class TextGenerator: Sendable {
     /// `onToken` sees each new id as soon as it is chosen.
     public func generate(ids prompt: [Int], maxTokens: Int, sampling: Sampling = .greedy,
                          onToken: (Int) -> Void = { _ in }) throws(DLKitError) -> [Int] {
+        try decode(prompt, maxTokens: maxTokens, sampling: sampling) { (id: Int, _: Bool) throws(DLKitError) -> Bool in
+            onToken(id)
+            return true
+        }
+    }
+
+    /// The decode loop: `onToken` gets each new id and whether it is the last (`maxTokens` reached
+    /// or an eos id), and returns false to stop there (the ids so far are returned).
+    func decode(_ prompt: [Int], maxTokens: Int, sampling: Sampling,
+                onToken: (_ id: Int, _ last: Bool) throws(DLKitError) -> Bool) throws(DLKitError) -> [Int] {
         guard !prompt.isEmpty else { throw .invalidArgument("generation needs a prompt of at least one token") }
         guard sampling.temperature >= 0, sampling.topK >= 0, sampling.topP > 0, sampling.topP <= 1 else {
             throw .invalidArgument("sampling needs temperature >= 0, top_k >= 0 and 0 < top_p <= 1")
@@ -103,8 +113,8 @@ public final class TextGenerator: Sendable {
             let row: [Float] = logits.withUnsafeBufferPointer(as: Float.self) { Array($0[last..<(last + vocab)]) }
             let id = Self.choose(row, sampling, &rng)
             out.append(id)
-            onToken(id)
-            if eos.contains(id) { break }
+            let isLast = out.count == maxTokens || eos.contains(id)
+            guard try onToken(id, isLast), !isLast else { break }
             for (name, _) in cacheInputs {
                 feeds[name] = result["present." + name.dropFirst("past_key_values.".count)]
             }
@@ -184,8 +194,29 @@ public final class TextGenerator: Sendable {
     /// Tokenizes `text` with the folder's tokenizer.json, generates, and decodes the new ids.
     public func generate(text: String, maxTokens: Int, sampling: Sampling = .greedy,
                          onToken: (Int) -> Void = { _ in }) throws(DLKitError) -> (ids: [Int], text: String) {
-        guard let tokenizer else { throw .invalidArgument("\(folder.path): no tokenizer.json to tokenize the prompt") }
+        let tokenizer = try promptTokenizer()
         let ids = try generate(ids: tokenizer.encode(text).ids, maxTokens: maxTokens, sampling: sampling, onToken: onToken)
         do { return (ids, try tokenizer.decode(ids)) } catch { throw .huggingFace(error) }
+    }
+
+    /// `generate(text:)` with its text handed out as it comes: `onPiece` gets each new id with the
+    /// text it completes (a `TextStream` piece, often empty; the last id's also holds the rest), so
+    /// the pieces put together are the returned text. `onPiece` returns false to stop early (the
+    /// reader went away): the ids and text so far are returned.
+    public func stream(text: String, maxTokens: Int, sampling: Sampling = .greedy,
+                       onPiece: (_ id: Int, _ text: String) -> Bool) throws(DLKitError) -> (ids: [Int], text: String) {
+        let tokenizer = try promptTokenizer()
+        var pieces = TextStream(tokenizer: tokenizer)
+        let ids = try decode(tokenizer.encode(text).ids, maxTokens: maxTokens, sampling: sampling) { (id: Int, last: Bool) throws(DLKitError) -> Bool in
+            var piece = try pieces.append(id)
+            if last { piece += try pieces.finish() }
+            return onPiece(id, piece)
+        }
+        do { return (ids, try tokenizer.decode(ids)) } catch { throw .huggingFace(error) }
+    }
+
+    func promptTokenizer() throws(DLKitError) -> HFTokenizer {
+        guard let tokenizer else { throw .invalidArgument("\(folder.path): no tokenizer.json to tokenize the prompt") }
+        return tokenizer
     }
 }

@@ -116,6 +116,19 @@ import Testing
         #expect(summaries == plain.stdout.split(separator: "\n").map(String.init))
     }
 
+    /// `TextGenerator.stream`: one piece per token, together the generated text; a reader that
+    /// stops (returns false) ends generation at that token.
+    @Test func streamStopsWhenTheReaderDoes() throws {
+        let gen = try TextGenerator(folder: URL(fileURLWithPath: TestPackage.fixture("hf/llama")))
+        var pieces: [(Int, String)] = []
+        let whole = try gen.stream(text: "Café 日本語", maxTokens: 10) { pieces.append(($0, $1)); return true }
+        #expect(whole == (try gen.generate(text: "Café 日本語", maxTokens: 10)))
+        #expect(pieces.map(\.0) == whole.ids && pieces.map(\.1).joined() == whole.text)
+        var seen = 0
+        let stopped = try gen.stream(text: "Café 日本語", maxTokens: 10) { _, _ in seen += 1; return seen < 3 }
+        #expect(seen == 3 && stopped.ids == Array(whole.ids.prefix(3)))
+    }
+
     /// Folder -> .ckpt -> folder (`--format hf`): the carried files are byte-identical, the
     /// weights bit-identical, and the written folder runs as the original.
     @Test(arguments: ["bert", "roberta", "distilbert", "llama"]) func writesTheFolderBack(_ name: String) throws {
