@@ -43,11 +43,15 @@ struct Generate: ParsableCommand {
     @Flag(help: "Print each token as it is generated, one JSON line each, before the prompt's summary line.")
     var stream = false
 
+    @Flag(help: "Grow the KV cache by one slot per token instead of in blocks (new shapes, so a new plan, every step; for comparison).")
+    var growingCache = false
+
     func run() throws {
         try reportingErrors {
             guard maxTokens > 0, threads > 0 else { throw DLKitError.invalidArgument("--max-tokens and --threads must be positive") }
             Model.setThreadCount(threads, environment: ProcessInfo.processInfo.environment)
-            let gen = try TextGenerator(folder: URL(fileURLWithPath: folder), options: RuntimeOptions(environment: ProcessInfo.processInfo.environment))
+            let gen = try TextGenerator(folder: URL(fileURLWithPath: folder), options: RuntimeOptions(environment: ProcessInfo.processInfo.environment),
+                                        fixedCache: !growingCache)
             while let line = readLine(strippingNewline: true) {
                 let sampling = TextGenerator.Sampling(temperature: temperature, topK: topK, topP: topP, seed: seed)
                 let start = DispatchTime.now().uptimeNanoseconds

@@ -116,6 +116,29 @@ import Testing
         #expect(summaries == plain.stdout.split(separator: "\n").map(String.init))
     }
 
+    /// The fixed-capacity cache (grown 128 slots at a time) gives the tokens of the cache that
+    /// grows by one slot per step, across a growth and for a sampled run too (llama with 300
+    /// positions and no eos).
+    @Test func fixedCacheGivesTheGrowingCachesTokens() throws {
+        let dir = TemporaryFolder()
+        let source = TestPackage.fixture("hf/llama")
+        for file in ["model.safetensors", "tokenizer.json"] {
+            try FileManager.default.copyItem(atPath: source + "/" + file, toPath: dir.file(file))
+        }
+        let config = try String(contentsOfFile: source + "/config.json", encoding: .utf8)
+            .replacingOccurrences(of: #""max_position_embeddings": 64"#, with: #""max_position_embeddings": 300"#)
+            .replacingOccurrences(of: #""eos_token_id": 2"#, with: #""eos_token_id": null"#)
+        try config.write(toFile: dir.file("config.json"), atomically: true, encoding: .utf8)
+        let fixed = try TextGenerator(folder: dir.url("")), growing = try TextGenerator(folder: dir.url(""), fixedCache: false)
+        #expect(fixed.eos.isEmpty && fixed.maxPositions == 300)
+        let prompt = Array(5..<15)
+        for sampling in [TextGenerator.Sampling.greedy, .init(temperature: 0.9, topK: 40, seed: 11)] {
+            let a = try fixed.generate(ids: prompt, maxTokens: 290, sampling: sampling)
+            #expect(a.count == 290)
+            #expect(a == (try growing.generate(ids: prompt, maxTokens: 290, sampling: sampling)))
+        }
+    }
+
     /// `TextGenerator.stream`: one piece per token, together the generated text; a reader that
     /// stops (returns false) ends generation at that token.
     @Test func streamStopsWhenTheReaderDoes() throws {
