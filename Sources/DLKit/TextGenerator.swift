@@ -46,7 +46,7 @@ public final class TextGenerator: Sendable {
             eos = folder.eosTokenIds()
             let json = folder.config.json
             maxPositions = ["n_positions", "max_position_embeddings"].lazy.compactMap { json[$0]?.intValue }.first
-            capacityStep = fixedCache ? 128 : 1
+            capacityStep = fixedCache ? 32 : 1
             let graph = try folder.graph(cache: true, positionIds: true, fixedCache: fixedCache)
             var cache: [(String, Int, Int)] = []
             for i in graph.inputs where i.name.hasPrefix("past_key_values.") {

@@ -116,8 +116,8 @@ import Testing
         #expect(summaries == plain.stdout.split(separator: "\n").map(String.init))
     }
 
-    /// The fixed-capacity cache (grown 128 slots at a time) gives the tokens of the cache that
-    /// grows by one slot per step, across a growth and for a sampled run too (llama with 300
+    /// The fixed-capacity cache (grown 32 slots at a time) gives the tokens of the cache that
+    /// grows by one slot per step, across growths and for a sampled run too (llama with 300
     /// positions and no eos).
     @Test func fixedCacheGivesTheGrowingCachesTokens() throws {
         let dir = TemporaryFolder()

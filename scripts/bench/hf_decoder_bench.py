@@ -139,7 +139,7 @@ def main():
         f"{a.rounds} rounds after a warm-up. Ratio > 1: DLKit is faster. First-token ms: the prompt's run.",
         "- models made from configs with seeded random weights (no eos: every token is generated); "
         "same tokens: whether both sides chose the same greedy ids.",
-        "- DLKit's KV cache has a fixed capacity grown 128 slots at a time, so decode steps share one plan; "
+        "- DLKit's KV cache has a fixed capacity grown 32 slots at a time, so decode steps share one plan; "
         "`grown per token`: `dlconvert generate --growing-cache`, the cache concatenated one slot per step "
         "(new shapes, so a new plan, every step: how it ran before), in the same run.",
         "",
