@@ -6,6 +6,11 @@
 #include <stddef.h>
 #include <string.h>
 
+// Requantization must round after every multiply and add, as the IR ops it replaces do.
+#ifdef __clang__
+#pragma clang fp contract(off)
+#endif
+
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
 
@@ -23,6 +28,7 @@ int dlk_avx512_vnni_available(void) {
 }
 
 #define DLK_I8_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define DLK_REQ_TARGET __attribute__((target("avx512f,avx512vl")))
 
 // Four bytes of a row as one int32 lane value (unaligned, no aliasing).
 static inline int32_t dlk_four_bytes(const uint8_t *p) {
@@ -69,8 +75,60 @@ DLK_I8_TARGET void dlk_gemm_u8s8(const uint8_t *a, long lda, const int8_t *packe
     }
 }
 
+// Eight lanes of the requantization (see ckernels_integer.h): quanta u, then the quantized value
+// as int32.
+DLK_REQ_TARGET static inline __m256i dlk_requantize8(__m512d w, __m512d l, __m512d m, __m512d r, __m256 rs, __m256 lo,
+                                                  __m256 hi, __m256 ys, __m512d z, __m512d qmin, __m512d qmax) {
+    const __m512d half = _mm512_set1_pd(0.5);
+    __m512d h = _mm512_mul_pd(_mm512_mul_pd(w, l), m);
+    __m512d d = _mm512_mul_pd(_mm512_roundscale_pd(_mm512_add_pd(h, half), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC), r);
+    __m512d magnitude = _mm512_roundscale_pd(_mm512_add_pd(_mm512_abs_pd(d), half), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    __mmask8 negative = _mm512_cmp_pd_mask(d, _mm512_setzero_pd(), _CMP_LT_OQ);
+    __m512d u = _mm512_mask_sub_pd(magnitude, negative, _mm512_setzero_pd(), magnitude);
+    __m256 real = _mm256_mul_ps(_mm512_cvtpd_ps(u), rs);
+    real = _mm256_min_ps(_mm256_max_ps(real, lo), hi);
+    __m512d q = _mm512_cvtps_pd(_mm256_div_ps(real, ys));
+    q = _mm512_add_pd(_mm512_roundscale_pd(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), z);
+    __mmask8 nan = _mm512_cmp_pd_mask(q, q, _CMP_UNORD_Q);
+    q = _mm512_mask_mov_pd(_mm512_min_pd(_mm512_max_pd(q, qmin), qmax), nan, _mm512_setzero_pd());
+    return _mm512_cvtpd_epi32(q);
+}
+
+DLK_REQ_TARGET void dlk_requantize_i32(const int32_t *x, long rows, long width, const double *left, const double *multiplier,
+                                       const double *right, float real_scale, float lo, float hi, float y_scale, double zero,
+                                       int is_signed, void *out) {
+    const __m256 rs = _mm256_set1_ps(real_scale), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi), ys = _mm256_set1_ps(y_scale);
+    const __m512d z = _mm512_set1_pd(zero), qmin = _mm512_set1_pd(is_signed ? -128.0 : 0.0), qmax = _mm512_set1_pd(is_signed ? 127.0 : 255.0);
+    int32_t lanes[8];
+    for (long row = 0; row < rows; row++) {
+        const int32_t *src = x + row * width;
+        for (long j = 0; j < width; j += 8) {
+            long count = width - j < 8 ? width - j : 8;
+            __mmask8 mask = (__mmask8)((1u << count) - 1);
+            __m512d w = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(mask, src + j));
+            __m512d l = _mm512_mask_loadu_pd(_mm512_set1_pd(1), mask, left + j);
+            __m512d m = _mm512_mask_loadu_pd(_mm512_set1_pd(1), mask, multiplier + j);
+            __m512d r = _mm512_mask_loadu_pd(_mm512_set1_pd(1), mask, right + j);
+            _mm256_storeu_si256((__m256i *)lanes, dlk_requantize8(w, l, m, r, rs, vlo, vhi, ys, z, qmin, qmax));
+            if (is_signed) {
+                int8_t *dst = (int8_t *)out + row * width + j;
+                for (long i = 0; i < count; i++) dst[i] = (int8_t)lanes[i];
+            } else {
+                uint8_t *dst = (uint8_t *)out + row * width + j;
+                for (long i = 0; i < count; i++) dst[i] = (uint8_t)lanes[i];
+            }
+        }
+    }
+}
+
 #else
 int dlk_avx512_vnni_available(void) { return 0; }
+void dlk_requantize_i32(const int32_t *x, long rows, long width, const double *left, const double *multiplier,
+                        const double *right, float real_scale, float lo, float hi, float y_scale, double zero,
+                        int is_signed, void *out) {
+    (void)x; (void)rows; (void)width; (void)left; (void)multiplier; (void)right; (void)real_scale; (void)lo; (void)hi;
+    (void)y_scale; (void)zero; (void)is_signed; (void)out;
+}
 void dlk_gemm_u8s8(const uint8_t *a, long lda, const int8_t *packed_b, int m, int n, int k4, int32_t *c, long ldc) {
     (void)a; (void)lda; (void)packed_b; (void)m; (void)n; (void)k4; (void)c; (void)ldc;
 }

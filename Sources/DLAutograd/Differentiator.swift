@@ -24,6 +24,7 @@ public struct Differentiator: Sendable {
     public init(graph: Graph, wrt: [String]) throws(AutogradError) {
         var g = graph
         do { try g.verifyAndSort(outerScope: []) } catch { throw .runtime(.invalidGraph(error)) }
+        NormalForm.normalise(&g)
         let known = Set(g.initializers.names).union(g.inputs.map(\.name))
         for w in wrt where !known.contains(w) { throw .unknownValue(w) }
         var active = Set(wrt)
@@ -64,17 +65,18 @@ public struct Differentiator: Sendable {
         for node in graph.nodes {
             let args: [Tensor?] = node.inputs.map { $0.isEmpty ? nil : values[$0] }
             var saved: [Tensor] = []
+            var kept: (any Sendable)?
             let outs: [Tensor]
-            if training, let special = Rules.trainingForward[node.opType] {
-                let r = try special(node, args, &rng)
+            if training, let special = Rules.trainingForward[node.opType], let r = try special(node, args, &rng) {
                 outs = r.outputs
                 saved = r.saved
+                kept = r.kept
                 for (name, t) in r.stateUpdates { updated[name] = t }
             } else {
                 do { outs = try NodeRunner.run(node, inputs: args, opset: opset) } catch { throw .runtime(error) }
             }
             for (name, t) in zip(node.outputs, outs) where !name.isEmpty { values[name] = t }
-            records.append(Tape.Record(node: node, inputs: args, outputs: outs, saved: saved))
+            records.append(Tape.Record(node: node, inputs: args, outputs: outs, saved: saved, kept: kept))
         }
         return Tape(values: values, records: records, updatedState: updated, training: training)
     }
@@ -96,7 +98,7 @@ public struct Differentiator: Sendable {
             let needs = node.inputs.enumerated().map { i, v in !v.isEmpty && active.contains(v) && differentiable(i) }
             guard needs.contains(true), !Rules.stopsGradient(node), let rule = Rules.table[node.opType] else { continue }
             let ctx = RuleContext(node: node, inputs: record.inputs, outputs: record.outputs, outputGrads: outGrads,
-                                  needs: needs, saved: record.saved, training: tape.training, opset: opset)
+                                  needs: needs, saved: record.saved, kept: record.kept, training: tape.training, opset: opset)
             let inGrads = try rule(ctx)
             for (i, name) in node.inputs.enumerated() where needs[i] {
                 guard i < inGrads.count, let g = inGrads[i] else { continue }
@@ -126,6 +128,8 @@ public struct Tape: Sendable {
         let outputs: [Tensor]
         /// What a training-mode forward kept for its rule (a dropout mask, batch statistics).
         let saved: [Tensor]
+        /// Working values a training-mode forward hands its rule as they are (LSTM/GRU gates).
+        let kept: (any Sendable)?
     }
     public let values: [String: Tensor]
     let records: [Record]

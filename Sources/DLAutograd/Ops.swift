@@ -127,31 +127,3 @@ extension Tensor {
         return r
     }
 }
-
-/// Walks the elements of `shape` in row-major order and keeps `offset = sum(index[d] * strides[d])`,
-/// the position of the current element in a buffer laid out with `strides`: the transposition walk
-/// (broadcasting is `BroadcastPlan`).
-struct StridedCursor {
-    private let shape: [Int]
-    private let strides: [Int]
-    private var index: [Int]
-    private(set) var offset = 0
-
-    init(shape: [Int], strides: [Int]) {
-        self.shape = shape
-        self.strides = strides
-        index = [Int](repeating: 0, count: shape.count)
-    }
-
-    @inline(__always) mutating func advance() {
-        var d = shape.count - 1
-        while d >= 0 {
-            index[d] += 1
-            offset += strides[d]
-            if index[d] < shape[d] { return }
-            offset -= strides[d] * index[d]
-            index[d] = 0
-            d -= 1
-        }
-    }
-}

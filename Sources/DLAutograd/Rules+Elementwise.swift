@@ -120,8 +120,8 @@ extension Rules {
     /// Clip passes the gradient where the input is inside [min, max].
     static let clip: GradientRule = { c throws(AutogradError) in
         var lo = -Float.infinity, hi = Float.infinity
-        if c.inputs.count > 1, let t = c.inputs[1] { lo = Ops.floats(t).first ?? lo } else if c.node.attribute("min") != nil { lo = try c.float("min", lo) }
-        if c.inputs.count > 2, let t = c.inputs[2] { hi = Ops.floats(t).first ?? hi } else if c.node.attribute("max") != nil { hi = try c.float("max", hi) }
+        if c.inputs.count > 1, let t = c.inputs[1] { lo = Ops.floats(t).first ?? lo }
+        if c.inputs.count > 2, let t = c.inputs[2] { hi = Ops.floats(t).first ?? hi }
         let (low, high) = (lo, hi)
         return try unaryFromInput { x, g in x >= low && x <= high ? g : 0 }(c)
     }

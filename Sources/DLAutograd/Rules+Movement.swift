@@ -78,18 +78,9 @@ extension Rules {
         let x = try c.input(0)
         guard let y = c.outputs.first else { throw c.fail("no output recorded") }
         let r = x.rank
-        var starts: [Int], ends: [Int], axes: [Int], steps: [Int]
-        if let s = c.intInput(1), let e = c.intInput(2) {
-            starts = s
-            ends = e
-            axes = c.intInput(3) ?? Array(0..<s.count)
-            steps = c.intInput(4) ?? [Int](repeating: 1, count: s.count)
-        } else {
-            starts = try c.ints("starts") ?? []
-            ends = try c.ints("ends") ?? []
-            axes = try c.ints("axes") ?? Array(0..<starts.count)
-            steps = [Int](repeating: 1, count: starts.count)
-        }
+        guard let starts = c.intInput(1), c.intInput(2) != nil else { throw c.fail("no starts and ends") }
+        let axes = c.intInput(3) ?? Array(0..<starts.count)
+        let steps = c.intInput(4) ?? [Int](repeating: 1, count: starts.count)
         var first = [Int](repeating: 0, count: r), step = [Int](repeating: 1, count: r)
         for (i, a0) in axes.enumerated() where i < starts.count && i < steps.count {
             let a = try c.axis(a0, rank: r)
@@ -140,13 +131,12 @@ extension Rules {
     }
 
     /// ReduceSum / ReduceMean: the gradient broadcast back over the reduced axes (divided by the
-    /// count for the mean). Axes from the attribute (older opsets) or the second input.
+    /// count for the mean). Axes from the second input.
     static func reduce(mean: Bool) -> GradientRule {
         { c throws(AutogradError) in
             let x = try c.input(0)
             let keep = try c.int("keepdims", 1) != 0
-            var axes: [Int]
-            if let a = c.intInput(1) { axes = a } else { axes = try c.ints("axes") ?? [] }
+            var axes = c.intInput(1) ?? []
             if axes.isEmpty {
                 if try c.int("noop_with_empty_axes", 0) != 0 { return [Ops.tensor(x.shape, c.grad())] }
                 axes = Array(0..<x.rank)

@@ -1,17 +1,24 @@
 import DLGraph
 import DLKernels
 import DLTensor
-import Foundation
 
-/// LSTM and GRU: backpropagation through time. The rule recomputes the gates from the recorded
-/// inputs (default activations, layout 0, forward/reverse/bidirectional), then walks each
-/// direction backwards. Clipping, peepholes, input_forget, custom activations and
-/// sequence_lens are refused with a message.
+/// LSTM and GRU: backpropagation through time. In training the forward pass runs here and keeps
+/// what the backward pass needs (activated gates, states); a backward pass without it recomputes
+/// them from the recorded inputs. Default activations, layout 0, forward/reverse/bidirectional;
+/// clipping, peepholes, input_forget, custom activations and shorter sequence_lens are refused with
+/// a message (and their forward pass runs in the runtime).
+///
+/// Every product is a GEMM: the input projections of all steps at once, the recurrent product
+/// per step, and the weight and input gradients from the gate gradients of all steps at once.
 extension Rules {
     static let recurrent: [(String, GradientRule)] = [("LSTM", lstm), ("GRU", gru)]
 
     struct RNNShape {
         var seq: Int, batch: Int, input: Int, hidden: Int, dirs: Int, reverseOnly: Bool
+
+        func reversed(_ d: Int) -> Bool { reverseOnly || d == 1 }
+        /// The time index processed at `step` by direction `d`.
+        func time(_ step: Int, _ d: Int) -> Int { reversed(d) ? seq - 1 - step : step }
     }
 
     static func rnnShape(_ c: RuleContext, gates: Int) throws(AutogradError) -> RNNShape {
@@ -26,271 +33,396 @@ extension Rules {
         }
         if c.inputs.count > 7, c.inputs[7] != nil { throw c.unsupported("gradients with peepholes are not supported") }
         let direction = try c.string("direction", "forward")
+        guard ["forward", "reverse", "bidirectional"].contains(direction) else { throw c.fail("direction '\(direction)' is not forward, reverse or bidirectional") }
         let dirs = direction == "bidirectional" ? 2 : 1
-        guard x.rank == 3, w.rank == 3, r.rank == 3, w.shape[0] == dirs else { throw c.fail("X, W, R shapes do not fit") }
+        guard x.rank == 3, w.rank == 3, r.rank == 3, w.shape[0] == dirs, r.shape[0] == dirs, x.shape[2] == w.shape[2] else {
+            throw c.fail("X, W, R shapes do not fit")
+        }
         let hidden = r.shape[2]
         guard w.shape[1] == gates * hidden, r.shape[1] == gates * hidden else { throw c.fail("W/R do not hold \(gates) gates of \(hidden)") }
-        return RNNShape(seq: x.shape[0], batch: x.shape[1], input: x.shape[2], hidden: hidden, dirs: dirs, reverseOnly: direction == "reverse")
-    }
-
-    static func sigmoid(_ v: Float) -> Float { 1 / (1 + Foundation.exp(-v)) }
-
-    /// out[b, j] = Σ_k a[b, k] · m[row0 + j, k] for j < rows: a times a block of rows of `m`, transposed.
-    static func timesRowsT(_ a: ArraySlice<Float>, batch: Int, k: Int, _ m: [Float], mOffset: Int, rows: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: batch * rows)
-        let a0 = a.startIndex
-        for b in 0..<batch {
-            for j in 0..<rows {
-                var s: Float = 0
-                let mrow = mOffset + j * k
-                for q in 0..<k { s += a[a0 + b * k + q] * m[mrow + q] }
-                out[b * rows + j] = s
-            }
+        let (seq, batch) = (x.shape[0], x.shape[1])
+        let optional: [(Int, [Int])] = [(3, [dirs, 2 * gates * hidden]), (5, [dirs, batch, hidden]), (6, [dirs, batch, hidden])]
+        for (i, shape) in optional where i < c.inputs.count {
+            if let t = c.inputs[i], t.shape != shape { throw c.fail("input \(i) has shape \(t.shape), expected \(shape)") }
         }
-        return out
+        return RNNShape(seq: seq, batch: batch, input: x.shape[2], hidden: hidden, dirs: dirs, reverseOnly: direction == "reverse")
     }
 
-    /// `c[cOff...] (+)= op(a) · op(b)` on row-major arrays (`m × n` result, inner size `k`), through
-    /// OpenBLAS; `accumulate` adds to what `c` holds.
-    static func gemm(_ a: [Float], _ aOff: Int, transA: Bool, _ b: [Float], _ bOff: Int, transB: Bool,
-                     m: Int, n: Int, k: Int, into c: inout [Float], _ cOff: Int, accumulate: Bool) {
-        a.withUnsafeBufferPointer { pa in
-            b.withUnsafeBufferPointer { pb in
-                c.withUnsafeMutableBufferPointer { pc in
-                    guard let ba = pa.baseAddress, let bb = pb.baseAddress, let bc = pc.baseAddress else { return }
-                    GEMM.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: ba + aOff, lda: transA ? m : k,
-                               b: bb + bOff, ldb: transB ? k : n, beta: accumulate ? 1 : 0, c: bc + cOff, ldc: n)
+    /// A float32 buffer the recurrent rules index without bounds checks (sizes come from
+    /// `rnnShape`, which checked every input against them).
+    final class FloatBuffer {
+        let p: UnsafeMutablePointer<Float>
+        let count: Int
+
+        /// Zeros, or (`zeroed: false`) uninitialised memory for a buffer written whole before it is read.
+        init(_ count: Int, zeroed: Bool = true) {
+            self.count = count
+            p = .allocate(capacity: max(count, 1))
+            if zeroed { p.initialize(repeating: 0, count: count) }
+        }
+
+        convenience init(_ t: Tensor) {
+            let f = Ops.float32(t)
+            self.init(f.elementCount, zeroed: false)
+            f.withUnsafeBufferPointer(as: Float.self) { if let b = $0.baseAddress { p.update(from: b, count: min($0.count, count)) } }
+        }
+
+        deinit { p.deallocate() }
+
+        /// A float32 tensor of this buffer's values (`shape` holds `count` elements).
+        func tensor(_ shape: [Int]) -> Tensor {
+            var t = Tensor(zeros: .float32, shape: shape)
+            t.withUnsafeMutableBufferPointer(as: Float.self) { if let b = $0.baseAddress { b.update(from: p, count: min($0.count, count)) } }
+            return t
+        }
+    }
+
+    /// The node's inputs as buffers; nil for absent optional ones.
+    struct RNNInputs {
+        let x: FloatBuffer, w: FloatBuffer, r: FloatBuffer, bias: FloatBuffer?, h0: FloatBuffer?, c0: FloatBuffer?
+
+        init(_ c: RuleContext) throws(AutogradError) {
+            func optional(_ i: Int) -> FloatBuffer? { i < c.inputs.count ? c.inputs[i].map(FloatBuffer.init) : nil }
+            x = FloatBuffer(try c.input(0)); w = FloatBuffer(try c.input(1)); r = FloatBuffer(try c.input(2))
+            bias = optional(3); h0 = optional(5); c0 = optional(6)
+        }
+
+        /// X's time steps in direction `d`'s processing order (X itself when that is time order).
+        func orderedX(_ sh: RNNShape, _ d: Int) -> FloatBuffer {
+            guard sh.reversed(d) else { return x }
+            let rows = sh.batch * sh.input, out = FloatBuffer(x.count, zeroed: false)
+            for step in 0..<sh.seq { (out.p + step * rows).update(from: x.p + sh.time(step, d) * rows, count: rows) }
+            return out
+        }
+    }
+
+    /// `c (+)= op(a) · op(b)`, row-major (`m × n` result, inner size `k`), through OpenBLAS; row
+    /// strides default to the stored row lengths.
+    static func sgemm(_ a: UnsafePointer<Float>, transA: Bool, _ b: UnsafePointer<Float>, transB: Bool, m: Int, n: Int, k: Int,
+                     lda: Int? = nil, ldb: Int? = nil, into c: UnsafeMutablePointer<Float>, ldc: Int? = nil, accumulate: Bool) {
+        GEMM.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda ?? (transA ? m : k),
+                   b: b, ldb: ldb ?? (transB ? k : n), beta: accumulate ? 1 : 0, c: c, ldc: ldc ?? n)
+    }
+
+    /// `σ(x) = (1 + tanh(x / 2)) / 2` over `count` values in place: Elementwise's tanh has an
+    /// AVX-512 kernel, its sigmoid runs four lanes wide (8% of an LSTM step in perf, against 2% for
+    /// as many tanh). The two differ by float rounding only.
+    static func sigmoidInPlace(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { p[i] *= 0.5 }
+        Elementwise.tanh(p, p, count: count)
+        for i in 0..<count { p[i] = p[i] * 0.5 + 0.5 }
+    }
+
+    /// Each of `rows` rows of `out` (stride `stride`) starts with `count` values of `a` (plus `b`).
+    static func fillRows(_ out: UnsafeMutablePointer<Float>, rows: Int, stride: Int, _ a: UnsafePointer<Float>, plus b: UnsafePointer<Float>?, count: Int) {
+        for row in 0..<rows {
+            let o = out + row * stride
+            if let b { for j in 0..<count { o[j] = a[j] + b[j] } } else { o.update(from: a, count: count) }
+        }
+    }
+
+    /// Column sums of a `rows × count` block (row stride `stride`) added to `out`.
+    static func addColumnSums(_ a: UnsafePointer<Float>, rows: Int, stride: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
+        for row in 0..<rows {
+            let r = a + row * stride
+            for j in 0..<count { out[j] += r[j] }
+        }
+    }
+
+    /// `dH += ` the sequence output's gradient at processing step `step` of direction `d`.
+    static func addOutputGradient(_ gY: FloatBuffer?, step: Int, _ sh: RNNShape, _ d: Int, into dH: UnsafeMutablePointer<Float>) {
+        guard let gY else { return }
+        let nh = sh.batch * sh.hidden, row = gY.p + (sh.time(step, d) * sh.dirs + d) * nh
+        for i in 0..<nh { dH[i] += row[i] }
+    }
+
+    /// `dX += dpre · W` for direction `d`, with dpre's rows in processing order.
+    static func addInputGradient(_ dpre: FloatBuffer, _ w: UnsafePointer<Float>, gates: Int, _ sh: RNNShape, _ d: Int, into dx: FloatBuffer) {
+        let rows = sh.seq * sh.batch, size = sh.batch * sh.input
+        guard sh.reversed(d) else {
+            sgemm(dpre.p, transA: false, w, transB: false, m: rows, n: sh.input, k: gates, into: dx.p, accumulate: true)
+            return
+        }
+        let dxs = FloatBuffer(rows * sh.input, zeroed: false)
+        sgemm(dpre.p, transA: false, w, transB: false, m: rows, n: sh.input, k: gates, into: dxs.p, accumulate: false)
+        for step in 0..<sh.seq {
+            let to = dx.p + sh.time(step, d) * size, from = dxs.p + step * size
+            for q in 0..<size { to[q] += from[q] }
+        }
+    }
+
+    /// The node in the form `rnnShape` accepts, with float32 X: its forward pass runs here.
+    static func trainingContext(_ node: Node, _ inputs: [Tensor?], gates: Int) -> (RuleContext, RNNShape)? {
+        let c = RuleContext(node: node, inputs: inputs, outputs: [], outputGrads: [], needs: [], saved: [], kept: nil, training: true, opset: nil)
+        guard let x = inputs.first ?? nil, x.dtype == .float32, let sh = try? rnnShape(c, gates: gates) else { return nil }
+        return (c, sh)
+    }
+
+    /// Y (`[T, dirs, N, H]`) from the states of every direction (rows 1...T in processing order).
+    static func sequenceOutput(_ hs: [FloatBuffer], _ sh: RNNShape) -> Tensor {
+        let nh = sh.batch * sh.hidden, y = FloatBuffer(sh.seq * sh.dirs * nh, zeroed: false)
+        for d in 0..<sh.dirs {
+            for step in 0..<sh.seq { (y.p + (sh.time(step, d) * sh.dirs + d) * nh).update(from: hs[d].p + (step + 1) * nh, count: nh) }
+        }
+        return y.tensor([sh.seq, sh.dirs, sh.batch, sh.hidden])
+    }
+
+    /// Rows `row` of every direction's buffer, as `[dirs, N, H]` (the final states).
+    static func lastStates(_ s: [FloatBuffer], row: Int, _ sh: RNNShape) -> Tensor {
+        let nh = sh.batch * sh.hidden, out = FloatBuffer(sh.dirs * nh, zeroed: false)
+        for d in 0..<sh.dirs { (out.p + d * nh).update(from: s[d].p + row * nh, count: nh) }
+        return out.tensor([sh.dirs, sh.batch, sh.hidden])
+    }
+
+    /// The gradient of output `i` (Y `[T, dirs, N, H]`, else `[dirs, N, H]`), nil when nothing used it.
+    static func outputGradient(_ c: RuleContext, _ i: Int, _ sh: RNNShape) throws(AutogradError) -> FloatBuffer? {
+        guard i < c.outputGrads.count, let g = c.outputGrads[i] else { return nil }
+        let shape = (i == 0 ? [sh.seq] : []) + [sh.dirs, sh.batch, sh.hidden]
+        guard g.elementCount == shape.reduce(1, *) else { throw c.fail("the gradient of output \(i) has shape \(g.shape), expected \(shape)") }
+        return FloatBuffer(g)
+    }
+}
+
+// MARK: - LSTM
+
+extension Rules {
+    /// One direction's forward pass, rows in processing order: the activated gates (i, o, f, c~)
+    /// of every step, the states before every step and after the last (`T + 1` rows of `N × H`),
+    /// and tanh of every new cell state.
+    /// Written once by `init`, only read afterwards (by the rule, from the tape).
+    final class LSTMTrace: @unchecked Sendable {
+        let gates: FloatBuffer, hs: FloatBuffer, cs: FloatBuffer, tanhC: FloatBuffer
+
+        init(_ v: RNNInputs, _ xs: FloatBuffer, _ sh: RNNShape, _ d: Int) {
+            let (T, N, I, H) = (sh.seq, sh.batch, sh.input, sh.hidden)
+            let G = 4 * H, nh = N * H
+            // The gates are written whole by the bias rows or by the GEMM (which then does not read them).
+            gates = FloatBuffer(T * N * G, zeroed: false); tanhC = FloatBuffer(T * nh, zeroed: false)
+            hs = FloatBuffer((T + 1) * nh); cs = FloatBuffer((T + 1) * nh)
+            if let b = v.bias { fillRows(gates.p, rows: T * N, stride: G, b.p + d * 2 * G, plus: b.p + d * 2 * G + G, count: G) }
+            sgemm(xs.p, transA: false, v.w.p + d * G * I, transB: true, m: T * N, n: G, k: I, into: gates.p, accumulate: v.bias != nil)
+            if let h0 = v.h0 { hs.p.update(from: h0.p + d * nh, count: nh) }
+            if let c0 = v.c0 { cs.p.update(from: c0.p + d * nh, count: nh) }
+            for step in 0..<T {
+                let g = gates.p + step * N * G, cPrev = cs.p + step * nh, cNew = cPrev + nh
+                let hNew = hs.p + (step + 1) * nh, tc = tanhC.p + step * nh
+                sgemm(hs.p + step * nh, transA: false, v.r.p + d * G * H, transB: true, m: N, n: G, k: H, into: g, accumulate: true)
+                for b in 0..<N {
+                    let gb = g + b * G, cp = cPrev + b * H, cn = cNew + b * H
+                    sigmoidInPlace(gb, count: 3 * H)
+                    Elementwise.tanh(gb + 3 * H, gb + 3 * H, count: H)
+                    for k in 0..<H { cn[k] = gb[2 * H + k] * cp[k] + gb[k] * gb[3 * H + k] }
+                }
+                Elementwise.tanh(cNew, tc, count: nh)
+                for b in 0..<N {
+                    let o = g + b * G + H, t = tc + b * H, h = hNew + b * H
+                    for k in 0..<H { h[k] = o[k] * t[k] }
                 }
             }
         }
     }
 
-    /// Backpropagation through time with the products as GEMMs: the input projections of all
-    /// steps at once (forward), the recurrent product per step, and the weight and input
-    /// gradients from the gate gradients of all steps at once (backward).
+    /// LSTM in training: outputs Y, Y_h, Y_c and the traces of every direction.
+    static let lstmForward: TrainingForward = { node, inputs, _ throws(AutogradError) in
+        guard let context = trainingContext(node, inputs, gates: 4) else { return nil }
+        let (c, sh) = context
+        let v = try RNNInputs(c)
+        let traces = (0..<sh.dirs).map { LSTMTrace(v, v.orderedX(sh, $0), sh, $0) }
+        return TrainingForwardResult(outputs: [sequenceOutput(traces.map(\.hs), sh), lastStates(traces.map(\.hs), row: sh.seq, sh),
+                                               lastStates(traces.map(\.cs), row: sh.seq, sh)],
+                                     kept: traces)
+    }
+
     static let lstm: GradientRule = { c throws(AutogradError) in
         let sh = try rnnShape(c, gates: 4)
         let (T, N, I, H) = (sh.seq, sh.batch, sh.input, sh.hidden)
-        let G = 4 * H
-        let x = Ops.floats(try c.input(0)), w = Ops.floats(try c.input(1)), r = Ops.floats(try c.input(2))
-        let bias = c.inputs.count > 3 ? c.inputs[3].map(Ops.floats) : nil
-        let h0 = c.inputs.count > 5 ? c.inputs[5].map(Ops.floats) : nil
-        let c0 = c.inputs.count > 6 ? c.inputs[6].map(Ops.floats) : nil
-        let gY = c.grad(0), gYh = c.grad(1), gYc = c.grad(2)
-        var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: w.count)
-        var dr = [Float](repeating: 0, count: r.count), db = [Float](repeating: 0, count: sh.dirs * 8 * H)
-        var dh0 = [Float](repeating: 0, count: sh.dirs * N * H), dc0 = dh0
+        let G = 4 * H, nh = N * H
+        let v = try RNNInputs(c)
+        let gY = try outputGradient(c, 0, sh), gYh = try outputGradient(c, 1, sh), gYc = try outputGradient(c, 2, sh)
+        let dx = FloatBuffer(v.x.count), dw = FloatBuffer(v.w.count), dr = FloatBuffer(v.r.count)
+        let db = FloatBuffer(sh.dirs * 8 * H), dh0 = FloatBuffer(sh.dirs * nh), dc0 = FloatBuffer(sh.dirs * nh)
+        let kept = (c.kept as? [LSTMTrace]).flatMap { $0.count == sh.dirs ? $0 : nil }
         for d in 0..<sh.dirs {
-            let reverse = sh.reverseOnly || d == 1
-            let order = reverse ? Array((0..<T).reversed()) : Array(0..<T)
+            let xs = v.orderedX(sh, d)
+            let tr = kept?[d] ?? LSTMTrace(v, xs, sh, d)
             let wOff = d * G * I, rOff = d * G * H
-            // The inputs in processing order, and their projections X·Wᵀ for every step.
-            var xs = [Float](repeating: 0, count: T * N * I)
-            for (step, t) in order.enumerated() {
-                for q in 0..<(N * I) { xs[step * N * I + q] = x[t * N * I + q] }
-            }
-            var gates = [Float](repeating: 0, count: T * N * G)
-            gemm(xs, 0, transA: false, w, wOff, transB: true, m: T * N, n: G, k: I, into: &gates, 0, accumulate: false)
-            // Forward, keeping gates (i, o, f, c~) and states per step: hs/cs row `step` is the
-            // state before that step, row T the last.
-            var hs = [Float](repeating: 0, count: (T + 1) * N * H), cs = hs
-            for k in 0..<(N * H) {
-                hs[k] = h0?[d * N * H + k] ?? 0
-                cs[k] = c0?[d * N * H + k] ?? 0
-            }
-            for step in 0..<T {
-                let g0 = step * N * G
-                gemm(hs, step * N * H, transA: false, r, rOff, transB: true, m: N, n: G, k: H, into: &gates, g0, accumulate: true)
-                for b in 0..<N {
-                    for j in 0..<G {
-                        var v = gates[g0 + b * G + j]
-                        if let bias { v += bias[d * 8 * H + j] + bias[d * 8 * H + G + j] }
-                        gates[g0 + b * G + j] = j >= 3 * H ? Foundation.tanh(v) : sigmoid(v)
-                    }
-                    for k in 0..<H {
-                        let gb = g0 + b * G
-                        let i = gates[gb + k], o = gates[gb + H + k], f = gates[gb + 2 * H + k], cc = gates[gb + 3 * H + k]
-                        let cv = f * cs[step * N * H + b * H + k] + i * cc
-                        cs[(step + 1) * N * H + b * H + k] = cv
-                        hs[(step + 1) * N * H + b * H + k] = o * Foundation.tanh(cv)
-                    }
-                }
-            }
-            // Backward through time: the gate gradients of every step (rows in processing order).
-            var dpre = [Float](repeating: 0, count: T * N * G)
-            var dH = [Float](repeating: 0, count: N * H), dC = dH
-            for k in 0..<(N * H) { dH[k] = gYh.isEmpty ? 0 : gYh[d * N * H + k]; dC[k] = gYc.isEmpty ? 0 : gYc[d * N * H + k] }
+            // Backward through time: the gate gradients (before activation) of every step.
+            let dpre = FloatBuffer(T * N * G, zeroed: false), dH = FloatBuffer(nh), dC = FloatBuffer(nh)
+            if let gYh { dH.p.update(from: gYh.p + d * nh, count: nh) }
+            if let gYc { dC.p.update(from: gYc.p + d * nh, count: nh) }
+            let dHp = dH.p, dCp = dC.p
             for step in stride(from: T - 1, through: 0, by: -1) {
-                let t = order[step]
-                let g0 = step * N * G
+                let g = tr.gates.p + step * N * G, dp = dpre.p + step * N * G
+                let cPrev = tr.cs.p + step * nh, tc = tr.tanhC.p + step * nh
+                addOutputGradient(gY, step: step, sh, d, into: dHp)
                 for b in 0..<N {
+                    let gb = g + b * G, pb = dp + b * G, dhb = dHp + b * H, dcb = dCp + b * H, cpb = cPrev + b * H, tcb = tc + b * H
                     for k in 0..<H {
-                        let idx = b * H + k, gb = g0 + b * G
-                        let dh = dH[idx] + (gY.isEmpty ? 0 : gY[((t * sh.dirs + d) * N + b) * H + k])
-                        let i = gates[gb + k], o = gates[gb + H + k], f = gates[gb + 2 * H + k], cc = gates[gb + 3 * H + k]
-                        let tc = Foundation.tanh(cs[(step + 1) * N * H + idx])
-                        let dc = dC[idx] + dh * o * (1 - tc * tc)
-                        dpre[gb + k] = dc * cc * i * (1 - i)
-                        dpre[gb + H + k] = dh * tc * o * (1 - o)
-                        dpre[gb + 2 * H + k] = dc * cs[step * N * H + idx] * f * (1 - f)
-                        dpre[gb + 3 * H + k] = dc * i * (1 - cc * cc)
-                        dC[idx] = dc * f
+                        let dh = dhb[k]
+                        let i = gb[k], o = gb[H + k], f = gb[2 * H + k], cc = gb[3 * H + k], t = tcb[k]
+                        let dc = dcb[k] + dh * o * (1 - t * t)
+                        pb[k] = dc * cc * i * (1 - i)
+                        pb[H + k] = dh * t * o * (1 - o)
+                        pb[2 * H + k] = dc * cpb[k] * f * (1 - f)
+                        pb[3 * H + k] = dc * i * (1 - cc * cc)
+                        dcb[k] = dc * f
                     }
                 }
                 // dH of the step before: dpre · R.
-                gemm(dpre, g0, transA: false, r, rOff, transB: false, m: N, n: H, k: G, into: &dH, 0, accumulate: false)
+                sgemm(dp, transA: false, v.r.p + rOff, transB: false, m: N, n: H, k: G, into: dH.p, accumulate: false)
             }
-            // dW += dpreᵀ · X, dR += dpreᵀ · H_before, dX += dpre · W, db = column sums of dpre.
-            gemm(dpre, 0, transA: true, xs, 0, transB: false, m: G, n: I, k: T * N, into: &dw, wOff, accumulate: true)
-            gemm(dpre, 0, transA: true, hs, 0, transB: false, m: G, n: H, k: T * N, into: &dr, rOff, accumulate: true)
-            var dxs = [Float](repeating: 0, count: T * N * I)
-            gemm(dpre, 0, transA: false, w, wOff, transB: false, m: T * N, n: I, k: G, into: &dxs, 0, accumulate: false)
-            for (step, t) in order.enumerated() {
-                for q in 0..<(N * I) { dx[t * N * I + q] += dxs[step * N * I + q] }
+            // dW += dpreᵀ · X, dR += dpreᵀ · H_before, dX += dpre · W, both biases get dpre's
+            // column sums; each only when asked for (X from the data needs none).
+            if c.need(1) { sgemm(dpre.p, transA: true, xs.p, transB: false, m: G, n: I, k: T * N, into: dw.p + wOff, accumulate: true) }
+            if c.need(2) { sgemm(dpre.p, transA: true, tr.hs.p, transB: false, m: G, n: H, k: T * N, into: dr.p + rOff, accumulate: true) }
+            if c.need(0) { addInputGradient(dpre, v.w.p + wOff, gates: G, sh, d, into: dx) }
+            if c.need(3) {
+                addColumnSums(dpre.p, rows: T * N, stride: G, count: G, into: db.p + d * 2 * G)
+                (db.p + d * 2 * G + G).update(from: db.p + d * 2 * G, count: G)
             }
-            for row in 0..<(T * N) {
-                for j in 0..<G {
-                    let gv = dpre[row * G + j]
-                    db[d * 8 * H + j] += gv
-                    db[d * 8 * H + G + j] += gv
+            (dh0.p + d * nh).update(from: dH.p, count: nh)
+            (dc0.p + d * nh).update(from: dC.p, count: nh)
+        }
+        return [c.need(0) ? dx.tensor([T, N, I]) : nil, c.need(1) ? dw.tensor(try c.input(1).shape) : nil,
+                c.need(2) ? dr.tensor(try c.input(2).shape) : nil, c.need(3) ? db.tensor([sh.dirs, 8 * H]) : nil, nil,
+                c.need(5) ? dh0.tensor([sh.dirs, N, H]) : nil, c.need(6) ? dc0.tensor([sh.dirs, N, H]) : nil]
+    }
+}
+
+// MARK: - GRU
+
+extension Rules {
+    /// One direction's forward pass, rows in processing order: the activated gates (z, r, h~) of
+    /// every step, the states before every step and after the last (`T + 1` rows of `N × H`),
+    /// and the candidate's recurrent term: `u = H·Rhᵀ + Rbh` with linear_before_reset, else
+    /// `a = r ⊙ H` (the row that multiplies Rh).
+    /// Written once by `init`, only read afterwards (by the rule, from the tape).
+    final class GRUTrace: @unchecked Sendable {
+        let gates: FloatBuffer, hs: FloatBuffer, aux: FloatBuffer
+
+        init(_ v: RNNInputs, _ xs: FloatBuffer, _ sh: RNNShape, _ d: Int, linearBeforeReset lbr: Bool) {
+            let (T, N, I, H) = (sh.seq, sh.batch, sh.input, sh.hidden)
+            let G = 3 * H, nh = N * H
+            // The gates are written whole by the bias rows or by the GEMM (which then does not read them).
+            gates = FloatBuffer(T * N * G, zeroed: false); hs = FloatBuffer((T + 1) * nh); aux = FloatBuffer(T * nh, zeroed: false)
+            let r = v.r.p + d * G * H
+            let wb = v.bias.map { UnsafePointer($0.p + d * 2 * G) }, rb = wb.map { $0 + G }
+            // Wb, and Rb unless the recurrent product carries it (Rbh sits inside r ⊙ (…) with
+            // linear_before_reset, so there all of Rb goes with H·Rᵀ).
+            if let wb, let rb { fillRows(gates.p, rows: T * N, stride: G, wb, plus: lbr ? nil : rb, count: G) }
+            sgemm(xs.p, transA: false, v.w.p + d * G * I, transB: true, m: T * N, n: G, k: I, into: gates.p, accumulate: wb != nil)
+            if let h0 = v.h0 { hs.p.update(from: h0.p + d * nh, count: nh) }
+            let recWidth = lbr ? G : 2 * H, rec = FloatBuffer(N * recWidth, zeroed: false)
+            for step in 0..<T {
+                let g = gates.p + step * N * G, hPrev = hs.p + step * nh, hNew = hPrev + nh, ax = aux.p + step * nh
+                if lbr, let rb { fillRows(rec.p, rows: N, stride: G, rb, plus: nil, count: G) }
+                sgemm(hPrev, transA: false, r, transB: true, m: N, n: recWidth, k: H, into: rec.p, accumulate: lbr && rb != nil)
+                for b in 0..<N {
+                    let gb = g + b * G, rc = rec.p + b * recWidth, hp = hPrev + b * H, a = ax + b * H
+                    for j in 0..<(2 * H) { gb[j] += rc[j] }
+                    sigmoidInPlace(gb, count: 2 * H)
+                    if lbr {
+                        for k in 0..<H { a[k] = rc[2 * H + k]; gb[2 * H + k] += gb[H + k] * a[k] }
+                    } else {
+                        for k in 0..<H { a[k] = gb[H + k] * hp[k] }
+                    }
+                }
+                if !lbr { sgemm(ax, transA: false, r + 2 * H * H, transB: true, m: N, n: H, k: H, into: g + 2 * H, ldc: G, accumulate: true) }
+                for b in 0..<N {
+                    let gb = g + b * G, hp = hPrev + b * H, hn = hNew + b * H
+                    Elementwise.tanh(gb + 2 * H, gb + 2 * H, count: H)
+                    for k in 0..<H { hn[k] = (1 - gb[k]) * gb[2 * H + k] + gb[k] * hp[k] }
                 }
             }
-            for k in 0..<(N * H) { dh0[d * N * H + k] = dH[k]; dc0[d * N * H + k] = dC[k] }
         }
-        var out: [Tensor?] = [Ops.tensor([T, N, I], dx), Ops.tensor(try c.input(1).shape, dw), Ops.tensor(try c.input(2).shape, dr)]
-        out.append(bias != nil ? Ops.tensor([sh.dirs, 8 * H], db) : nil)
-        out.append(nil)
-        out.append(h0 != nil ? Ops.tensor([sh.dirs, N, H], dh0) : nil)
-        out.append(c0 != nil ? Ops.tensor([sh.dirs, N, H], dc0) : nil)
-        return out
+    }
+
+    /// GRU in training: outputs Y, Y_h and the traces of every direction.
+    static let gruForward: TrainingForward = { node, inputs, _ throws(AutogradError) in
+        guard let context = trainingContext(node, inputs, gates: 3) else { return nil }
+        let (c, sh) = context
+        let lbr = try c.int("linear_before_reset", 0) != 0
+        let v = try RNNInputs(c)
+        let traces = (0..<sh.dirs).map { GRUTrace(v, v.orderedX(sh, $0), sh, $0, linearBeforeReset: lbr) }
+        return TrainingForwardResult(outputs: [sequenceOutput(traces.map(\.hs), sh), lastStates(traces.map(\.hs), row: sh.seq, sh)],
+                                     kept: traces)
     }
 
     static let gru: GradientRule = { c throws(AutogradError) in
         let sh = try rnnShape(c, gates: 3)
         let (T, N, I, H) = (sh.seq, sh.batch, sh.input, sh.hidden)
+        let G = 3 * H, nh = N * H
         let lbr = try c.int("linear_before_reset", 0) != 0
-        let x = Ops.floats(try c.input(0)), w = Ops.floats(try c.input(1)), r = Ops.floats(try c.input(2))
-        let bias = c.inputs.count > 3 ? c.inputs[3].map(Ops.floats) : nil
-        let h0 = c.inputs.count > 5 ? c.inputs[5].map(Ops.floats) : nil
-        let gY = c.grad(0), gYh = c.grad(1)
-        var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: w.count)
-        var dr = [Float](repeating: 0, count: r.count), db = [Float](repeating: 0, count: sh.dirs * 6 * H)
-        var dh0 = [Float](repeating: 0, count: sh.dirs * N * H)
+        let v = try RNNInputs(c)
+        let gY = try outputGradient(c, 0, sh), gYh = try outputGradient(c, 1, sh)
+        let dx = FloatBuffer(v.x.count), dw = FloatBuffer(v.w.count), dr = FloatBuffer(v.r.count)
+        let db = FloatBuffer(sh.dirs * 2 * G), dh0 = FloatBuffer(sh.dirs * nh)
+        let kept = (c.kept as? [GRUTrace]).flatMap { $0.count == sh.dirs ? $0 : nil }
         for d in 0..<sh.dirs {
-            let reverse = sh.reverseOnly || d == 1
-            let order = reverse ? Array((0..<T).reversed()) : Array(0..<T)
-            let wOff = d * 3 * H * I, rOff = d * 3 * H * H, bOff = d * 6 * H
-            func wb(_ j: Int) -> Float { bias.map { $0[bOff + j] } ?? 0 }
-            func rb(_ j: Int) -> Float { bias.map { $0[bOff + 3 * H + j] } ?? 0 }
-            var hs = [[Float]](), zs = [[Float]](), rs = [[Float]](), hts = [[Float]](), us = [[Float]]()
-            var hPrev = h0.map { Array($0[(d * N * H)..<((d + 1) * N * H)]) } ?? [Float](repeating: 0, count: N * H)
-            hs.append(hPrev)
-            for t in order {
-                let xw = timesRowsT(x[(t * N * I)..<((t + 1) * N * I)], batch: N, k: I, w, mOffset: wOff, rows: 3 * H)
-                let hrZR = timesRowsT(hPrev[...], batch: N, k: H, r, mOffset: rOff, rows: 2 * H)
-                var z = [Float](repeating: 0, count: N * H), rr = z, ht = z, hNew = z, u = z
-                for b in 0..<N {
-                    for k in 0..<H {
-                        z[b * H + k] = sigmoid(xw[b * 3 * H + k] + hrZR[b * 2 * H + k] + wb(k) + rb(k))
-                        rr[b * H + k] = sigmoid(xw[b * 3 * H + H + k] + hrZR[b * 2 * H + H + k] + wb(H + k) + rb(H + k))
-                    }
-                }
-                let source: [Float]
-                if lbr { source = hPrev } else { source = (0..<(N * H)).map { rr[$0] * hPrev[$0] } }
-                let hh = timesRowsT(source[...], batch: N, k: H, r, mOffset: rOff + 2 * H * H, rows: H)
-                for b in 0..<N {
-                    for k in 0..<H {
-                        let idx = b * H + k
-                        let pre: Float
-                        if lbr {
-                            u[idx] = hh[idx] + rb(2 * H + k)
-                            pre = xw[b * 3 * H + 2 * H + k] + rr[idx] * u[idx] + wb(2 * H + k)
-                        } else {
-                            pre = xw[b * 3 * H + 2 * H + k] + hh[idx] + rb(2 * H + k) + wb(2 * H + k)
-                        }
-                        ht[idx] = Foundation.tanh(pre)
-                        hNew[idx] = (1 - z[idx]) * ht[idx] + z[idx] * hPrev[idx]
-                    }
-                }
-                zs.append(z); rs.append(rr); hts.append(ht); us.append(u); hs.append(hNew)
-                hPrev = hNew
-            }
-            var dH = [Float](repeating: 0, count: N * H)
-            for k in 0..<(N * H) { dH[k] = gYh.isEmpty ? 0 : gYh[d * N * H + k] }
+            let xs = v.orderedX(sh, d)
+            let tr = kept?[d] ?? GRUTrace(v, xs, sh, d, linearBeforeReset: lbr)
+            let wOff = d * G * I, rOff = d * G * H, r = v.r.p + rOff
+            // dpre: the gradients of the gates' pre-activations (what W and Wb see). dRec: what R
+            // and Rb see, the same but for the candidate with linear_before_reset (du = dh~ ⊙ r).
+            let dpre = FloatBuffer(T * N * G, zeroed: false), dRec = lbr ? FloatBuffer(T * N * G, zeroed: false) : dpre
+            var dH = FloatBuffer(nh), newDH = FloatBuffer(nh, zeroed: false)
+            let da = FloatBuffer(nh, zeroed: false)
+            if let gYh { dH.p.update(from: gYh.p + d * nh, count: nh) }
             for step in stride(from: T - 1, through: 0, by: -1) {
-                let t = order[step]
-                let z = zs[step], rr = rs[step], ht = hts[step], u = us[step], hBefore = hs[step]
-                var dpz = [Float](repeating: 0, count: N * H), dpr = dpz, dph = dpz, newDH = dpz
-                var a = dpz
-                for idx in 0..<(N * H) {
-                    let b = idx / H, k = idx % H
-                    let dh = dH[idx] + (gY.isEmpty ? 0 : gY[((t * sh.dirs + d) * N + b) * H + k])
-                    dpz[idx] = dh * (hBefore[idx] - ht[idx]) * z[idx] * (1 - z[idx])
-                    dph[idx] = dh * (1 - z[idx]) * (1 - ht[idx] * ht[idx])
-                    newDH[idx] = dh * z[idx]
-                    a[idx] = rr[idx] * hBefore[idx]
-                }
-                // The candidate's recurrent part.
-                let hRow = rOff + 2 * H * H
-                if lbr {
-                    for b in 0..<N {
-                        for j in 0..<H {
-                            let idx = b * H + j
-                            let du = dph[idx] * rr[idx]
-                            dpr[idx] = dph[idx] * u[idx] * rr[idx] * (1 - rr[idx])
-                            db[bOff + 5 * H + j] += du
-                            for q in 0..<H {
-                                dr[hRow + j * H + q] += du * hBefore[b * H + q]
-                                newDH[b * H + q] += du * r[hRow + j * H + q]
-                            }
-                        }
-                    }
-                } else {
-                    var da = [Float](repeating: 0, count: N * H)
-                    for b in 0..<N {
-                        for j in 0..<H {
-                            let gv = dph[b * H + j]
-                            db[bOff + 5 * H + j] += gv
-                            for q in 0..<H {
-                                dr[hRow + j * H + q] += gv * a[b * H + q]
-                                da[b * H + q] += gv * r[hRow + j * H + q]
-                            }
-                        }
-                    }
-                    for idx in 0..<(N * H) {
-                        dpr[idx] = da[idx] * hBefore[idx] * rr[idx] * (1 - rr[idx])
-                        newDH[idx] += da[idx] * rr[idx]
-                    }
-                }
+                let g = tr.gates.p + step * N * G, dp = dpre.p + step * N * G, drc = dRec.p + step * N * G
+                let hPrev = tr.hs.p + step * nh, ax = tr.aux.p + step * nh
+                addOutputGradient(gY, step: step, sh, d, into: dH.p)
                 for b in 0..<N {
-                    for (gate, dp) in [(0, dpz), (1, dpr), (2, dph)] {
-                        for j in 0..<H {
-                            let gv = dp[b * H + j]
-                            if gv == 0 { continue }
-                            let row = gate * H + j
-                            for q in 0..<I {
-                                dw[wOff + row * I + q] += gv * x[(t * N + b) * I + q]
-                                dx[(t * N + b) * I + q] += gv * w[wOff + row * I + q]
-                            }
-                            db[bOff + row] += gv
-                            if gate < 2 {
-                                db[bOff + 3 * H + row] += gv
-                                for q in 0..<H {
-                                    dr[rOff + row * H + q] += gv * hBefore[b * H + q]
-                                    newDH[b * H + q] += gv * r[rOff + row * H + q]
-                                }
-                            }
+                    let gb = g + b * G, pb = dp + b * G, rcb = drc + b * G
+                    let dhb = dH.p + b * H, ndb = newDH.p + b * H, hpb = hPrev + b * H, ab = ax + b * H
+                    for k in 0..<H {
+                        let dh = dhb[k]
+                        let z = gb[k], rr = gb[H + k], ht = gb[2 * H + k]
+                        let dz = dh * (hpb[k] - ht) * z * (1 - z), dht = dh * (1 - z) * (1 - ht * ht)
+                        pb[k] = dz
+                        pb[2 * H + k] = dht
+                        ndb[k] = dh * z
+                        if lbr {
+                            let u = ab[k], drr = dht * u * rr * (1 - rr)
+                            pb[H + k] = drr
+                            rcb[k] = dz; rcb[H + k] = drr; rcb[2 * H + k] = dht * rr
                         }
                     }
                 }
-                dH = newDH
+                if lbr {
+                    sgemm(drc, transA: false, r, transB: false, m: N, n: H, k: G, into: newDH.p, accumulate: true)
+                } else {
+                    // a = r ⊙ H: da = dh~ · Rh, then r's gradient and H's share through a.
+                    sgemm(dp + 2 * H, transA: false, r + 2 * H * H, transB: false, m: N, n: H, k: H, lda: G, into: da.p, accumulate: false)
+                    for b in 0..<N {
+                        let gb = g + b * G, pb = dp + b * G
+                        for k in 0..<H {
+                            let idx = b * H + k, rr = gb[H + k]
+                            pb[H + k] = da.p[idx] * hPrev[idx] * rr * (1 - rr)
+                            newDH.p[idx] += da.p[idx] * rr
+                        }
+                    }
+                    sgemm(dp, transA: false, r, transB: false, m: N, n: H, k: 2 * H, lda: G, into: newDH.p, accumulate: true)
+                }
+                swap(&dH, &newDH)
             }
-            for k in 0..<(N * H) { dh0[d * N * H + k] = dH[k] }
+            if c.need(1) { sgemm(dpre.p, transA: true, xs.p, transB: false, m: G, n: I, k: T * N, into: dw.p + wOff, accumulate: true) }
+            if c.need(2), lbr {
+                sgemm(dRec.p, transA: true, tr.hs.p, transB: false, m: G, n: H, k: T * N, into: dr.p + rOff, accumulate: true)
+            } else if c.need(2) {
+                sgemm(dpre.p, transA: true, tr.hs.p, transB: false, m: 2 * H, n: H, k: T * N, lda: G, into: dr.p + rOff, accumulate: true)
+                sgemm(dpre.p + 2 * H, transA: true, tr.aux.p, transB: false, m: H, n: H, k: T * N, lda: G,
+                      into: dr.p + rOff + 2 * H * H, accumulate: true)
+            }
+            if c.need(0) { addInputGradient(dpre, v.w.p + wOff, gates: G, sh, d, into: dx) }
+            if c.need(3) {
+                addColumnSums(dpre.p, rows: T * N, stride: G, count: G, into: db.p + d * 2 * G)
+                addColumnSums(dRec.p, rows: T * N, stride: G, count: G, into: db.p + d * 2 * G + G)
+            }
+            (dh0.p + d * nh).update(from: dH.p, count: nh)
         }
-        var out: [Tensor?] = [Ops.tensor([T, N, I], dx), Ops.tensor(try c.input(1).shape, dw), Ops.tensor(try c.input(2).shape, dr)]
-        out.append(bias != nil ? Ops.tensor([sh.dirs, 6 * H], db) : nil)
-        out.append(nil)
-        out.append(h0 != nil ? Ops.tensor([sh.dirs, N, H], dh0) : nil)
-        return out
+        return [c.need(0) ? dx.tensor([T, N, I]) : nil, c.need(1) ? dw.tensor(try c.input(1).shape) : nil,
+                c.need(2) ? dr.tensor(try c.input(2).shape) : nil, c.need(3) ? db.tensor([sh.dirs, 2 * G]) : nil, nil,
+                c.need(5) ? dh0.tensor([sh.dirs, N, H]) : nil]
     }
 }

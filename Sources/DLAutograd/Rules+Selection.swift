@@ -46,11 +46,10 @@ extension Rules {
         return out
     }
 
-    /// The reduced axes of a Reduce* node (attribute before opset 18, else the second input) and
+    /// The reduced axes of a Reduce* node (its second input) and
     /// the input's shape with them kept as 1; nil axes set means "no-op" (noop_with_empty_axes).
     static func reducedShape(_ c: RuleContext, _ x: Tensor) throws(AutogradError) -> [Int]? {
-        var axes: [Int]
-        if let a = c.intInput(1) { axes = a } else { axes = try c.ints("axes") ?? [] }
+        var axes = c.intInput(1) ?? []
         if axes.isEmpty {
             if try c.int("noop_with_empty_axes", 0) != 0 { return nil }
             axes = Array(0..<x.rank)
@@ -160,8 +159,7 @@ extension Rules {
         let x = try c.input(0)
         guard let y = c.outputs.first else { throw c.fail("no output recorded") }
         let rank = x.rank
-        let attributePads = try c.ints("pads")
-        guard let pads = c.intInput(1) ?? attributePads else { throw c.fail("no pads") }
+        guard let pads = c.intInput(1) else { throw c.fail("no pads") }
         var axes = Array(0..<rank)
         if let a = c.intInput(3) {
             axes = []

@@ -12,6 +12,7 @@ struct RuleContext {
     let outputGrads: [Tensor?]
     let needs: [Bool]
     let saved: [Tensor]
+    let kept: (any Sendable)?
     let training: Bool
     let opset: Int?
 
@@ -66,9 +67,13 @@ typealias GradientRule = @Sendable (RuleContext) throws(AutogradError) -> [Tenso
 struct TrainingForwardResult {
     var outputs: [Tensor]
     var saved: [Tensor] = []
+    /// Values the rule reads back without a copy into tensors (see `Tape.Record.kept`).
+    var kept: (any Sendable)?
     var stateUpdates: [(String, Tensor)] = []
 }
-typealias TrainingForward = @Sendable (Node, [Tensor?], inout TrainingRNG) throws(AutogradError) -> TrainingForwardResult
+/// A node's forward pass in training, when it differs from inference's or keeps values for the
+/// backward pass; nil runs the runtime's kernel instead (a form it does not handle).
+typealias TrainingForward = @Sendable (Node, [Tensor?], inout TrainingRNG) throws(AutogradError) -> TrainingForwardResult?
 
 /// The gradient rules, one per IR primitive.
 enum Rules {
@@ -81,6 +86,8 @@ enum Rules {
     static let trainingForward: [String: TrainingForward] = [
         "Dropout": dropoutForward,
         "BatchNormalization": batchNormForward,
+        "LSTM": lstmForward,
+        "GRU": gruForward,
     ]
 
     static func hasTrainingForward(_ n: Node) -> Bool { trainingForward[n.opType] != nil }

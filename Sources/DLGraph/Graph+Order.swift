@@ -137,6 +137,21 @@ extension Node {
         return out
     }
 
+    /// Applies `body` to every graph-valued attribute of the node, in place.
+    package mutating func rewriteSubgraphs(_ body: (inout Graph) -> Void) {
+        for i in attributes.indices {
+            switch attributes[i].value {
+            case .graph(var g):
+                body(&g)
+                attributes[i].value = .graph(g)
+            case .graphs(var gs):
+                for k in gs.indices { body(&gs[k]) }
+                attributes[i].value = .graphs(gs)
+            default: break
+            }
+        }
+    }
+
     /// Names the node's subgraphs read from the enclosing scope (implicit inputs of the node).
     public var subgraphOuterNames: Set<String> {
         var out = Set<String>()

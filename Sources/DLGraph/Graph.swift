@@ -23,12 +23,13 @@ public struct ModelMetadata: Sendable {
 /// DLKit's one intermediate representation: values named by strings, nodes in an order where
 /// every node comes after the nodes it reads from, weights as named tensors.
 ///
-/// Ops are the ONNX standard operators, in the form of the ai.onnx opset in `metadata`
-/// (`onnxOpset`): a graph read at opset 10 keeps Squeeze's `axes` as an attribute, one read at 13
-/// has it as an input, and inference, kernels and gradient rules take both. Forms whose meaning
-/// changed (Softmax before 13, DFT before 20) are rewritten by the reader; writers convert to
-/// another opset only when asked (`OpsetConverter`). Importers of other formats emit ops at the
-/// opset they declare. So the runtime, gradients and exporters key on one op set.
+/// Ops are the ONNX standard operators, each in one form whatever opset a graph was read at:
+/// attributes that later opsets take as inputs (Squeeze's `axes`, Clip's bounds, ...) are inputs
+/// (`NormalForm`), and forms whose meaning changed (Softmax before 13, DFT before 20) are
+/// rewritten by the reader. `metadata.onnxOpset` is the opset the graph is written at: the ONNX
+/// writer turns those inputs back into attributes for an older one, and converts to another
+/// opset only when asked (`OpsetConverter`). Importers of other formats emit the IR's form. So
+/// the runtime, gradients and exporters key on one op set.
 public struct Graph: Sendable {
     public var name: String
     public var docString: String = ""

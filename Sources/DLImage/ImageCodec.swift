@@ -99,22 +99,46 @@ public enum ImageCodec {
     }
 
     /// Bilinear resampling to `height` x `width` (pixel centres aligned, as half-pixel
-    /// `Resize` does, no antialiasing), scaled to [0, 1] float32, HWC.
-    public static func resized(_ image: DecodedImage, height: Int, width: Int) -> [Float] {
-        let c = image.channels
-        var out = [Float](repeating: 0, count: height * width * c)
-        let sy = Double(image.height) / Double(height), sx = Double(image.width) / Double(width)
+    /// `Resize` does, no antialiasing), scaled to [0, 1] float32, HWC (CHW with `planar`).
+    ///
+    /// The interpolation runs in Double from each output column's and row's two source indices and
+    /// weight, worked out once per column and per row; at the image's own size every weight is 0,
+    /// so each value is the pixel's `Float(p / 255)`, read from a table of the 256.
+    public static func resized(_ image: DecodedImage, height: Int, width: Int, planar: Bool = false) -> [Float] {
+        let c = image.channels, plane = height * width
+        var out = [Float](repeating: 0, count: plane * c)
+        // Element (y, x, k) of the result goes to out[y * rowStride + x * pixelStride + k * channelStride].
+        let (rowStride, pixelStride, channelStride) = planar ? (width, 1, plane) : (width * c, c, 1)
         image.pixels.withUnsafeBufferPointer { src in
-            for y in 0..<height {
-                let fy = max(0, min(Double(image.height - 1), (Double(y) + 0.5) * sy - 0.5))
-                let y0 = Int(fy), y1 = min(y0 + 1, image.height - 1), wy = fy - Double(y0)
-                for x in 0..<width {
-                    let fx = max(0, min(Double(image.width - 1), (Double(x) + 0.5) * sx - 0.5))
-                    let x0 = Int(fx), x1 = min(x0 + 1, image.width - 1), wx = fx - Double(x0)
-                    for k in 0..<c {
-                        func p(_ yy: Int, _ xx: Int) -> Double { Double(src[(yy * image.width + xx) * c + k]) }
-                        let v = (p(y0, x0) * (1 - wx) + p(y0, x1) * wx) * (1 - wy) + (p(y1, x0) * (1 - wx) + p(y1, x1) * wx) * wy
-                        out[(y * width + x) * c + k] = Float(v / 255)
+            out.withUnsafeMutableBufferPointer { dst in
+                if image.height == height, image.width == width {
+                    let scaled = (0..<256).map { Float(Double($0) / 255) }
+                    for y in 0..<height {
+                        for x in 0..<width {
+                            let s = (y * width + x) * c, d = y * rowStride + x * pixelStride
+                            for k in 0..<c { dst[d + k * channelStride] = scaled[Int(src[s + k])] }
+                        }
+                    }
+                    return
+                }
+                func axis(_ n: Int, _ from: Int) -> [(Int, Int, Double)] {
+                    let scale = Double(from) / Double(n)
+                    return (0..<n).map { i in
+                        let f = max(0, min(Double(from - 1), (Double(i) + 0.5) * scale - 0.5))
+                        let i0 = Int(f)
+                        return (i0, min(i0 + 1, from - 1), f - Double(i0))
+                    }
+                }
+                let xs = axis(width, image.width), ys = axis(height, image.height)
+                for (y, (y0, y1, wy)) in ys.enumerated() {
+                    let r0 = y0 * image.width, r1 = y1 * image.width
+                    for (x, (x0, x1, wx)) in xs.enumerated() {
+                        let d = y * rowStride + x * pixelStride
+                        for k in 0..<c {
+                            func p(_ row: Int, _ xx: Int) -> Double { Double(src[(row + xx) * c + k]) }
+                            let v = (p(r0, x0) * (1 - wx) + p(r0, x1) * wx) * (1 - wy) + (p(r1, x0) * (1 - wx) + p(r1, x1) * wx) * wy
+                            dst[d + k * channelStride] = Float(v / 255)
+                        }
                     }
                 }
             }

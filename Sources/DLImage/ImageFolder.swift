@@ -71,11 +71,6 @@ public struct ImageFolder: Sendable {
     /// One image as a sample: decoded, resized to `height` x `width`, scaled to [0, 1], and laid
     /// out CHW (HWC with `channelsLast`).
     public static func pixels(path: String, height: Int, width: Int, channels: Int, channelsLast: Bool) throws(ImageError) -> [Float] {
-        let hwc = ImageCodec.resized(try ImageCodec.decode(path: path, channels: channels), height: height, width: width)
-        if channelsLast || channels == 1 { return hwc }
-        let plane = height * width
-        var chw = [Float](repeating: 0, count: hwc.count)
-        for k in 0..<channels { for i in 0..<plane { chw[k * plane + i] = hwc[i * channels + k] } }
-        return chw
+        ImageCodec.resized(try ImageCodec.decode(path: path, channels: channels), height: height, width: width, planar: !channelsLast)
     }
 }

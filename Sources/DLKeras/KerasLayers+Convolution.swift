@@ -46,10 +46,9 @@ extension GraphBuilder {
             }
             begin.append(p.0); end.append(p.1); out.append(p.2)
         }
-        var attrs = [Attribute(name: "kernel_shape", value: .ints(kernel)), Attribute(name: "strides", value: .ints(strides)),
-                     Attribute(name: "dilations", value: .ints(dil))]
-        attrs.append(auto ? Attribute(name: "auto_pad", value: .string("SAME_UPPER")) : Attribute(name: "pads", value: .ints(begin + end)))
-        return (attrs, out)
+        let window = WindowAttributes(node: s.name, kernelShape: kernel, strides: strides, dilations: dil,
+                                      pads: auto ? nil : begin + end, autoPad: auto ? .sameUpper : .notSet)
+        return (window.attributes, out)
     }
 
     mutating func conv(_ s: LayerSpec, _ x: Value, _ rec: inout KerasLayerRecord) throws(KerasError) -> Value {
@@ -156,8 +155,7 @@ extension GraphBuilder {
         }
         // Keras's valid output is max(k, s) + (n-1)s: ONNX gives (n-1)s + k; the difference is output_padding.
         let outPad = (0..<k).map { padding == "valid" ? max(strides[$0] - kernel[$0], 0) : 0 }
-        let attrs = [Attribute(name: "kernel_shape", value: .ints(kernel)), Attribute(name: "strides", value: .ints(strides)),
-                     Attribute(name: "pads", value: .ints(begin + end)), Attribute(name: "output_padding", value: .ints(outPad))]
+        let attrs = WindowAttributes(node: s.name, kernelShape: kernel, strides: strides, pads: begin + end, outputPadding: outPad).attributes
         let y = try channelsFirst(x, last: last, name: s.name) { (g: inout GraphBuilder, t: Value) throws(KerasError) -> Value in
             let o = g.op1("ConvTranspose", [t.name, w] + (b.map { [$0] } ?? []), attrs, name: s.name)
             return Value(name: o, shape: [t.shape[0], filters] + out)
@@ -183,10 +181,8 @@ extension GraphBuilder {
         let isMax = s.className.hasPrefix("Max")
         let channels = last ? x.shape.last ?? nil : x.shape[1]
         return try channelsFirst(x, last: last, name: s.name) { (g: inout GraphBuilder, t: Value) throws(KerasError) -> Value in
-            let o = g.op1(isMax ? "MaxPool" : "AveragePool", [t.name], [
-                Attribute(name: "kernel_shape", value: .ints(size)), Attribute(name: "strides", value: .ints(strides)),
-                Attribute(name: "pads", value: .ints(begin + end)),
-            ], name: s.name)
+            let o = g.op1(isMax ? "MaxPool" : "AveragePool", [t.name],
+                          WindowAttributes(node: s.name, kernelShape: size, strides: strides, pads: begin + end).attributes, name: s.name)
             return Value(name: o, shape: [t.shape[0], channels] + out)
         }
     }

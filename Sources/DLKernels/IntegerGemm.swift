@@ -68,34 +68,44 @@ public enum IntegerGemm {
     }
 
     static func vnniMultiply(_ a: Operand, _ b: Operand, into c: UnsafeMutablePointer<Int32>) {
+        guard let aBytes = a.bytes.baseAddress, let bBytes = b.bytes.baseAddress else { return scalarMultiply(a, b, into: c) }
         let m = a.rows, k = a.cols, n = b.cols
         let k4 = (k + 3) / 4, panel = Int(DLK_I8_PANEL)
         let panels = (n + panel - 1) / panel
         // a as unsigned bytes (int8 + 128), rows padded with zeros to a multiple of four.
         var ua = [UInt8](repeating: 0, count: m * k4 * 4)
         var rowSums = [Int64](repeating: 0, count: m)
-        let aFlip: UInt8 = a.signed ? 0x80 : 0
-        for i in 0..<m {
-            var s: Int64 = 0
-            for r in 0..<k {
-                let v = a.bytes[i * k + r] ^ aFlip
-                ua[i * k4 * 4 + r] = v
-                s += Int64(v)
-            }
-            rowSums[i] = s
-        }
         // b as signed bytes (uint8 − 128), packed in panels of 16 columns by groups of four k.
         var pb = [Int8](repeating: 0, count: panels * k4 * 64)
         var colSums = [Int64](repeating: 0, count: n)
-        let bFlip: UInt8 = b.signed ? 0 : 0x80
+        let aFlip: UInt8 = a.signed ? 0x80 : 0, bFlip: UInt8 = b.signed ? 0 : 0x80
         let panelStride = k4 * 64
-        for r in 0..<k {
-            let rowBase: Int = (r / 4) * 64 + r % 4
-            for j in 0..<n {
-                let v = Int8(bitPattern: b.bytes[r * n + j] ^ bFlip)
-                let at: Int = (j / panel) * panelStride + rowBase + (j % panel) * 4
-                pb[at] = v
-                colSums[j] += Int64(v)
+        ua.withUnsafeMutableBufferPointer { ua in
+            rowSums.withUnsafeMutableBufferPointer { rowSums in
+                guard let uaBase = ua.baseAddress else { return }
+                for i in 0..<m {
+                    var s: Int64 = 0
+                    let src = aBytes + i * k, dst = uaBase + i * k4 * 4
+                    for r in 0..<k {
+                        let v = src.load(fromByteOffset: r, as: UInt8.self) ^ aFlip
+                        dst[r] = v
+                        s += Int64(v)
+                    }
+                    rowSums[i] = s
+                }
+            }
+        }
+        pb.withUnsafeMutableBufferPointer { pb in
+            colSums.withUnsafeMutableBufferPointer { colSums in
+                guard let pbBase = pb.baseAddress else { return }
+                for r in 0..<k {
+                    let src = bBytes + r * n, rowBase = pbBase + (r / 4) * 64 + r % 4
+                    for j in 0..<n {
+                        let v = Int8(bitPattern: src.load(fromByteOffset: j, as: UInt8.self) ^ bFlip)
+                        rowBase[(j / panel) * panelStride + (j % panel) * 4] = v
+                        colSums[j] += Int64(v)
+                    }
+                }
             }
         }
         ua.withUnsafeBufferPointer { pa in
@@ -106,12 +116,18 @@ public enum IntegerGemm {
         // Zero points in the moved domains: a' = a + 128 (za' = za + 128), b' = b − 128 (zb' = zb − 128).
         let aShift: Int64 = a.signed ? 128 : 0, bShift: Int64 = b.signed ? 0 : -128
         let depth = Int64(k)
-        for i in 0..<m {
-            let za = Int64(zero(a.zeroPoints, i)) + aShift
-            for j in 0..<n {
-                let zb = Int64(zero(b.zeroPoints, j)) + bShift
-                let v = Int64(c[i * n + j]) - zb * rowSums[i] - za * colSums[j] + depth * za * zb
-                c[i * n + j] = Int32(truncatingIfNeeded: v)
+        let zb = (0..<n).map { Int64(zero(b.zeroPoints, $0)) + bShift }
+        rowSums.withUnsafeBufferPointer { rowSums in
+            colSums.withUnsafeBufferPointer { colSums in
+                zb.withUnsafeBufferPointer { zb in
+                    for i in 0..<m {
+                        let za = Int64(zero(a.zeroPoints, i)) + aShift, rowSum = rowSums[i], out = c + i * n
+                        for j in 0..<n {
+                            let v = Int64(out[j]) - zb[j] * rowSum - za * colSums[j] + depth * za * zb[j]
+                            out[j] = Int32(truncatingIfNeeded: v)
+                        }
+                    }
+                }
             }
         }
     }

@@ -1,4 +1,6 @@
 import CKernels
+import DLTensor
+
 /// Data movement for any fixed-width element type: transpose, concat, split. Elements are copied
 /// as opaque values of `elementWidth` bytes (1, 2, 4 or 8: every `DType` but `string`).
 /// Buffers are contiguous row-major; outputs must not overlap inputs.
@@ -233,18 +235,10 @@ extension Layout {
         for d in 0..<r { offset += start[d] * strides[d] }
         let rowBytes = count[r - 1] * elementWidth
         let rows = count.dropLast().reduce(1, *)
-        var index = [Int](repeating: 0, count: r - 1)
+        var cursor = StridedCursor(shape: Array(count.dropLast()), strides: Array(strides.dropLast()), offset: offset)
         for k in 0..<rows {
-            body(k, offset, rowBytes)
-            var d = r - 2
-            while d >= 0 {
-                index[d] += 1
-                offset += strides[d]
-                if index[d] < count[d] { break }
-                offset -= strides[d] * count[d]
-                index[d] = 0
-                d -= 1
-            }
+            body(k, cursor.offset, rowBytes)
+            cursor.advance()
         }
     }
 }

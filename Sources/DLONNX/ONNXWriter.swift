@@ -37,6 +37,7 @@ public enum ONNXWriter {
             report.convertedNodes = try OpsetConverter.convert(&graph, to: target, path: path)
             report.opset = target
         }
+        graph = NormalForm.writtenForm(graph, opset: report.opset)
         report.irVersion = irVersion(for: graph)
         var inline = model(graph, includeInitializers: true)
         report.inlineModelBytes = inline.byteCount
@@ -98,7 +99,8 @@ public enum ONNXWriter {
     /// With `keepSource: true` the producer fields and IR version are the source's, as read
     /// (the checkpoint stores the graph this way so that converting back loses nothing).
     public static func serialize(_ graph: Graph, includeInitializers: Bool = true, keepSource: Bool = false) -> [UInt8] {
-        var m = model(graph, includeInitializers: includeInitializers, keepSource: keepSource)
+        let written = NormalForm.writtenForm(graph, opset: graph.metadata.onnxOpset ?? defaultOpset)
+        var m = model(written, includeInitializers: includeInitializers, keepSource: keepSource)
         return m.serialized()
     }
 

@@ -14,9 +14,10 @@ struct OpAdapter: Sendable {
     }
 }
 
-/// The version table, keyed by op type. Every IR op has an entry; ops the IR does not hold yet
-/// but whose attributes became inputs (Clip, Pad, Split, Squeeze, Unsqueeze, ReduceX) have
-/// theirs, so they convert as soon as the IR gains them. Add an op here when it joins the IR.
+/// The version table, keyed by op type: the ops the converter moves between opsets. Those whose
+/// attributes became inputs (`NormalForm.moves`, but Slice and TopK) are among them: the IR
+/// holds their input form, the writer turns constant inputs back into attributes for an older
+/// opset, and the entry blocks inputs computed at run time. Add an op when it joins the converter.
 enum OpsetAdapters {
     static let table: [String: OpAdapter] = {
         var t: [String: OpAdapter] = [:]
@@ -36,24 +37,12 @@ enum OpsetAdapters {
         t["BatchNormalization"] = OpAdapter(batchNormalization)
         t["Constant"] = OpAdapter(constant)
         // Attributes that became inputs.
-        t["Clip"] = OpAdapter { (s) throws(OpsetBlock) in
-            try s.attributeToInput("min", index: 1, at: 11, as: .scalarOfInput)
-            try s.attributeToInput("max", index: 2, at: 11, as: .scalarOfInput)
-        }
-        t["Pad"] = OpAdapter { (s) throws(OpsetBlock) in
-            try s.attributeToInput("pads", index: 1, at: 11, as: .int64s)
-            try s.attributeToInput("value", index: 2, at: 11, as: .scalarOfInput)
-        }
-        t["Split"] = OpAdapter { (s) throws(OpsetBlock) in
-            try s.attributeToInput("split", index: 1, at: 13, as: .int64s)
-            if s.down(18), s.int("num_outputs") != nil { s.removeAttribute("num_outputs") }
-        }
-        for op in ["Squeeze", "Unsqueeze", "ReduceSum"] {
-            t[op] = OpAdapter { (s) throws(OpsetBlock) in try s.attributeToInput("axes", index: 1, at: 13, as: .int64s) }
-        }
-        for op in ["ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-                   "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"] {
-            t[op] = OpAdapter { (s) throws(OpsetBlock) in try s.attributeToInput("axes", index: 1, at: 18, as: .int64s) }
+        // (Slice and TopK changed in other ways too, and have no entry yet.)
+        for (op, moves) in NormalForm.moves where op != "Slice" && op != "TopK" {
+            t[op] = OpAdapter { (s) throws(OpsetBlock) in
+                for m in moves { try s.attributeInput(m) }
+                if op == "Split", s.down(18), s.int("num_outputs") != nil { s.removeAttribute("num_outputs") }
+            }
         }
         return t
     }()

@@ -5,9 +5,8 @@ import DLTensor
 /// form its op has at the target version (`OpsetAdapters.table`, one entry per op), and every
 /// node that has no such form is reported, all in one error.
 ///
-/// The IR keeps nodes in the form of the opset they were imported with (see `Graph`: the reader
-/// has already rewritten the forms whose meaning changed, e.g. pre-13 Softmax), so the source
-/// version is the graph's `metadata.onnxOpset` (17 when none); a target equal to it changes no node.
+/// The IR holds one form per op (see `Graph` and `NormalForm`); the source version is the graph's
+/// `metadata.onnxOpset` (17 when none), and a target equal to it changes no node.
 public enum OpsetConverter {
     /// The opsets DLKit writes: 7 (the oldest it reads) to 26 (the newest ONNX Runtime 1.31 loads).
     public static let supportedOpsets = 7...26
@@ -197,40 +196,16 @@ struct OpsetStep {
         node.outputs.removeSubrange(index...)
     }
 
-    /// How an attribute that became an input (Clip, Pad, Squeeze, Split, ReduceX) is typed.
-    enum Carried { case int64s, scalarOfInput }
-
-    /// Moves `attribute` to input `index` going up across `version`, and back going down. Going
-    /// down the input must be known before running (an initializer or a Constant).
-    mutating func attributeToInput(_ attribute: String, index: Int, at version: Int, as kind: Carried) throws(OpsetBlock) {
-        if up(version), let v = node.attribute(attribute) {
-            let t: Tensor
-            switch (kind, v) {
-            case (.int64s, .ints(let xs)): t = Tensor(shape: [xs.count], scalars: xs.map { Int64($0) })
-            case (.scalarOfInput, .float(let f)):
-                guard let dtype = context.dtype(node.input(0) ?? "") else {
-                    throw OpsetBlock("the type of input '\(node.input(0) ?? "")' is unknown, and opset \(to) takes \(attribute) as an input of that type")
-                }
-                t = Tensor(scalar: f).converted(to: dtype)
-            default:
-                throw OpsetBlock("attribute \(attribute) is a \(v.kindName), not what opset \(from) defines")
-            }
-            let name = context.addInitializer(t, base: "\(node.outputs.first ?? node.opType)_\(attribute)")
-            removeAttribute(attribute)
-            setInput(index, name)
-        } else if down(version), let input = node.input(index) {
-            guard let t = context.constant(input) else {
-                throw OpsetBlock("input '\(input)' (\(attribute)) is computed at run time; opset \(to) needs it as an attribute")
-            }
-            switch kind {
-            case .int64s: setAttribute(attribute, .ints(t.doubles().map { Int($0) }))
-            case .scalarOfInput:
-                guard t.elementCount == 1, let v = t.doubles().first else {
-                    throw OpsetBlock("input '\(input)' (\(attribute)) is not a scalar")
-                }
-                setAttribute(attribute, .float(Float(v)))
-            }
-            removeInput(index)
+    /// Checks that input `m.index`, which the writer turns back into attribute `m.attribute` going
+    /// below `m.since`, is known before running (an initializer or a Constant) and of the
+    /// attribute's kind (`NormalForm.writtenForm` does the move).
+    func attributeInput(_ m: NormalForm.Move) throws(OpsetBlock) {
+        guard down(m.since), let input = node.input(m.index) else { return }
+        guard let t = context.constant(input) else {
+            throw OpsetBlock("input '\(input)' (\(m.attribute)) is computed at run time; opset \(to) needs it as an attribute")
+        }
+        guard NormalForm.attribute(t, m.kind) != nil else {
+            throw OpsetBlock("input '\(input)' (\(m.attribute)) is not \(m.kind == .scalarOfInput ? "a scalar" : "a list of integers")")
         }
     }
 }

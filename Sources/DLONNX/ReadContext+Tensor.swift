@@ -211,6 +211,8 @@ extension ONNXReader {
             SoftmaxImport.rewriteLegacy(&graph)
         }
         SignalImport.normalise(&graph, opset: opset)
+        // Attributes that later opsets take as inputs (Clip, Pad, Slice, TopK, Split, Squeeze, ...).
+        NormalForm.normalise(&graph)
         if opset < 7, let n = graph.nodes.first(where: { $0.attribute("broadcast") != nil && $0.attribute("axis") != nil }) {
             // Before 7, binary ops broadcast only when told, aligning B at `axis`; numpy-style
             // broadcasting covers the form without `axis` (B aligned with the trailing dims).

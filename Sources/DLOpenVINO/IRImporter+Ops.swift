@@ -178,39 +178,39 @@ extension IRImporter {
             emit("MatMul", x, [out], name: l.name)
         case "Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData":
             try need(2)
-            var attrs = try convolutionAttributes(l)
+            var window = try windowAttributes(l)
             let transposed = l.type.hasSuffix("BackpropData")
             if transposed {
                 let outputPadding = try attrInts(l, "output_padding", default: [])
-                if outputPadding.contains(where: { $0 != 0 }) { attrs.append(a("output_padding", outputPadding)) }
+                if outputPadding.contains(where: { $0 != 0 }) { window.outputPadding = outputPadding }
                 if ins.count > 2 {
-                    attrs.removeAll { $0.name == "pads" }
-                    attrs.append(a("output_shape", try requireInts(l, 2, "output_shape")))
+                    window.pads = nil
+                    window.outputShape = try requireInts(l, 2, "output_shape")
                 }
             }
             var w = ins[1]
             if l.type.hasPrefix("Group") {
                 let (reshaped, groups) = try groupedWeights(l, w, out: out)
                 w = reshaped
-                attrs.append(a("group", groups))
+                window.group = groups
             }
-            emit(transposed ? "ConvTranspose" : "Conv", [ins[0], w], [out], attrs, name: l.name)
+            emit(transposed ? "ConvTranspose" : "Conv", [ins[0], w], [out], window.attributes, name: l.name)
         case "MaxPool", "AvgPool":
             try need(1)
-            var attrs = try convolutionAttributes(l)
-            attrs.append(a("kernel_shape", try attrInts(l, "kernel")))
+            var window = try windowAttributes(l)
+            window.kernelShape = try attrInts(l, "kernel")
             let rounding = attrString(l, "rounding_type", default: "floor").lowercased()
             guard ["floor", "ceil", "ceil_torch"].contains(rounding) else { throw fail(l, "rounding_type '\(rounding)' is not floor or ceil") }
-            if rounding != "floor" { attrs.append(a("ceil_mode", 1)) }
+            window.ceilMode = rounding != "floor"
             if l.type == "AvgPool" {
-                attrs.removeAll { $0.name == "dilations" }
-                attrs.append(a("count_include_pad", try attrBool(l, "exclude-pad", default: false) ? 0 : 1))
-                emit("AveragePool", [ins[0]], [out], attrs, name: l.name)
+                window.dilations = nil
+                window.countIncludePad = !(try attrBool(l, "exclude-pad", default: false))
+                emit("AveragePool", [ins[0]], [out], window.attributes, name: l.name)
             } else {
                 if outs.count > 1, l.outputs.count > 1, isUsed(layer: l.id, port: l.outputs[1].id) {
                     throw fail(l, "its indices output is used; OpenVINO's index layout has no ONNX MaxPool equivalent")
                 }
-                emit("MaxPool", [ins[0]], [out], attrs, name: l.name)
+                emit("MaxPool", [ins[0]], [out], window.attributes, name: l.name)
             }
         case "MVN":
             try need(1)
@@ -401,11 +401,10 @@ extension IRImporter {
     }
 
     /// strides, dilations, pads (begins then ends) and auto_pad of convolutions and pools.
-    func convolutionAttributes(_ l: IRLayer) throws(OpenVINOError) -> [Attribute] {
+    func windowAttributes(_ l: IRLayer) throws(OpenVINOError) -> WindowAttributes {
         let strides = try attrInts(l, "strides")
-        var attrs = [a("strides", strides)]
-        let dilations = try attrInts(l, "dilations", default: Array(repeating: 1, count: strides.count))
-        attrs.append(a("dilations", dilations))
+        var window = WindowAttributes(node: l.name, strides: strides,
+                                      dilations: try attrInts(l, "dilations", default: Array(repeating: 1, count: strides.count)))
         let autoPad = attrString(l, "auto_pad", default: "explicit").lowercased()
         switch autoPad {
         case "explicit", "notset", "":
@@ -414,13 +413,13 @@ extension IRImporter {
             guard begin.count == strides.count, end.count == strides.count else {
                 throw fail(l, "pads_begin/pads_end have \(begin.count)/\(end.count) values for \(strides.count) spatial dims")
             }
-            attrs.append(a("pads", begin + end))
-        case "valid": attrs.append(a("auto_pad", "VALID"))
-        case "same_upper": attrs.append(a("auto_pad", "SAME_UPPER"))
-        case "same_lower": attrs.append(a("auto_pad", "SAME_LOWER"))
+            window.pads = begin + end
+        case "valid": window.autoPad = .valid
+        case "same_upper": window.autoPad = .sameUpper
+        case "same_lower": window.autoPad = .sameLower
         default: throw fail(l, "auto_pad '\(autoPad)' is not explicit, valid, same_upper or same_lower")
         }
-        return attrs
+        return window
     }
 
     /// GroupConvolution weights [G, O/G, I/G, k...] (backprop: [G, I/G, O/G, k...]) as ONNX's

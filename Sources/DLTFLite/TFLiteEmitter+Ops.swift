@@ -142,7 +142,7 @@ extension TFLiteEmitter {
         case "ReduceMean":
             let keep = try int(n, "keepdims", 1) != 0
             let r = try dims(n.inputs[0]).count
-            let axes = n.input(1) != nil ? try constantInts(n, 1) : (try ints(n, "axes") ?? Array(0..<r))
+            let axes = n.input(1) != nil ? try constantInts(n, 1) : Array(0..<r)
             op(40, [try x(&self, 0), try int32s(axes, base: n.outputs[0] + "/axes")], [try out(n)], (27, FlatObject([(0, .uint8(keep ? 1 : 0))])))
         case "Squeeze", "Unsqueeze":
             // Both are a reshape to the inferred output shape.

@@ -65,7 +65,7 @@ struct TFLiteEmitter {
                 types[o] = TensorType(dtype: a.dtype, dims: d)
             } else if ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"].contains(n.opType) {
                 let r = da.count
-                let axes = (n.input(1).flatMap { values[$0] }?.doubles().map { Int($0) } ?? ((try? n.ints("axes")) ?? nil) ?? Array(0..<r))
+                let axes = (n.input(1).flatMap { values[$0] }?.doubles().map { Int($0) } ?? Array(0..<r))
                     .map { $0 < 0 ? $0 + r : $0 }
                 let keep = ((try? n.int("keepdims", default: 1)) ?? 1) != 0
                 types[o] = TensorType(dtype: a.dtype, dims: da.enumerated().compactMap { i, d in

@@ -61,16 +61,19 @@ extension GraphImporter {
             guard v.count == 4 else { throw bad("attribute \(k) has \(v.count) entries, expected 4") }
             return nhwc ? [v[1], v[2]] : [v[2], v[3]]
         }
-        func padding() throws(TensorFlowError) -> Attribute {
+        /// The window attributes of a convolution or pool, its padding read from `padding`.
+        func window(kernel: [Int]? = nil, strides: [Int], dilations: [Int]? = nil, group: Int = 1) throws(TensorFlowError) -> [Attribute] {
+            var window = WindowAttributes(node: base, kernelShape: kernel, strides: strides, dilations: dilations, group: group)
             switch n.string("padding") ?? "VALID" {
-            case "SAME": return Attribute(name: "auto_pad", value: .string("SAME_UPPER"))
-            case "VALID": return attrInts("pads", [0, 0, 0, 0])
+            case "SAME": window.autoPad = .sameUpper
+            case "VALID": window.pads = [0, 0, 0, 0]
             case "EXPLICIT":
                 guard let p = n.ints("explicit_paddings"), p.count == 8 else { throw bad("explicit_paddings must have 8 entries") }
                 let (h, w) = nhwc ? (2, 4) : (4, 6)
-                return attrInts("pads", [p[h], p[w], p[h + 1], p[w + 1]])
+                window.pads = [p[h], p[w], p[h + 1], p[w + 1]]
             case let other: throw bad("padding '\(other)' is not supported")
             }
+            return window.attributes
         }
 
         if let op = Self.elementwise[n.op] {
@@ -137,7 +140,7 @@ extension GraphImporter {
         case "Conv2D":
             let s = try spatial("strides", default: 1), d = try spatial("dilations", default: 1)
             let w = emit1("Transpose", [try t(1)], [attrInts("perm", [3, 2, 0, 1])], name: base + "/filter")
-            let y = emit1("Conv", [toNCHW(try t(0)), w], [attrInts("strides", s), attrInts("dilations", d), try padding()], name: base + "/conv")
+            let y = emit1("Conv", [toNCHW(try t(0)), w], try window(strides: s, dilations: d), name: base + "/conv")
             return one(fromNCHW(y))
         case "DepthwiseConv2dNative":
             guard let f = staticType(try t(1))?.dims?.concrete, f.count == 4 else { throw bad("needs a filter of known shape [H, W, C, M]") }
@@ -145,7 +148,7 @@ extension GraphImporter {
             let flat = emit1("Reshape", [try t(1), int64s([h, w, 1, c * m], name: base + "/shape")], name: base + "/filter")
             let filter = emit1("Transpose", [flat], [attrInts("perm", [3, 2, 0, 1])], name: base + "/filter")
             let s = try spatial("strides", default: 1), d = try spatial("dilations", default: 1)
-            let y = emit1("Conv", [toNCHW(try t(0)), filter], [attrInts("strides", s), attrInts("dilations", d), attrInt("group", c), try padding()], name: base + "/conv")
+            let y = emit1("Conv", [toNCHW(try t(0)), filter], try window(strides: s, dilations: d, group: c), name: base + "/conv")
             return one(fromNCHW(y))
         case "Conv2DBackpropInput":
             // The gradient of Conv2D with respect to its input: a transposed convolution whose
@@ -168,8 +171,9 @@ extension GraphImporter {
                 }
             }
             let w = emit1("Transpose", [try t(1)], [attrInts("perm", [3, 2, 0, 1])], name: base + "/filter")
-            let y = emit1("ConvTranspose", [toNCHW(try t(2)), w], [attrInts("strides", s), attrInts("dilations", d),
-                          attrInts("pads", begin + end), attrInts("output_padding", extra)], name: base + "/convt")
+            let y = emit1("ConvTranspose", [toNCHW(try t(2)), w],
+                          WindowAttributes(node: base, strides: s, dilations: d, pads: begin + end, outputPadding: extra).attributes,
+                          name: base + "/convt")
             return one(fromNCHW(y))
         case "ResizeBilinear", "ResizeNearestNeighbor":
             let align = n.bool("align_corners") ?? false, half = n.bool("half_pixel_centers") ?? false
@@ -317,7 +321,7 @@ extension GraphImporter {
         case "MaxPool", "AvgPool":
             let k = try spatial("ksize", default: 1), s = try spatial("strides", default: 1)
             let y = emit1(n.op == "MaxPool" ? "MaxPool" : "AveragePool", [toNCHW(try t(0))],
-                          [attrInts("kernel_shape", k), attrInts("strides", s), try padding()], name: base + "/pool")
+                          try window(kernel: k, strides: s), name: base + "/pool")
             return one(fromNCHW(y))
         case "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3":
             guard n.bool("is_training") != true else { throw bad("is in training mode (batch statistics); export the model for inference") }

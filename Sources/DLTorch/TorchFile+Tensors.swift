@@ -90,21 +90,10 @@ extension TorchFile {
 
     /// Copies a strided tensor into row-major order, element by element along an odometer.
     static func gather(from src: UnsafeRawPointer, to dst: UnsafeMutableRawPointer, size: [Int], stride: [Int], width: Int) {
-        let rank = size.count
-        var index = [Int](repeating: 0, count: rank)
-        let total = size.reduce(1, *)
-        var offset = 0
-        for n in 0..<total {
-            (dst + n * width).copyMemory(from: src + offset * width, byteCount: width)
-            var d = rank - 1
-            while d >= 0 {
-                index[d] += 1
-                offset += stride[d]
-                if index[d] < size[d] { break }
-                offset -= stride[d] * size[d]
-                index[d] = 0
-                d -= 1
-            }
+        var cursor = StridedCursor(shape: size, strides: stride)
+        for n in 0..<size.reduce(1, *) {
+            (dst + n * width).copyMemory(from: src + cursor.offset * width, byteCount: width)
+            cursor.advance()
         }
     }
 

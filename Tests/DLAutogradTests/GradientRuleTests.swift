@@ -127,28 +127,68 @@ extension GradientRuleTests {
 }
 
 extension GradientRuleTests {
-    @Test(arguments: ["forward", "reverse", "bidirectional"])
-    func lstm(direction: String) throws {
-        let dirs = direction == "bidirectional" ? 2 : 1, H = 3, I = 2, N = 2, T = 3
-        let attrs = [Attribute(name: "hidden_size", value: .int(H)), Attribute(name: "direction", value: .string(direction))]
-        try T_.check([T_.node("LSTM", ["x", "w", "r", "b", "", "h0", "c0"], ["y", "yh", "yc"], attrs)],
-                     inputs: ["x": T_.randomTensor([T, N, I], seed: 30)],
-                     initializers: ["w": T_.randomTensor([dirs, 4 * H, I], seed: 31), "r": T_.randomTensor([dirs, 4 * H, H], seed: 32),
-                                    "b": T_.randomTensor([dirs, 8 * H], seed: 33), "h0": T_.randomTensor([dirs, N, H], seed: 34),
-                                    "c0": T_.randomTensor([dirs, N, H], seed: 35)],
-                     outputs: ["y", "yh", "yc"], epsilon: 1e-2)
+    /// In training the forward pass runs in the rule's own code and keeps the gates (`training:
+    /// true`); otherwise the rule recomputes them. Both against finite differences.
+    @Test(arguments: ["forward", "reverse", "bidirectional"], [false, true])
+    func lstm(direction: String, training: Bool) throws {
+        let (nodes, inits) = T_.lstm(direction: direction)
+        try T_.check(nodes, inputs: ["x": T_.randomTensor([3, 2, 2], seed: 30)], initializers: inits,
+                     outputs: ["y", "yh", "yc"], epsilon: 1e-2, training: training)
+        // X from the data (no gradient asked): the weights' gradients stay right without dX.
+        try T_.check(nodes, inputs: ["x": T_.randomTensor([3, 2, 2], seed: 30)], initializers: inits,
+                     outputs: ["y", "yh", "yc"], wrt: ["w", "r", "b"], epsilon: 1e-2, training: training)
     }
 
-    @Test(arguments: [("forward", 0), ("bidirectional", 1), ("reverse", 1)])
+    @Test(arguments: ["forward", "reverse", "bidirectional"], [0, 1])
     func gru(direction: String, linearBeforeReset: Int) throws {
-        let dirs = direction == "bidirectional" ? 2 : 1, H = 3, I = 2, N = 2, T = 3
+        let (nodes, inits) = T_.gru(direction: direction, linearBeforeReset: linearBeforeReset)
+        for training in [false, true] {
+            try T_.check(nodes, inputs: ["x": T_.randomTensor([3, 2, 2], seed: 40)], initializers: inits,
+                         outputs: ["y", "yh"], epsilon: 1e-2, training: training)
+            try T_.check(nodes, inputs: ["x": T_.randomTensor([3, 2, 2], seed: 40)], initializers: inits,
+                         outputs: ["y", "yh"], wrt: ["w", "r", "b"], epsilon: 1e-2, training: training)
+        }
+    }
+
+    /// The training forward pass of LSTM and GRU gives the runtime's outputs.
+    @Test func recurrentTrainingForwardMatchesTheRuntime() throws {
+        var cases = ["forward", "reverse", "bidirectional"].map { (T_.lstm(direction: $0), ["y", "yh", "yc"]) }
+        for d in ["forward", "reverse", "bidirectional"] {
+            for lbr in [0, 1] { cases.append((T_.gru(direction: d, linearBeforeReset: lbr), ["y", "yh"])) }
+        }
+        for ((nodes, inits), outputs) in cases {
+            let g = T_.graph(nodes, inputs: ["x": T_.randomTensor([3, 2, 2], seed: 50)], initializers: inits, outputs: outputs)
+            let diff = try Differentiator(graph: g, wrt: ["w"])
+            var rng = TrainingRNG(seed: 1)
+            let feed = ["x": T_.randomTensor([3, 2, 2], seed: 50)]
+            let trained = try diff.forward(feed, training: true, rng: &rng), inferred = try diff.forward(feed, training: false, rng: &rng)
+            for o in outputs {
+                let a = try #require(trained.value(o)), b = try #require(inferred.value(o))
+                #expect(a.shape == b.shape, "\(nodes[0].attributes) \(o)")
+                let err = zip(a.doubles(), b.doubles()).map { abs($0 - $1) }.max() ?? 0
+                #expect(err < 1e-6, "\(nodes[0].opType) \(nodes[0].attributes) \(o): \(err)")
+            }
+        }
+    }
+
+    /// One LSTM node (H 3, I 2, N 2, T 3) with biases and initial states, and its initializers.
+    static func lstm(direction: String) -> ([Node], [String: Tensor]) {
+        let dirs = direction == "bidirectional" ? 2 : 1, H = 3, I = 2, N = 2
+        let attrs = [Attribute(name: "hidden_size", value: .int(H)), Attribute(name: "direction", value: .string(direction))]
+        return ([T_.node("LSTM", ["x", "w", "r", "b", "", "h0", "c0"], ["y", "yh", "yc"], attrs)],
+                ["w": T_.randomTensor([dirs, 4 * H, I], seed: 31), "r": T_.randomTensor([dirs, 4 * H, H], seed: 32),
+                 "b": T_.randomTensor([dirs, 8 * H], seed: 33), "h0": T_.randomTensor([dirs, N, H], seed: 34),
+                 "c0": T_.randomTensor([dirs, N, H], seed: 35)])
+    }
+
+    /// One GRU node (H 3, I 2, N 2, T 3) with biases and an initial state, and its initializers.
+    static func gru(direction: String, linearBeforeReset: Int) -> ([Node], [String: Tensor]) {
+        let dirs = direction == "bidirectional" ? 2 : 1, H = 3, I = 2, N = 2
         let attrs = [Attribute(name: "hidden_size", value: .int(H)), Attribute(name: "direction", value: .string(direction)),
                      Attribute(name: "linear_before_reset", value: .int(linearBeforeReset))]
-        try T_.check([T_.node("GRU", ["x", "w", "r", "b", "", "h0"], ["y", "yh"], attrs)],
-                     inputs: ["x": T_.randomTensor([T, N, I], seed: 40)],
-                     initializers: ["w": T_.randomTensor([dirs, 3 * H, I], seed: 41), "r": T_.randomTensor([dirs, 3 * H, H], seed: 42),
-                                    "b": T_.randomTensor([dirs, 6 * H], seed: 43), "h0": T_.randomTensor([dirs, N, H], seed: 44)],
-                     outputs: ["y", "yh"], epsilon: 1e-2)
+        return ([T_.node("GRU", ["x", "w", "r", "b", "", "h0"], ["y", "yh"], attrs)],
+                ["w": T_.randomTensor([dirs, 3 * H, I], seed: 41), "r": T_.randomTensor([dirs, 3 * H, H], seed: 42),
+                 "b": T_.randomTensor([dirs, 6 * H], seed: 43), "h0": T_.randomTensor([dirs, N, H], seed: 44)])
     }
 }
 

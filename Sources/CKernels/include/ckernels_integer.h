@@ -18,4 +18,14 @@ int dlk_avx512_vnni_available(void);
 /// depth). Sums of four u8·s8 products never saturate. Requires `dlk_avx512_vnni_available`.
 void dlk_gemm_u8s8(const uint8_t *a, long lda, const int8_t *packed_b, int m, int n, int k4, int32_t *c, long ldc);
 
+/// ai.dlkit.Requantize over int32 sums on AVX-512 (F and VL; requires `dlk_avx512_available`):
+/// for each of `rows` rows of `width` elements, with left/multiplier/right the `width` constants
+/// of the row's positions, u = round_half_away(floor((x·left)·multiplier + 0.5)·right) in
+/// double, real = clamp((float)u · real_scale, lo, hi) in float, and out = saturate(
+/// round_half_even((double)(real / y_scale)) + zero) to int8 (`is_signed`) or uint8, NaN to 0:
+/// every step rounded as the IR ops it replaces round (no contraction into fused multiply-adds).
+void dlk_requantize_i32(const int32_t *x, long rows, long width, const double *left, const double *multiplier,
+                        const double *right, float real_scale, float lo, float hi, float y_scale, double zero,
+                        int is_signed, void *out);
+
 #endif

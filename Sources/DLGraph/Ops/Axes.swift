@@ -22,6 +22,15 @@ package enum Axes {
 }
 
 extension Node {
+    /// The dims a Shape node returns for an input of `rank` dims: its `start` and `end`
+    /// attributes (negative counting from the end) clamped to 0...rank; empty when they cross.
+    /// - Throws: `GraphError.attributeType` when one is not an int.
+    package func shapeRange(rank: Int) throws(GraphError) -> Range<Int> {
+        func clamp(_ v: Int) -> Int { min(max(v < 0 ? v + rank : v, 0), rank) }
+        let s = clamp(try int("start", default: 0)), e = clamp(try int("end", default: rank))
+        return s < e ? s..<e : s..<s
+    }
+
     /// The int attribute `name` (default `defaultValue`) normalised as an axis of a rank-`rank`
     /// value (see ``Axes/normalise(_:rank:inclusive:)``).
     /// - Throws: `GraphError.invalidAttribute` naming the node when it is out of range.

@@ -2,8 +2,8 @@ import DLTensor
 
 /// Ops that move, select, create or reduce elements, typed at run time: the shape and indexing
 /// families (Slice, Gather*, Scatter*, Pad...), the creation ops (Shape, Range, Cast...) and the
-/// reductions. Arity follows the newest version of each op; older forms carry the same inputs as
-/// attributes and the kernels read both.
+/// reductions. Arity follows the newest version of each op; older forms' attributes are inputs in
+/// the IR (`NormalForm`).
 enum MovementOps {
     static let arities: [(String, ClosedRange<Int>, ClosedRange<Int>)] = [
         ("Squeeze", 1...2, 1...1), ("Unsqueeze", 1...2, 1...1), ("Split", 1...2, 1...Int.max),

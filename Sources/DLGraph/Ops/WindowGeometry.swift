@@ -52,6 +52,17 @@ package struct WindowAttributes: Equatable, Sendable {
         self.outputShape = outputShape
     }
 
+    /// The attribute names this type reads.
+    package static let names: Set<String> = ["kernel_shape", "strides", "dilations", "pads", "auto_pad", "group",
+                                             "ceil_mode", "count_include_pad", "output_padding", "output_shape"]
+
+    /// The window attributes of `node` when it has any and they are valid; nil otherwise (a
+    /// node without them reads the defaults; an invalid one fails when its kernel reads them).
+    package static func ifPresent(_ node: Node) -> WindowAttributes? {
+        guard node.attributes.contains(where: { names.contains($0.name) }) else { return nil }
+        return try? WindowAttributes(node: node)
+    }
+
     /// Reads and checks the window attributes of `node`: values in range, lists of lengths
     /// that agree with each other, a known `auto_pad`.
     /// - Throws: `GraphError.attributeType` or `.invalidAttribute`, naming the node.

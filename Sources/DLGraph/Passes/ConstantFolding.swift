@@ -153,11 +153,8 @@ struct SymVector {
         switch node.opType {
         case "Shape":
             guard let x = node.input(0), let dims = types[x]?.dims else { return nil }
-            let r = dims.count
-            func clamp(_ v: Int) -> Int { min(max(v < 0 ? v + r : v, 0), r) }
-            guard let start = try? node.int("start", default: 0), let end = try? node.int("end", default: r) else { return nil }
-            let s = clamp(start), e = clamp(end)
-            return SymVector(entries: s < e ? Array(dims[s..<e]) : [], isScalar: false)
+            guard let range = try? node.shapeRange(rank: dims.count) else { return nil }
+            return SymVector(entries: Array(dims[range]), isScalar: false)
         case "Size":
             guard let x = node.input(0), let dims = types[x]?.dims else { return nil }
             return SymVector(entries: [DimMath.product(dims[...])], isScalar: true)
@@ -173,13 +170,13 @@ struct SymVector {
             return SymVector(entries: out, isScalar: idx.rank == 0)
         case "Unsqueeze":
             guard let x = operand(0), x.isScalar else { return nil }
-            let axes = node.inputs.count > 1 ? constInts(1) : (try? node.ints("axes")) ?? nil
-            guard let axes, axes.count == 1, axes[0] == 0 || axes[0] == -1 else { return nil }
+            guard let axes = constInts(1), axes.count == 1, axes[0] == 0 || axes[0] == -1 else { return nil }
             return SymVector(entries: x.entries, isScalar: false)
         case "Squeeze":
             guard let x = operand(0), !x.isScalar, x.entries.count == 1 else { return nil }
-            let axes = node.inputs.count > 1 ? constInts(1) : (try? node.ints("axes")) ?? nil
-            if let axes { guard axes.count == 1, axes[0] == 0 || axes[0] == -1 else { return nil } }
+            if node.input(1) != nil {
+                guard let axes = constInts(1), axes.count == 1, axes[0] == 0 || axes[0] == -1 else { return nil }
+            }
             return SymVector(entries: x.entries, isScalar: true)
         case "Concat":
             guard (try? node.int("axis", default: 0)).map({ $0 == 0 || $0 == -1 }) == true else { return nil }

@@ -88,17 +88,15 @@ package enum FusedOps {
                   let b = try? act.float("beta", default: 0.5) else { return nil }
             return named("HardSigmoid", [a, b])
         case "Clip":
-            // Bounds as inputs (opset 11+, empty name for none) or attributes (earlier opsets).
-            func bound(_ k: Int, attribute: String, default d: Float) -> Float? {
-                if k < act.inputs.count, !act.inputs[k].isEmpty {
-                    guard let t = graph.constantInitializer(act.inputs[k], dtype: .float32), t.elementCount == 1 else { return nil }
-                    return t.scalars(as: Float.self).first
-                }
-                return (try? act.float(attribute, default: d)) ?? nil
+            // Bounds are inputs (an empty name for none).
+            func bound(_ k: Int, default d: Float) -> Float? {
+                guard let name = act.input(k) else { return d }
+                guard let t = graph.constantInitializer(name, dtype: .float32), t.elementCount == 1 else { return nil }
+                return t.scalars(as: Float.self).first
             }
             guard act.inputs.count >= 1, act.inputs.count <= 3,
-                  let lo = bound(1, attribute: "min", default: -.greatestFiniteMagnitude),
-                  let hi = bound(2, attribute: "max", default: .greatestFiniteMagnitude),
+                  let lo = bound(1, default: -.greatestFiniteMagnitude),
+                  let hi = bound(2, default: .greatestFiniteMagnitude),
                   lo <= hi else { return nil }
             return named("Clip", [lo, hi])
         default:
@@ -109,7 +107,7 @@ package enum FusedOps {
     static var schemas: [OpSchema] {
         [fused("FusedConv", base: "Conv", inputs: 2...3), fused("FusedGemm", base: "Gemm", inputs: 2...3), fusedMatMul,
          fusedAttention,
-         FuseConvAdd.schema, FuseConvPool.schema, FuseQuantizeDequantize.schema]
+         FuseConvAdd.schema, FuseConvPool.schema, FuseQuantizeDequantize.schema, FuseRequantize.schema, FuseRequantize.fixedPointSchema, FoldOneHotMatMul.schema]
     }
 
     /// `FusedMatMul(A, W, bias)`: `MatMul(A, W) + bias` with W `[K, N]` and bias `[N]`, then the

@@ -6,9 +6,11 @@ import DLKernels
 import DLTensor
 
 extension KernelContext {
-    /// The node's window attributes (`WindowAttributes`), read and checked.
+    /// The node's window attributes (`WindowAttributes`), read and checked: once per plan in
+    /// planned runs, here otherwise.
     func window() throws(RuntimeError) -> WindowAttributes {
-        try attribute { () throws(GraphError) in try WindowAttributes(node: node) }
+        if let windowAttributes { return windowAttributes }
+        return try attribute { () throws(GraphError) in try WindowAttributes(node: node) }
     }
 }
 

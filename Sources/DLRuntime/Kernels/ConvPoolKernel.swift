@@ -53,6 +53,7 @@ extension ConvolutionKernels {
         base.opset = ctx.opset
         base.pool = ctx.pool
         base.packed = ctx.packed
+        base.windowAttributes = ctx.windowAttributes
         var types: [String: TensorType] = [:]
         var values: [String: Tensor] = [:]
         for (name, t) in zip(n.inputs, ctx.inputs) where !name.isEmpty {

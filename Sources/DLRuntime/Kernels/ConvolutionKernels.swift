@@ -83,6 +83,7 @@ enum ConvolutionKernels {
         base.opset = ctx.opset
         base.pool = ctx.pool
         base.packed = ctx.packed
+        base.windowAttributes = ctx.windowAttributes
         // The Conv's own type, for its kernel (the fused output may be broadcast wider).
         var types: [String: TensorType] = [:]
         var values: [String: Tensor] = [:]

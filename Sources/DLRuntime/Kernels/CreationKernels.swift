@@ -103,11 +103,7 @@ enum CreationKernels {
 
     static let shape: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0)
-        let r = x.rank
-        func clamp(_ v: Int) -> Int { min(max(v < 0 ? v + r : v, 0), r) }
-        let s = clamp(try ctx.int("start", 0))
-        let e = ctx.node.attribute("end") == nil ? r : clamp(try ctx.int("end", r))
-        let dims = s < e ? Array(x.shape[s..<e]) : []
+        let dims = Array(x.shape[try ctx.attribute { () throws(GraphError) in try ctx.node.shapeRange(rank: x.rank) }])
         return [Tensor.fromInt64s(dims.map(Int64.init), dtype: .int64, shape: [dims.count])]
     }
 

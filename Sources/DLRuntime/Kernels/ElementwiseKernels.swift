@@ -15,12 +15,12 @@ enum ElementwiseKernels {
                 .hardSigmoid(alpha: try ctx.float("alpha", 0.2), beta: try ctx.float("beta", 0.5)) }),
             ("LeakyRelu", activation { ctx throws(RuntimeError) in .leakyRelu(alpha: try ctx.float("alpha", 0.01)) }),
             ("Clip", activation { ctx throws(RuntimeError) in
-                // Bounds as scalar inputs (opset 11+) or attributes (earlier); other shapes go the general way.
-                func bound(_ k: Int, _ attribute: String, _ d: Float) throws(RuntimeError) -> Float? {
-                    guard let t = ctx.optionalInput(k) else { return try ctx.float(attribute, d) }
+                // Bounds are scalar inputs; other shapes go the general way.
+                func bound(_ k: Int, _ d: Float) -> Float? {
+                    guard let t = ctx.optionalInput(k) else { return d }
                     return t.elementCount == 1 ? t.scalars(as: Float.self).first : nil
                 }
-                guard let lo = try bound(1, "min", -.infinity), let hi = try bound(2, "max", .infinity), lo <= hi else { return nil }
+                guard let lo = bound(1, -.infinity), let hi = bound(2, .infinity), lo <= hi else { return nil }
                 return .clip(lower: lo, upper: hi) }),
             ("Tanh", always(unary { Elementwise.tanh($0, $1, count: $2) })),
             ("Erf", always(unary { Elementwise.erf($0, $1, count: $2) })),

@@ -12,7 +12,8 @@ enum FastPaths {
          ("\(FusedOps.domain):FusedAttention", FusedAttentionKernel.kernel),
          ("\(FusedOps.domain):FusedConvAdd", ConvolutionKernels.fusedConvAdd),
          ("\(FusedOps.domain):FusedConvPool", ConvolutionKernels.fusedConvPool),
-         ("\(FusedOps.domain):QuantizeDequantize", quantizeDequantize)]
+         ("\(FusedOps.domain):QuantizeDequantize", quantizeDequantize),
+         ("\(FusedOps.domain):OneHotMatMul", OneHotKernel.kernel)]
     }
 
     /// The activation a fused node carries.
@@ -174,8 +175,10 @@ extension KernelContext {
             return try runOp(act, [y], [Attribute(name: "alpha", value: try param("activation_alpha", 0.2)),
                                         Attribute(name: "beta", value: try param("activation_beta", 0.5))])
         case "Clip":
-            return try runOp(act, [y], [Attribute(name: "min", value: try param("activation_alpha", -.greatestFiniteMagnitude)),
-                                        Attribute(name: "max", value: try param("activation_beta", .greatestFiniteMagnitude))])
+            // The bounds as scalar inputs of y's type (the IR's form of Clip).
+            let lo = Tensor(scalar: try float("activation_alpha", -.greatestFiniteMagnitude)).converted(to: y.dtype)
+            let hi = Tensor(scalar: try float("activation_beta", .greatestFiniteMagnitude)).converted(to: y.dtype)
+            return try runOp(act, [y, lo, hi])
         default: return try runOp(act, [y])
         }
     }

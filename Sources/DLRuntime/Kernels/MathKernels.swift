@@ -313,11 +313,8 @@ enum MathKernels {
             let l = lo?.int64s().first ?? .min, h = hi?.int64s().first ?? .max
             return [Tensor.fromInt64s(x.int64s().map { min(max($0, l), h) }, dtype: x.dtype, shape: x.shape)]
         }
-        // Opset < 11 carried min/max as attributes.
-        let attrMin = ctx.node.attribute("min") != nil ? Double(try ctx.float("min", 0)) : -Double.infinity
-        let attrMax = ctx.node.attribute("max") != nil ? Double(try ctx.float("max", 0)) : Double.infinity
-        let l = lo?.doubles().first ?? attrMin
-        let h = hi?.doubles().first ?? attrMax
+        let l = lo?.doubles().first ?? -.infinity
+        let h = hi?.doubles().first ?? .infinity
         return [Tensor.fromDoubles(x.doubles().map { $0.isNaN ? $0 : min(max($0, l), h) }, dtype: x.dtype, shape: x.shape)]
     }
 }

@@ -13,9 +13,9 @@ enum MovementKernels {
          ("Identity", { ctx throws(RuntimeError) in [try ctx.input(0)] })]
     }
 
-    /// Axes from input `i` or, for older opsets, the `axes` attribute.
+    /// Axes from input `i` (older opsets' `axes` attribute is moved there on read: `NormalForm`).
     static func axes(_ ctx: KernelContext, input i: Int, rank: Int) throws(RuntimeError) -> [Int]? {
-        guard let raw = try ctx.intsInputOrAttribute(i, "axes") else { return nil }
+        guard let raw = try ctx.intList(i) else { return nil }
         var out: [Int] = []
         for a in raw {
             let v = try ctx.axis(a, rank: rank)
@@ -47,7 +47,7 @@ enum MovementKernels {
 
     static let unsqueeze: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0)
-        guard let raw = try ctx.intsInputOrAttribute(1, "axes") else { throw ctx.fail("Unsqueeze needs axes") }
+        guard let raw = try ctx.intList(1) else { throw ctx.fail("Unsqueeze needs axes") }
         let r = x.rank + raw.count
         var ax = Set<Int>()
         for a in raw {
@@ -78,7 +78,7 @@ enum MovementKernels {
         let n = ctx.node.outputs.count
         let size = x.shape[axis]
         var parts: [Int]
-        if let s = try ctx.intsInputOrAttribute(1, "split") {
+        if let s = try ctx.intList(1) {
             parts = s
         } else {
             let k = try ctx.int("num_outputs", n)
@@ -134,15 +134,8 @@ enum MovementKernels {
 
     static let slice: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0)
-        let starts: [Int], ends: [Int]
-        if ctx.inputs.count > 1 {
-            guard let s = try ctx.intList(1), let e = try ctx.intList(2) else { throw ctx.fail("Slice needs starts and ends") }
-            starts = s; ends = e
-        } else {
-            guard let s = try ctx.ints("starts"), let e = try ctx.ints("ends") else { throw ctx.fail("Slice needs starts and ends") }
-            starts = s; ends = e
-        }
-        let axesRaw = try ctx.intsInputOrAttribute(3, "axes") ?? Array(0..<starts.count)
+        guard let starts = try ctx.intList(1), let ends = try ctx.intList(2) else { throw ctx.fail("Slice needs starts and ends") }
+        let axesRaw = try ctx.intList(3) ?? Array(0..<starts.count)
         let steps = try ctx.intList(4) ?? Array(repeating: 1, count: starts.count)
         guard starts.count == ends.count, axesRaw.count == starts.count, steps.count == starts.count else {
             throw ctx.fail("starts, ends, axes and steps differ in length")
@@ -242,7 +235,7 @@ enum MovementKernels {
     static let pad: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0)
         let mode = try ctx.string("mode", "constant")
-        guard let padsRaw = try ctx.intsInputOrAttribute(1, "pads") else { throw ctx.fail("Pad needs pads") }
+        guard let padsRaw = try ctx.intList(1) else { throw ctx.fail("Pad needs pads") }
         let ax = try axes(ctx, input: 3, rank: x.rank) ?? Array(0..<x.rank)
         guard padsRaw.count == 2 * ax.count else { throw ctx.fail("pads has \(padsRaw.count) values for \(ax.count) axes") }
         var before = [Int](repeating: 0, count: x.rank), after = before
@@ -256,8 +249,6 @@ enum MovementKernels {
             var value: Float = 0
             if let v = ctx.optionalInput(2), v.elementCount > 0, v.dtype == .float32 {
                 value = v.scalars(as: Float.self).first ?? 0
-            } else if ctx.node.attribute("value") != nil {
-                value = try ctx.float("value", 0)
             }
             return [padConstant(ctx, x, before: before, shape: shape, value: value)]
         }
@@ -265,8 +256,6 @@ enum MovementKernels {
         var fill = Tensor(zeros: x.dtype, shape: [1])
         if let v = ctx.optionalInput(2), v.elementCount > 0 {
             fill = v.dtype == x.dtype ? MovementKernels.take(try relabel(ctx, v, [v.elementCount]), axis: 0, range: 0..<1) : fill
-        } else if x.dtype.isFloatingPoint, ctx.node.attribute("value") != nil {
-            fill = Tensor.fromDoubles([Double(try ctx.float("value", 0))], dtype: x.dtype, shape: [1])
         }
         let src = MathKernels.concatFlat(try relabel(ctx, x, [x.elementCount]), fill)
         let st = IndexMath.strides(x.shape)

@@ -8,7 +8,8 @@ struct KernelContext {
     let node: Node
     let inputs: [Tensor?]
     var outputTypes: [TensorType?]
-    /// The inputs as values (tensors, sequences, optionals); nil where left out. Set by the executor.
+    /// The inputs as values (tensors, sequences, optionals); nil where left out. Set by the executor
+    /// for value kernels and unplanned runs; planned tensor steps leave it empty.
     var values: [GraphValue?] = []
     /// Runs graph attribute (name, index among a `graphs` list) with inputs in order, seeing the
     /// enclosing scope; set by the executor for nodes with graph attributes.
@@ -23,6 +24,8 @@ struct KernelContext {
     /// The node's constant weights packed for the AVX-512 kernels (planned runs on machines that
     /// have them); see `WeightPacks`.
     var packed: [PackedMatrix]? = nil
+    /// The node's window attributes when the plan read them already; see `window()`.
+    var windowAttributes: WindowAttributes? = nil
 
     /// A tensor for an output of `dtype` and `shape` whose every element the kernel writes: a
     /// recycled buffer in planned runs (contents unspecified), zeros otherwise.
@@ -92,7 +95,7 @@ enum OpKernels {
         try r.add(ShapeKernels.all + MathKernels.all + MovementKernels.all + IndexingKernels.all + SortingKernels.all + ReduceKernels.all + CreationKernels.all
                   + NeuralKernels.all + PoolingKernels.all + ResizeKernels.all + ConvFamilyKernels.all
                   + SamplingKernels.all + RearrangeKernels.all + FlowKernels.all + FastPaths.fused)
-        for (op, takes, kernel) in ElementwiseKernels.fast + SelectKernels.fast + ConvolutionKernels.fast + LinearKernels.fast + FastLSTM.fast {
+        for (op, takes, kernel) in ElementwiseKernels.fast + SelectKernels.fast + ConvolutionKernels.fast + LinearKernels.fast + FastLSTM.fast + QuantizeKernels.fast {
             try r.addFast(op, takes: takes, kernel)
         }
         return r
@@ -192,10 +195,3 @@ extension KernelContext {
     var inputCount: Int { inputs.count }
 }
 
-extension KernelContext {
-    /// Integer input `i`, or for older opsets the attribute `name` that carried it.
-    func intsInputOrAttribute(_ i: Int, _ name: String) throws(RuntimeError) -> [Int]? {
-        if let v = try intList(i) { return v }
-        return try ints(name)
-    }
-}

@@ -4,11 +4,20 @@ import DLTensor
 
 /// Linear quantisation: QuantizeLinear and DequantizeLinear (per tensor, per axis, blocked),
 /// DynamicQuantizeLinear, MatMulInteger, QLinearMatMul and QLinearConv, for the integer element
-/// types DType has (the float8, 4-bit and 2-bit types do not exist in DType yet).
+/// types DType has (the float8, 4-bit and 2-bit types do not exist in DType yet); the fused
+/// `ai.dlkit.Requantize` and `FixedPointMultiply` (`RequantizeKernel`), and ConvInteger's
+/// integer fast variant (`IntegerConvKernel`).
 enum QuantizeKernels {
     static var all: [(String, Kernel)] {
         [("QuantizeLinear", quantize), ("DequantizeLinear", dequantize), ("DynamicQuantizeLinear", dynamicQuantize),
-         ("MatMulInteger", matmulInteger), ("QLinearMatMul", qlinearMatMul), ("QLinearConv", qlinearConv)]
+         ("MatMulInteger", matmulInteger), ("QLinearMatMul", qlinearMatMul), ("QLinearConv", qlinearConv),
+         ("\(FusedOps.domain):Requantize", RequantizeKernel.kernel),
+         ("\(FusedOps.domain):FixedPointMultiply", RequantizeKernel.fixedPointMultiply)]
+    }
+
+    /// The integer fast variants, each with what it takes.
+    static var fast: [(String, String, FastKernel)] {
+        [("ConvInteger", "2-D int8/uint8 X and W; X's zero point one value, W's one or one per output channel", IntegerConvKernel.fast)]
     }
 
     /// The integer range of a quantised type.

@@ -9,9 +9,7 @@ enum SortingKernels {
 
     static let topK: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0)
-        let kInput = try ctx.intList(1)?.first
-        let kAttr = try ctx.int("k", -1)
-        let k = kInput ?? kAttr
+        guard let k = try ctx.intList(1)?.first else { throw ctx.fail("TopK needs k") }
         let axis = try ctx.axis(try ctx.int("axis", -1), rank: x.rank)
         let largest = try ctx.int("largest", 1) != 0
         guard k >= 0, k <= x.shape[axis] else { throw ctx.fail("k \(k) is outside 0...\(x.shape[axis])") }

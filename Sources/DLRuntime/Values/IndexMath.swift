@@ -1,3 +1,5 @@
+import DLTensor
+
 /// Row-major index arithmetic shared by the breadth kernels (movement, reduction); broadcasting is
 /// `KernelContext.broadcast` over `DLKernels.BroadcastPlan`.
 enum IndexMath {
@@ -15,21 +17,10 @@ enum IndexMath {
     static func strided(_ shape: [Int], strides st: [Int], offset: Int) -> [Int] {
         let n = shape.reduce(1, *)
         var out = [Int](repeating: 0, count: n)
-        if n == 0 { return out }
-        let r = shape.count
-        var idx = [Int](repeating: 0, count: r)
-        var cur = offset
+        var cursor = StridedCursor(shape: shape, strides: st, offset: offset)
         for i in 0..<n {
-            out[i] = cur
-            var k = r - 1
-            while k >= 0 {
-                idx[k] += 1
-                cur += st[k]
-                if idx[k] < shape[k] { break }
-                cur -= st[k] * idx[k]
-                idx[k] = 0
-                k -= 1
-            }
+            out[i] = cursor.offset
+            cursor.advance()
         }
         return out
     }

@@ -28,13 +28,18 @@ extension TFLiteGraphBuilder {
         ]
     }
 
-    /// Padding attribute of the IR op for TFLite's padding enum (SAME: the extra pixel at the end).
-    func padding(_ op: TFLiteOp, _ code: Int8) throws(TFLiteError) -> Attribute {
+    /// The IR op's window attributes for a TFLite window of `kernel` and `strides` (H, W) and
+    /// TFLite's padding enum (SAME: the extra pixel at the end).
+    func window(_ op: TFLiteOp, kernel: [Int], strides: [Int], dilations: [Int]? = nil, group: Int = 1,
+                padding code: Int8) throws(TFLiteError) -> [Attribute] {
+        let autoPad: AutoPad
         switch code {
-        case 0: Attribute(name: "auto_pad", value: .string("SAME_UPPER"))
-        case 1: Attribute(name: "auto_pad", value: .string("VALID"))
+        case 0: autoPad = .sameUpper
+        case 1: autoPad = .valid
         default: throw fail(op, "padding \(code) is neither SAME (0) nor VALID (1)")
         }
+        return WindowAttributes(node: base(op), kernelShape: kernel, strides: strides, dilations: dilations,
+                                autoPad: autoPad, group: group).attributes
     }
 
     mutating func conv(_ op: TFLiteOp, depthwise: Bool) throws(TFLiteError) {
@@ -66,13 +71,7 @@ extension TFLiteGraphBuilder {
         }
         // TFLite's filters are OHWI (depthwise 1,H,W,C*M); the IR's OIHW.
         let filterPerm = depthwise ? [3, 0, 1, 2] : Self.toNCHW
-        let attrs = [
-            Attribute(name: "kernel_shape", value: .ints([wShape[1], wShape[2]])),
-            Attribute(name: "strides", value: .ints([sh, sw])),
-            Attribute(name: "dilations", value: .ints([dh, dw])),
-            try padding(op, pad),
-            Attribute(name: "group", value: .int(group)),
-        ]
+        let attrs = try window(op, kernel: [wShape[1], wShape[2]], strides: [sh, sw], dilations: [dh, dw], group: group, padding: pad)
         if try isInteger8(op) {
             // TFLite's integer conv: int32 sums of (x - x_zero_point) * w, the int32 bias,
             // requantized with TFLite's rounding (`requantizedSums`).
@@ -118,8 +117,7 @@ extension TFLiteGraphBuilder {
             // scale and zero point), rounded half away from zero.
             let f32 = Attribute(name: "to", value: .int(Int(DType.float32.onnxCode)))
             let xt = transpose(emit("Cast", [try raw(op, 0)], [f32], base: n + "/wide"), Self.toNCHW, base: n + "/nchw")
-            let mean = emit(irOp, [xt], [Attribute(name: "kernel_shape", value: .ints([fh, fw])),
-                                         Attribute(name: "strides", value: .ints([sh, sw])), try padding(op, pad)], base: n + "/pool")
+            let mean = emit(irOp, [xt], try window(op, kernel: [fh, fw], strides: [sh, sw], padding: pad), base: n + "/pool")
             let rounded = roundHalfAway(mean, .float32, base: n + "/mean")
             let to = Attribute(name: "to", value: .int(Int((TFLiteImporter.dtype(sub.tensors[yi].type) ?? .int8).onnxCode)))
             values[yi] = transpose(emit("Cast", [rounded], [to], base: n + "/narrow"), Self.toNHWC, base: n)
@@ -127,8 +125,7 @@ extension TFLiteGraphBuilder {
         }
         let xt = transpose(x, Self.toNCHW, base: n + "/nchw")
         // TFLite's average pool divides by the pixels inside the image: count_include_pad 0 (the default).
-        var y = emit(irOp, [xt], [Attribute(name: "kernel_shape", value: .ints([fh, fw])),
-                                  Attribute(name: "strides", value: .ints([sh, sw])), try padding(op, pad)], base: n + "/pool")
+        var y = emit(irOp, [xt], try window(op, kernel: [fh, fw], strides: [sh, sw], padding: pad), base: n + "/pool")
         y = try activation(op, y, code: act)
         try bind(op, 0, transpose(y, Self.toNHWC, base: n))
     }
@@ -148,19 +145,18 @@ extension TFLiteGraphBuilder {
         let x = transpose(try input(op, 2), Self.toNCHW, base: n + "/nchw")
         let w = transpose(try input(op, 1), [3, 0, 1, 2], base: n + "/filter")
         let bias = hasInput(op, 3) ? [try input(op, 3)] : []
-        var attrs = [Attribute(name: "kernel_shape", value: .ints([wShape[1], wShape[2]])),
-                     Attribute(name: "strides", value: .ints([sh, sw]))]
+        var window = WindowAttributes(node: n, kernelShape: [wShape[1], wShape[2]], strides: [sh, sw])
         let full = [(xShape[1] - 1) * sh + wShape[1], (xShape[2] - 1) * sw + wShape[2]]
         if pad == 0 {
             // SAME: the output size is given; the padding (extra at the end) follows from it.
-            attrs.append(Attribute(name: "output_shape", value: .ints([outShape[1], outShape[2]])))
-            attrs.append(Attribute(name: "auto_pad", value: .string("SAME_UPPER")))
+            window.outputShape = [outShape[1], outShape[2]]
+            window.autoPad = .sameUpper
         } else {
             let extra = [outShape[1] - full[0], outShape[2] - full[1]]
             guard extra.allSatisfy({ $0 >= 0 }) else { throw fail(op, "VALID output shape \(outShape) is smaller than \(full)") }
-            attrs.append(Attribute(name: "output_padding", value: .ints(extra)))
+            window.outputPadding = extra
         }
-        var y = emit("ConvTranspose", [x, w] + bias, attrs, base: n + "/conv")
+        var y = emit("ConvTranspose", [x, w] + bias, window.attributes, base: n + "/conv")
         y = try activation(op, y, code: act)
         try bind(op, 0, transpose(y, Self.toNHWC, base: n))
     }

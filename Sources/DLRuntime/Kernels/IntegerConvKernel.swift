@@ -1,0 +1,146 @@
+import DLGraph
+import DLKernels
+import DLTensor
+
+/// ConvInteger on 2-D 8-bit inputs in integers: (x − x_zero_point) ⊛ (w − w_zero_point) summed
+/// in int32, the padding holding the zero point (so it adds nothing). Groups of more than one
+/// input channel go through im2col (the patch bytes, the zero point where a tap falls outside)
+/// and `IntegerGemm` (VNNI or its scalar loop), one product per group and image: the group's
+/// weight rows [M/G, K] times the patches [K, OH·OW] land as NCHW rows directly. Groups of one
+/// input channel (depthwise) take a direct loop over the taps, each kernel column's run of
+/// output columns bounded once instead of per element. Other ranks and types, and depths past
+/// `IntegerGemm.maxDepth`, go to the general kernel.
+enum IntegerConvKernel {
+    static let fast: FastKernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0), w = try ctx.input(1)
+        let bytes: Set<DType> = [.int8, .uint8]
+        guard x.rank == 4, w.rank == 4, bytes.contains(x.dtype), bytes.contains(w.dtype) else { return nil }
+        let xz = ctx.optionalInput(2), wz = ctx.optionalInput(3)
+        guard xz.map({ $0.elementCount == 1 && $0.dtype == x.dtype }) ?? true,
+              wz.map({ ($0.elementCount == 1 || $0.elementCount == w.shape[0]) && $0.dtype == w.dtype }) ?? true else { return nil }
+        let (group, g) = try ConvFamilyKernels.convSetup(ctx, x: x, w: w)
+        let p = Shape(x: x.shape, w: w.shape, group: group, g)
+        guard p.k <= IntegerGemm.maxDepth else { return nil }
+        let xZero = Int32(xz?.int64s().first ?? 0)
+        let wZero = wz?.int64s().map { Int32($0) } ?? []
+        let out = ctx.makeOutput(.int32, shape: [p.n, p.m, p.oh, p.ow])
+        guard out.elementCount > 0 else { return [out] }
+        x.withUnsafeBytes { xb in
+            w.withUnsafeBytes { wb in
+                out.withUnsafeMutableBufferPointerInPlace(as: Int32.self) { y in
+                    guard let y = y.baseAddress else { return }
+                    if p.cg == 1 {
+                        direct(p, x: xb, xSigned: x.dtype == .int8, xZero: xZero, w: wb, wSigned: w.dtype == .int8, wZero: wZero, into: y)
+                    } else {
+                        im2colGemm(p, x: xb, xSigned: x.dtype == .int8, xZero: xZero, w: wb, wSigned: w.dtype == .int8, wZero: wZero, into: y)
+                    }
+                }
+            }
+        }
+        return [out]
+    }
+
+    /// The sizes of one 2-D grouped convolution.
+    struct Shape {
+        var n, c, h, w, m, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, group: Int
+        var cg: Int { c / group }
+        var mg: Int { m / group }
+        var k: Int { cg * kh * kw }
+        var plane: Int { oh * ow }
+
+        init(x: [Int], w wShape: [Int], group: Int, _ g: WindowGeometry) {
+            (n, c, h, w) = (x[0], x[1], x[2], x[3])
+            (m, kh, kw) = (wShape[0], g.kernel[0], g.kernel[1])
+            (oh, ow) = (g.output[0], g.output[1])
+            (sh, sw, dh, dw) = (g.strides[0], g.strides[1], g.dilations[0], g.dilations[1])
+            (pt, pl) = (g.padsBegin[0], g.padsBegin[1])
+            self.group = group
+        }
+
+        /// The output columns [lo, hi) whose tap at kernel column `kx` falls inside the input.
+        func columns(_ kx: Int) -> Range<Int> {
+            let offset = kx * dw - pl
+            // ox·sw + offset ≥ 0 and ≤ w − 1.
+            let lo = offset >= 0 ? 0 : (-offset + sw - 1) / sw
+            let hi = w - 1 - offset < 0 ? 0 : min(ow, (w - 1 - offset) / sw + 1)
+            return lo < hi ? lo..<hi : 0..<0
+        }
+    }
+
+    static func zero(_ z: [Int32], _ i: Int) -> Int32 { z.isEmpty ? 0 : z.count == 1 ? z[0] : z[i] }
+
+    static func im2colGemm(_ p: Shape, x: UnsafeRawBufferPointer, xSigned: Bool, xZero: Int32,
+                           w: UnsafeRawBufferPointer, wSigned: Bool, wZero: [Int32], into y: UnsafeMutablePointer<Int32>) {
+        let plane = p.plane, k = p.k
+        // Taps outside the input hold the zero point; which ones are outside depends only on the
+        // geometry, so the buffer is filled once and only inside taps are written.
+        var col = [UInt8](repeating: UInt8(truncatingIfNeeded: xZero), count: k * plane)
+        let columns = (0..<p.kw).map { p.columns($0) }
+        col.withUnsafeMutableBufferPointer { colBuf in
+            for b in 0..<p.n {
+                for gi in 0..<p.group {
+                    // Patches: row (c·KH + ky)·KW + kx, column oy·OW + ox.
+                    for ci in 0..<p.cg {
+                        let src = ((b * p.c) + gi * p.cg + ci) * p.h * p.w
+                        for ky in 0..<p.kh {
+                            for kx in 0..<p.kw {
+                                let row = ((ci * p.kh + ky) * p.kw + kx) * plane
+                                let cols = columns[kx]
+                                for oy in 0..<p.oh {
+                                    let iy = oy * p.sh - p.pt + ky * p.dh
+                                    guard iy >= 0, iy < p.h else { continue }
+                                    let at = row + oy * p.ow, line = src + iy * p.w + kx * p.dw - p.pl
+                                    for ox in cols { colBuf[at + ox] = x[line + ox * p.sw] }
+                                }
+                            }
+                        }
+                    }
+                    let weights = UnsafeRawBufferPointer(rebasing: w[(gi * p.mg * k)..<((gi + 1) * p.mg * k)])
+                    let zeros = wZero.count > 1 ? Array(wZero[(gi * p.mg)..<((gi + 1) * p.mg)]) : wZero
+                    IntegerGemm.multiply(IntegerGemm.Operand(bytes: weights, signed: wSigned, rows: p.mg, cols: k, zeroPoints: zeros),
+                                         IntegerGemm.Operand(bytes: UnsafeRawBufferPointer(colBuf), signed: xSigned, rows: k, cols: plane,
+                                                             zeroPoints: [xZero]),
+                                         into: y + (b * p.m + gi * p.mg) * plane)
+                }
+            }
+        }
+    }
+
+    /// One input channel per group: each output channel sums its channel's taps directly.
+    static func direct(_ p: Shape, x: UnsafeRawBufferPointer, xSigned: Bool, xZero: Int32,
+                       w: UnsafeRawBufferPointer, wSigned: Bool, wZero: [Int32], into y: UnsafeMutablePointer<Int32>) {
+        let inPlane = p.h * p.w, plane = p.plane, taps = p.kh * p.kw
+        var centred = [Int32](repeating: 0, count: inPlane)
+        let columns = (0..<p.kw).map { p.columns($0) }
+        centred.withUnsafeMutableBufferPointer { xc in
+            for b in 0..<p.n {
+                for ci in 0..<p.c {
+                    let src = (b * p.c + ci) * inPlane
+                    for i in 0..<inPlane {
+                        xc[i] = (xSigned ? Int32(Int8(bitPattern: x[src + i])) : Int32(x[src + i])) - xZero
+                    }
+                    // Output channels ci·(M/G) ..< (ci+1)·(M/G) read channel ci.
+                    for oc in (ci * p.mg)..<((ci + 1) * p.mg) {
+                        let acc = y + (b * p.m + oc) * plane
+                        acc.update(repeating: 0, count: plane)
+                        let wzc = zero(wZero, oc)
+                        for ky in 0..<p.kh {
+                            for kx in 0..<p.kw {
+                                let raw = w[oc * taps + ky * p.kw + kx]
+                                let wv = (wSigned ? Int32(Int8(bitPattern: raw)) : Int32(raw)) - wzc
+                                if wv == 0 { continue }
+                                let cols = columns[kx]
+                                for oy in 0..<p.oh {
+                                    let iy = oy * p.sh - p.pt + ky * p.dh
+                                    guard iy >= 0, iy < p.h else { continue }
+                                    let line = iy * p.w + kx * p.dw - p.pl, row = acc + oy * p.ow
+                                    for ox in cols { row[ox] &+= wv &* xc[line + ox * p.sw] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

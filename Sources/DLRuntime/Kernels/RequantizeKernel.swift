@@ -1,0 +1,170 @@
+import DLGraph
+import DLKernels
+import DLTensor
+
+/// `ai.dlkit.Requantize(x, left, multiplier, right, real_scale, y_scale, y_zero_point)` (see
+/// `FuseRequantize`): per element, with the float64 constants taken at the element's position on
+/// the last axis when they hold one value per position,
+///
+///     h = (Double(x) * left) * multiplier;  t = floor(h + 0.5);  d = t * right
+///     u = floor(|d| + 0.5) * sign(d);  r = Float(u) * real_scale;  r = act(r)
+///     y = saturate(round_half_even(Double(r / y_scale)) + y_zero_point)
+///
+/// the same operations in the same order as the chain of IR ops it replaces (Cast, Mul, Add,
+/// Floor, Abs, Sign, Cast, Mul, Relu or Clip, QuantizeLinear), so the same bits, in one pass
+/// over typed buffers. `ai.dlkit.FixedPointMultiply(x, left, multiplier, right)` is its first
+/// half, u in float64.
+enum RequantizeKernel {
+    /// x, and the fixed-point constants (left, multiplier, right: one value or one per element
+    /// of x's last axis) of a Requantize or FixedPointMultiply node.
+    struct FixedPoint {
+        let x: Tensor
+        let left, multiplier, right: [Double]
+        let channels: Int
+        var perChannel: Bool { left.count > 1 || multiplier.count > 1 || right.count > 1 }
+
+        init(_ ctx: KernelContext) throws(RuntimeError) {
+            let x = try ctx.input(0)
+            guard x.dtype.isInteger || x.dtype.isFloatingPoint else { throw ctx.fail("x must be numeric, got \(x.dtype)") }
+            let channels = x.rank == 0 ? 1 : x.shape[x.rank - 1]
+            func constant(_ i: Int, _ label: String) throws(RuntimeError) -> [Double] {
+                guard let t = i == 1 ? ctx.optionalInput(1) : try ctx.input(i) else { return [1] }
+                guard t.dtype == .float64, t.rank <= 1, t.elementCount == 1 || t.elementCount == channels else {
+                    throw ctx.fail("\(label) must be float64, one value or one per element of x's last axis (\(channels)), got \(t.dtype) \(t.shape)")
+                }
+                return t.scalars(as: Double.self)
+            }
+            (self.x, self.channels) = (x, channels)
+            (left, multiplier, right) = (try constant(1, "left"), try constant(2, "multiplier"), try constant(3, "right"))
+        }
+
+        /// u for x value `xi` by constants l, m, r: (xi · l) · m rounded half up, times r,
+        /// rounded half away from zero.
+        @inline(__always) static func quanta(_ xi: Double, _ l: Double, _ m: Double, _ r: Double) -> Double {
+            let d = floor((xi * l) * m + 0.5) * r
+            return floor(Swift.abs(d) + 0.5) * (d > 0 ? 1 : d < 0 ? -1 : 0)
+        }
+
+        /// floor(v) without a call into libm (the baseline x86-64 target has no SSE4.1 round):
+        /// through Int64 while |v| < 2^62, where that is exact.
+        @inline(__always) static func floor(_ v: Double) -> Double {
+            guard Swift.abs(v) < 4.6e18 else { return v.rounded(.down) }
+            let t = Double(Int64(v))
+            return t > v ? t - 1 : t
+        }
+
+        /// left, multiplier and right with `width` values each (one value repeated).
+        func constants(width: Int) -> (left: [Double], multiplier: [Double], right: [Double]) {
+            func expanded(_ v: [Double]) -> [Double] { v.count == width ? v : [Double](repeating: v[0], count: width) }
+            return (expanded(left), expanded(multiplier), expanded(right))
+        }
+
+        /// `body(start, u)` for consecutive chunks of u, in order.
+        func forEachChunk(_ body: (Int, UnsafeBufferPointer<Double>) -> Void) {
+            let n = x.elementCount, width = perChannel ? channels : 1
+            guard n > 0, width > 0 else { return }
+            let (l, m, r) = constants(width: width)
+            let wide: [Double] = x.dtype == .int32 ? [] : x.doubles()
+            let chunk = Swift.min(n, 4096)
+            var buffer = [Double](repeating: 0, count: chunk)
+            buffer.withUnsafeMutableBufferPointer { u in
+                l.withUnsafeBufferPointer { l in
+                    m.withUnsafeBufferPointer { m in
+                        r.withUnsafeBufferPointer { r in
+                            var start = 0, c = 0
+                            while start < n {
+                                let count = Swift.min(chunk, n - start)
+                                if x.dtype == .int32 {
+                                    x.withUnsafeBufferPointer(as: Int32.self) { src in
+                                        for j in 0..<count { u[j] = Double(src[start + j]) }
+                                    }
+                                } else {
+                                    for j in 0..<count { u[j] = wide[start + j] }
+                                }
+                                for j in 0..<count {
+                                    u[j] = Self.quanta(u[j], l[c], m[c], r[c])
+                                    c += 1
+                                    if c == width { c = 0 }
+                                }
+                                body(start, UnsafeBufferPointer(rebasing: u[0..<count]))
+                                start += count
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// round(v) half to even without a call into libm: 2^52 added and taken away leaves v
+    /// rounded to an integer by the default rounding (exact while |v| < 2^52).
+    @inline(__always) static func roundHalfEven(_ v: Double) -> Double {
+        let big = 4_503_599_627_370_496.0
+        guard Swift.abs(v) < big else { return v.rounded(.toNearestOrEven) }
+        let m = (Swift.abs(v) + big) - big
+        return v < 0 ? -m : m
+    }
+
+    /// `ai.dlkit.FixedPointMultiply(x, left, multiplier, right)`: u in float64.
+    static let fixedPointMultiply: Kernel = { ctx throws(RuntimeError) in
+        let f = try FixedPoint(ctx)
+        let out = ctx.makeOutput(.float64, shape: f.x.shape)
+        guard out.elementCount > 0 else { return [out] }
+        out.withUnsafeMutableBufferPointerInPlace(as: Double.self) { dst in
+            f.forEachChunk { start, u in for j in 0..<u.count { dst[start + j] = u[j] } }
+        }
+        return [out]
+    }
+
+    static let kernel: Kernel = { ctx throws(RuntimeError) in
+        let f = try FixedPoint(ctx)
+        let realScale = try ctx.input(4), yScale = try ctx.input(5), zero = try ctx.input(6)
+        guard realScale.dtype == .float32, realScale.elementCount == 1, yScale.dtype == .float32, yScale.elementCount == 1,
+              let rs = realScale.scalars(as: Float.self).first, let ys = yScale.scalars(as: Float.self).first else {
+            throw ctx.fail("real_scale and y_scale must be float32 scalars, got \(realScale.dtype) \(realScale.shape) and \(yScale.dtype) \(yScale.shape)")
+        }
+        guard zero.elementCount == 1, zero.dtype == .int8 || zero.dtype == .uint8, let z = zero.doubles().first else {
+            throw ctx.fail("y_zero_point must be one int8 or uint8 value, got \(zero.dtype) \(zero.shape)")
+        }
+        // Relu and Clip as their kernels compute them, max(x, 0) and min(max(x, lo), hi): a clamp
+        // (the identity on finite values when there is no activation).
+        let act = try ctx.string("activation", "")
+        let lo: Float, hi: Float
+        switch act {
+        case "": (lo, hi) = (-.infinity, .infinity)
+        case "Relu": (lo, hi) = (0, .infinity)
+        case "Clip": (lo, hi) = (try ctx.float("activation_alpha", -.infinity), try ctx.float("activation_beta", .infinity))
+        default: throw ctx.fail("activation \(act) is not one Requantize applies (Relu, Clip)")
+        }
+        let (qmin, qmax): (Double, Double) = zero.dtype == .int8 ? (-128, 127) : (0, 255)
+        let out = ctx.makeOutput(zero.dtype, shape: f.x.shape)
+        guard out.elementCount > 0 else { return [out] }
+        @inline(__always) func quantized(_ u: Double) -> Double {
+            let real = Swift.min(Swift.max(Float(u) * rs, lo), hi)
+            let q = roundHalfEven(Double(real / ys)) + z
+            return q.isNaN ? 0 : Swift.min(Swift.max(q, qmin), qmax)
+        }
+        // int32 sums on AVX-512: DLKernels' vector loop (the same roundings, eight lanes at a time).
+        if f.x.dtype == .int32, f.channels > 0 {
+            let (l, m, r) = f.constants(width: f.channels)
+            let done = f.x.withUnsafeBufferPointer(as: Int32.self) { src in
+                out.withUnsafeMutableBytesInPlace { dst in
+                    guard let s = src.baseAddress, let d = dst.baseAddress else { return false }
+                    return IntegerRequantize.run(s, rows: f.x.elementCount / f.channels, width: f.channels, left: l, multiplier: m, right: r,
+                                                 .init(real: rs, lo: lo, hi: hi, y: ys, zero: z), signed: zero.dtype == .int8, into: d)
+                }
+            }
+            if done { return [out] }
+        }
+        if zero.dtype == .int8 {
+            out.withUnsafeMutableBufferPointerInPlace(as: Int8.self) { dst in
+                f.forEachChunk { start, u in for j in 0..<u.count { dst[start + j] = Int8(quantized(u[j])) } }
+            }
+        } else {
+            out.withUnsafeMutableBufferPointerInPlace(as: UInt8.self) { dst in
+                f.forEachChunk { start, u in for j in 0..<u.count { dst[start + j] = UInt8(quantized(u[j])) } }
+            }
+        }
+        return [out]
+    }
+}

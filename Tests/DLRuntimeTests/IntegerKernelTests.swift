@@ -1,0 +1,180 @@
+import DLGraph
+import DLRuntime
+import DLTensor
+import Testing
+
+/// The integer kernels under full-integer (.tflite int8) models: ConvInteger's integer fast
+/// variant (im2col + IntegerGemm, and the direct depthwise loop) against a reference convolution
+/// in Int64, and the fused `ai.dlkit.Requantize` and `FixedPointMultiply` against the chains of
+/// IR ops they replace, run node by node. Both with AVX-512 allowed (VNNI where the CPU has it) and off.
+@Suite struct IntegerKernelTests {
+    struct Conv: CustomStringConvertible {
+        var n, c, h, w, m, kh, kw, stride, padBegin, padEnd, dilation, group: Int
+        var description: String { "x [\(n),\(c),\(h),\(w)] w [\(m),\(c / group),\(kh),\(kw)] s\(stride) p\(padBegin)/\(padEnd) d\(dilation) g\(group)" }
+        var oh: Int { (h + padBegin + padEnd - dilation * (kh - 1) - 1) / stride + 1 }
+        var ow: Int { (w + padBegin + padEnd - dilation * (kw - 1) - 1) / stride + 1 }
+    }
+
+    static let convs: [Conv] = [
+        Conv(n: 1, c: 3, h: 7, w: 5, m: 4, kh: 3, kw: 3, stride: 1, padBegin: 1, padEnd: 1, dilation: 1, group: 1),
+        Conv(n: 2, c: 6, h: 5, w: 6, m: 6, kh: 3, kw: 2, stride: 2, padBegin: 1, padEnd: 0, dilation: 1, group: 3),
+        Conv(n: 1, c: 5, h: 6, w: 7, m: 10, kh: 3, kw: 3, stride: 2, padBegin: 1, padEnd: 1, dilation: 1, group: 5),
+        Conv(n: 2, c: 4, h: 9, w: 8, m: 4, kh: 3, kw: 3, stride: 1, padBegin: 2, padEnd: 2, dilation: 2, group: 4),
+        Conv(n: 1, c: 4, h: 1, w: 9, m: 3, kh: 1, kw: 3, stride: 1, padBegin: 0, padEnd: 1, dilation: 2, group: 1),
+        Conv(n: 1, c: 8, h: 4, w: 4, m: 17, kh: 1, kw: 1, stride: 1, padBegin: 0, padEnd: 0, dilation: 1, group: 1),
+        Conv(n: 1, c: 2, h: 2, w: 2, m: 3, kh: 3, kw: 3, stride: 1, padBegin: 2, padEnd: 2, dilation: 1, group: 1),
+        Conv(n: 1, c: 1, h: 1, w: 1, m: 1, kh: 1, kw: 1, stride: 1, padBegin: 0, padEnd: 0, dilation: 1, group: 1),
+    ]
+
+    /// Deterministic bytes.
+    static func bytes(_ count: Int, seed: UInt64) -> [UInt8] {
+        var s = seed &* 6364136223846793005 &+ 1442695040888963407
+        return (0..<count).map { _ in
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            return UInt8(truncatingIfNeeded: s >> 33)
+        }
+    }
+
+    static func tensor(_ b: [UInt8], signed: Bool, shape: [Int]) -> Tensor {
+        signed ? Tensor(shape: shape, scalars: b.map { Int8(bitPattern: $0) }) : Tensor(shape: shape, scalars: b)
+    }
+
+    static func reference(_ p: Conv, x: [Int64], w: [Int64], xZero: Int64, wZero: [Int64]) -> [Int32] {
+        let cg = p.c / p.group, mg = p.m / p.group
+        var y = [Int32](repeating: 0, count: p.n * p.m * p.oh * p.ow)
+        for b in 0..<p.n {
+            for oc in 0..<p.m {
+                let wz = wZero.isEmpty ? 0 : wZero.count == 1 ? wZero[0] : wZero[oc]
+                for oy in 0..<p.oh {
+                    for ox in 0..<p.ow {
+                        var s: Int64 = 0
+                        for ci in 0..<cg {
+                            let ic = (oc / mg) * cg + ci
+                            for ky in 0..<p.kh {
+                                for kx in 0..<p.kw {
+                                    let iy = oy * p.stride - p.padBegin + ky * p.dilation, ix = ox * p.stride - p.padBegin + kx * p.dilation
+                                    guard iy >= 0, iy < p.h, ix >= 0, ix < p.w else { continue }
+                                    s += (x[((b * p.c + ic) * p.h + iy) * p.w + ix] - xZero) * (w[((oc * cg + ci) * p.kh + ky) * p.kw + kx] - wz)
+                                }
+                            }
+                        }
+                        y[((b * p.m + oc) * p.oh + oy) * p.ow + ox] = Int32(s)
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    @Test(arguments: [(false, true), (true, true), (true, false)])
+    func convIntegerMatchesTheReference(xSigned: Bool, wSigned: Bool) throws {
+        for (i, p) in Self.convs.enumerated() {
+            let xb = Self.bytes(p.n * p.c * p.h * p.w, seed: UInt64(i)), wb = Self.bytes(p.m * (p.c / p.group) * p.kh * p.kw, seed: UInt64(100 + i))
+            let x = Self.tensor(xb, signed: xSigned, shape: [p.n, p.c, p.h, p.w]), w = Self.tensor(wb, signed: wSigned, shape: [p.m, p.c / p.group, p.kh, p.kw])
+            func wide(_ b: [UInt8], _ signed: Bool) -> [Int64] { b.map { signed ? Int64(Int8(bitPattern: $0)) : Int64($0) } }
+            let xv = wide(xb, xSigned), wv = wide(wb, wSigned)
+            let xZero: Int64 = xSigned ? -7 : 131
+            let perChannel: [Int64] = (0..<p.m).map { (j: Int) -> Int64 in wSigned ? Int64(j % 5 - 2) : Int64(120 + j % 9) }
+            for wZero in [[], [Int64(wSigned ? 3 : 128)], perChannel] {
+                var inputs = ["x", "w", "xz"]
+                var initializers = NamedTensors()
+                initializers["w"] = w
+                initializers["xz"] = Self.tensor([UInt8(truncatingIfNeeded: xZero)], signed: xSigned, shape: [])
+                if !wZero.isEmpty {
+                    inputs.append("wz")
+                    let zeros: [UInt8] = wZero.map { UInt8(truncatingIfNeeded: $0) }
+                    initializers["wz"] = Self.tensor(zeros, signed: wSigned, shape: wZero.count == 1 ? [] : [wZero.count])
+                }
+                let node = Node(opType: "ConvInteger", inputs: inputs, outputs: ["y"], attributes: [
+                    Attribute(name: "kernel_shape", value: .ints([p.kh, p.kw])), Attribute(name: "strides", value: .ints([p.stride, p.stride])),
+                    Attribute(name: "pads", value: .ints([p.padBegin, p.padBegin, p.padEnd, p.padEnd])),
+                    Attribute(name: "dilations", value: .ints([p.dilation, p.dilation])), Attribute(name: "group", value: .int(p.group)),
+                ])
+                let g = Graph(name: "conv", inputs: [ValueInfo(name: "x", type: TensorType(dtype: x.dtype, shape: x.shape))],
+                              outputs: [ValueInfo(name: "y", type: nil)], nodes: [node], initializers: initializers)
+                let want = Self.reference(p, x: xv, w: wv, xZero: xZero, wZero: wZero)
+                for avx512 in [true, false] {
+                    var options = RuntimeOptions.default
+                    options.avx512 = avx512
+                    let y: Tensor = try #require(try Executor(graph: g, options: options).run(["x": x])["y"])
+                    let shape: [Int] = [p.n, p.m, p.oh, p.ow]
+                    #expect(y.dtype == DType.int32 && y.shape == shape, "\(p): \(y.dtype) \(y.shape)")
+                    let got: [Int32] = y.dtype == .int32 ? y.scalars(as: Int32.self) : []
+                    let label = "\(p) x signed \(xSigned) w signed \(wSigned), w zero points \(wZero.count), avx512 \(avx512)"
+                    #expect(got == want, "\(label)")
+                }
+            }
+        }
+    }
+
+    /// The requantization chain as DLTFLite writes it (`fixedPointMultiply`, then the output
+    /// quanta as a real value, an optional activation, QuantizeLinear), over x [2, 3, C].
+    /// With `activation` "none" the chain stops at u (plus one, so u is no graph output), as
+    /// the scaled inputs of an 8-bit ADD do.
+    static func chain(c: Int, left: Bool, activation: String, output: DType, wideInput: Bool) -> Graph {
+        var nodes: [Node] = []
+        var initializers = NamedTensors()
+        func constant(_ name: String, _ t: Tensor) -> String { initializers[name] = t; return name }
+        func add(_ op: String, _ ins: [String], _ out: String, _ attrs: [Attribute] = []) -> String {
+            nodes.append(Node(name: out, opType: op, inputs: ins, outputs: [out], attributes: attrs))
+            return out
+        }
+        func cast(_ x: String, _ t: DType, _ out: String) -> String { add("Cast", [x], out, [Attribute(name: "to", value: .int(Int(t.onnxCode)))]) }
+        let half = constant("half", Tensor(shape: [], scalars: [0.5]))
+        // Exact halves on purpose (0.5, 2^-1 shifts) next to ordinary Q31 multipliers.
+        let fractions: [Double] = (0..<c).map { (j: Int) -> Double in
+            let q: Int = 1_073_741_824 + 97_531 * (j + 1)
+            return j % 3 == 0 ? 0.5 : Double(q) / 2_147_483_648
+        }
+        let shape = c > 1 ? [c] : []
+        var t = wideInput ? "x" : cast("x", .float64, "wide")
+        if left { t = add("Mul", [t, constant("left", Tensor(shape: shape, scalars: (0..<c).map { Double(1 << ($0 % 3)) }))], "shifted") }
+        t = add("Mul", [t, constant("multiplier", Tensor(shape: shape, scalars: fractions))], "high")
+        t = add("Floor", [add("Add", [t, half], "nudged")], "rounded")
+        let d = add("Mul", [t, constant("right", Tensor(shape: shape, scalars: (0..<c).map { 1 / Double(1 << ($0 % 4)) }))], "divided")
+        let magnitude = add("Floor", [add("Add", [add("Abs", [d], "magnitude"), half], "magnitude_nudged")], "magnitude_rounded")
+        let u = add("Mul", [magnitude, add("Sign", [d], "sign")], "quanta")
+        if activation == "none" {
+            _ = add("Add", [u, constant("one", Tensor(shape: [], scalars: [1.0]))], "y")
+            return Graph(name: "fixed_point", inputs: [ValueInfo(name: "x", type: TensorType(dtype: wideInput ? .float64 : .int32, shape: [2, 3, c]))],
+                         outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes, initializers: initializers)
+        }
+        let yScale = constant("y_scale", Tensor(shape: [], scalars: [Float(0.0372)]))
+        var real = add("Mul", [cast(u, .float32, "quanta32"), yScale], "real")
+        switch activation {
+        case "Relu": real = add("Relu", [real], "relu")
+        case "Clip": real = add("Clip", [real, constant("lo", Tensor(shape: [], scalars: [Float(-1)])), constant("hi", Tensor(shape: [], scalars: [Float(6)]))], "clip")
+        default: break
+        }
+        let zero = constant("y_zero", output == .int8 ? Tensor(shape: [], scalars: [Int8(-5)]) : Tensor(shape: [], scalars: [UInt8(130)]))
+        _ = add("QuantizeLinear", [real, yScale, zero], "y")
+        return Graph(name: "requantize", inputs: [ValueInfo(name: "x", type: TensorType(dtype: wideInput ? .float64 : .int32, shape: [2, 3, c]))],
+                     outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes, initializers: initializers)
+    }
+
+    @Test(arguments: ["", "Relu", "Clip", "none"])
+    func requantizeIsTheChainToTheBit(activation: String) throws {
+        for (c, left, output, wide) in [(5, true, DType.int8, false), (1, false, .uint8, false), (7, false, .int8, true), (3, true, .uint8, true)] {
+            let g = Self.chain(c: c, left: left, activation: activation, output: output, wideInput: wide)
+            let fused = GraphOptimizer.optimize(g).0
+            let expected = activation == "none" ? ["FixedPointMultiply", "Add"] : ["Requantize"]
+            #expect(fused.nodes.map(\.opType) == expected, "\(fused.nodes.map(\.opType))")
+            // Sums from small to past int32's range of products, odd and even, both signs.
+            let n = 2 * 3 * c
+            let magnitudes: [Int32] = [0, 1, 3, 7, 101, 4_099, 65_537, 1_000_003, 123_456_789, Int32.max]
+            let sums: [Int32] = (0..<n).map { (i: Int) -> Int32 in
+                let m = magnitudes[i % magnitudes.count]
+                if i % 2 == 0 { return m }
+                return m == Int32.max ? Int32.min : -m
+            }
+            let x = wide ? Tensor(shape: [2, 3, c], scalars: sums.map(Double.init)) : Tensor(shape: [2, 3, c], scalars: sums)
+            let want = try runNodeByNode(g, ["x": x])["y"]
+            for avx512 in [true, false] {
+                var options = RuntimeOptions.default
+                options.avx512 = avx512
+                let y = try Executor(graph: g, options: options).run(["x": x])["y"]
+                #expect(y == want, "C \(c) left \(left) \(output) float64 input \(wide): \(String(describing: y)) vs \(String(describing: want))")
+            }
+        }
+    }
+}
