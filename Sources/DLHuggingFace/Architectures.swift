@@ -27,7 +27,7 @@ public enum HFArchitecture {
     ///   `position_ids`) gives the slots the new tokens take (they are written there, TensorScatter),
     ///   and attention_mask ([batch, capacity]) covers all slots; a token sees the slots up to its
     ///   own. Every decode step then has the same shapes until the capacity grows, so a runtime
-    ///   plans it once. For generation; exports keep the growing layout optimum uses.
+    ///   plans once per capacity. For generation; exports keep the growing layout optimum uses.
     public static func graph(config: HFConfig, weights: HFWeights, cache: Bool = false, positionIds: Bool = false,
                              fixedCache: Bool = false) throws(HFError) -> Graph {
         let layout = cache ? (fixedCache ? CacheLayout.fixed : .growing) : .none
@@ -52,6 +52,7 @@ public enum HFArchitecture {
     /// A decoder's KV cache: none, growing by the new tokens each step (Concat), or of a fixed
     /// capacity the new tokens are written into (see `graph`'s fixedCache).
     enum CacheLayout { case none, growing, fixed }
+
     static func idInput(_ name: String) -> ValueInfo { ValueInfo(name: name, type: TensorType(dtype: .int64, dims: batchSeq)) }
     static let negMin = -Float.greatestFiniteMagnitude
 
