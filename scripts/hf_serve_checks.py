@@ -12,6 +12,8 @@ Ends with "hf-serve-checks: N passed, N failed" and exits non-zero on any failur
   every unpadded position against each text run alone;
 - `generate` (stdio `"method":"generate"`, HTTP POST /v2/models/NAME/generate) gives transformers'
   greedy tokens and text (the fixtures' generate.json); sampling is repeatable by seed, top_k 1 is greedy;
+- `generate_stream` (Triton's server-sent events, read by sseclient-py over requests) gives one
+  event per token whose texts put together are the `generate` answer's text, greedy and sampled;
 - bad requests (text to a model without a tokenizer, text and input_ids together, generate on an
   encoder, bad parameters, malformed BYTES data) get an error and the server goes on.
 """
@@ -175,6 +177,36 @@ def generate(name):
         status, _, body = http_post(server.port, f"/v2/models/{name}/generate", {"parameters": greedy})
         if status != 400 or "text_input" not in json.loads(body).get("error", ""):
             raise AssertionError(f"HTTP {status}: {body}")
+        if STREAM_CLIENT:
+            for params in (greedy, sampled):
+                request = {"text_input": gen["prompt"], "parameters": params}
+                _, _, body = http_post(server.port, f"/v2/models/{name}/generate", request)
+                whole = json.loads(body)
+                events = sse_events(server.url, f"/v2/models/{name}/generate_stream", request)
+                ids = [i for e in events for i in e.get("token_ids", [])]
+                text = "".join(e.get("text_output", "") for e in events)
+                if len(events) != len(whole["token_ids"]) or ids != whole["token_ids"] or text != whole["text_output"]:
+                    raise AssertionError(f"generate_stream {params}: {events} != {whole}")
+            if ids == gen["generated_ids"]:
+                raise AssertionError("the sampled stream is the greedy one")
+
+
+try:
+    import requests
+    import sseclient
+    STREAM_CLIENT = True
+except ImportError:
+    STREAM_CLIENT = False
+
+
+def sse_events(url, path, body):
+    """The JSON of each server-sent event of POST `path`, read as they come by sseclient-py."""
+    r = requests.post(f"http://{url}{path}", json=body, stream=True, timeout=300)
+    if r.status_code != 200 or not r.headers.get("Content-Type", "").startswith("text/event-stream"):
+        raise AssertionError(f"generate_stream: HTTP {r.status_code} {r.headers}: {r.text}")
+    events = [json.loads(e.data) for e in sseclient.SSEClient(r).events()]
+    r.close()
+    return events
 
 
 def http_post(port, path, body):
@@ -235,7 +267,10 @@ def main():
         checks.check(f"hf-serve {name}: BYTES text gives transformers' logits at every unpadded position",
                  lambda: decoder_logits(name))
         checks.check(f"hf-serve {name}: generate (stdio and HTTP) gives transformers' greedy tokens and text; "
-                 "seeds repeat, top_k 1 is greedy, bad parameters are refused", lambda: generate(name))
+                 "seeds repeat, top_k 1 is greedy, bad parameters are refused"
+                 + ("; generate_stream's events (sseclient-py) make the same text" if STREAM_CLIENT else ""), lambda: generate(name))
+    if not STREAM_CLIENT:
+        print("SKIP hf-serve generate_stream: sseclient-py (scripts/requirements.txt) is not installed")
     checks.check("hf-serve: bad text and generate requests get one-line errors and the server goes on", refusals)
     return checks.summary("hf-serve-checks")
 

@@ -21,23 +21,38 @@ public enum HFArchitecture {
     ///   attention_mask and token_type_ids) gives the positions of the embeddings or rotary angles,
     ///   as in optimum's decoder layout; batched left-padded generation feeds `cumsum(mask) - 1`.
     ///   Causality still follows the order of the tokens.
-    public static func graph(config: HFConfig, weights: HFWeights, cache: Bool = false, positionIds: Bool = false) throws(HFError) -> Graph {
+    /// - Parameter fixedCache: with `cache`, a cache of fixed capacity instead of one that grows
+    ///   (transformers' static cache): `past_key_values.<i>.*` and `present.<i>.*` are
+    ///   [batch, kv heads, capacity, head dim], an int64 `cache_position` input ([sequence], after
+    ///   `position_ids`) gives the slots the new tokens take (they are written there, TensorScatter),
+    ///   and attention_mask ([batch, capacity]) covers all slots; a token sees the slots up to its
+    ///   own. Every decode step then has the same shapes until the capacity grows, so a runtime
+    ///   plans once per capacity. For generation; exports keep the growing layout optimum uses.
+    public static func graph(config: HFConfig, weights: HFWeights, cache: Bool = false, positionIds: Bool = false,
+                             fixedCache: Bool = false) throws(HFError) -> Graph {
+        let layout = cache ? (fixedCache ? CacheLayout.fixed : .growing) : .none
         var g: Graph
         switch config.modelType {
         case "bert", "roberta", "xlm-roberta", "camembert", "electra": g = try bert(config, weights, positionIds: positionIds)
         case "distilbert": g = try distilBERT(config, weights)
-        case "gpt2": g = try gpt2(config, weights, cache: cache, positionIds: positionIds)
-        case "llama", "mistral", "qwen2": g = try llama(config, weights, cache: cache, positionIds: positionIds)
+        case "gpt2": g = try gpt2(config, weights, cache: layout, positionIds: positionIds)
+        case "llama", "mistral", "qwen2": g = try llama(config, weights, cache: layout, positionIds: positionIds)
         default:
             throw .unsupported(path: config.path, reason: "model_type '\(config.modelType)' (DLKit builds \(supported.joined(separator: ", ")))")
         }
-        g.metadata.opsetImports = [(domain: "", version: 18)]
+        // TensorScatter (the fixed cache's write) is an opset 24 op
+        g.metadata.opsetImports = [(domain: "", version: layout == .fixed ? 24 : 18)]
         g.metadata.producerName = "dlkit"
         g.metadata.metadataProps = [("hf.model_type", config.modelType)]
         return g
     }
 
     static let batchSeq: [Dim] = [.symbolic("batch"), .symbolic("sequence")]
+
+    /// A decoder's KV cache: none, growing by the new tokens each step (Concat), or of a fixed
+    /// capacity the new tokens are written into (see `graph`'s fixedCache).
+    enum CacheLayout { case none, growing, fixed }
+
     static func idInput(_ name: String) -> ValueInfo { ValueInfo(name: name, type: TensorType(dtype: .int64, dims: batchSeq)) }
     static let negMin = -Float.greatestFiniteMagnitude
 
@@ -50,10 +65,18 @@ public enum HFArchitecture {
         var fromInput: Bool { embedPositions == "position_ids" }
     }
 
-    static func common(_ b: inout GraphBuilder, cache: Bool = false, positionIds: Bool = false) -> Common {
+    static func common(_ b: inout GraphBuilder, cache: CacheLayout = .none, positionIds: Bool = false) -> Common {
         let bs = b.op1("Shape", ["input_ids"], name: "inputs")
         let seq = b.op1("Gather", [bs, b.scalarInt(1)], [b.attr("axis", 0)], name: "inputs")
-        guard cache else {
+        if cache == .fixed {
+            // The new tokens' slots are cache_position; they are written from its first, per batch row.
+            let capacity = b.op1("Gather", [b.op1("Shape", ["past_key_values.0.key"], name: "inputs"), b.scalarInt(2)], [b.attr("axis", 0)], name: "inputs")
+            let first = b.op1("Slice", ["cache_position", b.ints([0]), b.ints([1])], name: "positions")
+            b.cacheWrite = b.op1("Expand", [first, b.op1("Slice", [bs, b.ints([0]), b.ints([1])], name: "positions")], name: "positions")
+            return Common(bs: bs, positions: "cache_position", keyPositions: b.op1("Range", [b.scalarInt(0), capacity, b.scalarInt(1)], name: "positions"),
+                          embedPositions: positionIds ? "position_ids" : "cache_position")
+        }
+        guard cache == .growing else {
             let positions = b.op1("Range", [b.scalarInt(0), seq, b.scalarInt(1)], name: "positions")
             return Common(bs: bs, positions: positions, keyPositions: positions, embedPositions: positionIds ? "position_ids" : positions)
         }
@@ -66,9 +89,9 @@ public enum HFArchitecture {
     }
 
     /// The cache inputs and outputs of `layers` layers, after input_ids and attention_mask.
-    static func cacheIO(_ b: GraphBuilder, layers: Int, kvHeads: Int, headDim: Int) -> (inputs: [ValueInfo], outputs: [(String, String, [Dim])]) {
-        let dims: [Dim] = [.symbolic("batch"), .fixed(kvHeads), .symbolic("past_sequence"), .fixed(headDim)]
-        let present: [Dim] = [.symbolic("batch"), .fixed(kvHeads), .symbolic("total_sequence"), .fixed(headDim)]
+    static func cacheIO(_ b: GraphBuilder, layers: Int, kvHeads: Int, headDim: Int, fixed: Bool) -> (inputs: [ValueInfo], outputs: [(String, String, [Dim])]) {
+        let dims: [Dim] = [.symbolic("batch"), .fixed(kvHeads), .symbolic(fixed ? "capacity" : "past_sequence"), .fixed(headDim)]
+        let present: [Dim] = [.symbolic("batch"), .fixed(kvHeads), .symbolic(fixed ? "capacity" : "total_sequence"), .fixed(headDim)]
         var ins: [ValueInfo] = [], outs: [(String, String, [Dim])] = []
         for i in 0..<layers {
             for (j, kind) in ["key", "value"].enumerated() {
@@ -237,13 +260,15 @@ public enum HFArchitecture {
 
     // MARK: decoders
 
-    static func decoderGraph(_ b: GraphBuilder, _ c: Common, logits: String, vocab: Int, cache: Bool, layers: Int, kvHeads: Int, headDim: Int) -> Graph {
+    static func decoderGraph(_ b: GraphBuilder, _ c: Common, logits: String, vocab: Int, cache: CacheLayout, layers: Int, kvHeads: Int, headDim: Int) -> Graph {
         var inputs = [idInput("input_ids"), idInput("attention_mask")]
         if c.fromInput { inputs.append(idInput("position_ids")) }
         var outputs = [(logits, "logits", batchSeq + [.fixed(vocab)])]
-        if cache {
-            inputs[1] = ValueInfo(name: "attention_mask", type: TensorType(dtype: .int64, dims: [.symbolic("batch"), .symbolic("total_sequence")]))
-            let io = cacheIO(b, layers: layers, kvHeads: kvHeads, headDim: headDim)
+        if cache != .none {
+            let fixed = cache == .fixed
+            inputs[1] = ValueInfo(name: "attention_mask", type: TensorType(dtype: .int64, dims: [.symbolic("batch"), .symbolic(fixed ? "capacity" : "total_sequence")]))
+            if fixed { inputs.append(ValueInfo(name: "cache_position", type: TensorType(dtype: .int64, dims: [.symbolic("sequence")]))) }
+            let io = cacheIO(b, layers: layers, kvHeads: kvHeads, headDim: headDim, fixed: fixed)
             inputs += io.inputs
             outputs += io.outputs
         }
@@ -258,7 +283,7 @@ public enum HFArchitecture {
         return unflatten(&b, b.op1("Gemm", [h, head], [b.attr("transB", 1)], name: "lm_head"), c, vocab, name: "lm_head")
     }
 
-    static func gpt2(_ config: HFConfig, _ w: HFWeights, cache: Bool, positionIds: Bool) throws(HFError) -> Graph {
+    static func gpt2(_ config: HFConfig, _ w: HFWeights, cache: CacheLayout, positionIds: Bool) throws(HFError) -> Graph {
         let hidden = try config.int("n_embd", "hidden_size"), heads = try config.int("n_head", "num_attention_heads")
         let layers = try config.int("n_layer", "num_hidden_layers", max: 1000), vocab = try config.int("vocab_size")
         let maxPos = try config.int("n_positions", "max_position_embeddings")
@@ -281,7 +306,7 @@ public enum HFArchitecture {
             let qkv = try b.conv1D(x, p + "attn.c_attn", in: hidden, out: 3 * hidden)
             let parts = b.op("Split", [qkv, b.ints([hidden, hidden, hidden])], [b.attr("axis", 1)], name: p + "attn", outputs: 3)
             let a = b.attention(q: parts[0], k: parts[1], v: parts[2], bs: c.bs, heads: heads, kvHeads: heads, headDim: hidden / heads,
-                                mask: mask, cache: cache ? i : nil, name: p + "attn")
+                                mask: mask, cache: cache != .none ? i : nil, name: p + "attn")
             h = b.op1("Add", [h, try b.conv1D(a, p + "attn.c_proj", in: hidden, out: hidden)], name: p)
             let y = try b.layerNorm(h, p + "ln_2", hidden, eps: eps)
             let up = try b.activation(try b.conv1D(y, p + "mlp.c_fc", in: hidden, out: inter), act, name: p + "mlp")
@@ -309,7 +334,7 @@ public enum HFArchitecture {
         return try config.double("rope_theta", default: 10000)
     }
 
-    static func llama(_ config: HFConfig, _ w: HFWeights, cache: Bool, positionIds: Bool) throws(HFError) -> Graph {
+    static func llama(_ config: HFConfig, _ w: HFWeights, cache: CacheLayout, positionIds: Bool) throws(HFError) -> Graph {
         let hidden = try config.int("hidden_size"), heads = try config.int("num_attention_heads")
         let kvHeads = try config.int("num_key_value_heads", default: heads)
         let layers = try config.int("num_hidden_layers", max: 1000), inter = try config.int("intermediate_size")
@@ -355,7 +380,7 @@ public enum HFArchitecture {
             let k = try b.linear(x, p + "self_attn.k_proj", in: hidden, out: kvHeads * headDim, bias: qkvBias)
             let v = try b.linear(x, p + "self_attn.v_proj", in: hidden, out: kvHeads * headDim, bias: qkvBias)
             let a = b.attention(q: q, k: k, v: v, bs: c.bs, heads: heads, kvHeads: kvHeads, headDim: headDim, mask: mask, rope: rope,
-                                ropePerRow: c.fromInput, cache: cache ? i : nil, name: p + "self_attn")
+                                ropePerRow: c.fromInput, cache: cache != .none ? i : nil, name: p + "self_attn")
             let o = try b.linear(a, p + "self_attn.o_proj", in: heads * headDim, out: hidden, bias: qkvBias && !qwen)
             h = b.op1("Add", [h, o], name: p)
             let y = try b.rmsNorm(h, p + "post_attention_layernorm", hidden, eps: eps)

@@ -13,6 +13,9 @@ struct GraphBuilder {
     var initializers = NamedTensors()
     /// Decoders with a KV cache: each layer's (present key, present value), in layer order.
     var presents: [(String, String)] = []
+    /// A fixed-capacity cache: the slot each batch row's new keys and values are written from
+    /// ([batch] int64); nil when the cache grows by concatenation.
+    var cacheWrite: String?
     private var counter = 0
 
     init(config: HFConfig, weights: HFWeights, probe: String, prefixes: [String]) throws(HFError) {
@@ -138,7 +141,8 @@ struct GraphBuilder {
     /// headDim] with `ropePerRow` (positions from a `position_ids` input). With `cache`, the
     /// layer's keys and values continue `past_key_values.<layer>.key/value` ([batch, kvHeads,
     /// past, headDim], the layout optimum and ONNX Runtime GenAI use) and are given out whole as
-    /// `present.<layer>.key/value`.
+    /// `present.<layer>.key/value`; with `cacheWrite`, they are written into the fixed-capacity
+    /// past at that slot instead (the present has the past's shape).
     mutating func attention(q: String, k: String, v: String, bs: String, heads: Int, kvHeads: Int, headDim: Int,
                             mask: String, rope: (String, String)? = nil, ropePerRow: Bool = false, cache layer: Int? = nil,
                             name: String) -> String {
@@ -162,7 +166,11 @@ struct GraphBuilder {
             qh = applyRope(qh, cos: qcos, sin: qsin, headDim: headDim, name: name)
             kh = applyRope(kh, cos: cos, sin: sin, headDim: headDim, name: name)
         }
-        if let layer {
+        if let layer, let write = cacheWrite {
+            kh = op1("TensorScatter", ["past_key_values.\(layer).key", kh, write], [attr("axis", 2)], name: name)
+            vh = op1("TensorScatter", ["past_key_values.\(layer).value", vh, write], [attr("axis", 2)], name: name)
+            presents.append((kh, vh))
+        } else if let layer {
             kh = op1("Concat", ["past_key_values.\(layer).key", kh], [attr("axis", 2)], name: name)
             vh = op1("Concat", ["past_key_values.\(layer).value", vh], [attr("axis", 2)], name: name)
             presents.append((kh, vh))

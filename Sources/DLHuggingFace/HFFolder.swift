@@ -26,8 +26,9 @@ public struct HFFolder: Sendable {
     /// - Parameters:
     ///   - cache: decoders: with the KV cache inputs and outputs (see `HFArchitecture.graph`).
     ///   - positionIds: with a `position_ids` input where the architecture takes one.
-    public func graph(cache: Bool = false, positionIds: Bool = false) throws(HFError) -> Graph {
-        var g = try HFArchitecture.graph(config: config, weights: weights, cache: cache, positionIds: positionIds)
+    ///   - fixedCache: with `cache`, a cache of fixed capacity (see `HFArchitecture.graph`).
+    public func graph(cache: Bool = false, positionIds: Bool = false, fixedCache: Bool = false) throws(HFError) -> Graph {
+        var g = try HFArchitecture.graph(config: config, weights: weights, cache: cache, positionIds: positionIds, fixedCache: fixedCache)
         if HFArchitecture.encoders.contains(config.modelType), let plan = try SentencePooling.plan(folder: path) {
             SentencePooling.add(plan, to: &g)
         }

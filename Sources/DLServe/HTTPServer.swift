@@ -36,6 +36,8 @@ public struct HTTPLimits: Sendable {
 /// | `GET /v2/models/{m}[/versions/1]` | model metadata |
 /// | `GET /v2/models/{m}[/versions/1]/ready` | `{"name": m, "ready": true}` |
 /// | `POST /v2/models/{m}[/versions/1]/infer` | inference: JSON body, or JSON + binary tensor data with `Inference-Header-Content-Length` |
+/// | `POST /v2/models/{m}[/versions/1]/generate` | text generation (Hugging Face decoders): one JSON answer |
+/// | `POST /v2/models/{m}[/versions/1]/generate_stream` | the same as server-sent events, `data: {...}` per new token |
 /// | `GET /metrics` | Prometheus text |
 ///
 /// Requests are parsed on the event loops and run on a `RunQueue` (with dynamic batching when
@@ -192,7 +194,7 @@ public final class HTTPServer: @unchecked Sendable {
     /// What a request path asks for.
     enum Route {
         case live, ready, serverMetadata, metrics
-        case modelMetadata(Int), modelReady(Int), infer(Int), generate(Int)
+        case modelMetadata(Int), modelReady(Int), infer(Int), generate(Int), generateStream(Int)
     }
 
     /// Resolves `method` and `uri`: a route, or the error reply.
@@ -234,6 +236,7 @@ public final class HTTPServer: @unchecked Sendable {
         case ["ready"]: return expect(.GET, .modelReady(m))
         case ["infer"]: return expect(.POST, .infer(m))
         case ["generate"]: return expect(.POST, .generate(m))
+        case ["generate_stream"]: return expect(.POST, .generateStream(m))
         default: return .failure(ReplyError(.error("no such endpoint: \(path)", status: .notFound)))
         }
     }
@@ -258,7 +261,7 @@ public final class HTTPServer: @unchecked Sendable {
             return r
         case .modelMetadata(let m): return .json(server.metadata(model: m))
         case .modelReady(let m): return .json(.object([("name", .string(server.models[m].name)), ("ready", .bool(true))]))
-        case .infer, .generate: return .error("internal: inference routed as a plain request", status: .internalServerError)
+        case .infer, .generate, .generateStream: return .error("internal: inference routed as a plain request", status: .internalServerError)
         }
     }
 
@@ -281,8 +284,7 @@ public final class HTTPServer: @unchecked Sendable {
                 done(.error("a generate request is JSON only (no binary data)", status: .badRequest))
                 return
             }
-            body.append(0)
-            job = body.withUnsafeBytes { b in server.prepareGenerate(body: UnsafeRawBufferPointer(rebasing: b.dropLast()), model: m) }
+            job = prepareGenerate(model: m, body: &body)
         } else if jsonLength == body.count {
             body.append(0)  // the decoder may look one byte past the JSON
             job = body.withUnsafeBytes { b in
@@ -308,6 +310,33 @@ public final class HTTPServer: @unchecked Sendable {
             return
         }
         runQueue.submit(job) { [self] outcome in done(reply(to: job, outcome: outcome)) }
+    }
+
+    /// Parses a generate body (JSON only) for model `m`.
+    func prepareGenerate(model m: Int, body: inout [UInt8]) -> ServeJob {
+        body.append(0)  // the decoder may look one byte past the JSON
+        return body.withUnsafeBytes { b in server.prepareGenerate(body: UnsafeRawBufferPointer(rebasing: b.dropLast()), model: m) }
+    }
+
+    /// Triton's generate_stream: parses the body and, when it is a valid generation, calls `start`
+    /// (on the caller's thread), then runs it on a runner, handing each new token's answer to
+    /// `event` (false: the reader is gone, stop generating) and at the end `done` with the error
+    /// that stopped it, if any. A request refused before it starts gets its reply in `refused`.
+    func stream(model m: Int, body: inout [UInt8], refused: (Reply) -> Void, start: () -> Void,
+                event: @escaping @Sendable (JSON) -> Bool, done: @escaping @Sendable (_ error: JSON?) -> Void) {
+        let job = prepareGenerate(model: m, body: &body)
+        guard case .generate(var g) = job else {
+            refused(reply(to: job, outcome: server.run([job])[0]))
+            return
+        }
+        g.stream = event
+        start()
+        runQueue.submit(.generate(g)) { outcome in
+            guard let message = InferenceServer.errorMessage(outcome) else { return done(nil) }
+            var fields: [(String, JSON)] = []
+            if case .answer(let json) = outcome, let id = json["id"], id != .null { fields.append(("id", id)) }
+            done(.object(fields + [("error", .string(message))]))
+        }
     }
 
     private func reply(to job: ServeJob, outcome: ServeOutcome) -> Reply {
@@ -439,6 +468,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         case .success(.infer(let i)): (m, generate) = (i, false)
         case .success(.generate(let i)): (m, generate) = (i, true)
+        case .success(.generateStream(let i)):
+            stream(context: context, model: i, keepAlive: keepAlive)
+            return
         case .success(let route):
             write(context: context, http.answer(route), keepAlive: keepAlive, model: nil)
             return
@@ -461,27 +493,76 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// generate_stream: the head at once (200, `text/event-stream`, chunked), then `data: {...}`
+    /// and a blank line per new token as the runner makes it, an error as one more event, and the
+    /// end. A request refused before generating is answered as plain JSON with its 4xx status.
+    private func stream(context: ChannelHandlerContext, model m: Int, keepAlive: Bool) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let name = http.server.models[m].name, channel = context.channel
+        var body = self.body
+        self.body = []
+        // Both run on the event loop, in order: the runner's events, then its end.
+        @Sendable func onLoop(_ work: @escaping @Sendable (HTTPRequestHandler, ChannelHandlerContext) -> Void) {
+            bound.eventLoop.execute { work(bound.value.0, bound.value.1) }
+        }
+        http.stream(model: m, body: &body, refused: { write(context: context, $0, keepAlive: keepAlive, model: name) }, start: {
+            streamAlive = keepAlive && !http.isDraining
+            writeHead(context: context, status: .ok, contentType: "text/event-stream; charset=utf-8", contentLength: nil, alive: streamAlive)
+            context.flush()
+        }, event: { answer in
+            onLoop { handler, context in handler.sendEvent(context: context, answer) }
+            return channel.isActive
+        }, done: { error in
+            onLoop { handler, context in
+                if let error { handler.sendEvent(context: context, error) }
+                handler.finish(context: context, status: .ok, failed: error != nil, alive: handler.streamAlive, model: name)
+            }
+        })
+    }
+
+    /// Whether the connection stays open after the stream under way.
+    private var streamAlive = false
+
+    private func sendEvent(context: ChannelHandlerContext, _ answer: JSON) {
+        guard open else { return }
+        let bytes = Array("data: \(answer.serialized())\n\n".utf8)
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+    }
+
     /// Writes `reply` and ends the request; closes the connection unless kept alive.
     private func write(context: ChannelHandlerContext, _ reply: HTTPServer.Reply, keepAlive: Bool, model: String?) {
         guard open else { return }  // the connection went away meanwhile
         let alive = keepAlive && !http.isDraining && reply.status != .payloadTooLarge
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: reply.contentType)
-        headers.add(name: "Content-Length", value: String(reply.body.count))
-        if let n = reply.headerLength { headers.add(name: "Inference-Header-Content-Length", value: String(n)) }
-        if let allow = reply.allow { headers.add(name: "Allow", value: allow) }
-        headers.add(name: "Connection", value: alive ? "keep-alive" : "close")
-        responding = true
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: reply.status, headers: headers))), promise: nil)
+        writeHead(context: context, status: reply.status, contentType: reply.contentType, contentLength: reply.body.count, alive: alive,
+                  headerLength: reply.headerLength, allow: reply.allow)
         if !reply.body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: reply.body)))), promise: nil)
         }
+        finish(context: context, status: reply.status, failed: reply.status != .ok, alive: alive, model: model)
+    }
+
+    /// A reply's head; without `contentLength` the body goes chunked.
+    private func writeHead(context: ChannelHandlerContext, status: HTTPResponseStatus, contentType: String, contentLength: Int?, alive: Bool,
+                           headerLength: Int? = nil, allow: String? = nil) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: contentType)
+        if let n = contentLength { headers.add(name: "Content-Length", value: String(n)) }
+        if let n = headerLength { headers.add(name: "Inference-Header-Content-Length", value: String(n)) }
+        if let allow { headers.add(name: "Allow", value: allow) }
+        headers.add(name: "Connection", value: alive ? "keep-alive" : "close")
+        responding = true
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+    }
+
+    /// Ends the reply under way and the request: metrics, bookkeeping, and the close unless `alive`.
+    private func finish(context: ChannelHandlerContext, status: HTTPResponseStatus, failed: Bool, alive: Bool, model: String?) {
+        guard open else { return }  // the connection went away meanwhile
         let finished = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         responding = false
         answeredAt = .now()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        if let model { http.metrics.inference(model: model, seconds: seconds, failed: reply.status != .ok) }
-        http.metrics.response(status: reply.status.code)
+        if let model { http.metrics.inference(model: model, seconds: seconds, failed: failed) }
+        http.metrics.response(status: status.code)
         open = false
         http.requestFinished()
         if !alive {

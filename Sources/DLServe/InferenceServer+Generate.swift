@@ -4,7 +4,8 @@ import DLSupport
 /// `generate` requests: `{"id", "method": "generate", "text_input": "...", "parameters":
 /// {"max_tokens", "temperature", "top_k", "top_p", "seed"}}` answered with
 /// `{"id", "model_name", "text_output", "token_ids"}` (over HTTP: POST /v2/models/NAME/generate,
-/// Triton's generate extension, the body without `method`).
+/// Triton's generate extension, the body without `method`; POST .../generate_stream answers one
+/// such object per new token, its text the piece that token completes, as server-sent events).
 extension InferenceServer {
     /// Most new tokens one request may ask for.
     static let maxGeneratedTokens = 1 << 16
@@ -55,12 +56,21 @@ extension InferenceServer {
         guard let generator = text[g.model]?.generator else {
             return Self.errorAnswer(id: g.id, message: "model '\(models[g.model].name)' does not generate text")
         }
-        do {
-            let (ids, text) = try generator.generate(text: g.prompt, maxTokens: g.maxTokens, sampling: g.sampling)
+        func answer(_ text: String, _ ids: [Int]) -> JSON {
             var fields: [(String, JSON)] = g.omitNullID && g.id == .null ? [] : [("id", g.id)]
             fields += [("model_name", .string(models[g.model].name)), ("text_output", .string(text)),
                        ("token_ids", .array(ids.map { .int($0) }))]
             return .object(fields)
+        }
+        do {
+            guard let sink = g.stream else {
+                let (ids, text) = try generator.generate(text: g.prompt, maxTokens: g.maxTokens, sampling: g.sampling)
+                return answer(text, ids)
+            }
+            let (ids, text) = try generator.stream(text: g.prompt, maxTokens: g.maxTokens, sampling: g.sampling) { id, piece in
+                sink(answer(piece, [id]))
+            }
+            return answer(text, ids)
         } catch {
             return Self.errorAnswer(id: g.id, message: error.description)
         }

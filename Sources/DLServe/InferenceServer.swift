@@ -77,6 +77,9 @@ public struct GenerateJob: Sendable {
     let maxTokens: Int
     let sampling: TextGenerator.Sampling
     let omitNullID: Bool
+    /// Set for a streamed generation (HTTP `generate_stream`): gets one answer per new token, its
+    /// `text_output` the text that token completes, and returns false when nobody reads any more.
+    var stream: (@Sendable (JSON) -> Bool)? = nil
 }
 
 /// A request after the run stage, ready to be written.

@@ -11,7 +11,8 @@ struct Generate: ParsableCommand {
             Prints {"text_output":"...","token_ids":[...]} per line: the new tokens (ending at the
             model's eos token, which is kept in token_ids) and their text (special tokens left out).
             With --stream, each new token is first printed as it comes, {"token_id":N,"text":"..."}
-            (the text it completes, whole words at a time), then the line above.
+            (the text it completes, whole words at a time; the last token's holds the rest), then
+            the line above.
             """)
 
     @Argument(help: "A Hugging Face decoder folder (gpt2, llama, mistral, qwen2) with tokenizer.json.")
@@ -42,28 +43,30 @@ struct Generate: ParsableCommand {
     @Flag(help: "Print each token as it is generated, one JSON line each, before the prompt's summary line.")
     var stream = false
 
+    @Flag(help: "Grow the KV cache by one slot per token instead of in blocks (new shapes, so a new plan, every step; for comparison).")
+    var growingCache = false
+
     func run() throws {
         try reportingErrors {
             guard maxTokens > 0, threads > 0 else { throw DLKitError.invalidArgument("--max-tokens and --threads must be positive") }
             Model.setThreadCount(threads, environment: ProcessInfo.processInfo.environment)
-            let gen = try TextGenerator(folder: URL(fileURLWithPath: folder), options: RuntimeOptions(environment: ProcessInfo.processInfo.environment))
+            let gen = try TextGenerator(folder: URL(fileURLWithPath: folder), options: RuntimeOptions(environment: ProcessInfo.processInfo.environment),
+                                        fixedCache: !growingCache)
             while let line = readLine(strippingNewline: true) {
                 let sampling = TextGenerator.Sampling(temperature: temperature, topK: topK, topP: topP, seed: seed)
                 let start = DispatchTime.now().uptimeNanoseconds
                 var first: UInt64 = 0
-                var pieces = gen.tokenizer.map(TextGenerator.TextStream.init(tokenizer:))
-                var streamError: DLKitError?
-                let (ids, text) = try gen.generate(text: line, maxTokens: maxTokens, sampling: sampling) { id in
-                    if first == 0 { first = DispatchTime.now().uptimeNanoseconds }
-                    guard stream, streamError == nil else { return }
-                    do throws(DLKitError) {
-                        let piece = try pieces?.append(id) ?? ""
+                let (ids, text): ([Int], String)
+                if stream {
+                    (ids, text) = try gen.stream(text: line, maxTokens: maxTokens, sampling: sampling) { id, piece in
+                        if first == 0 { first = DispatchTime.now().uptimeNanoseconds }
                         emit(JSON.object([("token_id", .int(id)), ("text", .string(piece))]))
-                    } catch { streamError = error }
-                }
-                if let streamError { throw streamError }
-                if stream, let rest = try pieces?.finish(), !rest.isEmpty {
-                    emit(JSON.object([("text", .string(rest))]))
+                        return true
+                    }
+                } else {
+                    (ids, text) = try gen.generate(text: line, maxTokens: maxTokens, sampling: sampling) { _ in
+                        if first == 0 { first = DispatchTime.now().uptimeNanoseconds }
+                    }
                 }
                 let end = DispatchTime.now().uptimeNanoseconds
                 emit(JSON.object([("text_output", .string(text)), ("token_ids", .array(ids.map { .int($0) }))]))

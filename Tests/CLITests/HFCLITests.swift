@@ -116,6 +116,42 @@ import Testing
         #expect(summaries == plain.stdout.split(separator: "\n").map(String.init))
     }
 
+    /// The fixed-capacity cache (grown 32 slots at a time) gives the tokens of the cache that
+    /// grows by one slot per step, across growths and for a sampled run too (llama with 300
+    /// positions and no eos).
+    @Test func fixedCacheGivesTheGrowingCachesTokens() throws {
+        let dir = TemporaryFolder()
+        let source = TestPackage.fixture("hf/llama")
+        for file in ["model.safetensors", "tokenizer.json"] {
+            try FileManager.default.copyItem(atPath: source + "/" + file, toPath: dir.file(file))
+        }
+        let config = try String(contentsOfFile: source + "/config.json", encoding: .utf8)
+            .replacingOccurrences(of: #""max_position_embeddings": 64"#, with: #""max_position_embeddings": 300"#)
+            .replacingOccurrences(of: #""eos_token_id": 2"#, with: #""eos_token_id": null"#)
+        try config.write(toFile: dir.file("config.json"), atomically: true, encoding: .utf8)
+        let fixed = try TextGenerator(folder: dir.url("")), growing = try TextGenerator(folder: dir.url(""), fixedCache: false)
+        #expect(fixed.eos.isEmpty && fixed.maxPositions == 300)
+        let prompt = Array(5..<15)
+        for sampling in [TextGenerator.Sampling.greedy, .init(temperature: 0.9, topK: 40, seed: 11)] {
+            let a = try fixed.generate(ids: prompt, maxTokens: 290, sampling: sampling)
+            #expect(a.count == 290)
+            #expect(a == (try growing.generate(ids: prompt, maxTokens: 290, sampling: sampling)))
+        }
+    }
+
+    /// `TextGenerator.stream`: one piece per token, together the generated text; a reader that
+    /// stops (returns false) ends generation at that token.
+    @Test func streamStopsWhenTheReaderDoes() throws {
+        let gen = try TextGenerator(folder: URL(fileURLWithPath: TestPackage.fixture("hf/llama")))
+        var pieces: [(Int, String)] = []
+        let whole = try gen.stream(text: "Café 日本語", maxTokens: 10) { pieces.append(($0, $1)); return true }
+        #expect(whole == (try gen.generate(text: "Café 日本語", maxTokens: 10)))
+        #expect(pieces.map(\.0) == whole.ids && pieces.map(\.1).joined() == whole.text)
+        var seen = 0
+        let stopped = try gen.stream(text: "Café 日本語", maxTokens: 10) { _, _ in seen += 1; return seen < 3 }
+        #expect(seen == 3 && stopped.ids == Array(whole.ids.prefix(3)))
+    }
+
     /// Folder -> .ckpt -> folder (`--format hf`): the carried files are byte-identical, the
     /// weights bit-identical, and the written folder runs as the original.
     @Test(arguments: ["bert", "roberta", "distilbert", "llama"]) func writesTheFolderBack(_ name: String) throws {

@@ -90,3 +90,94 @@ struct TextServeTests {
         }
     }
 }
+
+/// `POST /v2/models/NAME/generate_stream` over a real socket: Triton's server-sent events, one per
+/// new token, whose texts put together are the `generate` answer's.
+struct GenerateStreamTests {
+    /// One request on a new connection (`Connection: close`), read to the end: status line,
+    /// headers (lowercased names) and the body with any chunked framing removed.
+    static func post(port: Int, path: String, body: String) throws -> (status: String, headers: [String: String], body: String) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(connected == 0)
+        let request = Array("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)".utf8)
+        try #require(request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) } == request.count)
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            received += buffer[0..<n]
+        }
+        let text = String(decoding: received, as: UTF8.self)
+        let parts = text.components(separatedBy: "\r\n\r\n")
+        let head = parts[0].components(separatedBy: "\r\n")
+        var headers: [String: String] = [:]
+        for line in head.dropFirst() {
+            let kv = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if kv.count == 2 { headers[kv[0].lowercased()] = kv[1] }
+        }
+        var rest = parts.dropFirst().joined(separator: "\r\n\r\n")
+        guard headers["transfer-encoding"] == "chunked" else { return (head[0], headers, rest) }
+        var decoded = ""
+        while let lineEnd = rest.range(of: "\r\n"), let size = Int(rest[..<lineEnd.lowerBound], radix: 16), size > 0 {
+            let bytes = Array(rest[lineEnd.upperBound...].utf8)
+            decoded += String(decoding: bytes[0..<size], as: UTF8.self)
+            rest = String(decoding: bytes[(size + 2)...], as: UTF8.self)
+        }
+        return (head[0], headers, decoded)
+    }
+
+    /// The JSON of each `data:` event (events end at a blank line).
+    static func events(_ body: String) throws -> [JSON] {
+        try body.components(separatedBy: "\n\n").filter { !$0.isEmpty }.map { event in
+            #expect(event.hasPrefix("data: "), "\(event)")
+            return try parseJSON(String(event.dropFirst("data: ".count)))
+        }
+    }
+
+    @Test(arguments: ["gpt2", "llama"]) func streamedTokensMakeTheGeneratedText(_ name: String) throws {
+        let http = HTTPServer(server: try TextServeTests.textServer(name))
+        defer { http.shutdown(timeout: 5) }
+        let port = try http.start(host: "127.0.0.1", port: 0)
+        let prompt = JSON.string("Café 日本語 😀 Hello world").serialized()
+        let request = #"{"id":"s","text_input":\#(prompt),"parameters":{"max_tokens":12}}"#
+        let plain = try Self.post(port: port, path: "/v2/models/\(name)/generate", body: request)
+        let whole = try parseJSON(plain.body)
+        let streamed = try Self.post(port: port, path: "/v2/models/\(name)/generate_stream", body: request)
+        #expect(streamed.status == "HTTP/1.1 200 OK")
+        #expect(streamed.headers["content-type"] == "text/event-stream; charset=utf-8")
+        let events = try Self.events(streamed.body)
+        #expect(events.count == whole["token_ids"]?.arrayValue?.count, "\(streamed.body)")
+        #expect(events.allSatisfy { $0["id"] == .string("s") && $0["model_name"] == .string(name) && $0["token_ids"]?.arrayValue?.count == 1 })
+        #expect(.array(events.flatMap { $0["token_ids"]?.arrayValue ?? [] }) == whole["token_ids"])
+        #expect(.string(events.map { $0["text_output"]?.stringValue ?? "" }.joined()) == whole["text_output"])
+    }
+
+    @Test func refusalsAreJSONAndLateErrorsAreEvents() throws {
+        let http = HTTPServer(server: try TextServeTests.textServer("gpt2", "bert"))
+        defer { http.shutdown(timeout: 5) }
+        let port = try http.start(host: "127.0.0.1", port: 0)
+        // refused before generating: a plain 400 with the JSON error
+        for (path, body, words) in [("/v2/models/gpt2/generate_stream", #"{"parameters":{"max_tokens":3}}"#, "text_input"),
+                                    ("/v2/models/gpt2/generate_stream", #"{"text_input":"hi","parameters":{"top_p":2}}"#, "top_p"),
+                                    ("/v2/models/bert/generate_stream", #"{"text_input":"hi"}"#, "does not generate")] {
+            let r = try Self.post(port: port, path: path, body: body)
+            #expect(r.status == "HTTP/1.1 400 Bad Request", "\(r)")
+            #expect(try parseJSON(r.body)["error"]?.stringValue?.contains(words) == true, "\(r.body)")
+        }
+        // failing once the stream has started: the error is the last event
+        let r = try Self.post(port: port, path: "/v2/models/gpt2/generate_stream", body: #"{"id":7,"text_input":"hi","parameters":{"max_tokens":60000}}"#)
+        #expect(r.status == "HTTP/1.1 200 OK")
+        let events = try Self.events(r.body)
+        #expect(events.count == 1 && events[0]["id"] == .int(7) && events[0]["error"]?.stringValue?.contains("positions") == true, "\(r.body)")
+    }
+}
