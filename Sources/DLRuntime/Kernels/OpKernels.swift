@@ -9,7 +9,7 @@ struct KernelContext {
     let inputs: [Tensor?]
     var outputTypes: [TensorType?]
     /// The inputs as values (tensors, sequences, optionals); nil where left out. Set by the executor
-    /// for value kernels and unplanned runs; planned tensor steps leave it empty.
+    /// in unplanned runs (value kernels read it); plans, which run tensor kernels only, leave it empty.
     var values: [GraphValue?] = []
     /// Runs graph attribute (name, index among a `graphs` list) with inputs in order, seeing the
     /// enclosing scope; set by the executor for nodes with graph attributes.
