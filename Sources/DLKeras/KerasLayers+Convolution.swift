@@ -31,8 +31,8 @@ extension GraphBuilder {
         return transpose(y, [0] + Array(2..<r) + [1], name: name)
     }
 
-    /// Conv attributes and output spatial shape for `x` (channels-first inside).
-    func convGeometry(_ s: LayerSpec, spatial: [Int?], kernel: [Int]) throws(KerasError) -> ([Attribute], [Int?]) {
+    /// Conv window attributes and output spatial shape for `x` (channels-first inside).
+    func convGeometry(_ s: LayerSpec, spatial: [Int?], kernel: [Int]) throws(KerasError) -> (WindowAttributes, [Int?]) {
         let k = kernel.count
         let strides = try window(s, "strides", k, [Int](repeating: 1, count: k))
         let dil = try window(s, "dilation_rate", k, [Int](repeating: 1, count: k))
@@ -48,7 +48,7 @@ extension GraphBuilder {
         }
         let window = WindowAttributes(node: s.name, kernelShape: kernel, strides: strides, dilations: dil,
                                       pads: auto ? nil : begin + end, autoPad: auto ? .sameUpper : .notSet)
-        return (window.attributes, out)
+        return (window, out)
     }
 
     mutating func conv(_ s: LayerSpec, _ x: Value, _ rec: inout KerasLayerRecord) throws(KerasError) -> Value {
@@ -68,9 +68,11 @@ extension GraphBuilder {
                              layout: WeightLayout(perm: perm), record: &rec)
         let b = useBias ? try variable(s, ws, 1, name: "bias", keras3Path: "vars/1", legacy: "\(s.name)/bias", shape: [filters], record: &rec) : nil
         let spatial = last ? Array(x.shape[1..<(x.rank - 1)]) : Array(x.shape[2...])
-        let (attrs, outSpatial) = try convGeometry(s, spatial: spatial, kernel: kernel)
+        var (window, outSpatial) = try convGeometry(s, spatial: spatial, kernel: kernel)
+        window.group = groups
+        let attrs = window.attributes
         let y = try channelsFirst(x, last: last, name: s.name) { (g: inout GraphBuilder, t: Value) throws(KerasError) -> Value in
-            let o = g.op1("Conv", [t.name, w] + (b.map { [$0] } ?? []), attrs + [Attribute(name: "group", value: .int(groups))], name: s.name)
+            let o = g.op1("Conv", [t.name, w] + (b.map { [$0] } ?? []), attrs, name: s.name)
             return Value(name: o, shape: [t.shape[0], filters] + outSpatial)
         }
         return try activation(s, y)
@@ -89,9 +91,11 @@ extension GraphBuilder {
                              shape: kernel + [inC, mult], layout: WeightLayout(perm: [k, k + 1] + Array(0..<k), irShape: [inC * mult, 1] + kernel), record: &rec)
         let b = useBias ? try variable(s, ws, 1, name: "bias", keras3Path: "vars/1", legacy: "\(s.name)/bias", shape: [inC * mult], record: &rec) : nil
         let spatial = last ? Array(x.shape[1..<(x.rank - 1)]) : Array(x.shape[2...])
-        let (attrs, outSpatial) = try convGeometry(s, spatial: spatial, kernel: kernel)
+        var (window, outSpatial) = try convGeometry(s, spatial: spatial, kernel: kernel)
+        window.group = inC
+        let attrs = window.attributes
         let y = try channelsFirst(x, last: last, name: s.name) { (g: inout GraphBuilder, t: Value) throws(KerasError) -> Value in
-            let o = g.op1("Conv", [t.name, w] + (b.map { [$0] } ?? []), attrs + [Attribute(name: "group", value: .int(inC))], name: s.name)
+            let o = g.op1("Conv", [t.name, w] + (b.map { [$0] } ?? []), attrs, name: s.name)
             return Value(name: o, shape: [t.shape[0], inC * mult] + outSpatial)
         }
         return try activation(s, y)
@@ -114,10 +118,13 @@ extension GraphBuilder {
                               shape: ones + [inC * mult, filters], layout: WeightLayout(perm: [k + 1, k] + Array(0..<k)), record: &rec)
         let b = useBias ? try variable(s, ws, 2, name: "bias", keras3Path: "vars/2", legacy: "\(s.name)/bias", shape: [filters], record: &rec) : nil
         let spatial = last ? Array(x.shape[1..<(x.rank - 1)]) : Array(x.shape[2...])
-        let (attrs, outSpatial) = try convGeometry(s, spatial: spatial, kernel: kernel)
+        var (window, outSpatial) = try convGeometry(s, spatial: spatial, kernel: kernel)
+        window.group = inC
+        let depthwise = window.attributes
+        let pointwise = WindowAttributes(node: s.name, kernelShape: ones).attributes
         let y = try channelsFirst(x, last: last, name: s.name) { (g: inout GraphBuilder, t: Value) throws(KerasError) -> Value in
-            let d = g.op1("Conv", [t.name, dw], attrs + [Attribute(name: "group", value: .int(inC))], name: s.name)
-            let o = g.op1("Conv", [d, pw] + (b.map { [$0] } ?? []), [Attribute(name: "kernel_shape", value: .ints(ones))], name: s.name)
+            let d = g.op1("Conv", [t.name, dw], depthwise, name: s.name)
+            let o = g.op1("Conv", [d, pw] + (b.map { [$0] } ?? []), pointwise, name: s.name)
             return Value(name: o, shape: [t.shape[0], filters] + outSpatial)
         }
         return try activation(s, y)
