@@ -67,13 +67,19 @@ extension GraphBuilder {
         let w = try variable(s, ws, 0, name: "kernel", keras3Path: "vars/0", legacy: "\(s.name)/kernel", shape: kernel + [inC / groups, filters],
                              layout: WeightLayout(perm: perm), record: &rec)
         let b = useBias ? try variable(s, ws, 1, name: "bias", keras3Path: "vars/1", legacy: "\(s.name)/bias", shape: [filters], record: &rec) : nil
+        return try convolve(s, x, last: last, kernel: kernel, weights: w, bias: b, group: groups, outChannels: filters)
+    }
+
+    /// A Conv of `x` (channels-first inside) with `group` groups, then the layer's activation.
+    mutating func convolve(_ s: LayerSpec, _ x: Value, last: Bool, kernel: [Int], weights w: String, bias b: String?,
+                           group: Int, outChannels: Int) throws(KerasError) -> Value {
         let spatial = last ? Array(x.shape[1..<(x.rank - 1)]) : Array(x.shape[2...])
         var (window, outSpatial) = try convGeometry(s, spatial: spatial, kernel: kernel)
-        window.group = groups
+        window.group = group
         let attrs = window.attributes
         let y = try channelsFirst(x, last: last, name: s.name) { (g: inout GraphBuilder, t: Value) throws(KerasError) -> Value in
             let o = g.op1("Conv", [t.name, w] + (b.map { [$0] } ?? []), attrs, name: s.name)
-            return Value(name: o, shape: [t.shape[0], filters] + outSpatial)
+            return Value(name: o, shape: [t.shape[0], outChannels] + outSpatial)
         }
         return try activation(s, y)
     }
@@ -90,15 +96,7 @@ extension GraphBuilder {
         let w = try variable(s, ws, 0, name: "depthwise_kernel", keras3Path: "vars/0", legacy: "\(s.name)/depthwise_kernel",
                              shape: kernel + [inC, mult], layout: WeightLayout(perm: [k, k + 1] + Array(0..<k), irShape: [inC * mult, 1] + kernel), record: &rec)
         let b = useBias ? try variable(s, ws, 1, name: "bias", keras3Path: "vars/1", legacy: "\(s.name)/bias", shape: [inC * mult], record: &rec) : nil
-        let spatial = last ? Array(x.shape[1..<(x.rank - 1)]) : Array(x.shape[2...])
-        var (window, outSpatial) = try convGeometry(s, spatial: spatial, kernel: kernel)
-        window.group = inC
-        let attrs = window.attributes
-        let y = try channelsFirst(x, last: last, name: s.name) { (g: inout GraphBuilder, t: Value) throws(KerasError) -> Value in
-            let o = g.op1("Conv", [t.name, w] + (b.map { [$0] } ?? []), attrs, name: s.name)
-            return Value(name: o, shape: [t.shape[0], inC * mult] + outSpatial)
-        }
-        return try activation(s, y)
+        return try convolve(s, x, last: last, kernel: kernel, weights: w, bias: b, group: inC, outChannels: inC * mult)
     }
 
     mutating func separable(_ s: LayerSpec, _ x: Value, _ rec: inout KerasLayerRecord) throws(KerasError) -> Value {
