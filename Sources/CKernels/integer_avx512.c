@@ -19,7 +19,8 @@ static int vnni_state = 0;
 
 static void detect_vnni(void) {
     __builtin_cpu_init();
-    vnni_state = dlk_avx512_available() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+    vnni_state = dlk_avx512_available() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                 __builtin_cpu_supports("avx512vnni");
 }
 
 int dlk_avx512_vnni_available(void) {
@@ -27,7 +28,7 @@ int dlk_avx512_vnni_available(void) {
     return vnni_state;
 }
 
-#define DLK_I8_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define DLK_I8_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 #define DLK_REQ_TARGET __attribute__((target("avx512f,avx512vl")))
 
 // Four bytes of a row as one int32 lane value (unaligned, no aliasing).
@@ -37,40 +38,114 @@ static inline int32_t dlk_four_bytes(const uint8_t *p) {
     return v;
 }
 
-// Four rows of A against one panel: each step broadcasts four bytes of a row and adds the four
-// products of each column (vpdpbusd).
-DLK_I8_TARGET void dlk_gemm_u8s8(const uint8_t *a, long lda, const int8_t *packed_b, int m, int n, int k4,
-                                 int32_t *c, long ldc) {
-    int panels = (n + DLK_I8_PANEL - 1) / DLK_I8_PANEL;
-    for (int p = 0; p < panels; p++) {
-        const int8_t *bp = packed_b + (size_t)p * k4 * 64;
-        int cols = n - p * DLK_I8_PANEL < DLK_I8_PANEL ? n - p * DLK_I8_PANEL : DLK_I8_PANEL;
-        __mmask16 mask = cols == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
-        int i = 0;
-        for (; i + 4 <= m; i += 4) {
-            const uint8_t *a0 = a + (size_t)i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-            __m512i c0 = _mm512_setzero_si512(), c1 = _mm512_setzero_si512(), c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
-            for (int g = 0; g < k4; g++) {
-                __m512i b = _mm512_loadu_si512(bp + (size_t)g * 64);
-                c0 = _mm512_dpbusd_epi32(c0, _mm512_set1_epi32(dlk_four_bytes(a0 + 4 * g)), b);
-                c1 = _mm512_dpbusd_epi32(c1, _mm512_set1_epi32(dlk_four_bytes(a1 + 4 * g)), b);
-                c2 = _mm512_dpbusd_epi32(c2, _mm512_set1_epi32(dlk_four_bytes(a2 + 4 * g)), b);
-                c3 = _mm512_dpbusd_epi32(c3, _mm512_set1_epi32(dlk_four_bytes(a3 + 4 * g)), b);
+// NP panels (16·NP columns) of four rows of A: each step broadcasts four bytes of each row and
+// adds the four products of each column (vpdpbusd), then the offsets go on at the store.
+#define DLK_GEMM_ROWS(R, NP)                                                                              \
+    do {                                                                                                  \
+        __m512i acc[R][NP];                                                                               \
+        for (int r = 0; r < R; r++)                                                                       \
+            for (int q = 0; q < NP; q++) acc[r][q] = _mm512_setzero_si512();                              \
+        for (int g = 0; g < k4; g++) {                                                                    \
+            __m512i b[NP];                                                                                \
+            for (int q = 0; q < NP; q++) b[q] = _mm512_loadu_si512(bp + (size_t)q * k4 * 64 + (size_t)g * 64); \
+            for (int r = 0; r < R; r++) {                                                                 \
+                __m512i av = _mm512_set1_epi32(dlk_four_bytes(a + (size_t)(i + r) * lda + 4 * g));        \
+                for (int q = 0; q < NP; q++) acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], av, b[q]);        \
+            }                                                                                             \
+        }                                                                                                 \
+        for (int r = 0; r < R; r++) {                                                                     \
+            __m512i rs = _mm512_set1_epi32(row_sums ? row_sums[i + r] : 0);                               \
+            for (int q = 0; q < NP; q++) {                                                                \
+                __m512i v = _mm512_add_epi32(acc[r][q], add[q]);                                          \
+                v = _mm512_sub_epi32(v, _mm512_mullo_epi32(zero[q], rs));                                 \
+                _mm512_mask_storeu_epi32(c + (size_t)(i + r) * ldc + (p + q) * DLK_I8_PANEL, mask[q], v); \
+            }                                                                                             \
+        }                                                                                                 \
+    } while (0)
+
+// Columns [16p, 16(p + NP)) for every row of A, four rows at a time.
+#define DLK_GEMM_PANELS(NP)                                                                               \
+    do {                                                                                                  \
+        const int8_t *bp = packed_b + (size_t)p * k4 * 64;                                                \
+        __m512i add[NP], zero[NP];                                                                        \
+        __mmask16 mask[NP];                                                                               \
+        for (int q = 0; q < NP; q++) {                                                                    \
+            int first = (p + q) * DLK_I8_PANEL, cols = n - first < DLK_I8_PANEL ? n - first : DLK_I8_PANEL; \
+            mask[q] = cols == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);                     \
+            add[q] = col_add ? _mm512_maskz_loadu_epi32(mask[q], col_add + first) : _mm512_setzero_si512(); \
+            zero[q] = col_zero ? _mm512_maskz_loadu_epi32(mask[q], col_zero + first) : _mm512_setzero_si512(); \
+        }                                                                                                 \
+        int i = 0;                                                                                        \
+        for (; i + 4 <= m; i += 4) DLK_GEMM_ROWS(4, NP);                                                  \
+        for (; i < m; i++) DLK_GEMM_ROWS(1, NP);                                                          \
+    } while (0)
+
+DLK_I8_TARGET void dlk_gemm_u8s8_offset(const uint8_t *a, long lda, const int8_t *packed_b, int m, int n, int k4,
+                                        int32_t *c, long ldc, const int32_t *col_add, const int32_t *col_zero,
+                                        const int32_t *row_sums) {
+    int panels = (n + DLK_I8_PANEL - 1) / DLK_I8_PANEL, p = 0;
+    for (; p + 4 <= panels; p += 4) DLK_GEMM_PANELS(4);
+    if (panels - p == 3) DLK_GEMM_PANELS(3);
+    else if (panels - p == 2) DLK_GEMM_PANELS(2);
+    else if (panels - p == 1) DLK_GEMM_PANELS(1);
+}
+
+DLK_I8_TARGET void dlk_gemm_u8s8(const uint8_t *a, long lda, const int8_t *packed_b, int m, int n, int k4, int32_t *c, long ldc) {
+    dlk_gemm_u8s8_offset(a, lda, packed_b, m, n, k4, c, ldc, NULL, NULL, NULL);
+}
+
+// Sixteen channels of x at `p` as int32 (int8 or uint8 bytes; `mask` the channels present).
+DLK_I8_TARGET static inline __m512i dlk_bytes16(const uint8_t *p, int is_signed, __mmask16 mask) {
+    __m128i v = _mm_maskz_loadu_epi8(mask, p);
+    return is_signed ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v);
+}
+
+DLK_I8_TARGET void dlk_dwconv_nhwc(const uint8_t *x, int x_signed, int32_t x_zero, int h, int w, int c,
+                                   const int32_t *weights, const int32_t *bias, const int32_t *interior_bias,
+                                   int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, int oh, int ow,
+                                   int32_t *y) {
+    const __m512i xz = _mm512_set1_epi32(x_zero);
+    const size_t row = (size_t)w * c;
+    for (int oy = 0; oy < oh; oy++) {
+        int iy0 = oy * sh - pt;
+        int inside_y = iy0 >= 0 && iy0 + (kh - 1) * dh < h;
+        for (int ox = 0; ox < ow; ox++) {
+            int ix0 = ox * sw - pl;
+            int inside = inside_y && ix0 >= 0 && ix0 + (kw - 1) * dw < w;
+            int32_t *out = y + ((size_t)oy * ow + ox) * c;
+            for (int ch = 0; ch < c; ch += 16) {
+                int count = c - ch < 16 ? c - ch : 16;
+                __mmask16 mask = count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
+                __m512i acc;
+                if (inside) {
+                    // Every tap inside: Σ x·w′ plus the bias less x_zero·Σ w′.
+                    acc = _mm512_maskz_loadu_epi32(mask, interior_bias + ch);
+                    const uint8_t *src = x + (size_t)iy0 * row + (size_t)ix0 * c + ch;
+                    for (int ky = 0; ky < kh; ky++) {
+                        const uint8_t *line = src + (size_t)ky * dh * row;
+                        const int32_t *wr = weights + (size_t)ky * kw * c + ch;
+                        for (int kx = 0; kx < kw; kx++) {
+                            __m512i xv = dlk_bytes16(line + (size_t)kx * dw * c, x_signed, mask);
+                            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(xv, _mm512_maskz_loadu_epi32(mask, wr + (size_t)kx * c)));
+                        }
+                    }
+                } else {
+                    // At the border: the taps inside, centred (padding holds the zero point).
+                    acc = _mm512_maskz_loadu_epi32(mask, bias + ch);
+                    for (int ky = 0; ky < kh; ky++) {
+                        int iy = iy0 + ky * dh;
+                        if (iy < 0 || iy >= h) continue;
+                        for (int kx = 0; kx < kw; kx++) {
+                            int ix = ix0 + kx * dw;
+                            if (ix < 0 || ix >= w) continue;
+                            __m512i xv = _mm512_sub_epi32(dlk_bytes16(x + (size_t)iy * row + (size_t)ix * c + ch, x_signed, mask), xz);
+                            __m512i wv = _mm512_maskz_loadu_epi32(mask, weights + ((size_t)ky * kw + kx) * c + ch);
+                            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(xv, wv));
+                        }
+                    }
+                }
+                _mm512_mask_storeu_epi32(out + ch, mask, acc);
             }
-            int32_t *out = c + (size_t)i * ldc + p * DLK_I8_PANEL;
-            _mm512_mask_storeu_epi32(out, mask, c0);
-            _mm512_mask_storeu_epi32(out + ldc, mask, c1);
-            _mm512_mask_storeu_epi32(out + 2 * ldc, mask, c2);
-            _mm512_mask_storeu_epi32(out + 3 * ldc, mask, c3);
-        }
-        for (; i < m; i++) {
-            const uint8_t *a0 = a + (size_t)i * lda;
-            __m512i c0 = _mm512_setzero_si512();
-            for (int g = 0; g < k4; g++) {
-                c0 = _mm512_dpbusd_epi32(c0, _mm512_set1_epi32(dlk_four_bytes(a0 + 4 * g)),
-                                         _mm512_loadu_si512(bp + (size_t)g * 64));
-            }
-            _mm512_mask_storeu_epi32(c + (size_t)i * ldc + p * DLK_I8_PANEL, mask, c0);
         }
     }
 }
@@ -132,4 +207,45 @@ void dlk_requantize_i32(const int32_t *x, long rows, long width, const double *l
 void dlk_gemm_u8s8(const uint8_t *a, long lda, const int8_t *packed_b, int m, int n, int k4, int32_t *c, long ldc) {
     (void)a; (void)lda; (void)packed_b; (void)m; (void)n; (void)k4; (void)c; (void)ldc;
 }
+void dlk_gemm_u8s8_offset(const uint8_t *a, long lda, const int8_t *packed_b, int m, int n, int k4, int32_t *c, long ldc,
+                          const int32_t *col_add, const int32_t *col_zero, const int32_t *row_sums) {
+    (void)a; (void)lda; (void)packed_b; (void)m; (void)n; (void)k4; (void)c; (void)ldc; (void)col_add; (void)col_zero; (void)row_sums;
+}
+void dlk_dwconv_nhwc(const uint8_t *x, int x_signed, int32_t x_zero, int h, int w, int c, const int32_t *weights,
+                     const int32_t *bias, const int32_t *interior_bias, int kh, int kw, int sh, int sw, int dh, int dw,
+                     int pt, int pl, int oh, int ow, int32_t *y) {
+    (void)x; (void)x_signed; (void)x_zero; (void)h; (void)w; (void)c; (void)weights; (void)bias; (void)interior_bias;
+    (void)kh; (void)kw; (void)sh; (void)sw; (void)dh; (void)dw; (void)pt; (void)pl; (void)oh; (void)ow; (void)y;
+}
 #endif
+
+// Portable: the patch rows of an NHWC image (see ckernels_integer.h).
+void dlk_im2col_nhwc_u8(const uint8_t *x, int h, int w, int c, int c0, int cg, uint8_t flip, uint8_t pad, int kh, int kw,
+                        int sh, int sw, int dh, int dw, int pt, int pl, int ow, long first, long rows, uint8_t *a, long lda,
+                        int32_t *row_sums) {
+    const long k = (long)kh * kw * cg;
+    for (long r = 0; r < rows; r++) {
+        long pixel = first + r;
+        int oy = (int)(pixel / ow), ox = (int)(pixel % ow);
+        uint8_t *dst = a + r * lda;
+        for (int ky = 0; ky < kh; ky++) {
+            int iy = oy * sh - pt + ky * dh;
+            for (int kx = 0; kx < kw; kx++) {
+                int ix = ox * sw - pl + kx * dw;
+                uint8_t *tap = dst + ((long)ky * kw + kx) * cg;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
+                    memset(tap, pad, (size_t)cg);
+                } else {
+                    const uint8_t *src = x + ((size_t)iy * w + ix) * c + c0;
+                    for (int i = 0; i < cg; i++) tap[i] = src[i] ^ flip;
+                }
+            }
+        }
+        memset(dst + k, 0, (size_t)(lda - k));
+        if (row_sums) {
+            uint32_t s = 0;
+            for (long i = 0; i < k; i++) s += dst[i];
+            row_sums[r] = (int32_t)s;
+        }
+    }
+}

@@ -177,4 +177,59 @@ import Testing
             }
         }
     }
+
+    /// Channels-last shapes for `ai.dlkit.ConvIntegerNHWC`: the NCHW cases above plus depthwise
+    /// ones off the kernel's sixteen-channel vectors (1, 17, 35 channels), strided, dilated, with
+    /// uneven padding and 1-wide images, and 1×1 convs the product reads in place.
+    static let nhwcConvs: [Conv] = convs + [
+        Conv(n: 1, c: 17, h: 6, w: 5, m: 17, kh: 3, kw: 3, stride: 1, padBegin: 1, padEnd: 1, dilation: 1, group: 17),
+        Conv(n: 2, c: 35, h: 7, w: 9, m: 35, kh: 3, kw: 3, stride: 2, padBegin: 0, padEnd: 1, dilation: 1, group: 35),
+        Conv(n: 1, c: 32, h: 9, w: 1, m: 32, kh: 5, kw: 1, stride: 1, padBegin: 2, padEnd: 2, dilation: 2, group: 32),
+        Conv(n: 1, c: 1, h: 4, w: 4, m: 1, kh: 3, kw: 3, stride: 1, padBegin: 1, padEnd: 1, dilation: 1, group: 1),
+        Conv(n: 1, c: 16, h: 5, w: 3, m: 33, kh: 1, kw: 1, stride: 1, padBegin: 0, padEnd: 0, dilation: 1, group: 1),
+        Conv(n: 2, c: 12, h: 3, w: 7, m: 70, kh: 1, kw: 1, stride: 2, padBegin: 0, padEnd: 0, dilation: 1, group: 1),
+        Conv(n: 1, c: 24, h: 6, w: 6, m: 8, kh: 3, kw: 3, stride: 1, padBegin: 1, padEnd: 1, dilation: 1, group: 4),
+    ]
+
+    /// Transpose to NCHW, ConvInteger, transpose back and an int32 bias, as DLTFLite writes an
+    /// integer conv: fused into one `ConvIntegerNHWC`, whose run (AVX-512 VNNI where the CPU has
+    /// it, and AVX-512 off: the ops it replaces) equals the unfused graph run node by node.
+    @Test(arguments: [(false, true), (true, true), (true, false)])
+    func convIntegerNHWCIsTheUnfusedGraph(xSigned: Bool, wSigned: Bool) throws {
+        for (i, p) in Self.nhwcConvs.enumerated() {
+            let xb = Self.bytes(p.n * p.c * p.h * p.w, seed: UInt64(200 + i)), wb = Self.bytes(p.m * (p.c / p.group) * p.kh * p.kw, seed: UInt64(300 + i))
+            let x = Self.tensor(xb, signed: xSigned, shape: [p.n, p.h, p.w, p.c]), w = Self.tensor(wb, signed: wSigned, shape: [p.m, p.c / p.group, p.kh, p.kw])
+            let xZero: UInt8 = xSigned ? UInt8(bitPattern: -7) : 131
+            let perChannel: [UInt8] = (0..<p.m).map { (j: Int) -> UInt8 in wSigned ? UInt8(bitPattern: Int8(j % 5 - 2)) : UInt8(120 + j % 9) }
+            for (wZero, withBias) in [([UInt8](), true), ([UInt8(wSigned ? 3 : 128)], false), (perChannel, true)] {
+                var initializers = NamedTensors()
+                initializers["w"] = w
+                initializers["xz"] = Self.tensor([xZero], signed: xSigned, shape: [])
+                initializers["wz"] = Self.tensor(wZero, signed: wSigned, shape: wZero.count == 1 ? [] : [wZero.count])
+                initializers["b"] = Tensor(shape: [p.m], scalars: (0..<p.m).map { Int32($0 * 7919 % 2001) - 1000 })
+                let window: [Attribute] = [
+                    Attribute(name: "kernel_shape", value: .ints([p.kh, p.kw])), Attribute(name: "strides", value: .ints([p.stride, p.stride])),
+                    Attribute(name: "pads", value: .ints([p.padBegin, p.padBegin, p.padEnd, p.padEnd])),
+                    Attribute(name: "dilations", value: .ints([p.dilation, p.dilation])), Attribute(name: "group", value: .int(p.group)),
+                ]
+                var nodes = [
+                    Node(name: "nchw", opType: "Transpose", inputs: ["x"], outputs: ["xt"], attributes: [Attribute(name: "perm", value: .ints([0, 3, 1, 2]))]),
+                    Node(name: "conv", opType: "ConvInteger", inputs: ["xt", "w", "xz"] + (wZero.isEmpty ? [] : ["wz"]), outputs: ["s"], attributes: window),
+                    Node(name: "nhwc", opType: "Transpose", inputs: ["s"], outputs: [withBias ? "st" : "y"], attributes: [Attribute(name: "perm", value: .ints([0, 2, 3, 1]))]),
+                ]
+                if withBias { nodes.append(Node(name: "bias", opType: "Add", inputs: ["st", "b"], outputs: ["y"])) }
+                let g = Graph(name: "conv", inputs: [ValueInfo(name: "x", type: TensorType(dtype: x.dtype, shape: x.shape))],
+                              outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes, initializers: initializers)
+                let fused = GraphOptimizer.optimize(g).0
+                #expect(fused.nodes.map(\.opType) == ["ConvIntegerNHWC"], "\(p): \(fused.nodes.map(\.opType))")
+                let want = try runNodeByNode(g, ["x": x])["y"]
+                for avx512 in [true, false] {
+                    var options = RuntimeOptions.default
+                    options.avx512 = avx512
+                    let y = try Executor(graph: g, options: options).run(["x": x])["y"]
+                    #expect(y == want, "\(p) x signed \(xSigned) w signed \(wSigned), w zero points \(wZero.count), bias \(withBias), avx512 \(avx512)")
+                }
+            }
+        }
+    }
 }

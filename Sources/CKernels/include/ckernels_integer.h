@@ -8,7 +8,7 @@
 #define DLK_I8_PANEL 16
 
 /// 1 when `dlk_gemm_u8s8` may run: AVX-512 may run (`dlk_avx512_available`) and the CPU has
-/// AVX-512 BW and VNNI. Read once.
+/// AVX-512 BW, VL and VNNI. Read once.
 int dlk_avx512_vnni_available(void);
 
 /// c[i·ldc + j] = Σ_k a[i·lda + k] · b[k][j] for i < m, j < n, exactly in int32: a unsigned
@@ -17,6 +17,31 @@ int dlk_avx512_vnni_available(void);
 /// 16 columns in turn (b[4g + r][16p + col] at p·k4·64 + g·64 + col·4 + r; zero past n and the
 /// depth). Sums of four u8·s8 products never saturate. Requires `dlk_avx512_vnni_available`.
 void dlk_gemm_u8s8(const uint8_t *a, long lda, const int8_t *packed_b, int m, int n, int k4, int32_t *c, long ldc);
+
+/// `dlk_gemm_u8s8` with offsets added at the store: c[i·ldc + j] = Σ_k a·b + col_add[j] −
+/// col_zero[j]·row_sums[i], in wrapping int32 (each of the three may be NULL, meaning zeros).
+void dlk_gemm_u8s8_offset(const uint8_t *a, long lda, const int8_t *packed_b, int m, int n, int k4, int32_t *c, long ldc,
+                          const int32_t *col_add, const int32_t *col_zero, const int32_t *row_sums);
+
+/// Depthwise convolution of one NHWC image x (h × w × c bytes, int8 when `x_signed`, else
+/// uint8) into y (oh × ow × c int32): y[oy][ox][ch] = bias[ch] + Σ over the taps inside the
+/// image of (x − x_zero)·weights[(ky·kw + kx)·c + ch], the input position oy·sh − pt + ky·dh,
+/// ox·sw − pl + kx·dw. `weights` are already centred (w − w_zero) and `interior_bias[ch]` is
+/// bias[ch] − x_zero·Σ_taps weights, used where every tap is inside. Wrapping int32 sums.
+/// Requires `dlk_avx512_vnni_available`.
+void dlk_dwconv_nhwc(const uint8_t *x, int x_signed, int32_t x_zero, int h, int w, int c, const int32_t *weights,
+                     const int32_t *bias, const int32_t *interior_bias, int kh, int kw, int sh, int sw, int dh, int dw,
+                     int pt, int pl, int oh, int ow, int32_t *y);
+
+/// Portable C. Rows `first` ..< `first + rows` of the patch matrix of one NHWC image x (h × w × c
+/// bytes) for the `cg` channels from `c0`: row r (output pixel first + r, row-major over an
+/// output ow wide) holds, for each tap (ky, kx) in turn, the cg bytes at input position
+/// (oy·sh − pt + ky·dh, ox·sw − pl + kx·dw) xor `flip`, or `pad` cg times where the tap falls
+/// outside; bytes from kh·kw·cg to `lda` are zero. `row_sums` (may be NULL) gets each row's
+/// byte sum over its kh·kw·cg bytes.
+void dlk_im2col_nhwc_u8(const uint8_t *x, int h, int w, int c, int c0, int cg, uint8_t flip, uint8_t pad, int kh, int kw,
+                        int sh, int sw, int dh, int dw, int pt, int pl, int ow, long first, long rows, uint8_t *a, long lda,
+                        int32_t *row_sums);
 
 /// ai.dlkit.Requantize over int32 sums on AVX-512 (F and VL; requires `dlk_avx512_available`):
 /// for each of `rows` rows of `width` elements, with left/multiplier/right the `width` constants

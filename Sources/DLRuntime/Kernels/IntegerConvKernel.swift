@@ -40,6 +40,68 @@ enum IntegerConvKernel {
         return [out]
     }
 
+    /// `ai.dlkit.ConvIntegerNHWC(x, w, x_zero_point, w_zero_point, bias)` (see
+    /// `FuseConvIntegerNHWC`): channels-last 8-bit convolutions on `IntegerConvolution` (AVX-512
+    /// VNNI); anything else, and every call without VNNI, as the ops it replaces (transpose to
+    /// NCHW, ConvInteger, transpose back, add the bias).
+    static let nhwc: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0), w = try ctx.input(1)
+        let xz = ctx.optionalInput(2), wz = ctx.optionalInput(3), bias = ctx.optionalInput(4)
+        guard x.rank == 4, w.rank == 4 else { throw ctx.fail("needs a 4-D NHWC X and 4-D W, got \(x.shape) and \(w.shape)") }
+        if let bias, bias.dtype != .int32 || bias.rank != 1 || (bias.elementCount != 1 && bias.elementCount != w.shape[0]) {
+            throw ctx.fail("bias must be int32 [\(w.shape[0])] (one per output channel) or [1], got \(bias.dtype) \(bias.shape)")
+        }
+        let window = try ctx.window()
+        let group = window.group
+        guard group > 0, x.shape[3] == w.shape[1] * group, w.shape[0] % group == 0 else {
+            throw ctx.fail("X \(x.shape) (NHWC) and W \(w.shape) do not fit group \(group)")
+        }
+        let g = try ctx.attribute { () throws(GraphError) in
+            try window.geometry(input: [x.shape[1], x.shape[2]], kernel: window.kernel(weight: [w.shape[2], w.shape[3]]), isPooling: false)
+        }
+        let bytes: Set<DType> = [.int8, .uint8]
+        if IntegerGemm.vnni, bytes.contains(x.dtype), bytes.contains(w.dtype),
+           xz.map({ $0.elementCount == 1 && $0.dtype == x.dtype }) ?? true,
+           wz.map({ ($0.elementCount == 1 || $0.elementCount == w.shape[0]) && $0.dtype == w.dtype }) ?? true {
+            let p = IntegerConvolution.Geometry(n: x.shape[0], h: x.shape[1], w: x.shape[2], c: x.shape[3], m: w.shape[0],
+                                                kh: w.shape[2], kw: w.shape[3], sh: g.strides[0], sw: g.strides[1],
+                                                dh: g.dilations[0], dw: g.dilations[1], pt: g.padsBegin[0], pl: g.padsBegin[1],
+                                                oh: g.output[0], ow: g.output[1], group: group)
+            let packed = w.withUnsafeBytes { wb in
+                IntegerConvolution.Packed(weights: wb, signed: w.dtype == .int8, wZero: wz?.int64s().map { Int32($0) } ?? [], geometry: p)
+            }
+            if let packed {
+                let out = ctx.makeOutput(.int32, shape: [p.n, p.oh, p.ow, p.m])
+                guard out.elementCount > 0 else { return [out] }
+                let xZero = Int32(xz?.int64s().first ?? 0)
+                var b = bias?.scalars(as: Int32.self) ?? []
+                if b.count == 1 { b = [Int32](repeating: b[0], count: p.m) }
+                let done = x.withUnsafeBytes { xb in
+                    out.withUnsafeMutableBufferPointerInPlace(as: Int32.self) { y in
+                        y.baseAddress.map { IntegerConvolution.run(x: xb, xSigned: x.dtype == .int8, xZero: xZero, weights: packed, bias: b, into: $0) } ?? false
+                    }
+                }
+                if done { return [out] }
+            }
+        }
+        // The ops it stands for.
+        let conv = Node(name: ctx.node.name, opType: "ConvInteger", inputs: ["x", "w", "x_zero_point", "w_zero_point"],
+                        outputs: ctx.node.outputs, attributes: ctx.node.attributes)
+        let xt: Tensor, y: Tensor
+        do { xt = try x.transposed([0, 3, 1, 2]) } catch { throw ctx.fail("\(error)") }
+        let inputs: [Tensor?] = [xt, w, xz, wz]
+        var c = KernelContext(node: conv, inputs: inputs, outputTypes: [nil])
+        c.values = inputs.map { $0.map { GraphValue.tensor($0) } }
+        c.opset = ctx.opset
+        guard let general = OpKernels.table["ConvInteger"] else { throw ctx.unsupported("no kernel for ConvInteger") }
+        var result = try fast(c)
+        if result == nil { result = try general(c) }
+        guard let sums = result?.first else { throw ctx.fail("ConvInteger gave no output") }
+        do { y = try sums.transposed([0, 2, 3, 1]) } catch { throw ctx.fail("\(error)") }
+        guard let bias else { return [y] }
+        return [try ctx.runOp("Add", [y, bias])]
+    }
+
     /// The sizes of one 2-D grouped convolution.
     struct Shape {
         var n, c, h, w, m, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, group: Int

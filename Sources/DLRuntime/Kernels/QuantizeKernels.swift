@@ -5,14 +5,15 @@ import DLTensor
 /// Linear quantisation: QuantizeLinear and DequantizeLinear (per tensor, per axis, blocked),
 /// DynamicQuantizeLinear, MatMulInteger, QLinearMatMul and QLinearConv, for the integer element
 /// types DType has (the float8, 4-bit and 2-bit types do not exist in DType yet); the fused
-/// `ai.dlkit.Requantize` and `FixedPointMultiply` (`RequantizeKernel`), and ConvInteger's
-/// integer fast variant (`IntegerConvKernel`).
+/// `ai.dlkit.Requantize` and `FixedPointMultiply` (`RequantizeKernel`), ConvInteger's
+/// integer fast variant and the channels-last `ai.dlkit.ConvIntegerNHWC` (`IntegerConvKernel`).
 enum QuantizeKernels {
     static var all: [(String, Kernel)] {
         [("QuantizeLinear", quantize), ("DequantizeLinear", dequantize), ("DynamicQuantizeLinear", dynamicQuantize),
          ("MatMulInteger", matmulInteger), ("QLinearMatMul", qlinearMatMul), ("QLinearConv", qlinearConv),
          ("\(FusedOps.domain):Requantize", RequantizeKernel.kernel),
-         ("\(FusedOps.domain):FixedPointMultiply", RequantizeKernel.fixedPointMultiply)]
+         ("\(FusedOps.domain):FixedPointMultiply", RequantizeKernel.fixedPointMultiply),
+         ("\(FusedOps.domain):ConvIntegerNHWC", IntegerConvKernel.nhwc)]
     }
 
     /// The integer fast variants, each with what it takes.
