@@ -150,58 +150,96 @@ DLK_I8_TARGET void dlk_dwconv_nhwc(const uint8_t *x, int x_signed, int32_t x_zer
     }
 }
 
-// Eight lanes of the requantization (see ckernels_integer.h): quanta u, then the quantized value
-// as int32.
-DLK_REQ_TARGET static inline __m256i dlk_requantize8(__m512d w, __m512d l, __m512d m, __m512d r, __m256 rs, __m256 lo,
-                                                  __m256 hi, __m256 ys, __m512d z, __m512d qmin, __m512d qmax) {
+// Eight values of x from element `at` as doubles (`count` of them; zeros past it).
+DLK_REQ_TARGET static inline __m512d dlk_load8_pd(const void *x, int kind, long at, long count) {
+    if (count == 8) {
+        int64_t bytes;
+        switch (kind) {
+        case DLK_VALUES_INT32: return _mm512_cvtepi32_pd(_mm256_loadu_si256((const __m256i *)((const int32_t *)x + at)));
+        case DLK_VALUES_FLOAT64: return _mm512_loadu_pd((const double *)x + at);
+        case DLK_VALUES_INT8:
+            memcpy(&bytes, (const int8_t *)x + at, 8);
+            return _mm512_cvtepi32_pd(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(bytes)));
+        default:
+            memcpy(&bytes, (const uint8_t *)x + at, 8);
+            return _mm512_cvtepi32_pd(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(bytes)));
+        }
+    }
+    double t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (long i = 0; i < count; i++) {
+        switch (kind) {
+        case DLK_VALUES_INT32: t[i] = ((const int32_t *)x)[at + i]; break;
+        case DLK_VALUES_FLOAT64: t[i] = ((const double *)x)[at + i]; break;
+        case DLK_VALUES_INT8: t[i] = ((const int8_t *)x)[at + i]; break;
+        default: t[i] = ((const uint8_t *)x)[at + i]; break;
+        }
+    }
+    return _mm512_loadu_pd(t);
+}
+
+// u of eight lanes: (x·left)·multiplier rounded half up, times right, rounded half away from zero.
+DLK_REQ_TARGET static inline __m512d dlk_quanta8(__m512d w, __m512d l, __m512d m, __m512d r) {
     const __m512d half = _mm512_set1_pd(0.5);
     __m512d h = _mm512_mul_pd(_mm512_mul_pd(w, l), m);
     __m512d d = _mm512_mul_pd(_mm512_roundscale_pd(_mm512_add_pd(h, half), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC), r);
     __m512d magnitude = _mm512_roundscale_pd(_mm512_add_pd(_mm512_abs_pd(d), half), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
     __mmask8 negative = _mm512_cmp_pd_mask(d, _mm512_setzero_pd(), _CMP_LT_OQ);
-    __m512d u = _mm512_mask_sub_pd(magnitude, negative, _mm512_setzero_pd(), magnitude);
-    __m256 real = _mm256_mul_ps(_mm512_cvtpd_ps(u), rs);
-    real = _mm256_min_ps(_mm256_max_ps(real, lo), hi);
-    __m512d q = _mm512_cvtps_pd(_mm256_div_ps(real, ys));
-    q = _mm512_add_pd(_mm512_roundscale_pd(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), z);
-    __mmask8 nan = _mm512_cmp_pd_mask(q, q, _CMP_UNORD_Q);
-    q = _mm512_mask_mov_pd(_mm512_min_pd(_mm512_max_pd(q, qmin), qmax), nan, _mm512_setzero_pd());
-    return _mm512_cvtpd_epi32(q);
+    return _mm512_mask_sub_pd(magnitude, negative, _mm512_setzero_pd(), magnitude);
 }
 
-DLK_REQ_TARGET void dlk_requantize_i32(const int32_t *x, long rows, long width, const double *left, const double *multiplier,
-                                       const double *right, float real_scale, float lo, float hi, float y_scale, double zero,
-                                       int is_signed, void *out) {
+DLK_REQ_TARGET void dlk_requantize(const void *x, int kind, long rows, long width, const double *left, const double *multiplier,
+                                   const double *right, float real_scale, float lo, float hi, float y_scale, double zero,
+                                   int is_signed, void *out) {
     const __m256 rs = _mm256_set1_ps(real_scale), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi), ys = _mm256_set1_ps(y_scale);
     const __m512d z = _mm512_set1_pd(zero), qmin = _mm512_set1_pd(is_signed ? -128.0 : 0.0), qmax = _mm512_set1_pd(is_signed ? 127.0 : 255.0);
-    int32_t lanes[8];
     for (long row = 0; row < rows; row++) {
-        const int32_t *src = x + row * width;
+        long base = row * width;
         for (long j = 0; j < width; j += 8) {
             long count = width - j < 8 ? width - j : 8;
             __mmask8 mask = (__mmask8)((1u << count) - 1);
-            __m512d w = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(mask, src + j));
+            __m512d w = dlk_load8_pd(x, kind, base + j, count);
             __m512d l = _mm512_mask_loadu_pd(_mm512_set1_pd(1), mask, left + j);
             __m512d m = _mm512_mask_loadu_pd(_mm512_set1_pd(1), mask, multiplier + j);
             __m512d r = _mm512_mask_loadu_pd(_mm512_set1_pd(1), mask, right + j);
-            _mm256_storeu_si256((__m256i *)lanes, dlk_requantize8(w, l, m, r, rs, vlo, vhi, ys, z, qmin, qmax));
-            if (is_signed) {
-                int8_t *dst = (int8_t *)out + row * width + j;
-                for (long i = 0; i < count; i++) dst[i] = (int8_t)lanes[i];
-            } else {
-                uint8_t *dst = (uint8_t *)out + row * width + j;
-                for (long i = 0; i < count; i++) dst[i] = (uint8_t)lanes[i];
-            }
+            __m256 real = _mm256_mul_ps(_mm512_cvtpd_ps(dlk_quanta8(w, l, m, r)), rs);
+            real = _mm256_min_ps(_mm256_max_ps(real, vlo), vhi);
+            __m512d q = _mm512_cvtps_pd(_mm256_div_ps(real, ys));
+            q = _mm512_add_pd(_mm512_roundscale_pd(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), z);
+            __mmask8 nan = _mm512_cmp_pd_mask(q, q, _CMP_UNORD_Q);
+            q = _mm512_mask_mov_pd(_mm512_min_pd(_mm512_max_pd(q, qmin), qmax), nan, _mm512_setzero_pd());
+            // In range already: the low byte is the value, int8 or uint8.
+            _mm256_mask_cvtepi32_storeu_epi8((uint8_t *)out + base + j, mask, _mm512_cvtpd_epi32(q));
+        }
+    }
+}
+
+DLK_REQ_TARGET void dlk_fixed_point_multiply(const void *x, int kind, long rows, long width, double offset, double scale,
+                                             const double *left, const double *multiplier, const double *right, double *out) {
+    const __m512d vo = _mm512_set1_pd(offset), vs = _mm512_set1_pd(scale);
+    for (long row = 0; row < rows; row++) {
+        long base = row * width;
+        for (long j = 0; j < width; j += 8) {
+            long count = width - j < 8 ? width - j : 8;
+            __mmask8 mask = (__mmask8)((1u << count) - 1);
+            __m512d w = _mm512_mul_pd(_mm512_sub_pd(dlk_load8_pd(x, kind, base + j, count), vo), vs);
+            __m512d l = _mm512_mask_loadu_pd(_mm512_set1_pd(1), mask, left + j);
+            __m512d m = _mm512_mask_loadu_pd(_mm512_set1_pd(1), mask, multiplier + j);
+            __m512d r = _mm512_mask_loadu_pd(_mm512_set1_pd(1), mask, right + j);
+            _mm512_mask_storeu_pd(out + base + j, mask, dlk_quanta8(w, l, m, r));
         }
     }
 }
 
 #else
 int dlk_avx512_vnni_available(void) { return 0; }
-void dlk_requantize_i32(const int32_t *x, long rows, long width, const double *left, const double *multiplier,
-                        const double *right, float real_scale, float lo, float hi, float y_scale, double zero,
-                        int is_signed, void *out) {
-    (void)x; (void)rows; (void)width; (void)left; (void)multiplier; (void)right; (void)real_scale; (void)lo; (void)hi;
+void dlk_fixed_point_multiply(const void *x, int kind, long rows, long width, double offset, double scale,
+                              const double *left, const double *multiplier, const double *right, double *out) {
+    (void)x; (void)kind; (void)rows; (void)width; (void)offset; (void)scale; (void)left; (void)multiplier; (void)right; (void)out;
+}
+void dlk_requantize(const void *x, int kind, long rows, long width, const double *left, const double *multiplier,
+                    const double *right, float real_scale, float lo, float hi, float y_scale, double zero,
+                    int is_signed, void *out) {
+    (void)x; (void)kind; (void)rows; (void)width; (void)left; (void)multiplier; (void)right; (void)real_scale; (void)lo; (void)hi;
     (void)y_scale; (void)zero; (void)is_signed; (void)out;
 }
 void dlk_gemm_u8s8(const uint8_t *a, long lda, const int8_t *packed_b, int m, int n, int k4, int32_t *c, long ldc) {

@@ -1,11 +1,12 @@
 import CKernels
 
-/// TFLite's requantization of int32 sums as DLTFLite's float64 IR ops compute it (the runtime's
-/// `ai.dlkit.Requantize`): per element, with the constants of its position on the last axis,
-/// u = round_half_away(floor((x·left)·multiplier + 0.5)·right) in Double, then
-/// clamp(Float(u)·realScale, lo, hi), divided by yScale, rounded half to even, plus the zero
-/// point, saturated to int8 or uint8. On AVX-512 eight lanes at a time, each step rounded as
-/// the scalar ops round; elsewhere the caller's own loop runs (`run` returns false).
+/// TFLite's requantization as DLTFLite's float64 IR ops compute it (the runtime's
+/// `ai.dlkit.Requantize` and `FixedPointMultiply`): per element, with the constants of its
+/// position on the last axis, u = round_half_away(floor((x·left)·multiplier + 0.5)·right) in
+/// Double; Requantize then clamps Float(u)·realScale to [lo, hi], divides by yScale, rounds half
+/// to even, adds the zero point and saturates to int8 or uint8. On AVX-512 eight lanes at a time,
+/// each step rounded as the scalar ops round; elsewhere the caller's own loop runs (the functions
+/// return false).
 public enum IntegerRequantize {
     public struct Scales {
         public var real: Float, lo: Float, hi: Float, y: Float, zero: Double
@@ -15,13 +16,28 @@ public enum IntegerRequantize {
         }
     }
 
-    /// x holds rows × width int32 sums; left, multiplier and right `width` values each; out
+    /// The element types x may have.
+    public enum Values: Int32, Sendable {
+        case int32 = 0, float64 = 1, int8 = 2, uint8 = 3
+    }
+
+    /// x holds rows × width values; left, multiplier and right `width` values each; out
     /// rows × width bytes. False (nothing written) when AVX-512 may not run.
-    public static func run(_ x: UnsafePointer<Int32>, rows: Int, width: Int, left: [Double], multiplier: [Double], right: [Double],
-                           _ s: Scales, signed: Bool, into out: UnsafeMutableRawPointer) -> Bool {
+    public static func run(_ x: UnsafeRawPointer, _ values: Values, rows: Int, width: Int, left: [Double], multiplier: [Double],
+                           right: [Double], _ s: Scales, signed: Bool, into out: UnsafeMutableRawPointer) -> Bool {
         precondition(left.count == width && multiplier.count == width && right.count == width, "IntegerRequantize.run: constants do not match the width")
         guard CPUFeatures.avx512, rows > 0, width > 0 else { return false }
-        dlk_requantize_i32(x, rows, width, left, multiplier, right, s.real, s.lo, s.hi, s.y, s.zero, signed ? 1 : 0, out)
+        dlk_requantize(x, values.rawValue, rows, width, left, multiplier, right, s.real, s.lo, s.hi, s.y, s.zero, signed ? 1 : 0, out)
+        return true
+    }
+
+    /// u of (x − offset)·scale into `out` (rows × width doubles), the constants as for `run`.
+    /// False (nothing written) when AVX-512 may not run.
+    public static func fixedPoint(_ x: UnsafeRawPointer, _ values: Values, rows: Int, width: Int, offset: Double, scale: Double,
+                                  left: [Double], multiplier: [Double], right: [Double], into out: UnsafeMutablePointer<Double>) -> Bool {
+        precondition(left.count == width && multiplier.count == width && right.count == width, "IntegerRequantize.fixedPoint: constants do not match the width")
+        guard CPUFeatures.avx512, rows > 0, width > 0 else { return false }
+        dlk_fixed_point_multiply(x, values.rawValue, rows, width, offset, scale, left, multiplier, right, out)
         return true
     }
 }

@@ -111,7 +111,7 @@ import Testing
     /// quanta as a real value, an optional activation, QuantizeLinear), over x [2, 3, C].
     /// With `activation` "none" the chain stops at u (plus one, so u is no graph output), as
     /// the scaled inputs of an 8-bit ADD do.
-    static func chain(c: Int, left: Bool, activation: String, output: DType, wideInput: Bool) -> Graph {
+    static func chain(c: Int, left: Bool, activation: String, output: DType, wideInput: Bool, centred: DType? = nil) -> Graph {
         var nodes: [Node] = []
         var initializers = NamedTensors()
         func constant(_ name: String, _ t: Tensor) -> String { initializers[name] = t; return name }
@@ -128,6 +128,11 @@ import Testing
         }
         let shape = c > 1 ? [c] : []
         var t = wideInput ? "x" : cast("x", .float64, "wide")
+        if centred != nil {
+            // An 8-bit ADD's input: (x − zero point)·2^20, then the fixed-point multiply's own Cast.
+            t = add("Sub", [t, constant("x_zero", Tensor(shape: [], scalars: [Double(centred == .int8 ? -3 : 129)]))], "centred")
+            t = cast(add("Mul", [t, constant("shift", Tensor(shape: [], scalars: [Double(1 << 20)]))], "shifted_in"), .float64, "wide_again")
+        }
         if left { t = add("Mul", [t, constant("left", Tensor(shape: shape, scalars: (0..<c).map { Double(1 << ($0 % 3)) }))], "shifted") }
         t = add("Mul", [t, constant("multiplier", Tensor(shape: shape, scalars: fractions))], "high")
         t = add("Floor", [add("Add", [t, half], "nudged")], "rounded")
@@ -136,7 +141,7 @@ import Testing
         let u = add("Mul", [magnitude, add("Sign", [d], "sign")], "quanta")
         if activation == "none" {
             _ = add("Add", [u, constant("one", Tensor(shape: [], scalars: [1.0]))], "y")
-            return Graph(name: "fixed_point", inputs: [ValueInfo(name: "x", type: TensorType(dtype: wideInput ? .float64 : .int32, shape: [2, 3, c]))],
+            return Graph(name: "fixed_point", inputs: [ValueInfo(name: "x", type: TensorType(dtype: centred ?? (wideInput ? .float64 : .int32), shape: [2, 3, c]))],
                          outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes, initializers: initializers)
         }
         let yScale = constant("y_scale", Tensor(shape: [], scalars: [Float(0.0372)]))
@@ -174,6 +179,26 @@ import Testing
                 options.avx512 = avx512
                 let y = try Executor(graph: g, options: options).run(["x": x])["y"]
                 #expect(y == want, "C \(c) left \(left) \(output) float64 input \(wide): \(String(describing: y)) vs \(String(describing: want))")
+            }
+        }
+    }
+
+    /// An 8-bit ADD's scaled input, Cast, Sub(zero point), Mul(2^20), then the fixed-point
+    /// multiply: one FixedPointMultiply over the 8-bit values, the chain's bits (vector and scalar).
+    @Test(arguments: [DType.int8, .uint8])
+    func fixedPointMultiplyTakesInTheCentring(_ type: DType) throws {
+        for (c, left) in [(5, true), (1, false), (19, false)] {
+            let g = Self.chain(c: c, left: left, activation: "none", output: .int8, wideInput: false, centred: type)
+            let fused = GraphOptimizer.optimize(g).0
+            #expect(fused.nodes.map(\.opType) == ["FixedPointMultiply", "Add"], "\(fused.nodes.map(\.opType))")
+            let bytes = Self.bytes(2 * 3 * c, seed: UInt64(c))
+            let x = Self.tensor(bytes, signed: type == .int8, shape: [2, 3, c])
+            let want = try runNodeByNode(g, ["x": x])["y"]
+            for avx512 in [true, false] {
+                var options = RuntimeOptions.default
+                options.avx512 = avx512
+                let y = try Executor(graph: g, options: options).run(["x": x])["y"]
+                #expect(y == want, "\(type) C \(c) left \(left) avx512 \(avx512)")
             }
         }
     }

@@ -43,14 +43,22 @@ void dlk_im2col_nhwc_u8(const uint8_t *x, int h, int w, int c, int c0, int cg, u
                         int sh, int sw, int dh, int dw, int pt, int pl, int ow, long first, long rows, uint8_t *a, long lda,
                         int32_t *row_sums);
 
-/// ai.dlkit.Requantize over int32 sums on AVX-512 (F and VL; requires `dlk_avx512_available`):
-/// for each of `rows` rows of `width` elements, with left/multiplier/right the `width` constants
-/// of the row's positions, u = round_half_away(floor((x·left)·multiplier + 0.5)·right) in
-/// double, real = clamp((float)u · real_scale, lo, hi) in float, and out = saturate(
-/// round_half_even((double)(real / y_scale)) + zero) to int8 (`is_signed`) or uint8, NaN to 0:
-/// every step rounded as the IR ops it replaces round (no contraction into fused multiply-adds).
-void dlk_requantize_i32(const int32_t *x, long rows, long width, const double *left, const double *multiplier,
-                        const double *right, float real_scale, float lo, float hi, float y_scale, double zero,
-                        int is_signed, void *out);
+/// Element types of `x` for `dlk_requantize` and `dlk_fixed_point_multiply`.
+enum { DLK_VALUES_INT32 = 0, DLK_VALUES_FLOAT64 = 1, DLK_VALUES_INT8 = 2, DLK_VALUES_UINT8 = 3 };
+
+/// ai.dlkit.Requantize on AVX-512 (F and VL; requires `dlk_avx512_available`), x int32, float64,
+/// int8 or uint8 (`kind`): for each of `rows` rows of `width` elements, with left/multiplier/right
+/// the `width` constants of the row's positions, u = round_half_away(floor((x·left)·multiplier +
+/// 0.5)·right) in double, real = clamp((float)u · real_scale, lo, hi) in float, and out =
+/// saturate(round_half_even((double)(real / y_scale)) + zero) to int8 (`is_signed`) or uint8, NaN
+/// to 0: every step rounded as the IR ops it replaces round (no contraction into fused multiply-adds).
+void dlk_requantize(const void *x, int kind, long rows, long width, const double *left, const double *multiplier,
+                    const double *right, float real_scale, float lo, float hi, float y_scale, double zero,
+                    int is_signed, void *out);
+
+/// ai.dlkit.FixedPointMultiply on AVX-512 (as `dlk_requantize`): u of ((x − offset)·scale) into
+/// `out` as double.
+void dlk_fixed_point_multiply(const void *x, int kind, long rows, long width, double offset, double scale,
+                              const double *left, const double *multiplier, const double *right, double *out);
 
 #endif

@@ -18,7 +18,8 @@ import DLTensor
 /// kernel does the same float operations in the same order per element, so its result is the
 /// chain's to the bit; it saves the dozen full-size float64 intermediates. A chain that stops at
 /// u (no quantized output: the scaled inputs of an 8-bit ADD) becomes
-/// `ai.dlkit.FixedPointMultiply(x, left, multiplier, right)`, u in float64.
+/// `ai.dlkit.FixedPointMultiply(x, left, multiplier, right, x_offset, x_scale)`, u in float64,
+/// taking in the ADD input's centring and shift (see below).
 package enum FuseRequantize: GraphPass {
     public static let name = "fuse-requantize"
 
@@ -111,12 +112,28 @@ package enum FuseRequantize: GraphPass {
             remove.formUnion(chain)
         }
         // Fixed-point multiplies whose result is no quantized output (the scaled inputs of an
-        // 8-bit ADD/SUB): `FixedPointMultiply(x, left, multiplier, right)`, u in float64.
+        // 8-bit ADD/SUB): `FixedPointMultiply(x, left, multiplier, right, x_offset, x_scale)`, u in
+        // float64, with the input's centring and shift, Mul(Sub(Cast<float64>(x), x_offset),
+        // x_scale) (each part optional, the constants float64 scalars), taken in.
+        func isScalar64(_ name: String) -> Bool { scalar(name, .float64) != nil }
         for (i, n) in graph.nodes.enumerated() where OpSet.isDefaultDomain(n) && n.opType == "Mul" && n.outputs.count == 1 {
-            guard replaced[i] == nil, !remove.contains(i), let (w, left, multiplier, right, front) = fixedPoint(i),
-                  front.allSatisfy({ !remove.contains($0) && replaced[$0] == nil }) else { continue }
+            guard replaced[i] == nil, !remove.contains(i), var (x, left, multiplier, right, front) = fixedPoint(i) else { continue }
+            var offset = "", scale = ""
+            if let mul = node(x, "Mul"), let (t, s) = split(graph.nodes[mul], isScalar64) {
+                front.append(mul)
+                (x, scale) = (t, s)
+            }
+            if let sub = node(x, "Sub"), graph.nodes[sub].inputs.count == 2, isScalar64(graph.nodes[sub].inputs[1]) {
+                front.append(sub)
+                (x, offset) = (graph.nodes[sub].inputs[0], graph.nodes[sub].inputs[1])
+            }
+            if !offset.isEmpty || !scale.isEmpty, let cast = node(x, "Cast"), castTo(graph.nodes[cast]) == Int(DType.float64.onnxCode) {
+                front.append(cast)
+                x = graph.nodes[cast].inputs[0]
+            }
+            guard front.allSatisfy({ !remove.contains($0) && replaced[$0] == nil }) else { continue }
             replaced[i] = Node(name: n.name, opType: "FixedPointMultiply", domain: FusedOps.domain,
-                               inputs: [w, left, multiplier, right], outputs: n.outputs, docString: n.docString)
+                               inputs: [x, left, multiplier, right, offset, scale], outputs: n.outputs, docString: n.docString)
             remove.formUnion(front)
         }
         guard !replaced.isEmpty else { return false }
@@ -133,9 +150,10 @@ package enum FuseRequantize: GraphPass {
         }
     }
 
-    /// `FixedPointMultiply(x, left, multiplier, right)`: u of the chain above, float64 of x's shape.
+    /// `FixedPointMultiply(x, left, multiplier, right, x_offset, x_scale)`: u of the chain above
+    /// for (x − x_offset)·x_scale, float64 of x's shape.
     static var fixedPointSchema: OpSchema {
-        OpSchema("FixedPointMultiply", inputs: 4...4) { ctx throws(GraphError) in
+        OpSchema("FixedPointMultiply", inputs: 4...6) { ctx throws(GraphError) in
             [TensorType(dtype: .float64, dims: try ctx.type(0).dims)]
         }
     }

@@ -12,18 +12,21 @@ import DLTensor
 ///
 /// the same operations in the same order as the chain of IR ops it replaces (Cast, Mul, Add,
 /// Floor, Abs, Sign, Cast, Mul, Relu or Clip, QuantizeLinear), so the same bits, in one pass
-/// over typed buffers. `ai.dlkit.FixedPointMultiply(x, left, multiplier, right)` is its first
-/// half, u in float64.
+/// over typed buffers. `ai.dlkit.FixedPointMultiply(x, left, multiplier, right, x_offset,
+/// x_scale)` is its first half, u in float64, of (x − x_offset)·x_scale (both optional float64
+/// scalars: the centring and shift of an 8-bit ADD's inputs).
 enum RequantizeKernel {
     /// x, and the fixed-point constants (left, multiplier, right: one value or one per element
     /// of x's last axis) of a Requantize or FixedPointMultiply node.
     struct FixedPoint {
         let x: Tensor
         let left, multiplier, right: [Double]
+        /// x is taken as (x − offset)·scale (FixedPointMultiply's inputs 4 and 5; 0 and 1 otherwise).
+        let offset, scale: Double
         let channels: Int
         var perChannel: Bool { left.count > 1 || multiplier.count > 1 || right.count > 1 }
 
-        init(_ ctx: KernelContext) throws(RuntimeError) {
+        init(_ ctx: KernelContext, prefix: Bool = false) throws(RuntimeError) {
             let x = try ctx.input(0)
             guard x.dtype.isInteger || x.dtype.isFloatingPoint else { throw ctx.fail("x must be numeric, got \(x.dtype)") }
             let channels = x.rank == 0 ? 1 : x.shape[x.rank - 1]
@@ -36,6 +39,25 @@ enum RequantizeKernel {
             }
             (self.x, self.channels) = (x, channels)
             (left, multiplier, right) = (try constant(1, "left"), try constant(2, "multiplier"), try constant(3, "right"))
+            func scalar(_ i: Int, _ label: String, _ absent: Double) throws(RuntimeError) -> Double {
+                guard prefix, let t = ctx.optionalInput(i) else { return absent }
+                guard t.dtype == .float64, t.elementCount == 1, let v = t.scalars(as: Double.self).first else {
+                    throw ctx.fail("\(label) must be one float64 value, got \(t.dtype) \(t.shape)")
+                }
+                return v
+            }
+            (offset, scale) = (try scalar(4, "x_offset", 0), try scalar(5, "x_scale", 1))
+        }
+
+        /// x's element type for the vector kernels, when they take it.
+        var values: IntegerRequantize.Values? {
+            switch x.dtype {
+            case .int32: return .int32
+            case .float64: return .float64
+            case .int8: return .int8
+            case .uint8: return .uint8
+            default: return nil
+            }
         }
 
         /// u for x value `xi` by constants l, m, r: (xi · l) · m rounded half up, times r,
@@ -82,7 +104,7 @@ enum RequantizeKernel {
                                     for j in 0..<count { u[j] = wide[start + j] }
                                 }
                                 for j in 0..<count {
-                                    u[j] = Self.quanta(u[j], l[c], m[c], r[c])
+                                    u[j] = Self.quanta((u[j] - offset) * scale, l[c], m[c], r[c])
                                     c += 1
                                     if c == width { c = 0 }
                                 }
@@ -105,11 +127,23 @@ enum RequantizeKernel {
         return v < 0 ? -m : m
     }
 
-    /// `ai.dlkit.FixedPointMultiply(x, left, multiplier, right)`: u in float64.
+    /// `ai.dlkit.FixedPointMultiply(x, left, multiplier, right, x_offset, x_scale)`: u in float64.
     static let fixedPointMultiply: Kernel = { ctx throws(RuntimeError) in
-        let f = try FixedPoint(ctx)
+        let f = try FixedPoint(ctx, prefix: true)
         let out = ctx.makeOutput(.float64, shape: f.x.shape)
         guard out.elementCount > 0 else { return [out] }
+        // On AVX-512: DLKernels' vector loop (the same roundings, eight lanes at a time).
+        if let values = f.values, f.channels > 0 {
+            let (l, m, r) = f.constants(width: f.channels)
+            let done = f.x.withUnsafeBytes { src in
+                out.withUnsafeMutableBufferPointerInPlace(as: Double.self) { dst in
+                    guard let s = src.baseAddress, let d = dst.baseAddress else { return false }
+                    return IntegerRequantize.fixedPoint(s, values, rows: f.x.elementCount / f.channels, width: f.channels, offset: f.offset,
+                                                        scale: f.scale, left: l, multiplier: m, right: r, into: d)
+                }
+            }
+            if done { return [out] }
+        }
         out.withUnsafeMutableBufferPointerInPlace(as: Double.self) { dst in
             f.forEachChunk { start, u in for j in 0..<u.count { dst[start + j] = u[j] } }
         }
@@ -144,13 +178,13 @@ enum RequantizeKernel {
             let q = roundHalfEven(Double(real / ys)) + z
             return q.isNaN ? 0 : Swift.min(Swift.max(q, qmin), qmax)
         }
-        // int32 sums on AVX-512: DLKernels' vector loop (the same roundings, eight lanes at a time).
-        if f.x.dtype == .int32, f.channels > 0 {
+        // On AVX-512: DLKernels' vector loop (the same roundings, eight lanes at a time).
+        if let values = f.values, f.channels > 0 {
             let (l, m, r) = f.constants(width: f.channels)
-            let done = f.x.withUnsafeBufferPointer(as: Int32.self) { src in
+            let done = f.x.withUnsafeBytes { src in
                 out.withUnsafeMutableBytesInPlace { dst in
                     guard let s = src.baseAddress, let d = dst.baseAddress else { return false }
-                    return IntegerRequantize.run(s, rows: f.x.elementCount / f.channels, width: f.channels, left: l, multiplier: m, right: r,
+                    return IntegerRequantize.run(s, values, rows: f.x.elementCount / f.channels, width: f.channels, left: l, multiplier: m, right: r,
                                                  .init(real: rs, lo: lo, hi: hi, y: ys, zero: z), signed: zero.dtype == .int8, into: d)
                 }
             }
