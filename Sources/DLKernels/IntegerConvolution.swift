@@ -38,11 +38,13 @@ public enum IntegerConvolution {
     }
 
     /// The weights [M, C/group, KH, KW] of one convolution in the layout its kernel reads,
-    /// with the terms that depend only on them: for the product, each group's [KH·KW·C/group, M/group]
-    /// matrix (rows in the patch order: tap, then channel) as signed bytes in VNNI panels and its
-    /// column sums; for depthwise, the centred weights as int32 [KH·KW][C].
+    /// with the terms that depend only on them (not on the image size, so one packing serves
+    /// every input shape): for the product, each group's [KH·KW·C/group, M/group] matrix (rows in
+    /// the patch order: tap, then channel) as signed bytes in VNNI panels and its column sums;
+    /// for depthwise, the centred weights as int32 [KH·KW][C].
     public final class Packed: @unchecked Sendable {
-        public let geometry: Geometry
+        /// M, C/group, KH, KW and the group count the weights were packed for.
+        public let m, cg, kh, kw, group: Int
         let wSigned: Bool
         let wZero: [Int32]
         /// Product: per group, the packed panels and the column sums (signed-byte domain).
@@ -53,11 +55,12 @@ public enum IntegerConvolution {
         let tapSums: [Int32]
 
         /// Packs `weights` (M·(C/group)·KH·KW bytes, OIHW) with zero points `wZero` (none, one, or
-        /// one per output channel); nil when the geometry does not fit the kernels or the byte
-        /// count does not match.
+        /// one per output channel) for a convolution of geometry `p` (its image size aside); nil
+        /// when the geometry does not fit the kernels or the byte count does not match.
         public init?(weights: UnsafeRawBufferPointer, signed: Bool, wZero: [Int32], geometry p: Geometry) {
             guard p.fits, weights.count == p.m * p.depth, wZero.count <= 1 || wZero.count == p.m else { return nil }
-            (geometry, wSigned, self.wZero) = (p, signed, wZero)
+            (m, cg, kh, kw, group) = (p.m, p.cg, p.kh, p.kw, p.group)
+            (wSigned, self.wZero) = (signed, wZero)
             func zero(_ oc: Int) -> Int32 { wZero.isEmpty ? 0 : wZero.count == 1 ? wZero[0] : wZero[oc] }
             func value(_ i: Int) -> Int32 { signed ? Int32(Int8(bitPattern: weights[i])) : Int32(weights[i]) }
             let taps = p.kh * p.kw
@@ -100,13 +103,13 @@ public enum IntegerConvolution {
         }
     }
 
-    /// Runs one convolution: x is N·H·W·C bytes (int8 when `xSigned`), `bias` M values or empty,
-    /// y N·OH·OW·M int32. False (nothing written) when the kernels cannot run here (no VNNI, or
-    /// AVX-512 off for this thread) or the operands do not match the packed geometry.
-    public static func run(x: UnsafeRawBufferPointer, xSigned: Bool, xZero: Int32, weights: Packed, bias: [Int32],
+    /// Runs one convolution of geometry `p`: x is N·H·W·C bytes (int8 when `xSigned`), `bias` M
+    /// values or empty, y N·OH·OW·M int32. False (nothing written) when the kernels cannot run
+    /// here (no VNNI, or AVX-512 off for this thread) or the weights were packed for another shape.
+    public static func run(_ p: Geometry, x: UnsafeRawBufferPointer, xSigned: Bool, xZero: Int32, weights: Packed, bias: [Int32],
                            into y: UnsafeMutablePointer<Int32>) -> Bool {
-        let p = weights.geometry
-        guard IntegerGemm.vnni, let xBase = x.baseAddress?.assumingMemoryBound(to: UInt8.self),
+        guard IntegerGemm.vnni, p.fits, weights.m == p.m, weights.cg == p.cg, weights.kh == p.kh, weights.kw == p.kw,
+              weights.group == p.group, let xBase = x.baseAddress?.assumingMemoryBound(to: UInt8.self),
               x.count == p.n * p.h * p.w * p.c, bias.isEmpty || bias.count == p.m else { return false }
         let bias = bias.isEmpty ? [Int32](repeating: 0, count: p.m) : bias
         let image = p.h * p.w * p.c, outImage = p.plane * p.m

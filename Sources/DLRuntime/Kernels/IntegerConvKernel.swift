@@ -1,3 +1,4 @@
+import Foundation
 import DLGraph
 import DLKernels
 import DLTensor
@@ -67,10 +68,7 @@ enum IntegerConvKernel {
                                                 kh: w.shape[2], kw: w.shape[3], sh: g.strides[0], sw: g.strides[1],
                                                 dh: g.dilations[0], dw: g.dilations[1], pt: g.padsBegin[0], pl: g.padsBegin[1],
                                                 oh: g.output[0], ow: g.output[1], group: group)
-            let packed = w.withUnsafeBytes { wb in
-                IntegerConvolution.Packed(weights: wb, signed: w.dtype == .int8, wZero: wz?.int64s().map { Int32($0) } ?? [], geometry: p)
-            }
-            if let packed {
+            if let packed = packedWeights(w, zeroPoints: wz?.int64s().map { Int32($0) } ?? [], geometry: p) {
                 let out = ctx.makeOutput(.int32, shape: [p.n, p.oh, p.ow, p.m])
                 guard out.elementCount > 0 else { return [out] }
                 let xZero = Int32(xz?.int64s().first ?? 0)
@@ -78,7 +76,7 @@ enum IntegerConvKernel {
                 if b.count == 1 { b = [Int32](repeating: b[0], count: p.m) }
                 let done = x.withUnsafeBytes { xb in
                     out.withUnsafeMutableBufferPointerInPlace(as: Int32.self) { y in
-                        y.baseAddress.map { IntegerConvolution.run(x: xb, xSigned: x.dtype == .int8, xZero: xZero, weights: packed, bias: b, into: $0) } ?? false
+                        y.baseAddress.map { IntegerConvolution.run(p, x: xb, xSigned: x.dtype == .int8, xZero: xZero, weights: packed, bias: b, into: $0) } ?? false
                     }
                 }
                 if done { return [out] }
@@ -100,6 +98,46 @@ enum IntegerConvKernel {
         do { y = try sums.transposed([0, 2, 3, 1]) } catch { throw ctx.fail("\(error)") }
         guard let bias else { return [y] }
         return [try ctx.runOp("Add", [y, bias])]
+    }
+
+    /// Packed weights by the storage they were packed from: a plan's constant weights are packed
+    /// on its first run, not on every run. An entry holds its storage weakly and goes when the
+    /// storage has (with it the model that held it), so the cache keeps nothing alive.
+    final class PackCache: @unchecked Sendable {
+        private struct Entry {
+            weak var source: TensorStorage?
+            let signed: Bool
+            let zeroPoints: [Int32]
+            let packed: IntegerConvolution.Packed
+        }
+
+        private var entries: [ObjectIdentifier: [Entry]] = [:]
+        private let lock = NSLock()
+
+        func packed(_ w: Tensor, zeroPoints: [Int32], make: () -> IntegerConvolution.Packed?,
+                    matches: (IntegerConvolution.Packed) -> Bool) -> IntegerConvolution.Packed? {
+            let storage = w.sharedStorage, key = ObjectIdentifier(storage), signed = w.dtype == .int8
+            lock.lock()
+            let hit = entries[key]?.first { $0.source === storage && $0.signed == signed && $0.zeroPoints == zeroPoints && matches($0.packed) }
+            lock.unlock()
+            if let hit { return hit.packed }
+            guard let made = make() else { return nil }
+            lock.lock()
+            // Entries whose storage is gone leave with this insertion.
+            entries = entries.filter { !$0.value.allSatisfy { $0.source == nil } }
+            entries[key, default: []].append(Entry(source: storage, signed: signed, zeroPoints: zeroPoints, packed: made))
+            lock.unlock()
+            return made
+        }
+    }
+
+    static let packs = PackCache()
+
+    /// `w` packed for `p`, from the cache when the same weights were packed before.
+    static func packedWeights(_ w: Tensor, zeroPoints: [Int32], geometry p: IntegerConvolution.Geometry) -> IntegerConvolution.Packed? {
+        packs.packed(w, zeroPoints: zeroPoints, make: {
+            w.withUnsafeBytes { IntegerConvolution.Packed(weights: $0, signed: w.dtype == .int8, wZero: zeroPoints, geometry: p) }
+        }, matches: { $0.m == p.m && $0.cg == p.cg && $0.kh == p.kh && $0.kw == p.kw && $0.group == p.group })
     }
 
     /// The sizes of one 2-D grouped convolution.
