@@ -213,6 +213,25 @@ DLK_REQ_TARGET void dlk_requantize(const void *x, int kind, long rows, long widt
     }
 }
 
+DLK_REQ_TARGET void dlk_requantize_scaled(const int32_t *x, long rows, long width, const float *scales, int32_t zero,
+                                          int is_signed, void *out) {
+    // Clamped in float first (as ONNX Runtime does), so sums far out of range saturate.
+    const __m512 lo = _mm512_set1_ps((float)((is_signed ? -128 : 0) - zero)), hi = _mm512_set1_ps((float)((is_signed ? 127 : 255) - zero));
+    const __m512i z = _mm512_set1_epi32(zero);
+    for (long row = 0; row < rows; row++) {
+        long base = row * width;
+        for (long j = 0; j < width; j += 16) {
+            long count = width - j < 16 ? width - j : 16;
+            __mmask16 mask = count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
+            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask, x + base + j)),
+                                     _mm512_maskz_loadu_ps(mask, scales + j));
+            v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+            __m512i q = _mm512_add_epi32(_mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), z);
+            _mm512_mask_cvtepi32_storeu_epi8((uint8_t *)out + base + j, mask, q);
+        }
+    }
+}
+
 DLK_REQ_TARGET void dlk_fixed_point_multiply(const void *x, int kind, long rows, long width, double offset, double scale,
                                              const double *left, const double *multiplier, const double *right, double *out) {
     const __m512d vo = _mm512_set1_pd(offset), vs = _mm512_set1_pd(scale);
@@ -232,6 +251,9 @@ DLK_REQ_TARGET void dlk_fixed_point_multiply(const void *x, int kind, long rows,
 
 #else
 int dlk_avx512_vnni_available(void) { return 0; }
+void dlk_requantize_scaled(const int32_t *x, long rows, long width, const float *scales, int32_t zero, int is_signed, void *out) {
+    (void)x; (void)rows; (void)width; (void)scales; (void)zero; (void)is_signed; (void)out;
+}
 void dlk_fixed_point_multiply(const void *x, int kind, long rows, long width, double offset, double scale,
                               const double *left, const double *multiplier, const double *right, double *out) {
     (void)x; (void)kind; (void)rows; (void)width; (void)offset; (void)scale; (void)left; (void)multiplier; (void)right; (void)out;

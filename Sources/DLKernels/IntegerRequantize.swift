@@ -40,4 +40,15 @@ public enum IntegerRequantize {
         dlk_fixed_point_multiply(x, values.rawValue, rows, width, offset, scale, left, multiplier, right, out)
         return true
     }
+
+    /// ONNX Runtime's requantization of int32 sums (rows × width, the scale per position on the
+    /// last axis): saturate(round_half_even(Float(x) · scale) + zero) to int8 or uint8 bytes.
+    /// False (nothing written) when AVX-512 may not run.
+    public static func scaled(_ x: UnsafePointer<Int32>, rows: Int, width: Int, scales: [Float], zero: Int32, signed: Bool,
+                              into out: UnsafeMutableRawPointer) -> Bool {
+        precondition(scales.count == width, "IntegerRequantize.scaled: scales do not match the width")
+        guard CPUFeatures.avx512, rows > 0, width > 0 else { return false }
+        dlk_requantize_scaled(x, rows, width, scales, zero, signed ? 1 : 0, out)
+        return true
+    }
 }

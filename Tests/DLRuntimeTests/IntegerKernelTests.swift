@@ -257,4 +257,40 @@ import Testing
             }
         }
     }
+
+    /// QLinearConv on the integer path (channels last inside, VNNI) against its general kernel
+    /// (AVX-512 off: sums in Double, the scale in float64): per-channel scales and zero points,
+    /// a bias, every odd shape above; outputs within one quantum (the two round Float(sum)·scale
+    /// and sum·scale in Double, which may differ at a half).
+    @Test(arguments: [(false, true), (true, true)])
+    func qlinearConvIsTheGeneralKernelWithinOneQuantum(xSigned: Bool, wSigned: Bool) throws {
+        for (i, p) in Self.nhwcConvs.enumerated() {
+            let xb = Self.bytes(p.n * p.c * p.h * p.w, seed: UInt64(400 + i)), wb = Self.bytes(p.m * (p.c / p.group) * p.kh * p.kw, seed: UInt64(500 + i))
+            var initializers = NamedTensors()
+            initializers["w"] = Self.tensor(wb, signed: wSigned, shape: [p.m, p.c / p.group, p.kh, p.kw])
+            initializers["xs"] = Tensor(shape: [], scalars: [Float(0.02)])
+            initializers["xz"] = Self.tensor([xSigned ? UInt8(bitPattern: -9) : 121], signed: xSigned, shape: [])
+            initializers["ws"] = Tensor(shape: [p.m], scalars: (0..<p.m).map { Float(0.003) + Float($0 % 7) * 0.0007 })
+            initializers["wz"] = Self.tensor((0..<p.m).map { _ in UInt8(0) }, signed: wSigned, shape: [p.m])
+            initializers["ys"] = Tensor(shape: [], scalars: [Float(0.05)])
+            initializers["yz"] = Tensor(shape: [], scalars: [UInt8(128)])
+            initializers["b"] = Tensor(shape: [p.m], scalars: (0..<p.m).map { Int32($0 * 7919 % 4001) - 2000 })
+            let node = Node(name: "qconv", opType: "QLinearConv", inputs: ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], outputs: ["y"], attributes: [
+                Attribute(name: "kernel_shape", value: .ints([p.kh, p.kw])), Attribute(name: "strides", value: .ints([p.stride, p.stride])),
+                Attribute(name: "pads", value: .ints([p.padBegin, p.padBegin, p.padEnd, p.padEnd])),
+                Attribute(name: "dilations", value: .ints([p.dilation, p.dilation])), Attribute(name: "group", value: .int(p.group)),
+            ])
+            let x = Self.tensor(xb, signed: xSigned, shape: [p.n, p.c, p.h, p.w])
+            let g = Graph(name: "qconv", inputs: [ValueInfo(name: "x", type: TensorType(dtype: x.dtype, shape: x.shape))],
+                          outputs: [ValueInfo(name: "y", type: nil)], nodes: [node], initializers: initializers)
+            var off = RuntimeOptions.default
+            off.avx512 = false
+            let want = try #require(try Executor(graph: g, options: off).run(["x": x])["y"])
+            let got = try #require(try Executor(graph: g).run(["x": x])["y"])
+            #expect(got.shape == want.shape && got.dtype == want.dtype, "\(p): \(got.shape) vs \(want.shape)")
+            let diffs = zip(got.doubles(), want.doubles()).map { Swift.abs($0 - $1) }
+            #expect(diffs.allSatisfy { $0 <= 1 }, "\(p) x signed \(xSigned) w signed \(wSigned): max diff \(diffs.max() ?? 0)")
+            #expect(got.elementCount < 8 || Set(got.doubles()).count > 2, "\(p): outputs should not all saturate")
+        }
+    }
 }

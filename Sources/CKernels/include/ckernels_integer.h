@@ -56,6 +56,11 @@ void dlk_requantize(const void *x, int kind, long rows, long width, const double
                     const double *right, float real_scale, float lo, float hi, float y_scale, double zero,
                     int is_signed, void *out);
 
+/// ONNX Runtime's requantization of int32 sums on AVX-512 (as `dlk_requantize`): for each of
+/// `rows` rows of `width` sums, out = saturate(round_half_even(clamp((float)x · scales[j],
+/// qmin − zero, qmax − zero)) + zero) as int8 (`is_signed`) or uint8 bytes.
+void dlk_requantize_scaled(const int32_t *x, long rows, long width, const float *scales, int32_t zero, int is_signed, void *out);
+
 /// ai.dlkit.FixedPointMultiply on AVX-512 (as `dlk_requantize`): u of ((x − offset)·scale) into
 /// `out` as double.
 void dlk_fixed_point_multiply(const void *x, int kind, long rows, long width, double offset, double scale,

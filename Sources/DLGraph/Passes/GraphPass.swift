@@ -18,7 +18,7 @@ package enum GraphOptimizer {
     /// runtime's `KernelFolding` (`GraphOptimizer.runtime`) evaluates nodes through the kernels.
     public static func standard(folding: any GraphPass.Type) -> [any GraphPass.Type] {
         [EliminateIdentity.self, FoldConvBias.self, FuseHardSwish.self,
-         FuseConvIntegerNHWC.self, FuseRequantize.self, FuseQuantizeDequantize.self, FoldOneHotMatMul.self, FuseMatMulAdd.self, FuseActivation.self,
+         FuseConvIntegerNHWC.self, FuseQLinearConv.self, FuseRequantize.self, FuseQuantizeDequantize.self, FoldOneHotMatMul.self, FuseMatMulAdd.self, FuseActivation.self,
          FuseAttention.self,
          FuseConvAdd.self,
          FuseConvPool.self,

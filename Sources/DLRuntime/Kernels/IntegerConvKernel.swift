@@ -100,6 +100,56 @@ enum IntegerConvKernel {
         return [try ctx.runOp("Add", [y, bias])]
     }
 
+    /// QLinearConv on 2-D 8-bit inputs with AVX-512 VNNI, channels last inside: x to NHWC (a
+    /// byte copy), the int32 sums plus the bias on `IntegerConvolution` (weights packed once),
+    /// each requantized as ONNX Runtime does it, saturate(round_half_even(Float(sum) · scale) +
+    /// y_zero_point) with scale = (x_scale · w_scale) / y_scale in float32, and back to NCHW.
+    /// Nil (the general kernel runs) for other types, ranks and machines.
+    static func qlinear(_ ctx: KernelContext) throws(RuntimeError) -> Tensor? {
+        let x = try ctx.input(0), w = try ctx.input(3)
+        let bytes: Set<DType> = [.int8, .uint8]
+        guard IntegerGemm.vnni, x.rank == 4, w.rank == 4, bytes.contains(x.dtype), bytes.contains(w.dtype),
+              let xz = ctx.optionalInput(2), xz.dtype == x.dtype, xz.elementCount == 1,
+              let yz = ctx.optionalInput(7), bytes.contains(yz.dtype), yz.elementCount == 1,
+              let wz = ctx.optionalInput(5), wz.dtype == w.dtype else { return nil }
+        let xScale = try ctx.input(1), wScale = try ctx.input(4), yScale = try ctx.input(6), m = w.shape[0]
+        guard xScale.dtype == .float32, xScale.elementCount == 1, yScale.dtype == .float32, yScale.elementCount == 1,
+              wScale.dtype == .float32, wScale.elementCount == 1 || wScale.elementCount == m,
+              wz.elementCount == 1 || wz.elementCount == m,
+              let xs = xScale.scalars(as: Float.self).first, let ys = yScale.scalars(as: Float.self).first else { return nil }
+        let bias = ctx.optionalInput(8)
+        if let bias, bias.dtype != .int32 || bias.elementCount != m { return nil }
+        let (group, g) = try ConvFamilyKernels.convSetup(ctx, x: x, w: w)
+        let p = IntegerConvolution.Geometry(n: x.shape[0], h: x.shape[2], w: x.shape[3], c: x.shape[1], m: m,
+                                            kh: w.shape[2], kw: w.shape[3], sh: g.strides[0], sw: g.strides[1],
+                                            dh: g.dilations[0], dw: g.dilations[1], pt: g.padsBegin[0], pl: g.padsBegin[1],
+                                            oh: g.output[0], ow: g.output[1], group: group)
+        guard let packed = packedWeights(w, zeroPoints: wz.int64s().map { Int32($0) }, geometry: p) else { return nil }
+        let ws = wScale.scalars(as: Float.self)
+        let scales = (0..<m).map { (xs * ws[ws.count == 1 ? 0 : $0]) / ys }
+        let xt: Tensor
+        do { xt = try x.transposed([0, 2, 3, 1]) } catch { throw ctx.fail("\(error)") }
+        let count = p.n * p.plane * m
+        guard count > 0 else { return nil }
+        var sums = [Int32](repeating: 0, count: count)
+        let nhwc = Tensor(zeros: yz.dtype, shape: [p.n, p.oh, p.ow, m])
+        let xZero = Int32(xz.int64s()[0]), yZero = Int32(yz.int64s()[0])
+        let done = xt.withUnsafeBytes { xb in
+            sums.withUnsafeMutableBufferPointer { acc in
+                guard let a = acc.baseAddress,
+                      IntegerConvolution.run(p, x: xb, xSigned: x.dtype == .int8, xZero: xZero, weights: packed,
+                                             bias: bias?.scalars(as: Int32.self) ?? [], into: a) else { return false }
+                return nhwc.withUnsafeMutableBytesInPlace { out in
+                    out.baseAddress.map {
+                        IntegerRequantize.scaled(a, rows: p.n * p.plane, width: m, scales: scales, zero: yZero, signed: yz.dtype == .int8, into: $0)
+                    } ?? false
+                }
+            }
+        }
+        guard done else { return nil }
+        do { return try nhwc.transposed([0, 3, 1, 2]) } catch { throw ctx.fail("\(error)") }
+    }
+
     /// Packed weights by the storage they were packed from: a plan's constant weights are packed
     /// on its first run, not on every run. An entry holds its storage weakly and goes when the
     /// storage has (with it the model that held it), so the cache keeps nothing alive.

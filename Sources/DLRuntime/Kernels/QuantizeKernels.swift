@@ -220,6 +220,7 @@ enum QuantizeKernels {
     }
 
     static let qlinearConv: Kernel = { ctx throws(RuntimeError) in
+        if let y = try IntegerConvKernel.qlinear(ctx) { return [y] }
         let x = try ctx.input(0), w = try ctx.input(3)
         let xScale = try ctx.input(1), wScale = try ctx.input(4), yScale = try ctx.input(6)
         guard x.dtype.isInteger, w.dtype.isInteger else { throw ctx.fail("x and w must be quantised integers, got \(x.dtype) and \(w.dtype)") }
