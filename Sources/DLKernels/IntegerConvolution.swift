@@ -45,6 +45,8 @@ public enum IntegerConvolution {
     public final class Packed: @unchecked Sendable {
         /// M, C/group, KH, KW and the group count the weights were packed for.
         public let m, cg, kh, kw, group: Int
+        /// Whether the weights came as a [K, M] matrix (MatMulInteger's B) rather than OIHW.
+        public let columns: Bool
         let wSigned: Bool
         let wZero: [Int32]
         /// Product: per group, the packed panels and the column sums (signed-byte domain).
@@ -54,12 +56,14 @@ public enum IntegerConvolution {
         let centred: [Int32]
         let tapSums: [Int32]
 
-        /// Packs `weights` (M·(C/group)·KH·KW bytes, OIHW) with zero points `wZero` (none, one, or
-        /// one per output channel) for a convolution of geometry `p` (its image size aside); nil
-        /// when the geometry does not fit the kernels or the byte count does not match.
-        public init?(weights: UnsafeRawBufferPointer, signed: Bool, wZero: [Int32], geometry p: Geometry) {
-            guard p.fits, weights.count == p.m * p.depth, wZero.count <= 1 || wZero.count == p.m else { return nil }
-            (m, cg, kh, kw, group) = (p.m, p.cg, p.kh, p.kw, p.group)
+        /// Packs `weights` (M·(C/group)·KH·KW bytes, OIHW; with `columns`, a 1×1 convolution's
+        /// weights as a [C, M] matrix) with zero points `wZero` (none, one, or one per output
+        /// channel) for a convolution of geometry `p` (its image size aside); nil when the geometry
+        /// does not fit the kernels or the byte count does not match.
+        public init?(weights: UnsafeRawBufferPointer, signed: Bool, wZero: [Int32], geometry p: Geometry, columns: Bool = false) {
+            guard p.fits, weights.count == p.m * p.depth, wZero.count <= 1 || wZero.count == p.m,
+                  !columns || (p.kh == 1 && p.kw == 1 && p.group == 1) else { return nil }
+            (m, cg, kh, kw, group, self.columns) = (p.m, p.cg, p.kh, p.kw, p.group, columns)
             (wSigned, self.wZero) = (signed, wZero)
             func zero(_ oc: Int) -> Int32 { wZero.isEmpty ? 0 : wZero.count == 1 ? wZero[0] : wZero[oc] }
             func value(_ i: Int) -> Int32 { signed ? Int32(Int8(bitPattern: weights[i])) : Int32(weights[i]) }
@@ -89,7 +93,8 @@ public enum IntegerConvolution {
                             for ci in 0..<p.cg {
                                 // Row (tap, channel) of the product, from w[oc][ci][ky][kx].
                                 let r = (ky * p.kw + kx) * p.cg + ci
-                                let v = Int8(bitPattern: weights[((oc * p.cg + ci) * p.kh + ky) * p.kw + kx] ^ flip)
+                                let at = columns ? ci * p.m + oc : ((oc * p.cg + ci) * p.kh + ky) * p.kw + kx
+                                let v = Int8(bitPattern: weights[at] ^ flip)
                                 packed[(j / panel) * k4 * 64 + (r / 4) * 64 + (j % panel) * 4 + r % 4] = v
                                 sums[j] &+= Int32(v)
                             }

@@ -293,4 +293,39 @@ import Testing
             #expect(got.elementCount < 8 || Set(got.doubles()).count > 2, "\(p): outputs should not all saturate")
         }
     }
+
+    /// MatMulInteger (B a constant: packed once, as a 1×1 channels-last conv on VNNI; AVX-512
+    /// off: IntegerGemm's scalar loop) against Σ (a − za)(b − zb) in Int64, rows and columns off
+    /// the kernel's blocks, A of rank 3, zero points one for A and one per column of B.
+    @Test(arguments: [(false, true), (true, true), (true, false), (false, false)])
+    func matMulIntegerMatchesTheReference(aSigned: Bool, bSigned: Bool) throws {
+        for (i, (lead, m, k, n)) in [(1, 1, 1, 1), (1, 5, 7, 19), (2, 3, 64, 33), (1, 1, 1280, 100), (3, 4, 3, 16)].enumerated() {
+            let ab = Self.bytes(lead * m * k, seed: UInt64(600 + i)), bb = Self.bytes(k * n, seed: UInt64(700 + i))
+            let za: UInt8 = aSigned ? UInt8(bitPattern: -5) : 133
+            let zb: [UInt8] = (0..<n).map { j in bSigned ? UInt8(bitPattern: Int8(j % 7 - 3)) : UInt8(125 + j % 6) }
+            func v(_ x: UInt8, _ signed: Bool) -> Int64 { signed ? Int64(Int8(bitPattern: x)) : Int64(x) }
+            var want = [Int32](repeating: 0, count: lead * m * n)
+            for r in 0..<(lead * m) {
+                for j in 0..<n {
+                    var acc: Int64 = 0
+                    for t in 0..<k { acc += (v(ab[r * k + t], aSigned) - v(za, aSigned)) * (v(bb[t * n + j], bSigned) - v(zb[j], bSigned)) }
+                    want[r * n + j] = Int32(acc)
+                }
+            }
+            var initializers = NamedTensors()
+            initializers["b"] = Self.tensor(bb, signed: bSigned, shape: [k, n])
+            initializers["za"] = Self.tensor([za], signed: aSigned, shape: [])
+            initializers["zb"] = Self.tensor(zb, signed: bSigned, shape: [n])
+            let a = Self.tensor(ab, signed: aSigned, shape: [lead, m, k])
+            let g = Graph(name: "mm", inputs: [ValueInfo(name: "a", type: TensorType(dtype: a.dtype, shape: a.shape))],
+                          outputs: [ValueInfo(name: "y", type: nil)],
+                          nodes: [Node(opType: "MatMulInteger", inputs: ["a", "b", "za", "zb"], outputs: ["y"])], initializers: initializers)
+            for avx512 in [true, false] {
+                var options = RuntimeOptions.default
+                options.avx512 = avx512
+                let y = try #require(try Executor(graph: g, options: options).run(["a": a])["y"])
+                #expect(y.shape == [lead, m, n] && y.scalars(as: Int32.self) == want, "[\(lead),\(m),\(k)] x [\(k),\(n)] avx512 \(avx512)")
+            }
+        }
+    }
 }

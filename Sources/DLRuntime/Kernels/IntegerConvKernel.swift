@@ -183,11 +183,13 @@ enum IntegerConvKernel {
 
     static let packs = PackCache()
 
-    /// `w` packed for `p`, from the cache when the same weights were packed before.
-    static func packedWeights(_ w: Tensor, zeroPoints: [Int32], geometry p: IntegerConvolution.Geometry) -> IntegerConvolution.Packed? {
+    /// `w` packed for `p` (`columns`: w is a [C, M] matrix), from the cache when the same
+    /// weights were packed before.
+    static func packedWeights(_ w: Tensor, zeroPoints: [Int32], geometry p: IntegerConvolution.Geometry,
+                              columns: Bool = false) -> IntegerConvolution.Packed? {
         packs.packed(w, zeroPoints: zeroPoints, make: {
-            w.withUnsafeBytes { IntegerConvolution.Packed(weights: $0, signed: w.dtype == .int8, wZero: zeroPoints, geometry: p) }
-        }, matches: { $0.m == p.m && $0.cg == p.cg && $0.kh == p.kh && $0.kw == p.kw && $0.group == p.group })
+            w.withUnsafeBytes { IntegerConvolution.Packed(weights: $0, signed: w.dtype == .int8, wZero: zeroPoints, geometry: p, columns: columns) }
+        }, matches: { $0.m == p.m && $0.cg == p.cg && $0.kh == p.kh && $0.kw == p.kw && $0.group == p.group && $0.columns == columns })
     }
 
     /// The sizes of one 2-D grouped convolution.
