@@ -217,8 +217,9 @@ import Testing
     ]
 
     /// Transpose to NCHW, ConvInteger, transpose back and an int32 bias, as DLTFLite writes an
-    /// integer conv: fused into one `ConvIntegerNHWC`, whose run (AVX-512 VNNI where the CPU has
-    /// it, and AVX-512 off: the ops it replaces) equals the unfused graph run node by node.
+    /// integer conv, and a Requantize of the sums (per-channel constants, Clip): fused into one
+    /// `ConvIntegerNHWC`, whose run (AVX-512 VNNI where the CPU has it, and AVX-512 off: the ops
+    /// it replaces) equals the unfused graph run node by node.
     @Test(arguments: [(false, true), (true, true), (true, false)])
     func convIntegerNHWCIsTheUnfusedGraph(xSigned: Bool, wSigned: Bool) throws {
         for (i, p) in Self.nhwcConvs.enumerated() {
@@ -226,12 +227,21 @@ import Testing
             let x = Self.tensor(xb, signed: xSigned, shape: [p.n, p.h, p.w, p.c]), w = Self.tensor(wb, signed: wSigned, shape: [p.m, p.c / p.group, p.kh, p.kw])
             let xZero: UInt8 = xSigned ? UInt8(bitPattern: -7) : 131
             let perChannel: [UInt8] = (0..<p.m).map { (j: Int) -> UInt8 in wSigned ? UInt8(bitPattern: Int8(j % 5 - 2)) : UInt8(120 + j % 9) }
-            for (wZero, withBias) in [([UInt8](), true), ([UInt8(wSigned ? 3 : 128)], false), (perChannel, true)] {
+            for (wZero, withBias, requantize) in [([UInt8](), true, false), ([UInt8(wSigned ? 3 : 128)], false, false), (perChannel, true, false),
+                                                  (perChannel, true, true), ([UInt8](), false, true)] {
                 var initializers = NamedTensors()
                 initializers["w"] = w
                 initializers["xz"] = Self.tensor([xZero], signed: xSigned, shape: [])
                 initializers["wz"] = Self.tensor(wZero, signed: wSigned, shape: wZero.count == 1 ? [] : [wZero.count])
                 initializers["b"] = Tensor(shape: [p.m], scalars: (0..<p.m).map { Int32($0 * 7919 % 2001) - 1000 })
+                initializers["left"] = Tensor(shape: [p.m], scalars: (0..<p.m).map { Double(1 << ($0 % 2)) })
+                initializers["multiplier"] = Tensor(shape: [p.m], scalars: (0..<p.m).map { Double(1_073_741_824 + 7_654_321 * $0) / 2_147_483_648 })
+                initializers["right"] = Tensor(shape: [p.m], scalars: (0..<p.m).map { 1 / Double(1 << (6 + $0 % 3)) })
+                initializers["real_scale"] = Tensor(shape: [], scalars: [Float(0.031)])
+                initializers["y_scale"] = Tensor(shape: [], scalars: [Float(0.031)])
+                initializers["y_zero"] = Tensor(shape: [], scalars: [Int8(-3)])
+                initializers["lo"] = Tensor(shape: [], scalars: [Float(0)])
+                initializers["hi"] = Tensor(shape: [], scalars: [Float(3)])
                 let window: [Attribute] = [
                     Attribute(name: "kernel_shape", value: .ints([p.kh, p.kw])), Attribute(name: "strides", value: .ints([p.stride, p.stride])),
                     Attribute(name: "pads", value: .ints([p.padBegin, p.padBegin, p.padEnd, p.padEnd])),
@@ -240,19 +250,27 @@ import Testing
                 var nodes = [
                     Node(name: "nchw", opType: "Transpose", inputs: ["x"], outputs: ["xt"], attributes: [Attribute(name: "perm", value: .ints([0, 3, 1, 2]))]),
                     Node(name: "conv", opType: "ConvInteger", inputs: ["xt", "w", "xz"] + (wZero.isEmpty ? [] : ["wz"]), outputs: ["s"], attributes: window),
-                    Node(name: "nhwc", opType: "Transpose", inputs: ["s"], outputs: [withBias ? "st" : "y"], attributes: [Attribute(name: "perm", value: .ints([0, 2, 3, 1]))]),
+                    Node(name: "nhwc", opType: "Transpose", inputs: ["s"], outputs: [withBias ? "st" : requantize ? "sums" : "y"], attributes: [Attribute(name: "perm", value: .ints([0, 2, 3, 1]))]),
                 ]
-                if withBias { nodes.append(Node(name: "bias", opType: "Add", inputs: ["st", "b"], outputs: ["y"])) }
+                if withBias { nodes.append(Node(name: "bias", opType: "Add", inputs: ["st", "b"], outputs: [requantize ? "sums" : "y"])) }
+                if requantize {
+                    nodes.append(Node(name: "requantize", opType: "Requantize", domain: "ai.dlkit",
+                                      inputs: ["sums", "left", "multiplier", "right", "real_scale", "y_scale", "y_zero"], outputs: ["y"],
+                                      attributes: [Attribute(name: "activation", value: .string("Clip")), Attribute(name: "activation_alpha", value: .float(0)),
+                                                   Attribute(name: "activation_beta", value: .float(3))]))
+                }
                 let g = Graph(name: "conv", inputs: [ValueInfo(name: "x", type: TensorType(dtype: x.dtype, shape: x.shape))],
                               outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes, initializers: initializers)
                 let fused = GraphOptimizer.optimize(g).0
-                #expect(fused.nodes.map(\.opType) == ["ConvIntegerNHWC"], "\(p): \(fused.nodes.map(\.opType))")
+                #expect(fused.nodes.map(\.opType) == ["ConvIntegerNHWC"] && fused.nodes.first?.inputs.count == (requantize ? 11 : 5),
+                        "\(p): \(fused.nodes.map(\.opType))")
                 let want = try runNodeByNode(g, ["x": x])["y"]
                 for avx512 in [true, false] {
                     var options = RuntimeOptions.default
                     options.avx512 = avx512
                     let y = try Executor(graph: g, options: options).run(["x": x])["y"]
-                    #expect(y == want, "\(p) x signed \(xSigned) w signed \(wSigned), w zero points \(wZero.count), bias \(withBias), avx512 \(avx512)")
+                    #expect(y == want, "\(p) x signed \(xSigned) w signed \(wSigned), w zero points \(wZero.count), bias \(withBias), requantize \(requantize), avx512 \(avx512)")
+                    #expect(y?.dtype == (requantize ? .int8 : .int32))
                 }
             }
         }

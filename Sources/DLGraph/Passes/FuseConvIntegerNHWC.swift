@@ -11,6 +11,11 @@ import DLTensor
 /// bias when it has one). The kernel reads and writes channels last, so neither full-size
 /// transpose is made, and the bias goes on with the sums. Only when the inner values have no
 /// other reader and are no graph outputs (the first transpose stays while others read it).
+///
+/// An `ai.dlkit.Requantize` (see `FuseRequantize`) that is the sums' only reader joins the node:
+/// `ConvIntegerNHWC(x, w, x_zero_point, w_zero_point, bias, left, multiplier, right, real_scale,
+/// y_scale, y_zero_point)` with Requantize's activation attributes, y the quantized bytes, so the
+/// kernel requantizes each band of sums while it is in cache.
 package enum FuseConvIntegerNHWC: GraphPass {
     public static let name = "fuse-conv-integer-nhwc"
 
@@ -26,11 +31,9 @@ package enum FuseConvIntegerNHWC: GraphPass {
             OpSet.isDefaultDomain(n) && n.opType == "Transpose" && n.inputs.count == 1 && n.outputs.count == 1
                 && ((try? n.ints("perm")) ?? nil) == perm
         }
+        func single(_ v: String) -> Bool { readers[v] == 1 && !outputs.contains(v) }
         /// The only reader of `v` when it has one and is no graph output.
-        func soleReader(_ v: String) -> Int? {
-            guard readers[v] == 1, !outputs.contains(v) else { return nil }
-            return readerOf[v]
-        }
+        func soleReader(_ v: String) -> Int? { single(v) ? readerOf[v] : nil }
         var remove = Set<Int>()
         var replaced: [Int: Node] = [:]
         for (ci, conv) in graph.nodes.enumerated() where OpSet.isDefaultDomain(conv) && conv.opType == "ConvInteger" {
@@ -57,18 +60,31 @@ package enum FuseConvIntegerNHWC: GraphPass {
                 remove.insert(ti)
             }
         }
+        for (ri, r) in graph.nodes.enumerated() where r.domain == FusedOps.domain && r.opType == "Requantize" {
+            guard r.inputs.count == 7, let ci = producer[r.inputs[0]], single(r.inputs[0]) else { continue }
+            let conv = graph.nodes[ci]
+            guard conv.domain == FusedOps.domain, conv.opType == "ConvIntegerNHWC", conv.inputs.count <= 5,
+                  [ci, ri].allSatisfy({ !remove.contains($0) && replaced[$0] == nil }) else { continue }
+            let padded = conv.inputs + Array(repeating: "", count: 5 - conv.inputs.count)
+            replaced[ri] = Node(name: conv.name, opType: "ConvIntegerNHWC", domain: FusedOps.domain,
+                                inputs: padded + r.inputs.dropFirst(), outputs: r.outputs,
+                                attributes: conv.attributes + r.attributes, docString: conv.docString)
+            remove.insert(ci)
+        }
         guard !replaced.isEmpty else { return false }
         graph.rewrite(replacing: replaced, removing: remove)
         return true
     }
 
-    /// `ConvIntegerNHWC(x, w, x_zero_point, w_zero_point, bias)`: int32 [N, OH, OW, M] from x
-    /// [N, H, W, C] and w [M, C/group, KH, KW] with ConvInteger's window attributes (the sizes,
-    /// like ConvInteger's, left to the kernel).
+    /// `ConvIntegerNHWC(x, w, x_zero_point, w_zero_point, bias[, Requantize's six])`: int32
+    /// [N, OH, OW, M] from x [N, H, W, C] and w [M, C/group, KH, KW] with ConvInteger's window
+    /// attributes, or the requantized bytes (y_zero_point's type); the sizes, like ConvInteger's,
+    /// left to the kernel.
     static var schema: OpSchema {
-        OpSchema("ConvIntegerNHWC", inputs: 2...5) { ctx throws(GraphError) in
-            _ = try WindowAttributes(node: ctx.node)
-            return [TensorType(dtype: .int32, dims: nil)]
+        OpSchema("ConvIntegerNHWC", inputs: 2...11) { ctx throws(GraphError) in
+            let window = ctx.node.attributes.filter { !["activation", "activation_alpha", "activation_beta"].contains($0.name) }
+            _ = try WindowAttributes(node: Node(opType: "ConvInteger", inputs: ctx.node.inputs, outputs: ctx.node.outputs, attributes: window))
+            return [TensorType(dtype: ctx.node.inputs.count > 5 ? try ctx.type(10).dtype : .int32, dims: nil)]
         }
     }
 }

@@ -41,11 +41,14 @@ enum IntegerConvKernel {
         return [out]
     }
 
-    /// `ai.dlkit.ConvIntegerNHWC(x, w, x_zero_point, w_zero_point, bias)` (see
-    /// `FuseConvIntegerNHWC`): channels-last 8-bit convolutions on `IntegerConvolution` (AVX-512
-    /// VNNI); anything else, and every call without VNNI, as the ops it replaces (transpose to
-    /// NCHW, ConvInteger, transpose back, add the bias).
+    /// `ai.dlkit.ConvIntegerNHWC(x, w, x_zero_point, w_zero_point, bias[, left, multiplier,
+    /// right, real_scale, y_scale, y_zero_point])` (see `FuseConvIntegerNHWC`): channels-last
+    /// 8-bit convolutions on `IntegerConvolution` (AVX-512 VNNI), requantized as
+    /// `ai.dlkit.Requantize` band by band while the sums are in cache when the node carries
+    /// Requantize's inputs; anything else, and every call without VNNI, as the ops it replaces
+    /// (transpose to NCHW, ConvInteger, transpose back, add the bias, Requantize).
     static let nhwc: Kernel = { ctx throws(RuntimeError) in
+        let requantized = ctx.node.inputs.count > 5
         let x = try ctx.input(0), w = try ctx.input(1)
         let xz = ctx.optionalInput(2), wz = ctx.optionalInput(3), bias = ctx.optionalInput(4)
         guard x.rank == 4, w.rank == 4 else { throw ctx.fail("needs a 4-D NHWC X and 4-D W, got \(x.shape) and \(w.shape)") }
@@ -69,17 +72,43 @@ enum IntegerConvKernel {
                                                 dh: g.dilations[0], dw: g.dilations[1], pt: g.padsBegin[0], pl: g.padsBegin[1],
                                                 oh: g.output[0], ow: g.output[1], group: group)
             if let packed = packedWeights(w, zeroPoints: wz?.int64s().map { Int32($0) } ?? [], geometry: p) {
-                let out = ctx.makeOutput(.int32, shape: [p.n, p.oh, p.ow, p.m])
-                guard out.elementCount > 0 else { return [out] }
+                let shape = [p.n, p.oh, p.ow, p.m]
                 let xZero = Int32(xz?.int64s().first ?? 0)
                 var b = bias?.scalars(as: Int32.self) ?? []
                 if b.count == 1 { b = [Int32](repeating: b[0], count: p.m) }
-                let done = x.withUnsafeBytes { xb in
-                    out.withUnsafeMutableBufferPointerInPlace(as: Int32.self) { y in
-                        y.baseAddress.map { IntegerConvolution.run(p, x: xb, xSigned: x.dtype == .int8, xZero: xZero, weights: packed, bias: b, into: $0) } ?? false
+                if requantized {
+                    let sums = Tensor(zeros: .int32, shape: shape)
+                    let f = try RequantizeKernel.FixedPoint(ctx, x: sums, base: 4)
+                    let (scales, outType) = try RequantizeKernel.outputScales(ctx, base: 4)
+                    let out = ctx.makeOutput(outType, shape: shape)
+                    guard out.elementCount > 0 else { return [out] }
+                    let (l, mm, r) = f.constants(width: p.m)
+                    let done = x.withUnsafeBytes { xb in
+                        sums.withUnsafeMutableBufferPointerInPlace(as: Int32.self) { s in
+                            out.withUnsafeMutableBytesInPlace { o in
+                                guard let sBase = s.baseAddress, let oBase = o.baseAddress else { return false }
+                                var requantizedAll = true
+                                let ran = IntegerConvolution.run(p, x: xb, xSigned: x.dtype == .int8, xZero: xZero, weights: packed, bias: b,
+                                                                 into: sBase) { first, count in
+                                    requantizedAll = IntegerRequantize.run(sBase + first * p.m, .int32, rows: count, width: p.m, left: l,
+                                                                           multiplier: mm, right: r, scales, signed: outType == .int8,
+                                                                           into: oBase + first * p.m) && requantizedAll
+                                }
+                                return ran && requantizedAll
+                            }
+                        }
                     }
+                    if done { return [out] }
+                } else {
+                    let out = ctx.makeOutput(.int32, shape: shape)
+                    guard out.elementCount > 0 else { return [out] }
+                    let done = x.withUnsafeBytes { xb in
+                        out.withUnsafeMutableBufferPointerInPlace(as: Int32.self) { y in
+                            y.baseAddress.map { IntegerConvolution.run(p, x: xb, xSigned: x.dtype == .int8, xZero: xZero, weights: packed, bias: b, into: $0) } ?? false
+                        }
+                    }
+                    if done { return [out] }
                 }
-                if done { return [out] }
             }
         }
         // The ops it stands for.
@@ -96,8 +125,10 @@ enum IntegerConvKernel {
         if result == nil { result = try general(c) }
         guard let sums = result?.first else { throw ctx.fail("ConvInteger gave no output") }
         do { y = try sums.transposed([0, 2, 3, 1]) } catch { throw ctx.fail("\(error)") }
-        guard let bias else { return [y] }
-        return [try ctx.runOp("Add", [y, bias])]
+        var biased = y
+        if let bias { biased = try ctx.runOp("Add", [y, bias]) }
+        guard requantized else { return [biased] }
+        return try RequantizeKernel.requantize(ctx, try RequantizeKernel.FixedPoint(ctx, x: biased, base: 4), base: 4)
     }
 
     /// QLinearConv on 2-D 8-bit inputs with AVX-512 VNNI, channels last inside: x to NHWC (a

@@ -26,12 +26,15 @@ enum RequantizeKernel {
         let channels: Int
         var perChannel: Bool { left.count > 1 || multiplier.count > 1 || right.count > 1 }
 
-        init(_ ctx: KernelContext, prefix: Bool = false) throws(RuntimeError) {
-            let x = try ctx.input(0)
+        /// x (input 0, or `x`) and the constants from inputs base + 1 ... base + 3 (a node that
+        /// carries Requantize's inputs after its own has them at an offset).
+        init(_ ctx: KernelContext, x given: Tensor? = nil, base: Int = 0, prefix: Bool = false) throws(RuntimeError) {
+            let x: Tensor
+            if let given { x = given } else { x = try ctx.input(0) }
             guard x.dtype.isInteger || x.dtype.isFloatingPoint else { throw ctx.fail("x must be numeric, got \(x.dtype)") }
             let channels = x.rank == 0 ? 1 : x.shape[x.rank - 1]
             func constant(_ i: Int, _ label: String) throws(RuntimeError) -> [Double] {
-                guard let t = i == 1 ? ctx.optionalInput(1) : try ctx.input(i) else { return [1] }
+                guard let t = i == 1 ? ctx.optionalInput(base + 1) : try ctx.input(base + i) else { return [1] }
                 guard t.dtype == .float64, t.rank <= 1, t.elementCount == 1 || t.elementCount == channels else {
                     throw ctx.fail("\(label) must be float64, one value or one per element of x's last axis (\(channels)), got \(t.dtype) \(t.shape)")
                 }
@@ -150,9 +153,10 @@ enum RequantizeKernel {
         return [out]
     }
 
-    static let kernel: Kernel = { ctx throws(RuntimeError) in
-        let f = try FixedPoint(ctx)
-        let realScale = try ctx.input(4), yScale = try ctx.input(5), zero = try ctx.input(6)
+    /// The output half of a Requantize: real_scale, y_scale and y_zero_point from inputs
+    /// base + 4 ... base + 6, the activation's clamp from the node's attributes.
+    static func outputScales(_ ctx: KernelContext, base: Int = 0) throws(RuntimeError) -> (IntegerRequantize.Scales, DType) {
+        let realScale = try ctx.input(base + 4), yScale = try ctx.input(base + 5), zero = try ctx.input(base + 6)
         guard realScale.dtype == .float32, realScale.elementCount == 1, yScale.dtype == .float32, yScale.elementCount == 1,
               let rs = realScale.scalars(as: Float.self).first, let ys = yScale.scalars(as: Float.self).first else {
             throw ctx.fail("real_scale and y_scale must be float32 scalars, got \(realScale.dtype) \(realScale.shape) and \(yScale.dtype) \(yScale.shape)")
@@ -170,8 +174,19 @@ enum RequantizeKernel {
         case "Clip": (lo, hi) = (try ctx.float("activation_alpha", -.infinity), try ctx.float("activation_beta", .infinity))
         default: throw ctx.fail("activation \(act) is not one Requantize applies (Relu, Clip)")
         }
-        let (qmin, qmax): (Double, Double) = zero.dtype == .int8 ? (-128, 127) : (0, 255)
-        let out = ctx.makeOutput(zero.dtype, shape: f.x.shape)
+        return (IntegerRequantize.Scales(real: rs, lo: lo, hi: hi, y: ys, zero: z), zero.dtype)
+    }
+
+    static let kernel: Kernel = { ctx throws(RuntimeError) in
+        try requantize(ctx, try FixedPoint(ctx), base: 0)
+    }
+
+    /// Requantize of `f.x` with the output scales from inputs base + 4 ... base + 6.
+    static func requantize(_ ctx: KernelContext, _ f: FixedPoint, base: Int) throws(RuntimeError) -> [Tensor] {
+        let (scales, outType) = try outputScales(ctx, base: base)
+        let (rs, lo, hi, ys, z) = (scales.real, scales.lo, scales.hi, scales.y, scales.zero)
+        let (qmin, qmax): (Double, Double) = outType == .int8 ? (-128, 127) : (0, 255)
+        let out = ctx.makeOutput(outType, shape: f.x.shape)
         guard out.elementCount > 0 else { return [out] }
         @inline(__always) func quantized(_ u: Double) -> Double {
             let real = Swift.min(Swift.max(Float(u) * rs, lo), hi)
@@ -185,12 +200,12 @@ enum RequantizeKernel {
                 out.withUnsafeMutableBytesInPlace { dst in
                     guard let s = src.baseAddress, let d = dst.baseAddress else { return false }
                     return IntegerRequantize.run(s, values, rows: f.x.elementCount / f.channels, width: f.channels, left: l, multiplier: m, right: r,
-                                                 .init(real: rs, lo: lo, hi: hi, y: ys, zero: z), signed: zero.dtype == .int8, into: d)
+                                                 scales, signed: outType == .int8, into: d)
                 }
             }
             if done { return [out] }
         }
-        if zero.dtype == .int8 {
+        if outType == .int8 {
             out.withUnsafeMutableBufferPointerInPlace(as: Int8.self) { dst in
                 f.forEachChunk { start, u in for j in 0..<u.count { dst[start + j] = Int8(quantized(u[j])) } }
             }
