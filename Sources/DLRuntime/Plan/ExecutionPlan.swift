@@ -47,6 +47,8 @@ final class ExecutionPlan: Sendable {
     struct RunStats: Sendable {
         /// Buffers the pool had to allocate (0 in steady state).
         var allocations = 0
+        /// Free buffers the pool kept for the next run (steady too in steady state).
+        var kept = 0
         /// Step outputs whose storage came neither from the pool nor from an input (a kernel
         /// that allocates for itself).
         var unpooledOutputs = 0
@@ -283,6 +285,7 @@ final class ExecutionPlan: Sendable {
         }
         for s in outputSlots { if let t = slots[s] { pool.lend(t) } }
         stats.allocations = pool.allocations
+        if track { stats.kept = pool.freeCount }
         return slots
     }
 
