@@ -232,6 +232,41 @@ DLK_REQ_TARGET void dlk_requantize_scaled(const int32_t *x, long rows, long widt
     }
 }
 
+DLK_REQ_TARGET void dlk_quantize_f32(const float *x, long n, float scale, int32_t zero, int is_signed, void *out) {
+    const __m512 s = _mm512_set1_ps(scale);
+    const __m512 lo = _mm512_set1_ps((float)((is_signed ? -128 : 0) - zero)), hi = _mm512_set1_ps((float)((is_signed ? 127 : 255) - zero));
+    const __m512i z = _mm512_set1_epi32(zero);
+    for (long i = 0; i < n; i += 16) {
+        long count = n - i < 16 ? n - i : 16;
+        __mmask16 mask = count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
+        __m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(mask, x + i), s);
+        __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+        __m512i q = _mm512_add_epi32(_mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), z);
+        q = _mm512_mask_mov_epi32(q, nan, _mm512_setzero_si512());
+        _mm512_mask_cvtepi32_storeu_epi8((uint8_t *)out + i, mask, q);
+    }
+}
+
+DLK_REQ_TARGET void dlk_dequantize_8(const void *x, long n, int is_signed, int32_t zero, float scale, float *out) {
+    const __m512 s = _mm512_set1_ps(scale);
+    const __m512i z = _mm512_set1_epi32(zero);
+    for (long i = 0; i < n; i += 16) {
+        long count = n - i < 16 ? n - i : 16;
+        __mmask16 mask = count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
+        __m128i bytes;
+        if (count == 16) {
+            bytes = _mm_loadu_si128((const __m128i *)((const uint8_t *)x + i));
+        } else {
+            uint8_t t[16] = {0};
+            memcpy(t, (const uint8_t *)x + i, (size_t)count);
+            bytes = _mm_loadu_si128((const __m128i *)t);
+        }
+        __m512i v = is_signed ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
+        _mm512_mask_storeu_ps(out + i, mask, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(v, z)), s));
+    }
+}
+
 DLK_REQ_TARGET void dlk_fixed_point_multiply(const void *x, int kind, long rows, long width, double offset, double scale,
                                              const double *left, const double *multiplier, const double *right, double *out) {
     const __m512d vo = _mm512_set1_pd(offset), vs = _mm512_set1_pd(scale);
@@ -251,6 +286,12 @@ DLK_REQ_TARGET void dlk_fixed_point_multiply(const void *x, int kind, long rows,
 
 #else
 int dlk_avx512_vnni_available(void) { return 0; }
+void dlk_quantize_f32(const float *x, long n, float scale, int32_t zero, int is_signed, void *out) {
+    (void)x; (void)n; (void)scale; (void)zero; (void)is_signed; (void)out;
+}
+void dlk_dequantize_8(const void *x, long n, int is_signed, int32_t zero, float scale, float *out) {
+    (void)x; (void)n; (void)is_signed; (void)zero; (void)scale; (void)out;
+}
 void dlk_requantize_scaled(const int32_t *x, long rows, long width, const float *scales, int32_t zero, int is_signed, void *out) {
     (void)x; (void)rows; (void)width; (void)scales; (void)zero; (void)is_signed; (void)out;
 }
@@ -278,6 +319,18 @@ void dlk_dwconv_nhwc(const uint8_t *x, int x_signed, int32_t x_zero, int h, int 
     (void)kh; (void)kw; (void)sh; (void)sw; (void)dh; (void)dw; (void)pt; (void)pl; (void)oh; (void)ow; (void)y;
 }
 #endif
+
+// Portable: a byte matrix transposed in 32 × 32 blocks.
+void dlk_transpose_u8(const uint8_t *src, long rows, long cols, uint8_t *dst) {
+    for (long i0 = 0; i0 < rows; i0 += 32) {
+        long i1 = i0 + 32 < rows ? i0 + 32 : rows;
+        for (long j0 = 0; j0 < cols; j0 += 32) {
+            long j1 = j0 + 32 < cols ? j0 + 32 : cols;
+            for (long i = i0; i < i1; i++)
+                for (long j = j0; j < j1; j++) dst[j * rows + i] = src[i * cols + j];
+        }
+    }
+}
 
 // Portable: the patch rows of an NHWC image (see ckernels_integer.h).
 void dlk_im2col_nhwc_u8(const uint8_t *x, int h, int w, int c, int c0, int cg, uint8_t flip, uint8_t pad, int kh, int kw,

@@ -201,4 +201,11 @@ public enum IntegerConvolution {
         }
         return true
     }
+
+    /// Each of `count` byte matrices of rows × cols (one after the other) transposed into `dst`
+    /// (channels first to channels last and back, per image).
+    public static func transposeBytes(_ src: UnsafeRawPointer, count: Int, rows: Int, cols: Int, into dst: UnsafeMutableRawPointer) {
+        let s = src.assumingMemoryBound(to: UInt8.self), d = dst.assumingMemoryBound(to: UInt8.self)
+        for i in 0..<count { dlk_transpose_u8(s + i * rows * cols, rows, cols, d + i * rows * cols) }
+    }
 }

@@ -51,4 +51,23 @@ public enum IntegerRequantize {
         dlk_requantize_scaled(x, rows, width, scales, zero, signed ? 1 : 0, out)
         return true
     }
+
+    /// QuantizeLinear of `count` float32 values with one scale and zero point: saturate(
+    /// round_half_even(x / scale) + zero) as int8 or uint8 bytes, NaN to 0. False (nothing
+    /// written) when AVX-512 may not run.
+    public static func quantize(_ x: UnsafePointer<Float>, count: Int, scale: Float, zero: Int32, signed: Bool,
+                                into out: UnsafeMutableRawPointer) -> Bool {
+        guard CPUFeatures.avx512, count > 0 else { return false }
+        dlk_quantize_f32(x, count, scale, zero, signed ? 1 : 0, out)
+        return true
+    }
+
+    /// DequantizeLinear of `count` int8 or uint8 bytes with one scale and zero point:
+    /// Float(x − zero) · scale. False (nothing written) when AVX-512 may not run.
+    public static func dequantize(_ x: UnsafeRawPointer, count: Int, signed: Bool, zero: Int32, scale: Float,
+                                  into out: UnsafeMutablePointer<Float>) -> Bool {
+        guard CPUFeatures.avx512, count > 0 else { return false }
+        dlk_dequantize_8(x, count, signed ? 1 : 0, zero, scale, out)
+        return true
+    }
 }

@@ -346,4 +346,36 @@ import Testing
             }
         }
     }
+
+    /// QuantizeLinear and DequantizeLinear with one scale and zero point (the QDQ pairs around
+    /// every activation) on AVX-512 equal their general kernels: exact halves, both saturations,
+    /// NaN, 1 to 37 elements (the 16-lane tails).
+    @Test(arguments: [DType.int8, .uint8])
+    func quantizeAndDequantizeAreTheGeneralKernels(_ type: DType) throws {
+        let scale: Float = 0.25, zero: Int64 = type == .int8 ? -3 : 131
+        for n in [1, 15, 16, 37] {
+            let values: [Float] = (0..<n).map { i in
+                switch i % 7 {
+                case 0: return Float(i) * 0.125 - 2          // multiples of half a quantum
+                case 1: return 1e9
+                case 2: return -1e9
+                case 3: return .nan
+                default: return Float(i % 13) * 0.37 - 2.1
+                }
+            }
+            var initializers = NamedTensors()
+            initializers["s"] = Tensor(shape: [], scalars: [scale])
+            initializers["z"] = type == .int8 ? Tensor(shape: [], scalars: [Int8(zero)]) : Tensor(shape: [], scalars: [UInt8(zero)])
+            let g = Graph(name: "qdq", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [n]))],
+                          outputs: [ValueInfo(name: "q", type: nil), ValueInfo(name: "y", type: nil)],
+                          nodes: [Node(opType: "QuantizeLinear", inputs: ["x", "s", "z"], outputs: ["q"]),
+                                  Node(opType: "DequantizeLinear", inputs: ["q", "s", "z"], outputs: ["y"])], initializers: initializers)
+            let x = Tensor(shape: [n], scalars: values)
+            var off = RuntimeOptions.default
+            off.avx512 = false
+            let want = try Executor(graph: g, options: off).run(["x": x]), got = try Executor(graph: g).run(["x": x])
+            #expect(got["q"] == want["q"] && got["q"]?.dtype == type, "\(type) n \(n): \(String(describing: got["q"])) vs \(String(describing: want["q"]))")
+            #expect(got["y"] == want["y"], "\(type) n \(n)")
+        }
+    }
 }

@@ -61,6 +61,17 @@ void dlk_requantize(const void *x, int kind, long rows, long width, const double
 /// qmin − zero, qmax − zero)) + zero) as int8 (`is_signed`) or uint8 bytes.
 void dlk_requantize_scaled(const int32_t *x, long rows, long width, const float *scales, int32_t zero, int is_signed, void *out);
 
+/// QuantizeLinear of float32 with one scale and zero point on AVX-512 (as `dlk_requantize`):
+/// saturate(round_half_even(x / scale) + zero) to int8 (`is_signed`) or uint8 bytes, NaN to 0.
+void dlk_quantize_f32(const float *x, long n, float scale, int32_t zero, int is_signed, void *out);
+
+/// DequantizeLinear of int8 (`is_signed`) or uint8 bytes with one scale and zero point on
+/// AVX-512 (as `dlk_requantize`): (float)(x − zero) · scale.
+void dlk_dequantize_8(const void *x, long n, int is_signed, int32_t zero, float scale, float *out);
+
+/// Portable C: dst (cols × rows bytes) = the transpose of src (rows × cols bytes).
+void dlk_transpose_u8(const uint8_t *src, long rows, long cols, uint8_t *dst);
+
 /// ai.dlkit.FixedPointMultiply on AVX-512 (as `dlk_requantize`): u of ((x − offset)·scale) into
 /// `out` as double.
 void dlk_fixed_point_multiply(const void *x, int kind, long rows, long width, double offset, double scale,

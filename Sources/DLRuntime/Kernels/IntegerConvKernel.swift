@@ -132,8 +132,8 @@ enum IntegerConvKernel {
     }
 
     /// QLinearConv on 2-D 8-bit inputs with AVX-512 VNNI, channels last inside: x to NHWC (a
-    /// byte copy), the int32 sums plus the bias on `IntegerConvolution` (weights packed once),
-    /// each requantized as ONNX Runtime does it, saturate(round_half_even(Float(sum) · scale) +
+    /// byte transpose), the int32 sums plus the bias on `IntegerConvolution` (weights packed
+    /// once), each band requantized while in cache as ONNX Runtime requantizes, saturate(round_half_even(Float(sum) · scale) +
     /// y_zero_point) with scale = (x_scale · w_scale) / y_scale in float32, and back to NCHW.
     /// Nil (the general kernel runs) for other types, ranks and machines.
     static func qlinear(_ ctx: KernelContext) throws(RuntimeError) -> Tensor? {
@@ -158,27 +158,37 @@ enum IntegerConvKernel {
         guard let packed = packedWeights(w, zeroPoints: wz.int64s().map { Int32($0) }, geometry: p) else { return nil }
         let ws = wScale.scalars(as: Float.self)
         let scales = (0..<m).map { (xs * ws[ws.count == 1 ? 0 : $0]) / ys }
-        let xt: Tensor
-        do { xt = try x.transposed([0, 2, 3, 1]) } catch { throw ctx.fail("\(error)") }
         let count = p.n * p.plane * m
         guard count > 0 else { return nil }
-        var sums = [Int32](repeating: 0, count: count)
-        let nhwc = Tensor(zeros: yz.dtype, shape: [p.n, p.oh, p.ow, m])
+        // Channels last inside: x's bytes transposed per image, the sums requantized band by
+        // band into channels-last bytes, transposed back into the NCHW output.
+        var xt = [UInt8](repeating: 0, count: x.elementCount), sums = [Int32](repeating: 0, count: count)
+        var bytesOut = [UInt8](repeating: 0, count: count)
         let xZero = Int32(xz.int64s()[0]), yZero = Int32(yz.int64s()[0])
-        let done = xt.withUnsafeBytes { xb in
-            sums.withUnsafeMutableBufferPointer { acc in
-                guard let a = acc.baseAddress,
-                      IntegerConvolution.run(p, x: xb, xSigned: x.dtype == .int8, xZero: xZero, weights: packed,
-                                             bias: bias?.scalars(as: Int32.self) ?? [], into: a) else { return false }
-                return nhwc.withUnsafeMutableBytesInPlace { out in
-                    out.baseAddress.map {
-                        IntegerRequantize.scaled(a, rows: p.n * p.plane, width: m, scales: scales, zero: yZero, signed: yz.dtype == .int8, into: $0)
-                    } ?? false
+        let out = ctx.makeOutput(yz.dtype, shape: [p.n, m, p.oh, p.ow])
+        let done = x.withUnsafeBytes { xb in
+            xt.withUnsafeMutableBytes { xt in
+                sums.withUnsafeMutableBufferPointer { acc in
+                    bytesOut.withUnsafeMutableBytes { nhwc in
+                        out.withUnsafeMutableBytesInPlace { y in
+                            guard let xp = xb.baseAddress, let xtp = xt.baseAddress, let a = acc.baseAddress,
+                                  let q = nhwc.baseAddress, let yp = y.baseAddress else { return false }
+                            IntegerConvolution.transposeBytes(xp, count: p.n, rows: p.c, cols: p.h * p.w, into: xtp)
+                            var requantizedAll = true
+                            let ran = IntegerConvolution.run(p, x: UnsafeRawBufferPointer(xt), xSigned: x.dtype == .int8, xZero: xZero,
+                                                             weights: packed, bias: bias?.scalars(as: Int32.self) ?? [], into: a) { first, rows in
+                                requantizedAll = IntegerRequantize.scaled(a + first * m, rows: rows, width: m, scales: scales, zero: yZero,
+                                                                          signed: yz.dtype == .int8, into: q + first * m) && requantizedAll
+                            }
+                            guard ran && requantizedAll else { return false }
+                            IntegerConvolution.transposeBytes(q, count: p.n, rows: p.plane, cols: m, into: yp)
+                            return true
+                        }
+                    }
                 }
             }
         }
-        guard done else { return nil }
-        do { return try nhwc.transposed([0, 3, 1, 2]) } catch { throw ctx.fail("\(error)") }
+        return done ? out : nil
     }
 
     /// Packed weights by the storage they were packed from: a plan's constant weights are packed

@@ -82,6 +82,7 @@ enum QuantizeKernels {
         if let zp, outCode != 0, Int32(outCode) != zp.dtype.onnxCode {
             throw ctx.fail("output_dtype \(outCode) differs from the zero point's type \(zp.dtype)")
         }
+        if let y = try quantizeBytes(ctx, x, scale, zp, outType) { return [y] }
         let axis = try ctx.int("axis", 1), block = try ctx.int("block_size", 0)
         if outType.isLowPrecisionFloat {
             // Float8/float4 targets: x / scale (+ zero point) rounded to the format, saturating
@@ -116,6 +117,41 @@ enum QuantizeKernels {
         return [Tensor.fromDoubles(y, dtype: outType, shape: x.shape)]
     }
 
+    /// QuantizeLinear of float32 to 8 bits with one scale and zero point on AVX-512 (the general
+    /// kernel's arithmetic: the float32 quotient rounded half to even, saturated, NaN to 0); nil
+    /// for anything else.
+    static func quantizeBytes(_ ctx: KernelContext, _ x: Tensor, _ scale: Tensor, _ zp: Tensor?, _ outType: DType) throws(RuntimeError) -> Tensor? {
+        guard x.dtype == .float32, scale.dtype == .float32, scale.elementCount == 1, outType == .int8 || outType == .uint8,
+              zp.map({ $0.elementCount == 1 }) ?? true, let s = scale.scalars(as: Float.self).first else { return nil }
+        let zero = Int32(zp?.int64s().first ?? 0)
+        let out = ctx.makeOutput(outType, shape: x.shape)
+        guard out.elementCount > 0 else { return out }
+        let done = x.withUnsafeBufferPointer(as: Float.self) { src in
+            out.withUnsafeMutableBytesInPlace { dst in
+                guard let sp = src.baseAddress, let dp = dst.baseAddress else { return false }
+                return IntegerRequantize.quantize(sp, count: x.elementCount, scale: s, zero: zero, signed: outType == .int8, into: dp)
+            }
+        }
+        return done ? out : nil
+    }
+
+    /// DequantizeLinear of 8-bit values to float32 with one scale and zero point on AVX-512;
+    /// nil for anything else.
+    static func dequantizeBytes(_ ctx: KernelContext, _ x: Tensor, _ scale: Tensor, _ zp: Tensor?, _ outType: DType) -> Tensor? {
+        guard x.dtype == .int8 || x.dtype == .uint8, scale.dtype == .float32, scale.elementCount == 1, outType == .float32,
+              zp.map({ $0.elementCount == 1 }) ?? true, let s = scale.scalars(as: Float.self).first else { return nil }
+        let zero = Int32(zp?.int64s().first ?? 0)
+        let out = ctx.makeOutput(.float32, shape: x.shape)
+        guard out.elementCount > 0 else { return out }
+        let done = x.withUnsafeBytes { src in
+            out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
+                guard let sp = src.baseAddress, let dp = dst.baseAddress else { return false }
+                return IntegerRequantize.dequantize(sp, count: x.elementCount, signed: x.dtype == .int8, zero: zero, scale: s, into: dp)
+            }
+        }
+        return done ? out : nil
+    }
+
     static let dequantize: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0), scale = try ctx.input(1), zp = ctx.optionalInput(2)
         guard x.dtype.isInteger || x.dtype.isLowPrecisionFloat else { throw ctx.fail("x must be a quantised integer or float8 tensor, got \(x.dtype)") }
@@ -127,6 +163,7 @@ enum QuantizeKernels {
             guard let t = DType(onnxCode: Int32(clamping: outCode)), t.isFloatingPoint else { throw ctx.fail("output_dtype \(outCode) is not a float type") }
             outType = t
         }
+        if let y = dequantizeBytes(ctx, x, scale, zp, outType) { return [y] }
         let axis = try ctx.int("axis", 1), block = try ctx.int("block_size", 0)
         let si = try parameterIndex(ctx, shape: x.shape, parameter: scale, axis: axis, blockSize: block, label: "x_scale")
         let zi = try zp.map { (z) throws(RuntimeError) in try parameterIndex(ctx, shape: x.shape, parameter: z, axis: axis, blockSize: block, label: "x_zero_point") }
