@@ -320,12 +320,36 @@ void dlk_dwconv_nhwc(const uint8_t *x, int x_signed, int32_t x_zero, int h, int 
 }
 #endif
 
-// Portable: a byte matrix transposed in 32 × 32 blocks.
+#if defined(__SSE2__)
+#include <emmintrin.h>
+// A 16 × 16 byte block transposed: four rounds of interleaving rows i and i + 8 byte by byte
+// (each round rotates the eight bits of (row, column) left by one; four make the transpose).
+static void dlk_transpose16(const uint8_t *src, long src_stride, uint8_t *dst, long dst_stride) {
+    __m128i x[16], y[16];
+    for (int i = 0; i < 16; i++) x[i] = _mm_loadu_si128((const __m128i *)(src + i * src_stride));
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < 8; i++) {
+            y[2 * i] = _mm_unpacklo_epi8(x[i], x[i + 8]);
+            y[2 * i + 1] = _mm_unpackhi_epi8(x[i], x[i + 8]);
+        }
+        for (int i = 0; i < 16; i++) x[i] = y[i];
+    }
+    for (int i = 0; i < 16; i++) _mm_storeu_si128((__m128i *)(dst + i * dst_stride), x[i]);
+}
+#endif
+
+// Portable: a byte matrix transposed in 16 × 16 blocks (SSE2 where there is, else byte by byte).
 void dlk_transpose_u8(const uint8_t *src, long rows, long cols, uint8_t *dst) {
-    for (long i0 = 0; i0 < rows; i0 += 32) {
-        long i1 = i0 + 32 < rows ? i0 + 32 : rows;
-        for (long j0 = 0; j0 < cols; j0 += 32) {
-            long j1 = j0 + 32 < cols ? j0 + 32 : cols;
+    for (long i0 = 0; i0 < rows; i0 += 16) {
+        long i1 = i0 + 16 < rows ? i0 + 16 : rows;
+        for (long j0 = 0; j0 < cols; j0 += 16) {
+            long j1 = j0 + 16 < cols ? j0 + 16 : cols;
+#if defined(__SSE2__)
+            if (i1 - i0 == 16 && j1 - j0 == 16) {
+                dlk_transpose16(src + i0 * cols + j0, cols, dst + j0 * rows + i0, rows);
+                continue;
+            }
+#endif
             for (long i = i0; i < i1; i++)
                 for (long j = j0; j < j1; j++) dst[j * rows + i] = src[i * cols + j];
         }
