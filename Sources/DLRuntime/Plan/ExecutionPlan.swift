@@ -409,6 +409,8 @@ final class PlanCache: @unchecked Sendable {
     private var plans: [[[Int]]: ExecutionPlan] = [:]
     private var order: [[[Int]]] = []
     private var failed: Set<[[Int]]> = []
+    /// The plan found or built last, and its key.
+    private var recent: (key: [[Int]], plan: ExecutionPlan)?
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     let limit = 16
     /// Packed weights shared by all the plans here; nil when packing is off.
@@ -427,7 +429,14 @@ final class PlanCache: @unchecked Sendable {
     /// The plan for `key`, built with `make` on first use; nil when it cannot be planned.
     func plan(for key: [[Int]], make: () -> ExecutionPlan?) -> ExecutionPlan? {
         pthread_mutex_lock(lock)
+        // Runs mostly repeat the last shapes: comparing with them spares hashing the key (a
+        // graph with control flow looks up a plan per subgraph run).
+        if let recent, recent.key == key {
+            pthread_mutex_unlock(lock)
+            return recent.plan
+        }
         if let p = plans[key] {
+            recent = (key, p)
             pthread_mutex_unlock(lock)
             return p
         }
@@ -447,6 +456,7 @@ final class PlanCache: @unchecked Sendable {
             plans[key] = p
             order.append(key)
         }
+        recent = plans[key].map { (key, $0) }
         return plans[key]
     }
 }
