@@ -276,10 +276,10 @@ import Testing
         }
     }
 
-    /// QLinearConv on the integer path (channels last inside, VNNI) against its general kernel
-    /// (AVX-512 off: sums in Double, the scale in float64): per-channel scales and zero points,
-    /// a bias, every odd shape above; outputs within one quantum (the two round Float(sum)·scale
-    /// and sum·scale in Double, which may differ at a half).
+    /// QLinearConv on the integer path (channels last inside, VNNI) against what runs with
+    /// AVX-512 off (DequantizeLinear, the float32 Conv, QuantizeLinear): per-channel scales and
+    /// zero points, a bias, every odd shape above; outputs within one quantum (float sums round
+    /// differently from integer ones at a half).
     @Test(arguments: [(false, true), (true, true)])
     func qlinearConvIsTheGeneralKernelWithinOneQuantum(xSigned: Bool, wSigned: Bool) throws {
         for (i, p) in Self.nhwcConvs.enumerated() {

@@ -126,13 +126,20 @@ enum QuantizeKernels {
         let zero = Int32(zp?.int64s().first ?? 0)
         let out = ctx.makeOutput(outType, shape: x.shape)
         guard out.elementCount > 0 else { return out }
-        let done = x.withUnsafeBufferPointer(as: Float.self) { src in
+        let (lo, hi): (Float, Float) = outType == .int8 ? (-128, 127) : (0, 255)
+        x.withUnsafeBufferPointer(as: Float.self) { src in
             out.withUnsafeMutableBytesInPlace { dst in
-                guard let sp = src.baseAddress, let dp = dst.baseAddress else { return false }
-                return IntegerRequantize.quantize(sp, count: x.elementCount, scale: s, zero: zero, signed: outType == .int8, into: dp)
+                guard let sp = src.baseAddress, let dp = dst.baseAddress,
+                      !IntegerRequantize.quantize(sp, count: x.elementCount, scale: s, zero: zero, signed: outType == .int8, into: dp) else { return }
+                // Without AVX-512: the same arithmetic a value at a time.
+                for i in 0..<x.elementCount {
+                    let q = (sp[i] / s).rounded(.toNearestOrEven) + Float(zero)
+                    let v = q.isNaN ? 0 : Swift.min(Swift.max(q, lo), hi)
+                    dp.storeBytes(of: UInt8(truncatingIfNeeded: Int32(v)), toByteOffset: i, as: UInt8.self)
+                }
             }
         }
-        return done ? out : nil
+        return out
     }
 
     /// DequantizeLinear of 8-bit values to float32 with one scale and zero point on AVX-512;
@@ -143,13 +150,53 @@ enum QuantizeKernels {
         let zero = Int32(zp?.int64s().first ?? 0)
         let out = ctx.makeOutput(.float32, shape: x.shape)
         guard out.elementCount > 0 else { return out }
-        let done = x.withUnsafeBytes { src in
+        x.withUnsafeBytes { src in
             out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
-                guard let sp = src.baseAddress, let dp = dst.baseAddress else { return false }
-                return IntegerRequantize.dequantize(sp, count: x.elementCount, signed: x.dtype == .int8, zero: zero, scale: s, into: dp)
+                guard let sp = src.baseAddress, let dp = dst.baseAddress,
+                      !IntegerRequantize.dequantize(sp, count: x.elementCount, signed: x.dtype == .int8, zero: zero, scale: s, into: dp) else { return }
+                // Without AVX-512: a value at a time.
+                for i in 0..<x.elementCount {
+                    let v = x.dtype == .int8 ? Int32(sp.load(fromByteOffset: i, as: Int8.self)) : Int32(sp.load(fromByteOffset: i, as: UInt8.self))
+                    dp[i] = Float(v - zero) * s
+                }
             }
         }
-        return done ? out : nil
+        return out
+    }
+
+    /// QLinearConv of 8-bit 2-D inputs where the integer path cannot run (no AVX-512 VNNI), as
+    /// the QDQ graph it usually comes from computes it: DequantizeLinear of x and w (per output
+    /// channel), the float32 Conv with the bias scaled by x_scale · w_scale, QuantizeLinear. On
+    /// the float kernels, within a quantum of the integer result; nil for other inputs.
+    static func qlinearConvInFloat(_ ctx: KernelContext) throws(RuntimeError) -> Tensor? {
+        let x = try ctx.input(0), w = try ctx.input(3)
+        let xScale = try ctx.input(1), wScale = try ctx.input(4), yScale = try ctx.input(6), m = w.shape.first ?? 0
+        let bytes: Set<DType> = [.int8, .uint8]
+        guard x.rank == 4, w.rank == 4, bytes.contains(x.dtype), bytes.contains(w.dtype), m > 0,
+              xScale.dtype == .float32, xScale.elementCount == 1, yScale.dtype == .float32, yScale.elementCount == 1,
+              wScale.dtype == .float32, wScale.elementCount == 1 || wScale.elementCount == m,
+              let xz = ctx.optionalInput(2), let wz = ctx.optionalInput(5), let yz = ctx.optionalInput(7),
+              wz.elementCount == wScale.elementCount, let xs = xScale.scalars(as: Float.self).first else { return nil }
+        let axis = [Attribute(name: "axis", value: .int(0))]
+        let xf = try ctx.runOp("DequantizeLinear", [x, xScale, xz])
+        let wf = try ctx.runOp("DequantizeLinear", [w, wScale, wz], wScale.elementCount == 1 ? [] : axis)
+        var inputs = [xf, wf]
+        if let b = ctx.optionalInput(8) {
+            guard b.dtype == .int32, b.elementCount == m else { return nil }
+            let ws = wScale.scalars(as: Float.self)
+            let bv = b.scalars(as: Int32.self)
+            inputs.append(Tensor(shape: [m], scalars: (0..<m).map { Float(bv[$0]) * (xs * ws[ws.count == 1 ? 0 : $0]) }))
+        }
+        // The float Conv kernel takes its output shape from the node's type: given here.
+        let (_, g) = try ConvFamilyKernels.convSetup(ctx, x: x, w: w)
+        let shape = [x.shape[0], m] + g.output
+        let node = Node(name: ctx.node.name, opType: "Conv", inputs: inputs.indices.map { "x\($0)" }, outputs: ctx.node.outputs,
+                        attributes: ctx.node.attributes)
+        var c = KernelContext(node: node, inputs: inputs, outputTypes: [TensorType(dtype: .float32, shape: shape)])
+        c.values = inputs.map { .tensor($0) }
+        c.opset = ctx.opset
+        guard let kernel = OpKernels.table["Conv"], let conv = try kernel(c).first else { throw ctx.fail("Conv gave no output") }
+        return try ctx.runOp("QuantizeLinear", [conv, yScale, yz])
     }
 
     static let dequantize: Kernel = { ctx throws(RuntimeError) in
@@ -258,6 +305,7 @@ enum QuantizeKernels {
 
     static let qlinearConv: Kernel = { ctx throws(RuntimeError) in
         if let y = try IntegerConvKernel.qlinear(ctx) { return [y] }
+        if let y = try qlinearConvInFloat(ctx) { return [y] }
         let x = try ctx.input(0), w = try ctx.input(3)
         let xScale = try ctx.input(1), wScale = try ctx.input(4), yScale = try ctx.input(6)
         guard x.dtype.isInteger, w.dtype.isInteger else { throw ctx.fail("x and w must be quantised integers, got \(x.dtype) and \(w.dtype)") }
