@@ -38,6 +38,10 @@ public enum IntegerGemm {
     /// Whether the VNNI kernel may run in this call (present, and AVX-512 allowed).
     public static var vnni: Bool { CPUFeatures.avx512 && dlk_avx512_vnni_available() != 0 }
 
+    /// Whether this process may run the VNNI kernel at all (the CPU has it and `DLKIT_AVX512=0`
+    /// did not turn AVX-512 off); a call may still have AVX-512 off (`vnni`).
+    public static let vnniPresent: Bool = dlk_avx512_vnni_available() != 0
+
     /// c (a.rows × b.cols, row-major) = (a − aZero) · (b − bZero). The caller checks the shapes
     /// (a.cols == b.rows, byte counts, zero-point counts) and the depth (`maxDepth`).
     public static func multiply(_ a: Operand, _ b: Operand, into c: UnsafeMutablePointer<Int32>) {

@@ -1,4 +1,5 @@
 import DLGraph
+import DLKernels
 import DLTensor
 
 /// Constant folding through the runtime's kernels: `ConstantFolding` with `NodeRunner` as its
@@ -17,6 +18,10 @@ package enum KernelFolding: GraphPass {
 }
 
 extension GraphOptimizer {
-    /// The passes the executor runs: the standard list, folding through the kernels.
-    package static let runtime = standard(folding: KernelFolding.self)
+    /// The passes the executor runs: the standard list, folding through the kernels. Without
+    /// AVX-512 VNNI in this process the integer conv rewrites are left out (their nodes would
+    /// run as the ops they replaced, with a copy more).
+    package static let runtime = standard(folding: KernelFolding.self).filter { pass in
+        IntegerGemm.vnniPresent || ![ObjectIdentifier(FuseConvIntegerNHWC.self), ObjectIdentifier(FuseQLinearConv.self)].contains(ObjectIdentifier(pass))
+    }
 }
