@@ -39,7 +39,9 @@ let package = Package(
         // function); private to DLKernels.
         .target(name: "CKernels"),
         // PNG and JPEG decoding in C (libpng, libjpeg-turbo: their longjmp errors stay in C).
-        .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg")]),
+        .target(name: "CImageCodecs", linkerSettings: [
+            .linkedLibrary("png"), .linkedLibrary("jpeg"), .linkedLibrary("tiff"), .linkedLibrary("webp"), .linkedLibrary("openjp2"),
+        ]),
 
         .target(name: "DLTensor"),
         // Plumbing every format shares (zip, JSON, base64, CRCs, atomic writes, line reading), in
