@@ -66,8 +66,10 @@ public enum ImageCodec {
     }
 
     /// Decodes `bytes` as `format`, whatever their first bytes say (the fuzz targets reach each
-    /// decoder this way).
-    public static func decode(_ bytes: UnsafeRawBufferPointer, as format: Format, channels: Int, path: String) throws(ImageError) -> DecodedImage {
+    /// decoder this way, with a smaller `maxPixels` so that a few bytes claiming a huge image
+    /// cost them less time).
+    public static func decode(_ bytes: UnsafeRawBufferPointer, as format: Format, channels: Int, path: String,
+                              maxPixels: Int = ImageCodec.maxPixels) throws(ImageError) -> DecodedImage {
         guard channels == 1 || channels == 3 else { throw .badSize("\(path): \(channels) channels; 1 (gray) or 3 (RGB) are supported") }
         guard let base = bytes.baseAddress, !bytes.isEmpty else { throw .malformed(path: path, reason: "the file is empty") }
         let data = base.assumingMemoryBound(to: UInt8.self), count = bytes.count
