@@ -35,7 +35,7 @@ public struct DecodedImage: Sendable {
 /// libwebp and libopenjp2 (the C side keeps their error handling away from Swift frames), BMP and
 /// PNM (PBM/PGM/PPM) parsed here. The format is told by the file's first bytes, not its name.
 public enum ImageCodec {
-    public enum Format: String, Sendable, CaseIterable { case png, jpeg, bmp, pnm, tiff, webp, jpeg2000 }
+    public enum Format: Sendable { case png, jpeg, bmp, pnm, tiff, webp, jpeg2000 }
 
     /// The largest image decoded, in pixels: a header may claim any size, and is refused before
     /// anything is allocated when it claims more.
@@ -139,49 +139,59 @@ public enum ImageCodec {
 
     /// Bilinear resampling to `height` x `width` (pixel centres aligned, as half-pixel
     /// `Resize` does, no antialiasing), scaled to [0, 1] float32, HWC (CHW with `planar`).
+    public static func resized(_ image: DecodedImage, height: Int, width: Int, planar: Bool = false) -> [Float] {
+        [Float](unsafeUninitializedCapacity: height * width * image.channels) { buffer, count in
+            if let base = buffer.baseAddress { resize(image, height: height, width: width, planar: planar, into: base) }
+            count = buffer.count
+        }
+    }
+
+    /// `Float(p / 255)` for every 8-bit value p.
+    static let unitScale: [Float] = (0..<256).map { Float(Double($0) / 255) }
+
+    /// `resized`, written to `out` (`height * width * image.channels` floats), so that a batch is
+    /// filled in place.
     ///
     /// The interpolation runs in Double from each output column's and row's two source indices and
     /// weight, worked out once per column and per row; at the image's own size every weight is 0,
-    /// so each value is the pixel's `Float(p / 255)`, read from a table of the 256.
-    public static func resized(_ image: DecodedImage, height: Int, width: Int, planar: Bool = false) -> [Float] {
+    /// so each value is the pixel's `Float(p / 255)`, read from a table of the 256, channel by
+    /// channel.
+    public static func resize(_ image: DecodedImage, height: Int, width: Int, planar: Bool, into out: UnsafeMutablePointer<Float>) {
         let c = image.channels, plane = height * width
-        var out = [Float](repeating: 0, count: plane * c)
         // Element (y, x, k) of the result goes to out[y * rowStride + x * pixelStride + k * channelStride].
         let (rowStride, pixelStride, channelStride) = planar ? (width, 1, plane) : (width * c, c, 1)
         image.pixels.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                if image.height == height, image.width == width {
-                    let scaled = (0..<256).map { Float(Double($0) / 255) }
-                    for y in 0..<height {
-                        for x in 0..<width {
-                            let s = (y * width + x) * c, d = y * rowStride + x * pixelStride
-                            for k in 0..<c { dst[d + k * channelStride] = scaled[Int(src[s + k])] }
-                        }
-                    }
-                    return
-                }
-                func axis(_ n: Int, _ from: Int) -> [(Int, Int, Double)] {
-                    let scale = Double(from) / Double(n)
-                    return (0..<n).map { i in
-                        let f = max(0, min(Double(from - 1), (Double(i) + 0.5) * scale - 0.5))
-                        let i0 = Int(f)
-                        return (i0, min(i0 + 1, from - 1), f - Double(i0))
+            guard let s = src.baseAddress else { return }
+            if image.height == height, image.width == width {
+                unitScale.withUnsafeBufferPointer { table in
+                    guard let t = table.baseAddress else { return }
+                    for k in 0..<c {
+                        let d = out + k * channelStride
+                        for i in 0..<plane { d[i * pixelStride] = t[Int(s[i * c + k])] }
                     }
                 }
-                let xs = axis(width, image.width), ys = axis(height, image.height)
-                for (y, (y0, y1, wy)) in ys.enumerated() {
-                    let r0 = y0 * image.width, r1 = y1 * image.width
-                    for (x, (x0, x1, wx)) in xs.enumerated() {
-                        let d = y * rowStride + x * pixelStride
-                        for k in 0..<c {
-                            func p(_ row: Int, _ xx: Int) -> Double { Double(src[(row + xx) * c + k]) }
-                            let v = (p(r0, x0) * (1 - wx) + p(r0, x1) * wx) * (1 - wy) + (p(r1, x0) * (1 - wx) + p(r1, x1) * wx) * wy
-                            dst[d + k * channelStride] = Float(v / 255)
-                        }
+                return
+            }
+            func axis(_ n: Int, _ from: Int) -> [(Int, Int, Double)] {
+                let scale = Double(from) / Double(n)
+                return (0..<n).map { i in
+                    let f = max(0, min(Double(from - 1), (Double(i) + 0.5) * scale - 0.5))
+                    let i0 = Int(f)
+                    return (i0, min(i0 + 1, from - 1), f - Double(i0))
+                }
+            }
+            let xs = axis(width, image.width), ys = axis(height, image.height)
+            for (y, (y0, y1, wy)) in ys.enumerated() {
+                let r0 = y0 * image.width, r1 = y1 * image.width
+                for (x, (x0, x1, wx)) in xs.enumerated() {
+                    let d = y * rowStride + x * pixelStride
+                    for k in 0..<c {
+                        func p(_ row: Int, _ xx: Int) -> Double { Double(s[(row + xx) * c + k]) }
+                        let v = (p(r0, x0) * (1 - wx) + p(r0, x1) * wx) * (1 - wy) + (p(r1, x0) * (1 - wx) + p(r1, x1) * wx) * wy
+                        out[d + k * channelStride] = Float(v / 255)
                     }
                 }
             }
         }
-        return out
     }
 }

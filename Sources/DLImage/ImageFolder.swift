@@ -75,4 +75,10 @@ public struct ImageFolder: Sendable {
     public static func pixels(path: String, height: Int, width: Int, channels: Int, channelsLast: Bool) throws(ImageError) -> [Float] {
         ImageCodec.resized(try ImageCodec.decode(path: path, channels: channels), height: height, width: width, planar: !channelsLast)
     }
+
+    /// `pixels`, written to `out` (`height * width * channels` floats): a batch fills its rows in place.
+    public static func pixels(path: String, height: Int, width: Int, channels: Int, channelsLast: Bool,
+                              into out: UnsafeMutablePointer<Float>) throws(ImageError) {
+        ImageCodec.resize(try ImageCodec.decode(path: path, channels: channels), height: height, width: width, planar: !channelsLast, into: out)
+    }
 }

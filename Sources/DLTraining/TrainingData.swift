@@ -319,16 +319,21 @@ public struct ImageFolderSource: SampleSource {
 
     public func rows(_ indices: [Int]) throws(TrainingError) -> Tensor {
         let size = height * width * channels
-        var pixels = [Float](repeating: 0, count: indices.count * size)
-        for (k, i) in indices.enumerated() {
-            guard paths.indices.contains(i) else { throw .badData("sample \(i) is past the \(paths.count) images") }
-            let p: [Float]
-            do { p = try ImageFolder.pixels(path: paths[i], height: height, width: width, channels: channels, channelsLast: channelsLast) } catch {
-                throw .image(error)
-            }
-            pixels.replaceSubrange((k * size)..<((k + 1) * size), with: p)
+        for i in indices where !paths.indices.contains(i) { throw .badData("sample \(i) is past the \(paths.count) images") }
+        var batch = Tensor(zeros: .float32, shape: [indices.count] + sampleShape)
+        // Each image is decoded straight into its row of the batch.
+        let failure = batch.withUnsafeMutableBytes { (raw: UnsafeMutableRawBufferPointer) -> ImageError? in
+            let out = raw.bindMemory(to: Float.self)
+            guard let base = out.baseAddress else { return nil }
+            do throws(ImageError) {
+                for (k, i) in indices.enumerated() {
+                    try ImageFolder.pixels(path: paths[i], height: height, width: width, channels: channels, channelsLast: channelsLast, into: base + k * size)
+                }
+            } catch { return error }
+            return nil
         }
-        return Tensor(shape: [indices.count] + sampleShape, scalars: pixels)
+        if let failure { throw .image(failure) }
+        return batch
     }
 
     public func subset(_ range: Range<Int>) -> any SampleSource {
