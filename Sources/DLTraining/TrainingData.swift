@@ -58,7 +58,7 @@ public enum TrainingData {
         do { return try Dataset(inputs: x, targets: y, namedTargets: targetNames.isEmpty ? [:] : ys) } catch { throw .badSetting("\(path): \(error)") }
     }
 
-    /// An image folder (one subfolder of PNG/JPEG images per class, torchvision's ImageFolder
+    /// An image folder (one subfolder of images per class, torchvision's ImageFolder
     /// order) as a streamed dataset: each batch's images are decoded when the batch is asked for,
     /// resized to `height` x `width` and scaled to [0, 1], float32, NCHW (NHWC with
     /// `channelsLast`), with int64 class indices. Every image is decoded once here (and its
