@@ -26,6 +26,15 @@ enum PNM {
         guard maxval > 0, maxval < 65536 else { throw ImageReadError("maxval \(maxval) is not between 1 and 65535") }
         let bands = kind == 3 || kind == 6 ? 3 : 1
         let count = width * height * bands
+        // The fewest bytes the raster can take, checked before anything is allocated: a header
+        // may claim any size.
+        let fewest = switch kind {
+        case 4: (width + 7) / 8 * height
+        case 5, 6: count * (maxval > 255 ? 2 : 1)
+        case 1: count
+        default: 2 * count - 1
+        }
+        guard bytes.count - p >= fewest else { throw truncated(bytes.count - p, fewest) }
         var samples = [UInt8](repeating: 0, count: count)
         // A sample v of 0...maxval as 8 bits.
         let scale: (Int) -> UInt8 = { v in
