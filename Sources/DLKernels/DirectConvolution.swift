@@ -16,6 +16,14 @@ extension Convolution {
         PackedMatrix.isSupported && p.strideH == 1 && p.strideW == 1
     }
 
+    /// True when the direct kernel is the faster choice for `p` (which it takes): output rows of
+    /// at least 8 pixels. Its tiles are 32 pixels of one output row, so a shorter row leaves most
+    /// lanes idle and im2col with a GEMM wins (silero-vad's 1-D convolutions over 3 frames: 0.14
+    /// against 0.02 ms; YOLO's 10 × 10 outputs still run faster here).
+    public static func directPays(_ p: Conv2DParams) -> Bool {
+        p.outW >= 8
+    }
+
     /// `output = act(conv(input, weight) + bias + residual)` for a stride-1 convolution whose
     /// weights were packed per group with ``PackedMatrix/rowBlocks(_:m:k:)``
     /// (`m = outChannelsPerGroup`, `k = inChannelsPerGroup · kernelH · kernelW`).

@@ -25,10 +25,10 @@ public struct Executor: Sendable {
     private let plans: PlanCache?
     /// The graph plans are built from: `graph` after `GraphOptimizer`'s passes (fusions the
     /// runtime alone understands, so `graph` itself stays as read).
-    private let planned: Graph
+    let planned: Graph
     /// Executors of `planned`'s graph attributes, by node index (`subgraphs` when the passes
     /// are off and `planned` has `graph`'s nodes).
-    private let plannedSubgraphs: [Int: [String: [Executor]]]
+    let plannedSubgraphs: [Int: [String: [Executor]]]
     /// How this executor runs (threads, plans, passes, packing, kernel paths).
     public let options: RuntimeOptions
     /// For a subgraph: the enclosing scope's names it reads, in the order its plans take them as
@@ -43,8 +43,14 @@ public struct Executor: Sendable {
     }
 
     /// An executor for a subgraph whose nodes may read `outerScope` names from enclosing graphs.
-    init(graph: Graph, outerScope: Set<String>, opset: Int?, options: RuntimeOptions) throws(RuntimeError) {
+    /// The enclosing graphs' `constants` it reads become initializers of its own, so that its
+    /// passes fold what it computes from them (silero-vad's If branches rearrange the LSTM's
+    /// weights with Slice and Concat on every run otherwise) and its plans pack them.
+    init(graph: Graph, outerScope: Set<String>, constants: [String: Tensor] = [:], opset: Int?, options: RuntimeOptions) throws(RuntimeError) {
         var g = graph
+        if !constants.isEmpty {
+            for name in g.outerNames.sorted() { if let t = constants[name] { g.initializers[name] = t } }
+        }
         var missing: [String: Int] = [:]
         for n in g.nodes where !OpKernels.has(n) {
             missing[n.domain.isEmpty || n.domain == "ai.onnx" ? n.opType : "\(n.domain).\(n.opType)", default: 0] += 1
@@ -89,13 +95,29 @@ public struct Executor: Sendable {
             // The passes may have moved or rewritten nodes: the plan's subgraphs are the planned graph's.
             plannedSubs = [:]
             let plannedScope = outerScope.union(plannedGraph.definedNames)
+            let known = Self.constants(of: plannedGraph, enclosing: constants)
             for (i, n) in plannedGraph.nodes.enumerated() {
                 for (name, body) in n.subgraphs {
-                    plannedSubs[i, default: [:]][name, default: []].append(try Executor(graph: body, outerScope: plannedScope, opset: opset, options: options))
+                    plannedSubs[i, default: [:]][name, default: []].append(
+                        try Executor(graph: body, outerScope: plannedScope, constants: known, opset: opset, options: options))
                 }
             }
         }
         plannedSubgraphs = plannedSubs
+    }
+
+    /// The values of `graph` known before any run, for its subgraphs: initializers no graph input
+    /// overrides, Constant nodes' values, and the enclosing graphs' constants `graph` does not
+    /// redefine.
+    private static func constants(of graph: Graph, enclosing: [String: Tensor]) -> [String: Tensor] {
+        var known = enclosing
+        for n in graph.nodes { for o in n.outputs { known[o] = nil } }
+        let inputs = Set(graph.inputs.map(\.name))
+        for (name, t) in graph.initializers where !inputs.contains(name) { known[name] = t }
+        for n in graph.nodes where n.opType == "Constant" && OpSet.isDefaultDomain(n) {
+            if let name = n.outputs.first, let t = try? ConstantOp.value(of: n) { known[name] = t }
+        }
+        return known
     }
 
     /// Runs the graph.

@@ -55,4 +55,28 @@ struct ControlFlowPlanTests {
         let out = try ex.runValues(["c": .tensor(Tensor(scalar: true)), "x": .tensor(Tensor(shape: [1], scalars: [Float(1)]))])
         #expect(out["n"]?.tensor?.scalars(as: Int64.self) == [1])
     }
+
+    /// A branch that builds a tensor from the main graph's constants (silero-vad rearranges its
+    /// LSTM weights so) gets them as initializers, and its passes fold that work away.
+    @Test func branchesFoldWhatTheyComputeFromEnclosingConstants() throws {
+        let thenG = Graph(name: "then", inputs: [], outputs: [ValueInfo(name: "t", type: nil)],
+                          nodes: [Node(opType: "Concat", inputs: ["k2", "k2"], outputs: ["kk"], attributes: [Attribute(name: "axis", value: .int(0))]),
+                                  Node(opType: "Mul", inputs: ["x", "kk"], outputs: ["t"])])
+        let elseG = Graph(name: "else", inputs: [], outputs: [ValueInfo(name: "e", type: nil)],
+                          nodes: [Node(opType: "Neg", inputs: ["x"], outputs: ["e"])])
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "c", type: TensorType(dtype: .bool, shape: [])),
+                                          ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [4]))],
+                      outputs: [ValueInfo(name: "y", type: nil)],
+                      nodes: [Node(opType: "If", inputs: ["c"], outputs: ["y"],
+                                   attributes: [Attribute(name: "then_branch", value: .graph(thenG)),
+                                                Attribute(name: "else_branch", value: .graph(elseG))])],
+                      initializers: NamedTensors([("k2", Tensor(shape: [2], scalars: [Float(2), 3]))]))
+        g.metadata.opsetImports = [("", 17)]
+        let ex = try Executor(graph: g)
+        let x = Tensor(shape: [4], scalars: [Float(1), 2, 3, 4])
+        #expect(try ex.run(["c": Tensor(scalar: true), "x": x])["y"]?.scalars(as: Float.self) == [2, 6, 6, 12])
+        #expect(try ex.run(["c": Tensor(scalar: false), "x": x])["y"]?.scalars(as: Float.self) == [-1, -2, -3, -4])
+        let branch = try #require(ex.plannedSubgraphs[0]?["then_branch"]?.first)
+        #expect(branch.planned.nodes.map(\.opType) == ["Mul"], "\(branch.planned.nodes.map(\.opType))")
+    }
 }

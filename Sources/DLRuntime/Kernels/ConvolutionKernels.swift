@@ -131,7 +131,7 @@ enum ConvolutionKernels {
             x.withUnsafeBufferPointer(as: Float.self) { px in
                 w.withUnsafeBufferPointer(as: Float.self) { pw in
                     guard let y = po.baseAddress, let xp = px.baseAddress, let wp = pw.baseAddress else { return }
-                    let packed = ctx.packed.flatMap { Convolution.directApplies(p) ? $0 : nil }
+                    let packed = ctx.packed.flatMap { Convolution.directApplies(p) && Convolution.directPays(p) ? $0 : nil }
                     func run(_ b: UnsafePointer<Float>?) {
                         if residual == nil, Convolution.depthwise(p, input: xp, weight: wp, bias: b, output: y, activation: activation) {
                             return
