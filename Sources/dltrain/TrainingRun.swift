@@ -223,7 +223,7 @@ public enum TrainingRun {
         let inputName = settings["input"] ?? "x"
         func loadData(_ path: String) throws(DLKitError) -> Dataset {
             var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue, !TrainingData.isArrayFolder(path, inputName: inputName) {
                 guard heads.isEmpty else { throw .invalidArgument("\(path) is an image folder, which has one target; a loss per output needs .safetensors or .npz data") }
                 guard let size = settings["image_size"] else { throw .invalidArgument("\(path) is an image folder: give --image-size H,W") }
                 let hw = size.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }

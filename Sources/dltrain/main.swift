@@ -28,7 +28,7 @@ struct DLTrain: ParsableCommand {
     @Argument(help: "The model to train: .onnx, Keras .h5/.keras, or .ckpt (a .ckpt with training state resumes its run).")
     var checkpoint: String
 
-    @Option(help: "Training data: .safetensors or .npz (input and target arrays by name), .csv, or a folder of one subfolder of PNG/JPEG images per class (with --image-size).")
+    @Option(help: "Training data: .safetensors, .npz or a folder of .npy files (input and target arrays by name; memory-mapped, .npz members when stored), .csv, or a folder of one subfolder of images per class (with --image-size).")
     var data: String
     @Option(help: "Image folders: the size images are resized to, H,W.")
     var imageSize: String?
