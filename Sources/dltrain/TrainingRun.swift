@@ -220,11 +220,15 @@ public enum TrainingRun {
         if let problem = config.problem { throw .invalidArgument("optimizer: \(problem)") }
 
         // Data, and the validation set.
-        let inputName = settings["input"] ?? "x"
+        // --input a,b: the first input, and further ones a model with several inputs reads (same-named data arrays).
+        let inputList = (settings["input"] ?? "x").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard let inputName = inputList.first, !inputList.contains("") else { throw .invalidArgument("--input '\(settings["input"] ?? "")' names an empty input") }
+        let moreInputs = Array(inputList.dropFirst())
         func loadData(_ path: String) throws(DLKitError) -> Dataset {
             var isDir: ObjCBool = false
             if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
                 guard heads.isEmpty else { throw .invalidArgument("\(path) is an image folder, which has one target; a loss per output needs .safetensors or .npz data") }
+                guard moreInputs.isEmpty else { throw .invalidArgument("\(path) is an image folder, which feeds one input; several inputs need .safetensors or .npz data") }
                 guard let size = settings["image_size"] else { throw .invalidArgument("\(path) is an image folder: give --image-size H,W") }
                 let hw = size.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
                 guard hw.count == 2, hw[0] > 0, hw[1] > 0 else { throw .invalidArgument("--image-size '\(size)' must be two positive numbers, H,W") }
@@ -243,7 +247,7 @@ public enum TrainingRun {
                 return d
             }
             do {
-                return try TrainingData.load(path: path, inputName: inputName, targetName: settings["target"] ?? "y",
+                return try TrainingData.load(path: path, inputName: inputName, inputNames: moreInputs, targetName: settings["target"] ?? "y",
                                          targetNames: heads.compactMap(\.target),
                                          inputColumns: settings["input_columns"].map { $0.split(separator: ",").map(String.init) } ?? [],
                                              targetColumn: settings["target_column"], integerTargets: lossFn.takesClassIndices)
