@@ -9,7 +9,10 @@ small real checkpoints, no eos so both sides generate every token) and written w
 `save_pretrained`; the prompt is tokenized with the gpt2 fixture's tokenizer.json on both sides.
 Decode speed is the tokens after the first over their time (`dlconvert generate --timing` on our
 side; on transformers' side the time of generate(N) minus generate(1), over N - 1), so neither the
-prompt nor loading counts; best of `--rounds` rounds each. Appends the table to
+prompt nor loading counts; best of `--rounds` rounds each. At the lowest thread count it also runs
+our side with `DLKIT_PREPACK=0` (weights left mapped, not packed into a second copy) and gives
+both peak RSS, and adds scripts/bench/gemv_m1_bench.py's table (a step's products as sgemm vs
+sgemv on unpacked weights: what a copy-free m = 1 path would give). Appends the tables to
 scripts/bench/RESULTS-hf.md (replacing an earlier decoder section) and prints it.
 """
 import argparse
@@ -20,7 +23,11 @@ import re
 import shutil
 import subprocess
 import tempfile
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gemv_m1_bench  # noqa: E402  (the m = 1 sgemm vs sgemv table)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESULTS = os.path.join(ROOT, "scripts", "bench", "RESULTS-hf.md")
@@ -47,14 +54,30 @@ def make_folder(tmp, arch, config):
     return d, model
 
 
-def ours(dlconvert, folder, prompt, new, threads, rounds, extra=()):
-    r = subprocess.run([dlconvert, "generate", folder, "--max-tokens", str(new), "--threads", str(threads), "--timing", *extra],
-                       input=(prompt + "\n") * (rounds + 1), capture_output=True, text=True, check=True)
-    stats = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")][1:]  # the first round warms up
-    ids = json.loads(r.stdout.splitlines()[0])["token_ids"]
+def run_measured(cmd, stdin, env=None):
+    """Runs `cmd` on `stdin`; returns its stdout, stderr and peak RSS in bytes (wait4's rusage of
+    that one child). Its output is a few lines, so reading stdout before stderr cannot block."""
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=dict(os.environ, **(env or {})))
+    p.stdin.write(stdin.encode())
+    p.stdin.close()
+    out, err = p.stdout.read().decode(), p.stderr.read().decode()
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = status
+    if status != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {err}")
+    return out, err, usage.ru_maxrss * 1024
+
+
+def ours(dlconvert, folder, prompt, new, threads, rounds, extra=(), env=None):
+    """Decode tokens/s, first-token seconds, the ids, and the process's peak RSS (bytes)."""
+    out, err, rss = run_measured([dlconvert, "generate", folder, "--max-tokens", str(new), "--threads", str(threads), "--timing", *extra],
+                                 (prompt + "\n") * (rounds + 1), env)
+    stats = [json.loads(line) for line in err.splitlines() if line.startswith("{")][1:]  # the first round warms up
+    ids = json.loads(out.splitlines()[0])["token_ids"]
     best = min(s["decode_seconds"] / (s["new_tokens"] - 1) for s in stats)
     first = min(s["first_token_seconds"] for s in stats)
-    return 1 / best, first, ids
+    return 1 / best, first, ids, rss
 
 
 def transformers_side(model, ids, new, threads, rounds):
@@ -105,13 +128,20 @@ def main():
         prompt = (prompt + " " + w).strip()
     ids = tok.encode(prompt).ids
     load = os.getloadavg()
-    rows = []
+    rows, packing = [], []
     with tempfile.TemporaryDirectory(prefix="dlkit-hf-decoder-") as tmp:
         for name, (arch, config) in MODELS.items():
             folder, model = make_folder(tmp, arch, config)
+            weights = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder) if f.endswith(".safetensors"))
             for threads in [int(t) for t in a.threads.split(",")]:
-                o, o_first, o_ids = ours(dlconvert, folder, prompt, a.new, threads, a.rounds)
-                g, _, g_ids = ours(dlconvert, folder, prompt, a.new, threads, a.rounds, ["--growing-cache"])
+                o, o_first, o_ids, o_rss = ours(dlconvert, folder, prompt, a.new, threads, a.rounds)
+                g, _, g_ids, _ = ours(dlconvert, folder, prompt, a.new, threads, a.rounds, ["--growing-cache"])
+                if threads == min(int(t) for t in a.threads.split(",")):
+                    u, _, u_ids, u_rss = ours(dlconvert, folder, prompt, a.new, threads, a.rounds, env={"DLKIT_PREPACK": "0"})
+                    packing.append(f"| {name} | {threads} | {weights / 1e6:.0f} MB | {o:.1f} | {o_rss / 1e9:.2f} GB | {u:.1f} | "
+                                   f"{u_rss / 1e9:.2f} GB | {o / u:.2f} | {(o_rss - u_rss) / 1e6:.0f} MB |"
+                                   + ("" if u_ids == o_ids else " (tokens differ)"))
+                    print(packing[-1], flush=True)
                 t, t_first, t_ids = transformers_side(model, ids, a.new, threads, a.rounds)
                 same = "yes" if o_ids == t_ids else f"first {next((i for i, (p, q) in enumerate(zip(o_ids, t_ids)) if p != q), len(o_ids))} equal"
                 if g_ids != o_ids:
@@ -145,7 +175,15 @@ def main():
         "",
         "| model | threads | prompt | new tokens | DLKit tok/s | DLKit tok/s, grown per token | fixed / grown | transformers tok/s | DLKit / transformers | DLKit first-token ms | transformers first-token ms | same tokens |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-        *rows, ""])
+        *rows, "",
+        "**Packing copies the weights** (the same binary, the same run): with AVX-512 the executor packs every float32 "
+        "Gemm/MatMul weight into panels once, a second copy beside the mapped file; `DLKIT_PREPACK=0` leaves the "
+        "weights mapped and uncopied. Peak RSS of the whole `dlconvert generate` process (wait4).",
+        "",
+        "| model | threads | weights file | packed tok/s | packed peak RSS | `DLKIT_PREPACK=0` tok/s | unpacked peak RSS | packed / unpacked speed | RSS the packs add |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *packing, "",
+        gemv_m1_bench.table(a.rounds + 2)])
     old = open(RESULTS).read() if os.path.exists(RESULTS) else ""
     keep = old.split(HEADER)[0].rstrip() + "\n\n" if old else ""
     with open(RESULTS, "w") as f:
