@@ -190,7 +190,7 @@ def mlm_head_kept(fx, tmp):
 
 def dltrain_round_trip(fx, tmp, name):
     """Fine-tunes a fixture folder's model with dltrain (a few AdamW steps, mse on every output,
-    every input fed by name), writes it back with `--format hf`, and checks that transformers loads
+    every input fed from the data array of its name: named by --input for encoders, by default for decoders), writes it back with `--format hf`, and checks that transformers loads
     exactly the .ckpt's tensors (every weight moved by training, the builder's constants untouched)
     and gives the outputs our runtime gives for the .ckpt (rtol 1e-4, through dlserve)."""
     import torch
@@ -213,7 +213,8 @@ def dltrain_round_trip(fx, tmp, name):
     from safetensors.numpy import save_file
     targets = {f"target.{o}": rng.standard_normal([d if d > 0 else (n, seq)[i] for i, d in enumerate(shape)]).astype(np.float32) for o, shape in outputs.items()}
     save_file({**feeds, **targets}, data)
-    pc.run(os.path.join(pc.BIN, "dltrain"), start, "--data", data, "--input", ",".join(inputs),
+    named = ["--input", ",".join(inputs)] if not decoder else []  # decoders: dltrain's default, every input
+    pc.run(os.path.join(pc.BIN, "dltrain"), start, "--data", data, *named,
            "--loss", ",".join(f"{o}=mse" for o in outputs), "--target", ",".join(f"{o}=target.{o}" for o in outputs),
            "--batch-size", "4", "--steps", "3", "--optimizer", "adamw", "--lr", "1e-2", "--out", tuned)
     pc.run(dlconvert, tuned, out, "--format", "hf")

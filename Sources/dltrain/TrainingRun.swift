@@ -168,7 +168,9 @@ public enum TrainingRun {
             }
             settings[key] = v
         }
-        settings["input"] = settings["input"] ?? graph.inputs.first?.name ?? "x"
+        // Default: every input the model needs fed (a text model's input_ids,attention_mask), each from the data array of its name.
+        let fed = graph.inputs.map(\.name).filter { !graph.initializers.contains($0) }
+        settings["input"] = settings["input"] ?? (fed.isEmpty ? "x" : fed.joined(separator: ","))
         let (lossFn, heads) = try losses(settings)
         if heads.isEmpty { settings["target"] = settings["target"] ?? "y" }
         for h in heads where !graph.outputs.contains(where: { $0.name == h.output }) {
