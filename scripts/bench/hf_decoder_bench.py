@@ -22,8 +22,9 @@ import platform
 import re
 import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -55,29 +56,45 @@ def make_folder(tmp, arch, config):
 
 
 def run_measured(cmd, stdin, env=None):
-    """Runs `cmd` on `stdin`; returns its stdout, stderr and peak RSS in bytes (wait4's rusage of
-    that one child). Its output is a few lines, so reading stdout before stderr cannot block."""
+    """Runs `cmd` on `stdin`; returns its stdout, stderr and the peaks of its anonymous memory
+    (copies and buffers) and of its resident file pages (the mapped weights), in bytes, from
+    /proc/PID/status polled every 10 ms. (wait4's ru_maxrss would count the pages of this Python,
+    torch and all, that the child had before exec.)"""
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          env=dict(os.environ, **(env or {})))
+    got = {}
+    readers = [threading.Thread(target=lambda k=k, f=f: got.__setitem__(k, f.read().decode())) for k, f in (("out", p.stdout), ("err", p.stderr))]
+    for t in readers:
+        t.start()
     p.stdin.write(stdin.encode())
     p.stdin.close()
-    out, err = p.stdout.read().decode(), p.stderr.read().decode()
-    _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = status
-    if status != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {err}")
-    return out, err, usage.ru_maxrss * 1024
+    peak = {"RssAnon": 0, "RssFile": 0}
+    while p.poll() is None:
+        try:
+            with open(f"/proc/{p.pid}/status") as f:
+                for line in f:
+                    key, _, value = line.partition(":")
+                    if key in peak:
+                        peak[key] = max(peak[key], int(value.split()[0]) * 1024)
+        except OSError:
+            pass
+        time.sleep(0.01)
+    for t in readers:
+        t.join()
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {got['err']}")
+    return got["out"], got["err"], peak["RssAnon"], peak["RssFile"]
 
 
 def ours(dlconvert, folder, prompt, new, threads, rounds, extra=(), env=None):
-    """Decode tokens/s, first-token seconds, the ids, and the process's peak RSS (bytes)."""
-    out, err, rss = run_measured([dlconvert, "generate", folder, "--max-tokens", str(new), "--threads", str(threads), "--timing", *extra],
+    """Decode tokens/s, first-token seconds, the ids, and the peaks of anonymous memory and of file pages (bytes)."""
+    out, err, anon, file_pages = run_measured([dlconvert, "generate", folder, "--max-tokens", str(new), "--threads", str(threads), "--timing", *extra],
                                  (prompt + "\n") * (rounds + 1), env)
     stats = [json.loads(line) for line in err.splitlines() if line.startswith("{")][1:]  # the first round warms up
     ids = json.loads(out.splitlines()[0])["token_ids"]
     best = min(s["decode_seconds"] / (s["new_tokens"] - 1) for s in stats)
     first = min(s["first_token_seconds"] for s in stats)
-    return 1 / best, first, ids, rss
+    return 1 / best, first, ids, (anon, file_pages)
 
 
 def transformers_side(model, ids, new, threads, rounds):
@@ -154,8 +171,8 @@ def main():
                 g, _, g_ids, _ = ours(dlconvert, folder, prompt, a.new, threads, a.rounds, ["--growing-cache"])
                 if threads == min(int(t) for t in a.threads.split(",")):
                     u, _, u_ids, u_rss = ours(dlconvert, folder, prompt, a.new, threads, a.rounds, env={"DLKIT_PREPACK": "0"})
-                    packing.append(f"| {name} | {threads} | {weights / 1e6:.0f} MB | {o:.1f} | {o_rss / 1e9:.2f} GB | {u:.1f} | "
-                                   f"{u_rss / 1e9:.2f} GB | {o / u:.2f} | {(o_rss - u_rss) / 1e6:.0f} MB |"
+                    packing.append(f"| {name} | {threads} | {weights / 1e6:.0f} MB | {o:.1f} | {o_rss[0] / 1e6:.0f} MB | {o_rss[1] / 1e6:.0f} MB | "
+                                   f"{u:.1f} | {u_rss[0] / 1e6:.0f} MB | {u_rss[1] / 1e6:.0f} MB | {o / u:.2f} |"
                                    + ("" if u_ids == o_ids else " (tokens differ)"))
                     print(packing[-1], flush=True)
                 t, t_first, t_ids = transformers_side(model, ids, a.new, threads, a.rounds)
@@ -188,10 +205,13 @@ def main():
         *rows, "",
         "**Packing copies the weights** (the same binary, the same run): with AVX-512 the executor packs every float32 "
         "Gemm/MatMul weight into panels once, a second copy beside the mapped file; `DLKIT_PREPACK=0` leaves the "
-        "weights mapped and uncopied. Peak RSS of the whole `dlconvert generate` process (wait4).",
+        "weights mapped and uncopied. Peaks of the `dlconvert generate` process's anonymous memory (the packs, "
+        "activations, KV cache: what is copied or computed) and of its resident file pages (the mapped weights), "
+        "from /proc/PID/status.",
         "",
-        "| model | threads | weights file | packed tok/s | packed peak RSS | `DLKIT_PREPACK=0` tok/s | unpacked peak RSS | packed / unpacked speed | RSS the packs add |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | threads | weights file | packed tok/s | packed: anonymous | packed: file pages | `DLKIT_PREPACK=0` tok/s | "
+        "unpacked: anonymous | unpacked: file pages | packed / unpacked speed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *packing, "",
         gemv_m1_bench.table(a.rounds + 2)])
     old = open(RESULTS).read() if os.path.exists(RESULTS) else ""
