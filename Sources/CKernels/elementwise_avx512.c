@@ -51,6 +51,15 @@ DLK_EW_TARGET int dlk_tanh(const float *x, float *y, long n) {
     return 0;
 }
 
+DLK_EW_TARGET int dlk_erf(const float *x, float *y, long n) {
+    if (!dlk_avx512_available()) return -1;
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 mk = dlk_lanes16((int)(n - i < 16 ? n - i : 16));
+        _mm512_mask_storeu_ps(y + i, mk, dlk_erf16(_mm512_maskz_loadu_ps(mk, x + i)));
+    }
+    return 0;
+}
+
 DLK_EW_TARGET int dlk_quantize_dequantize(const float *x, float *y, long n, float scale, float zero, float qmin, float qmax) {
     if (!dlk_avx512_available()) return -1;
     const __m512 vs = _mm512_set1_ps(scale), vz = _mm512_set1_ps(zero);
@@ -71,6 +80,11 @@ DLK_EW_TARGET int dlk_quantize_dequantize(const float *x, float *y, long n, floa
 #else
 
 int dlk_tanh(const float *x, float *y, long n) {
+    (void)x; (void)y; (void)n;
+    return -1;
+}
+
+int dlk_erf(const float *x, float *y, long n) {
     (void)x; (void)y; (void)n;
     return -1;
 }

@@ -105,4 +105,40 @@ DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_activate16(__m512 v, int activation, floa
     }
 }
 
+/// The error function of 16 floats, within 2 ulp of the exact value (checked over a sweep of
+/// [0, 4] by ErfAccuracyTests). Below 1, erf(x) = x·P(x²) (P of degree 6, P(0) = 2/√π); from 1 to 3.92,
+/// erf(x) = 1 - e^(-x²)·R(x) (R of degree 10 in x - 2.46, fitted to erfc(x)·e^(x²) for relative
+/// error); above 3.92 the float result is 1. Odd in x; NaN stays NaN.
+DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_erf16(__m512 x) {
+    __m512 a = dlk_abs16(x), z = _mm512_mul_ps(a, a);
+    __m512 p = _mm512_set1_ps(7.8862561937515229e-05f);
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-0.00080210076899006914f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(0.0051897231687717867f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-0.026854682115836557f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(0.11283611768612301f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-0.37612629360203242f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(0.12837916709551256f));
+    // x + x·(P(x²) - 1): the leading term exact, rounding only in the smaller correction.
+    __m512 small = _mm512_fmadd_ps(p, a, a);
+    __m512 t = _mm512_sub_ps(_mm512_min_ps(a, _mm512_set1_ps(3.92f)), _mm512_set1_ps(2.46f));
+    __m512 r = _mm512_set1_ps(1.651996817530072e-06f);
+    r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(-6.9129890594503055e-06f));
+    r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(1.6913984158046957e-05f));
+    r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(-5.9210800963834317e-05f));
+    r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(0.00022832007338827959f));
+    r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(-0.00079097806191652552f));
+    r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(0.0026193277610023677f));
+    r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(-0.0084065509753916325f));
+    r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(0.02592218131359247f));
+    r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(-0.076381614658449032f));
+    r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(0.21382068585689021f));
+    __m512 large = _mm512_fnmadd_ps(dlk_exp16(_mm512_sub_ps(_mm512_setzero_ps(), z)), r, _mm512_set1_ps(1.0f));
+    __m512 y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(1.0f), _CMP_GE_OQ), small, large);
+    y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(3.92f), _CMP_GE_OQ), y, _mm512_set1_ps(1.0f));
+    // Sign of x back on; a NaN input went through as NaN and keeps its bits.
+    y = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(y),
+                                            _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000))));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
+}
+
 #endif

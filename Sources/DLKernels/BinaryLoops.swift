@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One binary operation on one element type, as a scalar and as an eight-lane vector, so the loops
 /// below are specialised per operation with no call or branch per element.
 protocol BinaryFunctor {
@@ -79,6 +85,18 @@ enum FloatDiv<T: BinaryFloatingPoint & SIMDScalar>: BinaryFunctor {
     @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> { a / b }
 }
 
+/// `aᵇ` in float32 through the double-precision `pow` (the result rounded once, as ONNX's Pow on
+/// float tensors computed it before this kernel existed); `a·a` for eight lanes of exponent 2
+/// (the same number: a float's square is exact in double).
+enum FloatPow: BinaryFunctor {
+    @inline(__always) static func scalar(_ a: Float, _ b: Float) -> Float { Float(pow(Double(a), Double(b))) }
+    @inline(__always) static func vector(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+        if b == SIMD8(repeating: 2) { return a * a }
+        var r = SIMD8<Float>()
+        for i in 0..<8 { r[i] = scalar(a[i], b[i]) }
+        return r
+    }
+}
 enum FloatMaximum<T: BinaryFloatingPoint & SIMDScalar>: BinaryFunctor {
     @inline(__always) static func scalar(_ a: T, _ b: T) -> T { b > a || b != b ? b : a }
     @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> {

@@ -33,6 +33,11 @@ public enum Elementwise {
         }
     }
 
+    /// `out = aᵇ` over float32 with broadcasting (ONNX's Pow; see `FloatPow`).
+    public static func power(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, plan: BroadcastPlan) {
+        plan.run(FloatPow.self, a, b, out)
+    }
+
     /// `out = a op b` over int64 (wrapping; division as described on ``Elementwise``).
     public static func binary(
         _ op: BinaryOperation, _ a: UnsafePointer<Int64>, _ b: UnsafePointer<Int64>,

@@ -21,11 +21,14 @@ public struct Executor: Sendable {
     /// The ai.onnx opset the graph (or its enclosing model, for a subgraph) was written for.
     private let opset: Int?
     /// Plans per input shape (see `ExecutionPlan`); nil for graphs that always run unplanned
-    /// (subgraphs, control flow, sequence or optional values).
+    /// (sequence or optional inputs, ops with value kernels only).
     private let plans: PlanCache?
     /// The graph plans are built from: `graph` after `GraphOptimizer`'s passes (fusions the
     /// runtime alone understands, so `graph` itself stays as read).
     private let planned: Graph
+    /// Executors of `planned`'s graph attributes, by node index (`subgraphs` when the passes
+    /// are off and `planned` has `graph`'s nodes).
+    private let plannedSubgraphs: [Int: [String: [Executor]]]
     /// How this executor runs (threads, plans, passes, packing, kernel paths).
     public let options: RuntimeOptions
     /// For a subgraph: the enclosing scope's names it reads, in the order its plans take them as
@@ -68,9 +71,9 @@ public struct Executor: Sendable {
         releaseAfter = release
         subgraphs = subs
         self.opset = opset
-        let plannable = subs.isEmpty
-            // Every node needs a tensor kernel (Identity also has a value kernel; on tensors the two agree).
-            && g.nodes.allSatisfy { OpKernels.kernel(for: $0) != nil }
+        // Every node needs a tensor kernel (Identity also has a value kernel; on tensors the two
+        // agree), or is control flow whose subgraphs run through executors of their own.
+        let plannable = g.nodes.allSatisfy { OpKernels.kernel(for: $0) != nil || (!$0.subgraphs.isEmpty && OpKernels.valueKernel(for: $0) != nil) }
             && g.inputs.allSatisfy { $0.container == nil }
         self.options = options
         plans = plannable && options.plans ? PlanCache(packs: options.packing ? WeightPacks() : nil) : nil
@@ -78,7 +81,21 @@ public struct Executor: Sendable {
         outerInputs = outerScope.isEmpty ? [] : g.outerNames.sorted()
         var planGraph = g
         planGraph.inputs += outerInputs.map { ValueInfo(name: $0, type: nil) }
-        planned = plans != nil && options.passes ? Self.optimized(planGraph, dump: options.dumpPasses) : planGraph
+        let optimize = plans != nil && options.passes
+        let plannedGraph = optimize ? Self.optimized(planGraph, dump: options.dumpPasses) : planGraph
+        planned = plannedGraph
+        var plannedSubs = subs
+        if optimize && !subs.isEmpty {
+            // The passes may have moved or rewritten nodes: the plan's subgraphs are the planned graph's.
+            plannedSubs = [:]
+            let plannedScope = outerScope.union(plannedGraph.definedNames)
+            for (i, n) in plannedGraph.nodes.enumerated() {
+                for (name, body) in n.subgraphs {
+                    plannedSubs[i, default: [:]][name, default: []].append(try Executor(graph: body, outerScope: plannedScope, opset: opset, options: options))
+                }
+            }
+        }
+        plannedSubgraphs = plannedSubs
     }
 
     /// Runs the graph.
@@ -163,12 +180,12 @@ public struct Executor: Sendable {
     /// the plan builder turned the graph down.
     private func plan(_ plans: PlanCache, for tensors: [Tensor]) -> ExecutionPlan? {
         let key = tensors.map { [DType.allCases.firstIndex(of: $0.dtype) ?? -1] + $0.shape }
-        let graph = self.planned, opset = self.opset, options = self.options
+        let graph = self.planned, opset = self.opset, options = self.options, subgraphs = self.plannedSubgraphs
         return plans.plan(for: key, make: {
             // Only when the plan is new: a cached plan costs one key lookup per run.
             var named: [String: Tensor] = [:]
             for (v, t) in zip(graph.inputs, tensors) { named[v.name] = t }
-            return ExecutionPlan(graph: graph, inputs: named, opset: opset, packs: plans.packs,
+            return ExecutionPlan(graph: graph, inputs: named, opset: opset, packs: plans.packs, subgraphs: subgraphs,
                                  inPlace: options.inPlace, dump: options.dumpPlans)
         })
     }

@@ -20,6 +20,7 @@ import Darwin
     /// An owned, zero-filled allocation of `byteCount` bytes.
     public init(zeroedByteCount byteCount: Int) {
         self.byteCount = byteCount
+        maker = nil
         let p = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: Self.alignment)
         p.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
         pointer = p
@@ -28,9 +29,15 @@ import Darwin
         owned = true
     }
 
-    /// An owned allocation of `byteCount` bytes whose contents the caller fills at once.
-    public init(uninitializedByteCount byteCount: Int) {
+    /// Who made an owned allocation, as its maker chose to mark it (nil when unmarked): the
+    /// runtime's buffer pools take back only the storages they made.
+    package let maker: ObjectIdentifier?
+
+    /// An owned allocation of `byteCount` bytes whose contents the caller fills at once, marked
+    /// as made by `maker`.
+    public init(uninitializedByteCount byteCount: Int, maker: ObjectIdentifier? = nil) {
         self.byteCount = byteCount
+        self.maker = maker
         pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: Self.alignment)
         isReadOnly = false
         owner = nil
@@ -41,6 +48,7 @@ import Darwin
     public init(view file: MappedFile, offset: Int, count: Int) {
         precondition(offset >= 0 && count >= 0 && offset <= file.byteCount - count, "view outside the mapping")
         byteCount = count
+        maker = nil
         if let base = file.base {
             pointer = UnsafeMutableRawPointer(mutating: base + offset)
         } else {

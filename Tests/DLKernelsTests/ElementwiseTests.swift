@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import DLKernels
 import DLTensor
 import Testing
@@ -147,6 +152,24 @@ func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
         #expect(sum == [.min, .min + 1, .min + 1])
         #expect(difference == [.max - 1, .max, .max - 2])
         #expect(productOut == [.max, .min, -2])
+    }
+
+    /// Pow as the double-precision pow rounded once: squares (the eight-lane shortcut), other
+    /// exponents, negative bases (NaN for fractional exponents), 0 to negative powers, broadcast
+    /// and scalar exponents, tails.
+    @Test func powerEqualsDoublePowRoundedOnce() throws {
+        let a: [Float] = (0..<37).map { Float($0 - 18) * 0.37 } + [0, -0.0, .infinity, -.infinity, .nan]
+        for exponents in [[Float(2)], [Float(0.5)], [Float(-1), 2, 3, 0.5, 2, 2, 2, 2, 1.5, -2]] {
+            let rows = a.count / exponents.count, shape = [rows, exponents.count]
+            let n = rows * exponents.count
+            var out = [Float](repeating: 7, count: n)
+            let plan = try BroadcastPlan(outShape: shape, operands: [shape, [exponents.count]])
+            out.withUnsafeMutableBufferPointer { Elementwise.power(a, exponents, $0.baseAddress!, plan: plan) }
+            for i in 0..<n {
+                let want = Float(pow(Double(a[i]), Double(exponents[i % exponents.count])))
+                #expect(out[i] == want || (out[i].isNaN && want.isNaN), "\(a[i]) ** \(exponents[i % exponents.count])")
+            }
+        }
     }
 
     @Test func binaryRunsInPlaceOnTheFullSizeOperand() throws {

@@ -54,6 +54,8 @@ int dlk_activate(int activation, float a, float b, float bias, const float *x, f
 /// `y[i] = tanh(x[i])` for `n` floats (`y` may be `x`), as the attention and LSTM kernels compute
 /// it. Returns 0, or -1 without AVX-512 (nothing written).
 int dlk_tanh(const float *x, float *y, long n);
+/// The error function (within 2 ulp), same contract as dlk_tanh.
+int dlk_erf(const float *x, float *y, long n);
 
 int dlk_quantize_dequantize(const float *x, float *y, long n, float scale, float zero, float qmin, float qmax);
 

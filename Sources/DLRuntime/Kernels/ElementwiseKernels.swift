@@ -99,6 +99,21 @@ enum ElementwiseKernels {
     }
 
     static func binary(_ op: BinaryOperation) -> Kernel {
+        broadcasting(float: { Elementwise.binary(op, $0, $1, $2, plan: $3) },
+                     int64: { Elementwise.binary(op, $0, $1, $2, plan: $3) },
+                     int32: { Elementwise.binary(op, $0, $1, $2, plan: $3) })
+    }
+
+    /// Pow on float32 tensors (other types take MathKernels' general path).
+    static let pow: Kernel = broadcasting(float: { Elementwise.power($0, $1, $2, plan: $3) }, int64: nil, int32: nil)
+
+    /// A binary kernel over same-typed operands with numpy broadcasting, from its typed loops (nil:
+    /// that type is not supported).
+    private static func broadcasting(
+        float: @escaping @Sendable (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, BroadcastPlan) -> Void,
+        int64: (@Sendable (UnsafePointer<Int64>, UnsafePointer<Int64>, UnsafeMutablePointer<Int64>, BroadcastPlan) -> Void)?,
+        int32: (@Sendable (UnsafePointer<Int32>, UnsafePointer<Int32>, UnsafeMutablePointer<Int32>, BroadcastPlan) -> Void)?
+    ) -> Kernel {
         { ctx throws(RuntimeError) in
             let a = try ctx.input(0), b = try ctx.input(1)
             // Max and Min leave their output shape to the run: broadcast here.
@@ -127,9 +142,9 @@ enum ElementwiseKernels {
                 }
             }
             switch a.dtype {
-            case .float32: apply(Float.self) { Elementwise.binary(op, $0, $1, $2, plan: plan) }
-            case .int64: apply(Int64.self) { Elementwise.binary(op, $0, $1, $2, plan: plan) }
-            case .int32: apply(Int32.self) { Elementwise.binary(op, $0, $1, $2, plan: plan) }
+            case .float32: apply(Float.self) { float($0, $1, $2, plan) }
+            case .int64 where int64 != nil: apply(Int64.self) { int64?($0, $1, $2, plan) }
+            case .int32 where int32 != nil: apply(Int32.self) { int32?($0, $1, $2, plan) }
             default:
                 throw .unsupported(node: ctx.node.displayName, reason: "\(ctx.node.opType) on \(a.dtype) is not supported yet (float32, int32, int64)")
             }

@@ -194,13 +194,22 @@ enum MathKernels {
     }
 
     static func binaryKernel(_ name: String, _ op: BinaryOp) -> Kernel {
-        let fast: Kernel? = ["Add", "Sub", "Mul", "Div"].contains(name)
-            ? ElementwiseKernels.binary(name == "Add" ? .add : name == "Sub" ? .sub : name == "Mul" ? .mul : .div) : nil
+        // The typed loops over the types they take; the general path below for the rest.
+        let typed: Kernel?
+        switch name {
+        case "Add": typed = ElementwiseKernels.binary(.add)
+        case "Sub": typed = ElementwiseKernels.binary(.sub)
+        case "Mul": typed = ElementwiseKernels.binary(.mul)
+        case "Div": typed = ElementwiseKernels.binary(.div)
+        case "Pow": typed = ElementwiseKernels.pow
+        default: typed = nil
+        }
+        let fastTypes: [DType] = name == "Pow" ? [.float32] : [.float32, .int32, .int64]
         return { ctx throws(RuntimeError) in
             let a = try ctx.input(0), b = try ctx.input(1)
-            if let fast, a.dtype == b.dtype, [.float32, .int32, .int64].contains(a.dtype),
+            if let typed, a.dtype == b.dtype, fastTypes.contains(a.dtype),
                ctx.outputTypes.first??.dims?.concrete != nil {
-                return try fast(ctx)
+                return try typed(ctx)
             }
             let (shape, maps) = try broadcast(ctx, [a, b])
             let ma = maps[0], mb = maps[1]

@@ -259,19 +259,18 @@ enum MovementKernels {
         }
         let src = MathKernels.concatFlat(try relabel(ctx, x, [x.elementCount]), fill)
         let st = IndexMath.strides(x.shape)
-        let n = shape.reduce(1, *)
-        var map = [Int](repeating: x.elementCount, count: n)
-        for i in 0..<n {
-            let pos = IndexMath.unravel(i, shape)
-            var off = 0
-            var outside = false
-            for k in 0..<pos.count {
-                var p = pos[k] - before[k]
-                let d = x.shape[k]
+        // Per axis, each output coordinate's offset into x, or nil where it reads the fill value.
+        var axisOffsets: [[Int?]] = []
+        for k in 0..<x.rank {
+            let d = x.shape[k]
+            var offsets: [Int?] = []
+            offsets.reserveCapacity(shape[k])
+            for q in 0..<shape[k] {
+                var p = q - before[k]
                 if p < 0 || p >= d {
-                    if d == 0 { outside = true; break }
+                    if d == 0 { offsets.append(nil); continue }
                     switch mode {
-                    case "constant": outside = true
+                    case "constant": offsets.append(nil); continue
                     case "edge": p = min(max(p, 0), d - 1)
                     case "reflect":
                         if d == 1 { p = 0 } else {
@@ -286,11 +285,25 @@ enum MovementKernels {
                     default: throw ctx.fail("mode '\(mode)' is not one of constant, reflect, edge, wrap")
                     }
                 }
-                if outside { break }
-                off += p * st[k]
+                offsets.append(p * st[k])
             }
-            map[i] = outside ? x.elementCount : off
+            axisOffsets.append(offsets)
         }
+        let n = shape.reduce(1, *)
+        var map = [Int](repeating: x.elementCount, count: n)
+        // Output blocks in order: an axis coordinate reading the fill leaves its whole block as is.
+        let outStrides = IndexMath.strides(shape)
+        func fillBlock(axis k: Int, at start: Int, from base: Int) {
+            if k == x.rank {
+                map[start] = base
+                return
+            }
+            for (q, offset) in axisOffsets[k].enumerated() {
+                guard let offset else { continue }
+                fillBlock(axis: k + 1, at: start + q * outStrides[k], from: base + offset)
+            }
+        }
+        if n > 0 { fillBlock(axis: 0, at: 0, from: 0) }
         return [src.gathered(map, shape: shape)]
     }
 

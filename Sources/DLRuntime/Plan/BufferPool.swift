@@ -38,25 +38,32 @@ final class BufferPool {
             return s
         }
         allocations += 1
-        let s = TensorStorage(uninitializedByteCount: byteCount)
+        let s = TensorStorage(uninitializedByteCount: byteCount, maker: ObjectIdentifier(self))
         issued.append(ObjectIdentifier(s))
         return s
     }
 
-    /// Takes back `tensor`'s storage when `tensor` is its only holder and it is an owned, writable
-    /// allocation. `tensor` is consumed either way.
+    /// Takes back `tensor`'s storage when this pool made it and `tensor` is its only holder.
+    /// `tensor` is consumed either way.
+    ///
+    /// A storage made elsewhere (a kernel's own allocation, another plan's output) is let go: a
+    /// pool that kept those would gain some on every run without ever asking for their sizes
+    /// (silero-vad's plan kept its float16 Slice and Pad outputs, about 10 KB a run), and a
+    /// subgraph's pool takes its lent outputs back once nobody holds them.
     func give(_ tensor: inout Tensor?) {
         guard var t = tensor else { return }
         tensor = nil
-        guard t.dtype != .string, t.byteCount > 0, t.isUniquelyOwnedAndWritable() else { return }
+        guard t.dtype != .string, t.byteCount > 0, t.sharedStorage.maker == ObjectIdentifier(self),
+              t.isUniquelyOwnedAndWritable() else { return }
         let s = t.sharedStorage
         free[s.byteCount, default: []].append(s)
     }
 
-    /// Remembers the storage of an output handed to the caller, to reuse once the caller drops it.
+    /// Remembers the storage of an output handed to the caller, to reuse once the caller drops it
+    /// (when this pool made it: a subgraph passing an enclosing value through lends nothing).
     func lend(_ tensor: Tensor) {
-        guard tensor.dtype != .string, tensor.byteCount > 0, !tensor.isMapped else { return }
         let s = tensor.sharedStorage
+        guard tensor.dtype != .string, tensor.byteCount > 0, s.maker == ObjectIdentifier(self) else { return }
         guard !lent.contains(where: { $0 === s }) else { return }
         if lent.count >= 32 { lent.removeFirst() }
         lent.append(s)
@@ -78,6 +85,9 @@ final class BufferPool {
     }
 
     func beginStep() { issued.removeAll(keepingCapacity: true) }
+
+    /// How many free storages the pool holds.
+    var freeCount: Int { free.values.reduce(0) { $0 + $1.count } }
 
     func resetCounters() { allocations = 0 }
 }

@@ -19,13 +19,24 @@ import DLTensor
 ///   skips inference on every run. Steps whose shapes depend on data computed at run time keep
 ///   inferring per run, exactly as the unplanned executor does.
 /// - Every value is dropped after its last reader.
+/// - Control flow (If, Loop, Scan) is a step like any other: its subgraphs run through their own
+///   executors (and their plans), reading the enclosing values they name from this plan's slots.
 ///
 /// A plan is immutable once built; runs keep their values in a local slot array, so one plan
 /// serves concurrent runs.
 final class ExecutionPlan: Sendable {
+    /// What a step runs.
+    enum StepKernel: Sendable {
+        /// A tensor kernel.
+        case tensors(Kernel)
+        /// A control-flow node (If, Loop, Scan): its value kernel, the executors of its graph
+        /// attributes, and the slots of the enclosing values its subgraphs read by name.
+        case subgraphs(ValueKernel, [String: [Executor]], outer: [(name: String, slot: Int)])
+    }
+
     struct Step: Sendable {
         let node: Node
-        let kernel: Kernel
+        let kernel: StepKernel
         /// Slot per node input; -1 for an input left out.
         let inputs: [Int]
         /// Slot per node output; -1 for an output left out.
@@ -47,6 +58,8 @@ final class ExecutionPlan: Sendable {
     struct RunStats: Sendable {
         /// Buffers the pool had to allocate (0 in steady state).
         var allocations = 0
+        /// Free buffers the pool kept for the next run (steady too in steady state).
+        var kept = 0
         /// Step outputs whose storage came neither from the pool nor from an input (a kernel
         /// that allocates for itself).
         var unpooledOutputs = 0
@@ -85,11 +98,12 @@ final class ExecutionPlan: Sendable {
     /// Builds the plan for `inputs` (tensors for every graph input, already checked).
     /// - Parameters:
     ///   - inPlace: let elementwise steps write over an input that dies there.
+    ///   - subgraphs: executors of the graph attributes of `graph`'s nodes, by node index.
     ///   - dump: list the steps on stderr (a star marks those inferring per run).
     /// - Returns: nil when the graph cannot be planned for these inputs (an error while folding or
     ///   inferring); the caller then runs unplanned, which reports the error in its usual words.
     init?(graph: Graph, inputs: [String: Tensor], opset: Int?, packs: WeightPacks? = nil,
-          inPlace inPlaceAllowed: Bool = true, dump: Bool = false) {
+          subgraphs: [Int: [String: [Executor]]] = [:], inPlace inPlaceAllowed: Bool = true, dump: Bool = false) {
         var slotOf: [String: Int] = [:]
         func slot(_ name: String) -> Int {
             if let s = slotOf[name] { return s }
@@ -111,9 +125,21 @@ final class ExecutionPlan: Sendable {
             inputSlots.append(slot(v.name))
         }
 
-        var pending: [(node: Node, kernel: Kernel, types: [TensorType?]?)] = []
+        var pending: [(node: Node, kernel: StepKernel, types: [TensorType?]?)] = []
         var folded = 0
-        for node in graph.nodes {
+        for (index, node) in graph.nodes.enumerated() {
+            if let subs = subgraphs[index] {
+                // Typed by its subgraphs at run time: later nodes reading its outputs infer per run.
+                guard let value = OpKernels.valueKernel(for: node), Self.yieldsTensors(node) else { return nil }
+                var outer: [(name: String, slot: Int)] = []
+                for name in node.subgraphOuterNames.sorted() {
+                    guard let s = slotOf[name] else { return nil }
+                    outer.append((name, s))
+                }
+                for name in node.outputs where !name.isEmpty { _ = slot(name) }
+                pending.append((node, .subgraphs(value, subs, outer: outer), []))
+                continue
+            }
             guard let kernel = OpKernels.kernel(for: node), node.subgraphs.isEmpty else { return nil }
             let present = node.inputs.filter { !$0.isEmpty }
             let isDefault = OpSet.isDefaultDomain(node)
@@ -156,13 +182,14 @@ final class ExecutionPlan: Sendable {
                 if let t { types[name] = t }
             }
             for name in node.outputs where !name.isEmpty { _ = slot(name) }
-            pending.append((node, kernel, stepTypes))
+            pending.append((node, .tensors(kernel), stepTypes))
         }
         for o in graph.outputs { _ = slot(o.name) }
 
         var lastUse: [Int: Int] = [:]
         for (i, p) in pending.enumerated() {
             for v in p.node.inputs where !v.isEmpty { lastUse[slotOf[v]!] = i }
+            if case .subgraphs(_, _, let outer) = p.kernel { for (_, s) in outer { lastUse[s] = i } }
         }
         var keep = Set(graph.outputs.compactMap { slotOf[$0.name] })
         for name in consts.keys { if let s = slotOf[name] { keep.insert(s) } }
@@ -206,6 +233,39 @@ final class ExecutionPlan: Sendable {
             for s in steps { text += "  \(s.types == nil ? "*" : " ")\(s.inPlace >= 0 ? "=" : " ") \(s.node.displayName)\n" }
             _ = text.withCString { write(2, $0, strlen($0)) }
         }
+    }
+
+    /// True when every output of `node`'s subgraphs is declared a tensor (or left untyped): the
+    /// plan's slots hold tensors only, so a subgraph that yields sequences or optionals runs
+    /// unplanned.
+    static func yieldsTensors(_ node: Node) -> Bool {
+        node.subgraphs.allSatisfy { $0.graph.outputs.allSatisfy { $0.container == nil } }
+    }
+
+    /// Runs a control-flow step: its subgraphs see the enclosing values they name.
+    private static func runControlFlow(_ step: Step, _ kernel: ValueKernel, _ subs: [String: [Executor]],
+                                       outer: [(name: String, slot: Int)], _ slots: [Tensor?], opset: Int?) throws(RuntimeError) -> [Tensor] {
+        let tensors = step.inputs.map { $0 < 0 ? nil : slots[$0] }
+        var scope: [String: GraphValue] = [:]
+        for (name, s) in outer { if let t = slots[s] { scope[name] = .tensor(t) } }
+        let node = step.node
+        var ctx = KernelContext(node: node, inputs: tensors, outputTypes: [])
+        ctx.values = tensors.map { $0.map { GraphValue.tensor($0) } }
+        ctx.opset = opset
+        ctx.subgraphRunner = { (attr: String, index: Int, inputs: [GraphValue]) throws(RuntimeError) -> [GraphValue] in
+            guard let list = subs[attr], index < list.count else {
+                throw .invalidInput(node: node.displayName, reason: "graph attribute '\(attr)' is missing")
+            }
+            return try list[index].runSubgraph(inputs, outer: scope)
+        }
+        var out: [Tensor] = []
+        for (k, v) in try kernel(ctx).enumerated() {
+            guard case .tensor(let t) = v else {
+                throw .invalidInput(node: node.displayName, reason: "output \(k) is a \(v.kindName), where its subgraph declares a tensor")
+            }
+            out.append(t)
+        }
+        return out
     }
 
     /// Ops whose output shape depends on the values of their data input, not only its shape.
@@ -283,6 +343,7 @@ final class ExecutionPlan: Sendable {
         }
         for s in outputSlots { if let t = slots[s] { pool.lend(t) } }
         stats.allocations = pool.allocations
+        if track { stats.kept = pool.freeCount }
         return slots
     }
 
@@ -293,6 +354,12 @@ final class ExecutionPlan: Sendable {
         if step.inPlace >= 0, step.inputs[step.inPlace] >= 0,
            slots[step.inputs[step.inPlace]]?.isUniquelyOwnedAndWritable() == true {
             inPlace = step.inPlace
+        }
+        let kernel: Kernel
+        switch step.kernel {
+        case .tensors(let k): kernel = k
+        case .subgraphs(let value, let subs, let outer):
+            return try Self.runControlFlow(step, value, subs, outer: outer, slots, opset: opset)
         }
         do {
             let tensors = step.inputs.map { $0 < 0 ? nil : slots[$0] }
@@ -317,7 +384,7 @@ final class ExecutionPlan: Sendable {
                     ctx.outputTypes = try Graph.inferNode(node, types: typeMap, values: valueMap)
                 } catch { throw .node(node.displayName, error) }
             }
-            let results = try step.kernel(ctx)
+            let results = try kernel(ctx)
             if track {
                 var known = Set(pool.issued)
                 for t in tensors { if let t, t.dtype != .string { known.insert(ObjectIdentifier(t.sharedStorage)) } }
