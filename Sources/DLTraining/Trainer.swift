@@ -355,7 +355,7 @@ public struct Trainer: Sendable {
         }
         for input in differentiator.graph.inputs where input.name != options.inputName && !differentiator.graph.initializers.contains(input.name) {
             guard let t = data.namedInputs[input.name] else {
-                throw .badData("the model's input '\(input.name)' is not in the data (give every input: --input \(options.inputName),\(input.name))")
+                throw .badData("the model's input '\(input.name)' is not in the data (each input beside '\(options.inputName)' is fed from the data array of its name)")
             }
             if let dtype = input.type?.dtype, dtype != t.dtype { throw .badData("input '\(input.name)' is \(dtype) in the model, the data has \(t.dtype)") }
         }
