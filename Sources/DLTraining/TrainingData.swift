@@ -12,33 +12,37 @@ public enum TrainingData {
     /// - Parameters:
     ///   - path: a .safetensors, .npz or .csv file, or a folder of .npy files (one an array).
     ///   - inputName: the input array's name in .safetensors / .npz.
+    ///   - inputNames: further input arrays (a model with several inputs), `namedInputs` by name.
     ///   - targetName: the target array's name in .safetensors / .npz.
     ///   - targetNames: several target arrays (a loss per output); the first is `targets`, and
     ///     all are `namedTargets` by name. Overrides `targetName`.
     ///   - inputColumns: for .csv: the header's names of the input columns (all others but the target when empty).
     ///   - targetColumn: for .csv: the header's name of the target column.
     ///   - integerTargets: read CSV targets as int64 class indices.
-    public static func load(path: String, inputName: String = "x", targetName: String = "y", targetNames: [String] = [],
+    public static func load(path: String, inputName: String = "x", inputNames: [String] = [], targetName: String = "y", targetNames: [String] = [],
                             inputColumns: [String] = [], targetColumn: String? = nil,
                             integerTargets: Bool = false) throws(TrainingError) -> Dataset {
         let lower = path.lowercased()
         let wanted = targetNames.isEmpty ? [targetName] : targetNames
         let x: Tensor
-        var ys: [String: Tensor] = [:]
+        var ys: [String: Tensor] = [:], xs: [String: Tensor] = [:]
         if lower.hasSuffix(".csv") {
+            guard inputNames.isEmpty else { throw .badSetting("\(path): CSV data makes one input; several inputs need .safetensors or .npz data") }
             guard wanted.count == 1 else { throw .badSetting("\(path): CSV data has one target column; a loss per output needs .safetensors or .npz data") }
             let y: Tensor
             (x, y) = try csv(path: path, inputColumns: inputColumns, targetColumn: targetColumn, integerTargets: integerTargets)
             ys[wanted[0]] = y
         } else if lower.hasSuffix(".npz") || isArrayFolder(path, inputName: inputName) {
             let folder = !lower.hasSuffix(".npz")
-            let (names, arrays) = folder ? try npyFolder(path: path, reading: Set([inputName] + wanted)) : try npz(path: path, reading: Set([inputName] + wanted))
-            for name in [inputName] + wanted where arrays[name] == nil {
+            let reading = Set([inputName] + inputNames + wanted)
+            let (names, arrays) = folder ? try npyFolder(path: path, reading: reading) : try npz(path: path, reading: reading)
+            for name in [inputName] + inputNames + wanted where arrays[name] == nil {
                 throw .badSetting("\(path): no array '\(name)' (arrays: \(names.joined(separator: ", ")))")
             }
             for name in wanted { ys[name] = try arrays[name]?.tensor() }
-            // Inputs not aligned in the file stream row by row; targets (small) are copied.
-            if case .unaligned(let source)? = arrays[inputName], let y = ys[wanted[0]] {
+            for name in inputNames { xs[name] = try arrays[name]?.tensor() }
+            // A single input not aligned in the file streams row by row; targets (small) are copied.
+            if inputNames.isEmpty, case .unaligned(let source)? = arrays[inputName], let y = ys[wanted[0]] {
                 do { return try Dataset(source: source, targets: y, namedTargets: targetNames.isEmpty ? [:] : ys) } catch { throw .badSetting("\(path): \(error)") }
             }
             x = try arrays[inputName]?.tensor() ?? Tensor(zeros: .float32, shape: [0])
@@ -46,16 +50,17 @@ public enum TrainingData {
             // Memory-mapped: batches copy only their rows, so data larger than memory streams from the file.
             let f: SafeTensorsFile
             do { f = try SafeTensorsFile(path: path) } catch { throw .safetensors(error) }
-            for name in [inputName] + wanted where f.entry(name) == nil {
+            for name in [inputName] + inputNames + wanted where f.entry(name) == nil {
                 throw .badSetting("\(path): no tensor '\(name)' (tensors: \(f.names.joined(separator: ", ")))")
             }
             do {
                 x = try f.tensor(named: inputName)
                 for name in wanted { ys[name] = try f.tensor(named: name) }
+                for name in inputNames { xs[name] = try f.tensor(named: name) }
             } catch { throw .safetensors(error) }
         }
         guard let y = ys[wanted[0]] else { throw .badSetting("\(path): no target '\(wanted[0])'") }
-        do { return try Dataset(inputs: x, targets: y, namedTargets: targetNames.isEmpty ? [:] : ys) } catch { throw .badSetting("\(path): \(error)") }
+        do { return try Dataset(inputs: x, targets: y, namedTargets: targetNames.isEmpty ? [:] : ys, namedInputs: xs) } catch { throw .badSetting("\(path): \(error)") }
     }
 
     /// An image folder (one subfolder of images per class, torchvision's ImageFolder

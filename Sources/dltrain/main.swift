@@ -35,7 +35,7 @@ struct DLTrain: ParsableCommand {
     @Flag(help: "Image folders: leave out images that do not decode (counted on stderr) instead of stopping.")
     var skipBadImages = false
 
-    @Option(help: "The model input fed with the data, and the data array holding it (default: saved, else the model's first input).")
+    @Option(help: "The model input fed with the data, and the data array holding it (default: saved, else every input of the model, comma-separated: input_ids,attention_mask, each from the data array of its name).")
     var input: String?
     @Option(help: "The data array (or with .csv, see --target-column) holding the targets (default: saved, else 'y').")
     var target: String?
