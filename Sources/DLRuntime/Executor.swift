@@ -232,12 +232,15 @@ public struct Executor: Sendable {
         }
         guard var plan = build() else { return nil }
         for _ in 0..<8 where !plan.knownConditions.isEmpty {
-            var inlined = graph
+            var inlined = graph, changed = false
             // From the last node back, so the indices still to inline stay valid.
             for (index, condition) in plan.knownConditions.sorted(by: { $0.key > $1.key }) {
-                if let g = InlineBranch.inlining(inlined, nodeAt: index, condition: condition) { inlined = g }
+                if let g = InlineBranch.inlining(inlined, nodeAt: index, condition: condition) {
+                    inlined = g
+                    changed = true
+                }
             }
-            guard inlined.nodes.count != graph.nodes.count || inlined.nodes.map(\.opType) != graph.nodes.map(\.opType) else { break }
+            guard changed else { break }
             if options.passes { inlined = Self.optimized(inlined, dump: options.dumpPasses) }
             guard let subs = try? Self.subgraphExecutors(of: inlined, scope: enclosingScope, constants: enclosingConstants,
                                                          opset: opset, options: options) else { break }
