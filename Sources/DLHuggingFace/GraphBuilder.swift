@@ -17,6 +17,8 @@ struct GraphBuilder {
     /// ([batch] int64); nil when the cache grows by concatenation.
     var cacheWrite: String?
     private var counter = 0
+    /// The `Constant` nodes already added, by output name (each constant is made once).
+    private var emittedConstants = Set<String>()
 
     init(config: HFConfig, weights: HFWeights, probe: String, prefixes: [String]) throws(HFError) {
         self.config = config
@@ -52,8 +54,16 @@ struct GraphBuilder {
                  Tensor(shape: [v.count], scalars: v.map(Int64.init)))
     }
 
+    /// A float constant is a `Constant` node rather than an initializer: float initializers are
+    /// what training takes as parameters (`dltrain` would otherwise train GELU's 0.5 or the mask's
+    /// minimum); the runtime folds it back into an initializer.
     mutating func scalar(_ v: Float) -> String {
-        constant("const/f32_\(v.bitPattern)", Tensor(scalar: v))
+        let name = "const/f32_\(v.bitPattern)"
+        if emittedConstants.insert(name).inserted {
+            nodes.append(Node(name: name, opType: "Constant", inputs: [], outputs: [name],
+                              attributes: [Attribute(name: "value", value: .tensor(Tensor(scalar: v)))]))
+        }
+        return name
     }
 
     mutating func scalarInt(_ v: Int) -> String {

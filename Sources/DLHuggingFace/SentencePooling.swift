@@ -51,8 +51,14 @@ enum SentencePooling {
             nodes.append(Node(name: out, opType: type, inputs: inputs, outputs: [out], attributes: attrs))
             return out
         }
+        // Float constants as Constant nodes, so training never takes them for parameters (GraphBuilder.scalar).
         func const(_ name: String, _ t: Tensor) -> String {
-            g.initializers["pooling/" + name] = t
+            if t.dtype.isFloatingPoint {
+                nodes.append(Node(name: "pooling/" + name, opType: "Constant", inputs: [], outputs: ["pooling/" + name],
+                                  attributes: [Attribute(name: "value", value: .tensor(t))]))
+            } else {
+                g.initializers["pooling/" + name] = t
+            }
             return "pooling/" + name
         }
         let axis1 = const("axis1", Tensor(shape: [1], scalars: [Int64(1)]))

@@ -1,14 +1,16 @@
 import DLTensor
 import Foundation
 
-/// A folder of one subfolder per class holding PNG/JPEG images, as torchvision's `ImageFolder`
-/// reads it: classes sorted by folder name (index = position), files sorted by name within each.
+/// A folder of one subfolder per class holding images, as torchvision's `ImageFolder` reads it:
+/// classes sorted by folder name (index = position), files sorted by name within each. The files
+/// taken are torchvision's extensions (.jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp) and the
+/// other formats DLKit decodes (.pbm .pnm .jp2 .j2k), which torchvision's list leaves out.
 public struct ImageFolder: Sendable {
     public let classes: [String]
     /// Every image file and its class index, in torchvision's order.
     public let samples: [(path: String, label: Int)]
 
-    static let extensions: Set<String> = ["png", "jpg", "jpeg"]
+    static let extensions: Set<String> = ["jpg", "jpeg", "png", "ppm", "bmp", "pgm", "tif", "tiff", "webp", "pbm", "pnm", "jp2", "j2k"]
 
     public init(path: String) throws(ImageError) {
         let fm = FileManager.default
@@ -72,5 +74,11 @@ public struct ImageFolder: Sendable {
     /// out CHW (HWC with `channelsLast`).
     public static func pixels(path: String, height: Int, width: Int, channels: Int, channelsLast: Bool) throws(ImageError) -> [Float] {
         ImageCodec.resized(try ImageCodec.decode(path: path, channels: channels), height: height, width: width, planar: !channelsLast)
+    }
+
+    /// `pixels`, written to `out` (`height * width * channels` floats): a batch fills its rows in place.
+    public static func pixels(path: String, height: Int, width: Int, channels: Int, channelsLast: Bool,
+                              into out: UnsafeMutablePointer<Float>) throws(ImageError) {
+        ImageCodec.resize(try ImageCodec.decode(path: path, channels: channels), height: height, width: width, planar: !channelsLast, into: out)
     }
 }

@@ -29,6 +29,10 @@ public struct Executor: Sendable {
     /// Executors of `planned`'s graph attributes, by node index (`subgraphs` when the passes
     /// are off and `planned` has `graph`'s nodes).
     let plannedSubgraphs: [Int: [String: [Executor]]]
+    /// The names and constants of the graphs enclosing this one (empty for a main graph): what
+    /// executors of subgraphs made while planning need.
+    private let enclosingScope: Set<String>
+    private let enclosingConstants: [String: Tensor]
     /// How this executor runs (threads, plans, passes, packing, kernel paths).
     public let options: RuntimeOptions
     /// For a subgraph: the enclosing scope's names it reads, in the order its plans take them as
@@ -90,20 +94,28 @@ public struct Executor: Sendable {
         let optimize = plans != nil && options.passes
         let plannedGraph = optimize ? Self.optimized(planGraph, dump: options.dumpPasses) : planGraph
         planned = plannedGraph
-        var plannedSubs = subs
-        if optimize && !subs.isEmpty {
-            // The passes may have moved or rewritten nodes: the plan's subgraphs are the planned graph's.
-            plannedSubs = [:]
-            let plannedScope = outerScope.union(plannedGraph.definedNames)
-            let known = Self.constants(of: plannedGraph, enclosing: constants)
-            for (i, n) in plannedGraph.nodes.enumerated() {
-                for (name, body) in n.subgraphs {
-                    plannedSubs[i, default: [:]][name, default: []].append(
-                        try Executor(graph: body, outerScope: plannedScope, constants: known, opset: opset, options: options))
-                }
+        enclosingScope = outerScope
+        enclosingConstants = constants
+        // The passes may have moved or rewritten nodes: the plan's subgraphs are the planned graph's.
+        plannedSubgraphs = optimize && !subs.isEmpty
+            ? try Self.subgraphExecutors(of: plannedGraph, scope: outerScope, constants: constants, opset: opset, options: options)
+            : subs
+    }
+
+    /// Executors for the graph attributes of `graph`'s nodes, by node index, each given the
+    /// constants it reads from `graph` and the graphs enclosing it (`constants`).
+    private static func subgraphExecutors(of graph: Graph, scope: Set<String>, constants: [String: Tensor], opset: Int?,
+                                          options: RuntimeOptions) throws(RuntimeError) -> [Int: [String: [Executor]]] {
+        var out: [Int: [String: [Executor]]] = [:]
+        let inner = scope.union(graph.definedNames)
+        let known = Self.constants(of: graph, enclosing: constants)
+        for (i, n) in graph.nodes.enumerated() {
+            for (name, body) in n.subgraphs {
+                out[i, default: [:]][name, default: []].append(
+                    try Executor(graph: body, outerScope: inner, constants: known, opset: opset, options: options))
             }
         }
-        plannedSubgraphs = plannedSubs
+        return out
     }
 
     /// The values of `graph` known before any run, for its subgraphs: initializers no graph input
@@ -112,8 +124,9 @@ public struct Executor: Sendable {
     private static func constants(of graph: Graph, enclosing: [String: Tensor]) -> [String: Tensor] {
         var known = enclosing
         for n in graph.nodes { for o in n.outputs { known[o] = nil } }
-        let inputs = Set(graph.inputs.map(\.name))
-        for (name, t) in graph.initializers where !inputs.contains(name) { known[name] = t }
+        for v in graph.inputs { known[v.name] = nil }
+        let overridable = Set(graph.overridableInitializers)
+        for (name, t) in graph.initializers where !overridable.contains(name) { known[name] = t }
         for n in graph.nodes where n.opType == "Constant" && OpSet.isDefaultDomain(n) {
             if let name = n.outputs.first, let t = try? ConstantOp.value(of: n) { known[name] = t }
         }
@@ -202,14 +215,44 @@ public struct Executor: Sendable {
     /// the plan builder turned the graph down.
     private func plan(_ plans: PlanCache, for tensors: [Tensor]) -> ExecutionPlan? {
         let key = tensors.map { [DType.allCases.firstIndex(of: $0.dtype) ?? -1] + $0.shape }
-        let graph = self.planned, opset = self.opset, options = self.options, subgraphs = self.plannedSubgraphs
-        return plans.plan(for: key, make: {
-            // Only when the plan is new: a cached plan costs one key lookup per run.
-            var named: [String: Tensor] = [:]
-            for (v, t) in zip(graph.inputs, tensors) { named[v.name] = t }
-            return ExecutionPlan(graph: graph, inputs: named, opset: opset, packs: plans.packs, subgraphs: subgraphs,
-                                 inPlace: options.inPlace, dump: options.dumpPlans)
-        })
+        // Only when the plan is new: a cached plan costs one key lookup per run.
+        return plans.plan(for: key, make: { makePlan(plans, for: tensors) })
+    }
+
+    /// A new plan for these inputs. An If whose condition the plan knows before any run (a
+    /// condition on shapes) is replaced by the branch it takes, and the graph planned again: its
+    /// nodes are then typed, fused and packed with the rest. Nested Ifs resolve a level a round.
+    private func makePlan(_ plans: PlanCache, for tensors: [Tensor]) -> ExecutionPlan? {
+        var graph = planned, subgraphs = plannedSubgraphs
+        var named: [String: Tensor] = [:]
+        for (v, t) in zip(graph.inputs, tensors) { named[v.name] = t }
+        func build() -> ExecutionPlan? {
+            ExecutionPlan(graph: graph, inputs: named, opset: opset, packs: plans.packs, subgraphs: subgraphs,
+                          inPlace: options.inPlace, dump: options.dumpPlans)
+        }
+        guard var plan = build() else { return nil }
+        for _ in 0..<8 where !plan.knownConditions.isEmpty {
+            var inlined = graph, changed = false
+            // From the last node back, so the indices still to inline stay valid.
+            for (index, condition) in plan.knownConditions.sorted(by: { $0.key > $1.key }) {
+                if let g = InlineBranch.inlining(inlined, nodeAt: index, condition: condition) {
+                    inlined = g
+                    changed = true
+                }
+            }
+            guard changed else { break }
+            if options.passes { inlined = Self.optimized(inlined, dump: options.dumpPasses) }
+            guard let subs = try? Self.subgraphExecutors(of: inlined, scope: enclosingScope, constants: enclosingConstants,
+                                                         opset: opset, options: options) else { break }
+            let previous = (graph, subgraphs)
+            (graph, subgraphs) = (inlined, subs)
+            guard let next = build() else {
+                (graph, subgraphs) = previous
+                break
+            }
+            plan = next
+        }
+        return plan
     }
 
     /// Runs `inputs` through the plan for their shapes and reports what that run allocated and

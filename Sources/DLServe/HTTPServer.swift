@@ -285,6 +285,10 @@ public final class HTTPServer: @unchecked Sendable {
                 return
             }
             job = prepareGenerate(model: m, body: &body)
+            if case .generate(let g) = job, g.streamAsked {
+                done(.error("\"stream\": true is for the stdio protocol; over HTTP, POST /v2/models/\(server.models[m].name)/generate_stream", status: .badRequest))
+                return
+            }
         } else if jsonLength == body.count {
             body.append(0)  // the decoder may look one byte past the JSON
             job = body.withUnsafeBytes { b in

@@ -5,7 +5,9 @@ import DLSupport
 /// {"max_tokens", "temperature", "top_k", "top_p", "seed"}}` answered with
 /// `{"id", "model_name", "text_output", "token_ids"}` (over HTTP: POST /v2/models/NAME/generate,
 /// Triton's generate extension, the body without `method`; POST .../generate_stream answers one
-/// such object per new token, its text the piece that token completes, as server-sent events).
+/// such object per new token, its text the piece that token completes, as server-sent events;
+/// on stdio `"stream": true` asks for the same objects, a line each, then the whole answer with
+/// `"final": true`).
 extension InferenceServer {
     /// Most new tokens one request may ask for.
     static let maxGeneratedTokens = 1 << 16
@@ -16,6 +18,12 @@ extension InferenceServer {
         }
         guard case .string(let prompt)? = request.members["text_input"] else {
             throw .badRequest("a generate request needs \"text_input\", a string")
+        }
+        var streamAsked = false
+        switch request.members["stream"] {
+        case nil, .null?: break
+        case .bool(let b)?: streamAsked = b
+        case let other?: throw .badRequest("\"stream\" is \(other.kindDescription); expected true or false")
         }
         var sampling = TextGenerator.Sampling()
         var maxTokens = 16
@@ -49,17 +57,19 @@ extension InferenceServer {
         case let other?:
             throw .badRequest("\"parameters\" is \(other.kindDescription); expected an object")
         }
-        return GenerateJob(id: request.id, model: m, prompt: prompt, maxTokens: maxTokens, sampling: sampling, omitNullID: omitNullID)
+        return GenerateJob(id: request.id, model: m, prompt: prompt, maxTokens: maxTokens, sampling: sampling, omitNullID: omitNullID,
+                           streamAsked: streamAsked)
     }
 
     func runGenerate(_ g: GenerateJob) -> JSON {
         guard let generator = text[g.model]?.generator else {
             return Self.errorAnswer(id: g.id, message: "model '\(models[g.model].name)' does not generate text")
         }
-        func answer(_ text: String, _ ids: [Int]) -> JSON {
+        func answer(_ text: String, _ ids: [Int], final: Bool = false) -> JSON {
             var fields: [(String, JSON)] = g.omitNullID && g.id == .null ? [] : [("id", g.id)]
             fields += [("model_name", .string(models[g.model].name)), ("text_output", .string(text)),
                        ("token_ids", .array(ids.map { .int($0) }))]
+            if final { fields.append(("final", .bool(true))) }
             return .object(fields)
         }
         do {
@@ -70,7 +80,7 @@ extension InferenceServer {
             let (ids, text) = try generator.stream(text: g.prompt, maxTokens: g.maxTokens, sampling: g.sampling) { id, piece in
                 sink(answer(piece, [id]))
             }
-            return answer(text, ids)
+            return answer(text, ids, final: g.streamAsked)
         } catch {
             return Self.errorAnswer(id: g.id, message: error.description)
         }

@@ -77,8 +77,12 @@ public struct GenerateJob: Sendable {
     let maxTokens: Int
     let sampling: TextGenerator.Sampling
     let omitNullID: Bool
-    /// Set for a streamed generation (HTTP `generate_stream`): gets one answer per new token, its
-    /// `text_output` the text that token completes, and returns false when nobody reads any more.
+    /// The request said `"stream": true` (the stdio protocol's streamed form: a line per new
+    /// token, then the whole answer with `"final": true`).
+    let streamAsked: Bool
+    /// Set for a streamed generation (HTTP `generate_stream`, stdio `"stream": true`): gets one
+    /// answer per new token, its `text_output` the text that token completes, and returns false
+    /// when nobody reads any more.
     var stream: (@Sendable (JSON) -> Bool)? = nil
 }
 

@@ -1,4 +1,5 @@
 import DLKernels
+import DLSupport
 import Foundation
 
 /// Runs an `InferenceServer`'s three stages concurrently and writes answers strictly in request
@@ -12,7 +13,9 @@ import Foundation
 /// (each takes the head of the queue plus, when batching, the compatible requests queued right
 /// behind it), and one writer thread encodes answers in request order and writes them (each
 /// answer line followed by its binary output data, if any), flushing whenever the next answer is
-/// not ready yet. Memory stays bounded: `submit` blocks while `maxInFlight` requests or
+/// not ready yet. A streamed generation (`"stream": true`) hands the writer a line per new token
+/// as it comes (`pieces`), written as soon as every earlier answer is out, then its final answer.
+/// Memory stays bounded: `submit` blocks while `maxInFlight` requests or
 /// `maxInFlightBytes` of request lines are between parsing and writing.
 ///
 /// Hand-overs between threads cost microseconds each, which counts against a small model's run:
@@ -59,6 +62,8 @@ public final class ServePipeline: @unchecked Sendable {
 
     private let done = NSCondition()
     private var finished: [Int: (ServeOutcome, Int)] = [:]
+    /// Token lines of streamed generations not yet written, by request number.
+    private var pieces: [Int: [JSON]] = [:]
     private var total: Int? = nil
     private var outputBroken = false
     private var counts = Counts()
@@ -113,9 +118,13 @@ public final class ServePipeline: @unchecked Sendable {
         inFlightBytes += cost
         flight.unlock()
 
-        let job = make()
+        var job = make()
         let seq = nextSeq
         nextSeq += 1
+        if case .generate(var g) = job, g.streamAsked {
+            g.stream = { [unowned self] piece in deliverPiece(seq: seq, piece) }
+            job = .generate(g)
+        }
         if inputIdle(), let outcome = runQueue.runHereIfIdle(job) {
             deliver(seq: seq, outcome, cost: cost)
         } else {
@@ -165,6 +174,17 @@ public final class ServePipeline: @unchecked Sendable {
         done.unlock()
     }
 
+    /// Hands the writer one token line of streamed generation `seq` (on a runner's thread).
+    /// - Returns: false when the output is closed (stop generating).
+    private func deliverPiece(seq: Int, _ piece: JSON) -> Bool {
+        done.lock()
+        defer { done.unlock() }
+        guard !outputBroken else { return false }
+        pieces[seq, default: []].append(piece)
+        done.broadcast()
+        return true
+    }
+
     /// How long and how many answers `deliver` may hold back from the writer.
     static let holdSeconds = 0.0005
     static let holdCount = 16
@@ -176,10 +196,10 @@ public final class ServePipeline: @unchecked Sendable {
         var next = 0
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1 << 16)
-        var ready: [(ServeOutcome, Int)] = []
+        var ready: [(pieces: [JSON], outcome: ServeOutcome, cost: Int)] = []
         while true {
             done.lock()
-            while finished[next] == nil && total != next {
+            while finished[next] == nil && total != next && pieces[next] == nil {
                 if !buffer.isEmpty {
                     // Nothing more to add right now: send what is encoded, then wait.
                     done.unlock()
@@ -189,20 +209,28 @@ public final class ServePipeline: @unchecked Sendable {
                 }
                 done.wait()
             }
+            if finished[next] == nil, let lines = pieces.removeValue(forKey: next) {
+                // Token lines of the generation being streamed: written (and flushed while
+                // nothing else is ready) before its answer.
+                done.unlock()
+                for line in lines { server.encode(.answer(line), into: &buffer); buffer.append(UInt8(ascii: "\n")) }
+                continue
+            }
             if finished[next] == nil {  // total == next: everything is written
                 done.unlock()
                 _ = flush(&buffer)
                 return
             }
             while let r = finished.removeValue(forKey: next) {
-                ready.append(r)
+                ready.append((pieces.removeValue(forKey: next) ?? [], r.0, r.1))
                 next += 1
             }
             done.unlock()
 
             var released = 0
             var releasedBytes = 0
-            for (i, (outcome, cost)) in ready.enumerated() {
+            for (i, (lines, outcome, cost)) in ready.enumerated() {
+                for line in lines { server.encode(.answer(line), into: &buffer); buffer.append(UInt8(ascii: "\n")) }
                 if case .answer(let json) = outcome, case .string(let message)? = json["error"] {
                     log("request \(next - ready.count + i + 1) (id \((json["id"] ?? .null).serialized())): \(message)")
                 }
@@ -258,6 +286,7 @@ public final class ServePipeline: @unchecked Sendable {
             done.lock()
             while finished.isEmpty && total == nil { done.wait() }
             finished.removeAll()
+            pieces.removeAll()
             let end = total != nil
             done.unlock()
             flight.lock()

@@ -17,8 +17,10 @@ public protocol SampleSource: Sendable {
 }
 
 /// Inputs and targets, one sample per row of axis 0. A model with several outputs reads
-/// further targets by name (`namedTargets`), one per loss. Inputs are a tensor (in memory or a
-/// view of a memory-mapped file) or a `SampleSource` that produces each batch's samples.
+/// further targets by name (`namedTargets`), one per loss; a model with several inputs reads
+/// further inputs by name (`namedInputs`, e.g. a text model's `attention_mask` beside its
+/// `input_ids`). Inputs are a tensor (in memory or a view of a memory-mapped file) or a
+/// `SampleSource` that produces each batch's samples.
 public struct Dataset: Sendable {
     enum Inputs: Sendable {
         case tensor(Tensor)
@@ -29,12 +31,14 @@ public struct Dataset: Sendable {
     public let targets: Tensor
     /// Targets of further outputs, by the name a `OutputLoss.target` gives.
     public let namedTargets: [String: Tensor]
+    /// Further inputs of the model, by input name, fed beside the first.
+    public let namedInputs: [String: Tensor]
     /// Tells datasets apart for the batch prefetcher (copies of a dataset share it).
     let identity = DatasetIdentity()
 
-    public init(inputs: Tensor, targets: Tensor, namedTargets: [String: Tensor] = [:]) throws(TrainingError) {
+    public init(inputs: Tensor, targets: Tensor, namedTargets: [String: Tensor] = [:], namedInputs: [String: Tensor] = [:]) throws(TrainingError) {
         guard inputs.rank >= 1 else { throw .badData("inputs and targets need a sample axis") }
-        try self.init(.tensor(inputs), count: inputs.shape[0], targets: targets, namedTargets: namedTargets)
+        try self.init(.tensor(inputs), count: inputs.shape[0], targets: targets, namedTargets: namedTargets, namedInputs: namedInputs)
     }
 
     /// Inputs produced batch by batch by `source`.
@@ -42,7 +46,7 @@ public struct Dataset: Sendable {
         try self.init(.source(source), count: source.count, targets: targets, namedTargets: namedTargets)
     }
 
-    init(_ inputs: Inputs, count: Int, targets: Tensor, namedTargets: [String: Tensor]) throws(TrainingError) {
+    init(_ inputs: Inputs, count: Int, targets: Tensor, namedTargets: [String: Tensor], namedInputs: [String: Tensor] = [:]) throws(TrainingError) {
         guard targets.rank >= 1 else { throw .badData("inputs and targets need a sample axis") }
         guard count == targets.shape[0] else {
             throw .badData("inputs have \(count) samples but targets \(targets.shape[0])")
@@ -50,10 +54,14 @@ public struct Dataset: Sendable {
         for (name, t) in namedTargets.sorted(by: { $0.key < $1.key }) where t.rank < 1 || t.shape[0] != count {
             throw .badData("inputs have \(count) samples but target '\(name)' has shape \(t.shape)")
         }
+        for (name, t) in namedInputs.sorted(by: { $0.key < $1.key }) where t.rank < 1 || t.shape[0] != count {
+            throw .badData("inputs have \(count) samples but input '\(name)' has shape \(t.shape)")
+        }
         guard count > 0 else { throw .badData("there are no samples") }
         self.storedInputs = inputs
         self.targets = targets
         self.namedTargets = namedTargets
+        self.namedInputs = namedInputs
     }
 
     public var count: Int { targets.shape[0] }
@@ -115,7 +123,8 @@ public struct Dataset: Sendable {
         case .source(let s): x = try s.rows(indices)
         }
         return Batch(inputs: x, targets: Self.rows(targets, indices),
-                     namedTargets: namedTargets.mapValues { Self.rows($0, indices) }, count: indices.count)
+                     namedTargets: namedTargets.mapValues { Self.rows($0, indices) },
+                     namedInputs: namedInputs.mapValues { Self.rows($0, indices) }, count: indices.count)
     }
 
     /// The rows `range` of a tensor: a view of the same file when `t` is memory-mapped, else a copy.
@@ -137,7 +146,8 @@ public struct Dataset: Sendable {
         case .source(let s): { let sub = s.subset(range); return (.source(sub), sub.count) }()
         }
         return try Dataset(inputs, count: count, targets: Self.rows(targets, range),
-                           namedTargets: namedTargets.mapValues { Self.rows($0, range) })
+                           namedTargets: namedTargets.mapValues { Self.rows($0, range) },
+                           namedInputs: namedInputs.mapValues { Self.rows($0, range) })
     }
 }
 
@@ -146,6 +156,7 @@ public struct Batch: Sendable {
     public let inputs: Tensor
     public let targets: Tensor
     public let namedTargets: [String: Tensor]
+    public let namedInputs: [String: Tensor]
     public let count: Int
 
     public func target(_ name: String?) -> Tensor? {
@@ -342,6 +353,12 @@ public struct Trainer: Sendable {
         for h in heads where data.target(h.target) == nil {
             throw .badData("the loss of output '\(h.output)' reads target '\(h.target ?? "")', which the data does not have (targets: \(data.namedTargets.keys.sorted().joined(separator: ", ")))")
         }
+        for input in differentiator.graph.inputs where input.name != options.inputName && !differentiator.graph.initializers.contains(input.name) {
+            guard let t = data.namedInputs[input.name] else {
+                throw .badData("the model's input '\(input.name)' is not in the data (each input beside '\(options.inputName)' is fed from the data array of its name)")
+            }
+            if let dtype = input.type?.dtype, dtype != t.dtype { throw .badData("input '\(input.name)' is \(dtype) in the model, the data has \(t.dtype)") }
+        }
         guard let info = differentiator.graph.inputs.first(where: { $0.name == options.inputName }), let type = info.type else { return }
         guard data.inputDType == type.dtype else {
             throw .badData("input '\(options.inputName)' is \(type.dtype) in the model, the data has \(data.inputDType)")
@@ -422,7 +439,8 @@ public struct Trainer: Sendable {
             // The tape (and the feed) hold references to the weights; they end with this block so
             // the optimizer below updates each weight's buffer in place instead of copying it.
             do {
-                var feed: [String: Tensor] = [options.inputName: b.inputs]
+                var feed = b.namedInputs
+                feed[options.inputName] = b.inputs
                 for (name, t) in weights { feed[name] = t }
                 let tape: Tape
                 do { tape = try differentiator.forward(feed, training: true, rng: &rng) } catch { throw .autograd(error) }
@@ -534,7 +552,8 @@ public struct Trainer: Sendable {
         while lo < data.count {
             let hi = min(lo + options.batchSize, data.count)
             let b = try data.batch(Array(lo..<hi))
-            var feed: [String: Tensor] = [options.inputName: b.inputs]
+            var feed = b.namedInputs
+            feed[options.inputName] = b.inputs
             for (name, t) in weights { feed[name] = t }
             let tape: Tape
             do { tape = try differentiator.forward(feed, training: false, rng: &rng) } catch { throw .autograd(error) }

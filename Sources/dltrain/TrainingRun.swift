@@ -168,7 +168,9 @@ public enum TrainingRun {
             }
             settings[key] = v
         }
-        settings["input"] = settings["input"] ?? graph.inputs.first?.name ?? "x"
+        // Default: every input the model needs fed (a text model's input_ids,attention_mask), each from the data array of its name.
+        let fed = graph.inputs.map(\.name).filter { !graph.initializers.contains($0) }
+        settings["input"] = settings["input"] ?? (fed.isEmpty ? "x" : fed.joined(separator: ","))
         let (lossFn, heads) = try losses(settings)
         if heads.isEmpty { settings["target"] = settings["target"] ?? "y" }
         for h in heads where !graph.outputs.contains(where: { $0.name == h.output }) {
@@ -220,11 +222,15 @@ public enum TrainingRun {
         if let problem = config.problem { throw .invalidArgument("optimizer: \(problem)") }
 
         // Data, and the validation set.
-        let inputName = settings["input"] ?? "x"
+        // --input a,b: the first input, and further ones a model with several inputs reads (same-named data arrays).
+        let inputList = (settings["input"] ?? "x").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard let inputName = inputList.first, !inputList.contains("") else { throw .invalidArgument("--input '\(settings["input"] ?? "")' names an empty input") }
+        let moreInputs = Array(inputList.dropFirst())
         func loadData(_ path: String) throws(DLKitError) -> Dataset {
             var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue, !TrainingData.isArrayFolder(path, inputName: inputName) {
                 guard heads.isEmpty else { throw .invalidArgument("\(path) is an image folder, which has one target; a loss per output needs .safetensors or .npz data") }
+                guard moreInputs.isEmpty else { throw .invalidArgument("\(path) is an image folder, which feeds one input; several inputs need .safetensors or .npz data") }
                 guard let size = settings["image_size"] else { throw .invalidArgument("\(path) is an image folder: give --image-size H,W") }
                 let hw = size.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
                 guard hw.count == 2, hw[0] > 0, hw[1] > 0 else { throw .invalidArgument("--image-size '\(size)' must be two positive numbers, H,W") }
@@ -243,7 +249,7 @@ public enum TrainingRun {
                 return d
             }
             do {
-                return try TrainingData.load(path: path, inputName: inputName, targetName: settings["target"] ?? "y",
+                return try TrainingData.load(path: path, inputName: inputName, inputNames: moreInputs, targetName: settings["target"] ?? "y",
                                          targetNames: heads.compactMap(\.target),
                                          inputColumns: settings["input_columns"].map { $0.split(separator: ",").map(String.init) } ?? [],
                                              targetColumn: settings["target_column"], integerTargets: lossFn.takesClassIndices)

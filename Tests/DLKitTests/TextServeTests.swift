@@ -169,7 +169,8 @@ struct GenerateStreamTests {
         // refused before generating: a plain 400 with the JSON error
         for (path, body, words) in [("/v2/models/gpt2/generate_stream", #"{"parameters":{"max_tokens":3}}"#, "text_input"),
                                     ("/v2/models/gpt2/generate_stream", #"{"text_input":"hi","parameters":{"top_p":2}}"#, "top_p"),
-                                    ("/v2/models/bert/generate_stream", #"{"text_input":"hi"}"#, "does not generate")] {
+                                    ("/v2/models/bert/generate_stream", #"{"text_input":"hi"}"#, "does not generate"),
+                                    ("/v2/models/gpt2/generate", #"{"text_input":"hi","stream":true}"#, "generate_stream")] {
             let r = try Self.post(port: port, path: path, body: body)
             #expect(r.status == "HTTP/1.1 400 Bad Request", "\(r)")
             #expect(try parseJSON(r.body)["error"]?.stringValue?.contains(words) == true, "\(r.body)")

@@ -59,7 +59,7 @@ import Testing
 }
 
 /// ImageDecoder on a fixture PNG: RGB, BGR (the same pixels, channels reversed) and Grayscale;
-/// bad streams and attributes are refused, formats not decoded yet are "unsupported".
+/// bad streams (a cut BMP header, bytes of no image format) and attributes are refused.
 @Suite struct ImageDecoderKernelTests {
     static func bytes(_ path: String) throws -> Tensor {
         let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
@@ -85,9 +85,10 @@ import Testing
         let png = try Self.bytes(TestPackage.fixture("images/folder/cat/b.png"))
         let truncated = try Self.bytes(TestPackage.fixture("images/bad/truncated.png"))
         let bmp = Tensor(shape: [6], scalars: [UInt8(ascii: "B"), UInt8(ascii: "M"), 0, 0, 0, 0])
+        let text = Tensor(shape: [5], scalars: Array("hello".utf8))
         for (x, format, unsupported, text) in [(truncated, "RGB", false, "malformed image"), (png, "HSV", false, "pixel_format 'HSV'"),
                                                (Tensor(shape: [2], scalars: [Float(1), 2]), "RGB", false, "1-D uint8"),
-                                               (bmp, "RGB", true, "not PNG or JPEG")] {
+                                               (bmp, "RGB", false, "the header ends early"), (text, "RGB", false, "not an image DLKit decodes")] {
             do {
                 _ = try Self.decode(x, format)
                 Issue.record("expected an error for \(text)")

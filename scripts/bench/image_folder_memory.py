@@ -2,7 +2,8 @@
 """Peak memory and step time of `dltrain --data FOLDER` against the same pixels preloaded from an
 .npz. Image folders stream (each batch decodes its own images, the next batch on a background
 thread while the current one trains), so the peak resident set stays flat while the pixels of the
-whole folder grow with it; the .npz is read into memory.
+whole folder grow with it; the .npz (written deflated, so that it is read into memory rather than
+memory-mapped as a stored one would be) holds the same pixels preloaded.
 
     swift build -c release --product dltrain
     .venv/bin/python scripts/bench/image_folder_memory.py [--bin .build/release] [--counts 500,4000]
@@ -104,7 +105,7 @@ def main():
         for count in [int(c) for c in args.counts.split(",")]:
             root = f"{tmp}/images{count}"
             x, y = folder(root, count)
-            np.savez(f"{tmp}/d{count}.npz", x=x, y=y)
+            np.savez_compressed(f"{tmp}/d{count}.npz", x=x, y=y)
             common = ["--loss", "cross_entropy", "--batch-size", "32", "--optimizer", "sgd"]
             from_folder = [tool, f"{tmp}/cnn.onnx", "--data", root, "--image-size", f"{SIZE},{SIZE}"] + common + ["--out", f"{tmp}/a.ckpt"]
             from_npz = [tool, f"{tmp}/cnn.onnx", "--data", f"{tmp}/d{count}.npz"] + common + ["--out", f"{tmp}/b.ckpt"]

@@ -3,8 +3,7 @@ import DLImage
 import DLTensor
 
 /// ONNX's ImageDecoder (opset 20): encoded image bytes to an `[H, W, C]` uint8 tensor, through
-/// DLImage's libpng and libjpeg-turbo decoders (PNG and JPEG; the other formats ONNX lists are not
-/// decoded yet).
+/// DLImage's decoders (every format the op lists: PNG, JPEG, BMP, PNM, TIFF, WebP, JPEG 2000).
 enum ImageKernels {
     static var all: [(String, Kernel)] { [("ImageDecoder", decode)] }
 
@@ -22,8 +21,6 @@ enum ImageKernels {
         var image: DecodedImage
         switch result {
         case .success(let decoded): image = decoded
-        case .failure(.unknownFormat):
-            throw ctx.unsupported("the encoded stream is not PNG or JPEG (BMP, TIFF, WebP, JPEG 2000 and PNM are not decoded yet)")
         case .failure(let e): throw ctx.fail("\(e)")
         }
         if format == "Grayscale" { image = ImageCodec.luma(image) }

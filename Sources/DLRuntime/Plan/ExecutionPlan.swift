@@ -60,6 +60,8 @@ final class ExecutionPlan: Sendable {
         var allocations = 0
         /// Free buffers the pool kept for the next run (steady too in steady state).
         var kept = 0
+        /// Control-flow steps (If, Loop, Scan) of the plan.
+        var controlFlowSteps = 0
         /// Step outputs whose storage came neither from the pool nor from an input (a kernel
         /// that allocates for itself).
         var unpooledOutputs = 0
@@ -88,6 +90,9 @@ final class ExecutionPlan: Sendable {
     let slotOf: [String: Int]
     /// How many nodes were folded away while building.
     let foldedCount: Int
+    /// If nodes (by index in the planned graph) whose condition this plan knows before any run,
+    /// and its value: the executor inlines their branches and plans again.
+    let knownConditions: [Int: Bool]
 
     /// Ops never evaluated ahead of time: their results are random or depend on a training flag.
     static let unfoldable: Set<String> = [
@@ -127,8 +132,13 @@ final class ExecutionPlan: Sendable {
 
         var pending: [(node: Node, kernel: StepKernel, types: [TensorType?]?)] = []
         var folded = 0
+        var knownConditions: [Int: Bool] = [:]
         for (index, node) in graph.nodes.enumerated() {
             if let subs = subgraphs[index] {
+                if OpSet.isDefaultDomain(node), node.opType == "If", let cond = node.input(0).flatMap({ consts[$0] }),
+                   cond.elementCount == 1, let value = cond.bools().first {
+                    knownConditions[index] = value
+                }
                 // Typed by its subgraphs at run time: later nodes reading its outputs infer per run.
                 guard let value = OpKernels.valueKernel(for: node), Self.yieldsTensors(node) else { return nil }
                 var outer: [(name: String, slot: Int)] = []
@@ -228,6 +238,7 @@ final class ExecutionPlan: Sendable {
         self.inputSlots = inputSlots
         self.slotOf = slotOf
         self.foldedCount = folded
+        self.knownConditions = knownConditions
         if dump {
             var text = "plan: \(steps.count) steps, \(folded) nodes folded\n"
             for s in steps { text += "  \(s.types == nil ? "*" : " ")\(s.inPlace >= 0 ? "=" : " ") \(s.node.displayName)\n" }
@@ -312,7 +323,10 @@ final class ExecutionPlan: Sendable {
         let pool = pools.checkOut()
         defer { pools.checkIn(pool) }
         pool.resetCounters()
-        if track { stats.packedSteps = steps.filter { $0.packed != nil }.count }
+        if track {
+            stats.packedSteps = steps.filter { $0.packed != nil }.count
+            stats.controlFlowSteps = steps.filter { if case .subgraphs = $0.kernel { true } else { false } }.count
+        }
         var slots = initial
         for (s, t) in zip(inputSlots, inputs) { slots[s] = t }
         for step in steps {
