@@ -110,12 +110,15 @@ public enum IntegerConvolution {
 
     /// Runs one convolution of geometry `p`: x is N·H·W·C bytes (int8 when `xSigned`), `bias` M
     /// values or empty, y N·OH·OW·M int32. `done(first, count)`, when given, is called as output
-    /// pixels first ..< first + count (counted over the batch) are complete, in order, while
-    /// their sums are still in cache: a consumer (requantization) reads them there. False
+    /// pixels first ..< first + count (counted over the batch) are complete, while their sums are
+    /// still in cache: a consumer (requantization) reads them there. Bands of rows run on the
+    /// worker pool (`ParallelFor`), so `done` may be called from several threads at once, each
+    /// time for other pixels. The sums do not depend on the split. False
     /// (nothing written) when the kernels cannot run here (no VNNI, or AVX-512 off for this
     /// thread) or the weights were packed for another shape.
     public static func run(_ p: Geometry, x: UnsafeRawBufferPointer, xSigned: Bool, xZero: Int32, weights: Packed, bias: [Int32],
                            into y: UnsafeMutablePointer<Int32>, done: ((Int, Int) -> Void)? = nil) -> Bool {
+        let done = done.map { body in UncheckedSendable(body) }
         guard IntegerGemm.vnni, p.fits, weights.m == p.m, weights.cg == p.cg, weights.kh == p.kh, weights.kw == p.kw,
               weights.group == p.group, let xBase = x.baseAddress?.assumingMemoryBound(to: UInt8.self),
               x.count == p.n * p.h * p.w * p.c, bias.isEmpty || bias.count == p.m else { return false }
@@ -126,16 +129,17 @@ public enum IntegerConvolution {
             // Bands of output rows (all of them at once without a consumer): a band from row r
             // is the kernel's row 0 with the top padding moved up by r strides.
             let band = done == nil ? p.oh : Swift.max(1, (1 << 15) / Swift.max(1, p.ow * p.c))
+            let bands = (p.oh + band - 1) / band, taps = p.kh * p.kw
             weights.centred.withUnsafeBufferPointer { wc in
                 for b in 0..<p.n {
-                    var row = 0
-                    while row < p.oh {
-                        let rows = Swift.min(band, p.oh - row)
-                        dlk_dwconv_nhwc(xBase + b * image, xSigned ? 1 : 0, xZero, Int32(p.h), Int32(p.w), Int32(p.c), wc.baseAddress,
-                                        bias, interior, Int32(p.kh), Int32(p.kw), Int32(p.sh), Int32(p.sw), Int32(p.dh), Int32(p.dw),
-                                        Int32(p.pt - row * p.sh), Int32(p.pl), Int32(rows), Int32(p.ow), y + b * outImage + row * p.ow * p.c)
-                        done?(b * p.plane + row * p.ow, rows * p.ow)
-                        row += rows
+                    ParallelFor.run(bands, cost: band * p.ow * p.c * taps) { lo, hi in
+                        for k in lo..<hi {
+                            let row = k * band, rows = Swift.min(band, p.oh - row)
+                            dlk_dwconv_nhwc(xBase + b * image, xSigned ? 1 : 0, xZero, Int32(p.h), Int32(p.w), Int32(p.c), wc.baseAddress,
+                                            bias, interior, Int32(p.kh), Int32(p.kw), Int32(p.sh), Int32(p.sw), Int32(p.dh), Int32(p.dw),
+                                            Int32(p.pt - row * p.sh), Int32(p.pl), Int32(rows), Int32(p.ow), y + b * outImage + row * p.ow * p.c)
+                            done?.value(b * p.plane + row * p.ow, rows * p.ow)
+                        }
                     }
                 }
             }
@@ -157,47 +161,46 @@ public enum IntegerConvolution {
         }
         let direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 && p.pl == 0 && p.oh == p.h && p.ow == p.w
             && p.group == 1 && !xSigned && p.c % 4 == 0 && !rowTerm
-        let tile = Swift.min(p.plane, Swift.max(4, (1 << 16) / lda) & ~3)
-        var patches = [UInt8](repeating: 0, count: direct ? 0 : tile * lda)
-        var rowSums = [Int32](repeating: 0, count: rowTerm ? tile : 0)
+        let tile = Swift.min(p.plane, Swift.max(4, (1 << 16) / lda) & ~3), tiles = (p.plane + tile - 1) / tile
         let pad = UInt8(truncatingIfNeeded: xZero) ^ aFlip
-        patches.withUnsafeMutableBufferPointer { patches in
-            rowSums.withUnsafeMutableBufferPointer { rowSums in
-                for b in 0..<p.n {
-                    let src = xBase + b * image, dst = y + b * outImage
-                    for g in 0..<p.group {
-                        weights.panels[g].withUnsafeBufferPointer { panels in
-                            columnAdd[g].withUnsafeBufferPointer { add in
-                                zb.withUnsafeBufferPointer { zb in
-                                    let zeros = rowTerm ? zb.baseAddress.map { $0 + g * mg } : nil
-                                    var first = 0
-                                    while first < p.plane {
-                                        let rows = Swift.min(tile, p.plane - first)
-                                        defer {
+        for b in 0..<p.n {
+            let src = xBase + b * image, dst = y + b * outImage
+            for g in 0..<p.group {
+                weights.panels[g].withUnsafeBufferPointer { panels in
+                    columnAdd[g].withUnsafeBufferPointer { add in
+                        zb.withUnsafeBufferPointer { zb in
+                            let zeros = rowTerm ? zb.baseAddress.map { $0 + g * mg } : nil
+                            // Tiles of rows on the pool, each chunk with its own patch rows.
+                            ParallelFor.run(tiles, cost: tile * (lda + mg * k4)) { lo, hi in
+                                var patches = [UInt8](repeating: 0, count: direct ? 0 : tile * lda)
+                                var rowSums = [Int32](repeating: 0, count: rowTerm ? tile : 0)
+                                patches.withUnsafeMutableBufferPointer { patches in
+                                    rowSums.withUnsafeMutableBufferPointer { rowSums in
+                                        for t in lo..<hi {
+                                            let first = t * tile, rows = Swift.min(tile, p.plane - first)
+                                            if direct {
+                                                dlk_gemm_u8s8_offset(src + first * p.c, p.c, panels.baseAddress, Int32(rows), Int32(mg), Int32(k4),
+                                                                     dst + first * p.m, p.m, add.baseAddress, nil, nil)
+                                            } else {
+                                                dlk_im2col_nhwc_u8(src, Int32(p.h), Int32(p.w), Int32(p.c), Int32(g * p.cg), Int32(p.cg), aFlip, pad,
+                                                                   Int32(p.kh), Int32(p.kw), Int32(p.sh), Int32(p.sw), Int32(p.dh), Int32(p.dw),
+                                                                   Int32(p.pt), Int32(p.pl), Int32(p.ow), first, rows, patches.baseAddress, lda,
+                                                                   rowTerm ? rowSums.baseAddress : nil)
+                                                dlk_gemm_u8s8_offset(patches.baseAddress, lda, panels.baseAddress, Int32(rows), Int32(mg), Int32(k4),
+                                                                     dst + first * p.m + g * mg, p.m, add.baseAddress, zeros,
+                                                                     rowTerm ? UnsafePointer(rowSums.baseAddress) : nil)
+                                            }
                                             // One group's columns are the whole row.
-                                            if p.group == 1 { done?(b * p.plane + first, rows) }
-                                            first += rows
+                                            if p.group == 1 { done?.value(b * p.plane + first, rows) }
                                         }
-                                        if direct {
-                                            dlk_gemm_u8s8_offset(src + first * p.c, p.c, panels.baseAddress, Int32(rows), Int32(mg), Int32(k4),
-                                                                 dst + first * p.m, p.m, add.baseAddress, nil, nil)
-                                            continue
-                                        }
-                                        dlk_im2col_nhwc_u8(src, Int32(p.h), Int32(p.w), Int32(p.c), Int32(g * p.cg), Int32(p.cg), aFlip, pad,
-                                                           Int32(p.kh), Int32(p.kw), Int32(p.sh), Int32(p.sw), Int32(p.dh), Int32(p.dw),
-                                                           Int32(p.pt), Int32(p.pl), Int32(p.ow), first, rows, patches.baseAddress, lda,
-                                                           rowTerm ? rowSums.baseAddress : nil)
-                                        dlk_gemm_u8s8_offset(patches.baseAddress, lda, panels.baseAddress, Int32(rows), Int32(mg), Int32(k4),
-                                                             dst + first * p.m + g * mg, p.m, add.baseAddress, zeros,
-                                                             rowTerm ? UnsafePointer(rowSums.baseAddress) : nil)
                                     }
                                 }
                             }
                         }
                     }
-                    if p.group > 1 { done?(b * p.plane, p.plane) }
                 }
             }
+            if p.group > 1 { done?.value(b * p.plane, p.plane) }
         }
         return true
     }
@@ -208,4 +211,10 @@ public enum IntegerConvolution {
         let s = src.assumingMemoryBound(to: UInt8.self), d = dst.assumingMemoryBound(to: UInt8.self)
         for i in 0..<count { dlk_transpose_u8(s + i * rows * cols, rows, cols, d + i * rows * cols) }
     }
+}
+
+/// A closure handed to the pool's chunks, which call it for disjoint pixels.
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

@@ -214,6 +214,10 @@ import Testing
         Conv(n: 1, c: 16, h: 5, w: 3, m: 33, kh: 1, kw: 1, stride: 1, padBegin: 0, padEnd: 0, dilation: 1, group: 1),
         Conv(n: 2, c: 12, h: 3, w: 7, m: 70, kh: 1, kw: 1, stride: 2, padBegin: 0, padEnd: 0, dilation: 1, group: 1),
         Conv(n: 1, c: 24, h: 6, w: 6, m: 8, kh: 3, kw: 3, stride: 1, padBegin: 1, padEnd: 1, dilation: 1, group: 4),
+        // Large enough for the pool to split (bands of rows, tiles of the product) at 2 threads.
+        Conv(n: 2, c: 48, h: 40, w: 37, m: 48, kh: 3, kw: 3, stride: 1, padBegin: 1, padEnd: 1, dilation: 1, group: 48),
+        Conv(n: 1, c: 32, h: 48, w: 45, m: 40, kh: 1, kw: 1, stride: 1, padBegin: 0, padEnd: 0, dilation: 1, group: 1),
+        Conv(n: 1, c: 8, h: 50, w: 41, m: 24, kh: 3, kw: 3, stride: 1, padBegin: 1, padEnd: 1, dilation: 1, group: 1),
     ]
 
     /// Transpose to NCHW, ConvInteger, transpose back and an int32 bias, as DLTFLite writes an
@@ -265,11 +269,12 @@ import Testing
                 #expect(fused.nodes.map(\.opType) == ["ConvIntegerNHWC"] && fused.nodes.first?.inputs.count == (requantize ? 11 : 5),
                         "\(p): \(fused.nodes.map(\.opType))")
                 let want = try runNodeByNode(g, ["x": x])["y"]
-                for avx512 in [true, false] {
+                for (avx512, threads) in [(true, 1), (true, 2), (false, 1)] {
                     var options = RuntimeOptions.default
                     options.avx512 = avx512
+                    options.threads = threads
                     let y = try Executor(graph: g, options: options).run(["x": x])["y"]
-                    #expect(y == want, "\(p) x signed \(xSigned) w signed \(wSigned), w zero points \(wZero.count), bias \(withBias), requantize \(requantize), avx512 \(avx512)")
+                    #expect(y == want, "\(p) x signed \(xSigned) w signed \(wSigned), w zero points \(wZero.count), bias \(withBias), requantize \(requantize), avx512 \(avx512), threads \(threads)")
                     #expect(y?.dtype == (requantize ? .int8 : .int32))
                 }
             }

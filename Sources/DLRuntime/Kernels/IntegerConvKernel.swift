@@ -86,15 +86,14 @@ enum IntegerConvKernel {
                     let done = x.withUnsafeBytes { xb in
                         sums.withUnsafeMutableBufferPointerInPlace(as: Int32.self) { s in
                             out.withUnsafeMutableBytesInPlace { o in
-                                guard let sBase = s.baseAddress, let oBase = o.baseAddress else { return false }
-                                var requantizedAll = true
-                                let ran = IntegerConvolution.run(p, x: xb, xSigned: x.dtype == .int8, xZero: xZero, weights: packed, bias: b,
-                                                                 into: sBase) { first, count in
-                                    requantizedAll = IntegerRequantize.run(sBase + first * p.m, .int32, rows: count, width: p.m, left: l,
-                                                                           multiplier: mm, right: r, scales, signed: outType == .int8,
-                                                                           into: oBase + first * p.m) && requantizedAll
+                                // The vector requantization runs wherever VNNI does (bands may run on
+                                // the pool's threads, each for other pixels).
+                                guard let sBase = s.baseAddress, let oBase = o.baseAddress, CPUFeatures.avx512 else { return false }
+                                return IntegerConvolution.run(p, x: xb, xSigned: x.dtype == .int8, xZero: xZero, weights: packed, bias: b,
+                                                              into: sBase) { first, count in
+                                    _ = IntegerRequantize.run(sBase + first * p.m, .int32, rows: count, width: p.m, left: l, multiplier: mm,
+                                                              right: r, scales, signed: outType == .int8, into: oBase + first * p.m)
                                 }
-                                return ran && requantizedAll
                             }
                         }
                     }
@@ -172,15 +171,15 @@ enum IntegerConvKernel {
                     bytesOut.withUnsafeMutableBytes { nhwc in
                         out.withUnsafeMutableBytesInPlace { y in
                             guard let xp = xb.baseAddress, let xtp = xt.baseAddress, let a = acc.baseAddress,
-                                  let q = nhwc.baseAddress, let yp = y.baseAddress else { return false }
+                                  let q = nhwc.baseAddress, let yp = y.baseAddress, CPUFeatures.avx512 else { return false }
                             IntegerConvolution.transposeBytes(xp, count: p.n, rows: p.c, cols: p.h * p.w, into: xtp)
-                            var requantizedAll = true
+                            // Bands may run on the pool's threads, each for other pixels.
                             let ran = IntegerConvolution.run(p, x: UnsafeRawBufferPointer(xt), xSigned: x.dtype == .int8, xZero: xZero,
                                                              weights: packed, bias: bias?.scalars(as: Int32.self) ?? [], into: a) { first, rows in
-                                requantizedAll = IntegerRequantize.scaled(a + first * m, rows: rows, width: m, scales: scales, zero: yZero,
-                                                                          signed: yz.dtype == .int8, into: q + first * m) && requantizedAll
+                                _ = IntegerRequantize.scaled(a + first * m, rows: rows, width: m, scales: scales, zero: yZero,
+                                                             signed: yz.dtype == .int8, into: q + first * m)
                             }
-                            guard ran && requantizedAll else { return false }
+                            guard ran else { return false }
                             IntegerConvolution.transposeBytes(q, count: p.n, rows: p.plane, cols: m, into: yp)
                             return true
                         }
