@@ -205,6 +205,37 @@ extension Layout {
         }
     }
 
+    /// Copies elements of `input` at `offset + Σ index[d]·strides[d]` (in elements; strides may be
+    /// negative or larger than a row) for every index of `shape`, in row-major order, into
+    /// `output`: ONNX `Slice` with steps. The innermost dimension is one strided loop.
+    /// - Precondition: every position lies inside `input`; rank ≥ 1; width 1, 2, 4 or 8.
+    public static func copyStrided(_ input: UnsafeRawPointer, shape: [Int], strides: [Int], offset: Int,
+                                   into output: UnsafeMutableRawPointer, elementWidth: Int) {
+        guard let inner = shape.last, inner > 0, shape.allSatisfy({ $0 > 0 }) else { return }
+        func copy<T>(_: T.Type) {
+            let src = input.assumingMemoryBound(to: T.self), dst = output.assumingMemoryBound(to: T.self)
+            let step = strides[strides.count - 1]
+            var rows = StridedCursor(shape: Array(shape.dropLast()), strides: Array(strides.dropLast()), offset: offset)
+            var k = 0
+            for _ in 0..<(shape.dropLast().reduce(1, *)) {
+                var at = rows.offset
+                for _ in 0..<inner {
+                    dst[k] = src[at]
+                    k += 1
+                    at += step
+                }
+                rows.advance()
+            }
+        }
+        switch elementWidth {
+        case 1: copy(UInt8.self)
+        case 2: copy(UInt16.self)
+        case 4: copy(UInt32.self)
+        case 8: copy(UInt64.self)
+        default: preconditionFailure("unsupported element width \(elementWidth)")
+        }
+    }
+
     /// The inverse of ``copyBox(_:shape:start:count:into:elementWidth:)``: writes `input` (shape
     /// `count`) into the box `start ..< start + count` of the row-major `shape` array `output`,
     /// leaving the rest as it was (ONNX `Pad` after the fill).

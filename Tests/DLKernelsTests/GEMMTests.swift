@@ -24,6 +24,11 @@ struct GEMMCase: Sendable, CustomTestStringConvertible {
         GEMMCase(m: 64, n: 70, k: 100, transB: true, beta: 0.25, ldPad: 1),
         GEMMCase(m: 4, n: 3, k: 0, beta: 0.5),
         GEMMCase(m: 4, n: 3, k: 0, beta: 0),
+        // One row: the matrix-vector path, every transposition, strides, both betas.
+        GEMMCase(m: 1, n: 19, k: 37, ldPad: 2),
+        GEMMCase(m: 1, n: 19, k: 37, transA: true, ldPad: 2),
+        GEMMCase(m: 1, n: 19, k: 37, transB: true, alpha: 0.5, beta: 1.5, ldPad: 1),
+        GEMMCase(m: 1, n: 19, k: 37, transA: true, transB: true, beta: -2, ldPad: 3),
     ]
 
     @Test(arguments: cases)
@@ -62,6 +67,12 @@ struct GEMMCase: Sendable, CustomTestStringConvertible {
                        b: b, ldb: 2, beta: 0, c: o.baseAddress!, ldc: 2)
         }
         #expect(c == [19, 22, 43, 50])
+        var row = [Float](repeating: .nan, count: 2)
+        row.withUnsafeMutableBufferPointer { o in
+            GEMM.sgemm(transA: false, transB: false, m: 1, n: 2, k: 2, alpha: 1, a: a, lda: 2,
+                       b: b, ldb: 2, beta: 0, c: o.baseAddress!, ldc: 2)
+        }
+        #expect(row == [19, 22])
     }
 
     @Test func addRowVectorAddsBiasToEveryRowWithinTheStride() {

@@ -162,4 +162,22 @@ func allPermutations(_ n: Int) -> [[Int]] {
         }
         #expect(y == expected)
     }
+
+    /// Slice with steps: every position of a 3-D walk with a negative, a 2 and a 3 stride, in
+    /// 2- and 8-byte elements, against the positions computed one by one.
+    @Test func copyStridedTakesEveryPositionOfTheWalk() {
+        let shape = [2, 3, 4], strides = [-60, 24, 3], offset = 77
+        let input16 = (0..<200).map { UInt16($0) }, input64 = (0..<200).map { UInt64($0) * 1_000_003 }
+        var want: [Int] = []
+        for i in 0..<2 { for j in 0..<3 { for k in 0..<4 { want.append(offset + i * strides[0] + j * strides[1] + k * strides[2]) } } }
+        var out16 = [UInt16](repeating: 0, count: 24), out64 = [UInt64](repeating: 0, count: 24)
+        input16.withUnsafeBytes { src in
+            out16.withUnsafeMutableBytes { Layout.copyStrided(src.baseAddress!, shape: shape, strides: strides, offset: offset, into: $0.baseAddress!, elementWidth: 2) }
+        }
+        input64.withUnsafeBytes { src in
+            out64.withUnsafeMutableBytes { Layout.copyStrided(src.baseAddress!, shape: shape, strides: strides, offset: offset, into: $0.baseAddress!, elementWidth: 8) }
+        }
+        #expect(out16 == want.map { input16[$0] })
+        #expect(out64 == want.map { input64[$0] })
+    }
 }

@@ -247,8 +247,20 @@ enum MathKernels {
     }
 
     static func variadic(_ name: String) -> Kernel {
-        { ctx throws(RuntimeError) in
+        // Two operands of one type go through the typed broadcast loops: Sum of any of the three
+        // types, Max and Min of integers (float Max and Min have their fast kernels in front).
+        let typed: Kernel? = switch name {
+        case "Max": ElementwiseKernels.binary(.max)
+        case "Min": ElementwiseKernels.binary(.min)
+        case "Sum": ElementwiseKernels.binary(.add)
+        default: nil
+        }
+        return { ctx throws(RuntimeError) in
             let ts = ctx.inputs.compactMap { $0 }
+            if let typed, ctx.inputs.count == 2, ts.count == 2, ts[0].dtype == ts[1].dtype,
+               [.float32, .int32, .int64].contains(ts[0].dtype) {
+                return try typed(ctx)
+            }
             guard let first = ts.first else { throw ctx.fail("\(name) needs at least one input") }
             let (shape, maps) = try broadcast(ctx, ts)
             let n = shape.reduce(1, *)

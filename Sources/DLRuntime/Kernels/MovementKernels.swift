@@ -179,6 +179,18 @@ enum MovementKernels {
             }
             return [out]
         }
+        if x.dtype != .string, x.rank > 0, [1, 2, 4, 8].contains(x.dtype.byteWidth) {
+            // Steps: one strided loop per innermost row, no index map.
+            let out = ctx.makeOutput(x.dtype, shape: shape)
+            guard out.elementCount > 0 else { return [out] }
+            x.withUnsafeBytes { src in
+                out.withUnsafeMutableBytesInPlace { dst in
+                    guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+                    Layout.copyStrided(s, shape: shape, strides: outStrides, offset: offset, into: d, elementWidth: x.dtype.byteWidth)
+                }
+            }
+            return [out]
+        }
         return [x.gathered(IndexMath.strided(shape, strides: outStrides, offset: offset), shape: shape)]
     }
 
