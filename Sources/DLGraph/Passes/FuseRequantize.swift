@@ -117,7 +117,8 @@ package enum FuseRequantize: GraphPass {
         // x_scale) (each part optional, the constants float64 scalars), taken in.
         func isScalar64(_ name: String) -> Bool { scalar(name, .float64) != nil }
         for (i, n) in graph.nodes.enumerated() where OpSet.isDefaultDomain(n) && n.opType == "Mul" && n.outputs.count == 1 {
-            guard replaced[i] == nil, !remove.contains(i), var (x, left, multiplier, right, front) = fixedPoint(i) else { continue }
+            guard replaced[i] == nil, !remove.contains(i), let (start, left, multiplier, right, chain) = fixedPoint(i) else { continue }
+            var x = start, front = chain
             var offset = "", scale = ""
             if let mul = node(x, "Mul"), let (t, s) = split(graph.nodes[mul], isScalar64) {
                 front.append(mul)
