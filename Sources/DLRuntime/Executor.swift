@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import DLGraph
 import DLKernels
 import DLTensor
@@ -15,9 +20,9 @@ public struct Executor: Sendable {
     public let graph: Graph
     /// For each node, the values whose last reader it is (freed right after it runs).
     private let releaseAfter: [[String]]
-    /// Executors of each node's graph attributes: node index → attribute name → executors (one,
-    /// or several for a `graphs` attribute).
-    private let subgraphs: [Int: [String: [Executor]]]
+    /// Executors of each node's graph attributes for node-by-node runs: node index → attribute
+    /// name → executors (one, or several for a `graphs` attribute).
+    private let subgraphs: SubgraphExecutors
     /// The ai.onnx opset the graph (or its enclosing model, for a subgraph) was written for.
     private let opset: Int?
     /// Plans per input shape (see `ExecutionPlan`); nil for graphs that always run unplanned
@@ -65,21 +70,15 @@ public struct Executor: Sendable {
         NormalForm.normalise(&g)
         self.graph = g
         var lastUse: [String: Int] = [:]
-        var subs: [Int: [String: [Executor]]] = [:]
-        let scope = outerScope.union(g.definedNames)
         for (i, n) in g.nodes.enumerated() {
             for v in n.inputs where !v.isEmpty { lastUse[v] = i }
             // Names a subgraph reads from this scope are implicit inputs of the node.
             for v in n.subgraphOuterNames { lastUse[v] = i }
-            for (name, body) in n.subgraphs {
-                subs[i, default: [:]][name, default: []].append(try Executor(graph: body, outerScope: scope, opset: opset, options: options))
-            }
         }
         let keep = Set(g.outputs.map(\.name)).union(g.initializers.names)
         var release = [[String]](repeating: [], count: g.nodes.count)
         for (v, i) in lastUse where !keep.contains(v) { release[i].append(v) }
         releaseAfter = release
-        subgraphs = subs
         self.opset = opset
         // Every node needs a tensor kernel (Identity also has a value kernel; on tensors the two
         // agree), or is control flow whose subgraphs run through executors of their own.
@@ -96,10 +95,28 @@ public struct Executor: Sendable {
         planned = plannedGraph
         enclosingScope = outerScope
         enclosingConstants = constants
-        // The passes may have moved or rewritten nodes: the plan's subgraphs are the planned graph's.
-        plannedSubgraphs = optimize && !subs.isEmpty
-            ? try Self.subgraphExecutors(of: plannedGraph, scope: outerScope, constants: constants, opset: opset, options: options)
-            : subs
+        let scope = outerScope.union(g.definedNames)
+        let unplannedGraph = g
+        let makeUnplanned = { () throws(RuntimeError) -> [Int: [String: [Executor]]] in
+            var subs: [Int: [String: [Executor]]] = [:]
+            for (i, n) in unplannedGraph.nodes.enumerated() {
+                for (name, body) in n.subgraphs {
+                    subs[i, default: [:]][name, default: []].append(try Executor(graph: body, outerScope: scope, opset: opset, options: options))
+                }
+            }
+            return subs
+        }
+        if optimize && g.nodes.contains(where: { !$0.subgraphs.isEmpty }) {
+            // The passes may have moved or rewritten nodes: the plan's subgraphs are the planned
+            // graph's. The node-by-node run's are made when a run first needs them: made here,
+            // each nesting level would build the next one twice (2^depth executors).
+            plannedSubgraphs = try Self.subgraphExecutors(of: plannedGraph, scope: outerScope, constants: constants, opset: opset, options: options)
+            subgraphs = SubgraphExecutors(make: makeUnplanned)
+        } else {
+            let subs = try makeUnplanned()
+            plannedSubgraphs = subs
+            subgraphs = SubgraphExecutors(made: subs)
+        }
     }
 
     /// Executors for the graph attributes of `graph`'s nodes, by node index, each given the
@@ -318,6 +335,7 @@ public struct Executor: Sendable {
     }
 
     private func execute(_ values: inout [String: GraphValue], recorder: ProfileRecorder?) throws(RuntimeError) {
+        let subgraphs = try self.subgraphs.executors()
         for (i, node) in graph.nodes.enumerated() {
             let args = node.inputs.map { $0.isEmpty ? nil : values[$0] }
             let tensors = args.map { $0?.tensor }
@@ -403,5 +421,38 @@ public struct Executor: Sendable {
                 throw .inputShape(name: name, expected: TensorType(dtype: declared.dtype, shape: declared.shape), actual: t.shape)
             }
         }
+    }
+}
+
+/// The executors of a graph's subgraphs for node-by-node runs, made once, on first use when
+/// `make` is given.
+final class SubgraphExecutors: @unchecked Sendable {
+    private var made: Result<[Int: [String: [Executor]]], RuntimeError>?
+    private var make: (() throws(RuntimeError) -> [Int: [String: [Executor]]])?
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+
+    init(made: [Int: [String: [Executor]]]) {
+        self.made = .success(made)
+        pthread_mutex_init(lock, nil)
+    }
+
+    init(make: @escaping () throws(RuntimeError) -> [Int: [String: [Executor]]]) {
+        self.make = make
+        pthread_mutex_init(lock, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+    }
+
+    func executors() throws(RuntimeError) -> [Int: [String: [Executor]]] {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        if made == nil, let make {
+            do throws(RuntimeError) { made = .success(try make()) } catch { made = .failure(error) }
+            self.make = nil
+        }
+        return try (made ?? .success([:])).get()
     }
 }

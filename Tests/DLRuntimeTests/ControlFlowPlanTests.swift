@@ -41,6 +41,32 @@ struct ControlFlowPlanTests {
         #expect(try planned.run(["c": Tensor(scalar: false), "x": x])["out"]?.scalars(as: Float.self) == [-1, 0, -3, 0, 0, -6])
     }
 
+    /// Ifs nested 40 deep, each then-branch holding the next If: building the executors is
+    /// linear in the depth (the node-by-node run's subgraph executors were once made next to the
+    /// plan's at every level, 2^depth in all: a fuzzed .ckpt 14 deep took 15 s and 3 GB).
+    @Test func deeplyNestedIfsBuildAndRunAtEveryDepth() throws {
+        func constant(_ name: String, _ v: Float) -> Node {
+            Node(opType: "Constant", inputs: [], outputs: [name], attributes: [Attribute(name: "value", value: .tensor(Tensor(scalar: v)))])
+        }
+        let depth = 40
+        var inner = Graph(name: "leaf", inputs: [], outputs: [ValueInfo(name: "o\(depth)", type: nil)], nodes: [constant("o\(depth)", 7)])
+        for level in stride(from: depth - 1, through: 0, by: -1) {
+            let elseG = Graph(name: "else\(level)", inputs: [], outputs: [ValueInfo(name: "e\(level)", type: nil)],
+                              nodes: [constant("e\(level)", Float(level))])
+            let node = Node(opType: "If", inputs: ["c"], outputs: ["o\(level)"],
+                            attributes: [Attribute(name: "then_branch", value: .graph(inner)), Attribute(name: "else_branch", value: .graph(elseG))])
+            inner = Graph(name: "then\(level)", inputs: [], outputs: [ValueInfo(name: "o\(level)", type: nil)], nodes: [node])
+        }
+        var g = inner
+        g.inputs = [ValueInfo(name: "c", type: TensorType(dtype: .bool, shape: []))]
+        g.metadata.opsetImports = [("", 17)]
+        for options in [RuntimeOptions.default, RuntimeOptions(plans: false)] {
+            let ex = try Executor(graph: g, options: options)
+            #expect(try ex.run(["c": Tensor(scalar: true)])["o0"]?.scalars(as: Float.self) == [7])
+            #expect(try ex.run(["c": Tensor(scalar: false)])["o0"]?.scalars(as: Float.self) == [0])
+        }
+    }
+
     @Test func aSubgraphYieldingASequenceKeepsItsGraphUnplanned() throws {
         let body = Graph(name: "seq", inputs: [], outputs: [ValueInfo(name: "s", container: .sequence(.tensor(TensorType(dtype: .float32, shape: [1]))))],
                          nodes: [Node(opType: "SequenceConstruct", inputs: ["x"], outputs: ["s"])])
