@@ -388,6 +388,57 @@ DLK_TARGET int dlk_sgemm_packed(int m, int n, int k, const float *a, long lda, i
     return 0;
 }
 
+/// Copies the output pixels among flat positions [t0, t0 + count) of the padded plane (row
+/// t / wp, column t % wp; a pixel when the column is under wout) between rows of `tile` (32
+/// floats apart, position t0 at column 0) and the output (rows y_stride apart, pixel (r, q) at
+/// r·wout + q), for mr output channels. Into the tile, positions that are no pixel become 0.
+static DLK_TARGET void wrapped_copy(int into_tile, float *tile, int mr, float *y, long y_stride,
+                                    long long t0, int count, int wp, int wout) {
+    int j = 0;
+    while (j < count) {
+        const long long t = t0 + j, r = t / wp;
+        const int q = (int)(t - r * wp);
+        const int len = wp - q < count - j ? wp - q : count - j;
+        const int n = q < wout ? (wout - q < len ? wout - q : len) : 0;
+        for (int i = 0; i < mr; i++) {
+            float *tp = tile + (size_t)i * DLK_PANEL + j, *yp = y + (size_t)i * y_stride + r * wout + q;
+            for (int c = 0; c < n; c += 16) {
+                const __mmask16 mk = dlk_lanes16(n - c);
+                if (into_tile) _mm512_mask_storeu_ps(tp + c, mk, _mm512_maskz_loadu_ps(mk, yp + c));
+                else _mm512_mask_storeu_ps(yp + c, mk, _mm512_maskz_loadu_ps(mk, tp + c));
+            }
+            if (into_tile) for (int c = n; c < len; c++) tp[c] = 0.0f;
+        }
+        j += len;
+    }
+}
+
+/// dlk_conv2d_s1 for rows shorter than a tile: the 32-pixel tiles run on across the ends of the
+/// padded plane's rows, so one tile covers several output rows (flat position t is output
+/// pixel (t / wp, t % wp), a pixel when t % wp < wout, and the columns between are computed
+/// and dropped). The last tile ends at the last pixel, so every read x[t + off[p]] stays in the
+/// plane. Each tile is computed into a buffer and its pixels copied out.
+static DLK_TARGET void conv2d_s1_wrapped(const float *x, int wp, int wout, int y0, int y1, int k,
+                                         const int32_t *off, const float *w_packed, int m, float *y,
+                                         long y_stride, const dlk_epilogue *e) {
+    float tile[DLK_MR * DLK_PANEL];
+    const long long end = (long long)(y1 - 1) * wp + wout;
+    const int nb = block_count(m);
+    for (long long t0 = (long long)y0 * wp; t0 < end; t0 += DLK_PANEL) {
+        const int valid = end - t0 < DLK_PANEL ? (int)(end - t0) : DLK_PANEL;
+        for (int bi = 0; bi < nb; bi++) {
+            int r0, mr;
+            block_range(m, bi, &r0, &mr);
+            float *yb = y + (size_t)r0 * y_stride;
+            // The epilogue adds c_scale times what the output holds (a residual copied there).
+            if (e->accumulate) wrapped_copy(1, tile, mr, yb, y_stride, t0, valid, wp, wout);
+            micro_gather(mr, k, w_packed + (size_t)r0 * k, x + t0, off, tile, DLK_PANEL, valid,
+                         e->accumulate ? e->c_scale : 0.0f, 1, e, r0, 0);
+            wrapped_copy(0, tile, mr, yb, y_stride, t0, valid, wp, wout);
+        }
+    }
+}
+
 DLK_TARGET int dlk_conv2d_s1(const float *x, int cin, int hp, int wp, int kh, int kw, int dh, int dw,
                   int hout, int wout, int y0, int y1,
                   const float *w_packed, int m, float *y, long y_stride, const dlk_epilogue *e) {
@@ -401,6 +452,14 @@ DLK_TARGET int dlk_conv2d_s1(const float *x, int cin, int hp, int wp, int kh, in
     for (int ci = 0; ci < cin; ci++)
         for (int i = 0; i < kh; i++)
             for (int j = 0; j < kw; j++) off[p++] = (int32_t)(ci * plane + (long long)i * dh * wp + (long long)j * dw);
+    // Rows of a few pixels leave most of a row's 32-pixel tiles idle: wrap the tiles when that
+    // takes a fifth fewer of them (a column bias is per pixel of a row: not there).
+    const long long row_tiles = (long long)(y1 - y0) * ((wout + DLK_PANEL - 1) / DLK_PANEL);
+    const long long flat_tiles = ((long long)(y1 - y0 - 1) * wp + wout + DLK_PANEL - 1) / DLK_PANEL;
+    if (!e->col_bias && flat_tiles * 5 <= row_tiles * 4) {
+        conv2d_s1_wrapped(x, wp, wout, y0, y1, k, off, w_packed, m, y, y_stride, e);
+        return 0;
+    }
     const int nb = block_count(m);
     const float cf = e->accumulate ? e->c_scale : 0.0f;
     for (int r = y0; r < y1; r++) {

@@ -17,11 +17,16 @@ extension Convolution {
     }
 
     /// True when the direct kernel is the faster choice for `p` (which it takes): output rows of
-    /// at least 8 pixels. Its tiles are 32 pixels of one output row, so a shorter row leaves most
-    /// lanes idle and im2col with a GEMM wins (silero-vad's 1-D convolutions over 3 frames: 0.14
-    /// against 0.02 ms; YOLO's 10 × 10 outputs still run faster here).
+    /// at least 8 pixels, or shorter rows that fill at least a third of the kernel's tiles when
+    /// the tiles run on across row ends (`dlk_conv2d_s1` then wraps them). Its tiles are 32
+    /// pixels, so a short row on its own leaves most lanes idle and im2col with a GEMM wins
+    /// (silero-vad's 1-D convolutions over 3 frames: 0.14 against 0.02 ms), while wrapped tiles
+    /// win on several short rows (openWakeWord's 1 × 3 convolutions on rows of 2 to 8 pixels).
     public static func directPays(_ p: Conv2DParams) -> Bool {
-        p.outW >= 8
+        if p.outW >= 8 { return true }
+        let wp = p.inW + p.padLeft + p.padRight
+        let tiles = ((p.outH - 1) * wp + p.outW + 31) / 32
+        return 3 * p.outH * p.outW >= tiles * 32
     }
 
     /// `output = act(conv(input, weight) + bias + residual)` for a stride-1 convolution whose

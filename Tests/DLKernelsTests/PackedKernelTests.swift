@@ -95,6 +95,12 @@ import Testing
         ConvCase(name: "grouped dilated, uneven pads", params: Conv2DParams(
             batch: 1, inChannels: 6, inH: 13, inW: 13, outChannels: 9, kernelH: 3, kernelW: 2,
             padTop: 2, padLeft: 1, padBottom: 0, padRight: 1, dilationH: 2, groups: 3)),
+        ConvCase(name: "1x3 pad 1 on rows of 8 (tiles wrap across rows)", params: Conv2DParams(
+            batch: 2, inChannels: 5, inH: 9, inW: 8, outChannels: 14, kernelH: 1, kernelW: 3,
+            padTop: 0, padLeft: 1, padBottom: 0, padRight: 1)),
+        ConvCase(name: "rows of 2, grouped, dilated, uneven pads (wrapped)", params: Conv2DParams(
+            batch: 1, inChannels: 4, inH: 11, inW: 3, outChannels: 26, kernelH: 3, kernelW: 2,
+            padTop: 2, padLeft: 0, padBottom: 1, padRight: 1, dilationH: 2, groups: 2)),
         ConvCase(name: "1-D", params: Conv2DParams.conv1D(
             batch: 2, inChannels: 5, length: 40, outChannels: 7, kernel: 5, stride: 1, padBegin: 2, padEnd: 2,
             dilation: 1, groups: 1)),
