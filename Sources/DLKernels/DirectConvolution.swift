@@ -4,7 +4,8 @@ import CKernels
 ///
 /// Each image (and group) is copied once into a zero-padded plane; the kernel then reads the
 /// input for kernel tap (channel, i, j) as 32 neighbouring pixels of one padded row, at a fixed
-/// offset from the output pixel, and multiplies them with the packed weights. im2col wrote and
+/// offset from the output pixel, and multiplies them with the packed weights. (Where rows are
+/// short, the 32 pixels run on across row ends and the columns between rows are dropped.) im2col wrote and
 /// OpenBLAS repacked a `cin·kh·kw × pixels` matrix per call; here the only extra pass is the
 /// padding copy (one input-sized write). Bias, residual and activation run in the kernel's
 /// epilogue while the results are in registers (the residual is first copied into the output,

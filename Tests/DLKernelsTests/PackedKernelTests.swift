@@ -101,6 +101,9 @@ import Testing
         ConvCase(name: "rows of 2, grouped, dilated, uneven pads (wrapped)", params: Conv2DParams(
             batch: 1, inChannels: 4, inH: 11, inW: 3, outChannels: 26, kernelH: 3, kernelW: 2,
             padTop: 2, padLeft: 0, padBottom: 1, padRight: 1, dilationH: 2, groups: 2)),
+        ConvCase(name: "3x3 pad 1 on rows of 60, 72-step sums (wrapped for 3% fewer tiles)", params: Conv2DParams(
+            batch: 1, inChannels: 8, inH: 5, inW: 60, outChannels: 5, kernelH: 3, kernelW: 3,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)),
         ConvCase(name: "1-D", params: Conv2DParams.conv1D(
             batch: 2, inChannels: 5, length: 40, outChannels: 7, kernel: 5, stride: 1, padBegin: 2, padEnd: 2,
             dilation: 1, groups: 1)),

@@ -86,6 +86,8 @@ void dlk_pack_a(int m, int k, const float *a, float *out);
 /// - w_packed: the m × (cin·kh·kw) weights packed by `dlk_pack_a`.
 /// - y: the output, [m][hout][wout] with channel stride `y_stride` floats; the epilogue's
 ///   row_bias is per output channel. Requires AVX-512.
+/// - Tiles are 32 pixels of a row, or, where that leaves many lanes idle, 32 positions of the
+///   rows laid end to end (the columns between rows computed and dropped).
 /// - Returns 0, or -1 when an offset would not fit in 32 bits or scratch memory could not be had
 ///   (nothing written; the caller then uses its other path).
 int dlk_conv2d_s1(const float *x, int cin, int hp, int wp, int kh, int kw, int dh, int dw,
