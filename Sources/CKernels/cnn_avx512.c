@@ -337,13 +337,15 @@ DLK_CNN_TARGET void dlk_wino_weights(const float *w, int m, int cin, float *u) {
 }
 
 /// Output transform of one segment without pooling: the 2×2 tiles interleaved back into rows
-/// 2ty and 2ty + 1 of y[o] (row length wout), plus c_scale times what y held (accumulate), the
-/// bias and the activation.
+/// 2ty and 2ty + 1 of y[o] (hout rows of wout: the last tiles' second row or column is dropped
+/// when a size is odd), plus c_scale times what y held (accumulate), the bias and the activation.
 DLK_CNN_INLINE DLK_CNN_TARGET void wino_output_full(const float *mb, int m, int col0, int count, float *y, long y_stride,
-                                                    int ty, int tx0, int wout, const dlk_epilogue *e) {
+                                                    int ty, int tx0, int hout, int wout, const dlk_epilogue *e) {
     const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
-    const __mmask16 m0 = dlk_lanes16(2 * count), m1 = dlk_lanes16(2 * count - 16), mk = dlk_lanes16(count);
+    const int width = wout - 2 * tx0 < 2 * count ? wout - 2 * tx0 : 2 * count;
+    const int rows = 2 * ty + 1 < hout ? 2 : 1;
+    const __mmask16 m0 = dlk_lanes16(width), m1 = dlk_lanes16(width - 16), mk = dlk_lanes16(count);
     const long m32 = (long)m * 32;
     const __m512 cs = _mm512_set1_ps(e->c_scale);
     for (int o = 0; o < m; o++) {
@@ -359,6 +361,7 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_output_full(const float *mb, int m, int 
         }
         _Pragma("clang loop unroll(full)")
         for (int a = 0; a < 2; a++) {
+            if (a >= rows) break;
             float *row = y + (size_t)o * y_stride + (size_t)(2 * ty + a) * wout + 2 * tx0;
             __m512 v0 = _mm512_add_ps(_mm512_permutex2var_ps(r[a][0], lo, r[a][1]), bias);
             __m512 v1 = _mm512_add_ps(_mm512_permutex2var_ps(r[a][0], hi, r[a][1]), bias);
@@ -376,8 +379,9 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_output_full(const float *mb, int m, int 
 static DLK_CNN_TARGET int wino_run(const float *x, int cin, int hp, int wp, int hout, int wout, int t0, int t1,
                                    const float *u, int m, float *y, long y_stride, const dlk_epilogue *e, int pool) {
     if (e->col_bias || e->alpha != 1.0f || (pool && e->accumulate)) return -1;
-    if ((hout & 1) || (wout & 1) || hp < hout + 2 || wp < wout + 2 || cin <= 0 || m <= 0) return -1;
-    const int th = hout / 2, tw = wout / 2;
+    // Tiles of 2 × 2 outputs: an odd size's last tile reads one more row or column of x.
+    const int th = (hout + 1) / 2, tw = (wout + 1) / 2;
+    if ((pool && ((hout & 1) || (wout & 1))) || hp < 2 * th + 2 || wp < 2 * tw + 2 || cin <= 0 || m <= 0) return -1;
     if (t0 < 0 || t1 > th) return -1;
     if (t1 <= t0 || tw <= 0) return 0;
     const long plane = (long)hp * wp;
@@ -415,7 +419,7 @@ static DLK_CNN_TARGET int wino_run(const float *x, int cin, int hp, int wp, int 
             const int sg = s0 + h, ty = t0 + sg / segsPerRow, tx0 = (sg % segsPerRow) * sw;
             const int count = tw - tx0 < sw ? tw - tx0 : sw;
             if (pool) wino_output(mb, m, sw * h, count, y, y_stride, (long)ty * tw + tx0, e);
-            else wino_output_full(mb, m, sw * h, count, y, y_stride, ty, tx0, wout, e);
+            else wino_output_full(mb, m, sw * h, count, y, y_stride, ty, tx0, hout, wout, e);
         }
     }
     return 0;

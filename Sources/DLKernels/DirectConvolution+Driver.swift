@@ -79,19 +79,26 @@ extension Convolution {
         return true
     }
 
-    /// Winograd F(2×2, 3×3) weights (see `dlk_conv3x3_wino`) when `p` takes that path: 3×3,
-    /// dilation 1, one group, at least 16 input and output channels (the 16 GEMMs of the
-    /// transform run on k = input channels) and even output sizes, ``KernelOptions/winograd`` on.
-    /// Transformed once per packed weight matrix and kept; if that cache declines, into
+    /// True when `p` takes the Winograd path: 3 × 3, dilation 1, one group, at least 16 input
+    /// and output channels (the 16 GEMMs of the transform run on k = input channels),
+    /// ``KernelOptions/winograd`` on, and even output sizes unless `oddSizes` (the pooled kernel
+    /// needs whole 2 × 2 tiles; the plain one drops an odd size's last row or column).
+    static func winogradApplies(_ p: Conv2DParams, oddSizes: Bool) -> Bool {
+        let hp = p.inH + p.padTop + p.padBottom, wp = p.inW + p.padLeft + p.padRight
+        return p.kernelH == 3 && p.kernelW == 3 && p.dilationH == 1 && p.dilationW == 1 && p.groups == 1
+            && p.inChannelsPerGroup >= 16 && p.outChannelsPerGroup >= 16 && (oddSizes || (p.outH % 2 == 0 && p.outW % 2 == 0))
+            && hp >= p.outH + 2 && wp >= p.outW + 2 && KernelOptions.current.winograd
+    }
+
+    /// Winograd F(2×2, 3×3) weights (see `dlk_conv3x3_wino`) when `p` takes that path
+    /// (``winogradApplies(_:oddSizes:)``). Transformed once per packed weight matrix and kept; if that cache declines, into
     /// `scratch`, which the caller gives back to ``ConvolutionScratch``. Nil when not taken.
-    static func winogradWeights(_ p: Conv2DParams, weights: [PackedMatrix], rawWeights: UnsafePointer<Float>?)
+    static func winogradWeights(_ p: Conv2DParams, weights: [PackedMatrix], rawWeights: UnsafePointer<Float>?,
+                                oddSizes: Bool = false)
         -> (weights: UnsafePointer<Float>, scratch: ConvolutionScratch.Buffer?)?
     {
         let cg = p.inChannelsPerGroup, ocg = p.outChannelsPerGroup
-        let hp = p.inH + p.padTop + p.padBottom, wp = p.inW + p.padLeft + p.padRight
-        guard let rawWeights, let first = weights.first, p.kernelH == 3, p.kernelW == 3, p.dilationH == 1, p.dilationW == 1,
-              p.groups == 1, cg >= 16, ocg >= 16, p.outH % 2 == 0, p.outW % 2 == 0,
-              hp >= p.outH + 2, wp >= p.outW + 2, KernelOptions.current.winograd else { return nil }
+        guard let rawWeights, let first = weights.first, winogradApplies(p, oddSizes: oddSizes) else { return nil }
         if let cached = WinogradWeights.shared.transformed(for: first, raw: rawWeights, m: ocg, cin: cg) {
             return (cached, nil)
         }

@@ -45,15 +45,21 @@ extension Convolution {
         let kDim = cg * p.kernelH * p.kernelW
         guard directApplies(p), weights.count == p.groups, p.outH >= 1, p.outW >= 1,
               weights.allSatisfy({ $0.arrangement == .rowBlocks && $0.rows == ocg && $0.columns == kDim }) else { return false }
-        let hp = p.inH + p.padTop + p.padBottom, wp = p.inW + p.padLeft + p.padRight
-        let plane = hp * wp, outPlane = p.outH * p.outW
-        guard cg * plane <= Int(Int32.max), hp <= Int(Int32.max), wp <= Int(Int32.max) else { return false }
-
-        let winograd = winogradWeights(p, weights: weights, rawWeights: rawWeights)
+        let winograd = winogradWeights(p, weights: weights, rawWeights: rawWeights, oddSizes: true)
         defer { if let scratch = winograd?.scratch { ConvolutionScratch.shared.give(scratch) } }
         let wino = winograd?.weights
         /// Rows per band: 2 on the Winograd path (one tile row), else 1.
         let step = wino != nil ? 2 : 1
+        // Winograd's 2 × 2 output tiles read one more zero row (column) past an odd output height
+        // (width): the padded copy gets it.
+        var source = p
+        if wino != nil {
+            source.padBottom += p.outH % 2
+            source.padRight += p.outW % 2
+        }
+        let hp = source.inH + source.padTop + source.padBottom, wp = source.inW + source.padLeft + source.padRight
+        let plane = hp * wp, outPlane = p.outH * p.outW
+        guard cg * plane <= Int(Int32.max), hp <= Int(Int32.max), wp <= Int(Int32.max) else { return false }
 
         /// One image and group, output rows [r0, r1), from `src` (padded or the input itself).
         func rows(_ n: Int, _ g: Int, _ src: UnsafePointer<Float>, _ r0: Int, _ r1: Int) -> Bool {
@@ -62,7 +68,7 @@ extension Convolution {
             if let residual {
                 for c in 0..<ocg {
                     let at = c * outPlane + r0 * p.outW
-                    (y + at).update(from: residual + base + at, count: (r1 - r0) * p.outW)
+                    (y + at).update(from: residual + base + at, count: (min(r1, p.outH) - r0) * p.outW)
                 }
             }
             var e = GEMMEpilogue(accumulate: residual != nil, rowBias: bias.map { $0 + g * ocg }, activation: activation).c()
@@ -76,11 +82,11 @@ extension Convolution {
         }
 
         let workers = ParallelFor.workerCount
-        let bands = p.outH / step
+        let bands = (p.outH + step - 1) / step
         // Winograd bands of at least 32 tiles where the image has them (one full GEMM block:
         // a 16×16 output in 4 bands left each block half empty).
-        let fullBlocks = wino != nil ? max(1, bands * (p.outW / 2) / 32) : bands
-        return forEachPaddedImage(p, input: input, units: bands, unitCost: step * p.outChannels * p.outW * kDim,
+        let fullBlocks = wino != nil ? max(1, bands * ((p.outW + 1) / 2) / 32) : bands
+        return forEachPaddedImage(source, input: input, units: bands, unitCost: step * p.outChannels * p.outW * kDim,
                                   splitParts: min(bands, workers * 2, max(workers, fullBlocks))) { n, g, src, lo, hi in
             rows(n, g, src, lo * step, hi * step)
         }

@@ -48,8 +48,10 @@ int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout,
                               const float *u, int m, float *y, long y_stride, const dlk_epilogue *e);
 
 /// The same Winograd F(2×2, 3×3) convolution without the pool: output rows [2·t0, 2·t1) of
-/// y [m][hout][wout] (channel stride y_stride). The epilogue's accumulate (c_scale times what y
-/// held: a residual copied in first), row_bias and activation apply; alpha 1, no col_bias.
+/// y [m][hout][wout] (channel stride y_stride; the rows past hout dropped). hout and wout may be
+/// odd: x then needs hp ≥ 2·⌈hout/2⌉ + 2 and wp ≥ 2·⌈wout/2⌉ + 2 (one more zero row or column).
+/// The epilogue's accumulate (c_scale times what y held: a residual copied in first), row_bias
+/// and activation apply; alpha 1, no col_bias.
 int dlk_conv3x3_wino(const float *x, int cin, int hp, int wp, int hout, int wout, int t0, int t1,
                      const float *u, int m, float *y, long y_stride, const dlk_epilogue *e);
 
