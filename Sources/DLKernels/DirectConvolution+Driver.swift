@@ -80,25 +80,25 @@ extension Convolution {
     }
 
     /// True when `p` takes the Winograd path: 3 × 3, dilation 1, one group, at least 16 input
-    /// and output channels (the 16 GEMMs of the transform run on k = input channels),
-    /// ``KernelOptions/winograd`` on, and even output sizes unless `oddSizes` (the pooled kernel
-    /// needs whole 2 × 2 tiles; the plain one drops an odd size's last row or column).
-    static func winogradApplies(_ p: Conv2DParams, oddSizes: Bool) -> Bool {
+    /// and output channels (the 16 GEMMs of the transform run on k = input channels) and
+    /// ``KernelOptions/winograd`` on. Output sizes may be odd: the plain kernel drops the extra
+    /// row or column of the last tiles, and the pooled one stops its tiles before an odd size's
+    /// last row or column, which the pool drops.
+    static func winogradApplies(_ p: Conv2DParams) -> Bool {
         let hp = p.inH + p.padTop + p.padBottom, wp = p.inW + p.padLeft + p.padRight
         return p.kernelH == 3 && p.kernelW == 3 && p.dilationH == 1 && p.dilationW == 1 && p.groups == 1
-            && p.inChannelsPerGroup >= 16 && p.outChannelsPerGroup >= 16 && (oddSizes || (p.outH % 2 == 0 && p.outW % 2 == 0))
+            && p.inChannelsPerGroup >= 16 && p.outChannelsPerGroup >= 16
             && hp >= p.outH + 2 && wp >= p.outW + 2 && KernelOptions.current.winograd
     }
 
     /// Winograd F(2×2, 3×3) weights (see `dlk_conv3x3_wino`) when `p` takes that path
-    /// (``winogradApplies(_:oddSizes:)``). Transformed once per packed weight matrix and kept; if that cache declines, into
+    /// (``winogradApplies(_:)``). Transformed once per packed weight matrix and kept; if that cache declines, into
     /// `scratch`, which the caller gives back to ``ConvolutionScratch``. Nil when not taken.
-    static func winogradWeights(_ p: Conv2DParams, weights: [PackedMatrix], rawWeights: UnsafePointer<Float>?,
-                                oddSizes: Bool = false)
+    static func winogradWeights(_ p: Conv2DParams, weights: [PackedMatrix], rawWeights: UnsafePointer<Float>?)
         -> (weights: UnsafePointer<Float>, scratch: ConvolutionScratch.Buffer?)?
     {
         let cg = p.inChannelsPerGroup, ocg = p.outChannelsPerGroup
-        guard let rawWeights, let first = weights.first, winogradApplies(p, oddSizes: oddSizes) else { return nil }
+        guard let rawWeights, let first = weights.first, winogradApplies(p) else { return nil }
         if let cached = WinogradWeights.shared.transformed(for: first, raw: rawWeights, m: ocg, cin: cg) {
             return (cached, nil)
         }

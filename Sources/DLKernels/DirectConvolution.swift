@@ -45,7 +45,7 @@ extension Convolution {
         let kDim = cg * p.kernelH * p.kernelW
         guard directApplies(p), weights.count == p.groups, p.outH >= 1, p.outW >= 1,
               weights.allSatisfy({ $0.arrangement == .rowBlocks && $0.rows == ocg && $0.columns == kDim }) else { return false }
-        let winograd = winogradWeights(p, weights: weights, rawWeights: rawWeights, oddSizes: true)
+        let winograd = winogradWeights(p, weights: weights, rawWeights: rawWeights)
         defer { if let scratch = winograd?.scratch { ConvolutionScratch.shared.give(scratch) } }
         let wino = winograd?.weights
         /// Rows per band: 2 on the Winograd path (one tile row), else 1.

@@ -28,7 +28,8 @@ extension Convolution {
         let ph = p.outH / 2, pw = p.outW / 2, outPlane = ph * pw
         guard cg * plane <= Int(Int32.max), hp <= Int(Int32.max), wp <= Int(Int32.max) else { return false }
 
-        // Winograd when it applies: each 2×2 output tile is then one pooling window.
+        // Winograd when it applies: each 2×2 output tile is then one pooling window. The pool
+        // drops an odd size's last row or column, so the tiles stop before it.
         let winograd = winogradWeights(p, weights: weights, rawWeights: rawWeights)
         defer { if let scratch = winograd?.scratch { ConvolutionScratch.shared.give(scratch) } }
         let wino = winograd?.weights
@@ -37,7 +38,7 @@ extension Convolution {
             let y = output + (n * p.outChannels + g * ocg) * outPlane
             var e = GEMMEpilogue(rowBias: bias.map { $0 + g * ocg }, activation: activation).c()
             if let u = wino {
-                return dlk_conv3x3_wino_maxpool2(src, Int32(cg), Int32(hp), Int32(wp), Int32(p.outH), Int32(p.outW),
+                return dlk_conv3x3_wino_maxpool2(src, Int32(cg), Int32(hp), Int32(wp), Int32(2 * ph), Int32(2 * pw),
                                                  Int32(r0), Int32(r1), u, Int32(ocg), y, outPlane, &e) == 0
             }
             return dlk_conv2d_s1_maxpool2(src, Int32(cg), Int32(hp), Int32(wp), Int32(p.kernelH), Int32(p.kernelW),
