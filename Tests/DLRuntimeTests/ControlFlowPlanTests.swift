@@ -67,6 +67,39 @@ struct ControlFlowPlanTests {
         }
     }
 
+    /// Steps after an If on data are typed at run time, and a step's types are reused only
+    /// while its inputs' shapes and small integer values stay the same: here the branches give
+    /// different shapes and a Reshape's target changes its values but not its shape.
+    @Test func stepsTypedAtRunTimeFollowTheirInputs() throws {
+        let thenG = Graph(name: "then", inputs: [], outputs: [ValueInfo(name: "t", type: nil)],
+                          nodes: [Node(opType: "Identity", inputs: ["x"], outputs: ["t"])])
+        let elseG = Graph(name: "else", inputs: [], outputs: [ValueInfo(name: "e", type: nil)],
+                          nodes: [Node(opType: "Reshape", inputs: ["x", "to32"], outputs: ["e"])])
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "c", type: TensorType(dtype: .bool, shape: [])),
+                                          ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [2, 3])),
+                                          ValueInfo(name: "s", type: TensorType(dtype: .int64, shape: [2]))],
+                      outputs: [ValueInfo(name: "out", type: nil)],
+                      nodes: [Node(opType: "If", inputs: ["c"], outputs: ["y"],
+                                   attributes: [Attribute(name: "then_branch", value: .graph(thenG)),
+                                                Attribute(name: "else_branch", value: .graph(elseG))]),
+                              Node(opType: "Reshape", inputs: ["y", "s"], outputs: ["z"]),
+                              Node(opType: "Relu", inputs: ["z"], outputs: ["out"])],
+                      initializers: NamedTensors([("to32", Tensor(shape: [2], scalars: [Int64(3), 2]))]))
+        g.metadata.opsetImports = [("", 17)]
+        let planned = try Executor(graph: g)
+        let unplanned = try Executor(graph: g, options: RuntimeOptions(plans: false))
+        let x = Tensor(shape: [2, 3], scalars: [Float(-1), 2, -3, 4, 5, -6])
+        let runs: [(Bool, [Int64])] = [(true, [1, 6]), (false, [1, 6]), (false, [6, 1]), (true, [3, 2]), (true, [3, 2]), (false, [2, 3])]
+        for (c, target) in runs {
+            let inputs = ["c": Tensor(scalar: c), "x": x, "s": Tensor(shape: [2], scalars: target)]
+            let want = try #require(try unplanned.run(inputs)["out"])
+            let (_, got) = try #require(try planned.planRunStats(inputs), "the graph ran unplanned")
+            #expect(got["out"]?.shape == target.map { Int($0) })
+            #expect(got["out"]?.shape == want.shape)
+            #expect(got["out"]?.scalars(as: Float.self) == want.scalars(as: Float.self))
+        }
+    }
+
     @Test func aSubgraphYieldingASequenceKeepsItsGraphUnplanned() throws {
         let body = Graph(name: "seq", inputs: [], outputs: [ValueInfo(name: "s", container: .sequence(.tensor(TensorType(dtype: .float32, shape: [1]))))],
                          nodes: [Node(opType: "SequenceConstruct", inputs: ["x"], outputs: ["s"])])

@@ -43,6 +43,8 @@ final class ExecutionPlan: Sendable {
         let outputs: [Int]
         /// Output types for these input shapes, or nil to infer them on every run.
         let types: [TensorType?]?
+        /// For a step without `types`: what its last run inferred, reused while the inputs match.
+        let inferred: InferredTypes?
         /// Slots whose last reader this step is (and outputs nobody reads).
         let release: [Int]
         /// The input (index) the output may overwrite, or -1: an elementwise op whose input of
@@ -228,7 +230,7 @@ final class ExecutionPlan: Sendable {
             Step(node: p.node, kernel: p.kernel,
                  inputs: p.node.inputs.map { $0.isEmpty ? -1 : slotOf[$0]! },
                  outputs: p.node.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! },
-                 types: p.types, release: release[i], inPlace: inPlace[i],
+                 types: p.types, inferred: p.types == nil ? InferredTypes() : nil, release: release[i], inPlace: inPlace[i],
                  packed: packs?.packed(for: p.node, consts: consts), window: WindowAttributes.ifPresent(p.node))
         }
         outputSlots = graph.outputs.compactMap { slotOf[$0.name] }
@@ -385,18 +387,24 @@ final class ExecutionPlan: Sendable {
             ctx.packed = step.packed
             ctx.windowAttributes = step.window
             if step.types == nil {
-                let node = step.node
-                do {
-                    var typeMap: [String: TensorType] = [:]
-                    var valueMap: [String: Tensor] = [:]
-                    for (name, t) in zip(node.inputs, tensors) where !name.isEmpty {
-                        if let t {
-                            typeMap[name] = TensorType(dtype: t.dtype, shape: t.shape)
-                            valueMap[name] = t
+                let key = InferredTypes.key(tensors)
+                if let key, let known = step.inferred?.types(for: key) {
+                    ctx.outputTypes = known
+                } else {
+                    let node = step.node
+                    do {
+                        var typeMap: [String: TensorType] = [:]
+                        var valueMap: [String: Tensor] = [:]
+                        for (name, t) in zip(node.inputs, tensors) where !name.isEmpty {
+                            if let t {
+                                typeMap[name] = TensorType(dtype: t.dtype, shape: t.shape)
+                                if InferredTypes.readsValues(of: t) { valueMap[name] = t }
+                            }
                         }
-                    }
-                    ctx.outputTypes = try Graph.inferNode(node, types: typeMap, values: valueMap)
-                } catch { throw .node(node.displayName, error) }
+                        ctx.outputTypes = try Graph.inferNode(node, types: typeMap, values: valueMap)
+                    } catch { throw .node(node.displayName, error) }
+                    if let key { step.inferred?.remember(ctx.outputTypes, for: key) }
+                }
             }
             let results = try kernel(ctx)
             if track {
@@ -472,5 +480,59 @@ final class PlanCache: @unchecked Sendable {
         }
         recent = plans[key].map { (key, $0) }
         return plans[key]
+    }
+}
+
+/// The output types a step without plan-time types inferred on its last run, with the key of
+/// the inputs they came from: every input's dtype and shape, and the values of small integer
+/// inputs, the only values run-time inference is given (a Reshape's target shape). A step after
+/// a data-dependent If (silero-vad's decoder) then infers once, not on every run.
+final class InferredTypes: @unchecked Sendable {
+    private var key: [Int] = []
+    private var types: [TensorType?]? = nil
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+
+    init() { pthread_mutex_init(lock, nil) }
+
+    deinit {
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+    }
+
+    /// Integer inputs of at most this many elements have their values read (and keyed).
+    static let valueLimit = 16
+
+    static func readsValues(of t: Tensor) -> Bool {
+        t.dtype.isInteger && t.elementCount <= valueLimit
+    }
+
+    /// The key of these inputs; nil for an input that cannot be keyed (strings).
+    static func key(_ tensors: [Tensor?]) -> [Int]? {
+        var key: [Int] = []
+        for t in tensors {
+            guard let t else {
+                key.append(-1)
+                continue
+            }
+            guard t.dtype != .string, let code = DType.allCases.firstIndex(of: t.dtype) else { return nil }
+            key.append(code)
+            key.append(t.rank)
+            key += t.shape
+            if readsValues(of: t) { t.withUnsafeBytes { key += $0.map { Int($0) } } }
+        }
+        return key
+    }
+
+    func types(for key: [Int]) -> [TensorType?]? {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return self.key == key ? types : nil
+    }
+
+    func remember(_ types: [TensorType?], for key: [Int]) {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        self.key = key
+        self.types = types
     }
 }
