@@ -1,7 +1,7 @@
 // 2×2 max pooling on AVX-512, alone and fused into the stride-1 convolution (ckernels_cnn.h).
 //
 // The fused form computes two full-resolution output rows of every channel with
-// `dlk_conv2d_s1` into a small per-thread buffer (≤ a few tens of KB: it stays in L1/L2), then
+// `dlk_conv2d_direct` into a small per-thread buffer (≤ a few tens of KB: it stays in L1/L2), then
 // pools them into one output row. A CNN's Conv → Relu → MaxPool then never writes (nor reads
 // back) its full-resolution activation: at batch 32 that tensor was 16 MB per layer.
 #include "ckernels_cnn.h"
@@ -82,8 +82,8 @@ DLK_CNN_TARGET int dlk_conv2d_s1_maxpool2(const float *x, int cin, int hp, int w
     if (!buf) return -1;
     for (int pr = py0; pr < py1; pr++) {
         // Output rows 2pr and 2pr + 1 of every channel: buf[c][0..1][wout].
-        if (dlk_conv2d_s1(x + (size_t)2 * pr * wp, cin, hp, wp, kh, kw, dh, dw, 2, wout, 0, 2,
-                          w_packed, m, buf, 2L * wout, e) != 0) return -1;
+        if (dlk_conv2d_direct(x + (size_t)2 * pr * wp, cin, hp, wp, kh, kw, 1, 1, dh, dw, 2, wout, 0, 2,
+                              w_packed, m, buf, 2L * wout, e) != 0) return -1;
         if (e->activation == DLK_ACT_RELU) {
             for (int c = 0; c < m; c++) {
                 const float *r0 = buf + (size_t)c * 2 * wout;
@@ -460,6 +460,45 @@ DLK_CNN_TARGET int dlk_pad2d(const float *x, int channels, int h, int w, int top
     return 0;
 }
 
+
+DLK_CNN_TARGET int dlk_pad2d_phases(const float *x, int channels, int h, int w, int top, int left, int bottom,
+                                    int right, int phases, float *y) {
+    if (phases == 1) return dlk_pad2d(x, channels, h, w, top, left, bottom, right, y);
+    if (channels <= 0 || h < 0 || w < 0 || top < 0 || left < 0 || bottom < 0 || right < 0 || phases < 1) return -1;
+    const int wp = w + left + right, hp = h + top + bottom;
+    // One padded row at a time in `row`, then dealt out by phase (pairs of 16-float vectors
+    // split into even and odd lanes when there are two phases).
+    float *row = malloc(((size_t)wp + 32) * sizeof(float));
+    if (!row) return -1;
+    memset(row, 0, ((size_t)wp + 32) * sizeof(float));
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    const int half = (wp + 1) / 2;
+    for (int c = 0; c < channels; c++) {
+        float *d = y + (size_t)c * hp * wp;
+        memset(d, 0, (size_t)top * wp * sizeof(float));
+        memset(d + (size_t)(top + h) * wp, 0, (size_t)bottom * wp * sizeof(float));
+        for (int r = 0; r < h; r++) {
+            memcpy(row + left, x + ((size_t)c * h + r) * w, (size_t)w * sizeof(float));
+            float *out = d + (size_t)(top + r) * wp;
+            if (phases == 2) {
+                for (int i = 0; i < half; i += 16) {
+                    const __m512 a = _mm512_loadu_ps(row + 2 * i), b = _mm512_loadu_ps(row + 2 * i + 16);
+                    const __mmask16 me = dlk_lanes16(half - i), mo = dlk_lanes16(wp / 2 - i);
+                    _mm512_mask_storeu_ps(out + i, me, _mm512_permutex2var_ps(a, even, b));
+                    _mm512_mask_storeu_ps(out + half + i, mo, _mm512_permutex2var_ps(a, odd, b));
+                }
+            } else {
+                int at = 0;
+                for (int ph = 0; ph < phases; ph++)
+                    for (int col = ph; col < wp; col += phases) out[at++] = row[col];
+            }
+        }
+    }
+    free(row);
+    return 0;
+}
+
 #else
 
 int dlk_maxpool2x2(const float *x, long planes, int h, int w, float *y) {
@@ -494,6 +533,12 @@ int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout,
 
 int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, float *y) {
     (void)x; (void)channels; (void)h; (void)w; (void)top; (void)left; (void)bottom; (void)right; (void)y;
+    return -1;
+}
+
+int dlk_pad2d_phases(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, int phases,
+                     float *y) {
+    (void)x; (void)channels; (void)h; (void)w; (void)top; (void)left; (void)bottom; (void)right; (void)phases; (void)y;
     return -1;
 }
 

@@ -413,7 +413,7 @@ static DLK_TARGET void wrapped_copy(int into_tile, float *tile, int mr, float *y
     }
 }
 
-/// dlk_conv2d_s1 for rows shorter than a tile: the 32-pixel tiles run on across the ends of the
+/// dlk_conv2d_direct for rows shorter than a tile: the 32-pixel tiles run on across the ends of the
 /// padded plane's rows, so one tile covers several output rows (flat position t is output
 /// pixel (t / wp, t % wp), a pixel when t % wp < wout, and the columns between are computed
 /// and dropped). The last tile ends at the last pixel, so every read x[t + off[p]] stays in the
@@ -439,27 +439,33 @@ static DLK_TARGET void conv2d_s1_wrapped(const float *x, int wp, int wout, int y
     }
 }
 
-DLK_TARGET int dlk_conv2d_s1(const float *x, int cin, int hp, int wp, int kh, int kw, int dh, int dw,
-                  int hout, int wout, int y0, int y1,
-                  const float *w_packed, int m, float *y, long y_stride, const dlk_epilogue *e) {
+DLK_TARGET int dlk_conv2d_direct(const float *x, int cin, int hp, int wp, int kh, int kw, int sh, int sw,
+                                 int dh, int dw, int hout, int wout, int y0, int y1,
+                                 const float *w_packed, int m, float *y, long y_stride, const dlk_epilogue *e) {
     const long long plane = (long long)hp * wp;
-    if ((long long)cin * plane > INT32_MAX) return -1;
+    if ((long long)cin * plane > INT32_MAX || sh < 1 || sw < 1) return -1;
     const int k = cin * kh * kw;
     if (m <= 0 || k <= 0 || y1 <= y0) return 0;
     int32_t *off = dlk_scratch(DLK_SCRATCH_GEMM, (size_t)k * sizeof(int32_t));
     if (!off) return -1;
+    // Column c of a padded row sits at phase (c mod sw)'s start plus c / sw: output pixel q then
+    // reads tap column j·dw at a fixed offset from q (phase p holds ⌈(wp - p) / sw⌉ columns).
     int p = 0;
     for (int ci = 0; ci < cin; ci++)
         for (int i = 0; i < kh; i++)
-            for (int j = 0; j < kw; j++) off[p++] = (int32_t)(ci * plane + (long long)i * dh * wp + (long long)j * dw);
+            for (int j = 0; j < kw; j++) {
+                const int col = j * dw, phase = col % sw;
+                const long long start = (long long)phase * (wp / sw) + (phase < wp % sw ? phase : wp % sw);
+                off[p++] = (int32_t)(ci * plane + (long long)i * dh * wp + start + col / sw);
+            }
     // A row's last tile is partly idle (most of it, on rows of a few pixels): wrap the tiles when
     // that takes fewer of them. Each wrapped tile is copied out, which a short sum (under 64
     // steps) does not earn back unless a fifth of the tiles go. (DNSMOS's 3 × 3 convolutions on
     // rows of 161 pixels: 6 tiles a row, 5.1 wrapped, 13% faster.) A column bias is per pixel
-    // of a row: not there.
+    // of a row: not there. Strided, the rows are not laid end to end: no wrapping.
     const long long row_tiles = (long long)(y1 - y0) * ((wout + DLK_PANEL - 1) / DLK_PANEL);
     const long long flat_tiles = ((long long)(y1 - y0 - 1) * wp + wout + DLK_PANEL - 1) / DLK_PANEL;
-    if (!e->col_bias && flat_tiles < row_tiles && (k >= 64 || flat_tiles * 5 <= row_tiles * 4)) {
+    if (sh == 1 && sw == 1 && !e->col_bias && flat_tiles < row_tiles && (k >= 64 || flat_tiles * 5 <= row_tiles * 4)) {
         conv2d_s1_wrapped(x, wp, wout, y0, y1, k, off, w_packed, m, y, y_stride, e);
         return 0;
     }
@@ -468,7 +474,7 @@ DLK_TARGET int dlk_conv2d_s1(const float *x, int cin, int hp, int wp, int kh, in
     for (int r = y0; r < y1; r++) {
         for (int q0 = 0; q0 < wout; q0 += DLK_PANEL) {
             const int valid = wout - q0 < DLK_PANEL ? wout - q0 : DLK_PANEL;
-            const float *b = x + (size_t)r * wp + q0;
+            const float *b = x + (size_t)r * sh * wp + q0;
             for (int bi = 0; bi < nb; bi++) {
                 int r0, mr;
                 block_range(m, bi, &r0, &mr);
@@ -489,10 +495,10 @@ int dlk_sgemm_packed(int m, int n, int k, const float *a, long lda, int trans_a,
     return -1;
 }
 
-int dlk_conv2d_s1(const float *x, int cin, int hp, int wp, int kh, int kw, int dh, int dw,
-                  int hout, int wout, int y0, int y1,
-                  const float *w_packed, int m, float *y, long y_stride, const dlk_epilogue *e) {
-    (void)x; (void)cin; (void)hp; (void)wp; (void)kh; (void)kw; (void)dh; (void)dw; (void)hout; (void)wout;
+int dlk_conv2d_direct(const float *x, int cin, int hp, int wp, int kh, int kw, int sh, int sw, int dh, int dw,
+                      int hout, int wout, int y0, int y1,
+                      const float *w_packed, int m, float *y, long y_stride, const dlk_epilogue *e) {
+    (void)x; (void)cin; (void)hp; (void)wp; (void)kh; (void)kw; (void)sh; (void)sw; (void)dh; (void)dw; (void)hout; (void)wout;
     (void)y0; (void)y1; (void)w_packed; (void)m; (void)y; (void)y_stride; (void)e;
     return -1;
 }

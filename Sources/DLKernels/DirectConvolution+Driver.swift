@@ -18,14 +18,16 @@ extension Convolution {
         let cg = p.inChannelsPerGroup
         let hp = p.inH + p.padTop + p.padBottom, wp = p.inW + p.padLeft + p.padRight
         let plane = hp * wp
-        let padded = p.padTop + p.padBottom + p.padLeft + p.padRight > 0
+        // Strided along rows, each row's columns are stored by phase (see `dlk_pad2d_phases`).
+        let padded = p.padTop + p.padBottom + p.padLeft + p.padRight > 0 || p.strideW > 1
 
         /// Image n, group g, into `dst` with zero borders.
         func pad(_ n: Int, _ g: Int, into dst: UnsafeMutablePointer<Float>) {
             let src = input + (n * p.inChannels + g * cg) * p.inH * p.inW
             // One C loop instead of a copy call per row (this path runs only with AVX-512).
-            if dlk_pad2d(src, Int32(cg), Int32(p.inH), Int32(p.inW), Int32(p.padTop), Int32(p.padLeft),
-                         Int32(p.padBottom), Int32(p.padRight), dst) == 0 { return }
+            if dlk_pad2d_phases(src, Int32(cg), Int32(p.inH), Int32(p.inW), Int32(p.padTop), Int32(p.padLeft),
+                                Int32(p.padBottom), Int32(p.padRight), Int32(p.strideW), dst) == 0 { return }
+            precondition(p.strideW == 1, "a strided row needs dlk_pad2d_phases")
             for c in 0..<cg {
                 let d = dst + c * plane
                 d.update(repeating: 0, count: p.padTop * wp)
@@ -79,14 +81,14 @@ extension Convolution {
         return true
     }
 
-    /// True when `p` takes the Winograd path: 3 × 3, dilation 1, one group, at least 16 input
+    /// True when `p` takes the Winograd path: 3 × 3, stride and dilation 1, one group, at least 16 input
     /// and output channels (the 16 GEMMs of the transform run on k = input channels) and
     /// ``KernelOptions/winograd`` on. Output sizes may be odd: the plain kernel drops the extra
     /// row or column of the last tiles, and the pooled one stops its tiles before an odd size's
     /// last row or column, which the pool drops.
     static func winogradApplies(_ p: Conv2DParams) -> Bool {
         let hp = p.inH + p.padTop + p.padBottom, wp = p.inW + p.padLeft + p.padRight
-        return p.kernelH == 3 && p.kernelW == 3 && p.dilationH == 1 && p.dilationW == 1 && p.groups == 1
+        return p.kernelH == 3 && p.kernelW == 3 && p.strideH == 1 && p.strideW == 1 && p.dilationH == 1 && p.dilationW == 1 && p.groups == 1
             && p.inChannelsPerGroup >= 16 && p.outChannelsPerGroup >= 16
             && hp >= p.outH + 2 && wp >= p.outW + 2 && KernelOptions.current.winograd
     }

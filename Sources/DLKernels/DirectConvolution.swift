@@ -1,33 +1,50 @@
 import CKernels
 
-/// Stride-1 convolution without an im2col matrix, on the AVX-512 micro-kernel of `CKernels`.
+/// Convolution at strides 1 and 2 without an im2col matrix, on the AVX-512 micro-kernel of
+/// `CKernels`.
 ///
 /// Each image (and group) is copied once into a zero-padded plane; the kernel then reads the
 /// input for kernel tap (channel, i, j) as 32 neighbouring pixels of one padded row, at a fixed
 /// offset from the output pixel, and multiplies them with the packed weights. (Where rows are
-/// short, the 32 pixels run on across row ends and the columns between rows are dropped.) im2col wrote and
-/// OpenBLAS repacked a `cin·kh·kw × pixels` matrix per call; here the only extra pass is the
+/// short, the 32 pixels run on across row ends and the columns between rows are dropped. At
+/// stride 2 along rows, the copy stores each row's even columns, then its odd ones, so a tap's
+/// inputs are neighbours again.) im2col wrote and OpenBLAS repacked a `cin·kh·kw × pixels` matrix per call; here the only extra pass is the
 /// padding copy (one input-sized write). Bias, residual and activation run in the kernel's
 /// epilogue while the results are in registers (the residual is first copied into the output,
 /// which the epilogue then accumulates onto).
 extension Convolution {
     /// True when ``conv2DDirect(_:input:weights:bias:residual:output:activation:)`` takes `p`:
-    /// stride 1 in both directions and the packed kernels supported here.
+    /// strides 1 or 2 and the packed kernels supported here. (Stride 2 along rows reads the
+    /// padded copy's rows stored as even columns, then odd ones: the taps' inputs are again
+    /// neighbouring floats.)
     public static func directApplies(_ p: Conv2DParams) -> Bool {
-        PackedMatrix.isSupported && p.strideH == 1 && p.strideW == 1
+        PackedMatrix.isSupported && (1...2).contains(p.strideH) && (1...2).contains(p.strideW)
     }
 
     /// True when the direct kernel is the faster choice for `p` (which it takes): output rows of
     /// at least 8 pixels, or shorter rows that fill at least a third of the kernel's tiles when
-    /// the tiles run on across row ends (`dlk_conv2d_s1` then wraps them). Its tiles are 32
+    /// the tiles run on across row ends (`dlk_conv2d_direct` then wraps them). Its tiles are 32
     /// pixels, so a short row on its own leaves most lanes idle and im2col with a GEMM wins
     /// (silero-vad's 1-D convolutions over 3 frames: 0.14 against 0.02 ms), while wrapped tiles
     /// win on several short rows (openWakeWord's 1 × 3 convolutions on rows of 2 to 8 pixels).
+    ///
+    /// Strided tiles do not wrap (the next output row is not the next stride of the same
+    /// padded row), so a strided convolution goes direct only when its rows fill at least 3/4
+    /// of their tiles: at full tiles the direct kernel took ~0.75 of im2col + GEMM's time on
+    /// this AMD EPYC (28 of 32 lanes: 1.25 against 1.50 ms, 64 → 128 channels from 56 × 56;
+    /// 14 of 32: 2.41 against 1.39 ms, 128 → 256 from 28 × 28).
     public static func directPays(_ p: Conv2DParams) -> Bool {
+        if p.strideH != 1 || p.strideW != 1 { return stridedDirectPays(outW: p.outW) }
         if p.outW >= 8 { return true }
         let wp = p.inW + p.padLeft + p.padRight
         let tiles = ((p.outH - 1) * wp + p.outW + 31) / 32
         return 3 * p.outH * p.outW >= tiles * 32
+    }
+
+    /// The strided half of ``directPays(_:)``: output rows of `outW` pixels fill at least 3/4 of
+    /// their 32-pixel tiles. (Plans ask it before packing a strided convolution's weights.)
+    public static func stridedDirectPays(outW: Int) -> Bool {
+        4 * outW >= 3 * 32 * ((outW + 31) / 32)
     }
 
     /// `output = act(conv(input, weight) + bias + residual)` for a stride-1 convolution whose
@@ -76,9 +93,10 @@ extension Convolution {
                 return dlk_conv3x3_wino(src, Int32(cg), Int32(hp), Int32(wp), Int32(p.outH), Int32(p.outW),
                                         Int32(r0 / 2), Int32(r1 / 2), u, Int32(ocg), y, outPlane, &e) == 0
             }
-            return dlk_conv2d_s1(src, Int32(cg), Int32(hp), Int32(wp), Int32(p.kernelH), Int32(p.kernelW),
-                                 Int32(p.dilationH), Int32(p.dilationW), Int32(p.outH), Int32(p.outW),
-                                 Int32(r0), Int32(r1), weights[g].storage, Int32(ocg), y, outPlane, &e) == 0
+            return dlk_conv2d_direct(src, Int32(cg), Int32(hp), Int32(wp), Int32(p.kernelH), Int32(p.kernelW),
+                                     Int32(p.strideH), Int32(p.strideW), Int32(p.dilationH), Int32(p.dilationW),
+                                     Int32(p.outH), Int32(p.outW), Int32(r0), Int32(r1), weights[g].storage, Int32(ocg),
+                                     y, outPlane, &e) == 0
         }
 
         let workers = ParallelFor.workerCount

@@ -6,7 +6,7 @@ import CKernels
 extension Convolution {
     /// True when ``conv2DDirectMaxPool2(_:input:weights:bias:output:activation:)`` may take `p`.
     public static func directMaxPool2Applies(_ p: Conv2DParams) -> Bool {
-        directApplies(p) && p.outH >= 2 && p.outW >= 2
+        directApplies(p) && p.strideH == 1 && p.strideW == 1 && p.outH >= 2 && p.outW >= 2
     }
 
     /// `output = maxPool2x2(act(conv(input, weight) + bias))`, the pool 2×2 with stride 2, no

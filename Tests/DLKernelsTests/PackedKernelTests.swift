@@ -104,6 +104,18 @@ import Testing
         ConvCase(name: "3x3 pad 1 on rows of 60, 72-step sums (wrapped for 3% fewer tiles)", params: Conv2DParams(
             batch: 1, inChannels: 8, inH: 5, inW: 60, outChannels: 5, kernelH: 3, kernelW: 3,
             padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)),
+        ConvCase(name: "3x3 stride 2 pad 1, odd width 71 (two phases of 36 and 35)", params: Conv2DParams(
+            batch: 2, inChannels: 3, inH: 19, inW: 71, outChannels: 13, kernelH: 3, kernelW: 3,
+            strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)),
+        ConvCase(name: "stride 2, grouped, dilated, uneven pads", params: Conv2DParams(
+            batch: 1, inChannels: 6, inH: 23, inW: 40, outChannels: 9, kernelH: 3, kernelW: 2,
+            strideH: 2, strideW: 2, padTop: 2, padLeft: 1, padBottom: 0, padRight: 0, dilationH: 2, dilationW: 3, groups: 3)),
+        ConvCase(name: "1x1 stride 2, no padding (a ResNet shortcut)", params: Conv2DParams(
+            batch: 1, inChannels: 8, inH: 33, inW: 34, outChannels: 20, kernelH: 1, kernelW: 1,
+            strideH: 2, strideW: 2), bias: false),
+        ConvCase(name: "stride 2 across, 1 down", params: Conv2DParams(
+            batch: 1, inChannels: 4, inH: 7, inW: 50, outChannels: 6, kernelH: 3, kernelW: 4,
+            strideH: 1, strideW: 2, padTop: 1, padLeft: 2, padBottom: 1, padRight: 1)),
         ConvCase(name: "1-D", params: Conv2DParams.conv1D(
             batch: 2, inChannels: 5, length: 40, outChannels: 7, kernel: 5, stride: 1, padBegin: 2, padEnd: 2,
             dilation: 1, groups: 1)),
@@ -139,7 +151,7 @@ import Testing
 
     @Test(.enabled(if: PackedMatrix.isSupported))
     func directConvolutionRefusesStridesAndMismatchedWeights() throws {
-        let strided = Conv2DParams(batch: 1, inChannels: 2, inH: 8, inW: 8, outChannels: 3, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2)
+        let strided = Conv2DParams(batch: 1, inChannels: 2, inH: 8, inW: 8, outChannels: 3, kernelH: 3, kernelW: 3, strideH: 3, strideW: 3)
         #expect(!Convolution.directApplies(strided))
         let p = Conv2DParams(batch: 1, inChannels: 2, inH: 8, inW: 8, outChannels: 3, kernelH: 3, kernelW: 3)
         let w = dyadicFloats(3 * 2 * 9, seed: 1)

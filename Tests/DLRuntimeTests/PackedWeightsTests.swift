@@ -119,7 +119,16 @@ import Testing
             let again = try #require(packs.packed(for: node, consts: consts))
             #expect(first.count == again.count && zip(first, again).allSatisfy { $0 === $1 })
         }
-        // Two stride-1 convolutions, two Gemms, two MatMuls; the strided convolution is not packed.
-        #expect(packedNodes.count == 6, "packed: \(packedNodes)")
+        // Three convolutions (one of stride 2), two Gemms, two MatMuls.
+        #expect(packedNodes.count == 7, "packed: \(packedNodes)")
+        // The strided one packs nothing once its output rows are known to be short (4 of a
+        // 32-pixel tile), and packs at rows of 28.
+        let strided = try #require(g.nodes.first { node in
+            (try? WindowAttributes(node: node))?.strides == [2, 2]
+        })
+        let short = TensorType(dtype: .float32, dims: [.symbolic("N"), .fixed(8), .fixed(4), .fixed(4)])
+        #expect(WeightPacks().packed(for: strided, consts: consts, outputType: short) == nil)
+        let wide = TensorType(dtype: .float32, dims: [.symbolic("N"), .fixed(8), .fixed(28), .fixed(28)])
+        #expect(WeightPacks().packed(for: strided, consts: consts, outputType: wide) != nil)
     }
 }

@@ -80,18 +80,20 @@ size_t dlk_packed_a_count(int m, int k);
 /// convolution kernel walks.
 void dlk_pack_a(int m, int k, const float *a, float *out);
 
-/// A stride-1 convolution of one image and group, written for output rows [y0, y1).
-/// - x: the input, already padded: [cin][hp][wp]. Output pixel (r, q) reads
-///   x[c][r + i·dh][q + j·dw] for kernel tap (i, j).
+/// A convolution of one image and group, written for output rows [y0, y1).
+/// - x: the input, already padded: [cin][hp][wp]. Output pixel (r, q) reads padded column
+///   q·sw + j·dw of row r·sh + i·dh for kernel tap (i, j). With sw > 1 the columns of each
+///   padded row are stored by phase, as `dlk_pad2d_phases` writes them: those ≡ 0 (mod sw)
+///   first, then those ≡ 1, and so on.
 /// - w_packed: the m × (cin·kh·kw) weights packed by `dlk_pack_a`.
 /// - y: the output, [m][hout][wout] with channel stride `y_stride` floats; the epilogue's
 ///   row_bias is per output channel. Requires AVX-512.
-/// - Tiles are 32 pixels of a row, or, where that leaves many lanes idle, 32 positions of the
-///   rows laid end to end (the columns between rows computed and dropped).
+/// - Tiles are 32 pixels of a row, or at stride 1, where that leaves many lanes idle, 32
+///   positions of the rows laid end to end (the columns between rows computed and dropped).
 /// - Returns 0, or -1 when an offset would not fit in 32 bits or scratch memory could not be had
 ///   (nothing written; the caller then uses its other path).
-int dlk_conv2d_s1(const float *x, int cin, int hp, int wp, int kh, int kw, int dh, int dw,
-                  int hout, int wout, int y0, int y1,
-                  const float *w_packed, int m, float *y, long y_stride, const dlk_epilogue *e);
+int dlk_conv2d_direct(const float *x, int cin, int hp, int wp, int kh, int kw, int sh, int sw, int dh, int dw,
+                      int hout, int wout, int y0, int y1,
+                      const float *w_packed, int m, float *y, long y_stride, const dlk_epilogue *e);
 
 #endif

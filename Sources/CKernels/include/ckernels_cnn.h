@@ -10,10 +10,10 @@
 /// Returns 0, or -1 when AVX-512 code is not compiled in (nothing written).
 int dlk_maxpool2x2(const float *x, long planes, int h, int w, float *y);
 
-/// `dlk_conv2d_s1` followed by a 2×2 stride-2 max pool (floor, no padding) of its output
+/// `dlk_conv2d_direct` followed by a 2×2 stride-2 max pool (floor, no padding) of its output
 /// (after the epilogue's bias and activation): pooled rows [py0, py1) of the pooled output
 /// [m][hout/2][wout/2], channel stride `y_stride`. The full-resolution output exists only as two
-/// rows at a time in a per-thread buffer. Arguments otherwise as `dlk_conv2d_s1` (the epilogue
+/// rows at a time in a per-thread buffer. Arguments otherwise as `dlk_conv2d_direct` (the epilogue
 /// must not accumulate). Returns 0, or -1 (nothing or part written; the caller then uses its
 /// other path for the whole output).
 int dlk_conv2d_s1_maxpool2(const float *x, int cin, int hp, int wp, int kh, int kw, int dh, int dw,
@@ -59,6 +59,13 @@ int dlk_conv3x3_wino(const float *x, int cin, int hp, int wp, int hout, int wout
 /// right) with zero borders. Returns 0, or -1 (nothing written) for negative sizes or without
 /// AVX-512 code.
 int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, float *y);
+
+/// `dlk_pad2d` with each padded row's columns stored by phase (column mod `phases`): those ≡ 0
+/// first, then those ≡ 1, ... (phase p holds ⌈(wp - p) / phases⌉ columns). A convolution of
+/// stride `phases` along the row then reads each tap's inputs as neighbouring floats
+/// (`dlk_conv2d_direct`). One phase is `dlk_pad2d`.
+int dlk_pad2d_phases(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, int phases,
+                     float *y);
 
 /// Depthwise 2-D convolution of planes [p0, p1) of NCHW data (one filter per channel: plane p
 /// uses filter p % channels): y_p = act(conv(x_p, w_{p % channels}) + bias[p % channels]), with

@@ -15,7 +15,7 @@ import DLTensor
 /// kernels are supported here:
 /// - `Gemm`, `FusedGemm`: input 1 (`k × n`, or `n × k` with `transB`) as panels;
 /// - `MatMul`, `FusedMatMul`: a rank-2 input 1 as panels;
-/// - `Conv`, `FusedConv`, `FusedConvAdd` with all strides 1: the weights of each group as row
+/// - `Conv`, `FusedConv`, `FusedConvAdd` with strides 1 or 2: the weights of each group as row
 ///   blocks (1-D and 2-D);
 /// - `LSTM`: W and R of each direction as panels (of Wᵀ and Rᵀ), for `FastLSTM`.
 /// Everything else, and every node on a machine without AVX-512 (or with `RuntimeOptions.avx512`
@@ -38,8 +38,10 @@ final class WeightPacks: @unchecked Sendable {
     }
 
     /// The packed weights for `node`, or nil when it takes none; `consts` are the plan's constants.
-    func packed(for node: Node, consts: [String: Tensor]) -> [PackedMatrix]? {
-        guard PackedMatrix.isSupported, let how = Self.plan(node, consts: consts) else { return nil }
+    /// `outputType` is the node's first output's type where the plan knows it (a strided
+    /// convolution whose known rows are too short for the direct kernel packs nothing).
+    func packed(for node: Node, consts: [String: Tensor], outputType: TensorType? = nil) -> [PackedMatrix]? {
+        guard PackedMatrix.isSupported, let how = Self.plan(node, consts: consts, outputType: outputType) else { return nil }
         let key = "\(how.kind)|\(how.name)"
         pthread_mutex_lock(lock)
         if let e = entries[key], e.source.sharedStorage === how.tensor.sharedStorage {
@@ -61,7 +63,7 @@ final class WeightPacks: @unchecked Sendable {
         let make: () -> [PackedMatrix]?
     }
 
-    private static func plan(_ node: Node, consts: [String: Tensor]) -> How? {
+    private static func plan(_ node: Node, consts: [String: Tensor], outputType: TensorType?) -> How? {
         let fused = node.domain == FusedOps.domain
         guard OpSet.isDefaultDomain(node) || fused, node.inputs.count >= 2,
               let w = consts[node.inputs[1]], w.dtype == .float32, w.elementCount > 0 else { return nil }
@@ -85,9 +87,12 @@ final class WeightPacks: @unchecked Sendable {
                 }
             }
         case "Conv", "FusedConv", "FusedConvAdd", "FusedConvPool":
-            // Strides absent (all 1) or all 1; attributes the node refuses pack nothing.
+            // Strides absent (all 1), 1 or 2 (`Convolution.directApplies`); attributes the node
+            // refuses pack nothing.
             guard w.rank == 3 || w.rank == 4, let window = try? WindowAttributes(node: node),
-                  w.shape[0] % window.group == 0, (window.strides ?? []).allSatisfy({ $0 == 1 }) else { return nil }
+                  w.shape[0] % window.group == 0, (window.strides ?? []).allSatisfy({ (1...2).contains($0) }) else { return nil }
+            if (window.strides ?? []).contains(2), node.opType != "FusedConvPool", let outW = outputType?.dims?.last?.value,
+               !Convolution.stridedDirectPays(outW: outW) { return nil }
             let groups = window.group
             let m = w.shape[0] / groups, k = w.elementCount / w.shape[0]
             return How(kind: "rows\(groups)", name: name, tensor: w) {
