@@ -213,6 +213,43 @@ DLK_REQ_TARGET void dlk_requantize(const void *x, int kind, long rows, long widt
     }
 }
 
+DLK_REQ_TARGET void dlk_requantize_q31(const int32_t *x, long rows, long width, const dlk_q31 *q, const double *left,
+                                       const double *multiplier, const double *right, float real_scale, float lo, float hi,
+                                       float y_scale, double zero, int is_signed, void *out) {
+    const __m512i one = _mm512_set1_epi32(1), nudge = _mm512_set1_epi64((int64_t)1 << 30);
+    const __m512i vlo = _mm512_set1_epi32(q->lo), vhi = _mm512_set1_epi32(q->hi), z = _mm512_set1_epi32(q->zero);
+    const __m512i qmin = _mm512_set1_epi32(is_signed ? -128 : 0), qmax = _mm512_set1_epi32(is_signed ? 127 : 255);
+    for (long row = 0; row < rows; row++) {
+        long base = row * width;
+        for (long j = 0; j < width; j += 16) {
+            long count = width - j < 16 ? width - j : 16;
+            __mmask16 mask = count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
+            __m512i xv = _mm512_maskz_loadu_epi32(mask, x + base + j);
+            // |x| as unsigned, so INT32_MIN counts as 2^31.
+            if (_mm512_mask_cmpge_epu32_mask(mask, _mm512_abs_epi32(xv), _mm512_maskz_loadu_epi32(mask, q->limit + j))) {
+                dlk_requantize(x + base + j, DLK_VALUES_INT32, 1, count, left + j, multiplier + j, right + j, real_scale, lo, hi,
+                               y_scale, zero, is_signed, (uint8_t *)out + base + j);
+                continue;
+            }
+            __m512i xs = _mm512_sllv_epi32(xv, _mm512_maskz_loadu_epi32(mask, q->shift_left + j));
+            __m512i m = _mm512_maskz_loadu_epi32(mask, q->multiplier + j);
+            // The rounding doubling high multiply, even and odd lanes as 64-bit products (|x·m| < 2^52).
+            __m512i even = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(xs, m), nudge), 31);
+            __m512i odd = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(xs, 32), _mm512_srli_epi64(m, 32)), nudge), 31);
+            __m512i t = _mm512_mask_blend_epi32((__mmask16)0xAAAA, even, _mm512_slli_epi64(odd, 32));
+            // Division by 2^shift_right rounding half away from zero.
+            __m512i r = _mm512_maskz_loadu_epi32(mask, q->shift_right + j);
+            __m512i bits = _mm512_sub_epi32(_mm512_sllv_epi32(one, r), one);
+            __m512i threshold = _mm512_add_epi32(_mm512_srli_epi32(bits, 1), _mm512_srli_epi32(t, 31));
+            __m512i u = _mm512_srav_epi32(t, r);
+            u = _mm512_mask_add_epi32(u, _mm512_cmpgt_epi32_mask(_mm512_and_si512(t, bits), threshold), u, one);
+            u = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(u, vlo), vhi), z);
+            u = _mm512_min_epi32(_mm512_max_epi32(u, qmin), qmax);
+            _mm512_mask_cvtepi32_storeu_epi8((uint8_t *)out + base + j, mask, u);
+        }
+    }
+}
+
 DLK_REQ_TARGET void dlk_requantize_scaled(const int32_t *x, long rows, long width, const float *scales, int32_t zero,
                                           int is_signed, void *out) {
     // Clamped in float first (as ONNX Runtime does), so sums far out of range saturate.
@@ -303,6 +340,11 @@ void dlk_requantize(const void *x, int kind, long rows, long width, const double
                     const double *right, float real_scale, float lo, float hi, float y_scale, double zero,
                     int is_signed, void *out) {
     (void)x; (void)kind; (void)rows; (void)width; (void)left; (void)multiplier; (void)right; (void)real_scale; (void)lo; (void)hi;
+    (void)y_scale; (void)zero; (void)is_signed; (void)out;
+}
+void dlk_requantize_q31(const int32_t *x, long rows, long width, const dlk_q31 *q, const double *left, const double *multiplier,
+                        const double *right, float real_scale, float lo, float hi, float y_scale, double zero, int is_signed, void *out) {
+    (void)x; (void)rows; (void)width; (void)q; (void)left; (void)multiplier; (void)right; (void)real_scale; (void)lo; (void)hi;
     (void)y_scale; (void)zero; (void)is_signed; (void)out;
 }
 void dlk_gemm_u8s8(const uint8_t *a, long lda, const int8_t *packed_b, int m, int n, int k4, int32_t *c, long ldc) {

@@ -111,7 +111,8 @@ import Testing
     /// quanta as a real value, an optional activation, QuantizeLinear), over x [2, 3, C].
     /// With `activation` "none" the chain stops at u (plus one, so u is no graph output), as
     /// the scaled inputs of an 8-bit ADD do.
-    static func chain(c: Int, left: Bool, activation: String, output: DType, wideInput: Bool, centred: DType? = nil) -> Graph {
+    static func chain(c: Int, left: Bool, activation: String, output: DType, wideInput: Bool, centred: DType? = nil, rows: Int = 3,
+                      constants: (left: [Double], multiplier: [Double], right: [Double])? = nil) -> Graph {
         var nodes: [Node] = []
         var initializers = NamedTensors()
         func constant(_ name: String, _ t: Tensor) -> String { initializers[name] = t; return name }
@@ -122,7 +123,7 @@ import Testing
         func cast(_ x: String, _ t: DType, _ out: String) -> String { add("Cast", [x], out, [Attribute(name: "to", value: .int(Int(t.onnxCode)))]) }
         let half = constant("half", Tensor(shape: [], scalars: [0.5]))
         // Exact halves on purpose (0.5, 2^-1 shifts) next to ordinary Q31 multipliers.
-        let fractions: [Double] = (0..<c).map { (j: Int) -> Double in
+        let fractions: [Double] = constants?.multiplier ?? (0..<c).map { (j: Int) -> Double in
             let q: Int = 1_073_741_824 + 97_531 * (j + 1)
             return j % 3 == 0 ? 0.5 : Double(q) / 2_147_483_648
         }
@@ -133,15 +134,15 @@ import Testing
             t = add("Sub", [t, constant("x_zero", Tensor(shape: [], scalars: [Double(centred == .int8 ? -3 : 129)]))], "centred")
             t = cast(add("Mul", [t, constant("shift", Tensor(shape: [], scalars: [Double(1 << 20)]))], "shifted_in"), .float64, "wide_again")
         }
-        if left { t = add("Mul", [t, constant("left", Tensor(shape: shape, scalars: (0..<c).map { Double(1 << ($0 % 3)) }))], "shifted") }
+        if left { t = add("Mul", [t, constant("left", Tensor(shape: shape, scalars: constants?.left ?? (0..<c).map { Double(1 << ($0 % 3)) }))], "shifted") }
         t = add("Mul", [t, constant("multiplier", Tensor(shape: shape, scalars: fractions))], "high")
         t = add("Floor", [add("Add", [t, half], "nudged")], "rounded")
-        let d = add("Mul", [t, constant("right", Tensor(shape: shape, scalars: (0..<c).map { 1 / Double(1 << ($0 % 4)) }))], "divided")
+        let d = add("Mul", [t, constant("right", Tensor(shape: shape, scalars: constants?.right ?? (0..<c).map { 1 / Double(1 << ($0 % 4)) }))], "divided")
         let magnitude = add("Floor", [add("Add", [add("Abs", [d], "magnitude"), half], "magnitude_nudged")], "magnitude_rounded")
         let u = add("Mul", [magnitude, add("Sign", [d], "sign")], "quanta")
         if activation == "none" {
             _ = add("Add", [u, constant("one", Tensor(shape: [], scalars: [1.0]))], "y")
-            return Graph(name: "fixed_point", inputs: [ValueInfo(name: "x", type: TensorType(dtype: centred ?? (wideInput ? .float64 : .int32), shape: [2, 3, c]))],
+            return Graph(name: "fixed_point", inputs: [ValueInfo(name: "x", type: TensorType(dtype: centred ?? (wideInput ? .float64 : .int32), shape: [2, rows, c]))],
                          outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes, initializers: initializers)
         }
         let yScale = constant("y_scale", Tensor(shape: [], scalars: [Float(0.0372)]))
@@ -153,7 +154,7 @@ import Testing
         }
         let zero = constant("y_zero", output == .int8 ? Tensor(shape: [], scalars: [Int8(-5)]) : Tensor(shape: [], scalars: [UInt8(130)]))
         _ = add("QuantizeLinear", [real, yScale, zero], "y")
-        return Graph(name: "requantize", inputs: [ValueInfo(name: "x", type: TensorType(dtype: wideInput ? .float64 : .int32, shape: [2, 3, c]))],
+        return Graph(name: "requantize", inputs: [ValueInfo(name: "x", type: TensorType(dtype: wideInput ? .float64 : .int32, shape: [2, rows, c]))],
                      outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes, initializers: initializers)
     }
 
@@ -179,6 +180,75 @@ import Testing
                 options.avx512 = avx512
                 let y = try Executor(graph: g, options: options).run(["x": x])["y"]
                 #expect(y == want, "C \(c) left \(left) \(output) float64 input \(wide): \(String(describing: y)) vs \(String(describing: want))")
+            }
+        }
+    }
+
+    /// TFLite's `MultiplyByQuantizedMultiplier` in Int64 as its reference kernel states it: the
+    /// left shift, the rounding doubling high multiply (nudge 2^30, or 1 − 2^30 below zero, then
+    /// division truncating toward zero), the rounding right shift (half away from zero).
+    static func tfliteQuanta(_ x: Int64, left: Int, q: Int64, right: Int) -> Int64 {
+        let ab = (x << Int64(left)) * q
+        let nudge: Int64 = ab >= 0 ? 1 << 30 : 1 - (1 << 30)
+        let high = (ab + nudge) / (1 << 31)
+        let mask = (Int64(1) << Int64(right)) - 1, remainder = high & mask
+        let threshold = (mask >> 1) + (high < 0 ? 1 : 0)
+        return (high >> Int64(right)) + (remainder > threshold ? 1 : 0)
+    }
+
+    /// Requantize of int32 sums in integers (`IntegerRequantize.Fixed`): random Q31 multipliers
+    /// and shifts per channel, widths off the sixteen-lane vectors (1, 15, 17, 37), sums up to and
+    /// past the 2^21 bound of the integer path (those take the float64 chain) in the same
+    /// vectors, every activation: equal to the chain run node by node (AVX-512 and the portable
+    /// loop) and, for sums inside the bound, to TFLite's rule in Int64.
+    @Test(arguments: ["", "Relu", "Clip"])
+    func requantizeInIntegersIsTheChainAndTFLite(activation: String) throws {
+        for (c, output, seed) in [(1, DType.int8, 1), (15, .uint8, 2), (17, .int8, 3), (37, .uint8, 4)] {
+            var s = UInt64(seed) &* 0x9E37_79B9_7F4A_7C15
+            func next() -> UInt64 { s = s &* 6364136223846793005 &+ 1442695040888963407; return s >> 11 }
+            let shifts = (0..<c).map { _ in Int(next() % 3) }
+            let qs = (0..<c).map { _ in Int64(1 << 30) + Int64(next() % (1 << 30)) }
+            let rights = (0..<c).map { j in j == 1 ? 35 : Int(next() % 12) }
+            let constants = (left: shifts.map { Double(1 << $0) }, multiplier: qs.map { Double($0) / 2_147_483_648 },
+                             right: rights.map { 1 / Double(sign: .plus, exponent: $0, significand: 1) })
+            let rows = 9
+            let g = Self.chain(c: c, left: true, activation: activation, output: output, wideInput: false, rows: rows, constants: constants)
+            #expect(GraphOptimizer.optimize(g).0.nodes.map(\.opType) == ["Requantize"])
+            let n = 2 * rows * c
+            let sums: [Int32] = (0..<n).map { i in
+                let j = i % c, bound = Int64(1 << 21) >> Int64(shifts[j])
+                let r = Int64(next() % UInt64(2 * bound)) - bound
+                switch i % 11 {
+                case 0: return Int32(bound - 1)
+                case 1: return Int32(-bound + 1)
+                case 2 where i > n / 2: return Int32(bound)  // past the bound: the float64 chain
+                case 3: return Int32(r >> 12)  // small, where most outputs land inside the range
+                default: return Int32(r >> Int64(next() % 14))
+                }
+            }
+            let x = Tensor(shape: [2, rows, c], scalars: sums)
+            let want = try runNodeByNode(g, ["x": x])["y"]
+            for avx512 in [true, false] {
+                var options = RuntimeOptions.default
+                options.avx512 = avx512
+                let y = try Executor(graph: g, options: options).run(["x": x])["y"]
+                #expect(y == want, "C \(c) \(output) \(activation) avx512 \(avx512)")
+            }
+            // The chain's quanta are TFLite's inside the bound.
+            let yScale = Float(0.0372), zero: Int64 = output == .int8 ? -5 : 130
+            let (lo, hi): (Int64, Int64) = output == .int8 ? (-128, 127) : (0, 255)
+            let got = want.map { $0.doubles().map { Int64($0) } } ?? []
+            for (i, v) in sums.enumerated() {
+                let j = i % c
+                guard Int64(v).magnitude < UInt64((1 << 21) >> shifts[j]) else { continue }
+                var u = Self.tfliteQuanta(Int64(v), left: shifts[j], q: qs[j], right: rights[j])
+                if activation == "Relu" { u = max(u, 0) }
+                if activation == "Clip" { u = min(max(u, Int64((Float(-1) / yScale).rounded(.toNearestOrEven))), Int64((Float(6) / yScale).rounded(.toNearestOrEven))) }
+                let expected = min(max(u + zero, lo), hi)
+                guard i < got.count, got[i] == expected else {
+                    Issue.record("sum \(v) at channel \(j): TFLite \(expected), chain \(i < got.count ? got[i] : -999)")
+                    break
+                }
             }
         }
     }

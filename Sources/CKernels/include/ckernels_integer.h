@@ -56,6 +56,22 @@ void dlk_requantize(const void *x, int kind, long rows, long width, const double
                     const double *right, float real_scale, float lo, float hi, float y_scale, double zero,
                     int is_signed, void *out);
 
+/// TFLite's fixed-point requantization in integers, per position j of a row: the left shift,
+/// the Q31 multiplier, the right shift (at most 31) and the bound under which a sum takes the
+/// integer path (|x| < limit[j]: where the float64 chain of `dlk_requantize` is exact), then the
+/// activation's clamp in output quanta [lo, hi] and the zero point.
+typedef struct {
+    const int32_t *shift_left, *multiplier, *shift_right, *limit;
+    int32_t lo, hi, zero;
+} dlk_q31;
+
+/// `dlk_requantize` of int32 sums in integers, sixteen lanes at a time: u = round_half_away(
+/// ((x << shift_left)·multiplier + 2^30) >> 31, shift_right), out = saturate(clamp(u, lo, hi) +
+/// zero). A group of sixteen with a sum at or past its limit runs `dlk_requantize` with the
+/// float64 constants instead. Equal to `dlk_requantize` when its real_scale equals y_scale.
+void dlk_requantize_q31(const int32_t *x, long rows, long width, const dlk_q31 *q, const double *left, const double *multiplier,
+                        const double *right, float real_scale, float lo, float hi, float y_scale, double zero, int is_signed, void *out);
+
 /// ONNX Runtime's requantization of int32 sums on AVX-512 (as `dlk_requantize`): for each of
 /// `rows` rows of `width` sums, out = saturate(round_half_even(clamp((float)x · scales[j],
 /// qmin − zero, qmax − zero)) + zero) as int8 (`is_signed`) or uint8 bytes.

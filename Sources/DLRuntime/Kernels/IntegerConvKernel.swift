@@ -83,6 +83,7 @@ enum IntegerConvKernel {
                     let out = ctx.makeOutput(outType, shape: shape)
                     guard out.elementCount > 0 else { return [out] }
                     let (l, mm, r) = f.constants(width: p.m)
+                    let fixed = IntegerRequantize.Fixed(left: l, multiplier: mm, right: r, scales)
                     let done = x.withUnsafeBytes { xb in
                         sums.withUnsafeMutableBufferPointerInPlace(as: Int32.self) { s in
                             out.withUnsafeMutableBytesInPlace { o in
@@ -91,8 +92,12 @@ enum IntegerConvKernel {
                                 guard let sBase = s.baseAddress, let oBase = o.baseAddress, CPUFeatures.avx512 else { return false }
                                 return IntegerConvolution.run(p, x: xb, xSigned: x.dtype == .int8, xZero: xZero, weights: packed, bias: b,
                                                               into: sBase) { first, count in
-                                    _ = IntegerRequantize.run(sBase + first * p.m, .int32, rows: count, width: p.m, left: l, multiplier: mm,
-                                                              right: r, scales, signed: outType == .int8, into: oBase + first * p.m)
+                                    if let fixed {
+                                        _ = fixed.run(sBase + first * p.m, rows: count, signed: outType == .int8, into: oBase + first * p.m)
+                                    } else {
+                                        _ = IntegerRequantize.run(sBase + first * p.m, .int32, rows: count, width: p.m, left: l, multiplier: mm,
+                                                                  right: r, scales, signed: outType == .int8, into: oBase + first * p.m)
+                                    }
                                 }
                             }
                         }

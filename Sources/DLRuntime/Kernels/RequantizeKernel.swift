@@ -193,6 +193,34 @@ enum RequantizeKernel {
             let q = roundHalfEven(Double(real / ys)) + z
             return q.isNaN ? 0 : Swift.min(Swift.max(q, qmin), qmax)
         }
+        // int32 sums with TFLite's constants: in integers (see `IntegerRequantize.Fixed`), on
+        // AVX-512 sixteen lanes at a time, else one by one; sums the integers do not cover as the chain.
+        if f.x.dtype == .int32, f.channels > 0 {
+            let (l, m, r) = f.constants(width: f.channels)
+            if let fixed = IntegerRequantize.Fixed(left: l, multiplier: m, right: r, scales) {
+                let rows = f.x.elementCount / f.channels, signed = outType == .int8
+                let done = f.x.withUnsafeBufferPointer(as: Int32.self) { src in
+                    out.withUnsafeMutableBytesInPlace { dst in
+                        guard let s = src.baseAddress, let d = dst.baseAddress else { return false }
+                        return fixed.run(s, rows: rows, signed: signed, into: d)
+                    }
+                }
+                if done { return [out] }
+                f.x.withUnsafeBufferPointer(as: Int32.self) { src in
+                    out.withUnsafeMutableBytesInPlace { dst in
+                        var j = 0
+                        for i in 0..<src.count {
+                            let y = fixed.quantized(src[i], at: j, signed: signed)
+                                ?? Int32(quantized(FixedPoint.quanta(Double(src[i]), l[j], m[j], r[j])))
+                            dst[i] = UInt8(truncatingIfNeeded: y)
+                            j += 1
+                            if j == f.channels { j = 0 }
+                        }
+                    }
+                }
+                return [out]
+            }
+        }
         // On AVX-512: DLKernels' vector loop (the same roundings, eight lanes at a time).
         if let values = f.values, f.channels > 0 {
             let (l, m, r) = f.constants(width: f.channels)
