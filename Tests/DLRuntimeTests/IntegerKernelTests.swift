@@ -253,6 +253,48 @@ import Testing
         }
     }
 
+    /// An 8-bit MEAN's sum as DLTFLite writes it, ReduceSum(Sub(Cast<float64>(x), zero point)):
+    /// one `CentredSum`, equal to the chain run node by node and to an Int64 reference, over odd
+    /// shapes (1-wide axes, 37 channels), both keepdims, contiguous axes (the integer loop) and
+    /// not (the ops it replaces).
+    @Test(arguments: [DType.int8, .uint8])
+    func centredSumIsTheChainAndTheReference(_ type: DType) throws {
+        for (shape, axes, keep) in [([1, 7, 5, 37], [1, 2], 1), ([2, 1, 3, 1], [1, 2], 0), ([3, 4, 5], [-1], 1), ([2, 3, 4], [0, 2], 0)] {
+            let zero = Double(type == .int8 ? -7 : 131)
+            let g = Graph(name: "mean", inputs: [ValueInfo(name: "x", type: TensorType(dtype: type, shape: shape))],
+                          outputs: [ValueInfo(name: "y", type: nil)],
+                          nodes: [Node(name: "wide", opType: "Cast", inputs: ["x"], outputs: ["wide"],
+                                       attributes: [Attribute(name: "to", value: .int(Int(DType.float64.onnxCode)))]),
+                                  Node(name: "centred", opType: "Sub", inputs: ["wide", "zero"], outputs: ["centred"]),
+                                  Node(name: "sum", opType: "ReduceSum", inputs: ["centred", "axes"], outputs: ["y"],
+                                       attributes: [Attribute(name: "keepdims", value: .int(keep))])],
+                          initializers: NamedTensors([("zero", Tensor(shape: [], scalars: [zero])), ("axes", Tensor(shape: [axes.count], scalars: axes.map(Int64.init)))]))
+            #expect(GraphOptimizer.optimize(g).0.nodes.map(\.opType) == ["CentredSum"])
+            let count = shape.reduce(1, *)
+            let bytes = Self.bytes(count, seed: UInt64(count))
+            let x = Self.tensor(bytes, signed: type == .int8, shape: shape)
+            let want = try #require(try runNodeByNode(g, ["x": x])["y"])
+            // The reference: Σ (x − zero) in Int64 over the reduced axes.
+            let reduced = Set(axes.map { $0 < 0 ? $0 + shape.count : $0 })
+            let kept = shape.indices.filter { !reduced.contains($0) }
+            var sums: [Int64] = Array(repeating: 0, count: kept.map { shape[$0] }.reduce(1, *))
+            let values = x.doubles()
+            for flat in 0..<count {
+                var rest = flat, index = [Int](repeating: 0, count: shape.count)
+                for k in shape.indices.reversed() { (index[k], rest) = (rest % shape[k], rest / shape[k]) }
+                let at = kept.reduce(0) { $0 * shape[$1] + index[$1] }
+                sums[at] += Int64(values[flat]) - Int64(zero)
+            }
+            #expect(want.doubles() == sums.map(Double.init), "\(shape) axes \(axes)")
+            for avx512 in [true, false] {
+                var options = RuntimeOptions.default
+                options.avx512 = avx512
+                let y = try Executor(graph: g, options: options).run(["x": x])["y"]
+                #expect(y == want, "\(type) \(shape) axes \(axes) keepdims \(keep) avx512 \(avx512)")
+            }
+        }
+    }
+
     /// An 8-bit ADD's scaled input, Cast, Sub(zero point), Mul(2^20), then the fixed-point
     /// multiply: one FixedPointMultiply over the 8-bit values, the chain's bits (vector and scalar).
     @Test(arguments: [DType.int8, .uint8])

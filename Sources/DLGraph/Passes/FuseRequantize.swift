@@ -137,6 +137,19 @@ package enum FuseRequantize: GraphPass {
                                inputs: [x, left, multiplier, right, offset, scale], outputs: n.outputs, docString: n.docString)
             remove.formUnion(front)
         }
+        // An 8-bit MEAN's sum, ReduceSum(Sub(Cast<float64>(x), x_offset), axes) with constant
+        // axes: `CentredSum(x, axes, x_offset)`, float64 as the chain (an integer sum for 8-bit x).
+        for (i, n) in graph.nodes.enumerated() where OpSet.isDefaultDomain(n) && n.opType == "ReduceSum" && n.outputs.count == 1 {
+            guard replaced[i] == nil, !remove.contains(i), n.inputs.count == 2, n.attributes.allSatisfy({ $0.name == "keepdims" }),
+                  let axes = graph.constantInitializer(n.inputs[1], dtype: .int64), axes.rank == 1, axes.elementCount > 0,
+                  let sub = node(n.inputs[0], "Sub"), graph.nodes[sub].inputs.count == 2, isScalar64(graph.nodes[sub].inputs[1]),
+                  let cast = node(graph.nodes[sub].inputs[0], "Cast"), castTo(graph.nodes[cast]) == Int(DType.float64.onnxCode),
+                  !remove.contains(sub), !remove.contains(cast), replaced[sub] == nil, replaced[cast] == nil else { continue }
+            replaced[i] = Node(name: n.name, opType: "CentredSum", domain: FusedOps.domain,
+                               inputs: [graph.nodes[cast].inputs[0], n.inputs[1], graph.nodes[sub].inputs[1]], outputs: n.outputs,
+                               attributes: n.attributes, docString: n.docString)
+            remove.formUnion([sub, cast])
+        }
         guard !replaced.isEmpty else { return false }
         graph.rewrite(replacing: replaced, removing: remove)
         return true
@@ -148,6 +161,21 @@ package enum FuseRequantize: GraphPass {
         OpSchema("Requantize", inputs: 7...7) { ctx throws(GraphError) in
             let x = try ctx.type(0), z = try ctx.type(6)
             return [TensorType(dtype: z.dtype, dims: x.dims)]
+        }
+    }
+
+    /// `CentredSum(x, axes, x_offset)`: ReduceSum(Float64(x) − x_offset, axes, keepdims), float64.
+    static var centredSumSchema: OpSchema {
+        OpSchema("CentredSum", inputs: 3...3) { ctx throws(GraphError) in
+            let x = try ctx.type(0)
+            guard let dims = x.dims, let axes = ctx.value(1)?.scalars(as: Int64.self) else { return [TensorType(dtype: .float64, dims: nil)] }
+            let keep = try ctx.node.int("keepdims", default: 1) != 0
+            let reduced = Set(axes.map { Int($0) < 0 ? Int($0) + dims.count : Int($0) })
+            var out: [Dim] = []
+            for (k, d) in dims.enumerated() {
+                if !reduced.contains(k) { out.append(d) } else if keep { out.append(.fixed(1)) }
+            }
+            return [TensorType(dtype: .float64, dims: out)]
         }
     }
 

@@ -13,6 +13,7 @@ enum QuantizeKernels {
          ("MatMulInteger", matmulInteger), ("QLinearMatMul", qlinearMatMul), ("QLinearConv", qlinearConv),
          ("\(FusedOps.domain):Requantize", RequantizeKernel.kernel),
          ("\(FusedOps.domain):FixedPointMultiply", RequantizeKernel.fixedPointMultiply),
+         ("\(FusedOps.domain):CentredSum", RequantizeKernel.centredSum),
          ("\(FusedOps.domain):ConvIntegerNHWC", IntegerConvKernel.nhwc)]
     }
 

@@ -153,6 +153,41 @@ enum RequantizeKernel {
         return [out]
     }
 
+    /// `ai.dlkit.CentredSum(x, axes, x_offset)` (an 8-bit MEAN's sum, see `FuseRequantize`):
+    /// ReduceSum(Cast<float64>(x) − x_offset, axes, keepdims). For int8 or uint8 x, an integral
+    /// offset and axes that are one contiguous run, `IntegerReduce` over the bytes (the same
+    /// float64 values: every partial sum is an exact integer); anything else as the ops it replaces.
+    static let centredSum: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0), axesTensor = try ctx.input(1), offsetTensor = try ctx.input(2)
+        guard offsetTensor.dtype == .float64, offsetTensor.elementCount == 1, let offset = offsetTensor.scalars(as: Double.self).first else {
+            throw ctx.fail("x_offset must be one float64 value, got \(offsetTensor.dtype) \(offsetTensor.shape)")
+        }
+        let keep = try ctx.int("keepdims", 1) != 0
+        var axes: [Int] = []
+        for a in axesTensor.int64s() {
+            let k = Int(a) < 0 ? Int(a) + x.rank : Int(a)
+            guard k >= 0, k < x.rank, !axes.contains(k) else { throw ctx.fail("axis \(a) is out of range or repeated for x \(x.shape)") }
+            axes.append(k)
+        }
+        axes.sort()
+        if x.dtype == .int8 || x.dtype == .uint8, let first = axes.first, let last = axes.last, last - first + 1 == axes.count,
+           offset == offset.rounded(), Swift.abs(offset) <= 255 {
+            let outer = x.shape[..<first].reduce(1, *), reduced = x.shape[first...last].reduce(1, *), inner = x.shape[(last + 1)...].reduce(1, *)
+            var shape: [Int] = []
+            for (k, d) in x.shape.enumerated() where !axes.contains(k) || keep { shape.append(axes.contains(k) ? 1 : d) }
+            let out = ctx.makeOutput(.float64, shape: shape)
+            x.withUnsafeBytes { xb in
+                out.withUnsafeMutableBufferPointerInPlace(as: Double.self) { o in
+                    IntegerReduce.centredSum(xb, signed: x.dtype == .int8, outer: outer, reduced: reduced, inner: inner, offset: Int32(offset), into: o)
+                }
+            }
+            return [out]
+        }
+        let wide = try ctx.runOp("Cast", [x], [Attribute(name: "to", value: .int(Int(DType.float64.onnxCode)))])
+        let centred = try ctx.runOp("Sub", [wide, offsetTensor])
+        return [try ctx.runOp("ReduceSum", [centred, axesTensor], [Attribute(name: "keepdims", value: .int(keep ? 1 : 0))])]
+    }
+
     /// The output half of a Requantize: real_scale, y_scale and y_zero_point from inputs
     /// base + 4 ... base + 6, the activation's clamp from the node's attributes.
     static func outputScales(_ ctx: KernelContext, base: Int = 0) throws(RuntimeError) -> (IntegerRequantize.Scales, DType) {
