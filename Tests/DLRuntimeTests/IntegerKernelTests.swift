@@ -253,6 +253,39 @@ import Testing
         }
     }
 
+    /// An 8-bit ADD/SUB's raw sum, Add or Sub of two FixedPointMultiply results: one
+    /// `FixedPointAdd` equal to the two multiplies and the Add run node by node, for int8 and
+    /// uint8, the byte tables (one shape) and the ops it replaces (a broadcast operand).
+    @Test(arguments: [DType.int8, .uint8])
+    func fixedPointAddIsTheUnfusedPair(_ type: DType) throws {
+        for (shapeB, op) in [([2, 3, 37], "Add"), ([2, 3, 37], "Sub"), ([37], "Add"), ([1, 1, 1], "Sub")] {
+            var initializers = NamedTensors()
+            func f64(_ name: String, _ v: Double) -> String { initializers[name] = Tensor(shape: [], scalars: [v]); return name }
+            func multiply(_ x: String, _ k: String, zero: Double, fraction: Double, right: Double, left: Bool) -> Node {
+                Node(name: "u_" + x, opType: "FixedPointMultiply", domain: "ai.dlkit",
+                     inputs: [x, left ? f64(k + "_left", 2) : "", f64(k + "_multiplier", fraction), f64(k + "_right", right),
+                              f64(k + "_offset", zero), f64(k + "_scale", Double(1 << 20))], outputs: ["u_" + x])
+            }
+            let zeros: (Double, Double) = type == .int8 ? (-3, 11) : (128, 97)
+            let nodes = [multiply("a", "a", zero: zeros.0, fraction: 1_398_101_333 / 2_147_483_648, right: 1.0 / 2, left: false),
+                         multiply("b", "b", zero: zeros.1, fraction: 0.5, right: 1.0 / 8, left: true),
+                         Node(name: "sum", opType: op, inputs: ["u_a", "u_b"], outputs: ["y"])]
+            let g = Graph(name: "add8", inputs: [ValueInfo(name: "a", type: TensorType(dtype: type, shape: [2, 3, 37])),
+                                                 ValueInfo(name: "b", type: TensorType(dtype: type, shape: shapeB))],
+                          outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes, initializers: initializers)
+            #expect(GraphOptimizer.optimize(g).0.nodes.map(\.opType) == ["FixedPointAdd"])
+            let a = Self.tensor(Self.bytes(2 * 3 * 37, seed: 5), signed: type == .int8, shape: [2, 3, 37])
+            let b = Self.tensor(Self.bytes(shapeB.reduce(1, *), seed: 6), signed: type == .int8, shape: shapeB)
+            let want = try #require(try runNodeByNode(g, ["a": a, "b": b])["y"])
+            for avx512 in [true, false] {
+                var options = RuntimeOptions.default
+                options.avx512 = avx512
+                let y = try Executor(graph: g, options: options).run(["a": a, "b": b])["y"]
+                #expect(y == want, "\(type) \(op) b \(shapeB) avx512 \(avx512)")
+            }
+        }
+    }
+
     /// An 8-bit MEAN's sum as DLTFLite writes it, ReduceSum(Sub(Cast<float64>(x), zero point)):
     /// one `CentredSum`, equal to the chain run node by node and to an Int64 reference, over odd
     /// shapes (1-wide axes, 37 channels), both keepdims, contiguous axes (the integer loop) and

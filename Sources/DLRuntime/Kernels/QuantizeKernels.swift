@@ -14,6 +14,7 @@ enum QuantizeKernels {
          ("\(FusedOps.domain):Requantize", RequantizeKernel.kernel),
          ("\(FusedOps.domain):FixedPointMultiply", RequantizeKernel.fixedPointMultiply),
          ("\(FusedOps.domain):CentredSum", RequantizeKernel.centredSum),
+         ("\(FusedOps.domain):FixedPointAdd", RequantizeKernel.fixedPointAdd),
          ("\(FusedOps.domain):ConvIntegerNHWC", IntegerConvKernel.nhwc)]
     }
 

@@ -153,6 +153,56 @@ enum RequantizeKernel {
         return [out]
     }
 
+    /// `ai.dlkit.FixedPointAdd(a, a_left, a_multiplier, a_right, a_offset, a_scale, b, ...)` (an
+    /// 8-bit ADD/SUB's raw sum, see `FuseRequantize`): FixedPointMultiply of a and of b, added
+    /// or subtracted (`subtract`). For 8-bit inputs of one shape with one value per constant,
+    /// u takes one of 256 values per input: each side's table holds the chain's u for every
+    /// byte (`FixedPoint.quanta`, the scalar kernel's own arithmetic), and the sum is the float64
+    /// sum of two table entries; anything else runs the ops it replaces.
+    static let fixedPointAdd: Kernel = { ctx throws(RuntimeError) in
+        let subtract = try ctx.int("subtract", 0) != 0
+        /// The sub-context of one FixedPointMultiply (inputs base ..< base + 6).
+        func side(_ base: Int) -> KernelContext {
+            let inputs = (base..<base + 6).map { ctx.optionalInput($0) }
+            let node = Node(name: ctx.node.name, opType: "FixedPointMultiply", domain: FusedOps.domain,
+                            inputs: ["x", "left", "multiplier", "right", "x_offset", "x_scale"], outputs: ctx.node.outputs)
+            var c = KernelContext(node: node, inputs: inputs, outputTypes: [nil])
+            c.opset = ctx.opset
+            return c
+        }
+        let sa = side(0), sb = side(6)
+        let fa = try FixedPoint(sa, prefix: true), fb = try FixedPoint(sb, prefix: true)
+        /// u for each of the 256 bytes, indexed by the byte's bit pattern.
+        func table(_ f: FixedPoint) -> [Double]? {
+            guard f.x.dtype == .int8 || f.x.dtype == .uint8, f.left.count == 1, f.multiplier.count == 1, f.right.count == 1 else { return nil }
+            return (0..<256).map { (bits: Int) -> Double in
+                let v = f.x.dtype == .int8 ? Double(Int8(truncatingIfNeeded: bits)) : Double(bits)
+                return FixedPoint.quanta((v - f.offset) * f.scale, f.left[0], f.multiplier[0], f.right[0])
+            }
+        }
+        if fa.x.shape == fb.x.shape, let ta = table(fa), let tb = table(fb) {
+            let out = ctx.makeOutput(.float64, shape: fa.x.shape)
+            fa.x.withUnsafeBytes { a in
+                fb.x.withUnsafeBytes { b in
+                    out.withUnsafeMutableBufferPointerInPlace(as: Double.self) { y in
+                        ta.withUnsafeBufferPointer { ta in
+                            tb.withUnsafeBufferPointer { tb in
+                                if subtract {
+                                    for i in 0..<y.count { y[i] = ta[Int(a[i])] - tb[Int(b[i])] }
+                                } else {
+                                    for i in 0..<y.count { y[i] = ta[Int(a[i])] + tb[Int(b[i])] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            return [out]
+        }
+        let ua = try fixedPointMultiply(sa)[0], ub = try fixedPointMultiply(sb)[0]
+        return [try ctx.runOp(subtract ? "Sub" : "Add", [ua, ub])]
+    }
+
     /// `ai.dlkit.CentredSum(x, axes, x_offset)` (an 8-bit MEAN's sum, see `FuseRequantize`):
     /// ReduceSum(Cast<float64>(x) − x_offset, axes, keepdims). For int8 or uint8 x, an integral
     /// offset and axes that are one contiguous run, `IntegerReduce` over the bytes (the same
