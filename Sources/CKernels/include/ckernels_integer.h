@@ -19,9 +19,10 @@ int dlk_avx512_vnni_available(void);
 void dlk_gemm_u8s8(const uint8_t *a, long lda, const int8_t *packed_b, int m, int n, int k4, int32_t *c, long ldc);
 
 /// `dlk_gemm_u8s8` with offsets added at the store: c[i·ldc + j] = Σ_k a·b + col_add[j] −
-/// col_zero[j]·row_sums[i], in wrapping int32 (each of the three may be NULL, meaning zeros).
+/// col_zero[j]·row_sums[i], in wrapping int32 (each of the three may be NULL, meaning zeros),
+/// every byte of a read xor `a_flip` (0x80: int8 rows taken as unsigned, a + 128, in place).
 void dlk_gemm_u8s8_offset(const uint8_t *a, long lda, const int8_t *packed_b, int m, int n, int k4, int32_t *c, long ldc,
-                          const int32_t *col_add, const int32_t *col_zero, const int32_t *row_sums);
+                          const int32_t *col_add, const int32_t *col_zero, const int32_t *row_sums, uint8_t a_flip);
 
 /// Depthwise convolution of one NHWC image x (h × w × c bytes, int8 when `x_signed`, else
 /// uint8) into y (oh × ow × c int32): y[oy][ox][ch] = bias[ch] + Σ over the taps inside the
