@@ -162,7 +162,11 @@ public enum IntegerConvolution {
         }
         let direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 && p.pl == 0 && p.oh == p.h && p.ow == p.w
             && p.group == 1 && p.c % 4 == 0 && !rowTerm
-        let tile = Swift.min(p.plane, Swift.max(4, (1 << 16) / lda) & ~3), tiles = (p.plane + tile - 1) / tile
+        // Tiles of rows whose patch rows and int32 sums fit in about 128 KB together, so a consumer
+        // reads the sums from cache (sized by the patches alone, MobileNetV2's first expansion
+        // wrote 1.5 MB of sums per tile and its requantization read them back from memory).
+        let rowBytes = (direct ? 0 : lda) + 4 * p.m
+        let tile = Swift.min(p.plane, Swift.max(4, (1 << 17) / rowBytes) & ~3), tiles = (p.plane + tile - 1) / tile
         let pad = UInt8(truncatingIfNeeded: xZero) ^ aFlip
         for b in 0..<p.n {
             let src = xBase + b * image, dst = y + b * outImage

@@ -107,6 +107,17 @@ import Testing
         }
     }
 
+    /// `g`'s output y equals `want` with AVX-512 allowed (the vector and VNNI kernels where the CPU
+    /// has them) and off (the portable loops).
+    static func expectOnBothPaths(_ g: Graph, _ feeds: [String: Tensor], _ want: Tensor?, _ label: (Bool) -> String) throws {
+        for avx512 in [true, false] {
+            var options = RuntimeOptions.default
+            options.avx512 = avx512
+            let y = try Executor(graph: g, options: options).run(feeds)["y"]
+            #expect(y == want, "\(label(avx512)): \(String(describing: y)) vs \(String(describing: want))")
+        }
+    }
+
     /// The requantization chain as DLTFLite writes it (`fixedPointMultiply`, then the output
     /// quanta as a real value, an optional activation, QuantizeLinear), over x [2, 3, C].
     /// With `activation` "none" the chain stops at u (plus one, so u is no graph output), as
@@ -175,12 +186,7 @@ import Testing
             }
             let x = wide ? Tensor(shape: [2, 3, c], scalars: sums.map(Double.init)) : Tensor(shape: [2, 3, c], scalars: sums)
             let want = try runNodeByNode(g, ["x": x])["y"]
-            for avx512 in [true, false] {
-                var options = RuntimeOptions.default
-                options.avx512 = avx512
-                let y = try Executor(graph: g, options: options).run(["x": x])["y"]
-                #expect(y == want, "C \(c) left \(left) \(output) float64 input \(wide): \(String(describing: y)) vs \(String(describing: want))")
-            }
+            try Self.expectOnBothPaths(g, ["x": x], want) { "C \(c) left \(left) \(output) float64 input \(wide) avx512 \($0)" }
         }
     }
 
@@ -228,12 +234,7 @@ import Testing
             }
             let x = Tensor(shape: [2, rows, c], scalars: sums)
             let want = try runNodeByNode(g, ["x": x])["y"]
-            for avx512 in [true, false] {
-                var options = RuntimeOptions.default
-                options.avx512 = avx512
-                let y = try Executor(graph: g, options: options).run(["x": x])["y"]
-                #expect(y == want, "C \(c) \(output) \(activation) avx512 \(avx512)")
-            }
+            try Self.expectOnBothPaths(g, ["x": x], want) { "C \(c) \(output) \(activation) avx512 \($0)" }
             // The chain's quanta are TFLite's inside the bound.
             let yScale = Float(0.0372), zero: Int64 = output == .int8 ? -5 : 130
             let (lo, hi): (Int64, Int64) = output == .int8 ? (-128, 127) : (0, 255)
@@ -277,12 +278,7 @@ import Testing
             let a = Self.tensor(Self.bytes(2 * 3 * 37, seed: 5), signed: type == .int8, shape: [2, 3, 37])
             let b = Self.tensor(Self.bytes(shapeB.reduce(1, *), seed: 6), signed: type == .int8, shape: shapeB)
             let want = try #require(try runNodeByNode(g, ["a": a, "b": b])["y"])
-            for avx512 in [true, false] {
-                var options = RuntimeOptions.default
-                options.avx512 = avx512
-                let y = try Executor(graph: g, options: options).run(["a": a, "b": b])["y"]
-                #expect(y == want, "\(type) \(op) b \(shapeB) avx512 \(avx512)")
-            }
+            try Self.expectOnBothPaths(g, ["a": a, "b": b], want) { "\(type) \(op) b \(shapeB) avx512 \($0)" }
         }
     }
 
@@ -319,12 +315,7 @@ import Testing
                 sums[at] += Int64(values[flat]) - Int64(zero)
             }
             #expect(want.doubles() == sums.map(Double.init), "\(shape) axes \(axes)")
-            for avx512 in [true, false] {
-                var options = RuntimeOptions.default
-                options.avx512 = avx512
-                let y = try Executor(graph: g, options: options).run(["x": x])["y"]
-                #expect(y == want, "\(type) \(shape) axes \(axes) keepdims \(keep) avx512 \(avx512)")
-            }
+            try Self.expectOnBothPaths(g, ["x": x], want) { "\(type) \(shape) axes \(axes) keepdims \(keep) avx512 \($0)" }
         }
     }
 
@@ -339,12 +330,7 @@ import Testing
             let bytes = Self.bytes(2 * 3 * c, seed: UInt64(c))
             let x = Self.tensor(bytes, signed: type == .int8, shape: [2, 3, c])
             let want = try runNodeByNode(g, ["x": x])["y"]
-            for avx512 in [true, false] {
-                var options = RuntimeOptions.default
-                options.avx512 = avx512
-                let y = try Executor(graph: g, options: options).run(["x": x])["y"]
-                #expect(y == want, "\(type) C \(c) left \(left) avx512 \(avx512)")
-            }
+            try Self.expectOnBothPaths(g, ["x": x], want) { "\(type) C \(c) left \(left) avx512 \($0)" }
         }
     }
 
