@@ -5,8 +5,9 @@ import CKernels
 /// image (the padding holds the zero point, so it adds nothing). Channels last is the layout
 /// .tflite files keep, so the image rows are already the rows of the product:
 /// - groups of more than one input channel: per group, the patch rows (`dlk_im2col_nhwc_u8`, in
-///   tiles that stay in cache; none at all for a 1×1 unit-stride uint8 conv, whose image is its
-///   own patch matrix) times the weights, packed once (`Packed`), on the VNNI product with the
+///   tiles that stay in cache; none at all for a 1×1 unit-stride conv, whose image is its own
+///   patch matrix, int8 bytes flipped to unsigned as the product reads them) times the weights,
+///   packed once (`Packed`), on the VNNI product with the
 ///   zero-point and bias terms added at the store (`dlk_gemm_u8s8_offset`);
 /// - depthwise (one input and one output channel per group): sixteen channels per vector over
 ///   the taps (`dlk_dwconv_nhwc`).
@@ -160,8 +161,12 @@ public enum IntegerConvolution {
             }
         }
         let direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 && p.pl == 0 && p.oh == p.h && p.ow == p.w
-            && p.group == 1 && !xSigned && p.c % 4 == 0 && !rowTerm
-        let tile = Swift.min(p.plane, Swift.max(4, (1 << 16) / lda) & ~3), tiles = (p.plane + tile - 1) / tile
+            && p.group == 1 && p.c % 4 == 0 && !rowTerm
+        // Tiles of rows whose patch rows and int32 sums fit in about 128 KB together, so a consumer
+        // reads the sums from cache (sized by the patches alone, MobileNetV2's first expansion
+        // wrote 1.5 MB of sums per tile and its requantization read them back from memory).
+        let rowBytes = (direct ? 0 : lda) + 4 * p.m
+        let tile = Swift.min(p.plane, Swift.max(4, (1 << 17) / rowBytes) & ~3), tiles = (p.plane + tile - 1) / tile
         let pad = UInt8(truncatingIfNeeded: xZero) ^ aFlip
         for b in 0..<p.n {
             let src = xBase + b * image, dst = y + b * outImage
@@ -180,7 +185,7 @@ public enum IntegerConvolution {
                                             let first = t * tile, rows = Swift.min(tile, p.plane - first)
                                             if direct {
                                                 dlk_gemm_u8s8_offset(src + first * p.c, p.c, panels.baseAddress, Int32(rows), Int32(mg), Int32(k4),
-                                                                     dst + first * p.m, p.m, add.baseAddress, nil, nil)
+                                                                     dst + first * p.m, p.m, add.baseAddress, nil, nil, aFlip)
                                             } else {
                                                 dlk_im2col_nhwc_u8(src, Int32(p.h), Int32(p.w), Int32(p.c), Int32(g * p.cg), Int32(p.cg), aFlip, pad,
                                                                    Int32(p.kh), Int32(p.kw), Int32(p.sh), Int32(p.sw), Int32(p.dh), Int32(p.dw),
@@ -188,7 +193,7 @@ public enum IntegerConvolution {
                                                                    rowTerm ? rowSums.baseAddress : nil)
                                                 dlk_gemm_u8s8_offset(patches.baseAddress, lda, panels.baseAddress, Int32(rows), Int32(mg), Int32(k4),
                                                                      dst + first * p.m + g * mg, p.m, add.baseAddress, zeros,
-                                                                     rowTerm ? UnsafePointer(rowSums.baseAddress) : nil)
+                                                                     rowTerm ? UnsafePointer(rowSums.baseAddress) : nil, 0)
                                             }
                                             // One group's columns are the whole row.
                                             if p.group == 1 { done?.value(b * p.plane + first, rows) }

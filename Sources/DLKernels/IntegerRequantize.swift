@@ -8,7 +8,7 @@ import CKernels
 /// each step rounded as the scalar ops round; elsewhere the caller's own loop runs (the functions
 /// return false).
 public enum IntegerRequantize {
-    public struct Scales {
+    public struct Scales: Sendable {
         public var real: Float, lo: Float, hi: Float, y: Float, zero: Double
 
         public init(real: Float, lo: Float, hi: Float, y: Float, zero: Double) {
@@ -29,6 +29,80 @@ public enum IntegerRequantize {
         guard CPUFeatures.avx512, rows > 0, width > 0 else { return false }
         dlk_requantize(x, values.rawValue, rows, width, left, multiplier, right, s.real, s.lo, s.hi, s.y, s.zero, signed ? 1 : 0, out)
         return true
+    }
+
+    /// TFLite's requantization of int32 sums in integers (`MultiplyByQuantizedMultiplier`: a left
+    /// shift, a Q31 multiplier with the rounding doubling high multiply, a rounding right shift),
+    /// for constants the float64 chain holds exactly: left = 2^l, multiplier = m / 2^31 (m an
+    /// integer below 2^31), right = 2^−r, and real_scale = y_scale. Where |x · 2^l| < 2^21 every
+    /// step of the float64 chain is exact (the products below 2^52), so the integers give its
+    /// bits; larger sums take the float64 chain. With real_scale = y_scale, Float(u) · real_scale
+    /// / y_scale rounds back to u for |u| < 2^21, so the output half is a clamp of u to the
+    /// activation's bounds in quanta, the zero point and the saturation.
+    public struct Fixed: Sendable {
+        public let width: Int
+        let left, multiplier, right: [Double]
+        let scales: Scales
+        let shiftLeft, q31, shiftRight, limit: [Int32]
+        let lo, hi, zero: Int32
+
+        /// Nil when a constant has not that form or the scales differ (the float64 chain then).
+        public init?(left: [Double], multiplier: [Double], right: [Double], _ s: Scales) {
+            let width = left.count
+            guard width > 0, multiplier.count == width, right.count == width, s.real == s.y, s.y.isNormal, s.y > 1e-30, s.y < 1e30,
+                  s.zero == s.zero.rounded(), Swift.abs(s.zero) <= 255, !s.lo.isNaN, !s.hi.isNaN else { return nil }
+            var shiftLeft: [Int32] = [], q31: [Int32] = [], shiftRight: [Int32] = [], limit: [Int32] = []
+            for j in 0..<width {
+                let l = left[j], m = multiplier[j] * 2147483648, r = right[j]
+                guard l >= 1, l.significand == 1, l.exponent <= 31, r > 0, r <= 1, r.significand == 1,
+                      m >= 0, m < 2147483648, m == m.rounded() else { return nil }
+                let up = Int32(l.exponent)
+                shiftLeft.append(up <= 21 ? up : 0)
+                limit.append(up <= 21 ? Int32(1 << (21 - up)) : 0)
+                q31.append(Int32(m))
+                shiftRight.append(Int32(Swift.min(-r.exponent, 31)))
+            }
+            /// The clamp's bound in quanta: the chain's round_half_even(Double(bound / y_scale)).
+            func quanta(_ bound: Float) -> Int32 {
+                let v = Double(bound / s.y).rounded(.toNearestOrEven)
+                return v <= -2147483648 ? .min : v >= 2147483647 ? .max : Int32(v)
+            }
+            (self.width, self.left, self.multiplier, self.right, scales) = (width, left, multiplier, right, s)
+            (self.shiftLeft, self.q31, self.shiftRight, self.limit) = (shiftLeft, q31, shiftRight, limit)
+            (lo, hi, zero) = (quanta(s.lo), quanta(s.hi), Int32(s.zero))
+        }
+
+        /// The output value of sum `x` at position `j` of a row, nil where |x · 2^l| ≥ 2^21 (the
+        /// float64 chain then): the portable path.
+        @inline(__always) public func quantized(_ x: Int32, at j: Int, signed: Bool) -> Int32? {
+            guard x.magnitude < UInt32(limit[j]) else { return nil }
+            let product = Int64(x << shiftLeft[j]) * Int64(q31[j])
+            let t = Int32(truncatingIfNeeded: (product + (1 << 30)) >> 31)
+            let r = shiftRight[j], bits = Int32(truncatingIfNeeded: (Int64(1) << Int64(r)) - 1)
+            let threshold = (bits >> 1) + (t < 0 ? 1 : 0)
+            let u = (t >> r) + ((t & bits) > threshold ? 1 : 0)
+            let y = Swift.min(Swift.max(u, lo), hi) + zero
+            return signed ? Swift.min(Swift.max(y, -128), 127) : Swift.min(Swift.max(y, 0), 255)
+        }
+
+        /// rows × width int32 sums into rows × width bytes on AVX-512 (sixteen lanes in integers,
+        /// the rare group with a larger sum as `run`). False (nothing written) when AVX-512 may not run.
+        public func run(_ x: UnsafePointer<Int32>, rows: Int, signed: Bool, into out: UnsafeMutableRawPointer) -> Bool {
+            guard CPUFeatures.avx512, rows > 0 else { return false }
+            shiftLeft.withUnsafeBufferPointer { sl in
+                q31.withUnsafeBufferPointer { m in
+                    shiftRight.withUnsafeBufferPointer { sr in
+                        limit.withUnsafeBufferPointer { lim in
+                            var q = dlk_q31(shift_left: sl.baseAddress, multiplier: m.baseAddress, shift_right: sr.baseAddress,
+                                            limit: lim.baseAddress, lo: lo, hi: hi, zero: zero)
+                            dlk_requantize_q31(x, rows, width, &q, left, multiplier, right, scales.real, scales.lo, scales.hi, scales.y,
+                                               scales.zero, signed ? 1 : 0, out)
+                        }
+                    }
+                }
+            }
+            return true
+        }
     }
 
     /// u of (x − offset)·scale into `out` (rows × width doubles), the constants as for `run`.

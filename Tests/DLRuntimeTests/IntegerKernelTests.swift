@@ -107,11 +107,23 @@ import Testing
         }
     }
 
+    /// `g`'s output y equals `want` with AVX-512 allowed (the vector and VNNI kernels where the CPU
+    /// has them) and off (the portable loops).
+    static func expectOnBothPaths(_ g: Graph, _ feeds: [String: Tensor], _ want: Tensor?, _ label: (Bool) -> String) throws {
+        for avx512 in [true, false] {
+            var options = RuntimeOptions.default
+            options.avx512 = avx512
+            let y = try Executor(graph: g, options: options).run(feeds)["y"]
+            #expect(y == want, "\(label(avx512)): \(String(describing: y)) vs \(String(describing: want))")
+        }
+    }
+
     /// The requantization chain as DLTFLite writes it (`fixedPointMultiply`, then the output
     /// quanta as a real value, an optional activation, QuantizeLinear), over x [2, 3, C].
     /// With `activation` "none" the chain stops at u (plus one, so u is no graph output), as
     /// the scaled inputs of an 8-bit ADD do.
-    static func chain(c: Int, left: Bool, activation: String, output: DType, wideInput: Bool, centred: DType? = nil) -> Graph {
+    static func chain(c: Int, left: Bool, activation: String, output: DType, wideInput: Bool, centred: DType? = nil, rows: Int = 3,
+                      constants: (left: [Double], multiplier: [Double], right: [Double])? = nil) -> Graph {
         var nodes: [Node] = []
         var initializers = NamedTensors()
         func constant(_ name: String, _ t: Tensor) -> String { initializers[name] = t; return name }
@@ -122,7 +134,7 @@ import Testing
         func cast(_ x: String, _ t: DType, _ out: String) -> String { add("Cast", [x], out, [Attribute(name: "to", value: .int(Int(t.onnxCode)))]) }
         let half = constant("half", Tensor(shape: [], scalars: [0.5]))
         // Exact halves on purpose (0.5, 2^-1 shifts) next to ordinary Q31 multipliers.
-        let fractions: [Double] = (0..<c).map { (j: Int) -> Double in
+        let fractions: [Double] = constants?.multiplier ?? (0..<c).map { (j: Int) -> Double in
             let q: Int = 1_073_741_824 + 97_531 * (j + 1)
             return j % 3 == 0 ? 0.5 : Double(q) / 2_147_483_648
         }
@@ -133,15 +145,15 @@ import Testing
             t = add("Sub", [t, constant("x_zero", Tensor(shape: [], scalars: [Double(centred == .int8 ? -3 : 129)]))], "centred")
             t = cast(add("Mul", [t, constant("shift", Tensor(shape: [], scalars: [Double(1 << 20)]))], "shifted_in"), .float64, "wide_again")
         }
-        if left { t = add("Mul", [t, constant("left", Tensor(shape: shape, scalars: (0..<c).map { Double(1 << ($0 % 3)) }))], "shifted") }
+        if left { t = add("Mul", [t, constant("left", Tensor(shape: shape, scalars: constants?.left ?? (0..<c).map { Double(1 << ($0 % 3)) }))], "shifted") }
         t = add("Mul", [t, constant("multiplier", Tensor(shape: shape, scalars: fractions))], "high")
         t = add("Floor", [add("Add", [t, half], "nudged")], "rounded")
-        let d = add("Mul", [t, constant("right", Tensor(shape: shape, scalars: (0..<c).map { 1 / Double(1 << ($0 % 4)) }))], "divided")
+        let d = add("Mul", [t, constant("right", Tensor(shape: shape, scalars: constants?.right ?? (0..<c).map { 1 / Double(1 << ($0 % 4)) }))], "divided")
         let magnitude = add("Floor", [add("Add", [add("Abs", [d], "magnitude"), half], "magnitude_nudged")], "magnitude_rounded")
         let u = add("Mul", [magnitude, add("Sign", [d], "sign")], "quanta")
         if activation == "none" {
             _ = add("Add", [u, constant("one", Tensor(shape: [], scalars: [1.0]))], "y")
-            return Graph(name: "fixed_point", inputs: [ValueInfo(name: "x", type: TensorType(dtype: centred ?? (wideInput ? .float64 : .int32), shape: [2, 3, c]))],
+            return Graph(name: "fixed_point", inputs: [ValueInfo(name: "x", type: TensorType(dtype: centred ?? (wideInput ? .float64 : .int32), shape: [2, rows, c]))],
                          outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes, initializers: initializers)
         }
         let yScale = constant("y_scale", Tensor(shape: [], scalars: [Float(0.0372)]))
@@ -153,7 +165,7 @@ import Testing
         }
         let zero = constant("y_zero", output == .int8 ? Tensor(shape: [], scalars: [Int8(-5)]) : Tensor(shape: [], scalars: [UInt8(130)]))
         _ = add("QuantizeLinear", [real, yScale, zero], "y")
-        return Graph(name: "requantize", inputs: [ValueInfo(name: "x", type: TensorType(dtype: wideInput ? .float64 : .int32, shape: [2, 3, c]))],
+        return Graph(name: "requantize", inputs: [ValueInfo(name: "x", type: TensorType(dtype: wideInput ? .float64 : .int32, shape: [2, rows, c]))],
                      outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes, initializers: initializers)
     }
 
@@ -174,12 +186,136 @@ import Testing
             }
             let x = wide ? Tensor(shape: [2, 3, c], scalars: sums.map(Double.init)) : Tensor(shape: [2, 3, c], scalars: sums)
             let want = try runNodeByNode(g, ["x": x])["y"]
-            for avx512 in [true, false] {
-                var options = RuntimeOptions.default
-                options.avx512 = avx512
-                let y = try Executor(graph: g, options: options).run(["x": x])["y"]
-                #expect(y == want, "C \(c) left \(left) \(output) float64 input \(wide): \(String(describing: y)) vs \(String(describing: want))")
+            try Self.expectOnBothPaths(g, ["x": x], want) { "C \(c) left \(left) \(output) float64 input \(wide) avx512 \($0)" }
+        }
+    }
+
+    /// TFLite's `MultiplyByQuantizedMultiplier` in Int64 as its reference kernel states it: the
+    /// left shift, the rounding doubling high multiply (nudge 2^30, or 1 − 2^30 below zero, then
+    /// division truncating toward zero), the rounding right shift (half away from zero).
+    static func tfliteQuanta(_ x: Int64, left: Int, q: Int64, right: Int) -> Int64 {
+        let ab = (x << Int64(left)) * q
+        let nudge: Int64 = ab >= 0 ? 1 << 30 : 1 - (1 << 30)
+        let high = (ab + nudge) / (1 << 31)
+        let mask = (Int64(1) << Int64(right)) - 1, remainder = high & mask
+        let threshold = (mask >> 1) + (high < 0 ? 1 : 0)
+        return (high >> Int64(right)) + (remainder > threshold ? 1 : 0)
+    }
+
+    /// Requantize of int32 sums in integers (`IntegerRequantize.Fixed`): random Q31 multipliers
+    /// and shifts per channel, widths off the sixteen-lane vectors (1, 15, 17, 37), sums up to and
+    /// past the 2^21 bound of the integer path (those take the float64 chain) in the same
+    /// vectors, every activation: equal to the chain run node by node (AVX-512 and the portable
+    /// loop) and, for sums inside the bound, to TFLite's rule in Int64.
+    @Test(arguments: ["", "Relu", "Clip"])
+    func requantizeInIntegersIsTheChainAndTFLite(activation: String) throws {
+        for (c, output, seed) in [(1, DType.int8, 1), (15, .uint8, 2), (17, .int8, 3), (37, .uint8, 4)] {
+            var s = UInt64(seed) &* 0x9E37_79B9_7F4A_7C15
+            func next() -> UInt64 { s = s &* 6364136223846793005 &+ 1442695040888963407; return s >> 11 }
+            let shifts = (0..<c).map { _ in Int(next() % 3) }
+            let qs = (0..<c).map { _ in Int64(1 << 30) + Int64(next() % (1 << 30)) }
+            let rights = (0..<c).map { j in j == 1 ? 35 : Int(next() % 12) }
+            let constants = (left: shifts.map { Double(1 << $0) }, multiplier: qs.map { Double($0) / 2_147_483_648 },
+                             right: rights.map { 1 / Double(sign: .plus, exponent: $0, significand: 1) })
+            let rows = 9
+            let g = Self.chain(c: c, left: true, activation: activation, output: output, wideInput: false, rows: rows, constants: constants)
+            #expect(GraphOptimizer.optimize(g).0.nodes.map(\.opType) == ["Requantize"])
+            let n = 2 * rows * c
+            let sums: [Int32] = (0..<n).map { i in
+                let j = i % c, bound = Int64(1 << 21) >> Int64(shifts[j])
+                let r = Int64(next() % UInt64(2 * bound)) - bound
+                switch i % 11 {
+                case 0: return Int32(bound - 1)
+                case 1: return Int32(-bound + 1)
+                case 2 where i > n / 2: return Int32(bound)  // past the bound: the float64 chain
+                case 3: return Int32(r >> 12)  // small, where most outputs land inside the range
+                default: return Int32(r >> Int64(next() % 14))
+                }
             }
+            let x = Tensor(shape: [2, rows, c], scalars: sums)
+            let want = try runNodeByNode(g, ["x": x])["y"]
+            try Self.expectOnBothPaths(g, ["x": x], want) { "C \(c) \(output) \(activation) avx512 \($0)" }
+            // The chain's quanta are TFLite's inside the bound.
+            let yScale = Float(0.0372), zero: Int64 = output == .int8 ? -5 : 130
+            let (lo, hi): (Int64, Int64) = output == .int8 ? (-128, 127) : (0, 255)
+            let got = want.map { $0.doubles().map { Int64($0) } } ?? []
+            for (i, v) in sums.enumerated() {
+                let j = i % c
+                guard Int64(v).magnitude < UInt64((1 << 21) >> shifts[j]) else { continue }
+                var u = Self.tfliteQuanta(Int64(v), left: shifts[j], q: qs[j], right: rights[j])
+                if activation == "Relu" { u = max(u, 0) }
+                if activation == "Clip" { u = min(max(u, Int64((Float(-1) / yScale).rounded(.toNearestOrEven))), Int64((Float(6) / yScale).rounded(.toNearestOrEven))) }
+                let expected = min(max(u + zero, lo), hi)
+                guard i < got.count, got[i] == expected else {
+                    Issue.record("sum \(v) at channel \(j): TFLite \(expected), chain \(i < got.count ? got[i] : -999)")
+                    break
+                }
+            }
+        }
+    }
+
+    /// An 8-bit ADD/SUB's raw sum, Add or Sub of two FixedPointMultiply results: one
+    /// `FixedPointAdd` equal to the two multiplies and the Add run node by node, for int8 and
+    /// uint8, the byte tables (one shape) and the ops it replaces (a broadcast operand).
+    @Test(arguments: [DType.int8, .uint8])
+    func fixedPointAddIsTheUnfusedPair(_ type: DType) throws {
+        for (shapeB, op) in [([2, 3, 37], "Add"), ([2, 3, 37], "Sub"), ([37], "Add"), ([1, 1, 1], "Sub")] {
+            var initializers = NamedTensors()
+            func f64(_ name: String, _ v: Double) -> String { initializers[name] = Tensor(shape: [], scalars: [v]); return name }
+            func multiply(_ x: String, _ k: String, zero: Double, fraction: Double, right: Double, left: Bool) -> Node {
+                Node(name: "u_" + x, opType: "FixedPointMultiply", domain: "ai.dlkit",
+                     inputs: [x, left ? f64(k + "_left", 2) : "", f64(k + "_multiplier", fraction), f64(k + "_right", right),
+                              f64(k + "_offset", zero), f64(k + "_scale", Double(1 << 20))], outputs: ["u_" + x])
+            }
+            let zeros: (Double, Double) = type == .int8 ? (-3, 11) : (128, 97)
+            let nodes = [multiply("a", "a", zero: zeros.0, fraction: 1_398_101_333 / 2_147_483_648, right: 1.0 / 2, left: false),
+                         multiply("b", "b", zero: zeros.1, fraction: 0.5, right: 1.0 / 8, left: true),
+                         Node(name: "sum", opType: op, inputs: ["u_a", "u_b"], outputs: ["y"])]
+            let g = Graph(name: "add8", inputs: [ValueInfo(name: "a", type: TensorType(dtype: type, shape: [2, 3, 37])),
+                                                 ValueInfo(name: "b", type: TensorType(dtype: type, shape: shapeB))],
+                          outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes, initializers: initializers)
+            #expect(GraphOptimizer.optimize(g).0.nodes.map(\.opType) == ["FixedPointAdd"])
+            let a = Self.tensor(Self.bytes(2 * 3 * 37, seed: 5), signed: type == .int8, shape: [2, 3, 37])
+            let b = Self.tensor(Self.bytes(shapeB.reduce(1, *), seed: 6), signed: type == .int8, shape: shapeB)
+            let want = try #require(try runNodeByNode(g, ["a": a, "b": b])["y"])
+            try Self.expectOnBothPaths(g, ["a": a, "b": b], want) { "\(type) \(op) b \(shapeB) avx512 \($0)" }
+        }
+    }
+
+    /// An 8-bit MEAN's sum as DLTFLite writes it, ReduceSum(Sub(Cast<float64>(x), zero point)):
+    /// one `CentredSum`, equal to the chain run node by node and to an Int64 reference, over odd
+    /// shapes (1-wide axes, 37 channels), both keepdims, contiguous axes (the integer loop) and
+    /// not (the ops it replaces).
+    @Test(arguments: [DType.int8, .uint8])
+    func centredSumIsTheChainAndTheReference(_ type: DType) throws {
+        for (shape, axes, keep) in [([1, 7, 5, 37], [1, 2], 1), ([2, 1, 3, 1], [1, 2], 0), ([3, 4, 5], [-1], 1), ([2, 3, 4], [0, 2], 0)] {
+            let zero = Double(type == .int8 ? -7 : 131)
+            let g = Graph(name: "mean", inputs: [ValueInfo(name: "x", type: TensorType(dtype: type, shape: shape))],
+                          outputs: [ValueInfo(name: "y", type: nil)],
+                          nodes: [Node(name: "wide", opType: "Cast", inputs: ["x"], outputs: ["wide"],
+                                       attributes: [Attribute(name: "to", value: .int(Int(DType.float64.onnxCode)))]),
+                                  Node(name: "centred", opType: "Sub", inputs: ["wide", "zero"], outputs: ["centred"]),
+                                  Node(name: "sum", opType: "ReduceSum", inputs: ["centred", "axes"], outputs: ["y"],
+                                       attributes: [Attribute(name: "keepdims", value: .int(keep))])],
+                          initializers: NamedTensors([("zero", Tensor(shape: [], scalars: [zero])), ("axes", Tensor(shape: [axes.count], scalars: axes.map(Int64.init)))]))
+            #expect(GraphOptimizer.optimize(g).0.nodes.map(\.opType) == ["CentredSum"])
+            let count = shape.reduce(1, *)
+            let bytes = Self.bytes(count, seed: UInt64(count))
+            let x = Self.tensor(bytes, signed: type == .int8, shape: shape)
+            let want = try #require(try runNodeByNode(g, ["x": x])["y"])
+            // The reference: Σ (x − zero) in Int64 over the reduced axes.
+            let reduced = Set(axes.map { $0 < 0 ? $0 + shape.count : $0 })
+            let kept = shape.indices.filter { !reduced.contains($0) }
+            var sums: [Int64] = Array(repeating: 0, count: kept.map { shape[$0] }.reduce(1, *))
+            let values = x.doubles()
+            for flat in 0..<count {
+                var rest = flat, index = [Int](repeating: 0, count: shape.count)
+                for k in shape.indices.reversed() { (index[k], rest) = (rest % shape[k], rest / shape[k]) }
+                let at = kept.reduce(0) { $0 * shape[$1] + index[$1] }
+                sums[at] += Int64(values[flat]) - Int64(zero)
+            }
+            #expect(want.doubles() == sums.map(Double.init), "\(shape) axes \(axes)")
+            try Self.expectOnBothPaths(g, ["x": x], want) { "\(type) \(shape) axes \(axes) keepdims \(keep) avx512 \($0)" }
         }
     }
 
@@ -194,12 +330,7 @@ import Testing
             let bytes = Self.bytes(2 * 3 * c, seed: UInt64(c))
             let x = Self.tensor(bytes, signed: type == .int8, shape: [2, 3, c])
             let want = try runNodeByNode(g, ["x": x])["y"]
-            for avx512 in [true, false] {
-                var options = RuntimeOptions.default
-                options.avx512 = avx512
-                let y = try Executor(graph: g, options: options).run(["x": x])["y"]
-                #expect(y == want, "\(type) C \(c) left \(left) avx512 \(avx512)")
-            }
+            try Self.expectOnBothPaths(g, ["x": x], want) { "\(type) C \(c) left \(left) avx512 \($0)" }
         }
     }
 

@@ -19,9 +19,10 @@ int dlk_avx512_vnni_available(void);
 void dlk_gemm_u8s8(const uint8_t *a, long lda, const int8_t *packed_b, int m, int n, int k4, int32_t *c, long ldc);
 
 /// `dlk_gemm_u8s8` with offsets added at the store: c[i·ldc + j] = Σ_k a·b + col_add[j] −
-/// col_zero[j]·row_sums[i], in wrapping int32 (each of the three may be NULL, meaning zeros).
+/// col_zero[j]·row_sums[i], in wrapping int32 (each of the three may be NULL, meaning zeros),
+/// every byte of a read xor `a_flip` (0x80: int8 rows taken as unsigned, a + 128, in place).
 void dlk_gemm_u8s8_offset(const uint8_t *a, long lda, const int8_t *packed_b, int m, int n, int k4, int32_t *c, long ldc,
-                          const int32_t *col_add, const int32_t *col_zero, const int32_t *row_sums);
+                          const int32_t *col_add, const int32_t *col_zero, const int32_t *row_sums, uint8_t a_flip);
 
 /// Depthwise convolution of one NHWC image x (h × w × c bytes, int8 when `x_signed`, else
 /// uint8) into y (oh × ow × c int32): y[oy][ox][ch] = bias[ch] + Σ over the taps inside the
@@ -55,6 +56,22 @@ enum { DLK_VALUES_INT32 = 0, DLK_VALUES_FLOAT64 = 1, DLK_VALUES_INT8 = 2, DLK_VA
 void dlk_requantize(const void *x, int kind, long rows, long width, const double *left, const double *multiplier,
                     const double *right, float real_scale, float lo, float hi, float y_scale, double zero,
                     int is_signed, void *out);
+
+/// TFLite's fixed-point requantization in integers, per position j of a row: the left shift,
+/// the Q31 multiplier, the right shift (at most 31) and the bound under which a sum takes the
+/// integer path (|x| < limit[j]: where the float64 chain of `dlk_requantize` is exact), then the
+/// activation's clamp in output quanta [lo, hi] and the zero point.
+typedef struct {
+    const int32_t *shift_left, *multiplier, *shift_right, *limit;
+    int32_t lo, hi, zero;
+} dlk_q31;
+
+/// `dlk_requantize` of int32 sums in integers, sixteen lanes at a time: u = round_half_away(
+/// ((x << shift_left)·multiplier + 2^30) >> 31, shift_right), out = saturate(clamp(u, lo, hi) +
+/// zero). A group of sixteen with a sum at or past its limit runs `dlk_requantize` with the
+/// float64 constants instead. Equal to `dlk_requantize` when its real_scale equals y_scale.
+void dlk_requantize_q31(const int32_t *x, long rows, long width, const dlk_q31 *q, const double *left, const double *multiplier,
+                        const double *right, float real_scale, float lo, float hi, float y_scale, double zero, int is_signed, void *out);
 
 /// ONNX Runtime's requantization of int32 sums on AVX-512 (as `dlk_requantize`): for each of
 /// `rows` rows of `width` sums, out = saturate(round_half_even(clamp((float)x · scales[j],

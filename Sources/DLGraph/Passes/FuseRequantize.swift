@@ -137,6 +137,35 @@ package enum FuseRequantize: GraphPass {
                                inputs: [x, left, multiplier, right, offset, scale], outputs: n.outputs, docString: n.docString)
             remove.formUnion(front)
         }
+        // An 8-bit ADD/SUB's raw sum, Add or Sub of two FixedPointMultiply results (fused in an
+        // earlier round) read nowhere else: `FixedPointAdd(a, its 5 constants, b, its 5 constants)`
+        // with `subtract`, float64 as the chain.
+        for (i, n) in graph.nodes.enumerated() where OpSet.isDefaultDomain(n) && (n.opType == "Add" || n.opType == "Sub") && n.outputs.count == 1 {
+            func multiply(_ v: String) -> Int? {
+                guard readers[v] == 1, !outputs.contains(v), let p = producer[v], graph.nodes[p].domain == FusedOps.domain,
+                      graph.nodes[p].opType == "FixedPointMultiply", replaced[p] == nil, !remove.contains(p) else { return nil }
+                return p
+            }
+            guard replaced[i] == nil, !remove.contains(i), n.inputs.count == 2, n.attributes.isEmpty,
+                  let a = multiply(n.inputs[0]), let b = multiply(n.inputs[1]), a != b else { continue }
+            func six(_ k: Int) -> [String] { graph.nodes[k].inputs + Array(repeating: "", count: max(0, 6 - graph.nodes[k].inputs.count)) }
+            replaced[i] = Node(name: n.name, opType: "FixedPointAdd", domain: FusedOps.domain, inputs: six(a) + six(b), outputs: n.outputs,
+                               attributes: [Attribute(name: "subtract", value: .int(n.opType == "Sub" ? 1 : 0))], docString: n.docString)
+            remove.formUnion([a, b])
+        }
+        // An 8-bit MEAN's sum, ReduceSum(Sub(Cast<float64>(x), x_offset), axes) with constant
+        // axes: `CentredSum(x, axes, x_offset)`, float64 as the chain (an integer sum for 8-bit x).
+        for (i, n) in graph.nodes.enumerated() where OpSet.isDefaultDomain(n) && n.opType == "ReduceSum" && n.outputs.count == 1 {
+            guard replaced[i] == nil, !remove.contains(i), n.inputs.count == 2, n.attributes.allSatisfy({ $0.name == "keepdims" }),
+                  let axes = graph.constantInitializer(n.inputs[1], dtype: .int64), axes.rank == 1, axes.elementCount > 0,
+                  let sub = node(n.inputs[0], "Sub"), graph.nodes[sub].inputs.count == 2, isScalar64(graph.nodes[sub].inputs[1]),
+                  let cast = node(graph.nodes[sub].inputs[0], "Cast"), castTo(graph.nodes[cast]) == Int(DType.float64.onnxCode),
+                  !remove.contains(sub), !remove.contains(cast), replaced[sub] == nil, replaced[cast] == nil else { continue }
+            replaced[i] = Node(name: n.name, opType: "CentredSum", domain: FusedOps.domain,
+                               inputs: [graph.nodes[cast].inputs[0], n.inputs[1], graph.nodes[sub].inputs[1]], outputs: n.outputs,
+                               attributes: n.attributes, docString: n.docString)
+            remove.formUnion([sub, cast])
+        }
         guard !replaced.isEmpty else { return false }
         graph.rewrite(replacing: replaced, removing: remove)
         return true
@@ -148,6 +177,35 @@ package enum FuseRequantize: GraphPass {
         OpSchema("Requantize", inputs: 7...7) { ctx throws(GraphError) in
             let x = try ctx.type(0), z = try ctx.type(6)
             return [TensorType(dtype: z.dtype, dims: x.dims)]
+        }
+    }
+
+    /// `FixedPointAdd(a, a_left, a_multiplier, a_right, a_offset, a_scale, b, ...)`: the two
+    /// FixedPointMultiply results added (or subtracted, `subtract` 1), float64, broadcast.
+    static var fixedPointAddSchema: OpSchema {
+        OpSchema("FixedPointAdd", inputs: 12...12) { ctx throws(GraphError) in
+            let a = try ctx.type(0), b = try ctx.type(6)
+            guard let da = a.dims, let db = b.dims else { return [TensorType(dtype: .float64, dims: nil)] }
+            do throws(Broadcast.Mismatch) {
+                return [TensorType(dtype: .float64, dims: try Broadcast.dims(da, db))]
+            } catch {
+                throw .shapeMismatch(node: ctx.node.displayName, reason: error.description)
+            }
+        }
+    }
+
+    /// `CentredSum(x, axes, x_offset)`: ReduceSum(Float64(x) − x_offset, axes, keepdims), float64.
+    static var centredSumSchema: OpSchema {
+        OpSchema("CentredSum", inputs: 3...3) { ctx throws(GraphError) in
+            let x = try ctx.type(0)
+            guard let dims = x.dims, let axes = ctx.value(1)?.scalars(as: Int64.self) else { return [TensorType(dtype: .float64, dims: nil)] }
+            let keep = try ctx.node.int("keepdims", default: 1) != 0
+            let reduced = Set(axes.map { Int($0) < 0 ? Int($0) + dims.count : Int($0) })
+            var out: [Dim] = []
+            for (k, d) in dims.enumerated() {
+                if !reduced.contains(k) { out.append(d) } else if keep { out.append(.fixed(1)) }
+            }
+            return [TensorType(dtype: .float64, dims: out)]
         }
     }
 

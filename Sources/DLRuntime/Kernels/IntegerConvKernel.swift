@@ -77,20 +77,32 @@ enum IntegerConvKernel {
                 var b = bias?.scalars(as: Int32.self) ?? []
                 if b.count == 1 { b = [Int32](repeating: b[0], count: p.m) }
                 if requantized {
-                    let sums = Tensor(zeros: .int32, shape: shape)
-                    let f = try RequantizeKernel.FixedPoint(ctx, x: sums, base: 4)
+                    // The constants checked against one row of sums (the sums themselves live in scratch).
+                    let f = try RequantizeKernel.FixedPoint(ctx, x: Tensor(zeros: .int32, shape: [p.m]), base: 4)
                     let (scales, outType) = try RequantizeKernel.outputScales(ctx, base: 4)
                     let out = ctx.makeOutput(outType, shape: shape)
                     guard out.elementCount > 0 else { return [out] }
                     let (l, mm, r) = f.constants(width: p.m)
+                    let fixed = IntegerRequantize.Fixed(left: l, multiplier: mm, right: r, scales)
+                    // The int32 sums in a kept scratch buffer (MobileNetV2's first expansion makes 4.8 MB
+                    // of them: a fresh allocation faulted its pages in on every run).
+                    let count = out.elementCount
+                    let scratch = ConvolutionScratch.shared.take(count)
+                    defer {
+                        _ = UnsafeMutableRawPointer(scratch.pointer).bindMemory(to: Float.self, capacity: scratch.capacity)
+                        ConvolutionScratch.shared.give(scratch)
+                    }
+                    let sBase = UnsafeMutableRawPointer(scratch.pointer).bindMemory(to: Int32.self, capacity: scratch.capacity)
                     let done = x.withUnsafeBytes { xb in
-                        sums.withUnsafeMutableBufferPointerInPlace(as: Int32.self) { s in
-                            out.withUnsafeMutableBytesInPlace { o in
-                                // The vector requantization runs wherever VNNI does (bands may run on
-                                // the pool's threads, each for other pixels).
-                                guard let sBase = s.baseAddress, let oBase = o.baseAddress, CPUFeatures.avx512 else { return false }
-                                return IntegerConvolution.run(p, x: xb, xSigned: x.dtype == .int8, xZero: xZero, weights: packed, bias: b,
-                                                              into: sBase) { first, count in
+                        out.withUnsafeMutableBytesInPlace { o in
+                            // The vector requantization runs wherever VNNI does (bands may run on
+                            // the pool's threads, each for other pixels).
+                            guard let oBase = o.baseAddress, CPUFeatures.avx512 else { return false }
+                            return IntegerConvolution.run(p, x: xb, xSigned: x.dtype == .int8, xZero: xZero, weights: packed, bias: b,
+                                                          into: sBase) { first, count in
+                                if let fixed {
+                                    _ = fixed.run(sBase + first * p.m, rows: count, signed: outType == .int8, into: oBase + first * p.m)
+                                } else {
                                     _ = IntegerRequantize.run(sBase + first * p.m, .int32, rows: count, width: p.m, left: l, multiplier: mm,
                                                               right: r, scales, signed: outType == .int8, into: oBase + first * p.m)
                                 }

@@ -13,6 +13,8 @@ enum QuantizeKernels {
          ("MatMulInteger", matmulInteger), ("QLinearMatMul", qlinearMatMul), ("QLinearConv", qlinearConv),
          ("\(FusedOps.domain):Requantize", RequantizeKernel.kernel),
          ("\(FusedOps.domain):FixedPointMultiply", RequantizeKernel.fixedPointMultiply),
+         ("\(FusedOps.domain):CentredSum", RequantizeKernel.centredSum),
+         ("\(FusedOps.domain):FixedPointAdd", RequantizeKernel.fixedPointAdd),
          ("\(FusedOps.domain):ConvIntegerNHWC", IntegerConvKernel.nhwc)]
     }
 

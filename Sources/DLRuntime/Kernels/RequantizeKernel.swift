@@ -153,6 +153,91 @@ enum RequantizeKernel {
         return [out]
     }
 
+    /// `ai.dlkit.FixedPointAdd(a, a_left, a_multiplier, a_right, a_offset, a_scale, b, ...)` (an
+    /// 8-bit ADD/SUB's raw sum, see `FuseRequantize`): FixedPointMultiply of a and of b, added
+    /// or subtracted (`subtract`). For 8-bit inputs of one shape with one value per constant,
+    /// u takes one of 256 values per input: each side's table holds the chain's u for every
+    /// byte (`FixedPoint.quanta`, the scalar kernel's own arithmetic), and the sum is the float64
+    /// sum of two table entries; anything else runs the ops it replaces.
+    static let fixedPointAdd: Kernel = { ctx throws(RuntimeError) in
+        let subtract = try ctx.int("subtract", 0) != 0
+        /// The sub-context of one FixedPointMultiply (inputs base ..< base + 6).
+        func side(_ base: Int) -> KernelContext {
+            let inputs = (base..<base + 6).map { ctx.optionalInput($0) }
+            let node = Node(name: ctx.node.name, opType: "FixedPointMultiply", domain: FusedOps.domain,
+                            inputs: ["x", "left", "multiplier", "right", "x_offset", "x_scale"], outputs: ctx.node.outputs)
+            var c = KernelContext(node: node, inputs: inputs, outputTypes: [nil])
+            c.opset = ctx.opset
+            return c
+        }
+        let sa = side(0), sb = side(6)
+        let fa = try FixedPoint(sa, prefix: true), fb = try FixedPoint(sb, prefix: true)
+        /// u for each of the 256 bytes, indexed by the byte's bit pattern.
+        func table(_ f: FixedPoint) -> [Double]? {
+            guard f.x.dtype == .int8 || f.x.dtype == .uint8, f.left.count == 1, f.multiplier.count == 1, f.right.count == 1 else { return nil }
+            return (0..<256).map { (bits: Int) -> Double in
+                let v = f.x.dtype == .int8 ? Double(Int8(truncatingIfNeeded: bits)) : Double(bits)
+                return FixedPoint.quanta((v - f.offset) * f.scale, f.left[0], f.multiplier[0], f.right[0])
+            }
+        }
+        if fa.x.shape == fb.x.shape, let ta = table(fa), let tb = table(fb) {
+            let out = ctx.makeOutput(.float64, shape: fa.x.shape)
+            fa.x.withUnsafeBytes { a in
+                fb.x.withUnsafeBytes { b in
+                    out.withUnsafeMutableBufferPointerInPlace(as: Double.self) { y in
+                        ta.withUnsafeBufferPointer { ta in
+                            tb.withUnsafeBufferPointer { tb in
+                                if subtract {
+                                    for i in 0..<y.count { y[i] = ta[Int(a[i])] - tb[Int(b[i])] }
+                                } else {
+                                    for i in 0..<y.count { y[i] = ta[Int(a[i])] + tb[Int(b[i])] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            return [out]
+        }
+        let ua = try fixedPointMultiply(sa)[0], ub = try fixedPointMultiply(sb)[0]
+        return [try ctx.runOp(subtract ? "Sub" : "Add", [ua, ub])]
+    }
+
+    /// `ai.dlkit.CentredSum(x, axes, x_offset)` (an 8-bit MEAN's sum, see `FuseRequantize`):
+    /// ReduceSum(Cast<float64>(x) − x_offset, axes, keepdims). For int8 or uint8 x, an integral
+    /// offset and axes that are one contiguous run, `IntegerReduce` over the bytes (the same
+    /// float64 values: every partial sum is an exact integer); anything else as the ops it replaces.
+    static let centredSum: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0), axesTensor = try ctx.input(1), offsetTensor = try ctx.input(2)
+        guard offsetTensor.dtype == .float64, offsetTensor.elementCount == 1, let offset = offsetTensor.scalars(as: Double.self).first else {
+            throw ctx.fail("x_offset must be one float64 value, got \(offsetTensor.dtype) \(offsetTensor.shape)")
+        }
+        let keep = try ctx.int("keepdims", 1) != 0
+        var axes: [Int] = []
+        for a in axesTensor.int64s() {
+            let k = Int(a) < 0 ? Int(a) + x.rank : Int(a)
+            guard k >= 0, k < x.rank, !axes.contains(k) else { throw ctx.fail("axis \(a) is out of range or repeated for x \(x.shape)") }
+            axes.append(k)
+        }
+        axes.sort()
+        if x.dtype == .int8 || x.dtype == .uint8, let first = axes.first, let last = axes.last, last - first + 1 == axes.count,
+           offset == offset.rounded(), Swift.abs(offset) <= 255 {
+            let outer = x.shape[..<first].reduce(1, *), reduced = x.shape[first...last].reduce(1, *), inner = x.shape[(last + 1)...].reduce(1, *)
+            var shape: [Int] = []
+            for (k, d) in x.shape.enumerated() where !axes.contains(k) || keep { shape.append(axes.contains(k) ? 1 : d) }
+            let out = ctx.makeOutput(.float64, shape: shape)
+            x.withUnsafeBytes { xb in
+                out.withUnsafeMutableBufferPointerInPlace(as: Double.self) { o in
+                    IntegerReduce.centredSum(xb, signed: x.dtype == .int8, outer: outer, reduced: reduced, inner: inner, offset: Int32(offset), into: o)
+                }
+            }
+            return [out]
+        }
+        let wide = try ctx.runOp("Cast", [x], [Attribute(name: "to", value: .int(Int(DType.float64.onnxCode)))])
+        let centred = try ctx.runOp("Sub", [wide, offsetTensor])
+        return [try ctx.runOp("ReduceSum", [centred, axesTensor], [Attribute(name: "keepdims", value: .int(keep ? 1 : 0))])]
+    }
+
     /// The output half of a Requantize: real_scale, y_scale and y_zero_point from inputs
     /// base + 4 ... base + 6, the activation's clamp from the node's attributes.
     static func outputScales(_ ctx: KernelContext, base: Int = 0) throws(RuntimeError) -> (IntegerRequantize.Scales, DType) {
@@ -192,6 +277,34 @@ enum RequantizeKernel {
             let real = Swift.min(Swift.max(Float(u) * rs, lo), hi)
             let q = roundHalfEven(Double(real / ys)) + z
             return q.isNaN ? 0 : Swift.min(Swift.max(q, qmin), qmax)
+        }
+        // int32 sums with TFLite's constants: in integers (see `IntegerRequantize.Fixed`), on
+        // AVX-512 sixteen lanes at a time, else one by one; sums the integers do not cover as the chain.
+        if f.x.dtype == .int32, f.channels > 0 {
+            let (l, m, r) = f.constants(width: f.channels)
+            if let fixed = IntegerRequantize.Fixed(left: l, multiplier: m, right: r, scales) {
+                let rows = f.x.elementCount / f.channels, signed = outType == .int8
+                let done = f.x.withUnsafeBufferPointer(as: Int32.self) { src in
+                    out.withUnsafeMutableBytesInPlace { dst in
+                        guard let s = src.baseAddress, let d = dst.baseAddress else { return false }
+                        return fixed.run(s, rows: rows, signed: signed, into: d)
+                    }
+                }
+                if done { return [out] }
+                f.x.withUnsafeBufferPointer(as: Int32.self) { src in
+                    out.withUnsafeMutableBytesInPlace { dst in
+                        var j = 0
+                        for i in 0..<src.count {
+                            let y = fixed.quantized(src[i], at: j, signed: signed)
+                                ?? Int32(quantized(FixedPoint.quanta(Double(src[i]), l[j], m[j], r[j])))
+                            dst[i] = UInt8(truncatingIfNeeded: y)
+                            j += 1
+                            if j == f.channels { j = 0 }
+                        }
+                    }
+                }
+                return [out]
+            }
         }
         // On AVX-512: DLKernels' vector loop (the same roundings, eight lanes at a time).
         if let values = f.values, f.channels > 0 {
