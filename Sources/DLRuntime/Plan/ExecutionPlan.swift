@@ -229,7 +229,8 @@ final class ExecutionPlan: Sendable {
                  inputs: p.node.inputs.map { $0.isEmpty ? -1 : slotOf[$0]! },
                  outputs: p.node.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! },
                  types: p.types, release: release[i], inPlace: inPlace[i],
-                 packed: packs?.packed(for: p.node, consts: consts), window: WindowAttributes.ifPresent(p.node))
+                 packed: packs?.packed(for: p.node, consts: consts, inputs: p.node.inputs.map { types[$0]?.dims?.concrete }),
+                 window: WindowAttributes.ifPresent(p.node))
         }
         outputSlots = graph.outputs.compactMap { slotOf[$0.name] }
         var initial = [Tensor?](repeating: nil, count: slotOf.count)
