@@ -160,6 +160,51 @@ public enum PackedGEMM {
         return !failed.contains(true)
     }
 
+    /// `C (m × n, row stride ldc) = epilogue(A·B)` with `b` not packed: `k × n` row-major with row
+    /// stride `ldb`, or with `transposedB` Bᵀ (`n × k`). Each part packs a block of at most 8 of
+    /// B's panels at a time into scratch of its own and runs the packed kernel on it, so B is
+    /// read once per call (as OpenBLAS reads it) and never copied whole: for weights that are
+    /// views into a mapped file. Every element gets the bits ``multiply(m:a:lda:transA:b:c:ldc:epilogue:)``
+    /// gives on `PackedMatrix.panels` of the same B (the same kernel and sum order).
+    /// - Returns: false when it could not run (no AVX-512, sizes past `Int32`, or no scratch);
+    ///   then the caller uses OpenBLAS, which rewrites every element.
+    public static func multiplyPackingPanels(
+        m: Int, a: UnsafePointer<Float>, lda: Int, transA: Bool,
+        b: UnsafePointer<Float>, k: Int, n: Int, ldb: Int, transposedB: Bool,
+        c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue
+    ) -> Bool {
+        guard PackedMatrix.isSupported, m > 0, k > 0, n > 0, m <= Int(Int32.max), k <= Int(Int32.max), n <= Int(Int32.max) else { return false }
+        let panels = (n + 31) / 32
+        let tuning = KernelOptions.current.tuning
+        let split = ParallelFor.workerCount > 1 && m * n * k >= tuning.packedSplitMin && ParallelFor.canSplit && panels > 1
+        let wanted = split ? ParallelFor.workerCount * tuning.chunksPerWorker : 1
+        // 8 panels (256 columns) of k rows stay in L2 for k up to about 1000; fewer when the
+        // workers need more blocks to share.
+        let perBlock = max(1, min(8, (panels + wanted - 1) / wanted))
+        let blocks = (panels + perBlock - 1) / perBlock
+        let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: blocks)
+        failed.initialize(repeating: false)
+        defer { failed.deallocate() }
+        let run = { (lo: Int, hi: Int) in
+            guard let scratch = aligned(perBlock * 32 * k) else { failed[lo] = true; return }
+            defer { free(scratch) }
+            for block in lo..<hi {
+                let j0 = block * perBlock * 32, width = min(n, j0 + perBlock * 32) - j0
+                dlk_pack_b(Int32(k), Int32(width), transposedB ? b + j0 * ldb : b + j0, ldb, transposedB ? 1 : 0, scratch)
+                var e = epilogue.c(column0: j0)
+                if dlk_sgemm_packed(Int32(m), Int32(width), Int32(k), a, lda, transA ? 1 : 0, scratch, c + j0, ldc, &e) != 0 {
+                    failed[block] = true
+                }
+            }
+        }
+        if split && blocks > 1 {
+            ParallelFor.split(blocks, parts: min(blocks, wanted), run)
+        } else {
+            run(0, blocks)
+        }
+        return !failed.contains(true)
+    }
+
     /// True when a product of `m` rows should take the packed path. With A packed by register
     /// transposes (it was packed by scatters), the packed path beats OpenBLAS on batched
     /// sequences too: a batch-32 transformer layer (2048 × 384 × 128, 2048 × 512 × 128,
