@@ -161,14 +161,15 @@ public enum PackedGEMM {
     }
 
     /// `C (m × n, row stride ldc) = epilogue(A·B)` with `b` not packed: `k × n` row-major with row
-    /// stride `ldb`, or with `transposedB` Bᵀ (`n × k`). Each part packs a block of at most 8 of
-    /// B's panels at a time into scratch of its own and runs the packed kernel on it, so B is
-    /// read once per call (as OpenBLAS reads it) and never copied whole: for weights that are
-    /// views into a mapped file. Every element gets the bits ``multiply(m:a:lda:transA:b:c:ldc:epilogue:)``
-    /// gives on `PackedMatrix.panels` of the same B (the same kernel and sum order).
+    /// stride `ldb`, or with `transposedB` Bᵀ (`n × k`), for weights that must not be copied whole
+    /// (views into a mapped file). A row-major B is read where it is (`dlk_sgemm_b_rows`); a
+    /// transposed one is packed a block of at most 8 panels at a time into scratch of each part.
+    /// Either way B is read once per call and every element gets the bits
+    /// ``multiply(m:a:lda:transA:b:c:ldc:epilogue:)`` gives on `PackedMatrix.panels` of the same B
+    /// (the same micro-kernel and sum order). Split over the workers by blocks of panels.
     /// - Returns: false when it could not run (no AVX-512, sizes past `Int32`, or no scratch);
     ///   then the caller uses OpenBLAS, which rewrites every element.
-    public static func multiplyPackingPanels(
+    public static func multiplyUnpacked(
         m: Int, a: UnsafePointer<Float>, lda: Int, transA: Bool,
         b: UnsafePointer<Float>, k: Int, n: Int, ldb: Int, transposedB: Bool,
         c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue
@@ -186,15 +187,20 @@ public enum PackedGEMM {
         failed.initialize(repeating: false)
         defer { failed.deallocate() }
         let run = { (lo: Int, hi: Int) in
-            guard let scratch = aligned(perBlock * 32 * k) else { failed[lo] = true; return }
+            let scratch = transposedB ? aligned(perBlock * 32 * k) : nil
             defer { free(scratch) }
+            if transposedB && scratch == nil { failed[lo] = true; return }
             for block in lo..<hi {
                 let j0 = block * perBlock * 32, width = min(n, j0 + perBlock * 32) - j0
-                dlk_pack_b(Int32(k), Int32(width), transposedB ? b + j0 * ldb : b + j0, ldb, transposedB ? 1 : 0, scratch)
                 var e = epilogue.c(column0: j0)
-                if dlk_sgemm_packed(Int32(m), Int32(width), Int32(k), a, lda, transA ? 1 : 0, scratch, c + j0, ldc, &e) != 0 {
-                    failed[block] = true
+                let status: Int32
+                if let scratch {
+                    dlk_pack_b(Int32(k), Int32(width), b + j0 * ldb, ldb, 1, scratch)
+                    status = dlk_sgemm_packed(Int32(m), Int32(width), Int32(k), a, lda, transA ? 1 : 0, scratch, c + j0, ldc, &e)
+                } else {
+                    status = dlk_sgemm_b_rows(Int32(m), Int32(width), Int32(k), a, lda, transA ? 1 : 0, b + j0, ldb, c + j0, ldc, &e)
                 }
+                if status != 0 { failed[block] = true }
             }
         }
         if split && blocks > 1 {

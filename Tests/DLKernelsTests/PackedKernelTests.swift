@@ -19,7 +19,8 @@ import Testing
         GEMMCase(m: 32, n: 200, k: 300),                   // several panels, a partial last one
         GEMMCase(m: 130, n: 40, k: 33, transB: true),      // past one 120-row group
         GEMMCase(m: 5, n: 70, k: 1100, transA: true),      // the sum in chunks (k > 1024)
-        GEMMCase(m: 3, n: 600, k: 20, transB: true),       // packed per call: blocks of 8 panels, a partial last
+        GEMMCase(m: 3, n: 600, k: 20, transB: true),       // unpacked Bᵀ: blocks of 8 panels, a partial last
+        GEMMCase(m: 2, n: 600, k: 1100),                   // unpacked B read in place: blocks, sum chunks
     ]
 
     static func reference(_ c: GEMMCase, _ a: [Float], _ b: [Float]) -> [Float] {
@@ -49,7 +50,7 @@ import Testing
         ParallelFor.setWorkerCount(workers)
         defer { ParallelFor.setWorkerCount(saved) }
 
-        // Each epilogue runs on the packed panels and on B packed per call (multiplyPackingPanels),
+        // Each epilogue runs on the packed panels and on B unpacked (multiplyUnpacked),
         // which must give the same bits.
         func run(_ e: GEMMEpilogue, start: [Float]) -> [Float] {
             var y = start, z = start
@@ -62,14 +63,14 @@ import Testing
             let streamed = z.withUnsafeMutableBufferPointer { zb in
                 a.withUnsafeBufferPointer { ab in
                     b.withUnsafeBufferPointer { bb in
-                        PackedGEMM.multiplyPackingPanels(m: c.m, a: ab.baseAddress!, lda: c.transA ? c.m : c.k, transA: c.transA,
+                        PackedGEMM.multiplyUnpacked(m: c.m, a: ab.baseAddress!, lda: c.transA ? c.m : c.k, transA: c.transA,
                                                          b: bb.baseAddress!, k: c.k, n: c.n, ldb: c.transB ? c.k : c.n,
                                                          transposedB: c.transB, c: zb.baseAddress!, ldc: c.n, epilogue: e)
                     }
                 }
             }
             #expect(ok && streamed)
-            #expect(y.withUnsafeBytes { Array($0) } == z.withUnsafeBytes { Array($0) }, "packed per call")
+            #expect(y.withUnsafeBytes { Array($0) } == z.withUnsafeBytes { Array($0) }, "unpacked B")
             return y
         }
         // Plain product over garbage (NaN must not leak in when nothing accumulates).

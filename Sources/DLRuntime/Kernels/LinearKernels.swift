@@ -21,8 +21,8 @@ enum LinearKernels {
     static let gemm: Kernel = { ctx throws(RuntimeError) in try gemm(ctx, activation: .none) }
 
     /// The B of a product on the packed AVX-512 kernel: the node's packed weight panels (see
-    /// `WeightPacks`), or a weight mapped from a file that the plan left unpacked, packed a block
-    /// of panels at a time per call (``PackedGEMM/multiplyPackingPanels(m:a:lda:transA:b:k:n:ldb:transposedB:c:ldc:epilogue:)``:
+    /// `WeightPacks`), or a weight mapped from a file that the plan left unpacked, read where it is
+    /// (``PackedGEMM/multiplyUnpacked(m:a:lda:transA:b:k:n:ldb:transposedB:c:ldc:epilogue:)``:
     /// no second copy, the packed path's bits).
     enum PanelOperand {
         case packed(PackedMatrix)
@@ -39,8 +39,8 @@ enum LinearKernels {
                 let k = transposed ? w.shape[1] : w.shape[0], n = transposed ? w.shape[0] : w.shape[1]
                 return w.withUnsafeBufferPointer(as: Float.self) { pw in
                     guard let b = pw.baseAddress else { return false }
-                    return PackedGEMM.multiplyPackingPanels(m: m, a: a, lda: lda, transA: transA, b: b, k: k, n: n, ldb: w.shape[1],
-                                                            transposedB: transposed, c: c, ldc: ldc, epilogue: epilogue)
+                    return PackedGEMM.multiplyUnpacked(m: m, a: a, lda: lda, transA: transA, b: b, k: k, n: n, ldb: w.shape[1],
+                                                        transposedB: transposed, c: c, ldc: ldc, epilogue: epilogue)
                 }
             }
         }
@@ -48,14 +48,14 @@ enum LinearKernels {
 
     /// The B operand of an `m`-row product on the packed kernel when it should take it: the node's
     /// packed panels holding a `k × n` B, or else input 1 when it is a float32 weight mapped from a
-    /// file, `k × n` (with `transposed`, `n × k`), and the product has more than one row (one row
-    /// reads a mapped weight fastest as it is, through `sgemv`).
+    /// file, `k × n` (with `transposed`, `n × k`, for products of more than one row: one row takes
+    /// `sgemv` on it rather than packing it per call).
     static func panels(_ ctx: KernelContext, m: Int, k: Int, n: Int, transposed: Bool = false) -> PanelOperand? {
         guard PackedGEMM.prefers(rows: m) else { return nil }
         if let p = ctx.packed?.first {
             return p.arrangement == .panels && p.rows == k && p.columns == n ? .packed(p) : nil
         }
-        guard m > 1, PackedMatrix.isSupported, let w = ctx.optionalInput(1), w.isMapped, w.dtype == .float32,
+        guard m > 1 || !transposed, PackedMatrix.isSupported, let w = ctx.optionalInput(1), w.isMapped, w.dtype == .float32,
               w.shape == (transposed ? [n, k] : [k, n]) else { return nil }
         return .mapped(w, transposed: transposed)
     }
