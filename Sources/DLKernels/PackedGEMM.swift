@@ -162,11 +162,13 @@ public enum PackedGEMM {
 
     /// `C (m × n, row stride ldc) = epilogue(A·B)` with `b` not packed: `k × n` row-major with row
     /// stride `ldb`, or with `transposedB` Bᵀ (`n × k`), for weights that must not be copied whole
-    /// (views into a mapped file). A row-major B is read where it is (`dlk_sgemm_b_rows`); a
-    /// transposed one is packed a block of at most 8 panels at a time into scratch of each part.
-    /// Either way B is read once per call and every element gets the bits
-    /// ``multiply(m:a:lda:transA:b:c:ldc:epilogue:)`` gives on `PackedMatrix.panels` of the same B
-    /// (the same micro-kernel and sum order). Split over the workers by blocks of panels.
+    /// (views into a mapped file). A row-major B is read where it is (`dlk_sgemm_b_rows`: the bits
+    /// ``multiply(m:a:lda:transA:b:c:ldc:epilogue:)`` gives on `PackedMatrix.panels` of the same
+    /// B, the same micro-kernel and sum order). A transposed one (a fully connected layer's
+    /// `n × k`) is read where it is as dot products of its rows for up to 4 rows of A
+    /// (`dlk_sgemm_nt_narrow`: a decoding step), and otherwise packed a block of at most 8 panels
+    /// at a time into scratch of each part (the packed bits again). B is read once per call
+    /// either way. Split over the workers by blocks of columns.
     /// - Returns: false when it could not run (no AVX-512, sizes past `Int32`, or no scratch);
     ///   then the caller uses OpenBLAS, which rewrites every element.
     public static func multiplyUnpacked(
@@ -186,15 +188,19 @@ public enum PackedGEMM {
         let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: blocks)
         failed.initialize(repeating: false)
         defer { failed.deallocate() }
+        // Dot products need a plain epilogue (no C term or row bias) and A's rows contiguous.
+        let dots = transposedB && m <= 4 && !transA && !epilogue.accumulate && epilogue.rowBias == nil
         let run = { (lo: Int, hi: Int) in
-            let scratch = transposedB ? aligned(perBlock * 32 * k) : nil
+            let scratch = transposedB && !dots ? aligned(perBlock * 32 * k) : nil
             defer { free(scratch) }
-            if transposedB && scratch == nil { failed[lo] = true; return }
+            if transposedB && !dots && scratch == nil { failed[lo] = true; return }
             for block in lo..<hi {
                 let j0 = block * perBlock * 32, width = min(n, j0 + perBlock * 32) - j0
                 var e = epilogue.c(column0: j0)
                 let status: Int32
-                if let scratch {
+                if dots {
+                    status = dlk_sgemm_nt_narrow(Int32(m), Int32(width), Int32(k), a, lda, b + j0 * ldb, ldb, c + j0, ldc, &e)
+                } else if let scratch {
                     dlk_pack_b(Int32(k), Int32(width), b + j0 * ldb, ldb, 1, scratch)
                     status = dlk_sgemm_packed(Int32(m), Int32(width), Int32(k), a, lda, transA ? 1 : 0, scratch, c + j0, ldc, &e)
                 } else {
