@@ -160,59 +160,38 @@ public enum PackedGEMM {
         return !failed.contains(true)
     }
 
-    /// `C (m × n, row stride ldc) = epilogue(A·B)` with `b` not packed: `k × n` row-major with row
-    /// stride `ldb`, or with `transposedB` Bᵀ (`n × k`), for weights that must not be copied whole
-    /// (views into a mapped file). A row-major B is read where it is (`dlk_sgemm_b_rows`: the bits
-    /// ``multiply(m:a:lda:transA:b:c:ldc:epilogue:)`` gives on `PackedMatrix.panels` of the same
-    /// B, the same micro-kernel and sum order). A transposed one (a fully connected layer's
-    /// `n × k`) is read where it is as dot products of its rows for up to 4 rows of A
-    /// (`dlk_sgemm_nt_narrow`: a decoding step), and otherwise packed a block of at most 8 panels
-    /// at a time into scratch of each part (the packed bits again). B is read once per call
-    /// either way. Split over the workers by blocks of columns.
-    /// - Returns: false when it could not run (no AVX-512, sizes past `Int32`, or no scratch);
-    ///   then the caller uses OpenBLAS, which rewrites every element.
+    /// `C (m × n, row stride ldc) = epilogue(A·B)` with `b` not packed, read where it is, for
+    /// weights that must not be copied (views into a mapped file):
+    /// - `k × n` row-major with row stride `ldb`: `dlk_sgemm_b_rows`, the packed micro-kernel
+    ///   loading B's rows in place, with the bits ``multiply(m:a:lda:transA:b:c:ldc:epilogue:)``
+    ///   gives on `PackedMatrix.panels` of the same B (the same kernel and sum order);
+    /// - with `transposedB`, Bᵀ (`n × k`, a fully connected layer's weights) for up to 4 rows of a
+    ///   row-major A and an epilogue without C term or row bias (a decoding step): dot products of
+    ///   B's rows (`dlk_sgemm_nt_narrow`), B read once.
+    /// Split over the workers by blocks of columns.
+    /// - Returns: false when it does not take the case or could not run (no AVX-512, sizes past
+    ///   `Int32`, no scratch); then the caller uses OpenBLAS, which rewrites every element.
     public static func multiplyUnpacked(
         m: Int, a: UnsafePointer<Float>, lda: Int, transA: Bool,
         b: UnsafePointer<Float>, k: Int, n: Int, ldb: Int, transposedB: Bool,
         c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue
     ) -> Bool {
-        guard PackedMatrix.isSupported, m > 0, k > 0, n > 0, m <= Int(Int32.max), k <= Int(Int32.max), n <= Int(Int32.max) else { return false }
+        guard PackedMatrix.isSupported, m > 0, k > 0, n > 0, m <= Int(Int32.max), k <= Int(Int32.max), n <= Int(Int32.max),
+              !transposedB || (m <= 4 && !transA && !epilogue.accumulate && epilogue.rowBias == nil) else { return false }
         let panels = (n + 31) / 32
         let tuning = KernelOptions.current.tuning
         let split = ParallelFor.workerCount > 1 && m * n * k >= tuning.packedSplitMin && ParallelFor.canSplit && panels > 1
-        let wanted = split ? ParallelFor.workerCount * tuning.chunksPerWorker : 1
-        // 8 panels (256 columns) of k rows stay in L2 for k up to about 1000; fewer when the
-        // workers need more blocks to share.
-        let perBlock = max(1, min(8, (panels + wanted - 1) / wanted))
-        let blocks = (panels + perBlock - 1) / perBlock
-        let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: blocks)
+        let parts = split ? min(panels, ParallelFor.workerCount * tuning.chunksPerWorker) : 1
+        let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: panels)
         failed.initialize(repeating: false)
         defer { failed.deallocate() }
-        // Dot products need a plain epilogue (no C term or row bias) and A's rows contiguous.
-        let dots = transposedB && m <= 4 && !transA && !epilogue.accumulate && epilogue.rowBias == nil
-        let run = { (lo: Int, hi: Int) in
-            let scratch = transposedB && !dots ? aligned(perBlock * 32 * k) : nil
-            defer { free(scratch) }
-            if transposedB && !dots && scratch == nil { failed[lo] = true; return }
-            for block in lo..<hi {
-                let j0 = block * perBlock * 32, width = min(n, j0 + perBlock * 32) - j0
-                var e = epilogue.c(column0: j0)
-                let status: Int32
-                if dots {
-                    status = dlk_sgemm_nt_narrow(Int32(m), Int32(width), Int32(k), a, lda, b + j0 * ldb, ldb, c + j0, ldc, &e)
-                } else if let scratch {
-                    dlk_pack_b(Int32(k), Int32(width), b + j0 * ldb, ldb, 1, scratch)
-                    status = dlk_sgemm_packed(Int32(m), Int32(width), Int32(k), a, lda, transA ? 1 : 0, scratch, c + j0, ldc, &e)
-                } else {
-                    status = dlk_sgemm_b_rows(Int32(m), Int32(width), Int32(k), a, lda, transA ? 1 : 0, b + j0, ldb, c + j0, ldc, &e)
-                }
-                if status != 0 { failed[block] = true }
-            }
-        }
-        if split && blocks > 1 {
-            ParallelFor.split(blocks, parts: min(blocks, wanted), run)
-        } else {
-            run(0, blocks)
+        ParallelFor.split(panels, parts: parts) { lo, hi in
+            let j0 = lo * 32, width = min(n, hi * 32) - j0
+            var e = epilogue.c(column0: j0)
+            let status = transposedB
+                ? dlk_sgemm_nt_narrow(Int32(m), Int32(width), Int32(k), a, lda, b + j0 * ldb, ldb, c + j0, ldc, &e)
+                : dlk_sgemm_b_rows(Int32(m), Int32(width), Int32(k), a, lda, transA ? 1 : 0, b + j0, ldb, c + j0, ldc, &e)
+            if status != 0 { failed[lo] = true }
         }
         return !failed.contains(true)
     }

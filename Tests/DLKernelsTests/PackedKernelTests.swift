@@ -19,8 +19,8 @@ import Testing
         GEMMCase(m: 32, n: 200, k: 300),                   // several panels, a partial last one
         GEMMCase(m: 130, n: 40, k: 33, transB: true),      // past one 120-row group
         GEMMCase(m: 5, n: 70, k: 1100, transA: true),      // the sum in chunks (k > 1024)
-        GEMMCase(m: 3, n: 600, k: 20, transB: true),       // unpacked Bᵀ: blocks of 8 panels, a partial last
-        GEMMCase(m: 2, n: 600, k: 1100),                   // unpacked B read in place: blocks, sum chunks
+        GEMMCase(m: 3, n: 600, k: 20, transB: true),       // unpacked Bᵀ as dot products, a partial last panel
+        GEMMCase(m: 2, n: 600, k: 1100),                   // unpacked B read in place: sum chunks
     ]
 
     static func reference(_ c: GEMMCase, _ a: [Float], _ b: [Float]) -> [Float] {
@@ -69,8 +69,9 @@ import Testing
                     }
                 }
             }
-            #expect(ok && streamed)
-            #expect(y.withUnsafeBytes { Array($0) } == z.withUnsafeBytes { Array($0) }, "unpacked B")
+            // It takes every row-major B, and a transposed one for a plain epilogue on up to 4 rows.
+            #expect(ok && streamed == (!c.transB || (c.m <= 4 && !c.transA && !e.accumulate && e.rowBias == nil)))
+            if streamed { #expect(y.withUnsafeBytes { Array($0) } == z.withUnsafeBytes { Array($0) }, "unpacked B") }
             return y
         }
         // Plain product over garbage (NaN must not leak in when nothing accumulates).
