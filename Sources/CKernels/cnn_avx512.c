@@ -159,7 +159,7 @@ DLK_CNN_INLINE DLK_CNN_TARGET void narrow_block(const int MR, const int NB, int 
 
 DLK_CNN_TARGET int dlk_sgemm_nt_narrow(int m, int n, int k, const float *a, long lda, const float *w, long ldw,
                                        float *c, long ldc, const dlk_epilogue *e) {
-    if (e->accumulate || e->row_bias || n > 16 || n <= 0 || m < 0 || k <= 0) return -1;
+    if (e->accumulate || e->row_bias || n <= 0 || m < 0 || k <= 0) return -1;
     for (int i0 = 0; i0 < m; ) {
         const int mr = m - i0 >= 4 ? 4 : m - i0;
         // Column groups of at most 24 / mr (≤ 8) rows of W, as even as possible.

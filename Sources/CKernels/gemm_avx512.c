@@ -388,6 +388,44 @@ DLK_TARGET int dlk_sgemm_packed(int m, int n, int k, const float *a, long lda, i
     return 0;
 }
 
+DLK_TARGET int dlk_sgemm_b_rows(int m, int n, int k, const float *a, long lda, int trans_a,
+                                const float *b, long ldb, float *c, long ldc, const dlk_epilogue *e) {
+    if (m <= 0 || n <= 0 || k <= 0) return -1;
+    const int kcMax = k <= 2 * DLK_KC ? k : DLK_KC;
+    // Row offsets of one sum chunk, relative to its first row; they must fit the int32 the
+    // gathering micro-kernel takes.
+    if (ldb < n || (long)kcMax * ldb > INT32_MAX) return -1;
+    const int mcMax = m <= DLK_MC ? m : DLK_MC;
+    float *apk = dlk_scratch(DLK_SCRATCH_GEMM, (size_t)mcMax * kcMax * sizeof(float));
+    if (!apk) return -1;
+    int32_t off[2 * DLK_KC];
+    for (int p = 0; p < kcMax; p++) off[p] = (int32_t)(p * ldb);
+    const int panels = (n + DLK_PANEL - 1) / DLK_PANEL;
+    for (int k0 = 0; k0 < k; k0 += kcMax) {
+        const int kc = k - k0 < kcMax ? k - k0 : kcMax;
+        const float cf = k0 > 0 ? 1.0f : (e->accumulate ? e->c_scale : 0.0f);
+        const int finish = k0 + kc == k;
+        for (int m0 = 0; m0 < m; m0 += mcMax) {
+            const int mc = m - m0 < mcMax ? m - m0 : mcMax;
+            const float *am = trans_a ? a + m0 : a + (size_t)m0 * lda;
+            pack_a_chunk_avx512(mc, k0, kc, am, lda, trans_a, apk);
+            const int nb = block_count(mc);
+            for (int pi = 0; pi < panels; pi++) {
+                const int col0 = pi * DLK_PANEL;
+                const int valid = n - col0 < DLK_PANEL ? n - col0 : DLK_PANEL;
+                const float *bp = b + (size_t)k0 * ldb + col0;
+                for (int bi = 0; bi < nb; bi++) {
+                    int r0, mr;
+                    block_range(mc, bi, &r0, &mr);
+                    micro_gather(mr, kc, apk + (size_t)r0 * kc, bp, off, c + (size_t)(m0 + r0) * ldc + col0, ldc,
+                                 valid, cf, finish, e, m0 + r0, col0);
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 /// Copies the output pixels among flat positions [t0, t0 + count) of the padded plane (row
 /// t / wp, column t % wp; a pixel when the column is under wout) between rows of `tile` (32
 /// floats apart, position t0 at column 0) and the output (rows y_stride apart, pixel (r, q) at
@@ -488,6 +526,12 @@ DLK_TARGET int dlk_conv2d_direct(const float *x, int cin, int hp, int wp, int kh
 }
 
 #else  // not x86-64: dlk_avx512_available() is 0 and these are never called.
+
+int dlk_sgemm_b_rows(int m, int n, int k, const float *a, long lda, int trans_a,
+                     const float *b, long ldb, float *c, long ldc, const dlk_epilogue *e) {
+    (void)m; (void)n; (void)k; (void)a; (void)lda; (void)trans_a; (void)b; (void)ldb; (void)c; (void)ldc; (void)e;
+    return -1;
+}
 
 int dlk_sgemm_packed(int m, int n, int k, const float *a, long lda, int trans_a,
                      const float *b_packed, float *c, long ldc, const dlk_epilogue *e) {

@@ -160,6 +160,42 @@ public enum PackedGEMM {
         return !failed.contains(true)
     }
 
+    /// `C (m × n, row stride ldc) = epilogue(A·B)` with `b` not packed, read where it is, for
+    /// weights that must not be copied (views into a mapped file):
+    /// - `k × n` row-major with row stride `ldb`: `dlk_sgemm_b_rows`, the packed micro-kernel
+    ///   loading B's rows in place, with the bits ``multiply(m:a:lda:transA:b:c:ldc:epilogue:)``
+    ///   gives on `PackedMatrix.panels` of the same B (the same kernel and sum order);
+    /// - with `transposedB`, Bᵀ (`n × k`, a fully connected layer's weights) for up to 4 rows of a
+    ///   row-major A and an epilogue without C term or row bias (a decoding step): dot products of
+    ///   B's rows (`dlk_sgemm_nt_narrow`), B read once.
+    /// Split over the workers by blocks of columns.
+    /// - Returns: false when it does not take the case or could not run (no AVX-512, sizes past
+    ///   `Int32`, no scratch); then the caller uses OpenBLAS, which rewrites every element.
+    public static func multiplyUnpacked(
+        m: Int, a: UnsafePointer<Float>, lda: Int, transA: Bool,
+        b: UnsafePointer<Float>, k: Int, n: Int, ldb: Int, transposedB: Bool,
+        c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue
+    ) -> Bool {
+        guard PackedMatrix.isSupported, m > 0, k > 0, n > 0, m <= Int(Int32.max), k <= Int(Int32.max), n <= Int(Int32.max),
+              !transposedB || (m <= 4 && !transA && !epilogue.accumulate && epilogue.rowBias == nil) else { return false }
+        let panels = (n + 31) / 32
+        let tuning = KernelOptions.current.tuning
+        let split = ParallelFor.workerCount > 1 && m * n * k >= tuning.packedSplitMin && ParallelFor.canSplit && panels > 1
+        let parts = split ? min(panels, ParallelFor.workerCount * tuning.chunksPerWorker) : 1
+        let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: panels)
+        failed.initialize(repeating: false)
+        defer { failed.deallocate() }
+        ParallelFor.split(panels, parts: parts) { lo, hi in
+            let j0 = lo * 32, width = min(n, hi * 32) - j0
+            var e = epilogue.c(column0: j0)
+            let status = transposedB
+                ? dlk_sgemm_nt_narrow(Int32(m), Int32(width), Int32(k), a, lda, b + j0 * ldb, ldb, c + j0, ldc, &e)
+                : dlk_sgemm_b_rows(Int32(m), Int32(width), Int32(k), a, lda, transA ? 1 : 0, b + j0, ldb, c + j0, ldc, &e)
+            if status != 0 { failed[lo] = true }
+        }
+        return !failed.contains(true)
+    }
+
     /// True when a product of `m` rows should take the packed path. With A packed by register
     /// transposes (it was packed by scatters), the packed path beats OpenBLAS on batched
     /// sequences too: a batch-32 transformer layer (2048 × 384 × 128, 2048 × 512 × 128,

@@ -85,7 +85,7 @@ public struct Executor: Sendable {
         let plannable = g.nodes.allSatisfy { OpKernels.kernel(for: $0) != nil || (!$0.subgraphs.isEmpty && OpKernels.valueKernel(for: $0) != nil) }
             && g.inputs.allSatisfy { $0.container == nil }
         self.options = options
-        plans = plannable && options.plans ? PlanCache(packs: options.packing ? WeightPacks() : nil) : nil
+        plans = plannable && options.plans ? PlanCache(packs: options.packing ? WeightPacks(mappedMinRows: options.packMappedMinRows) : nil) : nil
         // A subgraph's plans take the outer values it reads as inputs of their own.
         outerInputs = outerScope.isEmpty ? [] : g.outerNames.sorted()
         var planGraph = g

@@ -19,6 +19,12 @@ public struct RuntimeOptions: Sendable, Hashable {
     public var passes: Bool
     /// Pack constant weights once for the AVX-512 GEMM and convolution kernels.
     public var packing: Bool
+    /// The fewest product rows (m) for which a Gemm/MatMul weight that is a view into a
+    /// memory-mapped file is packed: the panels are a second copy of the file's bytes. Plans of
+    /// fewer rows (a decoder's one-token steps) run on the mapped weights as they are.
+    public var packMappedMinRows: Int = RuntimeOptions.defaultPackMappedMinRows
+    /// See ``packMappedMinRows``; measured in scripts/bench/RESULTS-hf.md.
+    public static let defaultPackMappedMinRows = Int.max
     /// Winograd F(2×2, 3×3) for 3×3 convolutions with at least 16 channels (AVX-512 only).
     public var winograd: Bool
     /// Use the AVX-512 kernels where the CPU has them; off runs the portable Swift and OpenBLAS
@@ -61,7 +67,7 @@ public struct RuntimeOptions: Sendable, Hashable {
     /// `DLKIT_NO_PLAN=1`, `DLKIT_NO_PASSES=1`, `DLKIT_PREPACK=0`, `DLKIT_WINOGRAD=0`,
     /// `DLKIT_AVX512=0`, `DLKIT_IN_PLACE=0`, `DLKIT_PLAN_DUMP=1`, `DLKIT_PASS_DUMP=1`, and the
     /// tuning `DLKIT_GEMM_SPLIT_MIN`, `DLKIT_GEMM_CHUNKS`, `DLKIT_PACKED_MAX_ROWS`,
-    /// `DLKIT_PACKED_SPLIT_MIN` (non-negative integers). For command-line tools; the library
+    /// `DLKIT_PACKED_SPLIT_MIN`, `DLKIT_PACK_MAPPED_MIN_ROWS` (non-negative integers). For command-line tools; the library
     /// itself never reads the environment for these.
     public init(environment env: [String: String]) {
         self.init()
@@ -78,6 +84,7 @@ public struct RuntimeOptions: Sendable, Hashable {
         if let n = int("DLKIT_GEMM_CHUNKS"), n >= 1 { tuning.chunksPerWorker = min(n, 16) }
         if let n = int("DLKIT_PACKED_MAX_ROWS") { tuning.packedMaxRows = n }
         if let n = int("DLKIT_PACKED_SPLIT_MIN") { tuning.packedSplitMin = n }
+        if let n = int("DLKIT_PACK_MAPPED_MIN_ROWS") { packMappedMinRows = n }
     }
 
     /// What the kernels get of these options (per run, on the running thread).

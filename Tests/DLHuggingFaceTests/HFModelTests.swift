@@ -1,6 +1,7 @@
 import DLGraph
 import DLHuggingFace
-import DLRuntime
+import DLKernels
+@testable import DLRuntime
 import DLSafeTensors
 import DLTensor
 import DLTestSupport
@@ -77,6 +78,27 @@ import Testing
             let weights = g.initializers.filter { !$0.name.hasPrefix("const/") }
             #expect(!weights.isEmpty && weights.allSatisfy(\.tensor.isMapped), "\(name)")
         }
+    }
+
+    /// The mapped weights are not copied into packed panels: the plans of a decoder's and an
+    /// encoder's products (a few rows here, as a prompt or a decoding step) pack nothing by default;
+    /// asked to pack mapped weights at any size, the same plans do (on AVX-512 machines), with the
+    /// same outputs to rounding.
+    @Test(arguments: ["gpt2", "llama", "bert"]) func mappedWeightsAreNotPacked(_ name: String) throws {
+        let folder = TestPackage.fixture("hf/\(name)")
+        let graph = try HFFolder(path: folder).graph()
+        let expected = try SafeTensorsFile(path: folder + "/expected.safetensors")
+        var inputs: [String: Tensor] = [:]
+        for i in graph.inputs { inputs[i.name] = try expected.tensor(named: i.name) }
+        var always = RuntimeOptions()
+        always.packMappedMinRows = 0
+        let (plain, y) = try #require(try Executor(graph: graph).planRunStats(inputs))
+        let (packed, yp) = try #require(try Executor(graph: graph, options: always).planRunStats(inputs))
+        #expect(plain.packedSteps == 0, "\(name): \(plain.packedSteps) steps packed mapped weights")
+        #expect((packed.packedSteps > 0) == PackedMatrix.isSupported, "\(name)")
+        let output = name == "bert" ? "last_hidden_state" : "logits"
+        let a = try #require(y[output]).doubles(), b = try #require(yp[output]).doubles()
+        #expect(allClose(a, b, rtol: 1e-4, atol: 1e-5), "\(name): max rel err \(maxRelativeError(a, b))")
     }
 
     /// The only float initializers are the checkpoint's weights: training takes float

@@ -19,6 +19,8 @@ import Testing
         GEMMCase(m: 32, n: 200, k: 300),                   // several panels, a partial last one
         GEMMCase(m: 130, n: 40, k: 33, transB: true),      // past one 120-row group
         GEMMCase(m: 5, n: 70, k: 1100, transA: true),      // the sum in chunks (k > 1024)
+        GEMMCase(m: 3, n: 600, k: 20, transB: true),       // unpacked Bᵀ as dot products, a partial last panel
+        GEMMCase(m: 2, n: 600, k: 1100),                   // unpacked B read in place: sum chunks
     ]
 
     static func reference(_ c: GEMMCase, _ a: [Float], _ b: [Float]) -> [Float] {
@@ -48,15 +50,28 @@ import Testing
         ParallelFor.setWorkerCount(workers)
         defer { ParallelFor.setWorkerCount(saved) }
 
+        // Each epilogue runs on the packed panels and on B unpacked (multiplyUnpacked),
+        // which must give the same bits.
         func run(_ e: GEMMEpilogue, start: [Float]) -> [Float] {
-            var y = start
+            var y = start, z = start
             let ok = y.withUnsafeMutableBufferPointer { yb in
                 a.withUnsafeBufferPointer { ab in
                     PackedGEMM.multiply(m: c.m, a: ab.baseAddress!, lda: c.transA ? c.m : c.k, transA: c.transA,
                                         b: packed, c: yb.baseAddress!, ldc: c.n, epilogue: e)
                 }
             }
-            #expect(ok)
+            let streamed = z.withUnsafeMutableBufferPointer { zb in
+                a.withUnsafeBufferPointer { ab in
+                    b.withUnsafeBufferPointer { bb in
+                        PackedGEMM.multiplyUnpacked(m: c.m, a: ab.baseAddress!, lda: c.transA ? c.m : c.k, transA: c.transA,
+                                                         b: bb.baseAddress!, k: c.k, n: c.n, ldb: c.transB ? c.k : c.n,
+                                                         transposedB: c.transB, c: zb.baseAddress!, ldc: c.n, epilogue: e)
+                    }
+                }
+            }
+            // It takes every row-major B, and a transposed one for a plain epilogue on up to 4 rows.
+            #expect(ok && streamed == (!c.transB || (c.m <= 4 && !c.transA && !e.accumulate && e.rowBias == nil)))
+            if streamed { #expect(y.withUnsafeBytes { Array($0) } == z.withUnsafeBytes { Array($0) }, "unpacked B") }
             return y
         }
         // Plain product over garbage (NaN must not leak in when nothing accumulates).

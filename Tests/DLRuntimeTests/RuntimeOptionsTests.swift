@@ -68,9 +68,11 @@ struct RuntimeOptionsTests {
         let o = RuntimeOptions(environment: ["DLKIT_NO_PLAN": "1", "DLKIT_NO_PASSES": "1", "DLKIT_PREPACK": "0",
                                              "DLKIT_WINOGRAD": "0", "DLKIT_AVX512": "0", "DLKIT_IN_PLACE": "0",
                                              "DLKIT_PLAN_DUMP": "1", "DLKIT_PASS_DUMP": "1", "DLKIT_GEMM_SPLIT_MIN": "0",
-                                             "DLKIT_GEMM_CHUNKS": "3", "DLKIT_PACKED_MAX_ROWS": "64", "DLKIT_PACKED_SPLIT_MIN": "-1"])
+                                             "DLKIT_GEMM_CHUNKS": "3", "DLKIT_PACKED_MAX_ROWS": "64", "DLKIT_PACKED_SPLIT_MIN": "-1",
+                                             "DLKIT_PACK_MAPPED_MIN_ROWS": "16"])
         #expect(!o.plans && !o.passes && !o.packing && !o.winograd && !o.avx512 && !o.inPlace)
         #expect(o.dumpPlans && o.dumpPasses)
+        #expect(o.packMappedMinRows == 16)
         #expect(o.tuning == RuntimeOptions.Tuning(gemmSplitMin: 0, chunksPerWorker: 3, packedMaxRows: 64))
         #expect(RuntimeOptions(environment: ["DLKIT_PREPACK": "1", "DLKIT_AVX512": "1"]) == .default)
     }

@@ -10,10 +10,11 @@ small real checkpoints, no eos so both sides generate every token) and written w
 Decode speed is the tokens after the first over their time (`dlconvert generate --timing` on our
 side; on transformers' side the time of generate(N) minus generate(1), over N - 1), so neither the
 prompt nor loading counts; best of `--rounds` rounds each. At the lowest thread count it also runs
-our side with `DLKIT_PREPACK=0` (weights left mapped, not packed into a second copy) and gives
-both peak RSS, and adds scripts/bench/gemv_m1_bench.py's table (a step's products as sgemm vs
-sgemv on unpacked weights: what a copy-free m = 1 path would give). Appends the tables to
-scripts/bench/RESULTS-hf.md (replacing an earlier decoder section) and prints it.
+our side with `DLKIT_PACK_MAPPED_MIN_ROWS=0` (the mapped weights packed into a second copy, as
+before hf6; by default they stay mapped) and gives both peak memories, then the prompt's time
+(first token) at each `--prefill` length with and without those packs, and adds
+scripts/bench/gemv_m1_bench.py's table (a step's products as sgemm vs sgemv on unpacked weights).
+Appends the tables to scripts/bench/RESULTS-hf.md (replacing an earlier decoder section) and prints it.
 """
 import argparse
 import json
@@ -147,6 +148,7 @@ def main():
     ap.add_argument("--prompt", type=int, default=32, help="prompt tokens")
     ap.add_argument("--new", type=int, default=64, help="new tokens")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--prefill", default="8,32,128,512", help="prompt lengths timed with and without packs, comma-separated")
     a = ap.parse_args()
     import torch
     import transformers
@@ -154,14 +156,19 @@ def main():
     dlconvert = os.path.join(a.bin, "dlconvert")
     tok = Tokenizer.from_file(os.path.join(ROOT, "fixtures", "hf", "gpt2", "tokenizer.json"))
     words = "the quick brown fox jumps over the lazy dog while a small cat watches from the old wooden fence".split()
-    prompt = ""
-    for w in words * 8:
-        if len(tok.encode(prompt + " " + w).ids) > a.prompt:
-            break
-        prompt = (prompt + " " + w).strip()
+
+    def prompt_of(n):
+        prompt = ""
+        for w in words * (n // 4 + 8):
+            if len(tok.encode(prompt + " " + w).ids) > n:
+                break
+            prompt = (prompt + " " + w).strip()
+        return prompt
+    prompt = prompt_of(a.prompt)
     ids = tok.encode(prompt).ids
     load = os.getloadavg()
-    rows, packing = [], []
+    packed_env = {"DLKIT_PACK_MAPPED_MIN_ROWS": "0"}
+    rows, packing, prefill = [], [], []
     with tempfile.TemporaryDirectory(prefix="dlkit-hf-decoder-") as tmp:
         for name, (arch, config) in MODELS.items():
             folder, model = make_folder(tmp, arch, config)
@@ -170,11 +177,18 @@ def main():
                 o, o_first, o_ids, o_rss = ours(dlconvert, folder, prompt, a.new, threads, a.rounds)
                 g, _, g_ids, _ = ours(dlconvert, folder, prompt, a.new, threads, a.rounds, ["--growing-cache"])
                 if threads == min(int(t) for t in a.threads.split(",")):
-                    u, _, u_ids, u_rss = ours(dlconvert, folder, prompt, a.new, threads, a.rounds, env={"DLKIT_PREPACK": "0"})
+                    p, _, p_ids, p_rss = ours(dlconvert, folder, prompt, a.new, threads, a.rounds, env=packed_env)
                     packing.append(f"| {name} | {threads} | {weights / 1e6:.0f} MB | {o:.1f} | {o_rss[0] / 1e6:.0f} MB | {o_rss[1] / 1e6:.0f} MB | "
-                                   f"{u:.1f} | {u_rss[0] / 1e6:.0f} MB | {u_rss[1] / 1e6:.0f} MB | {o / u:.2f} |"
-                                   + ("" if u_ids == o_ids else " (tokens differ)"))
+                                   f"{p:.1f} | {p_rss[0] / 1e6:.0f} MB | {p_rss[1] / 1e6:.0f} MB | {o / p:.2f} |"
+                                   + ("" if p_ids == o_ids else " (tokens differ)"))
                     print(packing[-1], flush=True)
+                    for n in [int(x) for x in a.prefill.split(",") if x]:
+                        text_n = prompt_of(n)
+                        _, u_first, u_ids, _ = ours(dlconvert, folder, text_n, 2, threads, a.rounds)
+                        _, p_first, p_ids, _ = ours(dlconvert, folder, text_n, 2, threads, a.rounds, env=packed_env)
+                        prefill.append(f"| {name} | {threads} | {len(tok.encode(text_n).ids)} | {u_first * 1000:.1f} | {p_first * 1000:.1f} | "
+                                       f"**{p_first / u_first:.2f}** |" + ("" if p_ids == u_ids else " (tokens differ)"))
+                        print(prefill[-1], flush=True)
                 t, t_first, t_ids = transformers_side(model, ids, a.new, threads, a.rounds)
                 same = "yes" if o_ids == t_ids else f"first {next((i for i, (p, q) in enumerate(zip(o_ids, t_ids)) if p != q), len(o_ids))} equal"
                 if g_ids != o_ids:
@@ -203,16 +217,24 @@ def main():
         "| model | threads | prompt | new tokens | DLKit tok/s | DLKit tok/s, grown per token | fixed / grown | transformers tok/s | DLKit / transformers | DLKit first-token ms | transformers first-token ms | same tokens |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         *rows, "",
-        "**Packing copies the weights** (the same binary, the same run): with AVX-512 the executor packs every float32 "
-        "Gemm/MatMul weight into panels once, a second copy beside the mapped file; `DLKIT_PREPACK=0` leaves the "
-        "weights mapped and uncopied. Peaks of the `dlconvert generate` process's anonymous memory (the packs, "
-        "activations, KV cache: what is copied or computed) and of its resident file pages (the mapped weights), "
-        "from /proc/PID/status.",
+        "**Mapped weights, packed or not** (the same binary, the same run): by default the Gemm/MatMul weights mapped "
+        "from model.safetensors stay mapped (plans of fewer rows than `RuntimeOptions.packMappedMinRows`, by default all, "
+        "pack none; the AVX-512 kernels read them in place); `DLKIT_PACK_MAPPED_MIN_ROWS=0` packs them into panels, "
+        "a second copy beside the mapped file, as every run did before. Peaks of the `dlconvert generate` process's anonymous "
+        "memory (packs, activations, KV cache: what is copied or computed) and of its resident file pages (the mapped "
+        "weights), from /proc/PID/status.",
         "",
-        "| model | threads | weights file | packed tok/s | packed: anonymous | packed: file pages | `DLKIT_PREPACK=0` tok/s | "
-        "unpacked: anonymous | unpacked: file pages | packed / unpacked speed |",
+        "| model | threads | weights file | mapped tok/s | mapped: anonymous | mapped: file pages | packed tok/s | "
+        "packed: anonymous | packed: file pages | mapped / packed speed |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *packing, "",
+        "The prompt's run (first-token ms, best of the rounds after a warm-up that builds the plan and any packs) on "
+        "the mapped weights (default) and on packed copies (`DLKIT_PACK_MAPPED_MIN_ROWS=0`). Ratio > 1: the mapped "
+        "weights are faster.",
+        "",
+        "| model | threads | prompt tokens | mapped first-token ms | packed first-token ms | packed / mapped time |",
+        "|---|---:|---:|---:|---:|---:|",
+        *prefill, "",
         gemv_m1_bench.table(a.rounds + 2)])
     old = open(RESULTS).read() if os.path.exists(RESULTS) else ""
     keep = old.split(HEADER)[0].rstrip() + "\n\n" if old else ""

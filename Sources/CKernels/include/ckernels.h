@@ -73,6 +73,13 @@ void dlk_pack_b(int k, int n, const float *b, long ldb, int trans_b, float *out)
 int dlk_sgemm_packed(int m, int n, int k, const float *a, long lda, int trans_a,
                      const float *b_packed, float *c, long ldc, const dlk_epilogue *e);
 
+/// `dlk_sgemm_packed` with B not packed: k × n row-major, row stride ldb (≥ n), read where it
+/// is (a weight mapped from a file is never copied), each element getting the bits the packed
+/// kernel gives. Returns 0, or -1 (C untouched) when its scratch could not be had, a size is 0
+/// or a sum chunk's row offsets (up to 1024 · ldb) leave int32.
+int dlk_sgemm_b_rows(int m, int n, int k, const float *a, long lda, int trans_a,
+                     const float *b, long ldb, float *c, long ldc, const dlk_epilogue *e);
+
 /// Floats `dlk_pack_a` writes for an m × k matrix (m · k: the rows regrouped, nothing added).
 size_t dlk_packed_a_count(int m, int k);
 

@@ -21,10 +21,11 @@ int dlk_conv2d_s1_maxpool2(const float *x, int cin, int hp, int wp, int kh, int 
                            const float *w_packed, int m, float *y, long y_stride, const dlk_epilogue *e);
 
 /// C (m × n, row stride ldc) = epilogue(A · Wᵀ) for a narrow product: W is n × k (row stride
-/// ldw, the layout of a fully connected layer's weights, used as stored), n ≤ 16, A is m × k (row
+/// ldw, the layout of a fully connected layer's weights, used as stored), A is m × k (row
 /// stride lda). Each output is a dot product of two contiguous rows, so the weights are read once
-/// at their own size (a packed 32-column panel of a 10-column W is 3.2 times larger, and its
-/// multiply-adds 3.2 times as many). The epilogue's alpha, col_bias and activation apply;
+/// per 4 rows of A at their own size (a packed 32-column panel of a 10-column W is 3.2 times
+/// larger, and its multiply-adds 3.2 times as many). For n ≤ 16 (NarrowGEMM), and for a few rows
+/// on a wide W that must not be copied (PackedGEMM.multiplyUnpacked). The epilogue's alpha, col_bias and activation apply;
 /// `accumulate` and row_bias must be 0/NULL. Returns 0, or -1 (nothing written) for a shape or
 /// epilogue it does not take.
 int dlk_sgemm_nt_narrow(int m, int n, int k, const float *a, long lda, const float *w, long ldw,

@@ -114,8 +114,8 @@ enum FastPaths {
                 a.withUnsafeBufferPointer(as: Float.self) { pa in
                     bias.withUnsafeBufferPointer(as: Float.self) { pb in
                         guard let y = po.baseAddress, let ap = pa.baseAddress, let b = pb.baseAddress else { return }
-                        done = PackedGEMM.multiply(m: m, a: ap, lda: k, transA: false, b: packed, c: y, ldc: n,
-                                                   epilogue: GEMMEpilogue(columnBias: b, activation: act))
+                        done = packed.multiply(m: m, a: ap, lda: k, transA: false, c: y, ldc: n,
+                                               epilogue: GEMMEpilogue(columnBias: b, activation: act))
                     }
                 }
             }

@@ -20,11 +20,45 @@ enum LinearKernels {
     /// Y = alpha·op(A)·op(B) + beta·C, with C broadcast to [M, N].
     static let gemm: Kernel = { ctx throws(RuntimeError) in try gemm(ctx, activation: .none) }
 
-    /// The node's packed weight panels (see `WeightPacks`) when they hold a `k × n` B and an
-    /// `m`-row product should use them.
-    static func panels(_ ctx: KernelContext, m: Int, k: Int, n: Int) -> PackedMatrix? {
-        guard PackedGEMM.prefers(rows: m), let p = ctx.packed?.first, p.arrangement == .panels, p.rows == k, p.columns == n else { return nil }
-        return p
+    /// The B of a product on the packed AVX-512 kernel: the node's packed weight panels (see
+    /// `WeightPacks`), or a weight mapped from a file that the plan left unpacked, read where it is
+    /// (``PackedGEMM/multiplyUnpacked(m:a:lda:transA:b:k:n:ldb:transposedB:c:ldc:epilogue:)``:
+    /// no second copy, the packed path's bits).
+    enum PanelOperand {
+        case packed(PackedMatrix)
+        /// Input 1, `k × n` (with `transposed`, `n × k`).
+        case mapped(Tensor, transposed: Bool)
+
+        /// `PackedGEMM.multiply`'s contract, B this operand.
+        func multiply(m: Int, a: UnsafePointer<Float>, lda: Int, transA: Bool, c: UnsafeMutablePointer<Float>, ldc: Int,
+                      epilogue: GEMMEpilogue) -> Bool {
+            switch self {
+            case .packed(let p):
+                return PackedGEMM.multiply(m: m, a: a, lda: lda, transA: transA, b: p, c: c, ldc: ldc, epilogue: epilogue)
+            case .mapped(let w, let transposed):
+                let k = transposed ? w.shape[1] : w.shape[0], n = transposed ? w.shape[0] : w.shape[1]
+                return w.withUnsafeBufferPointer(as: Float.self) { pw in
+                    guard let b = pw.baseAddress else { return false }
+                    return PackedGEMM.multiplyUnpacked(m: m, a: a, lda: lda, transA: transA, b: b, k: k, n: n, ldb: w.shape[1],
+                                                        transposedB: transposed, c: c, ldc: ldc, epilogue: epilogue)
+                }
+            }
+        }
+    }
+
+    /// The B operand of an `m`-row product on the packed kernel when it should take it: the node's
+    /// packed panels holding a `k × n` B, or else input 1 when it is a float32 weight mapped from a
+    /// file: `k × n` for more than one row (one row reads it fastest through `sgemv`: the in-place
+    /// kernel's strided rows ran gpt2's steps at half the packed speed), or with `transposed`
+    /// `n × k` for up to 4 rows (past that, OpenBLAS beat packing it per call on llama's prompts).
+    static func panels(_ ctx: KernelContext, m: Int, k: Int, n: Int, transposed: Bool = false) -> PanelOperand? {
+        guard PackedGEMM.prefers(rows: m) else { return nil }
+        if let p = ctx.packed?.first {
+            return p.arrangement == .panels && p.rows == k && p.columns == n ? .packed(p) : nil
+        }
+        guard PackedMatrix.isSupported, transposed ? m <= 4 : m > 1, let w = ctx.optionalInput(1), w.isMapped, w.dtype == .float32,
+              w.shape == (transposed ? [n, k] : [k, n]) else { return nil }
+        return .mapped(w, transposed: transposed)
     }
 
     /// Gemm followed by `activation` (in the packed kernel's epilogue when the weights are packed).
@@ -48,8 +82,8 @@ enum LinearKernels {
            gemmNarrow(a: a, w: b, c: c, alpha: alpha, beta: beta, m: m, n: n, k: k, out: &out, activation: activation) {
             return [out]
         }
-        if k > 0, m > 0, let packed = panels(ctx, m: m, k: k, n: n),
-           try gemmPacked(a: a, transA: transA, c: c, alpha: alpha, beta: beta, packed: packed, m: m, out: &out, activation: activation) {
+        if k > 0, m > 0, let packed = panels(ctx, m: m, k: k, n: n, transposed: transB),
+           try gemmPacked(a: a, transA: transA, c: c, alpha: alpha, beta: beta, packed: packed, m: m, n: n, out: &out, activation: activation) {
             return [out]
         }
         out.withUnsafeMutableBufferPointer(as: Float.self) { po in
@@ -90,16 +124,15 @@ enum LinearKernels {
     /// column bias, any other C is copied into the output (broadcast) and accumulated with beta.
     /// Returns false when the kernel could not run (the caller then takes the OpenBLAS path,
     /// which rewrites every element).
-    static func gemmPacked(a: Tensor, transA: Bool, c: Tensor?, alpha: Float, beta: Float, packed: PackedMatrix,
-                           m: Int, out: inout Tensor, activation: Activation) throws(RuntimeError) -> Bool {
-        let n = packed.columns
+    static func gemmPacked(a: Tensor, transA: Bool, c: Tensor?, alpha: Float, beta: Float, packed: PanelOperand,
+                           m: Int, n: Int, out: inout Tensor, activation: Activation) throws(RuntimeError) -> Bool {
         var ran = false
         out.withUnsafeMutableBufferPointer(as: Float.self) { po in
             a.withUnsafeBufferPointer(as: Float.self) { pa in
                 guard let y = po.baseAddress, let ap = pa.baseAddress else { return }
                 let lda = a.shape[1]
                 guard let c, beta != 0 else {
-                    ran = PackedGEMM.multiply(m: m, a: ap, lda: lda, transA: transA, b: packed, c: y, ldc: n,
+                    ran = packed.multiply(m: m, a: ap, lda: lda, transA: transA, c: y, ldc: n,
                                               epilogue: GEMMEpilogue(alpha: alpha, activation: activation))
                     return
                 }
@@ -107,7 +140,7 @@ enum LinearKernels {
                     guard let cp = pc.baseAddress else { return }
                     let cs = c.shape
                     if beta == 1, cs.last == n, cs.dropLast().allSatisfy({ $0 == 1 }), n > 0 {
-                        ran = PackedGEMM.multiply(m: m, a: ap, lda: lda, transA: transA, b: packed, c: y, ldc: n,
+                        ran = packed.multiply(m: m, a: ap, lda: lda, transA: transA, c: y, ldc: n,
                                                   epilogue: GEMMEpilogue(alpha: alpha, columnBias: cp, activation: activation))
                         return
                     }
@@ -117,7 +150,7 @@ enum LinearKernels {
                         let ci = rows == 1 ? 0 : i
                         for j in 0..<n { y[i * n + j] = cp[ci * cols + (cols == 1 ? 0 : j)] }
                     }
-                    ran = PackedGEMM.multiply(m: m, a: ap, lda: lda, transA: transA, b: packed, c: y, ldc: n,
+                    ran = packed.multiply(m: m, a: ap, lda: lda, transA: transA, c: y, ldc: n,
                                               epilogue: GEMMEpilogue(alpha: alpha, accumulate: true, cScale: beta, activation: activation))
                 }
             }
@@ -145,8 +178,7 @@ enum LinearKernels {
                 b.withUnsafeBufferPointer(as: Float.self) { pb in
                     guard let y = po.baseAddress, let ap = pa.baseAddress, let bp = pb.baseAddress else { return }
                     if b.rank == 2, let packed = panels(ctx, m: batchCount * m, k: k, n: n),
-                       PackedGEMM.multiply(m: batchCount * m, a: ap, lda: k, transA: false, b: packed, c: y, ldc: n,
-                                           epilogue: GEMMEpilogue()) {
+                       packed.multiply(m: batchCount * m, a: ap, lda: k, transA: false, c: y, ldc: n, epilogue: GEMMEpilogue()) {
                         return
                     }
                     if b.rank == 2, a.rank >= 2 {

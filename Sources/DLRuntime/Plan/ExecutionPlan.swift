@@ -231,7 +231,9 @@ final class ExecutionPlan: Sendable {
                  inputs: p.node.inputs.map { $0.isEmpty ? -1 : slotOf[$0]! },
                  outputs: p.node.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! },
                  types: p.types, inferred: p.types == nil ? InferredTypes() : nil, release: release[i], inPlace: inPlace[i],
-                 packed: packs?.packed(for: p.node, consts: consts, outputType: p.types?.first ?? nil), window: WindowAttributes.ifPresent(p.node))
+                 packed: packs?.packed(for: p.node, consts: consts, inputs: p.node.inputs.map { types[$0]?.dims?.concrete },
+                                       outputType: p.types?.first ?? nil),
+                 window: WindowAttributes.ifPresent(p.node))
         }
         outputSlots = graph.outputs.compactMap { slotOf[$0.name] }
         var initial = [Tensor?](repeating: nil, count: slotOf.count)

@@ -20,6 +20,13 @@ import DLTensor
 /// - `LSTM`: W and R of each direction as panels (of Wᵀ and Rᵀ), for `FastLSTM`.
 /// Everything else, and every node on a machine without AVX-512 (or with `RuntimeOptions.avx512`
 /// off), runs as before (OpenBLAS). An executor with `RuntimeOptions.packing` off has none.
+///
+/// A Gemm/MatMul weight that is a view into a memory-mapped file (`Tensor.isMapped`: a Hugging
+/// Face folder's safetensors, ONNX external data) is packed only for a plan whose product has at
+/// least `mappedMinRows` rows (`RuntimeOptions.packMappedMinRows`): the panels would be a second
+/// copy of the file's bytes in anonymous memory, and products of few rows (a decoder's steps,
+/// m = 1, which take `sgemv` on the mapped rows) gain little from them. A weight packed once
+/// (by a plan of many rows) is shared with every later plan, as any other.
 final class WeightPacks: @unchecked Sendable {
     private struct Entry {
         /// The constant packed (kept alive, so its storage identity stays unique).
@@ -30,17 +37,24 @@ final class WeightPacks: @unchecked Sendable {
     private var entries: [String: Entry] = [:]
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
-    init() { pthread_mutex_init(lock, nil) }
+    /// The fewest product rows for which a memory-mapped Gemm/MatMul weight is packed.
+    let mappedMinRows: Int
+
+    init(mappedMinRows: Int = RuntimeOptions.defaultPackMappedMinRows) {
+        self.mappedMinRows = mappedMinRows
+        pthread_mutex_init(lock, nil)
+    }
 
     deinit {
         pthread_mutex_destroy(lock)
         lock.deallocate()
     }
 
-    /// The packed weights for `node`, or nil when it takes none; `consts` are the plan's constants.
-    /// `outputType` is the node's first output's type where the plan knows it (a strided
+    /// The packed weights for `node`, or nil when it takes none; `consts` are the plan's constants,
+    /// `inputs` the plan's shape of each node input (nil where it is not known before a run),
+    /// `outputType` the node's first output's type where the plan knows it (a strided
     /// convolution whose known rows are too short for the direct kernel packs nothing).
-    func packed(for node: Node, consts: [String: Tensor], outputType: TensorType? = nil) -> [PackedMatrix]? {
+    func packed(for node: Node, consts: [String: Tensor], inputs: [[Int]?] = [], outputType: TensorType? = nil) -> [PackedMatrix]? {
         guard PackedMatrix.isSupported, let how = Self.plan(node, consts: consts, outputType: outputType) else { return nil }
         let key = "\(how.kind)|\(how.name)"
         pthread_mutex_lock(lock)
@@ -49,6 +63,7 @@ final class WeightPacks: @unchecked Sendable {
             return e.packed
         }
         pthread_mutex_unlock(lock)
+        if how.product, how.tensor.isMapped, (Self.rows(node, inputs: inputs) ?? 0) < mappedMinRows { return nil }
         guard let packed = how.make() else { return nil }
         pthread_mutex_lock(lock)
         entries[key] = Entry(source: how.tensor, packed: packed)
@@ -60,7 +75,20 @@ final class WeightPacks: @unchecked Sendable {
         let kind: String
         let name: String
         let tensor: Tensor
+        /// A Gemm/MatMul weight (B of a product whose rows are ``rows(_:inputs:)``).
+        var product = false
         let make: () -> [PackedMatrix]?
+    }
+
+    /// The rows (m) of a Gemm or MatMul's product at the plan's shapes: A's rows, or for MatMul all
+    /// of A's leading dims (its batch entries share one B); nil when A's shape is unknown.
+    static func rows(_ node: Node, inputs: [[Int]?]) -> Int? {
+        guard let first = inputs.first, let a = first, !a.isEmpty else { return nil }
+        if node.opType == "Gemm" || node.opType == "FusedGemm" {
+            guard a.count == 2, let t = try? node.int("transA", default: 0) else { return nil }
+            return t != 0 ? a[1] : a[0]
+        }
+        return a.dropLast().reduce(1, *)
     }
 
     private static func plan(_ node: Node, consts: [String: Tensor], outputType: TensorType?) -> How? {
@@ -73,7 +101,7 @@ final class WeightPacks: @unchecked Sendable {
             guard w.rank == 2, let t = try? node.int("transB", default: 0) else { return nil }
             let transB = t != 0
             let k = transB ? w.shape[1] : w.shape[0], n = transB ? w.shape[0] : w.shape[1]
-            return How(kind: transB ? "panelsT" : "panels", name: name, tensor: w) {
+            return How(kind: transB ? "panelsT" : "panels", name: name, tensor: w, product: true) {
                 w.withUnsafeBufferPointer(as: Float.self) { p in
                     p.baseAddress.flatMap { PackedMatrix.panels($0, k: k, n: n, ldb: w.shape[1], transposed: transB) }.map { [$0] }
                 }
@@ -81,7 +109,7 @@ final class WeightPacks: @unchecked Sendable {
         case "MatMul", "FusedMatMul":
             guard w.rank == 2 else { return nil }
             let k = w.shape[0], n = w.shape[1]
-            return How(kind: "panels", name: name, tensor: w) {
+            return How(kind: "panels", name: name, tensor: w, product: true) {
                 w.withUnsafeBufferPointer(as: Float.self) { p in
                     p.baseAddress.flatMap { PackedMatrix.panels($0, k: k, n: n, ldb: n, transposed: false) }.map { [$0] }
                 }
