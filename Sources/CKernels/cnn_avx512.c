@@ -83,7 +83,7 @@ DLK_CNN_TARGET int dlk_conv2d_s1_maxpool2(const float *x, int cin, int hp, int w
     for (int pr = py0; pr < py1; pr++) {
         // Output rows 2pr and 2pr + 1 of every channel: buf[c][0..1][wout].
         if (dlk_conv2d_direct(x + (size_t)2 * pr * wp, cin, hp, wp, kh, kw, 1, 1, dh, dw, 2, wout, 0, 2,
-                              w_packed, m, buf, 2L * wout, e) != 0) return -1;
+                              w_packed, m, 0, 1, buf, 2L * wout, e) != 0) return -1;
         if (e->activation == DLK_ACT_RELU) {
             for (int c = 0; c < m; c++) {
                 const float *r0 = buf + (size_t)c * 2 * wout;

@@ -122,6 +122,24 @@ static inline void block_range(int m, int i, int *r0, int *mr) {
     *mr = base + (i < extra ? 1 : 0);
 }
 
+/// Part `part` of `parts` of m rows' packing blocks: blocks [*b0, *b1).
+static void part_blocks(int m, int part, int parts, int *b0, int *b1) {
+    const long long nb = block_count(m);
+    *b0 = (int)(nb * part / parts);
+    *b1 = (int)(nb * (part + 1) / parts);
+}
+
+void dlk_conv2d_part_channels(int m, int part, int parts, int *c0, int *c1) {
+    *c0 = *c1 = 0;
+    if (m <= 0 || parts < 1 || part < 0 || part >= parts) return;
+    int b0, b1, r, mr;
+    part_blocks(m, part, parts, &b0, &b1);
+    if (b1 <= b0) return;
+    block_range(m, b0, c0, &mr);
+    block_range(m, b1 - 1, &r, &mr);
+    *c1 = r + mr;
+}
+
 size_t dlk_packed_a_count(int m, int k) { return (size_t)m * (size_t)k; }
 
 /// Packs rows [0, m) and sum steps [k0, k0 + kc) of A: block b (rows r0..r0+mr) lands at
@@ -457,14 +475,13 @@ static DLK_TARGET void wrapped_copy(int into_tile, float *tile, int mr, float *y
 /// and dropped). The last tile ends at the last pixel, so every read x[t + off[p]] stays in the
 /// plane. Each tile is computed into a buffer and its pixels copied out.
 static DLK_TARGET void conv2d_s1_wrapped(const float *x, int wp, int wout, int y0, int y1, int k,
-                                         const int32_t *off, const float *w_packed, int m, float *y,
-                                         long y_stride, const dlk_epilogue *e) {
+                                         const int32_t *off, const float *w_packed, int m, int b0, int b1,
+                                         float *y, long y_stride, const dlk_epilogue *e) {
     float tile[DLK_MR * DLK_PANEL];
     const long long end = (long long)(y1 - 1) * wp + wout;
-    const int nb = block_count(m);
     for (long long t0 = (long long)y0 * wp; t0 < end; t0 += DLK_PANEL) {
         const int valid = end - t0 < DLK_PANEL ? (int)(end - t0) : DLK_PANEL;
-        for (int bi = 0; bi < nb; bi++) {
+        for (int bi = b0; bi < b1; bi++) {
             int r0, mr;
             block_range(m, bi, &r0, &mr);
             float *yb = y + (size_t)r0 * y_stride;
@@ -479,11 +496,14 @@ static DLK_TARGET void conv2d_s1_wrapped(const float *x, int wp, int wout, int y
 
 DLK_TARGET int dlk_conv2d_direct(const float *x, int cin, int hp, int wp, int kh, int kw, int sh, int sw,
                                  int dh, int dw, int hout, int wout, int y0, int y1,
-                                 const float *w_packed, int m, float *y, long y_stride, const dlk_epilogue *e) {
+                                 const float *w_packed, int m, int part, int parts, float *y, long y_stride,
+                                 const dlk_epilogue *e) {
     const long long plane = (long long)hp * wp;
-    if ((long long)cin * plane > INT32_MAX || sh < 1 || sw < 1) return -1;
+    if ((long long)cin * plane > INT32_MAX || sh < 1 || sw < 1 || parts < 1 || part < 0 || part >= parts) return -1;
     const int k = cin * kh * kw;
-    if (m <= 0 || k <= 0 || y1 <= y0) return 0;
+    int b0, b1;
+    part_blocks(m, part, parts, &b0, &b1);
+    if (m <= 0 || k <= 0 || y1 <= y0 || b1 <= b0) return 0;
     int32_t *off = dlk_scratch(DLK_SCRATCH_GEMM, (size_t)k * sizeof(int32_t));
     if (!off) return -1;
     // Column c of a padded row sits at phase (c mod sw)'s start plus c / sw: output pixel q then
@@ -504,16 +524,15 @@ DLK_TARGET int dlk_conv2d_direct(const float *x, int cin, int hp, int wp, int kh
     const long long row_tiles = (long long)(y1 - y0) * ((wout + DLK_PANEL - 1) / DLK_PANEL);
     const long long flat_tiles = ((long long)(y1 - y0 - 1) * wp + wout + DLK_PANEL - 1) / DLK_PANEL;
     if (sh == 1 && sw == 1 && !e->col_bias && flat_tiles < row_tiles && (k >= 64 || flat_tiles * 5 <= row_tiles * 4)) {
-        conv2d_s1_wrapped(x, wp, wout, y0, y1, k, off, w_packed, m, y, y_stride, e);
+        conv2d_s1_wrapped(x, wp, wout, y0, y1, k, off, w_packed, m, b0, b1, y, y_stride, e);
         return 0;
     }
-    const int nb = block_count(m);
     const float cf = e->accumulate ? e->c_scale : 0.0f;
     for (int r = y0; r < y1; r++) {
         for (int q0 = 0; q0 < wout; q0 += DLK_PANEL) {
             const int valid = wout - q0 < DLK_PANEL ? wout - q0 : DLK_PANEL;
             const float *b = x + (size_t)r * sh * wp + q0;
-            for (int bi = 0; bi < nb; bi++) {
+            for (int bi = b0; bi < b1; bi++) {
                 int r0, mr;
                 block_range(m, bi, &r0, &mr);
                 micro_gather(mr, k, w_packed + (size_t)r0 * k, b, off,
@@ -541,9 +560,9 @@ int dlk_sgemm_packed(int m, int n, int k, const float *a, long lda, int trans_a,
 
 int dlk_conv2d_direct(const float *x, int cin, int hp, int wp, int kh, int kw, int sh, int sw, int dh, int dw,
                       int hout, int wout, int y0, int y1,
-                      const float *w_packed, int m, float *y, long y_stride, const dlk_epilogue *e) {
+                      const float *w_packed, int m, int part, int parts, float *y, long y_stride, const dlk_epilogue *e) {
     (void)x; (void)cin; (void)hp; (void)wp; (void)kh; (void)kw; (void)sh; (void)sw; (void)dh; (void)dw; (void)hout; (void)wout;
-    (void)y0; (void)y1; (void)w_packed; (void)m; (void)y; (void)y_stride; (void)e;
+    (void)y0; (void)y1; (void)w_packed; (void)m; (void)part; (void)parts; (void)y; (void)y_stride; (void)e;
     return -1;
 }
 

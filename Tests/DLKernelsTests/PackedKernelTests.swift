@@ -131,6 +131,14 @@ import Testing
         ConvCase(name: "stride 2 across, 1 down", params: Conv2DParams(
             batch: 1, inChannels: 4, inH: 7, inW: 50, outChannels: 6, kernelH: 3, kernelW: 4,
             strideH: 1, strideW: 2, padTop: 1, padLeft: 2, padBottom: 1, padRight: 1)),
+        ConvCase(name: "pointwise on one row of 150, 70 channels (split into channel parts)", params: Conv2DParams(
+            batch: 1, inChannels: 24, inH: 1, inW: 150, outChannels: 70, kernelH: 1, kernelW: 1)),
+        ConvCase(name: "3x3 pad 1 on 3 rows, 2 groups of 40 channels (channel parts of each)", params: Conv2DParams(
+            batch: 1, inChannels: 6, inH: 3, inW: 45, outChannels: 80, kernelH: 3, kernelW: 3,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, groups: 2)),
+        ConvCase(name: "1-D, 48 channels, one image (channel parts)", params: Conv2DParams.conv1D(
+            batch: 1, inChannels: 8, length: 100, outChannels: 48, kernel: 3, stride: 1, padBegin: 1, padEnd: 1,
+            dilation: 1, groups: 1)),
         ConvCase(name: "1-D", params: Conv2DParams.conv1D(
             batch: 2, inChannels: 5, length: 40, outChannels: 7, kernel: 5, stride: 1, padBegin: 2, padEnd: 2,
             dilation: 1, groups: 1)),

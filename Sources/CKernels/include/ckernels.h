@@ -97,10 +97,17 @@ void dlk_pack_a(int m, int k, const float *a, float *out);
 ///   row_bias is per output channel. Requires AVX-512.
 /// - Tiles are 32 pixels of a row, or at stride 1, where that leaves many lanes idle, 32
 ///   positions of the rows laid end to end (the columns between rows computed and dropped).
+/// - part, parts: only the output channels of part `part` of `parts` (0 ≤ part < parts) are
+///   written: a run of whole packing blocks, those `dlk_conv2d_part_channels` names. (Images of
+///   one or two output rows, as a 1 × 1 convolution's flattened plane, split over workers so.)
 /// - Returns 0, or -1 when an offset would not fit in 32 bits or scratch memory could not be had
 ///   (nothing written; the caller then uses its other path).
 int dlk_conv2d_direct(const float *x, int cin, int hp, int wp, int kh, int kw, int sh, int sw, int dh, int dw,
                       int hout, int wout, int y0, int y1,
-                      const float *w_packed, int m, float *y, long y_stride, const dlk_epilogue *e);
+                      const float *w_packed, int m, int part, int parts, float *y, long y_stride, const dlk_epilogue *e);
+
+/// The output channels [*c0, *c1) that part `part` of `parts` of `dlk_conv2d_direct` writes for m
+/// channels (empty when there are fewer packing blocks than parts).
+void dlk_conv2d_part_channels(int m, int part, int parts, int *c0, int *c1);
 
 #endif
