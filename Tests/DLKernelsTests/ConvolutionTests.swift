@@ -147,4 +147,38 @@ func referenceConv2D(_ p: Conv2DParams, _ x: [Float], _ w: [Float], _ bias: [Flo
         #expect(p.inH == 1 && p.kernelH == 1 && p.outH == 1)
         #expect(p.outW == (13 + 3 - 2 * 2 - 1) / 2 + 1)
     }
+
+    static let depthwiseCases: [ConvCase] = [
+        ConvCase(name: "3x3 pad 1, rows of 150 (two blocks of 64, a tail of 22)", params: Conv2DParams(
+            batch: 2, inChannels: 3, inH: 9, inW: 150, outChannels: 3, kernelH: 3, kernelW: 3,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, groups: 3)),
+        ConvCase(name: "5x5 stride 2 pad 2, 71 wide (rows of 36)", params: Conv2DParams(
+            batch: 1, inChannels: 4, inH: 13, inW: 71, outChannels: 4, kernelH: 5, kernelW: 5,
+            strideH: 2, strideW: 2, padTop: 2, padLeft: 2, padBottom: 2, padRight: 2, groups: 4)),
+        ConvCase(name: "3x3 stride 3, dilation 2, 200 wide, no bias", params: Conv2DParams(
+            batch: 1, inChannels: 2, inH: 11, inW: 200, outChannels: 2, kernelH: 3, kernelW: 3,
+            strideH: 3, strideW: 3, padTop: 1, padLeft: 2, padBottom: 0, padRight: 1, dilationH: 2, dilationW: 2, groups: 2),
+                 bias: false),
+        ConvCase(name: "3x3 pad 1, rows of 7", params: Conv2DParams(
+            batch: 1, inChannels: 5, inH: 7, inW: 7, outChannels: 5, kernelH: 3, kernelW: 3,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, groups: 5)),
+    ]
+
+    /// The AVX-512 depthwise kernel against the reference loops, with a ReLU epilogue, on rows
+    /// that take several 64-output blocks, tails and strides.
+    @Test(.enabled(if: Convolution.depthwiseApplies(Conv2DParams(batch: 1, inChannels: 2, inH: 3, inW: 3, outChannels: 2,
+                                                                 kernelH: 3, kernelW: 3, groups: 2))),
+          arguments: depthwiseCases)
+    func depthwiseKernelMatchesReference(_ c: ConvCase) {
+        let p = c.params
+        #expect(Convolution.depthwiseApplies(p))
+        let x = dyadicFloats(p.inputCount, seed: 20), w = dyadicFloats(p.weightCount, seed: 21)
+        let bias = c.bias ? dyadicFloats(p.outChannels, seed: 22) : nil
+        var y = [Float](repeating: .nan, count: p.outputCount)
+        let ran = y.withUnsafeMutableBufferPointer { yb in
+            Convolution.depthwise(p, input: x, weight: w, bias: bias, output: yb.baseAddress!, activation: .relu)
+        }
+        #expect(ran)
+        #expect(y == referenceConv2D(p, x, w, bias).map { max(0, $0) })
+    }
 }
