@@ -1,4 +1,5 @@
 import DLTensor
+import DLKernels
 import Foundation
 
 /// The four optimizers, with PyTorch's names.
@@ -198,10 +199,7 @@ public struct Optimizer: Sendable {
                 if c.momentum > 0 { s["momentum_buffer"] = buf }
             case .adam, .adamw:
                 let step = Double(stepCount())
-                if c.kind == .adamw && c.weightDecay != 0 {
-                    let f = Float(1 - c.lr * c.weightDecay)
-                    for i in 0..<n { p[i] = p[i] * f }
-                }
+                let decay = c.kind == .adamw && c.weightDecay != 0 ? Float(1 - c.lr * c.weightDecay) : 1
                 var m = s["exp_avg"] ?? zeros(), v = s["exp_avg_sq"] ?? zeros()
                 // Without amsgrad the max slot is never read: an empty tensor, not a zeroed copy per step.
                 var mx = c.amsgrad ? (s["max_exp_avg_sq"] ?? zeros()) : Tensor(zeros: .float32, shape: [0])
@@ -215,7 +213,14 @@ public struct Optimizer: Sendable {
                 m.withUnsafeMutableBufferPointer(as: Float.self) { mb in
                 v.withUnsafeMutableBufferPointer(as: Float.self) { vb in
                 mx.withUnsafeMutableBufferPointer(as: Float.self) { xb in
+                    if let pp = p.baseAddress, let gp = gb.baseAddress, let mp = mb.baseAddress, let vp = vb.baseAddress,
+                       OptimizerKernels.adam(count: n, param: pp, grad: gp, expAvg: mp, expAvgSq: vp,
+                                             maxExpAvgSq: c.amsgrad ? xb.baseAddress : nil, decay: decay, w1: w1, b2: b2,
+                                             w2: w2, bc2Sqrt: bc2Sqrt, eps: eps, a: a) {
+                        return
+                    }
                     for i in 0..<n {
+                        if decay != 1 { p[i] = p[i] * decay }
                         mb[i] = lerp(mb[i], gb[i], weight: w1)
                         vb[i] = vb[i] * b2
                         vb[i] = vb[i] + w2 * gb[i] * gb[i]

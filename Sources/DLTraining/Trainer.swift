@@ -420,6 +420,9 @@ public struct Trainer: Sendable {
     /// With several output losses, the loss is the sum of weight x loss (Keras's total loss,
     /// torch's `sum(w * l).backward()`), each output seeded with its weighted gradient.
     /// - Returns: the mean loss of the step's batches (before the update).
+    /// - Throws: a `TrainingError` (a NaN or infinite loss or gradient among them) before anything
+    ///   changes: weights, running statistics, optimizer state and progress stay as they were
+    ///   (`metrics` may hold the outputs of the batches before the failure).
     @discardableResult
     public mutating func step(_ data: Dataset, metrics: inout MetricAccumulator?) throws(TrainingError) -> Double {
         let count = data.count
@@ -428,6 +431,10 @@ public struct Trainer: Sendable {
         guard batches >= 1 else { throw .badData("batch \(progress.batchInEpoch) is past the \(perEpoch) batches of an epoch") }
         var rng = progress.rng
         var grads: [String: Tensor] = [:]
+        // Running statistics the batches update (BatchNormalization's), kept aside until the
+        // step is known to be finite: a step that throws leaves the trainer as it was, so a
+        // caller needs no copy of it to roll back (which made every update copy its weights).
+        var staged: [String: Tensor] = [:]
         var lossSum = 0.0, weightedSum = 0.0, samples = 0
         var headSums = [Double](repeating: 0, count: heads.count)
         for j in 0..<batches {
@@ -441,7 +448,7 @@ public struct Trainer: Sendable {
             do {
                 var feed = b.namedInputs
                 feed[options.inputName] = b.inputs
-                for (name, t) in weights { feed[name] = t }
+                for (name, t) in weights { feed[name] = staged[name] ?? t }
                 let tape: Tape
                 do { tape = try differentiator.forward(feed, training: true, rng: &rng) } catch { throw .autograd(error) }
                 var seeds: [String: Tensor] = [:]
@@ -464,7 +471,7 @@ public struct Trainer: Sendable {
                 do { batchGrads = try differentiator.backward(tape, seeds: seeds) } catch { throw .autograd(error) }
                 updatedState = tape.updatedState
             }
-            for (name, t) in updatedState { weights[name] = t }
+            for (name, t) in updatedState { staged[name] = t }
             for name in trainable {
                 guard let g = batchGrads[name] else { continue }
                 if var sum = grads.removeValue(forKey: name) { Self.add(g, into: &sum); grads[name] = sum } else { grads[name] = g }
@@ -476,6 +483,8 @@ public struct Trainer: Sendable {
             guard finite else { throw .nonFiniteGradient(step: progress.step + 1, parameter: name) }
         }
         if let maxNorm = options.clipGradNorm { Self.clip(&grads, names: trainable, maxNorm: maxNorm) }
+        for (name, t) in staged { weights[name] = t }
+        staged = [:]
         for name in trainable {
             guard let g = grads[name], var p = weights[name] else { continue }
             // A placeholder (same position) while `p` is updated, so `p` holds the only reference.

@@ -192,12 +192,13 @@ public struct TrainingLoop {
         var stopped = false
         while trainer.progress.step < endStep && !stopped {
             try applySchedule()
-            let lastGood = trainer, metricsBefore = epochMetrics
+            // A step that throws leaves the trainer as it was (`Trainer.step`): only the metrics
+            // of its batches are taken back.
+            let metricsBefore = epochMetrics
             let epochBefore = trainer.progress.epoch
             let loss: Double
             do { loss = try trainer.step(data, metrics: &epochMetrics) } catch {
                 if error.isNonFinite {
-                    trainer = lastGood
                     epochMetrics = metricsBefore
                     try save(snapshot, .latest)
                 }
