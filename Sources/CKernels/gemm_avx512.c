@@ -348,6 +348,48 @@ static DLK_TARGET void micro_gather(int mr, int kc, const float *ap, const float
     DLK_MICRO_CASES(1)
 }
 
+/// The blocking both products share: sum chunks of at most DLK_KC steps (whole when
+/// k ≤ 2·DLK_KC), row groups of at most DLK_MC rows. One group's packed A (≤ 120 × 1024 floats)
+/// stays in L2 while every 32-column panel of B streams past it, each panel reused from L1 by
+/// all the group's row blocks. B is packed panels (`off` null: panel pi's chunk at
+/// b + pi·32·k + k0·32), or k × n row-major with row stride ldb, read where it is through the
+/// row offsets `off` (off[p] = p·ldb).
+static DLK_TARGET int sgemm_blocks(int m, int n, int k, const float *a, long lda, int trans_a, const float *b,
+                                   long ldb, const int32_t *off, float *c, long ldc, const dlk_epilogue *e) {
+    const int kcMax = k <= 2 * DLK_KC ? k : DLK_KC;
+    const int mcMax = m <= DLK_MC ? m : DLK_MC;
+    float *apk = dlk_scratch(DLK_SCRATCH_GEMM, (size_t)mcMax * kcMax * sizeof(float));
+    if (!apk) return -1;
+    const int panels = (n + DLK_PANEL - 1) / DLK_PANEL;
+    for (int k0 = 0; k0 < k; k0 += kcMax) {
+        const int kc = k - k0 < kcMax ? k - k0 : kcMax;
+        const float cf = k0 > 0 ? 1.0f : (e->accumulate ? e->c_scale : 0.0f);
+        const int finish = k0 + kc == k;
+        for (int m0 = 0; m0 < m; m0 += mcMax) {
+            const int mc = m - m0 < mcMax ? m - m0 : mcMax;
+            const float *am = trans_a ? a + m0 : a + (size_t)m0 * lda;
+            pack_a_chunk_avx512(mc, k0, kc, am, lda, trans_a, apk);
+            const int nb = block_count(mc);
+            for (int pi = 0; pi < panels; pi++) {
+                const int col0 = pi * DLK_PANEL;
+                const int valid = n - col0 < DLK_PANEL ? n - col0 : DLK_PANEL;
+                const float *bp = off ? b + (size_t)k0 * ldb + col0 : b + (size_t)pi * DLK_PANEL * k + (size_t)k0 * DLK_PANEL;
+                for (int bi = 0; bi < nb; bi++) {
+                    int r0, mr;
+                    block_range(mc, bi, &r0, &mr);
+                    float *cp = c + (size_t)(m0 + r0) * ldc + col0;
+                    if (off) {
+                        micro_gather(mr, kc, apk + (size_t)r0 * kc, bp, off, cp, ldc, valid, cf, finish, e, m0 + r0, col0);
+                    } else {
+                        micro_panel(mr, kc, apk + (size_t)r0 * kc, bp, cp, ldc, valid, cf, finish, e, m0 + r0, col0);
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 DLK_TARGET int dlk_sgemm_packed(int m, int n, int k, const float *a, long lda, int trans_a,
                      const float *b_packed, float *c, long ldc, const dlk_epilogue *e) {
     if (m <= 0 || n <= 0) return 0;
@@ -373,37 +415,7 @@ DLK_TARGET int dlk_sgemm_packed(int m, int n, int k, const float *a, long lda, i
         }
         return 0;
     }
-    // Sum chunks of at most DLK_KC steps (whole when k ≤ 2·DLK_KC), row groups of at most
-    // DLK_MC rows: one group's packed A (≤ 120 × 1024 floats) stays in L2 while every panel of
-    // B streams past it, each panel reused from L1 by all the group's row blocks.
-    const int kcMax = k <= 2 * DLK_KC ? k : DLK_KC;
-    const int mcMax = m <= DLK_MC ? m : DLK_MC;
-    float *apk = dlk_scratch(DLK_SCRATCH_GEMM, (size_t)mcMax * kcMax * sizeof(float));
-    if (!apk) return -1;
-    const int panels = (n + DLK_PANEL - 1) / DLK_PANEL;
-    for (int k0 = 0; k0 < k; k0 += kcMax) {
-        const int kc = k - k0 < kcMax ? k - k0 : kcMax;
-        const float cf = k0 > 0 ? 1.0f : (e->accumulate ? e->c_scale : 0.0f);
-        const int finish = k0 + kc == k;
-        for (int m0 = 0; m0 < m; m0 += mcMax) {
-            const int mc = m - m0 < mcMax ? m - m0 : mcMax;
-            const float *am = trans_a ? a + m0 : a + (size_t)m0 * lda;
-            pack_a_chunk_avx512(mc, k0, kc, am, lda, trans_a, apk);
-            const int nb = block_count(mc);
-            for (int pi = 0; pi < panels; pi++) {
-                const int col0 = pi * DLK_PANEL;
-                const int valid = n - col0 < DLK_PANEL ? n - col0 : DLK_PANEL;
-                const float *b = b_packed + (size_t)pi * DLK_PANEL * k + (size_t)k0 * DLK_PANEL;
-                for (int bi = 0; bi < nb; bi++) {
-                    int r0, mr;
-                    block_range(mc, bi, &r0, &mr);
-                    micro_panel(mr, kc, apk + (size_t)r0 * kc, b, c + (size_t)(m0 + r0) * ldc + col0, ldc,
-                                valid, cf, finish, e, m0 + r0, col0);
-                }
-            }
-        }
-    }
-    return 0;
+    return sgemm_blocks(m, n, k, a, lda, trans_a, b_packed, 0, NULL, c, ldc, e);
 }
 
 DLK_TARGET int dlk_sgemm_b_rows(int m, int n, int k, const float *a, long lda, int trans_a,
@@ -413,35 +425,9 @@ DLK_TARGET int dlk_sgemm_b_rows(int m, int n, int k, const float *a, long lda, i
     // Row offsets of one sum chunk, relative to its first row; they must fit the int32 the
     // gathering micro-kernel takes.
     if (ldb < n || (long)kcMax * ldb > INT32_MAX) return -1;
-    const int mcMax = m <= DLK_MC ? m : DLK_MC;
-    float *apk = dlk_scratch(DLK_SCRATCH_GEMM, (size_t)mcMax * kcMax * sizeof(float));
-    if (!apk) return -1;
     int32_t off[2 * DLK_KC];
     for (int p = 0; p < kcMax; p++) off[p] = (int32_t)(p * ldb);
-    const int panels = (n + DLK_PANEL - 1) / DLK_PANEL;
-    for (int k0 = 0; k0 < k; k0 += kcMax) {
-        const int kc = k - k0 < kcMax ? k - k0 : kcMax;
-        const float cf = k0 > 0 ? 1.0f : (e->accumulate ? e->c_scale : 0.0f);
-        const int finish = k0 + kc == k;
-        for (int m0 = 0; m0 < m; m0 += mcMax) {
-            const int mc = m - m0 < mcMax ? m - m0 : mcMax;
-            const float *am = trans_a ? a + m0 : a + (size_t)m0 * lda;
-            pack_a_chunk_avx512(mc, k0, kc, am, lda, trans_a, apk);
-            const int nb = block_count(mc);
-            for (int pi = 0; pi < panels; pi++) {
-                const int col0 = pi * DLK_PANEL;
-                const int valid = n - col0 < DLK_PANEL ? n - col0 : DLK_PANEL;
-                const float *bp = b + (size_t)k0 * ldb + col0;
-                for (int bi = 0; bi < nb; bi++) {
-                    int r0, mr;
-                    block_range(mc, bi, &r0, &mr);
-                    micro_gather(mr, kc, apk + (size_t)r0 * kc, bp, off, c + (size_t)(m0 + r0) * ldc + col0, ldc,
-                                 valid, cf, finish, e, m0 + r0, col0);
-                }
-            }
-        }
-    }
-    return 0;
+    return sgemm_blocks(m, n, k, a, lda, trans_a, b, ldb, off, c, ldc, e);
 }
 
 /// Copies the output pixels among flat positions [t0, t0 + count) of the padded plane (row
