@@ -21,13 +21,14 @@ extension Convolution {
         // Strided along rows, each row's columns are stored by phase (see `dlk_pad2d_phases`).
         let padded = p.padTop + p.padBottom + p.padLeft + p.padRight > 0 || p.strideW > 1
 
-        /// Image n, group g, into `dst` with zero borders.
-        func pad(_ n: Int, _ g: Int, into dst: UnsafeMutablePointer<Float>) {
+        /// Image n, group g, into `dst` with zero borders; false when a strided copy could not be
+        /// made (no scratch for `dlk_pad2d_phases`).
+        func pad(_ n: Int, _ g: Int, into dst: UnsafeMutablePointer<Float>) -> Bool {
             let src = input + (n * p.inChannels + g * cg) * p.inH * p.inW
             // One C loop instead of a copy call per row (this path runs only with AVX-512).
             if dlk_pad2d_phases(src, Int32(cg), Int32(p.inH), Int32(p.inW), Int32(p.padTop), Int32(p.padLeft),
-                                Int32(p.padBottom), Int32(p.padRight), Int32(p.strideW), dst) == 0 { return }
-            precondition(p.strideW == 1, "a strided row needs dlk_pad2d_phases")
+                                Int32(p.padBottom), Int32(p.padRight), Int32(p.strideW), dst) == 0 { return true }
+            guard p.strideW == 1 else { return false }
             for c in 0..<cg {
                 let d = dst + c * plane
                 d.update(repeating: 0, count: p.padTop * wp)
@@ -39,14 +40,12 @@ extension Convolution {
                 }
                 (d + (p.padTop + p.inH) * wp).update(repeating: 0, count: p.padBottom * wp)
             }
+            return true
         }
 
-        func source(_ n: Int, _ g: Int, _ scratch: UnsafeMutablePointer<Float>?) -> UnsafePointer<Float> {
-            if let scratch {
-                pad(n, g, into: scratch)
-                return UnsafePointer(scratch)
-            }
-            return input + (n * p.inChannels + g * cg) * p.inH * p.inW
+        func source(_ n: Int, _ g: Int, _ scratch: UnsafeMutablePointer<Float>?) -> UnsafePointer<Float>? {
+            guard let scratch else { return input + (n * p.inChannels + g * cg) * p.inH * p.inW }
+            return pad(n, g, into: scratch) ? UnsafePointer(scratch) : nil
         }
 
         let workers = ParallelFor.workerCount
@@ -59,7 +58,9 @@ extension Convolution {
                 let scratch = padded ? ConvolutionScratch.shared.take(cg * plane) : nil
                 defer { if let scratch { ConvolutionScratch.shared.give(scratch) } }
                 for n in lo..<hi {
-                    for g in 0..<p.groups where !body(n, g, source(n, g, scratch?.pointer), 0, units) { failed[lo] = true }
+                    for g in 0..<p.groups {
+                        guard let src = source(n, g, scratch?.pointer), body(n, g, src, 0, units) else { failed[lo] = true; continue }
+                    }
                 }
             }
             return !failed.contains(true)
@@ -70,7 +71,7 @@ extension Convolution {
         defer { failed.deallocate() }
         for n in 0..<p.batch {
             for g in 0..<p.groups {
-                let src = source(n, g, scratch?.pointer)
+                guard let src = source(n, g, scratch?.pointer) else { return false }
                 failed.initialize(repeating: false)
                 ParallelFor.split(units, parts: splitParts) { lo, hi in
                     if !body(n, g, src, lo, hi) { failed[lo] = true }

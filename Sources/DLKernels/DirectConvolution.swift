@@ -8,8 +8,8 @@ import CKernels
 /// offset from the output pixel, and multiplies them with the packed weights. (Where rows are
 /// short, the 32 pixels run on across row ends and the columns between rows are dropped. At
 /// stride 2 along rows, the copy stores each row's even columns, then its odd ones, so a tap's
-/// inputs are neighbours again.) im2col wrote and OpenBLAS repacked a `cin·kh·kw × pixels` matrix per call; here the only extra pass is the
-/// padding copy (one input-sized write). Bias, residual and activation run in the kernel's
+/// inputs are neighbours again.) im2col wrote and OpenBLAS repacked a `cin·kh·kw × pixels`
+/// matrix per call; here the only extra pass is the padding copy (one input-sized write). Bias, residual and activation run in the kernel's
 /// epilogue while the results are in registers (the residual is first copied into the output,
 /// which the epilogue then accumulates onto).
 extension Convolution {
@@ -34,20 +34,24 @@ extension Convolution {
     /// this AMD EPYC (28 of 32 lanes: 1.25 against 1.50 ms, 64 → 128 channels from 56 × 56;
     /// 14 of 32: 2.41 against 1.39 ms, 128 → 256 from 28 × 28).
     public static func directPays(_ p: Conv2DParams) -> Bool {
-        if p.strideH != 1 || p.strideW != 1 { return stridedDirectPays(outW: p.outW) }
+        if p.strideH != 1 || p.strideW != 1 { return stridedDirectPays(outW: p.outW, kernelH: p.kernelH, kernelW: p.kernelW) }
         if p.outW >= 8 { return true }
         let wp = p.inW + p.padLeft + p.padRight
         let tiles = ((p.outH - 1) * wp + p.outW + 31) / 32
         return 3 * p.outH * p.outW >= tiles * 32
     }
 
-    /// The strided half of ``directPays(_:)``: output rows of `outW` pixels fill at least 3/4 of
-    /// their 32-pixel tiles. (Plans ask it before packing a strided convolution's weights.)
-    public static func stridedDirectPays(outW: Int) -> Bool {
-        4 * outW >= 3 * 32 * ((outW + 31) / 32)
+    /// The strided half of ``directPays(_:)``: a 2-D kernel (where it was measured to pay: 3 × 3
+    /// and larger image convolutions) whose output rows of `outW` pixels fill at least 3/4 of their
+    /// 32-pixel tiles. A strided kernel of one row or column, as a CQT's long decimation filters
+    /// (basic-pitch: 1 × 256, stride 2), keeps im2col + GEMM: one accumulator over its 256 taps
+    /// moved the outputs further from ONNX Runtime's (max difference 1.9e-5 → 2.8e-5) and
+    /// TFLite's. (Plans ask this before packing a strided convolution's weights.)
+    public static func stridedDirectPays(outW: Int, kernelH: Int, kernelW: Int) -> Bool {
+        kernelH > 1 && kernelW > 1 && 4 * outW >= 3 * 32 * ((outW + 31) / 32)
     }
 
-    /// `output = act(conv(input, weight) + bias + residual)` for a stride-1 convolution whose
+    /// `output = act(conv(input, weight) + bias + residual)` for a convolution of strides 1 or 2 whose
     /// weights were packed per group with ``PackedMatrix/rowBlocks(_:m:k:)``
     /// (`m = outChannelsPerGroup`, `k = inChannelsPerGroup · kernelH · kernelW`).
     /// - Returns: false when it did not run (a shape it does not take, packed weights of another
@@ -109,7 +113,7 @@ extension Convolution {
         let fullBlocks = wino != nil ? max(1, bands * ((p.outW + 1) / 2) / 32) : bands
         // Too few rows for the workers (a 1 × 1 convolution's plane flattened into one row, a 1-D
         // convolution): they share out the output channels too, at least 16 each. Before, such an
-        // image ran on one worker (MobileNetV3's 1 × 1 convolutions: 1.1x faster at 2 threads).
+        // image ran on one worker (MobileNetV3's 1 × 1 convolutions gained 1.1x from a second).
         let channelParts = wino == nil && workers > 1 && p.batch < workers && bands < 2 * workers
             ? max(1, min((2 * workers + bands - 1) / bands, ocg / 16)) : 1
         let units = bands * channelParts

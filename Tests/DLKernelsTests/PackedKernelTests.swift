@@ -172,6 +172,22 @@ import Testing
         #expect(z == conv)
     }
 
+    /// Stride 2 goes direct for 2-D kernels whose rows fill the tiles; not for a long 1-D filter
+    /// (a CQT's 1 × 256 decimation, whose single-accumulator sums drifted from ORT's), nor for
+    /// rows of 14 (under half a tile).
+    @Test func stridedDirectConvolutionIsChosenWhereItWasMeasured() {
+        let image = Conv2DParams(batch: 1, inChannels: 64, inH: 56, inW: 56, outChannels: 128, kernelH: 3, kernelW: 3,
+                                 strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
+        #expect(image.outW == 28 && Convolution.directPays(image))
+        var short = image
+        short.inH = 28
+        short.inW = 28
+        #expect(short.outW == 14 && !Convolution.directPays(short))
+        let filter = Conv2DParams(batch: 1, inChannels: 1, inH: 1, inW: 4000, outChannels: 1, kernelH: 1, kernelW: 256,
+                                  strideH: 1, strideW: 2)
+        #expect(filter.outW > 1000 && !Convolution.directPays(filter))
+    }
+
     @Test(.enabled(if: PackedMatrix.isSupported))
     func directConvolutionRefusesStridesAndMismatchedWeights() throws {
         let strided = Conv2DParams(batch: 1, inChannels: 2, inH: 8, inW: 8, outChannels: 3, kernelH: 3, kernelW: 3, strideH: 3, strideW: 3)

@@ -120,7 +120,9 @@ final class WeightPacks: @unchecked Sendable {
             guard w.rank == 3 || w.rank == 4, let window = try? WindowAttributes(node: node),
                   w.shape[0] % window.group == 0, (window.strides ?? []).allSatisfy({ (1...2).contains($0) }) else { return nil }
             if (window.strides ?? []).contains(2), node.opType != "FusedConvPool", let outW = outputType?.dims?.last?.value,
-               !Convolution.stridedDirectPays(outW: outW) { return nil }
+               !Convolution.stridedDirectPays(outW: outW, kernelH: w.rank == 4 ? w.shape[2] : 1, kernelW: w.shape[w.rank - 1]) {
+                return nil
+            }
             let groups = window.group
             let m = w.shape[0] / groups, k = w.elementCount / w.shape[0]
             return How(kind: "rows\(groups)", name: name, tensor: w) {
