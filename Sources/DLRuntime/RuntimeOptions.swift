@@ -21,10 +21,13 @@ public struct RuntimeOptions: Sendable, Hashable {
     public var packing: Bool
     /// The fewest product rows (m) for which a Gemm/MatMul weight that is a view into a
     /// memory-mapped file is packed: the panels are a second copy of the file's bytes. Plans of
-    /// fewer rows (a decoder's one-token steps) run on the mapped weights as they are.
+    /// fewer rows run on the mapped weights as they are (no copy, but other sums' order than the
+    /// packed kernel's, so not the bits the same model gives from a file read into memory).
     public var packMappedMinRows: Int = RuntimeOptions.defaultPackMappedMinRows
-    /// See ``packMappedMinRows``; measured in scripts/bench/RESULTS-hf.md.
-    public static let defaultPackMappedMinRows = Int.max
+    /// 0: mapped weights are packed like any other, so a model gives the same bits from every
+    /// format. `Int.max` never copies them (an HF decoder: 53 against 546 MB of anonymous memory
+    /// for gpt2, at 0.66-0.83x the decoding speed); measured in scripts/bench/RESULTS-hf.md.
+    public static let defaultPackMappedMinRows = 0
     /// Winograd F(2×2, 3×3) for 3×3 convolutions with at least 16 channels (AVX-512 only).
     public var winograd: Bool
     /// Use the AVX-512 kernels where the CPU has them; off runs the portable Swift and OpenBLAS

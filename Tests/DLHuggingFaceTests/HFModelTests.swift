@@ -80,19 +80,20 @@ import Testing
         }
     }
 
-    /// The mapped weights are not copied into packed panels: the plans of a decoder's and an
-    /// encoder's products (a few rows here, as a prompt or a decoding step) pack nothing by default;
-    /// asked to pack mapped weights at any size, the same plans do (on AVX-512 machines), with the
-    /// same outputs to rounding.
+    /// Asked not to copy the mapped weights (`packMappedMinRows` past the plans' rows), the plans
+    /// of a decoder's and an encoder's products (a few rows here, as a prompt or a decoding step)
+    /// pack nothing; asked to pack mapped weights at any size, the same plans do (on AVX-512
+    /// machines), with the same outputs to rounding.
     @Test(arguments: ["gpt2", "llama", "bert"]) func mappedWeightsAreNotPacked(_ name: String) throws {
         let folder = TestPackage.fixture("hf/\(name)")
         let graph = try HFFolder(path: folder).graph()
         let expected = try SafeTensorsFile(path: folder + "/expected.safetensors")
         var inputs: [String: Tensor] = [:]
         for i in graph.inputs { inputs[i.name] = try expected.tensor(named: i.name) }
-        var always = RuntimeOptions()
+        var never = RuntimeOptions(), always = RuntimeOptions()
+        never.packMappedMinRows = Int.max
         always.packMappedMinRows = 0
-        let (plain, y) = try #require(try Executor(graph: graph).planRunStats(inputs))
+        let (plain, y) = try #require(try Executor(graph: graph, options: never).planRunStats(inputs))
         let (packed, yp) = try #require(try Executor(graph: graph, options: always).planRunStats(inputs))
         #expect(plain.packedSteps == 0, "\(name): \(plain.packedSteps) steps packed mapped weights")
         #expect((packed.packedSteps > 0) == PackedMatrix.isSupported, "\(name)")

@@ -6,8 +6,9 @@ import Foundation
 import Testing
 @testable import DLRuntime
 
-/// Weights that are views into a memory-mapped file (a Hugging Face folder's safetensors) are not
-/// copied into packed panels for products of fewer rows than `RuntimeOptions.packMappedMinRows`:
+/// Weights that are views into a memory-mapped file (a Hugging Face folder's safetensors) are
+/// packed like any other by default (the same bits as the model from a file read into memory);
+/// asked not to copy them for products of fewer rows than `RuntimeOptions.packMappedMinRows`,
 /// the plan packs nothing and the weights stay mapped. The AVX-512 kernels read a row-major B where
 /// it is for several rows (the packed weights' bits) and a transposed one for up to 4 rows (dot
 /// products, to rounding); OpenBLAS takes the rest.
@@ -41,6 +42,9 @@ import Testing
         #expect(owned.initializers["w1"]?.isMapped == false)
 
         let byDefault = try Executor(graph: g)
+        var none = RuntimeOptions()
+        none.packMappedMinRows = Int.max
+        let never = try Executor(graph: g, options: none)
         var some = RuntimeOptions()
         some.packMappedMinRows = 8
         let fromEightRows = try Executor(graph: g, options: some)
@@ -49,12 +53,16 @@ import Testing
         let avx = PackedMatrix.isSupported
         for rows in [1, 3, 8, 33] {
             let x = ["x": seededRandom([rows, 24], seed: 10 + rows)]
-            let (d, yd) = try #require(try byDefault.planRunStats(x))
+            let (d, yd) = try #require(try never.planRunStats(x))
+            let (f, yf) = try #require(try byDefault.planRunStats(x))
             let (e, ye) = try #require(try fromEightRows.planRunStats(x))
             let (o, yo) = try #require(try ownedWeights.planRunStats(x))
             let (_, yu) = try #require(try unpacked.planRunStats(x))
-            // The default packs no mapped weight at any of these sizes; owned weights are packed.
+            // Never packs no mapped weight at any of these sizes; owned weights are packed, and by
+            // default mapped ones too, with the owned weights' bits.
             #expect(d.packedSteps == 0, "rows \(rows)")
+            #expect(f.packedSteps == (avx ? 2 : 0), "rows \(rows)")
+            #expect(try #require(yf["y"]).withUnsafeBytes { Array($0) } == (try #require(yo["y"])).withUnsafeBytes { Array($0) }, "rows \(rows)")
             #expect(e.packedSteps == (avx && rows >= 8 ? 2 : 0), "rows \(rows)")
             #expect(o.packedSteps == (avx ? 2 : 0), "rows \(rows)")
             // Unpacked, the mapped weights give packing off's bits without AVX-512; with it, every

@@ -23,10 +23,10 @@ import DLTensor
 ///
 /// A Gemm/MatMul weight that is a view into a memory-mapped file (`Tensor.isMapped`: a Hugging
 /// Face folder's safetensors, ONNX external data) is packed only for a plan whose product has at
-/// least `mappedMinRows` rows (`RuntimeOptions.packMappedMinRows`): the panels would be a second
-/// copy of the file's bytes in anonymous memory, and products of few rows (a decoder's steps,
-/// m = 1, which take `sgemv` on the mapped rows) gain little from them. A weight packed once
-/// (by a plan of many rows) is shared with every later plan, as any other.
+/// least `mappedMinRows` rows (`RuntimeOptions.packMappedMinRows`, by default 0: always): the
+/// panels are a second copy of the file's bytes in anonymous memory, which a caller may refuse
+/// for products of few rows (a decoder's steps). A weight packed once (by a plan of many rows)
+/// is shared with every later plan, as any other.
 final class WeightPacks: @unchecked Sendable {
     private struct Entry {
         /// The constant packed (kept alive, so its storage identity stays unique).
