@@ -348,18 +348,26 @@ static DLK_TARGET void micro_gather(int mr, int kc, const float *ap, const float
     DLK_MICRO_CASES(1)
 }
 
-/// The blocking both products share: sum chunks of at most DLK_KC steps (whole when
+/// How sgemm_blocks finds B.
+typedef enum {
+    B_PANELS,      // packed panels: panel pi's chunk at b + pi·32·k + k0·32
+    B_ROWS,        // k × n row-major, row stride ldb, read in place through the row offsets `off`
+    B_TRANSPOSED,  // Bᵀ, n × k row-major, row stride ldb: each chunk of a panel transposed into scratch
+} b_source;
+
+/// The blocking every product shares: sum chunks of at most DLK_KC steps (whole when
 /// k ≤ 2·DLK_KC), row groups of at most DLK_MC rows. One group's packed A (≤ 120 × 1024 floats)
 /// stays in L2 while every 32-column panel of B streams past it, each panel reused from L1 by
-/// all the group's row blocks. B is packed panels (`off` null: panel pi's chunk at
-/// b + pi·32·k + k0·32), or k × n row-major with row stride ldb, read where it is through the
-/// row offsets `off` (off[p] = p·ldb).
+/// all the group's row blocks. B_TRANSPOSED builds the panel chunk the packed weights would hold
+/// (the same floats, zero past n), so every source gives the same bits.
 static DLK_TARGET int sgemm_blocks(int m, int n, int k, const float *a, long lda, int trans_a, const float *b,
-                                   long ldb, const int32_t *off, float *c, long ldc, const dlk_epilogue *e) {
+                                   long ldb, b_source src, const int32_t *off, float *c, long ldc, const dlk_epilogue *e) {
     const int kcMax = k <= 2 * DLK_KC ? k : DLK_KC;
     const int mcMax = m <= DLK_MC ? m : DLK_MC;
     float *apk = dlk_scratch(DLK_SCRATCH_GEMM, (size_t)mcMax * kcMax * sizeof(float));
     if (!apk) return -1;
+    float *panel = NULL;
+    if (src == B_TRANSPOSED && !(panel = dlk_scratch(DLK_SCRATCH_PANEL, (size_t)kcMax * DLK_PANEL * sizeof(float)))) return -1;
     const int panels = (n + DLK_PANEL - 1) / DLK_PANEL;
     for (int k0 = 0; k0 < k; k0 += kcMax) {
         const int kc = k - k0 < kcMax ? k - k0 : kcMax;
@@ -373,12 +381,31 @@ static DLK_TARGET int sgemm_blocks(int m, int n, int k, const float *a, long lda
             for (int pi = 0; pi < panels; pi++) {
                 const int col0 = pi * DLK_PANEL;
                 const int valid = n - col0 < DLK_PANEL ? n - col0 : DLK_PANEL;
-                const float *bp = off ? b + (size_t)k0 * ldb + col0 : b + (size_t)pi * DLK_PANEL * k + (size_t)k0 * DLK_PANEL;
+                const float *bp;
+                if (src == B_ROWS) {
+                    bp = b + (size_t)k0 * ldb + col0;
+                } else if (src == B_TRANSPOSED) {
+                    // Lanes past n are never stored, but zeros keep them from holding NaNs or subnormals.
+                    if (valid < DLK_PANEL) memset(panel, 0, (size_t)kc * DLK_PANEL * sizeof(float));
+                    dlk_transpose_32(b + (size_t)col0 * ldb + k0, ldb, panel, DLK_PANEL, valid, kc);
+                    // The next panel's rows into L2 while this one is used: rows of Bᵀ are a few
+                    // KB each, a new page apiece, which the hardware prefetchers do not cross.
+                    if (pi + 1 < panels) {
+                        const int nv = n - col0 - DLK_PANEL < DLK_PANEL ? n - col0 - DLK_PANEL : DLK_PANEL;
+                        for (int r = 0; r < nv; r++) {
+                            const char *row = (const char *)(b + (size_t)(col0 + DLK_PANEL + r) * ldb + k0);
+                            for (int q = 0; q < kc * 4; q += 64) _mm_prefetch(row + q, _MM_HINT_T1);
+                        }
+                    }
+                    bp = panel;
+                } else {
+                    bp = b + (size_t)pi * DLK_PANEL * k + (size_t)k0 * DLK_PANEL;
+                }
                 for (int bi = 0; bi < nb; bi++) {
                     int r0, mr;
                     block_range(mc, bi, &r0, &mr);
                     float *cp = c + (size_t)(m0 + r0) * ldc + col0;
-                    if (off) {
+                    if (src == B_ROWS) {
                         micro_gather(mr, kc, apk + (size_t)r0 * kc, bp, off, cp, ldc, valid, cf, finish, e, m0 + r0, col0);
                     } else {
                         micro_panel(mr, kc, apk + (size_t)r0 * kc, bp, cp, ldc, valid, cf, finish, e, m0 + r0, col0);
@@ -415,19 +442,180 @@ DLK_TARGET int dlk_sgemm_packed(int m, int n, int k, const float *a, long lda, i
         }
         return 0;
     }
-    return sgemm_blocks(m, n, k, a, lda, trans_a, b_packed, 0, NULL, c, ldc, e);
+    return sgemm_blocks(m, n, k, a, lda, trans_a, b_packed, 0, B_PANELS, NULL, c, ldc, e);
+}
+
+/// The packed micro-kernel's epilogue on 16 columns of one row (`x` the chunk's sum), in its order.
+DLK_INLINE DLK_TARGET void epilogue16(__m512 x, float *row, __mmask16 mk, float cf, int finish, const dlk_epilogue *e,
+                                      int i, int col) {
+    if (e->alpha != 1.0f) x = _mm512_mul_ps(x, _mm512_set1_ps(e->alpha));
+    if (cf != 0.0f) x = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, row), _mm512_set1_ps(cf), x);
+    if (finish) {
+        if (e->row_bias) x = _mm512_add_ps(x, _mm512_set1_ps(e->row_bias[i]));
+        x = _mm512_add_ps(x, e->col_bias ? _mm512_maskz_loadu_ps(mk, e->col_bias + col) : _mm512_setzero_ps());
+        x = activate(x, e);
+    }
+    _mm512_mask_storeu_ps(row, mk, x);
+}
+
+/// dlk_sgemm_b_rows for one or two rows (a decoding step). The packed kernel's sums at mr ≤ 2,
+/// column by column in its order (each chunk of the sum as two chains, even steps and odd, added
+/// before an odd last step; chunk after chunk added into C; then the epilogue), but B is read a
+/// whole row at a time, in order, instead of 32 columns down all k rows: with one row of A
+/// there is nothing to reuse B for, so its one streaming read is the cost.
+static DLK_TARGET int sgemm_b_rows_few(int m, int n, int k, const float *a, long lda, int trans_a,
+                                       const float *b, long ldb, float *c, long ldc, const dlk_epilogue *e) {
+    enum { NB = 4096 };  // columns per pass
+    float *acc = dlk_scratch(DLK_SCRATCH_PANEL, 4 * NB * sizeof(float));
+    if (!acc) return -1;
+    float *xs[2] = {acc, acc + 2 * NB}, *ys[2] = {acc + NB, acc + 3 * NB};
+    const int kcMax = k <= 2 * DLK_KC ? k : DLK_KC;
+#define A_AT(i, p) (trans_a ? a[(size_t)(p) * lda + (i)] : a[(size_t)(i) * lda + (p)])
+    for (int j0 = 0; j0 < n; j0 += NB) {
+        const int nb = n - j0 < NB ? n - j0 : NB;
+        for (int k0 = 0; k0 < k; k0 += kcMax) {
+            const int kc = k - k0 < kcMax ? k - k0 : kcMax;
+            const float cf = k0 > 0 ? 1.0f : (e->accumulate ? e->c_scale : 0.0f);
+            const int finish = k0 + kc == k;
+            memset(acc, 0, (size_t)2 * m * NB * sizeof(float));
+            // Steps p, p + 1 (and p + 2, p + 3: two steps per chain in one pass over the sums)
+            // into the chains of even and odd steps.
+            int p = 0;
+            while (p + 1 < kc) {
+                const int steps = p + 3 < kc ? 4 : 2;
+                const float *r0 = b + (size_t)(k0 + p) * ldb + j0, *r1 = r0 + ldb, *r2 = r1 + ldb, *r3 = r2 + ldb;
+                // Each row's few KB start a new page, where the hardware prefetchers start over:
+                // fetch the rows 16 steps ahead into L2 (a prefetch past the end of B does not fault).
+                const char *ahead = (const char *)(r0 + 16 * ldb);
+                for (int i = 0; i < m; i++) {
+                    const __m512 u0 = _mm512_set1_ps(A_AT(i, k0 + p)), w0 = _mm512_set1_ps(A_AT(i, k0 + p + 1));
+                    const __m512 u1 = _mm512_set1_ps(steps == 4 ? A_AT(i, k0 + p + 2) : 0.0f);
+                    const __m512 w1 = _mm512_set1_ps(steps == 4 ? A_AT(i, k0 + p + 3) : 0.0f);
+                    float *x = xs[i], *y = ys[i];
+                    for (int j = 0; j < nb; j += 16) {
+                        const __mmask16 mk = dlk_lanes16(nb - j);
+                        __m512 xv = _mm512_fmadd_ps(u0, _mm512_maskz_loadu_ps(mk, r0 + j), _mm512_load_ps(x + j));
+                        __m512 yv = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(mk, r1 + j), _mm512_load_ps(y + j));
+                        if (steps == 4) {
+                            xv = _mm512_fmadd_ps(u1, _mm512_maskz_loadu_ps(mk, r2 + j), xv);
+                            yv = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(mk, r3 + j), yv);
+                        }
+                        if (i == 0)
+                            for (int q = 0; q < steps; q++) _mm_prefetch(ahead + (size_t)q * ldb * 4 + 4 * j, _MM_HINT_T1);
+                        _mm512_store_ps(x + j, xv);
+                        _mm512_store_ps(y + j, yv);
+                    }
+                }
+                p += steps;
+            }
+            for (int i = 0; i < m; i++) {
+                float *x = xs[i], *y = ys[i];
+                for (int j = 0; j < nb; j += 16) _mm512_store_ps(x + j, _mm512_add_ps(_mm512_load_ps(x + j), _mm512_load_ps(y + j)));
+                if (p < kc) {
+                    const __m512 u = _mm512_set1_ps(A_AT(i, k0 + p));
+                    const float *r = b + (size_t)(k0 + p) * ldb + j0;
+                    for (int j = 0; j < nb; j += 16) {
+                        const __mmask16 mk = dlk_lanes16(nb - j);
+                        _mm512_store_ps(x + j, _mm512_fmadd_ps(u, _mm512_maskz_loadu_ps(mk, r + j), _mm512_load_ps(x + j)));
+                    }
+                }
+                for (int j = 0; j < nb; j += 16)
+                    epilogue16(_mm512_load_ps(x + j), c + (size_t)i * ldc + j0 + j, dlk_lanes16(nb - j), cf, finish, e, i, j0 + j);
+            }
+        }
+    }
+#undef A_AT
+    return 0;
 }
 
 DLK_TARGET int dlk_sgemm_b_rows(int m, int n, int k, const float *a, long lda, int trans_a,
                                 const float *b, long ldb, float *c, long ldc, const dlk_epilogue *e) {
-    if (m <= 0 || n <= 0 || k <= 0) return -1;
+    if (m <= 0 || n <= 0 || k <= 0 || ldb < n) return -1;
+    if (m <= 2) return sgemm_b_rows_few(m, n, k, a, lda, trans_a, b, ldb, c, ldc, e);
     const int kcMax = k <= 2 * DLK_KC ? k : DLK_KC;
     // Row offsets of one sum chunk, relative to its first row; they must fit the int32 the
     // gathering micro-kernel takes.
-    if (ldb < n || (long)kcMax * ldb > INT32_MAX) return -1;
+    if ((long)kcMax * ldb > INT32_MAX) return -1;
     int32_t off[2 * DLK_KC];
     for (int p = 0; p < kcMax; p++) off[p] = (int32_t)(p * ldb);
-    return sgemm_blocks(m, n, k, a, lda, trans_a, b, ldb, off, c, ldc, e);
+    return sgemm_blocks(m, n, k, a, lda, trans_a, b, ldb, B_ROWS, off, c, ldc, e);
+}
+
+/// dlk_sgemm_bt_rows for one or two rows of A (a decoding step): the packed kernel's sums at
+/// mr ≤ 2, 16 outputs at a time, with Bᵀ transposed in registers 16 × 16 at a time straight into
+/// the multiply-adds (steps of even index into one chain, odd into another, as there): no
+/// panel is written and read back, so the weight's one read is the cost.
+static DLK_TARGET int sgemm_bt_few(int m, int n, int k, const float *a, long lda, int trans_a,
+                                   const float *bt, long ldb, float *c, long ldc, const dlk_epilogue *e) {
+    const int kcMax = k <= 2 * DLK_KC ? k : DLK_KC;
+    float *av = dlk_scratch(DLK_SCRATCH_PANEL, (size_t)2 * kcMax * sizeof(float));
+    if (!av) return -1;
+    for (int k0 = 0; k0 < k; k0 += kcMax) {
+        const int kc = k - k0 < kcMax ? k - k0 : kcMax;
+        const float cf = k0 > 0 ? 1.0f : (e->accumulate ? e->c_scale : 0.0f);
+        const int finish = k0 + kc == k;
+        for (int i = 0; i < m; i++)
+            for (int p = 0; p < kc; p++) av[i * kcMax + p] = trans_a ? a[(size_t)(k0 + p) * lda + i] : a[(size_t)i * lda + k0 + p];
+        for (int j0 = 0; j0 < n; j0 += 16) {
+            const int h = n - j0 < 16 ? n - j0 : 16, lines = (kc + 15) / 16;
+            const float *w = bt + (size_t)j0 * ldb + k0;
+            __m512 x[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()}, y[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+            __m512 tail[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+            int has_tail = 0;
+            for (int p0 = 0; p0 < kc; p0 += 16) {
+                const int wd = kc - p0 < 16 ? kc - p0 : 16;
+                const __mmask16 in = dlk_lanes16(wd);
+                __m512 r[16], t[16];
+                _Pragma("clang loop unroll(full)")
+                for (int q = 0; q < 16; q++)
+                    r[q] = q < h ? _mm512_maskz_loadu_ps(in, w + (size_t)q * ldb + p0) : _mm512_setzero_ps();
+                // Read down 16 rows at once, B streams poorly (each row a few KB, on a page of its
+                // own, where the hardware prefetchers start over): while this block is used, the
+                // next one is fetched into L2 in address order, 16 lines per step (a prefetch past
+                // the end of Bᵀ does not fault).
+                _Pragma("clang loop unroll(full)")
+                for (int q = 0; q < 16; q++) {
+                    const int line = p0 + q;  // line `line` of the next block's 16 rows of `lines` each
+                    _mm_prefetch((const char *)(w + (size_t)(16 + line / lines) * ldb + (line % lines) * 16), _MM_HINT_T1);
+                }
+                dlk_transpose16x16(r, t);
+                for (int i = 0; i < m; i++) {
+                    const float *ap = av + i * kcMax + p0;
+                    if (wd == 16) {
+                        _Pragma("clang loop unroll(full)")
+                        for (int q = 0; q < 16; q += 2) {
+                            x[i] = _mm512_fmadd_ps(_mm512_set1_ps(ap[q]), t[q], x[i]);
+                            y[i] = _mm512_fmadd_ps(_mm512_set1_ps(ap[q + 1]), t[q + 1], y[i]);
+                        }
+                    } else {
+                        int q = 0;
+                        for (; q + 1 < wd; q += 2) {
+                            x[i] = _mm512_fmadd_ps(_mm512_set1_ps(ap[q]), t[q], x[i]);
+                            y[i] = _mm512_fmadd_ps(_mm512_set1_ps(ap[q + 1]), t[q + 1], y[i]);
+                        }
+                        if (q < wd) {
+                            tail[i] = t[q];
+                            has_tail = 1;
+                        }
+                    }
+                }
+            }
+            const __mmask16 mk = dlk_lanes16(h);
+            for (int i = 0; i < m; i++) {
+                __m512 v = _mm512_add_ps(x[i], y[i]);
+                if (has_tail) v = _mm512_fmadd_ps(_mm512_set1_ps(av[i * kcMax + kc - 1]), tail[i], v);
+                epilogue16(v, c + (size_t)i * ldc + j0, mk, cf, finish, e, i, j0);
+            }
+        }
+    }
+    return 0;
+}
+
+DLK_TARGET int dlk_sgemm_bt_rows(int m, int n, int k, const float *a, long lda, int trans_a,
+                                 const float *bt, long ldb, float *c, long ldc, const dlk_epilogue *e) {
+    if (m <= 0 || n <= 0 || k <= 0 || ldb < k) return -1;
+    if (m <= 2) return sgemm_bt_few(m, n, k, a, lda, trans_a, bt, ldb, c, ldc, e);
+    return sgemm_blocks(m, n, k, a, lda, trans_a, bt, ldb, B_TRANSPOSED, NULL, c, ldc, e);
 }
 
 /// Copies the output pixels among flat positions [t0, t0 + count) of the padded plane (row
@@ -535,6 +723,12 @@ DLK_TARGET int dlk_conv2d_direct(const float *x, int cin, int hp, int wp, int kh
 int dlk_sgemm_b_rows(int m, int n, int k, const float *a, long lda, int trans_a,
                      const float *b, long ldb, float *c, long ldc, const dlk_epilogue *e) {
     (void)m; (void)n; (void)k; (void)a; (void)lda; (void)trans_a; (void)b; (void)ldb; (void)c; (void)ldc; (void)e;
+    return -1;
+}
+
+int dlk_sgemm_bt_rows(int m, int n, int k, const float *a, long lda, int trans_a,
+                      const float *bt, long ldb, float *c, long ldc, const dlk_epilogue *e) {
+    (void)m; (void)n; (void)k; (void)a; (void)lda; (void)trans_a; (void)bt; (void)ldb; (void)c; (void)ldc; (void)e;
     return -1;
 }
 

@@ -242,28 +242,11 @@ TF_TARGET int dlk_transpose_32(const void *src, long lds, void *dst, long ldd, i
             _Pragma("clang loop unroll(full)")
             for (int i = 0; i < 16; i++)
                 r[i] = i < h ? _mm512_maskz_loadu_ps(in, a + (size_t)(r0 + i) * lds + c0) : _mm512_setzero_ps();
-            _Pragma("clang loop unroll(full)")
-            for (int i = 0; i < 8; i++) {
-                t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-                t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-            }
-            _Pragma("clang loop unroll(full)")
-            for (int i = 0; i < 4; i++) {
-                r[4 * i] = dlk_unpacklo_pd(t[4 * i], t[4 * i + 2]);
-                r[4 * i + 1] = dlk_unpackhi_pd(t[4 * i], t[4 * i + 2]);
-                r[4 * i + 2] = dlk_unpacklo_pd(t[4 * i + 1], t[4 * i + 3]);
-                r[4 * i + 3] = dlk_unpackhi_pd(t[4 * i + 1], t[4 * i + 3]);
-            }
+            dlk_transpose16x16(r, t);
             float *d = b + (size_t)c0 * ldd + r0;
             _Pragma("clang loop unroll(full)")
-            for (int j = 0; j < 4; j++) {
-                __m512 x = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88), y = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);
-                __m512 u = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88), v = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
-                if (j < w) _mm512_mask_storeu_ps(d + (size_t)j * ldd, out, _mm512_shuffle_f32x4(x, u, 0x88));
-                if (4 + j < w) _mm512_mask_storeu_ps(d + (size_t)(4 + j) * ldd, out, _mm512_shuffle_f32x4(y, v, 0x88));
-                if (8 + j < w) _mm512_mask_storeu_ps(d + (size_t)(8 + j) * ldd, out, _mm512_shuffle_f32x4(x, u, 0xDD));
-                if (12 + j < w) _mm512_mask_storeu_ps(d + (size_t)(12 + j) * ldd, out, _mm512_shuffle_f32x4(y, v, 0xDD));
-            }
+            for (int q = 0; q < 16; q++)
+                if (q < w) _mm512_mask_storeu_ps(d + (size_t)q * ldd, out, t[q]);
         }
     }
     return 0;

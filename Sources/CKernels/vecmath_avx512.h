@@ -24,6 +24,32 @@ DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_unpackhi_pd(__m512 a, __m512 b) {
     return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
 }
 
+/// The 16 × 16 transpose of r (r[i] is row i): out[q] lane i = r[i] lane q.
+DLK_VM_INLINE DLK_VM_TARGET void dlk_transpose16x16(const __m512 *r, __m512 *out) {
+    __m512 t[16], s[16];
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < 4; i++) {
+        s[4 * i] = dlk_unpacklo_pd(t[4 * i], t[4 * i + 2]);
+        s[4 * i + 1] = dlk_unpackhi_pd(t[4 * i], t[4 * i + 2]);
+        s[4 * i + 2] = dlk_unpacklo_pd(t[4 * i + 1], t[4 * i + 3]);
+        s[4 * i + 3] = dlk_unpackhi_pd(t[4 * i + 1], t[4 * i + 3]);
+    }
+    _Pragma("clang loop unroll(full)")
+    for (int j = 0; j < 4; j++) {
+        const __m512 x = _mm512_shuffle_f32x4(s[j], s[4 + j], 0x88), y = _mm512_shuffle_f32x4(s[j], s[4 + j], 0xDD);
+        const __m512 u = _mm512_shuffle_f32x4(s[8 + j], s[12 + j], 0x88), v = _mm512_shuffle_f32x4(s[8 + j], s[12 + j], 0xDD);
+        out[j] = _mm512_shuffle_f32x4(x, u, 0x88);
+        out[4 + j] = _mm512_shuffle_f32x4(y, v, 0x88);
+        out[8 + j] = _mm512_shuffle_f32x4(x, u, 0xDD);
+        out[12 + j] = _mm512_shuffle_f32x4(y, v, 0xDD);
+    }
+}
+
 DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_exp16(__m512 x) {
     const __m512 upper = _mm512_set1_ps(88.72283905f), lower = _mm512_set1_ps(-103.972084f);
     __m512 xc = _mm512_min_ps(_mm512_max_ps(x, lower), upper);

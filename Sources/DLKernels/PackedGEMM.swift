@@ -119,79 +119,73 @@ public enum PackedGEMM {
         c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue
     ) -> Bool {
         precondition(b.arrangement == .panels && m >= 0 && m <= Int(Int32.max), "bad packed GEMM call")
-        let k = b.rows, n = b.columns
-        guard m > 0 else { return true }
-        let panels = (n + 31) / 32
-        let rowBlocks = (m + 11) / 12
-        let workers = ParallelFor.workerCount
-        let work = m * n * k
-        let tuning = KernelOptions.current.tuning
-        guard workers > 1, work >= tuning.packedSplitMin, ParallelFor.canSplit, max(panels, rowBlocks) > 1 else {
-            var e = epilogue.c()
-            return dlk_sgemm_packed(Int32(m), Int32(n), Int32(k), a, lda, transA ? 1 : 0, b.storage, c, ldc, &e) == 0
+        let k = b.rows
+        return split(m: m, n: b.columns, k: k, a: a, lda: lda, transA: transA, c: c, ldc: ldc, epilogue: epilogue) { rows, cols, ai, ci, e in
+            dlk_sgemm_packed(Int32(rows), Int32(cols.count), Int32(k), ai, lda, transA ? 1 : 0, b.storage + cols.lowerBound * k, ci, ldc, &e)
         }
-        // Scratch failure in one part is reported after all parts ran (a part that failed
-        // wrote nothing, but others did; the caller then recomputes everything).
-        // One flag per chunk start, so no two chunks write the same memory.
-        let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: max(panels, rowBlocks))
-        failed.initialize(repeating: false)
-        defer { failed.deallocate() }
-        // Split by panels when rows are few (every part packs all of A, a small cost then),
-        // by rows when there are many: a batch-32 sequence (2048 rows) split by panels packed
-        // its whole A once per part.
-        if rowBlocks < 4 * workers && (panels >= rowBlocks || panels >= 2 * workers) {
-            let parts = min(panels, workers * tuning.chunksPerWorker)
-            ParallelFor.split(panels, parts: parts) { lo, hi in
-                let j0 = lo * 32, width = min(n, hi * 32) - j0
-                var e = epilogue.c(column0: j0)
-                if dlk_sgemm_packed(Int32(m), Int32(width), Int32(k), a, lda, transA ? 1 : 0,
-                                    b.storage + j0 * k, c + j0, ldc, &e) != 0 { failed[lo] = true }
-            }
-        } else {
-            let parts = min(rowBlocks, workers * tuning.chunksPerWorker)
-            ParallelFor.split(rowBlocks, parts: parts) { lo, hi in
-                let i0 = lo * 12, rows = min(m, hi * 12) - i0
-                var e = epilogue.c(row0: i0)
-                let ai = transA ? a + i0 : a + i0 * lda
-                if dlk_sgemm_packed(Int32(rows), Int32(n), Int32(k), ai, lda, transA ? 1 : 0,
-                                    b.storage, c + i0 * ldc, ldc, &e) != 0 { failed[lo] = true }
-            }
-        }
-        return !failed.contains(true)
     }
 
-    /// `C (m × n, row stride ldc) = epilogue(A·B)` with `b` not packed, read where it is, for
-    /// weights that must not be copied (views into a mapped file):
-    /// - `k × n` row-major with row stride `ldb`: `dlk_sgemm_b_rows`, the packed micro-kernel
-    ///   loading B's rows in place, with the bits ``multiply(m:a:lda:transA:b:c:ldc:epilogue:)``
-    ///   gives on `PackedMatrix.panels` of the same B (the same kernel and sum order);
-    /// - with `transposedB`, Bᵀ (`n × k`, a fully connected layer's weights) for up to 4 rows of a
-    ///   row-major A and an epilogue without C term or row bias (a decoding step): dot products of
-    ///   B's rows (`dlk_sgemm_nt_narrow`), B read once.
-    /// Split over the workers by blocks of columns.
-    /// - Returns: false when it does not take the case or could not run (no AVX-512, sizes past
-    ///   `Int32`, no scratch); then the caller uses OpenBLAS, which rewrites every element.
+    /// ``multiply(m:a:lda:transA:b:c:ldc:epilogue:)`` with `b` not packed, read where it is: a
+    /// weight that must not be copied (a view into a mapped file). The same split over the
+    /// workers and the same micro-kernel and sum order, so every element gets the bits the packed
+    /// panels of this B give:
+    /// - `k × n` row-major with row stride `ldb` (`dlk_sgemm_b_rows`: rows of B loaded in place;
+    ///   one or two rows of A stream B row by row);
+    /// - with `transposedB`, Bᵀ (`n × k`, a fully connected layer's weights; `dlk_sgemm_bt_rows`:
+    ///   each panel's chunk transposed into per-thread scratch as it is needed).
+    /// - Returns: false when the kernel could not run (no AVX-512, sizes past `Int32`, no
+    ///   scratch); then the caller uses OpenBLAS, which rewrites every element.
     public static func multiplyUnpacked(
         m: Int, a: UnsafePointer<Float>, lda: Int, transA: Bool,
         b: UnsafePointer<Float>, k: Int, n: Int, ldb: Int, transposedB: Bool,
         c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue
     ) -> Bool {
         guard PackedMatrix.isSupported, m > 0, k > 0, n > 0, m <= Int(Int32.max), k <= Int(Int32.max), n <= Int(Int32.max),
-              !transposedB || (m <= 4 && !transA && !epilogue.accumulate && epilogue.rowBias == nil) else { return false }
+              ldb >= (transposedB ? k : n) else { return false }
+        return split(m: m, n: n, k: k, a: a, lda: lda, transA: transA, c: c, ldc: ldc, epilogue: epilogue) { rows, cols, ai, ci, e in
+            transposedB
+                ? dlk_sgemm_bt_rows(Int32(rows), Int32(cols.count), Int32(k), ai, lda, transA ? 1 : 0, b + cols.lowerBound * ldb, ldb, ci, ldc, &e)
+                : dlk_sgemm_b_rows(Int32(rows), Int32(cols.count), Int32(k), ai, lda, transA ? 1 : 0, b + cols.lowerBound, ldb, ci, ldc, &e)
+        }
+    }
+
+    /// The split of an `m × n` product (sum of `k`) over the runtime's workers: by column panels
+    /// when rows are few (every part packs all of A, a small cost then), by rows when there are
+    /// many (a batch-32 sequence, 2048 rows, split by panels packed its whole A once per part).
+    /// `part(rows, columns, A at the part's first row, C at its first element, epilogue moved
+    /// there)` runs the C kernel on one part and returns its status (0: ran).
+    /// - Returns: false when a part failed (it wrote nothing, but others did; the caller then
+    ///   recomputes everything).
+    private static func split(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, transA: Bool,
+        c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue,
+        part: (Int, Range<Int>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, inout dlk_epilogue) -> Int32
+    ) -> Bool {
+        guard m > 0 else { return true }
         let panels = (n + 31) / 32
+        let rowBlocks = (m + 11) / 12
+        let workers = ParallelFor.workerCount
         let tuning = KernelOptions.current.tuning
-        let split = ParallelFor.workerCount > 1 && m * n * k >= tuning.packedSplitMin && ParallelFor.canSplit && panels > 1
-        let parts = split ? min(panels, ParallelFor.workerCount * tuning.chunksPerWorker) : 1
-        let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: panels)
+        guard workers > 1, m * n * k >= tuning.packedSplitMin, ParallelFor.canSplit, max(panels, rowBlocks) > 1 else {
+            var e = epilogue.c()
+            return part(m, 0..<n, a, c, &e) == 0
+        }
+        // One flag per chunk start, so no two chunks write the same memory.
+        let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: max(panels, rowBlocks))
         failed.initialize(repeating: false)
         defer { failed.deallocate() }
-        ParallelFor.split(panels, parts: parts) { lo, hi in
-            let j0 = lo * 32, width = min(n, hi * 32) - j0
-            var e = epilogue.c(column0: j0)
-            let status = transposedB
-                ? dlk_sgemm_nt_narrow(Int32(m), Int32(width), Int32(k), a, lda, b + j0 * ldb, ldb, c + j0, ldc, &e)
-                : dlk_sgemm_b_rows(Int32(m), Int32(width), Int32(k), a, lda, transA ? 1 : 0, b + j0, ldb, c + j0, ldc, &e)
-            if status != 0 { failed[lo] = true }
+        if rowBlocks < 4 * workers && (panels >= rowBlocks || panels >= 2 * workers) {
+            ParallelFor.split(panels, parts: min(panels, workers * tuning.chunksPerWorker)) { lo, hi in
+                let j0 = lo * 32
+                var e = epilogue.c(column0: j0)
+                if part(m, j0..<min(n, hi * 32), a, c + j0, &e) != 0 { failed[lo] = true }
+            }
+        } else {
+            ParallelFor.split(rowBlocks, parts: min(rowBlocks, workers * tuning.chunksPerWorker)) { lo, hi in
+                let i0 = lo * 12
+                var e = epilogue.c(row0: i0)
+                if part(min(m, hi * 12) - i0, 0..<n, transA ? a + i0 : a + i0 * lda, c + i0 * ldc, &e) != 0 { failed[lo] = true }
+            }
         }
         return !failed.contains(true)
     }

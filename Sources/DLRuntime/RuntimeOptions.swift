@@ -21,13 +21,13 @@ public struct RuntimeOptions: Sendable, Hashable {
     public var packing: Bool
     /// The fewest product rows (m) for which a Gemm/MatMul weight that is a view into a
     /// memory-mapped file is packed: the panels are a second copy of the file's bytes. Plans of
-    /// fewer rows run on the mapped weights as they are (no copy, but other sums' order than the
-    /// packed kernel's, so not the bits the same model gives from a file read into memory).
+    /// fewer rows read the mapped weights where they are, with the packed kernel's sums in the
+    /// packed kernel's order, so the bits are those of the same model from a file read into memory.
     public var packMappedMinRows: Int = RuntimeOptions.defaultPackMappedMinRows
-    /// 0: mapped weights are packed like any other, so a model gives the same bits from every
-    /// format. `Int.max` never copies them (an HF decoder: 53 against 546 MB of anonymous memory
-    /// for gpt2, at 0.66-0.83x the decoding speed); measured in scripts/bench/RESULTS-hf.md.
-    public static let defaultPackMappedMinRows = 0
+    /// `Int.max`: mapped weights are never copied (an HF decoder: gpt2 runs in 50 MB of anonymous
+    /// memory instead of 545, decoding at 0.95-1.1x the packed speed, a short prompt at about 0.8x:
+    /// scripts/bench/RESULTS-hf.md). 0 packs them like any other weight.
+    public static let defaultPackMappedMinRows = Int.max
     /// Winograd F(2×2, 3×3) for 3×3 convolutions with at least 16 channels (AVX-512 only).
     public var winograd: Bool
     /// Use the AVX-512 kernels where the CPU has them; off runs the portable Swift and OpenBLAS

@@ -19,8 +19,8 @@ import Testing
         GEMMCase(m: 32, n: 200, k: 300),                   // several panels, a partial last one
         GEMMCase(m: 130, n: 40, k: 33, transB: true),      // past one 120-row group
         GEMMCase(m: 5, n: 70, k: 1100, transA: true),      // the sum in chunks (k > 1024)
-        GEMMCase(m: 3, n: 600, k: 20, transB: true),       // unpacked Bᵀ as dot products, a partial last panel
-        GEMMCase(m: 2, n: 600, k: 1100),                   // unpacked B read in place: sum chunks
+        GEMMCase(m: 3, n: 600, k: 20, transB: true),       // unpacked Bᵀ transposed per panel, a partial last panel
+        GEMMCase(m: 2, n: 600, k: 1100),                   // unpacked B streamed row by row: sum chunks
     ]
 
     static func reference(_ c: GEMMCase, _ a: [Float], _ b: [Float]) -> [Float] {
@@ -69,9 +69,9 @@ import Testing
                     }
                 }
             }
-            // It takes every row-major B, and a transposed one for a plain epilogue on up to 4 rows.
-            #expect(ok && streamed == (!c.transB || (c.m <= 4 && !c.transA && !e.accumulate && e.rowBias == nil)))
-            if streamed { #expect(y.withUnsafeBytes { Array($0) } == z.withUnsafeBytes { Array($0) }, "unpacked B") }
+            // It takes every B, either layout, with any epilogue.
+            #expect(ok && streamed)
+            #expect(y.withUnsafeBytes { Array($0) } == z.withUnsafeBytes { Array($0) }, "unpacked B")
             return y
         }
         // Plain product over garbage (NaN must not leak in when nothing accumulates).
@@ -96,6 +96,62 @@ import Testing
             run(GEMMEpilogue(columnBias: cb.baseAddress, activation: .relu), start: before)
         }
         #expect(r == (0..<(c.m * c.n)).map { max(0, product[$0] + colBias[$0 % c.n]) })
+    }
+
+    /// Sizes for ``unpackedBGivesThePackedBitsInAnyOrderOfSums``: one and two rows (B streamed
+    /// row by row, past 1024 columns in two passes), row blocks and groups, sum chunks of odd
+    /// length (k = 2051: 512 × 4 + 3), and products big enough to be split over two workers by
+    /// panels and by rows.
+    static let bitCases: [GEMMCase] = [
+        GEMMCase(m: 1, n: 1100, k: 771), GEMMCase(m: 1, n: 1100, k: 771, transB: true),
+        GEMMCase(m: 2, n: 45, k: 2051, transA: true), GEMMCase(m: 2, n: 45, k: 2051, transA: true, transB: true),
+        GEMMCase(m: 7, n: 300, k: 257, transB: true), GEMMCase(m: 7, n: 300, k: 257),
+        GEMMCase(m: 131, n: 97, k: 1030, transB: true), GEMMCase(m: 131, n: 97, k: 1030, transA: true),
+    ]
+
+    /// Random (not dyadic) data, so another order of the sums would show in the bits: B read in
+    /// place, either layout, gives exactly what its packed panels give, on one worker and two.
+    @Test(.enabled(if: PackedMatrix.isSupported), arguments: bitCases, [1, 2])
+    func unpackedBGivesThePackedBitsInAnyOrderOfSums(_ c: GEMMCase, workers: Int) throws {
+        let a = randomFloats(c.m * c.k, seed: 50), b = randomFloats(c.k * c.n, seed: 51)
+        let colBias = randomFloats(c.n, seed: 52), rowBias = randomFloats(c.m, seed: 53)
+        let before = randomFloats(c.m * c.n, seed: 54)
+        let ldb = c.transB ? c.k : c.n
+        let packed = try #require(b.withUnsafeBufferPointer {
+            PackedMatrix.panels($0.baseAddress!, k: c.k, n: c.n, ldb: ldb, transposed: c.transB)
+        })
+        let saved = ParallelFor.workerCount
+        ParallelFor.setWorkerCount(workers)
+        defer { ParallelFor.setWorkerCount(saved) }
+        rowBias.withUnsafeBufferPointer { rb in
+            colBias.withUnsafeBufferPointer { cb in
+                for e in [GEMMEpilogue(),
+                          GEMMEpilogue(columnBias: cb.baseAddress, activation: .silu),
+                          GEMMEpilogue(alpha: 0.7, accumulate: true, cScale: 0.3, rowBias: rb.baseAddress, columnBias: cb.baseAddress)] {
+                    var y = before, z = before
+                    let ran = y.withUnsafeMutableBufferPointer { yb in
+                        a.withUnsafeBufferPointer { ab in
+                            PackedGEMM.multiply(m: c.m, a: ab.baseAddress!, lda: c.transA ? c.m : c.k, transA: c.transA,
+                                                b: packed, c: yb.baseAddress!, ldc: c.n, epilogue: e)
+                        }
+                    }
+                    let unpacked = z.withUnsafeMutableBufferPointer { zb in
+                        a.withUnsafeBufferPointer { ab in
+                            b.withUnsafeBufferPointer { bb in
+                                PackedGEMM.multiplyUnpacked(m: c.m, a: ab.baseAddress!, lda: c.transA ? c.m : c.k, transA: c.transA,
+                                                            b: bb.baseAddress!, k: c.k, n: c.n, ldb: ldb, transposedB: c.transB,
+                                                            c: zb.baseAddress!, ldc: c.n, epilogue: e)
+                            }
+                        }
+                    }
+                    #expect(ran && unpacked)
+                    let same = zip(y, z).filter { $0.bitPattern == $1.bitPattern }.count
+                    #expect(same == y.count, "\(y.count - same) of \(y.count) elements differ")
+                    // Not zeros equal to zeros: the product is there.
+                    #expect(y.contains { $0 != 0 && $0 != before[0] })
+                }
+            }
+        }
     }
 
     static let convCases: [ConvCase] = [

@@ -7,11 +7,9 @@ import Testing
 @testable import DLRuntime
 
 /// Weights that are views into a memory-mapped file (a Hugging Face folder's safetensors) are
-/// packed like any other by default (the same bits as the model from a file read into memory);
-/// asked not to copy them for products of fewer rows than `RuntimeOptions.packMappedMinRows`,
-/// the plan packs nothing and the weights stay mapped. The AVX-512 kernels read a row-major B where
-/// it is for several rows (the packed weights' bits) and a transposed one for up to 4 rows (dot
-/// products, to rounding); OpenBLAS takes the rest.
+/// packed only for products of at least `RuntimeOptions.packMappedMinRows` rows; below that the
+/// plan packs nothing, the weights stay mapped and the AVX-512 kernels read them in place, either
+/// layout, with the bits the packed weights give (the same model from a file read into memory).
 @Suite struct MappedWeightPackingTests {
     /// x [M, 24] -> Gemm (transB, bias) [M, 40] -> MatMul [M, 16] on two weights mapped from `file`.
     static func graph(mapped file: MappedFile) throws -> Graph {
@@ -50,6 +48,7 @@ import Testing
         let fromEightRows = try Executor(graph: g, options: some)
         let ownedWeights = try Executor(graph: owned)
         let unpacked = try Executor(graph: g, options: RuntimeOptions(packing: false))
+        let ownedUnpacked = try Executor(graph: owned, options: RuntimeOptions(packing: false))
         let avx = PackedMatrix.isSupported
         for rows in [1, 3, 8, 33] {
             let x = ["x": seededRandom([rows, 24], seed: 10 + rows)]
@@ -58,18 +57,22 @@ import Testing
             let (e, ye) = try #require(try fromEightRows.planRunStats(x))
             let (o, yo) = try #require(try ownedWeights.planRunStats(x))
             let (_, yu) = try #require(try unpacked.planRunStats(x))
-            // Never packs no mapped weight at any of these sizes; owned weights are packed, and by
-            // default mapped ones too, with the owned weights' bits.
+            let (_, you) = try #require(try ownedUnpacked.planRunStats(x))
+            // With packing off neither takes the packed kernels: mapped weights give the owned ones' bits there too.
+            #expect(try #require(yu["y"]).withUnsafeBytes { Array($0) } == (try #require(you["y"])).withUnsafeBytes { Array($0) }, "rows \(rows)")
+            // By default, as with never, no mapped weight is packed at any of these sizes; owned
+            // weights are packed, and the mapped ones read in place give their bits.
             #expect(d.packedSteps == 0, "rows \(rows)")
-            #expect(f.packedSteps == (avx ? 2 : 0), "rows \(rows)")
+            #expect(f.packedSteps == 0, "rows \(rows)")
             #expect(try #require(yf["y"]).withUnsafeBytes { Array($0) } == (try #require(yo["y"])).withUnsafeBytes { Array($0) }, "rows \(rows)")
             #expect(e.packedSteps == (avx && rows >= 8 ? 2 : 0), "rows \(rows)")
             #expect(o.packedSteps == (avx ? 2 : 0), "rows \(rows)")
-            // Unpacked, the mapped weights give packing off's bits without AVX-512; with it, every
-            // path agrees to rounding (the Gemm's transposed B: dot products up to 4 rows, OpenBLAS
-            // past; the MatMul's row-major B: in place, the packed bits, from 2 rows).
+            // Unpacked, the mapped weights give packing off's bits without AVX-512; with it, the
+            // packed weights' bits (read in place, the Gemm's transposed B a panel at a time), and
+            // OpenBLAS's to rounding.
             let a = try #require(yd["y"]), u = try #require(yu["y"]), p = try #require(yo["y"]), b = try #require(ye["y"])
-            if !avx { #expect(a.withUnsafeBytes { Array($0) } == u.withUnsafeBytes { Array($0) }, "rows \(rows)") }
+            #expect(a.withUnsafeBytes { Array($0) } == (avx ? p : u).withUnsafeBytes { Array($0) }, "rows \(rows)")
+            #expect(b.withUnsafeBytes { Array($0) } == p.withUnsafeBytes { Array($0) }, "rows \(rows)")
             for y in [a, b, p] {
                 #expect(zip(y.doubles(), u.doubles()).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) }, "rows \(rows)")
             }

@@ -8,7 +8,7 @@ Both sides run the same file, with batch and sequence fixed in its input shapes 
 zeros on both sides: the cost does not depend on the ids), through `dlconvert bench --json` and
 scripts/bench/ort_bench.py; embeddings per second = batch / median run time. A second table runs
 DLKit on the folder itself (weights mapped from model.safetensors) left unpacked
-(`DLKIT_PACK_MAPPED_MIN_ROWS=NEVER`: no second copy) and packed (`0`, the default). Writes its section of
+(`DLKIT_PACK_MAPPED_MIN_ROWS=NEVER`, the default: no second copy) and packed (`0`). Writes its section of
 scripts/bench/RESULTS-hf.md (the decoder section of hf_decoder_bench.py stays) and prints it, with
 the load average before and after (the cores may be shared). Use a release build.
 """
@@ -90,8 +90,8 @@ def main():
         "|---|---:|---:|---:|---:|---:|---:|",
         *rows, "",
         "DLKit on the folder itself (`dlconvert bench FOLDER`, weights mapped from model.safetensors), the same run: by "
-        "default the mapped Gemm/MatMul weights are packed (a second copy; `DLKIT_PACK_MAPPED_MIN_ROWS=0`); "
-        "`DLKIT_PACK_MAPPED_MIN_ROWS=" + NEVER + "` leaves them mapped. "
+        "default the mapped Gemm/MatMul weights are read in place, never copied (`DLKIT_PACK_MAPPED_MIN_ROWS=" + NEVER + "` "
+        "asks for it explicitly); `DLKIT_PACK_MAPPED_MIN_ROWS=0` packs them, a second copy. "
         "Ratio > 1: the mapped weights are faster.",
         "",
         "| batch | sequence | mapped emb/s | packed emb/s | packed / mapped time | mapped / ORT |",

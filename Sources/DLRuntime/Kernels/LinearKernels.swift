@@ -47,16 +47,16 @@ enum LinearKernels {
     }
 
     /// The B operand of an `m`-row product on the packed kernel when it should take it: the node's
-    /// packed panels holding a `k × n` B, or else input 1 when it is a float32 weight mapped from a
-    /// file: `k × n` for more than one row (one row reads it fastest through `sgemv`: the in-place
-    /// kernel's strided rows ran gpt2's steps at half the packed speed), or with `transposed`
-    /// `n × k` for up to 4 rows (past that, OpenBLAS beat packing it per call on llama's prompts).
+    /// packed panels holding a `k × n` B, or else (no panels, on purpose: `WeightPacks`) input 1,
+    /// a float32 weight mapped from a file (`k × n`, or with `transposed` `n × k`), read in place
+    /// with the packed panels' bits. A run without packs (packing off, no plan) takes neither, so
+    /// a mapped weight gives the bits an owned one gives there too.
     static func panels(_ ctx: KernelContext, m: Int, k: Int, n: Int, transposed: Bool = false) -> PanelOperand? {
-        guard PackedGEMM.prefers(rows: m) else { return nil }
-        if let p = ctx.packed?.first {
+        guard PackedGEMM.prefers(rows: m), let packs = ctx.packed else { return nil }
+        if let p = packs.first {
             return p.arrangement == .panels && p.rows == k && p.columns == n ? .packed(p) : nil
         }
-        guard PackedMatrix.isSupported, transposed ? m <= 4 : m > 1, let w = ctx.optionalInput(1), w.isMapped, w.dtype == .float32,
+        guard PackedMatrix.isSupported, let w = ctx.optionalInput(1), w.isMapped, w.dtype == .float32,
               w.shape == (transposed ? [n, k] : [k, n]) else { return nil }
         return .mapped(w, transposed: transposed)
     }

@@ -328,7 +328,7 @@ final class ExecutionPlan: Sendable {
         defer { pools.checkIn(pool) }
         pool.resetCounters()
         if track {
-            stats.packedSteps = steps.filter { $0.packed != nil }.count
+            stats.packedSteps = steps.filter { !($0.packed?.isEmpty ?? true) }.count
             stats.controlFlowSteps = steps.filter { if case .subgraphs = $0.kernel { true } else { false } }.count
         }
         var slots = initial

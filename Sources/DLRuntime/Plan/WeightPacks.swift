@@ -23,10 +23,10 @@ import DLTensor
 ///
 /// A Gemm/MatMul weight that is a view into a memory-mapped file (`Tensor.isMapped`: a Hugging
 /// Face folder's safetensors, ONNX external data) is packed only for a plan whose product has at
-/// least `mappedMinRows` rows (`RuntimeOptions.packMappedMinRows`, by default 0: always): the
-/// panels are a second copy of the file's bytes in anonymous memory, which a caller may refuse
-/// for products of few rows (a decoder's steps). A weight packed once (by a plan of many rows)
-/// is shared with every later plan, as any other.
+/// least `mappedMinRows` rows (`RuntimeOptions.packMappedMinRows`, by default `Int.max`: never):
+/// the panels would be a second copy of the file's bytes in anonymous memory. Left unpacked, the
+/// product kernels read it in place with the packed panels' bits (`PackedGEMM.multiplyUnpacked`).
+/// A weight packed once (by a plan of many rows) is shared with every later plan, as any other.
 final class WeightPacks: @unchecked Sendable {
     private struct Entry {
         /// The constant packed (kept alive, so its storage identity stays unique).
@@ -50,7 +50,8 @@ final class WeightPacks: @unchecked Sendable {
         lock.deallocate()
     }
 
-    /// The packed weights for `node`, or nil when it takes none; `consts` are the plan's constants,
+    /// The packed weights for `node`, or nil when it takes none (empty: a mapped product weight
+    /// left unpacked on purpose, which the kernel reads in place); `consts` are the plan's constants,
     /// `inputs` the plan's shape of each node input (nil where it is not known before a run),
     /// `outputType` the node's first output's type where the plan knows it (a strided
     /// convolution whose known rows are too short for the direct kernel packs nothing).
@@ -63,7 +64,8 @@ final class WeightPacks: @unchecked Sendable {
             return e.packed
         }
         pthread_mutex_unlock(lock)
-        if how.product, how.tensor.isMapped, (Self.rows(node, inputs: inputs) ?? 0) < mappedMinRows { return nil }
+        // No packs, but not nil: the kernel reads this weight in place where it would have read the packs.
+        if how.product, how.tensor.isMapped, (Self.rows(node, inputs: inputs) ?? 0) < mappedMinRows { return [] }
         guard let packed = how.make() else { return nil }
         pthread_mutex_lock(lock)
         entries[key] = Entry(source: how.tensor, packed: packed)
