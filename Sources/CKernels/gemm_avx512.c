@@ -348,6 +348,36 @@ static DLK_TARGET void micro_gather(int mr, int kc, const float *ap, const float
     DLK_MICRO_CASES(1)
 }
 
+/// The panel chunk packed weights hold for columns [col0, col0 + valid) and sum steps
+/// [k0, k0 + kc), from Bᵀ (`w` at row col0, column k0; zeros past `valid`): 16 × 16 register
+/// transposes, the next panel's rows fetched into L2 in address order meanwhile (rows of Bᵀ are a
+/// few KB each, a page apiece, where the hardware prefetchers start over; a prefetch past the end
+/// of Bᵀ does not fault).
+static DLK_TARGET void transpose_panel(const float *w, long ldb, int valid, int kc, float *panel) {
+    const int lines = (kc + 15) / 16;
+    for (int half = 0; half < 2; half++) {
+        const int h = valid - 16 * half;
+        const float *src = w + (size_t)16 * half * ldb;
+        for (int p0 = 0; p0 < kc; p0 += 16) {
+            const int wd = kc - p0 < 16 ? kc - p0 : 16;
+            const __mmask16 in = dlk_lanes16(wd);
+            __m512 r[16], t[16];
+            _Pragma("clang loop unroll(full)")
+            for (int q = 0; q < 16; q++) r[q] = q < h ? _mm512_maskz_loadu_ps(in, src + (size_t)q * ldb + p0) : _mm512_setzero_ps();
+            _Pragma("clang loop unroll(full)")
+            for (int q = 0; q < 16; q++) {
+                const int line = half * kc + p0 + q;  // of the next panel's 32 rows of `lines` each
+                _mm_prefetch((const char *)(w + (size_t)(32 + line / lines) * ldb + (line % lines) * 16), _MM_HINT_T1);
+            }
+            dlk_transpose16x16(r, t);
+            float *d = panel + (size_t)p0 * DLK_PANEL + 16 * half;
+            _Pragma("clang loop unroll(full)")
+            for (int q = 0; q < 16; q++)
+                if (q < wd) _mm512_store_ps(d + (size_t)q * DLK_PANEL, t[q]);
+        }
+    }
+}
+
 /// How sgemm_blocks finds B.
 typedef enum {
     B_PANELS,      // packed panels: panel pi's chunk at b + pi·32·k + k0·32
@@ -385,18 +415,7 @@ static DLK_TARGET int sgemm_blocks(int m, int n, int k, const float *a, long lda
                 if (src == B_ROWS) {
                     bp = b + (size_t)k0 * ldb + col0;
                 } else if (src == B_TRANSPOSED) {
-                    // Lanes past n are never stored, but zeros keep them from holding NaNs or subnormals.
-                    if (valid < DLK_PANEL) memset(panel, 0, (size_t)kc * DLK_PANEL * sizeof(float));
-                    dlk_transpose_32(b + (size_t)col0 * ldb + k0, ldb, panel, DLK_PANEL, valid, kc);
-                    // The next panel's rows into L2 while this one is used: rows of Bᵀ are a few
-                    // KB each, a new page apiece, which the hardware prefetchers do not cross.
-                    if (pi + 1 < panels) {
-                        const int nv = n - col0 - DLK_PANEL < DLK_PANEL ? n - col0 - DLK_PANEL : DLK_PANEL;
-                        for (int r = 0; r < nv; r++) {
-                            const char *row = (const char *)(b + (size_t)(col0 + DLK_PANEL + r) * ldb + k0);
-                            for (int q = 0; q < kc * 4; q += 64) _mm_prefetch(row + q, _MM_HINT_T1);
-                        }
-                    }
+                    transpose_panel(b + (size_t)col0 * ldb + k0, ldb, valid, kc, panel);
                     bp = panel;
                 } else {
                     bp = b + (size_t)pi * DLK_PANEL * k + (size_t)k0 * DLK_PANEL;
@@ -458,17 +477,17 @@ DLK_INLINE DLK_TARGET void epilogue16(__m512 x, float *row, __mmask16 mk, float 
     _mm512_mask_storeu_ps(row, mk, x);
 }
 
-/// dlk_sgemm_b_rows for one or two rows (a decoding step). The packed kernel's sums at mr ≤ 2,
-/// column by column in its order (each chunk of the sum as two chains, even steps and odd, added
-/// before an odd last step; chunk after chunk added into C; then the epilogue), but B is read a
-/// whole row at a time, in order, instead of 32 columns down all k rows: with one row of A
-/// there is nothing to reuse B for, so its one streaming read is the cost.
+/// dlk_sgemm_b_rows for up to 12 rows of A (one row block: a decoding step, a short prompt). The
+/// packed kernel's sums column by column in its order (mr ≤ 2: each chunk of the sum as two
+/// chains, even steps and odd, added before an odd last step; else one chain per row; chunk after
+/// chunk added into C; then the epilogue), but B is read a whole row at a time, in address order,
+/// instead of 32 columns down all k rows: with few rows of A there is little to reuse B for, and
+/// its one streaming read is the cost. The sums are kept in per-thread scratch.
 static DLK_TARGET int sgemm_b_rows_few(int m, int n, int k, const float *a, long lda, int trans_a,
                                        const float *b, long ldb, float *c, long ldc, const dlk_epilogue *e) {
-    enum { NB = 4096 };  // columns per pass
-    float *acc = dlk_scratch(DLK_SCRATCH_PANEL, 4 * NB * sizeof(float));
+    const int NB = m <= 2 ? 4096 : 1024;  // columns per pass: 2·m·NB floats of sums
+    float *acc = dlk_scratch(DLK_SCRATCH_PANEL, (size_t)2 * m * NB * sizeof(float));
     if (!acc) return -1;
-    float *xs[2] = {acc, acc + 2 * NB}, *ys[2] = {acc + NB, acc + 3 * NB};
     const int kcMax = k <= 2 * DLK_KC ? k : DLK_KC;
 #define A_AT(i, p) (trans_a ? a[(size_t)(p) * lda + (i)] : a[(size_t)(i) * lda + (p)])
     for (int j0 = 0; j0 < n; j0 += NB) {
@@ -478,45 +497,55 @@ static DLK_TARGET int sgemm_b_rows_few(int m, int n, int k, const float *a, long
             const float cf = k0 > 0 ? 1.0f : (e->accumulate ? e->c_scale : 0.0f);
             const int finish = k0 + kc == k;
             memset(acc, 0, (size_t)2 * m * NB * sizeof(float));
-            // Steps p, p + 1 (and p + 2, p + 3: two steps per chain in one pass over the sums)
-            // into the chains of even and odd steps.
+            // Up to 4 steps per pass over the sums: p, p + 1, p + 2, p + 3 into one chain (mr > 2)
+            // or p, p + 2 into the even chain and p + 1, p + 3 into the odd one (mr ≤ 2, whose
+            // passes take pairs only: an odd last step waits for the chains' sum).
             int p = 0;
-            while (p + 1 < kc) {
-                const int steps = p + 3 < kc ? 4 : 2;
-                const float *r0 = b + (size_t)(k0 + p) * ldb + j0, *r1 = r0 + ldb, *r2 = r1 + ldb, *r3 = r2 + ldb;
+            while (m <= 2 ? p + 1 < kc : p < kc) {
+                const int steps = kc - p >= 4 ? 4 : m <= 2 ? 2 : kc - p;
+                const float *r0 = b + (size_t)(k0 + p) * ldb + j0;
                 // Each row's few KB start a new page, where the hardware prefetchers start over:
                 // fetch the rows 16 steps ahead into L2 (a prefetch past the end of B does not fault).
                 const char *ahead = (const char *)(r0 + 16 * ldb);
                 for (int i = 0; i < m; i++) {
-                    const __m512 u0 = _mm512_set1_ps(A_AT(i, k0 + p)), w0 = _mm512_set1_ps(A_AT(i, k0 + p + 1));
-                    const __m512 u1 = _mm512_set1_ps(steps == 4 ? A_AT(i, k0 + p + 2) : 0.0f);
-                    const __m512 w1 = _mm512_set1_ps(steps == 4 ? A_AT(i, k0 + p + 3) : 0.0f);
-                    float *x = xs[i], *y = ys[i];
+                    __m512 u[4];
+                    for (int q = 0; q < 4; q++) u[q] = _mm512_set1_ps(q < steps ? A_AT(i, k0 + p + q) : 0.0f);
+                    float *x = acc + (size_t)2 * i * NB, *y = x + NB;
                     for (int j = 0; j < nb; j += 16) {
                         const __mmask16 mk = dlk_lanes16(nb - j);
-                        __m512 xv = _mm512_fmadd_ps(u0, _mm512_maskz_loadu_ps(mk, r0 + j), _mm512_load_ps(x + j));
-                        __m512 yv = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(mk, r1 + j), _mm512_load_ps(y + j));
-                        if (steps == 4) {
-                            xv = _mm512_fmadd_ps(u1, _mm512_maskz_loadu_ps(mk, r2 + j), xv);
-                            yv = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(mk, r3 + j), yv);
+                        __m512 bv[4];
+                        for (int q = 0; q < steps; q++) bv[q] = _mm512_maskz_loadu_ps(mk, r0 + (size_t)q * ldb + j);
+                        if (m <= 2) {
+                            __m512 xv = _mm512_fmadd_ps(u[0], bv[0], _mm512_load_ps(x + j));
+                            __m512 yv = _mm512_fmadd_ps(u[1], bv[1], _mm512_load_ps(y + j));
+                            if (steps == 4) {
+                                xv = _mm512_fmadd_ps(u[2], bv[2], xv);
+                                yv = _mm512_fmadd_ps(u[3], bv[3], yv);
+                            }
+                            _mm512_store_ps(x + j, xv);
+                            _mm512_store_ps(y + j, yv);
+                        } else {
+                            __m512 xv = _mm512_load_ps(x + j);
+                            for (int q = 0; q < steps; q++) xv = _mm512_fmadd_ps(u[q], bv[q], xv);
+                            _mm512_store_ps(x + j, xv);
                         }
                         if (i == 0)
                             for (int q = 0; q < steps; q++) _mm_prefetch(ahead + (size_t)q * ldb * 4 + 4 * j, _MM_HINT_T1);
-                        _mm512_store_ps(x + j, xv);
-                        _mm512_store_ps(y + j, yv);
                     }
                 }
                 p += steps;
             }
             for (int i = 0; i < m; i++) {
-                float *x = xs[i], *y = ys[i];
-                for (int j = 0; j < nb; j += 16) _mm512_store_ps(x + j, _mm512_add_ps(_mm512_load_ps(x + j), _mm512_load_ps(y + j)));
-                if (p < kc) {
-                    const __m512 u = _mm512_set1_ps(A_AT(i, k0 + p));
-                    const float *r = b + (size_t)(k0 + p) * ldb + j0;
-                    for (int j = 0; j < nb; j += 16) {
-                        const __mmask16 mk = dlk_lanes16(nb - j);
-                        _mm512_store_ps(x + j, _mm512_fmadd_ps(u, _mm512_maskz_loadu_ps(mk, r + j), _mm512_load_ps(x + j)));
+                float *x = acc + (size_t)2 * i * NB, *y = x + NB;
+                if (m <= 2) {
+                    for (int j = 0; j < nb; j += 16) _mm512_store_ps(x + j, _mm512_add_ps(_mm512_load_ps(x + j), _mm512_load_ps(y + j)));
+                    if (p < kc) {
+                        const __m512 u = _mm512_set1_ps(A_AT(i, k0 + p));
+                        const float *r = b + (size_t)(k0 + p) * ldb + j0;
+                        for (int j = 0; j < nb; j += 16) {
+                            const __mmask16 mk = dlk_lanes16(nb - j);
+                            _mm512_store_ps(x + j, _mm512_fmadd_ps(u, _mm512_maskz_loadu_ps(mk, r + j), _mm512_load_ps(x + j)));
+                        }
                     }
                 }
                 for (int j = 0; j < nb; j += 16)
@@ -531,7 +560,7 @@ static DLK_TARGET int sgemm_b_rows_few(int m, int n, int k, const float *a, long
 DLK_TARGET int dlk_sgemm_b_rows(int m, int n, int k, const float *a, long lda, int trans_a,
                                 const float *b, long ldb, float *c, long ldc, const dlk_epilogue *e) {
     if (m <= 0 || n <= 0 || k <= 0 || ldb < n) return -1;
-    if (m <= 2) return sgemm_b_rows_few(m, n, k, a, lda, trans_a, b, ldb, c, ldc, e);
+    if (m <= DLK_MR) return sgemm_b_rows_few(m, n, k, a, lda, trans_a, b, ldb, c, ldc, e);
     const int kcMax = k <= 2 * DLK_KC ? k : DLK_KC;
     // Row offsets of one sum chunk, relative to its first row; they must fit the int32 the
     // gathering micro-kernel takes.
@@ -541,45 +570,41 @@ DLK_TARGET int dlk_sgemm_b_rows(int m, int n, int k, const float *a, long lda, i
     return sgemm_blocks(m, n, k, a, lda, trans_a, b, ldb, B_ROWS, off, c, ldc, e);
 }
 
-/// dlk_sgemm_bt_rows for one or two rows of A (a decoding step): the packed kernel's sums at
-/// mr ≤ 2, 16 outputs at a time, with Bᵀ transposed in registers 16 × 16 at a time straight into
-/// the multiply-adds (steps of even index into one chain, odd into another, as there): no
-/// panel is written and read back, so the weight's one read is the cost.
-static DLK_TARGET int sgemm_bt_few(int m, int n, int k, const float *a, long lda, int trans_a,
-                                   const float *bt, long ldb, float *c, long ldc, const dlk_epilogue *e) {
-    const int kcMax = k <= 2 * DLK_KC ? k : DLK_KC;
-    float *av = dlk_scratch(DLK_SCRATCH_PANEL, (size_t)2 * kcMax * sizeof(float));
-    if (!av) return -1;
-    for (int k0 = 0; k0 < k; k0 += kcMax) {
-        const int kc = k - k0 < kcMax ? k - k0 : kcMax;
-        const float cf = k0 > 0 ? 1.0f : (e->accumulate ? e->c_scale : 0.0f);
-        const int finish = k0 + kc == k;
-        for (int i = 0; i < m; i++)
-            for (int p = 0; p < kc; p++) av[i * kcMax + p] = trans_a ? a[(size_t)(k0 + p) * lda + i] : a[(size_t)i * lda + k0 + p];
-        for (int j0 = 0; j0 < n; j0 += 16) {
-            const int h = n - j0 < 16 ? n - j0 : 16, lines = (kc + 15) / 16;
-            const float *w = bt + (size_t)j0 * ldb + k0;
-            __m512 x[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()}, y[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-            __m512 tail[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-            int has_tail = 0;
-            for (int p0 = 0; p0 < kc; p0 += 16) {
-                const int wd = kc - p0 < 16 ? kc - p0 : 16;
-                const __mmask16 in = dlk_lanes16(wd);
-                __m512 r[16], t[16];
+/// One sum chunk of dlk_sgemm_bt_rows for mr ≤ 12 rows of A (one row block: a decoding step, a
+/// short prompt), 16 outputs at a time, with Bᵀ transposed in registers 16 × 16 at a time straight
+/// into the multiply-adds in the micro-kernel's order (mr ≤ 2: even steps into one chain, odd into
+/// another, added before an odd last step; else one chain per row): no panel is written and read
+/// back. `av`: the chunk of A, row i at av + i·kcMax.
+DLK_INLINE DLK_TARGET void bt_few_chunk(const int mr, int n, int kc, const float *av, int kcMax, const float *bt, long ldb,
+                                        float *c, long ldc, float cf, int finish, const dlk_epilogue *e) {
+    const int lines = (kc + 15) / 16;
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        const int h = n - j0 < 16 ? n - j0 : 16;
+        const float *w = bt + (size_t)j0 * ldb;
+        __m512 x[DLK_MR], y[2], tail = _mm512_setzero_ps();
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < mr; i++) x[i] = _mm512_setzero_ps();
+        y[0] = y[1] = _mm512_setzero_ps();
+        for (int p0 = 0; p0 < kc; p0 += 16) {
+            const int wd = kc - p0 < 16 ? kc - p0 : 16;
+            const __mmask16 in = dlk_lanes16(wd);
+            __m512 r[16], t[16];
+            _Pragma("clang loop unroll(full)")
+            for (int q = 0; q < 16; q++)
+                r[q] = q < h ? _mm512_maskz_loadu_ps(in, w + (size_t)q * ldb + p0) : _mm512_setzero_ps();
+            // Read down 16 rows at once, B streams poorly (each row a few KB, on a page of its
+            // own, where the hardware prefetchers start over): while this block is used, the
+            // next one is fetched into L2 in address order, 16 lines per step (a prefetch past
+            // the end of Bᵀ does not fault).
+            _Pragma("clang loop unroll(full)")
+            for (int q = 0; q < 16; q++) {
+                const int line = p0 + q;  // line `line` of the next block's 16 rows of `lines` each
+                _mm_prefetch((const char *)(w + (size_t)(16 + line / lines) * ldb + (line % lines) * 16), _MM_HINT_T1);
+            }
+            dlk_transpose16x16(r, t);
+            if (mr <= 2) {
                 _Pragma("clang loop unroll(full)")
-                for (int q = 0; q < 16; q++)
-                    r[q] = q < h ? _mm512_maskz_loadu_ps(in, w + (size_t)q * ldb + p0) : _mm512_setzero_ps();
-                // Read down 16 rows at once, B streams poorly (each row a few KB, on a page of its
-                // own, where the hardware prefetchers start over): while this block is used, the
-                // next one is fetched into L2 in address order, 16 lines per step (a prefetch past
-                // the end of Bᵀ does not fault).
-                _Pragma("clang loop unroll(full)")
-                for (int q = 0; q < 16; q++) {
-                    const int line = p0 + q;  // line `line` of the next block's 16 rows of `lines` each
-                    _mm_prefetch((const char *)(w + (size_t)(16 + line / lines) * ldb + (line % lines) * 16), _MM_HINT_T1);
-                }
-                dlk_transpose16x16(r, t);
-                for (int i = 0; i < m; i++) {
+                for (int i = 0; i < mr; i++) {
                     const float *ap = av + i * kcMax + p0;
                     if (wd == 16) {
                         _Pragma("clang loop unroll(full)")
@@ -593,19 +618,61 @@ static DLK_TARGET int sgemm_bt_few(int m, int n, int k, const float *a, long lda
                             x[i] = _mm512_fmadd_ps(_mm512_set1_ps(ap[q]), t[q], x[i]);
                             y[i] = _mm512_fmadd_ps(_mm512_set1_ps(ap[q + 1]), t[q + 1], y[i]);
                         }
-                        if (q < wd) {
-                            tail[i] = t[q];
-                            has_tail = 1;
-                        }
+                        if (q < wd) tail = t[q];
                     }
                 }
+            } else if (wd == 16) {
+                _Pragma("clang loop unroll(full)")
+                for (int q = 0; q < 16; q++) {
+                    _Pragma("clang loop unroll(full)")
+                    for (int i = 0; i < mr; i++) x[i] = _mm512_fmadd_ps(_mm512_set1_ps(av[i * kcMax + p0 + q]), t[q], x[i]);
+                }
+            } else {
+                for (int q = 0; q < wd; q++) {
+                    _Pragma("clang loop unroll(full)")
+                    for (int i = 0; i < mr; i++) x[i] = _mm512_fmadd_ps(_mm512_set1_ps(av[i * kcMax + p0 + q]), t[q], x[i]);
+                }
             }
-            const __mmask16 mk = dlk_lanes16(h);
-            for (int i = 0; i < m; i++) {
-                __m512 v = _mm512_add_ps(x[i], y[i]);
-                if (has_tail) v = _mm512_fmadd_ps(_mm512_set1_ps(av[i * kcMax + kc - 1]), tail[i], v);
-                epilogue16(v, c + (size_t)i * ldc + j0, mk, cf, finish, e, i, j0);
+        }
+        const __mmask16 mk = dlk_lanes16(h);
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < mr; i++) {
+            __m512 v = x[i];
+            if (mr <= 2) {
+                v = _mm512_add_ps(v, y[i]);
+                if (kc % 2) v = _mm512_fmadd_ps(_mm512_set1_ps(av[i * kcMax + kc - 1]), tail, v);
             }
+            epilogue16(v, c + (size_t)i * ldc + j0, mk, cf, finish, e, i, j0);
+        }
+    }
+}
+
+/// dlk_sgemm_bt_rows for up to 12 rows of A: bt_few_chunk chunk after chunk.
+static DLK_TARGET int sgemm_bt_few(int m, int n, int k, const float *a, long lda, int trans_a,
+                                   const float *bt, long ldb, float *c, long ldc, const dlk_epilogue *e) {
+    const int kcMax = k <= 2 * DLK_KC ? k : DLK_KC;
+    float *av = dlk_scratch(DLK_SCRATCH_PANEL, (size_t)m * kcMax * sizeof(float));
+    if (!av) return -1;
+    for (int k0 = 0; k0 < k; k0 += kcMax) {
+        const int kc = k - k0 < kcMax ? k - k0 : kcMax;
+        const float cf = k0 > 0 ? 1.0f : (e->accumulate ? e->c_scale : 0.0f);
+        const int finish = k0 + kc == k;
+        for (int i = 0; i < m; i++)
+            for (int p = 0; p < kc; p++) av[i * kcMax + p] = trans_a ? a[(size_t)(k0 + p) * lda + i] : a[(size_t)i * lda + k0 + p];
+        const float *b0 = bt + k0;
+        switch (m) {
+        case 1: bt_few_chunk(1, n, kc, av, kcMax, b0, ldb, c, ldc, cf, finish, e); break;
+        case 2: bt_few_chunk(2, n, kc, av, kcMax, b0, ldb, c, ldc, cf, finish, e); break;
+        case 3: bt_few_chunk(3, n, kc, av, kcMax, b0, ldb, c, ldc, cf, finish, e); break;
+        case 4: bt_few_chunk(4, n, kc, av, kcMax, b0, ldb, c, ldc, cf, finish, e); break;
+        case 5: bt_few_chunk(5, n, kc, av, kcMax, b0, ldb, c, ldc, cf, finish, e); break;
+        case 6: bt_few_chunk(6, n, kc, av, kcMax, b0, ldb, c, ldc, cf, finish, e); break;
+        case 7: bt_few_chunk(7, n, kc, av, kcMax, b0, ldb, c, ldc, cf, finish, e); break;
+        case 8: bt_few_chunk(8, n, kc, av, kcMax, b0, ldb, c, ldc, cf, finish, e); break;
+        case 9: bt_few_chunk(9, n, kc, av, kcMax, b0, ldb, c, ldc, cf, finish, e); break;
+        case 10: bt_few_chunk(10, n, kc, av, kcMax, b0, ldb, c, ldc, cf, finish, e); break;
+        case 11: bt_few_chunk(11, n, kc, av, kcMax, b0, ldb, c, ldc, cf, finish, e); break;
+        default: bt_few_chunk(12, n, kc, av, kcMax, b0, ldb, c, ldc, cf, finish, e); break;
         }
     }
     return 0;
@@ -614,7 +681,7 @@ static DLK_TARGET int sgemm_bt_few(int m, int n, int k, const float *a, long lda
 DLK_TARGET int dlk_sgemm_bt_rows(int m, int n, int k, const float *a, long lda, int trans_a,
                                  const float *bt, long ldb, float *c, long ldc, const dlk_epilogue *e) {
     if (m <= 0 || n <= 0 || k <= 0 || ldb < k) return -1;
-    if (m <= 2) return sgemm_bt_few(m, n, k, a, lda, trans_a, bt, ldb, c, ldc, e);
+    if (m <= DLK_MR) return sgemm_bt_few(m, n, k, a, lda, trans_a, bt, ldb, c, ldc, e);
     return sgemm_blocks(m, n, k, a, lda, trans_a, bt, ldb, B_TRANSPOSED, NULL, c, ldc, e);
 }
 
