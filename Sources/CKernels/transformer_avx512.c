@@ -187,10 +187,10 @@ TF_TARGET int dlk_attention(int h0, int h1, int s, int t, int d, int dv,
                             const float *q, long q_head, long q_row,
                             const float *kt, long k_head, long k_row,
                             const float *v, long v_head, long v_row,
-                            const float *mask, long mask_head, int scale_op, float scale,
-                            float *o, long o_head, long o_row) {
+                            const float *mask, long mask_head, long mask_div, long mask_mod, long mask_row,
+                            int scale_op, float scale, float *o, long o_head, long o_row) {
     if (h1 <= h0 || s <= 0 || dv <= 0) return 0;
-    if (t <= 0 || d <= 0) return -1;
+    if (t <= 0 || d <= 0 || mask_div < 1 || mask_mod < 1) return -1;
     // Score rows per block: about 16k floats (64 KiB: L2-resident), at least one row.
     int block = 16384 / t;
     if (block < 1) block = 1;
@@ -202,7 +202,7 @@ TF_TARGET int dlk_attention(int h0, int h1, int s, int t, int d, int dv,
     const __mmask16 tail = dlk_lanes16(t - full);
     for (int h = h0; h < h1; h++) {
         const float *qh = q + (size_t)h * q_head, *kh = kt + (size_t)h * k_head, *vh = v + (size_t)h * v_head;
-        const float *mh = mask ? mask + (size_t)h * mask_head : NULL;
+        const float *mh = mask ? mask + (size_t)((h / mask_div) % mask_mod) * mask_head : NULL;
         float *oh = o + (size_t)h * o_head;
         for (int r0 = 0; r0 < s; r0 += block) {
             const int rows = s - r0 < block ? s - r0 : block;
@@ -211,7 +211,7 @@ TF_TARGET int dlk_attention(int h0, int h1, int s, int t, int d, int dv,
                 const __m512 vs = _mm512_set1_ps(scale);
                 for (int i = 0; i < rows; i++) {
                     float *row = sc + (size_t)i * t;
-                    const float *mrow = mh ? mh + (size_t)(r0 + i) * t : NULL;
+                    const float *mrow = mh ? mh + (size_t)(r0 + i) * mask_row : NULL;
                     for (int j = 0; j < t; j += 16) {
                         __mmask16 k = j < full ? (__mmask16)0xFFFF : tail;
                         __m512 x = _mm512_maskz_loadu_ps(k, row + j);
@@ -269,11 +269,11 @@ int dlk_attention(int h0, int h1, int s, int t, int d, int dv,
                   const float *q, long q_head, long q_row,
                   const float *kt, long k_head, long k_row,
                   const float *v, long v_head, long v_row,
-                  const float *mask, long mask_head, int scale_op, float scale,
-                  float *o, long o_head, long o_row) {
+                  const float *mask, long mask_head, long mask_div, long mask_mod, long mask_row,
+                  int scale_op, float scale, float *o, long o_head, long o_row) {
     (void)h0; (void)h1; (void)s; (void)t; (void)d; (void)dv; (void)q; (void)q_head; (void)q_row;
     (void)kt; (void)k_head; (void)k_row; (void)v; (void)v_head; (void)v_row; (void)mask; (void)mask_head;
-    (void)scale_op; (void)scale; (void)o; (void)o_head; (void)o_row;
+    (void)mask_div; (void)mask_mod; (void)mask_row; (void)scale_op; (void)scale; (void)o; (void)o_head; (void)o_row;
     return -1;
 }
 

@@ -67,7 +67,7 @@ import Testing
             out.withUnsafeMutableBufferPointer { po in
                 AttentionCore.run(heads: 0..<c.heads, s: c.s, t: c.t, d: c.d, dv: c.dv,
                                   q: q, qHead: qHead, qRow: qRow, kt: kt, kHead: kHead, kRow: kRow,
-                                  v: v, vHead: vHead, vRow: vRow, mask: c.mask ? pm.baseAddress : nil, maskHead: c.s * c.t,
+                                  v: v, vHead: vHead, vRow: vRow, mask: c.mask ? pm.baseAddress : nil, maskLayout: AttentionCore.MaskLayout(headStride: c.s * c.t, rowStride: c.t),
                                   scaleOp: c.op, scale: scale, out: po.baseAddress!, outHead: oHead, outRow: oRow)
             }
         }

@@ -1,11 +1,16 @@
 import DLGraph
 import DLTensor
+import DLKernels
 import Testing
 @testable import DLRuntime
 
 /// The FusedAttention kernel against the ops it replaces, run one node at a time.
 @Suite struct FusedAttentionTests {
     func graph(scaleOp: String, maskShape: [Int]?, heads: Int, s: Int, t: Int) -> Graph {
+        graph(scaleOp: scaleOp, maskShape: maskShape, batch: [heads], s: s, t: t)
+    }
+
+    func graph(scaleOp: String, maskShape: [Int]?, batch: [Int], s: Int, t: Int) -> Graph {
         var nodes = [Node(opType: "MatMul", inputs: ["q", "kt"], outputs: ["sc"])]
         var cur = "sc"
         if !scaleOp.isEmpty {
@@ -21,7 +26,7 @@ import Testing
         nodes.append(Node(opType: "Softmax", inputs: [cur], outputs: ["p"], attributes: [Attribute(name: "axis", value: .int(-1))]))
         nodes.append(Node(opType: "MatMul", inputs: ["p", "v"], outputs: ["y"]))
         let f = { (n: String, s: [Int]) in ValueInfo(name: n, type: TensorType(dtype: .float32, shape: s)) }
-        var g = Graph(name: "g", inputs: [f("q", [heads, s, 8]), f("kt", [heads, 8, t]), f("v", [heads, t, 5])],
+        var g = Graph(name: "g", inputs: [f("q", batch + [s, 8]), f("kt", batch + [8, t]), f("v", batch + [t, 5])],
                       outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes, initializers: NamedTensors(inits))
         g.metadata.opsetImports = [("", 17)]
         return g
@@ -48,5 +53,45 @@ import Testing
             let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
             #expect(worst < 1e-5, "largest difference \(worst)")
         }
+    }
+
+    /// Masks broadcast to the scores `[2, 3, S, T]` (batch 2, 3 heads) are read where they are by
+    /// the fused kernel: BERT's padding mask `[B, 1, 1, T]`, a causal `[1, 1, S, T]`, per batch
+    /// entry and row, per head; each as the ops it replaces compute it.
+    @Test(arguments: [[2, 1, 1, 300], [1, 1, 40, 300], [2, 1, 40, 300], [3, 1, 300], [300], [2, 3, 1, 300]] as [[Int]])
+    func broadcastMasksAreReadInPlace(_ mask: [Int]) throws {
+        let batch = [2, 3], s = 40, t = 300
+        #expect(AttentionCore.MaskLayout(maskShape: mask, batch: batch, s: s, t: t) != nil)
+        let g = graph(scaleOp: "Div", maskShape: mask, batch: batch, s: s, t: t)
+        #expect(GraphOptimizer.optimize(g).0.nodes.map(\.opType) == ["FusedAttention"])
+        let feed = ["q": seededRandom(batch + [s, 8], seed: 1), "kt": seededRandom(batch + [8, t], seed: 2),
+                    "v": seededRandom(batch + [t, 5], seed: 3)]
+        for threads in [1, 2] {
+            let saved = ComputeThreads.count
+            ComputeThreads.set(threads)
+            defer { ComputeThreads.set(saved) }
+            let fused = try #require(try Executor(graph: g).run(feed)["y"])
+            let reference = try stepwise(g, feed)
+            let worst = zip(fused.scalars(as: Float.self), reference.scalars(as: Float.self)).map { abs($0 - $1) }.max() ?? 0
+            #expect(fused.shape == batch + [s, 5] && worst < 1e-5, "\(mask): largest difference \(worst)")
+        }
+    }
+
+    @Test func maskLayoutsOfBroadcastShapes() {
+        typealias L = AttentionCore.MaskLayout
+        let batch = [2, 3], s = 4, t = 5
+        // Padding mask: one row per batch entry, heads and rows share it.
+        #expect(L(maskShape: [2, 1, 1, 5], batch: batch, s: s, t: t) == L(headStride: 5, headDivisor: 3, headModulus: 2, rowStride: 0))
+        // Per head only, every row its own.
+        #expect(L(maskShape: [3, 4, 5], batch: batch, s: s, t: t) == L(headStride: 20, headDivisor: 1, headModulus: 3, rowStride: 5))
+        // One plane for all.
+        #expect(L(maskShape: [4, 5], batch: batch, s: s, t: t) == L(headStride: 0, headDivisor: 1, headModulus: 1, rowStride: 5))
+        #expect(L(maskShape: [2, 3, 4, 5], batch: batch, s: s, t: t)?.offset(head: 4) == 80)
+        #expect(L(maskShape: [2, 1, 1, 5], batch: batch, s: s, t: t)?.offset(head: 4) == 5)
+        // Not readable in place: broadcast along the columns, a dim of its own, too many dims.
+        #expect(L(maskShape: [2, 1, 4, 1], batch: batch, s: s, t: t) == nil)
+        #expect(L(maskShape: [2, 2, 4, 5], batch: batch, s: s, t: t) == nil)
+        #expect(L(maskShape: [1, 2, 3, 4, 5], batch: batch, s: s, t: t) == nil)
+        #expect(L(maskShape: [2, 1, 4, 5], batch: [2, 3, 7], s: s, t: t) == nil)
     }
 }

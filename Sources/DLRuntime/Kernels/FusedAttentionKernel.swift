@@ -8,8 +8,9 @@ import DLTensor
 /// whole `[..., S, T]` score tensor never exists. Heads are split over the runtime's workers.
 ///
 /// The fast path takes float32 Q `[..., S, D]`, Kᵀ `[..., D, T]`, V `[..., T, Dv]` with equal
-/// batch dims, a one-element scale, and a mask of shape `[S, T]` or `[..., S, T]`; anything else
-/// runs the ops it replaced one after the other through their general kernels.
+/// batch dims, a one-element scale, and a mask that broadcasts to the scores as
+/// `AttentionCore.MaskLayout` reads it; anything else runs the ops it replaced one after the other
+/// through their general kernels.
 enum FusedAttentionKernel {
     /// Score rows per block: about 16k floats of scratch, at least one row.
     static func rowBlock(rows: Int, columns: Int) -> Int { max(1, min(rows, 16_384 / max(columns, 1))) }
@@ -28,16 +29,15 @@ enum FusedAttentionKernel {
         }
         let s = q.shape[r - 2], d = q.shape[r - 1], t = k.shape[r - 1], dv = v.shape[r - 1]
         let heads = q.shape.dropLast(2).reduce(1, *)
-        var maskPerHead = false
+        // The mask as it is broadcast to the scores (BERT's [B, 1, 1, T], a causal [1, 1, S, T], a
+        // mask per head): read where it is.
+        var layout = AttentionCore.MaskLayout(headStride: 0, rowStride: 0)
         if let mask {
-            guard mask.dtype == .float32 else { return try unfused(ctx) }
-            if mask.shape == [s, t] || (mask.rank == 2 && mask.elementCount == s * t && mask.shape[0] == s) {
-                maskPerHead = false
-            } else if mask.shape == Array(q.shape.dropLast(2)) + [s, t] {
-                maskPerHead = true
-            } else {
+            guard mask.dtype == .float32,
+                  let l = AttentionCore.MaskLayout(maskShape: mask.shape, batch: Array(q.shape.dropLast(2)), s: s, t: t) else {
                 return try unfused(ctx)
             }
+            layout = l
         }
         let outShape = Array(q.shape.dropLast(2)) + [s, dv]
         let out = ctx.makeOutput(.float32, shape: outShape)
@@ -60,7 +60,7 @@ enum FusedAttentionKernel {
                                 if AttentionCore.run(heads: lo..<hi, s: s, t: t, d: d, dv: dv,
                                                      q: qp, qHead: s * d, qRow: d, kt: kp, kHead: d * t, kRow: t,
                                                      v: vp, vHead: t * dv, vRow: dv,
-                                                     mask: pm, maskHead: maskPerHead ? s * t : 0,
+                                                     mask: pm, maskLayout: layout,
                                                      scaleOp: scaleOp, scale: scale,
                                                      out: op0, outHead: s * dv, outRow: dv) {
                                     return
@@ -70,7 +70,7 @@ enum FusedAttentionKernel {
                                 for h in lo..<hi {
                                     let qh = qp + h * s * d, kh = kp + h * d * t, vh = vp + h * t * dv
                                     let oh = op0 + h * s * dv
-                                    let mh = pm.map { maskPerHead ? $0 + h * s * t : $0 }
+                                    let mh = pm.map { $0 + layout.offset(head: h) }
                                     var r0 = 0
                                     while r0 < s {
                                         let rows = min(block, s - r0)
@@ -83,8 +83,10 @@ enum FusedAttentionKernel {
                                             for i in 0..<(rows * t) { scores[i] /= scale }
                                         }
                                         if let mh {
-                                            let m = mh + r0 * t, n = rows * t
-                                            for i in 0..<n { scores[i] += m[i] }
+                                            for i in 0..<rows {
+                                                let m = mh + (r0 + i) * layout.rowStride, row = scores + i * t
+                                                for j in 0..<t { row[j] += m[j] }
+                                            }
                                         }
                                         Softmax.softmax(scores, scores, outer: rows, axisSize: t, inner: 1)
                                         GEMM.sgemm(transA: false, transB: false, m: rows, n: dv, k: t,
