@@ -49,6 +49,35 @@ public struct BroadcastPlan: Hashable, Sendable {
         strides = merged.map { $0.reversed() }
     }
 
+    private init(outputCount: Int, dims: [Int], strides: [[Int]]) {
+        self.outputCount = outputCount
+        self.dims = dims
+        self.strides = strides
+    }
+
+    /// Calls `body(part, outputOffset, operandOffsets)` for parts of the output cut along the
+    /// outermost loop and run on the runtime's workers (one call, the whole plan at offsets 0,
+    /// when the work is small or there is one worker). A single flat loop is cut at multiples of
+    /// 16 elements, so every element falls at the same vector lane as in one pass and gets the
+    /// same bits.
+    public func forEachPart(_ body: (BroadcastPlan, Int, [Int]) -> Void) {
+        guard let outer = dims.first, outputCount > 0 else {
+            body(self, 0, [Int](repeating: 0, count: strides.count))
+            return
+        }
+        let grain = dims.count == 1 ? 16 : 1, inner = outputCount / outer
+        let units = (outer + grain - 1) / grain
+        ParallelFor.run(units, cost: inner * grain) { lo, hi in
+            let r0 = lo * grain, r1 = min(outer, hi * grain)
+            if r0 == 0 && r1 == outer {
+                body(self, 0, [Int](repeating: 0, count: strides.count))
+                return
+            }
+            let part = BroadcastPlan(outputCount: (r1 - r0) * inner, dims: [r1 - r0] + dims.dropFirst(), strides: strides)
+            body(part, r0 * inner, strides.map { r0 * $0[0] })
+        }
+    }
+
     /// The plan for the broadcast of `operands` (their shape is `Broadcast.shape(operands)`).
     package init(operands: [[Int]]) throws(Broadcast.Mismatch) {
         try self.init(outShape: Broadcast.shape(operands), operands: operands)

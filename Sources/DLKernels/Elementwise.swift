@@ -18,18 +18,35 @@ public enum BinaryOperation: String, Hashable, Sendable, CaseIterable {
 /// division truncates toward zero, as ONNX and C do; dividing by zero gives 0 (never a trap:
 /// ONNX leaves it undefined, and a server must not crash on a request), and `min / -1` gives `min`.
 public enum Elementwise {
-    /// `out = a op b` over float32, IEEE semantics (`x / 0` is ±infinity or NaN).
+    /// `out = a op b` over float32, IEEE semantics (`x / 0` is ±infinity or NaN); large outputs
+    /// are split over the runtime's workers (``BroadcastPlan/forEachPart(_:)``: the same bits).
     public static func binary(
         _ op: BinaryOperation, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
         _ out: UnsafeMutablePointer<Float>, plan: BroadcastPlan
     ) {
-        switch op {
-        case .add: plan.run(FloatAdd<Float>.self, a, b, out)
-        case .sub: plan.run(FloatSub<Float>.self, a, b, out)
-        case .mul: plan.run(FloatMul<Float>.self, a, b, out)
-        case .div: plan.run(FloatDiv<Float>.self, a, b, out)
-        case .max: plan.run(FloatMaximum<Float>.self, a, b, out)
-        case .min: plan.run(FloatMinimum<Float>.self, a, b, out)
+        plan.forEachPart { part, o, k in
+            let a = a + k[0], b = b + k[1], out = out + o
+            switch op {
+            case .add: part.run(FloatAdd<Float>.self, a, b, out)
+            case .sub: part.run(FloatSub<Float>.self, a, b, out)
+            case .mul: part.run(FloatMul<Float>.self, a, b, out)
+            case .div: part.run(FloatDiv<Float>.self, a, b, out)
+            case .max: part.run(FloatMaximum<Float>.self, a, b, out)
+            case .min: part.run(FloatMinimum<Float>.self, a, b, out)
+            }
+        }
+    }
+
+    /// `body(x + lo, y + lo, n)` over parts of `count` elements run on the runtime's workers (one
+    /// call when the work is small), cut at multiples of 16 so every element falls at the same
+    /// vector lane as in one pass: a unary loop split this way gives the same bits.
+    public static func splitting(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
+        _ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
+    ) {
+        ParallelFor.run((count + 15) / 16, cost: 16) { lo, hi in
+            let i0 = lo * 16, i1 = min(count, hi * 16)
+            body(x + i0, y + i0, i1 - i0)
         }
     }
 

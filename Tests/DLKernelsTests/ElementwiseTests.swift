@@ -61,6 +61,52 @@ func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
         BroadcastCase(a: [], b: []),
     ]
 
+    /// Outputs big enough to be split over the workers (`BroadcastPlan.forEachPart`): along the
+    /// outer loop of a broadcast, and a flat loop cut at multiples of 16 (odd lengths, so the
+    /// parts end mid-vector); the same values on one worker and two.
+    static let splitCases: [BroadcastCase] = [
+        BroadcastCase(a: [100_003], b: [100_003]),
+        BroadcastCase(a: [100_003], b: []),
+        BroadcastCase(a: [7, 3, 5001], b: [3, 1]),
+        BroadcastCase(a: [1, 129, 385], b: [385]),
+        BroadcastCase(a: [5, 1, 9001], b: [5, 4, 1]),
+    ]
+
+    @Test(arguments: splitCases, [1, 2])
+    func float32BinarySplitOverWorkersMatchesNumpyBroadcasting(_ c: BroadcastCase, workers: Int) throws {
+        let saved = ParallelFor.workerCount
+        ParallelFor.setWorkerCount(workers)
+        defer { ParallelFor.setWorkerCount(saved) }
+        let a = randomFloats(product(c.a), seed: 32, in: -4...4), b = randomFloats(product(c.b), seed: 33, in: 0.5...3)
+        for (op, f) in [(BinaryOperation.add, { (x: Float, y: Float) in x + y }), (.div, { $0 / $1 })] {
+            let expected = referenceBinary(a, c.a, b, c.b, c.out, f)
+            var out = [Float](repeating: .nan, count: product(c.out))
+            try out.withUnsafeMutableBufferPointer { o in
+                try Elementwise.binary(op, a, shape: c.a, b, shape: c.b, o.baseAddress!, shape: c.out)
+            }
+            #expect(out == expected, "\(op)")
+        }
+    }
+
+    /// A unary loop split by `Elementwise.splitting` gives the bits of one pass (erf and tanh
+    /// have vector bodies and tails), on 100003 elements.
+    @Test func unaryLoopsSplitOverWorkersGiveOnePassBits() {
+        let x = randomFloats(100_003, seed: 34, in: -5...5)
+        var whole = [Float](repeating: 0, count: x.count), split = whole
+        for f in [Elementwise.erf, Elementwise.tanh] {
+            x.withUnsafeBufferPointer { xp in
+                whole.withUnsafeMutableBufferPointer { f(xp.baseAddress!, $0.baseAddress!, x.count) }
+                let saved = ParallelFor.workerCount
+                ParallelFor.setWorkerCount(2)
+                defer { ParallelFor.setWorkerCount(saved) }
+                split.withUnsafeMutableBufferPointer { sp in
+                    Elementwise.splitting(xp.baseAddress!, sp.baseAddress!, count: x.count) { f($0, $1, $2) }
+                }
+            }
+            #expect(whole.map(\.bitPattern) == split.map(\.bitPattern))
+        }
+    }
+
     @Test(arguments: cases, BinaryOperation.allCases)
     func float32BinaryMatchesNumpyBroadcasting(_ c: BroadcastCase, _ op: BinaryOperation) throws {
         let a = randomFloats(product(c.a), seed: 30, in: -4...4)

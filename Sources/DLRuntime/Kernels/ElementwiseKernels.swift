@@ -75,7 +75,7 @@ enum ElementwiseKernels {
             guard x.elementCount > 0 else { return [out] }
             x.withUnsafeBufferPointer(as: Float.self) { src in
                 out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
-                    act.apply(src.baseAddress!, dst.baseAddress!, count: x.elementCount)
+                    Elementwise.splitting(src.baseAddress!, dst.baseAddress!, count: x.elementCount) { act.apply($0, $1, count: $2) }
                 }
             }
             return [out]
@@ -91,7 +91,7 @@ enum ElementwiseKernels {
             guard x.elementCount > 0 else { return [out] }
             x.withUnsafeBufferPointer(as: Float.self) { src in
                 out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
-                    f(src.baseAddress!, dst.baseAddress!, x.elementCount)
+                    Elementwise.splitting(src.baseAddress!, dst.baseAddress!, count: x.elementCount, f)
                 }
             }
             return [out]
