@@ -26,7 +26,7 @@
 
 #define DLK_MR 12
 #define DLK_KC 512
-#define DLK_MC 120
+#define DLK_MC 132
 
 static int avx512_state = -1;
 static pthread_once_t avx512_once = PTHREAD_ONCE_INIT;
@@ -386,7 +386,7 @@ typedef enum {
 } b_source;
 
 /// The blocking every product shares: sum chunks of at most DLK_KC steps (whole when
-/// k ≤ 2·DLK_KC), row groups of at most DLK_MC rows. One group's packed A (≤ 120 × 1024 floats)
+/// k ≤ 2·DLK_KC), row groups of at most DLK_MC rows. One group's packed A (≤ 132 × 1024 floats)
 /// stays in L2 while every 32-column panel of B streams past it, each panel reused from L1 by
 /// all the group's row blocks. B_TRANSPOSED builds the panel chunk the packed weights would hold
 /// (the same floats, zero past n), so every source gives the same bits.

@@ -17,7 +17,7 @@ import Testing
         GEMMCase(m: 2, n: 33, k: 17, transB: true),        // the two-accumulator path, odd k
         GEMMCase(m: 13, n: 64, k: 9, transA: true),        // blocks of 7 and 6 rows
         GEMMCase(m: 32, n: 200, k: 300),                   // several panels, a partial last one
-        GEMMCase(m: 130, n: 40, k: 33, transB: true),      // past one 120-row group
+        GEMMCase(m: 140, n: 40, k: 33, transB: true),      // past one 132-row group
         GEMMCase(m: 5, n: 70, k: 1100, transA: true),      // the sum in chunks (k > 1024)
         GEMMCase(m: 3, n: 600, k: 20, transB: true),       // unpacked Bᵀ transposed per panel, a partial last panel
         GEMMCase(m: 2, n: 600, k: 1100),                   // unpacked B streamed row by row: sum chunks
@@ -106,7 +106,7 @@ import Testing
         GEMMCase(m: 1, n: 1100, k: 771), GEMMCase(m: 1, n: 1100, k: 771, transB: true),
         GEMMCase(m: 2, n: 45, k: 2051, transA: true), GEMMCase(m: 2, n: 45, k: 2051, transA: true, transB: true),
         GEMMCase(m: 7, n: 300, k: 257, transB: true), GEMMCase(m: 7, n: 300, k: 257),
-        GEMMCase(m: 131, n: 97, k: 1030, transB: true), GEMMCase(m: 131, n: 97, k: 1030, transA: true),
+        GEMMCase(m: 141, n: 97, k: 1030, transB: true), GEMMCase(m: 141, n: 97, k: 1030, transA: true),
     ]
 
     /// Random (not dyadic) data, so another order of the sums would show in the bits: B read in
