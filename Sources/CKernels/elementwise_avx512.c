@@ -38,6 +38,7 @@ DLK_EW_TARGET int dlk_activate(int activation, float a, float b, float bias, con
     case DLK_ACT_SILU: activate_loop(DLK_ACT_SILU, a, b, bias, x, y, n); return 0;
     case DLK_ACT_HARD_SIGMOID: activate_loop(DLK_ACT_HARD_SIGMOID, a, b, bias, x, y, n); return 0;
     case DLK_ACT_HARD_SWISH: activate_loop(DLK_ACT_HARD_SWISH, a, b, bias, x, y, n); return 0;
+    case DLK_ACT_GELU: activate_loop(DLK_ACT_GELU, a, b, bias, x, y, n); return 0;
     default: return -1;
     }
 }

@@ -104,32 +104,6 @@ DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_tanh16(__m512 x) {
 }
 
 
-/// The DLK_ACT_* activation (see ckernels.h) of 16 floats, `a` and `b` its parameters. NaN stays
-/// NaN: the max/min below return their second operand, x, when it is NaN.
-DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_activate16(__m512 v, int activation, float a, float b) {
-    switch (activation) {
-    case 1: // DLK_ACT_RELU
-        return _mm512_max_ps(_mm512_setzero_ps(), v);
-    case 2: { // DLK_ACT_LEAKY_RELU
-        __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
-        return _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(a));
-    }
-    case 3: // DLK_ACT_CLIP
-        return _mm512_min_ps(_mm512_set1_ps(b), _mm512_max_ps(_mm512_set1_ps(a), v));
-    case 4: // DLK_ACT_SIGMOID
-        return dlk_sigmoid16(v);
-    case 5: // DLK_ACT_SILU
-        return _mm512_mul_ps(v, dlk_sigmoid16(v));
-    case 6: // DLK_ACT_HARD_SIGMOID
-        return _mm512_min_ps(_mm512_set1_ps(1.0f),
-                             _mm512_max_ps(_mm512_setzero_ps(), _mm512_fmadd_ps(v, _mm512_set1_ps(a), _mm512_set1_ps(b))));
-    case 7: // DLK_ACT_HARD_SWISH
-        return _mm512_mul_ps(v, _mm512_min_ps(_mm512_set1_ps(1.0f),
-                             _mm512_max_ps(_mm512_setzero_ps(), _mm512_fmadd_ps(v, _mm512_set1_ps(1.0f / 6.0f), _mm512_set1_ps(0.5f)))));
-    default:
-        return v;
-    }
-}
 
 /// The error function of 16 floats, within 2 ulp of the exact value (checked over a sweep of
 /// [0, 4] by ErfAccuracyTests). Below 1, erf(x) = x·P(x²) (P of degree 6, P(0) = 2/√π); from 1 to 3.92,
@@ -165,6 +139,36 @@ DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_erf16(__m512 x) {
     y = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(y),
                                             _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000))));
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
+}
+
+/// The DLK_ACT_* activation (see ckernels.h) of 16 floats, `a` and `b` its parameters. NaN stays
+/// NaN: the max/min below return their second operand, x, when it is NaN.
+DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_activate16(__m512 v, int activation, float a, float b) {
+    switch (activation) {
+    case 1: // DLK_ACT_RELU
+        return _mm512_max_ps(_mm512_setzero_ps(), v);
+    case 2: { // DLK_ACT_LEAKY_RELU
+        __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+        return _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(a));
+    }
+    case 3: // DLK_ACT_CLIP
+        return _mm512_min_ps(_mm512_set1_ps(b), _mm512_max_ps(_mm512_set1_ps(a), v));
+    case 4: // DLK_ACT_SIGMOID
+        return dlk_sigmoid16(v);
+    case 5: // DLK_ACT_SILU
+        return _mm512_mul_ps(v, dlk_sigmoid16(v));
+    case 6: // DLK_ACT_HARD_SIGMOID
+        return _mm512_min_ps(_mm512_set1_ps(1.0f),
+                             _mm512_max_ps(_mm512_setzero_ps(), _mm512_fmadd_ps(v, _mm512_set1_ps(a), _mm512_set1_ps(b))));
+    case 7: // DLK_ACT_HARD_SWISH
+        return _mm512_mul_ps(v, _mm512_min_ps(_mm512_set1_ps(1.0f),
+                             _mm512_max_ps(_mm512_setzero_ps(), _mm512_fmadd_ps(v, _mm512_set1_ps(1.0f / 6.0f), _mm512_set1_ps(0.5f)))));
+    case 8: // DLK_ACT_GELU: (x·0.5)·(erf(x / √2) + 1), the ops' order in BERT's exported graphs
+        return _mm512_mul_ps(_mm512_mul_ps(v, _mm512_set1_ps(0.5f)),
+                             _mm512_add_ps(dlk_erf16(_mm512_div_ps(v, _mm512_set1_ps(1.41421356f))), _mm512_set1_ps(1.0f)));
+    default:
+        return v;
+    }
 }
 
 #endif

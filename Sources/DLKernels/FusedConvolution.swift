@@ -23,6 +23,8 @@ public enum Activation: Sendable, Hashable {
     case hardSigmoid(alpha: Float, beta: Float)
     /// `x · max(0, min(1, x/6 + 1/2))` (ONNX `HardSwish`, MobileNetV3's activation).
     case hardSwish
+    /// `(x · ½) · (erf(x / √2) + 1)` (ONNX `Gelu` without approximation: BERT's activation).
+    case gelu
 }
 
 extension Activation {
@@ -37,6 +39,7 @@ extension Activation {
         case .silu: (Int32(DLK_ACT_SILU), 0, 0)
         case .hardSigmoid(let a, let b): (Int32(DLK_ACT_HARD_SIGMOID), a, b)
         case .hardSwish: (Int32(DLK_ACT_HARD_SWISH), 0, 0)
+        case .gelu: (Int32(DLK_ACT_GELU), 0, 0)
         }
     }
 
@@ -52,6 +55,7 @@ extension Activation {
         case .silu: return x * Self.sigmoid(x)
         case .hardSigmoid(let a, let b): return Self.unitClamp(a * x + b)
         case .hardSwish: return x * Self.unitClamp(x / 6 + 0.5)
+        case .gelu: return (x * 0.5) * (erff(x / 1.41421356) + 1)
         }
     }
 

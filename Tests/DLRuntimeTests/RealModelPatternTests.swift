@@ -72,6 +72,44 @@ import Testing
         try checkFused(hs, passes: ["fuse-activation"], leaves: ["HardSigmoid"], "hardsigmoid")
     }
 
+    /// x [6, 40] → Gemm (bias) [6, 33] → GELU written out in `tail` on "h".
+    func gemmGraph(_ tail: [Node], extra: [(String, Tensor)]) -> Graph {
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [6, 40]))],
+                      outputs: [ValueInfo(name: "y", type: nil)],
+                      nodes: [Node(name: "fc", opType: "Gemm", inputs: ["x", "w", "b"], outputs: ["h"])] + tail,
+                      initializers: NamedTensors([("w", seededRandom([40, 33], seed: 13)), ("b", seededRandom([33], seed: 14)),
+                                                  initializer("half", [0.5], shape: []), initializer("one", [1], shape: [])] + extra))
+        g.metadata.opsetImports = [("", 17)]
+        return g
+    }
+
+    /// GELU spelled out with Erf after a Gemm, in DLHuggingFace's order, torch's, and with the
+    /// scaling as a multiplication, fuses into the Gemm (`activation = "Gelu"`) and gives the
+    /// numbers of the ops it replaces; with a third reader of the Gemm's output it stays as it is.
+    @Test func geluWrittenOutFusesIntoTheGemm() throws {
+        let x = seededRandom([6, 40], seed: 15)
+        func check(_ g: Graph, fused: Bool, _ what: String) throws {
+            let (opt, _) = try GraphOptimizer.optimizeStrict(g)
+            #expect(opt.nodes.contains { $0.opType == "Erf" } == !fused, "\(what): \(opt.nodes.map(\.opType))")
+            #expect(opt.nodes.contains { (try? $0.string("activation", default: "")) == "Gelu" } == fused, "\(what)")
+            let want = try runNodeByNode(g, ["x": x]), got = try Executor(graph: g).run(["x": x])
+            for o in g.outputs { expectClose(got[o.name], want[o.name], tolerance: 1e-5, what) }
+        }
+        let ours = [Node(opType: "Div", inputs: ["h", "sqrt2"], outputs: ["d"]), Node(opType: "Erf", inputs: ["d"], outputs: ["e"]),
+                    Node(opType: "Mul", inputs: ["h", "half"], outputs: ["m"]), Node(opType: "Add", inputs: ["e", "one"], outputs: ["a"]),
+                    Node(opType: "Mul", inputs: ["m", "a"], outputs: ["y"])]
+        try check(gemmGraph(ours, extra: [initializer("sqrt2", [1.4142135], shape: [])]), fused: true, "ours")
+        let torch = [Node(opType: "Mul", inputs: ["h", "rsqrt2"], outputs: ["d"]), Node(opType: "Erf", inputs: ["d"], outputs: ["e"]),
+                     Node(opType: "Add", inputs: ["one", "e"], outputs: ["a"]), Node(opType: "Mul", inputs: ["a", "h"], outputs: ["m"]),
+                     Node(opType: "Mul", inputs: ["m", "half"], outputs: ["y"])]
+        try check(gemmGraph(torch, extra: [initializer("rsqrt2", [0.70710677], shape: [])]), fused: true, "torch")
+        var third = gemmGraph(ours + [Node(opType: "Relu", inputs: ["h"], outputs: ["r"])], extra: [initializer("sqrt2", [1.4142135], shape: [])])
+        third.outputs.append(ValueInfo(name: "r", type: nil))
+        try check(third, fused: false, "third reader")
+        let wrongScale = gemmGraph(ours, extra: [initializer("sqrt2", [2], shape: [])])
+        try check(wrongScale, fused: false, "not √2")
+    }
+
     @Test func aSiluWhoseInputHasAThirdReaderIsNotFused() throws {
         var g = convGraph([Node(opType: "Sigmoid", inputs: ["cb"], outputs: ["s"]),
                            Node(opType: "Mul", inputs: ["cb", "s"], outputs: ["y"]),

@@ -41,7 +41,7 @@ typedef struct {
 /// NaN stays NaN in every one.
 enum {
     DLK_ACT_NONE = 0, DLK_ACT_RELU = 1, DLK_ACT_LEAKY_RELU = 2, DLK_ACT_CLIP = 3, DLK_ACT_SIGMOID = 4,
-    DLK_ACT_SILU = 5, DLK_ACT_HARD_SIGMOID = 6, DLK_ACT_HARD_SWISH = 7
+    DLK_ACT_SILU = 5, DLK_ACT_HARD_SIGMOID = 6, DLK_ACT_HARD_SWISH = 7, DLK_ACT_GELU = 8
 };
 
 /// `y[i] = activation(x[i] + bias)` for `n` floats (`y` may be `x`); `a`, `b` as in

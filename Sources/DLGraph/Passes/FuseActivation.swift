@@ -6,8 +6,9 @@ import DLTensor
 ///
 /// The activations: Relu, LeakyRelu (`activation_alpha`), Clip with constant bounds
 /// (`activation_alpha`/`activation_beta` = min/max), Sigmoid, HardSigmoid (alpha, beta), HardSwish,
-/// and SiLU written as `Mul(x, Sigmoid(x))` (torch's export of `nn.SiLU`, YOLO's activation),
-/// fused as `Silu`.
+/// SiLU written as `Mul(x, Sigmoid(x))` (torch's export of `nn.SiLU`, YOLO's activation),
+/// fused as `Silu`, and GELU written out with Erf after a Gemm or MatMul (BERT's, `geluChain`),
+/// fused as `Gelu`.
 ///
 /// Only when the base op's output is read by the activation alone (for SiLU: by exactly the
 /// Sigmoid and the Mul) and is not a graph output. The fused ops exist for the runtime only
@@ -25,6 +26,19 @@ package enum FuseActivation: GraphPass {
         }
         var remove = Set<Int>()
         var changed = false
+        // GELU written out (BERT-family exports): fused first, as its chain starts with two readers.
+        for (p, base) in graph.nodes.enumerated() where base.outputs.count == 1 && isGELUBase(base) {
+            let x = base.outputs[0]
+            guard !outputs.contains(x), let (chain, out) = geluChain(from: x, in: graph, readers: readers, readersOf: readersOf,
+                                                                      outputs: outputs),
+                  chain.allSatisfy({ !remove.contains($0) }) else { continue }
+            let opType = base.opType == "Gemm" ? "FusedGemm" : "FusedMatMul"
+            graph.nodes[p] = Node(name: base.name, opType: opType, domain: FusedOps.domain, inputs: base.inputs, outputs: [out],
+                                  attributes: base.attributes + [Attribute(name: "activation", value: .string("Gelu"))],
+                                  docString: base.docString)
+            remove.formUnion(chain)
+            changed = true
+        }
         for (i, act) in graph.nodes.enumerated() where OpSet.isDefaultDomain(act) && !remove.contains(i) {
             guard act.outputs.count == 1, let x = act.input(0), !outputs.contains(x),
                   let p = producer[x], !remove.contains(p) else { continue }
@@ -57,6 +71,56 @@ package enum FuseActivation: GraphPass {
         if changed { graph.rewrite(removing: remove) }
         return changed
     }
+
+    /// A Gemm, or a bias-folded MatMul, with no activation yet.
+    static func isGELUBase(_ n: Node) -> Bool {
+        if n.domain == FusedOps.domain && n.opType == "FusedMatMul" { return !n.attributes.contains { $0.name == "activation" } }
+        return OpSet.isDefaultDomain(n) && n.opType == "Gemm"
+    }
+
+    /// The nodes of `gelu(x) = x · ½ · (1 + erf(x / √2))` written out on `x`, and the output
+    /// holding it, in the two orders exporters write: `Mul(Mul(x, 0.5), Add(Erf(Div(x, √2)), 1))`
+    /// (ours, from `DLHuggingFace`) and `Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), 0.5)` (torch's);
+    /// the scaling may be `Mul(x, 1/√2)`, any commutative op's inputs in either order. Only
+    /// when `x` has exactly these two readers and every inner value one reader and no graph output.
+    static func geluChain(from x: String, in graph: Graph, readers: [String: Int], readersOf: [String: [Int]],
+                          outputs: Set<String>) -> ([Int], String)? {
+        func constant(_ name: String, _ v: Float) -> Bool {
+            guard let t = graph.constantInitializer(name, dtype: .float32), t.elementCount == 1,
+                  let c = t.scalars(as: Float.self).first else { return false }
+            return abs(c - v) <= 1e-6 * max(1, abs(v))
+        }
+        /// Node `i` as `op(v, other)` in either order: the other input.
+        func other(_ i: Int, _ op: String, _ v: String) -> String? {
+            let n = graph.nodes[i]
+            guard OpSet.isDefaultDomain(n), n.opType == op, n.inputs.count == 2, n.outputs.count == 1 else { return nil }
+            if n.inputs[0] == v && n.inputs[1] != v { return n.inputs[1] }
+            if n.inputs[1] == v && n.inputs[0] != v && op != "Div" { return n.inputs[0] }
+            return nil
+        }
+        /// The single reader of value `v` (not a graph output).
+        func onlyReader(_ v: String) -> Int? {
+            guard readers[v] == 1, !outputs.contains(v), let r = readersOf[v], r.count == 1 else { return nil }
+            return r[0]
+        }
+        guard readers[x] == 2, let xr = readersOf[x], xr.count == 2 else { return nil }
+        for (d, m) in [(xr[0], xr[1]), (xr[1], xr[0])] {
+            let scaled = other(d, "Div", x).map { constant($0, 1.41421356) } ?? other(d, "Mul", x).map { constant($0, 0.707106781) }
+            guard scaled == true, let dOut = graph.nodes[d].outputs.first, let e = onlyReader(dOut),
+                  OpSet.isDefaultDomain(graph.nodes[e]), graph.nodes[e].opType == "Erf",
+                  let eOut = graph.nodes[e].outputs.first, let a = onlyReader(eOut),
+                  let one = other(a, "Add", eOut), constant(one, 1),
+                  let aOut = graph.nodes[a].outputs.first, let mOut = graph.nodes[m].outputs.first,
+                  let f = onlyReader(mOut), let fOut = graph.nodes[f].outputs.first else { continue }
+            if let half = other(m, "Mul", x), constant(half, 0.5), onlyReader(aOut) == f, other(f, "Mul", mOut) == aOut {
+                return ([d, e, a, m, f], fOut)  // (x · ½) · (erf + 1)
+            }
+            if other(m, "Mul", x) == aOut, let half = other(f, "Mul", mOut), constant(half, 0.5) {
+                return ([d, e, a, m, f], fOut)  // (x · (erf + 1)) · ½
+            }
+        }
+        return nil
+    }
 }
 
 /// Ops the passes introduce, in the `ai.dlkit` domain: a base op with an activation applied to
@@ -65,7 +129,7 @@ package enum FusedOps {
     public static let domain = "ai.dlkit"
 
     /// The activations a fused op may carry.
-    public static let activations: Set<String> = ["Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Silu"]
+    public static let activations: Set<String> = ["Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Silu", "Gelu"]
 
     /// The attributes a fused node carries for the single-input activation `act`
     /// (`activation`, and `activation_alpha`/`activation_beta` for its parameters), or nil when

@@ -28,6 +28,7 @@ enum FastPaths {
         case "Silu": return .silu
         case "HardSigmoid": return .hardSigmoid(alpha: try ctx.float("activation_alpha", 0.2), beta: try ctx.float("activation_beta", 0.5))
         case "HardSwish": return .hardSwish
+        case "Gelu": return .gelu
         case let other: throw ctx.fail("unknown fused activation '\(other)'")
         }
     }
