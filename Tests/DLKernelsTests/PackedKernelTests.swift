@@ -23,6 +23,28 @@ import Testing
         GEMMCase(m: 2, n: 600, k: 1100),                   // unpacked B streamed row by row: sum chunks
     ]
 
+    /// `start` updated by the product `c` with B's packed panels (`multiply`) and with B as it is
+    /// (`multiplyUnpacked`), and whether each ran.
+    static func packedAndUnpacked(_ c: GEMMCase, _ a: [Float], _ b: [Float], _ packed: PackedMatrix, _ e: GEMMEpilogue,
+                                  start: [Float]) -> ([Float], [Float], Bool, Bool) {
+        var y = start, z = start
+        let lda = c.transA ? c.m : c.k
+        let ran = y.withUnsafeMutableBufferPointer { yb in
+            a.withUnsafeBufferPointer { ab in
+                PackedGEMM.multiply(m: c.m, a: ab.baseAddress!, lda: lda, transA: c.transA, b: packed, c: yb.baseAddress!, ldc: c.n, epilogue: e)
+            }
+        }
+        let unpacked = z.withUnsafeMutableBufferPointer { zb in
+            a.withUnsafeBufferPointer { ab in
+                b.withUnsafeBufferPointer { bb in
+                    PackedGEMM.multiplyUnpacked(m: c.m, a: ab.baseAddress!, lda: lda, transA: c.transA, b: bb.baseAddress!, k: c.k, n: c.n,
+                                                ldb: c.transB ? c.k : c.n, transposedB: c.transB, c: zb.baseAddress!, ldc: c.n, epilogue: e)
+                }
+            }
+        }
+        return (y, z, ran, unpacked)
+    }
+
     static func reference(_ c: GEMMCase, _ a: [Float], _ b: [Float]) -> [Float] {
         var y = [Float](repeating: 0, count: c.m * c.n)
         for i in 0..<c.m {
@@ -53,22 +75,7 @@ import Testing
         // Each epilogue runs on the packed panels and on B unpacked (multiplyUnpacked),
         // which must give the same bits.
         func run(_ e: GEMMEpilogue, start: [Float]) -> [Float] {
-            var y = start, z = start
-            let ok = y.withUnsafeMutableBufferPointer { yb in
-                a.withUnsafeBufferPointer { ab in
-                    PackedGEMM.multiply(m: c.m, a: ab.baseAddress!, lda: c.transA ? c.m : c.k, transA: c.transA,
-                                        b: packed, c: yb.baseAddress!, ldc: c.n, epilogue: e)
-                }
-            }
-            let streamed = z.withUnsafeMutableBufferPointer { zb in
-                a.withUnsafeBufferPointer { ab in
-                    b.withUnsafeBufferPointer { bb in
-                        PackedGEMM.multiplyUnpacked(m: c.m, a: ab.baseAddress!, lda: c.transA ? c.m : c.k, transA: c.transA,
-                                                         b: bb.baseAddress!, k: c.k, n: c.n, ldb: c.transB ? c.k : c.n,
-                                                         transposedB: c.transB, c: zb.baseAddress!, ldc: c.n, epilogue: e)
-                    }
-                }
-            }
+            let (y, z, ok, streamed) = Self.packedAndUnpacked(c, a, b, packed, e, start: start)
             // It takes every B, either layout, with any epilogue.
             #expect(ok && streamed)
             #expect(y.withUnsafeBytes { Array($0) } == z.withUnsafeBytes { Array($0) }, "unpacked B")
@@ -128,22 +135,7 @@ import Testing
                 for e in [GEMMEpilogue(),
                           GEMMEpilogue(columnBias: cb.baseAddress, activation: .silu),
                           GEMMEpilogue(alpha: 0.7, accumulate: true, cScale: 0.3, rowBias: rb.baseAddress, columnBias: cb.baseAddress)] {
-                    var y = before, z = before
-                    let ran = y.withUnsafeMutableBufferPointer { yb in
-                        a.withUnsafeBufferPointer { ab in
-                            PackedGEMM.multiply(m: c.m, a: ab.baseAddress!, lda: c.transA ? c.m : c.k, transA: c.transA,
-                                                b: packed, c: yb.baseAddress!, ldc: c.n, epilogue: e)
-                        }
-                    }
-                    let unpacked = z.withUnsafeMutableBufferPointer { zb in
-                        a.withUnsafeBufferPointer { ab in
-                            b.withUnsafeBufferPointer { bb in
-                                PackedGEMM.multiplyUnpacked(m: c.m, a: ab.baseAddress!, lda: c.transA ? c.m : c.k, transA: c.transA,
-                                                            b: bb.baseAddress!, k: c.k, n: c.n, ldb: ldb, transposedB: c.transB,
-                                                            c: zb.baseAddress!, ldc: c.n, epilogue: e)
-                            }
-                        }
-                    }
+                    let (y, z, ran, unpacked) = Self.packedAndUnpacked(c, a, b, packed, e, start: before)
                     #expect(ran && unpacked)
                     let same = zip(y, z).filter { $0.bitPattern == $1.bitPattern }.count
                     #expect(same == y.count, "\(y.count - same) of \(y.count) elements differ")

@@ -42,16 +42,22 @@ import Testing
         let g = graph(scaleOp: scaleOp, maskShape: mask, heads: heads, s: s, t: t)
         #expect(GraphOptimizer.optimize(g).0.nodes.map(\.opType) == ["FusedAttention"])
         let feed = ["q": seededRandom([heads, s, 8], seed: 1), "kt": seededRandom([heads, 8, t], seed: 2), "v": seededRandom([heads, t, 5], seed: 3)]
-        for threads in [1, 2] {
+        for (fused, worst) in try fusedAgainstStepwise(g, feed) {
+            #expect(fused.shape == [heads, s, 5])
+            #expect(worst < 1e-5, "largest difference \(worst)")
+        }
+    }
+
+    /// The graph run optimised (FusedAttention) on 1 and 2 threads: its output `y` and the largest
+    /// difference from the ops run one by one.
+    func fusedAgainstStepwise(_ g: Graph, _ feed: [String: Tensor]) throws -> [(Tensor, Float)] {
+        let reference = try stepwise(g, feed).scalars(as: Float.self)
+        return try [1, 2].map { threads in
             let saved = ComputeThreads.count
             ComputeThreads.set(threads)
             defer { ComputeThreads.set(saved) }
             let fused = try #require(try Executor(graph: g).run(feed)["y"])
-            let reference = try stepwise(g, feed)
-            #expect(fused.shape == [heads, s, 5])
-            let a = fused.scalars(as: Float.self), b = reference.scalars(as: Float.self)
-            let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
-            #expect(worst < 1e-5, "largest difference \(worst)")
+            return (fused, zip(fused.scalars(as: Float.self), reference).map { abs($0 - $1) }.max() ?? 0)
         }
     }
 
@@ -66,13 +72,7 @@ import Testing
         #expect(GraphOptimizer.optimize(g).0.nodes.map(\.opType) == ["FusedAttention"])
         let feed = ["q": seededRandom(batch + [s, 8], seed: 1), "kt": seededRandom(batch + [8, t], seed: 2),
                     "v": seededRandom(batch + [t, 5], seed: 3)]
-        for threads in [1, 2] {
-            let saved = ComputeThreads.count
-            ComputeThreads.set(threads)
-            defer { ComputeThreads.set(saved) }
-            let fused = try #require(try Executor(graph: g).run(feed)["y"])
-            let reference = try stepwise(g, feed)
-            let worst = zip(fused.scalars(as: Float.self), reference.scalars(as: Float.self)).map { abs($0 - $1) }.max() ?? 0
+        for (fused, worst) in try fusedAgainstStepwise(g, feed) {
             #expect(fused.shape == batch + [s, 5] && worst < 1e-5, "\(mask): largest difference \(worst)")
         }
     }
