@@ -57,11 +57,11 @@ public struct BroadcastPlan: Hashable, Sendable {
 
     /// Calls `body(part, outputOffset, operandOffsets)` for parts of the output cut along the
     /// outermost loop and run on the runtime's workers (one call, the whole plan at offsets 0,
-    /// when the work is small or there is one worker). A single flat loop is cut at multiples of
-    /// 16 elements, so every element falls at the same vector lane as in one pass and gets the
-    /// same bits.
+    /// under `Elementwise.splitMinimum` elements or with one worker). A single flat loop is cut
+    /// at multiples of 16 elements, so every element falls at the same vector lane as in one pass
+    /// and gets the same bits.
     public func forEachPart(_ body: (BroadcastPlan, Int, [Int]) -> Void) {
-        guard let outer = dims.first, outputCount > 0 else {
+        guard let outer = dims.first, outputCount >= Elementwise.splitMinimum else {
             body(self, 0, [Int](repeating: 0, count: strides.count))
             return
         }

@@ -65,11 +65,11 @@ func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
     /// outer loop of a broadcast, and a flat loop cut at multiples of 16 (odd lengths, so the
     /// parts end mid-vector); the same values on one worker and two.
     static let splitCases: [BroadcastCase] = [
-        BroadcastCase(a: [100_003], b: [100_003]),
-        BroadcastCase(a: [100_003], b: []),
-        BroadcastCase(a: [7, 3, 5001], b: [3, 1]),
-        BroadcastCase(a: [1, 129, 385], b: [385]),
-        BroadcastCase(a: [5, 1, 9001], b: [5, 4, 1]),
+        BroadcastCase(a: [300_007], b: [300_007]),
+        BroadcastCase(a: [300_007], b: []),
+        BroadcastCase(a: [7, 3, 15001], b: [3, 1]),
+        BroadcastCase(a: [1, 1029, 385], b: [385]),
+        BroadcastCase(a: [5, 1, 15001], b: [5, 4, 1]),
     ]
 
     @Test(arguments: splitCases, [1, 2])
@@ -89,9 +89,9 @@ func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
     }
 
     /// A unary loop split by `Elementwise.splitting` gives the bits of one pass (erf and tanh
-    /// have vector bodies and tails), on 100003 elements.
+    /// have vector bodies and tails), on 300007 elements (past `Elementwise.splitMinimum`).
     @Test func unaryLoopsSplitOverWorkersGiveOnePassBits() {
-        let x = randomFloats(100_003, seed: 34, in: -5...5)
+        let x = randomFloats(300_007, seed: 34, in: -5...5)
         var whole = [Float](repeating: 0, count: x.count), split = whole
         for f in [Elementwise.erf, Elementwise.tanh] {
             x.withUnsafeBufferPointer { xp in
