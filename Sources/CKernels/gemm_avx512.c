@@ -348,28 +348,36 @@ static DLK_TARGET void micro_gather(int mr, int kc, const float *ap, const float
     DLK_MICRO_CASES(1)
 }
 
+/// Steps [p0, p0 + 16) of 16 rows of Bᵀ (`src`, row stride ldb; zeros past row h and step kc),
+/// transposed: t[q] holds step p0 + q of the 16 rows. Meanwhile 16 lines of the block read next
+/// (`next`, rows of `lines` lines each) are fetched into L2 in address order, lines
+/// [line0, line0 + 16): read down 16 rows at once, Bᵀ streams poorly (each row a few KB, on a
+/// page of its own, where the hardware prefetchers start over; a prefetch past its end does not
+/// fault).
+DLK_INLINE DLK_TARGET void load_transposed16(const float *src, long ldb, int h, int p0, int kc,
+                                             const float *next, int line0, int lines, __m512 *t) {
+    __m512 r[16];
+    dlk_load_rows16(src + p0, ldb, h, dlk_lanes16(kc - p0), r);
+    _Pragma("clang loop unroll(full)")
+    for (int q = 0; q < 16; q++) {
+        const int line = line0 + q;
+        _mm_prefetch((const char *)(next + (size_t)(line / lines) * ldb + (line % lines) * 16), _MM_HINT_T1);
+    }
+    dlk_transpose16x16(r, t);
+}
+
 /// The panel chunk packed weights hold for columns [col0, col0 + valid) and sum steps
-/// [k0, k0 + kc), from Bᵀ (`w` at row col0, column k0; zeros past `valid`): 16 × 16 register
-/// transposes, the next panel's rows fetched into L2 in address order meanwhile (rows of Bᵀ are a
-/// few KB each, a page apiece, where the hardware prefetchers start over; a prefetch past the end
-/// of Bᵀ does not fault).
+/// [k0, k0 + kc), from Bᵀ (`w` at row col0, column k0; zeros past `valid`), the next panel's
+/// rows fetched meanwhile (`load_transposed16`).
 static DLK_TARGET void transpose_panel(const float *w, long ldb, int valid, int kc, float *panel) {
     const int lines = (kc + 15) / 16;
     for (int half = 0; half < 2; half++) {
-        const int h = valid - 16 * half;
-        const float *src = w + (size_t)16 * half * ldb;
         for (int p0 = 0; p0 < kc; p0 += 16) {
             const int wd = kc - p0 < 16 ? kc - p0 : 16;
-            const __mmask16 in = dlk_lanes16(wd);
-            __m512 r[16], t[16];
-            _Pragma("clang loop unroll(full)")
-            for (int q = 0; q < 16; q++) r[q] = q < h ? _mm512_maskz_loadu_ps(in, src + (size_t)q * ldb + p0) : _mm512_setzero_ps();
-            _Pragma("clang loop unroll(full)")
-            for (int q = 0; q < 16; q++) {
-                const int line = half * kc + p0 + q;  // of the next panel's 32 rows of `lines` each
-                _mm_prefetch((const char *)(w + (size_t)(32 + line / lines) * ldb + (line % lines) * 16), _MM_HINT_T1);
-            }
-            dlk_transpose16x16(r, t);
+            __m512 t[16];
+            // The next panel's 32 rows hold 2·kc lines; each half's steps fetch kc of them.
+            load_transposed16(w + (size_t)16 * half * ldb, ldb, valid - 16 * half, p0, kc, w + (size_t)32 * ldb,
+                              half * kc + p0, lines, t);
             float *d = panel + (size_t)p0 * DLK_PANEL + 16 * half;
             _Pragma("clang loop unroll(full)")
             for (int q = 0; q < 16; q++)
@@ -579,21 +587,9 @@ DLK_INLINE DLK_TARGET void bt_few_chunk(const int mr, int n, int kc, const float
         y[0] = y[1] = _mm512_setzero_ps();
         for (int p0 = 0; p0 < kc; p0 += 16) {
             const int wd = kc - p0 < 16 ? kc - p0 : 16;
-            const __mmask16 in = dlk_lanes16(wd);
-            __m512 r[16], t[16];
-            _Pragma("clang loop unroll(full)")
-            for (int q = 0; q < 16; q++)
-                r[q] = q < h ? _mm512_maskz_loadu_ps(in, w + (size_t)q * ldb + p0) : _mm512_setzero_ps();
-            // Read down 16 rows at once, B streams poorly (each row a few KB, on a page of its
-            // own, where the hardware prefetchers start over): while this block is used, the
-            // next one is fetched into L2 in address order, 16 lines per step (a prefetch past
-            // the end of Bᵀ does not fault).
-            _Pragma("clang loop unroll(full)")
-            for (int q = 0; q < 16; q++) {
-                const int line = p0 + q;  // line `line` of the next block's 16 rows of `lines` each
-                _mm_prefetch((const char *)(w + (size_t)(16 + line / lines) * ldb + (line % lines) * 16), _MM_HINT_T1);
-            }
-            dlk_transpose16x16(r, t);
+            __m512 t[16];
+            // The next block of 16 rows holds kc lines: 16 fetched per step.
+            load_transposed16(w, ldb, h, p0, kc, w + (size_t)16 * ldb, p0, lines, t);
             if (mr <= 2) {
                 _Pragma("clang loop unroll(full)")
                 for (int i = 0; i < mr; i++) {

@@ -239,9 +239,7 @@ TF_TARGET int dlk_transpose_32(const void *src, long lds, void *dst, long ldd, i
             const int w = n_cols - c0 < 16 ? n_cols - c0 : 16;
             const __mmask16 in = dlk_lanes16(w);
             __m512 r[16], t[16];
-            _Pragma("clang loop unroll(full)")
-            for (int i = 0; i < 16; i++)
-                r[i] = i < h ? _mm512_maskz_loadu_ps(in, a + (size_t)(r0 + i) * lds + c0) : _mm512_setzero_ps();
+            dlk_load_rows16(a + (size_t)r0 * lds + c0, lds, h, in, r);
             dlk_transpose16x16(r, t);
             float *d = b + (size_t)c0 * ldd + r0;
             _Pragma("clang loop unroll(full)")

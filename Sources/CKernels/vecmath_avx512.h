@@ -24,6 +24,12 @@ DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_unpackhi_pd(__m512 a, __m512 b) {
     return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
 }
 
+/// Rows [0, 16) of a block: r[i] = the `in` lanes at src + i·lds for i < h, zeros past h.
+DLK_VM_INLINE DLK_VM_TARGET void dlk_load_rows16(const float *src, long lds, int h, __mmask16 in, __m512 *r) {
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < 16; i++) r[i] = i < h ? _mm512_maskz_loadu_ps(in, src + (size_t)i * lds) : _mm512_setzero_ps();
+}
+
 /// The 16 × 16 transpose of r (r[i] is row i): out[q] lane i = r[i] lane q.
 DLK_VM_INLINE DLK_VM_TARGET void dlk_transpose16x16(const __m512 *r, __m512 *out) {
     __m512 t[16], s[16];

@@ -55,14 +55,15 @@ public struct BroadcastPlan: Hashable, Sendable {
         self.strides = strides
     }
 
-    /// Calls `body(part, outputOffset, operandOffsets)` for parts of the output cut along the
-    /// outermost loop and run on the runtime's workers (one call, the whole plan at offsets 0,
-    /// under `Elementwise.splitMinimum` elements or with one worker). A single flat loop is cut
-    /// at multiples of 16 elements, so every element falls at the same vector lane as in one pass
-    /// and gets the same bits.
-    public func forEachPart(_ body: (BroadcastPlan, Int, [Int]) -> Void) {
+    /// Calls `body(part, outputOffset, aOffset, bOffset)` for parts of a two-operand plan cut
+    /// along the outermost loop and run on the runtime's workers (one call, the whole plan at
+    /// offsets 0, under `Elementwise.splitMinimum` elements or with one worker; nothing is
+    /// allocated then). A single flat loop is cut at multiples of 16 elements, so every element
+    /// falls at the same vector lane as in one pass and gets the same bits.
+    func forEachPart(_ body: (BroadcastPlan, Int, Int, Int) -> Void) {
+        precondition(strides.count == 2, "parts of a plan of two operands")
         guard let outer = dims.first, outputCount >= Elementwise.splitMinimum else {
-            body(self, 0, [Int](repeating: 0, count: strides.count))
+            body(self, 0, 0, 0)
             return
         }
         let grain = dims.count == 1 ? 16 : 1, inner = outputCount / outer
@@ -70,11 +71,11 @@ public struct BroadcastPlan: Hashable, Sendable {
         ParallelFor.run(units, cost: inner * grain) { lo, hi in
             let r0 = lo * grain, r1 = min(outer, hi * grain)
             if r0 == 0 && r1 == outer {
-                body(self, 0, [Int](repeating: 0, count: strides.count))
+                body(self, 0, 0, 0)
                 return
             }
             let part = BroadcastPlan(outputCount: (r1 - r0) * inner, dims: [r1 - r0] + dims.dropFirst(), strides: strides)
-            body(part, r0 * inner, strides.map { r0 * $0[0] })
+            body(part, r0 * inner, r0 * strides[0][0], r0 * strides[1][0])
         }
     }
 

@@ -24,8 +24,8 @@ public enum Elementwise {
         _ op: BinaryOperation, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
         _ out: UnsafeMutablePointer<Float>, plan: BroadcastPlan
     ) {
-        plan.forEachPart { part, o, k in
-            let a = a + k[0], b = b + k[1], out = out + o
+        plan.forEachPart { part, o, ka, kb in
+            let a = a + ka, b = b + kb, out = out + o
             switch op {
             case .add: part.run(FloatAdd<Float>.self, a, b, out)
             case .sub: part.run(FloatSub<Float>.self, a, b, out)
