@@ -103,6 +103,32 @@ static void jpeg_on_error(j_common_ptr cinfo) {
 
 static void jpeg_on_message(j_common_ptr cinfo) { (void)cinfo; }
 
+// libjpeg only warns about corrupt or missing data (and fills in gray); a training set should not
+// learn from that, so the first warning fails the decode, right away: a few bytes claiming a huge
+// image used to be decoded in full, warning on every row, before being refused.
+static void jpeg_on_emit(j_common_ptr cinfo, int level) {
+    if (level >= 0) { return; }  // trace messages
+    struct jpeg_failure *f = (struct jpeg_failure *)cinfo->err;
+    char what[JMSG_LENGTH_MAX];
+    (*cinfo->err->format_message)(cinfo, what);
+    snprintf(f->message, sizeof f->message, "corrupt JPEG data: %s", what);
+    longjmp(f->jump, 1);
+}
+
+// Each progressive scan passes over the whole image's coefficients; a real file has about ten.
+// A crafted one can hold thousands of tiny scans of a large image (libjpeg-turbo's own
+// decompressor caps them at 500 when asked to; so do we, always).
+enum { jpeg_max_scans = 500 };
+
+static void jpeg_on_progress(j_common_ptr cinfo) {
+    j_decompress_ptr d = (j_decompress_ptr)cinfo;
+    if (d->progressive_mode && d->input_scan_number > jpeg_max_scans) {
+        struct jpeg_failure *f = (struct jpeg_failure *)cinfo->err;
+        snprintf(f->message, sizeof f->message, "more than %d progressive scans", jpeg_max_scans);
+        longjmp(f->jump, 1);
+    }
+}
+
 int dl_jpeg_decode(const uint8_t *data, size_t size, int channels, size_t max_pixels,
                    uint8_t **out, int *width, int *height, char *err, size_t err_size) {
     *out = NULL;
@@ -112,6 +138,8 @@ int dl_jpeg_decode(const uint8_t *data, size_t size, int channels, size_t max_pi
     cinfo.err = jpeg_std_error(&failure.base);
     failure.base.error_exit = jpeg_on_error;
     failure.base.output_message = jpeg_on_message;
+    failure.base.emit_message = jpeg_on_emit;
+    struct jpeg_progress_mgr progress = { .progress_monitor = jpeg_on_progress };
     failure.message[0] = 0;
     uint8_t *volatile pixels = NULL;
     if (setjmp(failure.jump)) {
@@ -121,6 +149,7 @@ int dl_jpeg_decode(const uint8_t *data, size_t size, int channels, size_t max_pi
         return 1;
     }
     jpeg_create_decompress(&cinfo);
+    cinfo.progress = &progress;
     jpeg_mem_src(&cinfo, data, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
     cinfo.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
@@ -144,12 +173,6 @@ int dl_jpeg_decode(const uint8_t *data, size_t size, int channels, size_t max_pi
         jpeg_read_scanlines(&cinfo, &row, 1);
     }
     jpeg_finish_decompress(&cinfo);
-    // libjpeg only warns about corrupt or missing data and fills in gray; a training set should
-    // not learn from that, so a warning fails the decode.
-    if (cinfo.err->num_warnings > 0) {
-        snprintf(failure.message, sizeof failure.message, "corrupt JPEG data (%ld warnings; truncated?)", cinfo.err->num_warnings);
-        longjmp(failure.jump, 1);
-    }
     jpeg_destroy_decompress(&cinfo);
     *out = pixels;
     *width = (int)w;

@@ -60,7 +60,8 @@ struct ImageCodecTests {
         #expect(c == gray.enumerated().filter { $0.offset % 3 == 0 }.map { Float(Double($0.element) / 255) })
     }
 
-    @Test(arguments: [("truncated.png", "malformed image"), ("truncated.jpg", "malformed image"), ("crc.png", "IDAT"),
+    @Test(arguments: [("truncated.png", "malformed image"), ("truncated.jpg", "corrupt JPEG data: Premature end"),
+                      ("huge_truncated.jpg", "corrupt JPEG data"), ("many_scans.jpg", "more than 500 progressive scans"), ("crc.png", "IDAT"),
                       ("huge.png", "larger than allowed"), ("text.png", "not an image DLKit decodes"),
                       ("truncated_rgb565.bmp", "pixel data ends early"), ("truncated_rle8.bmp", "run-length data ends"),
                       ("lying.bmp", "pixel data ends early"), ("huge.bmp", "larger than allowed"),
