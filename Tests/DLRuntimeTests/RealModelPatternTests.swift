@@ -216,6 +216,7 @@ import Testing
         (3, [3, 3], [3, 2], [2, 1], [0, 1, 2, 0], 11, 17),
         (2, [1, 1], [1, 1], [1, 1], [0, 0, 0, 0], 1, 1),
         (6, [3, 1], [2, 1], [1, 1], [1, 0, 1, 0], 8, 3),
+        (3, [3, 3], [1, 3], [1, 1], [1, 1, 1, 1], 5, 50),  // gathered columns, 17 wide: two blocks a row
     ])
     func depthwiseConvMatchesTheGeneralKernel(_ c: (Int, [Int], [Int], [Int], [Int], Int, Int)) throws {
         let (channels, kernel, strides, dilations, pads, h, w) = c
