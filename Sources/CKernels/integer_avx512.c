@@ -439,3 +439,40 @@ void dlk_im2col_nhwc_u8(const uint8_t *x, int h, int w, int c, int c0, int cg, u
         }
     }
 }
+
+// MARK: Byte lookup
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+static pthread_once_t vbmi_once = PTHREAD_ONCE_INIT;
+static int vbmi_state = 0;
+
+static void detect_vbmi(void) {
+    __builtin_cpu_init();
+    vbmi_state = dlk_avx512_available() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi");
+}
+
+// 64 bytes at a time: two two-register byte permutes give the table's halves for the low seven
+// bits of each index, and its top bit picks the half.
+__attribute__((target("avx512f,avx512bw,avx512vbmi")))
+static void lookup8_vbmi(const uint8_t *x, long n, const uint8_t *table, uint8_t *y) {
+    const __m512i t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64);
+    const __m512i t2 = _mm512_loadu_si512(table + 128), t3 = _mm512_loadu_si512(table + 192);
+    for (long i = 0; i < n; i += 64) {
+        const __mmask64 live = n - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n - i)) - 1);
+        const __m512i v = _mm512_maskz_loadu_epi8(live, x + i);
+        const __m512i lo = _mm512_permutex2var_epi8(t0, v, t1), hi = _mm512_permutex2var_epi8(t2, v, t3);
+        _mm512_mask_storeu_epi8(y + i, live, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), lo, hi));
+    }
+}
+#endif
+
+void dlk_lookup8(const uint8_t *x, long n, const uint8_t *table, uint8_t *y) {
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+    pthread_once(&vbmi_once, detect_vbmi);
+    if (vbmi_state) {
+        lookup8_vbmi(x, n, table, y);
+        return;
+    }
+#endif
+    for (long i = 0; i < n; i++) y[i] = table[x[i]];
+}

@@ -17,11 +17,25 @@ package enum KernelFolding: GraphPass {
     }
 }
 
+/// `FuseQuantizedLookup` with `NodeRunner` as its evaluator: each table holds what the island's
+/// own kernels give for the 256 input bytes.
+package enum KernelLookupTables: GraphPass {
+    package static let name = FuseQuantizedLookup.name
+
+    package static func run(_ graph: inout Graph) -> Bool {
+        let opset = graph.metadata.onnxOpset
+        return FuseQuantizedLookup.run(&graph) { node, inputs in
+            guard NodeRunner.canRun(node) else { return nil }
+            return try? NodeRunner.run(node, inputs: inputs, opset: opset)
+        }
+    }
+}
+
 extension GraphOptimizer {
     /// The passes the executor runs: the standard list, folding through the kernels. Without
     /// AVX-512 VNNI in this process the integer conv rewrites are left out (their nodes would
     /// run as the ops they replaced, with a copy more).
-    package static let runtime = standard(folding: KernelFolding.self).filter { pass in
+    package static let runtime = standard(folding: KernelFolding.self, lookup: KernelLookupTables.self).filter { pass in
         IntegerGemm.vnniPresent || ![ObjectIdentifier(FuseConvIntegerNHWC.self), ObjectIdentifier(FuseQLinearConv.self)].contains(ObjectIdentifier(pass))
     }
 }

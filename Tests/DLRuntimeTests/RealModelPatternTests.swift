@@ -277,6 +277,67 @@ import Testing
         expectClose(try Executor(graph: g).run(["x": x])["y"], try runNodeByNode(g, ["x": x])["y"], tolerance: 0, "qdq \(zeroType)")
     }
 
+    /// onnxruntime.quantization's HardSwish between two quantized convolutions, on every byte:
+    /// x → DequantizeLinear → HardSigmoid → Quantize/DequantizeLinear → Mul with the dequantized x
+    /// (and a scalar constant) → QuantizeLinear. `tail` extra nodes read the island's values.
+    func quantizedHardSwish(_ zeroType: DType, scale: Tensor = Tensor(shape: [1], scalars: [Float(1)]),
+                            extraOutputs: [String] = []) -> Graph {
+        func zero(_ u: UInt8, _ i: Int8) -> Tensor { zeroType == .uint8 ? Tensor(shape: [], scalars: [u]) : Tensor(shape: [], scalars: [i]) }
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: zeroType, shape: [2, 128]))],
+                      outputs: ([ "y"] + extraOutputs).map { ValueInfo(name: $0, type: nil) }, nodes: [
+                          Node(opType: "DequantizeLinear", inputs: ["x", "s1", "z1"], outputs: ["a"]),
+                          Node(opType: "HardSigmoid", inputs: ["a"], outputs: ["h"],
+                               attributes: [Attribute(name: "alpha", value: .float(1 / 6))]),
+                          Node(opType: "QuantizeLinear", inputs: ["h", "s2", "z2"], outputs: ["hq"]),
+                          Node(opType: "DequantizeLinear", inputs: ["hq", "s2", "z2"], outputs: ["hd"]),
+                          Node(opType: "Mul", inputs: ["a", "hd"], outputs: ["m"]),
+                          Node(opType: "Mul", inputs: ["m", "k"], outputs: ["mk"]),
+                          Node(opType: "QuantizeLinear", inputs: ["mk", "s3", "z3"], outputs: ["y"]),
+                      ],
+                      initializers: NamedTensors([("s1", Tensor(shape: [], scalars: [Float(0.047)])), ("z1", zero(121, -7)),
+                                                  ("s2", Tensor(shape: [], scalars: [Float(1.0 / 255)])), ("z2", zero(0, -128)),
+                                                  ("s3", Tensor(shape: [], scalars: [Float(0.031)])), ("z3", zero(37, -91)),
+                                                  ("k", scale)]))
+        g.metadata.opsetImports = [("", 19)]
+        return g
+    }
+
+    /// Every byte value, as x [2, 128] of `type`.
+    func everyByte(_ type: DType) -> Tensor {
+        type == .uint8 ? Tensor(shape: [2, 128], scalars: (0..<256).map { UInt8($0) })
+            : Tensor(shape: [2, 128], scalars: (0..<256).map { Int8(bitPattern: UInt8($0)) })
+    }
+
+    @Test(arguments: [DType.uint8, .int8])
+    func aQuantizedElementwiseIslandBecomesOneTableWithTheSameBytes(_ zeroType: DType) throws {
+        let g = quantizedHardSwish(zeroType)
+        let (opt, _) = try GraphOptimizer.optimizeStrict(g, passes: GraphOptimizer.runtime)
+        #expect(opt.nodes.map(\.opType) == ["LookupTable"])
+        let x = everyByte(zeroType)
+        let fused = try #require(try Executor(graph: g).run(["x": x])["y"])
+        let reference = try #require(try runNodeByNode(g, ["x": x])["y"])
+        #expect(fused.dtype == zeroType && fused.shape == [2, 128])
+        #expect(fused == reference)
+        // Not a constant table: the island maps the 256 bytes to many.
+        #expect(Set(fused.converted(to: .float32).scalars(as: Float.self)).count > 100)
+    }
+
+    @Test func anIslandReadFromOutsideOrBroadcastPerChannelStaysAsItIs() throws {
+        // A value inside is also a graph output: the float ops must still run.
+        var (opt, _) = try GraphOptimizer.optimizeStrict(quantizedHardSwish(.uint8, extraOutputs: ["m"]), passes: GraphOptimizer.runtime)
+        #expect(!opt.nodes.contains { $0.opType == "LookupTable" })
+        // A constant with one value per row: the output depends on where a byte is.
+        let perRow = quantizedHardSwish(.uint8, scale: Tensor(shape: [2, 1], scalars: [Float(1), 2]))
+        (opt, _) = try GraphOptimizer.optimizeStrict(perRow, passes: GraphOptimizer.runtime)
+        #expect(!opt.nodes.contains { $0.opType == "LookupTable" })
+        // One value, but of rank 3 against x's 2: it would make the output [1, 2, 128].
+        let higher = quantizedHardSwish(.uint8, scale: Tensor(shape: [1, 1, 1], scalars: [Float(1)]))
+        (opt, _) = try GraphOptimizer.optimizeStrict(higher, passes: GraphOptimizer.runtime)
+        #expect(!opt.nodes.contains { $0.opType == "LookupTable" })
+        let x = everyByte(.uint8)
+        #expect(try Executor(graph: higher).run(["x": x])["y"]?.shape == [1, 2, 128])
+    }
+
     /// Runs one node on `inputs` and returns its output.
     func runOne(_ node: Node, _ inputs: [(String, Tensor)]) throws -> Tensor? {
         var g = Graph(name: "one", inputs: inputs.map { ValueInfo(name: $0.0, type: TensorType(dtype: $0.1.dtype, shape: $0.1.shape)) },

@@ -94,4 +94,8 @@ void dlk_transpose_u8(const uint8_t *src, long rows, long cols, uint8_t *dst);
 void dlk_fixed_point_multiply(const void *x, int kind, long rows, long width, double offset, double scale,
                               const double *left, const double *multiplier, const double *right, double *out);
 
+/// y[i] = table[x[i]] for i < n (`table` holds 256 bytes; x and y may be the same buffer).
+/// AVX-512 VBMI when the CPU has it and AVX-512 may run, else a plain loop: any CPU.
+void dlk_lookup8(const uint8_t *x, long n, const uint8_t *table, uint8_t *y);
+
 #endif

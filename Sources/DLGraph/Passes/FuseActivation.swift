@@ -171,7 +171,7 @@ package enum FusedOps {
     static var schemas: [OpSchema] {
         [fused("FusedConv", base: "Conv", inputs: 2...3), fused("FusedGemm", base: "Gemm", inputs: 2...3), fusedMatMul,
          fusedAttention,
-         FuseConvAdd.schema, FuseConvPool.schema, FuseQuantizeDequantize.schema, FuseRequantize.schema, FuseRequantize.fixedPointSchema, FuseRequantize.centredSumSchema, FuseRequantize.fixedPointAddSchema, FuseConvIntegerNHWC.schema, FoldOneHotMatMul.schema]
+         FuseConvAdd.schema, FuseConvPool.schema, FuseQuantizeDequantize.schema, FuseQuantizedLookup.schema, FuseRequantize.schema, FuseRequantize.fixedPointSchema, FuseRequantize.centredSumSchema, FuseRequantize.fixedPointAddSchema, FuseConvIntegerNHWC.schema, FoldOneHotMatMul.schema]
     }
 
     /// `FusedMatMul(A, W, bias)`: `MatMul(A, W) + bias` with W `[K, N]` and bias `[N]`, then the

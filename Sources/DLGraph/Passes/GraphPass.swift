@@ -16,9 +16,13 @@ package protocol GraphPass {
 package enum GraphOptimizer {
     /// The passes the runtime runs, in order, with `folding` as the constant-folding pass: the
     /// runtime's `KernelFolding` (`GraphOptimizer.runtime`) evaluates nodes through the kernels.
-    public static func standard(folding: any GraphPass.Type) -> [any GraphPass.Type] {
+    /// `lookup`, when given, runs `FuseQuantizedLookup` with an evaluator (the runtime's
+    /// `KernelLookupTables`).
+    public static func standard(folding: any GraphPass.Type, lookup: (any GraphPass.Type)? = nil) -> [any GraphPass.Type] {
         [EliminateIdentity.self, FoldConvBias.self, FuseHardSwish.self,
-         FuseConvIntegerNHWC.self, FuseQLinearConv.self, FuseRequantize.self, FuseQuantizeDequantize.self, FoldOneHotMatMul.self, FuseMatMulAdd.self, FuseActivation.self,
+         FuseConvIntegerNHWC.self, FuseQLinearConv.self, FuseRequantize.self, FuseQuantizeDequantize.self]
+        + (lookup.map { [$0] } ?? [])
+        + [FoldOneHotMatMul.self, FuseMatMulAdd.self, FuseActivation.self,
          FuseAttention.self,
          FuseConvAdd.self,
          FuseConvPool.self,

@@ -13,6 +13,7 @@ enum FastPaths {
          ("\(FusedOps.domain):FusedConvAdd", ConvolutionKernels.fusedConvAdd),
          ("\(FusedOps.domain):FusedConvPool", ConvolutionKernels.fusedConvPool),
          ("\(FusedOps.domain):QuantizeDequantize", quantizeDequantize),
+         ("\(FusedOps.domain):LookupTable", lookupTable),
          ("\(FusedOps.domain):OneHotMatMul", OneHotKernel.kernel)]
     }
 
@@ -73,6 +74,27 @@ enum FastPaths {
             out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
                 Elementwise.quantizeDequantize(src.baseAddress!, dst.baseAddress!, count: x.elementCount,
                                                scale: s, zero: Float(z), qmin: lo, qmax: hi)
+            }
+        }
+        return [out]
+    }
+
+    /// `ai.dlkit.LookupTable` (see `FuseQuantizedLookup`): each byte of x replaced by the table's
+    /// entry at its bits.
+    static let lookupTable: Kernel = { ctx throws(RuntimeError) in
+        let x = try ctx.input(0), table = try ctx.input(1)
+        guard x.dtype == .uint8 || x.dtype == .int8, table.dtype == .uint8 || table.dtype == .int8, table.elementCount == 256 else {
+            throw ctx.fail("LookupTable takes int8 or uint8 bytes and a table of 256 int8 or uint8 values, got \(x.dtype) and \(table.elementCount) \(table.dtype)")
+        }
+        let out = ctx.inPlaceOutput(table.dtype, shape: x.shape) ?? ctx.makeOutput(table.dtype, shape: x.shape)
+        guard x.elementCount > 0 else { return [out] }
+        x.withUnsafeBytes { src in
+            table.withUnsafeBytes { t in
+                out.withUnsafeMutableBytesInPlace { dst in
+                    ByteLookup.apply(src.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                     dst.baseAddress!.assumingMemoryBound(to: UInt8.self), count: x.elementCount,
+                                     table: t.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                }
             }
         }
         return [out]
