@@ -47,4 +47,23 @@ import Testing
             }
         }
     }
+
+    /// The byte transposes around the integer convolutions (channels first to last and back): whole
+    /// 16 × 16 blocks, edges of each size, a few rows (an RGB image), two matrices in a row.
+    @Test(arguments: [(16, 16), (33, 50), (3, 100), (100, 3), (64, 48), (1, 17)])
+    func byteTransposesPutEachByteWhereItBelongs(rows: Int, cols: Int) {
+        let count = 2, n = rows * cols
+        let src: [UInt8] = (0..<(count * n)).map { (i: Int) -> UInt8 in UInt8(truncatingIfNeeded: i &* 131 &+ (i >> 8)) }
+        var dst = [UInt8](repeating: 0, count: count * n)
+        src.withUnsafeBytes { s in dst.withUnsafeMutableBytes { d in
+            IntegerConvolution.transposeBytes(s.baseAddress!, count: count, rows: rows, cols: cols, into: d.baseAddress!)
+        } }
+        var wrong: [Int] = []
+        for m in 0..<count {
+            for i in 0..<rows {
+                for j in 0..<cols where wrong.isEmpty && dst[m * n + j * rows + i] != src[m * n + i * cols + j] { wrong = [m, i, j] }
+            }
+        }
+        #expect(wrong.isEmpty, "first misplaced byte (matrix, row, column): \(wrong)")
+    }
 }
