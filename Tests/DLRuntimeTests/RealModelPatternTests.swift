@@ -252,6 +252,24 @@ import Testing
                                       seededRandom([6], seed: 52)], tolerance: 1e-5)
     }
 
+    /// 1×1 convolutions of 1×1 images (squeeze-excite blocks, classifier heads) run as one
+    /// product over the batch with the weight read in place: with and without a bias, and with a
+    /// fused activation against the unfused graph.
+    @Test func onePixelConvolutionsMatchTheGeneralKernel() throws {
+        let x = seededRandom([3, 40, 1, 1], seed: 61), w = seededRandom([70, 40, 1, 1], seed: 62), b = seededRandom([70], seed: 63)
+        try compareWithGeneral(Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["y"]), [x, w, b], tolerance: 1e-5)
+        try compareWithGeneral(Node(opType: "Conv", inputs: ["x", "w"], outputs: ["y"]), [x, w], tolerance: 1e-5)
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [3, 40, 1, 1]))],
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: [
+                          Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"]),
+                          Node(opType: "HardSigmoid", inputs: ["c"], outputs: ["y"]),
+                      ], initializers: NamedTensors([("w", w), ("b", b)]))
+        g.metadata.opsetImports = [("", 17)]
+        let (opt, _) = try GraphOptimizer.optimizeStrict(g)
+        #expect(opt.nodes.map(\.opType) == ["FusedConv"])
+        expectClose(try Executor(graph: g).run(["x": x])["y"], try runNodeByNode(g, ["x": x])["y"], tolerance: 1e-5, "one pixel + hardsigmoid")
+    }
+
     @Test func aConv1DDownAOneColumnImageMatchesTheGeneralKernel() throws {
         let node = Node(opType: "Conv", inputs: ["x", "w"], outputs: ["y"], attributes: [
             Attribute(name: "pads", value: .ints([2, 0, 1, 0])), Attribute(name: "strides", value: .ints([2, 1]))])

@@ -133,7 +133,8 @@ enum ConvolutionKernels {
                     guard let y = po.baseAddress, let xp = px.baseAddress, let wp = pw.baseAddress else { return }
                     let packed = ctx.packed.flatMap { Convolution.directApplies(p) && Convolution.directPays(p) ? $0 : nil }
                     func run(_ b: UnsafePointer<Float>?) {
-                        if residual == nil, Convolution.depthwise(p, input: xp, weight: wp, bias: b, output: y, activation: activation) {
+                        if residual == nil, Convolution.depthwise(p, input: xp, weight: wp, bias: b, output: y, activation: activation)
+                            || Convolution.onePixel(p, input: xp, weight: wp, bias: b, output: y, activation: activation) {
                             return
                         }
                         if let packed {
