@@ -174,11 +174,18 @@ public enum Resampling {
             start[j + 1] = index.count
         }
         let extrapolate = taps.map(\.extrapolate)
+        // Nearest (or any plan whose outputs each copy one input): a gather, the values as they
+        // are (a sum from zero turned -0 into +0, and cost a loop per element along the last axis).
+        let copies = (0..<outSize).allSatisfy { j in start[j + 1] == start[j] + 1 && weight[start[j]] == 1 }
         index.withUnsafeBufferPointer { index in
             weight.withUnsafeBufferPointer { weight in
                 ParallelFor.run(outer, cost: outSize * inner * 2) { lo, hi in
                     for o in lo..<hi {
                         let src = input + o * inputSize * inner, dst = output + o * outSize * inner
+                        if inner == 1 && copies {
+                            for j in 0..<outSize { dst[j] = src[index[start[j]]] }
+                            continue
+                        }
                         if inner == 1 {
                             for j in 0..<outSize {
                                 var v: Float = extrapolate[j] ? extrapolationValue : 0
