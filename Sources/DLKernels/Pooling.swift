@@ -8,6 +8,10 @@ public enum Pooling {
     ///   - output: `[batch, channels, outH, outW]`; must not overlap `input`.
     /// - Precondition: `p` validated by the caller (see ``Pool2DParams``).
     public static func maxPool2D(_ p: Pool2DParams, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        if p.strideH == 1, p.strideW == 1, p.dilationH == 1, p.dilationW == 1, p.kernelH * p.kernelW > 4 {
+            maxPool2DUnitStride(p, input: input, output: output)
+            return
+        }
         let dH = p.dilationH, dW = p.dilationW, inW = p.inW
         forEachWindow(p, input: input, output: output) { plane, h, w in
             var m = -Float.infinity
@@ -25,6 +29,47 @@ public enum Pooling {
                 ih += dH
             }
             return nan ? .nan : m
+        }
+    }
+
+    /// ``maxPool2D(_:input:output:)`` at stride and dilation 1 (YOLO's SPPF: three 5 × 5 pools
+    /// in a row): a window's maximum is the maximum over its rows of each row's maximum over the
+    /// window's columns, so each plane takes a pass along the rows, then one down the columns,
+    /// kh + kw taps per output instead of kh · kw; planes split over the workers. The first of
+    /// equal values wins in row-major order either way (so ±0 come out as before), and a NaN
+    /// anywhere in the window makes the output NaN.
+    static func maxPool2DUnitStride(_ p: Pool2DParams, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        let inH = p.inH, inW = p.inW, outH = p.outH, outW = p.outW
+        precondition(outH >= 1 && outW >= 1, "empty pooling output")
+        @inline(__always) func larger(_ m: Float, _ v: Float) -> Float { v > m || v != v ? v : m }
+        ParallelFor.run(p.batch * p.channels, cost: (inH + outH) * outW * (p.kernelH + p.kernelW)) { lo, hi in
+            let cols = UnsafeMutablePointer<Span>.allocate(capacity: outW)
+            let rowMax = UnsafeMutablePointer<Float>.allocate(capacity: inH * outW)
+            defer { cols.deallocate(); rowMax.deallocate() }
+            for ow in 0..<outW {
+                (cols + ow).initialize(to: Span(start: ow - p.padLeft, kernel: p.kernelW, dilation: 1, size: inW, padEnd: p.padRight))
+            }
+            for plane in lo..<hi {
+                let base = input + plane * inH * inW
+                for ih in 0..<inH {
+                    let row = base + ih * inW, dst = rowMax + ih * outW
+                    for ow in 0..<outW {
+                        var m = -Float.infinity
+                        for iw in cols[ow].lo..<cols[ow].hi { m = larger(m, row[iw]) }
+                        dst[ow] = m
+                    }
+                }
+                let out = output + plane * outH * outW
+                for oh in 0..<outH {
+                    let rows = Span(start: oh - p.padTop, kernel: p.kernelH, dilation: 1, size: inH, padEnd: p.padBottom)
+                    let dst = out + oh * outW
+                    for ow in 0..<outW { dst[ow] = -Float.infinity }
+                    for ih in rows.lo..<rows.hi {
+                        let src = rowMax + ih * outW
+                        for ow in 0..<outW { dst[ow] = larger(dst[ow], src[ow]) }
+                    }
+                }
+            }
         }
     }
 

@@ -64,6 +64,13 @@ func referencePool(
             padLeft: 2, padRight: 1, ceilMode: true)),
         PoolCase(name: "kernel covers whole input", params: Pool2DParams(
             batch: 1, channels: 3, inH: 3, inW: 4, kernelH: 3, kernelW: 4)),
+        // Stride 1 (rows, then columns): YOLO's SPPF 5 × 5, asymmetric pads, a window past the input.
+        PoolCase(name: "5x5 stride 1 pad 2", params: Pool2DParams(
+            batch: 2, channels: 3, inH: 7, inW: 9, kernelH: 5, kernelW: 5, padTop: 2, padLeft: 2, padBottom: 2, padRight: 2)),
+        PoolCase(name: "3x2 stride 1 asymmetric pads", params: Pool2DParams(
+            batch: 1, channels: 2, inH: 6, inW: 5, kernelH: 3, kernelW: 2, padTop: 0, padLeft: 1, padBottom: 2, padRight: 0)),
+        PoolCase(name: "stride 1, kernel wider than the input", params: Pool2DParams(
+            batch: 1, channels: 1, inH: 2, inW: 3, kernelH: 3, kernelW: 5, padTop: 1, padLeft: 2, padBottom: 1, padRight: 2)),
     ]
 
     @Test(arguments: cases)
@@ -119,6 +126,21 @@ func referencePool(
         #expect(y == [0.5, 2.5, 4.5])
         y.withUnsafeMutableBufferPointer { Pooling.averagePool2D(q, countIncludePad: false, input: x, output: $0.baseAddress!) }
         #expect(y == [1, 2.5, 4.5])
+    }
+
+    /// At stride 1 too: a NaN anywhere in a window, and the first of +0 / -0 in row-major order.
+    @Test func unitStrideMaxPoolPropagatesNaNAndKeepsTheFirstZero() {
+        let p = Pool2DParams(batch: 1, channels: 1, inH: 3, inW: 3, kernelH: 2, kernelW: 3, padLeft: 1, padRight: 1)
+        let x: [Float] = [-1, -2, -3,
+                          -5, .nan, -4,
+                          -0.0, 0, -7]
+        var y = [Float](repeating: 1, count: p.outputCount)
+        y.withUnsafeMutableBufferPointer { Pooling.maxPool2D(p, input: x, output: $0.baseAddress!) }
+        #expect(y[0...2].allSatisfy(\.isNaN) && y[3...5].allSatisfy(\.isNaN))
+        let q = Pool2DParams(batch: 1, channels: 1, inH: 2, inW: 3, kernelH: 2, kernelW: 3, padLeft: 1, padBottom: 1, padRight: 1)
+        var z = [Float](repeating: 1, count: q.outputCount)
+        z.withUnsafeMutableBufferPointer { Pooling.maxPool2D(q, input: [-0.0, 0, -0.0, 0, -0.0, 0], output: $0.baseAddress!) }
+        #expect(z.map(\.sign) == [.minus, .minus, .plus, .plus, .plus, .minus])
     }
 
     @Test func maxPoolPropagatesNaN() {
