@@ -462,36 +462,37 @@ DLK_CNN_TARGET int dlk_pad2d(const float *x, int channels, int h, int w, int top
 
 
 DLK_CNN_TARGET int dlk_pad2d_phases(const float *x, int channels, int h, int w, int top, int left, int bottom,
-                                    int right, int phases, float *y) {
-    if (phases == 1) return dlk_pad2d(x, channels, h, w, top, left, bottom, right, y);
-    if (channels <= 0 || h < 0 || w < 0 || top < 0 || left < 0 || bottom < 0 || right < 0 || phases < 1) return -1;
+                                    int right, int sh, int sw, float *y) {
+    if (sh == 1 && sw == 1) return dlk_pad2d(x, channels, h, w, top, left, bottom, right, y);
+    if (channels <= 0 || h < 0 || w < 0 || top < 0 || left < 0 || bottom < 0 || right < 0 || sh < 1 || sw < 1) return -1;
     const int wp = w + left + right, hp = h + top + bottom;
-    // One padded row at a time in `row`, then dealt out by phase (pairs of 16-float vectors
-    // split into even and odd lanes when there are two phases).
+    const int h2 = (hp + sh - 1) / sh, w2 = (wp + sw - 1) / sw;
+    const size_t phase_plane = (size_t)h2 * w2, channel = (size_t)sh * sw * phase_plane;
+    // One padded row at a time in `row`, then dealt out by column phase (pairs of 16-float
+    // vectors split into even and odd lanes when there are two phases).
     float *row = malloc(((size_t)wp + 32) * sizeof(float));
     if (!row) return -1;
     memset(row, 0, ((size_t)wp + 32) * sizeof(float));
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-    const int half = (wp + 1) / 2;
     for (int c = 0; c < channels; c++) {
-        float *d = y + (size_t)c * hp * wp;
-        memset(d, 0, (size_t)top * wp * sizeof(float));
-        memset(d + (size_t)(top + h) * wp, 0, (size_t)bottom * wp * sizeof(float));
+        float *d = y + (size_t)c * channel;
+        // Padding rows and columns, and the phases' short last rows and columns, stay zero.
+        memset(d, 0, channel * sizeof(float));
         for (int r = 0; r < h; r++) {
             memcpy(row + left, x + ((size_t)c * h + r) * w, (size_t)w * sizeof(float));
-            float *out = d + (size_t)(top + r) * wp;
-            if (phases == 2) {
+            const int pr = top + r;
+            float *out = d + (size_t)(pr % sh) * sw * phase_plane + (size_t)(pr / sh) * w2;
+            if (sw == 2) {
+                const int half = (wp + 1) / 2;
                 for (int i = 0; i < half; i += 16) {
                     const __m512 a = _mm512_loadu_ps(row + 2 * i), b = _mm512_loadu_ps(row + 2 * i + 16);
-                    const __mmask16 me = dlk_lanes16(half - i), mo = dlk_lanes16(wp / 2 - i);
-                    _mm512_mask_storeu_ps(out + i, me, _mm512_permutex2var_ps(a, even, b));
-                    _mm512_mask_storeu_ps(out + half + i, mo, _mm512_permutex2var_ps(a, odd, b));
+                    _mm512_mask_storeu_ps(out + i, dlk_lanes16(half - i), _mm512_permutex2var_ps(a, even, b));
+                    _mm512_mask_storeu_ps(out + phase_plane + i, dlk_lanes16(wp / 2 - i), _mm512_permutex2var_ps(a, odd, b));
                 }
             } else {
-                int at = 0;
-                for (int ph = 0; ph < phases; ph++)
-                    for (int col = ph; col < wp; col += phases) out[at++] = row[col];
+                for (int ph = 0; ph < sw; ph++)
+                    for (int col = ph, at = 0; col < wp; col += sw) out[(size_t)ph * phase_plane + at++] = row[col];
             }
         }
     }
@@ -536,9 +537,9 @@ int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int
     return -1;
 }
 
-int dlk_pad2d_phases(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, int phases,
+int dlk_pad2d_phases(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, int sh, int sw,
                      float *y) {
-    (void)x; (void)channels; (void)h; (void)w; (void)top; (void)left; (void)bottom; (void)right; (void)phases; (void)y;
+    (void)x; (void)channels; (void)h; (void)w; (void)top; (void)left; (void)bottom; (void)right; (void)sh; (void)sw; (void)y;
     return -1;
 }
 

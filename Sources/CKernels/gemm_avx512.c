@@ -727,40 +727,44 @@ DLK_TARGET int dlk_conv2d_direct(const float *x, int cin, int hp, int wp, int kh
                                  int dh, int dw, int hout, int wout, int y0, int y1,
                                  const float *w_packed, int m, int part, int parts, float *y, long y_stride,
                                  const dlk_epilogue *e) {
-    const long long plane = (long long)hp * wp;
-    if ((long long)cin * plane > INT32_MAX || sh < 1 || sw < 1 || parts < 1 || part < 0 || part >= parts) return -1;
+    if (sh < 1 || sw < 1 || parts < 1 || part < 0 || part >= parts) return -1;
+    // Strided, x is split into sh·sw phase planes per channel (`dlk_pad2d_phases`): tap (i, j) of
+    // output pixel (r, q) is row r + (i·dh) / sh, column q + (j·dw) / sw of phase plane
+    // ((i·dh) mod sh, (j·dw) mod sw). So every stride reads as stride 1 does, output pixel (r, q)
+    // at r·rw + q with rows rw floats apart, each tap at a fixed offset from it.
+    const int rh = (hp + sh - 1) / sh, rw = (wp + sw - 1) / sw;
+    const long long phase_plane = (long long)rh * rw, plane = phase_plane * sh * sw;
+    if ((long long)cin * plane > INT32_MAX) return -1;
     const int k = cin * kh * kw;
     int b0, b1;
     part_blocks(m, part, parts, &b0, &b1);
     if (m <= 0 || k <= 0 || y1 <= y0 || b1 <= b0) return 0;
     int32_t *off = dlk_scratch(DLK_SCRATCH_GEMM, (size_t)k * sizeof(int32_t));
     if (!off) return -1;
-    // Column c of a padded row sits at phase (c mod sw)'s start plus c / sw: output pixel q then
-    // reads tap column j·dw at a fixed offset from q (phase p holds ⌈(wp - p) / sw⌉ columns).
     int p = 0;
     for (int ci = 0; ci < cin; ci++)
         for (int i = 0; i < kh; i++)
             for (int j = 0; j < kw; j++) {
-                const int col = j * dw, phase = col % sw;
-                const long long start = (long long)phase * (wp / sw) + (phase < wp % sw ? phase : wp % sw);
-                off[p++] = (int32_t)(ci * plane + (long long)i * dh * wp + start + col / sw);
+                const int row = i * dh, col = j * dw;
+                const long long phase = (long long)(row % sh) * sw + col % sw;
+                off[p++] = (int32_t)(ci * plane + phase * phase_plane + (long long)(row / sh) * rw + col / sw);
             }
     // A row's last tile is partly idle (most of it, on rows of a few pixels): wrap the tiles when
     // that takes fewer of them. Each wrapped tile is copied out, which a short sum (under 64
     // steps) does not earn back unless a fifth of the tiles go. (DNSMOS's 3 × 3 convolutions on
     // rows of 161 pixels: 6 tiles a row, 5.1 wrapped, 13% faster.) A column bias is per pixel
-    // of a row: not there. Strided, the rows are not laid end to end: no wrapping.
+    // of a row: not there.
     const long long row_tiles = (long long)(y1 - y0) * ((wout + DLK_PANEL - 1) / DLK_PANEL);
-    const long long flat_tiles = ((long long)(y1 - y0 - 1) * wp + wout + DLK_PANEL - 1) / DLK_PANEL;
-    if (sh == 1 && sw == 1 && !e->col_bias && flat_tiles < row_tiles && (k >= 64 || flat_tiles * 5 <= row_tiles * 4)) {
-        conv2d_s1_wrapped(x, wp, wout, y0, y1, k, off, w_packed, m, b0, b1, y, y_stride, e);
+    const long long flat_tiles = ((long long)(y1 - y0 - 1) * rw + wout + DLK_PANEL - 1) / DLK_PANEL;
+    if (!e->col_bias && flat_tiles < row_tiles && (k >= 64 || flat_tiles * 5 <= row_tiles * 4)) {
+        conv2d_s1_wrapped(x, rw, wout, y0, y1, k, off, w_packed, m, b0, b1, y, y_stride, e);
         return 0;
     }
     const float cf = e->accumulate ? e->c_scale : 0.0f;
     for (int r = y0; r < y1; r++) {
         for (int q0 = 0; q0 < wout; q0 += DLK_PANEL) {
             const int valid = wout - q0 < DLK_PANEL ? wout - q0 : DLK_PANEL;
-            const float *b = x + (size_t)r * sh * wp + q0;
+            const float *b = x + (size_t)r * rw + q0;
             for (int bi = b0; bi < b1; bi++) {
                 int r0, mr;
                 block_range(m, bi, &r0, &mr);

@@ -17,9 +17,11 @@ extension Convolution {
     ) -> Bool {
         let cg = p.inChannelsPerGroup
         let hp = p.inH + p.padTop + p.padBottom, wp = p.inW + p.padLeft + p.padRight
-        let plane = hp * wp
-        // Strided along rows, each row's columns are stored by phase (see `dlk_pad2d_phases`).
-        let padded = p.padTop + p.padBottom + p.padLeft + p.padRight > 0 || p.strideW > 1
+        // Strided, the padded image is split into phase planes (see `dlk_pad2d_phases`), each
+        // rounded up to whole phase rows and columns.
+        let strided = p.strideH > 1 || p.strideW > 1
+        let plane = strided ? p.strideH * p.strideW * ((hp + p.strideH - 1) / p.strideH) * ((wp + p.strideW - 1) / p.strideW) : hp * wp
+        let padded = p.padTop + p.padBottom + p.padLeft + p.padRight > 0 || strided
 
         /// Image n, group g, into `dst` with zero borders; false when a strided copy could not be
         /// made (no scratch for `dlk_pad2d_phases`).
@@ -27,8 +29,8 @@ extension Convolution {
             let src = input + (n * p.inChannels + g * cg) * p.inH * p.inW
             // One C loop instead of a copy call per row (this path runs only with AVX-512).
             if dlk_pad2d_phases(src, Int32(cg), Int32(p.inH), Int32(p.inW), Int32(p.padTop), Int32(p.padLeft),
-                                Int32(p.padBottom), Int32(p.padRight), Int32(p.strideW), dst) == 0 { return true }
-            guard p.strideW == 1 else { return false }
+                                Int32(p.padBottom), Int32(p.padRight), Int32(p.strideH), Int32(p.strideW), dst) == 0 { return true }
+            guard !strided else { return false }
             for c in 0..<cg {
                 let d = dst + c * plane
                 d.update(repeating: 0, count: p.padTop * wp)

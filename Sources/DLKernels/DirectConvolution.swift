@@ -28,27 +28,36 @@ extension Convolution {
     /// (silero-vad's 1-D convolutions over 3 frames: 0.14 against 0.02 ms), while wrapped tiles
     /// win on several short rows (openWakeWord's 1 × 3 convolutions on rows of 2 to 8 pixels).
     ///
-    /// Strided tiles do not wrap (the next output row is not the next stride of the same
-    /// padded row), so a strided convolution goes direct only when its rows fill at least 3/4
-    /// of their tiles: at full tiles the direct kernel took ~0.75 of im2col + GEMM's time on
-    /// this AMD EPYC (28 of 32 lanes: 1.25 against 1.50 ms, 64 → 128 channels from 56 × 56;
-    /// 14 of 32: 2.41 against 1.39 ms, 128 → 256 from 28 × 28).
+    /// Strided, the padded image is split into phase planes (`dlk_pad2d_phases`) in which every
+    /// tap reads as at stride 1, so strided tiles wrap across rows too (of ⌈padded width / stride⌉
+    /// floats). Before, they could not, and a strided convolution went direct only when its rows
+    /// filled 3/4 of their tiles: YOLOv8n's 3 × 3 stride-2 convolutions onto 40, 20 and 10
+    /// columns ran im2col + GEMM at about 0.6 of the direct kernel's speed.
     public static func directPays(_ p: Conv2DParams) -> Bool {
-        if p.strideH != 1 || p.strideW != 1 { return stridedDirectPays(outW: p.outW, kernelH: p.kernelH, kernelW: p.kernelW) }
-        if p.outW >= 8 { return true }
         let wp = p.inW + p.padLeft + p.padRight
-        let tiles = ((p.outH - 1) * wp + p.outW + 31) / 32
-        return 3 * p.outH * p.outW >= tiles * 32
+        if p.strideH != 1 || p.strideW != 1 {
+            return stridedDirectPays(outH: p.outH, outW: p.outW, rowWidth: (wp + p.strideW - 1) / p.strideW,
+                                     kernelH: p.kernelH, kernelW: p.kernelW)
+        }
+        return wrappedTilesPay(outH: p.outH, outW: p.outW, rowWidth: wp)
+    }
+
+    /// Output rows of at least 8 pixels, or rows `rowWidth` apart that, laid end to end, fill at
+    /// least a third of the kernel's 32-pixel tiles.
+    static func wrappedTilesPay(outH: Int, outW: Int, rowWidth: Int) -> Bool {
+        if outW >= 8 { return true }
+        let tiles = ((outH - 1) * rowWidth + outW + 31) / 32
+        return 3 * outH * outW >= tiles * 32
     }
 
     /// The strided half of ``directPays(_:)``: a 2-D kernel (where it was measured to pay: 3 × 3
-    /// and larger image convolutions) whose output rows of `outW` pixels fill at least 3/4 of their
-    /// 32-pixel tiles. A strided kernel of one row or column, as a CQT's long decimation filters
-    /// (basic-pitch: 1 × 256, stride 2), keeps im2col + GEMM: one accumulator over its 256 taps
-    /// moved the outputs further from ONNX Runtime's (max difference 1.9e-5 → 2.8e-5) and
-    /// TFLite's. (Plans ask this before packing a strided convolution's weights.)
-    public static func stridedDirectPays(outW: Int, kernelH: Int, kernelW: Int) -> Bool {
-        kernelH > 1 && kernelW > 1 && 4 * outW >= 3 * 32 * ((outW + 31) / 32)
+    /// and larger image convolutions) whose wrapped tiles pay. A strided kernel of one row or
+    /// column, as a CQT's long decimation filters (basic-pitch: 1 × 256, stride 2), keeps im2col
+    /// + GEMM: one accumulator over its 256 taps moved the outputs further from ONNX Runtime's
+    /// (max difference 1.9e-5 → 2.8e-5) and TFLite's. (Plans ask this before packing a strided
+    /// convolution's weights, with `rowWidth` from the output's width.)
+    public static func stridedDirectPays(outH: Int, outW: Int, rowWidth: Int, kernelH: Int, kernelW: Int) -> Bool {
+        kernelH > 1 && kernelW > 1 && wrappedTilesPay(outH: outH, outW: outW, rowWidth: rowWidth)
     }
 
     /// `output = act(conv(input, weight) + bias + residual)` for a convolution of strides 1 or 2 whose

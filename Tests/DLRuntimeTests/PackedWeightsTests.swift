@@ -121,13 +121,16 @@ import Testing
         }
         // Three convolutions (one of stride 2), two Gemms, two MatMuls.
         #expect(packedNodes.count == 7, "packed: \(packedNodes)")
-        // The strided one packs nothing once its output rows are known to be short (4 of a
-        // 32-pixel tile), and packs at rows of 28.
+        // The strided one packs nothing once its output is known to be too small for the direct
+        // kernel's tiles (2 × 2: 4 of a 32-pixel tile, even wrapped), and packs at 4 × 4 (16
+        // pixels in a tile, wrapped) and at rows of 28.
         let strided = try #require(g.nodes.first { node in
             (try? WindowAttributes(node: node))?.strides == [2, 2]
         })
-        let short = TensorType(dtype: .float32, dims: [.symbolic("N"), .fixed(8), .fixed(4), .fixed(4)])
+        let short = TensorType(dtype: .float32, dims: [.symbolic("N"), .fixed(8), .fixed(2), .fixed(2)])
         #expect(WeightPacks().packed(for: strided, consts: consts, outputType: short) == nil)
+        let small = TensorType(dtype: .float32, dims: [.symbolic("N"), .fixed(8), .fixed(4), .fixed(4)])
+        #expect(WeightPacks().packed(for: strided, consts: consts, outputType: small) != nil)
         let wide = TensorType(dtype: .float32, dims: [.symbolic("N"), .fixed(8), .fixed(28), .fixed(28)])
         #expect(WeightPacks().packed(for: strided, consts: consts, outputType: wide) != nil)
     }

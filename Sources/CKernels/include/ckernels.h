@@ -97,14 +97,13 @@ void dlk_pack_a(int m, int k, const float *a, float *out);
 
 /// A convolution of one image and group, written for output rows [y0, y1).
 /// - x: the input, already padded: [cin][hp][wp]. Output pixel (r, q) reads padded column
-///   q·sw + j·dw of row r·sh + i·dh for kernel tap (i, j). With sw > 1 the columns of each
-///   padded row are stored by phase, as `dlk_pad2d_phases` writes them: those ≡ 0 (mod sw)
-///   first, then those ≡ 1, and so on.
+///   q·sw + j·dw of row r·sh + i·dh for kernel tap (i, j). With a stride above 1 the padded
+///   image is split into phase planes, as `dlk_pad2d_phases` writes them.
 /// - w_packed: the m × (cin·kh·kw) weights packed by `dlk_pack_a`.
 /// - y: the output, [m][hout][wout] with channel stride `y_stride` floats; the epilogue's
 ///   row_bias is per output channel. Requires AVX-512.
-/// - Tiles are 32 pixels of a row, or at stride 1, where that leaves many lanes idle, 32
-///   positions of the rows laid end to end (the columns between rows computed and dropped).
+/// - Tiles are 32 pixels of a row, or, where that leaves many lanes idle, 32 positions of the
+///   rows laid end to end (the columns between rows computed and dropped).
 /// - part, parts: only the output channels of part `part` of `parts` (0 ≤ part < parts) are
 ///   written: a run of whole packing blocks, those `dlk_conv2d_part_channels` names. (Images of
 ///   one or two output rows, as a 1 × 1 convolution's flattened plane, split over workers so.)

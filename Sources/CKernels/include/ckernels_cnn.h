@@ -61,11 +61,12 @@ int dlk_conv3x3_wino(const float *x, int cin, int hp, int wp, int hout, int wout
 /// AVX-512 code.
 int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, float *y);
 
-/// `dlk_pad2d` with each padded row's columns stored by phase (column mod `phases`): those ≡ 0
-/// first, then those ≡ 1, ... (phase p holds ⌈(wp - p) / phases⌉ columns). A convolution of
-/// stride `phases` along the row then reads each tap's inputs as neighbouring floats
-/// (`dlk_conv2d_direct`). One phase is `dlk_pad2d`.
-int dlk_pad2d_phases(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, int phases,
+/// `dlk_pad2d` split into phases for a convolution of strides sh × sw: padded row r, column c
+/// goes to phase plane (r mod sh)·sw + (c mod sw), at row r / sh, column c / sw. Each channel
+/// holds its sh·sw phase planes of ⌈hp / sh⌉ × ⌈wp / sw⌉ floats one after the other (zero where
+/// a phase is one row or column short). Every tap of the convolution then reads a phase plane as
+/// a stride-1 convolution reads the padded image (`dlk_conv2d_direct`). Strides 1 are `dlk_pad2d`.
+int dlk_pad2d_phases(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, int sh, int sw,
                      float *y);
 
 /// Depthwise 2-D convolution of planes [p0, p1) of NCHW data (one filter per channel: plane p

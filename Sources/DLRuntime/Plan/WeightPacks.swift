@@ -121,9 +121,15 @@ final class WeightPacks: @unchecked Sendable {
             // refuses pack nothing.
             guard w.rank == 3 || w.rank == 4, let window = try? WindowAttributes(node: node),
                   w.shape[0] % window.group == 0, (window.strides ?? []).allSatisfy({ (1...2).contains($0) }) else { return nil }
-            if (window.strides ?? []).contains(2), node.opType != "FusedConvPool", let outW = outputType?.dims?.last?.value,
-               !Convolution.stridedDirectPays(outW: outW, kernelH: w.rank == 4 ? w.shape[2] : 1, kernelW: w.shape[w.rank - 1]) {
-                return nil
+            if (window.strides ?? []).contains(2), node.opType != "FusedConvPool", let dims = outputType?.dims,
+               let outW = dims.last?.value {
+                // The phase planes' rows: the output's width plus the kernel's overhang at stride 2.
+                let kernelW = w.shape[w.rank - 1], strideW = window.strides?.last ?? 1
+                let outH = dims.count == 4 ? dims[2].value ?? 1 : 1
+                if !Convolution.stridedDirectPays(outH: outH, outW: outW, rowWidth: outW + (kernelW + strideW - 2) / strideW,
+                                                  kernelH: w.rank == 4 ? w.shape[2] : 1, kernelW: kernelW) {
+                    return nil
+                }
             }
             let groups = window.group
             let m = w.shape[0] / groups, k = w.elementCount / w.shape[0]
