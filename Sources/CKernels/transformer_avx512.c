@@ -188,7 +188,7 @@ TF_TARGET int dlk_attention(int h0, int h1, int s, int t, int d, int dv,
                             const float *kt, long k_head, long k_row,
                             const float *v, long v_head, long v_row,
                             const float *mask, long mask_head, long mask_div, long mask_mod, long mask_row,
-                            int scale_op, float scale, float *o, long o_head, long o_row) {
+                            int scale_op, float scale, int nan_to_zero, float *o, long o_head, long o_row) {
     if (h1 <= h0 || s <= 0 || dv <= 0) return 0;
     if (t <= 0 || d <= 0 || mask_div < 1 || mask_mod < 1) return -1;
     // Score rows per block: about 16k floats (64 KiB: L2-resident), at least one row.
@@ -221,7 +221,17 @@ TF_TARGET int dlk_attention(int h0, int h1, int s, int t, int d, int dv,
                     }
                 }
             }
-            for (int i = 0; i < rows; i++) tf_softmax_row(sc + (size_t)i * t, sc + (size_t)i * t, t);
+            for (int i = 0; i < rows; i++) {
+                float *row = sc + (size_t)i * t;
+                tf_softmax_row(row, row, t);
+                if (nan_to_zero) {
+                    for (int j = 0; j < t; j += 16) {
+                        const __mmask16 k = j < full ? (__mmask16)0xFFFF : tail;
+                        const __m512 x = _mm512_maskz_loadu_ps(k, row + j);
+                        _mm512_mask_storeu_ps(row + j, _mm512_mask_cmp_ps_mask(k, x, x, _CMP_UNORD_Q), _mm512_setzero_ps());
+                    }
+                }
+            }
             tf_gemm(rows, dv, t, sc, t, vh, v_row, oh + (size_t)r0 * o_row, o_row, 1.0f);
         }
     }
@@ -268,8 +278,8 @@ int dlk_attention(int h0, int h1, int s, int t, int d, int dv,
                   const float *kt, long k_head, long k_row,
                   const float *v, long v_head, long v_row,
                   const float *mask, long mask_head, long mask_div, long mask_mod, long mask_row,
-                  int scale_op, float scale, float *o, long o_head, long o_row) {
-    (void)h0; (void)h1; (void)s; (void)t; (void)d; (void)dv; (void)q; (void)q_head; (void)q_row;
+                  int scale_op, float scale, int nan_to_zero, float *o, long o_head, long o_row) {
+    (void)nan_to_zero; (void)h0; (void)h1; (void)s; (void)t; (void)d; (void)dv; (void)q; (void)q_head; (void)q_row;
     (void)kt; (void)k_head; (void)k_row; (void)v; (void)v_head; (void)v_row; (void)mask; (void)mask_head;
     (void)mask_div; (void)mask_mod; (void)mask_row; (void)scale_op; (void)scale; (void)o; (void)o_head; (void)o_row;
     return -1;

@@ -55,7 +55,8 @@ public enum AttentionCore {
     /// Heads `heads` of `O = softmax(scale(Q·Kᵀ) + M)·V`. Element strides in floats:
     /// Q `s × d` at `q + h·qHead + i·qRow + c`; Kᵀ `d × t` at `kt + h·kHead + c·kRow + j`;
     /// V `t × dv` at `v + h·vHead + j·vRow + c`; the mask as `maskLayout` says;
-    /// O `s × dv` at `out + h·outHead + i·outRow + c`.
+    /// O `s × dv` at `out + h·outHead + i·outRow + c`. With `nanToZero`, NaN probabilities are
+    /// taken as 0 (torch's `Where(IsNaN(p), 0, p)`: a row masked out entirely gives zeros).
     /// - Returns: false when the kernel did not run (unsupported, sizes beyond `Int32`, or no
     ///   scratch memory); then nothing was written.
     public static func run(
@@ -63,7 +64,7 @@ public enum AttentionCore {
         q: UnsafePointer<Float>, qHead: Int, qRow: Int,
         kt: UnsafePointer<Float>, kHead: Int, kRow: Int,
         v: UnsafePointer<Float>, vHead: Int, vRow: Int,
-        mask: UnsafePointer<Float>?, maskLayout: MaskLayout, scaleOp: ScaleOp, scale: Float,
+        mask: UnsafePointer<Float>?, maskLayout: MaskLayout, scaleOp: ScaleOp, scale: Float, nanToZero: Bool = false,
         out: UnsafeMutablePointer<Float>, outHead: Int, outRow: Int
     ) -> Bool {
         let limit = Int(Int32.max)
@@ -78,6 +79,6 @@ public enum AttentionCore {
         return dlk_attention(Int32(heads.lowerBound), Int32(heads.upperBound), Int32(s), Int32(t), Int32(d), Int32(dv),
                              q, qHead, qRow, kt, kHead, kRow, v, vHead, vRow,
                              mask, maskLayout.headStride, maskLayout.headDivisor, maskLayout.headModulus, maskLayout.rowStride,
-                             op, scale, out, outHead, outRow) == 0
+                             op, scale, nanToZero ? 1 : 0, out, outHead, outRow) == 0
     }
 }

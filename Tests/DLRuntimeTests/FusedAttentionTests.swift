@@ -10,7 +10,7 @@ import Testing
         graph(scaleOp: scaleOp, maskShape: maskShape, batch: [heads], s: s, t: t)
     }
 
-    func graph(scaleOp: String, maskShape: [Int]?, batch: [Int], s: Int, t: Int) -> Graph {
+    func graph(scaleOp: String, maskShape: [Int]?, batch: [Int], s: Int, t: Int, nanGuard: Bool = false) -> Graph {
         var nodes = [Node(opType: "MatMul", inputs: ["q", "kt"], outputs: ["sc"])]
         var cur = "sc"
         if !scaleOp.isEmpty {
@@ -24,7 +24,13 @@ import Testing
             cur = "sm"
         }
         nodes.append(Node(opType: "Softmax", inputs: [cur], outputs: ["p"], attributes: [Attribute(name: "axis", value: .int(-1))]))
-        nodes.append(Node(opType: "MatMul", inputs: ["p", "v"], outputs: ["y"]))
+        if nanGuard {
+            // torch's scaled_dot_product_attention export: a fully masked row's NaNs become zeros.
+            nodes.append(Node(opType: "IsNaN", inputs: ["p"], outputs: ["nan"]))
+            nodes.append(Node(opType: "Where", inputs: ["nan", "zero", "p"], outputs: ["pg"]))
+            inits.append(("zero", Tensor(shape: [], scalars: [Float(0)])))
+        }
+        nodes.append(Node(opType: "MatMul", inputs: [nanGuard ? "pg" : "p", "v"], outputs: ["y"]))
         let f = { (n: String, s: [Int]) in ValueInfo(name: n, type: TensorType(dtype: .float32, shape: s)) }
         var g = Graph(name: "g", inputs: [f("q", batch + [s, 8]), f("kt", batch + [8, t]), f("v", batch + [t, 5])],
                       outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes, initializers: NamedTensors(inits))
@@ -57,7 +63,8 @@ import Testing
             ComputeThreads.set(threads)
             defer { ComputeThreads.set(saved) }
             let fused = try #require(try Executor(graph: g).run(feed)["y"])
-            return (fused, zip(fused.scalars(as: Float.self), reference).map { abs($0 - $1) }.max() ?? 0)
+            // A NaN on one side only is the largest difference there is.
+            return (fused, zip(fused.scalars(as: Float.self), reference).map { $0.isNaN != $1.isNaN ? .infinity : $0.isNaN ? 0 : abs($0 - $1) }.max() ?? 0)
         }
     }
 
@@ -75,6 +82,28 @@ import Testing
         for (fused, worst) in try fusedAgainstStepwise(g, feed) {
             #expect(fused.shape == batch + [s, 5] && worst < 1e-5, "\(mask): largest difference \(worst)")
         }
+    }
+
+    /// torch's guard `Where(IsNaN(p), 0, p)` between the Softmax and the MatMul folds in too: a
+    /// row masked out entirely is zeros either way, and the other rows are the ops' numbers.
+    @Test func torchsNaNGuardFoldsInAndAFullyMaskedRowIsZeros() throws {
+        let batch = [2, 3], s = 40, t = 300
+        var g = graph(scaleOp: "Div", maskShape: [2, 1, 40, 300], batch: batch, s: s, t: t, nanGuard: true)
+        var mask = seededRandom([2, 1, 40, 300], seed: 7).scalars(as: Float.self)
+        for j in 0..<t { mask[(1 * 40 + 5) * t + j] = -.infinity }  // batch entry 1, row 5: every column masked
+        g.initializers["mask"] = Tensor(shape: [2, 1, 40, 300], scalars: mask)
+        #expect(GraphOptimizer.optimize(g).0.nodes.map(\.opType) == ["FusedAttention"])
+        let feed = ["q": seededRandom(batch + [s, 8], seed: 1), "kt": seededRandom(batch + [8, t], seed: 2),
+                    "v": seededRandom(batch + [t, 5], seed: 3)]
+        for (fused, worst) in try fusedAgainstStepwise(g, feed) {
+            #expect(worst < 1e-5, "largest difference \(worst)")
+            let y = fused.scalars(as: Float.self)
+            // Batch entry 1, head 0, row 5.
+            #expect(y[((3 + 0) * s + 5) * 5 ..< ((3 + 0) * s + 6) * 5].allSatisfy { $0 == 0 })
+        }
+        // A guard that keeps NaNs other than as zeros is not torch's: left as it is.
+        g.initializers["zero"] = Tensor(shape: [], scalars: [Float(1)])
+        #expect(GraphOptimizer.optimize(g).0.nodes.map(\.opType).contains("IsNaN"))
     }
 
     @Test func maskLayoutsOfBroadcastShapes() {

@@ -25,14 +25,16 @@ enum { DLK_SCALE_NONE = 0, DLK_SCALE_MUL = 1, DLK_SCALE_DIV = 2 };
 /// (element (i, j) of head h at mask + ((h / mask_div) % mask_mod)·mask_head + i·mask_row + j, so
 /// a mask broadcast over heads, batch entries or rows is read where it is; NULL for none), O_h
 /// `s × dv` (at o + h·o_head + i·o_row + c). `scale_op` DLK_SCALE_MUL multiplies the products by
-/// `scale`, DLK_SCALE_DIV divides them. Scores live in a per-thread scratch of a few row blocks.
+/// `scale`, DLK_SCALE_DIV divides them. With `nan_to_zero`, NaN probabilities are taken as 0
+/// (torch's guard: a row masked out entirely gives zeros). Scores live in a per-thread scratch
+/// of a few row blocks.
 /// Returns 0, or -1 (nothing written) for a bad size or no scratch.
 int dlk_attention(int h0, int h1, int s, int t, int d, int dv,
                   const float *q, long q_head, long q_row,
                   const float *kt, long k_head, long k_row,
                   const float *v, long v_head, long v_row,
                   const float *mask, long mask_head, long mask_div, long mask_mod, long mask_row,
-                  int scale_op, float scale, float *o, long o_head, long o_row);
+                  int scale_op, float scale, int nan_to_zero, float *o, long o_head, long o_row);
 
 /// dst[c·ldd + r] = src[r·lds + c] for r < n_rows, c < n_cols: a transpose of 4-byte elements
 /// (bits copied unchanged), by 16 × 16 register blocks. Used by Transpose and its kin.

@@ -2,11 +2,13 @@ import DLTensor
 
 /// Folds scaled dot-product attention as torch.onnx exports it into one `ai.dlkit.FusedAttention`:
 ///
-///     MatMul(Q, Kᵀ) -> [Mul or Div by a scale] -> [Add mask] -> Softmax(last axis) -> MatMul(·, V)
+///     MatMul(Q, Kᵀ) -> [Mul or Div by a scale] -> [Add mask] -> Softmax(last axis)
+///         -> [Where(IsNaN(·), 0, ·)] -> MatMul(·, V)
 ///
 /// becomes `FusedAttention(Q, Kᵀ, V, scale, mask)` (scale and mask left out when absent), with
-/// attribute `scale_op` = "Mul", "Div" or "". The kernel computes one block of score rows at a
-/// time, so the `[..., S, T]` scores are never materialised whole. Anything around the block
+/// attribute `scale_op` = "Mul", "Div" or "", and `nan_to_zero` = 1 for the guard. The kernel
+/// computes one block of score rows at a time, so the `[..., S, T]` scores are never
+/// materialised whole. Anything around the block
 /// (the projections, the Mul of Q and Kᵀ by a scale before the MatMul, head Reshape/Transpose)
 /// stays as it is.
 ///
@@ -29,17 +31,35 @@ package enum FuseAttention: GraphPass {
             guard OpSet.isDefaultDomain(n), opTypes.contains(n.opType), n.outputs.count == 1 else { return nil }
             return p
         }
+        /// torch's guard after the Softmax, `Where(IsNaN(p), 0, p)` (a fully masked row's NaNs
+        /// as zeros): its Where and IsNaN and the Softmax, when `name` is the Where's output and
+        /// p has no other reader. The fused kernel gives such a row zeros itself.
+        func nanGuarded(_ name: String) -> (softmax: Int, guard: [Int])? {
+            guard let w = single(name, ["Where"]) else { return nil }
+            let select = graph.nodes[w]
+            guard select.inputs.count == 3, let zero = graph.constantInitializer(select.inputs[1]), zero.elementCount == 1,
+                  zero.doubles().first == 0, let isNaN = single(select.inputs[0], ["IsNaN"]),
+                  graph.nodes[isNaN].inputs == [select.inputs[2]], readers[select.inputs[2]] == 2,
+                  let p = producer[select.inputs[2]], OpSet.isDefaultDomain(graph.nodes[p]), graph.nodes[p].opType == "Softmax" else { return nil }
+            return (p, [w, isNaN])
+        }
         var remove = Set<Int>()
         var changed = false
         for (i, out) in graph.nodes.enumerated() where OpSet.isDefaultDomain(out) {
-            guard out.opType == "MatMul", out.inputs.count == 2, out.outputs.count == 1, !remove.contains(i),
-                  let sm = single(out.inputs[0], ["Softmax"]), !remove.contains(sm) else { continue }
+            guard out.opType == "MatMul", out.inputs.count == 2, out.outputs.count == 1, !remove.contains(i) else { continue }
+            let sm: Int, guardNodes: [Int]
+            if let s = single(out.inputs[0], ["Softmax"]) {
+                (sm, guardNodes) = (s, [])
+            } else if let g = nanGuarded(out.inputs[0]) {
+                (sm, guardNodes) = g
+            } else { continue }
+            guard !remove.contains(sm) else { continue }
             let softmax = graph.nodes[sm]
             guard let axis = try? softmax.int("axis", default: -1), softmax.inputs.count == 1 else { continue }
             if axis != -1 {
                 guard let rank = types[softmax.inputs[0]]?.dims?.count, axis == rank - 1 else { continue }
             }
-            var used = [sm]
+            var used = [sm] + guardNodes
             var current = softmax.inputs[0]
             var mask = ""
             if let add = single(current, ["Add"]) {
@@ -84,7 +104,8 @@ package enum FuseAttention: GraphPass {
             while inputs.last?.isEmpty == true { inputs.removeLast() }
             graph.nodes[i] = Node(name: out.name, opType: "FusedAttention", domain: FusedOps.domain,
                                   inputs: inputs, outputs: out.outputs,
-                                  attributes: [Attribute(name: "scale_op", value: .string(scaleOp))],
+                                  attributes: [Attribute(name: "scale_op", value: .string(scaleOp))]
+                                      + (guardNodes.isEmpty ? [] : [Attribute(name: "nan_to_zero", value: .int(1))]),
                                   docString: out.docString)
             remove.formUnion(used)
             changed = true

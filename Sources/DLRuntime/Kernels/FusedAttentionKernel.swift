@@ -19,6 +19,7 @@ enum FusedAttentionKernel {
         let q = try ctx.input(0), k = try ctx.input(1), v = try ctx.input(2)
         let scaleTensor = ctx.optionalInput(3), mask = ctx.optionalInput(4)
         let op = try ctx.string("scale_op", "")
+        let nanToZero = try ctx.int("nan_to_zero", 0) != 0
         let r = q.rank
         guard q.dtype == .float32, k.dtype == .float32, v.dtype == .float32, r >= 2, k.rank == r, v.rank == r,
               q.shape.dropLast(2) == k.shape.dropLast(2), q.shape.dropLast(2) == v.shape.dropLast(2),
@@ -61,7 +62,7 @@ enum FusedAttentionKernel {
                                                      q: qp, qHead: s * d, qRow: d, kt: kp, kHead: d * t, kRow: t,
                                                      v: vp, vHead: t * dv, vRow: dv,
                                                      mask: pm, maskLayout: layout,
-                                                     scaleOp: scaleOp, scale: scale,
+                                                     scaleOp: scaleOp, scale: scale, nanToZero: nanToZero,
                                                      out: op0, outHead: s * dv, outRow: dv) {
                                     return
                                 }
@@ -89,6 +90,9 @@ enum FusedAttentionKernel {
                                             }
                                         }
                                         Softmax.softmax(scores, scores, outer: rows, axisSize: t, inner: 1)
+                                        if nanToZero {
+                                            for i in 0..<(rows * t) where scores[i].isNaN { scores[i] = 0 }
+                                        }
                                         GEMM.sgemm(transA: false, transB: false, m: rows, n: dv, k: t,
                                                    alpha: 1, a: scores, lda: t, b: vh, ldb: dv,
                                                    beta: 0, c: oh + r0 * dv, ldc: dv)
@@ -105,7 +109,8 @@ enum FusedAttentionKernel {
         return [out]
     }
 
-    /// The replaced ops through their general kernels: MatMul, the scale op, Add, Softmax, MatMul.
+    /// The replaced ops through their general kernels: MatMul, the scale op, Add, Softmax, the NaN
+    /// guard, MatMul.
     static func unfused(_ ctx: KernelContext) throws(RuntimeError) -> [Tensor] {
         func run(_ op: String, _ inputs: [Tensor], attrs: [Attribute] = []) throws(RuntimeError) -> Tensor {
             guard let k = OpKernels.table[op] else { throw ctx.unsupported("no kernel for \(op)") }
@@ -125,7 +130,10 @@ enum FusedAttentionKernel {
         let op = try ctx.string("scale_op", "")
         if !op.isEmpty, let scale = ctx.optionalInput(3) { scores = try run(op, [scores, scale]) }
         if let mask = ctx.optionalInput(4) { scores = try run("Add", [scores, mask]) }
-        let p = try run("Softmax", [scores], attrs: [Attribute(name: "axis", value: .int(-1))])
+        var p = try run("Softmax", [scores], attrs: [Attribute(name: "axis", value: .int(-1))])
+        if try ctx.int("nan_to_zero", 0) != 0 {
+            p = try run("Where", [try run("IsNaN", [p]), Tensor(zeros: p.dtype, shape: []), p])
+        }
         return [try run("MatMul", [p, try ctx.input(2)])]
     }
 }
