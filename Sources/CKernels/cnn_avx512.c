@@ -635,3 +635,32 @@ int dlk_depthwise_conv2d(const float *x, int channels, int h, int w, const float
 }
 
 #endif
+
+// MARK: Interleaving rows (a transposed convolution whose kernel is its stride)
+
+#if DLK_CNN_X86
+DLK_CNN_TARGET static void interleave2(const float *r0, const float *r1, int n, float bias, float *dst) {
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    const __m512 vb = _mm512_set1_ps(bias);
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = dlk_lanes16(n - i);
+        const __m512 a = _mm512_add_ps(vb, _mm512_maskz_loadu_ps(m, r0 + i));
+        const __m512 b = _mm512_add_ps(vb, _mm512_maskz_loadu_ps(m, r1 + i));
+        const int left = 2 * (n - i);
+        _mm512_mask_storeu_ps(dst + 2 * i, dlk_lanes16(left), _mm512_permutex2var_ps(a, lo, b));
+        if (left > 16) _mm512_mask_storeu_ps(dst + 2 * i + 16, dlk_lanes16(left - 16), _mm512_permutex2var_ps(a, hi, b));
+    }
+}
+#endif
+
+void dlk_interleave_rows(const float *rows, long row_stride, int k, int n, float bias, float *dst) {
+#if DLK_CNN_X86
+    if (k == 2 && dlk_avx512_available()) {
+        interleave2(rows, rows + row_stride, n, bias, dst);
+        return;
+    }
+#endif
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < k; j++) dst[(long)i * k + j] = bias + rows[j * row_stride + i];
+}

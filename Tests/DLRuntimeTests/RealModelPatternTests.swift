@@ -180,6 +180,10 @@ import Testing
         (4, 2, 2, [3, 3], [2, 1], [1, 2], [1, 0, 2, 1], [1, 0], 6, 3),
         (3, 5, 1, [4, 1], [3, 1], [1, 1], [2, 0, 1, 0], [0, 0], 1, 9),
         (2, 2, 1, [1, 1], [1, 1], [1, 1], [0, 0, 0, 0], [0, 0], 1, 1),
+        // A kernel the size of its stride (one tap per output) with pads and output padding.
+        (3, 2, 1, [2, 3], [2, 3], [1, 1], [1, 0, 0, 2], [1, 2], 4, 5),
+        (2, 3, 1, [2, 2], [2, 2], [1, 1], [0, 1, 1, 0], [0, 1], 3, 37),
+        (2, 3, 1, [2, 2], [2, 2], [1, 1], [0, 0, 0, 0], [0, 0], 3, 37),  // rows interleaved 16 columns at a time, and a tail
     ])
     func convTransposeFloatMatchesTheGeneralKernel(_ c: (Int, Int, Int, [Int], [Int], [Int], [Int], [Int], Int, Int)) throws {
         let (cin, mg, group, kernel, strides, dilations, pads, outputPadding, h, w) = c

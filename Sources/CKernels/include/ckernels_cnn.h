@@ -79,4 +79,9 @@ int dlk_depthwise_conv2d(const float *x, int channels, int h, int w, const float
                          int sh, int sw, int pt, int pl, int dh, int dw, int oh, int ow,
                          const float *bias, int activation, float a, float b, long p0, long p1, float *y);
 
+/// dst[i·k + j] = bias + rows[j·row_stride + i] for i < n, j < k: k rows of n floats
+/// interleaved, each plus `bias` (a transposed convolution whose kernel is its stride writes an
+/// output row so). Any CPU; AVX-512 for k = 2 where it may run.
+void dlk_interleave_rows(const float *rows, long row_stride, int k, int n, float bias, float *dst);
+
 #endif
