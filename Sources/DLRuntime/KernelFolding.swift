@@ -9,8 +9,13 @@ package enum KernelFolding: GraphPass {
     package static let name = ConstantFolding.name
 
     package static func run(_ graph: inout Graph) -> Bool {
+        ConstantFolding.run(&graph, evaluate: evaluator(graph))
+    }
+
+    /// Runs a node on given inputs through the kernels, at `graph`'s opset; nil when it cannot.
+    static func evaluator(_ graph: Graph) -> ConstantFolding.Evaluator {
         let opset = graph.metadata.onnxOpset
-        return ConstantFolding.run(&graph) { node, inputs in
+        return { node, inputs in
             guard NodeRunner.canRun(node) else { return nil }
             return try? NodeRunner.run(node, inputs: inputs, opset: opset)
         }
@@ -23,11 +28,7 @@ package enum KernelLookupTables: GraphPass {
     package static let name = FuseQuantizedLookup.name
 
     package static func run(_ graph: inout Graph) -> Bool {
-        let opset = graph.metadata.onnxOpset
-        return FuseQuantizedLookup.run(&graph) { node, inputs in
-            guard NodeRunner.canRun(node) else { return nil }
-            return try? NodeRunner.run(node, inputs: inputs, opset: opset)
-        }
+        FuseQuantizedLookup.run(&graph, evaluate: KernelFolding.evaluator(graph))
     }
 }
 

@@ -93,7 +93,8 @@ package enum FuseQuantizedLookup {
                     return c.rank == 0 || c.rank <= (xRank ?? 0)
                 }
             }
-            guard selfContained, order.last.map({ $0 > island.max() ?? 0 }) == true else { continue }
+            // The table node takes the QuantizeLinear's place: after every island node it replaces.
+            guard selfContained, t > island.max() ?? d else { continue }
             guard let table = tabulate(graph, order: order, inType: inType, evaluate: evaluate) else { continue }
             let q = graph.nodes[t]
             var tableName = q.outputs[0] + "_lookup_table"
