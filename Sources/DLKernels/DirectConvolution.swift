@@ -123,11 +123,18 @@ extension Convolution {
         // Too few rows for the workers (a 1 × 1 convolution's plane flattened into one row, a 1-D
         // convolution): they share out the output channels too, at least 16 each. Before, such an
         // image ran on one worker (MobileNetV3's 1 × 1 convolutions gained 1.1x from a second).
-        let channelParts = wino == nil && workers > 1 && p.batch < workers && bands < 2 * workers
+        // A small strided image (its output at most 32 × 32): each worker takes the whole image
+        // for its share of the output channels, as row bands cut its wrapped tiles short
+        // (resnet's stride-2 convolutions onto 16 × 16, batch 1, 2 threads: the model took
+        // 0.42 ms in row bands, 0.39-0.40 so, 0.37-0.41 on im2col + GEMM before the phase planes).
+        let smallStrided = wino == nil && workers > 1 && p.batch < workers && (p.strideH > 1 || p.strideW > 1)
+            && p.outH * p.outW <= 1024 && ocg >= 32
+        let channelParts = smallStrided ? min(workers, ocg / 16)
+            : wino == nil && workers > 1 && p.batch < workers && bands < 2 * workers
             ? max(1, min((2 * workers + bands - 1) / bands, ocg / 16)) : 1
         let units = bands * channelParts
         return forEachPaddedImage(source, input: input, units: units, unitCost: step * p.outChannels / channelParts * p.outW * kDim,
-                                  splitParts: min(units, workers * 2, max(workers, fullBlocks * channelParts))) { n, g, src, lo, hi in
+                                  splitParts: smallStrided ? channelParts : min(units, workers * 2, max(workers, fullBlocks * channelParts))) { n, g, src, lo, hi in
             // Unit u is band u % bands of channel part u / bands.
             var u = lo
             while u < hi {
