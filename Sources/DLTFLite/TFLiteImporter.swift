@@ -19,11 +19,20 @@ import DLTensor
 /// quantize their input as TFLite's hybrid kernels do, other ops dequantize their weights once
 /// (folded by the plan); float16 weights behind DEQUANTIZE become a Cast.
 public enum TFLiteImporter {
-    /// - Parameter allocationBudget: the most bytes the import may allocate for weights it has to
-    ///   materialize (sparse tensors densified); the other weights stay views of the file.
+    /// The operators an import translates at most by default (WHILE and IF bodies counted each
+    /// time they are inlined).
+    public static let defaultOperatorBudget = 1 << 16
+
+    /// - Parameters:
+    ///   - allocationBudget: the most bytes the import may allocate for weights it has to
+    ///     materialize (sparse tensors densified); the other weights stay views of the file.
+    ///   - operatorBudget: the most operators translated, subgraphs counted each time WHILE or IF
+    ///     inline them (the fuzz target holds it lower: 65536 took 18 s of its instrumented build
+    ///     on one 4 KB input).
     /// - Throws: `TFLiteError` naming the tensor or operator at fault; unsupported operators are
     ///   listed all at once (custom ops by their custom code).
-    public static func graph(from model: TFLiteModel, allocationBudget: Int = Graph.defaultAllocationBudget) throws(TFLiteError) -> Graph {
+    public static func graph(from model: TFLiteModel, allocationBudget: Int = Graph.defaultAllocationBudget,
+                             operatorBudget: Int = defaultOperatorBudget) throws(TFLiteError) -> Graph {
         guard let main = model.subgraphs.first else {
             throw .invalid(path: model.path, object: "model", reason: "has no subgraphs")
         }
@@ -37,6 +46,7 @@ public enum TFLiteImporter {
             throw .unsupportedOps(path: model.path, ops: unsupported.sorted { $0.key < $1.key }.map { $0.value > 1 ? "\($0.key) (x\($0.value))" : $0.key })
         }
         var b = TFLiteGraphBuilder(model: model, subgraph: main, index: 0, used: UniqueNames())
+        b.operatorBudget = operatorBudget
         return try b.build()
     }
 
@@ -139,7 +149,8 @@ struct TFLiteGraphBuilder {
     /// Operators translated so far in the whole import, subgraphs counted each time they are
     /// inlined (a chain of WHILEs naming one subgraph twice each would otherwise double per level).
     var translatedOps = 0
-    static let maxTranslatedOps = 1 << 16
+    /// How many `translatedOps` may reach (`TFLiteImporter.graph`'s `operatorBudget`).
+    var operatorBudget = TFLiteImporter.defaultOperatorBudget
 
     /// A builder for subgraph `index` (0 the main one, whose tensors may take the signature's
     /// names), making names unique in `used` (shared by every subgraph's builder).
@@ -198,8 +209,8 @@ struct TFLiteGraphBuilder {
         for (k, op) in sub.operators.enumerated() {
             let name = TFLiteOps.name(model.operatorCodes[op.opcodeIndex])
             translatedOps += 1
-            guard translatedOps <= Self.maxTranslatedOps else {
-                throw .invalid(path: path, object: "model", reason: "control flow inlines more than \(Self.maxTranslatedOps) operators")
+            guard translatedOps <= operatorBudget else {
+                throw .invalid(path: path, object: "model", reason: "control flow inlines more than \(operatorBudget) operators")
             }
             guard let translate = TFLiteImporter.translators[name] else { continue }
             try translate(&self, TFLiteOp(index: k, op: op, name: name))

@@ -94,6 +94,7 @@ extension TFLiteGraphBuilder {
         var b = TFLiteGraphBuilder(model: model, subgraph: s, index: index, used: used)
         b.active = active.union([index])
         b.translatedOps = translatedOps
+        b.operatorBudget = operatorBudget
         for (k, i) in s.inputs.enumerated() where k < inputs.count { b.values[i] = inputs[k] }
         try b.translateOperators()
         var outs: [String] = []
