@@ -20,10 +20,7 @@ package enum FuseActivation: GraphPass {
         let readers = graph.readerCounts()
         let outputs = Set(graph.outputs.map(\.name))
         let producer = graph.producers()
-        var readersOf: [String: [Int]] = [:]
-        for (i, n) in graph.nodes.enumerated() {
-            for v in Set(n.inputs) where !v.isEmpty { readersOf[v, default: []].append(i) }
-        }
+        let readersOf = graph.readerNodes()
         var remove = Set<Int>()
         var changed = false
         // GELU written out (BERT-family exports): fused first, as its chain starts with two readers.

@@ -27,11 +27,7 @@ package enum FuseQuantizedLookup {
     ]
 
     public static func run(_ graph: inout Graph, evaluate: ConstantFolding.Evaluator) -> Bool {
-        var readers: [String: [Int]] = [:]
-        for (i, n) in graph.nodes.enumerated() {
-            for v in n.inputs where !v.isEmpty { readers[v, default: []].append(i) }
-            for v in n.subgraphOuterNames { readers[v, default: []].append(-1) }
-        }
+        let readers = graph.readerNodes()
         let graphOutputs = Set(graph.outputs.map(\.name))
         var types: [String: TensorType]?? = nil
         func rank(_ value: String) -> Int? {
@@ -66,7 +62,7 @@ package enum FuseQuantizedLookup {
             while closed, let v = frontier.popLast() {
                 if graphOutputs.contains(v) { closed = false; break }
                 for r in readers[v] ?? [] where !island.contains(r) && r != terminal {
-                    guard r >= 0, !remove.contains(r), replaced[r] == nil else { closed = false; break }
+                    guard !remove.contains(r), replaced[r] == nil else { closed = false; break }
                     let n = graph.nodes[r]
                     if perTensor(n, "QuantizeLinear") != nil {
                         guard terminal == nil else { closed = false; break }

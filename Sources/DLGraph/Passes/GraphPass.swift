@@ -118,6 +118,16 @@ extension Graph {
         return c
     }
 
+    /// The nodes reading each value, each node once (a node whose subgraph reads the value from
+    /// outside counts as its reader).
+    func readerNodes() -> [String: [Int]] {
+        var r: [String: [Int]] = [:]
+        for (i, n) in nodes.enumerated() {
+            for v in Set(n.inputs.filter { !$0.isEmpty } + n.subgraphOuterNames) { r[v, default: []].append(i) }
+        }
+        return r
+    }
+
     /// The node index producing each value.
     func producers() -> [String: Int] {
         var producer: [String: Int] = [:]
