@@ -84,6 +84,30 @@ import Testing
         }
     }
 
+    /// Masks broadcast along the score columns (OpenVINO's SDPA adds a one-value zero mask; a
+    /// mask per row `[..., S, 1]`) are widened to the columns once, so the fused kernel reads them
+    /// as any other mask instead of running the ops it replaced; the numbers are the ops' either way.
+    @Test(arguments: [[], [1], [1, 1, 1, 1], [2, 1, 40, 1], [40, 1]] as [[Int]])
+    func masksBroadcastAlongTheColumnsAreWidened(_ mask: [Int]) throws {
+        let batch = [2, 3], s = 40, t = 300
+        let m = seededRandom(mask, seed: 7)
+        let wide = try #require(FusedAttentionKernel.widenedAcrossColumns(m, rank: 4, t: t))
+        #expect(wide.shape.last == t && wide.elementCount == m.elementCount * t)
+        #expect(AttentionCore.MaskLayout(maskShape: wide.shape, batch: batch, s: s, t: t) != nil)
+        let values = m.scalars(as: Float.self), widened = wide.scalars(as: Float.self)
+        #expect((0..<widened.count).allSatisfy { widened[$0] == values[$0 / t] })
+        let g = graph(scaleOp: "Div", maskShape: mask, batch: batch, s: s, t: t)
+        #expect(GraphOptimizer.optimize(g).0.nodes.map(\.opType) == ["FusedAttention"])
+        let feed = ["q": seededRandom(batch + [s, 8], seed: 1), "kt": seededRandom(batch + [8, t], seed: 2),
+                    "v": seededRandom(batch + [t, 5], seed: 3)]
+        for (fused, worst) in try fusedAgainstStepwise(g, feed) {
+            #expect(fused.shape == batch + [s, 5] && worst < 1e-5, "\(mask): largest difference \(worst)")
+        }
+        // Masks that have their columns, or more dims than the scores, are not widened.
+        #expect(FusedAttentionKernel.widenedAcrossColumns(seededRandom([2, 1, 1, 300], seed: 7), rank: 4, t: t) == nil)
+        #expect(FusedAttentionKernel.widenedAcrossColumns(seededRandom([1, 1, 1, 1, 1], seed: 7), rank: 4, t: t) == nil)
+    }
+
     /// torch's guard `Where(IsNaN(p), 0, p)` between the Softmax and the MatMul folds in too: a
     /// row masked out entirely is zeros either way, and the other rows are the ops' numbers.
     @Test func torchsNaNGuardFoldsInAndAFullyMaskedRowIsZeros() throws {

@@ -17,7 +17,8 @@ enum FusedAttentionKernel {
 
     static let kernel: Kernel = { ctx throws(RuntimeError) in
         let q = try ctx.input(0), k = try ctx.input(1), v = try ctx.input(2)
-        let scaleTensor = ctx.optionalInput(3), mask = ctx.optionalInput(4)
+        let scaleTensor = ctx.optionalInput(3)
+        var mask = ctx.optionalInput(4)
         let op = try ctx.string("scale_op", "")
         let nanToZero = try ctx.int("nan_to_zero", 0) != 0
         let r = q.rank
@@ -33,6 +34,7 @@ enum FusedAttentionKernel {
         // The mask as it is broadcast to the scores (BERT's [B, 1, 1, T], a causal [1, 1, S, T], a
         // mask per head): read where it is.
         var layout = AttentionCore.MaskLayout(headStride: 0, rowStride: 0)
+        if let m = mask, m.dtype == .float32, let wide = widenedAcrossColumns(m, rank: r, t: t) { mask = wide }
         if let mask {
             guard mask.dtype == .float32,
                   let l = AttentionCore.MaskLayout(maskShape: mask.shape, batch: Array(q.shape.dropLast(2)), s: s, t: t) else {
@@ -107,6 +109,23 @@ enum FusedAttentionKernel {
             }
         }
         return [out]
+    }
+
+    /// A float32 mask broadcast along the score columns (its last dim 1, or a single value: an
+    /// OpenVINO SDPA's zero mask) as the same values repeated `t` times along them, so that it
+    /// reads as `AttentionCore.MaskLayout` needs; nil when the mask has its columns already, or
+    /// more dims than the scores (the sum would gain dims: the unfused path handles that).
+    static func widenedAcrossColumns(_ mask: Tensor, rank r: Int, t: Int) -> Tensor? {
+        guard t > 1, mask.rank <= r, mask.elementCount > 0 else { return nil }
+        let padded = [Int](repeating: 1, count: r - mask.rank) + mask.shape
+        guard padded[r - 1] == 1 else { return nil }
+        let shape = Array(padded.dropLast()) + [t]
+        let values = mask.scalars(as: Float.self)
+        var wide = [Float](repeating: 0, count: values.count * t)
+        for (i, v) in values.enumerated() {
+            for j in 0..<t { wide[i * t + j] = v }
+        }
+        return Tensor(shape: shape, scalars: wide)
     }
 
     /// The replaced ops through their general kernels: MatMul, the scale op, Add, Softmax, the NaN
