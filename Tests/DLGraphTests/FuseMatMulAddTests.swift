@@ -57,6 +57,50 @@ import Testing
         }
     }
 
+    /// OpenVINO's form: the bias with leading ones (`[1, 1, N]` against a rank-3 product) is
+    /// given to the fused node as an `[N]` initializer; one dim more than the product would add a
+    /// dim to the sum, and stays an Add.
+    @Test func aBiasWithLeadingOnesFoldsAsAVector() throws {
+        var g = linear(bias: [1, 1, 5], biasFirst: true)
+        g.initializers["b"] = Tensor(shape: [1, 1, 5], scalars: [1, 2, 3, 4, 5] as [Float])
+        #expect(FuseMatMulAdd.run(&g))
+        #expect(g.nodes.map(\.opType) == ["FusedMatMul", "Relu"])
+        let b = try #require(g.initializers[g.nodes[0].inputs[2]])
+        #expect(b.shape == [5] && b.scalars(as: Float.self) == [1, 2, 3, 4, 5])
+        try g.verifyAndSort()
+        #expect(try g.inferTypes()["y"]?.dims?.concrete == [2, 3, 5])
+
+        var wider = linear(bias: [1, 1, 1, 5])
+        #expect(!FuseMatMulAdd.run(&wider))
+    }
+
+    /// OpenVINO IR's fully connected layer, a Gemm without C ("WithoutBiases") and an Add of a
+    /// `[1, N]` bias, becomes a Gemm with C (beta 1 whatever it said), and the Relu after it fuses.
+    @Test(arguments: [[1, 3], [3]] as [[Int]])
+    func aGemmWithoutItsBiasTakesTheAdd(_ biasShape: [Int]) throws {
+        func gemm() -> Graph {
+            Graph(name: "g", inputs: [info("x", [2, 4])], outputs: [info("y", [2, 3])], nodes: [
+                Node(opType: "Gemm", inputs: ["x", "w"], outputs: ["m"],
+                     attributes: [Attribute(name: "transB", value: .int(1)), Attribute(name: "beta", value: .float(0.5))]),
+                Node(opType: "Add", inputs: ["m", "b"], outputs: ["a"]),
+                Node(opType: "Relu", inputs: ["a"], outputs: ["y"]),
+            ], initializers: NamedTensors([("w", Tensor(zeros: .float32, shape: [3, 4])),
+                                           ("b", Tensor(shape: biasShape, scalars: [1, 2, 3] as [Float]))]))
+        }
+        var g = gemm()
+        #expect(FuseMatMulAdd.run(&g))
+        #expect(g.nodes.map(\.opType) == ["Gemm", "Relu"])
+        let bias = try #require(g.initializers[g.nodes[0].inputs[2]])
+        #expect(bias.shape == [3] && bias.scalars(as: Float.self) == [1, 2, 3])
+        #expect(try g.nodes[0].float("beta", default: 0) == 1 && g.nodes[0].int("transB", default: 0) == 1)
+        let (opt, _) = GraphOptimizer.optimize(gemm())
+        #expect(opt.nodes.map(\.opType) == ["FusedGemm"])
+        // A Gemm that has its C already keeps the Add.
+        var withC = gemm()
+        withC.nodes[0].inputs.append("b")
+        #expect(!FuseMatMulAdd.run(&withC))
+    }
+
     @Test func inferenceRejectsAMismatchedBias() {
         let g = Graph(name: "g", inputs: [info("x", [2, 4])], outputs: [info("y", [2, 5])], nodes: [
             Node(opType: "FusedMatMul", domain: FusedOps.domain, inputs: ["x", "w", "b"], outputs: ["y"]),

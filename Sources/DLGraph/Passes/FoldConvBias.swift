@@ -37,12 +37,7 @@ package enum FoldConvBias: GraphPass {
                     guard let own = constant(conv.inputs[2]), own.elementCount == channels else { continue }
                     for (k, v) in own.scalars(as: Float.self).enumerated() { sum[k] += v }
                 }
-                var name = conv.outputs[0] + "_bias"
-                var k = 1
-                while graph.initializers.contains(name) || producer[name] != nil || graph.inputs.contains(where: { $0.name == name }) {
-                    name = conv.outputs[0] + "_bias\(k)"
-                    k += 1
-                }
+                let name = graph.unusedName(conv.outputs[0] + "_bias")
                 graph.initializers[name] = Tensor(shape: [channels], scalars: sum)
                 graph.nodes[p] = Node(name: conv.name, opType: "Conv", inputs: [conv.inputs[0], conv.inputs[1], name],
                                       outputs: add.outputs, attributes: conv.attributes, docString: conv.docString)

@@ -1,12 +1,19 @@
 import DLTensor
 
-/// Folds a bias `Add` into the `MatMul` that feeds it when the MatMul multiplies by a constant
-/// 2-D float32 weight `[K, N]` and the added constant is a float32 `[N]` vector: `Add(MatMul(x, W), b)`
-/// becomes one `ai.dlkit.FusedMatMul(x, W, b)`. The activation may have any rank (a linear layer on
-/// `[batch, seq, K]`); the kernel treats its leading dims as rows of one GEMM whose output starts
-/// as the bias, so the separate pass over the result for the Add goes away.
+/// Folds a bias `Add` into the product that feeds it:
+/// - `Add(MatMul(x, W), b)` with a constant 2-D float32 weight `[K, N]` becomes one
+///   `ai.dlkit.FusedMatMul(x, W, b)`. The activation may have any rank (a linear layer on
+///   `[batch, seq, K]`); the kernel treats its leading dims as rows of one GEMM whose output starts
+///   as the bias, so the separate pass over the result for the Add goes away.
+/// - `Add(Gemm(A, B), b)` of a Gemm without its C input becomes `Gemm(A, B, b)` (beta 1): OpenVINO
+///   IR writes every fully connected layer so, as a MatMul "WithoutBiases" and an Add.
 ///
-/// Only when the MatMul output has that one reader and is not a graph output, and neither
+/// The bias is a float32 constant of `N` values, `[N]` or with leading ones (`[1, N]`,
+/// `[1, 1, N]`: OpenVINO's and paddle2onnx's broadcast form) as long as it has no more dims than
+/// the product's output, so the sum has the product's shape; such a bias is given to the fused
+/// node as a new `[N]` initializer. Either operand order of the Add.
+///
+/// Only when the product's output has that one reader and is not a graph output, and neither
 /// constant is also a graph input (a fed value would not be constant). `FuseActivation` may then
 /// fold a following Relu into the fused node.
 package enum FuseMatMulAdd: GraphPass {
@@ -14,15 +21,23 @@ package enum FuseMatMulAdd: GraphPass {
 
     public static func run(_ graph: inout Graph) -> Bool {
         let readers = graph.readerCounts()
-        let fed = Set(graph.inputs.map(\.name))
-        var producer: [String: Int] = [:]
-        for (i, n) in graph.nodes.enumerated() {
-            for o in n.outputs where !o.isEmpty { producer[o] = i }
+        let producer = graph.producers()
+        func constant(_ name: String) -> Tensor? { graph.constantInitializer(name, dtype: .float32) }
+        var types: [String: TensorType]?? = nil
+        func rank(_ value: String) -> Int? {
+            if types == nil { types = .some(try? graph.inferTypes()) }
+            return (types ?? nil)?[value]?.dims?.count
         }
-        /// A float32 initializer that no caller can replace.
-        func constant(_ name: String) -> Tensor? {
-            guard !fed.contains(name), let t = graph.initializers[name], t.dtype == .float32 else { return nil }
-            return t
+        /// The bias's name as the fused node takes it (`[n]`), when `name` is a bias of `n` values
+        /// for the product `x`; a bias with leading ones gets an `[n]` initializer of its own.
+        func bias(_ name: String, n: Int, product x: String) -> String? {
+            guard let b = constant(name), b.elementCount == n, b.shape.last == n,
+                  b.shape.dropLast().allSatisfy({ $0 == 1 }) else { return nil }
+            if b.rank == 1 { return name }
+            guard let r = rank(x), r >= b.rank else { return nil }
+            let flat = graph.unusedName(name + "_flat")
+            graph.initializers[flat] = Tensor(shape: [n], scalars: b.scalars(as: Float.self))
+            return flat
         }
         var remove = Set<Int>()
         var changed = false
@@ -32,12 +47,21 @@ package enum FuseMatMulAdd: GraphPass {
                 let x = add.inputs[side], biasName = add.inputs[1 - side]
                 guard !x.isEmpty, readers[x] == 1, let p = producer[x], !remove.contains(p) else { continue }
                 let mm = graph.nodes[p]
-                guard OpSet.isDefaultDomain(mm), mm.opType == "MatMul", mm.inputs.count == 2,
-                      mm.outputs.count == 1, let w = constant(mm.inputs[1]), w.rank == 2,
-                      let bias = constant(biasName), bias.shape == [w.shape[1]] else { continue }
-                graph.nodes[p] = Node(name: mm.name, opType: "FusedMatMul", domain: FusedOps.domain,
-                                      inputs: [mm.inputs[0], mm.inputs[1], biasName], outputs: add.outputs,
-                                      attributes: [], docString: mm.docString)
+                guard OpSet.isDefaultDomain(mm), mm.outputs.count == 1, let w = constant(mm.inputs.count > 1 ? mm.inputs[1] : ""),
+                      w.rank == 2 else { continue }
+                if mm.opType == "MatMul", mm.inputs.count == 2, let b = bias(biasName, n: w.shape[1], product: x) {
+                    graph.nodes[p] = Node(name: mm.name, opType: "FusedMatMul", domain: FusedOps.domain,
+                                          inputs: [mm.inputs[0], mm.inputs[1], b], outputs: add.outputs,
+                                          attributes: [], docString: mm.docString)
+                } else if mm.opType == "Gemm", mm.inputs.count == 2 || (mm.inputs.count == 3 && mm.inputs[2].isEmpty),
+                          let transB = try? mm.int("transB", default: 0),
+                          let b = bias(biasName, n: transB != 0 ? w.shape[0] : w.shape[1], product: x) {
+                    let attributes = mm.attributes.filter { $0.name != "beta" } + [Attribute(name: "beta", value: .float(1))]
+                    graph.nodes[p] = Node(name: mm.name, opType: "Gemm", inputs: [mm.inputs[0], mm.inputs[1], b],
+                                          outputs: add.outputs, attributes: attributes, docString: mm.docString)
+                } else {
+                    continue
+                }
                 remove.insert(i)
                 changed = true
                 break

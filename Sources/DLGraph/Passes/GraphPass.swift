@@ -145,6 +145,18 @@ extension Graph {
         return t
     }
 
+    /// `base`, or `base` with a number after it, whichever no initializer, node output or graph
+    /// input is named yet: a name for an initializer a pass adds.
+    func unusedName(_ base: String) -> String {
+        let taken = Set(nodes.flatMap(\.outputs)).union(inputs.map(\.name))
+        var name = base, k = 1
+        while initializers.contains(name) || taken.contains(name) {
+            name = base + "\(k)"
+            k += 1
+        }
+        return name
+    }
+
     /// Replaces the nodes at the keys of `replaced`, then drops the nodes at `removed` (offsets
     /// into the node list before the call): how a fusion pass applies what it matched.
     mutating func rewrite(replacing replaced: [Int: Node] = [:], removing removed: Set<Int>) {
