@@ -666,9 +666,96 @@ static DLK_TARGET int sgemm_bt_few(int m, int n, int k, const float *a, long lda
     return 0;
 }
 
+/// The sums of the 16 lanes of each of acc[0..7], as lanes 0..7: lane l + 8 first, then + 4,
+/// + 2 and + 1 (the order dlk_sgemm_bt_rows documents for one or two rows).
+DLK_INLINE DLK_TARGET __m256 tree_sums8(const __m512 *acc) {
+    __m256 t[8], x[4];
+    _Pragma("clang loop unroll(full)")
+    for (int r = 0; r < 8; r++) t[r] = _mm256_add_ps(_mm512_castps512_ps256(acc[r]), _mm512_extractf32x8_ps(acc[r], 1));
+    // x[q]: the four sums l + 4 of row 2q in its low half, of row 2q + 1 in its high half.
+    _Pragma("clang loop unroll(full)")
+    for (int q = 0; q < 4; q++)
+        x[q] = _mm256_add_ps(_mm256_permute2f128_ps(t[2 * q], t[2 * q + 1], 0x20), _mm256_permute2f128_ps(t[2 * q], t[2 * q + 1], 0x31));
+    // Pairs l + 2: rows 0, 2 | 1, 3 and rows 4, 6 | 5, 7.
+    const __m256 y0 = _mm256_add_ps(_mm256_shuffle_ps(x[0], x[1], _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(x[0], x[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m256 y1 = _mm256_add_ps(_mm256_shuffle_ps(x[2], x[3], _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(x[2], x[3], _MM_SHUFFLE(3, 2, 3, 2)));
+    // The last pair: rows 0, 2, 4, 6 | 1, 3, 5, 7, then put in order.
+    const __m256 z = _mm256_add_ps(_mm256_shuffle_ps(y0, y1, _MM_SHUFFLE(2, 0, 2, 0)), _mm256_shuffle_ps(y0, y1, _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm256_permutevar8x32_ps(z, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/// Eight outputs (rows w[0..7] of Bᵀ, `h` of them real) of mr ≤ 2 rows of A (ar[i], contiguous).
+DLK_INLINE DLK_TARGET void bt_dot8(const int mr, int k, const float *const *ar, const float *const *w, float *c, long ldc,
+                                   int j0, int h, float cf, const dlk_epilogue *e) {
+    __m512 acc[2][8];
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < mr; i++)
+        _Pragma("clang loop unroll(full)")
+        for (int r = 0; r < 8; r++) acc[i][r] = _mm512_setzero_ps();
+    int p = 0;
+    for (; p + 16 <= k; p += 16) {
+        __m512 x[2];
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < mr; i++) x[i] = _mm512_loadu_ps(ar[i] + p);
+        _Pragma("clang loop unroll(full)")
+        for (int r = 0; r < 8; r++) {
+            const __m512 wv = _mm512_loadu_ps(w[r] + p);
+            _Pragma("clang loop unroll(full)")
+            for (int i = 0; i < mr; i++) acc[i][r] = _mm512_fmadd_ps(x[i], wv, acc[i][r]);
+        }
+    }
+    if (p < k) {
+        const __mmask16 mk = dlk_lanes16(k - p);
+        __m512 x[2];
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < mr; i++) x[i] = _mm512_maskz_loadu_ps(mk, ar[i] + p);
+        _Pragma("clang loop unroll(full)")
+        for (int r = 0; r < 8; r++) {
+            const __m512 wv = _mm512_maskz_loadu_ps(mk, w[r] + p);
+            _Pragma("clang loop unroll(full)")
+            for (int i = 0; i < mr; i++) acc[i][r] = _mm512_fmadd_ps(x[i], wv, acc[i][r]);
+        }
+    }
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < mr; i++)
+        epilogue16(_mm512_zextps256_ps512(tree_sums8(acc[i])), c + (size_t)i * ldc + j0, dlk_lanes16(h), cf, 1, e, i, j0);
+}
+
+/// dlk_sgemm_bt_rows for one or two rows of A (a decoding step, a batch-1 linear layer): each
+/// output is the dot product of A's row and a row of Bᵀ, both read in order, 8 outputs sharing
+/// each load of A. No panel is packed and nothing is transposed: Bᵀ's one streaming read is the
+/// cost. The order of the sums is documented at dlk_sgemm_bt_rows.
+static DLK_TARGET int sgemm_bt_dot(int m, int n, int k, const float *a, long lda, int trans_a,
+                                   const float *bt, long ldb, float *c, long ldc, const dlk_epilogue *e) {
+    const float *rows[2] = {a, a + lda};
+    if (trans_a) {
+        float *av = dlk_scratch(DLK_SCRATCH_PANEL, (size_t)m * k * sizeof(float));
+        if (!av) return -1;
+        for (int i = 0; i < m; i++) {
+            for (int p = 0; p < k; p++) av[(size_t)i * k + p] = a[(size_t)p * lda + i];
+            rows[i] = av + (size_t)i * k;
+        }
+    }
+    const float cf = e->accumulate ? e->c_scale : 0.0f;
+    for (int j0 = 0; j0 < n; j0 += 8) {
+        const int h = n - j0 < 8 ? n - j0 : 8;
+        const float *w[8];
+        // Past the last row of Bᵀ, the last row again: computed, never stored.
+        for (int r = 0; r < 8; r++) w[r] = bt + (size_t)(j0 + (r < h ? r : h - 1)) * ldb;
+        if (m == 1) bt_dot8(1, k, rows, w, c, ldc, j0, h, cf, e);
+        else bt_dot8(2, k, rows, w, c, ldc, j0, h, cf, e);
+    }
+    return 0;
+}
+
+/// One or two rows of A: lane l (0..15) of a 16-lane sum adds a_p·b_p for the p ≡ l (mod 16) in
+/// order of p, by fused multiply-adds from +0 (a last partial 16 adds 0·0 in its empty lanes),
+/// and the lanes are added as a tree: l + 8, then + 4, + 2, + 1 (tree_sums8). More rows: the
+/// packed micro-kernel's order (B transposed in registers, 16 × 16 at a time).
 DLK_TARGET int dlk_sgemm_bt_rows(int m, int n, int k, const float *a, long lda, int trans_a,
                                  const float *bt, long ldb, float *c, long ldc, const dlk_epilogue *e) {
     if (m <= 0 || n <= 0 || k <= 0 || ldb < k) return -1;
+    if (m <= 2) return sgemm_bt_dot(m, n, k, a, lda, trans_a, bt, ldb, c, ldc, e);
     if (m <= DLK_MR) return sgemm_bt_few(m, n, k, a, lda, trans_a, bt, ldb, c, ldc, e);
     return sgemm_blocks(m, n, k, a, lda, trans_a, bt, ldb, B_TRANSPOSED, NULL, c, ldc, e);
 }

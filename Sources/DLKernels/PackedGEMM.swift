@@ -127,12 +127,17 @@ public enum PackedGEMM {
 
     /// ``multiply(m:a:lda:transA:b:c:ldc:epilogue:)`` with `b` not packed, read where it is: a
     /// weight that must not be copied (a view into a mapped file). The same split over the
-    /// workers and the same micro-kernel and sum order, so every element gets the bits the packed
-    /// panels of this B give:
+    /// workers and, but for one case, the same micro-kernel and sum order, so every element gets
+    /// the bits the packed panels of this B give:
     /// - `k × n` row-major with row stride `ldb` (`dlk_sgemm_b_rows`: rows of B loaded in place;
     ///   one or two rows of A stream B row by row);
     /// - with `transposedB`, Bᵀ (`n × k`, a fully connected layer's weights; `dlk_sgemm_bt_rows`:
-    ///   each panel's chunk transposed into per-thread scratch as it is needed).
+    ///   16 × 16 blocks transposed in registers as they are needed). The one case: one or two
+    ///   rows of A take each output as a dot product of two rows read in order, in the order of
+    ///   sums `dlk_sgemm_bt_rows` documents. Transposing for the panels' order took three times
+    ///   as long as reading the weight (a 784 × 512 layer: 0.075 against 0.024 ms), so the
+    ///   runtime gives such products this path for packed weights too
+    ///   (`LinearKernels.panels`): mapped and owned weights still give the same bits.
     /// - Returns: false when the kernel could not run (no AVX-512, sizes past `Int32`, no
     ///   scratch); then the caller uses OpenBLAS, which rewrites every element.
     public static func multiplyUnpacked(

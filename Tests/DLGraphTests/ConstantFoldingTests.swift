@@ -47,4 +47,28 @@ import Testing
         #expect(g.initializers["hw"]?.scalars(as: Int64.self) == [48])
         #expect(g.nodes.map(\.opType) == ["RandomUniform", "Add", "Reshape"])
     }
+
+    /// A Transpose of a weight that nothing else reads (OpenVINO IR's MatMul with transpose_b)
+    /// folds whatever its size, replacing the weight; one whose weight has another reader stays,
+    /// so no weight is ever held twice.
+    @Test func aTransposedWeightWithOneReaderFoldsAtAnySize() throws {
+        let n = ConstantFolding.maxElements + 4
+        let x = ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [2, n]))
+        var g = Graph(name: "g", inputs: [x], outputs: [ValueInfo(name: "y", type: nil), ValueInfo(name: "z", type: nil)], nodes: [
+            Node(opType: "Transpose", inputs: ["w"], outputs: ["wt"], attributes: [Attribute(name: "perm", value: .ints([1, 0]))]),
+            Node(opType: "MatMul", inputs: ["x", "wt"], outputs: ["y"]),
+            Node(opType: "Transpose", inputs: ["shared"], outputs: ["st"], attributes: [Attribute(name: "perm", value: .ints([1, 0]))]),
+            Node(opType: "MatMul", inputs: ["x", "st"], outputs: ["z0"]),
+            Node(opType: "Add", inputs: ["z0", "shared"], outputs: ["z"]),
+        ], initializers: NamedTensors([("w", Tensor(zeros: .float32, shape: [1, n])), ("shared", Tensor(zeros: .float32, shape: [1, n]))]))
+        var asked: [String] = []
+        #expect(ConstantFolding.run(&g) { node, inputs in
+            asked.append(node.opType)
+            guard node.opType == "Transpose", let w = inputs[0] else { return nil }
+            return [Tensor(zeros: .float32, shape: w.shape.reversed())]
+        })
+        #expect(asked == ["Transpose"])
+        #expect(g.initializers["wt"]?.shape == [n, 1] && g.initializers["w"] == nil)
+        #expect(g.nodes.map(\.opType) == ["MatMul", "Transpose", "MatMul", "Add"])
+    }
 }

@@ -108,10 +108,11 @@ import Testing
     /// Sizes for ``unpackedBGivesThePackedBitsInAnyOrderOfSums``: one and two rows (B streamed
     /// row by row, past 1024 columns in two passes), row blocks and groups, sum chunks of odd
     /// length (k = 2051: 512 × 4 + 3), and products big enough to be split over two workers by
-    /// panels and by rows.
+    /// panels and by rows. (Bᵀ with one or two rows sums in an order of its own:
+    /// ``oneOrTwoRowsByBᵀSumAsDotProductsInTheirDocumentedOrder``.)
     static let bitCases: [GEMMCase] = [
-        GEMMCase(m: 1, n: 1100, k: 771), GEMMCase(m: 1, n: 1100, k: 771, transB: true),
-        GEMMCase(m: 2, n: 45, k: 2051, transA: true), GEMMCase(m: 2, n: 45, k: 2051, transA: true, transB: true),
+        GEMMCase(m: 1, n: 1100, k: 771),
+        GEMMCase(m: 2, n: 45, k: 2051, transA: true), GEMMCase(m: 3, n: 45, k: 2051, transA: true, transB: true),
         GEMMCase(m: 7, n: 300, k: 257, transB: true), GEMMCase(m: 7, n: 300, k: 257),
         GEMMCase(m: 141, n: 97, k: 1030, transB: true), GEMMCase(m: 141, n: 97, k: 1030, transA: true),
     ]
@@ -144,6 +145,75 @@ import Testing
                 }
             }
         }
+    }
+
+    /// One output of a one- or two-row product by Bᵀ as `dlk_sgemm_bt_rows` documents its sums:
+    /// lane l of 16 adds x_p·w_p for p ≡ l (mod 16) by fused multiply-adds from +0 (a last
+    /// partial 16 adds 0·0 in its empty lanes), then the lanes pairwise: l + 8, + 4, + 2, + 1.
+    static func dotInLanes(_ x: ArraySlice<Float>, _ w: ArraySlice<Float>) -> Float {
+        let k = x.count
+        var lanes = [Float](repeating: 0, count: 16)
+        for p in 0..<((k + 15) / 16 * 16) {
+            let (xv, wv): (Float, Float) = p < k ? (x[x.startIndex + p], w[w.startIndex + p]) : (0, 0)
+            lanes[p % 16] = lanes[p % 16].addingProduct(xv, wv)
+        }
+        var width = 16
+        while width > 1 {
+            width /= 2
+            for l in 0..<width { lanes[l] = lanes[l] + lanes[l + width] }
+        }
+        return lanes[0]
+    }
+
+    /// Random data, so the order of the sums shows in the bits: one or two rows of A (either
+    /// layout) by Bᵀ read in place give exactly ``dotInLanes(_:_:)``, with alpha, C, the row and
+    /// column biases added as the epilogue adds them; short and long rows, a partial last 16 and
+    /// a partial last group of 8 outputs, one worker and two.
+    @Test(.enabled(if: PackedMatrix.isSupported), arguments: [
+        GEMMCase(m: 1, n: 1100, k: 771, transB: true), GEMMCase(m: 2, n: 45, k: 2051, transA: true, transB: true),
+        GEMMCase(m: 2, n: 13, k: 16, transB: true), GEMMCase(m: 1, n: 3, k: 5, transB: true),
+    ], [1, 2])
+    func oneOrTwoRowsByBᵀSumAsDotProductsInTheirDocumentedOrder(_ c: GEMMCase, workers: Int) throws {
+        let a = randomFloats(c.m * c.k, seed: 60), b = randomFloats(c.k * c.n, seed: 61)
+        let colBias = randomFloats(c.n, seed: 62), rowBias = randomFloats(c.m, seed: 63)
+        let before = randomFloats(c.m * c.n, seed: 64)
+        let rowsOfA = (0..<c.m).map { i in (0..<c.k).map { p in c.transA ? a[p * c.m + i] : a[i * c.k + p] } }
+        var sums = [Float](repeating: 0, count: c.m * c.n)
+        for i in 0..<c.m {
+            for j in 0..<c.n { sums[i * c.n + j] = Self.dotInLanes(rowsOfA[i][...], b[(j * c.k)..<((j + 1) * c.k)]) }
+        }
+        let saved = ParallelFor.workerCount
+        ParallelFor.setWorkerCount(workers)
+        defer { ParallelFor.setWorkerCount(saved) }
+        func unpacked(_ e: GEMMEpilogue) -> [Float] {
+            var z = before
+            let ran = z.withUnsafeMutableBufferPointer { zb in
+                a.withUnsafeBufferPointer { ab in
+                    b.withUnsafeBufferPointer { bb in
+                        PackedGEMM.multiplyUnpacked(m: c.m, a: ab.baseAddress!, lda: c.transA ? c.m : c.k, transA: c.transA,
+                                                    b: bb.baseAddress!, k: c.k, n: c.n, ldb: c.k, transposedB: true,
+                                                    c: zb.baseAddress!, ldc: c.n, epilogue: e)
+                    }
+                }
+            }
+            #expect(ran)
+            return z
+        }
+        func same(_ y: [Float], _ expected: [Float]) {
+            let differ = zip(y, expected).filter { $0.bitPattern != $1.bitPattern }.count
+            #expect(differ == 0, "\(differ) of \(y.count) elements differ")
+        }
+        // The product alone (the epilogue adds +0 where there is no column bias).
+        same(unpacked(GEMMEpilogue()), sums.map { $0 + 0 })
+        // alpha, then C by a fused multiply-add, then the row bias, then the column bias.
+        let y = rowBias.withUnsafeBufferPointer { rb in
+            colBias.withUnsafeBufferPointer { cb in
+                unpacked(GEMMEpilogue(alpha: 0.7, accumulate: true, cScale: 0.3, rowBias: rb.baseAddress, columnBias: cb.baseAddress))
+            }
+        }
+        same(y, (0..<(c.m * c.n)).map { at in
+            (sums[at] * 0.7).addingProduct(before[at], 0.3) + rowBias[at / c.n] + colBias[at % c.n]
+        })
     }
 
     static let convCases: [ConvCase] = [

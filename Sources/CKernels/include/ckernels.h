@@ -81,10 +81,11 @@ int dlk_sgemm_b_rows(int m, int n, int k, const float *a, long lda, int trans_a,
                      const float *b, long ldb, float *c, long ldc, const dlk_epilogue *e);
 
 /// `dlk_sgemm_packed` with B given as Bᵀ (n × k row-major, row stride ldb ≥ k: a fully connected
-/// layer's weights) and not packed: each 32-column panel's chunk of the sum is transposed into
-/// per-thread scratch as it is needed, so the weight is never copied whole, and every element
-/// gets the bits of the packed kernel. Returns 0, or -1 (C untouched) when its scratch could not
-/// be had or a size is 0.
+/// layer's weights) and not packed, so the weight is never copied whole. One or two rows of A:
+/// each output is a dot product of A's row and a row of Bᵀ read in order, in its own documented
+/// order of sums (at the definition; not the packed kernel's). More rows: each 16 × 16 block of
+/// Bᵀ is transposed in registers as it is needed, and every element gets the bits of the packed
+/// kernel. Returns 0, or -1 (C untouched) when its scratch could not be had or a size is 0.
 int dlk_sgemm_bt_rows(int m, int n, int k, const float *a, long lda, int trans_a,
                       const float *bt, long ldb, float *c, long ldc, const dlk_epilogue *e);
 

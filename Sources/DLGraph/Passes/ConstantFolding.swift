@@ -17,6 +17,11 @@ import DLTensor
 ///   anything depending on a symbolic dim (`batch`) stays for the runtime plan, which folds it
 ///   once per concrete input shape.
 ///
+/// - A `Transpose` of an initializer no other node reads is folded whatever its size: a weight
+///   stored the other way round (OpenVINO IR's `MatMul` with `transpose_b`) becomes the weight
+///   the fusion passes and the packed kernels look for, and the copy replaces the original
+///   (the original initializer is dropped).
+///
 /// Graph outputs are never folded (their producing node stays), nor initializers a caller may
 /// override (those listed as graph inputs), nor random ops. Nodes whose outputs nobody reads any
 /// more are then removed (`EliminateDeadNodes.removeDead`).
@@ -45,6 +50,7 @@ package enum ConstantFolding: GraphPass {
     public static func run(_ graph: inout Graph, evaluate: Evaluator?) -> Bool {
         let fed = Set(graph.inputs.map(\.name))
         let graphOutputs = Set(graph.outputs.map(\.name))
+        let readers = graph.readerCounts()
         var consts: [String: Tensor] = [:]
         var types: [String: TensorType] = [:]
         for (name, t) in graph.initializers {
@@ -55,6 +61,8 @@ package enum ConstantFolding: GraphPass {
         // Integer vectors known entry by entry (shape arithmetic with symbolic dims).
         var partial: [String: SymVector] = [:]
         var folded: [(name: String, tensor: Tensor)] = []
+        /// Initializers whose one reader was folded (a transposed weight's original).
+        var replaced: [String] = []
         var remove = Set<Int>()
 
         for (i, node) in graph.nodes.enumerated() {
@@ -68,6 +76,11 @@ package enum ConstantFolding: GraphPass {
                           node.inputs.allSatisfy({ $0.isEmpty || (consts[$0]?.elementCount ?? .max) <= maxElements }) {
                     result = evaluate(node, node.inputs.map { $0.isEmpty ? nil : consts[$0] })?.first
                     if let r = result, r.elementCount > maxElements { result = nil }
+                } else if let evaluate, node.opType == "Transpose", node.inputs.count == 1,
+                          readers[node.inputs[0]] == 1,
+                          let weight = consts[node.inputs[0]] {
+                    result = evaluate(node, [weight])?.first
+                    if result != nil { replaced.append(node.inputs[0]) }
                 }
                 if result == nil, let sym = SymVector.evaluate(node, partial: partial, consts: consts, types: types) {
                     if let t = sym.tensor { result = t } else { partial[node.outputs[0]] = sym }
@@ -90,6 +103,7 @@ package enum ConstantFolding: GraphPass {
         var changed = false
         if !remove.isEmpty {
             for (name, t) in folded { graph.initializers[name] = t }
+            for name in replaced { graph.initializers[name] = nil }
             graph.rewrite(removing: remove)
             changed = true
         }

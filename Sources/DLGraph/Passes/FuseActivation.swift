@@ -171,8 +171,9 @@ package enum FusedOps {
          FuseConvAdd.schema, FuseConvPool.schema, FuseQuantizeDequantize.schema, FuseQuantizedLookup.schema, FuseRequantize.schema, FuseRequantize.fixedPointSchema, FuseRequantize.centredSumSchema, FuseRequantize.fixedPointAddSchema, FuseConvIntegerNHWC.schema, FoldOneHotMatMul.schema]
     }
 
-    /// `FusedMatMul(A, W, bias)`: `MatMul(A, W) + bias` with W `[K, N]` and bias `[N]`, then the
-    /// optional activation; typed as the MatMul.
+    /// `FusedMatMul(A, W, bias)`: `MatMul(A, W) + bias` with W `[K, N]` and bias `[N]` or `[N]`
+    /// after leading ones (`[1, 1, N]`: broadcast as the Add it replaced, so a bias of more dims
+    /// than the product adds leading ones to the result), then the optional activation.
     static var fusedMatMul: OpSchema {
         OpSchema("FusedMatMul", inputs: 3...3) { ctx throws(GraphError) in
             let act = try ctx.node.string("activation", default: "")
@@ -181,12 +182,15 @@ package enum FusedOps {
             }
             let w = try ctx.type(1), bias = try ctx.type(2)
             if let dw = w.dims, let db = bias.dims {
-                guard dw.count == 2, db.count == 1, dw[1].value == nil || db[0].value == nil || dw[1] == db[0] else {
-                    throw .shapeMismatch(node: ctx.node.displayName, reason: "FusedMatMul needs W [K, N] and bias [N], got \(w) and \(bias)")
+                guard dw.count == 2, let last = db.last, db.dropLast().allSatisfy({ $0.value == 1 }),
+                      dw[1].value == nil || last.value == nil || dw[1] == last else {
+                    throw .shapeMismatch(node: ctx.node.displayName, reason: "FusedMatMul needs W [K, N] and a bias [N] (after leading ones), got \(w) and \(bias)")
                 }
             }
             guard let schema = OpSet.schemas["MatMul"] else { return [nil] }
-            return try schema.infer(ctx)
+            let product = try schema.infer(ctx)
+            guard let t = product.first ?? nil, let dims = t.dims, let rank = bias.dims?.count, rank > dims.count else { return product }
+            return [TensorType(dtype: t.dtype, dims: [Dim](repeating: .fixed(1), count: rank - dims.count) + dims)]
         }
     }
 

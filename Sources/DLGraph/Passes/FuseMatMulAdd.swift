@@ -9,9 +9,8 @@ import DLTensor
 ///   IR writes every fully connected layer so, as a MatMul "WithoutBiases" and an Add.
 ///
 /// The bias is a float32 constant of `N` values, `[N]` or with leading ones (`[1, N]`,
-/// `[1, 1, N]`: OpenVINO's and paddle2onnx's broadcast form) as long as it has no more dims than
-/// the product's output, so the sum has the product's shape; such a bias is given to the fused
-/// node as a new `[N]` initializer. Either operand order of the Add.
+/// `[1, 1, N]`: OpenVINO's and paddle2onnx's broadcast form; FusedMatMul broadcasts it as the Add
+/// did, a Gemm's C only up to `[1, N]`). Either operand order of the Add.
 ///
 /// Only when the product's output has that one reader and is not a graph output, and neither
 /// constant is also a graph input (a fed value would not be constant). `FuseActivation` may then
@@ -23,21 +22,10 @@ package enum FuseMatMulAdd: GraphPass {
         let readers = graph.readerCounts()
         let producer = graph.producers()
         func constant(_ name: String) -> Tensor? { graph.constantInitializer(name, dtype: .float32) }
-        var types: [String: TensorType]?? = nil
-        func rank(_ value: String) -> Int? {
-            if types == nil { types = .some(try? graph.inferTypes()) }
-            return (types ?? nil)?[value]?.dims?.count
-        }
-        /// The bias's name as the fused node takes it (`[n]`), when `name` is a bias of `n` values
-        /// for the product `x`; a bias with leading ones gets an `[n]` initializer of its own.
-        func bias(_ name: String, n: Int, product x: String) -> String? {
-            guard let b = constant(name), b.elementCount == n, b.shape.last == n,
-                  b.shape.dropLast().allSatisfy({ $0 == 1 }) else { return nil }
-            if b.rank == 1 { return name }
-            guard let r = rank(x), r >= b.rank else { return nil }
-            let flat = graph.unusedName(name + "_flat")
-            graph.initializers[flat] = Tensor(shape: [n], scalars: b.scalars(as: Float.self))
-            return flat
+        /// Whether `name` is a bias of `n` values of at most `rank` dims.
+        func isBias(_ name: String, n: Int, rank: Int = .max) -> Bool {
+            guard let b = constant(name) else { return false }
+            return b.elementCount == n && b.shape.last == n && b.rank <= rank
         }
         var remove = Set<Int>()
         var changed = false
@@ -49,15 +37,15 @@ package enum FuseMatMulAdd: GraphPass {
                 let mm = graph.nodes[p]
                 guard OpSet.isDefaultDomain(mm), mm.outputs.count == 1, let w = constant(mm.inputs.count > 1 ? mm.inputs[1] : ""),
                       w.rank == 2 else { continue }
-                if mm.opType == "MatMul", mm.inputs.count == 2, let b = bias(biasName, n: w.shape[1], product: x) {
+                if mm.opType == "MatMul", mm.inputs.count == 2, isBias(biasName, n: w.shape[1]) {
                     graph.nodes[p] = Node(name: mm.name, opType: "FusedMatMul", domain: FusedOps.domain,
-                                          inputs: [mm.inputs[0], mm.inputs[1], b], outputs: add.outputs,
+                                          inputs: [mm.inputs[0], mm.inputs[1], biasName], outputs: add.outputs,
                                           attributes: [], docString: mm.docString)
                 } else if mm.opType == "Gemm", mm.inputs.count == 2 || (mm.inputs.count == 3 && mm.inputs[2].isEmpty),
                           let transB = try? mm.int("transB", default: 0),
-                          let b = bias(biasName, n: transB != 0 ? w.shape[0] : w.shape[1], product: x) {
+                          isBias(biasName, n: transB != 0 ? w.shape[0] : w.shape[1], rank: 2) {
                     let attributes = mm.attributes.filter { $0.name != "beta" } + [Attribute(name: "beta", value: .float(1))]
-                    graph.nodes[p] = Node(name: mm.name, opType: "Gemm", inputs: [mm.inputs[0], mm.inputs[1], b],
+                    graph.nodes[p] = Node(name: mm.name, opType: "Gemm", inputs: [mm.inputs[0], mm.inputs[1], biasName],
                                           outputs: add.outputs, attributes: attributes, docString: mm.docString)
                 } else {
                     continue

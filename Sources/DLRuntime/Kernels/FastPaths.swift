@@ -123,7 +123,7 @@ enum FastPaths {
         let act = try activation(ctx)
         let outShape = try ctx.outputShape(0)
         guard a.dtype == .float32, w.dtype == .float32, bias.dtype == .float32, a.rank >= 1, w.rank == 2,
-              bias.shape == [w.shape[1]], a.shape[a.rank - 1] == w.shape[0] else {
+              bias.elementCount == w.shape[1], bias.shape.last == w.shape[1], a.shape[a.rank - 1] == w.shape[0] else {
             return try unfusedMatMul(ctx)
         }
         let k = w.shape[0], n = w.shape[1]

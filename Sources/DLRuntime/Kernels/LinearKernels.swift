@@ -21,13 +21,14 @@ enum LinearKernels {
     static let gemm: Kernel = { ctx throws(RuntimeError) in try gemm(ctx, activation: .none) }
 
     /// The B of a product on the packed AVX-512 kernel: the node's packed weight panels (see
-    /// `WeightPacks`), or a weight mapped from a file that the plan left unpacked, read where it is
-    /// (``PackedGEMM/multiplyUnpacked(m:a:lda:transA:b:k:n:ldb:transposedB:c:ldc:epilogue:)``:
-    /// no second copy, the packed path's bits).
+    /// `WeightPacks`), or the weight read where it is
+    /// (``PackedGEMM/multiplyUnpacked(m:a:lda:transA:b:k:n:ldb:transposedB:c:ldc:epilogue:)``):
+    /// one mapped from a file that the plan left unpacked (no second copy, the packed path's
+    /// bits), or any transposed weight of a one- or two-row product (dot products of rows).
     enum PanelOperand {
         case packed(PackedMatrix)
         /// Input 1, `k × n` (with `transposed`, `n × k`).
-        case mapped(Tensor, transposed: Bool)
+        case inPlace(Tensor, transposed: Bool)
 
         /// `PackedGEMM.multiply`'s contract, B this operand.
         func multiply(m: Int, a: UnsafePointer<Float>, lda: Int, transA: Bool, c: UnsafeMutablePointer<Float>, ldc: Int,
@@ -35,7 +36,7 @@ enum LinearKernels {
             switch self {
             case .packed(let p):
                 return PackedGEMM.multiply(m: m, a: a, lda: lda, transA: transA, b: p, c: c, ldc: ldc, epilogue: epilogue)
-            case .mapped(let w, let transposed):
+            case .inPlace(let w, let transposed):
                 let k = transposed ? w.shape[1] : w.shape[0], n = transposed ? w.shape[0] : w.shape[1]
                 return w.withUnsafeBufferPointer(as: Float.self) { pw in
                     guard let b = pw.baseAddress else { return false }
@@ -49,16 +50,23 @@ enum LinearKernels {
     /// The B operand of an `m`-row product on the packed kernel when it should take it: the node's
     /// packed panels holding a `k × n` B, or else (no panels, on purpose: `WeightPacks`) input 1,
     /// a float32 weight mapped from a file (`k × n`, or with `transposed` `n × k`), read in place
-    /// with the packed panels' bits. A run without packs (packing off, no plan) takes neither, so
-    /// a mapped weight gives the bits an owned one gives there too.
+    /// with the packed panels' bits. A transposed weight of a product of one or two rows is read
+    /// in place whether it is packed or mapped (dot products of rows: the panels would be read
+    /// no faster, and mapped and owned weights keep giving the same bits). A run without packs
+    /// (packing off, no plan) takes neither, so a mapped weight gives the bits an owned one gives
+    /// there too.
     static func panels(_ ctx: KernelContext, m: Int, k: Int, n: Int, transposed: Bool = false) -> PanelOperand? {
         guard PackedGEMM.prefers(rows: m), let packs = ctx.packed else { return nil }
+        let w = ctx.optionalInput(1)
+        func inPlace(_ w: Tensor?) -> PanelOperand? {
+            guard PackedMatrix.isSupported, let w, w.dtype == .float32, w.shape == (transposed ? [n, k] : [k, n]) else { return nil }
+            return .inPlace(w, transposed: transposed)
+        }
+        if transposed, m <= 2, let dot = inPlace(w) { return dot }
         if let p = packs.first {
             return p.arrangement == .panels && p.rows == k && p.columns == n ? .packed(p) : nil
         }
-        guard PackedMatrix.isSupported, let w = ctx.optionalInput(1), w.isMapped, w.dtype == .float32,
-              w.shape == (transposed ? [n, k] : [k, n]) else { return nil }
-        return .mapped(w, transposed: transposed)
+        return w?.isMapped == true ? inPlace(w) : nil
     }
 
     /// Gemm followed by `activation` (in the packed kernel's epilogue when the weights are packed).
