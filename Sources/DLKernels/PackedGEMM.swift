@@ -125,6 +125,23 @@ public enum PackedGEMM {
         }
     }
 
+    /// ``multiply(m:a:lda:transA:b:c:ldc:epilogue:)`` for B's columns `columns` only (C's columns
+    /// `columns`, the epilogue's column bias read there too), on the calling thread: a slice of a
+    /// product that the caller splits over workers itself. The slice starts at a panel (a
+    /// multiple of 32); each element gets the bits the whole product gives it.
+    /// - Returns: false when it did not run (a slice not at a panel, past B, no scratch).
+    public static func multiply(
+        m: Int, a: UnsafePointer<Float>, lda: Int, transA: Bool, b: PackedMatrix, columns: Range<Int>,
+        c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue
+    ) -> Bool {
+        guard b.arrangement == .panels, columns.lowerBound >= 0, columns.lowerBound % 32 == 0, columns.upperBound <= b.columns,
+              m >= 0, m <= Int(Int32.max) else { return false }
+        guard m > 0, !columns.isEmpty else { return true }
+        var e = epilogue.c(column0: columns.lowerBound)
+        return dlk_sgemm_packed(Int32(m), Int32(columns.count), Int32(b.rows), a, lda, transA ? 1 : 0,
+                                b.storage + columns.lowerBound * b.rows, c + columns.lowerBound, ldc, &e) == 0
+    }
+
     /// ``multiply(m:a:lda:transA:b:c:ldc:epilogue:)`` with `b` not packed, read where it is: a
     /// weight that must not be copied (a view into a mapped file). The same split over the
     /// workers and, but for one case, the same micro-kernel and sum order, so every element gets

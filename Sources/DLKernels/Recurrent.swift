@@ -217,14 +217,19 @@ extension Recurrent {
     ///
     /// Eight lanes at a time with the same sigmoid and tanh as `Elementwise`, so the results are
     /// the ones the separate passes gave. The gate buffer is left holding spent values.
+    ///
+    /// `units` (default all `hidden`) computes only the first `units` cells of each row, with
+    /// every pointer moved to the slice's first cell and the strides unchanged: each cell's bits
+    /// are the same whichever slice computes it.
     public static func lstmCellFloat(
         gates: UnsafeMutablePointer<Float>, gateStride: Int,
         c: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>,
-        out: UnsafeMutablePointer<Float>, outStride: Int, rows: Int, hidden: Int
+        out: UnsafeMutablePointer<Float>, outStride: Int, rows: Int, hidden: Int, units: Int? = nil
     ) {
+        let units = min(units ?? hidden, hidden)
         if CPUFeatures.avx512, rows <= Int(Int32.max), hidden <= Int(Int32.max) / 4 {
             // The same formulas sixteen lanes wide (this Swift compiles to 4-lane SSE).
-            dlk_lstm_cell(gates, gateStride, c, h, out, outStride, Int32(rows), Int32(hidden))
+            dlk_lstm_cell(gates, gateStride, c, h, out, outStride, Int32(rows), Int32(hidden), Int32(units))
             return
         }
         @inline(__always) func cell(_ i: SIMD8<Float>, _ o: SIMD8<Float>, _ f: SIMD8<Float>, _ z: SIMD8<Float>,
@@ -235,14 +240,14 @@ extension Recurrent {
         for b in 0..<rows {
             let g = gates + b * gateStride, cb = c + b * hidden, hb = h + b * hidden, ob = out + b * outStride
             var j = 0
-            while j + 8 <= hidden {
+            while j + 8 <= units {
                 let r = cell(.load(g + j), .load(g + hidden + j), .load(g + 2 * hidden + j), .load(g + 3 * hidden + j), .load(cb + j))
                 r.c.store(cb + j)
                 r.h.store(hb + j)
                 r.h.store(ob + j)
                 j += 8
             }
-            while j < hidden {
+            while j < units {
                 let r = cell(SIMD8(repeating: g[j]), SIMD8(repeating: g[hidden + j]), SIMD8(repeating: g[2 * hidden + j]),
                              SIMD8(repeating: g[3 * hidden + j]), SIMD8(repeating: cb[j]))
                 cb[j] = r.c[0]

@@ -136,4 +136,45 @@ import Testing
         }
         #expect(fast[0].shape == [seq, dirs, batch, hidden])
     }
+
+    /// Batch 1 on two workers: the recurrence splits the hidden units (two slices of 32, taken as
+    /// tickets step by step), and gives exactly the one-worker bits, in every direction, with
+    /// initial states; and the general kernel's numbers.
+    @Test(arguments: ["forward", "reverse", "bidirectional"])
+    func fastLSTMOfOneRowSplitsTheHiddenUnitsWithTheSameBits(direction: String) throws {
+        let dirs = direction == "bidirectional" ? 2 : 1
+        let (seq, batch, input, hidden) = (7, 1, 5, 64)
+        let names = ["X", "W", "R", "B", "lens", "h0", "c0"]
+        let values = [seededRandom([seq, batch, input], seed: 11), seededRandom([dirs, 4 * hidden, input], seed: 12),
+                      seededRandom([dirs, 4 * hidden, hidden], seed: 13), seededRandom([dirs, 8 * hidden], seed: 14),
+                      Tensor(shape: [batch], scalars: [Int32(seq)]),
+                      seededRandom([dirs, batch, hidden], seed: 15), seededRandom([dirs, batch, hidden], seed: 16)]
+        // The weights are initializers, so the plan packs R (the slices read its panels).
+        var g = Graph(name: "lstm", inputs: [ValueInfo(name: "X", type: TensorType(dtype: .float32, shape: [seq, batch, input]))],
+                      outputs: ["Y", "Yh", "Yc"].map { ValueInfo(name: $0, type: nil) },
+                      nodes: [Node(opType: "LSTM", inputs: names, outputs: ["Y", "Yh", "Yc"], attributes: [
+                          Attribute(name: "hidden_size", value: .int(hidden)), Attribute(name: "direction", value: .string(direction))])],
+                      initializers: NamedTensors(zip(names, values).dropFirst().map { ($0.0, $0.1) }))
+        g.metadata.opsetImports = [("", 17)]
+        func run(threads: Int) throws -> [Tensor] {
+            let saved = ComputeThreads.count
+            ComputeThreads.set(threads)
+            defer { ComputeThreads.set(saved) }
+            let out = try Executor(graph: g).run(["X": values[0]])
+            return try ["Y", "Yh", "Yc"].map { try #require(out[$0]) }
+        }
+        let one = try run(threads: 1), two = try run(threads: 2)
+        for (a, b) in zip(one, two) {
+            #expect(a.shape == b.shape && a.withUnsafeBytes { Array($0) } == b.withUnsafeBytes { Array($0) })
+        }
+        // The general kernel (float64) on the same numbers.
+        var general = g
+        general.inputs = [ValueInfo(name: "X", type: TensorType(dtype: .float64, shape: [seq, batch, input]))]
+        general.initializers = NamedTensors(zip(names, values).dropFirst().map { ($0.0, $0.0 == "lens" ? $0.1 : $0.1.converted(to: .float64)) })
+        let reference = try Executor(graph: general).run(["X": values[0].converted(to: .float64)])
+        for (name, a) in zip(["Y", "Yh", "Yc"], two) {
+            let b = try #require(reference[name])
+            #expect(zip(a.doubles(), b.doubles()).allSatisfy { abs($0 - $1) <= 1e-5 }, "\(name)")
+        }
+    }
 }

@@ -5,8 +5,10 @@
 /// One LSTM step after the gate product, for `rows` batch rows: with the gates of row b at
 /// gates + b·gate_stride in ONNX order (i, o, f, c), each `hidden` long,
 /// c = σ(f)·c + σ(i)·tanh(g), h = σ(o)·tanh(c); h is also written to out + b·out_stride.
-/// `c` and `h` are rows × hidden, contiguous. Requires AVX-512 (`dlk_avx512_available`).
+/// `c` and `h` are rows × hidden, contiguous. Only the first `units` (≤ hidden) of each row's
+/// cells are computed (a slice of the hidden units: the pointers moved to its first). Each cell's
+/// bits do not depend on the slice. Requires AVX-512 (`dlk_avx512_available`).
 void dlk_lstm_cell(const float *gates, long gate_stride, float *c, float *h, float *out, long out_stride,
-                   int rows, int hidden);
+                   int rows, int hidden, int units);
 
 #endif

@@ -6,6 +6,7 @@ import Darwin
 import DLGraph
 import DLKernels
 import DLTensor
+import Synchronization
 
 /// float32 LSTM for the form exporters write (default activations, no clip, no peepholes, no
 /// input_forget, layout 0, every sequence full length): the input projection of all time steps
@@ -110,7 +111,11 @@ enum FastLSTM {
                 // the row cut depends on the worker count alone, so results do not depend on
                 // whether another thread holds the pool.
                 let workers = GEMM.threadCount == 1 ? min(ParallelFor.workerCount, batch / minRowsPerWorker) : 1
-                if workers > 1 {
+                let slices = GEMM.threadCount == 1 && ParallelFor.canSplit ? min(ParallelFor.workerCount, hidden / 32) : 1
+                if workers <= 1, slices > 1, hidden % 32 == 0, let packedR {
+                    recurBySlices(slices: slices, seq: seq, batch: batch, hidden: hidden, reverse: reverse, gates: gates, packedR: packedR, r: Rd,
+                                  h: h, c: c, y: yo + d * batch * hidden, yStepStride: dirs * batch * hidden)
+                } else if workers > 1 {
                     ParallelFor.run(workers, cost: 1 << 20) { lo, hi in
                         for w in lo..<hi {
                             let b0 = w * batch / workers, b1 = (w + 1) * batch / workers
@@ -131,6 +136,58 @@ enum FastLSTM {
 
     /// Fewest batch rows worth a worker of their own (below this the per-step GEMM is too thin).
     static let minRowsPerWorker = 4
+
+    /// One direction's recurrence for a batch too small to split by rows (batch 1 at serving
+    /// time), on several workers: the hidden units are cut into `slices` slices, whole panels
+    /// of each gate's columns. Step t's slice s is ticket t·slices + s; workers take tickets in
+    /// order from one counter, and a ticket waits until every ticket of the step before is
+    /// done (its product reads the whole h of that step). A worker waits only on tickets that
+    /// others have taken and are computing, so when the pool is busy and one thread runs every
+    /// chunk, it simply takes every ticket: no barrier that could wait for a worker that never
+    /// comes. h lives in two buffers, one read and one written per step. Each cell and each gate
+    /// column is computed by the same kernels as on one worker, so the bits do not depend on the
+    /// split. `r` is R as stored (`4·hidden × hidden`), for OpenBLAS when the packed kernel cannot
+    /// run. `h` and `c` hold the initial state and get the final one; `y` is step 0's output
+    /// rows, `yStepStride` apart per step.
+    static func recurBySlices(slices: Int, seq: Int, batch: Int, hidden: Int, reverse: Bool,
+                              gates: UnsafeMutablePointer<Float>, packedR: PackedMatrix, r: UnsafePointer<Float>,
+                              h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>,
+                              y: UnsafeMutablePointer<Float>, yStepStride: Int) {
+        let G = 4 * hidden, panels = hidden / 32
+        let states = UnsafeMutablePointer<Float>.allocate(capacity: 2 * batch * hidden)
+        defer { states.deallocate() }
+        states.update(from: h, count: batch * hidden)
+        let taken = Atomic<Int>(0), done = Atomic<Int>(0)
+        ParallelFor.split(slices, parts: slices) { _, _ in
+            while true {
+                let ticket = taken.wrappingAdd(1, ordering: .relaxed).oldValue
+                guard ticket < seq * slices else { return }
+                let step = ticket / slices, s = ticket % slices
+                var spins = 0
+                while done.load(ordering: .acquiring) < step * slices {
+                    spins += 1
+                    if spins % 1024 == 0 { sched_yield() }
+                }
+                let t = reverse ? seq - 1 - step : step
+                let u0 = s * panels / slices * 32, u1 = (s + 1) * panels / slices * 32
+                let read = states + (step % 2) * batch * hidden, write = states + ((step + 1) % 2) * batch * hidden
+                let g = gates + t * batch * G
+                for gate in 0..<4 {
+                    let j0 = gate * hidden + u0
+                    if !PackedGEMM.multiply(m: batch, a: read, lda: hidden, transA: false, b: packedR, columns: j0..<(gate * hidden + u1),
+                                            c: g, ldc: G, epilogue: GEMMEpilogue(accumulate: true)) {
+                        // No scratch for the packed kernel: OpenBLAS on R's rows of these columns.
+                        GEMM.sgemm(transA: false, transB: true, m: batch, n: u1 - u0, k: hidden, alpha: 1, a: read, lda: hidden,
+                                   b: r + j0 * hidden, ldb: hidden, beta: 1, c: g + j0, ldc: G)
+                    }
+                }
+                Recurrent.lstmCellFloat(gates: g + u0, gateStride: G, c: c + u0, h: write + u0,
+                                        out: y + t * yStepStride + u0, outStride: hidden, rows: batch, hidden: hidden, units: u1 - u0)
+                done.wrappingAdd(1, ordering: .releasing)
+            }
+        }
+        h.update(from: states + (seq % 2) * batch * hidden, count: batch * hidden)
+    }
 
     /// Calls `body` with the float32 base address of each tensor (nil for a missing or empty
     /// one), every pointer valid for the whole call.
