@@ -436,16 +436,22 @@ DLK_CNN_TARGET int dlk_conv3x3_wino(const float *x, int cin, int hp, int wp, int
 }
 
 DLK_CNN_TARGET int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int bottom, int right,
-                             float *y) {
+                             int r0, int r1, float *y) {
     if (channels <= 0 || h < 0 || w < 0 || top < 0 || left < 0 || bottom < 0 || right < 0) return -1;
     const int wp = w + left + right, hp = h + top + bottom;
+    if (r0 < 0) r0 = 0;
+    if (r1 > hp) r1 = hp;
     const __m512 zero = _mm512_setzero_ps();
     for (int c = 0; c < channels; c++) {
         float *d = y + (size_t)c * hp * wp;
         const float *src = x + (size_t)c * h * w;
-        for (long i = 0; i < (long)top * wp; i += 16) _mm512_mask_storeu_ps(d + i, dlk_lanes16((int)((long)top * wp - i)), zero);
-        for (int r = 0; r < h; r++) {
-            float *row = d + (size_t)(top + r) * wp;
+        for (int pr = r0; pr < r1; pr++) {
+            float *row = d + (size_t)pr * wp;
+            const int r = pr - top;
+            if (r < 0 || r >= h) {
+                for (int j = 0; j < wp; j += 16) _mm512_mask_storeu_ps(row + j, dlk_lanes16(wp - j), zero);
+                continue;
+            }
             for (int j = 0; j < left; j += 16) _mm512_mask_storeu_ps(row + j, dlk_lanes16(left - j), zero);
             const float *s = src + (size_t)r * w;
             for (int j = 0; j < w; j += 16) {
@@ -454,8 +460,6 @@ DLK_CNN_TARGET int dlk_pad2d(const float *x, int channels, int h, int w, int top
             }
             for (int j = 0; j < right; j += 16) _mm512_mask_storeu_ps(row + left + w + j, dlk_lanes16(right - j), zero);
         }
-        float *tail = d + (size_t)(top + h) * wp;
-        for (long i = 0; i < (long)bottom * wp; i += 16) _mm512_mask_storeu_ps(tail + i, dlk_lanes16((int)((long)bottom * wp - i)), zero);
     }
     return 0;
 }
@@ -463,7 +467,7 @@ DLK_CNN_TARGET int dlk_pad2d(const float *x, int channels, int h, int w, int top
 
 DLK_CNN_TARGET int dlk_pad2d_phases(const float *x, int channels, int h, int w, int top, int left, int bottom,
                                     int right, int sh, int sw, float *y) {
-    if (sh == 1 && sw == 1) return dlk_pad2d(x, channels, h, w, top, left, bottom, right, y);
+    if (sh == 1 && sw == 1) return dlk_pad2d(x, channels, h, w, top, left, bottom, right, 0, h + top + bottom, y);
     if (channels <= 0 || h < 0 || w < 0 || top < 0 || left < 0 || bottom < 0 || right < 0 || sh < 1 || sw < 1) return -1;
     const int wp = w + left + right, hp = h + top + bottom;
     const int h2 = (hp + sh - 1) / sh, w2 = (wp + sw - 1) / sw;
@@ -532,8 +536,9 @@ int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout,
     return -1;
 }
 
-int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, float *y) {
-    (void)x; (void)channels; (void)h; (void)w; (void)top; (void)left; (void)bottom; (void)right; (void)y;
+int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, int r0, int r1,
+              float *y) {
+    (void)x; (void)channels; (void)h; (void)w; (void)top; (void)left; (void)bottom; (void)right; (void)r0; (void)r1; (void)y;
     return -1;
 }
 

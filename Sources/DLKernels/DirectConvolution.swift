@@ -134,7 +134,9 @@ extension Convolution {
             ? max(1, min((2 * workers + bands - 1) / bands, ocg / 16)) : 1
         let units = bands * channelParts
         return forEachPaddedImage(source, input: input, units: units, unitCost: step * p.outChannels / channelParts * p.outW * kDim,
-                                  splitParts: smallStrided ? channelParts : min(units, workers * 2, max(workers, fullBlocks * channelParts))) { n, g, src, lo, hi in
+                                  splitParts: smallStrided ? channelParts : min(units, workers * 2, max(workers, fullBlocks * channelParts)),
+                                  // A Winograd tile row t reads padded rows 2t to 2t + 3.
+                                  paddedRows: wino != nil ? { lo, hi in (2 * lo)..<(2 * hi + 2) } : nil) { n, g, src, lo, hi in
             // Unit u is band u % bands of channel part u / bands.
             var u = lo
             while u < hi {

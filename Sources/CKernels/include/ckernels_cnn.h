@@ -57,9 +57,11 @@ int dlk_conv3x3_wino(const float *x, int cin, int hp, int wp, int hout, int wout
                      const float *u, int m, float *y, long y_stride, const dlk_epilogue *e);
 
 /// Copies `channels` planes of h × w floats into planes of (h + top + bottom) × (w + left +
-/// right) with zero borders. Returns 0, or -1 (nothing written) for negative sizes or without
-/// AVX-512 code.
-int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, float *y);
+/// right) with zero borders; only the padded rows [r0, r1) of each plane (clamped to the plane)
+/// are written, the planes keep their full size. Returns 0, or -1 (nothing written) for negative
+/// sizes or without AVX-512 code.
+int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int bottom, int right, int r0, int r1,
+              float *y);
 
 /// `dlk_pad2d` split into phases for a convolution of strides sh × sw: padded row r, column c
 /// goes to phase plane (r mod sh)·sw + (c mod sw), at row r / sh, column c / sw. Each channel
