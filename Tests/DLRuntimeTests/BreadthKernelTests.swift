@@ -32,6 +32,23 @@ import Testing
         #expect(y.scalars(as: Float.self) == [3, 2, 1, 2, 3, 2, 1])
     }
 
+    /// float32 reflect, edge and wrap padding (and cropping) run row by row; float64 takes the
+    /// general gather map: both give the same values, on every axis of a 3-D tensor at once.
+    @Test(arguments: [("reflect", [1, 2, 3, 0, 1, 2] as [Int64]), ("edge", [2, 0, 1, 1, 3, 2]), ("wrap", [1, 1, 2, 2, 0, 3]),
+                      ("constant", [0, -1, 0, 0, 0, -2])])
+    func pad_float32RowsMatchTheGeneralPath(_ mode: String, _ pads: [Int64]) throws {
+        let values = (0..<(3 * 4 * 5)).map { Float($0) * 0.5 - 7 }
+        let x = f32([3, 4, 5], values)
+        let p = Tensor(shape: [6], scalars: pads)
+        let attributes = [Attribute(name: "mode", value: .string(mode))]
+        let fast = try runOne("Pad", [x, p], attributes: attributes)
+        let general = try runOne("Pad", [x.converted(to: .float64), p], attributes: attributes)
+        #expect(fast.dtype == .float32 && fast.shape == general.shape)
+        #expect(fast.doubles() == general.doubles())
+        // Spot check: reflect's first plane is input plane 1 (pads before axis 0: 1).
+        if mode == "reflect" { #expect(fast.shape == [3 + 1, 4 + 2 + 1, 5 + 3 + 2]) }
+    }
+
     @Test func reduceSum_overInt64KeepsExactValues() throws {
         let big = Int64(1) << 60
         let x = Tensor(shape: [2, 2], scalars: [big, 1, big, 2])

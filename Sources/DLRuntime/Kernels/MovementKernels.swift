@@ -244,6 +244,37 @@ enum MovementKernels {
         return out
     }
 
+    /// A float32 Pad in which every output element reads an input element (reflect, edge, wrap,
+    /// or cropping), row by row: `offsets[k][q]` is the input offset along axis k of output
+    /// coordinate q. silero-vad's reflect padding of 512 samples took 15 µs through the general
+    /// gather map, which recursed once per element.
+    static func padByRows(_ ctx: KernelContext, _ x: Tensor, shape: [Int], offsets: [[Int]]) -> Tensor {
+        let out = ctx.makeOutput(.float32, shape: shape)
+        let rank = shape.count, width = shape[rank - 1], last = offsets[rank - 1]
+        out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
+            x.withUnsafeBufferPointer(as: Float.self) { src in
+                guard let d0 = dst.baseAddress, let s = src.baseAddress, width > 0 else { return }
+                var at = [Int](repeating: 0, count: rank - 1)  // the row's coordinates on the leading axes
+                for row in 0..<(dst.count / width) {
+                    var base = 0
+                    for k in 0..<(rank - 1) { base += offsets[k][at[k]] }
+                    let d = d0 + row * width
+                    last.withUnsafeBufferPointer { l in
+                        for q in 0..<width { d[q] = s[base + l[q]] }
+                    }
+                    var k = rank - 2
+                    while k >= 0 {
+                        at[k] += 1
+                        if at[k] < shape[k] { break }
+                        at[k] = 0
+                        k -= 1
+                    }
+                }
+            }
+        }
+        return out
+    }
+
     static let pad: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0)
         let mode = try ctx.string("mode", "constant")
@@ -264,12 +295,6 @@ enum MovementKernels {
             }
             return [padConstant(ctx, x, before: before, shape: shape, value: value)]
         }
-        // The fill value sits one past the input's elements.
-        var fill = Tensor(zeros: x.dtype, shape: [1])
-        if let v = ctx.optionalInput(2), v.elementCount > 0 {
-            fill = v.dtype == x.dtype ? MovementKernels.take(try relabel(ctx, v, [v.elementCount]), axis: 0, range: 0..<1) : fill
-        }
-        let src = MathKernels.concatFlat(try relabel(ctx, x, [x.elementCount]), fill)
         let st = IndexMath.strides(x.shape)
         // Per axis, each output coordinate's offset into x, or nil where it reads the fill value.
         var axisOffsets: [[Int?]] = []
@@ -302,6 +327,15 @@ enum MovementKernels {
             axisOffsets.append(offsets)
         }
         let n = shape.reduce(1, *)
+        if x.dtype == .float32, x.rank > 0, n > 0, axisOffsets.allSatisfy({ $0.allSatisfy { $0 != nil } }) {
+            return [padByRows(ctx, x, shape: shape, offsets: axisOffsets.map { $0.map { $0 ?? 0 } })]
+        }
+        // The fill value sits one past the input's elements.
+        var fill = Tensor(zeros: x.dtype, shape: [1])
+        if let v = ctx.optionalInput(2), v.elementCount > 0 {
+            fill = v.dtype == x.dtype ? MovementKernels.take(try relabel(ctx, v, [v.elementCount]), axis: 0, range: 0..<1) : fill
+        }
+        let src = MathKernels.concatFlat(try relabel(ctx, x, [x.elementCount]), fill)
         var map = [Int](repeating: x.elementCount, count: n)
         // Output blocks in order: an axis coordinate reading the fill leaves its whole block as is.
         let outStrides = IndexMath.strides(shape)
