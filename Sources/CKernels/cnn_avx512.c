@@ -561,6 +561,31 @@ int dlk_conv3x3_wino(const float *x, int cin, int hp, int wp, int hout, int wout
 
 #if DLK_CNN_X86
 
+/// The taps of one filter `f` (kh × kw) added into four output vectors of 16 columns starting at
+/// base[i] in the padded plane (rows wp apart). Stride `sw` 1: plain loads (the plane's slack
+/// keeps a row's last vector inside it; lanes past the row are never stored); 2: the even lanes
+/// of two loads; 0: any other stride, gathered under the vectors' masks.
+DLK_CNN_INLINE DLK_CNN_TARGET void depthwise_taps4(const int sw, const float *const *base, const __mmask16 *mk,
+                                                   const float *f, int kh, int kw, int dh, int dw, long wp,
+                                                   __m512i even, __m512i gstep, __m512 *acc) {
+    for (int ky = 0; ky < kh; ky++) {
+        const size_t rowAt = (size_t)ky * dh * wp;
+        for (int kx = 0; kx < kw; kx++) {
+            const __m512 f1 = _mm512_set1_ps(f[ky * kw + kx]);
+            const size_t at = rowAt + (size_t)kx * dw;
+            _Pragma("clang loop unroll(full)")
+            for (int i = 0; i < 4; i++) {
+                const float *q = base[i] + at;
+                __m512 v;
+                if (sw == 1) v = _mm512_loadu_ps(q);
+                else if (sw == 2) v = _mm512_permutex2var_ps(_mm512_loadu_ps(q), even, _mm512_loadu_ps(q + 16));
+                else v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk[i], gstep, q, 4);
+                acc[i] = _mm512_fmadd_ps(v, f1, acc[i]);
+            }
+        }
+    }
+}
+
 DLK_CNN_TARGET int dlk_depthwise_conv2d(const float *x, int channels, int h, int w, const float *wt, int kh, int kw,
                                         int sh, int sw, int pt, int pl, int dh, int dw, int oh, int ow,
                                         const float *bias, int activation, float a, float b, long p0, long p1, float *y) {
@@ -590,38 +615,27 @@ DLK_CNN_TARGET int dlk_depthwise_conv2d(const float *x, int channels, int h, int
         // first vector and stores only its own.
         const int blocks = (ow + 15) / 16;
         const long vectors = (long)oh * blocks;
+        // The next vector's row and 16-column block, advanced without dividing (two 64-bit
+        // divisions per vector had cost more than its multiply-adds).
+        int ny = 0, nb = 0;
         for (long v0 = 0; v0 < vectors; v0 += 4) {
             const float *base[4];
             float *out[4];
             __mmask16 mk[4];
             const int live = vectors - v0 < 4 ? (int)(vectors - v0) : 4;
-            for (int i = 0; i < 4; i++) {
-                const long v = v0 + (i < live ? i : 0);
-                const int oy = (int)(v / blocks), ox = (int)(v % blocks) * 16;
-                base[i] = pad + (size_t)oy * sh * wp + (size_t)ox * sw;
-                out[i] = dst + (size_t)oy * ow + ox;
+            for (int i = 0; i < live; i++) {
+                const int ox = nb * 16;
+                base[i] = pad + (size_t)ny * sh * wp + (size_t)ox * sw;
+                out[i] = dst + (size_t)ny * ow + ox;
                 mk[i] = dlk_lanes16(ow - ox);
+                if (++nb == blocks) { nb = 0; ny++; }
             }
+            for (int i = live; i < 4; i++) { base[i] = base[0]; out[i] = out[0]; mk[i] = mk[0]; }
             __m512 acc[4] = { vb, vb, vb, vb };
-            for (int ky = 0; ky < kh; ky++) {
-                const size_t rowAt = (size_t)ky * dh * wp;
-                for (int kx = 0; kx < kw; kx++) {
-                    const __m512 f1 = _mm512_set1_ps(f[ky * kw + kx]);
-                    const size_t at = rowAt + (size_t)kx * dw;
-                    for (int i = 0; i < 4; i++) {
-                        const float *q = base[i] + at;
-                        __m512 v;
-                        if (sw == 1) {
-                            v = _mm512_maskz_loadu_ps(mk[i], q);
-                        } else if (sw == 2) {
-                            v = _mm512_permutex2var_ps(_mm512_loadu_ps(q), even, _mm512_loadu_ps(q + 16));
-                        } else {
-                            v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk[i], gstep, q, 4);
-                        }
-                        acc[i] = _mm512_fmadd_ps(v, f1, acc[i]);
-                    }
-                }
-            }
+            // One copy of the tap loop per stride kind, without a branch per tap.
+            if (sw == 1) depthwise_taps4(1, base, mk, f, kh, kw, dh, dw, wp, even, gstep, acc);
+            else if (sw == 2) depthwise_taps4(2, base, mk, f, kh, kw, dh, dw, wp, even, gstep, acc);
+            else depthwise_taps4(0, base, mk, f, kh, kw, dh, dw, wp, even, gstep, acc);
             for (int i = 0; i < live; i++) _mm512_mask_storeu_ps(out[i], mk[i], dlk_activate16(acc[i], activation, a, b));
         }
         // Only the interior was written: the padding stays zero for the next plane.
