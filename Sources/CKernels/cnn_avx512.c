@@ -376,16 +376,26 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_output_full(const float *mb, int m, int 
 }
 
 /// The Winograd driver: tile rows [t0, t1), pooled (one value a tile) or not.
+/// Output channels [o0, o1) of m (U holds all m: each U[ξ] is m × cin), tile rows [t0, t1).
 static DLK_CNN_TARGET int wino_run(const float *x, int cin, int hp, int wp, int hout, int wout, int t0, int t1,
-                                   const float *u, int m, float *y, long y_stride, const dlk_epilogue *e, int pool) {
-    if (e->col_bias || e->alpha != 1.0f || (pool && e->accumulate)) return -1;
+                                   const float *u, int m, int o0, int o1, float *y, long y_stride, const dlk_epilogue *whole,
+                                   int pool) {
+    if (whole->col_bias || whole->alpha != 1.0f || (pool && whole->accumulate)) return -1;
+    if (o0 < 0 || o1 > m || o1 < o0) return -1;
+    // The slice's channels as a product of their own: its rows of each U[ξ], its bias, its planes.
+    dlk_epilogue slice = *whole;
+    if (slice.row_bias) slice.row_bias += o0;
+    const dlk_epilogue *e = &slice;
+    y += (size_t)o0 * y_stride;
+    const float *uo = u + (size_t)o0 * cin;
+    const int mo = o1 - o0;
     // Tiles of 2 × 2 outputs: an odd size's last tile reads one more row or column of x.
     const int th = (hout + 1) / 2, tw = (wout + 1) / 2;
     if ((pool && ((hout & 1) || (wout & 1))) || hp < 2 * th + 2 || wp < 2 * tw + 2 || cin <= 0 || m <= 0) return -1;
     if (t0 < 0 || t1 > th) return -1;
-    if (t1 <= t0 || tw <= 0) return 0;
+    if (t1 <= t0 || tw <= 0 || mo == 0) return 0;
     const long plane = (long)hp * wp;
-    const size_t vCount = (size_t)16 * cin * 32, mCount = (size_t)16 * m * 32;
+    const size_t vCount = (size_t)16 * cin * 32, mCount = (size_t)16 * mo * 32;
     float *v = rows_scratch((vCount + mCount) * sizeof(float));
     if (!v) return -1;
     float *mb = v + vCount;
@@ -414,12 +424,12 @@ static DLK_CNN_TARGET int wino_run(const float *x, int cin, int hp, int wp, int 
                 }
         }
         for (int xi = 0; xi < 16; xi++)
-            wino_gemm(m, cin, u + (size_t)xi * m * cin, v + (size_t)xi * cin32, mb + (size_t)xi * m * 32);
+            wino_gemm(mo, cin, uo + (size_t)xi * m * cin, v + (size_t)xi * cin32, mb + (size_t)xi * mo * 32);
         for (int h = 0; h < ns; h++) {
             const int sg = s0 + h, ty = t0 + sg / segsPerRow, tx0 = (sg % segsPerRow) * sw;
             const int count = tw - tx0 < sw ? tw - tx0 : sw;
-            if (pool) wino_output(mb, m, sw * h, count, y, y_stride, (long)ty * tw + tx0, e);
-            else wino_output_full(mb, m, sw * h, count, y, y_stride, ty, tx0, hout, wout, e);
+            if (pool) wino_output(mb, mo, sw * h, count, y, y_stride, (long)ty * tw + tx0, e);
+            else wino_output_full(mb, mo, sw * h, count, y, y_stride, ty, tx0, hout, wout, e);
         }
     }
     return 0;
@@ -427,12 +437,12 @@ static DLK_CNN_TARGET int wino_run(const float *x, int cin, int hp, int wp, int 
 
 DLK_CNN_TARGET int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout, int wout, int py0, int py1,
                                              const float *u, int m, float *y, long y_stride, const dlk_epilogue *e) {
-    return wino_run(x, cin, hp, wp, hout, wout, py0, py1, u, m, y, y_stride, e, 1);
+    return wino_run(x, cin, hp, wp, hout, wout, py0, py1, u, m, 0, m, y, y_stride, e, 1);
 }
 
 DLK_CNN_TARGET int dlk_conv3x3_wino(const float *x, int cin, int hp, int wp, int hout, int wout, int t0, int t1,
-                                    const float *u, int m, float *y, long y_stride, const dlk_epilogue *e) {
-    return wino_run(x, cin, hp, wp, hout, wout, t0, t1, u, m, y, y_stride, e, 0);
+                                    const float *u, int m, int o0, int o1, float *y, long y_stride, const dlk_epilogue *e) {
+    return wino_run(x, cin, hp, wp, hout, wout, t0, t1, u, m, o0, o1, y, y_stride, e, 0);
 }
 
 DLK_CNN_TARGET int dlk_pad2d(const float *x, int channels, int h, int w, int top, int left, int bottom, int right,
@@ -549,9 +559,9 @@ int dlk_pad2d_phases(const float *x, int channels, int h, int w, int top, int le
 }
 
 int dlk_conv3x3_wino(const float *x, int cin, int hp, int wp, int hout, int wout, int t0, int t1,
-                     const float *u, int m, float *y, long y_stride, const dlk_epilogue *e) {
+                     const float *u, int m, int o0, int o1, float *y, long y_stride, const dlk_epilogue *e) {
     (void)x; (void)cin; (void)hp; (void)wp; (void)hout; (void)wout; (void)t0; (void)t1; (void)u; (void)m;
-    (void)y; (void)y_stride; (void)e;
+    (void)o0; (void)o1; (void)y; (void)y_stride; (void)e;
     return -1;
 }
 

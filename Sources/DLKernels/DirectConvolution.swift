@@ -96,9 +96,9 @@ extension Convolution {
         func rows(_ n: Int, _ g: Int, _ src: UnsafePointer<Float>, _ r0: Int, _ r1: Int, part: Int, parts: Int) -> Bool {
             let base = (n * p.outChannels + g * ocg) * outPlane
             let y = output + base
+            var c0: Int32 = 0, c1 = Int32(ocg)
+            if parts > 1 { dlk_conv2d_part_channels(Int32(ocg), Int32(part), Int32(parts), &c0, &c1) }
             if let residual {
-                var c0: Int32 = 0, c1 = Int32(ocg)
-                if parts > 1 { dlk_conv2d_part_channels(Int32(ocg), Int32(part), Int32(parts), &c0, &c1) }
                 for c in Int(c0)..<Int(c1) {
                     let at = c * outPlane + r0 * p.outW
                     (y + at).update(from: residual + base + at, count: (min(r1, p.outH) - r0) * p.outW)
@@ -107,7 +107,7 @@ extension Convolution {
             var e = GEMMEpilogue(accumulate: residual != nil, rowBias: bias.map { $0 + g * ocg }, activation: activation).c()
             if let u = wino {
                 return dlk_conv3x3_wino(src, Int32(cg), Int32(hp), Int32(wp), Int32(p.outH), Int32(p.outW),
-                                        Int32(r0 / 2), Int32(r1 / 2), u, Int32(ocg), y, outPlane, &e) == 0
+                                        Int32(r0 / 2), Int32(r1 / 2), u, Int32(ocg), c0, c1, y, outPlane, &e) == 0
             }
             return dlk_conv2d_direct(src, Int32(cg), Int32(hp), Int32(wp), Int32(p.kernelH), Int32(p.kernelW),
                                      Int32(p.strideH), Int32(p.strideW), Int32(p.dilationH), Int32(p.dilationW),
@@ -129,14 +129,22 @@ extension Convolution {
         // 0.42 ms in row bands, 0.39-0.40 so, 0.37-0.41 on im2col + GEMM before the phase planes).
         let smallStrided = wino == nil && workers > 1 && p.batch < workers && (p.strideH > 1 || p.strideW > 1)
             && p.outH * p.outW <= 1024 && ocg >= 32
-        let channelParts = smallStrided ? min(workers, ocg / 16)
+        // Winograd on an image of under two GEMM blocks of tiles a worker (YOLOv8n's 10 × 10 and
+        // 20 × 20 layers): tile rows split that thin left each part a block mostly empty (a
+        // second thread gained nothing on 10 × 10), so the workers share out the channels.
+        let smallWinograd = wino != nil && workers > 1 && p.batch < workers && fullBlocks < 2 * workers && ocg >= 32
+        let channelParts = smallStrided || smallWinograd ? min(workers, ocg / 16)
             : wino == nil && workers > 1 && p.batch < workers && bands < 2 * workers
             ? max(1, min((2 * workers + bands - 1) / bands, ocg / 16)) : 1
         let units = bands * channelParts
         return forEachPaddedImage(source, input: input, units: units, unitCost: step * p.outChannels / channelParts * p.outW * kDim,
-                                  splitParts: smallStrided ? channelParts : min(units, workers * 2, max(workers, fullBlocks * channelParts)),
-                                  // A Winograd tile row t reads padded rows 2t to 2t + 3.
-                                  paddedRows: wino != nil ? { lo, hi in (2 * lo)..<(2 * hi + 2) } : nil) { n, g, src, lo, hi in
+                                  splitParts: smallStrided || smallWinograd ? channelParts : min(units, workers * 2, max(workers, fullBlocks * channelParts)),
+                                  // A Winograd tile row t reads padded rows 2t to 2t + 3; a part of whole
+                                  // channel slices reads them all.
+                                  paddedRows: wino != nil ? { lo, hi in
+                                      lo / bands != (hi - 1) / bands || hi - lo >= bands
+                                          ? 0..<hp : (2 * (lo % bands))..<(2 * ((hi - 1) % bands) + 4)
+                                  } : nil) { n, g, src, lo, hi in
             // Unit u is band u % bands of channel part u / bands.
             var u = lo
             while u < hi {

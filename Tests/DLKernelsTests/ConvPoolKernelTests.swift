@@ -176,6 +176,13 @@ import Testing
             padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)),
         ConvCase(name: "odd height only, no padding, 7 x 34", params: Conv2DParams(
             batch: 1, inChannels: 20, inH: 9, inW: 36, outChannels: 16, kernelH: 3, kernelW: 3), bias: false),
+        // Under two GEMM blocks of tiles a worker: two workers share out the output channels.
+        ConvCase(name: "64 channels, 10x10, batch 1 (channel parts)", params: Conv2DParams(
+            batch: 1, inChannels: 64, inH: 10, inW: 10, outChannels: 64, kernelH: 3, kernelW: 3,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)),
+        ConvCase(name: "odd 9 x 9, 40 channels, batch 1 (uneven channel parts)", params: Conv2DParams(
+            batch: 1, inChannels: 24, inH: 9, inW: 9, outChannels: 40, kernelH: 3, kernelW: 3,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)),
     ]
 
     /// conv2DDirect on the Winograd path (weights given as stored), with residual and ReLU, and plain.

@@ -52,9 +52,10 @@ int dlk_conv3x3_wino_maxpool2(const float *x, int cin, int hp, int wp, int hout,
 /// y [m][hout][wout] (channel stride y_stride; the rows past hout dropped). hout and wout may be
 /// odd: x then needs hp ≥ 2·⌈hout/2⌉ + 2 and wp ≥ 2·⌈wout/2⌉ + 2 (one more zero row or column).
 /// The epilogue's accumulate (c_scale times what y held: a residual copied in first), row_bias
-/// and activation apply; alpha 1, no col_bias.
+/// and activation apply; alpha 1, no col_bias. Only output channels [o0, o1) of the m that u
+/// holds are computed (0, m: all), so workers can share a small image by channels.
 int dlk_conv3x3_wino(const float *x, int cin, int hp, int wp, int hout, int wout, int t0, int t1,
-                     const float *u, int m, float *y, long y_stride, const dlk_epilogue *e);
+                     const float *u, int m, int o0, int o1, float *y, long y_stride, const dlk_epilogue *e);
 
 /// Copies `channels` planes of h × w floats into planes of (h + top + bottom) × (w + left +
 /// right) with zero borders; only the padded rows [r0, r1) of each plane (clamped to the plane)
