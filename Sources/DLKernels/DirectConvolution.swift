@@ -129,10 +129,14 @@ extension Convolution {
         // 0.42 ms in row bands, 0.39-0.40 so, 0.37-0.41 on im2col + GEMM before the phase planes).
         let smallStrided = wino == nil && workers > 1 && p.batch < workers && (p.strideH > 1 || p.strideW > 1)
             && p.outH * p.outW <= 1024 && ocg >= 32
-        // Winograd on an image of under two GEMM blocks of tiles a worker (YOLOv8n's 10 × 10 and
-        // 20 × 20 layers): tile rows split that thin left each part a block mostly empty (a
-        // second thread gained nothing on 10 × 10), so the workers share out the channels.
-        let smallWinograd = wino != nil && workers > 1 && p.batch < workers && fullBlocks < 2 * workers && ocg >= 32
+        // Winograd at batch 1 where sharing out the channels leaves each worker fewer GEMM blocks
+        // (32 tiles by its channels) than cutting the tile rows does (YOLOv8n's 10 × 10 and
+        // 20 × 20 layers: parts of mostly empty blocks, and a second thread gained nothing on
+        // 10 × 10). At equal blocks the tile rows win: each part then transforms only its tiles.
+        let tilesPerRow = (p.outW + 1) / 2, rowParts = min(bands, workers * 2, max(workers, fullBlocks))
+        let rowBlocks = (rowParts + workers - 1) / workers * (((bands + rowParts - 1) / rowParts * tilesPerRow + 31) / 32) * ocg
+        let channelBlocks = (bands * tilesPerRow + 31) / 32 * ((ocg + workers - 1) / workers)
+        let smallWinograd = wino != nil && workers > 1 && p.batch < workers && ocg >= 32 && channelBlocks < rowBlocks
         let channelParts = smallStrided || smallWinograd ? min(workers, ocg / 16)
             : wino == nil && workers > 1 && p.batch < workers && bands < 2 * workers
             ? max(1, min((2 * workers + bands - 1) / bands, ocg / 16)) : 1
