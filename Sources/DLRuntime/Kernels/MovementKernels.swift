@@ -246,8 +246,8 @@ enum MovementKernels {
 
     /// A float32 Pad in which every output element reads an input element (reflect, edge, wrap,
     /// or cropping), row by row: `offsets[k][q]` is the input offset along axis k of output
-    /// coordinate q. silero-vad's reflect padding of 512 samples took 15 µs through the general
-    /// gather map, which recursed once per element.
+    /// coordinate q. The general path (silero-vad's reflect padding took it) builds a gather map
+    /// by one recursive call per element, then gathers.
     static func padByRows(_ ctx: KernelContext, _ x: Tensor, shape: [Int], offsets: [[Int]]) -> Tensor {
         let out = ctx.makeOutput(.float32, shape: shape)
         let rank = shape.count, width = shape[rank - 1], last = offsets[rank - 1]
