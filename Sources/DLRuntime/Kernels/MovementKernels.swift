@@ -250,24 +250,16 @@ enum MovementKernels {
     /// by one recursive call per element, then gathers.
     static func padByRows(_ ctx: KernelContext, _ x: Tensor, shape: [Int], offsets: [[Int]]) -> Tensor {
         let out = ctx.makeOutput(.float32, shape: shape)
-        let rank = shape.count, width = shape[rank - 1], last = offsets[rank - 1]
+        let width = shape[shape.count - 1], last = offsets[shape.count - 1]
+        // Each output row's input offset on the leading axes, rows in order.
+        let rowBases = offsets.dropLast().reduce([0]) { bases, axis in bases.flatMap { b in axis.map { b + $0 } } }
         out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
             x.withUnsafeBufferPointer(as: Float.self) { src in
                 guard let d0 = dst.baseAddress, let s = src.baseAddress, width > 0 else { return }
-                var at = [Int](repeating: 0, count: rank - 1)  // the row's coordinates on the leading axes
-                for row in 0..<(dst.count / width) {
-                    var base = 0
-                    for k in 0..<(rank - 1) { base += offsets[k][at[k]] }
-                    let d = d0 + row * width
-                    last.withUnsafeBufferPointer { l in
+                last.withUnsafeBufferPointer { l in
+                    for (row, base) in rowBases.enumerated() {
+                        let d = d0 + row * width
                         for q in 0..<width { d[q] = s[base + l[q]] }
-                    }
-                    var k = rank - 2
-                    while k >= 0 {
-                        at[k] += 1
-                        if at[k] < shape[k] { break }
-                        at[k] = 0
-                        k -= 1
                     }
                 }
             }
