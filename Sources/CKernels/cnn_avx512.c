@@ -596,13 +596,122 @@ DLK_CNN_INLINE DLK_CNN_TARGET void depthwise_taps4(const int sw, const float *co
     }
 }
 
+/// Output rows a call of dw_rows computes: four chains of multiply-adds, and rows of input
+/// loaded once for up to four outputs.
+enum { DW_ROWS = 4 };
+
+/// Bits [lo, hi) of a 16-bit mask, clipped to [0, 16).
+DLK_CNN_INLINE __mmask16 dw_lanes(long lo, long hi) {
+    if (lo < 0) lo = 0;
+    if (hi > 16) hi = 16;
+    if (hi <= lo) return 0;
+    return (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+/// `R` output rows (from `y0`) of one 16-column block of a K × K (3 or 5), undilated depthwise
+/// filter (its taps broadcast in fk) of stride `S` (1 or 2) in both directions, read in place
+/// from the plane `x` (h × w): output (y, ox + t) reads input row S·y − pt + ky, column
+/// S·(ox + t) − pl + kx. Each input row the R outputs read is loaded once (stride 1: at its K
+/// column offsets; stride 2: pairs of vectors 16 columns apart whose even and odd lanes are the
+/// taps' columns) and added into every output row that reads it, so a load serves several
+/// multiply-adds. The loads' masks m keep them inside the row (lanes outside load zero, as
+/// padding would); rows outside the plane are skipped. Each output's sum is taken in the order
+/// of the general loop (filter row by row, left to right).
+DLK_CNN_INLINE DLK_CNN_TARGET void dw_rows(const int K, const int S, const int R, const float *x, long h, long w,
+                                           long iy0, long ix, const __mmask16 *m, __mmask16 mk, const __m512 *fk,
+                                           __m512 vb, float *out, int ow, int act, float a, float b) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    __m512 acc[DW_ROWS];
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < R; i++) acc[i] = vb;
+    _Pragma("clang loop unroll(full)")
+    for (int ir = 0; ir < (R - 1) * S + K; ir++) {
+        const long iy = iy0 + ir;
+        if (iy < 0 || iy >= h) continue;
+        // An integer address: the first tap's column may lie left of the row (its lane is masked).
+        const float *q = (const float *)((uintptr_t)(x + iy * w) + (uintptr_t)(ix * (long)sizeof(float)));
+        __m512 v[K];
+        _Pragma("clang loop unroll(full)")
+        for (int kx = 0; kx < K; kx++) {
+            if (S == 1) v[kx] = _mm512_maskz_loadu_ps(m[kx], q + kx);
+            else if (kx % 2 == 0) {
+                // the pair starting at column kx: its even lanes are tap kx, its odd lanes tap kx + 1
+                const __m512 lo = _mm512_maskz_loadu_ps(m[kx], q + kx), hi = _mm512_maskz_loadu_ps(m[kx + 1], q + kx + 16);
+                v[kx] = _mm512_permutex2var_ps(lo, even, hi);
+                if (kx + 1 < K) v[kx + 1] = _mm512_permutex2var_ps(lo, odd, hi);
+            }
+        }
+        _Pragma("clang loop unroll(full)")
+        for (int ky = 0; ky < K; ky++) {
+            if (ir < ky || (ir - ky) % S != 0 || (ir - ky) / S >= R) continue;
+            const int y = (ir - ky) / S;
+            _Pragma("clang loop unroll(full)")
+            for (int kx = 0; kx < K; kx++) acc[y] = _mm512_fmadd_ps(v[kx], fk[ky * K + kx], acc[y]);
+        }
+    }
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < R; i++) _mm512_mask_storeu_ps(out + (size_t)i * ow, mk, dlk_activate16(acc[i], act, a, b));
+}
+
+/// One output plane of a K × K (3 or 5), undilated depthwise filter of stride `S` (1 or 2) by
+/// ``dw_rows``: blocks of 16 output columns, DW_ROWS rows at a time.
+DLK_CNN_INLINE DLK_CNN_TARGET void dw_plane(const int K, const int S, const float *x, long h, long w, int pt, int pl,
+                                            const float *f, __m512 vb, float *dst, int oh, int ow, int act, float a,
+                                            float b) {
+    __m512 fk[K * K];
+    for (int t = 0; t < K * K; t++) fk[t] = _mm512_set1_ps(f[t]);
+    for (int ox = 0; ox < ow; ox += 16) {
+        const long ix = (long)ox * S - pl;
+        const __mmask16 mk = dlk_lanes16(ow - ox);
+        // Each load's mask, by the column it starts at relative to ix: stride 1, tap kx's load at
+        // kx; stride 2, the pair at (kx, kx + 16) for even kx.
+        __mmask16 m[K + 1];
+        for (int i = 0; i <= K; i++) {
+            const long at = S == 1 ? i : i % 2 == 0 ? i : i - 1 + 16;
+            m[i] = dw_lanes(-(ix + at), w - (ix + at));
+        }
+        int y0 = 0;
+        for (; y0 + DW_ROWS <= oh; y0 += DW_ROWS)
+            dw_rows(K, S, DW_ROWS, x, h, w, (long)y0 * S - pt, ix, m, mk, fk, vb, dst + (size_t)y0 * ow + ox, ow, act,
+                    a, b);
+        const long iy0 = (long)y0 * S - pt;
+        float *rest = dst + (size_t)y0 * ow + ox;
+        switch (oh - y0) {
+        case 1: dw_rows(K, S, 1, x, h, w, iy0, ix, m, mk, fk, vb, rest, ow, act, a, b); break;
+        case 2: dw_rows(K, S, 2, x, h, w, iy0, ix, m, mk, fk, vb, rest, ow, act, a, b); break;
+        case 3: dw_rows(K, S, 3, x, h, w, iy0, ix, m, mk, fk, vb, rest, ow, act, a, b); break;
+        default: break;
+        }
+    }
+}
+
 DLK_CNN_TARGET int dlk_depthwise_conv2d(const float *x, int channels, int h, int w, const float *wt, int kh, int kw,
                                         int sh, int sw, int pt, int pl, int dh, int dw, int oh, int ow,
                                         const float *bias, int activation, float a, float b, long p0, long p1, float *y) {
     if (!dlk_avx512_available()) return -1;
     if (p1 <= p0 || oh <= 0 || ow <= 0) return 0;
-    // The plane zero-padded so every tap of every output reads inside it; rows of stride wp, and
-    // 32 floats of slack after the last row for the stride-2 loads of a row's tail.
+    // Square 3 × 3 and 5 × 5 filters of stride 1 or 2, undilated (MobileNet's and EfficientNet's):
+    // read in place, rows loaded once for all the outputs that read them.
+    if (kh == kw && (kh == 3 || kh == 5) && sh == sw && (sw == 1 || sw == 2) && dh == 1 && dw == 1) {
+        const int kind = kh * 2 + sw;
+        for (long p = p0; p < p1; p++) {
+            const int c = (int)(p % channels);
+            const float *plane = x + (size_t)p * h * w, *f = wt + (size_t)c * kh * kw;
+            const __m512 vb = _mm512_set1_ps(bias ? bias[c] : 0.0f);
+            float *dst = y + (size_t)p * oh * ow;
+            switch (kind) {
+            case 7: dw_plane(3, 1, plane, h, w, pt, pl, f, vb, dst, oh, ow, activation, a, b); break;
+            case 8: dw_plane(3, 2, plane, h, w, pt, pl, f, vb, dst, oh, ow, activation, a, b); break;
+            case 11: dw_plane(5, 1, plane, h, w, pt, pl, f, vb, dst, oh, ow, activation, a, b); break;
+            default: dw_plane(5, 2, plane, h, w, pt, pl, f, vb, dst, oh, ow, activation, a, b); break;
+            }
+        }
+        return 0;
+    }
+    // Any other filter: the plane zero-padded so every tap of every output reads inside it; rows
+    // of stride wp, and 32 floats of slack after the last row for the stride-2 loads of a row's
+    // tail.
     long hp = (long)(oh - 1) * sh + (long)(kh - 1) * dh + 1, wp = (long)(ow - 1) * sw + (long)(kw - 1) * dw + 1;
     if (hp < pt + h) hp = pt + h;
     if (wp < pl + w) wp = pl + w;

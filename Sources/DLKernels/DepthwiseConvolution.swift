@@ -11,7 +11,10 @@ extension Convolution {
 
     /// `output = act(conv(input, weight) + bias)` for a depthwise convolution (see
     /// ``depthwiseApplies(_:)``), planes split over the runtime's workers: each output plane is
-    /// its input plane, zero-padded once, swept by one k×k filter sixteen columns at a time.
+    /// its input plane swept by one k×k filter sixteen columns at a time. Square 3×3 and 5×5
+    /// filters of stride 1 or 2 read the plane in place under masks that stand for the zero
+    /// padding, each input row loaded once for all the output rows that read it; other filters
+    /// read a zero-padded copy of the plane.
     /// - Returns: false when it did not run (another shape, no AVX-512, no scratch memory); the
     ///   output may then be partly written and the caller runs the general path.
     public static func depthwise(

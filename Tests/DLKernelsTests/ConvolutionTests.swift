@@ -162,6 +162,24 @@ func referenceConv2D(_ p: Conv2DParams, _ x: [Float], _ w: [Float], _ bias: [Flo
         ConvCase(name: "3x3 pad 1, rows of 7", params: Conv2DParams(
             batch: 1, inChannels: 5, inH: 7, inW: 7, outChannels: 5, kernelH: 3, kernelW: 3,
             padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, groups: 5)),
+        ConvCase(name: "3x3 pads (2, 0, 0, 3): whole rows and columns of padding, 6 x 17", params: Conv2DParams(
+            batch: 1, inChannels: 3, inH: 6, inW: 17, outChannels: 3, kernelH: 3, kernelW: 3,
+            padTop: 2, padLeft: 0, padBottom: 0, padRight: 3, groups: 3)),
+        ConvCase(name: "3x3 stride 2 pad 1, 10 x 113 (rows of 57: three blocks and a tail of 9)", params: Conv2DParams(
+            batch: 2, inChannels: 3, inH: 10, inW: 113, outChannels: 3, kernelH: 3, kernelW: 3,
+            strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, groups: 3)),
+        ConvCase(name: "3x3 stride 2, TensorFlow's SAME pads (0, 0, 1, 1), 8 x 40, no bias", params: Conv2DParams(
+            batch: 1, inChannels: 4, inH: 8, inW: 40, outChannels: 4, kernelH: 3, kernelW: 3,
+            strideH: 2, strideW: 2, padTop: 0, padLeft: 0, padBottom: 1, padRight: 1, groups: 4), bias: false),
+        ConvCase(name: "5x5 pad 2, 9 x 23", params: Conv2DParams(
+            batch: 1, inChannels: 3, inH: 9, inW: 23, outChannels: 3, kernelH: 5, kernelW: 5,
+            padTop: 2, padLeft: 2, padBottom: 2, padRight: 2, groups: 3)),
+        ConvCase(name: "5x5 stride 2, TensorFlow's SAME pads (1, 1, 2, 2), 12 x 35", params: Conv2DParams(
+            batch: 1, inChannels: 2, inH: 12, inW: 35, outChannels: 2, kernelH: 5, kernelW: 5,
+            strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 2, padRight: 2, groups: 2)),
+        ConvCase(name: "3x3 stride 2 unpadded, 3 x 5", params: Conv2DParams(
+            batch: 1, inChannels: 2, inH: 3, inW: 5, outChannels: 2, kernelH: 3, kernelW: 3,
+            strideH: 2, strideW: 2, groups: 2)),
     ]
 
     /// The AVX-512 depthwise kernel against the reference loops, with a ReLU epilogue, on rows
