@@ -848,16 +848,25 @@ DLK_TARGET int dlk_conv2d_direct(const float *x, int cin, int hp, int wp, int kh
         return 0;
     }
     const float cf = e->accumulate ? e->c_scale : 0.0f;
+    // A row goes in spans of 16 tiles: each block of output channels sweeps a span's tiles
+    // before the next block, so a few channels' outputs are written at a time, not all of them
+    // 32 pixels each, and a block's weights are reused from L1 across the span. (MobileNetV2's
+    // 16 -> 96 channel 1 x 1 convolution on a 112 x 112 image, flattened to one row:
+    // 0.84 -> 0.55 ms; the whole model 9.48 -> 9.11 ms.)
+    const int span = 16 * DLK_PANEL;
     for (int r = y0; r < y1; r++) {
-        for (int q0 = 0; q0 < wout; q0 += DLK_PANEL) {
-            const int valid = wout - q0 < DLK_PANEL ? wout - q0 : DLK_PANEL;
-            const float *b = x + (size_t)r * rw + q0;
+        for (int s0 = 0; s0 < wout; s0 += span) {
+            const int s1 = wout - s0 < span ? wout : s0 + span;
             for (int bi = b0; bi < b1; bi++) {
                 int r0, mr;
                 block_range(m, bi, &r0, &mr);
-                micro_gather(mr, k, w_packed + (size_t)r0 * k, b, off,
-                             y + (size_t)r0 * y_stride + (size_t)r * wout + q0, y_stride,
-                             valid, cf, 1, e, r0, 0);
+                for (int q0 = s0; q0 < s1; q0 += DLK_PANEL) {
+                    const int valid = wout - q0 < DLK_PANEL ? wout - q0 : DLK_PANEL;
+                    const float *b = x + (size_t)r * rw + q0;
+                    micro_gather(mr, k, w_packed + (size_t)r0 * k, b, off,
+                                 y + (size_t)r0 * y_stride + (size_t)r * wout + q0, y_stride,
+                                 valid, cf, 1, e, r0, 0);
+                }
             }
         }
     }
