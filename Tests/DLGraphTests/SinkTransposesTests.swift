@@ -78,6 +78,46 @@ import Testing
         #expect(try g.inferTypes()["y"]?.dims?.concrete == [2, 3])
     }
 
+    @Test func residualAddsOfChannelsLastTransposesRunChannelsFirst() throws {
+        // As TFLite files import: convolution outputs (NCHW) moved channels last for a residual
+        // Add, and back to channels first for the next convolution.
+        let nchw = [1, 4, 3, 5]
+        var g = Graph(name: "g", inputs: [info("a", nchw), info("b", [1, 4, 1, 1]), info("c", nchw)],
+                      outputs: [info("y", nchw), info("z", [1, 3, 5, 4])], nodes: [
+            transpose("a", "ta", [0, 2, 3, 1]),
+            transpose("b", "tb", [0, 2, 3, 1]),
+            Node(opType: "Add", inputs: ["ta", "tb"], outputs: ["s"]),
+            transpose("s", "sn", [0, 3, 1, 2]),
+            Node(opType: "Relu", inputs: ["sn"], outputs: ["y"]),
+            transpose("c", "tc", [0, 2, 3, 1]),
+            Node(opType: "Add", inputs: ["s", "tc"], outputs: ["z"]),
+        ])
+        let before = try g.inferTypes()
+        #expect(SinkTransposes.run(&g))
+        try g.verifyAndSort()
+        // One transpose is left, for the channels-last graph output.
+        #expect(g.nodes.map(\.opType).sorted() == ["Add", "Add", "Relu", "Transpose"])
+        #expect(g.nodes.first { $0.outputs == ["z"] }?.opType == "Transpose")
+        let relu = g.nodes.first { $0.opType == "Relu" }
+        #expect(g.nodes.first { $0.outputs == relu?.inputs }?.opType == "Add")
+        let after = try g.inferTypes()
+        #expect(after["y"] == before["y"] && after["z"] == before["z"])
+    }
+
+    @Test func leavesABinaryOpWhoseTransposedOperandsAreReadElsewhere() {
+        // Moving the Add would keep both transposes and add a third.
+        var g = Graph(name: "g", inputs: [info("a", [2, 3, 4]), info("b", [2, 3, 4])],
+                      outputs: [info("p", [4, 2, 3]), info("q", [4, 2, 3]), info("s", [4, 2, 3])], nodes: [
+            transpose("a", "ta", [2, 0, 1]),
+            transpose("b", "tb", [2, 0, 1]),
+            Node(opType: "Relu", inputs: ["ta"], outputs: ["p"]),
+            Node(opType: "Sigmoid", inputs: ["tb"], outputs: ["q"]),
+            Node(opType: "Add", inputs: ["ta", "tb"], outputs: ["s"]),
+        ])
+        #expect(!SinkTransposes.run(&g))
+        #expect(g.nodes.map(\.opType) == ["Transpose", "Transpose", "Relu", "Sigmoid", "Add"])
+    }
+
     @Test func leavesATransposeWithNowhereToGo() {
         // Relu then MatMul: moving the transpose below the Relu would gain nothing.
         var g = Graph(name: "g", inputs: [info("x", [2, 3, 4])], outputs: [info("y", [2, 4, 5])], nodes: [

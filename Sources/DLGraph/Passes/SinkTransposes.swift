@@ -10,6 +10,8 @@ import DLTensor
 ///   the (smaller) gathered result is transposed.
 /// - `Gemm` reading a 2-D `Transpose(x, [1, 0])` reads `x` and flips `transA`/`transB`; a `MatMul`
 ///   of such a transpose and a value known to be 2-D becomes a `Gemm` with the flag set.
+/// - A binary elementwise op whose two operands are transposed by the same permutation runs on
+///   the untransposed values, followed by one transpose, when that removes a transpose.
 /// - A Transpose is pushed down through elementwise ops (unary ones, and binary ones whose other
 ///   operand is a one-element constant) when the chain of such ops it heads ends in one of the
 ///   above, so it can meet its partner there. It is not moved otherwise: a move alone saves
@@ -210,8 +212,27 @@ package enum SinkTransposes: GraphPass {
                     return true
                 }
             default:
-                // Push a transpose feeding this elementwise op below it, when that leads somewhere.
                 guard node.outputs.count == 1 else { continue }
+                // Both operands of a binary elementwise op transposed alike (TensorFlow-sourced
+                // graphs keep residual Adds channels last between channels-first convolutions):
+                // one transpose after the op replaces them. Equal ranks broadcast axis by axis,
+                // so the permutation commutes with the op. Made when it removes a transpose (one
+                // operand's is read only here), or when both read the same one.
+                if binary.contains(node.opType), node.inputs.count == 2, !node.outputs[0].isEmpty,
+                   let t0 = transposeOf(node.inputs[0]), let t1 = transposeOf(node.inputs[1]), t0.perm == t1.perm,
+                   readers[node.inputs[0]] == 1 || readers[node.inputs[1]] == 1 || node.inputs[0] == node.inputs[1] {
+                    var op = node
+                    let mid = fresh(node.outputs[0])
+                    op.inputs = [t0.source, t1.source]
+                    op.outputs = [mid]
+                    var tr = graph.nodes[t0.index]
+                    tr.name = fresh(node.name)
+                    tr.inputs = [mid]
+                    tr.outputs = node.outputs
+                    graph.nodes.replaceSubrange(i...i, with: [op, tr])
+                    return true
+                }
+                // Push a transpose feeding this elementwise op below it, when that leads somewhere.
                 for (k, x) in node.inputs.enumerated() where !x.isEmpty {
                     guard let t = transposeOf(x), readers[x] == 1, passesThrough(node, input: x, rank: t.perm.count),
                           chainEndsInAbsorber(node.outputs[0], rank: t.perm.count) else { continue }
