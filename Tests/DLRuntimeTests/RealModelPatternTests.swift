@@ -1,4 +1,5 @@
 import DLGraph
+import DLKernels
 import DLRuntime
 import DLTensor
 import Testing
@@ -272,6 +273,36 @@ import Testing
         let (opt, _) = try GraphOptimizer.optimizeStrict(g)
         #expect(opt.nodes.map(\.opType) == ["FusedConv"])
         expectClose(try Executor(graph: g).run(["x": x])["y"], try runNodeByNode(g, ["x": x])["y"], tolerance: 1e-5, "one pixel + hardsigmoid")
+    }
+
+    /// Pointwise convolutions on planes the direct kernel's 32-pixel tiles fill poorly (7 × 7,
+    /// 10 × 10, 14 × 14) run as the transposed product: against the float64 general kernel,
+    /// with a residual and an activation fused, and with the weight packed as the product's
+    /// panels (an initializer at the plan's shapes) giving the bits of the weight read in place.
+    @Test(arguments: [7, 10, 14])
+    func pointwiseConvolutionsOnSmallPlanesRunByPixels(_ side: Int) throws {
+        #expect(Convolution.pointwiseByPixelsPays(pixels: side * side))
+        let x = seededRandom([2, 40, side, side], seed: 71), w = seededRandom([70, 40, 1, 1], seed: 72)
+        let b = seededRandom([70], seed: 73), r = seededRandom([2, 70, side, side], seed: 74)
+        try compareWithGeneral(Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["y"]), [x, w, b], tolerance: 1e-5)
+        try compareWithGeneral(Node(opType: "Conv", inputs: ["x", "w"], outputs: ["y"]), [x, w], tolerance: 1e-5)
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [2, 40, side, side])),
+                                          ValueInfo(name: "r", type: TensorType(dtype: .float32, shape: [2, 70, side, side]))],
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: [
+                          Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"]),
+                          Node(opType: "Add", inputs: ["c", "r"], outputs: ["s"]),
+                          Node(opType: "Relu", inputs: ["s"], outputs: ["y"]),
+                      ], initializers: NamedTensors([("w", w), ("b", b)]))
+        g.metadata.opsetImports = [("", 17)]
+        let (opt, _) = try GraphOptimizer.optimizeStrict(g)
+        #expect(opt.nodes.map(\.opType) == ["FusedConvAdd"])
+        let fused = try Executor(graph: g).run(["x": x, "r": r])["y"]
+        expectClose(fused, try runNodeByNode(g, ["x": x, "r": r])["y"], tolerance: 1e-5, "pointwise + residual + relu")
+        // The weight fed instead: read in place, not packed, and the same bits.
+        var fed = g
+        fed.initializers = NamedTensors([("b", b)])
+        fed.inputs.append(ValueInfo(name: "w", type: TensorType(dtype: .float32, shape: [70, 40, 1, 1])))
+        expectClose(fused, try Executor(graph: fed).run(["x": x, "r": r, "w": w])["y"], tolerance: 0, "packed against in place")
     }
 
     @Test func aConv1DDownAOneColumnImageMatchesTheGeneralKernel() throws {

@@ -137,6 +137,15 @@ enum ConvolutionKernels {
                             || Convolution.onePixel(p, input: xp, weight: wp, bias: b, output: y, activation: activation) {
                             return
                         }
+                        let panels = ctx.packed?.first.flatMap { $0.arrangement == .panels ? $0 : nil }
+                        let byPixels = residual.map { r in
+                            r.withUnsafeBufferPointer(as: Float.self) { pr in
+                                Convolution.pointwiseByPixels(p, input: xp, weight: wp, packed: panels, bias: b,
+                                                              residual: pr.baseAddress, output: y, activation: activation)
+                            }
+                        } ?? Convolution.pointwiseByPixels(p, input: xp, weight: wp, packed: panels, bias: b, residual: nil,
+                                                           output: y, activation: activation)
+                        if byPixels { return }
                         if let packed {
                             let done: Bool
                             if let residual {

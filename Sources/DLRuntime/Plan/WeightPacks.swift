@@ -121,6 +121,20 @@ final class WeightPacks: @unchecked Sendable {
             // refuses pack nothing.
             guard w.rank == 3 || w.rank == 4, let window = try? WindowAttributes(node: node),
                   w.shape[0] % window.group == 0, (window.strides ?? []).allSatisfy({ (1...2).contains($0) }) else { return nil }
+            // A pointwise convolution on a plane the direct kernel's tiles fill poorly runs as the
+            // product Xᵀ·Wᵀ (`Convolution.pointwiseByPixels`): its weight is that product's B.
+            if window.group == 1, node.opType != "FusedConvPool", w.shape.dropFirst(2).allSatisfy({ $0 == 1 }),
+               (window.strides ?? []).allSatisfy({ $0 == 1 }), (window.pads ?? []).allSatisfy({ $0 == 0 }),
+               let dims = outputType?.dims, dims.count >= 3,
+               let pixels = dims.dropFirst(2).reduce(Optional(1), { acc, d in acc.flatMap { a in d.value.map { a * $0 } } }),
+               Convolution.pointwiseByPixelsPays(pixels: pixels) {
+                let cin = w.shape[1], cout = w.shape[0]
+                return How(kind: "pixels", name: name, tensor: w) {
+                    w.withUnsafeBufferPointer(as: Float.self) { p in
+                        p.baseAddress.flatMap { PackedMatrix.panels($0, k: cin, n: cout, ldb: cin, transposed: true) }.map { [$0] }
+                    }
+                }
+            }
             if (window.strides ?? []).contains(2), node.opType != "FusedConvPool", let dims = outputType?.dims,
                let outW = dims.last?.value {
                 // The phase planes' rows: the output's width plus the kernel's overhang at stride 2.
