@@ -103,36 +103,13 @@ DLK_CNN_TARGET int dlk_conv2d_s1_maxpool2(const float *x, int cin, int hp, int w
 DLK_CNN_INLINE DLK_CNN_TARGET void narrow_block(const int MR, const int NB, int k, const float *a, long lda,
                                                 const float *w, long ldw, float *c, long ldc,
                                                 const dlk_epilogue *e, int col0) {
-    __m512 acc[4][8];
+    const float *ar[4], *wr[8];
     _Pragma("clang loop unroll(full)")
-    for (int i = 0; i < MR; i++) {
-        _Pragma("clang loop unroll(full)")
-        for (int j = 0; j < NB; j++) acc[i][j] = _mm512_setzero_ps();
-    }
-    int p = 0;
-    for (; p + 16 <= k; p += 16) {
-        __m512 av[4];
-        _Pragma("clang loop unroll(full)")
-        for (int i = 0; i < MR; i++) av[i] = _mm512_loadu_ps(a + (size_t)i * lda + p);
-        _Pragma("clang loop unroll(full)")
-        for (int j = 0; j < NB; j++) {
-            __m512 wv = _mm512_loadu_ps(w + (size_t)j * ldw + p);
-            _Pragma("clang loop unroll(full)")
-            for (int i = 0; i < MR; i++) acc[i][j] = _mm512_fmadd_ps(av[i], wv, acc[i][j]);
-        }
-    }
-    if (p < k) {
-        const __mmask16 mk = dlk_lanes16(k - p);
-        __m512 av[4];
-        _Pragma("clang loop unroll(full)")
-        for (int i = 0; i < MR; i++) av[i] = _mm512_maskz_loadu_ps(mk, a + (size_t)i * lda + p);
-        _Pragma("clang loop unroll(full)")
-        for (int j = 0; j < NB; j++) {
-            __m512 wv = _mm512_maskz_loadu_ps(mk, w + (size_t)j * ldw + p);
-            _Pragma("clang loop unroll(full)")
-            for (int i = 0; i < MR; i++) acc[i][j] = _mm512_fmadd_ps(av[i], wv, acc[i][j]);
-        }
-    }
+    for (int i = 0; i < MR; i++) ar[i] = a + (size_t)i * lda;
+    _Pragma("clang loop unroll(full)")
+    for (int j = 0; j < NB; j++) wr[j] = w + (size_t)j * ldw;
+    __m512 acc[4][8];
+    dlk_dot_lanes(MR, NB, k, ar, wr, acc);
     _Pragma("clang loop unroll(full)")
     for (int i = 0; i < MR; i++) {
         _Pragma("clang loop unroll(full)")

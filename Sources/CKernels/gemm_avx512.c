@@ -688,34 +688,7 @@ DLK_INLINE DLK_TARGET __m256 tree_sums8(const __m512 *acc) {
 DLK_INLINE DLK_TARGET void bt_dot8(const int mr, int k, const float *const *ar, const float *const *w, float *c, long ldc,
                                    int j0, int h, float cf, const dlk_epilogue *e) {
     __m512 acc[2][8];
-    _Pragma("clang loop unroll(full)")
-    for (int i = 0; i < mr; i++)
-        _Pragma("clang loop unroll(full)")
-        for (int r = 0; r < 8; r++) acc[i][r] = _mm512_setzero_ps();
-    int p = 0;
-    for (; p + 16 <= k; p += 16) {
-        __m512 x[2];
-        _Pragma("clang loop unroll(full)")
-        for (int i = 0; i < mr; i++) x[i] = _mm512_loadu_ps(ar[i] + p);
-        _Pragma("clang loop unroll(full)")
-        for (int r = 0; r < 8; r++) {
-            const __m512 wv = _mm512_loadu_ps(w[r] + p);
-            _Pragma("clang loop unroll(full)")
-            for (int i = 0; i < mr; i++) acc[i][r] = _mm512_fmadd_ps(x[i], wv, acc[i][r]);
-        }
-    }
-    if (p < k) {
-        const __mmask16 mk = dlk_lanes16(k - p);
-        __m512 x[2];
-        _Pragma("clang loop unroll(full)")
-        for (int i = 0; i < mr; i++) x[i] = _mm512_maskz_loadu_ps(mk, ar[i] + p);
-        _Pragma("clang loop unroll(full)")
-        for (int r = 0; r < 8; r++) {
-            const __m512 wv = _mm512_maskz_loadu_ps(mk, w[r] + p);
-            _Pragma("clang loop unroll(full)")
-            for (int i = 0; i < mr; i++) acc[i][r] = _mm512_fmadd_ps(x[i], wv, acc[i][r]);
-        }
-    }
+    dlk_dot_lanes(mr, 8, k, ar, w, acc);
     _Pragma("clang loop unroll(full)")
     for (int i = 0; i < mr; i++)
         epilogue16(_mm512_zextps256_ps512(tree_sums8(acc[i])), c + (size_t)i * ldc + j0, dlk_lanes16(h), cf, 1, e, i, j0);

@@ -177,4 +177,33 @@ DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_activate16(__m512 v, int activation, floa
     }
 }
 
+/// One 16-step of ``dlk_dot_lanes`` at p: whole (plain loads) or the lanes of `mk`.
+DLK_VM_INLINE DLK_VM_TARGET void dlk_dot_step(const int MR, const int NB, const int whole, __mmask16 mk, int p,
+                                              const float *const *a, const float *const *w, __m512 (*acc)[8]) {
+    __m512 av[4];
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < MR; i++) av[i] = whole ? _mm512_loadu_ps(a[i] + p) : _mm512_maskz_loadu_ps(mk, a[i] + p);
+    _Pragma("clang loop unroll(full)")
+    for (int j = 0; j < NB; j++) {
+        const __m512 wv = whole ? _mm512_loadu_ps(w[j] + p) : _mm512_maskz_loadu_ps(mk, w[j] + p);
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < MR; i++) acc[i][j] = _mm512_fmadd_ps(av[i], wv, acc[i][j]);
+    }
+}
+
+/// acc[i][j] = Σ_p a[i][p]·w[j][p] over p < k, for i < MR (≤ 4) and j < NB (≤ 8), in 16 lanes:
+/// lane l adds the products of the p ≡ l (mod 16) in order of p by fused multiply-adds from +0
+/// (a last partial 16 adds 0·0 in its empty lanes). The caller adds the lanes in its own order.
+DLK_VM_INLINE DLK_VM_TARGET void dlk_dot_lanes(const int MR, const int NB, int k, const float *const *a,
+                                               const float *const *w, __m512 (*acc)[8]) {
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < MR; i++) {
+        _Pragma("clang loop unroll(full)")
+        for (int j = 0; j < NB; j++) acc[i][j] = _mm512_setzero_ps();
+    }
+    int p = 0;
+    for (; p + 16 <= k; p += 16) dlk_dot_step(MR, NB, 1, 0xFFFF, p, a, w, acc);
+    if (p < k) dlk_dot_step(MR, NB, 0, dlk_lanes16(k - p), p, a, w, acc);
+}
+
 #endif
