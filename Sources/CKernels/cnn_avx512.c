@@ -352,8 +352,8 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_output_full(const float *mb, int m, int 
     }
 }
 
-/// The Winograd driver: tile rows [t0, t1), pooled (one value a tile) or not.
-/// Output channels [o0, o1) of m (U holds all m: each U[ξ] is m × cin), tile rows [t0, t1).
+/// The Winograd driver: tile rows [t0, t1) of output channels [o0, o1) of m (U holds all m:
+/// each U[ξ] is m × cin), pooled (one value a tile) or not.
 static DLK_CNN_TARGET int wino_run(const float *x, int cin, int hp, int wp, int hout, int wout, int t0, int t1,
                                    const float *u, int m, int o0, int o1, float *y, long y_stride, const dlk_epilogue *whole,
                                    int pool) {
@@ -577,12 +577,9 @@ DLK_CNN_INLINE DLK_CNN_TARGET void depthwise_taps4(const int sw, const float *co
 /// loaded once for up to four outputs.
 enum { DW_ROWS = 4 };
 
-/// Bits [lo, hi) of a 16-bit mask, clipped to [0, 16).
+/// Lanes [lo, hi) of a 16-lane mask, clipped to [0, 16): `dlk_lanes16` of each bound.
 DLK_CNN_INLINE __mmask16 dw_lanes(long lo, long hi) {
-    if (lo < 0) lo = 0;
-    if (hi > 16) hi = 16;
-    if (hi <= lo) return 0;
-    return (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+    return (__mmask16)(dlk_lanes16(hi < 16 ? (int)(hi < 0 ? 0 : hi) : 16) & ~dlk_lanes16(lo < 16 ? (int)(lo < 0 ? 0 : lo) : 16));
 }
 
 /// `R` output rows (from `y0`) of one 16-column block of a K × K (3 or 5), undilated depthwise

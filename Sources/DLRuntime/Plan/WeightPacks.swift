@@ -125,9 +125,8 @@ final class WeightPacks: @unchecked Sendable {
             // product Xᵀ·Wᵀ (`Convolution.pointwiseByPixels`): its weight is that product's B.
             if window.group == 1, node.opType != "FusedConvPool", w.shape.dropFirst(2).allSatisfy({ $0 == 1 }),
                (window.strides ?? []).allSatisfy({ $0 == 1 }), (window.pads ?? []).allSatisfy({ $0 == 0 }),
-               let dims = outputType?.dims, dims.count >= 3,
-               let pixels = dims.dropFirst(2).reduce(Optional(1), { acc, d in acc.flatMap { a in d.value.map { a * $0 } } }),
-               Convolution.pointwiseByPixelsPays(pixels: pixels) {
+               let dims = outputType?.dims, dims.count >= 3, let plane = Array(dims.dropFirst(2)).concrete,
+               Convolution.pointwiseByPixelsPays(pixels: plane.reduce(1, *)) {
                 let cin = w.shape[1], cout = w.shape[0]
                 return How(kind: "pixels", name: name, tensor: w) {
                     w.withUnsafeBufferPointer(as: Float.self) { p in
