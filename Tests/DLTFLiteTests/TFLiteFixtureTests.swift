@@ -73,6 +73,17 @@ extension TFLiteFixtureTests {
         }
     }
 
+    /// The 8-bit LOGISTIC, TANH and HARD_SWISH of activations.int8 (two of each) run as byte
+    /// tables (`FuseQuantizedLookup` sees a function of one byte), and SOFTMAX gathers its exps
+    /// from tables: none of their per-element integer steps is left. The outputs' bits are
+    /// checked against the interpreter by `integerModelIsCloseToInterpreter`.
+    @Test func integerActivationsRunAsTables() throws {
+        let graph = try TFLiteImporter.graph(from: TFLiteModel(path: TestPackage.fixture("tflite/activations.int8.tflite")))
+        let (opt, _) = try GraphOptimizer.optimizeStrict(graph, passes: GraphOptimizer.runtime)
+        #expect(opt.nodes.filter { $0.opType == "LookupTable" }.count == 6)
+        #expect(!opt.nodes.contains { ["Exp", "Tanh", "BitwiseAnd"].contains($0.opType) }, "\(Set(opt.nodes.map(\.opType)))")
+    }
+
     /// Dynamic-range models: int8 weights, float activations. Hybrid CONV_2D, DEPTHWISE_CONV_2D
     /// and FULLY_CONNECTED (asymmetric inputs) quantize their input on the fly as the reference
     /// kernels do (one row: batch 1), sum in integers and scale back in float, so only float

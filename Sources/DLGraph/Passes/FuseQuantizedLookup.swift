@@ -7,7 +7,8 @@ import DLTensor
 /// `ai.dlkit.LookupTable(x, table)`. QDQ exports spell activations between quantized convolutions
 /// this way: onnxruntime.quantization's HardSwish is DequantizeLinear → HardSigmoid →
 /// Quantize/DequantizeLinear → Mul with the input → QuantizeLinear, five float passes over the
-/// activation where one byte lookup does.
+/// activation where one byte lookup does. DLTFLite's 8-bit LOGISTIC, TANH and HARD_SWISH are
+/// such islands too, from a DequantizeLinear of scale 1: TFLite's integer steps in 10-30 ops.
 ///
 /// The table comes from running the island's own nodes through `evaluate` (the runtime's
 /// kernels) on the 256 possible bytes, so a lookup gives the bytes the island gave. Only with
@@ -24,6 +25,10 @@ package enum FuseQuantizedLookup {
         "HardSwish", "Identity", "LeakyRelu", "Log", "Max", "Min", "Mish", "Mul", "Neg", "Pow", "PRelu",
         "Reciprocal", "Relu", "Round", "Selu", "Shrink", "Sigmoid", "Sign", "Sin", "Softplus", "Softsign", "Sqrt",
         "Sub", "Tanh", "ThresholdedRelu",
+        // The integer steps of DLTFLite's 8-bit LOGISTIC, TANH and HARD_SWISH (fixed-point
+        // products, roundings by comparison and selection).
+        "Cast", "Where", "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Not", "And", "Or", "Xor",
+        "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot", "BitShift",
     ]
 
     public static func run(_ graph: inout Graph, evaluate: ConstantFolding.Evaluator) -> Bool {

@@ -18,7 +18,8 @@ import DLTensor
 ///   exp on negative values (a Taylor polynomial around -1/8 on [-1/4, 0) and a barrel shifter of
 ///   exp(-2^k) constants); the sum in Q12.19; its reciprocal by three Newton-Raphson steps; each
 ///   exp times the reciprocal, divided by a power of two. Differences below TFLite's input
-///   radius give the lowest value.
+///   radius give the lowest value. A difference takes one of 256 values, so the exps and their
+///   Q12 terms are tables computed here (`FixedPoint`) and gathered; the rest is per row.
 extension TFLiteGraphBuilder {
     /// The integer translation of an 8-bit TANH, LOGISTIC, HARD_SWISH or SOFTMAX; nil when the
     /// operator is not 8-bit per-tensor quantized on both sides (it then computes in float).
@@ -55,7 +56,7 @@ extension TFLiteGraphBuilder {
 
     mutating func lookupActivation(_ op: TFLiteOp, xScale: Float, xZero: Int64, yScale: Float, logistic: Bool) throws(TFLiteError) -> String {
         let n = base(op) + "/lut"
-        let v = emit("Mul", [emit("Sub", [cast(try raw(op, 0), .float32, n + "/float"), scalar(Float(xZero), base: n + "/zero_point")], base: n + "/centred"),
+        let v = emit("Mul", [emit("Sub", [try bytesAsFloat(op, base: n), scalar(Float(xZero), base: n + "/zero_point")], base: n + "/centred"),
                              scalar(xScale, base: n + "/scale")], base: n + "/real")
         let f: String
         if logistic {
@@ -79,7 +80,7 @@ extension TFLiteGraphBuilder {
         // TFLite refuses an output multiplier above one (input scale / 128 > output scale).
         guard outExponent <= 0 else { return nil }
         // The input on the finer scale: (x - zero point) * 2^7 (within int16 for 8-bit inputs).
-        let x = emit("Mul", [emit("Sub", [cast(try raw(op, 0), .int64, n + "/wide"), int64(xZero, n + "/zero_point")], base: n + "/centred"),
+        let x = emit("Mul", [emit("Sub", [cast(try bytesAsFloat(op, base: n), .int64, n + "/wide"), int64(xZero, n + "/zero_point")], base: n + "/centred"),
                              int64(128, n + "/hires")], base: n + "/hires_input")
         let preshift = highMul(x, int64(Int64(outMultiplier), n + "/out_multiplier"), bits: 16, rounding: true, base: n + "/preshift")
         var r = x
@@ -92,6 +93,15 @@ extension TFLiteGraphBuilder {
         let product = highMul(r, preshift, bits: 16, rounding: false, base: n + "/product")
         let u = roundingDivide(product, by: 1 << Int64(-outExponent), base: n + "/quanta")
         return try quantaAsReal(op, cast(u, .float32, n + "/quanta_float"), base: n)
+    }
+
+    /// The 8-bit input 0 as exact float32 values: a DequantizeLinear of scale 1 and zero point 0
+    /// rather than a Cast, so that `FuseQuantizedLookup` sees the activation as what it is, a
+    /// function of one byte, and runs it as a table.
+    mutating func bytesAsFloat(_ op: TFLiteOp, base n: String) throws(TFLiteError) -> String {
+        let zero = sub.tensors[try tensor(op, 0)].type == 9 ? Tensor(shape: [], scalars: [Int8(0)]) : Tensor(shape: [], scalars: [UInt8(0)])
+        return emit("DequantizeLinear", [try raw(op, 0), scalar(1, base: n + "/unit_scale"), addConstant(zero, base: n + "/no_zero")],
+                    base: n + "/float")
     }
 
     /// TFLite's int16 multiplier of a real multiplier: its Q31 form (`QuantizeMultiplier`) rounded
@@ -123,62 +133,37 @@ extension TFLiteGraphBuilder {
         let real = min(Double(beta) * Double(xScale) * Double(1 << (31 - integerBits)), Double(Int32.max))
         let (multiplier, shift) = try quantizedMultiplier(op, real)
         guard shift >= 0, shift < 31 else { return nil }
-        let radius = (Double((1 << integerBits) - 1) * Double(1 << (31 - integerBits)) / Double(1 << shift)).rounded(.down)
+        let radius = Int64((Double((1 << integerBits) - 1) * Double(1 << (31 - integerBits)) / Double(1 << shift)).rounded(.down))
+        // A difference from the row maximum of 8-bit values is one of 0, -1, ..., -255: its exp
+        // and its Q12 term are two 256-entry tables, indexed by the difference's magnitude.
+        // Differences below the radius give 0 in both (and so the lowest output value).
+        var exps: [Int64] = [], terms: [Int64] = []
+        for magnitude in Int64(0)...255 {
+            let e = magnitude > radius ? 0 : FixedPoint.expOnNegative(FixedPoint.highMul(-magnitude &* (1 << Int64(shift)), Int64(multiplier)))
+            exps.append(e)
+            terms.append(FixedPoint.roundingDivide(e, by: 1 << 12))
+        }
         let x = cast(try raw(op, 0), .int64, n + "/wide")
         let last = [Attribute(name: "keepdims", value: .int(1))]
         let axis = int64s([-1], base: n + "/axis")
-        let diff = emit("Sub", [x, emit("ReduceMax", [x, axis], last, base: n + "/row_max")], base: n + "/diff")
-        let inRange = emit("GreaterOrEqual", [diff, int64(-Int64(radius), n + "/diff_min")], base: n + "/in_range")
-        let scaled = highMul(emit("Mul", [diff, int64(1 << Int64(shift), n + "/left_shift")], base: n + "/diff_shifted"),
-                             int64(Int64(multiplier), n + "/beta_multiplier"), bits: 32, rounding: true, base: n + "/diff_scaled")
-        let e = expOnNegative(scaled, base: n + "/exp")
-        let zero = int64(0, n + "/zero")
-        let terms = emit("Where", [inRange, roundingDivide(e, by: 1 << 12, base: n + "/exp_q12"), zero], base: n + "/terms")
-        let sum = emit("ReduceSum", [terms, axis], last, base: n + "/sum")
+        let index = emit("Sub", [emit("ReduceMax", [x, axis], last, base: n + "/row_max"), x], base: n + "/below_max")
+        let gather = [Attribute(name: "axis", value: .int(0))]
+        let e = emit("Gather", [addConstant(Tensor(shape: [256], scalars: exps), base: n + "/exp_table"), index], gather, base: n + "/exp")
+        let sum = emit("ReduceSum", [emit("Gather", [addConstant(Tensor(shape: [256], scalars: terms), base: n + "/term_table"), index], gather,
+                                          base: n + "/terms"), axis], last, base: n + "/sum")
         // The reciprocal of the Q12 sum: shifted to [1, 2) by its leading zeros (from the bit length).
         let powers = addConstant(Tensor(shape: [33], scalars: (0...32).map { Int64(1) << Int64($0) }), base: n + "/powers")
         let thresholds = addConstant(Tensor(shape: [32], scalars: (0..<32).map { Int64(1) << Int64($0) }), base: n + "/thresholds")
         let bitSet = emit("GreaterOrEqual", [sum, thresholds], base: n + "/bit_set")
         let bits = emit("ReduceSum", [cast(bitSet, .int64, n + "/bit_count"), axis], last, base: n + "/bit_length")
         let headroom = emit("Sub", [int64(32, n + "/width"), bits], base: n + "/headroom")
-        let scale = emit("Gather", [powers, headroom], [Attribute(name: "axis", value: .int(0))], base: n + "/headroom_scale")
+        let scale = emit("Gather", [powers, headroom], gather, base: n + "/headroom_scale")
         let minusOne = emit("Sub", [emit("Mul", [sum, scale], base: n + "/normalised"), int64(1 << 31, n + "/unit")], base: n + "/minus_one")
         let reciprocal = oneOverOnePlus(minusOne, base: n + "/reciprocal")
         // Divide by 2^(bits over unit + 31 - 8) = 2^(35 - headroom): powers[35 - headroom] as 2^35 / 2^headroom.
         let divisor = emit("Div", [int64(1 << 35, n + "/two_35"), scale], base: n + "/divisor")
         let u = roundingDivide(highMul(reciprocal, e, bits: 32, rounding: true, base: n + "/product"), byValue: divisor, base: n + "/quanta")
-        let quanta = emit("Where", [inRange, u, zero], base: n + "/quanta_in_range")
-        return try quantaAsReal(op, cast(quanta, .float32, n + "/quanta_float"), base: n)
-    }
-
-    /// gemmlowp's exp of a non-positive Q5.26 value, as Q0.31.
-    mutating func expOnNegative(_ a: String, base n: String) -> String {
-        let quarter: Int64 = 1 << 24
-        let modQuarter = emit("Sub", [emit("BitwiseAnd", [a, int64(quarter - 1, n + "/mask")], base: n + "/mod"), int64(quarter, n + "/quarter")], base: n + "/mod_quarter")
-        var result = expOnQuarter(emit("Mul", [modQuarter, int64(32, n + "/to_q0")], base: n + "/mod_q0"), base: n + "/interval")
-        let remainder = emit("Sub", [modQuarter, a], base: n + "/remainder")
-        // exp(-2^k) for k = -2...4 in Q0.31, applied for each set bit of the remainder.
-        let factors: [Int64] = [1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242]
-        for (k, factor) in factors.enumerated() {
-            let bit = emit("BitwiseAnd", [remainder, int64(Int64(1) << Int64(24 + k), n + "/bit\(k)")], base: n + "/has_bit\(k)")
-            let set = emit("Greater", [bit, int64(0, n + "/zero\(k)")], base: n + "/set\(k)")
-            result = emit("Where", [set, highMul(result, int64(factor, n + "/factor\(k)"), bits: 32, rounding: true, base: n + "/times\(k)"), result], base: n + "/barrel\(k)")
-        }
-        let isZero = emit("Equal", [a, int64(0, n + "/zero")], base: n + "/is_zero")
-        return emit("Where", [isZero, int64(Int64(Int32.max), n + "/one"), result], base: n)
-    }
-
-    /// exp(a) for Q0.31 a in [-1/4, 0): exp(-1/8) * (1 + x + x²/2 + x³/6 + x⁴/24), x = a + 1/8.
-    mutating func expOnQuarter(_ a: String, base n: String) -> String {
-        let x = emit("Add", [a, int64(1 << 28, n + "/eighth")], base: n + "/x")
-        let x2 = highMul(x, x, bits: 32, rounding: true, base: n + "/x2")
-        let x3 = highMul(x2, x, bits: 32, rounding: true, base: n + "/x3")
-        let x4 = highMul(x2, x2, bits: 32, rounding: true, base: n + "/x4")
-        let x4Quarter = roundingDivide(x4, by: 4, base: n + "/x4_quarter")
-        let third = highMul(emit("Add", [x4Quarter, x3], base: n + "/x4_x3"), int64(715827883, n + "/third"), bits: 32, rounding: true, base: n + "/over3")
-        let poly = roundingDivide(emit("Add", [third, x2], base: n + "/plus_x2"), by: 2, base: n + "/poly")
-        let c = int64(1895147668, n + "/exp_minus_eighth")
-        return emit("Add", [c, highMul(c, emit("Add", [x, poly], base: n + "/series"), bits: 32, rounding: true, base: n + "/scaled")], base: n)
+        return try quantaAsReal(op, cast(u, .float32, n + "/quanta_float"), base: n)
     }
 
     /// 1 / (1 + a) for Q0.31 a in [0, 1), as Q0.31: Newton-Raphson on the half denominator from
@@ -246,5 +231,48 @@ extension TFLiteGraphBuilder {
         guard let qy = quantization(yIndex) else { throw fail(op, "the quantized output needs a scale") }
         let (yScale, _, _) = try quantParams(yIndex, qy)
         return emit("Mul", [u, yScale], base: n + "/real")
+    }
+}
+
+/// gemmlowp's fixed point on Int64 holding int32 quantities, for the tables DLTFLite computes
+/// when it imports (the same steps as the ops `TFLiteGraphBuilder.highMul` and
+/// `roundingDivide` emit).
+enum FixedPoint {
+    /// The rounding doubling high multiply of two int32 values: a·b / 2^31, ties away from zero.
+    static func highMul(_ a: Int64, _ b: Int64) -> Int64 {
+        let p = a &* b
+        return (p &+ (p >= 0 ? 1 << 30 : 1 - (1 << 30))) / (1 << 31)
+    }
+
+    /// x / d for a power of two d, rounded to nearest, ties away from zero.
+    static func roundingDivide(_ x: Int64, by d: Int64) -> Int64 {
+        let magnitude = (Swift.abs(x) + d / 2) / d
+        return x < 0 ? -magnitude : magnitude
+    }
+
+    /// exp of a non-positive Q5.26 value, as Q0.31: a Taylor polynomial around -1/8 on the value's
+    /// part in [-1/4, 0), times exp(-2^k) for each set bit k of the rest.
+    static func expOnNegative(_ a: Int64) -> Int64 {
+        guard a != 0 else { return Int64(Int32.max) }
+        let quarter: Int64 = 1 << 24
+        let modQuarter = (a & (quarter - 1)) - quarter
+        var result = expOnQuarter(modQuarter * 32)
+        let remainder = modQuarter - a
+        // exp(-2^k) for k = -2...4 in Q0.31.
+        let factors: [Int64] = [1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242]
+        for (k, factor) in factors.enumerated() where remainder & (Int64(1) << Int64(24 + k)) != 0 {
+            result = highMul(result, factor)
+        }
+        return result
+    }
+
+    /// exp(a) for Q0.31 a in [-1/4, 0): exp(-1/8) · (1 + x + x²/2 + x³/6 + x⁴/24), x = a + 1/8.
+    static func expOnQuarter(_ a: Int64) -> Int64 {
+        let x = a + (1 << 28)
+        let x2 = highMul(x, x), x3 = highMul(x2, x), x4 = highMul(x2, x2)
+        let third = highMul(roundingDivide(x4, by: 4) + x3, 715827883)
+        let poly = roundingDivide(third + x2, by: 2)
+        let c: Int64 = 1895147668
+        return c + highMul(c, x + poly)
     }
 }
