@@ -43,42 +43,54 @@ public enum IntegerRequantize {
         public let width: Int
         let left, multiplier, right: [Double]
         let scales: Scales
-        let shiftLeft, q31, shiftRight, limit: [Int32]
+        /// Rows of `width` values, in `Row` order: what the portable step and the vector loop read.
+        let table: [Int32]
         let lo, hi, zero: Int32
+        /// Some channel's limit is not 2^21 (it shifts left).
+        let anyLeft: Bool
+
+        /// The rows of `table` (the vector loop's `dlk_q31` fields).
+        enum Row: Int, CaseIterable { case shiftLeft, q31, shiftRight, limit, q31Swapped, roundUp, roundDown }
+
+        @inline(__always) func value(_ row: Row, _ j: Int) -> Int32 { table[row.rawValue * width + j] }
 
         /// Nil when a constant has not that form or the scales differ (the float64 chain then).
         public init?(left: [Double], multiplier: [Double], right: [Double], _ s: Scales) {
             let width = left.count
             guard width > 0, multiplier.count == width, right.count == width, s.real == s.y, s.y.isNormal, s.y > 1e-30, s.y < 1e30,
                   s.zero == s.zero.rounded(), Swift.abs(s.zero) <= 255, !s.lo.isNaN, !s.hi.isNaN else { return nil }
-            var shiftLeft: [Int32] = [], q31: [Int32] = [], shiftRight: [Int32] = [], limit: [Int32] = []
+            var table = [Int32](repeating: 0, count: Row.allCases.count * width)
+            func set(_ row: Row, _ j: Int, _ v: Int32) { table[row.rawValue * width + j] = v }
             for j in 0..<width {
                 let l = left[j], m = multiplier[j] * 2147483648, r = right[j]
                 guard l >= 1, l.significand == 1, l.exponent <= 31, r > 0, r <= 1, r.significand == 1,
                       m >= 0, m < 2147483648, m == m.rounded() else { return nil }
-                let up = Int32(l.exponent)
-                shiftLeft.append(up <= 21 ? up : 0)
-                limit.append(up <= 21 ? Int32(1 << (21 - up)) : 0)
-                q31.append(Int32(m))
-                shiftRight.append(Int32(Swift.min(-r.exponent, 31)))
+                let up = Int32(l.exponent), down = Int32(Swift.min(-r.exponent, 31))
+                set(.shiftLeft, j, up <= 21 ? up : 0)
+                set(.limit, j, up <= 21 ? Int32(1 << (21 - up)) : 0)
+                set(.q31, j, Int32(m))
+                if j ^ 1 < width { set(.q31Swapped, j ^ 1, Int32(m)) }
+                set(.shiftRight, j, down)
+                set(.roundUp, j, down > 0 ? 1 << (down - 1) : 0)
+                set(.roundDown, j, down > 0 ? (1 << (down - 1)) - 1 : 0)
             }
             /// The clamp's bound in quanta: the chain's round_half_even(Double(bound / y_scale)).
             func quanta(_ bound: Float) -> Int32 {
                 let v = Double(bound / s.y).rounded(.toNearestOrEven)
                 return v <= -2147483648 ? .min : v >= 2147483647 ? .max : Int32(v)
             }
-            (self.width, self.left, self.multiplier, self.right, scales) = (width, left, multiplier, right, s)
-            (self.shiftLeft, self.q31, self.shiftRight, self.limit) = (shiftLeft, q31, shiftRight, limit)
+            (self.width, self.left, self.multiplier, self.right, scales, self.table) = (width, left, multiplier, right, s, table)
+            anyLeft = (0..<width).contains { table[Row.limit.rawValue * width + $0] != 1 << 21 }
             (lo, hi, zero) = (quanta(s.lo), quanta(s.hi), Int32(s.zero))
         }
 
         /// The output value of sum `x` at position `j` of a row, nil where |x · 2^l| ≥ 2^21 (the
         /// float64 chain then): the portable path.
         @inline(__always) public func quantized(_ x: Int32, at j: Int, signed: Bool) -> Int32? {
-            guard x.magnitude < UInt32(limit[j]) else { return nil }
-            let product = Int64(x << shiftLeft[j]) * Int64(q31[j])
+            guard x.magnitude < UInt32(value(.limit, j)) else { return nil }
+            let product = Int64(x << value(.shiftLeft, j)) * Int64(value(.q31, j))
             let t = Int32(truncatingIfNeeded: (product + (1 << 30)) >> 31)
-            let r = shiftRight[j], bits = Int32(truncatingIfNeeded: (Int64(1) << Int64(r)) - 1)
+            let r = value(.shiftRight, j), bits = Int32(truncatingIfNeeded: (Int64(1) << Int64(r)) - 1)
             let threshold = (bits >> 1) + (t < 0 ? 1 : 0)
             let u = (t >> r) + ((t & bits) > threshold ? 1 : 0)
             let y = Swift.min(Swift.max(u, lo), hi) + zero
@@ -89,17 +101,14 @@ public enum IntegerRequantize {
         /// the rare group with a larger sum as `run`). False (nothing written) when AVX-512 may not run.
         public func run(_ x: UnsafePointer<Int32>, rows: Int, signed: Bool, into out: UnsafeMutableRawPointer) -> Bool {
             guard CPUFeatures.avx512, rows > 0 else { return false }
-            shiftLeft.withUnsafeBufferPointer { sl in
-                q31.withUnsafeBufferPointer { m in
-                    shiftRight.withUnsafeBufferPointer { sr in
-                        limit.withUnsafeBufferPointer { lim in
-                            var q = dlk_q31(shift_left: sl.baseAddress, multiplier: m.baseAddress, shift_right: sr.baseAddress,
-                                            limit: lim.baseAddress, lo: lo, hi: hi, zero: zero)
-                            dlk_requantize_q31(x, rows, width, &q, left, multiplier, right, scales.real, scales.lo, scales.hi, scales.y,
-                                               scales.zero, signed ? 1 : 0, out)
-                        }
-                    }
-                }
+            table.withUnsafeBufferPointer { t in
+                guard let base = t.baseAddress else { return }
+                func row(_ r: Row) -> UnsafePointer<Int32> { base + r.rawValue * width }
+                var q = dlk_q31(shift_left: row(.shiftLeft), multiplier: row(.q31), shift_right: row(.shiftRight), limit: row(.limit),
+                                multiplier_swapped: row(.q31Swapped), round_up: row(.roundUp), round_down: row(.roundDown),
+                                lo: lo, hi: hi, zero: zero, any_left: anyLeft ? 1 : 0)
+                dlk_requantize_q31(x, rows, width, &q, left, multiplier, right, scales.real, scales.lo, scales.hi, scales.y,
+                                   scales.zero, signed ? 1 : 0, out)
             }
             return true
         }

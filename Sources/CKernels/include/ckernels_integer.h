@@ -63,7 +63,15 @@ void dlk_requantize(const void *x, int kind, long rows, long width, const double
 /// activation's clamp in output quanta [lo, hi] and the zero point.
 typedef struct {
     const int32_t *shift_left, *multiplier, *shift_right, *limit;
+    /// Per lane j: multiplier[j ^ 1] (0 past the row), so an odd lane's product forms in the even
+    /// position below it; and what is added before the right shift to round half away from zero:
+    /// 2^(shift_right − 1) to a non-negative value (`round_up`), one less to a negative one
+    /// (`round_down`), both 0 where shift_right is 0.
+    const int32_t *multiplier_swapped, *round_up, *round_down;
     int32_t lo, hi, zero;
+    /// Nonzero when some limit is not 2^21 (a channel shifted left); otherwise every shift_left
+    /// is 0 and neither it nor limit is read.
+    int32_t any_left;
 } dlk_q31;
 
 /// `dlk_requantize` of int32 sums in integers, sixteen lanes at a time: u = round_half_away(
