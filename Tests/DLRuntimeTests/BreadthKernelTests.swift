@@ -32,21 +32,44 @@ import Testing
         #expect(y.scalars(as: Float.self) == [3, 2, 1, 2, 3, 2, 1])
     }
 
-    /// float32 reflect, edge and wrap padding (and cropping) run row by row; float64 takes the
-    /// general gather map: both give the same values, on every axis of a 3-D tensor at once.
+    /// Reflect, edge and wrap padding (and cropping) run row by row for every type of 1, 2, 4 or 8
+    /// bytes: each equals an element-by-element reference, on every axis of a 3-D tensor at once.
     @Test(arguments: [("reflect", [1, 2, 3, 0, 1, 2] as [Int64]), ("edge", [2, 0, 1, 1, 3, 2]), ("wrap", [1, 1, 2, 2, 0, 3]),
                       ("constant", [0, -1, 0, 0, 0, -2])])
-    func pad_float32RowsMatchTheGeneralPath(_ mode: String, _ pads: [Int64]) throws {
-        let values = (0..<(3 * 4 * 5)).map { Float($0) * 0.5 - 7 }
-        let x = f32([3, 4, 5], values)
-        let p = Tensor(shape: [6], scalars: pads)
-        let attributes = [Attribute(name: "mode", value: .string(mode))]
-        let fast = try runOne("Pad", [x, p], attributes: attributes)
-        let general = try runOne("Pad", [x.converted(to: .float64), p], attributes: attributes)
-        #expect(fast.dtype == .float32 && fast.shape == general.shape)
-        #expect(fast.doubles() == general.doubles())
+    func pad_rowsMatchAnElementwiseReference(_ mode: String, _ pads: [Int64]) throws {
+        let shape = [3, 4, 5]
+        let before = pads[0..<3].map { Int($0) }, after = pads[3..<6].map { Int($0) }
+        let outShape = (0..<3).map { shape[$0] + before[$0] + after[$0] }
+        /// The input coordinate output coordinate `q` of axis `k` reads.
+        func source(_ q: Int, axis k: Int) -> Int {
+            let p = q - before[k], d = shape[k]
+            if p >= 0 && p < d { return p }
+            switch mode {
+            case "reflect":
+                let period = 2 * (d - 1), m = (p % period + period) % period
+                return m < d ? m : period - m
+            case "edge": return min(max(p, 0), d - 1)
+            default: return (p % d + d) % d
+            }
+        }
+        var want: [Double] = []
+        for i in 0..<outShape[0] {
+            for j in 0..<outShape[1] {
+                for l in 0..<outShape[2] {
+                    want.append(Double((source(i, axis: 0) * 4 + source(j, axis: 1)) * 5 + source(l, axis: 2)))
+                }
+            }
+        }
+        // Whole numbers below 60: exact in every type here.
+        let x = f32(shape, (0..<60).map { Float($0) })
+        for type in [DType.float32, .float64, .float16, .int64, .int32, .uint8] {
+            let y = try runOne("Pad", [x.converted(to: type), Tensor(shape: [6], scalars: pads)],
+                               attributes: [Attribute(name: "mode", value: .string(mode))])
+            #expect(y.dtype == type && y.shape == outShape)
+            #expect(y.doubles() == want, "\(mode) \(type)")
+        }
         // Spot check: reflect's first plane is input plane 1 (pads before axis 0: 1).
-        if mode == "reflect" { #expect(fast.shape == [3 + 1, 4 + 2 + 1, 5 + 3 + 2]) }
+        if mode == "reflect" { #expect(outShape == [3 + 1, 4 + 2 + 1, 5 + 3 + 2] && want[0] == 20 + 2 * 5 + 3) }
     }
 
     @Test func reduceSum_overInt64KeepsExactValues() throws {
