@@ -102,22 +102,61 @@ extension Convolution {
         bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
         activation: Activation
     ) -> Bool {
-        let pixels = p.inH * p.inW
-        guard PackedMatrix.isSupported, p.isPointwise, p.groups == 1, pointwiseByPixelsPays(pixels: pixels),
-              pixels <= Int(Int32.max), p.outChannels <= Int(Int32.max) else { return false }
-        let cin = p.inChannels, cout = p.outChannels
-        let scratch = ConvolutionScratch.shared.take(pixels * cout)
+        guard p.isPointwise, pointwiseByPixelsPays(pixels: p.inH * p.inW) else { return false }
+        return byPixels(p, input: input, weight: weight, packed: packed, bias: bias, residual: residual, output: output,
+                        activation: activation)
+    }
+
+    /// ``pointwiseByPixels`` for a convolution of any kernel, stride and padding (one group)
+    /// whose output planes have under 32 pixels (``smallPlanePays(pixels:batch:)``), through each image's
+    /// im2col matrix `[K, pixels]` as Xᵀ and the weight `[outChannels, K]` packed as the
+    /// product's panels (plans pack it so where they know the plane). The driver's im2col GEMM
+    /// hands OpenBLAS a product a few columns wide instead (silero-vad's convolutions of 1 to 4
+    /// frames, 64-258 channels). - Returns: as ``pointwiseByPixels``; false without `panels`.
+    public static func smallPlaneByPixels(
+        _ p: Conv2DParams, input: UnsafePointer<Float>, panels: PackedMatrix?,
+        bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+        activation: Activation
+    ) -> Bool {
+        guard !p.isPointwise, smallPlanePays(pixels: p.outH * p.outW, batch: p.batch), let panels else { return false }
+        return byPixels(p, input: input, weight: nil, packed: panels, bias: bias, residual: residual, output: output,
+                        activation: activation)
+    }
+
+    /// True for the output planes ``smallPlaneByPixels`` takes: under 32 pixels in all the
+    /// batch's images (it multiplies image by image; openWakeWord's 16 images of 8 × 1 ran
+    /// 10% slower so than in the driver's one product).
+    public static func smallPlanePays(pixels: Int, batch: Int) -> Bool { pixels >= 1 && batch >= 1 && pixels * batch < 32 }
+
+    /// Yᵀ = Xᵀ·Wᵀ per image (see ``pointwiseByPixels``); X the input plane itself for a pointwise
+    /// convolution, else its im2col matrix; B `packed` where its panels fit, else `weight` read in
+    /// place (false without either).
+    static func byPixels(
+        _ p: Conv2DParams, input: UnsafePointer<Float>, weight: UnsafePointer<Float>?, packed: PackedMatrix?,
+        bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+        activation: Activation
+    ) -> Bool {
+        let pixels = p.outH * p.outW, k = p.inChannels * p.kernelH * p.kernelW
+        guard PackedMatrix.isSupported, p.groups == 1, pixels <= Int(Int32.max), p.outChannels <= Int(Int32.max) else { return false }
+        let cin = p.inChannels, cout = p.outChannels, planeIn = p.inH * p.inW
+        let scratch = ConvolutionScratch.shared.take(pixels * cout + (p.isPointwise ? 0 : k * pixels))
         defer { ConvolutionScratch.shared.give(scratch) }
-        let t = scratch.pointer
+        let t = scratch.pointer, columns = t + pixels * cout
         let epilogue = GEMMEpilogue(accumulate: residual != nil, columnBias: bias, activation: activation)
         for n in 0..<p.batch {
             if let residual, !transposeFloats(residual + n * cout * pixels, rows: cout, columns: pixels, into: t) { return false }
-            let x = input + n * cin * pixels
-            let multiplied = if let packed, packed.arrangement == .panels, packed.rows == cin, packed.columns == cout {
+            var x = input + n * cin * planeIn
+            if !p.isPointwise {
+                im2col(p, image: x, channels: cin, rows: 0..<p.outH, into: columns)
+                x = UnsafePointer(columns)
+            }
+            let multiplied = if let packed, packed.arrangement == .panels, packed.rows == k, packed.columns == cout {
                 PackedGEMM.multiply(m: pixels, a: x, lda: pixels, transA: true, b: packed, c: t, ldc: cout, epilogue: epilogue)
-            } else {
-                PackedGEMM.multiplyUnpacked(m: pixels, a: x, lda: pixels, transA: true, b: weight, k: cin, n: cout, ldb: cin,
+            } else if let weight {
+                PackedGEMM.multiplyUnpacked(m: pixels, a: x, lda: pixels, transA: true, b: weight, k: k, n: cout, ldb: k,
                                             transposedB: true, c: t, ldc: cout, epilogue: epilogue)
+            } else {
+                false
             }
             guard multiplied, transposeFloats(t, rows: pixels, columns: cout, into: output + n * cout * pixels) else { return false }
         }

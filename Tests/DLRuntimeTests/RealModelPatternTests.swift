@@ -1,6 +1,6 @@
 import DLGraph
 import DLKernels
-import DLRuntime
+@testable import DLRuntime
 import DLTensor
 import Testing
 
@@ -303,6 +303,37 @@ import Testing
         fed.initializers = NamedTensors([("b", b)])
         fed.inputs.append(ValueInfo(name: "w", type: TensorType(dtype: .float32, shape: [70, 40, 1, 1])))
         expectClose(fused, try Executor(graph: fed).run(["x": x, "r": r, "w": w])["y"], tolerance: 0, "packed against in place")
+    }
+
+    /// Convolutions with a kernel whose output plane has under 32 pixels (silero-vad's 1-D
+    /// convolutions of a few frames, its STFT's stride 128) run as the product of the im2col
+    /// matrix and the weight packed as its panels: the plan packs the weight ("pixels"), and the
+    /// outputs match the float64 general kernel, with padding, a residual and an activation fused.
+    @Test(arguments: [(9, 4, 8, 0), (3, 1, 3, 1), (1, 1, 3, 1), (15, 1, 3, 1)])
+    func kernelConvolutionsOnSmallPlanesRunByPixels(_ length: Int, _ stride: Int, _ kernel: Int, _ pad: Int) throws {
+        #expect(Convolution.smallPlanePays(pixels: length, batch: 1) && !Convolution.smallPlanePays(pixels: length, batch: 32))
+        let inLength = (length - 1) * stride + kernel - 2 * pad
+        let x = seededRandom([2, 5, inLength], seed: 81), w = seededRandom([37, 5, kernel], seed: 82)
+        let b = seededRandom([37], seed: 83), r = seededRandom([2, 37, length], seed: 84)
+        let attributes = [Attribute(name: "strides", value: .ints([stride])), Attribute(name: "pads", value: .ints([pad, pad]))]
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [2, 5, inLength])),
+                                          ValueInfo(name: "r", type: TensorType(dtype: .float32, shape: [2, 37, length]))],
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: [
+                          Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: attributes),
+                          Node(opType: "Add", inputs: ["c", "r"], outputs: ["s"]),
+                          Node(opType: "Relu", inputs: ["s"], outputs: ["y"]),
+                      ], initializers: NamedTensors([("w", w), ("b", b)]))
+        g.metadata.opsetImports = [("", 17)]
+        let executor = try Executor(graph: g)
+        let (stats, y) = try #require(try executor.planRunStats(["x": x, "r": r]))
+        #expect(stats.packedSteps == (PackedMatrix.isSupported ? 1 : 0))
+        var wide = g
+        wide.initializers = NamedTensors([("w", w.converted(to: .float64)), ("b", b.converted(to: .float64))])
+        wide.inputs = [ValueInfo(name: "x", type: TensorType(dtype: .float64, shape: [2, 5, inLength])),
+                       ValueInfo(name: "r", type: TensorType(dtype: .float64, shape: [2, 37, length]))]
+        let general = try Executor(graph: wide).run(["x": x.converted(to: .float64), "r": r.converted(to: .float64)])["y"]
+        expectClose(y["y"], general, tolerance: 1e-5, "length \(length) stride \(stride) kernel \(kernel)")
+        try compareWithGeneral(Node(opType: "Conv", inputs: ["x", "w"], outputs: ["y"], attributes: attributes), [x, w], tolerance: 1e-5)
     }
 
     @Test func aConv1DDownAOneColumnImageMatchesTheGeneralKernel() throws {

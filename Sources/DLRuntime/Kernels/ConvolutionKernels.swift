@@ -138,14 +138,15 @@ enum ConvolutionKernels {
                             return
                         }
                         let panels = ctx.packed?.first.flatMap { $0.arrangement == .panels ? $0 : nil }
-                        let byPixels = residual.map { r in
-                            r.withUnsafeBufferPointer(as: Float.self) { pr in
-                                Convolution.pointwiseByPixels(p, input: xp, weight: wp, packed: panels, bias: b,
-                                                              residual: pr.baseAddress, output: y, activation: activation)
-                            }
-                        } ?? Convolution.pointwiseByPixels(p, input: xp, weight: wp, packed: panels, bias: b, residual: nil,
-                                                           output: y, activation: activation)
-                        if byPixels { return }
+                        func byPixels(_ r: UnsafePointer<Float>?) -> Bool {
+                            Convolution.pointwiseByPixels(p, input: xp, weight: wp, packed: panels, bias: b, residual: r,
+                                                          output: y, activation: activation)
+                                || Convolution.smallPlaneByPixels(p, input: xp, panels: panels, bias: b, residual: r,
+                                                                  output: y, activation: activation)
+                        }
+                        if residual.map({ $0.withUnsafeBufferPointer(as: Float.self) { byPixels($0.baseAddress) } }) ?? byPixels(nil) {
+                            return
+                        }
                         if let packed {
                             let done: Bool
                             if let residual {

@@ -117,16 +117,29 @@ final class WeightPacks: @unchecked Sendable {
                 }
             }
         case "Conv", "FusedConv", "FusedConvAdd", "FusedConvPool":
+            guard w.rank == 3 || w.rank == 4, let window = try? WindowAttributes(node: node), w.shape[0] % window.group == 0 else { return nil }
+            let dims = outputType?.dims.flatMap { $0.count >= 3 ? $0 : nil }
+            let batch = dims?[0].value, plane = dims.flatMap { Array($0.dropFirst(2)).concrete }.map { $0.reduce(1, *) }
+            // A convolution with a kernel, one group and an output plane of a few pixels runs as
+            // the product of its im2col matrix and the weight (`Convolution.smallPlaneByPixels`),
+            // at any stride: the weight [outChannels, K] is that product's B, transposed.
+            if window.group == 1, node.opType != "FusedConvPool", !w.shape.dropFirst(2).allSatisfy({ $0 == 1 }),
+               let plane, let batch, Convolution.smallPlanePays(pixels: plane, batch: batch) {
+                let k = w.elementCount / w.shape[0], cout = w.shape[0]
+                return How(kind: "pixels", name: name, tensor: w) {
+                    w.withUnsafeBufferPointer(as: Float.self) { p in
+                        p.baseAddress.flatMap { PackedMatrix.panels($0, k: k, n: cout, ldb: k, transposed: true) }.map { [$0] }
+                    }
+                }
+            }
             // Strides absent (all 1), 1 or 2 (`Convolution.directApplies`); attributes the node
             // refuses pack nothing.
-            guard w.rank == 3 || w.rank == 4, let window = try? WindowAttributes(node: node),
-                  w.shape[0] % window.group == 0, (window.strides ?? []).allSatisfy({ (1...2).contains($0) }) else { return nil }
+            guard (window.strides ?? []).allSatisfy({ (1...2).contains($0) }) else { return nil }
             // A pointwise convolution on a plane the direct kernel's tiles fill poorly runs as the
             // product Xᵀ·Wᵀ (`Convolution.pointwiseByPixels`): its weight is that product's B.
             if window.group == 1, node.opType != "FusedConvPool", w.shape.dropFirst(2).allSatisfy({ $0 == 1 }),
                (window.strides ?? []).allSatisfy({ $0 == 1 }), (window.pads ?? []).allSatisfy({ $0 == 0 }),
-               let dims = outputType?.dims, dims.count >= 3, let plane = Array(dims.dropFirst(2)).concrete,
-               Convolution.pointwiseByPixelsPays(pixels: plane.reduce(1, *)) {
+               let plane, Convolution.pointwiseByPixelsPays(pixels: plane) {
                 let cin = w.shape[1], cout = w.shape[0]
                 return How(kind: "pixels", name: name, tensor: w) {
                     w.withUnsafeBufferPointer(as: Float.self) { p in
