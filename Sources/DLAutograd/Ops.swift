@@ -78,15 +78,12 @@ enum Ops {
 
     /// Permutes axes: output axis i is input axis perm[i].
     static func transpose(_ values: [Float], shape: [Int], perm: [Int]) -> [Float] {
-        let outShape = perm.map { shape[$0] }
-        let inStrides = strides(shape)
-        let permStrides = perm.map { inStrides[$0] }
-        let count = values.count
-        var out = [Float](repeating: 0, count: count)
-        var cursor = StridedCursor(shape: outShape, strides: permStrides)
-        for o in 0..<count {
-            out[o] = values[cursor.offset]
-            cursor.advance()
+        var out = [Float](repeating: 0, count: values.count)
+        values.withUnsafeBytes { src in
+            out.withUnsafeMutableBytes { dst in
+                guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+                Layout.transpose(s, d, shape: shape, permutation: perm, elementWidth: 4)
+            }
         }
         return out
     }
