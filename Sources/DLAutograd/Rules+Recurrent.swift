@@ -211,12 +211,28 @@ extension Rules {
                     let gb = g + b * G, cp = cPrev + b * H, cn = cNew + b * H
                     sigmoidInPlace(gb, count: 3 * H)
                     Elementwise.tanh(gb + 3 * H, gb + 3 * H, count: H)
-                    for k in 0..<H { cn[k] = gb[2 * H + k] * cp[k] + gb[k] * gb[3 * H + k] }
+                    var k = 0
+                    while k + 8 <= H {
+                        store8(load8(gb + 2 * H + k) * load8(cp + k) + load8(gb + k) * load8(gb + 3 * H + k), cn + k)
+                        k += 8
+                    }
+                    while k < H {
+                        cn[k] = gb[2 * H + k] * cp[k] + gb[k] * gb[3 * H + k]
+                        k += 1
+                    }
                 }
                 Elementwise.tanh(cNew, tc, count: nh)
                 for b in 0..<N {
                     let o = g + b * G + H, t = tc + b * H, h = hNew + b * H
-                    for k in 0..<H { h[k] = o[k] * t[k] }
+                    var k = 0
+                    while k + 8 <= H {
+                        store8(load8(o + k) * load8(t + k), h + k)
+                        k += 8
+                    }
+                    while k < H {
+                        h[k] = o[k] * t[k]
+                        k += 1
+                    }
                 }
             }
         }
@@ -257,7 +273,22 @@ extension Rules {
                 addOutputGradient(gY, step: step, sh, d, into: dHp)
                 for b in 0..<N {
                     let gb = g + b * G, pb = dp + b * G, dhb = dHp + b * H, dcb = dCp + b * H, cpb = cPrev + b * H, tcb = tc + b * H
-                    for k in 0..<H {
+                    // Eight lanes at a time (the compiler left the scalar loop scalar: its pointers
+                    // may alias), the same operations in the same order per element.
+                    var k = 0
+                    while k + 8 <= H {
+                        let dh = load8(dhb + k)
+                        let i = load8(gb + k), o = load8(gb + H + k), f = load8(gb + 2 * H + k), cc = load8(gb + 3 * H + k)
+                        let t = load8(tcb + k)
+                        let dc = load8(dcb + k) + dh * o * (1 - t * t)
+                        store8(dc * cc * i * (1 - i), pb + k)
+                        store8(dh * t * o * (1 - o), pb + H + k)
+                        store8(dc * load8(cpb + k) * f * (1 - f), pb + 2 * H + k)
+                        store8(dc * i * (1 - cc * cc), pb + 3 * H + k)
+                        store8(dc * f, dcb + k)
+                        k += 8
+                    }
+                    while k < H {
                         let dh = dhb[k]
                         let i = gb[k], o = gb[H + k], f = gb[2 * H + k], cc = gb[3 * H + k], t = tcb[k]
                         let dc = dcb[k] + dh * o * (1 - t * t)
@@ -266,6 +297,7 @@ extension Rules {
                         pb[2 * H + k] = dc * cpb[k] * f * (1 - f)
                         pb[3 * H + k] = dc * i * (1 - cc * cc)
                         dcb[k] = dc * f
+                        k += 1
                     }
                 }
                 // dH of the step before: dpre · R.
@@ -425,4 +457,14 @@ extension Rules {
                 c.need(2) ? dr.tensor(try c.input(2).shape) : nil, c.need(3) ? db.tensor([sh.dirs, 2 * G]) : nil, nil,
                 c.need(5) ? dh0.tensor([sh.dirs, N, H]) : nil]
     }
+}
+
+/// Eight floats from `p` (unaligned).
+@inline(__always) private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+/// Eight floats to `p` (unaligned).
+@inline(__always) private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }

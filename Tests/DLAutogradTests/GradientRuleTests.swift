@@ -139,6 +139,24 @@ extension GradientRuleTests {
                      outputs: ["y", "yh", "yc"], wrt: ["w", "r", "b"], epsilon: 1e-2, training: training)
     }
 
+    /// 11 hidden units: the rule's and the training forward's eight-lane loops and their tails,
+    /// against finite differences and against the runtime's forward pass.
+    @Test(arguments: ["forward", "bidirectional"])
+    func lstmWiderThanAVector(direction: String) throws {
+        let (nodes, inits) = T_.lstm(direction: direction, hidden: 11)
+        let x = T_.randomTensor([3, 2, 2], seed: 36)
+        try T_.check(nodes, inputs: ["x": x], initializers: inits, outputs: ["y", "yh", "yc"], epsilon: 1e-2, training: true)
+        let g = T_.graph(nodes, inputs: ["x": x], initializers: inits, outputs: ["y", "yh", "yc"])
+        let diff = try Differentiator(graph: g, wrt: ["w"])
+        var rng = TrainingRNG(seed: 1)
+        let trained = try diff.forward(["x": x], training: true, rng: &rng), inferred = try diff.forward(["x": x], training: false, rng: &rng)
+        for o in ["y", "yh", "yc"] {
+            let a = try #require(trained.value(o)), b = try #require(inferred.value(o))
+            let err = zip(a.doubles(), b.doubles()).map { abs($0 - $1) }.max() ?? 0
+            #expect(a.shape == b.shape && err < 1e-6, "\(direction) \(o): \(err)")
+        }
+    }
+
     @Test(arguments: ["forward", "reverse", "bidirectional"], [0, 1])
     func gru(direction: String, linearBeforeReset: Int) throws {
         let (nodes, inits) = T_.gru(direction: direction, linearBeforeReset: linearBeforeReset)
@@ -171,9 +189,9 @@ extension GradientRuleTests {
         }
     }
 
-    /// One LSTM node (H 3, I 2, N 2, T 3) with biases and initial states, and its initializers.
-    static func lstm(direction: String) -> ([Node], [String: Tensor]) {
-        let dirs = direction == "bidirectional" ? 2 : 1, H = 3, I = 2, N = 2
+    /// One LSTM node (H 3 unless given, I 2, N 2, T 3) with biases and initial states, and its initializers.
+    static func lstm(direction: String, hidden H: Int = 3) -> ([Node], [String: Tensor]) {
+        let dirs = direction == "bidirectional" ? 2 : 1, I = 2, N = 2
         let attrs = [Attribute(name: "hidden_size", value: .int(H)), Attribute(name: "direction", value: .string(direction))]
         return ([T_.node("LSTM", ["x", "w", "r", "b", "", "h0", "c0"], ["y", "yh", "yc"], attrs)],
                 ["w": T_.randomTensor([dirs, 4 * H, I], seed: 31), "r": T_.randomTensor([dirs, 4 * H, H], seed: 32),
