@@ -153,9 +153,9 @@ DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_activate16(__m512 v, int activation, floa
     switch (activation) {
     case 1: // DLK_ACT_RELU
         return _mm512_max_ps(_mm512_setzero_ps(), v);
-    case 2: { // DLK_ACT_LEAKY_RELU
+    case 2: { // DLK_ACT_LEAKY_RELU, then the floor b (−∞ for none; NaN stays NaN)
         __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
-        return _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(a));
+        return _mm512_max_ps(_mm512_set1_ps(b), _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(a)));
     }
     case 3: // DLK_ACT_CLIP
         return _mm512_min_ps(_mm512_set1_ps(b), _mm512_max_ps(_mm512_set1_ps(a), v));

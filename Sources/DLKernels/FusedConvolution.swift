@@ -11,8 +11,9 @@ import Darwin
 public enum Activation: Sendable, Hashable {
     case none
     case relu
-    /// `x < 0 ? alpha * x : x`
-    case leakyRelu(alpha: Float)
+    /// `max(x < 0 ? alpha * x : x, floor)`: LeakyRelu, and a `Max` with a constant after it
+    /// (openWakeWord's `maximum(leaky_relu(x), -0.4)`); no floor by default.
+    case leakyRelu(alpha: Float, floor: Float = -.infinity)
     /// `min(max(x, lower), upper)` (ONNX `Clip`, ReLU6).
     case clip(lower: Float, upper: Float)
     /// `1 / (1 + e⁻ˣ)`
@@ -33,7 +34,7 @@ extension Activation {
         switch self {
         case .none: (Int32(DLK_ACT_NONE), 0, 0)
         case .relu: (Int32(DLK_ACT_RELU), 0, 0)
-        case .leakyRelu(let a): (Int32(DLK_ACT_LEAKY_RELU), a, 0)
+        case .leakyRelu(let a, let f): (Int32(DLK_ACT_LEAKY_RELU), a, f)
         case .clip(let lo, let hi): (Int32(DLK_ACT_CLIP), lo, hi)
         case .sigmoid: (Int32(DLK_ACT_SIGMOID), 0, 0)
         case .silu: (Int32(DLK_ACT_SILU), 0, 0)
@@ -49,7 +50,9 @@ extension Activation {
         switch self {
         case .none: return x
         case .relu: return x < 0 ? 0 : x
-        case .leakyRelu(let a): return x < 0 ? a * x : x
+        case .leakyRelu(let a, let f):
+            let y = x < 0 ? a * x : x
+            return y < f ? f : y
         case .clip(let lo, let hi): return x < lo ? lo : (x > hi ? hi : x)
         case .sigmoid: return Self.sigmoid(x)
         case .silu: return x * Self.sigmoid(x)
@@ -79,7 +82,7 @@ extension Activation {
         case .none where bias == 0:
             if UnsafePointer(y) != x { y.update(from: x, count: count) }
         case .relu where bias == 0: Elementwise.relu(x, y, count: count)
-        case .leakyRelu(let a) where bias == 0: Elementwise.leakyRelu(x, y, count: count, alpha: a)
+        case .leakyRelu(let a, -.infinity) where bias == 0: Elementwise.leakyRelu(x, y, count: count, alpha: a)
         default:
             for j in 0..<count { y[j] = scalar(x[j] + bias) }
         }

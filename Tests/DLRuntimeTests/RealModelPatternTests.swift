@@ -73,6 +73,31 @@ import Testing
         try checkFused(hs, passes: ["fuse-activation"], leaves: ["HardSigmoid"], "hardsigmoid")
     }
 
+    /// openWakeWord's `maximum(leaky_relu(conv(x)), -0.4)`: the Max becomes the floor of the
+    /// fused LeakyRelu (one node, the numbers of the three ops); the floor keeps NaN. A Max whose
+    /// constant has more dimensions than the output (it would broadcast it) stays.
+    @Test func aMaxWithAConstantAfterALeakyReluIsItsFloor() throws {
+        let leaky = Node(opType: "LeakyRelu", inputs: ["cb"], outputs: ["l"], attributes: [Attribute(name: "alpha", value: .float(0.2))])
+        let g = convGraph([leaky, Node(opType: "Max", inputs: ["l", "floor"], outputs: ["y"])], output: "y",
+                          extra: [initializer("floor", [-0.4], shape: [1, 1, 1, 1])])
+        try checkFused(g, passes: ["fuse-activation"], leaves: ["LeakyRelu", "Max"], "leaky floor")
+        let (opt, _) = try GraphOptimizer.optimizeStrict(g)
+        #expect(opt.nodes.map(\.opType) == ["FusedConv"])
+        // Outputs below the floor exist (else the test could not tell): alpha 0.2 of values under -2.
+        let x = seededRandom([1, 3, 7, 9], seed: 11)
+        let y = try #require(try Executor(graph: g).run(["x": x])["y"]).scalars(as: Float.self)
+        #expect(y.contains(-0.4) && y.contains { $0 > -0.4 && $0 < 0 })
+        let wide = convGraph([leaky, Node(opType: "Max", inputs: ["l", "floor"], outputs: ["y"])], output: "y",
+                             extra: [initializer("floor", [-0.4], shape: [1, 1, 1, 1, 1])])
+        let (kept, _) = try GraphOptimizer.optimizeStrict(wide)
+        #expect(kept.nodes.contains { $0.opType == "Max" })
+        #expect(Activation.leakyRelu(alpha: 0.2, floor: -0.4).scalar(.nan).isNaN)
+        #expect(Activation.leakyRelu(alpha: 0.2, floor: -0.4).scalar(-10) == -0.4)
+        var nan: Float = .nan
+        Activation.leakyRelu(alpha: 0.2, floor: -0.4).apply(&nan, count: 1)
+        #expect(nan.isNaN)
+    }
+
     /// x [6, 40] → Gemm (bias) [6, 33] → GELU written out in `tail` on "h".
     func gemmGraph(_ tail: [Node], extra: [(String, Tensor)]) -> Graph {
         var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [6, 40]))],

@@ -36,7 +36,7 @@ typedef struct {
 } dlk_epilogue;
 
 /// Activations of fused kernels and of `dlk_activate`:
-/// relu max(x, 0); leaky x < 0 ? a·x : x; clip min(max(x, a), b); sigmoid 1/(1 + e⁻ˣ);
+/// relu max(x, 0); leaky max(x < 0 ? a·x : x, b) (b −∞ for plain LeakyRelu); clip min(max(x, a), b); sigmoid 1/(1 + e⁻ˣ);
 /// silu x·sigmoid(x); hard sigmoid max(0, min(1, a·x + b)); hard swish x·max(0, min(1, x/6 + 1/2)).
 /// NaN stays NaN in every one.
 enum {

@@ -4,7 +4,8 @@ import DLTensor
 /// `Relu(Conv(x))` becomes one `ai.dlkit.FusedConv` (and `Gemm` one `FusedGemm`) with
 /// `activation = "Relu"`, so the kernel applies it while the result is still in cache.
 ///
-/// The activations: Relu, LeakyRelu (`activation_alpha`), Clip with constant bounds
+/// The activations: Relu, LeakyRelu (`activation_alpha`; a `Max` with a constant after it is
+/// its floor, `activation_beta`: openWakeWord's `maximum(leaky_relu(x), -0.4)`), Clip with constant bounds
 /// (`activation_alpha`/`activation_beta` = min/max), Sigmoid, HardSigmoid (alpha, beta), HardSwish,
 /// SiLU written as `Mul(x, Sigmoid(x))` (torch's export of `nn.SiLU`, YOLO's activation),
 /// fused as `Silu`, and GELU written out with Erf after a Gemm or MatMul (BERT's, `geluChain`),
@@ -50,6 +51,16 @@ package enum FuseActivation: GraphPass {
                 attrs = [Attribute(name: "activation", value: .string("Silu"))]
                 fusedNodes.append(m)
                 out = graph.nodes[m].outputs[0]
+            } else if readers[x] == 1, FusedOps.takesFloor(graph.nodes[p]),
+                      let floor = FusedOps.constantFloor(of: act, in: graph, rank: FusedOps.outputRank(of: graph.nodes[p], in: graph)) {
+                // Max(LeakyRelu(...), c) after a fused op: the floor of its LeakyRelu.
+                let base = graph.nodes[p]
+                graph.nodes[p] = Node(name: base.name, opType: base.opType, domain: base.domain, inputs: base.inputs, outputs: [out],
+                                      attributes: base.attributes + [Attribute(name: "activation_beta", value: .float(floor))],
+                                      docString: base.docString)
+                remove.insert(i)
+                changed = true
+                continue
             } else {
                 guard readers[x] == 1, let a = FusedOps.activationAttributes(of: act, in: graph) else { continue }
                 attrs = a
@@ -162,6 +173,34 @@ package enum FusedOps {
             return named("Clip", [lo, hi])
         default:
             return nil
+        }
+    }
+
+    /// c of `Max(x, c)` with two inputs, c a one-value float32 initializer of rank at most 1 or
+    /// `rank` (x's, when known: no broadcast to a larger rank); nil otherwise.
+    static func constantFloor(of act: Node, in graph: Graph, rank: Int?) -> Float? {
+        guard OpSet.isDefaultDomain(act), act.opType == "Max", act.inputs.count == 2, act.outputs.count == 1,
+              let t = graph.constantInitializer(act.inputs[1], dtype: .float32), t.elementCount == 1,
+              t.rank <= max(1, rank ?? 1) else { return nil }
+        return t.scalars(as: Float.self).first.flatMap { $0.isNaN ? nil : $0 }
+    }
+
+    /// The rank of a fused convolution's or Gemm's output (a convolution's is its weight's).
+    static func outputRank(of n: Node, in graph: Graph) -> Int? {
+        switch n.opType {
+        case "FusedConv": n.inputs.count > 1 ? graph.constantInitializer(n.inputs[1])?.rank : nil
+        case "FusedGemm": 2
+        default: nil
+        }
+    }
+
+    /// A fused op whose LeakyRelu has no floor yet (`activation_beta`): a Max with a constant
+    /// after it becomes that floor.
+    static func takesFloor(_ n: Node) -> Bool {
+        guard n.domain == domain, ["FusedConv", "FusedGemm", "FusedMatMul"].contains(n.opType), n.outputs.count == 1,
+              !n.attributes.contains(where: { $0.name == "activation_beta" }) else { return false }
+        return n.attributes.contains {
+            if $0.name == "activation", case .string("LeakyRelu") = $0.value { true } else { false }
         }
     }
 

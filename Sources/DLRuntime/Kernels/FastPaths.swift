@@ -22,7 +22,7 @@ enum FastPaths {
         switch try ctx.string("activation", "") {
         case "": return .none
         case "Relu": return .relu
-        case "LeakyRelu": return .leakyRelu(alpha: try ctx.float("activation_alpha", 0.01))
+        case "LeakyRelu": return .leakyRelu(alpha: try ctx.float("activation_alpha", 0.01), floor: try ctx.float("activation_beta", -.infinity))
         case "Clip": return .clip(lower: try ctx.float("activation_alpha", -.greatestFiniteMagnitude),
                                   upper: try ctx.float("activation_beta", .greatestFiniteMagnitude))
         case "Sigmoid": return .sigmoid
@@ -193,7 +193,11 @@ extension KernelContext {
         switch act {
         case "": return y
         case "Silu": return try runOp("Mul", [y, try runOp("Sigmoid", [y])])
-        case "LeakyRelu": return try runOp(act, [y], [Attribute(name: "alpha", value: try param("activation_alpha", 0.01))])
+        case "LeakyRelu":
+            let leaky = try runOp(act, [y], [Attribute(name: "alpha", value: try param("activation_alpha", 0.01))])
+            // A floor (a Max with a constant fused after it) as that Max.
+            guard node.attribute("activation_beta") != nil else { return leaky }
+            return try runOp("Max", [leaky, Tensor(scalar: try float("activation_beta", 0)).converted(to: y.dtype)])
         case "HardSigmoid":
             return try runOp(act, [y], [Attribute(name: "alpha", value: try param("activation_alpha", 0.2)),
                                         Attribute(name: "beta", value: try param("activation_beta", 0.5))])
