@@ -71,7 +71,25 @@ func referencePool(
             batch: 1, channels: 2, inH: 6, inW: 5, kernelH: 3, kernelW: 2, padTop: 0, padLeft: 1, padBottom: 2, padRight: 0)),
         PoolCase(name: "stride 1, kernel wider than the input", params: Pool2DParams(
             batch: 1, channels: 1, inH: 2, inW: 3, kernelH: 3, kernelW: 5, padTop: 1, padLeft: 2, padBottom: 1, padRight: 2)),
+        // Windows inside the input: the direct walk, and its pairs along a row (an odd width
+        // leaves the last column out).
+        PoolCase(name: "1x2 stride (1, 2) pairs", params: Pool2DParams(
+            batch: 2, channels: 3, inH: 4, inW: 11, kernelH: 1, kernelW: 2, strideH: 1, strideW: 2)),
+        PoolCase(name: "2x3 stride (2, 2) inside", params: Pool2DParams(
+            batch: 1, channels: 2, inH: 7, inW: 9, kernelH: 2, kernelW: 3, strideH: 2, strideW: 2)),
     ]
+
+    /// The pairs of a 1 × 2 pool at stride (1, 2) follow the general loop: NaN wins, -infinity
+    /// is a value, and of two zeros the first is kept.
+    @Test func maxPoolPairsKeepNaNInfinityAndTheFirstZero() {
+        let p = Pool2DParams(batch: 1, channels: 1, inH: 1, inW: 12, kernelH: 1, kernelW: 2, strideH: 1, strideW: 2)
+        let x: [Float] = [.nan, 1, 2, .nan, -.infinity, -.infinity, 0, -0.0, -0.0, 0, -5, -.infinity]
+        var y = [Float](repeating: 7, count: p.outputCount)
+        y.withUnsafeMutableBufferPointer { Pooling.maxPool2D(p, input: x, output: $0.baseAddress!) }
+        #expect(y[0].isNaN && y[1].isNaN)
+        #expect(y[2] == -.infinity && y[5] == -5)
+        #expect(y[3] == 0 && y[3].sign == .plus && y[4] == 0 && y[4].sign == .minus)
+    }
 
     @Test(arguments: cases)
     func maxPoolMatchesDirectLoops(_ c: PoolCase) {
