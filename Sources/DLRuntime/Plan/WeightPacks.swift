@@ -120,11 +120,18 @@ final class WeightPacks: @unchecked Sendable {
             guard w.rank == 3 || w.rank == 4, let window = try? WindowAttributes(node: node), w.shape[0] % window.group == 0 else { return nil }
             let dims = outputType?.dims.flatMap { $0.count >= 3 ? $0 : nil }
             let batch = dims?[0].value, plane = dims.flatMap { Array($0.dropFirst(2)).concrete }.map { $0.reduce(1, *) }
-            // A convolution with a kernel, one group and an output plane of a few pixels runs as
-            // the product of its im2col matrix and the weight (`Convolution.smallPlaneByPixels`),
-            // at any stride: the weight [outChannels, K] is that product's B, transposed.
-            if window.group == 1, node.opType != "FusedConvPool", !w.shape.dropFirst(2).allSatisfy({ $0 == 1 }),
-               let plane, let batch, Convolution.smallPlanePays(pixels: plane, batch: batch) {
+            // Convolutions run as the transposed product Xᵀ·Wᵀ, their weight [outChannels, K] that
+            // product's B: a pointwise one (stride 1, unpadded) on a plane the direct kernel's tiles
+            // fill poorly (`Convolution.pointwiseByPixels`), and one with a kernel, at any stride,
+            // whose output planes hold a few pixels (`Convolution.smallPlaneByPixels`).
+            func byPixels(_ plane: Int) -> Bool {
+                guard w.shape.dropFirst(2).allSatisfy({ $0 == 1 }) else {
+                    return batch.map { Convolution.smallPlanePays(pixels: plane, batch: $0) } ?? false
+                }
+                return (window.strides ?? []).allSatisfy { $0 == 1 } && (window.pads ?? []).allSatisfy { $0 == 0 }
+                    && Convolution.pointwiseByPixelsPays(pixels: plane)
+            }
+            if window.group == 1, node.opType != "FusedConvPool", let plane, byPixels(plane) {
                 let k = w.elementCount / w.shape[0], cout = w.shape[0]
                 return How(kind: "pixels", name: name, tensor: w) {
                     w.withUnsafeBufferPointer(as: Float.self) { p in
@@ -135,18 +142,6 @@ final class WeightPacks: @unchecked Sendable {
             // Strides absent (all 1), 1 or 2 (`Convolution.directApplies`); attributes the node
             // refuses pack nothing.
             guard (window.strides ?? []).allSatisfy({ (1...2).contains($0) }) else { return nil }
-            // A pointwise convolution on a plane the direct kernel's tiles fill poorly runs as the
-            // product Xᵀ·Wᵀ (`Convolution.pointwiseByPixels`): its weight is that product's B.
-            if window.group == 1, node.opType != "FusedConvPool", w.shape.dropFirst(2).allSatisfy({ $0 == 1 }),
-               (window.strides ?? []).allSatisfy({ $0 == 1 }), (window.pads ?? []).allSatisfy({ $0 == 0 }),
-               let plane, Convolution.pointwiseByPixelsPays(pixels: plane) {
-                let cin = w.shape[1], cout = w.shape[0]
-                return How(kind: "pixels", name: name, tensor: w) {
-                    w.withUnsafeBufferPointer(as: Float.self) { p in
-                        p.baseAddress.flatMap { PackedMatrix.panels($0, k: cin, n: cout, ldb: cin, transposed: true) }.map { [$0] }
-                    }
-                }
-            }
             if (window.strides ?? []).contains(2), node.opType != "FusedConvPool", let dims = outputType?.dims,
                let outW = dims.last?.value {
                 // The phase planes' rows: the output's width plus the kernel's overhang at stride 2.
