@@ -57,6 +57,26 @@ TF_TARGET int dlk_softmax_rows(const float *x, long ldx, float *y, long ldy, int
     return 0;
 }
 
+TF_TARGET int dlk_softmax_columns(const float *x, float *y, int axis, long inner, long c0, long c1) {
+    for (long c = c0; c < c1; c += 16) {
+        const __mmask16 k = dlk_lanes16((int)(c1 - c < 16 ? c1 - c : 16));
+        __m512 mx = _mm512_set1_ps(-INFINITY);
+        for (int a = 0; a < axis; a++) mx = _mm512_max_ps(mx, _mm512_maskz_loadu_ps(k, x + (size_t)a * inner + c));
+        __m512 acc = _mm512_setzero_ps();
+        for (int a = 0; a < axis; a++) {
+            __m512 e = dlk_exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + (size_t)a * inner + c), mx));
+            _mm512_mask_storeu_ps(y + (size_t)a * inner + c, k, e);
+            acc = _mm512_add_ps(acc, e);
+        }
+        const __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), acc);
+        for (int a = 0; a < axis; a++) {
+            float *row = y + (size_t)a * inner + c;
+            _mm512_mask_storeu_ps(row, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, row), inv));
+        }
+    }
+    return 0;
+}
+
 TF_TARGET int dlk_layernorm_rows(const float *x, float *y, int rows, int size, const float *scale,
                                  const float *bias, float eps, float *mean_out, float *inv_out) {
     if (size <= 0) return 0;
@@ -264,6 +284,11 @@ TF_TARGET int dlk_transpose_32(const void *src, long lds, void *dst, long ldd, i
 
 int dlk_softmax_rows(const float *x, long ldx, float *y, long ldy, int rows, int n) {
     (void)x; (void)ldx; (void)y; (void)ldy; (void)rows; (void)n;
+    return -1;
+}
+
+int dlk_softmax_columns(const float *x, float *y, int axis, long inner, long c0, long c1) {
+    (void)x; (void)y; (void)axis; (void)inner; (void)c0; (void)c1;
     return -1;
 }
 

@@ -32,6 +32,22 @@ public enum Softmax {
             softmaxRowsPortable(input, output, outer: outer, axisSize: axisSize)
             return
         }
+        if CPUFeatures.avx512, axisSize <= Int(Int32.max) {
+            // Sixteen columns at a time on AVX-512, blocks of columns split over the workers (each
+            // column is a softmax of its own: the same bits however they are split). YOLOv8's
+            // distribution head, 16 bins over 4 x 2100 positions: 0.30 ms in the Swift tiles.
+            let blocks = (inner + 15) / 16
+            ParallelFor.run(outer * blocks, cost: axisSize * 16 * 8) { lo, hi in
+                var i = lo
+                while i < hi {
+                    let o = i / blocks, b0 = i % blocks, b1 = min(blocks, b0 + (hi - i))
+                    let at = o * axisSize * inner
+                    _ = dlk_softmax_columns(input + at, output + at, Int32(axisSize), inner, b0 * 16, min(inner, b1 * 16))
+                    i += b1 - b0
+                }
+            }
+            return
+        }
         forEachTile(input, outer: outer, axisSize: axisSize, inner: inner) { base, width, maxima, sums in
             for a in 0..<axisSize {
                 expShifted(input + base + a * inner, by: maxima, into: output + base + a * inner,

@@ -26,7 +26,21 @@ func referenceSoftmax(_ x: [Float], outer: Int, axisSize: Int, inner: Int, log l
 @Suite struct SoftmaxTests {
     static let shapes: [[Int]] = [
         [1, 10, 1], [3, 7, 1], [2, 33, 1], [2, 5, 3], [3, 4, 17], [2, 3, 300], [4, 1, 5], [1, 1, 1], [1, 1000, 1],
+        // YOLOv8's distribution head: 16 bins down columns, enough of them to split over the workers.
+        [2, 16, 4200],
     ]
+
+    /// A NaN in a column makes that column NaN and leaves the others alone (softmax down columns).
+    @Test func aNaNSpoilsOnlyItsColumn() {
+        var x = randomFloats(3 * 20, seed: 51, in: -4...4)
+        x[1 * 20 + 5] = .nan
+        var y = [Float](repeating: 0, count: x.count)
+        y.withUnsafeMutableBufferPointer { Softmax.softmax(x, $0.baseAddress!, outer: 1, axisSize: 3, inner: 20) }
+        for a in 0..<3 {
+            #expect(y[a * 20 + 5].isNaN)
+            #expect(y[a * 20 + 4].isFinite && y[a * 20 + 6].isFinite)
+        }
+    }
 
     @Test(arguments: shapes, [false, true])
     func softmaxMatchesDoubleReferenceAlongTheAxis(_ s: [Int], log: Bool) {

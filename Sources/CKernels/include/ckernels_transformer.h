@@ -11,6 +11,11 @@
 /// `y` may be `x`.
 int dlk_softmax_rows(const float *x, long ldx, float *y, long ldy, int rows, int n);
 
+/// Softmax down the columns of an [axis, inner] block (x → y, may alias), columns [c0, c1) only:
+/// sixteen columns at a time, each shifted by its maximum. A NaN or an infinite maximum in a
+/// column makes the column NaN, as in the rows.
+int dlk_softmax_columns(const float *x, float *y, int axis, long inner, long c0, long c1);
+
 /// Layer normalisation of `rows` contiguous rows of `size` floats: `y = (x - mean)·invStd·scale
 /// + bias` (bias may be NULL), invStd = 1/sqrt(biased variance + eps). `mean_out`/`inv_out`
 /// (`rows` floats each) may be NULL. `y` may be `x`.
