@@ -447,6 +447,28 @@ import Testing
         #expect(try Executor(graph: higher).run(["x": x])["y"]?.shape == [1, 2, 128])
     }
 
+    /// A nearest resize of the last two axes runs as one pass over the output (rows that read
+    /// the same input row copied whole): the values of the separable float64 path, up, down and
+    /// mixed, and the input's -0 and NaN copied as they are.
+    @Test(arguments: [[2, 3, 10, 14], [2, 3, 11, 4], [2, 3, 3, 7], [2, 3, 5, 9]])
+    func nearestResizeOfTheLastTwoAxesIsOnePass(_ sizes: [Int]) throws {
+        var v: [Float] = (0..<(2 * 3 * 5 * 7)).map { Float($0) * 0.5 - 9 }
+        v[3] = -0.0
+        v[8] = .nan
+        let x = Tensor(shape: [2, 3, 5, 7], scalars: v)
+        let s = Tensor(shape: [4], scalars: sizes.map { Int64($0) } as [Int64])
+        let node = Node(opType: "Resize", inputs: ["x", "", "", "sizes"], outputs: ["y"],
+                        attributes: [Attribute(name: "mode", value: .string("nearest"))])
+        let fast = try #require(try runOne(node, [("x", x), ("sizes", s)]))
+        let general = try #require(try runOne(node, [("x", x.converted(to: DType.float64)), ("sizes", s)])).converted(to: DType.float32)
+        #expect(fast.shape == sizes && general.shape == sizes)
+        let a = fast.scalars(as: Float.self), b = general.scalars(as: Float.self)
+        // (The float64 path sums its one tap from zero, so its -0 comes out +0: equal as numbers.)
+        #expect(zip(a, b).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) })
+        // Upsampled, every input value appears: -0 as -0, and the NaN.
+        if sizes[2] >= 5 && sizes[3] >= 7 { #expect(a.contains { $0 == 0 && $0.sign == .minus } && a.contains { $0.isNaN }) }
+    }
+
     /// Runs one node on `inputs` and returns its output.
     func runOne(_ node: Node, _ inputs: [(String, Tensor)]) throws -> Tensor? {
         var g = Graph(name: "one", inputs: inputs.map { ValueInfo(name: $0.0, type: TensorType(dtype: $0.1.dtype, shape: $0.1.shape)) },

@@ -116,6 +116,10 @@ enum ResizeKernels {
                                               antialias: antialias, excludeOutside: excludeOutside)))
             shape[a] = outShape[a]
         }
+        if x.dtype == .float32, x.rank >= 2, passes.count == 2, passes[0].axis == x.rank - 2, passes[1].axis == x.rank - 1,
+           let rows = copies(passes[0].taps), let cols = copies(passes[1].taps) {
+            return [nearestPlanes(ctx, x, rows: rows, cols: cols)]
+        }
         if x.dtype == .float32 { return [resizeFloat(ctx, x, passes, extrapolation: Float(extrapolation))] }
         var data = x.doubles()
         shape = x.shape
@@ -125,6 +129,51 @@ enum ResizeKernels {
             shape[a] = taps.count
         }
         return [store(data, like: x.dtype, shape: shape)]
+    }
+
+    /// The input index each output copies, when every output of `taps` copies one input (nearest
+    /// sampling inside the input); nil otherwise.
+    static func copies(_ taps: [Resampling.Taps]) -> [Int]? {
+        var from: [Int] = []
+        from.reserveCapacity(taps.count)
+        for t in taps {
+            let used = zip(t.indices, t.weights).filter { $0.1 != 0 }
+            guard !t.extrapolate, used.count == 1, used[0].1 == 1 else { return nil }
+            from.append(used[0].0)
+        }
+        return from
+    }
+
+    /// A nearest resize of the last two axes in one pass: output row `oh` of each plane copies
+    /// input row `rows[oh]` at the columns `cols`, or the output row before it when that read the
+    /// same input row (YOLO's 2x upsampling: every other row). The values as they are, as the
+    /// separable passes give them, without their intermediate tensor.
+    static func nearestPlanes(_ ctx: KernelContext, _ x: Tensor, rows: [Int], cols: [Int]) -> Tensor {
+        let rank = x.rank, inH = x.shape[rank - 2], inW = x.shape[rank - 1], outH = rows.count, outW = cols.count
+        let planes = x.shape.dropLast(2).reduce(1, *)
+        let out = ctx.makeOutput(.float32, shape: Array(x.shape.dropLast(2)) + [outH, outW])
+        guard out.elementCount > 0 else { return out }
+        x.withUnsafeBufferPointer(as: Float.self) { src in
+            out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { dst in
+                guard let s0 = src.baseAddress, let d0 = dst.baseAddress else { return }
+                rows.withUnsafeBufferPointer { rows in
+                    cols.withUnsafeBufferPointer { cols in
+                        ParallelFor.run(planes * outH, cost: outW * 2) { lo, hi in
+                            for r in lo..<hi {
+                                let oh = r % outH, d = d0 + r * outW
+                                if r > lo, oh > 0, rows[oh] == rows[oh - 1] {
+                                    d.update(from: d - outW, count: outW)
+                                    continue
+                                }
+                                let s = s0 + ((r / outH) * inH + rows[oh]) * inW
+                                for ow in 0..<outW { d[ow] = s[cols[ow]] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
     }
 
     /// The passes on float32 data, in float, the last one straight into the output buffer.
