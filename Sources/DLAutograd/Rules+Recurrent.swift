@@ -213,7 +213,7 @@ extension Rules {
                     Elementwise.tanh(gb + 3 * H, gb + 3 * H, count: H)
                     var k = 0
                     while k + 8 <= H {
-                        store8(load8(gb + 2 * H + k) * load8(cp + k) + load8(gb + k) * load8(gb + 3 * H + k), cn + k)
+                        (SIMD8.load(gb + 2 * H + k) * SIMD8.load(cp + k) + SIMD8.load(gb + k) * SIMD8.load(gb + 3 * H + k)).store(cn + k)
                         k += 8
                     }
                     while k < H {
@@ -226,7 +226,7 @@ extension Rules {
                     let o = g + b * G + H, t = tc + b * H, h = hNew + b * H
                     var k = 0
                     while k + 8 <= H {
-                        store8(load8(o + k) * load8(t + k), h + k)
+                        (SIMD8.load(o + k) * SIMD8.load(t + k)).store(h + k)
                         k += 8
                     }
                     while k < H {
@@ -277,15 +277,15 @@ extension Rules {
                     // may alias), the same operations in the same order per element.
                     var k = 0
                     while k + 8 <= H {
-                        let dh = load8(dhb + k)
-                        let i = load8(gb + k), o = load8(gb + H + k), f = load8(gb + 2 * H + k), cc = load8(gb + 3 * H + k)
-                        let t = load8(tcb + k)
-                        let dc = load8(dcb + k) + dh * o * (1 - t * t)
-                        store8(dc * cc * i * (1 - i), pb + k)
-                        store8(dh * t * o * (1 - o), pb + H + k)
-                        store8(dc * load8(cpb + k) * f * (1 - f), pb + 2 * H + k)
-                        store8(dc * i * (1 - cc * cc), pb + 3 * H + k)
-                        store8(dc * f, dcb + k)
+                        let dh = SIMD8.load(dhb + k)
+                        let i = SIMD8.load(gb + k), o = SIMD8.load(gb + H + k), f = SIMD8.load(gb + 2 * H + k), cc = SIMD8.load(gb + 3 * H + k)
+                        let t = SIMD8.load(tcb + k)
+                        let dc = SIMD8.load(dcb + k) + dh * o * (1 - t * t)
+                        (dc * cc * i * (1 - i)).store(pb + k)
+                        (dh * t * o * (1 - o)).store(pb + H + k)
+                        (dc * SIMD8.load(cpb + k) * f * (1 - f)).store(pb + 2 * H + k)
+                        (dc * i * (1 - cc * cc)).store(pb + 3 * H + k)
+                        (dc * f).store(dcb + k)
                         k += 8
                     }
                     while k < H {
@@ -457,14 +457,4 @@ extension Rules {
                 c.need(2) ? dr.tensor(try c.input(2).shape) : nil, c.need(3) ? db.tensor([sh.dirs, 2 * G]) : nil, nil,
                 c.need(5) ? dh0.tensor([sh.dirs, N, H]) : nil]
     }
-}
-
-/// Eight floats from `p` (unaligned).
-@inline(__always) private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
-
-/// Eight floats to `p` (unaligned).
-@inline(__always) private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }

@@ -39,13 +39,13 @@ public enum Reduce {
 extension SIMD8 {
     /// Eight elements starting at `p`, which need not be aligned.
     @inline(__always)
-    static func load(_ p: UnsafePointer<Scalar>) -> SIMD8<Scalar> {
+    package static func load(_ p: UnsafePointer<Scalar>) -> SIMD8<Scalar> {
         UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Scalar>.self)
     }
 
     /// Writes the eight lanes to `p`, which need not be aligned.
     @inline(__always)
-    func store(_ p: UnsafeMutablePointer<Scalar>) {
+    package func store(_ p: UnsafeMutablePointer<Scalar>) {
         UnsafeMutableRawPointer(p).storeBytes(of: self, as: SIMD8<Scalar>.self)
     }
 }

@@ -154,6 +154,19 @@ public enum Resampling {
         return out
     }
 
+    /// The input index each output copies, when every output of `taps` copies exactly one input
+    /// (weight 1, inside the input: nearest sampling); nil otherwise.
+    public static func copySources(_ taps: [Taps]) -> [Int]? {
+        var from: [Int] = []
+        from.reserveCapacity(taps.count)
+        for t in taps {
+            let used = zip(t.indices, t.weights).filter { $0.1 != 0 }
+            guard !t.extrapolate, used.count == 1, used[0].1 == 1 else { return nil }
+            from.append(used[0].0)
+        }
+        return from
+    }
+
     /// ``apply(_:to:outer:inputSize:inner:extrapolationValue:)`` on float32 buffers: `input` is
     /// `[outer, inputSize, inner]`, `output` `[outer, taps.count, inner]`; weights rounded to
     /// float once, sums in float (as ONNX Runtime computes float resizes). Rows of `outer` are
@@ -176,7 +189,7 @@ public enum Resampling {
         let extrapolate = taps.map(\.extrapolate)
         // Nearest (or any plan whose outputs each copy one input): a gather, the values as they
         // are (a sum from zero turned -0 into +0, and cost a loop per element along the last axis).
-        let copies = (0..<outSize).allSatisfy { j in start[j + 1] == start[j] + 1 && weight[start[j]] == 1 }
+        let copies = copySources(taps) != nil
         index.withUnsafeBufferPointer { index in
             weight.withUnsafeBufferPointer { weight in
                 ParallelFor.run(outer, cost: outSize * inner * 2) { lo, hi in

@@ -198,28 +198,21 @@ enum ConvolutionKernels {
                 : Pool2DParams(batch: x.shape[0], channels: x.shape[1], inH: 1, inW: x.shape[2],
                                kernelH: 1, kernelW: g.kernel[0], strideH: 1, strideW: g.strides[0],
                                padLeft: g.padsBegin[0], padRight: g.padsEnd[0], dilationW: g.dilations[0], ceilMode: ceilMode)
-            if x.elementCount > 0 {
-                // Every output of a pool is written: a recycled buffer will do (a fresh one per
-                // run faulted its pages in: openWakeWord's 1 x 2 pool of 0.8 MB took 1 ms so).
-                var out = ctx.makeOutput(.float32, shape: try ctx.outputShape(0))
-                guard out.elementCount > 0 else { return [out] }
-                x.withUnsafeBufferPointer(as: Float.self) { src in
-                    out.withUnsafeMutableBufferPointer(as: Float.self) { dst in
-                        guard let s = src.baseAddress, let d = dst.baseAddress else { return }
-                        if isMax && Pooling.isPlain2x2(p) { Pooling.maxPool2x2(p, input: s, output: d) }
-                        else if isMax { Pooling.maxPool2D(p, input: s, output: d) }
-                        else { Pooling.averagePool2D(p, countIncludePad: includePad, input: s, output: d) }
-                    }
+            // Every output of a pool is written: a recycled buffer will do (a fresh one per run
+            // faulted its pages in: openWakeWord's 1 x 2 pool of 0.8 MB took 1 ms so).
+            let shape = try ctx.outputShape(0)
+            guard x.elementCount > 0 else { return [Tensor(zeros: .float32, shape: shape)] }
+            var out = ctx.makeOutput(.float32, shape: shape)
+            guard out.elementCount > 0 else { return [out] }
+            x.withUnsafeBufferPointer(as: Float.self) { src in
+                out.withUnsafeMutableBufferPointer(as: Float.self) { dst in
+                    guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+                    if isMax && Pooling.isPlain2x2(p) { Pooling.maxPool2x2(p, input: s, output: d) }
+                    else if isMax { Pooling.maxPool2D(p, input: s, output: d) }
+                    else { Pooling.averagePool2D(p, countIncludePad: includePad, input: s, output: d) }
                 }
-                return [out]
             }
-            return [try x.floats { (src) throws(RuntimeError) in
-                try Tensor.makeFloat(shape: try ctx.outputShape(0)) { dst in
-                    if isMax && Pooling.isPlain2x2(p) { Pooling.maxPool2x2(p, input: src, output: dst) }
-                    else if isMax { Pooling.maxPool2D(p, input: src, output: dst) }
-                    else { Pooling.averagePool2D(p, countIncludePad: includePad, input: src, output: dst) }
-                }
-            }]
+            return [out]
         }
     }
 

@@ -117,7 +117,7 @@ enum ResizeKernels {
             shape[a] = outShape[a]
         }
         if x.dtype == .float32, x.rank >= 2, passes.count == 2, passes[0].axis == x.rank - 2, passes[1].axis == x.rank - 1,
-           let rows = copies(passes[0].taps), let cols = copies(passes[1].taps) {
+           let rows = Resampling.copySources(passes[0].taps), let cols = Resampling.copySources(passes[1].taps) {
             return [nearestPlanes(ctx, x, rows: rows, cols: cols)]
         }
         if x.dtype == .float32 { return [resizeFloat(ctx, x, passes, extrapolation: Float(extrapolation))] }
@@ -129,19 +129,6 @@ enum ResizeKernels {
             shape[a] = taps.count
         }
         return [store(data, like: x.dtype, shape: shape)]
-    }
-
-    /// The input index each output copies, when every output of `taps` copies one input (nearest
-    /// sampling inside the input); nil otherwise.
-    static func copies(_ taps: [Resampling.Taps]) -> [Int]? {
-        var from: [Int] = []
-        from.reserveCapacity(taps.count)
-        for t in taps {
-            let used = zip(t.indices, t.weights).filter { $0.1 != 0 }
-            guard !t.extrapolate, used.count == 1, used[0].1 == 1 else { return nil }
-            from.append(used[0].0)
-        }
-        return from
     }
 
     /// A nearest resize of the last two axes in one pass: output row `oh` of each plane copies
