@@ -459,8 +459,11 @@ DLK_CNN_TARGET int dlk_pad2d_phases(const float *x, int channels, int h, int w, 
     const int wp = w + left + right, hp = h + top + bottom;
     const int h2 = (hp + sh - 1) / sh, w2 = (wp + sw - 1) / sw;
     const size_t phase_plane = (size_t)h2 * w2, channel = (size_t)sh * sw * phase_plane;
-    // One padded row at a time in `row`, then dealt out by column phase (pairs of 16-float
-    // vectors split into even and odd lanes when there are two phases).
+    // One padded row at a time in `row` (its padding columns stay zero), then dealt out by
+    // column phase (pairs of 16-float vectors split into even and odd lanes when there are two
+    // phases). Every float of the planes is written once: padding rows, the phases' rows past
+    // the padded image and their columns past it as zeros (zeroing the planes first doubled the
+    // writes: 23% of a 3 -> 16 channel stride-2 convolution on 320 x 320).
     float *row = malloc(((size_t)wp + 32) * sizeof(float));
     if (!row) return -1;
     memset(row, 0, ((size_t)wp + 32) * sizeof(float));
@@ -468,22 +471,29 @@ DLK_CNN_TARGET int dlk_pad2d_phases(const float *x, int channels, int h, int w, 
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     for (int c = 0; c < channels; c++) {
         float *d = y + (size_t)c * channel;
-        // Padding rows and columns, and the phases' short last rows and columns, stay zero.
-        memset(d, 0, channel * sizeof(float));
-        for (int r = 0; r < h; r++) {
-            memcpy(row + left, x + ((size_t)c * h + r) * w, (size_t)w * sizeof(float));
-            const int pr = top + r;
+        for (int pr = 0; pr < h2 * sh; pr++) {
             float *out = d + (size_t)(pr % sh) * sw * phase_plane + (size_t)(pr / sh) * w2;
+            const int r = pr - top;
+            if (r < 0 || r >= h) {
+                for (int ph = 0; ph < sw; ph++) memset(out + (size_t)ph * phase_plane, 0, (size_t)w2 * sizeof(float));
+                continue;
+            }
+            memcpy(row + left, x + ((size_t)c * h + r) * w, (size_t)w * sizeof(float));
             if (sw == 2) {
-                const int half = (wp + 1) / 2;
-                for (int i = 0; i < half; i += 16) {
+                for (int i = 0; i < w2; i += 16) {
                     const __m512 a = _mm512_loadu_ps(row + 2 * i), b = _mm512_loadu_ps(row + 2 * i + 16);
-                    _mm512_mask_storeu_ps(out + i, dlk_lanes16(half - i), _mm512_permutex2var_ps(a, even, b));
-                    _mm512_mask_storeu_ps(out + phase_plane + i, dlk_lanes16(wp / 2 - i), _mm512_permutex2var_ps(a, odd, b));
+                    const __mmask16 mk = dlk_lanes16(w2 - i);
+                    // Past the row (an odd width: the odd phase's last column), `row` holds zeros.
+                    _mm512_mask_storeu_ps(out + i, mk, _mm512_permutex2var_ps(a, even, b));
+                    _mm512_mask_storeu_ps(out + phase_plane + i, mk, _mm512_permutex2var_ps(a, odd, b));
                 }
             } else {
-                for (int ph = 0; ph < sw; ph++)
-                    for (int col = ph, at = 0; col < wp; col += sw) out[(size_t)ph * phase_plane + at++] = row[col];
+                for (int ph = 0; ph < sw; ph++) {
+                    float *o = out + (size_t)ph * phase_plane;
+                    int at = 0;
+                    for (int col = ph; col < wp; col += sw) o[at++] = row[col];
+                    for (; at < w2; at++) o[at] = 0.0f;
+                }
             }
         }
     }

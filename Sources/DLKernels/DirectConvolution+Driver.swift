@@ -34,9 +34,18 @@ extension Convolution {
         /// made (no scratch for `dlk_pad2d_phases`).
         func pad(_ n: Int, _ g: Int, into dst: UnsafeMutablePointer<Float>) -> Bool {
             let src = input + (n * p.inChannels + g * cg) * p.inH * p.inW
-            // One C loop instead of a copy call per row (this path runs only with AVX-512).
-            if dlk_pad2d_phases(src, Int32(cg), Int32(p.inH), Int32(p.inW), Int32(p.padTop), Int32(p.padLeft),
-                                Int32(p.padBottom), Int32(p.padRight), Int32(p.strideH), Int32(p.strideW), dst) == 0 { return true }
+            // One C loop instead of a copy call per row (this path runs only with AVX-512), its
+            // channels split over the workers: alone on the caller, it left the second thread
+            // waiting (a 3 -> 16 channel stride-2 convolution on 320 x 320 ran no faster on two).
+            let flags = UnsafeMutableBufferPointer<Bool>.allocate(capacity: cg)
+            flags.initialize(repeating: false)
+            defer { flags.deallocate() }
+            ParallelFor.run(cg, cost: plane) { lo, hi in
+                flags[lo] = dlk_pad2d_phases(src + lo * p.inH * p.inW, Int32(hi - lo), Int32(p.inH), Int32(p.inW),
+                                             Int32(p.padTop), Int32(p.padLeft), Int32(p.padBottom), Int32(p.padRight),
+                                             Int32(p.strideH), Int32(p.strideW), dst + lo * plane) != 0
+            }
+            if !flags.contains(true) { return true }
             guard !strided else { return false }
             for c in 0..<cg {
                 let d = dst + c * plane
