@@ -33,7 +33,8 @@ public struct RuntimeOptions: Sendable, Hashable {
     /// Use the AVX-512 kernels where the CPU has them; off runs the portable Swift and OpenBLAS
     /// paths (what a CPU without AVX-512 runs).
     public var avx512: Bool
-    /// Let elementwise steps write over an input that dies there.
+    /// Let elementwise steps write over an input that dies there, and steps whose output dies at
+    /// a Concat write it into their slab of the Concat's output.
     public var inPlace: Bool
     /// Write each new plan's steps to stderr (a star marks steps that infer shapes per run).
     public var dumpPlans: Bool

@@ -60,6 +60,19 @@ import Darwin
         owned = file.base == nil
     }
 
+    /// A view of `count` bytes at `offset` in `parent`, which it keeps alive: the slab of a
+    /// Concat's output that a runtime plan hands the step producing that input, so the step
+    /// writes there and the Concat copies nothing. Writable when `parent` is.
+    package init(slabOf parent: TensorStorage, offset: Int, count: Int) {
+        precondition(offset >= 0 && count >= 0 && offset <= parent.byteCount - count, "slab outside its parent")
+        byteCount = count
+        maker = nil
+        pointer = parent.pointer + offset
+        isReadOnly = parent.isReadOnly
+        owner = parent
+        owned = false
+    }
+
     deinit {
         if owned { pointer.deallocate() }
     }

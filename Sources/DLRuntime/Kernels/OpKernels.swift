@@ -27,12 +27,18 @@ struct KernelContext {
     /// The node's window attributes when the plan read them already; see `window()`.
     var windowAttributes: WindowAttributes? = nil
 
-    /// A tensor for an output of `dtype` and `shape` whose every element the kernel writes: a
+    /// Where the plan wants this step's output written (its slab of a Concat's output); see
+    /// `makeOutput`.
+    var slab: SlabOffer? = nil
+
+    /// A tensor for an output of `dtype` and `shape` whose every element the kernel writes: the
+    /// step's slab of a Concat's output when the plan offers one of this size (once), else a
     /// recycled buffer in planned runs (contents unspecified), zeros otherwise.
     func makeOutput(_ dtype: DType, shape: [Int]) -> Tensor {
         guard let pool, dtype != .string, let n = ShapeMath.elementCount(shape), n > 0 else {
             return Tensor(zeros: dtype, shape: shape)
         }
+        if let s = slab?.take(byteCount: n * dtype.byteWidth) { return Tensor(dtype: dtype, shape: shape, sharing: s) }
         return Tensor(dtype: dtype, shape: shape, sharing: pool.take(byteCount: n * dtype.byteWidth))
     }
 
@@ -195,3 +201,18 @@ extension KernelContext {
     var inputCount: Int { inputs.count }
 }
 
+
+/// A storage offered to one step for its output, taken by the first `makeOutput` of its size.
+/// (The offer lets go of it when taken, so the output holds the only reference and the kernel
+/// writes it without a copy.)
+final class SlabOffer {
+    private var storage: TensorStorage?
+
+    init(_ storage: TensorStorage) { self.storage = storage }
+
+    func take(byteCount: Int) -> TensorStorage? {
+        guard let s = storage, s.byteCount == byteCount else { return nil }
+        storage = nil
+        return s
+    }
+}

@@ -84,6 +84,15 @@ final class BufferPool {
         return found
     }
 
+    /// A writable view of `byteCount` bytes at `offset` in `parent` (a storage this pool made),
+    /// counted as issued by this step like a storage from ``take(byteCount:)``. The pool never
+    /// takes a view back; `parent` returns when its own last holder dies.
+    func slab(of parent: TensorStorage, offset: Int, byteCount: Int) -> TensorStorage {
+        let s = TensorStorage(slabOf: parent, offset: offset, count: byteCount)
+        issued.append(ObjectIdentifier(s))
+        return s
+    }
+
     func beginStep() { issued.removeAll(keepingCapacity: true) }
 
     /// How many free storages the pool holds.
