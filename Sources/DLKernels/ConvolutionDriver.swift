@@ -171,12 +171,15 @@ extension Convolution {
         return pixels >= 3 && (lanes - pixels) * 10 >= lanes
     }
 
-    /// `dst[c·rows + r] = src[r·columns + c]` by the AVX-512 block transpose, bands of rows split
-    /// over the runtime's workers. - Returns: false when the kernel did not run.
-    static func transposeFloats(_ src: UnsafePointer<Float>, rows: Int, columns: Int, into dst: UnsafeMutablePointer<Float>) -> Bool {
+    /// `dst[c·dstStride + r] = src[r·srcStride + c]` for r < rows, c < columns (strides default
+    /// to the dense layouts: columns and rows) by the AVX-512 block transpose, bands of rows
+    /// split over the runtime's workers. - Returns: false when the kernel did not run.
+    static func transposeFloats(_ src: UnsafePointer<Float>, rows: Int, columns: Int, into dst: UnsafeMutablePointer<Float>,
+                                sourceStride: Int? = nil, destinationStride: Int? = nil) -> Bool {
         let failed = Atomic<Bool>(false)
+        let lds = sourceStride ?? columns, ldd = destinationStride ?? rows
         ParallelFor.run(rows, cost: columns) { lo, hi in
-            if dlk_transpose_32(src + lo * columns, columns, dst + lo, rows, Int32(hi - lo), Int32(columns)) != 0 {
+            if dlk_transpose_32(src + lo * lds, lds, dst + lo, ldd, Int32(hi - lo), Int32(columns)) != 0 {
                 failed.store(true, ordering: .relaxed)
             }
         }

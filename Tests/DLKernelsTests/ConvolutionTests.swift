@@ -180,21 +180,34 @@ func referenceConv2D(_ p: Conv2DParams, _ x: [Float], _ w: [Float], _ bias: [Flo
         ConvCase(name: "3x3 stride 2 unpadded, 3 x 5", params: Conv2DParams(
             batch: 1, inChannels: 2, inH: 3, inW: 5, outChannels: 2, kernelH: 3, kernelW: 3,
             strideH: 2, strideW: 2, groups: 2)),
+        ConvCase(name: "5x5 pad 2 on 7 x 7, 40 channels, batch 2 (channels last: two blocks and 8)", params: Conv2DParams(
+            batch: 2, inChannels: 40, inH: 7, inW: 7, outChannels: 40, kernelH: 5, kernelW: 5,
+            padTop: 2, padLeft: 2, padBottom: 2, padRight: 2, groups: 40)),
+        ConvCase(name: "3x3 stride 2, TensorFlow's SAME pads, 13 x 15 onto 7 x 8, 20 channels, no bias (channels last)",
+                 params: Conv2DParams(batch: 1, inChannels: 20, inH: 13, inW: 15, outChannels: 20, kernelH: 3, kernelW: 3,
+                                      strideH: 2, strideW: 2, padTop: 1, padLeft: 0, padBottom: 1, padRight: 1, groups: 20),
+                 bias: false),
+        ConvCase(name: "3x2 dilated, uneven pads, 6 x 5, 17 channels (channels last, any filter)", params: Conv2DParams(
+            batch: 1, inChannels: 17, inH: 6, inW: 5, outChannels: 17, kernelH: 3, kernelW: 2,
+            padTop: 2, padLeft: 1, padBottom: 0, padRight: 0, dilationH: 2, dilationW: 2, groups: 17)),
     ]
 
     /// The AVX-512 depthwise kernel against the reference loops, with a ReLU epilogue, on rows
-    /// that take several 64-output blocks, tails and strides.
+    /// that take several 64-output blocks, tails and strides, and small planes of many channels
+    /// (channels last), on one and two workers.
     @Test(.enabled(if: Convolution.depthwiseApplies(Conv2DParams(batch: 1, inChannels: 2, inH: 3, inW: 3, outChannels: 2,
                                                                  kernelH: 3, kernelW: 3, groups: 2))),
-          arguments: depthwiseCases)
-    func depthwiseKernelMatchesReference(_ c: ConvCase) {
+          arguments: depthwiseCases, [1, 2])
+    func depthwiseKernelMatchesReference(_ c: ConvCase, workers: Int) {
         let p = c.params
         #expect(Convolution.depthwiseApplies(p))
         let x = dyadicFloats(p.inputCount, seed: 20), w = dyadicFloats(p.weightCount, seed: 21)
         let bias = c.bias ? dyadicFloats(p.outChannels, seed: 22) : nil
         var y = [Float](repeating: .nan, count: p.outputCount)
-        let ran = y.withUnsafeMutableBufferPointer { yb in
-            Convolution.depthwise(p, input: x, weight: w, bias: bias, output: yb.baseAddress!, activation: .relu)
+        let ran = ParallelFor.withWorkerCount(workers) {
+            y.withUnsafeMutableBufferPointer { yb in
+                Convolution.depthwise(p, input: x, weight: w, bias: bias, output: yb.baseAddress!, activation: .relu)
+            }
         }
         #expect(ran)
         #expect(y == referenceConv2D(p, x, w, bias).map { max(0, $0) })

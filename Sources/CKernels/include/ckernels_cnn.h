@@ -82,6 +82,17 @@ int dlk_depthwise_conv2d(const float *x, int channels, int h, int w, const float
                          int sh, int sw, int pt, int pl, int dh, int dw, int oh, int ow,
                          const float *bias, int activation, float a, float b, long p0, long p1, float *y);
 
+/// Depthwise 2-D convolution on channels-last data, flat output pixels [p0, p1) (pixel p at
+/// row p / ow, column p % ow): `xp` the zero-padded input [hp][wp][cs] (`cs` ≥ channels floats a
+/// pixel), so output (oy, ox) tap (ky, kx) reads pixel (oy·sh + ky·dh, ox·sw + kx·dw) with no
+/// bounds to check; `wt` the filters tap-major [kh·kw][cs]; y [oh·ow][cs] = act(Σ taps + bias),
+/// the taps summed in row-major order from the bias. For small planes: sixteen channels fill the
+/// lanes where a row of 7 or 14 pixels leaves most of them idle. Returns 0, or -1 without
+/// AVX-512 or scratch memory, or when cs < channels (nothing written).
+int dlk_depthwise_cl(const float *xp, int channels, int cs, int wp, const float *wt, int kh, int kw, int sh, int sw,
+                     int dh, int dw, int ow, const float *bias, int activation, float a, float b,
+                     long p0, long p1, float *y);
+
 /// dst[i·k + j] = bias + rows[j·row_stride + i] for i < n, j < k: k rows of n floats
 /// interleaved, each plus `bias` (a transposed convolution whose kernel is its stride writes an
 /// output row so). Any CPU; AVX-512 for k = 2 where it may run.
