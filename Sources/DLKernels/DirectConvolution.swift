@@ -132,11 +132,16 @@ extension Convolution {
         // Winograd at batch 1 where sharing out the channels leaves each worker fewer GEMM blocks
         // (32 tiles by its channels) than cutting the tile rows does (YOLOv8n's 10 × 10 and
         // 20 × 20 layers: parts of mostly empty blocks, and a second thread gained nothing on
-        // 10 × 10). At equal blocks the tile rows win: each part then transforms only its tiles.
+        // 10 × 10), and the image has fewer tiles than twice the output channels: each worker
+        // then transforms the whole input, which cost more than the emptier blocks saved on more
+        // tiles (2 threads, 32 -> 32 channels on 40 × 40: 0.22 ms by channels, 0.156 by tile rows;
+        // 32 on 80 × 80 0.67 -> 0.46; 64 on 20 × 20 0.141 by channels, 0.167 by rows). At equal
+        // blocks the tile rows win: each part then transforms only its tiles.
         let tilesPerRow = (p.outW + 1) / 2, rowParts = min(bands, workers * 2, max(workers, fullBlocks))
         let rowBlocks = (rowParts + workers - 1) / workers * (((bands + rowParts - 1) / rowParts * tilesPerRow + 31) / 32) * ocg
         let channelBlocks = (bands * tilesPerRow + 31) / 32 * ((ocg + workers - 1) / workers)
         let smallWinograd = wino != nil && workers > 1 && p.batch < workers && ocg >= 32 && channelBlocks < rowBlocks
+            && bands * tilesPerRow < 2 * ocg
         let channelParts = smallStrided || smallWinograd ? min(workers, ocg / 16)
             : wino == nil && workers > 1 && p.batch < workers && bands < 2 * workers
             ? max(1, min((2 * workers + bands - 1) / bands, ocg / 16)) : 1
