@@ -127,9 +127,14 @@ public enum IntegerConvolution {
         let image = p.h * p.w * p.c, outImage = p.plane * p.m
         if p.isDepthwise {
             let interior = (0..<p.c).map { bias[$0] &- xZero &* weights.tapSums[$0] }
-            // Bands of output rows (all of them at once without a consumer): a band from row r
-            // is the kernel's row 0 with the top padding moved up by r strides.
-            let band = done == nil ? p.oh : Swift.max(1, (1 << 15) / Swift.max(1, p.ow * p.c))
+            // Bands of output rows (all of them at once without a consumer, else a band's sums
+            // about 32K), at least two a worker when several run: a band from row r is the
+            // kernel's row 0 with the top padding moved up by r strides. (MobileNetV3's 7 × 7
+            // layers of 512 channels made one band and ran on one thread; its 14 × 14 ones two
+            // bands of 9 and 5 rows.)
+            let workers = ParallelFor.workerCount
+            var band = done == nil ? p.oh : Swift.max(1, (1 << 15) / Swift.max(1, p.ow * p.c))
+            if workers > 1 { band = Swift.min(band, Swift.max(1, (p.oh + 2 * workers - 1) / (2 * workers))) }
             let bands = (p.oh + band - 1) / band, taps = p.kh * p.kw
             weights.centred.withUnsafeBufferPointer { wc in
                 for b in 0..<p.n {
