@@ -170,8 +170,13 @@ public enum IntegerConvolution {
         // Tiles of rows whose patch rows and int32 sums fit in about 128 KB together, so a consumer
         // reads the sums from cache (sized by the patches alone, MobileNetV2's first expansion
         // wrote 1.5 MB of sums per tile and its requantization read them back from memory).
+        // On several workers, at least two tiles a worker (MobileNetV3's 1 × 1 convolutions on
+        // 7 × 7, 49 rows, were one tile on one thread).
         let rowBytes = (direct ? 0 : lda) + 4 * p.m
-        let tile = Swift.min(p.plane, Swift.max(4, (1 << 17) / rowBytes) & ~3), tiles = (p.plane + tile - 1) / tile
+        let workers = ParallelFor.workerCount
+        var tile = Swift.min(p.plane, Swift.max(4, (1 << 17) / rowBytes) & ~3)
+        if workers > 1 { tile = Swift.min(tile, Swift.max(4, (p.plane + 2 * workers - 1) / (2 * workers) + 3) & ~3) }
+        let tiles = (p.plane + tile - 1) / tile
         let pad = UInt8(truncatingIfNeeded: xZero) ^ aFlip
         for b in 0..<p.n {
             let src = xBase + b * image, dst = y + b * outImage
