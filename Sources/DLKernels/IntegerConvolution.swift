@@ -132,9 +132,7 @@ public enum IntegerConvolution {
             // kernel's row 0 with the top padding moved up by r strides. (MobileNetV3's 7 × 7
             // layers of 512 channels made one band and ran on one thread; its 14 × 14 ones two
             // bands of 9 and 5 rows.)
-            let workers = ParallelFor.workerCount
-            var band = done == nil ? p.oh : Swift.max(1, (1 << 15) / Swift.max(1, p.ow * p.c))
-            if workers > 1 { band = Swift.min(band, Swift.max(1, (p.oh + 2 * workers - 1) / (2 * workers))) }
+            let band = Swift.min(done == nil ? p.oh : Swift.max(1, (1 << 15) / Swift.max(1, p.ow * p.c)), twoPartsAWorker(p.oh))
             let bands = (p.oh + band - 1) / band, taps = p.kh * p.kw
             weights.centred.withUnsafeBufferPointer { wc in
                 for b in 0..<p.n {
@@ -173,9 +171,7 @@ public enum IntegerConvolution {
         // On several workers, at least two tiles a worker (MobileNetV3's 1 × 1 convolutions on
         // 7 × 7, 49 rows, were one tile on one thread).
         let rowBytes = (direct ? 0 : lda) + 4 * p.m
-        let workers = ParallelFor.workerCount
-        var tile = Swift.min(p.plane, Swift.max(4, (1 << 17) / rowBytes) & ~3)
-        if workers > 1 { tile = Swift.min(tile, Swift.max(4, (p.plane + 2 * workers - 1) / (2 * workers) + 3) & ~3) }
+        let tile = Swift.min(p.plane, Swift.max(4, (1 << 17) / rowBytes) & ~3, twoPartsAWorker(p.plane, multiple: 4))
         let tiles = (p.plane + tile - 1) / tile
         let pad = UInt8(truncatingIfNeeded: xZero) ^ aFlip
         for b in 0..<p.n {
@@ -218,6 +214,15 @@ public enum IntegerConvolution {
             if p.group > 1 { done?.value(b * p.plane, p.plane) }
         }
         return true
+    }
+
+    /// The most of `count` rows a part may take so that each of several workers gets at least two
+    /// parts (rounded up to a `multiple`); `count` on one worker.
+    static func twoPartsAWorker(_ count: Int, multiple: Int = 1) -> Int {
+        let workers = ParallelFor.workerCount
+        guard workers > 1 else { return count }
+        let rows = (count + 2 * workers - 1) / (2 * workers)
+        return Swift.max(multiple, (rows + multiple - 1) / multiple * multiple)
     }
 
     /// Each of `count` byte matrices of rows × cols (one after the other) transposed into `dst`

@@ -75,7 +75,8 @@ final class ExecutionPlan: Sendable {
     /// their slabs; the Concat copies the others.
     struct ConcatAssembly: Sendable {
         let group: Int
-        let type: TensorType
+        let dtype: DType
+        let shape: [Int]
         /// Per input: its slab (offset and bytes), and whether its producer writes it there.
         let parts: [(offset: Int, byteCount: Int, written: Bool)]
     }
@@ -291,7 +292,7 @@ final class ExecutionPlan: Sendable {
             }
             let parentBytes = total * out.dtype.byteWidth
             guard parts.count == p.node.inputs.count, offset == parentBytes, !writers.isEmpty else { continue }
-            assemblies[i] = ConcatAssembly(group: groups, type: out, parts: parts)
+            assemblies[i] = ConcatAssembly(group: groups, dtype: out.dtype, shape: shape, parts: parts)
             for (j, at, bytes) in writers {
                 slabs[j] = SlabTarget(group: groups, parentBytes: parentBytes, offset: at, byteCount: bytes)
                 // Its slab, not an input it dies over, is where the step writes.
@@ -470,6 +471,9 @@ final class ExecutionPlan: Sendable {
                 // The kernel made its output elsewhere (a view of its input, its own allocation):
                 // the slab gets a copy, as the Concat would have made.
                 first.withUnsafeBytes { if let b = $0.baseAddress { at.copyMemory(from: b, byteCount: target.byteCount) } }
+            } else {
+                // Not the planned size: the Concat runs its own kernel on its inputs.
+                parents[target.group] = nil
             }
         }
         return results
@@ -482,7 +486,7 @@ final class ExecutionPlan: Sendable {
                 t?.withUnsafeBytes { if let b = $0.baseAddress { (base + part.offset).copyMemory(from: b, byteCount: part.byteCount) } }
             }
         }
-        return Tensor(dtype: a.type.dtype, shape: a.type.dims?.concrete ?? [], sharing: parent)
+        return Tensor(dtype: a.dtype, shape: a.shape, sharing: parent)
     }
 
     /// Runs one step's kernel (an output `offer`ed a slab); its context (holding the inputs) is
