@@ -40,6 +40,9 @@ struct TimingOptions: ParsableArguments {
 
     @OptionGroup var inputShapes: InputShapeOptions
 
+    @Option(name: .customLong("input-value"), help: ArgumentHelp("Fill an input with one value instead of random numbers, e.g. sr=16000 (repeatable): an input the model needs a valid value in (a sample rate, a length, a flag).", valueName: "NAME=VALUE"))
+    var values: [String] = []
+
     @Option(help: "Threads for GEMM and the runtime's own loops together.")
     var threads = 1
 
@@ -52,10 +55,24 @@ struct TimingOptions: ParsableArguments {
     }
 
     /// Random floats in [-1, 1) and zero integers (a valid index for any embedding or lookup),
-    /// shaped by --input-shape and --batch.
+    /// shaped by --input-shape and --batch; an input --input-value names holds that value.
     func inputs(for m: Model) throws(DLKitError) -> [String: Tensor] {
         var inputs = try ModelComparison.randomInputs(for: m.inputs, shapes: inputShapes.parsed(), seed: 0, otherDims: batch)
         for (name, t) in inputs where !t.dtype.isFloatingPoint { inputs[name] = Tensor(zeros: t.dtype, shape: t.shape) }
+        var named = Set<String>()
+        for spec in values {
+            guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex,
+                  let value = Double(spec[spec.index(after: eq)...].trimmingCharacters(in: .whitespaces)), value.isFinite else {
+                throw .invalidArgument("--input-value '\(spec)' is not NAME=VALUE with a finite number (e.g. sr=16000)")
+            }
+            let name = String(spec[..<eq])
+            guard named.insert(name).inserted else { throw .invalidArgument("--input-value names '\(name)' twice") }
+            guard let t = inputs[name] else {
+                throw .invalidArgument("--input-value names '\(name)', which is not an input (inputs: \(m.inputs.map(\.name).joined(separator: ", ")))")
+            }
+            guard t.dtype != .string else { throw .invalidArgument("--input-value: input '\(name)' holds strings, not numbers") }
+            inputs[name] = Tensor(shape: t.shape, scalars: [Double](repeating: value, count: t.elementCount)).converted(to: t.dtype)
+        }
         return inputs
     }
 }

@@ -49,6 +49,17 @@ struct ProfileCLITests {
         }
     }
 
+    @Test func badInputValuesGetOneLine() throws {
+        for bad in [["--input-value", "nope=1"], ["--input-value", "x=one"], ["--input-value", "=3"],
+                    ["--input-value", "s=inf"], ["--input-value", "s=1", "--input-value", "s=2"]] {
+            let r = try runProcess(TestPackage.tool("dlconvert"), ["profile", model, "--runs", "1"] + shapes + bad)
+            #expect(r.status != 0, "\(bad)")
+            #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains("--input-value"), "\(bad): \(r.stderr)")
+        }
+        let r = try runProcess(TestPackage.tool("dlconvert"), ["bench", model, "--seconds", "0", "--min-runs", "1", "--input-value", "s=0.5"] + shapes)
+        #expect(r.status == 0, "\(r.stderr)")
+    }
+
     @Test func aScalarInputShapeIsNameEquals() throws {
         // silero VAD's `sr` input is a scalar of dynamic shape in some exports; `sr=` names rank 0.
         let r = try runProcess(TestPackage.tool("dlconvert"), ["profile", model, "--runs", "1", "--input-shape", "x="] + shapes.suffix(2))

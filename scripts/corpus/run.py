@@ -18,6 +18,9 @@ Checks, by the kind of file (manifest.json says which):
                source as safetensors.numpy reads them.
   tflite       `tflite`: dlserve's outputs == tf.lite.Interpreter's reference kernels' on the same
                seeded inputs.
+  onnx, keras, tflite also `profile`: `dlconvert profile` runs the model at the peer check's
+               input shapes (and values, where the manifest fills an input with one) and reports
+               every node it ran, with a time, and a wall time.
 Ends with "corpus: N passed, N failed"; only a check not marked known-failing (`known`) or
 waiting for a reader (`pending`) counts as failed and makes the exit status non-zero. Those are
 run too and printed with their reason and error; one that passes says so.
@@ -43,8 +46,9 @@ sys.path.insert(0, HERE)
 import fetch  # noqa: E402
 
 RESULTS = os.path.join(HERE, "RESULTS.md")
-CHECKS = {"onnx": ["ort", "roundtrip"], "pytorch": ["torch"], "torchscript": ["torch"],
-          "keras": ["keras", "keras-onnx"], "keras-weights": ["h5"], "safetensors": ["exact"], "tflite": ["tflite"]}
+CHECKS = {"onnx": ["ort", "roundtrip", "profile"], "pytorch": ["torch"], "torchscript": ["torch"],
+          "keras": ["keras", "keras-onnx", "profile"], "keras-weights": ["h5"], "safetensors": ["exact"],
+          "tflite": ["tflite", "profile"]}
 WHAT = {"ort": "outputs vs ONNX Runtime (dlserve, seeded inputs)",
         "roundtrip": "onnx -> .ckpt -> onnx: onnx.checker, ONNX Runtime outputs unchanged",
         "torch": "tensors vs torch.load (dlconvert -> .safetensors -> .pt, both bit-exact)",
@@ -52,7 +56,8 @@ WHAT = {"ort": "outputs vs ONNX Runtime (dlserve, seeded inputs)",
         "keras-onnx": "dlconvert X.h5 X.onnx: onnx.checker, ONNX Runtime outputs vs tf_keras predict",
         "h5": "weights vs h5py datasets (dlconvert -> .safetensors, bit-exact)",
         "exact": "dlconvert -> .safetensors and .ckpt, bit-exact",
-        "tflite": "outputs vs tf.lite.Interpreter's reference kernels (dlserve, seeded inputs)"}
+        "tflite": "outputs vs tf.lite.Interpreter's reference kernels (dlserve, seeded inputs)",
+        "profile": "dlconvert profile: every node timed, at the peer check's input shapes"}
 DATATYPES = {"float32": "FP32", "float16": "FP16", "float64": "FP64", "int64": "INT64", "int32": "INT32",
              "int8": "INT8", "uint8": "UINT8", "bool": "BOOL"}
 ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
@@ -317,8 +322,43 @@ def check_tflite(path, entry, tmp):
     return compare_outputs(serve(path, inputs), want, entry)
 
 
+# --- profile ----------------------------------------------------------------------------------------
+def profile_shapes(path, entry):
+    """--input-shape arguments: the manifest's shapes, and for ONNX the graph's own with symbolic
+    dims as 1 (the shapes onnx_reference feeds ONNX Runtime). Keras and TFLite models whose
+    inputs the manifest does not size take dlconvert's defaults (dynamic batch 1)."""
+    specs = {n: s["shape"] for n, s in entry.get("inputs", {}).items() if "shape" in s}
+    if entry["kind"] == "onnx":
+        import onnx
+        g = onnx.load(path, load_external_data=False).graph
+        inits = {i.name for i in g.initializer}
+        for i in g.input:
+            if i.name not in inits and i.name not in specs:
+                specs[i.name] = [d.dim_value if d.HasField("dim_value") else 1 for d in i.type.tensor_type.shape.dim]
+    return [a for n, dims in specs.items() for a in ("--input-shape", f"{n}={','.join(str(d) for d in dims)}")]
+
+
+def check_profile(path, entry, tmp):
+    # Inputs the manifest fills with one value (silero's sample rate) get it: random ones fail.
+    values = [a for n, s in entry.get("inputs", {}).items() if s.get("fill", "").startswith("value:")
+              for a in ("--input-value", f"{n}={s['fill'][len('value:'):]}")]
+    out = run(os.path.join(BIN, "dlconvert"), "profile", path, *profile_shapes(path, entry), *values,
+              "--runs", "2", "--warmup", "1", "--json")
+    report = json.loads(out)
+    nodes = report.get("nodes") or []
+    if not nodes:
+        raise Fail("profile lists no node")
+    for n in nodes:
+        if not n.get("name") or not n.get("op") or not (n.get("ms", -1) >= 0):
+            raise Fail(f"profile node without a name, op or time: {n}")
+    if not report.get("wall_ms", 0) > 0:
+        raise Fail(f"profile wall time {report.get('wall_ms')}")
+    return f"{len(nodes)} nodes, {report['wall_ms']:.2f} ms"
+
+
 CHECK_FNS = {"ort": check_ort, "roundtrip": check_roundtrip, "torch": check_torch, "keras": check_keras,
-             "keras-onnx": check_keras_onnx, "h5": check_h5, "exact": check_exact, "tflite": check_tflite}
+             "keras-onnx": check_keras_onnx, "h5": check_h5, "exact": check_exact, "tflite": check_tflite,
+             "profile": check_profile}
 
 
 def main():
