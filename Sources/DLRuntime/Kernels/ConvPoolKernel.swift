@@ -6,7 +6,8 @@ extension ConvolutionKernels {
     /// `ai.dlkit.FusedConvPool(X, W, B)` (see `FuseConvPool`): on the AVX-512 path the 2×2 max
     /// pool runs on each pair of convolution output rows while they are in cache, and the
     /// full-resolution activation is never stored. Otherwise (no packed weights, another dtype,
-    /// a shape the kernel does not take) the FusedConv and the MaxPool run one after the other.
+    /// a shape the kernel does not take, rows too short for it to pay) the FusedConv and the
+    /// MaxPool run one after the other.
     static let fusedConvPool: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0), w = try ctx.input(1)
         let bias = ctx.optionalInput(2)
@@ -22,7 +23,7 @@ extension ConvolutionKernels {
                                  strideH: g.strides[0], strideW: g.strides[1],
                                  padTop: g.padsBegin[0], padLeft: g.padsBegin[1], padBottom: g.padsEnd[0], padRight: g.padsEnd[1],
                                  dilationH: g.dilations[0], dilationW: g.dilations[1], groups: group)
-            if Convolution.directMaxPool2Applies(p), p.inputCount > 0,
+            if Convolution.directMaxPool2Pays(p), p.inputCount > 0,
                outShape == [p.batch, p.outChannels, p.outH / 2, p.outW / 2] {
                 // Every pooled output is written: a recycled buffer will do.
                 var out = ctx.makeOutput(.float32, shape: outShape)
