@@ -12,8 +12,12 @@ struct ConvPoolRuntimeTests {
     func convPoolMatchesNodeByNode(_ h: Int, _ w: Int, _ outW: Int) throws {
         let x = seededRandom([2, 8, h, w], seed: 71)
         let conv = Conv2DParams(batch: 2, inChannels: 8, inH: h, inW: w, outChannels: 24, kernelH: 3, kernelW: 3)
-        #expect(conv.outW == outW && Convolution.directMaxPool2Applies(conv))
-        #expect(Convolution.directMaxPool2Pays(conv) == (outW >= 16))
+        #expect(conv.outW == outW)
+        if PackedMatrix.isSupported {
+            // With AVX-512 off (scripts/test's second run) neither takes the fused kernel.
+            #expect(Convolution.directMaxPool2Applies(conv))
+            #expect(Convolution.directMaxPool2Pays(conv) == (outW >= 16))
+        }
         var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: x.shape))],
                       outputs: [ValueInfo(name: "y", type: nil)], nodes: [
                           Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"]),
