@@ -203,15 +203,16 @@ import Testing
     }
 
     /// Requantize of int32 sums in integers (`IntegerRequantize.Fixed`): random Q31 multipliers
-    /// and shifts per channel, widths on and off the sixteen-lane vectors (1, 15, 16, 17, 33, 37), sums up to and
-    /// past the 2^21 bound of the integer path (those take the float64 chain) in the same
-    /// vectors, every activation: equal to the chain run node by node (AVX-512 and the portable
-    /// loop) and, for sums inside the bound, to TFLite's rule in Int64.
+    /// and shifts per channel, widths on and off the sixteen-lane vectors (1, 15, 16, 17, 33, 37;
+    /// 16, 32 and 48 take the loop of sixty-four sums through the rows, narrowed in 16-bit lanes,
+    /// 48 × 18 with a tail of 32), sums up to and past the 2^21 bound of the integer path (those
+    /// take the float64 chain) in the same vectors, every activation: equal to the chain run node
+    /// by node (AVX-512 and the portable loop) and, for sums inside the bound, to TFLite's rule in Int64.
     @Test(arguments: ["", "Relu", "Clip"])
     func requantizeInIntegersIsTheChainAndTFLite(activation: String) throws {
-        // The last two shift no channel left (the vector loop's other instance: no limit loads).
+        // (16, 33) shift no channel left (the vector loops' other instance: no limit loads).
         for (c, output, seed, shiftsLeft) in [(1, DType.int8, 1, true), (15, .uint8, 2, true), (17, .int8, 3, true), (37, .uint8, 4, true),
-                                              (16, .int8, 5, false), (33, .uint8, 6, false)] {
+                                              (16, .int8, 5, false), (33, .uint8, 6, false), (32, .uint8, 7, true), (48, .int8, 8, true)] {
             var s = UInt64(seed) &* 0x9E37_79B9_7F4A_7C15
             func next() -> UInt64 { s = s &* 6364136223846793005 &+ 1442695040888963407; return s >> 11 }
             let shifts = (0..<c).map { _ in shiftsLeft ? Int(next() % 3) : 0 }

@@ -78,6 +78,8 @@ typedef struct {
 /// ((x << shift_left)·multiplier + 2^30) >> 31, shift_right), out = saturate(clamp(u, lo, hi) +
 /// zero). A group of sixteen with a sum at or past its limit runs `dlk_requantize` with the
 /// float64 constants instead. Equal to `dlk_requantize` when its real_scale equals y_scale.
+/// With AVX-512 BW and a width that is a multiple of 16, sixty-four sums at a time through the
+/// rows, the last steps in 16-bit lanes (the same bytes).
 void dlk_requantize_q31(const int32_t *x, long rows, long width, const dlk_q31 *q, const double *left, const double *multiplier,
                         const double *right, float real_scale, float lo, float hi, float y_scale, double zero, int is_signed, void *out);
 
