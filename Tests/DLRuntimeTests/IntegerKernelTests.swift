@@ -257,6 +257,32 @@ import Testing
         }
     }
 
+    /// The integer form of a requantization is kept per set of constant tensors: two models of
+    /// the same width and scales but other multipliers, run by turns, each keep their own.
+    @Test func requantizeKeepsEachModelsOwnConstants() throws {
+        let c = 16, rows = 3
+        func model(_ k: Int) -> Graph {
+            let multiplier: [Double] = (0..<c).map { (j: Int) -> Double in
+                let q: Int = (1 << 30) + 7_919 * (j + 1) * (k + 1)
+                return Double(q) / 2_147_483_648
+            }
+            let right = [Double](repeating: 1.0 / Double(1 << (k + 2)), count: c)
+            return Self.chain(c: c, left: true, activation: "", output: .int8, wideInput: false, rows: rows,
+                              constants: (left: [Double](repeating: 1, count: c), multiplier: multiplier, right: right))
+        }
+        let graphs = [model(0), model(1)]
+        let sums: [Int32] = (0..<(2 * rows * c)).map { (i: Int) -> Int32 in Int32(i * 977 % 20_011) - 10_000 }
+        let x = Tensor(shape: [2, rows, c], scalars: sums)
+        let wants = try graphs.map { try runNodeByNode($0, ["x": x])["y"] }
+        #expect(wants[0] != wants[1])
+        let executors = try graphs.map { try Executor(graph: $0) }
+        for round in 0..<2 {
+            for (k, e) in executors.enumerated() {
+                #expect(try e.run(["x": x])["y"] == wants[k], "model \(k), round \(round)")
+            }
+        }
+    }
+
     /// An 8-bit ADD/SUB's raw sum, Add or Sub of two FixedPointMultiply results: one
     /// `FixedPointAdd` equal to the two multiplies and the Add run node by node, for int8 and
     /// uint8, the byte tables (one shape) and the ops it replaces (a broadcast operand).

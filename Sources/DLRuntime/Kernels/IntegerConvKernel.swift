@@ -77,13 +77,12 @@ enum IntegerConvKernel {
                 var b = bias?.scalars(as: Int32.self) ?? []
                 if b.count == 1 { b = [Int32](repeating: b[0], count: p.m) }
                 if requantized {
-                    // The constants checked against one row of sums (the sums themselves live in scratch).
-                    let f = try RequantizeKernel.FixedPoint(ctx, x: Tensor(zeros: .int32, shape: [p.m]), base: 4)
+                    // The constants for one row of sums (the sums themselves live in scratch).
                     let (scales, outType) = try RequantizeKernel.outputScales(ctx, base: 4)
                     let out = ctx.makeOutput(outType, shape: shape)
                     guard out.elementCount > 0 else { return [out] }
-                    let (l, mm, r) = f.constants(width: p.m)
-                    let fixed = IntegerRequantize.Fixed(left: l, multiplier: mm, right: r, scales)
+                    let form = try RequantizeKernel.integerForm(ctx, width: p.m, base: 4, scales: scales)
+                    let (fixed, l, mm, r) = (form.fixed, form.left, form.multiplier, form.right)
                     // The int32 sums in a kept scratch buffer (MobileNetV2's first expansion makes 4.8 MB
                     // of them: a fresh allocation faulted its pages in on every run).
                     let count = out.elementCount
@@ -202,46 +201,26 @@ enum IntegerConvKernel {
         return done ? out : nil
     }
 
-    /// Packed weights by the storage they were packed from: a plan's constant weights are packed
-    /// on its first run, not on every run. An entry holds its storage weakly and goes when the
-    /// storage has (with it the model that held it), so the cache keeps nothing alive.
-    final class PackCache: @unchecked Sendable {
-        private struct Entry {
-            weak var source: TensorStorage?
-            let signed: Bool
-            let zeroPoints: [Int32]
-            let packed: IntegerConvolution.Packed
-        }
-
-        private var entries: [ObjectIdentifier: [Entry]] = [:]
-        private let lock = NSLock()
-
-        func packed(_ w: Tensor, zeroPoints: [Int32], make: () -> IntegerConvolution.Packed?,
-                    matches: (IntegerConvolution.Packed) -> Bool) -> IntegerConvolution.Packed? {
-            let storage = w.sharedStorage, key = ObjectIdentifier(storage), signed = w.dtype == .int8
-            lock.lock()
-            let hit = entries[key]?.first { $0.source === storage && $0.signed == signed && $0.zeroPoints == zeroPoints && matches($0.packed) }
-            lock.unlock()
-            if let hit { return hit.packed }
-            guard let made = make() else { return nil }
-            lock.lock()
-            // Entries whose storage is gone leave with this insertion.
-            entries = entries.filter { !$0.value.allSatisfy { $0.source == nil } }
-            entries[key, default: []].append(Entry(source: storage, signed: signed, zeroPoints: zeroPoints, packed: made))
-            lock.unlock()
-            return made
-        }
+    /// What packed 8-bit weights depend on besides their bytes.
+    struct PackKey: Equatable {
+        let signed: Bool
+        let zeroPoints: [Int32]
+        let m, cg, kh, kw, group: Int
+        let columns: Bool
     }
 
-    static let packs = PackCache()
+    /// Packed weights by the storage they were packed from: a plan's constant weights are packed
+    /// on its first run, not on every run.
+    static let packs = StorageCache<PackKey, IntegerConvolution.Packed>()
 
     /// `w` packed for `p` (`columns`: w is a [C, M] matrix), from the cache when the same
     /// weights were packed before.
     static func packedWeights(_ w: Tensor, zeroPoints: [Int32], geometry p: IntegerConvolution.Geometry,
                               columns: Bool = false) -> IntegerConvolution.Packed? {
-        packs.packed(w, zeroPoints: zeroPoints, make: {
+        let key = PackKey(signed: w.dtype == .int8, zeroPoints: zeroPoints, m: p.m, cg: p.cg, kh: p.kh, kw: p.kw, group: p.group, columns: columns)
+        return packs.value(for: [w.sharedStorage], key: key) {
             w.withUnsafeBytes { IntegerConvolution.Packed(weights: $0, signed: w.dtype == .int8, wZero: zeroPoints, geometry: p, columns: columns) }
-        }, matches: { $0.m == p.m && $0.cg == p.cg && $0.kh == p.kh && $0.kw == p.kw && $0.group == p.group && $0.columns == columns })
+        }
     }
 
     /// The sizes of one 2-D grouped convolution.
