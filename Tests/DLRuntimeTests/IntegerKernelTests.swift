@@ -378,6 +378,9 @@ import Testing
         Conv(n: 2, c: 48, h: 40, w: 37, m: 48, kh: 3, kw: 3, stride: 1, padBegin: 1, padEnd: 1, dilation: 1, group: 48),
         Conv(n: 1, c: 32, h: 48, w: 45, m: 40, kh: 1, kw: 1, stride: 1, padBegin: 0, padEnd: 0, dilation: 1, group: 1),
         Conv(n: 1, c: 8, h: 50, w: 41, m: 24, kh: 3, kw: 3, stride: 1, padBegin: 1, padEnd: 1, dilation: 1, group: 1),
+        // Patch rows copied a kernel row at a time: an RGB first layer, and runs of 72 bytes.
+        Conv(n: 1, c: 3, h: 11, w: 13, m: 32, kh: 3, kw: 3, stride: 2, padBegin: 0, padEnd: 1, dilation: 1, group: 1),
+        Conv(n: 1, c: 24, h: 6, w: 7, m: 8, kh: 3, kw: 3, stride: 1, padBegin: 1, padEnd: 1, dilation: 1, group: 1),
     ]
 
     /// Transpose to NCHW, ConvInteger, transpose back and an int32 bias, as DLTFLite writes an
