@@ -39,8 +39,11 @@ static inline int32_t dlk_four_bytes(const uint8_t *p) {
 }
 
 // NP panels (16·NP columns) of four rows of A: each step broadcasts four bytes of each row and
-// adds the four products of each column (vpdpbusd), then the offsets go on at the store.
-#define DLK_GEMM_ROWS(R, NP)                                                                              \
+// adds the four products of each column (vpdpbusd), then the offsets go on at the store. The
+// bytes are broadcast from memory and flipped in the vector (a scalar xor first made each a move
+// from a general register); ROWTERM (a constant) says whether zero[q]·row_sums goes on too (one
+// 32-bit multiply per sixteen sums, most of the epilogue when there are no weight zero points).
+#define DLK_GEMM_ROWS(R, NP, ROWTERM)                                                                     \
     do {                                                                                                  \
         __m512i acc[R][NP];                                                                               \
         for (int r = 0; r < R; r++)                                                                       \
@@ -49,15 +52,15 @@ static inline int32_t dlk_four_bytes(const uint8_t *p) {
             __m512i b[NP];                                                                                \
             for (int q = 0; q < NP; q++) b[q] = _mm512_loadu_si512(bp + (size_t)q * k4 * 64 + (size_t)g * 64); \
             for (int r = 0; r < R; r++) {                                                                 \
-                __m512i av = _mm512_set1_epi32(dlk_four_bytes(a + (size_t)(i + r) * lda + 4 * g) ^ flip4);\
+                __m512i av = _mm512_xor_si512(_mm512_set1_epi32(dlk_four_bytes(a + (size_t)(i + r) * lda + 4 * g)), vflip); \
                 for (int q = 0; q < NP; q++) acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], av, b[q]);        \
             }                                                                                             \
         }                                                                                                 \
         for (int r = 0; r < R; r++) {                                                                     \
-            __m512i rs = _mm512_set1_epi32(row_sums ? row_sums[i + r] : 0);                               \
+            __m512i rs = _mm512_set1_epi32(ROWTERM ? row_sums[i + r] : 0);                                \
             for (int q = 0; q < NP; q++) {                                                                \
                 __m512i v = _mm512_add_epi32(acc[r][q], add[q]);                                          \
-                v = _mm512_sub_epi32(v, _mm512_mullo_epi32(zero[q], rs));                                 \
+                if (ROWTERM) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(zero[q], rs));                    \
                 _mm512_mask_storeu_epi32(c + (size_t)(i + r) * ldc + (p + q) * DLK_I8_PANEL, mask[q], v); \
             }                                                                                             \
         }                                                                                                 \
@@ -76,14 +79,19 @@ static inline int32_t dlk_four_bytes(const uint8_t *p) {
             zero[q] = col_zero ? _mm512_maskz_loadu_epi32(mask[q], col_zero + first) : _mm512_setzero_si512(); \
         }                                                                                                 \
         int i = 0;                                                                                        \
-        for (; i + 4 <= m; i += 4) DLK_GEMM_ROWS(4, NP);                                                  \
-        for (; i < m; i++) DLK_GEMM_ROWS(1, NP);                                                          \
+        if (row_sums) {                                                                                   \
+            for (; i + 4 <= m; i += 4) DLK_GEMM_ROWS(4, NP, 1);                                           \
+            for (; i < m; i++) DLK_GEMM_ROWS(1, NP, 1);                                                   \
+        } else {                                                                                          \
+            for (; i + 4 <= m; i += 4) DLK_GEMM_ROWS(4, NP, 0);                                           \
+            for (; i < m; i++) DLK_GEMM_ROWS(1, NP, 0);                                                   \
+        }                                                                                                 \
     } while (0)
 
 DLK_I8_TARGET void dlk_gemm_u8s8_offset(const uint8_t *a, long lda, const int8_t *packed_b, int m, int n, int k4,
                                         int32_t *c, long ldc, const int32_t *col_add, const int32_t *col_zero,
                                         const int32_t *row_sums, uint8_t a_flip) {
-    const int32_t flip4 = (int32_t)(0x01010101u * a_flip);
+    const __m512i vflip = _mm512_set1_epi8((char)a_flip);
     int panels = (n + DLK_I8_PANEL - 1) / DLK_I8_PANEL, p = 0;
     for (; p + 4 <= panels; p += 4) DLK_GEMM_PANELS(4);
     if (panels - p == 3) DLK_GEMM_PANELS(3);
