@@ -102,6 +102,13 @@ extension GradientRuleTests {
         try T.check([T.node("Slice", ["x", "st", "en", "ax", "sp"])], inputs: ["x": x],
                     initializers: ["st": Tensor(shape: [2], scalars: [Int64(1), -1]), "en": Tensor(shape: [2], scalars: [Int64(3), -5]),
                                    "ax": Tensor(shape: [2], scalars: [Int64(1), 2]), "sp": Tensor(shape: [2], scalars: [Int64(1), -2])], wrt: ["x"])
+        // Unit steps (pasted as a box), one of them with a negative start and no steps given.
+        try T.check([T.node("Slice", ["x", "st", "en", "ax", "sp"])], inputs: ["x": x],
+                    initializers: ["st": Tensor(shape: [2], scalars: [Int64(1), 1]), "en": Tensor(shape: [2], scalars: [Int64(3), 3]),
+                                   "ax": Tensor(shape: [2], scalars: [Int64(1), 2]), "sp": Tensor(shape: [2], scalars: [Int64(1), 1])], wrt: ["x"])
+        try T.check([T.node("Slice", ["x", "st", "en", "ax"])], inputs: ["x": x],
+                    initializers: ["st": Tensor(shape: [1], scalars: [Int64(-3)]), "en": Tensor(shape: [1], scalars: [Int64(100)]),
+                                   "ax": Tensor(shape: [1], scalars: [Int64(2)])], wrt: ["x"])
         try T.check([T.node("Gather", ["w", "i"])], inputs: ["i": Tensor(shape: [2, 2], scalars: [Int64(1), 0, 1, -1])],
                     initializers: ["w": T.randomTensor([3, 4], seed: 20)], wrt: ["w"])
         try T.check([T.node("ReduceMean", ["x", "ax"], ["y"], [Attribute(name: "keepdims", value: .int(0))])], inputs: ["x": x],
