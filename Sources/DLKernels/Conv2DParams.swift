@@ -98,7 +98,15 @@ public struct Conv2DParams: Hashable, Sendable {
     /// are the same bytes either way. Otherwise `self`.
     public var alongRows: Conv2DParams {
         if isPointwise, inH > 1, dilationH == 1, dilationW == 1 {
-            return Conv2DParams(batch: batch, inChannels: inChannels, inH: 1, inW: inH * inW, outChannels: outChannels,
+            // With under 32 output channels a group (too few for the workers to share them out),
+            // cut into up to 8 rows of whole 32-pixel tiles where the plane divides so: the same
+            // full tiles as one row, and rows the workers can share (MobileNetV2's 1 × 1
+            // convolutions onto 16 and 24 channels on 112 × 112 and 56 × 56 ran on one thread of
+            // two). More channels keep one row: sharing out the channels measured 2% faster
+            // than rows on YOLOv8n's 1 × 1 layers at 2 threads.
+            let plane = inH * inW, tiles = plane / 32
+            let rows = plane % 32 == 0 && outChannels / groups < 32 ? (2...8).reversed().first { tiles % $0 == 0 } ?? 1 : 1
+            return Conv2DParams(batch: batch, inChannels: inChannels, inH: rows, inW: plane / rows, outChannels: outChannels,
                                 kernelH: 1, kernelW: 1, groups: groups)
         }
         // A k×1 kernel at stride 1 never crosses a row boundary of the flattened plane: it is a 1-D

@@ -330,6 +330,32 @@ import Testing
         expectClose(fused, try Executor(graph: fed).run(["x": x, "r": r, "w": w])["y"], tolerance: 0, "packed against in place")
     }
 
+    /// A pointwise convolution with few output channels on a plane of whole 32-pixel tiles is
+    /// cut into rows of whole tiles (56 × 56: 7 rows of 448 pixels), so that two workers share it
+    /// out: the same bits on one worker and on two, and the float64 general kernel's values, with
+    /// a residual and an activation fused.
+    @Test func pointwiseConvolutionsWithFewChannelsSplitIntoRows() throws {
+        let p = Conv2DParams(batch: 1, inChannels: 24, inH: 56, inW: 56, outChannels: 16, kernelH: 1, kernelW: 1, groups: 1).alongRows
+        #expect(p.inH == 7 && p.inW == 448 && p.outH == 7)
+        #expect(Conv2DParams(batch: 1, inChannels: 24, inH: 28, inW: 28, outChannels: 16, kernelH: 1, kernelW: 1, groups: 1).alongRows.inH == 1)
+        let x = seededRandom([1, 24, 56, 56], seed: 91), w = seededRandom([16, 24, 1, 1], seed: 92)
+        let b = seededRandom([16], seed: 93), r = seededRandom([1, 16, 56, 56], seed: 94)
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [1, 24, 56, 56])),
+                                          ValueInfo(name: "r", type: TensorType(dtype: .float32, shape: [1, 16, 56, 56]))],
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: [
+                          Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"]),
+                          Node(opType: "Add", inputs: ["c", "r"], outputs: ["s"]),
+                          Node(opType: "Relu", inputs: ["s"], outputs: ["y"]),
+                      ], initializers: NamedTensors([("w", w), ("b", b)]))
+        g.metadata.opsetImports = [("", 17)]
+        let feeds = ["x": x, "r": r]
+        let one = try ParallelFor.withWorkerCount(1) { try Executor(graph: g).run(feeds)["y"] }
+        let two = try ParallelFor.withWorkerCount(2) { try Executor(graph: g).run(feeds)["y"] }
+        expectClose(one, two, tolerance: 0, "one worker against two")
+        expectClose(one, try runNodeByNode(g, feeds)["y"], tolerance: 1e-5, "pointwise in rows + residual + relu")
+        try compareWithGeneral(Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["y"]), [x, w, b], tolerance: 1e-5)
+    }
+
     /// Convolutions with a kernel whose output plane has under 32 pixels (silero-vad's 1-D
     /// convolutions of a few frames, its STFT's stride 128) run as the product of the im2col
     /// matrix and the weight packed as its panels: the plan packs the weight ("pixels"), and the
