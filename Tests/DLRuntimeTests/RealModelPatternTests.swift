@@ -300,6 +300,20 @@ import Testing
         expectClose(try Executor(graph: g).run(["x": x])["y"], try runNodeByNode(g, ["x": x])["y"], tolerance: 1e-5, "one pixel + hardsigmoid")
     }
 
+    /// relu(conv(x, w, b) + r), x and r graph inputs (r of the convolution's output shape, a
+    /// 1 × 1 convolution's), w and b initializers.
+    static func convAddRelu(x shape: [Int], w: Tensor, b: Tensor) -> Graph {
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: shape)),
+                                          ValueInfo(name: "r", type: TensorType(dtype: .float32, shape: [shape[0], w.shape[0]] + shape.dropFirst(2)))],
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: [
+                          Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"]),
+                          Node(opType: "Add", inputs: ["c", "r"], outputs: ["s"]),
+                          Node(opType: "Relu", inputs: ["s"], outputs: ["y"]),
+                      ], initializers: NamedTensors([("w", w), ("b", b)]))
+        g.metadata.opsetImports = [("", 17)]
+        return g
+    }
+
     /// Pointwise convolutions on planes the direct kernel's 32-pixel tiles fill poorly (7 × 7,
     /// 10 × 10, 14 × 14) run as the transposed product: against the float64 general kernel,
     /// with a residual and an activation fused, and with the weight packed as the product's
@@ -311,14 +325,7 @@ import Testing
         let b = seededRandom([70], seed: 73), r = seededRandom([2, 70, side, side], seed: 74)
         try compareWithGeneral(Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["y"]), [x, w, b], tolerance: 1e-5)
         try compareWithGeneral(Node(opType: "Conv", inputs: ["x", "w"], outputs: ["y"]), [x, w], tolerance: 1e-5)
-        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [2, 40, side, side])),
-                                          ValueInfo(name: "r", type: TensorType(dtype: .float32, shape: [2, 70, side, side]))],
-                      outputs: [ValueInfo(name: "y", type: nil)], nodes: [
-                          Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"]),
-                          Node(opType: "Add", inputs: ["c", "r"], outputs: ["s"]),
-                          Node(opType: "Relu", inputs: ["s"], outputs: ["y"]),
-                      ], initializers: NamedTensors([("w", w), ("b", b)]))
-        g.metadata.opsetImports = [("", 17)]
+        let g = Self.convAddRelu(x: x.shape, w: w, b: b)
         let (opt, _) = try GraphOptimizer.optimizeStrict(g)
         #expect(opt.nodes.map(\.opType) == ["FusedConvAdd"])
         let fused = try Executor(graph: g).run(["x": x, "r": r])["y"]
@@ -340,14 +347,7 @@ import Testing
         #expect(Conv2DParams(batch: 1, inChannels: 24, inH: 28, inW: 28, outChannels: 16, kernelH: 1, kernelW: 1, groups: 1).alongRows.inH == 1)
         let x = seededRandom([1, 24, 56, 56], seed: 91), w = seededRandom([16, 24, 1, 1], seed: 92)
         let b = seededRandom([16], seed: 93), r = seededRandom([1, 16, 56, 56], seed: 94)
-        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [1, 24, 56, 56])),
-                                          ValueInfo(name: "r", type: TensorType(dtype: .float32, shape: [1, 16, 56, 56]))],
-                      outputs: [ValueInfo(name: "y", type: nil)], nodes: [
-                          Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"]),
-                          Node(opType: "Add", inputs: ["c", "r"], outputs: ["s"]),
-                          Node(opType: "Relu", inputs: ["s"], outputs: ["y"]),
-                      ], initializers: NamedTensors([("w", w), ("b", b)]))
-        g.metadata.opsetImports = [("", 17)]
+        let g = Self.convAddRelu(x: x.shape, w: w, b: b)
         let feeds = ["x": x, "r": r]
         let one = try ParallelFor.withWorkerCount(1) { try Executor(graph: g).run(feeds)["y"] }
         let two = try ParallelFor.withWorkerCount(2) { try Executor(graph: g).run(feeds)["y"] }
