@@ -47,6 +47,7 @@ public enum TFLiteImporter {
         }
         var b = TFLiteGraphBuilder(model: model, subgraph: main, index: 0, used: UniqueNames())
         b.operatorBudget = operatorBudget
+        b.allocationLeft = allocationBudget
         return try b.build()
     }
 
@@ -151,6 +152,10 @@ struct TFLiteGraphBuilder {
     var translatedOps = 0
     /// How many `translatedOps` may reach (`TFLiteImporter.graph`'s `operatorBudget`).
     var operatorBudget = TFLiteImporter.defaultOperatorBudget
+    /// Bytes the translation may still allocate for constants it makes from shapes in the file
+    /// (`zeros`), in the whole import (`TFLiteImporter.graph`'s `allocationBudget`, less what
+    /// densified sparse tensors take).
+    var allocationLeft = Graph.defaultAllocationBudget
 
     /// A builder for subgraph `index` (0 the main one, whose tensors may take the signature's
     /// names), making names unique in `used` (shared by every subgraph's builder).
@@ -381,6 +386,22 @@ struct TFLiteGraphBuilder {
         let n = uniqueName(base)
         initializers.append((n, t))
         return n
+    }
+
+    /// A float32 constant of zeros of `shape` (taken from the file: a bias or initial state the
+    /// operator leaves out), charged to the allocation budget: a crafted shape must not make the
+    /// import allocate gigabytes (a fuzzed LSTM asked for 3.6 GB of initial state).
+    mutating func zeros(_ shape: [Int], for op: TFLiteOp, base: String) throws(TFLiteError) -> String {
+        var bytes = 4, overflow = false
+        for d in shape where !overflow {
+            guard d >= 0 else { throw fail(op, "a constant of negative size \(shape) would be made") }
+            (bytes, overflow) = bytes.multipliedReportingOverflow(by: d)
+        }
+        guard !overflow, bytes <= allocationLeft else {
+            throw fail(op, "its zero \(base.split(separator: "/").last.map(String.init) ?? "constant") of shape \(shape) is over the import's allocation budget (\(allocationLeft) bytes left)")
+        }
+        allocationLeft -= bytes
+        return addConstant(Tensor(zeros: .float32, shape: shape), base: base)
     }
 
     mutating func int64s(_ v: [Int], base: String) -> String {

@@ -103,3 +103,19 @@ extension TFLiteFixtureTests {
         }
     }
 }
+
+/// Constants the importer makes from shapes in the file are charged to its allocation budget:
+/// a fuzzed LSTM (Fuzz/corpus/tflite/oom-lstm-zero-state-3gb) declares a batch and width whose
+/// zero initial state is 3.6 GB; it is refused, naming the operator, not allocated.
+@Suite struct TFLiteAllocationBudgetTests {
+    @Test func zeroStatePastTheBudgetIsRefused() throws {
+        let path = TestPackage.root.appendingPathComponent("Fuzz/corpus/tflite/oom-lstm-zero-state-3gb").path
+        let model = try TFLiteModel(path: path)
+        #expect {
+            _ = try TFLiteImporter.graph(from: model, allocationBudget: 1 << 28)
+        } throws: { error in
+            "\(error)".contains("over the import's allocation budget") && "\(error)".contains("UNIDIRECTIONAL_SEQUENCE_LSTM")
+        }
+    }
+}
+

@@ -95,6 +95,7 @@ extension TFLiteGraphBuilder {
         b.active = active.union([index])
         b.translatedOps = translatedOps
         b.operatorBudget = operatorBudget
+        b.allocationLeft = allocationLeft
         for (k, i) in s.inputs.enumerated() where k < inputs.count { b.values[i] = inputs[k] }
         try b.translateOperators()
         var outs: [String] = []
@@ -102,6 +103,7 @@ extension TFLiteGraphBuilder {
         nodes += b.nodes
         initializers += b.initializers
         translatedOps = b.translatedOps
+        allocationLeft = b.allocationLeft
         return outs
     }
 

@@ -36,16 +36,15 @@ extension TFLiteGraphBuilder {
         for g in order {
             w.append(try input(op, 1 + g))
             r.append(try input(op, 5 + g))
-            bias.append(hasInput(op, 12 + g) ? try input(op, 12 + g)
-                        : addConstant(Tensor(zeros: .float32, shape: [units]), base: n + "/zero_bias"))
+            bias.append(hasInput(op, 12 + g) ? try input(op, 12 + g) : try zeros([units], for: op, base: n + "/zero_bias"))
         }
-        let zeros = addConstant(Tensor(zeros: .float32, shape: [4 * units]), base: n + "/recurrent_bias")
+        let recurrentBias = try zeros([4 * units], for: op, base: n + "/recurrent_bias")
         let axes0 = int64s([0], base: n + "/axes")
         let cat = { (b: inout TFLiteGraphBuilder, xs: [String], what: String) -> String in
             let c = b.emit("Concat", xs, [Attribute(name: "axis", value: .int(0))], base: n + "/" + what + "_concat")
             return b.emit("Unsqueeze", [c, axes0], base: n + "/" + what)
         }
-        let W = cat(&self, w, "W"), R = cat(&self, r, "R"), B = cat(&self, bias + [zeros], "B")
+        let W = cat(&self, w, "W"), R = cat(&self, r, "R"), B = cat(&self, bias + [recurrentBias], "B")
         let attrs = [Attribute(name: "hidden_size", value: .int(units)), Attribute(name: "layout", value: .int(timeMajor ? 0 : 1))]
         let y = emit("LSTM", [try input(op, 0), W, R, B], attrs, base: n + "/lstm")
         // Y is [seq, 1, batch, units] (time major) or [batch, seq, 1, units]: drop the direction axis.
@@ -75,7 +74,7 @@ extension TFLiteGraphBuilder {
         for g in gates {
             w.append(try input(op, 1 + g))
             r.append(try input(op, 5 + g))
-            bias[g] = hasInput(op, 12 + g) ? try input(op, 12 + g) : addConstant(Tensor(zeros: .float32, shape: [units]), base: n + "/zero_bias")
+            bias[g] = hasInput(op, 12 + g) ? try input(op, 12 + g) : try zeros([units], for: op, base: n + "/zero_bias")
             if layerNorm {
                 guard hasInput(op, 20 + g) else { throw fail(op, "is a layer-norm LSTM without coefficients for gate \(g) (input \(20 + g))") }
                 norms[g] = try input(op, 20 + g)
@@ -94,8 +93,8 @@ extension TFLiteGraphBuilder {
         let transB = [Attribute(name: "transB", value: .int(1))]
         let timeAxes = int64s([timeAxis], base: n + "/time_axis")
         let one = scalar(1, base: n + "/one")
-        var h = addConstant(Tensor(zeros: .float32, shape: [batch, outUnits]), base: n + "/h0")
-        var c = addConstant(Tensor(zeros: .float32, shape: [batch, units]), base: n + "/c0")
+        var h = try zeros([batch, outUnits], for: op, base: n + "/h0")
+        var c = try zeros([batch, units], for: op, base: n + "/c0")
         var hs: [String] = []
         let x = try input(op, 0)
         for t in 0..<steps {
