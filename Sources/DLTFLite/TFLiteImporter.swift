@@ -153,8 +153,8 @@ struct TFLiteGraphBuilder {
     /// How many `translatedOps` may reach (`TFLiteImporter.graph`'s `operatorBudget`).
     var operatorBudget = TFLiteImporter.defaultOperatorBudget
     /// Bytes the translation may still allocate for constants it makes from shapes in the file
-    /// (`zeros`), in the whole import (`TFLiteImporter.graph`'s `allocationBudget`, less what
-    /// densified sparse tensors take).
+    /// (`zeros`), in the whole import: `TFLiteImporter.graph`'s `allocationBudget` (densified
+    /// sparse tensors are checked against that budget on their own, before translating).
     var allocationLeft = Graph.defaultAllocationBudget
 
     /// A builder for subgraph `index` (0 the main one, whose tensors may take the signature's
