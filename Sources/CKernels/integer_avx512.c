@@ -331,14 +331,6 @@ DLK_REQ_TARGET static inline void dlk_requantize_q31_rows(const int32_t *x, long
     }
 }
 
-static pthread_once_t bw_once = PTHREAD_ONCE_INIT;
-static int bw_state = 0;
-
-static void detect_bw(void) {
-    __builtin_cpu_init();
-    bw_state = dlk_avx512_available() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-}
-
 #define DLK_REQ_BW_TARGET __attribute__((target("avx512f,avx512vl,avx512bw")))
 
 // dlk_requantize_q31 for rows whose width is a multiple of 16, sixty-four sums at a time through
@@ -406,8 +398,8 @@ DLK_REQ_TARGET void dlk_requantize_q31(const int32_t *x, long rows, long width, 
     int64_t low = (int64_t)q->lo + q->zero, high = (int64_t)q->hi + q->zero;
     int64_t floor = low > qmin ? low : qmin, ceiling = high < qmax ? high : qmax;
     if (floor > ceiling) floor = ceiling = high < qmin ? qmin : qmax;
-    pthread_once(&bw_once, detect_bw);
-    if (bw_state && width % 16 == 0) {
+    // AVX-512 allowed, with BW (vector level 2: BW, VL, DQ and CD besides F).
+    if (width % 16 == 0 && dlk_avx512_available() && dlk_cpu_vector_level() == 2) {
         if (q->any_left) {
             dlk_requantize_q31_packed(x, rows, width, q, 1, (int32_t)floor, (int32_t)ceiling, left, multiplier, right, real_scale, lo,
                                       hi, y_scale, zero, is_signed, out);
