@@ -31,6 +31,12 @@ enum ConvolutionOps {
                 let spatial = try spatialOutput(window, dims: dx, kernel: kernel, isPooling: false)
                 return [TensorType(dtype: x.dtype, dims: [dx[0], dw[0]] + spatial)]
             },
+            // int32 sums [N, M, spatial...]; the element types are the kernel's to check.
+            OpSchema("ConvInteger", inputs: 2...4) { ctx throws(GraphError) in
+                let window = try WindowAttributes(node: ctx.node)
+                let dims = try integerConvDims(window, x: ctx.inputTypes.first??.dims, w: ctx.inputTypes.count > 1 ? ctx.inputTypes[1]?.dims : nil)
+                return [TensorType(dtype: .int32, dims: dims)]
+            },
             pool("MaxPool", outputs: 1...2),
             pool("AveragePool", outputs: 1...1),
             OpSchema("GlobalAveragePool", inputs: 1...1) { ctx throws(GraphError) in
@@ -61,6 +67,14 @@ enum ConvolutionOps {
             let dims = Array(dx[0..<2]) + spatial
             return [TensorType(dtype: x.dtype, dims: dims), TensorType(dtype: .int64, dims: dims)]
         }
+    }
+
+    /// The output dims [N, M, spatial...] of an integer convolution of x [N, C, spatial...] by w
+    /// [M, C/group, k...] (ConvInteger's window), or nil while x's rank or the kernel is unknown.
+    static func integerConvDims(_ window: WindowAttributes, x: [Dim]?, w: [Dim]?) throws(GraphError) -> [Dim]? {
+        guard let dx = x, let dw = w, dx.count >= 3, dw.count == dx.count else { return nil }
+        guard let kernel = window.kernelShape ?? Array(dw.dropFirst(2)).concrete else { return nil }
+        return [dx[0], dw[0]] + (try spatialOutput(window, dims: dx, kernel: kernel, isPooling: false))
     }
 
     /// Output spatial dims: computed when the input's spatial dims are fixed, unknown otherwise.

@@ -1,6 +1,6 @@
 import DLTensor
 
-/// The spatial ops beyond Conv and the basic poolings: transposed, integer, deformable and
+/// The spatial ops beyond Conv, ConvInteger and the basic poolings: transposed, deformable and
 /// stateful causal convolution, Lp and global poolings, unpooling, resampling (Resize, Upsample,
 /// GridSample, AffineGrid, RoiAlign), NonMaxSuppression and the space/depth rearrangements.
 /// Their output types are decided at run time (arity from the newest ONNX spec of each op).
@@ -8,7 +8,6 @@ enum SpatialOps {
     static var schemas: [OpSchema] {
         [
             .windowed("ConvTranspose", inputs: 2...3),
-            .windowed("ConvInteger", inputs: 2...4),
             .windowed("DeformConv", inputs: 3...5),
             .windowed("Col2Im", inputs: 3...3),
             .runtimeShaped("CausalConvWithState", inputs: 2...4, outputs: 1...2),

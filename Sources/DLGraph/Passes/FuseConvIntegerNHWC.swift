@@ -78,13 +78,22 @@ package enum FuseConvIntegerNHWC: GraphPass {
 
     /// `ConvIntegerNHWC(x, w, x_zero_point, w_zero_point, bias[, Requantize's six])`: int32
     /// [N, OH, OW, M] from x [N, H, W, C] and w [M, C/group, KH, KW] with ConvInteger's window
-    /// attributes, or the requantized bytes (y_zero_point's type); the sizes, like ConvInteger's,
-    /// left to the kernel.
+    /// attributes, or the requantized bytes (y_zero_point's type). Sized as ConvInteger's output
+    /// with the channels moved last, so the steps after it keep their types in a plan.
     static var schema: OpSchema {
         OpSchema("ConvIntegerNHWC", inputs: 2...11) { ctx throws(GraphError) in
-            let window = ctx.node.attributes.filter { !["activation", "activation_alpha", "activation_beta"].contains($0.name) }
-            _ = try WindowAttributes(node: Node(opType: "ConvInteger", inputs: ctx.node.inputs, outputs: ctx.node.outputs, attributes: window))
-            return [TensorType(dtype: ctx.node.inputs.count > 5 ? try ctx.type(10).dtype : .int32, dims: nil)]
+            let attributes = ctx.node.attributes.filter { !["activation", "activation_alpha", "activation_beta"].contains($0.name) }
+            let window = try WindowAttributes(node: Node(opType: "ConvInteger", inputs: ctx.node.inputs, outputs: ctx.node.outputs,
+                                                         attributes: attributes))
+            let dtype = ctx.node.inputs.count > 5 ? try ctx.type(10).dtype : .int32
+            // x [N, H, W, C] seen as [N, C, H, W]; the sums [N, M, OH, OW] as [N, OH, OW, M].
+            var dims: [Dim]? = nil
+            if let dx = ctx.inputTypes.first??.dims, dx.count == 4,
+               let nchw = try ConvolutionOps.integerConvDims(window, x: [dx[0], dx[3], dx[1], dx[2]],
+                                                             w: ctx.inputTypes.count > 1 ? ctx.inputTypes[1]?.dims : nil) {
+                dims = [nchw[0], nchw[2], nchw[3], nchw[1]]
+            }
+            return [TensorType(dtype: dtype, dims: dims)]
         }
     }
 }

@@ -365,21 +365,46 @@ final class ExecutionPlan: Sendable {
     /// Ops whose output shape depends on the values of their data input, not only its shape.
     static let dataShaped: Set<String> = ["NonZero", "Unique", "Compress", "TopK"]
 
+    /// Inputs besides the first whose values never change an op's output shape, only their own
+    /// shapes do: indices (Gather's output is shaped by its indices, whatever they point at),
+    /// and a scatter's indices and updates.
+    static let shapeOnlyInputs: [String: Set<Int>] = [
+        "Gather": [1], "GatherElements": [1], "GatherND": [1],
+        "ScatterElements": [1, 2], "Scatter": [1, 2], "ScatterND": [1, 2],
+    ]
+
+    /// Ops typed at run time whose output shape is their inputs' shapes broadcast, whatever the
+    /// values: every input may be computed (a LayerNorm's `Max(epsilon, variance)`, an
+    /// attention mask's `And` and `Where`).
+    static let broadcasting: Set<String> = [
+        "Mod", "Pow", "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "And", "Or", "Xor",
+        "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "PRelu", "Max", "Min", "Sum", "Mean", "Where", "Clip",
+    ]
+
     /// The output types of a node typed at run time (Gather, Squeeze, Unsqueeze, Slice, Split...
-    /// whose schemas leave shapes to the kernel) when only its first input is computed and every
-    /// other input is constant: then the output shapes follow from the first input's shape alone,
-    /// so running the kernel once on zeros of that shape gives them for every run with these
-    /// input shapes. Later nodes (Shape of the result, Reshape targets) can then fold too, and
-    /// every step after a Split keeps its types (YOLOv8's C2f blocks left 206 of 209 steps
-    /// inferring per run).
+    /// whose schemas leave shapes to the kernel) when its computed inputs are the first and those
+    /// `shapeOnlyInputs` names (any, for the `broadcasting` ops), and every other input is constant: then the output shapes follow
+    /// from the computed inputs' shapes alone, so running the kernel once on zeros of those shapes
+    /// gives them for every run with these input shapes. Later nodes (Shape of the result, Reshape
+    /// targets) can then fold too, and every step after a Split keeps its types (YOLOv8's C2f
+    /// blocks left 206 of 209 steps inferring per run; an 8-bit softmax's table lookups, Gathers
+    /// of a constant table by computed indices, left the 90 steps after them inferring).
     static func probe(_ node: Node, kernel: Kernel, types: [String: TensorType], consts: [String: Tensor],
                       outTypes: [TensorType?], opset: Int?) -> [TensorType?]? {
         guard OpSet.isDefaultDomain(node), !dataShaped.contains(node.opType), !unfoldable.contains(node.opType),
-              !node.outputs.isEmpty, let first = node.input(0), let t0 = types[first], t0.dtype != .string,
-              let shape = t0.dims?.concrete, shape.reduce(1, *) <= 1 << 24,
-              node.inputs.dropFirst().allSatisfy({ $0.isEmpty || consts[$0] != nil }) else { return nil }
-        var inputs = node.inputs.map { $0.isEmpty ? nil : consts[$0] }
-        inputs[0] = Tensor(zeros: t0.dtype, shape: shape)
+              !node.outputs.isEmpty, node.input(0) != nil else { return nil }
+        let shapeOnly = shapeOnlyInputs[node.opType] ?? []
+        var inputs: [Tensor?] = []
+        var computed = 0
+        for (k, name) in node.inputs.enumerated() {
+            if name.isEmpty { inputs.append(nil); continue }
+            if let c = consts[name] { inputs.append(c); continue }
+            guard k == 0 || shapeOnly.contains(k) || broadcasting.contains(node.opType), let t = types[name], t.dtype != .string,
+                  let shape = t.dims?.concrete, let n = ShapeMath.elementCount(shape) else { return nil }
+            computed += n
+            guard computed <= 1 << 24 else { return nil }
+            inputs.append(Tensor(zeros: t.dtype, shape: shape))
+        }
         var ctx = KernelContext(node: node, inputs: inputs, outputTypes: outTypes)
         ctx.values = inputs.map { $0.map { GraphValue.tensor($0) } }
         ctx.opset = opset
