@@ -183,49 +183,51 @@ final class ExecutionPlan: Sendable {
                 pending.append((node, .subgraphs(value, subs, outer: outer), []))
                 continue
             }
-            guard let kernel = OpKernels.kernel(for: node), node.subgraphs.isEmpty else { return nil }
-            let present = node.inputs.filter { !$0.isEmpty }
-            let isDefault = OpSet.isDefaultDomain(node)
-            // Shape and Size of a value whose shape is known are constants of this plan.
-            if isDefault, node.opType == "Shape" || node.opType == "Size", let x = present.first,
-               let shape = types[x]?.dims?.concrete, let out = node.outputs.first, !out.isEmpty {
-                guard let value = Self.shapeOp(node, shape: shape) else { return nil }
-                consts[out] = value
-                types[out] = TensorType(dtype: value.dtype, shape: value.shape)
-                _ = slot(out)
-                folded += 1
-                continue
-            }
-            let outTypes: [TensorType?]
-            do { outTypes = try Graph.inferNode(node, types: types, values: consts) } catch { return nil }
-            let concrete = outTypes.count >= node.outputs.count
-                && zip(node.outputs, outTypes).allSatisfy { $0.0.isEmpty || $0.1?.dims?.concrete != nil }
-            if !Self.unfoldable.contains(node.opType), present.allSatisfy({ consts[$0] != nil }) {
-                // Every input is constant: evaluate now, with the output types a run would infer
-                // from these same values (nil for ops whose kernels size their own outputs).
-                var ctx = KernelContext(node: node, inputs: node.inputs.map { $0.isEmpty ? nil : consts[$0] }, outputTypes: outTypes)
-                ctx.values = ctx.inputs.map { $0.map { GraphValue.tensor($0) } }
-                ctx.opset = opset
-                if let results = try? kernel(ctx), results.count >= node.outputs.filter({ !$0.isEmpty }).count {
-                    for (name, t) in zip(node.outputs, results) where !name.isEmpty {
-                        consts[name] = t
-                        types[name] = TensorType(dtype: t.dtype, shape: t.shape)
-                        _ = slot(name)
-                    }
+            for node in Self.unfused(node, in: graph, types: types, consts: consts, packing: packs != nil) {
+                guard let kernel = OpKernels.kernel(for: node), node.subgraphs.isEmpty else { return nil }
+                let present = node.inputs.filter { !$0.isEmpty }
+                let isDefault = OpSet.isDefaultDomain(node)
+                // Shape and Size of a value whose shape is known are constants of this plan.
+                if isDefault, node.opType == "Shape" || node.opType == "Size", let x = present.first,
+                   let shape = types[x]?.dims?.concrete, let out = node.outputs.first, !out.isEmpty {
+                    guard let value = Self.shapeOp(node, shape: shape) else { return nil }
+                    consts[out] = value
+                    types[out] = TensorType(dtype: value.dtype, shape: value.shape)
+                    _ = slot(out)
                     folded += 1
                     continue
                 }
-                // A failing kernel stays a step: the run reports its error as unplanned runs do.
+                let outTypes: [TensorType?]
+                do { outTypes = try Graph.inferNode(node, types: types, values: consts) } catch { return nil }
+                let concrete = outTypes.count >= node.outputs.count
+                    && zip(node.outputs, outTypes).allSatisfy { $0.0.isEmpty || $0.1?.dims?.concrete != nil }
+                if !Self.unfoldable.contains(node.opType), present.allSatisfy({ consts[$0] != nil }) {
+                    // Every input is constant: evaluate now, with the output types a run would infer
+                    // from these same values (nil for ops whose kernels size their own outputs).
+                    var ctx = KernelContext(node: node, inputs: node.inputs.map { $0.isEmpty ? nil : consts[$0] }, outputTypes: outTypes)
+                    ctx.values = ctx.inputs.map { $0.map { GraphValue.tensor($0) } }
+                    ctx.opset = opset
+                    if let results = try? kernel(ctx), results.count >= node.outputs.filter({ !$0.isEmpty }).count {
+                        for (name, t) in zip(node.outputs, results) where !name.isEmpty {
+                            consts[name] = t
+                            types[name] = TensorType(dtype: t.dtype, shape: t.shape)
+                            _ = slot(name)
+                        }
+                        folded += 1
+                        continue
+                    }
+                    // A failing kernel stays a step: the run reports its error as unplanned runs do.
+                }
+                var stepTypes: [TensorType?]? = concrete ? outTypes : nil
+                if !concrete, let probed = Self.probe(node, kernel: kernel, types: types, consts: consts, outTypes: outTypes, opset: opset) {
+                    stepTypes = probed
+                }
+                for (name, t) in zip(node.outputs, stepTypes ?? []) where !name.isEmpty {
+                    if let t { types[name] = t }
+                }
+                for name in node.outputs where !name.isEmpty { _ = slot(name) }
+                pending.append((node, .tensors(kernel), stepTypes))
             }
-            var stepTypes: [TensorType?]? = concrete ? outTypes : nil
-            if !concrete, let probed = Self.probe(node, kernel: kernel, types: types, consts: consts, outTypes: outTypes, opset: opset) {
-                stepTypes = probed
-            }
-            for (name, t) in zip(node.outputs, stepTypes ?? []) where !name.isEmpty {
-                if let t { types[name] = t }
-            }
-            for name in node.outputs where !name.isEmpty { _ = slot(name) }
-            pending.append((node, .tensors(kernel), stepTypes))
         }
         for o in graph.outputs { _ = slot(o.name) }
 
@@ -360,6 +362,35 @@ final class ExecutionPlan: Sendable {
             out.append(t)
         }
         return out
+    }
+
+    /// `node` as this plan runs it for the types known so far: a FusedConvPool whose fused kernel
+    /// would not take them (it takes a float32 2-D convolution with packed weights and output
+    /// rows of at least 16 pixels: `Convolution.directMaxPool2Pays`) is its FusedConv and a
+    /// MaxPool. Its kernel would fall back to the two on every run, building and typing a
+    /// FusedConv node each time (a 12 x 12 TFLite CNN's: 20 us of its 49 us run).
+    static func unfused(_ node: Node, in graph: Graph, types: [String: TensorType], consts: [String: Tensor], packing: Bool) -> [Node] {
+        guard node.domain == FusedOps.domain, node.opType == "FusedConvPool", node.outputs.count == 1,
+              let out = node.outputs.first, !out.isEmpty else { return [node] }
+        if packing, let xName = node.input(0), let wName = node.input(1), consts[wName] != nil,
+           let x = types[xName], let w = types[wName], x.dtype == .float32, w.dtype == .float32,
+           let xs = x.dims?.concrete, let ws = w.dims?.concrete, xs.count == 4, ws.count == 4,
+           let window = try? WindowAttributes(node: node),
+           let g = try? window.geometry(input: Array(xs.dropFirst(2)), kernel: window.kernelShape ?? Array(ws.dropFirst(2)), isPooling: false),
+           g.kernel.count == 2 {
+            let p = Conv2DParams(batch: xs[0], inChannels: xs[1], inH: xs[2], inW: xs[3], outChannels: ws[0],
+                                 kernelH: g.kernel[0], kernelW: g.kernel[1], strideH: g.strides[0], strideW: g.strides[1],
+                                 padTop: g.padsBegin[0], padLeft: g.padsBegin[1], padBottom: g.padsEnd[0], padRight: g.padsEnd[1],
+                                 dilationH: g.dilations[0], dilationW: g.dilations[1], groups: window.group)
+            if Convolution.directMaxPool2Pays(p) { return [node] }
+        }
+        let names = Set(graph.nodes.flatMap { $0.inputs + $0.outputs } + graph.inputs.map(\.name)).union(graph.initializers.map { $0.0 })
+        var conv = out + "/conv"
+        while names.contains(conv) { conv += "'" }
+        return [Node(name: node.name, opType: "FusedConv", domain: FusedOps.domain, inputs: node.inputs, outputs: [conv],
+                     attributes: node.attributes, docString: node.docString),
+                Node(name: node.name + "/pool", opType: "MaxPool", inputs: [conv], outputs: [out],
+                     attributes: [Attribute(name: "kernel_shape", value: .ints([2, 2])), Attribute(name: "strides", value: .ints([2, 2]))])]
     }
 
     /// Ops whose output shape depends on the values of their data input, not only its shape.
