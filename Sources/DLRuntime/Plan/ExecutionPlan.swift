@@ -34,7 +34,9 @@ final class ExecutionPlan: Sendable {
         case subgraphs(ValueKernel, [String: [Executor]], outer: [(name: String, slot: Int)])
     }
 
-    struct Step: Sendable {
+    /// A class, not a struct: a run walks the steps once per run, and copying a struct of this
+    /// many references retained and released each of them per step (a fifth of a tiny model's run).
+    final class Step: Sendable {
         let node: Node
         let kernel: StepKernel
         /// Slot per node input; -1 for an input left out.
@@ -49,15 +51,21 @@ final class ExecutionPlan: Sendable {
         let release: [Int]
         /// The input (index) the output may overwrite, or -1: an elementwise op whose input of
         /// the output's type and shape dies here and is no graph input, output or constant.
-        var inPlace: Int = -1
+        let inPlace: Int
         /// Constant weights packed for this step's kernel (see ``WeightPacks``), or nil.
-        var packed: [PackedMatrix]? = nil
+        let packed: [PackedMatrix]?
         /// The node's window attributes, read once when the plan is built (window ops).
-        var window: WindowAttributes? = nil
+        let window: WindowAttributes?
         /// For a step whose output the plan places in its slab of a Concat's output.
-        var slab: SlabTarget? = nil
+        let slab: SlabTarget?
         /// For a Concat assembled in place (its inputs' slabs).
-        var assembly: ConcatAssembly? = nil
+        let assembly: ConcatAssembly?
+
+        init(node: Node, kernel: StepKernel, inputs: [Int], outputs: [Int], types: [TensorType?]?, inferred: InferredTypes?,
+             release: [Int], inPlace: Int, packed: [PackedMatrix]?, window: WindowAttributes?, slab: SlabTarget?, assembly: ConcatAssembly?) {
+            (self.node, self.kernel, self.inputs, self.outputs, self.types, self.inferred) = (node, kernel, inputs, outputs, types, inferred)
+            (self.release, self.inPlace, self.packed, self.window, self.slab, self.assembly) = (release, inPlace, packed, window, slab, assembly)
+        }
     }
 
     /// A step output's slab in the output of a Concat assembled in place.
