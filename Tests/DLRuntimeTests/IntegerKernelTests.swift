@@ -311,6 +311,57 @@ import Testing
         }
     }
 
+    /// The Requantize of an 8-bit ADD/SUB's sum joins the FixedPointAdd (eighteen inputs): its
+    /// bytes equal the FixedPointAdd and the Requantize run node by node, through the 256 x 256
+    /// byte table (8-bit inputs of one shape, one value per constant, each activation) and
+    /// through the sum and the Requantize (a broadcast operand, per-channel constants).
+    @Test(arguments: [DType.int8, .uint8])
+    func requantizedFixedPointAddIsTheUnfusedPair(_ type: DType) throws {
+        let cases: [([Int], Int, String, DType)] = [([2, 3, 37], 0, "Clip", .int8), ([2, 3, 37], 1, "", .uint8), ([2, 3, 37], 0, "Relu", .uint8),
+                                                    ([37], 0, "Clip", .int8), ([2, 3, 37], 1, "perChannel", .int8)]
+        for (shapeB, subtract, activation, output) in cases {
+            var initializers = NamedTensors()
+            func f64(_ name: String, _ v: [Double]) -> String {
+                initializers[name] = Tensor(shape: v.count == 1 ? [] : [v.count], scalars: v)
+                return name
+            }
+            let zeros: (Double, Double) = type == .int8 ? (-3, 11) : (128, 97)
+            func side(_ x: String, zero: Double, fraction: Double, right: Double, left: Bool) -> [String] {
+                [x, left ? f64(x + "_left", [2]) : "", f64(x + "_multiplier", [fraction]), f64(x + "_right", [right]),
+                 f64(x + "_offset", [zero]), f64(x + "_scale", [Double(1 << 20)])]
+            }
+            let perChannel = activation == "perChannel"
+            initializers["real_scale"] = Tensor(shape: [], scalars: [Float(0.0421)])
+            initializers["y_scale"] = Tensor(shape: [], scalars: [Float(0.0421)])
+            initializers["y_zero"] = output == .int8 ? Tensor(shape: [], scalars: [Int8(-7)]) : Tensor(shape: [], scalars: [UInt8(121)])
+            let requantize = ["", f64("multiplier", perChannel ? (0..<37).map { 0.5 + Double($0) / 100 } : [1_518_500_250 / 2_147_483_648]),
+                              f64("right", [1.0 / 1024]), "real_scale", "y_scale", "y_zero"]
+            var attributes = [Attribute(name: "subtract", value: .int(subtract))]
+            if !perChannel, !activation.isEmpty { attributes.append(Attribute(name: "activation", value: .string(activation))) }
+            if activation == "Clip" {
+                attributes += [Attribute(name: "activation_alpha", value: .float(-1.5)), Attribute(name: "activation_beta", value: .float(2))]
+            }
+            let sum = Node(name: "sum", opType: "FixedPointAdd", domain: "ai.dlkit",
+                           inputs: side("a", zero: zeros.0, fraction: 1_398_101_333 / 2_147_483_648, right: 1.0 / 2, left: false)
+                               + side("b", zero: zeros.1, fraction: 0.5, right: 1.0 / 8, left: true),
+                           outputs: ["s"], attributes: Array(attributes.prefix(1)))
+            let quantize = Node(name: "q", opType: "Requantize", domain: "ai.dlkit", inputs: ["s"] + requantize, outputs: ["y"],
+                                attributes: Array(attributes.dropFirst()))
+            let g = Graph(name: "add8", inputs: [ValueInfo(name: "a", type: TensorType(dtype: type, shape: [2, 3, 37])),
+                                                 ValueInfo(name: "b", type: TensorType(dtype: type, shape: shapeB))],
+                          outputs: [ValueInfo(name: "y", type: nil)], nodes: [sum, quantize], initializers: initializers)
+            let fused = GraphOptimizer.optimize(g).0
+            #expect(fused.nodes.map(\.opType) == ["FixedPointAdd"] && fused.nodes.first?.inputs.count == 18, "\(fused.nodes.map(\.opType))")
+            let a = Self.tensor(Self.bytes(2 * 3 * 37, seed: 15), signed: type == .int8, shape: [2, 3, 37])
+            let b = Self.tensor(Self.bytes(shapeB.reduce(1, *), seed: 16), signed: type == .int8, shape: shapeB)
+            let want = try #require(try runNodeByNode(g, ["a": a, "b": b])["y"])
+            #expect(want.dtype == output)
+            for round in 0..<2 {
+                try Self.expectOnBothPaths(g, ["a": a, "b": b], want) { "\(type) subtract \(subtract) \(activation) b \(shapeB) round \(round) avx512 \($0)" }
+            }
+        }
+    }
+
     /// An 8-bit MEAN's sum as DLTFLite writes it, ReduceSum(Sub(Cast<float64>(x), zero point)):
     /// one `CentredSum`, equal to the chain run node by node and to an Int64 reference, over odd
     /// shapes (1-wide axes, 37 channels), both keepdims, contiguous axes (the integer loop) and

@@ -153,6 +153,17 @@ package enum FuseRequantize: GraphPass {
                                attributes: [Attribute(name: "subtract", value: .int(n.opType == "Sub" ? 1 : 0))], docString: n.docString)
             remove.formUnion([a, b])
         }
+        // The Requantize of such a sum, its only reader: one FixedPointAdd with the Requantize's
+        // six constants after its twelve and its activation attributes, the quantized bytes out.
+        for (i, n) in graph.nodes.enumerated() where n.domain == FusedOps.domain && n.opType == "Requantize" && n.inputs.count == 7 {
+            guard replaced[i] == nil, !remove.contains(i), readers[n.inputs[0]] == 1, !outputs.contains(n.inputs[0]),
+                  let a = producer[n.inputs[0]], graph.nodes[a].domain == FusedOps.domain, graph.nodes[a].opType == "FixedPointAdd",
+                  graph.nodes[a].inputs.count == 12, replaced[a] == nil, !remove.contains(a) else { continue }
+            let add = graph.nodes[a]
+            replaced[i] = Node(name: add.name, opType: "FixedPointAdd", domain: FusedOps.domain, inputs: add.inputs + n.inputs.dropFirst(),
+                               outputs: n.outputs, attributes: add.attributes + n.attributes, docString: add.docString)
+            remove.insert(a)
+        }
         // An 8-bit MEAN's sum, ReduceSum(Sub(Cast<float64>(x), x_offset), axes) with constant
         // axes: `CentredSum(x, axes, x_offset)`, float64 as the chain (an integer sum for 8-bit x).
         for (i, n) in graph.nodes.enumerated() where OpSet.isDefaultDomain(n) && n.opType == "ReduceSum" && n.outputs.count == 1 {
@@ -181,13 +192,16 @@ package enum FuseRequantize: GraphPass {
     }
 
     /// `FixedPointAdd(a, a_left, a_multiplier, a_right, a_offset, a_scale, b, ...)`: the two
-    /// FixedPointMultiply results added (or subtracted, `subtract` 1), float64, broadcast.
+    /// FixedPointMultiply results added (or subtracted, `subtract` 1), float64, broadcast; with
+    /// six more inputs, a Requantize's (left, multiplier, right, real_scale, y_scale,
+    /// y_zero_point), the sum requantized: y_zero_point's type.
     static var fixedPointAddSchema: OpSchema {
-        OpSchema("FixedPointAdd", inputs: 12...12) { ctx throws(GraphError) in
+        OpSchema("FixedPointAdd", inputs: 12...18) { ctx throws(GraphError) in
             let a = try ctx.type(0), b = try ctx.type(6)
-            guard let da = a.dims, let db = b.dims else { return [TensorType(dtype: .float64, dims: nil)] }
+            let dtype = ctx.node.inputs.count == 18 ? try ctx.type(17).dtype : .float64
+            guard let da = a.dims, let db = b.dims else { return [TensorType(dtype: dtype, dims: nil)] }
             do throws(Broadcast.Mismatch) {
-                return [TensorType(dtype: .float64, dims: try Broadcast.dims(da, db))]
+                return [TensorType(dtype: dtype, dims: try Broadcast.dims(da, db))]
             } catch {
                 throw .shapeMismatch(node: ctx.node.displayName, reason: error.description)
             }

@@ -160,28 +160,100 @@ enum RequantizeKernel {
     /// u takes one of 256 values per input: each side's table holds the chain's u for every
     /// byte (`FixedPoint.quanta`, the scalar kernel's own arithmetic), and the sum is the float64
     /// sum of two table entries; anything else runs the ops it replaces.
+    ///
+    /// With a Requantize's six inputs after the twelve (and its activation attributes), the sum
+    /// requantized. The output byte then depends on the two input bytes alone: for 8-bit inputs
+    /// of one shape and one value per constant, it is one entry of a 256 x 256 table made once
+    /// per model (`byteTables`) by the Requantize kernel over every pair's sum, so the entries
+    /// are that kernel's bytes; anything else runs the sum and then the Requantize.
     static let fixedPointAdd: Kernel = { ctx throws(RuntimeError) in
-        let subtract = try ctx.int("subtract", 0) != 0
-        /// The sub-context of one FixedPointMultiply (inputs base ..< base + 6).
-        func side(_ base: Int) -> KernelContext {
-            let inputs = (base..<base + 6).map { ctx.optionalInput($0) }
-            let node = Node(name: ctx.node.name, opType: "FixedPointMultiply", domain: FusedOps.domain,
-                            inputs: ["x", "left", "multiplier", "right", "x_offset", "x_scale"], outputs: ctx.node.outputs)
-            var c = KernelContext(node: node, inputs: inputs, outputTypes: [nil])
+        guard ctx.inputCount > 12 else { return try fixedPointSum(ctx) }
+        let a = try ctx.input(0), b = try ctx.input(6)
+        guard ctx.inputCount == 18 else { throw ctx.fail("takes 12 inputs, or 18 with a Requantize's six, got \(ctx.inputCount)") }
+        let sumNode = Node(name: ctx.node.name, opType: "FixedPointAdd", domain: FusedOps.domain, inputs: Array(ctx.node.inputs.prefix(12)),
+                           outputs: ctx.node.outputs, attributes: ctx.node.attributes.filter { $0.name == "subtract" })
+        var sumContext = KernelContext(node: sumNode, inputs: Array(ctx.inputs.prefix(12)), outputTypes: [nil])
+        sumContext.opset = ctx.opset
+        /// The Requantize of `x` (the pairs' sums, or the sum of this run).
+        func requantized(_ x: Tensor) throws(RuntimeError) -> Tensor {
+            let node = Node(name: ctx.node.name, opType: "Requantize", domain: FusedOps.domain,
+                            inputs: ["x", "left", "multiplier", "right", "real_scale", "y_scale", "y_zero_point"], outputs: ctx.node.outputs,
+                            attributes: ctx.node.attributes.filter { $0.name != "subtract" })
+            var c = KernelContext(node: node, inputs: [x] + Array(ctx.inputs[12..<18]), outputTypes: [nil])
             c.opset = ctx.opset
-            return c
+            guard let y = try kernel(c).first else { throw ctx.fail("the requantization gave no output") }
+            return y
         }
-        let sa = side(0), sb = side(6)
-        let fa = try FixedPoint(sa, prefix: true), fb = try FixedPoint(sb, prefix: true)
-        /// u for each of the 256 bytes, indexed by the byte's bit pattern.
-        func table(_ f: FixedPoint) -> [Double]? {
-            guard f.x.dtype == .int8 || f.x.dtype == .uint8, f.left.count == 1, f.multiplier.count == 1, f.right.count == 1 else { return nil }
-            return (0..<256).map { (bits: Int) -> Double in
-                let v = f.x.dtype == .int8 ? Double(Int8(truncatingIfNeeded: bits)) : Double(bits)
-                return FixedPoint.quanta((v - f.offset) * f.scale, f.left[0], f.multiplier[0], f.right[0])
+        if a.shape == b.shape, (a.dtype == .int8 || a.dtype == .uint8), (b.dtype == .int8 || b.dtype == .uint8),
+           ctx.inputs[12...14].allSatisfy({ ($0?.elementCount ?? 1) == 1 }) {
+            let sources = ctx.inputs.enumerated().filter { ![0, 6].contains($0.offset) }.map { $0.element?.sharedStorage }
+            let key = ByteTableKey(subtract: try ctx.int("subtract", 0) != 0, activation: try ctx.string("activation", ""),
+                                   bounds: [try ctx.float("activation_alpha", -.infinity), try ctx.float("activation_beta", .infinity)].map(\.bitPattern),
+                                   a: a.dtype, b: b.dtype)
+            let table = try byteTables.value(for: sources, key: key) { () throws(RuntimeError) -> Tensor? in
+                guard let ta = byteTable(try FixedPoint(side(sumContext, 0), prefix: true)),
+                      let tb = byteTable(try FixedPoint(side(sumContext, 6), prefix: true)) else { return nil }
+                var sums = [Double](repeating: 0, count: 65536)
+                for hi in 0..<256 {
+                    for lo in 0..<256 { sums[hi << 8 | lo] = key.subtract ? ta[hi] - tb[lo] : ta[hi] + tb[lo] }
+                }
+                return try requantized(Tensor(shape: [65536], scalars: sums))
+            }
+            if let table {
+                let out = ctx.makeOutput(table.dtype, shape: a.shape)
+                a.withUnsafeBytes { pa in
+                    b.withUnsafeBytes { pb in
+                        table.withUnsafeBytes { t in
+                            out.withUnsafeMutableBytesInPlace { y in
+                                for i in 0..<y.count { y[i] = t[Int(pa[i]) << 8 | Int(pb[i])] }
+                            }
+                        }
+                    }
+                }
+                return [out]
             }
         }
-        if fa.x.shape == fb.x.shape, let ta = table(fa), let tb = table(fb) {
+        guard let sum = try fixedPointSum(sumContext).first else { throw ctx.fail("the sum gave no output") }
+        return [try requantized(sum)]
+    }
+
+    /// What a FixedPointAdd's byte table depends on besides its constant tensors: its attributes
+    /// (the activation's bounds by their bits) and the inputs' types.
+    struct ByteTableKey: Equatable {
+        let subtract: Bool
+        let activation: String
+        let bounds: [UInt32]
+        let a, b: DType
+    }
+
+    static let byteTables = StorageCache<ByteTableKey, Tensor>()
+
+    /// A FixedPointMultiply's u for every byte, indexed by the byte's bit pattern: nil unless x
+    /// is 8-bit and each constant one value.
+    static func byteTable(_ f: FixedPoint) -> [Double]? {
+        guard f.x.dtype == .int8 || f.x.dtype == .uint8, f.left.count == 1, f.multiplier.count == 1, f.right.count == 1 else { return nil }
+        return (0..<256).map { (bits: Int) -> Double in
+            let v = f.x.dtype == .int8 ? Double(Int8(truncatingIfNeeded: bits)) : Double(bits)
+            return FixedPoint.quanta((v - f.offset) * f.scale, f.left[0], f.multiplier[0], f.right[0])
+        }
+    }
+
+    /// The sub-context of one FixedPointMultiply of a FixedPointAdd (inputs base ..< base + 6).
+    static func side(_ ctx: KernelContext, _ base: Int) -> KernelContext {
+        let inputs = (base..<base + 6).map { ctx.optionalInput($0) }
+        let node = Node(name: ctx.node.name, opType: "FixedPointMultiply", domain: FusedOps.domain,
+                        inputs: ["x", "left", "multiplier", "right", "x_offset", "x_scale"], outputs: ctx.node.outputs)
+        var c = KernelContext(node: node, inputs: inputs, outputTypes: [nil])
+        c.opset = ctx.opset
+        return c
+    }
+
+    /// FixedPointAdd's sum (its first twelve inputs), float64.
+    static func fixedPointSum(_ ctx: KernelContext) throws(RuntimeError) -> [Tensor] {
+        let subtract = try ctx.int("subtract", 0) != 0
+        let sa = side(ctx, 0), sb = side(ctx, 6)
+        let fa = try FixedPoint(sa, prefix: true), fb = try FixedPoint(sb, prefix: true)
+        if fa.x.shape == fb.x.shape, let ta = byteTable(fa), let tb = byteTable(fb) {
             let out = ctx.makeOutput(.float64, shape: fa.x.shape)
             fa.x.withUnsafeBytes { a in
                 fb.x.withUnsafeBytes { b in
