@@ -236,6 +236,10 @@ func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
         (BroadcastCase(a: [2, 3, 4], b: []), [24], [1], [0]),
         (BroadcastCase(a: [1, 3, 1], b: [2, 1, 5]), [2, 3, 5], [0, 1, 0], [5, 0, 1]),
         (BroadcastCase(a: [1, 1], b: [1]), [], [], []),
+        (BroadcastCase(a: [1, 1], b: []), [], [], []),
+        (BroadcastCase(a: [1, 3, 1], b: [3, 1]), [3], [1], [1]),
+        (BroadcastCase(a: [1, 1, 6], b: [1]), [6], [1], [0]),
+        (BroadcastCase(a: [], b: [2, 1, 3]), [6], [0], [1]),
     ])
     func broadcastPlanMergesContiguousDimensions(_ c: BroadcastCase, dims: [Int], aStrides: [Int], bStrides: [Int]) throws {
         let plan = try BroadcastPlan(outShape: c.out, operands: [c.a, c.b])
@@ -267,6 +271,10 @@ func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
         // An operand may stretch to the output, never the output to an operand.
         #expect(throws: Broadcast.Mismatch.self) { try BroadcastPlan(outShape: [1, 3], operands: [[2, 3]]) }
         #expect(throws: Broadcast.Mismatch.self) { try BroadcastPlan(outShape: [3], operands: [[2, 3]]) }
+        // As many elements as the output, in another shape, or of higher rank.
+        #expect(throws: Broadcast.Mismatch.self) { try BroadcastPlan(outShape: [1, 3], operands: [[3, 1]]) }
+        #expect(throws: Broadcast.Mismatch.self) { try BroadcastPlan(outShape: [2, 3], operands: [[3, 2]]) }
+        #expect(throws: Broadcast.Mismatch.self) { try BroadcastPlan(outShape: [3], operands: [[2, 1, 3]]) }
     }
 
 }
