@@ -21,13 +21,13 @@ struct KernelRegistryTests {
     @Test func aSecondGeneralKernelForAnOpIsRefused() {
         var r = KernelRegistry()
         #expect(throws: KernelRegistry.Problem.duplicate("Relu")) {
-            try r.add([("Relu", Self.identity), ("Relu", Self.identity)])
+            try r.add([KernelEntry("Relu", Self.identity), KernelEntry("Relu", Self.identity)])
         }
     }
 
     @Test func aSecondFastVariantOrOneWithoutAGeneralKernelIsRefused() throws {
         var r = KernelRegistry()
-        try r.add([("Relu", Self.identity)])
+        try r.add([KernelEntry("Relu", Self.identity)])
         try r.addFast("Relu", takes: "float32") { _ throws(RuntimeError) in nil }
         #expect(throws: KernelRegistry.Problem.duplicateFast("Relu")) {
             try r.addFast("Relu", takes: "float32") { _ throws(RuntimeError) in nil }
@@ -39,11 +39,11 @@ struct KernelRegistryTests {
     /// The fast variant runs first; where it declines (nil) the general kernel runs.
     @Test func theGeneralKernelRunsWhereTheFastVariantDeclines() throws {
         var r = KernelRegistry()
-        try r.add([("Neg", { _ throws(RuntimeError) in [Tensor(shape: [1], scalars: [Float(1)])] })])
+        try r.add([KernelEntry("Neg", { _ throws(RuntimeError) in [Tensor(shape: [1], scalars: [Float(1)])] })])
         try r.addFast("Neg", takes: "float32") { ctx throws(RuntimeError) in
             try ctx.input(0).dtype == .float32 ? [Tensor(shape: [1], scalars: [Float(2)])] : nil
         }
-        let kernel = try #require(try r.table()["Neg"])
+        let kernel = try #require(try r.table()["Neg"]?.run)
         func run(_ x: Tensor) throws -> [Float] {
             let ctx = KernelContext(node: Node(opType: "Neg", inputs: ["x"], outputs: ["y"]), inputs: [x], outputTypes: [])
             return try kernel(ctx)[0].scalars(as: Float.self)

@@ -8,9 +8,9 @@ import DLTensor
 /// Attention (opsets 23–25), RotaryEmbedding and LinearAttention, computed in Double and
 /// rounded once on store.
 enum AttentionKernels {
-    static var all: [(String, Kernel)] {
-        [("Attention", attention), ("RotaryEmbedding", rotaryEmbedding), ("LinearAttention", linearAttention),
-         ("FlexAttention", flexAttention)]
+    static var all: [KernelEntry] {
+        [.init("Attention", attention), .init("RotaryEmbedding", rotaryEmbedding), .init("LinearAttention", linearAttention),
+         .init("FlexAttention", flexAttention)]
     }
 
     /// Q, K or V as [batch, heads, seq, headSize]; a 3-D [batch, seq, heads·headSize] input is

@@ -18,9 +18,9 @@ extension KernelContext {
 /// ConvTranspose, ConvInteger, DeformConv (2-D), Col2Im and CausalConvWithState. They compute
 /// in Double (exact for the integer forms) and round once on store.
 enum ConvFamilyKernels {
-    static var all: [(String, Kernel)] {
-        [("Conv", conv), ("ConvTranspose", convTranspose), ("ConvInteger", convInteger),
-         ("DeformConv", deformConv), ("Col2Im", col2Im), ("CausalConvWithState", causalConv)]
+    static var all: [KernelEntry] {
+        [.init("Conv", conv), .init("ConvTranspose", convTranspose), .init("ConvInteger", convInteger),
+         .init("DeformConv", deformConv), .init("Col2Im", col2Im), .init("CausalConvWithState", causalConv)]
     }
 
     /// For each output position, the (kernel offset, input offset) pairs that fall inside the

@@ -6,32 +6,32 @@ import DLTensor
 /// the DLKernels loops: fast variants (see ``KernelRegistry``) in front of the general kernels of
 /// `ConvFamilyKernels`, `PoolingKernels` and `NormalizationKernels`.
 enum ConvolutionKernels {
-    static var fast: [(String, String, FastKernel)] {
+    static var fast: [FastEntry] {
         let maxPool = pool(max: true), averagePool = pool(max: false)
         return [
-            ("Conv", "float32 X, W and B, rank 3 or 4", { ctx throws(RuntimeError) in
+            .init("Conv", "float32 X, W and B, rank 3 or 4", { ctx throws(RuntimeError) in
                 let x = try ctx.input(0), w = try ctx.input(1)
                 guard x.dtype == .float32, w.dtype == .float32, ctx.optionalInput(2).map({ $0.dtype == .float32 }) ?? true,
                       x.shape.count == 3 || x.shape.count == 4 else { return nil }
                 return try conv(ctx)
             }),
-            ("MaxPool", "float32 rank 3 or 4, storage_order 0, no Indices output", { ctx throws(RuntimeError) in
+            .init("MaxPool", "float32 rank 3 or 4, storage_order 0, no Indices output", { ctx throws(RuntimeError) in
                 let x = try ctx.input(0)
                 let wantsIndices = ctx.node.outputs.count > 1 && !ctx.node.outputs[1].isEmpty
                 guard x.dtype == .float32, !wantsIndices, x.shape.count == 3 || x.shape.count == 4,
                       (try ctx.int("storage_order", 0)) == 0 else { return nil }
                 return try maxPool(ctx)
             }),
-            ("AveragePool", "float32 rank 3 or 4", { ctx throws(RuntimeError) in
+            .init("AveragePool", "float32 rank 3 or 4", { ctx throws(RuntimeError) in
                 let x = try ctx.input(0)
                 guard x.dtype == .float32, x.shape.count == 3 || x.shape.count == 4 else { return nil }
                 return try averagePool(ctx)
             }),
-            ("GlobalAveragePool", "float32 whose output shape is known", { ctx throws(RuntimeError) in
+            .init("GlobalAveragePool", "float32 whose output shape is known", { ctx throws(RuntimeError) in
                 guard try ctx.input(0).dtype == .float32, ctx.outputTypes.first??.dims?.concrete != nil else { return nil }
                 return try globalAveragePool(ctx)
             }),
-            ("BatchNormalization", "inference mode, every input float32 of rank 2 or more, no statistics outputs", { ctx throws(RuntimeError) in
+            .init("BatchNormalization", "inference mode, every input float32 of rank 2 or more, no statistics outputs", { ctx throws(RuntimeError) in
                 let x = try ctx.input(0)
                 guard x.dtype == .float32, x.rank >= 2, try ctx.int("training_mode", 0) == 0,
                       ctx.inputs.dropFirst().allSatisfy({ $0?.dtype == .float32 }),
@@ -93,7 +93,7 @@ enum ConvolutionKernels {
         do throws(GraphError) { base.outputTypes = try Graph.inferNode(base.node, types: types, values: values) } catch {
             throw .node(ctx.node.displayName, error)
         }
-        guard let convKernel = OpKernels.table["Conv"], let y = try convKernel(base).first else {
+        guard let convKernel = OpKernels.table["Conv"]?.run, let y = try convKernel(base).first else {
             throw ctx.unsupported("no kernel for Conv")
         }
         return [try ctx.applyingFusedActivation(try ctx.runOp("Add", [y, r]))]

@@ -7,10 +7,10 @@ import DLTensor
 /// Ops that make tensors from shapes and attributes, convert types, and the integer ops with
 /// attributes of their own (Mod, BitShift).
 enum CreationKernels {
-    static var all: [(String, Kernel)] {
-        [("Cast", cast), ("CastLike", castLike), ("Shape", shape), ("Size", size),
-         ("ConstantOfShape", constantOfShape), ("Range", range), ("EyeLike", eyeLike), ("OneHot", oneHot),
-         ("Trilu", trilu), ("BitCast", bitCast), ("Mod", mod), ("BitShift", bitShift)]
+    static var all: [KernelEntry] {
+        [.init("Cast", cast), .init("CastLike", castLike), .init("Shape", shape), .init("Size", size),
+         .init("ConstantOfShape", constantOfShape), .init("Range", range), .init("EyeLike", eyeLike), .init("OneHot", oneHot),
+         .init("Trilu", trilu), .init("BitCast", bitCast), .init("Mod", mod), .init("BitShift", bitShift)]
     }
 
     static func dtype(_ ctx: KernelContext, code: Int) throws(RuntimeError) -> DType {

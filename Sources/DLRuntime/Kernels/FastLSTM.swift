@@ -15,8 +15,8 @@ import Synchronization
 /// kernel (`RecurrentKernels`, in Double).
 enum FastLSTM {
     /// The fast variant of LSTM (see ``KernelRegistry``), in front of `RecurrentKernels`' general one.
-    static var fast: [(String, String, FastKernel)] {
-        [("LSTM", "float32 in the exporters' form: default activations, no clip, peepholes or input_forget, layout 0, full-length sequences", run)]
+    static var fast: [FastEntry] {
+        [.init("LSTM", "float32 in the exporters' form: default activations, no clip, peepholes or input_forget, layout 0, full-length sequences", run)]
     }
 
     static func run(_ ctx: KernelContext) throws(RuntimeError) -> [Tensor]? {

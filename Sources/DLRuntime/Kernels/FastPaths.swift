@@ -6,15 +6,15 @@ import DLTensor
 /// kernel and anything else through the general kernels of the ops it fused.
 enum FastPaths {
     /// Kernels of the ops the graph passes introduce (`FusedOps`), keyed "domain:op".
-    static var fused: [(String, Kernel)] {
-        [("\(FusedOps.domain):FusedConv", fusedConv), ("\(FusedOps.domain):FusedGemm", fusedGemm),
-         ("\(FusedOps.domain):FusedMatMul", fusedMatMul),
-         ("\(FusedOps.domain):FusedAttention", FusedAttentionKernel.kernel),
-         ("\(FusedOps.domain):FusedConvAdd", ConvolutionKernels.fusedConvAdd),
-         ("\(FusedOps.domain):FusedConvPool", ConvolutionKernels.fusedConvPool),
-         ("\(FusedOps.domain):QuantizeDequantize", quantizeDequantize),
-         ("\(FusedOps.domain):LookupTable", lookupTable),
-         ("\(FusedOps.domain):OneHotMatMul", OneHotKernel.kernel)]
+    static var fused: [KernelEntry] {
+        [.init("\(FusedOps.domain):FusedConv", fusedConv), .init("\(FusedOps.domain):FusedGemm", fusedGemm),
+         .init("\(FusedOps.domain):FusedMatMul", fusedMatMul),
+         .init("\(FusedOps.domain):FusedAttention", FusedAttentionKernel.kernel),
+         .init("\(FusedOps.domain):FusedConvAdd", ConvolutionKernels.fusedConvAdd),
+         .init("\(FusedOps.domain):FusedConvPool", ConvolutionKernels.fusedConvPool),
+         .init("\(FusedOps.domain):QuantizeDequantize", quantizeDequantize),
+         .init("\(FusedOps.domain):LookupTable", lookupTable),
+         .init("\(FusedOps.domain):OneHotMatMul", OneHotKernel.kernel)]
     }
 
     /// The activation a fused node carries.
@@ -53,7 +53,7 @@ enum FastPaths {
     /// Runs the base op with its general kernel, then the activation's kernel on the result.
     static func unfused(_ ctx: KernelContext, opType: String) throws(RuntimeError) -> [Tensor] {
         let base = baseContext(ctx, opType: opType)
-        guard let k = OpKernels.table[opType] else { throw ctx.unsupported("no kernel for \(opType)") }
+        guard let k = OpKernels.table[opType]?.run else { throw ctx.unsupported("no kernel for \(opType)") }
         guard let first = try k(base).first else { throw ctx.fail("\(opType) gave no output") }
         return [try ctx.applyingFusedActivation(first)]
     }
@@ -175,7 +175,7 @@ extension KernelContext {
     /// Runs `op`'s general kernel on `inputs` as a step of this (fused) node, under its name and
     /// output types: the fallback path of fused kernels for inputs their fast path does not take.
     func runOp(_ op: String, _ inputs: [Tensor], _ attributes: [Attribute] = []) throws(RuntimeError) -> Tensor {
-        guard let k = OpKernels.table[op] else { throw unsupported("no kernel for \(op)") }
+        guard let k = OpKernels.table[op]?.run else { throw unsupported("no kernel for \(op)") }
         let node = Node(name: self.node.name, opType: op, inputs: inputs.indices.map { "x\($0)" },
                         outputs: self.node.outputs, attributes: attributes)
         var c = KernelContext(node: node, inputs: inputs, outputTypes: outputTypes)

@@ -5,7 +5,7 @@ import DLTensor
 /// `GraphValue`s; subgraphs run through `KernelContext.runSubgraph`, seeing the enclosing scope.
 enum FlowKernels {
     /// Tensor kernels of this family (strings, random, recurrent, text, ml, training, images).
-    static var all: [(String, Kernel)] {
+    static var all: [KernelEntry] {
         RecurrentKernels.all + StringKernels.all + MLKernels.all + ImageKernels.all
     }
 

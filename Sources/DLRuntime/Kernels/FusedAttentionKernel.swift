@@ -132,7 +132,7 @@ enum FusedAttentionKernel {
     /// guard, MatMul.
     static func unfused(_ ctx: KernelContext) throws(RuntimeError) -> [Tensor] {
         func run(_ op: String, _ inputs: [Tensor], attrs: [Attribute] = []) throws(RuntimeError) -> Tensor {
-            guard let k = OpKernels.table[op] else { throw ctx.unsupported("no kernel for \(op)") }
+            guard let k = OpKernels.table[op]?.run else { throw ctx.unsupported("no kernel for \(op)") }
             let node = Node(name: ctx.node.name, opType: op, inputs: inputs.indices.map { "x\($0)" },
                             outputs: ["y"], attributes: attrs)
             var types: [String: TensorType] = [:]

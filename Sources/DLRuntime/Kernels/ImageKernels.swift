@@ -5,7 +5,7 @@ import DLTensor
 /// ONNX's ImageDecoder (opset 20): encoded image bytes to an `[H, W, C]` uint8 tensor, through
 /// DLImage's decoders (every format the op lists: PNG, JPEG, BMP, PNM, TIFF, WebP, JPEG 2000).
 enum ImageKernels {
-    static var all: [(String, Kernel)] { [("ImageDecoder", decode)] }
+    static var all: [KernelEntry] { [.init("ImageDecoder", decode)] }
 
     /// `pixel_format` RGB (`[H, W, 3]`), BGR (`[H, W, 3]`, channels reversed) or Grayscale
     /// (`[H, W, 1]`, ITU-R 601-2 luma of the decoded RGB). Alpha is dropped; a gray image is

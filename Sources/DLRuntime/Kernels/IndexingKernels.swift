@@ -7,10 +7,10 @@ import DLTensor
 /// update), Compress and NonZero. Like the movement kernels, each computes the flat index of every
 /// element it copies, then gathers once.
 enum IndexingKernels {
-    static var all: [(String, Kernel)] {
-        [("Gather", gather), ("GatherElements", gatherElements), ("GatherND", gatherND),
-         ("ScatterElements", scatterElements), ("Scatter", scatterElements), ("ScatterND", scatterND),
-         ("TensorScatter", tensorScatter), ("Compress", compress), ("NonZero", nonZero)]
+    static var all: [KernelEntry] {
+        [.init("Gather", gather), .init("GatherElements", gatherElements), .init("GatherND", gatherND),
+         .init("ScatterElements", scatterElements), .init("Scatter", scatterElements), .init("ScatterND", scatterND),
+         .init("TensorScatter", tensorScatter), .init("Compress", compress), .init("NonZero", nonZero)]
     }
 
     /// Normalises an index against `size`; nil when out of range.

@@ -130,7 +130,7 @@ enum IntegerConvKernel {
         var c = KernelContext(node: conv, inputs: inputs, outputTypes: [nil])
         c.values = inputs.map { $0.map { GraphValue.tensor($0) } }
         c.opset = ctx.opset
-        guard let general = OpKernels.table["ConvInteger"] else { throw ctx.unsupported("no kernel for ConvInteger") }
+        guard let general = OpKernels.table["ConvInteger"]?.run else { throw ctx.unsupported("no kernel for ConvInteger") }
         var result = try fast(c)
         if result == nil { result = try general(c) }
         guard let sums = result?.first else { throw ctx.fail("ConvInteger gave no output") }

@@ -5,6 +5,31 @@ import DLTensor
 /// general kernel.
 typealias FastKernel = @Sendable (KernelContext) throws(RuntimeError) -> [Tensor]?
 
+/// An op's kernel as the kernel lists and tables keep it. A struct, not a tuple: a closure kept
+/// in a tuple or as a dictionary's value is stored in its most general form and taken out again
+/// through a reabstraction thunk. A kernel had gathered a dozen of them between the plan and its
+/// code, each copying the whole `KernelContext` (a fifth of a tiny op's step). A struct's
+/// closure field keeps the closure's own form.
+struct KernelEntry: Sendable {
+    let op: String
+    let run: Kernel
+
+    init(_ op: String, _ run: @escaping Kernel) {
+        (self.op, self.run) = (op, run)
+    }
+}
+
+/// A fast variant as its lists give it: the op, what it takes (in words), its kernel.
+struct FastEntry: Sendable {
+    let op: String
+    let takes: String
+    let run: FastKernel
+
+    init(_ op: String, _ takes: String, _ run: @escaping FastKernel) {
+        (self.op, self.takes, self.run) = (op, takes, run)
+    }
+}
+
 /// Op → kernel, one entry per op, built once (`OpKernels.table`).
 ///
 /// Every op has one general kernel, which takes every input the op allows. An op may also have
@@ -33,14 +58,14 @@ struct KernelRegistry {
         }
     }
 
-    private(set) var general: [String: Kernel] = [:]
+    private(set) var general: [String: KernelEntry] = [:]
     private(set) var fast: [String: Fast] = [:]
 
     /// Adds the general kernel of each op in `entries`.
-    mutating func add(_ entries: [(String, Kernel)]) throws(Problem) {
-        for (key, kernel) in entries {
-            guard general[key] == nil else { throw .duplicate(key) }
-            general[key] = kernel
+    mutating func add(_ entries: [KernelEntry]) throws(Problem) {
+        for e in entries {
+            guard general[e.op] == nil else { throw .duplicate(e.op) }
+            general[e.op] = e
         }
     }
 
@@ -51,11 +76,11 @@ struct KernelRegistry {
     }
 
     /// The kernels to run: per op, the fast variant in front of the general kernel.
-    func table() throws(Problem) -> [String: Kernel] {
+    func table() throws(Problem) -> [String: KernelEntry] {
         var t = general
         for (key, f) in fast {
             guard let g = general[key] else { throw .fastWithoutGeneral(key) }
-            t[key] = Self.kernel(f.kernel, inFrontOf: g)
+            t[key] = KernelEntry(key, Self.kernel(f.kernel, inFrontOf: g.run))
         }
         return t
     }

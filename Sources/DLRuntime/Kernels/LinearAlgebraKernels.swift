@@ -5,8 +5,8 @@ import DLTensor
 /// MatMul and Gemm beyond float32 (the OpenBLAS kernels in LinearKernels stay the float32
 /// path), Einsum, and Dropout with numpy-compatible seeded masks.
 enum LinearAlgebraKernels {
-    static var all: [(String, Kernel)] {
-        [("MatMul", matmul), ("Gemm", gemm), ("Einsum", einsum), ("Dropout", dropout)]
+    static var all: [KernelEntry] {
+        [.init("MatMul", matmul), .init("Gemm", gemm), .init("Einsum", einsum), .init("Dropout", dropout)]
     }
 
     static let matmul: Kernel = { ctx throws(RuntimeError) in

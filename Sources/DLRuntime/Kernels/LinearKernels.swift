@@ -5,13 +5,13 @@ import DLTensor
 /// Gemm and MatMul through OpenBLAS sgemm.
 enum LinearKernels {
     /// Fast variants (see ``KernelRegistry``) in front of `LinearAlgebraKernels`' general kernels.
-    static var fast: [(String, String, FastKernel)] {
-        [("Gemm", "float32 A, B and C", { ctx throws(RuntimeError) in
+    static var fast: [FastEntry] {
+        [.init("Gemm", "float32 A, B and C", { ctx throws(RuntimeError) in
             let a = try ctx.input(0), b = try ctx.input(1)
             guard a.dtype == .float32, b.dtype == .float32, (ctx.optionalInput(2)?.dtype ?? .float32) == .float32 else { return nil }
             return try gemm(ctx)
          }),
-         ("MatMul", "float32 A and B", { ctx throws(RuntimeError) in
+         .init("MatMul", "float32 A and B", { ctx throws(RuntimeError) in
             guard try ctx.input(0).dtype == .float32, try ctx.input(1).dtype == .float32 else { return nil }
             return try matmul(ctx)
          })]

@@ -7,16 +7,16 @@ import Foundation
 /// ai.onnx.preview.training optimizers (Adagrad, Adam, Momentum). Ops of other domains are keyed
 /// "domain:op" (see `OpKernels.key`).
 enum MLKernels {
-    static var all: [(String, Kernel)] {
-        [("RandomNormal", { ctx throws(RuntimeError) in try random(ctx, normal: true, like: false) }),
-         ("RandomUniform", { ctx throws(RuntimeError) in try random(ctx, normal: false, like: false) }),
-         ("RandomNormalLike", { ctx throws(RuntimeError) in try random(ctx, normal: true, like: true) }),
-         ("RandomUniformLike", { ctx throws(RuntimeError) in try random(ctx, normal: false, like: true) }),
-         ("Bernoulli", bernoulli),
-         ("ai.onnx.ml:LabelEncoder", labelEncoder), ("ai.onnx.ml:TreeEnsemble", treeEnsemble),
-         ("ai.onnx.ml:ArrayFeatureExtractor", arrayFeatureExtractor), ("ai.onnx.ml:Binarizer", binarizer),
-         ("ai.onnx.preview.training:Adagrad", adagrad), ("ai.onnx.preview.training:Adam", adam),
-         ("ai.onnx.preview.training:Momentum", momentum)]
+    static var all: [KernelEntry] {
+        [.init("RandomNormal", { ctx throws(RuntimeError) in try random(ctx, normal: true, like: false) }),
+         .init("RandomUniform", { ctx throws(RuntimeError) in try random(ctx, normal: false, like: false) }),
+         .init("RandomNormalLike", { ctx throws(RuntimeError) in try random(ctx, normal: true, like: true) }),
+         .init("RandomUniformLike", { ctx throws(RuntimeError) in try random(ctx, normal: false, like: true) }),
+         .init("Bernoulli", bernoulli),
+         .init("ai.onnx.ml:LabelEncoder", labelEncoder), .init("ai.onnx.ml:TreeEnsemble", treeEnsemble),
+         .init("ai.onnx.ml:ArrayFeatureExtractor", arrayFeatureExtractor), .init("ai.onnx.ml:Binarizer", binarizer),
+         .init("ai.onnx.preview.training:Adagrad", adagrad), .init("ai.onnx.preview.training:Adam", adam),
+         .init("ai.onnx.preview.training:Momentum", momentum)]
     }
 
     // MARK: random

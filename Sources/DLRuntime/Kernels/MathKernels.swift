@@ -8,8 +8,8 @@ import DLTensor
 /// broadcasting. Floats compute in Double and round once on store; integers in Int64 (wrapping,
 /// unsigned 64-bit by bit pattern where it matters).
 enum MathKernels {
-    static var all: [(String, Kernel)] {
-        var k: [(String, Kernel)] = []
+    static var all: [KernelEntry] {
+        var k: [KernelEntry] = []
         // Float functions of one argument; attributes read once per run.
         let floatUnary: [(String, @Sendable (KernelContext) throws(RuntimeError) -> (Double) -> Double)] = [
             ("Sqrt", { _ in { $0.squareRoot() } }), ("Exp", { _ in { exp($0) } }), ("Log", { _ in { log($0) } }),
@@ -50,7 +50,7 @@ enum MathKernels {
                 return { x in 0.5 * x * (1 + erf(x / 2.0.squareRoot())) } }),
         ]
         for (name, make) in floatUnary {
-            k.append((name, { ctx throws(RuntimeError) in
+            k.append(.init(name, { ctx throws(RuntimeError) in
                 let x = try ctx.input(0)
                 guard x.dtype.isFloatingPoint else { throw ctx.fail("\(name) needs a floating-point input, got \(x.dtype)") }
                 let f = try make(ctx)
@@ -69,7 +69,7 @@ enum MathKernels {
                         { x in Double(x) < -l ? x + Int64(bias) : Double(x) > l ? x - Int64(bias) : 0 }) }),
         ]
         for (name, make) in numericUnary {
-            k.append((name, { ctx throws(RuntimeError) in
+            k.append(.init(name, { ctx throws(RuntimeError) in
                 let x = try ctx.input(0)
                 let (f, g) = try make(ctx)
                 if x.dtype.isFloatingPoint { return [Tensor.fromDoubles(x.doubles().map(f), dtype: x.dtype, shape: x.shape)] }
@@ -78,29 +78,29 @@ enum MathKernels {
                 return [Tensor.fromInt64s(x.int64s().map(g), dtype: x.dtype, shape: x.shape)]
             }))
         }
-        k.append(("IsNaN", { ctx throws(RuntimeError) in
+        k.append(.init("IsNaN", { ctx throws(RuntimeError) in
             let x = try ctx.input(0)
             return [Tensor.fromBools(x.doubles().map(\.isNaN), shape: x.shape)]
         }))
-        k.append(("IsInf", { ctx throws(RuntimeError) in
+        k.append(.init("IsInf", { ctx throws(RuntimeError) in
             let x = try ctx.input(0)
             let neg = try ctx.int("detect_negative", 1) != 0, pos = try ctx.int("detect_positive", 1) != 0
             return [Tensor.fromBools(x.doubles().map { $0.isInfinite && ($0 > 0 ? pos : neg) }, shape: x.shape)]
         }))
-        k.append(("Not", { ctx throws(RuntimeError) in
+        k.append(.init("Not", { ctx throws(RuntimeError) in
             let x = try ctx.input(0)
             return [Tensor.fromBools(x.bools().map { !$0 }, shape: x.shape)]
         }))
-        k.append(("BitwiseNot", { ctx throws(RuntimeError) in
+        k.append(.init("BitwiseNot", { ctx throws(RuntimeError) in
             let x = try ctx.input(0)
             guard x.dtype.isInteger else { throw ctx.fail("BitwiseNot needs an integer input, got \(x.dtype)") }
             return [Tensor.fromInt64s(x.int64s().map { ~$0 }, dtype: x.dtype, shape: x.shape)]
         }))
-        k.append(("Clip", clip))
-        for (name, op) in binaryOps { k.append((name, binaryKernel(name, op))) }
-        for name in ["Max", "Min", "Sum", "Mean"] { k.append((name, variadic(name))) }
-        k.append(("Where", whereKernel))
-        k.append(("SwiGLU", { ctx throws(RuntimeError) in
+        k.append(.init("Clip", clip))
+        for (name, op) in binaryOps { k.append(.init(name, binaryKernel(name, op))) }
+        for name in ["Max", "Min", "Sum", "Mean"] { k.append(.init(name, variadic(name))) }
+        k.append(.init("Where", whereKernel))
+        k.append(.init("SwiGLU", { ctx throws(RuntimeError) in
             let a = try ctx.input(0), b = try ctx.input(1)
             guard a.shape == b.shape, a.dtype == b.dtype, a.dtype.isFloatingPoint else {
                 throw ctx.fail("A and B must be floats of one type and shape, got \(a.dtype)\(a.shape) and \(b.dtype)\(b.shape)")
@@ -109,7 +109,7 @@ enum MathKernels {
             let x = a.doubles(), y = b.doubles()
             return [Tensor.fromDoubles((0..<x.count).map { x[$0] * sigmoid(alpha * x[$0]) * y[$0] }, dtype: a.dtype, shape: a.shape)]
         }))
-        k.append(("Det", determinant))
+        k.append(.init("Det", determinant))
         return k
     }
 

@@ -7,10 +7,10 @@ import DLTensor
 /// the input element it copies, then gathers once. Indexed reads and writes (Gather, Scatter, ...)
 /// are `IndexingKernels`; TopK and Unique are `SortingKernels`.
 enum MovementKernels {
-    static var all: [(String, Kernel)] {
-        [("Squeeze", squeeze), ("Unsqueeze", unsqueeze), ("Split", split), ("Slice", slice),
-         ("Expand", expand), ("Tile", tile), ("Pad", pad), ("ReverseSequence", reverseSequence),
-         ("Identity", { ctx throws(RuntimeError) in [try ctx.input(0)] })]
+    static var all: [KernelEntry] {
+        [.init("Squeeze", squeeze), .init("Unsqueeze", unsqueeze), .init("Split", split), .init("Slice", slice),
+         .init("Expand", expand), .init("Tile", tile), .init("Pad", pad), .init("ReverseSequence", reverseSequence),
+         .init("Identity", { ctx throws(RuntimeError) in [try ctx.input(0)] })]
     }
 
     /// Axes from input `i` (older opsets' `axes` attribute is moved there on read: `NormalForm`).

@@ -10,11 +10,11 @@ import DLTensor
 /// outputs) over every float type, computed in Double and rounded once on store. float32
 /// BatchNormalization inference keeps the DLKernels loop.
 enum NormalizationKernels {
-    static var all: [(String, Kernel)] {
-        [("LayerNormalization", layerNorm(rms: false)), ("RMSNormalization", layerNorm(rms: true)),
-         ("GroupNormalization", groupNorm), ("InstanceNormalization", instanceNorm),
-         ("LpNormalization", lpNorm), ("MeanVarianceNormalization", meanVarianceNorm), ("LRN", lrn),
-         ("BatchNormalization", batchNorm)]
+    static var all: [KernelEntry] {
+        [.init("LayerNormalization", layerNorm(rms: false)), .init("RMSNormalization", layerNorm(rms: true)),
+         .init("GroupNormalization", groupNorm), .init("InstanceNormalization", instanceNorm),
+         .init("LpNormalization", lpNorm), .init("MeanVarianceNormalization", meanVarianceNorm), .init("LRN", lrn),
+         .init("BatchNormalization", batchNorm)]
     }
 
     /// A floating-point input as Doubles.

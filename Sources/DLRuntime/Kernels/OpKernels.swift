@@ -101,13 +101,13 @@ enum OpKernels {
         try r.add(ShapeKernels.all + MathKernels.all + MovementKernels.all + IndexingKernels.all + SortingKernels.all + ReduceKernels.all + CreationKernels.all
                   + NeuralKernels.all + PoolingKernels.all + ResizeKernels.all + ConvFamilyKernels.all
                   + SamplingKernels.all + RearrangeKernels.all + FlowKernels.all + FastPaths.fused)
-        for (op, takes, kernel) in ElementwiseKernels.fast + SelectKernels.fast + ConvolutionKernels.fast + LinearKernels.fast + FastLSTM.fast + QuantizeKernels.fast {
-            try r.addFast(op, takes: takes, kernel)
+        for f in ElementwiseKernels.fast + SelectKernels.fast + ConvolutionKernels.fast + LinearKernels.fast + FastLSTM.fast + QuantizeKernels.fast {
+            try r.addFast(f.op, takes: f.takes, f.run)
         }
         return r
     }
 
-    static let table: [String: Kernel] = {
+    static let table: [String: KernelEntry] = {
         // A duplicate is a programming error in this file's lists, found by the first test that runs a graph.
         do { return try registry().table() } catch { preconditionFailure("\(error)") }
     }()
@@ -127,8 +127,7 @@ enum OpKernels {
     }
 
     static func kernel(for node: Node) -> Kernel? {
-        let k = key(node)
-        return table[k]
+        table[key(node)]?.run
     }
 
     static func valueKernel(for node: Node) -> ValueKernel? { valueTable[key(node)] }

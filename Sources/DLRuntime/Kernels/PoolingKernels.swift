@@ -9,10 +9,10 @@ import DLTensor
 /// MaxUnpool. Float32 1-D/2-D MaxPool/AveragePool without Indices stay on the fast kernels of
 /// ConvolutionKernels; everything else computes in Double and rounds once on store.
 enum PoolingKernels {
-    static var all: [(String, Kernel)] {
-        [("MaxPool", maxPool), ("AveragePool", averagePool), ("LpPool", lpPool),
-         ("GlobalMaxPool", global(.max)), ("GlobalAveragePool", global(.average)), ("GlobalLpPool", global(.lp)),
-         ("MaxUnpool", maxUnpool)]
+    static var all: [KernelEntry] {
+        [.init("MaxPool", maxPool), .init("AveragePool", averagePool), .init("LpPool", lpPool),
+         .init("GlobalMaxPool", global(.max)), .init("GlobalAveragePool", global(.average)), .init("GlobalLpPool", global(.lp)),
+         .init("MaxUnpool", maxUnpool)]
     }
 
     /// The windows of a pooling: for each output position (row-major), the in-plane flat

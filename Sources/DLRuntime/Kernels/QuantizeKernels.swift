@@ -8,19 +8,19 @@ import DLTensor
 /// `ai.dlkit.Requantize` and `FixedPointMultiply` (`RequantizeKernel`), ConvInteger's
 /// integer fast variant and the channels-last `ai.dlkit.ConvIntegerNHWC` (`IntegerConvKernel`).
 enum QuantizeKernels {
-    static var all: [(String, Kernel)] {
-        [("QuantizeLinear", quantize), ("DequantizeLinear", dequantize), ("DynamicQuantizeLinear", dynamicQuantize),
-         ("MatMulInteger", matmulInteger), ("QLinearMatMul", qlinearMatMul), ("QLinearConv", qlinearConv),
-         ("\(FusedOps.domain):Requantize", RequantizeKernel.kernel),
-         ("\(FusedOps.domain):FixedPointMultiply", RequantizeKernel.fixedPointMultiply),
-         ("\(FusedOps.domain):CentredSum", RequantizeKernel.centredSum),
-         ("\(FusedOps.domain):FixedPointAdd", RequantizeKernel.fixedPointAdd),
-         ("\(FusedOps.domain):ConvIntegerNHWC", IntegerConvKernel.nhwc)]
+    static var all: [KernelEntry] {
+        [.init("QuantizeLinear", quantize), .init("DequantizeLinear", dequantize), .init("DynamicQuantizeLinear", dynamicQuantize),
+         .init("MatMulInteger", matmulInteger), .init("QLinearMatMul", qlinearMatMul), .init("QLinearConv", qlinearConv),
+         .init("\(FusedOps.domain):Requantize", RequantizeKernel.kernel),
+         .init("\(FusedOps.domain):FixedPointMultiply", RequantizeKernel.fixedPointMultiply),
+         .init("\(FusedOps.domain):CentredSum", RequantizeKernel.centredSum),
+         .init("\(FusedOps.domain):FixedPointAdd", RequantizeKernel.fixedPointAdd),
+         .init("\(FusedOps.domain):ConvIntegerNHWC", IntegerConvKernel.nhwc)]
     }
 
     /// The integer fast variants, each with what it takes.
-    static var fast: [(String, String, FastKernel)] {
-        [("ConvInteger", "2-D int8/uint8 X and W; X's zero point one value, W's one or one per output channel", IntegerConvKernel.fast)]
+    static var fast: [FastEntry] {
+        [.init("ConvInteger", "2-D int8/uint8 X and W; X's zero point one value, W's one or one per output channel", IntegerConvKernel.fast)]
     }
 
     /// The integer range of a quantised type.
@@ -197,7 +197,7 @@ enum QuantizeKernels {
         var c = KernelContext(node: node, inputs: inputs, outputTypes: [TensorType(dtype: .float32, shape: shape)])
         c.values = inputs.map { .tensor($0) }
         c.opset = ctx.opset
-        guard let kernel = OpKernels.table["Conv"], let conv = try kernel(c).first else { throw ctx.fail("Conv gave no output") }
+        guard let kernel = OpKernels.table["Conv"]?.run, let conv = try kernel(c).first else { throw ctx.fail("Conv gave no output") }
         return try ctx.runOp("QuantizeLinear", [conv, yScale, yz])
     }
 

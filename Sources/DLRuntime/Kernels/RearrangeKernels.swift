@@ -4,8 +4,8 @@ import DLTensor
 /// Pure rearrangements of spatial data: DepthToSpace, SpaceToDepth and CenterCropPad. They move
 /// elements of any dtype without arithmetic (by gathering flat indices).
 enum RearrangeKernels {
-    static var all: [(String, Kernel)] {
-        [("DepthToSpace", depthToSpace), ("SpaceToDepth", spaceToDepth), ("CenterCropPad", centerCropPad)]
+    static var all: [KernelEntry] {
+        [.init("DepthToSpace", depthToSpace), .init("SpaceToDepth", spaceToDepth), .init("CenterCropPad", centerCropPad)]
     }
 
     static func blocksize(_ ctx: KernelContext, _ x: Tensor) throws(RuntimeError) -> Int {

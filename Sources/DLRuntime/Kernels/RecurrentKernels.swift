@@ -6,10 +6,10 @@ import DLTensor
 /// `DLKernels.Recurrent`, outputs are stored in the input's dtype. Layout 1 (batch-major) is
 /// transposed to time-major around the core.
 enum RecurrentKernels {
-    static var all: [(String, Kernel)] {
-        [("RNN", { ctx throws(RuntimeError) in try run(ctx, .rnn) }),
-         ("GRU", { ctx throws(RuntimeError) in try run(ctx, .gru) }),
-         ("LSTM", { ctx throws(RuntimeError) in try run(ctx, .lstm) })]
+    static var all: [KernelEntry] {
+        [.init("RNN", { ctx throws(RuntimeError) in try run(ctx, .rnn) }),
+         .init("GRU", { ctx throws(RuntimeError) in try run(ctx, .gru) }),
+         .init("LSTM", { ctx throws(RuntimeError) in try run(ctx, .lstm) })]
     }
 
     static func run(_ ctx: KernelContext, _ kind: Recurrent.Kind) throws(RuntimeError) -> [Tensor] {

@@ -6,10 +6,10 @@ import DLTensor
 
 /// Reductions over chosen axes, arg-reductions and running sums/products, over every numeric type.
 enum ReduceKernels {
-    static var all: [(String, Kernel)] {
-        var k: [(String, Kernel)] = [("ArgMax", arg(largest: true)), ("ArgMin", arg(largest: false)),
-                                     ("CumSum", cumulative(product: false)), ("CumProd", cumulative(product: true))]
-        for name in MovementOps_reductions { k.append((name, reduce(name))) }
+    static var all: [KernelEntry] {
+        var k: [KernelEntry] = [.init("ArgMax", arg(largest: true)), .init("ArgMin", arg(largest: false)),
+                                     .init("CumSum", cumulative(product: false)), .init("CumProd", cumulative(product: true))]
+        for name in MovementOps_reductions { k.append(.init(name, reduce(name))) }
         return k
     }
 

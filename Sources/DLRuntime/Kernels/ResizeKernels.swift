@@ -5,7 +5,7 @@ import DLTensor
 /// Resize (opset 10 to 19 forms) and Upsample, separably: one 1-D resampling plan per resized
 /// axis, computed in Double and rounded (integers: round half to even, saturating) once on store.
 enum ResizeKernels {
-    static var all: [(String, Kernel)] { [("Resize", resize), ("Upsample", upsample)] }
+    static var all: [KernelEntry] { [.init("Resize", resize), .init("Upsample", upsample)] }
 
     /// A float input read as Doubles; nil when left out or empty (ONNX leaves unused inputs empty).
     static func floatList(_ ctx: KernelContext, _ i: Int) -> [Double]? {

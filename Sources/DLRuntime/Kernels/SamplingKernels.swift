@@ -7,9 +7,9 @@ import DLTensor
 /// Sampling at computed positions: GridSample (N-D, nearest/linear/cubic, zeros/border/
 /// reflection padding), AffineGrid, RoiAlign and NonMaxSuppression. Computed in Double.
 enum SamplingKernels {
-    static var all: [(String, Kernel)] {
-        [("GridSample", gridSample), ("AffineGrid", affineGrid), ("RoiAlign", roiAlign),
-         ("NonMaxSuppression", nonMaxSuppression)]
+    static var all: [KernelEntry] {
+        [.init("GridSample", gridSample), .init("AffineGrid", affineGrid), .init("RoiAlign", roiAlign),
+         .init("NonMaxSuppression", nonMaxSuppression)]
     }
 
     /// Keys' cubic weights (a = −0.75) for the taps at −1, 0, 1, 2 around fractional part t.

@@ -7,13 +7,13 @@ import DLTensor
 /// IsNaN, Cast between bool, int32, int64 and float32, and ReduceSum/ReduceMean of float32 over
 /// adjacent axes. Each declines (nil) what it does not take, and the general kernel runs.
 enum SelectKernels {
-    static var fast: [(String, String, FastKernel)] {
-        [("Where", "float32 branches", whereFloat),
-         ("Equal", "two int32, int64 or float32 operands", equal),
-         ("IsNaN", "float32", isNaN),
-         ("Cast", "bool, int32, int64 to float32 or a wider integer", cast),
-         ("ReduceSum", "float32 over adjacent axes", reduce(mean: false)),
-         ("ReduceMean", "float32 over adjacent axes", reduce(mean: true))]
+    static var fast: [FastEntry] {
+        [.init("Where", "float32 branches", whereFloat),
+         .init("Equal", "two int32, int64 or float32 operands", equal),
+         .init("IsNaN", "float32", isNaN),
+         .init("Cast", "bool, int32, int64 to float32 or a wider integer", cast),
+         .init("ReduceSum", "float32 over adjacent axes", reduce(mean: false)),
+         .init("ReduceMean", "float32 over adjacent axes", reduce(mean: true))]
     }
 
     static let whereFloat: FastKernel = { ctx throws(RuntimeError) in

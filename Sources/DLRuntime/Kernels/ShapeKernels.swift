@@ -4,8 +4,8 @@ import DLTensor
 
 /// Ops that relabel or move elements. Reshape-like ops share the input's storage.
 enum ShapeKernels {
-    static var all: [(String, Kernel)] {
-        [("Flatten", relabel), ("Reshape", relabel), ("Transpose", transpose), ("Concat", concat), ("Constant", constant)]
+    static var all: [KernelEntry] {
+        [.init("Flatten", relabel), .init("Reshape", relabel), .init("Transpose", transpose), .init("Concat", concat), .init("Constant", constant)]
     }
 
     /// Same elements, the inferred shape; no copy.

@@ -7,11 +7,11 @@ import DLTensor
 
 /// DFT, STFT, the Hann/Hamming/Blackman windows and MelWeightMatrix, in Double.
 enum SignalKernels {
-    static var all: [(String, Kernel)] {
-        [("DFT", dft), ("STFT", stft), ("MelWeightMatrix", melWeightMatrix),
-         ("HannWindow", window { n, size in 0.5 - 0.5 * cos(2 * .pi * n / size) }),
-         ("HammingWindow", window { n, size in 25.0 / 46.0 - (21.0 / 46.0) * cos(2 * .pi * n / size) }),
-         ("BlackmanWindow", window { n, size in 0.42 - 0.5 * cos(2 * .pi * n / size) + 0.08 * cos(4 * .pi * n / size) })]
+    static var all: [KernelEntry] {
+        [.init("DFT", dft), .init("STFT", stft), .init("MelWeightMatrix", melWeightMatrix),
+         .init("HannWindow", window { n, size in 0.5 - 0.5 * cos(2 * .pi * n / size) }),
+         .init("HammingWindow", window { n, size in 25.0 / 46.0 - (21.0 / 46.0) * cos(2 * .pi * n / size) }),
+         .init("BlackmanWindow", window { n, size in 0.42 - 0.5 * cos(2 * .pi * n / size) + 0.08 * cos(4 * .pi * n / size) })]
     }
 
     /// A scalar integer input.

@@ -9,9 +9,9 @@ import DLTensor
 /// import), and the two losses built on them: SoftmaxCrossEntropyLoss and NegativeLogLikelihoodLoss.
 /// float32 Softmax/LogSoftmax use the DLKernels loops; other float types compute in Double.
 enum SoftmaxKernels {
-    static var all: [(String, Kernel)] {
-        [("Softmax", axisOp(.softmax)), ("LogSoftmax", axisOp(.logSoftmax)), ("Hardmax", axisOp(.hardmax)),
-         ("NegativeLogLikelihoodLoss", nllLoss), ("SoftmaxCrossEntropyLoss", softmaxCrossEntropy)]
+    static var all: [KernelEntry] {
+        [.init("Softmax", axisOp(.softmax)), .init("LogSoftmax", axisOp(.logSoftmax)), .init("Hardmax", axisOp(.hardmax)),
+         .init("NegativeLogLikelihoodLoss", nllLoss), .init("SoftmaxCrossEntropyLoss", softmaxCrossEntropy)]
     }
 
     enum AxisOp { case softmax, logSoftmax, hardmax }

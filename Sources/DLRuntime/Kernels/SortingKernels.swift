@@ -5,7 +5,7 @@ import DLTensor
 /// Ops that order elements: TopK (the k largest or smallest along an axis) and Unique (sorted or
 /// in order of first occurrence, with indices, inverse indices and counts).
 enum SortingKernels {
-    static var all: [(String, Kernel)] { [("TopK", topK), ("Unique", unique)] }
+    static var all: [KernelEntry] { [.init("TopK", topK), .init("Unique", unique)] }
 
     static let topK: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0)

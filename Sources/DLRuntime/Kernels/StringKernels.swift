@@ -5,9 +5,9 @@ import Foundation
 /// String ops (StringNormalizer, RegexFullMatch, StringSplit, StringConcat) and the text
 /// vectoriser TfIdfVectorizer.
 enum StringKernels {
-    static var all: [(String, Kernel)] {
-        [("StringNormalizer", normalizer), ("RegexFullMatch", regexFullMatch), ("StringSplit", split),
-         ("StringConcat", concat), ("TfIdfVectorizer", tfidf)]
+    static var all: [KernelEntry] {
+        [.init("StringNormalizer", normalizer), .init("RegexFullMatch", regexFullMatch), .init("StringSplit", split),
+         .init("StringConcat", concat), .init("TfIdfVectorizer", tfidf)]
     }
 
     static var values: [(String, ValueKernel)] { [] }
