@@ -12,7 +12,9 @@ extension Rules {
     /// Ops that only change the shape: the gradient is the output gradient with the input's shape.
     static let reshapeBack: GradientRule = { c throws(AutogradError) in
         let x = try c.input(0)
-        return [Ops.tensor(x.shape, c.grad())]
+        // The same values in x's shape: the gradient's storage, relabelled.
+        guard let g = try? c.gradTensor().reshaped(to: x.shape) else { return [Ops.tensor(x.shape, c.grad())] }
+        return [g]
     }
 
     static let expand: GradientRule = { c throws(AutogradError) in
@@ -28,7 +30,17 @@ extension Rules {
         guard perm.count == x.rank else { throw c.fail("perm has \(perm.count) axes for rank \(x.rank)") }
         var inverse = [Int](repeating: 0, count: perm.count)
         for (i, p) in perm.enumerated() { inverse[p] = i }
-        return [Ops.tensor(x.shape, Ops.transpose(c.grad(), shape: y.shape, perm: inverse))]
+        // From the gradient's buffer straight into the result's (no arrays between).
+        let g = c.gradTensor()
+        var gx = Tensor(zeros: .float32, shape: x.shape)
+        guard gx.elementCount == g.elementCount else { throw c.fail("the gradient of \(g.shape) does not transpose to \(x.shape)") }
+        g.withUnsafeBytes { src in
+            gx.withUnsafeMutableBytes { dst in
+                guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+                Layout.transpose(s, d, shape: y.shape, permutation: inverse, elementWidth: 4)
+            }
+        }
+        return [gx]
     }
 
     static let concat: GradientRule = { c throws(AutogradError) in
@@ -92,20 +104,23 @@ extension Rules {
             first[a] = s
             step[a] = st
         }
-        let g = c.grad()
-        var gx = [Float](repeating: 0, count: x.elementCount)
-        if r > 0, step.allSatisfy({ $0 == 1 }), y.shape.count == r, g.count == y.elementCount,
+        if r > 0, step.allSatisfy({ $0 == 1 }), y.shape.count == r,
            zip(zip(first, y.shape), x.shape).allSatisfy({ $0.0 >= 0 && $0.0 + $0.1 <= $1 }) {
             // Unit steps: the gradient is a box of gx, pasted row by row (the element walk took
-            // 3% of an LSTM step, whose export slices its weights into gates on every forward).
+            // 3% of an LSTM step, whose export slices its weights into gates on every forward),
+            // from the gradient's buffer into the result's.
+            let g = c.gradTensor()
+            var gx = Tensor(zeros: .float32, shape: x.shape)
             g.withUnsafeBytes { src in
                 gx.withUnsafeMutableBytes { dst in
                     guard let s = src.baseAddress, let d = dst.baseAddress else { return }
                     Layout.pasteBox(s, count: y.shape, into: d, shape: x.shape, start: first, elementWidth: 4)
                 }
             }
-            return [Ops.tensor(x.shape, gx)]
+            return [gx]
         }
+        let g = c.grad()
+        var gx = [Float](repeating: 0, count: x.elementCount)
         let inStrides = Ops.strides(x.shape)
         var index = [Int](repeating: 0, count: r)
         for o in 0..<y.elementCount {

@@ -32,6 +32,17 @@ struct RuleContext {
         return [Float](repeating: 0, count: i < outputs.count ? outputs[i].elementCount : 0)
     }
 
+    /// The gradient of output `i` as a float32 tensor of the output's shape, not copied when it
+    /// is one already (zeros when nothing used it); for rules that move values whole.
+    func gradTensor(_ i: Int = 0) -> Tensor {
+        let shape = i < outputs.count ? outputs[i].shape : [0]
+        if i < outputGrads.count, let g = outputGrads[i], g.elementCount == ShapeMath.elementCount(shape),
+           let t = try? Ops.float32(g).reshaped(to: shape) {
+            return t
+        }
+        return Tensor(zeros: .float32, shape: shape)
+    }
+
     func need(_ i: Int) -> Bool { i < needs.count && needs[i] }
 
     /// `body` applied to the node's window attributes (`WindowAttributes`), read and checked.
