@@ -422,12 +422,13 @@ final class ExecutionPlan: Sendable {
 
     /// The output types of a node typed at run time (Gather, Squeeze, Unsqueeze, Slice, Split...
     /// whose schemas leave shapes to the kernel) when its computed inputs are the first and those
-    /// `shapeOnlyInputs` names (any, for the `broadcasting` ops), and every other input is constant: then the output shapes follow
-    /// from the computed inputs' shapes alone, so running the kernel once on zeros of those shapes
-    /// gives them for every run with these input shapes. Later nodes (Shape of the result, Reshape
-    /// targets) can then fold too, and every step after a Split keeps its types (YOLOv8's C2f
-    /// blocks left 206 of 209 steps inferring per run; an 8-bit softmax's table lookups, Gathers
-    /// of a constant table by computed indices, left the 90 steps after them inferring).
+    /// `shapeOnlyInputs` names (any, for the `broadcasting` ops), and every other input is
+    /// constant: then the output shapes follow from the computed inputs' shapes alone, so running
+    /// the kernel once on zeros of those shapes gives them for every run with these input shapes.
+    /// Later nodes (Shape of the result, Reshape targets) can then fold too, and every step after
+    /// a Split keeps its types (YOLOv8's C2f blocks left 206 of 209 steps inferring per run; an
+    /// 8-bit softmax's table lookups, Gathers of a constant table by computed indices, left the
+    /// 90 steps after them inferring).
     static func probe(_ node: Node, kernel: Kernel, types: [String: TensorType], consts: [String: Tensor],
                       outTypes: [TensorType?], opset: Int?) -> [TensorType?]? {
         guard OpSet.isDefaultDomain(node), !dataShaped.contains(node.opType), !unfoldable.contains(node.opType),
