@@ -14,7 +14,8 @@ struct KernelRegistryTests {
         #expect(Set(registry.fast.keys) == ["Relu", "Sigmoid", "Tanh", "Erf", "Add", "Sub", "Mul", "Div", "Conv", "MaxPool",
                                             "AveragePool", "GlobalAveragePool", "BatchNormalization", "Gemm", "MatMul", "LSTM",
                                             "HardSwish", "HardSigmoid", "LeakyRelu", "Clip", "Max", "Min",
-                                            "Where", "Equal", "IsNaN", "Cast", "ReduceSum", "ReduceMean", "ConvInteger"])
+                                            "Where", "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "IsNaN", "Cast",
+                                            "ReduceSum", "ReduceMean", "ConvInteger"])
         for (op, f) in registry.fast { #expect(!f.takes.isEmpty, "\(op)") }
     }
 

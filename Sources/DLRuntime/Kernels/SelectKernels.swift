@@ -3,61 +3,48 @@ import DLKernels
 import DLTensor
 
 /// Fast variants of ops whose inputs or outputs are not all float32, on the shapes real models
-/// give them: Where (float32 branches, broadcast), Equal (int32, int64 or float32 operands),
-/// IsNaN, Cast between bool, int32, int64 and float32, and ReduceSum/ReduceMean of float32 over
-/// adjacent axes. Each declines (nil) what it does not take, and the general kernel runs.
+/// give them: Where (float32, int32 or int64 branches, broadcast), the comparisons (int32, int64
+/// or float32 operands), IsNaN, Cast between bool, int32, int64 and float32, and
+/// ReduceSum/ReduceMean of float32 over adjacent axes. Each declines (nil) what it does not take,
+/// and the general kernel runs.
 enum SelectKernels {
     static var fast: [FastEntry] {
-        [.init("Where", "float32 branches", whereFloat),
-         .init("Equal", "two int32, int64 or float32 operands", equal),
-         .init("IsNaN", "float32", isNaN),
-         .init("Cast", "bool, int32, int64 to float32 or a wider integer", cast),
-         .init("ReduceSum", "float32 over adjacent axes", reduce(mean: false)),
-         .init("ReduceMean", "float32 over adjacent axes", reduce(mean: true))]
+        let operands = "two int32, int64 or float32 operands of one type"
+        return [
+            .init("Where", "float32, int32 or int64 branches of one type", whereKernel),
+            .init("Equal", operands, comparison(.equal)), .init("Greater", operands, comparison(.greater)),
+            .init("Less", operands, comparison(.less)), .init("GreaterOrEqual", operands, comparison(.greaterOrEqual)),
+            .init("LessOrEqual", operands, comparison(.lessOrEqual)),
+            .init("IsNaN", "float32", isNaN),
+            .init("Cast", "bool, int32, int64 to float32 or a wider integer", cast),
+            .init("ReduceSum", "float32 over adjacent axes", reduce(mean: false)),
+            .init("ReduceMean", "float32 over adjacent axes", reduce(mean: true)),
+        ]
     }
 
-    static let whereFloat: FastKernel = { ctx throws(RuntimeError) in
+    /// Where over branches of one type, float32, int32 or int64 (the general kernel widens every
+    /// element to Double or Int64 through index arrays: an 8-bit softmax's rounding nudges, int64
+    /// over [1, 1000], took 4 us each).
+    static let whereKernel: FastKernel = { ctx throws(RuntimeError) in
         let c = try ctx.input(0), a = try ctx.input(1), b = try ctx.input(2)
-        guard c.dtype == .bool, a.dtype == .float32, b.dtype == .float32,
+        guard c.dtype == .bool, a.dtype == b.dtype, [.float32, .int32, .int64].contains(a.dtype),
               let shape = try? Broadcast.shape([c.shape, a.shape, b.shape]),
               let walk = try? BroadcastPlan(outShape: shape, operands: [c.shape, a.shape, b.shape]) else { return nil }
-        let out = ctx.makeOutput(.float32, shape: shape)
+        let out = ctx.makeOutput(a.dtype, shape: shape)
         guard out.elementCount > 0 else { return [out] }
-        let n = walk.rowLength, st = walk.rowStrides
-        c.withUnsafeBufferPointer(as: Bool.self) { pc in
-        a.withUnsafeBufferPointer(as: Float.self) { pa in
-        b.withUnsafeBufferPointer(as: Float.self) { pb in
-        out.withUnsafeMutableBufferPointerInPlace(as: Float.self) { po in
-            guard let cc = pc.baseAddress, let aa = pa.baseAddress, let bb = pb.baseAddress, let y = po.baseAddress else { return }
-            let sc = st[0], sa = st[1], sb = st[2]
-            walk.forEachRow { o, off in
-                let cr = cc + off[0], ar = aa + off[1], br = bb + off[2], yr = y + o
-                for j in 0..<n { yr[j] = cr[j * sc] ? ar[j * sa] : br[j * sb] }
-            }
-        }
-        }
-        }
-        }
-        return [out]
-    }
-
-    static let equal: FastKernel = { ctx throws(RuntimeError) in
-        let a = try ctx.input(0), b = try ctx.input(1)
-        guard a.dtype == b.dtype, [.int32, .int64, .float32].contains(a.dtype),
-              let shape = try? Broadcast.shape(a.shape, b.shape),
-              let walk = try? BroadcastPlan(outShape: shape, operands: [a.shape, b.shape]) else { return nil }
-        let out = ctx.makeOutput(.bool, shape: shape)
-        guard out.elementCount > 0 else { return [out] }
-        func run<T: TensorScalar & Equatable>(_: T.Type) {
-            let n = walk.rowLength, st = walk.rowStrides, sa = st[0], sb = st[1]
+        func run<T: TensorScalar>(_: T.Type) {
+            let n = walk.rowLength, st = walk.rowStrides
+            c.withUnsafeBufferPointer(as: Bool.self) { pc in
             a.withUnsafeBufferPointer(as: T.self) { pa in
             b.withUnsafeBufferPointer(as: T.self) { pb in
-            out.withUnsafeMutableBufferPointerInPlace(as: Bool.self) { po in
-                guard let aa = pa.baseAddress, let bb = pb.baseAddress, let y = po.baseAddress else { return }
+            out.withUnsafeMutableBufferPointerInPlace(as: T.self) { po in
+                guard let cc = pc.baseAddress, let aa = pa.baseAddress, let bb = pb.baseAddress, let y = po.baseAddress else { return }
+                let sc = st[0], sa = st[1], sb = st[2]
                 walk.forEachRow { o, off in
-                    let ar = aa + off[0], br = bb + off[1], yr = y + o
-                    for j in 0..<n { yr[j] = ar[j * sa] == br[j * sb] }
+                    let cr = cc + off[0], ar = aa + off[1], br = bb + off[2], yr = y + o
+                    for j in 0..<n { yr[j] = cr[j * sc] ? ar[j * sa] : br[j * sb] }
                 }
+            }
             }
             }
             }
@@ -68,6 +55,48 @@ enum SelectKernels {
         default: run(Float.self)
         }
         return [out]
+    }
+
+    enum Comparison { case equal, greater, less, greaterOrEqual, lessOrEqual }
+
+    /// A comparison of two operands of one type, int32, int64 or float32, broadcast (the general
+    /// kernel widens every element through index arrays: 5 ns an element). Signed integers and
+    /// IEEE floats, as the general kernel compares them: anything against NaN is false.
+    static func comparison(_ op: Comparison) -> FastKernel {
+        { ctx throws(RuntimeError) in
+            let a = try ctx.input(0), b = try ctx.input(1)
+            guard a.dtype == b.dtype, [.int32, .int64, .float32].contains(a.dtype),
+                  let shape = try? Broadcast.shape(a.shape, b.shape),
+                  let walk = try? BroadcastPlan(outShape: shape, operands: [a.shape, b.shape]) else { return nil }
+            let out = ctx.makeOutput(.bool, shape: shape)
+            guard out.elementCount > 0 else { return [out] }
+            func run<T: TensorScalar & Comparable>(_: T.Type) {
+                let n = walk.rowLength, st = walk.rowStrides, sa = st[0], sb = st[1]
+                a.withUnsafeBufferPointer(as: T.self) { pa in
+                b.withUnsafeBufferPointer(as: T.self) { pb in
+                out.withUnsafeMutableBufferPointerInPlace(as: Bool.self) { po in
+                    guard let aa = pa.baseAddress, let bb = pb.baseAddress, let y = po.baseAddress else { return }
+                    walk.forEachRow { o, off in
+                        let ar = aa + off[0], br = bb + off[1], yr = y + o
+                        switch op {
+                        case .equal: for j in 0..<n { yr[j] = ar[j * sa] == br[j * sb] }
+                        case .greater: for j in 0..<n { yr[j] = ar[j * sa] > br[j * sb] }
+                        case .less: for j in 0..<n { yr[j] = ar[j * sa] < br[j * sb] }
+                        case .greaterOrEqual: for j in 0..<n { yr[j] = ar[j * sa] >= br[j * sb] }
+                        case .lessOrEqual: for j in 0..<n { yr[j] = ar[j * sa] <= br[j * sb] }
+                        }
+                    }
+                }
+                }
+                }
+            }
+            switch a.dtype {
+            case .int32: run(Int32.self)
+            case .int64: run(Int64.self)
+            default: run(Float.self)
+            }
+            return [out]
+        }
     }
 
     static let isNaN: FastKernel = { ctx throws(RuntimeError) in
