@@ -18,11 +18,7 @@ extension ConvolutionKernels {
             let window = try ctx.window()
             let group = window.group
             let (g, _) = try geometry(ctx, window, input: x.shape, weight: Array(w.shape.dropFirst(2)), isPooling: false)
-            let p = Conv2DParams(batch: x.shape[0], inChannels: x.shape[1], inH: x.shape[2], inW: x.shape[3],
-                                 outChannels: w.shape[0], kernelH: g.kernel[0], kernelW: g.kernel[1],
-                                 strideH: g.strides[0], strideW: g.strides[1],
-                                 padTop: g.padsBegin[0], padLeft: g.padsBegin[1], padBottom: g.padsEnd[0], padRight: g.padsEnd[1],
-                                 dilationH: g.dilations[0], dilationW: g.dilations[1], groups: group)
+            let p = Conv2DParams(input: x.shape, outChannels: w.shape[0], geometry: g, groups: group)
             if Convolution.directMaxPool2Pays(p), p.inputCount > 0,
                outShape == [p.batch, p.outChannels, p.outH / 2, p.outW / 2] {
                 // Every pooled output is written: a recycled buffer will do.

@@ -111,11 +111,7 @@ enum ConvolutionKernels {
         let (g, twoD) = try geometry(ctx, window, input: x.shape, weight: Array(w.shape.dropFirst(2)), isPooling: false)
         let p: Conv2DParams
         if twoD {
-            p = Conv2DParams(batch: x.shape[0], inChannels: x.shape[1], inH: x.shape[2], inW: x.shape[3],
-                             outChannels: w.shape[0], kernelH: g.kernel[0], kernelW: g.kernel[1],
-                             strideH: g.strides[0], strideW: g.strides[1],
-                             padTop: g.padsBegin[0], padLeft: g.padsBegin[1], padBottom: g.padsEnd[0], padRight: g.padsEnd[1],
-                             dilationH: g.dilations[0], dilationW: g.dilations[1], groups: group).alongRows
+            p = Conv2DParams(input: x.shape, outChannels: w.shape[0], geometry: g, groups: group).alongRows
         } else {
             p = Conv2DParams.conv1D(batch: x.shape[0], inChannels: x.shape[1], length: x.shape[2], outChannels: w.shape[0],
                                     kernel: g.kernel[0], stride: g.strides[0], padBegin: g.padsBegin[0],
@@ -267,5 +263,16 @@ enum ConvolutionKernels {
             }
         }
         return [out]
+    }
+}
+
+extension Conv2DParams {
+    /// A 2-D convolution of x [N, C, H, W] (`input`) into `outChannels` channels over the window
+    /// `g` (2-D: kernel, strides, pads and dilations of two sizes each).
+    init(input x: [Int], outChannels: Int, geometry g: WindowGeometry, groups: Int) {
+        self.init(batch: x[0], inChannels: x[1], inH: x[2], inW: x[3], outChannels: outChannels,
+                  kernelH: g.kernel[0], kernelW: g.kernel[1], strideH: g.strides[0], strideW: g.strides[1],
+                  padTop: g.padsBegin[0], padLeft: g.padsBegin[1], padBottom: g.padsEnd[0], padRight: g.padsEnd[1],
+                  dilationH: g.dilations[0], dilationW: g.dilations[1], groups: groups)
     }
 }

@@ -7,14 +7,20 @@ enum ElementwiseKernels {
     /// Fast variants (see ``KernelRegistry``) of ops whose general kernels are in `MathKernels`:
     /// the vectorised DLKernels loops, taken when every input present is float32.
     static var fast: [FastEntry] {
-        let kernels: [FastEntry] = [
-            .init("Relu", "", activation { _ in .relu }),
-            .init("Sigmoid", "", activation { _ in .sigmoid }),
-            .init("HardSwish", "", activation { _ in .hardSwish }),
-            .init("HardSigmoid", "", activation { ctx throws(RuntimeError) in
+        func entry(_ op: String, _ kernel: @escaping FastKernel) -> FastEntry {
+            FastEntry(op, "every input float32", { ctx throws(RuntimeError) in
+                for t in ctx.inputs where t != nil && t?.dtype != .float32 { return nil }
+                return try kernel(ctx)
+            })
+        }
+        return [
+            entry("Relu", activation { _ in .relu }),
+            entry("Sigmoid", activation { _ in .sigmoid }),
+            entry("HardSwish", activation { _ in .hardSwish }),
+            entry("HardSigmoid", activation { ctx throws(RuntimeError) in
                 .hardSigmoid(alpha: try ctx.float("alpha", 0.2), beta: try ctx.float("beta", 0.5)) }),
-            .init("LeakyRelu", "", activation { ctx throws(RuntimeError) in .leakyRelu(alpha: try ctx.float("alpha", 0.01)) }),
-            .init("Clip", "", activation { ctx throws(RuntimeError) in
+            entry("LeakyRelu", activation { ctx throws(RuntimeError) in .leakyRelu(alpha: try ctx.float("alpha", 0.01)) }),
+            entry("Clip", activation { ctx throws(RuntimeError) in
                 // Bounds are scalar inputs; other shapes go the general way.
                 func bound(_ k: Int, _ d: Float) -> Float? {
                     guard let t = ctx.optionalInput(k) else { return d }
@@ -22,20 +28,14 @@ enum ElementwiseKernels {
                 }
                 guard let lo = bound(1, -.infinity), let hi = bound(2, .infinity), lo <= hi else { return nil }
                 return .clip(lower: lo, upper: hi) }),
-            .init("Tanh", "", always(unary { Elementwise.tanh($0, $1, count: $2) })),
-            .init("Erf", "", always(unary { Elementwise.erf($0, $1, count: $2) })),
-            .init("Add", "", always(binary(.add))), .init("Sub", "", always(binary(.sub))), .init("Mul", "", always(binary(.mul))),
-            .init("Div", "", always(binary(.div))),
+            entry("Tanh", always(unary { Elementwise.tanh($0, $1, count: $2) })),
+            entry("Erf", always(unary { Elementwise.erf($0, $1, count: $2) })),
+            entry("Add", always(binary(.add))), entry("Sub", always(binary(.sub))), entry("Mul", always(binary(.mul))),
+            entry("Div", always(binary(.div))),
             // Max and Min take any number of inputs; two is the common case.
-            .init("Max", "", { ctx throws(RuntimeError) in try maxOrMin(ctx, .max) }),
-            .init("Min", "", { ctx throws(RuntimeError) in try maxOrMin(ctx, .min) }),
+            entry("Max", { ctx throws(RuntimeError) in try maxOrMin(ctx, .max) }),
+            entry("Min", { ctx throws(RuntimeError) in try maxOrMin(ctx, .min) }),
         ]
-        return kernels.map { f in
-            FastEntry(f.op, "every input float32", { ctx throws(RuntimeError) in
-                for t in ctx.inputs where t != nil && t?.dtype != .float32 { return nil }
-                return try f.run(ctx)
-            })
-        }
     }
 
     /// Two-input Max or Min. Against one (non-NaN) number it is a Clip with one open bound, on

@@ -38,12 +38,6 @@ struct FastEntry: Sendable {
 /// it takes, and then the general kernel runs. A key added twice is refused, general or fast, so
 /// no kernel is silently shadowed by a later one.
 struct KernelRegistry {
-    /// A fast variant and, in words, what it takes.
-    struct Fast {
-        let takes: String
-        let kernel: FastKernel
-    }
-
     enum Problem: Error, CustomStringConvertible, Equatable {
         case duplicate(String)
         case duplicateFast(String)
@@ -59,7 +53,7 @@ struct KernelRegistry {
     }
 
     private(set) var general: [String: KernelEntry] = [:]
-    private(set) var fast: [String: Fast] = [:]
+    private(set) var fast: [String: FastEntry] = [:]
 
     /// Adds the general kernel of each op in `entries`.
     mutating func add(_ entries: [KernelEntry]) throws(Problem) {
@@ -72,7 +66,7 @@ struct KernelRegistry {
     /// Adds a fast variant for `key` that takes what `takes` says.
     mutating func addFast(_ key: String, takes: String, _ kernel: @escaping FastKernel) throws(Problem) {
         guard fast[key] == nil else { throw .duplicateFast(key) }
-        fast[key] = Fast(takes: takes, kernel: kernel)
+        fast[key] = FastEntry(key, takes, kernel)
     }
 
     /// The kernels to run: per op, the fast variant in front of the general kernel.
@@ -80,7 +74,7 @@ struct KernelRegistry {
         var t = general
         for (key, f) in fast {
             guard let g = general[key] else { throw .fastWithoutGeneral(key) }
-            t[key] = KernelEntry(key, Self.kernel(f.kernel, inFrontOf: g.run))
+            t[key] = KernelEntry(key, Self.kernel(f.run, inFrontOf: g.run))
         }
         return t
     }

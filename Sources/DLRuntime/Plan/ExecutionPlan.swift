@@ -386,11 +386,9 @@ final class ExecutionPlan: Sendable {
            let window = try? WindowAttributes(node: node),
            let g = try? window.geometry(input: Array(xs.dropFirst(2)), kernel: window.kernelShape ?? Array(ws.dropFirst(2)), isPooling: false),
            g.kernel.count == 2 {
-            let p = Conv2DParams(batch: xs[0], inChannels: xs[1], inH: xs[2], inW: xs[3], outChannels: ws[0],
-                                 kernelH: g.kernel[0], kernelW: g.kernel[1], strideH: g.strides[0], strideW: g.strides[1],
-                                 padTop: g.padsBegin[0], padLeft: g.padsBegin[1], padBottom: g.padsEnd[0], padRight: g.padsEnd[1],
-                                 dilationH: g.dilations[0], dilationW: g.dilations[1], groups: window.group)
-            if Convolution.directMaxPool2Pays(p) { return [node] }
+            if Convolution.directMaxPool2Pays(Conv2DParams(input: xs, outChannels: ws[0], geometry: g, groups: window.group)) {
+                return [node]
+            }
         }
         let names = Set(graph.nodes.flatMap { $0.inputs + $0.outputs } + graph.inputs.map(\.name)).union(graph.initializers.map { $0.0 })
         var conv = out + "/conv"
