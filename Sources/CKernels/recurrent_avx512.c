@@ -12,12 +12,12 @@ DLK_VM_TARGET void dlk_lstm_cell(const float *gates, long gate_stride, float *c,
         for (int j = 0; j < units; j += 16) {
             // The last block of a row takes only its valid lanes (masked loads read nothing else).
             __mmask16 m = units - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (units - j)) - 1);
-            __m512 i = dlk_sigmoid16(_mm512_maskz_loadu_ps(m, g + j));
-            __m512 o = dlk_sigmoid16(_mm512_maskz_loadu_ps(m, g + hidden + j));
-            __m512 f = dlk_sigmoid16(_mm512_maskz_loadu_ps(m, g + 2 * (size_t)hidden + j));
-            __m512 z = dlk_tanh16(_mm512_maskz_loadu_ps(m, g + 3 * (size_t)hidden + j));
+            __m512 i = dlk_sigmoid_rational16(_mm512_maskz_loadu_ps(m, g + j));
+            __m512 o = dlk_sigmoid_rational16(_mm512_maskz_loadu_ps(m, g + hidden + j));
+            __m512 f = dlk_sigmoid_rational16(_mm512_maskz_loadu_ps(m, g + 2 * (size_t)hidden + j));
+            __m512 z = dlk_tanh_rational16(_mm512_maskz_loadu_ps(m, g + 3 * (size_t)hidden + j));
             __m512 cn = _mm512_fmadd_ps(f, _mm512_maskz_loadu_ps(m, cb + j), _mm512_mul_ps(i, z));
-            __m512 hn = _mm512_mul_ps(o, dlk_tanh16(cn));
+            __m512 hn = _mm512_mul_ps(o, dlk_tanh_rational16(cn));
             _mm512_mask_storeu_ps(cb + j, m, cn);
             _mm512_mask_storeu_ps(hb + j, m, hn);
             _mm512_mask_storeu_ps(ob + j, m, hn);
