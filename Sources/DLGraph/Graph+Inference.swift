@@ -53,8 +53,9 @@ extension Graph {
             throw .arity(node: node.displayName, reason: "\(node.opType) gives \(schema.outputs) outputs, got \(node.outputs.count)")
         }
         // An input whose type is unknown (it comes from an op typed only at run time) leaves
-        // the outputs unknown too, rather than failing the whole inference.
-        if node.inputs.contains(where: { !$0.isEmpty && types[$0] == nil }) {
+        // the outputs unknown too, rather than failing the whole inference; only the leading
+        // inputs count for a schema whose types follow from those.
+        if node.inputs.prefix(schema.typedInputs ?? node.inputs.count).contains(where: { !$0.isEmpty && types[$0] == nil }) {
             return Array(repeating: nil, count: node.outputs.count)
         }
         let ctx = InferenceContext(

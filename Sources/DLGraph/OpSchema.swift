@@ -34,12 +34,16 @@ package struct OpSchema: Sendable {
     public let outputs: ClosedRange<Int>
     /// Output types from input types; an output whose type cannot be known yet is nil.
     public let infer: @Sendable (InferenceContext) throws(GraphError) -> [TensorType?]
+    /// How many leading inputs must have known types for `infer` to run (nil: all of them); the
+    /// others reach it as nil when unknown.
+    public let typedInputs: Int?
 
-    public init(_ name: String, inputs: ClosedRange<Int>, outputs: ClosedRange<Int> = 1...1,
+    public init(_ name: String, inputs: ClosedRange<Int>, outputs: ClosedRange<Int> = 1...1, typedInputs: Int? = nil,
                 infer: @escaping @Sendable (InferenceContext) throws(GraphError) -> [TensorType?]) {
         self.name = name
         self.inputs = inputs
         self.outputs = outputs
+        self.typedInputs = typedInputs
         self.infer = infer
     }
 }

@@ -66,4 +66,60 @@ import Testing
         #expect(try #require(out["y"]).bitwiseEqual(want))
         #expect(want.shape == [2, 3, 4])
     }
+    /// RNN, GRU and LSTM are typed by their schema from X alone (initial states computed from
+    /// shapes need not be typed): the inferred shapes are the ones the kernels make, in both
+    /// layouts and directions, with and without `hidden_size`.
+    @Test func recurrentOpsAreTypedAsTheKernelsShapeThem() throws {
+        let (seq, batch, input, hidden) = (3, 2, 5, 4)
+        for (op, gates) in [("RNN", 1), ("GRU", 3), ("LSTM", 4)] {
+            for layout in [0, 1] {
+                for direction in ["forward", "bidirectional"] {
+                    for named in [true, false] {
+                        let dirs = direction == "bidirectional" ? 2 : 1
+                        let x = seededRandom(layout == 0 ? [seq, batch, input] : [batch, seq, input], seed: 1)
+                        let w = seededRandom([dirs, gates * hidden, input], seed: 2), r = seededRandom([dirs, gates * hidden, hidden], seed: 3)
+                        var attrs = [Attribute(name: "layout", value: .int(layout)), Attribute(name: "direction", value: .string(direction))]
+                        if named { attrs.append(Attribute(name: "hidden_size", value: .int(hidden))) }
+                        let outs = op == "LSTM" ? ["y", "yh", "yc"] : ["y", "yh"]
+                        let node = Node(name: "rec", opType: op, inputs: ["x", "w", "r"], outputs: outs, attributes: attrs)
+                        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: x.shape))],
+                                      outputs: outs.map { ValueInfo(name: $0, type: nil) }, nodes: [node],
+                                      initializers: NamedTensors([("w", w), ("r", r)]))
+                        g.metadata.opsetImports = [("", 14)]
+                        let ran = try Executor(graph: g, options: RuntimeOptions(plans: false)).run(["x": x])
+                        let types = ["x": TensorType(dtype: .float32, shape: x.shape), "w": TensorType(dtype: .float32, shape: w.shape),
+                                     "r": TensorType(dtype: .float32, shape: r.shape)]
+                        let typed = try Graph.inferNode(node, types: types, values: [:])
+                        for (k, name) in outs.enumerated() {
+                            let shape = try #require(ran[name]).shape
+                            #expect(typed[k] == TensorType(dtype: .float32, shape: shape), "\(op) layout \(layout) \(direction) \(name)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Squeeze and Unsqueeze with constant axes (negative ones too) are typed as the kernels
+    /// shape them; a dim of unknown size that is squeezed is taken to be 1, as the kernel requires.
+    @Test func squeezesAreTypedAsTheKernelsShapeThem() throws {
+        let cases: [(String, [Int], [Int64])] = [("Squeeze", [3, 1, 2, 1], [1]), ("Squeeze", [3, 1, 2, 1], [-1, 1]),
+                                                 ("Unsqueeze", [2, 3], [0, -1]), ("Unsqueeze", [2, 3], [1])]
+        for (op, shape, axes) in cases {
+            let node = Node(name: "s", opType: op, inputs: ["x", "axes"], outputs: ["y"])
+            let a = Tensor(shape: [axes.count], scalars: axes)
+            var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: shape))],
+                          outputs: [ValueInfo(name: "y", type: nil)], nodes: [node], initializers: NamedTensors([("axes", a)]))
+            g.metadata.opsetImports = [("", 13)]
+            let y = try #require(try Executor(graph: g, options: RuntimeOptions(plans: false)).run(["x": seededRandom(shape, seed: 5)])["y"])
+            let typed = try Graph.inferNode(node, types: ["x": TensorType(dtype: .float32, shape: shape), "axes": TensorType(dtype: .int64, shape: [axes.count])],
+                                            values: ["axes": a]).first ?? nil
+            #expect(typed == TensorType(dtype: .float32, shape: y.shape), "\(op) \(shape) \(axes)")
+        }
+        let unknown = Node(name: "s", opType: "Squeeze", inputs: ["x", "axes"], outputs: ["y"])
+        let typed = try Graph.inferNode(unknown, types: ["x": TensorType(dtype: .float32, dims: [.fixed(3), .unknown, .symbolic("n")]),
+                                                         "axes": TensorType(dtype: .int64, shape: [1])],
+                                        values: ["axes": Tensor(shape: [1], scalars: [Int64(1)])]).first ?? nil
+        #expect(typed == TensorType(dtype: .float32, dims: [.fixed(3), .symbolic("n")]))
+    }
 }

@@ -6,7 +6,7 @@ import DLTensor
 /// the IR (`NormalForm`).
 enum MovementOps {
     static let arities: [(String, ClosedRange<Int>, ClosedRange<Int>)] = [
-        ("Squeeze", 1...2, 1...1), ("Unsqueeze", 1...2, 1...1), ("Split", 1...2, 1...Int.max),
+        ("Split", 1...2, 1...Int.max),
         ("Slice", 1...5, 1...1), ("Gather", 2...2, 1...1), ("GatherElements", 2...2, 1...1),
         ("GatherND", 2...2, 1...1), ("ScatterElements", 3...3, 1...1), ("Scatter", 3...3, 1...1),
         ("ScatterND", 3...3, 1...1), ("Expand", 2...2, 1...1), ("Tile", 2...2, 1...1),

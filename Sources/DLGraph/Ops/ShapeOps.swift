@@ -1,7 +1,38 @@
 import DLTensor
 
-/// Ops that move or relabel elements: Flatten, Reshape, Transpose, Concat, and Constant.
+/// Ops that move or relabel elements: Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Concat, and Constant.
 enum ShapeOps {
+    /// Squeeze or Unsqueeze typed when its axes are known (a constant input, or the attribute of
+    /// opsets before 13); a Squeeze without axes only when every dim is known. Axes out of range,
+    /// repeated, or a squeezed dim known not to be 1 leave the type to the runtime, which reports it.
+    static func squeeze(unsqueeze: Bool) -> OpSchema {
+        OpSchema(unsqueeze ? "Unsqueeze" : "Squeeze", inputs: 1...2) { ctx throws(GraphError) in
+            let x = try ctx.type(0)
+            guard let d = x.dims else { return [TensorType(dtype: x.dtype, dims: nil)] }
+            let listed: [Int]?
+            if ctx.hasInput(1) {
+                listed = ctx.value(1).flatMap { $0.dtype == .int64 && $0.rank <= 1 ? $0.scalars(as: Int64.self).map { Int($0) } : nil }
+            } else {
+                listed = try ctx.node.ints("axes")
+            }
+            if unsqueeze {
+                guard let listed, let axes = Axes.normalise(listed, rank: d.count + listed.count) else { return [nil] }
+                var out: [Dim] = []
+                var rest = d.makeIterator()
+                for i in 0..<(d.count + axes.count) {
+                    if axes.contains(i) { out.append(.fixed(1)) } else if let v = rest.next() { out.append(v) }
+                }
+                return [TensorType(dtype: x.dtype, dims: out)]
+            }
+            guard let listed else {
+                guard d.allSatisfy({ $0.value != nil }) else { return [nil] }
+                return [TensorType(dtype: x.dtype, dims: d.filter { $0.value != 1 })]
+            }
+            guard let axes = Axes.normalise(listed, rank: d.count), axes.allSatisfy({ d[$0].value ?? 1 == 1 }) else { return [nil] }
+            return [TensorType(dtype: x.dtype, dims: d.indices.filter { !axes.contains($0) }.map { d[$0] })]
+        }
+    }
+
     static var schemas: [OpSchema] {
         [
             OpSchema("Flatten", inputs: 1...1) { ctx throws(GraphError) in
@@ -24,6 +55,7 @@ enum ShapeOps {
                 return [TensorType(dtype: x.dtype, dims: try ReshapeOp.outputDims(
                     node: ctx.node, input: x.dims, target: target.scalars(as: Int64.self).map { Int($0) }, allowZero: allowZero))]
             },
+            squeeze(unsqueeze: false), squeeze(unsqueeze: true),
             OpSchema("Transpose", inputs: 1...1) { ctx throws(GraphError) in
                 let x = try ctx.type(0)
                 guard let d = x.dims else { return [x] }
