@@ -53,6 +53,47 @@ import Testing
         #expect(try g.nodes[0].int("axis", default: 0) == 0)
     }
 
+    @Test func aSqueezeBetweenBatchFirstTransposesLetsThemCancel() throws {
+        // OpenVINO's LSTMSequence between two layers: Y [seq, dirs, batch, hidden] to batch first,
+        // the directions squeezed, then back to sequence first for the next layer.
+        var g = Graph(name: "g", inputs: [info("y", [5, 1, 2, 8])], outputs: [info("out", [5, 2, 8])], nodes: [
+            transpose("y", "bf", [2, 1, 0, 3]),
+            Node(opType: "Squeeze", inputs: ["bf", "one"], outputs: ["sq"]),
+            transpose("sq", "x2", [1, 0, 2]),
+            Node(opType: "Tanh", inputs: ["x2"], outputs: ["out"]),
+        ], initializers: NamedTensors([("one", Tensor(shape: [1], scalars: [Int64(1)]))]))
+        let before = try g.inferTypes()["out"]
+        #expect(SinkTransposes.run(&g))
+        try g.verifyAndSort()
+        #expect(g.nodes.map(\.opType) == ["Squeeze", "Tanh"])
+        #expect(g.nodes[0].inputs == ["y", "one"])
+        #expect(try g.inferTypes()["out"] == before)
+    }
+
+    @Test func aSqueezeOfMovedAxesGetsTheSourceAxes() throws {
+        var g = Graph(name: "g", inputs: [info("x", [1, 2, 3])], outputs: [info("y", [3, 2])], nodes: [
+            transpose("x", "t", [1, 0, 2]),
+            Node(opType: "Squeeze", inputs: ["t", "axis"], outputs: ["s"]),
+            transpose("s", "y", [1, 0]),
+        ], initializers: NamedTensors([("axis", Tensor(shape: [1], scalars: [Int64(-2)]))]))
+        let before = try g.inferTypes()["y"]
+        #expect(SinkTransposes.run(&g))
+        try g.verifyAndSort()
+        #expect(g.nodes.map(\.opType) == ["Squeeze", "Transpose"])
+        #expect(g.initializers[g.nodes[0].inputs[1]]?.scalars(as: Int64.self) == [0])
+        #expect(try g.nodes[1].ints("perm") == [1, 0])
+        #expect(try g.inferTypes()["y"] == before)
+    }
+
+    @Test func leavesASqueezedTransposeWithNowhereToGo() {
+        var g = Graph(name: "g", inputs: [info("x", [1, 2, 3])], outputs: [info("y", [3, 2])], nodes: [
+            transpose("x", "t", [2, 0, 1]),
+            Node(opType: "Squeeze", inputs: ["t", "axis"], outputs: ["y"]),
+        ], initializers: NamedTensors([("axis", Tensor(shape: [1], scalars: [Int64(1)]))]))
+        #expect(!SinkTransposes.run(&g))
+        #expect(g.nodes.map(\.opType) == ["Transpose", "Squeeze"])
+    }
+
     @Test func gemmTakesATransposedOperandByItsFlag() throws {
         var g = Graph(name: "g", inputs: [info("x", [6, 2])], outputs: [info("y", [2, 3])], nodes: [
             transpose("x", "xt", [1, 0]),

@@ -8,6 +8,8 @@ import DLTensor
 ///   index the transpose often disappears altogether (torch's `out[:, -1]` after a batch-first
 ///   transpose of an LSTM output: no copy of the whole sequence any more); with a vector index
 ///   the (smaller) gathered result is transposed.
+/// - `Squeeze(Transpose(x, p), axes)` squeezes `x` first and transposes after, when that
+///   transpose is then absorbed by one of the rewrites here.
 /// - `Gemm` reading a 2-D `Transpose(x, [1, 0])` reads `x` and flips `transA`/`transB`; a `MatMul`
 ///   of such a transpose and a value known to be 2-D becomes a `Gemm` with the flag set.
 /// - A binary elementwise op whose two operands are transposed by the same permutation runs on
@@ -186,6 +188,34 @@ package enum SinkTransposes: GraphPass {
                 tr.outputs = node.outputs
                 graph.nodes.replaceSubrange(i...i, with: [g, tr])
                 return true
+            case "Squeeze":
+                // Squeeze(Transpose(x, p), axes) = Transpose(Squeeze(x, p[axes]), p without them),
+                // made when the moved transpose is absorbed below (batch-first LSTM layers
+                // imported from OpenVINO: Transpose, Squeeze, then the next layer's Transpose back).
+                guard node.inputs.count == 2, node.outputs.count == 1, !node.outputs[0].isEmpty,
+                      let t = transposeOf(node.inputs[0]), readers[node.inputs[0]] == 1, !fed.contains(node.inputs[1]),
+                      let raw = constantValue(node.inputs[1], graph).flatMap(SymVector.smallInts), !raw.isEmpty,
+                      let axes = Axes.normalise(raw, rank: t.perm.count) else { continue }
+                let r = t.perm.count
+                guard chainEndsInAbsorber(node.outputs[0], rank: r - axes.count) else { continue }
+                let sourceAxes = axes.map { t.perm[$0] }.sorted()
+                let q = (0..<r).filter { !axes.contains($0) }.map { v in t.perm[v] - sourceAxes.filter { $0 < t.perm[v] }.count }
+                var squeeze = node
+                let mid = fresh(node.outputs[0])
+                squeeze.inputs[0] = t.source
+                squeeze.outputs = [mid]
+                if sourceAxes != axes {
+                    let name = fresh(node.outputs[0] + "_axes")
+                    let values: [Int64] = sourceAxes.map { Int64($0) }
+                    graph.initializers[name] = Tensor(shape: [values.count], scalars: values)
+                    squeeze.inputs[1] = name
+                }
+                var tr = graph.nodes[t.index]
+                tr.inputs = [mid]
+                tr.outputs = node.outputs
+                setPerm(&tr, q)
+                graph.nodes.replaceSubrange(i...i, with: [squeeze, tr])
+                return true
             case "Gemm":
                 for side in 0..<min(2, node.inputs.count) {
                     guard let t = transposeOf(node.inputs[side]), t.perm == [1, 0] else { continue }
@@ -261,9 +291,14 @@ package enum SinkTransposes: GraphPass {
 
     /// The rank of a value known without running: an initializer's, or a Constant node's.
     static func rankOf(_ name: String, _ graph: Graph) -> Int? {
-        if let t = graph.initializers[name] { return t.rank }
+        constantValue(name, graph)?.rank
+    }
+
+    /// A value known without running: an initializer, or a Constant node's value.
+    static func constantValue(_ name: String, _ graph: Graph) -> Tensor? {
+        if let t = graph.initializers[name] { return t }
         for n in graph.nodes where n.outputs.first == name && n.opType == "Constant" {
-            return (try? ConstantOp.value(of: n))?.rank
+            return try? ConstantOp.value(of: n)
         }
         return nil
     }
