@@ -16,10 +16,16 @@ extension Convolution {
     /// full-size plane of its own scratch. The copy is then split too, and a worker reads rows
     /// that it, not another core, has just written (resnet's 32 × 32 Winograd convolutions at
     /// batch 1 on 2 threads spent a quarter of the caller's time padding while the other waited).
+    ///
+    /// With `privateCopies` (strided only), fewer images than workers are split into phase
+    /// planes by each part into its own scratch, whole: every part reads all of the input's
+    /// channels (it computes a share of the output channels), and reading planes another core has
+    /// just written cost more than copying them again (resnet's 32 -> 64 channel stride-2
+    /// convolution onto 16 × 16 at batch 1 ran slower on two threads than on one).
     /// - Returns: false when some call of `body` returned false.
     static func forEachPaddedImage(
         _ p: Conv2DParams, input: UnsafePointer<Float>, units: Int, unitCost: Int, splitParts: Int,
-        paddedRows: ((_ lo: Int, _ hi: Int) -> Range<Int>)? = nil,
+        paddedRows: ((_ lo: Int, _ hi: Int) -> Range<Int>)? = nil, privateCopies: Bool = false,
         _ body: (_ n: Int, _ g: Int, _ source: UnsafePointer<Float>, _ lo: Int, _ hi: Int) -> Bool
     ) -> Bool {
         let cg = p.inChannelsPerGroup
@@ -85,18 +91,24 @@ extension Convolution {
         }
         let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: max(1, units))
         defer { failed.deallocate() }
-        if let paddedRows, padded, !strided {
+        if padded, strided ? privateCopies : paddedRows != nil {
             for n in 0..<p.batch {
                 for g in 0..<p.groups {
                     failed.initialize(repeating: false)
                     ParallelFor.split(units, parts: splitParts) { lo, hi in
                         let scratch = ConvolutionScratch.shared.take(cg * plane)
                         defer { ConvolutionScratch.shared.give(scratch) }
-                        let rows = paddedRows(lo, hi)
                         let src = input + (n * p.inChannels + g * cg) * p.inH * p.inW
-                        let ready = dlk_pad2d(src, Int32(cg), Int32(p.inH), Int32(p.inW), Int32(p.padTop), Int32(p.padLeft),
-                                              Int32(p.padBottom), Int32(p.padRight), Int32(rows.lowerBound), Int32(rows.upperBound),
-                                              scratch.pointer) == 0 || pad(n, g, into: scratch.pointer)
+                        let ready = if strided {
+                            dlk_pad2d_phases(src, Int32(cg), Int32(p.inH), Int32(p.inW), Int32(p.padTop), Int32(p.padLeft),
+                                             Int32(p.padBottom), Int32(p.padRight), Int32(p.strideH), Int32(p.strideW), scratch.pointer) == 0
+                        } else {
+                            paddedRows.map { $0(lo, hi) }.map { rows in
+                                dlk_pad2d(src, Int32(cg), Int32(p.inH), Int32(p.inW), Int32(p.padTop), Int32(p.padLeft),
+                                          Int32(p.padBottom), Int32(p.padRight), Int32(rows.lowerBound), Int32(rows.upperBound),
+                                          scratch.pointer) == 0
+                            } ?? false || pad(n, g, into: scratch.pointer)
+                        }
                         if !ready || !body(n, g, scratch.pointer, lo, hi) { failed[lo] = true }
                     }
                     if failed.contains(true) { return false }

@@ -153,7 +153,7 @@ extension Convolution {
                                   paddedRows: wino != nil ? { lo, hi in
                                       lo / bands != (hi - 1) / bands || hi - lo >= bands
                                           ? 0..<hp : (2 * (lo % bands))..<(2 * ((hi - 1) % bands) + 4)
-                                  } : nil) { n, g, src, lo, hi in
+                                  } : nil, privateCopies: smallStrided) { n, g, src, lo, hi in
             // Unit u is band u % bands of channel part u / bands.
             var u = lo
             while u < hi {

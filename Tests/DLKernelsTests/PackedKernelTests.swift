@@ -252,6 +252,9 @@ import Testing
         ConvCase(name: "3x3 stride 2 onto 7 x 8, 40 channels (a small image: channel parts of whole images)", params: Conv2DParams(
             batch: 1, inChannels: 5, inH: 14, inW: 15, outChannels: 40, kernelH: 3, kernelW: 3,
             strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)),
+        ConvCase(name: "3x3 stride 2 onto 15 x 15, 48 channels, one image (channel parts, each with phase planes of its own)",
+                 params: Conv2DParams(batch: 1, inChannels: 16, inH: 30, inW: 30, outChannels: 48, kernelH: 3, kernelW: 3,
+                                      strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)),
         ConvCase(name: "3x3 stride 2 pad 1, 16 channels of 41 x 50, one image (padding split over the workers)", params: Conv2DParams(
             batch: 1, inChannels: 16, inH: 41, inW: 50, outChannels: 12, kernelH: 3, kernelW: 3,
             strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)),
