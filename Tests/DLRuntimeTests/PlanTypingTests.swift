@@ -121,5 +121,9 @@ import Testing
                                                          "axes": TensorType(dtype: .int64, shape: [1])],
                                         values: ["axes": Tensor(shape: [1], scalars: [Int64(1)])]).first ?? nil
         #expect(typed == TensorType(dtype: .float32, dims: [.fixed(3), .symbolic("n")]))
+        // An empty axes list is left to the runtime.
+        let none = try Graph.inferNode(unknown, types: ["x": TensorType(dtype: .float32, shape: [3, 1]), "axes": TensorType(dtype: .int64, shape: [0])],
+                                       values: ["axes": Tensor(shape: [0], scalars: [Int64]())]).first ?? nil
+        #expect(none == nil)
     }
 }

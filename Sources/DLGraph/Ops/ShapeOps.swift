@@ -15,6 +15,8 @@ enum ShapeOps {
             } else {
                 listed = try ctx.node.ints("axes")
             }
+            // An empty list is read differently by runtimes (none, or every unit dim): left to ours.
+            if listed?.isEmpty == true { return [nil] }
             if unsqueeze {
                 guard let listed, let axes = Axes.normalise(listed, rank: d.count + listed.count) else { return [nil] }
                 var out: [Dim] = []
