@@ -452,6 +452,18 @@ DLK_CNN_TARGET int dlk_pad2d(const float *x, int channels, int h, int w, int top
 }
 
 
+/// Floats [start, start + 16) of a row of w floats, zero outside it (start may be negative).
+DLK_CNN_INLINE DLK_CNN_TARGET __m512 load_row16(const float *s, int w, int start) {
+    if (start >= w || start <= -16) return _mm512_setzero_ps();
+    if (start >= 0) return _mm512_maskz_loadu_ps(dlk_lanes16(w - start), s + start);
+    // Lanes [lo, 16) hold s[0...]: loaded from s, then moved up by lo lanes.
+    const int lo = -start;
+    const __m512 v = _mm512_maskz_loadu_ps(dlk_lanes16(w < 16 - lo ? w : 16 - lo), s);
+    const __m512i up = _mm512_and_si512(_mm512_sub_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                                         _mm512_set1_epi32(lo)), _mm512_set1_epi32(15));
+    return _mm512_maskz_permutexvar_ps((__mmask16)~dlk_lanes16(lo), up, v);
+}
+
 DLK_CNN_TARGET int dlk_pad2d_phases(const float *x, int channels, int h, int w, int top, int left, int bottom,
                                     int right, int sh, int sw, float *y) {
     if (sh == 1 && sw == 1) return dlk_pad2d(x, channels, h, w, top, left, bottom, right, 0, h + top + bottom, y);
@@ -459,14 +471,19 @@ DLK_CNN_TARGET int dlk_pad2d_phases(const float *x, int channels, int h, int w, 
     const int wp = w + left + right, hp = h + top + bottom;
     const int h2 = (hp + sh - 1) / sh, w2 = (wp + sw - 1) / sw;
     const size_t phase_plane = (size_t)h2 * w2, channel = (size_t)sh * sw * phase_plane;
-    // One padded row at a time in `row` (its padding columns stay zero), then dealt out by
-    // column phase (pairs of 16-float vectors split into even and odd lanes when there are two
-    // phases). Every float of the planes is written once: padding rows, the phases' rows past
-    // the padded image and their columns past it as zeros (zeroing the planes first doubled the
-    // writes: 23% of a 3 -> 16 channel stride-2 convolution on 320 x 320).
-    float *row = malloc(((size_t)wp + 32) * sizeof(float));
-    if (!row) return -1;
-    memset(row, 0, ((size_t)wp + 32) * sizeof(float));
+    // Every float of the planes is written once: padding rows, the phases' rows past the padded
+    // image and their columns past it as zeros (zeroing the planes first doubled the writes: 23%
+    // of a 3 -> 16 channel stride-2 convolution on 320 x 320). Two column phases: pairs of
+    // 16-float vectors of the source row (zero past its ends) split into even and odd lanes.
+    // Others: one padded row at a time in `row` (its padding columns stay zero), dealt out by
+    // column. (Two phases once went through `row` too: loading the vectors back just after the
+    // row's copy stalled on store forwarding, 45% of this function.)
+    float *row = NULL;
+    if (sw != 2) {
+        row = malloc(((size_t)wp + 32) * sizeof(float));
+        if (!row) return -1;
+        memset(row, 0, ((size_t)wp + 32) * sizeof(float));
+    }
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     for (int c = 0; c < channels; c++) {
@@ -478,16 +495,17 @@ DLK_CNN_TARGET int dlk_pad2d_phases(const float *x, int channels, int h, int w, 
                 for (int ph = 0; ph < sw; ph++) memset(out + (size_t)ph * phase_plane, 0, (size_t)w2 * sizeof(float));
                 continue;
             }
-            memcpy(row + left, x + ((size_t)c * h + r) * w, (size_t)w * sizeof(float));
+            const float *src = x + ((size_t)c * h + r) * w;
             if (sw == 2) {
                 for (int i = 0; i < w2; i += 16) {
-                    const __m512 a = _mm512_loadu_ps(row + 2 * i), b = _mm512_loadu_ps(row + 2 * i + 16);
+                    // Padded column p is source column p - left.
+                    const __m512 a = load_row16(src, w, 2 * i - left), b = load_row16(src, w, 2 * i + 16 - left);
                     const __mmask16 mk = dlk_lanes16(w2 - i);
-                    // Past the row (an odd width: the odd phase's last column), `row` holds zeros.
                     _mm512_mask_storeu_ps(out + i, mk, _mm512_permutex2var_ps(a, even, b));
                     _mm512_mask_storeu_ps(out + phase_plane + i, mk, _mm512_permutex2var_ps(a, odd, b));
                 }
             } else {
+                memcpy(row + left, src, (size_t)w * sizeof(float));
                 for (int ph = 0; ph < sw; ph++) {
                     float *o = out + (size_t)ph * phase_plane;
                     int at = 0;
