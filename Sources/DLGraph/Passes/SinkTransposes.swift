@@ -78,6 +78,19 @@ package enum SinkTransposes: GraphPass {
             guard let p = producer[name], let perm = perm(graph.nodes[p]) else { return nil }
             return (p, perm, graph.nodes[p].inputs[0])
         }
+        /// Node i becomes `op` writing a fresh value, then the transpose at `index` (a copy of it,
+        /// with `perm` when given) from that value to node i's outputs.
+        func transposeBelow(_ op: Node, at i: Int, from index: Int, perm: [Int]? = nil, renamed: Bool = false) {
+            var op = op
+            let outputs = graph.nodes[i].outputs
+            op.outputs = [fresh(outputs[0])]
+            var tr = graph.nodes[index]
+            if renamed { tr.name = fresh(graph.nodes[i].name) }
+            tr.inputs = op.outputs
+            tr.outputs = outputs
+            if let perm { setPerm(&tr, perm) }
+            graph.nodes.replaceSubrange(i...i, with: [op, tr])
+        }
         let fed = Set(graph.inputs.map(\.name))
         /// A value's rank when known without running: initializers, Constants, else inferred
         /// (inference runs at most once per rewrite, and only when asked).
@@ -171,22 +184,11 @@ package enum SinkTransposes: GraphPass {
                         return true
                     }
                     guard readers[node.inputs[0]] == 1 else { continue }
-                    let mid = fresh(node.outputs[0])
-                    g.outputs = [mid]
-                    var tr = graph.nodes[t.index]
-                    tr.inputs = [mid]
-                    tr.outputs = node.outputs
-                    setPerm(&tr, q)
-                    graph.nodes.replaceSubrange(i...i, with: [g, tr])
+                    transposeBelow(g, at: i, from: t.index, perm: q)
                     return true
                 }
                 guard idxRank == 1, readers[node.inputs[0]] == 1 else { continue }
-                let mid = fresh(node.outputs[0])
-                g.outputs = [mid]
-                var tr = graph.nodes[t.index]
-                tr.inputs = [mid]
-                tr.outputs = node.outputs
-                graph.nodes.replaceSubrange(i...i, with: [g, tr])
+                transposeBelow(g, at: i, from: t.index)
                 return true
             case "Squeeze":
                 // Squeeze(Transpose(x, p), axes) = Transpose(Squeeze(x, p[axes]), p without them),
@@ -201,20 +203,14 @@ package enum SinkTransposes: GraphPass {
                 let sourceAxes = axes.map { t.perm[$0] }.sorted()
                 let q = (0..<r).filter { !axes.contains($0) }.map { v in t.perm[v] - sourceAxes.filter { $0 < t.perm[v] }.count }
                 var squeeze = node
-                let mid = fresh(node.outputs[0])
                 squeeze.inputs[0] = t.source
-                squeeze.outputs = [mid]
                 if sourceAxes != axes {
                     let name = fresh(node.outputs[0] + "_axes")
                     let values: [Int64] = sourceAxes.map { Int64($0) }
                     graph.initializers[name] = Tensor(shape: [values.count], scalars: values)
                     squeeze.inputs[1] = name
                 }
-                var tr = graph.nodes[t.index]
-                tr.inputs = [mid]
-                tr.outputs = node.outputs
-                setPerm(&tr, q)
-                graph.nodes.replaceSubrange(i...i, with: [squeeze, tr])
+                transposeBelow(squeeze, at: i, from: t.index, perm: q)
                 return true
             case "Gemm":
                 for side in 0..<min(2, node.inputs.count) {
@@ -252,14 +248,8 @@ package enum SinkTransposes: GraphPass {
                    let t0 = transposeOf(node.inputs[0]), let t1 = transposeOf(node.inputs[1]), t0.perm == t1.perm,
                    readers[node.inputs[0]] == 1 || readers[node.inputs[1]] == 1 || node.inputs[0] == node.inputs[1] {
                     var op = node
-                    let mid = fresh(node.outputs[0])
                     op.inputs = [t0.source, t1.source]
-                    op.outputs = [mid]
-                    var tr = graph.nodes[t0.index]
-                    tr.name = fresh(node.name)
-                    tr.inputs = [mid]
-                    tr.outputs = node.outputs
-                    graph.nodes.replaceSubrange(i...i, with: [op, tr])
+                    transposeBelow(op, at: i, from: t0.index, renamed: true)
                     return true
                 }
                 // Push a transpose feeding this elementwise op below it, when that leads somewhere.
@@ -267,13 +257,8 @@ package enum SinkTransposes: GraphPass {
                     guard let t = transposeOf(x), readers[x] == 1, passesThrough(node, input: x, rank: t.perm.count),
                           chainEndsInAbsorber(node.outputs[0], rank: t.perm.count) else { continue }
                     var op = node
-                    let mid = fresh(node.outputs[0])
                     op.inputs[k] = t.source
-                    op.outputs = [mid]
-                    var tr = graph.nodes[t.index]
-                    tr.inputs = [mid]
-                    tr.outputs = node.outputs
-                    graph.nodes.replaceSubrange(i...i, with: [op, tr])
+                    transposeBelow(op, at: i, from: t.index)
                     return true
                 }
             }
