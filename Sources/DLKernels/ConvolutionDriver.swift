@@ -267,7 +267,20 @@ extension Convolution {
                                 if sW == 1 && count >= 16 {
                                     (d + owLo).update(from: s, count: count)
                                 } else {
-                                    for j in 0..<count { d[owLo + j] = s[j * sW] }
+                                    var j = 0
+                                    if sW == 2 {
+                                        // Sixteen taps at a time: the even floats of [2j, 2j + 16)
+                                        // and the odd ones of [2j + 15, 2j + 31), so nothing past
+                                        // the chunk's last tap (2j + 30) is read.
+                                        while j + 16 <= count {
+                                            let low = UnsafeRawPointer(s + 2 * j).loadUnaligned(as: SIMD16<Float>.self)
+                                            let high = UnsafeRawPointer(s + 2 * j + 15).loadUnaligned(as: SIMD16<Float>.self)
+                                            UnsafeMutableRawPointer(d + owLo + j).storeBytes(
+                                                of: SIMD16(lowHalf: low.evenHalf, highHalf: high.oddHalf), as: SIMD16<Float>.self)
+                                            j += 16
+                                        }
+                                    }
+                                    while j < count { d[owLo + j] = s[j * sW]; j += 1 }
                                 }
                             }
                             zero(d + owHi, outW - owHi)

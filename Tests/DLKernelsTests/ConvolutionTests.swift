@@ -66,6 +66,12 @@ func referenceConv2D(_ p: Conv2DParams, _ x: [Float], _ w: [Float], _ bias: [Flo
         ConvCase(name: "1x1 stride 2", params: Conv2DParams(
             batch: 1, inChannels: 3, inH: 7, inW: 5, outChannels: 2, kernelH: 1, kernelW: 1,
             strideH: 2, strideW: 2)),
+        ConvCase(name: "1x1 stride 2 onto rows of 17 and 33 (sixteen taps at a time, then one by one)", params: Conv2DParams(
+            batch: 1, inChannels: 2, inH: 5, inW: 66, outChannels: 3, kernelH: 1, kernelW: 1,
+            strideH: 2, strideW: 2)),
+        ConvCase(name: "3x3 stride 2 pad 2 onto rows of 17 (clipped taps around the chunks)", params: Conv2DParams(
+            batch: 1, inChannels: 2, inH: 6, inW: 32, outChannels: 2, kernelH: 3, kernelW: 3,
+            strideH: 2, strideW: 2, padTop: 1, padLeft: 2, padBottom: 0, padRight: 1)),
         ConvCase(name: "1x1 with padding", params: Conv2DParams(
             batch: 1, inChannels: 2, inH: 3, inW: 3, outChannels: 2, kernelH: 1, kernelW: 1,
             padTop: 1, padLeft: 0, padBottom: 0, padRight: 1)),
