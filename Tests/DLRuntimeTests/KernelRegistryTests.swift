@@ -29,11 +29,11 @@ struct KernelRegistryTests {
     @Test func aSecondFastVariantOrOneWithoutAGeneralKernelIsRefused() throws {
         var r = KernelRegistry()
         try r.add([KernelEntry("Relu", Self.identity)])
-        try r.addFast("Relu", takes: "float32") { _ throws(RuntimeError) in nil }
+        try r.addFast([FastEntry("Relu", "float32") { _ throws(RuntimeError) in nil }])
         #expect(throws: KernelRegistry.Problem.duplicateFast("Relu")) {
-            try r.addFast("Relu", takes: "float32") { _ throws(RuntimeError) in nil }
+            try r.addFast([FastEntry("Relu", "float32") { _ throws(RuntimeError) in nil }])
         }
-        try r.addFast("Elu", takes: "float32") { _ throws(RuntimeError) in nil }
+        try r.addFast([FastEntry("Elu", "float32") { _ throws(RuntimeError) in nil }])
         #expect(throws: KernelRegistry.Problem.fastWithoutGeneral("Elu")) { try r.table() }
     }
 
@@ -41,9 +41,9 @@ struct KernelRegistryTests {
     @Test func theGeneralKernelRunsWhereTheFastVariantDeclines() throws {
         var r = KernelRegistry()
         try r.add([KernelEntry("Neg", { _ throws(RuntimeError) in [Tensor(shape: [1], scalars: [Float(1)])] })])
-        try r.addFast("Neg", takes: "float32") { ctx throws(RuntimeError) in
+        try r.addFast([FastEntry("Neg", "float32") { ctx throws(RuntimeError) in
             try ctx.input(0).dtype == .float32 ? [Tensor(shape: [1], scalars: [Float(2)])] : nil
-        }
+        }])
         let kernel = try #require(try r.table()["Neg"]?.run)
         func run(_ x: Tensor) throws -> [Float] {
             let ctx = KernelContext(node: Node(opType: "Neg", inputs: ["x"], outputs: ["y"]), inputs: [x], outputTypes: [])

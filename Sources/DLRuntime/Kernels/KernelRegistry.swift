@@ -63,10 +63,12 @@ struct KernelRegistry {
         }
     }
 
-    /// Adds a fast variant for `key` that takes what `takes` says.
-    mutating func addFast(_ key: String, takes: String, _ kernel: @escaping FastKernel) throws(Problem) {
-        guard fast[key] == nil else { throw .duplicateFast(key) }
-        fast[key] = FastEntry(key, takes, kernel)
+    /// Adds the fast variants in `entries`, each for its op.
+    mutating func addFast(_ entries: [FastEntry]) throws(Problem) {
+        for e in entries {
+            guard fast[e.op] == nil else { throw .duplicateFast(e.op) }
+            fast[e.op] = e
+        }
     }
 
     /// The kernels to run: per op, the fast variant in front of the general kernel.

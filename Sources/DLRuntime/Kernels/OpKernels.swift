@@ -101,9 +101,8 @@ enum OpKernels {
         try r.add(ShapeKernels.all + MathKernels.all + MovementKernels.all + IndexingKernels.all + SortingKernels.all + ReduceKernels.all + CreationKernels.all
                   + NeuralKernels.all + PoolingKernels.all + ResizeKernels.all + ConvFamilyKernels.all
                   + SamplingKernels.all + RearrangeKernels.all + FlowKernels.all + FastPaths.fused)
-        for f in ElementwiseKernels.fast + SelectKernels.fast + ConvolutionKernels.fast + LinearKernels.fast + FastLSTM.fast + QuantizeKernels.fast {
-            try r.addFast(f.op, takes: f.takes, f.run)
-        }
+        try r.addFast(ElementwiseKernels.fast + SelectKernels.fast + ConvolutionKernels.fast + LinearKernels.fast + FastLSTM.fast
+                      + QuantizeKernels.fast)
         return r
     }
 

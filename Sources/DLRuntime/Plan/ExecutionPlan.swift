@@ -418,8 +418,8 @@ final class ExecutionPlan: Sendable {
         "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "PRelu", "Max", "Min", "Sum", "Mean", "Where", "Clip",
     ]
 
-    /// The output types of a node typed at run time (Gather, Squeeze, Unsqueeze, Slice, Split...
-    /// whose schemas leave shapes to the kernel) when its computed inputs are the first and those
+    /// The output types of a node typed at run time (Gather, Slice, Split, a Squeeze of computed
+    /// axes... whose schemas leave shapes to the kernel) when its computed inputs are the first and those
     /// `shapeOnlyInputs` names (any, for the `broadcasting` ops), and every other input is
     /// constant: then the output shapes follow from the computed inputs' shapes alone, so running
     /// the kernel once on zeros of those shapes gives them for every run with these input shapes.
