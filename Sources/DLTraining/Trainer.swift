@@ -68,6 +68,8 @@ public struct Dataset: Sendable {
 
     /// Whether the inputs are produced batch by batch (`SampleSource`) rather than held.
     public var isStreamed: Bool { if case .source = storedInputs { true } else { false } }
+    /// The source a streamed dataset's inputs come from.
+    public var source: (any SampleSource)? { if case .source(let s) = storedInputs { s } else { nil } }
 
     /// All inputs as one tensor. A streamed dataset produces every sample for this (an image
     /// folder decodes all its images); training reads batches and never asks for it.

@@ -64,22 +64,34 @@ public enum TrainingData {
     }
 
     /// An image folder (one subfolder of images per class, torchvision's ImageFolder
-    /// order) as a streamed dataset: each batch's images are decoded when the batch is asked for,
-    /// resized to `height` x `width` and scaled to [0, 1], float32, NCHW (NHWC with
-    /// `channelsLast`), with int64 class indices. Every image is decoded once here (and its
-    /// pixels dropped), so a corrupt one stops the run before the first step.
+    /// order) as a dataset of its images resized to `height` x `width` and scaled to [0, 1],
+    /// float32, NCHW (NHWC with `channelsLast`), with int64 class indices. Every image is decoded
+    /// once here, so a corrupt one stops the run before the first step. Their pixels are kept
+    /// while they fit in `cacheBytes` (as tf.data's `cache()`: each later epoch reads them from
+    /// memory); the images past it stream, decoded again when a batch asks for them.
     /// - Returns: the dataset, the class names, and the images left out because they did not
     ///   decode (only with `skipBadImages`; without it the first such image is the error).
     public static func loadImageFolder(path: String, height: Int, width: Int, channels: Int = 3, channelsLast: Bool = false,
-                                       skipBadImages: Bool = false) throws(TrainingError) -> (data: Dataset, classes: [String], skipped: [String]) {
+                                       skipBadImages: Bool = false, cacheBytes: Int = ImageFolderSource.defaultCacheBytes)
+        throws(TrainingError) -> (data: Dataset, classes: [String], skipped: [String]) {
         let folder: ImageFolder
         var paths: [String] = [], labels: [Int64] = [], skipped: [String] = []
+        var kept: [[Float]] = []
         do throws(ImageError) {
             folder = try ImageFolder(path: path)
             try ImageFolder.checkSize(height: height, width: width)
             guard channels == 1 || channels == 3 else { throw .badSize("\(path): \(channels) channels; 1 (gray) or 3 (RGB) are supported") }
+            let size = height * width * channels
+            var room = max(0, cacheBytes) / (size * MemoryLayout<Float>.stride)
             for (file, label) in folder.samples {
-                do { _ = try ImageCodec.decode(path: file, channels: channels) } catch {
+                do {
+                    if room > 0 {
+                        kept.append(try ImageFolder.pixels(path: file, height: height, width: width, channels: channels, channelsLast: channelsLast))
+                        room -= 1
+                    } else {
+                        _ = try ImageCodec.decode(path: file, channels: channels)
+                    }
+                } catch {
                     guard skipBadImages else { throw error }
                     skipped.append(file)
                     continue
@@ -89,7 +101,8 @@ public enum TrainingData {
             }
             guard !paths.isEmpty else { throw .malformed(path: path, reason: "no image of the folder could be decoded") }
         } catch { throw .image(error) }
-        let source = ImageFolderSource(paths: paths, height: height, width: width, channels: channels, channelsLast: channelsLast)
+        let source = ImageFolderSource(paths: paths, height: height, width: width, channels: channels, channelsLast: channelsLast,
+                                       cached: DecodedImages(kept))
         return (try Dataset(source: source, targets: Tensor(shape: [labels.count], scalars: labels)), folder.classes, skipped)
     }
 
@@ -304,35 +317,56 @@ public struct MappedRowsSource: SampleSource {
     }
 }
 
-/// The images of an image folder as samples, decoded batch by batch (`TrainingData.loadImageFolder`).
+/// The images of an image folder as samples (`TrainingData.loadImageFolder`): the first
+/// `cached.count` from memory, the others decoded batch by batch.
 public struct ImageFolderSource: SampleSource {
+    /// The pixels `loadImageFolder` keeps by default: a quarter of the machine's memory, at most 2 GiB.
+    public static var defaultCacheBytes: Int { Int(min(ProcessInfo.processInfo.physicalMemory / 4, 2 << 30)) }
+
     public let paths: [String]
     public let height: Int, width: Int, channels: Int
     public let channelsLast: Bool
+    /// The pixels of images `first ..< first + n` of `cached`, for `paths[0 ..< n]`.
+    let cached: DecodedImages
+    let first: Int
 
     public init(paths: [String], height: Int, width: Int, channels: Int, channelsLast: Bool) {
+        self.init(paths: paths, height: height, width: width, channels: channels, channelsLast: channelsLast, cached: DecodedImages([]))
+    }
+
+    init(paths: [String], height: Int, width: Int, channels: Int, channelsLast: Bool, cached: DecodedImages, first: Int = 0) {
         self.paths = paths
         self.height = height
         self.width = width
         self.channels = channels
         self.channelsLast = channelsLast
+        self.cached = cached
+        self.first = first
     }
 
     public var count: Int { paths.count }
     public var dtype: DType { .float32 }
     public var sampleShape: [Int] { channelsLast ? [height, width, channels] : [channels, height, width] }
+    /// How many of the images are read from memory.
+    public var cachedCount: Int { max(0, min(paths.count, cached.images.count - first)) }
 
     public func rows(_ indices: [Int]) throws(TrainingError) -> Tensor {
         let size = height * width * channels
         for i in indices where !paths.indices.contains(i) { throw .badData("sample \(i) is past the \(paths.count) images") }
         var batch = Tensor(zeros: .float32, shape: [indices.count] + sampleShape)
-        // Each image is decoded straight into its row of the batch.
+        // Each image is copied or decoded straight into its row of the batch.
         let failure = batch.withUnsafeMutableBytes { (raw: UnsafeMutableRawBufferPointer) -> ImageError? in
             let out = raw.bindMemory(to: Float.self)
             guard let base = out.baseAddress else { return nil }
+            let images = cached.images
             do throws(ImageError) {
                 for (k, i) in indices.enumerated() {
-                    try ImageFolder.pixels(path: paths[i], height: height, width: width, channels: channels, channelsLast: channelsLast, into: base + k * size)
+                    let row = base + k * size
+                    if first + i < images.count {
+                        _ = UnsafeMutableBufferPointer(start: row, count: size).update(fromContentsOf: images[first + i])
+                    } else {
+                        try ImageFolder.pixels(path: paths[i], height: height, width: width, channels: channels, channelsLast: channelsLast, into: row)
+                    }
                 }
             } catch { return error }
             return nil
@@ -342,6 +376,15 @@ public struct ImageFolderSource: SampleSource {
     }
 
     public func subset(_ range: Range<Int>) -> any SampleSource {
-        ImageFolderSource(paths: Array(paths[range.clamped(to: paths.indices)]), height: height, width: width, channels: channels, channelsLast: channelsLast)
+        let r = range.clamped(to: paths.indices)
+        return ImageFolderSource(paths: Array(paths[r]), height: height, width: width, channels: channels, channelsLast: channelsLast,
+                                 cached: cached, first: first + r.lowerBound)
     }
+}
+
+/// Decoded images shared by an image folder's source and its subsets (a validation split), made
+/// once and only read after.
+final class DecodedImages: Sendable {
+    let images: [[Float]]
+    init(_ images: [[Float]]) { self.images = images }
 }

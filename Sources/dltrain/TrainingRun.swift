@@ -17,6 +17,8 @@ public struct TrainingRequest: Sendable {
     public var hyperparameters: [(key: String, flag: String, value: Double)] = []
     public var override = false
     public var skipBadImages = false
+    /// Bytes of decoded images an image folder keeps in memory (nil: `ImageFolderSource.defaultCacheBytes`).
+    public var imageCacheBytes: Int?
     public var epochs: Int?
     public var steps: Int?
     /// The checkpoint the run writes (atomically).
@@ -242,10 +244,13 @@ public enum TrainingRun {
                 let (d, classes, skipped): (Dataset, [String], [String])
                 do {
                     (d, classes, skipped) = try TrainingData.loadImageFolder(path: path, height: hw[0], width: hw[1], channels: channels,
-                                                                             channelsLast: last, skipBadImages: request.skipBadImages)
+                                                                             channelsLast: last, skipBadImages: request.skipBadImages,
+                                                                             cacheBytes: request.imageCacheBytes ?? ImageFolderSource.defaultCacheBytes)
                 } catch { throw .training(error) }
                 let shown = classes.prefix(10).joined(separator: ", ") + (classes.count > 10 ? ", ..." : "")
-                report(.note("\(path): \(d.count) images of \(classes.count) classes (\(shown))\(skipped.isEmpty ? "" : "; skipped \(skipped.count) that did not decode, the first \(skipped[0])")"))
+                let kept = (d.source as? ImageFolderSource)?.cachedCount ?? 0
+                let memory = kept == d.count ? "all kept in memory" : "\(kept) kept in memory, the rest decoded each epoch"
+                report(.note("\(path): \(d.count) images of \(classes.count) classes (\(shown)), \(memory)\(skipped.isEmpty ? "" : "; skipped \(skipped.count) that did not decode, the first \(skipped[0])")"))
                 return d
             }
             do {

@@ -34,6 +34,8 @@ struct DLTrain: ParsableCommand {
     var imageSize: String?
     @Flag(help: "Image folders: leave out images that do not decode (counted on stderr) instead of stopping.")
     var skipBadImages = false
+    @Option(help: "Image folders: MiB of decoded images kept in memory between epochs (default: a quarter of the memory, at most 2048); the images past it are decoded again each epoch. 0 decodes every batch.")
+    var imageCacheMb: Int?
 
     @Option(help: "The model input fed with the data, and the data array holding it (default: saved, else every input of the model, comma-separated: input_ids,attention_mask, each from the data array of its name).")
     var input: String?
@@ -189,6 +191,10 @@ struct DLTrain: ParsableCommand {
         r.hyperparameters = flags
         r.override = override
         r.skipBadImages = skipBadImages
+        if let imageCacheMb {
+            guard imageCacheMb >= 0, imageCacheMb <= Int.max >> 20 else { throw DLTrainError("--image-cache-mb \(imageCacheMb) must be 0 or more MiB") }
+            r.imageCacheBytes = imageCacheMb << 20
+        }
         r.epochs = epochs
         r.steps = steps
         r.out = out

@@ -174,20 +174,28 @@ struct DLTrainImageFolderTests {
         let r = try runProcess(Self.tool, [Self.model, "--data", TestPackage.fixture("images/folder"), "--image-size", "8,8", "--loss", "cross_entropy",
                                            "--batch-size", "4", "--epochs", "2", "--metrics", "accuracy", "--out", tmp.file("out.ckpt")])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stderr.contains("8 images of 3 classes (cat, dog, zebra)"), "\(r.stderr)")
+        #expect(r.stderr.contains("8 images of 3 classes (cat, dog, zebra), all kept in memory"), "\(r.stderr)")
         #expect(FileManager.default.fileExists(atPath: tmp.file("out.ckpt")))
     }
 
-    /// The folder streams: batches decode their own images, and they are bit for bit the rows of
-    /// the folder decoded all at once, so training on the stream ends where training on the
-    /// preloaded pixels ends (shuffled, with a validation split of the stream).
-    @Test func streamedFolderTrainsAsThePreloadedPixels() throws {
+    /// The folder's images kept in memory (all of them, the first 3, none: the rest decoded by
+    /// the batches that ask for them) are bit for bit the rows of the folder decoded all at once,
+    /// so training on the folder ends where training on the preloaded pixels ends (shuffled,
+    /// with a validation split, which takes the last images: kept ones and decoded ones).
+    @Test(arguments: [nil, 3, 0])
+    func streamedFolderTrainsAsThePreloadedPixels(keptImages: Int?) throws {
         let folder = TestPackage.fixture("images/folder")
-        let (streamed, classes, skipped) = try TrainingData.loadImageFolder(path: folder, height: 8, width: 8)
+        let imageBytes = 3 * 8 * 8 * MemoryLayout<Float>.stride
+        let (streamed, classes, skipped) = try TrainingData.loadImageFolder(
+            path: folder, height: 8, width: 8, cacheBytes: keptImages.map { $0 * imageBytes + imageBytes - 1 } ?? ImageFolderSource.defaultCacheBytes)
         #expect(streamed.isStreamed && classes == ["cat", "dog", "zebra"] && skipped.isEmpty)
+        #expect((streamed.source as? ImageFolderSource)?.cachedCount == keptImages ?? streamed.count)
         let (pixels, labels, _) = try ImageFolder(path: folder).load(height: 8, width: 8)
         #expect(try streamed.inputs.bitwiseEqual(pixels) && streamed.targets.bitwiseEqual(labels))
         #expect(try streamed.batch([5, 0, 7]).inputs.bitwiseEqual(Dataset(inputs: pixels, targets: labels).batch([5, 0, 7]).inputs))
+        let (_, tail) = try Trainer.split(streamed, validationFraction: 0.25)
+        let (_, preloadedTail) = try Trainer.split(try Dataset(inputs: pixels, targets: labels), validationFraction: 0.25)
+        #expect(try tail.batch([1, 0]).inputs.bitwiseEqual(preloadedTail.batch([1, 0]).inputs))
         let graph = try ONNXReader.read(path: Self.model)
         func train(_ data: Dataset) throws -> Trainer {
             let (t, v) = try Trainer.split(data, validationFraction: 0.25)
@@ -212,8 +220,10 @@ struct DLTrainImageFolderTests {
         #expect(full.status == 0, "\(full.stderr)")
         let first = try runProcess(Self.tool, [Self.model] + flags + ["--steps", "4", "--csv-log", tmp.file("part.csv"), "--out", tmp.file("part.ckpt")])
         #expect(first.status == 0, "\(first.stderr)")
+        // The resumed half decodes every batch; the first half read the pixels kept at the start.
         let second = try runProcess(Self.tool, [tmp.file("part.ckpt"), "--data", TestPackage.fixture("images/folder"), "--steps", "5",
-                                                "--out", tmp.file("part.ckpt")])
+                                                "--image-cache-mb", "0", "--out", tmp.file("part.ckpt")])
+        #expect(second.stderr.contains("8 images of 3 classes (cat, dog, zebra), 0 kept in memory, the rest decoded each epoch"), "\(second.stderr)")
         #expect(second.status == 0, "\(second.stderr)")
         let a = try DLTrainCallbackCLITests.tensors(tmp.file("full.ckpt")), b = try DLTrainCallbackCLITests.tensors(tmp.file("part.ckpt"))
         #expect(!a.isEmpty && a.keys.sorted() == b.keys.sorted())
@@ -224,17 +234,29 @@ struct DLTrainImageFolderTests {
     }
 
     /// An image that stops decoding after the start (replaced on disk) fails the step naming the
-    /// file, and the run ends with a one-line error.
+    /// file when it is decoded again; kept in memory, its pixels of the start go on being read.
     @Test func anImageBrokenDuringTheRunNamesTheFile() throws {
         let tmp = TemporaryFolder()
         let dir = tmp.file("data")
         try FileManager.default.copyItem(atPath: TestPackage.fixture("images/folder"), toPath: dir)
-        let (d, _, _) = try TrainingData.loadImageFolder(path: dir, height: 8, width: 8)
+        let (streamed, _, _) = try TrainingData.loadImageFolder(path: dir, height: 8, width: 8, cacheBytes: 0)
+        let (kept, _, _) = try TrainingData.loadImageFolder(path: dir, height: 8, width: 8)
+        let before = try kept.batch(Array(0..<kept.count)).inputs
         try FileManager.default.removeItem(atPath: "\(dir)/dog/3.png")
         try FileManager.default.copyItem(atPath: TestPackage.fixture("images/bad/truncated.png"), toPath: "\(dir)/dog/3.png")
         let message: String
-        do { _ = try d.batch(Array(0..<d.count)); message = "" } catch { message = "\(error)" }
+        do { _ = try streamed.batch(Array(0..<streamed.count)); message = "" } catch { message = "\(error)" }
         #expect(message.hasPrefix("\(dir)/dog/3.png: malformed image"), "\(message)")
+        #expect(try kept.batch(Array(0..<kept.count)).inputs.bitwiseEqual(before))
+    }
+
+    @Test func aNegativeImageCacheIsRefused() throws {
+        let tmp = TemporaryFolder()
+        let r = try runProcess(Self.tool, [Self.model, "--data", TestPackage.fixture("images/folder"), "--image-size", "8,8", "--loss", "cross_entropy",
+                                           "--image-cache-mb=-1", "--epochs", "1", "--out", tmp.file("out.ckpt")])
+        #expect(r.status != 0 && r.stderr.contains("--image-cache-mb -1 must be 0 or more MiB"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: tmp.file("out.ckpt")))
     }
 
     @Test func aBadImageStopsTheRunBeforeTheFirstStep() throws {
