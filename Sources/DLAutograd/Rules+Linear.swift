@@ -141,32 +141,51 @@ extension Rules {
         let xT = Ops.float32(x), wT = Ops.float32(w)
         var gxT = Tensor(zeros: .float32, shape: c.need(0) ? x.shape : [0])
         var gwT = Tensor(zeros: .float32, shape: w.shape)
-        var cols = [Float](repeating: 0, count: kk * plane)
+        // The images split over the workers, each part with its own columns and (but the first)
+        // its own weight-gradient sum, added in part order after: the same bits for a worker count.
+        let work = p.batch * g * cout * kk * plane
+        let parts = work >= 1 << 18 ? min(ParallelFor.workerCount, p.batch) : 1
+        let colSize = kk * plane, gwSize = gwT.elementCount
+        var scratch = [Float](repeating: 0, count: parts * colSize + (c.need(1) ? (parts - 1) * gwSize : 0))
+        let needX = c.need(0), needW = c.need(1)
         xT.withUnsafeBufferPointer(as: Float.self) { xp in
         wT.withUnsafeBufferPointer(as: Float.self) { wp in
         gyT.withUnsafeBufferPointer(as: Float.self) { gp in
-        cols.withUnsafeMutableBufferPointer { colp in
+        scratch.withUnsafeMutableBufferPointer { sp in
         gwT.withUnsafeMutableBufferPointer(as: Float.self) { gwp in
         gxT.withUnsafeMutableBufferPointer(as: Float.self) { gxp in
             guard let x0 = xp.baseAddress, let w0 = wp.baseAddress, let g0 = gp.baseAddress,
-                  let col0 = colp.baseAddress, let gw0 = gwp.baseAddress else { return }
-            for b in 0..<p.batch {
-                for gi in 0..<g {
-                    let image = x0 + (b * p.inChannels + gi * cin) * p.inH * p.inW
-                    let dy = g0 + (b * p.outChannels + gi * cout) * plane
-                    if c.need(1) {
-                        Convolution.im2col(p, image: image, channels: cin, outH: oh, outW: ow, into: col0)
-                        // gw[gi] += dy (cout × plane) · colsᵀ (plane × kk)
-                        GEMM.sgemm(transA: false, transB: true, m: cout, n: kk, k: plane, alpha: 1, a: dy, lda: plane,
-                                   b: col0, ldb: plane, beta: 1, c: gw0 + gi * cout * kk, ldc: kk)
+                  let s0 = sp.baseAddress, let gw0 = gwp.baseAddress else { return }
+            let gx0 = gxp.baseAddress
+            ParallelFor.split(parts, parts: parts) { lo, hi in
+                for part in lo..<hi {
+                    let col0 = s0 + part * colSize
+                    let gwPart = part == 0 ? gw0 : s0 + parts * colSize + (part - 1) * gwSize
+                    for b in (part * p.batch / parts)..<((part + 1) * p.batch / parts) {
+                        for gi in 0..<g {
+                            let image = x0 + (b * p.inChannels + gi * cin) * p.inH * p.inW
+                            let dy = g0 + (b * p.outChannels + gi * cout) * plane
+                            if needW {
+                                Convolution.im2col(p, image: image, channels: cin, outH: oh, outW: ow, into: col0)
+                                // gw[gi] += dy (cout × plane) · colsᵀ (plane × kk)
+                                GEMM.sgemm(transA: false, transB: true, m: cout, n: kk, k: plane, alpha: 1, a: dy, lda: plane,
+                                           b: col0, ldb: plane, beta: 1, c: gwPart + gi * cout * kk, ldc: kk)
+                            }
+                            if needX, let gx0 {
+                                // cols = W[gi]ᵀ (kk × cout) · dy (cout × plane), then scatter back.
+                                GEMM.sgemm(transA: true, transB: false, m: kk, n: plane, k: cout, alpha: 1, a: w0 + gi * cout * kk, lda: kk,
+                                           b: dy, ldb: plane, beta: 0, c: col0, ldc: plane)
+                                TrainingBackward.col2imAdd(p, columns: col0, channels: cin, outH: oh, outW: ow,
+                                                           into: gx0 + (b * p.inChannels + gi * cin) * p.inH * p.inW)
+                            }
+                        }
                     }
-                    if c.need(0), let gx0 = gxp.baseAddress {
-                        // cols = W[gi]ᵀ (kk × cout) · dy (cout × plane), then scatter back.
-                        GEMM.sgemm(transA: true, transB: false, m: kk, n: plane, k: cout, alpha: 1, a: w0 + gi * cout * kk, lda: kk,
-                                   b: dy, ldb: plane, beta: 0, c: col0, ldc: plane)
-                        TrainingBackward.col2imAdd(p, columns: col0, channels: cin, outH: oh, outW: ow,
-                                                   into: gx0 + (b * p.inChannels + gi * cin) * p.inH * p.inW)
-                    }
+                }
+            }
+            if needW {
+                for part in 1..<max(1, parts) {
+                    let partial = s0 + parts * colSize + (part - 1) * gwSize
+                    for i in 0..<gwSize { gw0[i] += partial[i] }
                 }
             }
         }}}}}}

@@ -6,6 +6,8 @@ import CKernels
 public enum OptimizerKernels {
     /// One Adam/AdamW step in place (see `dlk_adam_update` for the formulas): `p` times `decay`,
     /// then the moments `m`, `v` (and the amsgrad maximum `vmax`) and `p` updated from `g`.
+    /// Each element on its own, so the parameter splits over the runtime's workers (in runs of
+    /// whole 16-float vectors) with the same bits.
     /// - Returns: false when it did not run (no AVX-512, or AVX-512 off): nothing was written.
     public static func adam(
         count n: Int, param p: UnsafeMutablePointer<Float>, grad g: UnsafePointer<Float>,
@@ -13,6 +15,12 @@ public enum OptimizerKernels {
         decay: Float, w1: Float, b2: Float, w2: Float, bc2Sqrt: Float, eps: Float, a: Float
     ) -> Bool {
         guard CPUFeatures.avx512 else { return false }
-        return dlk_adam_update(n, p, g, m, v, vmax, decay, w1, b2, w2, bc2Sqrt, eps, a) == 0
+        let vectors = (n + 15) / 16
+        // Per element: the parameter, gradient and moments read, three of them written.
+        ParallelFor.run(vectors, cost: 16 * (vmax == nil ? 7 : 9)) { lo, hi in
+            let i = lo * 16, count = min(n, hi * 16) - i
+            _ = dlk_adam_update(count, p + i, g + i, m + i, v + i, vmax.map { $0 + i }, decay, w1, b2, w2, bc2Sqrt, eps, a)
+        }
+        return true
     }
 }

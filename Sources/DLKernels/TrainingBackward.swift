@@ -96,7 +96,8 @@ public enum TrainingBackward {
     static func maxPool2x2Backward(x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>, into gx: UnsafeMutablePointer<Float>,
                                    planes: Int, inH: Int, inW: Int, outH: Int, outW: Int) {
         let inPlane = inH * inW, outPlane = outH * outW
-        for p in 0..<planes {
+        ParallelFor.run(planes, cost: inPlane + outPlane) { lo, hi in
+        for p in lo..<hi {
             let xp = x + p * inPlane, gp = g + p * outPlane, dp = gx + p * inPlane
             for oh in 0..<outH {
                 for ow in 0..<outW {
@@ -123,6 +124,7 @@ public enum TrainingBackward {
                 }
             }
         }
+        }
     }
 
     /// Any window geometry (see the entry point above).
@@ -133,7 +135,8 @@ public enum TrainingBackward {
         dilationH: Int, dilationW: Int
     ) {
         let inPlane = inH * inW, outPlane = outH * outW
-        for p in 0..<planes {
+        ParallelFor.run(planes, cost: inPlane + outPlane * kernelH * kernelW) { lo, hi in
+        for p in lo..<hi {
             let xp = x + p * inPlane, gp = g + p * outPlane, dp = gx + p * inPlane
             for oh in 0..<outH {
                 let h0 = oh * strideH - padTop
@@ -155,6 +158,7 @@ public enum TrainingBackward {
                     if best >= 0 { dp[best] += gp[oh * outW + ow] }
                 }
             }
+        }
         }
     }
 

@@ -113,6 +113,8 @@ struct DLTrain: ParsableCommand {
     @Option(help: "The checkpoint to write.") var out: String?
     @Option(help: "Also write OUT every K steps.") var checkpointEvery: Int?
     @Flag(help: "Let flags change settings the checkpoint saved.") var override = false
+    @Option(help: "Threads for GEMM and the runtime's own loops together (a run's numbers depend on it: resume with the same count for bit-identical results).")
+    var threads = 1
 
     func validate() throws {
         if evaluate {
@@ -126,11 +128,13 @@ struct DLTrain: ParsableCommand {
         if let s = steps, s < 0 { throw ValidationError("--steps must be 0 or more") }
         if let b = batchSize, b <= 0 { throw ValidationError("--batch-size must be positive") }
         if let k = checkpointEvery, k <= 0 { throw ValidationError("--checkpoint-every must be positive") }
+        if threads <= 0 { throw ValidationError("--threads must be positive") }
         if noShuffle && seed != nil { throw ValidationError("--no-shuffle and --seed exclude each other") }
         if noShuffle && shuffleBuffer != nil { throw ValidationError("--no-shuffle and --shuffle-buffer exclude each other") }
     }
 
     func run() throws {
+        Model.setThreadCount(threads, environment: ProcessInfo.processInfo.environment)
         do { try train() } catch let e as DLTrainError {
             FileHandle.standardError.write(Data("dltrain: \(e.message)\n".utf8))
             throw ExitCode(1)

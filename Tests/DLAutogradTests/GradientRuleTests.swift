@@ -1,5 +1,6 @@
 import DLAutograd
 import DLGraph
+import DLKernels
 import DLTensor
 import Testing
 
@@ -59,6 +60,31 @@ extension GradientRuleTests {
                     initializers: ["w": T.randomTensor([6, 2, 3, 2], seed: 9), "b": T.randomTensor([6], seed: 10)])
         try T.check([T.node("Conv", ["x", "w"], ["y"], [Attribute(name: "auto_pad", value: .string("SAME_UPPER"))])],
                     inputs: ["x": T.randomTensor([1, 2, 7], seed: 11)], initializers: ["w": T.randomTensor([3, 2, 4], seed: 12)])
+    }
+
+    /// The convolution's gradient splits the batch over the workers, each part summing its own
+    /// weight gradient: the input gradient (each image's own) is the same bits on one worker or
+    /// two, the weight gradient is close to one worker's and the same bits run after run.
+    @Test func convolutionGradientOverTwoWorkers() throws {
+        let x = T.randomTensor([4, 8, 16, 16], seed: 21)
+        let pads = Attribute(name: "pads", value: .ints([1, 1, 1, 1]))
+        let g = T.graph([T.node("Conv", ["x", "w", "b"], ["c"], [pads]), T.node("Relu", ["c"], ["y"])], inputs: ["x": x],
+                        initializers: ["w": T.randomTensor([16, 8, 3, 3], seed: 22), "b": T.randomTensor([16], seed: 23)], outputs: ["y"])
+        let d = try Differentiator(graph: g, wrt: ["x", "w", "b"])
+        let seed = T.randomTensor([4, 16, 16, 16], seed: 24)
+        func gradients(workers: Int) throws -> [String: Tensor] {
+            try ParallelFor.withWorkerCount(workers) { () throws(AutogradError) -> [String: Tensor] in
+                var rng = TrainingRNG(seed: 0)
+                return try d.backward(try d.forward(["x": x], rng: &rng), seeds: ["y": seed])
+            }
+        }
+        let one = try gradients(workers: 1), two = try gradients(workers: 2), again = try gradients(workers: 2)
+        let zero = Tensor(scalar: Float(0))
+        #expect(two["x"]?.bitwiseEqual(one["x"] ?? zero) == true)
+        #expect(two["w"]?.bitwiseEqual(again["w"] ?? zero) == true)
+        let a = (one["w"] ?? zero).scalars(as: Float.self), b = (two["w"] ?? zero).scalars(as: Float.self)
+        #expect(a.count == 16 * 8 * 9 && a.count == b.count)
+        for (u, v) in zip(a, b) { #expect(abs(u - v) <= 1e-5 * max(1, abs(u)), "\(u) \(v)") }
     }
 
     @Test func pooling() throws {

@@ -53,6 +53,23 @@ struct DLTrainCLITests {
         #expect(try Checkpoint(contentsOf: tmp.file("full.ckpt")).training == Checkpoint(contentsOf: tmp.file("part.ckpt")).training)
     }
 
+    /// `--threads N` sets the workers the kernels split over: a run on two threads gives the same
+    /// bits each time; no threads is refused before anything is written.
+    @Test func twoThreadsRepeatBitIdentical() throws {
+        let tmp = TemporaryFolder()
+        let tool = TestPackage.tool("dltrain")
+        for name in ["a", "b"] {
+            let r = try runProcess(tool, [Self.model] + Self.runFlags + ["--steps", "30", "--threads", "2", "--out", tmp.file("\(name).ckpt")])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let a = try Self.tensors(tmp.file("a.ckpt")), b = try Self.tensors(tmp.file("b.ckpt"))
+        #expect(!a.isEmpty && a.keys.sorted() == b.keys.sorted())
+        for (name, t) in a { #expect(b[name].map { $0.bitwiseEqual(t) } == true, "\(name) differs") }
+        let none = try runProcess(tool, [Self.model] + Self.runFlags + ["--steps", "3", "--threads", "0", "--out", tmp.file("c.ckpt")])
+        #expect(none.status != 0 && none.stderr.contains("--threads must be positive"), "\(none.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: tmp.file("c.ckpt")))
+    }
+
     @Test func contradictionsAndBadInputFailWithoutWriting() throws {
         let tmp = TemporaryFolder()
         let tool = TestPackage.tool("dltrain")

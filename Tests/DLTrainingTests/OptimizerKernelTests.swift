@@ -21,21 +21,23 @@ struct OptimizerKernelTests {
         return [("adam", adam), ("adamw", adamw), ("adam amsgrad, L2", ams), ("adamw amsgrad, beta1 0.3", lowBeta)]
     }()
 
-    @Test(.enabled(if: CPUFeatures.avx512Present), arguments: 0..<4)
-    func adamStepsMatchTheScalarLoop(_ which: Int) {
+    /// 37 elements: two full vectors and a tail of 5; 40,005 split over two workers (in runs of
+    /// whole vectors, the tail in the last).
+    @Test(.enabled(if: CPUFeatures.avx512Present), arguments: 0..<4, [37, 40_005])
+    func adamStepsMatchTheScalarLoop(_ which: Int, count: Int) {
         let (name, config) = Self.configs[which]
-        // 37 elements: two full vectors and a tail of 5; values of no pattern a vector would hide.
+        // Values of no pattern a vector would hide.
         func values(_ phase: Int, scale: Float = 1) -> [Float] {
-            (0..<37).map { i in scale * Float(sin(Double(i * 7 + phase * 13 + which) * 1.37)) }
+            (0..<count).map { i in scale * Float(sin(Double(i * 7 + phase * 13 + which) * 1.37)) }
         }
-        let start = Tensor(shape: [37], scalars: values(0))
+        let start = Tensor(shape: [count], scalars: values(0))
         var vectorised = (Optimizer(config: config), start)
         var scalar = (Optimizer(config: config), start)
         for step in 1...4 {
             var g = values(step, scale: 3)
             g[3] = 0
-            let grad = Tensor(shape: [37], scalars: g)
-            vectorised.0.update(name: "w", param: &vectorised.1, grad: grad)
+            let grad = Tensor(shape: [count], scalars: g)
+            ParallelFor.withWorkerCount(2) { vectorised.0.update(name: "w", param: &vectorised.1, grad: grad) }
             KernelOptions.with(KernelOptions(avx512: false)) {
                 scalar.0.update(name: "w", param: &scalar.1, grad: grad)
             }

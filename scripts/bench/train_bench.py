@@ -81,7 +81,7 @@ def dltrain_step_time(binary, onnx_path, data_path, steps, batch, threads, tmp):
     def run(k):
         args = [binary, onnx_path, "--data", data_path, "--input", "x", "--target", "y", "--loss", "cross_entropy",
                 "--batch-size", str(batch), "--no-shuffle", "--optimizer", "adam", "--lr", "0.001", "--steps", str(k),
-                "--out", os.path.join(tmp, "bench.ckpt")]
+                "--threads", str(threads), "--out", os.path.join(tmp, "bench.ckpt")]
         t = time.perf_counter()
         subprocess.run(args, check=True, env=env, capture_output=True)
         return time.perf_counter() - t
