@@ -207,31 +207,34 @@ extension Rules {
                 let g = gates.p + step * N * G, cPrev = cs.p + step * nh, cNew = cPrev + nh
                 let hNew = hs.p + (step + 1) * nh, tc = tanhC.p + step * nh
                 sgemm(hs.p + step * nh, transA: false, v.r.p + d * G * H, transB: true, m: N, n: G, k: H, into: g, accumulate: true)
-                for b in 0..<N {
-                    let gb = g + b * G, cp = cPrev + b * H, cn = cNew + b * H
-                    sigmoidInPlace(gb, count: 3 * H)
-                    Elementwise.tanh(gb + 3 * H, gb + 3 * H, count: H)
-                    var k = 0
-                    while k + 8 <= H {
-                        (SIMD8.load(gb + 2 * H + k) * SIMD8.load(cp + k) + SIMD8.load(gb + k) * SIMD8.load(gb + 3 * H + k)).store(cn + k)
-                        k += 8
+                // The cell, batch rows split over the workers (each row on its own: the same bits).
+                ParallelFor.run(N, cost: 10 * H) { lo, hi in
+                    for b in lo..<hi {
+                        let gb = g + b * G, cp = cPrev + b * H, cn = cNew + b * H
+                        sigmoidInPlace(gb, count: 3 * H)
+                        Elementwise.tanh(gb + 3 * H, gb + 3 * H, count: H)
+                        var k = 0
+                        while k + 8 <= H {
+                            (SIMD8.load(gb + 2 * H + k) * SIMD8.load(cp + k) + SIMD8.load(gb + k) * SIMD8.load(gb + 3 * H + k)).store(cn + k)
+                            k += 8
+                        }
+                        while k < H {
+                            cn[k] = gb[2 * H + k] * cp[k] + gb[k] * gb[3 * H + k]
+                            k += 1
+                        }
                     }
-                    while k < H {
-                        cn[k] = gb[2 * H + k] * cp[k] + gb[k] * gb[3 * H + k]
-                        k += 1
-                    }
-                }
-                Elementwise.tanh(cNew, tc, count: nh)
-                for b in 0..<N {
-                    let o = g + b * G + H, t = tc + b * H, h = hNew + b * H
-                    var k = 0
-                    while k + 8 <= H {
-                        (SIMD8.load(o + k) * SIMD8.load(t + k)).store(h + k)
-                        k += 8
-                    }
-                    while k < H {
-                        h[k] = o[k] * t[k]
-                        k += 1
+                    Elementwise.tanh(cNew + lo * H, tc + lo * H, count: (hi - lo) * H)
+                    for b in lo..<hi {
+                        let o = g + b * G + H, t = tc + b * H, h = hNew + b * H
+                        var k = 0
+                        while k + 8 <= H {
+                            (SIMD8.load(o + k) * SIMD8.load(t + k)).store(h + k)
+                            k += 8
+                        }
+                        while k < H {
+                            h[k] = o[k] * t[k]
+                            k += 1
+                        }
                     }
                 }
             }
@@ -271,7 +274,8 @@ extension Rules {
                 let g = tr.gates.p + step * N * G, dp = dpre.p + step * N * G
                 let cPrev = tr.cs.p + step * nh, tc = tr.tanhC.p + step * nh
                 addOutputGradient(gY, step: step, sh, d, into: dHp)
-                for b in 0..<N {
+                ParallelFor.run(N, cost: 12 * H) { lo, hi in
+                for b in lo..<hi {
                     let gb = g + b * G, pb = dp + b * G, dhb = dHp + b * H, dcb = dCp + b * H, cpb = cPrev + b * H, tcb = tc + b * H
                     // Eight lanes at a time (the compiler left the scalar loop scalar: its pointers
                     // may alias), the same operations in the same order per element.
@@ -299,6 +303,7 @@ extension Rules {
                         dcb[k] = dc * f
                         k += 1
                     }
+                }
                 }
                 // dH of the step before: dpre · R.
                 sgemm(dp, transA: false, v.r.p + rOff, transB: false, m: N, n: H, k: G, into: dH.p, accumulate: false)

@@ -222,9 +222,31 @@ extension GradientRuleTests {
         }
     }
 
-    /// One LSTM node (H 3 unless given, I 2, N 2, T 3) with biases and initial states, and its initializers.
-    static func lstm(direction: String, hidden H: Int = 3) -> ([Node], [String: Tensor]) {
-        let dirs = direction == "bidirectional" ? 2 : 1, I = 2, N = 2
+    /// The LSTM's cell splits its batch rows over the workers in training, forward and back:
+    /// outputs and gradients are the same bits on one worker or two (products too small to split).
+    @Test func lstmTrainingOverTwoWorkers() throws {
+        let (nodes, inits) = T_.lstm(direction: "bidirectional", hidden: 128, batch: 32)
+        let x = T_.randomTensor([3, 32, 2], seed: 51)
+        let g = T_.graph(nodes, inputs: ["x": x], initializers: inits, outputs: ["y", "yh", "yc"])
+        let d = try Differentiator(graph: g, wrt: ["x", "w", "r", "b", "h0", "c0"])
+        let seeds = ["y": T_.randomTensor([3, 2, 32, 128], seed: 52), "yc": T_.randomTensor([2, 32, 128], seed: 53)]
+        func run(workers: Int) throws -> [String: Tensor] {
+            try ParallelFor.withWorkerCount(workers) { () throws(AutogradError) -> [String: Tensor] in
+                var rng = TrainingRNG(seed: 0)
+                let tape = try d.forward(["x": x], training: true, rng: &rng)
+                var out = try d.backward(tape, seeds: seeds)
+                for o in ["y", "yh", "yc"] { out["out " + o] = tape.value(o) }
+                return out
+            }
+        }
+        let one = try run(workers: 1), two = try run(workers: 2)
+        #expect(one.count == 9 && one.keys.sorted() == two.keys.sorted())
+        for (name, t) in one { #expect(two[name]?.bitwiseEqual(t) == true, "\(name)") }
+    }
+
+    /// One LSTM node (H 3 unless given, I 2, N 2 unless given, T 3) with biases and initial states, and its initializers.
+    static func lstm(direction: String, hidden H: Int = 3, batch N: Int = 2) -> ([Node], [String: Tensor]) {
+        let dirs = direction == "bidirectional" ? 2 : 1, I = 2
         let attrs = [Attribute(name: "hidden_size", value: .int(H)), Attribute(name: "direction", value: .string(direction))]
         return ([T_.node("LSTM", ["x", "w", "r", "b", "", "h0", "c0"], ["y", "yh", "yc"], attrs)],
                 ["w": T_.randomTensor([dirs, 4 * H, I], seed: 31), "r": T_.randomTensor([dirs, 4 * H, H], seed: 32),
