@@ -56,17 +56,21 @@ public enum TrainingBackward {
     /// `out[i] = x[i] > 0 ? g[i] : 0` (Relu's gradient).
     public static func reluGradient(x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>,
                                     into out: UnsafeMutablePointer<Float>, count: Int) {
-        // Eight lanes at a time (the scalar select did not vectorise: a third of a small CNN's step).
-        var i = 0
-        while i + 8 <= count {
-            let xv = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
-            let gv = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(out + i).storeBytes(of: gv.replacing(with: 0, where: .!(xv .> 0)), as: SIMD8<Float>.self)
-            i += 8
-        }
-        while i < count {
-            out[i] = x[i] > 0 ? g[i] : 0
-            i += 1
+        // Eight lanes at a time (the scalar select did not vectorise: a third of a small CNN's
+        // step), in runs of 16 split over the workers.
+        ParallelFor.run((count + 15) / 16, cost: 48) { lo, hi in
+            var i = lo * 16
+            let end = min(count, hi * 16)
+            while i + 8 <= end {
+                let xv = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+                let gv = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(out + i).storeBytes(of: gv.replacing(with: 0, where: .!(xv .> 0)), as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < end {
+                out[i] = x[i] > 0 ? g[i] : 0
+                i += 1
+            }
         }
     }
 
