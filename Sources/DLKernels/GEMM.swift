@@ -37,11 +37,20 @@ public enum GEMM {
             return
         }
         // Large products (training, big batches) split their columns over the runtime's workers
-        // when OpenBLAS is single-threaded beside them (see ComputeThreads).
-        if m * n * k >= 1 << 22, n >= 128, ParallelFor.canSplit, threadCount == 1 {
-            sgemmSplittingColumns(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                                  b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-            return
+        // when OpenBLAS is single-threaded beside them (see ComputeThreads); tall ones too narrow
+        // for that (a training step's weight gradient of a few input features: m = 4·hidden,
+        // n = 32) split their rows.
+        if m * n * k >= 1 << 22, ParallelFor.canSplit, threadCount == 1 {
+            if n >= 128 {
+                sgemmSplittingColumns(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                                      b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+                return
+            }
+            if m >= 128 {
+                sgemmSplittingRows(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                                   b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+                return
+            }
         }
         blas(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
              b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
@@ -124,6 +133,26 @@ public enum GEMM {
             // op(B)'s column j is B's column j (k × n storage) or B's row j (n × k storage).
             blas(transA: transA, transB: transB, m: m, n: width, k: k, alpha: alpha, a: a, lda: lda,
                  b: transB ? b + j0 * ldb : b + j0, ldb: ldb, beta: beta, c: c + j0, ldc: ldc)
+        }
+    }
+
+    /// ``sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` with the rows of `C` (and of
+    /// `op(A)`) split over the runtime's workers in runs of 16, each part packing all of `B` (for
+    /// the narrow `B` this is for, a few KB). The caller checked the split pays.
+    package static func sgemmSplittingRows(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        alpha: Float, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        let workers = min(ParallelFor.workerCount, m / 64)
+        ParallelFor.split((m + 15) / 16, parts: workers * KernelOptions.current.tuning.chunksPerWorker) { lo, hi in
+            let i0 = lo * 16
+            let rows = min(m, hi * 16) - i0
+            guard rows > 0 else { return }
+            // op(A)'s row i is A's row i (m × k storage) or A's column i (k × m storage).
+            blas(transA: transA, transB: transB, m: rows, n: n, k: k, alpha: alpha, a: transA ? a + i0 : a + i0 * lda, lda: lda,
+                 b: b, ldb: ldb, beta: beta, c: c + i0 * ldc, ldc: ldc)
         }
     }
 

@@ -96,23 +96,41 @@ struct GEMMCase: Sendable, CustomTestStringConvertible {
         GEMMCase(m: 3, n: 100, k: 9),  // too small: the plain path
     ]
 
+    /// Tall and narrow: the rows split.
+    static let rowSplitCases: [GEMMCase] = [
+        GEMMCase(m: 200, n: 32, k: 100),
+        GEMMCase(m: 203, n: 10, k: 100, transA: true, alpha: 0.5, beta: 1, ldPad: 3),
+        GEMMCase(m: 130, n: 20, k: 120, transA: true, transB: true, beta: -2),
+    ]
+
     /// The column split over two workers gives what one OpenBLAS call gives, edges included, and
     /// never touches OpenBLAS's thread count.
     @Test(arguments: splitCases)
     func sgemmSplittingColumnsMatchesOneCall(_ c: GEMMCase) {
+        Self.splitMatchesOneCall(c, GEMM.sgemmSplittingColumns)
+    }
+
+    /// So does the row split.
+    @Test(arguments: rowSplitCases)
+    func sgemmSplittingRowsMatchesOneCall(_ c: GEMMCase) {
+        Self.splitMatchesOneCall(c, GEMM.sgemmSplittingRows)
+    }
+
+    static func splitMatchesOneCall(
+        _ c: GEMMCase,
+        _ split: (Bool, Bool, Int, Int, Int, Float, UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, Float, UnsafeMutablePointer<Float>, Int) -> Void
+    ) {
         let (rowsA, colsA) = c.transA ? (c.k, c.m) : (c.m, c.k)
         let (rowsB, colsB) = c.transB ? (c.n, c.k) : (c.k, c.n)
         let lda = colsA + c.ldPad, ldb = colsB + c.ldPad, ldc = c.n + c.ldPad
         let a = dyadicFloats(rowsA * lda, seed: 4)
         let b = dyadicFloats(rowsB * ldb, seed: 5)
-        var split = dyadicFloats(c.m * ldc, seed: 6)
-        var whole = split
+        var parts = dyadicFloats(c.m * ldc, seed: 6)
+        var whole = parts
         let blas = GEMM.threadCount
         ParallelFor.withWorkerCount(2) {
-            split.withUnsafeMutableBufferPointer { o in
-                GEMM.sgemmSplittingColumns(transA: c.transA, transB: c.transB, m: c.m, n: c.n, k: c.k,
-                                           alpha: c.alpha, a: a, lda: lda, b: b, ldb: ldb,
-                                           beta: c.beta, c: o.baseAddress!, ldc: ldc)
+            parts.withUnsafeMutableBufferPointer { o in
+                split(c.transA, c.transB, c.m, c.n, c.k, c.alpha, a, lda, b, ldb, c.beta, o.baseAddress!, ldc)
             }
         }
         whole.withUnsafeMutableBufferPointer { o in
@@ -120,7 +138,7 @@ struct GEMMCase: Sendable, CustomTestStringConvertible {
                        alpha: c.alpha, a: a, lda: lda, b: b, ldb: ldb,
                        beta: c.beta, c: o.baseAddress!, ldc: ldc)
         }
-        expectClose(split, whole)
+        expectClose(parts, whole)
         #expect(GEMM.threadCount == blas)
     }
 
