@@ -135,6 +135,7 @@ struct DLTrain: ParsableCommand {
 
     func run() throws {
         Model.setThreadCount(threads, environment: ProcessInfo.processInfo.environment)
+        CommandLineTool.keepFreedMemory()
         do { try train() } catch let e as DLTrainError {
             FileHandle.standardError.write(Data("dltrain: \(e.message)\n".utf8))
             throw ExitCode(1)

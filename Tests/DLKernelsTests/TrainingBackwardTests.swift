@@ -48,3 +48,16 @@ struct TrainingBackwardTests {
         #expect(wrong == 0, "\(wrong) of \(n) elements differ")
     }
 }
+
+/// The heap settings `dltrain` asks for are ones glibc takes (`mallopt` answers 1 for both).
+struct HeapTests {
+    @Test(.enabled(if: isGlibc)) func glibcKeepsFreedMemory() {
+        #expect(Heap.keepFreedMemory())
+    }
+}
+
+#if canImport(Glibc)
+private let isGlibc = true
+#else
+private let isGlibc = false
+#endif

@@ -17,6 +17,11 @@ int dlk_avx512_available(void);
 /// SkylakeX level), 1 for AVX2 with FMA, 0 for less or another architecture.
 int dlk_cpu_vector_level(void);
 
+/// Keeps freed heap memory for reuse where the C library allows it (glibc's mallopt): blocks under
+/// `mmap_min` bytes come from the heap, and up to `trim_min` free bytes at its top stay mapped.
+/// Returns 1 when both settings took, 0 otherwise (another C library: nothing changes).
+int dlk_heap_keep_freed(long mmap_min, long trim_min);
+
 /// Columns per panel of a packed B matrix.
 #define DLK_PANEL 32
 
