@@ -104,6 +104,26 @@ extension Rules {
                    b: b, ldb: ldb ?? (transB ? k : n), beta: accumulate ? 1 : 0, c: c, ldc: ldc ?? n)
     }
 
+    /// How many parts a recurrence of `batch` rows splits into (one per worker, each a share of
+    /// the rows for the whole sequence): 1 on one worker or for too little work (`work`, the
+    /// recurrent products' multiply-adds) to pay for the hand-over.
+    static func recurrenceParts(batch: Int, work: Int) -> Int {
+        work >= 1 << 20 ? max(1, min(ParallelFor.workerCount, batch / 4)) : 1
+    }
+
+    /// `c (+)= a · op(R)` for `rows` rows of a (row stride k): on `packed` (R packed as the product's
+    /// B) when there is one, else through OpenBLAS on R (`transposed`: R holds op(R)ᵀ, n × k).
+    /// One part of a recurrence split by rows: the caller splits, this never does.
+    static func recurrentProduct(_ a: UnsafePointer<Float>, rows: Int, packed: PackedMatrix?, _ r: UnsafePointer<Float>, transposed: Bool,
+                                 n: Int, k: Int, into c: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        guard rows > 0 else { return }
+        if let packed, PackedGEMM.multiply(m: rows, a: a, lda: k, transA: false, b: packed, columns: 0..<n, c: c, ldc: n,
+                                           epilogue: GEMMEpilogue(accumulate: accumulate)) {
+            return
+        }
+        sgemm(a, transA: false, r, transB: transposed, m: rows, n: n, k: k, into: c, accumulate: accumulate)
+    }
+
     /// `σ(x) = (1 + tanh(x / 2)) / 2` over `count` values in place: Elementwise's tanh has an
     /// AVX-512 kernel, its sigmoid runs four lanes wide (8% of an LSTM step in perf, against 2% for
     /// as many tanh). The two differ by float rounding only.
@@ -129,11 +149,13 @@ extension Rules {
         }
     }
 
-    /// `dH += ` the sequence output's gradient at processing step `step` of direction `d`.
-    static func addOutputGradient(_ gY: FloatBuffer?, step: Int, _ sh: RNNShape, _ d: Int, into dH: UnsafeMutablePointer<Float>) {
+    /// `dH += ` the sequence output's gradient at processing step `step` of direction `d`, for
+    /// the batch rows `rows` (all by default).
+    static func addOutputGradient(_ gY: FloatBuffer?, step: Int, _ sh: RNNShape, _ d: Int, rows: Range<Int>? = nil,
+                                  into dH: UnsafeMutablePointer<Float>) {
         guard let gY else { return }
         let nh = sh.batch * sh.hidden, row = gY.p + (sh.time(step, d) * sh.dirs + d) * nh
-        for i in 0..<nh { dH[i] += row[i] }
+        for i in (rows.map { ($0.lowerBound * sh.hidden)..<($0.upperBound * sh.hidden) } ?? 0..<nh) { dH[i] += row[i] }
     }
 
     /// `dX += dpre · W` for direction `d`, with dpre's rows in processing order.
@@ -203,37 +225,46 @@ extension Rules {
             sgemm(xs.p, transA: false, v.w.p + d * G * I, transB: true, m: T * N, n: G, k: I, into: gates.p, accumulate: v.bias != nil)
             if let h0 = v.h0 { hs.p.update(from: h0.p + d * nh, count: nh) }
             if let c0 = v.c0 { cs.p.update(from: c0.p + d * nh, count: nh) }
-            for step in 0..<T {
-                let g = gates.p + step * N * G, cPrev = cs.p + step * nh, cNew = cPrev + nh
-                let hNew = hs.p + (step + 1) * nh, tc = tanhC.p + step * nh
-                sgemm(hs.p + step * nh, transA: false, v.r.p + d * G * H, transB: true, m: N, n: G, k: H, into: g, accumulate: true)
-                // The cell, batch rows split over the workers (each row on its own: the same bits).
-                ParallelFor.run(N, cost: 10 * H) { lo, hi in
-                    for b in lo..<hi {
-                        let gb = g + b * G, cp = cPrev + b * H, cn = cNew + b * H
-                        sigmoidInPlace(gb, count: 3 * H)
-                        Elementwise.tanh(gb + 3 * H, gb + 3 * H, count: H)
-                        var k = 0
-                        while k + 8 <= H {
-                            (SIMD8.load(gb + 2 * H + k) * SIMD8.load(cp + k) + SIMD8.load(gb + k) * SIMD8.load(gb + 3 * H + k)).store(cn + k)
-                            k += 8
+            // Each batch row's recurrence is its own (its gates read only its state): the rows
+            // split over the workers once for the whole sequence, each part running every step
+            // on its rows, with R packed once for the recurrent products.
+            let r = v.r.p + d * G * H
+            let packedR = PackedMatrix.panels(r, k: H, n: G, ldb: H, transposed: true)
+            let parts = Rules.recurrenceParts(batch: N, work: T * N * G * H)
+            ParallelFor.split(parts, parts: parts) { lo, hi in
+                for part in lo..<hi {
+                    let b0 = part * N / parts, rows = (part + 1) * N / parts - b0
+                    for step in 0..<T {
+                        let g = gates.p + (step * N + b0) * G, cPrev = cs.p + step * nh + b0 * H, cNew = cPrev + nh
+                        let hNew = hs.p + (step + 1) * nh + b0 * H, tc = tanhC.p + step * nh + b0 * H
+                        Rules.recurrentProduct(hs.p + step * nh + b0 * H, rows: rows, packed: packedR, r, transposed: true, n: G, k: H,
+                                               into: g, accumulate: true)
+                        for b in 0..<rows {
+                            let gb = g + b * G, cp = cPrev + b * H, cn = cNew + b * H
+                            sigmoidInPlace(gb, count: 3 * H)
+                            Elementwise.tanh(gb + 3 * H, gb + 3 * H, count: H)
+                            var k = 0
+                            while k + 8 <= H {
+                                (SIMD8.load(gb + 2 * H + k) * SIMD8.load(cp + k) + SIMD8.load(gb + k) * SIMD8.load(gb + 3 * H + k)).store(cn + k)
+                                k += 8
+                            }
+                            while k < H {
+                                cn[k] = gb[2 * H + k] * cp[k] + gb[k] * gb[3 * H + k]
+                                k += 1
+                            }
                         }
-                        while k < H {
-                            cn[k] = gb[2 * H + k] * cp[k] + gb[k] * gb[3 * H + k]
-                            k += 1
-                        }
-                    }
-                    Elementwise.tanh(cNew + lo * H, tc + lo * H, count: (hi - lo) * H)
-                    for b in lo..<hi {
-                        let o = g + b * G + H, t = tc + b * H, h = hNew + b * H
-                        var k = 0
-                        while k + 8 <= H {
-                            (SIMD8.load(o + k) * SIMD8.load(t + k)).store(h + k)
-                            k += 8
-                        }
-                        while k < H {
-                            h[k] = o[k] * t[k]
-                            k += 1
+                        Elementwise.tanh(cNew, tc, count: rows * H)
+                        for b in 0..<rows {
+                            let o = g + b * G + H, t = tc + b * H, h = hNew + b * H
+                            var k = 0
+                            while k + 8 <= H {
+                                (SIMD8.load(o + k) * SIMD8.load(t + k)).store(h + k)
+                                k += 8
+                            }
+                            while k < H {
+                                h[k] = o[k] * t[k]
+                                k += 1
+                            }
                         }
                     }
                 }
@@ -270,43 +301,52 @@ extension Rules {
             if let gYh { dH.p.update(from: gYh.p + d * nh, count: nh) }
             if let gYc { dC.p.update(from: gYc.p + d * nh, count: nh) }
             let dHp = dH.p, dCp = dC.p
-            for step in stride(from: T - 1, through: 0, by: -1) {
-                let g = tr.gates.p + step * N * G, dp = dpre.p + step * N * G
-                let cPrev = tr.cs.p + step * nh, tc = tr.tanhC.p + step * nh
-                addOutputGradient(gY, step: step, sh, d, into: dHp)
-                ParallelFor.run(N, cost: 12 * H) { lo, hi in
-                for b in lo..<hi {
-                    let gb = g + b * G, pb = dp + b * G, dhb = dHp + b * H, dcb = dCp + b * H, cpb = cPrev + b * H, tcb = tc + b * H
-                    // Eight lanes at a time (the compiler left the scalar loop scalar: its pointers
-                    // may alias), the same operations in the same order per element.
-                    var k = 0
-                    while k + 8 <= H {
-                        let dh = SIMD8.load(dhb + k)
-                        let i = SIMD8.load(gb + k), o = SIMD8.load(gb + H + k), f = SIMD8.load(gb + 2 * H + k), cc = SIMD8.load(gb + 3 * H + k)
-                        let t = SIMD8.load(tcb + k)
-                        let dc = SIMD8.load(dcb + k) + dh * o * (1 - t * t)
-                        (dc * cc * i * (1 - i)).store(pb + k)
-                        (dh * t * o * (1 - o)).store(pb + H + k)
-                        (dc * SIMD8.load(cpb + k) * f * (1 - f)).store(pb + 2 * H + k)
-                        (dc * i * (1 - cc * cc)).store(pb + 3 * H + k)
-                        (dc * f).store(dcb + k)
-                        k += 8
-                    }
-                    while k < H {
-                        let dh = dhb[k]
-                        let i = gb[k], o = gb[H + k], f = gb[2 * H + k], cc = gb[3 * H + k], t = tcb[k]
-                        let dc = dcb[k] + dh * o * (1 - t * t)
-                        pb[k] = dc * cc * i * (1 - i)
-                        pb[H + k] = dh * t * o * (1 - o)
-                        pb[2 * H + k] = dc * cpb[k] * f * (1 - f)
-                        pb[3 * H + k] = dc * i * (1 - cc * cc)
-                        dcb[k] = dc * f
-                        k += 1
+            // As the forward pass: the batch rows split once, each part running every step back
+            // on its rows (dH of a row reads only that row's gate gradients).
+            let packedR = PackedMatrix.panels(v.r.p + rOff, k: G, n: H, ldb: H, transposed: false)
+            let parts = Rules.recurrenceParts(batch: N, work: T * N * G * H)
+            ParallelFor.split(parts, parts: parts) { lo, hi in
+                for part in lo..<hi {
+                    let b0 = part * N / parts, rows = (part + 1) * N / parts - b0
+                    for step in stride(from: T - 1, through: 0, by: -1) {
+                        let g = tr.gates.p + (step * N + b0) * G, dp = dpre.p + (step * N + b0) * G
+                        let cPrev = tr.cs.p + step * nh + b0 * H, tc = tr.tanhC.p + step * nh + b0 * H
+                        addOutputGradient(gY, step: step, sh, d, rows: b0..<(b0 + rows), into: dHp)
+                        for b in 0..<rows {
+                            let gb = g + b * G, pb = dp + b * G, dhb = dHp + (b0 + b) * H, dcb = dCp + (b0 + b) * H
+                            let cpb = cPrev + b * H, tcb = tc + b * H
+                            // Eight lanes at a time (the compiler left the scalar loop scalar: its
+                            // pointers may alias), the same operations in the same order per element.
+                            var k = 0
+                            while k + 8 <= H {
+                                let dh = SIMD8.load(dhb + k)
+                                let i = SIMD8.load(gb + k), o = SIMD8.load(gb + H + k), f = SIMD8.load(gb + 2 * H + k), cc = SIMD8.load(gb + 3 * H + k)
+                                let t = SIMD8.load(tcb + k)
+                                let dc = SIMD8.load(dcb + k) + dh * o * (1 - t * t)
+                                (dc * cc * i * (1 - i)).store(pb + k)
+                                (dh * t * o * (1 - o)).store(pb + H + k)
+                                (dc * SIMD8.load(cpb + k) * f * (1 - f)).store(pb + 2 * H + k)
+                                (dc * i * (1 - cc * cc)).store(pb + 3 * H + k)
+                                (dc * f).store(dcb + k)
+                                k += 8
+                            }
+                            while k < H {
+                                let dh = dhb[k]
+                                let i = gb[k], o = gb[H + k], f = gb[2 * H + k], cc = gb[3 * H + k], t = tcb[k]
+                                let dc = dcb[k] + dh * o * (1 - t * t)
+                                pb[k] = dc * cc * i * (1 - i)
+                                pb[H + k] = dh * t * o * (1 - o)
+                                pb[2 * H + k] = dc * cpb[k] * f * (1 - f)
+                                pb[3 * H + k] = dc * i * (1 - cc * cc)
+                                dcb[k] = dc * f
+                                k += 1
+                            }
+                        }
+                        // dH of the step before: dpre · R.
+                        Rules.recurrentProduct(dp, rows: rows, packed: packedR, v.r.p + rOff, transposed: false, n: H, k: G,
+                                               into: dHp + b0 * H, accumulate: false)
                     }
                 }
-                }
-                // dH of the step before: dpre · R.
-                sgemm(dp, transA: false, v.r.p + rOff, transB: false, m: N, n: H, k: G, into: dH.p, accumulate: false)
             }
             // dW += dpreᵀ · X, dR += dpreᵀ · H_before, dX += dpre · W, both biases get dpre's
             // column sums; each only when asked for (X from the data needs none).
