@@ -133,19 +133,26 @@ extension Rules {
         for i in 0..<count { p[i] = p[i] * 0.5 + 0.5 }
     }
 
-    /// Each of `rows` rows of `out` (stride `stride`) starts with `count` values of `a` (plus `b`).
+    /// Each of `rows` rows of `out` (stride `stride`) starts with `count` values of `a` (plus `b`);
+    /// the rows split over the workers.
     static func fillRows(_ out: UnsafeMutablePointer<Float>, rows: Int, stride: Int, _ a: UnsafePointer<Float>, plus b: UnsafePointer<Float>?, count: Int) {
-        for row in 0..<rows {
-            let o = out + row * stride
-            if let b { for j in 0..<count { o[j] = a[j] + b[j] } } else { o.update(from: a, count: count) }
+        ParallelFor.run(rows, cost: count) { lo, hi in
+            for row in lo..<hi {
+                let o = out + row * stride
+                if let b { for j in 0..<count { o[j] = a[j] + b[j] } } else { o.update(from: a, count: count) }
+            }
         }
     }
 
-    /// Column sums of a `rows × count` block (row stride `stride`) added to `out`.
+    /// Column sums of a `rows × count` block (row stride `stride`) added to `out`, row after row
+    /// for each column; the columns split over the workers in runs of 16 (the same bits).
     static func addColumnSums(_ a: UnsafePointer<Float>, rows: Int, stride: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
-        for row in 0..<rows {
-            let r = a + row * stride
-            for j in 0..<count { out[j] += r[j] }
+        ParallelFor.run((count + 15) / 16, cost: 16 * rows) { lo, hi in
+            let j0 = lo * 16, j1 = min(count, hi * 16)
+            for row in 0..<rows {
+                let r = a + row * stride
+                for j in j0..<j1 { out[j] += r[j] }
+            }
         }
     }
 
@@ -220,11 +227,12 @@ extension Rules {
             let G = 4 * H, nh = N * H
             // The gates are written whole by the bias rows or by the GEMM (which then does not read them).
             gates = FloatBuffer(T * N * G, zeroed: false); tanhC = FloatBuffer(T * nh, zeroed: false)
-            hs = FloatBuffer((T + 1) * nh); cs = FloatBuffer((T + 1) * nh)
+            // Rows after the first are written by the steps.
+            hs = FloatBuffer((T + 1) * nh, zeroed: false); cs = FloatBuffer((T + 1) * nh, zeroed: false)
             if let b = v.bias { fillRows(gates.p, rows: T * N, stride: G, b.p + d * 2 * G, plus: b.p + d * 2 * G + G, count: G) }
             sgemm(xs.p, transA: false, v.w.p + d * G * I, transB: true, m: T * N, n: G, k: I, into: gates.p, accumulate: v.bias != nil)
-            if let h0 = v.h0 { hs.p.update(from: h0.p + d * nh, count: nh) }
-            if let c0 = v.c0 { cs.p.update(from: c0.p + d * nh, count: nh) }
+            if let h0 = v.h0 { hs.p.update(from: h0.p + d * nh, count: nh) } else { hs.p.initialize(repeating: 0, count: nh) }
+            if let c0 = v.c0 { cs.p.update(from: c0.p + d * nh, count: nh) } else { cs.p.initialize(repeating: 0, count: nh) }
             // Each batch row's recurrence is its own (its gates read only its state): the rows
             // split over the workers once for the whole sequence, each part running every step
             // on its rows, with R packed once for the recurrent products.
