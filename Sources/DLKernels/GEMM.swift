@@ -137,8 +137,9 @@ public enum GEMM {
     }
 
     /// ``sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` with the rows of `C` (and of
-    /// `op(A)`) split over the runtime's workers in runs of 16, each part packing all of `B` (for
-    /// the narrow `B` this is for, a few KB). The caller checked the split pays.
+    /// `op(A)`) split over the runtime's workers in runs of 16, each part packing all of `B` (under
+    /// 128 columns where ``sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` chooses
+    /// this). The caller checked the split pays.
     package static func sgemmSplittingRows(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
         alpha: Float, a: UnsafePointer<Float>, lda: Int,
