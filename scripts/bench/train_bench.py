@@ -93,7 +93,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
-    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=200,
+                    help="extra steps timed (a long run less a 2-step run); 30 left the 2-thread rows 40%% apart between rounds")
     ap.add_argument("--baseline", default=None,
                     help="folder of another dltrain build (e.g. before a change) timed in the same run, interleaved")
     ap.add_argument("--repeat", type=int, default=1, help="rounds of (baseline, dltrain, torch) per model")
