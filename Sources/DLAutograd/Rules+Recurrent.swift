@@ -145,13 +145,12 @@ extension Rules {
     }
 
     /// Column sums of a `rows × count` block (row stride `stride`) added to `out`, row after row
-    /// for each column; the columns split over the workers in runs of 16 (the same bits).
+    /// for each column; the columns split over the workers (the same bits).
     static func addColumnSums(_ a: UnsafePointer<Float>, rows: Int, stride: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
-        ParallelFor.run((count + 15) / 16, cost: 16 * rows) { lo, hi in
-            let j0 = lo * 16, j1 = min(count, hi * 16)
+        ParallelFor.runInVectors(count, cost: rows) { columns in
             for row in 0..<rows {
                 let r = a + row * stride
-                for j in j0..<j1 { out[j] += r[j] }
+                for j in columns { out[j] += r[j] }
             }
         }
     }

@@ -53,10 +53,7 @@ public enum Elementwise {
             body(x, y, count)
             return
         }
-        ParallelFor.run((count + 15) / 16, cost: 16) { lo, hi in
-            let i0 = lo * 16, i1 = min(count, hi * 16)
-            body(x + i0, y + i0, i1 - i0)
-        }
+        ParallelFor.runInVectors(count) { r in body(x + r.lowerBound, y + r.lowerBound, r.count) }
     }
 
     /// `out = aᵇ` over float32 with broadcasting (ONNX's Pow; see `FloatPow`).

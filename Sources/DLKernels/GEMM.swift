@@ -121,15 +121,10 @@ public enum GEMM {
                   b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
-        // Chunks of whole 16-column blocks so each worker's edge stays vector-aligned.
-        let blocks = (n + 15) / 16
         // Several chunks per worker: a worker the OS descheduled (the cores are shared) then holds
         // back only a small piece, and the others take the rest; each extra chunk repacks A
         // (small at inference sizes).
-        ParallelFor.split(blocks, parts: workers * tuning.chunksPerWorker) { lo, hi in
-            let j0 = lo * 16
-            let width = min(n, hi * 16) - j0
-            guard width > 0 else { return }
+        inBlocks(of: n, parts: workers * tuning.chunksPerWorker) { j0, width in
             // op(B)'s column j is B's column j (k × n storage) or B's row j (n × k storage).
             blas(transA: transA, transB: transB, m: m, n: width, k: k, alpha: alpha, a: a, lda: lda,
                  b: transB ? b + j0 * ldb : b + j0, ldb: ldb, beta: beta, c: c + j0, ldc: ldc)
@@ -147,13 +142,20 @@ public enum GEMM {
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         let workers = min(ParallelFor.workerCount, m / 64)
-        ParallelFor.split((m + 15) / 16, parts: workers * KernelOptions.current.tuning.chunksPerWorker) { lo, hi in
-            let i0 = lo * 16
-            let rows = min(m, hi * 16) - i0
-            guard rows > 0 else { return }
+        inBlocks(of: m, parts: workers * KernelOptions.current.tuning.chunksPerWorker) { i0, rows in
             // op(A)'s row i is A's row i (m × k storage) or A's column i (k × m storage).
             blas(transA: transA, transB: transB, m: rows, n: n, k: k, alpha: alpha, a: transA ? a + i0 : a + i0 * lda, lda: lda,
                  b: b, ldb: ldb, beta: beta, c: c + i0 * ldc, ldc: ldc)
+        }
+    }
+
+    /// `body(start, size)` on runs of whole 16-element blocks covering `0..<count` (the last may end
+    /// short), `parts` of them split over the runtime's workers: a split product's edges stay
+    /// vector-aligned.
+    private static func inBlocks(of count: Int, parts: Int, _ body: (_ start: Int, _ size: Int) -> Void) {
+        ParallelFor.split((count + 15) / 16, parts: parts) { lo, hi in
+            let start = lo * 16, size = min(count, hi * 16) - start
+            if size > 0 { body(start, size) }
         }
     }
 

@@ -15,11 +15,10 @@ public enum OptimizerKernels {
         decay: Float, w1: Float, b2: Float, w2: Float, bc2Sqrt: Float, eps: Float, a: Float
     ) -> Bool {
         guard CPUFeatures.avx512 else { return false }
-        let vectors = (n + 15) / 16
         // Per element: the parameter, gradient and moments read, three of them written.
-        ParallelFor.run(vectors, cost: 16 * (vmax == nil ? 7 : 9)) { lo, hi in
-            let i = lo * 16, count = min(n, hi * 16) - i
-            _ = dlk_adam_update(count, p + i, g + i, m + i, v + i, vmax.map { $0 + i }, decay, w1, b2, w2, bc2Sqrt, eps, a)
+        ParallelFor.runInVectors(n, cost: vmax == nil ? 7 : 9) { r in
+            let i = r.lowerBound
+            _ = dlk_adam_update(r.count, p + i, g + i, m + i, v + i, vmax.map { $0 + i }, decay, w1, b2, w2, bc2Sqrt, eps, a)
         }
         return true
     }

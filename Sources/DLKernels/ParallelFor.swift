@@ -110,6 +110,17 @@ public enum ParallelFor {
         split(count, parts: w, body)
     }
 
+    /// ``run(_:cost:_:)`` over the elements `0..<count` in parts cut at multiples of 16, so every
+    /// element falls at the same vector lane as in one pass (a float vector of AVX-512): an
+    /// elementwise loop split this way gives the same bits. `cost` is per element.
+    @inlinable
+    public static func runInVectors(_ count: Int, cost: Int = 1, _ body: (Range<Int>) -> Void) {
+        run((count + 15) / 16, cost: 16 * max(1, cost)) { lo, hi in
+            let range = (lo * 16)..<min(count, hi * 16)
+            if !range.isEmpty { body(range) }
+        }
+    }
+
     /// Calls `body(lo, hi)` on `parts` (clamped to `1...count`) near-equal chunks of `0..<count`,
     /// on the pool when it is free, inline otherwise; no cost model (the caller decided).
     /// A nested call (inside a chunk of another split loop) runs `body(0, count)` inline.

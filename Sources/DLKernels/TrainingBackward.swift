@@ -57,10 +57,10 @@ public enum TrainingBackward {
     public static func reluGradient(x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>,
                                     into out: UnsafeMutablePointer<Float>, count: Int) {
         // Eight lanes at a time (the scalar select did not vectorise: a third of a small CNN's
-        // step), in runs of 16 split over the workers.
-        ParallelFor.run((count + 15) / 16, cost: 48) { lo, hi in
-            var i = lo * 16
-            let end = min(count, hi * 16)
+        // step), split over the workers.
+        ParallelFor.runInVectors(count, cost: 3) { r in
+            var i = r.lowerBound
+            let end = r.upperBound
             while i + 8 <= end {
                 let xv = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
                 let gv = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self)
