@@ -36,12 +36,14 @@ public enum GEMM {
             scale(c, rows: m, columns: n, ldc: ldc, by: beta)
             return
         }
-        // Large products (training, big batches) split their columns over the runtime's workers
-        // when OpenBLAS is single-threaded beside them (see ComputeThreads); tall ones too narrow
-        // for that (a training step's weight gradient of a few input features: m = 4·hidden,
-        // n = 32) split their rows.
+        // Large products (training, big batches) split over the runtime's workers when OpenBLAS
+        // is single-threaded beside them (see ComputeThreads). Each part packs all of the operand
+        // it does not split: splitting C's columns repacks op(A) (m × k) per part, splitting its
+        // rows repacks op(B) (k × n), so a product taller than wide splits its rows (an LSTM's
+        // recurrent weight gradient, m = 4·hidden over n = hidden: the column split packed the
+        // 1280-step gate gradients four times), a wider one its columns.
         if m * n * k >= 1 << 22, ParallelFor.canSplit, threadCount == 1 {
-            if n >= 128 {
+            if n >= 128, n >= m {
                 sgemmSplittingColumns(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                                       b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
                 return
