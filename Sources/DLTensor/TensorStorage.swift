@@ -77,6 +77,10 @@ import Darwin
         if owned { pointer.deallocate() }
     }
 
+    /// The first byte, for package code that holds the storage while it uses it (a view's bytes
+    /// must not be written: see `isReadOnly`).
+    package var start: UnsafeMutableRawPointer { pointer }
+
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: pointer, count: byteCount) }
 
     /// For a view: the mapped file and the offset of the first byte in it.
