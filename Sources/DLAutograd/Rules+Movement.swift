@@ -46,24 +46,30 @@ extension Rules {
     static let concat: GradientRule = { c throws(AutogradError) in
         guard let y = c.outputs.first else { throw c.fail("no output recorded") }
         let axis = try c.axis(try c.int("axis", 0), rank: y.rank)
-        let (outer, total, inner) = Ops.split(y.shape, axis: axis)
-        let g = c.grad()
+        let g = c.gradTensor()
         var out: [Tensor?] = []
         var offset = 0
         for (i, t) in c.inputs.enumerated() {
             guard let t else { out.append(nil); continue }
             let size = t.rank > axis ? t.shape[axis] : 0
-            if c.need(i) {
-                var part = [Float](repeating: 0, count: outer * size * inner)
-                for o in 0..<outer {
-                    let src = (o * total + offset) * inner, dst = o * size * inner
-                    for j in 0..<(size * inner) { part[dst + j] = g[src + j] }
-                }
-                out.append(Ops.tensor(t.shape, part))
-            } else {
-                out.append(nil)
-            }
+            // Each input's gradient is its box of the output's, copied a row run at a time (an
+            // element walk through [Float] copies took 2% of an LSTM step, whose export
+            // concatenates its weights' gate slices on every forward).
+            var box = y.shape, start = [Int](repeating: 0, count: y.rank)
+            box[axis] = size
+            start[axis] = offset
             offset += size
+            guard c.need(i) else { out.append(nil); continue }
+            guard box == t.shape else { throw c.fail("input \(i) has shape \(t.shape), not a slab \(box) of the output") }
+            guard t.elementCount > 0 else { out.append(Tensor(zeros: .float32, shape: box)); continue }
+            var part = Tensor(dtype: .float32, shape: box, sharing: TensorStorage(uninitializedByteCount: t.elementCount * 4))
+            g.withUnsafeBytes { src in
+                part.withUnsafeMutableBytes { dst in
+                    guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+                    Layout.copyBox(s, shape: y.shape, start: start, count: box, into: d, elementWidth: 4)
+                }
+            }
+            out.append(part)
         }
         return out
     }
