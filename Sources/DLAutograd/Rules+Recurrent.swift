@@ -320,7 +320,7 @@ extension Rules {
         let G = 4 * H, nh = N * H
         let v = try RNNInputs(c)
         let gY = try outputGradient(c, 0, sh), gYh = try outputGradient(c, 1, sh), gYc = try outputGradient(c, 2, sh)
-        let dx = FloatBuffer(v.x.count), dw = FloatBuffer(v.w.count), dr = FloatBuffer(v.r.count)
+        let dx = FloatBuffer(c.need(0) ? v.x.count : 0), dw = FloatBuffer(v.w.count), dr = FloatBuffer(v.r.count)
         let db = FloatBuffer(sh.dirs * 8 * H), dh0 = FloatBuffer(sh.dirs * nh), dc0 = FloatBuffer(sh.dirs * nh)
         let kept = (c.kept as? [LSTMTrace]).flatMap { $0.count == sh.dirs ? $0 : nil }
         for d in 0..<sh.dirs {
@@ -467,7 +467,7 @@ extension Rules {
         let lbr = try c.int("linear_before_reset", 0) != 0
         let v = try RNNInputs(c)
         let gY = try outputGradient(c, 0, sh), gYh = try outputGradient(c, 1, sh)
-        let dx = FloatBuffer(v.x.count), dw = FloatBuffer(v.w.count), dr = FloatBuffer(v.r.count)
+        let dx = FloatBuffer(c.need(0) ? v.x.count : 0), dw = FloatBuffer(v.w.count), dr = FloatBuffer(v.r.count)
         let db = FloatBuffer(sh.dirs * 2 * G), dh0 = FloatBuffer(sh.dirs * nh)
         let kept = (c.kept as? [GRUTrace]).flatMap { $0.count == sh.dirs ? $0 : nil }
         for d in 0..<sh.dirs {
