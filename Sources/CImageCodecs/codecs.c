@@ -129,6 +129,27 @@ static void jpeg_on_progress(j_common_ptr cinfo) {
     }
 }
 
+// A CMYK (or YCCK, which libjpeg turns into CMYK) row to RGB or gray as Pillow converts it, for
+// the same pixels as torchvision's loader and ONNX's ImageDecoder reference: the stored values
+// taken as Adobe writes them (inverted), then each of R, G, B = (255 - K)(255 - C) / 255 rounded
+// as Pillow's MULDIV255, and gray Pillow's L = (19595 R + 38470 G + 7471 B + 2^15) >> 16.
+static void jpeg_cmyk_row(const uint8_t *in, uint8_t *out, JDIMENSION width, int channels) {
+    for (JDIMENSION x = 0; x < width; x++) {
+        const uint8_t *p = in + (size_t)x * 4;
+        int nk = p[3], rgb[3];
+        for (int i = 0; i < 3; i++) {
+            int t = (255 - p[i]) * nk + 128;
+            int v = nk - (((t >> 8) + t) >> 8);
+            rgb[i] = v < 0 ? 0 : v;
+        }
+        if (channels == 1) {
+            out[x] = (uint8_t)((rgb[0] * 19595 + rgb[1] * 38470 + rgb[2] * 7471 + 0x8000) >> 16);
+        } else {
+            for (int i = 0; i < 3; i++) { out[(size_t)x * 3 + i] = (uint8_t)rgb[i]; }
+        }
+    }
+}
+
 int dl_jpeg_decode(const uint8_t *data, size_t size, int channels, size_t max_pixels,
                    uint8_t **out, int *width, int *height, char *err, size_t err_size) {
     *out = NULL;
@@ -141,9 +162,10 @@ int dl_jpeg_decode(const uint8_t *data, size_t size, int channels, size_t max_pi
     failure.base.emit_message = jpeg_on_emit;
     struct jpeg_progress_mgr progress = { .progress_monitor = jpeg_on_progress };
     failure.message[0] = 0;
-    uint8_t *volatile pixels = NULL;
+    uint8_t *volatile pixels = NULL, *volatile cmyk_row = NULL;
     if (setjmp(failure.jump)) {
         free(pixels);
+        free(cmyk_row);
         jpeg_destroy_decompress(&cinfo);
         say(err, err_size, failure.message[0] ? failure.message : "malformed JPEG");
         return 1;
@@ -152,14 +174,16 @@ int dl_jpeg_decode(const uint8_t *data, size_t size, int channels, size_t max_pi
     cinfo.progress = &progress;
     jpeg_mem_src(&cinfo, data, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
-    cinfo.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    // libjpeg converts CMYK and YCCK only to CMYK: those rows go through jpeg_cmyk_row.
+    int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+    cinfo.out_color_space = cmyk ? JCS_CMYK : channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_start_decompress(&cinfo);
     JDIMENSION w = cinfo.output_width, h = cinfo.output_height;
     if (w == 0 || h == 0 || (size_t)w > max_pixels / h) {
         snprintf(failure.message, sizeof failure.message, "the image is larger than allowed");
         longjmp(failure.jump, 1);
     }
-    if (cinfo.output_components != channels) {
+    if (cinfo.output_components != (cmyk ? 4 : channels)) {
         snprintf(failure.message, sizeof failure.message, "unexpected component count %d", cinfo.output_components);
         longjmp(failure.jump, 1);
     }
@@ -168,12 +192,18 @@ int dl_jpeg_decode(const uint8_t *data, size_t size, int channels, size_t max_pi
         snprintf(failure.message, sizeof failure.message, "out of memory");
         longjmp(failure.jump, 1);
     }
+    if (cmyk && !(cmyk_row = malloc((size_t)w * 4))) {
+        snprintf(failure.message, sizeof failure.message, "out of memory");
+        longjmp(failure.jump, 1);
+    }
     while (cinfo.output_scanline < h) {
-        JSAMPROW row = pixels + (size_t)cinfo.output_scanline * w * channels;
-        jpeg_read_scanlines(&cinfo, &row, 1);
+        uint8_t *line = pixels + (size_t)cinfo.output_scanline * w * channels;
+        JSAMPROW row = cmyk ? cmyk_row : line;
+        if (jpeg_read_scanlines(&cinfo, &row, 1) == 1 && cmyk) { jpeg_cmyk_row(cmyk_row, line, w, channels); }
     }
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
+    free(cmyk_row);
     *out = pixels;
     *width = (int)w;
     *height = (int)h;

@@ -20,7 +20,7 @@ struct ImageCodecTests {
 
     static let keys = expected.keys.sorted()
 
-    /// Every colour type of PNG (RGB, RGBA, gray, gray+alpha, palette) and JPEG (RGB, gray), and
+    /// Every colour type of PNG (RGB, RGBA, gray, gray+alpha, palette) and JPEG (RGB, gray, CMYK), and
     /// the layouts of BMP, PBM/PGM/PPM, TIFF, WebP and JPEG 2000 (third-party files from CPython's
     /// tests among them) decode to Pillow's pixels exactly, as RGB and (for gray files) as gray.
     @Test(arguments: keys)
