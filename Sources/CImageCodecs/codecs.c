@@ -45,10 +45,11 @@ int dl_png_decode(const uint8_t *data, size_t size, int channels, size_t max_pix
     png_infop info = png_create_info_struct(png);
     struct png_source src = { data, size, 0 };
     // volatile: read after longjmp.
-    uint8_t *volatile pixels = NULL;
+    uint8_t *volatile pixels = NULL, *volatile wide = NULL;
     png_bytep *volatile rows = NULL;
     if (!info || setjmp(failure.jump)) {
         free(pixels);
+        free(wide);
         free(rows);
         png_destroy_read_struct(&png, info ? &info : NULL, NULL);
         say(err, err_size, failure.message[0] ? failure.message : "malformed PNG");
@@ -62,29 +63,47 @@ int dl_png_decode(const uint8_t *data, size_t size, int channels, size_t max_pix
         png_error(png, "the image is larger than allowed");
     }
     int color = png_get_color_type(png, info);
-    // To 8-bit gray or RGB without alpha, whatever the file holds.
-    png_set_strip_16(png);
-    png_set_packing(png);
-    if (color == PNG_COLOR_TYPE_PALETTE) { png_set_palette_to_rgb(png); }
-    if (color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8) { png_set_expand_gray_1_2_4_to_8(png); }
-    if (png_get_valid(png, info, PNG_INFO_tRNS)) { png_set_tRNS_to_alpha(png); }
-    png_set_strip_alpha(png);
-    int gray = !(color & PNG_COLOR_MASK_COLOR) && color != PNG_COLOR_TYPE_PALETTE;
-    if (channels == 3 && gray) { png_set_gray_to_rgb(png); }
-    if (channels == 1 && !gray) { png_set_rgb_to_gray_fixed(png, 1, -1, -1); }
+    // Pillow (torchvision's loader, the ImageDecoder reference) opens 16-bit gray as integers
+    // (mode I;16) and makes 8-bit gray or RGB of them by clipping at 255, not by scaling: read the
+    // samples whole and clip them alike. Every other layout goes to 8-bit gray or RGB without
+    // alpha by libpng's transforms (16-bit colour keeps the high byte, as Pillow does).
+    int gray16 = color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) == 16;
+    if (!gray16) {
+        png_set_strip_16(png);
+        png_set_packing(png);
+        if (color == PNG_COLOR_TYPE_PALETTE) { png_set_palette_to_rgb(png); }
+        if (color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8) { png_set_expand_gray_1_2_4_to_8(png); }
+        if (png_get_valid(png, info, PNG_INFO_tRNS)) { png_set_tRNS_to_alpha(png); }
+        png_set_strip_alpha(png);
+        int gray = !(color & PNG_COLOR_MASK_COLOR) && color != PNG_COLOR_TYPE_PALETTE;
+        if (channels == 3 && gray) { png_set_gray_to_rgb(png); }
+        if (channels == 1 && !gray) { png_set_rgb_to_gray_fixed(png, 1, -1, -1); }
+    }
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
-    if ((int)png_get_channels(png, info) != channels || png_get_rowbytes(png, info) != (size_t)w * channels) {
+    size_t read_channels = gray16 ? 1 : (size_t)channels, read_bytes = gray16 ? 2 : 1;
+    if (png_get_channels(png, info) != read_channels || png_get_rowbytes(png, info) != (size_t)w * read_channels * read_bytes) {
         png_error(png, "unexpected pixel layout after conversion");
     }
     pixels = malloc((size_t)w * h * channels);
+    if (gray16) { wide = malloc((size_t)w * h * 2); }
     rows = malloc(sizeof(png_bytep) * h);
-    if (!pixels || !rows) { png_error(png, "out of memory"); }
-    for (png_uint_32 y = 0; y < h; y++) { rows[y] = pixels + (size_t)y * w * channels; }
+    if (!pixels || !rows || (gray16 && !wide)) { png_error(png, "out of memory"); }
+    uint8_t *target = gray16 ? wide : pixels;
+    size_t row_bytes = (size_t)w * read_channels * read_bytes;
+    for (png_uint_32 y = 0; y < h; y++) { rows[y] = target + (size_t)y * row_bytes; }
     png_read_image(png, rows);
     png_read_end(png, NULL);
     png_destroy_read_struct(&png, &info, NULL);
     free(rows);
+    if (gray16) {
+        for (size_t i = 0; i < (size_t)w * h; i++) {
+            unsigned v = (unsigned)wide[2 * i] << 8 | wide[2 * i + 1];  // big-endian in the file
+            uint8_t b = v > 255 ? 255 : (uint8_t)v;
+            for (int k = 0; k < channels; k++) { pixels[i * (size_t)channels + k] = b; }
+        }
+        free(wide);
+    }
     *out = pixels;
     *width = (int)w;
     *height = (int)h;
