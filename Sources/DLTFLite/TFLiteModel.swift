@@ -75,6 +75,8 @@ public struct TFLiteModel {
         public var optionsType: UInt8
         /// The builtin options table, when present (read by the op translators).
         var options: FlatTable?
+        /// A custom operator's options as stored (their layout is the operator's own).
+        var customOptions: [UInt8] = []
     }
 
     public struct Subgraph {
@@ -208,7 +210,8 @@ public struct TFLiteModel {
                 inputs: (try o.ints(1, as: Int32.self, what + " inputs") ?? []).map(Int.init),
                 outputs: (try o.ints(2, as: Int32.self, what + " outputs") ?? []).map(Int.init),
                 optionsType: optionsType,
-                options: optionsType == 0 ? nil : try o.table(4, what + " builtin_options")))
+                options: optionsType == 0 ? nil : try o.table(4, what + " builtin_options"),
+                customOptions: try o.ints(5, as: UInt8.self, what + " custom_options") ?? []))
         }
         return Subgraph(name: try s.string(4, "\(where_) name") ?? "", tensors: tensors,
                         inputs: (try s.ints(1, as: Int32.self, "\(where_) inputs") ?? []).map(Int.init),

@@ -1,7 +1,8 @@
 import DLGraph
 import DLTensor
 
-/// CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV, the poolings and FULLY_CONNECTED / BATCH_MATMUL.
+/// CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV (and MediaPipe's custom Convolution2DTransposeBias),
+/// the poolings and FULLY_CONNECTED / BATCH_MATMUL.
 ///
 /// TFLite keeps activations NHWC and filters OHWI (depthwise: 1,H,W,C*M; transpose conv: O,H,W,I).
 /// The IR's Conv is NCHW with OIHW filters: the input is transposed in, the result back, the
@@ -23,6 +24,7 @@ extension TFLiteGraphBuilder {
             ("AVERAGE_POOL_2D", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.pool(op, "AveragePool") }),
             ("MAX_POOL_2D", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.pool(op, "MaxPool") }),
             ("TRANSPOSE_CONV", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.transposeConv(op) }),
+            ("CUSTOM 'Convolution2DTransposeBias'", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.transposeConvBias(op) }),
             ("FULLY_CONNECTED", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.fullyConnected(op) }),
             ("BATCH_MATMUL", { (b: inout TFLiteGraphBuilder, op: TFLiteOp) throws(TFLiteError) in try b.batchMatMul(op) }),
         ]
@@ -158,6 +160,39 @@ extension TFLiteGraphBuilder {
         }
         var y = emit("ConvTranspose", [x, w] + bias, window.attributes, base: n + "/conv")
         y = try activation(op, y, code: act)
+        try bind(op, 0, transpose(y, Self.toNHWC, base: n))
+    }
+
+    /// MediaPipe's custom `Convolution2DTransposeBias` (its segmentation models; MediaPipe's graph
+    /// runner registers it, tf.lite.Interpreter does not): inputs 0 x (NHWC), 1 filter (OHWI), 2
+    /// bias [O], float32. Its custom options are TfLiteTransposeConvParams as stored in memory:
+    /// three little-endian int32s, padding (1 SAME, 2 VALID), stride_w, stride_h. The output size
+    /// follows from the input: SAME pads P = max(0, k - (in - 1) mod s - 1) in all, the extra
+    /// pixel at the end, and out = s(in - 1) + k - P (VALID: P = 0).
+    mutating func transposeConvBias(_ op: TFLiteOp) throws(TFLiteError) {
+        let xShape = shape(try tensor(op, 0)), wShape = shape(try tensor(op, 1)), bShape = shape(try tensor(op, 2))
+        guard xShape.count == 4, wShape.count == 4, bShape == [wShape[0]], wShape[3] == xShape[3] else {
+            throw fail(op, "needs a 4-D input, an OHWI filter of its channels and a bias per output channel, got \(xShape), \(wShape), \(bShape)")
+        }
+        let o = op.op.customOptions
+        guard o.count >= 12 else { throw fail(op, "custom options hold \(o.count) bytes, not the 12 of padding and strides") }
+        func int32(_ at: Int) -> Int {
+            Int(Int32(bitPattern: UInt32(o[at]) | UInt32(o[at + 1]) << 8 | UInt32(o[at + 2]) << 16 | UInt32(o[at + 3]) << 24))
+        }
+        let (pad, sw, sh) = (int32(0), int32(4), int32(8))
+        guard pad == 1 || pad == 2 else { throw fail(op, "padding \(pad) is neither SAME (1) nor VALID (2)") }
+        guard sw >= 1, sh >= 1 else { throw fail(op, "strides \(sh)x\(sw) must be at least 1") }
+        guard xShape[1] >= 1, xShape[2] >= 1 else { throw fail(op, "needs a known input height and width, got \(xShape)") }
+        let kernel = [wShape[1], wShape[2]], strides = [sh, sw], size = [xShape[1], xShape[2]]
+        let n = base(op)
+        var window = WindowAttributes(node: n, kernelShape: kernel, strides: strides)
+        window.outputShape = (0..<2).map { i in
+            strides[i] * (size[i] - 1) + kernel[i] - (pad == 1 ? max(0, kernel[i] - (size[i] - 1) % strides[i] - 1) : 0)
+        }
+        window.autoPad = .sameUpper
+        let x = transpose(try input(op, 0), Self.toNCHW, base: n + "/nchw")
+        let w = transpose(try input(op, 1), [3, 0, 1, 2], base: n + "/filter")
+        let y = emit("ConvTranspose", [x, w, try input(op, 2)], window.attributes, base: n + "/conv")
         try bind(op, 0, transpose(y, Self.toNHWC, base: n))
     }
 
