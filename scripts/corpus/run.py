@@ -291,14 +291,56 @@ def check_exact(path, entry, tmp):
     return f"{len(want)} tensors"
 
 
+def builtin_twin(path, out):
+    """Writes `path` with each of MediaPipe's custom Convolution2DTransposeBias operators replaced by
+    TFLite's builtin TRANSPOSE_CONV with its bias, which tf.lite.Interpreter runs (it has no kernel
+    for the custom op; MediaPipe's graph runner registers one). The custom op's inputs are x, the
+    OHWI filter and the bias, its options three int32s (padding 1 SAME / 2 VALID, stride_w,
+    stride_h); the builtin takes the output shape, the filter, x and the bias, and pads SAME from
+    the output shape as the custom op does, given the output shape the file declares.
+    Returns False when the model has no such operator."""
+    from tensorflow.lite.python import schema_py_generated as S
+    from tensorflow.lite.tools import flatbuffer_utils
+    m = flatbuffer_utils.read_model(path)
+    customs = [k for k, c in enumerate(m.operatorCodes) if c.customCode == b"Convolution2DTransposeBias"]
+    if not customs:
+        return False
+    code = S.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = S.BuiltinOperator.TRANSPOSE_CONV
+    code.version = 3  # with a bias input
+    m.operatorCodes.append(code)
+    for sg in m.subgraphs:
+        for op in sg.operators:
+            if op.opcodeIndex not in customs:
+                continue
+            pad, stride_w, stride_h = np.frombuffer(bytes(op.customOptions[:12]), "<i4")
+            x, w, b = op.inputs
+            shape = S.BufferT()
+            shape.data = np.asarray(sg.tensors[op.outputs[0]].shape, np.int32).tobytes()
+            m.buffers.append(shape)
+            t = S.TensorT()
+            t.name, t.shape, t.type, t.buffer = b"output_shape", [4], S.TensorType.INT32, len(m.buffers) - 1
+            sg.tensors.append(t)
+            opt = S.TransposeConvOptionsT()
+            opt.padding = S.Padding.SAME if pad == 1 else S.Padding.VALID
+            opt.strideW, opt.strideH = int(stride_w), int(stride_h)
+            op.opcodeIndex, op.inputs = len(m.operatorCodes) - 1, [len(sg.tensors) - 1, w, x, b]
+            op.builtinOptionsType, op.builtinOptions, op.customOptions = S.BuiltinOptions.TransposeConvOptions, opt, None
+    flatbuffer_utils.write_model(m, out)
+    return True
+
+
 def check_tflite(path, entry, tmp):
     """DLKit names a .tflite's inputs and outputs by its serving_default signature when it has one
     (else by tensor name): the interpreter is driven the same way. The reference is TFLite's
     reference kernels (BUILTIN_REF), as for fixtures/tflite: its optimized and XNNPACK kernels
-    quantize a dynamic-range model's activations their own way (fer's model moves by 0.006)."""
+    quantize a dynamic-range model's activations their own way (fer's model moves by 0.006).
+    A model with MediaPipe's Convolution2DTransposeBias runs in the interpreter as its
+    `builtin_twin`."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
-    interp = tf.lite.Interpreter(model_path=path, num_threads=1,
+    twin = os.path.join(tmp, "builtin_twin.tflite")
+    interp = tf.lite.Interpreter(model_path=twin if builtin_twin(path, twin) else path, num_threads=1,
                                  experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
     rng = np.random.default_rng(0)
     specs = entry.get("inputs", {})
