@@ -45,7 +45,7 @@ import Testing
     /// fixed-point requantization in float64 ops, the 8-bit activations' fixed point in int64
     /// ops): ONNX Runtime gives the interpreter's int8 outputs exactly; dynamic-range ones their
     /// hybrid kernels' results. WHILE and IF export as Loop and If.
-    @Test(.enabled(if: TestPackage.hasPython, "the peer half runs tf.lite / ONNX Runtime from .venv"), arguments: ["cnn.float", "mobilenet.fp16", "lstm.float", "ops.float", "cnn.dynamic", "mobilenet.dynamic", "cnn.int8", "mobilenet.int8", "activations.int8", "control.float"])
+    @Test(.enabled(if: TestPackage.hasPython, "the peer half runs tf.lite / ONNX Runtime from .venv"), arguments: ["cnn.float", "mobilenet.fp16", "lstm.float", "ops.float", "segment.fp16", "mediapipe.float", "cnn.dynamic", "mobilenet.dynamic", "cnn.int8", "mobilenet.int8", "activations.int8", "control.float"])
     func toONNXRunsInONNXRuntime(stem: String) throws {
         let dir = TemporaryFolder()
         let onnx = dir.file("\(stem).onnx")

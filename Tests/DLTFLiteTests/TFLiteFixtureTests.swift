@@ -37,7 +37,7 @@ import Testing
         return out
     }
 
-    static let floatModels = ["cnn.float", "mobilenet.float", "lstm.float", "lstm.noclip", "ops.float", "lstm.peephole", "lstm.cifg", "lstm.projection", "lstm.layernorm", "bilstm.float", "sparse.sparse", "masks.float", "mediapipe.float", "slices.float", "control.float", "cnn.fp16", "mobilenet.fp16", "lstm.fp16", "ops.fp16"]
+    static let floatModels = ["cnn.float", "mobilenet.float", "lstm.float", "lstm.noclip", "ops.float", "lstm.peephole", "lstm.cifg", "lstm.projection", "lstm.layernorm", "bilstm.float", "sparse.sparse", "masks.float", "mediapipe.float", "segment.float", "segment.fp16", "slices.float", "control.float", "cnn.fp16", "mobilenet.fp16", "lstm.fp16", "ops.fp16"]
 
     /// Float and float16-weight models: rtol 1e-4 against the interpreter's reference kernels.
     @Test(arguments: floatModels)

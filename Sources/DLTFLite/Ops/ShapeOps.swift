@@ -316,12 +316,22 @@ extension TFLiteGraphBuilder {
     }
 
     /// RESIZE_*: input 1 is the new [height, width]; only axes 1 and 2 of the NHWC input change.
+    /// RESIZE_*: the size of H and W, the other axes kept. With a static input shape the IR's
+    /// Resize gets all four sizes; only a run-time batch or channel count needs `axes` [1, 2]:
+    /// ONNX Runtime 1.31's layout optimizer breaks a Resize with `axes` between transposes
+    /// ("Number of elements of input 'sizes' (0) does not match the number of axes"), so an
+    /// exported model would not load there.
     mutating func resize(_ op: TFLiteOp, mode: String, coordinates: String, nearest: String?) throws(TFLiteError) {
-        let size = try constantInts(op, 1), n = base(op)
-        guard size.count == 2, shape(try tensor(op, 0)).count == 4 else { throw fail(op, "needs a 4-D input and a [height, width] size") }
-        var attrs = [Attribute(name: "mode", value: .string(mode)), Attribute(name: "coordinate_transformation_mode", value: .string(coordinates)),
-                     Attribute(name: "axes", value: .ints([1, 2]))]
+        let size = try constantInts(op, 1), n = base(op), xi = try tensor(op, 0), xShape = shape(xi)
+        guard size.count == 2, xShape.count == 4 else { throw fail(op, "needs a 4-D input and a [height, width] size") }
+        var attrs = [Attribute(name: "mode", value: .string(mode)), Attribute(name: "coordinate_transformation_mode", value: .string(coordinates))]
+        var sizes = size
+        if xShape.allSatisfy({ $0 > 0 }), (sub.tensors[xi].shapeSignature ?? xShape).allSatisfy({ $0 > 0 }) {
+            sizes = [xShape[0], size[0], size[1], xShape[3]]
+        } else {
+            attrs.append(Attribute(name: "axes", value: .ints([1, 2])))
+        }
         if let nearest { attrs.append(Attribute(name: "nearest_mode", value: .string(nearest))) }
-        try bind(op, 0, emit("Resize", [try input(op, 0), "", "", int64s(size, base: n + "/sizes")], attrs, base: n))
+        try bind(op, 0, emit("Resize", [try input(op, 0), "", "", int64s(sizes, base: n + "/sizes")], attrs, base: n))
     }
 }
