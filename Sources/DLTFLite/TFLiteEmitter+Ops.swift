@@ -36,7 +36,7 @@ extension TFLiteEmitter {
     static let writable: Set<String> = [
         "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm", "MatMul", "Softmax", "Reshape", "Flatten", "Transpose",
         "Concat", "ReduceMean", "Squeeze", "Unsqueeze", "Identity", "Clip", "Pad", "Dropout", "LeakyRelu", "Constant",
-        "BatchNormalization",
+        "BatchNormalization", "Cast", "Tile", "Resize", "ConvTranspose",
     ]
 
     func canWrite(_ n: Node) -> Bool {
@@ -163,6 +163,13 @@ extension TFLiteEmitter {
                 op(57, [try x(&self, 0), try constant(Tensor(shape: [], scalars: [Float(hi)]), base: m + "/max")], [t])
                 op(55, [t, try constant(Tensor(shape: [], scalars: [Float(lo)]), base: m + "/lo")], [try out(n)])
             }
+        case "Cast":
+            // A cast of a constant (float16 weights read from a .tflite) is folded above.
+            op(53, [try x(&self, 0)], [try out(n)])
+        case "Tile":
+            op(69, [try x(&self, 0), try int32s(try constantInts(n, 1), base: n.outputs[0] + "/multiples")], [try out(n)])
+        case "Resize": try resize(n)
+        case "ConvTranspose": try convTranspose(n)
         case "LeakyRelu":
             op(98, [try x(&self, 0)], [try out(n)], (75, FlatObject([(0, .float(try float(n, "alpha", 0.01)))])))
         case "Pad":
@@ -235,6 +242,92 @@ extension TFLiteEmitter {
             throw fail(n, "grouped convolution with \(group) groups is not written yet")
         }
         pending[n.outputs[0]] = (y, [0, 3, 1, 2])
+    }
+
+    /// ConvTranspose as TRANSPOSE_CONV (output shape, OHWI filter, NHWC input, bias). TensorFlow's
+    /// SAME (output in·s, pads max(0, k - s) / 2 at the start) is written as it is; any other
+    /// output is the VALID one (every position an input reaches, at least in·s) cut to the
+    /// graph's window by a SLICE: TFLite's optimized and XNNPACK kernels give other numbers than its
+    /// reference kernel, or refuse, for outputs of other sizes.
+    mutating func convTranspose(_ n: Node) throws(TFLiteError) {
+        guard let wName = n.input(1), let w = try constant(wName), w.dtype == .float32, w.rank == 4 else {
+            throw fail(n, "needs a constant float32 4-D filter (2-D transposed convolution)")
+        }
+        let xd = try dims(n.inputs[0])
+        guard xd.count == 4, let batch = xd[0].value, let c = xd[1].value, let h = xd[2].value, let wd = xd[3].value, c == w.shape[0] else {
+            throw fail(n, "needs an NCHW input with known batch, channels and spatial size")
+        }
+        guard try int(n, "group", 1) == 1 else { throw fail(n, "grouped transposed convolution has no TFLite form") }
+        let kernel = [w.shape[2], w.shape[3]], input = [h, wd]
+        let g: WindowGeometry
+        do { g = try WindowAttributes(node: n).transposedGeometry(input: input, kernel: kernel) } catch { throw .graph(path: path, error) }
+        guard g.dilations.allSatisfy({ $0 == 1 }) else { throw fail(n, "dilated transposed convolution has no TFLite form") }
+        let s = g.strides
+        let tfSame = (0..<2).allSatisfy { g.output[$0] == input[$0] * s[$0] && g.padsBegin[$0] == max(0, kernel[$0] - s[$0]) / 2 }
+        let natural = tfSame ? g.output : (0..<2).map { max((input[$0] - 1) * s[$0] + kernel[$0], input[$0] * s[$0]) }
+        let start = tfSame ? [0, 0] : g.padsBegin
+        guard (0..<2).allSatisfy({ start[$0] >= 0 && start[$0] + g.output[$0] <= natural[$0] }) else {
+            throw fail(n, "an output of \(g.output) from \(g.padsBegin) lies outside the \(natural) an input reaches")
+        }
+        let o = w.shape[1]
+        let filter = try weight(try permute(w, [1, 2, 3, 0], name: wName), base: wName + "/ohwi", axis: 0)
+        let shape = try int32s([batch, natural[0], natural[1], o], base: n.outputs[0] + "/output_shape")
+        let x = try transposed(n.inputs[0], [0, 2, 3, 1])
+        let yd = try dims(n.outputs[0])
+        var y = fresh(n.outputs[0] + "/nhwc")
+        var yt = try newTensor(y, dtype: .float32, dims: [yd[0], .fixed(natural[0]), .fixed(natural[1]), yd[1]])
+        var inputs = [shape, filter, try tensor(x)]
+        if let b = n.input(2) { inputs.append(try tensor(b)) }
+        op(67, inputs, [yt], (49, FlatObject([(0, .int8(tfSame ? 0 : 1)), (1, .int32(Int32(s[1]))), (2, .int32(Int32(s[0]))), (3, .int8(0))])))
+        if natural != g.output {
+            let cut = fresh(n.outputs[0] + "/window")
+            let ct = try newTensor(cut, dtype: .float32, dims: [yd[0], yd[2], yd[3], yd[1]])
+            op(65, [yt, try int32s([0, start[0], start[1], 0], base: cut + "/begin"), try int32s([batch, g.output[0], g.output[1], o], base: cut + "/size")], [ct])
+            (y, yt) = (cut, ct)
+        }
+        pending[n.outputs[0]] = (y, [0, 3, 1, 2])
+    }
+
+    /// Resize as RESIZE_BILINEAR or RESIZE_NEAREST_NEIGHBOR (NHWC, a [height, width] size) for the
+    /// modes TFLite's two flags give (the inverse of the reader's mapping). Only two axes may
+    /// change size: 1 and 2 run as they are, 2 and 3 (NCHW) between transposes; an axis that keeps
+    /// its size is the identity in every one of these modes.
+    mutating func resize(_ n: Node) throws(TFLiteError) {
+        let mode = try string(n, "mode", "nearest"), coords = try string(n, "coordinate_transformation_mode", "half_pixel")
+        let nearest = try string(n, "nearest_mode", "round_prefer_floor")
+        let flags: (half: Bool, align: Bool)?
+        switch (mode, coords, mode == "nearest" ? nearest : "") {
+        case ("linear", "half_pixel", _): flags = (true, false)
+        case ("linear", "align_corners", _): flags = (false, true)
+        case ("linear", "asymmetric", _): flags = (false, false)
+        case ("nearest", "asymmetric", "floor"): flags = (false, false)
+        case ("nearest", "tf_half_pixel_for_nn", "floor"): flags = (true, false)
+        case ("nearest", "align_corners", "round_prefer_ceil"): flags = (false, true)
+        default: flags = nil
+        }
+        guard let flags, try int(n, "antialias", 0) == 0, try string(n, "keep_aspect_ratio_policy", "stretch") == "stretch" else {
+            throw fail(n, "mode \(mode) with \(coords)\(mode == "nearest" ? " and \(nearest)" : "") has no TFLite resize form")
+        }
+        let xd = try dims(n.inputs[0]).map(\.value), yd = try dims(n.outputs[0]).map(\.value)
+        guard xd.count == 4, yd.count == 4, !yd.contains(nil) else { throw fail(n, "needs a 4-D input and a known output size") }
+        let changed = Set((0..<4).filter { xd[$0] != yd[$0] })
+        let code: Int32 = mode == "linear" ? 23 : 97
+        let options = mode == "linear"
+            ? (UInt8(15), FlatObject([(2, .uint8(flags.align ? 1 : 0)), (3, .uint8(flags.half ? 1 : 0))]))
+            : (UInt8(74), FlatObject([(0, .uint8(flags.align ? 1 : 0)), (1, .uint8(flags.half ? 1 : 0))]))
+        if changed.isSubset(of: [1, 2]) {
+            let size = try int32s([yd[1] ?? 1, yd[2] ?? 1], base: n.outputs[0] + "/size")
+            op(code, [try tensor(n.inputs[0]), size], [try out(n)], options)
+        } else if changed.isSubset(of: [2, 3]) {
+            let x = try transposed(n.inputs[0], [0, 2, 3, 1])
+            let size = try int32s([yd[2] ?? 1, yd[3] ?? 1], base: n.outputs[0] + "/size")
+            let out = try dims(n.outputs[0])
+            let y = fresh(n.outputs[0] + "/nhwc")
+            op(code, [try tensor(x), size], [try newTensor(y, dtype: .float32, dims: [out[0], out[2], out[3], out[1]])], options)
+            pending[n.outputs[0]] = (y, [0, 3, 1, 2])
+        } else {
+            throw fail(n, "resizes axes \(changed.sorted()); TFLite resizes two spatial axes")
+        }
     }
 
     mutating func pool(_ n: Node) throws(TFLiteError) {

@@ -40,8 +40,8 @@ struct TFLiteEmitter {
     }
 
     /// The type of every value: the IR's inference, and for the ops it types only at run time
-    /// (elementwise ops, Pad) the shape that follows from their inputs, so what comes after them
-    /// is typed too. TFLite needs every tensor's shape in the file.
+    /// (elementwise ops, Pad, Cast, Tile, Resize, ConvTranspose) the shape that follows from their
+    /// inputs, so what comes after them is typed too. TFLite needs every tensor's shape in the file.
     static func shapes(_ graph: Graph, path: String) throws(TFLiteError) -> [String: TensorType] {
         var types: [String: TensorType] = [:]
         var values: [String: Tensor] = [:]
@@ -52,6 +52,10 @@ struct TFLiteEmitter {
         for v in graph.inputs { types[v.name] = v.type }
         let sameShape: Set<String> = ["Relu", "Sigmoid", "Tanh", "HardSwish", "Clip", "LeakyRelu", "Exp", "Log", "Sqrt", "Abs",
                                       "Neg", "Floor", "Ceil", "Sin", "Cos", "Elu", "Identity", "Dropout", "Softmax"]
+        func known(_ dims: ArraySlice<Dim>) -> [Int]? {
+            let v = dims.compactMap(\.value)
+            return v.count == dims.count ? v : nil
+        }
         for n in graph.nodes {
             let outs: [TensorType?]
             do { outs = try Graph.inferNode(n, types: types, values: values) } catch { throw .graph(path: path, error) }
@@ -74,6 +78,22 @@ struct TFLiteEmitter {
                 let pads = p.doubles().map { Int($0) }
                 types[o] = TensorType(dtype: a.dtype, dims: da.enumerated().map { i, d in
                     d.value.map { .fixed($0 + pads[i] + pads[da.count + i]) } ?? .unknown })
+            } else if n.opType == "Cast", let to = try? n.int("to", default: 0), let dtype = DType(onnxCode: Int32(to)) {
+                types[o] = TensorType(dtype: dtype, dims: da)
+            } else if n.opType == "Tile", let reps = n.input(1).flatMap({ values[$0] })?.doubles(), reps.count == da.count {
+                types[o] = TensorType(dtype: a.dtype, dims: zip(da, reps).map { d, r in d.value.map { .fixed($0 * Int(r)) } ?? .unknown })
+            } else if n.opType == "Resize", let sizes = n.input(3).flatMap({ values[$0] })?.doubles().map({ Int($0) }) {
+                // Sizes of every axis, or of the axes the `axes` attribute names.
+                let axes = ((try? n.ints("axes")) ?? nil)?.map { $0 < 0 ? $0 + da.count : $0 } ?? Array(0..<da.count)
+                guard axes.count == sizes.count, axes.allSatisfy({ $0 >= 0 && $0 < da.count }) else { continue }
+                var dims = da
+                for (axis, size) in zip(axes, sizes) { dims[axis] = .fixed(size) }
+                types[o] = TensorType(dtype: a.dtype, dims: dims)
+            } else if n.opType == "ConvTranspose", da.count >= 3, let w = types[n.input(1) ?? ""]?.dims, w.count == da.count,
+                      let spatial = known(da[2...]), let kernel = known(w[2...]), let perGroup = w[1].value,
+                      let g = try? WindowAttributes(node: n).transposedGeometry(input: spatial, kernel: kernel) {
+                let group = (try? n.int("group", default: 1)) ?? 1
+                types[o] = TensorType(dtype: a.dtype, dims: [da[0], .fixed(perGroup * group)] + g.output.map { .fixed($0) })
             }
         }
         return types
@@ -186,7 +206,8 @@ struct TFLiteEmitter {
     }
 
     /// The value's tensor when it is known before running: an initializer, or a Transpose /
-    /// Identity of one (as the TFLite reader and Keras importer write weights).
+    /// Identity / Cast of one (as the TFLite reader and Keras importer write weights; float16
+    /// weights behind DEQUANTIZE are read as a Cast).
     mutating func constant(_ v: String) throws(TFLiteError) -> Tensor? {
         if let c = constants[v] { return c }
         guard let k = producer[v] else { return nil }
@@ -200,6 +221,11 @@ struct TFLiteEmitter {
         switch node.opType {
         case "Identity":
             let c = try constant(node.inputs[0])
+            constants[v] = c
+            return c
+        case "Cast":
+            guard let src = try constant(node.inputs[0]), let to = try? node.int("to", default: 0), let dtype = DType(onnxCode: Int32(to)) else { return nil }
+            let c = src.converted(to: dtype)
             constants[v] = c
             return c
         case "Transpose":
