@@ -97,18 +97,28 @@ enum FloatPow: BinaryFunctor {
         return r
     }
 }
-enum FloatMaximum<T: BinaryFloatingPoint & SIMDScalar>: BinaryFunctor {
-    @inline(__always) static func scalar(_ a: T, _ b: T) -> T { b > a || b != b ? b : a }
-    @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> {
+// Max, Min and PRelu select by a comparison: written over Float itself, since over a generic
+// scalar the compiler built each comparison mask a lane at a time through memory (Max of a
+// [1, 96, 96, 16] tensor and a [1, 1, 16] one took 1.93 ms against Add's 0.033).
+enum FloatMaximum: BinaryFunctor {
+    @inline(__always) static func scalar(_ a: Float, _ b: Float) -> Float { b > a || b != b ? b : a }
+    @inline(__always) static func vector(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
         // b where it is larger or NaN; a (NaN included) elsewhere. Two selects: or-ing the
         // masks first makes the compiler leave the vector form.
         a.replacing(with: b, where: b .> a).replacing(with: b, where: b .!= b)
     }
 }
-enum FloatMinimum<T: BinaryFloatingPoint & SIMDScalar>: BinaryFunctor {
-    @inline(__always) static func scalar(_ a: T, _ b: T) -> T { b < a || b != b ? b : a }
-    @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> {
+enum FloatMinimum: BinaryFunctor {
+    @inline(__always) static func scalar(_ a: Float, _ b: Float) -> Float { b < a || b != b ? b : a }
+    @inline(__always) static func vector(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
         a.replacing(with: b, where: b .< a).replacing(with: b, where: b .!= b)
+    }
+}
+/// ONNX PRelu: `a·b` where `a` is below zero.
+enum FloatPRelu: BinaryFunctor {
+    @inline(__always) static func scalar(_ a: Float, _ b: Float) -> Float { a < 0 ? a * b : a }
+    @inline(__always) static func vector(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+        a.replacing(with: a * b, where: a .< SIMD8<Float>.zero)
     }
 }
 
@@ -145,4 +155,8 @@ enum IntMax<T: FixedWidthInteger & SIMDScalar>: BinaryFunctor {
 enum IntMin<T: FixedWidthInteger & SIMDScalar>: BinaryFunctor {
     @inline(__always) static func scalar(_ a: T, _ b: T) -> T { Swift.min(a, b) }
     @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> { a.replacing(with: b, where: b .< a) }
+}
+enum IntPRelu<T: FixedWidthInteger & SIMDScalar>: BinaryFunctor {
+    @inline(__always) static func scalar(_ a: T, _ b: T) -> T { a < 0 ? a &* b : a }
+    @inline(__always) static func vector(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> { a.replacing(with: a &* b, where: a .< SIMD8<T>.zero) }
 }

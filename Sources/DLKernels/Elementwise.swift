@@ -6,6 +6,8 @@ public enum BinaryOperation: String, Hashable, Sendable, CaseIterable {
     /// The larger (smaller) operand; for floats NaN wins, as ONNX `Max`/`Min` and numpy's
     /// `maximum`/`minimum` have it.
     case max, min
+    /// ONNX `PRelu`: `a` where it is not below zero, else `a·b` (`b` the slope; NaN stays NaN).
+    case prelu
 }
 
 /// Elementwise kernels: binary arithmetic with numpy broadcasting (this file) and unary float32
@@ -31,8 +33,9 @@ public enum Elementwise {
             case .sub: part.run(FloatSub<Float>.self, a, b, out)
             case .mul: part.run(FloatMul<Float>.self, a, b, out)
             case .div: part.run(FloatDiv<Float>.self, a, b, out)
-            case .max: part.run(FloatMaximum<Float>.self, a, b, out)
-            case .min: part.run(FloatMinimum<Float>.self, a, b, out)
+            case .max: part.run(FloatMaximum.self, a, b, out)
+            case .min: part.run(FloatMinimum.self, a, b, out)
+            case .prelu: part.run(FloatPRelu.self, a, b, out)
             }
         }
     }
@@ -117,6 +120,7 @@ public enum Elementwise {
         case .div: plan.run(IntDiv<T>.self, a, b, out)
         case .max: plan.run(IntMax<T>.self, a, b, out)
         case .min: plan.run(IntMin<T>.self, a, b, out)
+        case .prelu: plan.run(IntPRelu<T>.self, a, b, out)
         }
     }
 }

@@ -118,6 +118,7 @@ func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
         case .div: { $0 / $1 }
         case .max: { $1 > $0 || $1.isNaN ? $1 : $0 }
         case .min: { $1 < $0 || $1.isNaN ? $1 : $0 }
+        case .prelu: { $0 < 0 ? $0 * $1 : $0 }
         }
         let expected = referenceBinary(a, c.a, b, c.b, c.out, f)
         var out = [Float](repeating: .nan, count: product(c.out))
@@ -139,6 +140,7 @@ func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
         case .div: truncatingDivideOrZero
         case .max: { max($0, $1) }
         case .min: { min($0, $1) }
+        case .prelu: { $0 < 0 ? $0 &* $1 : $0 }
         }
         let expected = referenceBinary(a, c.a, b, c.b, c.out, f)
         var out = [Int64](repeating: 12345, count: product(c.out))
@@ -160,6 +162,7 @@ func truncatingDivideOrZero<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
         case .div: truncatingDivideOrZero
         case .max: { max($0, $1) }
         case .min: { min($0, $1) }
+        case .prelu: { $0 < 0 ? $0 &* $1 : $0 }
         }
         let expected = referenceBinary(a, c.a, b, c.b, c.out, f)
         var out = [Int32](repeating: 12345, count: product(c.out))

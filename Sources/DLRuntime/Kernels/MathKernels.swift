@@ -202,13 +202,16 @@ enum MathKernels {
         case "Mul": typed = ElementwiseKernels.binary(.mul)
         case "Div": typed = ElementwiseKernels.binary(.div)
         case "Pow": typed = ElementwiseKernels.pow
+        case "PRelu": typed = ElementwiseKernels.binary(.prelu)
         default: typed = nil
         }
         let fastTypes: [DType] = name == "Pow" ? [.float32] : [.float32, .int32, .int64]
         return { ctx throws(RuntimeError) in
             let a = try ctx.input(0), b = try ctx.input(1)
+            // PRelu is typed at run time (its slope may broadcast either way): its typed loops
+            // work the shape out themselves, as Max and Min do.
             if let typed, a.dtype == b.dtype, fastTypes.contains(a.dtype),
-               ctx.outputTypes.first??.dims?.concrete != nil {
+               name == "PRelu" || ctx.outputTypes.first??.dims?.concrete != nil {
                 return try typed(ctx)
             }
             let (shape, maps) = try broadcast(ctx, [a, b])
