@@ -28,19 +28,31 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def tflite_median_ms(path, threads, seconds):
+    """The interpreter's median time per run on random inputs: through the serving_default
+    signature, or (files without one, as MediaPipe's) setting the inputs and invoking."""
     interp = tf.lite.Interpreter(model_path=path, num_threads=threads)
-    runner = interp.get_signature_runner("serving_default")
     rng = np.random.default_rng(0)
-    feeds = {}
-    for name, d in runner.get_input_details().items():
+
+    def value(d):
         v = rng.standard_normal(d["shape"]).astype(np.float32)
-        feeds[name] = v if d["dtype"] == np.float32 else np.clip(np.round(v * 20), -128, 127).astype(d["dtype"])
+        return v if d["dtype"] == np.float32 else np.clip(np.round(v * 20), -128, 127).astype(d["dtype"])
+    if "serving_default" in interp.get_signature_list():
+        runner = interp.get_signature_runner("serving_default")
+        feeds = {name: value(d) for name, d in runner.get_input_details().items()}
+
+        def once():
+            runner(**feeds)
+    else:
+        interp.allocate_tensors()
+        for d in interp.get_input_details():
+            interp.set_tensor(d["index"], value(d))
+        once = interp.invoke
     for _ in range(10):
-        runner(**feeds)
+        once()
     times, end = [], time.perf_counter() + seconds
     while time.perf_counter() < end or len(times) < 20:
         t = time.perf_counter()
-        runner(**feeds)
+        once()
         times.append((time.perf_counter() - t) * 1000)
     return float(np.median(times))
 
