@@ -88,4 +88,41 @@ import Testing
             expectClose(try stepwise(opt, ["x": x])["y"], want)
         }
     }
+
+    /// A TFLite-style block (MediaPipe's face models): convolutions' outputs moved channels last
+    /// for PRelu (slope [1, 1, C]), a residual Add and a channel Pad, and back to channels first
+    /// for the next convolution; the PRelu's output has two readers. The transposes meet and go,
+    /// PRelu's slope and Pad's pads laid out anew, and the numbers stay.
+    @Test func channelsLastPReluPadAndResidualRunChannelsFirst() throws {
+        func t(_ x: String, _ y: String, _ perm: [Int]) -> Node {
+            Node(opType: "Transpose", inputs: [x], outputs: [y], attributes: [Attribute(name: "perm", value: .ints(perm))])
+        }
+        let slope = seededRandom([1, 1, 4], seed: 21).scalars(as: Float.self).map { $0 - 0.5 }
+        let nodes: [Node] = [
+            Node(opType: "Conv", inputs: ["x", "w1"], outputs: ["c1"]),
+            t("c1", "c1t", [0, 2, 3, 1]),
+            Node(opType: "PRelu", inputs: ["c1t", "slope"], outputs: ["p"]),
+            t("p", "pn", [0, 3, 1, 2]),
+            Node(opType: "Conv", inputs: ["pn", "w2"], outputs: ["c2"]),
+            t("c2", "c2t", [0, 2, 3, 1]),
+            Node(opType: "Add", inputs: ["p", "c2t"], outputs: ["s"]),
+            Node(opType: "Pad", inputs: ["s", "pads"], outputs: ["padded"]),
+            t("padded", "pdn", [0, 3, 1, 2]),
+            Node(opType: "Conv", inputs: ["pdn", "w3"], outputs: ["y"]),
+        ]
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [1, 3, 5, 6]))],
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes,
+                      initializers: NamedTensors([("w1", seededRandom([4, 3, 1, 1], seed: 22)), ("w2", seededRandom([4, 4, 1, 1], seed: 23)),
+                                                  ("w3", seededRandom([2, 6, 1, 1], seed: 24)),
+                                                  ("slope", Tensor(shape: [1, 1, 4], scalars: slope)),
+                                                  // NHWC: two channels more, one before and one after.
+                                                  ("pads", Tensor(shape: [8], scalars: [Int64(0), 0, 0, 1, 0, 0, 0, 1]))]))
+        g.metadata.opsetImports = [("", 17)]
+        let (opt, _) = try GraphOptimizer.optimizeStrict(g)
+        #expect(!opt.nodes.contains { $0.opType == "Transpose" }, "\(opt.nodes.map(\.opType))")
+        let x = seededRandom([1, 3, 5, 6], seed: 25)
+        let want = try stepwise(g, ["x": x])["y"]
+        expectClose(try Executor(graph: g).run(["x": x])["y"], want)
+        expectClose(try stepwise(opt, ["x": x])["y"], want)
+    }
 }

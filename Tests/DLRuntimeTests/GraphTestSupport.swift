@@ -19,7 +19,9 @@ func runNodeByNode(_ g: Graph, _ feed: [String: Tensor]) throws -> [String: Tens
     var values = feed
     for (name, t) in g.initializers { values[name] = t }
     for node in g.nodes {
-        let ins = node.inputs.filter { !$0.isEmpty }
+        // Each value once, though a node may read it twice (a fused convolution's input and residual).
+        var seen: Set<String> = []
+        let ins = node.inputs.filter { !$0.isEmpty && seen.insert($0).inserted }
         let one = Graph(name: "one", inputs: ins.map { ValueInfo(name: $0, type: nil) },
                         outputs: node.outputs.filter { !$0.isEmpty }.map { ValueInfo(name: $0, type: nil) }, nodes: [node])
         var f: [String: Tensor] = [:]

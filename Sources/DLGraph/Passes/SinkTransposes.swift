@@ -14,10 +14,13 @@ import DLTensor
 ///   of such a transpose and a value known to be 2-D becomes a `Gemm` with the flag set.
 /// - A binary elementwise op whose two operands are transposed by the same permutation runs on
 ///   the untransposed values, followed by one transpose, when that removes a transpose.
-/// - A Transpose is pushed down through elementwise ops (unary ones, and binary ones whose other
-///   operand is a one-element constant) when the chain of such ops it heads ends in one of the
-///   above, so it can meet its partner there. It is not moved otherwise: a move alone saves
-///   nothing and could hide a pattern another pass looks for.
+/// - A Transpose is pushed down through elementwise ops (unary ones, binary ones and PRelu whose
+///   other operand is a constant, laid out anew for the untransposed value) and through Pad of
+///   constant pads (permuted alike) when the chain of such ops it heads ends in one of the
+///   above, so it can meet its partner there. TensorFlow-sourced graphs put PRelu slopes and
+///   channel pads between channels-first convolutions in channels-last form (MediaPipe's
+///   face models: a third of their run in such transposes). It is not moved otherwise: a move
+///   alone saves nothing and could hide a pattern another pass looks for.
 ///
 /// Names of values other passes or callers see (graph outputs) are kept.
 package enum SinkTransposes: GraphPass {
@@ -107,6 +110,18 @@ package enum SinkTransposes: GraphPass {
             guard !fed.contains(name), let t = graph.initializers[name] else { return false }
             return t.elementCount == 1 && t.rank <= r
         }
+        /// A constant of at most rank `r` (an initializer no input overrides), which broadcasts
+        /// against the transposed value.
+        func constant(_ name: String, rankAtMost r: Int) -> Tensor? {
+            guard !fed.contains(name), let t = graph.initializers[name], t.rank <= r else { return nil }
+            return t
+        }
+        /// Pad's constant pads (no `axes` input): 2r values, begins then ends.
+        func padsOf(_ node: Node, rank r: Int) -> [Int]? {
+            guard node.inputs.count >= 2, node.inputs.count < 4 || node.inputs[3].isEmpty, !fed.contains(node.inputs[1]),
+                  let v = graph.initializers[node.inputs[1]].flatMap(SymVector.smallInts), v.count == 2 * r else { return nil }
+            return v
+        }
         /// Whether a transpose of rank `r` reaching `node` through `input` is absorbed there.
         func absorbs(_ node: Node, input: String, rank r: Int) -> Bool {
             guard OpSet.isDefaultDomain(node) else { return false }
@@ -124,22 +139,58 @@ package enum SinkTransposes: GraphPass {
                 // Clip's min/max are scalars; every other unary op has one input.
                 return node.inputs.first == input && (node.opType == "Clip" || node.inputs.count == 1)
             }
-            if binary.contains(node.opType), node.inputs.count == 2 {
+            if binary.contains(node.opType) || node.opType == "PRelu", node.inputs.count == 2 {
+                // PRelu's slope broadcasts one way only: the transposed value must be its input 0.
+                if node.opType == "PRelu", node.inputs[0] != input { return false }
                 let other = node.inputs[0] == input ? node.inputs[1] : node.inputs[0]
-                return node.inputs[0] != node.inputs[1] && oneElementConstant(other, rankAtMost: r)
+                return node.inputs[0] != node.inputs[1] && constant(other, rankAtMost: r) != nil
+            }
+            if node.opType == "Pad", node.inputs.first == input {
+                return padsOf(node, rank: r) != nil
             }
             return false
         }
-        /// Follows single-reader elementwise ops from `value`; true when the chain ends where a
-        /// transpose is absorbed.
+        /// `node` reading `x = Transpose(source, p)` through input `k`, rewritten to read `source`:
+        /// a constant operand of more than one element and Pad's pads follow the permutation (a
+        /// new initializer each; the old ones may have other readers).
+        func throughTranspose(_ node: Node, input k: Int, perm p: [Int], source: String) -> Node {
+            var op = node
+            op.inputs[k] = source
+            var inverse = [Int](repeating: 0, count: p.count)
+            for (j, v) in p.enumerated() { inverse[v] = j }
+            if node.opType == "Pad", let pads = padsOf(node, rank: p.count) {
+                let r = p.count
+                var moved = [Int64](repeating: 0, count: 2 * r)
+                for j in 0..<r {
+                    moved[p[j]] = Int64(pads[j])
+                    moved[r + p[j]] = Int64(pads[r + j])
+                }
+                let name = fresh(node.inputs[1] + "_pads")
+                graph.initializers[name] = Tensor(shape: [2 * r], scalars: moved)
+                op.inputs[1] = name
+            } else if node.inputs.count == 2, let c = constant(node.inputs[1 - k], rankAtMost: p.count), c.elementCount > 1 {
+                // Aligned to the value's rank, then laid out as the untransposed value is.
+                let aligned = try? c.reshaped(to: [Int](repeating: 1, count: p.count - c.rank) + c.shape)
+                if let moved = try? aligned?.transposed(inverse) {
+                    let name = fresh(node.inputs[1 - k] + "_moved")
+                    graph.initializers[name] = moved
+                    op.inputs[1 - k] = name
+                }
+            }
+            return op
+        }
+        /// Follows elementwise ops from `value` while each value has one reader; true when a
+        /// reader absorbs a transpose there. A value read by several nodes ends the walk: true when
+        /// one of them absorbs it (the moved transpose then feeds all of them, as the one it
+        /// replaces did, and cancels at that one: a PRelu read by the next block's convolution
+        /// and by its residual Add).
         func chainEndsInAbsorber(_ value: String, rank r: Int) -> Bool {
             var v = value
             for _ in 0..<64 {
-                guard readers[v] == 1, !graphOutputs.contains(v), let rs = readersOf[v], rs.count == 1 else { return false }
-                let n = graph.nodes[rs[0]]
-                if absorbs(n, input: v, rank: r) { return true }
-                guard passesThrough(n, input: v, rank: r) else { return false }
-                v = n.outputs[0]
+                guard !graphOutputs.contains(v), let rs = readersOf[v], !rs.isEmpty else { return false }
+                if rs.contains(where: { absorbs(graph.nodes[$0], input: v, rank: r) }) { return true }
+                guard rs.count == 1, readers[v] == 1, passesThrough(graph.nodes[rs[0]], input: v, rank: r) else { return false }
+                v = graph.nodes[rs[0]].outputs[0]
             }
             return false
         }
@@ -256,9 +307,7 @@ package enum SinkTransposes: GraphPass {
                 for (k, x) in node.inputs.enumerated() where !x.isEmpty {
                     guard let t = transposeOf(x), readers[x] == 1, passesThrough(node, input: x, rank: t.perm.count),
                           chainEndsInAbsorber(node.outputs[0], rank: t.perm.count) else { continue }
-                    var op = node
-                    op.inputs[k] = t.source
-                    transposeBelow(op, at: i, from: t.index)
+                    transposeBelow(throughTranspose(node, input: k, perm: t.perm, source: t.source), at: i, from: t.index)
                     return true
                 }
             }
