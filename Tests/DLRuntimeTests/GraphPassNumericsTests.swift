@@ -125,4 +125,43 @@ import Testing
         expectClose(try Executor(graph: g).run(["x": x])["y"], want)
         expectClose(try stepwise(opt, ["x": x])["y"], want)
     }
+
+    /// Zero spatial pads fold into the convolution that reads them: directly (NCHW, onto the
+    /// convolution's own pads, asymmetric) and through a channels-last Pad and its Transpose
+    /// (TFLite's ZeroPadding2D before a strided VALID convolution). A Pad of the channels stays.
+    @Test func spatialZeroPadsFoldIntoTheConvolution() throws {
+        func attr(_ n: String, _ v: [Int]) -> Attribute { Attribute(name: n, value: .ints(v)) }
+        let nodes: [Node] = [
+            Node(opType: "Pad", inputs: ["x", "padsA"], outputs: ["xa"]),
+            Node(opType: "Conv", inputs: ["xa", "w1", "b1"], outputs: ["c1"], attributes: [attr("pads", [1, 0, 0, 1])]),
+            Node(opType: "Transpose", inputs: ["c1"], outputs: ["c1t"], attributes: [attr("perm", [0, 2, 3, 1])]),
+            Node(opType: "Pad", inputs: ["c1t", "padsB"], outputs: ["pb"]),
+            Node(opType: "Transpose", inputs: ["pb"], outputs: ["pbn"], attributes: [attr("perm", [0, 3, 1, 2])]),
+            Node(opType: "Conv", inputs: ["pbn", "w2"], outputs: ["c2"],
+                 attributes: [attr("strides", [2, 2]), Attribute(name: "auto_pad", value: .string("VALID"))]),
+            Node(opType: "Pad", inputs: ["c2", "padsC"], outputs: ["pc"]),
+            Node(opType: "Conv", inputs: ["pc", "w3"], outputs: ["y"]),
+        ]
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [1, 2, 7, 6]))],
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes,
+                      initializers: NamedTensors([
+                          // NCHW: H 1 before 2 after, W 0 before 1 after.
+                          ("padsA", Tensor(shape: [8], scalars: [Int64(0), 0, 1, 0, 0, 0, 2, 1])),
+                          ("w1", seededRandom([3, 2, 3, 3], seed: 31)), ("b1", seededRandom([3], seed: 32)),
+                          // NHWC: H 0 before 1 after, W 1 before 1 after.
+                          ("padsB", Tensor(shape: [8], scalars: [Int64(0), 0, 1, 0, 0, 1, 1, 0])),
+                          ("w2", seededRandom([4, 3, 3, 3], seed: 33)),
+                          // Channels: not a convolution's padding.
+                          ("padsC", Tensor(shape: [8], scalars: [Int64(0), 1, 0, 0, 0, 1, 0, 0])),
+                          ("w3", seededRandom([2, 6, 1, 1], seed: 34)),
+                      ]))
+        g.metadata.opsetImports = [("", 17)]
+        let (opt, applied) = try GraphOptimizer.optimizeStrict(g)
+        #expect(applied.contains(FoldPadIntoConv.name))
+        #expect(opt.nodes.filter { $0.opType == "Pad" }.count == 1, "\(opt.nodes.map(\.opType))")
+        let x = seededRandom([1, 2, 7, 6], seed: 35)
+        let want = try stepwise(g, ["x": x])["y"]
+        expectClose(try Executor(graph: g).run(["x": x])["y"], want)
+        expectClose(try stepwise(opt, ["x": x])["y"], want)
+    }
 }

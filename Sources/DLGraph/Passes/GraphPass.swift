@@ -19,7 +19,7 @@ package enum GraphOptimizer {
     /// `lookup`, when given, runs `FuseQuantizedLookup` with an evaluator (the runtime's
     /// `KernelLookupTables`).
     public static func standard(folding: any GraphPass.Type, lookup: (any GraphPass.Type)? = nil) -> [any GraphPass.Type] {
-        [EliminateIdentity.self, FoldConvBias.self, FuseHardSwish.self,
+        [EliminateIdentity.self, FoldConvBias.self, FoldPadIntoConv.self, FuseHardSwish.self,
          FuseConvIntegerNHWC.self, FuseQLinearConv.self, FuseRequantize.self, FuseQuantizeDequantize.self]
         + (lookup.map { [$0] } ?? [])
         + [FoldOneHotMatMul.self, FuseMatMulAdd.self, FuseActivation.self,
