@@ -164,8 +164,8 @@ extension TFLiteGraphBuilder {
     }
 
     /// MediaPipe's custom `Convolution2DTransposeBias` (its segmentation models; MediaPipe's graph
-    /// runner registers it, tf.lite.Interpreter does not): inputs 0 x (NHWC), 1 filter (OHWI), 2
-    /// bias [O], float32. Its custom options are TfLiteTransposeConvParams as stored in memory:
+    /// runner and TFLite's XNNPACK delegate know it, TFLite's kernels do not): inputs 0 x (NHWC),
+    /// 1 filter (OHWI), 2 bias [O], float32. Its custom options are TfLiteTransposeConvParams as stored in memory:
     /// three little-endian int32s, padding (1 SAME, 2 VALID), stride_w, stride_h. The output size
     /// follows from the input: SAME pads P = max(0, k - (in - 1) mod s - 1) in all, the extra
     /// pixel at the end, and out = s(in - 1) + k - P (VALID: P = 0).
