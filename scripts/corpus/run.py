@@ -295,10 +295,9 @@ def builtin_twin(path, out):
     """Writes `path` with each of MediaPipe's custom Convolution2DTransposeBias operators replaced by
     TFLite's builtin TRANSPOSE_CONV with its bias, which the reference kernels run (they have none
     for the custom op; only the XNNPACK delegate and MediaPipe's graph runner do). The custom op's
-    inputs are x, the
-    OHWI filter and the bias, its options three int32s (padding 1 SAME / 2 VALID, stride_w,
-    stride_h); the builtin takes the output shape, the filter, x and the bias, and pads SAME from
-    the output shape as the custom op does, given the output shape the file declares.
+    inputs are x, the OHWI filter and the bias, its options three int32s (padding 1 SAME / 2 VALID,
+    stride_w, stride_h); the builtin takes the output shape, the filter, x and the bias, and pads
+    SAME from the output shape as the custom op does, given the output shape the file declares.
     Returns False when the model has no such operator."""
     from tensorflow.lite.python import schema_py_generated as S
     from tensorflow.lite.tools import flatbuffer_utils

@@ -165,10 +165,10 @@ extension TFLiteGraphBuilder {
 
     /// MediaPipe's custom `Convolution2DTransposeBias` (its segmentation models; MediaPipe's graph
     /// runner and TFLite's XNNPACK delegate know it, TFLite's kernels do not): inputs 0 x (NHWC),
-    /// 1 filter (OHWI), 2 bias [O], float32. Its custom options are TfLiteTransposeConvParams as stored in memory:
-    /// three little-endian int32s, padding (1 SAME, 2 VALID), stride_w, stride_h. The output size
-    /// follows from the input: SAME pads P = max(0, k - (in - 1) mod s - 1) in all, the extra
-    /// pixel at the end, and out = s(in - 1) + k - P (VALID: P = 0).
+    /// 1 filter (OHWI), 2 bias [O], float32. Its custom options are TfLiteTransposeConvParams as
+    /// stored in memory: three little-endian int32s, padding (1 SAME, 2 VALID), stride_w,
+    /// stride_h. The output size follows from the input: SAME pads P = max(0, k - (in - 1) mod s
+    /// - 1) in all, the extra pixel at the end, and out = s(in - 1) + k - P (VALID: P = 0).
     mutating func transposeConvBias(_ op: TFLiteOp) throws(TFLiteError) {
         let xShape = shape(try tensor(op, 0)), wShape = shape(try tensor(op, 1)), bShape = shape(try tensor(op, 2))
         guard xShape.count == 4, wShape.count == 4, bShape == [wShape[0]], wShape[3] == xShape[3] else {
