@@ -15,7 +15,8 @@ struct KernelRegistryTests {
                                             "AveragePool", "GlobalAveragePool", "BatchNormalization", "Gemm", "MatMul", "LSTM",
                                             "HardSwish", "HardSigmoid", "LeakyRelu", "Clip", "Max", "Min",
                                             "Where", "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "IsNaN", "Cast",
-                                            "ReduceSum", "ReduceMean", "ConvInteger"])
+                                            "ReduceSum", "ReduceMean", "ConvInteger",
+                                            "Abs", "Neg", "Floor", "Ceil", "Round", "Sqrt", "Reciprocal"])
         for (op, f) in registry.fast { #expect(!f.takes.isEmpty, "\(op)") }
     }
 
@@ -51,5 +52,30 @@ struct KernelRegistryTests {
         }
         #expect(try run(Tensor(shape: [1], scalars: [Float(5)])) == [2])
         #expect(try run(Tensor(shape: [1], scalars: [Double(5)])) == [1])
+    }
+
+    /// The float32 variants of the exact unary ops give the general kernel's bits (computed in
+    /// Double, rounded once), signed zeros, NaN, infinities and halfway cases included.
+    @Test(arguments: ["Abs", "Neg", "Floor", "Ceil", "Round", "Sqrt", "Reciprocal"])
+    func float32UnaryVariantsGiveTheGeneralKernelsBits(op: String) throws {
+        let special: [Float] = [0, -0.0, 1, -1, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, .infinity, -.infinity, .nan,
+                                .leastNonzeroMagnitude, -.greatestFiniteMagnitude, 3e-39, 7.0000005]
+        let values = special + (0..<1000).map { Float($0 - 500) * 0.0371 + 0.013 }
+        let x = Tensor(shape: [values.count], scalars: values)
+        let g = Graph(name: "u", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [values.count]))],
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: [Node(opType: op, inputs: ["x"], outputs: ["y"])])
+        let got = try #require(try Executor(graph: g).run(["x": x])["y"]).scalars(as: Float.self)
+        let f: (Double) -> Double = switch op {
+        case "Abs": { Swift.abs($0) }
+        case "Neg": { -$0 }
+        case "Floor": { $0.rounded(.down) }
+        case "Ceil": { $0.rounded(.up) }
+        case "Round": { $0.rounded(.toNearestOrEven) }
+        case "Sqrt": { $0.squareRoot() }
+        default: { 1 / $0 }
+        }
+        let want = values.map { Float(f(Double($0))) }
+        #expect(got.map(\.bitPattern) == want.map(\.bitPattern) || zip(got, want).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) },
+                "\(op): \(zip(values, zip(got, want)).filter { $1.0.bitPattern != $1.1.bitPattern && !($1.0.isNaN && $1.1.isNaN) }.prefix(4))")
     }
 }

@@ -29,6 +29,15 @@ enum ElementwiseKernels {
                 guard let lo = bound(1, -.infinity), let hi = bound(2, .infinity), lo <= hi else { return nil }
                 return .clip(lower: lo, upper: hi) }),
             entry("Tanh", always(unary { Elementwise.tanh($0, $1, count: $2) })),
+            // Exact in float32: the same bits as the general kernel's Double-then-round (sqrt and
+            // 1/x are correctly rounded either way, a double rounding of them innocuous).
+            entry("Abs", always(unary { x, y, n in for i in 0..<n { y[i] = Swift.abs(x[i]) } })),
+            entry("Neg", always(unary { x, y, n in for i in 0..<n { y[i] = -x[i] } })),
+            entry("Floor", always(unary { x, y, n in for i in 0..<n { y[i] = x[i].rounded(.down) } })),
+            entry("Ceil", always(unary { x, y, n in for i in 0..<n { y[i] = x[i].rounded(.up) } })),
+            entry("Round", always(unary { x, y, n in for i in 0..<n { y[i] = x[i].rounded(.toNearestOrEven) } })),
+            entry("Sqrt", always(unary { Elementwise.sqrt($0, $1, count: $2) })),
+            entry("Reciprocal", always(unary { x, y, n in for i in 0..<n { y[i] = 1 / x[i] } })),
             entry("Erf", always(unary { Elementwise.erf($0, $1, count: $2) })),
             entry("Add", always(binary(.add))), entry("Sub", always(binary(.sub))), entry("Mul", always(binary(.mul))),
             entry("Div", always(binary(.div))),
