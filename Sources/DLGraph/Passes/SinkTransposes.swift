@@ -106,10 +106,6 @@ package enum SinkTransposes: GraphPass {
             if inferred == nil { inferred = (try? graph.inferTypes()) ?? [:] }
             return inferred?[name]?.rank
         }
-        func oneElementConstant(_ name: String, rankAtMost r: Int) -> Bool {
-            guard !fed.contains(name), let t = graph.initializers[name] else { return false }
-            return t.elementCount == 1 && t.rank <= r
-        }
         /// A constant of at most rank `r` (an initializer no input overrides), which broadcasts
         /// against the transposed value.
         func constant(_ name: String, rankAtMost r: Int) -> Tensor? {
@@ -152,8 +148,9 @@ package enum SinkTransposes: GraphPass {
         }
         /// `node` reading `x = Transpose(source, p)` through input `k`, rewritten to read `source`:
         /// a constant operand of more than one element and Pad's pads follow the permutation (a
-        /// new initializer each; the old ones may have other readers).
-        func throughTranspose(_ node: Node, input k: Int, perm p: [Int], source: String) -> Node {
+        /// new initializer each; the old ones may have other readers). Nil when the constant cannot
+        /// be laid out anew.
+        func throughTranspose(_ node: Node, input k: Int, perm p: [Int], source: String) -> Node? {
             var op = node
             op.inputs[k] = source
             var inverse = [Int](repeating: 0, count: p.count)
@@ -170,12 +167,11 @@ package enum SinkTransposes: GraphPass {
                 op.inputs[1] = name
             } else if node.inputs.count == 2, let c = constant(node.inputs[1 - k], rankAtMost: p.count), c.elementCount > 1 {
                 // Aligned to the value's rank, then laid out as the untransposed value is.
-                let aligned = try? c.reshaped(to: [Int](repeating: 1, count: p.count - c.rank) + c.shape)
-                if let moved = try? aligned?.transposed(inverse) {
-                    let name = fresh(node.inputs[1 - k] + "_moved")
-                    graph.initializers[name] = moved
-                    op.inputs[1 - k] = name
-                }
+                guard let aligned = try? c.reshaped(to: [Int](repeating: 1, count: p.count - c.rank) + c.shape),
+                      let moved = try? aligned.transposed(inverse) else { return nil }
+                let name = fresh(node.inputs[1 - k] + "_moved")
+                graph.initializers[name] = moved
+                op.inputs[1 - k] = name
             }
             return op
         }
@@ -306,8 +302,9 @@ package enum SinkTransposes: GraphPass {
                 // Push a transpose feeding this elementwise op below it, when that leads somewhere.
                 for (k, x) in node.inputs.enumerated() where !x.isEmpty {
                     guard let t = transposeOf(x), readers[x] == 1, passesThrough(node, input: x, rank: t.perm.count),
-                          chainEndsInAbsorber(node.outputs[0], rank: t.perm.count) else { continue }
-                    transposeBelow(throughTranspose(node, input: k, perm: t.perm, source: t.source), at: i, from: t.index)
+                          chainEndsInAbsorber(node.outputs[0], rank: t.perm.count),
+                          let op = throughTranspose(node, input: k, perm: t.perm, source: t.source) else { continue }
+                    transposeBelow(op, at: i, from: t.index)
                     return true
                 }
             }
