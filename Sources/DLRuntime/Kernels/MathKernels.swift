@@ -223,10 +223,9 @@ enum MathKernels {
         let fastTypes: [DType] = name == "Pow" ? [.float32] : [.float32, .int32, .int64]
         return { ctx throws(RuntimeError) in
             let a = try ctx.input(0), b = try ctx.input(1)
-            // PRelu is typed at run time (its slope may broadcast either way): its typed loops
-            // work the shape out themselves, as Max and Min do.
-            if let typed, a.dtype == b.dtype, fastTypes.contains(a.dtype),
-               name == "PRelu" || ctx.outputTypes.first??.dims?.concrete != nil {
+            // The typed loops work the output shape out when the plan has none (ops typed at run
+            // time, PRelu among them), so they take every same-typed pair.
+            if let typed, a.dtype == b.dtype, fastTypes.contains(a.dtype) {
                 return try typed(ctx)
             }
             let (shape, maps) = try broadcast(ctx, [a, b])
