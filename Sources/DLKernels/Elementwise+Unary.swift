@@ -120,12 +120,14 @@ struct Clip: UnaryFunctor {
 
 struct Negate: UnaryFunctor {
     @inline(__always) func scalar(_ x: Float) -> Float { -x }
-    @inline(__always) func vector(_ x: SIMD8<Float>) -> SIMD8<Float> { -x }
+    /// By -1: SIMD's prefix minus is `0 - x`, which gives +0 for +0 (the scalar form, -0).
+    @inline(__always) func vector(_ x: SIMD8<Float>) -> SIMD8<Float> { x * -1 }
 }
 
 struct Absolute: UnaryFunctor {
     @inline(__always) func scalar(_ x: Float) -> Float { Swift.abs(x) }
-    @inline(__always) func vector(_ x: SIMD8<Float>) -> SIMD8<Float> { x.replacing(with: -x, where: x .< 0) }
+    /// -0 becomes +0 as in the scalar form (the lanes of a vector kept it negative).
+    @inline(__always) func vector(_ x: SIMD8<Float>) -> SIMD8<Float> { x.replacing(with: -x, where: x .< 0).replacing(with: 0, where: x .== 0) }
 }
 
 struct SquareRoot: UnaryFunctor {

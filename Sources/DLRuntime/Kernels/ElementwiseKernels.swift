@@ -31,8 +31,8 @@ enum ElementwiseKernels {
             entry("Tanh", always(unary { Elementwise.tanh($0, $1, count: $2) })),
             // Exact in float32: the same bits as the general kernel's Double-then-round (sqrt and
             // 1/x are correctly rounded either way, a double rounding of them innocuous).
-            entry("Abs", always(unary { x, y, n in for i in 0..<n { y[i] = Swift.abs(x[i]) } })),
-            entry("Neg", always(unary { x, y, n in for i in 0..<n { y[i] = -x[i] } })),
+            entry("Abs", always(unary { Elementwise.abs($0, $1, count: $2) })),
+            entry("Neg", always(unary { Elementwise.neg($0, $1, count: $2) })),
             entry("Floor", always(unary { x, y, n in for i in 0..<n { y[i] = x[i].rounded(.down) } })),
             entry("Ceil", always(unary { x, y, n in for i in 0..<n { y[i] = x[i].rounded(.up) } })),
             entry("Round", always(unary { x, y, n in for i in 0..<n { y[i] = x[i].rounded(.toNearestOrEven) } })),
