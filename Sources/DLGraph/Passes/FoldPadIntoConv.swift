@@ -43,12 +43,9 @@ package enum FoldPadIntoConv: GraphPass {
                 p = source
             }
             let pad = graph.nodes[p]
-            guard OpSet.isDefaultDomain(pad), pad.opType == "Pad", pad.outputs.count == 1, (2...4).contains(pad.inputs.count),
-                  (try? pad.string("mode", default: "constant")) == "constant",
-                  pad.inputs.count < 4 || pad.inputs[3].isEmpty,
+            guard OpSet.isDefaultDomain(pad), pad.outputs.count == 1, (try? pad.string("mode", default: "constant")) == "constant",
                   replaced[p] == nil, !remove.contains(p), transpose.map({ replaced[$0] == nil }) ?? true,
-                  let pt = graph.constantInitializer(pad.inputs[1]), let pads = SymVector.smallInts(pt),
-                  pads.count % 2 == 0, pads.allSatisfy({ $0 >= 0 }) else { continue }
+                  let pads = graph.constantPads(of: pad), pads.allSatisfy({ $0 >= 0 }) else { continue }
             if pad.inputs.count > 2, !pad.inputs[2].isEmpty {
                 guard let fill = graph.constantInitializer(pad.inputs[2]), fill.elementCount == 1, fill.doubles().first == 0 else { continue }
             }

@@ -145,6 +145,14 @@ extension Graph {
         return t
     }
 
+    /// A `Pad` node's pads when they are constant and it has no `axes` input: 2·rank values,
+    /// the begins then the ends.
+    func constantPads(of pad: Node) -> [Int]? {
+        guard pad.opType == "Pad", pad.inputs.count >= 2, pad.inputs.count < 4 || pad.inputs[3].isEmpty,
+              let t = constantInitializer(pad.inputs[1]), let v = SymVector.smallInts(t), v.count % 2 == 0 else { return nil }
+        return v
+    }
+
     /// `base`, or `base` with a number after it, whichever no initializer, node output or graph
     /// input is named yet: a name for an initializer a pass adds.
     func unusedName(_ base: String) -> String {

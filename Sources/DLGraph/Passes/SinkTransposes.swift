@@ -112,11 +112,9 @@ package enum SinkTransposes: GraphPass {
             guard !fed.contains(name), let t = graph.initializers[name], t.rank <= r else { return nil }
             return t
         }
-        /// Pad's constant pads (no `axes` input): 2r values, begins then ends.
+        /// Pad's constant pads for a value of rank `r`.
         func padsOf(_ node: Node, rank r: Int) -> [Int]? {
-            guard node.inputs.count >= 2, node.inputs.count < 4 || node.inputs[3].isEmpty, !fed.contains(node.inputs[1]),
-                  let v = graph.initializers[node.inputs[1]].flatMap(SymVector.smallInts), v.count == 2 * r else { return nil }
-            return v
+            graph.constantPads(of: node).flatMap { $0.count == 2 * r ? $0 : nil }
         }
         /// Whether a transpose of rank `r` reaching `node` through `input` is absorbed there.
         func absorbs(_ node: Node, input: String, rank r: Int) -> Bool {
