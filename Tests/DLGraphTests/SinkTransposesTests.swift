@@ -145,6 +145,27 @@ import Testing
         #expect(after["y"] == before["y"] && after["z"] == before["z"])
     }
 
+    @Test func aChannelPaddedShortcutRunsChannelsFirst() throws {
+        // MediaPipe's face models: a pooled value (NCHW) goes channels last, its channels are
+        // padded, and it is added to a convolution's output moved channels last; the sum goes
+        // back to channels first for the next convolution. The numbers: GraphPassNumericsTests.
+        var g = Graph(name: "g", inputs: [info("pool", [1, 2, 3, 3]), info("conv", [1, 4, 3, 3])],
+                      outputs: [info("y", [1, 4, 3, 3])], nodes: [
+            transpose("pool", "tp", [0, 2, 3, 1]),
+            Node(opType: "Pad", inputs: ["tp", "pads"], outputs: ["padded"]),
+            transpose("conv", "tc", [0, 2, 3, 1]),
+            Node(opType: "Add", inputs: ["padded", "tc"], outputs: ["s"]),
+            transpose("s", "y", [0, 3, 1, 2]),
+        ], initializers: NamedTensors([("pads", Tensor(shape: [8], scalars: [Int64](arrayLiteral: 0, 0, 0, 0, 0, 0, 0, 2)))]))
+        let before = try g.inferTypes()["y"]
+        #expect(SinkTransposes.run(&g))
+        try g.verifyAndSort()
+        #expect(g.nodes.map(\.opType) == ["Pad", "Add", "Identity"])
+        let pads = g.initializers[g.nodes[0].inputs[1]]
+        #expect(pads?.scalars(as: Int64.self) == [0, 0, 0, 0, 0, 2, 0, 0])
+        #expect(try g.inferTypes()["y"] == before)
+    }
+
     @Test func leavesABinaryOpWhoseTransposedOperandsAreReadElsewhere() {
         // Moving the Add would keep both transposes and add a third.
         var g = Graph(name: "g", inputs: [info("a", [2, 3, 4]), info("b", [2, 3, 4])],

@@ -126,6 +126,38 @@ import Testing
         expectClose(try stepwise(opt, ["x": x])["y"], want)
     }
 
+    /// MediaPipe's channel-padded shortcut: a pooled value goes channels last and has its channels
+    /// padded, a convolution of it goes channels last too, their sum goes back channels first for
+    /// the next convolution. The Pad runs channels first and every transpose goes.
+    @Test func aChannelPaddedShortcutRunsChannelsFirst() throws {
+        func t(_ x: String, _ y: String, _ perm: [Int]) -> Node {
+            Node(opType: "Transpose", inputs: [x], outputs: [y], attributes: [Attribute(name: "perm", value: .ints(perm))])
+        }
+        let nodes: [Node] = [
+            Node(opType: "MaxPool", inputs: ["x"], outputs: ["pool"], attributes: [Attribute(name: "kernel_shape", value: .ints([2, 2])),
+                                                                                  Attribute(name: "strides", value: .ints([2, 2]))]),
+            t("pool", "pt", [0, 2, 3, 1]),
+            Node(opType: "Pad", inputs: ["pt", "pads"], outputs: ["padded"]),
+            Node(opType: "Conv", inputs: ["pool", "w1"], outputs: ["c1"]),
+            t("c1", "c1t", [0, 2, 3, 1]),
+            Node(opType: "Add", inputs: ["padded", "c1t"], outputs: ["s"]),
+            t("s", "sn", [0, 3, 1, 2]),
+            Node(opType: "Conv", inputs: ["sn", "w2"], outputs: ["y"]),
+        ]
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [1, 3, 6, 8]))],
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes,
+                      initializers: NamedTensors([("w1", seededRandom([5, 3, 1, 1], seed: 41)), ("w2", seededRandom([2, 5, 1, 1], seed: 42)),
+                                                  // NHWC: two channels after.
+                                                  ("pads", Tensor(shape: [8], scalars: [Int64(0), 0, 0, 0, 0, 0, 0, 2]))]))
+        g.metadata.opsetImports = [("", 17)]
+        let (opt, _) = try GraphOptimizer.optimizeStrict(g)
+        #expect(!opt.nodes.contains { $0.opType == "Transpose" }, "\(opt.nodes.map(\.opType))")
+        let x = seededRandom([1, 3, 6, 8], seed: 43)
+        let want = try stepwise(g, ["x": x])["y"]
+        expectClose(try Executor(graph: g).run(["x": x])["y"], want)
+        expectClose(try stepwise(opt, ["x": x])["y"], want)
+    }
+
     /// Zero spatial pads fold into the convolution that reads them: directly (NCHW, onto the
     /// convolution's own pads, asymmetric) and through a channels-last Pad and its Transpose
     /// (TFLite's ZeroPadding2D before a strided VALID convolution). A Pad of the channels stays.

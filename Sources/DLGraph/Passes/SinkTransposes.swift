@@ -17,7 +17,7 @@ import DLTensor
 /// - A Transpose is pushed down through elementwise ops (unary ones, binary ones and PRelu whose
 ///   other operand is a constant, laid out anew for the untransposed value) and through Pad of
 ///   constant pads (permuted alike) when the chain of such ops it heads ends in one of the
-///   above, so it can meet its partner there. TensorFlow-sourced graphs put PRelu slopes and
+///   above (a binary op: its other operand transposed alike), so it can meet its partner there. TensorFlow-sourced graphs put PRelu slopes and
 ///   channel pads between channels-first convolutions in channels-last form (MediaPipe's
 ///   face models: a third of their run in such transposes). It is not moved otherwise: a move
 ///   alone saves nothing and could hide a pattern another pass looks for.
@@ -116,9 +116,17 @@ package enum SinkTransposes: GraphPass {
         func padsOf(_ node: Node, rank r: Int) -> [Int]? {
             graph.constantPads(of: node).flatMap { $0.count == 2 * r ? $0 : nil }
         }
-        /// Whether a transpose of rank `r` reaching `node` through `input` is absorbed there.
-        func absorbs(_ node: Node, input: String, rank r: Int) -> Bool {
+        /// Whether a transpose by `p` reaching `node` through `input` is absorbed there: by another
+        /// transpose, a Gather or Gemm that reads through it, or a binary op whose other operand
+        /// is transposed alike and read only there (the rule for two transposed operands then
+        /// removes that one: MediaPipe's channel-padded shortcut, Pad then Add to a convolution).
+        func absorbs(_ node: Node, input: String, perm p: [Int]) -> Bool {
             guard OpSet.isDefaultDomain(node) else { return false }
+            let r = p.count
+            if binary.contains(node.opType), node.inputs.count == 2, node.inputs[0] != node.inputs[1] {
+                let other = node.inputs[0] == input ? node.inputs[1] : node.inputs[0]
+                return readers[other] == 1 && transposeOf(other)?.perm == p
+            }
             switch node.opType {
             case "Transpose": return true
             case "Gather": return node.inputs.first == input && node.inputs.count == 2 && rankOf(node.inputs[1], graph).map { $0 <= 1 } == true
@@ -178,11 +186,12 @@ package enum SinkTransposes: GraphPass {
         /// one of them absorbs it (the moved transpose then feeds all of them, as the one it
         /// replaces did, and cancels at that one: a PRelu read by the next block's convolution
         /// and by its residual Add).
-        func chainEndsInAbsorber(_ value: String, rank r: Int) -> Bool {
+        func chainEndsInAbsorber(_ value: String, perm p: [Int]) -> Bool {
+            let r = p.count
             var v = value
             for _ in 0..<64 {
                 guard !graphOutputs.contains(v), let rs = readersOf[v], !rs.isEmpty else { return false }
-                if rs.contains(where: { absorbs(graph.nodes[$0], input: v, rank: r) }) { return true }
+                if rs.contains(where: { absorbs(graph.nodes[$0], input: v, perm: p) }) { return true }
                 guard rs.count == 1, readers[v] == 1, passesThrough(graph.nodes[rs[0]], input: v, rank: r) else { return false }
                 v = graph.nodes[rs[0]].outputs[0]
             }
@@ -244,9 +253,9 @@ package enum SinkTransposes: GraphPass {
                       let raw = constantValue(node.inputs[1], graph).flatMap(SymVector.smallInts), !raw.isEmpty,
                       let axes = Axes.normalise(raw, rank: t.perm.count) else { continue }
                 let r = t.perm.count
-                guard chainEndsInAbsorber(node.outputs[0], rank: r - axes.count) else { continue }
                 let sourceAxes = axes.map { t.perm[$0] }.sorted()
                 let q = (0..<r).filter { !axes.contains($0) }.map { v in t.perm[v] - sourceAxes.filter { $0 < t.perm[v] }.count }
+                guard chainEndsInAbsorber(node.outputs[0], perm: q) else { continue }
                 var squeeze = node
                 squeeze.inputs[0] = t.source
                 if sourceAxes != axes {
@@ -300,7 +309,7 @@ package enum SinkTransposes: GraphPass {
                 // Push a transpose feeding this elementwise op below it, when that leads somewhere.
                 for (k, x) in node.inputs.enumerated() where !x.isEmpty {
                     guard let t = transposeOf(x), readers[x] == 1, passesThrough(node, input: x, rank: t.perm.count),
-                          chainEndsInAbsorber(node.outputs[0], rank: t.perm.count),
+                          chainEndsInAbsorber(node.outputs[0], perm: t.perm),
                           let op = throughTranspose(node, input: k, perm: t.perm, source: t.source) else { continue }
                     transposeBelow(op, at: i, from: t.index)
                     return true
