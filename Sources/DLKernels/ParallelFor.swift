@@ -161,8 +161,10 @@ final class WorkerPool: @unchecked Sendable {
     /// Workers blocked on the condition variable (the publisher signals only when some are).
     private let sleepers = Atomic<Int>(0)
     /// `generation << 32 | next chunk index` of the current job: a claim is a compare-exchange,
-    /// so a worker that wakes late can never take a chunk of a newer job by mistake.
+    /// so a worker that wakes late can never take a chunk of a newer job by mistake. A finished
+    /// job's index is set to `closed`, which no chunk count reaches.
     private let next = Atomic<Int>(0)
+    private static let closed = 0xffff_ffff
     /// Chunks of the current job not yet finished.
     private let pending = Atomic<Int>(0)
     /// Held by the thread whose job is running; others (and nested calls) run inline.
@@ -251,7 +253,7 @@ final class WorkerPool: @unchecked Sendable {
         withoutActuallyEscaping(body) { body in
             job = body
             jobOptions = ThreadState.current.options
-            jobChunks.store(chunks, ordering: .relaxed)
+            jobChunks.store(chunks, ordering: .releasing)
             pending.store(chunks, ordering: .relaxed)
             let g = generation.load(ordering: .relaxed) &+ 1
             next.store(g << 32, ordering: .releasing)
@@ -268,6 +270,9 @@ final class WorkerPool: @unchecked Sendable {
                 spins += 1
                 if spins > 4096 { sched_yield() }
             }
+            // Close the job before the next one changes `jobChunks`: a worker that read this
+            // job's last claim would otherwise pass the next job's larger count and claim with it.
+            next.store(g << 32 | Self.closed, ordering: .sequentiallyConsistent)
             job = nil
         }
         return true
@@ -280,7 +285,7 @@ final class WorkerPool: @unchecked Sendable {
             let v = next.load(ordering: .acquiring)
             guard v >> 32 == g else { return }
             let index = v & 0xffff_ffff
-            guard index < jobChunks.load(ordering: .relaxed) else { return }
+            guard index < jobChunks.load(ordering: .acquiring) else { return }
             guard next.compareExchange(expected: v, desired: v + 1, ordering: .acquiringAndReleasing).exchanged else { continue }
             worker?.options = jobOptions
             job?(index)

@@ -74,6 +74,31 @@ import Testing
         #expect(results.all == Array(repeating: 1, count: 8))
     }
 
+    /// Jobs of alternating chunk counts back to back, with more workers than cores and no spin
+    /// (workers sleep, wake late, and are preempted mid-claim): a worker that read the last
+    /// claim of one job must not claim a chunk of the next one (it used to, when the next job had
+    /// more chunks: that chunk ran twice and the job could end before it finished).
+    @Test func lateWorkersNeverClaimTheNextJobsChunks() {
+        let saved = ParallelFor.workerCount
+        ParallelFor.setWorkerCount(4)
+        ParallelFor.setSpin(microseconds: 0)
+        defer {
+            ParallelFor.setSpin(microseconds: 500)
+            ParallelFor.setWorkerCount(saved)
+        }
+        let hits = Hits(80)
+        var bad = 0
+        for round in 1...60_000 {
+            let parts = [1, 2, 4, 3][round % 4] + 1
+            ParallelFor.split(parts * 16, parts: parts) { lo, hi in
+                for i in lo..<hi { hits.p[i] += 1 }
+            }
+            for i in 0..<(parts * 16) where hits.p[i] != 1 { bad += 1 }
+            for i in 0..<(parts * 16) { hits.p[i] = 0 }
+        }
+        #expect(bad == 0)
+    }
+
     /// Growing and shrinking the pool repeatedly keeps splits correct (workers above the count
     /// sit out, none is started twice).
     @Test func resizingBackAndForth() {
