@@ -166,6 +166,37 @@ import Testing
         #expect(try g.inferTypes()["y"] == before)
     }
 
+    @Test(arguments: [false, true])
+    func aReductionKeepingItsAxesReducesTheSourceAlongThePermutedAxes(axesAsInput: Bool) throws {
+        // ReduceMean over H and W of a channels-last value, read back channels first.
+        let axes = [1, 2]
+        let reduce = axesAsInput
+            ? Node(opType: "ReduceMean", inputs: ["t", "axes"], outputs: ["m"])
+            : Node(opType: "ReduceMean", inputs: ["t"], outputs: ["m"], attributes: [Attribute(name: "axes", value: .ints(axes))])
+        var g = Graph(name: "g", inputs: [info("x", [1, 4, 3, 5])], outputs: [info("y", [1, 4, 1, 1])], nodes: [
+            transpose("x", "t", [0, 2, 3, 1]),
+            reduce,
+            transpose("m", "y", [0, 3, 1, 2]),
+        ], initializers: NamedTensors(axesAsInput ? [("axes", Tensor(shape: [2], scalars: axes.map { Int64($0) }))] : []))
+        let before = try g.inferTypes()["y"]
+        #expect(SinkTransposes.run(&g))
+        try g.verifyAndSort()
+        #expect(g.nodes.map(\.opType) == ["ReduceMean", "Identity"])
+        let moved = axesAsInput ? g.initializers[g.nodes[0].inputs[1]]?.scalars(as: Int64.self).map(Int.init)
+                                : (try g.nodes[0].ints("axes"))
+        #expect(moved == [2, 3])
+        #expect(try g.inferTypes()["y"] == before)
+    }
+
+    @Test func leavesAReductionThatDropsItsAxes() {
+        var g = Graph(name: "g", inputs: [info("x", [1, 4, 3, 5])], outputs: [info("y", [1, 4])], nodes: [
+            transpose("x", "t", [0, 2, 3, 1]),
+            Node(opType: "ReduceMean", inputs: ["t"], outputs: ["y"],
+                 attributes: [Attribute(name: "axes", value: .ints([1, 2])), Attribute(name: "keepdims", value: .int(0))]),
+        ])
+        #expect(!SinkTransposes.run(&g))
+    }
+
     @Test func leavesABinaryOpWhoseTransposedOperandsAreReadElsewhere() {
         // Moving the Add would keep both transposes and add a third.
         var g = Graph(name: "g", inputs: [info("a", [2, 3, 4]), info("b", [2, 3, 4])],

@@ -158,6 +158,43 @@ import Testing
         expectClose(try stepwise(opt, ["x": x])["y"], want)
     }
 
+    /// TFLite's squeeze-excite block: a depthwise output moved channels last, an activation, its
+    /// mean over H and W back to channels first for two 1 x 1 convolutions, their Sigmoid moved
+    /// channels last to scale the activation, which goes channels first into the next
+    /// convolution. Every transpose goes, the mean runs over the channels-first axes.
+    @Test func aSqueezeExciteBlockRunsChannelsFirst() throws {
+        func t(_ x: String, _ y: String, _ perm: [Int]) -> Node {
+            Node(opType: "Transpose", inputs: [x], outputs: [y], attributes: [Attribute(name: "perm", value: .ints(perm))])
+        }
+        let nodes: [Node] = [
+            Node(opType: "Conv", inputs: ["x", "dw"], outputs: ["d"], attributes: [Attribute(name: "group", value: .int(4))]),
+            t("d", "dt", [0, 2, 3, 1]),
+            Node(opType: "HardSwish", inputs: ["dt"], outputs: ["h"]),
+            Node(opType: "ReduceMean", inputs: ["h", "axes"], outputs: ["m"]),
+            t("m", "mn", [0, 3, 1, 2]),
+            Node(opType: "Conv", inputs: ["mn", "w1"], outputs: ["c1"]),
+            Node(opType: "Relu", inputs: ["c1"], outputs: ["r1"]),
+            Node(opType: "Conv", inputs: ["r1", "w2"], outputs: ["c2"]),
+            t("c2", "c2t", [0, 2, 3, 1]),
+            Node(opType: "Sigmoid", inputs: ["c2t"], outputs: ["s"]),
+            Node(opType: "Mul", inputs: ["h", "s"], outputs: ["scaled"]),
+            t("scaled", "sn", [0, 3, 1, 2]),
+            Node(opType: "Conv", inputs: ["sn", "w3"], outputs: ["y"]),
+        ]
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [1, 4, 5, 6]))],
+                      outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes,
+                      initializers: NamedTensors([("dw", seededRandom([4, 1, 1, 1], seed: 51)), ("w1", seededRandom([2, 4, 1, 1], seed: 52)),
+                                                  ("w2", seededRandom([4, 2, 1, 1], seed: 53)), ("w3", seededRandom([3, 4, 1, 1], seed: 54)),
+                                                  ("axes", Tensor(shape: [2], scalars: [Int64(1), 2]))]))
+        g.metadata.opsetImports = [("", 18)]
+        let (opt, _) = try GraphOptimizer.optimizeStrict(g)
+        #expect(!opt.nodes.contains { $0.opType == "Transpose" }, "\(opt.nodes.map(\.opType))")
+        let x = seededRandom([1, 4, 5, 6], seed: 55)
+        let want = try stepwise(g, ["x": x])["y"]
+        expectClose(try Executor(graph: g).run(["x": x])["y"], want)
+        expectClose(try stepwise(opt, ["x": x])["y"], want)
+    }
+
     /// Zero spatial pads fold into the convolution that reads them: directly (NCHW, onto the
     /// convolution's own pads, asymmetric) and through a channels-last Pad and its Transpose
     /// (TFLite's ZeroPadding2D before a strided VALID convolution). A Pad of the channels stays.

@@ -14,6 +14,8 @@ import DLTensor
 ///   of such a transpose and a value known to be 2-D becomes a `Gemm` with the flag set.
 /// - A binary elementwise op whose two operands are transposed by the same permutation runs on
 ///   the untransposed values, followed by one transpose, when that removes a transpose.
+/// - A reduction that keeps its dimensions (ReduceMean and the rest) reduces the untransposed
+///   value along the permuted axes, and its result is transposed.
 /// - A Transpose is pushed down through elementwise ops (unary ones, binary ones and PRelu whose
 ///   other operand is a constant, laid out anew for the untransposed value) and through Pad of
 ///   constant pads (permuted alike) when the chain of such ops it heads ends in one of the
@@ -32,6 +34,10 @@ package enum SinkTransposes: GraphPass {
         "Sin", "Cos", "Not", "Celu", "Gelu", "Mish", "ThresholdedRelu", "Clip",
     ]
     static let binary: Set<String> = ["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"]
+    static let reductions: Set<String> = [
+        "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+        "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare",
+    ]
 
     public static func run(_ graph: inout Graph) -> Bool {
         // A subgraph may read a value by closure: names are rewired below, so leave such graphs.
@@ -116,6 +122,21 @@ package enum SinkTransposes: GraphPass {
         func padsOf(_ node: Node, rank r: Int) -> [Int]? {
             graph.constantPads(of: node).flatMap { $0.count == 2 * r ? $0 : nil }
         }
+        /// A reduction's axes (normalised, in attribute or input form) when it keeps the reduced
+        /// dimensions and its axes are known without running; `[]` for all of them.
+        func reducedAxes(_ node: Node, rank r: Int) -> [Int]? {
+            guard node.outputs.count == 1, !node.outputs[0].isEmpty, (try? node.int("keepdims", default: 1)) == 1 else { return nil }
+            let raw: [Int]
+            if node.inputs.count >= 2, !node.inputs[1].isEmpty {
+                guard !fed.contains(node.inputs[1]), let v = constantValue(node.inputs[1], graph).flatMap(SymVector.smallInts) else { return nil }
+                raw = v
+            } else if let a = (try? node.ints("axes")) ?? nil {
+                raw = a
+            } else {
+                raw = []
+            }
+            return raw.isEmpty ? [] : Axes.normalise(raw, rank: r)
+        }
         /// Whether a transpose by `p` reaching `node` through `input` is absorbed there: by another
         /// transpose, a Gather or Gemm that reads through it, or a binary op whose other operand
         /// is transposed alike and read only there (the rule for two transposed operands then
@@ -127,6 +148,7 @@ package enum SinkTransposes: GraphPass {
                 let other = node.inputs[0] == input ? node.inputs[1] : node.inputs[0]
                 return readers[other] == 1 && transposeOf(other)?.perm == p
             }
+            if reductions.contains(node.opType) { return node.inputs.first == input && reducedAxes(node, rank: r) != nil }
             switch node.opType {
             case "Transpose": return true
             case "Gather": return node.inputs.first == input && node.inputs.count == 2 && rankOf(node.inputs[1], graph).map { $0 <= 1 } == true
@@ -291,6 +313,29 @@ package enum SinkTransposes: GraphPass {
                                           docString: node.docString)
                     return true
                 }
+            case _ where reductions.contains(node.opType):
+                // A reduction keeping its dimensions commutes with a transpose: it reduces the
+                // source along the permuted axes and the (smaller) result is transposed. Made when
+                // the transpose is read only here, or when the result's transpose is absorbed
+                // below (TFLite's squeeze-excite blocks: a channels-last mean over H and W between
+                // channels-first convolutions).
+                guard let t = transposeOf(node.input(0) ?? ""), let axes = reducedAxes(node, rank: t.perm.count),
+                      readers[node.inputs[0]] == 1 || chainEndsInAbsorber(node.outputs[0], perm: t.perm) else { continue }
+                var op = node
+                op.inputs[0] = t.source
+                let moved = axes.map { t.perm[$0] }.sorted()
+                if moved != axes {
+                    if node.inputs.count >= 2, !node.inputs[1].isEmpty {
+                        let name = fresh(node.outputs[0] + "_axes")
+                        graph.initializers[name] = Tensor(shape: [moved.count], scalars: moved.map { Int64($0) })
+                        op.inputs[1] = name
+                    } else {
+                        op.attributes.removeAll { $0.name == "axes" }
+                        op.attributes.append(Attribute(name: "axes", value: .ints(moved)))
+                    }
+                }
+                transposeBelow(op, at: i, from: t.index, renamed: readers[node.inputs[0]] != 1)
+                return true
             default:
                 guard node.outputs.count == 1 else { continue }
                 // Both operands of a binary elementwise op transposed alike (TensorFlow-sourced
