@@ -167,7 +167,7 @@ enum ResizeKernels {
     static func resizeFloat(_ ctx: KernelContext, _ x: Tensor, _ passes: [(axis: Int, taps: [Resampling.Taps])],
                             extrapolation: Float) -> Tensor {
         var current = x
-        for (a, taps) in passes {
+        for (k, (a, taps)) in passes.enumerated() {
             var shape = current.shape
             let (outer, size, inner) = IndexMath.around(shape, axis: a)
             shape[a] = taps.count
@@ -180,7 +180,11 @@ enum ResizeKernels {
                     }
                 }
             }
+            // An intermediate pass's buffer goes back to the pool (the plan frees step outputs
+            // only): dropped, it was a fresh allocation every run, and its pages faulted in anew.
+            var done: Tensor? = current
             current = out
+            if k > 0 { ctx.pool?.give(&done) }
         }
         return current
     }
