@@ -76,6 +76,29 @@ struct SpatialTests {
         #expect(back.shape == x.shape && back.scalars(as: Int32.self) == x.scalars(as: Int32.self))
     }
 
+    /// DepthToSpace and SpaceToDepth against the spec's element formulas, in both modes and for
+    /// strings (the one dtype the blocked transpose does not move).
+    @Test(arguments: ["DCR", "CRD"])
+    func depthToSpaceMovesEachElementWhereTheSpecSays(_ mode: String) throws {
+        let (n, c, h, w, b) = (2, 12, 2, 3, 2)
+        let oc = c / (b * b)
+        let x = Tensor(shape: [n, c, h, w], scalars: (0..<(n * c * h * w)).map { Int64($0) })
+        let attrs = [Attribute(name: "blocksize", value: .int(b)), Attribute(name: "mode", value: .string(mode))]
+        let y = try runOne("DepthToSpace", [x], attributes: attrs)
+        var want: [Int64] = []
+        for bn in 0..<n { for co in 0..<oc { for yy in 0..<(h * b) { for xx in 0..<(w * b) {
+            let (by, bx) = (yy % b, xx % b)
+            let ci = mode == "DCR" ? (by * b + bx) * oc + co : co * b * b + by * b + bx
+            want.append(Int64(((bn * c + ci) * h + yy / b) * w + xx / b))
+        } } } }
+        #expect(y.shape == [n, oc, h * b, w * b] && y.scalars(as: Int64.self) == want)
+        let s = Tensor(shape: [n, c, h, w], strings: (0..<(n * c * h * w)).map { "e\($0)" })
+        let ys = try runOne("DepthToSpace", [s], attributes: attrs)
+        #expect(ys.strings == want.map { "e\($0)" })
+        let back = try runOne("SpaceToDepth", [ys], attributes: attrs)
+        #expect(back.strings == s.strings)
+    }
+
     @Test func resizeNearestDoublesEachPixel() throws {
         let x = f32([1, 1, 1, 2], [1, 2])
         let scales = f32([4], [1, 1, 1, 2])

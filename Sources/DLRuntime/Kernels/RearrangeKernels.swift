@@ -1,8 +1,10 @@
 import DLGraph
+import DLKernels
 import DLTensor
 
 /// Pure rearrangements of spatial data: DepthToSpace, SpaceToDepth and CenterCropPad. They move
-/// elements of any dtype without arithmetic (by gathering flat indices).
+/// elements of any dtype without arithmetic (DepthToSpace and SpaceToDepth as the blocked
+/// transpose of a six-axis view, CenterCropPad by gathering flat indices).
 enum RearrangeKernels {
     static var all: [KernelEntry] {
         [.init("DepthToSpace", depthToSpace), .init("SpaceToDepth", spaceToDepth), .init("CenterCropPad", centerCropPad)]
@@ -24,22 +26,9 @@ enum RearrangeKernels {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         guard c % (b * b) == 0 else { throw ctx.fail("\(c) channels are not a multiple of blocksize² \(b * b)") }
         let oc = c / (b * b)
-        let shape = [n, oc, h * b, w * b]
-        var idx = [Int](repeating: 0, count: shape.reduce(1, *))
-        var i = 0
-        for bn in 0..<n {
-            for co in 0..<oc {
-                for y in 0..<(h * b) {
-                    for xx in 0..<(w * b) {
-                        let (by, bx) = (y % b, xx % b)
-                        let ci = mode == "DCR" ? (by * b + bx) * oc + co : co * b * b + by * b + bx
-                        idx[i] = ((bn * c + ci) * h + y / b) * w + xx / b
-                        i += 1
-                    }
-                }
-            }
-        }
-        return [x.gathered(idx, shape: shape)]
+        // As the spec defines it: a reshape to six axes, a transpose, a reshape to four.
+        let (split, perm) = mode == "DCR" ? ([n, b, b, oc, h, w], [0, 3, 4, 1, 5, 2]) : ([n, oc, b, b, h, w], [0, 1, 4, 2, 5, 3])
+        return [rearranged(ctx, x, split: split, permutation: perm, shape: [n, oc, h * b, w * b])]
     }
 
     /// The inverse of DepthToSpace in the same mode (opset 28 added CRD).
@@ -50,22 +39,28 @@ enum RearrangeKernels {
         guard mode == "DCR" || mode == "CRD" else { throw ctx.fail("mode '\(mode)' is not DCR or CRD") }
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         guard h % b == 0, w % b == 0 else { throw ctx.fail("spatial size \(h)x\(w) is not a multiple of blocksize \(b)") }
-        let shape = [n, c * b * b, h / b, w / b]
-        var idx = [Int](repeating: 0, count: shape.reduce(1, *))
-        var i = 0
-        for bn in 0..<n {
-            for co in 0..<(c * b * b) {
-                // DCR: channel (by·b + bx)·C + c; CRD: c·b² + by·b + bx.
-                let (by, bx, ci) = mode == "DCR" ? (co / (b * c), (co / c) % b, co % c) : ((co / b) % b, co % b, co / (b * b))
-                for y in 0..<(h / b) {
-                    for xx in 0..<(w / b) {
-                        idx[i] = ((bn * c + ci) * h + y * b + by) * w + xx * b + bx
-                        i += 1
-                    }
-                }
+        // DCR: channel (by·b + bx)·C + c; CRD: c·b² + by·b + bx.
+        let perm = mode == "DCR" ? [0, 3, 5, 1, 2, 4] : [0, 1, 3, 5, 2, 4]
+        return [rearranged(ctx, x, split: [n, c, h / b, b, w / b, b], permutation: perm, shape: [n, c * b * b, h / b, w / b])]
+    }
+
+    /// `x` viewed as `split`, transposed by `permutation`, viewed as `shape`: the elements moved
+    /// by the blocked transpose into a pooled buffer (strings by an index map).
+    static func rearranged(_ ctx: KernelContext, _ x: Tensor, split: [Int], permutation: [Int], shape: [Int]) -> Tensor {
+        guard x.dtype != .string else {
+            let strides = IndexMath.strides(split)
+            let map = IndexMath.strided(permutation.map { split[$0] }, strides: permutation.map { strides[$0] }, offset: 0)
+            return x.gathered(map, shape: shape)
+        }
+        let out = ctx.makeOutput(x.dtype, shape: shape)
+        guard out.elementCount > 0 else { return out }
+        x.withUnsafeBytes { src in
+            out.withUnsafeMutableBytesInPlace { dst in
+                guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+                Layout.transpose(s, d, shape: split, permutation: permutation, elementWidth: x.dtype.byteWidth)
             }
         }
-        return [x.gathered(idx, shape: shape)]
+        return out
     }
 
     /// CenterCropPad: each listed axis is cropped or zero-padded to its target size around the
