@@ -131,6 +131,13 @@ public enum Pooling {
     public static func averagePool2D(
         _ p: Pool2DParams, countIncludePad: Bool, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
     ) {
+        if p.kernelH == p.inH, p.kernelW == p.inW, p.outH == 1, p.outW == 1, p.dilationH == 1, p.dilationW == 1,
+           p.padTop == 0, p.padLeft == 0, p.padBottom == 0, p.padRight == 0 {
+            // One window over the whole plane (TFLite's squeeze-excite pools, Keras's
+            // AveragePooling2D(pool_size=H×W)): a global average, summed a vector at a time.
+            globalAveragePool(input: input, output: output, outer: p.batch * p.channels, spatial: p.inH * p.inW)
+            return
+        }
         let dH = p.dilationH, dW = p.dilationW, inW = p.inW
         forEachWindow(p, input: input, output: output) { plane, h, w in
             var sum: Float = 0
@@ -150,14 +157,16 @@ public enum Pooling {
     }
 
     /// ONNX `GlobalAveragePool` for any spatial rank: `output[i] = mean(input[i*spatial ..< (i+1)*spatial])`
-    /// for `i` in `0..<outer`, where `outer = N * C` and `spatial` is the product of the spatial sizes.
-    /// `output` may be `input` itself.
+    /// for `i` in `0..<outer`, where `outer = N * C` and `spatial` is the product of the spatial sizes;
+    /// planes split over the runtime's workers. `output` must not overlap `input`.
     public static func globalAveragePool(
         input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, outer: Int, spatial: Int
     ) {
         let scale = spatial == 0 ? 0 : 1 / Float(spatial)
-        for i in 0..<outer {
-            output[i] = Reduce.sum(input + i * spatial, count: spatial) * scale
+        ParallelFor.run(outer, cost: spatial) { lo, hi in
+            for i in lo..<hi {
+                output[i] = Reduce.sum(input + i * spatial, count: spatial) * scale
+            }
         }
     }
 

@@ -41,6 +41,8 @@ func referencePool(
     static let cases: [PoolCase] = [
         PoolCase(name: "2x2 stride 2", params: Pool2DParams(
             batch: 1, channels: 2, inH: 4, inW: 6, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2)),
+        PoolCase(name: "one window over the plane (a global average)", params: Pool2DParams(
+            batch: 2, channels: 40, inH: 16, inW: 12, kernelH: 16, kernelW: 12, strideH: 2, strideW: 2)),
         PoolCase(name: "3x3 stride 2 pad 1 odd input", params: Pool2DParams(
             batch: 2, channels: 3, inH: 7, inW: 9, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2,
             padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)),
