@@ -117,7 +117,7 @@ DLK_CNN_INLINE DLK_CNN_TARGET void narrow_block(const int MR, const int NB, int 
             float v = e->alpha * _mm512_reduce_add_ps(acc[i][j]);
             if (e->col_bias) v += e->col_bias[col0 + j];
             c[(size_t)i * ldc + j] = e->activation == DLK_ACT_NONE ? v
-                : _mm512_cvtss_f32(dlk_activate16(_mm512_set1_ps(v), e->activation, e->act_a, e->act_b));
+                : _mm512_cvtss_f32(dlk_epilogue_activate16(_mm512_set1_ps(v), e, i, col0 + j, 1));
         }
     }
 }
@@ -158,10 +158,6 @@ DLK_CNN_TARGET int dlk_sgemm_nt_narrow(int m, int n, int k, const float *a, long
     return 0;
 }
 
-
-DLK_CNN_INLINE DLK_CNN_TARGET __m512 cnn_activate(__m512 v, const dlk_epilogue *e) {
-    return dlk_activate16(v, e->activation, e->act_a, e->act_b);
-}
 
 /// Transformed inputs of one segment (up to 16 tiles of tile row ty from tile tx0) for every
 /// channel: v + ξ·cin·32 + c·32 + col0 + lane (the packed-panel layout, k = cin), `width`
@@ -229,7 +225,7 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_output(const float *mb, int m, int col0,
             r[2 + b] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s[1][b], s[2][b]), s[3][b]), bias);
         }
         _Pragma("clang loop unroll(full)")
-        for (int i = 0; i < 4; i++) r[i] = cnn_activate(r[i], e);
+        for (int i = 0; i < 4; i++) r[i] = dlk_epilogue_activate16(r[i], e, o, 0, mk);
         __m512 v = e->activation == DLK_ACT_RELU ? _mm512_max_ps(_mm512_max_ps(r[0], r[1]), _mm512_max_ps(r[2], r[3]))
                                                  : nan_max(nan_max(r[0], r[1]), nan_max(r[2], r[3]));
         _mm512_mask_storeu_ps(y + (size_t)o * y_stride + row_off, mk, v);
@@ -346,8 +342,8 @@ DLK_CNN_INLINE DLK_CNN_TARGET void wino_output_full(const float *mb, int m, int 
                 v0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, row), cs, v0);
                 v1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, row + 16), cs, v1);
             }
-            _mm512_mask_storeu_ps(row, m0, cnn_activate(v0, e));
-            _mm512_mask_storeu_ps(row + 16, m1, cnn_activate(v1, e));
+            _mm512_mask_storeu_ps(row, m0, dlk_epilogue_activate16(v0, e, o, 0, m0));
+            _mm512_mask_storeu_ps(row + 16, m1, dlk_epilogue_activate16(v1, e, o, 0, m1));
         }
     }
 }

@@ -174,10 +174,6 @@ void dlk_pack_a(int m, int k, const float *a, float *out) { pack_a_chunk(m, 0, k
 #define DLK_INLINE static inline __attribute__((always_inline))
 
 
-DLK_INLINE DLK_TARGET __m512 activate(__m512 v, const dlk_epilogue *e) {
-    return dlk_activate16(v, e->activation, e->act_a, e->act_b);
-}
-
 /// The shared micro-kernel. `mr` and `gather` are constants at every call site, so each
 /// instantiation keeps its accumulators in registers.
 /// - gather = 0: B row p at b + 32p (a packed panel, full width, zero-padded).
@@ -291,8 +287,8 @@ DLK_INLINE DLK_TARGET void micro(const int mr, const int gather, int kc, const f
             }
             v0 = _mm512_add_ps(v0, cb0);
             v1 = _mm512_add_ps(v1, cb1);
-            v0 = activate(v0, e);
-            v1 = activate(v1, e);
+            v0 = dlk_epilogue_activate16(v0, e, row0 + i, col0, m0);
+            v1 = dlk_epilogue_activate16(v1, e, row0 + i, col0 + 16, m1);
         }
         _mm512_mask_storeu_ps(row, m0, v0);
         _mm512_mask_storeu_ps(row + 16, m1, v1);
@@ -463,7 +459,7 @@ DLK_TARGET int dlk_sgemm_packed(int m, int n, int k, const float *a, long lda, i
                 float *row = c + (size_t)i * ldc;
                 for (int j = 0; j < n; j += 16) {
                     __mmask16 mk = dlk_lanes16(n - j);
-                    _mm512_mask_storeu_ps(row + j, mk, activate(_mm512_maskz_loadu_ps(mk, row + j), e));
+                    _mm512_mask_storeu_ps(row + j, mk, dlk_epilogue_activate16(_mm512_maskz_loadu_ps(mk, row + j), e, i, j, mk));
                 }
             }
         }
@@ -480,7 +476,7 @@ DLK_INLINE DLK_TARGET void epilogue16(__m512 x, float *row, __mmask16 mk, float 
     if (finish) {
         if (e->row_bias) x = _mm512_add_ps(x, _mm512_set1_ps(e->row_bias[i]));
         x = _mm512_add_ps(x, e->col_bias ? _mm512_maskz_loadu_ps(mk, e->col_bias + col) : _mm512_setzero_ps());
-        x = activate(x, e);
+        x = dlk_epilogue_activate16(x, e, i, col, mk);
     }
     _mm512_mask_storeu_ps(row, mk, x);
 }

@@ -7,6 +7,7 @@
 #define DLKIT_VECMATH_AVX512_H
 
 #include <immintrin.h>
+#include "ckernels.h"
 
 #define DLK_VM_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,fma")))
 #define DLK_VM_INLINE static inline __attribute__((always_inline))
@@ -206,6 +207,16 @@ DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_activate16(__m512 v, int activation, floa
     default:
         return v;
     }
+}
+
+/// The epilogue's activation of 16 results of row `row`, columns from `col` (lanes `mk` valid):
+/// DLK_ACT_PRELU takes the slope of the row (`row_slope`) or of each column (`col_slope`), the
+/// others are dlk_activate16. NaN stays NaN (not below zero), as does −0.
+DLK_VM_INLINE DLK_VM_TARGET __m512 dlk_epilogue_activate16(__m512 v, const dlk_epilogue *e, long row, long col, __mmask16 mk) {
+    if (e->activation != DLK_ACT_PRELU) return dlk_activate16(v, e->activation, e->act_a, e->act_b);
+    const __m512 s = e->row_slope ? _mm512_set1_ps(e->row_slope[row])
+                   : e->col_slope ? _mm512_maskz_loadu_ps(mk, e->col_slope + col) : _mm512_setzero_ps();
+    return _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v, s);
 }
 
 /// One 16-step of ``dlk_dot_lanes`` at p: whole (plain loads) or the lanes of `mk`.

@@ -81,7 +81,8 @@ extension Convolution {
         guard p.isPointwise, p.groups == 1, p.inH == 1, p.inW == 1, p.outH == 1, p.outW == 1 else { return false }
         return PackedGEMM.multiplyUnpacked(m: p.batch, a: input, lda: p.inChannels, transA: false, b: weight, k: p.inChannels,
                                            n: p.outChannels, ldb: p.inChannels, transposedB: true, c: output,
-                                           ldc: p.outChannels, epilogue: GEMMEpilogue(columnBias: bias, activation: activation))
+                                           ldc: p.outChannels, epilogue: GEMMEpilogue(columnBias: bias, activation: activation,
+                                                                                      columnSlope: activation.slopes(from: 0)))
     }
 
     /// `output = act(conv(input, weight) + bias + residual)` for a pointwise convolution (1×1,
@@ -142,7 +143,8 @@ extension Convolution {
         let scratch = ConvolutionScratch.shared.take(pixels * cout + (p.isPointwise ? 0 : k * pixels))
         defer { ConvolutionScratch.shared.give(scratch) }
         let t = scratch.pointer, columns = t + pixels * cout
-        let epilogue = GEMMEpilogue(accumulate: residual != nil, columnBias: bias, activation: activation)
+        let epilogue = GEMMEpilogue(accumulate: residual != nil, columnBias: bias, activation: activation,
+                                    columnSlope: activation.slopes(from: 0))
         for n in 0..<p.batch {
             if let residual, !transposeFloats(residual + n * cout * pixels, rows: cout, columns: pixels, into: t) { return false }
             var x = input + n * cin * planeIn
@@ -217,7 +219,7 @@ extension Convolution {
         if bias == nil && residual == nil && activation == .none { return }
         for c in 0..<p.outChannels {
             let at = (n * p.outChannels + c) * planeOut + offset
-            activation.addBiasAndApply(bias?[c] ?? 0, output + at, residual: residual.map { $0 + at }, count: columns)
+            activation.forChannel(c).addBiasAndApply(bias?[c] ?? 0, output + at, residual: residual.map { $0 + at }, count: columns)
         }
     }
 

@@ -22,19 +22,28 @@ extension Convolution {
         bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: Activation
     ) -> Bool {
         guard depthwiseApplies(p) else { return false }
-        if depthwiseChannelsLastPays(p),
+        // Channels last, sixteen channels share a vector: PRelu's slope per channel stays planar.
+        if depthwiseChannelsLastPays(p), !activation.isPerChannel,
            depthwiseChannelsLast(p, input: input, weight: weight, bias: bias, output: output, activation: activation) {
             return true
         }
         let planes = p.batch * p.inChannels
-        let act = activation.cForm
         let failed = Atomic<Bool>(false)
-        ParallelFor.run(planes, cost: p.outH * p.outW * p.kernelH * p.kernelW) { lo, hi in
+        /// Planes [lo, hi), each plane (one channel) with `act`.
+        func run(_ lo: Int, _ hi: Int, _ act: Activation) {
+            let c = act.cForm
             let r = dlk_depthwise_conv2d(input, Int32(p.inChannels), Int32(p.inH), Int32(p.inW), weight,
                                          Int32(p.kernelH), Int32(p.kernelW), Int32(p.strideH), Int32(p.strideW),
                                          Int32(p.padTop), Int32(p.padLeft), Int32(p.dilationH), Int32(p.dilationW),
-                                         Int32(p.outH), Int32(p.outW), bias, act.code, act.a, act.b, lo, hi, output)
+                                         Int32(p.outH), Int32(p.outW), bias, c.code, c.a, c.b, lo, hi, output)
             if r != 0 { failed.store(true, ordering: .relaxed) }
+        }
+        ParallelFor.run(planes, cost: p.outH * p.outW * p.kernelH * p.kernelW) { lo, hi in
+            if activation.isPerChannel {
+                for plane in lo..<hi { run(plane, plane + 1, activation.forChannel(plane % p.inChannels)) }
+            } else {
+                run(lo, hi, activation)
+            }
         }
         return !failed.load(ordering: .relaxed)
     }

@@ -104,7 +104,8 @@ extension Convolution {
                     (y + at).update(from: residual + base + at, count: (min(r1, p.outH) - r0) * p.outW)
                 }
             }
-            var e = GEMMEpilogue(accumulate: residual != nil, rowBias: bias.map { $0 + g * ocg }, activation: activation).c()
+            var e = GEMMEpilogue(accumulate: residual != nil, rowBias: bias.map { $0 + g * ocg }, activation: activation,
+                                 rowSlope: activation.slopes(from: g * ocg)).c()
             if let u = wino {
                 return dlk_conv3x3_wino(src, Int32(cg), Int32(hp), Int32(wp), Int32(p.outH), Int32(p.outW),
                                         Int32(r0 / 2), Int32(r1 / 2), u, Int32(ocg), c0, c1, y, outPlane, &e) == 0

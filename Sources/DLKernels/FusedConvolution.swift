@@ -26,6 +26,40 @@ public enum Activation: Sendable, Hashable {
     case hardSwish
     /// `(x · ½) · (erf(x / √2) + 1)` (ONNX `Gelu` without approximation: BERT's activation).
     case gelu
+    /// `x < 0 ? slope[c] · x : x` on channel `c` (ONNX `PRelu` with one slope per channel:
+    /// MediaPipe's face and palm models). Convolutions only: their epilogues take the slopes per
+    /// output channel (``slopes(from:)``, ``forChannel(_:)``); an element-by-element apply
+    /// knows no channel and uses channel 0's.
+    case prelu(ChannelSlopes)
+}
+
+/// One slope per channel for ``Activation/prelu(_:)``, at an address that stays put while the
+/// activation lives (the C kernels' epilogues read it).
+public final class ChannelSlopes: @unchecked Sendable, Hashable {
+    public let count: Int
+    let storage: UnsafeMutablePointer<Float>
+
+    /// - Precondition: `values` is not empty.
+    public init(_ values: [Float]) {
+        precondition(!values.isEmpty, "PRelu needs at least one slope")
+        count = values.count
+        storage = .allocate(capacity: values.count)
+        storage.initialize(from: values, count: values.count)
+    }
+
+    deinit { storage.deallocate() }
+
+    /// The slope of channel `c` (channels past the count wrap, as one slope broadcasts).
+    public subscript(c: Int) -> Float { storage[c % count] }
+
+    public static func == (a: ChannelSlopes, b: ChannelSlopes) -> Bool {
+        a === b || (a.count == b.count && (0..<a.count).allSatisfy { a.storage[$0].bitPattern == b.storage[$0].bitPattern })
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(count)
+        for i in 0..<count { hasher.combine(storage[i].bitPattern) }
+    }
 }
 
 extension Activation {
@@ -41,7 +75,29 @@ extension Activation {
         case .hardSigmoid(let a, let b): (Int32(DLK_ACT_HARD_SIGMOID), a, b)
         case .hardSwish: (Int32(DLK_ACT_HARD_SWISH), 0, 0)
         case .gelu: (Int32(DLK_ACT_GELU), 0, 0)
+        case .prelu: (Int32(DLK_ACT_PRELU), 0, 0)
         }
+    }
+
+    /// PRelu's slopes from channel `c` on (nil for every other activation): the epilogue's
+    /// `rowSlope` or `columnSlope`, offset as its bias is.
+    public func slopes(from c: Int) -> UnsafePointer<Float>? {
+        if case .prelu(let s) = self { return UnsafePointer(s.storage + c) }
+        return nil
+    }
+
+    /// The activation of channel `c`'s elements: PRelu as a LeakyRelu of that channel's slope,
+    /// any other as it is.
+    @inline(__always)
+    public func forChannel(_ c: Int) -> Activation {
+        if case .prelu(let s) = self { return .leakyRelu(alpha: s[c]) }
+        return self
+    }
+
+    /// True for PRelu, whose slope depends on the channel.
+    public var isPerChannel: Bool {
+        if case .prelu = self { return true }
+        return false
     }
 
     /// The activation of one float (the portable path; the AVX-512 one agrees to an ulp or two).
@@ -59,6 +115,7 @@ extension Activation {
         case .hardSigmoid(let a, let b): return Self.unitClamp(a * x + b)
         case .hardSwish: return x * Self.unitClamp(x / 6 + 0.5)
         case .gelu: return (x * 0.5) * (erff(x / 1.41421356) + 1)
+        case .prelu(let s): return x < 0 ? s[0] * x : x
         }
     }
 
@@ -76,6 +133,10 @@ extension Activation {
     /// `y[j] = act(x[j] + bias)` for `count` floats (`y` may be `x`): the AVX-512 kernel when it
     /// may run, else eight lanes at a time for ReLU and LeakyRelu and one at a time for the rest.
     public func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, bias: Float = 0) {
+        if isPerChannel {
+            forChannel(0).apply(x, y, count: count, bias: bias)
+            return
+        }
         let c = cForm
         if CPUFeatures.avx512, dlk_activate(c.code, c.a, c.b, bias, x, y, count) == 0 { return }
         switch self {

@@ -72,7 +72,8 @@ private func aligned(_ count: Int) -> UnsafeMutablePointer<Float>? {
 
 /// What the packed kernels do to each product element before storing it, in this order:
 /// `v = alpha·(A·B)`; `v += cScale·C` when `accumulate` (C is what the output held);
-/// `v += rowBias[i] + columnBias[j]`; then the activation.
+/// `v += rowBias[i] + columnBias[j]`; then the activation (a PRelu's slopes per row,
+/// `rowSlope[i]`, or per column, `columnSlope[j]`: where the output channels lie).
 public struct GEMMEpilogue {
     public var alpha: Float = 1
     public var accumulate = false
@@ -80,15 +81,20 @@ public struct GEMMEpilogue {
     public var rowBias: UnsafePointer<Float>? = nil
     public var columnBias: UnsafePointer<Float>? = nil
     public var activation: Activation = .none
+    public var rowSlope: UnsafePointer<Float>? = nil
+    public var columnSlope: UnsafePointer<Float>? = nil
 
     public init(alpha: Float = 1, accumulate: Bool = false, cScale: Float = 1, rowBias: UnsafePointer<Float>? = nil,
-                columnBias: UnsafePointer<Float>? = nil, activation: Activation = .none) {
+                columnBias: UnsafePointer<Float>? = nil, activation: Activation = .none,
+                rowSlope: UnsafePointer<Float>? = nil, columnSlope: UnsafePointer<Float>? = nil) {
         self.alpha = alpha
         self.accumulate = accumulate
         self.cScale = cScale
         self.rowBias = rowBias
         self.columnBias = columnBias
         self.activation = activation
+        self.rowSlope = rowSlope
+        self.columnSlope = columnSlope
     }
 
     /// The C form, with the column bias moved to the first column of a call that starts at
@@ -101,6 +107,8 @@ public struct GEMMEpilogue {
         e.row_bias = rowBias.map { $0 + row0 }
         e.col_bias = columnBias.map { $0 + column0 }
         (e.activation, e.act_a, e.act_b) = activation.cForm
+        e.row_slope = rowSlope.map { $0 + row0 }
+        e.col_slope = columnSlope.map { $0 + column0 }
         return e
     }
 }

@@ -38,15 +38,21 @@ typedef struct {
     /// alpha and beta.
     int activation;
     float act_a, act_b;
+    /// DLK_ACT_PRELU's slopes, indexed as the biases: per row (`row_slope[i]`, output channels
+    /// as rows) or per column (`col_slope[j]`); one of them is set.
+    const float *row_slope;
+    const float *col_slope;
 } dlk_epilogue;
 
 /// Activations of fused kernels and of `dlk_activate`:
 /// relu max(x, 0); leaky max(x < 0 ? a·x : x, b) (b −∞ for plain LeakyRelu); clip min(max(x, a), b); sigmoid 1/(1 + e⁻ˣ);
-/// silu x·sigmoid(x); hard sigmoid max(0, min(1, a·x + b)); hard swish x·max(0, min(1, x/6 + 1/2)).
+/// silu x·sigmoid(x); hard sigmoid max(0, min(1, a·x + b)); hard swish x·max(0, min(1, x/6 + 1/2));
+/// prelu x < 0 ? s·x : x with a slope s per channel (the epilogue's row_slope or col_slope: fused
+/// kernels with an epilogue only, never `dlk_activate` or the depthwise kernels).
 /// NaN stays NaN in every one.
 enum {
     DLK_ACT_NONE = 0, DLK_ACT_RELU = 1, DLK_ACT_LEAKY_RELU = 2, DLK_ACT_CLIP = 3, DLK_ACT_SIGMOID = 4,
-    DLK_ACT_SILU = 5, DLK_ACT_HARD_SIGMOID = 6, DLK_ACT_HARD_SWISH = 7, DLK_ACT_GELU = 8
+    DLK_ACT_SILU = 5, DLK_ACT_HARD_SIGMOID = 6, DLK_ACT_HARD_SWISH = 7, DLK_ACT_GELU = 8, DLK_ACT_PRELU = 9
 };
 
 /// `y[i] = activation(x[i] + bias)` for `n` floats (`y` may be `x`); `a`, `b` as in

@@ -8,8 +8,9 @@ import DLTensor
 /// its floor, `activation_beta`: openWakeWord's `maximum(leaky_relu(x), -0.4)`), Clip with constant bounds
 /// (`activation_alpha`/`activation_beta` = min/max), Sigmoid, HardSigmoid (alpha, beta), HardSwish,
 /// SiLU written as `Mul(x, Sigmoid(x))` (torch's export of `nn.SiLU`, YOLO's activation),
-/// fused as `Silu`, and GELU written out with Erf after a Gemm or MatMul (BERT's, `geluChain`),
-/// fused as `Gelu`.
+/// fused as `Silu`, GELU written out with Erf after a Gemm or MatMul (BERT's, `geluChain`),
+/// fused as `Gelu`, and after a Conv a PRelu with a constant slope per channel (`PRelu` with
+/// `activation_slopes`: MediaPipe's face and palm models).
 ///
 /// Only when the base op's output is read by the activation alone (for SiLU: by exactly the
 /// Sigmoid and the Mul) and is not a graph output. The fused ops exist for the runtime only
@@ -62,7 +63,9 @@ package enum FuseActivation: GraphPass {
                 changed = true
                 continue
             } else {
-                guard readers[x] == 1, let a = FusedOps.activationAttributes(of: act, in: graph) else { continue }
+                guard readers[x] == 1,
+                      let a = FusedOps.activationAttributes(of: act, in: graph, channels: FusedOps.convChannels(graph.nodes[p], in: graph))
+                else { continue }
                 attrs = a
             }
             let base = graph.nodes[p]
@@ -137,13 +140,17 @@ package enum FusedOps {
     public static let domain = "ai.dlkit"
 
     /// The activations a fused op may carry.
-    public static let activations: Set<String> = ["Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Silu", "Gelu"]
+    public static let activations: Set<String> = ["Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Silu", "Gelu", "PRelu"]
 
     /// The attributes a fused node carries for the single-input activation `act`
     /// (`activation`, and `activation_alpha`/`activation_beta` for its parameters), or nil when
     /// `act` is no activation a fused kernel applies: another op, or a Clip whose bounds are not
     /// constant scalars of the graph (initializers) or are out of order.
-    public static func activationAttributes(of act: Node, in graph: Graph) -> [Attribute]? {
+    ///
+    /// A PRelu with a constant float32 slope per channel is one when the base is a convolution
+    /// (`channels`: its output channels and rank): `activation = "PRelu"` with the slopes in
+    /// `activation_slopes`; with one slope it is a LeakyRelu.
+    public static func activationAttributes(of act: Node, in graph: Graph, channels: (count: Int, rank: Int)? = nil) -> [Attribute]? {
         guard OpSet.isDefaultDomain(act), act.outputs.count == 1 else { return nil }
         func named(_ op: String, _ params: [Float] = []) -> [Attribute] {
             [Attribute(name: "activation", value: .string(op))]
@@ -171,9 +178,26 @@ package enum FusedOps {
                   let hi = bound(2, default: .greatestFiniteMagnitude),
                   lo <= hi else { return nil }
             return named("Clip", [lo, hi])
+        case "PRelu":
+            guard let (c, r) = channels, r >= 2, act.inputs.count == 2,
+                  let slope = graph.constantInitializer(act.inputs[1], dtype: .float32), slope.rank <= r else { return nil }
+            let v = slope.scalars(as: Float.self)
+            if v.count == 1 { return named("LeakyRelu", v) }
+            // The slope broadcasts against the output [N, C, ...] along the channels alone.
+            let aligned = [Int](repeating: 1, count: r - slope.rank) + slope.shape
+            guard v.count == c, aligned[1] == c, aligned.enumerated().allSatisfy({ $0.offset == 1 || $0.element == 1 }) else { return nil }
+            return [Attribute(name: "activation", value: .string("PRelu")), Attribute(name: "activation_slopes", value: .floats(v))]
         default:
             return nil
         }
+    }
+
+    /// The output channels and rank of a convolution whose weight is an initializer: what a
+    /// PRelu fused into it needs (``activationAttributes(of:in:channels:)``).
+    static func convChannels(_ conv: Node, in graph: Graph) -> (count: Int, rank: Int)? {
+        guard OpSet.isDefaultDomain(conv), conv.opType == "Conv", conv.inputs.count >= 2,
+              let w = graph.constantInitializer(conv.inputs[1]), w.rank >= 3 else { return nil }
+        return (w.shape[0], w.rank)
     }
 
     /// c of `Max(x, c)` with two inputs, c a one-value float32 initializer of rank at most 1 or

@@ -45,7 +45,8 @@ package enum FuseConvAdd: GraphPass {
             if readers[out] == 1, !outputs.contains(out),
                let a = graph.nodes.indices.first(where: { graph.nodes[$0].inputs.contains(out) }),
                !remove.contains(a), replaced[a] == nil {
-                if let a2 = FusedOps.activationAttributes(of: graph.nodes[a], in: graph), graph.nodes[a].input(0) == out {
+                if let a2 = FusedOps.activationAttributes(of: graph.nodes[a], in: graph, channels: FusedOps.convChannels(conv, in: graph)),
+                   graph.nodes[a].input(0) == out {
                     attrs += a2
                     out = graph.nodes[a].outputs[0]
                     remove.insert(a)

@@ -14,7 +14,7 @@ extension ConvolutionKernels {
         let outShape = try ctx.outputShape(0)
         if let packed = ctx.packed, x.dtype == .float32, w.dtype == .float32, (bias?.dtype ?? .float32) == .float32,
            x.rank == 4, w.rank == 4 {
-            let activation = try FastPaths.activation(ctx)
+            let activation = try FastPaths.activation(ctx, channels: w.shape.first)
             let window = try ctx.window()
             let group = window.group
             let (g, _) = try geometry(ctx, window, input: x.shape, weight: Array(w.shape.dropFirst(2)), isPooling: false)

@@ -67,7 +67,7 @@ enum ConvolutionKernels {
     /// (R broadcasts, or not float32) Conv, Add and the activation run one after another.
     static let fusedConvAdd: Kernel = { ctx throws(RuntimeError) in
         let x = try ctx.input(0), w = try ctx.input(1), r = try ctx.input(3)
-        let activation = try FastPaths.activation(ctx)
+        let activation = try FastPaths.activation(ctx, channels: w.shape.first)
         let outShape = try ctx.outputShape(0)
         if x.dtype == .float32, w.dtype == .float32, r.dtype == .float32,
            ctx.optionalInput(2).map({ $0.dtype == .float32 }) ?? true,

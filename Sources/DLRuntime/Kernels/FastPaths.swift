@@ -17,8 +17,9 @@ enum FastPaths {
          .init("\(FusedOps.domain):OneHotMatMul", OneHotKernel.kernel)]
     }
 
-    /// The activation a fused node carries.
-    static func activation(_ ctx: KernelContext) throws(RuntimeError) -> Activation {
+    /// The activation a fused node carries. PRelu (a slope per output channel) only where the
+    /// kernel takes one per channel: the convolutions, which give their output `channels`.
+    static func activation(_ ctx: KernelContext, channels: Int? = nil) throws(RuntimeError) -> Activation {
         switch try ctx.string("activation", "") {
         case "": return .none
         case "Relu": return .relu
@@ -30,12 +31,18 @@ enum FastPaths {
         case "HardSigmoid": return .hardSigmoid(alpha: try ctx.float("activation_alpha", 0.2), beta: try ctx.float("activation_beta", 0.5))
         case "HardSwish": return .hardSwish
         case "Gelu": return .gelu
+        case "PRelu" where channels != nil:
+            // The kernels read a slope for every output channel.
+            guard let slopes = ctx.floats("activation_slopes"), slopes.count == channels else {
+                throw ctx.fail("a fused PRelu needs one slope per output channel (\(channels ?? 0)) in activation_slopes")
+            }
+            return .prelu(ChannelSlopes(slopes))
         case let other: throw ctx.fail("unknown fused activation '\(other)'")
         }
     }
 
     /// Attributes a fused node carries for its activation, dropped for the base op's kernel.
-    static let activationAttributeNames: Set<String> = ["activation", "activation_alpha", "activation_beta"]
+    static let activationAttributeNames: Set<String> = ["activation", "activation_alpha", "activation_beta", "activation_slopes"]
 
     /// The node as its base op (the fused attributes dropped), for the general kernels.
     static func baseContext(_ ctx: KernelContext, opType: String) -> KernelContext {
@@ -105,7 +112,7 @@ enum FastPaths {
         if x.dtype == .float32, w.dtype == .float32, ctx.optionalInput(2).map({ $0.dtype == .float32 }) ?? true,
            x.rank == 3 || x.rank == 4 {
             // Conv's kernel reads only Conv's attributes: no base node to build on every run.
-            return try ConvolutionKernels.conv(ctx, activation: try activation(ctx))
+            return try ConvolutionKernels.conv(ctx, activation: try activation(ctx, channels: w.shape.first))
         }
         return try unfused(ctx, opType: "Conv")
     }
@@ -206,6 +213,13 @@ extension KernelContext {
             let lo = Tensor(scalar: try float("activation_alpha", -.greatestFiniteMagnitude)).converted(to: y.dtype)
             let hi = Tensor(scalar: try float("activation_beta", .greatestFiniteMagnitude)).converted(to: y.dtype)
             return try runOp(act, [y, lo, hi])
+        case "PRelu":
+            // The slopes along the channels (axis 1) of y.
+            guard let slopes = floats("activation_slopes"), y.rank >= 2, slopes.count == y.shape[1] || slopes.count == 1 else {
+                throw fail("a fused PRelu needs one slope per channel of \(y.shape)")
+            }
+            let shape = [slopes.count] + [Int](repeating: 1, count: y.rank - 2)
+            return try runOp(act, [y, Tensor(shape: shape, scalars: slopes).converted(to: y.dtype)])
         default: return try runOp(act, [y])
         }
     }
