@@ -17,6 +17,9 @@ struct FusedPReluTests {
         var residual = false
         /// The slope's shape: [C, 1, 1] (rank-4 output) unless given.
         var slopeShape: [Int]? = nil
+        /// The weight a float16 initializer behind a Cast (TFLite's fp16 models), so only the
+        /// bias tells the channels before the plan evaluates the Cast.
+        var halfWeight = false
     }
 
     static let cases: [Case] = [
@@ -30,6 +33,8 @@ struct FusedPReluTests {
         Case(description: "depthwise on 7 x 7 (channels last otherwise)", x: [1, 32, 7, 7], w: [32, 1, 3, 3], pads: [1, 1, 1, 1], group: 32),
         Case(description: "stride 3 (im2col)", x: [1, 4, 40, 40], w: [6, 4, 3, 3], strides: [3, 3]),
         Case(description: "1 x 1 with a residual", x: [1, 8, 10, 10], w: [8, 8, 1, 1], residual: true),
+        Case(description: "1 x 1 with a residual, float16 weight", x: [1, 8, 10, 10], w: [8, 8, 1, 1], residual: true, halfWeight: true),
+        Case(description: "3 x 3, float16 weight", x: [1, 4, 16, 16], w: [8, 4, 3, 3], pads: [1, 1, 1, 1], halfWeight: true),
         Case(description: "1-D", x: [1, 4, 20], w: [6, 4, 3], slopeShape: [6, 1]),
     ]
 
@@ -41,7 +46,11 @@ struct FusedPReluTests {
         // Slopes of both signs and sizes, one per channel.
         let slopes = (0..<channels).map { Float($0 % 5) * 0.3 - 0.5 }
         let slopeShape = c.slopeShape ?? [channels, 1, 1]
-        var nodes = [Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: attributes)]
+        attributes.append(Attribute(name: "kernel_shape", value: .ints(Array(c.w.dropFirst(2)))))
+        var nodes = [Node(opType: "Conv", inputs: ["x", c.halfWeight ? "w32" : "w", "b"], outputs: ["c"], attributes: attributes)]
+        if c.halfWeight {
+            nodes.insert(Node(opType: "Cast", inputs: ["w16"], outputs: ["w32"], attributes: [Attribute(name: "to", value: .int(1))]), at: 0)
+        }
         var inputs = [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: c.x))]
         var pre = "c"
         if c.residual {
@@ -51,7 +60,8 @@ struct FusedPReluTests {
         }
         nodes.append(Node(opType: "PRelu", inputs: [pre, "slope"], outputs: ["y"]))
         var g = Graph(name: "g", inputs: inputs, outputs: [ValueInfo(name: "y", type: nil)], nodes: nodes,
-                      initializers: NamedTensors([("w", seededRandom(c.w, seed: 61)), ("b", seededRandom([channels], seed: 62)),
+                      initializers: NamedTensors([c.halfWeight ? ("w16", seededRandom(c.w, seed: 61).converted(to: .float16)) : ("w", seededRandom(c.w, seed: 61)),
+                                                  ("b", seededRandom([channels], seed: 62)),
                                                   ("slope", Tensor(shape: slopeShape, scalars: slopes))]))
         g.metadata.opsetImports = [("", 17)]
         return g
@@ -93,6 +103,35 @@ struct FusedPReluTests {
             #expect(got.count == want.count && zip(got, want).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) })
         }
         #expect(want.contains { $0 < 0 })
+    }
+
+    /// MediaPipe's order: the residual Add fuses into the convolution first, and the PRelu after
+    /// it, channels last between transposes, becomes fusable only once the transposes are gone
+    /// (its slope laid out channels first): it then joins the FusedConvAdd.
+    @Test func aPReluFreedFromItsTransposesJoinsTheFusedConvAdd() throws {
+        func t(_ x: String, _ y: String, _ perm: [Int]) -> Node {
+            Node(opType: "Transpose", inputs: [x], outputs: [y], attributes: [Attribute(name: "perm", value: .ints(perm))])
+        }
+        let slopes = (0..<8).map { Float($0 % 3) * 0.4 - 0.6 }
+        var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [1, 8, 6, 6])),
+                                          ValueInfo(name: "r", type: TensorType(dtype: .float32, shape: [1, 8, 6, 6]))],
+                      outputs: [ValueInfo(name: "y", type: nil)],
+                      nodes: [Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"]),
+                              Node(opType: "Add", inputs: ["c", "r"], outputs: ["s"]),
+                              t("s", "st", [0, 2, 3, 1]),
+                              Node(opType: "PRelu", inputs: ["st", "slope"], outputs: ["p"]),
+                              t("p", "pn", [0, 3, 1, 2]),
+                              Node(opType: "Conv", inputs: ["pn", "w2"], outputs: ["y"])],
+                      initializers: NamedTensors([("w", seededRandom([8, 8, 1, 1], seed: 71)), ("b", seededRandom([8], seed: 72)),
+                                                  ("w2", seededRandom([4, 8, 1, 1], seed: 73)),
+                                                  ("slope", Tensor(shape: [1, 1, 8], scalars: slopes))]))
+        g.metadata.opsetImports = [("", 17)]
+        let (opt, _) = try GraphOptimizer.optimizeStrict(g)
+        #expect(opt.nodes.map(\.opType) == ["FusedConvAdd", "Conv"], "\(opt.nodes.map(\.opType))")
+        let feed = ["x": seededRandom([1, 8, 6, 6], seed: 74), "r": seededRandom([1, 8, 6, 6], seed: 75)]
+        let want = try #require(try runNodeByNode(g, feed)["y"]).scalars(as: Float.self)
+        let got = try #require(try Executor(graph: g).run(feed)["y"]).scalars(as: Float.self)
+        #expect(got.count == want.count && zip(got, want).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) })
     }
 
     /// A slope that does not run along the channels (channels last, [1, 1, C]) stays a PRelu.

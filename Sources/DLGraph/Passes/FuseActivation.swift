@@ -1,6 +1,7 @@
 import DLTensor
 
-/// Folds an activation into the `Conv`, `Gemm` or bias-folded `MatMul` that feeds it:
+/// Folds an activation into the `Conv`, `Gemm`, bias-folded `MatMul` or activation-less
+/// `FusedConvAdd` that feeds it:
 /// `Relu(Conv(x))` becomes one `ai.dlkit.FusedConv` (and `Gemm` one `FusedGemm`) with
 /// `activation = "Relu"`, so the kernel applies it while the result is still in cache.
 ///
@@ -69,11 +70,14 @@ package enum FuseActivation: GraphPass {
                 attrs = a
             }
             let base = graph.nodes[p]
-            let isFusedMatMul = base.domain == FusedOps.domain && base.opType == "FusedMatMul"
+            // A fused op without an activation yet takes one as it is (a FusedConvAdd whose
+            // activation became fusable only after it was made: a PRelu whose slope another pass
+            // laid out channels first).
+            let isFused = base.domain == FusedOps.domain && ["FusedMatMul", "FusedConvAdd"].contains(base.opType)
             guard base.outputs.count == 1,
-                  isFusedMatMul || (OpSet.isDefaultDomain(base) && (base.opType == "Conv" || base.opType == "Gemm")),
+                  isFused || (OpSet.isDefaultDomain(base) && (base.opType == "Conv" || base.opType == "Gemm")),
                   !base.attributes.contains(where: { $0.name == "activation" }) else { continue }
-            let opType = isFusedMatMul ? "FusedMatMul" : base.opType == "Conv" ? "FusedConv" : "FusedGemm"
+            let opType = isFused ? base.opType : base.opType == "Conv" ? "FusedConv" : "FusedGemm"
             graph.nodes[p] = Node(name: base.name, opType: opType, domain: FusedOps.domain, inputs: base.inputs,
                                   outputs: [out], attributes: base.attributes + attrs, docString: base.docString)
             remove.formUnion(fusedNodes)
@@ -192,12 +196,17 @@ package enum FusedOps {
         }
     }
 
-    /// The output channels and rank of a convolution whose weight is an initializer: what a
-    /// PRelu fused into it needs (``activationAttributes(of:in:channels:)``).
+    /// The output channels and rank of a convolution, known without running: from its weight
+    /// when that is an initializer, else from its bias and `kernel_shape` (a float16 weight
+    /// stays a Cast the plan evaluates once). What a PRelu fused into it needs
+    /// (``activationAttributes(of:in:channels:)``).
     static func convChannels(_ conv: Node, in graph: Graph) -> (count: Int, rank: Int)? {
-        guard OpSet.isDefaultDomain(conv), conv.opType == "Conv", conv.inputs.count >= 2,
-              let w = graph.constantInitializer(conv.inputs[1]), w.rank >= 3 else { return nil }
-        return (w.shape[0], w.rank)
+        let isConv = OpSet.isDefaultDomain(conv) && conv.opType == "Conv"
+        guard isConv || (conv.domain == domain && conv.opType == "FusedConvAdd"), conv.inputs.count >= 2 else { return nil }
+        if let w = graph.constantInitializer(conv.inputs[1]), w.rank >= 3 { return (w.shape[0], w.rank) }
+        guard conv.inputs.count >= 3, let b = graph.constantInitializer(conv.inputs[2]), b.rank == 1,
+              let kernel = (try? conv.ints("kernel_shape")) ?? nil, !kernel.isEmpty else { return nil }
+        return (b.elementCount, kernel.count + 2)
     }
 
     /// c of `Max(x, c)` with two inputs, c a one-value float32 initializer of rank at most 1 or
