@@ -43,7 +43,8 @@ extension Convolution {
 
         func rows(_ n: Int, _ g: Int, _ src: UnsafePointer<Float>, _ r0: Int, _ r1: Int) -> Bool {
             let y = output + (n * p.outChannels + g * ocg) * outPlane
-            var e = GEMMEpilogue(rowBias: bias.map { $0 + g * ocg }, activation: activation, rowSlope: activation.slopes(from: g * ocg)).c()
+            var e = GEMMEpilogue(rowBias: bias.map { $0 + g * ocg }, activation: activation,
+                                 rowSlope: activation.slopes(from: g * ocg)).c()
             if let u = wino {
                 return dlk_conv3x3_wino_maxpool2(src, Int32(cg), Int32(hp), Int32(wp), Int32(2 * ph), Int32(2 * pw),
                                                  Int32(r0), Int32(r1), u, Int32(ocg), y, outPlane, &e) == 0

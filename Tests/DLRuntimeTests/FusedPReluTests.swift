@@ -109,18 +109,15 @@ struct FusedPReluTests {
     /// it, channels last between transposes, becomes fusable only once the transposes are gone
     /// (its slope laid out channels first): it then joins the FusedConvAdd.
     @Test func aPReluFreedFromItsTransposesJoinsTheFusedConvAdd() throws {
-        func t(_ x: String, _ y: String, _ perm: [Int]) -> Node {
-            Node(opType: "Transpose", inputs: [x], outputs: [y], attributes: [Attribute(name: "perm", value: .ints(perm))])
-        }
         let slopes = (0..<8).map { Float($0 % 3) * 0.4 - 0.6 }
         var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [1, 8, 6, 6])),
                                           ValueInfo(name: "r", type: TensorType(dtype: .float32, shape: [1, 8, 6, 6]))],
                       outputs: [ValueInfo(name: "y", type: nil)],
                       nodes: [Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"]),
                               Node(opType: "Add", inputs: ["c", "r"], outputs: ["s"]),
-                              t("s", "st", [0, 2, 3, 1]),
+                              transposeNode("s", "st", [0, 2, 3, 1]),
                               Node(opType: "PRelu", inputs: ["st", "slope"], outputs: ["p"]),
-                              t("p", "pn", [0, 3, 1, 2]),
+                              transposeNode("p", "pn", [0, 3, 1, 2]),
                               Node(opType: "Conv", inputs: ["pn", "w2"], outputs: ["y"])],
                       initializers: NamedTensors([("w", seededRandom([8, 8, 1, 1], seed: 71)), ("b", seededRandom([8], seed: 72)),
                                                   ("w2", seededRandom([4, 8, 1, 1], seed: 73)),

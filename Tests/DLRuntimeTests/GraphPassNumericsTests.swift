@@ -94,20 +94,17 @@ import Testing
     /// for the next convolution; the PRelu's output has two readers. The transposes meet and go,
     /// PRelu's slope and Pad's pads laid out anew, and the numbers stay.
     @Test func channelsLastPReluPadAndResidualRunChannelsFirst() throws {
-        func t(_ x: String, _ y: String, _ perm: [Int]) -> Node {
-            Node(opType: "Transpose", inputs: [x], outputs: [y], attributes: [Attribute(name: "perm", value: .ints(perm))])
-        }
         let slope = seededRandom([1, 1, 4], seed: 21).scalars(as: Float.self).map { $0 - 0.5 }
         let nodes: [Node] = [
             Node(opType: "Conv", inputs: ["x", "w1"], outputs: ["c1"]),
-            t("c1", "c1t", [0, 2, 3, 1]),
+            transposeNode("c1", "c1t", [0, 2, 3, 1]),
             Node(opType: "PRelu", inputs: ["c1t", "slope"], outputs: ["p"]),
-            t("p", "pn", [0, 3, 1, 2]),
+            transposeNode("p", "pn", [0, 3, 1, 2]),
             Node(opType: "Conv", inputs: ["pn", "w2"], outputs: ["c2"]),
-            t("c2", "c2t", [0, 2, 3, 1]),
+            transposeNode("c2", "c2t", [0, 2, 3, 1]),
             Node(opType: "Add", inputs: ["p", "c2t"], outputs: ["s"]),
             Node(opType: "Pad", inputs: ["s", "pads"], outputs: ["padded"]),
-            t("padded", "pdn", [0, 3, 1, 2]),
+            transposeNode("padded", "pdn", [0, 3, 1, 2]),
             Node(opType: "Conv", inputs: ["pdn", "w3"], outputs: ["y"]),
         ]
         var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [1, 3, 5, 6]))],
@@ -130,18 +127,15 @@ import Testing
     /// padded, a convolution of it goes channels last too, their sum goes back channels first for
     /// the next convolution. The Pad runs channels first and every transpose goes.
     @Test func aChannelPaddedShortcutRunsChannelsFirst() throws {
-        func t(_ x: String, _ y: String, _ perm: [Int]) -> Node {
-            Node(opType: "Transpose", inputs: [x], outputs: [y], attributes: [Attribute(name: "perm", value: .ints(perm))])
-        }
         let nodes: [Node] = [
             Node(opType: "MaxPool", inputs: ["x"], outputs: ["pool"], attributes: [Attribute(name: "kernel_shape", value: .ints([2, 2])),
                                                                                   Attribute(name: "strides", value: .ints([2, 2]))]),
-            t("pool", "pt", [0, 2, 3, 1]),
+            transposeNode("pool", "pt", [0, 2, 3, 1]),
             Node(opType: "Pad", inputs: ["pt", "pads"], outputs: ["padded"]),
             Node(opType: "Conv", inputs: ["pool", "w1"], outputs: ["c1"]),
-            t("c1", "c1t", [0, 2, 3, 1]),
+            transposeNode("c1", "c1t", [0, 2, 3, 1]),
             Node(opType: "Add", inputs: ["padded", "c1t"], outputs: ["s"]),
-            t("s", "sn", [0, 3, 1, 2]),
+            transposeNode("s", "sn", [0, 3, 1, 2]),
             Node(opType: "Conv", inputs: ["sn", "w2"], outputs: ["y"]),
         ]
         var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [1, 3, 6, 8]))],
@@ -163,22 +157,19 @@ import Testing
     /// channels last to scale the activation, which goes channels first into the next
     /// convolution. Every transpose goes, the mean runs over the channels-first axes.
     @Test func aSqueezeExciteBlockRunsChannelsFirst() throws {
-        func t(_ x: String, _ y: String, _ perm: [Int]) -> Node {
-            Node(opType: "Transpose", inputs: [x], outputs: [y], attributes: [Attribute(name: "perm", value: .ints(perm))])
-        }
         let nodes: [Node] = [
             Node(opType: "Conv", inputs: ["x", "dw"], outputs: ["d"], attributes: [Attribute(name: "group", value: .int(4))]),
-            t("d", "dt", [0, 2, 3, 1]),
+            transposeNode("d", "dt", [0, 2, 3, 1]),
             Node(opType: "HardSwish", inputs: ["dt"], outputs: ["h"]),
             Node(opType: "ReduceMean", inputs: ["h", "axes"], outputs: ["m"]),
-            t("m", "mn", [0, 3, 1, 2]),
+            transposeNode("m", "mn", [0, 3, 1, 2]),
             Node(opType: "Conv", inputs: ["mn", "w1"], outputs: ["c1"]),
             Node(opType: "Relu", inputs: ["c1"], outputs: ["r1"]),
             Node(opType: "Conv", inputs: ["r1", "w2"], outputs: ["c2"]),
-            t("c2", "c2t", [0, 2, 3, 1]),
+            transposeNode("c2", "c2t", [0, 2, 3, 1]),
             Node(opType: "Sigmoid", inputs: ["c2t"], outputs: ["s"]),
             Node(opType: "Mul", inputs: ["h", "s"], outputs: ["scaled"]),
-            t("scaled", "sn", [0, 3, 1, 2]),
+            transposeNode("scaled", "sn", [0, 3, 1, 2]),
             Node(opType: "Conv", inputs: ["sn", "w3"], outputs: ["y"]),
         ]
         var g = Graph(name: "g", inputs: [ValueInfo(name: "x", type: TensorType(dtype: .float32, shape: [1, 4, 5, 6]))],

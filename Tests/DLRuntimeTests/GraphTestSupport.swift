@@ -30,3 +30,8 @@ func runNodeByNode(_ g: Graph, _ feed: [String: Tensor]) throws -> [String: Tens
     }
     return values
 }
+
+/// `Transpose(x, perm)` writing `y`: the channels-first/last moves of the transpose-sinking tests.
+func transposeNode(_ x: String, _ y: String, _ perm: [Int]) -> Node {
+    Node(opType: "Transpose", inputs: [x], outputs: [y], attributes: [Attribute(name: "perm", value: .ints(perm))])
+}

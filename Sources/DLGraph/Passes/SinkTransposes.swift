@@ -19,10 +19,11 @@ import DLTensor
 /// - A Transpose is pushed down through elementwise ops (unary ones, binary ones and PRelu whose
 ///   other operand is a constant, laid out anew for the untransposed value) and through Pad of
 ///   constant pads (permuted alike) when the chain of such ops it heads ends in one of the
-///   above (a binary op: its other operand transposed alike), so it can meet its partner there. TensorFlow-sourced graphs put PRelu slopes and
-///   channel pads between channels-first convolutions in channels-last form (MediaPipe's
-///   face models: a third of their run in such transposes). It is not moved otherwise: a move
-///   alone saves nothing and could hide a pattern another pass looks for.
+///   above (a binary op: its other operand transposed alike), so it can meet its partner there.
+///   TensorFlow-sourced graphs put PRelu slopes and channel pads between channels-first
+///   convolutions in channels-last form (MediaPipe's face models: a third of their run in such
+///   transposes). It is not moved otherwise: a move alone saves nothing and could hide a
+///   pattern another pass looks for.
 ///
 /// Names of values other passes or callers see (graph outputs) are kept.
 package enum SinkTransposes: GraphPass {
