@@ -75,4 +75,49 @@ extension Reduce {
                 if scale != 1 { for i in 0..<inner { dst[i] *= scale } }
             }
         }
+    }
+
+    /// ONNX `ReduceMax` (`largest`) or `ReduceMin` over the middle axis of `x` viewed as
+    /// `[outer, size, inner]` (`size` ≥ 1), into `y` `[outer, inner]`; a NaN among the values
+    /// gives NaN, as the general kernel does. Outer rows split over the workers.
+    public static func extremum(_ x: UnsafePointer<Float>, outer: Int, size: Int, inner: Int, largest: Bool,
+                                into y: UnsafeMutablePointer<Float>) {
+        @inline(__always) func pick(_ a: Float, _ b: Float) -> Float {
+            if a.isNaN || b.isNaN { return .nan }
+            return largest ? (b > a ? b : a) : (b < a ? b : a)
+        }
+        @inline(__always) func pick(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {
+            let m = a.replacing(with: b, where: largest ? b .> a : b .< a)
+            return m.replacing(with: .nan, where: (a .!= a) .| (b .!= b))
+        }
+        ParallelFor.run(outer, cost: size * inner) { lo, hi in
+            for o in lo..<hi {
+                let src = x + o * size * inner, dst = y + o * inner
+                if inner == 1 {
+                    // Along a row: sixteen running extrema, then across them.
+                    var k = 0, v = SIMD16<Float>(repeating: src[0])
+                    while k + 16 <= size {
+                        v = pick(v, UnsafeRawPointer(src + k).loadUnaligned(as: SIMD16<Float>.self))
+                        k += 16
+                    }
+                    var r = v[0]
+                    for j in 1..<16 { r = pick(r, v[j]) }
+                    while k < size { r = pick(r, src[k]); k += 1 }
+                    dst[0] = r
+                    continue
+                }
+                dst.update(from: src, count: inner)
+                for k in 1..<Swift.max(1, size) {
+                    let row = src + k * inner
+                    var i = 0
+                    while i + 16 <= inner {
+                        let a = UnsafeRawPointer(dst + i).loadUnaligned(as: SIMD16<Float>.self)
+                        let b = UnsafeRawPointer(row + i).loadUnaligned(as: SIMD16<Float>.self)
+                        UnsafeMutableRawPointer(dst + i).storeBytes(of: pick(a, b), as: SIMD16<Float>.self)
+                        i += 16
+                    }
+                    while i < inner { dst[i] = pick(dst[i], row[i]); i += 1 }
+                }
+            }
+        }
     }}

@@ -15,7 +15,7 @@ struct KernelRegistryTests {
                                             "AveragePool", "GlobalAveragePool", "BatchNormalization", "Gemm", "MatMul", "LSTM",
                                             "HardSwish", "HardSigmoid", "LeakyRelu", "Clip", "Max", "Min",
                                             "Where", "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "IsNaN", "Cast",
-                                            "ReduceSum", "ReduceMean", "ConvInteger",
+                                            "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ConvInteger",
                                             "Abs", "Neg", "Floor", "Ceil", "Round", "Sqrt", "Reciprocal"])
         for (op, f) in registry.fast { #expect(!f.takes.isEmpty, "\(op)") }
     }
