@@ -179,11 +179,12 @@ void dlk_pack_a(int m, int k, const float *a, float *out) { pack_a_chunk(m, 0, k
 /// - gather = 0: B row p at b + 32p (a packed panel, full width, zero-padded).
 /// - gather = 1: B row p at b + off[p], only the valid lanes loaded (masked loads do not touch
 ///   memory of masked-off lanes, so a short last panel never reads past the input).
-/// - c_factor: 0 to overwrite C, else C is read (masked) and added times c_factor.
+/// - c_factor: 0 to overwrite C, else the C term is read (masked) from `cs` (C itself, or a
+///   residual laid out as C: same row stride) and added times c_factor.
 /// - finish: apply biases and the activation (the last chunk of the sum).
 DLK_INLINE DLK_TARGET void micro(const int mr, const int gather, int kc, const float *restrict ap,
                                  const float *restrict b, const int32_t *restrict off,
-                                 float *c, long ldc, int valid, float c_factor, int finish,
+                                 float *c, const float *cs, long ldc, int valid, float c_factor, int finish,
                                  const dlk_epilogue *e, int row0, int col0) {
     __m512 x0[DLK_MR], x1[DLK_MR];
     _Pragma("clang loop unroll(full)")
@@ -276,8 +277,9 @@ DLK_INLINE DLK_TARGET void micro(const int mr, const int gather, int kc, const f
         }
         if (c_factor != 0.0f) {
             __m512 f = _mm512_set1_ps(c_factor);
-            v0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, row), f, v0);
-            v1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, row + 16), f, v1);
+            const float *src = cs + (size_t)i * ldc;
+            v0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, src), f, v0);
+            v1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, src + 16), f, v1);
         }
         if (finish) {
             if (e->row_bias) {
@@ -316,30 +318,32 @@ static DLK_TARGET void pack_a_chunk_avx512(int m, int k0, int kc, const float *a
     }
 }
 
-#define DLK_MICRO_CASES(GATHER)                                                                   \
-    switch (mr) {                                                                                 \
-    case 1: micro(1, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;    \
-    case 2: micro(2, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;    \
-    case 3: micro(3, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;    \
-    case 4: micro(4, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;    \
-    case 5: micro(5, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;    \
-    case 6: micro(6, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;    \
-    case 7: micro(7, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;    \
-    case 8: micro(8, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;    \
-    case 9: micro(9, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;    \
-    case 10: micro(10, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;  \
-    case 11: micro(11, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;  \
-    default: micro(12, GATHER, kc, ap, b, off, c, ldc, valid, cf, finish, e, row0, col0); break;  \
+#define DLK_MICRO_CASES(GATHER)                                                                      \
+    switch (mr) {                                                                                    \
+    case 1: micro(1, GATHER, kc, ap, b, off, c, cs, ldc, valid, cf, finish, e, row0, col0); break;   \
+    case 2: micro(2, GATHER, kc, ap, b, off, c, cs, ldc, valid, cf, finish, e, row0, col0); break;   \
+    case 3: micro(3, GATHER, kc, ap, b, off, c, cs, ldc, valid, cf, finish, e, row0, col0); break;   \
+    case 4: micro(4, GATHER, kc, ap, b, off, c, cs, ldc, valid, cf, finish, e, row0, col0); break;   \
+    case 5: micro(5, GATHER, kc, ap, b, off, c, cs, ldc, valid, cf, finish, e, row0, col0); break;   \
+    case 6: micro(6, GATHER, kc, ap, b, off, c, cs, ldc, valid, cf, finish, e, row0, col0); break;   \
+    case 7: micro(7, GATHER, kc, ap, b, off, c, cs, ldc, valid, cf, finish, e, row0, col0); break;   \
+    case 8: micro(8, GATHER, kc, ap, b, off, c, cs, ldc, valid, cf, finish, e, row0, col0); break;   \
+    case 9: micro(9, GATHER, kc, ap, b, off, c, cs, ldc, valid, cf, finish, e, row0, col0); break;   \
+    case 10: micro(10, GATHER, kc, ap, b, off, c, cs, ldc, valid, cf, finish, e, row0, col0); break; \
+    case 11: micro(11, GATHER, kc, ap, b, off, c, cs, ldc, valid, cf, finish, e, row0, col0); break; \
+    default: micro(12, GATHER, kc, ap, b, off, c, cs, ldc, valid, cf, finish, e, row0, col0); break; \
     }
 
 static DLK_TARGET void micro_panel(int mr, int kc, const float *ap, const float *b, float *c, long ldc,
                                    int valid, float cf, int finish, const dlk_epilogue *e, int row0, int col0) {
     const int32_t *off = NULL;
+    const float *cs = c;
     DLK_MICRO_CASES(0)
 }
 
+/// `cs`: where the C term is read (`c`, or a residual laid out as it).
 static DLK_TARGET void micro_gather(int mr, int kc, const float *ap, const float *b, const int32_t *off,
-                                    float *c, long ldc, int valid, float cf, int finish,
+                                    float *c, const float *cs, long ldc, int valid, float cf, int finish,
                                     const dlk_epilogue *e, int row0, int col0) {
     DLK_MICRO_CASES(1)
 }
@@ -429,7 +433,7 @@ static DLK_TARGET int sgemm_blocks(int m, int n, int k, const float *a, long lda
                     block_range(mc, bi, &r0, &mr);
                     float *cp = c + (size_t)(m0 + r0) * ldc + col0;
                     if (src == B_ROWS) {
-                        micro_gather(mr, kc, apk + (size_t)r0 * kc, bp, off, cp, ldc, valid, cf, finish, e, m0 + r0, col0);
+                        micro_gather(mr, kc, apk + (size_t)r0 * kc, bp, off, cp, cp, ldc, valid, cf, finish, e, m0 + r0, col0);
                     } else {
                         micro_panel(mr, kc, apk + (size_t)r0 * kc, bp, cp, ldc, valid, cf, finish, e, m0 + r0, col0);
                     }
@@ -784,9 +788,11 @@ static DLK_TARGET void conv2d_s1_wrapped(const float *x, int wp, int wout, int y
             int r0, mr;
             block_range(m, bi, &r0, &mr);
             float *yb = y + (size_t)r0 * y_stride;
-            // The epilogue adds c_scale times what the output holds (a residual copied there).
-            if (e->accumulate) wrapped_copy(1, tile, mr, yb, y_stride, t0, valid, wp, wout);
-            micro_gather(mr, k, w_packed + (size_t)r0 * k, x + t0, off, tile, DLK_PANEL, valid,
+            // The epilogue adds c_scale times the residual: in the output, or at c_source.
+            if (e->accumulate) {
+                wrapped_copy(1, tile, mr, e->c_source ? (float *)e->c_source + (size_t)r0 * y_stride : yb, y_stride, t0, valid, wp, wout);
+            }
+            micro_gather(mr, k, w_packed + (size_t)r0 * k, x + t0, off, tile, tile, DLK_PANEL, valid,
                          e->accumulate ? e->c_scale : 0.0f, 1, e, r0, 0);
             wrapped_copy(0, tile, mr, yb, y_stride, t0, valid, wp, wout);
         }
@@ -846,9 +852,9 @@ DLK_TARGET int dlk_conv2d_direct(const float *x, int cin, int hp, int wp, int kh
                 for (int q0 = s0; q0 < s1; q0 += DLK_PANEL) {
                     const int valid = wout - q0 < DLK_PANEL ? wout - q0 : DLK_PANEL;
                     const float *b = x + (size_t)r * rw + q0;
-                    micro_gather(mr, k, w_packed + (size_t)r0 * k, b, off,
-                                 y + (size_t)r0 * y_stride + (size_t)r * wout + q0, y_stride,
-                                 valid, cf, 1, e, r0, 0);
+                    const size_t at = (size_t)r0 * y_stride + (size_t)r * wout + q0;
+                    micro_gather(mr, k, w_packed + (size_t)r0 * k, b, off, y + at, e->c_source ? e->c_source + at : y + at,
+                                 y_stride, valid, cf, 1, e, r0, 0);
                 }
             }
         }

@@ -9,9 +9,10 @@ import CKernels
 /// short, the 32 pixels run on across row ends and the columns between rows are dropped. At
 /// stride 2 along rows, the copy stores each row's even columns, then its odd ones, so a tap's
 /// inputs are neighbours again.) im2col wrote and OpenBLAS repacked a `cin·kh·kw × pixels`
-/// matrix per call; here the only extra pass is the padding copy (one input-sized write). Bias, residual and activation run in the kernel's
-/// epilogue while the results are in registers (the residual is first copied into the output,
-/// which the epilogue then accumulates onto).
+/// matrix per call; here the only extra pass is the padding copy (one input-sized write). Bias,
+/// residual and activation run in the kernel's epilogue while the results are in registers (the
+/// residual read where it lies; on the Winograd path it is first copied into the output, which
+/// the epilogue then accumulates onto).
 extension Convolution {
     /// True when ``conv2DDirect(_:input:weights:bias:residual:output:activation:)`` takes `p`:
     /// strides 1 or 2 and the packed kernels supported here. (Stride 2 along rows reads the
@@ -98,14 +99,18 @@ extension Convolution {
             let y = output + base
             var c0: Int32 = 0, c1 = Int32(ocg)
             if parts > 1 { dlk_conv2d_part_channels(Int32(ocg), Int32(part), Int32(parts), &c0, &c1) }
-            if let residual {
+            var e = GEMMEpilogue(accumulate: residual != nil, rowBias: bias.map { $0 + g * ocg }, activation: activation,
+                                 rowSlope: activation.slopes(from: g * ocg)).c()
+            // The direct kernel reads the residual where it lies; Winograd's output transform
+            // adds what the output holds, so the residual is copied there first.
+            if let residual, wino == nil {
+                e.c_source = residual + base
+            } else if let residual {
                 for c in Int(c0)..<Int(c1) {
                     let at = c * outPlane + r0 * p.outW
                     (y + at).update(from: residual + base + at, count: (min(r1, p.outH) - r0) * p.outW)
                 }
             }
-            var e = GEMMEpilogue(accumulate: residual != nil, rowBias: bias.map { $0 + g * ocg }, activation: activation,
-                                 rowSlope: activation.slopes(from: g * ocg)).c()
             if let u = wino {
                 return dlk_conv3x3_wino(src, Int32(cg), Int32(hp), Int32(wp), Int32(p.outH), Int32(p.outW),
                                         Int32(r0 / 2), Int32(r1 / 2), u, Int32(ocg), c0, c1, y, outPlane, &e) == 0

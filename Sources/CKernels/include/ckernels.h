@@ -42,6 +42,10 @@ typedef struct {
     /// as rows) or per column (`col_slope[j]`); one of them is set.
     const float *row_slope;
     const float *col_slope;
+    /// When set (dlk_conv2d_direct only), `accumulate` reads its C term here instead of in the
+    /// output: a residual input laid out as the call's output (same offsets from `y`), so it is
+    /// not copied into the output first. Other kernels ignore it: their callers copy.
+    const float *c_source;
 } dlk_epilogue;
 
 /// Activations of fused kernels and of `dlk_activate`:
